@@ -1,0 +1,93 @@
+# rwkv.c — build, test and benchmark.
+#
+#   make             library (build/librwkv.a, build/librwkv.so) and the CLI ./rwkv
+#   make test        every test: unit, model vectors, CLI, then the C tests under ASan+UBSan
+#   make demo        build, then train a small model on an embedded default corpus and sample it
+#   make check-vectors VECTORS=<folder>   run the reference vector checker on any vector set
+#   make asan        the C tests under AddressSanitizer + UBSan
+#   make NATIVE=1    add -march=native (default build is portable; SIMD kernels are picked at run time)
+
+CC      ?= gcc
+BUILD   ?= build
+NATIVE  ?= 0
+OPT     ?= -O2
+CFLAGS  ?=
+BASE_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $(OPT) -fopenmp \
+              -Iinclude -Isrc -fPIC -MMD -MP
+ifeq ($(NATIVE),1)
+BASE_CFLAGS += -march=native
+endif
+LDLIBS  = -ljansson -lutf8proc -lm -fopenmp
+
+LIB_SRC  := $(shell find src -name '*.c' | sort)
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TOOL_SRC := tests/check_vectors.c
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_BIN := $(BUILD)/tests/check_vectors
+
+VECTORS ?= ../shared/testvectors/rwkv4
+
+.PHONY: all lib test unit asan check-vectors demo deps bench clean
+all: deps lib rwkv
+
+# Debian packages the build needs; installed only when missing.
+DEB_DEPS = libjansson-dev libutf8proc-dev
+deps:
+	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get install -y $$missing >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y $$missing >/dev/null)) \
+	  || { echo "error: could not install$$missing (run as root or install them yourself)"; exit 1; }; fi
+
+lib: $(BUILD)/librwkv.a $(BUILD)/librwkv.so
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/librwkv.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/librwkv.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+rwkv: $(CLI_OBJ) $(BUILD)/librwkv.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/librwkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/librwkv.a $(LDLIBS)
+
+# Unit tests, vector checks and CLI tests; tests/run.sh prints the totals.
+test: all $(TEST_BIN) $(TOOL_BIN)
+	@$(MAKE) --no-print-directory asan-build
+	@sh tests/run.sh $(BUILD) build-asan "$(VECTORS)"
+
+unit: all $(TEST_BIN)
+	@sh tests/run.sh $(BUILD) "" ""
+
+check-vectors: all $(TOOL_BIN)
+	@$(TOOL_BIN) $(VECTORS)
+
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan-build:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" build-asan/librwkv.a \
+	  $(TEST_SRC:tests/%.c=build-asan/tests/%) build-asan/tests/check_vectors
+
+asan: deps asan-build
+	@sh tests/run.sh build-asan "" "$(VECTORS)"
+
+demo: all
+	@sh scripts/demo.sh
+
+bench: all
+	@sh bench/run.sh
+
+clean:
+	rm -rf build build-asan rwkv
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

@@ -1,0 +1,77 @@
+/* rwkv — the command-line tool: one subcommand per file, dispatched here. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"info", "print a checkpoint's format, version, shape, parameters and dtypes", cmd_info},
+    {"convert", "write a checkpoint as safetensors (official key names)", cmd_convert},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+int cli_report(const rwkv_error *err) {
+    fprintf(stderr, "rwkv: %s\n", err->message[0] ? err->message : rwkv_status_name(err->code));
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "rwkv %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'rwkv %s --help')\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
+    return 0;
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || v < lo || v > hi) {
+        cli_usage_error(cmd, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out) {
+    char *end;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || v != v) {
+        cli_usage_error(cmd, "%s expects a number, got '%s'", opt, s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: rwkv COMMAND [options]   (rwkv COMMAND --help for details)\n\ncommands:\n");
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "rwkv: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,113 @@
+/*
+ * rwkv.h — the public API of rwkv.c.
+ *
+ * Conventions (the same everywhere in this header):
+ *  - Handles are opaque. Whatever a function returns through an `out`
+ *    pointer is owned by the caller and released with the matching _free().
+ *  - Every fallible call returns an rwkv_status and, when `err` is not NULL,
+ *    fills it with the same code and a one-line, human-readable message that
+ *    names the file, field or offset at fault. `err` may always be NULL.
+ *  - The library never prints and never exits the process.
+ *  - Logits and states are float32.
+ */
+#ifndef RWKV_H
+#define RWKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rwkv_status {
+    RWKV_OK = 0,
+    RWKV_ERR_IO,          /* open/read/write/mmap failed */
+    RWKV_ERR_FORMAT,      /* the bytes are not what the format says they must be */
+    RWKV_ERR_UNSUPPORTED, /* a valid file of a kind we do not handle (yet) */
+    RWKV_ERR_SHAPE,       /* tensors missing or of the wrong shape/dtype */
+    RWKV_ERR_NOMEM,       /* an allocation failed or would be absurdly large */
+    RWKV_ERR_ARG,         /* a bad argument from the caller */
+    RWKV_ERR_NUMERIC      /* a non-finite value where a finite one is required */
+} rwkv_status;
+
+#define RWKV_ERROR_MESSAGE_MAX 512
+typedef struct rwkv_error {
+    rwkv_status code;
+    char message[RWKV_ERROR_MESSAGE_MAX];
+} rwkv_error;
+
+/* A short constant name for a status ("format error", ...). */
+const char *rwkv_status_name(rwkv_status status);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rwkv_model rwkv_model;
+typedef struct rwkv_state rwkv_state;
+
+typedef struct rwkv_model_info {
+    const char *format;      /* "safetensors", "pth" or "rwkv.cpp" */
+    const char *version;     /* RWKV version, e.g. "4" */
+    const char *dtype;       /* weight storage type: "f32", "f16", "bf16" or "mixed" */
+    int n_vocab, n_embd, n_layer, n_ffn, dim_att;
+    int head_size, n_head;   /* 0 for RWKV-4 */
+    int64_t n_params;        /* elements over all tensors */
+    int64_t file_bytes;
+    int64_t weight_bytes;    /* bytes of the weights as held in memory */
+    size_t state_floats;     /* floats in one rwkv_state */
+} rwkv_model_info;
+
+/* Loads a checkpoint; the format is detected from the file's bytes:
+ * safetensors, PyTorch .pth (zip) or rwkv.cpp's ggmf files. Weights stay in
+ * the file's dtype (mapped from the file where the layout allows). */
+rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
+void rwkv_model_free(rwkv_model *model);
+void rwkv_model_get_info(const rwkv_model *model, rwkv_model_info *info);
+
+/* Worker threads used by this model's evaluation (default: all cores). */
+void rwkv_model_set_threads(rwkv_model *model, int n_threads);
+
+/* A fresh recurrent state for `model`. Layout of the float32 data, RWKV-4:
+ * per layer l, five vectors att_xx[C], att_aa[A], att_bb[A], att_pp[A],
+ * ffn_xx[C] (docs/rwkv-architecture.md §1.4); fresh: att_pp = -1e38, rest 0. */
+rwkv_status rwkv_state_new(const rwkv_model *model, rwkv_state **out, rwkv_error *err);
+void rwkv_state_free(rwkv_state *state);
+void rwkv_state_reset(rwkv_state *state);
+rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err);
+size_t rwkv_state_size(const rwkv_state *state);   /* in floats */
+float *rwkv_state_data(rwkv_state *state);          /* read/write view */
+
+/* RNN mode: feed one token, update the state, write n_vocab logits
+ * (logits may be NULL when they are not needed). */
+rwkv_status rwkv_eval(rwkv_model *model, rwkv_state *state, int token,
+                      float *logits, rwkv_error *err);
+
+/* Sequence mode: feed n tokens at once from the given state (matrix-matrix
+ * products). With all_logits, logits receives n*n_vocab floats (position-major);
+ * otherwise only the last position's n_vocab logits. logits may be NULL. */
+rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
+                               const int *tokens, size_t n, float *logits,
+                               int all_logits, rwkv_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoint conversion                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef enum rwkv_dtype {
+    RWKV_DTYPE_KEEP = 0,  /* keep every tensor's dtype */
+    RWKV_DTYPE_F32,
+    RWKV_DTYPE_F16,
+    RWKV_DTYPE_BF16
+} rwkv_dtype;
+
+/* Writes any loadable checkpoint as safetensors with the official RWKV key
+ * names and raw parameter values, atomically (temp file + rename). */
+rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path,
+                                        rwkv_dtype dtype, rwkv_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RWKV_H */

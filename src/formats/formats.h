@@ -1,0 +1,32 @@
+/* Checkpoint file formats: bytes on disk -> a tensor_set with the official
+ * RWKV key names, shapes in PyTorch order and the raw parameter values.
+ *
+ * Every reader takes a set whose `file` is already mapped, checks every
+ * size and offset it reads against the file length before using it, and
+ * reports problems as "PATH: what is wrong (offset N)". */
+#ifndef RWKV_FORMATS_H
+#define RWKV_FORMATS_H
+
+#include <stdio.h>
+
+#include "tensor.h"
+
+/* Maps `path`, detects the format from its first bytes and reads it. */
+rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err);
+
+rwkv_status safetensors_read(const char *path, tensor_set *set, rwkv_error *err);
+rwkv_status pth_read(const char *path, tensor_set *set, rwkv_error *err);     /* formats/pth.c */
+rwkv_status rwkvcpp_read(const char *path, tensor_set *set, rwkv_error *err); /* formats/rwkvcpp.c */
+
+/* Writes the tensors as safetensors, converting float tensors to `to` unless
+ * it is DT_COUNT (keep). Written to a temporary file, fsynced, then renamed
+ * over `path`, so a crash never leaves a half-written file behind. */
+rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to,
+                              rwkv_error *err);
+
+/* Writes `size` bytes through `write_fn` into path atomically (temp + fsync +
+ * rename). Shared by every writer of the project. */
+typedef rwkv_status (*atomic_write_fn)(FILE *f, void *ctx, rwkv_error *err);
+rwkv_status atomic_write_file(const char *path, atomic_write_fn fn, void *ctx, rwkv_error *err);
+
+#endif

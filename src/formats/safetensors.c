@@ -1,0 +1,186 @@
+/* safetensors: u64 header length N, N bytes of JSON
+ *   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *    "__metadata__": {"k": "v"}}
+ * then the data; offsets are relative to the first byte after the header. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/formats.h"
+
+#define SAFETENSORS_MAX_HEADER (100u << 20) /* the reference library's own limit */
+
+static const struct {
+    const char *name;
+    dtype type;
+} st_dtypes[] = {
+    {"F32", DT_F32}, {"F16", DT_F16}, {"BF16", DT_BF16}, {"F64", DT_F64}, {"I64", DT_I64},
+    {"I32", DT_I32}, {"I16", DT_I16}, {"I8", DT_I8},     {"U8", DT_U8},   {"BOOL", DT_BOOL},
+};
+
+static int st_dtype_from_name(const char *s, dtype *out) {
+    for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
+        if (strcmp(s, st_dtypes[i].name) == 0) {
+            *out = st_dtypes[i].type;
+            return 1;
+        }
+    return 0;
+}
+
+static const char *st_dtype_name(dtype t) {
+    for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
+        if (st_dtypes[i].type == t) return st_dtypes[i].name;
+    return NULL;
+}
+
+static rwkv_status read_entry(const char *path, tensor_set *set, const char *name, json_t *v,
+                              const uint8_t *data, uint64_t data_size, rwkv_error *err) {
+    if (!json_is_object(v))
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: header entry '%s' is not an object", path, name);
+    json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
+           *jo = json_object_get(v, "data_offsets");
+    if (!json_is_string(jd) || !json_is_array(js) || !json_is_array(jo) || json_array_size(jo) != 2)
+        return rwkv_fail(err, RWKV_ERR_FORMAT,
+                         "%s: header entry '%s' needs \"dtype\" (string), \"shape\" (array) and "
+                         "\"data_offsets\" ([begin, end])", path, name);
+    dtype type;
+    if (!st_dtype_from_name(json_string_value(jd), &type))
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: tensor '%s' has unknown dtype '%s'", path, name,
+                         json_string_value(jd));
+    size_t ndim = json_array_size(js);
+    if (ndim > TENSOR_MAX_DIMS)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dimensions", path, name, ndim);
+    int64_t shape[TENSOR_MAX_DIMS];
+    for (size_t i = 0; i < ndim; i++) {
+        json_t *d = json_array_get(js, i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0)
+            return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s': shape[%zu] is not a non-negative integer",
+                             path, name, i);
+        shape[i] = json_integer_value(d);
+    }
+    json_t *jb = json_array_get(jo, 0), *je = json_array_get(jo, 1);
+    if (!json_is_integer(jb) || !json_is_integer(je) || json_integer_value(jb) < 0 ||
+        json_integer_value(je) < json_integer_value(jb))
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s': data_offsets must be integers 0 <= begin <= end",
+                         path, name);
+    uint64_t b = (uint64_t)json_integer_value(jb), e = (uint64_t)json_integer_value(je);
+    if (e > data_size)
+        return rwkv_fail(err, RWKV_ERR_FORMAT,
+                         "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%llu bytes)",
+                         path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)data_size);
+    rwkv_status s = tensor_set_add(set, name, type, (int)ndim, shape, data + b, (size_t)(e - b), err);
+    return s == RWKV_OK ? s : rwkv_error_prefix(err, path);
+}
+
+rwkv_status safetensors_read(const char *path, tensor_set *set, rwkv_error *err) {
+    const uint8_t *p = set->file.data;
+    uint64_t size = set->file.size;
+    if (size < 8) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: truncated safetensors file (%llu bytes)", path,
+                                   (unsigned long long)size);
+    uint64_t n = rd_u64(p);
+    if (n > SAFETENSORS_MAX_HEADER || n < 2)
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: safetensors header length %llu is not plausible (offset 0)",
+                         path, (unsigned long long)n);
+    if (!in_bounds(8, n, size))
+        return rwkv_fail(err, RWKV_ERR_FORMAT,
+                         "%s: truncated: the safetensors header needs %llu bytes, the file has %llu", path,
+                         (unsigned long long)(n + 8), (unsigned long long)size);
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)p + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: bad safetensors JSON header at byte %d: %s", path,
+                         8 + jerr.position, jerr.text);
+    rwkv_status s = RWKV_OK;
+    if (!json_is_object(root)) {
+        s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(root, key, v) {
+            if (strcmp(key, "__metadata__") == 0) continue;
+            s = read_entry(path, set, key, v, p + 8 + n, size - 8 - n, err);
+            if (s != RWKV_OK) break;
+        }
+    }
+    json_decref(root);
+    if (s == RWKV_OK) set->format = "safetensors";
+    return s;
+}
+
+typedef struct st_writer {
+    const tensor *tensors;
+    int count;
+    dtype to;
+} st_writer;
+
+static dtype output_type(const tensor *t, dtype to) {
+    if (dtype_is_block(t->type)) return to == DT_COUNT ? DT_F32 : to;
+    if (to == DT_COUNT || !dtype_is_float(t->type)) return t->type;
+    return to;
+}
+
+static rwkv_status st_write_body(FILE *f, void *ctx, rwkv_error *err) {
+    st_writer *w = ctx;
+    json_t *root = json_object(), *meta = json_object();
+    json_object_set_new(meta, "format", json_string("pt"));
+    json_object_set_new(root, "__metadata__", meta);
+    uint64_t off = 0;
+    for (int i = 0; i < w->count; i++) {
+        const tensor *t = &w->tensors[i];
+        dtype out = output_type(t, w->to);
+        uint64_t nb = dtype_bytes_for(out, (uint64_t)tensor_numel(t));
+        json_t *e = json_object(), *shape = json_array(), *offs = json_array();
+        for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        json_array_append_new(offs, json_integer((json_int_t)(off + nb)));
+        json_object_set_new(e, "dtype", json_string(st_dtype_name(out)));
+        json_object_set_new(e, "shape", shape);
+        json_object_set_new(e, "data_offsets", offs);
+        json_object_set_new(root, t->name, e);
+        off += nb;
+    }
+    char *hdr = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!hdr) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    size_t len = strlen(hdr), padded = (len + 7) & ~(size_t)7;
+    uint8_t lenbuf[8];
+    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    int ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
+    for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
+    free(hdr);
+    float *buf = NULL;
+    void *conv = NULL;
+    for (int i = 0; ok && i < w->count; i++) {
+        const tensor *t = &w->tensors[i];
+        dtype out = output_type(t, w->to);
+        if (out == t->type) {
+            ok = fwrite(t->data, 1, t->nbytes, f) == t->nbytes;
+            continue;
+        }
+        size_t n = (size_t)tensor_numel(t);
+        buf = realloc(buf, n * sizeof(float) + 1);
+        conv = realloc(conv, n * sizeof(float) + 1);
+        if (!buf || !conv) {
+            free(buf);
+            free(conv);
+            return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", t->name);
+        }
+        dtype_to_f32(t->type, t->data, buf, n);
+        dtype_from_f32(out, buf, conv, n);
+        size_t nb = dtype_bytes_for(out, n);
+        ok = fwrite(conv, 1, nb, f) == nb;
+    }
+    free(buf);
+    free(conv);
+    return ok ? RWKV_OK : rwkv_fail(err, RWKV_ERR_IO, "write failed");
+}
+
+rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to, rwkv_error *err) {
+    if (to != DT_COUNT && to != DT_F32 && to != DT_F16 && to != DT_BF16)
+        return rwkv_fail(err, RWKV_ERR_ARG, "safetensors output dtype must be f32, f16 or bf16");
+    st_writer w = {tensors, count, to};
+    rwkv_status s = atomic_write_file(path, st_write_body, &w, err);
+    if (s != RWKV_OK && err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
+    return s;
+}
