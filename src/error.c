@@ -39,8 +39,8 @@ rwkv_status rwkv_ok(rwkv_error *err) {
 
 rwkv_status rwkv_error_prefix(rwkv_error *err, const char *prefix) {
     if (!err) return RWKV_ERR_ARG;
-    char tmp[RWKV_ERROR_MESSAGE_MAX];
+    char tmp[2 * RWKV_ERROR_MESSAGE_MAX];
     snprintf(tmp, sizeof tmp, "%s: %s", prefix, err->message);
-    memcpy(err->message, tmp, sizeof tmp);
+    snprintf(err->message, sizeof err->message, "%.*s", RWKV_ERROR_MESSAGE_MAX - 1, tmp);
     return err->code;
 }

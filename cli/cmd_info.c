@@ -1,0 +1,38 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void help(void) {
+    printf("usage: rwkv info MODEL\n\n"
+           "Prints the checkpoint's format (detected from its bytes), RWKV version, vocabulary size V,\n"
+           "width C, layers L, FFN width F, attention width A, parameter count, weight dtype and file size.\n");
+}
+
+int cmd_info(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        help();
+        return 0;
+    }
+    if (argc != 2) return cli_usage_error("info", "expected exactly one MODEL path");
+    rwkv_error err;
+    rwkv_model *m;
+    if (rwkv_model_load(argv[1], &m, &err) != RWKV_OK) return cli_report(&err);
+    rwkv_model_info i;
+    rwkv_model_get_info(m, &i);
+    printf("file:        %s\n", argv[1]);
+    printf("format:      %s\n", i.format);
+    printf("version:     RWKV-%s\n", i.version);
+    printf("n_vocab:     %d\n", i.n_vocab);
+    printf("n_embd:      %d\n", i.n_embd);
+    printf("n_layer:     %d\n", i.n_layer);
+    printf("n_ffn:       %d\n", i.n_ffn);
+    printf("dim_att:     %d\n", i.dim_att);
+    if (i.n_head) printf("heads:       %d x %d\n", i.n_head, i.head_size);
+    printf("parameters:  %lld (%.2fM)\n", (long long)i.n_params, (double)i.n_params / 1e6);
+    printf("dtype:       %s\n", i.dtype);
+    printf("file size:   %lld bytes\n", (long long)i.file_bytes);
+    printf("state:       %zu floats\n", i.state_floats);
+    rwkv_model_free(m);
+    return 0;
+}

@@ -1,0 +1,21 @@
+#include "kernels/kernels.h"
+
+/* docs/rwkv-architecture.md §0: biased variance, eps inside the sqrt. Two
+ * passes in float (mean first) so large offsets do not cancel. */
+void layernorm(const float *x, const float *w, const float *b, int n, float eps, float *y) {
+    float mean = 0.0f;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    float var = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float d = x[i] - mean;
+        var += d * d;
+    }
+    var /= (float)n;
+    float inv = 1.0f / sqrtf(var + eps);
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+void token_mix(const float *cur, const float *prev, const float *mu, int n, float *out) {
+    for (int i = 0; i < n; i++) out[i] = mu[i] * cur[i] + (1.0f - mu[i]) * prev[i];
+}

@@ -1,0 +1,74 @@
+/* RWKV-4 training math: the time-parallel forward with saved activations and
+ * the backward of every layer (docs/rwkv-architecture.md §1.2, §2), over one
+ * flat float32 parameter buffer and one flat gradient buffer.
+ *
+ * Parameter order and shapes are those of an official RWKV-4 state_dict
+ * (emb.weight, blocks.0.ln1.*, ln2.*, ln0.*, att.*, ffn.*, ..., ln_out.*,
+ * head.weight), so a checkpoint is one loop over the layout. */
+#ifndef RWKV_TRAIN_RWKV4_GRAD_H
+#define RWKV_TRAIN_RWKV4_GRAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "tensor.h"
+
+typedef struct rwkv4_shape {
+    int n_vocab, n_embd, n_layer, n_ffn, dim_att;
+} rwkv4_shape;
+
+typedef struct param_info {
+    char name[64];
+    int ndim;
+    int64_t shape[3];
+    size_t offset; /* in floats, into the flat buffer */
+    size_t numel;
+    float lr_scale;     /* per-parameter LR multiplier (docs §3.3: time_decay x2, time_first x3) */
+} param_info;
+
+typedef struct param_layout {
+    rwkv4_shape shape;
+    param_info *params;
+    int count;
+    size_t total; /* floats */
+} param_layout;
+
+rwkv_status param_layout_init(const rwkv4_shape *shape, param_layout *layout, rwkv_error *err);
+void param_layout_free(param_layout *layout);
+const param_info *param_layout_find(const param_layout *layout, const char *name);
+
+/* Copies a checkpoint's tensors (any float dtype) into the flat f32 buffer;
+ * the shape is taken from the tensors (docs §4.2); every parameter must be
+ * present with the right number of elements. */
+rwkv_status params_from_tensors(const tensor_set *set, param_layout *layout, float **params,
+                                rwkv_error *err);
+
+/* Activation memory for one forward/backward of B sequences of T tokens. */
+typedef struct rwkv4_train_ctx rwkv4_train_ctx;
+rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_threads,
+                                rwkv4_train_ctx **out, rwkv_error *err);
+void rwkv4_train_ctx_free(rwkv4_train_ctx *ctx);
+
+typedef struct rwkv4_fb_options {
+    float l2wrap;   /* L2Wrap factor (docs §3.3), 1e-4 by default; 0 disables */
+} rwkv4_fb_options;
+
+/* Forward + backward over inputs/targets [B][T] (each row from a fresh
+ * state, zero token shift). Returns the mean cross-entropy loss in *loss;
+ * ADDS d(loss)/d(params) into grads (so accumulation over micro-batches is
+ * the caller zeroing grads once). Deterministic for a given thread count. */
+rwkv_status rwkv4_forward_backward(rwkv4_train_ctx *ctx, const float *params, const int *inputs,
+                                   const int *targets, const rwkv4_fb_options *opt, float *grads,
+                                   float *loss, rwkv_error *err);
+
+/* Forward only (validation loss); logits for [B][T][V] are written when
+ * logits is not NULL. */
+rwkv_status rwkv4_forward_loss(rwkv4_train_ctx *ctx, const float *params, const int *inputs,
+                               const int *targets, float *logits, float *loss, rwkv_error *err);
+
+/* The paper's initialisation (docs §3.1-§3.2), deterministic for a seed;
+ * emb_scale is the uniform half-width of emb.weight (the run's initial LR). */
+void rwkv4_init_params(const param_layout *layout, float *params, uint64_t seed, float emb_scale);
+
+#endif
