@@ -70,18 +70,18 @@ static int test_summary(void) {
 
 /* The shared reference data lives beside the repository; tests skip cleanly
  * when it is absent. RWKV_SHARED overrides the location. */
-static const char *shared_dir(void) {
+__attribute__((unused)) static const char *shared_dir(void) {
     const char *env = getenv("RWKV_SHARED");
     return env && *env ? env : "../shared";
 }
-static int shared_path(char *buf, size_t size, const char *rel) {
+__attribute__((unused)) static int shared_path(char *buf, size_t size, const char *rel) {
     snprintf(buf, size, "%s/%s", shared_dir(), rel);
     struct stat st;
     return stat(buf, &st) == 0;
 }
 
 /* Max of |got - want| / (atol + rtol*|want|) over n elements: <= 1 passes. */
-static double tol_ratio(const float *got, const float *want, size_t n, double atol, double rtol) {
+__attribute__((unused)) static double tol_ratio(const float *got, const float *want, size_t n, double atol, double rtol) {
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - (double)want[i]);
