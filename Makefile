@@ -91,3 +91,40 @@ clean:
 	rm -rf build build-asan rwkv
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
+
+# Tokenizer benchmark (a standalone program, not part of `make test`).
+.PHONY: bench-tokenizer
+$(BUILD)/bench/%: bench/%.c $(BUILD)/librwkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/librwkv.a $(LDLIBS)
+
+bench-tokenizer: $(BUILD)/bench/bench_tokenizer
+	$(BUILD)/bench/bench_tokenizer
+
+# ---- fuzzing (fuzz/README.md) -----------------------------------------------
+# `make fuzz` builds each fuzz/fuzz_*.c target with gcc + ASan/UBSan and the
+# standalone driver ($(BUILD)/fuzz/gcc/<target>), and, when clang is installed,
+# as a libFuzzer binary ($(BUILD)/fuzz/libfuzzer/<target>). The targets only need
+# the checkpoint readers, so they are compiled from those sources directly.
+FUZZ_TARGETS := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
+FUZZ_LIB_SRC := $(sort $(wildcard src/formats/*.c)) src/tensor.c src/dtype.c src/error.c
+FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc \
+              -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_CLANG := $(shell command -v clang 2>/dev/null)
+.PHONY: fuzz
+fuzz:
+	@mkdir -p $(BUILD)/fuzz/gcc $(BUILD)/fuzz/libfuzzer
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "gcc   -> $(BUILD)/fuzz/gcc/$$t"; \
+	  $(CC) $(FUZZ_CFLAGS) -fsanitize=address,undefined -o $(BUILD)/fuzz/gcc/$$t fuzz/$$t.c fuzz/standalone.c \
+	    $(FUZZ_LIB_SRC) -ljansson -lm || exit 1; \
+	done
+ifneq ($(FUZZ_CLANG),)
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "clang -> $(BUILD)/fuzz/libfuzzer/$$t"; \
+	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $(BUILD)/fuzz/libfuzzer/$$t fuzz/$$t.c \
+	    $(FUZZ_LIB_SRC) -ljansson -lm || exit 1; \
+	done
+else
+	@echo "clang not found: libFuzzer builds skipped (the gcc builds are in $(BUILD)/fuzz/gcc)"
+endif

@@ -26,5 +26,41 @@ int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out
 /* Commands, one file each (cli/cmd_*.c). */
 int cmd_info(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* Generation helpers shared by generate and chat (cli/cmd_generate.c). */
+#include "rwkv_sample.h"
+enum { CLI_SET_TEMP = 1, CLI_SET_TOP_P = 2, CLI_SET_PRESENCE = 4, CLI_SET_FREQUENCY = 8, CLI_SET_DECAY = 16 };
+typedef struct cli_sampling {
+    rwkv_sampler_params p; /* ChatRWKV defaults, then the options given */
+    int *ban;
+    size_t n_ban;
+    uint64_t seed;
+    int seed_set;
+    unsigned set; /* CLI_SET_* bits of the options that were given */
+} cli_sampling;
+extern const char *cli_sampling_help; /* the options' help text */
+void cli_sampling_init(cli_sampling *s);
+void cli_sampling_free(cli_sampling *s);
+/* argv[*i] is a sampling option (--temp --top-p --top-k --presence --frequency --decay --ban
+ * --seed): consumes it and its value and returns 1; 0 if it is not one; -1 after a usage error. */
+int cli_sampling_option(const char *cmd, int argc, char **argv, int *i, cli_sampling *s);
+/* The seed given, or one from the clock (remembered in s->seed). */
+uint64_t cli_sampling_seed(cli_sampling *s);
+/* A sampler for model m (checks --ban ids against its vocabulary). */
+rwkv_status cli_sampler_new(cli_sampling *s, const rwkv_model *m, rwkv_sampler **out, rwkv_error *err);
+/* Feeds n tokens in sequence-mode chunks of `chunk` (1 = RNN mode, token by token);
+ * logits (may be NULL) receives the last token's logits. */
+rwkv_status cli_feed(rwkv_model *m, rwkv_state *st, const int *toks, size_t n, size_t chunk, float *logits,
+                     rwkv_error *err);
+/* Reads a whole file ('-' = stdin), NUL-terminated; 0 or -1 (errno set). */
+int cli_read_file(const char *path, char **data, size_t *len);
+double cli_now(void); /* monotonic seconds */
 
 #endif

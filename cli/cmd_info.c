@@ -6,7 +6,8 @@
 static void help(void) {
     printf("usage: rwkv info MODEL\n\n"
            "Prints the checkpoint's format (detected from its bytes), RWKV version, vocabulary size V,\n"
-           "width C, layers L, FFN width F, attention width A, parameter count, weight dtype and file size.\n");
+           "width C, layers L, FFN width F, attention width A, for RWKV-5/6/7 the heads (count x size),\n"
+           "the low-rank (LoRA) sizes and the ln_x GroupNorm epsilon, parameter count, weight dtype and file size.\n");
 }
 
 int cmd_info(int argc, char **argv) {
@@ -28,7 +29,13 @@ int cmd_info(int argc, char **argv) {
     printf("n_layer:     %d\n", i.n_layer);
     printf("n_ffn:       %d\n", i.n_ffn);
     printf("dim_att:     %d\n", i.dim_att);
-    if (i.n_head) printf("heads:       %d x %d\n", i.n_head, i.head_size);
+    if (i.n_head) printf("heads:       %d x %d (n_head x head_size)\n", i.n_head, i.head_size);
+    if (i.d_mix_lora) printf("lora mix:    %d\n", i.d_mix_lora);
+    if (i.d_decay_lora) printf("lora decay:  %d\n", i.d_decay_lora);
+    if (i.d_aaa_lora) printf("lora a:      %d\n", i.d_aaa_lora);
+    if (i.d_mv_lora) printf("lora v:      %d\n", i.d_mv_lora);
+    if (i.d_gate_lora) printf("lora gate:   %d\n", i.d_gate_lora);
+    if (i.gn_eps > 0) printf("ln_x eps:    %g\n", (double)i.gn_eps);
     printf("parameters:  %lld (%.2fM)\n", (long long)i.n_params, (double)i.n_params / 1e6);
     printf("dtype:       %s\n", i.dtype);
     printf("file size:   %lld bytes\n", (long long)i.file_bytes);

@@ -57,6 +57,11 @@ typedef struct rwkv_model_info {
     int64_t file_bytes;
     int64_t weight_bytes;    /* bytes of the weights as held in memory */
     size_t state_floats;     /* floats in one rwkv_state */
+    /* RWKV-5/6/7 additions (0 where a version has none): */
+    int d_mix_lora;          /* v6: token-shift LoRA rank (time_maa_w1 is [C, 5*d_mix_lora]) */
+    int d_decay_lora;        /* v6: time_decay_w1 columns; v7: w1 columns */
+    int d_aaa_lora, d_mv_lora, d_gate_lora; /* v7: a1, v1, g1 columns */
+    float gn_eps;            /* epsilon of the per-head GroupNorm ln_x, set by the file's origin */
 } rwkv_model_info;
 
 /* Loads a checkpoint; the format is detected from the file's bytes:
@@ -71,7 +76,9 @@ void rwkv_model_set_threads(rwkv_model *model, int n_threads);
 
 /* A fresh recurrent state for `model`. Layout of the float32 data, RWKV-4:
  * per layer l, five vectors att_xx[C], att_aa[A], att_bb[A], att_pp[A],
- * ffn_xx[C] (docs/rwkv-architecture.md §1.4); fresh: att_pp = -1e38, rest 0. */
+ * ffn_xx[C] (docs/rwkv-architecture.md §1.4); fresh: att_pp = -1e38, rest 0.
+ * RWKV-5/6/7: per layer att_xx[C], S[H][N][N] (S[h][value i][key j]),
+ * ffn_xx[C], i.e. (N+2)*C floats when A = C; fresh: all zeros. */
 rwkv_status rwkv_state_new(const rwkv_model *model, rwkv_state **out, rwkv_error *err);
 void rwkv_state_free(rwkv_state *state);
 void rwkv_state_reset(rwkv_state *state);
@@ -106,6 +113,27 @@ typedef enum rwkv_dtype {
  * names and raw parameter values, atomically (temp file + rename). */
 rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path,
                                         rwkv_dtype dtype, rwkv_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* State files (src/model/state_file.c; format in docs/generation.md)       */
+/* ------------------------------------------------------------------------ */
+
+/* A 64-bit fingerprint of the model's weights: every tensor's name, dtype and
+ * shape, and a fixed sample of its bytes (all of a small tensor; the first
+ * and last 4 KiB and 16 strided 1 KiB blocks of a large one). Independent of
+ * the order in which the file lists the tensors. Cheap even for big models,
+ * but computed on every call: cache it if you need it often. */
+uint64_t rwkv_model_fingerprint(const rwkv_model *model);
+
+/* Writes the state to `path` atomically (temp file + fsync + rename): a
+ * header binding it to the model (RWKV version, V/C/L/F/A, state size, the
+ * weight fingerprint, a checksum of the data), then the floats. */
+rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_error *err);
+
+/* Reads a state written by rwkv_state_save into `state`. A file of another
+ * model (version, shape or fingerprint), a truncated or corrupted file is an
+ * error with a one-line message, and `state` is then left unchanged. */
+rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err);
 
 #ifdef __cplusplus
 }

@@ -46,4 +46,66 @@ void token_mix(const float *cur, const float *prev, const float *mu, int n, floa
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* ------------------------------------------------------------------------ */
+/* Variants and run-time dispatch (kernels/cpu.c)                            */
+/* ------------------------------------------------------------------------ */
+
+/* Blocked matrix-matrix product of one instruction set: a register tile of
+ * mr tokens x nr weight rows, fed from weight panels packed as [kc][nr]. */
+typedef struct matmul_ukernel {
+    int mr, nr;
+    /* Y[i][j] (+)= sum_{c<kc} X[i][c] * Wp[c][j] for i < mr_valid, j < nr_valid;
+     * X rows are ldx floats apart, Y rows ldy floats apart; accumulate = 0
+     * overwrites Y. Wp holds nr floats per c (zero beyond nr_valid). */
+    void (*run)(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy,
+                int mr_valid, int nr_valid, int accumulate);
+} matmul_ukernel;
+
+typedef struct kernel_ops {
+    const char *name; /* "scalar", "avx2", "avx512" */
+    /* y[r - r0] = row r of W . x for r0 <= r < r1 (one thread's share). */
+    void (*matvec_rows)(const matrix *W, const float *x, float *y, int r0, int r1);
+    /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */
+    void (*row_to_f32)(dtype t, const void *src, float *dst, int n);
+    matmul_ukernel mm;
+    void (*layernorm)(const float *x, const float *w, const float *b, int n, float eps, float *y);
+    void (*wkv_forward)(int T, int C, const float *d, const float *u, const float *k, const float *v,
+                        float *aa, float *bb, float *pp, float *y);
+    void (*token_mix)(const float *cur, const float *prev, const float *mu, int n, float *out);
+} kernel_ops;
+
+/* The variant in use: the best one this CPU runs, unless the environment
+ * variable RWKV_KERNELS=scalar|avx2|avx512 names another (an unknown or
+ * unsupported name falls back to the best). */
+const kernel_ops *kernels_active(void);
+/* A named variant if this CPU can run it, else NULL ("scalar" always works). */
+const kernel_ops *kernels_get(const char *name);
+/* Selects the variant used from now on (tests, benchmarks); returns 0 on
+ * success, -1 when this CPU cannot run it. Not thread-safe against running kernels. */
+int kernels_select(const char *name);
+/* Every variant compiled in, in order scalar, avx2, avx512 (NULL-terminated). */
+const kernel_ops *const *kernels_all(void);
+/* 1 if this CPU (and OS) supports the variant. */
+int kernels_cpu_supports(const char *name);
+
+/* Scalar references (single thread), the oracle every variant is tested against. */
+void matvec_scalar(const matrix *W, const float *x, float *y);
+void matmul_scalar(const matrix *W, const float *X, int N, float *Y);
+void layernorm_scalar(const float *x, const float *w, const float *b, int n, float eps, float *y);
+void wkv_forward_scalar(int T, int C, const float *d, const float *u, const float *k, const float *v,
+                        float *aa, float *bb, float *pp, float *y);
+void token_mix_scalar(const float *cur, const float *prev, const float *mu, int n, float *out);
+
+/* Products with an explicit variant (tests/benchmarks); matvec/matmul use kernels_active(). */
+void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads);
+void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads);
+
+/* ------------------------------------------------------------------------ */
+/* Quantization (kernels/quant.c): ggml-compatible Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 */
+/* ------------------------------------------------------------------------ */
+
+/* Quantizes n float32 values (n a multiple of 32) into blocks of type t at dst
+ * (dtype_bytes_for(t, n) bytes). Returns 0, or -1 for a non-block type. */
+int quantize_row(dtype t, const float *src, void *dst, size_t n);
+
 #endif

@@ -1,8 +1,10 @@
+/* Layer norm and token-shift mix: the scalar references, and the public
+ * entry points that run the selected variant (kernels/cpu.c). */
 #include "kernels/kernels.h"
 
 /* docs/rwkv-architecture.md §0: biased variance, eps inside the sqrt. Two
  * passes in float (mean first) so large offsets do not cancel. */
-void layernorm(const float *x, const float *w, const float *b, int n, float eps, float *y) {
+void layernorm_scalar(const float *x, const float *w, const float *b, int n, float eps, float *y) {
     float mean = 0.0f;
     for (int i = 0; i < n; i++) mean += x[i];
     mean /= (float)n;
@@ -16,6 +18,14 @@ void layernorm(const float *x, const float *w, const float *b, int n, float eps,
     for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
-void token_mix(const float *cur, const float *prev, const float *mu, int n, float *out) {
+void token_mix_scalar(const float *cur, const float *prev, const float *mu, int n, float *out) {
     for (int i = 0; i < n; i++) out[i] = mu[i] * cur[i] + (1.0f - mu[i]) * prev[i];
+}
+
+void layernorm(const float *x, const float *w, const float *b, int n, float eps, float *y) {
+    kernels_active()->layernorm(x, w, b, n, eps, y);
+}
+
+void token_mix(const float *cur, const float *prev, const float *mu, int n, float *out) {
+    kernels_active()->token_mix(cur, prev, mu, n, out);
 }

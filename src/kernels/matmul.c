@@ -1,51 +1,126 @@
 /* Matrix-matrix product for sequence mode and training: Y = X Wᵀ.
- * Weight rows are converted to f32 a tile at a time and reused across a
- * block of X rows, so each weight byte is read once per block of tokens
- * instead of once per token. */
+ *
+ * Cache blocking (the usual GEMM structure): the reduction dimension is cut
+ * into KC-column slices; for each slice, NR weight rows are converted to f32
+ * and packed as a [kc][NR] panel (about 24-48 KB, stays in L1), then the
+ * variant's register-tiled micro-kernel (kernel_ops.mm) sweeps all N tokens
+ * MR at a time over that panel, reading the X slice (N x kc, kept in L2).
+ * Every weight byte is read and converted once per call; threads own
+ * disjoint ranges of panels, so no two threads write the same output.
+ *
+ * matmul_scalar is the plain reference (one thread, sums in index order). */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels/kernels.h"
 
-enum { TILE_ROWS = 16, TILE_N = 64 };
+#define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
+#define MATMUL_MAX_NR 32 /* widest panel of any variant */
 
-void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
-    if (N == 1) {
-        matvec(W, X, Y, n_threads);
-        return;
-    }
+void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
     const int rows = W->rows, cols = W->cols;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)cols);
-    const uint8_t *base = W->data;
-    const int row_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
-#pragma omp parallel num_threads(n_threads)
-    {
-        float *wt = malloc(sizeof(float) * TILE_ROWS * (size_t)cols);
-#pragma omp for schedule(static)
-        for (int rt = 0; rt < row_tiles; rt++) {
-            int r0 = rt * TILE_ROWS, r1 = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
-            const float *wrows;
-            if (W->type == DT_F32) {
-                wrows = (const float *)(base + (size_t)r0 * rb);
-            } else {
-                for (int r = r0; r < r1; r++)
-                    dtype_to_f32(W->type, base + (size_t)r * rb, wt + (size_t)(r - r0) * cols, (size_t)cols);
-                wrows = wt;
+    const size_t step = dtype_block_elems(W->type) > 1 ? 32 : 1;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)W->data + (size_t)r * rb;
+        for (int n = 0; n < N; n++) {
+            const float *x = X + (size_t)n * cols;
+            float acc = 0.0f, w[32];
+            for (int c = 0; c < cols; c += (int)step) {
+                dtype_to_f32(W->type, row + dtype_bytes_for(W->type, (uint64_t)c), w, step);
+                for (size_t j = 0; j < step; j++) acc += w[j] * x[c + (int)j];
             }
-            for (int n0 = 0; n0 < N; n0 += TILE_N) {
-                int n1 = n0 + TILE_N < N ? n0 + TILE_N : N;
-                for (int n = n0; n < n1; n++) {
-                    const float *x = X + (size_t)n * cols;
-                    float *y = Y + (size_t)n * rows;
-                    for (int r = r0; r < r1; r++) {
-                        const float *w = wrows + (size_t)(r - r0) * cols;
-                        float acc = 0.0f;
-                        for (int c = 0; c < cols; c++) acc += w[c] * x[c];
-                        y[r] = acc;
-                    }
-                }
+            Y[(size_t)n * rows + r] = acc;
+        }
+    }
+}
+
+/* The scalar variant's micro-kernel: 4 tokens x 8 rows. */
+static void ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                           int nr, int accumulate) {
+    float acc[4][8];
+    memset(acc, 0, sizeof acc);
+    for (int c = 0; c < kc; c++)
+        for (int i = 0; i < mr; i++) {
+            float xv = X[(size_t)i * ldx + c];
+            for (int j = 0; j < 8; j++) acc[i][j] += xv * Wp[c * 8 + j];
+        }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) Y[(size_t)i * ldy + j] = accumulate ? Y[(size_t)i * ldy + j] + acc[i][j] : acc[i][j];
+}
+const matmul_ukernel matmul_ukernel_scalar = {4, 8, ukernel_scalar};
+
+/* Packs rows [r0, r0+nr_valid) x columns [c0, c0+kc) of W as Wp[c][NR]
+ * (zero rows past nr_valid). tmp holds kc floats. */
+static void pack_panel(const kernel_ops *k, const matrix *W, size_t rb, int r0, int nr_valid, int NR, int c0,
+                       int kc, float *Wp, float *tmp) {
+    const uint8_t *base = W->data;
+    for (int j = 0; j < NR; j++) {
+        if (j >= nr_valid) {
+            for (int c = 0; c < kc; c++) Wp[(size_t)c * NR + j] = 0.0f;
+            continue;
+        }
+        const uint8_t *row = base + (size_t)(r0 + j) * rb;
+        const float *src;
+        if (W->type == DT_F32) {
+            src = (const float *)row + c0;
+        } else {
+            k->row_to_f32(W->type, row + dtype_bytes_for(W->type, (uint64_t)c0), tmp, kc);
+            src = tmp;
+        }
+        for (int c = 0; c < kc; c++) Wp[(size_t)c * NR + j] = src[c];
+    }
+}
+
+static void matmul_panels(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int p0, int p1,
+                          float *Wp, float *tmp) {
+    const int rows = W->rows, cols = W->cols, MR = k->mm.mr, NR = k->mm.nr;
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)cols);
+    for (int c0 = 0; c0 < cols; c0 += KC) {
+        int kc = cols - c0 < KC ? cols - c0 : KC;
+        for (int p = p0; p < p1; p++) {
+            int r0 = p * NR, nr = rows - r0 < NR ? rows - r0 : NR;
+            pack_panel(k, W, rb, r0, nr, NR, c0, kc, Wp, tmp);
+            for (int n0 = 0; n0 < N; n0 += MR) {
+                int mr = N - n0 < MR ? N - n0 : MR;
+                k->mm.run(kc, Wp, X + (size_t)n0 * cols + c0, (size_t)cols, Y + (size_t)n0 * rows + r0,
+                          (size_t)rows, mr, nr, c0 > 0);
             }
         }
-        free(wt);
     }
+}
+
+void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
+    if (N <= 0) return;
+    if (N == 1) {
+        matvec_with(k, W, X, Y, n_threads);
+        return;
+    }
+    const int NR = k->mm.nr;
+    const int panels = (W->rows + NR - 1) / NR;
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > panels) n_threads = panels;
+    if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1;
+#pragma omp parallel num_threads(n_threads)
+    {
+        /* per-thread packing buffers, reused across calls (OpenMP keeps its threads) */
+        static _Thread_local float Wp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
+        static _Thread_local float tmp[KC] __attribute__((aligned(64)));
+        int nth = 1, tid = 0;
+#ifdef _OPENMP
+        nth = omp_get_num_threads();
+        tid = omp_get_thread_num();
+#endif
+        int p0 = (int)((long)panels * tid / nth), p1 = (int)((long)panels * (tid + 1) / nth);
+        matmul_panels(k, W, X, N, Y, p0, p1, Wp, tmp);
+    }
+}
+
+void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
+    matmul_with(kernels_active(), W, X, N, Y, n_threads);
 }

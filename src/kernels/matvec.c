@@ -1,6 +1,13 @@
 /* Matrix-vector product for decode: every weight is read once per token, so
- * this is bound by memory bandwidth; rows are split across threads. */
+ * this is bound by memory bandwidth. Rows are split across threads in
+ * contiguous, 16-row aligned ranges; each thread runs the selected variant's
+ * row kernel (kernels/cpu.c) on its range. The scalar row kernel here is the
+ * reference every variant is tested against. */
 #include <stdint.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels/kernels.h"
 
@@ -14,13 +21,13 @@ static float row_dot(dtype t, const void *row, const float *x, int n) {
         return acc;
     }
     case DT_F16: {
-        const uint16_t *w = row;
-        for (int i = 0; i < n; i++) acc += f16_to_f32(w[i]) * x[i];
+        const uint8_t *w = row;
+        for (int i = 0; i < n; i++) acc += f16_to_f32((uint16_t)(w[2 * i] | w[2 * i + 1] << 8)) * x[i];
         return acc;
     }
     case DT_BF16: {
-        const uint16_t *w = row;
-        for (int i = 0; i < n; i++) acc += bf16_to_f32(w[i]) * x[i];
+        const uint8_t *w = row;
+        for (int i = 0; i < n; i++) acc += bf16_to_f32((uint16_t)(w[2 * i] | w[2 * i + 1] << 8)) * x[i];
         return acc;
     }
     default: { /* block formats: dequantise 32 at a time */
@@ -38,13 +45,45 @@ static float row_dot(dtype t, const void *row, const float *x, int n) {
 
 static size_t row_bytes(const matrix *W) { return dtype_bytes_for(W->type, (uint64_t)W->cols); }
 
-void matvec(const matrix *W, const float *x, float *y, int n_threads) {
+/* The scalar variant's row kernel (kernel_ops.matvec_rows). */
+void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
+void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1) {
     const uint8_t *base = W->data;
     size_t rb = row_bytes(W);
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (W->rows * (long)W->cols > 32768)
-    for (int r = 0; r < W->rows; r++) y[r] = row_dot(W->type, base + (size_t)r * rb, x, W->cols);
+    for (int r = r0; r < r1; r++) y[r - r0] = row_dot(W->type, base + (size_t)r * rb, x, W->cols);
+}
+
+void matvec_scalar(const matrix *W, const float *x, float *y) { matvec_rows_scalar(W, x, y, 0, W->rows); }
+
+/* Below this many weights a second thread costs more than it saves. */
+#define MATVEC_PARALLEL_MIN 49152L
+
+void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
+    const int rows = W->rows;
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads == 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 32) {
+        k->matvec_rows(W, x, y, 0, rows);
+        return;
+    }
+    int tiles = (rows + 15) / 16;
+    if (n_threads > tiles) n_threads = tiles;
+#pragma omp parallel num_threads(n_threads)
+    {
+        int nth = 1, tid = 0;
+#ifdef _OPENMP
+        nth = omp_get_num_threads();
+        tid = omp_get_thread_num();
+#endif
+        int t0 = (int)((long)tiles * tid / nth), t1 = (int)((long)tiles * (tid + 1) / nth);
+        int r0 = t0 * 16, r1 = t1 * 16 < rows ? t1 * 16 : rows;
+        if (r0 < r1) k->matvec_rows(W, x, y + r0, r0, r1);
+    }
+}
+
+void matvec(const matrix *W, const float *x, float *y, int n_threads) {
+    matvec_with(kernels_active(), W, x, y, n_threads);
 }
 
 void matrix_row_f32(const matrix *W, int r, float *out) {
-    dtype_to_f32(W->type, (const uint8_t *)W->data + (size_t)r * row_bytes(W), out, (size_t)W->cols);
+    kernels_active()->row_to_f32(W->type, (const uint8_t *)W->data + (size_t)r * row_bytes(W), out, W->cols);
 }

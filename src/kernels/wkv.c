@@ -6,7 +6,7 @@
  *   output: q = max(p, u+k);  y = (e^{p-q} a + e^{u+k-q} v) / (e^{p-q} b + e^{u+k-q})
  *   update: q = max(p+d, k);  a = e^{p+d-q} a + e^{k-q} v;  b = e^{p+d-q} b + e^{k-q};  p = q
  * Channels are independent; time is the inner loop per channel. */
-void wkv_forward(int T, int C, const float *d, const float *u, const float *k, const float *v,
+void wkv_forward_scalar(int T, int C, const float *d, const float *u, const float *k, const float *v,
                  float *aa, float *bb, float *pp, float *y) {
     for (int c = 0; c < C; c++) {
         float a = aa[c], b = bb[c], p = pp[c];
@@ -29,4 +29,9 @@ void wkv_forward(int T, int C, const float *d, const float *u, const float *k, c
         bb[c] = b;
         pp[c] = p;
     }
+}
+
+void wkv_forward(int T, int C, const float *d, const float *u, const float *k, const float *v,
+                 float *aa, float *bb, float *pp, float *y) {
+    kernels_active()->wkv_forward(T, C, d, u, k, v, aa, bb, pp, y);
 }

@@ -68,7 +68,11 @@ rwkv_status rwkv4_forward_loss(rwkv4_train_ctx *ctx, const float *params, const 
                                const int *targets, float *logits, float *loss, rwkv_error *err);
 
 /* The paper's initialisation (docs §3.1-§3.2), deterministic for a seed;
- * emb_scale is the uniform half-width of emb.weight (the run's initial LR). */
-void rwkv4_init_params(const param_layout *layout, float *params, uint64_t seed, float emb_scale);
+ * emb_scale is the uniform half-width of emb.weight (the run's initial LR).
+ * Returns RWKV_ERR_NOMEM when the double-precision workspace of the
+ * orthogonal init (rows·cols doubles of the largest such matrix) cannot be
+ * allocated; params is then partly written. */
+rwkv_status rwkv4_init_params(const param_layout *layout, float *params, uint64_t seed,
+                              float emb_scale);
 
 #endif

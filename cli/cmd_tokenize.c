@@ -1,0 +1,177 @@
+/* rwkv tokenize / rwkv detokenize: text <-> token ids through stdin/stdout. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "rwkv_tokenizer.h"
+
+static void help(const char *cmd) {
+    if (strcmp(cmd, "tokenize") == 0)
+        printf("usage: rwkv tokenize [--tokenizer FILE] < text\n\n"
+               "Reads text on stdin and prints its token ids, separated by spaces, then a newline.\n");
+    else
+        printf("usage: rwkv detokenize [--tokenizer FILE] < ids\n\n"
+               "Reads token ids (decimal, separated by spaces, commas or newlines) on stdin and writes\n"
+               "the bytes they decode to on stdout, unchanged (possibly invalid UTF-8 when the ids\n"
+               "split a character). End-of-text tokens decode to nothing.\n");
+    printf("\n  --tokenizer FILE  a Hugging Face tokenizer.json with a BPE model (GPT-NeoX-20B:\n"
+           "                    20B_tokenizer.json), a RWKV World vocabulary (rwkv_vocab_v20230424.txt),\n"
+           "                    or 'bytes' for the byte-level tokenizer (ids 0..255; the default).\n"
+           "                    The kind is detected from the file's content.\n");
+}
+
+/* Parses the options shared by both commands; returns 0, or an exit status + 1. */
+static int parse_options(const char *cmd, int argc, char **argv, const char **path) {
+    *path = "bytes";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--tokenizer") == 0) {
+            if (i + 1 >= argc) return 1 + cli_usage_error(cmd, "--tokenizer needs a FILE");
+            *path = argv[++i];
+        } else if (strncmp(argv[i], "--tokenizer=", 12) == 0) {
+            *path = argv[i] + 12;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return 1 + cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        } else {
+            return 1 + cli_usage_error(cmd, "unexpected argument '%s' (the input comes on stdin)", argv[i]);
+        }
+    }
+    return 0;
+}
+
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *p = malloc(cap + 1);
+    while (p) {
+        size_t got = fread(p + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) break;
+        if (n == cap) {
+            char *q = cap < SIZE_MAX / 4 ? realloc(p, 2 * cap + 1) : NULL;
+            if (!q) {
+                free(p);
+                return NULL;
+            }
+            p = q;
+            cap *= 2;
+        }
+    }
+    if (p && ferror(stdin)) {
+        free(p);
+        return NULL;
+    }
+    if (p) p[n] = '\0';
+    *len = n;
+    return p;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        help("tokenize");
+        return 0;
+    }
+    const char *path;
+    int rc = parse_options("tokenize", argc, argv, &path);
+    if (rc) return rc - 1;
+    rwkv_error err;
+    rwkv_tokenizer *tok;
+    if (rwkv_tokenizer_load(path, &tok, &err)) return cli_report(&err);
+    size_t len;
+    char *text = read_stdin(&len);
+    if (!text) {
+        rwkv_tokenizer_free(tok);
+        fprintf(stderr, "rwkv tokenize: cannot read stdin: %s\n", strerror(errno));
+        return 1;
+    }
+    int *ids;
+    size_t n;
+    rwkv_status st = rwkv_tokenize(tok, text, len, &ids, &n, &err);
+    free(text);
+    rwkv_tokenizer_free(tok);
+    if (st) return cli_report(&err);
+    for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    putchar('\n');
+    rwkv_free(ids);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "rwkv tokenize: write error: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_detokenize(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        help("detokenize");
+        return 0;
+    }
+    const char *path;
+    int rc = parse_options("detokenize", argc, argv, &path);
+    if (rc) return rc - 1;
+    rwkv_error err;
+    rwkv_tokenizer *tok;
+    if (rwkv_tokenizer_load(path, &tok, &err)) return cli_report(&err);
+    size_t len;
+    char *in = read_stdin(&len);
+    if (!in) {
+        rwkv_tokenizer_free(tok);
+        fprintf(stderr, "rwkv detokenize: cannot read stdin: %s\n", strerror(errno));
+        return 1;
+    }
+    size_t n = 0, cap = 1024;
+    int *ids = malloc(cap * sizeof *ids);
+    char *p = in, *end = in + len;
+    rc = 0;
+    while (ids && !rc) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',')) p++;
+        if (p >= end) break;
+        char *q = p;
+        while (q < end && *q != ' ' && *q != '\t' && *q != '\n' && *q != '\r' && *q != ',') q++;
+        char *stop;
+        errno = 0;
+        long v = strtol(p, &stop, 10);
+        if (stop != q || errno || v < INT_MIN || v > INT_MAX || !(*p == '-' || (*p >= '0' && *p <= '9'))) {
+            fprintf(stderr, "rwkv detokenize: not a token id: '%.*s' (item %zu of the input)\n",
+                    (int)(q - p > 40 ? 40 : q - p), p, n + 1);
+            rc = 1;
+            break;
+        }
+        if (n == cap) {
+            int *more = realloc(ids, 2 * cap * sizeof *ids);
+            if (!more) {
+                free(ids);
+                ids = NULL;
+                break;
+            }
+            ids = more;
+            cap *= 2;
+        }
+        ids[n++] = (int)v;
+        p = q;
+    }
+    free(in);
+    if (!ids) {
+        rwkv_tokenizer_free(tok);
+        fprintf(stderr, "rwkv detokenize: out of memory\n");
+        return 1;
+    }
+    if (rc) {
+        free(ids);
+        rwkv_tokenizer_free(tok);
+        return rc;
+    }
+    char *text;
+    size_t tl;
+    rwkv_status st = rwkv_detokenize(tok, ids, n, &text, &tl, &err);
+    free(ids);
+    rwkv_tokenizer_free(tok);
+    if (st) return cli_report(&err);
+    size_t wrote = fwrite(text, 1, tl, stdout);
+    rwkv_free(text);
+    if (wrote != tl || fflush(stdout) != 0) {
+        fprintf(stderr, "rwkv detokenize: write error: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,6 @@
+/* Fuzz target for the safetensors reader: safetensors_read().
+ * Build and use: see fuzz/README.md. */
+#include "fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fuzz_run(safetensors_read, data, size); }

@@ -1,0 +1,173 @@
+/*
+ * rwkv_train.h — training RWKV-4 models from scratch (or from a checkpoint)
+ * on the CPU, with the recipe of docs/rwkv-architecture.md §3.
+ *
+ * Same conventions as rwkv.h: every fallible call returns an rwkv_status and
+ * fills `err` (may be NULL); the library never prints and never exits.
+ *
+ * A run lives in one output directory:
+ *   DIR/config.json                      the run's settings (all of them; --resume needs nothing else)
+ *   DIR/tokens.bin                       the token file made from a text --data (absent for a token-file --data)
+ *   DIR/train.jsonl                      one JSON object per step: step, loss, lr, tokens_per_s, grad_norm,
+ *                                        mfu, elapsed_s, and val_loss on the steps that evaluate
+ *   DIR/model-SSSSSSSS.safetensors       the weights after step S (float32, official RWKV-4 key names/shapes)
+ *   DIR/train_state-SSSSSSSS.bin         Adam moments, step, RNG state, data position of step S
+ *   DIR/model.safetensors                the final weights, written when the run completes
+ * Every file is written atomically (temp file + fsync + rename). A checkpoint
+ * is complete when both of its files are there and agree (the state file
+ * holds a hash of the weights); a resume takes the newest complete one.
+ */
+#ifndef RWKV_TRAIN_H
+#define RWKV_TRAIN_H
+
+#include <stdint.h>
+
+#include "rwkv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Token files                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Turns a text file into a token file with the byte-level tokenizer (token =
+ * byte value, vocabulary 256). Token file: 32-byte header "RWKVTOK\0", u32
+ * version 1, u32 bytes per token (2 or 4), u32 vocabulary size, u32 0, u64
+ * token count; then the tokens, little-endian. Written atomically. */
+rwkv_status rwkv_tokenize_file(const char *text_path, const char *token_path, rwkv_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Fresh models                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rwkv_init_options {
+    int n_layer;      /* 6 */
+    int n_embd;       /* 256 */
+    int n_vocab;      /* 256 (byte level) */
+    int n_ffn;        /* 0: 4 * n_embd */
+    uint64_t seed;    /* 42 */
+    double emb_scale; /* 6e-4: emb.weight ~ U(-emb_scale, +emb_scale), the run's initial LR (§3.2) */
+} rwkv_init_options;
+
+rwkv_init_options rwkv_init_options_default(void);
+
+/* Writes a freshly initialised RWKV-4 model (docs §3.1-§3.2) as float32
+ * safetensors with the official key names, atomically. */
+rwkv_status rwkv_init_checkpoint(const rwkv_init_options *opt, const char *out_path, rwkv_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Training                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rwkv_train_options {
+    /* data */
+    const char *data_path;  /* text file (byte-level tokens) or a token file; required */
+    const char *out_dir;    /* required; must not hold a run already */
+    const char *init_path;  /* start from this checkpoint instead of a fresh init (NULL) */
+    const char *tokenizer;  /* "bytes" (the only one for now) */
+    double val_fraction;    /* 0.1: the last 10% of the tokens are held out */
+    int val_windows;        /* 64: validation windows of ctx tokens, evenly spread; 0 = all */
+    /* model (ignored with init_path) */
+    int n_layer;            /* 6 */
+    int n_embd;             /* 256 */
+    int n_ffn;              /* 0: 4 * n_embd */
+    /* batches */
+    int ctx_len;            /* 128 */
+    int batch;              /* 8 sequences per micro-batch */
+    int grad_accum;         /* 1 micro-batch per optimizer step */
+    long steps;             /* 1000 optimizer steps */
+    /* optimizer: Adam, docs §3.3 */
+    double lr_init;         /* 6e-4 */
+    double lr_final;        /* 1e-5 */
+    long warmup_steps;      /* 0: linear warm-up, LR x (0.2 + 0.8 s/W) over the first W steps */
+    long const_steps;       /* -1: steps x 361/8043 (the 169M run's constant share); constant-LR phase */
+    double beta1, beta2;    /* 0.9, 0.99 */
+    double adam_eps;        /* 1e-8 */
+    double weight_decay;    /* 0 (decoupled, matrices only, when > 0) */
+    double grad_clip;       /* 1.0: global gradient norm; 0 disables */
+    double l2wrap;          /* 1e-4; 0 disables */
+    int layerwise_lr;       /* 1: time_decay x2, time_first x3 */
+    double emb_init;        /* 0: emb.weight ~ U(+-lr_init); otherwise that half-width */
+    /* bookkeeping */
+    long eval_every;        /* 100 steps (and the last step); 0: only the last step */
+    long save_every;        /* 500 steps (and the last step); 0: only the last step */
+    int keep_checkpoints;   /* 2 newest checkpoints kept; 0 keeps all */
+    uint64_t seed;          /* 42: init and data order */
+    int threads;            /* 0: all cores */
+    int skip_nonfinite;     /* 0: a non-finite loss or gradient stops the run; 1: skip that batch */
+    int measure_peak;       /* 1: measure the FMA peak at start for the MFU figure */
+    /* testing hooks (not stored in config.json) */
+    int debug_save_pause_ms;  /* pause in the middle of each training-state write */
+    long debug_nan_step;      /* >0: poison the gradient at this step (1-based) */
+} rwkv_train_options;
+
+rwkv_train_options rwkv_train_options_default(void);
+
+/* What may change when a run is resumed; everything else comes from DIR/config.json. */
+typedef struct rwkv_resume_options {
+    long steps;             /* 0: keep the stored total */
+    int threads;            /* 0: keep the stored count (the per-step losses then repeat exactly) */
+    int skip_nonfinite;     /* -1: keep */
+    int measure_peak;       /* 1 */
+    int debug_save_pause_ms;
+    long debug_nan_step;
+} rwkv_resume_options;
+
+rwkv_resume_options rwkv_resume_options_default(void);
+
+typedef enum rwkv_train_event {
+    RWKV_TRAIN_START = 0, /* before the first step: sizes, peak, resumed step */
+    RWKV_TRAIN_STEP,      /* after every optimizer step (or skipped batch) */
+    RWKV_TRAIN_SAVED,     /* after a checkpoint was written */
+    RWKV_TRAIN_DONE       /* the run ended (all steps, or stopped by the callback) */
+} rwkv_train_event;
+
+typedef struct rwkv_train_progress {
+    rwkv_train_event event;
+    long step;              /* optimizer steps done */
+    long steps;             /* total steps of the run */
+    double loss;            /* this step's mean training loss (nats/token) */
+    double val_loss;        /* validation loss after this step, NaN when not evaluated */
+    double last_val_loss;   /* the latest validation loss, NaN before the first */
+    double lr;              /* base LR of this step */
+    double grad_norm;       /* global gradient norm before clipping */
+    double tokens_per_s;    /* training tokens/s of this step */
+    double avg_tokens_per_s;/* over this session's steps */
+    double mfu;             /* 6 * n_params * avg_tokens_per_s / peak, 0 without a peak */
+    double elapsed_s;       /* wall time of the run so far, over all sessions */
+    double eta_s;           /* estimate of the time to the last step */
+    int skipped;            /* this step's batch was skipped (non-finite) */
+    int stopped;            /* DONE: stopped early by the callback */
+    const char *path;       /* SAVED: the model file; START: the output directory */
+    const char *note;       /* START: what was resumed or ignored, or NULL */
+    /* START */
+    int64_t n_params;
+    int n_layer, n_embd, n_ffn, n_vocab, ctx_len, batch, grad_accum, threads;
+    long start_step;        /* 0, or the checkpoint step resumed from */
+    int64_t train_tokens, val_tokens, val_windows;
+    double peak_gflops;     /* measured float32 FMA peak, 0 when not measured */
+} rwkv_train_progress;
+
+/* Called on every event; a non-zero return stops the run after the current
+ * step (a checkpoint is written first, so --resume continues from there). */
+typedef int (*rwkv_train_callback)(const rwkv_train_progress *p, void *user);
+
+/* Starts a run in opt->out_dir. */
+rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb, void *user,
+                           rwkv_error *err);
+
+/* Continues the run in `dir` from its newest complete checkpoint (or from
+ * the start when none was written yet) with its stored settings; entries of
+ * train.jsonl past that checkpoint are dropped first. */
+rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *opt, rwkv_train_callback cb,
+                              void *user, rwkv_error *err);
+
+/* Measured float32 FMA peak of this machine in GFLOP/s on `threads` threads (<= 0: all cores). */
+double rwkv_fma_peak_gflops(int threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RWKV_TRAIN_H */

@@ -1,0 +1,404 @@
+/* The AVX2 + FMA + F16C kernel variant (8 float lanes). The whole file is
+ * compiled for that instruction set through a target pragma (the same as a
+ * target attribute on each function), so the default build stays portable:
+ * kernels/cpu.c calls into this file only when CPUID/XGETBV allow it.
+ * Every function here is tested against the scalar reference in
+ * tests/test_kernels.c. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Mask of the first n (0..8) lanes, for masked loads. */
+static inline __m256i lane_mask(int n) {
+    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+
+/* ---- element conversions ------------------------------------------------ */
+
+static inline __m256 load_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 load_bf16x8(const uint8_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+static inline __m256 i8x8_to_f32(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)); }
+
+/* The 32 signed values of one Q4_0 block (nibble - 8) as two 16-byte halves. */
+static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
+    const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    *lo = _mm_sub_epi8(_mm_and_si128(b, m4), e8);
+    *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), e8);
+}
+
+static void row_to_f32(dtype t, const void *src, float *dst, int n) {
+    const uint8_t *s = src;
+    int i = 0;
+    switch (t) {
+    case DT_F32: memcpy(dst, src, sizeof(float) * (size_t)n); return;
+    case DT_F16:
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(s + 2 * i));
+        for (; i < n; i++) dst[i] = f16_at(s + 2 * i);
+        return;
+    case DT_BF16:
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_bf16x8(s + 2 * i));
+        for (; i < n; i++) dst[i] = bf16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
+        return;
+    case DT_Q8_0:
+        for (; i < n; i += 32, s += 34) {
+            __m256 d = _mm256_set1_ps(f16_at(s));
+            for (int j = 0; j < 4; j++)
+                _mm256_storeu_ps(dst + i + 8 * j,
+                                 _mm256_mul_ps(d, i8x8_to_f32(_mm_loadl_epi64((const __m128i *)(s + 2 + 8 * j)))));
+        }
+        return;
+    case DT_Q4_0:
+        for (; i < n; i += 32, s += 18) {
+            __m256 d = _mm256_set1_ps(f16_at(s));
+            __m128i lo, hi;
+            q4_0_unpack(s + 2, &lo, &hi);
+            _mm256_storeu_ps(dst + i, _mm256_mul_ps(d, i8x8_to_f32(lo)));
+            _mm256_storeu_ps(dst + i + 8, _mm256_mul_ps(d, i8x8_to_f32(_mm_unpackhi_epi64(lo, lo))));
+            _mm256_storeu_ps(dst + i + 16, _mm256_mul_ps(d, i8x8_to_f32(hi)));
+            _mm256_storeu_ps(dst + i + 24, _mm256_mul_ps(d, i8x8_to_f32(_mm_unpackhi_epi64(hi, hi))));
+        }
+        return;
+    default: dtype_to_f32(t, src, dst, (size_t)n); return;
+    }
+}
+
+/* ---- matrix-vector rows ------------------------------------------------- */
+
+static float dot_f32(const float *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    if (i < n) {
+        __m256i m = lane_mask(n - i);
+        a1 = _mm256_fmadd_ps(_mm256_maskload_ps(w + i, m), _mm256_maskload_ps(x + i, m), a1);
+    }
+    return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+static float dot_f16(const uint8_t *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(load_f16x8(w + 2 * i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(load_f16x8(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_f16x8(w + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_f16x8(w + 2 * i + 48), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(w + 2 * i), _mm256_loadu_ps(x + i), a0);
+    float acc = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) acc += f16_at(w + 2 * i) * x[i];
+    return acc;
+}
+
+static float dot_bf16(const uint8_t *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i + 48), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_bf16x8(w + 2 * i), _mm256_loadu_ps(x + i), a0);
+    float acc = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) acc += bf16_to_f32((uint16_t)(w[2 * i] | w[2 * i + 1] << 8)) * x[i];
+    return acc;
+}
+
+/* One block's 32 products summed into 8 lanes, then scaled by the block's d. */
+static inline __m256 q8_block(const uint8_t *b, const float *x, __m256 acc) {
+    const uint8_t *q = b + 2;
+    __m256 t = _mm256_mul_ps(i8x8_to_f32(_mm_loadl_epi64((const __m128i *)q)), _mm256_loadu_ps(x));
+    t = _mm256_fmadd_ps(i8x8_to_f32(_mm_loadl_epi64((const __m128i *)(q + 8))), _mm256_loadu_ps(x + 8), t);
+    t = _mm256_fmadd_ps(i8x8_to_f32(_mm_loadl_epi64((const __m128i *)(q + 16))), _mm256_loadu_ps(x + 16), t);
+    t = _mm256_fmadd_ps(i8x8_to_f32(_mm_loadl_epi64((const __m128i *)(q + 24))), _mm256_loadu_ps(x + 24), t);
+    return _mm256_fmadd_ps(_mm256_set1_ps(f16_at(b)), t, acc);
+}
+
+static float dot_q8_0(const uint8_t *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64, w += 68) {
+        a0 = q8_block(w, x + i, a0);
+        a1 = q8_block(w + 34, x + i + 32, a1);
+    }
+    if (i < n) a0 = q8_block(w, x + i, a0);
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+static inline __m256 q4_block(const uint8_t *b, const float *x, __m256 acc) {
+    __m128i lo, hi;
+    q4_0_unpack(b + 2, &lo, &hi);
+    __m256 t = _mm256_mul_ps(i8x8_to_f32(lo), _mm256_loadu_ps(x));
+    t = _mm256_fmadd_ps(i8x8_to_f32(_mm_unpackhi_epi64(lo, lo)), _mm256_loadu_ps(x + 8), t);
+    t = _mm256_fmadd_ps(i8x8_to_f32(hi), _mm256_loadu_ps(x + 16), t);
+    t = _mm256_fmadd_ps(i8x8_to_f32(_mm_unpackhi_epi64(hi, hi)), _mm256_loadu_ps(x + 24), t);
+    return _mm256_fmadd_ps(_mm256_set1_ps(f16_at(b)), t, acc);
+}
+
+static float dot_q4_0(const uint8_t *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64, w += 36) {
+        a0 = q4_block(w, x + i, a0);
+        a1 = q4_block(w + 18, x + i + 32, a1);
+    }
+    if (i < n) a0 = q4_block(w, x + i, a0);
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r1) {
+    const int n = W->cols;
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    switch (W->type) {
+    case DT_F32:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f32((const float *)row, x, n);
+        return;
+    case DT_F16:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f16(row, x, n);
+        return;
+    case DT_BF16:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_bf16(row, x, n);
+        return;
+    case DT_Q8_0:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_q8_0(row, x, n);
+        return;
+    case DT_Q4_0:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_q4_0(row, x, n);
+        return;
+    default: matvec_rows_scalar(W, x, y, r0, r1); return;
+    }
+}
+
+/* ---- matrix-matrix micro-kernel: 6 tokens x 16 rows --------------------- */
+
+#define MR 6
+#define NR 16
+
+static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const float *X, size_t ldx,
+                                                                 float *Y, size_t ldy, const int mr, int nr,
+                                                                 int accumulate) {
+    __m256 acc[MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    const float *xr[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) xr[i] = X + (size_t)i * ldx;
+    for (int c = 0; c < kc; c++, Wp += NR) {
+        __m256 w0 = _mm256_load_ps(Wp), w1 = _mm256_load_ps(Wp + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            __m256 xb = _mm256_broadcast_ss(xr[i] + c);
+            acc[i][0] = _mm256_fmadd_ps(xb, w0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(xb, w1, acc[i][1]);
+        }
+    }
+    if (nr == NR) {
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            float *y = Y + (size_t)i * ldy;
+            if (accumulate) {
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(y));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(y + 8));
+            }
+            _mm256_storeu_ps(y, acc[i][0]);
+            _mm256_storeu_ps(y + 8, acc[i][1]);
+        }
+    } else {
+        float tmp[NR];
+        for (int i = 0; i < mr; i++) {
+            float *y = Y + (size_t)i * ldy;
+            _mm256_storeu_ps(tmp, acc[i][0]);
+            _mm256_storeu_ps(tmp + 8, acc[i][1]);
+            for (int j = 0; j < nr; j++) y[j] = accumulate ? y[j] + tmp[j] : tmp[j];
+        }
+    }
+}
+
+static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
+                    int accumulate) {
+    switch (mr) {
+    case 6: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 1, nr, accumulate); break;
+    }
+}
+
+/* ---- exp, layer norm, WKV, token mix ------------------------------------ */
+
+/* e^x to about 1 ulp over the whole float range: 0 below -104 (where e^x
+ * rounds to zero), +inf above ln(FLT_MAX). Range reduction x = n ln2 + r,
+ * |r| <= ln2/2, a degree-6 minimax polynomial for e^r, and 2^n applied as
+ * two factors so that subnormal results and n = 128 stay exact. */
+static inline __m256 exp8(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-104.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 xc = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    y = _mm256_andnot_ps(under, y);
+    return _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), over);
+}
+
+static void layernorm_v(const float *x, const float *w, const float *b, int n, float eps, float *y) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + i));
+        s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + i + 8));
+    }
+    float mean = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    __m256 m = _mm256_set1_ps(mean);
+    s0 = s1 = _mm256_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), m), d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m);
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+    }
+    float var = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    var /= (float)n;
+    float inv = 1.0f / sqrtf(var + eps);
+    __m256 iv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), iv);
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(t, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
+    }
+    for (; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+static void token_mix_v(const float *cur, const float *prev, const float *mu, int n, float *out) {
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 m = _mm256_loadu_ps(mu + i);
+        __m256 t = _mm256_mul_ps(_mm256_sub_ps(one, m), _mm256_loadu_ps(prev + i));
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(m, _mm256_loadu_ps(cur + i), t));
+    }
+    for (; i < n; i++) out[i] = mu[i] * cur[i] + (1.0f - mu[i]) * prev[i];
+}
+
+/* The stable WKV recurrence (kernels/wkv.c) on 8 channels at a time. Of the
+ * two exponentials of each step one is e^0 = 1, so one exp per step suffices:
+ * e^{lo - max(a, b)} where lo is the smaller argument. */
+static void wkv_v(int T, int C, const float *d, const float *u, const float *k, const float *v, float *aa,
+                  float *bb, float *pp, float *y) {
+    int c = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; c + 8 <= C; c += 8) {
+        __m256 a = _mm256_loadu_ps(aa + c), b = _mm256_loadu_ps(bb + c), p = _mm256_loadu_ps(pp + c);
+        const __m256 dc = _mm256_loadu_ps(d + c), uc = _mm256_loadu_ps(u + c);
+        for (int t = 0; t < T; t++) {
+            const size_t o = (size_t)t * C + c;
+            const __m256 kt = _mm256_loadu_ps(k + o), vt = _mm256_loadu_ps(v + o);
+            __m256 ww = _mm256_add_ps(uc, kt);
+            __m256 pbig = _mm256_cmp_ps(p, ww, _CMP_GT_OQ); /* q = p > ww ? p : ww */
+            __m256 q = _mm256_blendv_ps(ww, p, pbig), small = _mm256_blendv_ps(p, ww, pbig);
+            __m256 e = exp8(_mm256_sub_ps(small, q));
+            __m256 e1 = _mm256_blendv_ps(e, one, pbig), e2 = _mm256_blendv_ps(one, e, pbig);
+            __m256 num = _mm256_fmadd_ps(e2, vt, _mm256_mul_ps(e1, a));
+            __m256 den = _mm256_add_ps(_mm256_mul_ps(e1, b), e2);
+            _mm256_storeu_ps(y + o, _mm256_div_ps(num, den));
+            ww = _mm256_add_ps(p, dc);
+            __m256 wbig = _mm256_cmp_ps(ww, kt, _CMP_GT_OQ); /* q = ww > kt ? ww : kt */
+            q = _mm256_blendv_ps(kt, ww, wbig);
+            small = _mm256_blendv_ps(ww, kt, wbig);
+            e = exp8(_mm256_sub_ps(small, q));
+            e1 = _mm256_blendv_ps(e, one, wbig);
+            e2 = _mm256_blendv_ps(one, e, wbig);
+            a = _mm256_fmadd_ps(e2, vt, _mm256_mul_ps(e1, a));
+            b = _mm256_add_ps(_mm256_mul_ps(e1, b), e2);
+            p = q;
+        }
+        _mm256_storeu_ps(aa + c, a);
+        _mm256_storeu_ps(bb + c, b);
+        _mm256_storeu_ps(pp + c, p);
+    }
+    for (; c < C; c++) { /* leftover channels: the scalar recurrence */
+        float a = aa[c], b = bb[c], p = pp[c];
+        for (int t = 0; t < T; t++) {
+            const float kt = k[(size_t)t * C + c], vt = v[(size_t)t * C + c];
+            float ww = u[c] + kt, q = p > ww ? p : ww;
+            float e1 = expf(p - q), e2 = expf(ww - q);
+            y[(size_t)t * C + c] = (e1 * a + e2 * vt) / (e1 * b + e2);
+            ww = p + d[c];
+            q = ww > kt ? ww : kt;
+            e1 = expf(ww - q);
+            e2 = expf(kt - q);
+            a = e1 * a + e2 * vt;
+            b = e1 * b + e2;
+            p = q;
+        }
+        aa[c] = a;
+        bb[c] = b;
+        pp[c] = p;
+    }
+}
+
+const kernel_ops kernels_avx2 = {
+    .name = "avx2",
+    .matvec_rows = matvec_rows,
+    .row_to_f32 = row_to_f32,
+    .mm = {MR, NR, ukernel},
+    .layernorm = layernorm_v,
+    .wkv_forward = wkv_v,
+    .token_mix = token_mix_v,
+};
+
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
+
+#endif

@@ -1,0 +1,358 @@
+/* The AVX-512 kernel variant (16 float lanes; AVX-512 F/BW/VL/DQ plus the
+ * AVX2/FMA/F16C base). Compiled for that instruction set through a target
+ * pragma (the same as a target attribute on each function); kernels/cpu.c
+ * calls into it only when CPUID/XGETBV allow it. Tested against the scalar
+ * reference in tests/test_kernels.c. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), \
+                             apply_to = function)
+#else
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+#endif
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
+
+static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); } /* n < 16 */
+
+static inline __m512 load_f16x16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+static inline __m512 load_bf16x16(const uint8_t *p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+static inline __m512 i8x16_to_f32(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+
+static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
+    const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    *lo = _mm_sub_epi8(_mm_and_si128(b, m4), e8);
+    *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), e8);
+}
+
+static void row_to_f32(dtype t, const void *src, float *dst, int n) {
+    const uint8_t *s = src;
+    int i = 0;
+    switch (t) {
+    case DT_F32: memcpy(dst, src, sizeof(float) * (size_t)n); return;
+    case DT_F16:
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_f16x16(s + 2 * i));
+        for (; i < n; i++) dst[i] = f16_at(s + 2 * i);
+        return;
+    case DT_BF16:
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_bf16x16(s + 2 * i));
+        for (; i < n; i++) dst[i] = bf16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
+        return;
+    case DT_Q8_0:
+        for (; i < n; i += 32, s += 34) {
+            __m512 d = _mm512_set1_ps(f16_at(s));
+            _mm512_storeu_ps(dst + i, _mm512_mul_ps(d, i8x16_to_f32(_mm_loadu_si128((const __m128i *)(s + 2)))));
+            _mm512_storeu_ps(dst + i + 16,
+                             _mm512_mul_ps(d, i8x16_to_f32(_mm_loadu_si128((const __m128i *)(s + 18)))));
+        }
+        return;
+    case DT_Q4_0:
+        for (; i < n; i += 32, s += 18) {
+            __m512 d = _mm512_set1_ps(f16_at(s));
+            __m128i lo, hi;
+            q4_0_unpack(s + 2, &lo, &hi);
+            _mm512_storeu_ps(dst + i, _mm512_mul_ps(d, i8x16_to_f32(lo)));
+            _mm512_storeu_ps(dst + i + 16, _mm512_mul_ps(d, i8x16_to_f32(hi)));
+        }
+        return;
+    default: dtype_to_f32(t, src, dst, (size_t)n); return;
+    }
+}
+
+/* ---- matrix-vector rows ------------------------------------------------- */
+
+static float dot_f32(const float *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+    if (i < n) {
+        __mmask16 m = tail_mask(n - i);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static float dot_f16(const uint8_t *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(load_f16x16(w + 2 * i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(load_f16x16(w + 2 * i + 32), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(load_f16x16(w + 2 * i + 64), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(load_f16x16(w + 2 * i + 96), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_f16x16(w + 2 * i), _mm512_loadu_ps(x + i), a0);
+    if (i < n) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + 2 * i));
+        a1 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static float dot_bf16(const uint8_t *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i + 32), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i + 64), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i + 96), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_bf16x16(w + 2 * i), _mm512_loadu_ps(x + i), a0);
+    if (i < n) {
+        __mmask16 m = tail_mask(n - i);
+        __m512i wi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + 2 * i));
+        __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(wi, 16));
+        a1 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static inline __m512 q8_block(const uint8_t *b, const float *x, __m512 acc) {
+    __m512 t = _mm512_mul_ps(i8x16_to_f32(_mm_loadu_si128((const __m128i *)(b + 2))), _mm512_loadu_ps(x));
+    t = _mm512_fmadd_ps(i8x16_to_f32(_mm_loadu_si128((const __m128i *)(b + 18))), _mm512_loadu_ps(x + 16), t);
+    return _mm512_fmadd_ps(_mm512_set1_ps(f16_at(b)), t, acc);
+}
+
+static float dot_q8_0(const uint8_t *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64, w += 68) {
+        a0 = q8_block(w, x + i, a0);
+        a1 = q8_block(w + 34, x + i + 32, a1);
+    }
+    if (i < n) a0 = q8_block(w, x + i, a0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+static inline __m512 q4_block(const uint8_t *b, const float *x, __m512 acc) {
+    __m128i lo, hi;
+    q4_0_unpack(b + 2, &lo, &hi);
+    __m512 t = _mm512_mul_ps(i8x16_to_f32(lo), _mm512_loadu_ps(x));
+    t = _mm512_fmadd_ps(i8x16_to_f32(hi), _mm512_loadu_ps(x + 16), t);
+    return _mm512_fmadd_ps(_mm512_set1_ps(f16_at(b)), t, acc);
+}
+
+static float dot_q4_0(const uint8_t *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64, w += 36) {
+        a0 = q4_block(w, x + i, a0);
+        a1 = q4_block(w + 18, x + i + 32, a1);
+    }
+    if (i < n) a0 = q4_block(w, x + i, a0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r1) {
+    const int n = W->cols;
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    switch (W->type) {
+    case DT_F32:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f32((const float *)row, x, n);
+        return;
+    case DT_F16:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f16(row, x, n);
+        return;
+    case DT_BF16:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_bf16(row, x, n);
+        return;
+    case DT_Q8_0:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_q8_0(row, x, n);
+        return;
+    case DT_Q4_0:
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_q4_0(row, x, n);
+        return;
+    default: matvec_rows_scalar(W, x, y, r0, r1); return;
+    }
+}
+
+/* ---- matrix-matrix micro-kernel: 8 tokens x 32 rows --------------------- */
+
+#define MR 8
+#define NR 32
+
+static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const float *X, size_t ldx,
+                                                                 float *Y, size_t ldy, const int mr, int nr,
+                                                                 int accumulate) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const float *xr[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) xr[i] = X + (size_t)i * ldx;
+    for (int c = 0; c < kc; c++, Wp += NR) {
+        __m512 w0 = _mm512_load_ps(Wp), w1 = _mm512_load_ps(Wp + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m512 xb = _mm512_set1_ps(xr[i][c]);
+            acc[i][0] = _mm512_fmadd_ps(xb, w0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(xb, w1, acc[i][1]);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : tail_mask(nr);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : tail_mask(nr - 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        float *y = Y + (size_t)i * ldy;
+        if (accumulate) {
+            acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, y));
+            acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, y + 16));
+        }
+        _mm512_mask_storeu_ps(y, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(y + 16, m1, acc[i][1]);
+    }
+}
+
+static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
+                    int accumulate) {
+    switch (mr) {
+    case 8: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 8, nr, accumulate); break;
+    case 7: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 7, nr, accumulate); break;
+    case 6: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 1, nr, accumulate); break;
+    }
+}
+
+/* ---- exp, layer norm, WKV, token mix ------------------------------------ */
+
+/* e^x to about 1 ulp: x = n ln2 + r, degree-6 minimax polynomial for e^r,
+ * then scalef (p * 2^n, exact, with subnormal and overflow results). */
+static inline __m512 exp16(__m512 x) {
+    const __m512 hi = _mm512_set1_ps(88.7228394f), lo = _mm512_set1_ps(-104.0f);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+    __m512 xc = _mm512_max_ps(_mm512_min_ps(x, hi), lo);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 y = _mm512_scalef_ps(p, n);
+    y = _mm512_mask_mov_ps(y, under, _mm512_setzero_ps());
+    return _mm512_mask_mov_ps(y, over, _mm512_set1_ps(__builtin_inff()));
+}
+
+static void layernorm_v(const float *x, const float *w, const float *b, int n, float eps, float *y) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(x + i));
+        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i < n; i += 16) s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(n - i >= 16 ? 0xffff : tail_mask(n - i), x + i));
+    float mean = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / (float)n;
+    __m512 m = _mm512_set1_ps(mean);
+    s0 = s1 = _mm512_setzero_ps();
+    for (i = 0; i + 32 <= n; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), m), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m);
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+        s1 = _mm512_fmadd_ps(d1, d1, s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : tail_mask(n - i);
+        __m512 d0 = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), m);
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+    }
+    float var = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / (float)n;
+    float inv = 1.0f / sqrtf(var + eps);
+    __m512 iv = _mm512_set1_ps(inv);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : tail_mask(n - i);
+        __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), iv);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(t, _mm512_maskz_loadu_ps(k, w + i), _mm512_maskz_loadu_ps(k, b + i)));
+    }
+}
+
+static void token_mix_v(const float *cur, const float *prev, const float *mu, int n, float *out) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : tail_mask(n - i);
+        __m512 m = _mm512_maskz_loadu_ps(k, mu + i);
+        __m512 t = _mm512_mul_ps(_mm512_sub_ps(one, m), _mm512_maskz_loadu_ps(k, prev + i));
+        _mm512_mask_storeu_ps(out + i, k, _mm512_fmadd_ps(m, _mm512_maskz_loadu_ps(k, cur + i), t));
+    }
+}
+
+/* The stable WKV recurrence on 16 channels at a time (masked at the end);
+ * one exp per half-step, as in the AVX2 variant. */
+static void wkv_v(int T, int C, const float *d, const float *u, const float *k, const float *v, float *aa,
+                  float *bb, float *pp, float *y) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int c = 0; c < C; c += 16) {
+        const __mmask16 km = C - c >= 16 ? 0xffff : tail_mask(C - c);
+        __m512 a = _mm512_maskz_loadu_ps(km, aa + c), b = _mm512_maskz_loadu_ps(km, bb + c);
+        __m512 p = _mm512_maskz_loadu_ps(km, pp + c);
+        const __m512 dc = _mm512_maskz_loadu_ps(km, d + c), uc = _mm512_maskz_loadu_ps(km, u + c);
+        for (int t = 0; t < T; t++) {
+            const size_t o = (size_t)t * C + c;
+            const __m512 kt = _mm512_maskz_loadu_ps(km, k + o), vt = _mm512_maskz_loadu_ps(km, v + o);
+            __m512 ww = _mm512_add_ps(uc, kt);
+            __mmask16 pbig = _mm512_cmp_ps_mask(p, ww, _CMP_GT_OQ);
+            __m512 q = _mm512_mask_blend_ps(pbig, ww, p), small = _mm512_mask_blend_ps(pbig, p, ww);
+            __m512 e = exp16(_mm512_sub_ps(small, q));
+            __m512 e1 = _mm512_mask_blend_ps(pbig, e, one), e2 = _mm512_mask_blend_ps(pbig, one, e);
+            __m512 num = _mm512_fmadd_ps(e2, vt, _mm512_mul_ps(e1, a));
+            __m512 den = _mm512_add_ps(_mm512_mul_ps(e1, b), e2);
+            _mm512_mask_storeu_ps(y + o, km, _mm512_div_ps(num, den));
+            ww = _mm512_add_ps(p, dc);
+            __mmask16 wbig = _mm512_cmp_ps_mask(ww, kt, _CMP_GT_OQ);
+            q = _mm512_mask_blend_ps(wbig, kt, ww);
+            small = _mm512_mask_blend_ps(wbig, ww, kt);
+            e = exp16(_mm512_sub_ps(small, q));
+            e1 = _mm512_mask_blend_ps(wbig, e, one);
+            e2 = _mm512_mask_blend_ps(wbig, one, e);
+            a = _mm512_fmadd_ps(e2, vt, _mm512_mul_ps(e1, a));
+            b = _mm512_add_ps(_mm512_mul_ps(e1, b), e2);
+            p = q;
+        }
+        _mm512_mask_storeu_ps(aa + c, km, a);
+        _mm512_mask_storeu_ps(bb + c, km, b);
+        _mm512_mask_storeu_ps(pp + c, km, p);
+    }
+}
+
+const kernel_ops kernels_avx512 = {
+    .name = "avx512",
+    .matvec_rows = matvec_rows,
+    .row_to_f32 = row_to_f32,
+    .mm = {MR, NR, ukernel},
+    .layernorm = layernorm_v,
+    .wkv_forward = wkv_v,
+    .token_mix = token_mix_v,
+};
+
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
+
+#endif

@@ -1,0 +1,144 @@
+/* Backward products of a linear layer Y = X Wᵀ (docs/training-math.md):
+ *   dX = dY · W      [N][rows]·[rows][cols]
+ *   dW += dYᵀ · X    [rows][N]·[N][cols]
+ * Both are C (+)= op(A) · B with B row-major and op(A) = A or Aᵀ, computed
+ * by one blocked GEMM on the register-tiled micro-kernel of the active
+ * kernel variant (kernel_ops.mm, the one matmul uses): C is cut into MC×NC
+ * tiles, each owned by one thread, so every element's sum over k runs in the
+ * same order whatever the thread count. Per KC slice of k, B is packed into
+ * [kc][nr] panels (the micro-kernel's weight panel) and the micro-kernel
+ * sweeps the tile's rows of op(A) mr at a time; op(A) = Aᵀ is first
+ * transposed into a [mc][kc] block so its rows are contiguous. */
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/kernels_train.h"
+
+enum {
+    KC = 256,    /* k slice: a B panel of KC×nr floats stays in L1 */
+    MC = 96,     /* tile rows */
+    NC = 128,    /* tile columns */
+    NR_MAX = 32, /* widest micro-kernel panel of any variant */
+    LDT = KC + 16, /* row stride of a transposed block: not a power of two, so
+                      its rows do not all fall into the same few L1 sets */
+};
+
+/* Bp[k][j] = B[k0 + k][n0 + j] for j < nv, zero up to nr. */
+static void pack_b(const float *B, int ldb, int n0, int nv, int k0, int kc, int nr, float *Bp) {
+    for (int k = 0; k < kc; k++) {
+        float *d = Bp + (size_t)k * nr;
+        memcpy(d, B + (size_t)(k0 + k) * ldb + n0, sizeof(float) * (size_t)nv);
+        for (int j = nv; j < nr; j++) d[j] = 0.0f;
+    }
+}
+
+/* At[i][k] = A[k0 + k][m0 + i]: an [mc][kc] block of Aᵀ, rows LDT apart.
+ * Eight rows of A at a time, so each At row gets 32 contiguous bytes. */
+static void pack_at(const float *A, int lda, int m0, int mc, int k0, int kc, float *At) {
+    int k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        const float *src = A + (size_t)(k0 + k) * lda + m0;
+        for (int i = 0; i < mc; i++) {
+            float *d = At + (size_t)i * LDT + k;
+            for (int j = 0; j < 8; j++) d[j] = src[(size_t)j * lda + i];
+        }
+    }
+    for (; k < kc; k++) {
+        const float *src = A + (size_t)(k0 + k) * lda + m0;
+        for (int i = 0; i < mc; i++) At[(size_t)i * LDT + k] = src[i];
+    }
+}
+
+/* C[m][n] (+)= sum_k op(A)[m][k] · B[k][n] for m < M, n < Nn, k < K;
+ * op(A)[m][k] = a_trans ? A[k·lda + m] : A[m·lda + k]. */
+static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, int a_trans, int lda,
+                 const float *B, int ldb, float *C, int ldc, int accumulate, int n_threads) {
+    if (M <= 0 || Nn <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, sizeof(float) * (size_t)Nn);
+        return;
+    }
+    const matmul_ukernel *uk = &kops->mm;
+    const int mr = uk->mr, nr = uk->nr;
+    const int mt = (M + MC - 1) / MC, nt = (Nn + NC - 1) / NC;
+    /* Tiles are independent, so dynamic scheduling keeps results exact. */
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(dynamic, 1)
+    for (int tile = 0; tile < mt * nt; tile++) {
+        _Alignas(64) float At[MC * LDT];
+        _Alignas(64) float Bp[KC * NR_MAX];
+        const int m0 = (tile / nt) * MC, n0 = (tile % nt) * NC;
+        const int mc = M - m0 < MC ? M - m0 : MC, nc = Nn - n0 < NC ? Nn - n0 : NC;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = K - k0 < KC ? K - k0 : KC;
+            const float *X = A + (size_t)m0 * lda + k0; /* rows of op(A), ldx apart */
+            size_t ldx = (size_t)lda;
+            if (a_trans) {
+                pack_at(A, lda, m0, mc, k0, kc, At);
+                X = At;
+                ldx = LDT;
+            }
+            for (int j0 = 0; j0 < nc; j0 += nr) {
+                const int nv = nc - j0 < nr ? nc - j0 : nr;
+                pack_b(B, ldb, n0 + j0, nv, k0, kc, nr, Bp);
+                for (int i0 = 0; i0 < mc; i0 += mr) {
+                    const int mv = mc - i0 < mr ? mc - i0 : mr;
+                    uk->run(kc, Bp, X + (size_t)i0 * ldx, ldx, C + (size_t)(m0 + i0) * ldc + n0 + j0,
+                            (size_t)ldc, mv, nv, accumulate || k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+void matmul_backward_input_with(const kernel_ops *k, const float *W, int rows, int cols,
+                                const float *dY, int N, float *dX, int n_threads) {
+    if (k->mm.nr > NR_MAX) {
+        matmul_backward_input_ref(W, rows, cols, dY, N, dX);
+        return;
+    }
+    /* M = N tokens, K = rows, op(A) = dY, B = W */
+    gemm(k, N, cols, rows, dY, 0, rows, W, cols, dX, cols, 0, n_threads);
+}
+
+void matmul_backward_weight_with(const kernel_ops *k, const float *dY, const float *X, int N,
+                                 int rows, int cols, float *dW, int n_threads) {
+    if (k->mm.nr > NR_MAX) {
+        matmul_backward_weight_ref(dY, X, N, rows, cols, dW);
+        return;
+    }
+    /* M = rows, K = N tokens, op(A) = dYᵀ, B = X */
+    gemm(k, rows, cols, N, dY, 1, rows, X, cols, dW, cols, 1, n_threads);
+}
+
+void matmul_backward_input(const float *W, int rows, int cols, const float *dY, int N, float *dX,
+                           int n_threads) {
+    matmul_backward_input_with(kernels_active(), W, rows, cols, dY, N, dX, n_threads);
+}
+
+void matmul_backward_weight(const float *dY, const float *X, int N, int rows, int cols, float *dW,
+                            int n_threads) {
+    matmul_backward_weight_with(kernels_active(), dY, X, N, rows, cols, dW, n_threads);
+}
+
+/* ---- scalar references ------------------------------------------------- */
+
+void matmul_backward_input_ref(const float *W, int rows, int cols, const float *dY, int N,
+                               float *dX) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < cols; c++) {
+            float acc = 0.0f;
+            for (int r = 0; r < rows; r++) acc += dY[(size_t)n * rows + r] * W[(size_t)r * cols + c];
+            dX[(size_t)n * cols + c] = acc;
+        }
+}
+
+void matmul_backward_weight_ref(const float *dY, const float *X, int N, int rows, int cols,
+                                float *dW) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            float acc = 0.0f;
+            for (int n = 0; n < N; n++) acc += dY[(size_t)n * rows + r] * X[(size_t)n * cols + c];
+            dW[(size_t)r * cols + c] += acc;
+        }
+}

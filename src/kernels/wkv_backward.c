@@ -1,0 +1,112 @@
+/* WKV over a training batch: forward from the zero state and the stable
+ * two-sweep backward of docs/rwkv-architecture.md §2.
+ *
+ * Layout [B][T][C]. Channels are independent, so work is split over blocks
+ * of CB adjacent channels (one cache line of each time step); inside a block
+ * time is the outer loop and the channels the inner one. The B rows of one
+ * channel block are handled by one thread in order, so the sums over rows
+ * (∂θ, ∂u) are the same whatever the thread count. */
+#include "kernels/kernels.h"
+#include "kernels/kernels_train.h"
+
+#define EMPTY_P (-1e38f) /* "no past terms yet" (§1.3) */
+
+enum { CB = 16 };
+
+void wkv_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
+                       const float *v, float *state, float *y, int n_threads) {
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *aa = state + (size_t)3 * b * C, *bb = aa + C, *pp = bb + C;
+        for (int c = 0; c < C; c++) {
+            aa[c] = bb[c] = 0.0f;
+            pp[c] = EMPTY_P;
+        }
+        const size_t o = (size_t)b * T * C;
+        wkv_forward(T, C, d, u, k + o, v + o, aa, bb, pp, y + o);
+    }
+}
+
+void wkv_backward(int B, int T, int C, const float *d, const float *u, const float *k,
+                  const float *v, const float *y, const float *gy, float *gk, float *gv,
+                  float *gtheta, float *gu, int n_threads) {
+    const int nblocks = (C + CB - 1) / CB;
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        const int c0 = blk * CB, nc = C - c0 < CB ? C - c0 : CB;
+        double sum_gd[CB] = {0}, sum_gu[CB] = {0}; /* Σ over rows of Gd, Gu */
+        for (int b = 0; b < B; b++) {
+            const size_t o = (size_t)b * T * C + (size_t)c0;
+            /* Sweep 1, t = 0..T-1: the forward recurrence again, with the
+             * derivative sums a', b' (true α' = e^p a', β' = e^p b'). Stores
+             * s_t = g_t e^q / D_t in gk and q_t in gv (§2 keeps ρ_t = u + k_t - q_t;
+             * q_t itself gives sweep 2 the exact exponent -q_t of g_t / D_t). */
+            float a[CB], bs[CB], ad[CB], bd[CB], p[CB];
+            double gd_row[CB], gu_row[CB];
+            for (int i = 0; i < nc; i++) {
+                a[i] = bs[i] = ad[i] = bd[i] = 0.0f;
+                p[i] = EMPTY_P;
+                gd_row[i] = gu_row[i] = 0.0;
+            }
+            for (int t = 0; t < T; t++) {
+                const size_t r = o + (size_t)t * C;
+                for (int i = 0; i < nc; i++) {
+                    const float kt = k[r + i], vt = v[r + i], yt = y[r + i];
+                    /* of each pair of exponentials below one is e^0 = 1 (max) */
+                    const float uk = u[c0 + i] + kt;
+                    float q, e1, e2;
+                    if (p[i] > uk) q = p[i], e1 = 1.0f, e2 = expf(uk - p[i]);
+                    else q = uk, e1 = expf(p[i] - uk), e2 = 1.0f;
+                    const float s = gy[r + i] / (e1 * bs[i] + e2);
+                    gd_row[i] += (double)((ad[i] - yt * bd[i]) * e1 * s);
+                    gu_row[i] += (double)((vt - yt) * e2 * s);
+                    gk[r + i] = s;
+                    gv[r + i] = q;
+                    const float pd = p[i] + d[c0 + i];
+                    float q2, f1, f2;
+                    if (pd > kt) q2 = pd, f1 = 1.0f, f2 = expf(kt - pd);
+                    else q2 = kt, f1 = expf(pd - kt), f2 = 1.0f;
+                    ad[i] = f1 * (a[i] + ad[i]);
+                    bd[i] = f1 * (bs[i] + bd[i]);
+                    a[i] = f1 * a[i] + f2 * vt;
+                    bs[i] = f1 * bs[i] + f2;
+                    p[i] = q2;
+                }
+            }
+            for (int i = 0; i < nc; i++) {
+                sum_gd[i] += gd_row[i];
+                sum_gu[i] += gu_row[i];
+            }
+            /* Sweep 2, j = T-1..0: P_j, Q_j held as (P~, Q~) sharing the
+             * exponent P (p[] reused); true P = e^P P~. */
+            float *Pt = a, *Qt = bs;
+            for (int i = 0; i < nc; i++) {
+                Pt[i] = Qt[i] = 0.0f;
+                p[i] = EMPTY_P;
+            }
+            for (int j = T - 1; j >= 0; j--) {
+                const size_t r = o + (size_t)j * C;
+                for (int i = 0; i < nc; i++) {
+                    const float kj = k[r + i], vj = v[r + i], yj = y[r + i];
+                    const float s = gk[r + i], q = gv[r + i];
+                    const float c1 = s * expf(u[c0 + i] + kj - q); /* g_j e^{u+k_j} / D_j */
+                    const float c2 = expf(kj + p[i]);
+                    gk[r + i] = c1 * (vj - yj) + c2 * (Pt[i] * vj - Qt[i]);
+                    gv[r + i] = c1 + c2 * Pt[i];
+                    const float E = -q; /* g_j / D_j = s_j e^E */
+                    const float pd = p[i] + d[c0 + i];
+                    float M, f1, f2;
+                    if (pd > E) M = pd, f1 = 1.0f, f2 = s * expf(E - pd);
+                    else M = E, f1 = expf(pd - E), f2 = s;
+                    Pt[i] = f1 * Pt[i] + f2;
+                    Qt[i] = f1 * Qt[i] + f2 * yj;
+                    p[i] = M;
+                }
+            }
+        }
+        for (int i = 0; i < nc; i++) {
+            gtheta[c0 + i] += (float)((double)d[c0 + i] * sum_gd[i]); /* ∂θ = d·∂d (§2) */
+            gu[c0 + i] += (float)sum_gu[i];
+        }
+    }
+}

@@ -1,0 +1,390 @@
+/* RWKV-7 "Goose", inference (docs/rwkv-architecture.md §4.5): the
+ * generalised delta-rule state update, data-dependent decay and in-context
+ * learning rate, the value residual (every block's v is pulled towards block
+ * 0's v) and the per-head bonus term. One code path for RNN mode (one token)
+ * and sequence mode (a chunk of T tokens, matrix-matrix products),
+ * continuing from the recurrent state.
+ *
+ * State of one layer: att_xx[C], S[H][N][N] (S[h][value i][key j], float32),
+ * ffn_xx[C]; a fresh state is all zeros. v_first (block 0's value, passed up
+ * the blocks within one token) is not state: it is recomputed per token. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels_heads.h"
+#include "model/model.h"
+
+#define LN_EPS 1e-5f
+#define KK_EPS 1e-12f /* the clamp of kappa's per-head L2 norm */
+/* decay = exp(-e^-1/2 sigmoid(w)); ChatRWKV and rwkv.cpp write 0.606531,
+ * which the vectors show is far inside the tolerance either way. */
+#define DECAY_SCALE 0.60653065971263342f
+#define CHUNK_TOKENS 256 /* bounds scratch memory for long prompts */
+
+/* The six token-shift mixes and their key suffixes. */
+enum { MIX_R, MIX_W, MIX_K, MIX_V, MIX_A, MIX_G, N_MIX };
+static const char *const mix_names[N_MIX] = {"r", "w", "k", "v", "a", "g"};
+
+typedef struct rwkv7_layer {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    float *mix[N_MIX];       /* att.x_r ... att.x_g [C] */
+    float *w0, *a0, *v0;     /* [A]; v0 NULL in block 0 */
+    matrix w1, w2, a1, a2, v1, v2, g1, g2; /* LoRA, f32 [out, in] (v1/v2 unset in block 0) */
+    float *k_k, *k_a;        /* [A] */
+    float *r_k;              /* [H, N] */
+    matrix att_r, att_k, att_v, att_o;
+    float *lnx_w, *lnx_b;
+    float *ffn_x_k;
+    matrix ffn_k, ffn_v;
+} rwkv7_layer;
+
+typedef struct rwkv7 {
+    int V, C, L, F, A, H, N, Dw, Da, Dv, Dg;
+    float gn_eps;
+    matrix emb, head;
+    float *ln0_w, *ln0_b, *ln_out_w, *ln_out_b;
+    rwkv7_layer *layers;
+} rwkv7;
+
+static size_t layer_state_floats(const rwkv7 *w) {
+    return 2 * (size_t)w->C + (size_t)w->H * (size_t)w->N * (size_t)w->N;
+}
+
+static void rwkv7_state_init(const rwkv_model *m, float *state) {
+    const rwkv7 *w = m->impl;
+    memset(state, 0, (size_t)w->L * layer_state_floats(w) * sizeof(float));
+}
+
+/* Scratch for one chunk of T tokens (A = C for RWKV-7). */
+typedef struct scratch {
+    float *x, *z, *dz;    /* [T][C] residual stream, layernorm output, z_prev - z */
+    float *xm[N_MIX];     /* [T][C] mixed inputs */
+    float *r, *k, *v, *w; /* [T][A] */
+    float *a, *b, *g, *y; /* [T][A]: alpha then kappa*alpha; -kappa; gate; WKV output */
+    float *v_first;       /* [T][A] block 0's v, read by the later blocks */
+    float *tmp;           /* [T][A] LoRA / projection output */
+    float *h;             /* [T][max(F, Dw, Da, Dv, Dg)] */
+} scratch;
+
+/* out[T][A] = M2 @ f(M1 @ x) for a LoRA pair (f applied in place on h). */
+static void lora(const matrix *m1, const matrix *m2, const float *x, int T, float *h, float *out,
+                 float (*f)(float), int nt) {
+    matmul(m1, x, T, h, nt);
+    if (f)
+        for (size_t i = 0; i < (size_t)T * m1->rows; i++) h[i] = f(h[i]);
+    matmul(m2, h, T, out, nt);
+}
+
+static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, scratch *s, int T, int nt) {
+    const int C = w->C, A = w->A, H = w->H, N = w->N;
+    float *att_xx = st, *S = st + C;
+    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln1_w, ly->ln1_b, C, LN_EPS, s->z + (size_t)t * C);
+    for (int t = 0; t < T; t++) {
+        const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : att_xx;
+        float *d = s->dz + (size_t)t * C;
+        for (int i = 0; i < C; i++) d[i] = prev[i] - cur[i];
+        for (int c = 0; c < N_MIX; c++) {
+            float *xc = s->xm[c] + (size_t)t * C;
+            for (int i = 0; i < C; i++) xc[i] = cur[i] + d[i] * ly->mix[c][i];
+        }
+    }
+    memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    matmul(&ly->att_r, s->xm[MIX_R], T, s->r, nt);
+    matmul(&ly->att_k, s->xm[MIX_K], T, s->k, nt);
+    matmul(&ly->att_v, s->xm[MIX_V], T, s->v, nt);
+    const size_t TA = (size_t)T * A;
+    /* decay = exp(-e^-1/2 sigmoid(w0 + tanh(x_w @ w1) @ w2)) */
+    lora(&ly->w1, &ly->w2, s->xm[MIX_W], T, s->h, s->w, tanhf, nt);
+    for (size_t i = 0; i < TA; i++) s->w[i] = expf(-DECAY_SCALE * sigmoidf(ly->w0[i % A] + s->w[i]));
+    /* alpha = sigmoid(a0 + (x_a @ a1) @ a2) */
+    lora(&ly->a1, &ly->a2, s->xm[MIX_A], T, s->h, s->a, NULL, nt);
+    for (size_t i = 0; i < TA; i++) s->a[i] = sigmoidf(ly->a0[i % A] + s->a[i]);
+    /* value residual: block 0 keeps its v as v_first; later blocks mix towards it */
+    if (l == 0) {
+        memcpy(s->v_first, s->v, sizeof(float) * TA);
+    } else {
+        lora(&ly->v1, &ly->v2, s->xm[MIX_V], T, s->h, s->tmp, NULL, nt);
+        for (size_t i = 0; i < TA; i++)
+            s->v[i] += (s->v_first[i] - s->v[i]) * sigmoidf(ly->v0[i % A] + s->tmp[i]);
+    }
+    /* g = sigmoid(x_g @ g1) @ g2 */
+    lora(&ly->g1, &ly->g2, s->xm[MIX_G], T, s->h, s->g, sigmoidf, nt);
+    /* kappa = normalize_per_head(k * k_k); k = k * (1 + (alpha - 1) * k_a);
+     * the kernel's a = -kappa (in b's buffer) and b = kappa * alpha (in a's) */
+    for (int t = 0; t < T; t++) {
+        float *k = s->k + (size_t)t * A, *al = s->a + (size_t)t * A, *neg = s->b + (size_t)t * A;
+        for (int h = 0; h < H; h++) {
+            const size_t o = (size_t)h * N;
+            float ss = 0.0f;
+            for (int j = 0; j < N; j++) {
+                float kk = k[o + j] * ly->k_k[o + j];
+                neg[o + j] = kk;
+                ss += kk * kk;
+            }
+            float norm = sqrtf(ss);
+            float inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
+            for (int j = 0; j < N; j++) {
+                const size_t i = o + j;
+                float kappa = neg[i] * inv;
+                neg[i] = -kappa;
+                k[i] = k[i] * (1.0f + (al[i] - 1.0f) * ly->k_a[i]);
+                al[i] = kappa * al[i];
+            }
+        }
+    }
+    wkv7_forward(T, H, N, s->r, s->w, s->k, s->v, s->b, s->a, S, s->y, nt);
+    /* y = (GN(y) + (sum_j r_j k_j r_k[h, j]) v) * g */
+    for (int t = 0; t < T; t++) {
+        float *y = s->y + (size_t)t * A;
+        const float *r = s->r + (size_t)t * A, *k = s->k + (size_t)t * A, *v = s->v + (size_t)t * A;
+        const float *g = s->g + (size_t)t * A;
+        group_norm(y, ly->lnx_w, ly->lnx_b, H, N, w->gn_eps, y);
+        for (int h = 0; h < H; h++) {
+            const size_t o = (size_t)h * N;
+            float bonus = 0.0f;
+            for (int j = 0; j < N; j++) bonus += r[o + j] * k[o + j] * ly->r_k[o + j];
+            for (int j = 0; j < N; j++) y[o + j] = (y[o + j] + bonus * v[o + j]) * g[o + j];
+        }
+    }
+    matmul(&ly->att_o, s->y, T, s->tmp, nt);
+    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += s->tmp[i];
+}
+
+/* Wv relu(Wk (z + dz x_k))^2 (no receptance in RWKV-7) */
+static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, float *st, scratch *s, int T, int nt) {
+    const int C = w->C, F = w->F;
+    float *ffn_xx = st + layer_state_floats(w) - C;
+    float *xk = s->xm[MIX_K];
+    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln2_w, ly->ln2_b, C, LN_EPS, s->z + (size_t)t * C);
+    for (int t = 0; t < T; t++) {
+        const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
+        for (int i = 0; i < C; i++) xk[(size_t)t * C + i] = cur[i] + (prev[i] - cur[i]) * ly->ffn_x_k[i];
+    }
+    memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    matmul(&ly->ffn_k, xk, T, s->h, nt); /* [T][F] */
+    for (size_t i = 0; i < (size_t)T * F; i++) {
+        float h = s->h[i] > 0.0f ? s->h[i] : 0.0f;
+        s->h[i] = h * h;
+    }
+    matmul(&ly->ffn_v, s->h, T, s->tmp, nt); /* [T][C] */
+    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += s->tmp[i];
+}
+
+static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, float *logits, int all_logits,
+                       scratch *s) {
+    const rwkv7 *w = m->impl;
+    const int C = w->C, nt = m->n_threads;
+    for (int t = 0; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        matrix_row_f32(&w->emb, tokens[t], x);
+        layernorm(x, w->ln0_w, w->ln0_b, C, LN_EPS, x);
+    }
+    for (int l = 0; l < w->L; l++) {
+        float *st = state + (size_t)l * layer_state_floats(w);
+        time_mix(w, &w->layers[l], l, st, s, T, nt);
+        channel_mix(w, &w->layers[l], st, s, T, nt);
+    }
+    if (!logits) return;
+    int first = all_logits ? 0 : T - 1, rows = T - first;
+    for (int t = first; t < T; t++)
+        layernorm(s->x + (size_t)t * C, w->ln_out_w, w->ln_out_b, C, LN_EPS, s->z + (size_t)(t - first) * C);
+    matmul(&w->head, s->z, rows, logits, nt);
+}
+
+static rwkv_status rwkv7_eval(rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
+                              int all_logits, rwkv_error *err) {
+    const rwkv7 *w = m->impl;
+    int T = n < CHUNK_TOKENS ? (int)n : CHUNK_TOKENS;
+    int hw = w->F;
+    const int ranks[] = {w->Dw, w->Da, w->Dv, w->Dg};
+    for (int i = 0; i < 4; i++) hw = ranks[i] > hw ? ranks[i] : hw;
+    size_t tc = (size_t)T * w->C, ta = (size_t)T * w->A, th = (size_t)T * (size_t)hw;
+    float *buf = malloc(sizeof(float) * ((3 + N_MIX) * tc + 10 * ta + th));
+    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a %d-token scratch", T);
+    float *p = buf;
+    scratch s;
+    s.x = p, p += tc;
+    s.z = p, p += tc;
+    s.dz = p, p += tc;
+    for (int c = 0; c < N_MIX; c++) s.xm[c] = p, p += tc;
+    float **as[] = {&s.r, &s.k, &s.v, &s.w, &s.a, &s.b, &s.g, &s.y, &s.v_first, &s.tmp};
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += ta;
+    s.h = p;
+    for (size_t done = 0; done < n; done += (size_t)T) {
+        int len = n - done < (size_t)T ? (int)(n - done) : T;
+        float *out = NULL;
+        if (logits && all_logits) out = logits + done * (size_t)w->V;
+        else if (logits && done + (size_t)len == n) out = logits;
+        eval_chunk(m, state, tokens + done, len, out, all_logits, &s);
+    }
+    free(buf);
+    return rwkv_ok(err);
+}
+
+static void rwkv7_free(void *impl) {
+    rwkv7 *w = impl;
+    if (!w) return;
+    free(w->layers);
+    free(w);
+}
+
+static const model_ops rwkv7_ops = {rwkv7_eval, rwkv7_state_init, rwkv7_free};
+
+#define VEC(dst, name, n)                                                                          \
+    do {                                                                                           \
+        if (!((dst) = model_vector(set, (name), (n), err))) return err ? err->code : RWKV_ERR_SHAPE; \
+    } while (0)
+#define MAT(dst, name, r, c)                                                                       \
+    do {                                                                                           \
+        rwkv_status ms_ = model_matrix(set, (name), (r), (c), &(dst), err);                        \
+        if (ms_ != RWKV_OK) return ms_;                                                            \
+    } while (0)
+#define LORA(dst, name, in, out)                                                                   \
+    do {                                                                                           \
+        rwkv_status ls_ = model_lora(set, (name), 1, (in), (out), &(dst), err);                    \
+        if (ls_ != RWKV_OK) return ls_;                                                            \
+    } while (0)
+
+static rwkv_status load_layer(tensor_set *set, rwkv7 *w, int l, rwkv_error *err) {
+    rwkv7_layer *ly = &w->layers[l];
+    const int C = w->C, A = w->A, F = w->F;
+    char n[128], suffix[64];
+#define NAME(sfx) (snprintf(n, sizeof n, "blocks.%d.%s", l, sfx), n)
+    VEC(ly->ln1_w, NAME("ln1.weight"), C);
+    VEC(ly->ln1_b, NAME("ln1.bias"), C);
+    VEC(ly->ln2_w, NAME("ln2.weight"), C);
+    VEC(ly->ln2_b, NAME("ln2.bias"), C);
+    for (int c = 0; c < N_MIX; c++) {
+        snprintf(suffix, sizeof suffix, "att.x_%s", mix_names[c]);
+        VEC(ly->mix[c], NAME(suffix), C);
+    }
+    VEC(ly->w0, NAME("att.w0"), A);
+    LORA(ly->w1, NAME("att.w1"), C, w->Dw);
+    LORA(ly->w2, NAME("att.w2"), w->Dw, A);
+    VEC(ly->a0, NAME("att.a0"), A);
+    LORA(ly->a1, NAME("att.a1"), C, w->Da);
+    LORA(ly->a2, NAME("att.a2"), w->Da, A);
+    if (l > 0) { /* block 0's v0/v1/v2, present in training checkpoints, are unused */
+        VEC(ly->v0, NAME("att.v0"), A);
+        LORA(ly->v1, NAME("att.v1"), C, w->Dv);
+        LORA(ly->v2, NAME("att.v2"), w->Dv, A);
+    }
+    LORA(ly->g1, NAME("att.g1"), C, w->Dg);
+    LORA(ly->g2, NAME("att.g2"), w->Dg, A);
+    VEC(ly->k_k, NAME("att.k_k"), A);
+    VEC(ly->k_a, NAME("att.k_a"), A);
+    VEC(ly->r_k, NAME("att.r_k"), A);
+    MAT(ly->att_r, NAME("att.receptance.weight"), A, C);
+    MAT(ly->att_k, NAME("att.key.weight"), A, C);
+    MAT(ly->att_v, NAME("att.value.weight"), A, C);
+    MAT(ly->att_o, NAME("att.output.weight"), C, A);
+    VEC(ly->lnx_w, NAME("att.ln_x.weight"), A);
+    VEC(ly->lnx_b, NAME("att.ln_x.bias"), A);
+    VEC(ly->ffn_x_k, NAME("ffn.x_k"), C);
+    MAT(ly->ffn_k, NAME("ffn.key.weight"), F, C);
+    MAT(ly->ffn_v, NAME("ffn.value.weight"), C, F);
+#undef NAME
+    return RWKV_OK;
+}
+
+/* Columns of a [C, D] LoRA matrix (the rank D). */
+static rwkv_status lora_rank(const tensor_set *set, const char *name, int *out, rwkv_error *err) {
+    const tensor *t = model_tensor(set, name, err);
+    if (!t) return RWKV_ERR_SHAPE;
+    if (t->ndim != 2 || t->shape[1] < 1 || t->shape[1] > (1 << 16))
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' must be a [C, rank] matrix", name);
+    *out = (int)t->shape[1];
+    return RWKV_OK;
+}
+
+/* Keys of RWKV-7 variants this file does not implement (docs §4.5). */
+static rwkv_status reject_unknown(const tensor_set *set, rwkv_error *err) {
+    static const char *bad[] = {".ffn.s_emb", ".ffn.s0", ".ffn.s1", ".ffn.s2", "s_emb."};
+    for (int i = 0; i < set->count; i++)
+        for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++)
+            if (strstr(set->tensors[i].name, bad[j]))
+                return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                                 "tensor '%s' belongs to the RWKV-7 \"DeepEmbed\" variant, which is not supported",
+                                 set->tensors[i].name);
+    if (!tensor_set_find(set, "blocks.0.att.x_r") && tensor_set_find(set, "blocks.0.att.x_rwkvag"))
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                         "att.x_rwkvag (rwkv.cpp's packed mixes) must be split into att.x_r ... att.x_g by the reader");
+    return RWKV_OK;
+}
+
+/* Sizes from the tensors: V, C from emb.weight, L from the block indices,
+ * A from att.key rows, F from ffn.key rows, H and N from att.r_k [H, N], the
+ * LoRA ranks from the columns of w1, a1, g1 and (block 1's) v1. */
+static rwkv_status read_shape(const tensor_set *set, rwkv7 *w, rwkv_error *err) {
+    const tensor *emb = model_tensor(set, "emb.weight", err);
+    if (!emb) return RWKV_ERR_SHAPE;
+    if (emb->ndim != 2 || emb->shape[0] < 1 || emb->shape[1] < 1 || emb->shape[0] > (1 << 24) ||
+        emb->shape[1] > (1 << 16))
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "emb.weight must be a [n_vocab, n_embd] matrix of plausible size");
+    w->V = (int)emb->shape[0];
+    w->C = (int)emb->shape[1];
+    if ((w->L = model_layer_count(set)) == 0) return rwkv_fail(err, RWKV_ERR_SHAPE, "no blocks.N.* tensors found");
+    const tensor *k = model_tensor(set, "blocks.0.att.key.weight", err);
+    const tensor *fk = k ? model_tensor(set, "blocks.0.ffn.key.weight", err) : NULL;
+    const tensor *rk = fk ? model_tensor(set, "blocks.0.att.r_k", err) : NULL;
+    if (!rk) return RWKV_ERR_SHAPE;
+    if (k->ndim != 2 || fk->ndim != 2 || k->shape[0] < 1 || fk->shape[0] < 1 || k->shape[0] > (1 << 16) ||
+        fk->shape[0] > (1 << 18))
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "att.key / ffn.key weights must be matrices of plausible size");
+    w->A = (int)k->shape[0];
+    w->F = (int)fk->shape[0];
+    if (w->A != w->C)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "RWKV-7 with dim_att %d != n_embd %d is not supported", w->A, w->C);
+    int64_t H = rk->ndim >= 1 ? rk->shape[0] : 0;
+    if (H < 1 || H > w->A || w->A % H != 0 || tensor_numel(rk) != w->A)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "blocks.0.att.r_k must be [H, N] with H*N = dim_att %d", w->A);
+    w->H = (int)H;
+    w->N = w->A / w->H;
+    rwkv_status s;
+    if ((s = lora_rank(set, "blocks.0.att.w1", &w->Dw, err)) != RWKV_OK) return s;
+    if ((s = lora_rank(set, "blocks.0.att.a1", &w->Da, err)) != RWKV_OK) return s;
+    if ((s = lora_rank(set, "blocks.0.att.g1", &w->Dg, err)) != RWKV_OK) return s;
+    if (w->L > 1 && (s = lora_rank(set, "blocks.1.att.v1", &w->Dv, err)) != RWKV_OK) return s;
+    return RWKV_OK;
+}
+
+rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err) {
+    tensor_set *set = &m->weights;
+    rwkv_status s = reject_unknown(set, err);
+    if (s != RWKV_OK) return s;
+    rwkv7 *w = calloc(1, sizeof *w);
+    if (!w) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    m->impl = w;
+    m->ops = &rwkv7_ops;
+    if ((s = read_shape(set, w, err)) != RWKV_OK) return s;
+    w->gn_eps = m->gn_eps;
+    if (!(w->gn_eps > 0.0f)) return rwkv_fail(err, RWKV_ERR_ARG, "the GroupNorm epsilon of ln_x is not set");
+    w->layers = calloc((size_t)w->L, sizeof *w->layers);
+    if (!w->layers) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    MAT(w->emb, "emb.weight", w->V, w->C);
+    MAT(w->head, "head.weight", w->V, w->C);
+    VEC(w->ln0_w, "blocks.0.ln0.weight", w->C);
+    VEC(w->ln0_b, "blocks.0.ln0.bias", w->C);
+    VEC(w->ln_out_w, "ln_out.weight", w->C);
+    VEC(w->ln_out_b, "ln_out.bias", w->C);
+    for (int l = 0; l < w->L; l++)
+        if ((s = load_layer(set, w, l, err)) != RWKV_OK) return s;
+    rwkv_model_info *info = &m->info;
+    info->version = "7";
+    info->n_vocab = w->V;
+    info->n_embd = w->C;
+    info->n_layer = w->L;
+    info->n_ffn = w->F;
+    info->dim_att = w->A;
+    info->n_head = w->H;
+    info->head_size = w->N;
+    info->d_decay_lora = w->Dw;
+    info->d_aaa_lora = w->Da;
+    info->d_mv_lora = w->Dv;
+    info->d_gate_lora = w->Dg;
+    info->gn_eps = w->gn_eps;
+    info->state_floats = (size_t)w->L * layer_state_floats(w);
+    return RWKV_OK;
+}

@@ -1,0 +1,208 @@
+/* Public tokenizer functions: loading (kind detected from the content),
+ * encode dispatch, decoding through the per-id byte table. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer/tokenizer_internal.h"
+
+/* Tokenizer files are a few MB; refuse anything absurd before reading it. */
+#define TOK_MAX_FILE_BYTES ((size_t)1 << 30)
+
+int tok_ids_reserve(tok_ids *a, size_t extra) {
+    if (a->cap - a->n >= extra) return 0;
+    size_t cap = a->cap ? a->cap : 64;
+    while (cap - a->n < extra) {
+        if (cap > SIZE_MAX / 2 / sizeof *a->v) return -1;
+        cap *= 2;
+    }
+    int *v = realloc(a->v, cap * sizeof *v);
+    if (!v) return -1;
+    a->v = v;
+    a->cap = cap;
+    return 0;
+}
+
+int tok_buf_reserve(tok_buf *b, size_t extra) {
+    if (b->cap - b->n >= extra) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->n < extra) {
+        if (cap > SIZE_MAX / 2) return -1;
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int tok_buf_append(tok_buf *b, const void *data, size_t n) {
+    if (tok_buf_reserve(b, n)) return -1;
+    if (n) memcpy(b->p + b->n, data, n);
+    b->n += n;
+    return 0;
+}
+
+void rwkv_free(void *p) { free(p); }
+
+static rwkv_status read_file(const char *path, char **data, size_t *len, rwkv_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    tok_buf b = {0};
+    for (;;) {
+        if (tok_buf_reserve(&b, 1 << 16)) {
+            fclose(f);
+            free(b.p);
+            return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory reading the file", path);
+        }
+        size_t got = fread(b.p + b.n, 1, b.cap - b.n, f);
+        b.n += got;
+        if (b.n > TOK_MAX_FILE_BYTES) {
+            fclose(f);
+            free(b.p);
+            return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: larger than 1 GiB, not a tokenizer file", path);
+        }
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    int e = errno;
+    fclose(f);
+    if (bad) {
+        free(b.p);
+        return rwkv_fail(err, RWKV_ERR_IO, "%s: read failed: %s", path, strerror(e));
+    }
+    /* NUL-terminate for the parsers' convenience (not counted in len). */
+    if (tok_buf_append(&b, "", 1)) {
+        free(b.p);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory reading the file", path);
+    }
+    *data = b.p;
+    *len = b.n - 1;
+    return RWKV_OK;
+}
+
+void rwkv_tokenizer_free(rwkv_tokenizer *tok) {
+    if (!tok) return;
+    tok_neox_free(tok->neox);
+    tok_world_free(tok->world);
+    free(tok->blob);
+    free(tok->off);
+    free(tok);
+}
+
+rwkv_status rwkv_tokenizer_new_bytes(rwkv_tokenizer **out, rwkv_error *err) {
+    if (!out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_tokenizer_new_bytes: out is NULL");
+    *out = NULL;
+    rwkv_tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory creating the byte tokenizer");
+    rwkv_status st = tok_bytes_init(tok, err);
+    if (st) {
+        rwkv_tokenizer_free(tok);
+        return st;
+    }
+    *out = tok;
+    return rwkv_ok(err);
+}
+
+rwkv_status rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err) {
+    if (!out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_tokenizer_load: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_tokenizer_load: no path given");
+    if (strcmp(path, "bytes") == 0) return rwkv_tokenizer_new_bytes(out, err);
+
+    char *data = NULL;
+    size_t len = 0;
+    rwkv_status st = read_file(path, &data, &len, err);
+    if (st) return st;
+    rwkv_tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok) {
+        free(data);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t i = 0;
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) i = 3; /* UTF-8 BOM */
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
+    if (i < len && data[i] == '{') {
+        st = tok_neox_load(tok, data, len, path, err);
+    } else if (i < len && data[i] >= '0' && data[i] <= '9') {
+        st = tok_world_load(tok, data, len, path, err);
+    } else {
+        st = rwkv_fail(err, RWKV_ERR_FORMAT,
+                       "%s: not a tokenizer: expected a tokenizer.json object or World vocabulary "
+                       "lines '<id> <literal> <nbytes>'", path);
+    }
+    free(data);
+    if (st) {
+        rwkv_tokenizer_free(tok);
+        return st;
+    }
+    *out = tok;
+    return rwkv_ok(err);
+}
+
+const char *rwkv_tokenizer_kind(const rwkv_tokenizer *tok) {
+    if (!tok) return "none";
+    switch (tok->kind) {
+    case TOK_BYTES: return "bytes";
+    case TOK_NEOX: return "neox";
+    case TOK_WORLD: return "world";
+    }
+    return "unknown";
+}
+
+int rwkv_tokenizer_vocab_size(const rwkv_tokenizer *tok) { return tok ? tok->vocab_size : 0; }
+int rwkv_tokenizer_eos(const rwkv_tokenizer *tok) { return tok ? tok->eos : -1; }
+
+rwkv_status rwkv_tokenize(const rwkv_tokenizer *tok, const char *text, size_t len,
+                          int **ids, size_t *n_ids, rwkv_error *err) {
+    if (ids) *ids = NULL;
+    if (n_ids) *n_ids = 0;
+    if (!tok || !ids || !n_ids || (!text && len))
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_tokenize: NULL argument");
+    tok_ids out = {0};
+    rwkv_status st;
+    switch (tok->kind) {
+    case TOK_NEOX: st = tok_neox_encode(tok, text, len, &out, err); break;
+    case TOK_WORLD: st = tok_world_encode(tok, text, len, &out, err); break;
+    default: st = tok_bytes_encode(tok, text, len, &out, err); break;
+    }
+    if (st) {
+        free(out.v);
+        return st;
+    }
+    *ids = out.v;
+    *n_ids = out.n;
+    return rwkv_ok(err);
+}
+
+rwkv_status rwkv_detokenize(const rwkv_tokenizer *tok, const int *ids, size_t n,
+                            char **text, size_t *len, rwkv_error *err) {
+    if (text) *text = NULL;
+    if (len) *len = 0;
+    if (!tok || !text || !len || (!ids && n))
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_detokenize: NULL argument");
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= tok->vocab_size)
+            return rwkv_fail(err, RWKV_ERR_ARG, "detokenize: id %d at position %zu is outside the %s vocabulary [0, %d)",
+                             ids[i], i, rwkv_tokenizer_kind(tok), tok->vocab_size);
+        size_t k = tok->off[ids[i] + 1] - tok->off[ids[i]];
+        if (total > SIZE_MAX - 1 - k) return rwkv_fail(err, RWKV_ERR_NOMEM, "detokenize: output too large");
+        total += k;
+    }
+    char *s = malloc(total + 1);
+    if (!s) return rwkv_fail(err, RWKV_ERR_NOMEM, "detokenize: out of memory for %zu bytes", total);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = tok->off[ids[i]], k = tok->off[ids[i] + 1] - a;
+        memcpy(s + o, tok->blob + a, k);
+        o += k;
+    }
+    s[o] = '\0';
+    *text = s;
+    *len = o;
+    return rwkv_ok(err);
+}

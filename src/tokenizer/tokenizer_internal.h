@@ -1,0 +1,97 @@
+/* Internal pieces shared by the tokenizer files (src/tokenizer/).
+ *
+ * Every tokenizer keeps, besides its encoder, one table of the bytes each id
+ * decodes to (blob + offsets); rwkv_detokenize and the streaming decoder use
+ * only that table, so they are the same code for every kind. */
+#ifndef RWKV_TOKENIZER_INTERNAL_H
+#define RWKV_TOKENIZER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "rwkv_tokenizer.h"
+
+typedef enum tok_kind { TOK_BYTES = 0, TOK_NEOX, TOK_WORLD } tok_kind;
+
+typedef struct neox_model neox_model;   /* bpe_neox.c */
+typedef struct world_model world_model; /* world.c */
+
+struct rwkv_tokenizer {
+    tok_kind kind;
+    int vocab_size; /* ids are 0..vocab_size-1 */
+    int eos;        /* -1: none */
+    /* Decode table: id i decodes to blob[off[i] .. off[i+1]). */
+    char *blob;
+    uint32_t *off;  /* vocab_size + 1 entries */
+    neox_model *neox;
+    world_model *world;
+};
+
+/* A growable array of ids. */
+typedef struct tok_ids {
+    int *v;
+    size_t n, cap;
+} tok_ids;
+/* 0 on success, -1 when out of memory. */
+int tok_ids_reserve(tok_ids *a, size_t extra);
+static inline int tok_ids_push(tok_ids *a, int id) {
+    if (a->n == a->cap && tok_ids_reserve(a, 1)) return -1;
+    a->v[a->n++] = id;
+    return 0;
+}
+
+/* A growable byte buffer. */
+typedef struct tok_buf {
+    char *p;
+    size_t n, cap;
+} tok_buf;
+int tok_buf_reserve(tok_buf *b, size_t extra);
+int tok_buf_append(tok_buf *b, const void *data, size_t n);
+
+/* ---- hash.c: a map from byte strings to ints (open addressing). The keys
+ * are not copied: they must outlive the map. */
+typedef struct tok_strmap {
+    const char **key;
+    uint32_t *klen;
+    int *val;
+    size_t cap, n; /* cap is a power of two */
+} tok_strmap;
+int tok_strmap_init(tok_strmap *m, size_t expected);
+void tok_strmap_free(tok_strmap *m);
+/* Inserts or overwrites; returns 0, or -1 when out of memory.
+ * When old is not NULL it receives the previous value or -1. */
+int tok_strmap_put(tok_strmap *m, const char *key, size_t len, int val, int *old);
+/* The value, or -1 when absent. */
+int tok_strmap_get(const tok_strmap *m, const char *key, size_t len);
+uint64_t tok_hash_bytes(const void *data, size_t len);
+
+/* ---- utf8 helpers (utf8_stream.c) */
+/* Length of the longest valid UTF-8 prefix of s[0..n) (== n when valid). */
+size_t tok_utf8_valid_prefix(const unsigned char *s, size_t n);
+/* Encodes code point cp (<= 0x10FFFF) into out; returns the byte count. */
+int tok_utf8_encode(uint32_t cp, char out[4]);
+
+/* ---- pretokenize.c: the GPT-2 pre-tokenizer. s[0..n) is valid UTF-8 and
+ * i < n the start of a pre-token; returns the end of that pre-token. */
+size_t tok_gpt2_pretoken_end(const unsigned char *s, size_t n, size_t i);
+
+/* ---- loaders: take ownership of nothing; fill tok on success. `name` is the
+ * file name used in error messages. */
+rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
+                          const char *name, rwkv_error *err);
+rwkv_status tok_world_load(rwkv_tokenizer *tok, const char *data, size_t len,
+                           const char *name, rwkv_error *err);
+rwkv_status tok_bytes_init(rwkv_tokenizer *tok, rwkv_error *err);
+void tok_neox_free(neox_model *m);
+void tok_world_free(world_model *m);
+
+/* ---- encoders: append ids to out. */
+rwkv_status tok_neox_encode(const rwkv_tokenizer *tok, const char *text, size_t len,
+                            tok_ids *out, rwkv_error *err);
+rwkv_status tok_world_encode(const rwkv_tokenizer *tok, const char *text, size_t len,
+                             tok_ids *out, rwkv_error *err);
+rwkv_status tok_bytes_encode(const rwkv_tokenizer *tok, const char *text, size_t len,
+                             tok_ids *out, rwkv_error *err);
+
+#endif

@@ -1,0 +1,68 @@
+/* The layers of RWKV-4 training as forward/backward pairs over N = B·T rows
+ * (docs/rwkv-architecture.md §1.2; the backward equations are in
+ * docs/training-math.md). Activations are row-major [N][width], the B
+ * sequences of T tokens one after another.
+ *
+ * Conventions: a backward ADDS into parameter gradients (dW, dw, db, dmu,
+ * dE) and into an input gradient only where it says "+="; sums over rows
+ * always run in row order (each thread owns whole columns or whole rows), so
+ * results do not depend on the thread count. */
+#ifndef RWKV_TRAIN_LAYERS_H
+#define RWKV_TRAIN_LAYERS_H
+
+#include <stddef.h>
+
+/* out[n] = E[tok[n]] */
+void embedding_forward(const float *E, const int *tok, int N, int C, float *out, int nt);
+/* dE[tok[n]] += dout[n] */
+void embedding_backward(const float *dout, const int *tok, int N, int C, float *dE, int nt);
+
+/* y[n] = LN(x[n]; w, b) with eps 1e-5 (§0). */
+void layernorm_forward(const float *x, const float *w, const float *b, int N, int C, float *y,
+                       int nt);
+/* dx += dLN/dx·dy; dw += Σ dy ⊙ x̂; db += Σ dy. `stats` is scratch of 2N floats. */
+void layernorm_backward(const float *x, const float *w, const float *dy, int N, int C, float *dx,
+                        float *dw, float *db, float *stats, int nt);
+
+/* Token shift + mix (§1.2): out[b,t] = mu ⊙ z[b,t] + (1 - mu) ⊙ z[b,t-1],
+ * z[b,-1] = 0; `zeros` is C zero floats. */
+void token_shift_forward(const float *z, const float *mu, int B, int T, int C, const float *zeros,
+                         float *out, int nt);
+/* dz = (or += when accumulate) mu ⊙ dout[t] + (1 - mu) ⊙ dout[t+1] (within
+ * each sequence); dmu += Σ dout[t] ⊙ (z[t] - z[t-1]). */
+void token_shift_backward(const float *dout, const float *z, const float *mu, int B, int T, int C,
+                          float *dz, int accumulate, float *dmu, int nt);
+
+/* Y = X Wᵀ, W [out][in] f32 (the shared matmul kernel). */
+void linear_forward(const float *W, int out, int in, const float *X, int N, float *Y, int nt);
+/* dW += dYᵀ X, then dX = dY W when dX is not NULL; dX may be X itself. */
+void linear_backward(const float *W, int out, int in, const float *X, const float *dY, int N,
+                     float *dX, float *dW, int nt);
+
+/* Sigmoid gate out = σ(pre) ⊙ val, in two steps: sigmoid_forward turns pre
+ * into r = σ(pre) in place (the saved activation), gate_forward multiplies. */
+void sigmoid_forward(float *x, size_t n, int nt);
+void gate_forward(const float *r, const float *val, float *out, size_t n, int nt);
+/* From the saved r = σ(pre): dval = dout ⊙ r, dpre = dout ⊙ val ⊙ r(1 - r);
+ * dval or dpre may be dout itself. */
+void sigmoid_gate_backward(const float *r, const float *val, const float *dout, float *dval,
+                           float *dpre, size_t n, int nt);
+
+/* h = max(k, 0)² */
+void relu2_forward(const float *k, float *h, size_t n, int nt);
+/* dk = dh ⊙ 2 max(k, 0); dk may be dh. */
+void relu2_backward(const float *k, const float *dh, float *dk, size_t n, int nt);
+
+/* y = x + a (residual add); y may be x. */
+void residual_forward(const float *x, const float *a, float *y, size_t n, int nt);
+
+/* Cross-entropy of softmax(logits[n]) against targets[n]: row_loss[n] =
+ * lse[n] - logits[n][target], lse = log Σ exp. */
+void cross_entropy_forward(const float *logits, const int *targets, int N, int V, float *row_loss,
+                           float *lse, int nt);
+/* logits -> d(mean loss)/dlogits in place: (softmax - onehot) / N, plus the
+ * L2Wrap term l2wrap·max / N on each row's (first) largest logit (§3.3). */
+void cross_entropy_backward(float *logits, const int *targets, const float *lse, int N, int V,
+                            float l2wrap, int nt);
+
+#endif

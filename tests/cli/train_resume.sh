@@ -1,0 +1,212 @@
+#!/bin/sh
+# End-to-end tests of `rwkv train` / `rwkv init`: an interrupted run (Ctrl-C,
+# kill -9 in the middle of a checkpoint write, kills at random moments, a
+# damaged newest checkpoint) resumes to the same per-step losses as an
+# uninterrupted one; the NaN guard; bad flags.
+#   sh tests/cli/train_resume.sh ./rwkv
+# Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
+RWKV=${1:-./rwkv}
+case $RWKV in /*) ;; *) RWKV=$(pwd)/$RWKV ;; esac
+T=$(mktemp -d /tmp/rwkv_train_resume.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+failed=0
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; failed=1; }
+
+if [ ! -x "$RWKV" ]; then
+    echo "FAIL train_resume: $RWKV is not an executable"
+    exit 1
+fi
+
+# training text: a slice of Tiny Shakespeare when it is there, else generated text
+SHARED=${RWKV_SHARED:-../shared}
+if [ -f "$SHARED/data/tinyshakespeare/input.txt" ]; then
+    head -c 60000 "$SHARED/data/tinyshakespeare/input.txt" >"$T/data.txt"
+else
+    awk 'BEGIN { for (i = 0; i < 3000; i++) printf "line %d: the quick brown fox %d jumps over the lazy dog.\n", i, i * 7 % 13 }' >"$T/data.txt"
+fi
+
+FLAGS="--layers 2 --embd 32 --ctx 16 --batch 4 --steps 40 --save-every 10 --eval-every 10 --val-windows 8 --threads 2 --seed 7 --lr 3e-3 --no-peak --quiet"
+
+# the deterministic fields of each log line (not the timings)
+losses() {
+    sed -e 's/"tokens_per_s":[^,]*,//' -e 's/"mfu":[^,]*,//' -e 's/,"elapsed_s":[^,}]*//' "$1/train.jsonl"
+}
+
+wait_for() { # file, seconds
+    n=0
+    while [ ! -e "$1" ]; do
+        sleep 0.02
+        n=$((n + 1))
+        [ $n -gt $(($2 * 50)) ] && return 1
+    done
+    return 0
+}
+
+# ---- reference: uninterrupted -------------------------------------------
+if ! "$RWKV" train --data "$T/data.txt" --out "$T/a" $FLAGS 2>"$T/a.err"; then
+    fail train_uninterrupted "$(tail -1 "$T/a.err")"
+    echo "FAIL train_resume: no reference run, stopping"
+    exit 1
+fi
+losses "$T/a" >"$T/a.losses"
+if [ "$(wc -l <"$T/a.losses")" -eq 40 ] && [ -f "$T/a/model.safetensors" ] && grep -q '"val_loss"' "$T/a.losses"; then
+    pass train_uninterrupted
+else
+    fail train_uninterrupted "expected 40 log lines with val_loss and DIR/model.safetensors"
+fi
+first=$(sed -n '1s/.*"loss":\([^,]*\),.*/\1/p' "$T/a.losses")
+last=$(sed -n '40s/.*"loss":\([^,]*\),.*/\1/p' "$T/a.losses")
+if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }'; then pass train_loss_decreases; else fail train_loss_decreases "loss $first -> $last"; fi
+
+if "$RWKV" info "$T/a/model-00000040.safetensors" >"$T/info.out" 2>&1 && grep -q 'RWKV-4' "$T/info.out" \
+    && grep -q 'n_layer: *2' "$T/info.out"; then
+    pass train_checkpoint_loads_in_info
+else
+    fail train_checkpoint_loads_in_info "$(tail -1 "$T/info.out")"
+fi
+
+# ---- same seed, same threads: the same run --------------------------------
+"$RWKV" train --data "$T/data.txt" --out "$T/a2" $FLAGS 2>/dev/null
+if losses "$T/a2" | cmp -s - "$T/a.losses"; then pass train_deterministic; else fail train_deterministic "two identical runs logged different losses"; fi
+
+# ---- Ctrl-C: checkpoint at the current step, then --resume ---------------
+RWKV_TRAIN_SAVE_PAUSE_MS=400 "$RWKV" train --data "$T/data.txt" --out "$T/b" $FLAGS 2>"$T/b.err" &
+pid=$!
+wait_for "$T/b/model-00000010.safetensors" 20
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 130 ] && [ -f "$T/b/train_state-00000010.bin" ] && [ "$(wc -l <"$T/b/train.jsonl")" -lt 40 ]; then
+    if "$RWKV" train --resume "$T/b" --quiet 2>"$T/b.err2" && losses "$T/b" | cmp -s - "$T/a.losses"; then
+        pass train_sigint_resume_identical
+    else
+        fail train_sigint_resume_identical "resumed losses differ: $(tail -1 "$T/b.err2")"
+    fi
+else
+    fail train_sigint_resume_identical "Ctrl-C gave exit $rc, expected 130 and a checkpoint at step 10"
+fi
+
+# ---- kill -9 in the middle of a checkpoint write --------------------------
+RWKV_TRAIN_SAVE_PAUSE_MS=1000 "$RWKV" train --data "$T/data.txt" --out "$T/c" $FLAGS 2>/dev/null &
+pid=$!
+# model-20 appears after checkpoint 10 is complete; the state of step 20 is then half written
+wait_for "$T/c/model-00000020.safetensors" 30
+sleep 0.3
+kill -9 $pid
+wait $pid 2>/dev/null
+tmp_left=$(ls "$T/c" | grep -c '\.tmp\.')
+if [ ! -e "$T/c/train_state-00000020.bin" ] && [ -f "$T/c/train_state-00000010.bin" ] && [ "$tmp_left" -ge 1 ]; then
+    pass train_kill9_mid_write_leaves_temp_only
+else
+    fail train_kill9_mid_write_leaves_temp_only "expected train_state-00000010.bin, no train_state-00000020.bin and a temp file; have: $(ls "$T/c" | tr '\n' ' ')"
+fi
+if "$RWKV" info "$T/c/model-00000010.safetensors" >/dev/null 2>&1; then
+    pass train_kill9_previous_checkpoint_loads
+else
+    fail train_kill9_previous_checkpoint_loads "model-00000010.safetensors does not load"
+fi
+if "$RWKV" train --resume "$T/c" 2>"$T/c.err" && losses "$T/c" | cmp -s - "$T/a.losses"; then
+    if grep -q 'resuming from checkpoint 10' "$T/c.err" && [ "$(ls "$T/c" | grep -c '\.tmp\.')" -eq 0 ]; then
+        pass train_kill9_resume_identical
+    else
+        fail train_kill9_resume_identical "did not resume from checkpoint 10 or left temp files: $(grep -i resum "$T/c.err")"
+    fi
+else
+    fail train_kill9_resume_identical "resumed losses differ from the uninterrupted run: $(tail -1 "$T/c.err")"
+fi
+
+# ---- kill -9 at random moments, again and again ---------------------------
+RWKV_TRAIN_SAVE_PAUSE_MS=150 "$RWKV" train --data "$T/data.txt" --out "$T/d" $FLAGS 2>/dev/null &
+pid=$!
+sleep 0.25
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+for i in 1 2 3 4 5 6; do
+    delay=$(awk -v s="$i$$" 'BEGIN { srand(s); printf "%.2f", 0.05 + rand() * 0.5 }')
+    RWKV_TRAIN_SAVE_PAUSE_MS=150 "$RWKV" train --resume "$T/d" --quiet 2>/dev/null &
+    pid=$!
+    sleep "$delay"
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+done
+if "$RWKV" train --resume "$T/d" --quiet 2>"$T/d.err" && losses "$T/d" | cmp -s - "$T/a.losses"; then
+    pass train_random_kills_resume_identical
+else
+    fail train_random_kills_resume_identical "losses differ after repeated kill -9: $(tail -1 "$T/d.err")"
+fi
+
+# ---- a damaged newest checkpoint is skipped --------------------------------
+cp -r "$T/a" "$T/e"
+rm -f "$T/e/model.safetensors"
+size=$(wc -c <"$T/e/train_state-00000040.bin")
+head -c $((size / 2)) "$T/e/train_state-00000040.bin" >"$T/e/cut" && mv "$T/e/cut" "$T/e/train_state-00000040.bin"
+sed -i '/"step":3[6-9]\|"step":40/d' "$T/e/train.jsonl"
+if "$RWKV" train --resume "$T/e" 2>"$T/e.err" && grep -q 'ignored checkpoint 40' "$T/e.err" \
+    && grep -q 'resuming from checkpoint 30' "$T/e.err" && losses "$T/e" | cmp -s - "$T/a.losses"; then
+    pass train_damaged_checkpoint_skipped
+else
+    fail train_damaged_checkpoint_skipped "$(grep -i 'checkpoint\|rwkv:' "$T/e.err" | head -2 | tr '\n' ' ')"
+fi
+
+# ---- NaN guard -------------------------------------------------------------
+RWKV_TRAIN_NAN_STEP=5 "$RWKV" train --data "$T/data.txt" --out "$T/f" $FLAGS 2>"$T/f.err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$T/f.err")" -eq 1 ] && grep -q 'step 5: non-finite gradient' "$T/f.err" \
+    && [ "$(wc -l <"$T/f/train.jsonl")" -eq 4 ]; then
+    pass train_nonfinite_stops
+else
+    fail train_nonfinite_stops "exit $rc: $(head -1 "$T/f.err")"
+fi
+RWKV_TRAIN_NAN_STEP=5 "$RWKV" train --data "$T/data.txt" --out "$T/g" $FLAGS --skip-nonfinite 2>"$T/g.err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"step":5,.*"skipped":true' "$T/g/train.jsonl" && [ "$(wc -l <"$T/g/train.jsonl")" -eq 40 ]; then
+    pass train_nonfinite_skip
+else
+    fail train_nonfinite_skip "exit $rc: $(tail -1 "$T/g.err")"
+fi
+
+# ---- init, then train from it ---------------------------------------------
+if "$RWKV" init --layers 2 --embd 32 --vocab 256 --seed 3 --out "$T/init.safetensors" 2>"$T/init.err" \
+    && "$RWKV" info "$T/init.safetensors" 2>&1 | grep -q 'n_embd: *32' \
+    && "$RWKV" train --data "$T/data.txt" --out "$T/h" --init "$T/init.safetensors" --ctx 16 --batch 4 --steps 3 \
+        --threads 2 --no-peak --quiet 2>"$T/h.err" \
+    && [ "$(wc -l <"$T/h/train.jsonl")" -eq 3 ]; then
+    pass init_then_train
+else
+    fail init_then_train "$(cat "$T/init.err" "$T/h.err" 2>/dev/null | tail -1)"
+fi
+
+# ---- bad flags: one line on stderr, non-zero exit --------------------------
+bad() { # name, expected message part, args...
+    name=$1
+    want=$2
+    shift 2
+    "$RWKV" "$@" >"$T/bad.out" 2>"$T/bad.err"
+    rc=$?
+    if [ $rc -ne 0 ] && [ "$(wc -l <"$T/bad.err")" -eq 1 ] && grep -q -- "$want" "$T/bad.err"; then
+        pass "$name"
+    else
+        fail "$name" "exit $rc, stderr: $(head -2 "$T/bad.err" | tr '\n' ' ')"
+    fi
+}
+bad train_bad_missing_out "--out" train --data "$T/data.txt"
+bad train_bad_ctx "--ctx" train --data "$T/data.txt" --out "$T/x" --ctx 0
+bad train_bad_number "--lr" train --data "$T/data.txt" --out "$T/x" --lr fast
+bad train_bad_unknown "unknown option '--bogus'" train --data "$T/data.txt" --out "$T/x" --bogus 1
+bad train_bad_missing_value "--steps expects a value" train --data "$T/data.txt" --out "$T/x" --steps
+bad train_bad_resume_with_settings "--layers cannot be combined with --resume" train --resume "$T/a" --layers 3
+bad train_bad_resume_dir "not a directory" train --resume "$T/nonexistent"
+bad train_bad_data_file "nonexistent.txt" train --data "$T/nonexistent.txt" --out "$T/x2"
+bad train_bad_used_dir "already holds a training run" train --data "$T/data.txt" --out "$T/a"
+bad train_bad_ctx_too_long "ctx+1" train --data "$T/data.txt" --out "$T/x3" --ctx 100000 --no-peak
+bad init_bad_layers "--layers" init --layers 0 --embd 8 --vocab 10 --out "$T/y.safetensors"
+bad init_bad_missing_out "--out" init --layers 1 --embd 8 --vocab 10
+
+if "$RWKV" train --help | grep -q -- '--save-every' && "$RWKV" init --help | grep -q -- '--vocab'; then
+    pass train_init_help
+else
+    fail train_init_help "--help does not list the flags"
+fi
+
+exit $failed
