@@ -9,6 +9,7 @@ void tensor_set_init(tensor_set *set) { memset(set, 0, sizeof *set); }
 void tensor_set_free(tensor_set *set) {
     for (int i = 0; i < set->count; i++) free(set->tensors[i].name);
     free(set->tensors);
+    strmap_free(&set->index);
     for (int i = 0; i < set->owned_count; i++) free(set->owned[i]);
     free(set->owned);
     mapped_file_close(&set->file);
@@ -67,10 +68,14 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
         memcpy(copy, data, nbytes);
         data = copy;
     }
+    if (!set->index.cap && strmap_init(&set->index, 64) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     tensor *t = &set->tensors[set->count];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
-    if (!t->name) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    if (!t->name || strmap_put(&set->index, t->name, strlen(t->name), set->count, NULL) != 0) {
+        free(t->name);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
     t->type = type;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -94,7 +99,6 @@ void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
 }
 
 const tensor *tensor_set_find(const tensor_set *set, const char *name) {
-    for (int i = 0; i < set->count; i++)
-        if (strcmp(set->tensors[i].name, name) == 0) return &set->tensors[i];
-    return NULL;
+    int i = strmap_get(&set->index, name, strlen(name));
+    return i >= 0 ? &set->tensors[i] : NULL;
 }

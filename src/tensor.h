@@ -10,6 +10,7 @@
 #include "dtype.h"
 #include "error.h"
 #include "formats/mapped_file.h"
+#include "strmap.h"
 
 #define TENSOR_MAX_DIMS 4
 
@@ -25,6 +26,7 @@ typedef struct tensor {
 typedef struct tensor_set {
     tensor *tensors;
     int count, capacity;
+    strmap index; /* name -> position in tensors (loading stays linear in the tensor count) */
     void **owned; /* buffers freed with the set */
     int owned_count, owned_capacity;
     mapped_file file; /* the mapping the views point into (may be empty) */

@@ -28,7 +28,7 @@ typedef struct pth_reader {
 static rwkv_status with_path(const pth_reader *r, const char *member, rwkv_status s) {
     if (s == RWKV_OK || !r->err) return s;
     char prefix[RWKV_ERROR_MESSAGE_MAX];
-    if (member) snprintf(prefix, sizeof prefix, "%s: %s", r->path, member);
+    if (member) snprintf(prefix, sizeof prefix, "%s: %.256s", r->path, member);
     else snprintf(prefix, sizeof prefix, "%s", r->path);
     rwkv_error_prefix(r->err, prefix);
     return s;

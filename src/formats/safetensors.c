@@ -70,7 +70,8 @@ static rwkv_status read_entry(const char *path, tensor_set *set, const char *nam
                          "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%llu bytes)",
                          path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)data_size);
     rwkv_status s = tensor_set_add(set, name, type, (int)ndim, shape, data + b, (size_t)(e - b), err);
-    return s == RWKV_OK ? s : rwkv_error_prefix(err, path);
+    if (s != RWKV_OK && err) rwkv_error_prefix(err, path);
+    return s;
 }
 
 rwkv_status safetensors_read(const char *path, tensor_set *set, rwkv_error *err) {

@@ -15,10 +15,11 @@
 #include "kernels/kernels_train.h"
 
 enum {
-    KC = 256,    /* k slice: a B panel of KC×nr floats stays in L1 */
-    MC = 96,     /* tile rows */
-    NC = 128,    /* tile columns */
-    NR_MAX = 32, /* widest micro-kernel panel of any variant */
+    KC = 256,      /* k slice: a B panel of KC×nr floats stays in L1 */
+    MC = 512,      /* tile rows when op(A) = A: an MC×KC slice of A stays in L2 */
+    MC_T = 192,    /* tile rows when op(A) = Aᵀ (the transposed block, in L2) */
+    NC = 128,      /* tile columns */
+    NR_MAX = 32,   /* widest micro-kernel panel of any variant */
     LDT = KC + 16, /* row stride of a transposed block: not a power of two, so
                       its rows do not all fall into the same few L1 sets */
 };
@@ -61,14 +62,16 @@ static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, i
     }
     const matmul_ukernel *uk = &kops->mm;
     const int mr = uk->mr, nr = uk->nr;
-    const int mt = (M + MC - 1) / MC, nt = (Nn + NC - 1) / NC;
+    const int MCx = a_trans ? MC_T : MC;
+    const int mt = (M + MCx - 1) / MCx, nt = (Nn + NC - 1) / NC;
     /* Tiles are independent, so dynamic scheduling keeps results exact. */
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(dynamic, 1)
     for (int tile = 0; tile < mt * nt; tile++) {
-        _Alignas(64) float At[MC * LDT];
-        _Alignas(64) float Bp[KC * NR_MAX];
-        const int m0 = (tile / nt) * MC, n0 = (tile % nt) * NC;
-        const int mc = M - m0 < MC ? M - m0 : MC, nc = Nn - n0 < NC ? Nn - n0 : NC;
+        /* per-thread packing buffers, kept across calls (OpenMP keeps its threads) */
+        static _Thread_local float At[MC_T * LDT] __attribute__((aligned(64)));
+        static _Thread_local float Bp[KC * NR_MAX] __attribute__((aligned(64)));
+        const int m0 = (tile / nt) * MCx, n0 = (tile % nt) * NC;
+        const int mc = M - m0 < MCx ? M - m0 : MCx, nc = Nn - n0 < NC ? Nn - n0 : NC;
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC;
             const float *X = A + (size_t)m0 * lda + k0; /* rows of op(A), ldx apart */

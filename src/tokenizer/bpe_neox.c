@@ -296,7 +296,7 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
     neox_model *m = calloc(1, sizeof *m);
     const char **id_str = NULL; /* id -> string (borrowed from the JSON) */
     unsigned char *is_special = NULL;
-    tok_strmap vocab = {0};
+    strmap vocab = {0};
     tok_buf blob = {0};
     uint32_t *off = NULL;
     if (!m) goto nomem;
@@ -370,7 +370,7 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
     int n_ids = (int)max_id + 1;
     id_str = calloc((size_t)n_ids, sizeof *id_str);
     is_special = calloc((size_t)n_ids, 1);
-    if (!id_str || !is_special || tok_strmap_init(&vocab, json_object_size(jvocab))) goto nomem;
+    if (!id_str || !is_special || strmap_init(&vocab, json_object_size(jvocab))) goto nomem;
     json_object_foreach(jvocab, key, val) {
         int id = (int)json_integer_value(val);
         if (id_str[id]) {
@@ -379,7 +379,7 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
             goto fail;
         }
         id_str[id] = key;
-        if (tok_strmap_put(&vocab, key, strlen(key), id, NULL)) goto nomem;
+        if (strmap_put(&vocab, key, strlen(key), id, NULL)) goto nomem;
     }
 
     /* Byte-level alphabet. */
@@ -389,11 +389,11 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
     for (int b = 0; b < 256; b++) {
         char u[4];
         int l = tok_utf8_encode(cp_of_byte[b], u);
-        m->byte_id[b] = tok_strmap_get(&vocab, u, (size_t)l);
+        m->byte_id[b] = strmap_get(&vocab, u, (size_t)l);
     }
     json_t *unk = json_object_get(model, "unk_token");
     if (unk && !json_is_null(unk)) {
-        if (!json_is_string(unk) || (m->unk = tok_strmap_get(&vocab, json_string_value(unk), json_string_length(unk))) < 0) {
+        if (!json_is_string(unk) || (m->unk = strmap_get(&vocab, json_string_value(unk), json_string_length(unk))) < 0) {
             st = bad(&L, RWKV_ERR_FORMAT, "model.unk_token is not a string in model.vocab");
             goto fail;
         }
@@ -444,13 +444,13 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
             st = bad(&L, RWKV_ERR_FORMAT, "%s: not a string \"A B\" nor a pair [\"A\", \"B\"]", where);
             goto fail;
         }
-        int ia = tok_strmap_get(&vocab, a, al), ib = tok_strmap_get(&vocab, b, bl);
+        int ia = strmap_get(&vocab, a, al), ib = strmap_get(&vocab, b, bl);
         cat.n = 0;
         if (tok_buf_append(&cat, a, al) || tok_buf_append(&cat, b, bl) || tok_buf_append(&cat, "", 1)) {
             free(cat.p);
             goto nomem;
         }
-        int inew = tok_strmap_get(&vocab, cat.p, al + bl);
+        int inew = strmap_get(&vocab, cat.p, al + bl);
         if (ia < 0 || ib < 0 || inew < 0) {
             const char *what = ia < 0 ? "left token" : ib < 0 ? "right token" : "merged token";
             const char *src = ia < 0 ? a : ib < 0 ? b : cat.p;
@@ -504,7 +504,7 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
     tok->eos = 0;
     tok->blob = blob.p;
     tok->off = off;
-    tok_strmap_free(&vocab);
+    strmap_free(&vocab);
     free(id_str);
     free(is_special);
     json_decref(root);
@@ -513,7 +513,7 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
 nomem:
     st = rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory loading the tokenizer", name);
 fail:
-    tok_strmap_free(&vocab);
+    strmap_free(&vocab);
     free(id_str);
     free(is_special);
     free(blob.p);

@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "rwkv_tokenizer.h"
+#include "strmap.h"
 
 typedef enum tok_kind { TOK_BYTES = 0, TOK_NEOX, TOK_WORLD } tok_kind;
 
@@ -49,22 +50,6 @@ typedef struct tok_buf {
 int tok_buf_reserve(tok_buf *b, size_t extra);
 int tok_buf_append(tok_buf *b, const void *data, size_t n);
 
-/* ---- hash.c: a map from byte strings to ints (open addressing). The keys
- * are not copied: they must outlive the map. */
-typedef struct tok_strmap {
-    const char **key;
-    uint32_t *klen;
-    int *val;
-    size_t cap, n; /* cap is a power of two */
-} tok_strmap;
-int tok_strmap_init(tok_strmap *m, size_t expected);
-void tok_strmap_free(tok_strmap *m);
-/* Inserts or overwrites; returns 0, or -1 when out of memory.
- * When old is not NULL it receives the previous value or -1. */
-int tok_strmap_put(tok_strmap *m, const char *key, size_t len, int val, int *old);
-/* The value, or -1 when absent. */
-int tok_strmap_get(const tok_strmap *m, const char *key, size_t len);
-uint64_t tok_hash_bytes(const void *data, size_t len);
 
 /* ---- utf8 helpers (utf8_stream.c) */
 /* Length of the longest valid UTF-8 prefix of s[0..n) (== n when valid). */

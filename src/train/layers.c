@@ -125,11 +125,13 @@ void token_shift_backward(const float *dout, const float *z, const float *mu, in
                 const float *zc = z + r, *zprev = t > 0 ? zc - C : zero_row;
                 float *d = dz + r;
 #pragma omp simd
-                for (int j = 0; j < w; j++) {
-                    const float m = mu[c0 + j];
-                    const float v = m * g[j] + (1.0f - m) * gnext[j];
-                    d[j] = accumulate ? d[j] + v : v;
-                    am[j] += (double)g[j] * (zc[j] - zprev[j]);
+                for (int j = 0; j < w; j++) am[j] += (double)g[j] * (zc[j] - zprev[j]);
+                if (accumulate) {
+#pragma omp simd
+                    for (int j = 0; j < w; j++) d[j] += mu[c0 + j] * g[j] + (1.0f - mu[c0 + j]) * gnext[j];
+                } else {
+#pragma omp simd
+                    for (int j = 0; j < w; j++) d[j] = mu[c0 + j] * g[j] + (1.0f - mu[c0 + j]) * gnext[j];
                 }
             }
         for (int j = 0; j < w; j++) dmu[c0 + j] += (float)am[j];

@@ -1,11 +1,9 @@
-/* A map from byte strings to ints: open addressing, linear probing. Used at
- * load time (vocabulary lookups, duplicate checks) and by the NeoX encoder. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer/tokenizer_internal.h"
+#include "strmap.h"
 
-uint64_t tok_hash_bytes(const void *data, size_t len) {
+uint64_t hash_bytes(const void *data, size_t len) {
     /* FNV-1a over 8-byte words with a final avalanche (splitmix64 finaliser). */
     const unsigned char *p = data;
     uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)len;
@@ -26,7 +24,7 @@ uint64_t tok_hash_bytes(const void *data, size_t len) {
     return h;
 }
 
-int tok_strmap_init(tok_strmap *m, size_t expected) {
+int strmap_init(strmap *m, size_t expected) {
     size_t cap = 16;
     while (cap < expected * 2) cap *= 2;
     m->key = calloc(cap, sizeof *m->key);
@@ -35,22 +33,22 @@ int tok_strmap_init(tok_strmap *m, size_t expected) {
     m->cap = cap;
     m->n = 0;
     if (!m->key || !m->klen || !m->val) {
-        tok_strmap_free(m);
+        strmap_free(m);
         return -1;
     }
     return 0;
 }
 
-void tok_strmap_free(tok_strmap *m) {
+void strmap_free(strmap *m) {
     free(m->key);
     free(m->klen);
     free(m->val);
     memset(m, 0, sizeof *m);
 }
 
-static size_t find_slot(const tok_strmap *m, const char *key, size_t len) {
+static size_t find_slot(const strmap *m, const char *key, size_t len) {
     size_t mask = m->cap - 1;
-    size_t i = (size_t)tok_hash_bytes(key, len) & mask;
+    size_t i = (size_t)hash_bytes(key, len) & mask;
     while (m->key[i]) {
         if (m->klen[i] == len && memcmp(m->key[i], key, len) == 0) return i;
         i = (i + 1) & mask;
@@ -58,9 +56,9 @@ static size_t find_slot(const tok_strmap *m, const char *key, size_t len) {
     return i;
 }
 
-static int grow(tok_strmap *m) {
-    tok_strmap big;
-    if (tok_strmap_init(&big, m->cap)) return -1; /* doubles the capacity */
+static int grow(strmap *m) {
+    strmap big;
+    if (strmap_init(&big, m->cap)) return -1; /* doubles the capacity */
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->key[i]) continue;
         size_t j = find_slot(&big, m->key[i], m->klen[i]);
@@ -69,12 +67,12 @@ static int grow(tok_strmap *m) {
         big.val[j] = m->val[i];
     }
     big.n = m->n;
-    tok_strmap_free(m);
+    strmap_free(m);
     *m = big;
     return 0;
 }
 
-int tok_strmap_put(tok_strmap *m, const char *key, size_t len, int val, int *old) {
+int strmap_put(strmap *m, const char *key, size_t len, int val, int *old) {
     /* An empty key needs a non-NULL pointer to mark the slot as used. */
     static const char empty[1] = {0};
     if (!key) key = empty;
@@ -94,7 +92,7 @@ int tok_strmap_put(tok_strmap *m, const char *key, size_t len, int val, int *old
     return 0;
 }
 
-int tok_strmap_get(const tok_strmap *m, const char *key, size_t len) {
+int strmap_get(const strmap *m, const char *key, size_t len) {
     static const char empty[1] = {0};
     if (!m->cap) return -1;
     if (!key) key = empty;
