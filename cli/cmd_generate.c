@@ -413,7 +413,8 @@ int cmd_generate(int argc, char **argv) {
     if (cli_sampler_new(&smp, m, &sampler, &err) != RWKV_OK) goto fail;
     if (rwkv_token_stream_new(tok, raw ? RWKV_STREAM_RAW : RWKV_STREAM_REPLACE, &stream, &err) != RWKV_OK) goto fail;
     logits = malloc((size_t)info.n_vocab * sizeof *logits);
-    out_toks = malloc(((size_t)n_gen + 1) * sizeof *out_toks);
+    size_t out_cap = n_gen < 4096 ? (size_t)n_gen + 1 : 4096;
+    out_toks = malloc(out_cap * sizeof *out_toks);
     if (!logits || !out_toks) goto oom_locals;
     /* only ids the tokenizer can print are sampled (a 256-byte tokenizer on a
      * larger model, the unused rows of World models) */
@@ -447,6 +448,12 @@ int cmd_generate(int argc, char **argv) {
         rwkv_status as = rwkv_sampler_accept(sampler, t, tb, tl, &err);
         rwkv_free(tb);
         if (as != RWKV_OK) goto fail;
+        if (n_out == out_cap) {
+            int *more = realloc(out_toks, 2 * out_cap * sizeof *more);
+            if (!more) goto oom_locals;
+            out_toks = more;
+            out_cap *= 2;
+        }
         out_toks[n_out++] = t;
         const char *piece;
         size_t plen;

@@ -27,7 +27,7 @@ static const kernel_ops kernels_scalar = {
     .name = "scalar",
     .matvec_rows = matvec_rows_scalar,
     .row_to_f32 = row_to_f32_scalar,
-    .mm = {4, 8, NULL}, /* filled below: the struct is const, so set from the extern */
+    .mm = {4, 8, NULL}, /* the micro-kernel is set in init() (an extern is no constant initializer) */
     .layernorm = layernorm_scalar,
     .wkv_forward = wkv_forward_scalar,
     .token_mix = token_mix_scalar,
@@ -61,7 +61,12 @@ static void detect(void) {
 static void detect(void) {}
 #endif
 
-int kernels_cpu_supports(const char *name);
+static int supported(const char *name) {
+    if (strcmp(name, "scalar") == 0) return 1;
+    if (strcmp(name, "avx2") == 0) return have_avx2;
+    if (strcmp(name, "avx512") == 0) return have_avx512;
+    return 0;
+}
 
 static const kernel_ops *table[4];
 static const kernel_ops *active;
@@ -86,16 +91,13 @@ static void init(void) {
     const char *env = getenv("RWKV_KERNELS");
     if (env && *env) {
         for (int i = 0; table[i]; i++)
-            if (strcmp(table[i]->name, env) == 0 && kernels_cpu_supports(env)) active = table[i];
+            if (strcmp(table[i]->name, env) == 0 && supported(env)) active = table[i];
     }
 }
 
 int kernels_cpu_supports(const char *name) {
     pthread_once(&once, init);
-    if (strcmp(name, "scalar") == 0) return 1;
-    if (strcmp(name, "avx2") == 0) return have_avx2;
-    if (strcmp(name, "avx512") == 0) return have_avx512;
-    return 0;
+    return supported(name);
 }
 
 const kernel_ops *kernels_active(void) {

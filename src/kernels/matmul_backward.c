@@ -18,7 +18,7 @@ enum {
     KC = 256,      /* k slice: a B panel of KC×nr floats stays in L1 */
     MC = 512,      /* tile rows when op(A) = A: an MC×KC slice of A stays in L2 */
     MC_T = 192,    /* tile rows when op(A) = Aᵀ (the transposed block, in L2) */
-    NC = 128,      /* tile columns */
+    NC = 256,      /* tile columns */
     NR_MAX = 32,   /* widest micro-kernel panel of any variant */
     LDT = KC + 16, /* row stride of a transposed block: not a power of two, so
                       its rows do not all fall into the same few L1 sets */
@@ -62,16 +62,27 @@ static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, i
     }
     const matmul_ukernel *uk = &kops->mm;
     const int mr = uk->mr, nr = uk->nr;
-    const int MCx = a_trans ? MC_T : MC;
-    const int mt = (M + MCx - 1) / MCx, nt = (Nn + NC - 1) / NC;
+    /* Tiles of at most MC (MC_T) × NC, split evenly; when there are few,
+     * as many as a multiple of the thread count. Each element's sum runs
+     * over the same k slices in the same order whatever the tiling. */
+    const int nthr = n_threads > 0 ? n_threads : 1;
+    int mt = (M + (a_trans ? MC_T : MC) - 1) / (a_trans ? MC_T : MC), nt = (Nn + NC - 1) / NC;
+    while (mt * nt < 4 * nthr && (mt * nt) % nthr != 0) {
+        if (M / (mt + 1) >= mr && (M / mt >= Nn / nt || Nn / (nt + 1) < nr)) mt++;
+        else if (Nn / (nt + 1) >= nr) nt++;
+        else break;
+    }
+    const int mcs = ((M + mt - 1) / mt + mr - 1) / mr * mr, ncs = ((Nn + nt - 1) / nt + nr - 1) / nr * nr;
+    mt = (M + mcs - 1) / mcs;
+    nt = (Nn + ncs - 1) / ncs;
     /* Tiles are independent, so dynamic scheduling keeps results exact. */
-#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
     for (int tile = 0; tile < mt * nt; tile++) {
         /* per-thread packing buffers, kept across calls (OpenMP keeps its threads) */
         static _Thread_local float At[MC_T * LDT] __attribute__((aligned(64)));
         static _Thread_local float Bp[KC * NR_MAX] __attribute__((aligned(64)));
-        const int m0 = (tile / nt) * MCx, n0 = (tile % nt) * NC;
-        const int mc = M - m0 < MCx ? M - m0 : MCx, nc = Nn - n0 < NC ? Nn - n0 : NC;
+        const int m0 = (tile / nt) * mcs, n0 = (tile % nt) * ncs;
+        const int mc = M - m0 < mcs ? M - m0 : mcs, nc = Nn - n0 < ncs ? Nn - n0 : ncs;
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kc = K - k0 < KC ? K - k0 : KC;
             const float *X = A + (size_t)m0 * lda + k0; /* rows of op(A), ldx apart */
@@ -106,7 +117,7 @@ void matmul_backward_input_with(const kernel_ops *k, const float *W, int rows, i
 
 void matmul_backward_weight_with(const kernel_ops *k, const float *dY, const float *X, int N,
                                  int rows, int cols, float *dW, int n_threads) {
-    if (k->mm.nr > NR_MAX) {
+    if (k->mm.nr > NR_MAX || MC_T % k->mm.mr) {
         matmul_backward_weight_ref(dY, X, N, rows, cols, dW);
         return;
     }

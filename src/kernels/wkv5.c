@@ -1,21 +1,38 @@
 /* The RWKV-5.2 / RWKV-6 state update (kernels/kernels_heads.h): one row
  * S[h][i][.] at a time, all T tokens, so rows can go to different threads
- * and the result does not depend on how many there are. */
+ * and the result does not depend on how many there are.
+ *
+ * The dot product keeps WKV_LANES independent partial sums (combined in a
+ * fixed order), so it is not one serial chain of dependent additions and the
+ * compiler can keep the lanes in vector registers. */
 #include "kernels/kernels_heads.h"
 
 /* Multiply-adds (T * rows * N) below which threading costs more than it saves. */
-enum { WKV_MIN_PARALLEL_WORK = 1 << 15 };
+enum { WKV_MIN_PARALLEL_WORK = 1 << 15, WKV_LANES = 8 };
 
-static void wkv5_row(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
-                     const float *w, size_t w_stride, const float *u, float *s, float *y) {
+static float lanes_sum(const float *p) {
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+static void wkv5_row(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict k,
+                     const float *restrict v, const float *restrict w, size_t w_stride, const float *restrict u,
+                     float *restrict s, float *restrict y) {
     const size_t base = (size_t)h * (size_t)N;
-    const float *uh = u + base;
+    const float *restrict uh = u + base;
+    const int nv = N - N % WKV_LANES;
     for (int t = 0; t < T; t++) {
         const size_t o = (size_t)t * (size_t)A + base;
-        const float *rt = r + o, *kt = k + o, *wt = w + (size_t)t * w_stride + base;
+        const float *restrict rt = r + o, *restrict kt = k + o, *restrict wt = w + (size_t)t * w_stride + base;
         const float vi = v[o + (size_t)i];
-        float acc = 0.0f;
-        for (int j = 0; j < N; j++) {
+        float p[WKV_LANES] = {0};
+        for (int j = 0; j < nv; j += WKV_LANES)
+            for (int q = 0; q < WKV_LANES; q++) {
+                const float kv = kt[j + q] * vi;
+                p[q] += rt[j + q] * (s[j + q] + uh[j + q] * kv);
+                s[j + q] = wt[j + q] * s[j + q] + kv;
+            }
+        float acc = lanes_sum(p);
+        for (int j = nv; j < N; j++) {
             const float kv = kt[j] * vi;
             acc += rt[j] * (s[j] + uh[j] * kv);
             s[j] = wt[j] * s[j] + kv;

@@ -1,21 +1,42 @@
 /* The RWKV-7 delta-rule state update (kernels/kernels_heads.h): row by row
  * as in kernels/wkv5.c. Row i of S only ever reads row i (S a is a dot
- * product within the row), so the rows are independent. */
+ * product within the row), so the rows are independent.
+ *
+ * The dot products keep WKV_LANES independent partial sums (combined in a
+ * fixed order), so they are not one serial chain of dependent additions and
+ * the compiler can keep the lanes in vector registers. */
 #include "kernels/kernels_heads.h"
 
-enum { WKV_MIN_PARALLEL_WORK = 1 << 15 };
+enum { WKV_MIN_PARALLEL_WORK = 1 << 15, WKV_LANES = 8 };
 
-static void wkv7_row(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
-                     const float *v, const float *a, const float *b, float *s, float *y) {
+static float lanes_sum(const float *p) {
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+static void wkv7_row(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict w,
+                     const float *restrict k, const float *restrict v, const float *restrict a,
+                     const float *restrict b, float *restrict s, float *restrict y) {
     const size_t base = (size_t)h * (size_t)N;
+    const int nv = N - N % WKV_LANES;
     for (int t = 0; t < T; t++) {
         const size_t o = (size_t)t * (size_t)A + base;
-        const float *rt = r + o, *wt = w + o, *kt = k + o, *at = a + o, *bt = b + o;
+        const float *restrict rt = r + o, *restrict wt = w + o, *restrict kt = k + o, *restrict at = a + o,
+                              *restrict bt = b + o;
         const float vi = v[o + (size_t)i];
-        float sa = 0.0f;
-        for (int j = 0; j < N; j++) sa += s[j] * at[j];
-        float acc = 0.0f;
-        for (int j = 0; j < N; j++) {
+        float p[WKV_LANES] = {0};
+        for (int j = 0; j < nv; j += WKV_LANES)
+            for (int q = 0; q < WKV_LANES; q++) p[q] += s[j + q] * at[j + q];
+        float sa = lanes_sum(p);
+        for (int j = nv; j < N; j++) sa += s[j] * at[j];
+        for (int q = 0; q < WKV_LANES; q++) p[q] = 0.0f;
+        for (int j = 0; j < nv; j += WKV_LANES)
+            for (int q = 0; q < WKV_LANES; q++) {
+                const float sj = s[j + q] * wt[j + q] + sa * bt[j + q] + vi * kt[j + q];
+                s[j + q] = sj;
+                p[q] += sj * rt[j + q];
+            }
+        float acc = lanes_sum(p);
+        for (int j = nv; j < N; j++) {
             const float sj = s[j] * wt[j] + sa * bt[j] + vi * kt[j];
             s[j] = sj;
             acc += sj * rt[j];

@@ -17,6 +17,7 @@
 
 #include "formats/formats.h"
 #include "kernels/kernels.h"
+#include "machine.h"
 #include "train/data.h"
 #include "train/layers.h"
 
@@ -254,8 +255,11 @@ static void attention_forward(const float *qkv, int B, int T, int C, int H, floa
 /* dy [B][T][C] -> dqkv [B][T][3C] (overwritten). With s = scale q·k,
  * P = softmax(s), y = P v:  dv_u = Σ_t P_tu dy_t,  dP_tu = dy_t·v_u,
  * ds_tu = P_tu (dP_tu - Σ_u' P_tu' dP_tu'),  dq_t = scale Σ_u ds_tu k_u,
- * dk_u = scale Σ_t ds_tu q_t. `scratch` holds B·H·T floats. */
-static void attention_backward(const float *qkv, const float *att, const float *dy, int B, int T, int C, int H,
+ * dk_u = scale Σ_t ds_tu q_t. The probabilities in `att` are overwritten by
+ * scale·ds (the next forward recomputes them); `scratch` holds B·H·T floats.
+ * Each output row is summed in a fixed order by the one thread that owns
+ * its (b, h). */
+static void attention_backward(const float *qkv, float *att, const float *dy, int B, int T, int C, int H,
                                float *dqkv, float *scratch, int nt) {
     const int D = C / H;
     const float scale = 1.0f / sqrtf((float)D);
@@ -263,29 +267,38 @@ static void attention_backward(const float *qkv, const float *att, const float *
 #pragma omp parallel for NT(nt) schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         const int b = bh / H, h = bh % H;
-        const float *base = qkv + (size_t)b * T * C3;
-        float *dbase = dqkv + (size_t)b * T * C3;
-        const float *P = att + (size_t)bh * T * T;
-        float *dP = scratch + (size_t)bh * T;
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < 3; j++) memset(dbase + (size_t)t * C3 + (size_t)j * C + (size_t)h * D, 0, sizeof(float) * (size_t)D);
+        const size_t hq = (size_t)h * D, hk = C + hq, hv = 2 * (size_t)C + hq;
+        const float *base = qkv + (size_t)b * T * C3, *dyb = dy + (size_t)b * T * C + hq;
+        float *dbase = dqkv + (size_t)b * T * C3, *dP = scratch + (size_t)bh * T;
+        float *P = att + (size_t)bh * T * T;
+        /* dv_u = Σ_{t >= u} P_tu dy_t */
+        for (int u = 0; u < T; u++) {
+            float *dv = dbase + (size_t)u * C3 + hv;
+            memset(dv, 0, sizeof(float) * (size_t)D);
+            for (int t = u; t < T; t++) axpyf(dv, P[(size_t)t * T + u], dyb + (size_t)t * C, D);
+        }
+        /* P -> scale·ds, row by row */
         for (int t = 0; t < T; t++) {
-            const float *p = P + (size_t)t * T;
-            const float *dyt = dy + ((size_t)b * T + t) * C + (size_t)h * D;
-            const float *q = base + (size_t)t * C3 + (size_t)h * D;
-            float *dq = dbase + (size_t)t * C3 + (size_t)h * D;
+            float *p = P + (size_t)t * T;
+            const float *dyt = dyb + (size_t)t * C;
             float dot = 0.0f;
             for (int u = 0; u <= t; u++) {
-                dP[u] = dotf(dyt, base + (size_t)u * C3 + 2 * (size_t)C + (size_t)h * D, D);
+                dP[u] = dotf(dyt, base + (size_t)u * C3 + hv, D);
                 dot += p[u] * dP[u];
             }
-            for (int u = 0; u <= t; u++) {
-                const size_t ku = (size_t)u * C3 + C + (size_t)h * D, vu = ku + C;
-                const float ds = p[u] * (dP[u] - dot) * scale;
-                axpyf(dq, ds, base + ku, D);
-                axpyf(dbase + ku, ds, q, D);
-                axpyf(dbase + vu, p[u], dyt, D);
-            }
+            for (int u = 0; u <= t; u++) p[u] = scale * p[u] * (dP[u] - dot);
+        }
+        /* dq_t = Σ_{u <= t} ds_tu k_u;  dk_u = Σ_{t >= u} ds_tu q_t */
+        for (int t = 0; t < T; t++) {
+            float *dq = dbase + (size_t)t * C3 + hq;
+            const float *p = P + (size_t)t * T;
+            memset(dq, 0, sizeof(float) * (size_t)D);
+            for (int u = 0; u <= t; u++) axpyf(dq, p[u], base + (size_t)u * C3 + hk, D);
+        }
+        for (int u = 0; u < T; u++) {
+            float *dk = dbase + (size_t)u * C3 + hk;
+            memset(dk, 0, sizeof(float) * (size_t)D);
+            for (int t = u; t < T; t++) axpyf(dk, P[(size_t)t * T + u], base + (size_t)t * C3 + hq, D);
         }
     }
 }
@@ -331,7 +344,7 @@ rwkv_status gpt_train_ctx_new(const gpt_shape *shape, int B, int T, int n_thread
     c->B = B;
     c->T = T;
     c->N = B * T;
-    c->nt = n_threads > 0 ? n_threads : 1;
+    c->nt = n_threads > 0 ? n_threads : machine_cores();
     st = gpt_layout_init(&s, &c->lay, err);
     if (st != RWKV_OK) {
         free(c);
@@ -579,7 +592,7 @@ rwkv_status gpt_decode(gpt_kv_cache *c, const float *params, int token, float *l
                        rwkv_error *err) {
     if (!params || !c) return rwkv_fail(err, RWKV_ERR_ARG, "gpt_decode: null argument");
     const int C = c->sh.n_embd, F = c->sh.n_ffn, V = c->sh.n_vocab, L = c->sh.n_layer, H = c->sh.n_head;
-    const int D = C / H, t = c->pos, nt = n_threads > 0 ? n_threads : 1;
+    const int D = C / H, t = c->pos, nt = n_threads > 0 ? n_threads : machine_cores();
     if (t >= c->sh.n_ctx)
         return rwkv_fail(err, RWKV_ERR_ARG, "gpt_decode: the context is full (%d positions)", c->sh.n_ctx);
     if (token < 0 || token >= V)

@@ -72,7 +72,8 @@ rwkv_status gpt_init_params(const gpt_shape *shape, float *params, uint64_t seed
 
 typedef struct gpt_train_ctx gpt_train_ctx;
 
-/* Activation memory for B sequences of T tokens (T <= n_ctx). */
+/* Activation memory for B sequences of T tokens (T <= n_ctx); n_threads <= 0:
+ * all cores. */
 rwkv_status gpt_train_ctx_new(const gpt_shape *shape, int B, int T, int n_threads,
                               gpt_train_ctx **out, rwkv_error *err);
 void gpt_train_ctx_free(gpt_train_ctx *ctx);
@@ -103,7 +104,7 @@ int gpt_kv_cache_pos(const gpt_kv_cache *cache); /* tokens fed so far */
 size_t gpt_kv_cache_bytes(const gpt_kv_cache *cache);
 
 /* Feeds one token at position gpt_kv_cache_pos(cache), appends its keys and
- * values, writes V logits (logits may be NULL). RWKV_ERR_ARG when the cache
+ * values, writes V logits (logits may be NULL; n_threads <= 0: all cores). RWKV_ERR_ARG when the cache
  * already holds n_ctx positions or the token is outside [0, V). */
 rwkv_status gpt_decode(gpt_kv_cache *cache, const float *params, int token, float *logits,
                        int n_threads, rwkv_error *err);

@@ -1,0 +1,445 @@
+/* Kernel variants against the scalar reference: every variant this CPU runs
+ * (scalar, avx2, avx512) for matvec / matmul over f32, f16, bf16 and the
+ * ggml block types, layer norm, token mix and WKV (the latter also against
+ * the explicit O(T^2) softmax form in double, docs/rwkv-architecture.md
+ * §1.3), the f16/bf16 conversions, and quantize -> dequantize error bounds. */
+#include <float.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "test.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t next_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next_u32() & 0xffffff) / 16777216.0f; }
+static float gauss(void) {
+    float s = 0;
+    for (int i = 0; i < 4; i++) s += uniform(-1, 1);
+    return s * 0.866f;
+}
+static float bits_f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static uint32_t f_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* ---- conversions -------------------------------------------------------- */
+
+static void test_f16_all_patterns_round_trip(void) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = f16_to_f32((uint16_t)h);
+        uint16_t back = f32_to_f16(f);
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) { /* NaN: stays a NaN of the same sign */
+            CHECK(isnan(f), "f16 %04x should decode to NaN", h);
+            CHECK((back & 0x7c00) == 0x7c00 && (back & 0x3ff) && (back & 0x8000) == (h & 0x8000),
+                  "NaN %04x came back as %04x", h, back);
+            continue;
+        }
+        CHECK(back == h, "f16 %04x -> %g -> %04x", h, (double)f, back);
+    }
+    /* every SIMD variant decodes all patterns exactly like the scalar code */
+    static uint16_t all[65536];
+    static float got[65536];
+    for (uint32_t h = 0; h < 65536; h++) all[h] = (uint16_t)h;
+    for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+        if (!kernels_cpu_supports((*k)->name)) continue;
+        (*k)->row_to_f32(DT_F16, all, got, 65536);
+        for (uint32_t h = 0; h < 65536; h++) {
+            float want = f16_to_f32((uint16_t)h);
+            CHECK(f_bits(got[h]) == f_bits(want) || (isnan(got[h]) && isnan(want)),
+                  "%s: f16 %04x decodes to %g, scalar %g", (*k)->name, h, (double)got[h], (double)want);
+        }
+    }
+}
+
+/* |f - decode(h)| must be minimal over h's neighbours, ties to the even code. */
+static int nearest_ok(float f, uint32_t h, float (*dec)(uint16_t), uint32_t maxfinite) {
+    uint32_t mag = h & 0x7fff;
+    double e = fabs((double)f - (double)dec((uint16_t)h));
+    if (mag > maxfinite) return fabs((double)f) >= (double)dec((uint16_t)maxfinite); /* inf */
+    uint32_t nb[2] = {mag ? h - 1 : h, mag < maxfinite ? h + 1 : h};
+    for (int i = 0; i < 2; i++) {
+        double e2 = fabs((double)f - (double)dec((uint16_t)nb[i]));
+        if (e2 < e) return 0;
+        if (e2 == e && nb[i] != h && (h & 1)) return 0;
+    }
+    return 1;
+}
+static float bf16_dec(uint16_t h) { return bf16_to_f32(h); }
+
+static void test_f32_to_f16_rounding(void) {
+    struct {
+        float in;
+        uint16_t want;
+    } cases[] = {
+        {1.0f, 0x3c00},
+        {1.0f + 0x1p-11f, 0x3c00},          /* tie: to even (down) */
+        {1.0f + 3 * 0x1p-11f, 0x3c02},      /* tie: to even (up) */
+        {1.0f + 0x1p-11f + 0x1p-20f, 0x3c01}, /* above the tie */
+        {0x1p-25f, 0x0000},                 /* half the smallest subnormal: tie to 0 */
+        {3 * 0x1p-25f, 0x0002},             /* 1.5 subnormal steps: tie to 2 */
+        {0x1p-24f, 0x0001},
+        {0x1p-14f, 0x0400},                 /* smallest normal */
+        {0x1p-14f - 0x1p-25f, 0x0400},      /* tie between largest subnormal and smallest normal: even */
+        {65504.0f, 0x7bff},
+        {65519.0f, 0x7bff},
+        {65520.0f, 0x7c00}, /* tie past the largest finite: infinity */
+        {-0.0f, 0x8000},
+        {INFINITY, 0x7c00},
+        {-INFINITY, 0xfc00},
+        {1e-30f, 0x0000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(f32_to_f16(cases[i].in) == cases[i].want, "f32_to_f16(%a) = %04x, want %04x", (double)cases[i].in,
+              f32_to_f16(cases[i].in), cases[i].want);
+    uint16_t n = f32_to_f16(NAN);
+    CHECK((n & 0x7c00) == 0x7c00 && (n & 0x3ff), "NaN must stay NaN (%04x)", n);
+    for (int i = 0; i < 200000; i++) {
+        float f = bits_f(next_u32() & 0x8fffffffu | ((0x60u + (next_u32() % 0x30u)) << 23));
+        uint16_t h = f32_to_f16(f);
+        CHECK(nearest_ok(f, h, f16_to_f32, 0x7bff), "f32_to_f16(%a) = %04x is not the nearest (even)", (double)f, h);
+    }
+}
+
+static void test_f32_to_bf16_rounding(void) {
+    CHECK(f32_to_bf16(1.0f) == 0x3f80, "1.0");
+    CHECK(f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80, "tie to even (down)");
+    CHECK(f32_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82, "tie to even (up)");
+    CHECK(f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81, "above the tie");
+    CHECK(f32_to_bf16(0x1p-130f) == 0x0002, "subnormal");
+    CHECK(f32_to_bf16(INFINITY) == 0x7f80 && f32_to_bf16(-INFINITY) == 0xff80, "inf");
+    CHECK(f32_to_bf16(FLT_MAX) == 0x7f80, "FLT_MAX rounds to inf");
+    uint16_t n = f32_to_bf16(NAN);
+    CHECK((n & 0x7f80) == 0x7f80 && (n & 0x7f), "NaN must stay NaN (%04x)", n);
+    for (int i = 0; i < 200000; i++) {
+        float f = bits_f(next_u32());
+        if (isnan(f)) continue;
+        uint16_t h = f32_to_bf16(f);
+        CHECK(nearest_ok(f, h, bf16_dec, 0x7f7f), "f32_to_bf16(%a) = %04x is not the nearest (even)", (double)f, h);
+    }
+}
+
+/* ---- matrices ----------------------------------------------------------- */
+
+static const dtype mat_types[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1};
+
+/* A random matrix stored as t (the caller frees data). */
+static matrix make_matrix(dtype t, int rows, int cols) {
+    size_t n = (size_t)rows * cols;
+    float *f = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) f[i] = gauss();
+    void *data = malloc(dtype_bytes_for(t, n) + 1);
+    if (dtype_is_block(t)) quantize_row(t, f, data, n);
+    else dtype_from_f32(t, f, data, n);
+    free(f);
+    matrix m = {t, rows, cols, data};
+    return m;
+}
+
+/* |got - want| <= 2e-6 * sum |w x| over the row, +1e-6: fp32 reordering only */
+static double mat_err(const matrix *W, const float *X, int N, const float *got, const float *want) {
+    float *w = malloc(sizeof(float) * (size_t)W->cols);
+    size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
+    double worst = 0;
+    for (int r = 0; r < W->rows; r++) {
+        dtype_to_f32(W->type, (const uint8_t *)W->data + (size_t)r * rb, w, (size_t)W->cols);
+        for (int n = 0; n < N; n++) {
+            double mag = 0;
+            for (int c = 0; c < W->cols; c++) mag += fabs((double)w[c] * X[(size_t)n * W->cols + c]);
+            size_t i = (size_t)n * W->rows + r;
+            double e = fabs((double)got[i] - want[i]) / (2e-6 * mag + 1e-6);
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    free(w);
+    return worst;
+}
+
+static void test_matvec_variants(void) {
+    const int rows_list[] = {1, 3, 16, 17, 45, 130};
+    const int cols_list[] = {1, 5, 8, 15, 31, 32, 33, 64, 95, 100, 257, 768};
+    for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
+        dtype t = mat_types[ti];
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+            for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+                int rows = rows_list[ri], cols = cols_list[ci];
+                if (dtype_is_block(t)) cols = ((cols + 31) / 32) * 32;
+                matrix W = make_matrix(t, rows, cols);
+                float *x = malloc(sizeof(float) * cols), *want = malloc(sizeof(float) * rows),
+                      *got = malloc(sizeof(float) * rows);
+                for (int c = 0; c < cols; c++) x[c] = gauss();
+                matvec_scalar(&W, x, want);
+                for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+                    if (!kernels_cpu_supports((*k)->name)) continue;
+                    for (int nt = 1; nt <= 2; nt++) {
+                        for (int r = 0; r < rows; r++) got[r] = NAN;
+                        matvec_with(*k, &W, x, got, nt);
+                        double e = mat_err(&W, x, 1, got, want);
+                        if (!(e <= 1)) {
+                            free(x), free(want), free(got), free((void *)W.data);
+                            CHECK(0, "%s matvec %s %dx%d threads %d: error %.3g of tolerance", (*k)->name,
+                                  dtype_name(t), rows, cols, nt, e);
+                        }
+                    }
+                }
+                free(x), free(want), free(got), free((void *)W.data);
+            }
+    }
+}
+
+static void test_matmul_variants(void) {
+    const int shapes[][2] = {{37, 70}, {16, 32}, {5, 9}, {70, 385}, {33, 800}};
+    for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
+        dtype t = mat_types[ti];
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int rows = shapes[si][0], cols = shapes[si][1];
+            if (dtype_is_block(t)) cols = ((cols + 31) / 32) * 32;
+            matrix W = make_matrix(t, rows, cols);
+            const int maxN = 65;
+            float *X = malloc(sizeof(float) * cols * maxN), *want = malloc(sizeof(float) * rows * maxN),
+                  *got = malloc(sizeof(float) * rows * maxN);
+            for (int i = 0; i < cols * maxN; i++) X[i] = gauss();
+            for (int N = 1; N <= maxN; N += (si == 0 ? 1 : 7)) {
+                matmul_scalar(&W, X, N, want);
+                for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+                    if (!kernels_cpu_supports((*k)->name)) continue;
+                    for (int nt = 1; nt <= 2; nt++) {
+                        for (int i = 0; i < rows * N; i++) got[i] = NAN;
+                        matmul_with(*k, &W, X, N, got, nt);
+                        double e = mat_err(&W, X, N, got, want);
+                        if (!(e <= 1)) {
+                            free(X), free(want), free(got), free((void *)W.data);
+                            CHECK(0, "%s matmul %s %dx%d N=%d threads %d: error %.3g of tolerance", (*k)->name,
+                                  dtype_name(t), rows, cols, N, nt, e);
+                        }
+                    }
+                }
+            }
+            free(X), free(want), free(got), free((void *)W.data);
+        }
+    }
+}
+
+static void test_matrix_row(void) {
+    for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
+        matrix W = make_matrix(mat_types[ti], 3, 96);
+        float want[96], got[96];
+        size_t rb = dtype_bytes_for(W.type, 96);
+        for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+            if (!kernels_cpu_supports((*k)->name)) continue;
+            (*k)->row_to_f32(W.type, (const uint8_t *)W.data + 2 * rb, got, 96);
+            dtype_to_f32(W.type, (const uint8_t *)W.data + 2 * rb, want, 96);
+            for (int i = 0; i < 96; i++)
+                if (got[i] != want[i]) {
+                    free((void *)W.data);
+                    CHECK(0, "%s row_to_f32 %s element %d: %g vs %g", (*k)->name, dtype_name(W.type), i,
+                          (double)got[i], (double)want[i]);
+                }
+        }
+        free((void *)W.data);
+    }
+}
+
+/* ---- layer norm, token mix ---------------------------------------------- */
+
+static void test_layernorm_variants(void) {
+    const int sizes[] = {1, 7, 8, 15, 16, 17, 33, 768, 1001};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int n = sizes[si];
+        float *x = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n),
+              *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+        float offset = si % 2 ? 1000.0f : 0.0f;
+        for (int i = 0; i < n; i++) x[i] = offset + gauss() * 3, w[i] = gauss(), b[i] = gauss();
+        layernorm_scalar(x, w, b, n, 1e-5f, want);
+        for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+            if (!kernels_cpu_supports((*k)->name)) continue;
+            (*k)->layernorm(x, w, b, n, 1e-5f, got);
+            double e = tol_ratio(got, want, (size_t)n, offset ? 2e-3 : 2e-5, 1e-5);
+            if (!(e <= 1)) {
+                free(x), free(w), free(b), free(want), free(got);
+                CHECK(0, "%s layernorm n=%d: %.3g of tolerance", (*k)->name, n, e);
+            }
+            memcpy(got, x, sizeof(float) * n); /* in place */
+            (*k)->layernorm(got, w, b, n, 1e-5f, got);
+            e = tol_ratio(got, want, (size_t)n, offset ? 2e-3 : 2e-5, 1e-5);
+            if (!(e <= 1)) {
+                free(x), free(w), free(b), free(want), free(got);
+                CHECK(0, "%s layernorm in place n=%d: %.3g of tolerance", (*k)->name, n, e);
+            }
+            (*k)->token_mix(x, b, w, n, got);
+            token_mix_scalar(x, b, w, n, want);
+            e = tol_ratio(got, want, (size_t)n, 1e-6, 1e-6);
+            if (!(e <= 1)) {
+                free(x), free(w), free(b), free(want), free(got);
+                CHECK(0, "%s token_mix n=%d: %.3g of tolerance", (*k)->name, n, e);
+            }
+        }
+        free(x), free(w), free(b), free(want), free(got);
+    }
+}
+
+/* ---- WKV ------------------------------------------------------------------ */
+
+/* docs §1.3 explicit form, in double: y_t is the softmax-weighted mean of
+ * v_0..v_t with logits (t-1-i)d + k_i (i < t) and u + k_t (i = t); a prior
+ * state (a, b, p) joins with logit p + t d + ln b and value a / b. */
+static void wkv_explicit(int T, int C, const float *d, const float *u, const float *k, const float *v,
+                         const float *a0, const float *b0, const float *p0, double *y) {
+    for (int c = 0; c < C; c++)
+        for (int t = 0; t < T; t++) {
+            double m = (double)u[c] + k[(size_t)t * C + c];
+            for (int i = 0; i < t; i++) {
+                double l = (double)(t - 1 - i) * d[c] + k[(size_t)i * C + c];
+                if (l > m) m = l;
+            }
+            int prior = b0[c] > 0;
+            double lp = prior ? (double)p0[c] + (double)t * d[c] + log((double)b0[c]) : 0;
+            if (prior && lp > m) m = lp;
+            double num = 0, den = 0, e;
+            for (int i = 0; i < t; i++) {
+                e = exp((double)(t - 1 - i) * d[c] + k[(size_t)i * C + c] - m);
+                num += e * v[(size_t)i * C + c];
+                den += e;
+            }
+            e = exp((double)u[c] + k[(size_t)t * C + c] - m);
+            num += e * v[(size_t)t * C + c];
+            den += e;
+            if (prior) {
+                e = exp(lp - m);
+                num += e * a0[c] / b0[c];
+                den += e;
+            }
+            y[(size_t)t * C + c] = num / den;
+        }
+}
+
+static void test_wkv_variants(void) {
+    const int Cs[] = {1, 7, 8, 16, 23, 40};
+    for (size_t ci = 0; ci < sizeof Cs / sizeof Cs[0]; ci++) {
+        int C = Cs[ci], T = 37;
+        size_t n = (size_t)T * C;
+        float *d = malloc(sizeof(float) * C), *u = malloc(sizeof(float) * C), *k = malloc(sizeof(float) * n),
+              *v = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n), *yr = malloc(sizeof(float) * n);
+        float *st = malloc(sizeof(float) * 6 * C);
+        double *ye = malloc(sizeof(double) * n);
+        for (int c = 0; c < C; c++) d[c] = -expf(uniform(-6, 2)), u[c] = uniform(-3, 3);
+        for (size_t i = 0; i < n; i++) {
+            /* a mix of ordinary keys and |k| > 100 (plain exp would overflow) */
+            k[i] = i % 5 == 0 ? uniform(-150, 150) : gauss() * 3;
+            v[i] = gauss();
+        }
+        for (int phase = 0; phase < 2; phase++) {
+            /* phase 0: fresh state (p = -1e38); phase 1: continue from the state phase 0 left */
+            float *a = st, *b = st + C, *p = st + 2 * C, *ar = st + 3 * C, *br = st + 4 * C, *pr = st + 5 * C;
+            if (phase == 0)
+                for (int c = 0; c < C; c++) a[c] = b[c] = 0, p[c] = -1e38f;
+            memcpy(ar, a, sizeof(float) * 3 * C); /* reference copy of (a, b, p) */
+            float a0[64], b0[64], p0[64];
+            memcpy(a0, a, sizeof(float) * C), memcpy(b0, b, sizeof(float) * C), memcpy(p0, p, sizeof(float) * C);
+            wkv_forward_scalar(T, C, d, u, k, v, ar, br, pr, yr);
+            wkv_explicit(T, C, d, u, k, v, a0, b0, p0, ye);
+            for (size_t i = 0; i < n; i++) {
+                double e = fabs(yr[i] - ye[i]) / (1e-5 + 1e-5 * fabs(ye[i]));
+                if (!(e <= 1)) {
+                    free(d), free(u), free(k), free(v), free(y), free(yr), free(st), free(ye);
+                    CHECK(0, "scalar wkv C=%d element %zu: %g vs explicit %g", C, i, (double)yr[i], ye[i]);
+                }
+            }
+            for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) {
+                if (!kernels_cpu_supports((*kv)->name)) continue;
+                float s2[3 * 64];
+                memcpy(s2, a0, sizeof(float) * C), memcpy(s2 + C, b0, sizeof(float) * C),
+                    memcpy(s2 + 2 * C, p0, sizeof(float) * C);
+                (*kv)->wkv_forward(T, C, d, u, k, v, s2, s2 + C, s2 + 2 * C, y);
+                double e1 = tol_ratio(y, yr, n, 1e-6, 1e-5), e2 = tol_ratio(s2, ar, 3 * (size_t)C, 1e-30, 1e-5);
+                if (!(e1 <= 1) || !(e2 <= 1)) {
+                    free(d), free(u), free(k), free(v), free(y), free(yr), free(st), free(ye);
+                    CHECK(0, "%s wkv C=%d phase %d: y %.3g, state %.3g of tolerance", (*kv)->name, C, phase, e1, e2);
+                }
+            }
+            memcpy(a, ar, sizeof(float) * 3 * C); /* carry the reference state into phase 1 */
+        }
+        free(d), free(u), free(k), free(v), free(y), free(yr), free(st), free(ye);
+    }
+}
+
+/* ---- quantization ------------------------------------------------------- */
+
+static void test_quantize_error_bounds(void) {
+    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1};
+    /* worst |x - deq| in units of the block's range (max|x| for the symmetric types, max-min for _1) */
+    const double bound[] = {0.5 / 127 + 1e-3, 1.0 / 8 + 1e-3, 0.5 / 15 + 1e-3, 1.0 / 16 + 1e-3, 0.5 / 31 + 1e-3};
+    enum { N = 32 * 64 };
+    static float x[N], back[N];
+    static uint8_t q[N * 2];
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        for (int trial = 0; trial < 3; trial++) {
+            for (int i = 0; i < N; i++) x[i] = trial == 2 ? (i % 64 < 32 ? 0.0f : gauss() * 1e-3f) : gauss() * (trial + 1);
+            CHECK(quantize_row(types[ti], x, q, N) == 0, "quantize_row %s", dtype_name(types[ti]));
+            dtype_to_f32(types[ti], q, back, N);
+            double sq = 0, sx = 0;
+            for (int b = 0; b < N / 32; b++) {
+                float mx = 0, mn = x[b * 32], am = 0;
+                for (int j = 0; j < 32; j++) {
+                    float v = x[b * 32 + j];
+                    mx = v > mx || j == 0 ? v : mx;
+                    mn = v < mn ? v : mn;
+                    am = fabsf(v) > am ? fabsf(v) : am;
+                }
+                double range = ti == 2 || ti == 4 ? (double)mx - mn : am;
+                for (int j = 0; j < 32; j++) {
+                    double e = fabs((double)x[b * 32 + j] - back[b * 32 + j]);
+                    sq += e * e;
+                    sx += (double)x[b * 32 + j] * x[b * 32 + j];
+                    CHECK(e <= bound[ti] * range + 1e-12, "%s block %d element %d: error %g > %g", dtype_name(types[ti]),
+                          b, j, e, bound[ti] * range);
+                }
+            }
+            if (trial < 2) {
+                double rel = sqrt(sq / sx); /* typical relative RMS error for gaussian data */
+                const double rel_max[] = {0.006, 0.12, 0.1, 0.06, 0.05};
+                CHECK(rel < rel_max[ti], "%s relative RMS error %.4f", dtype_name(types[ti]), rel);
+            }
+        }
+    }
+    /* exactly representable values survive Q8_0 unchanged */
+    for (int i = 0; i < 32; i++) x[i] = (float)(i - 16) * 0.25f;
+    x[5] = -127 * 0.25f;
+    quantize_row(DT_Q8_0, x, q, 32);
+    dtype_to_f32(DT_Q8_0, q, back, 32);
+    for (int i = 0; i < 32; i++) CHECK(back[i] == x[i], "Q8_0 exact value %d: %g vs %g", i, (double)back[i], (double)x[i]);
+    CHECK(quantize_row(DT_F16, x, q, 32) == -1, "non-block type must be refused");
+}
+
+static void test_dispatch(void) {
+    CHECK(kernels_get("scalar") != NULL, "scalar always available");
+    CHECK(kernels_get("nonsense") == NULL, "unknown variant");
+    const kernel_ops *a = kernels_active();
+    CHECK(kernels_select("scalar") == 0 && kernels_active() == kernels_get("scalar"), "select scalar");
+    CHECK(kernels_select(a->name) == 0, "restore %s", a->name);
+    printf("# active kernels: %s\n", a->name);
+}
+
+int main(void) {
+    RUN(test_dispatch);
+    RUN(test_f16_all_patterns_round_trip);
+    RUN(test_f32_to_f16_rounding);
+    RUN(test_f32_to_bf16_rounding);
+    RUN(test_matrix_row);
+    RUN(test_matvec_variants);
+    RUN(test_matmul_variants);
+    RUN(test_layernorm_variants);
+    RUN(test_wkv_variants);
+    RUN(test_quantize_error_bounds);
+    return test_summary();
+}
