@@ -8,6 +8,7 @@
 
 #include "kernels/kernels.h"
 #include "test.h"
+#include <time.h>
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t next_u32(void) {
@@ -105,7 +106,7 @@ static void test_f32_to_f16_rounding(void) {
     uint16_t n = f32_to_f16(NAN);
     CHECK((n & 0x7c00) == 0x7c00 && (n & 0x3ff), "NaN must stay NaN (%04x)", n);
     for (int i = 0; i < 200000; i++) {
-        float f = bits_f(next_u32() & 0x8fffffffu | ((0x60u + (next_u32() % 0x30u)) << 23));
+        float f = bits_f((next_u32() & 0x807fffffu) | ((0x60u + (next_u32() % 0x30u)) << 23));
         uint16_t h = f32_to_f16(f);
         CHECK(nearest_ok(f, h, f16_to_f32, 0x7bff), "f32_to_f16(%a) = %04x is not the nearest (even)", (double)f, h);
     }
@@ -116,7 +117,7 @@ static void test_f32_to_bf16_rounding(void) {
     CHECK(f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80, "tie to even (down)");
     CHECK(f32_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82, "tie to even (up)");
     CHECK(f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81, "above the tie");
-    CHECK(f32_to_bf16(0x1p-130f) == 0x0002, "subnormal");
+    CHECK(f32_to_bf16(0x1p-130f) == 0x0008, "subnormal");
     CHECK(f32_to_bf16(INFINITY) == 0x7f80 && f32_to_bf16(-INFINITY) == 0xff80, "inf");
     CHECK(f32_to_bf16(FLT_MAX) == 0x7f80, "FLT_MAX rounds to inf");
     uint16_t n = f32_to_bf16(NAN);
@@ -146,22 +147,30 @@ static matrix make_matrix(dtype t, int rows, int cols) {
     return m;
 }
 
-/* |got - want| <= 2e-6 * sum |w x| over the row, +1e-6: fp32 reordering only */
-static double mat_err(const matrix *W, const float *X, int N, const float *got, const float *want) {
+/* mag[n][r] = sum_c |W[r][c] X[n][c]|, the scale of each output's rounding error */
+static double *magnitudes(const matrix *W, const float *X, int N) {
     float *w = malloc(sizeof(float) * (size_t)W->cols);
+    double *mag = malloc(sizeof(double) * (size_t)N * W->rows);
     size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
-    double worst = 0;
     for (int r = 0; r < W->rows; r++) {
         dtype_to_f32(W->type, (const uint8_t *)W->data + (size_t)r * rb, w, (size_t)W->cols);
         for (int n = 0; n < N; n++) {
-            double mag = 0;
-            for (int c = 0; c < W->cols; c++) mag += fabs((double)w[c] * X[(size_t)n * W->cols + c]);
-            size_t i = (size_t)n * W->rows + r;
-            double e = fabs((double)got[i] - want[i]) / (2e-6 * mag + 1e-6);
-            if (!(e <= worst)) worst = e;
+            double m = 0;
+            for (int c = 0; c < W->cols; c++) m += fabs((double)w[c] * X[(size_t)n * W->cols + c]);
+            mag[(size_t)n * W->rows + r] = m;
         }
     }
     free(w);
+    return mag;
+}
+
+/* |got - want| <= 2e-6 * mag + 1e-6: fp32 reordering only */
+static double mat_err(const double *mag, size_t count, const float *got, const float *want) {
+    double worst = 0;
+    for (size_t i = 0; i < count; i++) {
+        double e = fabs((double)got[i] - want[i]) / (2e-6 * mag[i] + 1e-6);
+        if (!(e <= worst)) worst = e;
+    }
     return worst;
 }
 
@@ -179,20 +188,21 @@ static void test_matvec_variants(void) {
                       *got = malloc(sizeof(float) * rows);
                 for (int c = 0; c < cols; c++) x[c] = gauss();
                 matvec_scalar(&W, x, want);
+                double *mag = magnitudes(&W, x, 1);
                 for (const kernel_ops *const *k = kernels_all(); *k; k++) {
                     if (!kernels_cpu_supports((*k)->name)) continue;
                     for (int nt = 1; nt <= 2; nt++) {
                         for (int r = 0; r < rows; r++) got[r] = NAN;
                         matvec_with(*k, &W, x, got, nt);
-                        double e = mat_err(&W, x, 1, got, want);
+                        double e = mat_err(mag, (size_t)rows, got, want);
                         if (!(e <= 1)) {
-                            free(x), free(want), free(got), free((void *)W.data);
+                            free(x), free(want), free(got), free((void *)W.data), free(mag);
                             CHECK(0, "%s matvec %s %dx%d threads %d: error %.3g of tolerance", (*k)->name,
                                   dtype_name(t), rows, cols, nt, e);
                         }
                     }
                 }
-                free(x), free(want), free(got), free((void *)W.data);
+                free(x), free(want), free(got), free((void *)W.data), free(mag);
             }
     }
 }
@@ -211,19 +221,21 @@ static void test_matmul_variants(void) {
             for (int i = 0; i < cols * maxN; i++) X[i] = gauss();
             for (int N = 1; N <= maxN; N += (si == 0 ? 1 : 7)) {
                 matmul_scalar(&W, X, N, want);
+                double *mag = magnitudes(&W, X, N);
                 for (const kernel_ops *const *k = kernels_all(); *k; k++) {
                     if (!kernels_cpu_supports((*k)->name)) continue;
                     for (int nt = 1; nt <= 2; nt++) {
                         for (int i = 0; i < rows * N; i++) got[i] = NAN;
                         matmul_with(*k, &W, X, N, got, nt);
-                        double e = mat_err(&W, X, N, got, want);
+                        double e = mat_err(mag, (size_t)rows * N, got, want);
                         if (!(e <= 1)) {
-                            free(X), free(want), free(got), free((void *)W.data);
+                            free(X), free(want), free(got), free((void *)W.data), free(mag);
                             CHECK(0, "%s matmul %s %dx%d N=%d threads %d: error %.3g of tolerance", (*k)->name,
                                   dtype_name(t), rows, cols, N, nt, e);
                         }
                     }
                 }
+                free(mag);
             }
             free(X), free(want), free(got), free((void *)W.data);
         }
@@ -276,9 +288,11 @@ static void test_layernorm_variants(void) {
                 free(x), free(w), free(b), free(want), free(got);
                 CHECK(0, "%s layernorm in place n=%d: %.3g of tolerance", (*k)->name, n, e);
             }
+            float *tm = malloc(sizeof(float) * n);
             (*k)->token_mix(x, b, w, n, got);
-            token_mix_scalar(x, b, w, n, want);
-            e = tol_ratio(got, want, (size_t)n, 1e-6, 1e-6);
+            token_mix_scalar(x, b, w, n, tm);
+            e = tol_ratio(got, tm, (size_t)n, 1e-6, 1e-6);
+            free(tm);
             if (!(e <= 1)) {
                 free(x), free(w), free(b), free(want), free(got);
                 CHECK(0, "%s token_mix n=%d: %.3g of tolerance", (*k)->name, n, e);
@@ -349,11 +363,8 @@ static void test_wkv_variants(void) {
             wkv_forward_scalar(T, C, d, u, k, v, ar, br, pr, yr);
             wkv_explicit(T, C, d, u, k, v, a0, b0, p0, ye);
             for (size_t i = 0; i < n; i++) {
-                double e = fabs(yr[i] - ye[i]) / (1e-5 + 1e-5 * fabs(ye[i]));
-                if (!(e <= 1)) {
-                    free(d), free(u), free(k), free(v), free(y), free(yr), free(st), free(ye);
-                    CHECK(0, "scalar wkv C=%d element %zu: %g vs explicit %g", C, i, (double)yr[i], ye[i]);
-                }
+                double e = fabs(yr[i] - ye[i]) / (1e-5 + 1e-4 * fabs(ye[i]));
+                CHECK(e <= 1, "scalar wkv C=%d element %zu: %g vs explicit %g", C, i, (double)yr[i], ye[i]);
             }
             for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) {
                 if (!kernels_cpu_supports((*kv)->name)) continue;

@@ -31,6 +31,7 @@ static const char *const kind_version[] = {"5.0", "5.1", "5.2", "6", "7"};
 typedef struct cfg {
     int V, C, A, L, F, N;     /* H = A / N */
     int Dm, Dd, Da, Dv, Dg;   /* v6: Dm, Dd; v7: Dd (= Dw), Da, Dv, Dg */
+    uint64_t layer0_v;        /* v7: nonzero adds block 0's (unused) v0/v1/v2, drawn from this seed */
 } cfg;
 
 typedef struct builder {
@@ -150,6 +151,14 @@ static void add_weights(builder *b, kind k, const cfg *c) {
             ADD(2, H, N, 0, -0.5f, 0.5f, "blocks.%d.att.r_k", l);
             ADD(3, 1, 1, C, 0.0f, 1.0f, "blocks.%d.ffn.x_k", l);
         }
+    }
+    if (k == K7 && c->layer0_v) { /* from their own stream: the other weights stay the same */
+        uint64_t keep = b->rng;
+        b->rng = c->layer0_v;
+        ADD(3, 1, 1, C, -1.0f, 1.0f, "blocks.0.att.v0");
+        ADD(2, C, c->Dv, 0, -0.3f, 0.3f, "blocks.0.att.v1");
+        ADD(2, c->Dv, C, 0, -0.3f, 0.3f, "blocks.0.att.v2");
+        b->rng = keep;
     }
 }
 
@@ -351,6 +360,30 @@ static void test_lora_info(void) {
     CHECK(i7.d_decay_lora == cfg_small.Dd && i7.d_aaa_lora == cfg_small.Da && i7.d_mv_lora == cfg_small.Dv &&
               i7.d_gate_lora == cfg_small.Dg && i7.d_mix_lora == 0,
           "v7 LoRA sizes %d %d %d %d", i7.d_decay_lora, i7.d_aaa_lora, i7.d_mv_lora, i7.d_gate_lora);
+}
+
+/* RWKV-7 training checkpoints carry v0/v1/v2 in block 0 too (layer0_has_v);
+ * they are unused: any values give the same logits as none. */
+static void test_v7_layer0_v_unused(void) {
+    float out[3][50];
+    for (int variant = 0; variant < 3; variant++) {
+        cfg c = cfg_small;
+        c.layer0_v = (uint64_t)variant * 1000; /* 0: absent */
+        rwkv_error err;
+        rwkv_model *m = new_model(K7, &c, DT_F32, 6000, &err);
+        CHECK(m, "%s", err.message);
+        rwkv_state *st = NULL;
+        int tok[4] = {3, 1, 4, 1};
+        int ok = rwkv_state_new(m, &st, &err) == RWKV_OK &&
+                 rwkv_eval_sequence(m, st, tok, 4, out[variant], 0, &err) == RWKV_OK;
+        int dv = m->info.d_mv_lora;
+        rwkv_state_free(st);
+        rwkv_model_free(m);
+        CHECK(ok, "%s", err.message);
+        CHECK(dv == cfg_small.Dv, "d_mv_lora %d", dv);
+    }
+    CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0 && memcmp(out[0], out[2], sizeof out[0]) == 0,
+          "block 0's v0/v1/v2 changed the logits");
 }
 
 /* Missing tensors are reported by name, not crashed on. */
@@ -691,6 +724,7 @@ int main(int argc, char **argv) {
     RUN(test_continuation_v7);
     RUN(test_state_layout);
     RUN(test_lora_info);
+    RUN(test_v7_layer0_v_unused);
     RUN(test_missing_tensor);
     RUN(test_file_round_trip);
     RUN(test_vectors_v5);

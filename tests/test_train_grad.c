@@ -235,7 +235,8 @@ static int vcase_read(const char *path, vcase *c) {
         } else if (!strcmp(key, "checkpoint")) {
             char file[200], fmt[32], dt[16];
             ok = fscanf(f, "%199s %31s %15s", file, fmt, dt) == 3;
-            if (ok && !c->ckpt[0] && !strcmp(fmt, "safetensors")) snprintf(c->ckpt, sizeof c->ckpt, "%s", file);
+            if (ok && !c->ckpt[0] && !strcmp(fmt, "safetensors"))
+                snprintf(c->ckpt, sizeof c->ckpt, "%s", file);
         } else if (!strcmp(key, "grad")) {
             c->grad_name = realloc(c->grad_name, sizeof *c->grad_name * (c->n_grads + 1));
             c->grad_file = realloc(c->grad_file, sizeof *c->grad_file * (c->n_grads + 1));
@@ -339,7 +340,8 @@ static int run_vector_case(const char *dir, const char *name) {
         for (int i = 0; i < c.n_grads; i++) {
             const param_info *p = param_layout_find(&lay, c.grad_name[i]);
             if (!p || p != &lay.params[i] || (int64_t)p->numel != c.grad_numel[i]) {
-                test_fail_at(__FILE__, __LINE__, "%s: gradient %s: not at position %d of the layout or of another size",
+                test_fail_at(__FILE__, __LINE__,
+                             "%s: gradient %s: not at position %d of the layout, or another size",
                              name, c.grad_name[i], i);
                 ok = 0;
                 break;
@@ -498,9 +500,9 @@ static void test_init(void) {
         param_layout lay;
         rwkv_error err;
         CHECK(param_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
-        CHECK(lay.total == (size_t)2 * s.n_vocab * C + (size_t)L * (3 * A * C + C * A + 2 * s.n_ffn * C + C * C) +
-                               (size_t)L * (9 * C + 2 * A) + 4 * (size_t)C,
-              "total %zu", lay.total);
+        const size_t matrices = (size_t)L * (3 * A * C + C * A + 2 * s.n_ffn * C + C * C);
+        const size_t vectors = (size_t)L * (9 * C + 2 * A) + 4 * (size_t)C;
+        CHECK(lay.total == (size_t)2 * s.n_vocab * C + matrices + vectors, "total %zu", lay.total);
         float *p = malloc(sizeof(float) * lay.total), *q = malloc(sizeof(float) * lay.total);
         const float emb_scale = 1e-3f;
         CHECK(rwkv4_init_params(&lay, p, 42, emb_scale) == RWKV_OK, "init failed");

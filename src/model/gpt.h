@@ -104,8 +104,9 @@ int gpt_kv_cache_pos(const gpt_kv_cache *cache); /* tokens fed so far */
 size_t gpt_kv_cache_bytes(const gpt_kv_cache *cache);
 
 /* Feeds one token at position gpt_kv_cache_pos(cache), appends its keys and
- * values, writes V logits (logits may be NULL; n_threads <= 0: all cores). RWKV_ERR_ARG when the cache
- * already holds n_ctx positions or the token is outside [0, V). */
+ * values, writes V logits (logits may be NULL; n_threads <= 0: all cores).
+ * RWKV_ERR_ARG when the cache already holds n_ctx positions or the token is
+ * outside [0, V). */
 rwkv_status gpt_decode(gpt_kv_cache *cache, const float *params, int token, float *logits,
                        int n_threads, rwkv_error *err);
 

@@ -346,7 +346,11 @@ static rwkv_status read_shape(const tensor_set *set, rwkv7 *w, rwkv_error *err) 
     if ((s = lora_rank(set, "blocks.0.att.w1", &w->Dw, err)) != RWKV_OK) return s;
     if ((s = lora_rank(set, "blocks.0.att.a1", &w->Da, err)) != RWKV_OK) return s;
     if ((s = lora_rank(set, "blocks.0.att.g1", &w->Dg, err)) != RWKV_OK) return s;
+    /* v1 is unused in block 0 and usually absent there: take the rank from block 1 */
     if (w->L > 1 && (s = lora_rank(set, "blocks.1.att.v1", &w->Dv, err)) != RWKV_OK) return s;
+    if (w->L == 1 && tensor_set_find(set, "blocks.0.att.v1") &&
+        (s = lora_rank(set, "blocks.0.att.v1", &w->Dv, err)) != RWKV_OK)
+        return s;
     return RWKV_OK;
 }
 

@@ -214,11 +214,17 @@ struct rwkv4_train_ctx {
     float *arena;
 };
 
-static size_t off_of(const param_layout *lay, const char *fmt, int l) {
-    char name[64];
-    snprintf(name, sizeof name, fmt, l);
+#define NO_OFFSET ((size_t)-1)
+
+static size_t off_of(const param_layout *lay, const char *name) {
     const param_info *p = param_layout_find(lay, name);
-    return p ? p->offset : (size_t)-1;
+    return p ? p->offset : NO_OFFSET;
+}
+
+static size_t block_off(const param_layout *lay, int l, const char *suffix) {
+    char name[64];
+    snprintf(name, sizeof name, "blocks.%d.%s", l, suffix);
+    return off_of(lay, name);
 }
 
 rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_threads,
@@ -238,14 +244,14 @@ rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_
         rwkv4_train_ctx_free(c);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (training context)");
     }
-    c->emb = off_of(layout, "emb.weight", 0);
-    c->ln0_w = off_of(layout, "blocks.%d.ln0.weight", 0);
-    c->ln0_b = off_of(layout, "blocks.%d.ln0.bias", 0);
-    c->ln_out_w = off_of(layout, "ln_out.weight", 0);
-    c->ln_out_b = off_of(layout, "ln_out.bias", 0);
-    c->head = off_of(layout, "head.weight", 0);
-    int missing = c->emb == (size_t)-1 || c->ln0_w == (size_t)-1 || c->ln0_b == (size_t)-1 ||
-                  c->ln_out_w == (size_t)-1 || c->ln_out_b == (size_t)-1 || c->head == (size_t)-1;
+    c->emb = off_of(layout, "emb.weight");
+    c->ln0_w = block_off(layout, 0, "ln0.weight");
+    c->ln0_b = block_off(layout, 0, "ln0.bias");
+    c->ln_out_w = off_of(layout, "ln_out.weight");
+    c->ln_out_b = off_of(layout, "ln_out.bias");
+    c->head = off_of(layout, "head.weight");
+    int missing = c->emb == NO_OFFSET || c->ln0_w == NO_OFFSET || c->ln0_b == NO_OFFSET ||
+                  c->ln_out_w == NO_OFFSET || c->ln_out_b == NO_OFFSET || c->head == NO_OFFSET;
     for (int l = 0; l < c->L && !missing; l++) {
         block_offsets *o = &c->blk[l];
         size_t *fields[] = {&o->ln1_w,     &o->ln1_b,      &o->ln2_w,     &o->ln2_b,
@@ -261,10 +267,8 @@ rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_
             "att.output.weight", "ffn.time_mix_k",     "ffn.time_mix_r",
             "ffn.key.weight",    "ffn.receptance.weight", "ffn.value.weight"};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-            char fmt[64];
-            snprintf(fmt, sizeof fmt, "blocks.%%d.%s", names[i]);
-            *fields[i] = off_of(layout, fmt, l);
-            missing |= *fields[i] == (size_t)-1;
+            *fields[i] = block_off(layout, l, names[i]);
+            missing |= *fields[i] == NO_OFFSET;
         }
     }
     if (missing) {
@@ -276,16 +280,15 @@ rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_
     const size_t N = (size_t)c->N, C = (size_t)c->C, A = (size_t)c->A, F = (size_t)c->F,
                  V = (size_t)c->V;
 #define R16(x) (((x) + 15) & ~(size_t)15)
-    const size_t per_block = 6 * R16(N * C) + 4 * R16(N * A) + R16(N * F);
-    const double total_d = (double)c->L * per_block + 8.0 * N * C + 3.0 * N * A + N * F +
-                           (double)N * V + 4.0 * N + 3.0 * B * A + A + C + 64 * 20;
-    if (total_d * sizeof(float) > (double)SIZE_MAX / 2) {
+    const double per_token = (double)c->L * (6.0 * C + 4.0 * A + F) + 8.0 * C + 3.0 * A + F + V + 4;
+    if (per_token * (double)N + 3.0 * B * A + A + C > 1e14) {
         rwkv4_train_ctx_free(c);
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "activations too large (%.3g floats)", total_d);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "activations too large (%.3g floats per token)",
+                         per_token);
     }
-    const size_t total = (size_t)c->L * per_block + 8 * R16(N * C) + 3 * R16(N * A) +
-                         R16(N * F) + R16(N * V) + 2 * R16(N) + R16(2 * N) +
-                         R16(3 * (size_t)B * A) + R16(A) + R16(C);
+    const size_t total = (size_t)c->L * (6 * R16(N * C) + 4 * R16(N * A) + R16(N * F)) +
+                         8 * R16(N * C) + 3 * R16(N * A) + R16(N * F) + R16(N * V) +
+                         2 * R16(N) + R16(2 * N) + R16(3 * (size_t)B * A) + R16(A) + R16(C);
     if (posix_memalign((void **)&c->arena, 64, total * sizeof(float)) != 0) {
         c->arena = NULL;
         rwkv4_train_ctx_free(c);

@@ -44,20 +44,25 @@ const param_info *param_layout_find(const param_layout *layout, const char *name
 rwkv_status params_from_tensors(const tensor_set *set, param_layout *layout, float **params,
                                 rwkv_error *err);
 
-/* Activation memory for one forward/backward of B sequences of T tokens. */
+/* Activation memory for one forward/backward of B sequences of T tokens
+ * ((6C + 4A + F)·L + 8C + 3A + F + V + 4 floats per token); n_threads <= 0 uses
+ * every core. The context keeps its own copy of what it needs from layout. */
 typedef struct rwkv4_train_ctx rwkv4_train_ctx;
 rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_threads,
                                 rwkv4_train_ctx **out, rwkv_error *err);
 void rwkv4_train_ctx_free(rwkv4_train_ctx *ctx);
 
 typedef struct rwkv4_fb_options {
-    float l2wrap;   /* L2Wrap factor (docs §3.3), 1e-4 by default; 0 disables */
+    float l2wrap;   /* L2Wrap factor (docs §3.3), 1e-4 by default (opt NULL); 0 disables */
 } rwkv4_fb_options;
 
 /* Forward + backward over inputs/targets [B][T] (each row from a fresh
  * state, zero token shift). Returns the mean cross-entropy loss in *loss;
  * ADDS d(loss)/d(params) into grads (so accumulation over micro-batches is
- * the caller zeroing grads once). Deterministic for a given thread count. */
+ * the caller zeroing grads once). Deterministic, and bitwise the same for
+ * any thread count. RWKV_ERR_ARG for a token outside the vocabulary (nothing
+ * computed); RWKV_ERR_NUMERIC when the loss is not finite (grads then hold
+ * whatever the non-finite values produced). */
 rwkv_status rwkv4_forward_backward(rwkv4_train_ctx *ctx, const float *params, const int *inputs,
                                    const int *targets, const rwkv4_fb_options *opt, float *grads,
                                    float *loss, rwkv_error *err);
