@@ -78,7 +78,6 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < n_commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "rwkv: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "rwkv: unknown command '%s' (see 'rwkv --help')\n", argv[1]);
     return 2;
 }
