@@ -33,6 +33,8 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* Generation helpers shared by generate and chat (cli/cmd_generate.c). */
 #include "rwkv_sample.h"

@@ -76,6 +76,7 @@ typedef struct display {
     double last_draw;
     int line_open; /* a \r line is on screen */
     char dir[1024];
+    int have_peak;
 } display;
 
 static volatile sig_atomic_t stop_requested;
@@ -122,6 +123,7 @@ static int on_progress(const rwkv_train_progress *p, void *user) {
         fputc('\n', stderr);
         if (p->note && *p->note) fprintf(stderr, "%s\n", p->note);
         snprintf(d->dir, sizeof d->dir, "%s", p->path);
+        d->have_peak = p->peak_gflops > 0;
         fprintf(stderr, "log: %s/train.jsonl\n", p->path);
         break;
     }
@@ -137,10 +139,10 @@ static int on_progress(const rwkv_train_progress *p, void *user) {
         fmt_duration(p->eta_s, eta, sizeof eta);
         if (isnan(p->last_val_loss)) snprintf(val, sizeof val, "-");
         else snprintf(val, sizeof val, "%.4f", p->last_val_loss);
-        char line[256];
-        snprintf(line, sizeof line,
-                 "step %ld/%ld | loss %.4f | val %s | lr %.3g | %.0f tok/s | MFU %.1f%% | ETA %s%s", p->step,
-                 p->steps, p->loss, val, p->lr, p->avg_tokens_per_s, 100.0 * p->mfu, eta,
+        char line[256], mfu[32] = "";
+        if (d->have_peak) snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100.0 * p->mfu);
+        snprintf(line, sizeof line, "step %ld/%ld | loss %.4f | val %s | lr %.3g | %.0f tok/s%s | ETA %s%s", p->step,
+                 p->steps, p->loss, val, p->lr, p->avg_tokens_per_s, mfu, eta,
                  p->skipped ? " | batch skipped (non-finite)" : "");
         if (d->tty) {
             fprintf(stderr, "\r\033[K%s", line);
@@ -304,7 +306,7 @@ int cmd_train(int argc, char **argv) {
         if (!o.out_dir) return cli_usage_error("train", "--out DIR is required");
     }
 
-    display d = {isatty(2), quiet, print_every, 0, 0, ""};
+    display d = {isatty(2), quiet, print_every, 0, 0, "", 0};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;

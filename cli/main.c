@@ -16,6 +16,8 @@ static const cli_command commands[] = {
     {"generate", "generate text from a prompt (sampling, stop strings, state files)", cmd_generate},
     {"chat", "interactive chat (Raven or World format), state carried across turns", cmd_chat},
     {"eval", "perplexity / bits per byte over a text file, or LAMBADA accuracy and perplexity", cmd_eval},
+    {"bench", "decode / prefill speed vs the machine's measured bandwidth and FMA peak", cmd_bench},
+    {"quantize", "write a block-quantized model (Q8_0, Q4_0, ...) as an rwkv.cpp file", cmd_quantize},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

@@ -1,10 +1,14 @@
 /* FMA peak measurement: each thread runs NACC independent accumulator chains
  * acc = acc * a + b (enough chains to cover the FMA latency times the number
  * of FMA pipes), for a fixed iteration count calibrated to ~0.1 s; peak =
- * 2 * lanes * NACC * iterations * threads / wall time, best of three runs. */
+ * 2 * lanes * NACC * iterations * threads / wall time, best of seven runs of
+ * ~30 ms (short runs, many of them: on a shared machine the best one is the
+ * one no other process interrupted). */
 #include "machine.h"
 
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,13 +121,13 @@ double machine_fma_peak_gflops(int threads) {
         double dt = now_s() - t0;
         if (dt >= 0.02 || iters > (1L << 40)) {
             double per = dt > 0 ? dt / (double)iters : 1e-9;
-            iters = (long)(0.08 / per) + 1;
+            iters = (long)(0.03 / per) + 1;
             break;
         }
         iters *= 4;
     }
     double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 7; rep++) {
         double t0 = now_s();
 #pragma omp parallel num_threads(threads)
         k(iters);
@@ -132,4 +136,87 @@ double machine_fma_peak_gflops(int threads) {
         if (dt > 0 && flops / dt > best) best = flops / dt;
     }
     return best > 0 ? best * 1e-9 : 1.0;
+}
+
+/* ---- read bandwidth ------------------------------------------------------ */
+
+/* Each kernel sums n floats (n a multiple of 64) with eight accumulators. */
+#ifdef MACHINE_X86
+__attribute__((target("avx512f"))) static float sum_avx512(const float *p, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < n; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+        a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+__attribute__((target("avx2"))) static float sum_avx2(const float *p, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (size_t i = 0; i < n; i += 64) {
+        a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+        a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+        a4 = _mm256_add_ps(a4, _mm256_load_ps(p + i + 32));
+        a5 = _mm256_add_ps(a5, _mm256_load_ps(p + i + 40));
+        a6 = _mm256_add_ps(a6, _mm256_load_ps(p + i + 48));
+        a7 = _mm256_add_ps(a7, _mm256_load_ps(p + i + 56));
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+}
+#endif
+
+static float sum_scalar(const float *p, size_t n) {
+    float a[8] = {0};
+    for (size_t i = 0; i < n; i += 8)
+        for (int j = 0; j < 8; j++) a[j] += p[i + j];
+    return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+typedef float (*sum_kernel)(const float *p, size_t n);
+
+static sum_kernel pick_sum(void) {
+#ifdef MACHINE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return sum_avx512;
+    if (__builtin_cpu_supports("avx2")) return sum_avx2;
+#endif
+    return sum_scalar;
+}
+
+double machine_read_gbps(int threads, long long bytes, int passes) {
+    if (threads <= 0) threads = machine_cores();
+    if (bytes <= 0) bytes = 512LL << 20;
+    if (passes <= 0) passes = 5;
+    /* whole 256-byte chunks per thread */
+    size_t chunk = 64, n = (size_t)bytes / sizeof(float);
+    size_t per = n / (size_t)threads / chunk * chunk;
+    if (per == 0) return 0;
+    n = per * (size_t)threads;
+    float *buf = aligned_alloc(64, n * sizeof(float));
+    if (!buf) return 0;
+    sum_kernel k = pick_sum();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int t = 0; t < threads; t++) /* first touch by the thread that reads it */
+        for (size_t i = 0; i < per; i++) buf[(size_t)t * per + i] = (float)(i & 7) * 0.125f;
+    double best = 0;
+    for (int rep = 0; rep < passes; rep++) {
+        float total = 0;
+        double t0 = now_s();
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+        total += k(buf + (size_t)omp_get_thread_num() * per, per);
+        double dt = now_s() - t0;
+        machine_sink = total;
+        double gbps = (double)(n * sizeof(float)) / dt * 1e-9;
+        if (dt > 0 && gbps > best) best = gbps;
+    }
+    free(buf);
+    return best;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "formats/formats.h"
+#include "kernels/kernels.h"
 #include "kernels/kernels_heads.h"
 #include "model/model.h"
 #include "rwkv.h"
@@ -483,6 +484,25 @@ static void test_wkv_kernels(void) {
         }
         CHECK(memcmp(yt, y1, sizeof yt) == 0 && memcmp(St, S1, sizeof St) == 0,
               "wkv%s: one token at a time differs from the whole sequence", v7 ? "7" : "5");
+    }
+    /* the scalar-kernel build of the rows agrees with the SIMD one in use */
+    {
+        const char *active = kernels_active()->name;
+        float Ss[H * N * N], ys[T * A], Sv[H * N * N], yv[T * A];
+        double worst = 0;
+        for (int v7 = 0; v7 < 2; v7++) {
+            for (int pass = 0; pass < 2; pass++) {
+                CHECK(kernels_select(pass ? active : "scalar") == 0, "cannot select kernels");
+                float *St = pass ? Sv : Ss, *yt = pass ? yv : ys;
+                memcpy(St, S0, sizeof S0);
+                if (!v7) wkv5_forward(T, H, N, r, k, v, w, A, u, St, yt, 2);
+                else wkv7_forward(T, H, N, r, w, k, v, a, bb, St, yt, 2);
+            }
+            double ry = tol_ratio(yv, ys, T * A, 1e-6, 1e-6), rs = tol_ratio(Sv, Ss, H * N * N, 1e-6, 1e-6);
+            worst = ry > worst ? ry : worst;
+            worst = rs > worst ? rs : worst;
+        }
+        CHECK(worst <= 1, "wkv kernels: %s vs scalar build differ (ratio %.3g)", active, worst);
     }
     /* w_stride = 0 (one decay vector for every token) == the vector repeated */
     float wrep[T * A];

@@ -20,6 +20,7 @@ extern const kernel_ops kernels_avx2, kernels_avx512;
 
 void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
 extern const matmul_ukernel matmul_ukernel_scalar;
+extern void (*const matmul_pack_scalar)(const matrix *, int, int, int, int, float *, float *);
 
 static void row_to_f32_scalar(dtype t, const void *src, float *dst, int n) { dtype_to_f32(t, src, dst, (size_t)n); }
 
@@ -75,6 +76,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void init(void) {
     scalar_ops = kernels_scalar;
     scalar_ops.mm = matmul_ukernel_scalar;
+    scalar_ops.pack = matmul_pack_scalar;
     detect();
     int n = 0;
     table[n++] = &scalar_ops;

@@ -68,6 +68,9 @@ typedef struct kernel_ops {
     /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */
     void (*row_to_f32)(dtype t, const void *src, float *dst, int n);
     matmul_ukernel mm;
+    /* Packs rows [r0, r0+nr_valid) x columns [c0, c0+kc) of W as Wp[c][mm.nr]
+     * (zero rows past nr_valid); tmp holds mm.nr * kc floats. */
+    void (*pack)(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp);
     void (*layernorm)(const float *x, const float *w, const float *b, int n, float eps, float *y);
     void (*wkv_forward)(int T, int C, const float *d, const float *u, const float *k, const float *v,
                         float *aa, float *bb, float *pp, float *y);

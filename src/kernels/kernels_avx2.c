@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/pack_avx.h"
 
 void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
 
@@ -226,26 +227,23 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
             acc[i][1] = _mm256_fmadd_ps(xb, w1, acc[i][1]);
         }
     }
-    if (nr == NR) {
+    /* masked stores for a partial panel (nr < NR); no temporary, so the
+     * accumulators stay in registers */
+    const __m256i m0 = lane_mask(nr >= 8 ? 8 : nr), m1 = lane_mask(nr >= 16 ? 8 : nr <= 8 ? 0 : nr - 8);
 #pragma GCC unroll 6
-        for (int i = 0; i < mr; i++) {
-            float *y = Y + (size_t)i * ldy;
-            if (accumulate) {
-                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(y));
-                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(y + 8));
-            }
-            _mm256_storeu_ps(y, acc[i][0]);
-            _mm256_storeu_ps(y + 8, acc[i][1]);
+    for (int i = 0; i < mr; i++) {
+        float *y = Y + (size_t)i * ldy;
+        if (accumulate) {
+            acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_maskload_ps(y, m0));
+            acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_maskload_ps(y + 8, m1));
         }
-    } else {
-        float tmp[NR];
-        for (int i = 0; i < mr; i++) {
-            float *y = Y + (size_t)i * ldy;
-            _mm256_storeu_ps(tmp, acc[i][0]);
-            _mm256_storeu_ps(tmp + 8, acc[i][1]);
-            for (int j = 0; j < nr; j++) y[j] = accumulate ? y[j] + tmp[j] : tmp[j];
-        }
+        _mm256_maskstore_ps(y, m0, acc[i][0]);
+        _mm256_maskstore_ps(y + 8, m1, acc[i][1]);
     }
+}
+
+static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp) {
+    pack_panel_avx(W, r0, nr_valid, c0, kc, Wp, tmp, NR, row_to_f32);
 }
 
 static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
@@ -392,6 +390,7 @@ const kernel_ops kernels_avx2 = {
     .matvec_rows = matvec_rows,
     .row_to_f32 = row_to_f32,
     .mm = {MR, NR, ukernel},
+    .pack = pack,
     .layernorm = layernorm_v,
     .wkv_forward = wkv_v,
     .token_mix = token_mix_v,

@@ -14,9 +14,11 @@
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/pack_avx.h"
 
 void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
 
@@ -127,10 +129,17 @@ static float dot_bf16(const uint8_t *w, const float *x, int n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+/* The block scale d (f16) broadcast to all lanes: one broadcast load + one convert. */
+static inline __m512 scale16(const uint8_t *b) {
+    uint16_t h;
+    memcpy(&h, b, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
+}
+
 static inline __m512 q8_block(const uint8_t *b, const float *x, __m512 acc) {
     __m512 t = _mm512_mul_ps(i8x16_to_f32(_mm_loadu_si128((const __m128i *)(b + 2))), _mm512_loadu_ps(x));
     t = _mm512_fmadd_ps(i8x16_to_f32(_mm_loadu_si128((const __m128i *)(b + 18))), _mm512_loadu_ps(x + 16), t);
-    return _mm512_fmadd_ps(_mm512_set1_ps(f16_at(b)), t, acc);
+    return _mm512_fmadd_ps(scale16(b), t, acc);
 }
 
 static float dot_q8_0(const uint8_t *w, const float *x, int n) {
@@ -144,22 +153,25 @@ static float dot_q8_0(const uint8_t *w, const float *x, int n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-static inline __m512 q4_block(const uint8_t *b, const float *x, __m512 acc) {
-    __m128i lo, hi;
-    q4_0_unpack(b + 2, &lo, &hi);
-    __m512 t = _mm512_mul_ps(i8x16_to_f32(lo), _mm512_loadu_ps(x));
-    t = _mm512_fmadd_ps(i8x16_to_f32(hi), _mm512_loadu_ps(x + 16), t);
-    return _mm512_fmadd_ps(_mm512_set1_ps(f16_at(b)), t, acc);
+/* Q4_0: each byte is zero-extended to a 32-bit lane; vpermps looks the low
+ * nibble (and, after a shift, the high one) up in a table of the 16 values
+ * n - 8 as floats, which replaces int->float conversions. */
+static inline __m512 q4_block(const uint8_t *b, const float *x, __m512 acc, __m512 table) {
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+    __m512 lo = _mm512_permutexvar_ps(v, table), hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
+    __m512 t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 16), _mm512_mul_ps(lo, _mm512_loadu_ps(x)));
+    return _mm512_fmadd_ps(scale16(b), t, acc);
 }
 
 static float dot_q4_0(const uint8_t *w, const float *x, int n) {
+    const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     __m512 a0 = _mm512_setzero_ps(), a1 = a0;
     int i = 0;
     for (; i + 64 <= n; i += 64, w += 36) {
-        a0 = q4_block(w, x + i, a0);
-        a1 = q4_block(w + 18, x + i + 32, a1);
+        a0 = q4_block(w, x + i, a0, table);
+        a1 = q4_block(w + 18, x + i + 32, a1, table);
     }
-    if (i < n) a0 = q4_block(w, x + i, a0);
+    if (i < n) a0 = q4_block(w, x + i, a0, table);
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
@@ -183,8 +195,9 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
     case DT_Q4_0:
         for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_q4_0(row, x, n);
         return;
-    default: matvec_rows_scalar(W, x, y, r0, r1); return;
+    default: break;
     }
+    matvec_rows_scalar(W, x, y, r0, r1);
 }
 
 /* ---- matrix-matrix micro-kernel: 8 tokens x 32 rows --------------------- */
@@ -222,6 +235,10 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
         _mm512_mask_storeu_ps(y, m0, acc[i][0]);
         _mm512_mask_storeu_ps(y + 16, m1, acc[i][1]);
     }
+}
+
+static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp) {
+    pack_panel_avx(W, r0, nr_valid, c0, kc, Wp, tmp, NR, row_to_f32);
 }
 
 static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
@@ -346,6 +363,7 @@ const kernel_ops kernels_avx512 = {
     .matvec_rows = matvec_rows,
     .row_to_f32 = row_to_f32,
     .mm = {MR, NR, ukernel},
+    .pack = pack,
     .layernorm = layernorm_v,
     .wkv_forward = wkv_v,
     .token_mix = token_mix_v,

@@ -55,10 +55,11 @@ static void ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, 
 }
 const matmul_ukernel matmul_ukernel_scalar = {4, 8, ukernel_scalar};
 
-/* Packs rows [r0, r0+nr_valid) x columns [c0, c0+kc) of W as Wp[c][NR]
- * (zero rows past nr_valid). tmp holds kc floats. */
-static void pack_panel(const kernel_ops *k, const matrix *W, size_t rb, int r0, int nr_valid, int NR, int c0,
-                       int kc, float *Wp, float *tmp) {
+/* The scalar variant's packing: rows converted one at a time (tmp holds
+ * kc floats), then written transposed into Wp[c][8]. */
+static void pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp) {
+    const int NR = 8;
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     const uint8_t *base = W->data;
     for (int j = 0; j < NR; j++) {
         if (j >= nr_valid) {
@@ -70,22 +71,22 @@ static void pack_panel(const kernel_ops *k, const matrix *W, size_t rb, int r0, 
         if (W->type == DT_F32) {
             src = (const float *)row + c0;
         } else {
-            k->row_to_f32(W->type, row + dtype_bytes_for(W->type, (uint64_t)c0), tmp, kc);
+            dtype_to_f32(W->type, row + dtype_bytes_for(W->type, (uint64_t)c0), tmp, (size_t)kc);
             src = tmp;
         }
         for (int c = 0; c < kc; c++) Wp[(size_t)c * NR + j] = src[c];
     }
 }
+void (*const matmul_pack_scalar)(const matrix *, int, int, int, int, float *, float *) = pack_scalar;
 
 static void matmul_panels(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int p0, int p1,
                           float *Wp, float *tmp) {
     const int rows = W->rows, cols = W->cols, MR = k->mm.mr, NR = k->mm.nr;
-    const size_t rb = dtype_bytes_for(W->type, (uint64_t)cols);
     for (int c0 = 0; c0 < cols; c0 += KC) {
         int kc = cols - c0 < KC ? cols - c0 : KC;
         for (int p = p0; p < p1; p++) {
             int r0 = p * NR, nr = rows - r0 < NR ? rows - r0 : NR;
-            pack_panel(k, W, rb, r0, nr, NR, c0, kc, Wp, tmp);
+            k->pack(W, r0, nr, c0, kc, Wp, tmp);
             for (int n0 = 0; n0 < N; n0 += MR) {
                 int mr = N - n0 < MR ? N - n0 : MR;
                 k->mm.run(kc, Wp, X + (size_t)n0 * cols + c0, (size_t)cols, Y + (size_t)n0 * rows + r0,
@@ -110,7 +111,7 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
     {
         /* per-thread packing buffers, reused across calls (OpenMP keeps its threads) */
         static _Thread_local float Wp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
-        static _Thread_local float tmp[KC] __attribute__((aligned(64)));
+        static _Thread_local float tmp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
         int nth = 1, tid = 0;
 #ifdef _OPENMP
         nth = omp_get_num_threads();

@@ -4,19 +4,34 @@
  *
  * The dot product keeps WKV_LANES independent partial sums (combined in a
  * fixed order), so it is not one serial chain of dependent additions and the
- * compiler can keep the lanes in vector registers. */
+ * compiler keeps the lanes in one vector register. The same source is also
+ * compiled for AVX2 (8 lanes in one register), used unless the scalar
+ * kernels are selected (RWKV_KERNELS=scalar); both do the same operations in
+ * the same order (no contraction into FMA in ISO C mode). */
+#include <string.h>
+
+#include "kernels/kernels.h"
 #include "kernels/kernels_heads.h"
 
 /* Multiply-adds (T * rows * N) below which threading costs more than it saves. */
 enum { WKV_MIN_PARALLEL_WORK = 1 << 15, WKV_LANES = 8 };
 
-static float lanes_sum(const float *p) {
+#if defined(__GNUC__)
+#define WKV_INLINE static inline __attribute__((always_inline))
+#else
+#define WKV_INLINE static inline
+#endif
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define WKV_X86 1
+#endif
+
+WKV_INLINE float lanes_sum(const float *p) {
     return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 
-static void wkv5_row(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict k,
-                     const float *restrict v, const float *restrict w, size_t w_stride, const float *restrict u,
-                     float *restrict s, float *restrict y) {
+WKV_INLINE void wkv5_row_body(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict k,
+                              const float *restrict v, const float *restrict w, size_t w_stride,
+                              const float *restrict u, float *restrict s, float *restrict y) {
     const size_t base = (size_t)h * (size_t)N;
     const float *restrict uh = u + base;
     const int nv = N - N % WKV_LANES;
@@ -41,11 +56,37 @@ static void wkv5_row(int T, int A, int N, int h, int i, const float *restrict r,
     }
 }
 
+typedef void (*wkv5_row_fn)(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
+                            const float *w, size_t w_stride, const float *u, float *s, float *y);
+
+static void wkv5_row(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
+                     const float *w, size_t w_stride, const float *u, float *s, float *y) {
+    wkv5_row_body(T, A, N, h, i, r, k, v, w, w_stride, u, s, y);
+}
+
+#ifdef WKV_X86
+__attribute__((target("avx2"))) static void wkv5_row_avx2(int T, int A, int N, int h, int i, const float *r,
+                                                          const float *k, const float *v, const float *w,
+                                                          size_t w_stride, const float *u, float *s, float *y) {
+    wkv5_row_body(T, A, N, h, i, r, k, v, w, w_stride, u, s, y);
+}
+#endif
+
+/* The AVX2 build of the rows whenever the active kernels are not the scalar
+ * reference (every SIMD variant of kernels/cpu.c implies AVX2). */
+static wkv5_row_fn pick_row(void) {
+#ifdef WKV_X86
+    if (strcmp(kernels_active()->name, "scalar") != 0) return wkv5_row_avx2;
+#endif
+    return wkv5_row;
+}
+
 void wkv5_forward(int T, int H, int N, const float *r, const float *k, const float *v, const float *w,
                   size_t w_stride, const float *u, float *S, float *y, int n_threads) {
     const int A = H * N, rows = H * N;
     const long work = (long)T * rows * N;
+    const wkv5_row_fn row_fn = pick_row();
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (work >= WKV_MIN_PARALLEL_WORK && n_threads > 1)
     for (int row = 0; row < rows; row++)
-        wkv5_row(T, A, N, row / N, row % N, r, k, v, w, w_stride, u, S + (size_t)row * (size_t)N, y);
+        row_fn(T, A, N, row / N, row % N, r, k, v, w, w_stride, u, S + (size_t)row * N, y);
 }

@@ -4,18 +4,33 @@
  *
  * The dot products keep WKV_LANES independent partial sums (combined in a
  * fixed order), so they are not one serial chain of dependent additions and
- * the compiler can keep the lanes in vector registers. */
+ * the compiler keeps the lanes in one vector register. The same source is
+ * also compiled for AVX2 (8 lanes in one register), used unless the scalar
+ * kernels are selected (RWKV_KERNELS=scalar); both do the same operations in
+ * the same order (no contraction into FMA in ISO C mode). */
+#include <string.h>
+
+#include "kernels/kernels.h"
 #include "kernels/kernels_heads.h"
 
 enum { WKV_MIN_PARALLEL_WORK = 1 << 15, WKV_LANES = 8 };
 
-static float lanes_sum(const float *p) {
+#if defined(__GNUC__)
+#define WKV_INLINE static inline __attribute__((always_inline))
+#else
+#define WKV_INLINE static inline
+#endif
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define WKV_X86 1
+#endif
+
+WKV_INLINE float lanes_sum(const float *p) {
     return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 
-static void wkv7_row(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict w,
-                     const float *restrict k, const float *restrict v, const float *restrict a,
-                     const float *restrict b, float *restrict s, float *restrict y) {
+WKV_INLINE void wkv7_row_body(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict w,
+                              const float *restrict k, const float *restrict v, const float *restrict a,
+                              const float *restrict b, float *restrict s, float *restrict y) {
     const size_t base = (size_t)h * (size_t)N;
     const int nv = N - N % WKV_LANES;
     for (int t = 0; t < T; t++) {
@@ -45,11 +60,36 @@ static void wkv7_row(int T, int A, int N, int h, int i, const float *restrict r,
     }
 }
 
+typedef void (*wkv7_row_fn)(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
+                            const float *v, const float *a, const float *b, float *s, float *y);
+
+static void wkv7_row(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
+                     const float *v, const float *a, const float *b, float *s, float *y) {
+    wkv7_row_body(T, A, N, h, i, r, w, k, v, a, b, s, y);
+}
+
+#ifdef WKV_X86
+__attribute__((target("avx2"))) static void wkv7_row_avx2(int T, int A, int N, int h, int i, const float *r,
+                                                          const float *w, const float *k, const float *v,
+                                                          const float *a, const float *b, float *s, float *y) {
+    wkv7_row_body(T, A, N, h, i, r, w, k, v, a, b, s, y);
+}
+#endif
+
+/* The AVX2 build of the rows whenever the active kernels are not the scalar
+ * reference (every SIMD variant of kernels/cpu.c implies AVX2). */
+static wkv7_row_fn pick_row(void) {
+#ifdef WKV_X86
+    if (strcmp(kernels_active()->name, "scalar") != 0) return wkv7_row_avx2;
+#endif
+    return wkv7_row;
+}
+
 void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                   const float *a, const float *b, float *S, float *y, int n_threads) {
     const int A = H * N, rows = H * N;
     const long work = (long)T * rows * N;
+    const wkv7_row_fn row_fn = pick_row();
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (work >= WKV_MIN_PARALLEL_WORK && n_threads > 1)
-    for (int row = 0; row < rows; row++)
-        wkv7_row(T, A, N, row / N, row % N, r, w, k, v, a, b, S + (size_t)row * (size_t)N, y);
+    for (int row = 0; row < rows; row++) row_fn(T, A, N, row / N, row % N, r, w, k, v, a, b, S + (size_t)row * N, y);
 }

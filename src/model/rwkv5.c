@@ -54,10 +54,23 @@ typedef struct scratch {
     float *h;                  /* [T][F] channel-mix hidden */
 } scratch;
 
+/* Token-wise work (norms, mixes, activations) of a chunk goes to the model's
+ * threads when there is enough of it (sequence mode); each token's row is
+ * computed the same way whichever thread does it. */
+#define PAR_MIN_FLOATS 16384
+static int par(int T, int n) { return T > 1 && (long)T * n >= PAR_MIN_FLOATS; }
+
+/* z = LN(x) for each token. */
+static void layernorm_rows(const float *x, const float *w, const float *b, int T, int C, float *z, int nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) layernorm(x + (size_t)t * C, w, b, C, LN_EPS, z + (size_t)t * C);
+}
+
 static void time_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratch *s, int T, int nt) {
     const int C = w->C, A = w->A;
     float *att_xx = st, *S = st + C;
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln1_w, ly->ln1_b, C, LN_EPS, s->z + (size_t)t * C);
+    layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
     for (int t = 0; t < T; t++) {
         const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : att_xx;
         token_mix(cur, prev, ly->mix_k, C, s->xa + (size_t)t * C);
@@ -69,24 +82,33 @@ static void time_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratch *
     matmul(&ly->att_k, s->xa, T, s->k, nt);
     matmul(&ly->att_v, s->xb, T, s->v, nt);
     matmul(&ly->att_r, s->xc, T, s->r, nt);
+    if (w->has_gate) matmul(&ly->att_g, s->xd, T, s->g, nt);
     wkv5_forward(T, w->H, w->N, s->r, s->k, s->v, ly->w, 0, ly->u, S, s->y, nt);
+    /* GN(y) * silu(g) */
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, A))
     for (int t = 0; t < T; t++) {
         float *y = s->y + (size_t)t * A;
+        const float *g = s->g + (size_t)t * A;
         group_norm(y, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, y);
-    }
-    if (w->has_gate) {
-        matmul(&ly->att_g, s->xd, T, s->g, nt);
-        for (size_t i = 0; i < (size_t)T * A; i++) s->y[i] *= s->g[i] * sigmoidf(s->g[i]); /* silu */
+        if (w->has_gate)
+            for (int i = 0; i < A; i++) y[i] *= g[i] * sigmoidf(g[i]);
     }
     matmul(&ly->att_o, s->y, T, s->k, nt); /* k is free again: [T][C] output */
-    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += s->k[i];
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        const float *o = s->k + (size_t)t * C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) x[i] += o[i];
+    }
 }
 
 /* As RWKV-4: sigmoid(Wr xr) * Wv relu(Wk xk)^2. */
 static void channel_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratch *s, int T, int nt) {
     const int C = w->C, F = w->F;
     float *ffn_xx = st + layer_state_floats(w) - C;
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln2_w, ly->ln2_b, C, LN_EPS, s->z + (size_t)t * C);
+    layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
     for (int t = 0; t < T; t++) {
         const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
         token_mix(cur, prev, ly->ffn_mix_k, C, s->xa + (size_t)t * C);
@@ -94,24 +116,31 @@ static void channel_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratc
     }
     memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     matmul(&ly->ffn_k, s->xa, T, s->h, nt); /* [T][F] */
-    for (size_t i = 0; i < (size_t)T * F; i++) {
-        float h = s->h[i] > 0.0f ? s->h[i] : 0.0f;
-        s->h[i] = h * h;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, F))
+    for (int t = 0; t < T; t++) {
+        float *h = s->h + (size_t)t * F;
+#pragma omp simd
+        for (int i = 0; i < F; i++) {
+            float a = 0.5f * (h[i] + fabsf(h[i])); /* relu, branch-free (exact: max(h, 0)) */
+            h[i] = a * a;
+        }
     }
     matmul(&ly->ffn_v, s->h, T, s->v, nt);  /* [T][C] */
     matmul(&ly->ffn_r, s->xb, T, s->r, nt); /* [T][C] */
-    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += sigmoidf(s->r[i]) * s->v[i];
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        const float *r = s->r + (size_t)t * C, *v = s->v + (size_t)t * C;
+        for (int i = 0; i < C; i++) x[i] += sigmoidf(r[i]) * v[i];
+    }
 }
 
 static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, float *logits, int all_logits,
                        scratch *s) {
     const rwkv5 *w = m->impl;
     const int C = w->C, nt = m->n_threads;
-    for (int t = 0; t < T; t++) {
-        float *x = s->x + (size_t)t * C;
-        matrix_row_f32(&w->emb, tokens[t], x);
-        layernorm(x, w->ln0_w, w->ln0_b, C, LN_EPS, x);
-    }
+    for (int t = 0; t < T; t++) matrix_row_f32(&w->emb, tokens[t], s->x + (size_t)t * C);
+    layernorm_rows(s->x, w->ln0_w, w->ln0_b, T, C, s->x, nt);
     for (int l = 0; l < w->L; l++) {
         float *st = state + (size_t)l * layer_state_floats(w);
         time_mix(w, &w->layers[l], st, s, T, nt);
@@ -119,8 +148,7 @@ static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, fl
     }
     if (!logits) return;
     int first = all_logits ? 0 : T - 1, rows = T - first;
-    for (int t = first; t < T; t++)
-        layernorm(s->x + (size_t)t * C, w->ln_out_w, w->ln_out_b, C, LN_EPS, s->z + (size_t)(t - first) * C);
+    layernorm_rows(s->x + (size_t)first * C, w->ln_out_w, w->ln_out_b, rows, C, s->z, nt);
     matmul(&w->head, s->z, rows, logits, nt);
 }
 

@@ -65,12 +65,37 @@ typedef struct scratch {
     float *h;                  /* [T][F] channel-mix hidden */
 } scratch;
 
+/* Token-wise work (norms, mixes, activations) of a chunk goes to the model's
+ * threads when there is enough of it (sequence mode); each token's row is
+ * computed the same way whichever thread does it. */
+#define PAR_MIN_FLOATS 16384
+static int par(int T, int n) { return T > 1 && (long)T * n >= PAR_MIN_FLOATS; }
+
+/* z = LN(x) for each token. */
+static void layernorm_rows(const float *x, const float *w, const float *b, int T, int C, float *z, int nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) layernorm(x + (size_t)t * C, w, b, C, LN_EPS, z + (size_t)t * C);
+}
+
+/* x += y over T rows of C. */
+static void add_rows(float *x, const float *y, int T, int C, int nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) {
+        float *xt = x + (size_t)t * C;
+        const float *yt = y + (size_t)t * C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) xt[i] += yt[i];
+    }
+}
+
 /* The data-dependent token shift: x_c = z + dz (maa_c + tanh((z + dz maa_x) @ maa_w1)[c] @ maa_w2[c]). */
 static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, scratch *s, int T, int nt) {
     const int C = w->C, Dm = w->Dm;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
     for (int t = 0; t < T; t++) {
         const float *z = s->z + (size_t)t * C, *d = s->dz + (size_t)t * C;
         float *xx = s->tmp + (size_t)t * C;
+#pragma omp simd
         for (int i = 0; i < C; i++) xx[i] = z[i] + d[i] * ly->maa_x[i];
     }
     matmul(&ly->maa_w1, s->tmp, T, s->lora, nt);
@@ -79,10 +104,13 @@ static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, scratch *s, int T, int
         for (int t = 0; t < T; t++)
             memcpy(s->lora_in + (size_t)t * Dm, s->lora + ((size_t)t * N_MIX + c) * Dm, sizeof(float) * Dm);
         matmul(&ly->maa_w2[c], s->lora_in, T, s->tmp, nt);
+        const float *maa = ly->maa[c];
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
         for (int t = 0; t < T; t++) {
             const float *z = s->z + (size_t)t * C, *d = s->dz + (size_t)t * C, *m = s->tmp + (size_t)t * C;
             float *out = s->xm[c] + (size_t)t * C;
-            for (int i = 0; i < C; i++) out[i] = z[i] + d[i] * (ly->maa[c][i] + m[i]);
+#pragma omp simd
+            for (int i = 0; i < C; i++) out[i] = z[i] + d[i] * (maa[i] + m[i]);
         }
     }
 }
@@ -90,10 +118,12 @@ static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, scratch *s, int T, int
 static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *s, int T, int nt) {
     const int C = w->C, A = w->A, Dd = w->Dd;
     float *att_xx = st, *S = st + C;
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln1_w, ly->ln1_b, C, LN_EPS, s->z + (size_t)t * C);
+    layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
     for (int t = 0; t < T; t++) {
         const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : att_xx;
         float *d = s->dz + (size_t)t * C;
+#pragma omp simd
         for (int i = 0; i < C; i++) d[i] = prev[i] - cur[i];
     }
     memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
@@ -102,6 +132,7 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *
     matmul(&ly->decay_w1, s->xm[MIX_W], T, s->lora_in, nt);
     for (size_t i = 0; i < (size_t)T * Dd; i++) s->lora_in[i] = tanhf(s->lora_in[i]);
     matmul(&ly->decay_w2, s->lora_in, T, s->wd, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, A))
     for (int t = 0; t < T; t++) {
         float *wd = s->wd + (size_t)t * A;
         for (int i = 0; i < A; i++) wd[i] = expf(-expf(ly->decay[i] + wd[i]));
@@ -111,14 +142,16 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *
     matmul(&ly->att_v, s->xm[MIX_V], T, s->v, nt);
     matmul(&ly->att_g, s->xm[MIX_G], T, s->g, nt);
     wkv5_forward(T, w->H, w->N, s->r, s->k, s->v, s->wd, (size_t)A, ly->u, S, s->y, nt);
+    /* GN(y) * silu(g) */
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, A))
     for (int t = 0; t < T; t++) {
         float *y = s->y + (size_t)t * A;
         const float *g = s->g + (size_t)t * A;
         group_norm(y, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, y);
-        for (int i = 0; i < A; i++) y[i] *= g[i] * sigmoidf(g[i]); /* silu gate */
+        for (int i = 0; i < A; i++) y[i] *= g[i] * sigmoidf(g[i]);
     }
     matmul(&ly->att_o, s->y, T, s->tmp, nt);
-    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += s->tmp[i];
+    add_rows(s->x, s->tmp, T, C, nt);
 }
 
 /* sigmoid(Wr (z + dz maa_r)) * Wv relu(Wk (z + dz maa_k))^2 */
@@ -126,35 +159,45 @@ static void channel_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratc
     const int C = w->C, F = w->F;
     float *ffn_xx = st + layer_state_floats(w) - C;
     float *xk = s->xm[MIX_K], *xr = s->xm[MIX_R];
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln2_w, ly->ln2_b, C, LN_EPS, s->z + (size_t)t * C);
+    layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
     for (int t = 0; t < T; t++) {
         const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
+        float *ok = xk + (size_t)t * C, *orr = xr + (size_t)t * C;
+#pragma omp simd
         for (int i = 0; i < C; i++) {
             float d = prev[i] - cur[i];
-            xk[(size_t)t * C + i] = cur[i] + d * ly->ffn_maa_k[i];
-            xr[(size_t)t * C + i] = cur[i] + d * ly->ffn_maa_r[i];
+            ok[i] = cur[i] + d * ly->ffn_maa_k[i];
+            orr[i] = cur[i] + d * ly->ffn_maa_r[i];
         }
     }
     memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     matmul(&ly->ffn_k, xk, T, s->h, nt); /* [T][F] */
-    for (size_t i = 0; i < (size_t)T * F; i++) {
-        float h = s->h[i] > 0.0f ? s->h[i] : 0.0f;
-        s->h[i] = h * h;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, F))
+    for (int t = 0; t < T; t++) {
+        float *h = s->h + (size_t)t * F;
+#pragma omp simd
+        for (int i = 0; i < F; i++) {
+            float a = 0.5f * (h[i] + fabsf(h[i])); /* relu, branch-free (exact: max(h, 0)) */
+            h[i] = a * a;
+        }
     }
     matmul(&ly->ffn_v, s->h, T, s->v, nt); /* [T][C] */
     matmul(&ly->ffn_r, xr, T, s->r, nt);   /* [T][C] */
-    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += sigmoidf(s->r[i]) * s->v[i];
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        const float *r = s->r + (size_t)t * C, *v = s->v + (size_t)t * C;
+        for (int i = 0; i < C; i++) x[i] += sigmoidf(r[i]) * v[i];
+    }
 }
 
 static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, float *logits, int all_logits,
                        scratch *s) {
     const rwkv6 *w = m->impl;
     const int C = w->C, nt = m->n_threads;
-    for (int t = 0; t < T; t++) {
-        float *x = s->x + (size_t)t * C;
-        matrix_row_f32(&w->emb, tokens[t], x);
-        layernorm(x, w->ln0_w, w->ln0_b, C, LN_EPS, x);
-    }
+    for (int t = 0; t < T; t++) matrix_row_f32(&w->emb, tokens[t], s->x + (size_t)t * C);
+    layernorm_rows(s->x, w->ln0_w, w->ln0_b, T, C, s->x, nt);
     for (int l = 0; l < w->L; l++) {
         float *st = state + (size_t)l * layer_state_floats(w);
         time_mix(w, &w->layers[l], st, s, T, nt);
@@ -162,8 +205,7 @@ static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, fl
     }
     if (!logits) return;
     int first = all_logits ? 0 : T - 1, rows = T - first;
-    for (int t = first; t < T; t++)
-        layernorm(s->x + (size_t)t * C, w->ln_out_w, w->ln_out_b, C, LN_EPS, s->z + (size_t)(t - first) * C);
+    layernorm_rows(s->x + (size_t)first * C, w->ln_out_w, w->ln_out_b, rows, C, s->z, nt);
     matmul(&w->head, s->z, rows, logits, nt);
 }
 

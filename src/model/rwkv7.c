@@ -68,6 +68,15 @@ typedef struct scratch {
     float *h;             /* [T][max(F, Dw, Da, Dv, Dg)] */
 } scratch;
 
+/* Token-wise work (norms, mixes, activations) of a chunk goes to the model's
+ * threads when there is enough of it (sequence mode); each token's row is
+ * computed the same way whichever thread does it. */
+#define PAR_MIN_FLOATS 16384
+static int par(int T, int n) { return T > 1 && (long)T * n >= PAR_MIN_FLOATS; }
+
+static float tanh_f(float x) { return tanhf(x); }
+static float sigmoid_f(float x) { return sigmoidf(x); }
+
 /* out[T][A] = M2 @ f(M1 @ x) for a LoRA pair (f applied in place on h). */
 static void lora(const matrix *m1, const matrix *m2, const float *x, int T, float *h, float *out,
                  float (*f)(float), int nt) {
@@ -77,79 +86,112 @@ static void lora(const matrix *m1, const matrix *m2, const float *x, int T, floa
     matmul(m2, h, T, out, nt);
 }
 
+/* z = LN(x) for each token. */
+static void layernorm_rows(const float *x, const float *w, const float *b, int T, int C, float *z, int nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) layernorm(x + (size_t)t * C, w, b, C, LN_EPS, z + (size_t)t * C);
+}
+
+/* x += y over T rows of C. */
+static void add_rows(float *x, const float *y, int T, int C, int nt) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+    for (int t = 0; t < T; t++) {
+        float *xt = x + (size_t)t * C;
+        const float *yt = y + (size_t)t * C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) xt[i] += yt[i];
+    }
+}
+
+/* One token's decay, alpha, value residual and the kernel's k, a, b. */
+static void prepare_token(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s, size_t t) {
+    const int A = w->A, H = w->H, N = w->N;
+    const size_t o = t * (size_t)A;
+    float *dec = s->w + o, *al = s->a + o, *neg = s->b + o, *k = s->k + o, *v = s->v + o;
+    /* decay = exp(-e^-1/2 sigmoid(w0 + tanh(x_w @ w1) @ w2)) */
+    for (int i = 0; i < A; i++) dec[i] = expf(-DECAY_SCALE * sigmoidf(ly->w0[i] + dec[i]));
+    /* alpha = sigmoid(a0 + (x_a @ a1) @ a2) */
+    for (int i = 0; i < A; i++) al[i] = sigmoidf(ly->a0[i] + al[i]);
+    /* value residual: later blocks mix v towards block 0's */
+    if (l == 0) {
+        memcpy(s->v_first + o, v, sizeof(float) * (size_t)A);
+    } else {
+        const float *vf = s->v_first + o, *m = s->tmp + o;
+        for (int i = 0; i < A; i++) v[i] += (vf[i] - v[i]) * sigmoidf(ly->v0[i] + m[i]);
+    }
+    /* kappa = normalize_per_head(k * k_k); k = k * (1 + (alpha - 1) * k_a);
+     * the kernel's a = -kappa (in b's buffer) and b = kappa * alpha (in a's) */
+    for (int h = 0; h < H; h++) {
+        const size_t c = (size_t)h * N;
+        float ss = 0.0f;
+        for (int j = 0; j < N; j++) {
+            float kk = k[c + j] * ly->k_k[c + j];
+            neg[c + j] = kk;
+            ss += kk * kk;
+        }
+        float norm = sqrtf(ss);
+        float inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
+#pragma omp simd
+        for (int j = 0; j < N; j++) {
+            const size_t i = c + j;
+            float kappa = neg[i] * inv;
+            neg[i] = -kappa;
+            k[i] = k[i] * (1.0f + (al[i] - 1.0f) * ly->k_a[i]);
+            al[i] = kappa * al[i];
+        }
+    }
+}
+
+/* One token's (GN(y) + (sum_j r_j k_j r_k[h, j]) v) * g, in place in y. */
+static void finish_token(const rwkv7 *w, const rwkv7_layer *ly, scratch *s, size_t t) {
+    const int A = w->A, H = w->H, N = w->N;
+    const size_t o = t * (size_t)A;
+    float *y = s->y + o;
+    const float *r = s->r + o, *k = s->k + o, *v = s->v + o, *g = s->g + o;
+    group_norm(y, ly->lnx_w, ly->lnx_b, H, N, w->gn_eps, y);
+    for (int h = 0; h < H; h++) {
+        const size_t c = (size_t)h * N;
+        float bonus = 0.0f;
+        for (int j = 0; j < N; j++) bonus += r[c + j] * k[c + j] * ly->r_k[c + j];
+#pragma omp simd
+        for (int j = 0; j < N; j++) y[c + j] = (y[c + j] + bonus * v[c + j]) * g[c + j];
+    }
+}
+
 static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, scratch *s, int T, int nt) {
-    const int C = w->C, A = w->A, H = w->H, N = w->N;
+    const int C = w->C, A = w->A;
     float *att_xx = st, *S = st + C;
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln1_w, ly->ln1_b, C, LN_EPS, s->z + (size_t)t * C);
+    layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
+    /* x_c = z + (z_prev - z) x_c for the six mixes */
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
     for (int t = 0; t < T; t++) {
         const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : att_xx;
         float *d = s->dz + (size_t)t * C;
+#pragma omp simd
         for (int i = 0; i < C; i++) d[i] = prev[i] - cur[i];
         for (int c = 0; c < N_MIX; c++) {
             float *xc = s->xm[c] + (size_t)t * C;
-            for (int i = 0; i < C; i++) xc[i] = cur[i] + d[i] * ly->mix[c][i];
+            const float *mu = ly->mix[c];
+#pragma omp simd
+            for (int i = 0; i < C; i++) xc[i] = cur[i] + d[i] * mu[i];
         }
     }
     memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     matmul(&ly->att_r, s->xm[MIX_R], T, s->r, nt);
     matmul(&ly->att_k, s->xm[MIX_K], T, s->k, nt);
     matmul(&ly->att_v, s->xm[MIX_V], T, s->v, nt);
-    const size_t TA = (size_t)T * A;
-    /* decay = exp(-e^-1/2 sigmoid(w0 + tanh(x_w @ w1) @ w2)) */
-    lora(&ly->w1, &ly->w2, s->xm[MIX_W], T, s->h, s->w, tanhf, nt);
-    for (size_t i = 0; i < TA; i++) s->w[i] = expf(-DECAY_SCALE * sigmoidf(ly->w0[i % A] + s->w[i]));
-    /* alpha = sigmoid(a0 + (x_a @ a1) @ a2) */
+    lora(&ly->w1, &ly->w2, s->xm[MIX_W], T, s->h, s->w, tanh_f, nt);
     lora(&ly->a1, &ly->a2, s->xm[MIX_A], T, s->h, s->a, NULL, nt);
-    for (size_t i = 0; i < TA; i++) s->a[i] = sigmoidf(ly->a0[i % A] + s->a[i]);
-    /* value residual: block 0 keeps its v as v_first; later blocks mix towards it */
-    if (l == 0) {
-        memcpy(s->v_first, s->v, sizeof(float) * TA);
-    } else {
-        lora(&ly->v1, &ly->v2, s->xm[MIX_V], T, s->h, s->tmp, NULL, nt);
-        for (size_t i = 0; i < TA; i++)
-            s->v[i] += (s->v_first[i] - s->v[i]) * sigmoidf(ly->v0[i % A] + s->tmp[i]);
-    }
+    if (l > 0) lora(&ly->v1, &ly->v2, s->xm[MIX_V], T, s->h, s->tmp, NULL, nt);
     /* g = sigmoid(x_g @ g1) @ g2 */
-    lora(&ly->g1, &ly->g2, s->xm[MIX_G], T, s->h, s->g, sigmoidf, nt);
-    /* kappa = normalize_per_head(k * k_k); k = k * (1 + (alpha - 1) * k_a);
-     * the kernel's a = -kappa (in b's buffer) and b = kappa * alpha (in a's) */
-    for (int t = 0; t < T; t++) {
-        float *k = s->k + (size_t)t * A, *al = s->a + (size_t)t * A, *neg = s->b + (size_t)t * A;
-        for (int h = 0; h < H; h++) {
-            const size_t o = (size_t)h * N;
-            float ss = 0.0f;
-            for (int j = 0; j < N; j++) {
-                float kk = k[o + j] * ly->k_k[o + j];
-                neg[o + j] = kk;
-                ss += kk * kk;
-            }
-            float norm = sqrtf(ss);
-            float inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
-            for (int j = 0; j < N; j++) {
-                const size_t i = o + j;
-                float kappa = neg[i] * inv;
-                neg[i] = -kappa;
-                k[i] = k[i] * (1.0f + (al[i] - 1.0f) * ly->k_a[i]);
-                al[i] = kappa * al[i];
-            }
-        }
-    }
-    wkv7_forward(T, H, N, s->r, s->w, s->k, s->v, s->b, s->a, S, s->y, nt);
-    /* y = (GN(y) + (sum_j r_j k_j r_k[h, j]) v) * g */
-    for (int t = 0; t < T; t++) {
-        float *y = s->y + (size_t)t * A;
-        const float *r = s->r + (size_t)t * A, *k = s->k + (size_t)t * A, *v = s->v + (size_t)t * A;
-        const float *g = s->g + (size_t)t * A;
-        group_norm(y, ly->lnx_w, ly->lnx_b, H, N, w->gn_eps, y);
-        for (int h = 0; h < H; h++) {
-            const size_t o = (size_t)h * N;
-            float bonus = 0.0f;
-            for (int j = 0; j < N; j++) bonus += r[o + j] * k[o + j] * ly->r_k[o + j];
-            for (int j = 0; j < N; j++) y[o + j] = (y[o + j] + bonus * v[o + j]) * g[o + j];
-        }
-    }
+    lora(&ly->g1, &ly->g2, s->xm[MIX_G], T, s->h, s->g, sigmoid_f, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, A))
+    for (int t = 0; t < T; t++) prepare_token(w, ly, l, s, (size_t)t);
+    wkv7_forward(T, w->H, w->N, s->r, s->w, s->k, s->v, s->b, s->a, S, s->y, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, A))
+    for (int t = 0; t < T; t++) finish_token(w, ly, s, (size_t)t);
     matmul(&ly->att_o, s->y, T, s->tmp, nt);
-    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += s->tmp[i];
+    add_rows(s->x, s->tmp, T, C, nt);
 }
 
 /* Wv relu(Wk (z + dz x_k))^2 (no receptance in RWKV-7) */
@@ -157,30 +199,35 @@ static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, float *st, scratc
     const int C = w->C, F = w->F;
     float *ffn_xx = st + layer_state_floats(w) - C;
     float *xk = s->xm[MIX_K];
-    for (int t = 0; t < T; t++) layernorm(s->x + (size_t)t * C, ly->ln2_w, ly->ln2_b, C, LN_EPS, s->z + (size_t)t * C);
+    layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
     for (int t = 0; t < T; t++) {
         const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
-        for (int i = 0; i < C; i++) xk[(size_t)t * C + i] = cur[i] + (prev[i] - cur[i]) * ly->ffn_x_k[i];
+        float *out = xk + (size_t)t * C;
+#pragma omp simd
+        for (int i = 0; i < C; i++) out[i] = cur[i] + (prev[i] - cur[i]) * ly->ffn_x_k[i];
     }
     memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     matmul(&ly->ffn_k, xk, T, s->h, nt); /* [T][F] */
-    for (size_t i = 0; i < (size_t)T * F; i++) {
-        float h = s->h[i] > 0.0f ? s->h[i] : 0.0f;
-        s->h[i] = h * h;
+#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, F))
+    for (int t = 0; t < T; t++) {
+        float *h = s->h + (size_t)t * F;
+#pragma omp simd
+        for (int i = 0; i < F; i++) {
+            float a = 0.5f * (h[i] + fabsf(h[i])); /* relu, branch-free (exact: max(h, 0)) */
+            h[i] = a * a;
+        }
     }
     matmul(&ly->ffn_v, s->h, T, s->tmp, nt); /* [T][C] */
-    for (size_t i = 0; i < (size_t)T * C; i++) s->x[i] += s->tmp[i];
+    add_rows(s->x, s->tmp, T, C, nt);
 }
 
 static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, float *logits, int all_logits,
                        scratch *s) {
     const rwkv7 *w = m->impl;
     const int C = w->C, nt = m->n_threads;
-    for (int t = 0; t < T; t++) {
-        float *x = s->x + (size_t)t * C;
-        matrix_row_f32(&w->emb, tokens[t], x);
-        layernorm(x, w->ln0_w, w->ln0_b, C, LN_EPS, x);
-    }
+    for (int t = 0; t < T; t++) matrix_row_f32(&w->emb, tokens[t], s->x + (size_t)t * C);
+    layernorm_rows(s->x, w->ln0_w, w->ln0_b, T, C, s->x, nt);
     for (int l = 0; l < w->L; l++) {
         float *st = state + (size_t)l * layer_state_floats(w);
         time_mix(w, &w->layers[l], l, st, s, T, nt);
@@ -188,8 +235,7 @@ static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, fl
     }
     if (!logits) return;
     int first = all_logits ? 0 : T - 1, rows = T - first;
-    for (int t = first; t < T; t++)
-        layernorm(s->x + (size_t)t * C, w->ln_out_w, w->ln_out_b, C, LN_EPS, s->z + (size_t)(t - first) * C);
+    layernorm_rows(s->x + (size_t)first * C, w->ln_out_w, w->ln_out_b, rows, C, s->z, nt);
     matmul(&w->head, s->z, rows, logits, nt);
 }
 

@@ -73,7 +73,7 @@ if losses "$T/a2" | cmp -s - "$T/a.losses"; then pass train_deterministic; else 
 # ---- Ctrl-C: checkpoint at the current step, then --resume ---------------
 RWKV_TRAIN_SAVE_PAUSE_MS=400 "$RWKV" train --data "$T/data.txt" --out "$T/b" $FLAGS 2>"$T/b.err" &
 pid=$!
-wait_for "$T/b/model-00000010.safetensors" 20
+wait_for "$T/b/model-00000010.safetensors" 60
 kill -INT $pid
 wait $pid
 rc=$?
@@ -91,7 +91,7 @@ fi
 RWKV_TRAIN_SAVE_PAUSE_MS=1000 "$RWKV" train --data "$T/data.txt" --out "$T/c" $FLAGS 2>/dev/null &
 pid=$!
 # model-20 appears after checkpoint 10 is complete; the state of step 20 is then half written
-wait_for "$T/c/model-00000020.safetensors" 30
+wait_for "$T/c/model-00000020.safetensors" 60
 sleep 0.3
 kill -9 $pid
 wait $pid 2>/dev/null

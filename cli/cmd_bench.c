@@ -1,0 +1,75 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "rwkv_bench.h"
+
+static void help(void) {
+    printf("usage: rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]\n\n"
+           "Measures decode (RNN mode, ms/token: median of N timed tokens after a warm-up), prefill\n"
+           "(sequence mode, tokens/s for an N-token prompt), the weight bytes one token reads, and in\n"
+           "the same run the machine's read bandwidth and float32 FMA peak at the same thread count;\n"
+           "prints decode as a fraction of the bandwidth floor and prefill as a fraction of the peak.\n"
+           "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has).\n\n"
+           "  -m MODEL       checkpoint (safetensors, .pth or rwkv.cpp file)\n"
+           "  -t THREADS     threads (default: all cores)\n"
+           "  --json         print one JSON object instead of the table\n"
+           "  --tokens N     timed decode tokens (64)\n"
+           "  --prompt N     prefill prompt length (512)\n"
+           "  --no-machine   skip the bandwidth / FMA measurements\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        help();
+        return 0;
+    }
+    const char *model = NULL;
+    int json = 0;
+    rwkv_bench_options o = {0};
+    for (int i = 1; i < argc; i++) {
+        long v;
+        const char *a = argv[i];
+        if ((strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) && i + 1 < argc) {
+            model = argv[++i];
+        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
+            if (cli_parse_int("bench", a, i + 1 < argc ? argv[++i] : NULL, 1, 1024, &v)) return 2;
+            o.threads = (int)v;
+        } else if (strcmp(a, "--tokens") == 0) {
+            if (cli_parse_int("bench", a, i + 1 < argc ? argv[++i] : NULL, 1, 1000000, &v)) return 2;
+            o.decode_tokens = (int)v;
+        } else if (strcmp(a, "--prompt") == 0) {
+            if (cli_parse_int("bench", a, i + 1 < argc ? argv[++i] : NULL, 1, 1000000, &v)) return 2;
+            o.prompt_tokens = (int)v;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--no-machine") == 0) {
+            o.skip_machine = 1;
+        } else {
+            return cli_usage_error("bench", "unknown argument '%s'", a);
+        }
+    }
+    if (!model) return cli_usage_error("bench", "-m MODEL is required");
+    rwkv_bench_result r;
+    rwkv_error err;
+    if (rwkv_bench_run(model, &o, &r, &err) != RWKV_OK) return cli_report(&err);
+    if (json) {
+        char buf[2048];
+        rwkv_bench_json(&r, buf, sizeof buf);
+        printf("%s\n", buf);
+        return 0;
+    }
+    printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s, %d thread%s\n", model, r.n_vocab, r.n_embd,
+           r.n_layer, r.dtype, r.kernels, r.threads, r.threads == 1 ? "" : "s");
+    printf("decode           %.3f ms/token (median; min %.3f, max %.3f)\n", r.decode_ms_per_token, r.decode_ms_min,
+           r.decode_ms_max);
+    printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);
+    printf("prefill          %.1f tokens/s (%.1f GFLOP/s)\n", r.prefill_tokens_per_s, r.prefill_gflops);
+    if (r.machine_read_gbps > 0) {
+        printf("machine          read %.2f GB/s, fp32 FMA peak %.1f GFLOP/s\n", r.machine_read_gbps,
+               r.machine_fma_gflops);
+        printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.1f%% of the FMA peak\n",
+               100 * r.decode_fraction_of_bandwidth, 100 * r.prefill_fraction_of_peak);
+    }
+    return 0;
+}

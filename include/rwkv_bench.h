@@ -1,0 +1,61 @@
+/*
+ * rwkv_bench.h — the benchmark behind `rwkv bench` (same conventions as
+ * rwkv.h: status + optional error, never prints, never exits).
+ *
+ * One run measures, on one thread count and in one process:
+ *   - decode: milliseconds per token in RNN mode (median over many tokens,
+ *     after a warm-up), and the weight bytes one token reads, hence GB/s;
+ *   - prefill: tokens per second for a prompt of `prompt_tokens` tokens in
+ *     sequence mode (median of `prefill_repeats` runs from a fresh state);
+ *   - the machine: its read bandwidth (large buffer sum) and float32 FMA
+ *     peak, both measured now with the same thread count,
+ * and reports decode GB/s as a fraction of the measured bandwidth and
+ * prefill GFLOP/s as a fraction of the measured FMA peak.
+ */
+#ifndef RWKV_BENCH_H
+#define RWKV_BENCH_H
+
+#include "rwkv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rwkv_bench_options {
+    int threads;         /* <= 0: all cores */
+    int decode_tokens;   /* timed decode steps (<= 0: 64) */
+    int warmup_tokens;   /* untimed decode steps first (<= 0: 8) */
+    int prompt_tokens;   /* prefill prompt length (<= 0: 512) */
+    int prefill_repeats; /* prefill runs (<= 0: 3) */
+    int skip_machine;    /* 1: do not measure bandwidth / FMA peak (fractions = 0) */
+} rwkv_bench_options;
+
+typedef struct rwkv_bench_result {
+    int threads;
+    char dtype[16];   /* weight storage type of the matrices, "mixed" when they differ */
+    char kernels[16]; /* kernel variant used: "scalar", "avx2", "avx512" */
+    int n_vocab, n_embd, n_layer;
+    double decode_ms_per_token;     /* median */
+    double decode_ms_min, decode_ms_max;
+    double prefill_tokens_per_s;    /* median */
+    double prefill_gflops;          /* matrix FLOPs of the prompt / median time */
+    double weight_bytes_per_token;  /* bytes of weights one decode step reads */
+    double decode_gbps;             /* weight_bytes_per_token / decode time */
+    double machine_read_gbps;       /* measured now, same thread count */
+    double machine_fma_gflops;      /* measured now, same thread count */
+    double decode_fraction_of_bandwidth; /* decode_gbps / machine_read_gbps */
+    double prefill_fraction_of_peak;     /* prefill_gflops / machine_fma_gflops */
+} rwkv_bench_result;
+
+/* Loads the model at `path` and benchmarks it (opts may be NULL). */
+rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
+                           rwkv_error *err);
+
+/* The result as one JSON object (no newline) into buf; returns the length
+ * snprintf would have written. */
+int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RWKV_BENCH_H */
