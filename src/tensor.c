@@ -102,3 +102,17 @@ const tensor *tensor_set_find(const tensor_set *set, const char *name) {
     int i = strmap_get(&set->index, name, strlen(name));
     return i >= 0 ? &set->tensors[i] : NULL;
 }
+
+int tensor_set_remove(tensor_set *set, const char *name) {
+    int i = strmap_get(&set->index, name, strlen(name));
+    if (i < 0) return -1;
+    free(set->tensors[i].name);
+    memmove(&set->tensors[i], &set->tensors[i + 1], (size_t)(set->count - i - 1) * sizeof *set->tensors);
+    set->count--;
+    /* positions after i moved: rebuild the index */
+    strmap_free(&set->index);
+    if (strmap_init(&set->index, (size_t)set->count) != 0) return -1;
+    for (int j = 0; j < set->count; j++)
+        if (strmap_put(&set->index, set->tensors[j].name, strlen(set->tensors[j].name), j, NULL) != 0) return -1;
+    return 0;
+}

@@ -47,6 +47,11 @@ void *tensor_set_alloc(tensor_set *set, size_t nbytes);
 
 const tensor *tensor_set_find(const tensor_set *set, const char *name);
 
+/* Removes the named tensor (a reader that splits or renames tensors); the
+ * data it viewed stays valid until the set is freed. 0, or -1 when absent or
+ * out of memory. */
+int tensor_set_remove(tensor_set *set, const char *name);
+
 /* Number of elements; -1 when the shape is negative or overflows. */
 int64_t tensor_numel(const tensor *t);
 /* numel of a shape, -1 on a negative dimension or overflow past 2^62 */

@@ -634,22 +634,41 @@ static void check_quantized(const char *file, dtype want) {
 static void test_rwkvcpp_q5_0_near_fp32(void) { check_quantized("tiny-rwkv-4v0-660K-Q5_0.bin", DT_Q5_0); }
 static void test_rwkvcpp_q5_1_near_fp32(void) { check_quantized("tiny-rwkv-4v0-660K-Q5_1.bin", DT_Q5_1); }
 
-static void test_rwkvcpp_later_versions_unsupported(void) {
-    static const struct { const char *file, *ver; } cases[] = {
-        {"tiny-rwkv-5v1-730K-FP32.bin", "RWKV-5.1 "}, {"tiny-rwkv-5v2-730K-Q5_1.bin", "RWKV-5.2 "},
-        {"tiny-rwkv-6v0-3m-Q5_0.bin", "RWKV-6 "},     {"tiny-rwkv-7v0-834K-FP16.bin", "RWKV-7 "},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char path[1024];
-        tensor_set s;
-        rwkv_error err;
-        int r = load_cpp(cases[i].file, &s, path, sizeof path, &err);
-        if (r < 0) SKIP("%.900s not found", path);
-        if (r == 1) tensor_set_free(&s);
-        CHECK(r == 0 && err.code == RWKV_ERR_UNSUPPORTED && strstr(err.message, cases[i].ver) &&
-                  strstr(err.message, path),
-              "%s: %s", cases[i].file, r ? "loaded" : err.message);
+/* RWKV-5/6/7 rwkv.cpp files come back in the official checkpoint form
+ * (rwkv.cpp README, "Transformations baked in by the converter"). */
+static void test_rwkvcpp_later_versions_official_form(void) {
+    char path[1024];
+    tensor_set s;
+    rwkv_error err;
+    /* v7: packed mixes split, low-rank matrices back to [in, out] */
+    int r = load_cpp("tiny-rwkv-7v0-834K-FP16.bin", &s, path, sizeof path, &err);
+    if (r < 0) SKIP("%.900s not found", path);
+    CHECK(r == 1, "%s", err.message);
+    const tensor *xr = tensor_set_find(&s, "blocks.3.att.x_g"), *w1 = tensor_set_find(&s, "blocks.3.att.w1");
+    const tensor *emb = tensor_set_find(&s, "emb.weight");
+    int ok = xr && w1 && emb && !tensor_set_find(&s, "blocks.3.att.x_rwkvag") && xr->ndim == 3 &&
+             xr->shape[2] == emb->shape[1] && w1->ndim == 2 && w1->shape[0] == emb->shape[1];
+    tensor_set_free(&s);
+    CHECK(ok, "v7: expected att.x_g [1, 1, C], att.w1 [C, D] and no att.x_rwkvag");
+    /* v5.2: time_decay back to θ, i.e. exp(-exp(θ)) is what the file stores */
+    r = load_cpp("tiny-rwkv-5v2-730K-FP32.bin", &s, path, sizeof path, &err);
+    CHECK(r == 1, "%s", err.message);
+    const tensor *td = tensor_set_find(&s, "blocks.0.att.time_decay");
+    ok = td && td->type == DT_F32;
+    for (int64_t i = 0; ok && i < tensor_numel(td); i++) {
+        float w = expf(-expf(((const float *)td->data)[i]));
+        ok = w > 0.0f && w < 1.0f;
     }
+    tensor_set_free(&s);
+    CHECK(ok, "v5.2: time_decay is not an official θ");
+    /* v6: the token-shift LoRA back to [C, 5 Dm] */
+    r = load_cpp("tiny-rwkv-6v0-3m-Q5_0.bin", &s, path, sizeof path, &err);
+    CHECK(r == 1, "%s", err.message);
+    const tensor *m1 = tensor_set_find(&s, "blocks.0.att.time_maa_w1");
+    emb = tensor_set_find(&s, "emb.weight");
+    ok = m1 && emb && m1->ndim == 2 && m1->shape[0] == emb->shape[1] && m1->type == DT_F32;
+    tensor_set_free(&s);
+    CHECK(ok, "v6: expected att.time_maa_w1 [C, 5 Dm] in f32");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1303,7 +1322,7 @@ int main(void) {
     RUN(test_rwkvcpp_fp16_matches_fp32);
     RUN(test_rwkvcpp_q5_0_near_fp32);
     RUN(test_rwkvcpp_q5_1_near_fp32);
-    RUN(test_rwkvcpp_later_versions_unsupported);
+    RUN(test_rwkvcpp_later_versions_official_form);
     RUN(test_pth_views_offsets_memo);
     RUN(test_pth_zip64);
     RUN(test_pth_zip64_partial_extra);

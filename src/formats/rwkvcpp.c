@@ -6,8 +6,9 @@
  * The converter that wrote these files changed some values (README,
  * "Transformations baked in by the converter"). For RWKV-4 we undo them so
  * that the rest of the engine sees the official checkpoint (docs/rwkv-architecture.md
- * §1.1): time_decay back to θ, time_mix_* back to [1, 1, C]. Later versions
- * need more work and are refused for now. */
+ * §1.1): time_decay back to θ, time_mix_* back to [1, 1, C]; for RWKV-5/6/7
+ * the decay/bonus encodings, the transposed low-rank matrices and v7's packed
+ * token-shift mixes. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -225,6 +226,127 @@ static rwkv_status to_official_v4(const char *path, tensor_set *set, const rc_he
     return RWKV_OK;
 }
 
+/* ---- RWKV-5/6/7: undo the converter's transforms (README "Transformations
+ * baked in by the converter") so the models see official tensors. */
+
+/* t's values as float32 in a buffer the set owns (block types dequantised). */
+static float *values_f32(const char *path, tensor_set *set, const tensor *t, rwkv_error *err) {
+    size_t n = (size_t)tensor_numel(t);
+    if (!dtype_is_float(t->type) && !dtype_is_block(t->type)) {
+        rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' has type %s; a float type is expected", path, t->name,
+                  dtype_name(t->type));
+        return NULL;
+    }
+    float *buf = tensor_set_alloc(set, n * sizeof(float));
+    if (!buf) rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
+    else dtype_to_f32(t->type, t->data, buf, n);
+    return buf;
+}
+
+static void use_f32(tensor *t, float *buf) {
+    t->type = DT_F32;
+    t->data = buf;
+    t->nbytes = (size_t)tensor_numel(t) * sizeof(float);
+}
+
+typedef enum { UNDO_DECAY_V5, UNDO_EXP } undo_kind;
+
+/* v5.x time_decay is stored as w = exp(-exp(θ)) in [0, 1]: θ = log(-log w).
+ * v5.1 time_first is stored as exp(u) > 0: u = log of it. Computed in double
+ * so the round trip back to w is exact in float. */
+static rwkv_status undo_elementwise(const char *path, tensor_set *set, tensor *t, undo_kind kind, rwkv_error *err) {
+    float *buf = values_f32(path, set, t, err);
+    if (!buf) return err ? err->code : RWKV_ERR_NOMEM;
+    size_t n = (size_t)tensor_numel(t);
+    for (size_t i = 0; i < n; i++) {
+        double x = buf[i];
+        int ok = kind == UNDO_DECAY_V5 ? (x >= 0.0 && x <= 1.0) : x > 0.0;
+        if (!ok)
+            return rwkv_fail(err, RWKV_ERR_NUMERIC, "%s: '%s'[%zu] = %g is outside the range rwkv.cpp's converter "
+                             "writes (%s)", path, t->name, i, x, kind == UNDO_DECAY_V5 ? "exp(-exp(w)) in [0, 1]"
+                                                                                     : "exp(u) > 0");
+        buf[i] = kind == UNDO_DECAY_V5 ? (float)log(-log(x)) : (float)log(x);
+    }
+    use_f32(t, buf);
+    return RWKV_OK;
+}
+
+/* Swaps the last two axes ([.., a, b] -> [.., b, a]): the converter stored
+ * the v6/v7 low-rank matrices transposed to fit its matrix convention. */
+static rwkv_status transpose_last2(const char *path, tensor_set *set, tensor *t, rwkv_error *err) {
+    if (t->ndim < 2)
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' should be a matrix", path, t->name);
+    float *src = values_f32(path, set, t, err);
+    float *dst = src ? tensor_set_alloc(set, (size_t)tensor_numel(t) * sizeof(float)) : NULL;
+    if (!dst) return src ? rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path) : (err ? err->code : RWKV_ERR_NOMEM);
+    int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1], batch = tensor_numel(t) / (a * b);
+    for (int64_t k = 0; k < batch; k++)
+        for (int64_t i = 0; i < a; i++)
+            for (int64_t j = 0; j < b; j++) dst[k * a * b + j * a + i] = src[k * a * b + i * b + j];
+    t->shape[t->ndim - 2] = b;
+    t->shape[t->ndim - 1] = a;
+    use_f32(t, dst);
+    return RWKV_OK;
+}
+
+/* v7: att.x_rwkvag [6, 1, C] holds the token-shift mixes x_r, x_w, x_k, x_v,
+ * x_a, x_g in that order; official files have six [1, 1, C] tensors. */
+static rwkv_status split_packed_mixes(const char *path, tensor_set *set, const char *name, rwkv_error *err) {
+    static const char *const parts[6] = {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"};
+    const tensor *t = tensor_set_find(set, name);
+    int64_t n = tensor_numel(t);
+    if (n % 6 != 0 || dtype_is_block(t->type))
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: '%s' must hold 6 float vectors", path, name);
+    int64_t C = n / 6, shape[3] = {1, 1, C};
+    size_t bytes = dtype_bytes_for(t->type, (uint64_t)C);
+    const uint8_t *data = t->data;
+    dtype type = t->type;
+    char prefix[RC_MAX_NAME + 1], part_name[RC_MAX_NAME + 8];
+    snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(name) - strlen("x_rwkvag")), name);
+    for (int i = 0; i < 6; i++) {
+        snprintf(part_name, sizeof part_name, "%s%s", prefix, parts[i]);
+        rwkv_status s = tensor_set_add(set, part_name, type, 3, shape, data + (size_t)i * bytes, bytes, err);
+        if (s != RWKV_OK) return err ? rwkv_error_prefix(err, path) : s;
+    }
+    if (tensor_set_remove(set, name) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
+    return RWKV_OK;
+}
+
+static int is_lora_v6(const char *name) {
+    return ends_with(name, ".att.time_maa_w1") || ends_with(name, ".att.time_maa_w2") ||
+           ends_with(name, ".att.time_decay_w1") || ends_with(name, ".att.time_decay_w2");
+}
+
+static int is_lora_v7(const char *name) {
+    static const char *const suffix[] = {".att.w1", ".att.w2", ".att.a1", ".att.a2",
+                                         ".att.v1", ".att.v2", ".att.g1", ".att.g2"};
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++)
+        if (ends_with(name, suffix[i])) return 1;
+    return 0;
+}
+
+static rwkv_status to_official_v5plus(const char *path, tensor_set *set, const char *version, rwkv_error *err) {
+    int count = set->count; /* split_packed_mixes appends; handle those names after the loop */
+    for (int i = 0; i < count; i++) {
+        tensor *t = &set->tensors[i];
+        rwkv_status s = RWKV_OK;
+        if (version[0] == '5' && ends_with(t->name, ".att.time_decay")) s = undo_elementwise(path, set, t, UNDO_DECAY_V5, err);
+        else if (version[0] == '5' && ends_with(t->name, ".att.time_first")) s = undo_elementwise(path, set, t, UNDO_EXP, err);
+        else if (version[0] == '6' && is_lora_v6(t->name)) s = transpose_last2(path, set, t, err);
+        else if (version[0] == '7' && is_lora_v7(t->name)) s = transpose_last2(path, set, t, err);
+        if (s != RWKV_OK) return s;
+    }
+    for (int i = 0; i < set->count; i++)
+        if (ends_with(set->tensors[i].name, ".att.x_rwkvag")) {
+            char name[RC_MAX_NAME + 1];
+            snprintf(name, sizeof name, "%s", set->tensors[i].name);
+            rwkv_status s = split_packed_mixes(path, set, name, err);
+            if (s != RWKV_OK) return s;
+            i = -1; /* the set changed: rescan */
+        }
+    return RWKV_OK;
+}
+
 rwkv_status rwkvcpp_read(const char *path, tensor_set *set, rwkv_error *err) {
     rc_header h;
     rwkv_status s = read_header(path, set->file.data, set->file.size, &h, err);
@@ -234,10 +356,7 @@ rwkv_status rwkvcpp_read(const char *path, tensor_set *set, rwkv_error *err) {
     if (s != RWKV_OK) return s;
     if (set->count == 0) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: rwkv.cpp file holds no tensors", path);
     const char *version = detect_version(set);
-    if (strcmp(version, "4") != 0)
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: RWKV-%s rwkv.cpp files are not supported yet", path,
-                         version);
-    s = to_official_v4(path, set, &h, err);
+    s = strcmp(version, "4") == 0 ? to_official_v4(path, set, &h, err) : to_official_v5plus(path, set, version, err);
     if (s != RWKV_OK) return s;
     set->format = "rwkv.cpp";
     return rwkv_ok(err);
