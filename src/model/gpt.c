@@ -726,7 +726,9 @@ rwkv_status gpt_load_model(const char *path, int n_head, gpt_shape *shape, param
     gpt_shape sh;
     param_layout lay = {0};
     float *buf = NULL;
-    s = gpt_shape_from_tensors(&set, n_head, &sh, err);
+    if (!gpt_is_checkpoint(&set))
+        s = rwkv_fail(err, RWKV_ERR_SHAPE, "not a GPT checkpoint (no transformer.wte.weight)");
+    if (s == RWKV_OK) s = gpt_shape_from_tensors(&set, n_head, &sh, err);
     if (s == RWKV_OK) s = gpt_layout_init(&sh, &lay, err);
     if (s == RWKV_OK && !(buf = malloc(lay.total * sizeof(float))))
         s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters", lay.total);

@@ -14,14 +14,12 @@
 #include <string.h>
 
 #include "kernels/kernels_heads.h"
-#include "model/model.h"
+#include "model/common.h"
 
-#define LN_EPS 1e-5f
 #define KK_EPS 1e-12f /* the clamp of kappa's per-head L2 norm */
 /* decay = exp(-e^-1/2 sigmoid(w)); ChatRWKV and rwkv.cpp write 0.606531,
  * which the vectors show is far inside the tolerance either way. */
 #define DECAY_SCALE 0.60653065971263342f
-#define CHUNK_TOKENS 256 /* bounds scratch memory for long prompts */
 
 /* The six token-shift mixes and their key suffixes. */
 enum { MIX_R, MIX_W, MIX_K, MIX_V, MIX_A, MIX_G, N_MIX };
@@ -41,20 +39,15 @@ typedef struct rwkv7_layer {
 } rwkv7_layer;
 
 typedef struct rwkv7 {
-    int V, C, L, F, A, H, N, Dw, Da, Dv, Dg;
+    rwkv_common c;
+    int H, N, Dw, Da, Dv, Dg;
     float gn_eps;
-    matrix emb, head;
-    float *ln0_w, *ln0_b, *ln_out_w, *ln_out_b;
     rwkv7_layer *layers;
 } rwkv7;
 
-static size_t layer_state_floats(const rwkv7 *w) {
-    return 2 * (size_t)w->C + (size_t)w->H * (size_t)w->N * (size_t)w->N;
-}
-
 static void rwkv7_state_init(const rwkv_model *m, float *state) {
     const rwkv7 *w = m->impl;
-    memset(state, 0, (size_t)w->L * layer_state_floats(w) * sizeof(float));
+    memset(state, 0, (size_t)w->c.L * w->c.layer_state * sizeof(float));
 }
 
 /* Scratch for one chunk of T tokens (A = C for RWKV-7). */
@@ -68,11 +61,31 @@ typedef struct scratch {
     float *h;             /* [T][max(F, Dw, Da, Dv, Dg)] */
 } scratch;
 
-/* Token-wise work (norms, mixes, activations) of a chunk goes to the model's
- * threads when there is enough of it (sequence mode); each token's row is
- * computed the same way whichever thread does it. */
-#define PAR_MIN_FLOATS 16384
-static int par(int T, int n) { return T > 1 && (long)T * n >= PAR_MIN_FLOATS; }
+/* h holds the widest of F and the LoRA ranks. */
+static size_t hidden_width(const rwkv7 *w) {
+    int hw = w->c.F;
+    const int ranks[] = {w->Dw, w->Da, w->Dv, w->Dg};
+    for (int i = 0; i < 4; i++) hw = ranks[i] > hw ? ranks[i] : hw;
+    return (size_t)hw;
+}
+
+static size_t rwkv7_scratch_floats(const void *impl, int T) {
+    const rwkv7 *w = impl;
+    return (size_t)T * ((1 + N_MIX) * (size_t)w->c.C + 10 * (size_t)w->c.A + hidden_width(w));
+}
+
+/* v_first sits at the same place for every block of a chunk, so block 0's
+ * values are there when the later blocks read them. */
+static scratch carve(const rwkv7 *w, float *x, float *z, float *p, int T) {
+    scratch s = {.x = x, .z = z};
+    const size_t tc = (size_t)T * w->c.C, ta = (size_t)T * w->c.A;
+    s.dz = p, p += tc;
+    for (int c = 0; c < N_MIX; c++) s.xm[c] = p, p += tc;
+    float **as[] = {&s.r, &s.k, &s.v, &s.w, &s.a, &s.b, &s.g, &s.y, &s.v_first, &s.tmp};
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += ta;
+    s.h = p;
+    return s;
+}
 
 static float tanh_f(float x) { return tanhf(x); }
 static float sigmoid_f(float x) { return sigmoidf(x); }
@@ -86,26 +99,9 @@ static void lora(const matrix *m1, const matrix *m2, const float *x, int T, floa
     matmul(m2, h, T, out, nt);
 }
 
-/* z = LN(x) for each token. */
-static void layernorm_rows(const float *x, const float *w, const float *b, int T, int C, float *z, int nt) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
-    for (int t = 0; t < T; t++) layernorm(x + (size_t)t * C, w, b, C, LN_EPS, z + (size_t)t * C);
-}
-
-/* x += y over T rows of C. */
-static void add_rows(float *x, const float *y, int T, int C, int nt) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
-    for (int t = 0; t < T; t++) {
-        float *xt = x + (size_t)t * C;
-        const float *yt = y + (size_t)t * C;
-#pragma omp simd
-        for (int i = 0; i < C; i++) xt[i] += yt[i];
-    }
-}
-
 /* One token's decay, alpha, value residual and the kernel's k, a, b. */
 static void prepare_token(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s, size_t t) {
-    const int A = w->A, H = w->H, N = w->N;
+    const int A = w->c.A, H = w->H, N = w->N;
     const size_t o = t * (size_t)A;
     float *dec = s->w + o, *al = s->a + o, *neg = s->b + o, *k = s->k + o, *v = s->v + o;
     /* decay = exp(-e^-1/2 sigmoid(w0 + tanh(x_w @ w1) @ w2)) */
@@ -144,7 +140,7 @@ static void prepare_token(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch 
 
 /* One token's (GN(y) + (sum_j r_j k_j r_k[h, j]) v) * g, in place in y. */
 static void finish_token(const rwkv7 *w, const rwkv7_layer *ly, scratch *s, size_t t) {
-    const int A = w->A, H = w->H, N = w->N;
+    const int A = w->c.A, H = w->H, N = w->N;
     const size_t o = t * (size_t)A;
     float *y = s->y + o;
     const float *r = s->r + o, *k = s->k + o, *v = s->v + o, *g = s->g + o;
@@ -159,16 +155,14 @@ static void finish_token(const rwkv7 *w, const rwkv7_layer *ly, scratch *s, size
 }
 
 static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, scratch *s, int T, int nt) {
-    const int C = w->C, A = w->A;
+    const int C = w->c.C, A = w->c.A;
     float *att_xx = st, *S = st + C;
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
+    shift_delta_rows(s->z, att_xx, T, C, s->dz, nt);
     /* x_c = z + (z_prev - z) x_c for the six mixes */
-#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
     for (int t = 0; t < T; t++) {
-        const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : att_xx;
-        float *d = s->dz + (size_t)t * C;
-#pragma omp simd
-        for (int i = 0; i < C; i++) d[i] = prev[i] - cur[i];
+        const float *cur = s->z + (size_t)t * C, *d = s->dz + (size_t)t * C;
         for (int c = 0; c < N_MIX; c++) {
             float *xc = s->xm[c] + (size_t)t * C;
             const float *mu = ly->mix[c];
@@ -185,10 +179,10 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, sc
     if (l > 0) lora(&ly->v1, &ly->v2, s->xm[MIX_V], T, s->h, s->tmp, NULL, nt);
     /* g = sigmoid(x_g @ g1) @ g2 */
     lora(&ly->g1, &ly->g2, s->xm[MIX_G], T, s->h, s->g, sigmoid_f, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, A))
+#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, A))
     for (int t = 0; t < T; t++) prepare_token(w, ly, l, s, (size_t)t);
     wkv7_forward(T, w->H, w->N, s->r, s->w, s->k, s->v, s->b, s->a, S, s->y, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, A))
+#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, A))
     for (int t = 0; t < T; t++) finish_token(w, ly, s, (size_t)t);
     matmul(&ly->att_o, s->y, T, s->tmp, nt);
     add_rows(s->x, s->tmp, T, C, nt);
@@ -196,11 +190,11 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, sc
 
 /* Wv relu(Wk (z + dz x_k))^2 (no receptance in RWKV-7) */
 static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, float *st, scratch *s, int T, int nt) {
-    const int C = w->C, F = w->F;
-    float *ffn_xx = st + layer_state_floats(w) - C;
+    const int C = w->c.C;
+    float *ffn_xx = st + w->c.layer_state - C;
     float *xk = s->xm[MIX_K];
     layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, C))
+#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
     for (int t = 0; t < T; t++) {
         const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
         float *out = xk + (size_t)t * C;
@@ -208,65 +202,22 @@ static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, float *st, scratc
         for (int i = 0; i < C; i++) out[i] = cur[i] + (prev[i] - cur[i]) * ly->ffn_x_k[i];
     }
     memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
-    matmul(&ly->ffn_k, xk, T, s->h, nt); /* [T][F] */
-#pragma omp parallel for schedule(static) num_threads(nt) if (par(T, F))
-    for (int t = 0; t < T; t++) {
-        float *h = s->h + (size_t)t * F;
-#pragma omp simd
-        for (int i = 0; i < F; i++) {
-            float a = 0.5f * (h[i] + fabsf(h[i])); /* relu, branch-free (exact: max(h, 0)) */
-            h[i] = a * a;
-        }
-    }
-    matmul(&ly->ffn_v, s->h, T, s->tmp, nt); /* [T][C] */
-    add_rows(s->x, s->tmp, T, C, nt);
+    ffn_relu2(&ly->ffn_k, &ly->ffn_v, NULL, xk, NULL, T, s->h, s->tmp, NULL, s->x, nt);
 }
 
-static void eval_chunk(rwkv_model *m, float *state, const int *tokens, int T, float *logits, int all_logits,
-                       scratch *s) {
-    const rwkv7 *w = m->impl;
-    const int C = w->C, nt = m->n_threads;
-    for (int t = 0; t < T; t++) matrix_row_f32(&w->emb, tokens[t], s->x + (size_t)t * C);
-    layernorm_rows(s->x, w->ln0_w, w->ln0_b, T, C, s->x, nt);
-    for (int l = 0; l < w->L; l++) {
-        float *st = state + (size_t)l * layer_state_floats(w);
-        time_mix(w, &w->layers[l], l, st, s, T, nt);
-        channel_mix(w, &w->layers[l], st, s, T, nt);
-    }
-    if (!logits) return;
-    int first = all_logits ? 0 : T - 1, rows = T - first;
-    layernorm_rows(s->x + (size_t)first * C, w->ln_out_w, w->ln_out_b, rows, C, s->z, nt);
-    matmul(&w->head, s->z, rows, logits, nt);
+static void rwkv7_block(const void *impl, int l, float *st, float *x, float *z, float *scratch_mem, int T, int nt) {
+    const rwkv7 *w = impl;
+    scratch s = carve(w, x, z, scratch_mem, T);
+    time_mix(w, &w->layers[l], l, st, &s, T, nt);
+    channel_mix(w, &w->layers[l], st, &s, T, nt);
 }
+
+static const block_ops rwkv7_blocks = {rwkv7_scratch_floats, rwkv7_block};
 
 static rwkv_status rwkv7_eval(rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
                               int all_logits, rwkv_error *err) {
     const rwkv7 *w = m->impl;
-    int T = n < CHUNK_TOKENS ? (int)n : CHUNK_TOKENS;
-    int hw = w->F;
-    const int ranks[] = {w->Dw, w->Da, w->Dv, w->Dg};
-    for (int i = 0; i < 4; i++) hw = ranks[i] > hw ? ranks[i] : hw;
-    size_t tc = (size_t)T * w->C, ta = (size_t)T * w->A, th = (size_t)T * (size_t)hw;
-    float *buf = malloc(sizeof(float) * ((3 + N_MIX) * tc + 10 * ta + th));
-    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a %d-token scratch", T);
-    float *p = buf;
-    scratch s;
-    s.x = p, p += tc;
-    s.z = p, p += tc;
-    s.dz = p, p += tc;
-    for (int c = 0; c < N_MIX; c++) s.xm[c] = p, p += tc;
-    float **as[] = {&s.r, &s.k, &s.v, &s.w, &s.a, &s.b, &s.g, &s.y, &s.v_first, &s.tmp};
-    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += ta;
-    s.h = p;
-    for (size_t done = 0; done < n; done += (size_t)T) {
-        int len = n - done < (size_t)T ? (int)(n - done) : T;
-        float *out = NULL;
-        if (logits && all_logits) out = logits + done * (size_t)w->V;
-        else if (logits && done + (size_t)len == n) out = logits;
-        eval_chunk(m, state, tokens + done, len, out, all_logits, &s);
-    }
-    free(buf);
-    return rwkv_ok(err);
+    return common_eval(&w->c, w, &rwkv7_blocks, state, tokens, n, logits, all_logits, m->n_threads, err);
 }
 
 static void rwkv7_free(void *impl) {
@@ -278,59 +229,44 @@ static void rwkv7_free(void *impl) {
 
 static const model_ops rwkv7_ops = {rwkv7_eval, rwkv7_state_init, rwkv7_free};
 
-#define VEC(dst, name, n)                                                                          \
-    do {                                                                                           \
-        if (!((dst) = model_vector(set, (name), (n), err))) return err ? err->code : RWKV_ERR_SHAPE; \
-    } while (0)
-#define MAT(dst, name, r, c)                                                                       \
-    do {                                                                                           \
-        rwkv_status ms_ = model_matrix(set, (name), (r), (c), &(dst), err);                        \
-        if (ms_ != RWKV_OK) return ms_;                                                            \
-    } while (0)
-#define LORA(dst, name, in, out)                                                                   \
-    do {                                                                                           \
-        rwkv_status ls_ = model_lora(set, (name), 1, (in), (out), &(dst), err);                    \
-        if (ls_ != RWKV_OK) return ls_;                                                            \
-    } while (0)
-
 static rwkv_status load_layer(tensor_set *set, rwkv7 *w, int l, rwkv_error *err) {
     rwkv7_layer *ly = &w->layers[l];
-    const int C = w->C, A = w->A, F = w->F;
+    const int C = w->c.C, A = w->c.A, F = w->c.F;
     char n[128], suffix[64];
 #define NAME(sfx) (snprintf(n, sizeof n, "blocks.%d.%s", l, sfx), n)
-    VEC(ly->ln1_w, NAME("ln1.weight"), C);
-    VEC(ly->ln1_b, NAME("ln1.bias"), C);
-    VEC(ly->ln2_w, NAME("ln2.weight"), C);
-    VEC(ly->ln2_b, NAME("ln2.bias"), C);
+    LOAD_VEC(ly->ln1_w, NAME("ln1.weight"), C);
+    LOAD_VEC(ly->ln1_b, NAME("ln1.bias"), C);
+    LOAD_VEC(ly->ln2_w, NAME("ln2.weight"), C);
+    LOAD_VEC(ly->ln2_b, NAME("ln2.bias"), C);
     for (int c = 0; c < N_MIX; c++) {
         snprintf(suffix, sizeof suffix, "att.x_%s", mix_names[c]);
-        VEC(ly->mix[c], NAME(suffix), C);
+        LOAD_VEC(ly->mix[c], NAME(suffix), C);
     }
-    VEC(ly->w0, NAME("att.w0"), A);
-    LORA(ly->w1, NAME("att.w1"), C, w->Dw);
-    LORA(ly->w2, NAME("att.w2"), w->Dw, A);
-    VEC(ly->a0, NAME("att.a0"), A);
-    LORA(ly->a1, NAME("att.a1"), C, w->Da);
-    LORA(ly->a2, NAME("att.a2"), w->Da, A);
+    LOAD_VEC(ly->w0, NAME("att.w0"), A);
+    LOAD_LORA(&ly->w1, NAME("att.w1"), 1, C, w->Dw);
+    LOAD_LORA(&ly->w2, NAME("att.w2"), 1, w->Dw, A);
+    LOAD_VEC(ly->a0, NAME("att.a0"), A);
+    LOAD_LORA(&ly->a1, NAME("att.a1"), 1, C, w->Da);
+    LOAD_LORA(&ly->a2, NAME("att.a2"), 1, w->Da, A);
     if (l > 0) { /* block 0's v0/v1/v2, present in training checkpoints, are unused */
-        VEC(ly->v0, NAME("att.v0"), A);
-        LORA(ly->v1, NAME("att.v1"), C, w->Dv);
-        LORA(ly->v2, NAME("att.v2"), w->Dv, A);
+        LOAD_VEC(ly->v0, NAME("att.v0"), A);
+        LOAD_LORA(&ly->v1, NAME("att.v1"), 1, C, w->Dv);
+        LOAD_LORA(&ly->v2, NAME("att.v2"), 1, w->Dv, A);
     }
-    LORA(ly->g1, NAME("att.g1"), C, w->Dg);
-    LORA(ly->g2, NAME("att.g2"), w->Dg, A);
-    VEC(ly->k_k, NAME("att.k_k"), A);
-    VEC(ly->k_a, NAME("att.k_a"), A);
-    VEC(ly->r_k, NAME("att.r_k"), A);
-    MAT(ly->att_r, NAME("att.receptance.weight"), A, C);
-    MAT(ly->att_k, NAME("att.key.weight"), A, C);
-    MAT(ly->att_v, NAME("att.value.weight"), A, C);
-    MAT(ly->att_o, NAME("att.output.weight"), C, A);
-    VEC(ly->lnx_w, NAME("att.ln_x.weight"), A);
-    VEC(ly->lnx_b, NAME("att.ln_x.bias"), A);
-    VEC(ly->ffn_x_k, NAME("ffn.x_k"), C);
-    MAT(ly->ffn_k, NAME("ffn.key.weight"), F, C);
-    MAT(ly->ffn_v, NAME("ffn.value.weight"), C, F);
+    LOAD_LORA(&ly->g1, NAME("att.g1"), 1, C, w->Dg);
+    LOAD_LORA(&ly->g2, NAME("att.g2"), 1, w->Dg, A);
+    LOAD_VEC(ly->k_k, NAME("att.k_k"), A);
+    LOAD_VEC(ly->k_a, NAME("att.k_a"), A);
+    LOAD_VEC(ly->r_k, NAME("att.r_k"), A);
+    LOAD_MAT(ly->att_r, NAME("att.receptance.weight"), A, C);
+    LOAD_MAT(ly->att_k, NAME("att.key.weight"), A, C);
+    LOAD_MAT(ly->att_v, NAME("att.value.weight"), A, C);
+    LOAD_MAT(ly->att_o, NAME("att.output.weight"), C, A);
+    LOAD_VEC(ly->lnx_w, NAME("att.ln_x.weight"), A);
+    LOAD_VEC(ly->lnx_b, NAME("att.ln_x.bias"), A);
+    LOAD_VEC(ly->ffn_x_k, NAME("ffn.x_k"), C);
+    LOAD_MAT(ly->ffn_k, NAME("ffn.key.weight"), F, C);
+    LOAD_MAT(ly->ffn_v, NAME("ffn.value.weight"), C, F);
 #undef NAME
     return RWKV_OK;
 }
@@ -345,96 +281,60 @@ static rwkv_status lora_rank(const tensor_set *set, const char *name, int *out, 
     return RWKV_OK;
 }
 
-/* Keys of RWKV-7 variants this file does not implement (docs §4.5). */
-static rwkv_status reject_unknown(const tensor_set *set, rwkv_error *err) {
-    static const char *bad[] = {".ffn.s_emb", ".ffn.s0", ".ffn.s1", ".ffn.s2", "s_emb."};
-    for (int i = 0; i < set->count; i++)
-        for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++)
-            if (strstr(set->tensors[i].name, bad[j]))
-                return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
-                                 "tensor '%s' belongs to the RWKV-7 \"DeepEmbed\" variant, which is not supported",
-                                 set->tensors[i].name);
-    if (!tensor_set_find(set, "blocks.0.att.x_r") && tensor_set_find(set, "blocks.0.att.x_rwkvag"))
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
-                         "att.x_rwkvag (rwkv.cpp's packed mixes) must be split into att.x_r ... att.x_g by the reader");
-    return RWKV_OK;
-}
-
-/* Sizes from the tensors: V, C from emb.weight, L from the block indices,
- * A from att.key rows, F from ffn.key rows, H and N from att.r_k [H, N], the
- * LoRA ranks from the columns of w1, a1, g1 and (block 1's) v1. */
-static rwkv_status read_shape(const tensor_set *set, rwkv7 *w, rwkv_error *err) {
-    const tensor *emb = model_tensor(set, "emb.weight", err);
-    if (!emb) return RWKV_ERR_SHAPE;
-    if (emb->ndim != 2 || emb->shape[0] < 1 || emb->shape[1] < 1 || emb->shape[0] > (1 << 24) ||
-        emb->shape[1] > (1 << 16))
-        return rwkv_fail(err, RWKV_ERR_SHAPE, "emb.weight must be a [n_vocab, n_embd] matrix of plausible size");
-    w->V = (int)emb->shape[0];
-    w->C = (int)emb->shape[1];
-    if ((w->L = model_layer_count(set)) == 0) return rwkv_fail(err, RWKV_ERR_SHAPE, "no blocks.N.* tensors found");
-    const tensor *k = model_tensor(set, "blocks.0.att.key.weight", err);
-    const tensor *fk = k ? model_tensor(set, "blocks.0.ffn.key.weight", err) : NULL;
-    const tensor *rk = fk ? model_tensor(set, "blocks.0.att.r_k", err) : NULL;
+/* Heads from att.r_k [H, N]; the LoRA ranks from the columns of w1, a1, g1
+ * and (block 1's) v1. */
+static rwkv_status read_heads(const tensor_set *set, rwkv7 *w, rwkv_error *err) {
+    const int A = w->c.A;
+    if (A != w->c.C)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "RWKV-7 with dim_att %d != n_embd %d is not supported", A, w->c.C);
+    const tensor *rk = model_tensor(set, "blocks.0.att.r_k", err);
     if (!rk) return RWKV_ERR_SHAPE;
-    if (k->ndim != 2 || fk->ndim != 2 || k->shape[0] < 1 || fk->shape[0] < 1 || k->shape[0] > (1 << 16) ||
-        fk->shape[0] > (1 << 18))
-        return rwkv_fail(err, RWKV_ERR_SHAPE, "att.key / ffn.key weights must be matrices of plausible size");
-    w->A = (int)k->shape[0];
-    w->F = (int)fk->shape[0];
-    if (w->A != w->C)
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "RWKV-7 with dim_att %d != n_embd %d is not supported", w->A, w->C);
     int64_t H = rk->ndim >= 1 ? rk->shape[0] : 0;
-    if (H < 1 || H > w->A || w->A % H != 0 || tensor_numel(rk) != w->A)
-        return rwkv_fail(err, RWKV_ERR_SHAPE, "blocks.0.att.r_k must be [H, N] with H*N = dim_att %d", w->A);
+    if (H < 1 || H > A || A % H != 0 || tensor_numel(rk) != A)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "blocks.0.att.r_k must be [H, N] with H*N = dim_att %d", A);
     w->H = (int)H;
-    w->N = w->A / w->H;
+    w->N = A / w->H;
     rwkv_status s;
     if ((s = lora_rank(set, "blocks.0.att.w1", &w->Dw, err)) != RWKV_OK) return s;
     if ((s = lora_rank(set, "blocks.0.att.a1", &w->Da, err)) != RWKV_OK) return s;
     if ((s = lora_rank(set, "blocks.0.att.g1", &w->Dg, err)) != RWKV_OK) return s;
     /* v1 is unused in block 0 and usually absent there: take the rank from block 1 */
-    if (w->L > 1 && (s = lora_rank(set, "blocks.1.att.v1", &w->Dv, err)) != RWKV_OK) return s;
-    if (w->L == 1 && tensor_set_find(set, "blocks.0.att.v1") &&
+    if (w->c.L > 1 && (s = lora_rank(set, "blocks.1.att.v1", &w->Dv, err)) != RWKV_OK) return s;
+    if (w->c.L == 1 && tensor_set_find(set, "blocks.0.att.v1") &&
         (s = lora_rank(set, "blocks.0.att.v1", &w->Dv, err)) != RWKV_OK)
         return s;
     return RWKV_OK;
 }
 
 rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err) {
+    /* the experimental "DeepEmbed" variant (docs §4.5) */
+    static const char *const variant_keys[] = {".ffn.s_emb", ".ffn.s0", ".ffn.s1", ".ffn.s2", "s_emb."};
     tensor_set *set = &m->weights;
-    rwkv_status s = reject_unknown(set, err);
+    rwkv_status s = reject_keys(set, variant_keys, sizeof variant_keys / sizeof variant_keys[0],
+                                "the RWKV-7 \"DeepEmbed\" variant", err);
     if (s != RWKV_OK) return s;
+    if (!tensor_set_find(set, "blocks.0.att.x_r") && tensor_set_find(set, "blocks.0.att.x_rwkvag"))
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                         "att.x_rwkvag (rwkv.cpp's packed mixes) must be split into att.x_r ... att.x_g by the reader");
     rwkv7 *w = calloc(1, sizeof *w);
     if (!w) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     m->impl = w;
     m->ops = &rwkv7_ops;
-    if ((s = read_shape(set, w, err)) != RWKV_OK) return s;
+    if ((s = common_load(set, &w->c, err)) != RWKV_OK || (s = read_heads(set, w, err)) != RWKV_OK) return s;
+    w->c.layer_state = 2 * (size_t)w->c.C + (size_t)w->H * (size_t)w->N * (size_t)w->N;
     w->gn_eps = m->gn_eps;
     if (!(w->gn_eps > 0.0f)) return rwkv_fail(err, RWKV_ERR_ARG, "the GroupNorm epsilon of ln_x is not set");
-    w->layers = calloc((size_t)w->L, sizeof *w->layers);
+    w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
     if (!w->layers) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    MAT(w->emb, "emb.weight", w->V, w->C);
-    MAT(w->head, "head.weight", w->V, w->C);
-    VEC(w->ln0_w, "blocks.0.ln0.weight", w->C);
-    VEC(w->ln0_b, "blocks.0.ln0.bias", w->C);
-    VEC(w->ln_out_w, "ln_out.weight", w->C);
-    VEC(w->ln_out_b, "ln_out.bias", w->C);
-    for (int l = 0; l < w->L; l++)
+    for (int l = 0; l < w->c.L; l++)
         if ((s = load_layer(set, w, l, err)) != RWKV_OK) return s;
-    rwkv_model_info *info = &m->info;
-    info->version = "7";
-    info->n_vocab = w->V;
-    info->n_embd = w->C;
-    info->n_layer = w->L;
-    info->n_ffn = w->F;
-    info->dim_att = w->A;
-    info->n_head = w->H;
-    info->head_size = w->N;
-    info->d_decay_lora = w->Dw;
-    info->d_aaa_lora = w->Da;
-    info->d_mv_lora = w->Dv;
-    info->d_gate_lora = w->Dg;
-    info->gn_eps = w->gn_eps;
-    info->state_floats = (size_t)w->L * layer_state_floats(w);
+    common_fill_info(&w->c, "7", &m->info);
+    m->info.n_head = w->H;
+    m->info.head_size = w->N;
+    m->info.d_decay_lora = w->Dw;
+    m->info.d_aaa_lora = w->Da;
+    m->info.d_mv_lora = w->Dv;
+    m->info.d_gate_lora = w->Dg;
+    m->info.gn_eps = w->gn_eps;
     return RWKV_OK;
 }
