@@ -112,7 +112,7 @@ void group_norm_gate_rows(float *y, const float *g, const float *lnx_w, const fl
 }
 
 /* One chunk of T tokens: x, z are [T][C]. */
-static void eval_chunk(const rwkv_common *c, const void *impl, const block_ops *ops, float *state,
+static void eval_chunk(const rwkv_common *c, const void *impl, const model_ops *ops, float *state,
                        const int *tokens, int T, float *logits, int all_logits, float *x, float *z, float *scratch,
                        int nt) {
     for (int t = 0; t < T; t++) matrix_row_f32(&c->emb, tokens[t], x + (size_t)t * c->C);
@@ -124,8 +124,12 @@ static void eval_chunk(const rwkv_common *c, const void *impl, const block_ops *
     matmul(&c->head, z, rows, logits, nt);
 }
 
-rwkv_status common_eval(const rwkv_common *c, const void *impl, const block_ops *ops, float *state,
-                        const int *tokens, size_t n, float *logits, int all_logits, int nt, rwkv_error *err) {
+rwkv_status common_eval(const rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
+                        int all_logits, rwkv_error *err) {
+    const rwkv_common *c = m->impl;
+    const void *impl = m->impl;
+    const model_ops *ops = m->ops;
+    const int nt = m->n_threads;
     int T = n < CHUNK_TOKENS ? (int)n : CHUNK_TOKENS;
     size_t tc = (size_t)T * c->C;
     float *buf = malloc(sizeof(float) * (2 * tc + ops->scratch_floats(impl, T)));
@@ -139,6 +143,19 @@ rwkv_status common_eval(const rwkv_common *c, const void *impl, const block_ops 
     }
     free(buf);
     return rwkv_ok(err);
+}
+
+void common_state_init(const rwkv_model *m, float *state) {
+    const rwkv_common *c = m->impl;
+    memset(state, 0, (size_t)c->L * c->layer_state * sizeof(float));
+    if (m->ops->state_init) m->ops->state_init(m->impl, state);
+}
+
+void common_free(void *impl) {
+    rwkv_common *c = impl;
+    if (!c) return;
+    free(c->layers);
+    free(c);
 }
 
 rwkv_status reject_keys(const tensor_set *set, const char *const *keys, size_t n_keys, const char *variant,

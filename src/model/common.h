@@ -15,6 +15,7 @@ typedef struct rwkv_common {
     matrix emb, head;        /* [V, C], kept in the file's dtype */
     float *ln0_w, *ln0_b, *ln_out_w, *ln_out_b;
     size_t layer_state;      /* floats of one layer's recurrent state */
+    void *layers;            /* the version's per-layer weights, freed with the model */
 } rwkv_common;
 
 /* Sizes from the tensors (docs §4.2): V, C from emb.weight, L from the
@@ -25,21 +26,18 @@ rwkv_status common_load(tensor_set *set, rwkv_common *c, rwkv_error *err);
 /* Fills the shape fields of info that every version has. */
 void common_fill_info(const rwkv_common *c, const char *version, rwkv_model_info *info);
 
-/* One version's block: reads and updates the residual stream x [T][C] of a
- * chunk with the layer's recurrent state; z [T][C] and `scratch` (of the
- * size scratch_floats asked for) are free working memory. */
-typedef struct block_ops {
-    size_t (*scratch_floats)(const void *impl, int T);
-    void (*block)(const void *impl, int layer, float *layer_state, float *x, float *z, float *scratch, int T,
-                  int n_threads);
-} block_ops;
-
 /* The forward pass over n tokens in chunks of at most CHUNK_TOKENS: embed
- * (+ ln0), every block, then ln_out and the head for all positions or the
- * last one (docs §1.2). The same code is RNN mode (n == 1). */
-rwkv_status common_eval(const rwkv_common *c, const void *impl, const block_ops *ops, float *state,
-                        const int *tokens, size_t n, float *logits, int all_logits, int n_threads,
-                        rwkv_error *err);
+ * (+ ln0), the version's block for every layer, then ln_out and the head for
+ * all positions or the last one (docs §1.2). The same code is RNN mode
+ * (n == 1). */
+rwkv_status common_eval(const rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
+                        int all_logits, rwkv_error *err);
+
+/* A fresh state: zeros, then the version's state_init. */
+void common_state_init(const rwkv_model *m, float *state);
+
+/* Frees an impl that begins with an rwkv_common, with its layers. */
+void common_free(void *impl);
 
 /* Token-wise work goes to the threads only when a chunk has enough of it;
  * each token's row is computed the same way whichever thread does it. */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "formats/formats.h"
-#include "model/model.h"
+#include "model/common.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -183,7 +183,7 @@ rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err)
 
 void rwkv_model_free(rwkv_model *m) {
     if (!m) return;
-    if (m->ops && m->ops->free_impl) m->ops->free_impl(m->impl);
+    common_free(m->impl);
     tensor_set_free(&m->weights);
     free(m);
 }
@@ -206,7 +206,7 @@ rwkv_status rwkv_state_new(const rwkv_model *m, rwkv_state **out, rwkv_error *er
     s->model = m;
     s->n = m->info.state_floats;
     s->data = d;
-    m->ops->state_init(m, d);
+    common_state_init(m, d);
     *out = s;
     return rwkv_ok(err);
 }
@@ -217,7 +217,7 @@ void rwkv_state_free(rwkv_state *s) {
     free(s);
 }
 
-void rwkv_state_reset(rwkv_state *s) { s->model->ops->state_init(s->model, s->data); }
+void rwkv_state_reset(rwkv_state *s) { common_state_init(s->model, s->data); }
 
 rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err) {
     if (dst->n != src->n)
@@ -249,7 +249,7 @@ rwkv_status rwkv_eval_sequence(rwkv_model *m, rwkv_state *state, const int *toke
     if (n == 0) return rwkv_ok(err);
     rwkv_status s = check_tokens(m, tokens, n, err);
     if (s != RWKV_OK) return s;
-    return m->ops->eval(m, state->data, tokens, n, logits, all_logits, err);
+    return common_eval(m, state->data, tokens, n, logits, all_logits, err);
 }
 
 rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path, rwkv_dtype dtype_req,

@@ -7,13 +7,17 @@
 #include "rwkv.h"
 #include "tensor.h"
 
+/* What a version file (model/rwkv4.c ... rwkv7.c) supplies; model/common.c
+ * does the rest. The version's impl struct begins with an rwkv_common. */
 typedef struct model_ops {
-    /* Feeds n tokens from `state` (updated in place); writes all n rows of
-     * logits or only the last row (logits may be NULL). n == 1 is RNN mode. */
-    rwkv_status (*eval)(rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
-                        int all_logits, rwkv_error *err);
-    void (*state_init)(const rwkv_model *m, float *state);
-    void (*free_impl)(void *impl);
+    /* Sets what a fresh state holds besides zeros (NULL: all zeros). */
+    void (*state_init)(const void *impl, float *state);
+    /* Working memory one block needs for a chunk of T tokens, in floats. */
+    size_t (*scratch_floats)(const void *impl, int T);
+    /* One block over a chunk: reads and updates the residual stream x [T][C]
+     * with the layer's recurrent state; z [T][C] and scratch are free. */
+    void (*block)(const void *impl, int layer, float *layer_state, float *x, float *z, float *scratch, int T,
+                  int n_threads);
 } model_ops;
 
 struct rwkv_model {

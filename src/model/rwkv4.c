@@ -25,15 +25,13 @@ typedef struct rwkv4 {
     rwkv4_layer *layers;
 } rwkv4;
 
-/* State slots of one layer (§1.4): att_xx[C], aa[A], bb[A], pp[A], ffn_xx[C]. */
-static void rwkv4_state_init(const rwkv_model *m, float *state) {
-    const rwkv4 *w = m->impl;
+/* State slots of one layer (§1.4): att_xx[C], aa[A], bb[A], pp[A], ffn_xx[C];
+ * fresh: zeros except pp, which starts "empty". */
+static void rwkv4_state_init(const void *impl, float *state) {
+    const rwkv4 *w = impl;
     const int C = w->c.C, A = w->c.A;
-    for (int l = 0; l < w->c.L; l++) {
-        float *s = state + (size_t)l * w->c.layer_state;
-        memset(s, 0, w->c.layer_state * sizeof(float));
-        for (int i = 0; i < A; i++) s[C + 2 * A + i] = FRESH_PP;
-    }
+    for (int l = 0; l < w->c.L; l++)
+        for (int i = 0; i < A; i++) state[(size_t)l * w->c.layer_state + C + 2 * A + i] = FRESH_PP;
 }
 
 /* Working memory of one block: three mixed inputs and three projections,
@@ -81,22 +79,7 @@ static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, 
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xa, xb, T, k, v, r, x, nt);
 }
 
-static const block_ops rwkv4_blocks = {rwkv4_scratch_floats, rwkv4_block};
-
-static rwkv_status rwkv4_eval(rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
-                              int all_logits, rwkv_error *err) {
-    const rwkv4 *w = m->impl;
-    return common_eval(&w->c, w, &rwkv4_blocks, state, tokens, n, logits, all_logits, m->n_threads, err);
-}
-
-static void rwkv4_free(void *impl) {
-    rwkv4 *w = impl;
-    if (!w) return;
-    free(w->layers);
-    free(w);
-}
-
-static const model_ops rwkv4_ops = {rwkv4_eval, rwkv4_state_init, rwkv4_free};
+static const model_ops rwkv4_ops = {rwkv4_state_init, rwkv4_scratch_floats, rwkv4_block};
 
 static rwkv_status load_layer(tensor_set *set, rwkv4 *w, int l, rwkv_error *err) {
     rwkv4_layer *ly = &w->layers[l];
@@ -139,7 +122,7 @@ rwkv_status rwkv4_build(rwkv_model *m, rwkv_error *err) {
     m->ops = &rwkv4_ops;
     if ((s = common_load(set, &w->c, err)) != RWKV_OK) return s;
     w->c.layer_state = 2 * (size_t)w->c.C + 3 * (size_t)w->c.A;
-    w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
+    w->c.layers = w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
     if (!w->layers) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     for (int l = 0; l < w->c.L; l++)
         if ((s = load_layer(set, w, l, err)) != RWKV_OK) return s;

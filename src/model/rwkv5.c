@@ -33,11 +33,6 @@ typedef struct rwkv5 {
     rwkv5_layer *layers;
 } rwkv5;
 
-static void rwkv5_state_init(const rwkv_model *m, float *state) {
-    const rwkv5 *w = m->impl;
-    memset(state, 0, (size_t)w->c.L * w->c.layer_state * sizeof(float));
-}
-
 /* Working memory of one block, carved from the chunk's scratch: "wide"
  * buffers hold [T][max(C, A)], h holds [T][F]. */
 typedef struct scratch {
@@ -108,22 +103,7 @@ static void rwkv5_block(const void *impl, int l, float *st, float *x, float *z, 
     channel_mix(w, &w->layers[l], st, &s, T, nt);
 }
 
-static const block_ops rwkv5_blocks = {rwkv5_scratch_floats, rwkv5_block};
-
-static rwkv_status rwkv5_eval(rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
-                              int all_logits, rwkv_error *err) {
-    const rwkv5 *w = m->impl;
-    return common_eval(&w->c, w, &rwkv5_blocks, state, tokens, n, logits, all_logits, m->n_threads, err);
-}
-
-static void rwkv5_free(void *impl) {
-    rwkv5 *w = impl;
-    if (!w) return;
-    free(w->layers);
-    free(w);
-}
-
-static const model_ops rwkv5_ops = {rwkv5_eval, rwkv5_state_init, rwkv5_free};
+static const model_ops rwkv5_ops = {NULL, rwkv5_scratch_floats, rwkv5_block};
 
 /* A per-channel vector [A] from a tensor holding one value per channel
  * ([H, N]) or one per head ([H], the 5.0/5.1 previews), broadcast. */
@@ -214,7 +194,7 @@ rwkv_status rwkv5_build(rwkv_model *m, rwkv_error *err) {
     w->has_gate = strcmp(version, "5.0") != 0;
     w->gn_eps = m->gn_eps;
     if (!(w->gn_eps > 0.0f)) return rwkv_fail(err, RWKV_ERR_ARG, "the GroupNorm epsilon of ln_x is not set");
-    w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
+    w->c.layers = w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
     if (!w->layers) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     for (int l = 0; l < w->c.L; l++)
         if ((s = load_layer(set, w, l, err)) != RWKV_OK) return s;

@@ -41,11 +41,6 @@ typedef struct rwkv6 {
     rwkv6_layer *layers;
 } rwkv6;
 
-static void rwkv6_state_init(const rwkv_model *m, float *state) {
-    const rwkv6 *w = m->impl;
-    memset(state, 0, (size_t)w->c.L * w->c.layer_state * sizeof(float));
-}
-
 /* Scratch for one chunk of T tokens; "wide" buffers hold [T][max(C, A)]. */
 typedef struct scratch {
     float *x, *z, *dz;         /* [T][C] residual stream, layernorm output, z_prev - z */
@@ -160,22 +155,7 @@ static void rwkv6_block(const void *impl, int l, float *st, float *x, float *z, 
     channel_mix(w, &w->layers[l], st, &s, T, nt);
 }
 
-static const block_ops rwkv6_blocks = {rwkv6_scratch_floats, rwkv6_block};
-
-static rwkv_status rwkv6_eval(rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
-                              int all_logits, rwkv_error *err) {
-    const rwkv6 *w = m->impl;
-    return common_eval(&w->c, w, &rwkv6_blocks, state, tokens, n, logits, all_logits, m->n_threads, err);
-}
-
-static void rwkv6_free(void *impl) {
-    rwkv6 *w = impl;
-    if (!w) return;
-    free(w->layers);
-    free(w);
-}
-
-static const model_ops rwkv6_ops = {rwkv6_eval, rwkv6_state_init, rwkv6_free};
+static const model_ops rwkv6_ops = {NULL, rwkv6_scratch_floats, rwkv6_block};
 
 static rwkv_status load_layer(tensor_set *set, rwkv6 *w, int l, rwkv_error *err) {
     rwkv6_layer *ly = &w->layers[l];
@@ -248,7 +228,7 @@ rwkv_status rwkv6_build(rwkv_model *m, rwkv_error *err) {
     w->c.layer_state = 2 * (size_t)w->c.C + (size_t)w->H * (size_t)w->N * (size_t)w->N;
     w->gn_eps = m->gn_eps;
     if (!(w->gn_eps > 0.0f)) return rwkv_fail(err, RWKV_ERR_ARG, "the GroupNorm epsilon of ln_x is not set");
-    w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
+    w->c.layers = w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
     if (!w->layers) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     for (int l = 0; l < w->c.L; l++)
         if ((s = load_layer(set, w, l, err)) != RWKV_OK) return s;

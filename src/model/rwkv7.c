@@ -45,11 +45,6 @@ typedef struct rwkv7 {
     rwkv7_layer *layers;
 } rwkv7;
 
-static void rwkv7_state_init(const rwkv_model *m, float *state) {
-    const rwkv7 *w = m->impl;
-    memset(state, 0, (size_t)w->c.L * w->c.layer_state * sizeof(float));
-}
-
 /* Scratch for one chunk of T tokens (A = C for RWKV-7). */
 typedef struct scratch {
     float *x, *z, *dz;    /* [T][C] residual stream, layernorm output, z_prev - z */
@@ -212,22 +207,7 @@ static void rwkv7_block(const void *impl, int l, float *st, float *x, float *z, 
     channel_mix(w, &w->layers[l], st, &s, T, nt);
 }
 
-static const block_ops rwkv7_blocks = {rwkv7_scratch_floats, rwkv7_block};
-
-static rwkv_status rwkv7_eval(rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
-                              int all_logits, rwkv_error *err) {
-    const rwkv7 *w = m->impl;
-    return common_eval(&w->c, w, &rwkv7_blocks, state, tokens, n, logits, all_logits, m->n_threads, err);
-}
-
-static void rwkv7_free(void *impl) {
-    rwkv7 *w = impl;
-    if (!w) return;
-    free(w->layers);
-    free(w);
-}
-
-static const model_ops rwkv7_ops = {rwkv7_eval, rwkv7_state_init, rwkv7_free};
+static const model_ops rwkv7_ops = {NULL, rwkv7_scratch_floats, rwkv7_block};
 
 static rwkv_status load_layer(tensor_set *set, rwkv7 *w, int l, rwkv_error *err) {
     rwkv7_layer *ly = &w->layers[l];
@@ -324,7 +304,7 @@ rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err) {
     w->c.layer_state = 2 * (size_t)w->c.C + (size_t)w->H * (size_t)w->N * (size_t)w->N;
     w->gn_eps = m->gn_eps;
     if (!(w->gn_eps > 0.0f)) return rwkv_fail(err, RWKV_ERR_ARG, "the GroupNorm epsilon of ln_x is not set");
-    w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
+    w->c.layers = w->layers = calloc((size_t)w->c.L, sizeof *w->layers);
     if (!w->layers) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     for (int l = 0; l < w->c.L; l++)
         if ((s = load_layer(set, w, l, err)) != RWKV_OK) return s;
