@@ -65,14 +65,7 @@ void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, co
     const int F = ffn_k->rows, C = ffn_v->rows;
     matmul(ffn_k, xk, T, h, nt); /* [T][F] */
 #pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, F))
-    for (int t = 0; t < T; t++) {
-        float *ht = h + (size_t)t * F;
-#pragma omp simd
-        for (int i = 0; i < F; i++) {
-            float a = 0.5f * (ht[i] + fabsf(ht[i])); /* relu, branch-free (exactly max(h, 0)) */
-            ht[i] = a * a;
-        }
-    }
+    for (int t = 0; t < T; t++) relu_square(h + (size_t)t * F, (size_t)F);
     matmul(ffn_v, h, T, v, nt); /* [T][C] */
     if (!ffn_r) {
         add_rows(x, v, T, C, nt);
@@ -80,11 +73,7 @@ void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, co
     }
     matmul(ffn_r, xr, T, r, nt); /* [T][C] */
 #pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        float *xt = x + (size_t)t * C;
-        const float *rt = r + (size_t)t * C, *vt = v + (size_t)t * C;
-        for (int i = 0; i < C; i++) xt[i] += sigmoidf(rt[i]) * vt[i];
-    }
+    for (int t = 0; t < T; t++) add_sigmoid_mul(x + (size_t)t * C, r + (size_t)t * C, v + (size_t)t * C, (size_t)C);
 }
 
 void shift_delta_rows(const float *z, const float *prev0, int T, int C, float *dz, int nt) {

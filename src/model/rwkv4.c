@@ -67,7 +67,7 @@ static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, 
     matmul(&ly->att_v, xb, T, v, nt);
     matmul(&ly->att_r, xc, T, r, nt);
     wkv_forward(T, A, ly->att_d, ly->att_u, k, v, aa, bb, pp, y);
-    for (size_t i = 0; i < (size_t)T * A; i++) y[i] *= sigmoidf(r[i]);
+    sigmoid_mul(y, r, (size_t)T * A);
     matmul(&ly->att_o, y, T, k, nt); /* k is free again: [T][C] output */
     add_rows(x, k, T, C, nt);
 
