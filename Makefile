@@ -128,3 +128,14 @@ ifneq ($(FUZZ_CLANG),)
 else
 	@echo "clang not found: libFuzzer builds skipped (the gcc builds are in $(BUILD)/fuzz/gcc)"
 endif
+
+# ---- experiments: RWKV-4 vs the GPT baseline (docs/results.md) --------------
+# `make results` runs scripts/results.sh (about 15 minutes on 2 cores;
+# RESULTS_QUICK=1 for a few-minute smoke run) and writes docs/results.md and
+# docs/results/*.png. gnuplot-nox is installed when missing.
+.PHONY: results
+results: all $(BUILD)/bench/context_cost $(BUILD)/bench/recall_probe
+	@dpkg -s gnuplot-nox >/dev/null 2>&1 || apt-get install -y gnuplot-nox >/dev/null 2>&1 || \
+	  (apt-get update >/dev/null && apt-get install -y gnuplot-nox >/dev/null) || \
+	  { echo "error: could not install gnuplot-nox (run as root or install it yourself)"; exit 1; }
+	@sh scripts/results.sh

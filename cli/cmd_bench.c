@@ -66,8 +66,8 @@ int cmd_bench(int argc, char **argv) {
     printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);
     printf("prefill          %.1f tokens/s (%.1f GFLOP/s)\n", r.prefill_tokens_per_s, r.prefill_gflops);
     if (r.machine_read_gbps > 0) {
-        printf("machine          read %.2f GB/s, fp32 FMA peak %.1f GFLOP/s\n", r.machine_read_gbps,
-               r.machine_fma_gflops);
+        printf("machine          read %.2f GB/s (best %.2f), fp32 FMA peak %.1f GFLOP/s (best %.1f)\n",
+               r.machine_read_gbps, r.machine_read_gbps_best, r.machine_fma_gflops, r.machine_fma_gflops_best);
         printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.1f%% of the FMA peak\n",
                100 * r.decode_fraction_of_bandwidth, 100 * r.prefill_fraction_of_peak);
     }

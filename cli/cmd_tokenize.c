@@ -1,4 +1,5 @@
-/* rwkv tokenize / rwkv detokenize: text <-> token ids through stdin/stdout. */
+/* rwkv tokenize / rwkv detokenize: text <-> token ids through stdin/stdout;
+ * rwkv tokenize --out: a text file -> a token file for rwkv train. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -7,11 +8,16 @@
 
 #include "cli.h"
 #include "rwkv_tokenizer.h"
+#include "rwkv_train.h"
 
 static void help(const char *cmd) {
     if (strcmp(cmd, "tokenize") == 0)
-        printf("usage: rwkv tokenize [--tokenizer FILE] < text\n\n"
-               "Reads text on stdin and prints its token ids, separated by spaces, then a newline.\n");
+        printf("usage: rwkv tokenize [--tokenizer FILE] < text\n"
+               "       rwkv tokenize [--tokenizer FILE] --out TOKENS TEXTFILE\n\n"
+               "Reads text on stdin and prints its token ids, separated by spaces, then a newline.\n"
+               "With --out, tokenizes TEXTFILE into the token file TOKENS that 'rwkv train --data' reads\n"
+               "(header \"RWKVTOK\", the tokenizer's vocabulary size, uint16 or uint32 ids; docs/training.md)\n"
+               "and prints the token count on stderr.\n");
     else
         printf("usage: rwkv detokenize [--tokenizer FILE] < ids\n\n"
                "Reads token ids (decimal, separated by spaces, commas or newlines) on stdin and writes\n"
@@ -23,8 +29,10 @@ static void help(const char *cmd) {
            "                    The kind is detected from the file's content.\n");
 }
 
-/* Parses the options shared by both commands; returns 0, or an exit status + 1. */
-static int parse_options(const char *cmd, int argc, char **argv, const char **path) {
+/* Parses the options shared by both commands (out and in are NULL for
+ * detokenize); returns 0, or an exit status + 1. */
+static int parse_options(const char *cmd, int argc, char **argv, const char **path, const char **out,
+                         const char **in) {
     *path = "bytes";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tokenizer") == 0) {
@@ -32,12 +40,22 @@ static int parse_options(const char *cmd, int argc, char **argv, const char **pa
             *path = argv[++i];
         } else if (strncmp(argv[i], "--tokenizer=", 12) == 0) {
             *path = argv[i] + 12;
+        } else if (out && strcmp(argv[i], "--out") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1]) return 1 + cli_usage_error(cmd, "--out needs a FILE");
+            *out = argv[++i];
+        } else if (out && strncmp(argv[i], "--out=", 6) == 0) {
+            if (!argv[i][6]) return 1 + cli_usage_error(cmd, "--out needs a FILE");
+            *out = argv[i] + 6;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return 1 + cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+        } else if (in && !*in) {
+            *in = argv[i];
         } else {
             return 1 + cli_usage_error(cmd, "unexpected argument '%s' (the input comes on stdin)", argv[i]);
         }
     }
+    if (in && *in && !*out) return 1 + cli_usage_error(cmd, "a TEXTFILE argument needs --out TOKENS");
+    if (out && *out && !*in) return 1 + cli_usage_error(cmd, "--out needs the TEXTFILE to tokenize");
     return 0;
 }
 
@@ -72,10 +90,17 @@ int cmd_tokenize(int argc, char **argv) {
         help("tokenize");
         return 0;
     }
-    const char *path;
-    int rc = parse_options("tokenize", argc, argv, &path);
+    const char *path, *out = NULL, *in = NULL;
+    int rc = parse_options("tokenize", argc, argv, &path, &out, &in);
     if (rc) return rc - 1;
     rwkv_error err;
+    if (out) {
+        uint64_t n_tokens = 0;
+        int n_vocab = 0;
+        if (rwkv_tokenize_file_with(in, path, out, &n_tokens, &n_vocab, &err)) return cli_report(&err);
+        fprintf(stderr, "%s: %llu tokens, vocabulary %d\n", out, (unsigned long long)n_tokens, n_vocab);
+        return 0;
+    }
     rwkv_tokenizer *tok;
     if (rwkv_tokenizer_load(path, &tok, &err)) return cli_report(&err);
     size_t len;
@@ -107,7 +132,7 @@ int cmd_detokenize(int argc, char **argv) {
         return 0;
     }
     const char *path;
-    int rc = parse_options("detokenize", argc, argv, &path);
+    int rc = parse_options("detokenize", argc, argv, &path, NULL, NULL);
     if (rc) return rc - 1;
     rwkv_error err;
     rwkv_tokenizer *tok;

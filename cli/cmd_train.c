@@ -1,4 +1,4 @@
-/* rwkv train: train an RWKV-4 model on a text or token file (include/rwkv_train.h). */
+/* rwkv train: train an RWKV-4 model (or the GPT baseline) on a text or token file (include/rwkv_train.h). */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,9 +14,10 @@ static void help(void) {
     rwkv_train_options d = rwkv_train_options_default();
     printf("usage: rwkv train --data FILE --out DIR [options]\n"
            "       rwkv train --resume DIR [--steps N] [--threads N] [--skip-nonfinite]\n\n"
-           "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md).\n"
-           "FILE is a text (byte-level tokens, vocabulary 256) or a token file; the last --val-fraction of it\n"
-           "is held out. DIR receives config.json, train.jsonl (one JSON object per step), checkpoints\n"
+           "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md),\n"
+           "or, with --arch gpt, the GPT-2-style transformer baseline with the same data, optimizer and log.\n"
+           "FILE is a text (tokenized with --tokenizer; byte level by default) or a token file (rwkv tokenize\n"
+           "--out); the last --val-fraction of it is held out. DIR receives config.json, train.jsonl (one JSON object per step), checkpoints\n"
            "model-STEP.safetensors + train_state-STEP.bin, and model.safetensors at the end.\n"
            "--resume continues an interrupted run with its stored settings; with the same thread count the\n"
            "per-step losses are those of an uninterrupted run. Ctrl-C saves a checkpoint and stops.\n\n");
@@ -25,16 +26,18 @@ static void help(void) {
            "  --out DIR            run directory, created when missing (required)\n"
            "  --init M             start from this checkpoint instead of a fresh init (sets the model size)\n"
            "  --resume DIR         continue the run in DIR\n"
-           "  --tokenizer NAME     %s (the only one for now)\n"
+           "  --tokenizer FILE     how a text FILE is tokenized: 'bytes' or a tokenizer.json / World vocabulary (%s)\n"
            "  --val-fraction X     held-out share at the end of the data (%g)\n"
            "  --val-windows N      validation windows of ctx tokens, evenly spread; 0 = all (%d)\n",
            d.tokenizer, d.val_fraction, d.val_windows);
     printf("model (fresh init, docs/rwkv-architecture.md 3.1-3.2):\n"
+           "  --arch A             rwkv4 or gpt (the transformer baseline, src/model/gpt.h) (%s)\n"
            "  --layers N           layers (%d)\n"
            "  --embd N             width (%d)\n"
-           "  --ffn N              channel-mix width, 0 = 4 x embd (%d)\n"
-           "  --emb-init X         emb.weight ~ U(-X, X); 0 = the initial LR (%g)\n",
-           d.n_layer, d.n_embd, d.n_ffn, d.emb_init);
+           "  --ffn N              channel-mix / MLP width, 0 = 4 x embd (%d)\n"
+           "  --heads N            gpt: attention heads, 0 = embd/64 (a divisor of embd) (%d)\n"
+           "  --emb-init X         rwkv4: emb.weight ~ U(-X, X); 0 = the initial LR (%g)\n",
+           d.arch, d.n_layer, d.n_embd, d.n_ffn, d.n_head, d.emb_init);
     printf("batches:\n"
            "  --ctx N              tokens per sequence (%d)\n"
            "  --batch N            sequences per micro-batch (%d)\n"
@@ -51,8 +54,8 @@ static void help(void) {
            "  --adam-eps X         (%g)\n"
            "  --weight-decay X     decoupled, matrices only (%g)\n"
            "  --grad-clip X        global gradient norm; 0 = off (%g)\n"
-           "  --l2wrap X           L2Wrap logit regulariser; 0 = off (%g)\n"
-           "  --layerwise-lr 0|1   time_decay x2, time_first x3 (%d)\n",
+           "  --l2wrap X           rwkv4: L2Wrap logit regulariser; 0 = off (%g)\n"
+           "  --layerwise-lr 0|1   rwkv4: time_decay x2, time_first x3 (%d)\n",
            d.lr_init, d.lr_final, d.const_steps, d.warmup_steps, d.beta1, d.beta2, d.adam_eps, d.weight_decay,
            d.grad_clip, d.l2wrap, d.layerwise_lr);
     printf("run:\n"
@@ -113,8 +116,13 @@ static int on_progress(const rwkv_train_progress *p, void *user) {
     if (d->quiet) return stop_requested;
     switch (p->event) {
     case RWKV_TRAIN_START: {
-        fprintf(stderr, "model: %d layers x %d, ffn %d, vocab %d, %.3fM parameters\n", p->n_layer, p->n_embd,
-                p->n_ffn, p->n_vocab, (double)p->n_params / 1e6);
+        if (p->n_head > 0)
+            fprintf(stderr, "model: %s, %d layers x %d, %d heads, ffn %d, vocab %d, %lld parameters (%.3fM)\n",
+                    p->arch, p->n_layer, p->n_embd, p->n_head, p->n_ffn, p->n_vocab, (long long)p->n_params,
+                    (double)p->n_params / 1e6);
+        else
+            fprintf(stderr, "model: %s, %d layers x %d, ffn %d, vocab %d, %lld parameters (%.3fM)\n", p->arch,
+                    p->n_layer, p->n_embd, p->n_ffn, p->n_vocab, (long long)p->n_params, (double)p->n_params / 1e6);
         fprintf(stderr, "data: %lld training tokens, %lld held out (%lld validation windows)\n",
                 (long long)p->train_tokens, (long long)p->val_tokens, (long long)p->val_windows);
         fprintf(stderr, "batch: %d x %d tokens x %d accum, %ld steps, %d threads", p->batch, p->ctx_len,
@@ -240,6 +248,8 @@ int cmd_train(int argc, char **argv) {
         {"--init", O_STR, &o.init_path, 0, 0, 0},
         {"--resume", O_STR, &resume, 0, 0, 1},
         {"--tokenizer", O_STR, &o.tokenizer, 0, 0, 0},
+        {"--arch", O_STR, &o.arch, 0, 0, 0},
+        {"--heads", O_INT, &o.n_head, 0, 65536, 0},
         {"--val-fraction", O_DOUBLE, &o.val_fraction, 0, 0, 0},
         {"--val-windows", O_INT, &o.val_windows, 0, BIG, 0},
         {"--layers", O_INT, &o.n_layer, 1, 1024, 0},

@@ -8,7 +8,9 @@
  *   - prefill: tokens per second for a prompt of `prompt_tokens` tokens in
  *     sequence mode (median of `prefill_repeats` runs from a fresh state);
  *   - the machine: its read bandwidth (large buffer sum) and float32 FMA
- *     peak, both measured now with the same thread count,
+ *     peak, both measured now with the same thread count, interleaved with
+ *     the decode steps / prefill runs so that on a shared machine both
+ *     sides of each fraction see the same conditions (medians of both),
  * and reports decode GB/s as a fraction of the measured bandwidth and
  * prefill GFLOP/s as a fraction of the measured FMA peak.
  */
@@ -26,7 +28,7 @@ typedef struct rwkv_bench_options {
     int decode_tokens;   /* timed decode steps (<= 0: 64) */
     int warmup_tokens;   /* untimed decode steps first (<= 0: 8) */
     int prompt_tokens;   /* prefill prompt length (<= 0: 512) */
-    int prefill_repeats; /* prefill runs (<= 0: 3) */
+    int prefill_repeats; /* prefill runs (<= 0: 5) */
     int skip_machine;    /* 1: do not measure bandwidth / FMA peak (fractions = 0) */
 } rwkv_bench_options;
 
@@ -41,8 +43,10 @@ typedef struct rwkv_bench_result {
     double prefill_gflops;          /* matrix FLOPs of the prompt / median time */
     double weight_bytes_per_token;  /* bytes of weights one decode step reads */
     double decode_gbps;             /* weight_bytes_per_token / decode time */
-    double machine_read_gbps;       /* measured now, same thread count */
-    double machine_fma_gflops;      /* measured now, same thread count */
+    double machine_read_gbps;       /* median of read passes interleaved with the decode steps */
+    double machine_read_gbps_best;  /* best of those passes */
+    double machine_fma_gflops;      /* median of FMA-peak runs interleaved with the prefill runs */
+    double machine_fma_gflops_best; /* best of those runs */
     double decode_fraction_of_bandwidth; /* decode_gbps / machine_read_gbps */
     double prefill_fraction_of_peak;     /* prefill_gflops / machine_fma_gflops */
 } rwkv_bench_result;

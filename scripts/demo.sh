@@ -36,24 +36,9 @@ if [ -n "$DATA" ]; then
     corpus=$DATA
     echo "demo: corpus $DATA"
 else
-    if ! command -v bible >/dev/null 2>&1; then
-        echo "demo: installing the Debian package bible-kjv (King James Bible, public domain)"
-        if [ "$(id -u)" -ne 0 ]; then
-            echo "demo: not root: install it with 'sudo apt-get install bible-kjv' or pass DATA=your.txt" >&2
-            exit 1
-        fi
-        (apt-get install -y bible-kjv >/dev/null 2>&1 ||
-            (apt-get update >/dev/null 2>&1 && apt-get install -y bible-kjv >/dev/null 2>&1)) || {
-            echo "demo: could not install bible-kjv; pass DATA=your.txt instead" >&2
-            exit 1
-        }
-    fi
+    . scripts/corpus.sh
     corpus=$OUT/kjv.txt
-    if [ ! -s "$corpus" ]; then
-        # one verse a line; drop the "Ge1:1 " references
-        bible -f Gen1:1-Rev22:21 </dev/null | sed 's/^[^ ]* //' >"$corpus.tmp"
-        mv "$corpus.tmp" "$corpus"
-    fi
+    kjv_corpus "$corpus" || { echo "demo: pass DATA=your.txt instead" >&2; exit 1; }
     echo "demo: corpus $corpus (King James Bible, public domain, $(wc -c <"$corpus") bytes)"
 fi
 

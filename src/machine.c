@@ -191,32 +191,61 @@ static sum_kernel pick_sum(void) {
     return sum_scalar;
 }
 
-double machine_read_gbps(int threads, long long bytes, int passes) {
+struct machine_read_buffer {
+    float *buf;
+    size_t per; /* floats per thread */
+    int threads;
+    sum_kernel k;
+};
+
+machine_read_buffer *machine_read_buffer_new(int threads, long long bytes) {
     if (threads <= 0) threads = machine_cores();
     if (bytes <= 0) bytes = 512LL << 20;
-    if (passes <= 0) passes = 5;
-    /* whole 256-byte chunks per thread */
     size_t chunk = 64, n = (size_t)bytes / sizeof(float);
     size_t per = n / (size_t)threads / chunk * chunk;
-    if (per == 0) return 0;
-    n = per * (size_t)threads;
-    float *buf = aligned_alloc(64, n * sizeof(float));
-    if (!buf) return 0;
-    sum_kernel k = pick_sum();
+    if (per == 0) return NULL;
+    machine_read_buffer *b = malloc(sizeof *b);
+    float *buf = aligned_alloc(64, per * (size_t)threads * sizeof(float));
+    if (!b || !buf) {
+        free(b);
+        free(buf);
+        return NULL;
+    }
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int t = 0; t < threads; t++) /* first touch by the thread that reads it */
         for (size_t i = 0; i < per; i++) buf[(size_t)t * per + i] = (float)(i & 7) * 0.125f;
+    b->buf = buf;
+    b->per = per;
+    b->threads = threads;
+    b->k = pick_sum();
+    return b;
+}
+
+double machine_read_pass_gbps(machine_read_buffer *b) {
+    float total = 0;
+    double t0 = now_s();
+#pragma omp parallel num_threads(b->threads) reduction(+ : total)
+    total += b->k(b->buf + (size_t)omp_get_thread_num() * b->per, b->per);
+    double dt = now_s() - t0;
+    machine_sink = total;
+    return dt > 0 ? (double)(b->per * (size_t)b->threads * sizeof(float)) / dt * 1e-9 : 0;
+}
+
+void machine_read_buffer_free(machine_read_buffer *b) {
+    if (!b) return;
+    free(b->buf);
+    free(b);
+}
+
+double machine_read_gbps(int threads, long long bytes, int passes) {
+    if (passes <= 0) passes = 5;
+    machine_read_buffer *b = machine_read_buffer_new(threads, bytes);
+    if (!b) return 0;
     double best = 0;
     for (int rep = 0; rep < passes; rep++) {
-        float total = 0;
-        double t0 = now_s();
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-        total += k(buf + (size_t)omp_get_thread_num() * per, per);
-        double dt = now_s() - t0;
-        machine_sink = total;
-        double gbps = (double)(n * sizeof(float)) / dt * 1e-9;
-        if (dt > 0 && gbps > best) best = gbps;
+        double g = machine_read_pass_gbps(b);
+        if (g > best) best = g;
     }
-    free(buf);
+    machine_read_buffer_free(b);
     return best;
 }

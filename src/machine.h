@@ -24,4 +24,11 @@ const char *machine_fma_isa(void);
  * buffer cannot be allocated. Takes about 0.1 s per pass at 30 GB/s. */
 double machine_read_gbps(int threads, long long bytes, int passes);
 
+/* The same measurement one pass at a time, for interleaving with other
+ * timed work (rwkv bench): a touched buffer, then passes on demand. */
+typedef struct machine_read_buffer machine_read_buffer;
+machine_read_buffer *machine_read_buffer_new(int threads, long long bytes); /* NULL when out of memory */
+double machine_read_pass_gbps(machine_read_buffer *b);                    /* one timed pass */
+void machine_read_buffer_free(machine_read_buffer *b);
+
 #endif

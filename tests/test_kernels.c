@@ -219,12 +219,16 @@ static void test_matmul_variants(void) {
             float *X = malloc(sizeof(float) * cols * maxN), *want = malloc(sizeof(float) * rows * maxN),
                   *got = malloc(sizeof(float) * rows * maxN);
             for (int i = 0; i < cols * maxN; i++) X[i] = gauss();
-            for (int N = 1; N <= maxN; N += (si == 0 ? 1 : 7)) {
+            /* every N in 1..65 on the first shape; a few (tile edges) on the larger ones */
+            static const int fewN[] = {2, 9, 17, 65};
+            for (int ni = 0; ni < (si == 0 ? maxN : 4); ni++) {
+                int N = si == 0 ? ni + 1 : fewN[ni];
                 matmul_scalar(&W, X, N, want);
                 double *mag = magnitudes(&W, X, N);
                 for (const kernel_ops *const *k = kernels_all(); *k; k++) {
                     if (!kernels_cpu_supports((*k)->name)) continue;
-                    for (int nt = 1; nt <= 2; nt++) {
+                    /* two threads on a subset: each call is a fork/join, slow on a busy machine */
+                    for (int nt = 1; nt <= (si > 0 || N % 8 == 1 ? 2 : 1); nt++) {
                         for (int i = 0; i < rows * N; i++) got[i] = NAN;
                         matmul_with(*k, &W, X, N, got, nt);
                         double e = mat_err(mag, (size_t)rows * N, got, want);
@@ -299,6 +303,40 @@ static void test_layernorm_variants(void) {
             }
         }
         free(x), free(w), free(b), free(want), free(got);
+    }
+}
+
+static void test_elementwise_variants(void) {
+    const size_t sizes[] = {1, 7, 8, 9, 16, 31, 33, 3072};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        float *r = malloc(sizeof(float) * n), *v = malloc(sizeof(float) * n), *a = malloc(sizeof(float) * n),
+              *b = malloc(sizeof(float) * n), *x0 = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) {
+            r[i] = i % 7 == 0 ? uniform(-120, 120) : gauss() * 4; /* includes saturated gates */
+            v[i] = gauss();
+            x0[i] = gauss() * 2;
+        }
+        int bad = 0;
+        char msg[128] = "";
+        for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
+            if (!kernels_cpu_supports((*k)->name)) continue;
+            memcpy(a, x0, sizeof(float) * n), memcpy(b, x0, sizeof(float) * n);
+            (*k)->relu_square(a, n);
+            relu_square_scalar(b, n);
+            if (tol_ratio(a, b, n, 0, 1e-7) > 1) bad = 1, snprintf(msg, sizeof msg, "%s relu_square n=%zu", (*k)->name, n);
+            memcpy(a, x0, sizeof(float) * n), memcpy(b, x0, sizeof(float) * n);
+            (*k)->sigmoid_mul(a, r, n);
+            sigmoid_mul_scalar(b, r, n);
+            if (!bad && tol_ratio(a, b, n, 1e-30, 4e-7) > 1)
+                bad = 1, snprintf(msg, sizeof msg, "%s sigmoid_mul n=%zu: %.3g", (*k)->name, n, tol_ratio(a, b, n, 1e-30, 4e-7));
+            memcpy(a, x0, sizeof(float) * n), memcpy(b, x0, sizeof(float) * n);
+            (*k)->add_sigmoid_mul(a, r, v, n);
+            add_sigmoid_mul_scalar(b, r, v, n);
+            if (!bad && tol_ratio(a, b, n, 1e-6, 1e-6) > 1) bad = 1, snprintf(msg, sizeof msg, "%s add_sigmoid_mul n=%zu", (*k)->name, n);
+        }
+        free(r), free(v), free(a), free(b), free(x0);
+        CHECK(!bad, "%s", msg);
     }
 }
 
@@ -441,16 +479,25 @@ static void test_dispatch(void) {
     printf("# active kernels: %s\n", a->name);
 }
 
+/* RUN plus the test's CPU time on a comment line (the suite must stay fast, also under ASan) */
+#define TIMED(fn)                                                                                  \
+    do {                                                                                           \
+        clock_t c0_ = clock();                                                                     \
+        RUN(fn);                                                                                   \
+        printf("# %s: %.2f s\n", #fn, (double)(clock() - c0_) / CLOCKS_PER_SEC);                  \
+    } while (0)
+
 int main(void) {
-    RUN(test_dispatch);
-    RUN(test_f16_all_patterns_round_trip);
-    RUN(test_f32_to_f16_rounding);
-    RUN(test_f32_to_bf16_rounding);
-    RUN(test_matrix_row);
-    RUN(test_matvec_variants);
-    RUN(test_matmul_variants);
-    RUN(test_layernorm_variants);
-    RUN(test_wkv_variants);
-    RUN(test_quantize_error_bounds);
+    TIMED(test_dispatch);
+    TIMED(test_f16_all_patterns_round_trip);
+    TIMED(test_f32_to_f16_rounding);
+    TIMED(test_f32_to_bf16_rounding);
+    TIMED(test_matrix_row);
+    TIMED(test_matvec_variants);
+    TIMED(test_matmul_variants);
+    TIMED(test_layernorm_variants);
+    TIMED(test_elementwise_variants);
+    TIMED(test_wkv_variants);
+    TIMED(test_quantize_error_bounds);
     return test_summary();
 }

@@ -436,6 +436,133 @@ static void test_train_stop_resume_identical(void) {
     rwkv_model_free(model);
 }
 
+/* The GPT baseline through the same trainer: the loss falls, and a run
+ * stopped after step 3 and resumed logs the same losses as an uninterrupted
+ * one (checkpoints hold the GPT's weights and Adam moments exactly). */
+static void test_gpt_train_and_resume(void) {
+    size_t n;
+    const char *text = sample_text(&n);
+    char tp[512], d1[512], d2[512], cp[600];
+    tpath(tp, sizeof tp, "gpt.txt");
+    tpath(d1, sizeof d1, "gpt_a");
+    tpath(d2, sizeof d2, "gpt_b");
+    CHECK(write_file(tp, text, n), "write");
+    rwkv_train_options o = rwkv_train_options_default();
+    o.arch = "gpt";
+    o.data_path = tp;
+    o.n_layer = 2;
+    o.n_embd = 32;
+    o.n_head = 2;
+    o.ctx_len = 16;
+    o.batch = 4;
+    o.steps = 12;
+    o.lr_init = 1e-2;
+    o.lr_final = 1e-3;
+    o.eval_every = 4;
+    o.val_windows = 4;
+    o.save_every = 4;
+    o.threads = 2;
+    o.measure_peak = 0;
+    rwkv_error err;
+    o.out_dir = d1;
+    CHECK(rwkv_train_run(&o, NULL, NULL, &err) == RWKV_OK, "uninterrupted gpt run: %s", err.message);
+    o.out_dir = d2;
+    stopper s = {6};
+    CHECK(rwkv_train_run(&o, stop_cb, &s, &err) == RWKV_OK, "first part: %s", err.message);
+    rwkv_resume_options ro = rwkv_resume_options_default();
+    ro.measure_peak = 0;
+    CHECK(rwkv_train_resume(d2, &ro, NULL, NULL, &err) == RWKV_OK, "resume: %s", err.message);
+    char a[4096], b[4096];
+    int na = read_losses(d1, a, sizeof a), nb = read_losses(d2, b, sizeof b);
+    CHECK(na == 12 && nb == 12, "steps logged: %d and %d", na, nb);
+    CHECK(strcmp(a, b) == 0, "per-step losses differ:\n%s---\n%s", a, b);
+    /* the validation loss fell from the first evaluation to the last */
+    double v4 = 0, v12 = 0;
+    const char *l4 = strstr(a, "\n4 "), *l12 = strstr(a, "\n12 ");
+    CHECK(l4 && l12 && sscanf(strchr(l4 + 3, ' ') + 1, "%lf", &v4) == 1 &&
+              sscanf(strchr(l12 + 4, ' ') + 1, "%lf", &v12) == 1,
+          "no validation losses in:\n%s", a);
+    CHECK(v12 < 0.9 * v4, "validation loss %g at step 4 -> %g at step 12", v4, v12);
+    /* the config says gpt and the head count; an RWKV-4 init file is refused for a gpt run */
+    snprintf(cp, sizeof cp, "%s/config.json", d1);
+    train_config c;
+    CHECK(train_config_read(cp, &c, &err) == RWKV_OK, "%s", err.message);
+    int cfg_ok = c.arch && !strcmp(c.arch, "gpt") && c.opt.n_head == 2 && c.opt.n_ffn == 128;
+    train_config_free(&c);
+    CHECK(cfg_ok, "config.json does not record arch gpt, 2 heads, ffn 128");
+    char ip[512], d3[512];
+    tpath(ip, sizeof ip, "r4init.safetensors");
+    tpath(d3, sizeof d3, "gpt_c");
+    rwkv_init_options io = rwkv_init_options_default();
+    io.n_layer = 1;
+    io.n_embd = 16;
+    CHECK(rwkv_init_checkpoint(&io, ip, &err) == RWKV_OK, "%s", err.message);
+    o.out_dir = d3;
+    o.init_path = ip;
+    CHECK(rwkv_train_run(&o, NULL, NULL, &err) == RWKV_ERR_SHAPE && strstr(err.message, "not a GPT checkpoint"),
+          "an RWKV-4 --init for a gpt run: %s", err.message);
+}
+
+/* A text tokenized with a tokenizer file: rwkv_tokenize_file_with writes the
+ * tokenizer's ids and vocabulary, and a run with opt.tokenizer trains on the
+ * same token file. */
+static void test_tokenizer_file(void) {
+    char vocab[512];
+    if (!shared_path(vocab, sizeof vocab, "reference/rwkv-cpp/rwkv_vocab_v20230424.txt"))
+        SKIP("%s not found", vocab);
+    const char *text = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n";
+    char tp[512], kp[512], dir[600], rp[700];
+    tpath(tp, sizeof tp, "world.txt");
+    tpath(kp, sizeof kp, "world.tok");
+    tpath(dir, sizeof dir, "world_run");
+    /* repeated so that the split leaves windows on both sides */
+    FILE *f = fopen(tp, "wb");
+    CHECK(f, "open");
+    for (int i = 0; i < 20; i++) fputs(text, f);
+    fclose(f);
+    rwkv_error err;
+    uint64_t n_tokens = 0;
+    int n_vocab = 0;
+    CHECK(rwkv_tokenize_file_with(tp, vocab, kp, &n_tokens, &n_vocab, &err) == RWKV_OK, "%s", err.message);
+    token_data d;
+    CHECK(token_data_open(kp, &d, &err) == RWKV_OK, "%s", err.message);
+    int ok = d.n_vocab == 65530 && n_vocab == 65530 && d.token_bytes == 2 && d.n_tokens == n_tokens &&
+             n_tokens < 20 * strlen(text) / 2; /* far fewer tokens than bytes */
+    int t0 = token_at(&d, 0);
+    token_data_close(&d);
+    CHECK(ok, "token file: %llu tokens, vocabulary %d", (unsigned long long)n_tokens, n_vocab);
+    CHECK(t0 > 255, "the first token %d looks like a byte, not a World token", t0);
+    /* "bytes" gives one token per byte, vocabulary 256 */
+    CHECK(rwkv_tokenize_file_with(tp, "bytes", kp, &n_tokens, &n_vocab, &err) == RWKV_OK, "%s", err.message);
+    CHECK(n_tokens == 20 * strlen(text) && n_vocab == 256, "bytes: %llu tokens, vocabulary %d",
+          (unsigned long long)n_tokens, n_vocab);
+    rwkv_train_options o = rwkv_train_options_default();
+    o.data_path = tp;
+    o.tokenizer = vocab;
+    o.out_dir = dir;
+    o.arch = "gpt";
+    o.n_layer = 1;
+    o.n_embd = 8;
+    o.ctx_len = 8;
+    o.batch = 2;
+    o.steps = 2;
+    o.val_windows = 1;
+    o.eval_every = 0;
+    o.threads = 2;
+    o.measure_peak = 0;
+    CHECK(rwkv_train_run(&o, NULL, NULL, &err) == RWKV_OK, "%s", err.message);
+    snprintf(rp, sizeof rp, "%s/tokens.bin", dir);
+    CHECK(token_data_open(rp, &d, &err) == RWKV_OK, "%s", err.message);
+    ok = d.n_vocab == 65530 && token_at(&d, 0) == t0;
+    token_data_close(&d);
+    CHECK(ok, "the run's tokens.bin is not the World tokenization");
+    o.tokenizer = "/nonexistent/vocab.txt";
+    snprintf(rp, sizeof rp, "%s2", dir);
+    o.out_dir = rp;
+    CHECK(rwkv_train_run(&o, NULL, NULL, &err) != RWKV_OK && strstr(err.message, "/nonexistent/vocab.txt"),
+          "a missing tokenizer: %s", err.message);
+}
+
 static void test_bad_options(void) {
     rwkv_train_options o = rwkv_train_options_default();
     rwkv_error err;
@@ -449,6 +576,14 @@ static void test_bad_options(void) {
     CHECK(rwkv_train_run(&o, NULL, NULL, &err) == RWKV_ERR_ARG && strstr(err.message, "--beta2"), "beta2 1: %s",
           err.message);
     CHECK(rwkv_train_resume("/nonexistent/dir", NULL, NULL, NULL, &err) == RWKV_ERR_IO, "resume of nothing: %s",
+          err.message);
+    o.beta2 = 0.99;
+    o.arch = "lstm";
+    CHECK(rwkv_train_run(&o, NULL, NULL, &err) == RWKV_ERR_ARG && strstr(err.message, "--arch"), "arch lstm: %s",
+          err.message);
+    o.arch = "gpt";
+    o.n_head = -1;
+    CHECK(rwkv_train_run(&o, NULL, NULL, &err) == RWKV_ERR_ARG && strstr(err.message, "--heads"), "heads -1: %s",
           err.message);
 }
 
@@ -465,6 +600,8 @@ int main(void) {
     RUN(test_ckpt_list_and_prune);
     RUN(test_config_round_trip);
     RUN(test_train_stop_resume_identical);
+    RUN(test_gpt_train_and_resume);
+    RUN(test_tokenizer_file);
     RUN(test_bad_options);
     remove_tree(tmpdir);
     return test_summary();

@@ -32,6 +32,9 @@ static const kernel_ops kernels_scalar = {
     .layernorm = layernorm_scalar,
     .wkv_forward = wkv_forward_scalar,
     .token_mix = token_mix_scalar,
+    .relu_square = relu_square_scalar,
+    .sigmoid_mul = sigmoid_mul_scalar,
+    .add_sigmoid_mul = add_sigmoid_mul_scalar,
 };
 static kernel_ops scalar_ops; /* kernels_scalar with its micro-kernel */
 

@@ -75,6 +75,9 @@ typedef struct kernel_ops {
     void (*wkv_forward)(int T, int C, const float *d, const float *u, const float *k, const float *v,
                         float *aa, float *bb, float *pp, float *y);
     void (*token_mix)(const float *cur, const float *prev, const float *mu, int n, float *out);
+    void (*relu_square)(float *x, size_t n);
+    void (*sigmoid_mul)(float *y, const float *r, size_t n);
+    void (*add_sigmoid_mul)(float *x, const float *r, const float *v, size_t n);
 } kernel_ops;
 
 /* The variant in use: the best one this CPU runs, unless the environment
@@ -91,7 +94,18 @@ const kernel_ops *const *kernels_all(void);
 /* 1 if this CPU (and OS) supports the variant. */
 int kernels_cpu_supports(const char *name);
 
+/* Element-wise parts of the forward pass, vectorised (selected variant):
+ *   relu_square:      x = max(x, 0)^2                 (channel-mix key, docs §1.2)
+ *   sigmoid_mul:      y = y * sigmoid(r)              (time-mix output gate)
+ *   add_sigmoid_mul:  x = x + sigmoid(r) * v          (channel-mix residual) */
+void relu_square(float *x, size_t n);
+void sigmoid_mul(float *y, const float *r, size_t n);
+void add_sigmoid_mul(float *x, const float *r, const float *v, size_t n);
+
 /* Scalar references (single thread), the oracle every variant is tested against. */
+void relu_square_scalar(float *x, size_t n);
+void sigmoid_mul_scalar(float *y, const float *r, size_t n);
+void add_sigmoid_mul_scalar(float *x, const float *r, const float *v, size_t n);
 void matvec_scalar(const matrix *W, const float *x, float *y);
 void matmul_scalar(const matrix *W, const float *X, int N, float *Y);
 void layernorm_scalar(const float *x, const float *w, const float *b, int n, float eps, float *y);

@@ -385,6 +385,41 @@ static void wkv_v(int T, int C, const float *d, const float *u, const float *k, 
     }
 }
 
+/* ---- element-wise ------------------------------------------------------- */
+
+/* sigmoid(r) = 1 / (1 + e^-r), with the vector exp (division exact). */
+static inline __m256 sigmoid_v(__m256 r) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), r))));
+}
+
+static void relu_square_v(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 h = _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_setzero_ps());
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(h, h));
+    }
+    for (; i < n; i++) {
+        float h = x[i] > 0.0f ? x[i] : 0.0f;
+        x[i] = h * h;
+    }
+}
+
+static void sigmoid_mul_v(float *y, const float *r, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), sigmoid_v(_mm256_loadu_ps(r + i))));
+    for (; i < n; i++) y[i] *= sigmoidf(r[i]);
+}
+
+static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_mul_ps(sigmoid_v(_mm256_loadu_ps(r + i)), _mm256_loadu_ps(v + i));
+        _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), g));
+    }
+    for (; i < n; i++) x[i] += sigmoidf(r[i]) * v[i];
+}
+
 const kernel_ops kernels_avx2 = {
     .name = "avx2",
     .matvec_rows = matvec_rows,
@@ -394,6 +429,9 @@ const kernel_ops kernels_avx2 = {
     .layernorm = layernorm_v,
     .wkv_forward = wkv_v,
     .token_mix = token_mix_v,
+    .relu_square = relu_square_v,
+    .sigmoid_mul = sigmoid_mul_v,
+    .add_sigmoid_mul = add_sigmoid_mul_v,
 };
 
 #ifdef __clang__

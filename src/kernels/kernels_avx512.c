@@ -358,6 +358,41 @@ static void wkv_v(int T, int C, const float *d, const float *u, const float *k, 
     }
 }
 
+/* ---- element-wise ------------------------------------------------------- */
+
+/* sigmoid(r) = 1 / (1 + e^-r), with the vector exp (division exact). */
+static inline __m512 sigmoid_v(__m512 r) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), r))));
+}
+
+static void relu_square_v(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 h = _mm512_max_ps(_mm512_loadu_ps(x + i), _mm512_setzero_ps());
+        _mm512_storeu_ps(x + i, _mm512_mul_ps(h, h));
+    }
+    for (; i < n; i++) {
+        float h = x[i] > 0.0f ? x[i] : 0.0f;
+        x[i] = h * h;
+    }
+}
+
+static void sigmoid_mul_v(float *y, const float *r, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), sigmoid_v(_mm512_loadu_ps(r + i))));
+    for (; i < n; i++) y[i] *= sigmoidf(r[i]);
+}
+
+static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_mul_ps(sigmoid_v(_mm512_loadu_ps(r + i)), _mm512_loadu_ps(v + i));
+        _mm512_storeu_ps(x + i, _mm512_add_ps(_mm512_loadu_ps(x + i), g));
+    }
+    for (; i < n; i++) x[i] += sigmoidf(r[i]) * v[i];
+}
+
 const kernel_ops kernels_avx512 = {
     .name = "avx512",
     .matvec_rows = matvec_rows,
@@ -367,6 +402,9 @@ const kernel_ops kernels_avx512 = {
     .layernorm = layernorm_v,
     .wkv_forward = wkv_v,
     .token_mix = token_mix_v,
+    .relu_square = relu_square_v,
+    .sigmoid_mul = sigmoid_mul_v,
+    .add_sigmoid_mul = add_sigmoid_mul_v,
 };
 
 #ifdef __clang__

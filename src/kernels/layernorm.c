@@ -1,4 +1,4 @@
-/* Layer norm and token-shift mix: the scalar references, and the public
+/* Layer norm, token-shift mix and the element-wise parts: the scalar references, and the public
  * entry points that run the selected variant (kernels/cpu.c). */
 #include "kernels/kernels.h"
 
@@ -20,6 +20,27 @@ void layernorm_scalar(const float *x, const float *w, const float *b, int n, flo
 
 void token_mix_scalar(const float *cur, const float *prev, const float *mu, int n, float *out) {
     for (int i = 0; i < n; i++) out[i] = mu[i] * cur[i] + (1.0f - mu[i]) * prev[i];
+}
+
+void relu_square_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float h = x[i] > 0.0f ? x[i] : 0.0f;
+        x[i] = h * h;
+    }
+}
+
+void sigmoid_mul_scalar(float *y, const float *r, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] *= sigmoidf(r[i]);
+}
+
+void add_sigmoid_mul_scalar(float *x, const float *r, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += sigmoidf(r[i]) * v[i];
+}
+
+void relu_square(float *x, size_t n) { kernels_active()->relu_square(x, n); }
+void sigmoid_mul(float *y, const float *r, size_t n) { kernels_active()->sigmoid_mul(y, r, n); }
+void add_sigmoid_mul(float *x, const float *r, const float *v, size_t n) {
+    kernels_active()->add_sigmoid_mul(x, r, v, n);
 }
 
 void layernorm(const float *x, const float *w, const float *b, int n, float eps, float *y) {

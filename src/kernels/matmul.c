@@ -23,19 +23,23 @@
 #define MATMUL_MAX_NR 32 /* widest panel of any variant */
 
 void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
+    enum { CHUNK = 256 }; /* a multiple of 32 (block formats) */
     const int rows = W->rows, cols = W->cols;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)cols);
-    const size_t step = dtype_block_elems(W->type) > 1 ? 32 : 1;
+    float w[CHUNK];
     for (int r = 0; r < rows; r++) {
         const uint8_t *row = (const uint8_t *)W->data + (size_t)r * rb;
-        for (int n = 0; n < N; n++) {
-            const float *x = X + (size_t)n * cols;
-            float acc = 0.0f, w[32];
-            for (int c = 0; c < cols; c += (int)step) {
-                dtype_to_f32(W->type, row + dtype_bytes_for(W->type, (uint64_t)c), w, step);
-                for (size_t j = 0; j < step; j++) acc += w[j] * x[c + (int)j];
+        for (int n = 0; n < N; n++) Y[(size_t)n * rows + r] = 0.0f;
+        /* Y carries each sum across chunks, so every sum still runs over c in order */
+        for (int c0 = 0; c0 < cols; c0 += CHUNK) {
+            int len = cols - c0 < CHUNK ? cols - c0 : CHUNK;
+            dtype_to_f32(W->type, row + dtype_bytes_for(W->type, (uint64_t)c0), w, (size_t)len);
+            for (int n = 0; n < N; n++) {
+                const float *x = X + (size_t)n * cols + c0;
+                float acc = Y[(size_t)n * rows + r];
+                for (int c = 0; c < len; c++) acc += w[c] * x[c];
+                Y[(size_t)n * rows + r] = acc;
             }
-            Y[(size_t)n * rows + r] = acc;
         }
     }
 }

@@ -234,6 +234,44 @@ static void attn_row(const float *q, const float *k0, size_t kstride, int t, int
     for (int u = 0; u <= t; u++) p[u] *= inv;
 }
 
+/* Decoding: one head's attention of query q over keys/values 0..t (rows at
+ * `stride` floats), y [D] written, p [t+1] scratch. The loops over the head
+ * dimension are `omp simd` and the function is compiled for AVX-512, AVX2
+ * and baseline x86-64 with the variant picked at load time, so the decode
+ * path of the baseline is vectorised like the RWKV kernels are. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#define GPT_DECODE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GPT_DECODE_CLONES
+#endif
+GPT_DECODE_CLONES
+static void attn_decode_head(const float *restrict q, const float *restrict K, const float *restrict Vv,
+                             size_t stride, int t, int D, float scale, float *restrict p, float *restrict y) {
+    float mx = -INFINITY;
+    for (int u = 0; u <= t; u++) {
+        const float *restrict k = K + (size_t)u * stride;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int d = 0; d < D; d++) s += q[d] * k[d];
+        s *= scale;
+        p[u] = s;
+        if (s > mx) mx = s;
+    }
+    float sum = 0.0f;
+    for (int u = 0; u <= t; u++) {
+        p[u] = expf(p[u] - mx);
+        sum += p[u];
+    }
+    const float inv = 1.0f / sum;
+    for (int d = 0; d < D; d++) y[d] = 0.0f;
+    for (int u = 0; u <= t; u++) {
+        const float a = p[u] * inv;
+        const float *restrict v = Vv + (size_t)u * stride;
+#pragma omp simd
+        for (int d = 0; d < D; d++) y[d] += a * v[d];
+    }
+}
+
 /* qkv [B][T][3C] -> att [B][H][T][T] (probabilities, 0 above the diagonal),
  * y [B][T][C] (heads side by side). */
 static void attention_forward(const float *qkv, int B, int T, int C, int H, float *att, float *y, int nt) {
@@ -620,13 +658,9 @@ rwkv_status gpt_decode(gpt_kv_cache *c, const float *params, int token, float *l
          * each head is computed the same way whatever thread runs it */
         const float *kl = c->k[l], *vl = c->v[l];
 #pragma omp parallel for NT(nt) schedule(static) if ((size_t)(t + 1) * (size_t)C >= 32768 && nt > 1 && H > 1)
-        for (int h = 0; h < H; h++) {
-            float *ph = c->p + (size_t)h * (size_t)c->sh.n_ctx;
-            attn_row(c->qkv + (size_t)h * D, kl + (size_t)h * D, (size_t)C, t, D, scale, ph);
-            float *yh = c->y + (size_t)h * D;
-            for (int d = 0; d < D; d++) yh[d] = 0.0f;
-            for (int u = 0; u <= t; u++) axpyf(yh, ph[u], vl + (size_t)u * C + (size_t)h * D, D);
-        }
+        for (int h = 0; h < H; h++)
+            attn_decode_head(c->qkv + (size_t)h * D, kl + (size_t)h * D, vl + (size_t)h * D, (size_t)C, t, D, scale,
+                             c->p + (size_t)h * (size_t)c->sh.n_ctx, c->y + (size_t)h * D);
         matvec_bias(LP(P_PROJ_W), LP(P_PROJ_B), C, C, c->y, c->tmp, nt);
         for (int j = 0; j < C; j++) c->x[j] += c->tmp[j];
         layernorm(c->x, LP(P_LN2_W), LP(P_LN2_B), C, LN_EPS, c->xn);

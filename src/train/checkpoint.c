@@ -362,12 +362,13 @@ rwkv_status train_config_write(const char *path, const train_config *c, rwkv_err
     json_t *root = json_object();
     json_object_set_new(root, "format", json_string("rwkv.c training run"));
     json_object_set_new(root, "version", json_integer(1));
-    json_object_set_new(root, "model", json_string("rwkv4"));
+    json_object_set_new(root, "arch", json_string(c->arch ? c->arch : "rwkv4"));
     json_object_set_new(root, "data_path", str_or_null(c->data_path));
     json_object_set_new(root, "tokens_path", str_or_null(c->tokens_path));
     json_object_set_new(root, "init_path", str_or_null(c->init_path));
     json_object_set_new(root, "tokenizer", str_or_null(c->tokenizer));
     json_object_set_new(root, "n_vocab", json_integer(c->n_vocab));
+    json_object_set_new(root, "n_head", json_integer(c->opt.n_head));
     const char *base = (const char *)&c->opt;
     for (int i = 0; i < n_fields; i++) {
         const void *p = base + fields[i].off;
@@ -415,6 +416,15 @@ rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err
     if (s == RWKV_OK) s = get_str(root, "tokens_path", &c->tokens_path, 0, path, err);
     if (s == RWKV_OK) s = get_str(root, "init_path", &c->init_path, 1, path, err);
     if (s == RWKV_OK) s = get_str(root, "tokenizer", &c->tokenizer, 0, path, err);
+    if (s == RWKV_OK) {
+        /* optional: runs written before the GPT baseline are RWKV-4 runs */
+        if (json_object_get(root, "arch")) s = get_str(root, "arch", &c->arch, 0, path, err);
+        else if (!(c->arch = strdup("rwkv4"))) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    json_t *nh = json_object_get(root, "n_head");
+    if (s == RWKV_OK && nh && (!json_is_integer(nh) || json_integer_value(nh) < 0 || json_integer_value(nh) > (1 << 20)))
+        s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: \"n_head\" must be a non-negative integer", path);
+    if (s == RWKV_OK && nh) c->opt.n_head = (int)json_integer_value(nh);
     json_t *nv = json_object_get(root, "n_vocab");
     if (s == RWKV_OK && (!json_is_integer(nv) || json_integer_value(nv) < 1 || json_integer_value(nv) > (1 << 30)))
         s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: \"n_vocab\" must be a positive integer", path);
@@ -459,6 +469,7 @@ rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err
     c->opt.data_path = c->data_path;
     c->opt.init_path = c->init_path;
     c->opt.tokenizer = c->tokenizer;
+    c->opt.arch = c->arch;
     return rwkv_ok(err);
 }
 
@@ -468,5 +479,6 @@ void train_config_free(train_config *c) {
     free(c->init_path);
     free(c->tokenizer);
     free(c->tokens_path);
-    c->data_path = c->out_dir = c->init_path = c->tokenizer = c->tokens_path = NULL;
+    free(c->arch);
+    c->data_path = c->out_dir = c->init_path = c->tokenizer = c->tokens_path = c->arch = NULL;
 }

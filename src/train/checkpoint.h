@@ -56,10 +56,12 @@ void ckpt_prune(const char *dir, int keep);
 /* Deletes leftover "*.tmp.PID" files of killed writers in dir. */
 void ckpt_remove_temps(const char *dir);
 
-/* The run's settings. Strings of `opt` point into this struct. */
+/* The run's settings. Strings of `opt` point into this struct. config.json
+ * holds "arch" ("rwkv4" when absent: runs written before the GPT baseline)
+ * and "n_head" (0 when absent) besides every numeric option. */
 typedef struct train_config {
     rwkv_train_options opt;
-    char *data_path, *out_dir, *init_path, *tokenizer;
+    char *data_path, *out_dir, *init_path, *tokenizer, *arch;
     char *tokens_path; /* the token file the run reads */
     int n_vocab;
 } train_config;

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "formats/formats.h"
+#include "rwkv_tokenizer.h"
 
 /* ---- RNG: splitmix64 seeding, xoshiro256** ---- */
 
@@ -96,6 +98,95 @@ rwkv_status tokenize_bytes_file(const char *text_path, const char *token_path, r
     if (s != RWKV_OK && err && !strstr(err->message, token_path)) rwkv_error_prefix(err, token_path);
     mapped_file_close(&mf);
     return s;
+}
+
+typedef struct id_writer {
+    const int *ids;
+    size_t n;
+    int n_vocab;
+} id_writer;
+
+static rwkv_status write_id_tokens(FILE *f, void *ctx, rwkv_error *err) {
+    id_writer *w = ctx;
+    const uint32_t tb = w->n_vocab <= 65536 ? 2 : 4;
+    uint8_t hdr[TOKEN_FILE_HEADER] = {0};
+    memcpy(hdr, TOKEN_FILE_MAGIC, 8);
+    put_u32(hdr + 8, 1);
+    put_u32(hdr + 12, tb);
+    put_u32(hdr + 16, (uint32_t)w->n_vocab);
+    put_u64(hdr + 24, (uint64_t)w->n);
+    if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    uint8_t buf[8192];
+    for (size_t i = 0; i < w->n;) {
+        size_t k = 0;
+        for (; k < sizeof buf / tb && i < w->n; k++, i++) {
+            if (tb == 2) {
+                buf[2 * k] = (uint8_t)w->ids[i];
+                buf[2 * k + 1] = (uint8_t)(w->ids[i] >> 8);
+            } else {
+                put_u32(buf + 4 * k, (uint32_t)w->ids[i]);
+            }
+        }
+        if (fwrite(buf, tb, k, f) != k) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    }
+    return RWKV_OK;
+}
+
+rwkv_status token_file_write(const char *path, const int *ids, size_t n, int n_vocab, rwkv_error *err) {
+    if (n_vocab < 1 || n_vocab > (1 << 30))
+        return rwkv_fail(err, RWKV_ERR_ARG, "%s: vocabulary size %d out of range", path, n_vocab);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= n_vocab)
+            return rwkv_fail(err, RWKV_ERR_ARG, "%s: token %d at index %zu is outside [0, %d)", path, ids[i], i,
+                             n_vocab);
+    id_writer w = {ids, n, n_vocab};
+    rwkv_status s = atomic_write_file(path, write_id_tokens, &w, err);
+    if (s != RWKV_OK && err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
+    return s;
+}
+
+static int is_bytes_tokenizer(const char *tokenizer) { return !tokenizer || strcmp(tokenizer, "bytes") == 0; }
+
+rwkv_status tokenize_text_file(const char *text_path, const char *tokenizer, const char *token_path,
+                               uint64_t *n_tokens, int *n_vocab, rwkv_error *err) {
+    if (is_bytes_tokenizer(tokenizer)) {
+        rwkv_status s = tokenize_bytes_file(text_path, token_path, err);
+        if (s != RWKV_OK) return s;
+        if (n_vocab) *n_vocab = 256;
+        if (n_tokens) {
+            struct stat st;
+            *n_tokens = stat(text_path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        }
+        return RWKV_OK;
+    }
+    rwkv_tokenizer *tok;
+    rwkv_status s = rwkv_tokenizer_load(tokenizer, &tok, err);
+    if (s != RWKV_OK) {
+        if (err && !strstr(err->message, tokenizer)) rwkv_error_prefix(err, tokenizer);
+        return s;
+    }
+    mapped_file mf;
+    s = mapped_file_open(text_path, &mf, err);
+    if (s != RWKV_OK) {
+        rwkv_tokenizer_free(tok);
+        return s;
+    }
+    int *ids = NULL;
+    size_t n = 0;
+    if (token_file_detect(mf.data, mf.size))
+        s = rwkv_fail(err, RWKV_ERR_ARG, "%s: is already a token file, not text", text_path);
+    else
+        s = rwkv_tokenize(tok, (const char *)mf.data, mf.size, &ids, &n, err);
+    if (s != RWKV_OK && err && !strstr(err->message, text_path)) rwkv_error_prefix(err, text_path);
+    mapped_file_close(&mf);
+    const int vocab = rwkv_tokenizer_vocab_size(tok);
+    rwkv_tokenizer_free(tok);
+    if (s == RWKV_OK) s = token_file_write(token_path, ids, n, vocab, err);
+    rwkv_free(ids);
+    if (s != RWKV_OK) return s;
+    if (n_tokens) *n_tokens = n;
+    if (n_vocab) *n_vocab = vocab;
+    return RWKV_OK;
 }
 
 rwkv_status token_data_open(const char *path, token_data *d, rwkv_error *err) {

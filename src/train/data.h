@@ -35,6 +35,16 @@ int token_file_detect(const uint8_t *p, size_t size);
 /* Writes a text file as byte-level tokens (atomically). */
 rwkv_status tokenize_bytes_file(const char *text_path, const char *token_path, rwkv_error *err);
 
+/* Writes a text file as the tokens of a tokenizer (rwkv_tokenizer_load path,
+ * or "bytes"/NULL for the byte level), atomically; the header's vocabulary is
+ * the tokenizer's. n_tokens and n_vocab may be NULL. */
+rwkv_status tokenize_text_file(const char *text_path, const char *tokenizer, const char *token_path,
+                               uint64_t *n_tokens, int *n_vocab, rwkv_error *err);
+
+/* Writes n token ids below n_vocab as a token file (atomically): uint16 when
+ * n_vocab <= 65536, else uint32. */
+rwkv_status token_file_write(const char *path, const int *ids, size_t n, int n_vocab, rwkv_error *err);
+
 typedef struct token_data {
     mapped_file file;
     const uint8_t *tokens; /* start of the token array in the mapping */

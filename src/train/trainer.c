@@ -1,6 +1,8 @@
 /* The training loop (include/rwkv_train.h): micro-batches with gradient
  * accumulation, the global-norm clip, Adam with the §3.3 schedule, the
  * non-finite guard, evaluation, the per-step log and checkpoints, and resume.
+ * The model is reached only through its train_arch (train/arch.h), so RWKV-4
+ * and the GPT baseline are trained by the same code.
  *
  * Reproducibility: a step's result depends only on the parameters, the Adam
  * moments, the step number and the data RNG, all of which a checkpoint holds
@@ -24,9 +26,9 @@
 #include "formats/formats.h"
 #include "machine.h"
 #include "train/adam.h"
+#include "train/arch.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
-#include "train/rwkv4_grad.h"
 #include "train/schedule.h"
 
 #define PATH_MAX_LEN 4096
@@ -40,6 +42,7 @@ rwkv_train_options rwkv_train_options_default(void) {
     rwkv_train_options o;
     memset(&o, 0, sizeof o);
     o.tokenizer = "bytes";
+    o.arch = "rwkv4";
     o.val_fraction = 0.1;
     o.val_windows = 64;
     o.n_layer = 6;
@@ -88,6 +91,7 @@ rwkv_init_options rwkv_init_options_default(void) {
     o.n_ffn = 0;
     o.seed = 42;
     o.emb_scale = 6e-4;
+    o.arch = "rwkv4";
     return o;
 }
 
@@ -96,6 +100,12 @@ double rwkv_fma_peak_gflops(int threads) { return machine_fma_peak_gflops(thread
 rwkv_status rwkv_tokenize_file(const char *text_path, const char *token_path, rwkv_error *err) {
     if (!text_path || !token_path) return rwkv_fail(err, RWKV_ERR_ARG, "tokenize: a path is NULL");
     return tokenize_bytes_file(text_path, token_path, err);
+}
+
+rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *tokenizer, const char *token_path,
+                                    uint64_t *n_tokens, int *n_vocab, rwkv_error *err) {
+    if (!text_path || !token_path) return rwkv_fail(err, RWKV_ERR_ARG, "tokenize: a path is NULL");
+    return tokenize_text_file(text_path, tokenizer, token_path, n_tokens, n_vocab, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -163,9 +173,11 @@ static rwkv_status check_options(const rwkv_train_options *o, int fresh, rwkv_er
     if (fresh) {
         if (!o->data_path || !*o->data_path) BAD("--data is required (a text file or a token file)");
         if (!o->out_dir || !*o->out_dir) BAD("--out is required (the run directory)");
-        if (o->tokenizer && strcmp(o->tokenizer, "bytes") != 0)
-            BAD("--tokenizer: only 'bytes' is available, got '%s'", o->tokenizer);
+        if (o->tokenizer && !*o->tokenizer) BAD("--tokenizer expects 'bytes' or a tokenizer file");
     }
+    if (!train_arch_find(o->arch ? o->arch : "rwkv4"))
+        BAD("--arch must be one of %s, got '%s'", train_arch_names(), o->arch);
+    if (o->n_head < 0 || o->n_head > 65536) BAD("--heads must be in [0, 65536] (0: embd/64), got %d", o->n_head);
     if (o->n_layer < 1 || o->n_layer > 1024) BAD("--layers must be in [1, 1024], got %d", o->n_layer);
     if (o->n_embd < 1 || o->n_embd > 65536) BAD("--embd must be in [1, 65536], got %d", o->n_embd);
     if (o->n_ffn < 0 || o->n_ffn > 1 << 20) BAD("--ffn must be in [0, 1048576] (0: 4 x embd), got %d", o->n_ffn);
@@ -216,18 +228,23 @@ rwkv_status rwkv_init_checkpoint(const rwkv_init_options *o, const char *out_pat
         return rwkv_fail(err, RWKV_ERR_ARG, "--ffn must be in [0, 1048576] (0: 4 x embd), got %d", o->n_ffn);
     if (!(o->emb_scale >= 0 && isfinite(o->emb_scale)))
         return rwkv_fail(err, RWKV_ERR_ARG, "--emb-scale must be >= 0, got %g", o->emb_scale);
-    rwkv4_shape shape = {o->n_vocab, o->n_embd, o->n_layer, o->n_ffn ? o->n_ffn : 4 * o->n_embd, o->n_embd};
+    const train_arch *arch = train_arch_find(o->arch ? o->arch : "rwkv4");
+    if (!arch) return rwkv_fail(err, RWKV_ERR_ARG, "--arch must be one of %s, got '%s'", train_arch_names(), o->arch);
+    if (o->n_head < 0 || o->n_ctx < 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "--heads and --ctx must not be negative");
+    arch_shape shape = {o->n_vocab, o->n_embd, o->n_layer, o->n_ffn, o->n_head, o->n_ctx ? o->n_ctx : 1024};
+    rwkv_status s = arch->shape_check(&shape, err);
+    if (s != RWKV_OK) return s;
     param_layout lay;
-    rwkv_status s = param_layout_init(&shape, &lay, err);
+    s = arch->layout(&shape, &lay, err);
     if (s != RWKV_OK) return s;
     float *params = malloc(lay.total * sizeof(float) + 1);
     if (!params) {
         param_layout_free(&lay);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters", lay.total);
     }
-    s = rwkv4_init_params(&lay, params, o->seed, (float)o->emb_scale);
-    if (s != RWKV_OK) s = rwkv_fail(err, s, "out of memory initialising the model");
-    else s = train_save_model(out_path, &lay, params, err);
+    s = arch->init(&shape, &lay, params, o->seed, (float)o->emb_scale, err);
+    if (s == RWKV_OK) s = arch->save(out_path, &shape, &lay, params, err);
     free(params);
     param_layout_free(&lay);
     return s;
@@ -250,6 +267,8 @@ typedef struct run {
     uint64_t *val_starts;
     int64_t n_val;
 
+    const train_arch *arch;
+    arch_shape shape; /* of the model being trained */
     param_layout lay;
     int have_layout;
     float *params, *grads, *m, *v;
@@ -257,7 +276,7 @@ typedef struct run {
     lr_schedule sched;
     adam_hparams hp;
 
-    rwkv4_train_ctx *ctx, *ctx_rem;
+    void *ctx, *ctx_rem; /* the architecture's training contexts (full batch, last validation batch) */
     int rem_B;
     int *inputs, *targets;
 
@@ -274,8 +293,8 @@ typedef struct run {
 
 static void run_free(run *r) {
     if (r->log) fclose(r->log);
-    rwkv4_train_ctx_free(r->ctx);
-    rwkv4_train_ctx_free(r->ctx_rem);
+    if (r->arch && r->ctx) r->arch->ctx_free(r->ctx);
+    if (r->arch && r->ctx_rem) r->arch->ctx_free(r->ctx_rem);
     free(r->inputs);
     free(r->targets);
     free(r->params);
@@ -307,38 +326,53 @@ static rwkv_status run_open_data(run *r, rwkv_error *err) {
     return RWKV_OK;
 }
 
-/* Fresh parameters: the --init checkpoint or the paper's initialisation. */
+/* The model's shape as the run's settings give it (the position table of a
+ * transformer is ctx_len rows). */
+static arch_shape options_shape(const run *r) {
+    const rwkv_train_options *o = r->o;
+    arch_shape sh = {r->cfg.n_vocab, o->n_embd, o->n_layer, o->n_ffn, o->n_head, o->ctx_len};
+    return sh;
+}
+
+/* Fresh parameters: the --init checkpoint or the architecture's initialisation. */
 static rwkv_status run_fresh_params(run *r, rwkv_error *err) {
     const rwkv_train_options *o = r->o;
     rwkv_status s;
     if (r->cfg.init_path) {
-        s = train_load_model(r->cfg.init_path, &r->lay, &r->params, err);
+        r->shape = options_shape(r);
+        s = r->arch->load(r->cfg.init_path, &r->shape, &r->lay, &r->params, err);
         if (s != RWKV_OK) return s;
         r->have_layout = 1;
     } else {
-        rwkv4_shape shape = {r->cfg.n_vocab, o->n_embd, o->n_layer, o->n_ffn ? o->n_ffn : 4 * o->n_embd,
-                             o->n_embd};
-        s = param_layout_init(&shape, &r->lay, err);
+        r->shape = options_shape(r);
+        s = r->arch->shape_check(&r->shape, err);
+        if (s == RWKV_OK) s = r->arch->layout(&r->shape, &r->lay, err);
         if (s != RWKV_OK) return s;
         r->have_layout = 1;
         r->params = malloc(r->lay.total * sizeof(float) + 1);
         if (!r->params) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters", r->lay.total);
-        s = rwkv4_init_params(&r->lay, r->params, o->seed, (float)(o->emb_init > 0 ? o->emb_init : o->lr_init));
-        if (s != RWKV_OK) return rwkv_fail(err, s, "out of memory initialising the model");
+        s = r->arch->init(&r->shape, &r->lay, r->params, o->seed,
+                          (float)(o->emb_init > 0 ? o->emb_init : o->lr_init), err);
+        if (s != RWKV_OK) return s;
     }
     return RWKV_OK;
 }
 
-/* Checks the model's shape against the run's settings. */
-static rwkv_status check_shape(const run *r, const param_layout *lay, const char *what, rwkv_error *err) {
+/* Checks a model's shape against the run's settings (which hold the
+ * resolved sizes: n_ffn and n_head are stored filled in). */
+static rwkv_status check_shape(const run *r, const arch_shape *sh, const char *what, rwkv_error *err) {
     const rwkv_train_options *o = r->o;
-    const rwkv4_shape *sh = &lay->shape;
     int ffn = o->n_ffn ? o->n_ffn : 4 * o->n_embd;
-    if (sh->n_vocab != r->cfg.n_vocab || sh->n_embd != o->n_embd || sh->n_layer != o->n_layer || sh->n_ffn != ffn)
+    if (sh->n_vocab != r->cfg.n_vocab || sh->n_embd != o->n_embd || sh->n_layer != o->n_layer || sh->n_ffn != ffn ||
+        (o->n_head > 0 && sh->n_head != o->n_head))
         return rwkv_fail(err, RWKV_ERR_SHAPE,
-                         "%s: model is %d layers x %d (ffn %d, vocab %d) but the run is %d x %d (ffn %d, vocab %d)",
-                         what, sh->n_layer, sh->n_embd, sh->n_ffn, sh->n_vocab, o->n_layer, o->n_embd, ffn,
-                         r->cfg.n_vocab);
+                         "%s: model is %d layers x %d (ffn %d, vocab %d, heads %d) but the run is %d x %d (ffn %d, "
+                         "vocab %d, heads %d)",
+                         what, sh->n_layer, sh->n_embd, sh->n_ffn, sh->n_vocab, sh->n_head, o->n_layer, o->n_embd,
+                         ffn, r->cfg.n_vocab, o->n_head);
+    if (sh->n_ctx > 0 && sh->n_ctx < o->ctx_len)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "%s: the model has %d positions, fewer than --ctx %d", what, sh->n_ctx,
+                         o->ctx_len);
     return RWKV_OK;
 }
 
@@ -373,7 +407,7 @@ static rwkv_status run_alloc(run *r, rwkv_error *err) {
     r->sched.total_steps = o->steps;
     r->sched.const_steps = o->const_steps;
     r->sched.warmup_steps = o->warmup_steps;
-    rwkv_status s = rwkv4_train_ctx_new(&r->lay, o->batch, o->ctx_len, o->threads, &r->ctx, err);
+    rwkv_status s = r->arch->ctx_new(&r->shape, &r->lay, o->batch, o->ctx_len, o->threads, &r->ctx, err);
     if (s != RWKV_OK) {
         char what[96];
         snprintf(what, sizeof what, "--batch %d x --ctx %d", o->batch, o->ctx_len);
@@ -381,7 +415,7 @@ static rwkv_status run_alloc(run *r, rwkv_error *err) {
         return s;
     }
     r->rem_B = r->n_val > 0 ? (int)(r->n_val % o->batch) : 0;
-    if (r->rem_B > 0) s = rwkv4_train_ctx_new(&r->lay, r->rem_B, o->ctx_len, o->threads, &r->ctx_rem, err);
+    if (r->rem_B > 0) s = r->arch->ctx_new(&r->shape, &r->lay, r->rem_B, o->ctx_len, o->threads, &r->ctx_rem, err);
     return s;
 }
 
@@ -390,11 +424,11 @@ static rwkv_status evaluate(run *r, double *out, rwkv_error *err) {
     double sum = 0;
     for (int64_t done = 0; done < r->n_val;) {
         int nb = r->n_val - done >= B ? B : r->rem_B;
-        rwkv4_train_ctx *ctx = nb == B ? r->ctx : r->ctx_rem;
+        void *ctx = nb == B ? r->ctx : r->ctx_rem;
         for (int b = 0; b < nb; b++)
             data_window(&r->data, r->val_starts[done + b], T, r->inputs + (size_t)b * T, r->targets + (size_t)b * T);
         float loss = 0;
-        rwkv_status s = rwkv4_forward_loss(ctx, r->params, r->inputs, r->targets, NULL, &loss, err);
+        rwkv_status s = r->arch->forward_loss(ctx, r->params, r->inputs, r->targets, &loss, err);
         if (s != RWKV_OK) return s;
         sum += (double)loss * nb;
         done += nb;
@@ -407,7 +441,7 @@ static rwkv_status save_checkpoint(run *r, double elapsed, const char *model_pat
     char state_path[PATH_MAX_LEN];
     ckpt_state_path(r->dir, r->step, state_path, sizeof state_path);
     /* model first, then the state that completes the checkpoint */
-    rwkv_status s = train_save_model(model_path, &r->lay, r->params, err);
+    rwkv_status s = r->arch->save(model_path, &r->shape, &r->lay, r->params, err);
     if (s != RWKV_OK) return s;
     train_state st;
     memset(&st, 0, sizeof st);
@@ -465,7 +499,7 @@ static rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const 
     const rwkv_train_options *o = r->o;
     const int B = o->batch, T = o->ctx_len, A = o->grad_accum;
     const double tokens_per_step = (double)B * T * A;
-    rwkv4_fb_options fbo = {(float)o->l2wrap};
+    const double flops_per_token = r->arch->flops_per_token(&r->shape, &r->lay, T);
     r->peak_gflops = r->measure_peak ? machine_fma_peak_gflops(o->threads) : 0.0;
     const double session_start = now_s();
     double train_time = 0; /* this session's seconds inside steps */
@@ -483,10 +517,12 @@ static rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const 
     p.path = r->dir;
     p.note = note;
     p.n_params = (int64_t)r->lay.total;
-    p.n_layer = r->lay.shape.n_layer;
-    p.n_embd = r->lay.shape.n_embd;
-    p.n_ffn = r->lay.shape.n_ffn;
-    p.n_vocab = r->lay.shape.n_vocab;
+    p.arch = r->arch->name;
+    p.n_layer = r->shape.n_layer;
+    p.n_embd = r->shape.n_embd;
+    p.n_ffn = r->shape.n_ffn;
+    p.n_vocab = r->shape.n_vocab;
+    p.n_head = r->shape.n_head;
     p.ctx_len = T;
     p.batch = B;
     p.grad_accum = A;
@@ -507,9 +543,10 @@ static rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const 
             data_random_batch(&r->data, &r->rng, B, T, r->inputs, r->targets);
             r->samples += (uint64_t)B;
             float loss = 0;
-            rwkv_status s = rwkv4_forward_backward(r->ctx, r->params, r->inputs, r->targets, &fbo, r->grads,
-                                                   &loss, err);
-            if (s != RWKV_OK) return s;
+            rwkv_status s = r->arch->forward_backward(r->ctx, r->params, r->inputs, r->targets, (float)o->l2wrap,
+                                                      r->grads, &loss, err);
+            if (s == RWKV_ERR_NUMERIC) loss = NAN; /* handled by the non-finite guard below */
+            else if (s != RWKV_OK) return s;
             loss_sum += (double)loss;
         }
         double loss = loss_sum / A;
@@ -554,7 +591,7 @@ static rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const 
         double elapsed = r->elapsed_before + (now_s() - session_start);
         double tps = dt > 0 ? tokens_per_step / dt : 0;
         double avg_tps = train_time > 0 ? tokens_per_step * (double)session_steps / train_time : 0;
-        double mfu = r->peak_gflops > 0 ? 6.0 * (double)r->lay.total * avg_tps / (r->peak_gflops * 1e9) : 0;
+        double mfu = r->peak_gflops > 0 ? flops_per_token * avg_tps / (r->peak_gflops * 1e9) : 0;
         log_step(r, loss, lr, tps, gnorm, mfu, elapsed, val, skipped);
 
         p.event = RWKV_TRAIN_STEP;
@@ -590,7 +627,7 @@ static rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const 
             rwkv_status s = save_checkpoint(r, r->elapsed_before + (now_s() - session_start), model_path, err);
             if (s != RWKV_OK) return s;
         }
-        rwkv_status s = train_save_model(final, &r->lay, r->params, err);
+        rwkv_status s = r->arch->save(final, &r->shape, &r->lay, r->params, err);
         if (s != RWKV_OK) return s;
         p.path = NULL;
     }
@@ -646,10 +683,13 @@ rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb
     ckpt_remove_temps(r.dir);
 
     /* the data: a token file is used in place, a text is tokenized into DIR/tokens.bin */
+    const int bytes_tok = !opt->tokenizer || strcmp(opt->tokenizer, "bytes") == 0;
     r.cfg.data_path = abs_path(opt->data_path);
-    r.cfg.tokenizer = strdup(opt->tokenizer ? opt->tokenizer : "bytes");
+    r.cfg.tokenizer = bytes_tok ? strdup("bytes") : abs_path(opt->tokenizer);
     r.cfg.init_path = opt->init_path ? abs_path(opt->init_path) : NULL;
-    if (!r.cfg.data_path || !r.cfg.tokenizer || (opt->init_path && !r.cfg.init_path)) {
+    r.cfg.arch = strdup(opt->arch ? opt->arch : "rwkv4");
+    r.arch = train_arch_find(r.cfg.arch);
+    if (!r.cfg.data_path || !r.cfg.tokenizer || !r.cfg.arch || (opt->init_path && !r.cfg.init_path)) {
         run_free(&r);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     }
@@ -666,7 +706,7 @@ rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb
         r.cfg.tokens_path = strdup(r.cfg.data_path);
     } else {
         snprintf(path, sizeof path, "%s/tokens.bin", r.dir);
-        s = tokenize_bytes_file(opt->data_path, path, err);
+        s = tokenize_text_file(opt->data_path, r.cfg.tokenizer, path, NULL, NULL, err);
         r.cfg.tokens_path = strdup("tokens.bin");
     }
     if (s == RWKV_OK && !r.cfg.tokens_path) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
@@ -679,16 +719,21 @@ rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb
     }
     if (s == RWKV_OK && r.cfg.init_path) {
         /* the model decides the shape; its vocabulary must cover the data's */
-        if (r.lay.shape.n_vocab < r.data.n_vocab)
+        if (r.shape.n_vocab < r.data.n_vocab)
             s = rwkv_fail(err, RWKV_ERR_SHAPE, "%s: vocabulary %d is smaller than the data's %d", r.cfg.init_path,
-                          r.lay.shape.n_vocab, r.data.n_vocab);
-        else if (r.lay.shape.dim_att != r.lay.shape.n_embd)
-            s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: dim_att %d != n_embd %d is not supported for training",
-                          r.cfg.init_path, r.lay.shape.dim_att, r.lay.shape.n_embd);
-        r.cfg.n_vocab = r.lay.shape.n_vocab;
-        o->n_layer = r.lay.shape.n_layer;
-        o->n_embd = r.lay.shape.n_embd;
-        o->n_ffn = r.lay.shape.n_ffn;
+                          r.shape.n_vocab, r.data.n_vocab);
+        else if (r.shape.n_ctx > 0 && r.shape.n_ctx < o->ctx_len)
+            s = rwkv_fail(err, RWKV_ERR_SHAPE, "%s: the model has %d positions, fewer than --ctx %d",
+                          r.cfg.init_path, r.shape.n_ctx, o->ctx_len);
+        r.cfg.n_vocab = r.shape.n_vocab;
+        o->n_layer = r.shape.n_layer;
+        o->n_embd = r.shape.n_embd;
+        o->n_ffn = r.shape.n_ffn;
+    }
+    /* the resolved sizes are stored, so a resume checks against exactly them */
+    if (s == RWKV_OK) {
+        o->n_ffn = r.shape.n_ffn;
+        o->n_head = r.shape.n_head;
     }
     if (s == RWKV_OK) {
         rng_seed(&r.rng, o->seed);
@@ -793,6 +838,13 @@ rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *ro, rw
     }
     r.o = &r.cfg.opt;
     rwkv_train_options *o = &r.cfg.opt;
+    r.arch = train_arch_find(r.cfg.arch);
+    if (!r.arch) {
+        s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: unknown \"arch\" '%s' (expected one of %s)", path, r.cfg.arch,
+                      train_arch_names());
+        run_free(&r);
+        return s;
+    }
     int changed = 0;
     if (ro->steps > 0 && ro->steps != o->steps) {
         o->steps = ro->steps;
@@ -837,14 +889,15 @@ rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *ro, rw
         rwkv_error e;
         train_state ts;
         param_layout lay;
+        arch_shape sh = options_shape(&r);
         float *params = NULL;
         rwkv_status cs = train_state_read(spath, &ts, &e);
         if (cs == RWKV_OK && ts.step != (uint64_t)steps[i])
             cs = rwkv_fail(&e, RWKV_ERR_FORMAT, "%s: holds step %llu", spath, (unsigned long long)ts.step);
         if (cs == RWKV_OK) {
-            cs = train_load_model(mpath, &lay, &params, &e);
+            cs = r.arch->load(mpath, &sh, &lay, &params, &e);
             if (cs == RWKV_OK) {
-                cs = check_shape(&r, &lay, mpath, &e);
+                cs = check_shape(&r, &sh, mpath, &e);
                 if (cs == RWKV_OK && (lay.total != ts.n || params_hash(params, lay.total) != ts.params_hash))
                     cs = rwkv_fail(&e, RWKV_ERR_FORMAT, "%s: does not match %s (weights hash)", mpath, spath);
                 if (cs != RWKV_OK) {
@@ -862,6 +915,7 @@ rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *ro, rw
         }
         resumed = steps[i];
         first_ok = i;
+        r.shape = sh;
         r.lay = lay;
         r.have_layout = 1;
         r.params = params;
@@ -888,7 +942,7 @@ rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *ro, rw
     if (resumed < 0) {
         /* nothing saved yet: start over exactly as the first session did */
         s = run_fresh_params(&r, err);
-        if (s == RWKV_OK) s = check_shape(&r, &r.lay, r.cfg.init_path ? r.cfg.init_path : "fresh model", err);
+        if (s == RWKV_OK) s = check_shape(&r, &r.shape, r.cfg.init_path ? r.cfg.init_path : "fresh model", err);
         rng_seed(&r.rng, o->seed);
         if (nl < sizeof note - 1) snprintf(note + nl, sizeof note - nl, "no complete checkpoint: starting from step 0");
     } else if (nl < sizeof note - 1) {

@@ -203,6 +203,61 @@ bad train_bad_ctx_too_long "ctx+1" train --data "$T/data.txt" --out "$T/x3" --ct
 bad init_bad_layers "--layers" init --layers 0 --embd 8 --vocab 10 --out "$T/y.safetensors"
 bad init_bad_missing_out "--out" init --layers 1 --embd 8 --vocab 10
 
+# ---- the GPT baseline: the same trainer and the same resume guarantees ------
+GFLAGS="--arch gpt --layers 2 --embd 32 --heads 2 --ctx 16 --batch 4 --steps 20 --save-every 5 --eval-every 5 --val-windows 8 --threads 2 --seed 7 --lr 3e-3 --no-peak --quiet"
+if "$RWKV" train --data "$T/data.txt" --out "$T/ga" $GFLAGS 2>"$T/ga.err"; then
+    losses "$T/ga" >"$T/ga.losses"
+    gfirst=$(sed -n '1s/.*"loss":\([^,]*\),.*/\1/p' "$T/ga.losses")
+    glast=$(sed -n '20s/.*"loss":\([^,]*\),.*/\1/p' "$T/ga.losses")
+    if [ "$(wc -l <"$T/ga.losses")" -eq 20 ] && [ -f "$T/ga/model.safetensors" ] && grep -q '"arch": "gpt"' "$T/ga/config.json" \
+        && awk -v a="$gfirst" -v b="$glast" 'BEGIN { exit !(b < a - 0.3) }'; then
+        pass train_gpt_loss_falls
+    else
+        fail train_gpt_loss_falls "20 steps, arch gpt in config.json, loss $gfirst -> $glast"
+    fi
+    RWKV_TRAIN_SAVE_PAUSE_MS=400 "$RWKV" train --data "$T/data.txt" --out "$T/gb" $GFLAGS 2>/dev/null &
+    pid=$!
+    wait_for "$T/gb/model-00000005.safetensors" 60
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    if [ $rc -eq 130 ] && [ "$(wc -l <"$T/gb/train.jsonl")" -lt 20 ] && "$RWKV" train --resume "$T/gb" --quiet 2>"$T/gb.err" \
+        && losses "$T/gb" | cmp -s - "$T/ga.losses"; then
+        pass train_gpt_sigint_resume_identical
+    else
+        fail train_gpt_sigint_resume_identical "exit $rc; resumed losses differ: $(tail -1 "$T/gb.err" 2>/dev/null)"
+    fi
+else
+    fail train_gpt_loss_falls "$(tail -1 "$T/ga.err")"
+fi
+bad train_bad_arch "--arch must be one of rwkv4, gpt" train --data "$T/data.txt" --out "$T/x4" --arch lstm --no-peak
+bad train_bad_gpt_init "is a GPT checkpoint" train --data "$T/data.txt" --out "$T/x5" --init "$T/ga/model.safetensors" --no-peak
+
+# ---- tokenizer files: rwkv tokenize --out and train --tokenizer ------------
+VOCAB=$SHARED/reference/rwkv-cpp/rwkv_vocab_v20230424.txt
+if [ -f "$VOCAB" ]; then
+    head -c 20000 "$T/data.txt" >"$T/small.txt"
+    if "$RWKV" tokenize --tokenizer "$VOCAB" --out "$T/w.tok" "$T/small.txt" 2>"$T/w.err" && grep -q 'vocabulary 65530' "$T/w.err" \
+        && "$RWKV" train --tokenizer "$VOCAB" --data "$T/small.txt" --out "$T/w" --layers 1 --embd 8 --ctx 8 --batch 2 \
+            --steps 2 --eval-every 0 --val-windows 1 --threads 2 --no-peak --quiet 2>"$T/w2.err" \
+        && cmp -s "$T/w/tokens.bin" "$T/w.tok" && "$RWKV" info "$T/w/model.safetensors" 2>&1 | grep -q 'n_vocab: *65530'; then
+        pass train_world_tokenizer
+    else
+        fail train_world_tokenizer "$(cat "$T/w.err" "$T/w2.err" 2>/dev/null | tail -1)"
+    fi
+else
+    echo "SKIP train_world_tokenizer: $VOCAB not found"
+fi
+"$RWKV" tokenize --out "$T/b.tok" "$T/data.txt" 2>/dev/null
+if "$RWKV" train --data "$T/b.tok" --out "$T/bt" --layers 1 --embd 8 --ctx 8 --batch 2 --steps 2 --eval-every 0 \
+    --val-windows 1 --threads 2 --no-peak --quiet 2>/dev/null && grep -q "\"tokens_path\": \"$T/b.tok\"" "$T/bt/config.json"; then
+    pass train_token_file_from_tokenize
+else
+    fail train_token_file_from_tokenize "a token file from 'rwkv tokenize --out' was not used in place"
+fi
+bad tokenize_out_needs_text "--out needs the TEXTFILE" tokenize --out "$T/x.tok"
+bad tokenize_text_needs_out "needs --out" tokenize "$T/data.txt"
+
 if "$RWKV" train --help | grep -q -- '--save-every' && "$RWKV" init --help | grep -q -- '--vocab'; then
     pass train_init_help
 else

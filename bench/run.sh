@@ -1,0 +1,72 @@
+#!/bin/sh
+# make bench: the standard benchmark set. Creates (once) a 169M-shaped RWKV-4
+# (V=50277, C=768, L=12; random init from `rwkv init`), converts it to
+# f16/bf16 and quantizes it (q8_0, q5_1, q5_0, q4_1, q4_0), then runs
+# `rwkv bench --json` for each at 1 and 2 threads and writes a markdown table
+# to bench/results.md (raw JSON lines to bench/results.jsonl).
+#
+# Environment:
+#   RWKV_BENCH_DIR   where the models live (default /tmp/rwkv-bench; ~2.5 GB)
+#   BENCH_THREADS    thread counts (default "1 2")
+#   BENCH_TYPES      weight types (default "f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0")
+#   BENCH_ARGS       extra arguments for rwkv bench (e.g. "--tokens 128")
+#   RWKV_KERNELS     kernel variant (scalar|avx2|avx512; default: the best)
+# Benchmarks are never unit tests: nothing here fails on a slow result.
+set -e
+RWKV=${RWKV:-./rwkv}
+DIR=${RWKV_BENCH_DIR:-/tmp/rwkv-bench}
+THREADS=${BENCH_THREADS:-"1 2"}
+TYPES=${BENCH_TYPES:-"f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0"}
+OUT_MD=bench/results.md
+OUT_JSON=bench/results.jsonl
+mkdir -p "$DIR"
+
+base="$DIR/169m-f32.safetensors"
+if [ ! -f "$base" ]; then
+    echo "creating $base (rwkv init, a few minutes)"
+    "$RWKV" init --layers 12 --embd 768 --vocab 50277 --out "$base"
+fi
+model_for() { # type -> path (created on first use)
+    case $1 in
+    f32) echo "$base" ;;
+    f16 | bf16)
+        p="$DIR/169m-$1.safetensors"
+        [ -f "$p" ] || "$RWKV" convert "$base" "$p" --dtype "$1" >&2
+        echo "$p" ;;
+    *)
+        p="$DIR/169m-$1.bin"
+        [ -f "$p" ] || "$RWKV" quantize "$base" "$p" --type "$1" >&2
+        echo "$p" ;;
+    esac
+}
+field() { # json name -> value
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\": \"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+
+: >"$OUT_JSON"
+{
+    echo "# rwkv bench results"
+    echo
+    echo "169M-shaped RWKV-4 (V=50277, C=768, L=12), random weights from \`rwkv init\`."
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
+    echo "Decode: median ms/token after a warm-up; prefill: 512-token prompt, median of 5 runs."
+    echo "Machine read bandwidth and FMA peak: measured by the same run, interleaved with the model's work (medians)."
+    echo "Head of the quantized files: q8_0 (emb.weight stays f32, one row per token)."
+    echo
+    echo "| weights | threads | kernels | decode ms/token | weight MB/token | decode GB/s | machine GB/s | decode / bandwidth | prefill tok/s | prefill GFLOP/s | machine GFLOP/s | prefill / peak |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+} >"$OUT_MD"
+for t in $TYPES; do
+    m=$(model_for "$t")
+    for n in $THREADS; do
+        j=$("$RWKV" bench -m "$m" -t "$n" --json $BENCH_ARGS)
+        echo "$j" >>"$OUT_JSON"
+        mb=$(awk "BEGIN{printf \"%.1f\", $(field "$j" weight_bytes_per_token)/1e6}")
+        bf=$(awk "BEGIN{printf \"%.0f%%\", 100*$(field "$j" decode_fraction_of_bandwidth)}")
+        pf=$(awk "BEGIN{printf \"%.0f%%\", 100*$(field "$j" prefill_fraction_of_peak)}")
+        line="| $(field "$j" dtype) | $n | $(field "$j" kernels) | $(field "$j" decode_ms_per_token) | $mb | $(field "$j" decode_gbps) | $(field "$j" machine_read_gbps) | $bf | $(field "$j" prefill_tokens_per_s) | $(field "$j" prefill_gflops) | $(field "$j" machine_fma_gflops) | $pf |"
+        echo "$line" >>"$OUT_MD"
+        echo "$line"
+    done
+done
+echo "wrote $OUT_MD"

@@ -1,0 +1,220 @@
+#!/bin/sh
+# make results: RWKV-4 against the GPT baseline in the same code base, by one
+# command. Writes docs/results.md and the plots in docs/results/*.png.
+#
+#   1. quality: validation loss curves of an RWKV-4 and a GPT of (almost)
+#      equal parameter count, trained by `rwkv train` on the same tokens, with
+#      the same optimiser, schedule and seed, on Tiny Shakespeare and on the
+#      King James Bible (scripts/corpus.sh);
+#   2. cost: decode time per token, state / KV-cache memory, process RSS and
+#      the cumulative time to generate N tokens, up to 16384 tokens of context
+#      (bench/context_cost.c);
+#   3. the limitation: a synthetic recall probe (include/rwkv_recall.h,
+#      bench/recall_probe.c), both models trained on it, accuracy against the
+#      distance between the item and its query.
+#
+# Environment:
+#   RESULTS_QUICK=1   a smoke run of a few minutes (fewer steps, 4096 tokens of context)
+#   RESULTS_WORK=DIR  scratch directory (default runs/results; replaced)
+#   SEED=N            seed of every run (default 1)
+#   RWKV_SHARED=DIR   where data/tinyshakespeare/input.txt lives (default ../shared)
+# Needs gnuplot (the Makefile's `results` target installs gnuplot-nox).
+set -e
+cd "$(dirname "$0")/.."
+RWKV=./rwkv
+COST=build/bench/context_cost
+PROBE=build/bench/recall_probe
+QUICK=${RESULTS_QUICK:-0}
+WORK=${RESULTS_WORK:-runs/results}
+SEED=${SEED:-1}
+SHARED=${RWKV_SHARED:-../shared}
+FIG=docs/results
+DOC=docs/results.md
+for f in "$RWKV" "$COST" "$PROBE"; do
+    [ -x "$f" ] || { echo "results: $f is missing (run make results)" >&2; exit 1; }
+done
+command -v gnuplot >/dev/null 2>&1 || { echo "results: gnuplot is missing (apt-get install gnuplot-nox)" >&2; exit 1; }
+rm -rf "$WORK"
+mkdir -p "$WORK" "$FIG"
+T0=$(date +%s)
+say() { echo "results: $*" >&2; }
+
+# ---- sizes -------------------------------------------------------------------
+# quality models: RWKV-4 L x C (ffn 4C); the GPT's MLP width is chosen so that
+# its parameter count (position table included) matches the RWKV's.
+L=4 C=192 CTX=128 B=8 LR=2e-3 LR_FINAL=1e-4
+# recall models
+RL=2 RC=128 RCTX=128 RB=8
+if [ "$QUICK" = 1 ]; then
+    STEPS=150 EVAL=25 VALW=8
+    RSTEPS=200 RBYTES=1000000 REX=20
+    MAXCTX=4096 EVERY=128
+else
+    STEPS=1200 EVAL=100 VALW=32
+    RSTEPS=2500 RBYTES=4000000 REX=100
+    MAXCTX=16384 EVERY=256
+fi
+HEADS=$((C / 64))
+# RWKV-4: 2VC + L(5C^2 + 2CF + 11C) + 4C; GPT: 2VC + TC + L(4C^2 + 2CF' + 9C + F') + 2C
+GFFN=$(awk -v L=$L -v C=$C -v T=$CTX 'BEGIN { F = 4 * C; printf "%d", (L * (C * C + 2 * C * F + 2 * C) + 2 * C - T * C) / (L * (2 * C + 1)) + 0.5 }')
+TOKENS_PER_STEP=$((B * CTX))
+
+CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+CORES=$(nproc)
+MACHINE="${CPU:-unknown CPU}, $CORES cores ($(uname -m)), $(grep -m1 MemTotal /proc/meminfo | awk '{ printf "%.0f GiB", $2 / 1048576 }') RAM"
+REV=$(git describe --always --dirty 2>/dev/null || echo unknown)
+say "machine: $MACHINE; revision $REV; quick=$QUICK"
+
+# ---- 1. quality ----------------------------------------------------------------
+# both architectures train at the same time, one thread each, on the same token file
+train_pair() { # name token-file
+    name=$1
+    data=$2
+    common="--data $data --layers $L --embd $C --ctx $CTX --batch $B --steps $STEPS --lr $LR --lr-final $LR_FINAL --eval-every $EVAL --val-windows $VALW --save-every 0 --seed $SEED --threads 1 --no-peak --print-every 100"
+    say "quality/$name: rwkv4 and gpt, $STEPS steps of $B x $CTX tokens"
+    "$RWKV" train --arch rwkv4 $common --out "$WORK/$name-rwkv4" 2>"$WORK/$name-rwkv4.log" &
+    p1=$!
+    "$RWKV" train --arch gpt --ffn "$GFFN" --heads "$HEADS" $common --out "$WORK/$name-gpt" 2>"$WORK/$name-gpt.log" &
+    p2=$!
+    wait $p1 || { tail -3 "$WORK/$name-rwkv4.log" >&2; exit 1; }
+    wait $p2 || { tail -3 "$WORK/$name-gpt.log" >&2; exit 1; }
+    for a in rwkv4 gpt; do
+        sed -n 's/.*"step":\([0-9]*\),.*"elapsed_s":\([0-9.]*\),"val_loss":\([0-9.eE+-]*\).*/\1 \2 \3/p' \
+            "$WORK/$name-$a/train.jsonl" | awk -v k=$TOKENS_PER_STEP '{ print $1 * k, $3, $2 }' >"$WORK/$name-$a.val"
+    done
+}
+QUALITY_CMD="rwkv train --arch rwkv4|gpt --data TOKENS --layers $L --embd $C --ctx $CTX --batch $B --steps $STEPS --lr $LR --lr-final $LR_FINAL --eval-every $EVAL --val-windows $VALW --seed $SEED --threads 1 (gpt: --ffn $GFFN --heads $HEADS)"
+
+t=$(date +%s)
+HAVE_TS=0
+if [ -f "$SHARED/data/tinyshakespeare/input.txt" ]; then
+    HAVE_TS=1
+    "$RWKV" tokenize --out "$WORK/ts.tok" "$SHARED/data/tinyshakespeare/input.txt" 2>/dev/null
+    train_pair ts "$WORK/ts.tok"
+else
+    say "quality: $SHARED/data/tinyshakespeare/input.txt not found, Tiny Shakespeare skipped"
+fi
+. scripts/corpus.sh
+kjv_corpus "$WORK/kjv.txt"
+"$RWKV" tokenize --out "$WORK/kjv.tok" "$WORK/kjv.txt" 2>/dev/null
+train_pair kjv "$WORK/kjv.tok"
+T_QUALITY=$(($(date +%s) - t))
+
+params() { sed -n 's/^model: .*, \([0-9]*\) parameters.*/\1/p' "$1" | head -1; }
+P_RWKV=$(params "$WORK/kjv-rwkv4.log")
+P_GPT=$(params "$WORK/kjv-gpt.log")
+last_val() { tail -1 "$1" | awk '{ print $2 }'; }
+tps() { # mean tokens/s of a run's steps after the first 10
+    sed -n 's/.*"step":\([0-9]*\),.*"tokens_per_s":\([0-9.]*\).*/\1 \2/p' "$1/train.jsonl" |
+        awk '$1 > 10 { s += $2; n++ } END { if (n) printf "%.0f", s / n; else print 0 }'
+}
+
+plot_quality() { # name title
+    gnuplot <<EOF
+set terminal pngcairo size 760,440 font "DejaVu Sans,10"
+set output "$FIG/quality_$1.png"
+set title "$2: validation loss, equal parameters and tokens (seed $SEED)"
+set xlabel "training tokens"
+set ylabel "validation loss (nats/byte)"
+set key top right
+set grid
+plot "$WORK/$1-rwkv4.val" using 1:2 with linespoints pt 7 ps 0.6 lw 2 title "RWKV-4 ($P_RWKV params)", \
+     "$WORK/$1-gpt.val" using 1:2 with linespoints pt 5 ps 0.6 lw 2 title "GPT ($P_GPT params)"
+EOF
+}
+[ $HAVE_TS = 1 ] && plot_quality ts "Tiny Shakespeare"
+plot_quality kjv "King James Bible"
+
+# ---- 2. cost -------------------------------------------------------------------
+say "cost: decode $MAXCTX tokens with each model (one thread, one after the other)"
+t=$(date +%s)
+COST_CMD_R="context_cost --arch rwkv4 --layers $L --embd $C --max-ctx $MAXCTX --every $EVERY --threads 1 --seed $SEED"
+COST_CMD_G="context_cost --arch gpt --layers $L --embd $C --ffn $GFFN --heads $HEADS --max-ctx $MAXCTX --every $EVERY --threads 1 --seed $SEED"
+$COST --arch rwkv4 --layers $L --embd $C --max-ctx $MAXCTX --every $EVERY --threads 1 --seed $SEED --out "$WORK/cost-rwkv4.tsv"
+$COST --arch gpt --layers $L --embd $C --ffn $GFFN --heads $HEADS --max-ctx $MAXCTX --every $EVERY --threads 1 \
+    --seed $SEED --out "$WORK/cost-gpt.tsv"
+T_COST=$(($(date +%s) - t))
+row() { # file ctx column -> value (the row of the largest ctx <= the one asked)
+    awk -v c="$2" -v k="$3" '!/^#/ && $1 <= c { v = $k } END { print v }' "$1"
+}
+MS_R_256=$(row "$WORK/cost-rwkv4.tsv" 256 2); MS_R_MAX=$(row "$WORK/cost-rwkv4.tsv" $MAXCTX 2)
+MS_G_256=$(row "$WORK/cost-gpt.tsv" 256 2); MS_G_MAX=$(row "$WORK/cost-gpt.tsv" $MAXCTX 2)
+CUM_R=$(row "$WORK/cost-rwkv4.tsv" $MAXCTX 4); CUM_G=$(row "$WORK/cost-gpt.tsv" $MAXCTX 4)
+CUM_R_H=$(row "$WORK/cost-rwkv4.tsv" $((MAXCTX / 2)) 4); CUM_G_H=$(row "$WORK/cost-gpt.tsv" $((MAXCTX / 2)) 4)
+ST_R=$(row "$WORK/cost-rwkv4.tsv" $MAXCTX 5); KV_G=$(row "$WORK/cost-gpt.tsv" $MAXCTX 5)
+RSS_R=$(row "$WORK/cost-rwkv4.tsv" $MAXCTX 7); RSS_G=$(row "$WORK/cost-gpt.tsv" $MAXCTX 7)
+RSS_R0=$(row "$WORK/cost-rwkv4.tsv" 1 7); RSS_G0=$(row "$WORK/cost-gpt.tsv" 1 7)
+PC_R=$(sed -n 's/^# parameters: \([0-9]*\).*/\1/p' "$WORK/cost-rwkv4.tsv")
+PC_G=$(sed -n 's/^# parameters: \([0-9]*\) (position table: \([0-9]*\)).*/\1 \2/p' "$WORK/cost-gpt.tsv")
+mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
+kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
+
+gnuplot <<EOF
+set terminal pngcairo size 760,440 font "DejaVu Sans,10"
+set grid
+set key top left box opaque
+set logscale x 2
+set output "$FIG/cost_per_token.png"
+set title "Decode time per token vs context (median of 64 tokens, 1 thread)"
+set xlabel "tokens in context"
+set ylabel "ms per token"
+plot "$WORK/cost-rwkv4.tsv" using 1:2 with lines lw 2 title "RWKV-4 (recurrent state)", \
+     "$WORK/cost-gpt.tsv" using 1:2 with lines lw 2 title "GPT (KV cache)"
+set output "$FIG/cost_memory.png"
+set title "Memory vs context"
+set ylabel "MiB"
+set logscale y 10
+plot "$WORK/cost-rwkv4.tsv" using 1:(\$5/1048576) with lines lw 2 title "RWKV-4 state", \
+     "$WORK/cost-gpt.tsv" using 1:(\$5/1048576) with lines lw 2 title "GPT KV cache (used)", \
+     "$WORK/cost-rwkv4.tsv" using 1:(\$7/1048576) with lines lw 1 dt 2 title "RWKV-4 process RSS", \
+     "$WORK/cost-gpt.tsv" using 1:(\$7/1048576) with lines lw 1 dt 2 title "GPT process RSS"
+unset logscale
+set output "$FIG/cost_cumulative.png"
+set title "Total time to generate N tokens (greedy, 1 thread)"
+set xlabel "tokens generated (N)"
+set ylabel "seconds"
+plot "$WORK/cost-rwkv4.tsv" using 1:4 with lines lw 2 title "RWKV-4", \
+     "$WORK/cost-gpt.tsv" using 1:4 with lines lw 2 title "GPT"
+EOF
+
+# ---- 3. recall probe -------------------------------------------------------------
+say "recall: generate the probe text, train rwkv4 and gpt ($RSTEPS steps each, at the same time)"
+t=$(date +%s)
+SPEC="--pairs 1 --value-len 1"
+RDMAX=$((RCTX - 20))
+$PROBE gen --out "$WORK/recall.txt" --bytes $RBYTES --dmin 0 --dmax $RDMAX --log-uniform 1 --seed $SEED $SPEC
+rcommon="--data $WORK/recall.txt --layers $RL --embd $RC --ctx $RCTX --batch $RB --steps $RSTEPS --lr $LR --lr-final $LR_FINAL --eval-every $((RSTEPS / 5)) --val-windows 16 --save-every 0 --seed $SEED --threads 1 --no-peak --print-every 100"
+"$RWKV" train --arch rwkv4 $rcommon --out "$WORK/recall-rwkv4" 2>"$WORK/recall-rwkv4.log" &
+p1=$!
+"$RWKV" train --arch gpt $rcommon --out "$WORK/recall-gpt" 2>"$WORK/recall-gpt.log" &
+p2=$!
+wait $p1 || { tail -3 "$WORK/recall-rwkv4.log" >&2; exit 1; }
+wait $p2 || { tail -3 "$WORK/recall-gpt.log" >&2; exit 1; }
+RD_IN="0,4,8,16,32,48,64,80,96,$RDMAX"
+RD_OUT="$((RCTX * 2)),$((RCTX * 4))"
+$PROBE eval --arch rwkv4 --model "$WORK/recall-rwkv4/model.safetensors" --distances "$RD_IN,$RD_OUT" \
+    --examples $REX --seed $((SEED + 1000)) --threads 2 $SPEC >"$WORK/recall-rwkv4.tsv"
+$PROBE eval --arch gpt --model "$WORK/recall-gpt/model.safetensors" --distances "$RD_IN,$RD_OUT" \
+    --examples $REX --seed $((SEED + 1000)) --threads 2 $SPEC >"$WORK/recall-gpt.tsv"
+T_RECALL=$(($(date +%s) - t))
+RP_R=$(params "$WORK/recall-rwkv4.log")
+RP_G=$(params "$WORK/recall-gpt.log")
+gnuplot <<EOF
+set terminal pngcairo size 760,440 font "DejaVu Sans,10"
+set output "$FIG/recall.png"
+set title "Recall of one digit across D random bytes (chance 0.1)"
+set xlabel "distance D (filler bytes between the item and its query)"
+set ylabel "accuracy"
+set yrange [0:1.05]
+set grid
+set key top right
+set arrow from $RCTX, graph 0 to $RCTX, graph 1 nohead dt 3
+set label "training context" at $RCTX, graph 0.95 offset 0.5,0
+plot "$WORK/recall-rwkv4.tsv" using 1:5 every ::1 with linespoints pt 7 lw 2 title "RWKV-4", \
+     "$WORK/recall-gpt.tsv" using 1:(\$5) every ::1 with linespoints pt 5 lw 2 title "GPT", \
+     0.1 with lines dt 2 lc rgb "gray" title "chance"
+EOF
+
+# ---- the report (scripts/results_report.sh, sourced: it reads the variables above) ----
+T_ALL=$(($(date +%s) - T0))
+. scripts/results_report.sh
