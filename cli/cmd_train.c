@@ -17,7 +17,8 @@ static void help(void) {
            "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md),\n"
            "or, with --arch gpt, the GPT-2-style transformer baseline with the same data, optimizer and log.\n"
            "FILE is a text (tokenized with --tokenizer; byte level by default) or a token file (rwkv tokenize\n"
-           "--out); the last --val-fraction of it is held out. DIR receives config.json, train.jsonl (one JSON object per step), checkpoints\n"
+           "--out); the last --val-fraction of it is held out.\n"
+           "DIR receives config.json, train.jsonl (one JSON object per step), checkpoints\n"
            "model-STEP.safetensors + train_state-STEP.bin, and model.safetensors at the end.\n"
            "--resume continues an interrupted run with its stored settings; with the same thread count the\n"
            "per-step losses are those of an uninterrupted run. Ctrl-C saves a checkpoint and stops.\n\n");
@@ -26,7 +27,7 @@ static void help(void) {
            "  --out DIR            run directory, created when missing (required)\n"
            "  --init M             start from this checkpoint instead of a fresh init (sets the model size)\n"
            "  --resume DIR         continue the run in DIR\n"
-           "  --tokenizer FILE     how a text FILE is tokenized: 'bytes' or a tokenizer.json / World vocabulary (%s)\n"
+           "  --tokenizer FILE     how a text is tokenized: 'bytes' or a tokenizer.json / World vocabulary (%s)\n"
            "  --val-fraction X     held-out share at the end of the data (%g)\n"
            "  --val-windows N      validation windows of ctx tokens, evenly spread; 0 = all (%d)\n",
            d.tokenizer, d.val_fraction, d.val_windows);

@@ -178,42 +178,50 @@ plot "$WORK/cost-rwkv4.tsv" using 1:4 with lines lw 2 title "RWKV-4", \
 EOF
 
 # ---- 3. recall probe -------------------------------------------------------------
-say "recall: generate the probe text, train rwkv4 and gpt ($RSTEPS steps each, at the same time)"
-t=$(date +%s)
-SPEC="--pairs 1 --value-len 1"
+# recall_run NAME PAIRS WHAT: the probe with PAIRS key-digit pairs per example;
+# both architectures trained on the same text at the same time, then scored on
+# the same test examples. Files: $WORK/recall-NAME-{rwkv4,gpt}.{log,tsv}
 RDMAX=$((RCTX - 20))
-$PROBE gen --out "$WORK/recall.txt" --bytes $RBYTES --dmin 0 --dmax $RDMAX --log-uniform 1 --seed $SEED $SPEC
-rcommon="--data $WORK/recall.txt --layers $RL --embd $RC --ctx $RCTX --batch $RB --steps $RSTEPS --lr $LR --lr-final $LR_FINAL --eval-every $((RSTEPS / 5)) --val-windows 16 --save-every 0 --seed $SEED --threads 1 --no-peak --print-every 100"
-"$RWKV" train --arch rwkv4 $rcommon --out "$WORK/recall-rwkv4" 2>"$WORK/recall-rwkv4.log" &
-p1=$!
-"$RWKV" train --arch gpt $rcommon --out "$WORK/recall-gpt" 2>"$WORK/recall-gpt.log" &
-p2=$!
-wait $p1 || { tail -3 "$WORK/recall-rwkv4.log" >&2; exit 1; }
-wait $p2 || { tail -3 "$WORK/recall-gpt.log" >&2; exit 1; }
-RD_IN="0,4,8,16,32,48,64,80,96,$RDMAX"
-RD_OUT="$((RCTX * 2)),$((RCTX * 4))"
-$PROBE eval --arch rwkv4 --model "$WORK/recall-rwkv4/model.safetensors" --distances "$RD_IN,$RD_OUT" \
-    --examples $REX --seed $((SEED + 1000)) --threads 2 $SPEC >"$WORK/recall-rwkv4.tsv"
-$PROBE eval --arch gpt --model "$WORK/recall-gpt/model.safetensors" --distances "$RD_IN,$RD_OUT" \
-    --examples $REX --seed $((SEED + 1000)) --threads 2 $SPEC >"$WORK/recall-gpt.tsv"
-T_RECALL=$(($(date +%s) - t))
-RP_R=$(params "$WORK/recall-rwkv4.log")
-RP_G=$(params "$WORK/recall-gpt.log")
-gnuplot <<EOF
+RD_IN="0,4,8,16,32,48,64,80,$RDMAX"
+RD_OUT="$((RCTX + RCTX / 4)),$((RCTX + RCTX / 2)),$((RCTX * 2)),$((RCTX * 4))"
+recall_run() {
+    name=$1
+    spec="--pairs $2 --value-len 1"
+    say "recall/$name: generate the probe text, train rwkv4 and gpt ($RSTEPS steps each, at the same time)"
+    $PROBE gen --out "$WORK/recall-$name.txt" --bytes $RBYTES --dmin 0 --dmax $RDMAX --log-uniform 1 --seed $SEED $spec
+    rcommon="--data $WORK/recall-$name.txt --layers $RL --embd $RC --ctx $RCTX --batch $RB --steps $RSTEPS --lr $LR --lr-final $LR_FINAL --eval-every $((RSTEPS / 5)) --val-windows 16 --save-every 0 --seed $SEED --threads 1 --no-peak --print-every 100"
+    "$RWKV" train --arch rwkv4 $rcommon --out "$WORK/recall-$name-rwkv4" 2>"$WORK/recall-$name-rwkv4.log" &
+    p1=$!
+    "$RWKV" train --arch gpt $rcommon --out "$WORK/recall-$name-gpt" 2>"$WORK/recall-$name-gpt.log" &
+    p2=$!
+    wait $p1 || { tail -3 "$WORK/recall-$name-rwkv4.log" >&2; exit 1; }
+    wait $p2 || { tail -3 "$WORK/recall-$name-gpt.log" >&2; exit 1; }
+    for a in rwkv4 gpt; do
+        $PROBE eval --arch $a --model "$WORK/recall-$name-$a/model.safetensors" --distances "$RD_IN,$RD_OUT" \
+            --examples $REX --seed $((SEED + 1000)) --threads 2 $spec >"$WORK/recall-$name-$a.tsv"
+    done
+    gnuplot <<EOF
 set terminal pngcairo size 760,440 font "DejaVu Sans,10"
-set output "$FIG/recall.png"
-set title "Recall of one digit across D random bytes (chance 0.1)"
-set xlabel "distance D (filler bytes between the item and its query)"
+set output "$FIG/recall_$name.png"
+set title "Recall of $3 across D random bytes (chance 0.1)"
+set xlabel "distance D (filler bytes between the pairs and the queries)"
 set ylabel "accuracy"
 set yrange [0:1.05]
 set grid
 set key top right
 set arrow from $RCTX, graph 0 to $RCTX, graph 1 nohead dt 3
-set label "training context" at $RCTX, graph 0.95 offset 0.5,0
-plot "$WORK/recall-rwkv4.tsv" using 1:5 every ::1 with linespoints pt 7 lw 2 title "RWKV-4", \
-     "$WORK/recall-gpt.tsv" using 1:(\$5) every ::1 with linespoints pt 5 lw 2 title "GPT", \
+set label "training context" at $RCTX, graph 0.9 offset 0.5,0
+plot "$WORK/recall-$name-rwkv4.tsv" using 1:5 every ::1 with linespoints pt 7 lw 2 title "RWKV-4", \
+     "$WORK/recall-$name-gpt.tsv" using 1:(\$5) every ::1 with linespoints pt 5 lw 2 title "GPT", \
      0.1 with lines dt 2 lc rgb "gray" title "chance"
 EOF
+}
+t=$(date +%s)
+recall_run 1 1 "one digit"
+recall_run 2 2 "two key-digit pairs"
+T_RECALL=$(($(date +%s) - t))
+RP_R=$(params "$WORK/recall-1-rwkv4.log")
+RP_G=$(params "$WORK/recall-1-gpt.log")
 
 # ---- the report (scripts/results_report.sh, sourced: it reads the variables above) ----
 T_ALL=$(($(date +%s) - T0))

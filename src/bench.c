@@ -17,6 +17,15 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* OpenMP threads (the machine measurements use OpenMP) spin for a while after
+ * their parallel region ends; let them go to sleep before timing the model,
+ * whose kernels run on their own thread pool, or the two sets of threads
+ * would compete for the cores. */
+static void settle(void) {
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -113,7 +122,10 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     for (int i = 0; i < o.warmup_tokens; i++)
         if ((s = rwkv_eval(m, st, tokens[i % o.prompt_tokens], logits, err)) != RWKV_OK) break;
     for (int i = 0; s == RWKV_OK && i < o.decode_tokens; i++) {
-        if (mb && i % 4 == 0) bw[n_bw++] = machine_read_pass_gbps(mb);
+        if (mb && i % 4 == 0) {
+            bw[n_bw++] = machine_read_pass_gbps(mb);
+            settle();
+        }
         double t0 = now_s();
         s = rwkv_eval(m, st, tokens[(i + 7) % o.prompt_tokens], logits, err);
         times[i] = now_s() - t0;
@@ -137,7 +149,10 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
         double t0 = now_s();
         s = rwkv_eval_sequence(m, st, tokens, (size_t)o.prompt_tokens, logits, 0, err);
         times[r] = now_s() - t0;
-        if (!o.skip_machine) fma[r] = machine_fma_peak_gflops(o.threads);
+        if (!o.skip_machine) {
+            fma[r] = machine_fma_peak_gflops(o.threads);
+            settle();
+        }
     }
     if (s == RWKV_OK) {
         double pmed = median(times, o.prefill_repeats);

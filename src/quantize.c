@@ -4,9 +4,11 @@
  * f32), so the file loads in rwkv.cpp and back in rwkv.c unchanged. */
 #include <ctype.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "formats/rwkvcpp_write.h"
 #include "kernels/kernels.h"
@@ -41,6 +43,35 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* Rows are converted in chunks on the kernels' thread pool. */
+#define CONVERT_CHUNK 64
+typedef struct convert_job {
+    const tensor *in;
+    void *out;
+    dtype to;
+    int64_t cols;
+    size_t in_rb, out_rb;
+    int64_t rows;
+    _Atomic int bad;
+} convert_job;
+
+static void convert_chunk(void *p, int chunk) {
+    convert_job *j = p;
+    float *row = malloc(sizeof(float) * (size_t)j->cols);
+    if (!row) {
+        atomic_store(&j->bad, 1);
+        return;
+    }
+    int64_t r0 = (int64_t)chunk * CONVERT_CHUNK, r1 = r0 + CONVERT_CHUNK < j->rows ? r0 + CONVERT_CHUNK : j->rows;
+    for (int64_t r = r0; r < r1; r++) {
+        dtype_to_f32(j->in->type, (const uint8_t *)j->in->data + (size_t)r * j->in_rb, row, (size_t)j->cols);
+        uint8_t *dst = (uint8_t *)j->out + (size_t)r * j->out_rb;
+        if (dtype_is_block(j->to)) quantize_row(j->to, row, dst, (size_t)j->cols);
+        else dtype_from_f32(j->to, row, dst, (size_t)j->cols);
+    }
+    free(row);
+}
+
 /* Converts (and quantizes) one tensor into an owned buffer. */
 static rwkv_status convert_tensor(const tensor *in, dtype to, tensor *out, rwkv_error *err) {
     int64_t numel = tensor_numel(in);
@@ -60,27 +91,12 @@ static rwkv_status convert_tensor(const tensor *in, dtype to, tensor *out, rwkv_
         memcpy(buf, in->data, out->nbytes);
         return RWKV_OK;
     }
-    int64_t cols = in->shape[in->ndim - 1], rows = numel / cols;
-    size_t in_rb = dtype_bytes_for(in->type, (uint64_t)cols), out_rb = dtype_bytes_for(to, (uint64_t)cols);
-    int bad = 0;
-#pragma omp parallel
-    {
-        float *row = malloc(sizeof(float) * (size_t)cols);
-        if (!row) {
-#pragma omp atomic write
-            bad = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            if (!row) continue;
-            dtype_to_f32(in->type, (const uint8_t *)in->data + (size_t)r * in_rb, row, (size_t)cols);
-            uint8_t *dst = (uint8_t *)buf + (size_t)r * out_rb;
-            if (dtype_is_block(to)) quantize_row(to, row, dst, (size_t)cols);
-            else dtype_from_f32(to, row, dst, (size_t)cols);
-        }
-        free(row);
-    }
-    if (bad) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", in->name);
+    int64_t cols = in->shape[in->ndim - 1];
+    convert_job j = {in, buf, to, cols, dtype_bytes_for(in->type, (uint64_t)cols), dtype_bytes_for(to, (uint64_t)cols),
+                     numel / cols, 0};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    parallel_for(cores > 0 ? (int)cores : 1, (int)((j.rows + CONVERT_CHUNK - 1) / CONVERT_CHUNK), convert_chunk, &j);
+    if (atomic_load(&j.bad)) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", in->name);
     return RWKV_OK;
 }
 

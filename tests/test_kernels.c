@@ -7,8 +7,11 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "rwkv.h"
+#include "rwkv_quant.h"
 #include "test.h"
 #include <time.h>
+#include <unistd.h>
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t next_u32(void) {
@@ -204,6 +207,36 @@ static void test_matvec_variants(void) {
                 }
                 free(x), free(want), free(got), free((void *)W.data), free(mag);
             }
+    }
+}
+
+/* f32 rows that start off a cache-line boundary (file-mapped weights) */
+static void test_matvec_misaligned(void) {
+    const int rows = 40, cols_list[] = {768, 100, 16};
+    for (size_t ci = 0; ci < 3; ci++) {
+        int cols = cols_list[ci];
+        matrix src = make_matrix(DT_F32, rows, cols);
+        uint8_t *raw = malloc(sizeof(float) * (size_t)rows * cols + 128);
+        float *x = malloc(sizeof(float) * cols), *want = malloc(sizeof(float) * rows), *got = malloc(sizeof(float) * rows);
+        for (int c = 0; c < cols; c++) x[c] = gauss();
+        int bad = 0;
+        char msg[160] = "";
+        for (int off = 4; off < 64 && !bad; off += 4) {
+            uint8_t *base = raw + (64 - ((uintptr_t)raw & 63)) % 64 + off;
+            memcpy(base, src.data, sizeof(float) * (size_t)rows * cols);
+            matrix W = {DT_F32, rows, cols, base};
+            matvec_scalar(&W, x, want);
+            double *mag = magnitudes(&W, x, 1);
+            for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
+                if (!kernels_cpu_supports((*k)->name)) continue;
+                (*k)->matvec_rows(&W, x, got, 0, rows);
+                double e = mat_err(mag, (size_t)rows, got, want);
+                if (!(e <= 1)) bad = 1, snprintf(msg, sizeof msg, "%s cols %d offset %d: %.3g", (*k)->name, cols, off, e);
+            }
+            free(mag);
+        }
+        free((void *)src.data), free(raw), free(x), free(want), free(got);
+        CHECK(!bad, "%s", msg);
     }
 }
 
@@ -470,6 +503,42 @@ static void test_quantize_error_bounds(void) {
     CHECK(quantize_row(DT_F16, x, q, 32) == -1, "non-block type must be refused");
 }
 
+/* rwkv_quantize writes an rwkv.cpp file that loads back: f32 bit-exact,
+ * q8_0 close to the source model's logits (rwkv.cpp's tiny RWKV-4). */
+static void test_quantize_file_round_trip(void) {
+    char src[512];
+    if (!shared_path(src, sizeof src, "reference/rwkv-cpp/tiny-rwkv-4v0-660K-FP32.bin")) SKIP("%s not found", src);
+    const char *types[] = {"f32", "q8_0", "q4_0"};
+    const double max_err[] = {1e-5, 0.05, 0.5};
+    float ref[256], got[256];
+    const int toks[] = {34, 105, 110, 32, 116, 104, 101};
+    rwkv_error err;
+    for (int ti = 0; ti < 3; ti++) {
+        char out[64];
+        snprintf(out, sizeof out, "/tmp/rwkv-test-quant-%d-%s.bin", (int)getpid(), types[ti]);
+        rwkv_quant_type qt;
+        CHECK(rwkv_quant_type_parse(types[ti], &qt) == 0, "parse %s", types[ti]);
+        CHECK(rwkv_quantize(src, out, qt, &err) == RWKV_OK, "quantize %s: %s", types[ti], err.message);
+        const char *paths[2] = {src, out};
+        float *dst[2] = {ref, got};
+        for (int m = 0; m < 2; m++) {
+            rwkv_model *model;
+            rwkv_state *st;
+            CHECK(rwkv_model_load(paths[m], &model, &err) == RWKV_OK, "load %s: %s", paths[m], err.message);
+            rwkv_model_set_threads(model, 1);
+            CHECK(rwkv_state_new(model, &st, &err) == RWKV_OK, "state");
+            rwkv_status s = rwkv_eval_sequence(model, st, toks, 7, dst[m], 0, &err);
+            rwkv_state_free(st);
+            rwkv_model_free(model);
+            CHECK(s == RWKV_OK, "eval %s", paths[m]);
+        }
+        remove(out);
+        double worst = 0;
+        for (int i = 0; i < 256; i++) worst = fmax(worst, fabs((double)got[i] - ref[i]));
+        CHECK(worst <= max_err[ti], "%s: max |logit difference| %g > %g", types[ti], worst, max_err[ti]);
+    }
+}
+
 static void test_dispatch(void) {
     CHECK(kernels_get("scalar") != NULL, "scalar always available");
     CHECK(kernels_get("nonsense") == NULL, "unknown variant");
@@ -494,10 +563,12 @@ int main(void) {
     TIMED(test_f32_to_bf16_rounding);
     TIMED(test_matrix_row);
     TIMED(test_matvec_variants);
+    TIMED(test_matvec_misaligned);
     TIMED(test_matmul_variants);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);
     TIMED(test_wkv_variants);
     TIMED(test_quantize_error_bounds);
+    TIMED(test_quantize_file_round_trip);
     return test_summary();
 }

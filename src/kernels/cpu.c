@@ -2,7 +2,7 @@
  *
  * Variants: "scalar" (portable C, the reference), "avx2" (AVX2 + FMA + F16C)
  * and "avx512" (AVX-512 F/BW/VL/DQ on top of those). Each SIMD variant lives in its own
- * file, compiled for its instruction set with target attributes, so the
+ * file, compiled for its instruction set with a target pragma, so the
  * default build stays portable; a variant is only ever called when CPUID
  * says the CPU has the instructions and XGETBV says the OS saves the
  * registers. RWKV_KERNELS=scalar|avx2|avx512 overrides the choice. */
@@ -28,7 +28,7 @@ static const kernel_ops kernels_scalar = {
     .name = "scalar",
     .matvec_rows = matvec_rows_scalar,
     .row_to_f32 = row_to_f32_scalar,
-    .mm = {4, 8, NULL}, /* the micro-kernel is set in init() (an extern is no constant initializer) */
+    .mm = {4, 8, NULL}, /* micro-kernel and packing are set in init() (externs are no constant initializers) */
     .layernorm = layernorm_scalar,
     .wkv_forward = wkv_forward_scalar,
     .token_mix = token_mix_scalar,

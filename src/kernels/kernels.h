@@ -102,6 +102,13 @@ void relu_square(float *x, size_t n);
 void sigmoid_mul(float *y, const float *r, size_t n);
 void add_sigmoid_mul(float *x, const float *r, const float *v, size_t n);
 
+/* Runs fn(ctx, c) for every chunk c < n_chunks on up to n_threads threads
+ * (the caller's included) of a small pool (kernels/pool.c). Chunks are
+ * claimed dynamically, and the caller waits only for chunks already claimed,
+ * so a busy machine never stalls a loop on a thread that got no CPU. */
+typedef void (*parallel_fn)(void *ctx, int chunk);
+void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
+
 /* Scalar references (single thread), the oracle every variant is tested against. */
 void relu_square_scalar(float *x, size_t n);
 void sigmoid_mul_scalar(float *y, const float *r, size_t n);

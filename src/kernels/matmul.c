@@ -5,17 +5,14 @@
  * and packed as a [kc][NR] panel (about 24-48 KB, stays in L1), then the
  * variant's register-tiled micro-kernel (kernel_ops.mm) sweeps all N tokens
  * MR at a time over that panel, reading the X slice (N x kc, kept in L2).
- * Every weight byte is read and converted once per call; threads own
- * disjoint ranges of panels, so no two threads write the same output.
+ * Every weight byte is read and converted once per call. A panel is the
+ * unit of work the pool's threads claim (kernels/pool.c), so no two threads
+ * write the same output.
  *
  * matmul_scalar is the plain reference (one thread, sums in index order). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "kernels/kernels.h"
 
@@ -83,19 +80,30 @@ static void pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, f
 }
 void (*const matmul_pack_scalar)(const matrix *, int, int, int, int, float *, float *) = pack_scalar;
 
-static void matmul_panels(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int p0, int p1,
-                          float *Wp, float *tmp) {
-    const int rows = W->rows, cols = W->cols, MR = k->mm.mr, NR = k->mm.nr;
+typedef struct matmul_job {
+    const kernel_ops *k;
+    const matrix *W;
+    const float *X;
+    float *Y;
+    int N;
+} matmul_job;
+
+/* One chunk = one panel of NR weight rows against all N tokens. */
+static void matmul_panel(void *p, int panel) {
+    /* per-thread packing buffers, reused across calls (the pool keeps its threads) */
+    static _Thread_local float Wp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
+    static _Thread_local float tmp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
+    const matmul_job *j = p;
+    const kernel_ops *k = j->k;
+    const int rows = j->W->rows, cols = j->W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N;
+    const int r0 = panel * NR, nr = rows - r0 < NR ? rows - r0 : NR;
     for (int c0 = 0; c0 < cols; c0 += KC) {
         int kc = cols - c0 < KC ? cols - c0 : KC;
-        for (int p = p0; p < p1; p++) {
-            int r0 = p * NR, nr = rows - r0 < NR ? rows - r0 : NR;
-            k->pack(W, r0, nr, c0, kc, Wp, tmp);
-            for (int n0 = 0; n0 < N; n0 += MR) {
-                int mr = N - n0 < MR ? N - n0 : MR;
-                k->mm.run(kc, Wp, X + (size_t)n0 * cols + c0, (size_t)cols, Y + (size_t)n0 * rows + r0,
-                          (size_t)rows, mr, nr, c0 > 0);
-            }
+        k->pack(j->W, r0, nr, c0, kc, Wp, tmp);
+        for (int n0 = 0; n0 < N; n0 += MR) {
+            int mr = N - n0 < MR ? N - n0 : MR;
+            k->mm.run(kc, Wp, j->X + (size_t)n0 * cols + c0, (size_t)cols, j->Y + (size_t)n0 * rows + r0,
+                      (size_t)rows, mr, nr, c0 > 0);
         }
     }
 }
@@ -106,24 +114,10 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
         matvec_with(k, W, X, Y, n_threads);
         return;
     }
-    const int NR = k->mm.nr;
-    const int panels = (W->rows + NR - 1) / NR;
-    if (n_threads < 1) n_threads = 1;
-    if (n_threads > panels) n_threads = panels;
+    const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
     if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1;
-#pragma omp parallel num_threads(n_threads)
-    {
-        /* per-thread packing buffers, reused across calls (OpenMP keeps its threads) */
-        static _Thread_local float Wp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
-        static _Thread_local float tmp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
-        int nth = 1, tid = 0;
-#ifdef _OPENMP
-        nth = omp_get_num_threads();
-        tid = omp_get_thread_num();
-#endif
-        int p0 = (int)((long)panels * tid / nth), p1 = (int)((long)panels * (tid + 1) / nth);
-        matmul_panels(k, W, X, N, Y, p0, p1, Wp, tmp);
-    }
+    matmul_job j = {k, W, X, Y, N};
+    parallel_for(n_threads, panels, matmul_panel, &j);
 }
 
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {

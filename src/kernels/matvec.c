@@ -1,13 +1,9 @@
 /* Matrix-vector product for decode: every weight is read once per token, so
- * this is bound by memory bandwidth. Rows are split across threads in
- * contiguous, 16-row aligned ranges; each thread runs the selected variant's
- * row kernel (kernels/cpu.c) on its range. The scalar row kernel here is the
+ * this is bound by memory bandwidth. Rows are cut into 64-row chunks that
+ * the threads of the kernel pool claim (kernels/pool.c); each chunk runs the
+ * selected variant's row kernel (kernels/cpu.c). The scalar row kernel here is the
  * reference every variant is tested against. */
 #include <stdint.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "kernels/kernels.h"
 
@@ -57,27 +53,30 @@ void matvec_scalar(const matrix *W, const float *x, float *y) { matvec_rows_scal
 
 /* Below this many weights a second thread costs more than it saves. */
 #define MATVEC_PARALLEL_MIN 49152L
+#define MATVEC_CHUNK_ROWS 64 /* rows per claimed chunk (a multiple of 16) */
+
+typedef struct matvec_job {
+    const kernel_ops *k;
+    const matrix *W;
+    const float *x;
+    float *y;
+} matvec_job;
+
+static void matvec_chunk(void *p, int chunk) {
+    const matvec_job *j = p;
+    int r0 = chunk * MATVEC_CHUNK_ROWS, r1 = r0 + MATVEC_CHUNK_ROWS;
+    if (r1 > j->W->rows) r1 = j->W->rows;
+    j->k->matvec_rows(j->W, j->x, j->y + r0, r0, r1);
+}
 
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
     const int rows = W->rows;
-    if (n_threads < 1) n_threads = 1;
-    if (n_threads == 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 32) {
+    if (n_threads <= 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 2 * MATVEC_CHUNK_ROWS) {
         k->matvec_rows(W, x, y, 0, rows);
         return;
     }
-    int tiles = (rows + 15) / 16;
-    if (n_threads > tiles) n_threads = tiles;
-#pragma omp parallel num_threads(n_threads)
-    {
-        int nth = 1, tid = 0;
-#ifdef _OPENMP
-        nth = omp_get_num_threads();
-        tid = omp_get_thread_num();
-#endif
-        int t0 = (int)((long)tiles * tid / nth), t1 = (int)((long)tiles * (tid + 1) / nth);
-        int r0 = t0 * 16, r1 = t1 * 16 < rows ? t1 * 16 : rows;
-        if (r0 < r1) k->matvec_rows(W, x, y + r0, r0, r1);
-    }
+    matvec_job j = {k, W, x, y};
+    parallel_for(n_threads, (rows + MATVEC_CHUNK_ROWS - 1) / MATVEC_CHUNK_ROWS, matvec_chunk, &j);
 }
 
 void matvec(const matrix *W, const float *x, float *y, int n_threads) {

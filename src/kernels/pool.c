@@ -1,0 +1,205 @@
+/* A small thread pool for the kernels' parallel loops (matvec, matmul).
+ *
+ * Why not OpenMP: a decode step runs ~85 short parallel loops (20-100 us
+ * each). With a fork/join runtime every loop ends in a barrier that waits
+ * for *every* thread; when another process holds the second core, the
+ * waiting thread spins until the scheduler runs its partner again, and a
+ * 5 ms token took 650 ms in our measurements (docs/perf.md). Here work is
+ * split into chunks that threads *claim* from a shared counter; the calling
+ * thread claims chunks too and waits only for chunks already claimed, so a
+ * worker that never got the CPU simply takes no chunk and holds nothing up.
+ *
+ * Workers spin (with pause, yielding now and then) for 0.1 ms after each
+ * job, since the next one usually follows within microseconds, then sleep
+ * on a condition variable; the caller likewise spins briefly, then sleeps
+ * until the last claimed chunk is done. One job runs at a time; a caller that finds the pool busy (e.g.
+ * another application thread evaluating another model) runs its loop on
+ * its own thread. If the caller keeps waiting on descheduled workers (an
+ * oversubscribed machine), it runs jobs alone for a while (BACKOFF_NS). */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define POOL_MAX_WORKERS 63
+#define WORKER_SPIN_NS 100000L /* spin this long after a job before sleeping */
+#define CALLER_SPINS 4000       /* pause loops before the caller sleeps on claimed chunks */
+/* Back-off: when the caller spent most of a job (and > 0.2 ms) waiting for a
+ * chunk a descheduled worker had claimed, the machine is oversubscribed;
+ * jobs then run on the caller alone for the next 50 ms, and helpers are
+ * tried again after that. On an idle machine the wait is microseconds. */
+#define BACKOFF_MIN_WAIT_NS 200000L
+#define BACKOFF_NS 50000000L
+
+static struct {
+    pthread_mutex_t submit;   /* held by the thread running a job */
+    pthread_mutex_t mu;       /* guards sleeping workers */
+    pthread_cond_t cv;
+    pthread_mutex_t done_mu;  /* the caller sleeps here for claimed chunks */
+    pthread_cond_t done_cv;
+    /* the current job, published by the release store of `ticket` (atomics
+     * because a late worker may still read them while the next job is set;
+     * it then finds the generation changed and runs nothing) */
+    _Atomic(parallel_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic int n_chunks, n_workers_wanted;
+    /* (generation << 32) | next chunk to claim */
+    _Atomic uint64_t ticket;
+    _Atomic int done; /* chunks finished in the current job */
+    _Atomic int sleepers;
+    int n_workers;
+    pthread_t threads[POOL_MAX_WORKERS];
+    long solo_until_ns; /* back-off deadline (guarded by submit) */
+} pool = {.submit = PTHREAD_MUTEX_INITIALIZER,
+        .mu = PTHREAD_MUTEX_INITIALIZER,
+        .cv = PTHREAD_COND_INITIALIZER,
+        .done_mu = PTHREAD_MUTEX_INITIALIZER,
+        .done_cv = PTHREAD_COND_INITIALIZER};
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Claims and runs chunks of generation `gen` until none are left. */
+static void work(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks) {
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+        for (;;) {
+            if ((uint32_t)(t >> 32) != gen || (int)(uint32_t)t >= n_chunks) return;
+            if (atomic_compare_exchange_weak_explicit(&pool.ticket, &t, t + 1, memory_order_acq_rel,
+                                                      memory_order_acquire))
+                break;
+        }
+        fn(ctx, (int)(uint32_t)t);
+        if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) == n_chunks - 1) {
+            /* the last chunk: wake the caller if it went to sleep waiting for it */
+            pthread_mutex_lock(&pool.done_mu);
+            pthread_cond_signal(&pool.done_cv);
+            pthread_mutex_unlock(&pool.done_mu);
+        }
+    }
+}
+
+static void *worker_main(void *arg) {
+    const int index = (int)(intptr_t)arg;
+    uint32_t seen = 0;
+    for (;;) {
+        uint32_t gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32);
+        if (gen == seen) {
+            long t0 = now_ns();
+            int spins = 0;
+            while ((gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32)) == seen) {
+                cpu_relax();
+                if (++spins % 256 == 0) {
+                    if (now_ns() - t0 > WORKER_SPIN_NS) break;
+                    sched_yield(); /* let a thread that shares this core run */
+                }
+            }
+            if (gen == seen) {
+                pthread_mutex_lock(&pool.mu);
+                atomic_fetch_add(&pool.sleepers, 1);
+                while ((gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32)) == seen)
+                    pthread_cond_wait(&pool.cv, &pool.mu);
+                atomic_fetch_sub(&pool.sleepers, 1);
+                pthread_mutex_unlock(&pool.mu);
+            }
+        }
+        seen = gen;
+        /* the job's fields were written before the ticket's release store */
+        parallel_fn fn = atomic_load_explicit(&pool.fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&pool.ctx, memory_order_relaxed);
+        int n_chunks = atomic_load_explicit(&pool.n_chunks, memory_order_relaxed);
+        int wanted = atomic_load_explicit(&pool.n_workers_wanted, memory_order_relaxed);
+        if (index < wanted) work(gen, fn, ctx, n_chunks);
+    }
+    return NULL;
+}
+
+/* RWKV_THREADING=openmp runs the loops as OpenMP fork/join regions instead
+ * (for comparisons on a given machine). */
+static int use_openmp(void) {
+    static _Atomic int mode = -1;
+    int m = atomic_load_explicit(&mode, memory_order_relaxed);
+    if (m < 0) {
+        const char *e = getenv("RWKV_THREADING");
+        m = e && strcmp(e, "openmp") == 0;
+        atomic_store_explicit(&mode, m, memory_order_relaxed);
+    }
+    return m;
+}
+
+void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
+    if (n_chunks <= 0) return;
+    if (use_openmp() && n_threads > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+        for (int c = 0; c < n_chunks; c++) fn(ctx, c);
+        return;
+    }
+    if (n_threads > POOL_MAX_WORKERS + 1) n_threads = POOL_MAX_WORKERS + 1;
+    if (n_threads > n_chunks) n_threads = n_chunks;
+    if (n_threads <= 1 || pthread_mutex_trylock(&pool.submit) != 0) {
+        for (int c = 0; c < n_chunks; c++) fn(ctx, c);
+        return;
+    }
+    long t_start = now_ns();
+    if (t_start < pool.solo_until_ns) {
+        pthread_mutex_unlock(&pool.submit);
+        for (int c = 0; c < n_chunks; c++) fn(ctx, c);
+        return;
+    }
+    while (pool.n_workers < n_threads - 1) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&pool.threads[pool.n_workers], &attr, worker_main, (void *)(intptr_t)pool.n_workers);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break; /* fewer helpers: the caller does the rest */
+        pool.n_workers++;
+    }
+    atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&pool.ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&pool.n_chunks, n_chunks, memory_order_relaxed);
+    atomic_store_explicit(&pool.n_workers_wanted, n_threads - 1, memory_order_relaxed);
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    uint32_t gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> 32) + 1;
+    atomic_store_explicit(&pool.ticket, (uint64_t)gen << 32, memory_order_release);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+    }
+    work(gen, fn, ctx, n_chunks);
+    long t_own = atomic_load_explicit(&pool.done, memory_order_acquire) < n_chunks ? now_ns() : 0;
+    /* wait only for chunks other threads have claimed and not finished:
+     * briefly spinning, then asleep (a worker that was descheduled holding a
+     * chunk needs this core more than a spinning caller does) */
+    for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < n_chunks; spins++) {
+        if (spins < CALLER_SPINS) {
+            cpu_relax();
+            continue;
+        }
+        pthread_mutex_lock(&pool.done_mu);
+        while (atomic_load_explicit(&pool.done, memory_order_acquire) < n_chunks)
+            pthread_cond_wait(&pool.done_cv, &pool.done_mu);
+        pthread_mutex_unlock(&pool.done_mu);
+    }
+    if (t_own) {
+        long t_end = now_ns(), wait = t_end - t_own;
+        if (wait > BACKOFF_MIN_WAIT_NS && 2 * wait > t_end - t_start) pool.solo_until_ns = t_end + BACKOFF_NS;
+    }
+    pthread_mutex_unlock(&pool.submit);
+}
