@@ -18,6 +18,8 @@
 #   RESULTS_WORK=DIR  scratch directory (default runs/results; replaced)
 #   SEED=N            seed of every run (default 1)
 #   RWKV_SHARED=DIR   where data/tinyshakespeare/input.txt lives (default ../shared)
+#   RESULTS_REPORT_ONLY=1  rerun nothing: redraw the plots and rewrite the report from the
+#                     tables and logs an earlier run left in RESULTS_WORK (same RESULTS_QUICK)
 # Needs gnuplot (the Makefile's `results` target installs gnuplot-nox).
 set -e
 cd "$(dirname "$0")/.."
@@ -34,10 +36,17 @@ for f in "$RWKV" "$COST" "$PROBE"; do
     [ -x "$f" ] || { echo "results: $f is missing (run make results)" >&2; exit 1; }
 done
 command -v gnuplot >/dev/null 2>&1 || { echo "results: gnuplot is missing (apt-get install gnuplot-nox)" >&2; exit 1; }
-rm -rf "$WORK"
+ONLY=${RESULTS_REPORT_ONLY:-0}
+if [ "$ONLY" = 1 ]; then
+    [ -f "$WORK/timings" ] || { echo "results: $WORK/timings is missing: no finished run to report on" >&2; exit 1; }
+else
+    rm -rf "$WORK"
+fi
 mkdir -p "$WORK" "$FIG"
 T0=$(date +%s)
-say() { echo "results: $*" >&2; }
+# runs "$@" unless only the report is rewritten
+run() { [ "$ONLY" = 1 ] || "$@"; }
+say() { [ "${RESULTS_REPORT_ONLY:-0}" = 1 ] || echo "results: $*" >&2; }
 
 # ---- sizes -------------------------------------------------------------------
 # quality models: RWKV-4 L x C (ffn 4C); the GPT's MLP width is chosen so that
@@ -78,6 +87,10 @@ train_pair() { # name token-file
     p2=$!
     wait $p1 || { tail -3 "$WORK/$name-rwkv4.log" >&2; exit 1; }
     wait $p2 || { tail -3 "$WORK/$name-gpt.log" >&2; exit 1; }
+}
+# step, elapsed, validation loss of both runs of a pair -> $WORK/NAME-ARCH.val (tokens loss seconds)
+extract_val() { # name
+    name=$1
     for a in rwkv4 gpt; do
         sed -n 's/.*"step":\([0-9]*\),.*"elapsed_s":\([0-9.]*\),"val_loss":\([0-9.eE+-]*\).*/\1 \2 \3/p' \
             "$WORK/$name-$a/train.jsonl" | awk -v k=$TOKENS_PER_STEP '{ print $1 * k, $3, $2 }' >"$WORK/$name-$a.val"
@@ -87,17 +100,21 @@ QUALITY_CMD="rwkv train --arch rwkv4|gpt --data TOKENS --layers $L --embd $C --c
 
 t=$(date +%s)
 HAVE_TS=0
-if [ -f "$SHARED/data/tinyshakespeare/input.txt" ]; then
+if [ "$ONLY" = 1 ]; then
+    [ -f "$WORK/ts-gpt.log" ] && HAVE_TS=1
+elif [ -f "$SHARED/data/tinyshakespeare/input.txt" ]; then
     HAVE_TS=1
     "$RWKV" tokenize --out "$WORK/ts.tok" "$SHARED/data/tinyshakespeare/input.txt" 2>/dev/null
     train_pair ts "$WORK/ts.tok"
 else
     say "quality: $SHARED/data/tinyshakespeare/input.txt not found, Tiny Shakespeare skipped"
 fi
+[ $HAVE_TS = 1 ] && extract_val ts
 . scripts/corpus.sh
-kjv_corpus "$WORK/kjv.txt"
-"$RWKV" tokenize --out "$WORK/kjv.tok" "$WORK/kjv.txt" 2>/dev/null
-train_pair kjv "$WORK/kjv.tok"
+run kjv_corpus "$WORK/kjv.txt"
+run "$RWKV" tokenize --out "$WORK/kjv.tok" "$WORK/kjv.txt" 2>/dev/null
+run train_pair kjv "$WORK/kjv.tok"
+extract_val kjv
 T_QUALITY=$(($(date +%s) - t))
 
 params() { sed -n 's/^model: .*, \([0-9]*\) parameters.*/\1/p' "$1" | head -1; }
@@ -130,8 +147,9 @@ say "cost: decode $MAXCTX tokens with each model (one thread, one after the othe
 t=$(date +%s)
 COST_CMD_R="context_cost --arch rwkv4 --layers $L --embd $C --max-ctx $MAXCTX --every $EVERY --threads 1 --seed $SEED"
 COST_CMD_G="context_cost --arch gpt --layers $L --embd $C --ffn $GFFN --heads $HEADS --max-ctx $MAXCTX --every $EVERY --threads 1 --seed $SEED"
-$COST --arch rwkv4 --layers $L --embd $C --max-ctx $MAXCTX --every $EVERY --threads 1 --seed $SEED --out "$WORK/cost-rwkv4.tsv"
-$COST --arch gpt --layers $L --embd $C --ffn $GFFN --heads $HEADS --max-ctx $MAXCTX --every $EVERY --threads 1 \
+run $COST --arch rwkv4 --layers $L --embd $C --max-ctx $MAXCTX --every $EVERY --threads 1 --seed $SEED \
+    --out "$WORK/cost-rwkv4.tsv"
+run $COST --arch gpt --layers $L --embd $C --ffn $GFFN --heads $HEADS --max-ctx $MAXCTX --every $EVERY --threads 1 \
     --seed $SEED --out "$WORK/cost-gpt.tsv"
 T_COST=$(($(date +%s) - t))
 row() { # file ctx column -> value (the row of the largest ctx <= the one asked)
@@ -196,14 +214,21 @@ recall_run() {
     p2=$!
     wait $p1 || { tail -3 "$WORK/recall-$name-rwkv4.log" >&2; exit 1; }
     wait $p2 || { tail -3 "$WORK/recall-$name-gpt.log" >&2; exit 1; }
+}
+recall_eval() { # name pairs what
+    name=$1
+    spec="--pairs $2 --value-len 1"
     for a in rwkv4 gpt; do
         $PROBE eval --arch $a --model "$WORK/recall-$name-$a/model.safetensors" --distances "$RD_IN,$RD_OUT" \
             --examples $REX --seed $((SEED + 1000)) --threads 2 $spec >"$WORK/recall-$name-$a.tsv"
     done
+}
+recall_plot() { # name what
+    name=$1
     gnuplot <<EOF
 set terminal pngcairo size 760,440 font "DejaVu Sans,10"
 set output "$FIG/recall_$name.png"
-set title "Recall of $3 across D random bytes (chance 0.1)"
+set title "Recall of $2 across D random bytes (chance 0.1)"
 set xlabel "distance D (filler bytes between the pairs and the queries)"
 set ylabel "accuracy"
 set yrange [0:1.05]
@@ -217,12 +242,23 @@ plot "$WORK/recall-$name-rwkv4.tsv" using 1:5 every ::1 with linespoints pt 7 lw
 EOF
 }
 t=$(date +%s)
-recall_run 1 1 "one digit"
-recall_run 2 2 "two key-digit pairs"
+run recall_run 1 1
+run recall_eval 1 1
+recall_plot 1 "one digit"
+run recall_run 2 2
+run recall_eval 2 2
+recall_plot 2 "two key-digit pairs"
 T_RECALL=$(($(date +%s) - t))
 RP_R=$(params "$WORK/recall-1-rwkv4.log")
 RP_G=$(params "$WORK/recall-1-gpt.log")
 
 # ---- the report (scripts/results_report.sh, sourced: it reads the variables above) ----
 T_ALL=$(($(date +%s) - T0))
+# the timings and revision are those of the run that made the tables
+if [ "$ONLY" = 1 ]; then
+    . "$WORK/timings"
+else
+    printf 'T_QUALITY=%s\nT_COST=%s\nT_RECALL=%s\nT_ALL=%s\nREV=%s\n' $T_QUALITY $T_COST $T_RECALL $T_ALL "$REV" \
+        >"$WORK/timings"
+fi
 . scripts/results_report.sh

@@ -47,7 +47,7 @@ acc_mean() { # file lo hi
 # what the one-item probe adds, when RWKV-4 learned it
 single_item_note() {
     rl=$(acc_mean "$WORK/recall-1-rwkv4.tsv" 64 $RDMAX)
-    ro=$(acc_mean "$WORK/recall-1-rwkv4.tsv" $RCTX 1000000)
+    ro=$(awk -F'\t' 'NR > 1 { v = $5 } END { print v }' "$WORK/recall-1-rwkv4.tsv")
     awk -v rl="$rl" -v ro="$ro" 'BEGIN {
         if (rl > 0.5) printf " What the one-item probe does show is that a single detail is kept across the whole training range by RWKV-4'"'"'s learned decay and gating";
         if (rl > 0.5 && ro < 0.2) printf ", and the other side of the trade: RWKV-4 accepts inputs of any length but recalls only over the lengths it was trained on, while the GPT cannot take longer inputs at all";
@@ -58,8 +58,11 @@ recall_verdict() { # name -> sentences
     rs=$(acc_mean "$WORK/recall-$1-rwkv4.tsv" 0 16); rl=$(acc_mean "$WORK/recall-$1-rwkv4.tsv" 64 $RDMAX)
     gs=$(acc_mean "$WORK/recall-$1-gpt.tsv" 0 16); gl=$(acc_mean "$WORK/recall-$1-gpt.tsv" 64 $RDMAX)
     ro=$(acc_mean "$WORK/recall-$1-rwkv4.tsv" $RCTX 1000000)
-    awk -v rs="$rs" -v rl="$rl" -v gs="$gs" -v gl="$gl" -v ro="$ro" 'BEGIN {
-        printf "Mean accuracy at D <= 16: RWKV-4 %s, GPT %s; at 64 <= D <= %d: RWKV-4 %s, GPT %s; RWKV-4 past the training context: %s. ", rs, gs, '"$RDMAX"', rl, gl, ro;
+    # RWKV-4's accuracy at each distance past the training context, and the last one
+    past=$(awk -F'\t' -v c=$RCTX 'NR > 1 && $1 > c { printf "%s%s at %s", n++ ? ", " : "", $5, $1 }' "$WORK/recall-$1-rwkv4.tsv")
+    rlast=$(awk -F'\t' 'NR > 1 { v = $5 } END { print v }' "$WORK/recall-$1-rwkv4.tsv")
+    awk -v rs="$rs" -v rl="$rl" -v gs="$gs" -v gl="$gl" -v ro="$ro" -v past="$past" -v rlast="$rlast" 'BEGIN {
+        printf "Mean accuracy at D <= 16: RWKV-4 %s, GPT %s; at 64 <= D <= %d: RWKV-4 %s, GPT %s; RWKV-4 past the training context: %s. ", rs, gs, '"$RDMAX"', rl, gl, past;
         if (rs < 0.2 && gs < 0.2 && rl < 0.2 && gl < 0.2)
             printf "Both stay near chance: neither model learned this task within the budget, so it neither shows nor rules out the limitation at this scale.";
         else if (gl - rl > 0.15)
@@ -73,7 +76,7 @@ recall_verdict() { # name -> sentences
         else
             printf "The two are within 0.15 of each other at short and at long distance: the probe does not separate the architectures at this scale.";
         if (rs - rl > 0.15 && rl - gl <= 0.15) printf " RWKV-4 itself loses accuracy with distance (%s -> %s): information fades from its state as filler streams through.", rs, rl;
-        if (ro < 0.2 && rl > 0.3) printf " Past its training context RWKV-4 runs but no longer recalls: the decay it learned is tuned to the lengths it saw.";
+        if (rlast < 0.2 && rl > 0.3) printf " Past its training context RWKV-4 runs, but its recall fades to chance: what it learned to keep is tuned to the lengths it saw.";
         printf "\n";
     }'
 }

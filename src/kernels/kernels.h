@@ -108,6 +108,11 @@ void add_sigmoid_mul(float *x, const float *r, const float *v, size_t n);
  * so a busy machine never stalls a loop on a thread that got no CPU. */
 typedef void (*parallel_fn)(void *ctx, int chunk);
 void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
+/* The same for long loops (matmul): an OpenMP parallel for (dynamic, 1), so
+ * that sequence mode runs on the same threads as the model's own OpenMP row
+ * loops (two sets of spinning threads on two cores halved prefill speed).
+ * RWKV_THREADING=pool|openmp forces one mechanism for both functions. */
+void parallel_for_bulk(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
 
 /* Scalar references (single thread), the oracle every variant is tested against. */
 void relu_square_scalar(float *x, size_t n);

@@ -129,26 +129,42 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* RWKV_THREADING=openmp runs the loops as OpenMP fork/join regions instead
- * (for comparisons on a given machine). */
-static int use_openmp(void) {
+/* RWKV_THREADING=openmp | pool forces one mechanism for every loop (for
+ * comparisons); by default parallel_for uses the pool and parallel_for_bulk
+ * OpenMP. 0 = default, 1 = openmp, 2 = pool. */
+static int threading_mode(void) {
     static _Atomic int mode = -1;
     int m = atomic_load_explicit(&mode, memory_order_relaxed);
     if (m < 0) {
         const char *e = getenv("RWKV_THREADING");
-        m = e && strcmp(e, "openmp") == 0;
+        m = !e ? 0 : strcmp(e, "openmp") == 0 ? 1 : strcmp(e, "pool") == 0 ? 2 : 0;
         atomic_store_explicit(&mode, m, memory_order_relaxed);
     }
     return m;
 }
 
+static void omp_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+    for (int c = 0; c < n_chunks; c++) fn(ctx, c);
+}
+
+static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
+
+void parallel_for_bulk(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
+    if (n_chunks <= 0) return;
+    if (threading_mode() == 2) pool_for(n_threads, n_chunks, fn, ctx);
+    else if (n_threads > 1 && n_chunks > 1) omp_for(n_threads < n_chunks ? n_threads : n_chunks, n_chunks, fn, ctx);
+    else
+        for (int c = 0; c < n_chunks; c++) fn(ctx, c);
+}
+
 void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
     if (n_chunks <= 0) return;
-    if (use_openmp() && n_threads > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
-        for (int c = 0; c < n_chunks; c++) fn(ctx, c);
-        return;
-    }
+    if (threading_mode() == 1 && n_threads > 1 && n_chunks > 1) omp_for(n_threads < n_chunks ? n_threads : n_chunks, n_chunks, fn, ctx);
+    else pool_for(n_threads, n_chunks, fn, ctx);
+}
+
+static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
     if (n_threads > POOL_MAX_WORKERS + 1) n_threads = POOL_MAX_WORKERS + 1;
     if (n_threads > n_chunks) n_threads = n_chunks;
     if (n_threads <= 1 || pthread_mutex_trylock(&pool.submit) != 0) {
