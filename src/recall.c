@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "formats/formats.h"
+#include "rng.h"
 
 static const char FILLER[] = "abcdefghijklmnopqrstuvwxyz ";
 #define N_FILLER 27
@@ -41,13 +42,7 @@ size_t rwkv_recall_example_len(const rwkv_recall_spec *s, int distance) {
 
 void rwkv_recall_seed(rwkv_recall_rng *rng, uint64_t seed) { rng->s = seed; }
 
-/* splitmix64 */
-static uint64_t next(rwkv_recall_rng *r) {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t next(rwkv_recall_rng *r) { return splitmix64(&r->s); }
 
 /* uniform in [0, n), n > 0 (rejection: no modulo bias) */
 static uint32_t below(rwkv_recall_rng *r, uint32_t n) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "rng.h"
 #include "rwkv_sample.h"
 
 struct rwkv_sampler {
@@ -27,7 +28,7 @@ struct rwkv_sampler {
     size_t cap;
     int *ids;
     size_t n_ids, ids_cap;
-    uint64_t rng[4];
+    rng rng;
     /* scratch, n_vocab entries */
     float *work;
     int *order, *order2;
@@ -35,35 +36,11 @@ struct rwkv_sampler {
     size_t work_cap;
 };
 
-/* ---- random numbers: splitmix64 seeding, xoshiro256** ------------------ */
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t s[4]) {
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 void rwkv_sampler_seed(rwkv_sampler *s, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    rng_seed(&s->rng, seed);
 }
 
-double rwkv_sampler_uniform(rwkv_sampler *s) { return (double)(xoshiro_next(s->rng) >> 11) * 0x1.0p-53; }
+double rwkv_sampler_uniform(rwkv_sampler *s) { return rng_unit(rng_next(&s->rng)); }
 
 /* ---- construction ------------------------------------------------------ */
 

@@ -15,19 +15,13 @@
 
 #include "error.h"
 #include "formats/mapped_file.h"
+#include "rng.h"
 
 #define TOKEN_FILE_MAGIC "RWKVTOK"
 #define TOKEN_FILE_HEADER 32
 
-/* xoshiro256**: the data order's random numbers; the whole state is saved. */
-typedef struct train_rng {
-    uint64_t s[4];
-} train_rng;
-
-void rng_seed(train_rng *r, uint64_t seed);
-uint64_t rng_next(train_rng *r);
-/* Uniform in [0, n), n > 0, without modulo bias. */
-uint64_t rng_below(train_rng *r, uint64_t n);
+/* The data order's random numbers (rng.h); the whole state is saved. */
+typedef rng train_rng;
 
 /* 1 when the mapped bytes start like a token file. */
 int token_file_detect(const uint8_t *p, size_t size);

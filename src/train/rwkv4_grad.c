@@ -12,6 +12,7 @@
 
 #include "kernels/kernels_train.h"
 #include "machine.h"
+#include "rng.h"
 #include "train/layers.h"
 
 /* ---- parameter layout (official state_dict order, §1.1) ---------------- */
@@ -470,14 +471,7 @@ rwkv_status rwkv4_forward_loss(rwkv4_train_ctx *ctx, const float *params, const 
 
 /* ---- initialisation (§3.1-§3.2) ----------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1.0p-53; }
+static double uniform01(uint64_t *s) { return rng_unit(splitmix64(s)); }
 
 static double gaussian(uint64_t *s) { /* Box-Muller */
     const double u1 = 1.0 - uniform01(s), u2 = uniform01(s);
