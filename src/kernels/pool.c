@@ -15,7 +15,11 @@
  * until the last claimed chunk is done. One job runs at a time; a caller that finds the pool busy (e.g.
  * another application thread evaluating another model) runs its loop on
  * its own thread. If the caller keeps waiting on descheduled workers (an
- * oversubscribed machine), it runs jobs alone for a while (BACKOFF_NS). */
+ * oversubscribed machine), it runs jobs alone for a while (BACKOFF_NS).
+ *
+ * parallel_for_bulk (long compute-bound loops: matmul) uses OpenMP instead,
+ * because in sequence mode the model's own row loops are OpenMP loops, and
+ * two sets of spinning threads on two cores halved prefill (docs/perf.md). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
