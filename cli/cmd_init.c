@@ -1,4 +1,5 @@
-/* rwkv init: write a freshly initialised RWKV-4 model (include/rwkv_train.h). */
+/* rwkv init: write a freshly initialised RWKV-4 model, or the GPT baseline
+ * (include/rwkv_train.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,9 +9,14 @@
 
 static void help(void) {
     rwkv_init_options d = rwkv_init_options_default();
-    printf("usage: rwkv init --layers L --embd C --vocab V [--ffn F] [--seed S] [--emb-scale X] --out M.safetensors\n\n"
+    printf("usage: rwkv init --layers L --embd C --vocab V [--ffn F] [--seed S] [--emb-scale X] --out M.safetensors\n"
+           "       rwkv init --arch gpt [--heads H] [--ctx N] ... --out M.safetensors\n\n"
            "Writes a freshly initialised RWKV-4 model (docs/rwkv-architecture.md 3.1-3.2: the official\n"
-           "v4neo init) as float32 safetensors with the official key names, atomically.\n\n"
+           "v4neo init) as float32 safetensors with the official key names, atomically; with --arch gpt\n"
+           "the GPT-2-style transformer baseline (N(0, 0.02) init, residual projections / sqrt(2L)).\n\n"
+           "  --arch A         rwkv4 or gpt (rwkv4)\n"
+           "  --heads H        gpt: attention heads, 0 = embd/64 (0)\n"
+           "  --ctx N          gpt: learned positions, the longest context, 0 = 1024 (0)\n"
            "  --layers L       layers (%d)\n"
            "  --embd C         width (%d)\n"
            "  --vocab V        vocabulary size (%d: byte level)\n"
@@ -34,7 +40,17 @@ int cmd_init(int argc, char **argv) {
         if (i + 1 >= argc) return cli_usage_error("init", "%s expects a value", a);
         const char *v = argv[++i];
         long x;
-        if (strcmp(a, "--layers") == 0) {
+        if (strcmp(a, "--arch") == 0) {
+            if (strcmp(v, "rwkv4") != 0 && strcmp(v, "gpt") != 0)
+                return cli_usage_error("init", "--arch expects rwkv4 or gpt, got '%s'", v);
+            o.arch = v;
+        } else if (strcmp(a, "--heads") == 0) {
+            if (cli_parse_int("init", a, v, 0, 65536, &x)) return 2;
+            o.n_head = (int)x;
+        } else if (strcmp(a, "--ctx") == 0) {
+            if (cli_parse_int("init", a, v, 0, 1 << 20, &x)) return 2;
+            o.n_ctx = (int)x;
+        } else if (strcmp(a, "--layers") == 0) {
             if (cli_parse_int("init", a, v, 1, 1024, &x)) return 2;
             o.n_layer = (int)x;
         } else if (strcmp(a, "--embd") == 0) {
@@ -64,6 +80,7 @@ int cmd_init(int argc, char **argv) {
     if (!out) return cli_usage_error("init", "--out FILE is required");
     rwkv_error err;
     if (rwkv_init_checkpoint(&o, out, &err) != RWKV_OK) return cli_report(&err);
-    fprintf(stderr, "wrote %s (%d layers x %d, vocab %d)\n", out, o.n_layer, o.n_embd, o.n_vocab);
+    fprintf(stderr, "wrote %s (%s, %d layers x %d, vocab %d)\n", out, o.arch ? o.arch : "rwkv4", o.n_layer,
+            o.n_embd, o.n_vocab);
     return 0;
 }

@@ -144,6 +144,12 @@ rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err)
         return s;
     }
     m->n_threads = default_threads();
+    if (tensor_set_find(&m->weights, "transformer.wte.weight")) {
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                      "%s: this is a GPT baseline checkpoint (rwkv train --arch gpt), not an RWKV model", path);
+        rwkv_model_free(m);
+        return s;
+    }
     const char *version = model_detect_version(&m->weights);
     m->gn_eps = model_group_norm_eps(m->weights.format, version);
     if (strcmp(version, "4") == 0) {

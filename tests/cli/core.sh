@@ -34,6 +34,15 @@ expect_error "unknown format" "unknown file format" "$RWKV" info "$tmp/text.bin"
 : >"$tmp/empty.bin"
 expect_error "empty file" "empty" "$RWKV" info "$tmp/empty.bin"
 expect_error "convert bad dtype" "--dtype" "$RWKV" convert a b --dtype f8
+expect_error "init bad arch" "--arch" "$RWKV" init --arch lstm --out "$tmp/x.safetensors"
+
+# rwkv init writes a model that the inference side loads; a GPT baseline checkpoint is refused clearly
+if "$RWKV" init --layers 2 --embd 64 --vocab 97 --out "$tmp/init.safetensors" 2>/dev/null &&
+    "$RWKV" info "$tmp/init.safetensors" | grep -q "n_vocab: *97"; then pass "init then info"
+else fail "init then info" "rwkv init output not loadable"; fi
+if "$RWKV" init --arch gpt --layers 2 --embd 64 --vocab 97 --out "$tmp/gpt.safetensors" 2>/dev/null; then
+    expect_error "info on a GPT checkpoint" "GPT baseline checkpoint" "$RWKV" info "$tmp/gpt.safetensors"
+else fail "init --arch gpt" "failed"; fi
 
 vec="$SHARED/testvectors/rwkv4/tiny"
 if [ -d "$vec" ]; then
