@@ -9,6 +9,12 @@
  *    names the file, field or offset at fault. `err` may always be NULL.
  *  - The library never prints and never exits the process.
  *  - Logits and states are float32.
+ *
+ * Companion headers, each self-contained: rwkv_tokenizer.h (byte-level,
+ * GPT-NeoX BPE, World), rwkv_sample.h (ChatRWKV sampling), rwkv_train.h
+ * (training and init), rwkv_eval.h (perplexity, LAMBADA), rwkv_quant.h,
+ * rwkv_bench.h, rwkv_gpt.h (the transformer baseline), rwkv_recall.h (the
+ * synthetic recall probe).
  */
 #ifndef RWKV_H
 #define RWKV_H
