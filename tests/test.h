@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int test_passed, test_failed, test_skipped;
 static int test_current_failed, test_current_skipped;
@@ -78,6 +80,27 @@ __attribute__((unused)) static int shared_path(char *buf, size_t size, const cha
     snprintf(buf, size, "%s/%s", shared_dir(), rel);
     struct stat st;
     return stat(buf, &st) == 0;
+}
+
+/* Deletes a temporary directory a test made, with everything below it. */
+__attribute__((unused)) static void remove_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[1024];
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        DIR *sub = opendir(path);
+        if (sub) {
+            closedir(sub);
+            remove_tree(path);
+        } else {
+            unlink(path);
+        }
+    }
+    closedir(d);
+    rmdir(dir);
 }
 
 /* Max of |got - want| / (atol + rtol*|want|) over n elements: <= 1 passes. */

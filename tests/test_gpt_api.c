@@ -19,26 +19,6 @@ static char tmpdir[256];
 
 static void tpath(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", tmpdir, name); }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char path[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        DIR *sub = opendir(path);
-        if (sub) {
-            closedir(sub);
-            remove_tree(path);
-        } else {
-            unlink(path);
-        }
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int write_gpt(const char *path, int layers, int embd, int heads, int vocab, int n_ctx, uint64_t seed,
                      rwkv_error *err) {
     rwkv_init_options o = rwkv_init_options_default();

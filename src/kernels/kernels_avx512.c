@@ -488,16 +488,13 @@ static void relu_square_v(float *x, size_t n) {
         __m512 h = _mm512_max_ps(_mm512_loadu_ps(x + i), _mm512_setzero_ps());
         _mm512_storeu_ps(x + i, _mm512_mul_ps(h, h));
     }
-    for (; i < n; i++) {
-        float h = x[i] > 0.0f ? x[i] : 0.0f;
-        x[i] = h * h;
-    }
+    relu_square_scalar(x + i, n - i);
 }
 
 static void sigmoid_mul_v(float *y, const float *r, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), sigmoid_v(_mm512_loadu_ps(r + i))));
-    for (; i < n; i++) y[i] *= sigmoidf(r[i]);
+    sigmoid_mul_scalar(y + i, r + i, n - i);
 }
 
 static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n) {
@@ -506,7 +503,7 @@ static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n
         __m512 g = _mm512_mul_ps(sigmoid_v(_mm512_loadu_ps(r + i)), _mm512_loadu_ps(v + i));
         _mm512_storeu_ps(x + i, _mm512_add_ps(_mm512_loadu_ps(x + i), g));
     }
-    for (; i < n; i++) x[i] += sigmoidf(r[i]) * v[i];
+    add_sigmoid_mul_scalar(x + i, r + i, v + i, n - i);
 }
 
 const kernel_ops kernels_avx512 = {
