@@ -383,8 +383,14 @@ static void test_v7_layer0_v_unused(void) {
         CHECK(ok, "%s", err.message);
         CHECK(dv == cfg_small.Dv, "d_mv_lora %d", dv);
     }
-    CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0 && memcmp(out[0], out[2], sizeof out[0]) == 0,
-          "block 0's v0/v1/v2 changed the logits");
+    /* Equal up to rounding: the three models' weights sit at different
+     * addresses, and the decode row kernels start each row's sum at its
+     * cache-line boundary, so the head's sums may round differently (one
+     * ulp); reading v0/v1/v2 in block 0 would move the logits by far more. */
+    double worst = 0;
+    for (int v = 1; v < 3; v++)
+        for (int i = 0; i < 50; i++) worst = fmax(worst, fabs((double)out[v][i] - out[0][i]));
+    CHECK(worst <= 1e-5, "block 0's v0/v1/v2 changed the logits by %g", worst);
 }
 
 /* Missing tensors are reported by name, not crashed on. */

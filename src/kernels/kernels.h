@@ -105,14 +105,21 @@ void add_sigmoid_mul(float *x, const float *r, const float *v, size_t n);
 /* Runs fn(ctx, c) for every chunk c < n_chunks on up to n_threads threads
  * (the caller's included) of a small pool (kernels/pool.c). Chunks are
  * claimed dynamically, and the caller waits only for chunks already claimed,
- * so a busy machine never stalls a loop on a thread that got no CPU. */
+ * so a busy machine never stalls a loop on a thread that got no CPU.
+ * RWKV_THREADING=openmp runs the loops as OpenMP loops instead (comparisons). */
 typedef void (*parallel_fn)(void *ctx, int chunk);
 void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
-/* The same for long loops (matmul): an OpenMP parallel for (dynamic, 1), so
- * that sequence mode runs on the same threads as the model's own OpenMP row
- * loops (two sets of spinning threads on two cores halved prefill speed).
- * RWKV_THREADING=pool|openmp forces one mechanism for both functions. */
-void parallel_for_bulk(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
+
+/* Row loops (layer norm, token shift, gates over [T][C] activations):
+ * fn(ctx, r) for every r < n_rows, the rows grouped into a few contiguous
+ * ranges per thread on the same pool. Runs on the caller alone when the
+ * whole loop is smaller than PARALLEL_MIN_WORK (row_work = floats touched
+ * per row), where waking a thread costs more than it saves. Every row is
+ * computed by one thread with the same code, so results do not depend on
+ * n_threads. */
+#define PARALLEL_MIN_WORK 16384
+typedef void (*parallel_row_fn)(void *ctx, int row);
+void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx);
 
 /* Scalar references (single thread), the oracle every variant is tested against. */
 void relu_square_scalar(float *x, size_t n);

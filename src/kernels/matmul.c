@@ -6,7 +6,7 @@
  * variant's register-tiled micro-kernel (kernel_ops.mm) sweeps all N tokens
  * MR at a time over that panel, reading the X slice (N x kc, kept in L2).
  * Every weight byte is read and converted once per call. A panel is the
- * unit of work threads claim (parallel_for_bulk, kernels/pool.c), so no two
+ * unit of work threads claim (parallel_for, kernels/pool.c), so no two
  * threads write the same output.
  *
  * matmul_scalar is the plain reference (one thread, sums in index order). */
@@ -117,7 +117,7 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
     const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
     if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1;
     matmul_job j = {k, W, X, Y, N};
-    parallel_for_bulk(n_threads, panels, matmul_panel, &j);
+    parallel_for(n_threads, panels, matmul_panel, &j);
 }
 
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {

@@ -17,9 +17,9 @@
  * its own thread. If the caller keeps waiting on descheduled workers (an
  * oversubscribed machine), it runs jobs alone for a while (BACKOFF_NS).
  *
- * parallel_for_bulk (long compute-bound loops: matmul) uses OpenMP instead,
- * because in sequence mode the model's own row loops are OpenMP loops, and
- * two sets of spinning threads on two cores halved prefill (docs/perf.md). */
+ * Every parallel loop of the library runs here: mixing this pool with an
+ * OpenMP runtime leaves one set of threads spinning on the core the other
+ * set needs, which halved two-thread prefill (docs/perf.md). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -53,13 +53,13 @@ static struct {
     pthread_cond_t cv;
     pthread_mutex_t done_mu;  /* the caller sleeps here for claimed chunks */
     pthread_cond_t done_cv;
-    /* the current job, published by the release store of `ticket` (atomics
-     * because a late worker may still read them while the next job is set;
-     * it then finds the generation changed and runs nothing) */
+    /* the current job, published by the store of `ticket` (atomics because
+     * a late worker may still read them while the next job is set; it then
+     * finds the generation changed and runs nothing) */
     _Atomic(parallel_fn) fn;
     _Atomic(void *) ctx;
     _Atomic int n_chunks, n_workers_wanted;
-    /* (generation << 32) | next chunk to claim */
+    /* (generation << 32) | next chunk to claim, or TICKET_CLOSED */
     _Atomic uint64_t ticket;
     _Atomic int done; /* chunks finished in the current job */
     _Atomic int sleepers;
@@ -78,15 +78,17 @@ static long now_ns(void) {
     return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
+/* The ticket's chunk index while a job's fields are being written: no
+ * chunk can be claimed, and workers wait for the real publication. */
+#define TICKET_CLOSED 0xffffffffu
+
 /* Claims and runs chunks of generation `gen` until none are left. */
 static void work(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks) {
     for (;;) {
-        uint64_t t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+        uint64_t t = atomic_load(&pool.ticket);
         for (;;) {
-            if ((uint32_t)(t >> 32) != gen || (int)(uint32_t)t >= n_chunks) return;
-            if (atomic_compare_exchange_weak_explicit(&pool.ticket, &t, t + 1, memory_order_acq_rel,
-                                                      memory_order_acquire))
-                break;
+            if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= (uint32_t)n_chunks) return;
+            if (atomic_compare_exchange_weak(&pool.ticket, &t, t + 1)) break;
         }
         fn(ctx, (int)(uint32_t)t);
         if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) == n_chunks - 1) {
@@ -98,15 +100,21 @@ static void work(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks) {
     }
 }
 
+/* The generation of a published job other than `seen`, or `seen`. */
+static uint32_t published(uint32_t seen) {
+    uint64_t t = atomic_load(&pool.ticket);
+    return (uint32_t)t == TICKET_CLOSED ? seen : (uint32_t)(t >> 32);
+}
+
 static void *worker_main(void *arg) {
     const int index = (int)(intptr_t)arg;
     uint32_t seen = 0;
     for (;;) {
-        uint32_t gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32);
+        uint32_t gen = published(seen);
         if (gen == seen) {
             long t0 = now_ns();
             int spins = 0;
-            while ((gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32)) == seen) {
+            while ((gen = published(seen)) == seen) {
                 cpu_relax();
                 if (++spins % 256 == 0) {
                     if (now_ns() - t0 > WORKER_SPIN_NS) break;
@@ -116,32 +124,33 @@ static void *worker_main(void *arg) {
             if (gen == seen) {
                 pthread_mutex_lock(&pool.mu);
                 atomic_fetch_add(&pool.sleepers, 1);
-                while ((gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_acquire) >> 32)) == seen)
-                    pthread_cond_wait(&pool.cv, &pool.mu);
+                while ((gen = published(seen)) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
                 atomic_fetch_sub(&pool.sleepers, 1);
                 pthread_mutex_unlock(&pool.mu);
             }
         }
         seen = gen;
-        /* the job's fields were written before the ticket's release store */
-        parallel_fn fn = atomic_load_explicit(&pool.fn, memory_order_relaxed);
-        void *ctx = atomic_load_explicit(&pool.ctx, memory_order_relaxed);
-        int n_chunks = atomic_load_explicit(&pool.n_chunks, memory_order_relaxed);
-        int wanted = atomic_load_explicit(&pool.n_workers_wanted, memory_order_relaxed);
+        /* The fields belong to generation `gen` unless the caller has
+         * already closed it and started writing the next job's; then the
+         * ticket's generation has changed (the close is ordered before those
+         * writes: all sequentially consistent), and work() claims nothing. */
+        parallel_fn fn = atomic_load(&pool.fn);
+        void *ctx = atomic_load(&pool.ctx);
+        int n_chunks = atomic_load(&pool.n_chunks);
+        int wanted = atomic_load(&pool.n_workers_wanted);
         if (index < wanted) work(gen, fn, ctx, n_chunks);
     }
     return NULL;
 }
 
-/* RWKV_THREADING=openmp | pool forces one mechanism for every loop (for
- * comparisons); by default parallel_for uses the pool and parallel_for_bulk
- * OpenMP. 0 = default, 1 = openmp, 2 = pool. */
-static int threading_mode(void) {
+/* RWKV_THREADING=openmp runs every loop as an OpenMP parallel for (dynamic,
+ * 1), for comparisons (docs/perf.md). */
+static int use_openmp(void) {
     static _Atomic int mode = -1;
     int m = atomic_load_explicit(&mode, memory_order_relaxed);
     if (m < 0) {
         const char *e = getenv("RWKV_THREADING");
-        m = !e ? 0 : strcmp(e, "openmp") == 0 ? 1 : strcmp(e, "pool") == 0 ? 2 : 0;
+        m = e && strcmp(e, "openmp") == 0;
         atomic_store_explicit(&mode, m, memory_order_relaxed);
     }
     return m;
@@ -154,18 +163,35 @@ static void omp_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
 
 static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
 
-void parallel_for_bulk(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
-    if (n_chunks <= 0) return;
-    if (threading_mode() == 2) pool_for(n_threads, n_chunks, fn, ctx);
-    else if (n_threads > 1 && n_chunks > 1) omp_for(n_threads < n_chunks ? n_threads : n_chunks, n_chunks, fn, ctx);
-    else
-        for (int c = 0; c < n_chunks; c++) fn(ctx, c);
-}
-
 void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
     if (n_chunks <= 0) return;
-    if (threading_mode() == 1 && n_threads > 1 && n_chunks > 1) omp_for(n_threads < n_chunks ? n_threads : n_chunks, n_chunks, fn, ctx);
+    if (use_openmp() && n_threads > 1 && n_chunks > 1) omp_for(n_threads < n_chunks ? n_threads : n_chunks, n_chunks, fn, ctx);
     else pool_for(n_threads, n_chunks, fn, ctx);
+}
+
+typedef struct rows_job {
+    parallel_row_fn fn;
+    void *ctx;
+    int n_rows, per_chunk;
+} rows_job;
+
+static void rows_chunk(void *p, int chunk) {
+    const rows_job *j = p;
+    int r1 = (chunk + 1) * j->per_chunk;
+    if (r1 > j->n_rows) r1 = j->n_rows;
+    for (int r = chunk * j->per_chunk; r < r1; r++) j->fn(j->ctx, r);
+}
+
+void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx) {
+    if (n_threads <= 1 || n_rows < 2 || (double)n_rows * (double)row_work < PARALLEL_MIN_WORK) {
+        for (int r = 0; r < n_rows; r++) fn(ctx, r);
+        return;
+    }
+    /* a few ranges per thread: a thread that loses its core for a while
+     * leaves only small ranges for the others to wait on */
+    int chunks = 4 * n_threads < n_rows ? 4 * n_threads : n_rows;
+    rows_job j = {fn, ctx, n_rows, (n_rows + chunks - 1) / chunks};
+    parallel_for(n_threads, (n_rows + j.per_chunk - 1) / j.per_chunk, rows_chunk, &j);
 }
 
 static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
@@ -190,13 +216,17 @@ static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
         if (rc != 0) break; /* fewer helpers: the caller does the rest */
         pool.n_workers++;
     }
-    atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
-    atomic_store_explicit(&pool.ctx, ctx, memory_order_relaxed);
-    atomic_store_explicit(&pool.n_chunks, n_chunks, memory_order_relaxed);
-    atomic_store_explicit(&pool.n_workers_wanted, n_threads - 1, memory_order_relaxed);
-    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
-    uint32_t gen = (uint32_t)(atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> 32) + 1;
-    atomic_store_explicit(&pool.ticket, (uint64_t)gen << 32, memory_order_release);
+    /* Close the previous generation before touching the job's fields: a
+     * late worker that read the old generation can no longer claim a chunk
+     * (its compare-exchange fails) with fields of the new job. */
+    uint32_t gen = (uint32_t)(atomic_load(&pool.ticket) >> 32) + 1;
+    atomic_store(&pool.ticket, ((uint64_t)gen << 32) | TICKET_CLOSED);
+    atomic_store(&pool.fn, fn);
+    atomic_store(&pool.ctx, ctx);
+    atomic_store(&pool.n_chunks, n_chunks);
+    atomic_store(&pool.n_workers_wanted, n_threads - 1);
+    atomic_store(&pool.done, 0);
+    atomic_store(&pool.ticket, (uint64_t)gen << 32);
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.cv);

@@ -13,8 +13,7 @@
 #include "kernels/kernels.h"
 #include "kernels/kernels_heads.h"
 
-/* Multiply-adds (T * rows * N) below which threading costs more than it saves. */
-enum { WKV_MIN_PARALLEL_WORK = 1 << 15, WKV_LANES = 8 };
+enum { WKV_LANES = 8 };
 
 #if defined(__GNUC__)
 #define WKV_INLINE static inline __attribute__((always_inline))
@@ -81,12 +80,23 @@ static wkv5_row_fn pick_row(void) {
     return wkv5_row;
 }
 
+typedef struct wkv5_job {
+    wkv5_row_fn row_fn;
+    int T, A, N;
+    const float *r, *k, *v, *w, *u;
+    size_t w_stride;
+    float *S, *y;
+} wkv5_job;
+
+static void wkv5_job_row(void *p, int row) {
+    const wkv5_job *j = p;
+    j->row_fn(j->T, j->A, j->N, row / j->N, row % j->N, j->r, j->k, j->v, j->w, j->w_stride, j->u,
+              j->S + (size_t)row * j->N, j->y);
+}
+
 void wkv5_forward(int T, int H, int N, const float *r, const float *k, const float *v, const float *w,
                   size_t w_stride, const float *u, float *S, float *y, int n_threads) {
-    const int A = H * N, rows = H * N;
-    const long work = (long)T * rows * N;
-    const wkv5_row_fn row_fn = pick_row();
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (work >= WKV_MIN_PARALLEL_WORK && n_threads > 1)
-    for (int row = 0; row < rows; row++)
-        row_fn(T, A, N, row / N, row % N, r, k, v, w, w_stride, u, S + (size_t)row * N, y);
+    wkv5_job j = {pick_row(), T, H * N, N, r, k, v, w, u, w_stride, S, y};
+    /* per row and token: N multiply-adds into the state row */
+    parallel_rows(n_threads, H * N, (size_t)T * N, wkv5_job_row, &j);
 }

@@ -13,7 +13,7 @@
 #include "kernels/kernels.h"
 #include "kernels/kernels_heads.h"
 
-enum { WKV_MIN_PARALLEL_WORK = 1 << 15, WKV_LANES = 8 };
+enum { WKV_LANES = 8 };
 
 #if defined(__GNUC__)
 #define WKV_INLINE static inline __attribute__((always_inline))
@@ -85,11 +85,22 @@ static wkv7_row_fn pick_row(void) {
     return wkv7_row;
 }
 
+typedef struct wkv7_job {
+    wkv7_row_fn row_fn;
+    int T, A, N;
+    const float *r, *w, *k, *v, *a, *b;
+    float *S, *y;
+} wkv7_job;
+
+static void wkv7_job_row(void *p, int row) {
+    const wkv7_job *j = p;
+    j->row_fn(j->T, j->A, j->N, row / j->N, row % j->N, j->r, j->w, j->k, j->v, j->a, j->b,
+              j->S + (size_t)row * j->N, j->y);
+}
+
 void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                   const float *a, const float *b, float *S, float *y, int n_threads) {
-    const int A = H * N, rows = H * N;
-    const long work = (long)T * rows * N;
-    const wkv7_row_fn row_fn = pick_row();
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (work >= WKV_MIN_PARALLEL_WORK && n_threads > 1)
-    for (int row = 0; row < rows; row++) row_fn(T, A, N, row / N, row % N, r, w, k, v, a, b, S + (size_t)row * N, y);
+    wkv7_job j = {pick_row(), T, H * N, N, r, w, k, v, a, b, S, y};
+    /* per row and token: a few passes of N multiply-adds over the state row */
+    parallel_rows(n_threads, H * N, (size_t)T * N, wkv7_job_row, &j);
 }

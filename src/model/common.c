@@ -42,62 +42,132 @@ void common_fill_info(const rwkv_common *c, const char *version, rwkv_model_info
     info->state_floats = (size_t)c->L * c->layer_state;
 }
 
-#define PAR_MIN_FLOATS 16384
-int common_par(int T, int n) { return T > 1 && (long)T * n >= PAR_MIN_FLOATS; }
+/* The row loops below run each row on one thread through parallel_rows
+ * (kernels/pool.c); `rows_args` carries a loop's operands to its row function. */
+typedef struct rows_args {
+    const float *x, *w, *b, *prev0;
+    float *y, *z;
+    int n, n2, H, N;
+    float eps;
+} rows_args;
+
+static void layernorm_row(void *p, int t) {
+    const rows_args *a = p;
+    layernorm(a->x + (size_t)t * a->n, a->w, a->b, a->n, LN_EPS, a->y + (size_t)t * a->n);
+}
 
 void layernorm_rows(const float *x, const float *w, const float *b, int T, int C, float *z, int nt) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) layernorm(x + (size_t)t * C, w, b, C, LN_EPS, z + (size_t)t * C);
+    rows_args a = {.x = x, .w = w, .b = b, .y = z, .n = C};
+    parallel_rows(nt, T, (size_t)C, layernorm_row, &a);
+}
+
+static void add_row(void *p, int t) {
+    const rows_args *a = p;
+    float *xt = a->y + (size_t)t * a->n;
+    const float *yt = a->x + (size_t)t * a->n;
+#pragma omp simd
+    for (int i = 0; i < a->n; i++) xt[i] += yt[i];
 }
 
 void add_rows(float *x, const float *y, int T, int C, int nt) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        float *xt = x + (size_t)t * C;
-        const float *yt = y + (size_t)t * C;
-#pragma omp simd
-        for (int i = 0; i < C; i++) xt[i] += yt[i];
-    }
+    rows_args a = {.x = y, .y = x, .n = C};
+    parallel_rows(nt, T, (size_t)C, add_row, &a);
+}
+
+static void relu_square_row(void *p, int t) {
+    const rows_args *a = p;
+    relu_square(a->y + (size_t)t * a->n, (size_t)a->n);
+}
+
+static void add_sigmoid_mul_row(void *p, int t) {
+    const rows_args *a = p; /* y += sigmoid(r = x) * (v = w) */
+    add_sigmoid_mul(a->y + (size_t)t * a->n, a->x + (size_t)t * a->n, a->w + (size_t)t * a->n, (size_t)a->n);
 }
 
 void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, const float *xk, const float *xr,
                int T, float *h, float *v, float *r, float *x, int nt) {
     const int F = ffn_k->rows, C = ffn_v->rows;
     matmul(ffn_k, xk, T, h, nt); /* [T][F] */
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, F))
-    for (int t = 0; t < T; t++) relu_square(h + (size_t)t * F, (size_t)F);
+    rows_args hk = {.y = h, .n = F};
+    parallel_rows(nt, T, (size_t)F, relu_square_row, &hk);
     matmul(ffn_v, h, T, v, nt); /* [T][C] */
     if (!ffn_r) {
         add_rows(x, v, T, C, nt);
         return;
     }
     matmul(ffn_r, xr, T, r, nt); /* [T][C] */
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) add_sigmoid_mul(x + (size_t)t * C, r + (size_t)t * C, v + (size_t)t * C, (size_t)C);
+    rows_args gate = {.x = r, .w = v, .y = x, .n = C};
+    parallel_rows(nt, T, (size_t)C, add_sigmoid_mul_row, &gate);
+}
+
+static void shift_delta_row(void *p, int t) {
+    const rows_args *a = p;
+    const int C = a->n;
+    const float *cur = a->x + (size_t)t * C, *prev = t ? cur - C : a->prev0;
+    float *d = a->y + (size_t)t * C;
+#pragma omp simd
+    for (int i = 0; i < C; i++) d[i] = prev[i] - cur[i];
 }
 
 void shift_delta_rows(const float *z, const float *prev0, int T, int C, float *dz, int nt) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        const float *cur = z + (size_t)t * C, *prev = t ? cur - C : prev0;
-        float *d = dz + (size_t)t * C;
+    rows_args a = {.x = z, .prev0 = prev0, .y = dz, .n = C};
+    parallel_rows(nt, T, (size_t)C, shift_delta_row, &a);
+}
+
+/* Token shift, docs §1.2: the n_mix outputs of one row from z[t] and z[t-1]
+ * (prev0 for t = 0). */
+typedef struct mix_args {
+    const float *z, *prev0;
+    int C, n_mix;
+    const float *const *mu;
+    float *const *out;
+} mix_args;
+
+static void shift_mix_row(void *p, int t) {
+    const mix_args *a = p;
+    const float *cur = a->z + (size_t)t * a->C, *prev = t ? cur - a->C : a->prev0;
+    for (int m = 0; m < a->n_mix; m++) token_mix(cur, prev, a->mu[m], a->C, a->out[m] + (size_t)t * a->C);
+}
+
+void shift_mix_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+                    float *const *out, int nt) {
+    mix_args a = {z, prev0, C, n_mix, mu, out};
+    parallel_rows(nt, T, (size_t)C * (size_t)(n_mix + 1), shift_mix_row, &a);
+}
+
+static void shift_lerp_row(void *p, int t) {
+    const mix_args *a = p;
+    const int C = a->C;
+    const float *cur = a->z + (size_t)t * C, *prev = t ? cur - C : a->prev0;
+    for (int m = 0; m < a->n_mix; m++) {
+        const float *mu = a->mu[m];
+        float *out = a->out[m] + (size_t)t * C;
 #pragma omp simd
-        for (int i = 0; i < C; i++) d[i] = prev[i] - cur[i];
+        for (int i = 0; i < C; i++) out[i] = cur[i] + (prev[i] - cur[i]) * mu[i];
+    }
+}
+
+void shift_lerp_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+                     float *const *out, int nt) {
+    mix_args a = {z, prev0, C, n_mix, mu, out};
+    parallel_rows(nt, T, (size_t)C * (size_t)(n_mix + 1), shift_lerp_row, &a);
+}
+
+static void group_norm_gate_row(void *p, int t) {
+    const rows_args *a = p;
+    const int A = a->H * a->N;
+    float *yt = a->y + (size_t)t * A;
+    group_norm(yt, a->w, a->b, a->H, a->N, a->eps, yt);
+    if (a->x) {
+        const float *gt = a->x + (size_t)t * A;
+        for (int i = 0; i < A; i++) yt[i] *= gt[i] * sigmoidf(gt[i]);
     }
 }
 
 void group_norm_gate_rows(float *y, const float *g, const float *lnx_w, const float *lnx_b, int H, int N, float eps,
                           int T, int nt) {
-    const int A = H * N;
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, A))
-    for (int t = 0; t < T; t++) {
-        float *yt = y + (size_t)t * A;
-        group_norm(yt, lnx_w, lnx_b, H, N, eps, yt);
-        if (g) {
-            const float *gt = g + (size_t)t * A;
-            for (int i = 0; i < A; i++) yt[i] *= gt[i] * sigmoidf(gt[i]);
-        }
-    }
+    rows_args a = {.x = g, .w = lnx_w, .b = lnx_b, .y = y, .H = H, .N = N, .eps = eps};
+    parallel_rows(nt, T, (size_t)H * N, group_norm_gate_row, &a);
 }
 
 /* One chunk of T tokens: x, z are [T][C]. */

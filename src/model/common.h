@@ -39,9 +39,16 @@ void common_state_init(const rwkv_model *m, float *state);
 /* Frees an impl that begins with an rwkv_common, with its layers. */
 void common_free(void *impl);
 
-/* Token-wise work goes to the threads only when a chunk has enough of it;
- * each token's row is computed the same way whichever thread does it. */
-int common_par(int T, int n);
+/* The row loops below split their T rows over the threads (parallel_rows,
+ * kernels/pool.c); each row is computed the same way whichever thread does it. */
+
+/* Token shift with n_mix mixes (docs §1.2, RWKV-4/5 form):
+ * out[m][t] = token_mix(z[t], z[t-1], mu[m]), z[-1] = prev0. */
+void shift_mix_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+                    float *const *out, int n_threads);
+/* The same in the RWKV-6/7 form: out[m][t] = z[t] + (z[t-1] - z[t]) * mu[m]. */
+void shift_lerp_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+                     float *const *out, int n_threads);
 
 /* z[t] = LN(x[t]) for T rows of C (x and z may alias). */
 void layernorm_rows(const float *x, const float *w, const float *b, int T, int C, float *z, int n_threads);

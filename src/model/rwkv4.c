@@ -42,13 +42,6 @@ static size_t widest(const rwkv4 *w) {
 }
 static size_t rwkv4_scratch_floats(const void *impl, int T) { return 7 * (size_t)T * widest(impl); }
 
-static void shift_mix(const float *z, const float *prev0, int T, int n, const float *mu, float *out) {
-    for (int t = 0; t < T; t++) {
-        const float *cur = z + (size_t)t * n;
-        token_mix(cur, t ? cur - n : prev0, mu, n, out + (size_t)t * n);
-    }
-}
-
 static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, float *scratch, int T, int nt) {
     const rwkv4 *w = impl;
     const rwkv4_layer *ly = &w->layers[l];
@@ -59,9 +52,9 @@ static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, 
 
     /* time mixing: k, v, r from token-shifted LN1 outputs, WKV, gated output */
     layernorm_rows(x, ly->ln1_w, ly->ln1_b, T, C, z, nt);
-    shift_mix(z, att_xx, T, C, ly->att_mix_k, xa);
-    shift_mix(z, att_xx, T, C, ly->att_mix_v, xb);
-    shift_mix(z, att_xx, T, C, ly->att_mix_r, xc);
+    const float *att_mu[] = {ly->att_mix_k, ly->att_mix_v, ly->att_mix_r};
+    float *const att_in[] = {xa, xb, xc};
+    shift_mix_rows(z, att_xx, T, C, 3, att_mu, att_in, nt);
     memcpy(att_xx, z + (size_t)(T - 1) * C, sizeof(float) * C);
     matmul(&ly->att_k, xa, T, k, nt);
     matmul(&ly->att_v, xb, T, v, nt);
@@ -73,8 +66,9 @@ static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, 
 
     /* channel mixing */
     layernorm_rows(x, ly->ln2_w, ly->ln2_b, T, C, z, nt);
-    shift_mix(z, ffn_xx, T, C, ly->ffn_mix_k, xa);
-    shift_mix(z, ffn_xx, T, C, ly->ffn_mix_r, xb);
+    const float *ffn_mu[] = {ly->ffn_mix_k, ly->ffn_mix_r};
+    float *const ffn_in[] = {xa, xb};
+    shift_mix_rows(z, ffn_xx, T, C, 2, ffn_mu, ffn_in, nt);
     memcpy(ffn_xx, z + (size_t)(T - 1) * C, sizeof(float) * C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xa, xb, T, k, v, r, x, nt);
 }

@@ -62,14 +62,9 @@ static void time_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratch *
     const int C = w->c.C;
     float *att_xx = st, *S = st + C;
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : att_xx;
-        token_mix(cur, prev, ly->mix_k, C, s->xa + (size_t)t * C);
-        token_mix(cur, prev, ly->mix_v, C, s->xb + (size_t)t * C);
-        token_mix(cur, prev, ly->mix_r, C, s->xc + (size_t)t * C);
-        if (w->has_gate) token_mix(cur, prev, ly->mix_g, C, s->xd + (size_t)t * C);
-    }
+    const float *mu[] = {ly->mix_k, ly->mix_v, ly->mix_r, ly->mix_g};
+    float *const in[] = {s->xa, s->xb, s->xc, s->xd};
+    shift_mix_rows(s->z, att_xx, T, C, w->has_gate ? 4 : 3, mu, in, nt);
     memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     matmul(&ly->att_k, s->xa, T, s->k, nt);
     matmul(&ly->att_v, s->xb, T, s->v, nt);
@@ -86,12 +81,9 @@ static void channel_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratc
     const int C = w->c.C;
     float *ffn_xx = st + w->c.layer_state - C;
     layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
-        token_mix(cur, prev, ly->ffn_mix_k, C, s->xa + (size_t)t * C);
-        token_mix(cur, prev, ly->ffn_mix_r, C, s->xb + (size_t)t * C);
-    }
+    const float *mu[] = {ly->ffn_mix_k, ly->ffn_mix_r};
+    float *const in[] = {s->xa, s->xb};
+    shift_mix_rows(s->z, ffn_xx, T, C, 2, mu, in, nt);
     memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, s->xa, s->xb, T, s->h, s->v, s->r, s->x, nt);
 }

@@ -74,31 +74,56 @@ static scratch carve(const rwkv6 *w, float *x, float *z, float *p, int T) {
     return s;
 }
 
+/* Rows of the data-dependent token shift: out[t] = z[t] + dz[t] * (mu + m[t])
+ * (m = NULL: mu alone). */
+typedef struct lerp_args {
+    const float *z, *dz, *mu, *m;
+    float *out;
+    int C;
+} lerp_args;
+
+static void ddlerp_row(void *p, int t) {
+    const lerp_args *a = p;
+    const size_t o = (size_t)t * a->C;
+    const float *z = a->z + o, *d = a->dz + o, *mu = a->mu;
+    float *out = a->out + o;
+    if (a->m) {
+        const float *m = a->m + o;
+#pragma omp simd
+        for (int i = 0; i < a->C; i++) out[i] = z[i] + d[i] * (mu[i] + m[i]);
+    } else {
+#pragma omp simd
+        for (int i = 0; i < a->C; i++) out[i] = z[i] + d[i] * mu[i];
+    }
+}
+
 /* The data-dependent token shift: x_c = z + dz (maa_c + tanh((z + dz maa_x) @ maa_w1)[c] @ maa_w2[c]). */
 static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, scratch *s, int T, int nt) {
     const int C = w->c.C, Dm = w->Dm;
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        const float *z = s->z + (size_t)t * C, *d = s->dz + (size_t)t * C;
-        float *xx = s->tmp + (size_t)t * C;
-#pragma omp simd
-        for (int i = 0; i < C; i++) xx[i] = z[i] + d[i] * ly->maa_x[i];
-    }
+    lerp_args a = {s->z, s->dz, ly->maa_x, NULL, s->tmp, C};
+    parallel_rows(nt, T, 3 * (size_t)C, ddlerp_row, &a);
     matmul(&ly->maa_w1, s->tmp, T, s->lora, nt);
     for (size_t i = 0; i < (size_t)T * N_MIX * Dm; i++) s->lora[i] = tanhf(s->lora[i]);
     for (int c = 0; c < N_MIX; c++) {
         for (int t = 0; t < T; t++)
             memcpy(s->lora_in + (size_t)t * Dm, s->lora + ((size_t)t * N_MIX + c) * Dm, sizeof(float) * Dm);
         matmul(&ly->maa_w2[c], s->lora_in, T, s->tmp, nt);
-        const float *maa = ly->maa[c];
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-        for (int t = 0; t < T; t++) {
-            const float *z = s->z + (size_t)t * C, *d = s->dz + (size_t)t * C, *m = s->tmp + (size_t)t * C;
-            float *out = s->xm[c] + (size_t)t * C;
-#pragma omp simd
-            for (int i = 0; i < C; i++) out[i] = z[i] + d[i] * (maa[i] + m[i]);
-        }
+        lerp_args mix = {s->z, s->dz, ly->maa[c], s->tmp, s->xm[c], C};
+        parallel_rows(nt, T, 4 * (size_t)C, ddlerp_row, &mix);
     }
+}
+
+/* w_t = exp(-exp(time_decay + lora_t)), in place over one row */
+typedef struct decay_args {
+    const float *decay;
+    float *wd;
+    int A;
+} decay_args;
+
+static void decay_row(void *p, int t) {
+    const decay_args *a = p;
+    float *wd = a->wd + (size_t)t * a->A;
+    for (int i = 0; i < a->A; i++) wd[i] = expf(-expf(a->decay[i] + wd[i]));
 }
 
 static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *s, int T, int nt) {
@@ -112,11 +137,8 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *
     matmul(&ly->decay_w1, s->xm[MIX_W], T, s->lora_in, nt);
     for (size_t i = 0; i < (size_t)T * Dd; i++) s->lora_in[i] = tanhf(s->lora_in[i]);
     matmul(&ly->decay_w2, s->lora_in, T, s->wd, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, A))
-    for (int t = 0; t < T; t++) {
-        float *wd = s->wd + (size_t)t * A;
-        for (int i = 0; i < A; i++) wd[i] = expf(-expf(ly->decay[i] + wd[i]));
-    }
+    decay_args dec = {ly->decay, s->wd, A};
+    parallel_rows(nt, T, 8 * (size_t)A, decay_row, &dec);
     matmul(&ly->att_r, s->xm[MIX_R], T, s->r, nt);
     matmul(&ly->att_k, s->xm[MIX_K], T, s->k, nt);
     matmul(&ly->att_v, s->xm[MIX_V], T, s->v, nt);
@@ -133,17 +155,9 @@ static void channel_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratc
     float *ffn_xx = st + w->c.layer_state - C;
     float *xk = s->xm[MIX_K], *xr = s->xm[MIX_R];
     layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
-        float *ok = xk + (size_t)t * C, *orr = xr + (size_t)t * C;
-#pragma omp simd
-        for (int i = 0; i < C; i++) {
-            float d = prev[i] - cur[i];
-            ok[i] = cur[i] + d * ly->ffn_maa_k[i];
-            orr[i] = cur[i] + d * ly->ffn_maa_r[i];
-        }
-    }
+    const float *mu[] = {ly->ffn_maa_k, ly->ffn_maa_r};
+    float *const in[] = {xk, xr};
+    shift_lerp_rows(s->z, ffn_xx, T, C, 2, mu, in, nt);
     memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xk, xr, T, s->h, s->v, s->r, s->x, nt);
 }

@@ -47,7 +47,7 @@ typedef struct rwkv7 {
 
 /* Scratch for one chunk of T tokens (A = C for RWKV-7). */
 typedef struct scratch {
-    float *x, *z, *dz;    /* [T][C] residual stream, layernorm output, z_prev - z */
+    float *x, *z;         /* [T][C] residual stream, layernorm output */
     float *xm[N_MIX];     /* [T][C] mixed inputs */
     float *r, *k, *v, *w; /* [T][A] */
     float *a, *b, *g, *y; /* [T][A]: alpha then kappa*alpha; -kappa; gate; WKV output */
@@ -66,7 +66,7 @@ static size_t hidden_width(const rwkv7 *w) {
 
 static size_t rwkv7_scratch_floats(const void *impl, int T) {
     const rwkv7 *w = impl;
-    return (size_t)T * ((1 + N_MIX) * (size_t)w->c.C + 10 * (size_t)w->c.A + hidden_width(w));
+    return (size_t)T * (N_MIX * (size_t)w->c.C + 10 * (size_t)w->c.A + hidden_width(w));
 }
 
 /* v_first sits at the same place for every block of a chunk, so block 0's
@@ -74,7 +74,6 @@ static size_t rwkv7_scratch_floats(const void *impl, int T) {
 static scratch carve(const rwkv7 *w, float *x, float *z, float *p, int T) {
     scratch s = {.x = x, .z = z};
     const size_t tc = (size_t)T * w->c.C, ta = (size_t)T * w->c.A;
-    s.dz = p, p += tc;
     for (int c = 0; c < N_MIX; c++) s.xm[c] = p, p += tc;
     float **as[] = {&s.r, &s.k, &s.v, &s.w, &s.a, &s.b, &s.g, &s.y, &s.v_first, &s.tmp};
     for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += ta;
@@ -149,22 +148,30 @@ static void finish_token(const rwkv7 *w, const rwkv7_layer *ly, scratch *s, size
     }
 }
 
+/* The per-token steps around the WKV kernel, one row each on the threads. */
+typedef struct token_args {
+    const rwkv7 *w;
+    const rwkv7_layer *ly;
+    scratch *s;
+    int l;
+} token_args;
+
+static void prepare_row(void *p, int t) {
+    const token_args *a = p;
+    prepare_token(a->w, a->ly, a->l, a->s, (size_t)t);
+}
+
+static void finish_row(void *p, int t) {
+    const token_args *a = p;
+    finish_token(a->w, a->ly, a->s, (size_t)t);
+}
+
 static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, scratch *s, int T, int nt) {
     const int C = w->c.C, A = w->c.A;
     float *att_xx = st, *S = st + C;
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
-    shift_delta_rows(s->z, att_xx, T, C, s->dz, nt);
     /* x_c = z + (z_prev - z) x_c for the six mixes */
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        const float *cur = s->z + (size_t)t * C, *d = s->dz + (size_t)t * C;
-        for (int c = 0; c < N_MIX; c++) {
-            float *xc = s->xm[c] + (size_t)t * C;
-            const float *mu = ly->mix[c];
-#pragma omp simd
-            for (int i = 0; i < C; i++) xc[i] = cur[i] + d[i] * mu[i];
-        }
-    }
+    shift_lerp_rows(s->z, att_xx, T, C, N_MIX, (const float *const *)ly->mix, s->xm, nt);
     memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     matmul(&ly->att_r, s->xm[MIX_R], T, s->r, nt);
     matmul(&ly->att_k, s->xm[MIX_K], T, s->k, nt);
@@ -174,11 +181,10 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, sc
     if (l > 0) lora(&ly->v1, &ly->v2, s->xm[MIX_V], T, s->h, s->tmp, NULL, nt);
     /* g = sigmoid(x_g @ g1) @ g2 */
     lora(&ly->g1, &ly->g2, s->xm[MIX_G], T, s->h, s->g, sigmoid_f, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, A))
-    for (int t = 0; t < T; t++) prepare_token(w, ly, l, s, (size_t)t);
+    token_args ta = {w, ly, s, l};
+    parallel_rows(nt, T, 8 * (size_t)A, prepare_row, &ta);
     wkv7_forward(T, w->H, w->N, s->r, s->w, s->k, s->v, s->b, s->a, S, s->y, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, A))
-    for (int t = 0; t < T; t++) finish_token(w, ly, s, (size_t)t);
+    parallel_rows(nt, T, 6 * (size_t)A, finish_row, &ta);
     matmul(&ly->att_o, s->y, T, s->tmp, nt);
     add_rows(s->x, s->tmp, T, C, nt);
 }
@@ -189,13 +195,9 @@ static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, float *st, scratc
     float *ffn_xx = st + w->c.layer_state - C;
     float *xk = s->xm[MIX_K];
     layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (common_par(T, C))
-    for (int t = 0; t < T; t++) {
-        const float *cur = s->z + (size_t)t * C, *prev = t ? cur - C : ffn_xx;
-        float *out = xk + (size_t)t * C;
-#pragma omp simd
-        for (int i = 0; i < C; i++) out[i] = cur[i] + (prev[i] - cur[i]) * ly->ffn_x_k[i];
-    }
+    const float *mu[] = {ly->ffn_x_k};
+    float *const in[] = {xk};
+    shift_lerp_rows(s->z, ffn_xx, T, C, 1, mu, in, nt);
     memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, NULL, xk, NULL, T, s->h, s->tmp, NULL, s->x, nt);
 }
