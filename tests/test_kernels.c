@@ -279,6 +279,40 @@ static void test_matmul_variants(void) {
     }
 }
 
+/* matmul_group gives exactly what one matmul per product gives (the same
+ * row kernels and panels, only scheduled together), for decode (N = 1) and
+ * sequence mode, mixed formats and shapes, any thread count. */
+static void test_matmul_group(void) {
+    const int shapes[][2] = {{300, 256}, {64, 96}, {1000, 128}, {7, 32}};
+    const int n = 4;
+    matrix W[4];
+    const matrix *Wp[4];
+    float *X[4], *want[4], *got[4];
+    for (int i = 0; i < n; i++) {
+        W[i] = make_matrix(mat_types[(size_t)(i * 3) % (sizeof mat_types / sizeof mat_types[0])], shapes[i][0],
+                           shapes[i][1]);
+        Wp[i] = &W[i];
+        X[i] = malloc(sizeof(float) * (size_t)shapes[i][1] * 9);
+        want[i] = malloc(sizeof(float) * (size_t)shapes[i][0] * 9);
+        got[i] = malloc(sizeof(float) * (size_t)shapes[i][0] * 9);
+        for (int j = 0; j < shapes[i][1] * 9; j++) X[i][j] = gauss();
+    }
+    static const int Ns[] = {1, 9};
+    for (int ni = 0; ni < 2; ni++)
+        for (int nt = 1; nt <= 3; nt++) {
+            int N = Ns[ni], bad = -1;
+            for (int i = 0; i < n; i++) {
+                matmul(&W[i], X[i], N, want[i], nt);
+                for (int j = 0; j < shapes[i][0] * N; j++) got[i][j] = NAN;
+            }
+            matmul_group(n, Wp, (const float *const *)X, N, got, nt);
+            for (int i = 0; i < n; i++)
+                if (memcmp(got[i], want[i], sizeof(float) * (size_t)shapes[i][0] * N) != 0) bad = i;
+            CHECK(bad < 0, "matmul_group N=%d threads %d: product %d differs from matmul", N, nt, bad);
+        }
+    for (int i = 0; i < n; i++) free((void *)W[i].data), free(X[i]), free(want[i]), free(got[i]);
+}
+
 static void test_matrix_row(void) {
     for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
         matrix W = make_matrix(mat_types[ti], 3, 96);
@@ -565,6 +599,7 @@ int main(void) {
     TIMED(test_matvec_variants);
     TIMED(test_matvec_misaligned);
     TIMED(test_matmul_variants);
+    TIMED(test_matmul_group);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);
     TIMED(test_wkv_variants);

@@ -28,6 +28,18 @@ void matvec(const matrix *W, const float *x, float *y, int n_threads);
  * (sequence mode / training: many tokens against one weight read) */
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads);
 
+/* Y[i] = X[i] W[i]ᵀ for i < n (each as matmul, N tokens) in ONE parallel
+ * job: the products of a layer that share no data dependency (key, value,
+ * receptance) are cut into chunks together, so the threads meet once
+ * instead of n times. At decode each meeting costs a join plus the time the
+ * faster thread waits for the other's last chunk. n <= MATMUL_GROUP_MAX. */
+#define MATMUL_GROUP_MAX 8
+void matmul_group(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads);
+
+/* Rows per chunk of a threaded decode product of W (W->rows: not worth
+ * sharing between threads). */
+int matvec_chunk_rows(const matrix *W, int n_threads);
+
 /* Row r of W converted to float32 (embedding lookup). */
 void matrix_row_f32(const matrix *W, int r, float *out);
 

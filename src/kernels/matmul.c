@@ -115,11 +115,64 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
         return;
     }
     const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
-    if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1;
+    if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
     matmul_job j = {k, W, X, Y, N};
     parallel_for(n_threads, panels, matmul_panel, &j);
 }
 
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
     matmul_with(kernels_active(), W, X, N, Y, n_threads);
+}
+
+/* matmul_group: the chunks of all n products numbered one after the other;
+ * first[i] is the first chunk of product i. A chunk is a row range of a
+ * decode product (N = 1) or one panel of a sequence-mode product. */
+typedef struct group_job {
+    const kernel_ops *k;
+    const matrix *const *W;
+    const float *const *X;
+    float *const *Y;
+    int n, N;
+    int first[MATMUL_GROUP_MAX + 1];
+    int chunk_rows[MATMUL_GROUP_MAX]; /* N = 1: rows per chunk */
+} group_job;
+
+static void group_chunk(void *p, int chunk) {
+    const group_job *g = p;
+    int i = 0;
+    while (chunk >= g->first[i + 1]) i++;
+    const int c = chunk - g->first[i];
+    if (g->N == 1) {
+        int r0 = c * g->chunk_rows[i], r1 = r0 + g->chunk_rows[i];
+        if (r1 > g->W[i]->rows) r1 = g->W[i]->rows;
+        g->k->matvec_rows(g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
+    } else {
+        matmul_job j = {g->k, g->W[i], g->X[i], g->Y[i], g->N};
+        matmul_panel(&j, c);
+    }
+}
+
+void matmul_group(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads) {
+    if (N <= 0 || n <= 0) return;
+    if (n > MATMUL_GROUP_MAX) { /* not reached by the models; kept correct */
+        matmul_group(MATMUL_GROUP_MAX, W, X, N, Y, n_threads);
+        matmul_group(n - MATMUL_GROUP_MAX, W + MATMUL_GROUP_MAX, X + MATMUL_GROUP_MAX, N, Y + MATMUL_GROUP_MAX,
+                     n_threads);
+        return;
+    }
+    group_job g = {.k = kernels_active(), .W = W, .X = X, .Y = Y, .n = n, .N = N};
+    double work = 0;
+    for (int i = 0; i < n; i++) work += (double)W[i]->rows * W[i]->cols * N;
+    if (work < 65536.0) n_threads = 1; /* as in matmul_with: too small to share */
+    for (int i = 0; i < n; i++) {
+        int chunks;
+        if (N == 1) {
+            g.chunk_rows[i] = matvec_chunk_rows(W[i], n_threads);
+            chunks = (W[i]->rows + g.chunk_rows[i] - 1) / g.chunk_rows[i];
+        } else {
+            chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
+        }
+        g.first[i + 1] = g.first[i] + chunks;
+    }
+    parallel_for(n_threads, g.first[n], group_chunk, &g);
 }

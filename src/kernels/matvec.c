@@ -71,20 +71,25 @@ static void matvec_chunk(void *p, int chunk) {
     j->k->matvec_rows(j->W, j->x, j->y + r0, r0, r1);
 }
 
-void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
+int matvec_chunk_rows(const matrix *W, int n_threads) {
     const int rows = W->rows;
-    if (n_threads <= 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 2 * MATVEC_MIN_CHUNK_ROWS) {
-        k->matvec_rows(W, x, y, 0, rows);
-        return;
-    }
+    if (n_threads <= 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 2 * MATVEC_MIN_CHUNK_ROWS) return rows;
     /* a few long chunks per thread: each is one unbroken stream for the
      * prefetchers (64-row chunks interleaved between the threads cost ~10%
      * at two threads), and there are still enough to balance the load */
     int per = (rows + MATVEC_CHUNKS_PER_THREAD * n_threads - 1) / (MATVEC_CHUNKS_PER_THREAD * n_threads);
     per = (per + 15) / 16 * 16;
-    if (per < MATVEC_MIN_CHUNK_ROWS) per = MATVEC_MIN_CHUNK_ROWS;
+    return per < MATVEC_MIN_CHUNK_ROWS ? MATVEC_MIN_CHUNK_ROWS : per;
+}
+
+void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
+    const int per = matvec_chunk_rows(W, n_threads);
+    if (per >= W->rows) {
+        k->matvec_rows(W, x, y, 0, W->rows);
+        return;
+    }
     matvec_job j = {k, W, x, y, per};
-    parallel_for(n_threads, (rows + per - 1) / per, matvec_chunk, &j);
+    parallel_for(n_threads, (W->rows + per - 1) / per, matvec_chunk, &j);
 }
 
 void matvec(const matrix *W, const float *x, float *y, int n_threads) {

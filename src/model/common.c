@@ -87,7 +87,11 @@ static void add_sigmoid_mul_row(void *p, int t) {
 void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, const float *xk, const float *xr,
                int T, float *h, float *v, float *r, float *x, int nt) {
     const int F = ffn_k->rows, C = ffn_v->rows;
-    matmul(ffn_k, xk, T, h, nt); /* [T][F] */
+    /* h = Wk xk [T][F] and r = Wr xr [T][C] in one job */
+    const matrix *W[] = {ffn_k, ffn_r};
+    const float *X[] = {xk, xr};
+    float *const Y[] = {h, r};
+    matmul_group(ffn_r ? 2 : 1, W, X, T, Y, nt);
     rows_args hk = {.y = h, .n = F};
     parallel_rows(nt, T, (size_t)F, relu_square_row, &hk);
     matmul(ffn_v, h, T, v, nt); /* [T][C] */
@@ -95,7 +99,6 @@ void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, co
         add_rows(x, v, T, C, nt);
         return;
     }
-    matmul(ffn_r, xr, T, r, nt); /* [T][C] */
     rows_args gate = {.x = r, .w = v, .y = x, .n = C};
     parallel_rows(nt, T, (size_t)C, add_sigmoid_mul_row, &gate);
 }

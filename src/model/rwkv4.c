@@ -56,9 +56,10 @@ static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, 
     float *const att_in[] = {xa, xb, xc};
     shift_mix_rows(z, att_xx, T, C, 3, att_mu, att_in, nt);
     memcpy(att_xx, z + (size_t)(T - 1) * C, sizeof(float) * C);
-    matmul(&ly->att_k, xa, T, k, nt);
-    matmul(&ly->att_v, xb, T, v, nt);
-    matmul(&ly->att_r, xc, T, r, nt);
+    const matrix *W[] = {&ly->att_k, &ly->att_v, &ly->att_r};
+    const float *X[] = {xa, xb, xc};
+    float *const Y[] = {k, v, r};
+    matmul_group(3, W, X, T, Y, nt);
     wkv_forward(T, A, ly->att_d, ly->att_u, k, v, aa, bb, pp, y);
     sigmoid_mul(y, r, (size_t)T * A);
     matmul(&ly->att_o, y, T, k, nt); /* k is free again: [T][C] output */

@@ -66,10 +66,10 @@ static void time_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratch *
     float *const in[] = {s->xa, s->xb, s->xc, s->xd};
     shift_mix_rows(s->z, att_xx, T, C, w->has_gate ? 4 : 3, mu, in, nt);
     memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
-    matmul(&ly->att_k, s->xa, T, s->k, nt);
-    matmul(&ly->att_v, s->xb, T, s->v, nt);
-    matmul(&ly->att_r, s->xc, T, s->r, nt);
-    if (w->has_gate) matmul(&ly->att_g, s->xd, T, s->g, nt);
+    const matrix *W[] = {&ly->att_k, &ly->att_v, &ly->att_r, &ly->att_g};
+    const float *X[] = {s->xa, s->xb, s->xc, s->xd};
+    float *const Y[] = {s->k, s->v, s->r, s->g};
+    matmul_group(w->has_gate ? 4 : 3, W, X, T, Y, nt);
     wkv5_forward(T, w->H, w->N, s->r, s->k, s->v, ly->w, 0, ly->u, S, s->y, nt);
     group_norm_gate_rows(s->y, w->has_gate ? s->g : NULL, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, T, nt);
     matmul(&ly->att_o, s->y, T, s->k, nt); /* k is free again: [T][C] output */

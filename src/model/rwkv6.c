@@ -139,10 +139,10 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *
     matmul(&ly->decay_w2, s->lora_in, T, s->wd, nt);
     decay_args dec = {ly->decay, s->wd, A};
     parallel_rows(nt, T, 8 * (size_t)A, decay_row, &dec);
-    matmul(&ly->att_r, s->xm[MIX_R], T, s->r, nt);
-    matmul(&ly->att_k, s->xm[MIX_K], T, s->k, nt);
-    matmul(&ly->att_v, s->xm[MIX_V], T, s->v, nt);
-    matmul(&ly->att_g, s->xm[MIX_G], T, s->g, nt);
+    const matrix *W[] = {&ly->att_r, &ly->att_k, &ly->att_v, &ly->att_g};
+    const float *X[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V], s->xm[MIX_G]};
+    float *const Y[] = {s->r, s->k, s->v, s->g};
+    matmul_group(4, W, X, T, Y, nt);
     wkv5_forward(T, w->H, w->N, s->r, s->k, s->v, s->wd, (size_t)A, ly->u, S, s->y, nt);
     group_norm_gate_rows(s->y, s->g, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, T, nt);
     matmul(&ly->att_o, s->y, T, s->tmp, nt);

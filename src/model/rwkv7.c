@@ -173,9 +173,10 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, sc
     /* x_c = z + (z_prev - z) x_c for the six mixes */
     shift_lerp_rows(s->z, att_xx, T, C, N_MIX, (const float *const *)ly->mix, s->xm, nt);
     memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
-    matmul(&ly->att_r, s->xm[MIX_R], T, s->r, nt);
-    matmul(&ly->att_k, s->xm[MIX_K], T, s->k, nt);
-    matmul(&ly->att_v, s->xm[MIX_V], T, s->v, nt);
+    const matrix *W[] = {&ly->att_r, &ly->att_k, &ly->att_v};
+    const float *X[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V]};
+    float *const Y[] = {s->r, s->k, s->v};
+    matmul_group(3, W, X, T, Y, nt);
     lora(&ly->w1, &ly->w2, s->xm[MIX_W], T, s->h, s->w, tanh_f, nt);
     lora(&ly->a1, &ly->a2, s->xm[MIX_A], T, s->h, s->a, NULL, nt);
     if (l > 0) lora(&ly->v1, &ly->v2, s->xm[MIX_V], T, s->h, s->tmp, NULL, nt);
