@@ -1,4 +1,5 @@
-/* rwkv generate: prompt in sequence mode, then sample and stream tokens.
+/* rwkv generate: prompt in sequence mode, then sample and stream tokens, with
+ * an RWKV model or the GPT baseline (its KV cache, up to its context).
  * Also the sampling/feeding helpers shared with rwkv chat (cli.h). */
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "rwkv_gpt.h"
 #include "rwkv_sample.h"
 #include "rwkv_tokenizer.h"
 
@@ -113,18 +115,23 @@ uint64_t cli_sampling_seed(cli_sampling *s) {
     return s->seed;
 }
 
-rwkv_status cli_sampler_new(cli_sampling *s, const rwkv_model *m, rwkv_sampler **out, rwkv_error *err) {
-    rwkv_model_info info;
-    rwkv_model_get_info(m, &info);
+/* cli_sampler_new for a model of n_vocab tokens. */
+static rwkv_status sampler_new(cli_sampling *s, int n_vocab, rwkv_sampler **out, rwkv_error *err) {
     for (size_t i = 0; i < s->n_ban; i++)
-        if (s->ban[i] >= info.n_vocab) {
+        if (s->ban[i] >= n_vocab) {
             snprintf(err->message, sizeof err->message, "--ban %d is outside the model's vocabulary [0, %d)",
-                     s->ban[i], info.n_vocab);
+                     s->ban[i], n_vocab);
             return err->code = RWKV_ERR_ARG;
         }
     s->p.token_ban = s->ban;
     s->p.n_token_ban = s->n_ban;
     return rwkv_sampler_new(&s->p, cli_sampling_seed(s), out, err);
+}
+
+rwkv_status cli_sampler_new(cli_sampling *s, const rwkv_model *m, rwkv_sampler **out, rwkv_error *err) {
+    rwkv_model_info info;
+    rwkv_model_get_info(m, &info);
+    return sampler_new(s, info.n_vocab, out, err);
 }
 
 rwkv_status cli_feed(rwkv_model *m, rwkv_state *st, const int *toks, size_t n, size_t chunk, float *logits,
@@ -219,7 +226,11 @@ static void help(void) {
     printf("usage: rwkv generate -m MODEL (-p TEXT | --prompt-file FILE) [options]\n\n"
            "Feeds the prompt in sequence mode, then samples up to N tokens one at a time and streams\n"
            "them to stdout as they are produced (complete UTF-8 characters only). Timing goes to stderr.\n\n"
-           "  -m, --model FILE      checkpoint (safetensors, .pth or rwkv.cpp)\n"
+           "A GPT baseline checkpoint (rwkv train --arch gpt; recognised from the file) is decoded token\n"
+           "by token with its KV cache. Its context is its n_ctx learned positions: a longer prompt is an\n"
+           "error, and generation stops (stop reason \"context\", with a note on stderr) when prompt and\n"
+           "output fill it. It has no recurrent state, so --state-in, --state-out and --chunk are refused.\n\n"
+           "  -m, --model FILE      checkpoint (safetensors, .pth or rwkv.cpp; RWKV or GPT)\n"
            "  --tokenizer FILE      tokenizer.json (NeoX), World vocabulary, or 'bytes'         [bytes]\n"
            "  -p, --prompt TEXT     the prompt\n"
            "  --prompt-file FILE    read the prompt from FILE ('-' = stdin)\n"
@@ -227,9 +238,9 @@ static void help(void) {
            "  --stop STR            stop when the output contains STR, which is not printed (repeatable)\n"
            "  --stop-token ID       stop when token ID is sampled; it is not printed (repeatable)\n"
            "  --ignore-eos          do not stop at the tokenizer's end-of-text token\n"
-           "  --state-in FILE       start from a saved state (the prompt continues it)\n"
-           "  --state-out FILE      save the state after the prompt and the generated tokens\n"
-           "  --chunk N             prompt tokens per sequence-mode call; 1 = token by token   [256]\n"
+           "  --state-in FILE       RWKV: start from a saved state (the prompt continues it)\n"
+           "  --state-out FILE      RWKV: save the state after the prompt and the generated tokens\n"
+           "  --chunk N             RWKV: prompt tokens per sequence-mode call; 1 = token by token [256]\n"
            "  --threads N           worker threads                                      [all cores]\n"
            "  --json                print one JSON object at the end instead of streaming\n"
            "  --raw                 write the tokens' bytes unchanged (default: an invalid UTF-8\n"
@@ -283,6 +294,31 @@ static size_t max_stop_len(const stop_list *st) {
     return m;
 }
 
+/* The model being sampled: an RWKV model and its state, or the GPT baseline
+ * and its KV cache. */
+typedef struct gen_model {
+    rwkv_model *m;
+    rwkv_state *st;
+    rwkv_gpt *g;
+    int n_vocab;
+    int n_ctx; /* GPT: positions; 0 for RWKV (unbounded) */
+} gen_model;
+
+/* Feeds the prompt; logits receives the last token's. */
+static rwkv_status gen_feed(gen_model *gm, const int *toks, size_t n, size_t chunk, float *logits, rwkv_error *err) {
+    if (!gm->g) return cli_feed(gm->m, gm->st, toks, n, chunk, logits, err);
+    for (size_t i = 0; i < n; i++) {
+        rwkv_status s = rwkv_gpt_eval(gm->g, toks[i], i + 1 == n ? logits : NULL, err);
+        if (s != RWKV_OK) return s;
+    }
+    return RWKV_OK;
+}
+
+/* Feeds one generated token (logits may be NULL). */
+static rwkv_status gen_step(gen_model *gm, int t, float *logits, rwkv_error *err) {
+    return gm->g ? rwkv_gpt_eval(gm->g, t, logits, err) : rwkv_eval(gm->m, gm->st, t, logits, err);
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
     if (cli_wants_help(argc, argv)) {
@@ -290,7 +326,7 @@ int cmd_generate(int argc, char **argv) {
         return 0;
     }
     const char *model_path = NULL, *tok_path = "bytes", *prompt = NULL, *prompt_file = NULL;
-    const char *state_in = NULL, *state_out = NULL;
+    const char *state_in = NULL, *state_out = NULL, *chunk_opt = NULL;
     long n_gen = 200, chunk = 256, threads = 0;
     int json = 0, quiet = 0, ignore_eos = 0, raw = 0, rc = 1;
     cli_sampling smp;
@@ -338,6 +374,7 @@ int cmd_generate(int argc, char **argv) {
             if (!(state_out = opt_value(cmd, argc, argv, &i))) goto usage;
         } else if (strcmp(o, "--chunk") == 0) {
             if (!(v = opt_value(cmd, argc, argv, &i)) || cli_parse_int(cmd, o, v, 1, 1 << 20, &chunk)) goto usage;
+            chunk_opt = o;
         } else if (strcmp(o, "--threads") == 0) {
             if (!(v = opt_value(cmd, argc, argv, &i)) || cli_parse_int(cmd, o, v, 1, 4096, &threads)) goto usage;
         } else if (strcmp(o, "--json") == 0) {
@@ -368,9 +405,8 @@ int cmd_generate(int argc, char **argv) {
     }
 
     rwkv_error err = {0};
-    rwkv_model *m = NULL;
+    gen_model gm = {0};
     rwkv_tokenizer *tok = NULL;
-    rwkv_state *st = NULL;
     rwkv_sampler *sampler = NULL;
     rwkv_token_stream *stream = NULL;
     char *file_prompt = NULL;
@@ -392,39 +428,62 @@ int cmd_generate(int argc, char **argv) {
         prompt = "";
     }
     if (rwkv_tokenizer_load(tok_path, &tok, &err) != RWKV_OK) goto fail;
-    if (rwkv_model_load(model_path, &m, &err) != RWKV_OK) goto fail;
-    if (threads > 0) rwkv_model_set_threads(m, (int)threads);
-    rwkv_model_info info;
-    rwkv_model_get_info(m, &info);
-    for (size_t k = 0; k < stops.n_ids; k++)
-        if (stops.ids[k] >= info.n_vocab) {
-            fprintf(stderr, "rwkv: --stop-token %d is outside the model's vocabulary [0, %d)\n", stops.ids[k],
-                    info.n_vocab);
+    if (rwkv_model_load(model_path, &gm.m, &err) != RWKV_OK) {
+        /* not an RWKV model: the GPT baseline, or the load error */
+        rwkv_arch arch;
+        if (rwkv_checkpoint_arch(model_path, &arch, NULL) != RWKV_OK || arch != RWKV_ARCH_GPT) goto fail;
+        if (state_in || state_out || chunk_opt) {
+            cli_usage_error(cmd, "%s needs an RWKV model; %s is a GPT baseline checkpoint (no recurrent state)",
+                            state_in ? "--state-in" : state_out ? "--state-out" : "--chunk", model_path);
+            rc = 2;
             goto done;
         }
-    if (rwkv_state_new(m, &st, &err) != RWKV_OK) goto fail;
-    if (state_in && rwkv_state_load(st, state_in, &err) != RWKV_OK) goto fail;
+        if (rwkv_gpt_load(model_path, &gm.g, &err) != RWKV_OK) goto fail;
+        if (threads > 0) rwkv_gpt_set_threads(gm.g, (int)threads);
+        rwkv_gpt_info gi;
+        rwkv_gpt_get_info(gm.g, &gi);
+        gm.n_vocab = gi.n_vocab;
+        gm.n_ctx = gi.n_ctx;
+    } else {
+        if (threads > 0) rwkv_model_set_threads(gm.m, (int)threads);
+        rwkv_model_info info;
+        rwkv_model_get_info(gm.m, &info);
+        gm.n_vocab = info.n_vocab;
+    }
+    for (size_t k = 0; k < stops.n_ids; k++)
+        if (stops.ids[k] >= gm.n_vocab) {
+            fprintf(stderr, "rwkv: --stop-token %d is outside the model's vocabulary [0, %d)\n", stops.ids[k],
+                    gm.n_vocab);
+            goto done;
+        }
+    if (gm.m && rwkv_state_new(gm.m, &gm.st, &err) != RWKV_OK) goto fail;
+    if (state_in && rwkv_state_load(gm.st, state_in, &err) != RWKV_OK) goto fail;
     if (rwkv_tokenize(tok, prompt, prompt_len, &ptoks, &n_ptoks, &err) != RWKV_OK) goto fail;
     if (n_ptoks == 0) {
         fprintf(stderr, "rwkv: the prompt is empty: give -p TEXT or --prompt-file FILE (the next token is "
                         "predicted from the last prompt token)\n");
         goto done;
     }
-    if (cli_sampler_new(&smp, m, &sampler, &err) != RWKV_OK) goto fail;
+    if (gm.n_ctx && n_ptoks > (size_t)gm.n_ctx) {
+        fprintf(stderr, "rwkv: the prompt is %zu tokens, longer than the model's context of %d positions\n", n_ptoks,
+                gm.n_ctx);
+        goto done;
+    }
+    if (sampler_new(&smp, gm.n_vocab, &sampler, &err) != RWKV_OK) goto fail;
     if (rwkv_token_stream_new(tok, raw ? RWKV_STREAM_RAW : RWKV_STREAM_REPLACE, &stream, &err) != RWKV_OK) goto fail;
-    logits = malloc((size_t)info.n_vocab * sizeof *logits);
+    logits = malloc((size_t)gm.n_vocab * sizeof *logits);
     size_t out_cap = n_gen < 4096 ? (size_t)n_gen + 1 : 4096;
     out_toks = malloc(out_cap * sizeof *out_toks);
     if (!logits || !out_toks) goto oom_locals;
     /* only ids the tokenizer can print are sampled (a 256-byte tokenizer on a
      * larger model, the unused rows of World models) */
-    int n_sample = info.n_vocab;
+    int n_sample = gm.n_vocab;
     int tv = rwkv_tokenizer_vocab_size(tok);
     if (tv > 0 && tv < n_sample) n_sample = tv;
     int eos = ignore_eos ? -1 : rwkv_tokenizer_eos(tok);
 
     double t0 = cli_now();
-    if (cli_feed(m, st, ptoks, n_ptoks, (size_t)chunk, logits, &err) != RWKV_OK) goto fail;
+    if (gen_feed(&gm, ptoks, n_ptoks, (size_t)chunk, logits, &err) != RWKV_OK) goto fail;
     double t1 = cli_now();
 
     const char *stop_reason = "length";
@@ -483,7 +542,11 @@ int cmd_generate(int argc, char **argv) {
         if (limit > emitted) emitted = limit;
         /* feed the token: the next logits, or only the state for --state-out */
         int more = i + 1 < n_gen && !stopped;
-        if ((more || state_out) && rwkv_eval(m, st, t, more ? logits : NULL, &err) != RWKV_OK) goto fail;
+        if (more && gm.g && rwkv_gpt_pos(gm.g) >= gm.n_ctx) { /* the context is full */
+            stop_reason = "context";
+            break;
+        }
+        if ((more || state_out) && gen_step(&gm, t, more ? logits : NULL, &err) != RWKV_OK) goto fail;
     }
     if (strcmp(stop_reason, "length") != 0 || n_gen == 0) {
         /* stopped early: whatever the decoder still holds is cut off with the rest */
@@ -498,7 +561,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!json) fflush(stdout);
     double t2 = cli_now();
-    if (state_out && rwkv_state_save(st, state_out, &err) != RWKV_OK) goto fail;
+    if (state_out && rwkv_state_save(gm.st, state_out, &err) != RWKV_OK) goto fail;
 
     double tp = t1 - t0, tg = t2 - t1;
     double pps = tp > 0 ? (double)n_ptoks / tp : 0, gps = tg > 0 ? (double)n_out / tg : 0;
@@ -513,8 +576,11 @@ int cmd_generate(int argc, char **argv) {
                n_ptoks, n_out, stop_reason, (unsigned long long)smp.seed, tp, tg, pps, gps);
         fflush(stdout);
     }
+    if (!quiet && !json && emitted > 0 && text.p[emitted - 1] != '\n' && isatty(STDOUT_FILENO)) printf("\n");
+    if (strcmp(stop_reason, "context") == 0)
+        fprintf(stderr, "rwkv: generation stopped after %zu tokens: the prompt and the output fill the model's "
+                        "context of %d positions\n", n_out, gm.n_ctx);
     if (!quiet) {
-        if (!json && emitted > 0 && text.p[emitted - 1] != '\n' && isatty(STDOUT_FILENO)) printf("\n");
         fprintf(stderr,
                 "prompt: %zu tokens in %.3f s (%.1f tokens/s); generated: %zu tokens in %.3f s (%.1f tokens/s); "
                 "stop: %s; seed %llu\n",
@@ -536,8 +602,9 @@ done:
     free(file_prompt);
     rwkv_token_stream_free(stream);
     rwkv_sampler_free(sampler);
-    rwkv_state_free(st);
-    rwkv_model_free(m);
+    rwkv_state_free(gm.st);
+    rwkv_model_free(gm.m);
+    rwkv_gpt_free(gm.g);
     rwkv_tokenizer_free(tok);
     cli_sampling_free(&smp);
     free(stops.s);

@@ -1,13 +1,44 @@
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "rwkv_gpt.h"
 
 static void help(void) {
     printf("usage: rwkv info MODEL\n\n"
            "Prints the checkpoint's format (detected from its bytes), RWKV version, vocabulary size V,\n"
            "width C, layers L, FFN width F, attention width A, for RWKV-5/6/7 the heads (count x size),\n"
-           "the low-rank (LoRA) sizes and the ln_x GroupNorm epsilon, parameter count, weight dtype and file size.\n");
+           "the low-rank (LoRA) sizes and the ln_x GroupNorm epsilon, parameter count, weight dtype and file size.\n\n"
+           "For a GPT baseline checkpoint (rwkv train --arch gpt; recognised from the file): the vocabulary,\n"
+           "width, layers, heads, MLP width, context (positions of the learned position table), the\n"
+           "parameter count (of which the position table) and the KV cache per position.\n");
+}
+
+static int gpt_info(const char *path) {
+    rwkv_error err;
+    rwkv_gpt *g;
+    if (rwkv_gpt_load(path, &g, &err) != RWKV_OK) return cli_report(&err);
+    rwkv_gpt_info i;
+    rwkv_gpt_get_info(g, &i);
+    rwkv_gpt_free(g);
+    struct stat st;
+    long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    size_t kv = 2 * (size_t)i.n_layer * (size_t)i.n_embd * sizeof(float);
+    printf("file:        %s\n", path);
+    printf("arch:        GPT baseline (GPT-2-style transformer)\n");
+    printf("n_vocab:     %d\n", i.n_vocab);
+    printf("n_embd:      %d\n", i.n_embd);
+    printf("n_layer:     %d\n", i.n_layer);
+    printf("heads:       %d x %d (n_head x head_size)\n", i.n_head, i.n_embd / i.n_head);
+    printf("n_ffn:       %d\n", i.n_ffn);
+    printf("n_ctx:       %d (learned positions: the longest context)\n", i.n_ctx);
+    printf("parameters:  %lld (%.2fM), of which the position table %lld\n", (long long)i.n_params,
+           (double)i.n_params / 1e6, (long long)i.n_params_pos);
+    printf("dtype:       f32 (in memory)\n");
+    if (file_bytes >= 0) printf("file size:   %lld bytes\n", file_bytes);
+    printf("kv cache:    %zu bytes per position, %zu at the full context\n", kv, kv * (size_t)i.n_ctx);
+    return 0;
 }
 
 int cmd_info(int argc, char **argv) {
@@ -18,7 +49,12 @@ int cmd_info(int argc, char **argv) {
     if (argc != 2) return cli_usage_error("info", "expected exactly one MODEL path");
     rwkv_error err;
     rwkv_model *m;
-    if (rwkv_model_load(argv[1], &m, &err) != RWKV_OK) return cli_report(&err);
+    if (rwkv_model_load(argv[1], &m, &err) != RWKV_OK) {
+        /* not an RWKV model: the GPT baseline, or the load error */
+        rwkv_arch arch;
+        if (rwkv_checkpoint_arch(argv[1], &arch, NULL) == RWKV_OK && arch == RWKV_ARCH_GPT) return gpt_info(argv[1]);
+        return cli_report(&err);
+    }
     rwkv_model_info i;
     rwkv_model_get_info(m, &i);
     printf("file:        %s\n", argv[1]);

@@ -77,6 +77,17 @@ rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err)
 void rwkv_model_free(rwkv_model *model);
 void rwkv_model_get_info(const rwkv_model *model, rwkv_model_info *info);
 
+/* Which architecture a checkpoint holds, read from its tensor names (the file
+ * is opened and its format parsed, but no model is built): an RWKV model
+ * (rwkv_model_load) or the GPT baseline written by `rwkv train --arch gpt`
+ * (rwkv_gpt_load, rwkv_gpt.h). A file that cannot be read is the same error
+ * rwkv_model_load would give. */
+typedef enum rwkv_arch {
+    RWKV_ARCH_RWKV = 0,
+    RWKV_ARCH_GPT = 1
+} rwkv_arch;
+rwkv_status rwkv_checkpoint_arch(const char *path, rwkv_arch *arch, rwkv_error *err);
+
 /* Worker threads used by this model's evaluation (default: all cores). */
 void rwkv_model_set_threads(rwkv_model *model, int n_threads);
 

@@ -1,7 +1,9 @@
 /*
  * rwkv_eval.h — language-model evaluation: perplexity over a text and the
  * LAMBADA last-word task, scored the way RWKV-LM and lm-evaluation-harness
- * (task lambada_openai) score it. docs/eval.md explains every number.
+ * (task lambada_openai) score it, for RWKV models (rwkv.h) and for the GPT
+ * baseline (rwkv_gpt.h) with the same arithmetic. docs/eval.md explains
+ * every number.
  *
  * Same conventions as rwkv.h: every fallible call returns an rwkv_status and
  * fills `err` (may be NULL); the library never prints and never exits.
@@ -15,6 +17,7 @@
 #include <stdint.h>
 
 #include "rwkv.h"
+#include "rwkv_gpt.h"
 #include "rwkv_tokenizer.h"
 
 #ifdef __cplusplus
@@ -31,13 +34,19 @@ extern "C" {
 typedef int (*rwkv_eval_progress)(int64_t done, int64_t total, void *user);
 
 typedef struct rwkv_ppl_options {
-    size_t window;                   /* tokens per rwkv_eval_sequence call (0: 512); the state
-                                        is carried from window to window, so the result does
-                                        not depend on it beyond float rounding */
+    size_t window;                   /* RWKV: tokens per rwkv_eval_sequence call (0: 512); the
+                                        state is carried from window to window, so the result
+                                        does not depend on it beyond float rounding.
+                                        GPT: tokens fed per forward, the context of a window
+                                        (0: the model's n_ctx; more is an error) */
     const rwkv_tokenizer *tokenizer; /* for the byte count (NULL: one byte per scored token,
                                         the byte-level case) */
     rwkv_eval_progress progress;     /* may be NULL */
     void *user;
+    size_t stride;                   /* GPT only (RWKV: must be 0): tokens newly scored by each
+                                        window after the first, 1..window (0: window - window/2,
+                                        i.e. the last window/2 tokens are the next window's
+                                        context) */
 } rwkv_ppl_options;
 
 typedef struct rwkv_ppl_result {
@@ -49,6 +58,13 @@ typedef struct rwkv_ppl_result {
     double perplexity;    /* exp(loss) */
     double bits_per_byte; /* nll / (n_bytes ln 2); NaN when n_bytes is 0 */
     int stopped;          /* the progress callback stopped it early */
+    /* how the tokens were cut into windows (the first scores `window` tokens,
+     * every later one `stride`): */
+    int64_t window;       /* RWKV: tokens per call; GPT: tokens fed per forward */
+    int64_t stride;       /* RWKV: = window; GPT: the stride used */
+    int64_t context;      /* the most tokens one prediction saw: RWKV n - 1 (the whole
+                             text is one context), GPT the window */
+    int64_t n_windows;    /* model calls (RWKV) / forwards (GPT) */
 } rwkv_ppl_result;
 
 /* Scores tokens[1..n-1], each given every token before it, starting from a
@@ -59,6 +75,20 @@ typedef struct rwkv_ppl_result {
 rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
                                  const rwkv_ppl_options *opt, rwkv_ppl_result *out,
                                  rwkv_error *err);
+
+/* The same for the GPT baseline, whose context is bounded by its n_ctx
+ * learned positions, with a sliding window. With W = window and S = stride:
+ * the first window feeds tokens[0 .. W-1] and scores tokens[1 .. W]; every
+ * later window scores the next S tokens, feeding the W tokens before each
+ * scored block's last token (the W - S tokens before the block are context
+ * only, scored by an earlier window); the last window scores what is left and
+ * is still fed W tokens (more context). So every token after the first is
+ * scored exactly once (n_tokens = n - 1), each from at least min(W - S + 1,
+ * its position) tokens before it and at most W. Each window is one
+ * rwkv_gpt_forward from position 0; the progress callback runs after each. */
+rwkv_status rwkv_eval_perplexity_gpt(rwkv_gpt *gpt, const int *tokens, size_t n,
+                                     const rwkv_ppl_options *opt, rwkv_ppl_result *out,
+                                     rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* LAMBADA (docs/eval.md; shared/data/README.md)                            */
@@ -110,6 +140,7 @@ typedef struct rwkv_lambada_result {
     double accuracy;         /* n_correct / n_examples */
     double perplexity;       /* exp(-sum_logprob / n_examples) */
     int stopped;
+    int64_t n_truncated;     /* GPT: passages whose input was longer than n_ctx (left-truncated) */
 } rwkv_lambada_result;
 
 /* Scores every passage: from a fresh state, feed token 0 then the tokens of
@@ -120,6 +151,15 @@ typedef struct rwkv_lambada_result {
 rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok,
                               const rwkv_lambada_set *set, rwkv_lambada_callback cb, void *user,
                               rwkv_lambada_result *out, rwkv_error *err);
+
+/* The same for the GPT baseline, each passage one rwkv_gpt_forward of
+ * [0] + context + target without its last token. When that is longer than
+ * n_ctx, only its last n_ctx tokens are fed (token 0 and the start of the
+ * context are dropped; counted in n_truncated). A target longer than n_ctx
+ * tokens is RWKV_ERR_ARG. */
+rwkv_status rwkv_eval_lambada_gpt(rwkv_gpt *gpt, const rwkv_tokenizer *tok,
+                                  const rwkv_lambada_set *set, rwkv_lambada_callback cb, void *user,
+                                  rwkv_lambada_result *out, rwkv_error *err);
 
 /* rwkv_lambada_read + rwkv_eval_lambada. */
 rwkv_status rwkv_eval_lambada_file(rwkv_model *model, const rwkv_tokenizer *tok,

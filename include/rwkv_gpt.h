@@ -60,7 +60,10 @@ void rwkv_gpt_cache_bytes(const rwkv_gpt *gpt, size_t *used, size_t *allocated);
 
 /* The whole-sequence forward of tokens[0..n-1] from position 0 (the
  * training code's forward; it neither reads nor changes the KV cache):
- * logits receives n x n_vocab floats, position-major. 1 <= n <= n_ctx. */
+ * logits receives n x n_vocab floats, position-major. 1 <= n <= n_ctx.
+ * The activation memory of the last call is kept for the next call of the
+ * same length (windows of a text; released by rwkv_gpt_free).
+ * Perplexity and LAMBADA over it: rwkv_eval.h. */
 rwkv_status rwkv_gpt_forward(rwkv_gpt *gpt, const int *tokens, size_t n, float *logits, rwkv_error *err);
 
 #ifdef __cplusplus

@@ -1,6 +1,7 @@
 /* Language-model evaluation (include/rwkv_eval.h, docs/eval.md): perplexity
- * over a token sequence in windows that carry the recurrent state, and the
- * LAMBADA last-word task as RWKV-LM scores it. */
+ * over a token sequence (RWKV: windows that carry the recurrent state; the
+ * GPT: overlapping windows of its fixed context) and the LAMBADA last-word
+ * task as RWKV-LM scores it, for both through one scoring path. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,118 @@
 
 #include "error.h"
 #include "rwkv_eval.h"
+
+/* ------------------------------------------------------------------------ */
+/* The model as the scoring code sees it                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Everything below scores through this interface, so the arithmetic (the
+ * log-softmax, the accumulation, the LAMBADA argmax test) exists once for
+ * RWKV and the GPT. */
+typedef struct eval_lm eval_lm;
+struct eval_lm {
+    int n_vocab;
+    size_t context; /* tokens one prediction can see at most; 0: unbounded (RWKV) */
+    /* Logits predicting tokens[a .. b-1] (row i predicts tokens[a + i], from
+     * the tokens before it), a >= 1; *rows points into `buf`. fresh: tokens
+     * starts a new sequence (no earlier call of this sequence). */
+    rwkv_status (*predict)(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh, const float **rows,
+                           rwkv_error *err);
+    float *buf;
+    size_t buf_rows;
+};
+
+/* *out = lm->buf with room for `rows` rows of logits. */
+static rwkv_status lm_rows(eval_lm *lm, size_t rows, float **out, rwkv_error *err) {
+    if (rows > lm->buf_rows) {
+        if (rows > ((size_t)1 << 40) / (size_t)lm->n_vocab)
+            return rwkv_fail(err, RWKV_ERR_ARG, "%zu x %d logits are too many", rows, lm->n_vocab);
+        float *nb = realloc(lm->buf, rows * (size_t)lm->n_vocab * sizeof *nb);
+        if (!nb) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu x %d logits", rows, lm->n_vocab);
+        lm->buf = nb;
+        lm->buf_rows = rows;
+    }
+    *out = lm->buf;
+    return RWKV_OK;
+}
+
+/* RWKV: one state carried from call to call; a fresh sequence resets it. */
+typedef struct rwkv_lm {
+    eval_lm base;
+    rwkv_model *model;
+    rwkv_state *state;
+    size_t fed; /* tokens of the current sequence the state holds */
+} rwkv_lm;
+
+static rwkv_status rwkv_lm_predict(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh,
+                                   const float **rows, rwkv_error *err) {
+    rwkv_lm *r = (rwkv_lm *)lm;
+    if (fresh) {
+        rwkv_state_reset(r->state);
+        r->fed = 0;
+    }
+    float *buf;
+    rwkv_status s = lm_rows(lm, b - a, &buf, err);
+    if (s != RWKV_OK) return s;
+    if (r->fed + 1 < a) {
+        /* context the state does not hold yet: only its last prediction is kept */
+        s = rwkv_eval_sequence(r->model, r->state, tokens + r->fed, a - r->fed, buf, 0, err);
+        if (s == RWKV_OK && b - a > 1)
+            s = rwkv_eval_sequence(r->model, r->state, tokens + a, b - a - 1, buf + lm->n_vocab, 1, err);
+    } else {
+        s = rwkv_eval_sequence(r->model, r->state, tokens + a - 1, b - a, buf, 1, err);
+    }
+    r->fed = b - 1;
+    *rows = buf;
+    return s;
+}
+
+static rwkv_status rwkv_lm_open(rwkv_lm *r, rwkv_model *model, rwkv_error *err) {
+    memset(r, 0, sizeof *r);
+    rwkv_model_info info;
+    rwkv_model_get_info(model, &info);
+    r->base.n_vocab = info.n_vocab;
+    r->base.predict = rwkv_lm_predict;
+    r->model = model;
+    return rwkv_state_new(model, &r->state, err);
+}
+
+/* The GPT: every call is a whole-sequence forward of at most `context`
+ * tokens, the last ones before tokens[b-1]. */
+typedef struct gpt_lm {
+    eval_lm base;
+    rwkv_gpt *gpt;
+} gpt_lm;
+
+static rwkv_status gpt_lm_predict(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh, const float **rows,
+                                  rwkv_error *err) {
+    (void)fresh;
+    gpt_lm *g = (gpt_lm *)lm;
+    size_t first = b - 1 > lm->context ? b - 1 - lm->context : 0; /* feed tokens[first .. b-2] */
+    if (first > a - 1)
+        return rwkv_fail(err, RWKV_ERR_ARG, "%zu predictions need more than the model's %zu positions", b - a,
+                         lm->context);
+    float *buf;
+    rwkv_status s = lm_rows(lm, b - 1 - first, &buf, err);
+    if (s != RWKV_OK) return s;
+    s = rwkv_gpt_forward(g->gpt, tokens + first, b - 1 - first, buf, err);
+    *rows = buf + (a - 1 - first) * (size_t)lm->n_vocab;
+    return s;
+}
+
+static void gpt_lm_open(gpt_lm *g, rwkv_gpt *gpt, size_t context) {
+    memset(g, 0, sizeof *g);
+    rwkv_gpt_info info;
+    rwkv_gpt_get_info(gpt, &info);
+    g->base.n_vocab = info.n_vocab;
+    g->base.context = context ? context : (size_t)info.n_ctx;
+    g->base.predict = gpt_lm_predict;
+    g->gpt = gpt;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scoring                                                                  */
+/* ------------------------------------------------------------------------ */
 
 /* ln softmax(logits)[target] in double; *top = target is the first maximum. */
 static double row_logprob(const float *logits, int V, int target, int *top) {
@@ -27,72 +140,64 @@ static double row_logprob(const float *logits, int V, int target, int *top) {
     return ((double)logits[target] - (double)mx) - log(sum);
 }
 
+/* Σ ln p(targets[i]) under row i of `rows`; *n_top += the targets that were
+ * their row's argmax. */
+static double score_rows(const float *rows, int V, const int *targets, size_t n, int64_t *n_top) {
+    double lp = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        int top;
+        lp += row_logprob(rows + i * (size_t)V, V, targets[i], &top);
+        *n_top += top;
+    }
+    return lp;
+}
+
+static rwkv_status check_vocab(const int *tokens, size_t n, int V, rwkv_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return rwkv_fail(err, RWKV_ERR_ARG, "token %d at position %zu is outside the vocabulary [0, %d)",
+                             tokens[i], i, V);
+    return RWKV_OK;
+}
+
 static void finish_ppl(rwkv_ppl_result *r) {
     r->loss = r->n_tokens ? r->nll / (double)r->n_tokens : NAN;
     r->perplexity = exp(r->loss);
     r->bits_per_byte = r->n_bytes ? r->nll / ((double)r->n_bytes * log(2.0)) : NAN;
 }
 
-rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
-                                 const rwkv_ppl_options *opt, rwkv_ppl_result *out,
-                                 rwkv_error *err) {
-    if (!model || !tokens || !out)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: model, tokens and out are required");
-    memset(out, 0, sizeof *out);
-    if (n < 2)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: need at least 2 tokens, got %zu", n);
-    rwkv_ppl_options o = {0};
-    if (opt) o = *opt;
-    size_t window = o.window ? o.window : 512;
-    rwkv_model_info info;
-    rwkv_model_get_info(model, &info);
-    const int V = info.n_vocab;
-    if (window > n - 1) window = n - 1;
-    if (window > ((size_t)1 << 40) / (size_t)V)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: window %zu is too large", window);
-
-    rwkv_state *st;
-    rwkv_status s = rwkv_state_new(model, &st, err);
-    if (s != RWKV_OK) return s;
-    float *logits = malloc(window * (size_t)V * sizeof(float));
-    if (!logits) {
-        rwkv_state_free(st);
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "rwkv_eval_perplexity: out of memory for %zu x %d logits",
-                         window, V);
-    }
+/* Scores tokens[1 .. n-1] in windows: the first scores `first` tokens, each
+ * later one the next `step` (the last one what is left). */
+static rwkv_status perplexity(eval_lm *lm, const int *tokens, size_t n, size_t first, size_t step,
+                              const rwkv_ppl_options *o, rwkv_ppl_result *out, rwkv_error *err) {
+    const int V = lm->n_vocab;
     const size_t total = n - 1;
-    for (size_t start = 0; start < total;) {
-        size_t w = total - start < window ? total - start : window;
-        s = rwkv_eval_sequence(model, st, tokens + start, w, logits, 1, err);
+    out->window = (int64_t)(first < total ? first : total);
+    out->stride = (int64_t)step;
+    out->context = lm->context && lm->context < total ? (int64_t)lm->context : (int64_t)total;
+    rwkv_status s = check_vocab(tokens, n, V, err);
+    for (size_t done = 0, w = first; s == RWKV_OK && done < total; w = step) {
+        if (w > total - done) w = total - done;
+        const float *rows;
+        s = lm->predict(lm, tokens, 1 + done, 1 + done + w, done == 0, &rows, err);
         if (s != RWKV_OK) break;
-        for (size_t i = 0; i < w; i++) {
-            int target = tokens[start + i + 1], top;
-            if (target < 0 || target >= V) {
-                s = rwkv_fail(err, RWKV_ERR_ARG, "token %d at position %zu is outside the vocabulary [0, %d)",
-                              target, start + i + 1, V);
-                break;
-            }
-            out->nll -= row_logprob(logits + i * (size_t)V, V, target, &top);
-            out->n_top1 += top;
-        }
-        if (s != RWKV_OK) break;
-        start += w;
-        out->n_tokens = (int64_t)start;
-        if (o.progress && start < total && o.progress((int64_t)start, (int64_t)total, o.user)) {
+        out->nll -= score_rows(rows, V, tokens + 1 + done, w, &out->n_top1);
+        done += w;
+        out->n_tokens = (int64_t)done;
+        out->n_windows++;
+        if (o->progress && done < total && o->progress((int64_t)done, (int64_t)total, o->user)) {
             out->stopped = 1;
             break;
         }
     }
-    free(logits);
-    rwkv_state_free(st);
     if (s != RWKV_OK) return s;
-    if (!out->stopped && o.progress) o.progress((int64_t)total, (int64_t)total, o.user);
+    if (!out->stopped && o->progress) o->progress((int64_t)total, (int64_t)total, o->user);
 
     /* bytes of the scored tokens */
-    if (o.tokenizer) {
+    if (o->tokenizer) {
         char *text;
         size_t len;
-        s = rwkv_detokenize(o.tokenizer, tokens + 1, (size_t)out->n_tokens, &text, &len, err);
+        s = rwkv_detokenize(o->tokenizer, tokens + 1, (size_t)out->n_tokens, &text, &len, err);
         if (s != RWKV_OK) return s;
         rwkv_free(text);
         out->n_bytes = (int64_t)len;
@@ -101,6 +206,58 @@ rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
     }
     finish_ppl(out);
     return rwkv_ok(err);
+}
+
+static rwkv_status ppl_begin(const char *fn, const void *model, const int *tokens, size_t n, const rwkv_ppl_options *opt,
+                             rwkv_ppl_options *o, rwkv_ppl_result *out, rwkv_error *err) {
+    if (!model || !tokens || !out)
+        return rwkv_fail(err, RWKV_ERR_ARG, "%s: model, tokens and out are required", fn);
+    memset(out, 0, sizeof *out);
+    memset(o, 0, sizeof *o);
+    if (opt) *o = *opt;
+    if (n < 2) return rwkv_fail(err, RWKV_ERR_ARG, "%s: need at least 2 tokens, got %zu", fn, n);
+    return RWKV_OK;
+}
+
+rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *opt,
+                                 rwkv_ppl_result *out, rwkv_error *err) {
+    rwkv_ppl_options o;
+    rwkv_status s = ppl_begin("rwkv_eval_perplexity", model, tokens, n, opt, &o, out, err);
+    if (s != RWKV_OK) return s;
+    if (o.stride)
+        return rwkv_fail(err, RWKV_ERR_ARG,
+                         "rwkv_eval_perplexity: a stride applies to the GPT only (RWKV carries its state across "
+                         "windows)");
+    size_t window = o.window ? o.window : 512;
+    if (window > n - 1) window = n - 1;
+    rwkv_lm r;
+    s = rwkv_lm_open(&r, model, err);
+    if (s == RWKV_OK) s = perplexity(&r.base, tokens, n, window, window, &o, out, err);
+    free(r.base.buf);
+    rwkv_state_free(r.state);
+    return s;
+}
+
+rwkv_status rwkv_eval_perplexity_gpt(rwkv_gpt *gpt, const int *tokens, size_t n, const rwkv_ppl_options *opt,
+                                     rwkv_ppl_result *out, rwkv_error *err) {
+    rwkv_ppl_options o;
+    rwkv_status s = ppl_begin("rwkv_eval_perplexity_gpt", gpt, tokens, n, opt, &o, out, err);
+    if (s != RWKV_OK) return s;
+    rwkv_gpt_info info;
+    rwkv_gpt_get_info(gpt, &info);
+    size_t window = o.window ? o.window : (size_t)info.n_ctx;
+    if (window > (size_t)info.n_ctx)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity_gpt: window %zu exceeds the model's context of %d",
+                         window, info.n_ctx);
+    size_t stride = o.stride ? o.stride : window - window / 2;
+    if (stride > window)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity_gpt: stride %zu exceeds the window of %zu", stride,
+                         window);
+    gpt_lm g;
+    gpt_lm_open(&g, gpt, window);
+    s = perplexity(&g.base, tokens, n, window, stride, &o, out, err);
+    free(g.base.buf);
+    return s;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -199,69 +356,50 @@ rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set *
     return rwkv_ok(err);
 }
 
-rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok, const rwkv_lambada_set *set,
-                              rwkv_lambada_callback cb, void *user, rwkv_lambada_result *out,
-                              rwkv_error *err) {
-    if (!model || !tok || !set || !out)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_lambada: model, tokenizer, set and out are required");
-    memset(out, 0, sizeof *out);
-    rwkv_model_info info;
-    rwkv_model_get_info(model, &info);
-    const int V = info.n_vocab;
-    rwkv_state *st;
-    rwkv_status s = rwkv_state_new(model, &st, err);
-    if (s != RWKV_OK) return s;
-    float *logits = NULL;
-    size_t logits_rows = 0;
-    int *src = NULL;
-    size_t src_cap = 0;
+/* Every passage from a fresh start: the model reads [0] + context + target
+ * (all but the last target token) and each target token is scored by the
+ * prediction before it. */
+static rwkv_status lambada(eval_lm *lm, const rwkv_tokenizer *tok, const rwkv_lambada_set *set,
+                           rwkv_lambada_callback cb, void *user, rwkv_lambada_result *out, rwkv_error *err) {
+    const int V = lm->n_vocab;
+    rwkv_status s = RWKV_OK;
+    int *seq = NULL;
+    size_t seq_cap = 0;
     for (size_t e = 0; e < set->count && s == RWKV_OK; e++) {
         const rwkv_lambada_example *ex = &set->items[e];
         int *ctx = NULL, *tgt = NULL;
         size_t n_ctx = 0, n_tgt = 0;
         s = rwkv_tokenize(tok, ex->text, ex->split, &ctx, &n_ctx, err);
         if (s == RWKV_OK) s = rwkv_tokenize(tok, ex->text + ex->split, ex->len - ex->split, &tgt, &n_tgt, err);
-        if (s == RWKV_OK && n_tgt == 0)
-            s = rwkv_fail(err, RWKV_ERR_ARG, "passage %zu: the target tokenized to nothing", e);
-        /* src = [0] + context; rows of logits needed: 1 + (n_tgt - 1) */
-        if (s == RWKV_OK && n_ctx + 1 > src_cap) {
-            size_t nc = (n_ctx + 1) * 2;
-            int *ns = realloc(src, nc * sizeof *ns);
+        if (s == RWKV_OK && n_tgt == 0) s = rwkv_fail(err, RWKV_ERR_ARG, "the target tokenized to nothing");
+        if (s == RWKV_OK && lm->context && n_tgt > lm->context)
+            s = rwkv_fail(err, RWKV_ERR_ARG, "the target is %zu tokens, more than the model's context of %zu", n_tgt,
+                          lm->context);
+        const size_t len = 1 + n_ctx + n_tgt;
+        if (s == RWKV_OK && len > seq_cap) {
+            int *ns = realloc(seq, len * 2 * sizeof *ns);
             if (!ns) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
             else {
-                src = ns;
-                src_cap = nc;
+                seq = ns;
+                seq_cap = len * 2;
             }
         }
-        if (s == RWKV_OK && n_tgt > logits_rows) {
-            float *nl = realloc(logits, n_tgt * (size_t)V * sizeof *nl);
-            if (!nl) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-            else {
-                logits = nl;
-                logits_rows = n_tgt;
-            }
-        }
+        const float *rows = NULL;
         if (s == RWKV_OK) {
-            src[0] = 0;
-            if (n_ctx) memcpy(src + 1, ctx, n_ctx * sizeof *src);
-            rwkv_state_reset(st);
-            /* the last context position predicts the first target token ... */
-            s = rwkv_eval_sequence(model, st, src, n_ctx + 1, logits, 0, err);
-            /* ... and target token i predicts target token i+1 */
-            if (s == RWKV_OK && n_tgt > 1)
-                s = rwkv_eval_sequence(model, st, tgt, n_tgt - 1, logits + V, 1, err);
+            seq[0] = 0;
+            if (n_ctx) memcpy(seq + 1, ctx, n_ctx * sizeof *seq);
+            memcpy(seq + 1 + n_ctx, tgt, n_tgt * sizeof *seq);
+            s = check_vocab(seq, len, V, err);
         }
+        if (s == RWKV_OK) s = lm->predict(lm, seq, len - n_tgt, len, 1, &rows, err);
         if (s == RWKV_OK) {
-            double lp = 0.0;
-            int correct = 1;
-            for (size_t i = 0; i < n_tgt; i++) {
-                int top;
-                lp += row_logprob(logits + i * (size_t)V, V, tgt[i], &top);
-                correct &= top;
-            }
+            int64_t hits = 0;
+            double lp = score_rows(rows, V, seq + len - n_tgt, n_tgt, &hits);
+            int correct = hits == (int64_t)n_tgt;
             out->n_examples++;
             out->n_correct += correct;
             out->n_target_tokens += (int64_t)n_tgt;
+            out->n_truncated += lm->context && len - 1 > lm->context;
             out->sum_logprob += lp;
             out->accuracy = (double)out->n_correct / (double)out->n_examples;
             out->perplexity = exp(-out->sum_logprob / (double)out->n_examples);
@@ -280,15 +418,44 @@ rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok, cons
         }
         if (out->stopped) break;
     }
-    free(logits);
-    free(src);
-    rwkv_state_free(st);
+    free(seq);
     if (s != RWKV_OK) return s;
     if (out->n_examples == 0) {
         out->accuracy = NAN;
         out->perplexity = NAN;
     }
     return rwkv_ok(err);
+}
+
+static rwkv_status lambada_begin(const char *fn, const void *model, const rwkv_tokenizer *tok,
+                                 const rwkv_lambada_set *set, rwkv_lambada_result *out, rwkv_error *err) {
+    if (!model || !tok || !set || !out)
+        return rwkv_fail(err, RWKV_ERR_ARG, "%s: model, tokenizer, set and out are required", fn);
+    memset(out, 0, sizeof *out);
+    return RWKV_OK;
+}
+
+rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok, const rwkv_lambada_set *set,
+                              rwkv_lambada_callback cb, void *user, rwkv_lambada_result *out, rwkv_error *err) {
+    rwkv_status s = lambada_begin("rwkv_eval_lambada", model, tok, set, out, err);
+    if (s != RWKV_OK) return s;
+    rwkv_lm r;
+    s = rwkv_lm_open(&r, model, err);
+    if (s == RWKV_OK) s = lambada(&r.base, tok, set, cb, user, out, err);
+    free(r.base.buf);
+    rwkv_state_free(r.state);
+    return s;
+}
+
+rwkv_status rwkv_eval_lambada_gpt(rwkv_gpt *gpt, const rwkv_tokenizer *tok, const rwkv_lambada_set *set,
+                                  rwkv_lambada_callback cb, void *user, rwkv_lambada_result *out, rwkv_error *err) {
+    rwkv_status s = lambada_begin("rwkv_eval_lambada_gpt", gpt, tok, set, out, err);
+    if (s != RWKV_OK) return s;
+    gpt_lm g;
+    gpt_lm_open(&g, gpt, 0);
+    s = lambada(&g.base, tok, set, cb, user, out, err);
+    free(g.base.buf);
+    return s;
 }
 
 rwkv_status rwkv_eval_lambada_file(rwkv_model *model, const rwkv_tokenizer *tok, const char *path,

@@ -1,14 +1,18 @@
 /* Evaluation (src/eval.c): perplexity over token ids against a direct
  * computation from rwkv_eval_sequence's logits, windows carrying the state,
  * the LAMBADA reader (JSON escapes, blank lines, the split at the last space)
- * and LAMBADA scoring against a direct computation. */
+ * and LAMBADA scoring against a direct computation; the same for the GPT
+ * baseline against rwkv_gpt_forward's logits: one window, the sliding window
+ * over a longer text (every token scored once), LAMBADA with left truncation. */
 #include <math.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "rwkv.h"
 #include "rwkv_eval.h"
+#include "rwkv_gpt.h"
 #include "rwkv_tokenizer.h"
+#include "rwkv_train.h"
 #include "test.h"
 
 #define TINY "testvectors/rwkv4/tiny/model.f32.safetensors"
@@ -244,6 +248,29 @@ static int count_steps(const rwkv_lambada_step *st, void *user) {
     return st->index + 1 >= 100; /* never stops these small sets */
 }
 
+/* Byte-level passages (bytes below 64, the test models' vocabulary). */
+static const char *const byte_texts[] = {"12 34 56 78", "0000 0000 0000 0000", "9:;< =>? 7", "1 2", "3333 33333333"};
+enum { N_BYTE_TEXTS = sizeof byte_texts / sizeof byte_texts[0] };
+
+/* byte_texts as a LAMBADA set (free set.items). */
+static rwkv_lambada_set byte_set(void) {
+    rwkv_lambada_set set = {calloc(N_BYTE_TEXTS, sizeof(rwkv_lambada_example)), N_BYTE_TEXTS};
+    for (size_t i = 0; set.items && i < set.count; i++) {
+        set.items[i].text = (char *)byte_texts[i];
+        set.items[i].len = strlen(byte_texts[i]);
+        rwkv_lambada_split(byte_texts[i], set.items[i].len, &set.items[i].split);
+    }
+    return set;
+}
+
+/* ids = [0] + the bytes of t; returns strlen(t). */
+static size_t byte_ids(const char *t, int *ids) {
+    size_t len = strlen(t);
+    ids[0] = 0;
+    for (size_t j = 0; j < len; j++) ids[1 + j] = (unsigned char)t[j];
+    return len;
+}
+
 /* LAMBADA scores on the tiny model equal a direct computation: feed
  * [0] + context + target in one call and read the target positions. */
 static void test_lambada_scoring(void) {
@@ -256,15 +283,8 @@ static void test_lambada_scoring(void) {
     rwkv_tokenizer *tok;
     rwkv_error err;
     CHECK(rwkv_tokenizer_load("bytes", &tok, &err) == RWKV_OK, "%s", err.message);
-    /* bytes below 64 only (the tiny model's vocabulary) */
-    static const char *texts[] = {"12 34 56 78", "0000 0000 0000 0000", "9:;< =>? 7", "1 2", "3333 33333333"};
-    const size_t N = sizeof texts / sizeof texts[0];
-    rwkv_lambada_set set = {calloc(N, sizeof(rwkv_lambada_example)), N};
-    for (size_t i = 0; i < N; i++) {
-        set.items[i].text = (char *)texts[i];
-        set.items[i].len = strlen(texts[i]);
-        rwkv_lambada_split(texts[i], set.items[i].len, &set.items[i].split);
-    }
+    const size_t N = N_BYTE_TEXTS;
+    rwkv_lambada_set set = byte_set();
     rwkv_lambada_result r;
     lambada_steps = 0;
     rwkv_status s = rwkv_eval_lambada(m, tok, &set, count_steps, NULL, &r, &err);
@@ -274,11 +294,8 @@ static void test_lambada_scoring(void) {
     rwkv_state *st = NULL;
     if (s == RWKV_OK) s = rwkv_state_new(m, &st, &err);
     for (size_t i = 0; i < N && s == RWKV_OK; i++) {
-        const char *t = texts[i];
-        size_t len = strlen(t), split = set.items[i].split;
         int ids[64];
-        ids[0] = 0;
-        for (size_t j = 0; j < len; j++) ids[1 + j] = (unsigned char)t[j];
+        size_t len = byte_ids(byte_texts[i], ids), split = set.items[i].split;
         float *lg = malloc(sizeof(float) * (len + 1) * (size_t)V);
         rwkv_state_reset(st);
         s = rwkv_eval_sequence(m, st, ids, len, lg, 1, &err);
@@ -346,6 +363,217 @@ static void test_lambada_real_file(void) {
           (long long)r.n_examples, r.perplexity);
 }
 
+/* ---- the GPT baseline ---- */
+
+/* A fresh GPT (GPT-2 init, a fixed seed) written to a temporary file and
+ * loaded; vocabulary 64 so the byte texts above fit. NULL with *why set. */
+static rwkv_gpt *make_gpt(int n_ctx, char *why, size_t size) {
+    char path[] = "/tmp/rwkv-eval-gpt-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        snprintf(why, size, "mkstemp failed");
+        return NULL;
+    }
+    close(fd);
+    rwkv_init_options o = rwkv_init_options_default();
+    o.arch = "gpt";
+    o.n_layer = 2;
+    o.n_embd = 32;
+    o.n_head = 2;
+    o.n_vocab = 64;
+    o.n_ctx = n_ctx;
+    o.seed = 11;
+    rwkv_error err;
+    rwkv_gpt *g = NULL;
+    if (rwkv_init_checkpoint(&o, path, &err) != RWKV_OK || rwkv_gpt_load(path, &g, &err) != RWKV_OK) {
+        snprintf(why, size, "%s", err.message);
+        g = NULL;
+    }
+    unlink(path);
+    if (g) rwkv_gpt_set_threads(g, 2);
+    return g;
+}
+
+/* Shorter than the context: one window, the same numbers as one forward
+ * over tokens[0 .. n-2]. */
+static void test_gpt_perplexity_one_window(void) {
+    char why[600];
+    rwkv_gpt *g = make_gpt(64, why, sizeof why);
+    CHECK(g, "%s", why);
+    const int V = 64;
+    int tok[NTOK];
+    make_tokens(tok, V);
+    float *logits = malloc(sizeof(float) * NTOK * (size_t)V);
+    rwkv_error err;
+    rwkv_status s = rwkv_gpt_forward(g, tok, NTOK - 1, logits, &err);
+    double nll = 0;
+    int top1 = 0;
+    for (int i = 0; s == RWKV_OK && i < NTOK - 1; i++) {
+        int top;
+        nll -= logprob(logits + (size_t)i * V, V, tok[i + 1], &top);
+        top1 += top;
+    }
+    free(logits);
+    rwkv_ppl_result r;
+    rwkv_ppl_options o = {.progress = count_progress};
+    progress_calls = 0;
+    rwkv_status s2 = s == RWKV_OK ? rwkv_eval_perplexity_gpt(g, tok, NTOK, &o, &r, &err) : s;
+    rwkv_gpt_free(g);
+    CHECK(s == RWKV_OK && s2 == RWKV_OK, "%s", err.message);
+    CHECK(r.n_tokens == NTOK - 1 && r.n_bytes == NTOK - 1 && r.n_windows == 1, "%lld tokens, %lld bytes, %lld windows",
+          (long long)r.n_tokens, (long long)r.n_bytes, (long long)r.n_windows);
+    CHECK(fabs(r.nll - nll) <= 1e-12 * nll, "nll %.15g vs direct %.15g", r.nll, nll);
+    CHECK(fabs(r.perplexity - exp(nll / (NTOK - 1))) <= 1e-12 * r.perplexity, "perplexity %.15g", r.perplexity);
+    CHECK(r.n_top1 == top1, "top-1 hits %lld vs %d", (long long)r.n_top1, top1);
+    CHECK(r.context == NTOK - 1 && r.window == NTOK - 1, "context %lld, window %lld", (long long)r.context,
+          (long long)r.window);
+    CHECK(progress_calls == 1 && progress_last == NTOK - 1, "progress called %d times", progress_calls);
+    printf("  fresh GPT 2x32 ctx 64, %d random tokens: loss %.6f nats/token\n", NTOK, r.loss);
+}
+
+/* Longer than the context: the windows of the documented rule, computed here
+ * block by block from rwkv_gpt_forward; every token is scored exactly once
+ * and, past the first window, from at least W - S + 1 tokens. */
+static void test_gpt_perplexity_sliding_window(void) {
+    enum { N = 157, CTX = 16 };
+    char why[600];
+    rwkv_gpt *g = make_gpt(CTX, why, sizeof why);
+    CHECK(g, "%s", why);
+    const int V = 64;
+    int tok[N];
+    uint32_t x = 99u;
+    for (int i = 0; i < N; i++) {
+        x = x * 1664525u + 1013904223u;
+        tok[i] = (int)((x >> 8) % (uint32_t)V);
+    }
+    static const size_t cases[][2] = {{0, 0}, {CTX, 1}, {CTX, 5}, {CTX, CTX}, {10, 3}, {2, 0}, {1, 1}};
+    float *logits = malloc(sizeof(float) * CTX * (size_t)V);
+    rwkv_error err;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const size_t W = cases[c][0] ? cases[c][0] : CTX;
+        const size_t S = cases[c][1] ? cases[c][1] : W - W / 2;
+        int count[N] = {0};
+        double nll = 0;
+        int64_t top1 = 0, windows = 0;
+        int ctx_ok = 1;
+        rwkv_status s = RWKV_OK;
+        for (size_t next = 1; next < N && s == RWKV_OK; windows++) {
+            size_t end = next == 1 ? W + 1 : next + S; /* this window scores tokens [next, end) */
+            if (end > N) end = N;
+            size_t lo = end - 1 > W ? end - 1 - W : 0; /* and is fed tokens [lo, end - 1) */
+            s = rwkv_gpt_forward(g, tok + lo, end - 1 - lo, logits, &err);
+            for (size_t p = next; p < end && s == RWKV_OK; p++) {
+                int top;
+                nll -= logprob(logits + (p - 1 - lo) * (size_t)V, V, tok[p], &top);
+                top1 += top;
+                count[p]++;
+                if (p > W && p - lo < W - S + 1) ctx_ok = 0;
+            }
+            next = end;
+        }
+        int once = 1;
+        for (int p = 1; p < N; p++) once &= count[p] == 1;
+        rwkv_ppl_result r;
+        rwkv_ppl_options o = {.window = cases[c][0], .stride = cases[c][1], .progress = count_progress};
+        progress_calls = 0;
+        rwkv_status s2 = s == RWKV_OK ? rwkv_eval_perplexity_gpt(g, tok, N, &o, &r, &err) : s;
+        int same = s2 == RWKV_OK && r.n_tokens == N - 1 && r.n_windows == windows && progress_calls == windows &&
+                   fabs(r.nll - nll) <= 1e-12 * nll && r.n_top1 == top1 && r.window == (int64_t)W &&
+                   r.stride == (int64_t)S && r.context == (int64_t)W;
+        if (!same || !once || !ctx_ok) {
+            free(logits);
+            rwkv_gpt_free(g);
+        }
+        CHECK(s == RWKV_OK && s2 == RWKV_OK, "%s", err.message);
+        CHECK(once && ctx_ok, "window %zu stride %zu: the direct computation is wrong", W, S);
+        CHECK(same,
+              "window %zu stride %zu: %lld tokens, %lld windows (want %lld, %d progress calls), nll %.15g vs "
+              "%.15g, top-1 %lld vs %lld, reported window %lld stride %lld context %lld",
+              W, S, (long long)r.n_tokens, (long long)r.n_windows, (long long)windows, progress_calls, r.nll, nll,
+              (long long)r.n_top1, (long long)top1, (long long)r.window, (long long)r.stride, (long long)r.context);
+    }
+    free(logits);
+    /* bad windows; a stride is for the GPT only */
+    int few[1] = {1};
+    rwkv_ppl_result r;
+    rwkv_status wide = rwkv_eval_perplexity_gpt(g, tok, N, &(rwkv_ppl_options){.window = CTX + 1}, &r, &err);
+    int names_ctx = strstr(err.message, "16") != NULL;
+    rwkv_status stride = rwkv_eval_perplexity_gpt(g, tok, N, &(rwkv_ppl_options){.window = 8, .stride = 9}, &r, NULL);
+    rwkv_status one = rwkv_eval_perplexity_gpt(g, few, 1, NULL, &r, NULL);
+    int bad[3] = {1, 2, 64};
+    rwkv_status oov = rwkv_eval_perplexity_gpt(g, bad, 3, NULL, &r, &err);
+    int names_tok = strstr(err.message, "64") != NULL;
+    rwkv_gpt_free(g);
+    CHECK(wide == RWKV_ERR_ARG && names_ctx, "a window wider than n_ctx: %d", wide);
+    CHECK(stride == RWKV_ERR_ARG, "a stride wider than the window: %d", stride);
+    CHECK(one == RWKV_ERR_ARG, "a single token was accepted");
+    CHECK(oov == RWKV_ERR_ARG && names_tok, "out-of-vocabulary token: %d", oov);
+    char mwhy[900];
+    rwkv_model *m = load_tiny(mwhy, sizeof mwhy);
+    if (!m) SKIP("%s", mwhy);
+    rwkv_status rs = rwkv_eval_perplexity(m, tok, 20, &(rwkv_ppl_options){.stride = 4}, &r, NULL);
+    rwkv_model_free(m);
+    CHECK(rs == RWKV_ERR_ARG, "RWKV accepted a stride");
+}
+
+/* LAMBADA with the GPT equals a direct computation: one forward over the
+ * last n_ctx tokens of [0] + context + target (all but its last token). */
+static void test_gpt_lambada_scoring(void) {
+    enum { CTX = 12 };
+    char why[600];
+    rwkv_gpt *g = make_gpt(CTX, why, sizeof why);
+    CHECK(g, "%s", why);
+    const int V = 64;
+    rwkv_tokenizer *tok;
+    rwkv_error err;
+    if (rwkv_tokenizer_load("bytes", &tok, &err) != RWKV_OK) rwkv_gpt_free(g);
+    CHECK(tok, "%s", err.message);
+    /* fed lengths 11, 19, 10, 3, 13: the second and the last are truncated */
+    const size_t N = N_BYTE_TEXTS;
+    rwkv_lambada_set set = byte_set();
+    rwkv_lambada_result r;
+    lambada_steps = 0;
+    rwkv_status s = rwkv_eval_lambada_gpt(g, tok, &set, count_steps, NULL, &r, &err);
+    double sum = 0;
+    int correct = 0, ntgt = 0, truncated = 0;
+    float *lg = malloc(sizeof(float) * CTX * (size_t)V);
+    for (size_t i = 0; i < N && s == RWKV_OK; i++) {
+        int ids[64];
+        size_t len = byte_ids(byte_texts[i], ids), split = set.items[i].split;
+        size_t lo = len > CTX ? len - CTX : 0; /* feed ids[lo .. len-1] */
+        truncated += lo > 0;
+        s = rwkv_gpt_forward(g, ids + lo, len - lo, lg, &err);
+        int all = 1;
+        for (size_t j = split; j < len && s == RWKV_OK; j++) { /* ids[j+1] is predicted at row j - lo */
+            int top;
+            sum += logprob(lg + (j - lo) * (size_t)V, V, ids[j + 1], &top);
+            all &= top;
+            ntgt++;
+        }
+        correct += all;
+    }
+    free(lg);
+    /* a target longer than the context is an error naming the passage */
+    rwkv_lambada_example longer = {(char *)"12 3456789:;<=>?", 16, 2};
+    rwkv_lambada_set one = {&longer, 1};
+    rwkv_lambada_result r2;
+    rwkv_status too_long = rwkv_eval_lambada_gpt(g, tok, &one, NULL, NULL, &r2, &err);
+    rwkv_tokenizer_free(tok);
+    rwkv_gpt_free(g);
+    free(set.items);
+    CHECK(s == RWKV_OK, "%s", err.message);
+    CHECK(r.n_examples == (int64_t)N && lambada_steps == (int)N, "%lld examples, %d callbacks",
+          (long long)r.n_examples, lambada_steps);
+    CHECK(r.n_target_tokens == ntgt && r.n_truncated == truncated && truncated == 2,
+          "%lld target tokens vs %d, %lld truncated vs %d", (long long)r.n_target_tokens, ntgt,
+          (long long)r.n_truncated, truncated);
+    CHECK(fabs(r.sum_logprob - sum) <= 1e-12 * fabs(sum), "sum log-prob %.15g vs direct %.15g", r.sum_logprob, sum);
+    CHECK(r.n_correct == correct, "%lld correct vs %d", (long long)r.n_correct, correct);
+    CHECK(fabs(r.perplexity - exp(-sum / (double)N)) < 1e-12 * r.perplexity, "perplexity %.15g", r.perplexity);
+    CHECK(too_long == RWKV_ERR_ARG && strstr(err.message, "passage 1") && strstr(err.message, "context"),
+          "a 14-token target with n_ctx 12: %d %s", too_long, err.message);
+}
+
 int main(void) {
     RUN(test_perplexity_equals_direct);
     RUN(test_windows_carry_state);
@@ -354,5 +582,8 @@ int main(void) {
     RUN(test_lambada_reader);
     RUN(test_lambada_scoring);
     RUN(test_lambada_real_file);
+    RUN(test_gpt_perplexity_one_window);
+    RUN(test_gpt_perplexity_sliding_window);
+    RUN(test_gpt_lambada_scoring);
     return test_summary();
 }

@@ -2,7 +2,8 @@
  * probe use: a model written by rwkv_init_checkpoint / trained by rwkv_train
  * loads, its one-token KV-cache decode gives the logits of the whole-sequence
  * forward at every position (for several thread counts, and again after a
- * reset), the cache memory is reported, and bad input is refused. */
+ * reset), the cache memory is reported, bad input is refused, and
+ * rwkv_checkpoint_arch tells a GPT checkpoint from an RWKV one. */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +30,15 @@ static int write_gpt(const char *path, int layers, int embd, int heads, int voca
     o.n_vocab = vocab;
     o.n_ctx = n_ctx;
     o.seed = seed;
+    return rwkv_init_checkpoint(&o, path, err) == RWKV_OK;
+}
+
+/* A small RWKV-4 checkpoint. */
+static int write_rwkv(const char *path, rwkv_error *err) {
+    rwkv_init_options o = rwkv_init_options_default();
+    o.n_layer = 1;
+    o.n_embd = 16;
+    o.n_vocab = 20;
     return rwkv_init_checkpoint(&o, path, err) == RWKV_OK;
 }
 
@@ -112,14 +122,37 @@ static void test_info_and_errors(void) {
     CHECK(too_long == RWKV_ERR_ARG, "a sequence longer than n_ctx was accepted");
     CHECK(full == RWKV_OK && past == RWKV_ERR_ARG, "the context limit: %d then %d", full, past);
     /* an RWKV-4 checkpoint is not a GPT one, and the reverse */
-    rwkv_init_options o = rwkv_init_options_default();
-    o.n_layer = 1;
-    o.n_embd = 16;
-    o.n_vocab = 20;
-    CHECK(rwkv_init_checkpoint(&o, r, &err) == RWKV_OK, "%s", err.message);
+    CHECK(write_rwkv(r, &err), "%s", err.message);
     CHECK(rwkv_gpt_load(r, &g, &err) == RWKV_ERR_SHAPE && strstr(err.message, "not a GPT checkpoint"),
           "an RWKV file loaded as GPT: %s", err.message);
     CHECK(rwkv_gpt_load("/nonexistent.safetensors", &g, &err) != RWKV_OK, "a missing file loaded");
+}
+
+/* rwkv_checkpoint_arch tells the two apart from the file; a file that is not
+ * a checkpoint is the error rwkv_model_load gives. */
+static void test_checkpoint_arch(void) {
+    char p[512], r[512], t[512];
+    tpath(p, sizeof p, "arch_gpt.safetensors");
+    tpath(r, sizeof r, "arch_rwkv.safetensors");
+    tpath(t, sizeof t, "arch.txt");
+    rwkv_error err;
+    CHECK(write_gpt(p, 1, 16, 1, 20, 8, 3, &err), "%s", err.message);
+    CHECK(write_rwkv(r, &err), "%s", err.message);
+    FILE *f = fopen(t, "wb");
+    CHECK(f && fputs("not a checkpoint\n", f) >= 0 && fclose(f) == 0, "cannot write %s", t);
+    rwkv_arch a = RWKV_ARCH_RWKV, b = RWKV_ARCH_GPT;
+    CHECK(rwkv_checkpoint_arch(p, &a, &err) == RWKV_OK && a == RWKV_ARCH_GPT, "GPT file: %d %s", a, err.message);
+    CHECK(rwkv_checkpoint_arch(r, &b, &err) == RWKV_OK && b == RWKV_ARCH_RWKV, "RWKV file: %d %s", b, err.message);
+    rwkv_model *m = NULL;
+    rwkv_error merr;
+    rwkv_status text = rwkv_checkpoint_arch(t, &a, &err);
+    rwkv_status load = rwkv_model_load(t, &m, &merr);
+    CHECK(text == RWKV_ERR_FORMAT && load == text && strcmp(err.message, merr.message) == 0,
+          "a text file: %d '%s' vs rwkv_model_load %d '%s'", text, err.message, load, merr.message);
+    CHECK(rwkv_checkpoint_arch("/nonexistent.safetensors", &a, &err) == RWKV_ERR_IO &&
+              strstr(err.message, "/nonexistent.safetensors"),
+          "a missing file: %s", err.message);
+    CHECK(rwkv_checkpoint_arch(p, NULL, NULL) == RWKV_ERR_ARG, "a NULL arch was accepted");
 }
 
 /* rwkv train --arch gpt writes checkpoints that this API loads and that
@@ -161,6 +194,7 @@ int main(void) {
     RUN(test_decode_equals_forward);
     RUN(test_long_context_heads_in_parallel);
     RUN(test_info_and_errors);
+    RUN(test_checkpoint_arch);
     RUN(test_trained_checkpoint_decodes);
     remove_tree(tmpdir);
     return test_summary();

@@ -15,6 +15,8 @@ struct rwkv_gpt {
     float *params;
     gpt_kv_cache *cache;
     int threads;
+    gpt_train_ctx *fwd; /* rwkv_gpt_forward's activations, kept for the next call of the same length */
+    int fwd_n, fwd_threads;
 };
 
 rwkv_status rwkv_gpt_load(const char *path, rwkv_gpt **out, rwkv_error *err) {
@@ -37,6 +39,7 @@ rwkv_status rwkv_gpt_load(const char *path, rwkv_gpt **out, rwkv_error *err) {
 void rwkv_gpt_free(rwkv_gpt *g) {
     if (!g) return;
     gpt_kv_cache_free(g->cache);
+    gpt_train_ctx_free(g->fwd);
     free(g->params);
     free(g->lay.params);
     free(g);
@@ -77,10 +80,14 @@ rwkv_status rwkv_gpt_forward(rwkv_gpt *g, const int *tokens, size_t n, float *lo
     if (n < 1 || n > (size_t)g->sh.n_ctx)
         return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_gpt_forward: %zu tokens; the model takes 1 to %d", n,
                          g->sh.n_ctx);
-    gpt_train_ctx *ctx;
-    rwkv_status s = gpt_train_ctx_new(&g->sh, 1, (int)n, g->threads, &ctx, err);
-    if (s != RWKV_OK) return s;
-    s = gpt_forward_loss(ctx, g->params, tokens, NULL, logits, NULL, err);
-    gpt_train_ctx_free(ctx);
+    if (!g->fwd || g->fwd_n != (int)n || g->fwd_threads != g->threads) {
+        gpt_train_ctx_free(g->fwd);
+        g->fwd = NULL;
+        rwkv_status s = gpt_train_ctx_new(&g->sh, 1, (int)n, g->threads, &g->fwd, err);
+        if (s != RWKV_OK) return s;
+        g->fwd_n = (int)n;
+        g->fwd_threads = g->threads;
+    }
+    rwkv_status s = gpt_forward_loss(g->fwd, g->params, tokens, NULL, logits, NULL, err);
     return s == RWKV_OK ? rwkv_ok(err) : s;
 }

@@ -6,6 +6,7 @@
 
 #include "formats/formats.h"
 #include "model/common.h"
+#include "model/gpt.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -144,7 +145,7 @@ rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err)
         return s;
     }
     m->n_threads = default_threads();
-    if (tensor_set_find(&m->weights, "transformer.wte.weight")) {
+    if (gpt_is_checkpoint(&m->weights)) {
         s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
                       "%s: this is a GPT baseline checkpoint (rwkv train --arch gpt), not an RWKV model", path);
         rwkv_model_free(m);
@@ -184,6 +185,16 @@ rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err)
     }
     m->info.dtype = mixed ? "mixed" : dtype_name(first == DT_COUNT ? DT_F32 : first);
     *out = m;
+    return rwkv_ok(err);
+}
+
+rwkv_status rwkv_checkpoint_arch(const char *path, rwkv_arch *arch, rwkv_error *err) {
+    if (!path || !arch) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_checkpoint_arch: path and arch are required");
+    tensor_set set;
+    rwkv_status s = checkpoint_read(path, &set, err);
+    if (s != RWKV_OK) return s;
+    *arch = gpt_is_checkpoint(&set) ? RWKV_ARCH_GPT : RWKV_ARCH_RWKV;
+    tensor_set_free(&set);
     return rwkv_ok(err);
 }
 

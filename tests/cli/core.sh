@@ -1,6 +1,7 @@
 #!/bin/sh
-# End-to-end tests of the core commands (info, convert, help) and of bad input
-# through the CLI. Usage: tests/cli/core.sh ./rwkv
+# End-to-end tests of the core commands (info, convert, help), of info and
+# eval on the GPT baseline, and of bad input through the CLI.
+# Usage: tests/cli/core.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when anything failed.
 RWKV=${1:-./rwkv}
 SHARED=${RWKV_SHARED:-../shared}
@@ -36,12 +37,66 @@ expect_error "empty file" "empty" "$RWKV" info "$tmp/empty.bin"
 expect_error "convert bad dtype" "--dtype" "$RWKV" convert a b --dtype f8
 expect_error "init bad arch" "--arch" "$RWKV" init --arch lstm --out "$tmp/x.safetensors"
 
-# rwkv init writes a model that the inference side loads; a GPT baseline checkpoint is refused clearly
+# rwkv init writes a model that the inference side loads
 if "$RWKV" init --layers 2 --embd 64 --vocab 97 --out "$tmp/init.safetensors" 2>/dev/null &&
     "$RWKV" info "$tmp/init.safetensors" | grep -q "n_vocab: *97"; then pass "init then info"
 else fail "init then info" "rwkv init output not loadable"; fi
-if "$RWKV" init --arch gpt --layers 2 --embd 64 --vocab 97 --out "$tmp/gpt.safetensors" 2>/dev/null; then
-    expect_error "info on a GPT checkpoint" "GPT baseline checkpoint" "$RWKV" info "$tmp/gpt.safetensors"
+
+# ---- the GPT baseline: info and eval read it (recognised from the file) -----
+# json_keys FILE: the member names of a one-line JSON object, in order
+json_keys() { grep -o '"[a-z_0-9]*": ' "$1" | tr -d '": ' | tr '\n' ' '; }
+# json_num FILE KEY: a number member
+json_num() { sed -n "s/.*\"$2\": \(-*[0-9.e+-]*\).*/\1/p" "$1"; }
+if "$RWKV" init --arch gpt --layers 2 --embd 64 --heads 4 --vocab 97 --ctx 40 --out "$tmp/gpt.safetensors" 2>/dev/null &&
+    "$RWKV" init --arch gpt --layers 2 --embd 32 --heads 2 --vocab 256 --ctx 32 --out "$tmp/gpt256.safetensors" 2>/dev/null &&
+    "$RWKV" init --layers 2 --embd 32 --vocab 256 --out "$tmp/rwkv256.safetensors" 2>/dev/null; then
+    if "$RWKV" info "$tmp/gpt.safetensors" >"$tmp/info" 2>"$tmp/err" && grep -q "arch: *GPT" "$tmp/info" &&
+        grep -q "n_vocab: *97" "$tmp/info" && grep -q "n_layer: *2" "$tmp/info" && grep -q "n_embd: *64" "$tmp/info" &&
+        grep -q "heads: *4 x 16" "$tmp/info" && grep -q "n_ffn: *256" "$tmp/info" && grep -q "n_ctx: *40" "$tmp/info" &&
+        grep -q "parameters: .*position table 2560" "$tmp/info"; then pass "info on a GPT checkpoint"
+    else fail "info on a GPT checkpoint" "$(cat "$tmp/info" "$tmp/err" | tr '\n' ' ')"; fi
+
+    # 200 bytes: 199 scored tokens; context 32, stride 16: 1 + ceil((199 - 32) / 16) = 12 windows
+    awk 'BEGIN { for (i = 0; i < 200; i++) printf "%c", 33 + (i * 7 + i / 3) % 90 }' >"$tmp/text.txt"
+    if "$RWKV" eval -m "$tmp/gpt256.safetensors" --data "$tmp/text.txt" --json >"$tmp/g.json" 2>"$tmp/err" &&
+        grep -q '"arch": "gpt"' "$tmp/g.json" && [ "$(json_num "$tmp/g.json" tokens)" = 199 ] &&
+        [ "$(json_num "$tmp/g.json" window)" = 32 ] && [ "$(json_num "$tmp/g.json" stride)" = 16 ] &&
+        [ "$(json_num "$tmp/g.json" context)" = 32 ] && [ "$(json_num "$tmp/g.json" windows)" = 12 ] &&
+        grep -q "eval: 199/199 tokens" "$tmp/err"; then pass "eval a GPT: sliding window, every token once"
+    else fail "eval a GPT: sliding window" "$(cat "$tmp/g.json" "$tmp/err" | tr '\n' ' ')"; fi
+    # the same JSON members as for RWKV, so the two can be compared by the same script
+    if "$RWKV" eval -m "$tmp/rwkv256.safetensors" --data "$tmp/text.txt" --json -q >"$tmp/r.json" 2>"$tmp/err" &&
+        [ "$(json_keys "$tmp/r.json")" = "$(json_keys "$tmp/g.json")" ] && grep -q '"arch": "rwkv"' "$tmp/r.json" &&
+        [ "$(json_num "$tmp/r.json" context)" = 199 ] && [ "$(json_num "$tmp/r.json" tokens)" = 199 ]; then
+        pass "eval: the same JSON members for RWKV and the GPT"
+    else fail "eval: the same JSON members" "$(json_keys "$tmp/r.json") vs $(json_keys "$tmp/g.json") $(cat "$tmp/err")"; fi
+    # --window / --stride; the text output names the rule
+    if "$RWKV" eval -m "$tmp/gpt256.safetensors" --data "$tmp/text.txt" --window 20 --stride 20 --json -q >"$tmp/g2.json" \
+        2>"$tmp/err" && [ "$(json_num "$tmp/g2.json" tokens)" = 199 ] && [ "$(json_num "$tmp/g2.json" windows)" = 10 ] &&
+        "$RWKV" eval -m "$tmp/gpt256.safetensors" --data "$tmp/text.txt" --window 20 --stride 20 -q >"$tmp/g2.txt" &&
+        grep -q "sliding window of 20 tokens, stride 20 (10 windows)" "$tmp/g2.txt"; then pass "eval a GPT: --window --stride"
+    else fail "eval a GPT: --window --stride" "$(cat "$tmp/g2.json" "$tmp/g2.txt" "$tmp/err" | tr '\n' ' ')"; fi
+    # LAMBADA: passages longer than the context are left-truncated and counted
+    long=$(awk 'BEGIN { for (i = 0; i < 60; i++) printf "ab " }')
+    printf '{"text": "the cat sat on the mat"}\n{"text": "%s end"}\n{"text": "a b"}\n' "$long" >"$tmp/lambada.jsonl"
+    if "$RWKV" eval -m "$tmp/gpt256.safetensors" --lambada "$tmp/lambada.jsonl" --json -q >"$tmp/l.json" 2>"$tmp/err" &&
+        grep -q '"arch": "gpt"' "$tmp/l.json" && [ "$(json_num "$tmp/l.json" examples)" = 3 ] &&
+        [ "$(json_num "$tmp/l.json" truncated)" = 1 ] && [ "$(json_num "$tmp/l.json" context)" = 32 ] &&
+        "$RWKV" eval -m "$tmp/rwkv256.safetensors" --lambada "$tmp/lambada.jsonl" --json -q >"$tmp/lr.json" &&
+        [ "$(json_keys "$tmp/lr.json")" = "$(json_keys "$tmp/l.json")" ]; then pass "eval a GPT: LAMBADA"
+    else fail "eval a GPT: LAMBADA" "$(cat "$tmp/l.json" "$tmp/err" | tr '\n' ' ')"; fi
+    printf '{"text": "x 0123456789012345678901234567890123456789"}\n' >"$tmp/lambada_long.jsonl"
+    expect_error "eval a GPT: a target longer than the context" "passage 1.*context of 32" \
+        "$RWKV" eval -m "$tmp/gpt256.safetensors" --lambada "$tmp/lambada_long.jsonl" -q
+    expect_error "eval a GPT: --window past n_ctx" "context of 32" \
+        "$RWKV" eval -m "$tmp/gpt256.safetensors" --data "$tmp/text.txt" --window 33
+    expect_error "eval a GPT: --stride past the window" "--stride" \
+        "$RWKV" eval -m "$tmp/gpt256.safetensors" --data "$tmp/text.txt" --window 8 --stride 9
+    expect_error "eval RWKV: --stride refused" "--stride" \
+        "$RWKV" eval -m "$tmp/rwkv256.safetensors" --data "$tmp/text.txt" --stride 4
+    expect_error "eval a GPT: token outside the vocabulary" "outside the vocabulary" \
+        "$RWKV" eval -m "$tmp/gpt.safetensors" --data "$tmp/text.txt" -q
+    expect_error "chat refuses a GPT" "GPT baseline checkpoint" "$RWKV" chat -m "$tmp/gpt.safetensors"
 else fail "init --arch gpt" "failed"; fi
 
 vec="$SHARED/testvectors/rwkv4/tiny"

@@ -3,7 +3,8 @@
 # the same with token-by-token and sequence-mode prompting, --state-out then
 # --state-in continues exactly like an uninterrupted run, seeds reproduce,
 # stop strings, chat through a pipe with /save and /load, state carried across
-# chat turns, bad flags and mismatched state files rejected with one line.
+# chat turns, bad flags and mismatched state files rejected with one line;
+# the GPT baseline generates with its KV cache up to its context.
 #   sh tests/cli/generate.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
 RWKV=${1:-./rwkv}
@@ -244,6 +245,50 @@ if [ -f "$SM" ] && [ -f "$TINY" ]; then
     same "chat: token-by-token feeding == sequence mode" "$T/chatS1" "$T/chatS"
 else
     skip "generate details" "$SM or $TINY not found"
+fi
+
+# ---- the GPT baseline: decoded with its KV cache, bounded by its context -------
+GPT=$T/gpt.safetensors
+if "$RWKV" init --arch gpt --layers 2 --embd 32 --heads 2 --vocab 256 --ctx 24 --out "$GPT" >/dev/null 2>"$T/err"; then
+    GG="--temp 0 --presence 0 --frequency 0 --raw --quiet"
+    # greedy continuation: feeding the output back as a prompt continues exactly
+    "$RWKV" generate -m "$GPT" -p "Hello" -n 6 $GG --threads 1 >"$T/ga" 2>"$T/err" || fail "gpt greedy" "$(head -1 "$T/err")"
+    "$RWKV" generate -m "$GPT" -p "Hello" -n 10 $GG --threads 2 >"$T/gb" 2>"$T/err" || fail "gpt greedy" "$(head -1 "$T/err")"
+    { printf 'Hello'; cat "$T/ga"; } >"$T/gp"
+    "$RWKV" generate -m "$GPT" --prompt-file "$T/gp" -n 4 $GG >"$T/gc" 2>"$T/err" || fail "gpt greedy" "$(head -1 "$T/err")"
+    cat "$T/ga" "$T/gc" >"$T/gac"
+    same "gpt greedy: output fed back as prompt continues the same" "$T/gac" "$T/gb"
+    # a seed reproduces sampled output
+    "$RWKV" generate -m "$GPT" -p "Hello" -n 12 --seed 77 --top-k 5 --raw --quiet >"$T/gs1" 2>/dev/null
+    "$RWKV" generate -m "$GPT" -p "Hello" -n 12 --seed 77 --top-k 5 --raw --quiet >"$T/gs2" 2>/dev/null
+    same "gpt seed reproduces" "$T/gs1" "$T/gs2"
+    # the context: 5 prompt tokens + 20 generated = 24 positions + the last token, never fed
+    if "$RWKV" generate -m "$GPT" -p "Hello" -n 100 --temp 0 --json >"$T/gj" 2>"$T/err" &&
+        grep -q '"generated_tokens": 20,' "$T/gj" && grep -q '"stop_reason": "context"' "$T/gj" &&
+        grep -q "context of 24 positions" "$T/err" && grep -q "stop: context" "$T/err"; then
+        pass "gpt generation stops at the context"
+    else fail "gpt generation stops at the context" "$(head -c 300 "$T/gj") $(cat "$T/err")"; fi
+    if "$RWKV" generate -m "$GPT" -p "Hello" -n 20 --temp 0 --json --quiet >"$T/gj20" 2>"$T/err" &&
+        grep -q '"stop_reason": "length"' "$T/gj20" && [ ! -s "$T/err" ]; then pass "gpt: -n up to the context is length"
+    else fail "gpt: -n up to the context is length" "$(head -c 300 "$T/gj20") $(cat "$T/err")"; fi
+    # stop token
+    t3=$(sed 's/.*"tokens": \[\([0-9]*\), \([0-9]*\), \([0-9]*\).*/\3/' "$T/gj")
+    "$RWKV" generate -m "$GPT" -p "Hello" -n 20 --temp 0 --json --quiet --stop-token "$t3" >"$T/gj1" 2>"$T/err"
+    if grep -q '"stop_reason": "stop_token"' "$T/gj1" && ! grep -q '"generated_tokens": 20,' "$T/gj1"; then
+        pass "gpt stop token"
+    else fail "gpt stop token" "$(head -c 300 "$T/gj1") $(cat "$T/err")"; fi
+    # what needs an RWKV state is refused, in one line
+    expect_error "gpt --state-in refused" "--state-in needs an RWKV model" \
+        "$RWKV" generate -m "$GPT" -p hi --state-in "$T/none.state"
+    expect_error "gpt --state-out refused" "--state-out needs an RWKV model" \
+        "$RWKV" generate -m "$GPT" -p hi --state-out "$T/gpt.state"
+    expect_error "gpt --chunk refused" "--chunk needs an RWKV model" "$RWKV" generate -m "$GPT" -p hi --chunk 4
+    expect_error "gpt prompt longer than the context" "context of 24" \
+        "$RWKV" generate -m "$GPT" -p "a prompt of more than twenty-four bytes" -n 3
+    expect_error "gpt ban outside vocab" "--ban 300" "$RWKV" generate -m "$GPT" -p hi --ban 300
+    [ -f "$T/gpt.state" ] && fail "gpt --state-out writes nothing" "$T/gpt.state exists"
+else
+    fail "gpt generate" "rwkv init --arch gpt: $(head -1 "$T/err")"
 fi
 
 # ---- tokenizers: chat formats with the real vocabularies ----------------------
