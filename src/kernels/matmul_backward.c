@@ -50,6 +50,46 @@ static void pack_at(const float *A, int lda, int m0, int mc, int k0, int kc, flo
     }
 }
 
+/* One product's operands and tiling, shared by the threads (gemm below). */
+typedef struct gemm_job {
+    const matmul_ukernel *uk;
+    const float *A, *B;
+    float *C;
+    int M, Nn, K, lda, ldb, ldc, a_trans, accumulate;
+    int mcs, ncs, nt; /* tile size; tiles per row of tiles */
+} gemm_job;
+
+/* One MC×NC tile of C, all of k: the unit of work threads claim. */
+static void gemm_tile(void *p, int tile) {
+    /* per-thread packing buffers, kept across calls (the pool keeps its threads) */
+    static _Thread_local float At[MC_T * LDT] __attribute__((aligned(64)));
+    static _Thread_local float Bp[KC * NR_MAX] __attribute__((aligned(64)));
+    const gemm_job *j = p;
+    const matmul_ukernel *uk = j->uk;
+    const int mr = uk->mr, nr = uk->nr;
+    const int m0 = (tile / j->nt) * j->mcs, n0 = (tile % j->nt) * j->ncs;
+    const int mc = j->M - m0 < j->mcs ? j->M - m0 : j->mcs, nc = j->Nn - n0 < j->ncs ? j->Nn - n0 : j->ncs;
+    for (int k0 = 0; k0 < j->K; k0 += KC) {
+        const int kc = j->K - k0 < KC ? j->K - k0 : KC;
+        const float *X = j->A + (size_t)m0 * j->lda + k0; /* rows of op(A), ldx apart */
+        size_t ldx = (size_t)j->lda;
+        if (j->a_trans) {
+            pack_at(j->A, j->lda, m0, mc, k0, kc, At);
+            X = At;
+            ldx = LDT;
+        }
+        for (int j0 = 0; j0 < nc; j0 += nr) {
+            const int nv = nc - j0 < nr ? nc - j0 : nr;
+            pack_b(j->B, j->ldb, n0 + j0, nv, k0, kc, nr, Bp);
+            for (int i0 = 0; i0 < mc; i0 += mr) {
+                const int mv = mc - i0 < mr ? mc - i0 : mr;
+                uk->run(kc, Bp, X + (size_t)i0 * ldx, ldx, j->C + (size_t)(m0 + i0) * j->ldc + n0 + j0,
+                        (size_t)j->ldc, mv, nv, j->accumulate || k0 > 0);
+            }
+        }
+    }
+}
+
 /* C[m][n] (+)= sum_k op(A)[m][k] · B[k][n] for m < M, n < Nn, k < K;
  * op(A)[m][k] = a_trans ? A[k·lda + m] : A[m·lda + k]. */
 static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, int a_trans, int lda,
@@ -75,34 +115,10 @@ static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, i
     const int mcs = ((M + mt - 1) / mt + mr - 1) / mr * mr, ncs = ((Nn + nt - 1) / nt + nr - 1) / nr * nr;
     mt = (M + mcs - 1) / mcs;
     nt = (Nn + ncs - 1) / ncs;
-    /* Tiles are independent, so dynamic scheduling keeps results exact. */
-#pragma omp parallel for num_threads(nthr) schedule(dynamic, 1)
-    for (int tile = 0; tile < mt * nt; tile++) {
-        /* per-thread packing buffers, kept across calls (OpenMP keeps its threads) */
-        static _Thread_local float At[MC_T * LDT] __attribute__((aligned(64)));
-        static _Thread_local float Bp[KC * NR_MAX] __attribute__((aligned(64)));
-        const int m0 = (tile / nt) * mcs, n0 = (tile % nt) * ncs;
-        const int mc = M - m0 < mcs ? M - m0 : mcs, nc = Nn - n0 < ncs ? Nn - n0 : ncs;
-        for (int k0 = 0; k0 < K; k0 += KC) {
-            const int kc = K - k0 < KC ? K - k0 : KC;
-            const float *X = A + (size_t)m0 * lda + k0; /* rows of op(A), ldx apart */
-            size_t ldx = (size_t)lda;
-            if (a_trans) {
-                pack_at(A, lda, m0, mc, k0, kc, At);
-                X = At;
-                ldx = LDT;
-            }
-            for (int j0 = 0; j0 < nc; j0 += nr) {
-                const int nv = nc - j0 < nr ? nc - j0 : nr;
-                pack_b(B, ldb, n0 + j0, nv, k0, kc, nr, Bp);
-                for (int i0 = 0; i0 < mc; i0 += mr) {
-                    const int mv = mc - i0 < mr ? mc - i0 : mr;
-                    uk->run(kc, Bp, X + (size_t)i0 * ldx, ldx, C + (size_t)(m0 + i0) * ldc + n0 + j0,
-                            (size_t)ldc, mv, nv, accumulate || k0 > 0);
-                }
-            }
-        }
-    }
+    gemm_job j = {uk, A, B, C, M, Nn, K, lda, ldb, ldc, a_trans, accumulate, mcs, ncs, nt};
+    /* Tiles are independent and claimed dynamically: the results are exact
+     * whichever thread computes a tile. */
+    parallel_for(nthr, mt * nt, gemm_tile, &j);
 }
 
 void matmul_backward_input_with(const kernel_ops *k, const float *W, int rows, int cols,

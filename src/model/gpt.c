@@ -4,9 +4,10 @@
  * The generic layers (embedding, layernorm, linear, residual, cross-entropy)
  * come from train/layers.h and the matrix products from the shared kernels;
  * this file adds what only a transformer needs: biases, learned positions,
- * causal softmax attention and GELU. Every sum over rows is owned by one
- * thread and runs in row order, so results do not depend on the thread
- * count. */
+ * causal softmax attention and GELU. Its loops run on the library's thread
+ * pool (kernels/pool.c), in the shapes of train/layers.h. Every sum over
+ * rows is owned by one thread and runs in row order, so results do not
+ * depend on the thread count. */
 #include "model/gpt.h"
 
 #include <inttypes.h>
@@ -21,12 +22,9 @@
 #include "train/data.h"
 #include "train/layers.h"
 
-#define NT(nt) num_threads((nt) > 0 ? (nt) : 1)
 #define LN_EPS 1e-5f
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
-
-enum { CS = 16 }; /* columns per stripe in the bias-gradient sums */
 
 /* Parameter indices: 0 wte, 1 wpe, then P_PER_LAYER per layer, then ln_f.weight,
  * ln_f.bias, lm_head.weight. */
@@ -150,27 +148,45 @@ rwkv_status gpt_init_params(const gpt_shape *shape, float *params, uint64_t seed
 
 /* ---- layer pieces only a transformer needs ------------------------------- */
 
-static void add_bias(float *Y, const float *b, int N, int M, int nt) {
-#pragma omp parallel for NT(nt) schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *y = Y + (size_t)n * M;
-        for (int j = 0; j < M; j++) y[j] += b[j];
+/* Operands of the row and stripe loops below. */
+typedef struct gpt_rows {
+    float *out;
+    const float *in;
+    const int *idx;
+    int N, M;
+} gpt_rows;
+
+static void add_row(void *p, int n) {
+    const gpt_rows *a = p;
+    const int M = a->M;
+    float *y = a->out + (size_t)n * M;
+    const float *b = a->in + (a->idx ? (size_t)a->idx[n] * M : 0);
+    for (int j = 0; j < M; j++) y[j] += b[j];
+}
+
+/* Y[n] += B[idx[n]] for the N rows of M: with idx NULL, B is one row (a
+ * bias); else a table (learned positions, idx = the rows' positions). */
+static void add_rows_of(float *Y, const float *B, const int *idx, int N, int M, int nt) {
+    gpt_rows a = {.out = Y, .in = B, .idx = idx, .N = N, .M = M};
+    parallel_rows(nt, N, 3 * (size_t)M, add_row, &a);
+}
+
+static void add_bias(float *Y, const float *b, int N, int M, int nt) { add_rows_of(Y, b, NULL, N, M, nt); }
+
+static void bias_stripe(void *p, int c0, int w) {
+    const gpt_rows *a = p; /* out = db, in = dY */
+    double acc[LAYER_STRIPE] = {0};
+    for (int n = 0; n < a->N; n++) {
+        const float *g = a->in + (size_t)n * a->M + c0;
+        for (int j = 0; j < w; j++) acc[j] += g[j];
     }
+    for (int j = 0; j < w; j++) a->out[c0 + j] += (float)acc[j];
 }
 
 /* db += Σ_n dY[n] (in row order, double accumulators per column stripe) */
 static void bias_backward(const float *dY, int N, int M, float *db, int nt) {
-    const int stripes = (M + CS - 1) / CS;
-#pragma omp parallel for NT(nt) schedule(static)
-    for (int s = 0; s < stripes; s++) {
-        const int c0 = s * CS, w = M - c0 < CS ? M - c0 : CS;
-        double acc[CS] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *g = dY + (size_t)n * M + c0;
-            for (int j = 0; j < w; j++) acc[j] += g[j];
-        }
-        for (int j = 0; j < w; j++) db[c0 + j] += (float)acc[j];
-    }
+    gpt_rows a = {.out = db, .in = dY, .N = N, .M = M};
+    parallel_stripes(nt, M, (size_t)N, bias_stripe, &a);
 }
 
 /* tanh through one expf (cheaper than tanhf); exact limits ±1 for large |u|,
@@ -181,19 +197,42 @@ static inline float gelu1(float x) {
     return 0.5f * x * (1.0f + tanh_fast(GELU_K * (x + GELU_A * x * x * x)));
 }
 
-static void gelu_forward(const float *x, float *y, size_t n, int nt) {
-#pragma omp parallel for NT(nt) schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = gelu1(x[i]);
+typedef struct gelu_args {
+    const float *x;
+    float *y;
+} gelu_args;
+
+/* An expf per element, worth several floats touched (floats per element in
+ * parallel_range's terms). */
+#define GELU_WORK 8
+
+static void gelu_range(void *p, size_t i0, size_t i1) {
+    const gelu_args *a = p;
+    const float *x = a->x;
+    float *y = a->y;
+    for (size_t i = i0; i < i1; i++) y[i] = gelu1(x[i]);
 }
 
-/* dx = dy · gelu'(x), in place on dy */
-static void gelu_backward(const float *x, float *dy, size_t n, int nt) {
-#pragma omp parallel for NT(nt) schedule(static)
-    for (size_t i = 0; i < n; i++) {
+static void gelu_forward(const float *x, float *y, size_t n, int nt) {
+    gelu_args a = {x, y};
+    parallel_range(nt, n, GELU_WORK, gelu_range, &a);
+}
+
+static void gelu_backward_range(void *p, size_t i0, size_t i1) {
+    const gelu_args *a = p;
+    const float *x = a->x;
+    float *dy = a->y;
+    for (size_t i = i0; i < i1; i++) {
         const float v = x[i], t = tanh_fast(GELU_K * (v + GELU_A * v * v * v));
         const float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * v * v);
         dy[i] *= d;
     }
+}
+
+/* dx = dy · gelu'(x), in place on dy */
+static void gelu_backward(const float *x, float *dy, size_t n, int nt) {
+    gelu_args a = {x, dy};
+    parallel_range(nt, n, GELU_WORK, gelu_backward_range, &a);
 }
 
 /* Dot product with 8 partial sums (vectorisable, fixed order). */
@@ -272,25 +311,78 @@ static void attn_decode_head(const float *restrict q, const float *restrict K, c
     }
 }
 
+/* Attention runs over the B·H (sequence, head) pairs, one pair per unit of
+ * work (parallel_rows); a pair touches about T²·D floats (T²/2 query-key
+ * pairs, a D-long dot product or axpy each, a few times). */
+typedef struct attn_args {
+    const float *qkv, *dy;
+    float *att, *y, *dqkv, *scratch;
+    int T, C, H;
+} attn_args;
+
+static size_t attn_pair_work(const attn_args *a) { return (size_t)a->T * (size_t)a->T * (size_t)(a->C / a->H); }
+
+static void attention_forward_pair(void *p, int bh) {
+    const attn_args *a = p;
+    const int T = a->T, C = a->C, H = a->H, D = C / H, b = bh / H, h = bh % H;
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t C3 = 3 * (size_t)C;
+    const float *base = a->qkv + (size_t)b * T * C3;
+    float *P = a->att + (size_t)bh * T * T;
+    for (int t = 0; t < T; t++) {
+        float *p = P + (size_t)t * T;
+        attn_row(base + (size_t)t * C3 + (size_t)h * D, base + C + (size_t)h * D, C3, t, D, scale, p);
+        for (int u = t + 1; u < T; u++) p[u] = 0.0f;
+        float *yt = a->y + ((size_t)b * T + t) * C + (size_t)h * D;
+        for (int d = 0; d < D; d++) yt[d] = 0.0f;
+        for (int u = 0; u <= t; u++) axpyf(yt, p[u], base + (size_t)u * C3 + 2 * (size_t)C + (size_t)h * D, D);
+    }
+}
+
 /* qkv [B][T][3C] -> att [B][H][T][T] (probabilities, 0 above the diagonal),
  * y [B][T][C] (heads side by side). */
 static void attention_forward(const float *qkv, int B, int T, int C, int H, float *att, float *y, int nt) {
-    const int D = C / H;
+    attn_args a = {.qkv = qkv, .att = att, .y = y, .T = T, .C = C, .H = H};
+    parallel_rows(nt, B * H, attn_pair_work(&a), attention_forward_pair, &a);
+}
+
+static void attention_backward_pair(void *p, int bh) {
+    const attn_args *a = p;
+    const int T = a->T, C = a->C, H = a->H, D = C / H, b = bh / H, h = bh % H;
     const float scale = 1.0f / sqrtf((float)D);
     const size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for NT(nt) schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        const int b = bh / H, h = bh % H;
-        const float *base = qkv + (size_t)b * T * C3;
-        float *P = att + (size_t)bh * T * T;
-        for (int t = 0; t < T; t++) {
-            float *p = P + (size_t)t * T;
-            attn_row(base + (size_t)t * C3 + (size_t)h * D, base + C + (size_t)h * D, C3, t, D, scale, p);
-            for (int u = t + 1; u < T; u++) p[u] = 0.0f;
-            float *yt = y + ((size_t)b * T + t) * C + (size_t)h * D;
-            for (int d = 0; d < D; d++) yt[d] = 0.0f;
-            for (int u = 0; u <= t; u++) axpyf(yt, p[u], base + (size_t)u * C3 + 2 * (size_t)C + (size_t)h * D, D);
+    const size_t hq = (size_t)h * D, hk = C + hq, hv = 2 * (size_t)C + hq;
+    const float *base = a->qkv + (size_t)b * T * C3, *dyb = a->dy + (size_t)b * T * C + hq;
+    float *dbase = a->dqkv + (size_t)b * T * C3, *dP = a->scratch + (size_t)bh * T;
+    float *P = a->att + (size_t)bh * T * T;
+    /* dv_u = Σ_{t >= u} P_tu dy_t */
+    for (int u = 0; u < T; u++) {
+        float *dv = dbase + (size_t)u * C3 + hv;
+        memset(dv, 0, sizeof(float) * (size_t)D);
+        for (int t = u; t < T; t++) axpyf(dv, P[(size_t)t * T + u], dyb + (size_t)t * C, D);
+    }
+    /* P -> scale·ds, row by row */
+    for (int t = 0; t < T; t++) {
+        float *p = P + (size_t)t * T;
+        const float *dyt = dyb + (size_t)t * C;
+        float dot = 0.0f;
+        for (int u = 0; u <= t; u++) {
+            dP[u] = dotf(dyt, base + (size_t)u * C3 + hv, D);
+            dot += p[u] * dP[u];
         }
+        for (int u = 0; u <= t; u++) p[u] = scale * p[u] * (dP[u] - dot);
+    }
+    /* dq_t = Σ_{u <= t} ds_tu k_u;  dk_u = Σ_{t >= u} ds_tu q_t */
+    for (int t = 0; t < T; t++) {
+        float *dq = dbase + (size_t)t * C3 + hq;
+        const float *p = P + (size_t)t * T;
+        memset(dq, 0, sizeof(float) * (size_t)D);
+        for (int u = 0; u <= t; u++) axpyf(dq, p[u], base + (size_t)u * C3 + hk, D);
+    }
+    for (int u = 0; u < T; u++) {
+        float *dk = dbase + (size_t)u * C3 + hk;
+        memset(dk, 0, sizeof(float) * (size_t)D);
+        for (int t = u; t < T; t++) axpyf(dk, P[(size_t)t * T + u], base + (size_t)t * C3 + hq, D);
     }
 }
 
@@ -303,46 +395,8 @@ static void attention_forward(const float *qkv, int B, int T, int C, int H, floa
  * its (b, h). */
 static void attention_backward(const float *qkv, float *att, const float *dy, int B, int T, int C, int H,
                                float *dqkv, float *scratch, int nt) {
-    const int D = C / H;
-    const float scale = 1.0f / sqrtf((float)D);
-    const size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for NT(nt) schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        const int b = bh / H, h = bh % H;
-        const size_t hq = (size_t)h * D, hk = C + hq, hv = 2 * (size_t)C + hq;
-        const float *base = qkv + (size_t)b * T * C3, *dyb = dy + (size_t)b * T * C + hq;
-        float *dbase = dqkv + (size_t)b * T * C3, *dP = scratch + (size_t)bh * T;
-        float *P = att + (size_t)bh * T * T;
-        /* dv_u = Σ_{t >= u} P_tu dy_t */
-        for (int u = 0; u < T; u++) {
-            float *dv = dbase + (size_t)u * C3 + hv;
-            memset(dv, 0, sizeof(float) * (size_t)D);
-            for (int t = u; t < T; t++) axpyf(dv, P[(size_t)t * T + u], dyb + (size_t)t * C, D);
-        }
-        /* P -> scale·ds, row by row */
-        for (int t = 0; t < T; t++) {
-            float *p = P + (size_t)t * T;
-            const float *dyt = dyb + (size_t)t * C;
-            float dot = 0.0f;
-            for (int u = 0; u <= t; u++) {
-                dP[u] = dotf(dyt, base + (size_t)u * C3 + hv, D);
-                dot += p[u] * dP[u];
-            }
-            for (int u = 0; u <= t; u++) p[u] = scale * p[u] * (dP[u] - dot);
-        }
-        /* dq_t = Σ_{u <= t} ds_tu k_u;  dk_u = Σ_{t >= u} ds_tu q_t */
-        for (int t = 0; t < T; t++) {
-            float *dq = dbase + (size_t)t * C3 + hq;
-            const float *p = P + (size_t)t * T;
-            memset(dq, 0, sizeof(float) * (size_t)D);
-            for (int u = 0; u <= t; u++) axpyf(dq, p[u], base + (size_t)u * C3 + hk, D);
-        }
-        for (int u = 0; u < T; u++) {
-            float *dk = dbase + (size_t)u * C3 + hk;
-            memset(dk, 0, sizeof(float) * (size_t)D);
-            for (int t = u; t < T; t++) axpyf(dk, P[(size_t)t * T + u], base + (size_t)t * C3 + hq, D);
-        }
-    }
+    attn_args a = {.qkv = qkv, .dy = dy, .att = att, .dqkv = dqkv, .scratch = scratch, .T = T, .C = C, .H = H};
+    parallel_rows(nt, B * H, 2 * attn_pair_work(&a), attention_backward_pair, &a);
 }
 
 /* ---- training context ------------------------------------------------------ */
@@ -455,14 +509,8 @@ static rwkv_status check_tokens(const int *tok, size_t n, int V, const char *wha
 
 static void forward(gpt_train_ctx *c, const float *params, const int *inputs) {
     const int N = c->N, C = c->sh.n_embd, F = c->sh.n_ffn, V = c->sh.n_vocab, L = c->sh.n_layer, nt = c->nt;
-    const float *wpe = par(c, params, IDX_WPE);
     embedding_forward(par(c, params, IDX_WTE), inputs, N, C, c->xin[0], nt);
-#pragma omp parallel for NT(nt) schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *x = c->xin[0] + (size_t)n * C;
-        const float *e = wpe + (size_t)c->pos[n] * C;
-        for (int j = 0; j < C; j++) x[j] += e[j];
-    }
+    add_rows_of(c->xin[0], par(c, params, IDX_WPE), c->pos, N, C, nt); /* + learned positions */
     for (int l = 0; l < L; l++) {
 #define LP(k) par(c, params, IDX_LAYER(l, k))
         layernorm_forward(c->xin[l], LP(P_LN1_W), LP(P_LN1_B), N, C, c->ln1[l], nt);
@@ -624,6 +672,20 @@ static rwkv_status kv_grow(gpt_kv_cache *c, rwkv_error *err) {
     return RWKV_OK;
 }
 
+typedef struct decode_args {
+    const float *q, *K, *V; /* the query of every head; the layer's keys and values, rows C apart */
+    float *p, *y;
+    int t, D, C, n_ctx;
+    float scale;
+} decode_args;
+
+static void decode_head(void *p, int h) {
+    const decode_args *a = p;
+    const size_t o = (size_t)h * (size_t)a->D;
+    attn_decode_head(a->q + o, a->K + o, a->V + o, (size_t)a->C, a->t, a->D, a->scale, a->p + (size_t)h * (size_t)a->n_ctx,
+                     a->y + o);
+}
+
 static void matvec_bias(const float *W, const float *b, int rows, int cols, const float *x, float *y, int nt) {
     const matrix m = {DT_F32, rows, cols, W};
     matvec(&m, x, y, nt);
@@ -654,13 +716,11 @@ rwkv_status gpt_decode(gpt_kv_cache *c, const float *params, int token, float *l
         matvec_bias(LP(P_QKV_W), LP(P_QKV_B), 3 * C, C, c->xn, c->qkv, nt);
         memcpy(c->k[l] + (size_t)t * C, c->qkv + C, sizeof(float) * (size_t)C);
         memcpy(c->v[l] + (size_t)t * C, c->qkv + 2 * C, sizeof(float) * (size_t)C);
-        /* heads in parallel once the context is long enough to pay for it;
-         * each head is computed the same way whatever thread runs it */
-        const float *kl = c->k[l], *vl = c->v[l];
-#pragma omp parallel for NT(nt) schedule(static) if ((size_t)(t + 1) * (size_t)C >= 32768 && nt > 1 && H > 1)
-        for (int h = 0; h < H; h++)
-            attn_decode_head(c->qkv + (size_t)h * D, kl + (size_t)h * D, vl + (size_t)h * D, (size_t)C, t, D, scale,
-                             c->p + (size_t)h * (size_t)c->sh.n_ctx, c->y + (size_t)h * D);
+        /* heads in parallel once the context is long enough to pay for it
+         * (a head reads t + 1 keys and values of D floats); each head is
+         * computed the same way whatever thread runs it */
+        decode_args da = {c->qkv, c->k[l], c->v[l], c->p, c->y, t, D, C, c->sh.n_ctx, scale};
+        parallel_rows(nt, H, 2 * (size_t)(t + 1) * (size_t)D, decode_head, &da);
         matvec_bias(LP(P_PROJ_W), LP(P_PROJ_B), C, C, c->y, c->tmp, nt);
         for (int j = 0; j < C; j++) c->x[j] += c->tmp[j];
         layernorm(c->x, LP(P_LN2_W), LP(P_LN2_B), C, LN_EPS, c->xn);

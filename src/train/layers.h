@@ -12,6 +12,25 @@
 
 #include <stddef.h>
 
+/* The layers' loops run on the library's thread pool (parallel_rows,
+ * kernels/pool.c), in two shapes besides plain row loops, shared with the
+ * GPT baseline (model/gpt.c):
+ *
+ * parallel_range: fn(ctx, i0, i1) over consecutive blocks covering [0, n),
+ * for element-wise loops (elem_work = floats touched per element); any
+ * split gives the same result.
+ *
+ * parallel_stripes: fn(ctx, c0, w) for every stripe of columns [c0, c0 + w)
+ * of a width-C activation, w = LAYER_STRIPE (less for the last): the shape
+ * of a sum over rows (a parameter gradient). The stripe is the unit of
+ * work: one thread sums its rows in order (in double), so the result does
+ * not depend on the thread count; col_work = floats touched per column. */
+enum { LAYER_STRIPE = 16 }; /* one cache line of each row */
+typedef void (*range_fn)(void *ctx, size_t i0, size_t i1);
+typedef void (*stripe_fn)(void *ctx, int c0, int w);
+void parallel_range(int nt, size_t n, size_t elem_work, range_fn fn, void *ctx);
+void parallel_stripes(int nt, int C, size_t col_work, stripe_fn fn, void *ctx);
+
 /* out[n] = E[tok[n]] */
 void embedding_forward(const float *E, const int *tok, int N, int C, float *out, int nt);
 /* dE[tok[n]] += dout[n] */

@@ -478,21 +478,35 @@ static double gaussian(uint64_t *s) { /* Box-Muller */
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+typedef struct gs_args {
+    double *Q;
+    const double *q;
+    int m, j;
+} gs_args;
+
+/* Removes the component along q from vector j + 1 + r (each vector is
+ * projected by one thread, in the same order whatever the thread count). */
+static void gs_project(void *ctx, int r) {
+    const gs_args *a = ctx;
+    const double *q = a->q;
+    double *w = a->Q + (size_t)(a->j + 1 + r) * a->m, dot = 0;
+    for (int i = 0; i < a->m; i++) dot += q[i] * w[i];
+    for (int i = 0; i < a->m; i++) w[i] -= dot * q[i];
+}
+
 /* Modified Gram-Schmidt on the n vectors of length m stored one after
  * another in Q: afterwards they are orthonormal and Q = G·R⁻¹ with R upper
- * triangular, positive diagonal. */
+ * triangular, positive diagonal. Runs on all cores (initialisation has no
+ * thread-count setting). */
 static void gram_schmidt(double *Q, int m, int n) {
+    const int nt = machine_cores();
     for (int j = 0; j < n; j++) {
         double *q = Q + (size_t)j * m, norm = 0;
         for (int i = 0; i < m; i++) norm += q[i] * q[i];
         norm = 1.0 / sqrt(norm);
         for (int i = 0; i < m; i++) q[i] *= norm;
-#pragma omp parallel for schedule(static) if ((size_t)m * (n - j) > 65536)
-        for (int jj = j + 1; jj < n; jj++) {
-            double *w = Q + (size_t)jj * m, dot = 0;
-            for (int i = 0; i < m; i++) dot += q[i] * w[i];
-            for (int i = 0; i < m; i++) w[i] -= dot * q[i];
-        }
+        gs_args a = {Q, q, m, j};
+        parallel_rows(nt, n - j - 1, 8 * (size_t)m, gs_project, &a); /* w and q read twice, doubles */
     }
 }
 
