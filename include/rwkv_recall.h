@@ -1,23 +1,37 @@
 /*
- * rwkv_recall.h — a synthetic long-range recall probe (docs/results.md): byte
- * strings in which key-value pairs are followed by D bytes of random filler
- * and then by queries that must be answered with the values. A model trained
- * on such text answers a query only if it kept the pairs across the filler:
- * attention can look them up at any distance inside its context, a
- * fixed-size recurrent state has to carry them (docs/rwkv-architecture.md
- * §7.5, limitation 1).
+ * rwkv_recall.h — a synthetic recall probe (docs/results.md): multi-query
+ * associative recall (MQAR, as in Arora et al. 2023, "Zoology"). Each
+ * example stores N key-value pairs, then asks for the value of every key,
+ * in another order. Attention can look the queried key up by content in its
+ * context however many pairs there are; a fixed-size recurrent state has to
+ * hold all N pairs at once (docs/rwkv-architecture.md §7.5, limitation 1),
+ * so its accuracy is expected to fall as N grows.
  *
- * One example (byte-level text, '\n' terminated):
+ * The examples are token sequences over a small vocabulary of their own (not
+ * bytes), written as a token file that `rwkv train` reads directly:
  *
- *     K4 Q0 X9 B1 T7 M2|qwv ozkeh ... (D filler bytes) ...|X9 B1 M2 K4 T7 Q0\n
+ *     token 0           END   ends an example
+ *     token 1           ASK   a query follows
+ *     2 .. 2+V-1        the values 0..V-1
+ *     2+V .. 2+V+K-1    the keys k0..k(K-1)
  *
- * keys: distinct capital letters; values: `value_len` decimal digits right
- * after their key; filler: uniform over "abcdefghijklmnopqrstuvwxyz " (27
- * symbols, so it cannot be compressed away); queries: `n_queries` of the keys
- * in random order, each followed by its value. The answer bytes are the
- * value digits of the queries; the prediction for them is scored. A model
- * that keeps nothing across the filler is right about 1 time in 10^value_len
- * (1 in n_pairs if it only learned which values occurred).
+ * One example with N = 3 (echo on): the pairs, each as value, key, value
+ * again; then every key once, in random order, each as ASK, key, value; END:
+ *
+ *     7 k12 7  3 k40 3  7 k5 7  ASK k40 3  ASK k12 7  ASK k5 7  END
+ *
+ * Keys are distinct within an example, values uniform (they may repeat).
+ * The scored tokens are the values after the queried keys (teacher forcing:
+ * the earlier answers are given). The second copy of a pair's value
+ * ("echo") is predictable from the token before it; it rewards a model for
+ * carrying the previous token to the key's position, the step that binds the
+ * value to its key. RWKV-4's token shift does this built in; a transformer
+ * has to learn it, and without the echo (pairs written key, value) the one
+ * of docs/results.md does not within that probe's budget. With echo off a
+ * pair is "key value".
+ *
+ * Baselines: 1/V for a model that kept nothing; rwkv_recall_unbound_score()
+ * for one that knows which values occurred but not which key holds which.
  *
  * Same conventions as rwkv.h; deterministic for a seed.
  */
@@ -33,22 +47,31 @@
 extern "C" {
 #endif
 
-#define RWKV_RECALL_MAX_PAIRS 26
-#define RWKV_RECALL_MAX_VALUE 8
+#define RWKV_RECALL_MAX_KEYS 1024
+#define RWKV_RECALL_MAX_VALUES 64
+#define RWKV_RECALL_END 0
+#define RWKV_RECALL_ASK 1
 
 typedef struct rwkv_recall_spec {
-    int n_pairs;   /* key-value pairs per example, 1..26 (6) */
-    int value_len; /* digits per value, 1..8 (1) */
+    int n_pairs;   /* N: key-value pairs per example, 1..n_keys (8) */
+    int n_keys;    /* K: keys, 1..1024 (256) */
+    int n_values;  /* V: values, 2..64 (10) */
     int n_queries; /* queries per example, 1..n_pairs (0: n_pairs) */
+    int echo;      /* 1: pairs written value key value; 0: key value (1) */
 } rwkv_recall_spec;
 
 rwkv_recall_spec rwkv_recall_spec_default(void);
 
-/* Checks a spec (and fills n_queries = n_pairs when it is 0). */
-rwkv_status rwkv_recall_spec_check(rwkv_recall_spec *spec, rwkv_error *err);
+/* Checks a spec (an n_queries of 0 stands for n_pairs). */
+rwkv_status rwkv_recall_spec_check(const rwkv_recall_spec *spec, rwkv_error *err);
 
-/* Bytes of an example with `distance` filler bytes. */
-size_t rwkv_recall_example_len(const rwkv_recall_spec *spec, int distance);
+/* The vocabulary size, 2 + V + K, and the token ids of a spec. */
+int rwkv_recall_vocab(const rwkv_recall_spec *spec);
+int rwkv_recall_value_token(const rwkv_recall_spec *spec, int v);
+int rwkv_recall_key_token(const rwkv_recall_spec *spec, int k);
+
+/* Tokens of an example: (2 + echo) N + 3 n_queries + 1. */
+size_t rwkv_recall_example_len(const rwkv_recall_spec *spec);
 
 /* The random source: any 64-bit value seeds it. */
 typedef struct rwkv_recall_rng {
@@ -56,37 +79,49 @@ typedef struct rwkv_recall_rng {
 } rwkv_recall_rng;
 void rwkv_recall_seed(rwkv_recall_rng *rng, uint64_t seed);
 
-/* One example's answers: for query i, answer[i] is the offset in the text of
- * the first digit of its value (the digits are text[answer[i] ..
- * answer[i] + value_len - 1]) and source[i] the offset of the same value in
- * the pair list. */
+/* One example's answers: for query i, answer[i] is the index of its value
+ * token and source[i] the index of the (first) value token of the pair that
+ * holds it. */
 typedef struct rwkv_recall_answers {
     int n;
-    size_t answer[RWKV_RECALL_MAX_PAIRS];
-    size_t source[RWKV_RECALL_MAX_PAIRS];
+    size_t answer[RWKV_RECALL_MAX_KEYS];
+    size_t source[RWKV_RECALL_MAX_KEYS];
 } rwkv_recall_answers;
 
-/* Writes one example with `distance` (>= 0) filler bytes into buf, which
- * must hold rwkv_recall_example_len() bytes (no NUL is added); answers may be
- * NULL. Returns the length written, 0 on a bad argument. */
-size_t rwkv_recall_example(const rwkv_recall_spec *spec, rwkv_recall_rng *rng, int distance, char *buf,
-                           size_t cap, rwkv_recall_answers *answers);
+/* Writes one example into tokens[0 .. rwkv_recall_example_len() - 1]
+ * (cap: room in tokens); answers may be NULL. Returns the length written,
+ * 0 on a bad argument. */
+size_t rwkv_recall_example(const rwkv_recall_spec *spec, rwkv_recall_rng *rng, int *tokens, size_t cap,
+                           rwkv_recall_answers *answers);
 
-/* A training text of at least n_bytes: examples one after another, each
- * with a distance drawn from [dmin, dmax]: uniformly, or with log_uniform
- * as dmin - 1 + floor((dmax - dmin + 2)^u), u uniform in [0, 1) (as many
- * examples in [dmin, dmin+2] as in the upper half, so short, dense examples
- * teach the task and long ones stretch it). Written atomically. */
-rwkv_status rwkv_recall_write_corpus(const char *path, const rwkv_recall_spec *spec, size_t n_bytes, int dmin,
-                                     int dmax, int log_uniform, uint64_t seed, rwkv_error *err);
+/* Renders tokens of a spec as text, e.g. "7 k12 7 ASK k12 7 END" (tokens
+ * outside the vocabulary as "?"); NUL-terminated, truncated to cap. Returns
+ * the length the full text needs (as snprintf). */
+size_t rwkv_recall_render(const rwkv_recall_spec *spec, const int *tokens, size_t n, char *buf, size_t cap);
+
+/* A training token file (the format of `rwkv tokenize --out`, vocabulary
+ * rwkv_recall_vocab()) of at least n_tokens: examples one after another,
+ * each with its number of pairs drawn uniformly from [pairs_min, pairs_max];
+ * spec gives K, V, echo and n_queries (0: every pair is queried, otherwise
+ * min(n_queries, pairs)); its n_pairs is not used. Written atomically. */
+rwkv_status rwkv_recall_write_corpus(const char *path, const rwkv_recall_spec *spec, int pairs_min, int pairs_max,
+                                     size_t n_tokens, uint64_t seed, rwkv_error *err);
 
 /* Scores one example given the model's predictions: logits [len-1][n_vocab],
- * row p the prediction for text[p + 1] after text[0..p] (byte-level tokens).
- * A query is correct when every digit of its value is the argmax of its row
- * (teacher forcing: the earlier digits are given). Returns the number of
- * correct queries (0..answers->n). */
-int rwkv_recall_score(const rwkv_recall_spec *spec, const char *text, size_t len,
-                      const rwkv_recall_answers *answers, const float *logits, int n_vocab);
+ * row p the prediction for tokens[p + 1] after tokens[0..p]. For an example
+ * at offset o of a longer sequence, pass tokens + o, len - o and the logits
+ * from row o on. A query is correct when its value is the argmax of its row.
+ * Returns the number of correct queries (0..answers->n). */
+int rwkv_recall_score(const int *tokens, size_t len, const rwkv_recall_answers *answers, const float *logits,
+                      int n_vocab);
+
+/* The expected number of correct queries of the best model that knows the
+ * values of the example as a multiset but not which key holds which: at each
+ * query it names a most frequent value among those not yet answered (the
+ * earlier answers are given), right with probability (its count) / (values
+ * left). */
+double rwkv_recall_unbound_score(const rwkv_recall_spec *spec, const int *tokens, size_t len,
+                                 const rwkv_recall_answers *answers);
 
 #ifdef __cplusplus
 }

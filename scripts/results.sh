@@ -10,8 +10,8 @@
 #      the cumulative time to generate N tokens, up to 16384 tokens of context
 #      (bench/context_cost.c);
 #   3. the limitation: a synthetic recall probe (include/rwkv_recall.h,
-#      bench/recall_probe.c), both models trained on it, accuracy against the
-#      distance between the item and its query.
+#      bench/recall_probe.c: multi-query associative recall), both models
+#      trained on it, accuracy against the number of key-value pairs held.
 #
 # Environment:
 #   RESULTS_QUICK=1   a smoke run of a few minutes (fewer steps, 4096 tokens of context)
@@ -52,15 +52,17 @@ say() { [ "${RESULTS_REPORT_ONLY:-0}" = 1 ] || echo "results: $*" >&2; }
 # quality models: RWKV-4 L x C (ffn 4C); the GPT's MLP width is chosen so that
 # its parameter count (position table included) matches the RWKV's.
 L=4 C=192 CTX=128 B=8 LR=2e-3 LR_FINAL=1e-4
-# recall models
-RL=2 RC=128 RCTX=128 RB=8
+# recall models (both architectures, same shape and recipe) and the probe:
+# RKEYS keys, RVALUES values, 1..RPMAX pairs per example
+RL=2 RC=64 RCTX=128 RB=32 RLR=2e-3 RWARM=200 RHEADS=4
+RKEYS=256 RVALUES=10 RPMAX=20
 if [ "$QUICK" = 1 ]; then
     STEPS=150 EVAL=25 VALW=8
-    RSTEPS=200 RBYTES=1000000 REX=20
+    RSTEPS=300 RTOKENS=1500000 REX=50
     MAXCTX=4096 EVERY=128
 else
     STEPS=1200 EVAL=100 VALW=32
-    RSTEPS=2500 RBYTES=4000000 REX=100
+    RSTEPS=3000 RTOKENS=14000000 REX=200
     MAXCTX=16384 EVERY=256
 fi
 HEADS=$((C / 64))
@@ -196,61 +198,58 @@ plot "$WORK/cost-rwkv4.tsv" using 1:4 with lines lw 2 title "RWKV-4", \
 EOF
 
 # ---- 3. recall probe -------------------------------------------------------------
-# recall_run NAME PAIRS WHAT: the probe with PAIRS key-digit pairs per example;
-# both architectures trained on the same text at the same time, then scored on
-# the same test examples. Files: $WORK/recall-NAME-{rwkv4,gpt}.{log,tsv}
-RDMAX=$((RCTX - 20))
-RD_IN="0,4,8,16,32,48,64,80,$RDMAX"
-RD_OUT="$((RCTX + RCTX / 4)),$((RCTX + RCTX / 2)),$((RCTX * 2)),$((RCTX * 4))"
+# Multi-query associative recall: both architectures trained on the same token
+# file at the same time, then scored on the same test examples for each number
+# of pairs N, at the end and at 4/5 of the steps (was each still learning?).
+# Files: $WORK/recall.tok, $WORK/recall-{rwkv4,gpt}.{log,tsv}, recall-*-early.tsv
+# and the run directories $WORK/recall-{rwkv4,gpt}.
+RSPEC="--keys $RKEYS --values $RVALUES"
+RSHOW=$($PROBE show --pairs 4 $RSPEC --examples 2 --seed $SEED)
+RPAIRS_IN="1,2,4,6,8,12,16,$RPMAX"   # inside the training range; 6N+1 <= RCTX: they fit the GPT
+RPAIRS_OUT="$((RPMAX + RPMAX / 5)),$((RPMAX + RPMAX * 3 / 5))"   # beyond it: RWKV-4 only
+REARLY=$((RSTEPS * 4 / 5))
+RTRAIN="--data $WORK/recall.tok --layers $RL --embd $RC --ctx $RCTX --batch $RB --steps $RSTEPS --lr $RLR --lr-final $RLR --warmup-steps $RWARM --eval-every $((RSTEPS / 5)) --val-windows 16 --save-every $REARLY --seed $SEED --threads 1 --no-peak --print-every 100"
+RECALL_GEN="recall_probe gen --out recall.tok --tokens $RTOKENS --pairs-min 1 --pairs-max $RPMAX $RSPEC --seed $SEED"
+RECALL_TRAIN="rwkv train --arch rwkv4|gpt --data recall.tok --layers $RL --embd $RC --ctx $RCTX --batch $RB --steps $RSTEPS --lr $RLR --lr-final $RLR --warmup-steps $RWARM --seed $SEED --threads 1 (gpt: --heads $RHEADS)"
+RECALL_EVAL="recall_probe eval --arch rwkv4|gpt --model DIR/model.safetensors --pairs $RPAIRS_IN,$RPAIRS_OUT $RSPEC --examples $REX --seed $((SEED + 1000))"
 recall_run() {
-    name=$1
-    spec="--pairs $2 --value-len 1"
-    say "recall/$name: generate the probe text, train rwkv4 and gpt ($RSTEPS steps each, at the same time)"
-    $PROBE gen --out "$WORK/recall-$name.txt" --bytes $RBYTES --dmin 0 --dmax $RDMAX --log-uniform 1 --seed $SEED $spec
-    rcommon="--data $WORK/recall-$name.txt --layers $RL --embd $RC --ctx $RCTX --batch $RB --steps $RSTEPS --lr $LR --lr-final $LR_FINAL --eval-every $((RSTEPS / 5)) --val-windows 16 --save-every 0 --seed $SEED --threads 1 --no-peak --print-every 100"
-    "$RWKV" train --arch rwkv4 $rcommon --out "$WORK/recall-$name-rwkv4" 2>"$WORK/recall-$name-rwkv4.log" &
+    say "recall: generate the probe's tokens, train rwkv4 and gpt ($RSTEPS steps each, at the same time)"
+    $PROBE gen --out "$WORK/recall.tok" --tokens $RTOKENS --pairs-min 1 --pairs-max $RPMAX $RSPEC --seed $SEED
+    "$RWKV" train --arch rwkv4 $RTRAIN --out "$WORK/recall-rwkv4" 2>"$WORK/recall-rwkv4.log" &
     p1=$!
-    "$RWKV" train --arch gpt $rcommon --out "$WORK/recall-$name-gpt" 2>"$WORK/recall-$name-gpt.log" &
+    "$RWKV" train --arch gpt --heads $RHEADS $RTRAIN --out "$WORK/recall-gpt" 2>"$WORK/recall-gpt.log" &
     p2=$!
-    wait $p1 || { tail -3 "$WORK/recall-$name-rwkv4.log" >&2; exit 1; }
-    wait $p2 || { tail -3 "$WORK/recall-$name-gpt.log" >&2; exit 1; }
-}
-recall_eval() { # name pairs what
-    name=$1
-    spec="--pairs $2 --value-len 1"
+    wait $p1 || { tail -3 "$WORK/recall-rwkv4.log" >&2; exit 1; }
+    wait $p2 || { tail -3 "$WORK/recall-gpt.log" >&2; exit 1; }
     for a in rwkv4 gpt; do
-        $PROBE eval --arch $a --model "$WORK/recall-$name-$a/model.safetensors" --distances "$RD_IN,$RD_OUT" \
-            --examples $REX --seed $((SEED + 1000)) --threads 2 $spec >"$WORK/recall-$name-$a.tsv"
+        $PROBE eval --arch $a --model "$WORK/recall-$a/model.safetensors" --pairs "$RPAIRS_IN,$RPAIRS_OUT" $RSPEC \
+            --examples $REX --seed $((SEED + 1000)) --threads 2 >"$WORK/recall-$a.tsv"
+        $PROBE eval --arch $a --model "$WORK/recall-$a/model-$(printf %08d $REARLY).safetensors" --pairs "$RPAIRS_IN" \
+            $RSPEC --examples $REX --seed $((SEED + 1000)) --threads 2 >"$WORK/recall-$a-early.tsv"
     done
 }
-recall_plot() { # name what
-    name=$1
-    gnuplot <<EOF
-set terminal pngcairo size 760,440 font "DejaVu Sans,10"
-set output "$FIG/recall_$name.png"
-set title "Recall of $2 across D random bytes (chance 0.1)"
-set xlabel "distance D (filler bytes between the pairs and the queries)"
-set ylabel "accuracy"
-set yrange [0:1.05]
-set grid
-set key top right
-set arrow from $RCTX, graph 0 to $RCTX, graph 1 nohead dt 3
-set label "training context" at $RCTX, graph 0.9 offset 0.5,0
-plot "$WORK/recall-$name-rwkv4.tsv" using 1:5 every ::1 with linespoints pt 7 lw 2 title "RWKV-4", \
-     "$WORK/recall-$name-gpt.tsv" using 1:(\$5) every ::1 with linespoints pt 5 lw 2 title "GPT", \
-     0.1 with lines dt 2 lc rgb "gray" title "chance"
-EOF
-}
 t=$(date +%s)
-run recall_run 1 1
-run recall_eval 1 1
-recall_plot 1 "one digit"
-run recall_run 2 2
-run recall_eval 2 2
-recall_plot 2 "two key-digit pairs"
+run recall_run
+gnuplot <<EOF
+set terminal pngcairo size 760,440 font "DejaVu Sans,10"
+set output "$FIG/recall_pairs.png"
+set title "Multi-query associative recall: accuracy vs pairs held ($RKEYS keys, $RVALUES values, seed $SEED)"
+set xlabel "key-value pairs in the example (N)"
+set ylabel "accuracy of the answers"
+set yrange [0:1.05]
+set xrange [0:*]
+set grid
+set key at graph 0.98, graph 0.74 right top box opaque
+set arrow from $RPMAX, graph 0 to $RPMAX, graph 1 nohead dt 3
+set label "trained on N <= $RPMAX" at $RPMAX, graph 0.04 left offset 0.5,0
+plot "$WORK/recall-rwkv4.tsv" using 1:5 every ::1 with linespoints pt 7 lw 2 title "RWKV-4", \
+     "$WORK/recall-gpt.tsv" using 1:(\$5) every ::1 with linespoints pt 5 lw 2 title "GPT", \
+     "$WORK/recall-rwkv4.tsv" using 1:6 every ::1 with lines dt 2 lw 1 lc rgb "gray40" title "values known, keys not (unbound)", \
+     $(awk -v v=$RVALUES 'BEGIN { printf "%.4f", 1 / v }') with lines dt 3 lc rgb "gray" title "chance (1/$RVALUES)"
+EOF
 T_RECALL=$(($(date +%s) - t))
-RP_R=$(params "$WORK/recall-1-rwkv4.log")
-RP_G=$(params "$WORK/recall-1-gpt.log")
+RP_R=$(params "$WORK/recall-rwkv4.log")
+RP_G=$(params "$WORK/recall-gpt.log")
 
 # ---- the report (scripts/results_report.sh, sourced: it reads the variables above) ----
 T_ALL=$(($(date +%s) - T0))

@@ -1,43 +1,49 @@
 /* The synthetic recall probe's data (include/rwkv_recall.h). */
 #include "rwkv_recall.h"
 
-#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
-#include "formats/formats.h"
 #include "rng.h"
-
-static const char FILLER[] = "abcdefghijklmnopqrstuvwxyz ";
-#define N_FILLER 27
+#include "train/data.h"
 
 rwkv_recall_spec rwkv_recall_spec_default(void) {
-    rwkv_recall_spec s = {6, 1, 0};
+    rwkv_recall_spec s = {8, 256, 10, 0, 1};
     return s;
 }
 
-rwkv_status rwkv_recall_spec_check(rwkv_recall_spec *s, rwkv_error *err) {
+rwkv_status rwkv_recall_spec_check(const rwkv_recall_spec *s, rwkv_error *err) {
     if (!s) return rwkv_fail(err, RWKV_ERR_ARG, "recall: no spec");
-    if (s->n_pairs < 1 || s->n_pairs > RWKV_RECALL_MAX_PAIRS)
-        return rwkv_fail(err, RWKV_ERR_ARG, "recall: pairs must be in [1, %d], got %d", RWKV_RECALL_MAX_PAIRS,
+    if (s->n_keys < 1 || s->n_keys > RWKV_RECALL_MAX_KEYS)
+        return rwkv_fail(err, RWKV_ERR_ARG, "recall: keys must be in [1, %d], got %d", RWKV_RECALL_MAX_KEYS,
+                         s->n_keys);
+    if (s->n_values < 2 || s->n_values > RWKV_RECALL_MAX_VALUES)
+        return rwkv_fail(err, RWKV_ERR_ARG, "recall: values must be in [2, %d], got %d", RWKV_RECALL_MAX_VALUES,
+                         s->n_values);
+    if (s->n_pairs < 1 || s->n_pairs > s->n_keys)
+        return rwkv_fail(err, RWKV_ERR_ARG, "recall: pairs must be in [1, keys = %d], got %d", s->n_keys,
                          s->n_pairs);
-    if (s->value_len < 1 || s->value_len > RWKV_RECALL_MAX_VALUE)
-        return rwkv_fail(err, RWKV_ERR_ARG, "recall: value length must be in [1, %d], got %d", RWKV_RECALL_MAX_VALUE,
-                         s->value_len);
-    if (s->n_queries == 0) s->n_queries = s->n_pairs;
-    if (s->n_queries < 1 || s->n_queries > s->n_pairs)
-        return rwkv_fail(err, RWKV_ERR_ARG, "recall: queries must be in [1, pairs = %d], got %d", s->n_pairs,
-                         s->n_queries);
+    if (s->n_queries < 0 || s->n_queries > s->n_pairs)
+        return rwkv_fail(err, RWKV_ERR_ARG, "recall: queries must be in [1, pairs = %d] (0: all), got %d",
+                         s->n_pairs, s->n_queries);
+    if (s->echo != 0 && s->echo != 1) return rwkv_fail(err, RWKV_ERR_ARG, "recall: echo must be 0 or 1, got %d", s->echo);
     return RWKV_OK;
 }
 
-size_t rwkv_recall_example_len(const rwkv_recall_spec *s, int distance) {
-    const int q = s->n_queries ? s->n_queries : s->n_pairs;
-    /* pairs "Kvv" joined by spaces, '|', filler, '|', queries "Kvv" joined by spaces, '\n' */
-    return (size_t)s->n_pairs * (size_t)(1 + s->value_len) + (size_t)(s->n_pairs - 1) + 1 +
-           (size_t)(distance > 0 ? distance : 0) + 1 + (size_t)q * (size_t)(1 + s->value_len) + (size_t)(q - 1) + 1;
+int rwkv_recall_vocab(const rwkv_recall_spec *s) { return 2 + s->n_values + s->n_keys; }
+int rwkv_recall_value_token(const rwkv_recall_spec *s, int v) {
+    (void)s;
+    return 2 + v;
+}
+int rwkv_recall_key_token(const rwkv_recall_spec *s, int k) { return 2 + s->n_values + k; }
+
+static int queries_of(const rwkv_recall_spec *s) { return s->n_queries ? s->n_queries : s->n_pairs; }
+
+size_t rwkv_recall_example_len(const rwkv_recall_spec *s) {
+    return (size_t)(2 + s->echo) * (size_t)s->n_pairs + 3 * (size_t)queries_of(s) + 1;
 }
 
 void rwkv_recall_seed(rwkv_recall_rng *rng, uint64_t seed) { rng->s = seed; }
@@ -53,126 +59,151 @@ static uint32_t below(rwkv_recall_rng *r, uint32_t n) {
     return (uint32_t)(x % n);
 }
 
-size_t rwkv_recall_example(const rwkv_recall_spec *spec_in, rwkv_recall_rng *rng, int distance, char *buf,
-                           size_t cap, rwkv_recall_answers *answers) {
-    if (!spec_in || !rng || !buf || distance < 0) return 0;
-    rwkv_recall_spec s = *spec_in;
-    if (rwkv_recall_spec_check(&s, NULL) != RWKV_OK) return 0;
-    const size_t len = rwkv_recall_example_len(&s, distance);
+/* a[0..k-1]: the first k entries of a uniform random permutation of 0..n-1 */
+static void partial_shuffle(rwkv_recall_rng *r, int *a, int n, int k) {
+    for (int i = 0; i < n; i++) a[i] = i;
+    for (int i = 0; i < k && i < n - 1; i++) {
+        const int j = i + (int)below(r, (uint32_t)(n - i));
+        const int t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+size_t rwkv_recall_example(const rwkv_recall_spec *s, rwkv_recall_rng *rng, int *tokens, size_t cap,
+                           rwkv_recall_answers *answers) {
+    if (!s || !rng || !tokens || rwkv_recall_spec_check(s, NULL) != RWKV_OK) return 0;
+    const size_t len = rwkv_recall_example_len(s);
     if (cap < len) return 0;
-    /* distinct keys: a partial Fisher-Yates shuffle of A..Z */
-    char keys[26];
-    for (int i = 0; i < 26; i++) keys[i] = (char)('A' + i);
-    for (int i = 0; i < s.n_pairs; i++) {
-        int j = i + (int)below(rng, (uint32_t)(26 - i));
-        char t = keys[i];
-        keys[i] = keys[j];
-        keys[j] = t;
-    }
-    char values[RWKV_RECALL_MAX_PAIRS][RWKV_RECALL_MAX_VALUE];
-    size_t src[RWKV_RECALL_MAX_PAIRS];
+    int keys[RWKV_RECALL_MAX_KEYS], order[RWKV_RECALL_MAX_KEYS], values[RWKV_RECALL_MAX_KEYS];
+    partial_shuffle(rng, keys, s->n_keys, s->n_pairs);
     size_t p = 0;
-    for (int i = 0; i < s.n_pairs; i++) {
-        if (i) buf[p++] = ' ';
-        buf[p++] = keys[i];
-        src[i] = p;
-        for (int d = 0; d < s.value_len; d++) buf[p++] = values[i][d] = (char)('0' + below(rng, 10));
+    size_t src[RWKV_RECALL_MAX_KEYS];
+    for (int i = 0; i < s->n_pairs; i++) {
+        values[i] = (int)below(rng, (uint32_t)s->n_values);
+        if (s->echo) { /* value key value */
+            src[i] = p;
+            tokens[p++] = rwkv_recall_value_token(s, values[i]);
+            tokens[p++] = rwkv_recall_key_token(s, keys[i]);
+            tokens[p++] = rwkv_recall_value_token(s, values[i]);
+        } else { /* key value */
+            tokens[p++] = rwkv_recall_key_token(s, keys[i]);
+            src[i] = p;
+            tokens[p++] = rwkv_recall_value_token(s, values[i]);
+        }
     }
-    buf[p++] = '|';
-    for (int i = 0; i < distance; i++) buf[p++] = FILLER[below(rng, N_FILLER)];
-    buf[p++] = '|';
-    /* the queried pairs: a random order of the pairs, the first n_queries of it */
-    int order[RWKV_RECALL_MAX_PAIRS];
-    for (int i = 0; i < s.n_pairs; i++) order[i] = i;
-    for (int i = 0; i < s.n_pairs - 1; i++) {
-        int j = i + (int)below(rng, (uint32_t)(s.n_pairs - i));
-        int t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
-    if (answers) answers->n = s.n_queries;
-    for (int q = 0; q < s.n_queries; q++) {
+    /* the queries: the first n_queries of a random order of the pairs, each ASK key value */
+    const int nq = queries_of(s);
+    partial_shuffle(rng, order, s->n_pairs, nq);
+    if (answers) answers->n = nq;
+    for (int q = 0; q < nq; q++) {
         const int i = order[q];
-        if (q) buf[p++] = ' ';
-        buf[p++] = keys[i];
+        tokens[p++] = RWKV_RECALL_ASK;
+        tokens[p++] = rwkv_recall_key_token(s, keys[i]);
         if (answers) {
             answers->answer[q] = p;
             answers->source[q] = src[i];
         }
-        for (int d = 0; d < s.value_len; d++) buf[p++] = values[i][d];
+        tokens[p++] = rwkv_recall_value_token(s, values[i]);
     }
-    buf[p++] = '\n';
+    tokens[p++] = RWKV_RECALL_END;
     return p; /* == len */
 }
 
-typedef struct corpus_writer {
-    rwkv_recall_spec spec;
-    size_t n_bytes;
-    int dmin, dmax, log_uniform;
-    uint64_t seed;
-} corpus_writer;
+/* appends to buf like snprintf at offset *n (which counts the full length) */
+static void put(char *buf, size_t cap, size_t *n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const int w = vsnprintf(*n < cap ? buf + *n : NULL, *n < cap ? cap - *n : 0, fmt, ap);
+    va_end(ap);
+    if (w > 0) *n += (size_t)w;
+}
 
-static rwkv_status write_corpus(FILE *f, void *ctx, rwkv_error *err) {
-    corpus_writer *w = ctx;
-    rwkv_recall_rng rng;
-    rwkv_recall_seed(&rng, w->seed);
-    const size_t cap = rwkv_recall_example_len(&w->spec, w->dmax);
-    char *buf = malloc(cap);
-    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    rwkv_status s = RWKV_OK;
-    for (size_t done = 0; done < w->n_bytes;) {
-        int d;
-        if (w->log_uniform) {
-            const double u = (double)(next(&rng) >> 11) * 0x1.0p-53;
-            d = w->dmin - 1 + (int)floor(pow((double)(w->dmax - w->dmin + 2), u));
-            if (d < w->dmin) d = w->dmin;
-            if (d > w->dmax) d = w->dmax;
-        } else {
-            d = w->dmin + (int)below(&rng, (uint32_t)(w->dmax - w->dmin + 1));
-        }
-        const size_t n = rwkv_recall_example(&w->spec, &rng, d, buf, cap, NULL);
-        if (n == 0 || fwrite(buf, 1, n, f) != n) {
-            s = rwkv_fail(err, RWKV_ERR_IO, "write failed");
-            break;
-        }
-        done += n;
+size_t rwkv_recall_render(const rwkv_recall_spec *s, const int *tokens, size_t count, char *buf, size_t cap) {
+    size_t n = 0;
+    if (cap) buf[0] = 0;
+    const int V = s->n_values, K = s->n_keys;
+    for (size_t i = 0; i < count; i++) {
+        const int t = tokens[i];
+        const char *sp = i ? " " : "";
+        if (t == RWKV_RECALL_END) put(buf, cap, &n, "%sEND", sp);
+        else if (t == RWKV_RECALL_ASK) put(buf, cap, &n, "%sASK", sp);
+        else if (t >= 2 && t < 2 + V) put(buf, cap, &n, "%s%d", sp, t - 2);
+        else if (t >= 2 + V && t < 2 + V + K) put(buf, cap, &n, "%sk%d", sp, t - 2 - V);
+        else put(buf, cap, &n, "%s?", sp);
     }
-    free(buf);
-    return s;
+    return n;
 }
 
-rwkv_status rwkv_recall_write_corpus(const char *path, const rwkv_recall_spec *spec, size_t n_bytes, int dmin,
-                                     int dmax, int log_uniform, uint64_t seed, rwkv_error *err) {
+rwkv_status rwkv_recall_write_corpus(const char *path, const rwkv_recall_spec *spec, int pairs_min, int pairs_max,
+                                     size_t n_tokens, uint64_t seed, rwkv_error *err) {
     if (!path || !spec) return rwkv_fail(err, RWKV_ERR_ARG, "recall: null argument");
-    corpus_writer w = {*spec, n_bytes, dmin, dmax, log_uniform, seed};
-    rwkv_status s = rwkv_recall_spec_check(&w.spec, err);
+    if (pairs_min < 1 || pairs_max < pairs_min)
+        return rwkv_fail(err, RWKV_ERR_ARG, "recall: pairs must satisfy 1 <= min <= max, got %d..%d", pairs_min,
+                         pairs_max);
+    if (n_tokens > ((size_t)1 << 32))
+        return rwkv_fail(err, RWKV_ERR_ARG, "recall: at most 2^32 tokens, got %zu", n_tokens);
+    /* the largest example must be valid; queries are capped per example */
+    rwkv_recall_spec big = *spec;
+    big.n_pairs = pairs_max;
+    if (big.n_queries > pairs_max) big.n_queries = pairs_max;
+    rwkv_status s = rwkv_recall_spec_check(&big, err);
     if (s != RWKV_OK) return s;
-    if (dmin < 0 || dmax < dmin || dmax > (1 << 24))
-        return rwkv_fail(err, RWKV_ERR_ARG, "recall: distances must satisfy 0 <= min <= max <= 2^24, got %d..%d",
-                         dmin, dmax);
-    s = atomic_write_file(path, write_corpus, &w, err);
-    if (s != RWKV_OK && err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
+    if (spec->n_queries < 0) return rwkv_fail(err, RWKV_ERR_ARG, "recall: negative query count");
+    big.n_queries = 0;
+    const size_t most = rwkv_recall_example_len(&big);
+    const size_t cap = n_tokens + most;
+    int *ids = malloc(sizeof(int) * cap);
+    if (!ids) return rwkv_fail(err, RWKV_ERR_NOMEM, "recall: out of memory for %zu tokens", cap);
+    rwkv_recall_rng rng;
+    rwkv_recall_seed(&rng, seed);
+    size_t n = 0;
+    while (n < n_tokens) {
+        rwkv_recall_spec e = *spec;
+        e.n_pairs = pairs_min + (int)below(&rng, (uint32_t)(pairs_max - pairs_min + 1));
+        if (e.n_queries > e.n_pairs) e.n_queries = e.n_pairs;
+        n += rwkv_recall_example(&e, &rng, ids + n, cap - n, NULL);
+    }
+    s = token_file_write(path, ids, n, rwkv_recall_vocab(spec), err);
+    free(ids);
     return s;
 }
 
-int rwkv_recall_score(const rwkv_recall_spec *spec, const char *text, size_t len,
-                      const rwkv_recall_answers *answers, const float *logits, int n_vocab) {
+int rwkv_recall_score(const int *tokens, size_t len, const rwkv_recall_answers *answers, const float *logits,
+                      int n_vocab) {
     int correct = 0;
     for (int q = 0; q < answers->n; q++) {
-        int ok = 1;
-        for (int d = 0; d < spec->value_len && ok; d++) {
-            const size_t pos = answers->answer[q] + (size_t)d; /* the byte to predict */
-            if (pos == 0 || pos >= len) {
-                ok = 0;
-                break;
-            }
-            const float *row = logits + (pos - 1) * (size_t)n_vocab;
-            int best = 0;
-            for (int v = 1; v < n_vocab; v++)
-                if (row[v] > row[best]) best = v;
-            ok = best == (unsigned char)text[pos];
-        }
-        correct += ok;
+        const size_t pos = answers->answer[q]; /* the token to predict */
+        if (pos == 0 || pos >= len) continue;
+        const float *row = logits + (pos - 1) * (size_t)n_vocab;
+        int best = 0;
+        for (int v = 1; v < n_vocab; v++)
+            if (row[v] > row[best]) best = v;
+        correct += best == tokens[pos];
     }
     return correct;
+}
+
+double rwkv_recall_unbound_score(const rwkv_recall_spec *s, const int *tokens, size_t len,
+                                 const rwkv_recall_answers *answers) {
+    int count[RWKV_RECALL_MAX_VALUES] = {0};
+    const size_t stride = (size_t)(2 + s->echo), first = s->echo ? 0 : 1;
+    int left = 0;
+    for (int i = 0; i < s->n_pairs; i++) {
+        const size_t at = first + stride * (size_t)i;
+        const int v = at < len ? tokens[at] - 2 : -1;
+        if (v >= 0 && v < s->n_values) count[v]++, left++;
+    }
+    double expected = 0;
+    for (int q = 0; q < answers->n && left > 0; q++) {
+        int most = 0;
+        for (int v = 0; v < s->n_values; v++)
+            if (count[v] > most) most = count[v];
+        expected += (double)most / left;
+        /* the true answer is given before the next query */
+        const size_t at = answers->answer[q];
+        const int v = at < len ? tokens[at] - 2 : -1;
+        if (v >= 0 && v < s->n_values && count[v] > 0) count[v]--, left--;
+    }
+    return expected;
 }
