@@ -256,8 +256,11 @@ fixed-size state, so fine details from far back are harder to recall than with a
 can look them up anywhere inside its window. This probe isolates the "many details" side of it:
 no filler, no distance beyond the example, only more pairs to hold. At this scale (two layers
 of width $RC, a few minutes of CPU per model, one seed) it measures what each architecture
-learns to keep in the budget as well as what it can keep; the last fifth of training above
-shows whether each was still learning when the budget ran out.$(recall_paper_note)
+learns to keep in the budget as well as what it can keep. The last fifth of training above shows
+how fast each was still moving when the budget ran out, but a slow last fifth does not mean a
+model has stopped: a recurrent model can go on improving slowly at large N for many more steps,
+so a gap measured at this budget likely overstates what the fixed state itself costs at this
+size; the longer runs above (\`--steps 12000\`) narrow that down.$(recall_paper_note)
 EOF
 } >"$DOC"
 say "done: $DOC, $FIG/*.png"
