@@ -1,5 +1,6 @@
-/* Layer norm, token-shift mix and the element-wise parts: the scalar references, and the public
- * entry points that run the selected variant (kernels/cpu.c). */
+/* Layer norm, token-shift mix and the element-wise parts: the scalar
+ * references, and the public entry points that run the active table's
+ * variant (kernel_ops). */
 #include "kernels/kernels.h"
 
 /* docs/rwkv-architecture.md §0: biased variance, eps inside the sqrt. Two
