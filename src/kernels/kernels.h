@@ -13,7 +13,7 @@
 
 #include <math.h>
 
-#include "dtype.h"
+#include "core/dtype.h"
 
 typedef struct matrix {
     dtype type;

@@ -18,7 +18,7 @@
 
 #include "formats/formats.h"
 #include "kernels/kernels.h"
-#include "machine.h"
+#include "core/machine.h"
 #include "train/data.h"
 #include "train/layers.h"
 

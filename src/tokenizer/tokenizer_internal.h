@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "rwkv_tokenizer.h"
-#include "strmap.h"
+#include "core/strmap.h"
 
 typedef enum tok_kind { TOK_BYTES = 0, TOK_NEOX, TOK_WORLD } tok_kind;
 

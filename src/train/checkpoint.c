@@ -1,3 +1,4 @@
+#include "core/atomic_write.h"
 #include "train/checkpoint.h"
 
 #include <dirent.h>
@@ -12,7 +13,7 @@
 #include <unistd.h>
 
 #include "formats/formats.h"
-#include "tensor.h"
+#include "core/tensor.h"
 
 uint64_t fnv1a64(uint64_t h, const void *data, size_t n) {
     const uint8_t *p = data;

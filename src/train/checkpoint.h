@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "rwkv_train.h"
 #include "train/rwkv4_grad.h"
 

@@ -1,3 +1,4 @@
+#include "core/atomic_write.h"
 #include "train/data.h"
 
 #include <stdio.h>

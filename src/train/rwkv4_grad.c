@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "kernels/kernels_train.h"
-#include "machine.h"
-#include "rng.h"
+#include "core/machine.h"
+#include "core/rng.h"
 #include "train/layers.h"
 
 /* ---- parameter layout (official state_dict order, §1.1) ---------------- */

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "core/error.h"
+#include "core/tensor.h"
 
 typedef struct rwkv4_shape {
     int n_vocab, n_embd, n_layer, n_ffn, dim_att;

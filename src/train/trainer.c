@@ -9,6 +9,7 @@
  * exactly; the training math is deterministic for a given thread count and
  * everything here is independent of it. So an interrupted and resumed run
  * logs the same per-step losses as an uninterrupted one. */
+#include "core/atomic_write.h"
 #include "rwkv_train.h"
 
 #include <errno.h>
@@ -22,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "formats/formats.h"
-#include "machine.h"
+#include "core/machine.h"
 #include "train/adam.h"
 #include "train/arch.h"
 #include "train/checkpoint.h"

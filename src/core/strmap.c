@@ -1,7 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strmap.h"
+#include "core/strmap.h"
 
 uint64_t hash_bytes(const void *data, size_t len) {
     /* FNV-1a over 8-byte words with a final avalanche (splitmix64 finaliser). */

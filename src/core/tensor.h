@@ -7,10 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dtype.h"
-#include "error.h"
-#include "formats/mapped_file.h"
-#include "strmap.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/strmap.h"
 
 #define TENSOR_MAX_DIMS 4
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "train/data.h"
 
 rwkv_recall_spec rwkv_recall_spec_default(void) {

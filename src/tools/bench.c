@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "kernels/kernels.h"
-#include "machine.h"
+#include "core/machine.h"
 #include "model/model.h"
 #include "rwkv_bench.h"
 

@@ -1,4 +1,4 @@
-#include "formats/mapped_file.h"
+#include "core/mapped_file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "rwkv_sample.h"
 
 struct rwkv_sampler {

@@ -4,7 +4,7 @@
  * 2 * lanes * NACC * iterations * threads / wall time, best of seven runs of
  * ~30 ms (short runs, many of them: on a shared machine the best one is the
  * one no other process interrupted). */
-#include "machine.h"
+#include "core/machine.h"
 
 #include <omp.h>
 #include <stdlib.h>

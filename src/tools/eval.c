@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "rwkv_eval.h"
 
 /* ------------------------------------------------------------------------ */

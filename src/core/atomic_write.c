@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "formats/formats.h"
+#include "core/atomic_write.h"
 
 /* Temp file in the target's directory (rename is atomic only within one file
  * system), fsync of the data before the rename and of the directory after it:

@@ -1,4 +1,4 @@
-#include "rng.h"
+#include "core/rng.h"
 
 uint64_t splitmix64(uint64_t *state) {
     uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
