@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "model/gpt.h"
+#include "train/gpt_grad.h"
 #include "test.h"
 
 /* ---- a small deterministic generator for test weights ---- */

@@ -207,7 +207,7 @@ static void test_checkpoint_round_trip(void) {
     rwkv4_shape sh = {50, 8, 2, 32, 8};
     param_layout lay, lay2;
     rwkv_error err;
-    CHECK(param_layout_init(&sh, &lay, &err) == RWKV_OK, "%s", err.message);
+    CHECK(rwkv4_layout_init(&sh, &lay, &err) == RWKV_OK, "%s", err.message);
     size_t n = lay.total;
     float *p = malloc(n * 4), *m = malloc(n * 4), *v = malloc(n * 4), *p2 = NULL;
     CHECK(p && m && v, "oom");
