@@ -7,7 +7,7 @@
 
 #include "formats/formats.h"
 #include "train/gpt_grad.h"
-#include "train/checkpoint.h"
+#include "train/model_file.h"
 
 int arch_default_heads(int n_embd) {
     int h = n_embd / 64;
