@@ -1,4 +1,4 @@
-/* GN_H (docs/rwkv-architecture.md §0): a layer norm per head, with the
+/* GN_H (docs/model.md §0): a layer norm per head, with the
  * per-channel affine of ln_x. The epsilon is the caller's (the model's
  * origin decides it, see docs/rwkv-versions.md), never a constant here. */
 #include "kernels/kernels.h"

@@ -46,10 +46,10 @@ int matvec_chunk_rows(const matrix *W, int n_threads);
 void matrix_row_f32(const matrix *W, int r, float *out);
 
 /* LN(x; w, b) = w * (x - mean) / sqrt(var + eps) + b, biased variance
- * (docs/rwkv-architecture.md §0). x and y may alias. */
+ * (docs/model.md §0). x and y may alias. */
 void layernorm(const float *x, const float *w, const float *b, int n, float eps, float *y);
 
-/* Token shift mix: out = mu * cur + (1 - mu) * prev  (docs §1.2). */
+/* Token shift mix: out = mu * cur + (1 - mu) * prev  (docs/model.md §1.2). */
 void token_mix(const float *cur, const float *prev, const float *mu, int n, float *out);
 
 /* GN_H(x; w, b, eps) for one token of H groups of N channels (RWKV-5/6/7's
@@ -133,7 +133,7 @@ const kernel_ops *const *kernels_all(void);
 int kernels_cpu_supports(const char *name);
 
 /* Element-wise parts of the forward pass, vectorised (selected variant):
- *   relu_square:      x = max(x, 0)^2                 (channel-mix key, docs §1.2)
+ *   relu_square:      x = max(x, 0)^2                 (channel-mix key, docs/model.md §1.2)
  *   sigmoid_mul:      y = y * sigmoid(r)              (time-mix output gate)
  *   add_sigmoid_mul:  x = x + sigmoid(r) * v          (channel-mix residual) */
 void relu_square(float *x, size_t n);

@@ -3,7 +3,7 @@
  * variant (kernel_ops). */
 #include "kernels/kernels.h"
 
-/* docs/rwkv-architecture.md §0: biased variance, eps inside the sqrt. Two
+/* docs/model.md §0: biased variance, eps inside the sqrt. Two
  * passes in float (mean first) so large offsets do not cancel. */
 void layernorm_scalar(const float *x, const float *w, const float *b, int n, float eps, float *y) {
     float mean = 0.0f;
