@@ -135,7 +135,14 @@ static void test_f32_to_bf16_rounding(void) {
 
 /* ---- matrices ----------------------------------------------------------- */
 
-static const dtype mat_types[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1};
+static const dtype mat_types[] = {DT_F32,  DT_F16,  DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1,
+                                  DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K};
+
+/* cols rounded up to whole blocks of t (32, or 256 for the k-quants) */
+static int whole_blocks(dtype t, int cols) {
+    int be = (int)dtype_block_elems(t);
+    return (cols + be - 1) / be * be;
+}
 
 /* A random matrix stored as t (the caller frees data). */
 static matrix make_matrix(dtype t, int rows, int cols) {
@@ -185,7 +192,7 @@ static void test_matvec_variants(void) {
         for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
             for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
                 int rows = rows_list[ri], cols = cols_list[ci];
-                if (dtype_is_block(t)) cols = ((cols + 31) / 32) * 32;
+                cols = whole_blocks(t, cols);
                 matrix W = make_matrix(t, rows, cols);
                 float *x = malloc(sizeof(float) * cols), *want = malloc(sizeof(float) * rows),
                       *got = malloc(sizeof(float) * rows);
@@ -246,7 +253,7 @@ static void test_matmul_variants(void) {
         dtype t = mat_types[ti];
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             int rows = shapes[si][0], cols = shapes[si][1];
-            if (dtype_is_block(t)) cols = ((cols + 31) / 32) * 32;
+            cols = whole_blocks(t, cols);
             matrix W = make_matrix(t, rows, cols);
             const int maxN = 65;
             float *X = malloc(sizeof(float) * cols * maxN), *want = malloc(sizeof(float) * rows * maxN),
@@ -283,14 +290,14 @@ static void test_matmul_variants(void) {
  * row kernels and panels, only scheduled together), for decode (N = 1) and
  * sequence mode, mixed formats and shapes, any thread count. */
 static void test_matmul_group(void) {
-    const int shapes[][2] = {{300, 256}, {64, 96}, {1000, 128}, {7, 32}};
-    const int n = 4;
-    matrix W[4];
-    const matrix *Wp[4];
-    float *X[4], *want[4], *got[4];
+    const int shapes[][2] = {{300, 256}, {64, 96}, {1000, 128}, {7, 32}, {40, 512}};
+    const dtype types[] = {DT_F32, DT_Q8_0, DT_Q5_0, DT_F16, DT_Q4_K};
+    const int n = 5;
+    matrix W[5];
+    const matrix *Wp[5];
+    float *X[5], *want[5], *got[5];
     for (int i = 0; i < n; i++) {
-        W[i] = make_matrix(mat_types[(size_t)(i * 3) % (sizeof mat_types / sizeof mat_types[0])], shapes[i][0],
-                           shapes[i][1]);
+        W[i] = make_matrix(types[i], shapes[i][0], shapes[i][1]);
         Wp[i] = &W[i];
         X[i] = malloc(sizeof(float) * (size_t)shapes[i][1] * 9);
         want[i] = malloc(sizeof(float) * (size_t)shapes[i][0] * 9);
@@ -315,14 +322,15 @@ static void test_matmul_group(void) {
 
 static void test_matrix_row(void) {
     for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
-        matrix W = make_matrix(mat_types[ti], 3, 96);
-        float want[96], got[96];
-        size_t rb = dtype_bytes_for(W.type, 96);
+        const int cols = whole_blocks(mat_types[ti], 96);
+        matrix W = make_matrix(mat_types[ti], 3, cols);
+        float want[256], got[256];
+        size_t rb = dtype_bytes_for(W.type, (uint64_t)cols);
         for (const kernel_ops *const *k = kernels_all(); *k; k++) {
             if (!kernels_cpu_supports((*k)->name)) continue;
-            (*k)->row_to_f32(W.type, (const uint8_t *)W.data + 2 * rb, got, 96);
-            dtype_to_f32(W.type, (const uint8_t *)W.data + 2 * rb, want, 96);
-            for (int i = 0; i < 96; i++)
+            (*k)->row_to_f32(W.type, (const uint8_t *)W.data + 2 * rb, got, cols);
+            dtype_to_f32(W.type, (const uint8_t *)W.data + 2 * rb, want, (size_t)cols);
+            for (int i = 0; i < cols; i++)
                 if (got[i] != want[i]) {
                     free((void *)W.data);
                     CHECK(0, "%s row_to_f32 %s element %d: %g vs %g", (*k)->name, dtype_name(W.type), i,
@@ -455,6 +463,55 @@ static void test_quantize_error_bounds(void) {
     CHECK(quantize_row(DT_F16, x, q, 32) == -1, "non-block type must be refused");
 }
 
+/* The k-quants: every weight within half a step of the sub-block scale the
+ * quantizer could reach, from the super-block's range (quant.c):
+ * Q4_K/Q5_K (ceil-rounded scales) |e| <= 0.52 R / top with R the largest
+ * sub-block range [min(0, x), max(0, x)]; Q6_K |e| <= A (1/32 + 1/256 + 2^-13)
+ * with A = max|x| of the super-block (one step at the clipped extreme, as Q4_0,
+ * plus the sub-scale rounding); both plus 32 f16 subnormal steps. */
+static void test_kquant_error_bounds(void) {
+    const dtype types[] = {DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    enum { N = 256 * 16 };
+    static float x[N], back[N];
+    static uint8_t q[N];
+    for (size_t ti = 0; ti < 3; ti++) {
+        const dtype t = types[ti];
+        for (int trial = 0; trial < 4; trial++) {
+            for (int i = 0; i < N; i++)
+                x[i] = trial == 2 ? (i % 64 < 32 ? 0.0f : gauss() * 1e-3f)
+                     : trial == 3 ? gauss() * (float)(1 + (i / 32) % 8) + 0.5f /* uneven sub-blocks, offset */
+                                  : gauss() * (float)(trial + 1);
+            CHECK(quantize_row(t, x, q, N) == 0, "quantize_row %s", dtype_name(t));
+            dtype_to_f32(t, q, back, N);
+            double sq = 0, sx = 0;
+            for (int b = 0; b < N / 256; b++) {
+                const float *xb = x + 256 * b;
+                double R = 0, A = 0;
+                for (int j = 0; j < 8; j++) {
+                    float mn = 0, mx = 0;
+                    for (int l = 0; l < 32; l++) mn = fminf(mn, xb[32 * j + l]), mx = fmaxf(mx, xb[32 * j + l]);
+                    R = fmax(R, (double)mx - mn);
+                }
+                for (int l = 0; l < 256; l++) A = fmax(A, fabs(xb[l]));
+                double bound = t == DT_Q6_K ? A * (1.0 / 32 + 1.0 / 256 + 1.0 / 8192) : 0.52 * R / (t == DT_Q4_K ? 15 : 31);
+                bound += 32.0 / 16777216.0; /* 32 codes of an f16 scale's subnormal step (tiny blocks) */
+                for (int l = 0; l < 256; l++) {
+                    double e = fabs((double)xb[l] - back[256 * b + l]);
+                    sq += e * e;
+                    sx += (double)xb[l] * xb[l];
+                    CHECK(e <= bound, "%s trial %d super-block %d element %d: error %g > %g", dtype_name(t),
+                          trial, b, l, e, bound);
+                }
+            }
+            if (trial < 2) {
+                const double rel_max[] = {0.1, 0.05, 0.03};
+                CHECK(sqrt(sq / sx) < rel_max[ti], "%s relative RMS error %.4f", dtype_name(t), sqrt(sq / sx));
+            }
+        }
+        CHECK(quantize_row(t, x, q, 128) == -1, "%s: 128 values are not a whole super-block", dtype_name(t));
+    }
+}
+
 /* rwkv_quantize writes an rwkv.cpp file that loads back: f32 bit-exact,
  * q8_0 close to the source model's logits (rwkv.cpp's tiny RWKV-4). */
 static void test_quantize_file_round_trip(void) {
@@ -528,6 +585,7 @@ int main(void) {
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);
     TIMED(test_quantize_error_bounds);
+    TIMED(test_kquant_error_bounds);
     TIMED(test_quantize_file_round_trip);
     return test_summary();
 }

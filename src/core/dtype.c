@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include "core/kquants.h"
+
 #include <math.h>
 
 static const struct {
@@ -11,6 +13,7 @@ static const struct {
     [DT_I16] = {"i16", 1, 2},   [DT_I8] = {"i8", 1, 1},      [DT_U8] = {"u8", 1, 1},
     [DT_BOOL] = {"bool", 1, 1}, [DT_Q4_0] = {"q4_0", 32, 18}, [DT_Q4_1] = {"q4_1", 32, 20},
     [DT_Q5_0] = {"q5_0", 32, 22}, [DT_Q5_1] = {"q5_1", 32, 24}, [DT_Q8_0] = {"q8_0", 32, 34},
+    [DT_Q4_K] = {"q4_k", 256, 144}, [DT_Q5_K] = {"q5_k", 256, 176}, [DT_Q6_K] = {"q6_k", 256, 210},
 };
 
 const char *dtype_name(dtype t) { return (unsigned)t < DT_COUNT ? dtype_table[t].name : "?"; }
@@ -123,8 +126,15 @@ void dtype_to_f32(dtype t, const void *src, float *dst, size_t n) {
         return;
     default:
         if (dtype_is_block(t)) {
-            size_t bb = dtype_block_bytes(t);
-            for (size_t i = 0; i < n / 32; i++) dequant_block(t, s + i * bb, dst + i * 32);
+            size_t bb = dtype_block_bytes(t), be = dtype_block_elems(t);
+            for (size_t i = 0; i < n / be; i++) {
+                const uint8_t *b = s + i * bb;
+                float *o = dst + i * be;
+                if (t == DT_Q4_K) kquant_dequant_q4_k(b, o);
+                else if (t == DT_Q5_K) kquant_dequant_q5_k(b, o);
+                else if (t == DT_Q6_K) kquant_dequant_q6_k(b, o);
+                else dequant_block(t, b, o);
+            }
             return;
         }
         for (size_t i = 0; i < n; i++) dst[i] = 0; /* integer tensors never reach here */

@@ -18,19 +18,23 @@ typedef enum dtype {
     DT_I8,
     DT_U8,
     DT_BOOL,
-    /* ggml block formats (rwkv.cpp files): 32 elements per block */
+    /* ggml block formats (rwkv.cpp and GGUF files): 32 elements per block */
     DT_Q4_0,
     DT_Q4_1,
     DT_Q5_0,
     DT_Q5_1,
     DT_Q8_0,
+    /* ggml k-quants (GGUF files): 256-element super-blocks (core/kquants.c) */
+    DT_Q4_K,
+    DT_Q5_K,
+    DT_Q6_K,
     DT_COUNT
 } dtype;
 
 const char *dtype_name(dtype t);           /* "f32", "bf16", "q5_0", ... */
 int dtype_is_float(dtype t);               /* f32/f16/bf16/f64 */
 int dtype_is_block(dtype t);               /* quantized block format */
-size_t dtype_block_elems(dtype t);         /* 1, or 32 for block formats */
+size_t dtype_block_elems(dtype t);         /* 1, 32 for block formats, 256 for k-quants */
 size_t dtype_block_bytes(dtype t);         /* bytes of one element or block */
 
 /* Bytes needed for n elements (n must be a multiple of the block size);
@@ -48,7 +52,8 @@ uint16_t f32_to_bf16(float f);
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-/* Converts n elements of any float or block type at src to float32. */
+/* Converts n elements of any float or block type at src to float32 (n a
+ * multiple of the type's block size). */
 void dtype_to_f32(dtype t, const void *src, float *dst, size_t n);
 /* Converts n float32 values to t (f32, f16 or bf16 only). */
 void dtype_from_f32(dtype t, const float *src, void *dst, size_t n);

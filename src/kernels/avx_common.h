@@ -7,8 +7,10 @@
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/kquants.h"
 #include "kernels/kernels.h"
 
 static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
@@ -32,6 +34,35 @@ static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
 static inline void prefetch_row_ahead(const uint8_t *row, size_t rb) {
     const char *p = (const char *)row + PREFETCH_AHEAD;
     for (size_t o = 0; o < rb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
+/* ---- k-quant rows (core/kquants.h). Each sub-block's offset (the minimum
+ * for Q4_K/Q5_K, the code bias 32 for Q6_K) multiplies the sum of x over the
+ * sub-block, so those sums are taken once per product (xs16: the sums of x
+ * over every 16 consecutive elements) and a row costs only the code . x dots.
+ * kdot(t, row, x, xs16, n) is the variant's row kernel. */
+typedef float (*kquant_dot_fn)(dtype t, const uint8_t *row, const float *x, const float *xs16, int n);
+
+static inline void kquant_rows(const matrix *W, const float *x, float *y, int r0, int r1, kquant_dot_fn kdot) {
+    const int n = W->cols;
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    float xs_small[1024], *xs16 = n / 16 <= 1024 ? xs_small : malloc(sizeof(float) * (size_t)(n / 16));
+    if (!xs16) {
+        matvec_rows_scalar(W, x, y, r0, r1);
+        return;
+    }
+    for (int i = 0; i < n; i += 16) {
+        __m256 s = _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8));
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        xs16[i / 16] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    }
+    for (int r = r0; r < r1; r++, row += rb) {
+        prefetch_row_ahead(row, rb);
+        y[r - r0] = kdot(W->type, row, x, xs16, n);
+    }
+    if (xs16 != xs_small) free(xs16);
 }
 
 /* ---- weight-panel packing: rows are converted to f32 (or read in place

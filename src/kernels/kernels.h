@@ -178,10 +178,11 @@ void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y,
 void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads);
 
 /* ------------------------------------------------------------------------ */
-/* Quantization (kernels/quant.c): ggml-compatible Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 */
+/* Quantization (kernels/quant.c): ggml-compatible Q8_0 / Q4_0 / Q4_1 / Q5_0 /
+ * Q5_1 and the k-quants Q4_K / Q5_K / Q6_K */
 /* ------------------------------------------------------------------------ */
 
-/* Quantizes n float32 values (n a multiple of 32) into blocks of type t at dst
+/* Quantizes n float32 values (n a multiple of the block size) into blocks of type t at dst
  * (dtype_bytes_for(t, n) bytes). Returns 0, or -1 for a non-block type. */
 int quantize_row(dtype t, const float *src, void *dst, size_t n);
 

@@ -232,6 +232,77 @@ static void block_sums(const float *x, int n, float *xs) {
         xs[i / 32] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i + 16)));
 }
 
+/* ---- k-quants (core/kquants.h): 16 codes per vector, converted from
+ * unsigned bytes; each sub-block's dot is scaled once by d·sc, and the
+ * offsets come from the sums of x (kquant_rows). */
+static inline __m512i u8x16_epi32(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m512i bits_at(__m512i v, int shift, int mask) {
+    return _mm512_and_si512(_mm512_srl_epi32(v, _mm_cvtsi32_si128(shift)), _mm512_set1_epi32(mask));
+}
+
+/* Q4_K / Q5_K: 4 groups of 64 weights, sub-blocks 2g (low nibbles) and 2g+1 (high). */
+static float dot_q45_k(dtype t, const uint8_t *w, const float *x, const float *xs16, int n) {
+    const int has_qh = t == DT_Q5_K;
+    const size_t bb = dtype_block_bytes(t);
+    __m512 acc = _mm512_setzero_ps();
+    float off = 0;
+    for (int i = 0; i < n; i += QK_K, w += bb, x += QK_K, xs16 += QK_K / 16) {
+        const float d = f16_at(w), dmin = f16_at(w + 2);
+        const uint8_t *qh = w + 16, *qs = w + (has_qh ? 48 : 16);
+        for (int g = 0; g < 4; g++) {
+            int sc0, m0, sc1, m1;
+            kquant_scale_min(2 * g, w + 4, &sc0, &m0);
+            kquant_scale_min(2 * g + 1, w + 4, &sc1, &m1);
+            __m512 dot0 = _mm512_setzero_ps(), dot1 = dot0;
+            for (int k = 0; k < 2; k++) {
+                __m512i v = u8x16_epi32(qs + 32 * g + 16 * k);
+                __m512i lo = bits_at(v, 0, 15), hi = bits_at(v, 4, 15);
+                if (has_qh) {
+                    __m512i h = u8x16_epi32(qh + 16 * k);
+                    lo = _mm512_or_si512(lo, _mm512_slli_epi32(bits_at(h, 2 * g, 1), 4));
+                    hi = _mm512_or_si512(hi, _mm512_slli_epi32(bits_at(h, 2 * g + 1, 1), 4));
+                }
+                dot0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x + 64 * g + 16 * k), dot0);
+                dot1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x + 64 * g + 32 + 16 * k), dot1);
+            }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)sc0), dot0, acc);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)sc1), dot1, acc);
+            off += dmin * (float)m0 * (xs16[4 * g] + xs16[4 * g + 1]) +
+                   dmin * (float)m1 * (xs16[4 * g + 2] + xs16[4 * g + 3]);
+        }
+    }
+    return _mm512_reduce_add_ps(acc) - off;
+}
+
+/* Q6_K: 2 halves of 128 weights; lanes l = 16k.. of the four quarters s. */
+static float dot_q6_k(const uint8_t *w, const float *x, const float *xs16, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    float off = 0;
+    for (int i = 0; i < n; i += QK_K, w += 210, x += QK_K, xs16 += QK_K / 16) {
+        const float d = f16_at(w + 208);
+        const int8_t *sc = (const int8_t *)(w + 192);
+        for (int h = 0; h < 2; h++)
+            for (int k = 0; k < 2; k++) {
+                const uint8_t *ql = w + 64 * h + 16 * k;
+                __m512i a = u8x16_epi32(ql), b = u8x16_epi32(ql + 32), hb = u8x16_epi32(w + 128 + 32 * h + 16 * k);
+                __m512i q[4] = {bits_at(a, 0, 15), bits_at(b, 0, 15), bits_at(a, 4, 15), bits_at(b, 4, 15)};
+                for (int s = 0; s < 4; s++) {
+                    const int pos = 128 * h + 32 * s + 16 * k;
+                    const float ds = d * (float)sc[8 * h + k + 2 * s];
+                    __m512i code = _mm512_or_si512(q[s], _mm512_slli_epi32(bits_at(hb, 2 * s, 3), 4));
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(ds),
+                                          _mm512_mul_ps(_mm512_cvtepi32_ps(code), _mm512_loadu_ps(x + pos)), acc);
+                    off += 32.0f * ds * xs16[pos / 16];
+                }
+            }
+    }
+    return _mm512_reduce_add_ps(acc) - off;
+}
+
+static float dot_k(dtype t, const uint8_t *w, const float *x, const float *xs16, int n) {
+    return t == DT_Q6_K ? dot_q6_k(w, x, xs16, n) : dot_q45_k(t, w, x, xs16, n);
+}
+
 static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r1) {
     const int n = W->cols;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
@@ -289,6 +360,9 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
         if (xs != xs_small) free(xs);
         return;
     }
+    case DT_Q4_K:
+    case DT_Q5_K:
+    case DT_Q6_K: kquant_rows(W, x, y, r0, r1, dot_k); return;
     default: break;
     }
     matvec_rows_scalar(W, x, y, r0, r1);

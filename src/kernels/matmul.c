@@ -95,8 +95,10 @@ static void matmul_panel(void *p, int panel) {
     const kernel_ops *k = j->k;
     const int rows = j->W->rows, cols = j->W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N;
     const int r0 = panel * NR, nr = rows - r0 < NR ? rows - r0 : NR;
-    for (int c0 = 0; c0 < cols; c0 += KC) {
-        int kc = cols - c0 < KC ? cols - c0 : KC;
+    /* a slice must hold whole blocks: k-quant super-blocks are 256 wide */
+    const int kc_max = dtype_block_elems(j->W->type) > 32 ? 256 : KC;
+    for (int c0 = 0; c0 < cols; c0 += kc_max) {
+        int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
         k->pack(j->W, r0, nr, c0, kc, Wp, tmp);
         for (int n0 = 0; n0 < N; n0 += MR) {
             int mr = N - n0 < MR ? N - n0 : MR;

@@ -26,13 +26,14 @@ static float row_dot(dtype t, const void *row, const float *x, int n) {
         for (int i = 0; i < n; i++) acc += bf16_to_f32((uint16_t)(w[2 * i] | w[2 * i + 1] << 8)) * x[i];
         return acc;
     }
-    default: { /* block formats: dequantise 32 at a time */
+    default: { /* block formats: dequantise one block (32 or 256 weights) at a time */
         const uint8_t *b = row;
-        size_t bb = dtype_block_bytes(t);
-        float tmp[32];
-        for (int i = 0; i < n; i += 32, b += bb) {
-            dtype_to_f32(t, b, tmp, 32);
-            for (int j = 0; j < 32; j++) acc += tmp[j] * x[i + j];
+        const size_t bb = dtype_block_bytes(t);
+        const int be = (int)dtype_block_elems(t);
+        float tmp[256];
+        for (int i = 0; i < n; i += be, b += bb) {
+            dtype_to_f32(t, b, tmp, (size_t)be);
+            for (int j = 0; j < be; j++) acc += tmp[j] * x[i + j];
         }
         return acc;
     }

@@ -50,8 +50,9 @@ rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, 
         return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has shape %s, expected [%lld, %lld]", name, sb,
                          (long long)rows, (long long)cols);
     }
-    if (dtype_is_block(t->type) && cols % 32)
-        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s': quantized rows must be a multiple of 32", name);
+    if (dtype_is_block(t->type) && cols % (int64_t)dtype_block_elems(t->type))
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s': %s rows must be a multiple of %zu", name,
+                         dtype_name(t->type), dtype_block_elems(t->type));
     out->type = t->type;
     out->rows = (int)rows;
     out->cols = (int)cols;

@@ -1,0 +1,45 @@
+/* The ggml "k-quant" super-block formats of GGUF files: 256 weights per
+ * block, cut into sub-blocks that carry their own scale (and minimum),
+ * which are themselves quantized against one f16 scale per super-block.
+ * Byte layouts (docs/formats.md, "GGUF tensor types"):
+ *
+ *   Q4_K (144 bytes): f16 d, f16 dmin, u8 scales[12], u8 qs[128]
+ *        8 sub-blocks of 32: x = d·sc_j·q − dmin·m_j, q in 0..15
+ *   Q5_K (176 bytes): f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128]
+ *        as Q4_K with a fifth bit per weight from qh, q in 0..31
+ *   Q6_K (210 bytes): u8 ql[128], u8 qh[64], i8 scales[16], f16 d
+ *        16 sub-blocks of 16: x = d·sc_j·(q − 32), q in 0..63
+ *
+ * Q4_K/Q5_K pack the eight 6-bit scales sc_j and minimums m_j in 12 bytes
+ * (kquant_scale_min). Within a 64-weight group g (sub-blocks 2g and 2g+1),
+ * weight l of sub-block 2g is the low nibble of qs[32g + l] and weight l of
+ * sub-block 2g+1 its high nibble; the Q5_K fifth bits are bit 2g and 2g+1
+ * of qh[l]. Q6_K: within each half h of 128 weights, weight l (l < 32) of
+ * the four quarters comes from the low/high nibbles of ql[64h + l] and
+ * ql[64h + 32 + l] and the bit pairs 0-1, 2-3, 4-5, 6-7 of qh[32h + l]. */
+#ifndef RWKV_KQUANTS_H
+#define RWKV_KQUANTS_H
+
+#include <stdint.h>
+
+#define QK_K 256
+
+/* Scale and minimum of sub-block j (0..7) from the packed 12 bytes: j < 4
+ * in the low 6 bits of bytes j and j + 4; j >= 4 split between the nibbles
+ * of byte j + 4 and the top two bits of bytes j − 4 (scale) and j (minimum). */
+static inline void kquant_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* One super-block of type DT_Q4_K, DT_Q5_K or DT_Q6_K to 256 floats. */
+void kquant_dequant_q4_k(const uint8_t *b, float *out);
+void kquant_dequant_q5_k(const uint8_t *b, float *out);
+void kquant_dequant_q6_k(const uint8_t *b, float *out);
+
+#endif
