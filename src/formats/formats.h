@@ -17,6 +17,7 @@ rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err);
 rwkv_status safetensors_read(const char *path, tensor_set *set, rwkv_error *err);
 rwkv_status pth_read(const char *path, tensor_set *set, rwkv_error *err);     /* formats/pth.c */
 rwkv_status rwkvcpp_read(const char *path, tensor_set *set, rwkv_error *err); /* formats/rwkvcpp.c */
+rwkv_status gguf_read(const char *path, tensor_set *set, rwkv_error *err);    /* formats/gguf_rwkv.c */
 
 /* Writes the tensors as safetensors, converting float tensors to `to` unless
  * it is DT_COUNT (keep). Written to a temporary file, fsynced, then renamed

@@ -14,6 +14,8 @@ rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err) 
         s = pth_read(path, set, err);
     } else if (n >= 4 && rd_u32(p) == 0x67676d66u) { /* "fmgg" on disk: rwkv.cpp's ggmf */
         s = rwkvcpp_read(path, set, err);
+    } else if (n >= 4 && memcmp(p, "GGUF", 4) == 0) { /* llama.cpp's container */
+        s = gguf_read(path, set, err);
     } else if (n >= 2 && p[0] == 0x80 && p[1] == 0x02) {
         s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
                       "%s: legacy (pre-1.6) PyTorch serialization is not supported; re-save it with "
@@ -22,7 +24,7 @@ rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err) 
         s = safetensors_read(path, set, err);
     } else {
         s = rwkv_fail(err, RWKV_ERR_FORMAT,
-                      "%s: unknown file format (expected safetensors, a PyTorch .pth zip or an rwkv.cpp file)",
+                      "%s: unknown file format (expected safetensors, a PyTorch .pth zip, an rwkv.cpp or a GGUF file)",
                       path);
     }
     if (s != RWKV_OK) tensor_set_free(set);

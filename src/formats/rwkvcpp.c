@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "formats/formats.h"
+#include "formats/undo.h"
 
 #define GGMF_MAGIC 0x67676d66u
 #define RC_HEADER_SIZE 24
@@ -229,33 +230,13 @@ static rwkv_status to_official_v4(const char *path, tensor_set *set, const rc_he
 /* ---- RWKV-5/6/7: undo the converter's transforms (README "Transformations
  * baked in by the converter") so the models see official tensors. */
 
-/* t's values as float32 in a buffer the set owns (block types dequantised). */
-static float *values_f32(const char *path, tensor_set *set, const tensor *t, rwkv_error *err) {
-    size_t n = (size_t)tensor_numel(t);
-    if (!dtype_is_float(t->type) && !dtype_is_block(t->type)) {
-        rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' has type %s; a float type is expected", path, t->name,
-                  dtype_name(t->type));
-        return NULL;
-    }
-    float *buf = tensor_set_alloc(set, n * sizeof(float));
-    if (!buf) rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
-    else dtype_to_f32(t->type, t->data, buf, n);
-    return buf;
-}
-
-static void use_f32(tensor *t, float *buf) {
-    t->type = DT_F32;
-    t->data = buf;
-    t->nbytes = (size_t)tensor_numel(t) * sizeof(float);
-}
-
 typedef enum { UNDO_DECAY_V5, UNDO_EXP } undo_kind;
 
 /* v5.x time_decay is stored as w = exp(-exp(θ)) in [0, 1]: θ = log(-log w).
  * v5.1 time_first is stored as exp(u) > 0: u = log of it. Computed in double
  * so the round trip back to w is exact in float. */
 static rwkv_status undo_elementwise(const char *path, tensor_set *set, tensor *t, undo_kind kind, rwkv_error *err) {
-    float *buf = values_f32(path, set, t, err);
+    float *buf = undo_values_f32(path, set, t, err);
     if (!buf) return err ? err->code : RWKV_ERR_NOMEM;
     size_t n = (size_t)tensor_numel(t);
     for (size_t i = 0; i < n; i++) {
@@ -267,25 +248,7 @@ static rwkv_status undo_elementwise(const char *path, tensor_set *set, tensor *t
                                                                                      : "exp(u) > 0");
         buf[i] = kind == UNDO_DECAY_V5 ? (float)log(-log(x)) : (float)log(x);
     }
-    use_f32(t, buf);
-    return RWKV_OK;
-}
-
-/* Swaps the last two axes ([.., a, b] -> [.., b, a]): the converter stored
- * the v6/v7 low-rank matrices transposed to fit its matrix convention. */
-static rwkv_status transpose_last2(const char *path, tensor_set *set, tensor *t, rwkv_error *err) {
-    if (t->ndim < 2)
-        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' should be a matrix", path, t->name);
-    float *src = values_f32(path, set, t, err);
-    float *dst = src ? tensor_set_alloc(set, (size_t)tensor_numel(t) * sizeof(float)) : NULL;
-    if (!dst) return src ? rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path) : (err ? err->code : RWKV_ERR_NOMEM);
-    int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1], batch = tensor_numel(t) / (a * b);
-    for (int64_t k = 0; k < batch; k++)
-        for (int64_t i = 0; i < a; i++)
-            for (int64_t j = 0; j < b; j++) dst[k * a * b + j * a + i] = src[k * a * b + i * b + j];
-    t->shape[t->ndim - 2] = b;
-    t->shape[t->ndim - 1] = a;
-    use_f32(t, dst);
+    undo_use_f32(t, buf);
     return RWKV_OK;
 }
 
@@ -293,23 +256,14 @@ static rwkv_status transpose_last2(const char *path, tensor_set *set, tensor *t,
  * x_a, x_g in that order; official files have six [1, 1, C] tensors. */
 static rwkv_status split_packed_mixes(const char *path, tensor_set *set, const char *name, rwkv_error *err) {
     static const char *const parts[6] = {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"};
-    const tensor *t = tensor_set_find(set, name);
-    int64_t n = tensor_numel(t);
-    if (n % 6 != 0 || dtype_is_block(t->type))
-        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: '%s' must hold 6 float vectors", path, name);
-    int64_t C = n / 6, shape[3] = {1, 1, C};
-    size_t bytes = dtype_bytes_for(t->type, (uint64_t)C);
-    const uint8_t *data = t->data;
-    dtype type = t->type;
-    char prefix[RC_MAX_NAME + 1], part_name[RC_MAX_NAME + 8];
-    snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(name) - strlen("x_rwkvag")), name);
+    char full[6][RC_MAX_NAME + 8];
+    const char *names[6];
+    int prefix = (int)(strlen(name) - strlen("x_rwkvag"));
     for (int i = 0; i < 6; i++) {
-        snprintf(part_name, sizeof part_name, "%s%s", prefix, parts[i]);
-        rwkv_status s = tensor_set_add(set, part_name, type, 3, shape, data + (size_t)i * bytes, bytes, err);
-        if (s != RWKV_OK) return err ? rwkv_error_prefix(err, path) : s;
+        snprintf(full[i], sizeof full[i], "%.*s%s", prefix, name, parts[i]);
+        names[i] = full[i];
     }
-    if (tensor_set_remove(set, name) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
-    return RWKV_OK;
+    return undo_split_stacked(path, set, name, names, 6, err);
 }
 
 static int is_lora_v6(const char *name) {
@@ -332,8 +286,8 @@ static rwkv_status to_official_v5plus(const char *path, tensor_set *set, const c
         rwkv_status s = RWKV_OK;
         if (version[0] == '5' && ends_with(t->name, ".att.time_decay")) s = undo_elementwise(path, set, t, UNDO_DECAY_V5, err);
         else if (version[0] == '5' && ends_with(t->name, ".att.time_first")) s = undo_elementwise(path, set, t, UNDO_EXP, err);
-        else if (version[0] == '6' && is_lora_v6(t->name)) s = transpose_last2(path, set, t, err);
-        else if (version[0] == '7' && is_lora_v7(t->name)) s = transpose_last2(path, set, t, err);
+        else if (version[0] == '6' && is_lora_v6(t->name)) s = undo_transpose_last2(path, set, t, err);
+        else if (version[0] == '7' && is_lora_v7(t->name)) s = undo_transpose_last2(path, set, t, err);
         if (s != RWKV_OK) return s;
     }
     for (int i = 0; i < set->count; i++)

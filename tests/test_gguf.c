@@ -1,0 +1,237 @@
+/* GGUF files (llama.cpp's converter): every case folder under
+ * ../shared/testvectors/gguf-rwkv7 is run — each model.TYPE.gguf against its
+ * model.TYPE.expected_logits.f32 (a float64 reference on the file's own
+ * weights), RNN mode and sequence mode — and llama.cpp's own logits are
+ * compared too. The reader must turn the f16 file into the same tensors as
+ * the .pth it was converted from. Skips cleanly without ../shared. */
+#include <jansson.h>
+#include <stdint.h>
+
+#include "formats/formats.h"
+#include "rwkv.h"
+#include "test.h"
+
+#define CASES "testvectors/gguf-rwkv7"
+
+typedef struct gguf_case {
+    char dir[1024];
+    int tokens[4096];
+    int n_tokens;
+    long vocab;
+} gguf_case;
+
+static int load_case(const char *dir, gguf_case *c) {
+    char path[1100];
+    snprintf(c->dir, sizeof c->dir, "%s", dir);
+    snprintf(path, sizeof path, "%s/case.json", dir);
+    json_t *root = json_load_file(path, 0, NULL);
+    json_t *toks = root ? json_object_get(root, "tokens") : NULL;
+    c->n_tokens = 0;
+    c->vocab = root ? (long)json_integer_value(json_object_get(root, "V")) : 0;
+    for (size_t i = 0; json_is_array(toks) && i < json_array_size(toks) && i < 4096; i++)
+        c->tokens[c->n_tokens++] = (int)json_integer_value(json_array_get(toks, i));
+    json_decref(root);
+    return c->n_tokens > 0 && c->vocab > 0;
+}
+
+/* The n_floats floats of a raw little-endian f32 file, or NULL. */
+static float *read_f32(const char *path, size_t n_floats) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    float *v = malloc(n_floats * sizeof(float));
+    size_t got = v ? fread(v, sizeof(float), n_floats, f) : 0;
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != n_floats || extra) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Largest |got - want| over all positions, each divided by max(1, max |want|) of its position. */
+static double scaled_err(const float *got, const float *want, int T, long V) {
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        double scale = 1, e = 0;
+        for (long v = 0; v < V; v++) scale = fmax(scale, fabs(want[(size_t)t * V + v]));
+        for (long v = 0; v < V; v++) e = fmax(e, fabs((double)got[(size_t)t * V + v] - want[(size_t)t * V + v]));
+        if (!(e / scale <= worst)) worst = e / scale;
+    }
+    return worst;
+}
+
+/* Logits of the case's tokens from a fresh state: RNN mode, or one sequence call. */
+static float *run_model(rwkv_model *m, const gguf_case *c, int sequence, char *msg, size_t msg_size) {
+    rwkv_state *st = NULL;
+    rwkv_error err;
+    float *out = malloc(sizeof(float) * (size_t)c->n_tokens * c->vocab);
+    if (!out || rwkv_state_new(m, &st, &err) != RWKV_OK) {
+        snprintf(msg, msg_size, "state: %s", out ? err.message : "out of memory");
+        free(out);
+        return NULL;
+    }
+    rwkv_status s = RWKV_OK;
+    if (sequence) s = rwkv_eval_sequence(m, st, c->tokens, (size_t)c->n_tokens, out, 1, &err);
+    for (int t = 0; !sequence && s == RWKV_OK && t < c->n_tokens; t++)
+        s = rwkv_eval(m, st, c->tokens[t], out + (size_t)t * c->vocab, &err);
+    rwkv_state_free(st);
+    if (s != RWKV_OK) {
+        snprintf(msg, msg_size, "eval: %s", err.message);
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* One model file of a case: "model.f16" etc. (without .gguf). */
+static void check_model(const gguf_case *c, const char *stem, char *msg, size_t msg_size) {
+    char path[1400], ref_path[1400];
+    snprintf(path, sizeof path, "%s/%s.gguf", c->dir, stem);
+    snprintf(ref_path, sizeof ref_path, "%s/%s.expected_logits.f32", c->dir, stem);
+    size_t n = (size_t)c->n_tokens * (size_t)c->vocab;
+    float *want = read_f32(ref_path, n);
+    if (!want) {
+        snprintf(msg, msg_size, "%s: missing or wrong size", ref_path);
+        return;
+    }
+    rwkv_model *m = NULL;
+    rwkv_error err;
+    if (rwkv_model_load(path, &m, &err) != RWKV_OK) {
+        snprintf(msg, msg_size, "%s", err.message);
+        free(want);
+        return;
+    }
+    rwkv_model_info info;
+    rwkv_model_get_info(m, &info);
+    for (int sequence = 0; sequence < 2 && !msg[0]; sequence++) {
+        float *got = info.n_vocab == c->vocab ? run_model(m, c, sequence, msg, msg_size) : NULL;
+        if (!got && !msg[0]) snprintf(msg, msg_size, "%s: n_vocab %d, case says %ld", path, info.n_vocab, c->vocab);
+        if (!got) break;
+        /* f32 activations against a float64 reference on the same weights */
+        double e = scaled_err(got, want, c->n_tokens, c->vocab);
+        printf("# %s %s: max error %.3g of the logit scale\n", path, sequence ? "sequence" : "rnn", e);
+        if (!(e <= 1e-3)) snprintf(msg, msg_size, "%s (%s mode): error %.3g > 1e-3 of the logit scale", path,
+                                   sequence ? "sequence" : "RNN", e);
+        snprintf(ref_path, sizeof ref_path, "%s/%s.llamacpp_logits.f32", c->dir, stem);
+        float *llama = sequence ? NULL : read_f32(ref_path, n);
+        if (llama) { /* llama.cpp quantizes activations on its q8_0 path: a looser bound */
+            double el = scaled_err(got, llama, c->n_tokens, c->vocab);
+            printf("# %s: llama.cpp's logits differ by %.3g of the logit scale\n", path, el);
+            if (!(el <= 0.05) && !msg[0])
+                snprintf(msg, msg_size, "%s: %.3g from llama.cpp's logits (> 0.05 of the logit scale)", path, el);
+        }
+        free(llama);
+        free(got);
+    }
+    rwkv_model_free(m);
+    free(want);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Runs fn on every case folder (a folder with case.json); returns the count. */
+static int for_each_case(void (*fn)(const gguf_case *c, char *msg, size_t msg_size), char *msg, size_t msg_size) {
+    char root[512];
+    shared_path(root, sizeof root, CASES);
+    DIR *d = opendir(root);
+    if (!d) return 0;
+    int count = 0;
+    static gguf_case c;
+    struct dirent *e;
+    while ((e = readdir(d)) && !msg[0]) {
+        char dir[1024];
+        if (e->d_name[0] == '.') continue;
+        snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+        if (!load_case(dir, &c)) continue;
+        fn(&c, msg, msg_size);
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+static void case_models(const gguf_case *c, char *msg, size_t msg_size) {
+    DIR *d = opendir(c->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) && !msg[0]) {
+        if (!ends_with(e->d_name, ".gguf")) continue;
+        char stem[256];
+        snprintf(stem, sizeof stem, "%.*s", (int)(strlen(e->d_name) - 5), e->d_name);
+        check_model(c, stem, msg, msg_size);
+    }
+    if (d) closedir(d);
+}
+
+static void test_gguf_cases(void) {
+    char msg[1024] = "";
+    int n = for_each_case(case_models, msg, sizeof msg);
+    CHECK(!msg[0], "%s", msg);
+    if (n == 0) SKIP("no case folders under ../shared/" CASES);
+}
+
+/* Every tensor of the f16 GGUF equals the .pth's tensor of the same name
+ * (values exactly, shape as the official checkpoint); the .pth has nothing
+ * more but block 0's unused v0/v1/v2. */
+static void compare_with_pth(const gguf_case *c, char *msg, size_t msg_size) {
+    char gpath[1100], ppath[1100];
+    snprintf(gpath, sizeof gpath, "%s/model.f16.gguf", c->dir);
+    snprintf(ppath, sizeof ppath, "%s/model.f16.pth", c->dir);
+    if (access(gpath, R_OK) != 0 || access(ppath, R_OK) != 0) return;
+    tensor_set g, p;
+    rwkv_error err;
+    if (checkpoint_read(gpath, &g, &err) != RWKV_OK) {
+        snprintf(msg, msg_size, "%s", err.message);
+        return;
+    }
+    if (checkpoint_read(ppath, &p, &err) != RWKV_OK) {
+        snprintf(msg, msg_size, "%s", err.message);
+        tensor_set_free(&g);
+        return;
+    }
+    for (int i = 0; i < p.count && !msg[0]; i++) {
+        const tensor *pt = &p.tensors[i], *gt = tensor_set_find(&g, pt->name);
+        if (!gt) {
+            if (strcmp(pt->name, "blocks.0.att.v0") && strcmp(pt->name, "blocks.0.att.v1") &&
+                strcmp(pt->name, "blocks.0.att.v2"))
+                snprintf(msg, msg_size, "%s: '%s' is missing", gpath, pt->name);
+            continue;
+        }
+        if (gt->ndim != pt->ndim || memcmp(gt->shape, pt->shape, sizeof(int64_t) * (size_t)pt->ndim) != 0) {
+            char a[96], b[96];
+            shape_format(gt->ndim, gt->shape, a, sizeof a);
+            shape_format(pt->ndim, pt->shape, b, sizeof b);
+            snprintf(msg, msg_size, "%s: '%s' is %s, the .pth has %s", gpath, pt->name, a, b);
+            continue;
+        }
+        size_t n = (size_t)tensor_numel(pt);
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+        dtype_to_f32(gt->type, gt->data, a, n);
+        dtype_to_f32(pt->type, pt->data, b, n);
+        for (size_t k = 0; k < n && !msg[0]; k++)
+            if (a[k] != b[k])
+                snprintf(msg, msg_size, "%s: '%s'[%zu] = %g, the .pth has %g", gpath, pt->name, k, (double)a[k],
+                         (double)b[k]);
+        free(a), free(b);
+    }
+    if (!msg[0] && g.count != p.count - 3 && g.count != p.count)
+        snprintf(msg, msg_size, "%s has %d tensors, the .pth %d", gpath, g.count, p.count);
+    tensor_set_free(&g);
+    tensor_set_free(&p);
+}
+
+static void test_gguf_same_model_as_pth(void) {
+    char msg[1024] = "";
+    int n = for_each_case(compare_with_pth, msg, sizeof msg);
+    CHECK(!msg[0], "%s", msg);
+    if (n == 0) SKIP("no case folders under ../shared/" CASES);
+}
+
+int main(void) {
+    RUN(test_gguf_cases);
+    RUN(test_gguf_same_model_as_pth);
+    return test_summary();
+}
