@@ -18,6 +18,7 @@
 #define RWKV_TOKENIZER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rwkv.h"
 
@@ -31,6 +32,16 @@ typedef struct rwkv_tokenizer rwkv_tokenizer;
  * object -> tokenizer.json, else the World vocabulary format). The path
  * "bytes" (exactly) selects the byte-level tokenizer without opening a file. */
 rwkv_status rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err);
+/* The vocabulary a model file carries: a GGUF file's tokenizer.ggml.* (the
+ * World vocabulary, as llama.cpp's converter stores it). RWKV_ERR_UNSUPPORTED
+ * when the file carries none (every other checkpoint format): then a
+ * tokenizer file is needed. */
+rwkv_status rwkv_tokenizer_from_model(const char *model_path, rwkv_tokenizer **out, rwkv_error *err);
+/* A World tokenizer from its token list: id i (1 <= i < n_ids) is
+ * bytes[offsets[i] .. offsets[i + 1]) (offsets has n_ids + 1 entries); id 0 is
+ * the end-of-text token and must be empty (offsets[0] = offsets[1] = 0). */
+rwkv_status rwkv_tokenizer_new_world(const char *bytes, const uint32_t *offsets, int n_ids, rwkv_tokenizer **out,
+                                     rwkv_error *err);
 /* The byte-level tokenizer: vocabulary 256, no end-of-text token. */
 rwkv_status rwkv_tokenizer_new_bytes(rwkv_tokenizer **out, rwkv_error *err);
 void rwkv_tokenizer_free(rwkv_tokenizer *tok);

@@ -9,6 +9,7 @@
 
 #include "formats/formats.h"
 #include "rwkv.h"
+#include "rwkv_tokenizer.h"
 #include "test.h"
 
 #define CASES "testvectors/gguf-rwkv7"
@@ -230,8 +231,55 @@ static void test_gguf_same_model_as_pth(void) {
     if (n == 0) SKIP("no case folders under ../shared/" CASES);
 }
 
+/* The vocabulary inside the GGUF file is the World vocabulary: every id
+ * decodes to the same bytes as from rwkv_vocab_v20230424.txt, and texts
+ * tokenize the same. Files without a vocabulary are told apart. */
+static void check_vocab(const gguf_case *c, char *msg, size_t msg_size) {
+    char gpath[1100], vpath[512];
+    snprintf(gpath, sizeof gpath, "%s/model.f16.gguf", c->dir);
+    shared_path(vpath, sizeof vpath, "reference/rwkv-cpp/rwkv_vocab_v20230424.txt");
+    if (access(gpath, R_OK) != 0 || access(vpath, R_OK) != 0) return;
+    rwkv_tokenizer *a = NULL, *b = NULL;
+    rwkv_error err;
+    if (rwkv_tokenizer_from_model(gpath, &a, &err) != RWKV_OK || rwkv_tokenizer_load(vpath, &b, &err) != RWKV_OK) {
+        snprintf(msg, msg_size, "%s", err.message);
+        rwkv_tokenizer_free(a);
+        return;
+    }
+    if (rwkv_tokenizer_vocab_size(a) != rwkv_tokenizer_vocab_size(b) || strcmp(rwkv_tokenizer_kind(a), "world"))
+        snprintf(msg, msg_size, "%s: %s vocabulary of %d ids, the World file has %d", gpath, rwkv_tokenizer_kind(a),
+                 rwkv_tokenizer_vocab_size(a), rwkv_tokenizer_vocab_size(b));
+    for (int id = 0; id < rwkv_tokenizer_vocab_size(b) && !msg[0]; id++) {
+        char *ta = NULL, *tb = NULL;
+        size_t la = 0, lb = 0;
+        rwkv_detokenize(a, &id, 1, &ta, &la, NULL);
+        rwkv_detokenize(b, &id, 1, &tb, &lb, NULL);
+        if (la != lb || memcmp(ta, tb, la) != 0) snprintf(msg, msg_size, "%s: id %d decodes differently", gpath, id);
+        rwkv_free(ta), rwkv_free(tb);
+    }
+    const char *text = "Hello, world!\n\tcaf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 'quote' \"dq\" back\\slash \x01\xff";
+    int *ia = NULL, *ib = NULL;
+    size_t na = 0, nb = 0;
+    rwkv_tokenize(a, text, strlen(text), &ia, &na, NULL);
+    rwkv_tokenize(b, text, strlen(text), &ib, &nb, NULL);
+    if (!msg[0] && (na != nb || memcmp(ia, ib, na * sizeof(int)) != 0))
+        snprintf(msg, msg_size, "%s: tokenizes differently from the World vocabulary file", gpath);
+    rwkv_free(ia), rwkv_free(ib);
+    rwkv_tokenizer_free(a), rwkv_tokenizer_free(b);
+    if (!msg[0] && rwkv_tokenizer_from_model(vpath, &a, &err) != RWKV_ERR_UNSUPPORTED)
+        snprintf(msg, msg_size, "a file without a vocabulary must give RWKV_ERR_UNSUPPORTED");
+}
+
+static void test_gguf_vocabulary(void) {
+    char msg[1024] = "";
+    int n = for_each_case(check_vocab, msg, sizeof msg);
+    CHECK(!msg[0], "%s", msg);
+    if (n == 0) SKIP("no case folders under ../shared/" CASES);
+}
+
 int main(void) {
     RUN(test_gguf_cases);
     RUN(test_gguf_same_model_as_pth);
+    RUN(test_gguf_vocabulary);
     return test_summary();
 }

@@ -36,4 +36,18 @@ const gguf_rwkv_name *gguf_rwkv_global_names(size_t *count);
  * att.x_r ...; v6: w k v r g -> att.time_maa_w ...), with their count. */
 const char *const *gguf_rwkv_mix_parts(const char *arch, int *count);
 
+/* The World vocabulary of a GGUF file (tokenizer.ggml.model "rwkv",
+ * formats/gguf_vocab.c): the token texts unescaped as llama.cpp does; id 0 is
+ * the control token <s> (end of text, no bytes), ids 1 .. *n_ids - 1 the
+ * NORMAL tokens after it; the [PAD] tokens after those are dropped. *bytes
+ * and *offsets (n_ids + 1 entries, as rwkv_tokenizer_new_world takes them)
+ * are malloc'd. */
+rwkv_status gguf_world_vocab(const char *path, const uint8_t *p, uint64_t size, char **bytes, uint32_t **offsets,
+                             int *n_ids, rwkv_error *err);
+
+/* Writes token bytes t[0..n) as llama.cpp's converter stores a World token:
+ * the text of Python's repr(bytes) without b'' (\\, \t, \n, \r, \xNN,
+ * the quote escaped). out needs 4 n + 1 bytes; returns the length. */
+size_t gguf_escape_token(const unsigned char *t, size_t n, char *out);
+
 #endif

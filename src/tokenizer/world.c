@@ -191,6 +191,77 @@ static int parse_uint(const char *s, size_t n, long max, long *out) {
 
 /* ---- loading ------------------------------------------------------------ */
 
+/* Pass 2: the trie over ids 1 .. n_ids - 1 (id i = blob[off[i] .. off[i + 1])).
+ * Takes ownership of blob and off (kept in tok on success) and of m. */
+static rwkv_status world_build(rwkv_tokenizer *tok, world_model *m, char *blob, size_t blob_len, uint32_t *off,
+                               int n_ids, const char *name, rwkv_error *err) {
+    rwkv_status st;
+    tok->world = m;
+    /* nodes <= total bytes + 1 */
+    size_t max_nodes = blob_len + 1;
+    if (max_nodes >= (1u << 24) - 1) {
+        st = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: vocabulary too large (%zu bytes of tokens)", name, blob_len);
+        goto fail;
+    }
+    m->token = malloc(max_nodes * sizeof *m->token);
+    m->ebits = 4;
+    while (((size_t)1 << m->ebits) < 2 * max_nodes) m->ebits++;
+    m->emask = (1u << m->ebits) - 1;
+    m->ekey = malloc(((size_t)m->emask + 1) * sizeof *m->ekey);
+    m->eval = malloc(((size_t)m->emask + 1) * sizeof *m->eval);
+    if (!m->token || !m->ekey || !m->eval) goto nomem;
+    memset(m->ekey, 0xFF, ((size_t)m->emask + 1) * sizeof *m->ekey);
+    for (int b = 0; b < 256; b++) m->root[b] = -1;
+    m->token[0] = -1;
+    m->n_nodes = 1;
+    for (int id = 1; id < n_ids; id++) {
+        const unsigned char *t = (const unsigned char *)blob + off[id];
+        size_t tl = off[id + 1] - off[id];
+        int32_t node = m->root[t[0]];
+        if (node < 0) {
+            node = (int32_t)m->n_nodes++;
+            m->token[node] = -1;
+            m->root[t[0]] = node;
+        }
+        for (size_t k = 1; k < tl; k++) {
+            int32_t c = edge_get(m, (uint32_t)node, t[k]);
+            if (c < 0) {
+                c = (int32_t)m->n_nodes++;
+                m->token[c] = -1;
+                edge_put(m, (uint32_t)node, t[k], (uint32_t)c);
+            }
+            node = c;
+        }
+        if (m->token[node] >= 0) {
+            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: id %d has the same bytes as id %d", name, id, m->token[node]);
+            goto fail;
+        }
+        m->token[node] = id;
+    }
+    for (int b = 0; b < 256; b++) {
+        if (m->root[b] < 0 || m->token[m->root[b]] < 0) {
+            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: no token for the single byte 0x%02X (every byte needs one)", name, b);
+            goto fail;
+        }
+    }
+    tok->kind = TOK_WORLD;
+    tok->vocab_size = n_ids;
+    tok->eos = 0;
+    tok->blob = blob;
+    tok->off = off;
+    return RWKV_OK;
+
+nomem:
+    st = rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory loading the vocabulary", name);
+fail:
+    free(blob);
+    free(off);
+    tok->world = NULL;
+    tok_world_free(m);
+    return st;
+}
+
+
 rwkv_status tok_world_load(rwkv_tokenizer *tok, const char *data, size_t len,
                            const char *name, rwkv_error *err) {
     rwkv_status st = RWKV_OK;
@@ -298,62 +369,8 @@ rwkv_status tok_world_load(rwkv_tokenizer *tok, const char *data, size_t len,
         st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: no tokens", name);
         goto fail;
     }
-    int n_ids = (int)prev_id + 1;
-
-    /* Pass 2: the trie. Nodes <= total bytes + 1. */
-    size_t max_nodes = blob.n + 1;
-    if (max_nodes >= (1u << 24) - 1) {
-        st = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: vocabulary too large (%zu bytes of tokens)", name, blob.n);
-        goto fail;
-    }
-    m->token = malloc(max_nodes * sizeof *m->token);
-    m->ebits = 4;
-    while (((size_t)1 << m->ebits) < 2 * max_nodes) m->ebits++;
-    m->emask = (1u << m->ebits) - 1;
-    m->ekey = malloc(((size_t)m->emask + 1) * sizeof *m->ekey);
-    m->eval = malloc(((size_t)m->emask + 1) * sizeof *m->eval);
-    if (!m->token || !m->ekey || !m->eval) goto nomem;
-    memset(m->ekey, 0xFF, ((size_t)m->emask + 1) * sizeof *m->ekey);
-    for (int b = 0; b < 256; b++) m->root[b] = -1;
-    m->token[0] = -1;
-    m->n_nodes = 1;
-    for (int id = 1; id < n_ids; id++) {
-        const unsigned char *t = (const unsigned char *)blob.p + off[id];
-        size_t tl = off[id + 1] - off[id];
-        int32_t node = m->root[t[0]];
-        if (node < 0) {
-            node = (int32_t)m->n_nodes++;
-            m->token[node] = -1;
-            m->root[t[0]] = node;
-        }
-        for (size_t k = 1; k < tl; k++) {
-            int32_t c = edge_get(m, (uint32_t)node, t[k]);
-            if (c < 0) {
-                c = (int32_t)m->n_nodes++;
-                m->token[c] = -1;
-                edge_put(m, (uint32_t)node, t[k], (uint32_t)c);
-            }
-            node = c;
-        }
-        if (m->token[node] >= 0) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: id %d has the same bytes as id %d", name, id, m->token[node]);
-            goto fail;
-        }
-        m->token[node] = id;
-    }
-    for (int b = 0; b < 256; b++) {
-        if (m->root[b] < 0 || m->token[m->root[b]] < 0) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: no token for the single byte 0x%02X (every byte needs one)", name, b);
-            goto fail;
-        }
-    }
     free(lit);
-    tok->kind = TOK_WORLD;
-    tok->vocab_size = n_ids;
-    tok->eos = 0;
-    tok->blob = blob.p;
-    tok->off = off;
-    return RWKV_OK;
+    return world_build(tok, m, blob.p, blob.n, off, (int)prev_id + 1, name, err);
 
 nomem:
     st = rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory loading the vocabulary", name);
@@ -364,6 +381,39 @@ fail:
     tok->world = NULL;
     tok_world_free(m);
     return st;
+}
+
+rwkv_status rwkv_tokenizer_new_world(const char *bytes, const uint32_t *offsets, int n_ids, rwkv_tokenizer **out,
+                                     rwkv_error *err) {
+    const char *name = "World vocabulary";
+    if (!out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_tokenizer_new_world: out is NULL");
+    *out = NULL;
+    if (!bytes || !offsets || n_ids < 2 || n_ids > WORLD_MAX_ID || offsets[0] != 0 || offsets[1] != 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "%s: needs ids 0 (empty, end of text) to n_ids - 1 >= 1", name);
+    for (int i = 1; i < n_ids; i++)
+        if (offsets[i + 1] <= offsets[i] || offsets[i + 1] - offsets[i] > WORLD_MAX_TOKEN_BYTES)
+            return rwkv_fail(err, RWKV_ERR_ARG, "%s: id %d is empty or longer than %d bytes", name, i,
+                             WORLD_MAX_TOKEN_BYTES);
+    rwkv_tokenizer *tok = calloc(1, sizeof *tok);
+    world_model *m = calloc(1, sizeof *m);
+    char *blob = malloc(offsets[n_ids] + 1u);
+    uint32_t *off = malloc(sizeof *off * ((size_t)n_ids + 1));
+    if (!tok || !m || !blob || !off) {
+        free(tok), free(m), free(blob), free(off);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", name);
+    }
+    memcpy(blob, bytes, offsets[n_ids]);
+    memcpy(off, offsets, sizeof *off * ((size_t)n_ids + 1));
+    tok->world = m;
+    for (int i = 1; i < n_ids; i++)
+        if (offsets[i + 1] - offsets[i] > m->max_len) m->max_len = offsets[i + 1] - offsets[i];
+    rwkv_status st = world_build(tok, m, blob, offsets[n_ids], off, n_ids, name, err);
+    if (st != RWKV_OK) {
+        rwkv_tokenizer_free(tok);
+        return st;
+    }
+    *out = tok;
+    return rwkv_ok(err);
 }
 
 rwkv_status tok_world_encode(const rwkv_tokenizer *tok, const char *text, size_t len,
