@@ -50,6 +50,9 @@ const char *rwkv_tokenizer_kind(const rwkv_tokenizer *tok); /* "bytes", "neox" o
 /* One more than the largest id the tokenizer knows (neox 50277, world 65530,
  * bytes 256). Model embedding tables may be larger (World models: 65536). */
 int rwkv_tokenizer_vocab_size(const rwkv_tokenizer *tok);
+/* The bytes id decodes to (*len of them; not terminated), or NULL for an id
+ * outside [0, vocab_size). Valid while the tokenizer lives. */
+const char *rwkv_tokenizer_token(const rwkv_tokenizer *tok, int id, size_t *len);
 /* The end-of-text id: 0 for neox ("<|endoftext|>") and world; -1 for bytes. */
 int rwkv_tokenizer_eos(const rwkv_tokenizer *tok);
 

@@ -60,7 +60,7 @@ static const gguf_rwkv_name v6_names[] = {
     {"time_mix_lerp_fused.weight", "att.time_maa_", GR_MIXES},
     {"time_mix_w1.weight", "att.time_maa_w1", GR_TRANSPOSE},
     {"time_mix_w2.weight", "att.time_maa_w2", GR_TRANSPOSE},
-    {"time_mix_first.weight", "att.time_faaaa", GR_HEADS},
+    {"time_mix_first.weight", "att.time_faaaa", GR_KEEP}, /* [H, N] in both */
     {"time_mix_decay.weight", "att.time_decay", GR_VEC3},
     {"time_mix_decay_w1.weight", "att.time_decay_w1", GR_TRANSPOSE},
     {"time_mix_decay_w2.weight", "att.time_decay_w2", GR_TRANSPOSE},

@@ -119,6 +119,12 @@ const char *rwkv_tokenizer_kind(const rwkv_tokenizer *tok) {
 }
 
 int rwkv_tokenizer_vocab_size(const rwkv_tokenizer *tok) { return tok ? tok->vocab_size : 0; }
+
+const char *rwkv_tokenizer_token(const rwkv_tokenizer *tok, int id, size_t *len) {
+    if (!tok || id < 0 || id >= tok->vocab_size) return NULL;
+    *len = tok->off[id + 1] - tok->off[id];
+    return tok->blob + tok->off[id];
+}
 int rwkv_tokenizer_eos(const rwkv_tokenizer *tok) { return tok ? tok->eos : -1; }
 
 rwkv_status rwkv_tokenize(const rwkv_tokenizer *tok, const char *text, size_t len,

@@ -1,7 +1,9 @@
-/* rwkv_quantize (include/rwkv_quant.h): checkpoint -> rwkv.cpp file with
- * block-quantized matrices. The values follow rwkv.cpp's converter (time_*
- * vectors squeezed to 1-D, RWKV-4 time_decay stored as -exp(θ), vectors
- * f32), so the file loads in rwkv.cpp and back in rwkv.c unchanged. */
+/* rwkv_quantize (include/rwkv_quant.h): checkpoint -> a file with
+ * block-quantized matrices. RWKV-4/5 become rwkv.cpp files whose values
+ * follow rwkv.cpp's converter (time_* vectors squeezed to 1-D, RWKV-4
+ * time_decay stored as -exp(θ), RWKV-5 time_decay as exp(-exp(θ)) and
+ * time_first as exp(u), vectors f32), so the file loads in rwkv.cpp and back
+ * in rwkv.c unchanged; RWKV-6/7 become GGUF files (tools/quantize_gguf.c). */
 #include <ctype.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -12,15 +14,15 @@
 
 #include "formats/rwkvcpp_write.h"
 #include "kernels/kernels.h"
-#include "model/model.h"
-#include "rwkv_quant.h"
+#include "tools/quantize.h"
 
 static const struct {
     const char *name;
     dtype type;
 } quant_types[] = {
     [RWKV_QUANT_Q8_0] = {"q8_0", DT_Q8_0}, [RWKV_QUANT_Q4_0] = {"q4_0", DT_Q4_0}, [RWKV_QUANT_Q4_1] = {"q4_1", DT_Q4_1},
-    [RWKV_QUANT_Q5_0] = {"q5_0", DT_Q5_0}, [RWKV_QUANT_Q5_1] = {"q5_1", DT_Q5_1}, [RWKV_QUANT_F16] = {"f16", DT_F16},
+    [RWKV_QUANT_Q5_0] = {"q5_0", DT_Q5_0}, [RWKV_QUANT_Q5_1] = {"q5_1", DT_Q5_1}, [RWKV_QUANT_Q4_K] = {"q4_k", DT_Q4_K},
+    [RWKV_QUANT_Q5_K] = {"q5_k", DT_Q5_K}, [RWKV_QUANT_Q6_K] = {"q6_k", DT_Q6_K}, [RWKV_QUANT_F16] = {"f16", DT_F16},
     [RWKV_QUANT_F32] = {"f32", DT_F32},
 };
 
@@ -72,19 +74,17 @@ static void convert_chunk(void *p, int chunk) {
     free(row);
 }
 
-/* Converts (and quantizes) one tensor into an owned buffer. */
-static rwkv_status convert_tensor(const tensor *in, dtype to, tensor *out, rwkv_error *err) {
+rwkv_status quantize_tensor(const tensor *in, const char *name, dtype to, tensor *out, rwkv_error *err) {
     int64_t numel = tensor_numel(in);
     *out = *in;
-    out->name = NULL;
     out->data = NULL;
     out->type = to;
     out->nbytes = dtype_bytes_for(to, (uint64_t)numel);
-    out->name = strdup(in->name);
+    out->name = strdup(name);
     void *buf = malloc(out->nbytes ? out->nbytes : 1);
     if (!out->name || !buf) {
         free(buf);
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", in->name);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", name);
     }
     out->data = buf;
     if (to == in->type) {
@@ -96,31 +96,36 @@ static rwkv_status convert_tensor(const tensor *in, dtype to, tensor *out, rwkv_
                      numel / cols, 0};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     parallel_for(cores > 0 ? (int)cores : 1, (int)((j.rows + CONVERT_CHUNK - 1) / CONVERT_CHUNK), convert_chunk, &j);
-    if (atomic_load(&j.bad)) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", in->name);
+    if (atomic_load(&j.bad)) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", name);
     return RWKV_OK;
 }
 
-rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_quant_type type,
-                             rwkv_quant_type head_type, rwkv_error *err) {
-    if (!in_path || !out_path) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: paths are required");
-    if ((unsigned)type > RWKV_QUANT_F32) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown type");
-    if ((unsigned)head_type > RWKV_QUANT_DEFAULT) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown head type");
-    const dtype mat = quant_types[type].type;
-    const dtype head = head_type == RWKV_QUANT_DEFAULT ? (dtype_is_block(mat) ? DT_Q8_0 : mat)
-                                                       : quant_types[head_type].type;
-    rwkv_model *m;
-    rwkv_status s = rwkv_model_load(in_path, &m, err);
-    if (s != RWKV_OK) return s;
-    if (strcmp(m->info.version, "4") != 0) {
-        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: quantization is implemented for RWKV-4 only (this is RWKV-%s)",
-                      in_path, m->info.version);
-        rwkv_model_free(m);
-        return s;
-    }
+dtype quantize_fit(dtype to, int64_t cols) {
+    if (!dtype_is_block(to) || cols % (int64_t)dtype_block_elems(to) == 0) return to;
+    dtype fallback = to == DT_Q4_K ? DT_Q5_0 : to == DT_Q5_K ? DT_Q5_1 : to == DT_Q6_K ? DT_Q8_0 : DT_F16;
+    return quantize_fit(fallback, cols);
+}
+
+/* rwkv.cpp's value conventions for RWKV-4/5 (docs/formats.md): decays and
+ * bonuses as the converter stores them. */
+static void to_rwkvcpp_values(const char *name, int v5, tensor *t) {
+    float *d = (float *)t->data;
+    const int64_t n = tensor_numel(t);
+    if (ends_with(name, ".att.time_decay"))
+        for (int64_t j = 0; j < n; j++) d[j] = v5 ? (float)exp(-exp((double)d[j])) : -expf(d[j]);
+    else if (v5 && ends_with(name, ".att.time_first"))
+        for (int64_t j = 0; j < n; j++) d[j] = expf(d[j]);
+}
+
+static rwkv_status write_rwkvcpp(const rwkv_model *m, const char *out_path, dtype mat, dtype head, rwkv_error *err) {
+    if (dtype_block_elems(mat) > 32 || dtype_block_elems(head) > 32)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "the k-quants need a GGUF file, which holds RWKV-6 and RWKV-7 "
+                         "models only; RWKV-%s is written as an rwkv.cpp file", m->info.version);
+    const int v5 = m->info.version[0] == '5';
     const tensor_set *set = &m->weights;
     tensor *outs = calloc((size_t)set->count, sizeof *outs);
     int n = 0;
-    if (!outs) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    rwkv_status s = outs ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     for (int i = 0; s == RWKV_OK && i < set->count; i++) {
         const tensor *t = &set->tensors[i];
         tensor in = *t;
@@ -138,13 +143,9 @@ rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_qua
         else if (strcmp(t->name, "head.weight") == 0) to = head;
         else to = mat;
         if (dtype_is_block(to) && in.shape[in.ndim - 1] % 32) to = DT_F16; /* rows must be whole blocks */
-        s = convert_tensor(&in, to, &outs[n], err);
+        s = quantize_tensor(&in, t->name, to, &outs[n], err);
         if (s != RWKV_OK) break;
-        n++;
-        if (ends_with(t->name, ".att.time_decay")) { /* rwkv.cpp stores d = -exp(θ) */
-            float *d = (float *)outs[n - 1].data;
-            for (int64_t j = 0; j < tensor_numel(&outs[n - 1]); j++) d[j] = -expf(d[j]);
-        }
+        to_rwkvcpp_values(t->name, v5, &outs[n++]);
     }
     if (s == RWKV_OK)
         s = rwkvcpp_write(out_path, outs, n, m->info.n_vocab, m->info.n_embd, m->info.n_layer, mat, err);
@@ -153,8 +154,38 @@ rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_qua
         free((void *)outs[i].data);
     }
     free(outs);
+    return s;
+}
+
+rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const rwkv_quant_options *o,
+                               rwkv_error *err) {
+    if (!in_path || !out_path || !o) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: paths are required");
+    if ((unsigned)o->type > RWKV_QUANT_F32) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown type");
+    if ((unsigned)o->head_type > RWKV_QUANT_DEFAULT)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown head type");
+    const dtype mat = quant_types[o->type].type;
+    const dtype head = o->head_type != RWKV_QUANT_DEFAULT ? quant_types[o->head_type].type
+                       : !dtype_is_block(mat)          ? mat
+                       : dtype_block_elems(mat) > 32   ? DT_Q6_K
+                                                       : DT_Q8_0;
+    rwkv_model *m;
+    rwkv_status s = rwkv_model_load(in_path, &m, err);
+    if (s != RWKV_OK) return s;
+    const char v = m->info.version[0];
+    if (v == '4' || v == '5') s = write_rwkvcpp(m, out_path, mat, head, err);
+    else if (v == '6' || v == '7') s = quantize_gguf(m, in_path, out_path, mat, head, o->tokenizer, err);
+    else s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: RWKV-%s cannot be quantized", in_path, m->info.version);
+    if (s != RWKV_OK && err && strncmp(err->message, out_path, strlen(out_path)) != 0 &&
+        strncmp(err->message, in_path, strlen(in_path)) != 0)
+        rwkv_error_prefix(err, in_path);
     rwkv_model_free(m);
     return s == RWKV_OK ? rwkv_ok(err) : s;
+}
+
+rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_quant_type type,
+                             rwkv_quant_type head_type, rwkv_error *err) {
+    rwkv_quant_options o = {type, head_type, NULL};
+    return rwkv_quantize_opts(in_path, out_path, &o, err);
 }
 
 rwkv_status rwkv_quantize(const char *in_path, const char *out_path, rwkv_quant_type type, rwkv_error *err) {
