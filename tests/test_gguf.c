@@ -9,6 +9,7 @@
 
 #include "formats/formats.h"
 #include "rwkv.h"
+#include "rwkv_quant.h"
 #include "rwkv_tokenizer.h"
 #include "test.h"
 
@@ -277,9 +278,104 @@ static void test_gguf_vocabulary(void) {
     if (n == 0) SKIP("no case folders under ../shared/" CASES);
 }
 
+/* Logits of 16 byte tokens, RNN mode (NULL on error, with msg). */
+static float *logits16(const char *path, int *V, char *msg, size_t msg_size) {
+    gguf_case c = {.n_tokens = 16};
+    for (int t = 0; t < 16; t++) c.tokens[t] = (t * 37 + 11) % 256;
+    rwkv_model *m = NULL;
+    rwkv_error err;
+    if (rwkv_model_load(path, &m, &err) != RWKV_OK) {
+        snprintf(msg, msg_size, "%s", err.message);
+        return NULL;
+    }
+    rwkv_model_info info;
+    rwkv_model_get_info(m, &info);
+    c.vocab = *V = info.n_vocab;
+    float *out = run_model(m, &c, 0, msg, msg_size);
+    rwkv_model_free(m);
+    return out;
+}
+
+/* |logits(a) - logits(b)| over 16 tokens, as a fraction of the logit scale. */
+static double model_distance(const char *a, const char *b, char *msg, size_t msg_size) {
+    int Va = 0, Vb = 0;
+    float *la = logits16(a, &Va, msg, msg_size), *lb = la ? logits16(b, &Vb, msg, msg_size) : NULL;
+    double e = la && lb && Va == Vb ? scaled_err(lb, la, 16, Va) : INFINITY;
+    free(la), free(lb);
+    return e;
+}
+
+/* The yardstick of a model's quantization error: how far rwkv.cpp's own
+ * Q5_1 file of it lies from it (these tiny random models are sensitive),
+ * at least 0.05 of the logit scale; 0.05 when there is no such file. */
+static double yardstick(const char *src, char *msg, size_t msg_size) {
+    const char *fp32 = strstr(src, "-FP32.bin");
+    if (!fp32) return 0.05;
+    char sibling[640];
+    snprintf(sibling, sizeof sibling, "%.*s-Q5_1.bin", (int)(fp32 - src), src);
+    if (access(sibling, R_OK) != 0) return 0.05;
+    return fmax(0.05, model_distance(src, sibling, msg, msg_size));
+}
+
+/* rwkv quantize on every RWKV version: the file it writes (rwkv.cpp for
+ * v5, GGUF for v6/v7) loads back as the same model: to float rounding for
+ * f32 and f16, and for the block types within a multiple of the yardstick
+ * (8 and 6 bits: 1, 5 bits: 1.25, 4 bits: 3). The k-quants are refused for
+ * rwkv.cpp files. */
+static void test_quantize_every_version(void) {
+    static const struct {
+        const char *src, *tokenizer;
+    } sources[] = {
+        {"reference/rwkv-cpp/tiny-rwkv-5v1-730K-FP32.bin", "bytes"},
+        {"reference/rwkv-cpp/tiny-rwkv-5v2-730K-FP32.bin", "bytes"},
+        {"reference/rwkv-cpp/tiny-rwkv-6v0-3m-Q5_1.bin", "bytes"},
+        {"reference/rwkv-cpp/tiny-rwkv-7v0-834K-FP32.bin", "bytes"},
+        {CASES "/tiny/model.f16.gguf", NULL},
+    };
+    static const struct {
+        rwkv_quant_type type;
+        double absolute, of_yardstick; /* the bound: absolute, or a multiple of the yardstick */
+    } types[] = {{RWKV_QUANT_F32, 1e-4, 0}, {RWKV_QUANT_F16, 0.01, 0}, {RWKV_QUANT_Q8_0, 0, 1},
+                 {RWKV_QUANT_Q6_K, 0, 1},   {RWKV_QUANT_Q5_1, 0, 1.25}, {RWKV_QUANT_Q4_K, 0, 3}};
+    char msg[1024] = "";
+    int ran = 0;
+    for (size_t si = 0; si < sizeof sources / sizeof sources[0] && !msg[0]; si++) {
+        char src[600], out[128];
+        shared_path(src, sizeof src, sources[si].src);
+        if (access(src, R_OK) != 0) continue;
+        const double y = yardstick(src, msg, sizeof msg);
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0] && !msg[0]; ti++) {
+            snprintf(out, sizeof out, "/tmp/rwkv-test-quant-%d.out", (int)getpid());
+            rwkv_quant_options o = {types[ti].type, RWKV_QUANT_DEFAULT, sources[si].tokenizer};
+            rwkv_error err;
+            rwkv_status s = rwkv_quantize_opts(src, out, &o, &err);
+            const char *name = rwkv_quant_type_name(types[ti].type);
+            if (strstr(src, "5v") && (types[ti].type == RWKV_QUANT_Q4_K || types[ti].type == RWKV_QUANT_Q6_K)) {
+                if (s != RWKV_ERR_UNSUPPORTED) snprintf(msg, sizeof msg, "%s: %s into an rwkv.cpp file must be refused", src, name);
+                continue;
+            }
+            if (s != RWKV_OK) {
+                snprintf(msg, sizeof msg, "quantize %.300s %s: %.500s", src, name, err.message);
+                break;
+            }
+            double e = model_distance(src, out, msg, sizeof msg);
+            double bound = types[ti].absolute > 0 ? types[ti].absolute : types[ti].of_yardstick * y;
+            printf("# %s -> %s: logits within %.3g of the logit scale (bound %.3g)\n", sources[si].src, name, e, bound);
+            if (!msg[0] && !(e <= bound))
+                snprintf(msg, sizeof msg, "%s as %s: logits differ by %.3g of the logit scale (> %.3g)", src, name, e,
+                         bound);
+            remove(out);
+        }
+        ran++;
+    }
+    CHECK(!msg[0], "%s", msg);
+    if (!ran) SKIP("no source models under ../shared");
+}
+
 int main(void) {
     RUN(test_gguf_cases);
     RUN(test_gguf_same_model_as_pth);
     RUN(test_gguf_vocabulary);
+    RUN(test_quantize_every_version);
     return test_summary();
 }

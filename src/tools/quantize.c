@@ -135,10 +135,11 @@ static rwkv_status write_rwkvcpp(const rwkv_model *m, const char *out_path, dtyp
             for (int d = 0; d < t->ndim; d++)
                 if (t->shape[d] != 1) in.shape[nd++] = t->shape[d];
             if (nd == 0) in.shape[nd++] = 1;
+            if (v5 && ends_with(t->name, ".att.time_faaaa") && nd < 3) in.shape[nd++] = 1; /* v5.2: [H, N, 1] */
             in.ndim = nd;
         }
         dtype to;
-        if (in.ndim != 2) to = DT_F32;
+        if (in.ndim != 2 || strstr(t->name, ".time_")) to = DT_F32;
         else if (strcmp(t->name, "emb.weight") == 0) to = t->type == DT_F16 ? DT_F16 : DT_F32;
         else if (strcmp(t->name, "head.weight") == 0) to = head;
         else to = mat;
