@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "formats/formats.h"
+#include "formats/gguf_write.h"
 #include "rwkv.h"
 #include "rwkv_quant.h"
 #include "rwkv_tokenizer.h"
@@ -372,7 +373,110 @@ static void test_quantize_every_version(void) {
     if (!ran) SKIP("no source models under ../shared");
 }
 
+/* ---- malformed files --------------------------------------------------- */
+
+/* A small valid GGUF file: architecture rwkv7, one f32 tensor [2, 32]. */
+static size_t valid_file(const char *path, uint8_t **bytes) {
+    static float data[64];
+    gguf_out_kv kv[2] = {{.key = "general.architecture", .type = GGUF_STRING, .str = "rwkv7", .len = 5},
+                         {.key = "rwkv7.wkv.head_size", .type = GGUF_U32, .u = 32}};
+    tensor t = {.name = "token_embd.weight", .type = DT_F32, .ndim = 2, .shape = {2, 32}, .data = data,
+                .nbytes = sizeof data};
+    if (gguf_write(path, kv, 2, &t, 1, NULL) != RWKV_OK) return 0;
+    FILE *f = fopen(path, "rb");
+    *bytes = malloc(4096);
+    size_t n = f && *bytes ? fread(*bytes, 1, 4096, f) : 0;
+    if (f) fclose(f);
+    return n;
+}
+
+static void put_u64_at(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static size_t find(const uint8_t *b, size_t n, const char *s) {
+    size_t m = strlen(s);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(b + i, s, m) == 0) return i;
+    return 0;
+}
+
+/* Writes b[0..n) to path and reads it: it must fail with a one-line message
+ * naming the file and containing `want`. */
+static int expect_error(const char *path, const uint8_t *b, size_t n, const char *want, char *msg, size_t msg_size) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n) {
+        if (f) fclose(f);
+        snprintf(msg, msg_size, "cannot write %s", path);
+        return 0;
+    }
+    fclose(f);
+    tensor_set set;
+    rwkv_error err;
+    rwkv_status s = checkpoint_read(path, &set, &err);
+    if (s == RWKV_OK) {
+        tensor_set_free(&set);
+        snprintf(msg, msg_size, "a broken file (expected '%s') was read", want);
+        return 0;
+    }
+    if (!strstr(err.message, path) || strchr(err.message, '\n') || !strstr(err.message, want)) {
+        snprintf(msg, msg_size, "message '%s' should name the file and say '%s'", err.message, want);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_gguf_bad_files(void) {
+    char path[64], msg[1024] = "";
+    snprintf(path, sizeof path, "/tmp/rwkv-test-gguf-%d.gguf", (int)getpid());
+    uint8_t *good = NULL, *b = malloc(4096);
+    size_t n = valid_file(path, &good);
+    CHECK(n > 0 && b, "cannot write a GGUF file");
+    tensor_set set;
+    rwkv_error err;
+    CHECK(checkpoint_read(path, &set, &err) == RWKV_OK, "the valid file must read: %s", err.message);
+    CHECK(set.count == 1 && strcmp(set.tensors[0].name, "emb.weight") == 0, "token_embd.weight becomes emb.weight");
+    tensor_set_free(&set);
+    /* every truncation */
+    for (size_t cut = 4; cut < n && !msg[0]; cut++) expect_error(path, good, cut, "GGUF", msg, sizeof msg);
+    const size_t info = find(good, n, "token_embd.weight") + strlen("token_embd.weight"); /* ndim, dims, type, offset */
+    const size_t arch = find(good, n, "rwkv7");
+    static const struct {
+        const char *what, *want;
+    } cases[] = {
+        {"magic", "unknown file format"},          {"version", "GGUF version 2"},
+        {"tensor count", "more than the file"}, {"key count", "more than the file"},
+        {"string length", "runs past the end"}, {"tensor type", "ggml type 10"},
+        {"tensor offset", "not a multiple"},    {"offset past end", "runs past the end"},
+        {"dimension", "dimension 0"},           {"architecture", "not one rwkv.c runs"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0] && !msg[0]; c++) {
+        memcpy(b, good, n);
+        switch (c) {
+        case 0: b[0] = 'X'; break;
+        case 1: b[4] = 2; break;
+        case 2: put_u64_at(b + 8, (uint64_t)1 << 60); break;
+        case 3: put_u64_at(b + 16, (uint64_t)1 << 40); break;
+        case 4: put_u64_at(b + 24, (uint64_t)1 << 50); break; /* the first key's length */
+        case 5: b[info + 4 + 16] = 10; break;                 /* Q2_K */
+        case 6: put_u64_at(b + info + 4 + 16 + 4, 3); break;
+        case 7: put_u64_at(b + info + 4 + 16 + 4, 1u << 20); break;
+        case 8: put_u64_at(b + info + 4, 0); break;
+        case 9: memcpy(b + arch, "llama", 5); break;
+        }
+        if (!expect_error(path, b, n, cases[c].want, msg, sizeof msg)) {
+            char m2[1024];
+            snprintf(m2, sizeof m2, "%s: %s", cases[c].what, msg);
+            snprintf(msg, sizeof msg, "%s", m2);
+        }
+    }
+    remove(path);
+    free(good), free(b);
+    CHECK(!msg[0], "%s", msg);
+}
+
 int main(void) {
+    RUN(test_gguf_bad_files);
     RUN(test_gguf_cases);
     RUN(test_gguf_same_model_as_pth);
     RUN(test_gguf_vocabulary);
