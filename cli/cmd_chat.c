@@ -306,6 +306,11 @@ int cmd_chat(int argc, char **argv) {
     if (threads > 0) rwkv_model_set_threads(c.m, (int)threads);
     rwkv_model_info info;
     rwkv_model_get_info(c.m, &info);
+    if (info.arch != RWKV_ARCH_RWKV) {
+        fprintf(stderr, "rwkv: %s is a GPT baseline checkpoint: chat needs an RWKV model (its state is copied and "
+                        "saved across turns); use 'rwkv generate'\n", model_path);
+        goto done;
+    }
     c.n_vocab = info.n_vocab;
     c.n_sample = info.n_vocab;
     int tv = rwkv_tokenizer_vocab_size(c.tok);

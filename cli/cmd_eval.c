@@ -1,6 +1,6 @@
 /* rwkv eval: perplexity / loss / bits per byte over a text file, or LAMBADA
  * last-word accuracy and perplexity (docs/eval.md), for an RWKV model or the
- * GPT baseline (a file rwkv_model_load refuses is asked rwkv_checkpoint_arch). */
+ * GPT baseline (rwkv_model_load reads both and says which it is). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +13,6 @@
 
 #include "cli.h"
 #include "rwkv_eval.h"
-#include "rwkv_gpt.h"
 #include "rwkv_tokenizer.h"
 
 static void help(void) {
@@ -211,21 +210,18 @@ int cmd_eval(int argc, char **argv) {
 
     rwkv_error err = {0};
     rwkv_model *m = NULL;
-    rwkv_gpt *g = NULL;
     rwkv_tokenizer *tok = NULL;
     int rc = 1, n_ctx = 0;
     char desc[160];
     if (rwkv_tokenizer_load(tok_path, &tok, &err) != RWKV_OK) return cli_report(&err);
-    if (rwkv_model_load(model_path, &m, &err) != RWKV_OK) {
-        /* not an RWKV model: the GPT baseline, or the load error */
-        rwkv_arch arch;
-        if (rwkv_checkpoint_arch(model_path, &arch, NULL) != RWKV_OK || arch != RWKV_ARCH_GPT) goto done;
-        if (rwkv_gpt_load(model_path, &g, &err) != RWKV_OK) goto done;
-        if (threads > 0) rwkv_gpt_set_threads(g, (int)threads);
-        rwkv_gpt_info gi;
-        rwkv_gpt_get_info(g, &gi);
-        n_ctx = gi.n_ctx;
-        snprintf(desc, sizeof desc, "GPT, %d layers, width %d, context %d", gi.n_layer, gi.n_embd, gi.n_ctx);
+    if (rwkv_model_load(model_path, &m, &err) != RWKV_OK) goto done;
+    if (threads > 0) rwkv_model_set_threads(m, (int)threads);
+    rwkv_model_info info;
+    rwkv_model_get_info(m, &info);
+    const int g = info.arch == RWKV_ARCH_GPT;
+    if (g) {
+        n_ctx = info.n_ctx;
+        snprintf(desc, sizeof desc, "GPT, %d layers, width %d, context %d", info.n_layer, info.n_embd, info.n_ctx);
         if (window > n_ctx) {
             rc = cli_usage_error("eval", "--window %ld exceeds the model's context of %d positions", window, n_ctx);
             goto done_quiet;
@@ -241,9 +237,6 @@ int cmd_eval(int argc, char **argv) {
                                          "text)");
             goto done_quiet;
         }
-        if (threads > 0) rwkv_model_set_threads(m, (int)threads);
-        rwkv_model_info info;
-        rwkv_model_get_info(m, &info);
         snprintf(desc, sizeof desc, "RWKV-%s, %d layers, width %d", info.version, info.n_layer, info.n_embd);
     }
     progress pr = {!quiet, isatty(2), now_s(), 0, -1, data ? "tokens" : "passages"};
@@ -270,8 +263,7 @@ int cmd_eval(int argc, char **argv) {
                               .stride = (size_t)stride};
         rwkv_ppl_result r;
         double t0 = now_s();
-        rwkv_status st = g ? rwkv_eval_perplexity_gpt(g, all, total, &o, &r, &err)
-                           : rwkv_eval_perplexity(m, all, total, &o, &r, &err);
+        rwkv_status st = rwkv_eval_perplexity(m, all, total, &o, &r, &err);
         if (st != RWKV_OK) goto done_data;
         double secs = now_s() - t0;
         double bpt = r.loss / log(2.0), top1 = (double)r.n_top1 / (double)r.n_tokens;
@@ -329,8 +321,7 @@ int cmd_eval(int argc, char **argv) {
         rwkv_lambada_set *set;
         if (rwkv_lambada_read(lambada, (size_t)limit, &set, &err) != RWKV_OK) goto done;
         double t0 = now_s();
-        rwkv_status st = g ? rwkv_eval_lambada_gpt(g, tok, set, lambada_progress, &pr, &r, &err)
-                           : rwkv_eval_lambada(m, tok, set, lambada_progress, &pr, &r, &err);
+        rwkv_status st = rwkv_eval_lambada(m, tok, set, lambada_progress, &pr, &r, &err);
         rwkv_lambada_free(set);
         if (st != RWKV_OK) goto done;
         double secs = now_s() - t0;
@@ -370,7 +361,6 @@ done:
     if (rc) cli_report(&err);
 done_quiet:
     rwkv_model_free(m);
-    rwkv_gpt_free(g);
     rwkv_tokenizer_free(tok);
     return rc;
 }

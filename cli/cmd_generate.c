@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "rwkv_gpt.h"
 #include "rwkv_sample.h"
 #include "rwkv_tokenizer.h"
 
@@ -294,30 +293,13 @@ static size_t max_stop_len(const stop_list *st) {
     return m;
 }
 
-/* The model being sampled: an RWKV model and its state, or the GPT baseline
- * and its KV cache. */
+/* The model being sampled and its state (the GPT's: its KV cache). */
 typedef struct gen_model {
     rwkv_model *m;
     rwkv_state *st;
-    rwkv_gpt *g;
     int n_vocab;
     int n_ctx; /* GPT: positions; 0 for RWKV (unbounded) */
 } gen_model;
-
-/* Feeds the prompt; logits receives the last token's. */
-static rwkv_status gen_feed(gen_model *gm, const int *toks, size_t n, size_t chunk, float *logits, rwkv_error *err) {
-    if (!gm->g) return cli_feed(gm->m, gm->st, toks, n, chunk, logits, err);
-    for (size_t i = 0; i < n; i++) {
-        rwkv_status s = rwkv_gpt_eval(gm->g, toks[i], i + 1 == n ? logits : NULL, err);
-        if (s != RWKV_OK) return s;
-    }
-    return RWKV_OK;
-}
-
-/* Feeds one generated token (logits may be NULL). */
-static rwkv_status gen_step(gen_model *gm, int t, float *logits, rwkv_error *err) {
-    return gm->g ? rwkv_gpt_eval(gm->g, t, logits, err) : rwkv_eval(gm->m, gm->st, t, logits, err);
-}
 
 int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
@@ -428,27 +410,19 @@ int cmd_generate(int argc, char **argv) {
         prompt = "";
     }
     if (rwkv_tokenizer_load(tok_path, &tok, &err) != RWKV_OK) goto fail;
-    if (rwkv_model_load(model_path, &gm.m, &err) != RWKV_OK) {
-        /* not an RWKV model: the GPT baseline, or the load error */
-        rwkv_arch arch;
-        if (rwkv_checkpoint_arch(model_path, &arch, NULL) != RWKV_OK || arch != RWKV_ARCH_GPT) goto fail;
+    if (rwkv_model_load(model_path, &gm.m, &err) != RWKV_OK) goto fail;
+    if (threads > 0) rwkv_model_set_threads(gm.m, (int)threads);
+    rwkv_model_info info;
+    rwkv_model_get_info(gm.m, &info);
+    gm.n_vocab = info.n_vocab;
+    gm.n_ctx = info.n_ctx;
+    if (info.arch == RWKV_ARCH_GPT) {
         if (state_in || state_out || chunk_opt) {
             cli_usage_error(cmd, "%s needs an RWKV model; %s is a GPT baseline checkpoint (no recurrent state)",
                             state_in ? "--state-in" : state_out ? "--state-out" : "--chunk", model_path);
             rc = 2;
             goto done;
         }
-        if (rwkv_gpt_load(model_path, &gm.g, &err) != RWKV_OK) goto fail;
-        if (threads > 0) rwkv_gpt_set_threads(gm.g, (int)threads);
-        rwkv_gpt_info gi;
-        rwkv_gpt_get_info(gm.g, &gi);
-        gm.n_vocab = gi.n_vocab;
-        gm.n_ctx = gi.n_ctx;
-    } else {
-        if (threads > 0) rwkv_model_set_threads(gm.m, (int)threads);
-        rwkv_model_info info;
-        rwkv_model_get_info(gm.m, &info);
-        gm.n_vocab = info.n_vocab;
     }
     for (size_t k = 0; k < stops.n_ids; k++)
         if (stops.ids[k] >= gm.n_vocab) {
@@ -456,7 +430,7 @@ int cmd_generate(int argc, char **argv) {
                     gm.n_vocab);
             goto done;
         }
-    if (gm.m && rwkv_state_new(gm.m, &gm.st, &err) != RWKV_OK) goto fail;
+    if (rwkv_state_new(gm.m, &gm.st, &err) != RWKV_OK) goto fail;
     if (state_in && rwkv_state_load(gm.st, state_in, &err) != RWKV_OK) goto fail;
     if (rwkv_tokenize(tok, prompt, prompt_len, &ptoks, &n_ptoks, &err) != RWKV_OK) goto fail;
     if (n_ptoks == 0) {
@@ -483,7 +457,7 @@ int cmd_generate(int argc, char **argv) {
     int eos = ignore_eos ? -1 : rwkv_tokenizer_eos(tok);
 
     double t0 = cli_now();
-    if (gen_feed(&gm, ptoks, n_ptoks, (size_t)chunk, logits, &err) != RWKV_OK) goto fail;
+    if (cli_feed(gm.m, gm.st, ptoks, n_ptoks, (size_t)chunk, logits, &err) != RWKV_OK) goto fail;
     double t1 = cli_now();
 
     const char *stop_reason = "length";
@@ -542,11 +516,11 @@ int cmd_generate(int argc, char **argv) {
         if (limit > emitted) emitted = limit;
         /* feed the token: the next logits, or only the state for --state-out */
         int more = i + 1 < n_gen && !stopped;
-        if (more && gm.g && rwkv_gpt_pos(gm.g) >= gm.n_ctx) { /* the context is full */
+        if (more && gm.n_ctx && rwkv_state_pos(gm.st) >= (size_t)gm.n_ctx) { /* the context is full */
             stop_reason = "context";
             break;
         }
-        if ((more || state_out) && gen_step(&gm, t, more ? logits : NULL, &err) != RWKV_OK) goto fail;
+        if ((more || state_out) && rwkv_eval(gm.m, gm.st, t, more ? logits : NULL, &err) != RWKV_OK) goto fail;
     }
     if (strcmp(stop_reason, "length") != 0 || n_gen == 0) {
         /* stopped early: whatever the decoder still holds is cut off with the rest */
@@ -604,7 +578,6 @@ done:
     rwkv_sampler_free(sampler);
     rwkv_state_free(gm.st);
     rwkv_model_free(gm.m);
-    rwkv_gpt_free(gm.g);
     rwkv_tokenizer_free(tok);
     cli_sampling_free(&smp);
     free(stops.s);

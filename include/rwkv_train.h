@@ -68,8 +68,8 @@ rwkv_init_options rwkv_init_options_default(void);
 
 /* Writes a freshly initialised model as float32 safetensors, atomically:
  * RWKV-4 with the paper's init (docs §3.1-§3.2) and the official key names,
- * or the GPT baseline with GPT-2's init (src/model/gpt.h; loadable with
- * rwkv_gpt_load of rwkv_gpt.h). */
+ * or the GPT baseline with GPT-2's init (src/model/gpt.h). Both load with
+ * rwkv_model_load. */
 rwkv_status rwkv_init_checkpoint(const rwkv_init_options *opt, const char *out_path, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */

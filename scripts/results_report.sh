@@ -119,8 +119,8 @@ $( [ "$QUICK" = 1 ] && echo "**This is a RESULTS_QUICK=1 smoke run: few steps, c
   log. Differences that belong to the architectures: RWKV-4 keeps L2Wrap and its per-parameter
   LR scales (time_decay ×2, time_first ×3); the GPT has neither.
 * Programs: \`rwkv\` (train, tokenize), \`build/bench/context_cost\` and \`build/bench/recall_probe\`
-  (bench/*.c, built by \`make results\`; they use only the public headers, the GPT through
-  include/rwkv_gpt.h). Every command below is the one the script ran; the raw logs and tables
+  (bench/*.c, built by \`make results\`; they use only the public headers, one model handle for
+  both architectures). Every command below is the one the script ran; the raw logs and tables
   stay in \`$WORK\`.
 
 ## 1. Quality at equal parameters and equal tokens

@@ -5,7 +5,7 @@
 #ifndef RWKV_MODEL_COMMON_H
 #define RWKV_MODEL_COMMON_H
 
-#include "model/model.h"
+#include "model/load.h"
 
 #define LN_EPS 1e-5f       /* every LayerNorm (docs §0) */
 #define CHUNK_TOKENS 256   /* bounds scratch memory for long prompts (ChatRWKV uses 256 too) */

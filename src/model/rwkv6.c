@@ -237,6 +237,7 @@ rwkv_status rwkv6_build(rwkv_model *m, rwkv_error *err) {
     if (!w) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     m->impl = w;
     m->ops = &rwkv6_ops;
+    m->backend = &rwkv_cpu_backend;
     rwkv_status s = common_load(set, &w->c, err);
     if (s != RWKV_OK || (s = read_heads(set, w, err)) != RWKV_OK) return s;
     w->c.layer_state = 2 * (size_t)w->c.C + (size_t)w->H * (size_t)w->N * (size_t)w->N;
