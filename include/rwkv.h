@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rwkv_export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,7 +45,7 @@ typedef struct rwkv_error {
 } rwkv_error;
 
 /* A short constant name for a status ("format error", ...). */
-const char *rwkv_status_name(rwkv_status status);
+RWKV_API const char *rwkv_status_name(rwkv_status status);
 
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
@@ -85,7 +87,7 @@ typedef struct rwkv_model_info {
  * the file's bytes: safetensors, PyTorch .pth (zip) or rwkv.cpp's ggmf files.
  * RWKV weights stay in the file's dtype (mapped from the file where the
  * layout allows); the GPT's are converted to float32. */
-rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
+RWKV_API rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
 
 /* Where and how a model is loaded; zero-initialise, then set what you need. */
 typedef struct rwkv_load_options {
@@ -93,14 +95,14 @@ typedef struct rwkv_load_options {
                            other is RWKV_ERR_UNSUPPORTED) */
 } rwkv_load_options;
 /* rwkv_model_load with options (opt may be NULL: the defaults). */
-rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out,
+RWKV_API rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out,
                                rwkv_error *err);
-void rwkv_model_free(rwkv_model *model);
-void rwkv_model_get_info(const rwkv_model *model, rwkv_model_info *info);
+RWKV_API void rwkv_model_free(rwkv_model *model);
+RWKV_API void rwkv_model_get_info(const rwkv_model *model, rwkv_model_info *info);
 
 /* Worker threads used by this model's evaluation (default: all cores;
  * <= 0: all cores). Results do not depend on it. */
-void rwkv_model_set_threads(rwkv_model *model, int n_threads);
+RWKV_API void rwkv_model_set_threads(rwkv_model *model, int n_threads);
 
 /* A fresh state for `model`: the memory of one sequence.
  * RWKV: the recurrent state, float32 data of a fixed size. Layout, RWKV-4:
@@ -110,28 +112,28 @@ void rwkv_model_set_threads(rwkv_model *model, int n_threads);
  * ffn_xx[C], i.e. (N+2)*C floats when A = C; fresh: all zeros.
  * GPT: its KV cache (the keys and values of every position fed so far),
  * which grows with the sequence up to n_ctx positions. */
-rwkv_status rwkv_state_new(const rwkv_model *model, rwkv_state **out, rwkv_error *err);
-void rwkv_state_free(rwkv_state *state);
+RWKV_API rwkv_status rwkv_state_new(const rwkv_model *model, rwkv_state **out, rwkv_error *err);
+RWKV_API void rwkv_state_free(rwkv_state *state);
 /* Back to a fresh state (the GPT keeps its cache memory for reuse). */
-void rwkv_state_reset(rwkv_state *state);
+RWKV_API void rwkv_state_reset(rwkv_state *state);
 /* Tokens fed since rwkv_state_new or rwkv_state_reset (a state read from a
  * file counts from 0). The GPT takes at most info.n_ctx. */
-size_t rwkv_state_pos(const rwkv_state *state);
+RWKV_API size_t rwkv_state_pos(const rwkv_state *state);
 /* Bytes of the state: *used = what the tokens fed so far occupy (RWKV: the
  * whole state; GPT: 2 x n_layer x pos x n_embd floats), *reserved = what is
  * allocated (the GPT's cache grows by doubling). Either may be NULL. */
-void rwkv_state_memory(const rwkv_state *state, size_t *used, size_t *reserved);
+RWKV_API void rwkv_state_memory(const rwkv_state *state, size_t *used, size_t *reserved);
 
 /* RNN states only (the GPT's KV cache is refused with RWKV_ERR_UNSUPPORTED,
  * or has size 0 and data NULL): */
-rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err);
-size_t rwkv_state_size(const rwkv_state *state);   /* in floats */
-float *rwkv_state_data(rwkv_state *state);          /* read/write view */
+RWKV_API rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err);
+RWKV_API size_t rwkv_state_size(const rwkv_state *state);   /* in floats */
+RWKV_API float *rwkv_state_data(rwkv_state *state);          /* read/write view */
 
 /* Feed one token, update the state, write n_vocab logits (logits may be
  * NULL when they are not needed). RWKV_ERR_ARG for a token outside
  * [0, n_vocab) or, for the GPT, one past its context of n_ctx positions. */
-rwkv_status rwkv_eval(rwkv_model *model, rwkv_state *state, int token,
+RWKV_API rwkv_status rwkv_eval(rwkv_model *model, rwkv_state *state, int token,
                       float *logits, rwkv_error *err);
 
 /* Sequence mode: feed n tokens at once from the given state (RWKV: matrix-
@@ -139,7 +141,7 @@ rwkv_status rwkv_eval(rwkv_model *model, rwkv_state *state, int token,
  * cache). With all_logits, logits receives n*n_vocab floats (position-major);
  * otherwise only the last position's n_vocab logits. logits may be NULL.
  * The same errors as rwkv_eval, checked before any token is fed. */
-rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
+RWKV_API rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
                                const int *tokens, size_t n, float *logits,
                                int all_logits, rwkv_error *err);
 
@@ -156,7 +158,7 @@ typedef enum rwkv_dtype {
 
 /* Writes any loadable checkpoint as safetensors with the official RWKV key
  * names and raw parameter values, atomically (temp file + rename). */
-rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path,
+RWKV_API rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path,
                                         rwkv_dtype dtype, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -168,18 +170,18 @@ rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_pat
  * and last 4 KiB and 16 strided 1 KiB blocks of a large one). Independent of
  * the order in which the file lists the tensors. Cheap even for big models,
  * but computed on every call: cache it if you need it often. */
-uint64_t rwkv_model_fingerprint(const rwkv_model *model);
+RWKV_API uint64_t rwkv_model_fingerprint(const rwkv_model *model);
 
 /* State files hold RWKV states only: a GPT's is refused (RWKV_ERR_UNSUPPORTED).
  * Writes the state to `path` atomically (temp file + fsync + rename): a
  * header binding it to the model (RWKV version, V/C/L/F/A, state size, the
  * weight fingerprint, a checksum of the data), then the floats. */
-rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_error *err);
+RWKV_API rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_error *err);
 
 /* Reads a state written by rwkv_state_save into `state`. A file of another
  * model (version, shape or fingerprint), a truncated or corrupted file is an
  * error with a one-line message, and `state` is then left unchanged. */
-rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err);
+RWKV_API rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err);
 
 #ifdef __cplusplus
 }

@@ -86,7 +86,7 @@ typedef struct rwkv_ppl_result {
  * its position) tokens before it and at most W. Each window is one
  * whole-sequence forward from position 0; the progress callback runs after
  * each. */
-rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
+RWKV_API rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
                                  const rwkv_ppl_options *opt, rwkv_ppl_result *out,
                                  rwkv_error *err);
 
@@ -110,15 +110,15 @@ typedef struct rwkv_lambada_set {
 /* The split rule of RWKV-LM (Python text.rsplit(' ', 1)): the position of the
  * LAST space character (0x20) of text[0, len). Returns 1 and sets *split, or
  * 0 when the text holds no space. */
-int rwkv_lambada_split(const char *text, size_t len, size_t *split);
+RWKV_API int rwkv_lambada_split(const char *text, size_t len, size_t *split);
 
 /* Reads a JSON Lines file of objects with a string member "text" (the
  * lambada_openai file); blank lines are skipped. At most `limit` examples
  * are read (0: all). A line that is not such an object, or a text without a
  * space, is RWKV_ERR_FORMAT naming the line. */
-rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out,
+RWKV_API rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out,
                               rwkv_error *err);
-void rwkv_lambada_free(rwkv_lambada_set *set);
+RWKV_API void rwkv_lambada_free(rwkv_lambada_set *set);
 
 /* Per-example report, after each passage. */
 typedef struct rwkv_lambada_step {
@@ -153,12 +153,12 @@ typedef struct rwkv_lambada_result {
  * n_ctx, only its last n_ctx tokens are fed (token 0 and the start of the
  * context are dropped; counted in n_truncated). A target longer than n_ctx
  * tokens is RWKV_ERR_ARG. */
-rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok,
+RWKV_API rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok,
                               const rwkv_lambada_set *set, rwkv_lambada_callback cb, void *user,
                               rwkv_lambada_result *out, rwkv_error *err);
 
 /* rwkv_lambada_read + rwkv_eval_lambada. */
-rwkv_status rwkv_eval_lambada_file(rwkv_model *model, const rwkv_tokenizer *tok,
+RWKV_API rwkv_status rwkv_eval_lambada_file(rwkv_model *model, const rwkv_tokenizer *tok,
                                    const char *path, size_t limit, rwkv_lambada_callback cb,
                                    void *user, rwkv_lambada_result *out, rwkv_error *err);
 

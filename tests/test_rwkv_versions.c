@@ -18,7 +18,7 @@
 #include "formats/formats.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_heads.h"
-#include "model/model.h"
+#include "model/load.h"
 #include "rwkv.h"
 #include "test.h"
 
