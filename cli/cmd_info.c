@@ -3,15 +3,13 @@
 
 #include "cli.h"
 
-static void help(void) {
-    printf("usage: rwkv info MODEL\n\n"
-           "Prints the checkpoint's format (detected from its bytes), RWKV version, vocabulary size V,\n"
-           "width C, layers L, FFN width F, attention width A, for RWKV-5/6/7 the heads (count x size),\n"
-           "the low-rank (LoRA) sizes and the ln_x GroupNorm epsilon, parameter count, weight dtype and file size.\n\n"
-           "For a GPT baseline checkpoint (rwkv train --arch gpt; recognised from the file): the vocabulary,\n"
-           "width, layers, heads, MLP width, context (positions of the learned position table), the\n"
-           "parameter count (of which the position table) and the KV cache per position.\n");
-}
+static const char about[] =
+    "Prints the checkpoint's format (detected from its bytes), RWKV version, vocabulary size V,\n"
+    "width C, layers L, FFN width F, attention width A, for RWKV-5/6/7 the heads (count x size),\n"
+    "the low-rank (LoRA) sizes and the ln_x GroupNorm epsilon, parameter count, weight dtype and file size.\n\n"
+    "For a GPT baseline checkpoint (rwkv train --arch gpt; recognised from the file): the vocabulary,\n"
+    "width, layers, heads, MLP width, context (positions of the learned position table), the\n"
+    "parameter count (of which the position table) and the KV cache per position.\n";
 
 static void gpt_info(const char *path, const rwkv_model_info *mi) {
     const rwkv_model_info i = *mi;
@@ -32,22 +30,22 @@ static void gpt_info(const char *path, const rwkv_model_info *mi) {
 }
 
 int cmd_info(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        help();
-        return 0;
-    }
-    if (argc != 2) return cli_usage_error("info", "expected exactly one MODEL path");
+    const char *path = NULL;
+    cli_spec spec = {"info", "rwkv info MODEL", about, NULL, 0, NULL, &path, 1, 0};
+    int rc;
+    if (!cli_parse(&spec, argc, argv, &rc)) return rc;
+    if (spec.n_args != 1) return cli_usage_error("info", "expected exactly one MODEL path");
     rwkv_error err;
     rwkv_model *m;
-    if (rwkv_model_load(argv[1], &m, &err) != RWKV_OK) return cli_report(&err);
+    if (rwkv_model_load(path, &m, &err) != RWKV_OK) return cli_report(&err);
     rwkv_model_info i;
     rwkv_model_get_info(m, &i);
     if (i.arch == RWKV_ARCH_GPT) {
-        gpt_info(argv[1], &i);
+        gpt_info(path, &i);
         rwkv_model_free(m);
         return 0;
     }
-    printf("file:        %s\n", argv[1]);
+    printf("file:        %s\n", path);
     printf("format:      %s\n", i.format);
     printf("version:     RWKV-%s\n", i.version);
     printf("n_vocab:     %d\n", i.n_vocab);
