@@ -430,7 +430,7 @@ static void test_l2wrap(void) {
     enum { B = 2, T = 5, N = B * T };
     param_layout lay;
     rwkv_error err;
-    CHECK(param_layout_init(&shape, &lay, &err) == RWKV_OK, "%s", err.message);
+    CHECK(rwkv4_layout_init(&shape, &lay, &err) == RWKV_OK, "%s", err.message);
     float *p = malloc(sizeof(float) * lay.total), *g0 = calloc(lay.total, sizeof(float));
     float *g1 = calloc(lay.total, sizeof(float)), *logits = malloc(sizeof(float) * N * 13);
     rng_state = 99;
@@ -495,7 +495,7 @@ static void test_init(void) {
         const int C = s.n_embd, A = s.dim_att, L = s.n_layer;
         param_layout lay;
         rwkv_error err;
-        CHECK(param_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
+        CHECK(rwkv4_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
         const size_t matrices = (size_t)L * (3 * A * C + C * A + 2 * s.n_ffn * C + C * C);
         const size_t vectors = (size_t)L * (9 * C + 2 * A) + 4 * (size_t)C;
         CHECK(lay.total == (size_t)2 * s.n_vocab * C + matrices + vectors, "total %zu", lay.total);
@@ -572,7 +572,7 @@ static void test_layout_and_loading(void) {
     const rwkv4_shape s = {11, 8, 2, 24, 8};
     param_layout lay;
     rwkv_error err;
-    CHECK(param_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
+    CHECK(rwkv4_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
     CHECK(lay.count == 4 + 18 * 2 + 2, "count %d", lay.count);
     CHECK(!strcmp(lay.params[0].name, "emb.weight") && !strcmp(lay.params[5].name, "blocks.0.ln0.weight") &&
               !strcmp(lay.params[lay.count - 1].name, "head.weight"),

@@ -1,4 +1,5 @@
-/* Format detection: by the file's first bytes, never by its name. */
+/* checkpoint_read (formats/formats.h): any checkpoint format, detected by the
+ * file's first bytes, never by its name. */
 #include <string.h>
 
 #include "formats/formats.h"

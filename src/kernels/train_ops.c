@@ -1,11 +1,11 @@
-/* Forward/backward pairs of the RWKV-4 layers (docs/training-math.md).
+/* Forward/backward pairs of the training layers (docs/training-math.md).
  * Every loop runs on the library's thread pool (kernels/pool.c), so training
  * shares one set of threads with the kernels: row-wise work is split over
  * rows, element-wise work over blocks of elements, and sums over rows
  * (parameter gradients of vectors) over stripes of LAYER_STRIPE columns,
  * each stripe summing its rows in order in double, so results never depend
  * on the thread count. */
-#include "train/layers.h"
+#include "kernels/train_ops.h"
 
 #include <limits.h>
 #include <math.h>
@@ -19,7 +19,7 @@
 enum { CS = LAYER_STRIPE };
 static const float zero_row[CS];
 
-/* ---- the two loop shapes of layers.h ------------------------------------ */
+/* ---- the two loop shapes of train_ops.h ------------------------------------ */
 
 /* Elements per block of an element-wise loop: a multiple of every SIMD
  * width, small enough that a loop has many blocks (parallel_rows groups

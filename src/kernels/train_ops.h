@@ -1,20 +1,22 @@
-/* The layers of RWKV-4 training as forward/backward pairs over N = B·T rows
- * (docs/rwkv-architecture.md §1.2; the backward equations are in
- * docs/training-math.md). Activations are row-major [N][width], the B
+/* The layers training is built from, as forward/backward pairs over N = B·T
+ * rows: embedding, LayerNorm, linear, residual and cross-entropy, shared by
+ * RWKV-4 (train/rwkv4_grad.c) and the GPT baseline, plus the token shift,
+ * sigmoid gate and squared ReLU of RWKV-4 (docs/rwkv-architecture.md §1.2;
+ * the backward equations are in docs/training-math.md). Activations are row-major [N][width], the B
  * sequences of T tokens one after another.
  *
  * Conventions: a backward ADDS into parameter gradients (dW, dw, db, dmu,
  * dE) and into an input gradient only where it says "+="; sums over rows
  * always run in row order (each thread owns whole columns or whole rows), so
  * results do not depend on the thread count. */
-#ifndef RWKV_TRAIN_LAYERS_H
-#define RWKV_TRAIN_LAYERS_H
+#ifndef RWKV_KERNELS_TRAIN_OPS_H
+#define RWKV_KERNELS_TRAIN_OPS_H
 
 #include <stddef.h>
 
 /* The layers' loops run on the library's thread pool (parallel_rows,
  * kernels/pool.c), in two shapes besides plain row loops, shared with the
- * GPT baseline (model/gpt.c):
+ * GPT baseline:
  *
  * parallel_range: fn(ctx, i0, i1) over consecutive blocks covering [0, n),
  * for element-wise loops (elem_work = floats touched per element); any
