@@ -1,15 +1,79 @@
-/* WKV over a training batch: forward from the zero state and the stable
- * two-sweep backward of docs/rwkv-architecture.md §2.
+/* RWKV-4's WKV: inference forward, training forward over a batch, and its
+ * backward.
  *
- * Layout [B][T][C]. Channels are independent, so work is split over blocks
- * of CB adjacent channels (one cache line of each time step); inside a block
- * time is the outer loop and the channels the inner one. The B rows of one
- * channel block are handled by one thread in order, so the sums over rows
- * (∂θ, ∂u) are the same whatever the thread count. */
+ * Per channel (channels are independent), with d = -exp(time_decay) < 0 the
+ * per-step log decay and u = time_first, the output at step t is the
+ * softmax-weighted mean of the values seen so far:
+ *
+ *     y_t = (sum_{i<t} e^{(t-1-i)d + k_i} v_i + e^{u+k_t} v_t) / D_t,
+ *     D_t =  sum_{i<t} e^{(t-1-i)d + k_i}     + e^{u+k_t}
+ *
+ * Forward, the stable recurrence: the state is (a, b, p) with true
+ * numerator e^p·a and denominator e^p·b, so every exponent below is <= 0
+ * and nothing overflows even when |k| > 88:
+ *
+ *     output: q = max(p, u+k);  y = (e^{p-q} a + e^{u+k-q} v) / (e^{p-q} b + e^{u+k-q})
+ *     update: q = max(p+d, k);  a = e^{p+d-q} a + e^{k-q} v;  b = e^{p+d-q} b + e^{k-q};  p = q
+ *
+ * Backward of L = sum_t g_t y_t (g = dL/dy), two sweeps per channel:
+ *
+ *   sweep 1, t = 0..T-1: the forward again, with the derivatives of the
+ *   numerator and denominator sums by d (a' = e^d (a + a'), b' likewise),
+ *   giving
+ *       dL/dd = sum_t g_t (a'_t - y_t b'_t) / D_t,
+ *       dL/du = sum_t g_t e^{u+k_t} (v_t - y_t) / D_t;
+ *   sweep 2, j = T-1..0: the sums over later steps
+ *       P_j = sum_{t>j} e^{(t-1-j)d} g_t / D_t,   Q_j = sum_{t>j} e^{(t-1-j)d} g_t y_t / D_t
+ *   (P_{j-1} = e^d P_j + g_j / D_j, Q likewise with g_j y_j), giving
+ *       dL/dk_j = g_j e^{u+k_j} (v_j - y_j) / D_j + e^{k_j} (P_j v_j - Q_j),
+ *       dL/dv_j = g_j e^{u+k_j} / D_j + e^{k_j} P_j.
+ *   Both sweeps keep their sums scaled by a running maximum exponent, as the
+ *   forward does. Since d = -e^θ, dL/dθ = d · dL/dd.
+ *
+ * The inference forward runs the active table's variant (kernel_ops.wkv4_forward);
+ * the training pair is scalar only. */
 #include "kernels/kernels.h"
-#include "kernels/kernels_train.h"
+#include "kernels/wkv.h"
 
-#define EMPTY_P (-1e38f) /* "no past terms yet" (§1.3) */
+void wkv4_forward_scalar(int T, int C, int c0, int c1, const float *d, const float *u, const float *k,
+                         const float *v, float *aa, float *bb, float *pp, float *y) {
+    for (int c = c0; c < c1; c++) {
+        float a = aa[c], b = bb[c], p = pp[c];
+        const float dc = d[c], uc = u[c];
+        for (int t = 0; t < T; t++) {
+            const float kt = k[(size_t)t * C + c], vt = v[(size_t)t * C + c];
+            float ww = uc + kt;
+            float q = p > ww ? p : ww;
+            float e1 = expf(p - q), e2 = expf(ww - q);
+            y[(size_t)t * C + c] = (e1 * a + e2 * vt) / (e1 * b + e2);
+            ww = p + dc;
+            q = ww > kt ? ww : kt;
+            e1 = expf(ww - q);
+            e2 = expf(kt - q);
+            a = e1 * a + e2 * vt;
+            b = e1 * b + e2;
+            p = q;
+        }
+        aa[c] = a;
+        bb[c] = b;
+        pp[c] = p;
+    }
+}
+
+void wkv4_forward(int T, int C, const float *d, const float *u, const float *k, const float *v,
+                  float *aa, float *bb, float *pp, float *y) {
+    kernels_active()->wkv4_forward(T, C, d, u, k, v, aa, bb, pp, y);
+}
+
+/* ---- training: a batch of rows from the zero state, and the backward ----
+ *
+ * Layout [B][T][C]. The backward splits the channels into blocks of CB
+ * adjacent channels (one cache line of each time step); inside a block time
+ * is the outer loop and the channels the inner one. The B rows of one
+ * channel block are handled by one thread in order, so the sums over rows
+ * (dθ, du) are the same whatever the thread count. */
+
+#define EMPTY_P (-1e38f) /* p of the empty state: "no past terms yet" */
 
 enum { CB = 16 };
 
@@ -31,7 +95,7 @@ static void wkv_forward_row(void *p, int b) {
         pp[c] = EMPTY_P;
     }
     const size_t o = (size_t)b * T * C;
-    wkv_forward(T, C, a->d, a->u, a->k + o, a->v + o, aa, bb, pp, a->out + o);
+    wkv4_forward(T, C, a->d, a->u, a->k + o, a->v + o, aa, bb, pp, a->out + o);
 }
 
 void wkv_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
@@ -53,8 +117,8 @@ static void wkv_backward_block(void *ctx, int blk) {
         const size_t o = (size_t)b * T * C + (size_t)c0;
         /* Sweep 1, t = 0..T-1: the forward recurrence again, with the
          * derivative sums a', b' (true α' = e^p a', β' = e^p b'). Stores
-         * s_t = g_t e^q / D_t in gk and q_t in gv (§2 keeps ρ_t = u + k_t - q_t;
-         * q_t itself gives sweep 2 the exact exponent -q_t of g_t / D_t). */
+         * s_t = g_t e^q / D_t in gk and q_t in gv (q_t gives sweep 2 the
+         * exact exponent -q_t of g_t / D_t). */
         float a[CB], bs[CB], ad[CB], bd[CB], p[CB];
         double gd_row[CB], gu_row[CB];
         for (int i = 0; i < nc; i++) {
@@ -119,7 +183,7 @@ static void wkv_backward_block(void *ctx, int blk) {
         }
     }
     for (int i = 0; i < nc; i++) {
-        gtheta[c0 + i] += (float)((double)d[c0 + i] * sum_gd[i]); /* ∂θ = d·∂d (§2) */
+        gtheta[c0 + i] += (float)((double)d[c0 + i] * sum_gd[i]); /* ∂θ = d·∂d */
         gu[c0 + i] += (float)sum_gu[i];
     }
 }

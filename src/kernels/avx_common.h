@@ -1,13 +1,41 @@
-/* Weight-panel packing for the blocked matmul, shared by the AVX2 and
- * AVX-512 variants (included by kernels_avx2.c / kernels_avx512.c, so it is
- * compiled for each file's instruction set). Rows are converted to f32 (or
- * read in place for f32), then transposed 8x8 at a time into Wp[c][NR]. */
-#ifndef RWKV_PACK_AVX_H
-#define RWKV_PACK_AVX_H
+/* Code shared by the AVX2 and AVX-512 tables (included by kernels_avx2.c /
+ * kernels_avx512.c, so it is compiled for each file's instruction set):
+ * scalar f16 loads, the Q4_0 nibble unpack, the software prefetch of the
+ * decode loops, and the weight-panel packing of the blocked matmul. */
+#ifndef RWKV_AVX_COMMON_H
+#define RWKV_AVX_COMMON_H
 
 #include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
+
+static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+
+/* The 32 signed values of one Q4_0 block (nibble - 8) as two 16-byte halves. */
+static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
+    const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    *lo = _mm_sub_epi8(_mm_and_si128(b, m4), e8);
+    *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), e8);
+}
+
+/* Software prefetch ~12 KB ahead of the row being read. The hardware
+ * prefetcher alone kept the slower-consuming streams (f16, q8_0: more work
+ * per byte than f32) at ~32 GB/s from DRAM on one core; prefetching this far
+ * ahead reached ~42 GB/s, the measured read bandwidth (docs/perf.md). Called
+ * once per row, it covers the next rb bytes of the stream 12 KB ahead. Not
+ * used for f32, which the hardware prefetcher keeps up with (and which lost
+ * ~10% with it). */
+#define PREFETCH_AHEAD 12288
+static inline void prefetch_row_ahead(const uint8_t *row, size_t rb) {
+    const char *p = (const char *)row + PREFETCH_AHEAD;
+    for (size_t o = 0; o < rb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
+/* ---- weight-panel packing: rows are converted to f32 (or read in place
+ * for f32), then transposed 8x8 at a time into Wp[c][NR]. */
 
 static inline void transpose8_store(const float *const src[8], int c, float *dst, int ld) {
     __m256 r0 = _mm256_loadu_ps(src[0] + c), r1 = _mm256_loadu_ps(src[1] + c);

@@ -1,9 +1,10 @@
-/* CPU feature detection (CPUID + XGETBV) and the table of kernel variants.
+/* Which kernel table runs: CPU feature detection (CPUID + XGETBV) and the
+ * choice, made once at the first call.
  *
- * Variants: "scalar" (portable C, the reference), "avx2" (AVX2 + FMA + F16C)
- * and "avx512" (AVX-512 F/BW/VL/DQ on top of those). Each SIMD variant lives in its own
- * file, compiled for its instruction set with a target pragma, so the
- * default build stays portable; a variant is only ever called when CPUID
+ * Tables: "scalar" (portable C, the reference), "avx2" (AVX2 + FMA + F16C)
+ * and "avx512" (AVX-512 F/BW/VL/DQ on top of those). Each SIMD table lives
+ * in its own file, compiled for its instruction set with a target pragma, so
+ * the default build stays portable; a table is only ever used when CPUID
  * says the CPU has the instructions and XGETBV says the OS saves the
  * registers. RWKV_KERNELS=scalar|avx2|avx512 overrides the choice. */
 #include <pthread.h>
@@ -15,28 +16,7 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define KERNELS_X86 1
 #include <cpuid.h>
-extern const kernel_ops kernels_avx2, kernels_avx512;
 #endif
-
-void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
-extern const matmul_ukernel matmul_ukernel_scalar;
-extern void (*const matmul_pack_scalar)(const matrix *, int, int, int, int, float *, float *);
-
-static void row_to_f32_scalar(dtype t, const void *src, float *dst, int n) { dtype_to_f32(t, src, dst, (size_t)n); }
-
-static const kernel_ops kernels_scalar = {
-    .name = "scalar",
-    .matvec_rows = matvec_rows_scalar,
-    .row_to_f32 = row_to_f32_scalar,
-    .mm = {4, 8, NULL}, /* micro-kernel and packing are set in init() (externs are no constant initializers) */
-    .layernorm = layernorm_scalar,
-    .wkv_forward = wkv_forward_scalar,
-    .token_mix = token_mix_scalar,
-    .relu_square = relu_square_scalar,
-    .sigmoid_mul = sigmoid_mul_scalar,
-    .add_sigmoid_mul = add_sigmoid_mul_scalar,
-};
-static kernel_ops scalar_ops; /* kernels_scalar with its micro-kernel */
 
 static int have_avx2, have_avx512;
 
@@ -72,27 +52,22 @@ static int supported(const char *name) {
     return 0;
 }
 
-static const kernel_ops *table[4];
+/* Every table compiled in, from the reference to the widest. */
+static const kernel_ops *const table[] = {
+    &kernels_scalar,
+#ifdef KERNELS_X86
+    &kernels_avx2,
+    &kernels_avx512,
+#endif
+    NULL,
+};
 static const kernel_ops *active;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init(void) {
-    scalar_ops = kernels_scalar;
-    scalar_ops.mm = matmul_ukernel_scalar;
-    scalar_ops.pack = matmul_pack_scalar;
     detect();
-    int n = 0;
-    table[n++] = &scalar_ops;
-#ifdef KERNELS_X86
-    table[n++] = &kernels_avx2;
-    table[n++] = &kernels_avx512;
-#endif
-    table[n] = NULL;
-    active = &scalar_ops;
-#ifdef KERNELS_X86
-    if (have_avx512) active = &kernels_avx512;
-    else if (have_avx2) active = &kernels_avx2;
-#endif
+    for (int i = 0; table[i]; i++) /* the widest this CPU runs */
+        if (supported(table[i]->name)) active = table[i];
     const char *env = getenv("RWKV_KERNELS");
     if (env && *env) {
         for (int i = 0; table[i]; i++)

@@ -1,89 +1,12 @@
-/* UTF-8 validation and the streaming decoder (rwkv_token_stream): token bytes
- * in, complete characters out, an incomplete tail held back.
- *
- * Well-formed UTF-8 (Unicode Table 3-7): after a lead byte the next byte must
- * lie in a lead-specific range (E0: A0..BF, ED: 80..9F, F0: 90..BF, F4: 80..8F,
- * otherwise 80..BF), the later ones in 80..BF. C0, C1, F5..FF and a stray
- * 80..BF are never valid. A "maximal subpart" is the longest prefix of a
- * well-formed sequence found before the offending byte; REPLACE mode turns
- * each into one U+FFFD and resumes at the offending byte. */
+/* The streaming decoder (rwkv_token_stream): token bytes in, complete
+ * characters out, an incomplete tail held back. A "maximal subpart" is the
+ * longest prefix of a well-formed sequence (src/tokenizer/utf8.h) found
+ * before the offending byte; REPLACE mode turns each into one U+FFFD and
+ * resumes at the offending byte. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer/tokenizer_internal.h"
-
-/* For a lead byte: the count of continuation bytes (0 for ASCII, -1 invalid)
- * and the range allowed for the first continuation byte. */
-static int lead_info(unsigned c, unsigned *lo, unsigned *hi) {
-    *lo = 0x80;
-    *hi = 0xBF;
-    if (c < 0x80) return 0;
-    if (c < 0xC2) return -1;
-    if (c < 0xE0) return 1;
-    if (c < 0xF0) {
-        if (c == 0xE0) *lo = 0xA0;
-        if (c == 0xED) *hi = 0x9F;
-        return 2;
-    }
-    if (c < 0xF5) {
-        if (c == 0xF0) *lo = 0x90;
-        if (c == 0xF4) *hi = 0x8F;
-        return 3;
-    }
-    return -1;
-}
-
-size_t tok_utf8_valid_prefix(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII fast path, 8 bytes at a time. */
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ull) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        unsigned lo, hi;
-        int k = lead_info(s[i], &lo, &hi);
-        if (k < 0) return i;
-        if (k == 0) {
-            i++;
-            continue;
-        }
-        if (n - i <= (size_t)k) return i;
-        if (s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (int j = 2; j <= k; j++)
-            if (s[i + j] < 0x80 || s[i + j] > 0xBF) return i;
-        i += (size_t)k + 1;
-    }
-    return n;
-}
-
-int tok_utf8_encode(uint32_t cp, char out[4]) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* ------------------------------------------------------------------------ */
 
 struct rwkv_token_stream {
     const rwkv_tokenizer *tok;
@@ -128,7 +51,7 @@ static void feed(rwkv_token_stream *s, const unsigned char *b, size_t n) {
             s->nseq = 0;
             s->need = 0;
         }
-        int k = lead_info(c, &s->lo, &s->hi);
+        int k = tok_utf8_lead(c, &s->lo, &s->hi);
         if (k == 0) {
             s->out.p[s->out.n++] = (char)c;
         } else if (k < 0) {
