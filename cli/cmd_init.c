@@ -27,7 +27,7 @@ int cmd_init(int argc, char **argv) {
     cli_spec spec = {"init",
                      "rwkv init --layers L --embd C --vocab V [--ffn F] [--seed S] [--emb-scale X] --out M.safetensors\n"
                      "       rwkv init --arch gpt [--heads H] [--ctx N] ... --out M.safetensors",
-                     "Writes a freshly initialised RWKV-4 model (docs/rwkv-architecture.md 3.1-3.2: the official\n"
+                     "Writes a freshly initialised RWKV-4 model (docs/model.md 3.1-3.2: the official\n"
                      "v4neo init) as float32 safetensors with the official key names, atomically; with --arch gpt\n"
                      "the GPT-2-style transformer baseline (N(0, 0.02) init, residual projections / sqrt(2L)).\n",
                      opts, CLI_N(opts), NULL, NULL, 0, 0};

@@ -172,7 +172,7 @@ int cmd_train(int argc, char **argv) {
         REAL("--val-fraction", &o.val_fraction, "X", "held-out share at the end of the data"),
         {"--val-windows", 0, CLI_INT, &o.val_windows, 0, BIG, "N",
          "validation windows of ctx tokens, evenly spread; 0 = all", NULL, NULL, NULL, NULL},
-        SECTION("model (fresh init, docs/rwkv-architecture.md 3.1-3.2)"),
+        SECTION("model (fresh init, docs/model.md 3.1-3.2)"),
         CLI_OPT_ARCH(&o.arch),
         CLI_OPT_LAYERS(&o.n_layer),
         CLI_OPT_EMBD(&o.n_embd),

@@ -107,7 +107,7 @@ RWKV_API void rwkv_model_set_threads(rwkv_model *model, int n_threads);
 /* A fresh state for `model`: the memory of one sequence.
  * RWKV: the recurrent state, float32 data of a fixed size. Layout, RWKV-4:
  * per layer l, five vectors att_xx[C], att_aa[A], att_bb[A], att_pp[A],
- * ffn_xx[C] (docs/rwkv-architecture.md §1.4); fresh: att_pp = -1e38, rest 0.
+ * ffn_xx[C] (docs/model.md §1.4); fresh: att_pp = -1e38, rest 0.
  * RWKV-5/6/7: per layer att_xx[C], S[H][N][N] (S[h][value i][key j]),
  * ffn_xx[C], i.e. (N+2)*C floats when A = C; fresh: all zeros.
  * GPT: its KV cache (the keys and values of every position fed so far),

@@ -4,7 +4,7 @@
  * example stores N key-value pairs, then asks for the value of every key,
  * in another order. Attention can look the queried key up by content in its
  * context however many pairs there are; a fixed-size recurrent state has to
- * hold all N pairs at once (docs/rwkv-architecture.md §7.5, limitation 1),
+ * hold all N pairs at once (docs/model.md §7.5, limitation 1),
  * so its accuracy is expected to fall as N grows.
  *
  * The examples are token sequences over a small vocabulary of their own (not

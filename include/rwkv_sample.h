@@ -1,6 +1,6 @@
 /*
  * rwkv_sample.h — token sampling with the semantics of the official ChatRWKV
- * pipeline (docs/generation.md; docs/rwkv-architecture.md §6).
+ * pipeline (docs/generation.md; docs/model.md §6).
  *
  * One step of generation:
  *     tok = rwkv_sampler_sample(s, logits, n_vocab);   bans, penalties, draw

@@ -1,7 +1,7 @@
 /*
  * rwkv_train.h — training RWKV-4 models (and the GPT baseline they are
  * compared with) from scratch or from a checkpoint on the CPU, with the
- * recipe of docs/rwkv-architecture.md §3.
+ * recipe of docs/model.md §3.
  *
  * Same conventions as rwkv.h: every fallible call returns an rwkv_status and
  * fills `err` (may be NULL); the library never prints and never exits.
