@@ -91,7 +91,7 @@ RWKV_API rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, 
                                  rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
-/* LAMBADA (docs/eval.md; shared/data/README.md)                            */
+/* LAMBADA (docs/eval.md)                                                   */
 /* ------------------------------------------------------------------------ */
 
 /* One passage: context = text[0, split), target = text[split, len), which

@@ -147,7 +147,7 @@ $( [ $HAVE_TS = 1 ] && echo '![Tiny Shakespeare](results/quality_ts.png)' )
 ![King James Bible](results/quality_kjv.png)
 
 What it shows: on $( [ $HAVE_TS = 1 ] && echo "Tiny Shakespeare $(verdict ts); on " )the King James Bible $(verdict kjv).
-The paper (§7.1 of docs/rwkv-architecture.md) claims RWKV-4 is on par with transformers of
+The paper (§7.1 of docs/model.md) claims RWKV-4 is on par with transformers of
 the same size (Pythia, GPT-Neo at 169M–14B parameters, 330B tokens of the Pile, zero-shot
 benchmarks). This is a far smaller test — $(awk -v p=$P_RWKV 'BEGIN { printf "%.1fM", p / 1e6 }') parameters, $((STEPS * TOKENS_PER_STEP)) byte-level
 tokens, a few minutes of CPU, one seed — so it says how the two architectures learn early under

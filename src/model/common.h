@@ -1,4 +1,4 @@
-/* What every RWKV version shares (docs/rwkv-architecture.md §1.2, §4):
+/* What every RWKV version shares (docs/model.md §1.2, §4):
  * the embedding with ln0, the final LayerNorm and head, the squared-ReLU
  * channel mix, and the driver that runs the blocks over chunks of tokens.
  * A version file (rwkv4.c ... rwkv7.c) supplies only its block. */

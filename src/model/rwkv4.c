@@ -1,4 +1,4 @@
-/* RWKV-4, inference: the block of docs/rwkv-architecture.md §1.2 over a
+/* RWKV-4, inference: the block of docs/model.md §1.2 over a
  * chunk of T tokens, continuing from the recurrent state of §1.4. RNN mode
  * (one token) and sequence mode (many tokens, matrix-matrix products) are
  * the same code (model/common.c runs the chunks). */

@@ -1,4 +1,4 @@
-/* RWKV-5 "Eagle", inference (docs/rwkv-architecture.md §4.3): v5.2, the
+/* RWKV-5 "Eagle", inference (docs/model.md §4.3): v5.2, the
  * released World v2 models, plus the 5.0/5.1 previews (one decay per head,
  * no gate in 5.0). As for RWKV-4, RNN mode (one token) and sequence mode
  * (many tokens, matrix-matrix products) are the same code: the forward pass

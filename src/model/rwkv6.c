@@ -1,4 +1,4 @@
-/* RWKV-6 "Finch", inference (docs/rwkv-architecture.md §4.4): RWKV-5.2 with
+/* RWKV-6 "Finch", inference (docs/model.md §4.4): RWKV-5.2 with
  * a data-dependent token shift (a low-rank "LoRA" correction of each mix
  * vector) and a data-dependent, per-token decay. One code path for RNN mode
  * (one token) and sequence mode (a chunk of T tokens, matrix-matrix

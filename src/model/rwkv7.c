@@ -1,4 +1,4 @@
-/* RWKV-7 "Goose", inference (docs/rwkv-architecture.md §4.5): the
+/* RWKV-7 "Goose", inference (docs/model.md §4.5): the
  * generalised delta-rule state update, data-dependent decay and in-context
  * learning rate, the value residual (every block's v is pulled towards block
  * 0's v) and the per-head bonus term. One code path for RNN mode (one token)
