@@ -34,8 +34,8 @@ typedef enum rwkv_quant_type {
 
 /* "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "f16", "f32" (case-insensitive);
  * returns 0, or -1 for an unknown name. */
-int rwkv_quant_type_parse(const char *name, rwkv_quant_type *out);
-const char *rwkv_quant_type_name(rwkv_quant_type t);
+RWKV_API int rwkv_quant_type_parse(const char *name, rwkv_quant_type *out);
+RWKV_API const char *rwkv_quant_type_name(rwkv_quant_type t);
 
 /* Reads any RWKV checkpoint rwkv.c loads and writes it atomically (as an
  * rwkv.cpp file for RWKV-4/5, as GGUF for RWKV-6/7) with its layer matrices
@@ -46,11 +46,11 @@ const char *rwkv_quant_type_name(rwkv_quant_type t);
  * else `type`. Vectors and LoRA matrices stay f32. A matrix whose rows are
  * not whole blocks of `type` falls back as llama.cpp does (Q4_K -> Q5_0,
  * Q5_K -> Q5_1, Q6_K -> Q8_0, others -> f16). The k-quants need GGUF. */
-rwkv_status rwkv_quantize(const char *in_path, const char *out_path, rwkv_quant_type type, rwkv_error *err);
+RWKV_API rwkv_status rwkv_quantize(const char *in_path, const char *out_path, rwkv_quant_type type, rwkv_error *err);
 
 /* As rwkv_quantize with an explicit type for head.weight (RWKV_QUANT_DEFAULT:
  * the policy above). */
-rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_quant_type type,
+RWKV_API rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_quant_type type,
                              rwkv_quant_type head_type, rwkv_error *err);
 
 typedef struct rwkv_quant_options {
@@ -62,8 +62,8 @@ typedef struct rwkv_quant_options {
 } rwkv_quant_options;
 
 /* The general form of rwkv_quantize. */
-rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const rwkv_quant_options *opts,
-                               rwkv_error *err);
+RWKV_API rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const rwkv_quant_options *opts,
+                                        rwkv_error *err);
 
 #ifdef __cplusplus
 }

@@ -173,7 +173,9 @@ rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const 
     rwkv_status s = rwkv_model_load(in_path, &m, err);
     if (s != RWKV_OK) return s;
     const char v = m->info.version[0];
-    if (v == '4' || v == '5') s = write_rwkvcpp(m, out_path, mat, head, err);
+    if (m->info.arch == RWKV_ARCH_GPT)
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: the GPT baseline cannot be quantized", in_path);
+    else if (v == '4' || v == '5') s = write_rwkvcpp(m, out_path, mat, head, err);
     else if (v == '6' || v == '7') s = quantize_gguf(m, in_path, out_path, mat, head, o->tokenizer, err);
     else s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: RWKV-%s cannot be quantized", in_path, m->info.version);
     if (s != RWKV_OK && err && strncmp(err->message, out_path, strlen(out_path)) != 0 &&
