@@ -127,3 +127,8 @@ if [ "${BENCH_RWKVCPP:-1}" != 0 ] && command -v npm >/dev/null 2>&1 && command -
     done
 fi
 echo "wrote $OUT_MD"
+# RWKV-7 GGUF files against llama.cpp on the same files (bench/gguf.sh;
+# BENCH_GGUF=0 skips it).
+if [ "${BENCH_GGUF:-1}" = 1 ]; then
+    sh bench/gguf.sh
+fi

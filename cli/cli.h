@@ -8,6 +8,7 @@
 #include "options.h"
 #include "rwkv.h"
 #include "rwkv_sample.h"
+#include "rwkv_tokenizer.h"
 
 typedef struct cli_command {
     const char *name;
@@ -27,6 +28,10 @@ rwkv_status cli_feed(rwkv_model *m, rwkv_state *st, const int *toks, size_t n, s
 /* Reads a whole file ('-' = stdin), NUL-terminated; 0 or -1 (errno set). */
 int cli_read_file(const char *path, char **data, size_t *len);
 double cli_now(void); /* monotonic seconds */
+/* The tokenizer of a model: the file --tokenizer names (tok_path), else the
+ * vocabulary the model file carries (GGUF), else the byte-level one. */
+rwkv_status cli_tokenizer_for_model(const char *tok_path, const char *model_path, rwkv_tokenizer **out,
+                                    rwkv_error *err);
 
 /* ---- cli/sampling.c: the sampling flags of generate and chat ---------------- */
 typedef struct cli_sampling {

@@ -329,7 +329,7 @@ static rwkv_status chat_setup(chat *c, cli_sampling *smp, const char *system, co
 }
 
 int cmd_chat(int argc, char **argv) {
-    const char *model_path = NULL, *tok_path = "bytes", *system = NULL, *user = NULL, *bot = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *system = NULL, *user = NULL, *bot = NULL;
     const char *state_in = NULL, *state_out = NULL;
     long max_tokens = 1000, chunk = 256;
     int threads = 0;
@@ -337,7 +337,7 @@ int cmd_chat(int argc, char **argv) {
     cli_sampling_init(&smp);
     cli_opt opts[] = {
         CLI_OPT_MODEL(&model_path, "checkpoint (an RWKV model)"),
-        CLI_OPT_TOKENIZER(&tok_path),
+        CLI_OPT_MODEL_TOKENIZER(&tok_path),
         {"--system", 0, CLI_TEXT, &system, 0, 0, "TEXT", "system prompt (World: \"System: TEXT\"; Raven: a persona\n"
          "paragraph, a short default one when not given; '' for none)", "", NULL, NULL, NULL},
         {"--user", 0, CLI_STR, &user, 0, 0, "NAME", "the user's name", "Raven: Bob; else User", NULL, NULL, NULL},
@@ -365,7 +365,7 @@ int cmd_chat(int argc, char **argv) {
     chat c = {.chunk = (size_t)chunk, .max_tokens = max_tokens};
     char *persona = NULL;
     rc = 1;
-    if (rwkv_tokenizer_load(tok_path, &c.tok, &c.err) != RWKV_OK) goto fail;
+    if (cli_tokenizer_for_model(tok_path, model_path, &c.tok, &c.err) != RWKV_OK) goto fail;
     if (rwkv_model_load(model_path, &c.m, &c.err) != RWKV_OK) goto fail;
     rwkv_model_set_threads(c.m, threads);
     rwkv_model_info info;

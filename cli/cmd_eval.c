@@ -267,13 +267,13 @@ static int check_against_model(eval_run *e) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    eval_run e = {.tok_path = "bytes", .bos = -1};
+    eval_run e = {.bos = -1};
     cli_opt opts[] = {
         CLI_OPT_MODEL(&e.model_path, "checkpoint (any format rwkv info reads; RWKV or GPT)"),
         {"--data", 0, CLI_STR, &e.data, 0, 0, "FILE", "text file for perplexity", "", NULL, NULL, NULL},
         {"--lambada", 0, CLI_STR, &e.lambada, 0, 0, "FILE", "LAMBADA JSON Lines file ({\"text\": ...} per line)", "",
          NULL, NULL, NULL},
-        CLI_OPT_TOKENIZER(&e.tok_path),
+        CLI_OPT_MODEL_TOKENIZER(&e.tok_path),
         {"--window", 0, CLI_LONG, &e.window, 1, 1 << 20, "N",
          "--data: RWKV tokens per sequence-mode call [512];\nGPT tokens per window, at most n_ctx [n_ctx]", "", NULL,
          NULL, NULL},
@@ -299,7 +299,7 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage_error("eval", "--bos applies to --data only (LAMBADA always starts with token 0)");
     if (e.lambada && e.stride) return cli_usage_error("eval", "--stride applies to --data only");
     rc = 1;
-    if (rwkv_tokenizer_load(e.tok_path, &e.tok, &e.err) == RWKV_OK &&
+    if (cli_tokenizer_for_model(e.tok_path, e.model_path, &e.tok, &e.err) == RWKV_OK &&
         rwkv_model_load(e.model_path, &e.m, &e.err) == RWKV_OK) {
         rwkv_model_set_threads(e.m, e.threads);
         rwkv_model_get_info(e.m, &e.info);

@@ -250,7 +250,7 @@ static void gen_report(const gen *g, const gen_args *a, size_t n_prompt, double 
 /* Loads the tokenizer and the model and checks the flags against them;
  * 0, 1 after a reported failure, 2 after a usage error. */
 static int gen_open(gen *g, gen_args *a) {
-    if (rwkv_tokenizer_load(a->tok_path, &g->tok, &g->err) != RWKV_OK) return cli_report(&g->err);
+    if (cli_tokenizer_for_model(a->tok_path, a->model_path, &g->tok, &g->err) != RWKV_OK) return cli_report(&g->err);
     if (rwkv_model_load(a->model_path, &g->m, &g->err) != RWKV_OK) return cli_report(&g->err);
     rwkv_model_set_threads(g->m, a->threads);
     rwkv_model_info info;
@@ -335,11 +335,11 @@ static int gen_run(gen *g, const gen_args *a) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    gen_args a = {.tok_path = "bytes", .n_gen = 200, .chunk = 256};
+    gen_args a = {.n_gen = 200, .chunk = 256};
     cli_sampling_init(&a.smp);
     cli_opt opts[] = {
         CLI_OPT_MODEL(&a.model_path, "checkpoint (safetensors, .pth or rwkv.cpp; RWKV or GPT)"),
-        CLI_OPT_TOKENIZER(&a.tok_path),
+        CLI_OPT_MODEL_TOKENIZER(&a.tok_path),
         {"--prompt", 'p', CLI_TEXT, &a.prompt, 0, 0, "TEXT", "the prompt", "", NULL, NULL, NULL},
         {"--prompt-file", 0, CLI_STR, &a.prompt_file, 0, 0, "FILE", "read the prompt from FILE ('-' = stdin)", "",
          NULL, NULL, NULL},

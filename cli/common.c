@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "rwkv_tokenizer.h"
 
 int cli_report(const rwkv_error *err) {
     fprintf(stderr, "rwkv: %s\n", err->message[0] ? err->message : rwkv_status_name(err->code));
@@ -73,4 +74,14 @@ rwkv_status cli_feed(rwkv_model *m, rwkv_state *st, const int *toks, size_t n, s
         if (s != RWKV_OK) return s;
     }
     return RWKV_OK;
+}
+
+rwkv_status cli_tokenizer_for_model(const char *tok_path, const char *model_path, rwkv_tokenizer **out,
+                                    rwkv_error *err) {
+    if (tok_path) return rwkv_tokenizer_load(tok_path, out, err);
+    if (model_path) {
+        rwkv_status s = rwkv_tokenizer_from_model(model_path, out, err);
+        if (s != RWKV_ERR_UNSUPPORTED) return s; /* loaded, or a file that cannot be read */
+    }
+    return rwkv_tokenizer_new_bytes(out, err);
 }

@@ -75,6 +75,10 @@ void cli_opts_free(cli_spec *spec);
 #define CLI_OPT_TOKENIZER(dst)                                                                                     \
     {"--tokenizer", 0, CLI_STR, (dst), 0, 0, "FILE", "tokenizer.json (NeoX), World vocabulary, or 'bytes'", NULL, \
      NULL, NULL, NULL}
+/* The same for commands that run a model: without the flag, the model file's own vocabulary. */
+#define CLI_OPT_MODEL_TOKENIZER(dst)                                                                         \
+    {"--tokenizer", 0, CLI_STR, (dst), 0, 0, "FILE", "tokenizer.json (NeoX), World vocabulary, or 'bytes'", \
+     "the vocabulary inside MODEL (GGUF), else 'bytes'", NULL, NULL, NULL}
 #define CLI_OPT_THREADS(dst) \
     {"--threads", 't', CLI_INT, (dst), 0, 4096, "N", "worker threads; 0 = all cores", NULL, NULL, NULL, NULL}
 #define CLI_OPT_SEED(dst, what) {"--seed", 0, CLI_U64, (dst), 0, 0, "N", (what), NULL, NULL, NULL, NULL}

@@ -1,0 +1,97 @@
+#!/bin/sh
+# RWKV-7 from GGUF files, rwkv.c against llama.cpp on the same files (part
+# of `make bench`). Creates (once) random RWKV-7 checkpoints of the 0.1B and
+# 1.5B shapes (bench/rwkv7_random.c), writes them as GGUF with `rwkv quantize`
+# (f16, q8_0, q4_k: files llama.cpp loads), then for each file and thread
+# count measures decode (ms/token) and 512-token prefill (tokens/s) with
+# `rwkv bench` and with llama.cpp's prebuilt CPU library (the npm package
+# node-llama-cpp@3.21.1, installed into $RWKV_BENCH_DIR/node-llama-cpp on
+# first use; never committed). Writes bench/results_gguf.md.
+#
+# Environment:
+#   RWKV_BENCH_DIR   where the models live (default /tmp/rwkv-bench; ~12 GB for both shapes)
+#   GGUF_SHAPES      "0.1b 1.5b" (default), or "tiny" for a smoke run of the harness
+#   BENCH_THREADS    thread counts (default "1 2")
+#   GGUF_TYPES       weight types (default "f16 q8_0 q4_k")
+#   DECODE_TOKENS    decoded tokens per measurement (default 64)
+#   PREFILL_TOKENS   prompt length (default 512)
+#   VOCAB            the World vocabulary stored in the files (default ../shared/reference/rwkv-cpp/
+#                    rwkv_vocab_v20230424.txt; 'bytes' for the tiny shape)
+# Benchmarks are never unit tests: nothing here fails on a slow result.
+set -e
+RWKV=${RWKV:-./rwkv}
+BUILD=${BUILD:-build}
+DIR=${RWKV_BENCH_DIR:-/tmp/rwkv-bench}
+SHAPES=${GGUF_SHAPES:-"0.1b 1.5b"}
+THREADS=${BENCH_THREADS:-"1 2"}
+TYPES=${GGUF_TYPES:-"f16 q8_0 q4_k"}
+NDEC=${DECODE_TOKENS:-64}
+NPRE=${PREFILL_TOKENS:-512}
+VOCAB=${VOCAB:-../shared/reference/rwkv-cpp/rwkv_vocab_v20230424.txt}
+OUT_MD=${OUT_MD:-bench/results_gguf.md}
+NPM_DIR="$DIR/node-llama-cpp"
+mkdir -p "$DIR"
+
+# shape -> rwkv7_random arguments: V C L F Dw Da Dv Dg (the released models' LoRA ranks)
+shape_args() {
+    case $1 in
+    0.1b) echo "65536 768 12 3072 64 64 32 128" ;;
+    1.5b) echo "65536 2048 24 8192 96 96 64 256" ;;
+    tiny) echo "256 256 2 1024 32 32 32 32" ;;
+    *) echo "unknown shape $1" >&2; exit 2 ;;
+    esac
+}
+
+make -s "$BUILD/bench/rwkv7_random" >/dev/null
+llama=1
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "node/npm not found: llama.cpp rows skipped"; llama=0
+elif [ ! -f "$NPM_DIR/node_modules/node-llama-cpp/package.json" ]; then
+    mkdir -p "$NPM_DIR"
+    npm i -E --prefix "$NPM_DIR" --ignore-scripts --no-audit --no-fund node-llama-cpp@3.21.1 >/dev/null 2>&1 ||
+        { echo "npm could not install node-llama-cpp: llama.cpp rows skipped"; llama=0; }
+fi
+[ $llama = 1 ] && cp bench/llamacpp_bench.mjs "$NPM_DIR/"
+
+field() { # json name -> value
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\": *\"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+{
+    echo "# RWKV-7 GGUF: rwkv.c and llama.cpp on the same files"
+    echo
+    echo "Random RWKV-7 weights of the released shapes (bench/rwkv7_random.c), written as GGUF by \`rwkv quantize\`"
+    echo "(head q8_0, q6_k for q4_k; embedding f16). llama.cpp: node-llama-cpp@3.21.1's prebuilt CPU library."
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
+    echo "Decode: median ms/token ($NDEC tokens); prefill: $NPRE-token prompt; 'of bandwidth': the file's bytes read per"
+    echo "token at the machine's measured read bandwidth (rwkv bench)."
+    echo
+    echo "| shape | weights | threads | rwkv.c decode ms | llama.cpp decode ms | decode speed-up | rwkv.c of bandwidth | rwkv.c prefill tok/s | llama.cpp prefill tok/s | prefill speed-up |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+} >"$OUT_MD"
+for shape in $SHAPES; do
+    src="$DIR/rwkv7-$shape-f32.safetensors"
+    vocab=$VOCAB
+    [ "$shape" = tiny ] && vocab=bytes
+    [ -f "$src" ] || { echo "creating $src"; "$BUILD/bench/rwkv7_random" "$src" $(shape_args "$shape"); }
+    for t in $TYPES; do
+        m="$DIR/rwkv7-$shape-$t.gguf"
+        [ -f "$m" ] || "$RWKV" quantize "$src" "$m" --type "$t" --tokenizer "$vocab" >&2
+        for n in $THREADS; do
+            j=$("$RWKV" bench -m "$m" -t "$n" --json --tokens "$NDEC" --prompt "$NPRE")
+            ld=-; lp=-
+            if [ $llama = 1 ]; then
+                l=$(cd "$NPM_DIR" && node llamacpp_bench.mjs "$m" "$n" "$NDEC" "$NPRE")
+                ld=$(field "$l" decode_ms_per_token); lp=$(field "$l" prefill_tokens_per_s)
+            fi
+            rd=$(field "$j" decode_ms_per_token); rp=$(field "$j" prefill_tokens_per_s)
+            bf=$(awk "BEGIN{printf \"%.0f%%\", 100*$(field "$j" decode_fraction_of_bandwidth)}")
+            sd=$(awk "BEGIN{ if (\"$ld\" == \"-\") print \"-\"; else printf \"%.2fx\", $ld/$rd }")
+            sp=$(awk "BEGIN{ if (\"$lp\" == \"-\") print \"-\"; else printf \"%.2fx\", $rp/$lp }")
+            line=$(printf '| %s | %s | %s | %.3f | %s | %s | %s | %.0f | %s | %s |' "$shape" "$t" "$n" "$rd" "$ld" "$sd" \
+                   "$bf" "$rp" "$lp" "$sp")
+            echo "$line" >>"$OUT_MD"
+            echo "$line"
+        done
+    done
+done
+echo "wrote $OUT_MD"
