@@ -157,6 +157,14 @@ static int for_each_case(void (*fn)(const gguf_case *c, char *msg, size_t msg_si
     return count;
 }
 
+/* A test body: fn on every case folder; skipped when there is none. */
+static void on_every_case(void (*fn)(const gguf_case *c, char *msg, size_t msg_size)) {
+    char msg[1024] = "";
+    int n = for_each_case(fn, msg, sizeof msg);
+    CHECK(!msg[0], "%s", msg);
+    if (n == 0) SKIP("no case folders under ../shared/" CASES);
+}
+
 static void case_models(const gguf_case *c, char *msg, size_t msg_size) {
     DIR *d = opendir(c->dir);
     struct dirent *e;
@@ -169,12 +177,7 @@ static void case_models(const gguf_case *c, char *msg, size_t msg_size) {
     if (d) closedir(d);
 }
 
-static void test_gguf_cases(void) {
-    char msg[1024] = "";
-    int n = for_each_case(case_models, msg, sizeof msg);
-    CHECK(!msg[0], "%s", msg);
-    if (n == 0) SKIP("no case folders under ../shared/" CASES);
-}
+static void test_gguf_cases(void) { on_every_case(case_models); }
 
 /* Every tensor of the f16 GGUF equals the .pth's tensor of the same name
  * (values exactly, shape as the official checkpoint); the .pth has nothing
@@ -226,12 +229,7 @@ static void compare_with_pth(const gguf_case *c, char *msg, size_t msg_size) {
     tensor_set_free(&p);
 }
 
-static void test_gguf_same_model_as_pth(void) {
-    char msg[1024] = "";
-    int n = for_each_case(compare_with_pth, msg, sizeof msg);
-    CHECK(!msg[0], "%s", msg);
-    if (n == 0) SKIP("no case folders under ../shared/" CASES);
-}
+static void test_gguf_same_model_as_pth(void) { on_every_case(compare_with_pth); }
 
 /* The vocabulary inside the GGUF file is the World vocabulary: every id
  * decodes to the same bytes as from rwkv_vocab_v20230424.txt, and texts
@@ -272,12 +270,7 @@ static void check_vocab(const gguf_case *c, char *msg, size_t msg_size) {
         snprintf(msg, msg_size, "a file without a vocabulary must give RWKV_ERR_UNSUPPORTED");
 }
 
-static void test_gguf_vocabulary(void) {
-    char msg[1024] = "";
-    int n = for_each_case(check_vocab, msg, sizeof msg);
-    CHECK(!msg[0], "%s", msg);
-    if (n == 0) SKIP("no case folders under ../shared/" CASES);
-}
+static void test_gguf_vocabulary(void) { on_every_case(check_vocab); }
 
 /* Logits of 16 byte tokens, RNN mode (NULL on error, with msg). */
 static float *logits16(const char *path, int *V, char *msg, size_t msg_size) {

@@ -42,6 +42,8 @@ static inline __m256 load_bf16x8(const uint8_t *p) {
 }
 static inline __m256 i8x8_to_f32(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)); }
 
+static void kquant_row_to_f32(dtype t, const uint8_t *s, float *dst, int n);
+
 static void row_to_f32(dtype t, const void *src, float *dst, int n) {
     const uint8_t *s = src;
     int i = 0;
@@ -74,6 +76,9 @@ static void row_to_f32(dtype t, const void *src, float *dst, int n) {
             _mm256_storeu_ps(dst + i + 24, _mm256_mul_ps(d, i8x8_to_f32(_mm_unpackhi_epi64(hi, hi))));
         }
         return;
+    case DT_Q4_K:
+    case DT_Q5_K:
+    case DT_Q6_K: kquant_row_to_f32(t, s, dst, n); return;
     default: dtype_to_f32(t, src, dst, (size_t)n); return;
     }
 }
@@ -250,6 +255,52 @@ static float dot_q6_k(const uint8_t *w, const float *x, const float *xs16, int n
 
 static float dot_k(dtype t, const uint8_t *w, const float *x, const float *xs16, int n) {
     return t == DT_Q6_K ? dot_q6_k(w, x, xs16, n) : dot_q45_k(t, w, x, xs16, n);
+}
+
+/* k-quant rows to f32 (prefill's weight panels), the same products as the
+ * reference (d·sc·q − dmin·m, or (d·sc)·(q − 32)), so the values are equal. */
+static void kquant_row_to_f32(dtype t, const uint8_t *w, float *dst, int n) {
+    const size_t bb = dtype_block_bytes(t);
+    for (int i = 0; i < n; i += QK_K, w += bb, dst += QK_K) {
+        if (t == DT_Q6_K) {
+            const float d = f16_at(w + 208);
+            const int8_t *sc = (const int8_t *)(w + 192);
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < 4; k++) {
+                    const uint8_t *ql = w + 64 * h + 8 * k;
+                    __m256i a = u8x8_epi32(ql), b = u8x8_epi32(ql + 32), hb = u8x8_epi32(w + 128 + 32 * h + 8 * k);
+                    __m256i q[4] = {bits_at(a, 0, 15), bits_at(b, 0, 15), bits_at(a, 4, 15), bits_at(b, 4, 15)};
+                    for (int s = 0; s < 4; s++) {
+                        __m256i code = _mm256_sub_epi32(_mm256_or_si256(q[s], _mm256_slli_epi32(bits_at(hb, 2 * s, 3), 4)),
+                                                         _mm256_set1_epi32(32));
+                        const float ds = d * (float)sc[8 * h + (8 * k) / 16 + 2 * s];
+                        _mm256_storeu_ps(dst + 128 * h + 32 * s + 8 * k, _mm256_mul_ps(_mm256_set1_ps(ds), _mm256_cvtepi32_ps(code)));
+                    }
+                }
+            continue;
+        }
+        const int has_qh = t == DT_Q5_K;
+        const float d = f16_at(w), dmin = f16_at(w + 2);
+        const uint8_t *qh = w + 16, *qs = w + (has_qh ? 48 : 16);
+        for (int g = 0; g < 4; g++) {
+            int sc0, m0, sc1, m1;
+            kquant_scale_min(2 * g, w + 4, &sc0, &m0);
+            kquant_scale_min(2 * g + 1, w + 4, &sc1, &m1);
+            const __m256 d0 = _mm256_set1_ps(d * (float)sc0), mm0 = _mm256_set1_ps(dmin * (float)m0);
+            const __m256 d1 = _mm256_set1_ps(d * (float)sc1), mm1 = _mm256_set1_ps(dmin * (float)m1);
+            for (int k = 0; k < 4; k++) {
+                __m256i v = u8x8_epi32(qs + 32 * g + 8 * k);
+                __m256i lo = bits_at(v, 0, 15), hi = bits_at(v, 4, 15);
+                if (has_qh) {
+                    __m256i hb = u8x8_epi32(qh + 8 * k);
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi32(bits_at(hb, 2 * g, 1), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi32(bits_at(hb, 2 * g + 1, 1), 4));
+                }
+                _mm256_storeu_ps(dst + 64 * g + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d0, _mm256_cvtepi32_ps(lo)), mm0));
+                _mm256_storeu_ps(dst + 64 * g + 32 + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d1, _mm256_cvtepi32_ps(hi)), mm1));
+            }
+        }
+    }
 }
 
 static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r1) {
