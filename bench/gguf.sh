@@ -72,7 +72,8 @@ for shape in $SHAPES; do
     src="$DIR/rwkv7-$shape-f32.safetensors"
     vocab=$VOCAB
     [ "$shape" = tiny ] && vocab=bytes
-    [ -f "$src" ] || { echo "creating $src"; "$BUILD/bench/rwkv7_random" "$src" $(shape_args "$shape"); }
+    args=$(shape_args "$shape")
+    [ -f "$src" ] || { echo "creating $src"; "$BUILD/bench/rwkv7_random" "$src" $args; }
     for t in $TYPES; do
         m="$DIR/rwkv7-$shape-$t.gguf"
         [ -f "$m" ] || "$RWKV" quantize "$src" "$m" --type "$t" --tokenizer "$vocab" >&2
@@ -80,8 +81,9 @@ for shape in $SHAPES; do
             j=$("$RWKV" bench -m "$m" -t "$n" --json --tokens "$NDEC" --prompt "$NPRE")
             ld=-; lp=-
             if [ $llama = 1 ]; then
-                l=$(cd "$NPM_DIR" && node llamacpp_bench.mjs "$m" "$n" "$NDEC" "$NPRE")
-                ld=$(field "$l" decode_ms_per_token); lp=$(field "$l" prefill_tokens_per_s)
+                l=$(cd "$NPM_DIR" && node llamacpp_bench.mjs "$m" "$n" "$NDEC" "$NPRE" "${args%% *}")
+                ld=$(awk "BEGIN{printf \"%.3f\", $(field "$l" decode_ms_per_token)}")
+                lp=$(awk "BEGIN{printf \"%.0f\", $(field "$l" prefill_tokens_per_s)}")
             fi
             rd=$(field "$j" decode_ms_per_token); rp=$(field "$j" prefill_tokens_per_s)
             bf=$(awk "BEGIN{printf \"%.0f%%\", 100*$(field "$j" decode_fraction_of_bandwidth)}")

@@ -1,20 +1,21 @@
 // llama.cpp's speed on a GGUF model, through node-llama-cpp's prebuilt CPU
 // library (bench/gguf.sh installs it; never committed):
-//   node llamacpp_bench.mjs MODEL.gguf THREADS DECODE_TOKENS PREFILL_TOKENS
+//   node llamacpp_bench.mjs MODEL.gguf THREADS DECODE_TOKENS PREFILL_TOKENS N_VOCAB
 // Prints one JSON line: the median ms per decoded token (one token per call,
 // after a warm-up) and the median prefill tokens/s of three runs from an
 // empty context.
 import {getLlama} from "node-llama-cpp";
 import {performance} from "node:perf_hooks";
 
-const [modelPath, threadsArg, decodeArg, prefillArg] = process.argv.slice(2);
+const [modelPath, threadsArg, decodeArg, prefillArg, vocabArg] = process.argv.slice(2);
 const threads = Number(threadsArg), nDecode = Number(decodeArg), nPrefill = Number(prefillArg);
 const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
 const model = await llama.loadModel({modelPath, useMmap: true});
 const context = await model.createContext({contextSize: Math.max(1024, nPrefill + nDecode + 16),
                                            batchSize: Math.max(nPrefill, 1), threads});
 const sequence = context.getSequence();
-const token = (i) => 1 + ((i * 7919) % 60000);
+const nVocab = Number(vocabArg);
+const token = (i) => 1 + ((i * 7919) % (Math.min(nVocab, 60000) - 1)); /* ids the model has */
 const median = (v) => v.slice().sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 const decodeMs = [];
