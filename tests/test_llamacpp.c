@@ -100,6 +100,54 @@ static float *llama_probs(const char *path, const int *tokens, int T, int V, cha
     return p;
 }
 
+/* Largest probability difference at any position, relative to that position's top probability. */
+static double prob_distance(const float *ours, const float *theirs, int T, int V) {
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        double top = 0, d = 0;
+        for (int v = 0; v < V; v++) {
+            top = fmax(top, ours[(size_t)t * V + v]);
+            d = fmax(d, fabs((double)ours[(size_t)t * V + v] - theirs[(size_t)t * V + v]));
+        }
+        worst = fmax(worst, d / top);
+    }
+    return worst;
+}
+
+/* src quantized to each type, read by both: msg set on the first failure. */
+static void compare_types(const char *src, const char *vocab, const rwkv_quant_type *types, size_t n_types,
+                          const int *tokens, int T, char *msg, size_t msg_size) {
+    for (size_t i = 0; i < n_types && !msg[0]; i++) {
+        const char *name = rwkv_quant_type_name(types[i]);
+        char out[128];
+        snprintf(out, sizeof out, "/tmp/rwkv-test-llamacpp-%d-%s.gguf", (int)getpid(), name);
+        rwkv_quant_options o = {types[i], RWKV_QUANT_DEFAULT, vocab};
+        rwkv_error err;
+        if (rwkv_quantize_opts(src, out, &o, &err) != RWKV_OK) {
+            snprintf(msg, msg_size, "quantize %s: %s", name, err.message);
+            return;
+        }
+        int V = 0;
+        float *ours = our_probs(out, tokens, T, &V, msg, msg_size);
+        float *theirs = ours ? llama_probs(out, tokens, T, V, msg, msg_size) : NULL;
+        if (theirs) {
+            /* f32 is the same arithmetic up to summation order; llama.cpp computes in f16 on its f16
+             * path and quantizes the activations on its quantized paths (q8_0 / q8_K), which moves
+             * the logits by up to ~0.05 at logit scale 5, the probabilities by up to ~5% of their size */
+            const double worst = prob_distance(ours, theirs, T, V);
+            const double bound = types[i] == RWKV_QUANT_F32 ? 1e-3 : types[i] == RWKV_QUANT_F16 ? 0.01 : 0.1;
+            printf("# %s as %s: llama.cpp's probabilities within %.3g of the top probability\n", src, name, worst);
+            if (!(worst <= bound))
+                snprintf(msg, msg_size, "%s as %s: llama.cpp's probabilities differ by %.3g of the top probability",
+                         src, name, worst);
+        }
+        free(ours), free(theirs);
+        remove(out);
+    }
+}
+
+/* RWKV-7 (the GGUF case's .pth, World vocabulary) in every type; RWKV-6 and
+ * another RWKV-7 (rwkv.cpp's tiny models, byte-level vocabularies). */
 static void test_llamacpp_reads_our_gguf(void) {
     char dir[512], pth[600], vocab[512], why[160];
     shared_path(dir, sizeof dir, "testvectors/gguf-rwkv7/tiny");
@@ -109,41 +157,18 @@ static void test_llamacpp_reads_our_gguf(void) {
     if (!have_llamacpp(why, sizeof why)) SKIP("%s", why);
     int tokens[64], T = read_tokens(dir, tokens, 64);
     CHECK(T > 0, "%s/case.json: no tokens", dir);
-    static const rwkv_quant_type types[] = {RWKV_QUANT_F32,  RWKV_QUANT_F16,  RWKV_QUANT_Q8_0, RWKV_QUANT_Q4_0,
-                                            RWKV_QUANT_Q5_1, RWKV_QUANT_Q4_K, RWKV_QUANT_Q5_K, RWKV_QUANT_Q6_K};
+    static const rwkv_quant_type all[] = {RWKV_QUANT_F32,  RWKV_QUANT_F16,  RWKV_QUANT_Q8_0, RWKV_QUANT_Q4_0,
+                                          RWKV_QUANT_Q5_1, RWKV_QUANT_Q4_K, RWKV_QUANT_Q5_K, RWKV_QUANT_Q6_K};
+    static const rwkv_quant_type few[] = {RWKV_QUANT_F32, RWKV_QUANT_Q8_0, RWKV_QUANT_Q4_K};
     char msg[1024] = "";
-    for (size_t i = 0; i < sizeof types / sizeof types[0] && !msg[0]; i++) {
-        char out[128];
-        snprintf(out, sizeof out, "/tmp/rwkv-test-llamacpp-%d-%s.gguf", (int)getpid(), rwkv_quant_type_name(types[i]));
-        rwkv_quant_options o = {types[i], RWKV_QUANT_DEFAULT, vocab};
-        rwkv_error err;
-        if (rwkv_quantize_opts(pth, out, &o, &err) != RWKV_OK) {
-            snprintf(msg, sizeof msg, "quantize %s: %s", rwkv_quant_type_name(types[i]), err.message);
-            break;
-        }
-        int V = 0;
-        float *ours = our_probs(out, tokens, T, &V, msg, sizeof msg);
-        float *theirs = ours ? llama_probs(out, tokens, T, V, msg, sizeof msg) : NULL;
-        double worst = 0; /* largest probability difference, relative to the position's top probability */
-        for (int t = 0; theirs && t < T; t++) {
-            double top = 0, d = 0;
-            for (int v = 0; v < V; v++) {
-                top = fmax(top, ours[(size_t)t * V + v]);
-                d = fmax(d, fabs((double)ours[(size_t)t * V + v] - theirs[(size_t)t * V + v]));
-            }
-            worst = fmax(worst, d / top);
-        }
-        if (theirs) printf("# %s: llama.cpp's probabilities within %.3g of the top probability\n",
-                           rwkv_quant_type_name(types[i]), worst);
-        /* f32 is the same arithmetic up to summation order; llama.cpp computes in f16 on its f16
-         * path and quantizes the activations on its quantized paths (q8_0 / q8_K), which moves the
-         * logits by up to ~0.05 at logit scale 5, the probabilities by up to ~5% of their size */
-        const double bound = types[i] == RWKV_QUANT_F32 ? 1e-3 : types[i] == RWKV_QUANT_F16 ? 0.01 : 0.1;
-        if (theirs && !(worst <= bound))
-            snprintf(msg, sizeof msg, "%s: llama.cpp's probabilities differ by %.3g of the top probability",
-                     rwkv_quant_type_name(types[i]), worst);
-        free(ours), free(theirs);
-        remove(out);
+    compare_types(pth, vocab, all, sizeof all / sizeof all[0], tokens, T, msg, sizeof msg);
+    static const char *const byte_models[] = {"reference/rwkv-cpp/tiny-rwkv-6v0-3m-Q5_1.bin",
+                                              "reference/rwkv-cpp/tiny-rwkv-7v0-834K-FP32.bin"};
+    for (int t = 0; t < T; t++) tokens[t] %= 256;
+    for (size_t i = 0; i < 2 && !msg[0]; i++) {
+        char src[600];
+        shared_path(src, sizeof src, byte_models[i]);
+        if (access(src, R_OK) == 0) compare_types(src, "bytes", few, sizeof few / sizeof few[0], tokens, T, msg, sizeof msg);
     }
     CHECK(!msg[0], "%s", msg);
 }

@@ -60,7 +60,7 @@ static const gguf_rwkv_name v6_names[] = {
     {"time_mix_lerp_fused.weight", "att.time_maa_", GR_MIXES},
     {"time_mix_w1.weight", "att.time_maa_w1", GR_TRANSPOSE},
     {"time_mix_w2.weight", "att.time_maa_w2", GR_TRANSPOSE},
-    {"time_mix_first.weight", "att.time_faaaa", GR_KEEP}, /* [H, N] in both */
+    {"time_mix_first.weight", "att.time_faaaa", GR_PER_HEAD},
     {"time_mix_decay.weight", "att.time_decay", GR_VEC3},
     {"time_mix_decay_w1.weight", "att.time_decay_w1", GR_TRANSPOSE},
     {"time_mix_decay_w2.weight", "att.time_decay_w2", GR_TRANSPOSE},
@@ -160,7 +160,7 @@ static rwkv_status add_tensor(const read_ctx *c, const gguf_tensor_info *gt) {
         ndim = 3;
         shape[0] = shape[1] = 1;
         shape[2] = numel;
-    } else if (m->op == GR_HEADS) {
+    } else if (m->op == GR_HEADS || m->op == GR_PER_HEAD) {
         if (c->head_size == 0 || numel % (int64_t)c->head_size)
             return rwkv_fail(c->err, RWKV_ERR_FORMAT, "%s: GGUF tensor '%s' (%lld values) is not whole heads of "
                              "%s.wkv.head_size %llu", c->path, gt->name, (long long)numel, c->arch,

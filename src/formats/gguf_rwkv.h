@@ -18,6 +18,7 @@ typedef enum gguf_rwkv_op {
     GR_VEC3,      /* official [1, 1, C], stored squeezed to [C] */
     GR_TRANSPOSE, /* last two axes swapped */
     GR_HEADS,     /* official [H, N], stored flat [H*N] (v7 r_k) */
+    GR_PER_HEAD,  /* [H, N] in both (v6 time_faaaa; other sources may shape it otherwise) */
     GR_MIXES,     /* time_mix_lerp_fused: the version's token-shift mixes stacked */
     GR_RESCALED,  /* v6 att.output / ffn.value: divided by 2^(block / rescale_every) */
 } gguf_rwkv_op;

@@ -17,6 +17,7 @@ typedef struct out_set {
     const tensor_set *src;
     const char *arch;
     dtype mat, head;
+    int64_t head_size;
 } out_set;
 
 static void out_free(out_set *o) {
@@ -126,6 +127,10 @@ static rwkv_status add_one(out_set *o, const tensor *t, const gguf_rwkv_name *e,
         view.data = tr;
         view.shape[t->ndim - 2] = b;
         view.shape[t->ndim - 1] = a;
+    } else if (e->op == GR_PER_HEAD) { /* [H, N] */
+        view.ndim = 2;
+        view.shape[1] = o->head_size;
+        view.shape[0] = tensor_numel(t) / o->head_size;
     } else { /* GR_VEC3, GR_HEADS: stored flat */
         view.ndim = 1;
         view.shape[0] = tensor_numel(t);
@@ -305,7 +310,7 @@ rwkv_status quantize_gguf(const rwkv_model *m, const char *in_path, const char *
     rwkv_tokenizer *tok = NULL;
     rwkv_status s = tokenizer ? rwkv_tokenizer_load(tokenizer, &tok, err) : rwkv_tokenizer_from_model(in_path, &tok, err);
     if (s != RWKV_OK) return s;
-    out_set o = {.src = &m->weights, .arch = arch, .mat = mat, .head = head};
+    out_set o = {.src = &m->weights, .arch = arch, .mat = mat, .head = head, .head_size = m->info.head_size};
     vocab v = {0};
     kv_list *k = calloc(1, sizeof *k);
     s = k ? build_vocab(tok, m->info.n_vocab, &v, err) : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
