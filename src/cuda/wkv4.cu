@@ -1,0 +1,140 @@
+/* The RWKV-4 WKV operator over a training batch (docs/rwkv-architecture.md
+ * §1.3, §2): the stable forward recurrence from the zero state and the
+ * stable two-sweep backward, both exactly the algorithms of
+ * kernels/wkv.c and kernels/wkv_backward.c. One thread per (row b,
+ * channel c), time sequential inside it, consecutive threads on consecutive
+ * channels so every time step is a coalesced read. The state, every
+ * exponential and every sum are float32 (the decay e^d can be within 1e-6 of
+ * 1: no exponent ever exceeds 0, and nothing is stored in bf16 but the
+ * inputs and outputs). The receptance gate σ(r) is fused in on both sides. */
+#include "cuda/common.cuh"
+
+#define EMPTY_P (-1e38f) /* "no past terms yet" (§1.3) */
+
+template <typename T>
+__global__ void wkv_forward_kernel(int B, int T_len, int C, const float *theta, const float *u_,
+                                   const T *k, const T *v, const T *r, T *y, T *ry) {
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= B * C) return;
+    const int b = idx / C, c = idx % C;
+    const float d = -expf(theta[c]), u = u_[c];
+    float a = 0.0f, bs = 0.0f, p = EMPTY_P;
+    const size_t o = (size_t)b * T_len * C + c;
+    for (int t = 0; t < T_len; t++) {
+        const size_t i = o + (size_t)t * C;
+        const float kt = ld(k + i), vt = ld(v + i);
+        const float uk = u + kt;
+        float q = fmaxf(p, uk);
+        float e1 = expf(p - q), e2 = expf(uk - q);
+        const float yt = (e1 * a + e2 * vt) / (e1 * bs + e2);
+        st(y + i, yt);
+        st(ry + i, sigmoid(ld(r + i)) * yt);
+        const float pd = p + d;
+        q = fmaxf(pd, kt);
+        e1 = expf(pd - q);
+        e2 = expf(kt - q);
+        a = e1 * a + e2 * vt;
+        bs = e1 * bs + e2;
+        p = q;
+    }
+}
+
+void cuda_wkv_forward(cuda_dtype t, int B, int T, int C, const float *d_theta, const float *d_u,
+                      const void *d_k, const void *d_v, const void *d_r, void *d_y, void *d_ry,
+                      cuda_stream stream) {
+    const int threads = C < 64 ? 32 : 64;
+    CUDA_DISPATCH(t, wkv_forward_kernel<act_t><<<cuda_blocks((size_t)B * C, threads), threads, 0, stream>>>(
+                         B, T, C, d_theta, d_u, (const act_t *)d_k, (const act_t *)d_v,
+                         (const act_t *)d_r, (act_t *)d_y, (act_t *)d_ry));
+}
+
+/* One (b, c) of the two-sweep backward (see kernels/wkv_backward.c for the
+ * derivation of each line); g is dL/d(σ(r)·y). Sweep 1 stores
+ * s_t = gy_t e^q / D_t and q_t in the float32 scratch; sweep 2 runs back in
+ * time over (P~, Q~) sharing the exponent P. */
+template <typename T>
+__global__ void wkv_backward_kernel(int B, int T_len, int C, const float *theta, const float *u_,
+                                    const T *k, const T *v, const T *r, const T *y, const T *g,
+                                    T *gk, T *gv, T *gr, float *s_buf, float *q_buf,
+                                    double *rowsum) {
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= B * C) return;
+    const int b = idx / C, c = idx % C;
+    const float d = -expf(theta[c]), u = u_[c];
+    const size_t o = (size_t)b * T_len * C + c;
+    float a = 0.0f, bs = 0.0f, ad = 0.0f, bd = 0.0f, p = EMPTY_P;
+    double gd_sum = 0.0, gu_sum = 0.0;
+    for (int t = 0; t < T_len; t++) {
+        const size_t i = o + (size_t)t * C;
+        const float kt = ld(k + i), vt = ld(v + i), yt = ld(y + i);
+        const float sg = sigmoid(ld(r + i)), gt = ld(g + i);
+        st(gr + i, gt * yt * sg * (1.0f - sg));
+        const float gy = gt * sg;
+        const float uk = u + kt;
+        float q, e1, e2;
+        if (p > uk) q = p, e1 = 1.0f, e2 = expf(uk - p);
+        else q = uk, e1 = expf(p - uk), e2 = 1.0f;
+        const float s = gy / (e1 * bs + e2);
+        gd_sum += (double)((ad - yt * bd) * e1 * s);
+        gu_sum += (double)((vt - yt) * e2 * s);
+        s_buf[i] = s;
+        q_buf[i] = q;
+        const float pd = p + d;
+        float q2, f1, f2;
+        if (pd > kt) q2 = pd, f1 = 1.0f, f2 = expf(kt - pd);
+        else q2 = kt, f1 = expf(pd - kt), f2 = 1.0f;
+        ad = f1 * (a + ad);
+        bd = f1 * (bs + bd);
+        a = f1 * a + f2 * vt;
+        bs = f1 * bs + f2;
+        p = q2;
+    }
+    rowsum[idx] = gd_sum;
+    rowsum[(size_t)B * C + idx] = gu_sum;
+    float Pt = 0.0f, Qt = 0.0f;
+    p = EMPTY_P;
+    for (int j = T_len - 1; j >= 0; j--) {
+        const size_t i = o + (size_t)j * C;
+        const float kj = ld(k + i), vj = ld(v + i), yj = ld(y + i);
+        const float s = s_buf[i], q = q_buf[i];
+        const float c1 = s * expf(u + kj - q); /* g_j e^{u+k_j} / D_j */
+        const float c2 = expf(kj + p);
+        st(gk + i, c1 * (vj - yj) + c2 * (Pt * vj - Qt));
+        st(gv + i, c1 + c2 * Pt);
+        const float E = -q; /* g_j / D_j = s_j e^E */
+        const float pd = p + d;
+        float M, f1, f2;
+        if (pd > E) M = pd, f1 = 1.0f, f2 = s * expf(E - pd);
+        else M = E, f1 = expf(pd - E), f2 = s;
+        Pt = f1 * Pt + f2;
+        Qt = f1 * Qt + f2 * yj;
+        p = M;
+    }
+}
+
+/* gθ += d·Σ_b Gd, gu += Σ_b Gu, the rows in order (∂θ = d·∂d, §2). */
+__global__ static void wkv_param_grads_kernel(int B, int C, const float *theta, const double *rowsum,
+                                              float *gtheta, float *gu) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double sd = 0.0, su = 0.0;
+    for (int b = 0; b < B; b++) {
+        sd += rowsum[(size_t)b * C + c];
+        su += rowsum[(size_t)(B + b) * C + c];
+    }
+    gtheta[c] += (float)(-(double)expf(theta[c]) * sd);
+    gu[c] += (float)su;
+}
+
+void cuda_wkv_backward(cuda_dtype t, int B, int T, int C, const float *d_theta, const float *d_u,
+                       const void *d_k, const void *d_v, const void *d_r, const void *d_y,
+                       const void *d_g, void *d_gk, void *d_gv, void *d_gr, float *d_gtheta,
+                       float *d_gu, float *d_s, float *d_q, double *d_rowsum, cuda_stream stream) {
+    const int threads = C < 64 ? 32 : 64;
+    CUDA_DISPATCH(t, wkv_backward_kernel<act_t><<<cuda_blocks((size_t)B * C, threads), threads, 0, stream>>>(
+                         B, T, C, d_theta, d_u, (const act_t *)d_k, (const act_t *)d_v,
+                         (const act_t *)d_r, (const act_t *)d_y, (const act_t *)d_g, (act_t *)d_gk,
+                         (act_t *)d_gv, (act_t *)d_gr, d_s, d_q, d_rowsum));
+    wkv_param_grads_kernel<<<cuda_blocks(C, 256), 256, 0, stream>>>(B, C, d_theta, d_rowsum,
+                                                                     d_gtheta, d_gu);
+}
