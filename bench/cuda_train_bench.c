@@ -138,9 +138,10 @@ static int bench_shape(const shape_def *s, int B, int T, int steps, rwkv4_cuda_p
         rc = die(s->name, &err);
         goto out;
     }
-    printf("| %s | %s | %d x %d | %.1f | %.0f | %.1f%% | %.1f / %.1f / %.1f | %.1f | %.2f |\n", s->name,
-           prec == RWKV4_CUDA_BF16 ? "bf16" : "fp32", B, T, dt * 1e3, tok_s, 100 * mfu, tm.gemm_ms, tm.wkv_ms,
-           tm.other_ms, (double)rwkv4_cuda_bytes(ctx) / (1 << 30), loss);
+    printf("| %s | %s | %d x %d | %.1f | %.0f | %.1f%% | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f / %.1f | %.1f | %.2f |\n",
+           s->name, prec == RWKV4_CUDA_BF16 ? "bf16" : "fp32", B, T, dt * 1e3, tok_s, 100 * mfu, tm.gemm_ms,
+           tm.wkv_ms, tm.other_ms, tm.norm_ms, tm.shift_ms, tm.elem_ms, tm.loss_ms,
+           (double)rwkv4_cuda_bytes(ctx) / (1 << 30), loss);
     fflush(stdout);
 out:
     rwkv4_cuda_free(ctx);
@@ -176,8 +177,9 @@ int main(int argc, char **argv) {
     double peak = 0;
     if (measure_peak(&peak, &err)) return die("bf16 GEMM peak", &err);
     printf("bf16 GEMM peak (cuBLASLt, 8192^3, random data): %.0f TFLOP/s\n\n", peak);
-    printf("| shape | precision | B x T | step ms | tokens/s | MFU | GEMM / WKV / rest ms | device GiB | loss |\n");
-    printf("|---|---|---|---|---|---|---|---|---|\n");
+    printf("| shape | precision | B x T | step ms | tokens/s | MFU | GEMM / WKV / rest ms | rest: LN / shift / "
+           "elementwise / loss ms | device GiB | loss |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
     int rc = 0;
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++)
         if (!only || !strcmp(only, SHAPES[i].name)) rc |= bench_shape(&SHAPES[i], B, T, steps, prec, peak);

@@ -15,6 +15,51 @@ __device__ __forceinline__ float ld(const bf16 *p) { return __bfloat162float(*p)
 __device__ __forceinline__ void st(float *p, float x) { *p = x; }
 __device__ __forceinline__ void st(bf16 *p, float x) { *p = __float2bfloat16(x); }
 
+/* 16-byte packs: PACK<T> elements (8 bf16 or 4 floats) moved with one
+ * load or store; the memory-bound kernels take them whenever every pointer
+ * is 16-byte aligned and the length (or row width) is a multiple. */
+template <typename T>
+struct pack_of {
+    static constexpr int n = 16 / sizeof(T);
+};
+#define PACK(T) pack_of<T>::n
+
+template <typename T>
+__device__ __forceinline__ void load_pack(float *x, const T *p) {
+    const int4 raw = *reinterpret_cast<const int4 *>(p);
+    const T *e = reinterpret_cast<const T *>(&raw);
+#pragma unroll
+    for (int i = 0; i < PACK(T); i++) x[i] = ld(e + i);
+}
+
+template <typename T>
+__device__ __forceinline__ void store_pack(T *p, const float *x) {
+    int4 raw;
+    T *e = reinterpret_cast<T *>(&raw);
+#pragma unroll
+    for (int i = 0; i < PACK(T); i++) st(e + i, x[i]);
+    *reinterpret_cast<int4 *>(p) = raw;
+}
+
+/* W elements at p: one 16-byte pack when W is the pack width, else one by one. */
+template <int W, typename T>
+__device__ __forceinline__ void load_w(float *x, const T *p) {
+    if constexpr (W == PACK(T)) load_pack(x, p);
+    else
+#pragma unroll
+        for (int i = 0; i < W; i++) x[i] = ld(p + i);
+}
+
+template <int W, typename T>
+__device__ __forceinline__ void store_w(T *p, const float *x) {
+    if constexpr (W == PACK(T)) store_pack(p, x);
+    else
+#pragma unroll
+        for (int i = 0; i < W; i++) st(p + i, x[i]);
+}
+
+static inline int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
 __device__ __forceinline__ float warp_sum(float x) {

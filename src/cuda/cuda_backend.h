@@ -85,7 +85,9 @@ rwkv_status rwkv4_cuda_sync(rwkv4_cuda *ctx, rwkv_error *err);
 /* Device time of the last forward_backward split by kind (milliseconds,
  * from CUDA events; only when timing was enabled, else zeros; waits). */
 typedef struct rwkv4_cuda_timing {
-    double gemm_ms, wkv_ms, other_ms, total_ms;
+    double gemm_ms, wkv_ms, other_ms, total_ms; /* other = total - gemm - wkv */
+    double norm_ms, shift_ms, elem_ms, loss_ms; /* parts of other: layer norms, token shifts,
+                                                    element-wise and embedding, cross-entropy */
 } rwkv4_cuda_timing;
 void rwkv4_cuda_set_timing(rwkv4_cuda *ctx, int on);
 rwkv_status rwkv4_cuda_timing_get(rwkv4_cuda *ctx, rwkv4_cuda_timing *out, rwkv_error *err);

@@ -131,7 +131,8 @@ void cuda_wkv_backward(cuda_dtype t, int B, int T, int C, const float *d_theta, 
 
 /* Row n of logits [N][ld] (V used): row_loss[n] = lse - logits[target]. With
  * backward != 0 the row is replaced by d(mean loss)/dlogits =
- * (softmax - onehot)/N plus l2wrap·max/N on its first largest logit. */
+ * (softmax - onehot)/N plus l2wrap·max/N on its first largest logit, and
+ * its columns [V, ld) by zeros. */
 void cuda_cross_entropy(cuda_dtype t, void *d_logits, int ld, const int *d_targets, int N, int V,
                         float l2wrap, int backward, float *d_row_loss, cuda_stream stream);
 /* d_out[0] = mean of the n floats (fixed order, accumulated in double). */

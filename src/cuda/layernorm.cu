@@ -9,39 +9,65 @@
 
 size_t cuda_colsum_scratch(int C, int n_out) { return (size_t)COLSUM_CHUNKS * n_out * C; }
 
-template <typename T>
+/* Rows are read in chunks of W elements per lane (a 16-byte pack when the
+ * width and the pointers allow, else W = 1). */
+template <typename T, int W>
 __global__ void layernorm_forward_kernel(const T *x, const float *w, const float *b, int N, int C,
                                          T *y, float *mean_out, float *rstd_out) {
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= N) return;
     const T *xr = x + (size_t)row * C;
-    float s = 0.0f;
-    for (int i = lane; i < C; i += 32) s += ld(xr + i);
-    const float mean = warp_sum(s) / C;
-    float v = 0.0f; /* two passes (mean first): large offsets do not cancel */
-    for (int i = lane; i < C; i += 32) {
-        const float d = ld(xr + i) - mean;
-        v += d * d;
+    float s = 0.0f, v[W];
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(v, xr + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) s += v[e];
     }
-    const float rstd = rsqrtf(warp_sum(v) / C + LN_EPS);
+    const float mean = warp_sum(s) / C;
+    float var = 0.0f; /* two passes (mean first): large offsets do not cancel */
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(v, xr + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) var += (v[e] - mean) * (v[e] - mean);
+    }
+    const float rstd = rsqrtf(warp_sum(var) / C + LN_EPS);
     T *yr = y + (size_t)row * C;
-    for (int i = lane; i < C; i += 32) st(yr + i, (ld(xr + i) - mean) * rstd * w[i] + b[i]);
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(v, xr + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) v[e] = (v[e] - mean) * rstd * w[i + e] + b[i + e];
+        store_w<W>(yr + i, v);
+    }
     if (lane == 0) {
         mean_out[row] = mean;
         rstd_out[row] = rstd;
     }
 }
 
+/* The pack width for rows of C elements at these pointers (1 when they do not allow packs). */
+template <typename T>
+static int row_width(int C, const void *a, const void *b, const void *c) {
+    return C % PACK(T) == 0 && aligned16(a) && aligned16(b) && aligned16(c) ? PACK(T) : 1;
+}
+
 void cuda_layernorm_forward(cuda_dtype t, const void *d_x, const float *d_w, const float *d_b,
                             int N, int C, void *d_y, float *d_mean, float *d_rstd,
                             cuda_stream stream) {
-    CUDA_DISPATCH(t, layernorm_forward_kernel<act_t><<<cuda_blocks(N, 8), 256, 0, stream>>>(
-                         (const act_t *)d_x, d_w, d_b, N, C, (act_t *)d_y, d_mean, d_rstd));
+    CUDA_DISPATCH(t, {
+        const act_t *x = (const act_t *)d_x;
+        act_t *y = (act_t *)d_y;
+        if (row_width<act_t>(C, x, y, y) > 1)
+            layernorm_forward_kernel<act_t, PACK(act_t)><<<cuda_blocks(N, 8), 256, 0, stream>>>(
+                x, d_w, d_b, N, C, y, d_mean, d_rstd);
+        else
+            layernorm_forward_kernel<act_t, 1><<<cuda_blocks(N, 8), 256, 0, stream>>>(x, d_w, d_b, N, C, y,
+                                                                                   d_mean, d_rstd);
+    });
 }
 
 /* With x̂ = (x - mean)·rstd and g = dy ⊙ w:
  *   dx = rstd·(g - mean(g) - x̂·mean(g ⊙ x̂)). */
-template <typename T>
+template <typename T, int W>
 __global__ void layernorm_backward_kernel(const T *x, const float *w, const float *mean,
                                           const float *rstd, const T *dy, int N, int C, T *dx,
                                           int accumulate) {
@@ -49,19 +75,30 @@ __global__ void layernorm_backward_kernel(const T *x, const float *w, const floa
     if (row >= N) return;
     const size_t o = (size_t)row * C;
     const float mu = mean[row], rs = rstd[row];
-    float m1 = 0.0f, m2 = 0.0f;
-    for (int i = lane; i < C; i += 32) {
-        const float g = ld(dy + o + i) * w[i];
-        m1 += g;
-        m2 += g * (ld(x + o + i) - mu) * rs;
+    float m1 = 0.0f, m2 = 0.0f, xv[W], gv[W], dv[W];
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(xv, x + o + i);
+        load_w<W>(gv, dy + o + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) {
+            const float g = gv[e] * w[i + e];
+            m1 += g;
+            m2 += g * (xv[e] - mu) * rs;
+        }
     }
     m1 = warp_sum(m1) / C;
     m2 = warp_sum(m2) / C;
-    for (int i = lane; i < C; i += 32) {
-        const float xh = (ld(x + o + i) - mu) * rs;
-        float d = rs * (ld(dy + o + i) * w[i] - m1 - xh * m2);
-        if (accumulate) d += ld(dx + o + i);
-        st(dx + o + i, d);
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(xv, x + o + i);
+        load_w<W>(gv, dy + o + i);
+        if (accumulate) load_w<W>(dv, dx + o + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) {
+            const float xh = (xv[e] - mu) * rs;
+            const float d = rs * (gv[e] * w[i + e] - m1 - xh * m2);
+            dv[e] = accumulate ? dv[e] + d : d;
+        }
+        store_w<W>(dx + o + i, dv);
     }
 }
 
@@ -86,8 +123,13 @@ void cuda_layernorm_backward(cuda_dtype t, const void *d_x, const float *d_w, co
                              cuda_stream stream) {
     CUDA_DISPATCH(t, {
         const act_t *x = (const act_t *)d_x, *dy = (const act_t *)d_dy;
-        layernorm_backward_kernel<act_t><<<cuda_blocks(N, 8), 256, 0, stream>>>(
-            x, d_w, d_mean, d_rstd, dy, N, C, (act_t *)d_dx, accumulate);
+        act_t *dx = (act_t *)d_dx;
+        if (row_width<act_t>(C, x, dy, dx) > 1)
+            layernorm_backward_kernel<act_t, PACK(act_t)><<<cuda_blocks(N, 8), 256, 0, stream>>>(
+                x, d_w, d_mean, d_rstd, dy, N, C, dx, accumulate);
+        else
+            layernorm_backward_kernel<act_t, 1><<<cuda_blocks(N, 8), 256, 0, stream>>>(
+                x, d_w, d_mean, d_rstd, dy, N, C, dx, accumulate);
         ln_param_terms<act_t> f = {x, dy, d_mean, d_rstd, C};
         colsum_dst dst = {{d_dw, d_db, NULL}};
         colsum(f, N, C, dst, d_partial, stream);

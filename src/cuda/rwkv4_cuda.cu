@@ -22,15 +22,18 @@ typedef struct block_off {
 
 /* Saved activations of one block (storage type of the context). */
 typedef struct block_act {
-    void *x_in, *z1, *kvr, *y, *x_mid, *z2, *kf, *vf, *rf;
+    void *x_in, *z1, *kvr, *y, *x_mid, *z2, *kf, *h, *vf, *rf;
     float *mean1, *rstd1, *mean2, *rstd2;
 } block_act;
 
-enum { EVENT_PAIRS = 1024 };
-typedef enum { KIND_GEMM, KIND_WKV } op_kind;
+enum { EVENT_PAIRS = 4096 };
+/* What the step's device time is split into (rwkv4_cuda_timing). */
+typedef enum { KIND_GEMM, KIND_WKV, KIND_NORM, KIND_SHIFT, KIND_ELEM, KIND_LOSS } op_kind;
 
 struct rwkv4_cuda {
     int V, C, L, F, A, B, T, N, Vp;
+    int Vh;        /* rows of the head as multiplied: Vp when zero rows can follow it, else V */
+    size_t pad;    /* those zero rows' floats after the last parameter */
     cuda_dtype act;
     size_t total; /* parameters */
     param_layout layout;
@@ -140,7 +143,7 @@ static size_t carve(rwkv4_cuda *c, char *base) {
     size_t off = 0;
     const size_t es = cuda_dtype_size(c->act);
     const size_t N = (size_t)c->N, C = (size_t)c->C, A = (size_t)c->A, F = (size_t)c->F;
-    const size_t P = c->total, colsum_w = C > A ? C : A;
+    const size_t P = c->total + c->pad, colsum_w = C > A ? C : A;
 #define TAKE(ptr, type, bytes)                                                                     \
     do {                                                                                           \
         ptr = (type)(base ? base + off : NULL);                                                    \
@@ -160,6 +163,7 @@ static size_t carve(rwkv4_cuda *c, char *base) {
         TAKE(a->x_mid, void *, N * C * es);
         TAKE(a->z2, void *, N * C * es);
         TAKE(a->kf, void *, N * F * es);
+        TAKE(a->h, void *, N * F * es);
         TAKE(a->vf, void *, N * C * es);
         TAKE(a->rf, void *, N * C * es);
         TAKE(a->mean1, float *, N * 4);
@@ -209,6 +213,13 @@ rwkv_status rwkv4_cuda_new(const param_layout *layout, int B, int T, rwkv4_cuda_
     c->V = s.n_vocab, c->C = s.n_embd, c->L = s.n_layer, c->F = s.n_ffn, c->A = s.dim_att;
     c->B = B, c->T = T, c->N = B * T;
     c->Vp = (c->V + 63) / 64 * 64; /* aligned logits rows for the tensor cores */
+    /* The head is multiplied as Vp rows when it is the last tensor of the
+     * layout (the official order): its zero rows then live after the last
+     * parameter, get zero gradients, and no product has an odd dimension. */
+    const param_info *hp = param_layout_find(layout, "head.weight");
+    const int head_last = hp && hp->offset + hp->numel == layout->total;
+    c->Vh = head_last ? c->Vp : c->V;
+    c->pad = (size_t)(c->Vh - c->V) * (size_t)c->C;
     c->act = precision == RWKV4_CUDA_BF16 ? CUDA_BF16 : CUDA_F32;
     c->total = layout->total;
     c->layout = *layout;
@@ -307,7 +318,7 @@ rwkv_status rwkv4_cuda_download_grads(rwkv4_cuda *c, float *grads, rwkv_error *e
 }
 
 rwkv_status rwkv4_cuda_zero_grads(rwkv4_cuda *c, rwkv_error *err) {
-    CU(cudaMemsetAsync(c->grads, 0, c->total * 4, c->stream), "zeroing the gradients");
+    CU(cudaMemsetAsync(c->grads, 0, (c->total + c->pad) * 4, c->stream), "zeroing the gradients");
     return RWKV_OK;
 }
 
@@ -338,16 +349,24 @@ static void op_end(rwkv4_cuda *c) {
     c->n_ev++;
 }
 
+/* Runs one launcher call, timed under `kind` when timing is on. */
+#define TIMED(kind, call)                                                                          \
+    do {                                                                                           \
+        op_begin(c, kind);                                                                         \
+        call;                                                                                      \
+        op_end(c);                                                                                 \
+    } while (0)
+
 rwkv_status rwkv4_cuda_timing_get(rwkv4_cuda *c, rwkv4_cuda_timing *out, rwkv_error *err) {
     memset(out, 0, sizeof *out);
     if (!c->timing) return RWKV_OK;
     rwkv_status st = cuda_sync(c->stream, "timing", err);
     if (st) return st;
     float ms = 0;
+    double *slot[] = {&out->gemm_ms, &out->wkv_ms, &out->norm_ms, &out->shift_ms, &out->elem_ms, &out->loss_ms};
     for (int i = 0; i < c->n_ev; i++) {
         cudaEventElapsedTime(&ms, c->ev[2 * i], c->ev[2 * i + 1]);
-        if (c->ev_kind[i] == KIND_GEMM) out->gemm_ms += ms;
-        else out->wkv_ms += ms;
+        *slot[c->ev_kind[i]] += ms;
     }
     cudaEventElapsedTime(&ms, c->ev_start, c->ev_end);
     out->total_ms = ms;
@@ -441,24 +460,23 @@ static rwkv_status forward_block(rwkv4_cuda *c, int l, rwkv_error *err) {
     void *x_next = l + 1 < c->L ? c->acts[l + 1].x_in : c->x_out;
     cudaStream_t s = c->stream;
     /* time mixing */
-    cuda_layernorm_forward(t, a->x_in, P + o->ln1_w, P + o->ln1_b, N, C, a->z1, a->mean1, a->rstd1, s);
-    cuda_token_shift_forward(t, a->z1, P + o->att_mix, 3, B, T, C, c->mix, s);
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, a->x_in, P + o->ln1_w, P + o->ln1_b, N, C, a->z1, a->mean1, a->rstd1, s));
+    TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z1, P + o->att_mix, 3, B, T, C, c->mix, s));
     TRY(linear_forward(c, lin(o->att_kvr, A, C, 3), c->mix, a->kvr, A, NULL, err));
     const char *kvr = (const char *)a->kvr;
-    op_begin(c, KIND_WKV);
-    cuda_wkv_forward(t, B, T, A, P + o->time_decay, P + o->time_first, kvr, kvr + ebytes(c, (size_t)N * A),
-                     kvr + 2 * ebytes(c, (size_t)N * A), a->y, c->sa, s);
-    op_end(c);
+    TIMED(KIND_WKV, cuda_wkv_forward(t, B, T, A, P + o->time_decay, P + o->time_first, kvr,
+                                     kvr + ebytes(c, (size_t)N * A), kvr + 2 * ebytes(c, (size_t)N * A), a->y,
+                                     c->sa, s));
     TRY(linear_forward(c, lin(o->att_o, C, A, 1), c->sa, a->x_mid, C, a->x_in, err));
     /* channel mixing */
-    cuda_layernorm_forward(t, a->x_mid, P + o->ln2_w, P + o->ln2_b, N, C, a->z2, a->mean2, a->rstd2, s);
-    cuda_token_shift_forward(t, a->z2, P + o->ffn_mix, 2, B, T, C, c->mix, s);
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, a->x_mid, P + o->ln2_w, P + o->ln2_b, N, C, a->z2, a->mean2, a->rstd2, s));
+    TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z2, P + o->ffn_mix, 2, B, T, C, c->mix, s));
     TRY(linear_forward(c, lin(o->ffn_k, F, C, 1), c->mix, a->kf, F, NULL, err));
-    cuda_relu2_forward(t, a->kf, c->sf, (size_t)N * F, s);
-    TRY(linear_forward(c, lin(o->ffn_v, C, F, 1), c->sf, a->vf, C, NULL, err));
+    TIMED(KIND_ELEM, cuda_relu2_forward(t, a->kf, a->h, (size_t)N * F, s));
+    TRY(linear_forward(c, lin(o->ffn_v, C, F, 1), a->h, a->vf, C, NULL, err));
     TRY(linear_forward(c, lin(o->ffn_r, C, C, 1), (const char *)c->mix + ebytes(c, (size_t)N * C), a->rf,
                        C, NULL, err));
-    cuda_gate_residual_forward(t, a->x_mid, a->rf, a->vf, x_next, (size_t)N * C, s);
+    TIMED(KIND_ELEM, cuda_gate_residual_forward(t, a->x_mid, a->rf, a->vf, x_next, (size_t)N * C, s));
     return RWKV_OK;
 }
 
@@ -469,15 +487,15 @@ static rwkv_status forward(rwkv4_cuda *c, int backward, float l2wrap, rwkv_error
     const cuda_dtype t = c->act;
     const float *P = c->params;
     const int *inputs = c->tok_dev, *targets = c->tok_dev + (N + 1);
-    cuda_embedding_forward(t, P + c->emb, inputs, N, C, c->emb_out, c->stream);
-    cuda_layernorm_forward(t, c->emb_out, P + c->ln0_w, P + c->ln0_b, N, C, c->acts[0].x_in, c->mean0,
-                           c->rstd0, c->stream);
+    TIMED(KIND_ELEM, cuda_embedding_forward(t, P + c->emb, inputs, N, C, c->emb_out, c->stream));
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, c->emb_out, P + c->ln0_w, P + c->ln0_b, N, C, c->acts[0].x_in, c->mean0,
+                           c->rstd0, c->stream));
     for (int l = 0; l < c->L; l++) TRY(forward_block(c, l, err));
-    cuda_layernorm_forward(t, c->x_out, P + c->ln_out_w, P + c->ln_out_b, N, C, c->z_out, c->mean_out,
-                           c->rstd_out, c->stream);
-    TRY(linear_forward(c, lin(c->head, c->V, C, 1), c->z_out, c->logits, c->Vp, NULL, err));
-    cuda_cross_entropy(t, c->logits, c->Vp, targets, N, c->V, l2wrap, backward, c->row_loss, c->stream);
-    cuda_mean(c->row_loss, N, c->loss, c->stream);
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, c->x_out, P + c->ln_out_w, P + c->ln_out_b, N, C, c->z_out, c->mean_out,
+                           c->rstd_out, c->stream));
+    TRY(linear_forward(c, lin(c->head, c->Vh, C, 1), c->z_out, c->logits, c->Vp, NULL, err));
+    TIMED(KIND_LOSS, cuda_cross_entropy(t, c->logits, c->Vp, targets, N, c->V, l2wrap, backward, c->row_loss, c->stream));
+    TIMED(KIND_LOSS, cuda_mean(c->row_loss, N, c->loss, c->stream));
     return cuda_check("CUDA forward", err);
 }
 
@@ -494,39 +512,36 @@ static rwkv_status backward_block(rwkv4_cuda *c, int l, rwkv_error *err) {
     char *dvf = (char *)c->gc2, *drf = dvf + ebytes(c, NC);
     char *mix1 = (char *)c->mix + ebytes(c, NC), *dmix1 = (char *)c->dmix + ebytes(c, NC);
     /* channel mixing */
-    cuda_gate_backward(t, a->rf, a->vf, c->gx, dvf, drf, NC, s);
-    cuda_relu2_forward(t, a->kf, c->sf, (size_t)N * F, s);
-    TRY(linear_backward_weight(c, lin(o->ffn_v, C, F, 1), c->sf, dvf, C, err));
+    TIMED(KIND_ELEM, cuda_gate_backward(t, a->rf, a->vf, c->gx, dvf, drf, NC, s));
+    TRY(linear_backward_weight(c, lin(o->ffn_v, C, F, 1), a->h, dvf, C, err));
     TRY(linear_backward_input(c, lin(o->ffn_v, C, F, 1), dvf, C, c->sf, err));
-    cuda_relu2_backward(t, a->kf, c->sf, c->sf, (size_t)N * F, s);
-    cuda_token_shift_forward(t, a->z2, P + o->ffn_mix, 2, B, T, C, c->mix, s);
+    TIMED(KIND_ELEM, cuda_relu2_backward(t, a->kf, c->sf, c->sf, (size_t)N * F, s));
+    TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z2, P + o->ffn_mix, 2, B, T, C, c->mix, s));
     TRY(linear_backward_weight(c, lin(o->ffn_k, F, C, 1), c->mix, c->sf, F, err));
     TRY(linear_backward_input(c, lin(o->ffn_k, F, C, 1), c->sf, F, c->dmix, err));
     TRY(linear_backward_weight(c, lin(o->ffn_r, C, C, 1), mix1, drf, C, err));
     TRY(linear_backward_input(c, lin(o->ffn_r, C, C, 1), drf, C, dmix1, err));
-    cuda_token_shift_backward(t, c->dmix, a->z2, P + o->ffn_mix, 2, B, T, C, c->gz, G + o->ffn_mix,
-                              c->partial, s);
-    cuda_layernorm_backward(t, a->x_mid, P + o->ln2_w, a->mean2, a->rstd2, c->gz, N, C, c->gx, 1,
-                            G + o->ln2_w, G + o->ln2_b, c->partial, s);
+    TIMED(KIND_SHIFT, cuda_token_shift_backward(t, c->dmix, a->z2, P + o->ffn_mix, 2, B, T, C, c->gz, G + o->ffn_mix,
+                              c->partial, s));
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, a->x_mid, P + o->ln2_w, a->mean2, a->rstd2, c->gz, N, C, c->gx, 1,
+                            G + o->ln2_w, G + o->ln2_b, c->partial, s));
     /* time mixing; gx = dL/d x_mid */
     const char *kvr = (const char *)a->kvr;
     char *gkvr = (char *)c->gkvr;
-    cuda_gate_forward(t, kvr + 2 * ebytes(c, NA), a->y, c->sa, NA, s);
+    TIMED(KIND_ELEM, cuda_gate_forward(t, kvr + 2 * ebytes(c, NA), a->y, c->sa, NA, s));
     TRY(linear_backward_weight(c, lin(o->att_o, C, A, 1), c->sa, c->gx, C, err));
     TRY(linear_backward_input(c, lin(o->att_o, C, A, 1), c->gx, C, c->sa, err));
-    op_begin(c, KIND_WKV);
-    cuda_wkv_backward(t, B, T, A, P + o->time_decay, P + o->time_first, kvr, kvr + ebytes(c, NA),
-                      kvr + 2 * ebytes(c, NA), a->y, c->sa, gkvr, gkvr + ebytes(c, NA),
-                      gkvr + 2 * ebytes(c, NA), G + o->time_decay, G + o->time_first, c->wkv_s,
-                      c->wkv_q, c->rowsum, s);
-    op_end(c);
-    cuda_token_shift_forward(t, a->z1, P + o->att_mix, 3, B, T, C, c->mix, s);
+    TIMED(KIND_WKV, cuda_wkv_backward(t, B, T, A, P + o->time_decay, P + o->time_first, kvr,
+                                      kvr + ebytes(c, NA), kvr + 2 * ebytes(c, NA), a->y, c->sa, gkvr,
+                                      gkvr + ebytes(c, NA), gkvr + 2 * ebytes(c, NA), G + o->time_decay,
+                                      G + o->time_first, c->wkv_s, c->wkv_q, c->rowsum, s));
+    TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z1, P + o->att_mix, 3, B, T, C, c->mix, s));
     TRY(linear_backward_weight(c, lin(o->att_kvr, A, C, 3), c->mix, c->gkvr, A, err));
     TRY(linear_backward_input(c, lin(o->att_kvr, A, C, 3), c->gkvr, A, c->dmix, err));
-    cuda_token_shift_backward(t, c->dmix, a->z1, P + o->att_mix, 3, B, T, C, c->gz, G + o->att_mix,
-                              c->partial, s);
-    cuda_layernorm_backward(t, a->x_in, P + o->ln1_w, a->mean1, a->rstd1, c->gz, N, C, c->gx, 1,
-                            G + o->ln1_w, G + o->ln1_b, c->partial, s);
+    TIMED(KIND_SHIFT, cuda_token_shift_backward(t, c->dmix, a->z1, P + o->att_mix, 3, B, T, C, c->gz, G + o->att_mix,
+                              c->partial, s));
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, a->x_in, P + o->ln1_w, a->mean1, a->rstd1, c->gz, N, C, c->gx, 1,
+                            G + o->ln1_w, G + o->ln1_b, c->partial, s));
     return RWKV_OK;
 }
 
@@ -537,15 +552,15 @@ static rwkv_status backward(rwkv4_cuda *c, rwkv_error *err) {
     float *G = c->grads;
     const int *order = c->tok_dev + 2 * (N + 1), *seg = c->tok_dev + 3 * (N + 1),
               *seg_tok = c->tok_dev + 4 * (N + 1);
-    const linear head = lin(c->head, c->V, C, 1);
+    const linear head = lin(c->head, c->Vh, C, 1);
     TRY(linear_backward_weight(c, head, c->z_out, c->logits, c->Vp, err));
     TRY(linear_backward_input(c, head, c->logits, c->Vp, c->gz, err));
-    cuda_layernorm_backward(t, c->x_out, P + c->ln_out_w, c->mean_out, c->rstd_out, c->gz, N, C, c->gx, 0,
-                            G + c->ln_out_w, G + c->ln_out_b, c->partial, c->stream);
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, c->x_out, P + c->ln_out_w, c->mean_out, c->rstd_out, c->gz, N, C, c->gx, 0,
+                            G + c->ln_out_w, G + c->ln_out_b, c->partial, c->stream));
     for (int l = c->L - 1; l >= 0; l--) TRY(backward_block(c, l, err));
-    cuda_layernorm_backward(t, c->emb_out, P + c->ln0_w, c->mean0, c->rstd0, c->gx, N, C, c->gz, 0,
-                            G + c->ln0_w, G + c->ln0_b, c->partial, c->stream);
-    cuda_embedding_backward(t, c->gz, order, seg, seg_tok, c->n_seg, C, G + c->emb, c->stream);
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, c->emb_out, P + c->ln0_w, c->mean0, c->rstd0, c->gx, N, C, c->gz, 0,
+                            G + c->ln0_w, G + c->ln0_b, c->partial, c->stream));
+    TIMED(KIND_ELEM, cuda_embedding_backward(t, c->gz, order, seg, seg_tok, c->n_seg, C, G + c->emb, c->stream));
     return cuda_check("CUDA backward", err);
 }
 

@@ -11,31 +11,70 @@
 
 #define EMPTY_P (-1e38f) /* "no past terms yet" (§1.3) */
 
+/* Each thread's time loop is latency-bound (a few hundred threads per
+ * multiprocessor, each a serial chain), so the inputs of the next WKV_U
+ * steps are loaded into registers while the current ones are computed. */
+enum { WKV_U = 8 };
+
 template <typename T>
-__global__ void wkv_forward_kernel(int B, int T_len, int C, const float *theta, const float *u_,
-                                   const T *k, const T *v, const T *r, T *y, T *ry) {
+__device__ __forceinline__ void load_steps(float (&dst)[WKV_U], const T *__restrict__ p, int t0,
+                                           int T_len, int C) {
+#pragma unroll
+    for (int j = 0; j < WKV_U; j++) dst[j] = t0 + j < T_len ? ld(p + (size_t)(t0 + j) * C) : 0.0f;
+}
+
+__device__ __forceinline__ void load_steps(float (&dst)[WKV_U], const float *__restrict__ p,
+                                           int t0, int T_len, int C) {
+#pragma unroll
+    for (int j = 0; j < WKV_U; j++) dst[j] = t0 + j < T_len ? p[(size_t)(t0 + j) * C] : 0.0f;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(64) wkv_forward_kernel(int B, int T_len, int C,
+                                                         const float *__restrict__ theta,
+                                                         const float *__restrict__ u_,
+                                                         const T *__restrict__ k, const T *__restrict__ v,
+                                                         const T *__restrict__ r, T *__restrict__ y,
+                                                         T *__restrict__ ry) {
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= B * C) return;
     const int b = idx / C, c = idx % C;
     const float d = -expf(theta[c]), u = u_[c];
     float a = 0.0f, bs = 0.0f, p = EMPTY_P;
     const size_t o = (size_t)b * T_len * C + c;
-    for (int t = 0; t < T_len; t++) {
-        const size_t i = o + (size_t)t * C;
-        const float kt = ld(k + i), vt = ld(v + i);
-        const float uk = u + kt;
-        float q = fmaxf(p, uk);
-        float e1 = expf(p - q), e2 = expf(uk - q);
-        const float yt = (e1 * a + e2 * vt) / (e1 * bs + e2);
-        st(y + i, yt);
-        st(ry + i, sigmoid(ld(r + i)) * yt);
-        const float pd = p + d;
-        q = fmaxf(pd, kt);
-        e1 = expf(pd - q);
-        e2 = expf(kt - q);
-        a = e1 * a + e2 * vt;
-        bs = e1 * bs + e2;
-        p = q;
+    k += o, v += o, r += o, y += o, ry += o;
+    float kn[WKV_U], vn[WKV_U], rn[WKV_U];
+    load_steps(kn, k, 0, T_len, C);
+    load_steps(vn, v, 0, T_len, C);
+    load_steps(rn, r, 0, T_len, C);
+    for (int t0 = 0; t0 < T_len; t0 += WKV_U) {
+        float kc[WKV_U], vc[WKV_U], rc[WKV_U];
+#pragma unroll
+        for (int j = 0; j < WKV_U; j++) kc[j] = kn[j], vc[j] = vn[j], rc[j] = rn[j];
+        if (t0 + WKV_U < T_len) {
+            load_steps(kn, k, t0 + WKV_U, T_len, C);
+            load_steps(vn, v, t0 + WKV_U, T_len, C);
+            load_steps(rn, r, t0 + WKV_U, T_len, C);
+        }
+#pragma unroll
+        for (int j = 0; j < WKV_U; j++) {
+            if (t0 + j >= T_len) break;
+            const size_t i = (size_t)(t0 + j) * C;
+            const float kt = kc[j], vt = vc[j];
+            const float uk = u + kt;
+            float q = fmaxf(p, uk);
+            float e1 = expf(p - q), e2 = expf(uk - q);
+            const float yt = (e1 * a + e2 * vt) / (e1 * bs + e2);
+            st(y + i, yt);
+            st(ry + i, sigmoid(rc[j]) * yt);
+            const float pd = p + d;
+            q = fmaxf(pd, kt);
+            e1 = expf(pd - q);
+            e2 = expf(kt - q);
+            a = e1 * a + e2 * vt;
+            bs = e1 * bs + e2;
+            p = q;
+        }
     }
 }
 
@@ -53,62 +92,105 @@ void cuda_wkv_forward(cuda_dtype t, int B, int T, int C, const float *d_theta, c
  * s_t = gy_t e^q / D_t and q_t in the float32 scratch; sweep 2 runs back in
  * time over (P~, Q~) sharing the exponent P. */
 template <typename T>
-__global__ void wkv_backward_kernel(int B, int T_len, int C, const float *theta, const float *u_,
-                                    const T *k, const T *v, const T *r, const T *y, const T *g,
-                                    T *gk, T *gv, T *gr, float *s_buf, float *q_buf,
-                                    double *rowsum) {
+__global__ void __launch_bounds__(64) wkv_backward_kernel(
+    int B, int T_len, int C, const float *__restrict__ theta, const float *__restrict__ u_,
+    const T *__restrict__ k, const T *__restrict__ v, const T *__restrict__ r, const T *__restrict__ y,
+    const T *__restrict__ g, T *__restrict__ gk, T *__restrict__ gv, T *__restrict__ gr,
+    float *__restrict__ s_buf, float *__restrict__ q_buf, double *__restrict__ rowsum) {
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= B * C) return;
     const int b = idx / C, c = idx % C;
     const float d = -expf(theta[c]), u = u_[c];
     const size_t o = (size_t)b * T_len * C + c;
+    k += o, v += o, r += o, y += o, g += o, gk += o, gv += o, gr += o, s_buf += o, q_buf += o;
     float a = 0.0f, bs = 0.0f, ad = 0.0f, bd = 0.0f, p = EMPTY_P;
     double gd_sum = 0.0, gu_sum = 0.0;
-    for (int t = 0; t < T_len; t++) {
-        const size_t i = o + (size_t)t * C;
-        const float kt = ld(k + i), vt = ld(v + i), yt = ld(y + i);
-        const float sg = sigmoid(ld(r + i)), gt = ld(g + i);
-        st(gr + i, gt * yt * sg * (1.0f - sg));
-        const float gy = gt * sg;
-        const float uk = u + kt;
-        float q, e1, e2;
-        if (p > uk) q = p, e1 = 1.0f, e2 = expf(uk - p);
-        else q = uk, e1 = expf(p - uk), e2 = 1.0f;
-        const float s = gy / (e1 * bs + e2);
-        gd_sum += (double)((ad - yt * bd) * e1 * s);
-        gu_sum += (double)((vt - yt) * e2 * s);
-        s_buf[i] = s;
-        q_buf[i] = q;
-        const float pd = p + d;
-        float q2, f1, f2;
-        if (pd > kt) q2 = pd, f1 = 1.0f, f2 = expf(kt - pd);
-        else q2 = kt, f1 = expf(pd - kt), f2 = 1.0f;
-        ad = f1 * (a + ad);
-        bd = f1 * (bs + bd);
-        a = f1 * a + f2 * vt;
-        bs = f1 * bs + f2;
-        p = q2;
+    float kn[WKV_U], vn[WKV_U], yn[WKV_U], rn[WKV_U], gn[WKV_U];
+    load_steps(kn, k, 0, T_len, C);
+    load_steps(vn, v, 0, T_len, C);
+    load_steps(yn, y, 0, T_len, C);
+    load_steps(rn, r, 0, T_len, C);
+    load_steps(gn, g, 0, T_len, C);
+    for (int t0 = 0; t0 < T_len; t0 += WKV_U) {
+        float kc[WKV_U], vc[WKV_U], yc[WKV_U], rc[WKV_U], gc[WKV_U];
+#pragma unroll
+        for (int j = 0; j < WKV_U; j++) kc[j] = kn[j], vc[j] = vn[j], yc[j] = yn[j], rc[j] = rn[j], gc[j] = gn[j];
+        if (t0 + WKV_U < T_len) {
+            load_steps(kn, k, t0 + WKV_U, T_len, C);
+            load_steps(vn, v, t0 + WKV_U, T_len, C);
+            load_steps(yn, y, t0 + WKV_U, T_len, C);
+            load_steps(rn, r, t0 + WKV_U, T_len, C);
+            load_steps(gn, g, t0 + WKV_U, T_len, C);
+        }
+#pragma unroll
+        for (int j = 0; j < WKV_U; j++) {
+            if (t0 + j >= T_len) break;
+            const size_t i = (size_t)(t0 + j) * C;
+            const float kt = kc[j], vt = vc[j], yt = yc[j];
+            const float sg = sigmoid(rc[j]), gt = gc[j];
+            st(gr + i, gt * yt * sg * (1.0f - sg));
+            const float gy = gt * sg;
+            const float uk = u + kt;
+            float q, e1, e2;
+            if (p > uk) q = p, e1 = 1.0f, e2 = expf(uk - p);
+            else q = uk, e1 = expf(p - uk), e2 = 1.0f;
+            const float s = gy / (e1 * bs + e2);
+            gd_sum += (double)((ad - yt * bd) * e1 * s);
+            gu_sum += (double)((vt - yt) * e2 * s);
+            s_buf[i] = s;
+            q_buf[i] = q;
+            const float pd = p + d;
+            float q2, f1, f2;
+            if (pd > kt) q2 = pd, f1 = 1.0f, f2 = expf(kt - pd);
+            else q2 = kt, f1 = expf(pd - kt), f2 = 1.0f;
+            ad = f1 * (a + ad);
+            bd = f1 * (bs + bd);
+            a = f1 * a + f2 * vt;
+            bs = f1 * bs + f2;
+            p = q2;
+        }
     }
     rowsum[idx] = gd_sum;
     rowsum[(size_t)B * C + idx] = gu_sum;
+    /* sweep 2, backwards in time, in chunks [t0, t0 + WKV_U) from the end */
     float Pt = 0.0f, Qt = 0.0f;
     p = EMPTY_P;
-    for (int j = T_len - 1; j >= 0; j--) {
-        const size_t i = o + (size_t)j * C;
-        const float kj = ld(k + i), vj = ld(v + i), yj = ld(y + i);
-        const float s = s_buf[i], q = q_buf[i];
-        const float c1 = s * expf(u + kj - q); /* g_j e^{u+k_j} / D_j */
-        const float c2 = expf(kj + p);
-        st(gk + i, c1 * (vj - yj) + c2 * (Pt * vj - Qt));
-        st(gv + i, c1 + c2 * Pt);
-        const float E = -q; /* g_j / D_j = s_j e^E */
-        const float pd = p + d;
-        float M, f1, f2;
-        if (pd > E) M = pd, f1 = 1.0f, f2 = s * expf(E - pd);
-        else M = E, f1 = expf(pd - E), f2 = s;
-        Pt = f1 * Pt + f2;
-        Qt = f1 * Qt + f2 * yj;
-        p = M;
+    const int last0 = (T_len - 1) / WKV_U * WKV_U;
+    float sn[WKV_U], qn[WKV_U];
+    load_steps(kn, k, last0, T_len, C);
+    load_steps(vn, v, last0, T_len, C);
+    load_steps(yn, y, last0, T_len, C);
+    load_steps(sn, s_buf, last0, T_len, C);
+    load_steps(qn, q_buf, last0, T_len, C);
+    for (int t0 = last0; t0 >= 0; t0 -= WKV_U) {
+        float kc[WKV_U], vc[WKV_U], yc[WKV_U], sc[WKV_U], qc[WKV_U];
+#pragma unroll
+        for (int j = 0; j < WKV_U; j++) kc[j] = kn[j], vc[j] = vn[j], yc[j] = yn[j], sc[j] = sn[j], qc[j] = qn[j];
+        if (t0 > 0) {
+            load_steps(kn, k, t0 - WKV_U, T_len, C);
+            load_steps(vn, v, t0 - WKV_U, T_len, C);
+            load_steps(yn, y, t0 - WKV_U, T_len, C);
+            load_steps(sn, s_buf, t0 - WKV_U, T_len, C);
+            load_steps(qn, q_buf, t0 - WKV_U, T_len, C);
+        }
+#pragma unroll
+        for (int j = WKV_U - 1; j >= 0; j--) {
+            if (t0 + j >= T_len) continue;
+            const size_t i = (size_t)(t0 + j) * C;
+            const float kj = kc[j], vj = vc[j], yj = yc[j], s = sc[j], q = qc[j];
+            const float c1 = s * expf(u + kj - q); /* g_j e^{u+k_j} / D_j */
+            const float c2 = expf(kj + p);
+            st(gk + i, c1 * (vj - yj) + c2 * (Pt * vj - Qt));
+            st(gv + i, c1 + c2 * Pt);
+            const float E = -q; /* g_j / D_j = s_j e^E */
+            const float pd = p + d;
+            float M, f1, f2;
+            if (pd > E) M = pd, f1 = 1.0f, f2 = s * expf(E - pd);
+            else M = E, f1 = expf(pd - E), f2 = s;
+            Pt = f1 * Pt + f2;
+            Qt = f1 * Qt + f2 * yj;
+            p = M;
+        }
     }
 }
 
