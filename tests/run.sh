@@ -32,6 +32,9 @@ if [ -n "$vectors" ]; then
         echo "SKIP check_vectors: $vectors not found" | tee -a "$log"
     fi
 fi
+for t in tests/lint/*.sh; do
+    [ -f "$t" ] && run "$(basename "$t")" sh "$t"
+done
 for t in tests/cli/*.sh; do
     [ -f "$t" ] && run "$(basename "$t")" sh "$t" ./rwkv
 done

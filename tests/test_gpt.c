@@ -1,4 +1,4 @@
-/* The GPT baseline (src/model/gpt.c): every parameter tensor's gradient
+/* The GPT baseline (src/model/gpt*.c, src/train/gpt_grad.c): every parameter tensor's gradient
  * against central finite differences of a double-precision forward written
  * here from the formulas (independent of the library code), the KV-cache
  * decode path against the full-sequence forward, thread-count determinism,
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "model/gpt.h"
+#include "train/gpt_grad.h"
 #include "test.h"
 
 /* ---- a small deterministic generator for test weights ---- */

@@ -3,8 +3,8 @@
  *    and 300 tokens (300 crosses the 256-token chunk boundary), from a
  *    fresh state and from a used one;
  *  - state continuation: sequence(a) then sequence(b) == sequence(a + b);
- *  - the per-head kernels against a plain double-precision transcription of
- *    the update rules of ../shared/testvectors/rwkv5/README.md;
+ *  - the group norm of ln_x against double precision (the WKV kernels are in
+ *    tests/test_wkv.c);
  *  - version detection, the ln_x epsilon rule, info fields, a file round trip;
  *  - with ../shared present: the tiny vector cases' sequence-mode logits.
  *
@@ -17,7 +17,6 @@
 
 #include "formats/formats.h"
 #include "kernels/kernels.h"
-#include "kernels/kernels_heads.h"
 #include "model/model.h"
 #include "rwkv.h"
 #include "test.h"
@@ -415,109 +414,11 @@ static void test_missing_tensor(void) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Kernels against a double-precision transcription of the update rules    */
+/* The group norm of ln_x against double precision                         */
 /* ------------------------------------------------------------------------ */
 
 static void fill(float *a, size_t n, uint64_t *s, float lo, float hi) {
     for (size_t i = 0; i < n; i++) a[i] = uniform(s, lo, hi);
-}
-
-static void test_wkv_kernels(void) {
-    enum { T = 9, H = 3, N = 12, A = H * N };
-    uint64_t s = 42;
-    static float r[T * A], k[T * A], v[T * A], w[T * A], u[A], a[T * A], bb[T * A];
-    static float S0[H * N * N], S1[H * N * N], S4[H * N * N], y1[T * A], y4[T * A];
-    static double Sd[H * N * N], yd[T * A];
-    fill(r, T * A, &s, -1, 1);
-    fill(k, T * A, &s, -1, 1);
-    fill(v, T * A, &s, -1, 1);
-    fill(w, T * A, &s, 0.2f, 1);
-    fill(u, A, &s, -0.5f, 0.5f);
-    fill(S0, H * N * N, &s, -1, 1);
-    for (int v7 = 0; v7 < 2; v7++) {
-        if (v7) { /* a = -kappa, b = kappa * alpha with a unit-norm kappa per head */
-            for (int t = 0; t < T; t++)
-                for (int h = 0; h < H; h++) {
-                    float kap[N], ss = 0;
-                    for (int j = 0; j < N; j++) kap[j] = uniform(&s, -1, 1), ss += kap[j] * kap[j];
-                    for (int j = 0; j < N; j++) {
-                        float al = uniform(&s, 0, 1);
-                        a[t * A + h * N + j] = -kap[j] / sqrtf(ss);
-                        bb[t * A + h * N + j] = kap[j] / sqrtf(ss) * al;
-                    }
-                }
-        }
-        for (int i = 0; i < H * N * N; i++) Sd[i] = S0[i];
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < H; h++)
-                for (int i = 0; i < N; i++) {
-                    double *row = Sd + ((size_t)h * N + i) * N;
-                    const size_t o = (size_t)t * A + (size_t)h * N;
-                    double vi = v[o + i], acc = 0, sa = 0;
-                    if (!v7) {
-                        for (int j = 0; j < N; j++) acc += (double)r[o + j] * (row[j] + (double)u[h * N + j] * k[o + j] * vi);
-                        for (int j = 0; j < N; j++) row[j] = w[o + j] * row[j] + (double)k[o + j] * vi;
-                    } else {
-                        for (int j = 0; j < N; j++) sa += row[j] * a[o + j];
-                        for (int j = 0; j < N; j++) row[j] = row[j] * w[o + j] + sa * bb[o + j] + vi * k[o + j];
-                        for (int j = 0; j < N; j++) acc += row[j] * r[o + j];
-                    }
-                    yd[o + i] = acc;
-                }
-        memcpy(S1, S0, sizeof S0);
-        memcpy(S4, S0, sizeof S0);
-        if (!v7) {
-            wkv5_forward(T, H, N, r, k, v, w, A, u, S1, y1, 1);
-            wkv5_forward(T, H, N, r, k, v, w, A, u, S4, y4, 4);
-        } else {
-            wkv7_forward(T, H, N, r, w, k, v, a, bb, S1, y1, 1);
-            wkv7_forward(T, H, N, r, w, k, v, a, bb, S4, y4, 4);
-        }
-        float yf[T * A], Sf[H * N * N];
-        for (int i = 0; i < T * A; i++) yf[i] = (float)yd[i];
-        for (int i = 0; i < H * N * N; i++) Sf[i] = (float)Sd[i];
-        double ry = tol_ratio(y1, yf, T * A, 1e-5, 1e-5), rs = tol_ratio(S1, Sf, H * N * N, 1e-5, 1e-5);
-        CHECK(ry <= 1 && rs <= 1, "wkv%s vs double: y ratio %.3g, S ratio %.3g", v7 ? "7" : "5", ry, rs);
-        CHECK(memcmp(y1, y4, sizeof y1) == 0 && memcmp(S1, S4, sizeof S1) == 0,
-              "wkv%s: the thread count changed the result", v7 ? "7" : "5");
-        /* token by token == all at once, bit for bit */
-        float St[H * N * N], yt[T * A];
-        memcpy(St, S0, sizeof S0);
-        for (int t = 0; t < T; t++) {
-            const size_t o = (size_t)t * A;
-            if (!v7) wkv5_forward(1, H, N, r + o, k + o, v + o, w + o, 0, u, St, yt + o, 2);
-            else wkv7_forward(1, H, N, r + o, w + o, k + o, v + o, a + o, bb + o, St, yt + o, 2);
-        }
-        CHECK(memcmp(yt, y1, sizeof yt) == 0 && memcmp(St, S1, sizeof St) == 0,
-              "wkv%s: one token at a time differs from the whole sequence", v7 ? "7" : "5");
-    }
-    /* the scalar-kernel build of the rows agrees with the SIMD one in use */
-    {
-        const char *active = kernels_active()->name;
-        float Ss[H * N * N], ys[T * A], Sv[H * N * N], yv[T * A];
-        double worst = 0;
-        for (int v7 = 0; v7 < 2; v7++) {
-            for (int pass = 0; pass < 2; pass++) {
-                CHECK(kernels_select(pass ? active : "scalar") == 0, "cannot select kernels");
-                float *St = pass ? Sv : Ss, *yt = pass ? yv : ys;
-                memcpy(St, S0, sizeof S0);
-                if (!v7) wkv5_forward(T, H, N, r, k, v, w, A, u, St, yt, 2);
-                else wkv7_forward(T, H, N, r, w, k, v, a, bb, St, yt, 2);
-            }
-            double ry = tol_ratio(yv, ys, T * A, 1e-6, 1e-6), rs = tol_ratio(Sv, Ss, H * N * N, 1e-6, 1e-6);
-            worst = ry > worst ? ry : worst;
-            worst = rs > worst ? rs : worst;
-        }
-        CHECK(worst <= 1, "wkv kernels: %s vs scalar build differ (ratio %.3g)", active, worst);
-    }
-    /* w_stride = 0 (one decay vector for every token) == the vector repeated */
-    float wrep[T * A];
-    for (int t = 0; t < T; t++) memcpy(wrep + t * A, w, sizeof(float) * A);
-    memcpy(S1, S0, sizeof S0);
-    memcpy(S4, S0, sizeof S0);
-    wkv5_forward(T, H, N, r, k, v, w, 0, u, S1, y1, 1);
-    wkv5_forward(T, H, N, r, k, v, wrep, A, u, S4, y4, 1);
-    CHECK(memcmp(y1, y4, sizeof y1) == 0 && memcmp(S1, S4, sizeof S1) == 0, "wkv5: w_stride 0 differs");
 }
 
 static void test_group_norm(void) {
@@ -734,7 +635,6 @@ static int bench(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) return bench(argc, argv);
-    RUN(test_wkv_kernels);
     RUN(test_group_norm);
     RUN(test_version_detection);
     RUN(test_group_norm_eps_rule);

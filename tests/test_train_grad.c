@@ -1,6 +1,6 @@
-/* RWKV-4 training math: WKV backward (docs/rwkv-architecture.md §2), the
- * backward matmul kernels, every gradient of the shared test vectors, and
- * the initialisation of §3.1-§3.2. */
+/* RWKV-4 training math: the backward matmul kernels, every gradient of the
+ * shared test vectors, and the initialisation of §3.1-§3.2 (the WKV
+ * backward is tested with the other WKV operators, tests/test_wkv.c). */
 #include <dirent.h>
 #include <stdint.h>
 
@@ -19,118 +19,7 @@ static double nrand(void) {
     return sqrt(-2.0 * log(1.0 - urand())) * cos(6.283185307179586 * urand());
 }
 
-/* ---- (a) the one-channel WKV vector of §2 ------------------------------- */
-
-static void test_wkv_vector(void) {
-    const float theta = -0.5f, u = 0.3f, d = -expf(theta);
-    const float k[4] = {0.1f, -1.2f, 2.0f, 0.5f}, v[4] = {1.0f, -0.5f, 0.25f, 2.0f};
-    const float g[4] = {0.3f, -0.2f, 0.5f, 1.0f};
-    const double want_y[4] = {1.0, 0.596588, 0.270780, 0.647526};
-    const double want_k[4] = {-0.027329, 0.029668, -0.300140, 0.297801};
-    const double want_v[4] = {0.213992, -0.023696, 1.189514, 0.220190};
-    float y[4], state[3], gk[4], gv[4], gth = 0, gu = 0;
-    CHECK(fabs(d - -0.606531) < 5e-7, "d = %.7f", d);
-    wkv_forward_batch(1, 4, 1, &d, &u, k, v, state, y, 1);
-    wkv_backward(1, 4, 1, &d, &u, k, v, y, g, gk, gv, &gth, &gu, 1);
-    const double tol = 5e-7 + 2.5e-7; /* half a unit of the 6th printed decimal + float rounding */
-    for (int t = 0; t < 4; t++) {
-        CHECK(fabs(y[t] - want_y[t]) <= tol, "y[%d] = %.7f, want %.6f", t, y[t], want_y[t]);
-        CHECK(fabs(gk[t] - want_k[t]) <= tol, "dk[%d] = %.7f, want %.6f", t, gk[t], want_k[t]);
-        CHECK(fabs(gv[t] - want_v[t]) <= tol, "dv[%d] = %.7f, want %.6f", t, gv[t], want_v[t]);
-    }
-    CHECK(fabs(gth - -0.014840) <= tol, "dθ = %.7f, want -0.014840", gth);
-    CHECK(fabs(gu - 0.347258) <= tol, "du = %.7f, want 0.347258", gu);
-}
-
-/* ---- (b) WKV backward vs central differences in double ------------------ */
-
-/* L = Σ_t g_t y_t for one channel, y from the explicit softmax form of §1.3
- * (past logits (t-1-i)d + k_i, current u + k_t), max-subtracted. */
-static double wkv_loss_ref(int T, double theta, double u, const double *k, const double *v,
-                           const double *g) {
-    const double d = -exp(theta);
-    double L = 0;
-    for (int t = 0; t < T; t++) {
-        double mx = u + k[t];
-        for (int i = 0; i < t; i++) mx = fmax(mx, (t - 1 - i) * d + k[i]);
-        double num = exp(u + k[t] - mx) * v[t], den = exp(u + k[t] - mx);
-        for (int i = 0; i < t; i++) {
-            const double w = exp((t - 1 - i) * d + k[i] - mx);
-            num += w * v[i];
-            den += w;
-        }
-        L += g[t] * num / den;
-    }
-    return L;
-}
-
-static void test_wkv_finite_differences(void) {
-    enum { B = 2, T = 24, C = 5 };
-    float th[C], u[C], d[C], k[B * T * C], v[B * T * C], g[B * T * C], y[B * T * C];
-    float state[3 * B * C], gk[B * T * C], gv[B * T * C], gth[C] = {0}, gu[C] = {0};
-    rng_state = 77;
-    for (int c = 0; c < C; c++) {
-        th[c] = (float)(-6.0 + 9.0 * urand()); /* θ in [-6, 3] */
-        u[c] = (float)(2.0 * nrand());
-        d[c] = -expf(th[c]);
-    }
-    for (int i = 0; i < B * T * C; i++) {
-        const int c = i % C;
-        k[i] = (float)(nrand() * (c < 2 ? 1.0 : c == 2 ? 10.0 : 40.0));
-        v[i] = (float)nrand();
-        g[i] = (float)nrand();
-    }
-    k[(0 * T + 3) * C + 3] = 118.0f; /* past exp() overflow in float */
-    k[(1 * T + 7) * C + 4] = -95.0f;
-    k[(1 * T + 8) * C + 4] = 64.0f;
-    wkv_forward_batch(B, T, C, d, u, k, v, state, y, 2);
-    wkv_backward(B, T, C, d, u, k, v, y, g, gk, gv, gth, gu, 2);
-
-    double worst = 0;
-    const char *worst_what = "";
-    double kk[T], vv[T], gg[T];
-    for (int c = 0; c < C; c++) {
-        double fd_th = 0, fd_u = 0;
-        for (int b = 0; b < B; b++) {
-            for (int t = 0; t < T; t++) {
-                const int i = (b * T + t) * C + c;
-                kk[t] = k[i], vv[t] = v[i], gg[t] = g[i];
-            }
-            const double h = 1e-6;
-            fd_th += (wkv_loss_ref(T, th[c] + h, u[c], kk, vv, gg) -
-                      wkv_loss_ref(T, th[c] - h, u[c], kk, vv, gg)) / (2 * h);
-            fd_u += (wkv_loss_ref(T, th[c], u[c] + h, kk, vv, gg) -
-                     wkv_loss_ref(T, th[c], u[c] - h, kk, vv, gg)) / (2 * h);
-            for (int t = 0; t < T; t++) {
-                const int i = (b * T + t) * C + c;
-                double fd[2];
-                for (int which = 0; which < 2; which++) {
-                    double *x = which ? vv : kk, save = x[t];
-                    x[t] = save + h;
-                    const double lp = wkv_loss_ref(T, th[c], u[c], kk, vv, gg);
-                    x[t] = save - h;
-                    const double lm = wkv_loss_ref(T, th[c], u[c], kk, vv, gg);
-                    x[t] = save;
-                    fd[which] = (lp - lm) / (2 * h);
-                }
-                const double ek = fabs(gk[i] - fd[0]) / (1e-5 + 1e-4 * fabs(fd[0]));
-                const double ev = fabs(gv[i] - fd[1]) / (1e-5 + 1e-4 * fabs(fd[1]));
-                if (!(ek <= worst)) worst = ek, worst_what = "dk";
-                if (!(ev <= worst)) worst = ev, worst_what = "dv";
-                CHECK(ek <= 1 && ev <= 1, "b %d t %d c %d (k %g): dk %.8g vs fd %.8g, dv %.8g vs fd %.8g",
-                      b, t, c, k[i], gk[i], fd[0], gv[i], fd[1]);
-            }
-        }
-        CHECK(fabs(gth[c] - fd_th) <= 1e-5 + 1e-4 * fabs(fd_th), "c %d: dθ %.8g vs fd %.8g", c,
-              gth[c], fd_th);
-        CHECK(fabs(gu[c] - fd_u) <= 1e-5 + 1e-4 * fabs(fd_u), "c %d: du %.8g vs fd %.8g", c, gu[c],
-              fd_u);
-    }
-    printf("# wkv vs finite differences: worst ratio %.3f (%s; 1 = atol 1e-5 + rtol 1e-4)\n", worst,
-           worst_what);
-}
-
-/* ---- (c) backward matmul kernels vs the scalar references ---------------- */
+/* ---- (a) backward matmul kernels vs the scalar references ---------------- */
 
 static void test_matmul_backward_kernels(void) {
     const int sizes[][3] = {{1, 1, 1}, {7, 13, 5}, {97, 33, 65}, {130, 257, 99},
@@ -178,7 +67,7 @@ static void test_matmul_backward_kernels(void) {
     }
 }
 
-/* ---- (d) the shared RWKV-4 test vectors ----------------------------------- */
+/* ---- (b) the shared RWKV-4 test vectors ----------------------------------- */
 
 typedef struct vcase {
     int V, C, L, F, B, T;
@@ -430,7 +319,7 @@ static void test_l2wrap(void) {
     enum { B = 2, T = 5, N = B * T };
     param_layout lay;
     rwkv_error err;
-    CHECK(param_layout_init(&shape, &lay, &err) == RWKV_OK, "%s", err.message);
+    CHECK(rwkv4_layout_init(&shape, &lay, &err) == RWKV_OK, "%s", err.message);
     float *p = malloc(sizeof(float) * lay.total), *g0 = calloc(lay.total, sizeof(float));
     float *g1 = calloc(lay.total, sizeof(float)), *logits = malloc(sizeof(float) * N * 13);
     rng_state = 99;
@@ -469,7 +358,7 @@ static void test_l2wrap(void) {
     CHECK(worst <= 1, "L2Wrap gradient vs finite differences: ratio %.3f", worst);
 }
 
-/* ---- (e) initialisation statistics (§3.1-§3.2) ------------------------------- */
+/* ---- (c) initialisation statistics (§3.1-§3.2) ------------------------------- */
 
 static double max_gram_error(const float *W, int rows, int cols, double gain) {
     /* WᵀW for a tall matrix, WWᵀ for a wide one, against gain²·I */
@@ -495,7 +384,7 @@ static void test_init(void) {
         const int C = s.n_embd, A = s.dim_att, L = s.n_layer;
         param_layout lay;
         rwkv_error err;
-        CHECK(param_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
+        CHECK(rwkv4_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
         const size_t matrices = (size_t)L * (3 * A * C + C * A + 2 * s.n_ffn * C + C * C);
         const size_t vectors = (size_t)L * (9 * C + 2 * A) + 4 * (size_t)C;
         CHECK(lay.total == (size_t)2 * s.n_vocab * C + matrices + vectors, "total %zu", lay.total);
@@ -572,7 +461,7 @@ static void test_layout_and_loading(void) {
     const rwkv4_shape s = {11, 8, 2, 24, 8};
     param_layout lay;
     rwkv_error err;
-    CHECK(param_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
+    CHECK(rwkv4_layout_init(&s, &lay, &err) == RWKV_OK, "%s", err.message);
     CHECK(lay.count == 4 + 18 * 2 + 2, "count %d", lay.count);
     CHECK(!strcmp(lay.params[0].name, "emb.weight") && !strcmp(lay.params[5].name, "blocks.0.ln0.weight") &&
               !strcmp(lay.params[lay.count - 1].name, "head.weight"),
@@ -613,8 +502,6 @@ static void test_layout_and_loading(void) {
 }
 
 int main(void) {
-    RUN(test_wkv_vector);
-    RUN(test_wkv_finite_differences);
     RUN(test_matmul_backward_kernels);
     RUN(test_layout_and_loading);
     RUN(test_rwkv4_vectors);

@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#include "tensor.h"
+#include "core/tensor.h"
 
 /* Maps `path`, detects the format from its first bytes and reads it. */
 rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err);
@@ -24,9 +24,5 @@ rwkv_status rwkvcpp_read(const char *path, tensor_set *set, rwkv_error *err); /*
 rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to,
                               rwkv_error *err);
 
-/* Writes `size` bytes through `write_fn` into path atomically (temp + fsync +
- * rename). Shared by every writer of the project. */
-typedef rwkv_status (*atomic_write_fn)(FILE *f, void *ctx, rwkv_error *err);
-rwkv_status atomic_write_file(const char *path, atomic_write_fn fn, void *ctx, rwkv_error *err);
 
 #endif

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/mapped_file.h"
+#include "core/mapped_file.h"
 
 #define PK_MAX_PICKLE ((size_t)1 << 30)  /* real ones: ~100 bytes per tensor */
 #define PK_MAX_OBJECTS (1 << 21)

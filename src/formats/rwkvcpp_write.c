@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/atomic_write.h"
 #include "formats/formats.h"
 #include "formats/rwkvcpp_write.h"
 

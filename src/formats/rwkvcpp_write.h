@@ -3,7 +3,7 @@
 #ifndef RWKV_RWKVCPP_WRITE_H
 #define RWKV_RWKVCPP_WRITE_H
 
-#include "tensor.h"
+#include "core/tensor.h"
 
 /* Writes the header and then every tensor as given (types f32, f16 or a
  * ggml block type; shapes in PyTorch order, written reversed as ggml dims;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/atomic_write.h"
 #include "formats/formats.h"
 
 #define SAFETENSORS_MAX_HEADER (100u << 20) /* the reference library's own limit */

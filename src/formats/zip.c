@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/mapped_file.h"
+#include "core/mapped_file.h"
 
 enum {
     SIG_LOCAL = 0x04034b50,

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 
 typedef struct zip_entry {
     const char *name;      /* into the central directory; NOT NUL-terminated */

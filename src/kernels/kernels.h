@@ -1,7 +1,9 @@
 /* The math kernels. Each operation is written once as a plain scalar
- * reference (kernels/<op>.c); faster variants of the same signature may be
- * selected at run time (kernels/cpu.c), and tests compare every variant with
- * the reference. Model code says *what* is computed; kernels say *how*.
+ * reference; faster variants of the same signature live in one table per
+ * instruction set (kernel_ops below), chosen once at start (kernels/dispatch.c),
+ * and tests compare every variant with the reference. Model code says *what*
+ * is computed; kernels say *how*. The WKV operators of every RWKV version are
+ * declared in kernels/wkv.h.
  *
  * Matrices are PyTorch nn.Linear weights: `rows` (out) x `cols` (in),
  * row-major, in any float dtype (f32/f16/bf16) or ggml block type; the
@@ -13,7 +15,7 @@
 
 #include <math.h>
 
-#include "dtype.h"
+#include "core/dtype.h"
 
 typedef struct matrix {
     dtype type;
@@ -44,22 +46,22 @@ int matvec_chunk_rows(const matrix *W, int n_threads);
 void matrix_row_f32(const matrix *W, int r, float *out);
 
 /* LN(x; w, b) = w * (x - mean) / sqrt(var + eps) + b, biased variance
- * (docs/rwkv-architecture.md §0). x and y may alias. */
+ * (docs/model.md §0). x and y may alias. */
 void layernorm(const float *x, const float *w, const float *b, int n, float eps, float *y);
 
-/* WKV over T steps for C channels, the stable recurrence of docs §1.3.
- * d = -exp(time_decay) (per-step log decay), u = time_first; k, v, y are
- * [T][C]; (aa, bb, pp) is the state [C] each, read and updated in place. */
-void wkv_forward(int T, int C, const float *d, const float *u, const float *k, const float *v,
-                 float *aa, float *bb, float *pp, float *y);
-
-/* Token shift mix: out = mu * cur + (1 - mu) * prev  (docs §1.2). */
+/* Token shift mix: out = mu * cur + (1 - mu) * prev  (docs/model.md §1.2). */
 void token_mix(const float *cur, const float *prev, const float *mu, int n, float *out);
+
+/* GN_H(x; w, b, eps) for one token of H groups of N channels (RWKV-5/6/7's
+ * ln_x): each group is normalised by its own mean and biased variance (eps
+ * inside the sqrt), then y = w * xhat + b per channel (w, b: [H*N]). x and y
+ * may alias. */
+void group_norm(const float *x, const float *w, const float *b, int H, int N, float eps, float *y);
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* ------------------------------------------------------------------------ */
-/* Variants and run-time dispatch (kernels/cpu.c)                            */
+/* The kernel table and its selection (kernels/dispatch.c)                    */
 /* ------------------------------------------------------------------------ */
 
 /* Blocked matrix-matrix product of one instruction set: a register tile of
@@ -73,6 +75,20 @@ typedef struct matmul_ukernel {
                 int mr_valid, int nr_valid, int accumulate);
 } matmul_ukernel;
 
+/* One table per variant: "scalar" (kernels/kernels_scalar.c, the portable
+ * references), "avx2" (kernels/kernels_avx2.c) and "avx512"
+ * (kernels/kernels_avx512.c). It holds every op that has more than one
+ * implementation; the public entry points (matvec, layernorm, wkv4_forward,
+ * ...) do the threading and call the active table's slot, so a variant only
+ * writes single-threaded work on a slice of the data. One table is chosen
+ * once, at the first call (CPU features, RWKV_KERNELS); nothing else in the
+ * library compares variant names.
+ *
+ * Backends: all of today's tables run on the CPU and take host pointers. A
+ * GPU backend is another table of this shape whose slots take device
+ * pointers: it is registered next to the CPU ones in kernels/dispatch.c and
+ * chosen by the model that owns the device memory, not by CPUID; the model
+ * code above the table stays the same. */
 typedef struct kernel_ops {
     const char *name; /* "scalar", "avx2", "avx512" */
     /* y[r - r0] = row r of W . x for r0 <= r < r1 (one thread's share). */
@@ -84,13 +100,23 @@ typedef struct kernel_ops {
      * (zero rows past nr_valid); tmp holds mm.nr * kc floats. */
     void (*pack)(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp);
     void (*layernorm)(const float *x, const float *w, const float *b, int n, float eps, float *y);
-    void (*wkv_forward)(int T, int C, const float *d, const float *u, const float *k, const float *v,
-                        float *aa, float *bb, float *pp, float *y);
     void (*token_mix)(const float *cur, const float *prev, const float *mu, int n, float *out);
     void (*relu_square)(float *x, size_t n);
     void (*sigmoid_mul)(float *y, const float *r, size_t n);
     void (*add_sigmoid_mul)(float *x, const float *r, const float *v, size_t n);
+    /* RWKV-4 WKV on all C channels (kernels/wkv4.c, signature of wkv4_forward). */
+    void (*wkv4_forward)(int T, int C, const float *d, const float *u, const float *k, const float *v,
+                         float *aa, float *bb, float *pp, float *y);
+    /* One state row S[h][i][.] of the RWKV-5/6 and RWKV-7 WKV over T tokens
+     * (kernels/wkv5.c, kernels/wkv7.c: wkv5_row_fn, wkv7_row_fn). */
+    void (*wkv5_row)(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
+                     const float *w, size_t w_stride, const float *u, float *s, float *y);
+    void (*wkv7_row)(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
+                     const float *v, const float *a, const float *b, float *s, float *y);
 } kernel_ops;
+
+/* The tables compiled in (x86 only for the SIMD ones). */
+extern const kernel_ops kernels_scalar, kernels_avx2, kernels_avx512;
 
 /* The variant in use: the best one this CPU runs, unless the environment
  * variable RWKV_KERNELS=scalar|avx2|avx512 names another (an unknown or
@@ -107,7 +133,7 @@ const kernel_ops *const *kernels_all(void);
 int kernels_cpu_supports(const char *name);
 
 /* Element-wise parts of the forward pass, vectorised (selected variant):
- *   relu_square:      x = max(x, 0)^2                 (channel-mix key, docs §1.2)
+ *   relu_square:      x = max(x, 0)^2                 (channel-mix key, docs/model.md §1.2)
  *   sigmoid_mul:      y = y * sigmoid(r)              (time-mix output gate)
  *   add_sigmoid_mul:  x = x + sigmoid(r) * v          (channel-mix residual) */
 void relu_square(float *x, size_t n);
@@ -138,11 +164,14 @@ void relu_square_scalar(float *x, size_t n);
 void sigmoid_mul_scalar(float *y, const float *r, size_t n);
 void add_sigmoid_mul_scalar(float *x, const float *r, const float *v, size_t n);
 void matvec_scalar(const matrix *W, const float *x, float *y);
+void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
 void matmul_scalar(const matrix *W, const float *X, int N, float *Y);
 void layernorm_scalar(const float *x, const float *w, const float *b, int n, float eps, float *y);
-void wkv_forward_scalar(int T, int C, const float *d, const float *u, const float *k, const float *v,
-                        float *aa, float *bb, float *pp, float *y);
 void token_mix_scalar(const float *cur, const float *prev, const float *mu, int n, float *out);
+/* The scalar table's matmul micro-kernel (4 tokens x 8 rows) and packing. */
+void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                           int nr, int accumulate);
+void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp);
 
 /* Products with an explicit variant (tests/benchmarks); matvec/matmul use kernels_active(). */
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads);

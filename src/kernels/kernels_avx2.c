@@ -1,9 +1,9 @@
 /* The AVX2 + FMA + F16C kernel variant (8 float lanes). The whole file is
  * compiled for that instruction set through a target pragma (the same as a
  * target attribute on each function), so the default build stays portable:
- * kernels/cpu.c calls into this file only when CPUID/XGETBV allow it.
+ * kernels/dispatch.c calls into this file only when CPUID/XGETBV allow it.
  * Every function here is tested against the scalar reference in
- * tests/test_kernels.c. */
+ * tests/test_kernels.c (the WKV in tests/test_wkv.c). */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 
 #ifdef __clang__
@@ -17,9 +17,8 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "kernels/pack_avx.h"
-
-void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
+#include "kernels/avx_common.h"
+#include "kernels/wkv.h"
 
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -34,8 +33,6 @@ static inline __m256i lane_mask(int n) {
     return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
 }
 
-static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
-
 /* ---- element conversions ------------------------------------------------ */
 
 static inline __m256 load_f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
@@ -44,14 +41,6 @@ static inline __m256 load_bf16x8(const uint8_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 static inline __m256 i8x8_to_f32(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)); }
-
-/* The 32 signed values of one Q4_0 block (nibble - 8) as two 16-byte halves. */
-static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
-    const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    *lo = _mm_sub_epi8(_mm_and_si128(b, m4), e8);
-    *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), e8);
-}
 
 static void row_to_f32(dtype t, const void *src, float *dst, int n) {
     const uint8_t *s = src;
@@ -190,19 +179,6 @@ static float dot_q4_0(const uint8_t *w, const float *x, int n) {
     }
     if (i < n) a0 = q4_block(w, x + i, a0);
     return hsum8(_mm256_add_ps(a0, a1));
-}
-
-/* Software prefetch ~12 KB ahead of the row being read. The hardware
- * prefetcher alone kept the slower-consuming streams (f16, q8_0: more work
- * per byte than f32) at ~32 GB/s from DRAM on one core; prefetching this far
- * ahead reached ~42 GB/s, the measured read bandwidth (docs/perf.md). Called
- * once per row, it covers the next rb bytes of the stream 12 KB ahead. Not
- * used for f32, which the hardware prefetcher keeps up with (and which lost
- * ~10% with it). */
-#define PREFETCH_AHEAD 12288
-static inline void prefetch_row_ahead(const uint8_t *row, size_t rb) {
-    const char *p = (const char *)row + PREFETCH_AHEAD;
-    for (size_t o = 0; o < rb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
 }
 
 static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r1) {
@@ -364,14 +340,14 @@ static void token_mix_v(const float *cur, const float *prev, const float *mu, in
         __m256 t = _mm256_mul_ps(_mm256_sub_ps(one, m), _mm256_loadu_ps(prev + i));
         _mm256_storeu_ps(out + i, _mm256_fmadd_ps(m, _mm256_loadu_ps(cur + i), t));
     }
-    for (; i < n; i++) out[i] = mu[i] * cur[i] + (1.0f - mu[i]) * prev[i];
+    token_mix_scalar(cur + i, prev + i, mu + i, n - i, out + i);
 }
 
-/* The stable WKV recurrence (kernels/wkv.c) on 8 channels at a time. Of the
- * two exponentials of each step one is e^0 = 1, so one exp per step suffices:
- * e^{lo - max(a, b)} where lo is the smaller argument. */
-static void wkv_v(int T, int C, const float *d, const float *u, const float *k, const float *v, float *aa,
-                  float *bb, float *pp, float *y) {
+/* The stable RWKV-4 WKV recurrence (kernels/wkv4.c) on 8 channels at a
+ * time. Of the two exponentials of each step one is e^0 = 1, so one exp per
+ * step suffices: e^{lo - max(a, b)} where lo is the smaller argument. */
+static void wkv4_v(int T, int C, const float *d, const float *u, const float *k, const float *v, float *aa,
+                   float *bb, float *pp, float *y) {
     int c = 0;
     const __m256 one = _mm256_set1_ps(1.0f);
     for (; c + 8 <= C; c += 8) {
@@ -403,25 +379,7 @@ static void wkv_v(int T, int C, const float *d, const float *u, const float *k, 
         _mm256_storeu_ps(bb + c, b);
         _mm256_storeu_ps(pp + c, p);
     }
-    for (; c < C; c++) { /* leftover channels: the scalar recurrence */
-        float a = aa[c], b = bb[c], p = pp[c];
-        for (int t = 0; t < T; t++) {
-            const float kt = k[(size_t)t * C + c], vt = v[(size_t)t * C + c];
-            float ww = u[c] + kt, q = p > ww ? p : ww;
-            float e1 = expf(p - q), e2 = expf(ww - q);
-            y[(size_t)t * C + c] = (e1 * a + e2 * vt) / (e1 * b + e2);
-            ww = p + d[c];
-            q = ww > kt ? ww : kt;
-            e1 = expf(ww - q);
-            e2 = expf(kt - q);
-            a = e1 * a + e2 * vt;
-            b = e1 * b + e2;
-            p = q;
-        }
-        aa[c] = a;
-        bb[c] = b;
-        pp[c] = p;
-    }
+    wkv4_forward_scalar(T, C, c, C, d, u, k, v, aa, bb, pp, y); /* leftover channels */
 }
 
 /* ---- element-wise ------------------------------------------------------- */
@@ -463,11 +421,14 @@ const kernel_ops kernels_avx2 = {
     .mm = {MR, NR, ukernel},
     .pack = pack,
     .layernorm = layernorm_v,
-    .wkv_forward = wkv_v,
     .token_mix = token_mix_v,
     .relu_square = relu_square_v,
     .sigmoid_mul = sigmoid_mul_v,
     .add_sigmoid_mul = add_sigmoid_mul_v,
+    .wkv4_forward = wkv4_v,
+    /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */
+    .wkv5_row = wkv5_row_avx2,
+    .wkv7_row = wkv7_row_avx2,
 };
 
 #ifdef __clang__

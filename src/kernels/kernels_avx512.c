@@ -1,8 +1,8 @@
 /* The AVX-512 kernel variant (16 float lanes; AVX-512 F/BW/VL/DQ plus the
  * AVX2/FMA/F16C base). Compiled for that instruction set through a target
- * pragma (the same as a target attribute on each function); kernels/cpu.c
+ * pragma (the same as a target attribute on each function); kernels/dispatch.c
  * calls into it only when CPUID/XGETBV allow it. Tested against the scalar
- * reference in tests/test_kernels.c. */
+ * reference in tests/test_kernels.c (the WKV in tests/test_wkv.c). */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 
 #ifdef __clang__
@@ -18,11 +18,9 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "kernels/pack_avx.h"
+#include "kernels/avx_common.h"
+#include "kernels/wkv.h"
 
-void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
-
-static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
 static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); } /* n < 16 */
 
 static inline __m512 load_f16x16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
@@ -31,13 +29,6 @@ static inline __m512 load_bf16x16(const uint8_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
 static inline __m512 i8x16_to_f32(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
-
-static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
-    const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    *lo = _mm_sub_epi8(_mm_and_si128(b, m4), e8);
-    *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), e8);
-}
 
 static void row_to_f32(dtype t, const void *src, float *dst, int n) {
     const uint8_t *s = src;
@@ -241,19 +232,6 @@ static void block_sums(const float *x, int n, float *xs) {
         xs[i / 32] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i + 16)));
 }
 
-/* Software prefetch ~12 KB ahead of the row being read. The hardware
- * prefetcher alone kept the slower-consuming streams (f16, q8_0: more work
- * per byte than f32) at ~32 GB/s from DRAM on one core; prefetching this far
- * ahead reached ~42 GB/s, the measured read bandwidth (docs/perf.md). Called
- * once per row, it covers the next rb bytes of the stream 12 KB ahead. Not
- * used for f32, which the hardware prefetcher keeps up with (and which lost
- * ~10% with it). */
-#define PREFETCH_AHEAD 12288
-static inline void prefetch_row_ahead(const uint8_t *row, size_t rb) {
-    const char *p = (const char *)row + PREFETCH_AHEAD;
-    for (size_t o = 0; o < rb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-}
-
 static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r1) {
     const int n = W->cols;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
@@ -436,10 +414,10 @@ static void token_mix_v(const float *cur, const float *prev, const float *mu, in
     }
 }
 
-/* The stable WKV recurrence on 16 channels at a time (masked at the end);
+/* The stable RWKV-4 WKV recurrence on 16 channels at a time (masked at the end);
  * one exp per half-step, as in the AVX2 variant. */
-static void wkv_v(int T, int C, const float *d, const float *u, const float *k, const float *v, float *aa,
-                  float *bb, float *pp, float *y) {
+static void wkv4_v(int T, int C, const float *d, const float *u, const float *k, const float *v, float *aa,
+                   float *bb, float *pp, float *y) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int c = 0; c < C; c += 16) {
         const __mmask16 km = C - c >= 16 ? 0xffff : tail_mask(C - c);
@@ -513,11 +491,14 @@ const kernel_ops kernels_avx512 = {
     .mm = {MR, NR, ukernel},
     .pack = pack,
     .layernorm = layernorm_v,
-    .wkv_forward = wkv_v,
     .token_mix = token_mix_v,
     .relu_square = relu_square_v,
     .sigmoid_mul = sigmoid_mul_v,
     .add_sigmoid_mul = add_sigmoid_mul_v,
+    .wkv4_forward = wkv4_v,
+    /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */
+    .wkv5_row = wkv5_row_avx2,
+    .wkv7_row = wkv7_row_avx2,
 };
 
 #ifdef __clang__

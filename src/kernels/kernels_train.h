@@ -1,5 +1,6 @@
-/* Training kernels: the backward products of a linear layer and the WKV
- * forward/backward over a batch (docs/rwkv-architecture.md §2).
+/* Training kernels: the backward products of a linear layer. The WKV-4
+ * forward over a batch and its backward live with the other WKV operators
+ * (kernels/wkv.h, included here for the training code).
  *
  * Every product here is deterministic: each output element is owned by one
  * thread and its sum runs in a fixed order, so results do not depend on
@@ -9,6 +10,7 @@
 #define RWKV_KERNELS_TRAIN_H
 
 #include "kernels/kernels.h"
+#include "kernels/wkv.h"
 
 /* dX[n][c] = sum_r dY[n][r] * W[r][c]  (gradient w.r.t. the input of Y = X Wᵀ);
  * dY is [N][rows], dX is [N][cols] and is overwritten. */
@@ -21,7 +23,7 @@ void matmul_backward_weight(const float *dY, const float *X, int N, int rows, in
                             int n_threads);
 
 /* The same products on an explicit kernel variant's micro-kernel
- * (kernel_ops.mm, kernels/cpu.c); the two above use kernels_active(). */
+ * (kernel_ops.mm); the two above use kernels_active(). */
 void matmul_backward_input_with(const kernel_ops *k, const float *W, int rows, int cols,
                                 const float *dY, int N, float *dX, int n_threads);
 void matmul_backward_weight_with(const kernel_ops *k, const float *dY, const float *X, int N,
@@ -33,20 +35,5 @@ void matmul_backward_input_ref(const float *W, int rows, int cols, const float *
                                float *dX);
 void matmul_backward_weight_ref(const float *dY, const float *X, int N, int rows, int cols,
                                 float *dW);
-
-/* WKV forward over B independent rows of T steps, each from the zero state
- * (a = b = 0, p = -1e38), with the shared wkv_forward kernel (§1.3, §2).
- * d = -exp(time_decay) and u are [C]; k, v, y are [B][T][C]. `state` is
- * scratch of 3·B·C floats. Backward needs only y (besides d, u, k, v). */
-void wkv_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
-                       const float *v, float *state, float *y, int n_threads);
-
-/* WKV backward, the stable two-sweep algorithm of §2. Given gy = dL/dy
- * [B][T][C], writes gk, gv [B][T][C] and ADDS dL/dθ (θ = time_decay, via
- * gθ = d·Gd) and dL/du into gtheta, gu [C], summed over the B rows in order.
- * gk and gv serve as the scratch of the first sweep; one of them (not both) may be gy itself. */
-void wkv_backward(int B, int T, int C, const float *d, const float *u, const float *k,
-                  const float *v, const float *y, const float *gy, float *gk, float *gv,
-                  float *gtheta, float *gu, int n_threads);
 
 #endif

@@ -1,8 +1,9 @@
-/* Layer norm, token-shift mix and the element-wise parts: the scalar references, and the public
- * entry points that run the selected variant (kernels/cpu.c). */
+/* Layer norm, token-shift mix and the element-wise parts: the scalar
+ * references, and the public entry points that run the active table's
+ * variant (kernel_ops). */
 #include "kernels/kernels.h"
 
-/* docs/rwkv-architecture.md §0: biased variance, eps inside the sqrt. Two
+/* docs/model.md §0: biased variance, eps inside the sqrt. Two
  * passes in float (mean first) so large offsets do not cancel. */
 void layernorm_scalar(const float *x, const float *w, const float *b, int n, float eps, float *y) {
     float mean = 0.0f;

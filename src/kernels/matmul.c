@@ -42,7 +42,7 @@ void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
 }
 
 /* The scalar variant's micro-kernel: 4 tokens x 8 rows. */
-static void ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                            int nr, int accumulate) {
     float acc[4][8];
     memset(acc, 0, sizeof acc);
@@ -54,11 +54,10 @@ static void ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, 
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) Y[(size_t)i * ldy + j] = accumulate ? Y[(size_t)i * ldy + j] + acc[i][j] : acc[i][j];
 }
-const matmul_ukernel matmul_ukernel_scalar = {4, 8, ukernel_scalar};
 
 /* The scalar variant's packing: rows converted one at a time (tmp holds
  * kc floats), then written transposed into Wp[c][8]. */
-static void pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp) {
+void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp) {
     const int NR = 8;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     const uint8_t *base = W->data;
@@ -78,7 +77,6 @@ static void pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, f
         for (int c = 0; c < kc; c++) Wp[(size_t)c * NR + j] = src[c];
     }
 }
-void (*const matmul_pack_scalar)(const matrix *, int, int, int, int, float *, float *) = pack_scalar;
 
 typedef struct matmul_job {
     const kernel_ops *k;

@@ -1,8 +1,8 @@
 /* Matrix-vector product for decode: every weight is read once per token, so
  * this is bound by memory bandwidth. Rows are cut into a few chunks per
  * thread that the threads of the kernel pool claim (kernels/pool.c); each
- * chunk runs the selected variant's row kernel (kernels/cpu.c). The scalar row kernel here is the
- * reference every variant is tested against. */
+ * chunk runs the active table's row kernel (kernel_ops.matvec_rows). The
+ * scalar row kernel here is the reference every variant is tested against. */
 #include <stdint.h>
 
 #include "kernels/kernels.h"
@@ -42,7 +42,6 @@ static float row_dot(dtype t, const void *row, const float *x, int n) {
 static size_t row_bytes(const matrix *W) { return dtype_bytes_for(W->type, (uint64_t)W->cols); }
 
 /* The scalar variant's row kernel (kernel_ops.matvec_rows). */
-void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);
 void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1) {
     const uint8_t *base = W->data;
     size_t rb = row_bytes(W);

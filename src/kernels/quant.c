@@ -37,6 +37,23 @@ static void q8_0_block(const float *x, uint8_t *out) {
     }
 }
 
+/* Stores 32 codes of 4 or 5 bits: the low nibbles two per byte (element j
+ * and j + 16 share byte j), and, when qh is given, the fifth bits as one
+ * little-endian u32 (bit j of element j). */
+static void pack_codes(const int q[32], uint8_t *qs, uint8_t *qh) {
+    uint32_t hi = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
+        hi |= (uint32_t)((q[j] >> 4) & 1) << j | (uint32_t)((q[j + 16] >> 4) & 1) << (j + 16);
+    }
+    if (qh) {
+        qh[0] = (uint8_t)hi;
+        qh[1] = (uint8_t)(hi >> 8);
+        qh[2] = (uint8_t)(hi >> 16);
+        qh[3] = (uint8_t)(hi >> 24);
+    }
+}
+
 /* Symmetric 4/5-bit: bits = 4 or 5; qh receives the 5th bits (Q5_0). */
 static void qx_0_block(const float *x, uint8_t *out, int bits) {
     const int half = 1 << (bits - 1), top = (1 << bits) - 1;
@@ -47,23 +64,13 @@ static void qx_0_block(const float *x, uint8_t *out, int bits) {
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     put_f16(out, d);
     uint8_t *qs = out + (bits == 5 ? 6 : 2);
-    uint32_t qh = 0;
     int q[32];
     for (int j = 0; j < 32; j++) {
         float v = x[j] * id + (float)half + 0.5f;
         int qi = v <= 0.0f ? 0 : (int)v;
         q[j] = qi > top ? top : qi;
     }
-    for (int j = 0; j < 16; j++) {
-        qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
-        qh |= (uint32_t)((q[j] >> 4) & 1) << j | (uint32_t)((q[j + 16] >> 4) & 1) << (j + 16);
-    }
-    if (bits == 5) {
-        out[2] = (uint8_t)qh;
-        out[3] = (uint8_t)(qh >> 8);
-        out[4] = (uint8_t)(qh >> 16);
-        out[5] = (uint8_t)(qh >> 24);
-    }
+    pack_codes(q, qs, bits == 5 ? out + 2 : NULL);
 }
 
 /* Affine 4/5-bit with a minimum (Q4_1 / Q5_1). */
@@ -77,23 +84,13 @@ static void qx_1_block(const float *x, uint8_t *out, int bits) {
     put_f16(out, d);
     put_f16(out + 2, m);
     uint8_t *qs = out + (bits == 5 ? 8 : 4);
-    uint32_t qh = 0;
     int q[32];
     for (int j = 0; j < 32; j++) {
         float v = roundf((x[j] - m) * id);
         int qi = v <= 0.0f ? 0 : (int)v;
         q[j] = qi > top ? top : qi;
     }
-    for (int j = 0; j < 16; j++) {
-        qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
-        qh |= (uint32_t)((q[j] >> 4) & 1) << j | (uint32_t)((q[j + 16] >> 4) & 1) << (j + 16);
-    }
-    if (bits == 5) {
-        out[4] = (uint8_t)qh;
-        out[5] = (uint8_t)(qh >> 8);
-        out[6] = (uint8_t)(qh >> 16);
-        out[7] = (uint8_t)(qh >> 24);
-    }
+    pack_codes(q, qs, bits == 5 ? out + 4 : NULL);
 }
 
 int quantize_row(dtype t, const float *src, void *dst, size_t n) {

@@ -1,32 +1,13 @@
-/* The RWKV-5.2 / RWKV-6 state update (kernels/kernels_heads.h): one row
- * S[h][i][.] at a time, all T tokens, so rows can go to different threads
- * and the result does not depend on how many there are.
- *
- * The dot product keeps WKV_LANES independent partial sums (combined in a
- * fixed order), so it is not one serial chain of dependent additions and the
- * compiler keeps the lanes in one vector register. The same source is also
- * compiled for AVX2 (8 lanes in one register), used unless the scalar
- * kernels are selected (RWKV_KERNELS=scalar); both do the same operations in
- * the same order (no contraction into FMA in ISO C mode). */
-#include <string.h>
-
+/* The RWKV-5.2 / RWKV-6 WKV (equations in kernels/wkv.h):
+ *     y_i  = sum_j r_j (S_ij + u_j k_j v_i),   S_ij = w_j S_ij + k_j v_i
+ * one row S[h][i][.] at a time, all T tokens, so rows can go to different
+ * threads and the result does not depend on how many there are. The row
+ * source is built twice: the scalar reference (kernels_scalar's slot) and an
+ * AVX2 build (the AVX2 and AVX-512 tables' slot); see kernels/wkv_lanes.h
+ * for why both give the same bits. */
 #include "kernels/kernels.h"
-#include "kernels/kernels_heads.h"
-
-enum { WKV_LANES = 8 };
-
-#if defined(__GNUC__)
-#define WKV_INLINE static inline __attribute__((always_inline))
-#else
-#define WKV_INLINE static inline
-#endif
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define WKV_X86 1
-#endif
-
-WKV_INLINE float lanes_sum(const float *p) {
-    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-}
+#include "kernels/wkv.h"
+#include "kernels/wkv_lanes.h"
 
 WKV_INLINE void wkv5_row_body(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict k,
                               const float *restrict v, const float *restrict w, size_t w_stride,
@@ -55,30 +36,18 @@ WKV_INLINE void wkv5_row_body(int T, int A, int N, int h, int i, const float *re
     }
 }
 
-typedef void (*wkv5_row_fn)(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
-                            const float *w, size_t w_stride, const float *u, float *s, float *y);
-
-static void wkv5_row(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
+void wkv5_row_scalar(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
                      const float *w, size_t w_stride, const float *u, float *s, float *y) {
     wkv5_row_body(T, A, N, h, i, r, k, v, w, w_stride, u, s, y);
 }
 
 #ifdef WKV_X86
-__attribute__((target("avx2"))) static void wkv5_row_avx2(int T, int A, int N, int h, int i, const float *r,
-                                                          const float *k, const float *v, const float *w,
-                                                          size_t w_stride, const float *u, float *s, float *y) {
+__attribute__((target("avx2"))) void wkv5_row_avx2(int T, int A, int N, int h, int i, const float *r,
+                                                   const float *k, const float *v, const float *w, size_t w_stride,
+                                                   const float *u, float *s, float *y) {
     wkv5_row_body(T, A, N, h, i, r, k, v, w, w_stride, u, s, y);
 }
 #endif
-
-/* The AVX2 build of the rows whenever the active kernels are not the scalar
- * reference (every SIMD variant of kernels/cpu.c implies AVX2). */
-static wkv5_row_fn pick_row(void) {
-#ifdef WKV_X86
-    if (strcmp(kernels_active()->name, "scalar") != 0) return wkv5_row_avx2;
-#endif
-    return wkv5_row;
-}
 
 typedef struct wkv5_job {
     wkv5_row_fn row_fn;
@@ -94,9 +63,14 @@ static void wkv5_job_row(void *p, int row) {
               j->S + (size_t)row * j->N, j->y);
 }
 
-void wkv5_forward(int T, int H, int N, const float *r, const float *k, const float *v, const float *w,
-                  size_t w_stride, const float *u, float *S, float *y, int n_threads) {
-    wkv5_job j = {pick_row(), T, H * N, N, r, k, v, w, u, w_stride, S, y};
+void wkv5_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *k, const float *v,
+                       const float *w, size_t w_stride, const float *u, float *S, float *y, int n_threads) {
+    wkv5_job j = {ops->wkv5_row, T, H * N, N, r, k, v, w, u, w_stride, S, y};
     /* per row and token: N multiply-adds into the state row */
     parallel_rows(n_threads, H * N, (size_t)T * N, wkv5_job_row, &j);
+}
+
+void wkv5_forward(int T, int H, int N, const float *r, const float *k, const float *v, const float *w,
+                  size_t w_stride, const float *u, float *S, float *y, int n_threads) {
+    wkv5_forward_with(kernels_active(), T, H, N, r, k, v, w, w_stride, u, S, y, n_threads);
 }

@@ -1,32 +1,11 @@
-/* The RWKV-7 delta-rule state update (kernels/kernels_heads.h): row by row
- * as in kernels/wkv5.c. Row i of S only ever reads row i (S a is a dot
- * product within the row), so the rows are independent.
- *
- * The dot products keep WKV_LANES independent partial sums (combined in a
- * fixed order), so they are not one serial chain of dependent additions and
- * the compiler keeps the lanes in one vector register. The same source is
- * also compiled for AVX2 (8 lanes in one register), used unless the scalar
- * kernels are selected (RWKV_KERNELS=scalar); both do the same operations in
- * the same order (no contraction into FMA in ISO C mode). */
-#include <string.h>
-
+/* The RWKV-7 WKV, the generalised delta rule (equations in kernels/wkv.h):
+ *     S_ij = S_ij w_j + (sum_l S_il a_l) b_j + v_i k_j,   y_i = sum_j S_ij r_j
+ * row by row as in kernels/wkv5.c. Row i of S only ever reads row i (S a is
+ * a dot product within the row), so the rows are independent. The same two
+ * builds as there: the scalar reference and an AVX2 build of one source. */
 #include "kernels/kernels.h"
-#include "kernels/kernels_heads.h"
-
-enum { WKV_LANES = 8 };
-
-#if defined(__GNUC__)
-#define WKV_INLINE static inline __attribute__((always_inline))
-#else
-#define WKV_INLINE static inline
-#endif
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define WKV_X86 1
-#endif
-
-WKV_INLINE float lanes_sum(const float *p) {
-    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-}
+#include "kernels/wkv.h"
+#include "kernels/wkv_lanes.h"
 
 WKV_INLINE void wkv7_row_body(int T, int A, int N, int h, int i, const float *restrict r, const float *restrict w,
                               const float *restrict k, const float *restrict v, const float *restrict a,
@@ -60,30 +39,18 @@ WKV_INLINE void wkv7_row_body(int T, int A, int N, int h, int i, const float *re
     }
 }
 
-typedef void (*wkv7_row_fn)(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
-                            const float *v, const float *a, const float *b, float *s, float *y);
-
-static void wkv7_row(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
+void wkv7_row_scalar(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
                      const float *v, const float *a, const float *b, float *s, float *y) {
     wkv7_row_body(T, A, N, h, i, r, w, k, v, a, b, s, y);
 }
 
 #ifdef WKV_X86
-__attribute__((target("avx2"))) static void wkv7_row_avx2(int T, int A, int N, int h, int i, const float *r,
-                                                          const float *w, const float *k, const float *v,
-                                                          const float *a, const float *b, float *s, float *y) {
+__attribute__((target("avx2"))) void wkv7_row_avx2(int T, int A, int N, int h, int i, const float *r,
+                                                   const float *w, const float *k, const float *v, const float *a,
+                                                   const float *b, float *s, float *y) {
     wkv7_row_body(T, A, N, h, i, r, w, k, v, a, b, s, y);
 }
 #endif
-
-/* The AVX2 build of the rows whenever the active kernels are not the scalar
- * reference (every SIMD variant of kernels/cpu.c implies AVX2). */
-static wkv7_row_fn pick_row(void) {
-#ifdef WKV_X86
-    if (strcmp(kernels_active()->name, "scalar") != 0) return wkv7_row_avx2;
-#endif
-    return wkv7_row;
-}
 
 typedef struct wkv7_job {
     wkv7_row_fn row_fn;
@@ -98,9 +65,14 @@ static void wkv7_job_row(void *p, int row) {
               j->S + (size_t)row * j->N, j->y);
 }
 
-void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
-                  const float *a, const float *b, float *S, float *y, int n_threads) {
-    wkv7_job j = {pick_row(), T, H * N, N, r, w, k, v, a, b, S, y};
+void wkv7_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *w, const float *k,
+                       const float *v, const float *a, const float *b, float *S, float *y, int n_threads) {
+    wkv7_job j = {ops->wkv7_row, T, H * N, N, r, w, k, v, a, b, S, y};
     /* per row and token: a few passes of N multiply-adds over the state row */
     parallel_rows(n_threads, H * N, (size_t)T * N, wkv7_job_row, &j);
+}
+
+void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
+                  const float *a, const float *b, float *S, float *y, int n_threads) {
+    wkv7_forward_with(kernels_active(), T, H, N, r, w, k, v, a, b, S, y, n_threads);
 }

@@ -1,6 +1,6 @@
 #include "model/common.h"
 
-#include "kernels/kernels_heads.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>

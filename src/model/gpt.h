@@ -12,9 +12,9 @@
  * approximate='tanh'): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
  * LayerNorm: biased variance, eps 1e-5 (the shared layernorm kernel).
  *
- * Parameters live in one flat float32 buffer described by the same
- * param_layout type as RWKV-4 training (train/rwkv4_grad.h), so the Adam,
- * gradient-norm and checkpoint code of the trainer works on it unchanged.
+ * Parameters live in one flat float32 buffer described by a param_layout
+ * (core/param_layout.h), as RWKV-4's do, so the Adam, gradient-norm and
+ * checkpoint code of the trainer works on it unchanged.
  * Order and names (nanoGPT's state_dict, nn.Linear orientation [out][in]):
  *   transformer.wte.weight [V][C], transformer.wpe.weight [n_ctx][C],
  *   per layer l, prefix transformer.h.l.:
@@ -26,18 +26,20 @@
  *     mlp.c_fc.weight [F][C], mlp.c_fc.bias [F],
  *     mlp.c_proj.weight [C][F], mlp.c_proj.bias [C],
  *   transformer.ln_f.weight [C], transformer.ln_f.bias [C], lm_head.weight [V][C].
- * Every lr_scale is 1. layout->shape (an rwkv4_shape) gets n_vocab, n_embd,
- * n_layer, n_ffn and dim_att = n_embd; the GPT-only sizes (n_head, n_ctx)
- * are in gpt_shape. */
+ * Every lr_scale is 1. layout->shape gets n_vocab, n_embd, n_layer, n_ffn
+ * and dim_att = n_embd; the GPT-only sizes (n_head, n_ctx) are in gpt_shape.
+ *
+ * This header is the model: shape, layout, the batched forward, decoding and
+ * checkpoints. Training (the GPT-2 init, the backward) is train/gpt_grad.h. */
 #ifndef RWKV_MODEL_GPT_H
 #define RWKV_MODEL_GPT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "tensor.h"
-#include "train/rwkv4_grad.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "core/param_layout.h"
 
 typedef struct gpt_shape {
     int n_vocab; /* V */
@@ -58,34 +60,17 @@ rwkv_status gpt_layout_init(const gpt_shape *shape, param_layout *layout, rwkv_e
 /* Parameter count (= the layout's total). */
 size_t gpt_param_count(const gpt_shape *shape);
 
-/* Training FLOPs per token at context T (forward + backward = 3 x forward,
- * forward = 2 x matmul parameters + 2 L T C for the causal QKᵀ and PV). */
-double gpt_train_flops_per_token(const gpt_shape *shape, int T);
-
-/* GPT-2 initialisation, deterministic for a seed: every weight matrix,
- * wte and wpe ~ N(0, 0.02); the two residual projections of each block
- * (attn.c_proj, mlp.c_proj) ~ N(0, 0.02 / sqrt(2 L)); biases 0; LayerNorm
- * weights 1, biases 0. RWKV_ERR_ARG on a bad shape, RWKV_ERR_NOMEM. */
-rwkv_status gpt_init_params(const gpt_shape *shape, float *params, uint64_t seed);
-
-/* ---- training: forward with saved activations, backward ---------------- */
+/* ---- the batched forward with saved activations ------------------------- */
 
 typedef struct gpt_train_ctx gpt_train_ctx;
 
 /* Activation memory for B sequences of T tokens (T <= n_ctx); n_threads <= 0:
- * all cores. */
+ * all cores. The backward (train/gpt_grad.h) runs on the same context. */
 rwkv_status gpt_train_ctx_new(const gpt_shape *shape, int B, int T, int n_threads,
                               gpt_train_ctx **out, rwkv_error *err);
 void gpt_train_ctx_free(gpt_train_ctx *ctx);
 /* Bytes of activation memory the context holds. */
 size_t gpt_train_ctx_bytes(const gpt_train_ctx *ctx);
-
-/* Forward + backward over inputs/targets [B][T] (each row a separate
- * sequence at positions 0..T-1). *loss = mean cross-entropy over B*T tokens;
- * d(loss)/d(params) is ADDED into grads (zero it once per optimizer step).
- * Deterministic: the result does not depend on the thread count. */
-rwkv_status gpt_forward_backward(gpt_train_ctx *ctx, const float *params, const int *inputs,
-                                 const int *targets, float *grads, float *loss, rwkv_error *err);
 
 /* Forward only. targets may be NULL (then *loss is not written and loss may
  * be NULL); logits [B][T][V] are copied out when logits is not NULL. */

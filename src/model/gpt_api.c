@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "machine.h"
+#include "core/error.h"
+#include "core/machine.h"
 #include "model/gpt.h"
 
 struct rwkv_gpt {

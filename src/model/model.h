@@ -5,7 +5,7 @@
 
 #include "kernels/kernels.h"
 #include "rwkv.h"
-#include "tensor.h"
+#include "core/tensor.h"
 
 /* What a version file (model/rwkv4.c ... rwkv7.c) supplies; model/common.c
  * does the rest. The version's impl struct begins with an rwkv_common. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/wkv.h"
 #include "model/common.h"
 
 #define FRESH_PP (-1e38f) /* "empty" WKV state: every exponent p - q underflows to 0 (§1.3) */
@@ -60,7 +61,7 @@ static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, 
     const float *X[] = {xa, xb, xc};
     float *const Y[] = {k, v, r};
     matmul_group(3, W, X, T, Y, nt);
-    wkv_forward(T, A, ly->att_d, ly->att_u, k, v, aa, bb, pp, y);
+    wkv4_forward(T, A, ly->att_d, ly->att_u, k, v, aa, bb, pp, y);
     sigmoid_mul(y, r, (size_t)T * A);
     matmul(&ly->att_o, y, T, k, nt); /* k is free again: [T][C] output */
     add_rows(x, k, T, C, nt);

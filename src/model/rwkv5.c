@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels_heads.h"
+#include "kernels/wkv.h"
 #include "model/common.h"
 
 typedef struct rwkv5_layer {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels_heads.h"
+#include "kernels/wkv.h"
 #include "model/common.h"
 
 /* The five data-dependent mixes, in the order of the time_maa_w1 column

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels_heads.h"
+#include "kernels/wkv.h"
 #include "model/common.h"
 
 #define KK_EPS 1e-12f /* the clamp of kappa's per-head L2 norm */

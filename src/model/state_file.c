@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/atomic_write.h"
 #include "formats/formats.h"
 #include "model/model.h"
 

@@ -1,4 +1,4 @@
-/* GPT-NeoX-20B byte-level BPE from a Hugging Face tokenizer.json (docs §5.1).
+/* GPT-NeoX-20B byte-level BPE from a Hugging Face tokenizer.json (docs/model.md §5.1).
  *
  * Encode = the steps of Hugging Face `tokenizers` (add_special_tokens=False):
  *  1. split the raw text on the added tokens with normalized=false (here the

@@ -9,9 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
+#include "core/strmap.h"
 #include "rwkv_tokenizer.h"
-#include "strmap.h"
+#include "tokenizer/buffers.h"
+#include "tokenizer/utf8.h"
 
 typedef enum tok_kind { TOK_BYTES = 0, TOK_NEOX, TOK_WORLD } tok_kind;
 
@@ -28,34 +30,6 @@ struct rwkv_tokenizer {
     neox_model *neox;
     world_model *world;
 };
-
-/* A growable array of ids. */
-typedef struct tok_ids {
-    int *v;
-    size_t n, cap;
-} tok_ids;
-/* 0 on success, -1 when out of memory. */
-int tok_ids_reserve(tok_ids *a, size_t extra);
-static inline int tok_ids_push(tok_ids *a, int id) {
-    if (a->n == a->cap && tok_ids_reserve(a, 1)) return -1;
-    a->v[a->n++] = id;
-    return 0;
-}
-
-/* A growable byte buffer. */
-typedef struct tok_buf {
-    char *p;
-    size_t n, cap;
-} tok_buf;
-int tok_buf_reserve(tok_buf *b, size_t extra);
-int tok_buf_append(tok_buf *b, const void *data, size_t n);
-
-
-/* ---- utf8 helpers (utf8_stream.c) */
-/* Length of the longest valid UTF-8 prefix of s[0..n) (== n when valid). */
-size_t tok_utf8_valid_prefix(const unsigned char *s, size_t n);
-/* Encodes code point cp (<= 0x10FFFF) into out; returns the byte count. */
-int tok_utf8_encode(uint32_t cp, char out[4]);
 
 /* ---- pretokenize.c: the GPT-2 pre-tokenizer. s[0..n) is valid UTF-8 and
  * i < n the start of a pre-token; returns the end of that pre-token. */

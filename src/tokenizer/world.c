@@ -1,4 +1,4 @@
-/* The RWKV World tokenizer (rwkv_vocab_v20230424.txt, docs §5.2).
+/* The RWKV World tokenizer (rwkv_vocab_v20230424.txt, docs/model.md §5.2).
  *
  * File: one token per line, "<id> <literal> <nbytes>": id = the text before the
  * first space, nbytes = the integer after the last space, literal = what lies

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "kernels/kernels.h"
-#include "train/layers.h"
+#include "kernels/train_ops.h"
 
 #define NORM_BLOCK 16384
 

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "formats/formats.h"
-#include "model/gpt.h"
-#include "train/checkpoint.h"
+#include "train/gpt_grad.h"
+#include "train/model_file.h"
 
 int arch_default_heads(int n_embd) {
     int h = n_embd / 64;
@@ -44,7 +44,7 @@ static rwkv_status r4_shape_check(arch_shape *sh, rwkv_error *err) {
 
 static rwkv_status r4_layout(const arch_shape *sh, param_layout *lay, rwkv_error *err) {
     rwkv4_shape s = to_rwkv4(sh);
-    return param_layout_init(&s, lay, err);
+    return rwkv4_layout_init(&s, lay, err);
 }
 
 static rwkv_status r4_init(const arch_shape *sh, const param_layout *lay, float *params, uint64_t seed,

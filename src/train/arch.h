@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "train/rwkv4_grad.h"
 
 /* Sizes of a model of any architecture. */

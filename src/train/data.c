@@ -1,3 +1,4 @@
+#include "core/atomic_write.h"
 #include "train/data.h"
 
 #include <stdio.h>
@@ -7,6 +8,7 @@
 
 #include "formats/formats.h"
 #include "rwkv_tokenizer.h"
+#include "rwkv_train.h"
 
 /* ---- token files ---- */
 
@@ -245,4 +247,17 @@ int64_t data_val_windows(const token_data *d, int T, int64_t want, uint64_t **st
     }
     *starts = s;
     return k;
+}
+
+/* ---- the public tokenize calls (include/rwkv_train.h) ---- */
+
+rwkv_status rwkv_tokenize_file(const char *text_path, const char *token_path, rwkv_error *err) {
+    if (!text_path || !token_path) return rwkv_fail(err, RWKV_ERR_ARG, "tokenize: a path is NULL");
+    return tokenize_bytes_file(text_path, token_path, err);
+}
+
+rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *tokenizer, const char *token_path,
+                                    uint64_t *n_tokens, int *n_vocab, rwkv_error *err) {
+    if (!text_path || !token_path) return rwkv_fail(err, RWKV_ERR_ARG, "tokenize: a path is NULL");
+    return tokenize_text_file(text_path, tokenizer, token_path, n_tokens, n_vocab, err);
 }

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "formats/mapped_file.h"
-#include "rng.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/rng.h"
 
 #define TOKEN_FILE_MAGIC "RWKVTOK"
 #define TOKEN_FILE_HEADER 32

@@ -1,7 +1,7 @@
 /* RWKV-4 training math: parameter layout, the time-parallel forward of
  * docs/rwkv-architecture.md §1.2 with saved activations, its backward
  * (equations in docs/training-math.md) and the initialisation of §3.1-§3.2.
- * The layers themselves are in train/layers.c, the heavy kernels in
+ * The layers themselves are in kernels/train_ops.c, the heavy kernels in
  * kernels/ (matmul, matmul_backward, wkv, wkv_backward). */
 #include "train/rwkv4_grad.h"
 
@@ -11,28 +11,20 @@
 #include <string.h>
 
 #include "kernels/kernels_train.h"
-#include "machine.h"
-#include "rng.h"
-#include "train/layers.h"
+#include "core/machine.h"
+#include "core/rng.h"
+#include "kernels/train_ops.h"
 
 /* ---- parameter layout (official state_dict order, §1.1) ---------------- */
 
+/* Appends with the per-parameter LR multipliers of RWKV-LM v4neo (§3.3). */
 static void layout_add(param_layout *lay, const char *name, int ndim, int64_t d0, int64_t d1,
                        int64_t d2) {
-    param_info *p = &lay->params[lay->count++];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->ndim = ndim;
-    p->shape[0] = d0;
-    p->shape[1] = d1;
-    p->shape[2] = d2;
-    p->numel = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1) * (size_t)(ndim > 2 ? d2 : 1);
-    p->offset = lay->total;
-    lay->total += p->numel;
-    /* per-parameter LR multipliers of RWKV-LM v4neo (§3.3) */
-    p->lr_scale = strstr(name, ".time_decay") ? 2.0f : strstr(name, ".time_first") ? 3.0f : 1.0f;
+    const float lr_scale = strstr(name, ".time_decay") ? 2.0f : strstr(name, ".time_first") ? 3.0f : 1.0f;
+    param_layout_add(lay, name, ndim, d0, d1, d2, lr_scale);
 }
 
-rwkv_status param_layout_init(const rwkv4_shape *shape, param_layout *layout, rwkv_error *err) {
+rwkv_status rwkv4_layout_init(const rwkv4_shape *shape, param_layout *layout, rwkv_error *err) {
     memset(layout, 0, sizeof *layout);
     const rwkv4_shape s = *shape;
     if (s.n_vocab <= 0 || s.n_embd <= 0 || s.n_layer <= 0 || s.n_ffn <= 0 || s.dim_att <= 0)
@@ -86,18 +78,6 @@ rwkv_status param_layout_init(const rwkv4_shape *shape, param_layout *layout, rw
     return rwkv_ok(err);
 }
 
-void param_layout_free(param_layout *layout) {
-    if (!layout) return;
-    free(layout->params);
-    memset(layout, 0, sizeof *layout);
-}
-
-const param_info *param_layout_find(const param_layout *layout, const char *name) {
-    for (int i = 0; i < layout->count; i++)
-        if (strcmp(layout->params[i].name, name) == 0) return &layout->params[i];
-    return NULL;
-}
-
 /* ---- checkpoint tensors -> flat f32 buffer (§4.2) ----------------------- */
 
 static rwkv_status find_matrix(const tensor_set *set, const char *name, const tensor **out,
@@ -134,7 +114,7 @@ rwkv_status params_from_tensors(const tensor_set *set, param_layout *layout, flo
     }
     rwkv4_shape shape = {(int)emb->shape[0], (int)emb->shape[1], (int)n_layer,
                          (int)ffn_key->shape[0], (int)att_key->shape[0]};
-    if ((st = param_layout_init(&shape, layout, err))) return st;
+    if ((st = rwkv4_layout_init(&shape, layout, err))) return st;
     float *buf = NULL;
     if (posix_memalign((void **)&buf, 64, layout->total * sizeof(float)) != 0) {
         param_layout_free(layout);

@@ -11,32 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "core/error.h"
+#include "core/param_layout.h"
+#include "core/tensor.h"
 
-typedef struct rwkv4_shape {
-    int n_vocab, n_embd, n_layer, n_ffn, dim_att;
-} rwkv4_shape;
+/* The sizes of an RWKV-4 model (dim_att: the attention width, n_embd in
+ * every released model). */
+typedef model_dims rwkv4_shape;
 
-typedef struct param_info {
-    char name[64];
-    int ndim;
-    int64_t shape[3];
-    size_t offset; /* in floats, into the flat buffer */
-    size_t numel;
-    float lr_scale;     /* per-parameter LR multiplier (docs §3.3: time_decay x2, time_first x3) */
-} param_info;
-
-typedef struct param_layout {
-    rwkv4_shape shape;
-    param_info *params;
-    int count;
-    size_t total; /* floats */
-} param_layout;
-
-rwkv_status param_layout_init(const rwkv4_shape *shape, param_layout *layout, rwkv_error *err);
-void param_layout_free(param_layout *layout);
-const param_info *param_layout_find(const param_layout *layout, const char *name);
+/* The RWKV-4 layout (official state_dict order and shapes). */
+rwkv_status rwkv4_layout_init(const rwkv4_shape *shape, param_layout *layout, rwkv_error *err);
 
 /* Copies a checkpoint's tensors (any float dtype) into the flat f32 buffer;
  * the shape is taken from the tensors (docs §4.2); every parameter must be

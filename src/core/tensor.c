@@ -1,0 +1,118 @@
+#include "core/tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tensor_set_init(tensor_set *set) { memset(set, 0, sizeof *set); }
+
+void tensor_set_free(tensor_set *set) {
+    for (int i = 0; i < set->count; i++) free(set->tensors[i].name);
+    free(set->tensors);
+    strmap_free(&set->index);
+    for (int i = 0; i < set->owned_count; i++) free(set->owned[i]);
+    free(set->owned);
+    mapped_file_close(&set->file);
+    memset(set, 0, sizeof *set);
+}
+
+int64_t shape_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] != 0 && n > ((int64_t)1 << 62) / shape[i]) return -1;
+        n *= shape[i];
+    }
+    return n;
+}
+
+int64_t tensor_numel(const tensor *t) { return shape_numel(t->ndim, t->shape); }
+
+void shape_format(int ndim, const int64_t *shape, char *buf, size_t size) {
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int ndim,
+                           const int64_t *shape, const void *data, size_t nbytes,
+                           rwkv_error *err) {
+    if (ndim < 0 || ndim > TENSOR_MAX_DIMS)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "tensor '%s': %d dimensions (at most %d supported)",
+                         name, ndim, TENSOR_MAX_DIMS);
+    int64_t numel = shape_numel(ndim, shape);
+    char sbuf[96];
+    shape_format(ndim, shape, sbuf, sizeof sbuf);
+    if (numel < 0) return rwkv_fail(err, RWKV_ERR_FORMAT, "tensor '%s': invalid shape %s", name, sbuf);
+    size_t want = dtype_bytes_for(type, (uint64_t)numel);
+    if (want != nbytes || (numel > 0 && want == 0))
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "tensor '%s': %zu data bytes, but %s %s needs %zu", name,
+                         nbytes, dtype_name(type), sbuf, want);
+    if (tensor_set_find(set, name))
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "tensor '%s' appears twice", name);
+    if (set->count == set->capacity) {
+        int cap = set->capacity ? set->capacity * 2 : 64;
+        tensor *nt = realloc(set->tensors, (size_t)cap * sizeof *nt);
+        if (!nt) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        set->tensors = nt;
+        set->capacity = cap;
+    }
+    /* Views into a file can be misaligned for their element type (safetensors
+     * and rwkv.cpp files do not pad); kernels load whole elements, so such
+     * tensors are copied into an aligned buffer. */
+    size_t align = dtype_is_block(type) ? 2 : dtype_block_bytes(type);
+    if (nbytes > 0 && (uintptr_t)data % align != 0) {
+        void *copy = tensor_set_alloc(set, nbytes);
+        if (!copy) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (tensor '%s', %zu bytes)", name, nbytes);
+        memcpy(copy, data, nbytes);
+        data = copy;
+    }
+    if (!set->index.cap && strmap_init(&set->index, 64) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    tensor *t = &set->tensors[set->count];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    if (!t->name || strmap_put(&set->index, t->name, strlen(t->name), set->count, NULL) != 0) {
+        free(t->name);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    t->type = type;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->data = data;
+    t->nbytes = nbytes;
+    set->count++;
+    return rwkv_ok(err);
+}
+
+void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
+    if (set->owned_count == set->owned_capacity) {
+        int cap = set->owned_capacity ? set->owned_capacity * 2 : 16;
+        void **no = realloc(set->owned, (size_t)cap * sizeof *no);
+        if (!no) return NULL;
+        set->owned = no;
+        set->owned_capacity = cap;
+    }
+    void *p = calloc(1, nbytes ? nbytes : 1);
+    if (p) set->owned[set->owned_count++] = p;
+    return p;
+}
+
+const tensor *tensor_set_find(const tensor_set *set, const char *name) {
+    int i = strmap_get(&set->index, name, strlen(name));
+    return i >= 0 ? &set->tensors[i] : NULL;
+}
+
+int tensor_set_remove(tensor_set *set, const char *name) {
+    int i = strmap_get(&set->index, name, strlen(name));
+    if (i < 0) return -1;
+    free(set->tensors[i].name);
+    memmove(&set->tensors[i], &set->tensors[i + 1], (size_t)(set->count - i - 1) * sizeof *set->tensors);
+    set->count--;
+    /* positions after i moved: rebuild the index */
+    strmap_free(&set->index);
+    if (strmap_init(&set->index, (size_t)set->count) != 0) return -1;
+    for (int j = 0; j < set->count; j++)
+        if (strmap_put(&set->index, set->tensors[j].name, strlen(set->tensors[j].name), j, NULL) != 0) return -1;
+    return 0;
+}

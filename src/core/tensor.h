@@ -1,0 +1,63 @@
+/* A tensor set: the named, typed, shaped arrays of one checkpoint, viewed in
+ * place in a mapped file or held in buffers the set owns. Every file-format
+ * reader produces one; the model and the writers consume it. */
+#ifndef RWKV_TENSOR_H
+#define RWKV_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/strmap.h"
+
+#define TENSOR_MAX_DIMS 4
+
+typedef struct tensor {
+    char *name;
+    dtype type;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS]; /* PyTorch order: last index fastest */
+    const void *data;               /* contiguous, little-endian */
+    size_t nbytes;
+} tensor;
+
+typedef struct tensor_set {
+    tensor *tensors;
+    int count, capacity;
+    strmap index; /* name -> position in tensors (loading stays linear in the tensor count) */
+    void **owned; /* buffers freed with the set */
+    int owned_count, owned_capacity;
+    mapped_file file; /* the mapping the views point into (may be empty) */
+    const char *format; /* "safetensors", "pth", "rwkv.cpp" */
+} tensor_set;
+
+void tensor_set_init(tensor_set *set);
+void tensor_set_free(tensor_set *set);
+
+/* Adds a tensor viewing `data` (which must outlive the set: the mapping or an
+ * owned buffer). The name is copied. Checks nbytes against dtype and shape. */
+rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int ndim,
+                           const int64_t *shape, const void *data, size_t nbytes,
+                           rwkv_error *err);
+
+/* A zeroed buffer owned by the set (NULL when out of memory). */
+void *tensor_set_alloc(tensor_set *set, size_t nbytes);
+
+const tensor *tensor_set_find(const tensor_set *set, const char *name);
+
+/* Removes the named tensor (a reader that splits or renames tensors); the
+ * data it viewed stays valid until the set is freed. 0, or -1 when absent or
+ * out of memory. */
+int tensor_set_remove(tensor_set *set, const char *name);
+
+/* Number of elements; -1 when the shape is negative or overflows. */
+int64_t tensor_numel(const tensor *t);
+/* numel of a shape, -1 on a negative dimension or overflow past 2^62 */
+int64_t shape_numel(int ndim, const int64_t *shape);
+
+/* Writes "[a, b, c]" into buf. */
+void shape_format(int ndim, const int64_t *shape, char *buf, size_t size);
+
+#endif

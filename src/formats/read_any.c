@@ -1,0 +1,30 @@
+/* checkpoint_read (formats/formats.h): any checkpoint format, detected by the
+ * file's first bytes, never by its name. */
+#include <string.h>
+
+#include "formats/formats.h"
+
+rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err) {
+    tensor_set_init(set);
+    rwkv_status s = mapped_file_open(path, &set->file, err);
+    if (s != RWKV_OK) return s;
+    const uint8_t *p = set->file.data;
+    size_t n = set->file.size;
+    if (n >= 4 && memcmp(p, "PK\x03\x04", 4) == 0) {
+        s = pth_read(path, set, err);
+    } else if (n >= 4 && rd_u32(p) == 0x67676d66u) { /* "fmgg" on disk: rwkv.cpp's ggmf */
+        s = rwkvcpp_read(path, set, err);
+    } else if (n >= 2 && p[0] == 0x80 && p[1] == 0x02) {
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                      "%s: legacy (pre-1.6) PyTorch serialization is not supported; re-save it with "
+                      "torch.save (zip format)", path);
+    } else if (n >= 9 && p[8] == '{' && rd_u64(p) < ((uint64_t)1 << 32)) { /* u64 length + JSON */
+        s = safetensors_read(path, set, err);
+    } else {
+        s = rwkv_fail(err, RWKV_ERR_FORMAT,
+                      "%s: unknown file format (expected safetensors, a PyTorch .pth zip or an rwkv.cpp file)",
+                      path);
+    }
+    if (s != RWKV_OK) tensor_set_free(set);
+    return s;
+}

@@ -1,0 +1,90 @@
+/* Code shared by the AVX2 and AVX-512 tables (included by kernels_avx2.c /
+ * kernels_avx512.c, so it is compiled for each file's instruction set):
+ * scalar f16 loads, the Q4_0 nibble unpack, the software prefetch of the
+ * decode loops, and the weight-panel packing of the blocked matmul. */
+#ifndef RWKV_AVX_COMMON_H
+#define RWKV_AVX_COMMON_H
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+
+/* The 32 signed values of one Q4_0 block (nibble - 8) as two 16-byte halves. */
+static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
+    const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    *lo = _mm_sub_epi8(_mm_and_si128(b, m4), e8);
+    *hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), e8);
+}
+
+/* Software prefetch ~12 KB ahead of the row being read. The hardware
+ * prefetcher alone kept the slower-consuming streams (f16, q8_0: more work
+ * per byte than f32) at ~32 GB/s from DRAM on one core; prefetching this far
+ * ahead reached ~42 GB/s, the measured read bandwidth (docs/perf.md). Called
+ * once per row, it covers the next rb bytes of the stream 12 KB ahead. Not
+ * used for f32, which the hardware prefetcher keeps up with (and which lost
+ * ~10% with it). */
+#define PREFETCH_AHEAD 12288
+static inline void prefetch_row_ahead(const uint8_t *row, size_t rb) {
+    const char *p = (const char *)row + PREFETCH_AHEAD;
+    for (size_t o = 0; o < rb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
+/* ---- weight-panel packing: rows are converted to f32 (or read in place
+ * for f32), then transposed 8x8 at a time into Wp[c][NR]. */
+
+static inline void transpose8_store(const float *const src[8], int c, float *dst, int ld) {
+    __m256 r0 = _mm256_loadu_ps(src[0] + c), r1 = _mm256_loadu_ps(src[1] + c);
+    __m256 r2 = _mm256_loadu_ps(src[2] + c), r3 = _mm256_loadu_ps(src[3] + c);
+    __m256 r4 = _mm256_loadu_ps(src[4] + c), r5 = _mm256_loadu_ps(src[5] + c);
+    __m256 r6 = _mm256_loadu_ps(src[6] + c), r7 = _mm256_loadu_ps(src[7] + c);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    _mm256_store_ps(dst + 0 * ld, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_store_ps(dst + 1 * ld, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_store_ps(dst + 2 * ld, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_store_ps(dst + 3 * ld, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_store_ps(dst + 4 * ld, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_store_ps(dst + 5 * ld, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_store_ps(dst + 6 * ld, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_store_ps(dst + 7 * ld, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+
+/* Packs rows [r0, r0 + nr_valid) x columns [c0, c0 + kc) of W into Wp[c][NR]
+ * (NR a multiple of 8, Wp 32-byte aligned), zero beyond nr_valid. tmp holds
+ * NR * kc floats; row_to_f32 is the variant's converter. */
+static inline void pack_panel_avx(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp,
+                                  const int NR, void (*row_to_f32)(dtype, const void *, float *, int)) {
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
+    const uint8_t *base = (const uint8_t *)W->data + (size_t)r0 * rb;
+    const float *src[32];
+    for (int j = 0; j < NR; j++) {
+        float *t = tmp + (size_t)j * kc;
+        if (j >= nr_valid) {
+            memset(t, 0, sizeof(float) * (size_t)kc);
+            src[j] = t;
+        } else if (W->type == DT_F32) {
+            src[j] = (const float *)(base + (size_t)j * rb) + c0;
+        } else {
+            row_to_f32(W->type, base + (size_t)j * rb + dtype_bytes_for(W->type, (uint64_t)c0), t, kc);
+            src[j] = t;
+        }
+    }
+    int c = 0;
+    for (; c + 8 <= kc; c += 8)
+        for (int jb = 0; jb < NR; jb += 8) transpose8_store(src + jb, c, Wp + (size_t)c * NR + jb, NR);
+    for (; c < kc; c++)
+        for (int j = 0; j < NR; j++) Wp[(size_t)c * NR + j] = src[j][c];
+}
+
+#endif

@@ -1,0 +1,102 @@
+/* The WKV operators of every RWKV version, side by side. Each lives in its
+ * own file with its equations, its scalar reference and (where it has one)
+ * its backward:
+ *
+ *   kernels/wkv4.c  RWKV-4: a per-channel weighted average with a scalar
+ *                   state (a, b, p); forward for inference, forward over a
+ *                   training batch, and the backward of the batch forward.
+ *   kernels/wkv5.c  RWKV-5.2 / RWKV-6: a matrix-valued state per head,
+ *                   decayed and fed by k v^T.
+ *   kernels/wkv7.c  RWKV-7: the same state updated by the generalised delta rule.
+ *
+ * The variants of each (kernel_ops.wkv4_forward, .wkv5_row, .wkv7_row) are
+ * compared with the scalar references in tests/test_wkv.c. */
+#ifndef RWKV_KERNELS_WKV_H
+#define RWKV_KERNELS_WKV_H
+
+#include "kernels/kernels.h"
+
+/* ---- RWKV-4 (kernels/wkv4.c) ------------------------------------------- */
+
+/* WKV over T steps for C channels, the stable recurrence of kernels/wkv4.c.
+ * d = -exp(time_decay) (per-step log decay), u = time_first; k, v, y are
+ * [T][C]; (aa, bb, pp) is the state [C] each, read and updated in place.
+ * Runs the active table's variant on the calling thread. */
+void wkv4_forward(int T, int C, const float *d, const float *u, const float *k, const float *v,
+                  float *aa, float *bb, float *pp, float *y);
+
+/* The scalar reference of wkv4_forward on channels [c0, c1) of C (arrays
+ * keep their full [T][C] / [C] layout): the whole operator with c0 = 0,
+ * c1 = C, and the channels a SIMD variant leaves over past its last full
+ * vector. */
+void wkv4_forward_scalar(int T, int C, int c0, int c1, const float *d, const float *u, const float *k,
+                         const float *v, float *aa, float *bb, float *pp, float *y);
+
+/* WKV forward over B independent rows of T steps, each from the zero state
+ * (a = b = 0, p = -1e38), with wkv4_forward (training). d = -exp(time_decay)
+ * and u are [C]; k, v, y are [B][T][C]. `state` is scratch of 3·B·C floats.
+ * The backward needs only y (besides d, u, k, v). */
+void wkv_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
+                       const float *v, float *state, float *y, int n_threads);
+
+/* The backward of wkv_forward_batch (the two sweeps of kernels/wkv4.c).
+ * Given gy = dL/dy [B][T][C], writes gk, gv [B][T][C] and ADDS dL/dθ
+ * (θ = time_decay, via gθ = d·Gd) and dL/du into gtheta, gu [C], summed
+ * over the B rows in order. gk and gv serve as the scratch of the first
+ * sweep; one of them (not both) may be gy itself. */
+void wkv_backward(int B, int T, int C, const float *d, const float *u, const float *k,
+                  const float *v, const float *y, const float *gy, float *gk, float *gv,
+                  float *gtheta, float *gu, int n_threads);
+
+/* ---- RWKV-5/6/7: the matrix-valued state --------------------------------
+ *
+ * Layout everywhere: a token's attention vector of A = H*N floats is H
+ * contiguous heads of N channels; the state of one layer's heads is
+ * S[h][i][j] (H*N*N floats, row-major), i = value channel, j = key channel —
+ * the layout of the public rwkv_state. Every row S[h][i][.] evolves
+ * independently of the others, which is how the kernels split the work
+ * across threads (a variant's slot computes one row); within a row, time is
+ * the outer loop, so RNN mode (T = 1) and sequence mode (T > 1) do the same
+ * arithmetic in the same order and agree bit for bit. The state is always
+ * float32. */
+
+/* RWKV-5.2 / RWKV-6 WKV over T tokens (r, k, v, y: [T][H*N]):
+ *     y_i  = sum_j r_j (S_ij + u_j k_j v_i)      (y from the state before the token)
+ *     S_ij = w_j S_ij + k_j v_i
+ * w holds per-step decay multipliers in (0, 1): one [H*N] vector per token
+ * w_stride floats apart (RWKV-6: w_stride = H*N), or the same vector for
+ * every token (RWKV-5: w_stride = 0). u: the bonus [H*N]. S is updated in
+ * place. */
+void wkv5_forward(int T, int H, int N, const float *r, const float *k, const float *v, const float *w,
+                  size_t w_stride, const float *u, float *S, float *y, int n_threads);
+
+/* RWKV-7 WKV over T tokens (every argument but S is [T][H*N]), the
+ * generalised delta rule with a = -kappa, b = kappa * alpha:
+ *     S_ij = S_ij w_j + (sum_l S_il a_l) b_j + v_i k_j     (old S in every term)
+ *     y_i  = sum_j S_ij r_j                                 (new S) */
+void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
+                  const float *a, const float *b, float *S, float *y, int n_threads);
+
+/* The same with an explicit variant's rows (tests); the two above use kernels_active(). */
+void wkv5_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *k, const float *v,
+                       const float *w, size_t w_stride, const float *u, float *S, float *y, int n_threads);
+void wkv7_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *w, const float *k,
+                       const float *v, const float *a, const float *b, float *S, float *y, int n_threads);
+
+/* Row i of head h: s = S[h][i][.] (N floats), A = H*N the stride of a token.
+ * The scalar builds are the references (kernels_scalar's slots); the AVX2
+ * builds of the same source are the SIMD tables' slots (x86 only). */
+typedef void (*wkv5_row_fn)(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
+                            const float *w, size_t w_stride, const float *u, float *s, float *y);
+typedef void (*wkv7_row_fn)(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
+                            const float *v, const float *a, const float *b, float *s, float *y);
+void wkv5_row_scalar(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
+                     const float *w, size_t w_stride, const float *u, float *s, float *y);
+void wkv5_row_avx2(int T, int A, int N, int h, int i, const float *r, const float *k, const float *v,
+                   const float *w, size_t w_stride, const float *u, float *s, float *y);
+void wkv7_row_scalar(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
+                     const float *v, const float *a, const float *b, float *s, float *y);
+void wkv7_row_avx2(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
+                   const float *v, const float *a, const float *b, float *s, float *y);
+
+#endif

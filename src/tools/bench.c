@@ -1,0 +1,193 @@
+/* The benchmark behind `rwkv bench` (include/rwkv_bench.h). Timings use
+ * CLOCK_MONOTONIC; decode steps are timed one by one and the median is
+ * reported, so a step disturbed by another process does not move it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+#include "core/machine.h"
+#include "model/model.h"
+#include "rwkv_bench.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* OpenMP threads (the machine measurements use OpenMP) spin for a while after
+ * their parallel region ends; let them go to sleep before timing the model,
+ * whose kernels run on their own thread pool, or the two sets of threads
+ * would compete for the cores. */
+static void settle(void) {
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Bytes of weights one decode step reads, and matrix FLOPs per token of the
+ * layers (head excluded: prefill computes logits for the last token only). */
+static void model_costs(const rwkv_model *m, double *bytes, double *layer_flops, double *head_flops,
+                        char *dtype, size_t dsize) {
+    *bytes = *layer_flops = *head_flops = 0;
+    snprintf(dtype, dsize, "%s", "?");
+    for (int i = 0; i < m->weights.count; i++) {
+        const tensor *t = &m->weights.tensors[i];
+        int64_t numel = tensor_numel(t);
+        if (t->ndim < 2) {
+            *bytes += 4.0 * (double)numel; /* vectors are held as f32 */
+            continue;
+        }
+        if (strcmp(t->name, "emb.weight") == 0) {
+            *bytes += (double)t->nbytes / (double)t->shape[0]; /* one row per token */
+        } else if (strcmp(t->name, "head.weight") == 0) {
+            *bytes += (double)t->nbytes;
+            *head_flops += 2.0 * (double)numel;
+        } else {
+            *bytes += (double)t->nbytes;
+            *layer_flops += 2.0 * (double)numel;
+        }
+        if (strcmp(t->name, "blocks.0.att.key.weight") == 0) snprintf(dtype, dsize, "%s", dtype_name(t->type));
+    }
+}
+
+rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
+                           rwkv_error *err) {
+    rwkv_bench_options o = {0};
+    if (opts) o = *opts;
+    if (!out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_bench_run: out is required");
+    if (o.threads <= 0) o.threads = machine_cores();
+    if (o.decode_tokens <= 0) o.decode_tokens = 64;
+    if (o.warmup_tokens <= 0) o.warmup_tokens = 8;
+    if (o.prompt_tokens <= 0) o.prompt_tokens = 512;
+    if (o.prefill_repeats <= 0) o.prefill_repeats = 5;
+    memset(out, 0, sizeof *out);
+
+    rwkv_model *m;
+    rwkv_status s = rwkv_model_load(path, &m, err);
+    if (s != RWKV_OK) return s;
+    rwkv_model_set_threads(m, o.threads);
+    rwkv_model_info info;
+    rwkv_model_get_info(m, &info);
+    out->threads = o.threads;
+    out->n_vocab = info.n_vocab;
+    out->n_embd = info.n_embd;
+    out->n_layer = info.n_layer;
+    snprintf(out->kernels, sizeof out->kernels, "%s", kernels_active()->name);
+    double layer_flops, head_flops;
+    model_costs(m, &out->weight_bytes_per_token, &layer_flops, &head_flops, out->dtype, sizeof out->dtype);
+
+    rwkv_state *st = NULL;
+    float *logits = malloc(sizeof(float) * (size_t)info.n_vocab);
+    int *tokens = malloc(sizeof(int) * (size_t)o.prompt_tokens);
+    double *times = malloc(sizeof(double) * (size_t)(o.decode_tokens > o.prefill_repeats ? o.decode_tokens : o.prefill_repeats));
+    if (!logits || !tokens || !times) {
+        s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((s = rwkv_state_new(m, &st, err)) != RWKV_OK) goto done;
+    uint32_t x = 12345;
+    for (int i = 0; i < o.prompt_tokens; i++) {
+        x = x * 1664525u + 1013904223u;
+        tokens[i] = (int)((x >> 8) % (uint32_t)info.n_vocab);
+    }
+
+    /* The machine is measured interleaved with the model's work (a read
+     * pass every few decode tokens, an FMA-peak run after each prefill), so
+     * both see the same conditions on a shared machine; medians of both. */
+    machine_read_buffer *mb = o.skip_machine ? NULL : machine_read_buffer_new(o.threads, 0);
+    int n_bw = 0;
+    double *bw = malloc(sizeof(double) * (size_t)(o.decode_tokens / 4 + 2));
+    double *fma = malloc(sizeof(double) * (size_t)o.prefill_repeats);
+    if (!bw || !fma) {
+        machine_read_buffer_free(mb);
+        free(bw);
+        free(fma);
+        s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+
+    /* decode: warm-up, then every step timed on its own */
+    for (int i = 0; i < o.warmup_tokens; i++)
+        if ((s = rwkv_eval(m, st, tokens[i % o.prompt_tokens], logits, err)) != RWKV_OK) break;
+    for (int i = 0; s == RWKV_OK && i < o.decode_tokens; i++) {
+        if (mb && i % 4 == 0) {
+            bw[n_bw++] = machine_read_pass_gbps(mb);
+            settle();
+        }
+        double t0 = now_s();
+        s = rwkv_eval(m, st, tokens[(i + 7) % o.prompt_tokens], logits, err);
+        times[i] = now_s() - t0;
+    }
+    machine_read_buffer_free(mb);
+    if (s == RWKV_OK) {
+        double med = median(times, o.decode_tokens);
+        out->decode_ms_per_token = 1e3 * med;
+        out->decode_ms_min = 1e3 * times[0];
+        out->decode_ms_max = 1e3 * times[o.decode_tokens - 1];
+        out->decode_gbps = out->weight_bytes_per_token / med * 1e-9;
+        if (n_bw) {
+            out->machine_read_gbps = median(bw, n_bw);
+            out->machine_read_gbps_best = bw[n_bw - 1];
+        }
+    }
+
+    /* prefill: the whole prompt in sequence mode from a fresh state, last logits only */
+    for (int r = 0; s == RWKV_OK && r < o.prefill_repeats; r++) {
+        rwkv_state_reset(st);
+        double t0 = now_s();
+        s = rwkv_eval_sequence(m, st, tokens, (size_t)o.prompt_tokens, logits, 0, err);
+        times[r] = now_s() - t0;
+        if (!o.skip_machine) {
+            fma[r] = machine_fma_peak_gflops(o.threads);
+            settle();
+        }
+    }
+    if (s == RWKV_OK) {
+        double pmed = median(times, o.prefill_repeats);
+        out->prefill_tokens_per_s = o.prompt_tokens / pmed;
+        out->prefill_gflops = (layer_flops * o.prompt_tokens + head_flops) / pmed * 1e-9;
+        if (!o.skip_machine) {
+            out->machine_fma_gflops = median(fma, o.prefill_repeats);
+            out->machine_fma_gflops_best = fma[o.prefill_repeats - 1];
+        }
+        if (out->machine_read_gbps > 0) out->decode_fraction_of_bandwidth = out->decode_gbps / out->machine_read_gbps;
+        if (out->machine_fma_gflops > 0) out->prefill_fraction_of_peak = out->prefill_gflops / out->machine_fma_gflops;
+    }
+    free(bw);
+    free(fma);
+    if (s != RWKV_OK) goto done;
+    s = rwkv_ok(err);
+done:
+    rwkv_state_free(st);
+    free(logits);
+    free(tokens);
+    free(times);
+    rwkv_model_free(m);
+    return s;
+}
+
+int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size) {
+    return snprintf(buf, size,
+                    "{\"decode_ms_per_token\": %.4f, \"prefill_tokens_per_s\": %.2f, \"weight_bytes_per_token\": %.0f, "
+                    "\"decode_gbps\": %.3f, \"machine_read_gbps\": %.3f, \"machine_fma_gflops\": %.2f, "
+                    "\"decode_fraction_of_bandwidth\": %.4f, \"prefill_gflops\": %.3f, \"prefill_fraction_of_peak\": %.4f, "
+                    "\"threads\": %d, \"dtype\": \"%s\", \"kernels\": \"%s\", \"decode_ms_min\": %.4f, "
+                    "\"decode_ms_max\": %.4f, \"machine_read_gbps_best\": %.3f, \"machine_fma_gflops_best\": %.2f, "
+                    "\"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d}",
+                    r->decode_ms_per_token, r->prefill_tokens_per_s, r->weight_bytes_per_token, r->decode_gbps,
+                    r->machine_read_gbps, r->machine_fma_gflops, r->decode_fraction_of_bandwidth, r->prefill_gflops,
+                    r->prefill_fraction_of_peak, r->threads, r->dtype, r->kernels, r->decode_ms_min, r->decode_ms_max,
+                    r->machine_read_gbps_best, r->machine_fma_gflops_best, r->n_vocab, r->n_embd, r->n_layer);
+}

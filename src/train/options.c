@@ -1,0 +1,109 @@
+/* Defaults and validation of the training options (train/options.h). */
+#include "train/options.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "train/arch.h"
+
+rwkv_train_options rwkv_train_options_default(void) {
+    rwkv_train_options o;
+    memset(&o, 0, sizeof o);
+    o.tokenizer = "bytes";
+    o.arch = "rwkv4";
+    o.val_fraction = 0.1;
+    o.val_windows = 64;
+    o.n_layer = 6;
+    o.n_embd = 256;
+    o.n_ffn = 0;
+    o.ctx_len = 128;
+    o.batch = 8;
+    o.grad_accum = 1;
+    o.steps = 1000;
+    o.lr_init = 6e-4;
+    o.lr_final = 1e-5;
+    o.warmup_steps = 0;
+    o.const_steps = -1;
+    o.beta1 = 0.9;
+    o.beta2 = 0.99;
+    o.adam_eps = 1e-8;
+    o.weight_decay = 0.0;
+    o.grad_clip = 1.0;
+    o.l2wrap = 1e-4;
+    o.layerwise_lr = 1;
+    o.emb_init = 0.0;
+    o.eval_every = 100;
+    o.save_every = 500;
+    o.keep_checkpoints = 2;
+    o.seed = 42;
+    o.threads = 0;
+    o.skip_nonfinite = 0;
+    o.measure_peak = 1;
+    return o;
+}
+
+rwkv_resume_options rwkv_resume_options_default(void) {
+    rwkv_resume_options o;
+    memset(&o, 0, sizeof o);
+    o.skip_nonfinite = -1;
+    o.measure_peak = 1;
+    return o;
+}
+
+rwkv_init_options rwkv_init_options_default(void) {
+    rwkv_init_options o;
+    memset(&o, 0, sizeof o);
+    o.n_layer = 6;
+    o.n_embd = 256;
+    o.n_vocab = 256;
+    o.n_ffn = 0;
+    o.seed = 42;
+    o.emb_scale = 6e-4;
+    o.arch = "rwkv4";
+    return o;
+}
+
+rwkv_status train_options_check(const rwkv_train_options *o, int fresh, rwkv_error *err) {
+#define BAD(...) return rwkv_fail(err, RWKV_ERR_ARG, __VA_ARGS__)
+    if (fresh) {
+        if (!o->data_path || !*o->data_path) BAD("--data is required (a text file or a token file)");
+        if (!o->out_dir || !*o->out_dir) BAD("--out is required (the run directory)");
+        if (o->tokenizer && !*o->tokenizer) BAD("--tokenizer expects 'bytes' or a tokenizer file");
+    }
+    if (!train_arch_find(o->arch ? o->arch : "rwkv4"))
+        BAD("--arch must be one of %s, got '%s'", train_arch_names(), o->arch);
+    if (o->n_head < 0 || o->n_head > 65536) BAD("--heads must be in [0, 65536] (0: embd/64), got %d", o->n_head);
+    if (o->n_layer < 1 || o->n_layer > 1024) BAD("--layers must be in [1, 1024], got %d", o->n_layer);
+    if (o->n_embd < 1 || o->n_embd > 65536) BAD("--embd must be in [1, 65536], got %d", o->n_embd);
+    if (o->n_ffn < 0 || o->n_ffn > 1 << 20) BAD("--ffn must be in [0, 1048576] (0: 4 x embd), got %d", o->n_ffn);
+    if (o->ctx_len < 1 || o->ctx_len > 1 << 20) BAD("--ctx must be in [1, 1048576], got %d", o->ctx_len);
+    if (o->batch < 1 || o->batch > 1 << 16) BAD("--batch must be in [1, 65536], got %d", o->batch);
+    if (o->grad_accum < 1 || o->grad_accum > 1 << 16)
+        BAD("--accum must be in [1, 65536], got %d", o->grad_accum);
+    if (o->steps < 1) BAD("--steps must be at least 1, got %ld", o->steps);
+    if (!(o->lr_init > 0 && isfinite(o->lr_init))) BAD("--lr must be a positive number, got %g", o->lr_init);
+    if (!(o->lr_final > 0 && isfinite(o->lr_final)))
+        BAD("--lr-final must be a positive number, got %g", o->lr_final);
+    if (o->warmup_steps < 0) BAD("--warmup-steps must not be negative, got %ld", o->warmup_steps);
+    if (o->const_steps < -1) BAD("--const-steps must be >= 0 (or -1: default), got %ld", o->const_steps);
+    if (!(o->beta1 >= 0 && o->beta1 < 1)) BAD("--beta1 must be in [0, 1), got %g", o->beta1);
+    if (!(o->beta2 >= 0 && o->beta2 < 1)) BAD("--beta2 must be in [0, 1), got %g", o->beta2);
+    if (!(o->adam_eps > 0 && isfinite(o->adam_eps))) BAD("--adam-eps must be positive, got %g", o->adam_eps);
+    if (!(o->weight_decay >= 0 && isfinite(o->weight_decay)))
+        BAD("--weight-decay must be >= 0, got %g", o->weight_decay);
+    if (!(o->grad_clip >= 0 && isfinite(o->grad_clip))) BAD("--grad-clip must be >= 0, got %g", o->grad_clip);
+    if (!(o->l2wrap >= 0 && isfinite(o->l2wrap))) BAD("--l2wrap must be >= 0, got %g", o->l2wrap);
+    if (!(o->emb_init >= 0 && isfinite(o->emb_init))) BAD("--emb-init must be >= 0, got %g", o->emb_init);
+    if (!(o->val_fraction >= 0 && o->val_fraction < 1))
+        BAD("--val-fraction must be in [0, 1), got %g", o->val_fraction);
+    if (o->val_windows < 0) BAD("--val-windows must be >= 0, got %d", o->val_windows);
+    if (o->eval_every < 0) BAD("--eval-every must be >= 0, got %ld", o->eval_every);
+    if (o->save_every < 0) BAD("--save-every must be >= 0, got %ld", o->save_every);
+    if (o->keep_checkpoints < 0) BAD("--keep must be >= 0, got %d", o->keep_checkpoints);
+    if (o->threads < 0 || o->threads > 4096) BAD("--threads must be in [0, 4096], got %d", o->threads);
+    if ((int64_t)o->batch * o->ctx_len > (int64_t)1 << 26)
+        BAD("--batch x --ctx = %lld tokens per micro-batch is too large", (long long)o->batch * o->ctx_len);
+#undef BAD
+    return RWKV_OK;
+}

@@ -1,0 +1,184 @@
+/* A training session's state (train/run.h): setting it up from the run's
+ * settings, handing the model to the engine, checkpoints. */
+#include "train/run.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "train/run_files.h"
+#include "train/train_state.h"
+
+rwkv_status run_init(run *r, const char *dir, const char *what, rwkv_error *err) {
+    memset(r, 0, sizeof *r);
+    r->lock_fd = -1;
+    r->last_saved = -1;
+    r->last_val = NAN;
+    if (snprintf(r->dir, sizeof r->dir, "%s", dir) >= (int)sizeof r->dir)
+        return rwkv_fail(err, RWKV_ERR_ARG, "%s: path too long", what);
+    return RWKV_OK;
+}
+
+void run_free(run *r) {
+    if (r->log) fclose(r->log);
+    if (r->engine) r->engine->ops->free(r->engine);
+    free(r->inputs);
+    free(r->targets);
+    free(r->params);
+    free(r->m);
+    free(r->v);
+    free(r->val_starts);
+    if (r->have_layout) param_layout_free(&r->lay);
+    token_data_close(&r->data);
+    train_config_free(&r->cfg);
+    if (r->lock_fd >= 0) close(r->lock_fd);
+    memset(r, 0, sizeof *r);
+    r->lock_fd = -1;
+}
+
+/* The token file a config names: a bare name lives in the run directory. */
+static void resolve_tokens_path(const char *dir, const char *tokens, char *buf, size_t size) {
+    int n = strchr(tokens, '/') ? snprintf(buf, size, "%s", tokens) : snprintf(buf, size, "%s/%s", dir, tokens);
+    if (n < 0 || (size_t)n >= size) buf[0] = '\0'; /* too long: fails to open with a clear name */
+}
+
+rwkv_status run_open_data(run *r, rwkv_error *err) {
+    char path[FS_PATH_MAX];
+    resolve_tokens_path(r->dir, r->cfg.tokens_path, path, sizeof path);
+    rwkv_status s = token_data_open(path, &r->data, err);
+    if (s != RWKV_OK) return s;
+    s = token_data_split(&r->data, r->o->val_fraction, r->o->ctx_len, path, err);
+    if (s != RWKV_OK) return s;
+    if (r->o->val_fraction > 0) {
+        r->n_val = data_val_windows(&r->data, r->o->ctx_len, r->o->val_windows, &r->val_starts);
+        if (r->n_val < 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    return RWKV_OK;
+}
+
+/* (the position table of a transformer is ctx_len rows) */
+arch_shape run_options_shape(const run *r) {
+    const rwkv_train_options *o = r->o;
+    arch_shape sh = {r->cfg.n_vocab, o->n_embd, o->n_layer, o->n_ffn, o->n_head, o->ctx_len};
+    return sh;
+}
+
+rwkv_status run_fresh_params(run *r, rwkv_error *err) {
+    const rwkv_train_options *o = r->o;
+    rwkv_status s;
+    r->shape = run_options_shape(r);
+    if (r->cfg.init_path) {
+        s = r->arch->load(r->cfg.init_path, &r->shape, &r->lay, &r->params, err);
+        if (s != RWKV_OK) return s;
+        r->have_layout = 1;
+        return RWKV_OK;
+    }
+    s = r->arch->shape_check(&r->shape, err);
+    if (s == RWKV_OK) s = r->arch->layout(&r->shape, &r->lay, err);
+    if (s != RWKV_OK) return s;
+    r->have_layout = 1;
+    r->params = malloc(r->lay.total * sizeof(float) + 1);
+    if (!r->params) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters", r->lay.total);
+    return r->arch->init(&r->shape, &r->lay, r->params, o->seed, (float)(o->emb_init > 0 ? o->emb_init : o->lr_init),
+                         err);
+}
+
+/* (the run's settings hold the resolved sizes: n_ffn and n_head are stored
+ * filled in) */
+rwkv_status run_check_shape(const run *r, const arch_shape *sh, const char *what, rwkv_error *err) {
+    const rwkv_train_options *o = r->o;
+    int ffn = o->n_ffn ? o->n_ffn : 4 * o->n_embd;
+    if (sh->n_vocab != r->cfg.n_vocab || sh->n_embd != o->n_embd || sh->n_layer != o->n_layer || sh->n_ffn != ffn ||
+        (o->n_head > 0 && sh->n_head != o->n_head))
+        return rwkv_fail(err, RWKV_ERR_SHAPE,
+                         "%s: model is %d layers x %d (ffn %d, vocab %d, heads %d) but the run is %d x %d (ffn %d, "
+                         "vocab %d, heads %d)",
+                         what, sh->n_layer, sh->n_embd, sh->n_ffn, sh->n_vocab, sh->n_head, o->n_layer, o->n_embd,
+                         ffn, r->cfg.n_vocab, o->n_head);
+    if (sh->n_ctx > 0 && sh->n_ctx < o->ctx_len)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "%s: the model has %d positions, fewer than --ctx %d", what, sh->n_ctx,
+                         o->ctx_len);
+    return RWKV_OK;
+}
+
+/* One Adam group per tensor: its LR scale (with --layerwise-lr), weight
+ * decay on matrices only. */
+static adam_group *adam_groups_of(const param_layout *lay, int layerwise_lr) {
+    adam_group *groups = calloc((size_t)lay->count + 1, sizeof *groups);
+    if (!groups) return NULL;
+    for (int i = 0; i < lay->count; i++) {
+        const param_info *p = &lay->params[i];
+        int big_dims = 0;
+        for (int d = 0; d < p->ndim; d++) big_dims += p->shape[d] > 1;
+        groups[i].offset = p->offset;
+        groups[i].count = p->numel;
+        groups[i].lr_scale = layerwise_lr ? p->lr_scale : 1.0f;
+        groups[i].decay = big_dims >= 2;
+    }
+    return groups;
+}
+
+rwkv_status run_start_engine(run *r, rwkv_error *err) {
+    const rwkv_train_options *o = r->o;
+    size_t bt = (size_t)o->batch * (size_t)o->ctx_len;
+    r->inputs = malloc(bt * sizeof(int));
+    r->targets = malloc(bt * sizeof(int));
+    adam_group *groups = adam_groups_of(&r->lay, o->layerwise_lr);
+    if (!r->inputs || !r->targets || !groups) {
+        free(groups);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters' gradients and moments",
+                         r->lay.total);
+    }
+    r->sched.lr_init = o->lr_init;
+    r->sched.lr_final = o->lr_final;
+    r->sched.total_steps = o->steps;
+    r->sched.const_steps = o->const_steps;
+    r->sched.warmup_steps = o->warmup_steps;
+    train_engine_config cfg = {
+        .arch = r->arch,
+        .shape = &r->shape,
+        .lay = &r->lay,
+        .batch = o->batch,
+        .ctx_len = o->ctx_len,
+        .val_rem_batch = r->n_val > 0 ? (int)(r->n_val % o->batch) : 0,
+        .threads = o->threads,
+        .groups = groups,
+        .n_groups = r->lay.count,
+        .hp = {(float)o->beta1, (float)o->beta2, (float)o->adam_eps, (float)o->weight_decay},
+        .l2wrap = (float)o->l2wrap,
+    };
+    /* the engine owns the model state from here on, even when it fails */
+    rwkv_status s = train_engine_new_cpu(&cfg, r->params, r->m, r->v, &r->engine, err);
+    r->params = r->m = r->v = NULL;
+    free(groups);
+    return s;
+}
+
+rwkv_status run_save_checkpoint(run *r, double elapsed, const char *model_path, rwkv_error *err) {
+    char state_path[FS_PATH_MAX];
+    ckpt_state_path(r->dir, r->step, state_path, sizeof state_path);
+    const float *params, *m, *v;
+    rwkv_status s = r->engine->ops->export_state(r->engine, &params, &m, &v, err);
+    /* model first, then the state that completes the checkpoint */
+    if (s == RWKV_OK) s = r->arch->save(model_path, &r->shape, &r->lay, params, err);
+    if (s != RWKV_OK) return s;
+    train_state st;
+    memset(&st, 0, sizeof st);
+    st.step = (uint64_t)r->step;
+    memcpy(st.rng, r->rng.s, sizeof st.rng);
+    st.samples = r->samples;
+    st.tokens_seen = r->tokens_seen;
+    st.skipped = r->skipped;
+    st.elapsed_s = elapsed;
+    st.last_val_loss = r->last_val;
+    st.params_hash = params_hash(params, r->lay.total);
+    st.n = r->lay.total;
+    st.m = (float *)m;
+    st.v = (float *)v;
+    s = train_state_write(state_path, &st, r->debug_save_pause_ms, err);
+    if (s != RWKV_OK) return s;
+    r->last_saved = r->step;
+    ckpt_prune(r->dir, r->o->keep_checkpoints);
+    return RWKV_OK;
+}
