@@ -17,6 +17,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_ops.h"
+#include "train/rwkv4_grad.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -89,18 +90,18 @@ static int bench_shape(const shape_def *s, int B, int T, int steps, rwkv4_cuda_p
     rwkv_error err;
     const rwkv4_shape sh = {s->V, s->C, s->L, 4 * s->C, s->C};
     param_layout lay;
-    if (param_layout_init(&sh, &lay, &err)) return die("layout", &err);
+    if (rwkv4_layout_init(&sh, &lay, &err)) return die("layout", &err);
     float *params = malloc(lay.total * sizeof(float));
     int *inputs = malloc(sizeof(int) * B * T), *targets = malloc(sizeof(int) * B * T);
-    adam_group *groups = malloc(sizeof *groups * lay.count);
+    cuda_adam_span *groups = malloc(sizeof *groups * lay.count);
     if (!params || !inputs || !targets || !groups) {
         fprintf(stderr, "cuda_train_bench: out of host memory\n");
         return 1;
     }
     random_params(&lay, params);
     for (int i = 0; i < lay.count; i++)
-        groups[i] = (adam_group){lay.params[i].offset, lay.params[i].numel, lay.params[i].lr_scale, 0};
-    const adam_hparams h = {0.9f, 0.99f, 1e-8f, 0.0f};
+        groups[i] = (cuda_adam_span){lay.params[i].offset, lay.params[i].numel, lay.params[i].lr_scale, 0};
+    const rwkv4_cuda_adam h = {0.9f, 0.99f, 1e-8f, 0.0f};
     rwkv4_cuda *ctx = NULL;
     int rc = 0;
     if (rwkv4_cuda_new(&lay, B, T, prec, &ctx, &err) || rwkv4_cuda_upload_params(ctx, params, &err)) {
@@ -118,7 +119,7 @@ static int bench_shape(const shape_def *s, int B, int T, int steps, rwkv4_cuda_p
         for (int n = 0; n < B * T; n++) inputs[n] = (int)urand(0, (float)s->V), targets[n] = (int)urand(0, (float)s->V);
         /* one training step, with nothing that waits for the device */
         if ((st = rwkv4_cuda_zero_grads(ctx, &err)) ||
-            (st = rwkv4_cuda_forward_backward(ctx, inputs, targets, NULL, NULL, &err)) ||
+            (st = rwkv4_cuda_forward_backward(ctx, inputs, targets, 1e-4f, NULL, &err)) ||
             (st = rwkv4_cuda_grad_norm(ctx, NULL, &err)))
             break;
         st = rwkv4_cuda_adam_update(ctx, groups, lay.count, 1e-4f, 1.0f, 1.0f, i + 1, &h, &err);
@@ -134,7 +135,7 @@ static int bench_shape(const shape_def *s, int B, int T, int steps, rwkv4_cuda_p
     const double mfu = tok_s * flops_tok / (peak * 1e12);
     rwkv4_cuda_timing tm;
     rwkv4_cuda_set_timing(ctx, 1);
-    if (rwkv4_cuda_forward_backward(ctx, inputs, targets, NULL, NULL, &err) || rwkv4_cuda_timing_get(ctx, &tm, &err)) {
+    if (rwkv4_cuda_forward_backward(ctx, inputs, targets, 1e-4f, NULL, &err) || rwkv4_cuda_timing_get(ctx, &tm, &err)) {
         rc = die(s->name, &err);
         goto out;
     }

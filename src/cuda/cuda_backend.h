@@ -1,7 +1,8 @@
 /* RWKV-4 training on one CUDA device, callable from C (no CUDA types here).
  *
  * A context holds, on the device: the float32 master parameters in the
- * flat layout of train/rwkv4_grad.h (plus a bfloat16 copy in bf16 mode),
+ * flat RWKV-4 layout (core/param_layout.h, the official state_dict order;
+ * plus a bfloat16 copy in bf16 mode),
  * the float32 gradient buffer, Adam's moments, and every activation of one
  * forward/backward over B sequences of T tokens. Parameters and moments
  * travel to and from the host in the CPU's flat layout, so a checkpoint
@@ -20,8 +21,9 @@
 #ifndef RWKV_CUDA_BACKEND_H
 #define RWKV_CUDA_BACKEND_H
 
-#include "train/adam.h"
-#include "train/rwkv4_grad.h"
+#include "core/error.h"
+#include "core/param_layout.h"
+#include "cuda/cuda_ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,15 +55,15 @@ rwkv_status rwkv4_cuda_download_moments(rwkv4_cuda *ctx, float *m, float *v, rwk
 rwkv_status rwkv4_cuda_download_grads(rwkv4_cuda *ctx, float *grads, rwkv_error *err);
 rwkv_status rwkv4_cuda_zero_grads(rwkv4_cuda *ctx, rwkv_error *err);
 
-/* The semantics of rwkv4_forward_backward (train/rwkv4_grad.h): inputs and
- * targets [B][T] on the host (RWKV_ERR_ARG for a token outside the
- * vocabulary, nothing run), each row from a fresh state; ADDS d(mean
- * loss)/d(params) (with L2Wrap, opt->l2wrap or 1e-4 when opt is NULL) into
- * the device gradient buffer. When loss is not NULL it waits and returns the
- * mean cross-entropy (RWKV_ERR_NUMERIC when not finite); with NULL nothing
- * waits and rwkv4_cuda_last_loss fetches it later. */
+/* The semantics of the CPU's rwkv4_forward_backward: inputs and targets
+ * [B][T] on the host (RWKV_ERR_ARG for a token outside the vocabulary,
+ * nothing run), each row from a fresh state; ADDS d(mean loss)/d(params),
+ * with the L2Wrap term of factor l2wrap (1e-4 in the recipe, 0 for none),
+ * into the device gradient buffer. When loss is not NULL it waits and
+ * returns the mean cross-entropy (RWKV_ERR_NUMERIC when not finite); with
+ * NULL nothing waits and rwkv4_cuda_last_loss fetches it later. */
 rwkv_status rwkv4_cuda_forward_backward(rwkv4_cuda *ctx, const int *inputs, const int *targets,
-                                        const rwkv4_fb_options *opt, float *loss, rwkv_error *err);
+                                        float l2wrap, float *loss, rwkv_error *err);
 /* Forward only: the mean loss (waits); logits [B][T][V] copied out when not NULL. */
 rwkv_status rwkv4_cuda_forward_loss(rwkv4_cuda *ctx, const int *inputs, const int *targets,
                                     float *logits, float *loss, rwkv_error *err);
@@ -71,13 +73,18 @@ rwkv_status rwkv4_cuda_last_loss(rwkv4_cuda *ctx, float *loss, rwkv_error *err);
  * Adam step's clipping; when norm is not NULL it waits and returns it. */
 rwkv_status rwkv4_cuda_grad_norm(rwkv4_cuda *ctx, double *norm, rwkv_error *err);
 
-/* One Adam step as adam_update of train/adam.h over groups (offsets into
- * the flat layout), step number t (1-based), with the gradients scaled by
- * grad_scale and, when max_norm > 0, by grad_clip_scale(norm·grad_scale,
- * max_norm) computed on the device from the last rwkv4_cuda_grad_norm. */
-rwkv_status rwkv4_cuda_adam_update(rwkv4_cuda *ctx, const adam_group *groups, int n_groups,
+/* One Adam(W) step, the update of the CPU trainer's Adam, over spans of
+ * the flat layout (each with its LR scale and whether weight decay
+ * applies), step number t (1-based), with the gradients scaled by
+ * grad_scale and, when max_norm > 0, by the clipping factor
+ * min(1, max_norm / (norm·grad_scale + 1e-6)) computed on the device from the
+ * last rwkv4_cuda_grad_norm. */
+typedef struct rwkv4_cuda_adam {
+    float beta1, beta2, eps, weight_decay;
+} rwkv4_cuda_adam;
+rwkv_status rwkv4_cuda_adam_update(rwkv4_cuda *ctx, const cuda_adam_span *spans, int n_spans,
                                    float lr, float grad_scale, float max_norm, long t,
-                                   const adam_hparams *h, rwkv_error *err);
+                                   const rwkv4_cuda_adam *h, rwkv_error *err);
 
 /* Waits for all the context's work. */
 rwkv_status rwkv4_cuda_sync(rwkv4_cuda *ctx, rwkv_error *err);

@@ -9,7 +9,7 @@
 #include "cuda/common.cuh"
 
 extern "C" {
-#include "error.h"
+#include "core/error.h"
 }
 
 enum { GEMM_CACHE = 64 };

@@ -4,7 +4,7 @@
 #include "cuda/common.cuh"
 
 extern "C" {
-#include "error.h"
+#include "core/error.h"
 }
 
 size_t cuda_dtype_size(cuda_dtype t) { return t == CUDA_BF16 ? 2 : 4; }

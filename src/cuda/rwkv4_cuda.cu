@@ -11,7 +11,7 @@
 
 extern "C" {
 #include "cuda/cuda_backend.h"
-#include "error.h"
+#include "core/error.h"
 }
 
 /* Offsets (floats) of one block's parameters in the flat buffers. */
@@ -205,7 +205,7 @@ rwkv_status rwkv4_cuda_new(const param_layout *layout, int B, int T, rwkv4_cuda_
     *out = NULL;
     rwkv_status st = rwkv4_cuda_available(err);
     if (st) return st;
-    const rwkv4_shape s = layout->shape;
+    const model_dims s = layout->shape;
     if (B <= 0 || T <= 0 || (double)B * T > INT32_MAX / 4)
         return rwkv_fail(err, RWKV_ERR_ARG, "bad batch shape B %d T %d", B, T);
     rwkv4_cuda *c = (rwkv4_cuda *)calloc(1, sizeof *c);
@@ -596,11 +596,11 @@ rwkv_status rwkv4_cuda_last_loss(rwkv4_cuda *c, float *loss, rwkv_error *err) {
 }
 
 rwkv_status rwkv4_cuda_forward_backward(rwkv4_cuda *c, const int *inputs, const int *targets,
-                                        const rwkv4_fb_options *opt, float *loss, rwkv_error *err) {
+                                        float l2wrap, float *loss, rwkv_error *err) {
     TRY(upload_tokens(c, inputs, targets, err));
     c->n_ev = 0;
     if (c->timing) cudaEventRecord(c->ev_start, c->stream);
-    TRY(forward(c, 1, opt ? opt->l2wrap : 1e-4f, err));
+    TRY(forward(c, 1, l2wrap, err));
     TRY(backward(c, err));
     if (c->timing) cudaEventRecord(c->ev_end, c->stream);
     return loss ? rwkv4_cuda_last_loss(c, loss, err) : RWKV_OK;
@@ -640,18 +640,17 @@ rwkv_status rwkv4_cuda_grad_norm(rwkv4_cuda *c, double *norm, rwkv_error *err) {
     return cuda_sync(c->stream, "gradient norm", err);
 }
 
-/* Uploads the block table of cuda_adam_update for these groups, unless the
+/* Uploads the block table of cuda_adam_update for these spans, unless the
  * last step had the same ones. */
-static rwkv_status adam_plan(rwkv4_cuda *c, const adam_group *groups, int n, rwkv_error *err) {
+static rwkv_status adam_plan(rwkv4_cuda *c, const cuda_adam_span *spans, int n, rwkv_error *err) {
     cuda_adam_span *sp = (cuda_adam_span *)calloc((size_t)(n > 0 ? n : 1), sizeof *sp);
     if (!sp) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (Adam spans)");
     for (int i = 0; i < n; i++) {
-        if (groups[i].offset + groups[i].count > c->total) {
+        if (spans[i].offset + spans[i].count > c->total) {
             free(sp);
-            return rwkv_fail(err, RWKV_ERR_ARG, "Adam group %d runs past the %zu parameters", i, c->total);
+            return rwkv_fail(err, RWKV_ERR_ARG, "Adam span %d runs past the %zu parameters", i, c->total);
         }
-        sp[i].offset = groups[i].offset, sp[i].count = groups[i].count;
-        sp[i].lr_scale = groups[i].lr_scale, sp[i].decay = groups[i].decay;
+        sp[i] = spans[i];
     }
     if (c->spans_host && c->n_spans == n && memcmp(c->spans_host, sp, sizeof *sp * (size_t)n) == 0) {
         free(sp);
@@ -682,10 +681,10 @@ static rwkv_status adam_plan(rwkv4_cuda *c, const adam_group *groups, int n, rwk
     return st;
 }
 
-rwkv_status rwkv4_cuda_adam_update(rwkv4_cuda *c, const adam_group *groups, int n_groups, float lr,
-                                   float grad_scale, float max_norm, long t, const adam_hparams *h,
+rwkv_status rwkv4_cuda_adam_update(rwkv4_cuda *c, const cuda_adam_span *spans, int n_spans, float lr,
+                                   float grad_scale, float max_norm, long t, const rwkv4_cuda_adam *h,
                                    rwkv_error *err) {
-    TRY(adam_plan(c, groups, n_groups, err));
+    TRY(adam_plan(c, spans, n_spans, err));
     cuda_adam_update(c->params, c->grads, c->m, c->v, (uint16_t *)c->params16, c->spans, c->block_span,
                      c->n_adam_blocks, lr, grad_scale, max_norm, c->norm, h->beta1, h->beta2, h->eps,
                      h->weight_decay, t, c->stream);

@@ -1,5 +1,5 @@
 /* Every CUDA kernel of src/cuda/ against the CPU reference of the same
- * operation (train/layers.h, kernels/, train/adam.c) on fresh random
+ * operation (kernels/train_ops.h, kernels/wkv.h, train/adam.h) on fresh random
  * inputs, in float32 and in bfloat16 storage. Device outputs start as NaN.
  * In bf16 the inputs are rounded to bf16 on the host first, so the CPU sees
  * exactly what the device sees and the budget covers only the rounding of
@@ -15,10 +15,9 @@
 #include <math.h>
 
 #include "cuda_test.h"
-#include "kernels/kernels.h"
-#include "kernels/kernels_train.h"
+#include "kernels/train_ops.h"
+#include "kernels/wkv.h"
 #include "train/adam.h"
-#include "train/layers.h"
 
 static const cuda_dtype DTYPES[2] = {CUDA_F32, CUDA_BF16};
 

@@ -16,6 +16,8 @@
 #include "cuda/cuda_backend.h"
 #include "cuda_test.h"
 #include "formats/formats.h"
+#include "train/adam.h"
+#include "train/rwkv4_grad.h"
 
 static const char *vectors_dir;
 
@@ -31,7 +33,7 @@ typedef struct model {
 static int model_new(model *m, int V, int C, int L, int F, int B, int T) {
     memset(m, 0, sizeof *m);
     rwkv4_shape s = {V, C, L, F, C};
-    if (param_layout_init(&s, &m->lay, NULL)) return 0;
+    if (rwkv4_layout_init(&s, &m->lay, NULL)) return 0;
     m->params = malloc(m->lay.total * sizeof(float));
     m->B = B, m->T = T;
     m->inputs = malloc(sizeof(int) * B * T);
@@ -100,7 +102,7 @@ static void compare_model(int V, int C, int L, int F, int B, int T, rwkv4_cuda_p
     /* twice, zeroing between: a stale activation or gradient would show */
     for (int rep = 0; rep < 2; rep++) {
         CHECK(rwkv4_cuda_zero_grads(gpu, &err) == RWKV_OK, "%s", err.message);
-        CHECK(rwkv4_cuda_forward_backward(gpu, m.inputs, m.targets, NULL, &loss_gpu, &err) == RWKV_OK, "%s",
+        CHECK(rwkv4_cuda_forward_backward(gpu, m.inputs, m.targets, 1e-4f, &loss_gpu, &err) == RWKV_OK, "%s",
               err.message);
     }
     CHECK(rwkv4_cuda_download_grads(gpu, got, &err) == RWKV_OK, "%s", err.message);
@@ -148,10 +150,14 @@ static void test_adam_and_roundtrip(void) {
     float *grads = calloc(P, 4), *mo = random_floats(P, -0.01f, 0.01f), *vo = random_floats(P, 0, 1e-4f);
     float *back = malloc(P * 4), *back_m = malloc(P * 4), *back_v = malloc(P * 4);
     adam_group *groups = malloc(sizeof *groups * m.lay.count);
-    for (int i = 0; i < m.lay.count; i++)
-        groups[i] = (adam_group){m.lay.params[i].offset, m.lay.params[i].numel, m.lay.params[i].lr_scale,
-                                 m.lay.params[i].ndim >= 2};
+    cuda_adam_span *spans = malloc(sizeof *spans * m.lay.count);
+    for (int i = 0; i < m.lay.count; i++) {
+        const param_info *p = &m.lay.params[i];
+        groups[i] = (adam_group){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
+        spans[i] = (cuda_adam_span){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
+    }
     const adam_hparams h = {0.9f, 0.99f, 1e-8f, 0.01f};
+    const rwkv4_cuda_adam hg = {h.beta1, h.beta2, h.eps, h.weight_decay};
     rwkv4_cuda *gpu = NULL;
     CHECK(rwkv4_cuda_new(&m.lay, 2, 16, RWKV4_CUDA_FP32, &gpu, &err) == RWKV_OK, "%s", err.message);
     CHECK(rwkv4_cuda_upload_params(gpu, m.params, &err) == RWKV_OK &&
@@ -163,14 +169,14 @@ static void test_adam_and_roundtrip(void) {
           "parameters or moments changed on the way");
     float loss;
     double norm = 0;
-    CHECK(rwkv4_cuda_forward_backward(gpu, m.inputs, m.targets, NULL, &loss, &err) == RWKV_OK &&
+    CHECK(rwkv4_cuda_forward_backward(gpu, m.inputs, m.targets, 1e-4f, &loss, &err) == RWKV_OK &&
               rwkv4_cuda_grad_norm(gpu, &norm, &err) == RWKV_OK &&
               rwkv4_cuda_download_grads(gpu, grads, &err) == RWKV_OK,
           "%s", err.message);
     const double cpu_norm = grad_global_norm(grads, P, 1);
     CHECK(fabs(norm - cpu_norm) <= 1e-9 * cpu_norm, "norm %.12g, CPU %.12g", norm, cpu_norm);
     const float gscale = 0.5f, max_norm = (float)(cpu_norm * 0.1); /* clipping on */
-    CHECK(rwkv4_cuda_adam_update(gpu, groups, m.lay.count, 1e-3f, gscale, max_norm, 3, &h, &err) == RWKV_OK &&
+    CHECK(rwkv4_cuda_adam_update(gpu, spans, m.lay.count, 1e-3f, gscale, max_norm, 3, &hg, &err) == RWKV_OK &&
               rwkv4_cuda_download_params(gpu, back, &err) == RWKV_OK &&
               rwkv4_cuda_download_moments(gpu, back_m, back_v, &err) == RWKV_OK,
           "%s", err.message);
@@ -180,7 +186,7 @@ static void test_adam_and_roundtrip(void) {
                  rv = tol_ratio(back_v, vo, P, 1e-12, 1e-6);
     CHECK(rp <= 1 && rm <= 1 && rv <= 1, "Adam step off: params %.3g, m %.3g, v %.3g x the budget", rp, rm, rv);
     rwkv4_cuda_free(gpu);
-    free(grads), free(mo), free(vo), free(back), free(back_m), free(back_v), free(groups);
+    free(grads), free(mo), free(vo), free(back), free(back_m), free(back_v), free(groups), free(spans);
     model_free(&m);
 }
 
@@ -194,7 +200,7 @@ static void test_bad_tokens(void) {
     CHECK(rwkv4_cuda_new(&m.lay, 1, 8, RWKV4_CUDA_FP32, &gpu, &err) == RWKV_OK, "%s", err.message);
     m.inputs[5] = 20;
     float loss;
-    CHECK(rwkv4_cuda_forward_backward(gpu, m.inputs, m.targets, NULL, &loss, &err) == RWKV_ERR_ARG,
+    CHECK(rwkv4_cuda_forward_backward(gpu, m.inputs, m.targets, 1e-4f, &loss, &err) == RWKV_ERR_ARG,
           "an out-of-vocabulary token was accepted");
     CHECK(strstr(err.message, "inputs[0][5]") != NULL, "message does not name the token: %s", err.message);
     rwkv4_cuda_free(gpu);
@@ -296,10 +302,9 @@ static void check_case(const char *dir) {
     CHECK(st == RWKV_OK, "%s", err.message);
     rwkv4_cuda *gpu = NULL;
     float loss = 0, *grads = malloc(lay.total * 4);
-    const rwkv4_fb_options plain = {0.0f}; /* the vectors' gradients are of the plain mean loss */
     CHECK(rwkv4_cuda_new(&lay, c.B, c.T, RWKV4_CUDA_FP32, &gpu, &err) == RWKV_OK &&
               rwkv4_cuda_upload_params(gpu, params, &err) == RWKV_OK &&
-              rwkv4_cuda_forward_backward(gpu, c.inputs, c.targets, &plain, &loss, &err) == RWKV_OK &&
+              rwkv4_cuda_forward_backward(gpu, c.inputs, c.targets, 0.0f, &loss, &err) /* plain mean loss */ == RWKV_OK &&
               rwkv4_cuda_download_grads(gpu, grads, &err) == RWKV_OK,
           "%s: %s", dir, err.message);
     const float want = (float)c.loss;
