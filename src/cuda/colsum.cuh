@@ -25,6 +25,7 @@ __global__ void colsum_partial_kernel(F f, int N, int C, int rows_per_chunk, flo
 #pragma unroll
     for (int j = 0; j < K; j++) acc[j] = 0.0f;
     if (col < C)
+#pragma unroll 4 /* several rows' loads in flight: the loop is bound by memory latency */
         for (int r = r0 + threadIdx.y; r < r1; r += COLSUM_LANES) {
             float o[K];
             f(r, col, o);

@@ -14,7 +14,7 @@
 /* Each thread's time loop is latency-bound (a few hundred threads per
  * multiprocessor, each a serial chain), so the inputs of the next WKV_U
  * steps are loaded into registers while the current ones are computed. */
-enum { WKV_U = 8 };
+enum { WKV_U = 16 };
 
 template <typename T>
 __device__ __forceinline__ void load_steps(float (&dst)[WKV_U], const T *__restrict__ p, int t0,
