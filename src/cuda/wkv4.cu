@@ -87,6 +87,15 @@ struct no_carry {
     __device__ void operator()(float *, int) const {}
 };
 
+/* Pass 2 over every (b, c): one thread each. */
+template <int NV, int REVERSE, class Carry>
+__global__ void wkv_scan_kernel(int B, int T, int C, const float *theta, float *chunk) {
+    const size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (idx >= (size_t)B * C) return;
+    const int c = (int)(idx % C), b = (int)(idx / C);
+    chunk_scan<NV, REVERSE>(chunk, (size_t)B * wkv_chunks(T) * C, b, c, C, T, -expf(theta[c]), Carry());
+}
+
 /* ---- forward ------------------------------------------------------------------ */
 
 /* One update of the (a, b, p) state by step (k, v) (§1.3). */
@@ -126,13 +135,6 @@ __global__ void __launch_bounds__(WKV_THREADS)
     if (!EMIT) chunk[s.idx] = a, chunk[n + s.idx] = bs, chunk[2 * n + s.idx] = p;
 }
 
-__global__ static void wkv_forward_scan(int B, int T, int C, const float *theta, float *chunk) {
-    const size_t idx = thread_index();
-    if (idx >= (size_t)B * C) return;
-    const int c = (int)(idx % C), b = (int)(idx / C);
-    chunk_scan<2, 0>(chunk, (size_t)B * wkv_chunks(T) * C, b, c, C, T, -expf(theta[c]), no_carry());
-}
-
 static unsigned wkv_blocks(size_t n) { return cuda_blocks(n, WKV_THREADS); }
 
 void cuda_wkv_forward(cuda_dtype t, int B, int T, int C, const float *d_theta, const float *d_u,
@@ -144,7 +146,7 @@ void cuda_wkv_forward(cuda_dtype t, int B, int T, int C, const float *d_theta, c
         act_t *y = (act_t *)d_y, *ry = (act_t *)d_ry;
         wkv_forward_pass<act_t, 0><<<wkv_blocks(slots), WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_u, k, v,
                                                                                   r, y, ry, d_chunk);
-        wkv_forward_scan<<<wkv_blocks((size_t)B * C), WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_chunk);
+        wkv_scan_kernel<2, 0, no_carry><<<wkv_blocks((size_t)B * C), WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_chunk);
         wkv_forward_pass<act_t, 1><<<wkv_blocks(slots), WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_u, k, v,
                                                                                   r, y, ry, d_chunk);
     });
@@ -217,13 +219,6 @@ __global__ void __launch_bounds__(WKV_THREADS)
     }
 }
 
-__global__ static void wkv_sweep1_scan(int B, int T, int C, const float *theta, float *chunk) {
-    const size_t idx = thread_index();
-    if (idx >= (size_t)B * C) return;
-    const int c = (int)(idx % C), b = (int)(idx / C);
-    chunk_scan<4, 0>(chunk, (size_t)B * wkv_chunks(T) * C, b, c, C, T, -expf(theta[c]), sweep1_carry());
-}
-
 /* ---- backward, sweep 2 (backwards in time) ----------------------------------------- */
 
 /* (P~, Q~) sharing the exponent P: P_{j-1} = e^d P_j + g_j/D_j, Q likewise
@@ -263,13 +258,6 @@ __global__ void __launch_bounds__(WKV_THREADS)
     if (!EMIT) chunk[s.idx] = Pt, chunk[n + s.idx] = Qt, chunk[2 * n + s.idx] = P;
 }
 
-__global__ static void wkv_sweep2_scan(int B, int T, int C, const float *theta, float *chunk) {
-    const size_t idx = thread_index();
-    if (idx >= (size_t)B * C) return;
-    const int c = (int)(idx % C), b = (int)(idx / C);
-    chunk_scan<2, 1>(chunk, (size_t)B * wkv_chunks(T) * C, b, c, C, T, -expf(theta[c]), no_carry());
-}
-
 /* gθ += d·Σ Gd, gu += Σ Gu over rows and chunks in time order (∂θ = d·∂d, §2). */
 __global__ static void wkv_param_grads_kernel(int B, int T, int C, const float *theta, const double *sums,
                                               float *gtheta, float *gu) {
@@ -298,12 +286,12 @@ void cuda_wkv_backward(cuda_dtype t, int B, int T, int C, const float *d_theta, 
         act_t *gk = (act_t *)d_gk, *gv = (act_t *)d_gv, *gr = (act_t *)d_gr;
         wkv_sweep1_pass<act_t, 0><<<nb, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_u, k, v, r, y, g, gr, d_s,
                                                                   d_q, d_chunk, d_sums);
-        wkv_sweep1_scan<<<nb_scan, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_chunk);
+        wkv_scan_kernel<4, 0, sweep1_carry><<<nb_scan, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_chunk);
         wkv_sweep1_pass<act_t, 1><<<nb, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_u, k, v, r, y, g, gr, d_s,
                                                                   d_q, d_chunk, d_sums);
         wkv_sweep2_pass<act_t, 0><<<nb, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_u, k, v, y, d_s, d_q, gk,
                                                                   gv, d_chunk);
-        wkv_sweep2_scan<<<nb_scan, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_chunk);
+        wkv_scan_kernel<2, 1, no_carry><<<nb_scan, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_chunk);
         wkv_sweep2_pass<act_t, 1><<<nb, WKV_THREADS, 0, stream>>>(B, T, C, d_theta, d_u, k, v, y, d_s, d_q, gk,
                                                                   gv, d_chunk);
     });

@@ -140,6 +140,18 @@ static void test_model_bf16(void) {
     compare_model(131, 64, 3, 256, 3, 70, RWKV4_CUDA_BF16);
 }
 
+/* One Adam group per parameter, as the trainer makes them (weight decay on
+ * matrices), for the CPU (adam_group) and the device (cuda_adam_span). */
+static void adam_setup(const param_layout *lay, adam_group **groups, cuda_adam_span **spans) {
+    *groups = malloc(sizeof **groups * lay->count);
+    *spans = malloc(sizeof **spans * lay->count);
+    for (int i = 0; i < lay->count; i++) {
+        const param_info *p = &lay->params[i];
+        (*groups)[i] = (adam_group){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
+        (*spans)[i] = (cuda_adam_span){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
+    }
+}
+
 /* Parameters and moments survive the round trip bit for bit, and one Adam
  * step with clipping matches adam_update after the CPU's own clipping. */
 static void test_adam_and_roundtrip(void) {
@@ -150,13 +162,9 @@ static void test_adam_and_roundtrip(void) {
     const size_t P = m.lay.total;
     float *grads = calloc(P, 4), *mo = random_floats(P, -0.01f, 0.01f), *vo = random_floats(P, 0, 1e-4f);
     float *back = malloc(P * 4), *back_m = malloc(P * 4), *back_v = malloc(P * 4);
-    adam_group *groups = malloc(sizeof *groups * m.lay.count);
-    cuda_adam_span *spans = malloc(sizeof *spans * m.lay.count);
-    for (int i = 0; i < m.lay.count; i++) {
-        const param_info *p = &m.lay.params[i];
-        groups[i] = (adam_group){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
-        spans[i] = (cuda_adam_span){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
-    }
+    adam_group *groups;
+    cuda_adam_span *spans;
+    adam_setup(&m.lay, &groups, &spans);
     const adam_hparams h = {0.9f, 0.99f, 1e-8f, 0.01f};
     const rwkv4_cuda_adam hg = {h.beta1, h.beta2, h.eps, h.weight_decay};
     rwkv4_cuda *gpu = NULL;
@@ -211,13 +219,9 @@ static void train_steps(rwkv4_cuda_precision prec) {
     }
     const size_t P = m.lay.total;
     float *grads = malloc(P * 4), *mo = calloc(P, 4), *vo = calloc(P, 4);
-    adam_group *groups = malloc(sizeof *groups * m.lay.count);
-    cuda_adam_span *spans = malloc(sizeof *spans * m.lay.count);
-    for (int i = 0; i < m.lay.count; i++) {
-        const param_info *p = &m.lay.params[i];
-        groups[i] = (adam_group){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
-        spans[i] = (cuda_adam_span){p->offset, p->numel, p->lr_scale, p->ndim >= 2};
-    }
+    adam_group *groups;
+    cuda_adam_span *spans;
+    adam_setup(&m.lay, &groups, &spans);
     const adam_hparams h = {0.9f, 0.99f, 1e-8f, 0.01f};
     const rwkv4_cuda_adam hg = {h.beta1, h.beta2, h.eps, h.weight_decay};
     const float lr = 3e-3f, max_norm = 1.0f;
