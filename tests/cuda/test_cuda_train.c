@@ -6,6 +6,8 @@
  *   - bf16 mode: the loss within 1% and each gradient tensor within 10%
  *     in norm (‖got - want‖ / ‖want‖; bf16 keeps 8 significant bits and
  *     the rounding compounds over the layers);
+ *   - forward only (validation): loss and logits of rwkv4_forward_loss, fp32
+ *     within 1e-5 / 1e-4·max + 1e-4·|want|, bf16 within 1% / 2% in norm;
  *   - Adam with clipping over the flat buffers, and parameters and moments
  *     going up and back unchanged (a GPU run resumes on the CPU);
  *   - 20 training steps on both sides: the same losses at every step;
@@ -140,6 +142,41 @@ static void test_model_bf16(void) {
     compare_model(131, 64, 3, 256, 3, 70, RWKV4_CUDA_BF16);
 }
 
+/* Forward only (validation): the loss and the logits of rwkv4_forward_loss. */
+static void compare_forward(rwkv4_cuda_precision prec) {
+    const int V = 67, B = 2, T = 33;
+    model m;
+    rwkv_error err;
+    CHECK(model_new(&m, V, 48, 2, 96, B, T), "model setup");
+    const size_t NV = (size_t)B * T * V;
+    float *want = malloc(NV * 4), *got = malloc(NV * 4), loss_cpu = 0, loss_gpu = 0;
+    rwkv4_train_ctx *cpu = NULL;
+    rwkv4_cuda *gpu = NULL;
+    CHECK(rwkv4_train_ctx_new(&m.lay, B, T, 1, &cpu, &err) == RWKV_OK &&
+              rwkv4_forward_loss(cpu, m.params, m.inputs, m.targets, want, &loss_cpu, &err) == RWKV_OK &&
+              rwkv4_cuda_new(&m.lay, B, T, prec, &gpu, &err) == RWKV_OK &&
+              rwkv4_cuda_upload_params(gpu, m.params, &err) == RWKV_OK &&
+              rwkv4_cuda_forward_loss(gpu, m.inputs, m.targets, got, &loss_gpu, &err) == RWKV_OK,
+          "%s", err.message);
+    const int bf = prec == RWKV4_CUDA_BF16;
+    CHECK(fabs(loss_gpu - loss_cpu) <= (bf ? 1e-2 : 1e-5) * fabs(loss_cpu), "loss %.7f, CPU %.7f", loss_gpu,
+          loss_cpu);
+    const double r = bf ? norm_diff_ratio(got, want, NV) / 0.02
+                        : tol_ratio(got, want, NV, 1e-4 * max_abs(want, NV), 1e-4);
+    CHECK(r <= 1, "%s logits: %.3g x the budget", bf ? "bf16" : "fp32", r);
+    rwkv4_cuda_free(gpu);
+    rwkv4_train_ctx_free(cpu);
+    free(want), free(got);
+    model_free(&m);
+}
+
+static void test_forward_only(void) {
+    NEED_GPU();
+    compare_forward(RWKV4_CUDA_FP32);
+    if (test_current_failed) return;
+    compare_forward(RWKV4_CUDA_BF16);
+}
+
 /* One Adam group per parameter, as the trainer makes them (weight decay on
  * matrices), for the CPU (adam_group) and the device (cuda_adam_span). */
 static void adam_setup(const param_layout *lay, adam_group **groups, cuda_adam_span **spans) {
@@ -240,7 +277,8 @@ static void train_steps(rwkv4_cuda_precision prec) {
         CHECK(rwkv4_forward_backward(cpu, m.params, m.inputs, m.targets, NULL, grads, &loss_cpu, &err) == RWKV_OK,
               "%s", err.message);
         const double norm = grad_global_norm(grads, P, 1);
-        adam_update(m.params, grads, mo, vo, groups, m.lay.count, lr, grad_clip_scale(norm, max_norm), step, &h, 1);
+        adam_update(m.params, grads, mo, vo, groups, m.lay.count, lr, grad_clip_scale(norm, max_norm), step, &h,
+                    1);
         CHECK(rwkv4_cuda_zero_grads(gpu, &err) == RWKV_OK &&
                   rwkv4_cuda_forward_backward(gpu, m.inputs, m.targets, 1e-4f, &loss_gpu, &err) == RWKV_OK &&
                   rwkv4_cuda_grad_norm(gpu, NULL, &err) == RWKV_OK &&
@@ -438,6 +476,7 @@ int main(int argc, char **argv) {
     vectors_dir = argc > 1 ? argv[1] : def;
     RUN(test_model_fp32);
     RUN(test_model_bf16);
+    RUN(test_forward_only);
     RUN(test_adam_and_roundtrip);
     RUN(test_training_fp32);
     RUN(test_training_bf16);
