@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/error.h"
+#include "core/tensor.h"
+
 /* The sizes a layout was built from. A transformer fills dim_att = n_embd. */
 typedef struct model_dims {
     int n_vocab, n_embd, n_layer, n_ffn, dim_att;
@@ -21,6 +24,7 @@ typedef struct param_info {
     size_t offset; /* in floats, into the flat buffer */
     size_t numel;
     float lr_scale; /* per-parameter learning-rate multiplier (1 for most) */
+    int decay;      /* 1: weight decay applies (when the run sets one); param_layout_add: matrices */
 } param_info;
 
 typedef struct param_layout {
@@ -36,6 +40,12 @@ void param_layout_add(param_layout *lay, const char *name, int ndim, int64_t d0,
                       float lr_scale);
 
 void param_layout_free(param_layout *layout);
+
+/* Copies every parameter of the layout from the tensor of the same name
+ * (any float dtype) into buf (layout->total floats). Matrices must match the
+ * shape exactly; vectors may be stored [C] or [1,1,C] (any shape with the
+ * same element count). Tensors the layout does not name are ignored. */
+rwkv_status param_layout_fill(const param_layout *layout, const tensor_set *set, float *buf, rwkv_error *err);
 const param_info *param_layout_find(const param_layout *layout, const char *name);
 
 #endif

@@ -45,6 +45,15 @@ void layernorm_forward(const float *x, const float *w, const float *b, int N, in
 void layernorm_backward(const float *x, const float *w, const float *dy, int N, int C, float *dx,
                         float *dw, float *db, float *stats, int nt);
 
+/* Group norm (RWKV-7's ln_x): each row's G groups of C/G adjacent channels
+ * normalised on their own with `eps`, then y = x̂ ⊙ w + b per channel; the
+ * layernorm above is G = 1, eps 1e-5. The backward as layernorm_backward,
+ * `stats` scratch of 2·N·G floats. */
+void group_norm_forward(const float *x, const float *w, const float *b, int N, int C, int G, float eps, float *y,
+                        int nt);
+void group_norm_backward(const float *x, const float *w, const float *dy, int N, int C, int G, float eps, float *dx,
+                         float *dw, float *db, float *stats, int nt);
+
 /* Token shift + mix (§1.2): out[b,t] = mu ⊙ z[b,t] + (1 - mu) ⊙ z[b,t-1],
  * z[b,-1] = 0; `zeros` is C zero floats. */
 void token_shift_forward(const float *z, const float *mu, int B, int T, int C, const float *zeros,

@@ -103,18 +103,16 @@ rwkv_status run_check_shape(const run *r, const arch_shape *sh, const char *what
 }
 
 /* One Adam group per tensor: its LR scale (with --layerwise-lr), weight
- * decay on matrices only. */
+ * decay where the layout says (matrices; RWKV-7: not the LoRA factors). */
 static adam_group *adam_groups_of(const param_layout *lay, int layerwise_lr) {
     adam_group *groups = calloc((size_t)lay->count + 1, sizeof *groups);
     if (!groups) return NULL;
     for (int i = 0; i < lay->count; i++) {
         const param_info *p = &lay->params[i];
-        int big_dims = 0;
-        for (int d = 0; d < p->ndim; d++) big_dims += p->shape[d] > 1;
         groups[i].offset = p->offset;
         groups[i].count = p->numel;
         groups[i].lr_scale = layerwise_lr ? p->lr_scale : 1.0f;
-        groups[i].decay = big_dims >= 2;
+        groups[i].decay = p->decay;
     }
     return groups;
 }
