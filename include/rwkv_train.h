@@ -53,7 +53,7 @@ rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *tokenizer
 /* ------------------------------------------------------------------------ */
 
 typedef struct rwkv_init_options {
-    const char *arch; /* "rwkv4" (NULL: rwkv4) or "gpt" */
+    const char *arch; /* "rwkv4" (NULL: rwkv4), "rwkv7" or "gpt" */
     int n_layer;      /* 6 */
     int n_embd;       /* 256 */
     int n_vocab;      /* 256 (byte level) */
@@ -62,6 +62,7 @@ typedef struct rwkv_init_options {
     double emb_scale; /* 6e-4: emb.weight ~ U(-emb_scale, +emb_scale), the run's initial LR (§3.2) */
     int n_head;       /* gpt: attention heads; 0: n_embd/64 (at least 1, lowered to a divisor of n_embd) */
     int n_ctx;        /* gpt: positions (the longest context); 0: 1024 */
+    int head_size;    /* rwkv7: channels per head; 0: 64 (n_embd when smaller) */
 } rwkv_init_options;
 
 rwkv_init_options rwkv_init_options_default(void);
@@ -86,12 +87,13 @@ typedef struct rwkv_train_options {
     double val_fraction;    /* 0.1: the last 10% of the tokens are held out */
     int val_windows;        /* 64: validation windows of ctx tokens, evenly spread; 0 = all */
     /* model (sizes ignored with init_path) */
-    const char *arch;       /* "rwkv4" (default; NULL = rwkv4) or "gpt" (the transformer baseline) */
+    const char *arch;       /* "rwkv4" (default; NULL = rwkv4), "rwkv7" or "gpt" (the transformer baseline) */
     int n_layer;            /* 6 */
     int n_embd;             /* 256 */
     int n_ffn;              /* 0: 4 * n_embd */
     int n_head;             /* gpt: attention heads; 0: n_embd/64 (at least 1, lowered to a divisor of
                                n_embd). The position table has ctx_len rows. */
+    int head_size;          /* rwkv7: channels per head; 0: 64 (n_embd when smaller) */
     /* batches */
     int ctx_len;            /* 128 */
     int batch;              /* 8 sequences per micro-batch */

@@ -191,6 +191,21 @@ void layernorm_backward(const float *x, const float *w, const float *dy, int N, 
     group_norm_backward(x, w, dy, N, C, 1, LN_EPS, dx, dw, db, stats, nt);
 }
 
+static void sum_rows_stripe(void *p, int c0, int wd) {
+    const rows_args *a = p; /* x = rows, dw = out */
+    double acc[CS] = {0};
+    for (int n = 0; n < a->N; n++) {
+        const float *xr = a->x + (size_t)n * a->C + c0;
+        for (int j = 0; j < wd; j++) acc[j] += xr[j];
+    }
+    for (int j = 0; j < wd; j++) a->dw[c0 + j] += (float)acc[j];
+}
+
+void sum_rows(const float *x, int N, int C, float *out, int nt) {
+    rows_args a = {.x = x, .dw = out, .N = N, .C = C};
+    parallel_stripes(nt, C, (size_t)N, sum_rows_stripe, &a);
+}
+
 /* ---- token shift + mix (§1.2) ------------------------------------------- */
 
 static void token_shift_row(void *p, int n) {

@@ -83,6 +83,9 @@ void relu2_forward(const float *k, float *h, size_t n, int nt);
 /* dk = dh ⊙ 2 max(k, 0); dk may be dh. */
 void relu2_backward(const float *k, const float *dh, float *dk, size_t n, int nt);
 
+/* out[c] += Σ_n x[n][c] (the gradient of a per-channel vector added to every row). */
+void sum_rows(const float *x, int N, int C, float *out, int nt);
+
 /* y = x + a (residual add); y may be x. */
 void residual_forward(const float *x, const float *a, float *y, size_t n, int nt);
 
