@@ -108,8 +108,8 @@ typedef struct rwkv_train_options {
     double adam_eps;        /* 1e-8 */
     double weight_decay;    /* 0 (decoupled, matrices only, when > 0) */
     double grad_clip;       /* 1.0: global gradient norm; 0 disables */
-    double l2wrap;          /* 1e-4; 0 disables (RWKV-4 only) */
-    int layerwise_lr;       /* 1: time_decay x2, time_first x3 (RWKV-4 only) */
+    double l2wrap;          /* 1e-4; 0 disables (RWKV-4 and RWKV-7) */
+    int layerwise_lr;       /* 1: RWKV-4 time_decay x2, time_first x3; RWKV-7 w0 x2 */
     double emb_init;        /* 0: emb.weight ~ U(+-lr_init); otherwise that half-width (RWKV-4 only) */
     /* bookkeeping */
     long eval_every;        /* 100 steps (and the last step); 0: only the last step */
