@@ -23,6 +23,18 @@ void param_layout_add(param_layout *lay, const char *name, int ndim, int64_t d0,
     lay->total += p->numel;
 }
 
+void param_layout_add_in_block(param_layout *lay, int l, const char *suffix, int ndim, int64_t d0, int64_t d1,
+                               int64_t d2, float lr_scale) {
+    char name[64];
+    snprintf(name, sizeof name, "blocks.%d.%s", l, suffix);
+    param_layout_add(lay, name, ndim, d0, d1, d2, lr_scale);
+}
+
+void param_layout_add_block_norms(param_layout *lay, int l, int C) {
+    static const char *const norms[] = {"ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "ln0.weight", "ln0.bias"};
+    for (int i = 0; i < (l == 0 ? 6 : 4); i++) param_layout_add_in_block(lay, l, norms[i], 1, C, 0, 0, 1.0f);
+}
+
 void param_layout_free(param_layout *layout) {
     if (!layout) return;
     free(layout->params);

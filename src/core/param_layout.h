@@ -39,6 +39,14 @@ typedef struct param_layout {
 void param_layout_add(param_layout *lay, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2,
                       float lr_scale);
 
+/* Appends "blocks.<l>.<suffix>" (as param_layout_add). */
+void param_layout_add_in_block(param_layout *lay, int l, const char *suffix, int ndim, int64_t d0, int64_t d1,
+                               int64_t d2, float lr_scale);
+
+/* Appends an RWKV block's LayerNorms in the official order: ln1, ln2
+ * (weight, bias [C]) and, in block 0, ln0 (LR scale 1, no weight decay). */
+void param_layout_add_block_norms(param_layout *lay, int l, int C);
+
 void param_layout_free(param_layout *layout);
 
 /* Copies every parameter of the layout from the tensor of the same name

@@ -12,7 +12,6 @@
 
 #include "kernels/kernels_train.h"
 #include "core/machine.h"
-#include "core/rng.h"
 #include "kernels/train_ops.h"
 #include "train/init_random.h"
 
@@ -21,8 +20,12 @@
 /* Appends with the per-parameter LR multipliers of RWKV-LM v4neo (§3.3). */
 static void layout_add(param_layout *lay, const char *name, int ndim, int64_t d0, int64_t d1,
                        int64_t d2) {
-    const float lr_scale = strstr(name, ".time_decay") ? 2.0f : strstr(name, ".time_first") ? 3.0f : 1.0f;
-    param_layout_add(lay, name, ndim, d0, d1, d2, lr_scale);
+    param_layout_add(lay, name, ndim, d0, d1, d2, 1.0f);
+}
+
+static void block_add(param_layout *lay, int l, const char *suffix, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    const float lr_scale = strstr(suffix, ".time_decay") ? 2.0f : strstr(suffix, ".time_first") ? 3.0f : 1.0f;
+    param_layout_add_in_block(lay, l, suffix, ndim, d0, d1, d2, lr_scale);
 }
 
 rwkv_status rwkv4_layout_init(const rwkv4_shape *shape, param_layout *layout, rwkv_error *err) {
@@ -41,22 +44,10 @@ rwkv_status rwkv4_layout_init(const rwkv4_shape *shape, param_layout *layout, rw
     layout->params = calloc((size_t)(4 + 18 * L + 2), sizeof(param_info));
     if (!layout->params) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (parameter layout)");
     layout->shape = s;
-    char name[64];
     layout_add(layout, "emb.weight", 2, V, C, 0);
     for (int l = 0; l < L; l++) {
-#define ADD(suffix, ...)                                                                           \
-    do {                                                                                           \
-        snprintf(name, sizeof name, "blocks.%d.%s", l, suffix);                                    \
-        layout_add(layout, name, __VA_ARGS__);                                                     \
-    } while (0)
-        ADD("ln1.weight", 1, C, 0, 0);
-        ADD("ln1.bias", 1, C, 0, 0);
-        ADD("ln2.weight", 1, C, 0, 0);
-        ADD("ln2.bias", 1, C, 0, 0);
-        if (l == 0) {
-            ADD("ln0.weight", 1, C, 0, 0);
-            ADD("ln0.bias", 1, C, 0, 0);
-        }
+#define ADD(suffix, ...) block_add(layout, l, suffix, __VA_ARGS__)
+        param_layout_add_block_norms(layout, l, C);
         ADD("att.time_decay", 1, A, 0, 0);
         ADD("att.time_first", 1, A, 0, 0);
         ADD("att.time_mix_k", 3, 1, 1, C);

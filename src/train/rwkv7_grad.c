@@ -197,19 +197,23 @@ static void mix_backward(rwkv7_train_ctx *c, const float *z, const float *x, con
     for (int i = 0; i < c->C; i++) dx[i] -= c->dmu[i];
 }
 
+/* c->wt := Mᵀ [out][in], the linear layer of a LoRA factor M [in][out]. */
+static void transpose_to_wt(rwkv7_train_ctx *c, const float *M, int in, int out) {
+    for (int r = 0; r < in; r++)
+        for (int q = 0; q < out; q++) c->wt[(size_t)q * in + r] = M[(size_t)r * out + q];
+}
+
 /* Y[N][out] = X[N][in] @ M for a LoRA factor M [in][out] (the checkpoint's
  * layout), as the linear layer of Mᵀ. */
 static void lora_forward(rwkv7_train_ctx *c, const float *M, int in, int out, const float *X, float *Y) {
-    for (int r = 0; r < in; r++)
-        for (int q = 0; q < out; q++) c->wt[(size_t)q * in + r] = M[(size_t)r * out + q];
+    transpose_to_wt(c, M, in, out);
     linear_forward(c->wt, out, in, X, c->N, Y, c->nt);
 }
 
 /* dM += Xᵀ dY; dX = dY Mᵀ (dX may be X). */
 static void lora_backward(rwkv7_train_ctx *c, const float *M, int in, int out, const float *X, const float *dY,
                           float *dX, float *dM) {
-    for (int r = 0; r < in; r++)
-        for (int q = 0; q < out; q++) c->wt[(size_t)q * in + r] = M[(size_t)r * out + q];
+    transpose_to_wt(c, M, in, out);
     memset(c->dwt, 0, sizeof(float) * (size_t)in * out);
     linear_backward(c->wt, out, in, X, dY, c->N, dX, c->dwt, c->nt);
     for (int r = 0; r < in; r++)

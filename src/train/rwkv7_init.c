@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/load.h"
 #include "train/init_random.h"
 #include "train/rwkv7_grad.h"
 
@@ -47,6 +48,24 @@ static void add(param_layout *lay, const char *name, int ndim, int64_t d0, int64
     p->decay = p->decay && ends_with(name, ".weight");
 }
 
+/* The LoRA paths in the official order: factor 1 [C, D], factor 2 [D, C],
+ * then the bias vector (the gate has none; block 0 has no value residual). */
+static void add_loras(param_layout *lay, const rwkv7_shape *s, int l) {
+    const struct { char name; int rank, has_bias; } paths[] = {
+        {'w', s->d_decay, 1}, {'a', s->d_aaa, 1}, {'v', s->d_mv, 1}, {'g', s->d_gate, 0}};
+    char name[64];
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (paths[i].name == 'v' && l == 0) continue;
+        const int C = s->n_embd, D = paths[i].rank;
+        for (int part = 1; part <= (paths[i].has_bias ? 3 : 2); part++) {
+            snprintf(name, sizeof name, "blocks.%d.att.%c%d", l, paths[i].name, part % 3);
+            if (part == 1) add(lay, name, 2, C, D, 0);
+            else if (part == 2) add(lay, name, 2, D, C, 0);
+            else add(lay, name, 3, 1, 1, C);
+        }
+    }
+}
+
 static void add_block(param_layout *lay, const rwkv7_shape *s, int l) {
     const int C = s->n_embd, N = s->head_size, H = C / N, F = s->n_ffn;
     char name[64];
@@ -55,29 +74,10 @@ static void add_block(param_layout *lay, const rwkv7_shape *s, int l) {
         snprintf(name, sizeof name, "blocks.%d.%s", l, suffix);                                                       \
         add(lay, name, __VA_ARGS__);                                                                                  \
     } while (0)
-    ADD("ln1.weight", 1, C, 0, 0);
-    ADD("ln1.bias", 1, C, 0, 0);
-    ADD("ln2.weight", 1, C, 0, 0);
-    ADD("ln2.bias", 1, C, 0, 0);
-    if (l == 0) {
-        ADD("ln0.weight", 1, C, 0, 0);
-        ADD("ln0.bias", 1, C, 0, 0);
-    }
+    param_layout_add_block_norms(lay, l, C);
     static const char *const mixes[] = {"att.x_r", "att.x_w", "att.x_k", "att.x_v", "att.x_a", "att.x_g"};
     for (int i = 0; i < 6; i++) ADD(mixes[i], 3, 1, 1, C);
-    ADD("att.w1", 2, C, s->d_decay, 0);
-    ADD("att.w2", 2, s->d_decay, C, 0);
-    ADD("att.w0", 3, 1, 1, C);
-    ADD("att.a1", 2, C, s->d_aaa, 0);
-    ADD("att.a2", 2, s->d_aaa, C, 0);
-    ADD("att.a0", 3, 1, 1, C);
-    if (l > 0) {
-        ADD("att.v1", 2, C, s->d_mv, 0);
-        ADD("att.v2", 2, s->d_mv, C, 0);
-        ADD("att.v0", 3, 1, 1, C);
-    }
-    ADD("att.g1", 2, C, s->d_gate, 0);
-    ADD("att.g2", 2, s->d_gate, C, 0);
+    add_loras(lay, s, l);
     ADD("att.k_k", 3, 1, 1, C);
     ADD("att.k_a", 3, 1, 1, C);
     ADD("att.r_k", 2, H, N, 0);
@@ -124,18 +124,6 @@ static rwkv_status dim_of(const tensor_set *set, const char *name, int ndim, int
     return RWKV_OK;
 }
 
-static int count_layers(const tensor_set *set) {
-    long n_layer = 0;
-    for (int i = 0; i < set->count; i++) {
-        const char *nm = set->tensors[i].name;
-        if (strncmp(nm, "blocks.", 7) != 0) continue;
-        char *end;
-        long l = strtol(nm + 7, &end, 10);
-        if (end != nm + 7 && *end == '.' && l >= 0 && l < 100000 && l + 1 > n_layer) n_layer = l + 1;
-    }
-    return (int)n_layer;
-}
-
 rwkv_status rwkv7_params_from_tensors(const tensor_set *set, rwkv7_shape *shape, param_layout *layout,
                                       float **params, rwkv_error *err) {
     *params = NULL;
@@ -143,7 +131,7 @@ rwkv_status rwkv7_params_from_tensors(const tensor_set *set, rwkv7_shape *shape,
     rwkv7_shape s = {0};
     int H = 0;
     rwkv_status st;
-    s.n_layer = count_layers(set);
+    s.n_layer = model_layer_count(set);
     if ((st = dim_of(set, "emb.weight", 2, 0, &s.n_vocab, err)) ||
         (st = dim_of(set, "emb.weight", 2, 1, &s.n_embd, err)) ||
         (st = dim_of(set, "blocks.0.ffn.key.weight", 2, 0, &s.n_ffn, err)) ||

@@ -5,19 +5,7 @@
 # uninterrupted one; the NaN guard; bad flags.
 #   sh tests/cli/train_resume.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
-RWKV=${1:-./rwkv}
-case $RWKV in /*) ;; *) RWKV=$(pwd)/$RWKV ;; esac
-T=$(mktemp -d /tmp/rwkv_train_resume.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-failed=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; failed=1; }
-
-if [ ! -x "$RWKV" ]; then
-    echo "FAIL train_resume: $RWKV is not an executable"
-    exit 1
-fi
-
+NAME=train_resume
 . "$(dirname "$0")/lib/train_helpers.sh"
 
 FLAGS="--layers 2 --embd 32 --ctx 16 --batch 4 --steps 40 --save-every 10 --eval-every 10 --val-windows 8 --threads 2 --seed 7 --lr 3e-3 --no-peak --quiet"
@@ -182,18 +170,7 @@ if "$RWKV" train --data "$T/data.txt" --out "$T/ga" $GFLAGS 2>"$T/ga.err"; then
     else
         fail train_gpt_loss_falls "20 steps, arch gpt in config.json, loss $gfirst -> $glast"
     fi
-    RWKV_TRAIN_SAVE_PAUSE_MS=400 "$RWKV" train --data "$T/data.txt" --out "$T/gb" $GFLAGS 2>/dev/null &
-    pid=$!
-    wait_for "$T/gb/model-00000005.safetensors" 60
-    kill -INT $pid
-    wait $pid
-    rc=$?
-    if [ $rc -eq 130 ] && [ "$(wc -l <"$T/gb/train.jsonl")" -lt 20 ] && "$RWKV" train --resume "$T/gb" --quiet 2>"$T/gb.err" \
-        && losses "$T/gb" | cmp -s - "$T/ga.losses"; then
-        pass train_gpt_sigint_resume_identical
-    else
-        fail train_gpt_sigint_resume_identical "exit $rc; resumed losses differ: $(tail -1 "$T/gb.err" 2>/dev/null)"
-    fi
+    sigint_resume train_gpt_sigint_resume_identical "$T/gb" model-00000005.safetensors 20 "$T/ga.losses" $GFLAGS
 else
     fail train_gpt_loss_falls "$(tail -1 "$T/ga.err")"
 fi

@@ -5,19 +5,7 @@
 # trained files load as RWKV-7 models in the other commands.
 #   sh tests/cli/train_rwkv7.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
-RWKV=${1:-./rwkv}
-case $RWKV in /*) ;; *) RWKV=$(pwd)/$RWKV ;; esac
-T=$(mktemp -d /tmp/rwkv_train_rwkv7.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-failed=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; failed=1; }
-
-if [ ! -x "$RWKV" ]; then
-    echo "FAIL train_rwkv7: $RWKV is not an executable"
-    exit 1
-fi
-
+NAME=train_rwkv7
 . "$(dirname "$0")/lib/train_helpers.sh"
 
 # 20 tokens of context cross the WKV's 16-token checkpoint chunk
@@ -62,18 +50,7 @@ else
 fi
 
 # ---- Ctrl-C, then --resume ---------------------------------------------------
-RWKV_TRAIN_SAVE_PAUSE_MS=400 "$RWKV" train --data "$T/data.txt" --out "$T/b" $FLAGS 2>/dev/null &
-pid=$!
-wait_for "$T/b/model-00000008.safetensors" 60
-kill -INT $pid
-wait $pid
-rc=$?
-if [ $rc -eq 130 ] && [ "$(wc -l <"$T/b/train.jsonl")" -lt 24 ] && "$RWKV" train --resume "$T/b" --quiet 2>"$T/b.err" \
-    && losses "$T/b" | cmp -s - "$T/a.losses"; then
-    pass train_rwkv7_sigint_resume_identical
-else
-    fail train_rwkv7_sigint_resume_identical "exit $rc; resumed losses differ: $(tail -1 "$T/b.err" 2>/dev/null)"
-fi
+sigint_resume train_rwkv7_sigint_resume_identical "$T/b" model-00000008.safetensors 24 "$T/a.losses" $FLAGS
 
 # ---- kill -9 in the middle of a checkpoint write ----------------------------
 RWKV_TRAIN_SAVE_PAUSE_MS=1000 "$RWKV" train --data "$T/data.txt" --out "$T/c" $FLAGS 2>/dev/null &

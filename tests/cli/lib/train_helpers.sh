@@ -1,5 +1,18 @@
-# Helpers of the training CLI tests (tests/cli/train_*.sh); sourced after
-# RWKV, T, pass and fail are defined.
+# The common start of the training CLI tests (tests/cli/train_*.sh), sourced
+# with NAME set and the rwkv binary as the script's first argument: RWKV, a
+# scratch folder T (removed at exit), pass/fail, the training text and helpers.
+RWKV=${1:-./rwkv}
+case $RWKV in /*) ;; *) RWKV=$(pwd)/$RWKV ;; esac
+T=$(mktemp -d "/tmp/rwkv_$NAME.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+failed=0
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; failed=1; }
+
+if [ ! -x "$RWKV" ]; then
+    echo "FAIL $NAME: $RWKV is not an executable"
+    exit 1
+fi
 
 # training text: a slice of Tiny Shakespeare when it is there, else generated text
 SHARED=${RWKV_SHARED:-../shared}
@@ -35,5 +48,24 @@ bad() { # name, expected message part, args...
         pass "$name"
     else
         fail "$name" "exit $rc, stderr: $(head -2 "$T/bad.err" | tr '\n' ' ')"
+    fi
+}
+
+# Ctrl-C once DIR/CKPT exists, then --resume: the per-step losses must be
+# those of the uninterrupted run in REF.
+sigint_resume() { # name, dir, ckpt, steps, ref, train flags...
+    name=$1 dir=$2 ckpt=$3 steps=$4 ref=$5
+    shift 5
+    RWKV_TRAIN_SAVE_PAUSE_MS=400 "$RWKV" train --data "$T/data.txt" --out "$dir" "$@" 2>/dev/null &
+    pid=$!
+    wait_for "$dir/$ckpt" 60
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    if [ $rc -eq 130 ] && [ "$(wc -l <"$dir/train.jsonl")" -lt "$steps" ] \
+        && "$RWKV" train --resume "$dir" --quiet 2>"$dir.err" && losses "$dir" | cmp -s - "$ref"; then
+        pass "$name"
+    else
+        fail "$name" "exit $rc; resumed losses differ: $(tail -1 "$dir.err" 2>/dev/null)"
     fi
 }
