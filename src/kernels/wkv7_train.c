@@ -71,19 +71,23 @@ static void forward_pair(const wkv7_batch *j, int p, float *S) {
  *   db_j  = sum_i dS_ij sa_i       (sa = S_{t-1} a)
  *   dsa_i = sum_j dS_ij b_j        da_j = sum_i dsa_i S_{t-1}[i][j]
  *   dS_{t-1}[i][j] = dS_ij w_j + dsa_i a_j */
-static void backward_step(const wkv7_batch *j, size_t o, const float *Sp, const float *Sc, float *dS,
-                          float *dsa) {
+static void backward_step(const wkv7_batch *j, size_t o, const float *restrict Sp, const float *restrict Sc,
+                          float *restrict dS, float *restrict dsa) {
     const int N = j->N;
-    const float *r = j->r + o, *w = j->w + o, *k = j->k + o, *v = j->v + o, *a = j->a + o, *b = j->b + o;
-    const float *dy = j->dy + o;
-    float *dr = j->dr + o, *dw = j->dw + o, *dk = j->dk + o, *dv = j->dv + o, *da = j->da + o, *db = j->db + o;
+    const float *restrict r = j->r + o, *restrict w = j->w + o, *restrict k = j->k + o, *restrict v = j->v + o;
+    const float *restrict a = j->a + o, *restrict b = j->b + o, *restrict dy = j->dy + o;
+    float *restrict dr = j->dr + o, *restrict dw = j->dw + o, *restrict dk = j->dk + o, *restrict dv = j->dv + o;
+    float *restrict da = j->da + o, *restrict db = j->db + o;
     for (int q = 0; q < N; q++) dr[q] = dw[q] = dk[q] = da[q] = db[q] = 0.0f;
+    /* the sums over q run as SIMD reductions: a fixed order for a given build */
     for (int i = 0; i < N; i++) {
-        const float *sp = Sp + (size_t)i * N, *sc = Sc + (size_t)i * N;
-        float *ds = dS + (size_t)i * N;
+        const float *restrict sp = Sp + (size_t)i * N, *restrict sc = Sc + (size_t)i * N;
+        float *restrict ds = dS + (size_t)i * N;
         const float gy = dy[i], vi = v[i];
         float sa = 0.0f, gv = 0.0f, gsa = 0.0f;
+#pragma omp simd reduction(+ : sa)
         for (int q = 0; q < N; q++) sa += sp[q] * a[q];
+#pragma omp simd reduction(+ : gv, gsa)
         for (int q = 0; q < N; q++) {
             dr[q] += sc[q] * gy;
             const float d = ds[q] + gy * r[q];
@@ -98,9 +102,10 @@ static void backward_step(const wkv7_batch *j, size_t o, const float *Sp, const 
         dsa[i] = gsa;
     }
     for (int i = 0; i < N; i++) {
-        const float *sp = Sp + (size_t)i * N;
-        float *ds = dS + (size_t)i * N;
+        const float *restrict sp = Sp + (size_t)i * N;
+        float *restrict ds = dS + (size_t)i * N;
         const float gsa = dsa[i];
+#pragma omp simd
         for (int q = 0; q < N; q++) {
             da[q] += gsa * sp[q];
             ds[q] = ds[q] * w[q] + gsa * a[q];
