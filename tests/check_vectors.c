@@ -5,7 +5,8 @@
  *   - logits of sequence mode (all positions at once) and of RNN mode,
  *   - the state after `after_tokens` inputs and after all inputs,
  *   - sequence mode continued from the expected state_mid,
- *   - the loss, and for sets with grads/ every parameter gradient.
+ *   - the loss, and for sets with grads/ every parameter gradient, through the
+ *     training math of the case's version (RWKV-4, RWKV-7; train/arch.h).
  * Prints one PASS/FAIL line per check with the worst ratio
  * |got - want| / (atol + rtol |want|) (<= 1 passes) and ends with
  * "N passed, N failed, N skipped". Nothing here depends on the shapes of

@@ -62,11 +62,11 @@ static rwkv_status r4_load(const char *path, arch_shape *sh, param_layout *lay, 
     tensor_set set;
     rwkv_status s = checkpoint_read(path, &set, err);
     if (s != RWKV_OK) return s;
-    if (gpt_is_checkpoint(&set) || tensor_set_find(&set, "blocks.0.att.r_k")) {
-        const char *which = gpt_is_checkpoint(&set) ? "a GPT" : "an RWKV-7";
+    const int gpt = gpt_is_checkpoint(&set), rwkv7 = tensor_set_find(&set, "blocks.0.att.r_k") != NULL;
+    if (gpt || rwkv7) {
         tensor_set_free(&set);
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: is %s checkpoint (train it with --arch %s)", path, which,
-                         which[1] == ' ' ? "gpt" : "rwkv7");
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: is %s checkpoint (train it with --arch %s)", path,
+                         gpt ? "a GPT" : "an RWKV-7", gpt ? "gpt" : "rwkv7");
     }
     s = params_from_tensors(&set, lay, params, err);
     tensor_set_free(&set);
