@@ -36,15 +36,15 @@ void wkv4_forward_scalar(int T, int C, int c0, int c1, const float *d, const flo
  * (a = b = 0, p = -1e38), with wkv4_forward (training). d = -exp(time_decay)
  * and u are [C]; k, v, y are [B][T][C]. `state` is scratch of 3·B·C floats.
  * The backward needs only y (besides d, u, k, v). */
-void wkv_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
+void wkv4_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
                        const float *v, float *state, float *y, int n_threads);
 
-/* The backward of wkv_forward_batch (the two sweeps of kernels/wkv4.c).
+/* The backward of wkv4_forward_batch (the two sweeps of kernels/wkv4.c).
  * Given gy = dL/dy [B][T][C], writes gk, gv [B][T][C] and ADDS dL/dθ
  * (θ = time_decay, via gθ = d·Gd) and dL/du into gtheta, gu [C], summed
  * over the B rows in order. gk and gv serve as the scratch of the first
  * sweep; one of them (not both) may be gy itself. */
-void wkv_backward(int B, int T, int C, const float *d, const float *u, const float *k,
+void wkv4_backward(int B, int T, int C, const float *d, const float *u, const float *k,
                   const float *v, const float *y, const float *gy, float *gk, float *gv,
                   float *gtheta, float *gu, int n_threads);
 
@@ -76,6 +76,24 @@ void wkv5_forward(int T, int H, int N, const float *r, const float *k, const flo
  *     y_i  = sum_j S_ij r_j                                 (new S) */
 void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                   const float *a, const float *b, float *S, float *y, int n_threads);
+
+/* ---- RWKV-7 training (kernels/wkv7_train.c) ------------------------------
+ *
+ * B independent sequences of T tokens, each from the zero state; every
+ * per-token array is [B][T][H*N]. The forward saves the state before every
+ * WKV7_CHUNK tokens in ckpt (wkv7_checkpoint_floats); the backward needs
+ * those and the inputs, not y. scratch holds wkv7_scratch_floats(N,
+ * n_threads) floats. Results do not depend on the thread count. */
+enum { WKV7_CHUNK = 16 };
+size_t wkv7_checkpoint_floats(int B, int T, int H, int N);
+size_t wkv7_scratch_floats(int N, int n_threads);
+void wkv7_forward_batch(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
+                        const float *a, const float *b, float *ckpt, float *y, float *scratch, int n_threads);
+/* Given dy = dL/dy, writes dr, dw, dk, dv, da, db (dL/d of each input, same
+ * layout; dw is with respect to the decay multiplier w itself). */
+void wkv7_backward(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
+                   const float *a, const float *b, const float *ckpt, const float *dy, float *dr, float *dw,
+                   float *dk, float *dv, float *da, float *db, float *scratch, int n_threads);
 
 /* The same with an explicit variant's rows (tests); the two above use kernels_active(). */
 void wkv5_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *k, const float *v,
