@@ -1,7 +1,8 @@
 #!/bin/sh
 # RWKV-7 from GGUF files, rwkv.c against llama.cpp on the same files (part
-# of `make bench`). Creates (once) random RWKV-7 checkpoints of the 0.1B and
-# 1.5B shapes (bench/rwkv7_random.c), writes them as GGUF with `rwkv quantize`
+# of `make bench`). Creates (once) RWKV-7 checkpoints of the 0.1B and 1.5B
+# shapes (`rwkv init --arch rwkv7`: the official init, whose LoRA ranks follow
+# the released models' formula), writes them as GGUF with `rwkv quantize`
 # (f16, q8_0, q4_k: files llama.cpp loads), then for each file and thread
 # count measures decode (ms/token) and 512-token prefill (tokens/s) with
 # `rwkv bench` and with llama.cpp's prebuilt CPU library (the npm package
@@ -20,7 +21,6 @@
 # Benchmarks are never unit tests: nothing here fails on a slow result.
 set -e
 RWKV=${RWKV:-./rwkv}
-BUILD=${BUILD:-build}
 DIR=${RWKV_BENCH_DIR:-/tmp/rwkv-bench}
 SHAPES=${GGUF_SHAPES:-"0.1b 1.5b"}
 THREADS=${BENCH_THREADS:-"1 2"}
@@ -32,17 +32,16 @@ OUT_MD=${OUT_MD:-bench/results_gguf.md}
 NPM_DIR="$DIR/node-llama-cpp"
 mkdir -p "$DIR"
 
-# shape -> rwkv7_random arguments: V C L F Dw Da Dv Dg (the released models' LoRA ranks)
+# shape -> vocabulary, width, layers
 shape_args() {
     case $1 in
-    0.1b) echo "65536 768 12 3072 64 64 32 128" ;;
-    1.5b) echo "65536 2048 24 8192 96 96 64 256" ;;
-    tiny) echo "256 256 2 1024 32 32 32 32" ;;
+    0.1b) echo "65536 768 12" ;;
+    1.5b) echo "65536 2048 24" ;;
+    tiny) echo "256 256 2" ;;
     *) echo "unknown shape $1" >&2; exit 2 ;;
     esac
 }
 
-make -s "$BUILD/bench/rwkv7_random" >/dev/null
 llama=1
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "node/npm not found: llama.cpp rows skipped"; llama=0
@@ -59,7 +58,7 @@ field() { # json name -> value
 {
     echo "# RWKV-7 GGUF: rwkv.c and llama.cpp on the same files"
     echo
-    echo "Random RWKV-7 weights of the released shapes (bench/rwkv7_random.c), written as GGUF by \`rwkv quantize\`"
+    echo "RWKV-7 of the released shapes, freshly initialised (\`rwkv init --arch rwkv7\`), written as GGUF by \`rwkv quantize\`"
     echo "(head q8_0, q6_k for q4_k; embedding f16). llama.cpp: node-llama-cpp@3.21.1's prebuilt CPU library."
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
     echo "Decode: median ms/token ($NDEC tokens); prefill: $NPRE-token prompt; 'of bandwidth': the file's bytes read per"
@@ -72,8 +71,8 @@ for shape in $SHAPES; do
     src="$DIR/rwkv7-$shape-f32.safetensors"
     vocab=$VOCAB
     [ "$shape" = tiny ] && vocab=bytes
-    args=$(shape_args "$shape")
-    [ -f "$src" ] || { echo "creating $src"; "$BUILD/bench/rwkv7_random" "$src" $args; }
+    set -- $(shape_args "$shape")
+    [ -f "$src" ] || { echo "creating $src"; "$RWKV" init --arch rwkv7 --vocab "$1" --embd "$2" --layers "$3" --out "$src"; }
     for t in $TYPES; do
         m="$DIR/rwkv7-$shape-$t.gguf"
         [ -f "$m" ] || "$RWKV" quantize "$src" "$m" --type "$t" --tokenizer "$vocab" >&2
@@ -81,7 +80,7 @@ for shape in $SHAPES; do
             j=$("$RWKV" bench -m "$m" -t "$n" --json --tokens "$NDEC" --prompt "$NPRE")
             ld=-; lp=-
             if [ $llama = 1 ]; then
-                l=$(cd "$NPM_DIR" && node llamacpp_bench.mjs "$m" "$n" "$NDEC" "$NPRE" "${args%% *}")
+                l=$(cd "$NPM_DIR" && node llamacpp_bench.mjs "$m" "$n" "$NDEC" "$NPRE" "$1")
                 ld=$(awk "BEGIN{printf \"%.3f\", $(field "$l" decode_ms_per_token)}")
                 lp=$(awk "BEGIN{printf \"%.0f\", $(field "$l" prefill_tokens_per_s)}")
             fi
