@@ -12,10 +12,9 @@ static void dequant_qx_k(const uint8_t *b, const uint8_t *qh, const uint8_t *qs,
     const float d = half_at(b), dmin = half_at(b + 2);
     const uint8_t *scales = b + 4;
     for (int g = 0; g < 4; g++) {
-        int sc0, m0, sc1, m1;
-        kquant_scale_min(2 * g, scales, &sc0, &m0);
-        kquant_scale_min(2 * g + 1, scales, &sc1, &m1);
-        const float d0 = d * (float)sc0, mm0 = dmin * (float)m0, d1 = d * (float)sc1, mm1 = dmin * (float)m1;
+        float f[4];
+        kquant_group_factors(scales, g, d, dmin, f);
+        const float d0 = f[0], mm0 = f[1], d1 = f[2], mm1 = f[3];
         const uint8_t *q = qs + 32 * g;
         for (int l = 0; l < 32; l++) {
             int lo = q[l] & 0xF, hi = q[l] >> 4;

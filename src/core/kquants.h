@@ -37,6 +37,19 @@ static inline void kquant_scale_min(int j, const uint8_t *q, int *sc, int *m) {
     }
 }
 
+/* The factors of group g (sub-blocks 2g and 2g + 1) of a Q4_K/Q5_K block
+ * with scales `scales` (12 bytes) and super-block scales d, dmin: weight =
+ * f[0]·q − f[1] in sub-block 2g, f[2]·q − f[3] in sub-block 2g + 1. */
+static inline void kquant_group_factors(const uint8_t *scales, int g, float d, float dmin, float f[4]) {
+    int sc0, m0, sc1, m1;
+    kquant_scale_min(2 * g, scales, &sc0, &m0);
+    kquant_scale_min(2 * g + 1, scales, &sc1, &m1);
+    f[0] = d * (float)sc0;
+    f[1] = dmin * (float)m0;
+    f[2] = d * (float)sc1;
+    f[3] = dmin * (float)m1;
+}
+
 /* One super-block of type DT_Q4_K, DT_Q5_K or DT_Q6_K to 256 floats. */
 void kquant_dequant_q4_k(const uint8_t *b, float *out);
 void kquant_dequant_q5_k(const uint8_t *b, float *out);

@@ -68,8 +68,8 @@ const gguf_kv *gguf_find(const gguf_file *g, const char *key);
 /* An unsigned integer entry (any integer type, value >= 0): 1 and *out, or 0 when absent or another type. */
 int gguf_get_uint(const gguf_file *g, const char *key, uint64_t *out);
 
-/* String element i of a string array (lengths were checked by gguf_parse).
- * Walks the array from the start: use gguf_string_iter to read all of them. */
+/* Reads the strings of a string array in order (their lengths were checked
+ * by gguf_parse, so the walk stays inside the file). */
 typedef struct gguf_string_iter {
     const uint8_t *p;
 } gguf_string_iter;

@@ -245,7 +245,29 @@ static inline __m512i bits_at(__m512i v, int shift, int mask) {
     return _mm512_and_si512(_mm512_srl_epi32(v, _mm_cvtsi32_si128(shift)), _mm512_set1_epi32(mask));
 }
 
-/* Q4_K / Q5_K: 4 groups of 64 weights, sub-blocks 2g (low nibbles) and 2g+1 (high). */
+/* Codes of lanes 16k.. of group g (64 weights) of a Q4_K / Q5_K super-block:
+ * sub-block 2g from the low nibbles, 2g+1 from the high ones, Q5_K's fifth
+ * bits from qh. */
+static inline void q45k_codes(const uint8_t *w, int has_qh, int g, int k, __m512i *lo, __m512i *hi) {
+    __m512i v = u8x16_epi32(w + (has_qh ? 48 : 16) + 32 * g + 16 * k);
+    *lo = bits_at(v, 0, 15);
+    *hi = bits_at(v, 4, 15);
+    if (has_qh) {
+        __m512i h = u8x16_epi32(w + 16 + 16 * k);
+        *lo = _mm512_or_si512(*lo, _mm512_slli_epi32(bits_at(h, 2 * g, 1), 4));
+        *hi = _mm512_or_si512(*hi, _mm512_slli_epi32(bits_at(h, 2 * g + 1, 1), 4));
+    }
+}
+
+/* Codes (0..63) of lanes 16k.. of the four quarters of half h of a Q6_K super-block. */
+static inline void q6k_codes(const uint8_t *w, int h, int k, __m512i q[4]) {
+    const uint8_t *ql = w + 64 * h + 16 * k;
+    __m512i a = u8x16_epi32(ql), b = u8x16_epi32(ql + 32), hb = u8x16_epi32(w + 128 + 32 * h + 16 * k);
+    const __m512i low[4] = {bits_at(a, 0, 15), bits_at(b, 0, 15), bits_at(a, 4, 15), bits_at(b, 4, 15)};
+    for (int s = 0; s < 4; s++) q[s] = _mm512_or_si512(low[s], _mm512_slli_epi32(bits_at(hb, 2 * s, 3), 4));
+}
+
+/* Q4_K / Q5_K: each sub-block's code . x scaled once by d·sc. */
 static float dot_q45_k(dtype t, const uint8_t *w, const float *x, const float *xs16, int n) {
     const int has_qh = t == DT_Q5_K;
     const size_t bb = dtype_block_bytes(t);
@@ -253,33 +275,25 @@ static float dot_q45_k(dtype t, const uint8_t *w, const float *x, const float *x
     float off = 0;
     for (int i = 0; i < n; i += QK_K, w += bb, x += QK_K, xs16 += QK_K / 16) {
         const float d = f16_at(w), dmin = f16_at(w + 2);
-        const uint8_t *qh = w + 16, *qs = w + (has_qh ? 48 : 16);
         for (int g = 0; g < 4; g++) {
-            int sc0, m0, sc1, m1;
-            kquant_scale_min(2 * g, w + 4, &sc0, &m0);
-            kquant_scale_min(2 * g + 1, w + 4, &sc1, &m1);
+            float f[4];
+            kquant_group_factors(w + 4, g, d, dmin, f);
             __m512 dot0 = _mm512_setzero_ps(), dot1 = dot0;
             for (int k = 0; k < 2; k++) {
-                __m512i v = u8x16_epi32(qs + 32 * g + 16 * k);
-                __m512i lo = bits_at(v, 0, 15), hi = bits_at(v, 4, 15);
-                if (has_qh) {
-                    __m512i h = u8x16_epi32(qh + 16 * k);
-                    lo = _mm512_or_si512(lo, _mm512_slli_epi32(bits_at(h, 2 * g, 1), 4));
-                    hi = _mm512_or_si512(hi, _mm512_slli_epi32(bits_at(h, 2 * g + 1, 1), 4));
-                }
+                __m512i lo, hi;
+                q45k_codes(w, has_qh, g, k, &lo, &hi);
                 dot0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x + 64 * g + 16 * k), dot0);
                 dot1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x + 64 * g + 32 + 16 * k), dot1);
             }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)sc0), dot0, acc);
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)sc1), dot1, acc);
-            off += dmin * (float)m0 * (xs16[4 * g] + xs16[4 * g + 1]) +
-                   dmin * (float)m1 * (xs16[4 * g + 2] + xs16[4 * g + 3]);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(f[0]), dot0, acc);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(f[2]), dot1, acc);
+            off += f[1] * (xs16[4 * g] + xs16[4 * g + 1]) + f[3] * (xs16[4 * g + 2] + xs16[4 * g + 3]);
         }
     }
     return _mm512_reduce_add_ps(acc) - off;
 }
 
-/* Q6_K: 2 halves of 128 weights; lanes l = 16k.. of the four quarters s. */
+/* Q6_K: each quarter's code . x scaled once by d·sc; the bias 32 through the sums of x. */
 static float dot_q6_k(const uint8_t *w, const float *x, const float *xs16, int n) {
     __m512 acc = _mm512_setzero_ps();
     float off = 0;
@@ -288,16 +302,13 @@ static float dot_q6_k(const uint8_t *w, const float *x, const float *xs16, int n
         const int8_t *sc = (const int8_t *)(w + 192);
         for (int h = 0; h < 2; h++)
             for (int k = 0; k < 2; k++) {
-                const uint8_t *ql = w + 64 * h + 16 * k;
-                __m512i a = u8x16_epi32(ql), b = u8x16_epi32(ql + 32), hb = u8x16_epi32(w + 128 + 32 * h + 16 * k);
-                __m512i q[4] = {bits_at(a, 0, 15), bits_at(b, 0, 15), bits_at(a, 4, 15), bits_at(b, 4, 15)};
+                __m512i q[4];
+                q6k_codes(w, h, k, q);
                 for (int s = 0; s < 4; s++) {
                     const int pos = 128 * h + 32 * s + 16 * k;
-                    const float ds = d * (float)sc[8 * h + k + 2 * s];
-                    __m512i code = _mm512_or_si512(q[s], _mm512_slli_epi32(bits_at(hb, 2 * s, 3), 4));
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(ds),
-                                          _mm512_mul_ps(_mm512_cvtepi32_ps(code), _mm512_loadu_ps(x + pos)), acc);
-                    off += 32.0f * ds * xs16[pos / 16];
+                    const float ds = d * (float)sc[8 * h + (16 * k) / 16 + 2 * s];
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(ds), _mm512_mul_ps(_mm512_cvtepi32_ps(q[s]), _mm512_loadu_ps(x + pos)), acc);
+                    if ((16 * k) % 16 == 0) off += 32.0f * ds * xs16[pos / 16];
                 }
             }
     }
@@ -318,35 +329,24 @@ static void kquant_row_to_f32(dtype t, const uint8_t *w, float *dst, int n) {
             const int8_t *sc = (const int8_t *)(w + 192);
             for (int h = 0; h < 2; h++)
                 for (int k = 0; k < 2; k++) {
-                    const uint8_t *ql = w + 64 * h + 16 * k;
-                    __m512i a = u8x16_epi32(ql), b = u8x16_epi32(ql + 32), hb = u8x16_epi32(w + 128 + 32 * h + 16 * k);
-                    __m512i q[4] = {bits_at(a, 0, 15), bits_at(b, 0, 15), bits_at(a, 4, 15), bits_at(b, 4, 15)};
+                    __m512i q[4];
+                    q6k_codes(w, h, k, q);
                     for (int s = 0; s < 4; s++) {
-                        __m512i code = _mm512_sub_epi32(_mm512_or_si512(q[s], _mm512_slli_epi32(bits_at(hb, 2 * s, 3), 4)),
-                                                         _mm512_set1_epi32(32));
                         const float ds = d * (float)sc[8 * h + (16 * k) / 16 + 2 * s];
-                        _mm512_storeu_ps(dst + 128 * h + 32 * s + 16 * k, _mm512_mul_ps(_mm512_set1_ps(ds), _mm512_cvtepi32_ps(code)));
+                        __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(q[s], _mm512_set1_epi32(32)));
+                        _mm512_storeu_ps(dst + 128 * h + 32 * s + 16 * k, _mm512_mul_ps(_mm512_set1_ps(ds), v));
                     }
                 }
             continue;
         }
-        const int has_qh = t == DT_Q5_K;
         const float d = f16_at(w), dmin = f16_at(w + 2);
-        const uint8_t *qh = w + 16, *qs = w + (has_qh ? 48 : 16);
         for (int g = 0; g < 4; g++) {
-            int sc0, m0, sc1, m1;
-            kquant_scale_min(2 * g, w + 4, &sc0, &m0);
-            kquant_scale_min(2 * g + 1, w + 4, &sc1, &m1);
-            const __m512 d0 = _mm512_set1_ps(d * (float)sc0), mm0 = _mm512_set1_ps(dmin * (float)m0);
-            const __m512 d1 = _mm512_set1_ps(d * (float)sc1), mm1 = _mm512_set1_ps(dmin * (float)m1);
+            float f[4];
+            kquant_group_factors(w + 4, g, d, dmin, f);
+            const __m512 d0 = _mm512_set1_ps(f[0]), mm0 = _mm512_set1_ps(f[1]), d1 = _mm512_set1_ps(f[2]), mm1 = _mm512_set1_ps(f[3]);
             for (int k = 0; k < 2; k++) {
-                __m512i v = u8x16_epi32(qs + 32 * g + 16 * k);
-                __m512i lo = bits_at(v, 0, 15), hi = bits_at(v, 4, 15);
-                if (has_qh) {
-                    __m512i hb = u8x16_epi32(qh + 16 * k);
-                    lo = _mm512_or_si512(lo, _mm512_slli_epi32(bits_at(hb, 2 * g, 1), 4));
-                    hi = _mm512_or_si512(hi, _mm512_slli_epi32(bits_at(hb, 2 * g + 1, 1), 4));
-                }
+                __m512i lo, hi;
+                q45k_codes(w, t == DT_Q5_K, g, k, &lo, &hi);
                 _mm512_storeu_ps(dst + 64 * g + 16 * k, _mm512_sub_ps(_mm512_mul_ps(d0, _mm512_cvtepi32_ps(lo)), mm0));
                 _mm512_storeu_ps(dst + 64 * g + 32 + 16 * k, _mm512_sub_ps(_mm512_mul_ps(d1, _mm512_cvtepi32_ps(hi)), mm1));
             }
