@@ -49,7 +49,7 @@ def view_floats(address, n, owner):
     return memoryview(cells).cast("B").cast("f")
 
 
-def _float_view(obj):
+def float_view(obj):
     """A memoryview of ``obj`` when it is a C-contiguous float32 buffer, else None."""
     try:
         view = memoryview(obj)
@@ -67,21 +67,25 @@ def floats_in(obj, name, length=None):
     the library uses the pointer. A buffer of another type or layout is
     converted (a copy); a length different from ``length`` is a ValueError.
     """
-    view = _float_view(obj)
+    if isinstance(obj, (str, bytes, bytearray)):
+        raise TypeError(f"{name} must be a sequence of numbers or a float32 buffer, not {type(obj).__name__}")
+    view = float_view(obj)
     if view is not None and view.ndim <= 1 and not view.readonly:
         n = view.nbytes // 4
         cells = (c_float * n).from_buffer(view) if n else (c_float * 1)()
     else:
         try:
             if _np is not None:
-                data = _np.ascontiguousarray(obj, dtype=_np.float32)
-                if data.ndim != 1:
-                    raise ValueError(f"{name} must be one-dimensional, not of shape {data.shape}")
-                data = array.array("f", data.tobytes())
+                converted = _np.ascontiguousarray(obj, dtype=_np.float32)
+                shape = converted.shape
+                data = array.array("f", converted.tobytes())
             else:
                 data = array.array("f", obj)
-        except TypeError as e:
+                shape = (len(data),)
+        except (TypeError, ValueError) as e:
             raise TypeError(f"{name} must be a sequence of numbers or a float32 buffer: {e}") from None
+        if len(shape) != 1:
+            raise ValueError(f"{name} must be one-dimensional, not of shape {shape}")
         n = len(data)
         cells = (c_float * n).from_buffer(data) if n else (c_float * 1)()
         view = data
@@ -96,7 +100,7 @@ def floats_out(obj, name, length):
     Anything else (wrong type, read-only, wrong size) is a TypeError or a
     ValueError: the library never writes outside the caller's buffer.
     """
-    view = _float_view(obj)
+    view = float_view(obj)
     if view is None:
         raise TypeError(f"{name} must be a writable C-contiguous float32 buffer (numpy float32 array, "
                         f"array('f'), memoryview of format 'f'), not {type(obj).__name__}")
@@ -118,7 +122,7 @@ def tokens_in(tokens, name="tokens"):
         raise TypeError(f"{name} must be token ids (ints), not {type(tokens).__name__}: encode text with a "
                         "Tokenizer first")
     try:
-        data = array.array("i", [tokens] if _is_int(tokens) else tokens)
+        data = array.array("i", [tokens] if is_int(tokens) else tokens)
     except TypeError as e:
         raise TypeError(f"{name} must be an int or a sequence of ints: {e}") from None
     except OverflowError:
@@ -130,7 +134,7 @@ def tokens_in(tokens, name="tokens"):
 
 def token_in(token, name="token"):
     """One token id as a Python int that fits a C int (TypeError / OverflowError otherwise)."""
-    if not _is_int(token):
+    if not is_int(token):
         raise TypeError(f"{name} must be an int, not {type(token).__name__}")
     value = token.__index__()
     if not -2**31 <= value < 2**31:
@@ -138,7 +142,7 @@ def token_in(token, name="token"):
     return value
 
 
-def _is_int(x):
+def is_int(x):
     try:
         x.__index__()
     except (AttributeError, TypeError):

@@ -113,7 +113,7 @@ class Model(Owner):
         """
         if not isinstance(state, State):
             raise TypeError(f"state must be a State, not {type(state).__name__}")
-        single = _buffers._is_int(tokens)
+        single = _buffers.is_int(tokens)
         ptr, n, keep = _buffers.tokens_in(tokens)
         if n == 0:
             raise ValueError("no tokens to feed")

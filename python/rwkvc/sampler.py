@@ -96,7 +96,7 @@ class Sampler(Owner):
 
     def penalize(self, logits):
         """Applies the bans and penalties in place to ``logits``, a writable float32 buffer."""
-        view = _buffers._float_view(logits)
+        view = _buffers.float_view(logits)
         if view is None:
             raise TypeError(f"logits must be a writable float32 buffer, not {type(logits).__name__}")
         n = view.nbytes // 4

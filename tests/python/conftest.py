@@ -29,7 +29,7 @@ def _name(report):
 
 def _first_line(text):
     lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[-1].strip()[:300] if lines else ""
+    return lines[0].strip()[:300] if lines else ""
 
 
 def pytest_runtest_logreport(report):
