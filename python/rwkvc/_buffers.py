@@ -132,6 +132,11 @@ def tokens_in(tokens, name="tokens"):
     return ctypes.cast(cells, POINTER(c_int)), n, (data, cells)
 
 
+def token_list(tokens, name="tokens"):
+    """A sequence of ints as a list of Python ints that fit a C int (TypeError / OverflowError otherwise)."""
+    return tokens_in(list(tokens), name)[2][0].tolist()
+
+
 def token_in(token, name="token"):
     """One token id as a Python int that fits a C int (TypeError / OverflowError otherwise)."""
     if not is_int(token):

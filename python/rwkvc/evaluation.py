@@ -69,7 +69,7 @@ def score(model, text, tokenizer=None, bos=None, window=0, stride=0, progress=No
     ids = tok.encode(text) if isinstance(text, (str, bytes, bytearray)) else text
     if bos is not None:
         ids = [_buffers.token_in(bos, "bos")] + list(ids)
-    ptr, n, keep = _buffers.tokens_in(ids)
+    ptr, n, keepalive = _buffers.tokens_in(ids)
     if n < 2:
         raise ValueError(f"too short to score ({n} tokens; need 2)")
     opts = PplOptions()
@@ -91,11 +91,10 @@ def score(model, text, tokenizer=None, bos=None, window=0, stride=0, progress=No
 
 
 def _lambada_set(texts, limit):
-    """A rwkv_lambada_set over Python strings, and the objects it points into."""
+    """A rwkv_lambada_set over Python strings, and the array it points into."""
     if limit:
         texts = texts[:limit]
-    items = (LambadaExample * max(1, len(texts)))()
-    keep = []
+    items = (LambadaExample * max(1, len(texts)))()  # holds the texts assigned to it (ctypes keeps them)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"passage {i} must be a str, not {type(text).__name__}")
@@ -103,9 +102,8 @@ def _lambada_set(texts, limit):
         split = c_size_t()
         if not lib.rwkv_lambada_split(data, len(data), byref(split)):
             raise ValueError(f"passage {i} has no space: no last word to predict")
-        keep.append(data)
         items[i].text, items[i].len, items[i].split = data, len(data), split.value
-    return LambadaSet(items=items, count=len(texts)), (items, keep)
+    return LambadaSet(items=items, count=len(texts)), items
 
 
 def lambada(model, source, tokenizer=None, limit=0, progress=None):
@@ -128,7 +126,7 @@ def lambada(model, source, tokenizer=None, limit=0, progress=None):
         t, m = tok._live(), model._live()
         status = lib.rwkv_eval_lambada_file(m.ptr, t.ptr, path, limit, callback, None, byref(result), byref(err))
     elif isinstance(source, (list, tuple)):
-        c_set, keep = _lambada_set(source, limit)
+        c_set, keepalive = _lambada_set(source, limit)
         t, m = tok._live(), model._live()
         status = lib.rwkv_eval_lambada(m.ptr, t.ptr, byref(c_set), callback, None, byref(result), byref(err))
     else:

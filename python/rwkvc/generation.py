@@ -72,7 +72,7 @@ class Generation:
         if isinstance(prompt, (str, bytes, bytearray)):
             ids = self.tokenizer.encode(prompt)
         else:
-            ids = list(_buffers.tokens_in(prompt, "prompt")[2][0])
+            ids = _buffers.token_list(prompt, "prompt")
         if not ids:
             raise ValueError("the prompt is empty (the next token is predicted from the last prompt token)")
         n_ctx = self.model.info.n_ctx
@@ -81,7 +81,7 @@ class Generation:
         return ids
 
     def _vocab_ids(self, ids, name):
-        ids = list(_buffers.tokens_in(list(ids), name)[2][0])
+        ids = _buffers.token_list(ids, name)
         for t in ids:
             if not 0 <= t < self.model.n_vocab:
                 raise ValueError(f"{name}: id {t} is outside the model's vocabulary [0, {self.model.n_vocab})")

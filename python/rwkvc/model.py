@@ -114,7 +114,7 @@ class Model(Owner):
         if not isinstance(state, State):
             raise TypeError(f"state must be a State, not {type(state).__name__}")
         single = _buffers.is_int(tokens)
-        ptr, n, keep = _buffers.tokens_in(tokens)
+        ptr, n, keepalive = _buffers.tokens_in(tokens)
         if n == 0:
             raise ValueError("no tokens to feed")
         shape = (n, self.n_vocab) if all_logits and not single else (self.n_vocab,)
@@ -122,7 +122,7 @@ class Model(Owner):
             logits, logits_ptr = _buffers.new_floats(shape)
         else:
             count = n * self.n_vocab if len(shape) == 2 else self.n_vocab
-            logits_ptr, keep_out = _buffers.floats_out(out, "out", count)
+            logits_ptr, keepalive_out = _buffers.floats_out(out, "out", count)
             logits = out
         self._feed(state, ptr, n, logits_ptr, bool(all_logits) and not single)
         return logits
@@ -131,7 +131,7 @@ class Model(Owner):
         """Feeds ``tokens`` into ``state`` without computing logits (a prompt whose logits are not needed)."""
         if not isinstance(state, State):
             raise TypeError(f"state must be a State, not {type(state).__name__}")
-        ptr, n, keep = _buffers.tokens_in(tokens)
+        ptr, n, keepalive = _buffers.tokens_in(tokens)
         if n:
             self._feed(state, ptr, n, None, False)
 

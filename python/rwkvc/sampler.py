@@ -47,14 +47,16 @@ class Sampler(Owner):
         None for a random one (``self.seed`` tells which).
         """
         p = SamplerParams()
-        for name in ("temperature", "top_p", "alpha_frequency", "alpha_presence", "alpha_decay"):
-            value = locals()[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        numbers = {"temperature": temperature, "top_p": top_p, "alpha_frequency": alpha_frequency,
+                   "alpha_presence": alpha_presence, "alpha_decay": alpha_decay}
+        for name, value in numbers.items():
+            if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
                 raise TypeError(f"{name} must be a number, not {type(value).__name__}")
             setattr(p, name, float(value))
         p.top_k = _buffers.token_in(top_k, "top_k")
         p.whitespace_exempt = 1 if whitespace_exempt else 0
-        ban_ptr, n_ban, self._ban = _buffers.tokens_in(list(ban), "ban")
+        self.ban = tuple(_buffers.token_list(ban, "ban"))
+        ban_ptr, n_ban, keepalive = _buffers.tokens_in(self.ban, "ban")  # copied by rwkv_sampler_new
         p.token_ban = ban_ptr if n_ban else None
         p.n_token_ban = n_ban
         self.seed = random_seed() if seed is None else _seed_in(seed)
@@ -65,7 +67,6 @@ class Sampler(Owner):
         self.temperature, self.top_p, self.top_k = p.temperature, p.top_p, p.top_k
         self.alpha_frequency, self.alpha_presence, self.alpha_decay = (p.alpha_frequency, p.alpha_presence,
                                                                        p.alpha_decay)
-        self.ban = tuple(self._ban[0])
         self.whitespace_exempt = bool(whitespace_exempt)
 
     def __repr__(self):
@@ -78,7 +79,7 @@ class Sampler(Owner):
         Raises NumericError when no id can be drawn (every logit banned or
         not finite, or no logits at all).
         """
-        ptr, n, keep = _buffers.floats_in(logits, "logits")
+        ptr, n, keepalive = _buffers.floats_in(logits, "logits")
         h = self._live()
         token = lib.rwkv_sampler_sample(h.ptr, ptr, n)
         if token < 0:
@@ -87,7 +88,7 @@ class Sampler(Owner):
 
     def distribution(self, logits):
         """The probabilities ``sample`` would draw from (an array of len(logits) floats summing to 1)."""
-        ptr, n, keep = _buffers.floats_in(logits, "logits")
+        ptr, n, keepalive = _buffers.floats_in(logits, "logits")
         probs, out = _buffers.new_floats((n,))
         h = self._live()
         if lib.rwkv_sampler_distribution(h.ptr, ptr, n, out) != 0:
@@ -100,7 +101,7 @@ class Sampler(Owner):
         if view is None:
             raise TypeError(f"logits must be a writable float32 buffer, not {type(logits).__name__}")
         n = view.nbytes // 4
-        ptr, keep = _buffers.floats_out(logits, "logits", n)
+        ptr, keepalive = _buffers.floats_out(logits, "logits", n)
         h = self._live()
         lib.rwkv_sampler_penalize(h.ptr, ptr, n)
 

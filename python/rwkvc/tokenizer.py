@@ -88,7 +88,7 @@ class Tokenizer(Owner):
 
         An id outside [0, vocab_size) is an ArgumentError.
         """
-        ptr, n, keep = _buffers.tokens_in(ids, "ids")
+        ptr, n, keepalive = _buffers.tokens_in(ids, "ids")
         h = self._live()
         text = c_void_p()
         size = c_size_t()

@@ -33,8 +33,11 @@ def _progress_from(c_progress):
     return p._replace(event=_EVENTS.get(p.event, p.event))
 
 
-def _set_options(struct, options, keep, what):
-    """Sets the fields of ``struct`` named by ``options``, checking names, types and ranges."""
+def _set_options(struct, options, what):
+    """Sets the fields of ``struct`` named by ``options``, checking names, types and ranges.
+
+    A bytes value set in a string field is kept alive by the structure itself (ctypes).
+    """
     types = dict(struct._fields_)
     for name, value in options.items():
         ctype = types.get(name)
@@ -43,7 +46,6 @@ def _set_options(struct, options, keep, what):
         if ctype is c_char_p:
             if value is not None:
                 value = _path_bytes(value, name) if name in _PATH_FIELDS else str(value).encode()
-                keep.append(value)
         elif ctype in _INT_RANGES:
             if isinstance(value, bool):
                 value = int(value)
@@ -102,8 +104,7 @@ def train(data, out_dir, progress=None, **options):
     same way and is then re-raised.
     """
     opts = lib.rwkv_train_options_default()
-    keep = []
-    _set_options(opts, dict(options, data_path=data, out_dir=out_dir), keep, "train")
+    _set_options(opts, dict(options, data_path=data, out_dir=out_dir), "train")
     return _run(lambda cb, err: lib.rwkv_train_run(byref(opts), cb, None, byref(err)), progress)
 
 
@@ -115,7 +116,7 @@ def resume(run_dir, progress=None, **options):
     ``progress`` as for ``train``.
     """
     opts = lib.rwkv_resume_options_default()
-    _set_options(opts, options, [], "resume")
+    _set_options(opts, options, "resume")
     path = _path_bytes(run_dir, "run_dir")
     return _run(lambda cb, err: lib.rwkv_train_resume(path, byref(opts), cb, None, byref(err)), progress)
 
@@ -128,8 +129,7 @@ def init_model(out_path, **options):
     (42), emb_scale (6e-4), n_head and n_ctx (gpt).
     """
     opts = lib.rwkv_init_options_default()
-    keep = []
-    _set_options(opts, options, keep, "init")
+    _set_options(opts, options, "init")
     err = Error()
     check(lib.rwkv_init_checkpoint(byref(opts), _path_bytes(out_path, "out_path"), byref(err)), err)
     return out_path
