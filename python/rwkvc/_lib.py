@@ -103,14 +103,15 @@ class LambadaResult(Structure):
 class InitOptions(Structure):
     _c_name = "rwkv_init_options"
     _fields_ = [("arch", c_char_p), ("n_layer", c_int), ("n_embd", c_int), ("n_vocab", c_int), ("n_ffn", c_int),
-                ("seed", c_uint64), ("emb_scale", c_double), ("n_head", c_int), ("n_ctx", c_int)]
+                ("seed", c_uint64), ("emb_scale", c_double), ("n_head", c_int), ("n_ctx", c_int), ("head_size", c_int)]
 
 
 class TrainOptions(Structure):
     _c_name = "rwkv_train_options"
     _fields_ = [("data_path", c_char_p), ("out_dir", c_char_p), ("init_path", c_char_p), ("tokenizer", c_char_p),
                 ("val_fraction", c_double), ("val_windows", c_int), ("arch", c_char_p), ("n_layer", c_int),
-                ("n_embd", c_int), ("n_ffn", c_int), ("n_head", c_int), ("ctx_len", c_int), ("batch", c_int),
+                ("n_embd", c_int), ("n_ffn", c_int), ("n_head", c_int), ("head_size", c_int), ("ctx_len", c_int),
+                ("batch", c_int),
                 ("grad_accum", c_int), ("steps", c_long), ("lr_init", c_double), ("lr_final", c_double),
                 ("warmup_steps", c_long), ("const_steps", c_long), ("beta1", c_double), ("beta2", c_double),
                 ("adam_eps", c_double), ("weight_decay", c_double), ("grad_clip", c_double), ("l2wrap", c_double),

@@ -92,12 +92,12 @@ def train(data, out_dir, progress=None, **options):
     or a token file; ``out_dir``: a new run directory (config.json,
     train.jsonl, checkpoints, model.safetensors when complete). Options are
     the fields of rwkv_train_options with the same names and defaults:
-    arch ("rwkv4" or "gpt"), n_layer, n_embd, n_ffn, n_head, ctx_len, batch,
-    grad_accum, steps, lr_init, lr_final, warmup_steps, const_steps, beta1,
-    beta2, adam_eps, weight_decay, grad_clip, l2wrap, layerwise_lr,
-    emb_init, eval_every, save_every, keep_checkpoints, seed, threads,
-    skip_nonfinite, measure_peak, val_fraction, val_windows, init_path,
-    tokenizer. ``progress(report)`` is called with a TrainProgress at every
+    arch ("rwkv4", "rwkv7" or "gpt"), n_layer, n_embd, n_ffn, n_head,
+    head_size, ctx_len, batch, grad_accum, steps, lr_init, lr_final,
+    warmup_steps, const_steps, beta1, beta2, adam_eps, weight_decay,
+    grad_clip, l2wrap, layerwise_lr, emb_init, eval_every, save_every,
+    keep_checkpoints, seed, threads, skip_nonfinite, measure_peak,
+    val_fraction, val_windows, init_path, tokenizer. ``progress(report)`` is called with a TrainProgress at every
     event; a true result stops the run after the current step (a checkpoint
     is written first, so ``resume`` continues from there). An exception
     raised by ``progress`` (KeyboardInterrupt included) stops the run the
@@ -124,9 +124,9 @@ def resume(run_dir, progress=None, **options):
 def init_model(out_path, **options):
     """Writes a freshly initialised model to ``out_path`` (float32 safetensors), as ``rwkv init``; returns the path.
 
-    Options (rwkv_init_options, same defaults): arch ("rwkv4" or "gpt"),
-    n_layer (6), n_embd (256), n_vocab (256), n_ffn (0: 4 x n_embd), seed
-    (42), emb_scale (6e-4), n_head and n_ctx (gpt).
+    Options (rwkv_init_options, same defaults): arch ("rwkv4", "rwkv7" or
+    "gpt"), n_layer (6), n_embd (256), n_vocab (256), n_ffn (0: 4 x n_embd),
+    seed (42), emb_scale (6e-4), n_head and n_ctx (gpt), head_size (rwkv7).
     """
     opts = lib.rwkv_init_options_default()
     _set_options(opts, options, "init")

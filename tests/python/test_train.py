@@ -34,6 +34,14 @@ def test_small_run_reports_every_event(corpus, tmp_path):
     assert len("".join(m.generate("the", max_tokens=8, temperature=0))) > 0
 
 
+@pytest.mark.parametrize("arch,extra", [("rwkv7", {"head_size": 8}), ("gpt", {"n_head": 2})])
+def test_other_architectures(corpus, tmp_path, arch, extra):
+    last = rwkvc.train(corpus, tmp_path / "run", steps=2, arch=arch, **extra, **SMALL)
+    assert last.step == 2 and math.isfinite(last.last_val_loss)
+    info = rwkvc.Model(tmp_path / "run" / "model.safetensors").info
+    assert (info.arch, info.version) == (("gpt", "gpt") if arch == "gpt" else ("rwkv", "7"))
+
+
 def test_true_from_the_callback_stops_then_resume_continues(corpus, tmp_path):
     run = tmp_path / "run"
     last = rwkvc.train(corpus, run, steps=6, progress=lambda p: p.event == "step" and p.step == 3, **SMALL)
