@@ -8,8 +8,9 @@ from . import _buffers
 from ._callback import CallbackGuard
 from ._lib import (Error, EvalProgress, LambadaCallback, LambadaExample, LambadaResult as _CLambadaResult,
                    LambadaSet, LambadaStep as _CLambadaStep, PplOptions, PplResult as _CPplResult, lib)
+from ._paths import path_bytes
 from .errors import check
-from .tokenizer import Tokenizer, _path_bytes
+from .tokenizer import Tokenizer
 
 
 def _record(name, struct, doc):
@@ -122,7 +123,7 @@ def lambada(model, source, tokenizer=None, limit=0, progress=None):
     result = _CLambadaResult()
     err = Error()
     if isinstance(source, (str, bytes, os.PathLike)):
-        path = _path_bytes(source, "source")
+        path = path_bytes(source, "source")
         t, m = tok._live(), model._live()
         status = lib.rwkv_eval_lambada_file(m.ptr, t.ptr, path, limit, callback, None, byref(result), byref(err))
     elif isinstance(source, (list, tuple)):

@@ -7,8 +7,9 @@ from . import _buffers
 from ._handle import Handle, Owner
 from ._lib import Error, LoadOptions, lib
 from ._lib import ModelInfo as _CModelInfo
+from ._paths import path_bytes
 from .errors import UnsupportedError, check
-from .tokenizer import Tokenizer, _path_bytes
+from .tokenizer import Tokenizer
 
 _ARCH_NAMES = {0: "rwkv", 1: "gpt"}
 
@@ -47,7 +48,7 @@ class Model(Owner):
 
     def __init__(self, path, threads=None, tokenizer="bytes", device=None):
         """Loads the checkpoint at ``path`` (str or os.PathLike) on ``device`` (None: "cpu")."""
-        raw_path = _path_bytes(path)
+        raw_path = path_bytes(path)
         if not isinstance(tokenizer, Tokenizer):
             tokenizer = Tokenizer(tokenizer)
         opts = LoadOptions()
@@ -261,14 +262,14 @@ class State(Owner):
 
     def save(self, path):
         """Writes the state to ``path`` atomically, bound to the model's weights (``rwkv generate --state-in`` reads it)."""
-        raw = _path_bytes(path)
+        raw = path_bytes(path)
         err = Error()
         check(lib.rwkv_state_save(self._live().ptr, raw, byref(err)), err)
 
     def load(self, path):
         """Reads a state file into this state (one of another model, truncated or corrupted is an error
         and leaves the state unchanged); returns self."""
-        raw = _path_bytes(path)
+        raw = path_bytes(path)
         err = Error()
         check(lib.rwkv_state_load(self._live().ptr, raw, byref(err)), err)
         return self

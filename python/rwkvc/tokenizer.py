@@ -7,18 +7,11 @@ from ctypes import POINTER, byref, c_int, c_size_t, c_void_p
 from . import _buffers
 from ._handle import Handle, Owner
 from ._lib import Error, lib
+from ._paths import path_bytes
 from .errors import check
 
 _STREAM_REPLACE = 0
 _STREAM_RAW = 1
-
-
-def _path_bytes(path, name="path"):
-    """A file-system path as the bytes the C library expects (TypeError for anything else)."""
-    try:
-        return os.fsencode(path)
-    except TypeError:
-        raise TypeError(f"{name} must be a str, bytes or os.PathLike, not {type(path).__name__}") from None
 
 
 def _text_bytes(text):
@@ -55,7 +48,7 @@ class Tokenizer(Owner):
         """Loads the tokenizer at ``path`` (str or os.PathLike), or the byte-level one for ``"bytes"``."""
         err = Error()
         out = c_void_p()
-        check(lib.rwkv_tokenizer_load(_path_bytes(path), byref(out), byref(err)), err)
+        check(lib.rwkv_tokenizer_load(path_bytes(path), byref(out), byref(err)), err)
         self._handle = Handle(out.value, lib.rwkv_tokenizer_free)
         self.path = os.fspath(path)
         self.kind = lib.rwkv_tokenizer_kind(out).decode()

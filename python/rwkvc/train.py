@@ -6,8 +6,8 @@ from ctypes import byref, c_char_p, c_int, c_uint64
 
 from ._callback import CallbackGuard
 from ._lib import Error, TrainCallback, TrainProgress as _CProgress, lib
+from ._paths import path_bytes
 from .errors import check
-from .tokenizer import _path_bytes
 
 _EVENTS = {0: "start", 1: "step", 2: "saved", 3: "done"}
 
@@ -45,7 +45,7 @@ def _set_options(struct, options, what):
             raise TypeError(f"unknown {what} option {name!r}; the options are {', '.join(types)}")
         if ctype is c_char_p:
             if value is not None:
-                value = _path_bytes(value, name) if name in _PATH_FIELDS else str(value).encode()
+                value = path_bytes(value, name) if name in _PATH_FIELDS else str(value).encode()
         elif ctype in _INT_RANGES:
             if isinstance(value, bool):
                 value = int(value)
@@ -117,7 +117,7 @@ def resume(run_dir, progress=None, **options):
     """
     opts = lib.rwkv_resume_options_default()
     _set_options(opts, options, "resume")
-    path = _path_bytes(run_dir, "run_dir")
+    path = path_bytes(run_dir, "run_dir")
     return _run(lambda cb, err: lib.rwkv_train_resume(path, byref(opts), cb, None, byref(err)), progress)
 
 
@@ -131,7 +131,7 @@ def init_model(out_path, **options):
     opts = lib.rwkv_init_options_default()
     _set_options(opts, options, "init")
     err = Error()
-    check(lib.rwkv_init_checkpoint(byref(opts), _path_bytes(out_path, "out_path"), byref(err)), err)
+    check(lib.rwkv_init_checkpoint(byref(opts), path_bytes(out_path, "out_path"), byref(err)), err)
     return out_path
 
 
@@ -143,8 +143,8 @@ def tokenize_file(text_path, token_path, tokenizer="bytes"):
     """
     n_tokens, n_vocab = c_uint64(), c_int()
     err = Error()
-    check(lib.rwkv_tokenize_file_with(_path_bytes(text_path, "text_path"), _path_bytes(tokenizer, "tokenizer"),
-                                      _path_bytes(token_path, "token_path"), byref(n_tokens), byref(n_vocab),
+    check(lib.rwkv_tokenize_file_with(path_bytes(text_path, "text_path"), path_bytes(tokenizer, "tokenizer"),
+                                      path_bytes(token_path, "token_path"), byref(n_tokens), byref(n_vocab),
                                       byref(err)), err)
     return n_tokens.value, n_vocab.value
 

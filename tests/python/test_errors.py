@@ -144,3 +144,5 @@ def test_bad_path_types(tmp_path):
         rwkvc.Tokenizer(None)
     with pytest.raises(TypeError):
         rwkvc.Model(tmp_path, tokenizer=3)
+    with pytest.raises(ValueError, match="NUL"):
+        rwkvc.Model(str(tmp_path) + "/a\0b")
