@@ -35,40 +35,21 @@ class RwkvError(Exception):
         return self.args[0]
 
 
-class RwkvIOError(RwkvError, OSError):
-    """A file could not be opened, read, written or mapped."""
-    code = 1
+def _status_class(name, code, builtin, doc):
+    return type(name, (RwkvError, builtin), {"code": code, "__doc__": doc, "__module__": __name__})
 
 
-class FormatError(RwkvError, ValueError):
-    """The bytes of a file are not what its format says they must be."""
-    code = 2
-
-
-class UnsupportedError(RwkvError, NotImplementedError):
-    """A valid input of a kind the library does not handle."""
-    code = 3
-
-
-class ShapeError(RwkvError, ValueError):
-    """Tensors are missing or of the wrong shape or dtype."""
-    code = 4
-
-
-class OutOfMemoryError(RwkvError, MemoryError):
-    """An allocation failed, or would be absurdly large."""
-    code = 5
-
-
-class ArgumentError(RwkvError, ValueError):
-    """A bad argument, found by the library."""
-    code = 6
-
-
-class NumericError(RwkvError, ArithmeticError):
-    """A non-finite value where a finite one is required."""
-    code = 7
-
+# One class per status of include/rwkv.h (rwkv_status), in the order of its codes.
+RwkvIOError = _status_class("RwkvIOError", 1, OSError, "A file could not be opened, read, written or mapped.")
+FormatError = _status_class("FormatError", 2, ValueError, "The bytes of a file are not what its format says.")
+UnsupportedError = _status_class("UnsupportedError", 3, NotImplementedError,
+                                 "A valid input of a kind the library does not handle.")
+ShapeError = _status_class("ShapeError", 4, ValueError, "Tensors are missing or of the wrong shape or dtype.")
+OutOfMemoryError = _status_class("OutOfMemoryError", 5, MemoryError,
+                                 "An allocation failed, or would be absurdly large.")
+ArgumentError = _status_class("ArgumentError", 6, ValueError, "A bad argument, found by the library.")
+NumericError = _status_class("NumericError", 7, ArithmeticError,
+                             "A non-finite value where a finite one is required.")
 
 _BY_CODE = {cls.code: cls for cls in (RwkvIOError, FormatError, UnsupportedError, ShapeError, OutOfMemoryError,
                                       ArgumentError, NumericError)}

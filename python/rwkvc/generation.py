@@ -28,8 +28,9 @@ class Generation:
     excluded), ``prompt_tokens`` the prompt's ids, ``stop_reason`` one of
     "length" (max_tokens reached), "eos" (the end-of-text token), "stop" (a
     stop string; the text ends before it), "stop_token", "context" (a GPT's
-    context is full); ``state`` the State, updated with the prompt and every
-    token yielded (as ``rwkv generate --state-out`` saves it).
+    context is full); ``state`` the State, which holds the prompt and every
+    token yielded once the iteration has ended (as ``rwkv generate
+    --state-out`` saves it).
     """
 
     def __init__(self, model, prompt, max_tokens=200, *, sampler=None, stop=(), stop_tokens=(), ignore_eos=False,
@@ -113,16 +114,15 @@ class Generation:
             out = self._emit(piece, last)
             if out:
                 yield out
-            more = not last and self.stop_reason != "stop"
-            if more and n_ctx and state.pos >= n_ctx:
+            full = n_ctx and state.pos >= n_ctx  # a GPT's context: no token can be fed any more
+            if last or self.stop_reason == "stop":
+                if self._feed_last and not full:
+                    model.feed([t], state)
+                break
+            if full:
                 self.stop_reason = "context"
                 break
-            if more:
-                model.eval(t, state, out=logits)
-            elif self._feed_last:
-                model.feed([t], state)
-            if not more:
-                break
+            model.eval(t, state, out=logits)
         if self.stop_reason != "length" or self.max_tokens == 0:
             tail = stream.flush()
             if self.stop_reason != "stop":  # the held-back text and the tail end the output

@@ -118,14 +118,13 @@ class Model(Owner):
         ptr, n, keepalive = _buffers.tokens_in(tokens)
         if n == 0:
             raise ValueError("no tokens to feed")
-        shape = (n, self.n_vocab) if all_logits and not single else (self.n_vocab,)
+        every_row = bool(all_logits) and not single
         if out is None:
-            logits, logits_ptr = _buffers.new_floats(shape)
+            logits, logits_ptr = _buffers.new_floats((n, self.n_vocab) if every_row else (self.n_vocab,))
         else:
-            count = n * self.n_vocab if len(shape) == 2 else self.n_vocab
-            logits_ptr, keepalive_out = _buffers.floats_out(out, "out", count)
+            logits_ptr, keepalive_out = _buffers.floats_out(out, "out", (n if every_row else 1) * self.n_vocab)
             logits = out
-        self._feed(state, ptr, n, logits_ptr, bool(all_logits) and not single)
+        self._feed(state, ptr, n, logits_ptr, every_row)
         return logits
 
     def feed(self, tokens, state):

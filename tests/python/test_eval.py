@@ -56,6 +56,11 @@ def test_progress_callback_stops_and_exceptions_are_reraised(models, text_file):
         m.score(text, window=64, progress=boom)
     assert not m.score(text).stopped  # the model is still usable
 
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        m.lambada(["the last word"], progress=lambda step: interrupt(0, 0))
+
 
 def test_lambada_equals_rwkv_eval(cli, models):
     path = shared_file(LAMBADA)

@@ -124,6 +124,10 @@ def test_gpt_stops_when_its_context_is_full(cli, models):
     "".join(g)
     assert g.stop_reason == "context"
     assert_same(g, cli_generate(cli, models["gpt"], "Hello", 100, temperature=0))
+    state = m.new_state()
+    g = m.generate("Hello", max_tokens=100, temperature=0, state=state)
+    "".join(g)
+    assert g.stop_reason == "context" and state.pos == 48
     with pytest.raises(ValueError, match="context"):
         m.generate("x" * 100, max_tokens=1)
 
