@@ -33,6 +33,22 @@ def _info_from(c_info):
     return info._replace(arch=_ARCH_NAMES.get(info.arch, str(info.arch)))
 
 
+_DTYPES = {None: 0, "keep": 0, "f32": 1, "f16": 2, "bf16": 3}
+
+
+def convert_to_safetensors(in_path, out_path, dtype=None):
+    """Writes any loadable checkpoint as safetensors with the official key names, atomically (``rwkv convert``).
+
+    ``dtype``: None (each tensor keeps its dtype; rwkv.cpp's quantized blocks
+    become f32), "f32", "f16" or "bf16".
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of f32, f16, bf16 or None, not {dtype!r}")
+    err = Error()
+    check(lib.rwkv_convert_to_safetensors(path_bytes(in_path, "in_path"), path_bytes(out_path, "out_path"),
+                                          _DTYPES[dtype], byref(err)), err)
+
+
 class Model(Owner):
     """A checkpoint loaded for inference: RWKV-4, 5, 6, 7 or the GPT baseline.
 

@@ -173,3 +173,14 @@ def test_context_manager_closes(models):
         assert not m.closed
     assert m.closed
     assert "Model" in repr(m)
+
+
+@pytest.mark.parametrize("dtype", [None, "bf16"])
+def test_convert_equals_rwkv_convert(cli, tmp_path, dtype):
+    source = shared_file("reference/rwkv-cpp/tiny-rwkv-4v0-660K-Q5_1.bin")
+    rwkvc.convert_to_safetensors(source, tmp_path / "py.safetensors", dtype=dtype)
+    cli("convert", source, tmp_path / "cli.safetensors", *(["--dtype", dtype] if dtype else []))
+    assert (tmp_path / "py.safetensors").read_bytes() == (tmp_path / "cli.safetensors").read_bytes()
+    assert rwkvc.Model(tmp_path / "py.safetensors").info.dtype == (dtype or "f32")
+    with pytest.raises(ValueError):
+        rwkvc.convert_to_safetensors(source, tmp_path / "x", dtype="f8")
