@@ -3,7 +3,7 @@
 #   make             library (build/librwkv.a, build/librwkv.so) and the CLI ./rwkv
 #   make test        every test: unit, model vectors, CLI, then the C tests under ASan+UBSan
 #   make demo        build, then train a small model on an embedded default corpus and sample it
-#   make check-vectors VECTORS=<folder>   run the reference vector checker on any vector set
+#   make check-vectors VECTORS="<folder>..."   run the reference vector checker on any vector sets
 #   make asan        the C tests under AddressSanitizer + UBSan
 #   make NATIVE=1    add -march=native (default build is portable; SIMD kernels are picked at run time)
 
@@ -28,7 +28,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/check_vectors
 
-VECTORS ?= ../shared/testvectors/rwkv4
+VECTORS ?= ../shared/testvectors/rwkv4 ../shared/testvectors/hf-rwkv4
 
 .PHONY: all lib test unit asan check-vectors demo deps bench clean
 all: deps lib rwkv

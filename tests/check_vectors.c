@@ -6,18 +6,21 @@
  *   - the state after `after_tokens` inputs and after all inputs,
  *   - sequence mode continued from the expected state_mid,
  *   - the loss, and for sets with grads/ every parameter gradient.
+ * A case folder with an `hf/` subfolder (the same weights as a transformers
+ * model folder) has that folder checked like its other checkpoints.
  * Prints one PASS/FAIL line per check with the worst ratio
  * |got - want| / (atol + rtol |want|) (<= 1 passes) and ends with
  * "N passed, N failed, N skipped". Nothing here depends on the shapes of
  * any particular case: everything is read from case.txt.
  *
- *   check_vectors FOLDER */
+ *   check_vectors FOLDER... */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "formats/formats.h"
 #include "rwkv.h"
@@ -369,6 +372,10 @@ static void check_case(const char *dir) {
         fail(dir, msg);
         return;
     }
+    char hf[1500];
+    snprintf(hf, sizeof hf, "%s/hf", dir);
+    struct stat st;
+    if (c.n_ckpt < 16 && stat(hf, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(c.ckpt_file[c.n_ckpt++], 256, "hf");
     for (int i = 0; i < c.n_ckpt; i++) {
         check_checkpoint(&c, c.ckpt_file[i]);
         if (c.n_grads > 0) {
@@ -379,21 +386,19 @@ static void check_case(const char *dir) {
     free_case(&c);
 }
 
-int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: check_vectors FOLDER\n");
-        return 2;
-    }
+/* Every case of one vector set folder (its index.json lists them). */
+static void check_set(const char *folder) {
     char path[1200];
-    snprintf(path, sizeof path, "%s/index.json", argv[1]);
+    snprintf(path, sizeof path, "%s/index.json", folder);
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     json_t *cases = root ? json_object_get(root, "cases") : NULL;
     if (!json_is_array(cases)) {
-        printf("FAIL %s: cannot read the case list (%s)\n", path, root ? "no \"cases\" array" : jerr.text);
-        printf("0 passed, 1 failed\n");
+        char msg[400];
+        snprintf(msg, sizeof msg, "cannot read the case list (%s)", root ? "no \"cases\" array" : jerr.text);
+        fail(path, msg);
         json_decref(root);
-        return 1;
+        return;
     }
     size_t i;
     json_t *e;
@@ -404,10 +409,18 @@ int main(int argc, char **argv) {
             continue;
         }
         char dir[1400];
-        snprintf(dir, sizeof dir, "%s/%s", argv[1], d);
+        snprintf(dir, sizeof dir, "%s/%s", folder, d);
         check_case(dir);
     }
     json_decref(root);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: check_vectors FOLDER...\n");
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) check_set(argv[i]);
     printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;
 }
