@@ -60,7 +60,7 @@ $(BUILD)/librwkv.so: $(LIB_OBJ)
 rwkv: $(CLI_OBJ) $(BUILD)/librwkv.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/librwkv.a
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/pth_build.h $(BUILD)/librwkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/librwkv.a $(LDLIBS)
 

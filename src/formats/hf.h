@@ -29,9 +29,9 @@ rwkv_status hf_shape_of(const char *path, const tensor_set *set, hf_shape *out, 
 
 /* ---- config.json (hf_config.c) ---- */
 
-/* Reads DIR/config.json when present and checks every field that describes
- * the model against the tensors (official names); a mismatch is an error
- * naming the field. No config.json: nothing to check. */
+/* Reads DIR/config.json when present and, when it is transformers' (it has
+ * model_type), checks every field that describes the model against the
+ * tensors (official names); a mismatch is an error naming the field. */
 rwkv_status hf_config_check(const char *dir, const tensor_set *set, rwkv_error *err);
 
 /* Writes the config.json transformers needs to build RwkvForCausalLM. */

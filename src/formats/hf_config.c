@@ -59,8 +59,8 @@ static rwkv_status check_shape(const char *path, json_t *cfg, const tensor_set *
  * epsilon and an output head of its own. */
 static rwkv_status check_model(const char *path, json_t *cfg, rwkv_error *err) {
     json_t *type = json_object_get(cfg, "model_type");
-    if (type && !json_is_string(type)) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: model_type is not a string", path);
-    const char *name = type ? json_string_value(type) : "rwkv";
+    if (!json_is_string(type)) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: model_type is not a string", path);
+    const char *name = json_string_value(type);
     if (strcmp(name, "rwkv") != 0) /* echoed up to a line break: the message stays one line */
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
                          "%s: model_type is \"%.*s\", but rwkv.c reads transformers' RWKV-4 models (\"rwkv\")", path,
@@ -91,8 +91,11 @@ rwkv_status hf_config_check(const char *dir, const tensor_set *set, rwkv_error *
     json_t *cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!cfg) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: bad JSON at line %d: %s", path, jerr.line, jerr.text);
     rwkv_status s = json_is_object(cfg) ? RWKV_OK : rwkv_fail(err, RWKV_ERR_FORMAT, "%s: not a JSON object", path);
-    if (s == RWKV_OK) s = check_model(path, cfg, err);
-    if (s == RWKV_OK) s = check_shape(path, cfg, set, err);
+    /* transformers always writes model_type; a config.json without it is some
+     * other program's (an rwkv.c training run's, for one) and describes no model */
+    int from_transformers = s == RWKV_OK && json_object_get(cfg, "model_type");
+    if (from_transformers) s = check_model(path, cfg, err);
+    if (from_transformers && s == RWKV_OK) s = check_shape(path, cfg, set, err);
     json_decref(cfg);
     return s == RWKV_OK ? rwkv_ok(err) : s;
 }
