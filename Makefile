@@ -110,7 +110,7 @@ bench-tokenizer: $(BUILD)/bench/bench_tokenizer
 # as a libFuzzer binary ($(BUILD)/fuzz/libfuzzer/<target>). The targets only need
 # the checkpoint readers, so they are compiled from those sources directly.
 FUZZ_TARGETS := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
-FUZZ_LIB_SRC := $(sort $(wildcard src/formats/*.c)) src/core/tensor.c src/core/dtype.c src/core/error.c src/core/mapped_file.c src/core/atomic_write.c src/core/strmap.c
+FUZZ_LIB_SRC := $(sort $(wildcard src/formats/*.c)) src/core/tensor.c src/core/dtype.c src/core/error.c src/core/mapped_file.c src/core/atomic_write.c src/core/strmap.c src/core/fs.c
 FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc \
               -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_CLANG := $(shell command -v clang 2>/dev/null)

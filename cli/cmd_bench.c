@@ -8,7 +8,7 @@ int cmd_bench(int argc, char **argv) {
     int json = 0;
     rwkv_bench_options o = {0};
     cli_opt opts[] = {
-        CLI_OPT_MODEL(&model, "checkpoint (safetensors, .pth or rwkv.cpp file)"),
+        CLI_OPT_MODEL(&model, "checkpoint (safetensors, .pth, rwkv.cpp file or transformers folder)"),
         CLI_OPT_THREADS(&o.threads),
         CLI_OPT_JSON(&json, "print one JSON object instead of the table"),
         {"--tokens", 0, CLI_INT, &o.decode_tokens, 1, 1000000, "N", "timed decode tokens", "64", NULL, NULL, NULL},

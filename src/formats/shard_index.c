@@ -88,7 +88,7 @@ static rwkv_status read_shard(const char *path, const char *dir, const char *sha
 
 static rwkv_status read_shards(const char *path, json_t *map, tensor_set *set, rwkv_error *err) {
     const char **shards = calloc(json_object_size(map) + 1, sizeof *shards);
-    if (!shards) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    if (!shards) return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
     int n;
     rwkv_status s = list_shards(path, map, shards, &n, err);
     char dir[FS_PATH_MAX];
