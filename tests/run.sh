@@ -1,8 +1,7 @@
 #!/bin/sh
 # Runs every test program and test script, prints their lines and then the
 # totals as the last line: "N passed, N failed, N skipped".
-#   tests/run.sh BUILD_DIR [ASAN_BUILD_DIR] ["VECTOR_FOLDER..."]
-# (the vector folders in one argument, separated by spaces)
+#   tests/run.sh BUILD_DIR [ASAN_BUILD_DIR] ["VECTOR_FOLDER ..."]
 build=$1
 asan=$2
 vectors=$3
