@@ -144,3 +144,4 @@ results: all $(BUILD)/bench/context_cost $(BUILD)/bench/recall_probe
 	  (apt-get update >/dev/null && apt-get install -y gnuplot-nox >/dev/null) || \
 	  { echo "error: could not install gnuplot-nox (run as root or install it yourself)"; exit 1; }
 	@sh scripts/results.sh
+include src/cuda/cuda.mk
