@@ -184,57 +184,18 @@ static void test_folder_loads_as_model(void) {
     CHECK(ok, "the hf folder and the official file of %s differ (%.500s)", cases[0], err.message);
 }
 
-/* Writes the case's transformers tensors as two shards and their index. */
-static int write_shards(const char *case_dir, const char *dir) {
-    tensor_set raw;
-    if (!read_hf_raw(case_dir, &raw)) return 0;
-    int half = raw.count / 2;
-    char a[700], b[700], cfg_from[700], cfg_to[700];
-    snprintf(a, sizeof a, "%s/model-00001-of-00002.safetensors", dir);
-    snprintf(b, sizeof b, "%s/model-00002-of-00002.safetensors", dir);
-    int ok = safetensors_write(a, raw.tensors, half, DT_COUNT, NULL) == RWKV_OK &&
-             safetensors_write(b, raw.tensors + half, raw.count - half, DT_COUNT, NULL) == RWKV_OK;
-    json_t *root = json_object(), *map = json_object(), *meta = json_object();
-    json_object_set_new(meta, "total_size", json_integer(0));
-    for (int i = 0; i < raw.count; i++)
-        json_object_set_new(map, raw.tensors[i].name,
-                            json_string(i < half ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors"));
-    json_object_set_new(root, "metadata", meta);
-    json_object_set_new(root, "weight_map", map);
-    snprintf(a, sizeof a, "%s/model.safetensors.index.json", dir);
-    ok = ok && json_dump_file(root, a, JSON_INDENT(2)) == 0;
-    json_decref(root);
-    tensor_set_free(&raw);
-    snprintf(cfg_from, sizeof cfg_from, "%.511s/hf/config.json", case_dir);
-    snprintf(cfg_to, sizeof cfg_to, "%s/config.json", dir);
-    return ok && copy_file(cfg_from, cfg_to);
-}
-
-static void test_sharded_folder(void) {
-    char cases[MAX_CASES][512], dir[64], msg[600], path[700];
-    int n = list_cases(cases, MAX_CASES);
-    if (n == 0) SKIP("no case with hf/ in " HF_SET);
-    for (int i = 0; i < n; i++) {
-        make_temp_dir(dir);
-        CHECK(dir[0] && write_shards(cases[i], dir), "cannot write shards of %s", cases[i]);
-        int ok = reads_as_official(dir, cases[i], msg, sizeof msg);
-        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-        ok = ok && reads_as_official(path, cases[i], msg, sizeof msg);
-        remove_dir(dir);
-        CHECK(ok, "%s, sharded: %s", cases[i], msg);
-    }
-}
+#define SHARD1 "model-00001-of-00002.safetensors"
 
 /* pytorch_model.bin as torch.save writes a state dict: one storage per tensor. */
-static int write_pytorch_bin(const tensor_set *raw, const char *path) {
+static int write_pytorch_bin(const tensor *tensors, int count, const char *path) {
     bytes pkl = {0}, zip = {0};
-    member *m = calloc((size_t)raw->count + 1, sizeof *m);
-    char (*keys)[16] = calloc((size_t)raw->count, sizeof *keys), (*names)[32] = calloc((size_t)raw->count, sizeof *names);
+    member *m = calloc((size_t)count + 1, sizeof *m);
+    char (*keys)[16] = calloc((size_t)count, sizeof *keys), (*names)[32] = calloc((size_t)count, sizeof *names);
     int ok = m && keys && names;
     p_begin_odict(&pkl);
     b_u8(&pkl, '(');
-    for (int i = 0; ok && i < raw->count; i++) {
-        const tensor *t = &raw->tensors[i];
+    for (int i = 0; ok && i < count; i++) {
+        const tensor *t = &tensors[i];
         snprintf(keys[i], sizeof keys[i], "%d", i);
         tdesc d = {t->type == DT_F16 ? "HalfStorage" : t->type == DT_BF16 ? "BFloat16Storage" : "FloatStorage",
                    keys[i], (uint32_t)tensor_numel(t), 0, t->ndim, {0}, {0}};
@@ -253,7 +214,7 @@ static int write_pytorch_bin(const tensor_set *raw, const char *path) {
     b_u8(&pkl, 'u');
     b_u8(&pkl, '.');
     m[0] = (member){"archive/data.pkl", pkl.p, pkl.n, 0};
-    if (ok) zip_build(&zip, m, raw->count + 1, 0);
+    if (ok) zip_build(&zip, m, count + 1, 0);
     FILE *f = ok ? fopen(path, "wb") : NULL;
     ok = f && fwrite(zip.p, 1, zip.n, f) == zip.n;
     if (f && fclose(f) != 0) ok = 0;
@@ -265,6 +226,53 @@ static int write_pytorch_bin(const tensor_set *raw, const char *path) {
     return ok;
 }
 
+/* Writes the case's transformers tensors as two shards and their index, as
+ * safetensors or (pytorch) as pytorch_model-*.bin with pytorch_model.bin.index.json. */
+static int write_shards(const char *case_dir, const char *dir, int pytorch) {
+    tensor_set raw;
+    if (!read_hf_raw(case_dir, &raw)) return 0;
+    int half = raw.count / 2, ok = 1;
+    const char *names[2] = {pytorch ? "pytorch_model-00001-of-00002.bin" : SHARD1,
+                            pytorch ? "pytorch_model-00002-of-00002.bin" : "model-00002-of-00002.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        char path[700];
+        const tensor *t = raw.tensors + (k ? half : 0);
+        int n = k ? raw.count - half : half;
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        ok = ok && (pytorch ? write_pytorch_bin(t, n, path) : safetensors_write(path, t, n, DT_COUNT, NULL) == RWKV_OK);
+    }
+    json_t *root = json_object(), *map = json_object(), *meta = json_object();
+    json_object_set_new(meta, "total_size", json_integer(0));
+    for (int i = 0; i < raw.count; i++) json_object_set_new(map, raw.tensors[i].name, json_string(names[i >= half]));
+    json_object_set_new(root, "metadata", meta);
+    json_object_set_new(root, "weight_map", map);
+    char a[700], cfg_from[700], cfg_to[700];
+    snprintf(a, sizeof a, "%s/%s", dir, pytorch ? "pytorch_model.bin.index.json" : "model.safetensors.index.json");
+    ok = ok && json_dump_file(root, a, JSON_INDENT(2)) == 0;
+    json_decref(root);
+    tensor_set_free(&raw);
+    snprintf(cfg_from, sizeof cfg_from, "%.511s/hf/config.json", case_dir);
+    snprintf(cfg_to, sizeof cfg_to, "%s/config.json", dir);
+    return ok && copy_file(cfg_from, cfg_to);
+}
+
+static void test_sharded_folder(void) {
+    char cases[MAX_CASES][512], dir[64], msg[600], path[700];
+    int n = list_cases(cases, MAX_CASES);
+    if (n == 0) SKIP("no case with hf/ in " HF_SET);
+    for (int i = 0; i < n; i++) {
+        for (int pytorch = 0; pytorch <= 1; pytorch++) {
+            make_temp_dir(dir);
+            CHECK(dir[0] && write_shards(cases[i], dir, pytorch), "cannot write shards of %s", cases[i]);
+            int ok = reads_as_official(dir, cases[i], msg, sizeof msg);
+            snprintf(path, sizeof path, "%s/%s", dir, pytorch ? "pytorch_model.bin.index.json" : "model.safetensors.index.json");
+            ok = ok && reads_as_official(path, cases[i], msg, sizeof msg);
+            remove_dir(dir);
+            CHECK(ok, "%s, sharded%s: %s", cases[i], pytorch ? " pytorch_model.bin" : "", msg);
+        }
+    }
+}
+
 static void test_pytorch_model_bin_folder(void) {
     char cases[MAX_CASES][512], dir[64], msg[600], path[700], cfg[700];
     int n = list_cases(cases, MAX_CASES);
@@ -274,7 +282,7 @@ static void test_pytorch_model_bin_folder(void) {
         CHECK(read_hf_raw(cases[i], &raw), "cannot read %s/hf", cases[i]);
         make_temp_dir(dir);
         snprintf(path, sizeof path, "%s/pytorch_model.bin", dir);
-        int ok = dir[0] && write_pytorch_bin(&raw, path);
+        int ok = dir[0] && write_pytorch_bin(raw.tensors, raw.count, path);
         tensor_set_free(&raw);
         snprintf(cfg, sizeof cfg, "%.511s/hf/config.json", cases[i]);
         snprintf(path, sizeof path, "%s/config.json", dir);
@@ -289,8 +297,6 @@ static void test_pytorch_model_bin_folder(void) {
 /* ------------------------------------------------------------------------ */
 /* Broken indexes and configs                                               */
 /* ------------------------------------------------------------------------ */
-
-#define SHARD1 "model-00001-of-00002.safetensors"
 
 /* Replaces the folder's index by `json` and expects an error holding `needle`. */
 static int bad_index(const char *dir, const char *json, const char *needle, char *msg, size_t msz) {
@@ -316,7 +322,7 @@ static void test_bad_indexes(void) {
     char cases[MAX_CASES][512], dir[64], msg[2400];
     if (list_cases(cases, MAX_CASES) == 0) SKIP("no case with hf/ in " HF_SET);
     make_temp_dir(dir);
-    CHECK(dir[0] && write_shards(cases[0], dir), "cannot write shards of %s", cases[0]);
+    CHECK(dir[0] && write_shards(cases[0], dir, 0), "cannot write shards of %s", cases[0]);
     tensor_set raw;
     CHECK(read_hf_raw(cases[0], &raw), "cannot read %s/hf", cases[0]);
     /* the first shard holds raw.tensors[0 .. count/2) */
