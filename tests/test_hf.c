@@ -407,7 +407,7 @@ static void test_config_mismatch_names_the_field(void) {
         const char *field, *value;
     } bad[] = {{"vocab_size", v[0]},         {"hidden_size", v[1]},           {"num_hidden_layers", v[2]},
                {"attention_hidden_size", v[3]}, {"intermediate_size", v[4]}, {"hidden_size", v[5]},
-               {"model_type", "\"rwkv5\""},  {"layer_norm_epsilon", "1e-6"}, {"tie_word_embeddings", "true"}};
+               {"model_type", "\"rwkv5\""},  {"layer_norm_epsilon", "1e-6"}, {"tie_word_embeddings", "1"}};
     char msg[1400] = "";
     rwkv_error err;
     snprintf(to, sizeof to, "%s/config.json", dir);
@@ -424,6 +424,39 @@ static void test_config_mismatch_names_the_field(void) {
         snprintf(msg, sizeof msg, "attention_hidden_size at its default: %.500s", err.message);
     remove_dir(dir);
     CHECK(!msg[0], "%s", msg);
+}
+
+/* With tie_word_embeddings transformers saves the shared embedding once, as
+ * rwkv.embeddings.weight: the head is read as that tensor. */
+static void test_tied_head(void) {
+    char cases[MAX_CASES][512], dir[64], path[700];
+    if (list_cases(cases, MAX_CASES) == 0) SKIP("no case with hf/ in " HF_SET);
+    tensor_set raw;
+    CHECK(read_hf_raw(cases[0], &raw), "cannot read %s/hf", cases[0]);
+    make_temp_dir(dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int ok = dir[0] && tensor_set_remove(&raw, "head.weight") == 0 &&
+             safetensors_write(path, raw.tensors, raw.count, DT_COUNT, NULL) == RWKV_OK;
+    tensor_set_free(&raw);
+    rwkv_error err;
+    rwkv_status untied = ok ? load_with_config_field(cases[0], dir, "tie_word_embeddings", "false", &err) : RWKV_OK;
+    int untied_fails = untied != RWKV_OK && strstr(err.message, "head.weight");
+    char untied_msg[600];
+    snprintf(untied_msg, sizeof untied_msg, "%.500s", untied ? err.message : "ok");
+    rwkv_status tied = ok ? load_with_config_field(cases[0], dir, "tie_word_embeddings", "true", &err) : RWKV_ERR_IO;
+    tensor_set set;
+    const tensor *head = NULL, *emb = NULL;
+    int same = tied == RWKV_OK && checkpoint_read(dir, &set, &err) == RWKV_OK;
+    if (same) {
+        head = tensor_set_find(&set, "head.weight");
+        emb = tensor_set_find(&set, "emb.weight");
+        same = head && emb && head->nbytes == emb->nbytes && memcmp(head->data, emb->data, emb->nbytes) == 0;
+        tensor_set_free(&set);
+    }
+    remove_dir(dir);
+    CHECK(ok, "cannot write the tied folder");
+    CHECK(untied_fails, "an untied folder without head.weight: '%s'", untied_msg);
+    CHECK(same, "tied: the head is not the embedding (%.500s)", tied ? err.message : "loaded");
 }
 
 /* A set with transformers' names must hold only them, each parameter once. */
@@ -587,6 +620,7 @@ int main(void) {
     RUN(test_pytorch_model_bin_folder);
     RUN(test_bad_indexes);
     RUN(test_config_mismatch_names_the_field);
+    RUN(test_tied_head);
     RUN(test_unknown_or_doubled_names);
     RUN(test_round_trip_bit_exact);
     RUN(test_written_folder_matches_transformers);

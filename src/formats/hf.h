@@ -31,8 +31,9 @@ rwkv_status hf_shape_of(const char *path, const tensor_set *set, hf_shape *out, 
 
 /* Reads DIR/config.json when present and, when it is transformers' (it has
  * model_type), checks every field that describes the model against the
- * tensors (official names); a mismatch is an error naming the field. */
-rwkv_status hf_config_check(const char *dir, const tensor_set *set, rwkv_error *err);
+ * tensors (official names); a mismatch is an error naming the field. With
+ * tie_word_embeddings, head.weight becomes a view of emb.weight. */
+rwkv_status hf_config_check(const char *dir, tensor_set *set, rwkv_error *err);
 
 /* Writes the config.json transformers needs to build RwkvForCausalLM. */
 rwkv_status hf_config_write(const char *path, const hf_shape *shape, dtype weights, rwkv_error *err);

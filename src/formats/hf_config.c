@@ -55,9 +55,24 @@ static rwkv_status check_shape(const char *path, json_t *cfg, const tensor_set *
     return RWKV_OK;
 }
 
+/* transformers ties head.weight to the embedding when the config says so,
+ * and then saves the shared tensor once: the head is the embedding, whatever
+ * head.weight the file may also hold. */
+static rwkv_status tie_head(const char *path, tensor_set *set, rwkv_error *err) {
+    const tensor *emb = tensor_set_find(set, "emb.weight");
+    if (!emb)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "%s: tie_word_embeddings is true, but there is no emb.weight", path);
+    const tensor e = *emb; /* the set's array moves when a tensor is removed or added */
+    if (tensor_set_find(set, "head.weight") && tensor_set_remove(set, "head.weight") != 0)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
+    rwkv_status s = tensor_set_add(set, "head.weight", e.type, e.ndim, e.shape, e.data, e.nbytes, err);
+    if (s != RWKV_OK && err) rwkv_error_prefix(err, path);
+    return s;
+}
+
 /* What the model computes beyond its shape: the family, the LayerNorm
- * epsilon and an output head of its own. */
-static rwkv_status check_model(const char *path, json_t *cfg, rwkv_error *err) {
+ * epsilon and the output head. */
+static rwkv_status check_model(const char *path, json_t *cfg, tensor_set *set, rwkv_error *err) {
     json_t *type = json_object_get(cfg, "model_type");
     if (!json_is_string(type)) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: model_type is not a string", path);
     const char *name = json_string_value(type);
@@ -75,14 +90,12 @@ static rwkv_status check_model(const char *path, json_t *cfg, rwkv_error *err) {
     json_t *tie = json_object_get(cfg, "tie_word_embeddings");
     if (tie && !json_is_null(tie)) {
         if (!json_is_boolean(tie)) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tie_word_embeddings is not a boolean", path);
-        if (json_is_true(tie))
-            return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
-                             "%s: tie_word_embeddings is true, but RWKV-4 models have their own head.weight", path);
+        if (json_is_true(tie)) return tie_head(path, set, err);
     }
     return RWKV_OK;
 }
 
-rwkv_status hf_config_check(const char *dir, const tensor_set *set, rwkv_error *err) {
+rwkv_status hf_config_check(const char *dir, tensor_set *set, rwkv_error *err) {
     char path[FS_PATH_MAX];
     if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
         return rwkv_fail(err, RWKV_ERR_ARG, "%s: path too long", dir);
@@ -94,7 +107,7 @@ rwkv_status hf_config_check(const char *dir, const tensor_set *set, rwkv_error *
     /* transformers always writes model_type; a config.json without it is some
      * other program's (an rwkv.c training run's, for one) and describes no model */
     int from_transformers = s == RWKV_OK && json_object_get(cfg, "model_type");
-    if (from_transformers) s = check_model(path, cfg, err);
+    if (from_transformers) s = check_model(path, cfg, set, err);
     if (from_transformers && s == RWKV_OK) s = check_shape(path, cfg, set, err);
     json_decref(cfg);
     return s == RWKV_OK ? rwkv_ok(err) : s;
@@ -132,8 +145,8 @@ rwkv_status hf_config_write(const char *path, const hf_shape *sh, dtype weights,
     json_object_set_new(cfg, "bos_token_id", json_integer(0));
     json_object_set_new(cfg, "eos_token_id", json_integer(0));
     json_object_set_new(cfg, "use_cache", json_true());
+    /* the key transformers writes itself (older versions called it torch_dtype) */
     json_object_set_new(cfg, "dtype", json_string(torch_dtype_name(weights)));
-    json_object_set_new(cfg, "torch_dtype", json_string(torch_dtype_name(weights)));
     rwkv_status s = atomic_write_file(path, write_json, cfg, err);
     json_decref(cfg);
     if (s != RWKV_OK && err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
