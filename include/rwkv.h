@@ -63,6 +63,8 @@ typedef enum rwkv_arch {
 typedef struct rwkv_model_info {
     rwkv_arch arch;
     const char *format;      /* "safetensors", "pth" or "rwkv.cpp" */
+    const char *layout;      /* the tensor names: "official", or "transformers" (Hugging Face's
+                                RwkvForCausalLM layout, renamed when read) */
     const char *version;     /* RWKV version, e.g. "4"; "gpt" for the GPT baseline */
     const char *device;      /* where the model runs: "cpu" */
     const char *dtype;       /* weight storage type: "f32", "f16", "bf16" or "mixed" (the GPT: "f32") */

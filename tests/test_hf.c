@@ -165,7 +165,8 @@ static void test_folder_loads_as_model(void) {
     rwkv_model_get_info(a, &ia);
     int ok = strcmp(ia.version, "4") == 0 && rwkv_model_load(off, &b, &err) == RWKV_OK;
     if (ok) rwkv_model_get_info(b, &ib);
-    ok = ok && ia.n_layer == ib.n_layer && ia.n_embd == ib.n_embd && ia.n_vocab == ib.n_vocab;
+    ok = ok && ia.n_layer == ib.n_layer && ia.n_embd == ib.n_embd && ia.n_vocab == ib.n_vocab &&
+         strcmp(ia.layout, "transformers") == 0 && strcmp(ib.layout, "official") == 0;
     rwkv_state *sa = NULL, *sb = NULL;
     float *la = calloc((size_t)ia.n_vocab, sizeof(float)), *lb = calloc((size_t)ia.n_vocab, sizeof(float));
     int tokens[3] = {1, 2, 3};

@@ -33,6 +33,7 @@ typedef struct tensor_set {
     mapped_file *more_files; /* further mappings: the other shards of a sharded checkpoint */
     int more_count;
     const char *format; /* "safetensors", "pth", "rwkv.cpp" */
+    const char *layout; /* NULL: official names as stored; "transformers": renamed from its layout */
 } tensor_set;
 
 void tensor_set_init(tensor_set *set);

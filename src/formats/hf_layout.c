@@ -103,6 +103,7 @@ rwkv_status hf_layout_to_official(const char *path, tensor_set *set, rwkv_error 
                              official);
         if (tensor_set_rename(set, i, official) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     }
+    set->layout = "transformers";
     return rwkv_ok(err);
 }
 

@@ -56,6 +56,7 @@ rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, r
     }
     m->info.arch = gpt ? RWKV_ARCH_GPT : RWKV_ARCH_RWKV;
     m->info.format = m->weights.format;
+    m->info.layout = m->weights.layout ? m->weights.layout : "official";
     m->info.device = m->backend->device;
     m->info.file_bytes = (int64_t)tensor_set_file_bytes(&m->weights);
     if (!gpt) weights_summary(&m->weights, &m->info);

@@ -145,9 +145,11 @@ fi
 # a case made by transformers: info on its folder describes the official file's model
 case_dir=$(ls -d "$SHARED"/testvectors/hf-rwkv4/*/hf 2>/dev/null | head -1)
 if [ -n "$case_dir" ]; then
-    "$RWKV" info "$case_dir" 2>&1 | grep -v -e '^file' >"$tmp/info.hf"
-    "$RWKV" info "$(dirname "$case_dir")/model.f32.safetensors" 2>&1 | grep -v -e '^file' >"$tmp/info.official"
-    if grep -q "RWKV-4" "$tmp/info.hf" && cmp -s "$tmp/info.hf" "$tmp/info.official"; then pass "info on a transformers folder"
+    "$RWKV" info "$case_dir" >"$tmp/info.all" 2>&1
+    grep -v -e '^file' -e '^format' "$tmp/info.all" >"$tmp/info.hf"
+    "$RWKV" info "$(dirname "$case_dir")/model.f32.safetensors" 2>&1 | grep -v -e '^file' -e '^format' >"$tmp/info.official"
+    if grep -q "RWKV-4" "$tmp/info.hf" && grep -q "^format: *safetensors (transformers layout)" "$tmp/info.all" &&
+        cmp -s "$tmp/info.hf" "$tmp/info.official"; then pass "info on a transformers folder"
     else fail "info on a transformers folder" "$(diff "$tmp/info.hf" "$tmp/info.official" | head -5)"; fi
 else
     skip "info on a transformers folder" "no hf-rwkv4 case in $SHARED/testvectors"
