@@ -47,6 +47,12 @@ typedef struct rwkv_error {
 /* A short constant name for a status ("format error", ...). */
 RWKV_API const char *rwkv_status_name(rwkv_status status);
 
+/* The version of these headers, MAJOR.MINOR.PATCH; rwkv_version() returns
+ * the version of the library actually linked or loaded (the two differ only
+ * when a program runs against another build than it was compiled with). */
+#define RWKV_VERSION "0.1.0"
+RWKV_API const char *rwkv_version(void);
+
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -63,8 +69,6 @@ typedef enum rwkv_arch {
 typedef struct rwkv_model_info {
     rwkv_arch arch;
     const char *format;      /* "safetensors", "pth" or "rwkv.cpp" */
-    const char *layout;      /* the tensor names: "official", or "transformers" (Hugging Face's
-                                RwkvForCausalLM layout, renamed when read) */
     const char *version;     /* RWKV version, e.g. "4"; "gpt" for the GPT baseline */
     const char *device;      /* where the model runs: "cpu" */
     const char *dtype;       /* weight storage type: "f32", "f16", "bf16" or "mixed" (the GPT: "f32") */
@@ -82,6 +86,8 @@ typedef struct rwkv_model_info {
     int d_decay_lora;        /* v6: time_decay_w1 columns; v7: w1 columns */
     int d_aaa_lora, d_mv_lora, d_gate_lora; /* v7: a1, v1, g1 columns */
     float gn_eps;            /* epsilon of the per-head GroupNorm ln_x, set by the file's origin */
+    const char *layout;      /* the tensor names: "official", or "transformers" (Hugging Face's
+                                RwkvForCausalLM layout, renamed when read) */
 } rwkv_model_info;
 
 /* Loads a checkpoint of any architecture the library knows (RWKV-4/5/6/7
