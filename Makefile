@@ -43,9 +43,12 @@ deps:
 
 lib: $(BUILD)/librwkv.a $(BUILD)/librwkv.so
 
+# The library exports only the functions marked RWKV_API (include/rwkv_export.h).
+$(LIB_OBJ): OBJ_FLAGS = -fvisibility=hidden -DRWKV_BUILD
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(OBJ_FLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/librwkv.a: $(LIB_OBJ)
 	@rm -f $@

@@ -13,7 +13,7 @@
  * to a temporary file and loaded (decode time does not depend on the weights'
  * values); a GPT then gets --max-ctx positions. Output: '#' comment lines
  * (model, threads), then a header line and tab-separated rows.
- * Uses only the public API (rwkv.h, rwkv_gpt.h, rwkv_train.h). */
+ * Uses only the public API (rwkv.h, rwkv_train.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "rwkv.h"
-#include "rwkv_gpt.h"
 #include "rwkv_train.h"
 
 static double now_s(void) {
@@ -110,7 +109,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "context_cost: --max-ctx must be >= 2, --every and --window >= 1\n");
         return 2;
     }
-    const int is_gpt = !strcmp(arch, "gpt");
     rwkv_error err;
     char tmp[512] = "";
     if (!model_path) {
@@ -134,46 +132,34 @@ int main(int argc, char **argv) {
     }
     rwkv_model *m = NULL;
     rwkv_state *st = NULL;
-    rwkv_gpt *g = NULL;
-    rwkv_status s;
-    int V;
-    int64_t n_params, n_params_pos = 0;
+    int V = 0;
+    int64_t n_params = 0, n_params_pos = 0;
     char desc[256];
-    if (is_gpt) {
-        s = rwkv_gpt_load(model_path, &g, &err);
-        if (s == RWKV_OK) {
-            rwkv_gpt_set_threads(g, (int)threads);
-            rwkv_gpt_info gi;
-            rwkv_gpt_get_info(g, &gi);
-            V = gi.n_vocab;
-            n_params = gi.n_params;
-            n_params_pos = gi.n_params_pos;
-            snprintf(desc, sizeof desc, "gpt %d layers x %d, %d heads, ffn %d, vocab %d, n_ctx %d", gi.n_layer,
-                     gi.n_embd, gi.n_head, gi.n_ffn, gi.n_vocab, gi.n_ctx);
-            if (gi.n_ctx < max_ctx) {
-                fprintf(stderr, "context_cost: %s has %d positions, fewer than --max-ctx %ld\n", model_path, gi.n_ctx,
-                        max_ctx);
-                s = RWKV_ERR_ARG;
-                err.message[0] = '\0';
-            }
-        }
-    } else {
-        s = rwkv_model_load(model_path, &m, &err);
-        if (s == RWKV_OK) s = rwkv_state_new(m, &st, &err);
-        if (s == RWKV_OK) {
-            rwkv_model_set_threads(m, (int)threads);
-            rwkv_model_info mi;
-            rwkv_model_get_info(m, &mi);
-            V = mi.n_vocab;
-            n_params = mi.n_params;
-            snprintf(desc, sizeof desc, "rwkv%s %d layers x %d, ffn %d, vocab %d", mi.version, mi.n_layer, mi.n_embd,
-                     mi.n_ffn, mi.n_vocab);
+    rwkv_status s = rwkv_model_load(model_path, &m, &err);
+    if (s == RWKV_OK) s = rwkv_state_new(m, &st, &err);
+    if (s == RWKV_OK) {
+        rwkv_model_set_threads(m, (int)threads);
+        rwkv_model_info mi;
+        rwkv_model_get_info(m, &mi);
+        V = mi.n_vocab;
+        n_params = mi.n_params;
+        n_params_pos = mi.n_params_pos;
+        if (mi.arch == RWKV_ARCH_GPT)
+            snprintf(desc, sizeof desc, "gpt %d layers x %d, %d heads, ffn %d, vocab %d, n_ctx %d", mi.n_layer,
+                     mi.n_embd, mi.n_head, mi.n_ffn, mi.n_vocab, mi.n_ctx);
+        else
+            snprintf(desc, sizeof desc, "rwkv%s %d layers x %d, ffn %d, vocab %d", mi.version, mi.n_layer,
+                     mi.n_embd, mi.n_ffn, mi.n_vocab);
+        if (mi.n_ctx && mi.n_ctx < max_ctx) {
+            fprintf(stderr, "context_cost: %s has %d positions, fewer than --max-ctx %ld\n", model_path, mi.n_ctx,
+                    max_ctx);
+            s = RWKV_ERR_ARG;
+            err.message[0] = '\0';
         }
     }
     if (tmp[0]) unlink(tmp);
     if (s != RWKV_OK) {
         if (err.message[0]) fprintf(stderr, "context_cost: %s\n", err.message);
-        rwkv_gpt_free(g);
         rwkv_state_free(st);
         rwkv_model_free(m);
         return 1;
@@ -197,8 +183,7 @@ int main(int argc, char **argv) {
     int token = 0;
     for (long t = 0; t < max_ctx && s == RWKV_OK; t++) {
         double t0 = now_s();
-        if (is_gpt) s = rwkv_gpt_eval(g, token, logits, &err);
-        else s = rwkv_eval(m, st, token, logits, &err);
+        s = rwkv_eval(m, st, token, logits, &err);
         token = argmax(logits, V); /* greedy: part of generating */
         double dt = now_s() - t0;
         times[t] = dt;
@@ -214,8 +199,7 @@ int main(int argc, char **argv) {
             qsort(sorted, (size_t)w, sizeof *sorted, cmp_double);
             double med = w % 2 ? sorted[w / 2] : 0.5 * (sorted[w / 2 - 1] + sorted[w / 2]);
             size_t state_b = 0, alloc_b = 0;
-            if (is_gpt) rwkv_gpt_cache_bytes(g, &state_b, &alloc_b);
-            else state_b = alloc_b = rwkv_state_size(st) * sizeof(float);
+            rwkv_state_memory(st, &state_b, &alloc_b);
             fprintf(out, "%ld\t%.5f\t%.5f\t%.5f\t%zu\t%zu\t%ld\n", n, 1e3 * med, 1e3 * mean / (double)w, total, state_b,
                     alloc_b, rss_bytes());
             fflush(out);
@@ -227,7 +211,6 @@ int main(int argc, char **argv) {
     free(logits);
     free(times);
     free(sorted);
-    rwkv_gpt_free(g);
     rwkv_state_free(st);
     rwkv_model_free(m);
     return s == RWKV_OK ? 0 : 1;

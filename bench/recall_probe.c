@@ -18,14 +18,13 @@
  *       prints examples as text
  *   spec: --keys K (256) --values V (10) --queries Q (0: every pair) --echo 0|1 (1)
  *
- * Uses only the public API (rwkv.h, rwkv_gpt.h, rwkv_recall.h). */
+ * Uses only the public API (rwkv.h, rwkv_recall.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rwkv.h"
-#include "rwkv_gpt.h"
 #include "rwkv_recall.h"
 
 static void usage(FILE *f) {
@@ -180,27 +179,19 @@ int main(int argc, char **argv) {
     const int is_gpt = !strcmp(arch, "gpt");
     rwkv_model *m = NULL;
     rwkv_state *st = NULL;
-    rwkv_gpt *g = NULL;
     int V = 0, n_ctx = 0;
-    rwkv_status s;
-    if (is_gpt) {
-        s = rwkv_gpt_load(model, &g, &err);
-        if (s == RWKV_OK) {
-            rwkv_gpt_info gi;
-            rwkv_gpt_get_info(g, &gi);
-            V = gi.n_vocab;
-            n_ctx = gi.n_ctx;
-            if (threads > 0) rwkv_gpt_set_threads(g, (int)threads);
+    rwkv_status s = rwkv_model_load(model, &m, &err);
+    if (s == RWKV_OK) s = rwkv_state_new(m, &st, &err);
+    if (s == RWKV_OK) {
+        rwkv_model_info mi;
+        rwkv_model_get_info(m, &mi);
+        V = mi.n_vocab;
+        n_ctx = mi.n_ctx;
+        if ((mi.arch == RWKV_ARCH_GPT) != is_gpt) {
+            snprintf(err.message, sizeof err.message, "%s is not an --arch %s checkpoint", model, arch);
+            s = RWKV_ERR_ARG;
         }
-    } else {
-        s = rwkv_model_load(model, &m, &err);
-        if (s == RWKV_OK) s = rwkv_state_new(m, &st, &err);
-        if (s == RWKV_OK) {
-            rwkv_model_info mi;
-            rwkv_model_get_info(m, &mi);
-            V = mi.n_vocab;
-            if (threads > 0) rwkv_model_set_threads(m, (int)threads);
-        }
+        if (threads > 0) rwkv_model_set_threads(m, (int)threads);
     }
     if (s == RWKV_OK && V != rwkv_recall_vocab(&spec)) {
         snprintf(err.message, sizeof err.message,
@@ -210,7 +201,6 @@ int main(int argc, char **argv) {
     }
     if (s != RWKV_OK) {
         fprintf(stderr, "recall_probe: %s\n", err.message);
-        rwkv_gpt_free(g);
         rwkv_state_free(st);
         rwkv_model_free(m);
         return 1;
@@ -221,7 +211,7 @@ int main(int argc, char **argv) {
         e.n_pairs = (int)pairs[pi];
         if (e.n_queries > e.n_pairs) e.n_queries = e.n_pairs;
         const size_t one = rwkv_recall_example_len(&e), len = one * (size_t)(lead + 1);
-        if (is_gpt && len > (size_t)n_ctx) {
+        if (n_ctx && len > (size_t)n_ctx) {
             printf("%d\t%zu\tn/a\tn/a\tn/a\tn/a\n", e.n_pairs, len);
             continue;
         }
@@ -242,12 +232,8 @@ int main(int argc, char **argv) {
             rwkv_recall_answers ans;
             for (long l = 0; l <= lead; l++)
                 rwkv_recall_example(&e, &rng, tokens + (size_t)l * one, one, l == lead ? &ans : NULL);
-            if (is_gpt) {
-                s = rwkv_gpt_forward(g, tokens, len, logits, &err);
-            } else {
-                rwkv_state_reset(st);
-                s = rwkv_eval_sequence(m, st, tokens, len, logits, 1, &err);
-            }
+            rwkv_state_reset(st);
+            s = rwkv_eval_sequence(m, st, tokens, len, logits, 1, &err);
             if (s != RWKV_OK) break;
             const size_t o = len - one; /* the scored example */
             n_ok += rwkv_recall_score(tokens + o, one, &ans, logits + o * (size_t)V, V);
@@ -262,7 +248,6 @@ int main(int argc, char **argv) {
         fflush(stdout);
         free(tokens), free(logits);
     }
-    rwkv_gpt_free(g);
     rwkv_state_free(st);
     rwkv_model_free(m);
     return s == RWKV_OK ? 0 : 1;

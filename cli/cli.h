@@ -5,7 +5,9 @@
 
 #include <stdio.h>
 
+#include "options.h"
 #include "rwkv.h"
+#include "rwkv_sample.h"
 
 typedef struct cli_command {
     const char *name;
@@ -13,15 +15,51 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv); /* argv[0] is the command name */
 } cli_command;
 
+/* ---- cli/common.c ---------------------------------------------------------- */
 /* Prints "rwkv: <message>" for a failed call and returns exit status 1. */
 int cli_report(const rwkv_error *err);
-/* Prints "rwkv CMD: <formatted message>" and returns exit status 2 (usage error). */
+/* Prints "rwkv CMD: <formatted message> (see 'rwkv CMD --help')" and returns exit status 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* 1 if argv holds -h or --help. */
-int cli_wants_help(int argc, char **argv);
-/* Parses a whole decimal integer / float option value; 0 on success, prints the error otherwise. */
-int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
-int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out);
+/* Feeds n tokens in sequence-mode chunks of `chunk` (1 = RNN mode, token by token);
+ * logits (may be NULL) receives the last token's logits. */
+rwkv_status cli_feed(rwkv_model *m, rwkv_state *st, const int *toks, size_t n, size_t chunk, float *logits,
+                     rwkv_error *err);
+/* Reads a whole file ('-' = stdin), NUL-terminated; 0 or -1 (errno set). */
+int cli_read_file(const char *path, char **data, size_t *len);
+double cli_now(void); /* monotonic seconds */
+
+/* ---- cli/sampling.c: the sampling flags of generate and chat ---------------- */
+typedef struct cli_sampling {
+    rwkv_sampler_params p; /* ChatRWKV defaults, then the flags given */
+    cli_ints ban;
+    uint64_t seed;
+    int seed_set;
+    int temp_set, top_p_set, presence_set, frequency_set; /* chat changes the defaults of those not given */
+} cli_sampling;
+void cli_sampling_init(cli_sampling *s);
+/* The seed given, or one from the clock (remembered in s->seed). */
+uint64_t cli_sampling_seed(cli_sampling *s);
+/* A sampler for a model of n_vocab tokens (checks the --ban ids against it). */
+rwkv_status cli_sampler_new(cli_sampling *s, int n_vocab, rwkv_sampler **out, rwkv_error *err);
+/* The sampling flags, as entries of a command's option table. */
+#define CLI_SAMPLING_OPTS(s)                                                                                         \
+    {NULL, 0, CLI_SECTION, NULL, 0, 0, NULL, "sampling (ChatRWKV pipeline semantics, see docs/generation.md)", NULL, \
+     NULL, NULL, NULL},                                                                                              \
+        {"--temp", 0, CLI_DOUBLE, &(s)->p.temperature, 0, 1e6, "T",                                                  \
+         "temperature, applied after the top-p/top-k cut; 0 = greedy", NULL, NULL, &(s)->temp_set, "--temperature"}, \
+        {"--top-p", 0, CLI_DOUBLE, &(s)->p.top_p, 0, 1, "P", "nucleus: keep the most likely tokens up to mass P",    \
+         NULL, NULL, &(s)->top_p_set, NULL},                                                                         \
+        {"--top-k", 0, CLI_INT, &(s)->p.top_k, 0, 1 << 30, "K", "keep at most K tokens; 0 = off", NULL, NULL, NULL,  \
+         NULL},                                                                                                      \
+        {"--presence", 0, CLI_DOUBLE, &(s)->p.alpha_presence, -1e6, 1e6, "A", "presence penalty", NULL, NULL,        \
+         &(s)->presence_set, NULL},                                                                                  \
+        {"--frequency", 0, CLI_DOUBLE, &(s)->p.alpha_frequency, -1e6, 1e6, "A", "frequency penalty", NULL, NULL,     \
+         &(s)->frequency_set, NULL},                                                                                 \
+        {"--decay", 0, CLI_DOUBLE, &(s)->p.alpha_decay, 0, 1, "D", "per-token decay of the occurrence counts", NULL, \
+         NULL, NULL, NULL},                                                                                          \
+        {"--ban", 0, CLI_INTS, &(s)->ban, 0, 1 << 30, "ID", "never sample token ID", "", NULL, NULL, NULL},          \
+        {"--seed", 0, CLI_U64, &(s)->seed, 0, 0, "N", "random seed", "from the clock; printed on stderr", NULL,      \
+         &(s)->seed_set, NULL}
 
 /* Commands, one file each (cli/cmd_*.c). */
 int cmd_info(int argc, char **argv);
@@ -35,34 +73,5 @@ int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
-
-/* Generation helpers shared by generate and chat (cli/cmd_generate.c). */
-#include "rwkv_sample.h"
-enum { CLI_SET_TEMP = 1, CLI_SET_TOP_P = 2, CLI_SET_PRESENCE = 4, CLI_SET_FREQUENCY = 8, CLI_SET_DECAY = 16 };
-typedef struct cli_sampling {
-    rwkv_sampler_params p; /* ChatRWKV defaults, then the options given */
-    int *ban;
-    size_t n_ban;
-    uint64_t seed;
-    int seed_set;
-    unsigned set; /* CLI_SET_* bits of the options that were given */
-} cli_sampling;
-extern const char *cli_sampling_help; /* the options' help text */
-void cli_sampling_init(cli_sampling *s);
-void cli_sampling_free(cli_sampling *s);
-/* argv[*i] is a sampling option (--temp --top-p --top-k --presence --frequency --decay --ban
- * --seed): consumes it and its value and returns 1; 0 if it is not one; -1 after a usage error. */
-int cli_sampling_option(const char *cmd, int argc, char **argv, int *i, cli_sampling *s);
-/* The seed given, or one from the clock (remembered in s->seed). */
-uint64_t cli_sampling_seed(cli_sampling *s);
-/* A sampler for model m (checks --ban ids against its vocabulary). */
-rwkv_status cli_sampler_new(cli_sampling *s, const rwkv_model *m, rwkv_sampler **out, rwkv_error *err);
-/* Feeds n tokens in sequence-mode chunks of `chunk` (1 = RNN mode, token by token);
- * logits (may be NULL) receives the last token's logits. */
-rwkv_status cli_feed(rwkv_model *m, rwkv_state *st, const int *toks, size_t n, size_t chunk, float *logits,
-                     rwkv_error *err);
-/* Reads a whole file ('-' = stdin), NUL-terminated; 0 or -1 (errno set). */
-int cli_read_file(const char *path, char **data, size_t *len);
-double cli_now(void); /* monotonic seconds */
 
 #endif

@@ -1,54 +1,30 @@
 #include <stdio.h>
-#include <string.h>
 
 #include "cli.h"
 #include "rwkv_bench.h"
 
-static void help(void) {
-    printf("usage: rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]\n\n"
-           "Measures decode (RNN mode, ms/token: median of N timed tokens after a warm-up), prefill\n"
-           "(sequence mode, tokens/s for an N-token prompt), the weight bytes one token reads, and in\n"
-           "the same run the machine's read bandwidth and float32 FMA peak at the same thread count;\n"
-           "prints decode as a fraction of the bandwidth floor and prefill as a fraction of the peak.\n"
-           "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has).\n\n"
-           "  -m MODEL       checkpoint (safetensors, .pth or rwkv.cpp file)\n"
-           "  -t THREADS     threads (default: all cores)\n"
-           "  --json         print one JSON object instead of the table\n"
-           "  --tokens N     timed decode tokens (64)\n"
-           "  --prompt N     prefill prompt length (512)\n"
-           "  --no-machine   skip the bandwidth / FMA measurements\n");
-}
-
 int cmd_bench(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        help();
-        return 0;
-    }
     const char *model = NULL;
     int json = 0;
     rwkv_bench_options o = {0};
-    for (int i = 1; i < argc; i++) {
-        long v;
-        const char *a = argv[i];
-        if ((strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) && i + 1 < argc) {
-            model = argv[++i];
-        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
-            if (cli_parse_int("bench", a, i + 1 < argc ? argv[++i] : NULL, 1, 1024, &v)) return 2;
-            o.threads = (int)v;
-        } else if (strcmp(a, "--tokens") == 0) {
-            if (cli_parse_int("bench", a, i + 1 < argc ? argv[++i] : NULL, 1, 1000000, &v)) return 2;
-            o.decode_tokens = (int)v;
-        } else if (strcmp(a, "--prompt") == 0) {
-            if (cli_parse_int("bench", a, i + 1 < argc ? argv[++i] : NULL, 1, 1000000, &v)) return 2;
-            o.prompt_tokens = (int)v;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "--no-machine") == 0) {
-            o.skip_machine = 1;
-        } else {
-            return cli_usage_error("bench", "unknown argument '%s'", a);
-        }
-    }
+    cli_opt opts[] = {
+        CLI_OPT_MODEL(&model, "checkpoint (safetensors, .pth or rwkv.cpp file)"),
+        CLI_OPT_THREADS(&o.threads),
+        CLI_OPT_JSON(&json, "print one JSON object instead of the table"),
+        {"--tokens", 0, CLI_INT, &o.decode_tokens, 1, 1000000, "N", "timed decode tokens", "64", NULL, NULL, NULL},
+        {"--prompt", 0, CLI_INT, &o.prompt_tokens, 1, 1000000, "N", "prefill prompt length", "512", NULL, NULL, NULL},
+        {"--no-machine", 0, CLI_FLAG, &o.skip_machine, 0, 0, NULL, "skip the bandwidth / FMA measurements", "", NULL,
+         NULL, NULL},
+    };
+    cli_spec spec = {"bench", "rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]",
+                     "Measures decode (RNN mode, ms/token: median of N timed tokens after a warm-up), prefill\n"
+                     "(sequence mode, tokens/s for an N-token prompt), the weight bytes one token reads, and in\n"
+                     "the same run the machine's read bandwidth and float32 FMA peak at the same thread count;\n"
+                     "prints decode as a fraction of the bandwidth floor and prefill as a fraction of the peak.\n"
+                     "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has).\n",
+                     opts, CLI_N(opts), NULL, NULL, 0, 0};
+    int rc;
+    if (!cli_parse(&spec, argc, argv, &rc)) return rc;
     if (!model) return cli_usage_error("bench", "-m MODEL is required");
     rwkv_bench_result r;
     rwkv_error err;

@@ -13,35 +13,21 @@
 
 #define BIG_NEG (-999999999.0f)
 
-static void help(void) {
-    printf("usage: rwkv chat -m MODEL [--tokenizer FILE] [options]\n\n"
-           "Reads one message per line from stdin and streams the model's replies to stdout. The format\n"
-           "follows the tokenizer: NeoX (RWKV-4 Pile/Raven) -> \"Bob: MSG\\n\\nAlice:\" with ChatRWKV's\n"
-           "newline and end-of-text rules; World and bytes -> \"User: MSG\\n\\nAssistant:\". A reply ends at\n"
-           "a blank line (\"\\n\\n\"). The state is carried across turns, so nothing is re-read.\n"
-           "A literal \\n in a message is a newline.\n\n"
-           "commands (on a line of their own):\n"
-           "  /reset         forget the conversation (back to the system prompt)\n"
-           "  /save FILE     save the conversation state\n"
-           "  /load FILE     restore a conversation state saved with /save or --state-out\n"
-           "  /quit          leave (so does end of input)\n\n"
-           "options:\n"
-           "  -m, --model FILE      checkpoint\n"
-           "  --tokenizer FILE      tokenizer.json (NeoX), World vocabulary, or 'bytes'         [bytes]\n"
-           "  --system TEXT         system prompt (World: \"System: TEXT\"; Raven: a persona paragraph,\n"
-           "                        a short default one when not given; '' for none)\n"
-           "  --user NAME, --bot NAME   speaker names       [Raven: Bob, Alice; else User, Assistant]\n"
-           "  -n, --max-tokens N    longest reply, in tokens                                  [1000]\n"
-           "  --state-in FILE       start from a saved conversation state\n"
-           "  --state-out FILE      save the conversation state at the end\n"
-           "  --chunk N             tokens per sequence-mode call when feeding text           [256]\n"
-           "  --threads N           worker threads                                      [all cores]\n\n"
-           "%s"
-           "  chat defaults: Raven --temp 1.2 --top-p 0.5 --presence 0.4 --frequency 0.4;\n"
-           "                 World/bytes --temp 1.0 --top-p 0.3 --presence 0.5 --frequency 0.5.\n"
-           "  Every reply token counts 1 in the occurrence table (no whitespace exemption).\n",
-           cli_sampling_help);
-}
+static const char about[] =
+    "Reads one message per line from stdin and streams the model's replies to stdout. The format\n"
+    "follows the tokenizer: NeoX (RWKV-4 Pile/Raven) -> \"Bob: MSG\\n\\nAlice:\" with ChatRWKV's\n"
+    "newline and end-of-text rules; World and bytes -> \"User: MSG\\n\\nAssistant:\". A reply ends at\n"
+    "a blank line (\"\\n\\n\"). The state is carried across turns, so nothing is re-read.\n"
+    "A literal \\n in a message is a newline.\n\n"
+    "commands (on a line of their own):\n"
+    "  /reset         forget the conversation (back to the system prompt)\n"
+    "  /save FILE     save the conversation state\n"
+    "  /load FILE     restore a conversation state saved with /save or --state-out\n"
+    "  /quit          leave (so does end of input)\n";
+static const char footer[] =
+    "chat defaults: Raven --temp 1.2 --top-p 0.5 --presence 0.4 --frequency 0.4;\n"
+    "               World/bytes --temp 1.0 --top-p 0.3 --presence 0.5 --frequency 0.5.\n"
+    "Every reply token counts 1 in the occurrence table (no whitespace exemption).\n";
 
 typedef struct chat {
     rwkv_model *m;
@@ -61,6 +47,11 @@ typedef struct chat {
     long max_tokens;
     rwkv_error err;
 } chat;
+
+static rwkv_status chat_oom(chat *c) {
+    snprintf(c->err.message, sizeof c->err.message, "out of memory");
+    return c->err.code = RWKV_ERR_NOMEM;
+}
 
 /* The id of text when it is exactly one token, else -1. */
 static int single_token(const rwkv_tokenizer *tok, const char *text) {
@@ -97,8 +88,7 @@ static rwkv_status feed_text(chat *c, const char *text, size_t len, float newlin
         int *more = realloc(ids, (n + 1) * sizeof *ids);
         if (!more) {
             rwkv_free(ids);
-            snprintf(c->err.message, sizeof c->err.message, "out of memory");
-            return c->err.code = RWKV_ERR_NOMEM;
+            return chat_oom(c);
         }
         ids = more;
         ids[n - 1] = c->nl;
@@ -114,8 +104,7 @@ static rwkv_status start(chat *c) {
     size_t cap = strlen(c->system) + 64;
     char *t = malloc(cap);
     if (!t) {
-        snprintf(c->err.message, sizeof c->err.message, "out of memory");
-        return c->err.code = RWKV_ERR_NOMEM;
+        return chat_oom(c);
     }
     if (c->raven) snprintf(t, cap, "%s\n\n", c->system);
     else snprintf(t, cap, "System: %s\n\n", c->system);
@@ -177,8 +166,7 @@ static rwkv_status reply(chat *c, char *msg) {
     size_t cap = mlen + strlen(c->user) + strlen(c->bot) + 16;
     char *turn = malloc(cap);
     if (!turn) {
-        snprintf(c->err.message, sizeof c->err.message, "out of memory");
-        return c->err.code = RWKV_ERR_NOMEM;
+        return chat_oom(c);
     }
     snprintf(turn, cap, "%s: %s\n\n%s:", c->user, msg, c->bot);
     rwkv_status s = feed_text(c, turn, strlen(turn), c->raven ? BIG_NEG : 0);
@@ -235,131 +223,44 @@ static int is_command(const char *line, const char *name) {
     return strncmp(line, name, n) == 0 && (line[n] == '\0' || line[n] == ' ' || line[n] == '\t');
 }
 
-int cmd_chat(int argc, char **argv) {
-    const char *cmd = "chat";
-    if (cli_wants_help(argc, argv)) {
-        help();
-        return 0;
-    }
-    const char *model_path = NULL, *tok_path = "bytes", *system = NULL, *user = NULL, *bot = NULL;
-    const char *state_in = NULL, *state_out = NULL;
-    long max_tokens = 1000, chunk = 256, threads = 0;
-    cli_sampling smp;
-    cli_sampling_init(&smp);
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        int r = cli_sampling_option(cmd, argc, argv, &i, &smp);
-        if (r < 0) goto usage;
-        if (r > 0) continue;
-        if (i + 1 >= argc && o[0] == '-' && strcmp(o, "-") != 0) {
-            static const char *const takes[] = {"-m", "--model", "--tokenizer", "--system", "--user", "--bot",
-                                                "-n", "--max-tokens", "--state-in", "--state-out", "--chunk",
-                                                "--threads"};
-            for (size_t k = 0; k < sizeof takes / sizeof takes[0]; k++)
-                if (strcmp(o, takes[k]) == 0) {
-                    cli_usage_error(cmd, "%s needs a value", o);
-                    goto usage;
-                }
+/* A line starting with '/': runs the command; 1 when it failed, -1 to quit. */
+static int run_command(chat *c, char *line) {
+    if (is_command(line, "/quit") || is_command(line, "/exit")) return -1;
+    if (is_command(line, "/reset")) {
+        rwkv_state_reset(c->st);
+        if (start(c) != RWKV_OK) return cli_report(&c->err);
+        fprintf(stderr, "[conversation reset]\n");
+    } else if (is_command(line, "/save") || is_command(line, "/load")) {
+        int save = line[1] == 's';
+        const char *path = command_arg(line, 5);
+        if (!*path) {
+            fprintf(stderr, "rwkv chat: %s needs a file name\n", save ? "/save" : "/load");
+            return 1;
         }
-        if (strcmp(o, "-m") == 0 || strcmp(o, "--model") == 0) model_path = argv[++i];
-        else if (strcmp(o, "--tokenizer") == 0) tok_path = argv[++i];
-        else if (strcmp(o, "--system") == 0) system = argv[++i];
-        else if (strcmp(o, "--user") == 0) user = argv[++i];
-        else if (strcmp(o, "--bot") == 0) bot = argv[++i];
-        else if (strcmp(o, "--state-in") == 0) state_in = argv[++i];
-        else if (strcmp(o, "--state-out") == 0) state_out = argv[++i];
-        else if (strcmp(o, "-n") == 0 || strcmp(o, "--max-tokens") == 0) {
-            v = argv[++i];
-            if (cli_parse_int(cmd, o, v, 1, 100000000, &max_tokens)) goto usage;
-        } else if (strcmp(o, "--chunk") == 0) {
-            v = argv[++i];
-            if (cli_parse_int(cmd, o, v, 1, 1 << 20, &chunk)) goto usage;
-        } else if (strcmp(o, "--threads") == 0) {
-            v = argv[++i];
-            if (cli_parse_int(cmd, o, v, 1, 4096, &threads)) goto usage;
-        } else if (o[0] == '-' && o[1]) {
-            cli_usage_error(cmd, "unknown option '%s'", o);
-            goto usage;
-        } else {
-            cli_usage_error(cmd, "unexpected argument '%s'", o);
-            goto usage;
-        }
+        if ((save ? rwkv_state_save(c->st, path, &c->err) : rwkv_state_load(c->st, path, &c->err)) != RWKV_OK)
+            return cli_report(&c->err);
+        fprintf(stderr, "[state %s %s]\n", save ? "saved to" : "loaded from", path);
+    } else if (is_command(line, "/help")) {
+        fprintf(stderr, "commands: /reset, /save FILE, /load FILE, /quit\n");
+    } else {
+        fprintf(stderr, "rwkv chat: unknown command '%s' (try /help)\n", line);
+        return 1;
     }
-    if (!model_path) {
-        cli_usage_error(cmd, "a model is required (-m MODEL)");
-        goto usage;
-    }
-    if ((user && (!*user || strpbrk(user, "\n\r"))) || (bot && (!*bot || strpbrk(bot, "\n\r")))) {
-        cli_usage_error(cmd, "--user and --bot must be non-empty single-line names");
-        goto usage;
-    }
+    return 0;
+}
 
-    chat c;
-    memset(&c, 0, sizeof c);
-    int rc = 1, had_error = 0;
-    char *line = NULL;
-    size_t line_cap = 0;
-    char *persona = NULL;
-    if (rwkv_tokenizer_load(tok_path, &c.tok, &c.err) != RWKV_OK) goto fail;
-    if (rwkv_model_load(model_path, &c.m, &c.err) != RWKV_OK) goto fail;
-    if (threads > 0) rwkv_model_set_threads(c.m, (int)threads);
-    rwkv_model_info info;
-    rwkv_model_get_info(c.m, &info);
-    c.n_vocab = info.n_vocab;
-    c.n_sample = info.n_vocab;
-    int tv = rwkv_tokenizer_vocab_size(c.tok);
-    if (tv > 0 && tv < c.n_sample) c.n_sample = tv;
-    c.raven = strcmp(rwkv_tokenizer_kind(c.tok), "neox") == 0;
-    c.nl = single_token(c.tok, "\n");
-    c.nlnl = single_token(c.tok, "\n\n");
-    c.eos = rwkv_tokenizer_eos(c.tok);
-    if (c.raven) {
-        static const char *const avoid[] = {"\xef\xbc\x8c", "\xef\xbc\x9a", "\xef\xbc\x9f", "\xef\xbc\x81"}; /* ，：？！ */
-        for (size_t k = 0; k < sizeof avoid / sizeof avoid[0]; k++) {
-            int id = single_token(c.tok, avoid[k]);
-            if (id >= 0 && id < c.n_vocab) c.avoid[c.n_avoid++] = id;
-        }
-    }
-    c.user = user ? user : c.raven ? "Bob" : "User";
-    c.bot = bot ? bot : c.raven ? "Alice" : "Assistant";
-    c.chunk = (size_t)chunk;
-    c.max_tokens = max_tokens;
-    if (system) {
-        c.system = system;
-    } else if (c.raven) {
-        const char *fmt = "%s: Hello %s, can you help me with a few questions?\n\n"
-                          "%s: Of course! I am happy to help. I will answer as clearly and accurately as I can.";
-        size_t cap = strlen(fmt) + 3 * 64 + strlen(c.user) * 2 + strlen(c.bot);
-        persona = malloc(cap);
-        if (!persona) goto oom;
-        snprintf(persona, cap, fmt, c.user, c.bot, c.bot);
-        c.system = persona;
-    }
-    /* chat sampling defaults (ChatRWKV's chat programs), unless given */
-    if (!(smp.set & CLI_SET_TEMP)) smp.p.temperature = c.raven ? 1.2 : 1.0;
-    if (!(smp.set & CLI_SET_TOP_P)) smp.p.top_p = c.raven ? 0.5 : 0.3;
-    if (!(smp.set & CLI_SET_PRESENCE)) smp.p.alpha_presence = c.raven ? 0.4 : 0.5;
-    if (!(smp.set & CLI_SET_FREQUENCY)) smp.p.alpha_frequency = c.raven ? 0.4 : 0.5;
-    smp.p.whitespace_exempt = 0;
-    if (cli_sampler_new(&smp, c.m, &c.smp, &c.err) != RWKV_OK) goto fail;
-    if (rwkv_state_new(c.m, &c.st, &c.err) != RWKV_OK) goto fail;
-    if (rwkv_token_stream_new(c.tok, RWKV_STREAM_REPLACE, &c.stream, &c.err) != RWKV_OK) goto fail;
-    c.logits = malloc((size_t)c.n_vocab * sizeof *c.logits);
-    if (!c.logits) goto oom;
-    if (state_in) {
-        if (rwkv_state_load(c.st, state_in, &c.err) != RWKV_OK) goto fail;
-    } else if (start(&c) != RWKV_OK) {
-        goto fail;
-    }
-    int interactive = isatty(STDIN_FILENO);
+/* The conversation: messages from stdin until its end or /quit. 0; 1 when a
+ * command failed; 2 when a reply could not be computed (that ends it). */
+static int converse(chat *c, uint64_t seed) {
+    int interactive = isatty(STDIN_FILENO), had_error = 0;
     if (interactive)
         fprintf(stderr, "rwkv chat: %s format, seed %llu; /reset /save FILE /load FILE /quit\n",
-                c.raven ? "Raven" : "User/Assistant", (unsigned long long)smp.seed);
-
+                c->raven ? "Raven" : "User/Assistant", (unsigned long long)seed);
+    char *line = NULL;
+    size_t line_cap = 0;
     for (;;) {
         if (interactive) {
-            printf("%s: ", c.user);
+            printf("%s: ", c->user);
             fflush(stdout);
         }
         errno = 0;
@@ -374,45 +275,120 @@ int cmd_chat(int argc, char **argv) {
         }
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
         if (line[0] == '/') {
-            if (is_command(line, "/quit") || is_command(line, "/exit")) break;
-            if (is_command(line, "/reset")) {
-                rwkv_state_reset(c.st);
-                if (start(&c) != RWKV_OK) goto fail;
-                fprintf(stderr, "[conversation reset]\n");
-            } else if (is_command(line, "/save") || is_command(line, "/load")) {
-                int save = line[1] == 's';
-                const char *path = command_arg(line, 5);
-                if (!*path) {
-                    fprintf(stderr, "rwkv chat: %s needs a file name\n", save ? "/save" : "/load");
-                    had_error = 1;
-                } else if ((save ? rwkv_state_save(c.st, path, &c.err) : rwkv_state_load(c.st, path, &c.err)) !=
-                           RWKV_OK) {
-                    cli_report(&c.err);
-                    had_error = 1;
-                } else {
-                    fprintf(stderr, "[state %s %s]\n", save ? "saved to" : "loaded from", path);
-                }
-            } else if (is_command(line, "/help")) {
-                fprintf(stderr, "commands: /reset, /save FILE, /load FILE, /quit\n");
-            } else {
-                fprintf(stderr, "rwkv chat: unknown command '%s' (try /help)\n", line);
-                had_error = 1;
-            }
-            continue;
+            int r = run_command(c, line);
+            if (r < 0) break;
+            had_error |= r;
+        } else if (reply(c, line) != RWKV_OK) {
+            fflush(stdout);
+            cli_report(&c->err);
+            had_error = 2;
+            break;
         }
-        if (reply(&c, line) != RWKV_OK) goto fail;
     }
+    free(line);
+    return had_error;
+}
+
+/* The model-dependent setup: format, special tokens, names, system prompt
+ * (*persona owns a generated one) and the chat sampling defaults. */
+static rwkv_status chat_setup(chat *c, cli_sampling *smp, const char *system, const char *user, const char *bot,
+                              char **persona) {
+    c->raven = strcmp(rwkv_tokenizer_kind(c->tok), "neox") == 0;
+    c->nl = single_token(c->tok, "\n");
+    c->nlnl = single_token(c->tok, "\n\n");
+    c->eos = rwkv_tokenizer_eos(c->tok);
+    if (c->raven) {
+        static const char *const avoid[] = {"\xef\xbc\x8c", "\xef\xbc\x9a", "\xef\xbc\x9f", "\xef\xbc\x81"}; /* ，：？！ */
+        for (size_t k = 0; k < sizeof avoid / sizeof avoid[0]; k++) {
+            int id = single_token(c->tok, avoid[k]);
+            if (id >= 0 && id < c->n_vocab) c->avoid[c->n_avoid++] = id;
+        }
+    }
+    c->user = user ? user : c->raven ? "Bob" : "User";
+    c->bot = bot ? bot : c->raven ? "Alice" : "Assistant";
+    c->system = system;
+    if (!system && c->raven) {
+        const char *fmt = "%s: Hello %s, can you help me with a few questions?\n\n"
+                          "%s: Of course! I am happy to help. I will answer as clearly and accurately as I can.";
+        size_t cap = strlen(fmt) + 3 * 64 + strlen(c->user) * 2 + strlen(c->bot);
+        if (!(*persona = malloc(cap))) return chat_oom(c);
+        snprintf(*persona, cap, fmt, c->user, c->bot, c->bot);
+        c->system = *persona;
+    }
+    /* chat sampling defaults (ChatRWKV's chat programs), unless given */
+    if (!smp->temp_set) smp->p.temperature = c->raven ? 1.2 : 1.0;
+    if (!smp->top_p_set) smp->p.top_p = c->raven ? 0.5 : 0.3;
+    if (!smp->presence_set) smp->p.alpha_presence = c->raven ? 0.4 : 0.5;
+    if (!smp->frequency_set) smp->p.alpha_frequency = c->raven ? 0.4 : 0.5;
+    smp->p.whitespace_exempt = 0;
+    if (cli_sampler_new(smp, c->n_vocab, &c->smp, &c->err) != RWKV_OK) return c->err.code;
+    if (rwkv_state_new(c->m, &c->st, &c->err) != RWKV_OK) return c->err.code;
+    if (rwkv_token_stream_new(c->tok, RWKV_STREAM_REPLACE, &c->stream, &c->err) != RWKV_OK) return c->err.code;
+    if (!(c->logits = malloc((size_t)c->n_vocab * sizeof *c->logits))) return chat_oom(c);
+    return RWKV_OK;
+}
+
+int cmd_chat(int argc, char **argv) {
+    const char *model_path = NULL, *tok_path = "bytes", *system = NULL, *user = NULL, *bot = NULL;
+    const char *state_in = NULL, *state_out = NULL;
+    long max_tokens = 1000, chunk = 256;
+    int threads = 0;
+    cli_sampling smp;
+    cli_sampling_init(&smp);
+    cli_opt opts[] = {
+        CLI_OPT_MODEL(&model_path, "checkpoint (an RWKV model)"),
+        CLI_OPT_TOKENIZER(&tok_path),
+        {"--system", 0, CLI_TEXT, &system, 0, 0, "TEXT", "system prompt (World: \"System: TEXT\"; Raven: a persona\n"
+         "paragraph, a short default one when not given; '' for none)", "", NULL, NULL, NULL},
+        {"--user", 0, CLI_STR, &user, 0, 0, "NAME", "the user's name", "Raven: Bob; else User", NULL, NULL, NULL},
+        {"--bot", 0, CLI_STR, &bot, 0, 0, "NAME", "the bot's name", "Raven: Alice; else Assistant", NULL, NULL, NULL},
+        CLI_OPT_MAX_TOKENS(&max_tokens, "longest reply, in tokens"),
+        CLI_OPT_STATE_IN(&state_in, "start from a saved conversation state"),
+        CLI_OPT_STATE_OUT(&state_out, "save the conversation state at the end"),
+        CLI_OPT_CHUNK(&chunk, "tokens per sequence-mode call when feeding text"),
+        CLI_OPT_THREADS(&threads),
+        CLI_SAMPLING_OPTS(&smp),
+    };
+    cli_spec spec = {"chat", "rwkv chat -m MODEL [--tokenizer FILE] [options]", about, opts, CLI_N(opts), footer,
+                     NULL, 0, 0};
+    int rc;
+    if (!cli_parse(&spec, argc, argv, &rc)) goto out;
+    rc = 2;
+    if (!model_path) {
+        cli_usage_error("chat", "a model is required (-m MODEL)");
+        goto out;
+    }
+    if ((user && strpbrk(user, "\n\r")) || (bot && strpbrk(bot, "\n\r"))) {
+        cli_usage_error("chat", "--user and --bot must be non-empty single-line names");
+        goto out;
+    }
+    chat c = {.chunk = (size_t)chunk, .max_tokens = max_tokens};
+    char *persona = NULL;
+    rc = 1;
+    if (rwkv_tokenizer_load(tok_path, &c.tok, &c.err) != RWKV_OK) goto fail;
+    if (rwkv_model_load(model_path, &c.m, &c.err) != RWKV_OK) goto fail;
+    rwkv_model_set_threads(c.m, threads);
+    rwkv_model_info info;
+    rwkv_model_get_info(c.m, &info);
+    if (info.arch != RWKV_ARCH_RWKV) {
+        fprintf(stderr, "rwkv: %s is a GPT baseline checkpoint: chat needs an RWKV model (its state is copied and "
+                        "saved across turns); use 'rwkv generate'\n", model_path);
+        goto done;
+    }
+    c.n_vocab = info.n_vocab;
+    int tv = rwkv_tokenizer_vocab_size(c.tok);
+    c.n_sample = tv > 0 && tv < c.n_vocab ? tv : c.n_vocab;
+    if (chat_setup(&c, &smp, system, user, bot, &persona) != RWKV_OK) goto fail;
+    if (state_in ? rwkv_state_load(c.st, state_in, &c.err) != RWKV_OK : start(&c) != RWKV_OK) goto fail;
+    int had_error = converse(&c, smp.seed);
+    if (had_error == 2) goto done;
     if (state_out && rwkv_state_save(c.st, state_out, &c.err) != RWKV_OK) goto fail;
     rc = had_error ? 1 : 0;
-    goto done;
-oom:
-    fprintf(stderr, "rwkv: out of memory\n");
     goto done;
 fail:
     fflush(stdout);
     cli_report(&c.err);
 done:
-    free(line);
     free(persona);
     free(c.logits);
     rwkv_token_stream_free(c.stream);
@@ -420,9 +396,7 @@ done:
     rwkv_sampler_free(c.smp);
     rwkv_model_free(c.m);
     rwkv_tokenizer_free(c.tok);
-    cli_sampling_free(&smp);
+out:
+    cli_opts_free(&spec);
     return rc;
-usage:
-    cli_sampling_free(&smp);
-    return 2;
 }

@@ -1,29 +1,18 @@
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
-#include "rwkv_gpt.h"
 
-static void help(void) {
-    printf("usage: rwkv info MODEL\n\n"
-           "Prints the checkpoint's format (detected from its bytes), RWKV version, vocabulary size V,\n"
-           "width C, layers L, FFN width F, attention width A, for RWKV-5/6/7 the heads (count x size),\n"
-           "the low-rank (LoRA) sizes and the ln_x GroupNorm epsilon, parameter count, weight dtype and file size.\n\n"
-           "For a GPT baseline checkpoint (rwkv train --arch gpt; recognised from the file): the vocabulary,\n"
-           "width, layers, heads, MLP width, context (positions of the learned position table), the\n"
-           "parameter count (of which the position table) and the KV cache per position.\n");
-}
+static const char about[] =
+    "Prints the checkpoint's format (detected from its bytes), RWKV version, vocabulary size V,\n"
+    "width C, layers L, FFN width F, attention width A, for RWKV-5/6/7 the heads (count x size),\n"
+    "the low-rank (LoRA) sizes and the ln_x GroupNorm epsilon, parameter count, weight dtype and file size.\n\n"
+    "For a GPT baseline checkpoint (rwkv train --arch gpt; recognised from the file): the vocabulary,\n"
+    "width, layers, heads, MLP width, context (positions of the learned position table), the\n"
+    "parameter count (of which the position table) and the KV cache per position.\n";
 
-static int gpt_info(const char *path) {
-    rwkv_error err;
-    rwkv_gpt *g;
-    if (rwkv_gpt_load(path, &g, &err) != RWKV_OK) return cli_report(&err);
-    rwkv_gpt_info i;
-    rwkv_gpt_get_info(g, &i);
-    rwkv_gpt_free(g);
-    struct stat st;
-    long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+static void gpt_info(const char *path, const rwkv_model_info *mi) {
+    const rwkv_model_info i = *mi;
     size_t kv = 2 * (size_t)i.n_layer * (size_t)i.n_embd * sizeof(float);
     printf("file:        %s\n", path);
     printf("arch:        GPT baseline (GPT-2-style transformer)\n");
@@ -36,28 +25,27 @@ static int gpt_info(const char *path) {
     printf("parameters:  %lld (%.2fM), of which the position table %lld\n", (long long)i.n_params,
            (double)i.n_params / 1e6, (long long)i.n_params_pos);
     printf("dtype:       f32 (in memory)\n");
-    if (file_bytes >= 0) printf("file size:   %lld bytes\n", file_bytes);
+    printf("file size:   %lld bytes\n", (long long)i.file_bytes);
     printf("kv cache:    %zu bytes per position, %zu at the full context\n", kv, kv * (size_t)i.n_ctx);
-    return 0;
 }
 
 int cmd_info(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        help();
-        return 0;
-    }
-    if (argc != 2) return cli_usage_error("info", "expected exactly one MODEL path");
+    const char *path = NULL;
+    cli_spec spec = {"info", "rwkv info MODEL", about, NULL, 0, NULL, &path, 1, 0};
+    int rc;
+    if (!cli_parse(&spec, argc, argv, &rc)) return rc;
+    if (spec.n_args != 1) return cli_usage_error("info", "expected exactly one MODEL path");
     rwkv_error err;
     rwkv_model *m;
-    if (rwkv_model_load(argv[1], &m, &err) != RWKV_OK) {
-        /* not an RWKV model: the GPT baseline, or the load error */
-        rwkv_arch arch;
-        if (rwkv_checkpoint_arch(argv[1], &arch, NULL) == RWKV_OK && arch == RWKV_ARCH_GPT) return gpt_info(argv[1]);
-        return cli_report(&err);
-    }
+    if (rwkv_model_load(path, &m, &err) != RWKV_OK) return cli_report(&err);
     rwkv_model_info i;
     rwkv_model_get_info(m, &i);
-    printf("file:        %s\n", argv[1]);
+    if (i.arch == RWKV_ARCH_GPT) {
+        gpt_info(path, &i);
+        rwkv_model_free(m);
+        return 0;
+    }
+    printf("file:        %s\n", path);
     printf("format:      %s\n", i.format);
     printf("version:     RWKV-%s\n", i.version);
     printf("n_vocab:     %d\n", i.n_vocab);

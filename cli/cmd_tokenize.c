@@ -10,54 +10,11 @@
 #include "rwkv_tokenizer.h"
 #include "rwkv_train.h"
 
-static void help(const char *cmd) {
-    if (strcmp(cmd, "tokenize") == 0)
-        printf("usage: rwkv tokenize [--tokenizer FILE] < text\n"
-               "       rwkv tokenize [--tokenizer FILE] --out TOKENS TEXTFILE\n\n"
-               "Reads text on stdin and prints its token ids, separated by spaces, then a newline.\n"
-               "With --out, tokenizes TEXTFILE into the token file TOKENS that 'rwkv train --data' reads\n"
-               "(header \"RWKVTOK\", the tokenizer's vocabulary size, uint16 or uint32 ids; docs/training.md)\n"
-               "and prints the token count on stderr.\n");
-    else
-        printf("usage: rwkv detokenize [--tokenizer FILE] < ids\n\n"
-               "Reads token ids (decimal, separated by spaces, commas or newlines) on stdin and writes\n"
-               "the bytes they decode to on stdout, unchanged (possibly invalid UTF-8 when the ids\n"
-               "split a character). End-of-text tokens decode to nothing.\n");
-    printf("\n  --tokenizer FILE  a Hugging Face tokenizer.json with a BPE model (GPT-NeoX-20B:\n"
-           "                    20B_tokenizer.json), a RWKV World vocabulary (rwkv_vocab_v20230424.txt),\n"
-           "                    or 'bytes' for the byte-level tokenizer (ids 0..255; the default).\n"
-           "                    The kind is detected from the file's content.\n");
-}
-
-/* Parses the options shared by both commands (out and in are NULL for
- * detokenize); returns 0, or an exit status + 1. */
-static int parse_options(const char *cmd, int argc, char **argv, const char **path, const char **out,
-                         const char **in) {
-    *path = "bytes";
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--tokenizer") == 0) {
-            if (i + 1 >= argc) return 1 + cli_usage_error(cmd, "--tokenizer needs a FILE");
-            *path = argv[++i];
-        } else if (strncmp(argv[i], "--tokenizer=", 12) == 0) {
-            *path = argv[i] + 12;
-        } else if (out && strcmp(argv[i], "--out") == 0) {
-            if (i + 1 >= argc || !*argv[i + 1]) return 1 + cli_usage_error(cmd, "--out needs a FILE");
-            *out = argv[++i];
-        } else if (out && strncmp(argv[i], "--out=", 6) == 0) {
-            if (!argv[i][6]) return 1 + cli_usage_error(cmd, "--out needs a FILE");
-            *out = argv[i] + 6;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return 1 + cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-        } else if (in && !*in) {
-            *in = argv[i];
-        } else {
-            return 1 + cli_usage_error(cmd, "unexpected argument '%s' (the input comes on stdin)", argv[i]);
-        }
-    }
-    if (in && *in && !*out) return 1 + cli_usage_error(cmd, "a TEXTFILE argument needs --out TOKENS");
-    if (out && *out && !*in) return 1 + cli_usage_error(cmd, "--out needs the TEXTFILE to tokenize");
-    return 0;
-}
+static const char tokenizer_help[] =
+    "a Hugging Face tokenizer.json with a BPE model (GPT-NeoX-20B:\n"
+    "20B_tokenizer.json), a RWKV World vocabulary (rwkv_vocab_v20230424.txt),\n"
+    "or 'bytes' for the byte-level tokenizer (ids 0..255). The kind is detected\n"
+    "from the file's content";
 
 static char *read_stdin(size_t *len) {
     size_t cap = 1 << 16, n = 0;
@@ -86,13 +43,23 @@ static char *read_stdin(size_t *len) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        help("tokenize");
-        return 0;
-    }
-    const char *path, *out = NULL, *in = NULL;
-    int rc = parse_options("tokenize", argc, argv, &path, &out, &in);
-    if (rc) return rc - 1;
+    const char *path = "bytes", *out = NULL, *in = NULL;
+    cli_opt opts[] = {
+        {"--tokenizer", 0, CLI_STR, &path, 0, 0, "FILE", tokenizer_help, NULL, NULL, NULL, NULL},
+        CLI_OPT_OUT(&out, "TOKENS", "write the token file TOKENS for rwkv train (needs TEXTFILE)"),
+    };
+    cli_spec spec = {"tokenize",
+                     "rwkv tokenize [--tokenizer FILE] < text\n"
+                     "       rwkv tokenize [--tokenizer FILE] --out TOKENS TEXTFILE",
+                     "Reads text on stdin and prints its token ids, separated by spaces, then a newline.\n"
+                     "With --out, tokenizes TEXTFILE into the token file TOKENS that 'rwkv train --data' reads\n"
+                     "(header \"RWKVTOK\", the tokenizer's vocabulary size, uint16 or uint32 ids; docs/training.md)\n"
+                     "and prints the token count on stderr.\n",
+                     opts, CLI_N(opts), NULL, &in, 1, 0};
+    int rc;
+    if (!cli_parse(&spec, argc, argv, &rc)) return rc;
+    if (in && !out) return cli_usage_error("tokenize", "a TEXTFILE argument needs --out TOKENS");
+    if (out && !in) return cli_usage_error("tokenize", "--out needs the TEXTFILE to tokenize");
     rwkv_error err;
     if (out) {
         uint64_t n_tokens = 0;
@@ -127,13 +94,17 @@ int cmd_tokenize(int argc, char **argv) {
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    if (cli_wants_help(argc, argv)) {
-        help("detokenize");
-        return 0;
-    }
-    const char *path;
-    int rc = parse_options("detokenize", argc, argv, &path, NULL, NULL);
-    if (rc) return rc - 1;
+    const char *path = "bytes";
+    cli_opt opts[] = {
+        {"--tokenizer", 0, CLI_STR, &path, 0, 0, "FILE", tokenizer_help, NULL, NULL, NULL, NULL},
+    };
+    cli_spec spec = {"detokenize", "rwkv detokenize [--tokenizer FILE] < ids",
+                     "Reads token ids (decimal, separated by spaces, commas or newlines) on stdin and writes\n"
+                     "the bytes they decode to on stdout, unchanged (possibly invalid UTF-8 when the ids\n"
+                     "split a character). End-of-text tokens decode to nothing.\n",
+                     opts, CLI_N(opts), NULL, NULL, 0, 0};
+    int rc;
+    if (!cli_parse(&spec, argc, argv, &rc)) return rc;
     rwkv_error err;
     rwkv_tokenizer *tok;
     if (rwkv_tokenizer_load(path, &tok, &err)) return cli_report(&err);

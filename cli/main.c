@@ -1,7 +1,5 @@
 /* rwkv — the command-line tool: one subcommand per file, dispatched here. */
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -20,49 +18,6 @@ static const cli_command commands[] = {
     {"quantize", "write a block-quantized model (Q8_0, Q4_0, ...) as an rwkv.cpp file", cmd_quantize},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
-
-int cli_report(const rwkv_error *err) {
-    fprintf(stderr, "rwkv: %s\n", err->message[0] ? err->message : rwkv_status_name(err->code));
-    return 1;
-}
-
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "rwkv %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'rwkv %s --help')\n", cmd);
-    va_end(ap);
-    return 2;
-}
-
-int cli_wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
-    return 0;
-}
-
-int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || v < lo || v > hi) {
-        cli_usage_error(cmd, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out) {
-    char *end;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || !*s || *end || v != v) {
-        cli_usage_error(cmd, "%s expects a number, got '%s'", opt, s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: rwkv COMMAND [options]   (rwkv COMMAND --help for details)\n\ncommands:\n");

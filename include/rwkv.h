@@ -13,14 +13,15 @@
  * Companion headers, each self-contained: rwkv_tokenizer.h (byte-level,
  * GPT-NeoX BPE, World), rwkv_sample.h (ChatRWKV sampling), rwkv_train.h
  * (training and init), rwkv_eval.h (perplexity, LAMBADA), rwkv_quant.h,
- * rwkv_bench.h, rwkv_gpt.h (the transformer baseline), rwkv_recall.h (the
- * synthetic recall probe).
+ * rwkv_bench.h, rwkv_recall.h (the synthetic recall probe).
  */
 #ifndef RWKV_H
 #define RWKV_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rwkv_export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,7 +45,7 @@ typedef struct rwkv_error {
 } rwkv_error;
 
 /* A short constant name for a status ("format error", ...). */
-const char *rwkv_status_name(rwkv_status status);
+RWKV_API const char *rwkv_status_name(rwkv_status status);
 
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
@@ -53,16 +54,27 @@ const char *rwkv_status_name(rwkv_status status);
 typedef struct rwkv_model rwkv_model;
 typedef struct rwkv_state rwkv_state;
 
+/* The architectures a checkpoint may hold, told apart by its tensor names. */
+typedef enum rwkv_arch {
+    RWKV_ARCH_RWKV = 0, /* RWKV-4, 5, 6 or 7: a recurrent network */
+    RWKV_ARCH_GPT = 1   /* the GPT baseline written by `rwkv train --arch gpt`: a transformer with a KV cache */
+} rwkv_arch;
+
 typedef struct rwkv_model_info {
+    rwkv_arch arch;
     const char *format;      /* "safetensors", "pth" or "rwkv.cpp" */
-    const char *version;     /* RWKV version, e.g. "4" */
-    const char *dtype;       /* weight storage type: "f32", "f16", "bf16" or "mixed" */
+    const char *version;     /* RWKV version, e.g. "4"; "gpt" for the GPT baseline */
+    const char *device;      /* where the model runs: "cpu" */
+    const char *dtype;       /* weight storage type: "f32", "f16", "bf16" or "mixed" (the GPT: "f32") */
     int n_vocab, n_embd, n_layer, n_ffn, dim_att;
     int head_size, n_head;   /* 0 for RWKV-4 */
-    int64_t n_params;        /* elements over all tensors */
+    int n_ctx;               /* GPT: positions of its learned position table, the longest
+                                sequence; 0 for RWKV (unbounded) */
+    int64_t n_params;        /* elements over all weights */
+    int64_t n_params_pos;    /* GPT: of which the position table (n_ctx x n_embd); 0 for RWKV */
     int64_t file_bytes;
     int64_t weight_bytes;    /* bytes of the weights as held in memory */
-    size_t state_floats;     /* floats in one rwkv_state */
+    size_t state_floats;     /* floats in one RWKV rwkv_state; 0 for the GPT (a KV cache) */
     /* RWKV-5/6/7 additions (0 where a version has none): */
     int d_mix_lora;          /* v6: token-shift LoRA rank (time_maa_w1 is [C, 5*d_mix_lora]) */
     int d_decay_lora;        /* v6: time_decay_w1 columns; v7: w1 columns */
@@ -70,48 +82,66 @@ typedef struct rwkv_model_info {
     float gn_eps;            /* epsilon of the per-head GroupNorm ln_x, set by the file's origin */
 } rwkv_model_info;
 
-/* Loads a checkpoint; the format is detected from the file's bytes:
- * safetensors, PyTorch .pth (zip) or rwkv.cpp's ggmf files. Weights stay in
- * the file's dtype (mapped from the file where the layout allows). */
-rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
-void rwkv_model_free(rwkv_model *model);
-void rwkv_model_get_info(const rwkv_model *model, rwkv_model_info *info);
+/* Loads a checkpoint of any architecture the library knows (RWKV-4/5/6/7
+ * or the GPT baseline; info.arch says which). The format is detected from
+ * the file's bytes: safetensors, PyTorch .pth (zip) or rwkv.cpp's ggmf files.
+ * RWKV weights stay in the file's dtype (mapped from the file where the
+ * layout allows); the GPT's are converted to float32. */
+RWKV_API rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
 
-/* Which architecture a checkpoint holds, read from its tensor names (the file
- * is opened and its format parsed, but no model is built): an RWKV model
- * (rwkv_model_load) or the GPT baseline written by `rwkv train --arch gpt`
- * (rwkv_gpt_load, rwkv_gpt.h). A file that cannot be read is the same error
- * rwkv_model_load would give. */
-typedef enum rwkv_arch {
-    RWKV_ARCH_RWKV = 0,
-    RWKV_ARCH_GPT = 1
-} rwkv_arch;
-rwkv_status rwkv_checkpoint_arch(const char *path, rwkv_arch *arch, rwkv_error *err);
+/* Where and how a model is loaded; zero-initialise, then set what you need. */
+typedef struct rwkv_load_options {
+    const char *device; /* NULL or "cpu" (the only device of this build: any
+                           other is RWKV_ERR_UNSUPPORTED) */
+} rwkv_load_options;
+/* rwkv_model_load with options (opt may be NULL: the defaults). */
+RWKV_API rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out,
+                               rwkv_error *err);
+RWKV_API void rwkv_model_free(rwkv_model *model);
+RWKV_API void rwkv_model_get_info(const rwkv_model *model, rwkv_model_info *info);
 
-/* Worker threads used by this model's evaluation (default: all cores). */
-void rwkv_model_set_threads(rwkv_model *model, int n_threads);
+/* Worker threads used by this model's evaluation (default: all cores;
+ * <= 0: all cores). Results do not depend on it. */
+RWKV_API void rwkv_model_set_threads(rwkv_model *model, int n_threads);
 
-/* A fresh recurrent state for `model`. Layout of the float32 data, RWKV-4:
+/* A fresh state for `model`: the memory of one sequence.
+ * RWKV: the recurrent state, float32 data of a fixed size. Layout, RWKV-4:
  * per layer l, five vectors att_xx[C], att_aa[A], att_bb[A], att_pp[A],
- * ffn_xx[C] (docs/rwkv-architecture.md §1.4); fresh: att_pp = -1e38, rest 0.
+ * ffn_xx[C] (docs/model.md §1.4); fresh: att_pp = -1e38, rest 0.
  * RWKV-5/6/7: per layer att_xx[C], S[H][N][N] (S[h][value i][key j]),
- * ffn_xx[C], i.e. (N+2)*C floats when A = C; fresh: all zeros. */
-rwkv_status rwkv_state_new(const rwkv_model *model, rwkv_state **out, rwkv_error *err);
-void rwkv_state_free(rwkv_state *state);
-void rwkv_state_reset(rwkv_state *state);
-rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err);
-size_t rwkv_state_size(const rwkv_state *state);   /* in floats */
-float *rwkv_state_data(rwkv_state *state);          /* read/write view */
+ * ffn_xx[C], i.e. (N+2)*C floats when A = C; fresh: all zeros.
+ * GPT: its KV cache (the keys and values of every position fed so far),
+ * which grows with the sequence up to n_ctx positions. */
+RWKV_API rwkv_status rwkv_state_new(const rwkv_model *model, rwkv_state **out, rwkv_error *err);
+RWKV_API void rwkv_state_free(rwkv_state *state);
+/* Back to a fresh state (the GPT keeps its cache memory for reuse). */
+RWKV_API void rwkv_state_reset(rwkv_state *state);
+/* Tokens fed since rwkv_state_new or rwkv_state_reset (a state read from a
+ * file counts from 0). The GPT takes at most info.n_ctx. */
+RWKV_API size_t rwkv_state_pos(const rwkv_state *state);
+/* Bytes of the state: *used = what the tokens fed so far occupy (RWKV: the
+ * whole state; GPT: 2 x n_layer x pos x n_embd floats), *reserved = what is
+ * allocated (the GPT's cache grows by doubling). Either may be NULL. */
+RWKV_API void rwkv_state_memory(const rwkv_state *state, size_t *used, size_t *reserved);
 
-/* RNN mode: feed one token, update the state, write n_vocab logits
- * (logits may be NULL when they are not needed). */
-rwkv_status rwkv_eval(rwkv_model *model, rwkv_state *state, int token,
+/* RNN states only (the GPT's KV cache is refused with RWKV_ERR_UNSUPPORTED,
+ * or has size 0 and data NULL): */
+RWKV_API rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err);
+RWKV_API size_t rwkv_state_size(const rwkv_state *state);   /* in floats */
+RWKV_API float *rwkv_state_data(rwkv_state *state);          /* read/write view */
+
+/* Feed one token, update the state, write n_vocab logits (logits may be
+ * NULL when they are not needed). RWKV_ERR_ARG for a token outside
+ * [0, n_vocab) or, for the GPT, one past its context of n_ctx positions. */
+RWKV_API rwkv_status rwkv_eval(rwkv_model *model, rwkv_state *state, int token,
                       float *logits, rwkv_error *err);
 
-/* Sequence mode: feed n tokens at once from the given state (matrix-matrix
- * products). With all_logits, logits receives n*n_vocab floats (position-major);
- * otherwise only the last position's n_vocab logits. logits may be NULL. */
-rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
+/* Sequence mode: feed n tokens at once from the given state (RWKV: matrix-
+ * matrix products; the GPT: one position after the other through its KV
+ * cache). With all_logits, logits receives n*n_vocab floats (position-major);
+ * otherwise only the last position's n_vocab logits. logits may be NULL.
+ * The same errors as rwkv_eval, checked before any token is fed. */
+RWKV_API rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
                                const int *tokens, size_t n, float *logits,
                                int all_logits, rwkv_error *err);
 
@@ -128,7 +158,7 @@ typedef enum rwkv_dtype {
 
 /* Writes any loadable checkpoint as safetensors with the official RWKV key
  * names and raw parameter values, atomically (temp file + rename). */
-rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path,
+RWKV_API rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path,
                                         rwkv_dtype dtype, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -140,17 +170,18 @@ rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_pat
  * and last 4 KiB and 16 strided 1 KiB blocks of a large one). Independent of
  * the order in which the file lists the tensors. Cheap even for big models,
  * but computed on every call: cache it if you need it often. */
-uint64_t rwkv_model_fingerprint(const rwkv_model *model);
+RWKV_API uint64_t rwkv_model_fingerprint(const rwkv_model *model);
 
-/* Writes the state to `path` atomically (temp file + fsync + rename): a
+/* State files hold RWKV states only: a GPT's is refused (RWKV_ERR_UNSUPPORTED).
+ * Writes the state to `path` atomically (temp file + fsync + rename): a
  * header binding it to the model (RWKV version, V/C/L/F/A, state size, the
  * weight fingerprint, a checksum of the data), then the floats. */
-rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_error *err);
+RWKV_API rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_error *err);
 
 /* Reads a state written by rwkv_state_save into `state`. A file of another
  * model (version, shape or fingerprint), a truncated or corrupted file is an
  * error with a one-line message, and `state` is then left unchanged. */
-rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err);
+RWKV_API rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err);
 
 #ifdef __cplusplus
 }

@@ -52,12 +52,12 @@ typedef struct rwkv_bench_result {
 } rwkv_bench_result;
 
 /* Loads the model at `path` and benchmarks it (opts may be NULL). */
-rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
+RWKV_API rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
                            rwkv_error *err);
 
 /* The result as one JSON object (no newline) into buf; returns the length
  * snprintf would have written. */
-int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size);
+RWKV_API int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,10 @@
 /*
  * rwkv_eval.h — language-model evaluation: perplexity over a text and the
  * LAMBADA last-word task, scored the way RWKV-LM and lm-evaluation-harness
- * (task lambada_openai) score it, for RWKV models (rwkv.h) and for the GPT
- * baseline (rwkv_gpt.h) with the same arithmetic. docs/eval.md explains
- * every number.
+ * (task lambada_openai) score it, for every model rwkv_model_load reads
+ * (RWKV models and the GPT baseline) with the same arithmetic; only how the
+ * text is cut into windows depends on whether the model's context is
+ * bounded (info.n_ctx > 0, the GPT). docs/eval.md explains every number.
  *
  * Same conventions as rwkv.h: every fallible call returns an rwkv_status and
  * fills `err` (may be NULL); the library never prints and never exits.
@@ -17,7 +18,6 @@
 #include <stdint.h>
 
 #include "rwkv.h"
-#include "rwkv_gpt.h"
 #include "rwkv_tokenizer.h"
 
 #ifdef __cplusplus
@@ -69,15 +69,14 @@ typedef struct rwkv_ppl_result {
 
 /* Scores tokens[1..n-1], each given every token before it, starting from a
  * fresh state fed tokens[0] (so the first token is context only; prepend an
- * end-of-text id to have the first text token scored too). The tokens are fed
- * in sequence mode `window` at a time, the recurrent state carried across
- * windows: the whole text is one context. n must be at least 2. */
-rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
-                                 const rwkv_ppl_options *opt, rwkv_ppl_result *out,
-                                 rwkv_error *err);
-
-/* The same for the GPT baseline, whose context is bounded by its n_ctx
- * learned positions, with a sliding window. With W = window and S = stride:
+ * end-of-text id to have the first text token scored too). n must be at
+ * least 2.
+ *
+ * RWKV: the tokens are fed in sequence mode `window` at a time, the recurrent
+ * state carried across windows: the whole text is one context.
+ *
+ * The GPT baseline, whose context is bounded by its n_ctx learned positions,
+ * is scored with a sliding window. With W = window and S = stride:
  * the first window feeds tokens[0 .. W-1] and scores tokens[1 .. W]; every
  * later window scores the next S tokens, feeding the W tokens before each
  * scored block's last token (the W - S tokens before the block are context
@@ -85,13 +84,14 @@ rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
  * is still fed W tokens (more context). So every token after the first is
  * scored exactly once (n_tokens = n - 1), each from at least min(W - S + 1,
  * its position) tokens before it and at most W. Each window is one
- * rwkv_gpt_forward from position 0; the progress callback runs after each. */
-rwkv_status rwkv_eval_perplexity_gpt(rwkv_gpt *gpt, const int *tokens, size_t n,
-                                     const rwkv_ppl_options *opt, rwkv_ppl_result *out,
-                                     rwkv_error *err);
+ * whole-sequence forward from position 0; the progress callback runs after
+ * each. */
+RWKV_API rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
+                                 const rwkv_ppl_options *opt, rwkv_ppl_result *out,
+                                 rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
-/* LAMBADA (docs/eval.md; shared/data/README.md)                            */
+/* LAMBADA (docs/eval.md)                                                   */
 /* ------------------------------------------------------------------------ */
 
 /* One passage: context = text[0, split), target = text[split, len), which
@@ -110,15 +110,15 @@ typedef struct rwkv_lambada_set {
 /* The split rule of RWKV-LM (Python text.rsplit(' ', 1)): the position of the
  * LAST space character (0x20) of text[0, len). Returns 1 and sets *split, or
  * 0 when the text holds no space. */
-int rwkv_lambada_split(const char *text, size_t len, size_t *split);
+RWKV_API int rwkv_lambada_split(const char *text, size_t len, size_t *split);
 
 /* Reads a JSON Lines file of objects with a string member "text" (the
  * lambada_openai file); blank lines are skipped. At most `limit` examples
  * are read (0: all). A line that is not such an object, or a text without a
  * space, is RWKV_ERR_FORMAT naming the line. */
-rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out,
+RWKV_API rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out,
                               rwkv_error *err);
-void rwkv_lambada_free(rwkv_lambada_set *set);
+RWKV_API void rwkv_lambada_free(rwkv_lambada_set *set);
 
 /* Per-example report, after each passage. */
 typedef struct rwkv_lambada_step {
@@ -147,22 +147,18 @@ typedef struct rwkv_lambada_result {
  * the context, then the target's tokens one at a time (context and target
  * are tokenized separately, as RWKV-LM and lm-evaluation-harness do). The
  * passage's log-probability is the sum over target tokens; it is correct
- * when each target token is the argmax (first maximum) of its prediction. */
-rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok,
-                              const rwkv_lambada_set *set, rwkv_lambada_callback cb, void *user,
-                              rwkv_lambada_result *out, rwkv_error *err);
-
-/* The same for the GPT baseline, each passage one rwkv_gpt_forward of
+ * when each target token is the argmax (first maximum) of its prediction.
+ * The GPT baseline: each passage is one whole-sequence forward of
  * [0] + context + target without its last token. When that is longer than
  * n_ctx, only its last n_ctx tokens are fed (token 0 and the start of the
  * context are dropped; counted in n_truncated). A target longer than n_ctx
  * tokens is RWKV_ERR_ARG. */
-rwkv_status rwkv_eval_lambada_gpt(rwkv_gpt *gpt, const rwkv_tokenizer *tok,
-                                  const rwkv_lambada_set *set, rwkv_lambada_callback cb, void *user,
-                                  rwkv_lambada_result *out, rwkv_error *err);
+RWKV_API rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok,
+                              const rwkv_lambada_set *set, rwkv_lambada_callback cb, void *user,
+                              rwkv_lambada_result *out, rwkv_error *err);
 
 /* rwkv_lambada_read + rwkv_eval_lambada. */
-rwkv_status rwkv_eval_lambada_file(rwkv_model *model, const rwkv_tokenizer *tok,
+RWKV_API rwkv_status rwkv_eval_lambada_file(rwkv_model *model, const rwkv_tokenizer *tok,
                                    const char *path, size_t limit, rwkv_lambada_callback cb,
                                    void *user, rwkv_lambada_result *out, rwkv_error *err);
 

@@ -27,19 +27,19 @@ typedef enum rwkv_quant_type {
 
 /* "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "f16", "f32" (case-insensitive);
  * returns 0, or -1 for an unknown name. */
-int rwkv_quant_type_parse(const char *name, rwkv_quant_type *out);
-const char *rwkv_quant_type_name(rwkv_quant_type t);
+RWKV_API int rwkv_quant_type_parse(const char *name, rwkv_quant_type *out);
+RWKV_API const char *rwkv_quant_type_name(rwkv_quant_type t);
 
 /* Reads any RWKV-4 checkpoint rwkv.c loads and writes it atomically as an
  * rwkv.cpp file whose layer matrices are of `type`. emb.weight keeps its
  * float type (one row is read per token, so its size costs no time);
  * head.weight becomes Q8_0 when `type` is a block format (it is the largest
  * single matrix and the most sensitive one), else `type`. Vectors stay f32. */
-rwkv_status rwkv_quantize(const char *in_path, const char *out_path, rwkv_quant_type type, rwkv_error *err);
+RWKV_API rwkv_status rwkv_quantize(const char *in_path, const char *out_path, rwkv_quant_type type, rwkv_error *err);
 
 /* As rwkv_quantize with an explicit type for head.weight (RWKV_QUANT_DEFAULT:
  * the policy above). */
-rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_quant_type type,
+RWKV_API rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_quant_type type,
                              rwkv_quant_type head_type, rwkv_error *err);
 
 #ifdef __cplusplus

@@ -4,7 +4,7 @@
  * example stores N key-value pairs, then asks for the value of every key,
  * in another order. Attention can look the queried key up by content in its
  * context however many pairs there are; a fixed-size recurrent state has to
- * hold all N pairs at once (docs/rwkv-architecture.md §7.5, limitation 1),
+ * hold all N pairs at once (docs/model.md §7.5, limitation 1),
  * so its accuracy is expected to fall as N grows.
  *
  * The examples are token sequences over a small vocabulary of their own (not
@@ -60,24 +60,24 @@ typedef struct rwkv_recall_spec {
     int echo;      /* 1: pairs written value key value; 0: key value (1) */
 } rwkv_recall_spec;
 
-rwkv_recall_spec rwkv_recall_spec_default(void);
+RWKV_API rwkv_recall_spec rwkv_recall_spec_default(void);
 
 /* Checks a spec (an n_queries of 0 stands for n_pairs). */
-rwkv_status rwkv_recall_spec_check(const rwkv_recall_spec *spec, rwkv_error *err);
+RWKV_API rwkv_status rwkv_recall_spec_check(const rwkv_recall_spec *spec, rwkv_error *err);
 
 /* The vocabulary size, 2 + V + K, and the token ids of a spec. */
-int rwkv_recall_vocab(const rwkv_recall_spec *spec);
-int rwkv_recall_value_token(const rwkv_recall_spec *spec, int v);
-int rwkv_recall_key_token(const rwkv_recall_spec *spec, int k);
+RWKV_API int rwkv_recall_vocab(const rwkv_recall_spec *spec);
+RWKV_API int rwkv_recall_value_token(const rwkv_recall_spec *spec, int v);
+RWKV_API int rwkv_recall_key_token(const rwkv_recall_spec *spec, int k);
 
 /* Tokens of an example: (2 + echo) N + 3 n_queries + 1. */
-size_t rwkv_recall_example_len(const rwkv_recall_spec *spec);
+RWKV_API size_t rwkv_recall_example_len(const rwkv_recall_spec *spec);
 
 /* The random source: any 64-bit value seeds it. */
 typedef struct rwkv_recall_rng {
     uint64_t s;
 } rwkv_recall_rng;
-void rwkv_recall_seed(rwkv_recall_rng *rng, uint64_t seed);
+RWKV_API void rwkv_recall_seed(rwkv_recall_rng *rng, uint64_t seed);
 
 /* One example's answers: for query i, answer[i] is the index of its value
  * token and source[i] the index of the (first) value token of the pair that
@@ -91,20 +91,20 @@ typedef struct rwkv_recall_answers {
 /* Writes one example into tokens[0 .. rwkv_recall_example_len() - 1]
  * (cap: room in tokens); answers may be NULL. Returns the length written,
  * 0 on a bad argument. */
-size_t rwkv_recall_example(const rwkv_recall_spec *spec, rwkv_recall_rng *rng, int *tokens, size_t cap,
+RWKV_API size_t rwkv_recall_example(const rwkv_recall_spec *spec, rwkv_recall_rng *rng, int *tokens, size_t cap,
                            rwkv_recall_answers *answers);
 
 /* Renders tokens of a spec as text, e.g. "7 k12 7 ASK k12 7 END" (tokens
  * outside the vocabulary as "?"); NUL-terminated, truncated to cap. Returns
  * the length the full text needs (as snprintf). */
-size_t rwkv_recall_render(const rwkv_recall_spec *spec, const int *tokens, size_t n, char *buf, size_t cap);
+RWKV_API size_t rwkv_recall_render(const rwkv_recall_spec *spec, const int *tokens, size_t n, char *buf, size_t cap);
 
 /* A training token file (the format of `rwkv tokenize --out`, vocabulary
  * rwkv_recall_vocab()) of at least n_tokens: examples one after another,
  * each with its number of pairs drawn uniformly from [pairs_min, pairs_max];
  * spec gives K, V, echo and n_queries (0: every pair is queried, otherwise
  * min(n_queries, pairs)); its n_pairs is not used. Written atomically. */
-rwkv_status rwkv_recall_write_corpus(const char *path, const rwkv_recall_spec *spec, int pairs_min, int pairs_max,
+RWKV_API rwkv_status rwkv_recall_write_corpus(const char *path, const rwkv_recall_spec *spec, int pairs_min, int pairs_max,
                                      size_t n_tokens, uint64_t seed, rwkv_error *err);
 
 /* Scores one example given the model's predictions: logits [len-1][n_vocab],
@@ -112,7 +112,7 @@ rwkv_status rwkv_recall_write_corpus(const char *path, const rwkv_recall_spec *s
  * at offset o of a longer sequence, pass tokens + o, len - o and the logits
  * from row o on. A query is correct when its value is the argmax of its row.
  * Returns the number of correct queries (0..answers->n). */
-int rwkv_recall_score(const int *tokens, size_t len, const rwkv_recall_answers *answers, const float *logits,
+RWKV_API int rwkv_recall_score(const int *tokens, size_t len, const rwkv_recall_answers *answers, const float *logits,
                       int n_vocab);
 
 /* The expected number of correct queries of the best model that knows the
@@ -120,7 +120,7 @@ int rwkv_recall_score(const int *tokens, size_t len, const rwkv_recall_answers *
  * query it names a most frequent value among those not yet answered (the
  * earlier answers are given), right with probability (its count) / (values
  * left). */
-double rwkv_recall_unbound_score(const rwkv_recall_spec *spec, const int *tokens, size_t len,
+RWKV_API double rwkv_recall_unbound_score(const rwkv_recall_spec *spec, const int *tokens, size_t len,
                                  const rwkv_recall_answers *answers);
 
 #ifdef __cplusplus

@@ -1,6 +1,6 @@
 /*
  * rwkv_sample.h — token sampling with the semantics of the official ChatRWKV
- * pipeline (docs/generation.md; docs/rwkv-architecture.md §6).
+ * pipeline (docs/generation.md; docs/model.md §6).
  *
  * One step of generation:
  *     tok = rwkv_sampler_sample(s, logits, n_vocab);   bans, penalties, draw
@@ -60,47 +60,47 @@ typedef struct rwkv_sampler_params {
 } rwkv_sampler_params;
 
 /* Fills p with the ChatRWKV PIPELINE_ARGS defaults (listed above). */
-void rwkv_sampler_params_default(rwkv_sampler_params *p);
+RWKV_API void rwkv_sampler_params_default(rwkv_sampler_params *p);
 
 /* Checks the parameters (temperature >= 0, top_p in [0, 1], top_k >= 0,
  * finite alphas, decay in [0, 1], ban ids >= 0) and makes a sampler with an
  * empty occurrence table, its generator seeded with `seed`. */
-rwkv_status rwkv_sampler_new(const rwkv_sampler_params *params, uint64_t seed,
+RWKV_API rwkv_status rwkv_sampler_new(const rwkv_sampler_params *params, uint64_t seed,
                              rwkv_sampler **out, rwkv_error *err);
-void rwkv_sampler_free(rwkv_sampler *s);
+RWKV_API void rwkv_sampler_free(rwkv_sampler *s);
 
 /* Empties the occurrence table (a new, independent generation). */
-void rwkv_sampler_reset(rwkv_sampler *s);
+RWKV_API void rwkv_sampler_reset(rwkv_sampler *s);
 /* Re-seeds the generator. */
-void rwkv_sampler_seed(rwkv_sampler *s, uint64_t seed);
+RWKV_API void rwkv_sampler_seed(rwkv_sampler *s, uint64_t seed);
 
 /* Applies bans and penalties to a copy of the n_vocab logits and draws one
  * id in [0, n_vocab). logits are not modified. Returns -1 when no id can be
  * drawn: n_vocab <= 0, out of memory, a NaN or +inf logit, or every logit
  * -inf after the bans. */
-int rwkv_sampler_sample(rwkv_sampler *s, const float *logits, int n_vocab);
+RWKV_API int rwkv_sampler_sample(rwkv_sampler *s, const float *logits, int n_vocab);
 
 /* The distribution rwkv_sampler_sample draws from (probs: n_vocab floats,
  * summing to 1; one-hot at the argmax for temperature 0). Draws nothing.
  * Returns 0, or -1 as rwkv_sampler_sample does (probs then undefined). */
-int rwkv_sampler_distribution(rwkv_sampler *s, const float *logits, int n_vocab, float *probs);
+RWKV_API int rwkv_sampler_distribution(rwkv_sampler *s, const float *logits, int n_vocab, float *probs);
 
 /* Steps 1-2 only: bans and penalties applied in place to n_vocab logits. */
-void rwkv_sampler_penalize(const rwkv_sampler *s, float *logits, int n_vocab);
+RWKV_API void rwkv_sampler_penalize(const rwkv_sampler *s, float *logits, int n_vocab);
 
 /* Records that `token` was generated; `text`/`len` are its decoded bytes
  * (rwkv_detokenize of the single id; text may be NULL when len is 0).
  * Returns RWKV_ERR_ARG for a negative token, RWKV_ERR_NOMEM when the table
  * cannot grow (the table is then unchanged). */
-rwkv_status rwkv_sampler_accept(rwkv_sampler *s, int token, const char *text, size_t len,
+RWKV_API rwkv_status rwkv_sampler_accept(rwkv_sampler *s, int token, const char *text, size_t len,
                                 rwkv_error *err);
 
 /* The occurrence weight of `token` and whether it has an entry (*present may
  * be NULL). 0 for a token without an entry. */
-double rwkv_sampler_occurrence(const rwkv_sampler *s, int token, int *present);
+RWKV_API double rwkv_sampler_occurrence(const rwkv_sampler *s, int token, int *present);
 
 /* One raw draw of the generator, uniform in [0, 1) with 53 random bits. */
-double rwkv_sampler_uniform(rwkv_sampler *s);
+RWKV_API double rwkv_sampler_uniform(rwkv_sampler *s);
 
 #ifdef __cplusplus
 }

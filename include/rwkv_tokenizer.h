@@ -30,17 +30,17 @@ typedef struct rwkv_tokenizer rwkv_tokenizer;
 /* Loads a tokenizer; the kind is detected from the file's content (a JSON
  * object -> tokenizer.json, else the World vocabulary format). The path
  * "bytes" (exactly) selects the byte-level tokenizer without opening a file. */
-rwkv_status rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err);
+RWKV_API rwkv_status rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err);
 /* The byte-level tokenizer: vocabulary 256, no end-of-text token. */
-rwkv_status rwkv_tokenizer_new_bytes(rwkv_tokenizer **out, rwkv_error *err);
-void rwkv_tokenizer_free(rwkv_tokenizer *tok);
+RWKV_API rwkv_status rwkv_tokenizer_new_bytes(rwkv_tokenizer **out, rwkv_error *err);
+RWKV_API void rwkv_tokenizer_free(rwkv_tokenizer *tok);
 
-const char *rwkv_tokenizer_kind(const rwkv_tokenizer *tok); /* "bytes", "neox" or "world" */
+RWKV_API const char *rwkv_tokenizer_kind(const rwkv_tokenizer *tok); /* "bytes", "neox" or "world" */
 /* One more than the largest id the tokenizer knows (neox 50277, world 65530,
  * bytes 256). Model embedding tables may be larger (World models: 65536). */
-int rwkv_tokenizer_vocab_size(const rwkv_tokenizer *tok);
+RWKV_API int rwkv_tokenizer_vocab_size(const rwkv_tokenizer *tok);
 /* The end-of-text id: 0 for neox ("<|endoftext|>") and world; -1 for bytes. */
-int rwkv_tokenizer_eos(const rwkv_tokenizer *tok);
+RWKV_API int rwkv_tokenizer_eos(const rwkv_tokenizer *tok);
 
 /* Encodes len bytes of text. *ids is allocated (release it with rwkv_free;
  * it may be NULL when *n_ids is 0).
@@ -50,7 +50,7 @@ int rwkv_tokenizer_eos(const rwkv_tokenizer *tok);
  *    (Hugging Face `encode(text, add_special_tokens=False)`).
  *  - world: greedy longest match on the raw bytes; any bytes are accepted.
  *  - bytes: one id per byte. */
-rwkv_status rwkv_tokenize(const rwkv_tokenizer *tok, const char *text, size_t len,
+RWKV_API rwkv_status rwkv_tokenize(const rwkv_tokenizer *tok, const char *text, size_t len,
                           int **ids, size_t *n_ids, rwkv_error *err);
 
 /* Decodes ids into bytes (*text is allocated, NUL-terminated for convenience,
@@ -60,11 +60,11 @@ rwkv_status rwkv_tokenize(const rwkv_tokenizer *tok, const char *text, size_t le
  * The end-of-text/special tokens (neox ids 0 and 1, world id 0) decode to
  * nothing, as Hugging Face `decode(ids, skip_special_tokens=True)` and the
  * RWKV World tokenizer do. An id outside [0, vocab_size) is RWKV_ERR_ARG. */
-rwkv_status rwkv_detokenize(const rwkv_tokenizer *tok, const int *ids, size_t n,
+RWKV_API rwkv_status rwkv_detokenize(const rwkv_tokenizer *tok, const int *ids, size_t n,
                             char **text, size_t *len, rwkv_error *err);
 
 /* Releases memory returned by rwkv_tokenize / rwkv_detokenize. */
-void rwkv_free(void *p);
+RWKV_API void rwkv_free(void *p);
 
 /* ------------------------------------------------------------------------ */
 /* Streaming decoder (generation: one id at a time -> printable text)        */
@@ -84,19 +84,19 @@ typedef struct rwkv_token_stream rwkv_token_stream;
  * Rust's from_utf8_lossy — or, with RWKV_STREAM_RAW, emitted as its raw bytes,
  * so that the concatenated output equals rwkv_detokenize's bytes exactly.
  * In REPLACE mode every output is valid UTF-8. */
-rwkv_status rwkv_token_stream_new(const rwkv_tokenizer *tok, int flags,
+RWKV_API rwkv_status rwkv_token_stream_new(const rwkv_tokenizer *tok, int flags,
                                   rwkv_token_stream **out, rwkv_error *err);
 /* Feeds one id. *text and *len receive the newly completed bytes (possibly none);
  * the pointer stays valid until the next call on this stream. An id outside
  * [0, vocab_size) is RWKV_ERR_ARG and leaves the stream unchanged. */
-rwkv_status rwkv_token_stream_push(rwkv_token_stream *s, int id, const char **text,
+RWKV_API rwkv_status rwkv_token_stream_push(rwkv_token_stream *s, int id, const char **text,
                                    size_t *len, rwkv_error *err);
 /* Ends the stream: the held-back tail, if any, comes out as U+FFFD (REPLACE)
  * or its raw bytes (RAW); the stream is then empty and may be reused. */
-void rwkv_token_stream_flush(rwkv_token_stream *s, const char **text, size_t *len);
+RWKV_API void rwkv_token_stream_flush(rwkv_token_stream *s, const char **text, size_t *len);
 /* Bytes currently held back (0..3). */
-size_t rwkv_token_stream_pending(const rwkv_token_stream *s);
-void rwkv_token_stream_free(rwkv_token_stream *s);
+RWKV_API size_t rwkv_token_stream_pending(const rwkv_token_stream *s);
+RWKV_API void rwkv_token_stream_free(rwkv_token_stream *s);
 
 #ifdef __cplusplus
 }

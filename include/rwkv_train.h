@@ -1,7 +1,7 @@
 /*
  * rwkv_train.h — training RWKV-4 models (and the GPT baseline they are
  * compared with) from scratch or from a checkpoint on the CPU, with the
- * recipe of docs/rwkv-architecture.md §3.
+ * recipe of docs/model.md §3.
  *
  * Same conventions as rwkv.h: every fallible call returns an rwkv_status and
  * fills `err` (may be NULL); the library never prints and never exits.
@@ -38,14 +38,14 @@ extern "C" {
  * byte value, vocabulary 256). Token file: 32-byte header "RWKVTOK\0", u32
  * version 1, u32 bytes per token (2 or 4), u32 vocabulary size, u32 0, u64
  * token count; then the tokens, little-endian. Written atomically. */
-rwkv_status rwkv_tokenize_file(const char *text_path, const char *token_path, rwkv_error *err);
+RWKV_API rwkv_status rwkv_tokenize_file(const char *text_path, const char *token_path, rwkv_error *err);
 
 /* The same with any tokenizer of rwkv_tokenizer.h: `tokenizer` is a file
  * (tokenizer.json, World vocabulary) or "bytes" (NULL: "bytes"). The header's
  * vocabulary size is the tokenizer's (rwkv_tokenizer_vocab_size); tokens are
  * stored as uint16 when it is at most 65536, else uint32. *n_tokens (may be
  * NULL) receives the token count, *n_vocab (may be NULL) the vocabulary size. */
-rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *tokenizer, const char *token_path,
+RWKV_API rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *tokenizer, const char *token_path,
                                     uint64_t *n_tokens, int *n_vocab, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -64,13 +64,13 @@ typedef struct rwkv_init_options {
     int n_ctx;        /* gpt: positions (the longest context); 0: 1024 */
 } rwkv_init_options;
 
-rwkv_init_options rwkv_init_options_default(void);
+RWKV_API rwkv_init_options rwkv_init_options_default(void);
 
 /* Writes a freshly initialised model as float32 safetensors, atomically:
  * RWKV-4 with the paper's init (docs §3.1-§3.2) and the official key names,
- * or the GPT baseline with GPT-2's init (src/model/gpt.h; loadable with
- * rwkv_gpt_load of rwkv_gpt.h). */
-rwkv_status rwkv_init_checkpoint(const rwkv_init_options *opt, const char *out_path, rwkv_error *err);
+ * or the GPT baseline with GPT-2's init (src/model/gpt.h). Both load with
+ * rwkv_model_load. */
+RWKV_API rwkv_status rwkv_init_checkpoint(const rwkv_init_options *opt, const char *out_path, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Training                                                                 */
@@ -122,7 +122,7 @@ typedef struct rwkv_train_options {
     long debug_nan_step;      /* >0: poison the gradient at this step (1-based) */
 } rwkv_train_options;
 
-rwkv_train_options rwkv_train_options_default(void);
+RWKV_API rwkv_train_options rwkv_train_options_default(void);
 
 /* What may change when a run is resumed; everything else comes from DIR/config.json. */
 typedef struct rwkv_resume_options {
@@ -134,7 +134,7 @@ typedef struct rwkv_resume_options {
     long debug_nan_step;
 } rwkv_resume_options;
 
-rwkv_resume_options rwkv_resume_options_default(void);
+RWKV_API rwkv_resume_options rwkv_resume_options_default(void);
 
 typedef enum rwkv_train_event {
     RWKV_TRAIN_START = 0, /* before the first step: sizes, peak, resumed step */
@@ -177,17 +177,17 @@ typedef struct rwkv_train_progress {
 typedef int (*rwkv_train_callback)(const rwkv_train_progress *p, void *user);
 
 /* Starts a run in opt->out_dir. */
-rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb, void *user,
+RWKV_API rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb, void *user,
                            rwkv_error *err);
 
 /* Continues the run in `dir` from its newest complete checkpoint (or from
  * the start when none was written yet) with its stored settings; entries of
  * train.jsonl past that checkpoint are dropped first. */
-rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *opt, rwkv_train_callback cb,
+RWKV_API rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *opt, rwkv_train_callback cb,
                               void *user, rwkv_error *err);
 
 /* Measured float32 FMA peak of this machine in GFLOP/s on `threads` threads (<= 0: all cores). */
-double rwkv_fma_peak_gflops(int threads);
+RWKV_API double rwkv_fma_peak_gflops(int threads);
 
 #ifdef __cplusplus
 }

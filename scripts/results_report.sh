@@ -119,8 +119,8 @@ $( [ "$QUICK" = 1 ] && echo "**This is a RESULTS_QUICK=1 smoke run: few steps, c
   log. Differences that belong to the architectures: RWKV-4 keeps L2Wrap and its per-parameter
   LR scales (time_decay ×2, time_first ×3); the GPT has neither.
 * Programs: \`rwkv\` (train, tokenize), \`build/bench/context_cost\` and \`build/bench/recall_probe\`
-  (bench/*.c, built by \`make results\`; they use only the public headers, the GPT through
-  include/rwkv_gpt.h). Every command below is the one the script ran; the raw logs and tables
+  (bench/*.c, built by \`make results\`; they use only the public headers, one model handle for
+  both architectures). Every command below is the one the script ran; the raw logs and tables
   stay in \`$WORK\`.
 
 ## 1. Quality at equal parameters and equal tokens
@@ -147,7 +147,7 @@ $( [ $HAVE_TS = 1 ] && echo '![Tiny Shakespeare](results/quality_ts.png)' )
 ![King James Bible](results/quality_kjv.png)
 
 What it shows: on $( [ $HAVE_TS = 1 ] && echo "Tiny Shakespeare $(verdict ts); on " )the King James Bible $(verdict kjv).
-The paper (§7.1 of docs/rwkv-architecture.md) claims RWKV-4 is on par with transformers of
+The paper (§7.1 of docs/model.md) claims RWKV-4 is on par with transformers of
 the same size (Pythia, GPT-Neo at 169M–14B parameters, 330B tokens of the Pile, zero-shot
 benchmarks). This is a far smaller test — $(awk -v p=$P_RWKV 'BEGIN { printf "%.1fM", p / 1e6 }') parameters, $((STEPS * TOKENS_PER_STEP)) byte-level
 tokens, a few minutes of CPU, one seed — so it says how the two architectures learn early under

@@ -2,15 +2,16 @@
  * computation from rwkv_eval_sequence's logits, windows carrying the state,
  * the LAMBADA reader (JSON escapes, blank lines, the split at the last space)
  * and LAMBADA scoring against a direct computation; the same for the GPT
- * baseline against rwkv_gpt_forward's logits: one window, the sliding window
+ * baseline (through the same calls) against its whole-sequence forward
+ * (model_forward): one window, the sliding window
  * over a longer text (every token scored once), LAMBADA with left truncation. */
 #include <math.h>
 #include <stdint.h>
 #include <unistd.h>
 
+#include "model/model.h"
 #include "rwkv.h"
 #include "rwkv_eval.h"
-#include "rwkv_gpt.h"
 #include "rwkv_tokenizer.h"
 #include "rwkv_train.h"
 #include "test.h"
@@ -367,7 +368,7 @@ static void test_lambada_real_file(void) {
 
 /* A fresh GPT (GPT-2 init, a fixed seed) written to a temporary file and
  * loaded; vocabulary 64 so the byte texts above fit. NULL with *why set. */
-static rwkv_gpt *make_gpt(int n_ctx, char *why, size_t size) {
+static rwkv_model *make_gpt(int n_ctx, char *why, size_t size) {
     char path[] = "/tmp/rwkv-eval-gpt-XXXXXX";
     int fd = mkstemp(path);
     if (fd < 0) {
@@ -384,13 +385,13 @@ static rwkv_gpt *make_gpt(int n_ctx, char *why, size_t size) {
     o.n_ctx = n_ctx;
     o.seed = 11;
     rwkv_error err;
-    rwkv_gpt *g = NULL;
-    if (rwkv_init_checkpoint(&o, path, &err) != RWKV_OK || rwkv_gpt_load(path, &g, &err) != RWKV_OK) {
+    rwkv_model *g = NULL;
+    if (rwkv_init_checkpoint(&o, path, &err) != RWKV_OK || rwkv_model_load(path, &g, &err) != RWKV_OK) {
         snprintf(why, size, "%s", err.message);
         g = NULL;
     }
     unlink(path);
-    if (g) rwkv_gpt_set_threads(g, 2);
+    if (g) rwkv_model_set_threads(g, 2);
     return g;
 }
 
@@ -398,14 +399,14 @@ static rwkv_gpt *make_gpt(int n_ctx, char *why, size_t size) {
  * over tokens[0 .. n-2]. */
 static void test_gpt_perplexity_one_window(void) {
     char why[600];
-    rwkv_gpt *g = make_gpt(64, why, sizeof why);
+    rwkv_model *g = make_gpt(64, why, sizeof why);
     CHECK(g, "%s", why);
     const int V = 64;
     int tok[NTOK];
     make_tokens(tok, V);
     float *logits = malloc(sizeof(float) * NTOK * (size_t)V);
     rwkv_error err;
-    rwkv_status s = rwkv_gpt_forward(g, tok, NTOK - 1, logits, &err);
+    rwkv_status s = model_forward(g, tok, NTOK - 1, logits, &err);
     double nll = 0;
     int top1 = 0;
     for (int i = 0; s == RWKV_OK && i < NTOK - 1; i++) {
@@ -417,8 +418,8 @@ static void test_gpt_perplexity_one_window(void) {
     rwkv_ppl_result r;
     rwkv_ppl_options o = {.progress = count_progress};
     progress_calls = 0;
-    rwkv_status s2 = s == RWKV_OK ? rwkv_eval_perplexity_gpt(g, tok, NTOK, &o, &r, &err) : s;
-    rwkv_gpt_free(g);
+    rwkv_status s2 = s == RWKV_OK ? rwkv_eval_perplexity(g, tok, NTOK, &o, &r, &err) : s;
+    rwkv_model_free(g);
     CHECK(s == RWKV_OK && s2 == RWKV_OK, "%s", err.message);
     CHECK(r.n_tokens == NTOK - 1 && r.n_bytes == NTOK - 1 && r.n_windows == 1, "%lld tokens, %lld bytes, %lld windows",
           (long long)r.n_tokens, (long long)r.n_bytes, (long long)r.n_windows);
@@ -432,12 +433,12 @@ static void test_gpt_perplexity_one_window(void) {
 }
 
 /* Longer than the context: the windows of the documented rule, computed here
- * block by block from rwkv_gpt_forward; every token is scored exactly once
+ * block by block from model_forward; every token is scored exactly once
  * and, past the first window, from at least W - S + 1 tokens. */
 static void test_gpt_perplexity_sliding_window(void) {
     enum { N = 157, CTX = 16 };
     char why[600];
-    rwkv_gpt *g = make_gpt(CTX, why, sizeof why);
+    rwkv_model *g = make_gpt(CTX, why, sizeof why);
     CHECK(g, "%s", why);
     const int V = 64;
     int tok[N];
@@ -461,7 +462,7 @@ static void test_gpt_perplexity_sliding_window(void) {
             size_t end = next == 1 ? W + 1 : next + S; /* this window scores tokens [next, end) */
             if (end > N) end = N;
             size_t lo = end - 1 > W ? end - 1 - W : 0; /* and is fed tokens [lo, end - 1) */
-            s = rwkv_gpt_forward(g, tok + lo, end - 1 - lo, logits, &err);
+            s = model_forward(g, tok + lo, end - 1 - lo, logits, &err);
             for (size_t p = next; p < end && s == RWKV_OK; p++) {
                 int top;
                 nll -= logprob(logits + (p - 1 - lo) * (size_t)V, V, tok[p], &top);
@@ -476,13 +477,13 @@ static void test_gpt_perplexity_sliding_window(void) {
         rwkv_ppl_result r;
         rwkv_ppl_options o = {.window = cases[c][0], .stride = cases[c][1], .progress = count_progress};
         progress_calls = 0;
-        rwkv_status s2 = s == RWKV_OK ? rwkv_eval_perplexity_gpt(g, tok, N, &o, &r, &err) : s;
+        rwkv_status s2 = s == RWKV_OK ? rwkv_eval_perplexity(g, tok, N, &o, &r, &err) : s;
         int same = s2 == RWKV_OK && r.n_tokens == N - 1 && r.n_windows == windows && progress_calls == windows &&
                    fabs(r.nll - nll) <= 1e-12 * nll && r.n_top1 == top1 && r.window == (int64_t)W &&
                    r.stride == (int64_t)S && r.context == (int64_t)W;
         if (!same || !once || !ctx_ok) {
             free(logits);
-            rwkv_gpt_free(g);
+            rwkv_model_free(g);
         }
         CHECK(s == RWKV_OK && s2 == RWKV_OK, "%s", err.message);
         CHECK(once && ctx_ok, "window %zu stride %zu: the direct computation is wrong", W, S);
@@ -496,14 +497,14 @@ static void test_gpt_perplexity_sliding_window(void) {
     /* bad windows; a stride is for the GPT only */
     int few[1] = {1};
     rwkv_ppl_result r;
-    rwkv_status wide = rwkv_eval_perplexity_gpt(g, tok, N, &(rwkv_ppl_options){.window = CTX + 1}, &r, &err);
+    rwkv_status wide = rwkv_eval_perplexity(g, tok, N, &(rwkv_ppl_options){.window = CTX + 1}, &r, &err);
     int names_ctx = strstr(err.message, "16") != NULL;
-    rwkv_status stride = rwkv_eval_perplexity_gpt(g, tok, N, &(rwkv_ppl_options){.window = 8, .stride = 9}, &r, NULL);
-    rwkv_status one = rwkv_eval_perplexity_gpt(g, few, 1, NULL, &r, NULL);
+    rwkv_status stride = rwkv_eval_perplexity(g, tok, N, &(rwkv_ppl_options){.window = 8, .stride = 9}, &r, NULL);
+    rwkv_status one = rwkv_eval_perplexity(g, few, 1, NULL, &r, NULL);
     int bad[3] = {1, 2, 64};
-    rwkv_status oov = rwkv_eval_perplexity_gpt(g, bad, 3, NULL, &r, &err);
+    rwkv_status oov = rwkv_eval_perplexity(g, bad, 3, NULL, &r, &err);
     int names_tok = strstr(err.message, "64") != NULL;
-    rwkv_gpt_free(g);
+    rwkv_model_free(g);
     CHECK(wide == RWKV_ERR_ARG && names_ctx, "a window wider than n_ctx: %d", wide);
     CHECK(stride == RWKV_ERR_ARG, "a stride wider than the window: %d", stride);
     CHECK(one == RWKV_ERR_ARG, "a single token was accepted");
@@ -521,19 +522,19 @@ static void test_gpt_perplexity_sliding_window(void) {
 static void test_gpt_lambada_scoring(void) {
     enum { CTX = 12 };
     char why[600];
-    rwkv_gpt *g = make_gpt(CTX, why, sizeof why);
+    rwkv_model *g = make_gpt(CTX, why, sizeof why);
     CHECK(g, "%s", why);
     const int V = 64;
     rwkv_tokenizer *tok;
     rwkv_error err;
-    if (rwkv_tokenizer_load("bytes", &tok, &err) != RWKV_OK) rwkv_gpt_free(g);
+    if (rwkv_tokenizer_load("bytes", &tok, &err) != RWKV_OK) rwkv_model_free(g);
     CHECK(tok, "%s", err.message);
     /* fed lengths 11, 19, 10, 3, 13: the second and the last are truncated */
     const size_t N = N_BYTE_TEXTS;
     rwkv_lambada_set set = byte_set();
     rwkv_lambada_result r;
     lambada_steps = 0;
-    rwkv_status s = rwkv_eval_lambada_gpt(g, tok, &set, count_steps, NULL, &r, &err);
+    rwkv_status s = rwkv_eval_lambada(g, tok, &set, count_steps, NULL, &r, &err);
     double sum = 0;
     int correct = 0, ntgt = 0, truncated = 0;
     float *lg = malloc(sizeof(float) * CTX * (size_t)V);
@@ -542,7 +543,7 @@ static void test_gpt_lambada_scoring(void) {
         size_t len = byte_ids(byte_texts[i], ids), split = set.items[i].split;
         size_t lo = len > CTX ? len - CTX : 0; /* feed ids[lo .. len-1] */
         truncated += lo > 0;
-        s = rwkv_gpt_forward(g, ids + lo, len - lo, lg, &err);
+        s = model_forward(g, ids + lo, len - lo, lg, &err);
         int all = 1;
         for (size_t j = split; j < len && s == RWKV_OK; j++) { /* ids[j+1] is predicted at row j - lo */
             int top;
@@ -557,9 +558,9 @@ static void test_gpt_lambada_scoring(void) {
     rwkv_lambada_example longer = {(char *)"12 3456789:;<=>?", 16, 2};
     rwkv_lambada_set one = {&longer, 1};
     rwkv_lambada_result r2;
-    rwkv_status too_long = rwkv_eval_lambada_gpt(g, tok, &one, NULL, NULL, &r2, &err);
+    rwkv_status too_long = rwkv_eval_lambada(g, tok, &one, NULL, NULL, &r2, &err);
     rwkv_tokenizer_free(tok);
-    rwkv_gpt_free(g);
+    rwkv_model_free(g);
     free(set.items);
     CHECK(s == RWKV_OK, "%s", err.message);
     CHECK(r.n_examples == (int64_t)N && lambada_steps == (int)N, "%lld examples, %d callbacks",

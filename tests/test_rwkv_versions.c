@@ -17,7 +17,7 @@
 
 #include "formats/formats.h"
 #include "kernels/kernels.h"
-#include "model/model.h"
+#include "model/load.h"
 #include "rwkv.h"
 #include "test.h"
 

@@ -1,4 +1,4 @@
-/* Pickle VM for PyTorch state dicts (docs/rwkv-architecture.md §4.1).
+/* Pickle VM for PyTorch state dicts (docs/model.md §4.1).
  *
  * Objects live in one array and are referred to by index; the stack, the
  * memo and containers hold indices, so BINGET shares an object instead of

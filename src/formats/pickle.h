@@ -1,5 +1,5 @@
 /* A small, safe pickle interpreter for the `data.pkl` record of PyTorch .pth
- * files (docs/rwkv-architecture.md §4.1 "Pickle layer").
+ * files (docs/model.md §4.1 "Pickle layer").
  *
  * It runs only the opcodes state_dict files use, resolves GLOBAL against a
  * fixed allow-list (never imports or calls anything), and has hard caps on

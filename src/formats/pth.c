@@ -1,4 +1,4 @@
-/* PyTorch .pth checkpoints (torch.save, zip serialization; docs/rwkv-architecture.md
+/* PyTorch .pth checkpoints (torch.save, zip serialization; docs/model.md
  * §4.1): a stored zip whose `<root>/data.pkl` pickles the state dict and
  * whose `<root>/data/<key>` records hold the raw little-endian storages.
  * Contiguous tensors are viewed in place in the mapping; strided views

@@ -1,11 +1,11 @@
 /* rwkv.cpp model files ("ggmf" container, file versions 100/101; described in
- * shared/reference/rwkv-cpp/README.md): a 24-byte header, then tensor
+ * docs/formats.md "rwkv.cpp"): a 24-byte header, then tensor
  * records until the end of the file, each with its dims in ggml order
  * (fastest axis first, the reverse of PyTorch) and unpadded data.
  *
- * The converter that wrote these files changed some values (README,
- * "Transformations baked in by the converter"). For RWKV-4 we undo them so
- * that the rest of the engine sees the official checkpoint (docs/rwkv-architecture.md
+ * The converter that wrote these files changed some values
+ * (docs/formats.md, docs/rwkv-versions.md). For RWKV-4 we undo them so
+ * that the rest of the engine sees the official checkpoint (docs/model.md
  * §1.1): time_decay back to θ, time_mix_* back to [1, 1, C]; for RWKV-5/6/7
  * the decay/bonus encodings, the transposed low-rank matrices and v7's packed
  * token-shift mixes. */
@@ -139,8 +139,8 @@ static int has_part(const tensor_set *set, const char *part) {
     return 0;
 }
 
-/* The RWKV version from tensor names (README "How the RWKV version is
- * recognised"; later rules override earlier ones). */
+/* The RWKV version from tensor names (docs/rwkv-versions.md "Version
+ * detection"; later rules override earlier ones). */
 static const char *detect_version(const tensor_set *set) {
     if (has_part(set, ".att.r_k") || has_part(set, ".att.x_rwkvag")) return "7";
     if (has_part(set, ".att.time_maa_x")) return "6";
@@ -178,7 +178,7 @@ static rwkv_status undo_decay(const char *path, tensor_set *set, tensor *t, rwkv
 
 /* The file has no tensor count, so a file cut at a record boundary still
  * parses; rwkv.cpp's own loader requires every tensor of the version, and
- * so do we (README "Tensors per version"). */
+ * so do we (docs/rwkv-versions.md). */
 static rwkv_status check_complete_v4(const char *path, const tensor_set *set, const rc_header *h,
                                      rwkv_error *err) {
     static const char *const global[] = {"emb.weight", "blocks.0.ln0.weight", "blocks.0.ln0.bias",
@@ -226,8 +226,8 @@ static rwkv_status to_official_v4(const char *path, tensor_set *set, const rc_he
     return RWKV_OK;
 }
 
-/* ---- RWKV-5/6/7: undo the converter's transforms (README "Transformations
- * baked in by the converter") so the models see official tensors. */
+/* ---- RWKV-5/6/7: undo the converter's transforms (docs/rwkv-versions.md
+ * "What an rwkv.cpp reader must hand over") so the models see official tensors. */
 
 /* t's values as float32 in a buffer the set owns (block types dequantised). */
 static float *values_f32(const char *path, tensor_set *set, const tensor *t, rwkv_error *err) {

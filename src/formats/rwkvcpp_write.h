@@ -1,5 +1,5 @@
 /* Writer of rwkv.cpp model files (ggmf container, file version 101; layout
- * in ../shared/reference/rwkv-cpp/README.md and docs/quantization.md). */
+ * in docs/formats.md and docs/quantization.md). */
 #ifndef RWKV_RWKVCPP_WRITE_H
 #define RWKV_RWKVCPP_WRITE_H
 

@@ -1,4 +1,4 @@
-/* Zip reader for PyTorch .pth files (docs/rwkv-architecture.md §4.1).
+/* Zip reader for PyTorch .pth files (docs/model.md §4.1).
  *
  * Layout we rely on (PKWARE APPNOTE): the end-of-central-directory record
  * (EOCD, "PK\5\6") sits at the end of the file followed only by its comment;

@@ -1,4 +1,4 @@
-/* A read-only view of a zip archive held in memory (docs/rwkv-architecture.md
+/* A read-only view of a zip archive held in memory (docs/model.md
  * §4.1 "ZIP layer"): enough of the format to read PyTorch .pth files, which
  * store every member uncompressed. Entries point into the caller's buffer;
  * nothing is copied. Error messages carry no file name: the caller prefixes

@@ -1,7 +1,7 @@
 /* The layers training is built from, as forward/backward pairs over N = B·T
  * rows: embedding, LayerNorm, linear, residual and cross-entropy, shared by
  * RWKV-4 (train/rwkv4_grad.c) and the GPT baseline, plus the token shift,
- * sigmoid gate and squared ReLU of RWKV-4 (docs/rwkv-architecture.md §1.2;
+ * sigmoid gate and squared ReLU of RWKV-4 (docs/model.md §1.2;
  * the backward equations are in docs/training-math.md). Activations are row-major [N][width], the B
  * sequences of T tokens one after another.
  *

@@ -1,11 +1,11 @@
-/* What every RWKV version shares (docs/rwkv-architecture.md §1.2, §4):
+/* What every RWKV version shares (docs/model.md §1.2, §4):
  * the embedding with ln0, the final LayerNorm and head, the squared-ReLU
  * channel mix, and the driver that runs the blocks over chunks of tokens.
  * A version file (rwkv4.c ... rwkv7.c) supplies only its block. */
 #ifndef RWKV_MODEL_COMMON_H
 #define RWKV_MODEL_COMMON_H
 
-#include "model/model.h"
+#include "model/load.h"
 
 #define LN_EPS 1e-5f       /* every LayerNorm (docs §0) */
 #define CHUNK_TOKENS 256   /* bounds scratch memory for long prompts (ChatRWKV uses 256 too) */

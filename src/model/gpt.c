@@ -147,24 +147,22 @@ rwkv_status gpt_save_model(const char *path, const gpt_shape *shape, const float
     return s;
 }
 
-rwkv_status gpt_load_model(const char *path, int n_head, gpt_shape *shape, param_layout *layout, float **params,
-                           rwkv_error *err) {
+rwkv_status gpt_params_from_tensors(const tensor_set *set, int n_head, gpt_shape *shape, param_layout *layout,
+                                    float **params, rwkv_error *err) {
     *params = NULL;
-    tensor_set set;
-    rwkv_status s = checkpoint_read(path, &set, err);
-    if (s != RWKV_OK) return s;
     gpt_shape sh;
     param_layout lay = {0};
     float *buf = NULL;
-    if (!gpt_is_checkpoint(&set))
+    rwkv_status s = RWKV_OK;
+    if (!gpt_is_checkpoint(set))
         s = rwkv_fail(err, RWKV_ERR_SHAPE, "not a GPT checkpoint (no transformer.wte.weight)");
-    if (s == RWKV_OK) s = gpt_shape_from_tensors(&set, n_head, &sh, err);
+    if (s == RWKV_OK) s = gpt_shape_from_tensors(set, n_head, &sh, err);
     if (s == RWKV_OK) s = gpt_layout_init(&sh, &lay, err);
     if (s == RWKV_OK && !(buf = malloc(lay.total * sizeof(float))))
         s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters", lay.total);
     for (int i = 0; s == RWKV_OK && i < lay.count; i++) {
         const param_info *p = &lay.params[i];
-        const tensor *t = tensor_set_find(&set, p->name);
+        const tensor *t = tensor_set_find(set, p->name);
         int ok = t && dtype_is_float(t->type) && t->ndim == p->ndim;
         for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->shape[d];
         if (!ok) {
@@ -176,11 +174,9 @@ rwkv_status gpt_load_model(const char *path, int n_head, gpt_shape *shape, param
         }
         dtype_to_f32(t->type, t->data, buf + p->offset, p->numel);
     }
-    tensor_set_free(&set);
     if (s != RWKV_OK) {
         free(buf);
         free(lay.params);
-        if (err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
         return s;
     }
     *shape = sh;
@@ -188,4 +184,16 @@ rwkv_status gpt_load_model(const char *path, int n_head, gpt_shape *shape, param
     if (layout) *layout = lay;
     else free(lay.params);
     return RWKV_OK;
+}
+
+rwkv_status gpt_load_model(const char *path, int n_head, gpt_shape *shape, param_layout *layout, float **params,
+                           rwkv_error *err) {
+    *params = NULL;
+    tensor_set set;
+    rwkv_status s = checkpoint_read(path, &set, err);
+    if (s != RWKV_OK) return s;
+    s = gpt_params_from_tensors(&set, n_head, shape, layout, params, err);
+    tensor_set_free(&set);
+    if (s != RWKV_OK && err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
+    return s;
 }

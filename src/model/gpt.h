@@ -110,6 +110,12 @@ rwkv_status gpt_shape_from_tensors(const tensor_set *set, int n_head, gpt_shape 
 rwkv_status gpt_save_model(const char *path, const gpt_shape *shape, const float *params,
                            rwkv_error *err);
 
+/* The parameters of a GPT checkpoint already read into `set` (any float
+ * dtype) as a malloc'ed flat f32 buffer; shape and layout (optional) are
+ * filled. n_head as in gpt_shape_from_tensors. */
+rwkv_status gpt_params_from_tensors(const tensor_set *set, int n_head, gpt_shape *shape, param_layout *layout,
+                                    float **params, rwkv_error *err);
+
 /* Reads a GPT checkpoint (any float dtype) into a malloc'ed flat f32 buffer;
  * shape and layout (optional, may be NULL) are filled. n_head as in
  * gpt_shape_from_tensors. */

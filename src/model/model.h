@@ -1,11 +1,40 @@
 /* The model object behind the public rwkv_model handle: the checkpoint's
- * tensors plus a version-specific implementation (model/rwkv4.c, ...). */
+ * tensors, the architecture's implementation built from them, and the
+ * backend table through which every public call runs it.
+ *
+ * A backend is the set of operations a loaded model runs on one device
+ * (model_backend below). This build has one device, the CPU, with a table
+ * per architecture: the RWKV family (model/rwkv_backend.c, over the version
+ * files model/rwkv4.c ... rwkv7.c) and the GPT baseline
+ * (model/gpt_backend.c). A second device adds its own tables and is chosen
+ * in rwkv_model_load_ex (model/model.c); nothing above this layer changes. */
 #ifndef RWKV_MODEL_H
 #define RWKV_MODEL_H
 
+#include "core/tensor.h"
 #include "kernels/kernels.h"
 #include "rwkv.h"
-#include "core/tensor.h"
+
+typedef struct model_backend {
+    const char *device; /* "cpu" */
+    /* Per-sequence memory of a state: allocate it (st->model is set), bring
+     * it back to a fresh state, release it. */
+    rwkv_status (*state_init)(rwkv_state *st, rwkv_error *err);
+    void (*state_reset)(rwkv_state *st);
+    void (*state_release)(rwkv_state *st);
+    /* Bytes the state's tokens occupy / hold reserved. */
+    void (*state_memory)(const rwkv_state *st, size_t *used, size_t *reserved);
+    /* Feeds n >= 1 tokens (already checked against the vocabulary and the
+     * context) from the state, as rwkv_eval_sequence. */
+    rwkv_status (*eval)(rwkv_model *m, rwkv_state *st, const int *tokens, size_t n, float *logits, int all_logits,
+                        rwkv_error *err);
+    /* Bounded-context models only (NULL otherwise): logits [n][V] of tokens
+     * fed from position 0 without any state, 1 <= n <= n_ctx (the GPT's
+     * whole-sequence forward, for scoring windows). */
+    rwkv_status (*forward)(rwkv_model *m, const int *tokens, size_t n, float *logits, rwkv_error *err);
+    /* Releases m->impl. */
+    void (*impl_free)(void *impl);
+} model_backend;
 
 /* What a version file (model/rwkv4.c ... rwkv7.c) supplies; model/common.c
  * does the rest. The version's impl struct begins with an rwkv_common. */
@@ -27,50 +56,40 @@ struct rwkv_model {
     /* Epsilon of the per-head GroupNorm ln_x of RWKV-5/6/7, chosen at load
      * by the file's origin (model_group_norm_eps), not by the version. */
     float gn_eps;
-    const model_ops *ops;
+    const model_backend *backend;
+    const model_ops *ops; /* the RWKV version's block (NULL for the GPT) */
     void *impl;
 };
 
 struct rwkv_state {
     const rwkv_model *model;
-    size_t n;
+    size_t n;      /* floats of data: the RNN state (0 for the GPT) */
     float *data;
+    void *seq;     /* the backend's own per-sequence memory (the GPT's KV cache) */
+    size_t pos;    /* tokens fed since new/reset */
 };
 
-/* Version detection from the tensor names and shapes (docs §4.6). Returns
- * "4", "5.0", "5.1", "5.2", "6" or "7". */
-const char *model_detect_version(const tensor_set *set);
+/* The CPU backends. */
+extern const model_backend rwkv_cpu_backend;
+extern const model_backend gpt_cpu_backend;
 
-/* The GroupNorm epsilon of ln_x for a file of `format` ("safetensors", "pth",
- * "rwkv.cpp") holding an RWKV-`version` model: 64e-5 for the official
- * checkpoints (training computes GroupNorm(y/8) with eps 1e-5, which is
- * GN(y) with eps 64e-5), 1e-5 for rwkv.cpp's v5 files (rwkv.cpp computes them
- * so); rwkv.cpp's v6/v7 use 64e-5 too. See docs/rwkv-versions.md. */
-float model_group_norm_eps(const char *format, const char *version);
+/* Builds the model from m->weights for the CPU: checks every tensor's
+ * presence and shape, fills m->info (shape fields), m->backend, m->ops and
+ * m->impl. The RWKV family detects its version (model/load.c); the GPT
+ * baseline converts its weights to f32 (model/gpt_backend.c). */
+rwkv_status model_build_rwkv(rwkv_model *m, rwkv_error *err);
+rwkv_status model_build_gpt(rwkv_model *m, rwkv_error *err);
 
-/* Builds the RWKV-4 implementation from m->weights: checks every tensor's
- * presence and shape, fills m->info, m->ops and m->impl. */
+/* The version builders model_build_rwkv dispatches to: RWKV-4 (model/rwkv4.c),
+ * RWKV-5 (5.2 and the 5.0/5.1 previews, model/rwkv5.c), RWKV-6 and RWKV-7;
+ * the last three use m->gn_eps. */
 rwkv_status rwkv4_build(rwkv_model *m, rwkv_error *err);
-/* The same for RWKV-5 (5.2 and the 5.0/5.1 previews, model/rwkv5.c),
- * RWKV-6 (model/rwkv6.c) and RWKV-7 (model/rwkv7.c); they use m->gn_eps. */
 rwkv_status rwkv5_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv6_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err);
 
-/* Helpers shared by the version implementations. */
-const tensor *model_tensor(const tensor_set *set, const char *name, rwkv_error *err);
-/* A float vector of exactly n elements (any stored shape with n elements),
- * converted to an owned f32 buffer. NULL + err on mismatch. */
-float *model_vector(tensor_set *set, const char *name, int64_t n, rwkv_error *err);
-/* A 2-D matrix [rows, cols] kept in its stored dtype. */
-rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, int64_t cols,
-                         matrix *out, rwkv_error *err);
-/* 1 + the largest N of the blocks.N.* tensors (0 when there are none). */
-int model_layer_count(const tensor_set *set);
-/* `count` low-rank matrices stored [in, out] (count == 1) or [count, in, out]
- * and applied as x @ M (docs §0), converted to owned f32 nn.Linear-style
- * matrices out[c] = [out rows, in cols] for matmul/matvec. */
-rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in, int64_t out, matrix *outm,
-                       rwkv_error *err);
+/* The bounded-context forward of the backend (model_backend.forward) for
+ * the scoring code: RWKV_ERR_UNSUPPORTED for a model without one. */
+rwkv_status model_forward(rwkv_model *m, const int *tokens, size_t n, float *logits, rwkv_error *err);
 
 #endif

@@ -1,4 +1,4 @@
-/* RWKV-4, inference: the block of docs/rwkv-architecture.md §1.2 over a
+/* RWKV-4, inference: the block of docs/model.md §1.2 over a
  * chunk of T tokens, continuing from the recurrent state of §1.4. RNN mode
  * (one token) and sequence mode (many tokens, matrix-matrix products) are
  * the same code (model/common.c runs the chunks). */
@@ -116,6 +116,7 @@ rwkv_status rwkv4_build(rwkv_model *m, rwkv_error *err) {
     if (!w) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     m->impl = w;
     m->ops = &rwkv4_ops;
+    m->backend = &rwkv_cpu_backend;
     if ((s = common_load(set, &w->c, err)) != RWKV_OK) return s;
     w->c.layer_state = 2 * (size_t)w->c.C + 3 * (size_t)w->c.A;
     w->c.layers = w->layers = calloc((size_t)w->c.L, sizeof *w->layers);

@@ -1,4 +1,4 @@
-/* RWKV-5 "Eagle", inference (docs/rwkv-architecture.md §4.3): v5.2, the
+/* RWKV-5 "Eagle", inference (docs/model.md §4.3): v5.2, the
  * released World v2 models, plus the 5.0/5.1 previews (one decay per head,
  * no gate in 5.0). As for RWKV-4, RNN mode (one token) and sequence mode
  * (many tokens, matrix-matrix products) are the same code: the forward pass
@@ -180,6 +180,7 @@ rwkv_status rwkv5_build(rwkv_model *m, rwkv_error *err) {
     if (!w) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     m->impl = w;
     m->ops = &rwkv5_ops;
+    m->backend = &rwkv_cpu_backend;
     rwkv_status s = common_load(set, &w->c, err);
     if (s != RWKV_OK || (s = read_heads(set, w, version, err)) != RWKV_OK) return s;
     w->c.layer_state = 2 * (size_t)w->c.C + (size_t)w->H * (size_t)w->N * (size_t)w->N;

@@ -1,4 +1,4 @@
-/* RWKV-6 "Finch", inference (docs/rwkv-architecture.md §4.4): RWKV-5.2 with
+/* RWKV-6 "Finch", inference (docs/model.md §4.4): RWKV-5.2 with
  * a data-dependent token shift (a low-rank "LoRA" correction of each mix
  * vector) and a data-dependent, per-token decay. One code path for RNN mode
  * (one token) and sequence mode (a chunk of T tokens, matrix-matrix
@@ -237,6 +237,7 @@ rwkv_status rwkv6_build(rwkv_model *m, rwkv_error *err) {
     if (!w) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     m->impl = w;
     m->ops = &rwkv6_ops;
+    m->backend = &rwkv_cpu_backend;
     rwkv_status s = common_load(set, &w->c, err);
     if (s != RWKV_OK || (s = read_heads(set, w, err)) != RWKV_OK) return s;
     w->c.layer_state = 2 * (size_t)w->c.C + (size_t)w->H * (size_t)w->N * (size_t)w->N;

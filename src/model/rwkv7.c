@@ -1,4 +1,4 @@
-/* RWKV-7 "Goose", inference (docs/rwkv-architecture.md §4.5): the
+/* RWKV-7 "Goose", inference (docs/model.md §4.5): the
  * generalised delta-rule state update, data-dependent decay and in-context
  * learning rate, the value residual (every block's v is pulled towards block
  * 0's v) and the per-head bonus term. One code path for RNN mode (one token)
@@ -303,6 +303,7 @@ rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err) {
     if (!w) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     m->impl = w;
     m->ops = &rwkv7_ops;
+    m->backend = &rwkv_cpu_backend;
     if ((s = common_load(set, &w->c, err)) != RWKV_OK || (s = read_heads(set, w, err)) != RWKV_OK) return s;
     w->c.layer_state = 2 * (size_t)w->c.C + (size_t)w->H * (size_t)w->N * (size_t)w->N;
     w->gn_eps = m->gn_eps;

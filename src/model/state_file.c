@@ -167,8 +167,15 @@ static rwkv_status write_all(FILE *f, void *ctx, rwkv_error *err) {
     return RWKV_OK;
 }
 
+/* A state that is a KV cache (the GPT baseline) has no file form: its size
+ * grows with the sequence and it is cheap to rebuild from the tokens. */
+static rwkv_status refuse_kv_cache(const char *fn, rwkv_error *err) {
+    return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: state files hold RWKV states; this is a GPT's KV cache", fn);
+}
+
 rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_error *err) {
     if (!state || !path || !*path) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_save: state and path are required");
+    if (state->seq) return refuse_kv_cache("rwkv_state_save", err);
     size_t n = state->n;
     if (n > (SIZE_MAX - STATE_HEADER) / 4) return rwkv_fail(err, RWKV_ERR_NOMEM, "state too large");
     unsigned char *buf = malloc(STATE_HEADER + 4 * n);
@@ -207,6 +214,7 @@ static rwkv_status read_whole(const char *path, size_t max, unsigned char **out,
 
 rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err) {
     if (!state || !path || !*path) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_load: state and path are required");
+    if (state->seq) return refuse_kv_cache("rwkv_state_load", err);
     const rwkv_model *m = state->model;
     const rwkv_model_info *mi = &m->info;
     size_t n = state->n;
@@ -273,6 +281,7 @@ rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err
         }
 #undef FAIL
     memcpy(state->data, tmp, n * sizeof *tmp);
+    state->pos = 0;
     free(tmp);
     free(buf);
     return rwkv_ok(err);

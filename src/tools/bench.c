@@ -80,6 +80,11 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     rwkv_model_set_threads(m, o.threads);
     rwkv_model_info info;
     rwkv_model_get_info(m, &info);
+    if (info.arch != RWKV_ARCH_RWKV) {
+        rwkv_model_free(m);
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                         "%s: the benchmark models RWKV's weight traffic; this is a GPT baseline checkpoint", path);
+    }
     out->threads = o.threads;
     out->n_vocab = info.n_vocab;
     out->n_embd = info.n_embd;

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "core/error.h"
+#include "model/model.h"
 #include "rwkv_eval.h"
 
 /* ------------------------------------------------------------------------ */
@@ -88,17 +89,17 @@ static rwkv_status rwkv_lm_open(rwkv_lm *r, rwkv_model *model, rwkv_error *err) 
     return rwkv_state_new(model, &r->state, err);
 }
 
-/* The GPT: every call is a whole-sequence forward of at most `context`
- * tokens, the last ones before tokens[b-1]. */
-typedef struct gpt_lm {
+/* A bounded-context model (the GPT): every call is a whole-sequence
+ * forward of at most `context` tokens, the last ones before tokens[b-1]. */
+typedef struct window_lm {
     eval_lm base;
-    rwkv_gpt *gpt;
-} gpt_lm;
+    rwkv_model *model;
+} window_lm;
 
-static rwkv_status gpt_lm_predict(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh, const float **rows,
-                                  rwkv_error *err) {
+static rwkv_status window_lm_predict(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh,
+                                     const float **rows, rwkv_error *err) {
     (void)fresh;
-    gpt_lm *g = (gpt_lm *)lm;
+    window_lm *g = (window_lm *)lm;
     size_t first = b - 1 > lm->context ? b - 1 - lm->context : 0; /* feed tokens[first .. b-2] */
     if (first > a - 1)
         return rwkv_fail(err, RWKV_ERR_ARG, "%zu predictions need more than the model's %zu positions", b - a,
@@ -106,19 +107,17 @@ static rwkv_status gpt_lm_predict(eval_lm *lm, const int *tokens, size_t a, size
     float *buf;
     rwkv_status s = lm_rows(lm, b - 1 - first, &buf, err);
     if (s != RWKV_OK) return s;
-    s = rwkv_gpt_forward(g->gpt, tokens + first, b - 1 - first, buf, err);
+    s = model_forward(g->model, tokens + first, b - 1 - first, buf, err);
     *rows = buf + (a - 1 - first) * (size_t)lm->n_vocab;
     return s;
 }
 
-static void gpt_lm_open(gpt_lm *g, rwkv_gpt *gpt, size_t context) {
+static void window_lm_open(window_lm *g, rwkv_model *model, size_t context) {
     memset(g, 0, sizeof *g);
-    rwkv_gpt_info info;
-    rwkv_gpt_get_info(gpt, &info);
-    g->base.n_vocab = info.n_vocab;
-    g->base.context = context ? context : (size_t)info.n_ctx;
-    g->base.predict = gpt_lm_predict;
-    g->gpt = gpt;
+    g->base.n_vocab = model->info.n_vocab;
+    g->base.context = context ? context : (size_t)model->info.n_ctx;
+    g->base.predict = window_lm_predict;
+    g->model = model;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -208,56 +207,52 @@ static rwkv_status perplexity(eval_lm *lm, const int *tokens, size_t n, size_t f
     return rwkv_ok(err);
 }
 
-static rwkv_status ppl_begin(const char *fn, const void *model, const int *tokens, size_t n, const rwkv_ppl_options *opt,
-                             rwkv_ppl_options *o, rwkv_ppl_result *out, rwkv_error *err) {
-    if (!model || !tokens || !out)
-        return rwkv_fail(err, RWKV_ERR_ARG, "%s: model, tokens and out are required", fn);
-    memset(out, 0, sizeof *out);
-    memset(o, 0, sizeof *o);
-    if (opt) *o = *opt;
-    if (n < 2) return rwkv_fail(err, RWKV_ERR_ARG, "%s: need at least 2 tokens, got %zu", fn, n);
-    return RWKV_OK;
-}
-
-rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *opt,
-                                 rwkv_ppl_result *out, rwkv_error *err) {
-    rwkv_ppl_options o;
-    rwkv_status s = ppl_begin("rwkv_eval_perplexity", model, tokens, n, opt, &o, out, err);
-    if (s != RWKV_OK) return s;
-    if (o.stride)
+/* RWKV: windows that carry the recurrent state, the whole text one context. */
+static rwkv_status perplexity_rnn(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *o,
+                                  rwkv_ppl_result *out, rwkv_error *err) {
+    if (o->stride)
         return rwkv_fail(err, RWKV_ERR_ARG,
                          "rwkv_eval_perplexity: a stride applies to the GPT only (RWKV carries its state across "
                          "windows)");
-    size_t window = o.window ? o.window : 512;
+    size_t window = o->window ? o->window : 512;
     if (window > n - 1) window = n - 1;
     rwkv_lm r;
-    s = rwkv_lm_open(&r, model, err);
-    if (s == RWKV_OK) s = perplexity(&r.base, tokens, n, window, window, &o, out, err);
+    rwkv_status s = rwkv_lm_open(&r, model, err);
+    if (s == RWKV_OK) s = perplexity(&r.base, tokens, n, window, window, o, out, err);
     free(r.base.buf);
     rwkv_state_free(r.state);
     return s;
 }
 
-rwkv_status rwkv_eval_perplexity_gpt(rwkv_gpt *gpt, const int *tokens, size_t n, const rwkv_ppl_options *opt,
-                                     rwkv_ppl_result *out, rwkv_error *err) {
-    rwkv_ppl_options o;
-    rwkv_status s = ppl_begin("rwkv_eval_perplexity_gpt", gpt, tokens, n, opt, &o, out, err);
-    if (s != RWKV_OK) return s;
-    rwkv_gpt_info info;
-    rwkv_gpt_get_info(gpt, &info);
-    size_t window = o.window ? o.window : (size_t)info.n_ctx;
-    if (window > (size_t)info.n_ctx)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity_gpt: window %zu exceeds the model's context of %d",
-                         window, info.n_ctx);
-    size_t stride = o.stride ? o.stride : window - window / 2;
+/* A bounded context (the GPT): overlapping windows of at most n_ctx tokens. */
+static rwkv_status perplexity_windows(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *o,
+                                      rwkv_ppl_result *out, rwkv_error *err) {
+    const size_t n_ctx = (size_t)model->info.n_ctx;
+    size_t window = o->window ? o->window : n_ctx;
+    if (window > n_ctx)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: window %zu exceeds the model's context of %zu",
+                         window, n_ctx);
+    size_t stride = o->stride ? o->stride : window - window / 2;
     if (stride > window)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity_gpt: stride %zu exceeds the window of %zu", stride,
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: stride %zu exceeds the window of %zu", stride,
                          window);
-    gpt_lm g;
-    gpt_lm_open(&g, gpt, window);
-    s = perplexity(&g.base, tokens, n, window, stride, &o, out, err);
+    window_lm g;
+    window_lm_open(&g, model, window);
+    rwkv_status s = perplexity(&g.base, tokens, n, window, stride, o, out, err);
     free(g.base.buf);
     return s;
+}
+
+rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *opt,
+                                 rwkv_ppl_result *out, rwkv_error *err) {
+    if (!model || !tokens || !out)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: model, tokens and out are required");
+    memset(out, 0, sizeof *out);
+    rwkv_ppl_options o = {0};
+    if (opt) o = *opt;
+    if (n < 2) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: need at least 2 tokens, got %zu", n);
+    return model->info.n_ctx ? perplexity_windows(model, tokens, n, &o, out, err)
+                             : perplexity_rnn(model, tokens, n, &o, out, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -427,34 +422,24 @@ static rwkv_status lambada(eval_lm *lm, const rwkv_tokenizer *tok, const rwkv_la
     return rwkv_ok(err);
 }
 
-static rwkv_status lambada_begin(const char *fn, const void *model, const rwkv_tokenizer *tok,
-                                 const rwkv_lambada_set *set, rwkv_lambada_result *out, rwkv_error *err) {
-    if (!model || !tok || !set || !out)
-        return rwkv_fail(err, RWKV_ERR_ARG, "%s: model, tokenizer, set and out are required", fn);
-    memset(out, 0, sizeof *out);
-    return RWKV_OK;
-}
-
 rwkv_status rwkv_eval_lambada(rwkv_model *model, const rwkv_tokenizer *tok, const rwkv_lambada_set *set,
                               rwkv_lambada_callback cb, void *user, rwkv_lambada_result *out, rwkv_error *err) {
-    rwkv_status s = lambada_begin("rwkv_eval_lambada", model, tok, set, out, err);
-    if (s != RWKV_OK) return s;
-    rwkv_lm r;
-    s = rwkv_lm_open(&r, model, err);
-    if (s == RWKV_OK) s = lambada(&r.base, tok, set, cb, user, out, err);
-    free(r.base.buf);
-    rwkv_state_free(r.state);
-    return s;
-}
-
-rwkv_status rwkv_eval_lambada_gpt(rwkv_gpt *gpt, const rwkv_tokenizer *tok, const rwkv_lambada_set *set,
-                                  rwkv_lambada_callback cb, void *user, rwkv_lambada_result *out, rwkv_error *err) {
-    rwkv_status s = lambada_begin("rwkv_eval_lambada_gpt", gpt, tok, set, out, err);
-    if (s != RWKV_OK) return s;
-    gpt_lm g;
-    gpt_lm_open(&g, gpt, 0);
-    s = lambada(&g.base, tok, set, cb, user, out, err);
-    free(g.base.buf);
+    if (!model || !tok || !set || !out)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_lambada: model, tokenizer, set and out are required");
+    memset(out, 0, sizeof *out);
+    rwkv_status s = RWKV_OK;
+    if (model->info.n_ctx) {
+        window_lm g;
+        window_lm_open(&g, model, 0);
+        s = lambada(&g.base, tok, set, cb, user, out, err);
+        free(g.base.buf);
+    } else {
+        rwkv_lm r;
+        s = rwkv_lm_open(&r, model, err);
+        if (s == RWKV_OK) s = lambada(&r.base, tok, set, cb, user, out, err);
+        free(r.base.buf);
+        rwkv_state_free(r.state);
+    }
     return s;
 }
 

@@ -112,8 +112,9 @@ rwkv_status rwkv_quantize_ex(const char *in_path, const char *out_path, rwkv_qua
     rwkv_status s = rwkv_model_load(in_path, &m, err);
     if (s != RWKV_OK) return s;
     if (strcmp(m->info.version, "4") != 0) {
-        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: quantization is implemented for RWKV-4 only (this is RWKV-%s)",
-                      in_path, m->info.version);
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: quantization is implemented for RWKV-4 only (this is %s%s)",
+                      in_path, m->info.arch == RWKV_ARCH_GPT ? "the GPT baseline" : "RWKV-",
+                      m->info.arch == RWKV_ARCH_GPT ? "" : m->info.version);
         rwkv_model_free(m);
         return s;
     }

@@ -1,4 +1,4 @@
-/* Adam with bias correction (docs/rwkv-architecture.md §3.3), the global
+/* Adam with bias correction (docs/model.md §3.3), the global
  * gradient norm and its clipping, over flat float32 buffers. Every result is
  * independent of the thread count: updates are elementwise and the norm is
  * summed in fixed-size blocks whose partial sums are added in order. */

@@ -1,5 +1,5 @@
 /* RWKV-4 training math: parameter layout, the time-parallel forward of
- * docs/rwkv-architecture.md §1.2 with saved activations, its backward
+ * docs/model.md §1.2 with saved activations, its backward
  * (equations in docs/training-math.md) and the initialisation of §3.1-§3.2.
  * The layers themselves are in kernels/train_ops.c, the heavy kernels in
  * kernels/ (matmul, matmul_backward, wkv, wkv_backward). */

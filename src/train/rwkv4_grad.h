@@ -1,5 +1,5 @@
 /* RWKV-4 training math: the time-parallel forward with saved activations and
- * the backward of every layer (docs/rwkv-architecture.md §1.2, §2), over one
+ * the backward of every layer (docs/model.md §1.2, §2), over one
  * flat float32 parameter buffer and one flat gradient buffer.
  *
  * Parameter order and shapes are those of an official RWKV-4 state_dict

@@ -1,4 +1,4 @@
-/* The learning-rate schedule of docs/rwkv-architecture.md §3.3: constant
+/* The learning-rate schedule of docs/model.md §3.3: constant
  * lr_init for the first S0 + W steps, then exponential decay reaching
  * lr_final at the last step; an optional linear warm-up multiplies the LR by
  * 0.2 + 0.8 s/W over the first W steps. */

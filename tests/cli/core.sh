@@ -99,6 +99,20 @@ if "$RWKV" init --arch gpt --layers 2 --embd 64 --heads 4 --vocab 97 --ctx 40 --
     expect_error "chat refuses a GPT" "GPT baseline checkpoint" "$RWKV" chat -m "$tmp/gpt.safetensors"
 else fail "init --arch gpt" "failed"; fi
 
+# ---- one option parser: a shared flag has the same range in every command --
+for c in generate chat eval bench train; do
+    expect_error "$c --threads range" "--threads expects an integer in \[0, 4096\], got '5000'" \
+        "$RWKV" $c --threads 5000
+done
+if "$RWKV" eval --help | grep -q -- "-t, --threads N  *worker threads; 0 = all cores \[0, 4096\]" &&
+    "$RWKV" generate --help | grep -q -- "-t, --threads N  *worker threads; 0 = all cores \[0, 4096\]"; then
+    pass "--help lists a shared flag the same way"
+else fail "--help lists a shared flag the same way" "$("$RWKV" eval --help | grep -- --threads)"; fi
+if "$RWKV" init --layers=1 --embd=16 --vocab=20 --out="$tmp/eq.safetensors" 2>/dev/null &&
+    "$RWKV" info "$tmp/eq.safetensors" | grep -q "n_layer: *1"; then pass "--flag=value"
+else fail "--flag=value" "init --layers=1 ... --out=FILE failed"; fi
+expect_error "a flag takes no value" "--json takes no value" "$RWKV" eval --json=1
+
 vec="$SHARED/testvectors/rwkv4/tiny"
 if [ -d "$vec" ]; then
     for m in "$vec"/model.*; do

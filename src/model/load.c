@@ -1,0 +1,133 @@
+/* Loading helpers of the RWKV version files (model/load.h) and the choice
+ * of the version file for a checkpoint of the RWKV family. */
+#include "model/load.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+const tensor *model_tensor(const tensor_set *set, const char *name, rwkv_error *err) {
+    const tensor *t = tensor_set_find(set, name);
+    if (!t) rwkv_fail(err, RWKV_ERR_SHAPE, "missing tensor '%s'", name);
+    else if (!dtype_is_float(t->type) && !dtype_is_block(t->type)) {
+        rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has dtype %s, expected a float type", name, dtype_name(t->type));
+        return NULL;
+    }
+    return t;
+}
+
+float *model_vector(tensor_set *set, const char *name, int64_t n, rwkv_error *err) {
+    const tensor *t = model_tensor(set, name, err);
+    if (!t) return NULL;
+    if (tensor_numel(t) != n) {
+        char sb[96];
+        shape_format(t->ndim, t->shape, sb, sizeof sb);
+        rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has shape %s, expected %lld elements", name, sb, (long long)n);
+        return NULL;
+    }
+    float *out = tensor_set_alloc(set, (size_t)n * sizeof(float));
+    if (!out) {
+        rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    dtype_to_f32(t->type, t->data, out, (size_t)n);
+    return out;
+}
+
+rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, int64_t cols, matrix *out,
+                         rwkv_error *err) {
+    const tensor *t = model_tensor(set, name, err);
+    if (!t) return err ? err->code : RWKV_ERR_SHAPE;
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols) {
+        char sb[96];
+        shape_format(t->ndim, t->shape, sb, sizeof sb);
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has shape %s, expected [%lld, %lld]", name, sb,
+                         (long long)rows, (long long)cols);
+    }
+    if (dtype_is_block(t->type) && cols % 32)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s': quantized rows must be a multiple of 32", name);
+    out->type = t->type;
+    out->rows = (int)rows;
+    out->cols = (int)cols;
+    out->data = t->data;
+    return RWKV_OK;
+}
+
+int model_layer_count(const tensor_set *set) {
+    int L = 0;
+    for (int i = 0; i < set->count; i++) {
+        int idx;
+        if (sscanf(set->tensors[i].name, "blocks.%d.", &idx) == 1 && idx >= 0 && idx < 4096 && idx + 1 > L)
+            L = idx + 1;
+    }
+    return L;
+}
+
+rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in, int64_t out, matrix *outm,
+                       rwkv_error *err) {
+    const tensor *t = model_tensor(set, name, err);
+    if (!t) return err ? err->code : RWKV_ERR_SHAPE;
+    int shape_ok = count == 1 ? t->ndim == 2 && t->shape[0] == in && t->shape[1] == out
+                              : t->ndim == 3 && t->shape[0] == count && t->shape[1] == in && t->shape[2] == out;
+    if (!shape_ok || in < 1 || out < 1 || in > (1 << 20) || out > (1 << 20)) {
+        char sb[96];
+        shape_format(t->ndim, t->shape, sb, sizeof sb);
+        if (count == 1)
+            return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has shape %s, expected [%lld, %lld]", name, sb,
+                             (long long)in, (long long)out);
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has shape %s, expected [%d, %lld, %lld]", name, sb, count,
+                         (long long)in, (long long)out);
+    }
+    size_t per = (size_t)in * (size_t)out;
+    float *tmp = malloc(per * (size_t)count * sizeof(float));
+    float *dst = tensor_set_alloc(set, per * (size_t)count * sizeof(float));
+    if (!tmp || !dst) {
+        free(tmp);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    dtype_to_f32(t->type, t->data, tmp, per * (size_t)count);
+    for (int c = 0; c < count; c++) {
+        const float *src = tmp + (size_t)c * per;
+        float *d = dst + (size_t)c * per;
+        for (int64_t i = 0; i < in; i++)
+            for (int64_t o = 0; o < out; o++) d[o * in + i] = src[i * out + o];
+        outm[c].type = DT_F32;
+        outm[c].rows = (int)out;
+        outm[c].cols = (int)in;
+        outm[c].data = d;
+    }
+    free(tmp);
+    return RWKV_OK;
+}
+
+/* docs §4.6, on layer 0's keys; the shape of att.time_decay separates 5.2
+ * (one decay per channel: [H, N]) from 5.0/5.1 (one per head: [H]). */
+const char *model_detect_version(const tensor_set *set) {
+    if (tensor_set_find(set, "blocks.0.att.r_k") || tensor_set_find(set, "blocks.0.att.x_r") ||
+        tensor_set_find(set, "blocks.0.att.x_rwkvag"))
+        return "7";
+    if (tensor_set_find(set, "blocks.0.att.time_maa_x")) return "6";
+    if (tensor_set_find(set, "blocks.0.att.ln_x.weight")) {
+        const tensor *d = tensor_set_find(set, "blocks.0.att.time_decay");
+        if (d && d->ndim >= 2 && d->shape[1] > 1) return "5.2";
+        return tensor_set_find(set, "blocks.0.att.gate.weight") ? "5.1" : "5.0";
+    }
+    return "4";
+}
+
+float model_group_norm_eps(const char *format, const char *version) {
+    if (format && strcmp(format, "rwkv.cpp") == 0 && version && version[0] == '5') return 1e-5f;
+    return 64e-5f;
+}
+
+rwkv_status model_build_rwkv(rwkv_model *m, rwkv_error *err) {
+    const char *version = model_detect_version(&m->weights);
+    m->gn_eps = model_group_norm_eps(m->weights.format, version);
+    if (strcmp(version, "4") == 0) return rwkv4_build(m, err);
+    if (version[0] == '5') return rwkv5_build(m, err);
+    if (strcmp(version, "6") == 0) return rwkv6_build(m, err);
+    if (strcmp(version, "7") == 0) return rwkv7_build(m, err);
+    return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "RWKV-%s models are not supported yet", version);
+}
