@@ -116,7 +116,8 @@ static int bench_shape(const shape_def *s, int B, int T, int steps, rwkv4_cuda_p
             if ((st = rwkv4_cuda_sync(ctx, &err))) break;
             t0 = now_s();
         }
-        for (int n = 0; n < B * T; n++) inputs[n] = (int)urand(0, (float)s->V), targets[n] = (int)urand(0, (float)s->V);
+        for (int n = 0; n < B * T; n++) inputs[n] = (int)urand(0, (float)s->V), targets[n] = (int)urand(0,
+                (float)s->V);
         /* one training step, with nothing that waits for the device */
         if ((st = rwkv4_cuda_zero_grads(ctx, &err)) ||
             (st = rwkv4_cuda_forward_backward(ctx, inputs, targets, 1e-4f, NULL, &err)) ||
@@ -135,7 +136,8 @@ static int bench_shape(const shape_def *s, int B, int T, int steps, rwkv4_cuda_p
     const double mfu = tok_s * flops_tok / (peak * 1e12);
     rwkv4_cuda_timing tm;
     rwkv4_cuda_set_timing(ctx, 1);
-    if (rwkv4_cuda_forward_backward(ctx, inputs, targets, 1e-4f, NULL, &err) || rwkv4_cuda_timing_get(ctx, &tm, &err)) {
+    if (rwkv4_cuda_forward_backward(ctx, inputs, targets, 1e-4f, NULL, &err) || rwkv4_cuda_timing_get(ctx,
+            &tm, &err)) {
         rc = die(s->name, &err);
         goto out;
     }

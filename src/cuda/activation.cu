@@ -1,6 +1,6 @@
-/* The element-wise layers of RWKV-4 (docs/rwkv-architecture.md §1.2): the
+/* The element-wise layers of RWKV-4 (docs/model.md §1.2): the
  * squared ReLU of channel mixing and the sigmoid gates (receptance), forward
- * and backward; mirrors relu2_* and sigmoid_gate_* of train/layers.h. The
+ * and backward; mirrors relu2_* and sigmoid_gate_* of kernels/train_ops.h. The
  * channel-mix gate is fused with the residual add it feeds. Each is a
  * functor over one element run by map(), which moves 16-byte packs when the
  * buffers allow it (memory-bound: the pack width is what matters). */

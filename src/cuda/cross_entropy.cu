@@ -1,6 +1,6 @@
 /* Softmax cross-entropy with the L2Wrap logit regulariser fused in
- * (docs/rwkv-architecture.md §1.2, §3.3); mirrors cross_entropy_forward and
- * cross_entropy_backward of train/layers.h. One block per row: the row's
+ * (docs/model.md §1.2, §3.3); mirrors cross_entropy_forward and
+ * cross_entropy_backward of kernels/train_ops.h. One block per row: the row's
  * max (first index on ties, like the CPU), its log-sum-exp, the row loss,
  * and in the backward the row overwritten in place by d(mean loss)/dlogits,
  * so the logits never need a second buffer. */
@@ -87,10 +87,12 @@ void cuda_cross_entropy(cuda_dtype t, void *d_logits, int ld, const int *d_targe
     CUDA_DISPATCH(t, {
         act_t *l = (act_t *)d_logits;
         if (ld % PACK(act_t) == 0 && aligned16(l))
-            cross_entropy_kernel<act_t, PACK(act_t)><<<N, CE_THREADS, 0, stream>>>(l, ld, d_targets, N, V, l2wrap,
+            cross_entropy_kernel<act_t, PACK(act_t)><<<N, CE_THREADS, 0, stream>>>(l, ld, d_targets, N, V,
+                    l2wrap,
                                                                                   backward, d_row_loss);
         else
-            cross_entropy_kernel<act_t, 1><<<N, CE_THREADS, 0, stream>>>(l, ld, d_targets, N, V, l2wrap, backward,
+            cross_entropy_kernel<act_t, 1><<<N, CE_THREADS, 0, stream>>>(l, ld, d_targets, N, V, l2wrap,
+                    backward,
                                                                         d_row_loss);
     });
 }

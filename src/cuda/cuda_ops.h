@@ -1,5 +1,5 @@
 /* The CUDA kernels of RWKV-4 training, one launcher per operation, callable
- * from C. Each mirrors a CPU layer of train/layers.h or kernels/ (same
+ * from C. Each mirrors a CPU layer of kernels/train_ops.h or kernels/ (same
  * equations, same "adds into parameter gradients" convention) and lives in
  * its own src/cuda/<op>.cu with its forward and backward kernels.
  *
@@ -112,7 +112,7 @@ void cuda_gate_forward(cuda_dtype t, const void *d_pre, const void *d_val, void 
 void cuda_gate_backward(cuda_dtype t, const void *d_pre, const void *d_val, const void *d_dout,
                         void *d_dval, void *d_dpre, size_t n, cuda_stream stream);
 
-/* ---- wkv4.cu (docs/rwkv-architecture.md §1.3, §2) ------------------------------ */
+/* ---- wkv4.cu (docs/model.md §1.3, §2) ------------------------------ */
 
 /* y = WKV(d = -exp(θ), u, k, v) per row from the zero state, and
  * ry = σ(r) ⊙ y (the gated output fed to the output projection); all [B][T][C]. */

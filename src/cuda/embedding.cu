@@ -1,6 +1,6 @@
-/* Token embedding (docs/rwkv-architecture.md §1.2: x = E[tok]), forward and
+/* Token embedding (docs/model.md §1.2: x = E[tok]), forward and
  * backward; mirrors embedding_forward / embedding_backward of
- * train/layers.h. The backward is deterministic without atomics: the host
+ * kernels/train_ops.h. The backward is deterministic without atomics: the host
  * groups the rows by token once per batch (a counting sort of N ints), and
  * one block per distinct token adds that token's rows in increasing order. */
 #include "cuda/common.cuh"

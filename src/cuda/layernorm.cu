@@ -1,6 +1,6 @@
-/* Layer norm (docs/rwkv-architecture.md §0: biased variance, eps 1e-5 inside
+/* Layer norm (docs/model.md §0: biased variance, eps 1e-5 inside
  * the square root), forward and backward; mirrors layernorm_forward /
- * layernorm_backward of train/layers.h. One warp per row; the row's mean
+ * layernorm_backward of kernels/train_ops.h. One warp per row; the row's mean
  * and 1/std are saved by the forward so the backward does not recompute
  * them. Parameter gradients are deterministic column sums (colsum.cuh). */
 #include "cuda/colsum.cuh"

@@ -1,5 +1,5 @@
 /* RWKV-4 training on the device (cuda_backend.h): the forward of
- * docs/rwkv-architecture.md §1.2 with saved activations and its backward,
+ * docs/model.md §1.2 with saved activations and its backward,
  * layer by layer the same sequence as train/rwkv4_grad.c, on the kernels of
  * cuda_ops.h; the optimizer over the flat buffers. */
 #include <math.h>
@@ -460,16 +460,17 @@ static rwkv_status forward_block(rwkv4_cuda *c, int l, rwkv_error *err) {
     void *x_next = l + 1 < c->L ? c->acts[l + 1].x_in : c->x_out;
     cudaStream_t s = c->stream;
     /* time mixing */
-    TIMED(KIND_NORM, cuda_layernorm_forward(t, a->x_in, P + o->ln1_w, P + o->ln1_b, N, C, a->z1, a->mean1, a->rstd1, s));
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, a->x_in, P + o->ln1_w, P + o->ln1_b, N, C, a->z1, a->mean1,
+                                            a->rstd1, s));
     TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z1, P + o->att_mix, 3, B, T, C, c->mix, s));
     TRY(linear_forward(c, lin(o->att_kvr, A, C, 3), c->mix, a->kvr, A, NULL, err));
     const char *kvr = (const char *)a->kvr;
-    TIMED(KIND_WKV, cuda_wkv_forward(t, B, T, A, P + o->time_decay, P + o->time_first, kvr,
-                                     kvr + ebytes(c, (size_t)N * A), kvr + 2 * ebytes(c, (size_t)N * A), a->y,
-                                     c->sa, s));
+    const void *k = kvr, *v = kvr + ebytes(c, (size_t)N * A), *r = kvr + 2 * ebytes(c, (size_t)N * A);
+    TIMED(KIND_WKV, cuda_wkv_forward(t, B, T, A, P + o->time_decay, P + o->time_first, k, v, r, a->y, c->sa, s));
     TRY(linear_forward(c, lin(o->att_o, C, A, 1), c->sa, a->x_mid, C, a->x_in, err));
     /* channel mixing */
-    TIMED(KIND_NORM, cuda_layernorm_forward(t, a->x_mid, P + o->ln2_w, P + o->ln2_b, N, C, a->z2, a->mean2, a->rstd2, s));
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, a->x_mid, P + o->ln2_w, P + o->ln2_b, N, C, a->z2, a->mean2,
+                                            a->rstd2, s));
     TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z2, P + o->ffn_mix, 2, B, T, C, c->mix, s));
     TRY(linear_forward(c, lin(o->ffn_k, F, C, 1), c->mix, a->kf, F, NULL, err));
     TIMED(KIND_ELEM, cuda_relu2_forward(t, a->kf, a->h, (size_t)N * F, s));
@@ -488,13 +489,14 @@ static rwkv_status forward(rwkv4_cuda *c, int backward, float l2wrap, rwkv_error
     const float *P = c->params;
     const int *inputs = c->tok_dev, *targets = c->tok_dev + (N + 1);
     TIMED(KIND_ELEM, cuda_embedding_forward(t, P + c->emb, inputs, N, C, c->emb_out, c->stream));
-    TIMED(KIND_NORM, cuda_layernorm_forward(t, c->emb_out, P + c->ln0_w, P + c->ln0_b, N, C, c->acts[0].x_in, c->mean0,
-                           c->rstd0, c->stream));
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, c->emb_out, P + c->ln0_w, P + c->ln0_b, N, C, c->acts[0].x_in,
+                                            c->mean0, c->rstd0, c->stream));
     for (int l = 0; l < c->L; l++) TRY(forward_block(c, l, err));
-    TIMED(KIND_NORM, cuda_layernorm_forward(t, c->x_out, P + c->ln_out_w, P + c->ln_out_b, N, C, c->z_out, c->mean_out,
-                           c->rstd_out, c->stream));
+    TIMED(KIND_NORM, cuda_layernorm_forward(t, c->x_out, P + c->ln_out_w, P + c->ln_out_b, N, C, c->z_out,
+                                            c->mean_out, c->rstd_out, c->stream));
     TRY(linear_forward(c, lin(c->head, c->Vh, C, 1), c->z_out, c->logits, c->Vp, NULL, err));
-    TIMED(KIND_LOSS, cuda_cross_entropy(t, c->logits, c->Vp, targets, N, c->V, l2wrap, backward, c->row_loss, c->stream));
+    TIMED(KIND_LOSS, cuda_cross_entropy(t, c->logits, c->Vp, targets, N, c->V, l2wrap, backward, c->row_loss,
+                                        c->stream));
     TIMED(KIND_LOSS, cuda_mean(c->row_loss, N, c->loss, c->stream));
     return cuda_check("CUDA forward", err);
 }
@@ -521,27 +523,28 @@ static rwkv_status backward_block(rwkv4_cuda *c, int l, rwkv_error *err) {
     TRY(linear_backward_input(c, lin(o->ffn_k, F, C, 1), c->sf, F, c->dmix, err));
     TRY(linear_backward_weight(c, lin(o->ffn_r, C, C, 1), mix1, drf, C, err));
     TRY(linear_backward_input(c, lin(o->ffn_r, C, C, 1), drf, C, dmix1, err));
-    TIMED(KIND_SHIFT, cuda_token_shift_backward(t, c->dmix, a->z2, P + o->ffn_mix, 2, B, T, C, c->gz, G + o->ffn_mix,
-                              c->partial, s));
-    TIMED(KIND_NORM, cuda_layernorm_backward(t, a->x_mid, P + o->ln2_w, a->mean2, a->rstd2, c->gz, N, C, c->gx, 1,
-                            G + o->ln2_w, G + o->ln2_b, c->partial, s));
+    TIMED(KIND_SHIFT, cuda_token_shift_backward(t, c->dmix, a->z2, P + o->ffn_mix, 2, B, T, C, c->gz,
+                                                G + o->ffn_mix, c->partial, s));
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, a->x_mid, P + o->ln2_w, a->mean2, a->rstd2, c->gz, N, C, c->gx,
+                                             1, G + o->ln2_w, G + o->ln2_b, c->partial, s));
     /* time mixing; gx = dL/d x_mid */
     const char *kvr = (const char *)a->kvr;
     char *gkvr = (char *)c->gkvr;
     TIMED(KIND_ELEM, cuda_gate_forward(t, kvr + 2 * ebytes(c, NA), a->y, c->sa, NA, s));
     TRY(linear_backward_weight(c, lin(o->att_o, C, A, 1), c->sa, c->gx, C, err));
     TRY(linear_backward_input(c, lin(o->att_o, C, A, 1), c->gx, C, c->sa, err));
-    TIMED(KIND_WKV, cuda_wkv_backward(t, B, T, A, P + o->time_decay, P + o->time_first, kvr,
-                                      kvr + ebytes(c, NA), kvr + 2 * ebytes(c, NA), a->y, c->sa, gkvr,
-                                      gkvr + ebytes(c, NA), gkvr + 2 * ebytes(c, NA), G + o->time_decay,
-                                      G + o->time_first, c->wkv_s, c->wkv_q, c->rowsum, s));
+    const void *k = kvr, *v = kvr + ebytes(c, NA), *r = kvr + 2 * ebytes(c, NA);
+    void *gk = gkvr, *gv = gkvr + ebytes(c, NA), *gr = gkvr + 2 * ebytes(c, NA);
+    TIMED(KIND_WKV, cuda_wkv_backward(t, B, T, A, P + o->time_decay, P + o->time_first, k, v, r, a->y, c->sa, gk,
+                                      gv, gr, G + o->time_decay, G + o->time_first, c->wkv_s, c->wkv_q,
+                                      c->rowsum, s));
     TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z1, P + o->att_mix, 3, B, T, C, c->mix, s));
     TRY(linear_backward_weight(c, lin(o->att_kvr, A, C, 3), c->mix, c->gkvr, A, err));
     TRY(linear_backward_input(c, lin(o->att_kvr, A, C, 3), c->gkvr, A, c->dmix, err));
-    TIMED(KIND_SHIFT, cuda_token_shift_backward(t, c->dmix, a->z1, P + o->att_mix, 3, B, T, C, c->gz, G + o->att_mix,
-                              c->partial, s));
-    TIMED(KIND_NORM, cuda_layernorm_backward(t, a->x_in, P + o->ln1_w, a->mean1, a->rstd1, c->gz, N, C, c->gx, 1,
-                            G + o->ln1_w, G + o->ln1_b, c->partial, s));
+    TIMED(KIND_SHIFT, cuda_token_shift_backward(t, c->dmix, a->z1, P + o->att_mix, 3, B, T, C, c->gz,
+                                                G + o->att_mix, c->partial, s));
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, a->x_in, P + o->ln1_w, a->mean1, a->rstd1, c->gz, N, C, c->gx,
+                                             1, G + o->ln1_w, G + o->ln1_b, c->partial, s));
     return RWKV_OK;
 }
 
@@ -555,12 +558,14 @@ static rwkv_status backward(rwkv4_cuda *c, rwkv_error *err) {
     const linear head = lin(c->head, c->Vh, C, 1);
     TRY(linear_backward_weight(c, head, c->z_out, c->logits, c->Vp, err));
     TRY(linear_backward_input(c, head, c->logits, c->Vp, c->gz, err));
-    TIMED(KIND_NORM, cuda_layernorm_backward(t, c->x_out, P + c->ln_out_w, c->mean_out, c->rstd_out, c->gz, N, C, c->gx, 0,
-                            G + c->ln_out_w, G + c->ln_out_b, c->partial, c->stream));
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, c->x_out, P + c->ln_out_w, c->mean_out, c->rstd_out, c->gz, N,
+                                             C, c->gx, 0, G + c->ln_out_w, G + c->ln_out_b, c->partial,
+                                             c->stream));
     for (int l = c->L - 1; l >= 0; l--) TRY(backward_block(c, l, err));
-    TIMED(KIND_NORM, cuda_layernorm_backward(t, c->emb_out, P + c->ln0_w, c->mean0, c->rstd0, c->gx, N, C, c->gz, 0,
-                            G + c->ln0_w, G + c->ln0_b, c->partial, c->stream));
-    TIMED(KIND_ELEM, cuda_embedding_backward(t, c->gz, order, seg, seg_tok, c->n_seg, C, G + c->emb, c->stream));
+    TIMED(KIND_NORM, cuda_layernorm_backward(t, c->emb_out, P + c->ln0_w, c->mean0, c->rstd0, c->gx, N, C,
+                                             c->gz, 0, G + c->ln0_w, G + c->ln0_b, c->partial, c->stream));
+    TIMED(KIND_ELEM, cuda_embedding_backward(t, c->gz, order, seg, seg_tok, c->n_seg, C, G + c->emb,
+                                             c->stream));
     return cuda_check("CUDA backward", err);
 }
 

@@ -1,5 +1,5 @@
-/* Token shift + mix (docs/rwkv-architecture.md §1.2), forward and backward;
- * mirrors token_shift_forward / token_shift_backward of train/layers.h, but
+/* Token shift + mix (docs/model.md §1.2), forward and backward;
+ * mirrors token_shift_forward / token_shift_backward of kernels/train_ops.h, but
  * does all n_mix mixes of one layer-norm output (k, v, r of time mixing;
  * k, r of channel mixing) in one pass. Row n is position t = n mod T of its
  * sequence; z[t-1] is zero at t = 0. */
@@ -36,7 +36,8 @@ static int shift_width(int C, const void *a, const void *b) {
     return C % PACK(T) == 0 && aligned16(a) && aligned16(b) ? PACK(T) : 1;
 }
 
-static unsigned shift_blocks(size_t n) { return cuda_blocks(n, 256) < 132 * 16 ? cuda_blocks(n, 256) : 132 * 16; }
+static unsigned shift_blocks(size_t n) { return cuda_blocks(n, 256) < 132 * 16 ? cuda_blocks(n,
+        256) : 132 * 16; }
 
 void cuda_token_shift_forward(cuda_dtype t, const void *d_z, const float *d_mu, int n_mix, int B,
                               int T, int C, void *d_out, cuda_stream stream) {
@@ -48,7 +49,8 @@ void cuda_token_shift_forward(cuda_dtype t, const void *d_z, const float *d_mu, 
             token_shift_forward_kernel<act_t, PACK(act_t)><<<shift_blocks(NC / PACK(act_t)), 256, 0, stream>>>(
                 z, d_mu, n_mix, T, C, NC, out);
         else
-            token_shift_forward_kernel<act_t, 1><<<shift_blocks(NC), 256, 0, stream>>>(z, d_mu, n_mix, T, C, NC,
+            token_shift_forward_kernel<act_t, 1><<<shift_blocks(NC), 256, 0, stream>>>(z, d_mu, n_mix, T, C,
+                    NC,
                                                                                      out);
     });
 }
@@ -112,7 +114,8 @@ void cuda_token_shift_backward(cuda_dtype t, const void *d_dout, const void *d_z
             token_shift_backward_kernel<act_t, PACK(act_t)><<<shift_blocks(NC / PACK(act_t)), 256, 0, stream>>>(
                 dout, d_mu, n_mix, T, C, NC, dz);
         else
-            token_shift_backward_kernel<act_t, 1><<<shift_blocks(NC), 256, 0, stream>>>(dout, d_mu, n_mix, T, C,
+            token_shift_backward_kernel<act_t, 1><<<shift_blocks(NC), 256, 0, stream>>>(dout, d_mu, n_mix,
+                    T, C,
                                                                                       NC, dz);
         if (n_mix == 1) mix_grads<act_t, 1>(dout, z, N, T, C, d_dmu, d_partial, stream);
         else if (n_mix == 2) mix_grads<act_t, 2>(dout, z, N, T, C, d_dmu, d_partial, stream);

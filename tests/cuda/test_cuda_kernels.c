@@ -76,7 +76,8 @@ static void test_embedding(void) {
         cuda_upload(d_plan, order, 4 * N, NULL);
         cuda_upload(d_plan + N, seg, 4 * (N + 1), NULL);
         cuda_upload(d_plan + 2 * N + 1, seg_tok, 4 * N, NULL);
-        float *d_E = to_device(CUDA_F32, E, (size_t)V * C), *d_dE = to_device(CUDA_F32, dE_dev_init, (size_t)V * C);
+        float *d_E = to_device(CUDA_F32, E, (size_t)V * C), *d_dE = to_device(CUDA_F32, dE_dev_init,
+                (size_t)V * C);
         void *d_dout = to_device(t, dout, (size_t)N * C), *d_out = poisoned(t, (size_t)N * C);
         cuda_embedding_forward(t, d_E, d_tok, N, C, d_out, 0);
         cuda_embedding_backward(t, d_dout, d_plan, d_plan + N, d_plan + 2 * N + 1, n_seg, C, d_dE, 0);
@@ -95,9 +96,8 @@ static void test_layernorm(void) {
     NEED_GPU();
     const int N = 203;
     for (int kc = 0; kc < 4; kc++) { /* rows of whole 16-byte packs, and rows without */
-    const int k = kc & 1, C = kc < 2 ? 200 : 198;
-    const size_t NC = (size_t)N * C;
-    {
+        const int k = kc & 1, C = kc < 2 ? 200 : 198;
+        const size_t NC = (size_t)N * C;
         const cuda_dtype t = DTYPES[k];
         const double tol = k ? 1e-2 : 1e-5;
         float *x = inputs(t, NC, -2, 3), *dy = inputs(t, NC, -1, 1), *dx = inputs(t, NC, -1, 1);
@@ -125,7 +125,6 @@ static void test_layernorm(void) {
         cuda_free(d_x), cuda_free(d_dy), cuda_free(d_dx), cuda_free(d_w), cuda_free(d_b), cuda_free(d_dw),
             cuda_free(d_db), cuda_free(d_y), cuda_free(d_mean), cuda_free(d_rstd), cuda_free(d_part);
     }
-    }
 }
 
 /* ---- token shift ----------------------------------------------------------------- */
@@ -134,9 +133,8 @@ static void test_token_shift(void) {
     NEED_GPU();
     const int B = 3, T = 41, N = B * T, M = 3;
     for (int kc = 0; kc < 4; kc++) { /* rows of whole 16-byte packs, and rows without */
-    const int k = kc & 1, C = kc < 2 ? 72 : 70;
-    const size_t NC = (size_t)N * C, MC = (size_t)M * C;
-    {
+        const int k = kc & 1, C = kc < 2 ? 72 : 70;
+        const size_t NC = (size_t)N * C, MC = (size_t)M * C;
         const cuda_dtype t = DTYPES[k];
         const double tol = k ? 1e-2 : 1e-6;
         float *z = inputs(t, NC, -2, 2), *dout = inputs(t, M * NC, -1, 1);
@@ -161,7 +159,6 @@ static void test_token_shift(void) {
             free(gdmu);
         cuda_free(d_z), cuda_free(d_dout), cuda_free(d_mu), cuda_free(d_dmu), cuda_free(d_out),
             cuda_free(d_dz), cuda_free(d_part);
-    }
     }
 }
 
@@ -338,12 +335,14 @@ static void test_adam(void) {
     for (int i = 0; i < 3; i++)
         spans[i] = (cuda_adam_span){groups[i].offset, groups[i].count, groups[i].lr_scale, groups[i].decay};
     const adam_hparams h = {0.9f, 0.99f, 1e-8f, 0.1f};
-    float *p = random_floats(n, -1, 1), *g = random_floats(n, -0.3f, 0.3f), *m = random_floats(n, -0.1f, 0.1f),
+    float *p = random_floats(n, -1, 1), *g = random_floats(n, -0.3f, 0.3f), *m = random_floats(n, -0.1f,
+            0.1f),
           *v = random_floats(n, 0, 0.01f);
     const int nb = cuda_adam_blocks(spans, 3, NULL);
     int *table = malloc(sizeof(int) * 2 * nb);
     cuda_adam_blocks(spans, 3, table);
-    float *d_p = to_device(CUDA_F32, p, n), *d_g = to_device(CUDA_F32, g, n), *d_m = to_device(CUDA_F32, m, n),
+    float *d_p = to_device(CUDA_F32, p, n), *d_g = to_device(CUDA_F32, g, n), *d_m = to_device(CUDA_F32, m,
+            n),
           *d_v = to_device(CUDA_F32, v, n);
     void *d_spans = NULL, *d_table = NULL, *d_p16 = poisoned(CUDA_BF16, n);
     double *d_part = NULL, *d_norm = NULL;

@@ -304,7 +304,8 @@ static void check_case(const char *dir) {
     float loss = 0, *grads = malloc(lay.total * 4);
     CHECK(rwkv4_cuda_new(&lay, c.B, c.T, RWKV4_CUDA_FP32, &gpu, &err) == RWKV_OK &&
               rwkv4_cuda_upload_params(gpu, params, &err) == RWKV_OK &&
-              rwkv4_cuda_forward_backward(gpu, c.inputs, c.targets, 0.0f, &loss, &err) /* plain mean loss */ == RWKV_OK &&
+              rwkv4_cuda_forward_backward(gpu, c.inputs, c.targets, 0.0f, &loss,
+                                          &err) /* plain mean loss */ == RWKV_OK &&
               rwkv4_cuda_download_grads(gpu, grads, &err) == RWKV_OK,
           "%s: %s", dir, err.message);
     const float want = (float)c.loss;
