@@ -52,6 +52,8 @@ rwkv_status train_config_write(const char *path, const train_config *c, rwkv_err
     json_object_set_new(root, "tokenizer", str_or_null(c->tokenizer));
     json_object_set_new(root, "n_vocab", json_integer(c->n_vocab));
     json_object_set_new(root, "n_head", json_integer(c->opt.n_head));
+    json_object_set_new(root, "device", json_string(c->device ? c->device : "cpu"));
+    json_object_set_new(root, "precision", json_string(c->precision ? c->precision : "fp32"));
     const char *base = (const char *)&c->opt;
     for (int i = 0; i < n_fields; i++) {
         const void *p = base + fields[i].off;
@@ -82,6 +84,14 @@ static rwkv_status get_str(json_t *root, const char *key, char **out, int nullab
     return *out ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
 }
 
+/* A string that older config.json files lack: `absent` then. */
+static rwkv_status get_optional_str(json_t *root, const char *key, const char *absent, char **out, const char *path,
+                                    rwkv_error *err) {
+    if (json_object_get(root, key)) return get_str(root, key, out, 0, path, err);
+    *out = strdup(absent);
+    return *out ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+}
+
 rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err) {
     memset(c, 0, sizeof *c);
     c->opt = rwkv_train_options_default();
@@ -101,9 +111,11 @@ rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err
     if (s == RWKV_OK) s = get_str(root, "tokenizer", &c->tokenizer, 0, path, err);
     if (s == RWKV_OK) {
         /* optional: runs written before the GPT baseline are RWKV-4 runs */
-        if (json_object_get(root, "arch")) s = get_str(root, "arch", &c->arch, 0, path, err);
-        else if (!(c->arch = strdup("rwkv4"))) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        s = get_optional_str(root, "arch", "rwkv4", &c->arch, path, err);
     }
+    /* optional: runs written before the GPU engine trained on the CPU in fp32 */
+    if (s == RWKV_OK) s = get_optional_str(root, "device", "cpu", &c->device, path, err);
+    if (s == RWKV_OK) s = get_optional_str(root, "precision", "fp32", &c->precision, path, err);
     json_t *nh = json_object_get(root, "n_head");
     if (s == RWKV_OK && nh && (!json_is_integer(nh) || json_integer_value(nh) < 0 || json_integer_value(nh) > (1 << 20)))
         s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: \"n_head\" must be a non-negative integer", path);
@@ -153,6 +165,8 @@ rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err
     c->opt.init_path = c->init_path;
     c->opt.tokenizer = c->tokenizer;
     c->opt.arch = c->arch;
+    c->opt.device = c->device;
+    c->opt.precision = c->precision;
     return rwkv_ok(err);
 }
 
@@ -163,5 +177,8 @@ void train_config_free(train_config *c) {
     free(c->tokenizer);
     free(c->tokens_path);
     free(c->arch);
+    free(c->device);
+    free(c->precision);
     c->data_path = c->out_dir = c->init_path = c->tokenizer = c->tokens_path = c->arch = NULL;
+    c->device = c->precision = NULL;
 }
