@@ -3,7 +3,7 @@
 # Everything CUDA lives in $(BUILD)/librwkv_cuda.a; librwkv and the CLI do
 # not change. `make` and `make test` compile every .cu so a build break
 # shows without a GPU; the GPU tests print SKIP where no device exists.
-#   make test-cuda     every GPU test, then a short training benchmark
+#   make test-cuda     every GPU test (rwkv train --device cuda too), then a short benchmark
 #   make bench-cuda    the training benchmark at 169M, 430M and 1.5B
 NVCC ?= nvcc
 CUDA ?= $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
@@ -38,8 +38,9 @@ $(CUDA_BENCH): bench/cuda_train_bench.c $(CUDA_LIB) $(BUILD)/librwkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(CUDA_LIB) $(BUILD)/librwkv.a $(LDLIBS) $(CUDA_LDLIBS)
 
-test-cuda: $(CUDA_TEST_BIN) $(CUDA_BENCH)
+test-cuda: $(CUDA_TEST_BIN) $(CUDA_BENCH) rwkv
 	@fail=0; for t in $(CUDA_TEST_BIN); do $$t $(VECTORS) || fail=1; done; \
+	sh tests/cli/train_cuda.sh ./rwkv || fail=1; \
 	$(CUDA_BENCH) --quick || fail=1; exit $$fail
 
 bench-cuda: $(CUDA_BENCH)
