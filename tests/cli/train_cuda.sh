@@ -1,7 +1,7 @@
 #!/bin/sh
 # End-to-end tests of `rwkv train --device cuda` (docs/cuda.md):
 #   - a GPU run is deterministic, and killed with kill -9 and resumed it logs
-#     the losses of an uninterrupted run;
+#     the losses of an uninterrupted run; the non-finite guard works on it;
 #   - a GPU checkpoint evaluates on the CPU (rwkv eval) to the validation loss
 #     the GPU logged, and the run continues on the CPU with the losses the GPU
 #     gave;
@@ -55,7 +55,7 @@ if [ -e "$T/x" ]; then fail train_cuda_refusal_writes_nothing "$T/x was created"
 SMALL="--layers 2 --embd 64 --ctx 32 --batch 4 --val-windows 8 --seed 7 --lr 3e-3 --no-peak --quiet --device cuda"
 "$RWKV" train --data "$T/data.txt" --out "$T/probe" $SMALL --steps 1 2>"$T/probe.err"
 rc=$?
-GPU_TESTS="train_cuda_deterministic train_cuda_kill9_resume_identical train_cuda_checkpoint_eval_on_cpu \
+GPU_TESTS="train_cuda_deterministic train_cuda_kill9_resume_identical train_cuda_nan_guard train_cuda_checkpoint_eval_on_cpu \
 train_cuda_resume_on_cpu train_cuda_tinyshakespeare_matches_cpu"
 if [ $rc -ne 0 ] && grep -q "no CUDA" "$T/probe.err"; then
     why="no CUDA device"
@@ -107,6 +107,14 @@ if "$RWKV" train --resume "$T/c" 2>"$T/c.err" && losses "$T/c" | cmp -s - "$T/a.
     pass train_cuda_kill9_resume_identical
 else
     fail train_cuda_kill9_resume_identical "resumed losses differ from the uninterrupted run: $(tail -1 "$T/c.err")"
+fi
+
+# ---- the non-finite guard sees a NaN in the device gradients -----------------
+RWKV_TRAIN_NAN_STEP=3 "$RWKV" train --data "$T/data.txt" --out "$T/n" $SMALL --steps 5 2>"$T/n.err"
+if [ $? -ne 0 ] && grep -q "step 3: non-finite gradient of emb.weight" "$T/n.err"; then
+    pass train_cuda_nan_guard
+else
+    fail train_cuda_nan_guard "expected 'step 3: non-finite gradient of emb.weight', got: $(tail -1 "$T/n.err")"
 fi
 
 # ---- a GPU checkpoint on the CPU ------------------------------------------------
