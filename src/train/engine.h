@@ -101,6 +101,9 @@ rwkv_status train_engine_new_cpu(const train_engine_config *cfg, float *params, 
  * (no CUDA support in this build, an architecture the GPU cannot train yet,
  * no such device). Cheap enough to call before a run directory is made. */
 rwkv_status train_cuda_check(const char *arch, int device_index, rwkv_error *err);
+/* Makes CUDA device `device_index` the current one of this thread (after the
+ * checks of train_cuda_check that do not depend on an architecture). */
+rwkv_status train_cuda_use_device(int device_index, rwkv_error *err);
 
 /* The CUDA engine (train/engine_cuda.c; train/engine_nocuda.c in a build
  * without CUDA): parameters, gradients and moments in device memory, the

@@ -191,26 +191,37 @@ static const train_engine_ops cuda_ops = {
     .peak_kind = "bf16 matmul",
 };
 
+/* The device index against the devices there are. */
+static rwkv_status check_device(int device_index, rwkv_error *err) {
+    int n = cuda_device_count();
+    if (n <= 0) return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda: no CUDA device (or no driver) found");
+    if (device_index < 0 || device_index >= n)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda:%d: this machine has %d CUDA device%s (0 to %d)",
+                         device_index, n, n == 1 ? "" : "s", n - 1);
+    return RWKV_OK;
+}
+
 rwkv_status train_cuda_check(const char *arch, int device_index, rwkv_error *err) {
     if (!arch || strcmp(arch, "rwkv4") != 0)
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--arch %s: training on a CUDA device supports rwkv4 only",
                          arch ? arch : "(none)");
-    int n = cuda_device_count();
-    if (n <= 0) return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda: no CUDA device (or no driver) found");
-    if (device_index >= n)
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda:%d: this machine has %d CUDA device%s (0 to %d)",
-                         device_index, n, n == 1 ? "" : "s", n - 1);
-    return RWKV_OK;
+    return check_device(device_index, err);
+}
+
+rwkv_status train_cuda_use_device(int device_index, rwkv_error *err) {
+    rwkv_status s = check_device(device_index, err);
+    if (s == RWKV_OK && cudaSetDevice(device_index) != cudaSuccess) {
+        cudaGetLastError();
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda:%d: cannot select this device", device_index);
+    }
+    return s;
 }
 
 /* The engine's device context, holding the host state copied up. */
 static rwkv_status start_device(cuda_engine *c, rwkv_error *err) {
     const train_engine_config *cfg = &c->cfg;
     rwkv_status s = train_cuda_check(cfg->arch->name, cfg->device_index, err);
-    if (s == RWKV_OK && cudaSetDevice(cfg->device_index) != cudaSuccess) {
-        cudaGetLastError();
-        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda:%d: cannot select this device", cfg->device_index);
-    }
+    if (s == RWKV_OK) s = train_cuda_use_device(cfg->device_index, err);
     if (s == RWKV_OK) {
         s = rwkv4_cuda_new(cfg->lay, cfg->batch, cfg->ctx_len, cfg->bf16 ? RWKV4_CUDA_BF16 : RWKV4_CUDA_FP32,
                            &c->ctx, err);

@@ -15,6 +15,11 @@ rwkv_status train_cuda_check(const char *arch, int device_index, rwkv_error *err
     return no_cuda(err);
 }
 
+rwkv_status train_cuda_use_device(int device_index, rwkv_error *err) {
+    (void)device_index;
+    return no_cuda(err);
+}
+
 rwkv_status train_engine_new_cuda(const train_engine_config *cfg, float *params, float *m, float *v,
                                   train_engine **out, rwkv_error *err) {
     (void)cfg;

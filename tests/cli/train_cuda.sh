@@ -134,10 +134,13 @@ if "$RWKV" train --data "$T/data.txt" --out "$T/g" $FP32 2>"$T/g.err"; then
         fail train_cuda_checkpoint_eval_on_cpu "GPU validation loss $gpu_val, rwkv eval on the CPU $cpu_val $(tail -1 "$T/e.err")"
     fi
     # continue from the GPU's checkpoint 10 on the CPU: steps 11-20 as the GPU logged them
+    # (only the checkpoint and the log up to it: the CPU must write steps 11-20 itself)
     mkdir "$T/h"
-    cp "$T/g/config.json" "$T/g/train.jsonl" "$T/g/model-00000010.safetensors" "$T/g/train_state-00000010.bin" "$T/h/"
+    cp "$T/g/config.json" "$T/g/model-00000010.safetensors" "$T/g/train_state-00000010.bin" "$T/h/"
     [ -f "$T/g/tokens.bin" ] && cp "$T/g/tokens.bin" "$T/h/"
-    if "$RWKV" train --resume "$T/h" --device cpu --quiet 2>"$T/h.err"; then
+    head -10 "$T/g/train.jsonl" >"$T/h/train.jsonl"
+    if "$RWKV" train --resume "$T/h" --device cpu --print-every 0 2>"$T/h.err" &&
+        grep -q "resuming from checkpoint 10" "$T/h.err" && grep -q "threads" "$T/h.err"; then
         field loss <"$T/g/train.jsonl" >"$T/g.loss"
         field loss <"$T/h/train.jsonl" >"$T/h.loss"
         worst=$(paste "$T/g.loss" "$T/h.loss" | awk '{ d = ($2 - $1) / $1; if (d < 0) d = -d; if (d > w) w = d }
