@@ -1,5 +1,6 @@
 #include "core/param_layout.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,4 +29,13 @@ const param_info *param_layout_find(const param_layout *layout, const char *name
     for (int i = 0; i < layout->count; i++)
         if (strcmp(layout->params[i].name, name) == 0) return &layout->params[i];
     return NULL;
+}
+
+const char *param_layout_first_nonfinite(const param_layout *layout, const float *values) {
+    for (int i = 0; i < layout->count; i++) {
+        const param_info *p = &layout->params[i];
+        for (size_t j = 0; j < p->numel; j++)
+            if (!isfinite(values[p->offset + j])) return p->name;
+    }
+    return "(none)";
 }

@@ -37,5 +37,8 @@ void param_layout_add(param_layout *lay, const char *name, int ndim, int64_t d0,
 
 void param_layout_free(param_layout *layout);
 const param_info *param_layout_find(const param_layout *layout, const char *name);
+/* The name of the first tensor (layout order) with a NaN or Inf among its
+ * values in the flat buffer `values`; "(none)" when all are finite. */
+const char *param_layout_first_nonfinite(const param_layout *layout, const float *values);
 
 #endif

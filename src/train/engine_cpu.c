@@ -49,13 +49,7 @@ static double cpu_grad_norm(train_engine *e) {
 
 static const char *cpu_nonfinite_param(train_engine *e) {
     const cpu_engine *c = (const cpu_engine *)e;
-    const param_layout *lay = c->cfg.lay;
-    for (int i = 0; i < lay->count; i++) {
-        const param_info *p = &lay->params[i];
-        for (size_t j = 0; j < p->numel; j++)
-            if (!isfinite(c->grads[p->offset + j])) return p->name;
-    }
-    return "(none)";
+    return param_layout_first_nonfinite(c->cfg.lay, c->grads);
 }
 
 static void cpu_adam_step(train_engine *e, float lr, float grad_scale, long t) {

@@ -98,13 +98,7 @@ static const char *cuda_engine_nonfinite_param(train_engine *e) {
         keep_failure(c, s, &err);
         return "(unknown: the gradients could not be read back)";
     }
-    const param_layout *lay = c->cfg.lay;
-    for (int i = 0; i < lay->count; i++) {
-        const param_info *p = &lay->params[i];
-        for (size_t j = 0; j < p->numel; j++)
-            if (!isfinite(c->grads[p->offset + j])) return p->name;
-    }
-    return "(none)";
+    return param_layout_first_nonfinite(c->cfg.lay, c->grads);
 }
 
 /* Clipping was folded into grad_scale by the loop (from grad_norm), so the
