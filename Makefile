@@ -38,7 +38,9 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/check_vectors
 
-VECTORS ?= ../shared/testvectors/rwkv4
+# The vector sets `make test` checks (any folder of the vector format works);
+# a missing one is skipped.
+VECTORS ?= ../shared/testvectors/rwkv4 ../shared/testvectors/rwkv7-train
 
 .PHONY: all lib test unit asan check-vectors demo deps bench clean
 all: deps lib rwkv
@@ -99,7 +101,7 @@ unit: all $(TEST_BIN)
 	@sh tests/run.sh $(BUILD) "" ""
 
 check-vectors: all $(TOOL_BIN)
-	@$(TOOL_BIN) $(VECTORS)
+	@for v in $(VECTORS); do $(TOOL_BIN) $$v || exit 1; done
 
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 # (the CPU code only: the CUDA runtime and ASan do not mix)

@@ -77,19 +77,20 @@ if [ -f "$TRAIN_DATA" ]; then
         echo
         echo "## Training throughput (rwkv train, byte level, $TRAIN_DATA)"
         echo
-        echo "| model | ctx x batch | threads | tokens/s | MFU (6 x params x tokens/s / measured fp32 FMA peak) |"
-        echo "|---|---|---|---|---|"
+        echo "| arch | model | ctx x batch | threads | tokens/s | MFU (training FLOPs x tokens/s / measured fp32 FMA peak) |"
+        echo "|---|---|---|---|---|---|"
     } >>"$OUT_MD"
-    for shape in "6 256 128 8" "6 512 256 8"; do
+    # training FLOPs per token: 6 x params; RWKV-7 adds its WKV state update (docs/training-rwkv7.md)
+    for shape in "rwkv4 6 256 128 8" "rwkv4 6 512 256 8" "rwkv7 6 256 128 8"; do
         set -- $shape
         for n in $THREADS; do
             d=$(mktemp -d)
-            "$RWKV" train --data "$TRAIN_DATA" --out "$d" --layers "$1" --embd "$2" --ctx "$3" --batch "$4" \
+            "$RWKV" train --arch "$1" --data "$TRAIN_DATA" --out "$d" --layers "$2" --embd "$3" --ctx "$4" --batch "$5" \
                 --steps ${TRAIN_STEPS:-30} --eval-every 0 --val-windows 1 --save-every 0 --threads "$n" --quiet \
                 >/dev/null 2>&1 || { echo "training bench failed for $shape" >&2; rm -rf "$d"; continue; }
             med() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$d/train.jsonl" | tail -n +6 | sort -g |
                     awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-            line="| $1 x $2 | $3 x $4 | $n | $(med tokens_per_s) | $(awk "BEGIN{printf \"%.0f%%\", 100*$(med mfu)}") |"
+            line="| $1 | $2 x $3 | $4 x $5 | $n | $(med tokens_per_s) | $(awk "BEGIN{printf \"%.0f%%\", 100*$(med mfu)}") |"
             echo "$line" >>"$OUT_MD"
             echo "train $line"
             rm -rf "$d"

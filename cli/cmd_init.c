@@ -1,4 +1,4 @@
-/* rwkv init: write a freshly initialised RWKV-4 model, or the GPT baseline
+/* rwkv init: write a freshly initialised RWKV-4 or RWKV-7 model, or the GPT baseline
  * (include/rwkv_train.h). */
 #include <stdio.h>
 
@@ -12,6 +12,7 @@ int cmd_init(int argc, char **argv) {
     cli_opt opts[] = {
         CLI_OPT_ARCH(&o.arch),
         CLI_OPT_HEADS(&o.n_head),
+        CLI_OPT_HEAD_SIZE(&o.head_size),
         {"--ctx", 0, CLI_INT, &o.n_ctx, 0, 1 << 20, "N", "gpt: learned positions, the longest context; 0 = 1024",
          NULL, NULL, NULL, NULL},
         CLI_OPT_LAYERS(&o.n_layer),
@@ -26,9 +27,11 @@ int cmd_init(int argc, char **argv) {
     };
     cli_spec spec = {"init",
                      "rwkv init --layers L --embd C --vocab V [--ffn F] [--seed S] [--emb-scale X] --out M.safetensors\n"
+                     "       rwkv init --arch rwkv7 [--head-size N] ... --out M.safetensors\n"
                      "       rwkv init --arch gpt [--heads H] [--ctx N] ... --out M.safetensors",
                      "Writes a freshly initialised RWKV-4 model (docs/model.md 3.1-3.2: the official\n"
-                     "v4neo init) as float32 safetensors with the official key names, atomically; with --arch gpt\n"
+                     "v4neo init) as float32 safetensors with the official key names, atomically; with --arch rwkv7\n"
+                     "an RWKV-7 \"Goose\" model with the official x070 init (docs/training-rwkv7.md); with --arch gpt\n"
                      "the GPT-2-style transformer baseline (N(0, 0.02) init, residual projections / sqrt(2L)).\n",
                      opts, CLI_N(opts), NULL, NULL, 0, 0};
     int rc;

@@ -138,8 +138,10 @@ static const char usage[] = "rwkv train --data FILE --out DIR [options]\n"
                             "       rwkv train --resume DIR [--steps N] [--threads N] [--device D] [--precision P]\n"
                             "                  [--skip-nonfinite]";
 static const char about[] =
-    "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md),\n"
-    "or, with --arch gpt, the GPT-2-style transformer baseline with the same data, optimizer and log.\n"
+    "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md);\n"
+    "with --arch rwkv7 an RWKV-7 \"Goose\" model with the official x070 init and recipe\n"
+    "(docs/training-rwkv7.md); with --arch gpt the GPT-2-style transformer baseline; the same data,\n"
+    "optimizer, checkpoints and log for all three.\n"
     "FILE is a text (tokenized with --tokenizer; byte level by default) or a token file (rwkv tokenize\n"
     "--out); the last --val-fraction of it is held out.\n"
     "DIR receives config.json, train.jsonl (one JSON object per step), checkpoints\n"
@@ -185,6 +187,7 @@ int cmd_train(int argc, char **argv) {
         CLI_OPT_EMBD(&o.n_embd),
         CLI_OPT_FFN(&o.n_ffn),
         CLI_OPT_HEADS(&o.n_head),
+        CLI_OPT_HEAD_SIZE(&o.head_size),
         REAL("--emb-init", &o.emb_init, "X", "rwkv4: emb.weight ~ U(-X, X); 0 = the initial LR"),
         SECTION("batches"),
         {"--ctx", 0, CLI_INT, &o.ctx_len, 1, 1 << 20, "N", "tokens per sequence", NULL, NULL, NULL, NULL},
@@ -202,8 +205,8 @@ int cmd_train(int argc, char **argv) {
         REAL("--adam-eps", &o.adam_eps, "X", "Adam epsilon"),
         REAL("--weight-decay", &o.weight_decay, "X", "decoupled, matrices only"),
         REAL("--grad-clip", &o.grad_clip, "X", "global gradient norm; 0 = off"),
-        REAL("--l2wrap", &o.l2wrap, "X", "rwkv4: L2Wrap logit regulariser; 0 = off"),
-        {"--layerwise-lr", 0, CLI_INT, &o.layerwise_lr, 0, 1, "0|1", "rwkv4: time_decay x2, time_first x3", NULL,
+        REAL("--l2wrap", &o.l2wrap, "X", "rwkv4, rwkv7: L2Wrap logit regulariser; 0 = off"),
+        {"--layerwise-lr", 0, CLI_INT, &o.layerwise_lr, 0, 1, "0|1", "rwkv4: time_decay x2, time_first x3; rwkv7: w0 x2", NULL,
          NULL, NULL, NULL},
         SECTION("run"),
         COUNT("--eval-every", &o.eval_every, 0, BIG, "validation every N steps and at the end; 0 = only at the end"),

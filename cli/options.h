@@ -88,12 +88,16 @@ void cli_opts_free(cli_spec *spec);
 #define CLI_OPT_OUT(dst, arg, what) {"--out", 0, CLI_STR, (dst), 0, 0, (arg), (what), "", NULL, NULL, NULL}
 /* the model shape of init and train */
 #define CLI_OPT_ARCH(dst) \
-    {"--arch", 0, CLI_CHOICE, (dst), 0, 0, "A", "rwkv4, or gpt: the transformer baseline", NULL, "rwkv4|gpt", NULL, NULL}
+    {"--arch", 0, CLI_CHOICE, (dst), 0, 0, "A", "rwkv4, rwkv7 (\"Goose\"), or gpt: the transformer baseline", NULL, \
+     "rwkv4|rwkv7|gpt", NULL, NULL}
 #define CLI_OPT_LAYERS(dst) {"--layers", 0, CLI_INT, (dst), 1, 1024, "N", "layers", NULL, NULL, NULL, NULL}
 #define CLI_OPT_EMBD(dst) {"--embd", 0, CLI_INT, (dst), 1, 65536, "N", "width", NULL, NULL, NULL, NULL}
 #define CLI_OPT_FFN(dst) \
     {"--ffn", 0, CLI_INT, (dst), 0, 1 << 20, "N", "channel-mix / MLP width; 0 = 4 x embd", NULL, NULL, NULL, NULL}
 #define CLI_OPT_HEADS(dst) \
     {"--heads", 0, CLI_INT, (dst), 0, 65536, "N", "gpt: attention heads; 0 = embd/64", NULL, NULL, NULL, NULL}
+#define CLI_OPT_HEAD_SIZE(dst)                                                                                        \
+    {"--head-size", 0, CLI_INT, (dst), 0, 65536, "N", "rwkv7: channels per head; 0 = 64 (embd when smaller)", NULL,  \
+     NULL, NULL, NULL}
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * rwkv_train.h — training RWKV-4 models (and the GPT baseline they are
- * compared with) from scratch or from a checkpoint on the CPU, with the
- * recipe of docs/model.md §3.
+ * rwkv_train.h — training RWKV-4 and RWKV-7 models (and the GPT baseline
+ * they are compared with) from scratch or from a checkpoint on the CPU, with
+ * the recipes of docs/model.md §3 and docs/training-rwkv7.md.
  *
  * Same conventions as rwkv.h: every fallible call returns an rwkv_status and
  * fills `err` (may be NULL); the library never prints and never exits.
@@ -11,8 +11,8 @@
  *   DIR/tokens.bin                       the token file made from a text --data (absent for a token-file --data)
  *   DIR/train.jsonl                      one JSON object per step: step, loss, lr, tokens_per_s, grad_norm,
  *                                        mfu, elapsed_s, and val_loss on the steps that evaluate
- *   DIR/model-SSSSSSSS.safetensors       the weights after step S (float32; RWKV-4: official key names and
- *                                        shapes; gpt: nanoGPT names, see src/model/gpt.h)
+ *   DIR/model-SSSSSSSS.safetensors       the weights after step S (float32; RWKV-4, RWKV-7: official key
+ *                                        names and shapes; gpt: nanoGPT names, see src/model/gpt.h)
  *   DIR/train_state-SSSSSSSS.bin         Adam moments, step, RNG state, data position of step S
  *   DIR/model.safetensors                the final weights, written when the run completes
  * Every file is written atomically (temp file + fsync + rename). A checkpoint
@@ -53,7 +53,7 @@ RWKV_API rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *
 /* ------------------------------------------------------------------------ */
 
 typedef struct rwkv_init_options {
-    const char *arch; /* "rwkv4" (NULL: rwkv4) or "gpt" */
+    const char *arch; /* "rwkv4" (NULL: rwkv4), "rwkv7" or "gpt" */
     int n_layer;      /* 6 */
     int n_embd;       /* 256 */
     int n_vocab;      /* 256 (byte level) */
@@ -62,14 +62,15 @@ typedef struct rwkv_init_options {
     double emb_scale; /* 6e-4: emb.weight ~ U(-emb_scale, +emb_scale), the run's initial LR (§3.2) */
     int n_head;       /* gpt: attention heads; 0: n_embd/64 (at least 1, lowered to a divisor of n_embd) */
     int n_ctx;        /* gpt: positions (the longest context); 0: 1024 */
+    int head_size;    /* rwkv7: channels per head; 0: 64 (n_embd when smaller) */
 } rwkv_init_options;
 
 RWKV_API rwkv_init_options rwkv_init_options_default(void);
 
 /* Writes a freshly initialised model as float32 safetensors, atomically:
  * RWKV-4 with the paper's init (docs §3.1-§3.2) and the official key names,
- * or the GPT baseline with GPT-2's init (src/model/gpt.h). Both load with
- * rwkv_model_load. */
+ * RWKV-7 with the official x070 init (docs/training-rwkv7.md), or the GPT
+ * baseline with GPT-2's init (src/model/gpt.h). All load with rwkv_model_load. */
 RWKV_API rwkv_status rwkv_init_checkpoint(const rwkv_init_options *opt, const char *out_path, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -86,12 +87,13 @@ typedef struct rwkv_train_options {
     double val_fraction;    /* 0.1: the last 10% of the tokens are held out */
     int val_windows;        /* 64: validation windows of ctx tokens, evenly spread; 0 = all */
     /* model (sizes ignored with init_path) */
-    const char *arch;       /* "rwkv4" (default; NULL = rwkv4) or "gpt" (the transformer baseline) */
+    const char *arch;       /* "rwkv4" (default; NULL = rwkv4), "rwkv7" or "gpt" (the transformer baseline) */
     int n_layer;            /* 6 */
     int n_embd;             /* 256 */
     int n_ffn;              /* 0: 4 * n_embd */
     int n_head;             /* gpt: attention heads; 0: n_embd/64 (at least 1, lowered to a divisor of
                                n_embd). The position table has ctx_len rows. */
+    int head_size;          /* rwkv7: channels per head; 0: 64 (n_embd when smaller) */
     /* batches */
     int ctx_len;            /* 128 */
     int batch;              /* 8 sequences per micro-batch */
@@ -106,8 +108,8 @@ typedef struct rwkv_train_options {
     double adam_eps;        /* 1e-8 */
     double weight_decay;    /* 0 (decoupled, matrices only, when > 0) */
     double grad_clip;       /* 1.0: global gradient norm; 0 disables */
-    double l2wrap;          /* 1e-4; 0 disables (RWKV-4 only) */
-    int layerwise_lr;       /* 1: time_decay x2, time_first x3 (RWKV-4 only) */
+    double l2wrap;          /* 1e-4; 0 disables (RWKV-4 and RWKV-7) */
+    int layerwise_lr;       /* 1: RWKV-4 time_decay x2, time_first x3; RWKV-7 w0 x2 */
     double emb_init;        /* 0: emb.weight ~ U(+-lr_init); otherwise that half-width (RWKV-4 only) */
     /* where the steps run */
     const char *device;     /* "cpu" (default; NULL = cpu), "cuda" (= cuda:0) or "cuda:N": an NVIDIA GPU
@@ -166,7 +168,8 @@ typedef struct rwkv_train_progress {
     double tokens_per_s;    /* training tokens/s of this step */
     double avg_tokens_per_s;/* over this session's steps */
     double mfu;             /* training FLOPs per token * avg_tokens_per_s / peak, 0 without a peak
-                               (RWKV-4: 6 * n_params; gpt: 6 * matmul params + the attention terms) */
+                               (RWKV-4: 6 * n_params; RWKV-7: that + the WKV state update;
+                               gpt: 6 * matmul params + the attention terms) */
     double elapsed_s;       /* wall time of the run so far, over all sessions */
     double eta_s;           /* estimate of the time to the last step */
     int skipped;            /* this step's batch was skipped (non-finite) */
@@ -175,9 +178,9 @@ typedef struct rwkv_train_progress {
     const char *note;       /* START: what was resumed or ignored, or NULL */
     /* START */
     int64_t n_params;
-    const char *arch;       /* "rwkv4" or "gpt" */
+    const char *arch;       /* "rwkv4", "rwkv7" or "gpt" */
     int n_layer, n_embd, n_ffn, n_vocab, ctx_len, batch, grad_accum, threads;
-    int n_head;             /* gpt only (0 for RWKV-4) */
+    int n_head;             /* gpt and rwkv7 (0 for RWKV-4) */
     long start_step;        /* 0, or the checkpoint step resumed from */
     int64_t train_tokens, val_tokens, val_windows;
     double peak_gflops;     /* measured peak that MFU is quoted against, 0 when not measured */

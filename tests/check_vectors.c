@@ -5,7 +5,8 @@
  *   - logits of sequence mode (all positions at once) and of RNN mode,
  *   - the state after `after_tokens` inputs and after all inputs,
  *   - sequence mode continued from the expected state_mid,
- *   - the loss, and for sets with grads/ every parameter gradient.
+ *   - the loss, and for sets with grads/ every parameter gradient, through the
+ *     training math of the case's version (RWKV-4, RWKV-7; train/arch.h).
  * Prints one PASS/FAIL line per check with the worst ratio
  * |got - want| / (atol + rtol |want|) (<= 1 passes) and ends with
  * "N passed, N failed, N skipped". Nothing here depends on the shapes of
@@ -21,7 +22,7 @@
 
 #include "formats/formats.h"
 #include "rwkv.h"
-#include "train/rwkv4_grad.h"
+#include "train/arch.h"
 
 static int n_pass, n_fail, n_skip;
 
@@ -52,7 +53,9 @@ typedef struct vcase {
     char ckpt_file[16][256];
     int n_ckpt;
     char grad_name[512][96], grad_file[512][160];
+    size_t grad_numel[512];
     int n_grads;
+    char version[16]; /* rwkv_version ("" for the RWKV-4 sets) */
     int after_tokens;
     tolerance tol_logits, tol_state, tol_loss, tol_grads;
     int has_tol_grads;
@@ -120,11 +123,18 @@ static int parse_case(const char *dir, vcase *c, char *msg, size_t msz) {
                         char *v = strtok_r(NULL, " \n", &save);
                         c->after_tokens = v ? atoi(v) : -1;
                     }
+        } else if (strcmp(key, "rwkv_version") == 0) {
+            char *v = strtok_r(NULL, " \n", &save);
+            snprintf(c->version, sizeof c->version, "%s", v ? v : "");
         } else if (strcmp(key, "grad") == 0 && c->n_grads < 512) {
             char *name = strtok_r(NULL, " \n", &save), *file = strtok_r(NULL, " \n", &save);
-            if (name && file) {
+            char *nd = strtok_r(NULL, " \n", &save), *dim;
+            if (name && file && nd) {
+                size_t numel = 1;
+                for (int d = atoi(nd); d > 0 && (dim = strtok_r(NULL, " \n", &save)); d--) numel *= (size_t)atol(dim);
                 snprintf(c->grad_name[c->n_grads], 96, "%s", name);
                 snprintf(c->grad_file[c->n_grads], 160, "%s", file);
+                c->grad_numel[c->n_grads] = numel;
                 c->n_grads++;
             }
         } else if (strcmp(key, "tolerance") == 0) {
@@ -306,30 +316,40 @@ done:
     rwkv_model_free(m);
 }
 
-/* Gradients of the mean loss for every parameter (training math, RWKV-4). */
+/* The trainer of the case's version: the RWKV-4 sets have no version line. */
+static const train_arch *arch_of(const vcase *c) {
+    if (!c->version[0] || strncmp(c->version, "4", 1) == 0) return train_arch_find("rwkv4");
+    if (strncmp(c->version, "7", 1) == 0) return train_arch_find("rwkv7");
+    return NULL;
+}
+
+/* Gradients of the mean loss for every parameter, through the training
+ * math of the case's architecture (train/arch.h). A gradient the case lists
+ * for a tensor the training layout leaves out must be zero (a parameter the
+ * forward does not use). */
 static void check_grads(const vcase *c, const char *ckpt) {
     char what[1024], path[1500], msg[2048];
     snprintf(path, sizeof path, "%s/%s", c->dir, ckpt);
     snprintf(what, sizeof what, "%s/%s grads", c->name, ckpt);
-    rwkv_error err;
-    tensor_set set;
-    if (checkpoint_read(path, &set, &err) != RWKV_OK) {
-        fail(what, err.message);
+    const train_arch *arch = arch_of(c);
+    if (!arch) {
+        snprintf(msg, sizeof msg, "no training math for rwkv_version %s", c->version);
+        fail(what, msg);
         return;
     }
+    rwkv_error err;
+    arch_shape shape = {0};
     param_layout layout;
     float *params = NULL, *grads = NULL, loss = 0;
-    rwkv4_train_ctx *ctx = NULL;
-    int ok = params_from_tensors(&set, &layout, &params, &err) == RWKV_OK;
-    tensor_set_free(&set);
-    if (!ok) {
+    void *ctx = NULL;
+    if (arch->load(path, &shape, &layout, &params, &err) != RWKV_OK) {
         fail(what, err.message);
         return;
     }
     grads = calloc(layout.total, sizeof(float));
-    rwkv4_fb_options opt = {0.0f}; /* the vectors' gradients are of the plain mean loss: no L2Wrap */
-    ok = rwkv4_train_ctx_new(&layout, c->B, c->T, 0, &ctx, &err) == RWKV_OK &&
-         rwkv4_forward_backward(ctx, params, c->inputs, c->targets, &opt, grads, &loss, &err) == RWKV_OK;
+    /* the vectors' gradients are of the plain mean loss: no L2Wrap */
+    int ok = grads && arch->ctx_new(&shape, &layout, c->B, c->T, 0, &ctx, &err) == RWKV_OK &&
+             arch->forward_backward(ctx, params, c->inputs, c->targets, 0.0f, grads, &loss, &err) == RWKV_OK;
     if (!ok) {
         fail(what, err.message);
         goto out;
@@ -343,20 +363,21 @@ static void check_grads(const vcase *c, const char *ckpt) {
     for (int i = 0; i < c->n_grads; i++) {
         snprintf(what, sizeof what, "%s/%s grad %s", c->name, ckpt, c->grad_name[i]);
         const param_info *p = param_layout_find(&layout, c->grad_name[i]);
-        if (!p) {
-            fail(what, "no such parameter in the training layout");
-            continue;
+        const size_t n = p ? p->numel : c->grad_numel[i];
+        float *want = read_f32(c->dir, c->grad_file[i], n, msg, sizeof msg);
+        float *zeros = p ? NULL : calloc(n + 1, sizeof(float));
+        if (!want || (!p && !zeros)) {
+            fail(what, want ? "out of memory" : msg);
+        } else if (p) {
+            report(what, "", ratio(grads + p->offset, want, n, c->tol_grads));
+        } else {
+            report(what, " (not in the training layout: must be zero)", ratio(zeros, want, n, c->tol_grads));
         }
-        float *want = read_f32(c->dir, c->grad_file[i], p->numel, msg, sizeof msg);
-        if (!want) {
-            fail(what, msg);
-            continue;
-        }
-        report(what, "", ratio(grads + p->offset, want, p->numel, c->tol_grads));
         free(want);
+        free(zeros);
     }
 out:
-    rwkv4_train_ctx_free(ctx);
+    if (ctx) arch->ctx_free(ctx);
     free(params);
     free(grads);
     param_layout_free(&layout);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every test program and test script, prints their lines and then the
 # totals as the last line: "N passed, N failed, N skipped".
-#   tests/run.sh BUILD_DIR [ASAN_BUILD_DIR] [VECTOR_FOLDER]
+#   tests/run.sh BUILD_DIR [ASAN_BUILD_DIR] ["VECTOR_FOLDER ..."]
 build=$1
 asan=$2
 vectors=$3
@@ -25,13 +25,13 @@ run() { # label, command...
 for t in "$build"/tests/test_*; do
     [ -x "$t" ] && run "$(basename "$t")" "$t"
 done
-if [ -n "$vectors" ]; then
-    if [ -d "$vectors" ]; then
-        run "check_vectors $vectors" "$build"/tests/check_vectors "$vectors"
+for v in $vectors; do
+    if [ -d "$v" ]; then
+        run "check_vectors $v" "$build"/tests/check_vectors "$v"
     else
-        echo "SKIP check_vectors: $vectors not found" | tee -a "$log"
+        echo "SKIP check_vectors: $v not found" | tee -a "$log"
     fi
-fi
+done
 for t in tests/lint/*.sh; do
     [ -f "$t" ] && run "$(basename "$t")" sh "$t"
 done
@@ -42,9 +42,9 @@ if [ -n "$asan" ]; then
     for t in "$asan"/tests/test_*; do
         [ -x "$t" ] && run "asan $(basename "$t")" env ASAN_OPTIONS=detect_leaks=1 "$t"
     done
-    if [ -n "$vectors" ] && [ -d "$vectors" ]; then
-        run "asan check_vectors" "$asan"/tests/check_vectors "$vectors"
-    fi
+    for v in $vectors; do
+        [ -d "$v" ] && run "asan check_vectors $v" "$asan"/tests/check_vectors "$v"
+    done
 fi
 
 pass=$(grep -c '^PASS ' "$log")

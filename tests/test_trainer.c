@@ -346,7 +346,7 @@ static void test_config_round_trip(void) {
  * directly (bit for bit), and the engine reports what the loop needs. */
 static void test_engine_cpu_matches_direct_math(void) {
     const train_arch *arch = train_arch_find("rwkv4");
-    arch_shape sh = {16, 8, 1, 0, 0, 0};
+    arch_shape sh = {.n_vocab = 16, .n_embd = 8, .n_layer = 1};
     param_layout lay;
     rwkv_error err;
     CHECK(arch->shape_check(&sh, &err) == RWKV_OK && arch->layout(&sh, &lay, &err) == RWKV_OK, "%s", err.message);

@@ -7,7 +7,10 @@
  *  - RWKV-5/6 and RWKV-7: the reference against a double-precision
  *    transcription of the update rules, every variant's rows bit for bit
  *    against the reference, any thread count, token by token == all at once,
- *    and RWKV-5's shared decay vector (w_stride = 0). */
+ *    and RWKV-5's shared decay vector (w_stride = 0);
+ *  - RWKV-7 training: the batch forward == the inference kernel, the
+ *    backward against a double-precision reverse sweep that is itself
+ *    checked by central differences, any thread count. */
 #include <stdint.h>
 
 #include "kernels/kernels.h"
@@ -336,11 +339,150 @@ static void test_wkv5_wkv7(void) {
     CHECK(memcmp(y1, y4, sizeof y1) == 0 && memcmp(S1, S4, sizeof S1) == 0, "wkv5: w_stride 0 differs");
 }
 
+/* ---- RWKV-7 training: batch forward and backward ---------------------------- */
+
+enum { W7B = 2, W7T = 37, W7H = 2, W7N = 5, W7A = W7H * W7N, W7X = W7B * W7T * W7A };
+
+/* The six inputs of the operator, [B][T][A] each: r, w, k, v, a, b. */
+static void wkv7_inputs(double *in[6]) {
+    for (int i = 0; i < W7X; i++) {
+        in[0][i] = uniform(-1, 1);
+        in[1][i] = uniform(0.55f, 1.0f); /* the range of RWKV-7's decay */
+        in[2][i] = uniform(-1, 1);
+        in[3][i] = uniform(-1, 1);
+    }
+    for (int n = 0; n < W7B * W7T; n++)
+        for (int h = 0; h < W7H; h++) { /* a = -kappa, b = kappa * alpha, unit-norm kappa */
+            double kap[W7N], ss = 0;
+            for (int j = 0; j < W7N; j++) kap[j] = uniform(-1, 1), ss += kap[j] * kap[j];
+            for (int j = 0; j < W7N; j++) {
+                const size_t o = (size_t)n * W7A + (size_t)h * W7N + j;
+                in[4][o] = -kap[j] / sqrt(ss);
+                in[5][o] = kap[j] / sqrt(ss) * uniform(0, 1);
+            }
+        }
+}
+
+/* The reference in double, every state kept: L = sum y * g, and (when grad
+ * is not NULL) dL/d of each input by the plain reverse sweep. */
+static double wkv7_reference(double *const in[6], const double *g, double *const grad[6]) {
+    const double *r = in[0], *w = in[1], *k = in[2], *v = in[3], *a = in[4], *b = in[5];
+    static double S[W7T + 1][W7N][W7N], dS[W7N][W7N];
+    double L = 0;
+    for (int bi = 0; bi < W7B; bi++)
+        for (int h = 0; h < W7H; h++) {
+            memset(S[0], 0, sizeof S[0]);
+            for (int t = 0; t < W7T; t++) {
+                const size_t o = ((size_t)bi * W7T + t) * W7A + (size_t)h * W7N;
+                for (int i = 0; i < W7N; i++) {
+                    double sa = 0, y = 0;
+                    for (int j = 0; j < W7N; j++) sa += S[t][i][j] * a[o + j];
+                    for (int j = 0; j < W7N; j++) {
+                        S[t + 1][i][j] = S[t][i][j] * w[o + j] + sa * b[o + j] + v[o + i] * k[o + j];
+                        y += S[t + 1][i][j] * r[o + j];
+                    }
+                    L += y * g[o + i];
+                }
+            }
+            if (!grad) continue;
+            memset(dS, 0, sizeof dS);
+            for (int t = W7T - 1; t >= 0; t--) {
+                const size_t o = ((size_t)bi * W7T + t) * W7A + (size_t)h * W7N;
+                for (int q = 0; q < 6; q++)
+                    for (int j = 0; j < W7N; j++) grad[q][o + j] = 0;
+                for (int i = 0; i < W7N; i++) {
+                    double sa = 0, dsa = 0;
+                    for (int j = 0; j < W7N; j++) {
+                        sa += S[t][i][j] * a[o + j];
+                        grad[0][o + j] += S[t + 1][i][j] * g[o + i];
+                        dS[i][j] += g[o + i] * r[o + j];
+                    }
+                    for (int j = 0; j < W7N; j++) {
+                        grad[1][o + j] += dS[i][j] * S[t][i][j];
+                        grad[2][o + j] += dS[i][j] * v[o + i];
+                        grad[3][o + i] += dS[i][j] * k[o + j];
+                        grad[5][o + j] += dS[i][j] * sa;
+                        dsa += dS[i][j] * b[o + j];
+                    }
+                    for (int j = 0; j < W7N; j++) {
+                        grad[4][o + j] += dsa * S[t][i][j];
+                        dS[i][j] = dS[i][j] * w[o + j] + dsa * a[o + j];
+                    }
+                }
+            }
+        }
+    return L;
+}
+
+static void test_wkv7_training(void) {
+    rng_state = 7;
+    static double ind[6][W7X], gd[W7X], gradd[6][W7X];
+    static float inf[6][W7X], dy[W7X], y[W7X], y_inf[W7X], gf[6][W7X], gf4[6][W7X];
+    double *in[6], *grad[6];
+    for (int q = 0; q < 6; q++) in[q] = ind[q], grad[q] = gradd[q];
+    wkv7_inputs(in);
+    for (int i = 0; i < W7X; i++) gd[i] = uniform(-1, 1);
+    for (int q = 0; q < 6; q++)
+        for (int i = 0; i < W7X; i++) inf[q][i] = (float)ind[q][i], ind[q][i] = inf[q][i];
+    for (int i = 0; i < W7X; i++) dy[i] = (float)gd[i];
+    wkv7_reference(in, gd, grad);
+
+    float *ckpt = malloc(sizeof(float) * wkv7_checkpoint_floats(W7B, W7T, W7H, W7N));
+    float *scratch = malloc(sizeof(float) * wkv7_scratch_floats(W7N, 4));
+    CHECK(ckpt && scratch, "out of memory");
+    /* the batch forward gives the inference kernel's bits, sequence by sequence */
+    wkv7_forward_batch(W7B, W7T, W7H, W7N, inf[0], inf[1], inf[2], inf[3], inf[4], inf[5], ckpt, y, scratch, 3);
+    for (int bi = 0; bi < W7B; bi++) {
+        float S[W7H * W7N * W7N] = {0};
+        const size_t o = (size_t)bi * W7T * W7A;
+        wkv7_forward(W7T, W7H, W7N, inf[0] + o, inf[1] + o, inf[2] + o, inf[3] + o, inf[4] + o, inf[5] + o, S,
+                     y_inf + o, 1);
+    }
+    int same = memcmp(y, y_inf, sizeof y) == 0;
+    free(ckpt), free(scratch);
+    CHECK(same, "wkv7_forward_batch differs from wkv7_forward");
+
+    for (int nt = 1; nt <= 4; nt += 3) {
+        ckpt = malloc(sizeof(float) * wkv7_checkpoint_floats(W7B, W7T, W7H, W7N));
+        scratch = malloc(sizeof(float) * wkv7_scratch_floats(W7N, nt));
+        CHECK(ckpt && scratch, "out of memory");
+        float(*out)[W7X] = nt == 1 ? gf : gf4;
+        wkv7_forward_batch(W7B, W7T, W7H, W7N, inf[0], inf[1], inf[2], inf[3], inf[4], inf[5], ckpt, y, scratch,
+                           nt);
+        wkv7_backward(W7B, W7T, W7H, W7N, inf[0], inf[1], inf[2], inf[3], inf[4], inf[5], ckpt, dy, out[0], out[1],
+                      out[2], out[3], out[4], out[5], scratch, nt);
+        free(ckpt), free(scratch);
+    }
+    CHECK(memcmp(gf, gf4, sizeof gf) == 0, "wkv7_backward: the thread count changed the result");
+    static const char *const names[6] = {"r", "w", "k", "v", "a", "b"};
+    for (int q = 0; q < 6; q++) {
+        float want[W7X];
+        for (int i = 0; i < W7X; i++) want[i] = (float)gradd[q][i];
+        double ratio = tol_ratio(gf[q], want, W7X, 1e-5, 1e-4);
+        CHECK(ratio <= 1, "wkv7_backward d%s vs the double reference: ratio %.3g", names[q], ratio);
+    }
+    /* the double reverse sweep against central differences of the double forward */
+    for (int q = 0; q < 6; q++)
+        for (int probe = 0; probe < 8; probe++) {
+            const int i = (int)(urand() * W7X);
+            const double keep = ind[q][i], hstep = 1e-6;
+            ind[q][i] = keep + hstep;
+            const double lp = wkv7_reference(in, gd, NULL);
+            ind[q][i] = keep - hstep;
+            const double lm = wkv7_reference(in, gd, NULL);
+            ind[q][i] = keep;
+            const double fd = (lp - lm) / (2 * hstep);
+            CHECK(fabs(fd - gradd[q][i]) <= 1e-6 + 1e-6 * fabs(fd), "d%s[%d]: reverse sweep %.9g, differences %.9g",
+                  names[q], i, gradd[q][i], fd);
+        }
+}
+
 int main(void) {
     RUN(test_wkv4_variants);
     RUN(test_wkv4_channel_ranges);
     RUN(test_wkv4_vector);
     RUN(test_wkv4_finite_differences);
     RUN(test_wkv5_wkv7);
+    RUN(test_wkv7_training);
     return test_summary();
 }

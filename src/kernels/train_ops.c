@@ -67,7 +67,8 @@ typedef struct rows_args {
     const float *x, *w, *b, *g; /* input, weight (or mix), bias (or zero row), incoming gradient */
     const int *tok;
     float *y, *dx, *dw, *db, *stats;
-    int N, T, C, accumulate;
+    int N, T, C, G, accumulate;
+    float eps;
 } rows_args;
 
 /* ---- embedding (§1.2: x = E[tok]) ------------------------------------- */
@@ -101,59 +102,69 @@ void embedding_backward(const float *dout, const int *tok, int N, int C, float *
 
 /* ---- layernorm (§0) ----------------------------------------------------- */
 
-static void layernorm_row(void *p, int n) {
+/* Group norm: each of the G groups of C/G adjacent channels of a row
+ * normalised on its own (layernorm: G = 1), then the per-channel affine. */
+static void group_norm_row(void *p, int n) {
     const rows_args *a = p;
-    layernorm(a->x + (size_t)n * a->C, a->w, a->b, a->C, LN_EPS, a->y + (size_t)n * a->C);
+    group_norm(a->x + (size_t)n * a->C, a->w, a->b, a->G, a->C / a->G, a->eps, a->y + (size_t)n * a->C);
 }
 
-void layernorm_forward(const float *x, const float *w, const float *b, int N, int C, float *y,
-                       int nt) {
-    rows_args a = {.x = x, .w = w, .b = b, .y = y, .C = C};
-    parallel_rows(nt, N, 2 * (size_t)C, layernorm_row, &a);
+void group_norm_forward(const float *x, const float *w, const float *b, int N, int C, int G, float eps, float *y,
+                        int nt) {
+    rows_args a = {.x = x, .w = w, .b = b, .y = y, .C = C, .G = G, .eps = eps};
+    parallel_rows(nt, N, 2 * (size_t)C, group_norm_row, &a);
 }
 
-/* With x̂ = (x - mean)·rstd and g = dy ⊙ w:
+/* With x̂ = (x - mean)·rstd and g = dy ⊙ w, per group of S channels:
  *   dx = rstd·(g - mean(g) - x̂·mean(g ⊙ x̂)),  dw = Σ_n dy ⊙ x̂,  db = Σ_n dy.
- * dx row by row (saving mean and rstd in stats), then dw, db by stripes. */
-static void layernorm_backward_row(void *p, int n) {
-    const rows_args *a = p; /* g = dy */
-    const int C = a->C;
-    const float *xr = a->x + (size_t)n * C, *g = a->g + (size_t)n * C, *w = a->w;
+ * dx row by row (saving each group's mean and rstd in stats), then dw, db by stripes. */
+static void norm_backward_group(const rows_args *a, const float *xr, const float *g, const float *w, int S,
+                                float *d, float *stats) {
     double sum = 0, sq = 0;
 #pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < C; i++) sum += xr[i];
-    const double mean = sum / C;
+    for (int i = 0; i < S; i++) sum += xr[i];
+    const double mean = sum / S;
 #pragma omp simd reduction(+ : sq)
-    for (int i = 0; i < C; i++) sq += (xr[i] - mean) * (xr[i] - mean);
-    const double rstd = 1.0 / sqrt(sq / C + LN_EPS);
+    for (int i = 0; i < S; i++) sq += (xr[i] - mean) * (xr[i] - mean);
+    const double rstd = 1.0 / sqrt(sq / S + a->eps);
     double m1 = 0, m2 = 0;
 #pragma omp simd reduction(+ : m1, m2)
-    for (int i = 0; i < C; i++) {
+    for (int i = 0; i < S; i++) {
         const double gi = (double)g[i] * w[i];
         m1 += gi;
         m2 += gi * (xr[i] - mean) * rstd;
     }
-    m1 /= C;
-    m2 /= C;
-    float *d = a->dx + (size_t)n * C;
+    m1 /= S;
+    m2 /= S;
 #pragma omp simd
-    for (int i = 0; i < C; i++) {
+    for (int i = 0; i < S; i++) {
         const double xh = (xr[i] - mean) * rstd;
         d[i] += (float)(rstd * ((double)g[i] * w[i] - m1 - xh * m2));
     }
-    a->stats[2 * (size_t)n] = (float)mean;
-    a->stats[2 * (size_t)n + 1] = (float)rstd;
+    stats[0] = (float)mean;
+    stats[1] = (float)rstd;
 }
 
-static void layernorm_backward_stripe(void *p, int c0, int wd) {
+static void group_norm_backward_row(void *p, int n) {
     const rows_args *a = p; /* g = dy */
+    const int C = a->C, S = C / a->G;
+    for (int q = 0; q < a->G; q++) {
+        const size_t o = (size_t)n * C + (size_t)q * S;
+        norm_backward_group(a, a->x + o, a->g + o, a->w + (size_t)q * S, S, a->dx + o,
+                            a->stats + 2 * ((size_t)n * a->G + q));
+    }
+}
+
+static void group_norm_backward_stripe(void *p, int c0, int wd) {
+    const rows_args *a = p; /* g = dy */
+    const int S = a->C / a->G;
     double aw[CS] = {0}, ab[CS] = {0};
     for (int n = 0; n < a->N; n++) {
         const float *xr = a->x + (size_t)n * a->C + c0, *g = a->g + (size_t)n * a->C + c0;
-        const float mean = a->stats[2 * (size_t)n], rstd = a->stats[2 * (size_t)n + 1];
-#pragma omp simd
+        const float *st = a->stats + 2 * (size_t)n * a->G;
         for (int j = 0; j < wd; j++) {
-            aw[j] += (double)g[j] * ((xr[j] - mean) * rstd);
+            const int q = (c0 + j) / S;
+            aw[j] += (double)g[j] * ((xr[j] - st[2 * q]) * st[2 * q + 1]);
             ab[j] += g[j];
         }
     }
@@ -163,11 +174,36 @@ static void layernorm_backward_stripe(void *p, int c0, int wd) {
     }
 }
 
-void layernorm_backward(const float *x, const float *w, const float *dy, int N, int C, float *dx,
-                        float *dw, float *db, float *stats, int nt) {
-    rows_args a = {.x = x, .w = w, .g = dy, .dx = dx, .dw = dw, .db = db, .stats = stats, .N = N, .C = C};
-    parallel_rows(nt, N, 6 * (size_t)C, layernorm_backward_row, &a); /* x four times, dy twice */
-    parallel_stripes(nt, C, 2 * (size_t)N, layernorm_backward_stripe, &a);
+void group_norm_backward(const float *x, const float *w, const float *dy, int N, int C, int G, float eps, float *dx,
+                         float *dw, float *db, float *stats, int nt) {
+    rows_args a = {.x = x, .w = w, .g = dy, .dx = dx, .dw = dw, .db = db, .stats = stats, .N = N, .C = C, .G = G,
+                   .eps = eps};
+    parallel_rows(nt, N, 6 * (size_t)C, group_norm_backward_row, &a); /* x four times, dy twice */
+    parallel_stripes(nt, C, 2 * (size_t)N, group_norm_backward_stripe, &a);
+}
+
+void layernorm_forward(const float *x, const float *w, const float *b, int N, int C, float *y, int nt) {
+    group_norm_forward(x, w, b, N, C, 1, LN_EPS, y, nt);
+}
+
+void layernorm_backward(const float *x, const float *w, const float *dy, int N, int C, float *dx, float *dw,
+                        float *db, float *stats, int nt) {
+    group_norm_backward(x, w, dy, N, C, 1, LN_EPS, dx, dw, db, stats, nt);
+}
+
+static void sum_rows_stripe(void *p, int c0, int wd) {
+    const rows_args *a = p; /* x = rows, dw = out */
+    double acc[CS] = {0};
+    for (int n = 0; n < a->N; n++) {
+        const float *xr = a->x + (size_t)n * a->C + c0;
+        for (int j = 0; j < wd; j++) acc[j] += xr[j];
+    }
+    for (int j = 0; j < wd; j++) a->dw[c0 + j] += (float)acc[j];
+}
+
+void sum_rows(const float *x, int N, int C, float *out, int nt) {
+    rows_args a = {.x = x, .dw = out, .N = N, .C = C};
+    parallel_stripes(nt, C, (size_t)N, sum_rows_stripe, &a);
 }
 
 /* ---- token shift + mix (§1.2) ------------------------------------------- */

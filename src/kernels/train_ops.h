@@ -45,6 +45,15 @@ void layernorm_forward(const float *x, const float *w, const float *b, int N, in
 void layernorm_backward(const float *x, const float *w, const float *dy, int N, int C, float *dx,
                         float *dw, float *db, float *stats, int nt);
 
+/* Group norm (RWKV-7's ln_x): each row's G groups of C/G adjacent channels
+ * normalised on their own with `eps`, then y = x̂ ⊙ w + b per channel; the
+ * layernorm above is G = 1, eps 1e-5. The backward as layernorm_backward,
+ * `stats` scratch of 2·N·G floats. */
+void group_norm_forward(const float *x, const float *w, const float *b, int N, int C, int G, float eps, float *y,
+                        int nt);
+void group_norm_backward(const float *x, const float *w, const float *dy, int N, int C, int G, float eps, float *dx,
+                         float *dw, float *db, float *stats, int nt);
+
 /* Token shift + mix (§1.2): out[b,t] = mu ⊙ z[b,t] + (1 - mu) ⊙ z[b,t-1],
  * z[b,-1] = 0; `zeros` is C zero floats. */
 void token_shift_forward(const float *z, const float *mu, int B, int T, int C, const float *zeros,
@@ -73,6 +82,9 @@ void sigmoid_gate_backward(const float *r, const float *val, const float *dout, 
 void relu2_forward(const float *k, float *h, size_t n, int nt);
 /* dk = dh ⊙ 2 max(k, 0); dk may be dh. */
 void relu2_backward(const float *k, const float *dh, float *dk, size_t n, int nt);
+
+/* out[c] += Σ_n x[n][c] (the gradient of a per-channel vector added to every row). */
+void sum_rows(const float *x, int N, int C, float *out, int nt);
 
 /* y = x + a (residual add); y may be x. */
 void residual_forward(const float *x, const float *a, float *y, size_t n, int nt);

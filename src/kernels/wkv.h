@@ -77,6 +77,24 @@ void wkv5_forward(int T, int H, int N, const float *r, const float *k, const flo
 void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                   const float *a, const float *b, float *S, float *y, int n_threads);
 
+/* ---- RWKV-7 training (kernels/wkv7_train.c) ------------------------------
+ *
+ * B independent sequences of T tokens, each from the zero state; every
+ * per-token array is [B][T][H*N]. The forward saves the state before every
+ * WKV7_CHUNK tokens in ckpt (wkv7_checkpoint_floats); the backward needs
+ * those and the inputs, not y. scratch holds wkv7_scratch_floats(N,
+ * n_threads) floats. Results do not depend on the thread count. */
+enum { WKV7_CHUNK = 16 };
+size_t wkv7_checkpoint_floats(int B, int T, int H, int N);
+size_t wkv7_scratch_floats(int N, int n_threads);
+void wkv7_forward_batch(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
+                        const float *a, const float *b, float *ckpt, float *y, float *scratch, int n_threads);
+/* Given dy = dL/dy, writes dr, dw, dk, dv, da, db (dL/d of each input, same
+ * layout; dw is with respect to the decay multiplier w itself). */
+void wkv7_backward(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
+                   const float *a, const float *b, const float *ckpt, const float *dy, float *dr, float *dw,
+                   float *dk, float *dv, float *da, float *db, float *scratch, int n_threads);
+
 /* The same with an explicit variant's rows (tests); the two above use kernels_active(). */
 void wkv5_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *k, const float *v,
                        const float *w, size_t w_stride, const float *u, float *S, float *y, int n_threads);

@@ -8,6 +8,7 @@
 #include "formats/formats.h"
 #include "train/gpt_grad.h"
 #include "train/model_file.h"
+#include "train/rwkv7_grad.h"
 
 int arch_default_heads(int n_embd) {
     int h = n_embd / 64;
@@ -16,12 +17,14 @@ int arch_default_heads(int n_embd) {
     return h;
 }
 
-const char *train_arch_names(void) { return "rwkv4, gpt"; }
+static const train_arch *const all_archs[] = {&train_arch_rwkv4, &train_arch_rwkv7, &train_arch_gpt};
+
+const char *train_arch_names(void) { return "rwkv4, rwkv7, gpt"; }
 
 const train_arch *train_arch_find(const char *name) {
     if (!name) return NULL;
-    if (strcmp(name, train_arch_rwkv4.name) == 0) return &train_arch_rwkv4;
-    if (strcmp(name, train_arch_gpt.name) == 0) return &train_arch_gpt;
+    for (size_t i = 0; i < sizeof all_archs / sizeof all_archs[0]; i++)
+        if (strcmp(name, all_archs[i]->name) == 0) return all_archs[i];
     return NULL;
 }
 
@@ -59,9 +62,11 @@ static rwkv_status r4_load(const char *path, arch_shape *sh, param_layout *lay, 
     tensor_set set;
     rwkv_status s = checkpoint_read(path, &set, err);
     if (s != RWKV_OK) return s;
-    if (gpt_is_checkpoint(&set)) {
+    const int gpt = gpt_is_checkpoint(&set), rwkv7 = tensor_set_find(&set, "blocks.0.att.r_k") != NULL;
+    if (gpt || rwkv7) {
         tensor_set_free(&set);
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: is a GPT checkpoint (train it with --arch gpt)", path);
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: is %s checkpoint (train it with --arch %s)", path,
+                         gpt ? "a GPT" : "an RWKV-7", gpt ? "gpt" : "rwkv7");
     }
     s = params_from_tensors(&set, lay, params, err);
     tensor_set_free(&set);
@@ -208,4 +213,91 @@ static double g_flops(const arch_shape *sh, const param_layout *lay, int T) {
 
 const train_arch train_arch_gpt = {
     "gpt", g_shape_check, g_layout, g_init, g_load, g_save, g_ctx_new, g_ctx_free, g_fb, g_loss, g_flops,
+};
+
+/* ---- RWKV-7 --------------------------------------------------------------- */
+
+static rwkv7_shape to_rwkv7(const arch_shape *sh) {
+    rwkv7_shape s = {sh->n_vocab, sh->n_embd,  sh->n_layer, sh->n_ffn,
+                     sh->head_size, sh->d_decay, sh->d_aaa, sh->d_mv, sh->d_gate};
+    return s;
+}
+
+static void from_rwkv7(const rwkv7_shape *s, arch_shape *sh) {
+    sh->n_vocab = s->n_vocab, sh->n_embd = s->n_embd, sh->n_layer = s->n_layer, sh->n_ffn = s->n_ffn;
+    sh->n_head = s->n_embd / s->head_size, sh->n_ctx = 0, sh->head_size = s->head_size;
+    sh->d_decay = s->d_decay, sh->d_aaa = s->d_aaa, sh->d_mv = s->d_mv, sh->d_gate = s->d_gate;
+}
+
+static rwkv_status r7_shape_check(arch_shape *sh, rwkv_error *err) {
+    rwkv7_shape s = to_rwkv7(sh);
+    rwkv_status st = rwkv7_shape_complete(&s, err);
+    if (st == RWKV_OK) from_rwkv7(&s, sh);
+    return st;
+}
+
+static rwkv_status r7_layout(const arch_shape *sh, param_layout *lay, rwkv_error *err) {
+    rwkv7_shape s = to_rwkv7(sh);
+    return rwkv7_layout_init(&s, lay, err);
+}
+
+/* (emb_scale is RWKV-4's: RWKV-7 uses its own fixed 1e-4, docs/training-rwkv7.md) */
+static rwkv_status r7_init(const arch_shape *sh, const param_layout *lay, float *params, uint64_t seed,
+                           float emb_scale, rwkv_error *err) {
+    (void)emb_scale;
+    rwkv7_shape s = to_rwkv7(sh);
+    rwkv_status st = rwkv7_init_params(&s, lay, params, seed);
+    return st == RWKV_OK ? RWKV_OK : rwkv_fail(err, st, "cannot initialise the RWKV-7 model");
+}
+
+static rwkv_status r7_load(const char *path, arch_shape *sh, param_layout *lay, float **params, rwkv_error *err) {
+    *params = NULL;
+    tensor_set set;
+    rwkv_status s = checkpoint_read(path, &set, err);
+    if (s != RWKV_OK) return s;
+    rwkv7_shape shape;
+    if (!tensor_set_find(&set, "blocks.0.att.r_k"))
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: is not an RWKV-7 checkpoint (no blocks.0.att.r_k)", path);
+    else
+        s = rwkv7_params_from_tensors(&set, &shape, lay, params, err);
+    tensor_set_free(&set);
+    if (s != RWKV_OK) {
+        if (err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
+        return s;
+    }
+    from_rwkv7(&shape, sh);
+    return RWKV_OK;
+}
+
+static rwkv_status r7_ctx_new(const arch_shape *sh, const param_layout *lay, int B, int T, int nt, void **ctx,
+                              rwkv_error *err) {
+    rwkv7_shape s = to_rwkv7(sh);
+    rwkv7_train_ctx *c = NULL;
+    rwkv_status st = rwkv7_train_ctx_new(&s, lay, B, T, nt, &c, err);
+    *ctx = c;
+    return st;
+}
+
+static void r7_ctx_free(void *ctx) { rwkv7_train_ctx_free(ctx); }
+
+static rwkv_status r7_fb(void *ctx, const float *params, const int *in, const int *tg, float l2wrap, float *grads,
+                         float *loss, rwkv_error *err) {
+    return rwkv7_forward_backward(ctx, params, in, tg, l2wrap, grads, loss, err);
+}
+
+static rwkv_status r7_loss(void *ctx, const float *params, const int *in, const int *tg, float *loss,
+                           rwkv_error *err) {
+    return rwkv7_forward_loss(ctx, params, in, tg, NULL, loss, err);
+}
+
+/* 6 x parameters, plus the WKV: per token, layer and head 3 N² multiply-adds
+ * forward (S a, the update, S r), three times that for training: 18 C N per layer. */
+static double r7_flops(const arch_shape *sh, const param_layout *lay, int T) {
+    (void)T;
+    return 6.0 * (double)lay->total + 18.0 * sh->n_layer * (double)sh->n_embd * sh->head_size;
+}
+
+const train_arch train_arch_rwkv7 = {
+    "rwkv7", r7_shape_check, r7_layout, r7_init, r7_load, r4_save, r7_ctx_new, r7_ctx_free, r7_fb, r7_loss,
+    r7_flops,
 };

@@ -2,9 +2,10 @@
  * operations: the loop (train/trainer.c) never asks which one it has.
  *
  *   "rwkv4"  RWKV-4 (train/rwkv4_grad.h): the paper's init, L2Wrap, per-parameter LR scales
+ *   "rwkv7"  RWKV-7 "Goose" (train/rwkv7_grad.h): the official x070 init, L2Wrap, w0 at 2x LR
  *   "gpt"    the GPT-2-style transformer baseline (model/gpt.h): GPT-2 init, no L2Wrap
  *
- * Both keep their parameters in one flat float32 buffer described by a
+ * All keep their parameters in one flat float32 buffer described by a
  * param_layout, so Adam, the gradient norm, the weight hash and the training
  * state file are shared. */
 #ifndef RWKV_TRAIN_ARCH_H
@@ -22,6 +23,9 @@ typedef struct arch_shape {
     int n_ffn;  /* 0 on input: 4 n_embd */
     int n_head; /* gpt: attention heads (0 on input: arch_default_heads); rwkv4: 0 */
     int n_ctx;  /* gpt: positions of the position table; rwkv4: 0 (no limit) */
+    /* rwkv7 (0 on input: the defaults of train/rwkv7_grad.h); others: 0 */
+    int head_size;
+    int d_decay, d_aaa, d_mv, d_gate; /* LoRA ranks */
 } arch_shape;
 
 typedef struct train_arch {
@@ -56,10 +60,11 @@ typedef struct train_arch {
 
 extern const train_arch train_arch_rwkv4;
 extern const train_arch train_arch_gpt;
+extern const train_arch train_arch_rwkv7;
 
-/* The architecture called `name` ("rwkv4" or "gpt"), or NULL. */
+/* The architecture called `name` ("rwkv4", "rwkv7" or "gpt"), or NULL. */
 const train_arch *train_arch_find(const char *name);
-/* "rwkv4, gpt": for messages. */
+/* "rwkv4, rwkv7, gpt": for messages. */
 const char *train_arch_names(void);
 /* The default head count of a transformer of width C: C/64 (at least 1),
  * lowered to the nearest divisor of C. */

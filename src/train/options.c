@@ -104,6 +104,10 @@ rwkv_status train_options_check(const rwkv_train_options *o, int fresh, rwkv_err
     if (!train_arch_find(o->arch ? o->arch : "rwkv4"))
         BAD("--arch must be one of %s, got '%s'", train_arch_names(), o->arch);
     if (o->n_head < 0 || o->n_head > 65536) BAD("--heads must be in [0, 65536] (0: embd/64), got %d", o->n_head);
+    if (o->head_size < 0 || o->head_size > 65536)
+        BAD("--head-size must be in [0, 65536] (0: 64, or embd when smaller), got %d", o->head_size);
+    if (o->head_size > 0 && !o->init_path && o->n_embd % o->head_size != 0)
+        BAD("--head-size %d does not divide --embd %d", o->head_size, o->n_embd);
     if (o->n_layer < 1 || o->n_layer > 1024) BAD("--layers must be in [1, 1024], got %d", o->n_layer);
     if (o->n_embd < 1 || o->n_embd > 65536) BAD("--embd must be in [1, 65536], got %d", o->n_embd);
     if (o->n_ffn < 0 || o->n_ffn > 1 << 20) BAD("--ffn must be in [0, 1048576] (0: 4 x embd), got %d", o->n_ffn);

@@ -61,7 +61,8 @@ rwkv_status run_open_data(run *r, rwkv_error *err) {
 /* (the position table of a transformer is ctx_len rows) */
 arch_shape run_options_shape(const run *r) {
     const rwkv_train_options *o = r->o;
-    arch_shape sh = {r->cfg.n_vocab, o->n_embd, o->n_layer, o->n_ffn, o->n_head, o->ctx_len};
+    arch_shape sh = {.n_vocab = r->cfg.n_vocab, .n_embd = o->n_embd, .n_layer = o->n_layer, .n_ffn = o->n_ffn,
+                     .n_head = o->n_head, .n_ctx = o->ctx_len, .head_size = o->head_size};
     return sh;
 }
 
@@ -91,7 +92,7 @@ rwkv_status run_check_shape(const run *r, const arch_shape *sh, const char *what
     const rwkv_train_options *o = r->o;
     int ffn = o->n_ffn ? o->n_ffn : 4 * o->n_embd;
     if (sh->n_vocab != r->cfg.n_vocab || sh->n_embd != o->n_embd || sh->n_layer != o->n_layer || sh->n_ffn != ffn ||
-        (o->n_head > 0 && sh->n_head != o->n_head))
+        (o->n_head > 0 && sh->n_head != o->n_head) || (o->head_size > 0 && sh->head_size != o->head_size))
         return rwkv_fail(err, RWKV_ERR_SHAPE,
                          "%s: model is %d layers x %d (ffn %d, vocab %d, heads %d) but the run is %d x %d (ffn %d, "
                          "vocab %d, heads %d)",
@@ -104,18 +105,16 @@ rwkv_status run_check_shape(const run *r, const arch_shape *sh, const char *what
 }
 
 /* One Adam group per tensor: its LR scale (with --layerwise-lr), weight
- * decay on matrices only. */
+ * decay where the layout says (matrices; RWKV-7: not the LoRA factors). */
 static adam_group *adam_groups_of(const param_layout *lay, int layerwise_lr) {
     adam_group *groups = calloc((size_t)lay->count + 1, sizeof *groups);
     if (!groups) return NULL;
     for (int i = 0; i < lay->count; i++) {
         const param_info *p = &lay->params[i];
-        int big_dims = 0;
-        for (int d = 0; d < p->ndim; d++) big_dims += p->shape[d] > 1;
         groups[i].offset = p->offset;
         groups[i].count = p->numel;
         groups[i].lr_scale = layerwise_lr ? p->lr_scale : 1.0f;
-        groups[i].decay = big_dims >= 2;
+        groups[i].decay = p->decay;
     }
     return groups;
 }

@@ -52,6 +52,7 @@ rwkv_status train_config_write(const char *path, const train_config *c, rwkv_err
     json_object_set_new(root, "tokenizer", str_or_null(c->tokenizer));
     json_object_set_new(root, "n_vocab", json_integer(c->n_vocab));
     json_object_set_new(root, "n_head", json_integer(c->opt.n_head));
+    json_object_set_new(root, "head_size", json_integer(c->opt.head_size));
     json_object_set_new(root, "device", json_string(c->device ? c->device : "cpu"));
     json_object_set_new(root, "precision", json_string(c->precision ? c->precision : "fp32"));
     const char *base = (const char *)&c->opt;
@@ -116,10 +117,16 @@ rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err
     /* optional: runs written before the GPU engine trained on the CPU in fp32 */
     if (s == RWKV_OK) s = get_optional_str(root, "device", "cpu", &c->device, path, err);
     if (s == RWKV_OK) s = get_optional_str(root, "precision", "fp32", &c->precision, path, err);
-    json_t *nh = json_object_get(root, "n_head");
-    if (s == RWKV_OK && nh && (!json_is_integer(nh) || json_integer_value(nh) < 0 || json_integer_value(nh) > (1 << 20)))
-        s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: \"n_head\" must be a non-negative integer", path);
-    if (s == RWKV_OK && nh) c->opt.n_head = (int)json_integer_value(nh);
+    /* optional: runs written before the transformer and RWKV-7 have neither */
+    static const char *const head_keys[] = {"n_head", "head_size"};
+    int *const head_fields[] = {&c->opt.n_head, &c->opt.head_size};
+    for (int i = 0; i < 2; i++) {
+        json_t *nh = json_object_get(root, head_keys[i]);
+        if (s == RWKV_OK && nh &&
+            (!json_is_integer(nh) || json_integer_value(nh) < 0 || json_integer_value(nh) > (1 << 20)))
+            s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: \"%s\" must be a non-negative integer", path, head_keys[i]);
+        if (s == RWKV_OK && nh) *head_fields[i] = (int)json_integer_value(nh);
+    }
     json_t *nv = json_object_get(root, "n_vocab");
     if (s == RWKV_OK && (!json_is_integer(nv) || json_integer_value(nv) < 1 || json_integer_value(nv) > (1 << 30)))
         s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: \"n_vocab\" must be a positive integer", path);

@@ -12,16 +12,20 @@
 
 #include "kernels/kernels_train.h"
 #include "core/machine.h"
-#include "core/rng.h"
 #include "kernels/train_ops.h"
+#include "train/init_random.h"
 
 /* ---- parameter layout (official state_dict order, §1.1) ---------------- */
 
 /* Appends with the per-parameter LR multipliers of RWKV-LM v4neo (§3.3). */
 static void layout_add(param_layout *lay, const char *name, int ndim, int64_t d0, int64_t d1,
                        int64_t d2) {
-    const float lr_scale = strstr(name, ".time_decay") ? 2.0f : strstr(name, ".time_first") ? 3.0f : 1.0f;
-    param_layout_add(lay, name, ndim, d0, d1, d2, lr_scale);
+    param_layout_add(lay, name, ndim, d0, d1, d2, 1.0f);
+}
+
+static void block_add(param_layout *lay, int l, const char *suffix, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    const float lr_scale = strstr(suffix, ".time_decay") ? 2.0f : strstr(suffix, ".time_first") ? 3.0f : 1.0f;
+    param_layout_add_in_block(lay, l, suffix, ndim, d0, d1, d2, lr_scale);
 }
 
 rwkv_status rwkv4_layout_init(const rwkv4_shape *shape, param_layout *layout, rwkv_error *err) {
@@ -40,22 +44,10 @@ rwkv_status rwkv4_layout_init(const rwkv4_shape *shape, param_layout *layout, rw
     layout->params = calloc((size_t)(4 + 18 * L + 2), sizeof(param_info));
     if (!layout->params) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (parameter layout)");
     layout->shape = s;
-    char name[64];
     layout_add(layout, "emb.weight", 2, V, C, 0);
     for (int l = 0; l < L; l++) {
-#define ADD(suffix, ...)                                                                           \
-    do {                                                                                           \
-        snprintf(name, sizeof name, "blocks.%d.%s", l, suffix);                                    \
-        layout_add(layout, name, __VA_ARGS__);                                                     \
-    } while (0)
-        ADD("ln1.weight", 1, C, 0, 0);
-        ADD("ln1.bias", 1, C, 0, 0);
-        ADD("ln2.weight", 1, C, 0, 0);
-        ADD("ln2.bias", 1, C, 0, 0);
-        if (l == 0) {
-            ADD("ln0.weight", 1, C, 0, 0);
-            ADD("ln0.bias", 1, C, 0, 0);
-        }
+#define ADD(suffix, ...) block_add(layout, l, suffix, __VA_ARGS__)
+        param_layout_add_block_norms(layout, l, C);
         ADD("att.time_decay", 1, A, 0, 0);
         ADD("att.time_first", 1, A, 0, 0);
         ADD("att.time_mix_k", 3, 1, 1, C);
@@ -120,30 +112,7 @@ rwkv_status params_from_tensors(const tensor_set *set, param_layout *layout, flo
         param_layout_free(layout);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (%zu parameters)", layout->total);
     }
-    for (int i = 0; i < layout->count; i++) {
-        const param_info *p = &layout->params[i];
-        const tensor *t = tensor_set_find(set, p->name);
-        char got[64], want[64];
-        if (!t) {
-            st = rwkv_fail(err, RWKV_ERR_SHAPE, "missing tensor %s", p->name);
-            break;
-        }
-        shape_format(t->ndim, t->shape, got, sizeof got);
-        shape_format(p->ndim, p->shape, want, sizeof want);
-        if (!dtype_is_float(t->type)) {
-            st = rwkv_fail(err, RWKV_ERR_SHAPE, "%s has dtype %s, expected a float type", p->name,
-                           dtype_name(t->type));
-            break;
-        }
-        /* matrices must match exactly; vectors may be stored [C] or [1,1,C] */
-        int ok = tensor_numel(t) == (int64_t)p->numel;
-        if (p->ndim == 2) ok = ok && t->ndim == 2 && t->shape[0] == p->shape[0];
-        if (!ok) {
-            st = rwkv_fail(err, RWKV_ERR_SHAPE, "%s has shape %s, expected %s", p->name, got, want);
-            break;
-        }
-        dtype_to_f32(t->type, t->data, buf + p->offset, p->numel);
-    }
+    st = param_layout_fill(layout, set, buf, err);
     if (st) {
         free(buf);
         param_layout_free(layout);
@@ -451,69 +420,6 @@ rwkv_status rwkv4_forward_loss(rwkv4_train_ctx *ctx, const float *params, const 
 
 /* ---- initialisation (§3.1-§3.2) ----------------------------------------------- */
 
-static double uniform01(uint64_t *s) { return rng_unit(splitmix64(s)); }
-
-static double gaussian(uint64_t *s) { /* Box-Muller */
-    const double u1 = 1.0 - uniform01(s), u2 = uniform01(s);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-typedef struct gs_args {
-    double *Q;
-    const double *q;
-    int m, j;
-} gs_args;
-
-/* Removes the component along q from vector j + 1 + r (each vector is
- * projected by one thread, in the same order whatever the thread count). */
-static void gs_project(void *ctx, int r) {
-    const gs_args *a = ctx;
-    const double *q = a->q;
-    double *w = a->Q + (size_t)(a->j + 1 + r) * a->m, dot = 0;
-    for (int i = 0; i < a->m; i++) dot += q[i] * w[i];
-    for (int i = 0; i < a->m; i++) w[i] -= dot * q[i];
-}
-
-/* Modified Gram-Schmidt on the n vectors of length m stored one after
- * another in Q: afterwards they are orthonormal and Q = G·R⁻¹ with R upper
- * triangular, positive diagonal. Runs on all cores (initialisation has no
- * thread-count setting). */
-static void gram_schmidt(double *Q, int m, int n) {
-    const int nt = machine_cores();
-    for (int j = 0; j < n; j++) {
-        double *q = Q + (size_t)j * m, norm = 0;
-        for (int i = 0; i < m; i++) norm += q[i] * q[i];
-        norm = 1.0 / sqrt(norm);
-        for (int i = 0; i < m; i++) q[i] *= norm;
-        gs_args a = {Q, q, m, j};
-        parallel_rows(nt, n - j - 1, 8 * (size_t)m, gs_project, &a); /* w and q read twice, doubles */
-    }
-}
-
-/* PyTorch-style orthogonal init (§3.2): QR of a Gaussian matrix with the
- * signs fixed by diag(R) > 0, i.e. orthonormal columns of the long side,
- * times gain. Gram-Schmidt runs twice ("twice is enough") in double. */
-static rwkv_status orthogonal_init(float *W, int rows, int cols, double gain, uint64_t *rng) {
-    const int tall = rows >= cols;
-    const int m = tall ? rows : cols, n = tall ? cols : rows;
-    double *Q = malloc(sizeof(double) * (size_t)m * n);
-    if (!Q) return RWKV_ERR_NOMEM;
-    for (size_t i = 0; i < (size_t)m * n; i++) Q[i] = gaussian(rng);
-    gram_schmidt(Q, m, n);
-    gram_schmidt(Q, m, n);
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            W[(size_t)r * cols + c] =
-                (float)(gain * (tall ? Q[(size_t)c * m + r] : Q[(size_t)r * m + c]));
-    free(Q);
-    return RWKV_OK;
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 rwkv_status rwkv4_init_params(const param_layout *layout, float *params, uint64_t seed,
                               float emb_scale) {
     const int C = layout->shape.n_embd, A = layout->shape.dim_att, L = layout->shape.n_layer;
@@ -521,8 +427,7 @@ rwkv_status rwkv4_init_params(const param_layout *layout, float *params, uint64_
         const param_info *p = &layout->params[pi];
         float *w = params + p->offset;
         /* one random stream per tensor, from the seed and the tensor's index */
-        uint64_t rng = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(pi + 1));
-        splitmix64(&rng);
+        uint64_t rng = init_stream(seed, pi);
         int l = 0;
         sscanf(p->name, "blocks.%d.", &l);
         const double r01 = L > 1 ? (double)l / (L - 1) : 0.0; /* 0 -> 1 over layers */
@@ -530,7 +435,7 @@ rwkv_status rwkv4_init_params(const param_layout *layout, float *params, uint64_
         const char *nm = p->name;
         if (strcmp(nm, "emb.weight") == 0) {
             for (size_t i = 0; i < p->numel; i++)
-                w[i] = (float)((2.0 * uniform01(&rng) - 1.0) * emb_scale);
+                w[i] = (float)((2.0 * init_uniform01(&rng) - 1.0) * emb_scale);
         } else if (ends_with(nm, "ln0.weight") || ends_with(nm, "ln1.weight") ||
                    ends_with(nm, "ln2.weight") || strcmp(nm, "ln_out.weight") == 0) {
             for (size_t i = 0; i < p->numel; i++) w[i] = 1.0f;

@@ -87,6 +87,7 @@ static rwkv_status fresh_model(run *r, rwkv_error *err) {
     if (s == RWKV_OK) {
         o->n_ffn = r->shape.n_ffn;
         o->n_head = r->shape.n_head;
+        o->head_size = r->shape.head_size;
     }
     return s;
 }

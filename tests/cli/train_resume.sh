@@ -5,43 +5,10 @@
 # uninterrupted one; the NaN guard; bad flags.
 #   sh tests/cli/train_resume.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
-RWKV=${1:-./rwkv}
-case $RWKV in /*) ;; *) RWKV=$(pwd)/$RWKV ;; esac
-T=$(mktemp -d /tmp/rwkv_train_resume.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-failed=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; failed=1; }
-
-if [ ! -x "$RWKV" ]; then
-    echo "FAIL train_resume: $RWKV is not an executable"
-    exit 1
-fi
-
-# training text: a slice of Tiny Shakespeare when it is there, else generated text
-SHARED=${RWKV_SHARED:-../shared}
-if [ -f "$SHARED/data/tinyshakespeare/input.txt" ]; then
-    head -c 60000 "$SHARED/data/tinyshakespeare/input.txt" >"$T/data.txt"
-else
-    awk 'BEGIN { for (i = 0; i < 3000; i++) printf "line %d: the quick brown fox %d jumps over the lazy dog.\n", i, i * 7 % 13 }' >"$T/data.txt"
-fi
+NAME=train_resume
+. "$(dirname "$0")/lib/train_helpers.sh"
 
 FLAGS="--layers 2 --embd 32 --ctx 16 --batch 4 --steps 40 --save-every 10 --eval-every 10 --val-windows 8 --threads 2 --seed 7 --lr 3e-3 --no-peak --quiet"
-
-# the deterministic fields of each log line (not the timings)
-losses() {
-    sed -e 's/"tokens_per_s":[^,]*,//' -e 's/"mfu":[^,]*,//' -e 's/,"elapsed_s":[^,}]*//' "$1/train.jsonl"
-}
-
-wait_for() { # file, seconds
-    n=0
-    while [ ! -e "$1" ]; do
-        sleep 0.02
-        n=$((n + 1))
-        [ $n -gt $(($2 * 50)) ] && return 1
-    done
-    return 0
-}
 
 # ---- reference: uninterrupted -------------------------------------------
 if ! "$RWKV" train --data "$T/data.txt" --out "$T/a" $FLAGS 2>"$T/a.err"; then
@@ -178,18 +145,6 @@ else
 fi
 
 # ---- bad flags: one line on stderr, non-zero exit --------------------------
-bad() { # name, expected message part, args...
-    name=$1
-    want=$2
-    shift 2
-    "$RWKV" "$@" >"$T/bad.out" 2>"$T/bad.err"
-    rc=$?
-    if [ $rc -ne 0 ] && [ "$(wc -l <"$T/bad.err")" -eq 1 ] && grep -q -- "$want" "$T/bad.err"; then
-        pass "$name"
-    else
-        fail "$name" "exit $rc, stderr: $(head -2 "$T/bad.err" | tr '\n' ' ')"
-    fi
-}
 bad train_bad_missing_out "--out" train --data "$T/data.txt"
 bad train_bad_ctx "--ctx" train --data "$T/data.txt" --out "$T/x" --ctx 0
 bad train_bad_number "--lr" train --data "$T/data.txt" --out "$T/x" --lr fast
@@ -215,22 +170,11 @@ if "$RWKV" train --data "$T/data.txt" --out "$T/ga" $GFLAGS 2>"$T/ga.err"; then
     else
         fail train_gpt_loss_falls "20 steps, arch gpt in config.json, loss $gfirst -> $glast"
     fi
-    RWKV_TRAIN_SAVE_PAUSE_MS=400 "$RWKV" train --data "$T/data.txt" --out "$T/gb" $GFLAGS 2>/dev/null &
-    pid=$!
-    wait_for "$T/gb/model-00000005.safetensors" 60
-    kill -INT $pid
-    wait $pid
-    rc=$?
-    if [ $rc -eq 130 ] && [ "$(wc -l <"$T/gb/train.jsonl")" -lt 20 ] && "$RWKV" train --resume "$T/gb" --quiet 2>"$T/gb.err" \
-        && losses "$T/gb" | cmp -s - "$T/ga.losses"; then
-        pass train_gpt_sigint_resume_identical
-    else
-        fail train_gpt_sigint_resume_identical "exit $rc; resumed losses differ: $(tail -1 "$T/gb.err" 2>/dev/null)"
-    fi
+    sigint_resume train_gpt_sigint_resume_identical "$T/gb" model-00000005.safetensors 20 "$T/ga.losses" $GFLAGS
 else
     fail train_gpt_loss_falls "$(tail -1 "$T/ga.err")"
 fi
-bad train_bad_arch "--arch must be one of rwkv4, gpt" train --data "$T/data.txt" --out "$T/x4" --arch lstm --no-peak
+bad train_bad_arch "--arch must be one of rwkv4, rwkv7, gpt" train --data "$T/data.txt" --out "$T/x4" --arch lstm --no-peak
 bad train_bad_gpt_init "is a GPT checkpoint" train --data "$T/data.txt" --out "$T/x5" --init "$T/ga/model.safetensors" --no-peak
 
 # ---- tokenizer files: rwkv tokenize --out and train --tokenizer ------------
