@@ -112,20 +112,24 @@ void cuda_gate_forward(cuda_dtype t, const void *d_pre, const void *d_val, void 
 void cuda_gate_backward(cuda_dtype t, const void *d_pre, const void *d_val, const void *d_dout,
                         void *d_dval, void *d_dpre, size_t n, cuda_stream stream);
 
-/* ---- wkv4.cu (docs/model.md §1.3, §2) ------------------------------ */
+/* ---- wkv4.cu (docs/model.md §1.3, §2) ---------------------------------------- */
 
+/* Scratch of the two WKV launchers for B x T x C: `floats` floats (the
+ * per-chunk states) and `doubles` doubles (the backward's per-chunk sums). */
+void cuda_wkv_scratch(int B, int T, int C, size_t *floats, size_t *doubles);
 /* y = WKV(d = -exp(θ), u, k, v) per row from the zero state, and
  * ry = σ(r) ⊙ y (the gated output fed to the output projection); all [B][T][C]. */
 void cuda_wkv_forward(cuda_dtype t, int B, int T, int C, const float *d_theta, const float *d_u,
                       const void *d_k, const void *d_v, const void *d_r, void *d_y, void *d_ry,
-                      cuda_stream stream);
+                      float *d_chunk, cuda_stream stream);
 /* From g = dL/d(ry): gk, gv, gr (the gate's pre-activation) [B][T][C], and
- * ADDS dL/dθ and dL/du into d_gtheta, d_gu [C] (summed over rows in order).
- * Scratch: d_s, d_q [B][T][C] floats and d_rowsum [2][B][C] doubles. */
+ * ADDS dL/dθ and dL/du into d_gtheta, d_gu [C] (summed in a fixed order).
+ * Scratch: d_s, d_q [B][T][C] floats, d_chunk and d_sums of cuda_wkv_scratch. */
 void cuda_wkv_backward(cuda_dtype t, int B, int T, int C, const float *d_theta, const float *d_u,
                        const void *d_k, const void *d_v, const void *d_r, const void *d_y,
                        const void *d_g, void *d_gk, void *d_gv, void *d_gr, float *d_gtheta,
-                       float *d_gu, float *d_s, float *d_q, double *d_rowsum, cuda_stream stream);
+                       float *d_gu, float *d_s, float *d_q, float *d_chunk, double *d_sums,
+                       cuda_stream stream);
 
 /* ---- cross_entropy.cu (§1.2, §3.3) ------------------------------------------ */
 

@@ -50,7 +50,7 @@ struct rwkv4_cuda {
     void *emb_out, *x_out, *z_out, *logits;
     float *mean0, *rstd0, *mean_out, *rstd_out;
     void *mix, *dmix, *gc2, *gx, *gz, *sf, *sa, *gkvr;
-    float *wkv_s, *wkv_q, *partial, *row_loss, *loss;
+    float *wkv_s, *wkv_q, *wkv_chunk, *partial, *row_loss, *loss;
     double *rowsum, *norm, *norm_partial;
     int *tok_dev; /* inputs, targets, order, seg, seg_tok: 5 x (N + 1) */
     cuda_adam_span *spans;
@@ -192,7 +192,10 @@ static size_t carve(rwkv4_cuda *c, char *base) {
     TAKE(c->partial, float *, cuda_colsum_scratch((int)colsum_w, 3) * 4);
     TAKE(c->row_loss, float *, N * 4);
     TAKE(c->loss, float *, 4);
-    TAKE(c->rowsum, double *, 2 * (size_t)c->B * A * 8);
+    size_t wkv_floats, wkv_doubles;
+    cuda_wkv_scratch(c->B, c->T, c->A, &wkv_floats, &wkv_doubles);
+    TAKE(c->wkv_chunk, float *, wkv_floats * 4);
+    TAKE(c->rowsum, double *, wkv_doubles * 8);
     TAKE(c->norm, double *, 8);
     TAKE(c->norm_partial, double *, cuda_norm_scratch(P) * 8);
     TAKE(c->tok_dev, int *, 5 * (N + 1) * 4);
@@ -466,7 +469,8 @@ static rwkv_status forward_block(rwkv4_cuda *c, int l, rwkv_error *err) {
     TRY(linear_forward(c, lin(o->att_kvr, A, C, 3), c->mix, a->kvr, A, NULL, err));
     const char *kvr = (const char *)a->kvr;
     const void *k = kvr, *v = kvr + ebytes(c, (size_t)N * A), *r = kvr + 2 * ebytes(c, (size_t)N * A);
-    TIMED(KIND_WKV, cuda_wkv_forward(t, B, T, A, P + o->time_decay, P + o->time_first, k, v, r, a->y, c->sa, s));
+    TIMED(KIND_WKV, cuda_wkv_forward(t, B, T, A, P + o->time_decay, P + o->time_first, k, v, r, a->y, c->sa,
+                                     c->wkv_chunk, s));
     TRY(linear_forward(c, lin(o->att_o, C, A, 1), c->sa, a->x_mid, C, a->x_in, err));
     /* channel mixing */
     TIMED(KIND_NORM, cuda_layernorm_forward(t, a->x_mid, P + o->ln2_w, P + o->ln2_b, N, C, a->z2, a->mean2,
@@ -537,7 +541,7 @@ static rwkv_status backward_block(rwkv4_cuda *c, int l, rwkv_error *err) {
     void *gk = gkvr, *gv = gkvr + ebytes(c, NA), *gr = gkvr + 2 * ebytes(c, NA);
     TIMED(KIND_WKV, cuda_wkv_backward(t, B, T, A, P + o->time_decay, P + o->time_first, k, v, r, a->y, c->sa, gk,
                                       gv, gr, G + o->time_decay, G + o->time_first, c->wkv_s, c->wkv_q,
-                                      c->rowsum, s));
+                                      c->wkv_chunk, c->rowsum, s));
     TIMED(KIND_SHIFT, cuda_token_shift_forward(t, a->z1, P + o->att_mix, 3, B, T, C, c->mix, s));
     TRY(linear_backward_weight(c, lin(o->att_kvr, A, C, 3), c->mix, c->gkvr, A, err));
     TRY(linear_backward_input(c, lin(o->att_kvr, A, C, 3), c->gkvr, A, c->dmix, err));

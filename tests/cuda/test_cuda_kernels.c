@@ -227,9 +227,10 @@ static void wkv_inputs(cuda_dtype t, int B, int T, int C, float **theta, float *
 
 static void test_wkv(void) {
     NEED_GPU();
-    const int B = 3, T = 200, C = 40;
-    const size_t n = (size_t)B * T * C;
-    for (int k = 0; k < 2; k++) {
+    const int B = 3, C = 40;
+    for (int kc = 0; kc < 4; kc++) { /* several time chunks with a partial last one; less than one chunk */
+        const int k = kc & 1, T = kc < 2 ? 200 : 45;
+        const size_t n = (size_t)B * T * C;
         const cuda_dtype t = DTYPES[k];
         const double tol = k ? 2e-2 : 2e-4;
         float *theta, *u, *kk, *v, *r, *g;
@@ -253,11 +254,14 @@ static void test_wkv(void) {
              *d_gr = poisoned(t, n);
         float *d_gth = poisoned(CUDA_F32, C), *d_gu = poisoned(CUDA_F32, C), *d_s = poisoned(CUDA_F32, n),
               *d_q = poisoned(CUDA_F32, n);
-        double *d_rowsum = NULL;
-        CHECK(!cuda_alloc((void **)&d_rowsum, 2 * (size_t)B * C * 8, "t", NULL), "alloc");
+        size_t n_chunk, n_sums;
+        cuda_wkv_scratch(B, T, C, &n_chunk, &n_sums);
+        float *d_chunk = poisoned(CUDA_F32, n_chunk);
+        double *d_sums = NULL;
+        CHECK(d_chunk && !cuda_alloc((void **)&d_sums, n_sums * 8, "t", NULL), "alloc");
         cuda_fill(CUDA_F32, d_gth, 0, C, 0);
         cuda_fill(CUDA_F32, d_gu, 0, C, 0);
-        cuda_wkv_forward(t, B, T, C, d_theta, d_u, d_k, d_v, d_r, d_y, d_ry, 0);
+        cuda_wkv_forward(t, B, T, C, d_theta, d_u, d_k, d_v, d_r, d_y, d_ry, d_chunk, 0);
         float *got_y = to_host(t, d_y, n), *got_ry = to_host(t, d_ry, n);
         if (k) { /* the backward must see the same y as the reference */
             void *tmp = to_device(t, y, n);
@@ -265,7 +269,7 @@ static void test_wkv(void) {
             d_y = tmp;
         }
         cuda_wkv_backward(t, B, T, C, d_theta, d_u, d_k, d_v, d_r, d_y, d_g, d_gk, d_gv, d_gr, d_gth, d_gu,
-                          d_s, d_q, d_rowsum, 0);
+                          d_s, d_q, d_chunk, d_sums, 0);
         float *got_gk = to_host(t, d_gk, n), *got_gv = to_host(t, d_gv, n), *got_gr = to_host(t, d_gr, n);
         float *got_gth = to_host(CUDA_F32, d_gth, C), *got_gu = to_host(CUDA_F32, d_gu, C);
         COMPARE_SCALED(got_y, y, n, tol, tol, "wkv forward y");
@@ -280,7 +284,7 @@ static void test_wkv(void) {
         free(got_y), free(got_ry), free(got_gk), free(got_gv), free(got_gr), free(got_gth), free(got_gu);
         cuda_free(d_theta), cuda_free(d_u), cuda_free(d_k), cuda_free(d_v), cuda_free(d_r), cuda_free(d_g),
             cuda_free(d_y), cuda_free(d_ry), cuda_free(d_gk), cuda_free(d_gv), cuda_free(d_gr),
-            cuda_free(d_gth), cuda_free(d_gu), cuda_free(d_s), cuda_free(d_q), cuda_free(d_rowsum);
+            cuda_free(d_gth), cuda_free(d_gu), cuda_free(d_s), cuda_free(d_q), cuda_free(d_chunk), cuda_free(d_sums);
     }
 }
 
