@@ -10,45 +10,14 @@
 #   - the devices the CPU-only paths refuse, with one line each.
 # Without a GPU (or in a build without CUDA) the GPU tests print SKIP.
 #   sh tests/cli/train_cuda.sh ./rwkv
-RWKV=${1:-./rwkv}
-case $RWKV in /*) ;; *) RWKV=$(pwd)/$RWKV ;; esac
-SHARED=${RWKV_SHARED:-../shared}
-T=$(mktemp -d /tmp/rwkv_train_cuda.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-failed=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; failed=1; }
-
-if [ ! -x "$RWKV" ]; then
-    echo "FAIL train_cuda: $RWKV is not an executable"
-    exit 1
-fi
-
-if [ -f "$SHARED/data/tinyshakespeare/input.txt" ]; then
-    head -c 60000 "$SHARED/data/tinyshakespeare/input.txt" >"$T/data.txt"
-else
-    awk 'BEGIN { for (i = 0; i < 3000; i++) printf "line %d: the quick brown fox %d jumps over the lazy dog.\n", i, i * 7 % 13 }' >"$T/data.txt"
-fi
-
-# expect_error NAME PATTERN CMD...: non-zero exit, one line on stderr matching PATTERN
-expect_error() {
-    name=$1 pattern=$2
-    shift 2
-    "$@" >/dev/null 2>"$T/err"
-    rc=$?
-    if [ $rc -eq 0 ]; then fail "$name" "exit status 0"
-    elif [ "$(wc -l <"$T/err")" -ne 1 ]; then fail "$name" "expected one error line: $(head -c 300 "$T/err")"
-    elif ! grep -q -- "$pattern" "$T/err"; then fail "$name" "message '$(cat "$T/err")' lacks '$pattern'"
-    else pass "$name"; fi
-}
+NAME=train_cuda
+. "$(dirname "$0")/lib/train_helpers.sh"
 
 # ---- refused before anything is written -----------------------------------
-expect_error train_device_unknown "--device must be cpu, cuda or cuda:N" \
-    "$RWKV" train --data "$T/data.txt" --out "$T/x" --device gpu
-expect_error train_cpu_bf16_refused "the CPU trains in fp32 only" \
-    "$RWKV" train --data "$T/data.txt" --out "$T/x" --precision bf16
-expect_error train_cuda_gpt_refused "supports rwkv4 only\|no CUDA support" \
-    "$RWKV" train --data "$T/data.txt" --out "$T/x" --arch gpt --device cuda
+bad train_device_unknown "--device must be cpu, cuda or cuda:N" train --data "$T/data.txt" --out "$T/x" --device gpu
+bad train_cpu_bf16_refused "the CPU trains in fp32 only" train --data "$T/data.txt" --out "$T/x" --precision bf16
+bad train_cuda_gpt_refused "supports rwkv4 only\|no CUDA support" \
+    train --data "$T/data.txt" --out "$T/x" --arch gpt --device cuda
 if [ -e "$T/x" ]; then fail train_cuda_refusal_writes_nothing "$T/x was created"; else pass train_cuda_refusal_writes_nothing; fi
 
 # ---- is there a GPU? -----------------------------------------------------------
@@ -68,21 +37,8 @@ if [ $rc -ne 0 ]; then
     exit 1
 fi
 
-# the deterministic fields of each log line (not the timings)
-losses() {
-    sed -e 's/"tokens_per_s":[^,]*,//' -e 's/"mfu":[^,]*,//' -e 's/,"elapsed_s":[^,}]*//' "$1/train.jsonl"
-}
 field() { # FIELD: its value on each line of train.jsonl on stdin ("" when absent)
     sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"
-}
-wait_for() { # file, seconds
-    n=0
-    while [ ! -e "$1" ]; do
-        sleep 0.02
-        n=$((n + 1))
-        [ $n -gt $(($2 * 50)) ] && return 1
-    done
-    return 0
 }
 # rel_close A B TOL: |A - B| <= TOL |B|
 rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(a != "" && d <= t * m) }'; }
