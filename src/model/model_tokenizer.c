@@ -3,6 +3,7 @@
  * joins the format that stores it and the tokenizer that uses it. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
@@ -12,6 +13,10 @@
 rwkv_status rwkv_tokenizer_from_model(const char *model_path, rwkv_tokenizer **out, rwkv_error *err) {
     if (!out || !model_path) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_tokenizer_from_model: NULL argument");
     *out = NULL;
+    struct stat st;
+    if (stat(model_path, &st) == 0 && S_ISDIR(st.st_mode)) /* a transformers folder: no GGUF vocabulary */
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: a model folder carries no GGUF vocabulary; give a tokenizer "
+                         "file", model_path);
     mapped_file f;
     rwkv_status s = mapped_file_open(model_path, &f, err);
     if (s != RWKV_OK) return s;
