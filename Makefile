@@ -77,7 +77,8 @@ $(BUILD)/%.o: %.c
 	$(CC) $(BASE_CFLAGS) $(OBJ_FLAGS) $(CFLAGS) -c $< -o $@
 
 # With CUDA the library carries the CUDA backend, so that `rwkv train --device cuda` is one
-# program: librwkv.a needs -lcublasLt and the static CUDA runtime at link time (LIB_LDLIBS),
+# program: librwkv.a needs the static CUDA runtime at link time (LIB_LDLIBS; cuBLASLt is opened
+# with dlopen at the first GPU product, src/cuda/matmul.cu),
 # librwkv.so has them linked in and keeps their symbols to itself. A build flag file makes a
 # switch of CUDA=0/1 rebuild the libraries.
 LIB_LDLIBS = $(LDLIBS)
