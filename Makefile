@@ -20,7 +20,7 @@ endif
 LDLIBS  = -ljansson -lutf8proc -lm -fopenmp
 
 LIB_SRC  := $(shell find src -name '*.c' | sort)
-CLI_SRC  := $(sort $(wildcard cli/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c cli/serve/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TOOL_SRC := tests/check_vectors.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -36,7 +36,7 @@ VECTORS ?= ../shared/testvectors/rwkv4 ../shared/testvectors/rwkv7-train
 all: deps lib rwkv
 
 # Debian packages the build needs; installed only when missing.
-DEB_DEPS = libjansson-dev libutf8proc-dev
+DEB_DEPS = libjansson-dev libutf8proc-dev libmicrohttpd-dev
 deps:
 	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
@@ -59,8 +59,10 @@ $(BUILD)/librwkv.a: $(LIB_OBJ)
 $(BUILD)/librwkv.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS)
 
+# `rwkv serve` speaks HTTP through libmicrohttpd (only the CLI links it).
+CLI_LDLIBS = -lmicrohttpd -lpthread
 rwkv: $(CLI_OBJ) $(BUILD)/librwkv.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LDLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LDLIBS) $(CLI_LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/librwkv.a
 	@mkdir -p $(dir $@)
