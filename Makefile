@@ -1,7 +1,8 @@
 # rwkv.c — build, test and benchmark.
 #
-#   make             library (build/librwkv.a, build/librwkv.so) and the CLI ./rwkv
-#   make test        every test: unit, model vectors, CLI, then the C tests under ASan+UBSan
+#   make             library (build/librwkv.a, build/librwkv.so), the CLI ./rwkv, and the library's copy
+#                    in the Python package (python/rwkvc/librwkv.so; then `pip install ./python`)
+#   make test        every test: unit, model vectors, CLI, Python package, then the C tests under ASan+UBSan
 #   make demo        build, then train a small model on an embedded default corpus and sample it
 #   make check-vectors VECTORS=<folder>   run the reference vector checker on any vector set
 #   make asan        the C tests under AddressSanitizer + UBSan
@@ -32,18 +33,31 @@ TOOL_BIN := $(BUILD)/tests/check_vectors
 # a missing one is skipped.
 VECTORS ?= ../shared/testvectors/rwkv4 ../shared/testvectors/rwkv7-train
 
-.PHONY: all lib test unit asan check-vectors demo deps bench clean
-all: deps lib rwkv
+.PHONY: all lib python test test-deps unit asan check-vectors demo deps bench clean
+all: deps lib rwkv python
+
+# $(call deb_install,PACKAGES,COMMAND RUN WHEN SOME CANNOT BE INSTALLED): installs the missing ones.
+deb_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get install -y $$missing >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y $$missing >/dev/null)) \
+	  || { $(2); }; fi
 
 # Debian packages the build needs; installed only when missing.
 DEB_DEPS = libjansson-dev libutf8proc-dev libmicrohttpd-dev
 deps:
-	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  (apt-get install -y $$missing >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y $$missing >/dev/null)) \
-	  || { echo "error: could not install$$missing (run as root or install them yourself)"; exit 1; }; fi
+	@$(call deb_install,$(DEB_DEPS),echo "error: could not install$$missing (run as root or install them yourself)"; exit 1)
+
+# The Python tests run under pytest, with numpy and without; without them they are skipped.
+TEST_DEB_DEPS = python3-pytest python3-numpy
+test-deps:
+	@$(call deb_install,$(TEST_DEB_DEPS),echo "note: could not install$$missing (the Python tests may be skipped)")
 
 lib: $(BUILD)/librwkv.a $(BUILD)/librwkv.so
+
+# The Python package (python/rwkvc) loads the copy of the library made here: `pip install ./python` ships it.
+python: python/rwkvc/librwkv.so
+python/rwkvc/librwkv.so: $(BUILD)/librwkv.so
+	cp $< $@
 
 # The library exports only the functions marked RWKV_API (include/rwkv_export.h).
 $(LIB_OBJ): OBJ_FLAGS = -fvisibility=hidden -DRWKV_BUILD
@@ -69,7 +83,7 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/librwkv.a
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/librwkv.a $(LDLIBS)
 
 # Unit tests, vector checks and CLI tests; tests/run.sh prints the totals.
-test: all $(TEST_BIN) $(TOOL_BIN)
+test: all test-deps $(TEST_BIN) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory asan-build
 	@sh tests/run.sh $(BUILD) build-asan "$(VECTORS)"
 
@@ -95,7 +109,7 @@ bench: all
 	@sh bench/run.sh
 
 clean:
-	rm -rf build build-asan rwkv
+	rm -rf build build-asan rwkv python/rwkvc/librwkv.so
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
 

@@ -47,6 +47,12 @@ typedef struct rwkv_error {
 /* A short constant name for a status ("format error", ...). */
 RWKV_API const char *rwkv_status_name(rwkv_status status);
 
+/* The version of these headers, MAJOR.MINOR.PATCH; rwkv_version() returns
+ * the version of the library actually linked or loaded (the two differ only
+ * when a program runs against another build than it was compiled with). */
+#define RWKV_VERSION "0.1.0"
+RWKV_API const char *rwkv_version(void);
+
 /* ------------------------------------------------------------------------ */
 /* Models                                                                   */
 /* ------------------------------------------------------------------------ */

@@ -38,6 +38,7 @@ done
 for t in tests/cli/*.sh; do
     [ -f "$t" ] && run "$(basename "$t")" sh "$t" ./rwkv
 done
+[ -f tests/python/run.sh ] && run "python" sh tests/python/run.sh ./rwkv
 if [ -n "$asan" ]; then
     for t in "$asan"/tests/test_*; do
         [ -x "$t" ] && run "asan $(basename "$t")" env ASAN_OPTIONS=detect_leaks=1 "$t"

@@ -140,8 +140,8 @@ static void test_wkv4_vector(void) {
     const double want_v[4] = {0.213992, -0.023696, 1.189514, 0.220190};
     float y[4], state[3], gk[4], gv[4], gth = 0, gu = 0;
     CHECK(fabs(d - -0.606531) < 5e-7, "d = %.7f", d);
-    wkv_forward_batch(1, 4, 1, &d, &u, k, v, state, y, 1);
-    wkv_backward(1, 4, 1, &d, &u, k, v, y, g, gk, gv, &gth, &gu, 1);
+    wkv4_forward_batch(1, 4, 1, &d, &u, k, v, state, y, 1);
+    wkv4_backward(1, 4, 1, &d, &u, k, v, y, g, gk, gv, &gth, &gu, 1);
     const double tol = 5e-7 + 2.5e-7; /* half a unit of the 6th printed decimal + float rounding */
     for (int t = 0; t < 4; t++) {
         CHECK(fabs(y[t] - want_y[t]) <= tol, "y[%d] = %.7f, want %.6f", t, y[t], want_y[t]);
@@ -193,8 +193,8 @@ static void test_wkv4_finite_differences(void) {
     k[(0 * T + 3) * C + 3] = 118.0f; /* past exp() overflow in float */
     k[(1 * T + 7) * C + 4] = -95.0f;
     k[(1 * T + 8) * C + 4] = 64.0f;
-    wkv_forward_batch(B, T, C, d, u, k, v, state, y, 2);
-    wkv_backward(B, T, C, d, u, k, v, y, g, gk, gv, gth, gu, 2);
+    wkv4_forward_batch(B, T, C, d, u, k, v, state, y, 2);
+    wkv4_backward(B, T, C, d, u, k, v, y, g, gk, gv, gth, gu, 2);
 
     double worst = 0;
     const char *worst_what = "";

@@ -36,15 +36,15 @@ void wkv4_forward_scalar(int T, int C, int c0, int c1, const float *d, const flo
  * (a = b = 0, p = -1e38), with wkv4_forward (training). d = -exp(time_decay)
  * and u are [C]; k, v, y are [B][T][C]. `state` is scratch of 3·B·C floats.
  * The backward needs only y (besides d, u, k, v). */
-void wkv_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
+void wkv4_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
                        const float *v, float *state, float *y, int n_threads);
 
-/* The backward of wkv_forward_batch (the two sweeps of kernels/wkv4.c).
+/* The backward of wkv4_forward_batch (the two sweeps of kernels/wkv4.c).
  * Given gy = dL/dy [B][T][C], writes gk, gv [B][T][C] and ADDS dL/dθ
  * (θ = time_decay, via gθ = d·Gd) and dL/du into gtheta, gu [C], summed
  * over the B rows in order. gk and gv serve as the scratch of the first
  * sweep; one of them (not both) may be gy itself. */
-void wkv_backward(int B, int T, int C, const float *d, const float *u, const float *k,
+void wkv4_backward(int B, int T, int C, const float *d, const float *u, const float *k,
                   const float *v, const float *y, const float *gy, float *gk, float *gv,
                   float *gtheta, float *gu, int n_threads);
 

@@ -98,7 +98,7 @@ static void wkv_forward_row(void *p, int b) {
     wkv4_forward(T, C, a->d, a->u, a->k + o, a->v + o, aa, bb, pp, a->out + o);
 }
 
-void wkv_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
+void wkv4_forward_batch(int B, int T, int C, const float *d, const float *u, const float *k,
                        const float *v, float *state, float *y, int n_threads) {
     wkv_args a = {.d = d, .u = u, .k = k, .v = v, .state = state, .out = y, .B = B, .T = T, .C = C};
     /* k, v, y of a row, and a few exponentials per element */
@@ -188,7 +188,7 @@ static void wkv_backward_block(void *ctx, int blk) {
     }
 }
 
-void wkv_backward(int B, int T, int C, const float *d, const float *u, const float *k,
+void wkv4_backward(int B, int T, int C, const float *d, const float *u, const float *k,
                   const float *v, const float *y, const float *gy, float *gk, float *gv,
                   float *gtheta, float *gu, int n_threads) {
     wkv_args a = {.d = d, .u = u, .k = k, .v = v, .y = y, .gy = gy, .gk = gk, .gv = gv, .gtheta = gtheta,

@@ -2,7 +2,7 @@
  * docs/model.md §1.2 with saved activations, its backward
  * (equations in docs/training-math.md) and the initialisation of §3.1-§3.2.
  * The layers themselves are in kernels/train_ops.c, the heavy kernels in
- * kernels/ (matmul, matmul_backward, wkv, wkv_backward). */
+ * kernels/ (matmul, matmul_backward, wkv4). */
 #include "train/rwkv4_grad.h"
 
 #include <math.h>
@@ -314,7 +314,7 @@ static void forward(rwkv4_train_ctx *c, const float *P, const int *inputs, const
         linear_forward(P + o->att_r, A, C, c->sc[2], N, a->r, nt);
         sigmoid_forward(a->r, (size_t)N * A, nt);
         decay_of(c, P + o->time_decay);
-        wkv_forward_batch(B, T, A, c->decay, P + o->time_first, a->k, a->v, c->wkv_state, a->y, nt);
+        wkv4_forward_batch(B, T, A, c->decay, P + o->time_first, a->k, a->v, c->wkv_state, a->y, nt);
         gate_forward(a->r, a->y, c->sa[0], (size_t)N * A, nt);
         linear_forward(P + o->att_o, C, A, c->sa[0], N, c->sc[0], nt);
         residual_forward(a->x_in, c->sc[0], a->x_mid, (size_t)N * C, nt);
@@ -377,7 +377,7 @@ static void backward(rwkv4_train_ctx *c, const float *P, const int *inputs, cons
         linear_backward(P + o->att_o, C, A, c->sa[0], c->gx, N, c->sa[0], G + o->att_o, nt);
         sigmoid_gate_backward(a->r, a->y, c->sa[0], c->sa[1], c->sa[2], NA, nt);
         decay_of(c, P + o->time_decay);
-        wkv_backward(B, T, A, c->decay, P + o->time_first, a->k, a->v, a->y, c->sa[1], c->sa[0],
+        wkv4_backward(B, T, A, c->decay, P + o->time_first, a->k, a->v, a->y, c->sa[1], c->sa[0],
                      c->sa[1], G + o->time_decay, G + o->time_first, nt);
         const size_t mix[3] = {o->att_mix_k, o->att_mix_v, o->att_mix_r};
         const size_t W[3] = {o->att_k, o->att_v, o->att_r};

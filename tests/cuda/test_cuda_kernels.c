@@ -240,13 +240,13 @@ static void test_wkv(void) {
               *ry = malloc(n * 4), *sg = malloc(n * 4), *gy = malloc(n * 4), *gr = malloc(n * 4),
               *gk = malloc(n * 4), *gv = malloc(n * 4), *gth = calloc(C, 4), *gu = calloc(C, 4);
         for (int c = 0; c < C; c++) d[c] = -expf(theta[c]);
-        wkv_forward_batch(B, T, C, d, u, kk, v, state, y, 1);
+        wkv4_forward_batch(B, T, C, d, u, kk, v, state, y, 1);
         memcpy(sg, r, n * 4);
         sigmoid_forward(sg, n, 1);
         gate_forward(sg, y, ry, n, 1);
         if (k) round_bf16(y, n); /* the backward reads the stored y */
         sigmoid_gate_backward(sg, y, g, gy, gr, n, 1);
-        wkv_backward(B, T, C, d, u, kk, v, y, gy, gk, gv, gth, gu, 1);
+        wkv4_backward(B, T, C, d, u, kk, v, y, gy, gk, gv, gth, gu, 1);
         float *d_theta = to_device(CUDA_F32, theta, C), *d_u = to_device(CUDA_F32, u, C);
         void *d_k = to_device(t, kk, n), *d_v = to_device(t, v, n), *d_r = to_device(t, r, n),
              *d_g = to_device(t, g, n);
