@@ -13,17 +13,10 @@
 #include "rwkv_train.h"
 #include "test.h"
 #include "batch_check.h"
+#include "init_model.h"
 
-/* A freshly initialised model of `arch` written to a temporary file and
- * loaded (NULL with *why set). */
+/* A freshly initialised model of `arch` (NULL with *why set). */
 static rwkv_model *make_model(const char *arch, int n_ctx, char *why, size_t size) {
-    char path[] = "/tmp/rwkv-batch-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        snprintf(why, size, "mkstemp failed");
-        return NULL;
-    }
-    close(fd);
     rwkv_init_options o = rwkv_init_options_default();
     o.arch = arch;
     o.n_layer = 2;
@@ -34,15 +27,7 @@ static rwkv_model *make_model(const char *arch, int n_ctx, char *why, size_t siz
     o.n_ctx = n_ctx;
     o.seed = 5;
     o.emb_scale = 0.5; /* a visible embedding, so that the rows differ */
-    rwkv_error err;
-    rwkv_model *m = NULL;
-    if (rwkv_init_checkpoint(&o, path, &err) != RWKV_OK || rwkv_model_load(path, &m, &err) != RWKV_OK) {
-        snprintf(why, size, "%s", err.message);
-        m = NULL;
-    }
-    unlink(path);
-    if (m) rwkv_model_set_threads(m, 2);
-    return m;
+    return init_model(&o, why, size);
 }
 
 static void check_arch(const char *arch) {
