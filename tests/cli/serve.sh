@@ -287,6 +287,24 @@ done
 grep -q '^rwkv_state_cache_hits_total 2' "$T/metrics64" && grep -q '^rwkv_state_cache_entries [4-9]' "$T/metrics64" &&
     pass "cache metrics (prompt and reply states kept)" || fail "cache metrics" "$(grep state_cache "$T/metrics64")"
 
+# ---- the cache keeps to its budget, least recently used out first ----------
+# (a state of this model is 33 KiB: 1 MiB holds about 30 of the 40 prompts' states)
+if start_server lru -m "$T/m7.safetensors" --state-cache-mb 1 --parallel 1 && wait_ready 20; then
+    for k in $(seq 40); do req POST /v1/completions "{\"prompt\":\"Prompt number $k is here.\",\"max_tokens\":1}"; done
+    req POST /v1/completions '{"prompt":"Prompt number 1 is here. And more.","max_tokens":1}'
+    cp "$T/body" "$T/lru_old"
+    req POST /v1/completions '{"prompt":"Prompt number 40 is here. And more.","max_tokens":1}'
+    cp "$T/body" "$T/lru_new"
+    req GET /metrics
+    bytes=$(sed -n 's/^rwkv_state_cache_bytes //p' "$T/body")
+    entries=$(sed -n 's/^rwkv_state_cache_entries //p' "$T/body")
+    if grep -q '"cached_tokens":0' "$T/lru_old" && grep -q '"cached_tokens":25' "$T/lru_new" &&
+        [ "$bytes" -le 1048576 ] && [ "$entries" -gt 20 ] && [ "$entries" -lt 40 ]; then
+        pass "state cache: LRU eviction within --state-cache-mb ($entries entries, $bytes bytes)"
+    else fail "state cache eviction" "$entries entries, $bytes bytes; $(cat "$T/lru_old") $(cat "$T/lru_new")"; fi
+    stop_server
+else fail "lru" "$(cat "$T/lru.log")"; fi
+
 # ---- the request timeout -----------------------------------------------------
 if start_server timeout -m "$T/m7.safetensors" --timeout 0.3 --max-tokens 1000000 && wait_ready 20; then
     req POST /v1/completions '{"prompt":"slow","max_tokens":1000000}'
