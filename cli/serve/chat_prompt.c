@@ -22,8 +22,8 @@ static int append(char **buf, size_t *len, const char *s, size_t n) {
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 /* The cleaned message appended (see chat_prompt.h). */
-static int append_clean(char **buf, size_t *len, const char *text) {
-    size_t b = 0, e = strlen(text);
+static int append_clean(char **buf, size_t *len, const char *text, size_t text_len) {
+    size_t b = 0, e = text_len;
     while (b < e && is_space(text[b])) b++;
     while (e > b && is_space(text[e - 1])) e--;
     char *clean = malloc(e - b + 1);
@@ -40,12 +40,13 @@ static int append_clean(char **buf, size_t *len, const char *text) {
     return rc;
 }
 
-int chat_prompt_add(char **buf, size_t *len, const chat_names *names, const char *role, const char *text) {
+int chat_prompt_add(char **buf, size_t *len, const chat_names *names, const char *role, const char *text,
+                    size_t text_len) {
     const char *name = !strcmp(role, "user")        ? names->user
                        : !strcmp(role, "assistant") ? names->assistant
                                                     : names->system;
     if (name && (append(buf, len, name, strlen(name)) != 0 || append(buf, len, ": ", 2) != 0)) return -1;
-    if (append_clean(buf, len, text) != 0) return -1;
+    if (append_clean(buf, len, text, text_len) != 0) return -1;
     return append(buf, len, "\n\n", 2);
 }
 

@@ -18,9 +18,11 @@ typedef struct chat_names {
 /* The role names of a tokenizer kind ("neox": Bob/Alice, else System/User/Assistant). */
 chat_names chat_names_for(const char *tokenizer_kind);
 
-/* Appends one message (role "system", "user" or "assistant") to the prompt
- * in *buf (malloc'd, grown as needed; *len bytes). 0, or -1 when out of memory. */
-int chat_prompt_add(char **buf, size_t *len, const chat_names *names, const char *role, const char *text);
+/* Appends one message (role "system", "user" or "assistant"; text of
+ * text_len bytes) to the prompt in *buf (malloc'd, grown as needed; *len
+ * bytes). 0, or -1 when out of memory. */
+int chat_prompt_add(char **buf, size_t *len, const chat_names *names, const char *role, const char *text,
+                    size_t text_len);
 /* Appends the assistant's cue that starts the reply. */
 int chat_prompt_finish(char **buf, size_t *len, const chat_names *names);
 

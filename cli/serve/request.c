@@ -136,32 +136,34 @@ static int parse_sampling(json_t *body, job *j, request_error *e) {
     return 0;
 }
 
-/* The text of a message's content: a string, or an array of text parts. */
-static int content_text(json_t *content, char **out, request_error *e) {
-    if (!content || json_is_null(content)) return (*out = strdup("")) ? 0 : oom(e);
-    if (json_is_string(content)) return (*out = strdup(json_string_value(content))) ? 0 : oom(e);
-    if (!json_is_array(content)) return bad(e, "messages", "a message's 'content' must be a string or an array");
-    size_t len = 0, i;
+/* The text of a message's content (a string, or an array of text parts),
+ * NUL bytes included: a client may send back a reply that held one. */
+static int content_text(json_t *content, char **out, size_t *len, request_error *e) {
+    *len = 0;
+    if (!content || json_is_null(content)) return (*out = calloc(1, 1)) ? 0 : oom(e);
+    json_t *one[1] = {content};
+    size_t n_parts = json_is_string(content) ? 1 : json_is_array(content) ? json_array_size(content) : 0;
+    if (!n_parts && !json_is_array(content))
+        return bad(e, "messages", "a message's 'content' must be a string or an array");
     char *text = calloc(1, 1);
-    json_t *part;
-    json_array_foreach(content, i, part) {
-        json_t *type = json_object_get(part, "type"), *t = json_object_get(part, "text");
-        if (!json_is_string(type) || strcmp(json_string_value(type), "text") || !json_is_string(t)) {
+    for (size_t i = 0; text && i < n_parts; i++) {
+        json_t *part = json_is_string(content) ? one[0] : json_array_get(content, i);
+        json_t *type = json_object_get(part, "type"), *t = json_is_string(part) ? part : json_object_get(part, "text");
+        if (!json_is_string(part) &&
+            (!json_is_string(type) || strcmp(json_string_value(type), "text") || !json_is_string(t))) {
             free(text);
             return bad(e, "messages", "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported");
         }
-        size_t n = strlen(json_string_value(t));
-        char *p = text ? realloc(text, len + n + 1) : NULL;
-        if (!p) {
-            free(text);
-            return oom(e);
-        }
-        memcpy(p + len, json_string_value(t), n + 1);
-        len += n;
+        size_t n = json_string_length(t);
+        char *p = realloc(text, *len + n + 1);
+        if (!p) break;
+        memcpy(p + *len, json_string_value(t), n + 1);
+        *len += n;
         text = p;
     }
+    if (!text) return oom(e);
     *out = text;
-    return text ? 0 : oom(e);
+    return 0;
 }
 
 /* messages -> prompt text in the chat format of the tokenizer. */
@@ -179,9 +181,10 @@ static int render_chat(json_t *body, const request_context *ctx, char **prompt, 
                                    strcmp(r, "assistant")))
             return bad(e, "messages", "message %zu needs a 'role' of system, developer, user or assistant", i);
         char *text = NULL;
-        int rc = content_text(json_object_get(m, "content"), &text, e);
+        size_t text_len;
+        int rc = content_text(json_object_get(m, "content"), &text, &text_len, e);
         if (rc) return rc;
-        rc = chat_prompt_add(prompt, len, &names, r, text);
+        rc = chat_prompt_add(prompt, len, &names, r, text, text_len);
         free(text);
         if (rc) return oom(e);
     }
@@ -269,7 +272,7 @@ int request_parse(const char *body, size_t len, request_kind kind, const request
     memset(e, 0, sizeof *e);
     req->kind = kind;
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) return bad(e, "", "the body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
     if (!json_is_object(root)) {
         json_decref(root);

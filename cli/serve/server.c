@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "chat_page.h"
 #include "metrics.h"
 #include "response.h"
 #include "server.h"
@@ -247,6 +248,7 @@ static enum MHD_Result route(server *s, struct MHD_Connection *c, const char *ur
     if (!strcmp(url, "/health") && get)
         return atomic_load(&s->ready) ? send_json(c, 200, strdup("{\"status\":\"ok\"}"))
                                       : send_json(c, 503, strdup("{\"status\":\"loading\"}"));
+    if (!strcmp(url, "/") && get) return send_body(c, 200, strdup(chat_page_html), "text/html; charset=utf-8");
     if (!strcmp(url, "/metrics") && get) {
         size_t n;
         return send_body(c, 200, metrics_text(&n), "text/plain; version=0.0.4");

@@ -111,6 +111,8 @@ auth() { req "$1" "$2" "${3:-}" -H "Authorization: Bearer sekret"; }
 
 req GET /health
 expect "health" 200 '"ok"'
+req GET /
+expect "chat page" 200 '/v1/chat/completions'
 req GET /metrics
 expect "metrics" 200 '^rwkv_time_to_first_token_seconds_bucket{le="+Inf"}'
 auth GET /v1/models
@@ -152,6 +154,10 @@ if [ "$CODE" = 200 ] && grep -q '"delta":{"role":"assistant","content":""}' "$T/
 else fail "chat stream" "$(head -c 600 "$T/body") vs $(cat "$T/chat1")"; fi
 # "System: Be brief.\n\nUser: Hi!\n\nAssistant:" in bytes
 grep -q '"prompt_tokens":40' "$T/chat1" && pass "chat prompt format" || fail "chat prompt format" "$(cat "$T/chat1")"
+
+# a reply may hold any byte, NUL included; a client sends it back in the next turn
+auth POST /v1/chat/completions '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b\u0000c"},{"role":"user","content":[{"type":"text","text":"d"}]}],"max_tokens":2}'
+expect "chat history with a NUL byte and content parts" 200 '"prompt_tokens":44'
 
 # stop strings: never part of the output, end the reply (a letter that no
 # JSON escape contains, from the greedy reply)
