@@ -175,31 +175,49 @@ static void prefill_chunk(scheduler *s, slot *sl) {
     sl->fed += len;
 }
 
-/* Samples the next reply token from the slot's logits row and handles it:
- * end of text, stop strings, the length limit. */
-static void take_token(scheduler *s, slot *sl, float *logits) {
+/* The next reply token from the slot's logits row and what it ends: NULL
+ * (go on), or the finish reason; a failure sets *status and *error. */
+static const char *next_token(scheduler *s, slot *sl, const float *logits, int *status, const char **error) {
     job *j = sl->j;
-    if (sl->generated == 0) metrics_observe(H_TTFT, now_s() - j->t_arrival);
-    if (sl->generated >= j->max_tokens) return finish(s, sl, "length", 0, NULL);
+    if (sl->generated >= j->max_tokens) return "length";
     int t = rwkv_sampler_sample(sl->smp, logits, s->n_sample);
-    if (t < 0) return finish(s, sl, NULL, 500, "no token can be sampled (the logits are not finite)");
-    if (j->stop_at_eos && t == s->eos) return finish(s, sl, "stop", 0, NULL);
-    rwkv_error err;
+    if (t < 0) {
+        *status = 500;
+        *error = "no token can be sampled (the logits are not finite)";
+        return NULL;
+    }
+    if (j->stop_at_eos && t == s->eos) return "stop";
     const char *piece;
     size_t n;
-    if (rwkv_sampler_accept(sl->smp, t, NULL, 0, &err) != RWKV_OK ||
-        rwkv_token_stream_push(sl->ts, t, &piece, &n, &err) != RWKV_OK)
-        return finish(s, sl, NULL, 500, err.message);
+    if (rwkv_sampler_accept(sl->smp, t, NULL, 0, NULL) != RWKV_OK ||
+        rwkv_token_stream_push(sl->ts, t, &piece, &n, NULL) != RWKV_OK) {
+        *status = 500;
+        *error = "out of memory";
+        return NULL;
+    }
     sl->generated++;
     int stop = reply_bytes(sl, piece, n);
-    if (stop < 0) return finish(s, sl, NULL, 500, "out of memory for the reply");
-    if (stop) {
-        sl->at_stop = 1;
-        return finish(s, sl, "stop", 0, NULL);
+    if (stop < 0) {
+        *status = 500;
+        *error = "out of memory for the reply";
+        return NULL;
     }
-    if (sl->generated >= j->max_tokens) return finish(s, sl, "length", 0, NULL);
-    if (s->n_ctx && rwkv_state_pos(sl->st) >= (size_t)s->n_ctx) return finish(s, sl, "length", 0, NULL);
+    sl->at_stop = stop;
+    if (stop) return "stop";
+    if (sl->generated >= j->max_tokens) return "length";
+    if (s->n_ctx && rwkv_state_pos(sl->st) >= (size_t)s->n_ctx) return "length";
     sl->next = t;
+    return NULL;
+}
+
+/* Samples and handles the slot's next reply token: end of text, stop
+ * strings, the length limit, the GPT's context. */
+static void take_token(scheduler *s, slot *sl, const float *logits) {
+    if (sl->generated == 0) metrics_observe(H_TTFT, now_s() - sl->j->t_arrival);
+    int status = 0;
+    const char *error = NULL;
+    const char *reason = next_token(s, sl, logits, &status, &error);
+    if (reason || status) finish(s, sl, reason, status, error);
 }
 
 /* ---- the loop ----------------------------------------------------------------- */
