@@ -73,8 +73,9 @@ int cmd_serve(int argc, char **argv) {
         {"--host", 0, CLI_STR, &o.host, 0, 0, "ADDR", "address to listen on (IPv4 or IPv6)", NULL, NULL, NULL, NULL},
         {"--port", 0, CLI_INT, &o.port, 0, 65535, "N", "port; 0 = any free port", NULL, NULL, NULL, NULL},
         {"--parallel", 0, CLI_INT, &o.parallel, 1, 1024, "N", "requests decoded together", NULL, NULL, NULL, NULL},
-        {"--api-key", 0, CLI_STR, &o.api_key, 0, 0, "KEY", "require \"Authorization: Bearer KEY\" on /v1/*", "", NULL,
-         NULL, NULL},
+        {"--api-key", 0, CLI_STR, &o.api_key, 0, 0, "KEY",
+         "require \"Authorization: Bearer KEY\" on /v1/* (or set RWKV_API_KEY,\nwhich other users cannot read in the process list)",
+         "", NULL, NULL, NULL},
         {"--state-cache-mb", 0, CLI_LONG, &o.cache_mb, 0, 1 << 20, "M", "state cache budget in MiB; 0 = off", NULL,
          NULL, NULL, NULL},
         CLI_OPT_THREADS(&o.threads),
@@ -99,6 +100,7 @@ int cmd_serve(int argc, char **argv) {
         rc = cli_usage_error("serve", "a model is required (-m MODEL)");
         goto done;
     }
+    if (!o.api_key && getenv("RWKV_API_KEY") && *getenv("RWKV_API_KEY")) o.api_key = getenv("RWKV_API_KEY");
     /* SIGINT/SIGTERM are taken by sigwait in this thread only: every thread
      * started from here inherits the blocked mask. */
     sigset_t stop_signals;

@@ -25,7 +25,7 @@ fi
 
 "$RWKV" init --arch rwkv7 --layers 2 --embd 64 --vocab 256 --emb-scale 0.5 --out "$T/m.safetensors" >/dev/null 2>&1 ||
     { echo "FAIL openai client: rwkv init failed"; exit 1; }
-"$RWKV" serve -m "$T/m.safetensors" --port 0 --api-key sekret 2>"$T/log" &
+RWKV_API_KEY=sekret "$RWKV" serve -m "$T/m.safetensors" --port 0 2>"$T/log" &
 SPID=$!
 PORT=""
 for _ in $(seq 200); do
