@@ -67,7 +67,7 @@ const char chat_page_html[] =
     "        const chunk = JSON.parse(ev.slice(6));\n"
     "        if (chunk.error) throw new Error(chunk.error.message);\n"
     "        const c = chunk.choices[0];\n"
-    "        if (c && c.delta.content) { reply += c.delta.content; out.textContent = reply; }\n"
+    "        if (c && c.delta.content) { reply += c.delta.content; out.textContent = reply.trimStart(); }\n"
     "      }\n"
     "    }\n"
     "    history.push({role: 'assistant', content: reply});\n"

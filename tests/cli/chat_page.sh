@@ -4,9 +4,11 @@
 # sent, the streamed reply appears, and a second turn follows. Skips cleanly
 # without chromium or node. Loopback only; the server and the browser are
 # always stopped.
-#   sh tests/cli/chat_page.sh ./rwkv [SCREENSHOT.png]
+#   sh tests/cli/chat_page.sh ./rwkv [SCREENSHOT.png [MODEL]]
+# (default: a freshly initialised tiny model)
 RWKV=${1:-./rwkv}
 SHOT=${2:-}
+MODEL=${3:-}
 case $RWKV in /*) ;; *) RWKV=$(pwd)/$RWKV ;; esac
 case $SHOT in /*|"") ;; *) SHOT=$(pwd)/$SHOT ;; esac
 DIR=$(cd "$(dirname "$0")/../browser" && pwd)
@@ -25,9 +27,12 @@ if [ -z "$CHROMIUM" ] || ! command -v node >/dev/null 2>&1; then
     exit 0
 fi
 
-"$RWKV" init --arch rwkv7 --layers 2 --embd 64 --vocab 256 --emb-scale 0.5 --out "$T/m.safetensors" >/dev/null 2>&1 ||
-    { echo "FAIL chat page: rwkv init failed"; exit 1; }
-"$RWKV" serve -m "$T/m.safetensors" --port 0 --name tiny-rwkv7 2>"$T/log" &
+if [ -z "$MODEL" ]; then
+    MODEL=$T/m.safetensors
+    "$RWKV" init --arch rwkv7 --layers 2 --embd 64 --vocab 256 --emb-scale 0.5 --out "$MODEL" >/dev/null 2>&1 ||
+        { echo "FAIL chat page: rwkv init failed"; exit 1; }
+fi
+"$RWKV" serve -m "$MODEL" --port 0 --name tiny-rwkv 2>"$T/log" &
 SPID=$!
 PORT=""
 for _ in $(seq 200); do
