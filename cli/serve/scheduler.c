@@ -68,12 +68,13 @@ static int seq_push(slot *sl, const int *tokens, size_t n) {
 
 /* ---- the reply text and stop strings ----------------------------------------- */
 
-/* Where the first stop string starts in raw (SIZE_MAX: none). */
-static size_t find_stop(const job *j, const char *raw, size_t len) {
+/* Where the first stop string starts in raw (SIZE_MAX: none). Only a match
+ * that ends past `old` (the length before the newest bytes) is new. */
+static size_t find_stop(const job *j, const char *raw, size_t len, size_t old) {
     size_t best = SIZE_MAX;
     for (int k = 0; k < j->n_stops; k++) {
         size_t m = strlen(j->stops[k]);
-        for (size_t i = 0; m && i + m <= len && i < best; i++)
+        for (size_t i = old >= m ? old - m + 1 : 0; m && i + m <= len && i < best; i++)
             if (memcmp(raw + i, j->stops[k], m) == 0) best = i;
     }
     return best;
@@ -98,8 +99,9 @@ static size_t held_back(const job *j, const char *raw, size_t len) {
 static int reply_bytes(slot *sl, const char *p, size_t n) {
     if (grow((void **)&sl->raw, &sl->raw_cap, sl->raw_len + n + 1, 1) != 0) return -1;
     memcpy(sl->raw + sl->raw_len, p, n);
+    size_t old = sl->raw_len;
     sl->raw_len += n;
-    size_t stop = find_stop(sl->j, sl->raw, sl->raw_len);
+    size_t stop = find_stop(sl->j, sl->raw, sl->raw_len, old);
     size_t upto = stop != SIZE_MAX ? stop : sl->raw_len - held_back(sl->j, sl->raw, sl->raw_len);
     if (upto > sl->published) {
         job_append(sl->j, sl->raw + sl->published, upto - sl->published);
