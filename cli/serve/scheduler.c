@@ -60,6 +60,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
 }
 
 static int seq_push(slot *sl, const int *tokens, size_t n) {
+    if (n == 0) return 0;
     if (grow((void **)&sl->seq, &sl->cap_seq, sl->n_seq + n, sizeof(int)) != 0) return -1;
     memcpy(sl->seq + sl->n_seq, tokens, n * sizeof(int));
     sl->n_seq += n;
