@@ -4,7 +4,7 @@
 #                    in the Python package (python/rwkvc/librwkv.so; then `pip install ./python`)
 #   make test        every test: unit, model vectors, CLI, Python package, then the C tests under ASan+UBSan
 #   make demo        build, then train a small model on an embedded default corpus and sample it
-#   make check-vectors VECTORS=<folder>   run the reference vector checker on any vector set
+#   make check-vectors VECTORS="<folder> ..."   run the reference vector checker on any vector sets
 #   make asan        the C tests under AddressSanitizer + UBSan
 #   make NATIVE=1    add -march=native (default build is portable; SIMD kernels are picked at run time)
 
@@ -20,7 +20,17 @@ BASE_CFLAGS += -march=native
 endif
 LDLIBS  = -ljansson -lutf8proc -lm -fopenmp
 
-LIB_SRC  := $(shell find src -name '*.c' | sort)
+# The CUDA backend (src/cuda/cuda.mk): detected from nvcc on the PATH; CUDA=0 leaves it out.
+.DEFAULT_GOAL := all
+include src/cuda/cuda.mk
+
+# src/*/*_cuda.c use the CUDA backend; *_nocuda.c stand in for them in a build without it.
+ALL_LIB_SRC := $(shell find src -name '*.c' | sort)
+ifeq ($(CUDA),1)
+LIB_SRC  := $(filter-out %_nocuda.c,$(ALL_LIB_SRC))
+else
+LIB_SRC  := $(filter-out %_cuda.c,$(ALL_LIB_SRC))
+endif
 CLI_SRC  := $(sort $(wildcard cli/*.c cli/serve/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TOOL_SRC := tests/check_vectors.c
@@ -31,7 +41,7 @@ TOOL_BIN := $(BUILD)/tests/check_vectors
 
 # The vector sets `make test` checks (any folder of the vector format works);
 # a missing one is skipped.
-VECTORS ?= ../shared/testvectors/rwkv4 ../shared/testvectors/rwkv7-train
+VECTORS ?= ../shared/testvectors/rwkv4 ../shared/testvectors/hf-rwkv4 ../shared/testvectors/rwkv7-train
 
 .PHONY: all lib python test test-deps unit asan check-vectors demo deps bench clean
 all: deps lib rwkv python
@@ -66,21 +76,38 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(OBJ_FLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/librwkv.a: $(LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+# With CUDA the library carries the CUDA backend, so that `rwkv train --device cuda` is one
+# program: librwkv.a needs the static CUDA runtime at link time (LIB_LDLIBS; cuBLASLt is opened
+# with dlopen at the first GPU product, src/cuda/matmul.cu),
+# librwkv.so has them linked in and keeps their symbols to itself. A build flag file makes a
+# switch of CUDA=0/1 rebuild the libraries.
+LIB_LDLIBS = $(LDLIBS)
+SO_LDLIBS = $(LDLIBS)
+ifeq ($(CUDA),1)
+LIB_OBJ += $(CUDA_OBJ)
+LIB_LDLIBS += $(CUDA_LDLIBS)
+SO_LDLIBS += $(CUDA_LDLIBS) -Wl,--exclude-libs,ALL
+$(CUDA_OBJ): NVCC_FLAGS += -Xcompiler -fvisibility=hidden
+$(BUILD)/src/train/engine_cuda.o: OBJ_FLAGS += -isystem $(CUDA_HOME)/include
+endif
+CUDA_FLAG := $(BUILD)/cuda.flag
+$(shell mkdir -p $(BUILD) && (echo $(CUDA) | cmp -s - $(CUDA_FLAG) || echo $(CUDA) > $(CUDA_FLAG)))
 
-$(BUILD)/librwkv.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+$(BUILD)/librwkv.a: $(LIB_OBJ) $(CUDA_FLAG)
+	@rm -f $@
+	ar rcs $@ $(filter %.o,$^)
+
+$(BUILD)/librwkv.so: $(LIB_OBJ) $(CUDA_FLAG)
+	$(CC) -shared -o $@ $(filter %.o,$^) $(SO_LDLIBS)
 
 # `rwkv serve` speaks HTTP through libmicrohttpd (only the CLI links it).
 CLI_LDLIBS = -lmicrohttpd -lpthread
 rwkv: $(CLI_OBJ) $(BUILD)/librwkv.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LDLIBS) $(CLI_LDLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LIB_LDLIBS) $(CLI_LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/librwkv.a
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/pth_build.h $(BUILD)/librwkv.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/librwkv.a $(LDLIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/librwkv.a $(LIB_LDLIBS)
 
 # Unit tests, vector checks and CLI tests; tests/run.sh prints the totals.
 test: all test-deps $(TEST_BIN) $(TOOL_BIN)
@@ -94,8 +121,9 @@ check-vectors: all $(TOOL_BIN)
 	@for v in $(VECTORS); do $(TOOL_BIN) $$v || exit 1; done
 
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# (the CPU code only: the CUDA runtime and ASan do not mix)
 asan-build:
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" \
+	@$(MAKE) --no-print-directory BUILD=build-asan CUDA=0 OPT="$(ASAN_FLAGS)" \
 	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" build-asan/librwkv.a \
 	  $(TEST_SRC:tests/%.c=build-asan/tests/%) build-asan/tests/check_vectors
 
@@ -117,7 +145,7 @@ clean:
 .PHONY: bench-tokenizer
 $(BUILD)/bench/%: bench/%.c $(BUILD)/librwkv.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/librwkv.a $(LDLIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/librwkv.a $(LIB_LDLIBS)
 
 bench-tokenizer: $(BUILD)/bench/bench_tokenizer
 	$(BUILD)/bench/bench_tokenizer
@@ -128,7 +156,7 @@ bench-tokenizer: $(BUILD)/bench/bench_tokenizer
 # as a libFuzzer binary ($(BUILD)/fuzz/libfuzzer/<target>). The targets only need
 # the checkpoint readers, so they are compiled from those sources directly.
 FUZZ_TARGETS := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
-FUZZ_LIB_SRC := $(sort $(wildcard src/formats/*.c)) src/core/tensor.c src/core/dtype.c src/core/error.c src/core/mapped_file.c src/core/atomic_write.c src/core/strmap.c
+FUZZ_LIB_SRC := $(sort $(wildcard src/formats/*.c)) src/core/tensor.c src/core/dtype.c src/core/error.c src/core/mapped_file.c src/core/atomic_write.c src/core/strmap.c src/core/fs.c
 FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc \
               -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_CLANG := $(shell command -v clang 2>/dev/null)
@@ -160,4 +188,3 @@ results: all $(BUILD)/bench/context_cost $(BUILD)/bench/recall_probe
 	  (apt-get update >/dev/null && apt-get install -y gnuplot-nox >/dev/null) || \
 	  { echo "error: could not install gnuplot-nox (run as root or install it yourself)"; exit 1; }
 	@sh scripts/results.sh
-include src/cuda/cuda.mk

@@ -1,30 +1,91 @@
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "rwkv_bench.h"
 
+/* `--device cuda --train`: the training table of the shapes asked for. */
+static int bench_train(const rwkv_train_bench_options *o, const char *only, int quick) {
+    rwkv_train_bench_options to = *o;
+    if (quick) {
+        to.batch = to.batch > 0 ? to.batch : 8;
+        to.steps = to.steps > 0 ? to.steps : 3;
+        only = only ? only : "169M";
+    }
+    rwkv_error err;
+    double peak = 0;
+    if (rwkv_train_bench_peak(o->device, &peak, &err) != RWKV_OK) return cli_report(&err);
+    printf("bf16 GEMM peak (cuBLASLt, 8192^3, random data): %.0f TFLOP/s\n\n", peak * 1e-3);
+    printf("| shape | precision | B x T | step ms | tokens/s | MFU | GEMM / WKV / rest ms | rest: LN / shift / "
+           "elementwise / loss ms | device GiB | loss |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    int found = 0;
+    for (int i = 0; rwkv_train_bench_shape(i); i++) {
+        const char *name = rwkv_train_bench_shape(i);
+        if (only && strcmp(only, name) != 0) continue;
+        found = 1;
+        rwkv_train_bench_result r;
+        if (rwkv_train_bench_run(name, &to, peak, &r, &err) != RWKV_OK) return cli_report(&err);
+        printf("| %s | %s | %d x %d | %.1f | %.0f | %.1f%% | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f / %.1f | %.1f | "
+               "%.2f |\n",
+               r.shape, r.precision, r.batch, r.ctx, r.step_ms, r.tokens_per_s, 100 * r.mfu, r.gemm_ms, r.wkv_ms,
+               r.other_ms, r.norm_ms, r.shift_ms, r.elem_ms, r.loss_ms, r.device_gib, r.loss);
+        fflush(stdout);
+    }
+    if (!found) return cli_usage_error("bench", "--shape must be 169M, 430M or 1.5B, got '%s'", only);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL;
-    int json = 0;
+    const char *model = NULL, *device = NULL, *shape = NULL;
+    int json = 0, train = 0, quick = 0;
     rwkv_bench_options o = {0};
+    rwkv_train_bench_options to = {0};
     cli_opt opts[] = {
-        CLI_OPT_MODEL(&model, "checkpoint (safetensors, .pth or rwkv.cpp file)"),
+        CLI_OPT_MODEL(&model, "checkpoint (safetensors, .pth, rwkv.cpp file or transformers folder)"),
         CLI_OPT_THREADS(&o.threads),
         CLI_OPT_JSON(&json, "print one JSON object instead of the table"),
         {"--tokens", 0, CLI_INT, &o.decode_tokens, 1, 1000000, "N", "timed decode tokens", "64", NULL, NULL, NULL},
         {"--prompt", 0, CLI_INT, &o.prompt_tokens, 1, 1000000, "N", "prefill prompt length", "512", NULL, NULL, NULL},
         {"--no-machine", 0, CLI_FLAG, &o.skip_machine, 0, 0, NULL, "skip the bandwidth / FMA measurements", "", NULL,
          NULL, NULL},
+        {NULL, 0, CLI_SECTION, NULL, 0, 0, NULL, "training on a GPU (--device cuda --train; no model needed)", NULL,
+         NULL, NULL, NULL},
+        {"--device", 0, CLI_STR, &device, 0, 0, "D", "cuda or cuda:N (with --train)", "cpu", NULL, NULL, NULL},
+        {"--train", 0, CLI_FLAG, &train, 0, 0, NULL, "RWKV-4 training steps at the 169M, 430M and 1.5B shapes", "",
+         NULL, NULL, NULL},
+        {"--shape", 0, CLI_CHOICE, &shape, 0, 0, "S", "only this shape", "all", "169M|430M|1.5B", NULL, NULL},
+        {"--batch", 0, CLI_INT, &to.batch, 1, 65536, "N", "sequences per step", "32", NULL, NULL, NULL},
+        {"--ctx", 0, CLI_INT, &to.ctx, 1, 1 << 20, "N", "tokens per sequence", "1024", NULL, NULL, NULL},
+        {"--steps", 0, CLI_INT, &to.steps, 1, 100000, "N", "timed steps", "5", NULL, NULL, NULL},
+        {"--precision", 0, CLI_CHOICE, &to.precision, 0, 0, "P", "activations and matrix operands", "bf16",
+         "bf16|fp32", NULL, NULL},
+        {"--quick", 0, CLI_FLAG, &quick, 0, 0, NULL, "169M only, batch 8, 3 steps (a smoke run)", "", NULL, NULL,
+         NULL},
     };
-    cli_spec spec = {"bench", "rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]",
+    cli_spec spec = {"bench",
+                     "rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]\n"
+                     "       rwkv bench --device cuda[:N] --train [--shape S] [--batch N] [--ctx N] [--steps N]\n"
+                     "                  [--precision P] [--quick]",
                      "Measures decode (RNN mode, ms/token: median of N timed tokens after a warm-up), prefill\n"
                      "(sequence mode, tokens/s for an N-token prompt), the weight bytes one token reads, and in\n"
                      "the same run the machine's read bandwidth and float32 FMA peak at the same thread count;\n"
                      "prints decode as a fraction of the bandwidth floor and prefill as a fraction of the peak.\n"
-                     "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has).\n",
+                     "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has).\n"
+                     "--device cuda --train times full RWKV-4 training steps on the GPU (random weights and tokens):\n"
+                     "tokens/s, MFU against the bf16 matrix-product peak measured in the same run, the device time\n"
+                     "of a step split into GEMM / WKV / the rest, and device memory (docs/cuda.md).\n",
                      opts, CLI_N(opts), NULL, NULL, 0, 0};
     int rc;
     if (!cli_parse(&spec, argc, argv, &rc)) return rc;
+    const int on_gpu = device && strcmp(device, "cpu") != 0;
+    if (train && !on_gpu) return cli_usage_error("bench", "--train needs --device cuda (the GPU training benchmark)");
+    if (on_gpu && !train)
+        return cli_usage_error("bench", "--device %s: only the training benchmark runs on a GPU (add --train)", device);
+    if (train) {
+        to.device = device;
+        return bench_train(&to, shape, quick);
+    }
     if (!model) return cli_usage_error("bench", "-m MODEL is required");
     rwkv_bench_result r;
     rwkv_error err;

@@ -338,7 +338,7 @@ int cmd_generate(int argc, char **argv) {
     gen_args a = {.tok_path = "bytes", .n_gen = 200, .chunk = 256};
     cli_sampling_init(&a.smp);
     cli_opt opts[] = {
-        CLI_OPT_MODEL(&a.model_path, "checkpoint (safetensors, .pth or rwkv.cpp; RWKV or GPT)"),
+        CLI_OPT_MODEL(&a.model_path, "checkpoint (safetensors, .pth, rwkv.cpp or a transformers folder; RWKV or GPT)"),
         CLI_OPT_TOKENIZER(&a.tok_path),
         {"--prompt", 'p', CLI_TEXT, &a.prompt, 0, 0, "TEXT", "the prompt", "", NULL, NULL, NULL},
         {"--prompt-file", 0, CLI_STR, &a.prompt_file, 0, 0, "FILE", "read the prompt from FILE ('-' = stdin)", "",

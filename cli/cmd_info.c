@@ -46,7 +46,7 @@ int cmd_info(int argc, char **argv) {
         return 0;
     }
     printf("file:        %s\n", path);
-    printf("format:      %s\n", i.format);
+    printf("format:      %s%s\n", i.format, strcmp(i.layout, "official") ? " (transformers layout)" : "");
     printf("version:     RWKV-%s\n", i.version);
     printf("n_vocab:     %d\n", i.n_vocab);
     printf("n_embd:      %d\n", i.n_embd);

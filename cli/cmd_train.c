@@ -58,9 +58,13 @@ static int on_progress(const rwkv_train_progress *p, void *user) {
                     p->n_layer, p->n_embd, p->n_ffn, p->n_vocab, (long long)p->n_params, (double)p->n_params / 1e6);
         fprintf(stderr, "data: %lld training tokens, %lld held out (%lld validation windows)\n",
                 (long long)p->train_tokens, (long long)p->val_tokens, (long long)p->val_windows);
-        fprintf(stderr, "batch: %d x %d tokens x %d accum, %ld steps, %d threads", p->batch, p->ctx_len,
-                p->grad_accum, p->steps, p->threads);
-        if (p->peak_gflops > 0) fprintf(stderr, ", fp32 FMA peak %.1f GFLOP/s", p->peak_gflops);
+        fprintf(stderr, "batch: %d x %d tokens x %d accum, %ld steps, ", p->batch, p->ctx_len, p->grad_accum,
+                p->steps);
+        if (strcmp(p->device, "cpu") == 0) fprintf(stderr, "%d threads", p->threads);
+        else fprintf(stderr, "%s, %s", p->device, p->precision);
+        if (p->peak_gflops > 0) fprintf(stderr, ", %s peak %.1f %s", p->peak_kind,
+                                        p->peak_gflops >= 1e4 ? p->peak_gflops / 1e3 : p->peak_gflops,
+                                        p->peak_gflops >= 1e4 ? "TFLOP/s" : "GFLOP/s");
         fputc('\n', stderr);
         if (p->note && *p->note) fprintf(stderr, "%s\n", p->note);
         snprintf(d->dir, sizeof d->dir, "%s", p->path);
@@ -131,7 +135,8 @@ static long env_long(const char *name) {
 }
 
 static const char usage[] = "rwkv train --data FILE --out DIR [options]\n"
-                            "       rwkv train --resume DIR [--steps N] [--threads N] [--skip-nonfinite]";
+                            "       rwkv train --resume DIR [--steps N] [--threads N] [--device D] [--precision P]\n"
+                            "                  [--skip-nonfinite]";
 static const char about[] =
     "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md);\n"
     "with --arch rwkv7 an RWKV-7 \"Goose\" model with the official x070 init and recipe\n"
@@ -141,13 +146,15 @@ static const char about[] =
     "--out); the last --val-fraction of it is held out.\n"
     "DIR receives config.json, train.jsonl (one JSON object per step), checkpoints\n"
     "model-STEP.safetensors + train_state-STEP.bin, and model.safetensors at the end.\n"
-    "--resume continues an interrupted run with its stored settings; with the same thread count the\n"
-    "per-step losses are those of an uninterrupted run. Ctrl-C saves a checkpoint and stops.\n";
+    "--resume continues an interrupted run with its stored settings; with the same thread count (or\n"
+    "the same GPU and precision) the per-step losses are those of an uninterrupted run. A run may\n"
+    "continue on another device: checkpoints do not depend on it. Ctrl-C saves a checkpoint and stops.\n"
+    "--device cuda trains RWKV-4 on an NVIDIA GPU (builds with the CUDA toolkit; docs/cuda.md).\n";
 
 /* The flags that may come with --resume (the others are stored in the run). */
 static int resume_ok(const char *name) {
-    static const char *const ok[] = {"--resume", "--steps", "--threads", "--skip-nonfinite", "--no-peak",
-                                     "--print-every", "--quiet"};
+    static const char *const ok[] = {"--resume",  "--steps",      "--threads",     "--device", "--precision",
+                                     "--skip-nonfinite", "--no-peak", "--print-every", "--quiet"};
     for (size_t k = 0; k < CLI_N(ok); k++)
         if (strcmp(name, ok[k]) == 0) return 1;
     return 0;
@@ -207,11 +214,15 @@ int cmd_train(int argc, char **argv) {
         {"--keep", 0, CLI_INT, &o.keep_checkpoints, 0, 1000000, "N", "newest checkpoints kept; 0 = all", NULL, NULL,
          NULL, NULL},
         CLI_OPT_SEED(&o.seed, "init and data order"),
+        {"--device", 0, CLI_STR, &o.device, 0, 0, "D", "cpu, cuda or cuda:N (an NVIDIA GPU; rwkv4 only)", NULL, NULL,
+         NULL, NULL},
+        {"--precision", 0, CLI_CHOICE, &o.precision, 0, 0, "P", "cuda: bf16 (mixed) or fp32; the cpu trains in fp32",
+         "bf16 on cuda", "bf16|fp32", NULL, NULL},
         CLI_OPT_THREADS(&o.threads),
         {"--skip-nonfinite", 0, CLI_FLAG, &skip_nonfinite, 0, 0, NULL,
          "skip a batch whose loss or gradient is NaN/Inf instead of stopping", "", NULL, NULL, NULL},
-        {"--no-peak", 0, CLI_FLAG, &no_peak, 0, 0, NULL, "do not measure the FMA peak (no MFU figure)", "", NULL,
-         NULL, NULL},
+        {"--no-peak", 0, CLI_FLAG, &no_peak, 0, 0, NULL, "do not measure the FMA (or GPU matmul) peak: no MFU figure",
+         "", NULL, NULL, NULL},
         COUNT("--print-every", &print_every, 0, BIG, "progress line every N steps when stderr is not a terminal"),
         CLI_OPT_QUIET(&quiet, "no progress display"),
     };
@@ -245,6 +256,8 @@ int cmd_train(int argc, char **argv) {
         rwkv_resume_options ro = rwkv_resume_options_default();
         if (was_given(opts, CLI_N(opts), given, "--steps")) ro.steps = o.steps;
         if (was_given(opts, CLI_N(opts), given, "--threads")) ro.threads = o.threads;
+        if (was_given(opts, CLI_N(opts), given, "--device")) ro.device = o.device;
+        ro.precision = o.precision;
         if (skip_nonfinite) ro.skip_nonfinite = 1;
         ro.measure_peak = !no_peak;
         ro.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");

@@ -6,7 +6,7 @@
 
 static const cli_command commands[] = {
     {"info", "print a checkpoint's format, version, shape, parameters and dtypes", cmd_info},
-    {"convert", "write a checkpoint as safetensors (official key names)", cmd_convert},
+    {"convert", "write a checkpoint as safetensors (official key names) or a transformers folder", cmd_convert},
     {"init", "write a freshly initialised RWKV-4 model", cmd_init},
     {"train", "train an RWKV-4 model (or the GPT baseline) on a text or token file (resumable)", cmd_train},
     {"tokenize", "text on stdin -> token ids on stdout (--tokenizer FILE)", cmd_tokenize},

@@ -86,11 +86,17 @@ typedef struct rwkv_model_info {
     int d_decay_lora;        /* v6: time_decay_w1 columns; v7: w1 columns */
     int d_aaa_lora, d_mv_lora, d_gate_lora; /* v7: a1, v1, g1 columns */
     float gn_eps;            /* epsilon of the per-head GroupNorm ln_x, set by the file's origin */
+    const char *layout;      /* the tensor names: "official", or "transformers" (Hugging Face's
+                                RwkvForCausalLM layout, renamed when read) */
 } rwkv_model_info;
 
 /* Loads a checkpoint of any architecture the library knows (RWKV-4/5/6/7
  * or the GPT baseline; info.arch says which). The format is detected from
  * the file's bytes: safetensors, PyTorch .pth (zip) or rwkv.cpp's ggmf files.
+ * `path` may also be a Hugging Face transformers RWKV-4 folder (config.json
+ * with model.safetensors, shards and their model.safetensors.index.json, or
+ * pytorch_model.bin) or its shard index; transformers' tensor names are
+ * recognised from the names themselves, in any of these containers.
  * RWKV weights stay in the file's dtype (mapped from the file where the
  * layout allows); the GPT's are converted to float32. */
 RWKV_API rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
@@ -183,6 +189,13 @@ typedef enum rwkv_dtype {
 /* Writes any loadable checkpoint as safetensors with the official RWKV key
  * names and raw parameter values, atomically (temp file + rename). */
 RWKV_API rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path,
+                                        rwkv_dtype dtype, rwkv_error *err);
+
+/* Writes an RWKV-4 checkpoint as a Hugging Face transformers model folder
+ * (created when missing): config.json and model.safetensors with
+ * transformers' tensor names, which RwkvForCausalLM.from_pretrained loads.
+ * Other architectures are RWKV_ERR_UNSUPPORTED. */
+RWKV_API rwkv_status rwkv_convert_to_hf(const char *in_path, const char *out_dir,
                                         rwkv_dtype dtype, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */

@@ -59,6 +59,40 @@ RWKV_API rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *
  * snprintf would have written. */
 RWKV_API int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size);
 
+/* ---- training on a GPU (`rwkv bench --device cuda --train`, docs/cuda.md) ----
+ * Full RWKV-4 training steps (zero gradients, forward, backward, gradient
+ * norm, clipped Adam; nothing waits for the device inside a step) on random
+ * parameters and tokens, after two warm-up steps, at the shapes of the
+ * RWKV-4 Pile models. Needs a build with CUDA and a device
+ * (RWKV_ERR_UNSUPPORTED otherwise, one line saying which). */
+typedef struct rwkv_train_bench_options {
+    const char *device;    /* "cuda" (NULL) or "cuda:N" */
+    const char *precision; /* "bf16" (NULL) or "fp32" */
+    int batch, ctx, steps; /* <= 0: 32, 1024, 5 timed steps */
+} rwkv_train_bench_options;
+
+typedef struct rwkv_train_bench_result {
+    const char *shape; /* "169M", "430M", "1.5B" */
+    int n_vocab, n_embd, n_layer, batch, ctx;
+    const char *precision;
+    double step_ms, tokens_per_s;
+    double mfu; /* tokens/s x 6 (V C + 13 C^2 L) / the peak given */
+    /* device time of one more step's forward + backward (CUDA events) */
+    double gemm_ms, wkv_ms, other_ms;            /* other = everything else */
+    double norm_ms, shift_ms, elem_ms, loss_ms;  /* parts of other: layer norms, token shifts,
+                                                     element-wise and embedding, cross-entropy */
+    double device_gib; /* device memory of the training context */
+    double loss;       /* of the last step (random data: about ln V) */
+} rwkv_train_bench_result;
+
+/* The name of benchmark shape i (0, 1, 2), NULL past the last. */
+RWKV_API const char *rwkv_train_bench_shape(int i);
+/* The bf16 matrix-product peak of the device (GFLOP/s), measured now. */
+RWKV_API rwkv_status rwkv_train_bench_peak(const char *device, double *gflops, rwkv_error *err);
+/* Benchmarks the named shape; MFU is quoted against peak_gflops. */
+RWKV_API rwkv_status rwkv_train_bench_run(const char *shape, const rwkv_train_bench_options *opts, double peak_gflops,
+                                          rwkv_train_bench_result *out, rwkv_error *err);
+
 #ifdef __cplusplus
 }
 #endif

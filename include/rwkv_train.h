@@ -111,6 +111,12 @@ typedef struct rwkv_train_options {
     double l2wrap;          /* 1e-4; 0 disables (RWKV-4 and RWKV-7) */
     int layerwise_lr;       /* 1: RWKV-4 time_decay x2, time_first x3; RWKV-7 w0 x2 */
     double emb_init;        /* 0: emb.weight ~ U(+-lr_init); otherwise that half-width (RWKV-4 only) */
+    /* where the steps run */
+    const char *device;     /* "cpu" (default; NULL = cpu), "cuda" (= cuda:0) or "cuda:N": an NVIDIA GPU
+                               (RWKV-4 only; RWKV_ERR_UNSUPPORTED for another arch or a build without CUDA) */
+    const char *precision;  /* NULL: the device's default, "fp32" on the cpu, "bf16" on cuda (bf16
+                               activations and matrix operands, fp32 weights, gradients and Adam state);
+                               "fp32" on cuda multiplies in strict fp32. The cpu trains in fp32 only. */
     /* bookkeeping */
     long eval_every;        /* 100 steps (and the last step); 0: only the last step */
     long save_every;        /* 500 steps (and the last step); 0: only the last step */
@@ -118,7 +124,8 @@ typedef struct rwkv_train_options {
     uint64_t seed;          /* 42: init and data order */
     int threads;            /* 0: all cores */
     int skip_nonfinite;     /* 0: a non-finite loss or gradient stops the run; 1: skip that batch */
-    int measure_peak;       /* 1: measure the FMA peak at start for the MFU figure */
+    int measure_peak;       /* 1: measure the peak at start for the MFU figure (the CPU's fp32 FMA peak,
+                               a GPU's bf16 matrix-product peak) */
     /* testing hooks (not stored in config.json) */
     int debug_save_pause_ms;  /* pause in the middle of each training-state write */
     long debug_nan_step;      /* >0: poison the gradient at this step (1-based) */
@@ -130,6 +137,10 @@ RWKV_API rwkv_train_options rwkv_train_options_default(void);
 typedef struct rwkv_resume_options {
     long steps;             /* 0: keep the stored total */
     int threads;            /* 0: keep the stored count (the per-step losses then repeat exactly) */
+    const char *device;     /* NULL: keep the stored device; else this session runs there (a checkpoint
+                               does not depend on the device, so a GPU run continues on the CPU and
+                               the other way round) */
+    const char *precision;  /* NULL: the stored one, or the default of a new device */
     int skip_nonfinite;     /* -1: keep */
     int measure_peak;       /* 1 */
     int debug_save_pause_ms;
@@ -172,7 +183,10 @@ typedef struct rwkv_train_progress {
     int n_head;             /* gpt and rwkv7 (0 for RWKV-4) */
     long start_step;        /* 0, or the checkpoint step resumed from */
     int64_t train_tokens, val_tokens, val_windows;
-    double peak_gflops;     /* measured float32 FMA peak, 0 when not measured */
+    double peak_gflops;     /* measured peak that MFU is quoted against, 0 when not measured */
+    const char *peak_kind;  /* what peak_gflops measured: "fp32 FMA" (cpu) or "bf16 matmul" (cuda) */
+    const char *device;     /* "cpu", "cuda:N" */
+    const char *precision;  /* "fp32" or "bf16" */
 } rwkv_train_progress;
 
 /* Called on every event; a non-zero return stops the run after the current

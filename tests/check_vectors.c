@@ -7,6 +7,8 @@
  *   - sequence mode continued from the expected state_mid,
  *   - the loss, and for sets with grads/ every parameter gradient, through the
  *     training math of the case's version (RWKV-4, RWKV-7; train/arch.h).
+ * A case folder with an `hf/` subfolder (the same weights as a transformers
+ * model folder) has that folder checked like its other checkpoints.
  * Prints one PASS/FAIL line per check with the worst ratio
  * |got - want| / (atol + rtol |want|) (<= 1 passes) and ends with
  * "N passed, N failed, N skipped". Nothing here depends on the shapes of
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "formats/formats.h"
 #include "rwkv.h"
@@ -390,6 +393,10 @@ static void check_case(const char *dir) {
         fail(dir, msg);
         return;
     }
+    char hf[1500];
+    snprintf(hf, sizeof hf, "%s/hf", dir);
+    struct stat st;
+    if (c.n_ckpt < 16 && stat(hf, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(c.ckpt_file[c.n_ckpt++], 256, "hf");
     for (int i = 0; i < c.n_ckpt; i++) {
         check_checkpoint(&c, c.ckpt_file[i]);
         if (c.n_grads > 0) {

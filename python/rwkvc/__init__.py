@@ -20,7 +20,7 @@ from .errors import (ArgumentError, FormatError, NumericError, OutOfMemoryError,
                      UnsupportedError)
 from .evaluation import LambadaResult, LambadaStep, PerplexityResult
 from .generation import Generation
-from .model import Model, ModelInfo, State, convert_to_safetensors
+from .model import Model, ModelInfo, State, convert_to_hf, convert_to_safetensors
 from .sampler import Sampler
 from .tokenizer import Tokenizer, TokenStream
 from .train import TrainProgress, init_model, resume, tokenize_file, train
@@ -34,5 +34,5 @@ LIBRARY_PATH = _lib.LIBRARY_PATH
 __all__ = ["ArgumentError", "FormatError", "Generation", "HAVE_NUMPY", "LIBRARY_PATH", "LambadaResult",
            "LambadaStep", "Model", "ModelInfo", "NumericError", "OutOfMemoryError", "PerplexityResult",
            "RwkvError", "RwkvIOError", "Sampler", "ShapeError", "State", "TokenStream", "Tokenizer",
-           "TrainProgress", "UnsupportedError", "__version__", "convert_to_safetensors", "init_model", "resume",
-           "tokenize_file", "train"]
+           "TrainProgress", "UnsupportedError", "__version__", "convert_to_hf", "convert_to_safetensors", "init_model",
+           "resume", "tokenize_file", "train"]

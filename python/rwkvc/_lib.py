@@ -43,7 +43,7 @@ class ModelInfo(Structure):
                 ("n_ctx", c_int), ("n_params", c_int64), ("n_params_pos", c_int64),
                 ("file_bytes", c_int64), ("weight_bytes", c_int64), ("state_floats", c_size_t),
                 ("d_mix_lora", c_int), ("d_decay_lora", c_int), ("d_aaa_lora", c_int), ("d_mv_lora", c_int),
-                ("d_gate_lora", c_int), ("gn_eps", c_float)]
+                ("d_gate_lora", c_int), ("gn_eps", c_float), ("layout", c_char_p)]
 
 
 class LoadOptions(Structure):
@@ -115,14 +115,16 @@ class TrainOptions(Structure):
                 ("grad_accum", c_int), ("steps", c_long), ("lr_init", c_double), ("lr_final", c_double),
                 ("warmup_steps", c_long), ("const_steps", c_long), ("beta1", c_double), ("beta2", c_double),
                 ("adam_eps", c_double), ("weight_decay", c_double), ("grad_clip", c_double), ("l2wrap", c_double),
-                ("layerwise_lr", c_int), ("emb_init", c_double), ("eval_every", c_long), ("save_every", c_long),
+                ("layerwise_lr", c_int), ("emb_init", c_double), ("device", c_char_p), ("precision", c_char_p),
+                ("eval_every", c_long), ("save_every", c_long),
                 ("keep_checkpoints", c_int), ("seed", c_uint64), ("threads", c_int), ("skip_nonfinite", c_int),
                 ("measure_peak", c_int), ("debug_save_pause_ms", c_int), ("debug_nan_step", c_long)]
 
 
 class ResumeOptions(Structure):
     _c_name = "rwkv_resume_options"
-    _fields_ = [("steps", c_long), ("threads", c_int), ("skip_nonfinite", c_int), ("measure_peak", c_int),
+    _fields_ = [("steps", c_long), ("threads", c_int), ("device", c_char_p), ("precision", c_char_p),
+                ("skip_nonfinite", c_int), ("measure_peak", c_int),
                 ("debug_save_pause_ms", c_int), ("debug_nan_step", c_long)]
 
 
@@ -136,7 +138,8 @@ class TrainProgress(Structure):
                 ("n_layer", c_int), ("n_embd", c_int), ("n_ffn", c_int), ("n_vocab", c_int), ("ctx_len", c_int),
                 ("batch", c_int), ("grad_accum", c_int), ("threads", c_int), ("n_head", c_int),
                 ("start_step", c_long), ("train_tokens", c_int64), ("val_tokens", c_int64),
-                ("val_windows", c_int64), ("peak_gflops", c_double)]
+                ("val_windows", c_int64), ("peak_gflops", c_double), ("peak_kind", c_char_p),
+                ("device", c_char_p), ("precision", c_char_p)]
 
 
 TrainCallback = CFUNCTYPE(c_int, POINTER(TrainProgress), c_void_p)
@@ -175,6 +178,7 @@ _SIGNATURES = {
     "rwkv_eval": (_STATUS, [_P, _P, c_int, _FLOATS, _ERR]),
     "rwkv_eval_sequence": (_STATUS, [_P, _P, _INTS, c_size_t, _FLOATS, c_int, _ERR]),
     "rwkv_convert_to_safetensors": (_STATUS, [c_char_p, c_char_p, c_int, _ERR]),
+    "rwkv_convert_to_hf": (_STATUS, [c_char_p, c_char_p, c_int, _ERR]),
     # tokenizers (rwkv_tokenizer.h)
     "rwkv_tokenizer_load": (_STATUS, [c_char_p, _PP, _ERR]),
     "rwkv_tokenizer_free": (None, [_P]),

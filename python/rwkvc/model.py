@@ -16,7 +16,8 @@ _ARCH_NAMES = {0: "rwkv", 1: "gpt"}
 ModelInfo = collections.namedtuple("ModelInfo", [name for name, _ in _CModelInfo._fields_])
 ModelInfo.__doc__ = """What a loaded checkpoint holds (include/rwkv.h, rwkv_model_info).
 
-arch is "rwkv" or "gpt"; format "safetensors", "pth" or "rwkv.cpp"; version
+arch is "rwkv" or "gpt"; format "safetensors", "pth" or "rwkv.cpp"; layout
+"official", or "transformers" for a Hugging Face RwkvForCausalLM model; version
 the RWKV version ("4" .. "7", "gpt" for the GPT baseline); dtype the weights'
 storage type; n_ctx the GPT's context (0 for RWKV: unbounded); state_floats
 the size of an RWKV state (0 for the GPT, whose state is a KV cache)."""
@@ -36,17 +37,30 @@ def _info_from(c_info):
 _DTYPES = {None: 0, "keep": 0, "f32": 1, "f16": 2, "bf16": 3}
 
 
+def _convert(convert, in_path, out_path, out_name, dtype):
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of f32, f16, bf16 or None, not {dtype!r}")
+    err = Error()
+    check(convert(path_bytes(in_path, "in_path"), path_bytes(out_path, out_name), _DTYPES[dtype], byref(err)), err)
+
+
 def convert_to_safetensors(in_path, out_path, dtype=None):
     """Writes any loadable checkpoint as safetensors with the official key names, atomically (``rwkv convert``).
 
     ``dtype``: None (each tensor keeps its dtype; rwkv.cpp's quantized blocks
     become f32), "f32", "f16" or "bf16".
     """
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of f32, f16, bf16 or None, not {dtype!r}")
-    err = Error()
-    check(lib.rwkv_convert_to_safetensors(path_bytes(in_path, "in_path"), path_bytes(out_path, "out_path"),
-                                          _DTYPES[dtype], byref(err)), err)
+    _convert(lib.rwkv_convert_to_safetensors, in_path, out_path, "out_path", dtype)
+
+
+def convert_to_hf(in_path, out_dir, dtype=None):
+    """Writes an RWKV-4 checkpoint as a Hugging Face transformers folder (``rwkv convert --layout hf``).
+
+    ``out_dir`` (created when missing) receives config.json and model.safetensors
+    with transformers' names, which ``RwkvForCausalLM.from_pretrained`` loads.
+    ``dtype`` as for convert_to_safetensors; other architectures raise UnsupportedError.
+    """
+    _convert(lib.rwkv_convert_to_hf, in_path, out_dir, "out_dir", dtype)
 
 
 class Model(Owner):

@@ -97,7 +97,9 @@ def train(data, out_dir, progress=None, **options):
     warmup_steps, const_steps, beta1, beta2, adam_eps, weight_decay,
     grad_clip, l2wrap, layerwise_lr, emb_init, eval_every, save_every,
     keep_checkpoints, seed, threads, skip_nonfinite, measure_peak,
-    val_fraction, val_windows, init_path, tokenizer. ``progress(report)`` is called with a TrainProgress at every
+    val_fraction, val_windows, init_path, tokenizer, device ("cpu",
+    "cuda" or "cuda:N"; a GPU needs a build with CUDA), precision ("bf16"
+    or "fp32"; None: the device's default). ``progress(report)`` is called with a TrainProgress at every
     event; a true result stops the run after the current step (a checkpoint
     is written first, so ``resume`` continues from there). An exception
     raised by ``progress`` (KeyboardInterrupt included) stops the run the
@@ -112,7 +114,9 @@ def resume(run_dir, progress=None, **options):
     """Continues the run in ``run_dir`` from its newest complete checkpoint; returns the last TrainProgress.
 
     Options (rwkv_resume_options): steps (a new total; 0 keeps it), threads
-    (0 keeps the stored count), skip_nonfinite (-1 keeps), measure_peak.
+    (0 keeps the stored count), device and precision (None keeps the stored
+    ones; a run may continue on another device), skip_nonfinite (-1 keeps),
+    measure_peak.
     ``progress`` as for ``train``.
     """
     opts = lib.rwkv_resume_options_default()

@@ -14,6 +14,11 @@ int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+int is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 rwkv_status mkdir_p(const char *dir, rwkv_error *err) {
     char buf[FS_PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)

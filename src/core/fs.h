@@ -9,6 +9,7 @@
 #define FS_PATH_MAX 4096
 
 int file_exists(const char *path);
+int is_directory(const char *path);
 /* Creates dir and its missing parents; RWKV_ERR_IO when one cannot be made
  * or the path exists and is not a directory. */
 rwkv_status mkdir_p(const char *dir, rwkv_error *err);

@@ -2,6 +2,7 @@
 
 #include "core/dtype.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,4 +65,13 @@ rwkv_status param_layout_fill(const param_layout *layout, const tensor_set *set,
         dtype_to_f32(t->type, t->data, buf + p->offset, p->numel);
     }
     return rwkv_ok(err);
+}
+
+const char *param_layout_first_nonfinite(const param_layout *layout, const float *values) {
+    for (int i = 0; i < layout->count; i++) {
+        const param_info *p = &layout->params[i];
+        for (size_t j = 0; j < p->numel; j++)
+            if (!isfinite(values[p->offset + j])) return p->name;
+    }
+    return "(none)";
 }

@@ -55,5 +55,8 @@ void param_layout_free(param_layout *layout);
  * same element count). Tensors the layout does not name are ignored. */
 rwkv_status param_layout_fill(const param_layout *layout, const tensor_set *set, float *buf, rwkv_error *err);
 const param_info *param_layout_find(const param_layout *layout, const char *name);
+/* The name of the first tensor (layout order) with a NaN or Inf among its
+ * values in the flat buffer `values`; "(none)" when all are finite. */
+const char *param_layout_first_nonfinite(const param_layout *layout, const float *values);
 
 #endif

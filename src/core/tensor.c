@@ -13,6 +13,8 @@ void tensor_set_free(tensor_set *set) {
     for (int i = 0; i < set->owned_count; i++) free(set->owned[i]);
     free(set->owned);
     mapped_file_close(&set->file);
+    for (int i = 0; i < set->more_count; i++) mapped_file_close(&set->more_files[i]);
+    free(set->more_files);
     memset(set, 0, sizeof *set);
 }
 
@@ -85,17 +87,35 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
     return rwkv_ok(err);
 }
 
-void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
+/* Hands buffer p to the set, which frees it with itself; -1 when out of memory. */
+static int own(tensor_set *set, void *p) {
     if (set->owned_count == set->owned_capacity) {
         int cap = set->owned_capacity ? set->owned_capacity * 2 : 16;
         void **no = realloc(set->owned, (size_t)cap * sizeof *no);
-        if (!no) return NULL;
+        if (!no) return -1;
         set->owned = no;
         set->owned_capacity = cap;
     }
+    set->owned[set->owned_count++] = p;
+    return 0;
+}
+
+void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
     void *p = calloc(1, nbytes ? nbytes : 1);
-    if (p) set->owned[set->owned_count++] = p;
+    if (p && own(set, p) != 0) {
+        free(p);
+        return NULL;
+    }
     return p;
+}
+
+/* The index keys point at the names: rebuilt whenever a name changes. */
+static int rebuild_index(tensor_set *set) {
+    strmap_free(&set->index);
+    if (strmap_init(&set->index, (size_t)set->count) != 0) return -1;
+    for (int j = 0; j < set->count; j++)
+        if (strmap_put(&set->index, set->tensors[j].name, strlen(set->tensors[j].name), j, NULL) != 0) return -1;
+    return 0;
 }
 
 const tensor *tensor_set_find(const tensor_set *set, const char *name) {
@@ -109,10 +129,39 @@ int tensor_set_remove(tensor_set *set, const char *name) {
     free(set->tensors[i].name);
     memmove(&set->tensors[i], &set->tensors[i + 1], (size_t)(set->count - i - 1) * sizeof *set->tensors);
     set->count--;
-    /* positions after i moved: rebuild the index */
-    strmap_free(&set->index);
-    if (strmap_init(&set->index, (size_t)set->count) != 0) return -1;
-    for (int j = 0; j < set->count; j++)
-        if (strmap_put(&set->index, set->tensors[j].name, strlen(set->tensors[j].name), j, NULL) != 0) return -1;
-    return 0;
+    return rebuild_index(set); /* positions after i moved */
+}
+
+int tensor_set_rename(tensor_set *set, int i, const char *name) {
+    char *copy = strdup(name);
+    if (!copy) return -1;
+    free(set->tensors[i].name);
+    set->tensors[i].name = copy;
+    return rebuild_index(set);
+}
+
+rwkv_status tensor_set_merge(tensor_set *dst, tensor_set *src, rwkv_error *err) {
+    mapped_file *files = realloc(dst->more_files, (size_t)(dst->more_count + 1 + src->more_count) * sizeof *files);
+    if (!files) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    dst->more_files = files;
+    files[dst->more_count++] = src->file;
+    for (int i = 0; i < src->more_count; i++) files[dst->more_count++] = src->more_files[i];
+    memset(&src->file, 0, sizeof src->file);
+    src->more_count = 0;
+    for (; src->owned_count > 0; src->owned_count--) {
+        if (own(dst, src->owned[src->owned_count - 1]) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < src->count; i++) {
+        const tensor *t = &src->tensors[i];
+        rwkv_status s = tensor_set_add(dst, t->name, t->type, t->ndim, t->shape, t->data, t->nbytes, err);
+        if (s != RWKV_OK) return s;
+    }
+    tensor_set_free(src);
+    return rwkv_ok(err);
+}
+
+uint64_t tensor_set_file_bytes(const tensor_set *set) {
+    uint64_t n = set->file.size;
+    for (int i = 0; i < set->more_count; i++) n += set->more_files[i].size;
+    return n;
 }

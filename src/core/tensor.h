@@ -30,7 +30,10 @@ typedef struct tensor_set {
     void **owned; /* buffers freed with the set */
     int owned_count, owned_capacity;
     mapped_file file; /* the mapping the views point into (may be empty) */
+    mapped_file *more_files; /* further mappings: the other shards of a sharded checkpoint */
+    int more_count;
     const char *format; /* "safetensors", "pth", "rwkv.cpp" */
+    const char *layout; /* NULL: official names as stored; "transformers": renamed from its layout */
 } tensor_set;
 
 void tensor_set_init(tensor_set *set);
@@ -51,6 +54,17 @@ const tensor *tensor_set_find(const tensor_set *set, const char *name);
  * data it viewed stays valid until the set is freed. 0, or -1 when absent or
  * out of memory. */
 int tensor_set_remove(tensor_set *set, const char *name);
+
+/* Gives tensor i a new name; -1 when out of memory (the set keeps its old name). */
+int tensor_set_rename(tensor_set *set, int i, const char *name);
+
+/* Moves every tensor, owned buffer and the mapping of `src` into `dst` (one
+ * shard of a sharded checkpoint joining the others); `src` is left empty.
+ * A name already in `dst` is an error ("appears twice"). */
+rwkv_status tensor_set_merge(tensor_set *dst, tensor_set *src, rwkv_error *err);
+
+/* Bytes of every file the set maps. */
+uint64_t tensor_set_file_bytes(const tensor_set *set);
 
 /* Number of elements; -1 when the shape is negative or overflows. */
 int64_t tensor_numel(const tensor *t);

@@ -11,8 +11,12 @@
 
 #include "core/tensor.h"
 
-/* Maps `path`, detects the format from its first bytes and reads it. */
+/* Maps `path`, detects the format from its first bytes and reads it. `path`
+ * may also be a transformers model folder or shard index (formats/hf.h);
+ * transformers' tensor names come back as the official ones. */
 rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err);
+/* One weights file as it is stored: no folder, no shard index, no renaming. */
+rwkv_status checkpoint_read_file(const char *path, tensor_set *set, rwkv_error *err);
 
 rwkv_status safetensors_read(const char *path, tensor_set *set, rwkv_error *err);
 rwkv_status pth_read(const char *path, tensor_set *set, rwkv_error *err);     /* formats/pth.c */

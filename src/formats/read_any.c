@@ -1,10 +1,15 @@
 /* checkpoint_read (formats/formats.h): any checkpoint format, detected by the
- * file's first bytes, never by its name. */
+ * file's first bytes, never by its name; transformers' layout is recognised
+ * from the tensor names, whatever the container. */
 #include <string.h>
 
+#include "core/fs.h"
 #include "formats/formats.h"
+#include "formats/hf.h"
 
-rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err) {
+/* One file; a shard index (JSON) only when index_allowed, so that an index
+ * can never lead to another one. */
+static rwkv_status read_file(const char *path, tensor_set *set, int index_allowed, rwkv_error *err) {
     tensor_set_init(set);
     rwkv_status s = mapped_file_open(path, &set->file, err);
     if (s != RWKV_OK) return s;
@@ -20,11 +25,31 @@ rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err) 
                       "torch.save (zip format)", path);
     } else if (n >= 9 && p[8] == '{' && rd_u64(p) < ((uint64_t)1 << 32)) { /* u64 length + JSON */
         s = safetensors_read(path, set, err);
+    } else if (index_allowed && n >= 1 && p[0] == '{') { /* a shard index (text: never safetensors) */
+        s = shard_index_read(path, set, err);
     } else {
         s = rwkv_fail(err, RWKV_ERR_FORMAT,
-                      "%s: unknown file format (expected safetensors, a PyTorch .pth zip or an rwkv.cpp file)",
+                      "%s: unknown file format (expected safetensors, a PyTorch .pth zip, an rwkv.cpp file or a "
+                      "shard index)",
                       path);
     }
+    if (s != RWKV_OK) tensor_set_free(set);
+    return s;
+}
+
+rwkv_status checkpoint_read_file(const char *path, tensor_set *set, rwkv_error *err) {
+    return read_file(path, set, 0, err);
+}
+
+rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err) {
+    char weights[FS_PATH_MAX];
+    int folder = is_directory(path);
+    tensor_set_init(set);
+    rwkv_status s = folder ? hf_folder_weights(path, weights, sizeof weights, err) : RWKV_OK;
+    if (s == RWKV_OK) s = read_file(folder ? weights : path, set, 1, err);
+    if (s == RWKV_OK) s = hf_layout_to_official(folder ? weights : path, set, err);
+    /* a folder's config.json, when present, has to agree with the tensors */
+    if (s == RWKV_OK && folder) s = hf_config_check(path, set, err);
     if (s != RWKV_OK) tensor_set_free(set);
     return s;
 }

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/machine.h"
 #include "formats/formats.h"
+#include "formats/hf.h"
 #include "model/gpt.h"
 #include "model/model.h"
 
@@ -55,8 +56,9 @@ rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, r
     }
     m->info.arch = gpt ? RWKV_ARCH_GPT : RWKV_ARCH_RWKV;
     m->info.format = m->weights.format;
+    m->info.layout = m->weights.layout ? m->weights.layout : "official";
     m->info.device = m->backend->device;
-    m->info.file_bytes = (int64_t)m->weights.file.size;
+    m->info.file_bytes = (int64_t)tensor_set_file_bytes(&m->weights);
     if (!gpt) weights_summary(&m->weights, &m->info);
     *out = m;
     return rwkv_ok(err);
@@ -188,16 +190,43 @@ rwkv_status model_forward(rwkv_model *m, const int *tokens, size_t n, float *log
     return s == RWKV_OK ? m->backend->forward(m, tokens, n, logits, err) : s;
 }
 
-rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path, rwkv_dtype dtype_req,
-                                        rwkv_error *err) {
+/* The dtype the writers take for a public rwkv_dtype (DT_COUNT: keep). */
+static rwkv_status output_dtype(rwkv_dtype req, dtype *out, rwkv_error *err) {
     static const dtype map[] = {[RWKV_DTYPE_KEEP] = DT_COUNT, [RWKV_DTYPE_F32] = DT_F32,
                                 [RWKV_DTYPE_F16] = DT_F16, [RWKV_DTYPE_BF16] = DT_BF16};
-    if ((unsigned)dtype_req > RWKV_DTYPE_BF16) return rwkv_fail(err, RWKV_ERR_ARG, "unknown output dtype");
+    if ((unsigned)req > RWKV_DTYPE_BF16) return rwkv_fail(err, RWKV_ERR_ARG, "unknown output dtype");
+    *out = map[req];
+    return RWKV_OK;
+}
+
+rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_path, rwkv_dtype dtype_req,
+                                        rwkv_error *err) {
+    dtype to = DT_COUNT;
+    rwkv_status s = output_dtype(dtype_req, &to, err);
+    if (s != RWKV_OK) return s;
     /* Loading the model validates the checkpoint before anything is written. */
     rwkv_model *m;
-    rwkv_status s = rwkv_model_load(in_path, &m, err);
+    s = rwkv_model_load(in_path, &m, err);
     if (s != RWKV_OK) return s;
-    s = safetensors_write(out_path, m->weights.tensors, m->weights.count, map[dtype_req], err);
+    s = safetensors_write(out_path, m->weights.tensors, m->weights.count, to, err);
+    rwkv_model_free(m);
+    return s == RWKV_OK ? rwkv_ok(err) : s;
+}
+
+rwkv_status rwkv_convert_to_hf(const char *in_path, const char *out_dir, rwkv_dtype dtype_req, rwkv_error *err) {
+    dtype to = DT_COUNT;
+    rwkv_status s = output_dtype(dtype_req, &to, err);
+    if (s != RWKV_OK) return s;
+    rwkv_model *m;
+    s = rwkv_model_load(in_path, &m, err);
+    if (s != RWKV_OK) return s;
+    if (m->info.arch != RWKV_ARCH_RWKV || strcmp(m->info.version, "4") != 0)
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                      "%s: is %s%s; transformers' RwkvForCausalLM layout holds RWKV-4 models only", in_path,
+                      m->info.arch == RWKV_ARCH_RWKV ? "RWKV-" : "the ",
+                      m->info.arch == RWKV_ARCH_RWKV ? m->info.version : "GPT baseline");
+    else
+        s = hf_folder_write(out_dir, &m->weights, to, err);
     rwkv_model_free(m);
     return s == RWKV_OK ? rwkv_ok(err) : s;
 }

@@ -1,8 +1,7 @@
 /* The per-step math of training behind one small table of operations, so
- * that the loop (train/trainer.c) does not care where the parameters live.
- * The CPU engine (train/engine_cpu.c) is the one implementation now; a GPU
- * engine holding parameters, gradients and moments in device memory fills
- * the same table.
+ * that the loop (train/trainer.c) does not care where the parameters live:
+ * the CPU engine (train/engine_cpu.c) keeps them in host memory, the CUDA
+ * engine (train/engine_cuda.c) in the memory of one NVIDIA GPU.
  *
  * Contract, for every engine:
  * - The model state is three fp32 buffers of layout->total floats in the
@@ -16,8 +15,9 @@
  * - One optimizer step is: zero_grads, accumulate once per micro-batch
  *   (B = config.batch sequences of T = config.ctx_len tokens), grad_norm,
  *   then adam_step unless the loop skips the step (a non-finite loss or
- *   norm). Every result must be deterministic for a given thread count, so
- *   a resumed run repeats the losses of an uninterrupted one.
+ *   norm). Every result must be deterministic for a given thread count (on
+ *   the CPU) or device and precision (on a GPU), so a resumed run repeats
+ *   the losses of an uninterrupted one.
  * - Errors are returned as rwkv_status with err filled; nothing is printed. */
 #ifndef RWKV_TRAIN_ENGINE_H
 #define RWKV_TRAIN_ENGINE_H
@@ -40,6 +40,8 @@ typedef struct train_engine_config {
     int n_groups;
     adam_hparams hp;
     float l2wrap;             /* the RWKV-4 logit regulariser (ignored by gpt) */
+    int device_index;         /* the CUDA engine: which GPU */
+    int bf16;                 /* the CUDA engine: bf16 activations and matrix operands (else fp32) */
 } train_engine_config;
 
 typedef struct train_engine train_engine;
@@ -73,8 +75,14 @@ typedef struct train_engine_ops {
      * each), valid until the next call that changes them. */
     rwkv_status (*export_state)(train_engine *e, const float **params, const float **m, const float **v,
                                 rwkv_error *err);
-    /* Test hook: makes the first gradient NaN (the non-finite guard's test). */
+    /* Test hook: makes the gradients NaN, the first parameter's included
+     * (the non-finite guard's test). */
     void (*poison_grad)(train_engine *e);
+    /* The measured peak (GFLOP/s) that MFU is quoted against: the CPU's
+     * float32 FMA peak, a GPU's bf16 matrix-product peak; 0 when it could
+     * not be measured. peak_kind names it for the progress display. */
+    double (*peak_gflops)(train_engine *e);
+    const char *peak_kind;
 } train_engine_ops;
 
 /* Every engine starts with this header. */
@@ -87,5 +95,20 @@ struct train_engine {
  * context that does not fit names "--batch B x --ctx T". */
 rwkv_status train_engine_new_cpu(const train_engine_config *cfg, float *params, float *m, float *v,
                                  train_engine **out, rwkv_error *err);
+
+/* RWKV_OK when this build and machine can train `arch` on CUDA device
+ * `device_index`; otherwise RWKV_ERR_UNSUPPORTED with one line saying why
+ * (no CUDA support in this build, an architecture the GPU cannot train yet,
+ * no such device). Cheap enough to call before a run directory is made. */
+rwkv_status train_cuda_check(const char *arch, int device_index, rwkv_error *err);
+/* Makes CUDA device `device_index` the current one of this thread (after the
+ * checks of train_cuda_check that do not depend on an architecture). */
+rwkv_status train_cuda_use_device(int device_index, rwkv_error *err);
+
+/* The CUDA engine (train/engine_cuda.c; train/engine_nocuda.c in a build
+ * without CUDA): parameters, gradients and moments in device memory, the
+ * host buffers copied up and freed whatever it returns. */
+rwkv_status train_engine_new_cuda(const train_engine_config *cfg, float *params, float *m, float *v,
+                                  train_engine **out, rwkv_error *err);
 
 #endif

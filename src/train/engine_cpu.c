@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/machine.h"
+
 typedef struct cpu_engine {
     train_engine base;
     train_engine_config cfg;
@@ -47,13 +49,7 @@ static double cpu_grad_norm(train_engine *e) {
 
 static const char *cpu_nonfinite_param(train_engine *e) {
     const cpu_engine *c = (const cpu_engine *)e;
-    const param_layout *lay = c->cfg.lay;
-    for (int i = 0; i < lay->count; i++) {
-        const param_info *p = &lay->params[i];
-        for (size_t j = 0; j < p->numel; j++)
-            if (!isfinite(c->grads[p->offset + j])) return p->name;
-    }
-    return "(none)";
+    return param_layout_first_nonfinite(c->cfg.lay, c->grads);
 }
 
 static void cpu_adam_step(train_engine *e, float lr, float grad_scale, long t) {
@@ -82,6 +78,8 @@ static rwkv_status cpu_export_state(train_engine *e, const float **params, const
 
 static void cpu_poison_grad(train_engine *e) { ((cpu_engine *)e)->grads[0] = NAN; }
 
+static double cpu_peak_gflops(train_engine *e) { return machine_fma_peak_gflops(((cpu_engine *)e)->cfg.threads); }
+
 static const train_engine_ops cpu_ops = {
     .name = "cpu",
     .free = cpu_free,
@@ -93,6 +91,8 @@ static const train_engine_ops cpu_ops = {
     .eval_loss = cpu_eval_loss,
     .export_state = cpu_export_state,
     .poison_grad = cpu_poison_grad,
+    .peak_gflops = cpu_peak_gflops,
+    .peak_kind = "fp32 FMA",
 };
 
 rwkv_status train_engine_new_cpu(const train_engine_config *cfg, float *params, float *m, float *v,

@@ -1,11 +1,14 @@
 /* Defaults and validation of the training options (train/options.h). */
 #include "train/options.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/arch.h"
+#include "train/engine.h"
 
 rwkv_train_options rwkv_train_options_default(void) {
     rwkv_train_options o;
@@ -40,6 +43,7 @@ rwkv_train_options rwkv_train_options_default(void) {
     o.threads = 0;
     o.skip_nonfinite = 0;
     o.measure_peak = 1;
+    o.device = "cpu";
     return o;
 }
 
@@ -62,6 +66,32 @@ rwkv_init_options rwkv_init_options_default(void) {
     o.emb_scale = 6e-4;
     o.arch = "rwkv4";
     return o;
+}
+
+int train_device_index(const char *device) {
+    if (!device || strcmp(device, "cpu") == 0) return -1;
+    if (strcmp(device, "cuda") == 0) return 0;
+    if (strncmp(device, "cuda:", 5) != 0 || device[5] < '0' || device[5] > '9') return -2;
+    char *end;
+    long n = strtol(device + 5, &end, 10);
+    return *end || n > INT_MAX / 2 ? -2 : (int)n;
+}
+
+const char *train_default_precision(const char *device) { return train_device_index(device) >= 0 ? "bf16" : "fp32"; }
+
+/* --device and --precision: a known name, then whether it can run here. */
+static rwkv_status check_device(const rwkv_train_options *o, rwkv_error *err) {
+    const int index = train_device_index(o->device);
+    if (index == -2)
+        return rwkv_fail(err, RWKV_ERR_ARG, "--device must be cpu, cuda or cuda:N, got '%s'", o->device);
+    if (o->precision && strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "--precision must be bf16 or fp32, got '%s'", o->precision);
+    if (index < 0)
+        return o->precision && strcmp(o->precision, "bf16") == 0
+                   ? rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                               "--precision bf16: the CPU trains in fp32 only (bf16 needs --device cuda)")
+                   : RWKV_OK;
+    return train_cuda_check(o->arch ? o->arch : "rwkv4", index, err);
 }
 
 rwkv_status train_options_check(const rwkv_train_options *o, int fresh, rwkv_error *err) {
@@ -109,5 +139,5 @@ rwkv_status train_options_check(const rwkv_train_options *o, int fresh, rwkv_err
     if ((int64_t)o->batch * o->ctx_len > (int64_t)1 << 26)
         BAD("--batch x --ctx = %lld tokens per micro-batch is too large", (long long)o->batch * o->ctx_len);
 #undef BAD
-    return RWKV_OK;
+    return check_device(o, err);
 }

@@ -18,7 +18,8 @@
 
 /* Locks DIR and reads its config.json; the options given here are merged in
  * (a new step count and the non-finite policy are stored for later
- * resumes; a thread count applies to this session only). */
+ * resumes; a thread count, a device and a precision apply to this session
+ * only). */
 static rwkv_status open_run(run *r, const rwkv_resume_options *ro, rwkv_error *err) {
     char path[FS_PATH_MAX];
     struct stat st;
@@ -55,6 +56,11 @@ static rwkv_status open_run(run *r, const rwkv_resume_options *ro, rwkv_error *e
     if (s == RWKV_OK && o->const_steps < 0) o->const_steps = lr_default_const_steps(o->steps);
     if (s == RWKV_OK && changed) s = train_config_write(path, &r->cfg, err);
     if (ro->threads > 0) o->threads = ro->threads;
+    if (s == RWKV_OK && (ro->device || ro->precision)) { /* this session only, like the thread count */
+        if (ro->device) o->device = ro->device;
+        o->precision = ro->precision ? ro->precision : train_default_precision(o->device);
+        s = train_options_check(o, 0, err);
+    }
     if (s == RWKV_OK) s = run_open_data(r, err);
     return s;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "train/options.h"
 #include "train/run_files.h"
 #include "train/train_state.h"
 
@@ -146,9 +147,12 @@ rwkv_status run_start_engine(run *r, rwkv_error *err) {
         .n_groups = r->lay.count,
         .hp = {(float)o->beta1, (float)o->beta2, (float)o->adam_eps, (float)o->weight_decay},
         .l2wrap = (float)o->l2wrap,
+        .device_index = train_device_index(o->device),
+        .bf16 = o->precision && strcmp(o->precision, "bf16") == 0,
     };
     /* the engine owns the model state from here on, even when it fails */
-    rwkv_status s = train_engine_new_cpu(&cfg, r->params, r->m, r->v, &r->engine, err);
+    rwkv_status s = cfg.device_index >= 0 ? train_engine_new_cuda(&cfg, r->params, r->m, r->v, &r->engine, err)
+                                          : train_engine_new_cpu(&cfg, r->params, r->m, r->v, &r->engine, err);
     r->params = r->m = r->v = NULL;
     free(groups);
     return s;

@@ -53,6 +53,8 @@ rwkv_status train_config_write(const char *path, const train_config *c, rwkv_err
     json_object_set_new(root, "n_vocab", json_integer(c->n_vocab));
     json_object_set_new(root, "n_head", json_integer(c->opt.n_head));
     json_object_set_new(root, "head_size", json_integer(c->opt.head_size));
+    json_object_set_new(root, "device", json_string(c->device ? c->device : "cpu"));
+    json_object_set_new(root, "precision", json_string(c->precision ? c->precision : "fp32"));
     const char *base = (const char *)&c->opt;
     for (int i = 0; i < n_fields; i++) {
         const void *p = base + fields[i].off;
@@ -83,6 +85,14 @@ static rwkv_status get_str(json_t *root, const char *key, char **out, int nullab
     return *out ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
 }
 
+/* A string that older config.json files lack: `absent` then. */
+static rwkv_status get_optional_str(json_t *root, const char *key, const char *absent, char **out, const char *path,
+                                    rwkv_error *err) {
+    if (json_object_get(root, key)) return get_str(root, key, out, 0, path, err);
+    *out = strdup(absent);
+    return *out ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+}
+
 rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err) {
     memset(c, 0, sizeof *c);
     c->opt = rwkv_train_options_default();
@@ -102,9 +112,11 @@ rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err
     if (s == RWKV_OK) s = get_str(root, "tokenizer", &c->tokenizer, 0, path, err);
     if (s == RWKV_OK) {
         /* optional: runs written before the GPT baseline are RWKV-4 runs */
-        if (json_object_get(root, "arch")) s = get_str(root, "arch", &c->arch, 0, path, err);
-        else if (!(c->arch = strdup("rwkv4"))) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        s = get_optional_str(root, "arch", "rwkv4", &c->arch, path, err);
     }
+    /* optional: runs written before the GPU engine trained on the CPU in fp32 */
+    if (s == RWKV_OK) s = get_optional_str(root, "device", "cpu", &c->device, path, err);
+    if (s == RWKV_OK) s = get_optional_str(root, "precision", "fp32", &c->precision, path, err);
     /* optional: runs written before the transformer and RWKV-7 have neither */
     static const char *const head_keys[] = {"n_head", "head_size"};
     int *const head_fields[] = {&c->opt.n_head, &c->opt.head_size};
@@ -160,6 +172,8 @@ rwkv_status train_config_read(const char *path, train_config *c, rwkv_error *err
     c->opt.init_path = c->init_path;
     c->opt.tokenizer = c->tokenizer;
     c->opt.arch = c->arch;
+    c->opt.device = c->device;
+    c->opt.precision = c->precision;
     return rwkv_ok(err);
 }
 
@@ -170,5 +184,8 @@ void train_config_free(train_config *c) {
     free(c->tokenizer);
     free(c->tokens_path);
     free(c->arch);
+    free(c->device);
+    free(c->precision);
     c->data_path = c->out_dir = c->init_path = c->tokenizer = c->tokens_path = c->arch = NULL;
+    c->device = c->precision = NULL;
 }

@@ -9,10 +9,12 @@
 
 /* The run's settings. Strings of `opt` point into this struct. config.json
  * holds "arch" ("rwkv4" when absent: runs written before the GPT baseline)
- * and "n_head" (0 when absent) besides every numeric option. */
+ * and "n_head" (0 when absent), "device" and "precision" besides every
+ * numeric option. */
 typedef struct train_config {
     rwkv_train_options opt;
     char *data_path, *out_dir, *init_path, *tokenizer, *arch;
+    char *device, *precision; /* as trained ("cpu" and "fp32" when absent: runs from before the GPU) */
     char *tokens_path; /* the token file the run reads */
     int n_vocab;
 } train_config;

@@ -36,8 +36,13 @@ static rwkv_status prepare_data(run *r, const rwkv_train_options *opt, rwkv_erro
     r->cfg.init_path = opt->init_path ? abs_path(opt->init_path) : NULL;
     r->cfg.arch = strdup(opt->arch ? opt->arch : "rwkv4");
     r->arch = train_arch_find(r->cfg.arch);
-    if (!r->cfg.data_path || !r->cfg.tokenizer || !r->cfg.arch || (opt->init_path && !r->cfg.init_path))
+    r->cfg.device = strdup(opt->device ? opt->device : "cpu");
+    r->cfg.precision = strdup(opt->precision ? opt->precision : train_default_precision(opt->device));
+    if (!r->cfg.data_path || !r->cfg.tokenizer || !r->cfg.arch || (opt->init_path && !r->cfg.init_path) ||
+        !r->cfg.device || !r->cfg.precision)
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    r->cfg.opt.device = r->cfg.device;
+    r->cfg.opt.precision = r->cfg.precision;
     mapped_file mf;
     rwkv_status s = mapped_file_open(opt->data_path, &mf, err);
     if (s != RWKV_OK) {

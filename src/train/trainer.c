@@ -128,6 +128,9 @@ static void progress_start(const run *r, const char *note, rwkv_train_progress *
     p->val_tokens = (int64_t)r->data.n_val;
     p->val_windows = r->n_val;
     p->peak_gflops = r->peak_gflops;
+    p->peak_kind = r->engine->ops->peak_kind;
+    p->device = o->device ? o->device : "cpu";
+    p->precision = o->precision;
     p->elapsed_s = r->elapsed_before;
 }
 
@@ -150,7 +153,7 @@ rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const char *n
     const rwkv_train_options *o = r->o;
     const double tokens_per_step = (double)o->batch * o->ctx_len * o->grad_accum;
     const double flops_per_token = r->arch->flops_per_token(&r->shape, &r->lay, o->ctx_len);
-    r->peak_gflops = r->measure_peak ? machine_fma_peak_gflops(o->threads) : 0.0;
+    r->peak_gflops = r->measure_peak ? r->engine->ops->peak_gflops(r->engine) : 0.0;
     const double session_start = now_s();
     double train_time = 0; /* this session's seconds inside steps */
     long session_steps = 0;

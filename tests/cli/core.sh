@@ -1,6 +1,8 @@
 #!/bin/sh
 # End-to-end tests of the core commands (info, convert, help), of info and
-# eval on the GPT baseline, and of bad input through the CLI.
+# eval on the GPT baseline, of transformers' RWKV-4 folders (read by every
+# command that takes a model, written by convert --layout hf), and of bad
+# input through the CLI.
 # Usage: tests/cli/core.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when anything failed.
 RWKV=${1:-./rwkv}
@@ -139,4 +141,50 @@ if [ -d "$vec" ]; then
 else
     skip "vector models" "$vec not present"
 fi
+# ---- transformers' RWKV-4 layout: a folder wherever a model is taken, convert --layout hf
+# a case made by transformers: info on its folder describes the official file's model
+case_dir=$(ls -d "$SHARED"/testvectors/hf-rwkv4/*/hf 2>/dev/null | head -1)
+if [ -n "$case_dir" ]; then
+    "$RWKV" info "$case_dir" >"$tmp/info.all" 2>&1
+    grep -v -e '^file' -e '^format' "$tmp/info.all" >"$tmp/info.hf"
+    "$RWKV" info "$(dirname "$case_dir")/model.f32.safetensors" 2>&1 | grep -v -e '^file' -e '^format' >"$tmp/info.official"
+    if grep -q "RWKV-4" "$tmp/info.hf" && grep -q "^format: *safetensors (transformers layout)" "$tmp/info.all" &&
+        cmp -s "$tmp/info.hf" "$tmp/info.official"; then pass "info on a transformers folder"
+    else fail "info on a transformers folder" "$(diff "$tmp/info.hf" "$tmp/info.official" | head -5)"; fi
+else
+    skip "info on a transformers folder" "no hf-rwkv4 case in $SHARED/testvectors"
+fi
+
+# a model rwkv.c trained, out to the layout: the same greedy text, and training goes on from it
+awk 'BEGIN { for (i = 0; i < 400; i++) printf "line %d: the quick brown fox jumps over the lazy dog.\n", i }' >"$tmp/data.txt"
+FLAGS="--layers 2 --embd 32 --ctx 16 --batch 2 --steps 4 --save-every 4 --eval-every 4 --val-windows 2 --threads 2 --seed 3 --quiet"
+if "$RWKV" train --data "$tmp/data.txt" --out "$tmp/run" $FLAGS 2>"$tmp/train.err" &&
+    "$RWKV" convert "$tmp/run/model.safetensors" "$tmp/hf" --layout hf 2>/dev/null; then
+    if [ -f "$tmp/hf/config.json" ] && [ -f "$tmp/hf/model.safetensors" ] && grep -q '"RwkvForCausalLM"' "$tmp/hf/config.json"
+    then pass "convert --layout hf of a trained model"; else fail "convert --layout hf" "no config.json + model.safetensors"; fi
+    GEN="-p hello -n 24 --temp 0 --seed 1 -q --threads 2"
+    "$RWKV" generate -m "$tmp/run/model.safetensors" $GEN >"$tmp/gen.official" 2>/dev/null
+    "$RWKV" generate -m "$tmp/hf" $GEN >"$tmp/gen.hf" 2>/dev/null
+    if [ -s "$tmp/gen.official" ] && cmp -s "$tmp/gen.official" "$tmp/gen.hf"; then pass "generate from the folder"
+    else fail "generate from the folder" "output differs from the original model's"; fi
+    if "$RWKV" train --data "$tmp/data.txt" --out "$tmp/run2" --init "$tmp/hf" --ctx 16 --batch 2 --steps 1 --threads 2 \
+        --val-windows 2 --quiet 2>"$tmp/train2.err" && [ -f "$tmp/run2/model.safetensors" ]
+    then pass "train --init a transformers folder"; else fail "train --init a transformers folder" "$(tail -1 "$tmp/train2.err")"; fi
+    if "$RWKV" convert "$tmp/hf" "$tmp/back.safetensors" 2>/dev/null && cmp -s "$tmp/back.safetensors" "$tmp/run/model.safetensors"
+    then pass "round trip of a trained model"; else fail "round trip of a trained model" "official -> hf -> official differs"; fi
+    # a training run's folder holds rwkv.c's own config.json, which describes no model
+    if "$RWKV" info "$tmp/run" >/dev/null 2>&1; then pass "info on a training run folder"
+    else fail "info on a training run folder" "$("$RWKV" info "$tmp/run" 2>&1 | tail -1)"; fi
+    # a wrong config names its field
+    sed 's/"hidden_size": [0-9]*/"hidden_size": 48/' "$tmp/hf/config.json" >"$tmp/cfg" && cp "$tmp/cfg" "$tmp/hf/config.json"
+    expect_error "config mismatch" "hidden_size" "$RWKV" info "$tmp/hf"
+else
+    fail "train a model to convert" "$(tail -1 "$tmp/train.err")"
+fi
+
+"$RWKV" init --arch gpt --layers 1 --embd 16 --vocab 50 --out "$tmp/gpt.safetensors" >/dev/null 2>&1
+expect_error "convert a GPT to hf" "RWKV-4 models only" "$RWKV" convert "$tmp/gpt.safetensors" "$tmp/gpt-hf" --layout hf
+mkdir -p "$tmp/empty"
+expect_error "empty folder" "a folder without model.safetensors" "$RWKV" info "$tmp/empty"
+expect_error "convert bad layout" "--layout" "$RWKV" convert a b --layout onnx
 exit $failed

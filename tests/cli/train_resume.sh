@@ -86,6 +86,7 @@ fi
 # ---- kill -9 at random moments, again and again ---------------------------
 RWKV_TRAIN_SAVE_PAUSE_MS=150 "$RWKV" train --data "$T/data.txt" --out "$T/d" $FLAGS 2>/dev/null &
 pid=$!
+wait_for "$T/d/config.json" 60 # the run exists (a build with CUDA takes longer to start)
 sleep 0.25
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null

@@ -184,3 +184,15 @@ def test_convert_equals_rwkv_convert(cli, tmp_path, dtype):
     assert rwkvc.Model(tmp_path / "py.safetensors").info.dtype == (dtype or "f32")
     with pytest.raises(ValueError):
         rwkvc.convert_to_safetensors(source, tmp_path / "x", dtype="f8")
+
+
+def test_convert_to_hf_equals_rwkv_convert(cli, models, tmp_path):
+    rwkvc.convert_to_hf(models["rwkv4"], tmp_path / "py")
+    cli("convert", models["rwkv4"], tmp_path / "cli", "--layout", "hf")
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "py" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    info = rwkvc.Model(tmp_path / "py").info
+    assert (info.layout, info.version) == ("transformers", "4")
+    assert rwkvc.Model(models["rwkv4"]).info.layout == "official"
+    with pytest.raises(rwkvc.UnsupportedError):
+        rwkvc.convert_to_hf(models["gpt"], tmp_path / "gpt")
