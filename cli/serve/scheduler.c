@@ -169,7 +169,7 @@ static void prefill_chunk(scheduler *s, slot *sl) {
     size_t left = j->n_prompt - 1 - sl->fed;
     size_t len = left < PREFILL_CHUNK ? left : PREFILL_CHUNK;
     if (left - len == 1) len--;
-    rwkv_error err;
+    rwkv_error err = {.message = "out of memory"};
     if (rwkv_eval_sequence(s->cfg.model, sl->st, j->prompt + sl->fed, len, NULL, 0, &err) != RWKV_OK ||
         seq_push(sl, j->prompt + sl->fed, len) != 0) {
         finish(s, sl, NULL, 500, err.message);
