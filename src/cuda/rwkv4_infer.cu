@@ -15,7 +15,9 @@ extern "C" {
 
 enum { CHUNK = 128 }; /* tokens per pass: bounds the work buffers and the logits buffer */
 
-/* Per-layer float32 vectors, in this order inside one buffer. */
+/* Per-layer float32 vectors, in this order inside one buffer: rows of C,
+ * except the decay and the bonus (A each); the mixes of one token shift are
+ * consecutive rows, as cuda_token_shift_state reads them. */
 enum { LN1_W, LN1_B, LN2_W, LN2_B, ATT_MIX /* k, v, r: 3 rows of C */, ATT_DECAY = ATT_MIX + 3, ATT_FIRST,
        FFN_MIX /* k, r */, VEC_ROWS = FFN_MIX + 2 };
 /* Per-layer matrices. */
@@ -26,7 +28,7 @@ struct rwkv4_infer {
     cuda_dtype wt; /* storage of the matrices */
     cuda_blas *blas;
     cudaStream_t stream;
-    float *vec;    /* [L][VEC_ROWS][max(C, A)] */
+    float *vec;    /* [L][vec_floats] */
     void *mat[N_MAT];  /* [L][rows][cols] each, in wt */
     float *emb;        /* [V][C] */
     float *ln0, *ln_out; /* weight, bias: [2][C] */
@@ -46,10 +48,12 @@ static int mat_cols(const rwkv4_infer_shape *s, int i) {
     const int cols[N_MAT] = {s->n_embd, s->n_embd, s->n_embd, s->dim_att, s->n_embd, s->n_embd, s->n_ffn};
     return cols[i];
 }
-static size_t vec_width(const rwkv4_infer_shape *s) { return (size_t)(s->n_embd > s->dim_att ? s->n_embd : s->dim_att); }
+static size_t vec_floats(const rwkv4_infer_shape *s) { return 9 * (size_t)s->n_embd + 2 * (size_t)s->dim_att; }
 
 static float *layer_vec(const rwkv4_infer *c, int l, int row) {
-    return c->vec + ((size_t)l * VEC_ROWS + row) * vec_width(&c->sh);
+    const size_t C = (size_t)c->sh.n_embd, A = (size_t)c->sh.dim_att;
+    const size_t at = row <= ATT_DECAY ? row * C : row == ATT_FIRST ? 7 * C + A : (size_t)(row - FFN_MIX + 7) * C + 2 * A;
+    return c->vec + (size_t)l * vec_floats(&c->sh) + at;
 }
 static void *layer_mat(const rwkv4_infer *c, int l, int i) {
     const size_t n = (size_t)mat_rows(&c->sh, i) * mat_cols(&c->sh, i);
@@ -61,8 +65,11 @@ static rwkv_status upload(rwkv4_infer *c, const char *name, size_t n, cuda_dtype
                           float *staging, rwkv4_infer_fetch fetch, void *fctx, rwkv_error *err) {
     rwkv_status s = fetch(fctx, name, host, n, err);
     if (s != RWKV_OK) return s;
-    if (t == CUDA_F32) return cuda_upload(d, host, n * sizeof(float), err);
-    if ((s = cuda_upload(staging, host, n * sizeof(float), err)) != RWKV_OK) return s;
+    /* a copy from pageable memory may return before its DMA ends: wait for it
+     * (the context's stream does not order itself after the default stream) */
+    if ((s = cuda_upload(t == CUDA_F32 ? d : (void *)staging, host, n * sizeof(float), err)) == RWKV_OK)
+        s = cuda_sync(0, name, err);
+    if (s != RWKV_OK || t == CUDA_F32) return s;
     cuda_convert(t, d, CUDA_F32, staging, n, c->stream);
     return cuda_sync(c->stream, name, err);
 }
@@ -120,14 +127,14 @@ static rwkv_status alloc_all(rwkv4_infer *c, rwkv_error *err) {
     size_t wide = C > (size_t)sh->dim_att ? C : (size_t)sh->dim_att;
     if ((size_t)sh->n_ffn > wide) wide = (size_t)sh->n_ffn;
     const size_t ws = cuda_dtype_size(c->wt);
-    rwkv_status s = cuda_alloc((void **)&c->vec, L * VEC_ROWS * vec_width(sh) * 4, "weights", err);
+    rwkv_status s = cuda_alloc((void **)&c->vec, L * vec_floats(sh) * 4, "weights", err);
     for (int i = 0; i < N_MAT && s == RWKV_OK; i++)
         s = cuda_alloc(&c->mat[i], L * mat_rows(sh, i) * mat_cols(sh, i) * ws, "weights", err);
     if (s == RWKV_OK) s = cuda_alloc((void **)&c->emb, V * C * 4, "embedding", err);
     if (s == RWKV_OK) s = cuda_alloc(&c->head, V * C * ws, "head", err);
     if (s == RWKV_OK) s = cuda_alloc((void **)&c->ln0, 2 * C * 4, "weights", err);
     if (s == RWKV_OK) s = cuda_alloc((void **)&c->ln_out, 2 * C * 4, "weights", err);
-    c->weight_bytes = (L * VEC_ROWS * vec_width(sh) + V * C + 4 * C) * 4 + V * C * ws;
+    c->weight_bytes = (L * vec_floats(sh) + V * C + 4 * C) * 4 + V * C * ws;
     for (int i = 0; i < N_MAT; i++) c->weight_bytes += L * mat_rows(sh, i) * mat_cols(sh, i) * ws;
     float **const bufs[] = {&c->x, &c->z, &c->mix, &c->k, &c->v, &c->r, &c->mean, &c->rstd, &c->logits};
     const size_t sizes[] = {T * C, T * C, 3 * T * C, T * wide, T * wide, T * wide, T, T, T * V};

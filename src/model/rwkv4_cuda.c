@@ -74,6 +74,7 @@ static rwkv_status eval(rwkv_model *m, rwkv_state *st, const int *tokens, size_t
     cuda_seq *q = st->seq;
     rwkv_status s = RWKV_OK;
     if (!q->device_current) s = cuda_upload(q->d_state, st->data, st->n * sizeof(float), err);
+    if (!q->device_current && s == RWKV_OK) s = cuda_sync(0, "state upload", err); /* the DMA has ended */
     if (s != RWKV_OK) return s;
     q->device_current = 1;
     q->host_current = 0;

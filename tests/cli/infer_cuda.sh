@@ -26,16 +26,7 @@ TRAIN="--layers 2 --embd 64 --ctx 32 --batch 4 --steps 60 --seed 5 --lr 3e-3 --n
 "$RWKV" train --data "$T/data.txt" --out "$T/m" $TRAIN --device cuda 2>"$T/train.err"
 rc=$?
 GPU_TESTS="infer_cuda_generate_greedy_equal infer_cuda_eval_fp32 infer_cuda_eval_bf16 infer_cuda_bench"
-if [ $rc -ne 0 ] && grep -q "no CUDA" "$T/train.err"; then
-    why="no CUDA device"
-    grep -q "no CUDA support" "$T/train.err" && why="this build has no CUDA support"
-    for t in $GPU_TESTS; do echo "SKIP $t: $why"; done
-    exit $failed
-fi
-if [ $rc -ne 0 ]; then
-    fail infer_cuda_model "training the test model failed: $(tail -1 "$T/train.err")"
-    exit 1
-fi
+gpu_probe $rc "$T/train.err" infer_cuda_model "training the test model failed"
 M="$T/m/model.safetensors"
 
 gen() { "$RWKV" generate -m "$M" --prompt "First Citizen:" -n 80 --temp 0 -q "$@" 2>>"$T/gen.err"; }
