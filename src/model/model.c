@@ -46,7 +46,8 @@ static rwkv_status parse_device(const char *device, const char *precision, int *
     else if (strncmp(device, "cuda:", 5) == 0 && device[5] >= '0' && device[5] <= '9')
         *gpu = (int)strtol(device + 5, &end, 10);
     if (strncmp(device, "cuda", 4) != 0 || (end && *end))
-        return rwkv_fail(err, RWKV_ERR_ARG, "device '%s': expected cpu, cuda or cuda:N", device);
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "device '%s' is not available: expected cpu, cuda or cuda:N",
+                         device);
     return RWKV_OK;
 }
 
