@@ -103,8 +103,12 @@ int cmd_bench(int argc, char **argv) {
         printf("%s\n", buf);
         return 0;
     }
-    printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s, %d thread%s\n", model, r.n_vocab, r.n_embd,
-           r.n_layer, r.dtype, r.kernels, r.threads, r.threads == 1 ? "" : "s");
+    if (on_gpu)
+        printf("model            %s (V=%d C=%d L=%d), weights %s on %s\n", model, r.n_vocab, r.n_embd, r.n_layer, r.dtype,
+               device);
+    else
+        printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s, %d thread%s\n", model, r.n_vocab,
+               r.n_embd, r.n_layer, r.dtype, r.kernels, r.threads, r.threads == 1 ? "" : "s");
     printf("decode           %.3f ms/token (median; min %.3f, max %.3f)\n", r.decode_ms_per_token, r.decode_ms_min,
            r.decode_ms_max);
     printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);

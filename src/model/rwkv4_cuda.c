@@ -112,7 +112,7 @@ static rwkv_status fetch(void *ctx, const char *name, float *dst, size_t numel, 
 
 rwkv_status model_to_cuda(rwkv_model *m, int device_index, int bf16, rwkv_error *err) {
     if (m->info.arch != RWKV_ARCH_RWKV || strcmp(m->info.version, "4") != 0)
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda runs RWKV-4 models only; this is %s%s",
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda runs RWKV-4 models only; this is %s%s (run it on the cpu)",
                          m->info.arch == RWKV_ARCH_RWKV ? "RWKV-" : "the ",
                          m->info.arch == RWKV_ARCH_RWKV ? m->info.version : "GPT baseline");
     const rwkv_common *c = m->impl;

@@ -7,5 +7,5 @@ rwkv_status model_to_cuda(rwkv_model *m, int device_index, int bf16, rwkv_error 
     (void)device_index;
     (void)bf16;
     return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
-                     "--device cuda: this build has no CUDA support (rebuild where nvcc is on the PATH, or make CUDA=1)");
+                     "--device cuda: this build has no CUDA support (use the cpu, or rebuild where nvcc is on the PATH)");
 }
