@@ -31,7 +31,7 @@ LIB_SRC  := $(filter-out %_nocuda.c,$(ALL_LIB_SRC))
 else
 LIB_SRC  := $(filter-out %_cuda.c,$(ALL_LIB_SRC))
 endif
-CLI_SRC  := $(sort $(wildcard cli/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c cli/serve/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TOOL_SRC := tests/check_vectors.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -53,7 +53,7 @@ deb_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missi
 	  || { $(2); }; fi
 
 # Debian packages the build needs; installed only when missing.
-DEB_DEPS = libjansson-dev libutf8proc-dev
+DEB_DEPS = libjansson-dev libutf8proc-dev libmicrohttpd-dev
 deps:
 	@$(call deb_install,$(DEB_DEPS),echo "error: could not install$$missing (run as root or install them yourself)"; exit 1)
 
@@ -100,8 +100,10 @@ $(BUILD)/librwkv.a: $(LIB_OBJ) $(CUDA_FLAG)
 $(BUILD)/librwkv.so: $(LIB_OBJ) $(CUDA_FLAG)
 	$(CC) -shared -o $@ $(filter %.o,$^) $(SO_LDLIBS)
 
+# `rwkv serve` speaks HTTP through libmicrohttpd (only the CLI links it).
+CLI_LDLIBS = -lmicrohttpd -lpthread
 rwkv: $(CLI_OBJ) $(BUILD)/librwkv.a
-	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LIB_LDLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/librwkv.a $(LIB_LDLIBS) $(CLI_LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h tests/pth_build.h $(BUILD)/librwkv.a
 	@mkdir -p $(dir $@)

@@ -15,6 +15,7 @@ static const cli_command commands[] = {
     {"chat", "interactive chat (Raven or World format), state carried across turns", cmd_chat},
     {"eval", "perplexity / bits per byte over a text file, or LAMBADA accuracy and perplexity", cmd_eval},
     {"bench", "decode / prefill speed vs the machine's measured bandwidth and FMA peak", cmd_bench},
+    {"serve", "an OpenAI-compatible HTTP server: batched decoding, cached conversation states", cmd_serve},
     {"quantize", "write a block-quantized model (Q8_0, Q4_0, ...) as an rwkv.cpp file", cmd_quantize},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

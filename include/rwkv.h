@@ -162,6 +162,24 @@ RWKV_API rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
                                const int *tokens, size_t n, float *logits,
                                int all_logits, rwkv_error *err);
 
+/* Batched decode: feed tokens[i] to states[i] for each i < n (n distinct
+ * states of this model, each a stream of its own), and write n rows of
+ * n_vocab logits (row-major; logits may be NULL). RWKV: one matrix-matrix
+ * product per weight for all n rows, so n streams cost little more weight
+ * traffic than one. Every product runs through the matrix-matrix kernels,
+ * also for n = 1, so a row's logits and new state do not depend on n, on
+ * the other rows or on their order, bit for bit, and equal the rows of
+ * rwkv_eval_sequence (which uses the same kernels for every chunk of more
+ * than one token). rwkv_eval (one token: matrix-vector kernels) agrees to
+ * float rounding (about 1e-6 relative), not bit for bit.
+ * GPT: its rows are decoded one after the other, each through its own KV
+ * cache (exactly as rwkv_eval; no batching gain).
+ * RWKV_ERR_ARG for a token outside the vocabulary, a NULL or repeated
+ * state, a state of another model, or a full GPT context, checked before
+ * any row is fed. */
+RWKV_API rwkv_status rwkv_eval_batch(rwkv_model *model, rwkv_state *const *states, const int *tokens, size_t n,
+                                     float *logits, rwkv_error *err);
+
 /* ------------------------------------------------------------------------ */
 /* Checkpoint conversion                                                    */
 /* ------------------------------------------------------------------------ */

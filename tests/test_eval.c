@@ -15,6 +15,7 @@
 #include "rwkv_tokenizer.h"
 #include "rwkv_train.h"
 #include "test.h"
+#include "init_model.h"
 
 #define TINY "testvectors/rwkv4/tiny/model.f32.safetensors"
 
@@ -369,13 +370,6 @@ static void test_lambada_real_file(void) {
 /* A fresh GPT (GPT-2 init, a fixed seed) written to a temporary file and
  * loaded; vocabulary 64 so the byte texts above fit. NULL with *why set. */
 static rwkv_model *make_gpt(int n_ctx, char *why, size_t size) {
-    char path[] = "/tmp/rwkv-eval-gpt-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        snprintf(why, size, "mkstemp failed");
-        return NULL;
-    }
-    close(fd);
     rwkv_init_options o = rwkv_init_options_default();
     o.arch = "gpt";
     o.n_layer = 2;
@@ -384,15 +378,7 @@ static rwkv_model *make_gpt(int n_ctx, char *why, size_t size) {
     o.n_vocab = 64;
     o.n_ctx = n_ctx;
     o.seed = 11;
-    rwkv_error err;
-    rwkv_model *g = NULL;
-    if (rwkv_init_checkpoint(&o, path, &err) != RWKV_OK || rwkv_model_load(path, &g, &err) != RWKV_OK) {
-        snprintf(why, size, "%s", err.message);
-        g = NULL;
-    }
-    unlink(path);
-    if (g) rwkv_model_set_threads(g, 2);
-    return g;
+    return init_model(&o, why, size);
 }
 
 /* Shorter than the context: one window, the same numbers as one forward

@@ -5,6 +5,7 @@
  *  - state continuation: sequence(a) then sequence(b) == sequence(a + b);
  *  - the group norm of ln_x against double precision (the WKV kernels are in
  *    tests/test_wkv.c);
+ *  - the batched decode (tests/batch_check.h) of every version, f32 and f16;
  *  - version detection, the ln_x epsilon rule, info fields, a file round trip;
  *  - with ../shared present: the tiny vector cases' sequence-mode logits.
  *
@@ -20,6 +21,7 @@
 #include "model/load.h"
 #include "rwkv.h"
 #include "test.h"
+#include "batch_check.h"
 
 /* ------------------------------------------------------------------------ */
 /* Random models                                                            */
@@ -265,6 +267,28 @@ static void check_modes(kind k, const cfg *c) {
     rwkv_state_free(st);
     rwkv_model_free(m);
     CHECK(ok, "%s", err.message);
+}
+
+/* rwkv_eval_batch: the checks of tests/batch_check.h on a random model. */
+static void check_batch(kind k, dtype big) {
+    rwkv_error err;
+    rwkv_model *m = new_model(k, &cfg_small, big, 2000 + k, &err);
+    CHECK(m, "RWKV-%s: %s", kind_version[k], err.message);
+    char why[512] = "";
+    int ok = batch_check(m, why, sizeof why);
+    rwkv_model_free(m);
+    CHECK(ok, "RWKV-%s %s: %s", kind_version[k], dtype_name(big), why);
+}
+
+static void test_batch_v5(void) {
+    check_batch(K50, DT_F32);
+    check_batch(K51, DT_F32);
+    check_batch(K52, DT_F16);
+}
+static void test_batch_v6(void) { check_batch(K6, DT_F16); }
+static void test_batch_v7(void) {
+    check_batch(K7, DT_F32);
+    check_batch(K7, DT_F16);
 }
 
 static void test_modes_v5_2(void) { check_modes(K52, &cfg_small); }
@@ -648,6 +672,9 @@ int main(int argc, char **argv) {
     RUN(test_continuation_v5_2);
     RUN(test_continuation_v6);
     RUN(test_continuation_v7);
+    RUN(test_batch_v5);
+    RUN(test_batch_v6);
+    RUN(test_batch_v7);
     RUN(test_state_layout);
     RUN(test_lora_info);
     RUN(test_v7_layer0_v_unused);

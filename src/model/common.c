@@ -45,7 +45,8 @@ void common_fill_info(const rwkv_common *c, const char *version, rwkv_model_info
 /* The row loops below run each row on one thread through parallel_rows
  * (kernels/pool.c); `rows_args` carries a loop's operands to its row function. */
 typedef struct rows_args {
-    const float *x, *w, *b, *prev0;
+    const float *x, *w, *b;
+    shift_src prev;
     float *y, *z;
     int n, n2, H, N;
     float eps;
@@ -103,24 +104,38 @@ void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, co
     parallel_rows(nt, T, (size_t)C, add_sigmoid_mul_row, &gate);
 }
 
+/* z[t-1] of row t (see shift_src). */
+static const float *prev_row(shift_src prev, const float *z, int t, int C) {
+    if (prev.st->batched || t == 0) return row_state(prev.st, t) + prev.off;
+    return z + (size_t)(t - 1) * C;
+}
+
+void shift_save(shift_src prev, const float *z, int T, int C) {
+    if (!prev.st->batched) {
+        memcpy(prev.st->layer[0] + prev.off, z + (size_t)(T - 1) * C, sizeof(float) * C);
+        return;
+    }
+    for (int t = 0; t < T; t++) memcpy(prev.st->layer[t] + prev.off, z + (size_t)t * C, sizeof(float) * C);
+}
+
 static void shift_delta_row(void *p, int t) {
     const rows_args *a = p;
     const int C = a->n;
-    const float *cur = a->x + (size_t)t * C, *prev = t ? cur - C : a->prev0;
+    const float *cur = a->x + (size_t)t * C, *prev = prev_row(a->prev, a->x, t, C);
     float *d = a->y + (size_t)t * C;
 #pragma omp simd
     for (int i = 0; i < C; i++) d[i] = prev[i] - cur[i];
 }
 
-void shift_delta_rows(const float *z, const float *prev0, int T, int C, float *dz, int nt) {
-    rows_args a = {.x = z, .prev0 = prev0, .y = dz, .n = C};
+void shift_delta_rows(const float *z, shift_src prev, int T, int C, float *dz, int nt) {
+    rows_args a = {.x = z, .prev = prev, .y = dz, .n = C};
     parallel_rows(nt, T, (size_t)C, shift_delta_row, &a);
 }
 
-/* Token shift, docs §1.2: the n_mix outputs of one row from z[t] and z[t-1]
- * (prev0 for t = 0). */
+/* Token shift, docs §1.2: the n_mix outputs of one row from z[t] and z[t-1]. */
 typedef struct mix_args {
-    const float *z, *prev0;
+    const float *z;
+    shift_src prev;
     int C, n_mix;
     const float *const *mu;
     float *const *out;
@@ -128,20 +143,20 @@ typedef struct mix_args {
 
 static void shift_mix_row(void *p, int t) {
     const mix_args *a = p;
-    const float *cur = a->z + (size_t)t * a->C, *prev = t ? cur - a->C : a->prev0;
+    const float *cur = a->z + (size_t)t * a->C, *prev = prev_row(a->prev, a->z, t, a->C);
     for (int m = 0; m < a->n_mix; m++) token_mix(cur, prev, a->mu[m], a->C, a->out[m] + (size_t)t * a->C);
 }
 
-void shift_mix_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+void shift_mix_rows(const float *z, shift_src prev, int T, int C, int n_mix, const float *const *mu,
                     float *const *out, int nt) {
-    mix_args a = {z, prev0, C, n_mix, mu, out};
+    mix_args a = {z, prev, C, n_mix, mu, out};
     parallel_rows(nt, T, (size_t)C * (size_t)(n_mix + 1), shift_mix_row, &a);
 }
 
 static void shift_lerp_row(void *p, int t) {
     const mix_args *a = p;
     const int C = a->C;
-    const float *cur = a->z + (size_t)t * C, *prev = t ? cur - C : a->prev0;
+    const float *cur = a->z + (size_t)t * C, *prev = prev_row(a->prev, a->z, t, C);
     for (int m = 0; m < a->n_mix; m++) {
         const float *mu = a->mu[m];
         float *out = a->out[m] + (size_t)t * C;
@@ -150,9 +165,9 @@ static void shift_lerp_row(void *p, int t) {
     }
 }
 
-void shift_lerp_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+void shift_lerp_rows(const float *z, shift_src prev, int T, int C, int n_mix, const float *const *mu,
                      float *const *out, int nt) {
-    mix_args a = {z, prev0, C, n_mix, mu, out};
+    mix_args a = {z, prev, C, n_mix, mu, out};
     parallel_rows(nt, T, (size_t)C * (size_t)(n_mix + 1), shift_lerp_row, &a);
 }
 
@@ -173,38 +188,102 @@ void group_norm_gate_rows(float *y, const float *g, const float *lnx_w, const fl
     parallel_rows(nt, T, (size_t)H * N, group_norm_gate_row, &a);
 }
 
-/* One chunk of T tokens: x, z are [T][C]. */
-static void eval_chunk(const rwkv_common *c, const void *impl, const model_ops *ops, float *state,
-                       const int *tokens, int T, float *logits, int all_logits, float *x, float *z, float *scratch,
-                       int nt) {
+/* One chunk of T rows: x, z are [T][C]; states holds one state (a sequence)
+ * or T (a batch, see block_states); layer_ptrs has room for as many. */
+static void eval_chunk(const rwkv_model *m, float *const *states, int batched, const int *tokens, int T,
+                       float *logits, int all_logits, float *x, float *z, float *scratch, float **layer_ptrs) {
+    const rwkv_common *c = m->impl;
+    const int nt = m->n_threads, n_states = batched ? T : 1;
     for (int t = 0; t < T; t++) matrix_row_f32(&c->emb, tokens[t], x + (size_t)t * c->C);
     layernorm_rows(x, c->ln0_w, c->ln0_b, T, c->C, x, nt);
-    for (int l = 0; l < c->L; l++) ops->block(impl, l, state + (size_t)l * c->layer_state, x, z, scratch, T, nt);
+    block_states st = {layer_ptrs, batched};
+    for (int l = 0; l < c->L; l++) {
+        for (int i = 0; i < n_states; i++) layer_ptrs[i] = states[i] + (size_t)l * c->layer_state;
+        m->ops->block(m->impl, l, &st, x, z, scratch, T, nt);
+    }
     if (!logits) return;
     int first = all_logits ? 0 : T - 1, rows = T - first;
     layernorm_rows(x + (size_t)first * c->C, c->ln_out_w, c->ln_out_b, rows, c->C, z, nt);
     matmul(&c->head, z, rows, logits, nt);
 }
 
+/* Rows per chunk: at most CHUNK_TOKENS, and never a last chunk of one row
+ * when n > 1 (a product of one row runs as a matrix-vector product, whose
+ * sums round differently), so that how n rows are split into calls does
+ * not change a bit of the results. */
+static int chunk_rows(size_t left) {
+    if (left <= CHUNK_TOKENS) return (int)left;
+    return left == CHUNK_TOKENS + 1 ? CHUNK_TOKENS - 1 : CHUNK_TOKENS;
+}
+
+/* Scratch for chunks of up to T rows: x, z, the block's scratch. */
+static float *chunk_scratch(const rwkv_model *m, int T, rwkv_error *err) {
+    const rwkv_common *c = m->impl;
+    float *buf = malloc(sizeof(float) * (2 * (size_t)T * c->C + m->ops->scratch_floats(m->impl, T)));
+    if (!buf) rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a %d-token scratch", T);
+    return buf;
+}
+
 rwkv_status common_eval(const rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
                         int all_logits, rwkv_error *err) {
     const rwkv_common *c = m->impl;
-    const void *impl = m->impl;
-    const model_ops *ops = m->ops;
-    const int nt = m->n_threads;
-    int T = n < CHUNK_TOKENS ? (int)n : CHUNK_TOKENS;
+    int T = chunk_rows(n);
     size_t tc = (size_t)T * c->C;
-    float *buf = malloc(sizeof(float) * (2 * tc + ops->scratch_floats(impl, T)));
-    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a %d-token scratch", T);
-    for (size_t done = 0; done < n; done += (size_t)T) {
-        int len = n - done < (size_t)T ? (int)(n - done) : T;
+    float *buf = chunk_scratch(m, T, err), *layer_ptr;
+    if (!buf) return RWKV_ERR_NOMEM;
+    for (size_t done = 0; done < n;) {
+        int len = chunk_rows(n - done);
         float *out = NULL;
         if (logits && all_logits) out = logits + done * (size_t)c->V;
         else if (logits && done + (size_t)len == n) out = logits;
-        eval_chunk(c, impl, ops, state, tokens + done, len, out, all_logits, buf, buf + tc, buf + 2 * tc, nt);
+        eval_chunk(m, &state, 0, tokens + done, len, out, all_logits, buf, buf + tc, buf + 2 * tc, &layer_ptr);
+        done += (size_t)len;
     }
     free(buf);
     return rwkv_ok(err);
+}
+
+/* Batch rows of one chunk; a single row gets a scratch partner (see common.h). */
+static void eval_batch_chunk(const rwkv_model *m, float *const *states, const int *tokens, int n, float *logits,
+                             float *buf, float **ptrs, float *spare, float *spare_logits) {
+    const rwkv_common *c = m->impl;
+    const size_t tc = (size_t)(n < 2 ? 2 : n) * c->C;
+    if (n > 1) {
+        eval_chunk(m, states, 1, tokens, n, logits, 1, buf, buf + tc, buf + 2 * tc, ptrs);
+        return;
+    }
+    common_state_init(m, spare);
+    float *const pair[2] = {states[0], spare};
+    const int pair_tokens[2] = {tokens[0], tokens[0]};
+    eval_chunk(m, pair, 1, pair_tokens, 2, logits ? spare_logits : NULL, 1, buf, buf + tc, buf + 2 * tc, ptrs);
+    if (logits) memcpy(logits, spare_logits, sizeof(float) * c->V);
+}
+
+rwkv_status common_eval_batch(const rwkv_model *m, float *const *states, const int *tokens, size_t n, float *logits,
+                              rwkv_error *err) {
+    const rwkv_common *c = m->impl;
+    int T = chunk_rows(n < 2 ? 2 : n);
+    size_t single = n == 1 ? (size_t)c->L * c->layer_state + 2 * (size_t)c->V : 0;
+    float *buf = chunk_scratch(m, T, err);
+    float **ptrs = malloc(sizeof(float *) * (size_t)T);
+    float *spare = single ? malloc(sizeof(float) * single) : NULL;
+    rwkv_status s = RWKV_OK;
+    if (!buf || !ptrs || (single && !spare)) {
+        s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch of %zu", n);
+        goto done;
+    }
+    for (size_t done = 0; done < n;) {
+        int len = chunk_rows(n - done);
+        eval_batch_chunk(m, states + done, tokens + done, len, logits ? logits + done * (size_t)c->V : NULL, buf,
+                         ptrs, spare, spare ? spare + (size_t)c->L * c->layer_state : NULL);
+        done += (size_t)len;
+    }
+    s = rwkv_ok(err);
+done:
+    free(buf);
+    free(ptrs);
+    free(spare);
+    return s;
 }
 
 void common_state_init(const rwkv_model *m, float *state) {

@@ -33,6 +33,13 @@ void common_fill_info(const rwkv_common *c, const char *version, rwkv_model_info
 rwkv_status common_eval(const rwkv_model *m, float *state, const int *tokens, size_t n, float *logits,
                         int all_logits, rwkv_error *err);
 
+/* The batched decode: token[i] fed to state i for i < n, logits [n][V]
+ * (may be NULL). Every product runs as a matrix-matrix product, also for
+ * n = 1 (as two rows, the second a scratch state), so a row's result does
+ * not depend on n or on the other rows, bit for bit. */
+rwkv_status common_eval_batch(const rwkv_model *m, float *const *states, const int *tokens, size_t n, float *logits,
+                              rwkv_error *err);
+
 /* A fresh state: zeros, then the version's state_init. */
 void common_state_init(const rwkv_model *m, float *state);
 
@@ -42,12 +49,25 @@ void common_free(void *impl);
 /* The row loops below split their T rows over the threads (parallel_rows,
  * kernels/pool.c); each row is computed the same way whichever thread does it. */
 
+/* The token shift reads the previous token's z: z[t-1] within a sequence,
+ * the state's slot (`off` floats into the layer state) for a sequence's
+ * first row and for every row of a batch. shift_save then stores each
+ * stream's last z into that slot. */
+typedef struct shift_src {
+    const block_states *st;
+    size_t off;
+} shift_src;
+void shift_save(shift_src prev, const float *z, int T, int C);
+
+/* The layer state of row t's stream. */
+static inline float *row_state(const block_states *st, int t) { return st->layer[st->batched ? t : 0]; }
+
 /* Token shift with n_mix mixes (docs §1.2, RWKV-4/5 form):
- * out[m][t] = token_mix(z[t], z[t-1], mu[m]), z[-1] = prev0. */
-void shift_mix_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+ * out[m][t] = token_mix(z[t], z[t-1], mu[m]). */
+void shift_mix_rows(const float *z, shift_src prev, int T, int C, int n_mix, const float *const *mu,
                     float *const *out, int n_threads);
 /* The same in the RWKV-6/7 form: out[m][t] = z[t] + (z[t-1] - z[t]) * mu[m]. */
-void shift_lerp_rows(const float *z, const float *prev0, int T, int C, int n_mix, const float *const *mu,
+void shift_lerp_rows(const float *z, shift_src prev, int T, int C, int n_mix, const float *const *mu,
                      float *const *out, int n_threads);
 
 /* z[t] = LN(x[t]) for T rows of C (x and z may alias). */
@@ -62,8 +82,8 @@ void add_rows(float *x, const float *y, int T, int C, int n_threads);
 void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, const float *xk, const float *xr,
                int T, float *h, float *v, float *r, float *x, int n_threads);
 
-/* dz[t] = z[t-1] - z[t] (z[-1] = prev0), the v6/v7 token-shift delta (docs §4.4). */
-void shift_delta_rows(const float *z, const float *prev0, int T, int C, float *dz, int n_threads);
+/* dz[t] = z[t-1] - z[t], the v6/v7 token-shift delta (docs §4.4). */
+void shift_delta_rows(const float *z, shift_src prev, int T, int C, float *dz, int n_threads);
 
 /* y[t] = GN_H(y[t]; ln_x) ⊙ silu(g[t]) over T rows of A = H*N (docs §4.3);
  * g NULL: no gate (RWKV-5.0). */

@@ -77,6 +77,19 @@ static rwkv_status eval(rwkv_model *m, rwkv_state *st, const int *tokens, size_t
     return RWKV_OK;
 }
 
+/* The GPT has no batched decode: each row is decoded in turn through its
+ * own KV cache (the same results as rwkv_eval, one row at a time). */
+static rwkv_status eval_batch(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n, float *logits,
+                              rwkv_error *err) {
+    const gpt_impl *g = m->impl;
+    for (size_t i = 0; i < n; i++) {
+        float *row = logits ? logits + i * (size_t)g->sh.n_vocab : NULL;
+        rwkv_status s = gpt_decode(states[i]->seq, g->params, tokens[i], row, m->n_threads, err);
+        if (s != RWKV_OK) return s;
+    }
+    return RWKV_OK;
+}
+
 static rwkv_status forward(rwkv_model *m, const int *tokens, size_t n, float *logits, rwkv_error *err) {
     gpt_impl *g = m->impl;
     if (!g->fwd || g->fwd_n != (int)n || g->fwd_threads != m->n_threads) {
@@ -97,6 +110,7 @@ const model_backend gpt_cpu_backend = {
     .state_release = state_release,
     .state_memory = state_memory,
     .eval = eval,
+    .eval_batch = eval_batch,
     .forward = forward,
     .impl_free = impl_free,
 };

@@ -165,8 +165,8 @@ rwkv_status rwkv_eval(rwkv_model *m, rwkv_state *state, int token, float *logits
 rwkv_status rwkv_eval_sequence(rwkv_model *m, rwkv_state *state, const int *tokens, size_t n, float *logits,
                                int all_logits, rwkv_error *err) {
     if (!m || !state || (!tokens && n)) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval: null argument");
-    if (state->n != m->info.state_floats || (state->seq && state->model != m))
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval: the state belongs to a model of another shape");
+    if (state->n != m->info.state_floats || (state->seq && state->model != m) || state->model->backend != m->backend)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval: the state belongs to a model of another shape or device");
     if (n == 0) return rwkv_ok(err);
     rwkv_status s = check_tokens(m, tokens, n, err);
     if (s != RWKV_OK) return s;
@@ -177,6 +177,34 @@ rwkv_status rwkv_eval_sequence(rwkv_model *m, rwkv_state *state, const int *toke
     s = m->backend->eval(m, state, tokens, n, logits, all_logits, err);
     if (s != RWKV_OK) return s;
     state->pos += n;
+    return rwkv_ok(err);
+}
+
+/* A batch's states: each of this model's shape, none twice. */
+static rwkv_status check_batch_states(const rwkv_model *m, rwkv_state *const *states, size_t n, rwkv_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        const rwkv_state *st = states[i];
+        if (!st) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: state %zu is NULL", i);
+        if (st->n != m->info.state_floats || (st->seq && st->model != m) || st->model->backend != m->backend)
+            return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: state %zu belongs to a model of another shape or device",
+                             i);
+        if (m->info.n_ctx && st->pos + 1 > (size_t)m->info.n_ctx)
+            return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: state %zu is full (%d positions)", i, m->info.n_ctx);
+        for (size_t j = 0; j < i; j++)
+            if (states[j] == st)
+                return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: states %zu and %zu are the same state", j, i);
+    }
+    return RWKV_OK;
+}
+
+rwkv_status rwkv_eval_batch(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n, float *logits,
+                            rwkv_error *err) {
+    if (!m || (n && (!states || !tokens))) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: null argument");
+    if (n == 0) return rwkv_ok(err);
+    rwkv_status s = check_tokens(m, tokens, n, err);
+    if (s != RWKV_OK || (s = check_batch_states(m, states, n, err)) != RWKV_OK) return s;
+    if ((s = m->backend->eval_batch(m, states, tokens, n, logits, err)) != RWKV_OK) return s;
+    for (size_t i = 0; i < n; i++) states[i]->pos++;
     return rwkv_ok(err);
 }
 

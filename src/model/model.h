@@ -31,6 +31,10 @@ typedef struct model_backend {
      * context) from the state, as rwkv_eval_sequence. */
     rwkv_status (*eval)(rwkv_model *m, rwkv_state *st, const int *tokens, size_t n, float *logits, int all_logits,
                         rwkv_error *err);
+    /* Feeds tokens[i] to states[i] for i < n (n >= 1 distinct states, tokens
+     * and contexts already checked), as rwkv_eval_batch: logits [n][V]. */
+    rwkv_status (*eval_batch)(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n, float *logits,
+                              rwkv_error *err);
     /* Bounded-context models only (NULL otherwise): logits [n][V] of tokens
      * fed from position 0 without any state, 1 <= n <= n_ctx (the GPT's
      * whole-sequence forward, for scoring windows). */
@@ -42,14 +46,23 @@ typedef struct model_backend {
 
 /* What a version file (model/rwkv4.c ... rwkv7.c) supplies; model/common.c
  * does the rest. The version's impl struct begins with an rwkv_common. */
+/* The recurrent states a block reads and updates, each already offset to
+ * the block's layer: one sequence whose T rows are consecutive tokens of
+ * layer[0] (batched = 0), or T independent streams of one token each, row t
+ * belonging to layer[t] (batched = 1, the batched decode). */
+typedef struct block_states {
+    float *const *layer;
+    int batched;
+} block_states;
+
 typedef struct model_ops {
     /* Sets what a fresh state holds besides zeros (NULL: all zeros). */
     void (*state_init)(const void *impl, float *state);
     /* Working memory one block needs for a chunk of T tokens, in floats. */
     size_t (*scratch_floats)(const void *impl, int T);
     /* One block over a chunk: reads and updates the residual stream x [T][C]
-     * with the layer's recurrent state; z [T][C] and scratch are free. */
-    void (*block)(const void *impl, int layer, float *layer_state, float *x, float *z, float *scratch, int T,
+     * with the layer's recurrent state(s); z [T][C] and scratch are free. */
+    void (*block)(const void *impl, int layer, const block_states *st, float *x, float *z, float *scratch, int T,
                   int n_threads);
 } model_ops;
 

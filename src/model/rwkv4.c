@@ -43,25 +43,30 @@ static size_t widest(const rwkv4 *w) {
 }
 static size_t rwkv4_scratch_floats(const void *impl, int T) { return 7 * (size_t)T * widest(impl); }
 
-static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, float *scratch, int T, int nt) {
+static void rwkv4_block(const void *impl, int l, const block_states *st, float *x, float *z, float *scratch, int T, int nt) {
     const rwkv4 *w = impl;
     const rwkv4_layer *ly = &w->layers[l];
     const int C = w->c.C, A = w->c.A;
     const size_t tw = (size_t)T * widest(w);
     float *xa = scratch, *xb = xa + tw, *xc = xb + tw, *k = xc + tw, *v = k + tw, *r = v + tw, *y = r + tw;
-    float *att_xx = st, *aa = st + C, *bb = aa + A, *pp = bb + A, *ffn_xx = pp + A;
+    /* state slots (offsets into each layer state): att_xx, aa, bb, pp, ffn_xx */
+    const shift_src att_prev = {st, 0}, ffn_prev = {st, (size_t)C + 3 * (size_t)A};
 
     /* time mixing: k, v, r from token-shifted LN1 outputs, WKV, gated output */
     layernorm_rows(x, ly->ln1_w, ly->ln1_b, T, C, z, nt);
     const float *att_mu[] = {ly->att_mix_k, ly->att_mix_v, ly->att_mix_r};
     float *const att_in[] = {xa, xb, xc};
-    shift_mix_rows(z, att_xx, T, C, 3, att_mu, att_in, nt);
-    memcpy(att_xx, z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_mix_rows(z, att_prev, T, C, 3, att_mu, att_in, nt);
+    shift_save(att_prev, z, T, C);
     const matrix *W[] = {&ly->att_k, &ly->att_v, &ly->att_r};
     const float *X[] = {xa, xb, xc};
     float *const Y[] = {k, v, r};
     matmul_group(3, W, X, T, Y, nt);
-    wkv4_forward(T, A, ly->att_d, ly->att_u, k, v, aa, bb, pp, y);
+    for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
+        float *aa = row_state(st, t) + C, *bb = aa + A, *pp = bb + A;
+        const size_t o = (size_t)t * A;
+        wkv4_forward(rows, A, ly->att_d, ly->att_u, k + o, v + o, aa, bb, pp, y + o);
+    }
     sigmoid_mul(y, r, (size_t)T * A);
     matmul(&ly->att_o, y, T, k, nt); /* k is free again: [T][C] output */
     add_rows(x, k, T, C, nt);
@@ -70,8 +75,8 @@ static void rwkv4_block(const void *impl, int l, float *st, float *x, float *z, 
     layernorm_rows(x, ly->ln2_w, ly->ln2_b, T, C, z, nt);
     const float *ffn_mu[] = {ly->ffn_mix_k, ly->ffn_mix_r};
     float *const ffn_in[] = {xa, xb};
-    shift_mix_rows(z, ffn_xx, T, C, 2, ffn_mu, ffn_in, nt);
-    memcpy(ffn_xx, z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_mix_rows(z, ffn_prev, T, C, 2, ffn_mu, ffn_in, nt);
+    shift_save(ffn_prev, z, T, C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xa, xb, T, k, v, r, x, nt);
 }
 

@@ -81,6 +81,18 @@ static rwkv_status eval(rwkv_model *m, rwkv_state *st, const int *tokens, size_t
     return rwkv4_infer_eval(m->device, q->d_state, tokens, n, logits, all_logits, err);
 }
 
+/* One token per state, one after another: each is a decode step of its own
+ * sequence (the states are distinct, so the order does not matter). */
+static rwkv_status eval_batch(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n, float *logits,
+                              rwkv_error *err) {
+    const size_t V = (size_t)m->info.n_vocab;
+    for (size_t i = 0; i < n; i++) {
+        rwkv_status s = eval(m, states[i], tokens + i, 1, logits ? logits + i * V : NULL, 0, err);
+        if (s != RWKV_OK) return s;
+    }
+    return RWKV_OK;
+}
+
 static void device_free(rwkv_model *m) { rwkv4_infer_free(m->device); }
 
 static const model_backend rwkv4_cuda_backend = {
@@ -91,6 +103,7 @@ static const model_backend rwkv4_cuda_backend = {
     .state_memory = state_memory,
     .state_host = state_host,
     .eval = eval,
+    .eval_batch = eval_batch,
     .forward = NULL,
     .impl_free = common_free,
     .device_free = device_free,

@@ -58,37 +58,41 @@ static scratch carve(const rwkv5 *w, float *x, float *z, float *p, int T) {
     return s;
 }
 
-static void time_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratch *s, int T, int nt) {
+static void time_mix(const rwkv5 *w, const rwkv5_layer *ly, const block_states *st, scratch *s, int T, int nt) {
     const int C = w->c.C;
-    float *att_xx = st, *S = st + C;
+    const shift_src prev = {st, 0}; /* att_xx, then S at C */
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
     const float *mu[] = {ly->mix_k, ly->mix_v, ly->mix_r, ly->mix_g};
     float *const in[] = {s->xa, s->xb, s->xc, s->xd};
-    shift_mix_rows(s->z, att_xx, T, C, w->has_gate ? 4 : 3, mu, in, nt);
-    memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_mix_rows(s->z, prev, T, C, w->has_gate ? 4 : 3, mu, in, nt);
+    shift_save(prev, s->z, T, C);
     const matrix *W[] = {&ly->att_k, &ly->att_v, &ly->att_r, &ly->att_g};
     const float *X[] = {s->xa, s->xb, s->xc, s->xd};
     float *const Y[] = {s->k, s->v, s->r, s->g};
     matmul_group(w->has_gate ? 4 : 3, W, X, T, Y, nt);
-    wkv5_forward(T, w->H, w->N, s->r, s->k, s->v, ly->w, 0, ly->u, S, s->y, nt);
+    for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
+        const size_t o = (size_t)t * w->c.A;
+        wkv5_forward(rows, w->H, w->N, s->r + o, s->k + o, s->v + o, ly->w, 0, ly->u, row_state(st, t) + C, s->y + o,
+                     nt);
+    }
     group_norm_gate_rows(s->y, w->has_gate ? s->g : NULL, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, T, nt);
     matmul(&ly->att_o, s->y, T, s->k, nt); /* k is free again: [T][C] output */
     add_rows(s->x, s->k, T, C, nt);
 }
 
 /* As RWKV-4: sigmoid(Wr xr) * Wv relu(Wk xk)^2. */
-static void channel_mix(const rwkv5 *w, const rwkv5_layer *ly, float *st, scratch *s, int T, int nt) {
+static void channel_mix(const rwkv5 *w, const rwkv5_layer *ly, const block_states *st, scratch *s, int T, int nt) {
     const int C = w->c.C;
-    float *ffn_xx = st + w->c.layer_state - C;
+    const shift_src prev = {st, w->c.layer_state - C}; /* ffn_xx */
     layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
     const float *mu[] = {ly->ffn_mix_k, ly->ffn_mix_r};
     float *const in[] = {s->xa, s->xb};
-    shift_mix_rows(s->z, ffn_xx, T, C, 2, mu, in, nt);
-    memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_mix_rows(s->z, prev, T, C, 2, mu, in, nt);
+    shift_save(prev, s->z, T, C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, s->xa, s->xb, T, s->h, s->v, s->r, s->x, nt);
 }
 
-static void rwkv5_block(const void *impl, int l, float *st, float *x, float *z, float *scratch_mem, int T, int nt) {
+static void rwkv5_block(const void *impl, int l, const block_states *st, float *x, float *z, float *scratch_mem, int T, int nt) {
     const rwkv5 *w = impl;
     scratch s = carve(w, x, z, scratch_mem, T);
     time_mix(w, &w->layers[l], st, &s, T, nt);

@@ -126,12 +126,12 @@ static void decay_row(void *p, int t) {
     for (int i = 0; i < a->A; i++) wd[i] = expf(-expf(a->decay[i] + wd[i]));
 }
 
-static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *s, int T, int nt) {
+static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, const block_states *st, scratch *s, int T, int nt) {
     const int C = w->c.C, A = w->c.A, Dd = w->Dd;
-    float *att_xx = st, *S = st + C;
+    const shift_src prev = {st, 0}; /* att_xx, then S at C */
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
-    shift_delta_rows(s->z, att_xx, T, C, s->dz, nt);
-    memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_delta_rows(s->z, prev, T, C, s->dz, nt);
+    shift_save(prev, s->z, T, C);
     ddlerp(w, ly, s, T, nt);
     /* w_t = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
     matmul(&ly->decay_w1, s->xm[MIX_W], T, s->lora_in, nt);
@@ -143,26 +143,30 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *
     const float *X[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V], s->xm[MIX_G]};
     float *const Y[] = {s->r, s->k, s->v, s->g};
     matmul_group(4, W, X, T, Y, nt);
-    wkv5_forward(T, w->H, w->N, s->r, s->k, s->v, s->wd, (size_t)A, ly->u, S, s->y, nt);
+    for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
+        const size_t o = (size_t)t * A;
+        wkv5_forward(rows, w->H, w->N, s->r + o, s->k + o, s->v + o, s->wd + o, (size_t)A, ly->u, row_state(st, t) + C,
+                     s->y + o, nt);
+    }
     group_norm_gate_rows(s->y, s->g, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, T, nt);
     matmul(&ly->att_o, s->y, T, s->tmp, nt);
     add_rows(s->x, s->tmp, T, C, nt);
 }
 
 /* sigmoid(Wr (z + dz maa_r)) * Wv relu(Wk (z + dz maa_k))^2 */
-static void channel_mix(const rwkv6 *w, const rwkv6_layer *ly, float *st, scratch *s, int T, int nt) {
+static void channel_mix(const rwkv6 *w, const rwkv6_layer *ly, const block_states *st, scratch *s, int T, int nt) {
     const int C = w->c.C;
-    float *ffn_xx = st + w->c.layer_state - C;
+    const shift_src prev = {st, w->c.layer_state - C}; /* ffn_xx */
     float *xk = s->xm[MIX_K], *xr = s->xm[MIX_R];
     layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
     const float *mu[] = {ly->ffn_maa_k, ly->ffn_maa_r};
     float *const in[] = {xk, xr};
-    shift_lerp_rows(s->z, ffn_xx, T, C, 2, mu, in, nt);
-    memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_lerp_rows(s->z, prev, T, C, 2, mu, in, nt);
+    shift_save(prev, s->z, T, C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xk, xr, T, s->h, s->v, s->r, s->x, nt);
 }
 
-static void rwkv6_block(const void *impl, int l, float *st, float *x, float *z, float *scratch_mem, int T, int nt) {
+static void rwkv6_block(const void *impl, int l, const block_states *st, float *x, float *z, float *scratch_mem, int T, int nt) {
     const rwkv6 *w = impl;
     scratch s = carve(w, x, z, scratch_mem, T);
     time_mix(w, &w->layers[l], st, &s, T, nt);

@@ -166,13 +166,14 @@ static void finish_row(void *p, int t) {
     finish_token(a->w, a->ly, a->s, (size_t)t);
 }
 
-static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, scratch *s, int T, int nt) {
+static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_states *st, scratch *s, int T,
+                     int nt) {
     const int C = w->c.C, A = w->c.A;
-    float *att_xx = st, *S = st + C;
+    const shift_src prev = {st, 0}; /* att_xx, then S at C */
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
     /* x_c = z + (z_prev - z) x_c for the six mixes */
-    shift_lerp_rows(s->z, att_xx, T, C, N_MIX, (const float *const *)ly->mix, s->xm, nt);
-    memcpy(att_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_lerp_rows(s->z, prev, T, C, N_MIX, (const float *const *)ly->mix, s->xm, nt);
+    shift_save(prev, s->z, T, C);
     const matrix *W[] = {&ly->att_r, &ly->att_k, &ly->att_v};
     const float *X[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V]};
     float *const Y[] = {s->r, s->k, s->v};
@@ -184,26 +185,30 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, float *st, sc
     lora(&ly->g1, &ly->g2, s->xm[MIX_G], T, s->h, s->g, sigmoid_f, nt);
     token_args ta = {w, ly, s, l};
     parallel_rows(nt, T, 8 * (size_t)A, prepare_row, &ta);
-    wkv7_forward(T, w->H, w->N, s->r, s->w, s->k, s->v, s->b, s->a, S, s->y, nt);
+    for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
+        const size_t o = (size_t)t * A;
+        wkv7_forward(rows, w->H, w->N, s->r + o, s->w + o, s->k + o, s->v + o, s->b + o, s->a + o,
+                     row_state(st, t) + C, s->y + o, nt);
+    }
     parallel_rows(nt, T, 6 * (size_t)A, finish_row, &ta);
     matmul(&ly->att_o, s->y, T, s->tmp, nt);
     add_rows(s->x, s->tmp, T, C, nt);
 }
 
 /* Wv relu(Wk (z + dz x_k))^2 (no receptance in RWKV-7) */
-static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, float *st, scratch *s, int T, int nt) {
+static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, const block_states *st, scratch *s, int T, int nt) {
     const int C = w->c.C;
-    float *ffn_xx = st + w->c.layer_state - C;
+    const shift_src prev = {st, w->c.layer_state - C}; /* ffn_xx */
     float *xk = s->xm[MIX_K];
     layernorm_rows(s->x, ly->ln2_w, ly->ln2_b, T, C, s->z, nt);
     const float *mu[] = {ly->ffn_x_k};
     float *const in[] = {xk};
-    shift_lerp_rows(s->z, ffn_xx, T, C, 1, mu, in, nt);
-    memcpy(ffn_xx, s->z + (size_t)(T - 1) * C, sizeof(float) * C);
+    shift_lerp_rows(s->z, prev, T, C, 1, mu, in, nt);
+    shift_save(prev, s->z, T, C);
     ffn_relu2(&ly->ffn_k, &ly->ffn_v, NULL, xk, NULL, T, s->h, s->tmp, NULL, s->x, nt);
 }
 
-static void rwkv7_block(const void *impl, int l, float *st, float *x, float *z, float *scratch_mem, int T, int nt) {
+static void rwkv7_block(const void *impl, int l, const block_states *st, float *x, float *z, float *scratch_mem, int T, int nt) {
     const rwkv7 *w = impl;
     scratch s = carve(w, x, z, scratch_mem, T);
     time_mix(w, &w->layers[l], l, st, &s, T, nt);

@@ -28,6 +28,16 @@ static rwkv_status eval(rwkv_model *m, rwkv_state *st, const int *tokens, size_t
     return common_eval(m, st->data, tokens, n, logits, all_logits, err);
 }
 
+static rwkv_status eval_batch(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n, float *logits,
+                              rwkv_error *err) {
+    float **data = malloc(n * sizeof *data);
+    if (!data) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch of %zu", n);
+    for (size_t i = 0; i < n; i++) data[i] = states[i]->data;
+    rwkv_status s = common_eval_batch(m, data, tokens, n, logits, err);
+    free(data);
+    return s;
+}
+
 const model_backend rwkv_cpu_backend = {
     .device = "cpu",
     .state_init = state_init,
@@ -35,6 +45,7 @@ const model_backend rwkv_cpu_backend = {
     .state_release = state_release,
     .state_memory = state_memory,
     .eval = eval,
+    .eval_batch = eval_batch,
     .forward = NULL, /* unbounded context: scoring carries the state instead */
     .impl_free = common_free,
 };

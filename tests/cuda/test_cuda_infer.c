@@ -242,6 +242,36 @@ static void test_state_round_trip(void) {
     unlink(path), unlink(spath);
 }
 
+/* rwkv_eval_batch on the GPU: each row as its own rwkv_eval on the CPU; a
+ * CPU state is refused by the GPU model. */
+static void test_eval_batch(void) {
+    NEED_GPU();
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/rwkv_infer_b_%d.safetensors", (int)getpid());
+    CHECK(write_random_model(path, 90, 64, 2, 128, 4), "model");
+    rwkv_model *cpu = load_on(path, "cpu", NULL), *gpu = load_on(path, "cuda", NULL);
+    CHECK(cpu && gpu, "load");
+    enum { N = 3 };
+    rwkv_state *sg[N], *sc[N];
+    const int warm[N] = {3, 40, 77}, tok[N] = {5, 6, 7};
+    float lg[N * 90], lc[90];
+    for (int i = 0; i < N; i++) {
+        CHECK(rwkv_state_new(gpu, &sg[i], NULL) == RWKV_OK && rwkv_state_new(cpu, &sc[i], NULL) == RWKV_OK, "states");
+        CHECK(rwkv_eval(gpu, sg[i], warm[i], NULL, NULL) == RWKV_OK && rwkv_eval(cpu, sc[i], warm[i], NULL, NULL) == RWKV_OK,
+              "warm-up");
+    }
+    CHECK(rwkv_eval_batch(gpu, sg, tok, N, lg, NULL) == RWKV_OK, "gpu batch");
+    for (int i = 0; i < N; i++) {
+        CHECK(rwkv_eval(cpu, sc[i], tok[i], lc, NULL) == RWKV_OK, "cpu");
+        CHECK(max_err(lg + i * 90, lc, 90) <= 2e-4, "row %d differs by %g", i, max_err(lg + i * 90, lc, 90));
+    }
+    rwkv_error err;
+    CHECK(rwkv_eval(gpu, sc[0], 1, lc, &err) == RWKV_ERR_ARG && strstr(err.message, "device"), "a cpu state on the gpu");
+    for (int i = 0; i < N; i++) rwkv_state_free(sg[i]), rwkv_state_free(sc[i]);
+    rwkv_model_free(cpu), rwkv_model_free(gpu);
+    unlink(path);
+}
+
 /* Another architecture on the GPU is one line of RWKV_ERR_UNSUPPORTED. */
 static void test_other_arch_refused(void) {
     NEED_GPU();
@@ -268,6 +298,7 @@ int main(int argc, char **argv) {
     RUN(test_random_models_bf16);
     RUN(test_reference_vectors);
     RUN(test_state_round_trip);
+    RUN(test_eval_batch);
     RUN(test_other_arch_refused);
     return test_summary();
 }

@@ -7,7 +7,8 @@
 #   rank 3  src/model/
 #   rank 4  src/train/
 #   rank 5  src/tools/
-#   cli/    the command line: only include/ and cli/ itself
+#   cli/    the command line: only include/ and cli/ itself (its subfolders,
+#           e.g. cli/serve/, the server of `rwkv serve`, are part of it)
 #
 # A file may include headers of a lower rank or of its own folder. Prints one
 # PASS line, or one FAIL line per offending #include (file:line: what and why).
@@ -31,6 +32,7 @@ function folder_of_file(path,   p) {
 }
 function folder_of_include(inc, self,   p, n) {
     n = split(inc, p, "/")
+    if (self == "cli" && n == 2 && p[1] == "serve") return "cli"
     if (n == 1) {
         if (inc ~ /^rwkv.*\.h$/) return "include"
         return self   # a header next to the file

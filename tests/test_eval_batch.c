@@ -1,0 +1,124 @@
+/* rwkv_eval_batch, the batched decode, through the public API:
+ *  - the checks of tests/batch_check.h on RWKV-4 (the tiny reference model
+ *    of ../shared when present, and a fresh init), RWKV-7 (a fresh init)
+ *    and the GPT baseline (decoded row by row through its KV caches);
+ *  - a batch of 300 streams (more than one 256-row chunk): every row the
+ *    same bits as the stream alone;
+ *  - a GPT stream whose context is full is refused before any row is fed.
+ * (RWKV-5 and 6 get the same checks in tests/test_rwkv_versions.c.) */
+#include <stdint.h>
+#include <unistd.h>
+
+#include "rwkv.h"
+#include "rwkv_train.h"
+#include "test.h"
+#include "batch_check.h"
+#include "init_model.h"
+
+/* A freshly initialised model of `arch` (NULL with *why set). */
+static rwkv_model *make_model(const char *arch, int n_ctx, char *why, size_t size) {
+    rwkv_init_options o = rwkv_init_options_default();
+    o.arch = arch;
+    o.n_layer = 2;
+    o.n_embd = 32;
+    o.n_vocab = 64;
+    o.n_head = 2;
+    o.head_size = 16;
+    o.n_ctx = n_ctx;
+    o.seed = 5;
+    o.emb_scale = 0.5; /* a visible embedding, so that the rows differ */
+    return init_model(&o, why, size);
+}
+
+static void check_arch(const char *arch) {
+    char why[512] = "";
+    rwkv_model *m = make_model(arch, 64, why, sizeof why);
+    CHECK(m, "%s", why);
+    int ok = batch_check(m, why, sizeof why);
+    rwkv_model_free(m);
+    CHECK(ok, "%s: %s", arch, why);
+}
+
+static void test_batch_rwkv4_init(void) { check_arch("rwkv4"); }
+static void test_batch_rwkv7_init(void) { check_arch("rwkv7"); }
+static void test_batch_gpt(void) { check_arch("gpt"); }
+
+static void test_batch_rwkv4_reference(void) {
+    char path[800], why[512] = "";
+    if (!shared_path(path, sizeof path, "testvectors/rwkv4/tiny/model.f32.safetensors")) SKIP("%s not found", path);
+    rwkv_model *m;
+    rwkv_error err;
+    CHECK(rwkv_model_load(path, &m, &err) == RWKV_OK, "%s", err.message);
+    rwkv_model_set_threads(m, 2);
+    int ok = batch_check(m, why, sizeof why);
+    rwkv_model_free(m);
+    CHECK(ok, "%s", why);
+}
+
+/* 300 rows: two chunks of the driver; each row as the stream alone. */
+static void test_batch_many_rows(void) {
+    enum { B = 300 };
+    char why[512] = "";
+    rwkv_model *m = make_model("rwkv7", 0, why, sizeof why);
+    CHECK(m, "%s", why);
+    rwkv_model_info info;
+    rwkv_model_get_info(m, &info);
+    const int V = info.n_vocab;
+    rwkv_state **st = calloc(B, sizeof *st), *one = NULL;
+    int *tok = malloc(sizeof(int) * B), bad = -1;
+    float *l = malloc(sizeof(float) * (size_t)V * B), *l1 = malloc(sizeof(float) * (size_t)V);
+    rwkv_error err = {0};
+    int ok = st && tok && l && l1;
+    for (int i = 0; ok && i < B; i++) {
+        tok[i] = (i * 13) % V;
+        ok = rwkv_state_new(m, &st[i], &err) == RWKV_OK &&
+             rwkv_eval(m, st[i], (i * 5) % V, NULL, &err) == RWKV_OK; /* histories of one token */
+    }
+    ok = ok && rwkv_eval_batch(m, st, tok, B, l, &err) == RWKV_OK;
+    for (int i = 0; ok && i < B && bad < 0; i++) {
+        int h = (i * 5) % V;
+        ok = rwkv_state_new(m, &one, &err) == RWKV_OK && rwkv_eval(m, one, h, NULL, &err) == RWKV_OK &&
+             rwkv_eval_batch(m, &one, &tok[i], 1, l1, &err) == RWKV_OK;
+        if (ok && !batch_same_bits(st[i], one, l + (size_t)i * V, l1, V)) bad = i;
+        rwkv_state_free(one);
+        one = NULL;
+    }
+    for (int i = 0; st && i < B; i++) rwkv_state_free(st[i]);
+    free(st);
+    free(tok);
+    free(l);
+    free(l1);
+    rwkv_model_free(m);
+    CHECK(ok, "%s", err.message[0] ? err.message : "out of memory");
+    CHECK(bad < 0, "row %d of %d differs from the stream alone", bad, B);
+}
+
+static void test_batch_gpt_full_context(void) {
+    char why[512] = "";
+    rwkv_model *m = make_model("gpt", 4, why, sizeof why);
+    CHECK(m, "%s", why);
+    rwkv_state *a = NULL, *b = NULL;
+    rwkv_error err;
+    const int fill[4] = {1, 2, 3, 4}, tok[2] = {5, 6};
+    int ok = rwkv_state_new(m, &a, &err) == RWKV_OK && rwkv_state_new(m, &b, &err) == RWKV_OK &&
+             rwkv_eval_sequence(m, b, fill, 4, NULL, 0, &err) == RWKV_OK;
+    rwkv_state *both[2] = {a, b};
+    rwkv_status s = ok ? rwkv_eval_batch(m, both, tok, 2, NULL, &err) : RWKV_OK;
+    size_t pos_a = ok ? rwkv_state_pos(a) : 1;
+    rwkv_state_free(a);
+    rwkv_state_free(b);
+    rwkv_model_free(m);
+    CHECK(ok, "%s", err.message);
+    CHECK(s == RWKV_ERR_ARG && strstr(err.message, "full"), "a full context gave %d: %s", (int)s, err.message);
+    CHECK(pos_a == 0, "the other row was fed (position %zu)", pos_a);
+}
+
+int main(void) {
+    RUN(test_batch_rwkv4_reference);
+    RUN(test_batch_rwkv4_init);
+    RUN(test_batch_rwkv7_init);
+    RUN(test_batch_gpt);
+    RUN(test_batch_many_rows);
+    RUN(test_batch_gpt_full_context);
+    return test_summary();
+}
