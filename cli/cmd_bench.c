@@ -37,7 +37,7 @@ static int bench_train(const rwkv_train_bench_options *o, const char *only, int 
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *device = NULL, *shape = NULL;
+    const char *model = NULL, *device = NULL, *shape = NULL, *precision = NULL;
     int json = 0, train = 0, quick = 0;
     rwkv_bench_options o = {0};
     rwkv_train_bench_options to = {0};
@@ -49,22 +49,24 @@ int cmd_bench(int argc, char **argv) {
         {"--prompt", 0, CLI_INT, &o.prompt_tokens, 1, 1000000, "N", "prefill prompt length", "512", NULL, NULL, NULL},
         {"--no-machine", 0, CLI_FLAG, &o.skip_machine, 0, 0, NULL, "skip the bandwidth / FMA measurements", "", NULL,
          NULL, NULL},
+        {"--device", 0, CLI_STR, &device, 0, 0, "D", "cpu, cuda or cuda:N (-m: an RWKV-4 model on the GPU; or --train)",
+         "cpu", NULL, NULL, NULL},
+        {"--precision", 0, CLI_CHOICE, &precision, 0, 0, "P", "the GPU's matrices: fp32 or bf16 (for --train: bf16)",
+         "fp32", "bf16|fp32", NULL, NULL},
         {NULL, 0, CLI_SECTION, NULL, 0, 0, NULL, "training on a GPU (--device cuda --train; no model needed)", NULL,
          NULL, NULL, NULL},
-        {"--device", 0, CLI_STR, &device, 0, 0, "D", "cuda or cuda:N (with --train)", "cpu", NULL, NULL, NULL},
         {"--train", 0, CLI_FLAG, &train, 0, 0, NULL, "RWKV-4 training steps at the 169M, 430M and 1.5B shapes", "",
          NULL, NULL, NULL},
         {"--shape", 0, CLI_CHOICE, &shape, 0, 0, "S", "only this shape", "all", "169M|430M|1.5B", NULL, NULL},
         {"--batch", 0, CLI_INT, &to.batch, 1, 65536, "N", "sequences per step", "32", NULL, NULL, NULL},
         {"--ctx", 0, CLI_INT, &to.ctx, 1, 1 << 20, "N", "tokens per sequence", "1024", NULL, NULL, NULL},
         {"--steps", 0, CLI_INT, &to.steps, 1, 100000, "N", "timed steps", "5", NULL, NULL, NULL},
-        {"--precision", 0, CLI_CHOICE, &to.precision, 0, 0, "P", "activations and matrix operands", "bf16",
-         "bf16|fp32", NULL, NULL},
         {"--quick", 0, CLI_FLAG, &quick, 0, 0, NULL, "169M only, batch 8, 3 steps (a smoke run)", "", NULL, NULL,
          NULL},
     };
     cli_spec spec = {"bench",
                      "rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]\n"
+                     "       rwkv bench -m MODEL --device cuda[:N] [--precision P] [--tokens N] [--prompt N]\n"
                      "       rwkv bench --device cuda[:N] --train [--shape S] [--batch N] [--ctx N] [--steps N]\n"
                      "                  [--precision P] [--quick]",
                      "Measures decode (RNN mode, ms/token: median of N timed tokens after a warm-up), prefill\n"
@@ -72,6 +74,8 @@ int cmd_bench(int argc, char **argv) {
                      "the same run the machine's read bandwidth and float32 FMA peak at the same thread count;\n"
                      "prints decode as a fraction of the bandwidth floor and prefill as a fraction of the peak.\n"
                      "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has).\n"
+                     "-m MODEL --device cuda runs the same on the GPU (RWKV-4), against the GPU's copy bandwidth\n"
+                     "and bf16 matrix-product peak measured in the same run.\n"
                      "--device cuda --train times full RWKV-4 training steps on the GPU (random weights and tokens):\n"
                      "tokens/s, MFU against the bf16 matrix-product peak measured in the same run, the device time\n"
                      "of a step split into GEMM / WKV / the rest, and device memory (docs/cuda.md).\n",
@@ -80,13 +84,16 @@ int cmd_bench(int argc, char **argv) {
     if (!cli_parse(&spec, argc, argv, &rc)) return rc;
     const int on_gpu = device && strcmp(device, "cpu") != 0;
     if (train && !on_gpu) return cli_usage_error("bench", "--train needs --device cuda (the GPU training benchmark)");
-    if (on_gpu && !train)
-        return cli_usage_error("bench", "--device %s: only the training benchmark runs on a GPU (add --train)", device);
+    if (on_gpu && !train && !model)
+        return cli_usage_error("bench", "--device %s needs -m MODEL (inference) or --train", device);
     if (train) {
         to.device = device;
+        to.precision = precision;
         return bench_train(&to, shape, quick);
     }
     if (!model) return cli_usage_error("bench", "-m MODEL is required");
+    o.device = device;
+    o.precision = precision;
     rwkv_bench_result r;
     rwkv_error err;
     if (rwkv_bench_run(model, &o, &r, &err) != RWKV_OK) return cli_report(&err);
@@ -96,13 +103,22 @@ int cmd_bench(int argc, char **argv) {
         printf("%s\n", buf);
         return 0;
     }
-    printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s, %d thread%s\n", model, r.n_vocab, r.n_embd,
-           r.n_layer, r.dtype, r.kernels, r.threads, r.threads == 1 ? "" : "s");
+    if (on_gpu)
+        printf("model            %s (V=%d C=%d L=%d), weights %s on %s\n", model, r.n_vocab, r.n_embd, r.n_layer, r.dtype,
+               device);
+    else
+        printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s, %d thread%s\n", model, r.n_vocab,
+               r.n_embd, r.n_layer, r.dtype, r.kernels, r.threads, r.threads == 1 ? "" : "s");
     printf("decode           %.3f ms/token (median; min %.3f, max %.3f)\n", r.decode_ms_per_token, r.decode_ms_min,
            r.decode_ms_max);
     printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);
     printf("prefill          %.1f tokens/s (%.1f GFLOP/s)\n", r.prefill_tokens_per_s, r.prefill_gflops);
-    if (r.machine_read_gbps > 0) {
+    if (r.machine_read_gbps > 0 && on_gpu) {
+        printf("device           %s: copy bandwidth %.1f GB/s, bf16 matrix-product peak %.1f TFLOP/s\n", device,
+               r.machine_read_gbps, r.machine_fma_gflops * 1e-3);
+        printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.2f%% of the bf16 peak\n",
+               100 * r.decode_fraction_of_bandwidth, 100 * r.prefill_fraction_of_peak);
+    } else if (r.machine_read_gbps > 0) {
         printf("machine          read %.2f GB/s (best %.2f), fp32 FMA peak %.1f GFLOP/s (best %.1f)\n",
                r.machine_read_gbps, r.machine_read_gbps_best, r.machine_fma_gflops, r.machine_fma_gflops_best);
         printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.1f%% of the FMA peak\n",

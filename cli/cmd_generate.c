@@ -105,7 +105,7 @@ static size_t max_stop_len(const stop_list *st) {
 
 /* What the flags ask for. */
 typedef struct gen_args {
-    const char *model_path, *tok_path, *prompt, *prompt_file, *state_in, *state_out;
+    const char *model_path, *tok_path, *prompt, *prompt_file, *state_in, *state_out, *device, *precision;
     long n_gen, chunk;
     int threads, json, quiet, ignore_eos, raw, chunk_set;
     stop_list stops;
@@ -251,7 +251,8 @@ static void gen_report(const gen *g, const gen_args *a, size_t n_prompt, double 
  * 0, 1 after a reported failure, 2 after a usage error. */
 static int gen_open(gen *g, gen_args *a) {
     if (cli_tokenizer_for_model(a->tok_path, a->model_path, &g->tok, &g->err) != RWKV_OK) return cli_report(&g->err);
-    if (rwkv_model_load(a->model_path, &g->m, &g->err) != RWKV_OK) return cli_report(&g->err);
+    rwkv_load_options lo = {a->device, a->precision};
+    if (rwkv_model_load_ex(a->model_path, &lo, &g->m, &g->err) != RWKV_OK) return cli_report(&g->err);
     rwkv_model_set_threads(g->m, a->threads);
     rwkv_model_info info;
     rwkv_model_get_info(g->m, &info);
@@ -354,6 +355,8 @@ int cmd_generate(int argc, char **argv) {
         CLI_OPT_STATE_OUT(&a.state_out, "RWKV: save the state after the prompt and the generated tokens"),
         CLI_OPT_CHUNK(&a.chunk, "RWKV: prompt tokens per sequence-mode call; 1 = token by token"),
         CLI_OPT_THREADS(&a.threads),
+        CLI_OPT_DEVICE(&a.device),
+        CLI_OPT_RUN_PRECISION(&a.precision),
         CLI_OPT_JSON(&a.json, "print one JSON object at the end instead of streaming"),
         {"--raw", 0, CLI_FLAG, &a.raw, 0, 0, NULL,
          "write the tokens' bytes unchanged (default: an invalid UTF-8\nsequence is replaced by U+FFFD)", "", NULL,

@@ -103,8 +103,11 @@ RWKV_API rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_er
 
 /* Where and how a model is loaded; zero-initialise, then set what you need. */
 typedef struct rwkv_load_options {
-    const char *device; /* NULL or "cpu" (the only device of this build: any
-                           other is RWKV_ERR_UNSUPPORTED) */
+    const char *device; /* NULL or "cpu"; "cuda" or "cuda:N" runs RWKV-4 models on
+                           an NVIDIA GPU (RWKV_ERR_UNSUPPORTED for other models,
+                           and in a build without CUDA) */
+    const char *precision; /* the GPU's: NULL or "fp32", or "bf16" (matrices in
+                              bfloat16, fp32 accumulation; state and WKV fp32) */
 } rwkv_load_options;
 /* rwkv_model_load with options (opt may be NULL: the defaults). */
 RWKV_API rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out,
@@ -140,7 +143,9 @@ RWKV_API void rwkv_state_memory(const rwkv_state *state, size_t *used, size_t *r
  * or has size 0 and data NULL): */
 RWKV_API rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err);
 RWKV_API size_t rwkv_state_size(const rwkv_state *state);   /* in floats */
-RWKV_API float *rwkv_state_data(rwkv_state *state);          /* read/write view */
+RWKV_API float *rwkv_state_data(rwkv_state *state);          /* read/write view (a GPU state is downloaded
+                                                                 into it; what you write there is uploaded
+                                                                 at the next evaluation) */
 
 /* Feed one token, update the state, write n_vocab logits (logits may be
  * NULL when they are not needed). RWKV_ERR_ARG for a token outside

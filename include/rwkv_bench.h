@@ -30,12 +30,15 @@ typedef struct rwkv_bench_options {
     int prompt_tokens;   /* prefill prompt length (<= 0: 512) */
     int prefill_repeats; /* prefill runs (<= 0: 5) */
     int skip_machine;    /* 1: do not measure bandwidth / FMA peak (fractions = 0) */
+    const char *device;    /* NULL or "cpu"; "cuda[:N]": the model on the GPU (RWKV-4), the
+                              machine figures become the GPU's copy bandwidth and bf16 peak */
+    const char *precision; /* the GPU's: NULL or "fp32", or "bf16" */
 } rwkv_bench_options;
 
 typedef struct rwkv_bench_result {
     int threads;
     char dtype[16];   /* weight storage type of the matrices, "mixed" when they differ */
-    char kernels[16]; /* kernel variant used: "scalar", "avx2", "avx512" */
+    char kernels[16]; /* kernel variant used: "scalar", "avx2", "avx512"; "cuda" on the GPU */
     int n_vocab, n_embd, n_layer;
     double decode_ms_per_token;     /* median */
     double decode_ms_min, decode_ms_max;
@@ -45,7 +48,8 @@ typedef struct rwkv_bench_result {
     double decode_gbps;             /* weight_bytes_per_token / decode time */
     double machine_read_gbps;       /* median of read passes interleaved with the decode steps */
     double machine_read_gbps_best;  /* best of those passes */
-    double machine_fma_gflops;      /* median of FMA-peak runs interleaved with the prefill runs */
+    double machine_fma_gflops;      /* median of FMA-peak runs interleaved with the prefill runs
+                                       (on the GPU: its bf16 matrix-product peak, measured once) */
     double machine_fma_gflops_best; /* best of those runs */
     double decode_fraction_of_bandwidth; /* decode_gbps / machine_read_gbps */
     double prefill_fraction_of_peak;     /* prefill_gflops / machine_fma_gflops */
@@ -54,6 +58,11 @@ typedef struct rwkv_bench_result {
 /* Loads the model at `path` and benchmarks it (opts may be NULL). */
 RWKV_API rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
                            rwkv_error *err);
+
+/* The GPU's memory bandwidth (a device copy, bytes read + written per
+ * second) and bf16 matrix-product peak, measured now. */
+RWKV_API rwkv_status rwkv_bench_device_peaks(const char *device, double *read_gbps, double *bf16_gflops,
+                                             rwkv_error *err);
 
 /* The result as one JSON object (no newline) into buf; returns the length
  * snprintf would have written. */

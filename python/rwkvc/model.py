@@ -76,8 +76,9 @@ class Model(Owner):
 
     _what = "Model"
 
-    def __init__(self, path, threads=None, tokenizer="bytes", device=None):
-        """Loads the checkpoint at ``path`` (str or os.PathLike) on ``device`` (None: "cpu")."""
+    def __init__(self, path, threads=None, tokenizer="bytes", device=None, precision=None):
+        """Loads the checkpoint at ``path`` (str or os.PathLike) on ``device`` (None: "cpu"; "cuda" or
+        "cuda:N": an RWKV-4 model on an NVIDIA GPU) in ``precision`` (the GPU's: None or "fp32", or "bf16")."""
         raw_path = path_bytes(path)
         if not isinstance(tokenizer, Tokenizer):
             tokenizer = Tokenizer(tokenizer)
@@ -87,6 +88,11 @@ class Model(Owner):
                 raise TypeError(f"device must be a str, not {type(device).__name__}")
             device_bytes = device.encode()
             opts.device = device_bytes
+        if precision is not None:
+            if not isinstance(precision, str):
+                raise TypeError(f"precision must be a str, not {type(precision).__name__}")
+            precision_bytes = precision.encode()
+            opts.precision = precision_bytes
         out = c_void_p()
         err = Error()
         check(lib.rwkv_model_load_ex(raw_path, byref(opts), byref(out), byref(err)), err)

@@ -4,7 +4,7 @@
 # with the CUDA training engine, into librwkv (the Makefile). `make` and
 # `make test` compile every .cu so a build break shows without a GPU; the
 # GPU tests print SKIP where no device exists.
-#   make test-cuda     every GPU test (rwkv train --device cuda too), then a short benchmark
+#   make test-cuda     every GPU test (rwkv train/eval/generate --device cuda too), then a short benchmark
 #   make bench-cuda    the training benchmark at 169M, 430M and 1.5B (rwkv bench --device cuda --train)
 NVCC ?= nvcc
 CUDA ?= $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
@@ -37,6 +37,7 @@ $(CUDA_TEST_BIN): $(BUILD)/tests/%: tests/cuda/%.c tests/test.h tests/cuda/cuda_
 test-cuda: $(CUDA_TEST_BIN) rwkv
 	@fail=0; for t in $(CUDA_TEST_BIN); do $$t $(VECTORS) || fail=1; done; \
 	sh tests/cli/train_cuda.sh ./rwkv || fail=1; \
+	sh tests/cli/infer_cuda.sh ./rwkv || fail=1; \
 	./rwkv bench --device cuda --train --quick || fail=1; exit $$fail
 
 bench-cuda: rwkv

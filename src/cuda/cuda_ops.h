@@ -95,6 +95,12 @@ void cuda_token_shift_backward(cuda_dtype t, const void *d_dout, const void *d_z
                                int n_mix, int B, int T, int C, void *d_dz, float *d_dmu,
                                float *d_partial, cuda_stream stream);
 
+/* Inference, one sequence of T tokens continuing a recurrent state (float32):
+ * as the forward with z[-1] = d_prev [C] instead of zero; afterwards d_prev
+ * holds z[T-1], the state the next call continues from. */
+void cuda_token_shift_state(const float *d_z, float *d_prev, const float *d_mu, int n_mix, int T, int C,
+                            float *d_out, cuda_stream stream);
+
 /* ---- activation.cu ---------------------------------------------------------- */
 
 /* h = max(k, 0)² */
@@ -130,6 +136,13 @@ void cuda_wkv_backward(cuda_dtype t, int B, int T, int C, const float *d_theta, 
                        const void *d_g, void *d_gk, void *d_gv, void *d_gr, float *d_gtheta,
                        float *d_gu, float *d_s, float *d_q, float *d_chunk, double *d_sums,
                        cuda_stream stream);
+
+/* Inference, one sequence continuing its state (float32, the CPU's
+ * wkv4_forward): y [T][C] from k, v [T][C]; the state aa, bb, pp [C] is read
+ * and replaced by the state after the T steps. */
+void cuda_wkv_forward_state(int T, int C, const float *d_theta, const float *d_u, const float *d_k,
+                            const float *d_v, float *d_aa, float *d_bb, float *d_pp, float *d_y,
+                            cuda_stream stream);
 
 /* ---- cross_entropy.cu (§1.2, §3.3) ------------------------------------------ */
 

@@ -122,3 +122,27 @@ void cuda_token_shift_backward(cuda_dtype t, const void *d_dout, const void *d_z
         else mix_grads<act_t, 3>(dout, z, N, T, C, d_dmu, d_partial, stream);
     });
 }
+
+/* ---- inference: the shift continues from the state -------------------------------- */
+
+/* out[m][t] = mu_m ⊙ z[t] + (1 - mu_m) ⊙ z[t-1] with z[-1] = prev (the
+ * state's last row of the previous call), float32. */
+__global__ void token_shift_state_kernel(const float *z, const float *prev, const float *mu, int n_mix,
+                                         int C, size_t NC, float *out) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < NC; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)(i % C);
+        const float cur = z[i], before = i < (size_t)C ? prev[c] : z[i - C];
+        for (int m = 0; m < n_mix; m++) {
+            const float w = mu[m * C + c];
+            out[m * NC + i] = w * cur + (1.0f - w) * before;
+        }
+    }
+}
+
+void cuda_token_shift_state(const float *d_z, float *d_prev, const float *d_mu, int n_mix, int T, int C,
+                            float *d_out, cuda_stream stream) {
+    const size_t NC = (size_t)T * C;
+    token_shift_state_kernel<<<shift_blocks(NC), 256, 0, stream>>>(d_z, d_prev, d_mu, n_mix, C, NC, d_out);
+    /* same stream: the copy starts after every read of the old row */
+    cudaMemcpyAsync(d_prev, d_z + NC - C, sizeof(float) * C, cudaMemcpyDeviceToDevice, stream);
+}

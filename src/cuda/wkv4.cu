@@ -297,3 +297,41 @@ void cuda_wkv_backward(cuda_dtype t, int B, int T, int C, const float *d_theta, 
     });
     wkv_param_grads_kernel<<<cuda_blocks(C, 256), 256, 0, stream>>>(B, T, C, d_theta, d_sums, d_gtheta, d_gu);
 }
+
+/* ---- inference: one sequence continuing from its state ----------------------------- */
+
+/* One thread per channel walks the T steps in order, exactly the CPU's
+ * wkv4_forward (kernels/wkv4.c): the state (aa, bb, pp) is read at the
+ * start and written back at the end. Decode (T = 1) and prefill chunks
+ * both take this path; a chunk is short, so the serial chain is too. */
+__global__ void wkv_state_kernel(int T, int C, const float *theta, const float *u, const float *k,
+                                 const float *v, float *aa, float *bb, float *pp, float *y) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float a = aa[c], b = bb[c], p = pp[c];
+    const float dc = -expf(theta[c]), uc = u[c];
+    for (int t = 0; t < T; t++) {
+        const size_t i = (size_t)t * C + c;
+        const float kt = k[i], vt = v[i];
+        float ww = uc + kt, q = fmaxf(p, ww);
+        float e1 = expf(p - q), e2 = expf(ww - q);
+        y[i] = (e1 * a + e2 * vt) / (e1 * b + e2);
+        ww = p + dc;
+        q = fmaxf(ww, kt);
+        e1 = expf(ww - q);
+        e2 = expf(kt - q);
+        a = e1 * a + e2 * vt;
+        b = e1 * b + e2;
+        p = q;
+    }
+    aa[c] = a;
+    bb[c] = b;
+    pp[c] = p;
+}
+
+void cuda_wkv_forward_state(int T, int C, const float *d_theta, const float *d_u, const float *d_k,
+                            const float *d_v, float *d_aa, float *d_bb, float *d_pp, float *d_y,
+                            cuda_stream stream) {
+    wkv_state_kernel<<<cuda_blocks((size_t)C, 64), 64, 0, stream>>>(T, C, d_theta, d_u, d_k, d_v, d_aa, d_bb,
+                                                                   d_pp, d_y);
+}

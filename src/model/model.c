@@ -32,16 +32,36 @@ rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err)
     return rwkv_model_load_ex(path, NULL, out, err);
 }
 
+/* "cpu" (gpu = -1), "cuda" (device 0) or "cuda:N"; precision "fp32" or
+ * "bf16" (the GPU's; the CPU keeps the file's dtypes). */
+static rwkv_status parse_device(const char *device, const char *precision, int *gpu, rwkv_error *err) {
+    if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "precision '%s': expected fp32 or bf16", precision);
+    if (strcmp(device, "cpu") == 0) {
+        *gpu = -1;
+        return RWKV_OK;
+    }
+    char *end = NULL;
+    if (strcmp(device, "cuda") == 0) *gpu = 0;
+    else if (strncmp(device, "cuda:", 5) == 0 && device[5] >= '0' && device[5] <= '9')
+        *gpu = (int)strtol(device + 5, &end, 10);
+    if (strncmp(device, "cuda", 4) != 0 || (end && *end))
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "device '%s' is not available: expected cpu, cuda or cuda:N",
+                         device);
+    return RWKV_OK;
+}
+
 rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out, rwkv_error *err) {
     if (!path || !out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_model_load: path and out are required");
     *out = NULL;
     const char *device = opt && opt->device ? opt->device : "cpu";
-    if (strcmp(device, "cpu") != 0)
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "device '%s' is not available: this build runs models on the cpu",
-                         device);
+    const char *precision = opt && opt->precision ? opt->precision : "fp32";
+    int gpu = -1;
+    rwkv_status s = parse_device(device, precision, &gpu, err);
+    if (s != RWKV_OK) return s;
     rwkv_model *m = calloc(1, sizeof *m);
     if (!m) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    rwkv_status s = checkpoint_read(path, &m->weights, err);
+    s = checkpoint_read(path, &m->weights, err);
     if (s != RWKV_OK) {
         free(m);
         return s;
@@ -49,12 +69,13 @@ rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, r
     m->n_threads = machine_cores();
     int gpt = gpt_is_checkpoint(&m->weights);
     s = gpt ? model_build_gpt(m, err) : model_build_rwkv(m, err);
+    m->info.arch = gpt ? RWKV_ARCH_GPT : RWKV_ARCH_RWKV;
+    if (s == RWKV_OK && gpu >= 0) s = model_to_cuda(m, gpu, strcmp(precision, "bf16") == 0, err);
     if (s != RWKV_OK) {
         if (err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
         rwkv_model_free(m);
         return s;
     }
-    m->info.arch = gpt ? RWKV_ARCH_GPT : RWKV_ARCH_RWKV;
     m->info.format = m->weights.format;
     m->info.layout = m->weights.layout ? m->weights.layout : "official";
     m->info.device = m->backend->device;
@@ -66,6 +87,7 @@ rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, r
 
 void rwkv_model_free(rwkv_model *m) {
     if (!m) return;
+    if (m->device) m->backend->device_free(m);
     if (m->impl) m->backend->impl_free(m->impl);
     tensor_set_free(&m->weights);
     free(m);
@@ -111,17 +133,22 @@ void rwkv_state_memory(const rwkv_state *s, size_t *used, size_t *reserved) {
 
 rwkv_status rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err) {
     if (!dst || !src) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_copy: dst and src are required");
-    if (src->seq || dst->seq)
+    if (!src->n || !dst->n)
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "rwkv_state_copy: a GPT's KV cache cannot be copied (RNN states only)");
     if (dst->n != src->n)
         return rwkv_fail(err, RWKV_ERR_ARG, "state sizes differ (%zu vs %zu floats)", dst->n, src->n);
-    memcpy(dst->data, src->data, src->n * sizeof(float));
+    const float *from = rwkv_state_data((rwkv_state *)src); /* a GPU state is downloaded */
+    float *to = rwkv_state_data(dst);
+    if (!from || !to) return rwkv_fail(err, RWKV_ERR_IO, "rwkv_state_copy: the state could not be read from the device");
+    memcpy(to, from, src->n * sizeof(float));
     dst->pos = src->pos;
     return rwkv_ok(err);
 }
 
 size_t rwkv_state_size(const rwkv_state *s) { return s->n; }
-float *rwkv_state_data(rwkv_state *s) { return s->data; }
+float *rwkv_state_data(rwkv_state *s) {
+    return s->model->backend->state_host ? s->model->backend->state_host(s) : s->data;
+}
 
 static rwkv_status check_tokens(const rwkv_model *m, const int *tokens, size_t n, rwkv_error *err) {
     for (size_t i = 0; i < n; i++)
@@ -138,8 +165,8 @@ rwkv_status rwkv_eval(rwkv_model *m, rwkv_state *state, int token, float *logits
 rwkv_status rwkv_eval_sequence(rwkv_model *m, rwkv_state *state, const int *tokens, size_t n, float *logits,
                                int all_logits, rwkv_error *err) {
     if (!m || !state || (!tokens && n)) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval: null argument");
-    if (state->n != m->info.state_floats || (state->seq && state->model != m))
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval: the state belongs to a model of another shape");
+    if (state->n != m->info.state_floats || (state->seq && state->model != m) || state->model->backend != m->backend)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval: the state belongs to a model of another shape or device");
     if (n == 0) return rwkv_ok(err);
     rwkv_status s = check_tokens(m, tokens, n, err);
     if (s != RWKV_OK) return s;
@@ -158,8 +185,9 @@ static rwkv_status check_batch_states(const rwkv_model *m, rwkv_state *const *st
     for (size_t i = 0; i < n; i++) {
         const rwkv_state *st = states[i];
         if (!st) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: state %zu is NULL", i);
-        if (st->n != m->info.state_floats || (st->seq && st->model != m))
-            return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: state %zu belongs to a model of another shape", i);
+        if (st->n != m->info.state_floats || (st->seq && st->model != m) || st->model->backend != m->backend)
+            return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: state %zu belongs to a model of another shape or device",
+                             i);
         if (m->info.n_ctx && st->pos + 1 > (size_t)m->info.n_ctx)
             return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: state %zu is full (%d positions)", i, m->info.n_ctx);
         for (size_t j = 0; j < i; j++)

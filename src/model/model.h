@@ -3,11 +3,11 @@
  * backend table through which every public call runs it.
  *
  * A backend is the set of operations a loaded model runs on one device
- * (model_backend below). This build has one device, the CPU, with a table
- * per architecture: the RWKV family (model/rwkv_backend.c, over the version
+ * (model_backend below). The CPU has a table per architecture: the RWKV family (model/rwkv_backend.c, over the version
  * files model/rwkv4.c ... rwkv7.c) and the GPT baseline
- * (model/gpt_backend.c). A second device adds its own tables and is chosen
- * in rwkv_model_load_ex (model/model.c); nothing above this layer changes. */
+ * (model/gpt_backend.c). The GPU has one, for RWKV-4 (model/rwkv4_cuda.c),
+ * chosen in rwkv_model_load_ex (model/model.c) by the load options; nothing
+ * above this layer changes. */
 #ifndef RWKV_MODEL_H
 #define RWKV_MODEL_H
 
@@ -16,12 +16,15 @@
 #include "rwkv.h"
 
 typedef struct model_backend {
-    const char *device; /* "cpu" */
+    const char *device; /* "cpu", "cuda" */
     /* Per-sequence memory of a state: allocate it (st->model is set), bring
      * it back to a fresh state, release it. */
     rwkv_status (*state_init)(rwkv_state *st, rwkv_error *err);
     void (*state_reset)(rwkv_state *st);
     void (*state_release)(rwkv_state *st);
+    /* The state's floats in host memory, current (NULL: st->data always
+     * is); the caller may write them before the next eval. NULL on failure. */
+    float *(*state_host)(rwkv_state *st);
     /* Bytes the state's tokens occupy / hold reserved. */
     void (*state_memory)(const rwkv_state *st, size_t *used, size_t *reserved);
     /* Feeds n >= 1 tokens (already checked against the vocabulary and the
@@ -36,8 +39,9 @@ typedef struct model_backend {
      * fed from position 0 without any state, 1 <= n <= n_ctx (the GPT's
      * whole-sequence forward, for scoring windows). */
     rwkv_status (*forward)(rwkv_model *m, const int *tokens, size_t n, float *logits, rwkv_error *err);
-    /* Releases m->impl. */
+    /* Releases m->impl, and m->device (NULL: nothing there). */
     void (*impl_free)(void *impl);
+    void (*device_free)(rwkv_model *m);
 } model_backend;
 
 /* What a version file (model/rwkv4.c ... rwkv7.c) supplies; model/common.c
@@ -72,6 +76,7 @@ struct rwkv_model {
     const model_backend *backend;
     const model_ops *ops; /* the RWKV version's block (NULL for the GPT) */
     void *impl;
+    void *device; /* the device backend's context (the GPU's weights); NULL on the CPU */
 };
 
 struct rwkv_state {
@@ -100,6 +105,12 @@ rwkv_status rwkv4_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv5_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv6_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err);
+
+/* Moves an RWKV-4 model built for the CPU onto CUDA device `device_index`
+ * (its weights in float32, or bfloat16 when bf16): m->backend becomes the
+ * GPU's (model/rwkv4_cuda.c). RWKV_ERR_UNSUPPORTED for another architecture,
+ * and in a build without CUDA (model/rwkv4_nocuda.c). */
+rwkv_status model_to_cuda(rwkv_model *m, int device_index, int bf16, rwkv_error *err);
 
 /* The bounded-context forward of the backend (model_backend.forward) for
  * the scoring code: RWKV_ERR_UNSUPPORTED for a model without one. */

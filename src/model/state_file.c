@@ -175,12 +175,17 @@ static rwkv_status refuse_kv_cache(const char *fn, rwkv_error *err) {
 
 rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_error *err) {
     if (!state || !path || !*path) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_save: state and path are required");
-    if (state->seq) return refuse_kv_cache("rwkv_state_save", err);
+    if (!state->n) return refuse_kv_cache("rwkv_state_save", err);
     size_t n = state->n;
     if (n > (SIZE_MAX - STATE_HEADER) / 4) return rwkv_fail(err, RWKV_ERR_NOMEM, "state too large");
     unsigned char *buf = malloc(STATE_HEADER + 4 * n);
     if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    encode_floats(state->data, n, buf + STATE_HEADER);
+    const float *data = rwkv_state_data((rwkv_state *)state); /* a GPU state is downloaded */
+    if (!data) {
+        free(buf);
+        return rwkv_fail(err, RWKV_ERR_IO, "rwkv_state_save: the state could not be read from the device");
+    }
+    encode_floats(data, n, buf + STATE_HEADER);
     make_header(state->model, n, fnv1a(FNV_OFFSET, buf + STATE_HEADER, 4 * n), buf);
     save_ctx c = {buf, STATE_HEADER + 4 * n, path};
     rwkv_status s = atomic_write_file(path, write_all, &c, err);
@@ -214,7 +219,7 @@ static rwkv_status read_whole(const char *path, size_t max, unsigned char **out,
 
 rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err) {
     if (!state || !path || !*path) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_state_load: state and path are required");
-    if (state->seq) return refuse_kv_cache("rwkv_state_load", err);
+    if (!state->n) return refuse_kv_cache("rwkv_state_load", err);
     const rwkv_model *m = state->model;
     const rwkv_model_info *mi = &m->info;
     size_t n = state->n;
@@ -280,7 +285,8 @@ rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err
             FAIL(RWKV_ERR_NUMERIC, "%s: non-finite value at float %zu of the state", path, i);
         }
 #undef FAIL
-    memcpy(state->data, tmp, n * sizeof *tmp);
+    float *data = rwkv_state_data(state); /* on a GPU: uploaded at the next evaluation */
+    if (data) memcpy(data, tmp, n * sizeof *tmp);
     state->pos = 0;
     free(tmp);
     free(buf);

@@ -38,28 +38,43 @@ static double median(double *v, int n) {
 
 /* Bytes of weights one decode step reads, and matrix FLOPs per token of the
  * layers (head excluded: prefill computes logits for the last token only). */
-static void model_costs(const rwkv_model *m, double *bytes, double *layer_flops, double *head_flops,
+/* elem_bytes: bytes a matrix element takes where the model runs (0: as stored). */
+static void model_costs(const rwkv_model *m, int elem_bytes, double *bytes, double *layer_flops, double *head_flops,
                         char *dtype, size_t dsize) {
     *bytes = *layer_flops = *head_flops = 0;
     snprintf(dtype, dsize, "%s", "?");
     for (int i = 0; i < m->weights.count; i++) {
         const tensor *t = &m->weights.tensors[i];
         int64_t numel = tensor_numel(t);
+        const double nbytes = elem_bytes ? (double)elem_bytes * (double)numel : (double)t->nbytes;
         if (t->ndim < 2) {
             *bytes += 4.0 * (double)numel; /* vectors are held as f32 */
             continue;
         }
         if (strcmp(t->name, "emb.weight") == 0) {
-            *bytes += (double)t->nbytes / (double)t->shape[0]; /* one row per token */
+            /* one row per token (the GPU keeps the embedding in float32) */
+            *bytes += (elem_bytes ? 4.0 * (double)numel : (double)t->nbytes) / (double)t->shape[0];
         } else if (strcmp(t->name, "head.weight") == 0) {
-            *bytes += (double)t->nbytes;
+            *bytes += nbytes;
             *head_flops += 2.0 * (double)numel;
         } else {
-            *bytes += (double)t->nbytes;
+            *bytes += nbytes;
             *layer_flops += 2.0 * (double)numel;
         }
         if (strcmp(t->name, "blocks.0.att.key.weight") == 0) snprintf(dtype, dsize, "%s", dtype_name(t->type));
     }
+}
+
+/* The GPU's bandwidth and bf16 peak, and the fractions against them. */
+static rwkv_status device_fractions(const char *device, rwkv_bench_result *out, rwkv_error *err) {
+    double gbps, gflops;
+    rwkv_status s = rwkv_bench_device_peaks(device, &gbps, &gflops, err);
+    if (s != RWKV_OK) return s;
+    out->machine_read_gbps = out->machine_read_gbps_best = gbps;
+    out->machine_fma_gflops = out->machine_fma_gflops_best = gflops;
+    out->decode_fraction_of_bandwidth = out->decode_gbps / gbps;
+    out->prefill_fraction_of_peak = out->prefill_gflops / gflops;
+    return RWKV_OK;
 }
 
 rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
@@ -75,8 +90,12 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     memset(out, 0, sizeof *out);
 
     rwkv_model *m;
-    rwkv_status s = rwkv_model_load(path, &m, err);
+    rwkv_load_options lo = {o.device, o.precision};
+    rwkv_status s = rwkv_model_load_ex(path, &lo, &m, err);
     if (s != RWKV_OK) return s;
+    const int gpu = o.device && strcmp(o.device, "cpu") != 0;
+    const int gpu_skip_machine = o.skip_machine;
+    if (gpu) o.skip_machine = 1; /* the CPU's figures mean nothing here; the GPU's come at the end */
     rwkv_model_set_threads(m, o.threads);
     rwkv_model_info info;
     rwkv_model_get_info(m, &info);
@@ -89,9 +108,12 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     out->n_vocab = info.n_vocab;
     out->n_embd = info.n_embd;
     out->n_layer = info.n_layer;
-    snprintf(out->kernels, sizeof out->kernels, "%s", kernels_active()->name);
+    snprintf(out->kernels, sizeof out->kernels, "%s", gpu ? "cuda" : kernels_active()->name);
     double layer_flops, head_flops;
-    model_costs(m, &out->weight_bytes_per_token, &layer_flops, &head_flops, out->dtype, sizeof out->dtype);
+    const int bf16 = o.precision && strcmp(o.precision, "bf16") == 0;
+    model_costs(m, gpu ? (bf16 ? 2 : 4) : 0, &out->weight_bytes_per_token, &layer_flops, &head_flops, out->dtype,
+                sizeof out->dtype);
+    if (gpu) snprintf(out->dtype, sizeof out->dtype, "%s", bf16 ? "bf16" : "f32");
 
     rwkv_state *st = NULL;
     float *logits = malloc(sizeof(float) * (size_t)info.n_vocab);
@@ -172,6 +194,7 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     }
     free(bw);
     free(fma);
+    if (s == RWKV_OK && gpu && !gpu_skip_machine) s = device_fractions(o.device, out, err);
     if (s != RWKV_OK) goto done;
     s = rwkv_ok(err);
 done:

@@ -61,6 +61,12 @@ rwkv_status rwkv_train_bench_peak(const char *device, double *gflops, rwkv_error
     return s == RWKV_OK ? train_cuda_bf16_peak_gflops(gflops, err) : s;
 }
 
+rwkv_status rwkv_bench_device_peaks(const char *device, double *read_gbps, double *bf16_gflops, rwkv_error *err) {
+    rwkv_status s = use_device(device, err);
+    if (s == RWKV_OK) s = train_cuda_copy_gbps(read_gbps, err);
+    return s == RWKV_OK ? train_cuda_bf16_peak_gflops(bf16_gflops, err) : s;
+}
+
 /* Steps timed from the host (nothing waits inside one), then one more timed
  * on the device by kind. */
 static rwkv_status time_steps(rwkv4_cuda *ctx, const param_layout *lay, const shape_def *sh, int B, int T,

@@ -15,6 +15,12 @@ rwkv_status rwkv_train_bench_peak(const char *device, double *gflops, rwkv_error
     return train_cuda_use_device(0, err);
 }
 
+rwkv_status rwkv_bench_device_peaks(const char *device, double *read_gbps, double *bf16_gflops, rwkv_error *err) {
+    (void)device;
+    *read_gbps = *bf16_gflops = 0;
+    return train_cuda_use_device(0, err);
+}
+
 rwkv_status rwkv_train_bench_run(const char *shape, const rwkv_train_bench_options *opts, double peak_gflops,
                                  rwkv_train_bench_result *out, rwkv_error *err) {
     (void)shape;

@@ -42,3 +42,26 @@ rwkv_status train_cuda_bf16_peak_gflops(double *gflops, rwkv_error *err) {
     cuda_free(c);
     return st;
 }
+
+rwkv_status train_cuda_copy_gbps(double *gbps, rwkv_error *err) {
+    enum { warmup = 2, reps = 10 };
+    const size_t n = (size_t)1 << 28; /* floats: 1 GiB each way */
+    void *a = NULL, *b = NULL;
+    *gbps = 0;
+    rwkv_status st = cuda_alloc(&a, n * 4, "bandwidth source", err);
+    if (st == RWKV_OK) st = cuda_alloc(&b, n * 4, "bandwidth target", err);
+    if (st == RWKV_OK) cuda_fill(CUDA_F32, a, 1.0f, n, 0);
+    double t0 = 0;
+    for (int i = 0; i < warmup + reps && st == RWKV_OK; i++) {
+        if (i == warmup) {
+            st = cuda_sync(0, "bandwidth", err);
+            t0 = now_s();
+        }
+        cuda_convert(CUDA_F32, b, CUDA_F32, a, n, 0); /* a plain copy: one read, one write per float */
+    }
+    if (st == RWKV_OK) st = cuda_sync(0, "bandwidth", err);
+    if (st == RWKV_OK) *gbps = 8.0 * (double)n * reps / (now_s() - t0) * 1e-9;
+    cuda_free(a);
+    cuda_free(b);
+    return st;
+}

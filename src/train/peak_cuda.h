@@ -10,4 +10,8 @@
  * data, after warm-up; about 0.1 s and 400 MiB of device memory. */
 rwkv_status train_cuda_bf16_peak_gflops(double *gflops, rwkv_error *err);
 
+/* GB/s of a device-to-device float copy of 1 GiB (bytes read + written per
+ * second), after warm-up: the memory bandwidth decode is quoted against. */
+rwkv_status train_cuda_copy_gbps(double *gbps, rwkv_error *err);
+
 #endif

@@ -26,16 +26,7 @@ SMALL="--layers 2 --embd 64 --ctx 32 --batch 4 --val-windows 8 --seed 7 --lr 3e-
 rc=$?
 GPU_TESTS="train_cuda_deterministic train_cuda_kill9_resume_identical train_cuda_nan_guard train_cuda_checkpoint_eval_on_cpu \
 train_cuda_resume_on_cpu train_cuda_tinyshakespeare_matches_cpu"
-if [ $rc -ne 0 ] && grep -q "no CUDA" "$T/probe.err"; then
-    why="no CUDA device"
-    grep -q "no CUDA support" "$T/probe.err" && why="this build has no CUDA support"
-    for t in $GPU_TESTS; do echo "SKIP $t: $why"; done
-    exit $failed
-fi
-if [ $rc -ne 0 ]; then
-    fail train_cuda_probe "a 1-step GPU run failed: $(tail -1 "$T/probe.err")"
-    exit 1
-fi
+gpu_probe $rc "$T/probe.err" train_cuda_probe "a 1-step GPU run failed"
 
 field() { # FIELD: its value on each line of train.jsonl on stdin ("" when absent)
     sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"

@@ -69,3 +69,19 @@ sigint_resume() { # name, dir, ckpt, steps, ref, train flags...
         fail "$name" "exit $rc; resumed losses differ: $(tail -1 "$dir.err" 2>/dev/null)"
     fi
 }
+
+# After a first GPU command that exited with RC and wrote its stderr to ERR:
+# with no GPU (or no CUDA in the build) prints SKIP for each name in
+# GPU_TESTS and exits; a failure of another kind fails PROBE_NAME and exits.
+gpu_probe() { # rc, err file, probe test name, what failed
+    if [ "$1" -ne 0 ] && grep -q "no CUDA" "$2"; then
+        why="no CUDA device"
+        grep -q "no CUDA support" "$2" && why="this build has no CUDA support"
+        for t in $GPU_TESTS; do echo "SKIP $t: $why"; done
+        exit $failed
+    fi
+    if [ "$1" -ne 0 ]; then
+        fail "$3" "$4: $(tail -1 "$2")"
+        exit 1
+    fi
+}

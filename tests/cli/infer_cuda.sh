@@ -1,0 +1,61 @@
+#!/bin/sh
+# End-to-end tests of rwkv eval / generate / bench with --device cuda
+# (docs/cuda.md), against the same commands on the CPU, on a small RWKV-4
+# model trained for a few steps:
+#   - greedy generation (--temp 0) in fp32 prints the CPU's text exactly;
+#   - rwkv eval's loss on the GPU is the CPU's within 1e-4 relative (fp32)
+#     and 1e-2 (bf16);
+#   - rwkv bench --device cuda prints decode, prefill and both fractions;
+#   - an RWKV-7 model and an unknown device are refused with one line.
+# Without a GPU (or in a build without CUDA) the GPU tests print SKIP.
+#   sh tests/cli/infer_cuda.sh ./rwkv
+NAME=infer_cuda
+. "$(dirname "$0")/lib/train_helpers.sh"
+
+rel_close() { # a b tol: |a - b| <= tol * max(1, |b|)
+    awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; s = b < 0 ? -b : b; if (s < 1) s = 1;
+        exit !(a != "" && b != "" && d <= t * s) }'
+}
+
+"$RWKV" init --arch rwkv7 --layers 1 --embd 64 --out "$T/v7.safetensors" >/dev/null 2>&1
+bad infer_cuda_rwkv7_refused "RWKV-4 models only\|no CUDA support" generate -m "$T/v7.safetensors" --device cuda -n 1
+bad infer_cuda_device_unknown "expected cpu, cuda or cuda:N" eval -m "$T/v7.safetensors" --data "$T/data.txt" --device gpu
+
+# a model worth comparing: 60 steps on the GPU (fp32), which also says whether there is one
+TRAIN="--layers 2 --embd 64 --ctx 32 --batch 4 --steps 60 --seed 5 --lr 3e-3 --no-peak --quiet --precision fp32"
+"$RWKV" train --data "$T/data.txt" --out "$T/m" $TRAIN --device cuda 2>"$T/train.err"
+rc=$?
+GPU_TESTS="infer_cuda_generate_greedy_equal infer_cuda_eval_fp32 infer_cuda_eval_bf16 infer_cuda_bench"
+gpu_probe $rc "$T/train.err" infer_cuda_model "training the test model failed"
+M="$T/m/model.safetensors"
+
+gen() { "$RWKV" generate -m "$M" --prompt "First Citizen:" -n 80 --temp 0 -q "$@" 2>>"$T/gen.err"; }
+gen --device cpu >"$T/cpu.txt"
+gen --device cuda >"$T/gpu.txt"
+if [ -s "$T/cpu.txt" ] && cmp -s "$T/cpu.txt" "$T/gpu.txt"; then
+    pass infer_cuda_generate_greedy_equal
+else
+    fail infer_cuda_generate_greedy_equal "cpu '$(head -c 80 "$T/cpu.txt")' gpu '$(head -c 80 "$T/gpu.txt")' $(tail -1 "$T/gen.err")"
+fi
+
+head -c 3000 "$T/data.txt" >"$T/eval.txt"
+loss() { "$RWKV" eval -m "$M" --data "$T/eval.txt" --json -q "$@" 2>>"$T/eval.err" | sed -n 's/.*"loss": *\([^,}]*\).*/\1/p'; }
+cpu=$(loss --device cpu)
+for p in fp32:1e-4 bf16:1e-2; do
+    prec=${p%%:*} tol=${p#*:}
+    gpu=$(loss --device cuda --precision "$prec")
+    if rel_close "$gpu" "$cpu" "$tol"; then
+        pass "infer_cuda_eval_$prec (GPU $gpu, CPU $cpu, tolerance $tol)"
+    else
+        fail "infer_cuda_eval_$prec" "GPU loss '$gpu', CPU '$cpu' (tolerance $tol) $(tail -1 "$T/eval.err")"
+    fi
+done
+
+if "$RWKV" bench -m "$M" --device cuda --tokens 32 --prompt 256 >"$T/bench.txt" 2>"$T/bench.err" &&
+    grep -q "^decode" "$T/bench.txt" && grep -q "^fractions" "$T/bench.txt"; then
+    pass infer_cuda_bench
+    cat "$T/bench.txt"
+else
+    fail infer_cuda_bench "$(tail -1 "$T/bench.err")"
+fi
+exit $failed
