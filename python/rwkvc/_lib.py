@@ -177,6 +177,7 @@ _SIGNATURES = {
     "rwkv_state_load": (_STATUS, [_P, c_char_p, _ERR]),
     "rwkv_eval": (_STATUS, [_P, _P, c_int, _FLOATS, _ERR]),
     "rwkv_eval_sequence": (_STATUS, [_P, _P, _INTS, c_size_t, _FLOATS, c_int, _ERR]),
+    "rwkv_eval_batch": (_STATUS, [_P, _PP, _INTS, c_size_t, _FLOATS, _ERR]),
     "rwkv_convert_to_safetensors": (_STATUS, [c_char_p, c_char_p, c_int, _ERR]),
     "rwkv_convert_to_hf": (_STATUS, [c_char_p, c_char_p, c_int, _ERR]),
     # tokenizers (rwkv_tokenizer.h)

@@ -63,6 +63,17 @@ def convert_to_hf(in_path, out_dir, dtype=None):
     _convert(lib.rwkv_convert_to_hf, in_path, out_dir, "out_dir", dtype)
 
 
+def _logits_out(shape, out):
+    """(logits, pointer): a new array of ``shape``, or the caller's ``out`` buffer of that size."""
+    if out is None:
+        return _buffers.new_floats(shape)
+    n = 1
+    for d in shape:
+        n *= d
+    pointer, _ = _buffers.floats_out(out, "out", n)  # the pointer's cells keep out's buffer exported
+    return out, pointer
+
+
 class Model(Owner):
     """A checkpoint loaded for inference: RWKV-4, 5, 6, 7 or the GPT baseline.
 
@@ -155,12 +166,41 @@ class Model(Owner):
         if n == 0:
             raise ValueError("no tokens to feed")
         every_row = bool(all_logits) and not single
-        if out is None:
-            logits, logits_ptr = _buffers.new_floats((n, self.n_vocab) if every_row else (self.n_vocab,))
-        else:
-            logits_ptr, keepalive_out = _buffers.floats_out(out, "out", (n if every_row else 1) * self.n_vocab)
-            logits = out
+        logits, logits_ptr = _logits_out((n, self.n_vocab) if every_row else (self.n_vocab,), out)
         self._feed(state, ptr, n, logits_ptr, every_row)
+        return logits
+
+    def eval_batch(self, tokens, states, out=None):
+        """Feeds ``tokens[i]`` into ``states[i]`` for every i in one batched step; returns the logits rows.
+
+        ``states``: distinct States of this model, one stream each; ``tokens``:
+        as many ints. The result has shape ``(len(states), n_vocab)`` (``out``:
+        a writable float32 buffer of that size to fill instead). RWKV runs
+        every row through the matrix-matrix kernels, so a row does not depend
+        on the others and agrees with ``eval`` of that token alone to float
+        rounding (about 1e-6 relative); the GPT decodes the rows one after the
+        other. Lengths that differ or a closed state raise before anything is
+        fed; so do, from the library as ArgumentError, a token outside
+        [0, n_vocab), a state given twice, a state of a model of another
+        shape or device, or a full GPT context.
+        """
+        states = list(states)
+        for state in states:
+            if not isinstance(state, State):
+                raise TypeError(f"states must hold States, not {type(state).__name__}")
+        if _buffers.is_int(tokens):
+            raise TypeError("tokens must be a sequence of ints, one per state")
+        ptr, n, keepalive = _buffers.tokens_in(tokens)
+        if n != len(states):
+            raise ValueError(f"{n} tokens for {len(states)} states: one token per state expected")
+        if n == 0:
+            raise ValueError("no states to feed")
+        logits, logits_ptr = _logits_out((n, self.n_vocab), out)
+        m = self._live()
+        handles = [state._live() for state in states]  # held for the duration of the call
+        state_ptrs = (c_void_p * n)(*(h.ptr for h in handles))
+        err = Error()
+        check(lib.rwkv_eval_batch(m.ptr, state_ptrs, ptr, n, logits_ptr, byref(err)), err)
         return logits
 
     def feed(self, tokens, state):
