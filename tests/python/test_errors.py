@@ -113,6 +113,7 @@ def test_every_method_of_a_closed_object_raises(models, tmp_path):
         assert obj.closed
     live = rwkvc.Model(models["rwkv4"])
     calls = [lambda: m.eval(1, live.new_state()), lambda: live.eval(1, s), lambda: m.new_state(),
+             lambda: m.eval_batch([1], [live.new_state()]), lambda: live.eval_batch([1], [s]),
              lambda: m.feed([1], live.new_state()), lambda: m.fingerprint, lambda: setattr(m, "threads", 2),
              lambda: "".join(m.generate("Hi", max_tokens=2)), lambda: m.perplexity("Hello"),
              lambda: m.lambada(["a b"]), lambda: s.pos, lambda: s.size, lambda: s.memory, lambda: s.data,
