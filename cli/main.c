@@ -7,8 +7,8 @@
 static const cli_command commands[] = {
     {"info", "print a checkpoint's format, version, shape, parameters and dtypes", cmd_info},
     {"convert", "write a checkpoint as safetensors (official key names) or a transformers folder", cmd_convert},
-    {"init", "write a freshly initialised RWKV-4 model", cmd_init},
-    {"train", "train an RWKV-4 model (or the GPT baseline) on a text or token file (resumable)", cmd_train},
+    {"init", "write a freshly initialised model (RWKV-4, RWKV-7 or the GPT baseline)", cmd_init},
+    {"train", "train RWKV-4, RWKV-7 or the GPT baseline on a text or token file, CPU or CUDA (resumable)", cmd_train},
     {"tokenize", "text on stdin -> token ids on stdout (--tokenizer FILE)", cmd_tokenize},
     {"detokenize", "token ids on stdin -> bytes on stdout (--tokenizer FILE)", cmd_detokenize},
     {"generate", "generate text from a prompt (sampling, stop strings, state files)", cmd_generate},
@@ -16,7 +16,7 @@ static const cli_command commands[] = {
     {"eval", "perplexity / bits per byte over a text file, or LAMBADA accuracy and perplexity", cmd_eval},
     {"bench", "decode / prefill speed vs the machine's measured bandwidth and FMA peak", cmd_bench},
     {"serve", "an OpenAI-compatible HTTP server: batched decoding, cached conversation states", cmd_serve},
-    {"quantize", "write a block-quantized model (Q8_0, Q4_0, ...) as an rwkv.cpp file", cmd_quantize},
+    {"quantize", "write a block-quantized model (Q8_0, Q4_K, ...): rwkv.cpp file (v4/v5) or GGUF (v6/v7)", cmd_quantize},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
