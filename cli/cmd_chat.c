@@ -43,6 +43,7 @@ typedef struct chat {
     int n_avoid;
     const char *user, *bot;
     const char *system;
+    const char *inputs[2]; /* the model and tokenizer files, which /save must not overwrite */
     size_t chunk;
     long max_tokens;
     rwkv_error err;
@@ -237,6 +238,7 @@ static int run_command(chat *c, char *line) {
             fprintf(stderr, "rwkv chat: %s needs a file name\n", save ? "/save" : "/load");
             return 1;
         }
+        if (save && rwkv_check_output(path, c->inputs, 2, &c->err) != RWKV_OK) return cli_report(&c->err);
         if ((save ? rwkv_state_save(c->st, path, &c->err) : rwkv_state_load(c->st, path, &c->err)) != RWKV_OK)
             return cli_report(&c->err);
         fprintf(stderr, "[state %s %s]\n", save ? "saved to" : "loaded from", path);
@@ -362,9 +364,10 @@ int cmd_chat(int argc, char **argv) {
         cli_usage_error("chat", "--user and --bot must be non-empty single-line names");
         goto out;
     }
-    chat c = {.chunk = (size_t)chunk, .max_tokens = max_tokens};
+    chat c = {.chunk = (size_t)chunk, .max_tokens = max_tokens, .inputs = {model_path, tok_path}};
     char *persona = NULL;
     rc = 1;
+    if (state_out && rwkv_check_output(state_out, c.inputs, 2, &c.err) != RWKV_OK) goto fail;
     if (cli_tokenizer_for_model(tok_path, model_path, &c.tok, &c.err) != RWKV_OK) goto fail;
     if (rwkv_model_load(model_path, &c.m, &c.err) != RWKV_OK) goto fail;
     rwkv_model_set_threads(c.m, threads);

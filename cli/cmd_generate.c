@@ -250,6 +250,8 @@ static void gen_report(const gen *g, const gen_args *a, size_t n_prompt, double 
 /* Loads the tokenizer and the model and checks the flags against them;
  * 0, 1 after a reported failure, 2 after a usage error. */
 static int gen_open(gen *g, gen_args *a) {
+    const char *inputs[] = {a->model_path, a->tok_path, a->prompt_file};
+    if (a->state_out && rwkv_check_output(a->state_out, inputs, 3, &g->err) != RWKV_OK) return cli_report(&g->err);
     if (cli_tokenizer_for_model(a->tok_path, a->model_path, &g->tok, &g->err) != RWKV_OK) return cli_report(&g->err);
     rwkv_load_options lo = {a->device, a->precision};
     if (rwkv_model_load_ex(a->model_path, &lo, &g->m, &g->err) != RWKV_OK) return cli_report(&g->err);

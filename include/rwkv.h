@@ -225,6 +225,21 @@ RWKV_API rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, 
  * error with a one-line message, and `state` is then left unchanged. */
 RWKV_API rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Writing files safely (docs/file-safety.md)                               */
+/* ------------------------------------------------------------------------ */
+
+/* RWKV_ERR_ARG when out_path names an existing file that is one of the n
+ * input files: the same device and inode, so also through a symbolic or a
+ * hard link; RWKV_OK otherwise (an output that does not exist yet, an input
+ * that cannot be examined). NULL entries are skipped. Every writer of the
+ * library that takes input paths (conversion, quantization, token files)
+ * checks its output with it before reading anything; a program that writes
+ * a file of its own from inputs it chose (a state file next to a model)
+ * calls it itself. */
+RWKV_API rwkv_status rwkv_check_output(const char *out_path, const char *const *inputs, size_t n_inputs,
+                                       rwkv_error *err);
+
 #ifdef __cplusplus
 }
 #endif

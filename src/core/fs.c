@@ -51,6 +51,18 @@ rwkv_status lock_dir(const char *dir, int *fd_out, rwkv_error *err) {
     return RWKV_OK;
 }
 
+rwkv_status rwkv_check_output(const char *out_path, const char *const *inputs, size_t n_inputs, rwkv_error *err) {
+    struct stat out, in;
+    if (!out_path || stat(out_path, &out) != 0) return RWKV_OK; /* nothing there yet: nothing to replace */
+    for (size_t i = 0; i < n_inputs; i++) {
+        if (!inputs[i] || stat(inputs[i], &in) != 0) continue;
+        if (in.st_dev != out.st_dev || in.st_ino != out.st_ino) continue;
+        return rwkv_fail(err, RWKV_ERR_ARG, "%s: is the same file as the input %s; writing it would destroy the input "
+                         "(choose another output path)", out_path, inputs[i]);
+    }
+    return RWKV_OK;
+}
+
 char *abs_path(const char *p) {
     char *r = realpath(p, NULL);
     return r ? r : strdup(p);

@@ -1,5 +1,6 @@
-/* Small filesystem helpers: existence, mkdir -p, an exclusive directory lock
- * and absolute paths. */
+/* Small filesystem helpers: existence, mkdir -p, an exclusive directory lock,
+ * absolute paths, and the check that an output is not one of the inputs
+ * (rwkv_check_output, public in rwkv.h). */
 #ifndef RWKV_CORE_FS_H
 #define RWKV_CORE_FS_H
 

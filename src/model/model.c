@@ -1,10 +1,12 @@
 /* The public model/state API (include/rwkv.h): loading (the architecture is
  * detected here, once), info, states and evaluation. Every call that runs
  * the model goes through its backend table (model/model.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/machine.h"
 #include "formats/formats.h"
 #include "formats/hf.h"
@@ -231,6 +233,7 @@ rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_pat
                                         rwkv_error *err) {
     dtype to = DT_COUNT;
     rwkv_status s = output_dtype(dtype_req, &to, err);
+    if (s == RWKV_OK) s = rwkv_check_output(out_path, &in_path, 1, err);
     if (s != RWKV_OK) return s;
     /* Loading the model validates the checkpoint before anything is written. */
     rwkv_model *m;
@@ -241,9 +244,23 @@ rwkv_status rwkv_convert_to_safetensors(const char *in_path, const char *out_pat
     return s == RWKV_OK ? rwkv_ok(err) : s;
 }
 
+/* The folder itself (converting a transformers folder into itself) and the
+ * two files the folder writer replaces must not be the input. */
+static rwkv_status check_hf_outputs(const char *in_path, const char *out_dir, rwkv_error *err) {
+    static const char *const names[] = {"config.json", "model.safetensors"};
+    rwkv_status s = rwkv_check_output(out_dir, &in_path, 1, err);
+    for (size_t i = 0; s == RWKV_OK && i < sizeof names / sizeof names[0]; i++) {
+        char path[FS_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
+        s = rwkv_check_output(path, &in_path, 1, err);
+    }
+    return s;
+}
+
 rwkv_status rwkv_convert_to_hf(const char *in_path, const char *out_dir, rwkv_dtype dtype_req, rwkv_error *err) {
     dtype to = DT_COUNT;
     rwkv_status s = output_dtype(dtype_req, &to, err);
+    if (s == RWKV_OK) s = check_hf_outputs(in_path, out_dir, err);
     if (s != RWKV_OK) return s;
     rwkv_model *m;
     s = rwkv_model_load(in_path, &m, err);

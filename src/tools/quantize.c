@@ -169,8 +169,11 @@ rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const 
                        : !dtype_is_block(mat)          ? mat
                        : dtype_block_elems(mat) > 32   ? DT_Q6_K
                                                        : DT_Q8_0;
+    const char *inputs[] = {in_path, o->tokenizer};
+    rwkv_status s = rwkv_check_output(out_path, inputs, 2, err);
+    if (s != RWKV_OK) return s;
     rwkv_model *m;
-    rwkv_status s = rwkv_model_load(in_path, &m, err);
+    s = rwkv_model_load(in_path, &m, err);
     if (s != RWKV_OK) return s;
     const char v = m->info.version[0];
     if (m->info.arch == RWKV_ARCH_GPT)

@@ -252,12 +252,14 @@ int64_t data_val_windows(const token_data *d, int T, int64_t want, uint64_t **st
 /* ---- the public tokenize calls (include/rwkv_train.h) ---- */
 
 rwkv_status rwkv_tokenize_file(const char *text_path, const char *token_path, rwkv_error *err) {
-    if (!text_path || !token_path) return rwkv_fail(err, RWKV_ERR_ARG, "tokenize: a path is NULL");
-    return tokenize_bytes_file(text_path, token_path, err);
+    return rwkv_tokenize_file_with(text_path, NULL, token_path, NULL, NULL, err);
 }
 
 rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *tokenizer, const char *token_path,
                                     uint64_t *n_tokens, int *n_vocab, rwkv_error *err) {
     if (!text_path || !token_path) return rwkv_fail(err, RWKV_ERR_ARG, "tokenize: a path is NULL");
+    const char *inputs[] = {text_path, tokenizer};
+    rwkv_status s = rwkv_check_output(token_path, inputs, 2, err);
+    if (s != RWKV_OK) return s;
     return tokenize_text_file(text_path, tokenizer, token_path, n_tokens, n_vocab, err);
 }

@@ -66,23 +66,53 @@ int ckpt_list(const char *dir, long **steps, rwkv_error *err) {
     return n;
 }
 
+/* 1 when a file of this name in a run directory is the run's: one it writes
+ * (checkpoints, the final model, settings, token file, log) or the temp file
+ * of one ("NAME.tmp.XXXXXX"). */
+static int is_run_file(const char *name) {
+    static const char *const fixed[] = {"model.safetensors", "config.json", "tokens.bin", "train.jsonl"};
+    char base[256];
+    const char *tmp = strstr(name, ".tmp.");
+    size_t n = tmp ? (size_t)(tmp - name) : strlen(name);
+    if (n >= sizeof base) return 0;
+    memcpy(base, name, n);
+    base[n] = '\0';
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(base, fixed[i]) == 0) return 1;
+    long step;
+    return parse_step_name(base, "model-", ".safetensors", &step) ||
+           parse_step_name(base, "train_state-", ".bin", &step);
+}
+
 void ckpt_remove_temps(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
-    static const char *const ours[] = {"model-", "train_state-", "model.safetensors", "config.json",
-                                       "tokens.bin", "train.jsonl"};
     struct dirent *e;
     char path[4096];
     while ((e = readdir(d)) != NULL) {
-        if (!strstr(e->d_name, ".tmp.")) continue;
-        int mine = 0;
-        for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
-            if (strncmp(e->d_name, ours[i], strlen(ours[i])) == 0) mine = 1;
-        if (!mine) continue;
+        if (!strstr(e->d_name, ".tmp.") || !is_run_file(e->d_name)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
     }
     closedir(d);
+}
+
+int run_dir_find_run_file(const char *dir, const char *data_path, char *name, size_t size) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (!is_run_file(e->d_name) || strstr(e->d_name, ".tmp.")) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (strcmp(e->d_name, "tokens.bin") == 0 && data_path && rwkv_check_output(path, &data_path, 1, NULL))
+            continue; /* the data itself */
+        snprintf(name, size, "%s", e->d_name);
+        found = 1;
+    }
+    closedir(d);
+    return found;
 }
 
 void ckpt_prune(const char *dir, int keep) {

@@ -12,9 +12,12 @@
 #include "train/run_files.h"
 #include "train/train_log.h"
 
-/* Creates and locks DIR, which must not hold a run yet. */
+/* Creates and locks DIR, which must not hold a run yet, nor any file a run
+ * writes (a model.safetensors there, maybe the --init model, would be
+ * overwritten at the end); only the --data file may be DIR/tokens.bin (a
+ * token file is used in place; prepare_data refuses a text there). */
 static rwkv_status claim_dir(run *r, rwkv_error *err) {
-    char path[FS_PATH_MAX];
+    char path[FS_PATH_MAX], name[256];
     rwkv_status s = mkdir_p(r->dir, err);
     if (s == RWKV_OK) s = lock_dir(r->dir, &r->lock_fd, err);
     snprintf(path, sizeof path, "%s/config.json", r->dir);
@@ -23,6 +26,11 @@ static rwkv_status claim_dir(run *r, rwkv_error *err) {
                       "%s: already holds a training run (config.json); continue it with --resume %s or choose "
                       "another --out",
                       r->dir, r->dir);
+    else if (s == RWKV_OK && run_dir_find_run_file(r->dir, r->o->data_path, name, sizeof name))
+        s = rwkv_fail(err, RWKV_ERR_ARG,
+                      "%s: already holds %s, which a training run would overwrite; choose an empty or new --out "
+                      "directory",
+                      r->dir, name);
     if (s == RWKV_OK) ckpt_remove_temps(r->dir);
     return s;
 }
@@ -56,7 +64,8 @@ static rwkv_status prepare_data(run *r, const rwkv_train_options *opt, rwkv_erro
     } else {
         char path[FS_PATH_MAX];
         snprintf(path, sizeof path, "%s/tokens.bin", r->dir);
-        s = tokenize_text_file(opt->data_path, r->cfg.tokenizer, path, NULL, NULL, err);
+        s = rwkv_check_output(path, &opt->data_path, 1, err);
+        if (s == RWKV_OK) s = tokenize_text_file(opt->data_path, r->cfg.tokenizer, path, NULL, NULL, err);
         r->cfg.tokens_path = strdup("tokens.bin");
     }
     if (s == RWKV_OK && !r->cfg.tokens_path) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
