@@ -33,6 +33,17 @@ double cli_now(void); /* monotonic seconds */
 rwkv_status cli_tokenizer_for_model(const char *tok_path, const char *model_path, rwkv_tokenizer **out,
                                     rwkv_error *err);
 
+/* ---- cli/signals.c --------------------------------------------------------- */
+/* At start (main): SIGINT, SIGTERM, SIGHUP and SIGQUIT remove the library's
+ * temporary files and end the process by that signal; SIGXFSZ is ignored (a
+ * write past the file-size limit is an error with a message). */
+void cli_signals_init(void);
+/* For a command that stops cleanly: from now on the first SIGINT or SIGTERM
+ * only sets cli_interrupted() (and interrupts a blocking read); the second
+ * ends the process as above. Exit status 130 after such a stop. */
+void cli_catch_interrupt(void);
+int cli_interrupted(void);
+
 /* ---- cli/sampling.c: the sampling flags of generate and chat ---------------- */
 typedef struct cli_sampling {
     rwkv_sampler_params p; /* ChatRWKV defaults, then the flags given */

@@ -1,6 +1,5 @@
 /* rwkv train: train an RWKV-4 model (or the GPT baseline) on a text or token file (include/rwkv_train.h). */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +20,6 @@ typedef struct display {
     int have_peak;
 } display;
 
-static volatile sig_atomic_t stop_requested;
-static void on_sigint(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
 static void fmt_duration(double s, char *buf, size_t size) {
     if (!(s >= 0) || s > 1e8) {
         snprintf(buf, size, "?");
@@ -46,7 +39,7 @@ static void end_line(display *d) {
 
 static int on_progress(const rwkv_train_progress *p, void *user) {
     display *d = user;
-    if (d->quiet) return stop_requested;
+    if (d->quiet) return cli_interrupted();
     switch (p->event) {
     case RWKV_TRAIN_START: {
         if (p->n_head > 0)
@@ -119,7 +112,7 @@ static int on_progress(const rwkv_train_progress *p, void *user) {
     }
     }
     fflush(stderr);
-    return stop_requested;
+    return cli_interrupted();
 }
 
 /* 1 when the flag `name` of the table was given. */
@@ -243,12 +236,7 @@ int cmd_train(int argc, char **argv) {
         if (!o.out_dir) return cli_usage_error("train", "--out DIR is required");
     }
     display d = {isatty(2), quiet, print_every, 0, 0, "", 0};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_interrupt(); /* Ctrl-C saves a checkpoint and stops; a second one kills */
 
     rwkv_error err;
     rwkv_status s;
@@ -272,5 +260,5 @@ int cmd_train(int argc, char **argv) {
     }
     end_line(&d);
     if (s != RWKV_OK) return cli_report(&err);
-    return stop_requested ? 130 : 0;
+    return cli_interrupted() ? 130 : 0;
 }

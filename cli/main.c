@@ -26,6 +26,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    cli_signals_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

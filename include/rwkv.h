@@ -240,6 +240,14 @@ RWKV_API rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_e
 RWKV_API rwkv_status rwkv_check_output(const char *out_path, const char *const *inputs, size_t n_inputs,
                                        rwkv_error *err);
 
+/* Every file the library writes goes first to a temporary file created
+ * exclusively next to it (OUT.tmp.XXXXXX; never through a link), which is
+ * renamed over OUT once complete and removed on any error. This removes the
+ * temporary files of the writes still in progress; it is async-signal-safe
+ * (it only calls unlink), for a SIGINT/SIGTERM handler that then ends the
+ * process. The library installs no signal handler itself. */
+RWKV_API void rwkv_remove_temp_files(void);
+
 #ifdef __cplusplus
 }
 #endif

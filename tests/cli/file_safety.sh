@@ -2,7 +2,8 @@
 # What the rwkv command does to the user's files: an output that is the same
 # file as an input (the same path, a symbolic or a hard link) is refused with
 # one line before anything is written, and the input is left as it was; a
-# training run never writes into a folder holding files it would replace.
+# training run never writes into a folder holding files it would replace; an
+# interrupted or failed write leaves no temporary file behind.
 #   sh tests/cli/file_safety.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
 RWKV=${1:-./rwkv}
@@ -102,6 +103,33 @@ if "$RWKV" train --data "$T/run3/tokens.bin" --out "$T/run3" --ctx 8 --batch 2 -
     pass train_token_file_in_its_run_folder
 else
     fail train_token_file_in_its_run_folder "$(cat "$T/err")"
+fi
+
+# ---- interrupted and failed writes leave no temporary file ----------------
+mkdir "$T/w"
+(ulimit -f 8; exec "$RWKV" init --layers 2 --embd 64 --vocab 256 --out "$T/w/big.safetensors") >/dev/null 2>"$T/err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && [ -z "$(ls "$T/w")" ]; then
+    pass write_past_file_size_limit_cleans_up
+else
+    fail write_past_file_size_limit_cleans_up "exit $rc, left: $(ls "$T/w" | tr '\n' ' ')$(head -c 200 "$T/err")"
+fi
+# a second Ctrl-C while train writes a checkpoint (the first one asks it to stop after the step)
+RWKV_TRAIN_SAVE_PAUSE_MS=1500 "$RWKV" train --data "$T/data.txt" --out "$T/w/run" --layers 1 --embd 16 --ctx 8 \
+    --batch 2 --steps 40 --save-every 5 --threads 1 --no-peak --quiet 2>/dev/null &
+pid=$!
+n=0
+while [ ! -e "$T/w/run/model-00000005.safetensors" ] && [ $n -lt 1500 ]; do sleep 0.02; n=$((n + 1)); done
+sleep 0.3
+kill -INT $pid
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 130 ] && [ -e "$T/w/run/model-00000005.safetensors" ] && [ "$(ls "$T/w/run" | grep -c '\.tmp\.')" -eq 0 ]; then
+    pass second_ctrl_c_mid_write_cleans_up
+else
+    fail second_ctrl_c_mid_write_cleans_up "exit $rc, run folder: $(ls "$T/w/run" | tr '\n' ' ')"
 fi
 
 exit $failed
