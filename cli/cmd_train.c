@@ -129,7 +129,7 @@ static long env_long(const char *name) {
 
 static const char usage[] = "rwkv train --data FILE --out DIR [options]\n"
                             "       rwkv train --resume DIR [--steps N] [--threads N] [--device D] [--precision P]\n"
-                            "                  [--skip-nonfinite]";
+                            "                  [--skip-nonfinite] [--restart]";
 static const char about[] =
     "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md);\n"
     "with --arch rwkv7 an RWKV-7 \"Goose\" model with the official x070 init and recipe\n"
@@ -142,12 +142,14 @@ static const char about[] =
     "--resume continues an interrupted run with its stored settings; with the same thread count (or\n"
     "the same GPU and precision) the per-step losses are those of an uninterrupted run. A run may\n"
     "continue on another device: checkpoints do not depend on it. Ctrl-C saves a checkpoint and stops.\n"
+    "When checkpoints exist but none can be resumed (damaged, or config.json no longer matches them),\n"
+    "--resume stops with an error and leaves them; --restart starts the run over from step 0 instead.\n"
     "--device cuda trains RWKV-4 on an NVIDIA GPU (builds with the CUDA toolkit; docs/cuda.md).\n";
 
 /* The flags that may come with --resume (the others are stored in the run). */
 static int resume_ok(const char *name) {
-    static const char *const ok[] = {"--resume",  "--steps",      "--threads",     "--device", "--precision",
-                                     "--skip-nonfinite", "--no-peak", "--print-every", "--quiet"};
+    static const char *const ok[] = {"--resume",        "--steps",   "--threads",     "--device", "--precision",
+                                     "--skip-nonfinite", "--no-peak", "--print-every", "--quiet",  "--restart"};
     for (size_t k = 0; k < CLI_N(ok); k++)
         if (strcmp(name, ok[k]) == 0) return 1;
     return 0;
@@ -161,7 +163,7 @@ static int resume_ok(const char *name) {
 int cmd_train(int argc, char **argv) {
     rwkv_train_options o = rwkv_train_options_default();
     const char *resume = NULL;
-    int skip_nonfinite = 0, no_peak = 0, quiet = 0;
+    int skip_nonfinite = 0, no_peak = 0, quiet = 0, restart = 0;
     long print_every = 10;
     cli_opt opts[] = {
         SECTION("data and output"),
@@ -170,6 +172,9 @@ int cmd_train(int argc, char **argv) {
         {"--init", 0, CLI_STR, &o.init_path, 0, 0, "M", "start from this checkpoint instead of a fresh init\n"
          "(sets the model size)", "", NULL, NULL, NULL},
         {"--resume", 0, CLI_STR, &resume, 0, 0, "DIR", "continue the run in DIR", "", NULL, NULL, NULL},
+        {"--restart", 0, CLI_FLAG, &restart, 0, 0, NULL,
+         "with --resume: start the run over from step 0 with its stored\nsettings, deleting its checkpoints", "",
+         NULL, NULL, NULL},
         CLI_OPT_TOKENIZER(&o.tokenizer),
         REAL("--val-fraction", &o.val_fraction, "X", "held-out share at the end of the data"),
         {"--val-windows", 0, CLI_INT, &o.val_windows, 0, BIG, "N",
@@ -232,6 +237,7 @@ int cmd_train(int argc, char **argv) {
                                    "%s/config.json)",
                                    opts[k].name, resume);
     if (!resume) {
+        if (restart) return cli_usage_error("train", "--restart needs --resume DIR (the run to start over)");
         if (!o.data_path) return cli_usage_error("train", "--data FILE is required (or --resume DIR)");
         if (!o.out_dir) return cli_usage_error("train", "--out DIR is required");
     }
@@ -247,6 +253,7 @@ int cmd_train(int argc, char **argv) {
         if (was_given(opts, CLI_N(opts), given, "--device")) ro.device = o.device;
         ro.precision = o.precision;
         if (skip_nonfinite) ro.skip_nonfinite = 1;
+        ro.restart = restart;
         ro.measure_peak = !no_peak;
         ro.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
         ro.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");

@@ -143,6 +143,11 @@ typedef struct rwkv_resume_options {
     const char *precision;  /* NULL: the stored one, or the default of a new device */
     int skip_nonfinite;     /* -1: keep */
     int measure_peak;       /* 1 */
+    int restart;            /* 0: continue from the newest complete checkpoint, or from step 0 when none
+                               was written yet; a run whose checkpoints (or final model) exist but none
+                               can be resumed (damaged, or a config.json that no longer matches them) is
+                               RWKV_ERR_FORMAT and nothing is changed. 1: start over from step 0 with the
+                               stored settings, deleting the run's checkpoints, final model and log. */
     int debug_save_pause_ms;
     long debug_nan_step;
 } rwkv_resume_options;
@@ -198,8 +203,9 @@ RWKV_API rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_ca
                            rwkv_error *err);
 
 /* Continues the run in `dir` from its newest complete checkpoint (or from
- * the start when none was written yet) with its stored settings; entries of
- * train.jsonl past that checkpoint are dropped first. */
+ * the start when none was written yet, or with opt->restart) with its stored
+ * settings; entries of train.jsonl past that checkpoint are dropped first.
+ * Checkpoints of which none can be resumed are an error (see restart). */
 RWKV_API rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *opt, rwkv_train_callback cb,
                               void *user, rwkv_error *err);
 

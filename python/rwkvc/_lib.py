@@ -124,7 +124,7 @@ class TrainOptions(Structure):
 class ResumeOptions(Structure):
     _c_name = "rwkv_resume_options"
     _fields_ = [("steps", c_long), ("threads", c_int), ("device", c_char_p), ("precision", c_char_p),
-                ("skip_nonfinite", c_int), ("measure_peak", c_int),
+                ("skip_nonfinite", c_int), ("measure_peak", c_int), ("restart", c_int),
                 ("debug_save_pause_ms", c_int), ("debug_nan_step", c_long)]
 
 

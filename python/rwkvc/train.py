@@ -116,7 +116,9 @@ def resume(run_dir, progress=None, **options):
     Options (rwkv_resume_options): steps (a new total; 0 keeps it), threads
     (0 keeps the stored count), device and precision (None keeps the stored
     ones; a run may continue on another device), skip_nonfinite (-1 keeps),
-    measure_peak.
+    measure_peak, restart (True: start over from step 0, deleting the run's
+    checkpoints; without it a run whose checkpoints all fail to load is an
+    error and is left as it was).
     ``progress`` as for ``train``.
     """
     opts = lib.rwkv_resume_options_default()

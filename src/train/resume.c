@@ -1,7 +1,8 @@
 /* `rwkv train --resume` (include/rwkv_train.h): the stored settings, the
  * newest complete checkpoint whose weights match its state file, the log cut
- * back to that step, then the loop (train/trainer.c). With no complete
- * checkpoint the run starts over exactly as its first session did. */
+ * back to that step, then the loop (train/trainer.c). With no checkpoint
+ * written yet (or with --restart) the run starts over exactly as its first
+ * session did; checkpoints of which none can be resumed are an error. */
 #include "rwkv_train.h"
 
 #include <stdlib.h>
@@ -112,19 +113,52 @@ static rwkv_status try_checkpoint(run *r, long step, rwkv_error *e) {
     return RWKV_OK;
 }
 
-/* The newest checkpoint that loads, or a fresh start; `note` says which and
- * what was ignored. Checkpoints newer than the one taken are damaged and
- * deleted: the run rewrites them. *resumed = its step, -1 when none. */
-static rwkv_status pick_checkpoint(run *r, char *note, size_t note_size, long *resumed, rwkv_error *err) {
+/* Deletes the checkpoints of steps[0..n) (the state first: a model without
+ * its state is never taken). */
+static void delete_checkpoints(const char *dir, const long *steps, int n) {
+    char path[FS_PATH_MAX];
+    for (int i = 0; i < n; i++) {
+        ckpt_state_path(dir, steps[i], path, sizeof path);
+        unlink(path);
+        ckpt_model_path(dir, steps[i], path, sizeof path);
+        unlink(path);
+    }
+}
+
+/* The refusal when the run has something to lose (checkpoints, or the final
+ * model) and nothing can be resumed: nothing is deleted or overwritten
+ * unless the caller asks to start over. */
+static rwkv_status refuse_unresumable(const run *r, int n, const char *newest_why, rwkv_error *err) {
+    if (n == 0)
+        return rwkv_fail(err, RWKV_ERR_FORMAT,
+                         "%s: holds a final model.safetensors but no training-state file to resume from; it was left "
+                         "as it is (to train again from step 0, resume with --restart, which replaces it)",
+                         r->dir);
+    return rwkv_fail(err, RWKV_ERR_FORMAT,
+                     "%s: none of its %d checkpoints can be resumed; they were left as they are (restore them, or "
+                     "start the run over from step 0 with --restart, which deletes them); newest: %s",
+                     r->dir, n, newest_why);
+}
+
+/* The newest checkpoint that loads, or a fresh start when the run has none
+ * (or `restart` asks for one: every checkpoint and the final model are
+ * deleted); `note` says which and what was ignored. Checkpoints newer than
+ * the one taken are damaged and deleted: the run rewrites them. A run whose
+ * checkpoints all fail (damaged files, or a config.json that no longer
+ * matches them) is refused. *resumed = its step, -1 when none. */
+static rwkv_status pick_checkpoint(run *r, int restart, char *note, size_t note_size, long *resumed,
+                                   rwkv_error *err) {
     size_t nl = 0;
     long *steps = NULL;
     int n = ckpt_list(r->dir, &steps, err);
     if (n < 0) return err ? err->code : RWKV_ERR_IO;
     *resumed = -1;
     int first_ok = n;
-    for (int i = 0; i < n && *resumed < 0; i++) {
+    rwkv_error newest = {RWKV_OK, ""};
+    for (int i = 0; !restart && i < n && *resumed < 0; i++) {
         rwkv_error e;
         if (try_checkpoint(r, steps[i], &e) != RWKV_OK) {
+            if (i == 0) newest = e;
             if (nl < note_size - 1)
                 nl += (size_t)snprintf(note + nl, note_size - nl, "ignored checkpoint %ld (%s); ", steps[i],
                                        e.message);
@@ -133,21 +167,25 @@ static rwkv_status pick_checkpoint(run *r, char *note, size_t note_size, long *r
         *resumed = steps[i];
         first_ok = i;
     }
-    for (int i = 0; i < first_ok && i < n; i++) {
-        char p2[FS_PATH_MAX];
-        ckpt_state_path(r->dir, steps[i], p2, sizeof p2);
-        unlink(p2);
-        ckpt_model_path(r->dir, steps[i], p2, sizeof p2);
-        unlink(p2);
+    char final[FS_PATH_MAX];
+    snprintf(final, sizeof final, "%s/model.safetensors", r->dir);
+    if (*resumed < 0 && !restart && (n > 0 || file_exists(final))) {
+        rwkv_status s = refuse_unresumable(r, n, newest.message, err);
+        free(steps);
+        return s;
     }
+    delete_checkpoints(r->dir, steps, first_ok);
     free(steps);
+    if (restart) unlink(final);
     rwkv_status s = RWKV_OK;
     if (*resumed < 0) {
-        /* nothing saved yet: start over exactly as the first session did */
+        /* nothing saved yet, or starting over: exactly as the first session did */
         s = run_fresh_params(r, err);
         if (s == RWKV_OK) s = run_check_shape(r, &r->shape, r->cfg.init_path ? r->cfg.init_path : "fresh model", err);
         rng_seed(&r->rng, r->o->seed);
-        if (nl < note_size - 1) snprintf(note + nl, note_size - nl, "no complete checkpoint: starting from step 0");
+        if (nl < note_size - 1)
+            snprintf(note + nl, note_size - nl, "%s", restart ? "--restart: starting over from step 0"
+                                                              : "no complete checkpoint: starting from step 0");
     } else if (nl < note_size - 1) {
         snprintf(note + nl, note_size - nl, "resuming from checkpoint %ld", *resumed);
     }
@@ -169,7 +207,7 @@ rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *ro, rw
     if (s == RWKV_OK) ckpt_remove_temps(dir);
     char note[1024] = "";
     long resumed = -1;
-    if (s == RWKV_OK) s = pick_checkpoint(&r, note, sizeof note, &resumed, err);
+    if (s == RWKV_OK) s = pick_checkpoint(&r, ro->restart, note, sizeof note, &resumed, err);
     if (s == RWKV_OK && resumed > r.o->steps)
         s = rwkv_fail(err, RWKV_ERR_ARG, "--steps %ld is below the step of the checkpoint to resume from (%ld)",
                       r.o->steps, resumed);

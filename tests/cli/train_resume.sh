@@ -2,7 +2,8 @@
 # End-to-end tests of `rwkv train` / `rwkv init`: an interrupted run (Ctrl-C,
 # kill -9 in the middle of a checkpoint write, kills at random moments, a
 # damaged newest checkpoint) resumes to the same per-step losses as an
-# uninterrupted one; the NaN guard; bad flags.
+# uninterrupted one; a run none of whose checkpoints can be resumed is
+# refused and left as it is, unless --restart; the NaN guard; bad flags.
 #   sh tests/cli/train_resume.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
 NAME=train_resume
@@ -116,6 +117,29 @@ if "$RWKV" train --resume "$T/e" 2>"$T/e.err" && grep -q 'ignored checkpoint 40'
 else
     fail train_damaged_checkpoint_skipped "$(grep -i 'checkpoint\|rwkv:' "$T/e.err" | head -2 | tr '\n' ' ')"
 fi
+
+# ---- no checkpoint can be resumed: refused, nothing deleted; --restart starts over
+cp -r "$T/a" "$T/k"
+for f in "$T/k"/train_state-*.bin; do head -c 200 "$f" >"$T/k/cut" && mv "$T/k/cut" "$f"; done
+ls -l "$T/k" | awk '{ print $5, $NF }' >"$T/k.before"
+cmp_k() { ls -l "$T/k" | awk '{ print $5, $NF }' | cmp -s - "$T/k.before" && cmp -s "$T/k/model.safetensors" "$T/a/model.safetensors"; }
+bad train_resume_refuses_damaged_checkpoints "none of its 2 checkpoints can be resumed" train --resume "$T/k"
+if cmp_k; then pass train_resume_refusal_keeps_files; else fail train_resume_refusal_keeps_files "the run folder changed"; fi
+if "$RWKV" train --resume "$T/k" --restart --quiet 2>"$T/k.err" && losses "$T/k" | cmp -s - "$T/a.losses" \
+    && [ "$(ls "$T/k" | grep -c 'train_state-')" -eq 2 ]; then
+    pass train_restart_starts_over
+else
+    fail train_restart_starts_over "$(tail -1 "$T/k.err")"
+fi
+cp -r "$T/a" "$T/l"
+sed -i 's/"n_embd": 32/"n_embd": 48/' "$T/l/config.json"
+bad train_resume_refuses_edited_config "the run is 2 x 48" train --resume "$T/l"
+if [ -f "$T/l/train_state-00000040.bin" ] && cmp -s "$T/l/model-00000040.safetensors" "$T/a/model-00000040.safetensors"; then
+    pass train_resume_edited_config_keeps_checkpoints
+else
+    fail train_resume_edited_config_keeps_checkpoints "the checkpoints were deleted or changed"
+fi
+bad train_restart_needs_resume "--restart needs --resume" train --data "$T/data.txt" --out "$T/x6" --restart
 
 # ---- NaN guard -------------------------------------------------------------
 RWKV_TRAIN_NAN_STEP=5 "$RWKV" train --data "$T/data.txt" --out "$T/f" $FLAGS 2>"$T/f.err"
