@@ -35,12 +35,14 @@ rwkv_status cli_tokenizer_for_model(const char *tok_path, const char *model_path
 
 /* ---- cli/signals.c --------------------------------------------------------- */
 /* At start (main): SIGINT, SIGTERM, SIGHUP and SIGQUIT remove the library's
- * temporary files and end the process by that signal; SIGXFSZ is ignored (a
- * write past the file-size limit is an error with a message). */
+ * temporary files and end the process by that signal (unless the signal was
+ * ignored when the process started); SIGXFSZ is ignored (a write past the
+ * file-size limit is an error with a message). */
 void cli_signals_init(void);
 /* For a command that stops cleanly: from now on the first SIGINT or SIGTERM
- * only sets cli_interrupted() (and interrupts a blocking read); the second
- * ends the process as above. Exit status 130 after such a stop. */
+ * (even one ignored at start) only sets cli_interrupted() and interrupts a
+ * blocking read; the second ends the process as above. Exit status 130 after
+ * such a stop. */
 void cli_catch_interrupt(void);
 int cli_interrupted(void);
 

@@ -18,7 +18,8 @@ static const char about[] =
     "follows the tokenizer: NeoX (RWKV-4 Pile/Raven) -> \"Bob: MSG\\n\\nAlice:\" with ChatRWKV's\n"
     "newline and end-of-text rules; World and bytes -> \"User: MSG\\n\\nAssistant:\". A reply ends at\n"
     "a blank line (\"\\n\\n\"). The state is carried across turns, so nothing is re-read.\n"
-    "A literal \\n in a message is a newline.\n\n"
+    "A literal \\n in a message is a newline. Ctrl-C ends the reply in progress (or the wait for\n"
+    "the next line), saves --state-out and exits with status 130.\n\n"
     "commands (on a line of their own):\n"
     "  /reset         forget the conversation (back to the system prompt)\n"
     "  /save FILE     save the conversation state\n"
@@ -178,7 +179,7 @@ static rwkv_status reply(chat *c, char *msg) {
     printf("%s:", c->bot);
     fflush(stdout);
     int pending_nl = 0, done = 0;
-    for (long i = 0; i < c->max_tokens && !done; i++) {
+    for (long i = 0; i < c->max_tokens && !done && !cli_interrupted(); i++) {
         if (!c->raven && c->eos >= 0 && c->eos < c->n_vocab) c->logits[c->eos] -= 1e10f;
         int t = rwkv_sampler_sample(c->smp, c->logits, c->n_sample);
         if (t < 0) {
@@ -200,8 +201,9 @@ static rwkv_status reply(chat *c, char *msg) {
     rwkv_token_stream_flush(c->stream, &piece, &plen);
     if (!done) {
         emit(piece, plen, &pending_nl);
-        /* cut at the length limit: close the turn the way a finished reply
-         * would have, so that the next turn keeps the format */
+        /* cut at the length limit (or by Ctrl-C): close the turn the way a
+         * finished reply would have, so that the next turn (or the saved
+         * state) keeps the format */
         const char *tail = pending_nl >= 2 ? "" : pending_nl == 1 ? "\n" : "\n\n";
         if (*tail && (s = feed_text(c, tail, strlen(tail), 0)) != RWKV_OK) return s;
     }
@@ -268,7 +270,7 @@ static int converse(chat *c, uint64_t seed) {
         errno = 0;
         ssize_t got = getline(&line, &line_cap, stdin);
         if (got < 0) {
-            if (ferror(stdin)) {
+            if (ferror(stdin) && !cli_interrupted()) {
                 fprintf(stderr, "rwkv: reading stdin: %s\n", strerror(errno));
                 had_error = 1;
             }
@@ -286,6 +288,7 @@ static int converse(chat *c, uint64_t seed) {
             had_error = 2;
             break;
         }
+        if (cli_interrupted()) break;
     }
     free(line);
     return had_error;
@@ -383,10 +386,11 @@ int cmd_chat(int argc, char **argv) {
     c.n_sample = tv > 0 && tv < c.n_vocab ? tv : c.n_vocab;
     if (chat_setup(&c, &smp, system, user, bot, &persona) != RWKV_OK) goto fail;
     if (state_in ? rwkv_state_load(c.st, state_in, &c.err) != RWKV_OK : start(&c) != RWKV_OK) goto fail;
+    cli_catch_interrupt(); /* Ctrl-C: end the reply in progress, save --state-out, exit 130 */
     int had_error = converse(&c, smp.seed);
     if (had_error == 2) goto done;
     if (state_out && rwkv_state_save(c.st, state_out, &c.err) != RWKV_OK) goto fail;
-    rc = had_error ? 1 : 0;
+    rc = had_error ? 1 : cli_interrupted() ? 130 : 0;
     goto done;
 fail:
     fflush(stdout);

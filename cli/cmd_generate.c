@@ -54,7 +54,9 @@ static void json_string(FILE *f, const char *s, size_t n) {
 
 static const char about[] =
     "Feeds the prompt in sequence mode, then samples up to N tokens one at a time and streams\n"
-    "them to stdout as they are produced (complete UTF-8 characters only). Timing goes to stderr.\n\n"
+    "them to stdout as they are produced (complete UTF-8 characters only). Timing goes to stderr.\n"
+    "Ctrl-C stops after the current token: --state-out and the --json object are still written\n"
+    "(stop reason \"interrupted\") and the exit status is 130; a second Ctrl-C ends it at once.\n\n"
     "A GPT baseline checkpoint (rwkv train --arch gpt; recognised from the file) is decoded token\n"
     "by token with its KV cache. Its context is its n_ctx learned positions: a longer prompt is an\n"
     "error, and generation stops (stop reason \"context\", with a note on stderr) when prompt and\n"
@@ -163,10 +165,15 @@ static rwkv_status gen_emit(gen *g, const gen_args *a, const char *piece, size_t
     return RWKV_OK;
 }
 
-/* Samples up to n_gen tokens from g->logits, feeding each back. */
+/* Samples up to n_gen tokens from g->logits, feeding each back; Ctrl-C
+ * stops before the next token (every token printed has then been fed). */
 static rwkv_status gen_sample(gen *g, const gen_args *a) {
     g->stop_reason = "length";
     for (long i = 0; i < a->n_gen; i++) {
+        if (cli_interrupted()) {
+            g->stop_reason = "interrupted";
+            break;
+        }
         int t = rwkv_sampler_sample(g->sampler, g->logits, g->n_sample);
         if (t < 0) {
             snprintf(g->err.message, sizeof g->err.message,
@@ -327,7 +334,7 @@ static int gen_run(gen *g, const gen_args *a) {
         if (s == RWKV_OK && a->state_out) s = rwkv_state_save(g->st, a->state_out, &g->err);
         if (s == RWKV_OK) {
             gen_report(g, a, n_prompt, t1 - t0, t2 - t1);
-            rc = 0;
+            rc = cli_interrupted() ? 130 : 0;
         } else {
             cli_report(&g->err);
         }
@@ -380,6 +387,7 @@ int cmd_generate(int argc, char **argv) {
     else rc = 0;
     if (rc) goto out;
     gen g = {0};
+    cli_catch_interrupt(); /* Ctrl-C: stop after the current token, then save and report as asked */
     rc = gen_open(&g, &a);
     if (rc == 0) rc = gen_run(&g, &a);
     gen_close(&g);

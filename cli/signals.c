@@ -28,9 +28,13 @@ static void remove_temps_and_die(int sig) {
 
 static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
+/* A signal ignored from the start stays ignored (nohup's SIGHUP). */
 void cli_signals_init(void) {
-    for (size_t k = 0; k < sizeof fatal_signals / sizeof fatal_signals[0]; k++)
-        set_handler(fatal_signals[k], remove_temps_and_die, SA_RESETHAND);
+    for (size_t k = 0; k < sizeof fatal_signals / sizeof fatal_signals[0]; k++) {
+        struct sigaction old;
+        if (sigaction(fatal_signals[k], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            set_handler(fatal_signals[k], remove_temps_and_die, SA_RESETHAND);
+    }
     /* a write past the file-size limit fails (EFBIG) with a message instead
      * of killing the process */
     set_handler(SIGXFSZ, SIG_IGN, 0);
