@@ -387,9 +387,11 @@ int cmd_generate(int argc, char **argv) {
     else rc = 0;
     if (rc) goto out;
     gen g = {0};
-    cli_catch_interrupt(); /* Ctrl-C: stop after the current token, then save and report as asked */
     rc = gen_open(&g, &a);
-    if (rc == 0) rc = gen_run(&g, &a);
+    if (rc == 0) {
+        cli_catch_interrupt(); /* from here Ctrl-C stops after the current token, then saves and reports */
+        rc = gen_run(&g, &a);
+    }
     gen_close(&g);
 out:
     cli_opts_free(&spec);

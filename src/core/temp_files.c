@@ -1,43 +1,56 @@
 /* The temporary files of the writes in progress (core/temp_files.h).
  *
- * Each slot holds a malloc'ed path or NULL. A slot changes hands only through
- * atomic exchanges: whoever takes the pointer out of it (the writer when it
- * is done, or the signal handler) is its only user, so the handler never sees
- * a path being freed, and it never frees anything itself (the process ends
- * right after). Lock-free pointer atomics and unlink keep it
- * async-signal-safe. */
+ * Each slot is a path buffer with an atomic state: FREE, FILLING (a writer
+ * copies its path in), ACTIVE (the path names a temp file), TAKEN (being
+ * removed by rwkv_remove_temp_files), REMOVED. Every change of state is a
+ * compare-and-swap, so the remover only reads a complete path, and a slot
+ * goes back to FREE only through its writer, from ACTIVE (nobody removed the
+ * file) or REMOVED (the remover is done with the path), never while a remover
+ * in another thread still reads it. Lock-free atomics and unlink keep
+ * rwkv_remove_temp_files async-signal-safe. */
 #include "core/temp_files.h"
 
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "rwkv.h"
 
-#define TEMP_SLOTS 64 /* writes in progress at once (a training checkpoint is two, one after the other) */
+enum { FREE, FILLING, ACTIVE, TAKEN, REMOVED };
+#define TEMP_SLOTS 16 /* writes in progress at once (a training checkpoint is two, one after the other) */
 
-static _Atomic(char *) slots[TEMP_SLOTS];
+static struct {
+    atomic_int state;
+    char path[FS_PATH_MAX + 16];
+} slots[TEMP_SLOTS];
 
 int temp_files_remember(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return -1;
+    size_t n = strlen(path);
+    if (n >= sizeof slots[0].path) return -1;
     for (int i = 0; i < TEMP_SLOTS; i++) {
-        char *expected = NULL;
-        if (atomic_compare_exchange_strong(&slots[i], &expected, copy)) return i;
+        int expected = FREE;
+        if (!atomic_compare_exchange_strong(&slots[i].state, &expected, FILLING)) continue;
+        memcpy(slots[i].path, path, n + 1);
+        atomic_store(&slots[i].state, ACTIVE);
+        return i;
     }
-    free(copy);
     return -1;
 }
 
 void temp_files_forget(int handle) {
     if (handle < 0 || handle >= TEMP_SLOTS) return;
-    free(atomic_exchange(&slots[handle], NULL)); /* NULL when a handler took it first */
+    int expected = ACTIVE;
+    if (atomic_compare_exchange_strong(&slots[handle].state, &expected, FREE)) return;
+    expected = REMOVED; /* (a slot still TAKEN is left so: a remover is reading it) */
+    atomic_compare_exchange_strong(&slots[handle].state, &expected, FREE);
 }
 
 void rwkv_remove_temp_files(void) {
     for (int i = 0; i < TEMP_SLOTS; i++) {
-        char *path = atomic_exchange(&slots[i], NULL);
-        if (path) unlink(path);
+        int expected = ACTIVE;
+        if (!atomic_compare_exchange_strong(&slots[i].state, &expected, TAKEN)) continue;
+        unlink(slots[i].path);
+        atomic_store(&slots[i].state, REMOVED);
     }
 }
