@@ -1,4 +1,5 @@
-"""train() over the C trainer: a small run, progress reports, stopping, exceptions in the callback, resume."""
+"""train() over the C trainer: a small run, progress reports, stopping, exceptions in the callback, resume
+(and its refusal of damaged checkpoints without restart)."""
 
 import json
 import math
@@ -61,6 +62,20 @@ def test_an_exception_in_the_callback_stops_cleanly_and_is_reraised(corpus, tmp_
         rwkvc.train(corpus, run, steps=6, progress=progress, **SMALL)
     assert os.path.exists(run / "model-00000002.safetensors")  # the checkpoint of the step it stopped at
     assert rwkvc.resume(run, steps=3).step == 3
+
+
+def test_resume_refuses_damaged_checkpoints_unless_restart(corpus, tmp_path):
+    run = tmp_path / "run"
+    rwkvc.train(corpus, run, steps=4, **SMALL)
+    states = sorted(p for p in os.listdir(run) if p.startswith("train_state-"))
+    for name in states:
+        with open(run / name, "r+b") as f:
+            f.truncate(100)
+    with pytest.raises(rwkvc.RwkvError, match="can be resumed"):
+        rwkvc.resume(run)
+    assert sorted(p for p in os.listdir(run) if p.startswith("train_state-")) == states
+    last = rwkvc.resume(run, restart=True)
+    assert last.step == 4 and not last.stopped
 
 
 def test_init_model_and_tokenize_file(corpus, tmp_path):
