@@ -14,8 +14,8 @@
 /* Creates "<path>.tmp.XXXXXX" exclusively: O_EXCL fails on any existing name,
  * a symbolic link included (O_NOFOLLOW makes that explicit), so nothing
  * planted there is ever written through. Mode 0666 as for any new file: the
- * umask applies. The suffix is random, so that the name cannot be taken in advance;
- * a taken name is simply skipped. Returns the descriptor, or -1 (errno set). */
+ * umask applies. The suffix is random, so that the name cannot be taken in
+ * advance; a taken name is skipped. Returns the descriptor, or -1 (errno set). */
 static int create_temp(const char *path, char *tmp, size_t size) {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     static atomic_uint_fast64_t counter;
