@@ -174,9 +174,6 @@ static rwkv_status pick_checkpoint(run *r, int restart, char *note, size_t note_
         free(steps);
         return s;
     }
-    delete_checkpoints(r->dir, steps, first_ok);
-    free(steps);
-    if (restart) unlink(final);
     rwkv_status s = RWKV_OK;
     if (*resumed < 0) {
         /* nothing saved yet, or starting over: exactly as the first session did */
@@ -189,6 +186,11 @@ static rwkv_status pick_checkpoint(run *r, int restart, char *note, size_t note_
     } else if (nl < note_size - 1) {
         snprintf(note + nl, note_size - nl, "resuming from checkpoint %ld", *resumed);
     }
+    if (s == RWKV_OK) { /* (only once the run can go on from here) */
+        delete_checkpoints(r->dir, steps, first_ok);
+        if (restart) unlink(final);
+    }
+    free(steps);
     return s;
 }
 
