@@ -21,6 +21,7 @@ static const char NCCL_LIBRARY[] = "libnccl.so." NCCL_STR(NCCL_MAJOR);
 static struct nccl_api {
     decltype(&ncclGetUniqueId) GetUniqueId;
     decltype(&ncclCommInitRankConfig) CommInitRankConfig;
+    decltype(&ncclCommFinalize) CommFinalize;
     decltype(&ncclCommDestroy) CommDestroy;
     decltype(&ncclCommAbort) CommAbort;
     decltype(&ncclCommGetAsyncError) CommGetAsyncError;
@@ -46,6 +47,7 @@ static void nccl_load(void) {
     struct { const char *name; void **slot; } fns[] = {
         {"ncclGetUniqueId", (void **)&api.GetUniqueId},
         {"ncclCommInitRankConfig", (void **)&api.CommInitRankConfig},
+        {"ncclCommFinalize", (void **)&api.CommFinalize},
         {"ncclCommDestroy", (void **)&api.CommDestroy},
         {"ncclCommAbort", (void **)&api.CommAbort},
         {"ncclCommGetAsyncError", (void **)&api.CommGetAsyncError},
@@ -187,8 +189,12 @@ void cuda_comm_free(cuda_comm *c) {
     if (!c) return;
     if (c->comm) {
         /* a communicator that still has work (a failed run) is aborted, not destroyed */
-        if (cudaStreamQuery(c->stream) == cudaSuccess) api.CommDestroy(c->comm);
-        else api.CommAbort(c->comm);
+        rwkv_error ignored;
+        if (cudaStreamQuery(c->stream) == cudaSuccess &&
+            settle(c, api.CommFinalize(c->comm), "shutdown", &ignored) == RWKV_OK)
+            api.CommDestroy(c->comm);
+        else if (c->comm)
+            api.CommAbort(c->comm);
     }
     if (c->stream) cudaStreamDestroy(c->stream);
     if (c->event) cudaEventDestroy(c->event);

@@ -57,8 +57,11 @@ static rwkv_status open_run(run *r, const rwkv_resume_options *ro, rwkv_error *e
     if (s == RWKV_OK && changed) s = train_config_write(path, &r->cfg, err);
     if (ro->threads > 0) o->threads = ro->threads;
     if (s == RWKV_OK && (ro->device || ro->precision)) { /* this session only, like the thread count */
+        /* another GPU keeps the run's precision; another kind of device takes its default */
+        const int same_kind = ro->device && (train_device_index(ro->device) >= 0) == (train_device_index(o->device) >= 0);
         if (ro->device) o->device = ro->device;
-        o->precision = ro->precision ? ro->precision : train_default_precision(o->device);
+        if (ro->precision) o->precision = ro->precision;
+        else if (!same_kind) o->precision = train_default_precision(o->device);
         s = train_options_check(o, 0, err);
     }
     if (s == RWKV_OK && (ro->world_size > 0 || ro->allreduce)) { /* this session only, like the device */

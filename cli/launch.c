@@ -1,0 +1,178 @@
+/* The launcher of `rwkv train --gpus N` (cli/launch.h). The ranks run in
+ * their own process group, so a Ctrl-C at the terminal reaches this process
+ * only and is passed on exactly once; each rank also dies with this process
+ * (PR_SET_PDEATHSIG), so a killed launcher leaves nothing behind. */
+#include "launch.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t pending_signal;
+static void on_signal(int sig) { pending_signal = sig; }
+
+/* A loopback port nothing listens on now, for rank 0 to listen on. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+/* 1 when argv[i] is `flag` or `flag=...`; *skip: how many words it takes. */
+static int is_flag(char **argv, int i, const char *flag, int *skip) {
+    size_t n = strlen(flag);
+    if (strncmp(argv[i], flag, n) != 0) return 0;
+    if (argv[i][n] == '=') return *skip = 1, 1;
+    if (argv[i][n] == '\0') return *skip = 2, 1;
+    return 0;
+}
+
+/* The rank's command line: this program, "train", the user's flags without
+ * --gpus and --device, then the rank's own. */
+static char **rank_argv(int argc, char **argv, const char *self, int rank, int n, int gpu, int port, char *buf,
+                        size_t size) {
+    char **out = calloc((size_t)argc + 16, sizeof *out);
+    if (!out) return NULL;
+    int k = 0;
+    out[k++] = (char *)self;
+    out[k++] = "train";
+    for (int i = 1; i < argc;) {
+        int skip = 0;
+        if (is_flag(argv, i, "--gpus", &skip) || is_flag(argv, i, "--device", &skip)) {
+            i += skip;
+            continue;
+        }
+        out[k++] = argv[i++];
+    }
+    char *device = buf, *r = buf + 32, *w = buf + 48, *rdv = buf + 64;
+    snprintf(device, 32, "cuda:%d", gpu);
+    snprintf(r, 16, "%d", rank);
+    snprintf(w, 16, "%d", n);
+    snprintf(rdv, size - 64, "127.0.0.1:%d", port);
+    const char *extra[] = {"--device", device, "--rank", r, "--world", w, "--rendezvous", rdv};
+    for (size_t j = 0; j < sizeof extra / sizeof extra[0]; j++) out[k++] = (char *)extra[j];
+    if (rank > 0) out[k++] = "--quiet";
+    out[k] = NULL;
+    return out;
+}
+
+static pid_t start_rank(char **args, pid_t parent) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127); /* the launcher is already gone */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    execv(args[0], args);
+    fprintf(stderr, "rwkv train: cannot start rank %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+}
+
+static void describe(int rank, int status) {
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "rwkv train: rank %d was killed by signal %d (%s); stopped the other ranks\n", rank,
+                WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        fprintf(stderr, "rwkv train: rank %d exited with status %d; stopped the other ranks\n", rank,
+                WEXITSTATUS(status));
+}
+
+static void signal_all(const pid_t *pids, int n, int sig) {
+    for (int r = 0; r < n; r++)
+        if (pids[r] > 0) kill(pids[r], sig);
+}
+
+/* Waits for every rank; the first failure kills the rest. */
+static int watch(pid_t *pids, int n) {
+    int result = 0, left = n;
+    while (left > 0) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno != EINTR) break;
+            if (pending_signal) signal_all(pids, n, pending_signal);
+            pending_signal = 0;
+            continue;
+        }
+        int rank = -1;
+        for (int r = 0; r < n; r++)
+            if (pids[r] == pid) rank = r;
+        if (rank < 0) continue;
+        pids[rank] = 0;
+        left--;
+        const int stopped = WIFEXITED(status) && WEXITSTATUS(status) == 130;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+        if (stopped) {
+            if (result == 0) result = 130;
+            continue;
+        }
+        if (result != 1) {
+            describe(rank, status);
+            signal_all(pids, n, SIGKILL); /* ranks blocked in a collective with this one would wait in vain */
+        }
+        result = 1;
+    }
+    return result;
+}
+
+int cli_launch_ranks(int argc, char **argv, int n, int first_gpu) {
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "rwkv train: cannot find this program to start the ranks\n");
+        return 1;
+    }
+    self[len] = '\0';
+    const int port = free_port();
+    if (port <= 0) {
+        fprintf(stderr, "rwkv train: no free local port for the ranks to meet on\n");
+        return 1;
+    }
+    setenv("NCCL_NVLS_ENABLE", "0", 1); /* NVLink multicast off, in every rank's environment */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pid_t *pids = calloc((size_t)n, sizeof *pids);
+    char(*bufs)[160] = calloc((size_t)n, sizeof *bufs);
+    char ***args = calloc((size_t)n, sizeof *args);
+    int result = pids && bufs && args ? 0 : 1;
+    for (int r = 0; r < n && result == 0; r++) {
+        args[r] = rank_argv(argc, argv, self, r, n, first_gpu + r, port, bufs[r], sizeof bufs[r]);
+        pids[r] = args[r] ? start_rank(args[r], getpid()) : -1;
+        if (pids[r] < 0) {
+            fprintf(stderr, "rwkv train: cannot start rank %d: %s\n", r, strerror(errno));
+            pids[r] = 0;
+            signal_all(pids, n, SIGKILL);
+            result = 1;
+        }
+    }
+    if (result == 0) result = watch(pids, n);
+    else
+        while (wait(NULL) > 0) {
+        }
+    for (int r = 0; args && r < n; r++) free(args[r]);
+    free(args);
+    free(bufs);
+    free(pids);
+    return result;
+}
