@@ -28,11 +28,6 @@ GPU_TESTS="train_cuda_deterministic train_cuda_kill9_resume_identical train_cuda
 train_cuda_resume_on_cpu train_cuda_tinyshakespeare_matches_cpu"
 gpu_probe $rc "$T/probe.err" train_cuda_probe "a 1-step GPU run failed"
 
-field() { # FIELD: its value on each line of train.jsonl on stdin ("" when absent)
-    sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"
-}
-# rel_close A B TOL: |A - B| <= TOL |B|
-rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(a != "" && d <= t * m) }'; }
 
 # ---- deterministic; kill -9 and resume ------------------------------------
 RUN="$SMALL --steps 40 --save-every 10 --eval-every 10"
