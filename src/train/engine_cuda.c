@@ -3,7 +3,9 @@
  * Adam moments live in device memory; the host sees them only through
  * export_state (a download into buffers this engine owns, for a checkpoint)
  * and gives them once, at the start (an upload). The flat layout is the
- * CPU's, so checkpoints move between the two engines unchanged.
+ * CPU's, so checkpoints move between the two engines unchanged. With
+ * config.dist the engine is one rank of a data-parallel run and the calls
+ * that involve the other ranks go through train/data_parallel_cuda.c.
  *
  * Every device call returns a status, but several operations of the table
  * cannot (zero_grads, adam_step): their failure is kept and returned by the

@@ -28,7 +28,6 @@ GPU_TESTS="train_cuda_deterministic train_cuda_kill9_resume_identical train_cuda
 train_cuda_resume_on_cpu train_cuda_tinyshakespeare_matches_cpu"
 gpu_probe $rc "$T/probe.err" train_cuda_probe "a 1-step GPU run failed"
 
-
 # ---- deterministic; kill -9 and resume ------------------------------------
 RUN="$SMALL --steps 40 --save-every 10 --eval-every 10"
 "$RWKV" train --data "$T/data.txt" --out "$T/a" $RUN 2>"$T/a.err" || fail train_cuda_reference "$(tail -1 "$T/a.err")"
