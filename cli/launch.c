@@ -4,36 +4,17 @@
  * (PR_SET_PDEATHSIG), so a killed launcher leaves nothing behind. */
 #include "launch.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t pending_signal;
 static void on_signal(int sig) { pending_signal = sig; }
-
-/* A loopback port nothing listens on now, for rank 0 to listen on. */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
 
 /* 1 when argv[i] is `flag` or `flag=...`; *skip: how many words it takes. */
 static int is_flag(char **argv, int i, const char *flag, int *skip) {
@@ -46,8 +27,8 @@ static int is_flag(char **argv, int i, const char *flag, int *skip) {
 
 /* The rank's command line: this program, "train", the user's flags without
  * --gpus and --device, then the rank's own. */
-static char **rank_argv(int argc, char **argv, const char *self, int rank, int n, int gpu, int port, char *buf,
-                        size_t size) {
+static char **rank_argv(int argc, char **argv, const char *self, int rank, int n, int gpu, const char *rdv,
+                        char *buf) {
     char **out = calloc((size_t)argc + 16, sizeof *out);
     if (!out) return NULL;
     int k = 0;
@@ -61,11 +42,10 @@ static char **rank_argv(int argc, char **argv, const char *self, int rank, int n
         }
         out[k++] = argv[i++];
     }
-    char *device = buf, *r = buf + 32, *w = buf + 48, *rdv = buf + 64;
+    char *device = buf, *r = buf + 32, *w = buf + 48;
     snprintf(device, 32, "cuda:%d", gpu);
     snprintf(r, 16, "%d", rank);
     snprintf(w, 16, "%d", n);
-    snprintf(rdv, size - 64, "127.0.0.1:%d", port);
     const char *extra[] = {"--device", device, "--rank", r, "--world", w, "--rendezvous", rdv};
     for (size_t j = 0; j < sizeof extra / sizeof extra[0]; j++) out[k++] = (char *)extra[j];
     if (rank > 0) out[k++] = "--quiet";
@@ -141,11 +121,15 @@ int cli_launch_ranks(int argc, char **argv, int n, int first_gpu) {
         return 1;
     }
     self[len] = '\0';
-    const int port = free_port();
-    if (port <= 0) {
-        fprintf(stderr, "rwkv train: no free local port for the ranks to meet on\n");
+    /* the ranks meet through a file in a private folder: no port to pick, none to collide */
+    const char *tmp = getenv("TMPDIR");
+    char dir[2048], rdv[2100];
+    snprintf(dir, sizeof dir, "%s/rwkv-ranks-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "rwkv train: cannot make a folder for the ranks to meet in (%s): %s\n", dir, strerror(errno));
         return 1;
     }
+    snprintf(rdv, sizeof rdv, "file:%s/nccl.id", dir);
     setenv("NCCL_NVLS_ENABLE", "0", 1); /* NVLink multicast off, in every rank's environment */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -153,11 +137,11 @@ int cli_launch_ranks(int argc, char **argv, int n, int first_gpu) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     pid_t *pids = calloc((size_t)n, sizeof *pids);
-    char(*bufs)[160] = calloc((size_t)n, sizeof *bufs);
+    char(*bufs)[64] = calloc((size_t)n, sizeof *bufs);
     char ***args = calloc((size_t)n, sizeof *args);
     int result = pids && bufs && args ? 0 : 1;
     for (int r = 0; r < n && result == 0; r++) {
-        args[r] = rank_argv(argc, argv, self, r, n, first_gpu + r, port, bufs[r], sizeof bufs[r]);
+        args[r] = rank_argv(argc, argv, self, r, n, first_gpu + r, rdv, bufs[r]);
         pids[r] = args[r] ? start_rank(args[r], getpid()) : -1;
         if (pids[r] < 0) {
             fprintf(stderr, "rwkv train: cannot start rank %d: %s\n", r, strerror(errno));
@@ -170,6 +154,8 @@ int cli_launch_ranks(int argc, char **argv, int n, int first_gpu) {
     else
         while (wait(NULL) > 0) {
         }
+    unlink(rdv + 5); /* rank 0 removes it once all are in; not when it failed before */
+    rmdir(dir);
     for (int r = 0; args && r < n; r++) free(args[r]);
     free(args);
     free(bufs);

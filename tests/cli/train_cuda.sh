@@ -76,10 +76,7 @@ if "$RWKV" train --data "$T/data.txt" --out "$T/g" $FP32 2>"$T/g.err"; then
     fi
     # continue from the GPU's checkpoint 10 on the CPU: steps 11-20 as the GPU logged them
     # (only the checkpoint and the log up to it: the CPU must write steps 11-20 itself)
-    mkdir "$T/h"
-    cp "$T/g/config.json" "$T/g/model-00000010.safetensors" "$T/g/train_state-00000010.bin" "$T/h/"
-    [ -f "$T/g/tokens.bin" ] && cp "$T/g/tokens.bin" "$T/h/"
-    head -10 "$T/g/train.jsonl" >"$T/h/train.jsonl"
+    copy_checkpoint "$T/g" "$T/h" 00000010
     if "$RWKV" train --resume "$T/h" --device cpu --print-every 0 2>"$T/h.err" &&
         grep -q "resuming from checkpoint 10" "$T/h.err" && grep -q "threads" "$T/h.err"; then
         field loss <"$T/g/train.jsonl" >"$T/g.loss"

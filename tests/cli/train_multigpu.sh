@@ -102,10 +102,7 @@ else
 fi
 
 # ---- a checkpoint of the NCCL path continues on the plain path ---------------------
-mkdir "$T/p"
-cp "$T/one/config.json" "$T/one/model-00000020.safetensors" "$T/one/train_state-00000020.bin" "$T/p/"
-[ -f "$T/one/tokens.bin" ] && cp "$T/one/tokens.bin" "$T/p/"
-head -20 "$T/one/train.jsonl" >"$T/p/train.jsonl"
+copy_checkpoint "$T/one" "$T/p" 00000020
 if "$RWKV" train --resume "$T/p" --quiet 2>"$T/p.err" && losses "$T/p" | cmp -s - "$T/plain.losses"; then
     pass multigpu_resume_on_one_gpu
 else
