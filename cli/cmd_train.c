@@ -28,6 +28,16 @@ static void on_sigint(int sig) {
     stop_requested = 1;
 }
 
+/* Ctrl-C and SIGTERM stop the run after the current step (a checkpoint is written first). */
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static void fmt_duration(double s, char *buf, size_t size) {
     if (!(s >= 0) || s > 1e8) {
         snprintf(buf, size, "?");
@@ -214,6 +224,28 @@ static void set_dist(const dist_flags *df, int *world, int *rank, const char **r
     *timeout_s = df->timeout_s;
 }
 
+/* Which of the flags that change a resumed run were given. */
+typedef struct resume_given {
+    int steps, threads, device;
+} resume_given;
+
+/* --resume DIR with the session's flags (o holds the parsed values). */
+static rwkv_status resume_run(const char *dir, const rwkv_train_options *o, resume_given g, display *d,
+                              rwkv_error *err) {
+    rwkv_resume_options ro = rwkv_resume_options_default();
+    if (g.steps) ro.steps = o->steps;
+    if (g.threads) ro.threads = o->threads;
+    if (g.device) ro.device = o->device;
+    ro.precision = o->precision;
+    if (o->skip_nonfinite) ro.skip_nonfinite = 1;
+    ro.measure_peak = o->measure_peak;
+    ro.world_size = o->world_size, ro.rank = o->rank, ro.rendezvous = o->rendezvous;
+    ro.allreduce = o->allreduce, ro.dist_timeout_s = o->dist_timeout_s;
+    ro.debug_save_pause_ms = o->debug_save_pause_ms;
+    ro.debug_nan_step = o->debug_nan_step;
+    return rwkv_train_resume(dir, &ro, on_progress, d, err);
+}
+
 int cmd_train(int argc, char **argv) {
     rwkv_train_options o = rwkv_train_options_default();
     const char *resume = NULL;
@@ -312,33 +344,21 @@ int cmd_train(int argc, char **argv) {
         if (df.rank > 0) quiet = 1;
     }
     display d = {isatty(2), quiet, print_every, 0, 0, "", 0};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_stop_signals();
 
     rwkv_error err;
     rwkv_status s;
+    o.skip_nonfinite = skip_nonfinite;
+    o.measure_peak = !no_peak;
+    set_dist(&df, &o.world_size, &o.rank, &o.rendezvous, &o.allreduce, &o.dist_timeout_s);
+    o.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
+    o.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
     if (resume) {
-        rwkv_resume_options ro = rwkv_resume_options_default();
-        if (was_given(opts, CLI_N(opts), given, "--steps")) ro.steps = o.steps;
-        if (was_given(opts, CLI_N(opts), given, "--threads")) ro.threads = o.threads;
-        if (was_given(opts, CLI_N(opts), given, "--device")) ro.device = o.device;
-        ro.precision = o.precision;
-        if (skip_nonfinite) ro.skip_nonfinite = 1;
-        ro.measure_peak = !no_peak;
-        set_dist(&df, &ro.world_size, &ro.rank, &ro.rendezvous, &ro.allreduce, &ro.dist_timeout_s);
-        ro.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
-        ro.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
-        s = rwkv_train_resume(resume, &ro, on_progress, &d, &err);
+        const resume_given g = {was_given(opts, CLI_N(opts), given, "--steps"),
+                                was_given(opts, CLI_N(opts), given, "--threads"),
+                                was_given(opts, CLI_N(opts), given, "--device")};
+        s = resume_run(resume, &o, g, &d, &err);
     } else {
-        o.skip_nonfinite = skip_nonfinite;
-        o.measure_peak = !no_peak;
-        set_dist(&df, &o.world_size, &o.rank, &o.rendezvous, &o.allreduce, &o.dist_timeout_s);
-        o.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
-        o.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
         s = rwkv_train_run(&o, on_progress, &d, &err);
     }
     end_line(&d);
