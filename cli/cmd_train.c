@@ -185,13 +185,6 @@ typedef struct dist_flags {
     double timeout_s;
 } dist_flags;
 
-/* The first GPU of --gpus: N of --device cuda:N, else 0; -1 for a CPU device. */
-static int first_gpu(const char *device) {
-    if (!device || strcmp(device, "cuda") == 0) return 0;
-    if (strncmp(device, "cuda:", 5) == 0) return atoi(device + 5);
-    return -1;
-}
-
 /* Test hook of the launcher's tests, in a rank process: RWKV_TRAIN_DEBUG_RANK_FAIL=R makes rank R exit
  * with status 3 (R:kill: killed by SIGKILL) at once, and every other rank wait as if stuck in a collective. */
 static void debug_rank_failure(int rank) {
@@ -209,13 +202,15 @@ static int launch(int argc, char **argv, const rwkv_train_options *o, const dist
     if (df->world || df->rendezvous)
         return cli_usage_error("train", "--gpus starts the ranks itself; --rank, --world and --rendezvous are for "
                                         "ranks that another launcher starts");
-    const int first = first_gpu(device_given ? o->device : NULL);
+    const int first = cli_first_gpu(device_given ? o->device : NULL);
     if (first < 0) return cli_usage_error("train", "--gpus %d needs --device cuda (or cuda:N, the first GPU), not %s",
                                           df->gpus, o->device);
     if (fresh && o->batch % df->gpus != 0)
         return cli_usage_error("train", "--batch %d is not divisible by --gpus %d (each GPU takes an equal share)",
                                o->batch, df->gpus);
-    return cli_launch_ranks(argc, argv, df->gpus, first);
+    static const char *const drop[] = {"--gpus", NULL};
+    const cli_launch l = {"train", argc, argv, df->gpus, first, drop, NULL, "--quiet"};
+    return cli_launch_ranks(&l);
 }
 
 static void set_dist(const dist_flags *df, int *world, int *rank, const char **rdv, const char **allreduce,

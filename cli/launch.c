@@ -1,4 +1,4 @@
-/* The launcher of `rwkv train --gpus N` (cli/launch.h). The ranks run in
+/* The launcher of `rwkv train --gpus N` and `rwkv bench --train --gpus N` (cli/launch.h). The ranks run in
  * their own process group, so a Ctrl-C at the terminal reaches this process
  * only and is passed on exactly once; each rank also dies with this process
  * (PR_SET_PDEATHSIG), so a killed launcher leaves nothing behind. */
@@ -25,30 +25,45 @@ static int is_flag(char **argv, int i, const char *flag, int *skip) {
     return 0;
 }
 
-/* The rank's command line: this program, "train", the user's flags without
- * --gpus and --device, then the rank's own. */
-static char **rank_argv(int argc, char **argv, const char *self, int rank, int n, int gpu, const char *rdv,
-                        char *buf) {
-    char **out = calloc((size_t)argc + 16, sizeof *out);
+int cli_first_gpu(const char *device) {
+    if (!device || strcmp(device, "cuda") == 0) return 0;
+    if (strncmp(device, "cuda:", 5) == 0 && device[5] >= '0' && device[5] <= '9') return atoi(device + 5);
+    return -1;
+}
+
+static int dropped(char **argv, int i, const cli_launch *l, int *skip) {
+    if (is_flag(argv, i, "--device", skip)) return 1;
+    for (int k = 0; l->drop && l->drop[k]; k++)
+        if (is_flag(argv, i, l->drop[k], skip)) return 1;
+    return 0;
+}
+
+/* The rank's command line: this program, the command, the user's flags
+ * less the dropped ones, the extra ones, then the rank's own. */
+static char **rank_argv(const cli_launch *l, const char *self, int rank, const char *rdv, char *buf) {
+    int n_extra = 0;
+    while (l->extra && l->extra[n_extra]) n_extra++;
+    char **out = calloc((size_t)(l->argc + n_extra) + 16, sizeof *out);
     if (!out) return NULL;
     int k = 0;
     out[k++] = (char *)self;
-    out[k++] = "train";
-    for (int i = 1; i < argc;) {
+    out[k++] = (char *)l->cmd;
+    for (int i = 1; i < l->argc;) {
         int skip = 0;
-        if (is_flag(argv, i, "--gpus", &skip) || is_flag(argv, i, "--device", &skip)) {
+        if (dropped(l->argv, i, l, &skip)) {
             i += skip;
             continue;
         }
-        out[k++] = argv[i++];
+        out[k++] = l->argv[i++];
     }
+    for (int j = 0; j < n_extra; j++) out[k++] = (char *)l->extra[j];
     char *device = buf, *r = buf + 32, *w = buf + 48;
-    snprintf(device, 32, "cuda:%d", gpu);
+    snprintf(device, 32, "cuda:%d", l->first_gpu + rank);
     snprintf(r, 16, "%d", rank);
-    snprintf(w, 16, "%d", n);
-    const char *extra[] = {"--device", device, "--rank", r, "--world", w, "--rendezvous", rdv};
-    for (size_t j = 0; j < sizeof extra / sizeof extra[0]; j++) out[k++] = (char *)extra[j];
-    if (rank > 0) out[k++] = "--quiet";
+    snprintf(w, 16, "%d", l->n);
+    const char *own[] = {"--device", device, "--rank", r, "--world", w, "--rendezvous", rdv};
+    for (size_t j = 0; j < sizeof own / sizeof own[0]; j++) out[k++] = (char *)own[j];
+    if (rank > 0 && l->quiet) out[k++] = (char *)l->quiet;
     out[k] = NULL;
     return out;
 }
@@ -62,16 +77,16 @@ static pid_t start_rank(char **args, pid_t parent) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     execv(args[0], args);
-    fprintf(stderr, "rwkv train: cannot start rank %s: %s\n", args[0], strerror(errno));
+    fprintf(stderr, "rwkv %s: cannot start %s: %s\n", args[1], args[0], strerror(errno));
     _exit(127);
 }
 
-static void describe(int rank, int status) {
+static void describe(const char *cmd, int rank, int status) {
     if (WIFSIGNALED(status))
-        fprintf(stderr, "rwkv train: rank %d was killed by signal %d (%s); stopped the other ranks\n", rank,
+        fprintf(stderr, "rwkv %s: rank %d was killed by signal %d (%s); stopped the other ranks\n", cmd, rank,
                 WTERMSIG(status), strsignal(WTERMSIG(status)));
     else
-        fprintf(stderr, "rwkv train: rank %d exited with status %d; stopped the other ranks\n", rank,
+        fprintf(stderr, "rwkv %s: rank %d exited with status %d; stopped the other ranks\n", cmd, rank,
                 WEXITSTATUS(status));
 }
 
@@ -81,7 +96,7 @@ static void signal_all(const pid_t *pids, int n, int sig) {
 }
 
 /* Waits for every rank; the first failure kills the rest. */
-static int watch(pid_t *pids, int n) {
+static int watch(const char *cmd, pid_t *pids, int n) {
     int result = 0, left = n;
     while (left > 0) {
         int status = 0;
@@ -105,7 +120,7 @@ static int watch(pid_t *pids, int n) {
             continue;
         }
         if (result != 1) {
-            describe(rank, status);
+            describe(cmd, rank, status);
             signal_all(pids, n, SIGKILL); /* ranks blocked in a collective with this one would wait in vain */
         }
         result = 1;
@@ -113,11 +128,12 @@ static int watch(pid_t *pids, int n) {
     return result;
 }
 
-int cli_launch_ranks(int argc, char **argv, int n, int first_gpu) {
+int cli_launch_ranks(const cli_launch *l) {
+    const int n = l->n;
     char self[4096];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0) {
-        fprintf(stderr, "rwkv train: cannot find this program to start the ranks\n");
+        fprintf(stderr, "rwkv %s: cannot find this program to start the ranks\n", l->cmd);
         return 1;
     }
     self[len] = '\0';
@@ -126,7 +142,8 @@ int cli_launch_ranks(int argc, char **argv, int n, int first_gpu) {
     char dir[2048], rdv[2100];
     snprintf(dir, sizeof dir, "%s/rwkv-ranks-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) {
-        fprintf(stderr, "rwkv train: cannot make a folder for the ranks to meet in (%s): %s\n", dir, strerror(errno));
+        fprintf(stderr, "rwkv %s: cannot make a folder for the ranks to meet in (%s): %s\n", l->cmd, dir,
+                strerror(errno));
         return 1;
     }
     snprintf(rdv, sizeof rdv, "file:%s/nccl.id", dir);
@@ -141,16 +158,16 @@ int cli_launch_ranks(int argc, char **argv, int n, int first_gpu) {
     char ***args = calloc((size_t)n, sizeof *args);
     int result = pids && bufs && args ? 0 : 1;
     for (int r = 0; r < n && result == 0; r++) {
-        args[r] = rank_argv(argc, argv, self, r, n, first_gpu + r, rdv, bufs[r]);
+        args[r] = rank_argv(l, self, r, rdv, bufs[r]);
         pids[r] = args[r] ? start_rank(args[r], getpid()) : -1;
         if (pids[r] < 0) {
-            fprintf(stderr, "rwkv train: cannot start rank %d: %s\n", r, strerror(errno));
+            fprintf(stderr, "rwkv %s: cannot start rank %d: %s\n", l->cmd, r, strerror(errno));
             pids[r] = 0;
             signal_all(pids, n, SIGKILL);
             result = 1;
         }
     }
-    if (result == 0) result = watch(pids, n);
+    if (result == 0) result = watch(l->cmd, pids, n);
     else
         while (wait(NULL) > 0) {
         }
