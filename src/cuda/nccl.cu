@@ -1,4 +1,7 @@
-/* NCCL collectives for data-parallel training (cuda_comm.h). */
+/* NCCL collectives for data-parallel training (cuda_comm.h). NCCL's header
+ * is needed to build them; a CUDA toolkit without it builds the stand-ins
+ * at the end of this file, which refuse with one line. */
+#if __has_include(<nccl.h>)
 #include <dlfcn.h>
 #include <nccl.h>
 #include <pthread.h>
@@ -303,3 +306,67 @@ rwkv_status cuda_comm_host_broadcast(cuda_comm *c, void *buf, size_t bytes, rwkv
     }
     return st;
 }
+
+#else /* no nccl.h: every entry point refuses */
+
+#include "cuda/common.cuh"
+
+extern "C" {
+#include "cuda/cuda_comm.h"
+}
+
+static rwkv_status no_nccl(rwkv_error *err) {
+    return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                     "training on several GPUs needs NCCL, and this build had no nccl.h (install NCCL and rebuild)");
+}
+
+rwkv_status cuda_comm_unique_id(unsigned char id[CUDA_COMM_ID_BYTES], rwkv_error *err) {
+    (void)id;
+    return no_nccl(err);
+}
+
+rwkv_status cuda_comm_new(const unsigned char id[CUDA_COMM_ID_BYTES], int rank, int world, double timeout_s,
+                          cuda_comm **out, rwkv_error *err) {
+    (void)id, (void)rank, (void)world, (void)timeout_s;
+    *out = NULL;
+    return no_nccl(err);
+}
+
+/* unreachable without a communicator */
+void cuda_comm_free(cuda_comm *c) { (void)c; }
+cuda_stream cuda_comm_stream(cuda_comm *c) {
+    (void)c;
+    return nullptr;
+}
+rwkv_status cuda_comm_follow(cuda_comm *c, cuda_stream s, rwkv_error *err) {
+    (void)c, (void)s;
+    return no_nccl(err);
+}
+rwkv_status cuda_comm_all_reduce(cuda_comm *c, const void *send, void *recv, size_t count, cuda_comm_type t,
+                                 cuda_comm_op op, rwkv_error *err) {
+    (void)c, (void)send, (void)recv, (void)count, (void)t, (void)op;
+    return no_nccl(err);
+}
+rwkv_status cuda_comm_all_gather(cuda_comm *c, const void *send, void *recv, size_t count, cuda_comm_type t,
+                                 rwkv_error *err) {
+    (void)c, (void)send, (void)recv, (void)count, (void)t;
+    return no_nccl(err);
+}
+rwkv_status cuda_comm_broadcast(cuda_comm *c, void *buf, size_t count, cuda_comm_type t, rwkv_error *err) {
+    (void)c, (void)buf, (void)count, (void)t;
+    return no_nccl(err);
+}
+rwkv_status cuda_comm_wait(cuda_comm *c, const char *what, rwkv_error *err) {
+    (void)c, (void)what;
+    return no_nccl(err);
+}
+rwkv_status cuda_comm_host_all_reduce(cuda_comm *c, double *v, int n, cuda_comm_op op, rwkv_error *err) {
+    (void)c, (void)v, (void)n, (void)op;
+    return no_nccl(err);
+}
+rwkv_status cuda_comm_host_broadcast(cuda_comm *c, void *buf, size_t bytes, rwkv_error *err) {
+    (void)c, (void)buf, (void)bytes;
+    return no_nccl(err);
+}
+
+#endif
