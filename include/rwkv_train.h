@@ -117,6 +117,14 @@ typedef struct rwkv_train_options {
     const char *precision;  /* NULL: the device's default, "fp32" on the cpu, "bf16" on cuda (bf16
                                activations and matrix operands, fp32 weights, gradients and Adam state);
                                "fp32" on cuda multiplies in strict fp32. The cpu trains in fp32 only. */
+    /* data parallel over several GPUs (docs/multigpu.md); this session only, not stored in config.json */
+    int world_size;         /* 0: one process; N >= 1: this process is rank `rank` of N, one GPU each,
+                               joined through NCCL; --batch is the global micro-batch (divisible by N) */
+    int rank;               /* 0..N-1; only rank 0 writes the run directory */
+    const char *rendezvous; /* "HOST:PORT" (rank 0 listens there) or "file:PATH" (on a shared file
+                               system): where rank 0 hands the NCCL id to the others */
+    const char *allreduce;  /* the gradients on the wire: "bf16" or "fp32"; NULL: as the precision */
+    double dist_timeout_s;  /* 0: 600; a collective (or the rendezvous) that takes longer ends the run */
     /* bookkeeping */
     long eval_every;        /* 100 steps (and the last step); 0: only the last step */
     long save_every;        /* 500 steps (and the last step); 0: only the last step */
@@ -143,10 +151,14 @@ typedef struct rwkv_resume_options {
     const char *precision;  /* NULL: the stored one, or the default of a new device */
     int skip_nonfinite;     /* -1: keep */
     int measure_peak;       /* 1 */
+    int world_size, rank;   /* data parallel, as in rwkv_train_options: a run may resume on another */
+    const char *rendezvous; /* number of GPUs than it was saved from */
+    const char *allreduce;
+    double dist_timeout_s;
     int restart;            /* 0: continue from the newest complete checkpoint, or from step 0 when none
                                was written yet; a run whose checkpoints (or final model) exist but none
                                can be resumed (damaged, or a config.json that no longer matches them) is
-                               RWKV_ERR_FORMAT and nothing is changed. 1: start over from step 0 with the
+                               RWKV_ERR_FORMAT and its checkpoints are left as they are. 1: start over from step 0 with the
                                stored settings, deleting the run's checkpoints, final model and log. */
     int debug_save_pause_ms;
     long debug_nan_step;
