@@ -1,5 +1,6 @@
 /* rwkv train: train an RWKV-4 model (or the GPT baseline) on a text or token file (include/rwkv_train.h). */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
