@@ -1,5 +1,7 @@
 #include "core/mapped_file.h"
 
+#include "core/fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -9,22 +11,19 @@
 
 rwkv_status mapped_file_open(const char *path, mapped_file *mf, rwkv_error *err) {
     memset(mf, 0, sizeof *mf);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return rwkv_fail(err, RWKV_ERR_IO, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
+    int fd;
+    size_t size;
+    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    if (s != RWKV_OK) return s;
+    if (size == 0) {
         close(fd);
         return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: file is empty", path);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     mf->data = p;
-    mf->size = (size_t)st.st_size;
+    mf->size = size;
     mf->is_mapped = 1;
     return rwkv_ok(err);
 }

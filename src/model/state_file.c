@@ -19,8 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/atomic_write.h"
+#include "core/fs.h"
 #include "formats/formats.h"
 #include "model/model.h"
 
@@ -196,8 +198,15 @@ rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_erro
 /* ---- load -------------------------------------------------------------- */
 
 static rwkv_status read_whole(const char *path, size_t max, unsigned char **out, size_t *len, rwkv_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    size_t size;
+    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    if (s != RWKV_OK) return s;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     /* read at most max + 1 bytes: enough to tell "too long" */
     unsigned char *buf = malloc(max + 1);
     if (!buf) {

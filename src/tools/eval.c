@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "model/model.h"
 #include "rwkv_eval.h"
 
@@ -284,15 +286,22 @@ static int blank_line(const char *s, size_t n) {
 rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out, rwkv_error *err) {
     if (!path || !out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_lambada_read: path and out are required");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    size_t size;
+    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    if (s != RWKV_OK) return s;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     rwkv_lambada_set *set = calloc(1, sizeof *set);
     size_t cap = 0;
     char *line = NULL;
     size_t line_cap = 0;
     ssize_t got;
     long line_no = 0;
-    rwkv_status s = set ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    s = set ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     while (s == RWKV_OK && (limit == 0 || set->count < limit) && (got = getline(&line, &line_cap, f)) >= 0) {
         line_no++;
         if (blank_line(line, (size_t)got)) continue;
