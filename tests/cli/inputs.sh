@@ -39,4 +39,20 @@ expect_error "--state-in FIFO" "FIFO" "$RWKV" generate -m "$tmp/m.safetensors" -
 expect_error "--lambada FIFO" "FIFO" "$RWKV" eval -m "$tmp/m.safetensors" --lambada "$tmp/fifo"
 expect_error "info /dev/zero" "character device" "$RWKV" info /dev/zero
 
+# ---- headers that declare more than any real file holds: refused before parsing
+# safetensors_header FILE N: a safetensors file whose header lists N empty tensors
+safetensors_header() {
+    awk -v n="$2" 'BEGIN { printf "{"; for (i = 0; i < n; i++) printf "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}", i ? "," : "", i; printf "}" }' >"$tmp/hdr"
+    len=$(wc -c <"$tmp/hdr")
+    { printf "$(printf '\\%03o' $((len & 255)) $((len >> 8 & 255)) $((len >> 16 & 255)) $((len >> 24 & 255)) 0 0 0 0)"; cat "$tmp/hdr"; } >"$1"
+}
+safetensors_header "$tmp/many.safetensors" 100000
+expect_error "safetensors header: 100000 tensors" "at most 65536 tensors" "$RWKV" info "$tmp/many.safetensors"
+safetensors_header "$tmp/few.safetensors" 3
+expect_error "safetensors header: 3 empty tensors" "missing tensor" "$RWKV" info "$tmp/few.safetensors"
+# a shard index whose weight_map is too large to be a real one
+awk 'BEGIN { printf "{\"weight_map\": {"; for (i = 0; i < 1100000; i++) printf "%s\"t%d\": \"a\"", i ? "," : "", i; print "}}" }' \
+    >"$tmp/model.safetensors.index.json"
+expect_error "shard index: 1.1M tensors" "larger than rwkv.c accepts" "$RWKV" info "$tmp/model.safetensors.index.json"
+
 exit $failed
