@@ -5,6 +5,7 @@
 # Usage: tests/cli/inputs.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when anything failed.
 RWKV=${1:-./rwkv}
+SHARED=${RWKV_SHARED:-../shared}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
@@ -54,5 +55,37 @@ expect_error "safetensors header: 3 empty tensors" "missing tensor" "$RWKV" info
 awk 'BEGIN { printf "{\"weight_map\": {"; for (i = 0; i < 1100000; i++) printf "%s\"t%d\": \"a\"", i ? "," : "", i; print "}}" }' \
     >"$tmp/model.safetensors.index.json"
 expect_error "shard index: 1.1M tensors" "larger than rwkv.c accepts" "$RWKV" info "$tmp/model.safetensors.index.json"
+
+# ---- inputs without an end: bounded, or streamed
+expect_error "--prompt-file /dev/zero" "larger than 1 MiB.*--max-input" \
+    "$RWKV" generate -m "$tmp/m.safetensors" --prompt-file /dev/zero --max-input 1 -n 1
+expect_error "tokenize < endless stdin" "larger than 1 MiB.*--max-input" sh -c "head -c 3000000 /dev/zero | \"$RWKV\" tokenize --max-input 1"
+expect_error "detokenize < endless stdin" "larger than 1 MiB.*--max-input" sh -c "yes 1 | \"$RWKV\" detokenize --max-input 1"
+expect_error "chat: a message without end" "longer than 1 MiB.*--max-input" \
+    sh -c "head -c 3000000 /dev/zero | tr '\\0' a | \"$RWKV\" chat -m \"$tmp/m.safetensors\" --max-input 1"
+if head -c 100000 /dev/zero | "$RWKV" tokenize --max-input 1 | wc -w | grep -q '^100000$'; then
+    pass "tokenize: an input under --max-input"
+else fail "tokenize: an input under --max-input" "not 100000 ids"; fi
+expect_error "tokenizer file of 300 MB" "more than the 268435456" sh -c \
+    "truncate -s 300M \"$tmp/big.json\" && \"$RWKV\" tokenize --tokenizer \"$tmp/big.json\" </dev/null"
+# eval --data streams: an endless input is scored up to --limit in bounded memory
+if timeout 60 "$RWKV" eval -m "$tmp/m.safetensors" --data /dev/zero --limit 300000 --json -q >"$tmp/z.json" 2>"$tmp/err" &&
+    grep -q '"tokens": 300000' "$tmp/z.json"; then pass "eval --data /dev/zero --limit: streamed"
+else fail "eval --data /dev/zero --limit" "$(cat "$tmp/z.json" "$tmp/err" | head -c 300)"; fi
+# pieces cut at line breaks (the text is more than one piece of 256 KiB) tokenize as the whole
+# text does (a small World vocabulary, ids < 300)
+if [ -f "$SHARED/reference/rwkv-cpp/rwkv_vocab_v20230424.txt" ]; then
+    head -n 299 "$SHARED/reference/rwkv-cpp/rwkv_vocab_v20230424.txt" >"$tmp/vocab.txt"
+    "$RWKV" init --layers 1 --embd 16 --vocab 300 --out "$tmp/m300.safetensors" 2>/dev/null
+    awk 'BEGIN { for (i = 0; i < 24000; i++) printf "a%d\n\n\t(b) ,c @\n \n", i % 7 }' >"$tmp/lines.txt"
+    want=$("$RWKV" tokenize --tokenizer "$tmp/vocab.txt" <"$tmp/lines.txt" | wc -w)
+    want=$((want - 1))
+    if "$RWKV" eval -m "$tmp/m300.safetensors" --tokenizer "$tmp/vocab.txt" --data "$tmp/lines.txt" --json -q \
+        >"$tmp/l.json" 2>"$tmp/err" && grep -q "\"tokens\": $want," "$tmp/l.json" &&
+        [ "$(wc -c <"$tmp/lines.txt")" -gt 300000 ]; then pass "eval --data in pieces: the tokens of the whole text"
+    else fail "eval --data in pieces" "want $want tokens: $(cat "$tmp/l.json" "$tmp/err" | head -c 300)"; fi
+    expect_error "eval --data: no line break in 1 MiB" "without a line break" sh -c \
+        "head -c 3000000 /dev/zero | tr '\\0' a | \"$RWKV\" eval -m \"$tmp/m.safetensors\" --tokenizer \"$tmp/vocab.txt\" --data - --max-input 1"
+else echo "SKIP eval --data in pieces: no World vocabulary in $SHARED"; fi
 
 exit $failed
