@@ -35,6 +35,9 @@ int cli_read_input(const char *path, long max_mb, const char *what, char **data,
  * rest of it is not read). */
 long cli_read_line(char **line, size_t *cap, long max_mb);
 double cli_now(void); /* monotonic seconds */
+/* Turns SIGBUS from a file rwkv.c maps (a model truncated on disk by another
+ * process while in use) into one line naming the file and exit status 1. */
+void cli_catch_bus_errors(void);
 /* The tokenizer of a model: the file --tokenizer names (tok_path), else the
  * vocabulary the model file carries (GGUF), else the byte-level one. */
 rwkv_status cli_tokenizer_for_model(const char *tok_path, const char *model_path, rwkv_tokenizer **out,

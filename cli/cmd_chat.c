@@ -338,7 +338,7 @@ int cmd_chat(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *system = NULL, *user = NULL, *bot = NULL;
     const char *state_in = NULL, *state_out = NULL;
     long max_tokens = 1000, chunk = 256, max_input = CLI_MAX_INPUT_MB_DEFAULT;
-    int threads = 0;
+    int threads = 0, no_mmap = 0;
     cli_sampling smp;
     cli_sampling_init(&smp);
     cli_opt opts[] = {
@@ -353,6 +353,7 @@ int cmd_chat(int argc, char **argv) {
         CLI_OPT_STATE_OUT(&state_out, "save the conversation state at the end"),
         CLI_OPT_CHUNK(&chunk, "tokens per sequence-mode call when feeding text"),
         CLI_OPT_MAX_INPUT(&max_input, "longest message on stdin, in MiB"),
+        CLI_OPT_NO_MMAP(&no_mmap),
         CLI_OPT_THREADS(&threads),
         CLI_SAMPLING_OPTS(&smp),
     };
@@ -373,7 +374,7 @@ int cmd_chat(int argc, char **argv) {
     char *persona = NULL;
     rc = 1;
     if (cli_tokenizer_for_model(tok_path, model_path, &c.tok, &c.err) != RWKV_OK) goto fail;
-    if (rwkv_model_load(model_path, &c.m, &c.err) != RWKV_OK) goto fail;
+    if (rwkv_model_load_ex(model_path, &(rwkv_load_options){.no_mmap = no_mmap}, &c.m, &c.err) != RWKV_OK) goto fail;
     rwkv_model_set_threads(c.m, threads);
     rwkv_model_info info;
     rwkv_model_get_info(c.m, &info);

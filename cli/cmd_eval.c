@@ -106,7 +106,7 @@ static json_t *json_num(double v) { return isfinite(v) ? json_real(v) : json_nul
 typedef struct eval_run {
     const char *model_path, *data, *lambada, *tok_path, *device, *precision;
     long window, stride, limit, bos, max_input;
-    int threads, json, quiet;
+    int threads, json, quiet, no_mmap;
     rwkv_model *m;
     rwkv_model_info info;
     rwkv_tokenizer *tok;
@@ -376,6 +376,7 @@ int cmd_eval(int argc, char **argv) {
         {"--limit", 0, CLI_LONG, &e.limit, 1, 1099511627776.0, "N", "--data: score at most N tokens; --lambada: first N passages",
          "", NULL, NULL, NULL},
         CLI_OPT_MAX_INPUT(&e.max_input, "--data: longest stretch of text without a line break, in MiB"),
+        CLI_OPT_NO_MMAP(&e.no_mmap),
         CLI_OPT_THREADS(&e.threads),
         CLI_OPT_DEVICE(&e.device),
         CLI_OPT_RUN_PRECISION(&e.precision),
@@ -395,7 +396,7 @@ int cmd_eval(int argc, char **argv) {
     if (e.lambada && e.stride) return cli_usage_error("eval", "--stride applies to --data only");
     rc = 1;
     if (cli_tokenizer_for_model(e.tok_path, e.model_path, &e.tok, &e.err) == RWKV_OK &&
-        rwkv_model_load_ex(e.model_path, &(rwkv_load_options){e.device, e.precision}, &e.m, &e.err) == RWKV_OK) {
+        rwkv_model_load_ex(e.model_path, &(rwkv_load_options){.device = e.device, .precision = e.precision, .no_mmap = e.no_mmap}, &e.m, &e.err) == RWKV_OK) {
         rwkv_model_set_threads(e.m, e.threads);
         rwkv_model_get_info(e.m, &e.info);
         rc = check_against_model(&e);

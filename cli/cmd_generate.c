@@ -107,7 +107,7 @@ static size_t max_stop_len(const stop_list *st) {
 typedef struct gen_args {
     const char *model_path, *tok_path, *prompt, *prompt_file, *state_in, *state_out, *device, *precision;
     long n_gen, chunk, max_input;
-    int threads, json, quiet, ignore_eos, raw, chunk_set;
+    int threads, json, quiet, ignore_eos, raw, chunk_set, no_mmap;
     stop_list stops;
     cli_sampling smp;
 } gen_args;
@@ -251,7 +251,7 @@ static void gen_report(const gen *g, const gen_args *a, size_t n_prompt, double 
  * 0, 1 after a reported failure, 2 after a usage error. */
 static int gen_open(gen *g, gen_args *a) {
     if (cli_tokenizer_for_model(a->tok_path, a->model_path, &g->tok, &g->err) != RWKV_OK) return cli_report(&g->err);
-    rwkv_load_options lo = {a->device, a->precision};
+    rwkv_load_options lo = {.device = a->device, .precision = a->precision, .no_mmap = a->no_mmap};
     if (rwkv_model_load_ex(a->model_path, &lo, &g->m, &g->err) != RWKV_OK) return cli_report(&g->err);
     rwkv_model_set_threads(g->m, a->threads);
     rwkv_model_info info;
@@ -342,6 +342,7 @@ int cmd_generate(int argc, char **argv) {
         {"--prompt-file", 0, CLI_STR, &a.prompt_file, 0, 0, "FILE", "read the prompt from FILE ('-' = stdin)", "",
          NULL, NULL, NULL},
         CLI_OPT_MAX_INPUT(&a.max_input, "largest --prompt-file, in MiB"),
+        CLI_OPT_NO_MMAP(&a.no_mmap),
         CLI_OPT_MAX_TOKENS(&a.n_gen, "tokens to generate"),
         {"--stop", 0, CLI_STRS, &a.stops.strs, 0, 0, "STR", "stop when the output contains STR, which is not printed",
          "", NULL, NULL, NULL},

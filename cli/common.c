@@ -1,11 +1,13 @@
 /* Helpers every command may use: error reporting, time, whole-file reads and
  * feeding tokens to a model. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "rwkv_tokenizer.h"
@@ -23,6 +25,33 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, " (see 'rwkv %s --help')\n", cmd);
     va_end(ap);
     return 2;
+}
+
+/* Only async-signal-safe calls here: write, strlen, _exit, signal, raise. */
+static void on_bus_error(int sig, siginfo_t *si, void *ctx) {
+    (void)ctx;
+    const char *path = rwkv_mapped_file_at(si->si_addr);
+    if (!path) { /* not ours: the default action, when the faulting access repeats */
+        signal(sig, SIG_DFL);
+        return;
+    }
+    static const char head[] = "rwkv: ",
+                      tail[] = ": the file was truncated or changed on disk while in use (bus error reading it); "
+                               "keep it unchanged while rwkv runs, or load it with --no-mmap\n";
+    ssize_t ignored = write(STDERR_FILENO, head, sizeof head - 1);
+    ignored = write(STDERR_FILENO, path, strlen(path));
+    ignored = write(STDERR_FILENO, tail, sizeof tail - 1);
+    (void)ignored;
+    _exit(1);
+}
+
+void cli_catch_bus_errors(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_bus_error;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
 }
 
 double cli_now(void) {

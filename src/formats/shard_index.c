@@ -83,12 +83,12 @@ static rwkv_status list_shards(const char *path, json_t *map, const char **shard
 }
 
 /* Reads one shard and checks that it holds only tensors the index gives to it. */
-static rwkv_status read_shard(const char *path, const char *dir, const char *shard, json_t *map, tensor_set *out,
-                              rwkv_error *err) {
+static rwkv_status read_shard(const char *path, const char *dir, const char *shard, json_t *map, int in_memory,
+                              tensor_set *out, rwkv_error *err) {
     char file[FS_PATH_MAX];
     if (snprintf(file, sizeof file, "%s/%s", dir, shard) >= (int)sizeof file)
         return rwkv_fail(err, RWKV_ERR_ARG, "%s: shard path too long", path);
-    rwkv_status s = checkpoint_read_file(file, out, err);
+    rwkv_status s = checkpoint_read_shard(file, in_memory, out, err);
     if (s != RWKV_OK) {
         if (err) rwkv_error_prefix(err, path);
         return s;
@@ -115,7 +115,7 @@ static rwkv_status read_shards(const char *path, json_t *map, tensor_set *set, r
     folder_of(path, dir, sizeof dir);
     for (int i = 0; s == RWKV_OK && i < n; i++) {
         tensor_set shard;
-        s = read_shard(path, dir, shards[i], map, &shard, err);
+        s = read_shard(path, dir, shards[i], map, set->file.is_mapped == 2, &shard, err);
         if (s == RWKV_OK && !set->format) set->format = shard.format;
         if (s == RWKV_OK && (s = tensor_set_merge(set, &shard, err)) != RWKV_OK && err) rwkv_error_prefix(err, path);
         tensor_set_free(&shard);

@@ -88,4 +88,32 @@ if [ -f "$SHARED/reference/rwkv-cpp/rwkv_vocab_v20230424.txt" ]; then
         "head -c 3000000 /dev/zero | tr '\\0' a | \"$RWKV\" eval -m \"$tmp/m.safetensors\" --tokenizer \"$tmp/vocab.txt\" --data - --max-input 1"
 else echo "SKIP eval --data in pieces: no World vocabulary in $SHARED"; fi
 
+# ---- a model truncated by another process while in use: chat reads its messages from a FIFO,
+# the model is truncated between two messages
+# chat_truncated NAME FLAGS...: runs the chat; sets rc and leaves stderr in $tmp/err
+chat_truncated() {
+    cp "$tmp/m.safetensors" "$tmp/c.safetensors"
+    rm -f "$tmp/in" && mkfifo "$tmp/in"
+    timeout 30 "$RWKV" chat -m "$tmp/c.safetensors" -n 5 --seed 1 "$@" <"$tmp/in" >"$tmp/out" 2>"$tmp/err" &
+    pid=$!
+    exec 3>"$tmp/in"
+    echo hi >&3
+    sleep 2
+    : >"$tmp/c.safetensors"
+    echo again >&3
+    exec 3>&-
+    wait $pid
+    rc=$?
+}
+chat_truncated
+if [ $rc -eq 1 ] && grep -q "c.safetensors: the file was truncated.*--no-mmap" "$tmp/err"; then
+    pass "model truncated while in use: a message naming it, not SIGBUS"
+else fail "model truncated while in use" "exit $rc: $(head -c 300 "$tmp/err")"; fi
+chat_truncated --no-mmap
+if [ $rc -eq 0 ] && [ ! -s "$tmp/err" ]; then pass "--no-mmap: a model truncated on disk is not affected"
+else fail "--no-mmap: a model truncated on disk" "exit $rc: $(head -c 300 "$tmp/err")"; fi
+for c in generate chat eval serve; do
+    "$RWKV" $c --help | grep -q -- "--no-mmap" || fail "$c --help" "does not list --no-mmap"
+done
+
 exit $failed
