@@ -17,7 +17,10 @@ typedef struct cli_command {
 } cli_command;
 
 /* ---- cli/common.c ---------------------------------------------------------- */
-/* Prints "rwkv: <message>" for a failed call and returns exit status 1. */
+/* Writes s with its control characters escaped (\n, \t, \x1b...): names
+ * from a file (tensors, keys) can neither break a line nor drive the terminal. */
+void cli_print_escaped(FILE *f, const char *s);
+/* Prints "rwkv: <message>" (escaped) for a failed call and returns exit status 1. */
 int cli_report(const rwkv_error *err);
 /* Prints "rwkv CMD: <formatted message> (see 'rwkv CMD --help')" and returns exit status 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -12,8 +12,20 @@
 #include "cli.h"
 #include "rwkv_tokenizer.h"
 
+void cli_print_escaped(FILE *f, const char *s) {
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c < 0x20 || c == 0x7f) fprintf(f, "\\x%02x", c);
+        else fputc(c, f);
+    }
+}
+
 int cli_report(const rwkv_error *err) {
-    fprintf(stderr, "rwkv: %s\n", err->message[0] ? err->message : rwkv_status_name(err->code));
+    fputs("rwkv: ", stderr);
+    cli_print_escaped(stderr, err->message[0] ? err->message : rwkv_status_name(err->code));
+    fputc('\n', stderr);
     return 1;
 }
 

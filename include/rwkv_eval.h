@@ -134,7 +134,7 @@ RWKV_API int rwkv_lambada_split(const char *text, size_t len, size_t *split);
 /* Reads a JSON Lines file of objects with a string member "text" (the
  * lambada_openai file); blank lines are skipped. At most `limit` examples
  * are read (0: all). A line that is not such an object, or a text without a
- * space, is RWKV_ERR_FORMAT naming the line. */
+ * space, is RWKV_ERR_FORMAT naming the line; so is a file without passages. */
 RWKV_API rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out,
                               rwkv_error *err);
 RWKV_API void rwkv_lambada_free(rwkv_lambada_set *set);

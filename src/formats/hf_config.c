@@ -122,7 +122,7 @@ static rwkv_status write_json(FILE *f, void *ctx, rwkv_error *err) {
     if (!text) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     free(text);
-    return ok ? RWKV_OK : rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    return ok ? RWKV_OK : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
 }
 
 static const char *torch_dtype_name(dtype t) {

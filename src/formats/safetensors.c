@@ -186,7 +186,7 @@ static rwkv_status st_write_body(FILE *f, void *ctx, rwkv_error *err) {
     }
     free(buf);
     free(conv);
-    return ok ? RWKV_OK : rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    return ok ? RWKV_OK : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
 }
 
 rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to, rwkv_error *err) {

@@ -420,7 +420,9 @@ rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set *
         set->items[set->count++] = (rwkv_lambada_example){copy, len, split};
         json_decref(root);
     }
-    if (s == RWKV_OK && ferror(f)) s = rwkv_fail(err, RWKV_ERR_IO, "%s: read error", path);
+    if (s == RWKV_OK && ferror(f)) s = rwkv_fail_errno(err, RWKV_ERR_IO, "%s: read error", path);
+    if (s == RWKV_OK && set->count == 0) /* an accuracy over no passages is not a result */
+        s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: no passages (the file is empty or holds only blank lines)", path);
     free(line);
     fclose(f);
     if (s != RWKV_OK) {

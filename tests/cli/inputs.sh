@@ -116,4 +116,40 @@ for c in generate chat eval serve; do
     "$RWKV" $c --help | grep -q -- "--no-mmap" || fail "$c --help" "does not list --no-mmap"
 done
 
+# ---- clear errors
+# safetensors_json FILE JSON: a safetensors file of that header and no data
+safetensors_json() {
+    printf '%s' "$2" >"$tmp/hdr"
+    len=$(wc -c <"$tmp/hdr")
+    { printf "$(printf '\\%03o' $((len & 255)) $((len >> 8 & 255)) 0 0 0 0 0 0)"; cat "$tmp/hdr"; } >"$1"
+}
+: >"$tmp/empty.jsonl"
+expect_error "eval --lambada: an empty file" "no passages" "$RWKV" eval -m "$tmp/m.safetensors" --lambada "$tmp/empty.jsonl"
+printf 'hello, tokens\n' >"$tmp/hello.txt" && "$RWKV" tokenize --out "$tmp/t.tok" "$tmp/hello.txt" 2>/dev/null
+expect_error "eval --data: a token file" "is a token file" "$RWKV" eval -m "$tmp/m.safetensors" --data "$tmp/t.tok"
+# a NaN in the weights: quantize refuses and writes nothing
+cp "$tmp/m.safetensors" "$tmp/nan.safetensors"
+hdr=$(od -An -tu8 -N8 "$tmp/m.safetensors" | tr -d ' ')
+printf '\000\000\300\177' | dd of="$tmp/nan.safetensors" bs=1 seek=$((8 + hdr + 64)) conv=notrunc 2>/dev/null
+expect_error "quantize: a model holding NaN" "holds NaN" "$RWKV" quantize "$tmp/nan.safetensors" "$tmp/q.bin" --type q8_0
+[ -e "$tmp/q.bin" ] && fail "quantize: a model holding NaN" "wrote $tmp/q.bin"
+# a write that fails says why (here the file size limit: "File too large")
+expect_error "write failed: the reason" "write failed: File too large" \
+    sh -c "ulimit -f 20; trap '' XFSZ; \"$RWKV\" convert \"$tmp/m.safetensors\" \"$tmp/o.safetensors\""
+# a message longer than the error buffer keeps its end (the reason), shortening the path in its middle
+long=/nonexistent/$(printf '%0250d' 0)/$(printf '%0250d' 1)/$(printf '%0100d' 2)/model.safetensors
+expect_error "a long path keeps the reason" "\.\.\..*/model.safetensors: cannot open: No such file" "$RWKV" info "$long"
+# names from a file cannot break the line or drive the terminal
+safetensors_json "$tmp/esc.safetensors" '{"a\nb\u001b[31m": {"dtype": "F99", "shape": [1], "data_offsets": [0, 4]}}'
+expect_error "tensor names are escaped" "a\\\\nb\\\\x1b\[31m" "$RWKV" info "$tmp/esc.safetensors"
+safetensors_json "$tmp/f64.safetensors" '{"emb.weight": {"dtype": "F64", "shape": [2305843009213693952], "data_offsets": [0, 0]}}'
+expect_error "a size that overflows" "too large (its size in bytes overflows)" "$RWKV" info "$tmp/f64.safetensors"
+expect_error "out of memory names the parameters" "out of memory for [1-9][0-9]* parameters" \
+    sh -c "ulimit -v 3000000; \"$RWKV\" init --layers 24 --embd 4096 --vocab 65536 --out \"$tmp/huge.safetensors\""
+"$RWKV" init --arch rwkv7 --layers 1 --embd 64 --head-size 32 --vocab 256 --out "$tmp/h32.safetensors" 2>/dev/null
+"$RWKV" init --arch rwkv7 --layers 1 --embd 64 --head-size 64 --vocab 256 --out "$tmp/h64.safetensors" 2>/dev/null
+"$RWKV" generate -m "$tmp/h32.safetensors" -p hi -n 1 --state-out "$tmp/h32.state" -q >/dev/null 2>&1
+expect_error "state file: head sizes differ" "head size 32 .*head size 64" \
+    "$RWKV" generate -m "$tmp/h64.safetensors" -p hi -n 1 --state-in "$tmp/h32.state"
+
 exit $failed
