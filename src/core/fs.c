@@ -81,6 +81,20 @@ rwkv_status open_regular_file(const char *path, int *fd_out, size_t *size, rwkv_
     return RWKV_OK;
 }
 
+rwkv_status fopen_regular_file(const char *path, FILE **out, rwkv_error *err) {
+    int fd;
+    size_t size;
+    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    if (s != RWKV_OK) return s;
+    *out = fdopen(fd, "rb");
+    if (!*out) {
+        int e = errno;
+        close(fd);
+        return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    return RWKV_OK;
+}
+
 rwkv_status read_regular_file(const char *path, size_t max, const char *what, char **data, size_t *len,
                               rwkv_error *err) {
     int fd;

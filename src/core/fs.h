@@ -3,6 +3,8 @@
 #ifndef RWKV_CORE_FS_H
 #define RWKV_CORE_FS_H
 
+#include <stdio.h>
+
 #include "core/error.h"
 
 /* The longest path the helpers and their callers build. */
@@ -23,6 +25,8 @@ rwkv_status lock_dir(const char *dir, int *fd_out, rwkv_error *err);
  * device or directory is a prompt RWKV_ERR_IO naming what it is. On success
  * *fd_out is a blocking descriptor and *size the file's size. */
 rwkv_status open_regular_file(const char *path, int *fd_out, size_t *size, rwkv_error *err);
+/* open_regular_file as a stdio stream for reading. */
+rwkv_status fopen_regular_file(const char *path, FILE **out, rwkv_error *err);
 /* A whole regular file, read into memory (NUL-terminated; the NUL is not
  * counted in *len). A file larger than max bytes is RWKV_ERR_FORMAT naming
  * the limit and `what` the file was expected to be; nothing is allocated

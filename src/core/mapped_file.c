@@ -51,16 +51,21 @@ const char *rwkv_mapped_file_at(const void *addr) {
     return NULL;
 }
 
+static rwkv_status open_nonempty(const char *path, int *fd, size_t *size, rwkv_error *err) {
+    rwkv_status s = open_regular_file(path, fd, size, err);
+    if (s == RWKV_OK && *size == 0) {
+        close(*fd);
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: file is empty", path);
+    }
+    return s;
+}
+
 rwkv_status mapped_file_open(const char *path, mapped_file *mf, rwkv_error *err) {
     memset(mf, 0, sizeof *mf);
     int fd;
     size_t size;
-    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    rwkv_status s = open_nonempty(path, &fd, &size, err);
     if (s != RWKV_OK) return s;
-    if (size == 0) {
-        close(fd);
-        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: file is empty", path);
-    }
     void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
@@ -75,12 +80,8 @@ rwkv_status mapped_file_read(const char *path, mapped_file *mf, rwkv_error *err)
     memset(mf, 0, sizeof *mf);
     int fd;
     size_t size;
-    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    rwkv_status s = open_nonempty(path, &fd, &size, err);
     if (s != RWKV_OK) return s;
-    if (size == 0) {
-        close(fd);
-        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: file is empty", path);
-    }
     void *p = NULL;
     if (posix_memalign(&p, 4096, size) != 0) {
         close(fd);

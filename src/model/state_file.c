@@ -198,15 +198,9 @@ rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_erro
 /* ---- load -------------------------------------------------------------- */
 
 static rwkv_status read_whole(const char *path, size_t max, unsigned char **out, size_t *len, rwkv_error *err) {
-    int fd;
-    size_t size;
-    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    FILE *f;
+    rwkv_status s = fopen_regular_file(path, &f, err);
     if (s != RWKV_OK) return s;
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
     /* read at most max + 1 bytes: enough to tell "too long" */
     unsigned char *buf = malloc(max + 1);
     if (!buf) {

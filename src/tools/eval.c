@@ -357,15 +357,9 @@ static int blank_line(const char *s, size_t n) {
 rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out, rwkv_error *err) {
     if (!path || !out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_lambada_read: path and out are required");
     *out = NULL;
-    int fd;
-    size_t size;
-    rwkv_status s = open_regular_file(path, &fd, &size, err);
+    FILE *f;
+    rwkv_status s = fopen_regular_file(path, &f, err);
     if (s != RWKV_OK) return s;
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
     rwkv_lambada_set *set = calloc(1, sizeof *set);
     size_t cap = 0;
     char *line = NULL;
