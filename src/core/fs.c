@@ -131,6 +131,43 @@ rwkv_status read_regular_file(const char *path, size_t max, const char *what, ch
     return RWKV_OK;
 }
 
+rwkv_status read_file_or_fifo(const char *path, size_t max, const char *what, char **data, size_t *len,
+                              rwkv_error *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISFIFO(st.st_mode)) return read_regular_file(path, max, what, data, len, err);
+    FILE *f = fopen(path, "rb");
+    if (!f) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (n == cap) { /* grow by doubling, never past max + 1 bytes */
+            size_t next = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *b = n > max ? NULL : realloc(buf, next + 1);
+            if (!b) break;
+            buf = b;
+            cap = next;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f), e = errno;
+    fclose(f);
+    rwkv_status s = !buf ? rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path)
+                    : n > max ? rwkv_fail(err, RWKV_ERR_FORMAT, "%s: more than the %zu bytes a %s may have", path, max,
+                                          what)
+                    : bad ? rwkv_fail(err, RWKV_ERR_IO, "%s: read failed: %s", path, strerror(e))
+                          : RWKV_OK;
+    if (s != RWKV_OK) {
+        free(buf);
+        return s;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return RWKV_OK;
+}
+
 char *abs_path(const char *p) {
     char *r = realpath(p, NULL);
     return r ? r : strdup(p);

@@ -33,6 +33,11 @@ rwkv_status fopen_regular_file(const char *path, FILE **out, rwkv_error *err);
  * beyond the file's size. */
 rwkv_status read_regular_file(const char *path, size_t max, const char *what, char **data, size_t *len,
                               rwkv_error *err);
+/* read_regular_file for a file that may also be a FIFO (a pipe from another
+ * process, which may hold the reader until it writes): a FIFO is read as it
+ * comes, up to max bytes, without knowing its size first. */
+rwkv_status read_file_or_fifo(const char *path, size_t max, const char *what, char **data, size_t *len,
+                              rwkv_error *err);
 /* "a FIFO", "a directory", ... for a file type from stat's st_mode. */
 const char *file_type_name(unsigned mode);
 /* The absolute, resolved path (malloc'ed); p itself (strdup'ed) when it

@@ -16,7 +16,8 @@
 void rwkv_free(void *p) { free(p); }
 
 static rwkv_status read_file(const char *path, char **data, size_t *len, rwkv_error *err) {
-    return read_regular_file(path, TOK_MAX_FILE_BYTES, "tokenizer file", data, len, err);
+    /* a FIFO is allowed: a tokenizer may come from a pipe (bash's <(...)) */
+    return read_file_or_fifo(path, TOK_MAX_FILE_BYTES, "tokenizer file", data, len, err);
 }
 
 void rwkv_tokenizer_free(rwkv_tokenizer *tok) {

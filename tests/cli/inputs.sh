@@ -35,7 +35,7 @@ expect_error() {
 mkfifo "$tmp/fifo"
 expect_error "info FIFO" "FIFO" "$RWKV" info "$tmp/fifo"
 expect_error "generate -m FIFO" "FIFO" "$RWKV" generate -m "$tmp/fifo" -p x -n 1
-expect_error "--tokenizer FIFO" "FIFO" "$RWKV" generate -m "$tmp/m.safetensors" --tokenizer "$tmp/fifo" -p x -n 1
+expect_error "--tokenizer /dev/zero" "character device" "$RWKV" generate -m "$tmp/m.safetensors" --tokenizer /dev/zero -p x -n 1
 expect_error "--state-in FIFO" "FIFO" "$RWKV" generate -m "$tmp/m.safetensors" --state-in "$tmp/fifo" -p x -n 1
 expect_error "--lambada FIFO" "FIFO" "$RWKV" eval -m "$tmp/m.safetensors" --lambada "$tmp/fifo"
 expect_error "info /dev/zero" "character device" "$RWKV" info /dev/zero
