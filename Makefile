@@ -112,6 +112,7 @@ $(BUILD)/tests/%: tests/%.c tests/test.h tests/pth_build.h $(BUILD)/librwkv.a
 # Unit tests, vector checks and CLI tests; tests/run.sh prints the totals.
 test: all test-deps $(TEST_BIN) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory asan-build
+	@$(MAKE) --no-print-directory fuzz-gcc
 	@sh tests/run.sh $(BUILD) build-asan "$(VECTORS)"
 
 unit: all $(TEST_BIN)
@@ -152,31 +153,50 @@ bench-tokenizer: $(BUILD)/bench/bench_tokenizer
 
 # ---- fuzzing (fuzz/README.md) -----------------------------------------------
 # `make fuzz` builds each fuzz/fuzz_*.c target with gcc + ASan/UBSan and the
-# standalone driver ($(BUILD)/fuzz/gcc/<target>), and, when clang is installed,
-# as a libFuzzer binary ($(BUILD)/fuzz/libfuzzer/<target>). The targets only need
-# the checkpoint readers, so they are compiled from those sources directly.
+# standalone driver ($(BUILD)/fuzz/gcc/<target>), linked with the ASan build of
+# the library (build-asan/librwkv.a, the one `make test` builds), and, when
+# clang is installed, as a libFuzzer binary ($(BUILD)/fuzz/libfuzzer/<target>)
+# linked with a copy of the library compiled by clang with coverage. The HTTP
+# request target also needs the server's request parser from the CLI.
+# `make test` builds the gcc targets and runs each briefly (tests/cli/fuzz.sh).
 FUZZ_TARGETS := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
-FUZZ_LIB_SRC := $(sort $(wildcard src/formats/*.c)) src/core/tensor.c src/core/dtype.c src/core/kquants.c src/core/error.c src/core/mapped_file.c src/core/atomic_write.c src/core/strmap.c src/core/fs.c
-FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc \
+FUZZ_CLI_SRC := cli/serve/request.c cli/serve/job.c cli/serve/chat_prompt.c
+FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc -Icli/serve \
               -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_LDLIBS = -ljansson -lutf8proc -lm -fopenmp -lpthread
 FUZZ_CLANG := $(shell command -v clang 2>/dev/null)
-.PHONY: fuzz
-fuzz:
-	@mkdir -p $(BUILD)/fuzz/gcc $(BUILD)/fuzz/libfuzzer
-	@for t in $(FUZZ_TARGETS); do \
-	  echo "gcc   -> $(BUILD)/fuzz/gcc/$$t"; \
-	  $(CC) $(FUZZ_CFLAGS) -fsanitize=address,undefined -o $(BUILD)/fuzz/gcc/$$t fuzz/$$t.c fuzz/standalone.c \
-	    $(FUZZ_LIB_SRC) -ljansson -lm || exit 1; \
-	done
+FUZZ_GCC_BIN := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/gcc/%)
+FUZZ_CLANG_BIN := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/libfuzzer/%)
+FUZZ_CLANG_OBJ := $(patsubst %.c,$(BUILD)/fuzz/clang/%.o,$(filter-out %_cuda.c,$(ALL_LIB_SRC)) $(FUZZ_CLI_SRC))
+.PHONY: fuzz fuzz-gcc
+fuzz: fuzz-gcc
 ifneq ($(FUZZ_CLANG),)
-	@for t in $(FUZZ_TARGETS); do \
-	  echo "clang -> $(BUILD)/fuzz/libfuzzer/$$t"; \
-	  clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $(BUILD)/fuzz/libfuzzer/$$t fuzz/$$t.c \
-	    $(FUZZ_LIB_SRC) -ljansson -lm || exit 1; \
-	done
+	@$(MAKE) --no-print-directory $(FUZZ_CLANG_BIN)
 else
 	@echo "clang not found: libFuzzer builds skipped (the gcc builds are in $(BUILD)/fuzz/gcc)"
 endif
+
+fuzz-gcc:
+	@$(MAKE) --no-print-directory asan-build
+	@$(MAKE) --no-print-directory $(FUZZ_GCC_BIN)
+
+$(BUILD)/fuzz/gcc/%: fuzz/%.c fuzz/standalone.c $(wildcard fuzz/*.h) build-asan/librwkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,undefined -o $@ $< fuzz/standalone.c \
+	  $(if $(filter fuzz_http_request,$*),$(FUZZ_CLI_SRC)) build-asan/librwkv.a $(FUZZ_LDLIBS)
+
+$(BUILD)/fuzz/clang/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -Wno-pass-failed -fopenmp -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(BUILD)/fuzz/clang/librwkv-fuzz.a: $(FUZZ_CLANG_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/libfuzzer/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/fuzz/clang/librwkv-fuzz.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fopenmp -fsanitize=fuzzer,address,undefined -o $@ $< $(BUILD)/fuzz/clang/librwkv-fuzz.a \
+	  $(FUZZ_LDLIBS)
 
 # ---- experiments: RWKV-4 vs the GPT baseline (docs/results.md) --------------
 # `make results` runs scripts/results.sh (about 15 minutes on 2 cores;

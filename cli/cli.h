@@ -17,7 +17,10 @@ typedef struct cli_command {
 } cli_command;
 
 /* ---- cli/common.c ---------------------------------------------------------- */
-/* Prints "rwkv: <message>" for a failed call and returns exit status 1. */
+/* Writes s with its control characters escaped (\n, \t, \x1b...): names
+ * from a file (tensors, keys) can neither break a line nor drive the terminal. */
+void cli_print_escaped(FILE *f, const char *s);
+/* Prints "rwkv: <message>" (escaped) for a failed call and returns exit status 1. */
 int cli_report(const rwkv_error *err);
 /* Prints "rwkv CMD: <formatted message> (see 'rwkv CMD --help')" and returns exit status 2 (usage error). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -25,9 +28,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * logits (may be NULL) receives the last token's logits. */
 rwkv_status cli_feed(rwkv_model *m, rwkv_state *st, const int *toks, size_t n, size_t chunk, float *logits,
                      rwkv_error *err);
-/* Reads a whole file ('-' = stdin), NUL-terminated; 0 or -1 (errno set). */
-int cli_read_file(const char *path, char **data, size_t *len);
+/* Reads a whole file ('-' = stdin), NUL-terminated, of at most max_mb MiB;
+ * 0, or 1 after printing why not ("rwkv: PATH: ..."; a larger input names
+ * the limit and --max-input). `what` says what the file is ("prompt file"). */
+int cli_read_input(const char *path, long max_mb, const char *what, char **data, size_t *len);
+/* One line of stdin of at most max_mb MiB, without its line break, into
+ * *line (grown as needed): its length, -1 at the end of the input or on a
+ * read error (ferror tells), -2 when the line is longer than the limit (the
+ * rest of it is not read). */
+long cli_read_line(char **line, size_t *cap, long max_mb);
 double cli_now(void); /* monotonic seconds */
+/* Turns SIGBUS from a file rwkv.c maps (a model truncated on disk by another
+ * process while in use) into one line naming the file and exit status 1. */
+void cli_catch_bus_errors(void);
 /* The tokenizer of a model: the file --tokenizer names (tok_path), else the
  * vocabulary the model file carries (GGUF), else the byte-level one. */
 rwkv_status cli_tokenizer_for_model(const char *tok_path, const char *model_path, rwkv_tokenizer **out,

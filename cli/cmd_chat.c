@@ -46,7 +46,7 @@ typedef struct chat {
     const char *system;
     const char *inputs[2]; /* the model and tokenizer files, which /save must not overwrite */
     size_t chunk;
-    long max_tokens;
+    long max_tokens, max_input;
     rwkv_error err;
 } chat;
 
@@ -268,7 +268,13 @@ static int converse(chat *c, uint64_t seed) {
             fflush(stdout);
         }
         errno = 0;
-        ssize_t got = getline(&line, &line_cap, stdin);
+        long got = cli_read_line(&line, &line_cap, c->max_input);
+        if (got == -2) {
+            fprintf(stderr, "rwkv: a message is longer than %ld MiB (raise the limit with --max-input MB)\n",
+                    c->max_input);
+            had_error = 1;
+            break;
+        }
         if (got < 0) {
             if (ferror(stdin) && !cli_interrupted()) {
                 fprintf(stderr, "rwkv: reading stdin: %s\n", strerror(errno));
@@ -336,8 +342,8 @@ static rwkv_status chat_setup(chat *c, cli_sampling *smp, const char *system, co
 int cmd_chat(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *system = NULL, *user = NULL, *bot = NULL;
     const char *state_in = NULL, *state_out = NULL;
-    long max_tokens = 1000, chunk = 256;
-    int threads = 0;
+    long max_tokens = 1000, chunk = 256, max_input = CLI_MAX_INPUT_MB_DEFAULT;
+    int threads = 0, no_mmap = 0;
     cli_sampling smp;
     cli_sampling_init(&smp);
     cli_opt opts[] = {
@@ -351,6 +357,8 @@ int cmd_chat(int argc, char **argv) {
         CLI_OPT_STATE_IN(&state_in, "start from a saved conversation state"),
         CLI_OPT_STATE_OUT(&state_out, "save the conversation state at the end"),
         CLI_OPT_CHUNK(&chunk, "tokens per sequence-mode call when feeding text"),
+        CLI_OPT_MAX_INPUT(&max_input, "longest message on stdin, in MiB"),
+        CLI_OPT_NO_MMAP(&no_mmap),
         CLI_OPT_THREADS(&threads),
         CLI_SAMPLING_OPTS(&smp),
     };
@@ -367,12 +375,12 @@ int cmd_chat(int argc, char **argv) {
         cli_usage_error("chat", "--user and --bot must be non-empty single-line names");
         goto out;
     }
-    chat c = {.chunk = (size_t)chunk, .max_tokens = max_tokens, .inputs = {model_path, tok_path}};
+    chat c = {.chunk = (size_t)chunk, .max_tokens = max_tokens, .max_input = max_input, .inputs = {model_path, tok_path}};
     char *persona = NULL;
     rc = 1;
     if (state_out && rwkv_check_output(state_out, c.inputs, 2, &c.err) != RWKV_OK) goto fail;
     if (cli_tokenizer_for_model(tok_path, model_path, &c.tok, &c.err) != RWKV_OK) goto fail;
-    if (rwkv_model_load(model_path, &c.m, &c.err) != RWKV_OK) goto fail;
+    if (rwkv_model_load_ex(model_path, &(rwkv_load_options){.no_mmap = no_mmap}, &c.m, &c.err) != RWKV_OK) goto fail;
     rwkv_model_set_threads(c.m, threads);
     rwkv_model_info info;
     rwkv_model_get_info(c.m, &info);

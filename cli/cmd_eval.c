@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -21,7 +22,9 @@ static const char about[] =
     "--data: every token after the first is scored exactly once, from the tokens before it. Prints\n"
     "the tokens scored, the loss (mean cross-entropy, nats/token), perplexity = exp(loss), bits per\n"
     "token and bits per byte (total NLL / (bytes x ln 2)) and the share of tokens that were the\n"
-    "model's top-1 prediction.\n"
+    "model's top-1 prediction. The file is read, tokenized and scored in pieces of 256 KiB cut at line\n"
+    "breaks (giving the tokens of the whole), so any length fits in memory; a file with no line break\n"
+    "for more than --max-input MiB is refused (the byte-level tokenizer cuts anywhere).\n"
     "  RWKV: the whole file is one context, fed in sequence mode WINDOW tokens at a time with the\n"
     "  state carried over (WINDOW only bounds memory).\n"
     "  GPT: its context is its n_ctx learned positions, so the text is scored with a sliding window:\n"
@@ -81,11 +84,6 @@ static void progress_show(progress *p, int64_t done, int64_t total, const char *
     fflush(stderr);
 }
 
-static int ppl_progress(int64_t done, int64_t total, void *user) {
-    progress_show(user, done, total, "");
-    return 0;
-}
-
 static int lambada_progress(const rwkv_lambada_step *s, void *user) {
     char extra[96];
     snprintf(extra, sizeof extra, "acc %.2f%% ppl %.3f", 100.0 * s->accuracy, s->perplexity);
@@ -107,8 +105,8 @@ static json_t *json_num(double v) { return isfinite(v) ? json_real(v) : json_nul
 /* What the flags ask for, and the loaded model and tokenizer. */
 typedef struct eval_run {
     const char *model_path, *data, *lambada, *tok_path, *device, *precision;
-    long window, stride, limit, bos;
-    int threads, json, quiet;
+    long window, stride, limit, bos, max_input;
+    int threads, json, quiet, no_mmap;
     rwkv_model *m;
     rwkv_model_info info;
     rwkv_tokenizer *tok;
@@ -116,7 +114,7 @@ typedef struct eval_run {
     rwkv_error err;
 } eval_run;
 
-static void ppl_print(const eval_run *e, const rwkv_ppl_result *r, size_t len, size_t n_ids, double secs) {
+static void ppl_print(const eval_run *e, const rwkv_ppl_result *r, size_t len, int limited, double secs) {
     const int gpt = e->info.arch == RWKV_ARCH_GPT;
     double bpt = r->loss / log(2.0), top1 = (double)r->n_top1 / (double)r->n_tokens;
     if (e->json) {
@@ -143,9 +141,10 @@ static void ppl_print(const eval_run *e, const rwkv_ppl_result *r, size_t len, s
         return;
     }
     printf("model:          %s (%s)\n", e->model_path, e->desc);
-    printf("data:           %s (%zu bytes, tokenizer %s)\n", e->data, len, rwkv_tokenizer_kind(e->tok));
+    printf("data:           %s (%zu bytes%s, tokenizer %s)\n", e->data, len, limited ? " read" : "",
+           rwkv_tokenizer_kind(e->tok));
     printf("tokens scored:  %lld (%lld bytes)%s\n", (long long)r->n_tokens, (long long)r->n_bytes,
-           e->limit > 0 && (size_t)e->limit + 1 < n_ids ? ", limited by --limit" : "");
+           limited ? ", limited by --limit" : "");
     if (gpt && r->n_windows > 1)
         printf("context:        sliding window of %lld tokens, stride %lld (%lld windows): past the first "
                "window every token sees %lld to %lld tokens\n",
@@ -165,40 +164,133 @@ static void ppl_print(const eval_run *e, const rwkv_ppl_result *r, size_t len, s
     printf("time:           %.2f s (%.0f tokens/s)\n", secs, (double)r->n_tokens / secs);
 }
 
-/* --data: perplexity over the file; 0 or 1 (the error is in e->err). */
+/* --data is read and tokenized in pieces of this many bytes, so that memory
+ * does not grow with the corpus. */
+#define EVAL_READ_BYTES ((size_t)256 << 10)
+
+static int is_visible_ascii(char c) { return c > ' ' && c <= '~'; }
+
+/* Where text[0, n) may be cut so that tokenizing the two sides apart gives
+ * the tokens of the whole: anywhere for the byte-level tokenizer; else after
+ * the last lone line break between printable ASCII characters: no World
+ * token holds "\n" followed by such a character, and NeoX's pre-tokenizer
+ * makes such a "\n" a piece of its own whether text follows or not (a run of
+ * whitespace would not be: "\n\n" at the end of a piece is one pre-token,
+ * before a word two). 0 when there is no such place. */
+static size_t safe_cut(const rwkv_tokenizer *tok, const char *text, size_t n) {
+    if (strcmp(rwkv_tokenizer_kind(tok), "bytes") == 0) return n;
+    for (size_t i = n; i-- > 2;)
+        if (text[i - 1] == '\n' && is_visible_ascii(text[i - 2]) && is_visible_ascii(text[i])) return i;
+    return 0;
+}
+
+/* The --data run as it streams: the file, the pending text, the scorer. */
+typedef struct data_stream {
+    eval_run *e;
+    progress *pr;
+    FILE *f;
+    size_t file_size; /* 0: not known (a pipe) */
+    size_t bytes_read, bytes_scored, n_ids, max_ids;
+    char *pending;
+    size_t n_pending, cap_pending;
+    rwkv_ppl_stream *ppl;
+} data_stream;
+
+/* Progress in tokens; the total is estimated from the share of the file read. */
+static int stream_progress(int64_t done, int64_t total, void *user) {
+    data_stream *d = user;
+    if (total == 0 && d->file_size && d->bytes_scored)
+        total = (int64_t)((double)done * (double)d->file_size / (double)d->bytes_scored);
+    if (total < done) total = done + 1;
+    progress_show(d->pr, done, total, "");
+    return 0;
+}
+
+/* Tokenizes text[0, n) and pushes its tokens (up to --limit); 0 or 1. */
+static int push_text(data_stream *d, const char *text, size_t n) {
+    int *ids = NULL;
+    size_t k = 0;
+    if (rwkv_tokenize(d->e->tok, text, n, &ids, &k, &d->e->err) != RWKV_OK) return 1;
+    size_t take = d->n_ids + k > d->max_ids ? d->max_ids - d->n_ids : k;
+    d->bytes_scored += n;
+    d->n_ids += take;
+    rwkv_status s = rwkv_ppl_stream_push(d->ppl, ids, take, &d->e->err);
+    rwkv_free(ids);
+    return s != RWKV_OK;
+}
+
+/* Reads the file to its end (or to --limit tokens), pushing every piece that
+ * can be tokenized on its own; 0 or 1. */
+static int stream_file(data_stream *d) {
+    const size_t max_pending = (size_t)d->e->max_input << 20;
+    for (;;) {
+        if (d->n_ids >= d->max_ids) return 0;
+        if (d->cap_pending - d->n_pending < EVAL_READ_BYTES) {
+            size_t cap = d->n_pending + 2 * EVAL_READ_BYTES;
+            char *p = realloc(d->pending, cap);
+            if (!p) return snprintf(d->e->err.message, sizeof d->e->err.message, "out of memory"), 1;
+            d->pending = p;
+            d->cap_pending = cap;
+        }
+        size_t got = fread(d->pending + d->n_pending, 1, EVAL_READ_BYTES, d->f);
+        if (got == 0 && ferror(d->f))
+            return snprintf(d->e->err.message, sizeof d->e->err.message, "%s: read failed: %s", d->e->data,
+                            strerror(errno)), 1;
+        if (d->bytes_read == 0 && got >= 8 && memcmp(d->pending, "RWKVTOK", 8) == 0)
+            return snprintf(d->e->err.message, sizeof d->e->err.message,
+                            "%s: is a token file (rwkv tokenize --out); eval --data reads text: give the text it "
+                            "was made from", d->e->data), 1;
+        d->bytes_read += got;
+        d->n_pending += got;
+        if (got == 0) return d->n_pending && push_text(d, d->pending, d->n_pending);
+        size_t cut = safe_cut(d->e->tok, d->pending, d->n_pending);
+        if (cut == 0 && d->n_pending > max_pending)
+            return snprintf(d->e->err.message, sizeof d->e->err.message,
+                            "%s: more than %ld MiB without a line break to tokenize apart at (raise the limit "
+                            "with --max-input MB)", d->e->data, d->e->max_input), 1;
+        if (cut == 0) continue;
+        if (push_text(d, d->pending, cut)) return 1;
+        memmove(d->pending, d->pending + cut, d->n_pending - cut);
+        d->n_pending -= cut;
+    }
+}
+
+/* --data: perplexity over the file, read, tokenized and scored in pieces;
+ * 0 or 1 (the error is in e->err). */
 static int eval_data(eval_run *e, progress *pr) {
-    char *text = NULL;
-    size_t len = 0, n = 0;
-    int *ids = NULL, *all = NULL, rc = 1;
-    if (cli_read_file(e->data, &text, &len) != 0) {
-        snprintf(e->err.message, sizeof e->err.message, "%s: cannot read: %s", e->data, strerror(errno));
-        goto done;
+    data_stream d = {.e = e, .pr = pr, .max_ids = e->limit > 0 ? (size_t)e->limit + 1 : SIZE_MAX};
+    int is_stdin = strcmp(e->data, "-") == 0, rc = 1;
+    d.f = is_stdin ? stdin : fopen(e->data, "rb");
+    if (!d.f) {
+        snprintf(e->err.message, sizeof e->err.message, "%s: cannot open: %s", e->data, strerror(errno));
+        return 1;
     }
-    if (rwkv_tokenize(e->tok, text, len, &ids, &n, &e->err) != RWKV_OK) goto done;
-    size_t extra = e->bos >= 0 ? 1 : 0, total = n + extra;
-    if (e->limit > 0 && (size_t)e->limit + 1 < total) total = (size_t)e->limit + 1;
-    if (total < 2) {
-        snprintf(e->err.message, sizeof e->err.message, "%s: too short to score (%zu tokens; need 2)", e->data,
-                 n + extra);
-        goto done;
-    }
-    if (!(all = malloc(total * sizeof *all))) {
-        snprintf(e->err.message, sizeof e->err.message, "out of memory");
-        goto done;
-    }
-    if (extra) all[0] = (int)e->bos;
-    memcpy(all + extra, ids, (total - extra) * sizeof *all);
-    rwkv_ppl_options o = {.window = (size_t)e->window, .tokenizer = e->tok, .progress = ppl_progress, .user = pr,
+    struct stat st;
+    if (fstat(fileno(d.f), &st) == 0 && S_ISREG(st.st_mode)) d.file_size = (size_t)st.st_size;
+    rwkv_ppl_options o = {.window = (size_t)e->window, .tokenizer = e->tok, .progress = stream_progress, .user = &d,
                           .stride = (size_t)e->stride};
-    rwkv_ppl_result r;
+    if (rwkv_ppl_stream_new(e->m, &o, &d.ppl, &e->err) != RWKV_OK) goto done;
     double t0 = cli_now();
-    if (rwkv_eval_perplexity(e->m, all, total, &o, &r, &e->err) != RWKV_OK) goto done;
-    ppl_print(e, &r, len, n + extra, cli_now() - t0);
+    if (e->bos >= 0) {
+        int bos = (int)e->bos;
+        d.n_ids = 1;
+        if (rwkv_ppl_stream_push(d.ppl, &bos, 1, &e->err) != RWKV_OK) goto done;
+    }
+    if (stream_file(&d)) goto done;
+    if (d.n_ids < 2) {
+        snprintf(e->err.message, sizeof e->err.message, "%s: too short to score (%zu tokens; need 2)", e->data,
+                 d.n_ids);
+        goto done;
+    }
+    rwkv_ppl_result r;
+    if (rwkv_ppl_stream_finish(d.ppl, &r, &e->err) != RWKV_OK) goto done;
+    int limited = d.n_ids >= d.max_ids && (d.n_pending > 0 || fgetc(d.f) != EOF);
+    ppl_print(e, &r, d.bytes_read, limited, cli_now() - t0);
     rc = 0;
 done:
-    free(text);
-    rwkv_free(ids);
-    free(all);
+    if (!is_stdin) fclose(d.f);
+    rwkv_ppl_stream_free(d.ppl);
+    free(d.pending);
     return rc;
 }
 
@@ -267,7 +359,7 @@ static int check_against_model(eval_run *e) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    eval_run e = {.bos = -1};
+    eval_run e = {.bos = -1, .max_input = CLI_MAX_INPUT_MB_DEFAULT};
     cli_opt opts[] = {
         CLI_OPT_MODEL(&e.model_path, "checkpoint (any format rwkv info reads; RWKV or GPT)"),
         {"--data", 0, CLI_STR, &e.data, 0, 0, "FILE", "text file for perplexity", "", NULL, NULL, NULL},
@@ -283,6 +375,8 @@ int cmd_eval(int argc, char **argv) {
          "", NULL, NULL, NULL},
         {"--limit", 0, CLI_LONG, &e.limit, 1, 1099511627776.0, "N", "--data: score at most N tokens; --lambada: first N passages",
          "", NULL, NULL, NULL},
+        CLI_OPT_MAX_INPUT(&e.max_input, "--data: longest stretch of text without a line break, in MiB"),
+        CLI_OPT_NO_MMAP(&e.no_mmap),
         CLI_OPT_THREADS(&e.threads),
         CLI_OPT_DEVICE(&e.device),
         CLI_OPT_RUN_PRECISION(&e.precision),
@@ -302,7 +396,7 @@ int cmd_eval(int argc, char **argv) {
     if (e.lambada && e.stride) return cli_usage_error("eval", "--stride applies to --data only");
     rc = 1;
     if (cli_tokenizer_for_model(e.tok_path, e.model_path, &e.tok, &e.err) == RWKV_OK &&
-        rwkv_model_load_ex(e.model_path, &(rwkv_load_options){e.device, e.precision}, &e.m, &e.err) == RWKV_OK) {
+        rwkv_model_load_ex(e.model_path, &(rwkv_load_options){.device = e.device, .precision = e.precision, .no_mmap = e.no_mmap}, &e.m, &e.err) == RWKV_OK) {
         rwkv_model_set_threads(e.m, e.threads);
         rwkv_model_get_info(e.m, &e.info);
         rc = check_against_model(&e);

@@ -108,8 +108,8 @@ static size_t max_stop_len(const stop_list *st) {
 /* What the flags ask for. */
 typedef struct gen_args {
     const char *model_path, *tok_path, *prompt, *prompt_file, *state_in, *state_out, *device, *precision;
-    long n_gen, chunk;
-    int threads, json, quiet, ignore_eos, raw, chunk_set;
+    long n_gen, chunk, max_input;
+    int threads, json, quiet, ignore_eos, raw, chunk_set, no_mmap;
     stop_list stops;
     cli_sampling smp;
 } gen_args;
@@ -260,7 +260,7 @@ static int gen_open(gen *g, gen_args *a) {
     const char *inputs[] = {a->model_path, a->tok_path, a->prompt_file};
     if (a->state_out && rwkv_check_output(a->state_out, inputs, 3, &g->err) != RWKV_OK) return cli_report(&g->err);
     if (cli_tokenizer_for_model(a->tok_path, a->model_path, &g->tok, &g->err) != RWKV_OK) return cli_report(&g->err);
-    rwkv_load_options lo = {a->device, a->precision};
+    rwkv_load_options lo = {.device = a->device, .precision = a->precision, .no_mmap = a->no_mmap};
     if (rwkv_model_load_ex(a->model_path, &lo, &g->m, &g->err) != RWKV_OK) return cli_report(&g->err);
     rwkv_model_set_threads(g->m, a->threads);
     rwkv_model_info info;
@@ -311,10 +311,7 @@ static int gen_run(gen *g, const gen_args *a) {
     size_t prompt_len = strlen(prompt), n_prompt = 0;
     int *ptoks = NULL, rc = 1;
     if (a->prompt_file) {
-        if (cli_read_file(a->prompt_file, &file_prompt, &prompt_len)) {
-            fprintf(stderr, "rwkv: %s: cannot read the prompt file: %s\n", a->prompt_file, strerror(errno));
-            return 1;
-        }
+        if (cli_read_input(a->prompt_file, a->max_input, "prompt file", &file_prompt, &prompt_len)) return 1;
         prompt = file_prompt;
     }
     if (rwkv_tokenize(g->tok, prompt, prompt_len, &ptoks, &n_prompt, &g->err) != RWKV_OK) {
@@ -345,7 +342,7 @@ static int gen_run(gen *g, const gen_args *a) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    gen_args a = {.n_gen = 200, .chunk = 256};
+    gen_args a = {.n_gen = 200, .chunk = 256, .max_input = CLI_MAX_INPUT_MB_DEFAULT};
     cli_sampling_init(&a.smp);
     cli_opt opts[] = {
         CLI_OPT_MODEL(&a.model_path, "checkpoint (safetensors, .pth, rwkv.cpp, GGUF or a transformers folder; RWKV or GPT)"),
@@ -353,6 +350,8 @@ int cmd_generate(int argc, char **argv) {
         {"--prompt", 'p', CLI_TEXT, &a.prompt, 0, 0, "TEXT", "the prompt", "", NULL, NULL, NULL},
         {"--prompt-file", 0, CLI_STR, &a.prompt_file, 0, 0, "FILE", "read the prompt from FILE ('-' = stdin)", "",
          NULL, NULL, NULL},
+        CLI_OPT_MAX_INPUT(&a.max_input, "largest --prompt-file, in MiB"),
+        CLI_OPT_NO_MMAP(&a.no_mmap),
         CLI_OPT_MAX_TOKENS(&a.n_gen, "tokens to generate"),
         {"--stop", 0, CLI_STRS, &a.stops.strs, 0, 0, "STR", "stop when the output contains STR, which is not printed",
          "", NULL, NULL, NULL},

@@ -20,7 +20,7 @@ static const char about[] =
 
 typedef struct serve_opts {
     const char *model, *tok, *host, *api_key, *name;
-    int port, parallel, threads, max_queue;
+    int port, parallel, threads, max_queue, no_mmap;
     long cache_mb, max_body_kb, max_prompt, max_tokens;
     double timeout;
 } serve_opts;
@@ -40,7 +40,7 @@ static int serve(const serve_opts *o, server *srv, const sigset_t *stop_signals)
     rwkv_model *m = NULL;
     scheduler *sch = NULL;
     int rc = 1;
-    if (cli_tokenizer_for_model(o->tok, o->model, &tok, &err) != RWKV_OK || rwkv_model_load(o->model, &m, &err) != RWKV_OK)
+    if (cli_tokenizer_for_model(o->tok, o->model, &tok, &err) != RWKV_OK || rwkv_model_load_ex(o->model, &(rwkv_load_options){.no_mmap = o->no_mmap}, &m, &err) != RWKV_OK)
         goto out;
     rwkv_model_set_threads(m, o->threads);
     rwkv_model_info info;
@@ -79,6 +79,7 @@ int cmd_serve(int argc, char **argv) {
          "", NULL, NULL, NULL},
         {"--state-cache-mb", 0, CLI_LONG, &o.cache_mb, 0, 1 << 20, "M", "state cache budget in MiB; 0 = off", NULL,
          NULL, NULL, NULL},
+        CLI_OPT_NO_MMAP(&o.no_mmap),
         CLI_OPT_THREADS(&o.threads),
         {NULL, 0, CLI_SECTION, NULL, 0, 0, NULL, "limits per request", NULL, NULL, NULL, NULL},
         {"--max-body-kb", 0, CLI_LONG, &o.max_body_kb, 1, 1 << 20, "N", "request body size in KiB", NULL, NULL, NULL,

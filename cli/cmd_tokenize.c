@@ -16,37 +16,13 @@ static const char tokenizer_help[] =
     "or 'bytes' for the byte-level tokenizer (ids 0..255). The kind is detected\n"
     "from the file's content";
 
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *p = malloc(cap + 1);
-    while (p) {
-        size_t got = fread(p + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0) break;
-        if (n == cap) {
-            char *q = cap < SIZE_MAX / 4 ? realloc(p, 2 * cap + 1) : NULL;
-            if (!q) {
-                free(p);
-                return NULL;
-            }
-            p = q;
-            cap *= 2;
-        }
-    }
-    if (p && ferror(stdin)) {
-        free(p);
-        return NULL;
-    }
-    if (p) p[n] = '\0';
-    *len = n;
-    return p;
-}
-
 int cmd_tokenize(int argc, char **argv) {
     const char *path = "bytes", *out = NULL, *in = NULL;
+    long max_input = CLI_MAX_INPUT_MB_DEFAULT;
     cli_opt opts[] = {
         {"--tokenizer", 0, CLI_STR, &path, 0, 0, "FILE", tokenizer_help, NULL, NULL, NULL, NULL},
         CLI_OPT_OUT(&out, "TOKENS", "write the token file TOKENS for rwkv train (needs TEXTFILE)"),
+        CLI_OPT_MAX_INPUT(&max_input, "largest text on stdin, in MiB"),
     };
     cli_spec spec = {"tokenize",
                      "rwkv tokenize [--tokenizer FILE] < text\n"
@@ -71,10 +47,9 @@ int cmd_tokenize(int argc, char **argv) {
     rwkv_tokenizer *tok;
     if (rwkv_tokenizer_load(path, &tok, &err)) return cli_report(&err);
     size_t len;
-    char *text = read_stdin(&len);
-    if (!text) {
+    char *text;
+    if (cli_read_input("-", max_input, "text", &text, &len)) {
         rwkv_tokenizer_free(tok);
-        fprintf(stderr, "rwkv tokenize: cannot read stdin: %s\n", strerror(errno));
         return 1;
     }
     int *ids;
@@ -95,8 +70,10 @@ int cmd_tokenize(int argc, char **argv) {
 
 int cmd_detokenize(int argc, char **argv) {
     const char *path = "bytes";
+    long max_input = CLI_MAX_INPUT_MB_DEFAULT;
     cli_opt opts[] = {
         {"--tokenizer", 0, CLI_STR, &path, 0, 0, "FILE", tokenizer_help, NULL, NULL, NULL, NULL},
+        CLI_OPT_MAX_INPUT(&max_input, "largest input on stdin, in MiB"),
     };
     cli_spec spec = {"detokenize", "rwkv detokenize [--tokenizer FILE] < ids",
                      "Reads token ids (decimal, separated by spaces, commas or newlines) on stdin and writes\n"
@@ -109,10 +86,9 @@ int cmd_detokenize(int argc, char **argv) {
     rwkv_tokenizer *tok;
     if (rwkv_tokenizer_load(path, &tok, &err)) return cli_report(&err);
     size_t len;
-    char *in = read_stdin(&len);
-    if (!in) {
+    char *in;
+    if (cli_read_input("-", max_input, "token ids", &in, &len)) {
         rwkv_tokenizer_free(tok);
-        fprintf(stderr, "rwkv detokenize: cannot read stdin: %s\n", strerror(errno));
         return 1;
     }
     size_t n = 0, cap = 1024;

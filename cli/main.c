@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    cli_catch_bus_errors();
     for (int i = 0; i < n_commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "rwkv: unknown command '%s' (see 'rwkv --help')\n", argv[1]);

@@ -79,6 +79,15 @@ void cli_opts_free(cli_spec *spec);
 #define CLI_OPT_MODEL_TOKENIZER(dst)                                                                         \
     {"--tokenizer", 0, CLI_STR, (dst), 0, 0, "FILE", "tokenizer.json (NeoX), World vocabulary, or 'bytes'", \
      "the vocabulary inside MODEL (GGUF), else 'bytes'", NULL, NULL, NULL}
+/* Text inputs held whole in memory (a prompt file, stdin of tokenize,
+ * detokenize and chat) stop at this many MiB unless --max-input raises it. */
+#define CLI_MAX_INPUT_MB_DEFAULT 256
+#define CLI_OPT_MAX_INPUT(dst, what) \
+    {"--max-input", 0, CLI_LONG, (dst), 1, 1 << 20, "MB", (what), NULL, NULL, NULL, NULL}
+#define CLI_OPT_NO_MMAP(dst)                                                                                   \
+    {"--no-mmap", 0, CLI_FLAG, (dst), 0, 0, NULL,                                                                \
+     "read the weights into memory instead of mapping the file\n(the file may then change on disk while in use)", \
+     "", NULL, NULL, NULL}
 #define CLI_OPT_THREADS(dst) \
     {"--threads", 't', CLI_INT, (dst), 0, 4096, "N", "worker threads; 0 = all cores", NULL, NULL, NULL, NULL}
 #define CLI_OPT_SEED(dst, what) {"--seed", 0, CLI_U64, (dst), 0, 0, "N", (what), NULL, NULL, NULL, NULL}

@@ -108,11 +108,20 @@ typedef struct rwkv_load_options {
                            and in a build without CUDA) */
     const char *precision; /* the GPU's: NULL or "fp32", or "bf16" (matrices in
                               bfloat16, fp32 accumulation; state and WKV fp32) */
+    int no_mmap;           /* 1: read the weights file into memory instead of mapping
+                              it, so that the file may change or be truncated on disk
+                              while the model is in use (docs/limits.md) */
 } rwkv_load_options;
 /* rwkv_model_load with options (opt may be NULL: the defaults). */
 RWKV_API rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out,
                                rwkv_error *err);
 RWKV_API void rwkv_model_free(rwkv_model *model);
+/* The path of the file rwkv.c has mapped into memory at address addr (a
+ * model's weights, a training token file), or NULL. When another process
+ * truncates a mapped file, reading the lost pages raises SIGBUS; a program's
+ * handler may call this (it takes no lock and allocates nothing) with the
+ * signal's si_addr to name the file. */
+RWKV_API const char *rwkv_mapped_file_at(const void *addr);
 RWKV_API void rwkv_model_get_info(const rwkv_model *model, rwkv_model_info *info);
 
 /* Worker threads used by this model's evaluation (default: all cores;

@@ -90,6 +90,25 @@ RWKV_API rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, 
                                  const rwkv_ppl_options *opt, rwkv_ppl_result *out,
                                  rwkv_error *err);
 
+/* The same evaluation for a sequence too long to hold: push the tokens in
+ * pieces of any size (the first piece's first token is context only, as
+ * above), then finish. Each window is scored as soon as a later token is
+ * pushed, and only the tokens a later window still feeds are kept (RWKV: none
+ * before the window; the GPT: the window's context), so memory does not grow
+ * with the length of the text. The result is that of rwkv_eval_perplexity on
+ * the concatenated pieces (same windows, same numbers). The progress
+ * callback's total is 0 (not known) until the last call, from finish. */
+typedef struct rwkv_ppl_stream rwkv_ppl_stream;
+RWKV_API rwkv_status rwkv_ppl_stream_new(rwkv_model *model, const rwkv_ppl_options *opt, rwkv_ppl_stream **out,
+                                         rwkv_error *err);
+/* A token outside the model's vocabulary is RWKV_ERR_ARG naming its position
+ * in the whole sequence. After the progress callback stopped the evaluation,
+ * further tokens are ignored. */
+RWKV_API rwkv_status rwkv_ppl_stream_push(rwkv_ppl_stream *s, const int *tokens, size_t n, rwkv_error *err);
+/* Scores what is left; fewer than 2 tokens pushed in all is RWKV_ERR_ARG. */
+RWKV_API rwkv_status rwkv_ppl_stream_finish(rwkv_ppl_stream *s, rwkv_ppl_result *out, rwkv_error *err);
+RWKV_API void rwkv_ppl_stream_free(rwkv_ppl_stream *s);
+
 /* ------------------------------------------------------------------------ */
 /* LAMBADA (docs/eval.md)                                                   */
 /* ------------------------------------------------------------------------ */
@@ -115,7 +134,7 @@ RWKV_API int rwkv_lambada_split(const char *text, size_t len, size_t *split);
 /* Reads a JSON Lines file of objects with a string member "text" (the
  * lambada_openai file); blank lines are skipped. At most `limit` examples
  * are read (0: all). A line that is not such an object, or a text without a
- * space, is RWKV_ERR_FORMAT naming the line. */
+ * space, is RWKV_ERR_FORMAT naming the line; so is a file without passages. */
 RWKV_API rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out,
                               rwkv_error *err);
 RWKV_API void rwkv_lambada_free(rwkv_lambada_set *set);

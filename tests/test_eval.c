@@ -561,6 +561,79 @@ static void test_gpt_lambada_scoring(void) {
           "a 14-token target with n_ctx 12: %d %s", too_long, err.message);
 }
 
+/* ppl_stream_matches: tokens pushed to a stream in pieces of the sizes in
+ * `pieces` (cycled) score exactly as rwkv_eval_perplexity on all of them. */
+static int ppl_stream_matches(rwkv_model *m, const int *tok, size_t n, const rwkv_ppl_options *o, size_t piece,
+                              char *why, size_t size) {
+    rwkv_error err;
+    rwkv_ppl_result whole, part;
+    rwkv_ppl_stream *ps = NULL;
+    rwkv_status s = rwkv_eval_perplexity(m, tok, n, o, &whole, &err);
+    if (s == RWKV_OK) s = rwkv_ppl_stream_new(m, o, &ps, &err);
+    for (size_t i = 0; s == RWKV_OK && i < n; i += piece)
+        s = rwkv_ppl_stream_push(ps, tok + i, n - i < piece ? n - i : piece, &err);
+    if (s == RWKV_OK) s = rwkv_ppl_stream_finish(ps, &part, &err);
+    rwkv_ppl_stream_free(ps);
+    if (s != RWKV_OK) return snprintf(why, size, "%s", err.message), 0;
+    if (part.nll != whole.nll || part.n_tokens != whole.n_tokens || part.n_windows != whole.n_windows ||
+        part.n_top1 != whole.n_top1 || part.n_bytes != whole.n_bytes || part.window != whole.window ||
+        part.stride != whole.stride || part.context != whole.context)
+        return snprintf(why, size,
+                        "pieces of %zu: nll %.17g vs %.17g, %lld vs %lld tokens, %lld vs %lld windows, context %lld "
+                        "vs %lld",
+                        piece, part.nll, whole.nll, (long long)part.n_tokens, (long long)whole.n_tokens,
+                        (long long)part.n_windows, (long long)whole.n_windows, (long long)part.context,
+                        (long long)whole.context),
+               0;
+    return 1;
+}
+
+/* A stream, fed in pieces of any size, gives the whole sequence's numbers
+ * bit for bit (RWKV and the GPT's sliding window) and holds only the tokens
+ * a later window needs. */
+static void test_perplexity_stream(void) {
+    enum { N = 157, CTX = 16 };
+    char why[900];
+    rwkv_model *g = make_gpt(CTX, why, sizeof why);
+    CHECK(g, "%s", why);
+    int tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (i * 37 + i / 5) % 64;
+    static const size_t pieces[] = {1, 2, 5, 16, 17, 100, N};
+    static const rwkv_ppl_options gopts[] = {{0}, {.window = 10, .stride = 3}, {.window = 16, .stride = 16}};
+    int ok = 1;
+    for (size_t i = 0; ok && i < sizeof pieces / sizeof pieces[0]; i++)
+        for (size_t k = 0; ok && k < sizeof gopts / sizeof gopts[0]; k++)
+            ok = ppl_stream_matches(g, tok, N, &gopts[k], pieces[i], why, sizeof why);
+    rwkv_model_free(g);
+    CHECK(ok, "GPT: %s", why);
+    rwkv_model *m = load_tiny(why, sizeof why);
+    if (!m) SKIP("%s", why);
+    rwkv_model_info info;
+    rwkv_model_get_info(m, &info);
+    int rt[NTOK];
+    make_tokens(rt, info.n_vocab);
+    static const rwkv_ppl_options ropts[] = {{0}, {.window = 7}, {.window = 1}};
+    for (size_t i = 0; ok && i < sizeof pieces / sizeof pieces[0]; i++)
+        for (size_t k = 0; ok && k < sizeof ropts / sizeof ropts[0]; k++)
+            ok = ppl_stream_matches(m, rt, NTOK, &ropts[k], pieces[i], why, sizeof why);
+    /* too few tokens in all; a bad token is named by its place in the whole sequence */
+    rwkv_ppl_stream *ps;
+    rwkv_ppl_result r;
+    rwkv_error err;
+    int bad[2] = {1, 100000};
+    rwkv_status few = RWKV_OK, oov = RWKV_OK;
+    if (rwkv_ppl_stream_new(m, NULL, &ps, &err) == RWKV_OK) {
+        rwkv_ppl_stream_push(ps, rt, 1, &err);
+        few = rwkv_ppl_stream_finish(ps, &r, NULL);
+        oov = rwkv_ppl_stream_push(ps, bad, 2, &err);
+        rwkv_ppl_stream_free(ps);
+    }
+    rwkv_model_free(m);
+    CHECK(ok, "RWKV: %s", why);
+    CHECK(few == RWKV_ERR_ARG, "one token was scored");
+    CHECK(oov == RWKV_ERR_ARG && strstr(err.message, "position 2"), "bad token: %s", err.message);
+}
+
 int main(void) {
     RUN(test_perplexity_equals_direct);
     RUN(test_windows_carry_state);
@@ -572,5 +645,6 @@ int main(void) {
     RUN(test_gpt_perplexity_one_window);
     RUN(test_gpt_perplexity_sliding_window);
     RUN(test_gpt_lambada_scoring);
+    RUN(test_perplexity_stream);
     return test_summary();
 }

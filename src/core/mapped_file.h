@@ -11,10 +11,16 @@
 typedef struct mapped_file {
     const uint8_t *data;
     size_t size;
-    int is_mapped; /* 1: munmap, 0: nothing owned */
+    int is_mapped; /* 1: munmap, 2: read into memory (free), 0: nothing owned */
 } mapped_file;
 
+/* Maps the file (read-only, private). While it is mapped, its range is
+ * registered for rwkv_mapped_file_at, so that a program can name the file
+ * when another process truncates it under the mapping (SIGBUS). */
 rwkv_status mapped_file_open(const char *path, mapped_file *mf, rwkv_error *err);
+/* The same, but the bytes are read into memory (page-aligned): nothing that
+ * happens to the file afterwards can affect them. */
+rwkv_status mapped_file_read(const char *path, mapped_file *mf, rwkv_error *err);
 void mapped_file_close(mapped_file *mf);
 
 /* Little-endian reads; the caller has checked the bounds. */

@@ -48,7 +48,13 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
     shape_format(ndim, shape, sbuf, sizeof sbuf);
     if (numel < 0) return rwkv_fail(err, RWKV_ERR_FORMAT, "tensor '%s': invalid shape %s", name, sbuf);
     size_t want = dtype_bytes_for(type, (uint64_t)numel);
-    if (want != nbytes || (numel > 0 && want == 0))
+    if (numel > 0 && want == 0) /* dtype_bytes_for's 0: no whole number of blocks, or more bytes than size_t holds */
+        return numel % (int64_t)dtype_block_elems(type)
+                   ? rwkv_fail(err, RWKV_ERR_FORMAT, "tensor '%s': %s %s is not a whole number of %d-element blocks",
+                               name, dtype_name(type), sbuf, (int)dtype_block_elems(type))
+                   : rwkv_fail(err, RWKV_ERR_FORMAT, "tensor '%s': %s %s is too large (its size in bytes overflows)",
+                               name, dtype_name(type), sbuf);
+    if (want != nbytes)
         return rwkv_fail(err, RWKV_ERR_FORMAT, "tensor '%s': %zu data bytes, but %s %s needs %zu", name,
                          nbytes, dtype_name(type), sbuf, want);
     if (tensor_set_find(set, name))

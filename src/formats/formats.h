@@ -15,8 +15,13 @@
  * may also be a transformers model folder or shard index (formats/hf.h);
  * transformers' tensor names come back as the official ones. */
 rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err);
+/* The same; in_memory: the files are read into memory instead of mapped
+ * (mapped_file_read), shards included. */
+rwkv_status checkpoint_read_ex(const char *path, int in_memory, tensor_set *set, rwkv_error *err);
 /* One weights file as it is stored: no folder, no shard index, no renaming. */
 rwkv_status checkpoint_read_file(const char *path, tensor_set *set, rwkv_error *err);
+/* One shard of an index, mapped or read into memory as the index was. */
+rwkv_status checkpoint_read_shard(const char *path, int in_memory, tensor_set *set, rwkv_error *err);
 
 rwkv_status safetensors_read(const char *path, tensor_set *set, rwkv_error *err);
 rwkv_status pth_read(const char *path, tensor_set *set, rwkv_error *err);     /* formats/pth.c */

@@ -79,7 +79,7 @@ static rwkv_status write_all(FILE *f, void *p, rwkv_error *err) {
         const tensor *t = &c->tensors[i];
         fail = fwrite(t->data, 1, t->nbytes, f) != t->nbytes || put_pad(f, t->nbytes);
     }
-    return fail ? rwkv_fail(err, RWKV_ERR_IO, "%s: write failed", c->path) : RWKV_OK;
+    return fail ? rwkv_fail_errno(err, RWKV_ERR_IO, "%s: write failed", c->path) : RWKV_OK;
 }
 
 rwkv_status gguf_write(const char *path, const gguf_out_kv *kvs, int n_kv, const tensor *tensors, int n_tensors,

@@ -9,7 +9,11 @@
 #include "core/atomic_write.h"
 #include "core/fs.h"
 #include "formats/hf.h"
+#include "formats/json_bounds.h"
 
+/* transformers' config.json files are a few kB */
+#define HF_CONFIG_MAX_BYTES ((size_t)1 << 20)
+#define HF_CONFIG_MAX_VALUES ((size_t)1 << 16)
 #define RWKV4_LN_EPS 1e-5 /* the LayerNorm epsilon of every RWKV-4 model (docs/model.md §1) */
 
 /* An integer field, or `dflt` when absent or null. */
@@ -100,10 +104,10 @@ rwkv_status hf_config_check(const char *dir, tensor_set *set, rwkv_error *err) {
     if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
         return rwkv_fail(err, RWKV_ERR_ARG, "%s: path too long", dir);
     if (!file_exists(path)) return rwkv_ok(err);
-    json_error_t jerr;
-    json_t *cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!cfg) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: bad JSON at line %d: %s", path, jerr.line, jerr.text);
-    rwkv_status s = json_is_object(cfg) ? RWKV_OK : rwkv_fail(err, RWKV_ERR_FORMAT, "%s: not a JSON object", path);
+    json_t *cfg;
+    rwkv_status s = json_read_file(path, HF_CONFIG_MAX_BYTES, HF_CONFIG_MAX_VALUES, JSON_REJECT_DUPLICATES, &cfg, err);
+    if (s != RWKV_OK) return s;
+    s = json_is_object(cfg) ? RWKV_OK : rwkv_fail(err, RWKV_ERR_FORMAT, "%s: not a JSON object", path);
     /* transformers always writes model_type; a config.json without it is some
      * other program's (an rwkv.c training run's, for one) and describes no model */
     int from_transformers = s == RWKV_OK && json_object_get(cfg, "model_type");
@@ -118,7 +122,7 @@ static rwkv_status write_json(FILE *f, void *ctx, rwkv_error *err) {
     if (!text) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     free(text);
-    return ok ? RWKV_OK : rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    return ok ? RWKV_OK : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
 }
 
 static const char *torch_dtype_name(dtype t) {

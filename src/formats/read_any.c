@@ -9,9 +9,9 @@
 
 /* One file; a shard index (JSON) only when index_allowed, so that an index
  * can never lead to another one. */
-static rwkv_status read_file(const char *path, tensor_set *set, int index_allowed, rwkv_error *err) {
+static rwkv_status read_file(const char *path, tensor_set *set, int index_allowed, int in_memory, rwkv_error *err) {
     tensor_set_init(set);
-    rwkv_status s = mapped_file_open(path, &set->file, err);
+    rwkv_status s = in_memory ? mapped_file_read(path, &set->file, err) : mapped_file_open(path, &set->file, err);
     if (s != RWKV_OK) return s;
     const uint8_t *p = set->file.data;
     size_t n = set->file.size;
@@ -40,15 +40,23 @@ static rwkv_status read_file(const char *path, tensor_set *set, int index_allowe
 }
 
 rwkv_status checkpoint_read_file(const char *path, tensor_set *set, rwkv_error *err) {
-    return read_file(path, set, 0, err);
+    return read_file(path, set, 0, 0, err);
+}
+
+rwkv_status checkpoint_read_shard(const char *path, int in_memory, tensor_set *set, rwkv_error *err) {
+    return read_file(path, set, 0, in_memory, err);
 }
 
 rwkv_status checkpoint_read(const char *path, tensor_set *set, rwkv_error *err) {
+    return checkpoint_read_ex(path, 0, set, err);
+}
+
+rwkv_status checkpoint_read_ex(const char *path, int in_memory, tensor_set *set, rwkv_error *err) {
     char weights[FS_PATH_MAX];
     int folder = is_directory(path);
     tensor_set_init(set);
     rwkv_status s = folder ? hf_folder_weights(path, weights, sizeof weights, err) : RWKV_OK;
-    if (s == RWKV_OK) s = read_file(folder ? weights : path, set, 1, err);
+    if (s == RWKV_OK) s = read_file(folder ? weights : path, set, 1, in_memory, err);
     if (s == RWKV_OK) s = hf_layout_to_official(folder ? weights : path, set, err);
     /* a folder's config.json, when present, has to agree with the tensors */
     if (s == RWKV_OK && folder) s = hf_config_check(path, set, err);

@@ -38,14 +38,14 @@ static int put_u32(FILE *f, uint32_t v) {
 static rwkv_status write_all(FILE *f, void *p, rwkv_error *err) {
     write_ctx *c = p;
     for (int i = 0; i < 6; i++)
-        if (put_u32(f, c->header[i])) return rwkv_fail(err, RWKV_ERR_IO, "%s: write failed", c->path);
+        if (put_u32(f, c->header[i])) return rwkv_fail_errno(err, RWKV_ERR_IO, "%s: write failed", c->path);
     for (int i = 0; i < c->count; i++) {
         const tensor *t = &c->tensors[i];
         size_t nl = strlen(t->name);
         int fail = put_u32(f, (uint32_t)t->ndim) || put_u32(f, (uint32_t)nl) || put_u32(f, (uint32_t)type_code(t->type));
         for (int d = t->ndim - 1; d >= 0 && !fail; d--) fail = put_u32(f, (uint32_t)t->shape[d]);
         if (fail || fwrite(t->name, 1, nl, f) != nl || fwrite(t->data, 1, t->nbytes, f) != t->nbytes)
-            return rwkv_fail(err, RWKV_ERR_IO, "%s: write failed at tensor '%s'", c->path, t->name);
+            return rwkv_fail_errno(err, RWKV_ERR_IO, "%s: write failed at tensor '%s'", c->path, t->name);
     }
     return RWKV_OK;
 }

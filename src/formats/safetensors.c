@@ -9,8 +9,13 @@
 
 #include "core/atomic_write.h"
 #include "formats/formats.h"
+#include "formats/json_bounds.h"
 
 #define SAFETENSORS_MAX_HEADER (100u << 20) /* the reference library's own limit */
+/* The largest real checkpoints hold a few thousand tensors per file; a
+ * tensor's entry is about a dozen JSON values (docs/limits.md). */
+#define SAFETENSORS_MAX_TENSORS 65536
+#define SAFETENSORS_MAX_VALUES (SAFETENSORS_MAX_TENSORS * 24)
 
 static const struct {
     const char *name;
@@ -88,6 +93,12 @@ rwkv_status safetensors_read(const char *path, tensor_set *set, rwkv_error *err)
         return rwkv_fail(err, RWKV_ERR_FORMAT,
                          "%s: truncated: the safetensors header needs %llu bytes, the file has %llu", path,
                          (unsigned long long)(n + 8), (unsigned long long)size);
+    json_counts counts = json_count((const char *)p + 8, (size_t)n);
+    if (counts.top_members > SAFETENSORS_MAX_TENSORS + 1 || counts.values > SAFETENSORS_MAX_VALUES)
+        return rwkv_fail(err, RWKV_ERR_FORMAT,
+                         "%s: the safetensors header declares %zu top-level entries and %zu JSON values (at most %d tensors "
+                         "of up to %d dimensions are accepted)",
+                         path, counts.top_members, counts.values, SAFETENSORS_MAX_TENSORS, TENSOR_MAX_DIMS);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)p + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
@@ -175,7 +186,7 @@ static rwkv_status st_write_body(FILE *f, void *ctx, rwkv_error *err) {
     }
     free(buf);
     free(conv);
-    return ok ? RWKV_OK : rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    return ok ? RWKV_OK : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
 }
 
 rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to, rwkv_error *err) {

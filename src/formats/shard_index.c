@@ -9,11 +9,17 @@
 #include <string.h>
 
 #include "core/fs.h"
+#include "core/strmap.h"
 #include "formats/formats.h"
 #include "formats/hf.h"
+#include "formats/json_bounds.h"
 
 #define MAX_SHARDS 4096
 #define MAX_SHARD_NAME 255
+/* Real indexes list a few thousand tensors (a few hundred kB); the bounds are
+ * checked before the JSON is parsed (docs/limits.md). */
+#define MAX_INDEX_BYTES ((size_t)64 << 20)
+#define MAX_INDEX_VALUES ((size_t)1 << 20)
 
 static int has_control_chars(const char *s) {
     for (; *s; s++)
@@ -42,33 +48,47 @@ static rwkv_status list_shards(const char *path, json_t *map, const char **shard
     const char *tensor;
     json_t *v;
     *n = 0;
+    strmap seen; /* shard name -> index in shards: linear in the number of tensors */
+    if (strmap_init(&seen, 64) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
+    rwkv_status s = RWKV_OK;
     json_object_foreach(map, tensor, v) {
-        if (has_control_chars(tensor))
-            return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: a tensor name in weight_map holds control characters", path);
-        if (!json_is_string(v))
-            return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: weight_map entry '%s' is not a file name", path, tensor);
+        if (has_control_chars(tensor)) {
+            s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: a tensor name in weight_map holds control characters", path);
+            break;
+        }
+        if (!json_is_string(v)) {
+            s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: weight_map entry '%s' is not a file name", path, tensor);
+            break;
+        }
         const char *shard = json_string_value(v);
-        if (!is_plain_file_name(shard))
-            return rwkv_fail(err, RWKV_ERR_FORMAT,
-                             "%s: the shard of tensor '%s' is not a plain file name in the index's folder", path,
-                             tensor);
-        int seen = 0;
-        for (int i = 0; i < *n && !seen; i++) seen = strcmp(shards[i], shard) == 0;
-        if (seen) continue;
-        if (*n == MAX_SHARDS) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: more than %d shards", path, MAX_SHARDS);
+        if (!is_plain_file_name(shard)) {
+            s = rwkv_fail(err, RWKV_ERR_FORMAT,
+                          "%s: the shard of tensor '%s' is not a plain file name in the index's folder", path, tensor);
+            break;
+        }
+        if (strmap_get(&seen, shard, strlen(shard)) >= 0) continue;
+        if (*n == MAX_SHARDS) {
+            s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: more than %d shards", path, MAX_SHARDS);
+            break;
+        }
+        if (strmap_put(&seen, shard, strlen(shard), *n, NULL) != 0) {
+            s = rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
         shards[(*n)++] = shard;
     }
-    if (*n == 0) return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: weight_map lists no tensors", path);
-    return RWKV_OK;
+    strmap_free(&seen);
+    if (s == RWKV_OK && *n == 0) s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: weight_map lists no tensors", path);
+    return s;
 }
 
 /* Reads one shard and checks that it holds only tensors the index gives to it. */
-static rwkv_status read_shard(const char *path, const char *dir, const char *shard, json_t *map, tensor_set *out,
-                              rwkv_error *err) {
+static rwkv_status read_shard(const char *path, const char *dir, const char *shard, json_t *map, int in_memory,
+                              tensor_set *out, rwkv_error *err) {
     char file[FS_PATH_MAX];
     if (snprintf(file, sizeof file, "%s/%s", dir, shard) >= (int)sizeof file)
         return rwkv_fail(err, RWKV_ERR_ARG, "%s: shard path too long", path);
-    rwkv_status s = checkpoint_read_file(file, out, err);
+    rwkv_status s = checkpoint_read_shard(file, in_memory, out, err);
     if (s != RWKV_OK) {
         if (err) rwkv_error_prefix(err, path);
         return s;
@@ -95,7 +115,7 @@ static rwkv_status read_shards(const char *path, json_t *map, tensor_set *set, r
     folder_of(path, dir, sizeof dir);
     for (int i = 0; s == RWKV_OK && i < n; i++) {
         tensor_set shard;
-        s = read_shard(path, dir, shards[i], map, &shard, err);
+        s = read_shard(path, dir, shards[i], map, set->file.is_mapped == 2, &shard, err);
         if (s == RWKV_OK && !set->format) set->format = shard.format;
         if (s == RWKV_OK && (s = tensor_set_merge(set, &shard, err)) != RWKV_OK && err) rwkv_error_prefix(err, path);
         tensor_set_free(&shard);
@@ -113,6 +133,12 @@ static rwkv_status read_shards(const char *path, json_t *map, tensor_set *set, r
 }
 
 rwkv_status shard_index_read(const char *path, tensor_set *set, rwkv_error *err) {
+    json_counts counts = json_count((const char *)set->file.data, set->file.size);
+    if (set->file.size > MAX_INDEX_BYTES || counts.values > MAX_INDEX_VALUES)
+        return rwkv_fail(err, RWKV_ERR_FORMAT,
+                         "%s: a shard index of %zu bytes and %zu JSON values is larger than rwkv.c accepts (%zu "
+                         "bytes, %zu values)",
+                         path, set->file.size, counts.values, MAX_INDEX_BYTES, MAX_INDEX_VALUES);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)set->file.data, set->file.size, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) /* a tensor listed twice in weight_map is a duplicate key */

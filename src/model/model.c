@@ -63,7 +63,7 @@ rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, r
     if (s != RWKV_OK) return s;
     rwkv_model *m = calloc(1, sizeof *m);
     if (!m) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    s = checkpoint_read(path, &m->weights, err);
+    s = checkpoint_read_ex(path, opt && opt->no_mmap, &m->weights, err);
     if (s != RWKV_OK) {
         free(m);
         return s;

@@ -19,8 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/atomic_write.h"
+#include "core/fs.h"
 #include "formats/formats.h"
 #include "model/model.h"
 
@@ -196,8 +198,9 @@ rwkv_status rwkv_state_save(const rwkv_state *state, const char *path, rwkv_erro
 /* ---- load -------------------------------------------------------------- */
 
 static rwkv_status read_whole(const char *path, size_t max, unsigned char **out, size_t *len, rwkv_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    rwkv_status s = fopen_regular_file(path, &f, err);
+    if (s != RWKV_OK) return s;
     /* read at most max + 1 bytes: enough to tell "too long" */
     unsigned char *buf = malloc(max + 1);
     if (!buf) {
@@ -262,10 +265,10 @@ rwkv_status rwkv_state_load(rwkv_state *state, const char *path, rwkv_error *err
     if (V != u32_of(mi->n_vocab) || C != u32_of(mi->n_embd) || L != u32_of(mi->n_layer) ||
         F != u32_of(mi->n_ffn) || A != u32_of(mi->dim_att) || N != u32_of(mi->head_size) || nf != (uint64_t)n)
         FAIL(RWKV_ERR_SHAPE,
-             "%s: the state is of a model with V=%u C=%u L=%u F=%u A=%u (%llu floats), this model has "
-             "V=%d C=%d L=%d F=%d A=%d (%zu floats)",
-             path, V, C, L, F, A, (unsigned long long)nf, mi->n_vocab, mi->n_embd, mi->n_layer, mi->n_ffn,
-             mi->dim_att, n);
+             "%s: the state is of a model with V=%u C=%u L=%u F=%u A=%u head size %u (%llu floats), this model "
+             "has V=%d C=%d L=%d F=%d A=%d head size %d (%zu floats)",
+             path, V, C, L, F, A, N, (unsigned long long)nf, mi->n_vocab, mi->n_embd, mi->n_layer, mi->n_ffn,
+             mi->dim_att, mi->head_size, n);
     uint64_t mfp = rwkv_model_fingerprint(m);
     if (fp != mfp)
         FAIL(RWKV_ERR_ARG,

@@ -6,47 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fs.h"
 #include "tokenizer/tokenizer_internal.h"
 
-/* Tokenizer files are a few MB; refuse anything absurd before reading it. */
-#define TOK_MAX_FILE_BYTES ((size_t)1 << 30)
+/* Tokenizer files are a few MB (a 256k-token tokenizer.json about 35 MB);
+ * refuse anything absurd before reading it. */
+#define TOK_MAX_FILE_BYTES ((size_t)256 << 20)
 
 void rwkv_free(void *p) { free(p); }
 
 static rwkv_status read_file(const char *path, char **data, size_t *len, rwkv_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    tok_buf b = {0};
-    for (;;) {
-        if (tok_buf_reserve(&b, 1 << 16)) {
-            fclose(f);
-            free(b.p);
-            return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory reading the file", path);
-        }
-        size_t got = fread(b.p + b.n, 1, b.cap - b.n, f);
-        b.n += got;
-        if (b.n > TOK_MAX_FILE_BYTES) {
-            fclose(f);
-            free(b.p);
-            return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: larger than 1 GiB, not a tokenizer file", path);
-        }
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    int e = errno;
-    fclose(f);
-    if (bad) {
-        free(b.p);
-        return rwkv_fail(err, RWKV_ERR_IO, "%s: read failed: %s", path, strerror(e));
-    }
-    /* NUL-terminate for the parsers' convenience (not counted in len). */
-    if (tok_buf_append(&b, "", 1)) {
-        free(b.p);
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory reading the file", path);
-    }
-    *data = b.p;
-    *len = b.n - 1;
-    return RWKV_OK;
+    /* a FIFO is allowed: a tokenizer may come from a pipe (bash's <(...)) */
+    return read_file_or_fifo(path, TOK_MAX_FILE_BYTES, "tokenizer file", data, len, err);
 }
 
 void rwkv_tokenizer_free(rwkv_tokenizer *tok) {

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "model/model.h"
 #include "rwkv_eval.h"
 
@@ -25,11 +27,13 @@ typedef struct eval_lm eval_lm;
 struct eval_lm {
     int n_vocab;
     size_t context; /* tokens one prediction can see at most; 0: unbounded (RWKV) */
-    /* Logits predicting tokens[a .. b-1] (row i predicts tokens[a + i], from
-     * the tokens before it), a >= 1; *rows points into `buf`. fresh: tokens
-     * starts a new sequence (no earlier call of this sequence). */
-    rwkv_status (*predict)(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh, const float **rows,
-                           rwkv_error *err);
+    /* Logits predicting positions a .. b-1 of the sequence (row i predicts
+     * position a + i, from the positions before it), a >= 1; *rows points
+     * into `buf`. tokens[0] is position `origin` (a window of a longer
+     * sequence: it holds every position the call feeds). fresh: the sequence
+     * starts anew (no earlier call of this sequence). */
+    rwkv_status (*predict)(eval_lm *lm, const int *tokens, size_t origin, size_t a, size_t b, int fresh,
+                           const float **rows, rwkv_error *err);
     float *buf;
     size_t buf_rows;
 };
@@ -56,7 +60,7 @@ typedef struct rwkv_lm {
     size_t fed; /* tokens of the current sequence the state holds */
 } rwkv_lm;
 
-static rwkv_status rwkv_lm_predict(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh,
+static rwkv_status rwkv_lm_predict(eval_lm *lm, const int *tokens, size_t origin, size_t a, size_t b, int fresh,
                                    const float **rows, rwkv_error *err) {
     rwkv_lm *r = (rwkv_lm *)lm;
     if (fresh) {
@@ -68,11 +72,11 @@ static rwkv_status rwkv_lm_predict(eval_lm *lm, const int *tokens, size_t a, siz
     if (s != RWKV_OK) return s;
     if (r->fed + 1 < a) {
         /* context the state does not hold yet: only its last prediction is kept */
-        s = rwkv_eval_sequence(r->model, r->state, tokens + r->fed, a - r->fed, buf, 0, err);
+        s = rwkv_eval_sequence(r->model, r->state, tokens + (r->fed - origin), a - r->fed, buf, 0, err);
         if (s == RWKV_OK && b - a > 1)
-            s = rwkv_eval_sequence(r->model, r->state, tokens + a, b - a - 1, buf + lm->n_vocab, 1, err);
+            s = rwkv_eval_sequence(r->model, r->state, tokens + (a - origin), b - a - 1, buf + lm->n_vocab, 1, err);
     } else {
-        s = rwkv_eval_sequence(r->model, r->state, tokens + a - 1, b - a, buf, 1, err);
+        s = rwkv_eval_sequence(r->model, r->state, tokens + (a - 1 - origin), b - a, buf, 1, err);
     }
     r->fed = b - 1;
     *rows = buf;
@@ -96,7 +100,7 @@ typedef struct window_lm {
     rwkv_model *model;
 } window_lm;
 
-static rwkv_status window_lm_predict(eval_lm *lm, const int *tokens, size_t a, size_t b, int fresh,
+static rwkv_status window_lm_predict(eval_lm *lm, const int *tokens, size_t origin, size_t a, size_t b, int fresh,
                                      const float **rows, rwkv_error *err) {
     (void)fresh;
     window_lm *g = (window_lm *)lm;
@@ -107,7 +111,7 @@ static rwkv_status window_lm_predict(eval_lm *lm, const int *tokens, size_t a, s
     float *buf;
     rwkv_status s = lm_rows(lm, b - 1 - first, &buf, err);
     if (s != RWKV_OK) return s;
-    s = model_forward(g->model, tokens + first, b - 1 - first, buf, err);
+    s = model_forward(g->model, tokens + (first - origin), b - 1 - first, buf, err);
     *rows = buf + (a - 1 - first) * (size_t)lm->n_vocab;
     return s;
 }
@@ -151,11 +155,12 @@ static double score_rows(const float *rows, int V, const int *targets, size_t n,
     return lp;
 }
 
-static rwkv_status check_vocab(const int *tokens, size_t n, int V, rwkv_error *err) {
+/* tokens[i] is position origin + i of the sequence. */
+static rwkv_status check_vocab(const int *tokens, size_t n, size_t origin, int V, rwkv_error *err) {
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return rwkv_fail(err, RWKV_ERR_ARG, "token %d at position %zu is outside the vocabulary [0, %d)",
-                             tokens[i], i, V);
+                             tokens[i], origin + i, V);
     return RWKV_OK;
 }
 
@@ -165,82 +170,146 @@ static void finish_ppl(rwkv_ppl_result *r) {
     r->bits_per_byte = r->n_bytes ? r->nll / ((double)r->n_bytes * log(2.0)) : NAN;
 }
 
-/* Scores tokens[1 .. n-1] in windows: the first scores `first` tokens, each
- * later one the next `step` (the last one what is left). */
-static rwkv_status perplexity(eval_lm *lm, const int *tokens, size_t n, size_t first, size_t step,
-                              const rwkv_ppl_options *o, rwkv_ppl_result *out, rwkv_error *err) {
-    const int V = lm->n_vocab;
-    const size_t total = n - 1;
-    out->window = (int64_t)(first < total ? first : total);
-    out->stride = (int64_t)step;
-    out->context = lm->context && lm->context < total ? (int64_t)lm->context : (int64_t)total;
-    rwkv_status s = check_vocab(tokens, n, V, err);
-    for (size_t done = 0, w = first; s == RWKV_OK && done < total; w = step) {
-        if (w > total - done) w = total - done;
-        const float *rows;
-        s = lm->predict(lm, tokens, 1 + done, 1 + done + w, done == 0, &rows, err);
-        if (s != RWKV_OK) break;
-        out->nll -= score_rows(rows, V, tokens + 1 + done, w, &out->n_top1);
-        done += w;
-        out->n_tokens = (int64_t)done;
-        out->n_windows++;
-        if (o->progress && done < total && o->progress((int64_t)done, (int64_t)total, o->user)) {
-            out->stopped = 1;
-            break;
-        }
-    }
-    if (s != RWKV_OK) return s;
-    if (!out->stopped && o->progress) o->progress((int64_t)total, (int64_t)total, o->user);
+/* Perplexity as a stream: tokens arrive in pieces and each window is scored
+ * as soon as a later token shows it is not the last one, so only the tokens
+ * a window still needs are held (RWKV: none before the window; the GPT: its
+ * context). The windows, and so the numbers, are those of scoring the whole
+ * sequence at once: the first window scores `first` positions, every later
+ * one `step`, the last one what is left. */
+struct rwkv_ppl_stream {
+    rwkv_ppl_options o;
+    rwkv_lm rnn;
+    window_lm win;
+    eval_lm *lm;
+    size_t first, step;
+    int *buf; /* positions [origin, origin + len) */
+    size_t origin, len, cap;
+    size_t done;       /* positions 1 .. done are scored */
+    int64_t total;     /* positions to score, for the progress callback; 0: not known */
+    rwkv_ppl_result r;
+};
 
-    /* bytes of the scored tokens */
-    if (o->tokenizer) {
+/* Scores positions done+1 .. done+w. */
+static rwkv_status stream_window(rwkv_ppl_stream *ps, size_t w, int last, rwkv_error *err) {
+    eval_lm *lm = ps->lm;
+    const float *rows;
+    size_t a = 1 + ps->done;
+    rwkv_status s = lm->predict(lm, ps->buf, ps->origin, a, a + w, ps->done == 0, &rows, err);
+    if (s != RWKV_OK) return s;
+    const int *targets = ps->buf + (a - ps->origin);
+    ps->r.nll -= score_rows(rows, lm->n_vocab, targets, w, &ps->r.n_top1);
+    if (ps->o.tokenizer) { /* the bytes these tokens decode to: decoding concatenates */
         char *text;
         size_t len;
-        s = rwkv_detokenize(o->tokenizer, tokens + 1, (size_t)out->n_tokens, &text, &len, err);
+        s = rwkv_detokenize(ps->o.tokenizer, targets, w, &text, &len, err);
         if (s != RWKV_OK) return s;
         rwkv_free(text);
-        out->n_bytes = (int64_t)len;
+        ps->r.n_bytes += (int64_t)len;
     } else {
-        out->n_bytes = out->n_tokens;
+        ps->r.n_bytes += (int64_t)w;
     }
-    finish_ppl(out);
+    ps->done += w;
+    ps->r.n_tokens = (int64_t)ps->done;
+    ps->r.n_windows++;
+    if (!last && ps->o.progress && ps->o.progress((int64_t)ps->done, ps->total, ps->o.user)) ps->r.stopped = 1;
+    return RWKV_OK;
+}
+
+rwkv_status rwkv_ppl_stream_new(rwkv_model *model, const rwkv_ppl_options *opt, rwkv_ppl_stream **out,
+                                rwkv_error *err) {
+    if (!model || !out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_ppl_stream_new: model and out are required");
+    *out = NULL;
+    rwkv_ppl_options o = {0};
+    if (opt) o = *opt;
+    const size_t n_ctx = (size_t)model->info.n_ctx;
+    size_t window = o.window ? o.window : n_ctx ? n_ctx : 512, stride = window;
+    if (!n_ctx && o.stride)
+        return rwkv_fail(err, RWKV_ERR_ARG,
+                         "perplexity: a stride applies to the GPT only (RWKV carries its state across windows)");
+    if (n_ctx && window > n_ctx)
+        return rwkv_fail(err, RWKV_ERR_ARG, "perplexity: window %zu exceeds the model's context of %zu", window,
+                         n_ctx);
+    if (n_ctx) stride = o.stride ? o.stride : window - window / 2;
+    if (stride > window)
+        return rwkv_fail(err, RWKV_ERR_ARG, "perplexity: stride %zu exceeds the window of %zu", stride, window);
+    rwkv_ppl_stream *ps = calloc(1, sizeof *ps);
+    if (!ps) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    ps->o = o;
+    ps->first = window;
+    ps->step = stride;
+    if (n_ctx) {
+        window_lm_open(&ps->win, model, window);
+        ps->lm = &ps->win.base;
+    } else {
+        rwkv_status s = rwkv_lm_open(&ps->rnn, model, err);
+        ps->lm = &ps->rnn.base;
+        if (s != RWKV_OK) {
+            rwkv_ppl_stream_free(ps);
+            return s;
+        }
+    }
+    *out = ps;
     return rwkv_ok(err);
 }
 
-/* RWKV: windows that carry the recurrent state, the whole text one context. */
-static rwkv_status perplexity_rnn(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *o,
-                                  rwkv_ppl_result *out, rwkv_error *err) {
-    if (o->stride)
-        return rwkv_fail(err, RWKV_ERR_ARG,
-                         "rwkv_eval_perplexity: a stride applies to the GPT only (RWKV carries its state across "
-                         "windows)");
-    size_t window = o->window ? o->window : 512;
-    if (window > n - 1) window = n - 1;
-    rwkv_lm r;
-    rwkv_status s = rwkv_lm_open(&r, model, err);
-    if (s == RWKV_OK) s = perplexity(&r.base, tokens, n, window, window, o, out, err);
-    free(r.base.buf);
-    rwkv_state_free(r.state);
-    return s;
+rwkv_status rwkv_ppl_stream_push(rwkv_ppl_stream *ps, const int *tokens, size_t n, rwkv_error *err) {
+    if (!ps || (!tokens && n)) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_ppl_stream_push: stream and tokens are required");
+    if (ps->r.stopped || n == 0) return rwkv_ok(err);
+    rwkv_status s = check_vocab(tokens, n, ps->origin + ps->len, ps->lm->n_vocab, err);
+    if (s != RWKV_OK) return s;
+    /* drop the positions no later window feeds: before the next window (RWKV),
+     * or before its context (the GPT) */
+    size_t keep = ps->done - (ps->done < ps->lm->context ? ps->done : ps->lm->context);
+    if (keep > ps->origin) {
+        memmove(ps->buf, ps->buf + (keep - ps->origin), (ps->len - (keep - ps->origin)) * sizeof *ps->buf);
+        ps->len -= keep - ps->origin;
+        ps->origin = keep;
+    }
+    if (ps->len + n > ps->cap) {
+        size_t cap = (ps->len + n) * 2;
+        int *nb = cap < SIZE_MAX / sizeof *nb ? realloc(ps->buf, cap * sizeof *nb) : NULL;
+        if (!nb) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu tokens", cap);
+        ps->buf = nb;
+        ps->cap = cap;
+    }
+    memcpy(ps->buf + ps->len, tokens, n * sizeof *tokens);
+    ps->len += n;
+    /* a window whose last position is not the sequence's last one (a later
+     * position is held) is scored now; the last is left to finish */
+    for (;;) {
+        size_t w = ps->done ? ps->step : ps->first, avail = ps->origin + ps->len;
+        if (ps->r.stopped || ps->done + w + 1 >= avail) break;
+        s = stream_window(ps, w, 0, err);
+        if (s != RWKV_OK) return s;
+    }
+    return RWKV_OK;
 }
 
-/* A bounded context (the GPT): overlapping windows of at most n_ctx tokens. */
-static rwkv_status perplexity_windows(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *o,
-                                      rwkv_ppl_result *out, rwkv_error *err) {
-    const size_t n_ctx = (size_t)model->info.n_ctx;
-    size_t window = o->window ? o->window : n_ctx;
-    if (window > n_ctx)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: window %zu exceeds the model's context of %zu",
-                         window, n_ctx);
-    size_t stride = o->stride ? o->stride : window - window / 2;
-    if (stride > window)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: stride %zu exceeds the window of %zu", stride,
-                         window);
-    window_lm g;
-    window_lm_open(&g, model, window);
-    rwkv_status s = perplexity(&g.base, tokens, n, window, stride, o, out, err);
-    free(g.base.buf);
-    return s;
+rwkv_status rwkv_ppl_stream_finish(rwkv_ppl_stream *ps, rwkv_ppl_result *out, rwkv_error *err) {
+    if (!ps || !out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_ppl_stream_finish: stream and out are required");
+    size_t n = ps->origin + ps->len;
+    if (n < 2) return rwkv_fail(err, RWKV_ERR_ARG, "perplexity: need at least 2 tokens, got %zu", n);
+    const size_t total = n - 1;
+    if (!ps->r.stopped && ps->done < total) {
+        rwkv_status s = stream_window(ps, total - ps->done, 1, err);
+        if (s != RWKV_OK) return s;
+    }
+    if (!ps->r.stopped && ps->o.progress) ps->o.progress((int64_t)total, (int64_t)total, ps->o.user);
+    rwkv_ppl_result *r = &ps->r;
+    r->window = (int64_t)(ps->first < total ? ps->first : total);
+    r->stride = (int64_t)ps->step;
+    r->context = ps->lm->context && ps->lm->context < total ? (int64_t)ps->lm->context : (int64_t)total;
+    finish_ppl(r);
+    *out = *r;
+    return rwkv_ok(err);
+}
+
+void rwkv_ppl_stream_free(rwkv_ppl_stream *ps) {
+    if (!ps) return;
+    if (ps->lm) free(ps->lm->buf);
+    rwkv_state_free(ps->rnn.state);
+    free(ps->buf);
+    free(ps);
 }
 
 rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n, const rwkv_ppl_options *opt,
@@ -248,11 +317,15 @@ rwkv_status rwkv_eval_perplexity(rwkv_model *model, const int *tokens, size_t n,
     if (!model || !tokens || !out)
         return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: model, tokens and out are required");
     memset(out, 0, sizeof *out);
-    rwkv_ppl_options o = {0};
-    if (opt) o = *opt;
     if (n < 2) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_perplexity: need at least 2 tokens, got %zu", n);
-    return model->info.n_ctx ? perplexity_windows(model, tokens, n, &o, out, err)
-                             : perplexity_rnn(model, tokens, n, &o, out, err);
+    rwkv_ppl_stream *ps;
+    rwkv_status s = rwkv_ppl_stream_new(model, opt, &ps, err);
+    if (s != RWKV_OK) return s;
+    ps->total = (int64_t)(n - 1);
+    s = rwkv_ppl_stream_push(ps, tokens, n, err);
+    if (s == RWKV_OK) s = rwkv_ppl_stream_finish(ps, out, err);
+    rwkv_ppl_stream_free(ps);
+    return s;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -284,15 +357,16 @@ static int blank_line(const char *s, size_t n) {
 rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set **out, rwkv_error *err) {
     if (!path || !out) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_lambada_read: path and out are required");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    rwkv_status s = fopen_regular_file(path, &f, err);
+    if (s != RWKV_OK) return s;
     rwkv_lambada_set *set = calloc(1, sizeof *set);
     size_t cap = 0;
     char *line = NULL;
     size_t line_cap = 0;
     ssize_t got;
     long line_no = 0;
-    rwkv_status s = set ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    s = set ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     while (s == RWKV_OK && (limit == 0 || set->count < limit) && (got = getline(&line, &line_cap, f)) >= 0) {
         line_no++;
         if (blank_line(line, (size_t)got)) continue;
@@ -340,7 +414,9 @@ rwkv_status rwkv_lambada_read(const char *path, size_t limit, rwkv_lambada_set *
         set->items[set->count++] = (rwkv_lambada_example){copy, len, split};
         json_decref(root);
     }
-    if (s == RWKV_OK && ferror(f)) s = rwkv_fail(err, RWKV_ERR_IO, "%s: read error", path);
+    if (s == RWKV_OK && ferror(f)) s = rwkv_fail_errno(err, RWKV_ERR_IO, "%s: read error", path);
+    if (s == RWKV_OK && set->count == 0) /* an accuracy over no passages is not a result */
+        s = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: no passages (the file is empty or holds only blank lines)", path);
     free(line);
     fclose(f);
     if (s != RWKV_OK) {
@@ -384,9 +460,9 @@ static rwkv_status lambada(eval_lm *lm, const rwkv_tokenizer *tok, const rwkv_la
             seq[0] = 0;
             if (n_ctx) memcpy(seq + 1, ctx, n_ctx * sizeof *seq);
             memcpy(seq + 1 + n_ctx, tgt, n_tgt * sizeof *seq);
-            s = check_vocab(seq, len, V, err);
+            s = check_vocab(seq, len, 0, V, err);
         }
-        if (s == RWKV_OK) s = lm->predict(lm, seq, len - n_tgt, len, 1, &rows, err);
+        if (s == RWKV_OK) s = lm->predict(lm, seq, 0, len - n_tgt, len, 1, &rows, err);
         if (s == RWKV_OK) {
             int64_t hits = 0;
             double lp = score_rows(rows, V, seq + len - n_tgt, n_tgt, &hits);

@@ -5,6 +5,7 @@
  * time_first as exp(u), vectors f32), so the file loads in rwkv.cpp and back
  * in rwkv.c unchanged; RWKV-6/7 become GGUF files (tools/quantize_gguf.c). */
 #include <ctype.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -158,6 +159,34 @@ static rwkv_status write_rwkvcpp(const rwkv_model *m, const char *out_path, dtyp
     return s;
 }
 
+/* Every weight must be finite: a NaN or infinity would be written into the
+ * blocks' scales, giving a file that loads as garbage or not at all. */
+static rwkv_status check_finite(const tensor_set *set, const char *path, rwkv_error *err) {
+    enum { CHUNK = 1 << 16 }; /* a multiple of every block size */
+    float *buf = malloc(CHUNK * sizeof *buf);
+    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    rwkv_status s = RWKV_OK;
+    for (int i = 0; s == RWKV_OK && i < set->count; i++) {
+        const tensor *t = &set->tensors[i];
+        if (!dtype_is_float(t->type) && !dtype_is_block(t->type)) continue;
+        const size_t n = (size_t)tensor_numel(t);
+        for (size_t at = 0; s == RWKV_OK && at < n; at += CHUNK) {
+            size_t k = n - at < CHUNK ? n - at : CHUNK;
+            dtype_to_f32(t->type, (const uint8_t *)t->data + dtype_bytes_for(t->type, at), buf, k);
+            for (size_t j = 0; j < k; j++)
+                if (!isfinite(buf[j])) {
+                    s = rwkv_fail(err, RWKV_ERR_NUMERIC,
+                                  "%s: tensor '%s' holds %s at element %zu: a model with non-finite weights "
+                                  "cannot be quantized",
+                                  path, t->name, isnan(buf[j]) ? "NaN" : "an infinity", at + j);
+                    break;
+                }
+        }
+    }
+    free(buf);
+    return s;
+}
+
 rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const rwkv_quant_options *o,
                                rwkv_error *err) {
     if (!in_path || !out_path || !o) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: paths are required");
@@ -176,11 +205,14 @@ rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const 
     s = rwkv_model_load(in_path, &m, err);
     if (s != RWKV_OK) return s;
     const char v = m->info.version[0];
-    if (m->info.arch == RWKV_ARCH_GPT)
+    s = check_finite(&m->weights, in_path, err);
+    if (s == RWKV_OK && m->info.arch == RWKV_ARCH_GPT)
         s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: the GPT baseline cannot be quantized", in_path);
-    else if (v == '4' || v == '5') s = write_rwkvcpp(m, out_path, mat, head, err);
-    else if (v == '6' || v == '7') s = quantize_gguf(m, in_path, out_path, mat, head, o->tokenizer, err);
-    else s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: RWKV-%s cannot be quantized", in_path, m->info.version);
+    else if (s == RWKV_OK && (v == '4' || v == '5')) s = write_rwkvcpp(m, out_path, mat, head, err);
+    else if (s == RWKV_OK && (v == '6' || v == '7'))
+        s = quantize_gguf(m, in_path, out_path, mat, head, o->tokenizer, err);
+    else if (s == RWKV_OK)
+        s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: RWKV-%s cannot be quantized", in_path, m->info.version);
     if (s != RWKV_OK && err && strncmp(err->message, out_path, strlen(out_path)) != 0 &&
         strncmp(err->message, in_path, strlen(in_path)) != 0)
         rwkv_error_prefix(err, in_path);

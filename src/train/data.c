@@ -36,7 +36,7 @@ static rwkv_status write_byte_tokens(FILE *f, void *ctx, rwkv_error *err) {
     put_u32(hdr + 12, 2);
     put_u32(hdr + 16, 256);
     put_u64(hdr + 24, (uint64_t)w->n);
-    if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     uint8_t buf[8192];
     for (size_t i = 0; i < w->n;) {
         size_t k = 0;
@@ -44,7 +44,7 @@ static rwkv_status write_byte_tokens(FILE *f, void *ctx, rwkv_error *err) {
             buf[2 * k] = w->text[i];
             buf[2 * k + 1] = 0;
         }
-        if (fwrite(buf, 2, k, f) != k) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+        if (fwrite(buf, 2, k, f) != k) return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     }
     return RWKV_OK;
 }
@@ -79,7 +79,7 @@ static rwkv_status write_id_tokens(FILE *f, void *ctx, rwkv_error *err) {
     put_u32(hdr + 12, tb);
     put_u32(hdr + 16, (uint32_t)w->n_vocab);
     put_u64(hdr + 24, (uint64_t)w->n);
-    if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     uint8_t buf[8192];
     for (size_t i = 0; i < w->n;) {
         size_t k = 0;
@@ -91,7 +91,7 @@ static rwkv_status write_id_tokens(FILE *f, void *ctx, rwkv_error *err) {
                 put_u32(buf + 4 * k, (uint32_t)w->ids[i]);
             }
         }
-        if (fwrite(buf, tb, k, f) != k) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+        if (fwrite(buf, tb, k, f) != k) return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     }
     return RWKV_OK;
 }

@@ -33,8 +33,10 @@ rwkv_status rwkv_init_checkpoint(const rwkv_init_options *o, const char *out_pat
     if (s != RWKV_OK) return s;
     float *params = malloc(lay.total * sizeof(float) + 1);
     if (!params) {
+        size_t total = lay.total; /* param_layout_free clears it */
         param_layout_free(&lay);
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters", lay.total);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters (%zu bytes)", total,
+                         total * sizeof(float));
     }
     s = arch->init(&shape, &lay, params, o->seed, (float)o->emb_scale, err);
     if (s == RWKV_OK) s = arch->save(out_path, &shape, &lay, params, err);

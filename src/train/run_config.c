@@ -38,7 +38,7 @@ static rwkv_status dump_json(FILE *f, void *ctx, rwkv_error *err) {
     size_t len = strlen(text);
     int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
     free(text);
-    return ok ? RWKV_OK : rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    return ok ? RWKV_OK : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
 }
 
 rwkv_status train_config_write(const char *path, const train_config *c, rwkv_error *err) {

@@ -44,7 +44,7 @@ typedef struct log_keep {
 
 static rwkv_status write_log_keep(FILE *f, void *ctx, rwkv_error *err) {
     log_keep *k = ctx;
-    if (k->len && fwrite(k->data, 1, k->len, f) != k->len) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    if (k->len && fwrite(k->data, 1, k->len, f) != k->len) return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     return RWKV_OK;
 }
 

@@ -94,17 +94,17 @@ static rwkv_status write_state(FILE *f, void *ctx, rwkv_error *err) {
     put_u64(hdr + 104, st->params_hash);
     uint64_t h = fnv1a64(FNV_INIT, hdr, sizeof hdr);
     if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr || !write_floats(f, st->m, st->n, &h))
-        return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+        return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     if (w->pause_ms > 0) { /* testing hook: a window for kill -9 in the middle of the write */
         fflush(f);
         struct timespec ts = {w->pause_ms / 1000, (long)(w->pause_ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
     }
-    if (!write_floats(f, st->v, st->n, &h)) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    if (!write_floats(f, st->v, st->n, &h)) return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     uint8_t tail[8];
     put_u64(tail, h);
-    if (fwrite(tail, 1, 8, f) != 8) return rwkv_fail(err, RWKV_ERR_IO, "write failed");
+    if (fwrite(tail, 1, 8, f) != 8) return rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
     return RWKV_OK;
 }
 

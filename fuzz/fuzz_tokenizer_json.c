@@ -1,0 +1,6 @@
+/* Fuzz target for the tokenizer.json reader (GPT-NeoX BPE), then encoding
+ * and decoding a fixed text with what it read. See fuzz/README.md. */
+#include "fuzz_tokenizer.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fuzz_tokenizer(tok_neox_load, data, size); }
