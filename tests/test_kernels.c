@@ -286,6 +286,40 @@ static void test_matmul_variants(void) {
     }
 }
 
+/* A product of few tokens (N up to the micro-kernel's nr: the weight rows
+ * read in place) gives every row the same bits as a product of more tokens
+ * (packed panels): the batched decode relies on it. Several column slices
+ * and row chunks, every variant and format, one and two threads. */
+static void test_matmul_few_exact(void) {
+    const int rows = 150;
+    for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
+        const dtype t = mat_types[ti];
+        const int cols = whole_blocks(t, 800);
+        matrix W = make_matrix(t, rows, cols);
+        const int maxN = 40;
+        float *X = malloc(sizeof(float) * cols * maxN), *many = malloc(sizeof(float) * rows * maxN),
+              *few = malloc(sizeof(float) * rows * maxN);
+        for (int i = 0; i < cols * maxN; i++) X[i] = gauss();
+        int bad = 0;
+        char msg[160] = "";
+        for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
+            if (!kernels_cpu_supports((*k)->name)) continue;
+            const int nr = (*k)->mm.nr, Ns[] = {2, 3, nr};
+            matmul_with(*k, &W, X, nr + 3, many, 1); /* packed panels */
+            for (int ni = 0; ni < 3 && !bad; ni++)
+                for (int nt = 1; nt <= 2 && !bad; nt++) {
+                    for (int i = 0; i < rows * Ns[ni]; i++) few[i] = NAN;
+                    matmul_with(*k, &W, X, Ns[ni], few, nt);
+                    if (memcmp(few, many, sizeof(float) * rows * Ns[ni]) != 0)
+                        bad = 1, snprintf(msg, sizeof msg, "%s %s %dx%d: N=%d threads %d differs from N=%d", (*k)->name,
+                                          dtype_name(t), rows, cols, Ns[ni], nt, nr + 3);
+                }
+        }
+        free(X), free(many), free(few), free((void *)W.data);
+        CHECK(!bad, "%s", msg);
+    }
+}
+
 /* matmul_group gives exactly what one matmul per product gives (the same
  * row kernels and panels, only scheduled together), for decode (N = 1) and
  * sequence mode, mixed formats and shapes, any thread count. */
@@ -581,6 +615,7 @@ int main(void) {
     TIMED(test_matvec_variants);
     TIMED(test_matvec_misaligned);
     TIMED(test_matmul_variants);
+    TIMED(test_matmul_few_exact);
     TIMED(test_matmul_group);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);

@@ -9,6 +9,16 @@
  * unit of work threads claim (parallel_for, kernels/pool.c), so no two
  * threads write the same output.
  *
+ * A product of few tokens (N up to the micro-kernel's nr, as in batched
+ * decoding) would spend most of its time packing weights that are then used
+ * for only N tokens. It swaps the roles instead (matmul_few_chunk): the N
+ * token rows are packed as the [kc][nr] panel, the weight rows are read in
+ * place (converted to f32 MR rows at a time) as the micro-kernel's "tokens",
+ * and the result comes out transposed. Every output is then the same chain
+ * of operations as in the packed product (the same kc slices, c in order,
+ * and x*w == w*x), so a row's bits do not depend on N or on which of the two
+ * ways ran.
+ *
  * matmul_scalar is the plain reference (one thread, sums in index order). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +28,11 @@
 
 #define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
 #define MATMUL_MAX_NR 32 /* widest panel of any variant */
+#define MATMUL_MAX_MR 8  /* tallest register tile of any variant */
+#define FEW_GROUPS 16    /* micro-kernel row groups in one chunk of a few-token product */
+
+/* Columns per slice: a slice must hold whole blocks (k-quant super-blocks are 256 wide). */
+static int slice_cols(const matrix *W) { return dtype_block_elems(W->type) > 32 ? 256 : KC; }
 
 void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
     enum { CHUNK = 256 }; /* a multiple of 32 (block formats) */
@@ -95,8 +110,7 @@ static void matmul_panel(void *p, int panel) {
     const kernel_ops *k = j->k;
     const int rows = j->W->rows, cols = j->W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N;
     const int r0 = panel * NR, nr = rows - r0 < NR ? rows - r0 : NR;
-    /* a slice must hold whole blocks: k-quant super-blocks are 256 wide */
-    const int kc_max = dtype_block_elems(j->W->type) > 32 ? 256 : KC;
+    const int kc_max = slice_cols(j->W);
     for (int c0 = 0; c0 < cols; c0 += kc_max) {
         int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
         k->pack(j->W, r0, nr, c0, kc, Wp, tmp);
@@ -108,16 +122,57 @@ static void matmul_panel(void *p, int panel) {
     }
 }
 
+static int few_tokens(const kernel_ops *k, int N) { return N <= k->mm.nr; }
+static int few_chunk_rows(const kernel_ops *k) { return FEW_GROUPS * k->mm.mr; }
+
+/* One chunk of FEW_GROUPS * MR weight rows of a few-token product (see the
+ * top of the file): Yt[r][n] = W[r] . X[n], then Y[n][r] = Yt[r][n]. */
+static void matmul_few_chunk(void *p, int chunk) {
+    static _Thread_local float Xp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
+    static _Thread_local float Wf[KC * MATMUL_MAX_MR] __attribute__((aligned(64)));
+    static _Thread_local float Yt[FEW_GROUPS * MATMUL_MAX_MR * MATMUL_MAX_NR] __attribute__((aligned(64)));
+    const matmul_job *j = p;
+    const kernel_ops *k = j->k;
+    const matrix *W = j->W;
+    const int rows = W->rows, cols = W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N, kc_max = slice_cols(W);
+    const int r0 = chunk * few_chunk_rows(k), r1 = rows - r0 < few_chunk_rows(k) ? rows : r0 + few_chunk_rows(k);
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)cols);
+    const uint8_t *base = W->data;
+    for (int c0 = 0; c0 < cols; c0 += kc_max) {
+        const int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
+        for (int c = 0; c < kc; c++)
+            for (int n = 0; n < NR; n++) Xp[c * NR + n] = n < N ? j->X[(size_t)n * cols + c0 + c] : 0.0f;
+        for (int g = r0; g < r1; g += MR) {
+            const int mr = r1 - g < MR ? r1 - g : MR;
+            const float *w = Wf;
+            size_t ldw = (size_t)kc;
+            if (W->type == DT_F32) {
+                w = (const float *)(base + (size_t)g * rb) + c0;
+                ldw = (size_t)cols;
+            } else {
+                for (int i = 0; i < mr; i++)
+                    k->row_to_f32(W->type, base + (size_t)(g + i) * rb + dtype_bytes_for(W->type, (uint64_t)c0),
+                                  Wf + (size_t)i * kc, kc);
+            }
+            k->mm.run(kc, Xp, w, ldw, Yt + (size_t)(g - r0) * NR, (size_t)NR, mr, N, c0 > 0);
+        }
+    }
+    for (int r = r0; r < r1; r++)
+        for (int n = 0; n < N; n++) j->Y[(size_t)n * rows + r] = Yt[(size_t)(r - r0) * NR + n];
+}
+
 void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
     if (N <= 0) return;
     if (N == 1) {
         matvec_with(k, W, X, Y, n_threads);
         return;
     }
-    const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
     if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
     matmul_job j = {k, W, X, Y, N};
-    parallel_for(n_threads, panels, matmul_panel, &j);
+    if (few_tokens(k, N))
+        parallel_for(n_threads, (W->rows + few_chunk_rows(k) - 1) / few_chunk_rows(k), matmul_few_chunk, &j);
+    else
+        parallel_for(n_threads, (W->rows + k->mm.nr - 1) / k->mm.nr, matmul_panel, &j);
 }
 
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
@@ -126,7 +181,8 @@ void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
 
 /* matmul_group: the chunks of all n products numbered one after the other;
  * first[i] is the first chunk of product i. A chunk is a row range of a
- * decode product (N = 1) or one panel of a sequence-mode product. */
+ * decode product (N = 1), a chunk of a few-token product or one panel of a
+ * sequence-mode product. */
 typedef struct group_job {
     const kernel_ops *k;
     const matrix *const *W;
@@ -148,7 +204,7 @@ static void group_chunk(void *p, int chunk) {
         g->k->matvec_rows(g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Y[i], g->N};
-        matmul_panel(&j, c);
+        (few_tokens(g->k, g->N) ? matmul_few_chunk : matmul_panel)(&j, c);
     }
 }
 
@@ -170,7 +226,8 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
             g.chunk_rows[i] = matvec_chunk_rows(W[i], n_threads);
             chunks = (W[i]->rows + g.chunk_rows[i] - 1) / g.chunk_rows[i];
         } else {
-            chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
+            const int per = few_tokens(g.k, N) ? few_chunk_rows(g.k) : g.k->mm.nr;
+            chunks = (W[i]->rows + per - 1) / per;
         }
         g.first[i + 1] = g.first[i] + chunks;
     }
