@@ -302,7 +302,7 @@ int cmd_eval(int argc, char **argv) {
     if (e.lambada && e.stride) return cli_usage_error("eval", "--stride applies to --data only");
     rc = 1;
     if (cli_tokenizer_for_model(e.tok_path, e.model_path, &e.tok, &e.err) == RWKV_OK &&
-        rwkv_model_load_ex(e.model_path, &(rwkv_load_options){e.device, e.precision}, &e.m, &e.err) == RWKV_OK) {
+        rwkv_model_load_ex(e.model_path, &(rwkv_load_options){.device = e.device, .precision = e.precision}, &e.m, &e.err) == RWKV_OK) {
         rwkv_model_set_threads(e.m, e.threads);
         rwkv_model_get_info(e.m, &e.info);
         rc = check_against_model(&e);

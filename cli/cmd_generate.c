@@ -251,7 +251,7 @@ static void gen_report(const gen *g, const gen_args *a, size_t n_prompt, double 
  * 0, 1 after a reported failure, 2 after a usage error. */
 static int gen_open(gen *g, gen_args *a) {
     if (cli_tokenizer_for_model(a->tok_path, a->model_path, &g->tok, &g->err) != RWKV_OK) return cli_report(&g->err);
-    rwkv_load_options lo = {a->device, a->precision};
+    rwkv_load_options lo = {.device = a->device, .precision = a->precision};
     if (rwkv_model_load_ex(a->model_path, &lo, &g->m, &g->err) != RWKV_OK) return cli_report(&g->err);
     rwkv_model_set_threads(g->m, a->threads);
     rwkv_model_info info;

@@ -108,6 +108,13 @@ typedef struct rwkv_load_options {
                            and in a build without CUDA) */
     const char *precision; /* the GPU's: NULL or "fp32", or "bf16" (matrices in
                               bfloat16, fp32 accumulation; state and WKV fp32) */
+    int pack_weights;      /* 1: an RWKV model on the CPU also keeps its f32 and f16
+                              matrices packed once in the layout of the matrix-matrix
+                              kernels, so that rwkv_eval_batch and sequence mode read
+                              them directly instead of repacking every weight on every
+                              call (batched decoding of a few streams then costs about
+                              what rwkv_eval costs). One more copy of those matrices in
+                              memory; results are the same, bit for bit. */
 } rwkv_load_options;
 /* rwkv_model_load with options (opt may be NULL: the defaults). */
 RWKV_API rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out,

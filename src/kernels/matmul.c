@@ -9,16 +9,6 @@
  * unit of work threads claim (parallel_for, kernels/pool.c), so no two
  * threads write the same output.
  *
- * A product of few tokens (N up to the micro-kernel's nr, as in batched
- * decoding) would spend most of its time packing weights that are then used
- * for only N tokens. It swaps the roles instead (matmul_few_chunk): the N
- * token rows are packed as the [kc][nr] panel, the weight rows are read in
- * place (converted to f32 MR rows at a time) as the micro-kernel's "tokens",
- * and the result comes out transposed. Every output is then the same chain
- * of operations as in the packed product (the same kc slices, c in order,
- * and x*w == w*x), so a row's bits do not depend on N or on which of the two
- * ways ran.
- *
  * matmul_scalar is the plain reference (one thread, sums in index order). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,8 +18,6 @@
 
 #define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
 #define MATMUL_MAX_NR 32 /* widest panel of any variant */
-#define MATMUL_MAX_MR 8  /* tallest register tile of any variant */
-#define FEW_GROUPS 16    /* micro-kernel row groups in one chunk of a few-token product */
 
 /* Columns per slice: a slice must hold whole blocks (k-quant super-blocks are 256 wide). */
 static int slice_cols(const matrix *W) { return dtype_block_elems(W->type) > 32 ? 256 : KC; }
@@ -56,18 +44,29 @@ void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
     }
 }
 
-/* The scalar variant's micro-kernel: 4 tokens x 8 rows. */
-void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
-                           int nr, int accumulate) {
+/* The scalar variant's micro-kernel: 4 tokens x 8 rows, from an f32 panel
+ * (Wp) or an f16 one (Wh). */
+static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, const float *X, size_t ldx, float *Y,
+                                  size_t ldy, int mr, int nr, int accumulate) {
     float acc[4][8];
     memset(acc, 0, sizeof acc);
     for (int c = 0; c < kc; c++)
         for (int i = 0; i < mr; i++) {
             float xv = X[(size_t)i * ldx + c];
-            for (int j = 0; j < 8; j++) acc[i][j] += xv * Wp[c * 8 + j];
+            for (int j = 0; j < 8; j++) acc[i][j] += xv * (Wh ? f16_to_f32(Wh[c * 8 + j]) : Wp[c * 8 + j]);
         }
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) Y[(size_t)i * ldy + j] = accumulate ? Y[(size_t)i * ldy + j] + acc[i][j] : acc[i][j];
+}
+
+void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                           int nr, int accumulate) {
+    ukernel_scalar(kc, Wp, NULL, X, ldx, Y, ldy, mr, nr, accumulate);
+}
+
+void matmul_ukernel_scalar_f16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                               int nr, int accumulate) {
+    ukernel_scalar(kc, NULL, Wp, X, ldx, Y, ldy, mr, nr, accumulate);
 }
 
 /* The scalar variant's packing: rows converted one at a time (tmp holds
@@ -101,6 +100,39 @@ typedef struct matmul_job {
     int N;
 } matmul_job;
 
+/* Panels packed once (matrix.panels): panel p (rows p*NR ...) is NR*cols
+ * elements, its slices one after the other, each [kc][NR] as k->pack
+ * writes it, in the matrix's own dtype (f16 converts exactly on load). */
+int matmul_packs(const matrix *W) { return W->type == DT_F32 || W->type == DT_F16; }
+
+static size_t panel_elem_offset(const matrix *W, int NR, int panel, int c0) {
+    return ((size_t)panel * NR * (size_t)W->cols) + (size_t)c0 * NR;
+}
+
+size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W) {
+    const size_t panels = (size_t)(W->rows + k->mm.nr - 1) / (size_t)k->mm.nr;
+    return panels * (size_t)k->mm.nr * (size_t)W->cols * dtype_bytes_for(W->type, 1);
+}
+
+void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst) {
+    const int NR = k->mm.nr, kc_max = slice_cols(W), panels = (W->rows + NR - 1) / NR;
+    const size_t es = dtype_bytes_for(W->type, 1), rb = es * (size_t)W->cols;
+    for (int p = 0; p < panels; p++)
+        for (int c0 = 0; c0 < W->cols; c0 += kc_max) {
+            const int kc = W->cols - c0 < kc_max ? W->cols - c0 : kc_max;
+            uint8_t *out = (uint8_t *)dst + es * panel_elem_offset(W, NR, p, c0);
+            for (int j = 0; j < NR; j++) {
+                const int r = p * NR + j;
+                const uint8_t *row = (const uint8_t *)W->data + (size_t)r * rb + es * (size_t)c0;
+                for (int c = 0; c < kc; c++) {
+                    uint8_t *o = out + es * ((size_t)c * NR + j);
+                    if (r < W->rows) memcpy(o, row + es * (size_t)c, es);
+                    else memset(o, 0, es);
+                }
+            }
+        }
+}
+
 /* One chunk = one panel of NR weight rows against all N tokens. */
 static void matmul_panel(void *p, int panel) {
     /* per-thread packing buffers, reused across calls (the pool keeps its threads) */
@@ -108,57 +140,25 @@ static void matmul_panel(void *p, int panel) {
     static _Thread_local float tmp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
     const matmul_job *j = p;
     const kernel_ops *k = j->k;
-    const int rows = j->W->rows, cols = j->W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N;
-    const int r0 = panel * NR, nr = rows - r0 < NR ? rows - r0 : NR;
-    const int kc_max = slice_cols(j->W);
-    for (int c0 = 0; c0 < cols; c0 += kc_max) {
-        int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
-        k->pack(j->W, r0, nr, c0, kc, Wp, tmp);
-        for (int n0 = 0; n0 < N; n0 += MR) {
-            int mr = N - n0 < MR ? N - n0 : MR;
-            k->mm.run(kc, Wp, j->X + (size_t)n0 * cols + c0, (size_t)cols, j->Y + (size_t)n0 * rows + r0,
-                      (size_t)rows, mr, nr, c0 > 0);
-        }
-    }
-}
-
-static int few_tokens(const kernel_ops *k, int N) { return N <= k->mm.nr; }
-static int few_chunk_rows(const kernel_ops *k) { return FEW_GROUPS * k->mm.mr; }
-
-/* One chunk of FEW_GROUPS * MR weight rows of a few-token product (see the
- * top of the file): Yt[r][n] = W[r] . X[n], then Y[n][r] = Yt[r][n]. */
-static void matmul_few_chunk(void *p, int chunk) {
-    static _Thread_local float Xp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
-    static _Thread_local float Wf[KC * MATMUL_MAX_MR] __attribute__((aligned(64)));
-    static _Thread_local float Yt[FEW_GROUPS * MATMUL_MAX_MR * MATMUL_MAX_NR] __attribute__((aligned(64)));
-    const matmul_job *j = p;
-    const kernel_ops *k = j->k;
     const matrix *W = j->W;
     const int rows = W->rows, cols = W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N, kc_max = slice_cols(W);
-    const int r0 = chunk * few_chunk_rows(k), r1 = rows - r0 < few_chunk_rows(k) ? rows : r0 + few_chunk_rows(k);
-    const size_t rb = dtype_bytes_for(W->type, (uint64_t)cols);
-    const uint8_t *base = W->data;
+    const int r0 = panel * NR, nr = rows - r0 < NR ? rows - r0 : NR;
+    const int packed = W->panels && W->panel_nr == NR;
     for (int c0 = 0; c0 < cols; c0 += kc_max) {
-        const int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
-        for (int c = 0; c < kc; c++)
-            for (int n = 0; n < NR; n++) Xp[c * NR + n] = n < N ? j->X[(size_t)n * cols + c0 + c] : 0.0f;
-        for (int g = r0; g < r1; g += MR) {
-            const int mr = r1 - g < MR ? r1 - g : MR;
-            const float *w = Wf;
-            size_t ldw = (size_t)kc;
-            if (W->type == DT_F32) {
-                w = (const float *)(base + (size_t)g * rb) + c0;
-                ldw = (size_t)cols;
-            } else {
-                for (int i = 0; i < mr; i++)
-                    k->row_to_f32(W->type, base + (size_t)(g + i) * rb + dtype_bytes_for(W->type, (uint64_t)c0),
-                                  Wf + (size_t)i * kc, kc);
-            }
-            k->mm.run(kc, Xp, w, ldw, Yt + (size_t)(g - r0) * NR, (size_t)NR, mr, N, c0 > 0);
+        int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
+        const float *wp = Wp;
+        const uint16_t *wh = NULL;
+        if (!packed) k->pack(W, r0, nr, c0, kc, Wp, tmp);
+        else if (W->type == DT_F16) wh = (const uint16_t *)W->panels + panel_elem_offset(W, NR, panel, c0);
+        else wp = (const float *)W->panels + panel_elem_offset(W, NR, panel, c0);
+        for (int n0 = 0; n0 < N; n0 += MR) {
+            int mr = N - n0 < MR ? N - n0 : MR;
+            const float *x = j->X + (size_t)n0 * cols + c0;
+            float *y = j->Y + (size_t)n0 * rows + r0;
+            if (wh) k->mm.run_f16(kc, wh, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
+            else k->mm.run(kc, wp, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
         }
     }
-    for (int r = r0; r < r1; r++)
-        for (int n = 0; n < N; n++) j->Y[(size_t)n * rows + r] = Yt[(size_t)(r - r0) * NR + n];
 }
 
 void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
@@ -167,12 +167,10 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
         matvec_with(k, W, X, Y, n_threads);
         return;
     }
+    const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
     if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
     matmul_job j = {k, W, X, Y, N};
-    if (few_tokens(k, N))
-        parallel_for(n_threads, (W->rows + few_chunk_rows(k) - 1) / few_chunk_rows(k), matmul_few_chunk, &j);
-    else
-        parallel_for(n_threads, (W->rows + k->mm.nr - 1) / k->mm.nr, matmul_panel, &j);
+    parallel_for(n_threads, panels, matmul_panel, &j);
 }
 
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
@@ -181,8 +179,7 @@ void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
 
 /* matmul_group: the chunks of all n products numbered one after the other;
  * first[i] is the first chunk of product i. A chunk is a row range of a
- * decode product (N = 1), a chunk of a few-token product or one panel of a
- * sequence-mode product. */
+ * decode product (N = 1) or one panel of a sequence-mode product. */
 typedef struct group_job {
     const kernel_ops *k;
     const matrix *const *W;
@@ -204,7 +201,7 @@ static void group_chunk(void *p, int chunk) {
         g->k->matvec_rows(g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Y[i], g->N};
-        (few_tokens(g->k, g->N) ? matmul_few_chunk : matmul_panel)(&j, c);
+        matmul_panel(&j, c);
     }
 }
 
@@ -226,8 +223,7 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
             g.chunk_rows[i] = matvec_chunk_rows(W[i], n_threads);
             chunks = (W[i]->rows + g.chunk_rows[i] - 1) / g.chunk_rows[i];
         } else {
-            const int per = few_tokens(g.k, N) ? few_chunk_rows(g.k) : g.k->mm.nr;
-            chunks = (W[i]->rows + per - 1) / per;
+            chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
         }
         g.first[i + 1] = g.first[i] + chunks;
     }

@@ -90,7 +90,7 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     memset(out, 0, sizeof *out);
 
     rwkv_model *m;
-    rwkv_load_options lo = {o.device, o.precision};
+    rwkv_load_options lo = {.device = o.device, .precision = o.precision};
     rwkv_status s = rwkv_model_load_ex(path, &lo, &m, err);
     if (s != RWKV_OK) return s;
     const int gpu = o.device && strcmp(o.device, "cpu") != 0;

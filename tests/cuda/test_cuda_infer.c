@@ -103,7 +103,7 @@ static int write_random_model(const char *path, int V, int C, int L, int F, uint
 }
 
 static rwkv_model *load_on(const char *path, const char *device, const char *precision) {
-    rwkv_load_options lo = {device, precision};
+    rwkv_load_options lo = {.device = device, .precision = precision};
     rwkv_model *m = NULL;
     rwkv_error err;
     if (rwkv_model_load_ex(path, &lo, &m, &err) != RWKV_OK) printf("  load %s on %s: %s\n", path, device, err.message);
@@ -280,7 +280,7 @@ static void test_other_arch_refused(void) {
     rwkv_init_options o = rwkv_init_options_default();
     o.arch = "rwkv7", o.n_layer = 1, o.n_embd = 64;
     CHECK(rwkv_init_checkpoint(&o, path, NULL) == RWKV_OK, "init");
-    rwkv_load_options lo = {"cuda", NULL};
+    rwkv_load_options lo = {.device = "cuda"};
     rwkv_model *m = NULL;
     rwkv_error err;
     CHECK(rwkv_model_load_ex(path, &lo, &m, &err) == RWKV_ERR_UNSUPPORTED && !m, "an RWKV-7 model loaded on cuda");
