@@ -9,6 +9,12 @@
  * unit of work threads claim (parallel_for, kernels/pool.c), so no two
  * threads write the same output.
  *
+ * With few tokens (the batched decode: one row per stream) packing costs
+ * more than the products, so a model may pack its f32/f16 matrices once,
+ * at load (matrix.panels, matmul_pack_panels): the panels then come from
+ * memory as they are, f16 converted exactly by the micro-kernel as it
+ * loads them, and every result keeps its bits.
+ *
  * matmul_scalar is the plain reference (one thread, sums in index order). */
 #include <stdint.h>
 #include <stdlib.h>
