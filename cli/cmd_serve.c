@@ -40,7 +40,10 @@ static int serve(const serve_opts *o, server *srv, const sigset_t *stop_signals)
     rwkv_model *m = NULL;
     scheduler *sch = NULL;
     int rc = 1;
-    if (cli_tokenizer_for_model(o->tok, o->model, &tok, &err) != RWKV_OK || rwkv_model_load_ex(o->model, &(rwkv_load_options){.no_mmap = o->no_mmap}, &m, &err) != RWKV_OK)
+    /* every step is a batched product: the weights are packed once, at load */
+    const rwkv_load_options lo = {.no_mmap = o->no_mmap, .pack_weights = 1};
+    if (cli_tokenizer_for_model(o->tok, o->model, &tok, &err) != RWKV_OK ||
+        rwkv_model_load_ex(o->model, &lo, &m, &err) != RWKV_OK)
         goto out;
     rwkv_model_set_threads(m, o->threads);
     rwkv_model_info info;

@@ -111,6 +111,13 @@ typedef struct rwkv_load_options {
     int no_mmap;           /* 1: read the weights file into memory instead of mapping
                               it, so that the file may change or be truncated on disk
                               while the model is in use (docs/limits.md) */
+    int pack_weights;      /* 1: an RWKV model on the CPU also keeps its f32 and f16
+                              matrices packed once in the layout of the matrix-matrix
+                              kernels, so that rwkv_eval_batch and sequence mode read
+                              them directly instead of repacking every weight on every
+                              call (batched decoding of a few streams then costs about
+                              what rwkv_eval costs). One more copy of those matrices in
+                              memory; results are the same, bit for bit. */
 } rwkv_load_options;
 /* rwkv_model_load with options (opt may be NULL: the defaults). */
 RWKV_API rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, rwkv_model **out,

@@ -113,12 +113,65 @@ static void test_batch_gpt_full_context(void) {
     CHECK(pos_a == 0, "the other row was fed (position %zu)", pos_a);
 }
 
+/* A model loaded with pack_weights (f32 and f16 matrices packed once) gives
+ * the bits of the same model loaded without it, batched and in sequence
+ * mode, and passes every batch check. The FFN width (800) spans three
+ * column slices and the vocabulary (70) ends in a partial panel. */
+static void test_batch_packed_weights(void) {
+    static const char *const archs[] = {"rwkv4", "rwkv7"};
+    for (int a = 0; a < 2; a++)
+        for (int half = 0; half < 2; half++) {
+            char path[] = "/tmp/rwkv-test-packed-XXXXXX", path16[64], why[512] = "";
+            int fd = mkstemp(path);
+            CHECK(fd >= 0, "mkstemp failed");
+            close(fd);
+            snprintf(path16, sizeof path16, "%s.f16", path);
+            rwkv_init_options o = rwkv_init_options_default();
+            o.arch = archs[a];
+            o.n_layer = 2, o.n_embd = 64, o.n_vocab = 70, o.n_ffn = 800, o.head_size = 32, o.seed = 9;
+            o.emb_scale = 0.5;
+            rwkv_error err = {0};
+            rwkv_model *plain = NULL, *packed = NULL;
+            const char *file = half ? path16 : path;
+            int ok = rwkv_init_checkpoint(&o, path, &err) == RWKV_OK &&
+                     (!half || rwkv_convert_to_safetensors(path, path16, RWKV_DTYPE_F16, &err) == RWKV_OK) &&
+                     rwkv_model_load(file, &plain, &err) == RWKV_OK &&
+                     rwkv_model_load_ex(file, &(rwkv_load_options){.pack_weights = 1}, &packed, &err) == RWKV_OK;
+            unlink(path);
+            unlink(path16);
+            CHECK(ok, "%s: %s", archs[a], err.message);
+            rwkv_model_set_threads(plain, 2);
+            rwkv_model_set_threads(packed, 2);
+            int checks = batch_check(packed, why, sizeof why), same = 1;
+            enum { B = 5 };
+            rwkv_state *sp[B] = {0}, *sq[B] = {0};
+            float lp[B * 70], lq[B * 70];
+            int tok[B];
+            for (int i = 0; i < B; i++) {
+                tok[i] = (i * 17 + 3) % 70;
+                sp[i] = batch_state(plain, i, &err);
+                sq[i] = batch_state(packed, i, &err);
+                ok = ok && sp[i] && sq[i];
+            }
+            ok = ok && rwkv_eval_batch(plain, sp, tok, B, lp, &err) == RWKV_OK &&
+                 rwkv_eval_batch(packed, sq, tok, B, lq, &err) == RWKV_OK;
+            for (int i = 0; ok && i < B; i++) same = same && batch_same_bits(sp[i], sq[i], lp + i * 70, lq + i * 70, 70);
+            for (int i = 0; i < B; i++) rwkv_state_free(sp[i]), rwkv_state_free(sq[i]);
+            rwkv_model_free(plain);
+            rwkv_model_free(packed);
+            CHECK(ok, "%s: %s", archs[a], err.message);
+            CHECK(checks, "%s %s packed: %s", archs[a], half ? "f16" : "f32", why);
+            CHECK(same, "%s %s: packed weights change the bits of a batch", archs[a], half ? "f16" : "f32");
+        }
+}
+
 int main(void) {
     RUN(test_batch_rwkv4_reference);
     RUN(test_batch_rwkv4_init);
     RUN(test_batch_rwkv7_init);
     RUN(test_batch_gpt);
     RUN(test_batch_many_rows);
+    RUN(test_batch_packed_weights);
     RUN(test_batch_gpt_full_context);
     return test_summary();
 }

@@ -153,7 +153,7 @@ static matrix make_matrix(dtype t, int rows, int cols) {
     if (dtype_is_block(t)) quantize_row(t, f, data, n);
     else dtype_from_f32(t, f, data, n);
     free(f);
-    matrix m = {t, rows, cols, data};
+    matrix m = {.type = t, .rows = rows, .cols = cols, .data = data};
     return m;
 }
 
@@ -231,7 +231,7 @@ static void test_matvec_misaligned(void) {
         for (int off = 4; off < 64 && !bad; off += 4) {
             uint8_t *base = raw + (64 - ((uintptr_t)raw & 63)) % 64 + off;
             memcpy(base, src.data, sizeof(float) * (size_t)rows * cols);
-            matrix W = {DT_F32, rows, cols, base};
+            matrix W = {.type = DT_F32, .rows = rows, .cols = cols, .data = base};
             matvec_scalar(&W, x, want);
             double *mag = magnitudes(&W, x, 1);
             for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
@@ -283,6 +283,43 @@ static void test_matmul_variants(void) {
             }
             free(X), free(want), free(got), free((void *)W.data);
         }
+    }
+}
+
+/* Weights packed once (matrix.panels) give exactly what packing on every
+ * call gives: f32 and f16, every variant, several column slices and a
+ * partial last panel, tile edges of N, one and two threads. */
+static void test_matmul_packed_panels(void) {
+    const dtype types[] = {DT_F32, DT_F16};
+    const int rows = 70, cols = 800, Ns[] = {2, 7, 9, 33};
+    for (int ti = 0; ti < 2; ti++) {
+        matrix W = make_matrix(types[ti], rows, cols);
+        float *X = malloc(sizeof(float) * cols * 33), *want = malloc(sizeof(float) * rows * 33),
+              *got = malloc(sizeof(float) * rows * 33);
+        for (int i = 0; i < cols * 33; i++) X[i] = gauss();
+        int bad = 0;
+        char msg[160] = "";
+        for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
+            if (!kernels_cpu_supports((*k)->name)) continue;
+            uint8_t *raw = malloc(matmul_panel_bytes(*k, &W) + 64);
+            matrix P = W;
+            P.panels = raw + (64 - (uintptr_t)raw % 64) % 64;
+            P.panel_nr = (*k)->mm.nr;
+            matmul_pack_panels(*k, &W, (void *)P.panels);
+            for (int ni = 0; ni < 4 && !bad; ni++)
+                for (int nt = 1; nt <= 2 && !bad; nt++) {
+                    const int N = Ns[ni];
+                    matmul_with(*k, &W, X, N, want, nt);
+                    for (int i = 0; i < rows * N; i++) got[i] = NAN;
+                    matmul_with(*k, &P, X, N, got, nt);
+                    if (memcmp(got, want, sizeof(float) * rows * N) != 0)
+                        bad = 1, snprintf(msg, sizeof msg, "%s %s N=%d threads %d: packed panels differ", (*k)->name,
+                                          dtype_name(types[ti]), N, nt);
+                }
+            free(raw);
+        }
+        free(X), free(want), free(got), free((void *)W.data);
+        CHECK(!bad, "%s", msg);
     }
 }
 
@@ -581,6 +618,7 @@ int main(void) {
     TIMED(test_matvec_variants);
     TIMED(test_matvec_misaligned);
     TIMED(test_matmul_variants);
+    TIMED(test_matmul_packed_panels);
     TIMED(test_matmul_group);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);

@@ -48,7 +48,7 @@ class ModelInfo(Structure):
 
 class LoadOptions(Structure):
     _c_name = "rwkv_load_options"
-    _fields_ = [("device", c_char_p), ("precision", c_char_p), ("no_mmap", c_int)]
+    _fields_ = [("device", c_char_p), ("precision", c_char_p), ("no_mmap", c_int), ("pack_weights", c_int)]
 
 
 class SamplerParams(Structure):

@@ -21,6 +21,11 @@ typedef struct matrix {
     dtype type;
     int rows, cols;
     const void *data;
+    /* NULL, or the same weights packed once as the matrix-matrix panels of
+     * the kernel variant whose mm.nr is panel_nr (matmul_pack_panels), read
+     * by matmul instead of packing on every call. */
+    const void *panels;
+    int panel_nr;
 } matrix;
 
 /* y[r] = sum_c W[r][c] * x[c]  (decode: one token) */
@@ -73,6 +78,9 @@ typedef struct matmul_ukernel {
      * overwrites Y. Wp holds nr floats per c (zero beyond nr_valid). */
     void (*run)(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy,
                 int mr_valid, int nr_valid, int accumulate);
+    /* The same from a panel of f16 values (converted exactly as loaded). */
+    void (*run_f16)(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy,
+                    int mr_valid, int nr_valid, int accumulate);
 } matmul_ukernel;
 
 /* One table per variant: "scalar" (kernels/kernels_scalar.c, the portable
@@ -171,7 +179,16 @@ void token_mix_scalar(const float *cur, const float *prev, const float *mu, int 
 /* The scalar table's matmul micro-kernel (4 tokens x 8 rows) and packing. */
 void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                            int nr, int accumulate);
+void matmul_ukernel_scalar_f16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                               int nr, int accumulate);
 void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp);
+
+/* Packing once (matrix.panels): whether W's dtype has panels of its own
+ * dtype (f32, f16), the bytes they take for variant k, and the packing into
+ * dst (64-byte aligned; layout in kernels/matmul.c). */
+int matmul_packs(const matrix *W);
+size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W);
+void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
 
 /* Products with an explicit variant (tests/benchmarks); matvec/matmul use kernels_active(). */
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads);

@@ -349,17 +349,25 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
 #define MR 6
 #define NR 16
 
-static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const float *X, size_t ldx,
-                                                                 float *Y, size_t ldy, const int mr, int nr,
-                                                                 int accumulate) {
+/* From an f32 panel (Wp) or an f16 one (Wh, converted exactly as loaded). */
+static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh,
+                                                                 const float *X, size_t ldx, float *Y, size_t ldy,
+                                                                 const int mr, int nr, int accumulate) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     const float *xr[MR];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) xr[i] = X + (size_t)i * ldx;
-    for (int c = 0; c < kc; c++, Wp += NR) {
-        __m256 w0 = _mm256_load_ps(Wp), w1 = _mm256_load_ps(Wp + 8);
+    for (int c = 0; c < kc; c++) {
+        __m256 w0, w1;
+        if (Wh) {
+            w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(Wh + (size_t)c * NR)));
+            w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(Wh + (size_t)c * NR + 8)));
+        } else {
+            w0 = _mm256_load_ps(Wp + (size_t)c * NR);
+            w1 = _mm256_load_ps(Wp + (size_t)c * NR + 8);
+        }
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
             __m256 xb = _mm256_broadcast_ss(xr[i] + c);
@@ -386,16 +394,28 @@ static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *W
     pack_panel_avx(W, r0, nr_valid, c0, kc, Wp, tmp, NR, row_to_f32);
 }
 
+/* The fixed-mr kernels by mr, from either panel. */
+static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, const float *X,
+                                                              size_t ldx, float *Y, size_t ldy, int mr, int nr,
+                                                              int accumulate) {
+    switch (mr) {
+    case 6: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 1, nr, accumulate); break;
+    }
+}
+
 static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
                     int accumulate) {
-    switch (mr) {
-    case 6: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 6, nr, accumulate); break;
-    case 5: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 5, nr, accumulate); break;
-    case 4: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 4, nr, accumulate); break;
-    case 3: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 3, nr, accumulate); break;
-    case 2: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 2, nr, accumulate); break;
-    default: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 1, nr, accumulate); break;
-    }
+    ukernel_mr(kc, Wp, NULL, X, ldx, Y, ldy, mr, nr, accumulate);
+}
+
+static void ukernel_f16(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
+                        int accumulate) {
+    ukernel_mr(kc, NULL, Wh, X, ldx, Y, ldy, mr, nr, accumulate);
 }
 
 /* ---- exp, layer norm, WKV, token mix ------------------------------------ */
@@ -543,7 +563,7 @@ const kernel_ops kernels_avx2 = {
     .name = "avx2",
     .matvec_rows = matvec_rows,
     .row_to_f32 = row_to_f32,
-    .mm = {MR, NR, ukernel},
+    .mm = {MR, NR, ukernel, ukernel_f16},
     .pack = pack,
     .layernorm = layernorm_v,
     .token_mix = token_mix_v,

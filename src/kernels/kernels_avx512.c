@@ -424,17 +424,25 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
 #define MR 8
 #define NR 32
 
-static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const float *X, size_t ldx,
-                                                                 float *Y, size_t ldy, const int mr, int nr,
-                                                                 int accumulate) {
+/* From an f32 panel (Wp) or an f16 one (Wh, converted exactly as loaded). */
+static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh,
+                                                                 const float *X, size_t ldx, float *Y, size_t ldy,
+                                                                 const int mr, int nr, int accumulate) {
     __m512 acc[MR][2];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     const float *xr[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) xr[i] = X + (size_t)i * ldx;
-    for (int c = 0; c < kc; c++, Wp += NR) {
-        __m512 w0 = _mm512_load_ps(Wp), w1 = _mm512_load_ps(Wp + 16);
+    for (int c = 0; c < kc; c++) {
+        __m512 w0, w1;
+        if (Wh) {
+            w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(Wh + (size_t)c * NR)));
+            w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(Wh + (size_t)c * NR + 16)));
+        } else {
+            w0 = _mm512_load_ps(Wp + (size_t)c * NR);
+            w1 = _mm512_load_ps(Wp + (size_t)c * NR + 16);
+        }
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
             __m512 xb = _mm512_set1_ps(xr[i][c]);
@@ -460,18 +468,30 @@ static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *W
     pack_panel_avx(W, r0, nr_valid, c0, kc, Wp, tmp, NR, row_to_f32);
 }
 
+/* The fixed-mr kernels by mr, from either panel. */
+static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, const float *X,
+                                                              size_t ldx, float *Y, size_t ldy, int mr, int nr,
+                                                              int accumulate) {
+    switch (mr) {
+    case 8: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 8, nr, accumulate); break;
+    case 7: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 7, nr, accumulate); break;
+    case 6: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 1, nr, accumulate); break;
+    }
+}
+
 static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
                     int accumulate) {
-    switch (mr) {
-    case 8: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 8, nr, accumulate); break;
-    case 7: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 7, nr, accumulate); break;
-    case 6: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 6, nr, accumulate); break;
-    case 5: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 5, nr, accumulate); break;
-    case 4: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 4, nr, accumulate); break;
-    case 3: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 3, nr, accumulate); break;
-    case 2: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 2, nr, accumulate); break;
-    default: ukernel_fixed(kc, Wp, X, ldx, Y, ldy, 1, nr, accumulate); break;
-    }
+    ukernel_mr(kc, Wp, NULL, X, ldx, Y, ldy, mr, nr, accumulate);
+}
+
+static void ukernel_f16(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
+                        int accumulate) {
+    ukernel_mr(kc, NULL, Wh, X, ldx, Y, ldy, mr, nr, accumulate);
 }
 
 /* ---- exp, layer norm, WKV, token mix ------------------------------------ */
@@ -613,7 +633,7 @@ const kernel_ops kernels_avx512 = {
     .name = "avx512",
     .matvec_rows = matvec_rows,
     .row_to_f32 = row_to_f32,
-    .mm = {MR, NR, ukernel},
+    .mm = {MR, NR, ukernel, ukernel_f16},
     .pack = pack,
     .layernorm = layernorm_v,
     .token_mix = token_mix_v,

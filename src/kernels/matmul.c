@@ -9,6 +9,12 @@
  * unit of work threads claim (parallel_for, kernels/pool.c), so no two
  * threads write the same output.
  *
+ * With few tokens (the batched decode: one row per stream) packing costs
+ * more than the products, so a model may pack its f32/f16 matrices once,
+ * at load (matrix.panels, matmul_pack_panels): the panels then come from
+ * memory as they are, f16 converted exactly by the micro-kernel as it
+ * loads them, and every result keeps its bits.
+ *
  * matmul_scalar is the plain reference (one thread, sums in index order). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +24,9 @@
 
 #define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
 #define MATMUL_MAX_NR 32 /* widest panel of any variant */
+
+/* Columns per slice: a slice must hold whole blocks (k-quant super-blocks are 256 wide). */
+static int slice_cols(const matrix *W) { return dtype_block_elems(W->type) > 32 ? 256 : KC; }
 
 void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
     enum { CHUNK = 256 }; /* a multiple of 32 (block formats) */
@@ -41,18 +50,29 @@ void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
     }
 }
 
-/* The scalar variant's micro-kernel: 4 tokens x 8 rows. */
-void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
-                           int nr, int accumulate) {
+/* The scalar variant's micro-kernel: 4 tokens x 8 rows, from an f32 panel
+ * (Wp) or an f16 one (Wh). */
+static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, const float *X, size_t ldx, float *Y,
+                                  size_t ldy, int mr, int nr, int accumulate) {
     float acc[4][8];
     memset(acc, 0, sizeof acc);
     for (int c = 0; c < kc; c++)
         for (int i = 0; i < mr; i++) {
             float xv = X[(size_t)i * ldx + c];
-            for (int j = 0; j < 8; j++) acc[i][j] += xv * Wp[c * 8 + j];
+            for (int j = 0; j < 8; j++) acc[i][j] += xv * (Wh ? f16_to_f32(Wh[c * 8 + j]) : Wp[c * 8 + j]);
         }
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) Y[(size_t)i * ldy + j] = accumulate ? Y[(size_t)i * ldy + j] + acc[i][j] : acc[i][j];
+}
+
+void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                           int nr, int accumulate) {
+    ukernel_scalar(kc, Wp, NULL, X, ldx, Y, ldy, mr, nr, accumulate);
+}
+
+void matmul_ukernel_scalar_f16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                               int nr, int accumulate) {
+    ukernel_scalar(kc, NULL, Wp, X, ldx, Y, ldy, mr, nr, accumulate);
 }
 
 /* The scalar variant's packing: rows converted one at a time (tmp holds
@@ -86,6 +106,39 @@ typedef struct matmul_job {
     int N;
 } matmul_job;
 
+/* Panels packed once (matrix.panels): panel p (rows p*NR ...) is NR*cols
+ * elements, its slices one after the other, each [kc][NR] as k->pack
+ * writes it, in the matrix's own dtype (f16 converts exactly on load). */
+int matmul_packs(const matrix *W) { return W->type == DT_F32 || W->type == DT_F16; }
+
+static size_t panel_elem_offset(const matrix *W, int NR, int panel, int c0) {
+    return ((size_t)panel * NR * (size_t)W->cols) + (size_t)c0 * NR;
+}
+
+size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W) {
+    const size_t panels = (size_t)(W->rows + k->mm.nr - 1) / (size_t)k->mm.nr;
+    return panels * (size_t)k->mm.nr * (size_t)W->cols * dtype_bytes_for(W->type, 1);
+}
+
+void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst) {
+    const int NR = k->mm.nr, kc_max = slice_cols(W), panels = (W->rows + NR - 1) / NR;
+    const size_t es = dtype_bytes_for(W->type, 1), rb = es * (size_t)W->cols;
+    for (int p = 0; p < panels; p++)
+        for (int c0 = 0; c0 < W->cols; c0 += kc_max) {
+            const int kc = W->cols - c0 < kc_max ? W->cols - c0 : kc_max;
+            uint8_t *out = (uint8_t *)dst + es * panel_elem_offset(W, NR, p, c0);
+            for (int j = 0; j < NR; j++) {
+                const int r = p * NR + j;
+                const uint8_t *row = (const uint8_t *)W->data + (size_t)r * rb + es * (size_t)c0;
+                for (int c = 0; c < kc; c++) {
+                    uint8_t *o = out + es * ((size_t)c * NR + j);
+                    if (r < W->rows) memcpy(o, row + es * (size_t)c, es);
+                    else memset(o, 0, es);
+                }
+            }
+        }
+}
+
 /* One chunk = one panel of NR weight rows against all N tokens. */
 static void matmul_panel(void *p, int panel) {
     /* per-thread packing buffers, reused across calls (the pool keeps its threads) */
@@ -93,17 +146,23 @@ static void matmul_panel(void *p, int panel) {
     static _Thread_local float tmp[KC * MATMUL_MAX_NR] __attribute__((aligned(64)));
     const matmul_job *j = p;
     const kernel_ops *k = j->k;
-    const int rows = j->W->rows, cols = j->W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N;
+    const matrix *W = j->W;
+    const int rows = W->rows, cols = W->cols, MR = k->mm.mr, NR = k->mm.nr, N = j->N, kc_max = slice_cols(W);
     const int r0 = panel * NR, nr = rows - r0 < NR ? rows - r0 : NR;
-    /* a slice must hold whole blocks: k-quant super-blocks are 256 wide */
-    const int kc_max = dtype_block_elems(j->W->type) > 32 ? 256 : KC;
+    const int packed = W->panels && W->panel_nr == NR;
     for (int c0 = 0; c0 < cols; c0 += kc_max) {
         int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
-        k->pack(j->W, r0, nr, c0, kc, Wp, tmp);
+        const float *wp = Wp;
+        const uint16_t *wh = NULL;
+        if (!packed) k->pack(W, r0, nr, c0, kc, Wp, tmp);
+        else if (W->type == DT_F16) wh = (const uint16_t *)W->panels + panel_elem_offset(W, NR, panel, c0);
+        else wp = (const float *)W->panels + panel_elem_offset(W, NR, panel, c0);
         for (int n0 = 0; n0 < N; n0 += MR) {
             int mr = N - n0 < MR ? N - n0 : MR;
-            k->mm.run(kc, Wp, j->X + (size_t)n0 * cols + c0, (size_t)cols, j->Y + (size_t)n0 * rows + r0,
-                      (size_t)rows, mr, nr, c0 > 0);
+            const float *x = j->X + (size_t)n0 * cols + c0;
+            float *y = j->Y + (size_t)n0 * rows + r0;
+            if (wh) k->mm.run_f16(kc, wh, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
+            else k->mm.run(kc, wp, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
         }
     }
 }

@@ -254,7 +254,7 @@ void token_shift_backward(const float *dout, const float *z, const float *mu, in
 /* ---- linear (no bias) ----------------------------------------------------- */
 
 void linear_forward(const float *W, int out, int in, const float *X, int N, float *Y, int nt) {
-    const matrix m = {DT_F32, out, in, W};
+    const matrix m = {.type = DT_F32, .rows = out, .cols = in, .data = W};
     matmul(&m, X, N, Y, nt);
 }
 

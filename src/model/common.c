@@ -23,7 +23,9 @@ rwkv_status common_load(tensor_set *set, rwkv_common *c, rwkv_error *err) {
         return rwkv_fail(err, RWKV_ERR_SHAPE, "att.key / ffn.key weights must be matrices of plausible size");
     c->A = (int)k->shape[0];
     c->F = (int)fk->shape[0];
-    LOAD_MAT(c->emb, "emb.weight", c->V, c->C);
+    /* the embedding is only ever read a row at a time: never packed */
+    rwkv_status s = model_matrix(set, "emb.weight", c->V, c->C, &c->emb, err);
+    if (s != RWKV_OK) return s;
     LOAD_MAT(c->head, "head.weight", c->V, c->C);
     LOAD_VEC(c->ln0_w, "blocks.0.ln0.weight", c->C);
     LOAD_VEC(c->ln0_b, "blocks.0.ln0.bias", c->C);

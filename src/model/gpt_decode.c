@@ -140,7 +140,7 @@ static void decode_head(void *p, int h) {
 }
 
 static void matvec_bias(const float *W, const float *b, int rows, int cols, const float *x, float *y, int nt) {
-    const matrix m = {DT_F32, rows, cols, W};
+    const matrix m = {.type = DT_F32, .rows = rows, .cols = cols, .data = W};
     matvec(&m, x, y, nt);
     if (b)
         for (int r = 0; r < rows; r++) y[r] += b[r];

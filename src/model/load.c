@@ -56,6 +56,19 @@ rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, 
     return RWKV_OK;
 }
 
+rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err) {
+    if (!set->pack_panels || !matmul_packs(m)) return RWKV_OK;
+    const kernel_ops *k = kernels_active();
+    const size_t bytes = matmul_panel_bytes(k, m);
+    uint8_t *buf = tensor_set_alloc(set, bytes + 64);
+    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of packed weights", bytes);
+    uint8_t *dst = buf + (64 - (uintptr_t)buf % 64) % 64;
+    matmul_pack_panels(k, m, dst);
+    m->panels = dst;
+    m->panel_nr = k->mm.nr;
+    return RWKV_OK;
+}
+
 int model_layer_count(const tensor_set *set) {
     int L = 0;
     for (int i = 0; i < set->count; i++) {

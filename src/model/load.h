@@ -23,6 +23,11 @@ float *model_vector(tensor_set *set, const char *name, int64_t n, rwkv_error *er
 /* A 2-D matrix [rows, cols] kept in its stored dtype. */
 rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, int64_t cols,
                          matrix *out, rwkv_error *err);
+/* When set->pack_panels and m is f32 or f16: m's weights also packed once
+ * as the matrix-matrix kernels' panels (matrix.panels, owned by the set),
+ * so that sequence mode and the batched decode stop repacking them on
+ * every call. Otherwise nothing. */
+rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err);
 /* 1 + the largest N of the blocks.N.* tensors (0 when there are none). */
 int model_layer_count(const tensor_set *set);
 /* `count` low-rank matrices stored [in, out] (count == 1) or [count, in, out]

@@ -2,7 +2,7 @@
 # End-to-end tests of `rwkv serve` over loopback with curl: every endpoint,
 # streaming (server-sent events ending in [DONE]), usage counts, errors (400
 # for bad JSON and bad fields, 401, 404, 405, 413), /health 503 while the
-# model loads, cross-talk (32 concurrent streams with different seeds, each
+# model loads, cross-talk (64 concurrent streams with different seeds, each
 # equal to the same request served alone), the state cache (a cached
 # continuation gives the same tokens as an uncached one), a client that
 # disconnects (its generation is cancelled), the request timeout, malformed
@@ -215,8 +215,8 @@ req GET /health
 if [ "$i" -eq 0 ] && [ "$CODE" = 200 ]; then pass "malformed bodies get 400s, the server lives"
 else fail "malformed bodies" "$i unexpected statuses, health $CODE"; fi
 
-# ---- cross-talk: 32 concurrent streams == each served alone -----------------
-N=32
+# ---- cross-talk: 64 concurrent streams == each served alone -----------------
+N=64
 for k in $(seq $N); do
     printf '{"prompt":"Story %d: once","max_tokens":24,"temperature":1.0,"top_p":0.9,"seed":%d,"stream":true}' \
         "$k" "$((k * 7919))" >"$T/x$k.json"
