@@ -19,6 +19,10 @@
 #   SEED=N            seed of every run (default 1)
 #   RWKV_SHARED=DIR   where data/tinyshakespeare/input.txt lives (default ../shared)
 #   RWKV=PATH         the rwkv program (default ./rwkv)
+#   RESULTS_RWKV7_ONLY=1  run only the quality comparison (all three architectures) and
+#                     rewrite only its RWKV-7 subsection of docs/results.md and the
+#                     docs/results/quality7_*.png plots (default work directory
+#                     runs/results-rwkv7); the rest of the report stays as it is
 #   RESULTS_REPORT_ONLY=1  rerun nothing: redraw the plots and rewrite the report from the
 #                     tables and logs an earlier run left in RESULTS_WORK (same RESULTS_QUICK)
 # Needs gnuplot (the Makefile's `results` target installs gnuplot-nox).
@@ -28,7 +32,8 @@ RWKV=${RWKV:-./rwkv}
 COST=build/bench/context_cost
 PROBE=build/bench/recall_probe
 QUICK=${RESULTS_QUICK:-0}
-WORK=${RESULTS_WORK:-runs/results}
+RWKV7_ONLY=${RESULTS_RWKV7_ONLY:-0}
+if [ "$RWKV7_ONLY" = 1 ]; then WORK=${RESULTS_WORK:-runs/results-rwkv7}; else WORK=${RESULTS_WORK:-runs/results}; fi
 SEED=${SEED:-1}
 SHARED=${RWKV_SHARED:-../shared}
 FIG=docs/results
@@ -143,22 +148,33 @@ tps() { # mean tokens/s of a run's steps after the first 10
         awk '$1 > 10 { s += $2; n++ } END { if (n) printf "%.0f", s / n; else print 0 }'
 }
 
-plot_quality() { # name title
+plot_quality() { # name title [7: with RWKV-7, into quality7_NAME.png]
+    r7=""
+    [ "${3:-}" = 7 ] && r7="\"$WORK/$1-rwkv7.val\" using 1:2 with linespoints pt 9 ps 0.6 lw 2 title \"RWKV-7 ($P_R7 params)\","
     gnuplot <<EOF
 set terminal pngcairo size 760,440 font "DejaVu Sans,10"
-set output "$FIG/quality_$1.png"
+set output "$FIG/quality${3:-}_$1.png"
 set title "$2: validation loss, equal parameters and tokens (seed $SEED)"
 set xlabel "training tokens"
 set ylabel "validation loss (nats/byte)"
 set key top right
 set grid
-plot "$WORK/$1-rwkv4.val" using 1:2 with linespoints pt 7 ps 0.6 lw 2 title "RWKV-4 ($P_RWKV params)", \
-     "$WORK/$1-rwkv7.val" using 1:2 with linespoints pt 9 ps 0.6 lw 2 title "RWKV-7 ($P_R7 params)", \
+plot "$WORK/$1-rwkv4.val" using 1:2 with linespoints pt 7 ps 0.6 lw 2 title "RWKV-4 ($P_RWKV params)", $r7 \
      "$WORK/$1-gpt.val" using 1:2 with linespoints pt 5 ps 0.6 lw 2 title "GPT ($P_GPT params)"
 EOF
 }
-[ $HAVE_TS = 1 ] && plot_quality ts "Tiny Shakespeare"
-plot_quality kjv "King James Bible"
+for v in 7 ""; do
+    [ "$RWKV7_ONLY" = 1 ] && [ -z "$v" ] && continue # the two-architecture plots belong to the full run
+    [ $HAVE_TS = 1 ] && plot_quality ts "Tiny Shakespeare" $v
+    plot_quality kjv "King James Bible" $v
+done
+# the RWKV-7 subsection (scripts/results_rwkv7.sh); alone, it is spliced into the report
+. scripts/results_rwkv7.sh
+if [ "$RWKV7_ONLY" = 1 ]; then
+    rwkv7_splice
+    say "rewrote the RWKV-7 subsection of $DOC ($T_QUALITY s)"
+    exit 0
+fi
 
 # ---- 2. cost -------------------------------------------------------------------
 say "cost: decode $MAXCTX tokens with each model (one thread, one after the other)"

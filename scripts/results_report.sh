@@ -7,33 +7,6 @@ quality_row() { # name label
     awk -v n="$2" -v r="$r" -v g="$g" -v tr="$(tps "$WORK/$1-rwkv4")" -v tg="$(tps "$WORK/$1-gpt")" 'BEGIN {
         printf "| %s | %.4f | %.4f | %+.4f (%s) | %s | %s |\n", n, r, g, g - r, (r < g ? "RWKV-4 lower" : "GPT lower"), tr, tg }'
 }
-# RWKV-7 against both, on one corpus
-quality_row7() { # name label
-    r=$(last_val "$WORK/$1-rwkv4.val")
-    s=$(last_val "$WORK/$1-rwkv7.val")
-    g=$(last_val "$WORK/$1-gpt.val")
-    awk -v n="$2" -v r="$r" -v s="$s" -v g="$g" -v ts="$(tps "$WORK/$1-rwkv7")" 'BEGIN {
-        printf "| %s | %.4f | %+.4f (%s) | %+.4f (%s) | %s |\n", n, s, s - r, (s < r ? "RWKV-7 lower" : "RWKV-4 lower"),
-            s - g, (s < g ? "RWKV-7 lower" : "GPT lower"), ts }'
-}
-# RWKV-7's final loss against RWKV-4's, in words
-verdict7() { # name
-    r=$(last_val "$WORK/$1-rwkv4.val")
-    s=$(last_val "$WORK/$1-rwkv7.val")
-    awk -v r="$r" -v s="$s" 'BEGIN { d = s - r; if (d < 0) d = -d;
-        if (d < 0.02) print "RWKV-7 and RWKV-4 end within 0.02 nats/byte of each other";
-        else if (s < r) printf "RWKV-7 ends %.3f nats/byte below RWKV-4\n", d;
-        else printf "RWKV-7 ends %.3f nats/byte above RWKV-4\n", d }'
-}
-# how far apart the final losses of the two runs are, in words
-gap_words() { # name
-    r=$(last_val "$WORK/$1-rwkv4.val")
-    g=$(last_val "$WORK/$1-gpt.val")
-    awk -v r="$r" -v g="$g" 'BEGIN { d = g - r; if (d < 0) d = -d;
-        if (d < 0.03) print "close";
-        else if (d < 0.1) print "apart by a few hundredths";
-        else print "clearly apart" }'
-}
 # the first evaluation at which a run is within 0.05 of its final loss, in tokens
 settle() { # file
     awk 'NR == FNR { last = $2; next } !done && $2 <= last + 0.05 { print $1; done = 1 }' "$1" "$1"
@@ -148,8 +121,6 @@ $( [ "$QUICK" = 1 ] && echo "**This is a RESULTS_QUICK=1 smoke run: few steps, c
 $L layers × $C, context $CTX, batch $B, $STEPS steps = $((STEPS * TOKENS_PER_STEP)) training tokens.
 RWKV-4: $P_RWKV parameters. GPT: $HEADS heads, MLP width $GFFN (instead of 4C = $((4 * C)),
 chosen so that the counts match, its $CTX-row position table included): $P_GPT parameters.
-RWKV-7: heads of 64, LoRA ranks of its default rule, channel-mix width $R7FFN (instead of $((4 * C)), chosen
-so that the counts match): $P_R7 parameters.
 Validation: the last 10% of each corpus, $VALW windows of $CTX bytes, every $EVAL steps.
 
 \`\`\`sh
@@ -162,13 +133,6 @@ $QUALITY_CMD
 $( [ $HAVE_TS = 1 ] && quality_row ts "Tiny Shakespeare (1.1 MB)" )
 $(quality_row kjv "King James Bible ($(wc -c <"$WORK/kjv.txt") bytes)")
 
-RWKV-7 on the same tokens, against both:
-
-| corpus | RWKV-7 final val loss | RWKV-7 − RWKV-4 | RWKV-7 − GPT | RWKV-7 tokens/s |
-|---|---|---|---|---|
-$( [ $HAVE_TS = 1 ] && quality_row7 ts "Tiny Shakespeare" )
-$(quality_row7 kjv "King James Bible")
-
 (tokens/s: one thread each, the three runs at the same time on the shared machine — noisy.)
 
 $( [ $HAVE_TS = 1 ] && echo '![Tiny Shakespeare](results/quality_ts.png)' )
@@ -176,12 +140,6 @@ $( [ $HAVE_TS = 1 ] && echo '![Tiny Shakespeare](results/quality_ts.png)' )
 ![King James Bible](results/quality_kjv.png)
 
 What it shows: on $( [ $HAVE_TS = 1 ] && echo "Tiny Shakespeare $(verdict ts); on " )the King James Bible $(verdict kjv).
-Between the two RWKV versions: on $( [ $HAVE_TS = 1 ] && echo "Tiny Shakespeare $(verdict7 ts); on " )the King James Bible
-$(verdict7 kjv). RWKV-7 is within 0.05 of its final loss after $(settle "$WORK/kjv-rwkv7.val") tokens on the Bible.
-The same caveats hold, and one more: RWKV-7 trains here with the LR and schedule shared by
-all three (LR $LR → $LR_FINAL, no warm-up, no weight decay), not the official RWKV-7 schedule
-(docs/training-rwkv7.md), so one seed at this size says how the two versions start under one
-recipe, not where they end.
 The paper (§7.1 of docs/model.md) claims RWKV-4 is on par with transformers of
 the same size (Pythia, GPT-Neo at 169M–14B parameters, 330B tokens of the Pile, zero-shot
 benchmarks). This is a far smaller test — $(awk -v p=$P_RWKV 'BEGIN { printf "%.1fM", p / 1e6 }') parameters, $((STEPS * TOKENS_PER_STEP)) byte-level
@@ -194,6 +152,8 @@ tends to lead; RWKV-4 is within 0.05 of its final loss after $(settle "$WORK/kjv
 tokens on the Bible, the GPT after $(settle "$WORK/kjv-gpt.val"). A gap of a few hundredths is within what another seed or
 learning rate could change; a gap of tenths at the end of such a short run mostly says that the
 GPT is slower to start, not that it would stay behind.
+
+$(rwkv7_block)
 
 ## 2. Cost of generation as the context grows
 
