@@ -143,6 +143,10 @@ P_RWKV=$(params "$WORK/kjv-rwkv4.log")
 P_GPT=$(params "$WORK/kjv-gpt.log")
 P_R7=$(params "$WORK/kjv-rwkv7.log")
 last_val() { tail -1 "$1" | awk '{ print $2 }'; }
+# the first evaluation at which a run is within 0.05 of its final loss, in tokens
+settle() { # file
+    awk 'NR == FNR { last = $2; next } !done && $2 <= last + 0.05 { print $1; done = 1 }' "$1" "$1"
+}
 tps() { # mean tokens/s of a run's steps after the first 10
     sed -n 's/.*"step":\([0-9]*\),.*"tokens_per_s":\([0-9.]*\).*/\1 \2/p' "$1/train.jsonl" |
         awk '$1 > 10 { s += $2; n++ } END { if (n) printf "%.0f", s / n; else print 0 }'
@@ -171,6 +175,8 @@ done
 # the RWKV-7 subsection (scripts/results_rwkv7.sh); alone, it is spliced into the report
 . scripts/results_rwkv7.sh
 if [ "$RWKV7_ONLY" = 1 ]; then
+    # the time and revision are those of the run that trained the models
+    if [ "$ONLY" = 1 ]; then . "$WORK/timings"; else printf 'T_QUALITY=%s\nREV=%s\n' $T_QUALITY "$REV" >"$WORK/timings"; fi
     rwkv7_splice
     say "rewrote the RWKV-7 subsection of $DOC ($T_QUALITY s)"
     exit 0

@@ -7,10 +7,6 @@ quality_row() { # name label
     awk -v n="$2" -v r="$r" -v g="$g" -v tr="$(tps "$WORK/$1-rwkv4")" -v tg="$(tps "$WORK/$1-gpt")" 'BEGIN {
         printf "| %s | %.4f | %.4f | %+.4f (%s) | %s | %s |\n", n, r, g, g - r, (r < g ? "RWKV-4 lower" : "GPT lower"), tr, tg }'
 }
-# the first evaluation at which a run is within 0.05 of its final loss, in tokens
-settle() { # file
-    awk 'NR == FNR { last = $2; next } !done && $2 <= last + 0.05 { print $1; done = 1 }' "$1" "$1"
-}
 verdict() { # name -> sentence
     r=$(last_val "$WORK/$1-rwkv4.val")
     g=$(last_val "$WORK/$1-gpt.val")

@@ -1,6 +1,6 @@
 # The RWKV-7 subsection of docs/results.md §1: sourced by scripts/results.sh
 # after the quality runs (it reads the sizes, the work directory and the
-# helpers last_val, tps and settle). rwkv7_block prints the subsection
+# helpers last_val, tps and settle, and $T_QUALITY). rwkv7_block prints the subsection
 # between its markers; rwkv7_splice puts it into an existing report in place
 # of the one there (or before §2), for RESULTS_RWKV7_ONLY=1.
 R7_BEGIN="<!-- rwkv7 subsection: written by scripts/results.sh -->"
@@ -15,13 +15,13 @@ quality_row7() { # name label
         -v tg="$(tps "$WORK/$1-gpt")" 'BEGIN {
         printf "| %s | %.4f | %.4f | %.4f | %+.4f | %+.4f | %s / %s / %s |\n", n, r, s, g, s - r, s - g, tr, ts, tg }'
 }
-# RWKV-7's final loss against another architecture's, in words
+# where RWKV-7's final loss ends against another architecture's, in words
 verdict7() { # name other-arch other-label
     o=$(last_val "$WORK/$1-$2.val")
     s=$(last_val "$WORK/$1-rwkv7.val")
     awk -v o="$o" -v s="$s" -v n="$3" 'BEGIN { d = s - o; if (d < 0) d = -d;
-        if (d < 0.02) printf "RWKV-7 and %s end within 0.02 nats/byte of each other", n;
-        else printf "RWKV-7 ends %.3f nats/byte %s %s", d, (s < o ? "below" : "above"), n }'
+        if (d < 0.02) printf "within 0.02 nats/byte of %s", n;
+        else printf "%.3f nats/byte %s %s", d, (s < o ? "below" : "above"), n }'
 }
 # how this subsection's runs relate to the rest of the report
 rwkv7_provenance() {
@@ -67,8 +67,8 @@ $( [ $HAVE_TS = 1 ] && echo '![Tiny Shakespeare, three architectures](results/qu
 
 ![King James Bible, three architectures](results/quality7_kjv.png)
 
-What it shows: on $( [ $HAVE_TS = 1 ] && echo "Tiny Shakespeare $(verdict7 ts rwkv4 RWKV-4) and $(verdict7 ts gpt "the GPT"); on " )the King
-James Bible $(verdict7 kjv rwkv4 RWKV-4) and $(verdict7 kjv gpt "the GPT"). RWKV-7 is within 0.05
+What it shows: RWKV-7 ends $( [ $HAVE_TS = 1 ] && echo "$(verdict7 ts rwkv4 RWKV-4) and $(verdict7 ts gpt "the GPT") on Tiny
+Shakespeare, and " )$(verdict7 kjv rwkv4 RWKV-4) and $(verdict7 kjv gpt "the GPT") on the King James Bible. RWKV-7 is within 0.05
 of its final loss after $(settle "$WORK/kjv-rwkv7.val") tokens on the Bible (RWKV-4 after $(settle "$WORK/kjv-rwkv4.val")).
 The caveats of the comparison above hold, and one more: RWKV-7 trains with the LR and schedule the
 three share (LR $LR → $LR_FINAL, no warm-up, no weight decay), not the official RWKV-7 schedule, so
