@@ -179,7 +179,7 @@ else
 endif
 
 # ---- experiments: RWKV-4 and RWKV-7 vs the GPT baseline (docs/results.md) ----
-# `make results` runs scripts/results.sh (about 15 minutes on 2 cores;
+# `make results` runs scripts/results.sh (about 20 minutes on 2 cores;
 # RESULTS_QUICK=1 for a few-minute smoke run) and writes docs/results.md and
 # docs/results/*.png. gnuplot-nox is installed when missing.
 .PHONY: results

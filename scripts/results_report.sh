@@ -7,6 +7,15 @@ quality_row() { # name label
     awk -v n="$2" -v r="$r" -v g="$g" -v tr="$(tps "$WORK/$1-rwkv4")" -v tg="$(tps "$WORK/$1-gpt")" 'BEGIN {
         printf "| %s | %.4f | %.4f | %+.4f (%s) | %s | %s |\n", n, r, g, g - r, (r < g ? "RWKV-4 lower" : "GPT lower"), tr, tg }'
 }
+# how far apart the final losses of the two runs are, in words
+gap_words() { # name
+    r=$(last_val "$WORK/$1-rwkv4.val")
+    g=$(last_val "$WORK/$1-gpt.val")
+    awk -v r="$r" -v g="$g" 'BEGIN { d = g - r; if (d < 0) d = -d;
+        if (d < 0.03) print "close";
+        else if (d < 0.1) print "apart by a few hundredths";
+        else print "clearly apart" }'
+}
 verdict() { # name -> sentence
     r=$(last_val "$WORK/$1-rwkv4.val")
     g=$(last_val "$WORK/$1-gpt.val")
