@@ -198,8 +198,8 @@ $(BUILD)/fuzz/libfuzzer/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/fuzz/clang/lib
 	clang $(FUZZ_CFLAGS) -fopenmp -fsanitize=fuzzer,address,undefined -o $@ $< $(BUILD)/fuzz/clang/librwkv-fuzz.a \
 	  $(FUZZ_LDLIBS)
 
-# ---- experiments: RWKV-4 vs the GPT baseline (docs/results.md) --------------
-# `make results` runs scripts/results.sh (about 15 minutes on 2 cores;
+# ---- experiments: RWKV-4 and RWKV-7 vs the GPT baseline (docs/results.md) ----
+# `make results` runs scripts/results.sh (about 20 minutes on 2 cores;
 # RESULTS_QUICK=1 for a few-minute smoke run) and writes docs/results.md and
 # docs/results/*.png. gnuplot-nox is installed when missing.
 .PHONY: results

@@ -1,11 +1,11 @@
 #!/bin/sh
-# make results: RWKV-4 against the GPT baseline in the same code base, by one
-# command. Writes docs/results.md and the plots in docs/results/*.png.
+# make results: RWKV-4 and RWKV-7 against the GPT baseline in the same code
+# base, by one command. Writes docs/results.md and the plots in docs/results/*.png.
 #
-#   1. quality: validation loss curves of an RWKV-4 and a GPT of (almost)
-#      equal parameter count, trained by `rwkv train` on the same tokens, with
-#      the same optimiser, schedule and seed, on Tiny Shakespeare and on the
-#      King James Bible (scripts/corpus.sh);
+#   1. quality: validation loss curves of an RWKV-4, an RWKV-7 and a GPT of
+#      (almost) equal parameter count, trained by `rwkv train` on the same
+#      tokens, with the same optimiser, schedule and seed, on Tiny Shakespeare
+#      and on the King James Bible (scripts/corpus.sh);
 #   2. cost: decode time per token, state / KV-cache memory, process RSS and
 #      the cumulative time to generate N tokens, up to 16384 tokens of context
 #      (bench/context_cost.c);
@@ -18,16 +18,22 @@
 #   RESULTS_WORK=DIR  scratch directory (default runs/results; replaced)
 #   SEED=N            seed of every run (default 1)
 #   RWKV_SHARED=DIR   where data/tinyshakespeare/input.txt lives (default ../shared)
+#   RWKV=PATH         the rwkv program (default ./rwkv)
+#   RESULTS_RWKV7_ONLY=1  run only the quality comparison (all three architectures) and
+#                     rewrite only its RWKV-7 subsection of docs/results.md and the
+#                     docs/results/quality7_*.png plots (default work directory
+#                     runs/results-rwkv7); the rest of the report stays as it is
 #   RESULTS_REPORT_ONLY=1  rerun nothing: redraw the plots and rewrite the report from the
 #                     tables and logs an earlier run left in RESULTS_WORK (same RESULTS_QUICK)
 # Needs gnuplot (the Makefile's `results` target installs gnuplot-nox).
 set -e
 cd "$(dirname "$0")/.."
-RWKV=./rwkv
+RWKV=${RWKV:-./rwkv}
 COST=build/bench/context_cost
 PROBE=build/bench/recall_probe
 QUICK=${RESULTS_QUICK:-0}
-WORK=${RESULTS_WORK:-runs/results}
+RWKV7_ONLY=${RESULTS_RWKV7_ONLY:-0}
+if [ "$RWKV7_ONLY" = 1 ]; then WORK=${RESULTS_WORK:-runs/results-rwkv7}; else WORK=${RESULTS_WORK:-runs/results}; fi
 SEED=${SEED:-1}
 SHARED=${RWKV_SHARED:-../shared}
 FIG=docs/results
@@ -49,8 +55,9 @@ run() { [ "$ONLY" = 1 ] || "$@"; }
 say() { [ "${RESULTS_REPORT_ONLY:-0}" = 1 ] || echo "results: $*" >&2; }
 
 # ---- sizes -------------------------------------------------------------------
-# quality models: RWKV-4 L x C (ffn 4C); the GPT's MLP width is chosen so that
-# its parameter count (position table included) matches the RWKV's.
+# quality models: RWKV-4 L x C (ffn 4C); the GPT's MLP width and RWKV-7's
+# channel-mix width are chosen so that their parameter counts (the GPT's
+# position table included) match RWKV-4's.
 L=4 C=192 CTX=128 B=8 LR=2e-3 LR_FINAL=1e-4
 # recall models (both architectures, same shape and recipe) and the probe:
 # RKEYS keys, RVALUES values, 1..RPMAX pairs per example
@@ -68,6 +75,15 @@ fi
 HEADS=$((C / 64))
 # RWKV-4: 2VC + L(5C^2 + 2CF + 11C) + 4C; GPT: 2VC + TC + L(4C^2 + 2CF' + 9C + F') + 2C
 GFFN=$(awk -v L=$L -v C=$C -v T=$CTX 'BEGIN { F = 4 * C; printf "%d", (L * (C * C + 2 * C * F + 2 * C) + 2 * C - T * C) / (L * (2 * C + 1)) + 0.5 }')
+# RWKV-7 (head size 64): its count is linear in the channel-mix width F (2·C·L
+# weights per unit), so two fresh inits give the F of RWKV-4's count
+R4_PARAMS=$((2 * 256 * C + L * (5 * C * C + 8 * C * C + 11 * C) + 4 * C))
+r7_params() { # ffn -> parameter count of a fresh byte-level RWKV-7 of L x C
+    "$RWKV" init --arch rwkv7 --layers $L --embd $C --vocab 256 --ffn "$1" --out "$WORK/r7-count.safetensors" \
+        >/dev/null 2>&1 && "$RWKV" info "$WORK/r7-count.safetensors" | sed -n 's/^parameters: *\([0-9]*\).*/\1/p'
+}
+R7FFN=$(awk -v p=$(r7_params $((4 * C))) -v q=$R4_PARAMS -v C=$C -v L=$L 'BEGIN { printf "%d", 4 * C + (q - p) / (2 * C * L) + 0.5 }')
+rm -f "$WORK/r7-count.safetensors"
 TOKENS_PER_STEP=$((B * CTX))
 
 CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
@@ -77,28 +93,31 @@ REV=$(git describe --always --dirty 2>/dev/null || echo unknown)
 say "machine: $MACHINE; revision $REV; quick=$QUICK"
 
 # ---- 1. quality ----------------------------------------------------------------
-# both architectures train at the same time, one thread each, on the same token file
+# the three architectures train at the same time, one thread each, on the same token file
 train_pair() { # name token-file
     name=$1
     data=$2
     common="--data $data --layers $L --embd $C --ctx $CTX --batch $B --steps $STEPS --lr $LR --lr-final $LR_FINAL --eval-every $EVAL --val-windows $VALW --save-every 0 --seed $SEED --threads 1 --no-peak --print-every 100"
-    say "quality/$name: rwkv4 and gpt, $STEPS steps of $B x $CTX tokens"
+    say "quality/$name: rwkv4, rwkv7 and gpt, $STEPS steps of $B x $CTX tokens"
     "$RWKV" train --arch rwkv4 $common --out "$WORK/$name-rwkv4" 2>"$WORK/$name-rwkv4.log" &
     p1=$!
     "$RWKV" train --arch gpt --ffn "$GFFN" --heads "$HEADS" $common --out "$WORK/$name-gpt" 2>"$WORK/$name-gpt.log" &
     p2=$!
+    "$RWKV" train --arch rwkv7 --ffn "$R7FFN" $common --out "$WORK/$name-rwkv7" 2>"$WORK/$name-rwkv7.log" &
+    p3=$!
     wait $p1 || { tail -3 "$WORK/$name-rwkv4.log" >&2; exit 1; }
     wait $p2 || { tail -3 "$WORK/$name-gpt.log" >&2; exit 1; }
+    wait $p3 || { tail -3 "$WORK/$name-rwkv7.log" >&2; exit 1; }
 }
-# step, elapsed, validation loss of both runs of a pair -> $WORK/NAME-ARCH.val (tokens loss seconds)
+# step, elapsed, validation loss of the runs on one corpus -> $WORK/NAME-ARCH.val (tokens loss seconds)
 extract_val() { # name
     name=$1
-    for a in rwkv4 gpt; do
+    for a in rwkv4 gpt rwkv7; do
         sed -n 's/.*"step":\([0-9]*\),.*"elapsed_s":\([0-9.]*\),"val_loss":\([0-9.eE+-]*\).*/\1 \2 \3/p' \
             "$WORK/$name-$a/train.jsonl" | awk -v k=$TOKENS_PER_STEP '{ print $1 * k, $3, $2 }' >"$WORK/$name-$a.val"
     done
 }
-QUALITY_CMD="rwkv train --arch rwkv4|gpt --data TOKENS --layers $L --embd $C --ctx $CTX --batch $B --steps $STEPS --lr $LR --lr-final $LR_FINAL --eval-every $EVAL --val-windows $VALW --seed $SEED --threads 1 (gpt: --ffn $GFFN --heads $HEADS)"
+QUALITY_CMD="rwkv train --arch rwkv4|rwkv7|gpt --data TOKENS --layers $L --embd $C --ctx $CTX --batch $B --steps $STEPS --lr $LR --lr-final $LR_FINAL --eval-every $EVAL --val-windows $VALW --seed $SEED --threads 1 (rwkv7: --ffn $R7FFN; gpt: --ffn $GFFN --heads $HEADS)"
 
 t=$(date +%s)
 HAVE_TS=0
@@ -122,27 +141,46 @@ T_QUALITY=$(($(date +%s) - t))
 params() { sed -n 's/^model: .*, \([0-9]*\) parameters.*/\1/p' "$1" | head -1; }
 P_RWKV=$(params "$WORK/kjv-rwkv4.log")
 P_GPT=$(params "$WORK/kjv-gpt.log")
+P_R7=$(params "$WORK/kjv-rwkv7.log")
 last_val() { tail -1 "$1" | awk '{ print $2 }'; }
+# the first evaluation at which a run is within 0.05 of its final loss, in tokens
+settle() { # file
+    awk 'NR == FNR { last = $2; next } !done && $2 <= last + 0.05 { print $1; done = 1 }' "$1" "$1"
+}
 tps() { # mean tokens/s of a run's steps after the first 10
     sed -n 's/.*"step":\([0-9]*\),.*"tokens_per_s":\([0-9.]*\).*/\1 \2/p' "$1/train.jsonl" |
         awk '$1 > 10 { s += $2; n++ } END { if (n) printf "%.0f", s / n; else print 0 }'
 }
 
-plot_quality() { # name title
+plot_quality() { # name title [7: with RWKV-7, into quality7_NAME.png]
+    r7=""
+    [ "${3:-}" = 7 ] && r7="\"$WORK/$1-rwkv7.val\" using 1:2 with linespoints pt 9 ps 0.6 lw 2 title \"RWKV-7 ($P_R7 params)\","
     gnuplot <<EOF
 set terminal pngcairo size 760,440 font "DejaVu Sans,10"
-set output "$FIG/quality_$1.png"
+set output "$FIG/quality${3:-}_$1.png"
 set title "$2: validation loss, equal parameters and tokens (seed $SEED)"
 set xlabel "training tokens"
 set ylabel "validation loss (nats/byte)"
 set key top right
 set grid
-plot "$WORK/$1-rwkv4.val" using 1:2 with linespoints pt 7 ps 0.6 lw 2 title "RWKV-4 ($P_RWKV params)", \
+plot "$WORK/$1-rwkv4.val" using 1:2 with linespoints pt 7 ps 0.6 lw 2 title "RWKV-4 ($P_RWKV params)", $r7 \
      "$WORK/$1-gpt.val" using 1:2 with linespoints pt 5 ps 0.6 lw 2 title "GPT ($P_GPT params)"
 EOF
 }
-[ $HAVE_TS = 1 ] && plot_quality ts "Tiny Shakespeare"
-plot_quality kjv "King James Bible"
+for v in 7 ""; do
+    [ "$RWKV7_ONLY" = 1 ] && [ -z "$v" ] && continue # the two-architecture plots belong to the full run
+    [ $HAVE_TS = 1 ] && plot_quality ts "Tiny Shakespeare" $v
+    plot_quality kjv "King James Bible" $v
+done
+# the RWKV-7 subsection (scripts/results_rwkv7.sh); alone, it is spliced into the report
+. scripts/results_rwkv7.sh
+if [ "$RWKV7_ONLY" = 1 ]; then
+    # the time and revision are those of the run that trained the models
+    if [ "$ONLY" = 1 ]; then . "$WORK/timings"; else printf 'T_QUALITY=%s\nREV=%s\n' $T_QUALITY "$REV" >"$WORK/timings"; fi
+    rwkv7_splice
+    say "rewrote the RWKV-7 subsection of $DOC ($T_QUALITY s)"
+    exit 0
+fi
 
 # ---- 2. cost -------------------------------------------------------------------
 say "cost: decode $MAXCTX tokens with each model (one thread, one after the other)"

@@ -16,10 +16,6 @@ gap_words() { # name
         else if (d < 0.1) print "apart by a few hundredths";
         else print "clearly apart" }'
 }
-# the first evaluation at which a run is within 0.05 of its final loss, in tokens
-settle() { # file
-    awk 'NR == FNR { last = $2; next } !done && $2 <= last + 0.05 { print $1; done = 1 }' "$1" "$1"
-}
 verdict() { # name -> sentence
     r=$(last_val "$WORK/$1-rwkv4.val")
     g=$(last_val "$WORK/$1-gpt.val")
@@ -101,7 +97,7 @@ recall_verdict() {
 
 {
 cat <<EOF
-# Results: RWKV-4 against a transformer baseline
+# Results: RWKV-4 and RWKV-7 against a transformer baseline
 
 Written by \`make results\` (scripts/results.sh) — do not edit by hand; rerun it.
 $( [ "$QUICK" = 1 ] && echo "**This is a RESULTS_QUICK=1 smoke run: few steps, context up to $MAXCTX. Run \`make results\` for the real figures.**" )
@@ -117,7 +113,9 @@ $( [ "$QUICK" = 1 ] && echo "**This is a RESULTS_QUICK=1 smoke run: few steps, c
   (β=(0.9, 0.99), ε=1e-8, no weight decay, global-norm clip 1.0), LR $LR → $LR_FINAL with the
   same schedule, the same batches (same seed: the same windows in the same order) and the same
   log. Differences that belong to the architectures: RWKV-4 keeps L2Wrap and its per-parameter
-  LR scales (time_decay ×2, time_first ×3); the GPT has neither.
+  LR scales (time_decay ×2, time_first ×3); the GPT has neither. RWKV-7 (\`--arch rwkv7\`,
+  §1 only) has the official x070 init and its recipe (docs/training-rwkv7.md): L2Wrap and
+  \`att.w0\` ×2.
 * Programs: \`rwkv\` (train, tokenize), \`build/bench/context_cost\` and \`build/bench/recall_probe\`
   (bench/*.c, built by \`make results\`; they use only the public headers, one model handle for
   both architectures). Every command below is the one the script ran; the raw logs and tables
@@ -140,7 +138,7 @@ $QUALITY_CMD
 $( [ $HAVE_TS = 1 ] && quality_row ts "Tiny Shakespeare (1.1 MB)" )
 $(quality_row kjv "King James Bible ($(wc -c <"$WORK/kjv.txt") bytes)")
 
-(tokens/s: one thread each, both runs at the same time on the shared machine — noisy.)
+(tokens/s: one thread each, the three runs at the same time on the shared machine — noisy.)
 
 $( [ $HAVE_TS = 1 ] && echo '![Tiny Shakespeare](results/quality_ts.png)' )
 
@@ -159,6 +157,8 @@ tends to lead; RWKV-4 is within 0.05 of its final loss after $(settle "$WORK/kjv
 tokens on the Bible, the GPT after $(settle "$WORK/kjv-gpt.val"). A gap of a few hundredths is within what another seed or
 learning rate could change; a gap of tenths at the end of such a short run mostly says that the
 GPT is slower to start, not that it would stay behind.
+
+$(rwkv7_block)
 
 ## 2. Cost of generation as the context grows
 

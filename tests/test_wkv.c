@@ -477,6 +477,54 @@ static void test_wkv7_training(void) {
         }
 }
 
+/* Every variant's backward against the scalar reference, at head sizes with
+ * and without SIMD tails and T across chunk boundaries. The SIMD builds fuse
+ * multiply-adds, so they agree within rounding, not bit for bit. */
+static void test_wkv7_backward_variants(void) {
+    enum { B = 2, T = 37, H = 2 };
+    static const int sizes[] = {5, 16, 64};
+    rng_state = 11;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int N = sizes[si];
+        const size_t X = (size_t)B * T * H * N;
+        float *buf = malloc(sizeof(float) * X * 20);
+        float *ckpt = malloc(sizeof(float) * wkv7_checkpoint_floats(B, T, H, N));
+        float *scratch = malloc(sizeof(float) * wkv7_scratch_floats(N, 2));
+        CHECK(buf && ckpt && scratch, "out of memory");
+        float *in[6], *dy = buf + 6 * X, *y = buf + 7 * X, *ref[6], *got[6];
+        for (int q = 0; q < 6; q++) in[q] = buf + (size_t)q * X, ref[q] = buf + (8 + (size_t)q) * X,
+                                     got[q] = buf + (14 + (size_t)q) * X;
+        for (size_t i = 0; i < X; i++) {
+            in[0][i] = uniform(-1, 1), in[1][i] = uniform(0.55f, 1.0f), in[2][i] = uniform(-1, 1);
+            in[3][i] = uniform(-1, 1), dy[i] = uniform(-1, 1);
+        }
+        for (size_t n = 0; n < X / N; n++) { /* a = -kappa, b = kappa * alpha, unit-norm kappa */
+            float ss = 0;
+            for (int j = 0; j < N; j++) in[4][n * N + j] = uniform(-1, 1), ss += in[4][n * N + j] * in[4][n * N + j];
+            for (int j = 0; j < N; j++) {
+                in[4][n * N + j] /= -sqrtf(ss);
+                in[5][n * N + j] = -in[4][n * N + j] * uniform(0, 1);
+            }
+        }
+        wkv7_forward_batch(B, T, H, N, in[0], in[1], in[2], in[3], in[4], in[5], ckpt, y, scratch, 2);
+        wkv7_backward_with(&kernels_scalar, B, T, H, N, in[0], in[1], in[2], in[3], in[4], in[5], ckpt, dy, ref[0],
+                           ref[1], ref[2], ref[3], ref[4], ref[5], scratch, 2);
+        for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) {
+            if (!kernels_cpu_supports((*kv)->name)) continue;
+            wkv7_backward_with(*kv, B, T, H, N, in[0], in[1], in[2], in[3], in[4], in[5], ckpt, dy, got[0], got[1],
+                               got[2], got[3], got[4], got[5], scratch, 2);
+            for (int q = 0; q < 6; q++) {
+                float scale = 0;
+                for (size_t i = 0; i < X; i++) scale = fmaxf(scale, fabsf(ref[q][i]));
+                const double ratio = tol_ratio(got[q], ref[q], X, 1e-5 * scale, 1e-4);
+                CHECK(ratio <= 1, "wkv7 backward %s, N %d, input %d: ratio %.3g to the scalar reference",
+                      (*kv)->name, N, q, ratio);
+            }
+        }
+        free(buf), free(ckpt), free(scratch);
+    }
+}
+
 int main(void) {
     RUN(test_wkv4_variants);
     RUN(test_wkv4_channel_ranges);
@@ -484,5 +532,6 @@ int main(void) {
     RUN(test_wkv4_finite_differences);
     RUN(test_wkv5_wkv7);
     RUN(test_wkv7_training);
+    RUN(test_wkv7_backward_variants);
     return test_summary();
 }

@@ -83,6 +83,8 @@ typedef struct matmul_ukernel {
                     int mr_valid, int nr_valid, int accumulate);
 } matmul_ukernel;
 
+struct wkv7_chunk_grad; /* kernels/wkv.h */
+
 /* One table per variant: "scalar" (kernels/kernels_scalar.c, the portable
  * references), "avx2" (kernels/kernels_avx2.c) and "avx512"
  * (kernels/kernels_avx512.c). It holds every op that has more than one
@@ -121,6 +123,9 @@ typedef struct kernel_ops {
                      const float *w, size_t w_stride, const float *u, float *s, float *y);
     void (*wkv7_row)(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
                      const float *v, const float *a, const float *b, float *s, float *y);
+    /* The backward of one chunk of one (sequence, head) pair of the RWKV-7
+     * training WKV (kernels/wkv7_train.c, wkv7_chunk_grad in kernels/wkv.h). */
+    void (*wkv7_backward_chunk)(const struct wkv7_chunk_grad *g);
 } kernel_ops;
 
 /* The tables compiled in (x86 only for the SIMD ones). */

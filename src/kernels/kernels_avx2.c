@@ -574,6 +574,7 @@ const kernel_ops kernels_avx2 = {
     /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */
     .wkv5_row = wkv5_row_avx2,
     .wkv7_row = wkv7_row_avx2,
+    .wkv7_backward_chunk = wkv7_backward_chunk_avx2,
 };
 
 #ifdef __clang__

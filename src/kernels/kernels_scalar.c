@@ -29,4 +29,5 @@ const kernel_ops kernels_scalar = {
     .wkv4_forward = wkv4_forward_all_channels,
     .wkv5_row = wkv5_row_scalar,
     .wkv7_row = wkv7_row_scalar,
+    .wkv7_backward_chunk = wkv7_backward_chunk_scalar,
 };

@@ -95,6 +95,28 @@ void wkv7_backward(int B, int T, int H, int N, const float *r, const float *w, c
                    const float *a, const float *b, const float *ckpt, const float *dy, float *dr, float *dw,
                    float *dk, float *dv, float *da, float *db, float *scratch, int n_threads);
 
+/* One chunk of one (sequence, head) pair of the backward: len steps; every
+ * input and gradient pointer is at the chunk's first token and the head's
+ * first channel, token s at offset s*A. states holds the state before each
+ * step and after the last ((len + 1) N² floats); dS is dL/dS after the last
+ * step on entry and dL/dS before the first on return. Writes dr, dw, dk, dv,
+ * da, db of the chunk's tokens. The variants (kernel_ops.wkv7_backward_chunk)
+ * are one source: the scalar reference, and AVX2 / AVX-512 builds with fused
+ * multiply-adds (the same sums, rounded once instead of twice). */
+typedef struct wkv7_chunk_grad {
+    int len, A, N;
+    const float *r, *w, *k, *v, *a, *b, *dy, *states;
+    float *dr, *dw, *dk, *dv, *da, *db, *dS;
+} wkv7_chunk_grad;
+void wkv7_backward_chunk_scalar(const wkv7_chunk_grad *g);
+void wkv7_backward_chunk_avx2(const wkv7_chunk_grad *g);
+void wkv7_backward_chunk_avx512(const wkv7_chunk_grad *g);
+/* wkv7_backward on an explicit variant (tests). */
+void wkv7_backward_with(const kernel_ops *ops, int B, int T, int H, int N, const float *r, const float *w,
+                        const float *k, const float *v, const float *a, const float *b, const float *ckpt,
+                        const float *dy, float *dr, float *dw, float *dk, float *dv, float *da, float *db,
+                        float *scratch, int n_threads);
+
 /* The same with an explicit variant's rows (tests); the two above use kernels_active(). */
 void wkv5_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *k, const float *v,
                        const float *w, size_t w_stride, const float *u, float *S, float *y, int n_threads);

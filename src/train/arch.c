@@ -290,11 +290,14 @@ static rwkv_status r7_loss(void *ctx, const float *params, const int *in, const 
     return rwkv7_forward_loss(ctx, params, in, tg, NULL, loss, err);
 }
 
-/* 6 x parameters, plus the WKV: per token, layer and head 3 N² multiply-adds
- * forward (S a, the update, S r), three times that for training: 18 C N per layer. */
+/* 6 x parameters (every weight, LoRA factors included, is one multiply-add
+ * per token forward), plus the WKV, which has no weights: per token, layer and
+ * state element (H N² = C N of them) the forward does S a (2 FLOPs), the
+ * update S w + (S a) b + v k (5) and S r (2); training counts three times the
+ * forward, as for the weights: 27 C N per layer. */
 static double r7_flops(const arch_shape *sh, const param_layout *lay, int T) {
     (void)T;
-    return 6.0 * (double)lay->total + 18.0 * sh->n_layer * (double)sh->n_embd * sh->head_size;
+    return 6.0 * (double)lay->total + 27.0 * sh->n_layer * (double)sh->n_embd * sh->head_size;
 }
 
 const train_arch train_arch_rwkv7 = {

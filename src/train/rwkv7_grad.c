@@ -35,6 +35,7 @@ typedef struct block_acts {
     float *x_in, *z1, *x_mid, *z2;     /* [C] residual in, LN1, residual after time mix, LN2 */
     float *r, *k0, *vraw, *v;          /* [C] Wr xr, Wk xk, Wv xv, v after the value residual (block 0: = vraw) */
     float *sigw, *alpha, *vgate, *g;   /* [C] sigmoid of the decay's argument, alpha, residual gate, gate */
+    float *decay;                      /* [C] the WKV's decay multiplier exp(-e^-1/2 sigw) */
     float *kappa, *k, *y;              /* [C] normalised k k_k, the modified k, WKV output */
     float *hw, *ha, *hv, *hg;          /* LoRA hidden: tanh [Dw], linear [Da], linear [Dv], sigmoid [Dg] */
     float *knorm;                      /* [H] per-head norm of k k_k */
@@ -50,7 +51,7 @@ struct rwkv7_train_ctx {
     float *emb_out, *x_out, *z_out, *logits, *row_loss, *lse;
     float *xm[N_MIX];                    /* [N][C] the mixed inputs of the time mix */
     float *gx, *gz, *dxc, *tmp;          /* [N][C] */
-    float *t_w, *t_ka, *t_kb, *t_yn, *t_out, *t_dg, *t_dyn, *t_dvb, *t_drb, *t_dkb, *t_drk, *t_dy; /* [N][C] */
+    float *t_ka, *t_kb, *t_yn, *t_out, *t_dg, *t_dyn, *t_dvb, *t_drb, *t_dkb, *t_drk, *t_dy; /* [N][C] */
     float *g_r, *g_w, *g_k, *g_v, *g_a, *g_b, *dvfirst; /* [N][C] */
     float *sd;                           /* [N][max(F, ranks)] */
     float *wt, *dwt;                     /* [Dmax][C] a LoRA factor transposed, its gradient */
@@ -103,7 +104,7 @@ static size_t carve(rwkv7_train_ctx *c, const rwkv7_shape *s, float *arena) {
         block_acts *a = &c->act[l];
         TAKE(a->x_in, N * C), TAKE(a->z1, N * C), TAKE(a->x_mid, N * C), TAKE(a->z2, N * C);
         TAKE(a->r, N * C), TAKE(a->k0, N * C), TAKE(a->vraw, N * C), TAKE(a->sigw, N * C);
-        TAKE(a->alpha, N * C), TAKE(a->g, N * C), TAKE(a->kappa, N * C), TAKE(a->k, N * C), TAKE(a->y, N * C);
+        TAKE(a->alpha, N * C), TAKE(a->decay, N * C), TAKE(a->g, N * C), TAKE(a->kappa, N * C), TAKE(a->k, N * C), TAKE(a->y, N * C);
         TAKE(a->hw, N * s->d_decay), TAKE(a->ha, N * s->d_aaa), TAKE(a->hg, N * s->d_gate);
         if (l > 0) {
             TAKE(a->v, N * C), TAKE(a->vgate, N * C), TAKE(a->hv, N * s->d_mv);
@@ -116,7 +117,7 @@ static size_t carve(rwkv7_train_ctx *c, const rwkv7_shape *s, float *arena) {
     TAKE(c->emb_out, N * C), TAKE(c->x_out, N * C), TAKE(c->z_out, N * C), TAKE(c->logits, N * c->V);
     TAKE(c->row_loss, N), TAKE(c->lse, N);
     for (int m = 0; m < N_MIX; m++) TAKE(c->xm[m], N * C);
-    float **nc[] = {&c->gx,    &c->gz,    &c->dxc,   &c->tmp,   &c->t_w,   &c->t_ka,  &c->t_kb,  &c->t_yn,
+    float **nc[] = {&c->gx,    &c->gz,    &c->dxc,   &c->tmp,   &c->t_ka,  &c->t_kb,  &c->t_yn,
                     &c->t_out, &c->t_dg,  &c->t_dyn, &c->t_dvb, &c->t_drb, &c->t_dkb, &c->t_drk, &c->t_dy,
                     &c->g_r,   &c->g_w,   &c->g_k,   &c->g_v,   &c->g_a,   &c->g_b,   &c->dvfirst};
     for (size_t i = 0; i < sizeof nc / sizeof nc[0]; i++) TAKE(*nc[i], N * C);
@@ -238,10 +239,10 @@ static void prepare_row(void *p, int n) {
     const size_t o = (size_t)n * C;
     const float *w0 = j->P + j->o->w.bias, *a0 = j->P + j->o->a.bias, *k_k = j->P + j->o->k_k,
                 *k_a = j->P + j->o->k_a;
-    float *sigw = a->sigw + o, *al = a->alpha + o, *k0 = a->k0 + o, *kap = a->kappa + o, *k = a->k + o;
+    float *sigw = a->sigw + o, *decay = a->decay + o, *al = a->alpha + o, *k0 = a->k0 + o, *kap = a->kappa + o, *k = a->k + o;
     for (int i = 0; i < C; i++) {
         sigw[i] = sigmoidf(w0[i] + sigw[i]);
-        c->t_w[o + i] = expf(-DECAY_SCALE * sigw[i]);
+        decay[i] = expf(-DECAY_SCALE * sigw[i]);
         al[i] = sigmoidf(a0[i] + al[i]);
     }
     if (j->l > 0) {
@@ -323,27 +324,32 @@ static void prepare_backward_row(void *p, int n) {
     const block_acts *a = j->a;
     const int C = c->C, N = c->hs;
     const size_t o = (size_t)n * C;
-    const float *k_k = j->P + j->o->k_k, *k_a = j->P + j->o->k_a;
-    const float *k0 = a->k0 + o, *al = a->alpha + o, *kap = a->kappa + o, *sigw = a->sigw + o;
-    float *gr = c->g_r + o, *gw = c->g_w + o, *gk = c->g_k + o, *gv = c->g_v + o, *ga = c->g_a + o, *gb = c->g_b + o;
-    float *dvb = c->t_dvb + o, *dkb = c->t_dkb + o, *dvf = c->dvfirst + o;
+    const float *restrict k_k = j->P + j->o->k_k, *restrict k_a = j->P + j->o->k_a;
+    const float *restrict k0 = a->k0 + o, *restrict al = a->alpha + o, *restrict kap = a->kappa + o;
+    const float *restrict sigw = a->sigw + o, *restrict decay = a->decay + o, *restrict drb = c->t_drb + o;
+    float *restrict gr = c->g_r + o, *restrict gw = c->g_w + o, *restrict gk = c->g_k + o, *restrict gv = c->g_v + o;
+    float *restrict ga = c->g_a + o, *restrict gb = c->g_b + o, *restrict dvb = c->t_dvb + o;
+    float *restrict dkb = c->t_dkb + o, *restrict dvf = c->dvfirst + o;
     for (int i = 0; i < C; i++) {
         const float dkm = gk[i] + dkb[i], dal = gb[i] * kap[i] + dkm * k0[i] * k_a[i];
         ga[i] = -ga[i] + gb[i] * al[i]; /* d kappa */
         dkb[i] = dkm * k0[i] * (al[i] - 1.0f);
         gk[i] = dkm * (1.0f + (al[i] - 1.0f) * k_a[i]);
         gb[i] = dal * al[i] * (1.0f - al[i]);
-        gw[i] = gw[i] * c->t_w[o + i] * -DECAY_SCALE * sigw[i] * (1.0f - sigw[i]);
-        gr[i] += c->t_drb[o + i];
-        const float dv = gv[i] + dvb[i];
-        if (j->l > 0) {
-            const float vg = a->vgate[o + i];
-            dvb[i] = dv * (c->act[0].v[o + i] - a->vraw[o + i]) * vg * (1.0f - vg);
-            dvf[i] += dv * vg;
-            gv[i] = dv * (1.0f - vg);
-        } else {
-            gv[i] = dv + dvf[i];
+        gw[i] = gw[i] * decay[i] * -DECAY_SCALE * sigw[i] * (1.0f - sigw[i]);
+        gr[i] += drb[i];
+        gv[i] += dvb[i]; /* dv: the WKV's and the bonus's */
+    }
+    if (j->l > 0) { /* v = vraw + (v_first - vraw) vgate */
+        const float *restrict vg = a->vgate + o, *restrict vf = c->act[0].v + o, *restrict vr = a->vraw + o;
+        for (int i = 0; i < C; i++) {
+            const float dv = gv[i];
+            dvb[i] = dv * (vf[i] - vr[i]) * vg[i] * (1.0f - vg[i]);
+            dvf[i] += dv * vg[i];
+            gv[i] = dv * (1.0f - vg[i]);
         }
+    } else {
+        for (int i = 0; i < C; i++) gv[i] += dvf[i];
     }
     /* kappa = kk / max(|kk|, eps) per head, kk = k0 k_k */
     for (int h = 0; h < c->H; h++) {
@@ -395,7 +401,7 @@ static void time_mix_forward(rwkv7_train_ctx *c, const float *P, int l) {
     sigmoid_forward(a->hg, (size_t)N * o->g.rank, nt);
     lora_forward(c, P + o->g.m2, o->g.rank, C, a->hg, a->g);
     run_rows(c, P, l, prepare_row, 12);
-    wkv7_forward_batch(c->B, c->T, c->H, c->hs, a->r, c->t_w, a->k, a->v, c->t_ka, c->t_kb, a->ckpt, a->y,
+    wkv7_forward_batch(c->B, c->T, c->H, c->hs, a->r, a->decay, a->k, a->v, c->t_ka, c->t_kb, a->ckpt, a->y,
                        c->wkv_scratch, nt);
     group_norm_forward(a->y, P + o->lnx_w, P + o->lnx_b, N, C, c->H, GN_EPS, c->t_yn, nt);
     run_rows(c, P, l, finish_row, 6);
@@ -454,7 +460,6 @@ static void time_mix_backward_core(rwkv7_train_ctx *c, const float *P, float *G,
     const int C = c->C, N = c->N, nt = c->nt;
     const size_t NC = (size_t)N * C;
     for (size_t i = 0; i < NC; i++) {
-        c->t_w[i] = expf(-DECAY_SCALE * a->sigw[i]);
         c->t_ka[i] = -a->kappa[i];
         c->t_kb[i] = a->kappa[i] * a->alpha[i];
     }
@@ -466,7 +471,7 @@ static void time_mix_backward_core(rwkv7_train_ctx *c, const float *P, float *G,
     memset(c->t_dy, 0, NC * sizeof(float));
     group_norm_backward(a->y, P + o->lnx_w, c->t_dyn, N, C, c->H, GN_EPS, c->t_dy, G + o->lnx_w, G + o->lnx_b,
                         c->stats, nt);
-    wkv7_backward(c->B, c->T, c->H, c->hs, a->r, c->t_w, a->k, a->v, c->t_ka, c->t_kb, a->ckpt, c->t_dy, c->g_r,
+    wkv7_backward(c->B, c->T, c->H, c->hs, a->r, a->decay, a->k, a->v, c->t_ka, c->t_kb, a->ckpt, c->t_dy, c->g_r,
                   c->g_w, c->g_k, c->g_v, c->g_a, c->g_b, c->wkv_scratch, nt);
     run_rows(c, P, l, prepare_backward_row, 16);
     sum_rows(c->g_w, N, C, G + o->w.bias, nt);

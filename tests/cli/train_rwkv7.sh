@@ -2,7 +2,8 @@
 # End-to-end tests of `rwkv train --arch rwkv7` / `rwkv init --arch rwkv7`:
 # the loss falls, a run repeats itself, Ctrl-C and kill -9 in the middle of a
 # checkpoint write resume to the same per-step losses, the NaN guard, and the
-# trained files load as RWKV-7 models in the other commands.
+# trained files load as RWKV-7 models in the other commands (info, generate,
+# eval, convert, quantize, bench, chat).
 #   sh tests/cli/train_rwkv7.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when something failed.
 NAME=train_rwkv7
@@ -39,6 +40,22 @@ if "$RWKV" generate -m "$T/a/model.safetensors" -p "the " -n 8 --seed 1 >"$T/gen
     pass train_rwkv7_model_generates
 else
     fail train_rwkv7_model_generates "$(tail -1 "$T/gen.err")"
+fi
+
+# eval, convert, quantize (GGUF, as for every RWKV-7), bench and chat read it as an RWKV-7 model too
+M="$T/a/model.safetensors"
+if "$RWKV" eval -m "$M" --data "$T/data.txt" >"$T/eval.out" 2>&1 && grep -q 'top-1 accuracy' "$T/eval.out" \
+    && "$RWKV" convert "$M" "$T/a16.safetensors" --dtype f16 >/dev/null 2>&1 \
+    && "$RWKV" info "$T/a16.safetensors" 2>&1 | grep -q 'RWKV-7' \
+    && "$RWKV" quantize "$M" "$T/a8.gguf" --type q8_0 --tokenizer bytes >/dev/null 2>&1 \
+    && "$RWKV" info "$T/a8.gguf" 2>&1 | grep -q 'RWKV-7' \
+    && "$RWKV" generate -m "$T/a8.gguf" --tokenizer bytes -p "the " -n 4 --seed 1 >/dev/null 2>&1 \
+    && "$RWKV" bench -m "$M" -t 1 --tokens 4 --prompt 4 --no-machine >"$T/bench.out" 2>&1 \
+    && grep -q 'prefill' "$T/bench.out" \
+    && echo hello | "$RWKV" chat -m "$M" -n 4 >"$T/chat.out" 2>&1 && grep -q 'Assistant:' "$T/chat.out"; then
+    pass train_rwkv7_model_in_every_command
+else
+    fail train_rwkv7_model_in_every_command "eval, convert, quantize, bench or chat: $(tail -1 "$T/eval.out" "$T/bench.out" "$T/chat.out" 2>/dev/null | tr '\n' ' ')"
 fi
 
 # ---- same seed, same threads: the same run --------------------------------
