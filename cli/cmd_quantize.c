@@ -4,7 +4,7 @@
 #include "cli.h"
 #include "rwkv_quant.h"
 
-#define QUANT_TYPES "q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k|f16|f32"
+#define QUANT_TYPES "q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q4_k_m|q5_k|q6_k|f16|f32"
 
 int cmd_quantize(int argc, char **argv) {
     const char *type_name = NULL, *head_name = NULL, *tokenizer = NULL, *paths[2] = {0};
