@@ -80,29 +80,6 @@ static rwkv_status add_mixes(out_set *o, int l, const gguf_rwkv_name *e, const c
     return s;
 }
 
-/* v7 block 0's v0/v1/v2 are unused, but llama.cpp's loader wants them,
- * shaped as block 0's a0/a1/a2 (its loader sizes them with the iclr LoRA
- * rank, not the value one): zeros of that shape. */
-static rwkv_status add_dummy(out_set *o, const gguf_rwkv_name *e, const char *gname, rwkv_error *err) {
-    char name[160];
-    snprintf(name, sizeof name, "blocks.0.att.a%s", e->official + strlen("att.v"));
-    const tensor *like = tensor_set_find(o->src, name);
-    if (!like) return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' is missing", name);
-    float *z = calloc((size_t)tensor_numel(like), sizeof(float));
-    if (!z) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    tensor v = f32_view(like->ndim, like->shape, z);
-    if (e->op == GR_TRANSPOSE) { /* stored [in, out] -> [out, in] */
-        v.shape[v.ndim - 2] = like->shape[like->ndim - 1];
-        v.shape[v.ndim - 1] = like->shape[like->ndim - 2];
-    } else {
-        v.ndim = 1;
-        v.shape[0] = tensor_numel(like);
-    }
-    rwkv_status s = out_add(o, &v, gname, DT_F32, err);
-    free(z);
-    return s;
-}
-
 /* llama.cpp's "_M" mixes give the layers where quantization hurts most
  * (the first and last eighth, and every third layer between them) 6-bit
  * value projections: its attn_v and ffn_down, RWKV's att.value and
@@ -176,8 +153,13 @@ static rwkv_status add_tensors(out_set *o, int n_layer, rwkv_error *err) {
             if (e->op == GR_MIXES) s = add_mixes(o, l, e, gname, err);
             else if (t) s = add_one(o, t, e, gname, err);
             else if (l == 0 && strcmp(o->arch, "rwkv7") == 0 && strncmp(e->official, "att.v", 5) == 0 &&
-                     e->official[5] >= '0' && e->official[5] <= '2')
-                s = add_dummy(o, e, gname, err);
+                     e->official[5] >= '0' && e->official[5] <= '2') {
+                /* block 0's v0/v1/v2 are unused, but llama.cpp's loader wants them, shaped as a0/a1/a2
+                 * (it sizes them with the iclr LoRA rank): copies of those, as its converter writes */
+                snprintf(name, sizeof name, "blocks.0.att.a%c", e->official[5]);
+                const tensor *a = tensor_set_find(o->src, name);
+                s = a ? add_one(o, a, e, gname, err) : rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' is missing", name);
+            }
             else
                 s = rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' is missing", name);
         }
