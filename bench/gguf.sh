@@ -7,7 +7,9 @@
 # count measures decode (ms/token) and 512-token prefill (tokens/s) with
 # `rwkv bench` and with llama.cpp's prebuilt CPU library (the npm package
 # node-llama-cpp@3.21.1, installed into $RWKV_BENCH_DIR/node-llama-cpp on
-# first use; never committed). Writes bench/results_gguf.md.
+# first use; never committed). The two engines run alternately, REPS times
+# per cell, and each column is the median of the REPS runs, so a machine
+# shared with other work slows both alike. Writes bench/results_gguf.md.
 #
 # Environment:
 #   RWKV_BENCH_DIR   where the models live (default /tmp/rwkv-bench; ~12 GB for both shapes)
@@ -16,6 +18,7 @@
 #   GGUF_TYPES       weight types (default "f16 q8_0 q4_k")
 #   DECODE_TOKENS    decoded tokens per measurement (default 64)
 #   PREFILL_TOKENS   prompt length (default 512)
+#   REPS             alternating runs per cell (default 3)
 #   VOCAB            the World vocabulary stored in the files (default ../shared/reference/rwkv-cpp/
 #                    rwkv_vocab_v20230424.txt; 'bytes' for the tiny shape)
 # Benchmarks are never unit tests: nothing here fails on a slow result.
@@ -27,6 +30,7 @@ THREADS=${BENCH_THREADS:-"1 2"}
 TYPES=${GGUF_TYPES:-"f16 q8_0 q4_k"}
 NDEC=${DECODE_TOKENS:-64}
 NPRE=${PREFILL_TOKENS:-512}
+REPS=${REPS:-3}
 VOCAB=${VOCAB:-../shared/reference/rwkv-cpp/rwkv_vocab_v20230424.txt}
 OUT_MD=${OUT_MD:-bench/results_gguf.md}
 NPM_DIR="$DIR/node-llama-cpp"
@@ -55,14 +59,18 @@ fi
 field() { # json name -> value
     printf '%s\n' "$1" | sed -n "s/.*\"$2\": *\"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
+median() { # numbers (one per line on stdin) -> their median, or - when there are none
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
 {
     echo "# RWKV-7 GGUF: rwkv.c and llama.cpp on the same files"
     echo
     echo "RWKV-7 of the released shapes, freshly initialised (\`rwkv init --arch rwkv7\`), written as GGUF by \`rwkv quantize\`"
     echo "(head q8_0, q6_k for q4_k; embedding f16). llama.cpp: node-llama-cpp@3.21.1's prebuilt CPU library."
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
-    echo "Decode: median ms/token ($NDEC tokens); prefill: $NPRE-token prompt; 'of bandwidth': the file's bytes read per"
-    echo "token at the machine's measured read bandwidth (rwkv bench)."
+    echo "Decode: median ms/token ($NDEC tokens); prefill: $NPRE-token prompt; each cell the median of $REPS alternating runs of"
+    echo "the two engines. 'of bandwidth': the weight bytes one token reads over the decode time, as a fraction of the best"
+    echo "read bandwidth rwkv bench measured in the same run at the same thread count."
     echo
     echo "| shape | weights | threads | rwkv.c decode ms | llama.cpp decode ms | decode speed-up | rwkv.c of bandwidth | rwkv.c prefill tok/s | llama.cpp prefill tok/s | prefill speed-up |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -77,15 +85,25 @@ for shape in $SHAPES; do
         m="$DIR/rwkv7-$shape-$t.gguf"
         [ -f "$m" ] || "$RWKV" quantize "$src" "$m" --type "$t" --tokenizer "$vocab" >&2
         for n in $THREADS; do
-            j=$("$RWKV" bench -m "$m" -t "$n" --json --tokens "$NDEC" --prompt "$NPRE")
-            ld=-; lp=-
-            if [ $llama = 1 ]; then
-                l=$(cd "$NPM_DIR" && node llamacpp_bench.mjs "$m" "$n" "$NDEC" "$NPRE" "$1")
-                ld=$(awk "BEGIN{printf \"%.3f\", $(field "$l" decode_ms_per_token)}")
-                lp=$(awk "BEGIN{printf \"%.0f\", $(field "$l" prefill_tokens_per_s)}")
-            fi
-            rd=$(field "$j" decode_ms_per_token); rp=$(field "$j" prefill_tokens_per_s)
-            bf=$(awk "BEGIN{printf \"%.0f%%\", 100*$(field "$j" decode_fraction_of_bandwidth)}")
+            : >"$DIR/rd" >"$DIR/rp" >"$DIR/bf" >"$DIR/ld" >"$DIR/lp"
+            r=0
+            while [ $r -lt "$REPS" ]; do
+                j=$("$RWKV" bench -m "$m" -t "$n" --json --tokens "$NDEC" --prompt "$NPRE")
+                field "$j" decode_ms_per_token >>"$DIR/rd"
+                field "$j" prefill_tokens_per_s >>"$DIR/rp"
+                # decode against the best read bandwidth of the run (the typical one sinks under load)
+                awk "BEGIN{print $(field "$j" weight_bytes_per_token) / ($(field "$j" decode_ms_per_token) * 1e6) / $(field "$j" machine_read_gbps_best)}" >>"$DIR/bf"
+                if [ $llama = 1 ]; then
+                    l=$(cd "$NPM_DIR" && node llamacpp_bench.mjs "$m" "$n" "$NDEC" "$NPRE" "$1")
+                    field "$l" decode_ms_per_token >>"$DIR/ld"
+                    field "$l" prefill_tokens_per_s >>"$DIR/lp"
+                fi
+                r=$((r + 1))
+            done
+            rd=$(median <"$DIR/rd"); rp=$(median <"$DIR/rp"); ld=$(median <"$DIR/ld"); lp=$(median <"$DIR/lp")
+            bf=$(median <"$DIR/bf" | awk '{printf "%.0f%%", 100 * $1}')
+            [ "$ld" = - ] || ld=$(awk "BEGIN{printf \"%.3f\", $ld}")
+            [ "$lp" = - ] || lp=$(awk "BEGIN{printf \"%.0f\", $lp}")
             sd=$(awk "BEGIN{ if (\"$ld\" == \"-\") print \"-\"; else printf \"%.2fx\", $ld/$rd }")
             sp=$(awk "BEGIN{ if (\"$lp\" == \"-\") print \"-\"; else printf \"%.2fx\", $rp/$lp }")
             line=$(printf '| %s | %s | %s | %.3f | %s | %s | %s | %.0f | %s | %s |' "$shape" "$t" "$n" "$rd" "$ld" "$sd" \

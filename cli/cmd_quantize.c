@@ -4,7 +4,8 @@
 #include "cli.h"
 #include "rwkv_quant.h"
 
-#define QUANT_TYPES "q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k|f16|f32"
+#define HEAD_TYPES "q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k|f16|f32"
+#define QUANT_TYPES HEAD_TYPES "|q4_k_m"
 
 int cmd_quantize(int argc, char **argv) {
     const char *type_name = NULL, *head_name = NULL, *tokenizer = NULL, *paths[2] = {0};
@@ -12,7 +13,7 @@ int cmd_quantize(int argc, char **argv) {
         {"--type", 0, CLI_CHOICE, &type_name, 0, 0, "T", "type of the layer matrices (required)", "", QUANT_TYPES,
          NULL, NULL},
         {"--head", 0, CLI_CHOICE, &head_name, 0, 0, "T", "type of head.weight",
-         "q8_0 for the block types, q6_k for the k-quants", QUANT_TYPES, NULL, NULL},
+         "q8_0 for the block types, q6_k for the k-quants", HEAD_TYPES, NULL, NULL},
         {"--tokenizer", 0, CLI_STR, &tokenizer, 0, 0, "FILE",
          "GGUF output: the World vocabulary to store (or 'bytes')", "the one IN carries", NULL, NULL, NULL},
     };
@@ -20,7 +21,8 @@ int cmd_quantize(int argc, char **argv) {
                      "Writes a checkpoint (safetensors, .pth, rwkv.cpp or GGUF file) with block-quantized layer\n"
                      "matrices (docs/quantization.md): RWKV-4/5 as an rwkv.cpp model file (ggmf, version 101),\n"
                      "RWKV-6/7 as a GGUF file laid out as llama.cpp's converter writes it; rwkv.cpp / llama.cpp\n"
-                     "load these files and rwkv.c loads them back. The k-quants (q4_k, q5_k, q6_k) need GGUF.\n"
+                     "load these files and rwkv.c loads them back. The k-quants (q4_k, q5_k, q6_k and q4_k_m,\n"
+                     "llama.cpp's Q4_K_M mix of Q4_K and Q6_K) need GGUF.\n"
                      "Vectors stay f32; a GGUF file carries the World vocabulary (--tokenizer names it when IN\n"
                      "carries none). The output is written atomically.\n",
                      opts, CLI_N(opts), NULL, paths, 2, 0};

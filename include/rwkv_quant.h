@@ -29,10 +29,13 @@ typedef enum rwkv_quant_type {
     RWKV_QUANT_Q6_K,     /* k-quant: 6.5625 bits/weight (GGUF only) */
     RWKV_QUANT_F16,      /* no quantization: float16 matrices */
     RWKV_QUANT_F32,      /* no quantization: float32 matrices */
-    RWKV_QUANT_DEFAULT   /* (head only) the default policy, see rwkv_quantize */
+    RWKV_QUANT_DEFAULT,  /* (head only) the default policy, see rwkv_quantize */
+    RWKV_QUANT_Q4_K_M    /* llama.cpp's "Q4_K_M" mix (GGUF only): Q4_K, with the value projections of
+                          * the first and last eighth of the layers and of every third layer between
+                          * them, and the head, in Q6_K (about 4.9 bits/weight) */
 } rwkv_quant_type;
 
-/* "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "f16", "f32" (case-insensitive);
+/* "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "f16", "f32", "q4_k_m" (case-insensitive);
  * returns 0, or -1 for an unknown name. */
 RWKV_API int rwkv_quant_type_parse(const char *name, rwkv_quant_type *out);
 RWKV_API const char *rwkv_quant_type_name(rwkv_quant_type t);

@@ -10,6 +10,7 @@
 
 #include "rwkv.h"
 #include "rwkv_quant.h"
+#include "rwkv_train.h"
 #include "test.h"
 
 #define NPM_DIR "build/node-llama-cpp"
@@ -158,7 +159,8 @@ static void test_llamacpp_reads_our_gguf(void) {
     int tokens[64], T = read_tokens(dir, tokens, 64);
     CHECK(T > 0, "%s/case.json: no tokens", dir);
     static const rwkv_quant_type all[] = {RWKV_QUANT_F32,  RWKV_QUANT_F16,  RWKV_QUANT_Q8_0, RWKV_QUANT_Q4_0,
-                                          RWKV_QUANT_Q5_1, RWKV_QUANT_Q4_K, RWKV_QUANT_Q5_K, RWKV_QUANT_Q6_K};
+                                          RWKV_QUANT_Q5_1, RWKV_QUANT_Q4_K, RWKV_QUANT_Q5_K, RWKV_QUANT_Q6_K,
+                                          RWKV_QUANT_Q4_K_M};
     static const rwkv_quant_type few[] = {RWKV_QUANT_F32, RWKV_QUANT_Q8_0, RWKV_QUANT_Q4_K};
     char msg[1024] = "";
     compare_types(pth, vocab, all, sizeof all / sizeof all[0], tokens, T, msg, sizeof msg);
@@ -173,7 +175,28 @@ static void test_llamacpp_reads_our_gguf(void) {
     CHECK(!msg[0], "%s", msg);
 }
 
+/* A fresh RWKV-7 of the released 0.1B width (768: LoRA ranks 64/64/32/128,
+ * the value rank differing from the others; rows whole k-quant super-blocks,
+ * so Q4_K_M really mixes Q4_K and Q6_K), two layers, byte vocabulary. */
+static void test_llamacpp_reads_released_width(void) {
+    char why[160];
+    if (!have_llamacpp(why, sizeof why)) SKIP("%s", why);
+    char src[96];
+    snprintf(src, sizeof src, "/tmp/rwkv-test-llamacpp-%d-768.safetensors", (int)getpid());
+    rwkv_init_options o = rwkv_init_options_default();
+    o.arch = "rwkv7", o.n_layer = 2, o.n_embd = 768, o.n_ffn = 1024, o.n_vocab = 256;
+    rwkv_error err;
+    CHECK(rwkv_init_checkpoint(&o, src, &err) == RWKV_OK, "init: %s", err.message);
+    static const int tokens[] = {72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
+    static const rwkv_quant_type types[] = {RWKV_QUANT_Q8_0, RWKV_QUANT_Q4_K_M};
+    char msg[1024] = "";
+    compare_types(src, "bytes", types, 2, tokens, (int)(sizeof tokens / sizeof tokens[0]), msg, sizeof msg);
+    remove(src);
+    CHECK(!msg[0], "%s", msg);
+}
+
 int main(void) {
     RUN(test_llamacpp_reads_our_gguf);
+    RUN(test_llamacpp_reads_released_width);
     return test_summary();
 }

@@ -208,4 +208,12 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
  * (dtype_bytes_for(t, n) bytes). Returns 0, or -1 for a non-block type. */
 int quantize_row(dtype t, const float *src, void *dst, size_t n);
 
+/* How the k-quants choose their sub-block scales: KQUANT_MAX_SCALE covers
+ * each sub-block's whole range (bounded worst-case error, docs/quantization.md);
+ * KQUANT_SEARCH (what quantize_row uses) searches the scale of lowest
+ * weighted squared error, as ggml does, and may clip an outlier to do so.
+ * The 32-weight types ignore it. */
+typedef enum kquant_scales { KQUANT_MAX_SCALE, KQUANT_SEARCH } kquant_scales;
+int quantize_row_scales(dtype t, const float *src, void *dst, size_t n, kquant_scales how);
+
 #endif

@@ -19,6 +19,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/avx_common.h"
+#include "kernels/kquant_q8.h"
 #include "kernels/wkv.h"
 
 static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); } /* n < 16 */
@@ -412,8 +413,11 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
         return;
     }
     case DT_Q4_K:
-    case DT_Q5_K:
-    case DT_Q6_K: kquant_rows(W, x, y, r0, r1, dot_k); return;
+    case DT_Q6_K:
+        if (kquant_q8_rows_avx512(W, x, y, r0, r1) == 0) return;
+        kquant_rows(W, x, y, r0, r1, dot_k);
+        return;
+    case DT_Q5_K: kquant_rows(W, x, y, r0, r1, dot_k); return;
     default: break;
     }
     matvec_rows_scalar(W, x, y, r0, r1);

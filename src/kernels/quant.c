@@ -114,8 +114,79 @@ static int clamp_int(float v, int lo, int hi) {
     return i < lo ? lo : i > hi ? hi : i;
 }
 
-/* Q4_K (bits 4) / Q5_K (bits 5): one super-block of 256 weights. */
-static void qx_k_block(const float *x, uint8_t *out, int bits) {
+/* The 6-bit sub-block scales and minimums of Q4_K/Q5_K, packed as kquant_scale_min reads them. */
+static void pack_scale_min(const int ls[8], const int lm[8], uint8_t *scales) {
+    for (int j = 0; j < 8; j++)
+        if (j < 4) {
+            scales[j] = (uint8_t)ls[j];
+            scales[j + 4] = (uint8_t)lm[j];
+        } else {
+            scales[j + 4] = (uint8_t)((ls[j] & 0xF) | (lm[j] & 0xF) << 4);
+            scales[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            scales[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+}
+
+/* Q4_K/Q5_K codes (256, 0..top) into qs (and Q5_K's fifth bits into qh). */
+static void pack_qx_k_codes(const int q[256], int bits, uint8_t *qs, uint8_t *qh) {
+    for (int g = 0; g < 4; g++)
+        for (int l = 0; l < 32; l++) {
+            const int a = q[64 * g + l], b = q[64 * g + 32 + l];
+            qs[32 * g + l] = (uint8_t)((a & 0xF) | (b & 0xF) << 4);
+            if (bits == 5) qh[l] |= (uint8_t)((a >> 4) << (2 * g) | (b >> 4) << (2 * g + 1));
+        }
+}
+
+/* Weighted squared error of x ≈ scale·L − mn over one sub-block of 32. */
+static float affine_error(const float *x, const float *w, const int *L, float scale, float mn) {
+    float e = 0;
+    for (int l = 0; l < 32; l++) {
+        const float diff = scale * (float)L[l] - mn - x[l];
+        e += w[l] * diff * diff;
+    }
+    return e;
+}
+
+/* The best affine fit x ≈ scale·L − mn (mn >= 0, L in 0..top) of a
+ * sub-block of 32 under weights w, as ggml's k-quant search does it: the
+ * codes of the plain max-scale grid, then of 20 slightly stretched or
+ * shrunk grids, each followed by the least-squares scale and minimum for
+ * those codes; the fit of lowest weighted error wins (the plain grid is the
+ * first candidate, so the search never does worse before the scales are
+ * themselves rounded to 6 bits). Returns the scale; *mn_out the minimum. */
+static float search_affine(const float *x, const float *w, int top, float *mn_out) {
+    float lo = 0, hi = x[0];
+    for (int l = 0; l < 32; l++) lo = fminf(lo, x[l]), hi = fmaxf(hi, x[l]);
+    if (hi <= lo) {
+        *mn_out = -lo;
+        return 0;
+    }
+    float best_scale = (hi - lo) / (float)top, best_mn = -lo, best_err;
+    int L[32];
+    for (int l = 0; l < 32; l++) L[l] = clamp_int(roundf((x[l] - lo) / best_scale), 0, top);
+    best_err = affine_error(x, w, L, best_scale, best_mn);
+    for (int step = 0; step <= 20; step++) {
+        const float iscale = ((float)top - 1.0f + 0.1f * (float)step) / (hi - lo);
+        float sw = 0, sl = 0, sl2 = 0, sx = 0, sxl = 0;
+        for (int l = 0; l < 32; l++) {
+            L[l] = clamp_int(roundf(iscale * (x[l] - lo)), 0, top);
+            sw += w[l], sl += w[l] * (float)L[l], sl2 += w[l] * (float)(L[l] * L[l]);
+            sx += w[l] * x[l], sxl += w[l] * x[l] * (float)L[l];
+        }
+        const float det = sw * sl2 - sl * sl;
+        if (det <= 0) continue;
+        float scale = (sw * sxl - sx * sl) / det, mn = -(sl2 * sx - sl * sxl) / det;
+        if (mn < 0) mn = 0, scale = sl2 > 0 ? sxl / sl2 : 0; /* the range must hold 0: fit the scale alone */
+        if (scale <= 0) continue;
+        const float e = affine_error(x, w, L, scale, mn);
+        if (e < best_err) best_err = e, best_scale = scale, best_mn = mn;
+    }
+    *mn_out = best_mn;
+    return best_scale;
+}
+
+/* Q4_K (bits 4) / Q5_K (bits 5), max-scale: one super-block of 256 weights. */
+static void qx_k_block_max(const float *x, uint8_t *out, int bits) {
     const int top = (1 << bits) - 1;
     float mins[8], highs[8], max_min = 0;
     for (int j = 0; j < 8; j++) {
@@ -137,35 +208,84 @@ static void qx_k_block(const float *x, uint8_t *out, int bits) {
     memset(out, 0, dtype_block_bytes(bits == 4 ? DT_Q4_K : DT_Q5_K));
     put_f16(out, d);
     put_f16(out + 2, dmin);
-    uint8_t *scales = out + 4, *qh = out + 16, *qs = out + (bits == 5 ? 48 : 16);
     for (int j = 0; j < 8; j++) {
         ls[j] = d > 0 ? clamp_int(ceilf(need[j] / d), 0, 63) : 0;
         const float dd = d * (float)ls[j], dm = dmin * (float)lm[j], id = dd > 0 ? 1.0f / dd : 0.0f;
         for (int l = 0; l < 32; l++) q[32 * j + l] = clamp_int(roundf((x[32 * j + l] + dm) * id), 0, top);
-        if (j < 4) {
-            scales[j] = (uint8_t)ls[j];
-            scales[j + 4] = (uint8_t)lm[j];
-        } else {
-            scales[j + 4] = (uint8_t)((ls[j] & 0xF) | (lm[j] & 0xF) << 4);
-            scales[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
-            scales[j] |= (uint8_t)((lm[j] >> 4) << 6);
-        }
     }
-    for (int g = 0; g < 4; g++)
-        for (int l = 0; l < 32; l++) {
-            const int a = q[64 * g + l], b = q[64 * g + 32 + l];
-            qs[32 * g + l] = (uint8_t)((a & 0xF) | (b & 0xF) << 4);
-            if (bits == 5) qh[l] |= (uint8_t)((a >> 4) << (2 * g) | (b >> 4) << (2 * g + 1));
-        }
+    pack_scale_min(ls, lm, out + 4);
+    pack_qx_k_codes(q, bits, out + (bits == 5 ? 48 : 16), out + 16);
 }
 
-static void q6_k_block(const float *x, uint8_t *out) {
+/* Q4_K / Q5_K with searched sub-block scales (search_affine, weights
+ * rms(x) + |x| as ggml's, so large weights are fitted more closely); the
+ * eight scales and minimums then rounded to 6 bits against the largest. */
+static void qx_k_block_search(const float *x, uint8_t *out, int bits) {
+    const int top = (1 << bits) - 1;
+    float sum_x2 = 0;
+    for (int l = 0; l < 256; l++) sum_x2 += x[l] * x[l];
+    const float rms = sqrtf(sum_x2 / 256.0f);
+    float w[256], scale[8], mins[8], max_scale = 0, max_min = 0;
+    for (int l = 0; l < 256; l++) w[l] = rms + fabsf(x[l]);
+    for (int j = 0; j < 8; j++) {
+        scale[j] = search_affine(x + 32 * j, w + 32 * j, top, &mins[j]);
+        max_scale = fmaxf(max_scale, scale[j]);
+        max_min = fmaxf(max_min, mins[j]);
+    }
+    const float d = f16_to_f32(f32_to_f16(max_scale / 63.0f)), dmin = f16_to_f32(f32_to_f16(max_min / 63.0f));
+    int ls[8], lm[8], q[256];
+    memset(out, 0, dtype_block_bytes(bits == 4 ? DT_Q4_K : DT_Q5_K));
+    put_f16(out, d);
+    put_f16(out + 2, dmin);
+    for (int j = 0; j < 8; j++) {
+        ls[j] = d > 0 ? clamp_int(roundf(scale[j] / d), 0, 63) : 0;
+        lm[j] = dmin > 0 ? clamp_int(roundf(mins[j] / dmin), 0, 63) : 0;
+        const float dd = d * (float)ls[j], dm = dmin * (float)lm[j], id = dd > 0 ? 1.0f / dd : 0.0f;
+        for (int l = 0; l < 32; l++) q[32 * j + l] = clamp_int(roundf((x[32 * j + l] + dm) * id), 0, top);
+    }
+    pack_scale_min(ls, lm, out + 4);
+    pack_qx_k_codes(q, bits, out + (bits == 5 ? 48 : 16), out + 16);
+}
+
+/* Q6_K sub-block scales: the plain scale puts the value of largest
+ * magnitude on code 0; the search also tries 18 slightly different grids,
+ * each with its least-squares scale (weights x², ggml's choice for Q6_K),
+ * and keeps the fit of lowest weighted error. */
+static float q6_k_sub_scale(const float *x, int search) {
+    float amax = 0, v = 0;
+    for (int l = 0; l < 16; l++)
+        if (fabsf(x[l]) > amax) amax = fabsf(x[l]), v = x[l];
+    if (!search || amax == 0) return v / -32.0f;
+    float best = v / -32.0f, best_err = 0;
+    for (int l = 0; l < 16; l++) {
+        const float e = best * (float)clamp_int(roundf(x[l] / best), -32, 31) - x[l];
+        best_err += x[l] * x[l] * e * e;
+    }
+    for (int step = -9; step <= 9; step++) {
+        if (step == 0) continue;
+        const float iscale = -(32.0f + 0.1f * (float)step) / v;
+        float sxl = 0, sl2 = 0;
+        int L[16];
+        for (int l = 0; l < 16; l++) {
+            L[l] = clamp_int(roundf(iscale * x[l]), -32, 31);
+            sxl += x[l] * x[l] * x[l] * (float)L[l], sl2 += x[l] * x[l] * (float)(L[l] * L[l]);
+        }
+        if (sl2 <= 0) continue;
+        const float s = sxl / sl2;
+        float e = 0;
+        for (int l = 0; l < 16; l++) {
+            const float diff = s * (float)L[l] - x[l];
+            e += x[l] * x[l] * diff * diff;
+        }
+        if (e < best_err) best_err = e, best = s;
+    }
+    return best;
+}
+
+static void q6_k_block(const float *x, uint8_t *out, int search) {
     float scale[16], max_scale = 0;
     for (int j = 0; j < 16; j++) {
-        float amax = 0, v = 0;
-        for (int l = 0; l < 16; l++)
-            if (fabsf(x[16 * j + l]) > amax) amax = fabsf(x[16 * j + l]), v = x[16 * j + l];
-        scale[j] = v / -32.0f;
+        scale[j] = q6_k_sub_scale(x + 16 * j, search);
         if (fabsf(scale[j]) > fabsf(max_scale)) max_scale = scale[j];
     }
     /* |d| rounded up, so the largest sub-scale gets sc = -128 without clamping */
@@ -188,10 +308,11 @@ static void q6_k_block(const float *x, uint8_t *out) {
         }
 }
 
-int quantize_row(dtype t, const float *src, void *dst, size_t n) {
+int quantize_row_scales(dtype t, const float *src, void *dst, size_t n, kquant_scales how) {
     if (!dtype_is_block(t) || n % dtype_block_elems(t)) return -1;
     uint8_t *o = dst;
     const size_t bb = dtype_block_bytes(t), be = dtype_block_elems(t);
+    const int search = how == KQUANT_SEARCH;
     for (size_t i = 0; i < n; i += be, o += bb) {
         switch (t) {
         case DT_Q8_0: q8_0_block(src + i, o); break;
@@ -199,11 +320,15 @@ int quantize_row(dtype t, const float *src, void *dst, size_t n) {
         case DT_Q5_0: qx_0_block(src + i, o, 5); break;
         case DT_Q4_1: qx_1_block(src + i, o, 4); break;
         case DT_Q5_1: qx_1_block(src + i, o, 5); break;
-        case DT_Q4_K: qx_k_block(src + i, o, 4); break;
-        case DT_Q5_K: qx_k_block(src + i, o, 5); break;
-        case DT_Q6_K: q6_k_block(src + i, o); break;
+        case DT_Q4_K: (search ? qx_k_block_search : qx_k_block_max)(src + i, o, 4); break;
+        case DT_Q5_K: (search ? qx_k_block_search : qx_k_block_max)(src + i, o, 5); break;
+        case DT_Q6_K: q6_k_block(src + i, o, search); break;
         default: return -1;
         }
     }
     return 0;
+}
+
+int quantize_row(dtype t, const float *src, void *dst, size_t n) {
+    return quantize_row_scales(t, src, dst, n, KQUANT_SEARCH);
 }

@@ -24,12 +24,13 @@ static const struct {
     [RWKV_QUANT_Q8_0] = {"q8_0", DT_Q8_0}, [RWKV_QUANT_Q4_0] = {"q4_0", DT_Q4_0}, [RWKV_QUANT_Q4_1] = {"q4_1", DT_Q4_1},
     [RWKV_QUANT_Q5_0] = {"q5_0", DT_Q5_0}, [RWKV_QUANT_Q5_1] = {"q5_1", DT_Q5_1}, [RWKV_QUANT_Q4_K] = {"q4_k", DT_Q4_K},
     [RWKV_QUANT_Q5_K] = {"q5_k", DT_Q5_K}, [RWKV_QUANT_Q6_K] = {"q6_k", DT_Q6_K}, [RWKV_QUANT_F16] = {"f16", DT_F16},
-    [RWKV_QUANT_F32] = {"f32", DT_F32},
+    [RWKV_QUANT_F32] = {"f32", DT_F32}, [RWKV_QUANT_Q4_K_M] = {"q4_k_m", DT_Q4_K},
 };
+#define N_QUANT_TYPES (int)(sizeof quant_types / sizeof quant_types[0])
 
 int rwkv_quant_type_parse(const char *name, rwkv_quant_type *out) {
-    for (int i = 0; i <= RWKV_QUANT_F32; i++)
-        if (name && strcasecmp(name, quant_types[i].name) == 0) {
+    for (int i = 0; i < N_QUANT_TYPES; i++)
+        if (name && quant_types[i].name && strcasecmp(name, quant_types[i].name) == 0) {
             *out = (rwkv_quant_type)i;
             return 0;
         }
@@ -37,8 +38,8 @@ int rwkv_quant_type_parse(const char *name, rwkv_quant_type *out) {
 }
 
 const char *rwkv_quant_type_name(rwkv_quant_type t) {
-    if ((unsigned)t <= RWKV_QUANT_F32) return quant_types[t].name;
-    return t == RWKV_QUANT_DEFAULT ? "default" : "?";
+    if (t == RWKV_QUANT_DEFAULT) return "default";
+    return (unsigned)t < N_QUANT_TYPES && quant_types[t].name ? quant_types[t].name : "?";
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -190,9 +191,11 @@ static rwkv_status check_finite(const tensor_set *set, const char *path, rwkv_er
 rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const rwkv_quant_options *o,
                                rwkv_error *err) {
     if (!in_path || !out_path || !o) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: paths are required");
-    if ((unsigned)o->type > RWKV_QUANT_F32) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown type");
+    if ((unsigned)o->type >= N_QUANT_TYPES || !quant_types[o->type].name)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown type");
     if ((unsigned)o->head_type > RWKV_QUANT_DEFAULT)
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown head type");
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_quantize: unknown head type (q4_k_m is a mix, not one type)");
+    const int mix = o->type == RWKV_QUANT_Q4_K_M;
     const dtype mat = quant_types[o->type].type;
     const dtype head = o->head_type != RWKV_QUANT_DEFAULT ? quant_types[o->head_type].type
                        : !dtype_is_block(mat)          ? mat
@@ -210,7 +213,7 @@ rwkv_status rwkv_quantize_opts(const char *in_path, const char *out_path, const 
         s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: the GPT baseline cannot be quantized", in_path);
     else if (s == RWKV_OK && (v == '4' || v == '5')) s = write_rwkvcpp(m, out_path, mat, head, err);
     else if (s == RWKV_OK && (v == '6' || v == '7'))
-        s = quantize_gguf(m, in_path, out_path, mat, head, o->tokenizer, err);
+        s = quantize_gguf(m, in_path, out_path, mat, head, mix, o->tokenizer, err);
     else if (s == RWKV_OK)
         s = rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "%s: RWKV-%s cannot be quantized", in_path, m->info.version);
     if (s != RWKV_OK && err && strncmp(err->message, out_path, strlen(out_path)) != 0 &&

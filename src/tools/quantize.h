@@ -15,8 +15,9 @@ rwkv_status quantize_tensor(const tensor *in, const char *name, dtype to, tensor
  * Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, or f16). */
 dtype quantize_fit(dtype to, int64_t cols);
 
-/* Writes model m (read from in_path) as a GGUF file of llama.cpp's layout. */
+/* Writes model m (read from in_path) as a GGUF file of llama.cpp's layout;
+ * mix: llama.cpp's "_M" mix over `mat` (RWKV_QUANT_Q4_K_M). */
 rwkv_status quantize_gguf(const rwkv_model *m, const char *in_path, const char *out_path, dtype mat, dtype head,
-                          const char *tokenizer, rwkv_error *err);
+                          int mix, const char *tokenizer, rwkv_error *err);
 
 #endif

@@ -17,6 +17,7 @@ typedef struct out_set {
     const tensor_set *src;
     const char *arch;
     dtype mat, head;
+    int mix, n_layer; /* mix: llama.cpp's "_M" mix (more_bits) */
     int64_t head_size;
 } out_set;
 
@@ -79,26 +80,18 @@ static rwkv_status add_mixes(out_set *o, int l, const gguf_rwkv_name *e, const c
     return s;
 }
 
-/* v7 block 0's v0/v1/v2 are unused, but llama.cpp's loader wants them:
- * zeros shaped as block 1's. */
-static rwkv_status add_dummy(out_set *o, const gguf_rwkv_name *e, const char *gname, rwkv_error *err) {
-    char name[160];
-    snprintf(name, sizeof name, "blocks.1.%s", e->official);
-    const tensor *like = tensor_set_find(o->src, name);
-    if (!like) return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor 'blocks.0.%s' is missing", e->official);
-    float *z = calloc((size_t)tensor_numel(like), sizeof(float));
-    if (!z) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    tensor v = f32_view(like->ndim, like->shape, z);
-    if (e->op == GR_TRANSPOSE) { /* stored [in, out] -> [out, in] */
-        v.shape[v.ndim - 2] = like->shape[like->ndim - 1];
-        v.shape[v.ndim - 1] = like->shape[like->ndim - 2];
-    } else {
-        v.ndim = 1;
-        v.shape[0] = tensor_numel(like);
-    }
-    rwkv_status s = out_add(o, &v, gname, DT_F32, err);
-    free(z);
-    return s;
+/* llama.cpp's "_M" mixes give the layers where quantization hurts most
+ * (the first and last eighth, and every third layer between them) 6-bit
+ * value projections: its attn_v and ffn_down, RWKV's att.value and
+ * ffn.value (the FFN's down projection). */
+static int more_bits(const out_set *o, const char *name) {
+    int layer;
+    const size_t n = strlen(name), tail = strlen(".value.weight");
+    if (!o->mix || n < tail || strcmp(name + n - tail, ".value.weight") != 0 || sscanf(name, "blocks.%d.", &layer) != 1)
+        return 0;
+    if (strstr(name, ".att.value.") == NULL && strstr(name, ".ffn.value.") == NULL) return 0;
+    const int eighth = o->n_layer / 8;
+    return layer < eighth || layer >= 7 * o->n_layer / 8 || (layer - eighth) % 3 == 2;
 }
 
 /* One official tensor under its GGUF name, in the converter's form. */
@@ -107,7 +100,7 @@ static rwkv_status add_one(out_set *o, const tensor *t, const gguf_rwkv_name *e,
         dtype to = DT_F32;
         if (strcmp(t->name, "emb.weight") == 0) to = o->mat == DT_F32 ? DT_F32 : DT_F16;
         else if (strcmp(t->name, "head.weight") == 0) to = quantize_fit(o->head, t->shape[t->ndim - 1]);
-        else if (t->ndim == 2) to = quantize_fit(o->mat, t->shape[1]);
+        else if (t->ndim == 2) to = quantize_fit(more_bits(o, t->name) ? DT_Q6_K : o->mat, t->shape[1]);
         return out_add(o, t, gname, to, err);
     }
     float *v = values(t);
@@ -160,8 +153,13 @@ static rwkv_status add_tensors(out_set *o, int n_layer, rwkv_error *err) {
             if (e->op == GR_MIXES) s = add_mixes(o, l, e, gname, err);
             else if (t) s = add_one(o, t, e, gname, err);
             else if (l == 0 && strcmp(o->arch, "rwkv7") == 0 && strncmp(e->official, "att.v", 5) == 0 &&
-                     e->official[5] >= '0' && e->official[5] <= '2')
-                s = add_dummy(o, e, gname, err);
+                     e->official[5] >= '0' && e->official[5] <= '2') {
+                /* block 0's v0/v1/v2 are unused, but llama.cpp's loader wants them, shaped as a0/a1/a2
+                 * (it sizes them with the iclr LoRA rank): copies of those, as its converter writes */
+                snprintf(name, sizeof name, "blocks.0.att.a%c", e->official[5]);
+                const tensor *a = tensor_set_find(o->src, name);
+                s = a ? add_one(o, a, e, gname, err) : rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' is missing", name);
+            }
             else
                 s = rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' is missing", name);
         }
@@ -196,7 +194,8 @@ static void kv_str(kv_list *k, const char *key, const char *v) {
 }
 
 /* llama.cpp's llama_ftype of a file whose matrices are mostly `mat`. */
-static int file_type(dtype mat) {
+static int file_type(dtype mat, int mix) {
+    if (mix) return 15; /* Q4_K_M */
     switch (mat) {
     case DT_F32: return 0;
     case DT_F16: return 1;
@@ -218,7 +217,7 @@ static int64_t cols_of(const tensor_set *set, const char *name) {
     return t && t->ndim >= 2 ? t->shape[t->ndim - 1] : 0;
 }
 
-static void hparams(kv_list *k, const rwkv_model *m, const char *arch, dtype mat) {
+static void hparams(kv_list *k, const rwkv_model *m, const char *arch, dtype mat, int mix) {
     const rwkv_model_info *i = &m->info;
     kv_str(k, "general.architecture", arch);
     kv_str(k, "general.type", "model");
@@ -238,7 +237,7 @@ static void hparams(kv_list *k, const rwkv_model *m, const char *arch, dtype mat
         kv_u32(k, arch, "time_decay_extra_dim", (uint64_t)cols_of(&m->weights, "blocks.0.att.time_decay_w1"));
     }
     kv_u32(k, arch, "feed_forward_length", (uint64_t)i->n_ffn);
-    kv_u32(k, NULL, "general.file_type", (uint64_t)file_type(mat));
+    kv_u32(k, NULL, "general.file_type", (uint64_t)file_type(mat, mix));
     kv_u32(k, arch, "attention.head_count", 0); /* required by llama.cpp's loader, unused */
     kv_u32(k, NULL, "general.quantization_version", 2);
 }
@@ -305,18 +304,19 @@ static void vocab_kvs(kv_list *k, const vocab *v) {
 }
 
 rwkv_status quantize_gguf(const rwkv_model *m, const char *in_path, const char *out_path, dtype mat, dtype head,
-                          const char *tokenizer, rwkv_error *err) {
+                          int mix, const char *tokenizer, rwkv_error *err) {
     const char *arch = m->info.version[0] == '7' ? "rwkv7" : "rwkv6";
     rwkv_tokenizer *tok = NULL;
     rwkv_status s = tokenizer ? rwkv_tokenizer_load(tokenizer, &tok, err) : rwkv_tokenizer_from_model(in_path, &tok, err);
     if (s != RWKV_OK) return s;
-    out_set o = {.src = &m->weights, .arch = arch, .mat = mat, .head = head, .head_size = m->info.head_size};
+    out_set o = {.src = &m->weights, .arch = arch, .mat = mat, .head = head, .mix = mix,
+                 .n_layer = m->info.n_layer, .head_size = m->info.head_size};
     vocab v = {0};
     kv_list *k = calloc(1, sizeof *k);
     s = k ? build_vocab(tok, m->info.n_vocab, &v, err) : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     if (s == RWKV_OK) s = add_tensors(&o, m->info.n_layer, err);
     if (s == RWKV_OK) {
-        hparams(k, m, arch, mat);
+        hparams(k, m, arch, mat, mix);
         vocab_kvs(k, &v);
         s = gguf_write(out_path, k->kv, k->n, o.t, o.n, err);
     }

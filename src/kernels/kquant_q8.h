@@ -1,0 +1,17 @@
+/* Q4_K / Q6_K decode products with 8-bit activations on AVX-512BW
+ * (kernels/kquant_q8_avx512.c), as llama.cpp computes them. */
+#ifndef RWKV_KERNELS_KQUANT_Q8_H
+#define RWKV_KERNELS_KQUANT_Q8_H
+
+#include "kernels/kernels.h"
+
+/* The widest row the activation buffer holds (7B-class FFN rows: 14336). */
+#define KQ8_MAX_COLS 16384
+
+/* y[r - r0] = row r of W . x for r in [r0, r1) with x quantized to 8 bits per
+ * 256 (error at most max|x| / 254 per element of each block). Returns 0, or
+ * -1 when it does not apply (another type, rows wider than KQ8_MAX_COLS, a
+ * non-finite x, no memory): the caller then takes the float path. */
+int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1);
+
+#endif

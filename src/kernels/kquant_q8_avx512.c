@@ -1,0 +1,207 @@
+/* Decode products of Q4_K and Q6_K rows on AVX-512BW with the activations
+ * quantized to 8 bits, as llama.cpp's CPU backend computes them (its
+ * "q8_K"): x is cut into blocks of 256, each stored as int8 codes with one
+ * float scale dx = max|x| / 127. The weight codes then meet the activation
+ * codes in integer multiply-adds (vpmaddubsw: unsigned weight code times
+ * signed activation code, pairs summed to int16; vpmaddwd: times the
+ * sub-block scale, pairs summed to int32), and one float multiply per
+ * super-block applies d·dx. The float path (kernels_avx512.c) converts every
+ * weight code to float instead, about three times the instructions: decode
+ * of these types was compute-bound, well below the memory bandwidth.
+ *
+ * Exactness: the integer sums are exact; the only new error is the
+ * activations' rounding, at most dx/2 per element (tests/test_kernels.c
+ * bounds it). Q4_K's minimums are applied in float from the exact sums of x
+ * over each sub-block, as the float path does.
+ *
+ * Ranges: a Q4_K code (0..15) times a code (|q| <= 127), two summed: <= 3810;
+ * Q6_K (0..63): <= 16002, inside int16. Times a 6-bit or int8 sub-scale and
+ * summed over a super-block: < 2^31. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), \
+                             apply_to = function)
+#else
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+#endif
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/avx_common.h"
+#include "kernels/kquant_q8.h"
+
+/* x quantized per 256: codes in the order the kernels read them. */
+typedef struct q8_acts {
+    float dx[KQ8_MAX_COLS / QK_K];
+    /* Q4_K reads 64 codes of one nibble half at a time (see dot_q4_k): per
+     * 128 weights, [x 0..31, x 64..95] then [x 32..63, x 96..127] */
+    int8_t q4[KQ8_MAX_COLS] __attribute__((aligned(64)));
+    int8_t q[KQ8_MAX_COLS] __attribute__((aligned(64))); /* natural order (Q6_K) */
+    int16_t sum16[KQ8_MAX_COLS / 16];                     /* sums of q over 16 (Q6_K's code bias) */
+    float xs32[KQ8_MAX_COLS / 32];                        /* sums of x over 32 (Q4_K's minimums) */
+} q8_acts;
+
+static void quantize_acts(const float *x, int n, q8_acts *a) {
+    for (int b = 0; b < n / QK_K; b++) {
+        const float *xb = x + QK_K * b;
+        __m512 mx = _mm512_setzero_ps();
+        for (int i = 0; i < QK_K; i += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(xb + i)));
+        const float amax = _mm512_reduce_max_ps(mx), dx = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+        a->dx[b] = dx;
+        int8_t *q = a->q + QK_K * b;
+        for (int i = 0; i < QK_K; i += 16) {
+            /* round to nearest (even on ties) in the current mode; |x / dx| <= 127 */
+            __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + i), _mm512_set1_ps(id)));
+            _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtsepi32_epi8(v));
+        }
+        for (int s = 0; s < QK_K / 16; s++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += q[16 * s + l];
+            a->sum16[QK_K / 16 * b + s] = (int16_t)sum;
+        }
+        for (int s = 0; s < QK_K / 32; s++) {
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(xb + 32 * s), _mm512_loadu_ps(xb + 32 * s + 16));
+            a->xs32[QK_K / 32 * b + s] = _mm512_reduce_add_ps(v);
+        }
+        int8_t *q4 = a->q4 + QK_K * b;
+        for (int p = 0; p < 2; p++) {
+            const int8_t *src = q + 128 * p;
+            int8_t *dst = q4 + 128 * p;
+            memcpy(dst, src, 32), memcpy(dst + 32, src + 64, 32);
+            memcpy(dst + 64, src + 32, 32), memcpy(dst + 96, src + 96, 32);
+        }
+    }
+}
+
+/* The eight 6-bit scales and minimums of a Q4_K block (kquant_scale_min),
+ * unpacked four at a time as bytes: sc[0..7], m[0..7]. */
+static inline void q4_k_scales(const uint8_t *packed, uint8_t sc[8], uint8_t m[8]) {
+    uint32_t w[3], lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, top2 = 0x03030303;
+    memcpy(w, packed, 12);
+    const uint32_t s_lo = w[0] & lo6, m_lo = w[1] & lo6;
+    const uint32_t s_hi = (w[2] & lo4) | ((w[0] >> 6) & top2) << 4;
+    const uint32_t m_hi = ((w[2] >> 4) & lo4) | ((w[1] >> 6) & top2) << 4;
+    memcpy(sc, &s_lo, 4), memcpy(sc + 4, &s_hi, 4);
+    memcpy(m, &m_lo, 4), memcpy(m + 4, &m_hi, 4);
+}
+
+/* Lane k of an int16 vector from 16 int16 values: value idx[k]. */
+static inline __m512i spread16(__m256i v16, __m512i idx) { return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(v16)); }
+
+static inline __m512i idx_halves(int a, int b) { /* 16 lanes of value a, then 16 of b */
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)a)), _mm256_set1_epi16((short)b), 1);
+}
+
+static inline __m512i idx_quarters(int a) { /* lanes 8k..8k+7 take value a + k, k = 0..3 */
+    return _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_setr_epi16((short)a, (short)a, (short)a, (short)a, (short)a, (short)a, (short)a,
+                                                 (short)a, (short)(a + 1), (short)(a + 1), (short)(a + 1),
+                                                 (short)(a + 1), (short)(a + 1), (short)(a + 1), (short)(a + 1),
+                                                 (short)(a + 1))),
+        _mm256_setr_epi16((short)(a + 2), (short)(a + 2), (short)(a + 2), (short)(a + 2), (short)(a + 2),
+                          (short)(a + 2), (short)(a + 2), (short)(a + 2), (short)(a + 3), (short)(a + 3),
+                          (short)(a + 3), (short)(a + 3), (short)(a + 3), (short)(a + 3), (short)(a + 3),
+                          (short)(a + 3)),
+        1);
+}
+
+/* One Q4_K row: a 64-byte load holds groups 2p and 2p + 1 (sub-blocks 4p..4p+3);
+ * its low nibbles are sub-blocks 4p and 4p + 2, its high nibbles 4p + 1 and
+ * 4p + 3, each against 64 activation codes laid out to match (q8_acts.q4). */
+static float dot_q4_k(const uint8_t *w, const q8_acts *a, int n) {
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    const __m512i idx_lo[2] = {idx_halves(0, 2), idx_halves(4, 6)}, idx_hi[2] = {idx_halves(1, 3), idx_halves(5, 7)};
+    __m512 acc = _mm512_setzero_ps();
+    __m256 acc_min = _mm256_setzero_ps();
+    for (int b = 0; b < n / QK_K; b++, w += 144) {
+        uint8_t sc[8], mn[8];
+        q4_k_scales(w + 4, sc, mn);
+        const __m256i sc16 = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+        const int8_t *xq = a->q4 + QK_K * b;
+        __m512i sum = _mm512_setzero_si512();
+        for (int p = 0; p < 2; p++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(w + 16 + 64 * p));
+            const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+            const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_load_si512((const void *)(xq + 128 * p)));
+            const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_load_si512((const void *)(xq + 128 * p + 64)));
+            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(plo, spread16(sc16, idx_lo[p])));
+            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(phi, spread16(sc16, idx_hi[p])));
+        }
+        const float d = f16_at(w), dmin = f16_at(w + 2);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * a->dx[b]), acc);
+        const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mn)));
+        acc_min = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_loadu_ps(a->xs32 + 8 * b)), _mm256_set1_ps(dmin), acc_min);
+    }
+    __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(acc_min), _mm256_extractf128_ps(acc_min, 1));
+    m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
+    return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m4);
+}
+
+/* One Q6_K row: per half h of 128 weights, ql[64h..64h+63] holds the low
+ * nibbles of weights 0..63 (low nibbles) and 64..127 (high nibbles) of the
+ * half, qh[32h..32h+31] their top two bits, pair k of each byte for the
+ * quarter k. Codes 0..63 (bias 32) against the natural-order activations;
+ * the bias comes back through the sums of the codes over 16. */
+static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
+    const __m512i nib = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x03);
+    /* the top-bit pair of the low 32 bytes is at shift 0 (quarter 0) or 4 (quarter 2), of the high 32 at 2 or 6 */
+    const __m512i shift_a = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i shift_b = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i idx[4] = {idx_quarters(0), idx_quarters(4), idx_quarters(8), idx_quarters(12)};
+    __m512 acc = _mm512_setzero_ps();
+    float bias = 0;
+    for (int b = 0; b < n / QK_K; b++, w += 210) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
+        const int8_t *xq = a->q + QK_K * b;
+        __m512i sum = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m512i ql = _mm512_loadu_si512((const void *)(w + 64 * h));
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h)));
+            const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift_a), two), 4);
+            const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift_b), two), 4);
+            const __m512i qa = _mm512_or_si512(_mm512_and_si512(ql, nib), ha);
+            const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nib), hb);
+            const __m512i pa = _mm512_maddubs_epi16(qa, _mm512_load_si512((const void *)(xq + 128 * h)));
+            const __m512i pb = _mm512_maddubs_epi16(qb, _mm512_load_si512((const void *)(xq + 128 * h + 64)));
+            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(pa, spread16(sc16, idx[2 * h])));
+            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(pb, spread16(sc16, idx[2 * h + 1])));
+        }
+        const __m256i bsum = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(a->sum16 + 16 * b)));
+        const float ddx = f16_at(w + 208) * a->dx[b];
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(ddx), acc);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(bsum), _mm256_extracti128_si256(bsum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        bias += 32.0f * ddx * (float)_mm_cvtsi128_si32(s4);
+    }
+    return _mm512_reduce_add_ps(acc) - bias;
+}
+
+int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1) {
+    const int n = W->cols;
+    if ((W->type != DT_Q4_K && W->type != DT_Q6_K) || n > KQ8_MAX_COLS || n % QK_K) return -1;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) return -1; /* the float path carries NaN/Inf through as the reference does */
+    q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
+    if (!a) return -1;
+    quantize_acts(x, n, a);
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    for (int r = r0; r < r1; r++, row += rb) {
+        prefetch_row_ahead(row, rb);
+        y[r - r0] = W->type == DT_Q4_K ? dot_q4_k(row, a, n) : dot_q6_k(row, a, n);
+    }
+    free(a);
+    return 0;
+}
+
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
+
+#endif
