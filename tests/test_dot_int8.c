@@ -86,7 +86,7 @@ static void test_quantize_variants(void) {
             quantized got = quantize_with(*d, x, n);
             int same = memcmp(got.a.q, want.a.q, (size_t)n + 32) == 0 &&
                        memcmp(got.a.d, want.a.d, sizeof(float) * (size_t)(n / 4 + 8)) == 0 &&
-                       memcmp(got.a.qneg, want.a.qneg, sizeof(int32_t) * (size_t)(n / 4 + 8)) == 0;
+                       memcmp(got.a.qneg8, want.a.qneg8, sizeof(int32_t) * (size_t)(n / 4 + 8)) == 0;
             for (int l = 0; l < n / 4 + 8 && same; l++)
                 same = fabsf(got.a.xsum[l] - want.a.xsum[l]) <= 1e-5f * (1.0f + fabsf(want.a.xsum[l]));
             free(got.mem);

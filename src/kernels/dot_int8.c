@@ -20,7 +20,7 @@ void act_q8_bind(act_q8 *a, void *mem, int n) {
     a->q = (int8_t *)p;
     p += ((size_t)n + 32 + 63) / 64 * 64;
     a->d = (float *)p;
-    a->qneg = (int32_t *)(p + lane_bytes);
+    a->qneg8 = (int32_t *)(p + lane_bytes);
     a->xsum = (float *)(p + 2 * lane_bytes);
 }
 
@@ -30,7 +30,7 @@ void act_q8_clear_pad(act_q8 *a) {
     memset(a->q + a->n, 0, 32);
     const int l = a->n / 4;
     memset(a->d + l, 0, 8 * sizeof(float));
-    memset(a->qneg + l, 0, 8 * sizeof(int32_t));
+    memset(a->qneg8 + l, 0, 8 * sizeof(int32_t));
     memset(a->xsum + l, 0, 8 * sizeof(float));
 }
 
@@ -51,7 +51,7 @@ static void quantize_scalar(const float *x, act_q8 *a) {
         }
         for (int l = 0; l < 8; l++) {
             a->d[8 * b + l] = d;
-            a->qneg[8 * b + l] = l == 0 ? -qs : 0;
+            a->qneg8[8 * b + l] = l == 0 ? -8 * qs : 0;
             a->xsum[8 * b + l] = l == 0 ? sum : 0.0f;
         }
     }
@@ -88,7 +88,7 @@ static void rows_scalar(const matrix *W, const act_q8 *a, float *y, int r0, int 
             int c[32], offset;
             float d, m;
             block_codes(W->type, row + (size_t)b * bb, c, &d, &m, &offset);
-            int dot = offset * a->qneg[8 * b];
+            int dot = offset / 8 * a->qneg8[8 * b];
             for (int j = 0; j < 32; j++) dot += c[j] * a->q[32 * b + j];
             acc += d * a->d[8 * b] * (float)dot + m * a->xsum[8 * b];
         }

@@ -34,7 +34,8 @@ typedef struct act_q8 {
     int n;          /* elements, a multiple of 32 */
     int8_t *q;      /* [n + 32]  x ≈ d · q, |q| <= 127 */
     float *d;       /* [n/4 + 8] the block's d in each of its 8 lanes */
-    int32_t *qneg;  /* [n/4 + 8] −Σ q of the block in its first lane, 0 in the others */
+    int32_t *qneg8; /* [n/4 + 8] −8 Σ q of the block in its first lane, 0 in the others
+                       (the Q4_0 offset term, ready to start the integer sum from) */
     float *xsum;    /* [n/4 + 8] Σ x of the block in its first lane, 0 in the others */
 } act_q8;
 
@@ -48,14 +49,14 @@ void act_q8_clear_pad(act_q8 *a);
 /* Layout of a 4/5-bit block format for the SIMD rows: block bytes, where
  * the low 4-bit codes (two per byte: element j low, j + 16 high) and the
  * fifth bits (a little-endian u32, bit j for element j; -1: none) start,
- * whether an f16 minimum follows the f16 scale, and the offset as a shift
- * (8 = 1 << 3, 16 = 1 << 4; 0: none). */
+ * whether an f16 minimum follows the f16 scale, and the offset subtracted
+ * from the codes (8, 16, or 0: none). */
 typedef struct nib_format {
-    int bb, qs, qh, has_min, offset_shift;
+    int bb, qs, qh, has_min, offset;
 } nib_format;
-#define Q4_0_FORMAT ((nib_format){18, 2, -1, 0, 3})
+#define Q4_0_FORMAT ((nib_format){18, 2, -1, 0, 8})
 #define Q4_1_FORMAT ((nib_format){20, 4, -1, 1, 0})
-#define Q5_0_FORMAT ((nib_format){22, 6, 2, 0, 4})
+#define Q5_0_FORMAT ((nib_format){22, 6, 2, 0, 16})
 #define Q5_1_FORMAT ((nib_format){24, 8, 4, 1, 0})
 
 /* One implementation of the integer path. */

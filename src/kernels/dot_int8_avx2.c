@@ -60,7 +60,7 @@ static void quantize(const float *x, act_q8 *a) {
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
         _mm256_storeu_ps(a->d + 8 * b, _mm256_set1_ps(d));
-        _mm256_storeu_si256((__m256i *)(a->qneg + 8 * b), _mm256_setr_epi32(-_mm_cvtsi128_si32(s4), 0, 0, 0, 0, 0, 0, 0));
+        _mm256_storeu_si256((__m256i *)(a->qneg8 + 8 * b), _mm256_setr_epi32(-8 * _mm_cvtsi128_si32(s4), 0, 0, 0, 0, 0, 0, 0));
         _mm256_storeu_ps(a->xsum + 8 * b, _mm256_setr_ps(hsum8(sum), 0, 0, 0, 0, 0, 0, 0));
     }
     act_q8_clear_pad(a);

@@ -14,9 +14,8 @@ static inline __attribute__((always_inline)) __m256 INT8_VARIANT(nib_block)(cons
     __m256i v = _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs);
     v = _mm256_and_si256(v, m4);
     if (f->qh >= 0) v = _mm256_or_si256(v, _mm256_and_si256(bits_to_bytes(w + f->qh), _mm256_set1_epi8(16)));
-    __m256i dot = _mm256_setzero_si256();
-    if (f->offset_shift)
-        dot = _mm256_sll_epi32(_mm256_load_si256((const __m256i *)(a->qneg + 8 * b)), _mm_cvtsi32_si128(f->offset_shift));
+    __m256i dot = f->offset ? _mm256_load_si256((const __m256i *)(a->qneg8 + 8 * b)) : _mm256_setzero_si256();
+    if (f->offset == 16) dot = _mm256_add_epi32(dot, dot);
     dot = DPBUSD(dot, v, _mm256_load_si256((const __m256i *)(a->q + 32 * b)));
     const __m256 s = _mm256_mul_ps(_mm256_set1_ps(f16_at(w)), _mm256_load_ps(a->d + 8 * b));
     if (f->has_min) *macc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(w + 2)), _mm256_load_ps(a->xsum + 8 * b), *macc);

@@ -41,7 +41,7 @@ static void quantize(const float *x, act_q8 *a) {
         const int qs = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         const float sum = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
         _mm256_storeu_ps(a->d + 8 * b, _mm256_set1_ps(d));
-        _mm256_storeu_si256((__m256i *)(a->qneg + 8 * b), _mm256_setr_epi32(-qs, 0, 0, 0, 0, 0, 0, 0));
+        _mm256_storeu_si256((__m256i *)(a->qneg8 + 8 * b), _mm256_setr_epi32(-8 * qs, 0, 0, 0, 0, 0, 0, 0));
         _mm256_storeu_ps(a->xsum + 8 * b, _mm256_setr_ps(sum, 0, 0, 0, 0, 0, 0, 0));
     }
     act_q8_clear_pad(a);
@@ -92,8 +92,8 @@ static inline __attribute__((always_inline)) __m512 nib_pair(const nib_format *f
     __m512i v = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi8(c->perm, raw), c->shifts), c->m4);
     if (f->qh >= 0) /* each code's byte of fifth bits, tested against its bit */
         v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(_mm512_permutexvar_epi8(c->hperm, raw), c->hbit), v, c->sixteen);
-    __m512i dot = _mm512_setzero_si512();
-    if (f->offset_shift) dot = _mm512_sll_epi32(_mm512_load_si512(a->qneg + 8 * b), _mm_cvtsi32_si128(f->offset_shift));
+    __m512i dot = f->offset ? _mm512_load_si512(a->qneg8 + 8 * b) : _mm512_setzero_si512();
+    if (f->offset == 16) dot = _mm512_add_epi32(dot, dot);
     dot = _mm512_dpbusd_epi32(dot, v, _mm512_load_si512(a->q + 32 * b));
     const __m512 s = _mm512_mul_ps(f16_lanes(c->dwords, raw), _mm512_load_ps(a->d + 8 * b));
     if (f->has_min) *macc = _mm512_fmadd_ps(f16_lanes(c->mwords, raw), _mm512_load_ps(a->xsum + 8 * b), *macc);
