@@ -1,7 +1,9 @@
 /* Matrix-vector product for decode: every weight is read once per token, so
  * this is bound by memory bandwidth. Rows are cut into a few chunks per
  * thread that the threads of the kernel pool claim (kernels/pool.c); each
- * chunk runs the active table's row kernel (kernel_ops.matvec_rows). The
+ * chunk runs the active table's row kernel (kernel_ops.matvec_rows), or for
+ * the block formats with int8 activations the integer path of
+ * kernels/dot_int8.h (matvec_rows_with). The
  * scalar row kernel here is the reference every variant is tested against. */
 #include <stdint.h>
 
