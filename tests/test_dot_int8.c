@@ -97,8 +97,10 @@ static void test_quantize_variants(void) {
         for (int i = 0; i < n; i++) {
             const float d = want.a.d[8 * (i / 32)];
             if (!(fabsf(d * want.a.q[i] - x[i]) <= 0.5001f * d)) {
+                const double xi = x[i];
+                const int qi = want.a.q[i];
                 free(want.mem), free(x);
-                CHECK(0, "x[%d] = %g quantized to %d * %g", i, (double)x[i], want.a.q[i], (double)d);
+                CHECK(0, "x[%d] = %g quantized to %d * %g", i, xi, qi, (double)d);
             }
         }
         free(want.mem), free(x);

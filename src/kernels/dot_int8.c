@@ -168,7 +168,8 @@ void kernels_set_int8_activations(int on) {
 
 /* ---- one thread's rows ----------------------------------------------------- */
 
-#define ACT_STACK_ELEMS 4096
+/* x of up to this many elements is quantized on the stack (66 KB) */
+#define ACT_STACK_ELEMS 16384
 
 void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *W, const float *x, float *y, int r0,
                       int r1) {

@@ -82,7 +82,7 @@ const int8_dot_ops *int8_dot_for(const kernel_ops *k);
 int int8_dot_handles(dtype t);
 
 /* Rows r0..r1 of W . x through variant d: quantizes x (on the stack up to
- * 4096 elements), then d->rows. Falls back to the float path of kernel table
+ * 16384 elements), then d->rows. Falls back to the float path of kernel table
  * k if no memory can be had for a longer x. */
 void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *W, const float *x, float *y, int r0,
                       int r1);

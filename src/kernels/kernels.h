@@ -82,7 +82,8 @@ typedef struct matmul_ukernel {
  * ...) do the threading and call the active table's slot, so a variant only
  * writes single-threaded work on a slice of the data. One table is chosen
  * once, at the first call (CPU features, RWKV_KERNELS); nothing else in the
- * library compares variant names.
+ * library compares variant names (kernels/dot_int8.c ranks them once, to pair
+ * each table with its integer dot-product variant).
  *
  * Backends: all of today's tables run on the CPU and take host pointers. A
  * GPU backend is another table of this shape whose slots take device
