@@ -136,7 +136,9 @@ int cmd_bench(int argc, char **argv) {
                      "(sequence mode, tokens/s for an N-token prompt), the weight bytes one token reads, and in\n"
                      "the same run the machine's read bandwidth and float32 FMA peak at the same thread count;\n"
                      "prints decode as a fraction of the bandwidth floor and prefill as a fraction of the peak.\n"
-                     "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has).\n"
+                     "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has);\n"
+                     "the block formats (q8_0, q4_0, q4_1, q5_0, q5_1) decode with int8 activations unless\n"
+                     "RWKV_ACTIVATIONS=f32. Also reported: the CPU, the spread of the timed runs and the load average.\n"
                      "-m MODEL --device cuda runs the same on the GPU (RWKV-4), against the GPU's copy bandwidth\n"
                      "and bf16 matrix-product peak measured in the same run.\n"
                      "--device cuda --train times full RWKV-4 training steps on the GPU (random weights and tokens):\n"
@@ -174,13 +176,20 @@ int cmd_bench(int argc, char **argv) {
     if (on_gpu)
         printf("model            %s (V=%d C=%d L=%d), weights %s on %s\n", model, r.n_vocab, r.n_embd, r.n_layer, r.dtype,
                device);
-    else
-        printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s, %d thread%s\n", model, r.n_vocab,
-               r.n_embd, r.n_layer, r.dtype, r.kernels, r.threads, r.threads == 1 ? "" : "s");
-    printf("decode           %.3f ms/token (median; min %.3f, max %.3f)\n", r.decode_ms_per_token, r.decode_ms_min,
-           r.decode_ms_max);
+    else {
+        char acts[64] = "";
+        if (r.int8_kernels[0]) snprintf(acts, sizeof acts, ", int8 activations (%s dots)", r.int8_kernels);
+        else if (r.activations[0]) snprintf(acts, sizeof acts, ", %s activations", r.activations);
+        printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s%s, %d thread%s\n", model, r.n_vocab,
+               r.n_embd, r.n_layer, r.dtype, r.kernels, acts, r.threads, r.threads == 1 ? "" : "s");
+    }
+    printf("cpu              %s (family %d, model %d), load average %.2f -> %.2f\n", r.cpu, r.cpu_family,
+           r.cpu_model, r.load_start, r.load_end);
+    printf("decode           %.3f ms/token (median; quartiles %.3f-%.3f, min %.3f, max %.3f)\n", r.decode_ms_per_token,
+           r.decode_ms_p25, r.decode_ms_p75, r.decode_ms_min, r.decode_ms_max);
     printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);
-    printf("prefill          %.1f tokens/s (%.1f GFLOP/s)\n", r.prefill_tokens_per_s, r.prefill_gflops);
+    printf("prefill          %.1f tokens/s (%.1f GFLOP/s; runs %.1f-%.1f tokens/s)\n", r.prefill_tokens_per_s,
+           r.prefill_gflops, r.prefill_tokens_per_s_min, r.prefill_tokens_per_s_max);
     if (r.machine_read_gbps > 0 && on_gpu) {
         printf("device           %s: copy bandwidth %.1f GB/s, bf16 matrix-product peak %.1f TFLOP/s\n", device,
                r.machine_read_gbps, r.machine_fma_gflops * 1e-3);

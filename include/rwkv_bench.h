@@ -53,6 +53,20 @@ typedef struct rwkv_bench_result {
     double machine_fma_gflops_best; /* best of those runs */
     double decode_fraction_of_bandwidth; /* decode_gbps / machine_read_gbps */
     double prefill_fraction_of_peak;     /* prefill_gflops / machine_fma_gflops */
+    /* the spread of the repeated runs: quartiles of the decode steps, the
+     * slowest and fastest prefill run */
+    double decode_ms_p25, decode_ms_p75;
+    double prefill_tokens_per_s_min, prefill_tokens_per_s_max;
+    /* what ran where: the CPU (brand string; x86 display family and model,
+     * -1 elsewhere), the integer dot-product variant of the block formats
+     * ("" when the weights do not use it), the activations of the block
+     * formats' decode ("int8" or "f32"; "" for other weights), and the
+     * 1-minute load average before and after the run (-1: unknown) */
+    char cpu[64];
+    int cpu_family, cpu_model;
+    char int8_kernels[16];
+    char activations[8];
+    double load_start, load_end;
 } rwkv_bench_result;
 
 /* Loads the model at `path` and benchmarks it (opts may be NULL). */

@@ -469,6 +469,10 @@ static void test_gguf_bad_files(void) {
 }
 
 int main(void) {
+    /* these tests check that files are read right, against logits of the
+     * dequantized weights: block formats decode with float activations here
+     * (the int8 path has its own tests, tests/test_dot_int8.c) */
+    setenv("RWKV_ACTIVATIONS", "f32", 1);
     RUN(test_gguf_bad_files);
     RUN(test_gguf_cases);
     RUN(test_gguf_same_model_as_pth);

@@ -708,6 +708,9 @@ static void test_dispatch(void) {
     } while (0)
 
 int main(void) {
+    /* the float-activation decode kernels (the integer path of the block
+     * formats has its own tests: tests/test_dot_int8.c) */
+    kernels_set_int8_activations(0);
     TIMED(test_dispatch);
     TIMED(test_f16_all_patterns_round_trip);
     TIMED(test_f32_to_f16_rounding);

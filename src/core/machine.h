@@ -31,4 +31,16 @@ machine_read_buffer *machine_read_buffer_new(int threads, long long bytes); /* N
 double machine_read_pass_gbps(machine_read_buffer *b);                    /* one timed pass */
 void machine_read_buffer_free(machine_read_buffer *b);
 
+/* The CPU: its name (CPUID brand string, else /proc/cpuinfo's "model name",
+ * else "unknown") and, on x86, the display family and model numbers
+ * (e.g. family 26 = AMD Zen 5); -1 where unknown. */
+typedef struct machine_cpu_info {
+    char name[64];
+    int family, model;
+} machine_cpu_info;
+void machine_cpu(machine_cpu_info *info);
+
+/* The 1-minute load average (/proc/loadavg), -1 where the system has none. */
+double machine_load_avg(void);
+
 #endif

@@ -19,6 +19,9 @@
 #endif
 
 static int have_avx2, have_avx512;
+/* Features of the integer dot products (kernels/dot_int8.h): AVX-VNNI
+ * (vpdpbusd on ymm, VEX), and AVX-512 VNNI with VBMI (byte permutes). */
+static int have_avxvnni, have_avx512vnni;
 
 #ifdef KERNELS_X86
 static unsigned long long xgetbv0(void) {
@@ -40,6 +43,12 @@ static void detect(void) {
         avx512vl = (b >> 31) & 1;
     have_avx2 = os_ymm && avx2 && fma && f16c;
     have_avx512 = have_avx2 && os_zmm && avx512f && avx512dq && avx512bw && avx512vl;
+    const int vbmi = (c >> 1) & 1, vnni512 = (c >> 11) & 1;
+    have_avx512vnni = have_avx512 && vbmi && vnni512;
+    if (a >= 1) { /* leaf 7 has a subleaf 1 */
+        __cpuid_count(7, 1, a, b, c, d);
+        have_avxvnni = have_avx2 && ((a >> 4) & 1);
+    }
 }
 #else
 static void detect(void) {}
@@ -49,6 +58,8 @@ static int supported(const char *name) {
     if (strcmp(name, "scalar") == 0) return 1;
     if (strcmp(name, "avx2") == 0) return have_avx2;
     if (strcmp(name, "avx512") == 0) return have_avx512;
+    if (strcmp(name, "avxvnni") == 0) return have_avxvnni;
+    if (strcmp(name, "avx512vnni") == 0) return have_avx512vnni;
     return 0;
 }
 

@@ -92,7 +92,8 @@ struct wkv7_chunk_grad; /* kernels/wkv.h */
  * ...) do the threading and call the active table's slot, so a variant only
  * writes single-threaded work on a slice of the data. One table is chosen
  * once, at the first call (CPU features, RWKV_KERNELS); nothing else in the
- * library compares variant names.
+ * library compares variant names (kernels/dot_int8.c ranks them once, to pair
+ * each table with its integer dot-product variant).
  *
  * Backends: all of today's tables run on the CPU and take host pointers. A
  * GPU backend is another table of this shape whose slots take device
@@ -142,7 +143,8 @@ const kernel_ops *kernels_get(const char *name);
 int kernels_select(const char *name);
 /* Every variant compiled in, in order scalar, avx2, avx512 (NULL-terminated). */
 const kernel_ops *const *kernels_all(void);
-/* 1 if this CPU (and OS) supports the variant. */
+/* 1 if this CPU (and OS) supports the variant; also answers for the
+ * features "avxvnni" and "avx512vnni" (with VBMI) of kernels/dot_int8.h. */
 int kernels_cpu_supports(const char *name);
 
 /* Element-wise parts of the forward pass, vectorised (selected variant):
@@ -194,6 +196,19 @@ void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, f
 int matmul_packs(const matrix *W);
 size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W);
 void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
+
+/* Activations of the block formats' decode products (kernels/dot_int8.h):
+ * 1 (the default) quantizes x to int8 blocks and multiplies in integers,
+ * 0 keeps x in float32 (closer to the float model, slower). The environment
+ * variable RWKV_ACTIVATIONS=f32|int8 sets it at start; the setter changes it
+ * for the whole process (not thread-safe against running kernels). */
+int kernels_int8_activations(void);
+void kernels_set_int8_activations(int on);
+
+/* One thread's share r0..r1 of a decode product with table k: the integer
+ * path for the block formats it covers when int8 activations are on, else
+ * k->matvec_rows. Every decode product goes through here. */
+void matvec_rows_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int r0, int r1);
 
 /* Products with an explicit variant (tests/benchmarks); matvec/matmul use kernels_active(). */
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads);

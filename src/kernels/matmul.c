@@ -204,7 +204,7 @@ static void group_chunk(void *p, int chunk) {
     if (g->N == 1) {
         int r0 = c * g->chunk_rows[i], r1 = r0 + g->chunk_rows[i];
         if (r1 > g->W[i]->rows) r1 = g->W[i]->rows;
-        g->k->matvec_rows(g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
+        matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Y[i], g->N};
         matmul_panel(&j, c);

@@ -1,10 +1,13 @@
 /* Matrix-vector product for decode: every weight is read once per token, so
  * this is bound by memory bandwidth. Rows are cut into a few chunks per
  * thread that the threads of the kernel pool claim (kernels/pool.c); each
- * chunk runs the active table's row kernel (kernel_ops.matvec_rows). The
+ * chunk runs the active table's row kernel (kernel_ops.matvec_rows), or for
+ * the block formats with int8 activations the integer path of
+ * kernels/dot_int8.h (matvec_rows_with). The
  * scalar row kernel here is the reference every variant is tested against. */
 #include <stdint.h>
 
+#include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
 
 /* Dot product of one stored row with x, converting on the fly. */
@@ -64,11 +67,18 @@ typedef struct matvec_job {
     int chunk_rows;
 } matvec_job;
 
+void matvec_rows_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int r0, int r1) {
+    if (int8_dot_handles(W->type) && W->cols % 32 == 0 && kernels_int8_activations())
+        matvec_rows_int8(int8_dot_for(k), k, W, x, y, r0, r1);
+    else
+        k->matvec_rows(W, x, y, r0, r1);
+}
+
 static void matvec_chunk(void *p, int chunk) {
     const matvec_job *j = p;
     int r0 = chunk * j->chunk_rows, r1 = r0 + j->chunk_rows;
     if (r1 > j->W->rows) r1 = j->W->rows;
-    j->k->matvec_rows(j->W, j->x, j->y + r0, r0, r1);
+    matvec_rows_with(j->k, j->W, j->x, j->y + r0, r0, r1);
 }
 
 int matvec_chunk_rows(const matrix *W, int n_threads) {
@@ -85,7 +95,7 @@ int matvec_chunk_rows(const matrix *W, int n_threads) {
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
     const int per = matvec_chunk_rows(W, n_threads);
     if (per >= W->rows) {
-        k->matvec_rows(W, x, y, 0, W->rows);
+        matvec_rows_with(k, W, x, y, 0, W->rows);
         return;
     }
     matvec_job j = {k, W, x, y, per};

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
 #include "core/machine.h"
 #include "model/model.h"
@@ -36,11 +37,37 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* The q-quantile of sorted v (linear between neighbours). */
+static double quantile(const double *v, int n, double q) {
+    const double pos = q * (n - 1);
+    const int i = (int)pos;
+    return i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+/* The CPU, the kernels and the activations the run used (rwkv_bench_result). */
+static void describe_machine(rwkv_bench_result *out, int gpu, int uses_int8) {
+    machine_cpu_info cpu;
+    machine_cpu(&cpu);
+    snprintf(out->cpu, sizeof out->cpu, "%s", cpu.name);
+    for (char *c = out->cpu; *c; c++) /* the name goes into JSON as is */
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 32) *c = ' ';
+    out->cpu_family = cpu.family;
+    out->cpu_model = cpu.model;
+    const kernel_ops *k = kernels_active();
+    snprintf(out->kernels, sizeof out->kernels, "%s", gpu ? "cuda" : k->name);
+    if (!gpu && uses_int8) {
+        const int on = kernels_int8_activations();
+        snprintf(out->activations, sizeof out->activations, "%s", on ? "int8" : "f32");
+        if (on) snprintf(out->int8_kernels, sizeof out->int8_kernels, "%s", int8_dot_for(k)->name);
+    }
+}
+
 /* Bytes of weights one decode step reads, and matrix FLOPs per token of the
  * layers (head excluded: prefill computes logits for the last token only). */
 /* elem_bytes: bytes a matrix element takes where the model runs (0: as stored). */
 static void model_costs(const rwkv_model *m, int elem_bytes, double *bytes, double *layer_flops, double *head_flops,
-                        char *dtype, size_t dsize) {
+                        char *dtype, size_t dsize, int *uses_int8) {
+    *uses_int8 = 0;
     *bytes = *layer_flops = *head_flops = 0;
     snprintf(dtype, dsize, "%s", "?");
     for (int i = 0; i < m->weights.count; i++) {
@@ -61,7 +88,10 @@ static void model_costs(const rwkv_model *m, int elem_bytes, double *bytes, doub
             *bytes += nbytes;
             *layer_flops += 2.0 * (double)numel;
         }
-        if (strcmp(t->name, "blocks.0.att.key.weight") == 0) snprintf(dtype, dsize, "%s", dtype_name(t->type));
+        if (strcmp(t->name, "blocks.0.att.key.weight") == 0) {
+            snprintf(dtype, dsize, "%s", dtype_name(t->type));
+            *uses_int8 = int8_dot_handles(t->type);
+        }
     }
 }
 
@@ -108,11 +138,13 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     out->n_vocab = info.n_vocab;
     out->n_embd = info.n_embd;
     out->n_layer = info.n_layer;
-    snprintf(out->kernels, sizeof out->kernels, "%s", gpu ? "cuda" : kernels_active()->name);
+    out->load_start = machine_load_avg();
     double layer_flops, head_flops;
     const int bf16 = o.precision && strcmp(o.precision, "bf16") == 0;
+    int uses_int8;
     model_costs(m, gpu ? (bf16 ? 2 : 4) : 0, &out->weight_bytes_per_token, &layer_flops, &head_flops, out->dtype,
-                sizeof out->dtype);
+                sizeof out->dtype, &uses_int8);
+    describe_machine(out, gpu, uses_int8);
     if (gpu) snprintf(out->dtype, sizeof out->dtype, "%s", bf16 ? "bf16" : "f32");
 
     rwkv_state *st = NULL;
@@ -163,6 +195,8 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
         out->decode_ms_per_token = 1e3 * med;
         out->decode_ms_min = 1e3 * times[0];
         out->decode_ms_max = 1e3 * times[o.decode_tokens - 1];
+        out->decode_ms_p25 = 1e3 * quantile(times, o.decode_tokens, 0.25);
+        out->decode_ms_p75 = 1e3 * quantile(times, o.decode_tokens, 0.75);
         out->decode_gbps = out->weight_bytes_per_token / med * 1e-9;
         if (n_bw) {
             out->machine_read_gbps = median(bw, n_bw);
@@ -184,6 +218,8 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     if (s == RWKV_OK) {
         double pmed = median(times, o.prefill_repeats);
         out->prefill_tokens_per_s = o.prompt_tokens / pmed;
+        out->prefill_tokens_per_s_min = o.prompt_tokens / times[o.prefill_repeats - 1];
+        out->prefill_tokens_per_s_max = o.prompt_tokens / times[0];
         out->prefill_gflops = (layer_flops * o.prompt_tokens + head_flops) / pmed * 1e-9;
         if (!o.skip_machine) {
             out->machine_fma_gflops = median(fma, o.prefill_repeats);
@@ -196,6 +232,7 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     free(fma);
     if (s == RWKV_OK && gpu && !gpu_skip_machine) s = device_fractions(o.device, out, err);
     if (s != RWKV_OK) goto done;
+    out->load_end = machine_load_avg();
     s = rwkv_ok(err);
 done:
     rwkv_state_free(st);
@@ -213,9 +250,14 @@ int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size) {
                     "\"decode_fraction_of_bandwidth\": %.4f, \"prefill_gflops\": %.3f, \"prefill_fraction_of_peak\": %.4f, "
                     "\"threads\": %d, \"dtype\": \"%s\", \"kernels\": \"%s\", \"decode_ms_min\": %.4f, "
                     "\"decode_ms_max\": %.4f, \"machine_read_gbps_best\": %.3f, \"machine_fma_gflops_best\": %.2f, "
-                    "\"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d}",
+                    "\"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"decode_ms_p25\": %.4f, \"decode_ms_p75\": %.4f, "
+                    "\"prefill_tokens_per_s_min\": %.2f, \"prefill_tokens_per_s_max\": %.2f, \"cpu\": \"%s\", "
+                    "\"cpu_family\": %d, \"cpu_model\": %d, \"int8_kernels\": \"%s\", \"activations\": \"%s\", "
+                    "\"load_start\": %.2f, \"load_end\": %.2f}",
                     r->decode_ms_per_token, r->prefill_tokens_per_s, r->weight_bytes_per_token, r->decode_gbps,
                     r->machine_read_gbps, r->machine_fma_gflops, r->decode_fraction_of_bandwidth, r->prefill_gflops,
                     r->prefill_fraction_of_peak, r->threads, r->dtype, r->kernels, r->decode_ms_min, r->decode_ms_max,
-                    r->machine_read_gbps_best, r->machine_fma_gflops_best, r->n_vocab, r->n_embd, r->n_layer);
+                    r->machine_read_gbps_best, r->machine_fma_gflops_best, r->n_vocab, r->n_embd, r->n_layer,
+                    r->decode_ms_p25, r->decode_ms_p75, r->prefill_tokens_per_s_min, r->prefill_tokens_per_s_max, r->cpu,
+                    r->cpu_family, r->cpu_model, r->int8_kernels, r->activations, r->load_start, r->load_end);
 }

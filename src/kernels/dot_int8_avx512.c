@@ -1,0 +1,180 @@
+/* The integer block products on AVX-512 VNNI (kernels/dot_int8.h), two
+ * blocks per 64-byte vector. For the 4/5-bit formats one masked load takes
+ * both blocks' bytes; a byte permute (VBMI) places each block's 16 code
+ * bytes twice, and a per-quadword shift (0 or 4) with a mask leaves the 32
+ * codes of each block in element order, matching x's int8 layout; Q5's
+ * fifth bits come in as a byte mask (another byte permute brings each
+ * code's byte of fifth bits, a test against its bit makes the mask). vpdpbusd multiplies the unsigned codes
+ * with the signed activations and sums 4 products per lane; the lanes start
+ * from −offset·Σq (the format's offset, folded into the integer sum), go to
+ * float once, and are scaled by d_w·d_x (a word permute of the same load
+ * picks the two blocks' f16 scales). Q8_0 codes are signed: their absolute
+ * values multiply x with the codes' signs (a masked negate). Chosen at run
+ * time when CPUID reports AVX-512 VNNI and VBMI. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#ifdef __clang__
+#pragma clang attribute push(                                                                                       \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c"))),             \
+    apply_to = function)
+#else
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c")
+#endif
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/avx_common.h"
+#include "kernels/dot_int8.h"
+
+static void quantize(const float *x, act_q8 *a) {
+    for (int b = 0; b < a->n / 32; b++) {
+        const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id), lo = _mm512_set1_ps(-127.0f);
+        /* clamp in float (as the reference), then round to nearest even */
+        const __m512i q0 = _mm512_cvtps_epi32(_mm512_max_ps(_mm512_mul_ps(x0, vid), lo));
+        const __m512i q1 = _mm512_cvtps_epi32(_mm512_max_ps(_mm512_mul_ps(x1, vid), lo));
+        _mm_storeu_si128((__m128i *)(a->q + 32 * b), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(a->q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+        const int qs = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        const float sum = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
+        _mm256_storeu_ps(a->d + 8 * b, _mm256_set1_ps(d));
+        _mm256_storeu_si256((__m256i *)(a->qneg8 + 8 * b), _mm256_setr_epi32(-8 * qs, 0, 0, 0, 0, 0, 0, 0));
+        _mm256_storeu_ps(a->xsum + 8 * b, _mm256_setr_ps(sum, 0, 0, 0, 0, 0, 0, 0));
+    }
+    act_q8_clear_pad(a);
+}
+
+/* Per-row constants: the byte permute and shifts that unpack a block pair,
+ * the word permute that spreads the two scales (and minima) over the lanes. */
+typedef struct nib_consts {
+    __m512i perm, shifts, dwords, mwords, m4, sixteen, hperm, hbit;
+} nib_consts;
+
+static nib_consts nib_setup(const nib_format *f) {
+    _Alignas(64) uint8_t perm[64], hperm[64], hbit[64];
+    _Alignas(64) uint16_t dw[32], mw[32];
+    for (int i = 0; i < 64; i++) {
+        perm[i] = (uint8_t)((i / 32) * f->bb + f->qs + i % 16);
+        hperm[i] = (uint8_t)((i / 32) * f->bb + (f->qh > 0 ? f->qh : 0) + (i % 32) / 8);
+        hbit[i] = (uint8_t)(1u << (i % 8));
+    }
+    for (int i = 0; i < 32; i++) {
+        dw[i] = (uint16_t)(((i / 8) % 2) * f->bb / 2); /* lanes 0-7: block 0, 8-15: block 1 */
+        mw[i] = (uint16_t)(dw[i] + 1);
+    }
+    nib_consts c;
+    c.perm = _mm512_load_si512(perm);
+    c.shifts = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4); /* quadwords 2-3 of a block: its high nibbles */
+    c.dwords = _mm512_load_si512(dw);
+    c.mwords = _mm512_load_si512(mw);
+    c.m4 = _mm512_set1_epi8(15);
+    c.sixteen = _mm512_set1_epi8(16);
+    c.hperm = _mm512_load_si512(hperm);
+    c.hbit = _mm512_load_si512(hbit);
+    return c;
+}
+
+static inline __m512 f16_lanes(__m512i words, __m512i raw) {
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(words, raw)));
+}
+
+/* Two blocks (the second may be the zero padding: load mask) at w, with the
+ * activations of block b; returns acc + their float sum (minimum terms into *macc). */
+static inline __attribute__((always_inline)) __m512 nib_pair(const nib_format *f, const nib_consts *c, const uint8_t *w,
+                                                             __mmask64 load, const act_q8 *a, int b, __m512 acc,
+                                                             __m512 *macc) {
+    /* a full load where the 64 bytes lie inside the matrix: masked loads
+     * that miss the cache ran at a third of the speed */
+    const __m512i raw = load == ~(__mmask64)0 ? _mm512_loadu_si512(w) : _mm512_maskz_loadu_epi8(load, w);
+    __m512i v = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi8(c->perm, raw), c->shifts), c->m4);
+    if (f->qh >= 0) /* each code's byte of fifth bits, tested against its bit */
+        v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(_mm512_permutexvar_epi8(c->hperm, raw), c->hbit), v, c->sixteen);
+    __m512i dot = f->offset ? _mm512_load_si512(a->qneg8 + 8 * b) : _mm512_setzero_si512();
+    if (f->offset == 16) dot = _mm512_add_epi32(dot, dot);
+    dot = _mm512_dpbusd_epi32(dot, v, _mm512_load_si512(a->q + 32 * b));
+    const __m512 s = _mm512_mul_ps(f16_lanes(c->dwords, raw), _mm512_load_ps(a->d + 8 * b));
+    if (f->has_min) *macc = _mm512_fmadd_ps(f16_lanes(c->mwords, raw), _mm512_load_ps(a->xsum + 8 * b), *macc);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc);
+}
+
+/* Row w against a; `last`: the matrix's last row, where reading past a
+ * block pair could leave the mapped data. */
+static inline __attribute__((always_inline)) float nib_row(const nib_format *f, const nib_consts *c,
+                                                           const uint8_t *w, const act_q8 *a, int last) {
+    const int nb = a->n / 32;
+    const __mmask64 one = ((__mmask64)1 << f->bb) - 1, exact = ((__mmask64)1 << (2 * f->bb)) - 1;
+    const __mmask64 two = last ? exact : ~(__mmask64)0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, m0 = acc0, m1 = acc0;
+    int b = 0;
+    for (; b + 4 <= nb; b += 4, w += 4 * f->bb) {
+        acc0 = nib_pair(f, c, w, two, a, b, acc0, &m0);
+        acc1 = nib_pair(f, c, w + 2 * f->bb, two, a, b + 2, acc1, &m1);
+    }
+    for (; b < nb; b += 2, w += 2 * f->bb) acc0 = nib_pair(f, c, w, b + 1 < nb ? exact : one, a, b, acc0, &m0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(m0, m1)));
+}
+
+static inline __attribute__((always_inline)) void nib_rows(const nib_format f, const matrix *W, const act_q8 *a,
+                                                           float *y, int r0, int r1) {
+    const nib_consts c = nib_setup(&f);
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    for (int r = r0; r < r1; r++, row += rb) {
+        prefetch_row_ahead(row, rb);
+        y[r - r0] = nib_row(&f, &c, row, a, r == W->rows - 1);
+    }
+}
+
+/* Q8_0: two 34-byte blocks, codes signed. */
+static inline __m512 q8_pair(const uint8_t *w, int both, const act_q8 *a, int b, __m512i dwords, __m512 acc) {
+    const __m512i raw = both ? _mm512_loadu_si512(w) : _mm512_maskz_loadu_epi8(((__mmask64)1 << 34) - 1, w);
+    const __m256i hi = both ? _mm256_loadu_si256((const __m256i *)(w + 36)) : _mm256_setzero_si256();
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w + 2))), hi, 1);
+    const __m512i x = _mm512_load_si512(a->q + 32 * b);
+    const __m512i xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(v), _mm512_setzero_si512(), x);
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(v), xs);
+    const __m512 s = _mm512_mul_ps(f16_lanes(dwords, raw), _mm512_load_ps(a->d + 8 * b));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc);
+}
+
+static void q8_rows(const matrix *W, const act_q8 *a, float *y, int r0, int r1) {
+    /* lanes 0-7: the scale of block 0 (word 0), 8-15: of block 1 (word 17) */
+    const __m512i dwords = _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(17), _mm_setzero_si128()));
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
+    const int nb = a->n / 32;
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    for (int r = r0; r < r1; r++, row += rb) {
+        prefetch_row_ahead(row, rb);
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+        const uint8_t *w = row;
+        int b = 0;
+        for (; b + 4 <= nb; b += 4, w += 136) {
+            acc0 = q8_pair(w, 1, a, b, dwords, acc0);
+            acc1 = q8_pair(w + 68, 1, a, b + 2, dwords, acc1);
+        }
+        for (; b < nb; b += 2, w += 68) acc0 = q8_pair(w, b + 1 < nb, a, b, dwords, acc0);
+        y[r - r0] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    }
+}
+
+static void rows(const matrix *W, const act_q8 *a, float *y, int r0, int r1) {
+    switch (W->type) {
+    case DT_Q8_0: q8_rows(W, a, y, r0, r1); return;
+    case DT_Q4_0: nib_rows(Q4_0_FORMAT, W, a, y, r0, r1); return;
+    case DT_Q4_1: nib_rows(Q4_1_FORMAT, W, a, y, r0, r1); return;
+    case DT_Q5_0: nib_rows(Q5_0_FORMAT, W, a, y, r0, r1); return;
+    case DT_Q5_1: nib_rows(Q5_1_FORMAT, W, a, y, r0, r1); return;
+    default: int8_dot_scalar.rows(W, a, y, r0, r1); return;
+    }
+}
+
+const int8_dot_ops int8_dot_avx512vnni = {"avx512vnni", "avx512", quantize, rows};
+
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
+
+#endif

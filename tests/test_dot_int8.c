@@ -1,0 +1,207 @@
+/* The integer decode path of the block formats (kernels/dot_int8.h): every
+ * variant this CPU runs against the scalar reference (the quantized
+ * activations bit for bit, the row products to fp32 reordering), the
+ * threaded entry point in both activation modes, and the reference itself
+ * against the float product within the bound the activation rounding allows. */
+#include <stdint.h>
+
+#include "kernels/dot_int8.h"
+#include "kernels/kernels.h"
+#include "test.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static float gauss(void) {
+    float s = 0;
+    for (int i = 0; i < 4; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        s += (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+    }
+    return s * 0.866f;
+}
+
+static const dtype int8_types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1};
+
+static matrix make_matrix(dtype t, int rows, int cols) {
+    const size_t n = (size_t)rows * cols;
+    float *f = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) f[i] = gauss();
+    void *data = malloc(dtype_bytes_for(t, n));
+    quantize_row(t, f, data, n);
+    free(f);
+    return (matrix){t, rows, cols, data};
+}
+
+/* x with an all-zero block, an outlier and a block of tiny values when long enough */
+static float *make_x(int n) {
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i++) x[i] = gauss();
+    if (n >= 96) {
+        for (int i = 32; i < 64; i++) x[i] = 0.0f;
+        x[70] = 40.0f;
+        for (int i = 64; i < 96; i++) x[i] *= 1e-6f;
+    }
+    return x;
+}
+
+typedef struct quantized {
+    act_q8 a;
+    void *mem;
+} quantized;
+
+static quantized quantize_with(const int8_dot_ops *d, const float *x, int n) {
+    quantized q = {.mem = aligned_alloc(64, act_q8_bytes(n))};
+    act_q8_bind(&q.a, q.mem, n);
+    d->quantize(x, &q.a);
+    return q;
+}
+
+/* Σ_c |w_c x_c| per row: the scale of each output's float rounding */
+static void row_magnitudes(const matrix *W, const float *x, double *mag) {
+    float *w = malloc(sizeof(float) * (size_t)W->cols);
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
+    for (int r = 0; r < W->rows; r++) {
+        dtype_to_f32(W->type, (const uint8_t *)W->data + (size_t)r * rb, w, (size_t)W->cols);
+        double m = 0;
+        for (int c = 0; c < W->cols; c++) m += fabs((double)w[c] * x[c]);
+        mag[r] = m;
+    }
+    free(w);
+}
+
+static int close_enough(const float *got, const float *want, const double *mag, int n) {
+    for (int i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= 4e-6 * mag[i] + 1e-6)) return 0;
+    return 1;
+}
+
+/* every variant quantizes x exactly as the reference (Σx: to reordering) */
+static void test_quantize_variants(void) {
+    const int lens[] = {32, 96, 768, 4160};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        float *x = make_x(n);
+        quantized want = quantize_with(&int8_dot_scalar, x, n);
+        for (const int8_dot_ops *const *d = int8_dot_all(); *d; d++) {
+            if (!int8_dot_supported(*d)) continue;
+            quantized got = quantize_with(*d, x, n);
+            int same = memcmp(got.a.q, want.a.q, (size_t)n + 32) == 0 &&
+                       memcmp(got.a.d, want.a.d, sizeof(float) * (size_t)(n / 4 + 8)) == 0 &&
+                       memcmp(got.a.qneg8, want.a.qneg8, sizeof(int32_t) * (size_t)(n / 4 + 8)) == 0;
+            for (int l = 0; l < n / 4 + 8 && same; l++)
+                same = fabsf(got.a.xsum[l] - want.a.xsum[l]) <= 1e-5f * (1.0f + fabsf(want.a.xsum[l]));
+            free(got.mem);
+            if (!same) free(want.mem), free(x);
+            CHECK(same, "%s quantizes %d activations differently from the reference", (*d)->name, n);
+        }
+        /* the codes reproduce x within half a step of each block */
+        for (int i = 0; i < n; i++) {
+            const float d = want.a.d[8 * (i / 32)];
+            if (!(fabsf(d * want.a.q[i] - x[i]) <= 0.5001f * d)) {
+                const double xi = x[i];
+                const int qi = want.a.q[i];
+                free(want.mem), free(x);
+                CHECK(0, "x[%d] = %g quantized to %d * %g", i, xi, qi, (double)d);
+            }
+        }
+        free(want.mem), free(x);
+    }
+}
+
+/* every variant's rows against the reference rows, on the same quantized x */
+static void test_rows_variants(void) {
+    const int rows_list[] = {1, 3, 17};
+    const int cols_list[] = {32, 64, 96, 160, 768, 4160};
+    for (size_t ti = 0; ti < sizeof int8_types / sizeof int8_types[0]; ti++)
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+            for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+                const int rows = rows_list[ri], cols = cols_list[ci];
+                matrix W = make_matrix(int8_types[ti], rows, cols);
+                float *x = make_x(cols), want[17], got[17];
+                double mag[17];
+                row_magnitudes(&W, x, mag);
+                quantized q = quantize_with(&int8_dot_scalar, x, cols);
+                int8_dot_scalar.rows(&W, &q.a, want, 0, rows);
+                const char *bad = NULL;
+                for (const int8_dot_ops *const *d = int8_dot_all(); *d && !bad; d++) {
+                    if (!int8_dot_supported(*d)) continue;
+                    for (int r = 0; r < rows; r++) got[r] = NAN;
+                    (*d)->rows(&W, &q.a, got, 0, rows);
+                    if (!close_enough(got, want, mag, rows)) bad = (*d)->name;
+                    /* a row range writes y from its first row */
+                    if (!bad && rows > 1) {
+                        (*d)->rows(&W, &q.a, got, 1, rows);
+                        if (!close_enough(got, want + 1, mag + 1, rows - 1)) bad = (*d)->name;
+                    }
+                }
+                free(q.mem), free(x), free((void *)W.data);
+                CHECK(!bad, "%s rows %s %dx%d differ from the reference", bad, dtype_name(int8_types[ti]), rows, cols);
+            }
+}
+
+/* Σ_b (d_b / 2) Σ_{c in b} |w_c|: how far rounding x can move a row's product */
+static double rounding_bound(const matrix *W, int r, const act_q8 *a) {
+    float *w = malloc(sizeof(float) * (size_t)W->cols);
+    dtype_to_f32(W->type, (const uint8_t *)W->data + (size_t)r * dtype_bytes_for(W->type, (uint64_t)W->cols), w,
+                 (size_t)W->cols);
+    double bound = 0;
+    for (int c = 0; c < W->cols; c++) bound += 0.5 * a->d[8 * (c / 32)] * fabs(w[c]);
+    free(w);
+    return bound;
+}
+
+/* matvec through both modes and the thread counts: int8 equals the
+ * reference rows, f32 equals the float reference, and the two differ by no
+ * more than the activation rounding allows */
+static void test_matvec_modes(void) {
+    const int rows = 130, cols = 768;
+    const int was = kernels_int8_activations();
+    for (size_t ti = 0; ti < sizeof int8_types / sizeof int8_types[0]; ti++) {
+        matrix W = make_matrix(int8_types[ti], rows, cols);
+        float *x = make_x(cols), want8[130], want32[130], got[130];
+        double mag[130];
+        row_magnitudes(&W, x, mag);
+        quantized q = quantize_with(&int8_dot_scalar, x, cols);
+        int8_dot_scalar.rows(&W, &q.a, want8, 0, rows);
+        matvec_scalar(&W, x, want32);
+        const char *bad = NULL;
+        int bad_mode = 0;
+        for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
+            if (!kernels_cpu_supports((*k)->name)) continue;
+            for (int mode = 0; mode <= 1 && !bad; mode++) {
+                kernels_set_int8_activations(mode);
+                for (int nt = 1; nt <= 2 && !bad; nt++) {
+                    matvec_with(*k, &W, x, got, nt);
+                    if (!close_enough(got, mode ? want8 : want32, mag, rows)) bad = (*k)->name, bad_mode = mode;
+                }
+            }
+        }
+        kernels_set_int8_activations(was);
+        int within = 1;
+        for (int r = 0; r < rows && within; r++)
+            within = fabs((double)want8[r] - want32[r]) <= rounding_bound(&W, r, &q.a) + 4e-6 * mag[r] + 1e-6;
+        free(q.mem), free(x), free((void *)W.data);
+        CHECK(!bad, "%s matvec %s with %s activations differs", bad, dtype_name(int8_types[ti]),
+              bad_mode ? "int8" : "f32");
+        CHECK(within, "%s: int8 activations moved a product by more than their rounding allows",
+              dtype_name(int8_types[ti]));
+    }
+}
+
+static void test_choice(void) {
+    for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+        if (!kernels_cpu_supports((*k)->name)) continue;
+        const int8_dot_ops *d = int8_dot_for(*k);
+        CHECK(d && int8_dot_supported(d), "table %s got an unsupported integer variant", (*k)->name);
+        printf("# table %s: integer products %s\n", (*k)->name, d->name);
+    }
+    CHECK(int8_dot_for(kernels_get("scalar")) == &int8_dot_scalar, "the scalar table uses the reference");
+    CHECK(int8_dot_handles(DT_Q5_1) && !int8_dot_handles(DT_F16) && !int8_dot_handles(DT_Q4_K), "handled types");
+}
+
+int main(void) {
+    RUN(test_choice);
+    RUN(test_quantize_variants);
+    RUN(test_rows_variants);
+    RUN(test_matvec_modes);
+    return test_summary();
+}
