@@ -31,7 +31,6 @@ static rwkv_status put(uploader *u, const float *host, size_t n, cuda_dtype t, v
     rwkv_infer *c = u->c;
     rwkv_status s = cuda_alloc(d, n * cuda_dtype_size(t), "weights", err);
     if (s != RWKV_OK) return s;
-    c->weight_bytes += n * cuda_dtype_size(t);
     /* a copy from pageable memory may return before its DMA ends: wait for it
      * (the context's stream does not order itself after the default stream) */
     if ((s = cuda_upload(t == CUDA_F32 ? *d : (void *)u->staging, host, n * sizeof(float), err)) == RWKV_OK)

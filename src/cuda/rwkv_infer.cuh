@@ -61,7 +61,7 @@ struct rwkv_infer {
     float *emb;      /* [V][C] */
     float *ln0, *ln_out; /* weight, bias: [2][C] */
     void *head;      /* [V][C] in wt */
-    size_t weight_bytes, layer_state;
+    size_t layer_state;
     /* work of one pass of up to max_rows rows */
     int max_rows;
     int *tok;
