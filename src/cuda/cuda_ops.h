@@ -205,6 +205,15 @@ typedef struct cuda_gemm {
 } cuda_gemm;
 rwkv_status cuda_matmul(cuda_blas *h, const cuda_gemm *g, cuda_stream stream, rwkv_error *err);
 
+/* ---- gemv.cu: products of a few rows -------------------------------------------- */
+
+/* Y[r][out] (+)= Σ_i W[o][i] X[r][i] for r < rows <= CUDA_GEMV_ROWS; W [out][in]
+ * in wt (float32 or bf16), X float32 with rows ldx apart, Y float32 [rows][out];
+ * float32 sums. */
+enum { CUDA_GEMV_ROWS = 8 };
+void cuda_gemv(cuda_dtype wt, const void *d_W, int out, int in, const float *d_X, int ldx, int rows, float *d_Y,
+               int accumulate, cuda_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,19 +8,16 @@ typedef struct mix_set {
     const float *mu[SHIFT_MAX_MIX];
 } mix_set;
 
-/* One thread per (stream, channel) walks the stream's rows in order, so the
- * state slot is read before and written after every row that needs it. */
+/* One thread per (row, channel): the previous token's z is the row above
+ * within a stream, the state's slot for a stream's first row. */
 template <int FORM>
-__global__ void shift_kernel(const float *z, float *const *states, size_t off, int per, int n_streams, int C,
+__global__ void shift_kernel(const float *z, float *const *states, size_t off, int per, size_t rows, int C,
                              int n_mix, mix_set mu, float *out) {
-    const int ch = blockIdx.x * blockDim.x + threadIdx.x, stream = blockIdx.y;
-    if (ch >= C || stream >= n_streams) return;
-    float *slot = states[stream] + off + ch;
-    const size_t rows = (size_t)n_streams * per;
-    float prev = *slot;
-    for (int t = 0; t < per; t++) {
-        const size_t r = (size_t)stream * per + t;
-        const float cur = z[r * C + ch];
+    const size_t n = rows * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const size_t r = i / C;
+        const int ch = (int)(i % C);
+        const float cur = z[i], prev = r % per ? z[i - C] : states[r / per][off + ch];
         for (int m = 0; m < n_mix; m++) {
             float o;
             if (FORM == SHIFT_DELTA) o = prev - cur;
@@ -28,28 +25,41 @@ __global__ void shift_kernel(const float *z, float *const *states, size_t off, i
                 const float w = mu.mu[m][ch];
                 o = FORM == SHIFT_LERP ? cur + (prev - cur) * w : w * cur + (1.0f - w) * prev;
             }
-            out[(m * rows + r) * C + ch] = o;
+            out[m * n + i] = o;
         }
-        prev = cur;
     }
-    *slot = prev;
 }
+
+/* Afterwards (a second launch, so that no first row reads a slot already
+ * replaced): each stream's last z into its slot. */
+__global__ void shift_save_kernel(const float *z, float *const *states, size_t off, int per, int n_streams, int C) {
+    const size_t n = (size_t)n_streams * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const size_t stream = i / C;
+        const int ch = (int)(i % C);
+        states[stream][off + ch] = z[((stream + 1) * per - 1) * C + ch];
+    }
+}
+
+static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048; }
 
 void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
                  int n_mix, const float *const *mu, float *out) {
     const int C = c->sh.n_embd;
     mix_set m;
     for (int i = 0; i < SHIFT_MAX_MIX; i++) m.mu[i] = mu && i < n_mix ? mu[i] : NULL;
-    const dim3 grid((C + 127) / 128, rows->n_streams);
+    const size_t n = (size_t)rows->n * C;
     if (form == SHIFT_LERP)
-        shift_kernel<SHIFT_LERP><<<grid, 128, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C,
-                                                              n_mix, m, out);
+        shift_kernel<SHIFT_LERP><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                     n_mix, m, out);
     else if (form == SHIFT_MIX)
-        shift_kernel<SHIFT_MIX><<<grid, 128, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C,
-                                                             n_mix, m, out);
+        shift_kernel<SHIFT_MIX><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                    n_mix, m, out);
     else
-        shift_kernel<SHIFT_DELTA><<<grid, 128, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C,
-                                                               1, m, out);
+        shift_kernel<SHIFT_DELTA><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                      1, m, out);
+    const size_t ns = (size_t)rows->n_streams * C;
+    shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C);
 }
 
 /* One warp per (row, head): GN over the head's N channels (two passes, the
@@ -90,9 +100,9 @@ __global__ void squash_kernel(float *x, size_t n) {
 }
 
 void infer_tanh(rwkv_infer *c, float *x, size_t n) {
-    squash_kernel<0><<<cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048, 256, 0, c->stream>>>(x, n);
+    squash_kernel<0><<<grid_for(n), 256, 0, c->stream>>>(x, n);
 }
 
 void infer_sigmoid(rwkv_infer *c, float *x, size_t n) {
-    squash_kernel<1><<<cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048, 256, 0, c->stream>>>(x, n);
+    squash_kernel<1><<<grid_for(n), 256, 0, c->stream>>>(x, n);
 }

@@ -156,6 +156,9 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, int bf16, i
     *out = NULL;
     if (!version_of(shape->version))
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "no CUDA inference for RWKV-%d", shape->version);
+    if (shape->head_size > CUDA_WKV_MAX_HEAD)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "head size %d: the GPU takes heads of up to %d channels",
+                         shape->head_size, CUDA_WKV_MAX_HEAD);
     if (device < 0 || device >= cuda_device_count())
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "CUDA device %d does not exist (%d found)", device,
                          cuda_device_count());
@@ -189,6 +192,7 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
                           c->mean, c->rstd, c->logits, c->work, c->in16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) cuda_free(c->w[i]);
+    for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
     free(c->w);
     cuda_blas_free(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -199,6 +203,10 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
 
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
                          int accumulate, rwkv_error *err) {
+    if (rows <= CUDA_GEMV_ROWS) { /* decode: bound by reading W */
+        cuda_gemv(c->wt, W, out, in, X, ldx, rows, Y, accumulate, c->stream);
+        return RWKV_OK;
+    }
     const void *B = X;
     if (c->wt != CUDA_F32) { /* the rows' used columns only; ldx >= in */
         const size_t n = (size_t)(rows - 1) * ldx + in;
@@ -237,23 +245,59 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
 
 /* ---- passes ---------------------------------------------------------------------- */
 
-/* One pass; logits of its last `out_rows` rows to host `logits` (NULL: none). */
-static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens, const infer_rows *rows,
-                        float *logits, int out_rows, rwkv_error *err) {
+/* A pass's device work, its tokens and state pointers already uploaded:
+ * embedding, ln0, the blocks, then ln_out and the head into c->logits for
+ * the last out_rows rows. */
+static rwkv_status forward(rwkv_infer *c, const infer_rows *rows, int out_rows, rwkv_error *err) {
     const int C = c->sh.n_embd, V = c->sh.n_vocab, n = rows->n;
-    if (cudaMemcpyAsync(c->tok, tokens, sizeof(int) * n, cudaMemcpyHostToDevice, c->stream) != cudaSuccess ||
-        cudaMemcpyAsync(c->ptrs, d_states, sizeof(float *) * rows->n_streams, cudaMemcpyHostToDevice, c->stream) !=
-            cudaSuccess)
-        return cuda_check("token upload", err);
     cuda_embedding_forward(CUDA_F32, c->emb, c->tok, n, C, c->z, c->stream);
     infer_layernorm(c, c->z, c->ln0, c->ln0 + C, n, c->x);
     rwkv_status s = RWKV_OK;
     for (int l = 0; l < c->sh.n_layer && s == RWKV_OK; l++) s = c->ver->block(c, l, rows, err);
-    if (s != RWKV_OK || !logits) return s == RWKV_OK ? cuda_sync(c->stream, "forward", err) : s;
+    if (s != RWKV_OK || !out_rows) return s;
     infer_layernorm(c, c->x + (size_t)(n - out_rows) * C, c->ln_out, c->ln_out + C, out_rows, c->z);
-    if ((s = infer_linear(c, c->head, V, C, c->z, C, out_rows, c->logits, 0, err)) != RWKV_OK) return s;
-    if (cudaMemcpyAsync(logits, c->logits, sizeof(float) * out_rows * V, cudaMemcpyDeviceToHost, c->stream) !=
-        cudaSuccess)
+    return infer_linear(c, c->head, V, C, c->z, C, out_rows, c->logits, 0, err);
+}
+
+/* forward() of a small pass through its graph, captured at its first use. */
+static rwkv_status forward_graph(rwkv_infer *c, const infer_rows *rows, int out_rows, rwkv_error *err) {
+    for (int i = 0; i < c->n_graphs; i++) {
+        const infer_graph *g = &c->graphs[i];
+        if (g->n == rows->n && g->n_streams == rows->n_streams && g->out_rows == out_rows)
+            return cudaGraphLaunch(g->exec, c->stream) == cudaSuccess ? RWKV_OK : cuda_check("graph launch", err);
+    }
+    if (c->n_graphs == INFER_GRAPHS) return forward(c, rows, out_rows, err);
+    cudaGraph_t graph;
+    if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
+        return cuda_check("graph capture", err);
+    rwkv_status s = forward(c, rows, out_rows, err);
+    const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (s != RWKV_OK || e != cudaSuccess) {
+        if (e == cudaSuccess) cudaGraphDestroy(graph);
+        return s != RWKV_OK ? s : cuda_check("graph capture", err);
+    }
+    infer_graph *g = &c->graphs[c->n_graphs];
+    const cudaError_t ie = cudaGraphInstantiate(&g->exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (ie != cudaSuccess) return cuda_check("graph instantiation", err);
+    g->n = rows->n, g->n_streams = rows->n_streams, g->out_rows = out_rows;
+    c->n_graphs++;
+    return cudaGraphLaunch(g->exec, c->stream) == cudaSuccess ? RWKV_OK : cuda_check("graph launch", err);
+}
+
+/* One pass; logits of its last `out_rows` rows to host `logits` (NULL: none). */
+static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens, const infer_rows *rows,
+                        float *logits, int out_rows, rwkv_error *err) {
+    const int V = c->sh.n_vocab, n = rows->n;
+    if (cudaMemcpyAsync(c->tok, tokens, sizeof(int) * n, cudaMemcpyHostToDevice, c->stream) != cudaSuccess ||
+        cudaMemcpyAsync(c->ptrs, d_states, sizeof(float *) * rows->n_streams, cudaMemcpyHostToDevice, c->stream) !=
+            cudaSuccess)
+        return cuda_check("token upload", err);
+    if (!logits) out_rows = 0;
+    rwkv_status s = n <= CUDA_GEMV_ROWS ? forward_graph(c, rows, out_rows, err) : forward(c, rows, out_rows, err);
+    if (s != RWKV_OK) return s;
+    if (out_rows && cudaMemcpyAsync(logits, c->logits, sizeof(float) * out_rows * V, cudaMemcpyDeviceToHost,
+                                    c->stream) != cudaSuccess)
         return cuda_check("logits download", err);
     return cuda_sync(c->stream, "forward", err);
 }

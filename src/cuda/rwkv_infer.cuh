@@ -51,6 +51,15 @@ typedef struct infer_version {
 
 extern const infer_version rwkv5_infer_version, rwkv6_infer_version, rwkv7_infer_version;
 
+/* A captured pass of a few rows (decode), replayed as one graph launch:
+ * the pass's kernels read their tokens and state pointers from the
+ * context's buffers, so one graph serves every pass of the same shape. */
+enum { INFER_GRAPHS = 16 };
+typedef struct infer_graph {
+    int n, n_streams, out_rows;
+    cudaGraphExec_t exec;
+} infer_graph;
+
 struct rwkv_infer {
     rwkv_infer_shape sh;
     const infer_version *ver;
@@ -69,6 +78,8 @@ struct rwkv_infer {
     float *x, *z, *mean, *rstd, *logits, *work;
     void *in16;      /* bf16 copy of a product's input */
     size_t in16_floats;
+    infer_graph graphs[INFER_GRAPHS];
+    int n_graphs;
 };
 
 static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }
@@ -118,6 +129,7 @@ void infer_sigmoid(rwkv_infer *c, float *x, size_t n);
  *   RWKV-5/6: y_i = Σ_j r_j (S_ij + u_j k_j v_i), S_ij = w_j S_ij + k_j v_i,
  *             w per row (w_stride = H*N) or one vector (w_stride = 0).
  *   RWKV-7:   S_ij = S_ij w_j + (Σ_l S_il a_l) b_j + v_i k_j, y_i = Σ_j S_ij r_j. */
+enum { CUDA_WKV_MAX_HEAD = 256 }; /* the largest head size N the two take */
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,

@@ -1,41 +1,73 @@
 /* The RWKV-5.2 / RWKV-6 WKV of inference (kernels/wkv5.c) continuing each
- * stream's float32 state, laid out as the RWKV-7 one (wkv7_state.cu): a
- * block per (head, stream), a thread per value row, the state transposed in
- * shared memory, each token's r, k, w staged there. */
+ * stream's float32 state, laid out as the RWKV-7 one (wkv7_state.cu): a warp
+ * per (stream, head, row), the row in the lanes' registers, the next token's
+ * inputs loaded while the current one is computed. */
 #include "cuda/rwkv_infer.cuh"
 
+/* E = state columns per lane: ceil(N / 32), a power of two up to CUDA_WKV_MAX_HEAD / 32 */
+template <int E>
+struct wkv5_in {
+    float r[E], k[E], w[E], v;
+};
+
+template <int E>
+__device__ __forceinline__ void wkv5_load(wkv5_in<E> *in, const float *r, const float *k, const float *w,
+                                          const float *v, size_t o, size_t ow, int i, int lane, int N) {
+#pragma unroll
+    for (int q = 0; q < E; q++) {
+        const int j = lane + 32 * q;
+        const bool on = j < N;
+        in->r[q] = on ? r[o + j] : 0.0f, in->k[q] = on ? k[o + j] : 0.0f, in->w[q] = on ? w[ow + j] : 0.0f;
+    }
+    in->v = v[o + i];
+}
+
+template <int E>
 __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int H, int N, const float *r,
                                   const float *k, const float *v, const float *w, size_t w_stride, const float *u,
                                   float *y) {
-    extern __shared__ float sm[];
-    float *S = sm, *vr = S + N * N, *vk = vr + N, *vw = vk + N, *vu = vw + N;
-    const int h = blockIdx.x, stream = blockIdx.y, i = threadIdx.x, A = H * N;
-    float *st = states[stream] + off + (size_t)h * N * N;
-    for (int e = i; e < N * N; e += N) S[(e % N) * N + e / N] = st[e];
-    vu[i] = u[h * N + i];
-    __syncthreads();
-    for (int t = 0; t < per; t++) {
-        const size_t row = (size_t)stream * per + t, o = row * A + (size_t)h * N;
-        vr[i] = r[o + i], vk[i] = k[o + i], vw[i] = w[row * w_stride + (size_t)h * N + i];
-        const float vi = v[o + i];
-        __syncthreads();
-        float acc = 0.0f;
-        for (int j = 0; j < N; j++) {
-            const float kv = vk[j] * vi, s = S[j * N + i];
-            acc += vr[j] * (s + vu[j] * kv);
-            S[j * N + i] = vw[j] * s + kv;
-        }
-        y[o + i] = acc;
-        __syncthreads(); /* the next token's inputs overwrite the staged ones */
+    const int row = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32), lane = threadIdx.x & 31;
+    if (row >= H * N) return;
+    const int stream = blockIdx.y, h = row / N, i = row % N, A = H * N;
+    float *st = states[stream] + off + (size_t)row * N;
+    float s[E], uq[E];
+#pragma unroll
+    for (int q = 0; q < E; q++) {
+        const int j = lane + 32 * q;
+        s[q] = j < N ? st[j] : 0.0f;
+        uq[q] = j < N ? u[h * N + j] : 0.0f;
     }
-    for (int e = i; e < N * N; e += N) st[e] = S[(e % N) * N + e / N];
+    const size_t row0 = (size_t)stream * per, first = row0 * A + (size_t)h * N;
+    wkv5_in<E> cur, next;
+    wkv5_load(&cur, r, k, w, v, first, row0 * w_stride + (size_t)h * N, i, lane, N);
+    for (int t = 0; t < per; t++) {
+        const size_t o = first + (size_t)t * A;
+        if (t + 1 < per) wkv5_load(&next, r, k, w, v, o + A, (row0 + t + 1) * w_stride + (size_t)h * N, i, lane, N);
+        float acc = 0.0f;
+#pragma unroll
+        for (int q = 0; q < E; q++) {
+            const float kv = cur.k[q] * cur.v;
+            acc += cur.r[q] * (s[q] + uq[q] * kv);
+            s[q] = cur.w[q] * s[q] + kv;
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) y[o + i] = acc;
+        cur = next;
+    }
+#pragma unroll
+    for (int q = 0; q < E; q++)
+        if (lane + 32 * q < N) st[lane + 32 * q] = s[q];
 }
 
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s) {
-    const size_t shared = ((size_t)N * N + 4 * (size_t)N) * sizeof(float);
-    if (shared > 48 * 1024)
-        cudaFuncSetAttribute(wkv5_state_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
-    wkv5_state_kernel<<<dim3(H, rows->n_streams), N, shared, s>>>(rows->states, off, rows->per, H, N, r, k, v, w,
-                                                                  w_stride, u, y);
+    const unsigned blocks = (unsigned)(((size_t)H * N + 7) / 8); /* 8 warps a block */
+    const dim3 grid(blocks, rows->n_streams);
+#define WKV_LAUNCH(E)                                                                              \
+    wkv5_state_kernel<E><<<grid, 256, 0, s>>>(rows->states, off, rows->per, H, N, r, k, v, w, w_stride, u, y)
+    if (N <= 32) WKV_LAUNCH(1);
+    else if (N <= 64) WKV_LAUNCH(2);
+    else if (N <= 128) WKV_LAUNCH(4);
+    else WKV_LAUNCH(8);
+#undef WKV_LAUNCH
 }

@@ -1,43 +1,76 @@
 /* The RWKV-7 WKV of inference (kernels/wkv7.c, the generalised delta rule)
- * continuing each stream's float32 state: one block per (head, stream), one
- * thread per value row i of the head's N x N state, which sits in shared
- * memory transposed (S[j][i]) so that the N threads touch consecutive words.
- * The stream's tokens go through in order; each token's r, w, k, a, b are
- * staged in shared memory for every thread of the head. */
+ * continuing each stream's float32 state. Row i of a head's state only ever
+ * reads row i (kernels/wkv.h), so every (stream, head, row) is a warp of its
+ * own: the row sits in the lanes' registers (lane holds columns lane,
+ * lane + 32, ...), the per-token sums are warp sums, and no warp waits on
+ * another. The stream's tokens go through in order, the next token's inputs
+ * loaded while the current one is computed. */
 #include "cuda/rwkv_infer.cuh"
 
+/* E = state columns per lane: ceil(N / 32), a power of two up to CUDA_WKV_MAX_HEAD / 32 */
+template <int E>
+struct wkv7_in {
+    float r[E], w[E], k[E], a[E], b[E], v;
+};
+
+template <int E>
+__device__ __forceinline__ void wkv7_load(wkv7_in<E> *in, const float *r, const float *w, const float *k,
+                                          const float *a, const float *b, const float *v, size_t o, int i,
+                                          int lane, int N) {
+#pragma unroll
+    for (int q = 0; q < E; q++) {
+        const int j = lane + 32 * q;
+        const bool on = j < N;
+        in->r[q] = on ? r[o + j] : 0.0f, in->w[q] = on ? w[o + j] : 0.0f, in->k[q] = on ? k[o + j] : 0.0f;
+        in->a[q] = on ? a[o + j] : 0.0f, in->b[q] = on ? b[o + j] : 0.0f;
+    }
+    in->v = v[o + i];
+}
+
+template <int E>
 __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int H, int N, const float *r,
                                   const float *w, const float *k, const float *v, const float *a, const float *b,
                                   float *y) {
-    extern __shared__ float sm[];
-    float *S = sm, *vr = S + N * N, *vw = vr + N, *vk = vw + N, *va = vk + N, *vb = va + N;
-    const int h = blockIdx.x, stream = blockIdx.y, i = threadIdx.x, A = H * N;
-    float *st = states[stream] + off + (size_t)h * N * N;
-    for (int e = i; e < N * N; e += N) S[(e % N) * N + e / N] = st[e];
-    __syncthreads();
+    const int row = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32), lane = threadIdx.x & 31;
+    if (row >= H * N) return;
+    const int stream = blockIdx.y, h = row / N, i = row % N, A = H * N;
+    float *st = states[stream] + off + (size_t)row * N;
+    float s[E];
+#pragma unroll
+    for (int q = 0; q < E; q++) s[q] = lane + 32 * q < N ? st[lane + 32 * q] : 0.0f;
+    const size_t first = (size_t)stream * per * A + (size_t)h * N;
+    wkv7_in<E> cur, next;
+    wkv7_load(&cur, r, w, k, a, b, v, first, i, lane, N);
     for (int t = 0; t < per; t++) {
-        const size_t o = ((size_t)stream * per + t) * A + (size_t)h * N;
-        vr[i] = r[o + i], vw[i] = w[o + i], vk[i] = k[o + i], va[i] = a[o + i], vb[i] = b[o + i];
-        const float vi = v[o + i];
-        __syncthreads();
+        const size_t o = first + (size_t)t * A;
+        if (t + 1 < per) wkv7_load(&next, r, w, k, a, b, v, o + A, i, lane, N);
         float sa = 0.0f, acc = 0.0f;
-        for (int j = 0; j < N; j++) sa += S[j * N + i] * va[j];
-        for (int j = 0; j < N; j++) {
-            const float s = S[j * N + i] * vw[j] + sa * vb[j] + vi * vk[j];
-            S[j * N + i] = s;
-            acc += s * vr[j];
+#pragma unroll
+        for (int q = 0; q < E; q++) sa += s[q] * cur.a[q];
+        sa = warp_sum(sa);
+#pragma unroll
+        for (int q = 0; q < E; q++) {
+            s[q] = s[q] * cur.w[q] + sa * cur.b[q] + cur.v * cur.k[q];
+            acc += s[q] * cur.r[q];
         }
-        y[o + i] = acc;
-        __syncthreads(); /* the next token's inputs overwrite the staged ones */
+        acc = warp_sum(acc);
+        if (lane == 0) y[o + i] = acc;
+        cur = next;
     }
-    for (int e = i; e < N * N; e += N) st[e] = S[(e % N) * N + e / N];
+#pragma unroll
+    for (int q = 0; q < E; q++)
+        if (lane + 32 * q < N) st[lane + 32 * q] = s[q];
 }
 
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                      const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s) {
-    const size_t shared = ((size_t)N * N + 5 * (size_t)N) * sizeof(float);
-    if (shared > 48 * 1024)
-        cudaFuncSetAttribute(wkv7_state_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
-    wkv7_state_kernel<<<dim3(H, rows->n_streams), N, shared, s>>>(rows->states, off, rows->per, H, N, r, w, k, v,
-                                                                  a, b, y);
+    const unsigned blocks = (unsigned)(((size_t)H * N + 7) / 8); /* 8 warps a block */
+    const dim3 grid(blocks, rows->n_streams);
+#define WKV_LAUNCH(E)                                                                              \
+    wkv7_state_kernel<E><<<grid, 256, 0, s>>>(rows->states, off, rows->per, H, N, r, w, k, v, a, b, y)
+    if (N <= 32) WKV_LAUNCH(1);
+    else if (N <= 64) WKV_LAUNCH(2);
+    else if (N <= 128) WKV_LAUNCH(4);
+    else WKV_LAUNCH(8);
+#undef WKV_LAUNCH
 }
