@@ -49,11 +49,11 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     const float *mu[] = {infer_vec(c, l, MIX_K_W), infer_vec(c, l, MIX_V_W), infer_vec(c, l, MIX_R_W),
                          infer_vec(c, l, MIX_G_W)};
     infer_shift(c, SHIFT_MIX, c->z, rows, off, n_mix, mu, xm);
-    const int mats[] = {ATT_K, ATT_V, ATT_R, ATT_G};
-    float *const outs[] = {k, v, r, g};
-    rwkv_status st = RWKV_OK;
-    for (int i = 0; i < n_mix && st == RWKV_OK; i++)
-        st = infer_linear(c, infer_w(c, l, mats[i]), A, C, xm + i * rc, C, R, outs[i], 0, err);
+    const cuda_gemv_op ops[] = {{infer_w(c, l, ATT_K), A, C, xm, C, k, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_V), A, C, xm + rc, C, v, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_R), A, C, xm + 2 * rc, C, r, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_G), A, C, xm + 3 * rc, C, g, 0, CUDA_ACT_NONE}};
+    rwkv_status st = infer_products(c, ops, n_mix, R, err);
     if (st != RWKV_OK) return st;
     cuda_wkv5_state(rows, off + C, sh->n_head, sh->head_size, r, k, v, infer_vec(c, l, DECAY), 0,
                     infer_vec(c, l, BONUS), y, c->stream);

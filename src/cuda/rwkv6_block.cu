@@ -79,21 +79,25 @@ __global__ void decay_kernel(const float *decay, float *w, int A, size_t n) {
 
 static unsigned grid_of(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048; }
 
-/* x_c = z + dz (maa_c + tanh((z + dz maa_x) @ maa_w1)[c] @ maa_w2[c]) */
+/* x_c = z + dz (maa_c + tanh((z + dz maa_x) @ maa_w1)[c] @ maa_w2[c]): the
+ * five second-factor products land in xm, which the lerp then updates in place */
 static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error *err) {
     const int C = c->sh.n_embd, Dm = c->sh.lora[0];
     const size_t rc = (size_t)R * C;
     ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_X), NULL, s->tmp, C, rc);
-    rwkv_status st = infer_linear(c, infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, R, s->lora, 0, err);
+    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH};
+    rwkv_status st = infer_products(c, &first, 1, R, err);
     if (st != RWKV_OK) return st;
-    infer_tanh(c, s->lora, (size_t)R * N_MIX * Dm);
-    for (int m = 0; m < N_MIX && st == RWKV_OK; m++) {
+    cuda_gemv_op ops[N_MIX];
+    for (int m = 0; m < N_MIX; m++) {
         const void *w2 = (const char *)infer_w(c, l, MAA_W2) + (size_t)m * C * Dm * cuda_dtype_size(c->wt);
-        st = infer_linear(c, w2, C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, R, s->tmp, 0, err);
-        ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_W + m), s->tmp,
-                                                          s->xm + m * rc, C, rc);
+        ops[m] = {w2, C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE};
     }
-    return st;
+    if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
+    for (int m = 0; m < N_MIX; m++)
+        ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_W + m), s->xm + m * rc,
+                                                          s->xm + m * rc, C, rc);
+    return RWKV_OK;
 }
 
 static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
@@ -103,17 +107,17 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     infer_layernorm(c, c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), R, c->z);
     infer_shift(c, SHIFT_DELTA, c->z, rows, off, 1, NULL, s->dz);
     rwkv_status st = ddlerp(c, l, R, s, err);
-    /* w = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
-    if (st == RWKV_OK) st = infer_linear(c, infer_w(c, l, DECAY_W1), Dd, C, s->xm + MIX_W * rc, C, R, s->h, 0, err);
     if (st != RWKV_OK) return st;
-    infer_tanh(c, s->h, (size_t)R * Dd);
+    /* r, k, v, g, and w = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
+    const float *xm = s->xm;
+    const cuda_gemv_op ops[] = {{infer_w(c, l, DECAY_W1), Dd, C, xm + MIX_W * rc, C, s->h, 0, CUDA_ACT_TANH},
+                                {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_G), A, C, xm + MIX_G * rc, C, s->g, 0, CUDA_ACT_NONE}};
+    if ((st = infer_products(c, ops, 5, R, err)) != RWKV_OK) return st;
     if ((st = infer_linear(c, infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, R, s->wd, 0, err)) != RWKV_OK) return st;
     decay_kernel<<<grid_of((size_t)R * A), 256, 0, c->stream>>>(infer_vec(c, l, DECAY), s->wd, A, (size_t)R * A);
-    const int mats[] = {ATT_R, ATT_K, ATT_V, ATT_G}, mixes[] = {MIX_R, MIX_K, MIX_V, MIX_G};
-    float *const outs[] = {s->r, s->k, s->v, s->g};
-    for (int i = 0; i < 4 && st == RWKV_OK; i++)
-        st = infer_linear(c, infer_w(c, l, mats[i]), A, C, s->xm + mixes[i] * rc, C, R, outs[i], 0, err);
-    if (st != RWKV_OK) return st;
     cuda_wkv5_state(rows, off + C, sh->n_head, sh->head_size, s->r, s->k, s->v, s->wd, (size_t)A,
                     infer_vec(c, l, BONUS), s->y, c->stream);
     infer_group_norm_gate(c, s->y, s->g, infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), R);

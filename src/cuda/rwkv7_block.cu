@@ -43,10 +43,10 @@ static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out
     return 1;
 }
 
+/* h holds the channel mix's [rows][F], or the four LoRA hiddens side by side */
 static size_t hidden(const rwkv_infer_shape *sh) {
-    int h = sh->n_ffn;
-    for (int i = 0; i < 4; i++) h = sh->lora[i] > h ? sh->lora[i] : h;
-    return (size_t)h;
+    const int ranks = sh->lora[0] + sh->lora[1] + sh->lora[2] + sh->lora[3];
+    return (size_t)(sh->n_ffn > ranks ? sh->n_ffn : ranks);
 }
 
 static size_t work_floats(const rwkv_infer_shape *sh, int rows) {
@@ -134,17 +134,6 @@ __global__ void finish_kernel(float *y, const float *r, const float *k, const fl
     }
 }
 
-/* out = M2 f(M1 x) for a LoRA pair (f: 0 none, 1 tanh, 2 sigmoid). */
-static rwkv_status lora(rwkv_infer *c, int l, int m1, int m2, int rank, const float *x, int rows, float *h,
-                        float *out, int f, rwkv_error *err) {
-    const int C = c->sh.n_embd, A = c->sh.dim_att;
-    rwkv_status s = infer_linear(c, infer_w(c, l, m1), rank, C, x, C, rows, h, 0, err);
-    if (s != RWKV_OK) return s;
-    if (f == 1) infer_tanh(c, h, (size_t)rows * rank);
-    if (f == 2) infer_sigmoid(c, h, (size_t)rows * rank);
-    return infer_linear(c, infer_w(c, l, m2), A, rank, h, rank, rows, out, 0, err);
-}
-
 static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, H = sh->n_head, N = sh->head_size, R = rows->n;
@@ -153,15 +142,25 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     const float *mu[N_MIX];
     for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, X_R + i);
     infer_shift(c, SHIFT_LERP, c->z, rows, off, N_MIX, mu, s->xm);
-    const int mats[] = {ATT_R, ATT_K, ATT_V}, mixes[] = {MIX_R, MIX_K, MIX_V};
-    float *const outs[] = {s->r, s->k, s->v};
-    rwkv_status st = RWKV_OK;
-    for (int i = 0; i < 3 && st == RWKV_OK; i++)
-        st = infer_linear(c, infer_w(c, l, mats[i]), A, C, s->xm + mixes[i] * rc, C, R, outs[i], 0, err);
-    if (st == RWKV_OK) st = lora(c, l, W1, W2, sh->lora[0], s->xm + MIX_W * rc, R, s->h, s->w, 1, err);
-    if (st == RWKV_OK) st = lora(c, l, A1, A2, sh->lora[1], s->xm + MIX_A * rc, R, s->h, s->a, 0, err);
-    if (st == RWKV_OK && l > 0) st = lora(c, l, V1, V2, sh->lora[2], s->xm + MIX_V * rc, R, s->h, s->tmp, 0, err);
-    if (st == RWKV_OK) st = lora(c, l, G1, G2, sh->lora[3], s->xm + MIX_G * rc, R, s->h, s->g, 2, err);
+    /* r, k, v and the LoRAs' first factors (tanh for w, sigmoid for g), then
+     * their second factors; block 0 has no value residual */
+    const int Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2], Dg = sh->lora[3];
+    float *hw = s->h, *ha = hw + (size_t)R * Dw, *hg = ha + (size_t)R * Da, *hv = hg + (size_t)R * Dg;
+    const float *xm = s->xm;
+    const cuda_gemv_op first[] = {
+        {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, W1), Dw, C, xm + MIX_W * rc, C, hw, 0, CUDA_ACT_TANH},
+        {infer_w(c, l, A1), Da, C, xm + MIX_A * rc, C, ha, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, G1), Dg, C, xm + MIX_G * rc, C, hg, 0, CUDA_ACT_SIGMOID},
+        {infer_w(c, l, V1), Dv, C, xm + MIX_V * rc, C, hv, 0, CUDA_ACT_NONE}};
+    const cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE},
+                                   {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE},
+                                   {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE},
+                                   {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE}};
+    rwkv_status st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
+    if (st == RWKV_OK) st = infer_products(c, second, l > 0 ? 4 : 3, R, err);
     if (st != RWKV_OK) return st;
     const size_t units = (size_t)R * H;
     const unsigned blocks = (unsigned)((units + 7) / 8);

@@ -201,26 +201,45 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
 
 /* ---- the shared steps of the blocks ------------------------------------------ */
 
-rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
-                         int accumulate, rwkv_error *err) {
-    if (rows <= CUDA_GEMV_ROWS) { /* decode: bound by reading W */
-        cuda_gemv(c->wt, W, out, in, X, ldx, rows, Y, accumulate, c->stream);
-        return RWKV_OK;
-    }
-    const void *B = X;
+/* One product as a GEMM (more rows than the GEMV takes). */
+static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_error *err) {
+    const void *B = op->X;
     if (c->wt != CUDA_F32) { /* the rows' used columns only; ldx >= in */
-        const size_t n = (size_t)(rows - 1) * ldx + in;
+        const size_t n = (size_t)(rows - 1) * op->ldx + op->in;
         if (n > c->in16_floats) return rwkv_fail(err, RWKV_ERR_ARG, "product input of %zu floats too large", n);
-        cuda_convert(c->wt, c->in16, CUDA_F32, X, n, c->stream);
+        cuda_convert(c->wt, c->in16, CUDA_F32, op->X, n, c->stream);
         B = c->in16;
     }
     cuda_gemm g;
     memset(&g, 0, sizeof g);
-    g.ab = c->wt, g.cd = CUDA_F32, g.trans_a = 1, g.m = out, g.n = rows, g.k = in;
-    g.A = W, g.lda = in, g.B = B, g.ldb = ldx;
-    g.C = accumulate ? Y : NULL, g.D = Y, g.ldc = out;
-    g.batch = 1, g.alpha = 1.0f, g.beta = accumulate ? 1.0f : 0.0f;
+    g.ab = c->wt, g.cd = CUDA_F32, g.trans_a = 1, g.m = op->out, g.n = rows, g.k = op->in;
+    g.A = op->W, g.lda = op->in, g.B = B, g.ldb = op->ldx;
+    g.C = op->accumulate ? op->Y : NULL, g.D = op->Y, g.ldc = op->out;
+    g.batch = 1, g.alpha = 1.0f, g.beta = op->accumulate ? 1.0f : 0.0f;
     return cuda_matmul(c->blas, &g, c->stream, err);
+}
+
+rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err) {
+    if (rows <= CUDA_GEMV_ROWS) { /* decode: bound by reading W */
+        for (int i = 0; i < n; i += CUDA_GEMV_MAX_OPS)
+            cuda_gemv_group(c->wt, ops + i, n - i < CUDA_GEMV_MAX_OPS ? n - i : CUDA_GEMV_MAX_OPS, rows, c->stream);
+        return RWKV_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        rwkv_status s = gemm(c, &ops[i], rows, err);
+        if (s != RWKV_OK) return s;
+        const size_t count = (size_t)rows * ops[i].out;
+        if (ops[i].act == CUDA_ACT_TANH) infer_tanh(c, ops[i].Y, count);
+        if (ops[i].act == CUDA_ACT_SIGMOID) infer_sigmoid(c, ops[i].Y, count);
+        if (ops[i].act == CUDA_ACT_RELU2) cuda_relu2_forward(CUDA_F32, ops[i].Y, ops[i].Y, count, c->stream);
+    }
+    return RWKV_OK;
+}
+
+rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
+                         int accumulate, rwkv_error *err) {
+    const cuda_gemv_op op = {W, out, in, X, ldx, Y, accumulate, CUDA_ACT_NONE};
+    return infer_products(c, &op, 1, rows, err);
 }
 
 void infer_layernorm(rwkv_infer *c, const float *x, const float *w, const float *b, int rows, float *z) {
@@ -233,11 +252,11 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
     const float *xk = xm, *xr = xm + (size_t)R * C;
     infer_layernorm(c, c->x, w->ln_w, w->ln_b, R, c->z);
     infer_shift(c, form, c->z, rows, (size_t)(l + 1) * c->layer_state - C, w->Wr ? 2 : 1, w->mu, xm);
-    rwkv_status s = infer_linear(c, w->Wk, F, C, xk, C, R, h, 0, err);
+    const cuda_gemv_op first[] = {{w->Wk, F, C, xk, C, h, 0, CUDA_ACT_RELU2},
+                                  {w->Wr, C, C, xr, C, r, 0, CUDA_ACT_NONE}};
+    rwkv_status s = infer_products(c, first, w->Wr ? 2 : 1, R, err);
     if (s != RWKV_OK) return s;
-    cuda_relu2_forward(CUDA_F32, h, h, (size_t)R * F, c->stream);
     if (!w->Wr) return infer_linear(c, w->Wv, C, F, h, F, R, c->x, 1, err);
-    if ((s = infer_linear(c, w->Wr, C, C, xr, C, R, r, 0, err)) != RWKV_OK) return s;
     if ((s = infer_linear(c, w->Wv, C, F, h, F, R, v, 0, err)) != RWKV_OK) return s;
     cuda_gate_residual_forward(CUDA_F32, c->x, r, v, c->x, (size_t)R * C, c->stream);
     return RWKV_OK;

@@ -85,8 +85,12 @@ struct rwkv_infer {
 static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }
 static inline float *infer_vec(const rwkv_infer *c, int l, int slot) { return (float *)infer_w(c, l, slot); }
 
-/* Y[rows][out] (+)= X[rows][in] Wᵀ, X's rows ldx floats apart; float32 output,
- * accumulate adds into Y (the residual). In bf16 X is rounded first. */
+/* Several products of the same rows (cuda_gemv_op: Y = act(X Wᵀ), or
+ * Y += X Wᵀ when accumulate, X's rows ldx floats apart, float32 output).
+ * A few rows (decode): grouped GEMV launches reading X as float32. More: a
+ * GEMM each (in bf16 X rounded to bf16 first), then the activation. */
+rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err);
+/* One product without activation: Y[rows][out] (+)= X[rows][in] Wᵀ. */
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
                          int accumulate, rwkv_error *err);
 
