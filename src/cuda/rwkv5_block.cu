@@ -11,7 +11,7 @@ enum { LN1_W, LN1_B, LN2_W, LN2_B, MIX_K_W, MIX_V_W, MIX_R_W, MIX_G_W, DECAY, BO
 
 static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out) {
     (void)l;
-    const int C = sh->n_embd, A = sh->dim_att, F = sh->n_ffn;
+    const int C = sh->n_embd, A = sh->dim_att;
     static const char *const names[N_SLOTS] = {
         "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.time_mix_k", "att.time_mix_v", "att.time_mix_r",
         "att.time_mix_g", "att.time_decay", "att.time_faaaa", "att.receptance.weight", "att.key.weight",
@@ -19,31 +19,21 @@ static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out
         "ffn.time_mix_k", "ffn.time_mix_r", "ffn.key.weight", "ffn.receptance.weight", "ffn.value.weight"};
     if (!sh->has_gate && (slot == MIX_G_W || slot == ATT_G)) return 0;
     infer_weight w = {names[slot], W_VEC, slot <= MIX_G_W || slot >= FFN_MIX_K ? C : A, 1, 1};
-    switch (slot) {
-    case DECAY: w.kind = W_V5_DECAY; break;
-    case BONUS: w.kind = W_V5_BONUS; break;
-    case ATT_R: case ATT_K: case ATT_V: case ATT_G: w = {names[slot], W_MAT, A, C, 1}; break;
-    case ATT_O: w = {names[slot], W_MAT, C, A, 1}; break;
-    case FFN_K: w = {names[slot], W_MAT, F, C, 1}; break;
-    case FFN_R: w = {names[slot], W_MAT, C, C, 1}; break;
-    case FFN_V: w = {names[slot], W_MAT, C, F, 1}; break;
-    default: break;
-    }
+    if (slot == DECAY) w.kind = W_V5_DECAY;
+    if (slot == BONUS) w.kind = W_V5_BONUS;
     *out = w;
     return 1;
 }
 
-static size_t wide(const rwkv_infer_shape *sh) { return (size_t)(sh->dim_att > sh->n_embd ? sh->dim_att : sh->n_embd); }
-
 /* xm [N_MIX][rows][C], r k v g y [rows][max(C, A)], h [rows][F] */
 static size_t work_floats(const rwkv_infer_shape *sh, int rows) {
-    return (size_t)rows * (N_MIX * (size_t)sh->n_embd + 5 * wide(sh) + (size_t)sh->n_ffn);
+    return (size_t)rows * (N_MIX * (size_t)sh->n_embd + 5 * infer_wide(sh) + (size_t)sh->n_ffn);
 }
 
 static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, R = rows->n, n_mix = sh->has_gate ? 4 : 3;
-    const size_t rc = (size_t)R * C, rw = (size_t)R * wide(sh), off = (size_t)l * c->layer_state;
+    const size_t rc = (size_t)R * C, rw = (size_t)R * infer_wide(sh), off = (size_t)l * c->layer_state;
     float *xm = c->work, *r = xm + N_MIX * rc, *k = r + rw, *v = k + rw, *g = v + rw, *y = g + rw, *h = y + rw;
     infer_layernorm(c, c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), R, c->z);
     const float *mu[] = {infer_vec(c, l, MIX_K_W), infer_vec(c, l, MIX_V_W), infer_vec(c, l, MIX_R_W),

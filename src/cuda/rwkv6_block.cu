@@ -13,7 +13,7 @@ enum { LN1_W, LN1_B, LN2_W, LN2_B, MAA_X, MAA_W, MAA_K, MAA_V, MAA_R, MAA_G, MAA
 
 static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out) {
     (void)l;
-    const int C = sh->n_embd, A = sh->dim_att, F = sh->n_ffn, Dm = sh->lora[0], Dd = sh->lora[1];
+    const int C = sh->n_embd, A = sh->dim_att, Dm = sh->lora[0], Dd = sh->lora[1];
     static const char *const names[N_SLOTS] = {
         "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.time_maa_x", "att.time_maa_w", "att.time_maa_k",
         "att.time_maa_v", "att.time_maa_r", "att.time_maa_g", "att.time_maa_w1", "att.time_maa_w2",
@@ -27,22 +27,15 @@ static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out
     case MAA_W2: w = {names[slot], W_LORA, C, Dm, N_MIX}; break;
     case DECAY_W1: w = {names[slot], W_LORA, Dd, C, 1}; break;
     case DECAY_W2: w = {names[slot], W_LORA, A, Dd, 1}; break;
-    case ATT_R: case ATT_K: case ATT_V: case ATT_G: w = {names[slot], W_MAT, A, C, 1}; break;
-    case ATT_O: w = {names[slot], W_MAT, C, A, 1}; break;
-    case FFN_K: w = {names[slot], W_MAT, F, C, 1}; break;
-    case FFN_R: w = {names[slot], W_MAT, C, C, 1}; break;
-    case FFN_V: w = {names[slot], W_MAT, C, F, 1}; break;
     default: break;
     }
     *out = w;
     return 1;
 }
 
-static size_t wide(const rwkv_infer_shape *sh) { return (size_t)(sh->dim_att > sh->n_embd ? sh->dim_att : sh->n_embd); }
-
 static size_t work_floats(const rwkv_infer_shape *sh, int rows) {
     const size_t h = (size_t)(sh->n_ffn > sh->lora[1] ? sh->n_ffn : sh->lora[1]);
-    return (size_t)rows * ((1 + N_MIX) * (size_t)sh->n_embd + 7 * wide(sh) + N_MIX * (size_t)sh->lora[0] + h);
+    return (size_t)rows * ((1 + N_MIX) * (size_t)sh->n_embd + 7 * infer_wide(sh) + N_MIX * (size_t)sh->lora[0] + h);
 }
 
 typedef struct work {
@@ -52,7 +45,7 @@ typedef struct work {
 } work;
 
 static work carve(const rwkv_infer *c, int rows) {
-    const size_t rc = (size_t)rows * c->sh.n_embd, rw = (size_t)rows * wide(&c->sh);
+    const size_t rc = (size_t)rows * c->sh.n_embd, rw = (size_t)rows * infer_wide(&c->sh);
     work s;
     float *p = c->work;
     s.dz = p, p += rc;

@@ -14,7 +14,7 @@ enum { LN1_W, LN1_B, LN2_W, LN2_B, X_R, X_W, X_K, X_V, X_A, X_G, W0, A0, V0, W1,
        K_A, R_K, ATT_R, ATT_K, ATT_V, ATT_O, LNX_W, LNX_B, FFN_X_K, FFN_K, FFN_V, N_SLOTS };
 
 static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out) {
-    const int C = sh->n_embd, A = sh->dim_att, F = sh->n_ffn, Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2],
+    const int C = sh->n_embd, A = sh->dim_att, Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2],
               Dg = sh->lora[3];
     static const char *const names[N_SLOTS] = {
         "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.x_r", "att.x_w", "att.x_k", "att.x_v", "att.x_a",
@@ -33,10 +33,6 @@ static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out
     case V2: w = {names[slot], W_LORA, A, Dv, 1}; break;
     case G1: w = {names[slot], W_LORA, Dg, C, 1}; break;
     case G2: w = {names[slot], W_LORA, A, Dg, 1}; break;
-    case ATT_R: case ATT_K: case ATT_V: w = {names[slot], W_MAT, A, C, 1}; break;
-    case ATT_O: w = {names[slot], W_MAT, C, A, 1}; break;
-    case FFN_K: w = {names[slot], W_MAT, F, C, 1}; break;
-    case FFN_V: w = {names[slot], W_MAT, C, F, 1}; break;
     default: break;
     }
     *out = w;

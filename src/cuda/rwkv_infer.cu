@@ -18,6 +18,29 @@ static const infer_version *version_of(int v) {
 
 extern "C" size_t rwkv_infer_state_floats(const rwkv_infer *c) { return c->layer_state * c->sh.n_layer; }
 
+/* The matrices every version names alike (att.receptance/key/value/gate/output,
+ * ffn.key/receptance/value) as W_MAT of their shape. */
+static void common_matrix(const rwkv_infer_shape *sh, infer_weight *w) {
+    const int C = sh->n_embd, A = sh->dim_att, F = sh->n_ffn;
+    static const struct {
+        const char *name;
+        int rows, cols; /* 0: C, 1: A, 2: F */
+    } mats[] = {{"att.receptance.weight", 1, 0}, {"att.key.weight", 1, 0}, {"att.value.weight", 1, 0},
+                {"att.gate.weight", 1, 0},       {"att.output.weight", 0, 1}, {"ffn.key.weight", 2, 0},
+                {"ffn.receptance.weight", 0, 0}, {"ffn.value.weight", 0, 2}};
+    const int dims[] = {C, A, F};
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+        if (strcmp(w->name, mats[i].name) == 0)
+            w->kind = W_MAT, w->rows = dims[mats[i].rows], w->cols = dims[mats[i].cols], w->count = 1;
+}
+
+/* Slot i of layer l (0: none). */
+static int slot_weight(const rwkv_infer *c, int l, int i, infer_weight *w) {
+    if (!c->ver->weight(&c->sh, l, i, w)) return 0;
+    common_matrix(&c->sh, w);
+    return 1;
+}
+
 /* ---- upload -------------------------------------------------------------- */
 
 typedef struct uploader {
@@ -100,7 +123,7 @@ static rwkv_status upload_all(rwkv_infer *c, const rwkv_infer_source *src, rwkv_
     infer_weight w;
     for (int l = 0; l < sh->n_layer; l++)
         for (int i = 0; i < c->ver->n_slots; i++)
-            if (c->ver->weight(sh, l, i, &w) && (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols > biggest)
+            if (slot_weight(c, l, i, &w) && (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols > biggest)
                 biggest = (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols;
     uploader u = {c, src, (float *)malloc(biggest * 4), (float *)malloc(biggest * 4), NULL};
     rwkv_status s = u.host && u.host2 ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the upload");
@@ -121,7 +144,7 @@ static rwkv_status upload_all(rwkv_infer *c, const rwkv_infer_source *src, rwkv_
     for (int i = 0; i < 4; i++) cuda_free(gl[i]);
     for (int l = 0; l < sh->n_layer && s == RWKV_OK; l++)
         for (int i = 0; i < c->ver->n_slots && s == RWKV_OK; i++)
-            if (c->ver->weight(sh, l, i, &w)) s = upload_weight(&u, l, &w, &c->w[(size_t)l * c->ver->n_slots + i], err);
+            if (slot_weight(c, l, i, &w)) s = upload_weight(&u, l, &w, &c->w[(size_t)l * c->ver->n_slots + i], err);
     free(u.host);
     free(u.host2);
     cuda_free(u.staging);

@@ -7,6 +7,8 @@
 #ifndef RWKV_CUDA_RWKV_INFER_CUH
 #define RWKV_CUDA_RWKV_INFER_CUH
 
+#include <type_traits>
+
 #include "cuda/common.cuh"
 
 extern "C" {
@@ -41,13 +43,19 @@ typedef struct infer_rows {
 typedef struct infer_version {
     int n_slots;
     /* Slot `slot` of layer l; 0 when the layer has none (e.g. RWKV-7's
-     * block 0 value LoRA). */
+     * block 0 value LoRA). The matrices every version names alike
+     * (att.key.weight ...) get their kind and shape from the driver. */
     int (*weight)(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out);
     /* Floats of work memory for a pass of `rows` rows (beside x and z). */
     size_t (*work_floats)(const rwkv_infer_shape *sh, int rows);
     /* One block over the rows of the residual stream c->x. */
     rwkv_status (*block)(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err);
 } infer_version;
+
+/* max(C, A), the width of buffers that hold either */
+static inline size_t infer_wide(const rwkv_infer_shape *sh) {
+    return (size_t)(sh->dim_att > sh->n_embd ? sh->dim_att : sh->n_embd);
+}
 
 extern const infer_version rwkv5_infer_version, rwkv6_infer_version, rwkv7_infer_version;
 
@@ -134,6 +142,30 @@ void infer_sigmoid(rwkv_infer *c, float *x, size_t n);
  *             w per row (w_stride = H*N) or one vector (w_stride = 0).
  *   RWKV-7:   S_ij = S_ij w_j + (Σ_l S_il a_l) b_j + v_i k_j, y_i = Σ_j S_ij r_j. */
 enum { CUDA_WKV_MAX_HEAD = 256 }; /* the largest head size N the two take */
+
+/* What the two WKV kernels share: a warp holds one state row, lane j its
+ * columns j, j + 32, ... (E of them); wkv_by_width calls launch(E) with E as
+ * a compile-time constant (std::integral_constant) for head size N. */
+template <int E>
+__device__ __forceinline__ void wkv_row_load(float *s, const float *st, int lane, int N) {
+#pragma unroll
+    for (int q = 0; q < E; q++) s[q] = lane + 32 * q < N ? st[lane + 32 * q] : 0.0f;
+}
+template <int E>
+__device__ __forceinline__ void wkv_row_store(float *st, const float *s, int lane, int N) {
+#pragma unroll
+    for (int q = 0; q < E; q++)
+        if (lane + 32 * q < N) st[lane + 32 * q] = s[q];
+}
+template <class F>
+static void wkv_by_width(int N, F launch) {
+    if (N <= 32) launch(std::integral_constant<int, 1>());
+    else if (N <= 64) launch(std::integral_constant<int, 2>());
+    else if (N <= 128) launch(std::integral_constant<int, 4>());
+    else launch(std::integral_constant<int, 8>());
+}
+/* blocks of 8 warps covering the H * N rows of one stream */
+static inline unsigned wkv_blocks(int H, int N) { return (unsigned)(((size_t)H * N + 7) / 8); }
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,

@@ -31,12 +31,8 @@ __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int
     const int stream = blockIdx.y, h = row / N, i = row % N, A = H * N;
     float *st = states[stream] + off + (size_t)row * N;
     float s[E], uq[E];
-#pragma unroll
-    for (int q = 0; q < E; q++) {
-        const int j = lane + 32 * q;
-        s[q] = j < N ? st[j] : 0.0f;
-        uq[q] = j < N ? u[h * N + j] : 0.0f;
-    }
+    wkv_row_load<E>(s, st, lane, N);
+    wkv_row_load<E>(uq, u + h * N, lane, N);
     const size_t row0 = (size_t)stream * per, first = row0 * A + (size_t)h * N;
     wkv5_in<E> cur, next;
     wkv5_load(&cur, r, k, w, v, first, row0 * w_stride + (size_t)h * N, i, lane, N);
@@ -54,20 +50,14 @@ __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int
         if (lane == 0) y[o + i] = acc;
         cur = next;
     }
-#pragma unroll
-    for (int q = 0; q < E; q++)
-        if (lane + 32 * q < N) st[lane + 32 * q] = s[q];
+    wkv_row_store<E>(st, s, lane, N);
 }
 
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s) {
-    const unsigned blocks = (unsigned)(((size_t)H * N + 7) / 8); /* 8 warps a block */
-    const dim3 grid(blocks, rows->n_streams);
-#define WKV_LAUNCH(E)                                                                              \
-    wkv5_state_kernel<E><<<grid, 256, 0, s>>>(rows->states, off, rows->per, H, N, r, k, v, w, w_stride, u, y)
-    if (N <= 32) WKV_LAUNCH(1);
-    else if (N <= 64) WKV_LAUNCH(2);
-    else if (N <= 128) WKV_LAUNCH(4);
-    else WKV_LAUNCH(8);
-#undef WKV_LAUNCH
+    const dim3 grid(wkv_blocks(H, N), rows->n_streams);
+    wkv_by_width(N, [&](auto width) {
+        wkv5_state_kernel<decltype(width)::value><<<grid, 256, 0, s>>>(
+            rows->states, off, rows->per, H, N, r, k, v, w, w_stride, u, y);
+    });
 }

@@ -36,8 +36,7 @@ __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int
     const int stream = blockIdx.y, h = row / N, i = row % N, A = H * N;
     float *st = states[stream] + off + (size_t)row * N;
     float s[E];
-#pragma unroll
-    for (int q = 0; q < E; q++) s[q] = lane + 32 * q < N ? st[lane + 32 * q] : 0.0f;
+    wkv_row_load<E>(s, st, lane, N);
     const size_t first = (size_t)stream * per * A + (size_t)h * N;
     wkv7_in<E> cur, next;
     wkv7_load(&cur, r, w, k, a, b, v, first, i, lane, N);
@@ -57,20 +56,14 @@ __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int
         if (lane == 0) y[o + i] = acc;
         cur = next;
     }
-#pragma unroll
-    for (int q = 0; q < E; q++)
-        if (lane + 32 * q < N) st[lane + 32 * q] = s[q];
+    wkv_row_store<E>(st, s, lane, N);
 }
 
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                      const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s) {
-    const unsigned blocks = (unsigned)(((size_t)H * N + 7) / 8); /* 8 warps a block */
-    const dim3 grid(blocks, rows->n_streams);
-#define WKV_LAUNCH(E)                                                                              \
-    wkv7_state_kernel<E><<<grid, 256, 0, s>>>(rows->states, off, rows->per, H, N, r, w, k, v, a, b, y)
-    if (N <= 32) WKV_LAUNCH(1);
-    else if (N <= 64) WKV_LAUNCH(2);
-    else if (N <= 128) WKV_LAUNCH(4);
-    else WKV_LAUNCH(8);
-#undef WKV_LAUNCH
+    const dim3 grid(wkv_blocks(H, N), rows->n_streams);
+    wkv_by_width(N, [&](auto width) {
+        wkv7_state_kernel<decltype(width)::value><<<grid, 256, 0, s>>>(
+            rows->states, off, rows->per, H, N, r, w, k, v, a, b, y);
+    });
 }
