@@ -88,7 +88,7 @@ LIB_OBJ += $(CUDA_OBJ)
 LIB_LDLIBS += $(CUDA_LDLIBS)
 SO_LDLIBS += $(CUDA_LDLIBS) -Wl,--exclude-libs,ALL
 $(CUDA_OBJ): NVCC_FLAGS += -Xcompiler -fvisibility=hidden
-$(BUILD)/src/train/engine_cuda.o: OBJ_FLAGS += -isystem $(CUDA_HOME)/include
+$(BUILD)/src/train/engine_cuda.o $(BUILD)/src/train/data_parallel_cuda.o: OBJ_FLAGS += -isystem $(CUDA_HOME)/include
 endif
 CUDA_FLAG := $(BUILD)/cuda.flag
 $(shell mkdir -p $(BUILD) && (echo $(CUDA) | cmp -s - $(CUDA_FLAG) || echo $(CUDA) > $(CUDA_FLAG)))

@@ -2,16 +2,69 @@
 #include <string.h>
 
 #include "cli.h"
+#include "launch.h"
 #include "rwkv_bench.h"
 
 /* `--device cuda --train`: the training table of the shapes asked for. */
+/* --quick: 169M only, batch 8, 3 steps, unless given. */
+static void quick_defaults(rwkv_train_bench_options *to, const char **only) {
+    to->batch = to->batch > 0 ? to->batch : 8;
+    to->steps = to->steps > 0 ? to->steps : 3;
+    *only = *only ? *only : "169M";
+}
+
+/* The flags of the data-parallel training benchmark. */
+typedef struct bench_dist {
+    int gpus;
+    double one_gpu_tps; /* given to the ranks by --gpus: the figure efficiency is quoted against */
+} bench_dist;
+
+/* A rank of `--gpus N` (or of another launcher): rank 0 prints the row. */
+static int bench_train_rank(const rwkv_train_bench_options *o, const char *only, const bench_dist *bd) {
+    rwkv_train_bench_result r;
+    rwkv_error err;
+    if (rwkv_train_bench_run(only ? only : "169M", o, 0, &r, &err) != RWKV_OK) return cli_report(&err);
+    if (o->rank != 0) return 0;
+    const double ideal = bd->one_gpu_tps * o->world_size;
+    printf("| %s | %s | %d | %d x %d | %.1f | %.0f | %.0f | %.1f%% |\n", r.shape, r.precision, o->world_size, r.batch,
+           r.ctx, r.step_ms, r.tokens_per_s, ideal, ideal > 0 ? 100 * r.tokens_per_s / ideal : 0.0);
+    fflush(stdout);
+    return 0;
+}
+
+/* --gpus N: per shape, the one-GPU figure here, then N ranks. */
+static int bench_train_gpus(int argc, char **argv, const rwkv_train_bench_options *o, const char *only,
+                            const bench_dist *bd) {
+    const int first = cli_first_gpu(o->device);
+    if (first < 0) return cli_usage_error("bench", "--gpus needs --device cuda or cuda:N, not %s", o->device);
+    printf("| shape | precision | GPUs | B x T per GPU | step ms | tokens/s | N x one GPU | efficiency |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    int found = 0;
+    for (int i = 0; rwkv_train_bench_shape(i); i++) {
+        const char *name = rwkv_train_bench_shape(i);
+        if (only && strcmp(only, name) != 0) continue;
+        found = 1;
+        rwkv_train_bench_result r1;
+        rwkv_error err;
+        if (rwkv_train_bench_run(name, o, 0, &r1, &err) != RWKV_OK) return cli_report(&err);
+        printf("| %s | %s | 1 | %d x %d | %.1f | %.0f | %.0f | 100%% |\n", r1.shape, r1.precision, r1.batch, r1.ctx,
+               r1.step_ms, r1.tokens_per_s, r1.tokens_per_s);
+        fflush(stdout);
+        char tps[32];
+        snprintf(tps, sizeof tps, "%.1f", r1.tokens_per_s);
+        static const char *const drop[] = {"--gpus", "--shape", "--one-gpu-tps", NULL};
+        const char *extra[] = {"--shape", name, "--one-gpu-tps", tps, NULL};
+        const cli_launch l = {"bench", argc, argv, bd->gpus, first, drop, extra, NULL};
+        const int rc = cli_launch_ranks(&l);
+        if (rc != 0) return rc;
+    }
+    if (!found) return cli_usage_error("bench", "--shape must be 169M, 430M or 1.5B, got '%s'", only);
+    return 0;
+}
+
 static int bench_train(const rwkv_train_bench_options *o, const char *only, int quick) {
     rwkv_train_bench_options to = *o;
-    if (quick) {
-        to.batch = to.batch > 0 ? to.batch : 8;
-        to.steps = to.steps > 0 ? to.steps : 3;
-        only = only ? only : "169M";
-    }
+    if (quick) quick_defaults(&to, &only);
     rwkv_error err;
     double peak = 0;
     if (rwkv_train_bench_peak(o->device, &peak, &err) != RWKV_OK) return cli_report(&err);
@@ -41,6 +94,7 @@ int cmd_bench(int argc, char **argv) {
     int json = 0, train = 0, quick = 0, batch = 0;
     rwkv_bench_options o = {0};
     rwkv_train_bench_options to = {0};
+    bench_dist bd = {0, 0.0};
     cli_opt opts[] = {
         CLI_OPT_MODEL(&model, "checkpoint (safetensors, .pth, rwkv.cpp file or transformers folder)"),
         CLI_OPT_THREADS(&o.threads),
@@ -65,12 +119,21 @@ int cmd_bench(int argc, char **argv) {
         {"--steps", 0, CLI_INT, &to.steps, 1, 100000, "N", "timed steps", "5", NULL, NULL, NULL},
         {"--quick", 0, CLI_FLAG, &quick, 0, 0, NULL, "169M only, batch 8, 3 steps (a smoke run)", "", NULL, NULL,
          NULL},
+        {"--gpus", 0, CLI_INT, &bd.gpus, 1, 4096, "N", "data parallel on N GPUs from --device cuda:K on (--batch per\n"
+         "GPU): tokens/s against N x one GPU's (docs/multigpu.md)", "", NULL, NULL, NULL},
+        {"--rank", 0, CLI_INT, &to.rank, 0, 4095, "R", "with --world, --rendezvous: a rank another launcher started",
+         NULL, NULL, NULL, NULL},
+        {"--world", 0, CLI_INT, &to.world_size, 1, 4096, "N", "the number of ranks", "", NULL, NULL, NULL},
+        {"--rendezvous", 0, CLI_STR, &to.rendezvous, 0, 0, "ADDR", "HOST:PORT or file:PATH where the ranks meet", "",
+         NULL, NULL, NULL},
+        {"--one-gpu-tps", 0, CLI_DOUBLE, &bd.one_gpu_tps, 0, 1e12, "X", "a rank's reference: one GPU's tokens/s",
+         "", NULL, NULL, NULL},
     };
     cli_spec spec = {"bench",
                      "rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]\n"
                      "       rwkv bench -m MODEL --device cuda[:N] [--precision P] [--batch N] [--tokens N] [--prompt N]\n"
                      "       rwkv bench --device cuda[:N] --train [--shape S] [--batch N] [--ctx N] [--steps N]\n"
-                     "                  [--precision P] [--quick]",
+                     "                  [--precision P] [--quick] [--gpus N]",
                      "Measures decode (RNN mode, ms/token: median of N timed tokens after a warm-up), prefill\n"
                      "(sequence mode, tokens/s for an N-token prompt), the weight bytes one token reads, and in\n"
                      "the same run the machine's read bandwidth and float32 FMA peak at the same thread count;\n"
@@ -89,10 +152,15 @@ int cmd_bench(int argc, char **argv) {
     if (train && !on_gpu) return cli_usage_error("bench", "--train needs --device cuda (the GPU training benchmark)");
     if (on_gpu && !train && !model)
         return cli_usage_error("bench", "--device %s needs -m MODEL (inference) or --train", device);
+    if ((bd.gpus || to.world_size) && !train)
+        return cli_usage_error("bench", "--gpus and --world need --train (the GPU training benchmark)");
     if (train) {
         to.batch = batch;
         to.device = device;
         to.precision = precision;
+        if (quick && (bd.gpus || to.world_size)) quick_defaults(&to, &shape);
+        if (bd.gpus) return bench_train_gpus(argc, argv, &to, shape, &bd);
+        if (to.world_size) return bench_train_rank(&to, shape, &bd);
         return bench_train(&to, shape, quick);
     }
     if (!model) return cli_usage_error("bench", "-m MODEL is required");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "launch.h"
 #include "rwkv_train.h"
 
 /* ---- progress display ---- */
@@ -25,6 +26,16 @@ static volatile sig_atomic_t stop_requested;
 static void on_sigint(int sig) {
     (void)sig;
     stop_requested = 1;
+}
+
+/* Ctrl-C and SIGTERM stop the run after the current step (a checkpoint is written first). */
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 static void fmt_duration(double s, char *buf, size_t size) {
@@ -136,7 +147,7 @@ static long env_long(const char *name) {
 
 static const char usage[] = "rwkv train --data FILE --out DIR [options]\n"
                             "       rwkv train --resume DIR [--steps N] [--threads N] [--device D] [--precision P]\n"
-                            "                  [--skip-nonfinite]";
+                            "                  [--skip-nonfinite] [--gpus N]";
 static const char about[] =
     "Trains an RWKV-4 model with Adam and the recipe of the RWKV-4 paper's code (docs/training.md);\n"
     "with --arch rwkv7 an RWKV-7 \"Goose\" model with the official x070 init and recipe\n"
@@ -149,12 +160,14 @@ static const char about[] =
     "--resume continues an interrupted run with its stored settings; with the same thread count (or\n"
     "the same GPU and precision) the per-step losses are those of an uninterrupted run. A run may\n"
     "continue on another device: checkpoints do not depend on it. Ctrl-C saves a checkpoint and stops.\n"
-    "--device cuda trains RWKV-4 on an NVIDIA GPU (builds with the CUDA toolkit; docs/cuda.md).\n";
+    "--device cuda trains RWKV-4 on an NVIDIA GPU (builds with the CUDA toolkit; docs/cuda.md);\n"
+    "--gpus N on N GPUs of this machine, data parallel over NCCL (docs/multigpu.md).\n";
 
 /* The flags that may come with --resume (the others are stored in the run). */
 static int resume_ok(const char *name) {
     static const char *const ok[] = {"--resume",  "--steps",      "--threads",     "--device", "--precision",
-                                     "--skip-nonfinite", "--no-peak", "--print-every", "--quiet"};
+                                     "--skip-nonfinite", "--no-peak", "--print-every", "--quiet", "--gpus",
+                                     "--allreduce", "--rank", "--world", "--rendezvous", "--dist-timeout"};
     for (size_t k = 0; k < CLI_N(ok); k++)
         if (strcmp(name, ok[k]) == 0) return 1;
     return 0;
@@ -165,11 +178,75 @@ static int resume_ok(const char *name) {
 #define COUNT(name, dst, lo, hi, help) {name, 0, CLI_LONG, dst, lo, hi, "N", help, NULL, NULL, NULL, NULL}
 #define SECTION(title) {NULL, 0, CLI_SECTION, NULL, 0, 0, NULL, title, NULL, NULL, NULL, NULL}
 
+/* The flags of a data-parallel run (docs/multigpu.md). */
+typedef struct dist_flags {
+    int gpus, world, rank;
+    const char *rendezvous, *allreduce;
+    double timeout_s;
+} dist_flags;
+
+/* Test hook of the launcher's tests, in a rank process: RWKV_TRAIN_DEBUG_RANK_FAIL=R makes rank R exit
+ * with status 3 (R:kill: killed by SIGKILL) at once, and every other rank wait as if stuck in a collective. */
+static void debug_rank_failure(int rank) {
+    const char *hook = getenv("RWKV_TRAIN_DEBUG_RANK_FAIL");
+    if (!hook || !*hook) return;
+    if (atoi(hook) != rank)
+        for (;;) pause();
+    if (strstr(hook, ":kill")) raise(SIGKILL);
+    _exit(3);
+}
+
+/* Starts the ranks of --gpus N after the checks that need no GPU. */
+static int launch(int argc, char **argv, const rwkv_train_options *o, const dist_flags *df, int fresh,
+                  int device_given) {
+    if (df->world || df->rendezvous)
+        return cli_usage_error("train", "--gpus starts the ranks itself; --rank, --world and --rendezvous are for "
+                                        "ranks that another launcher starts");
+    const int first = cli_first_gpu(device_given ? o->device : NULL);
+    if (first < 0) return cli_usage_error("train", "--gpus %d needs --device cuda (or cuda:N, the first GPU), not %s",
+                                          df->gpus, o->device);
+    if (fresh && o->batch % df->gpus != 0)
+        return cli_usage_error("train", "--batch %d is not divisible by --gpus %d (each GPU takes an equal share)",
+                               o->batch, df->gpus);
+    static const char *const drop[] = {"--gpus", NULL};
+    const cli_launch l = {"train", argc, argv, df->gpus, first, drop, NULL, "--quiet"};
+    return cli_launch_ranks(&l);
+}
+
+static void set_dist(const dist_flags *df, int *world, int *rank, const char **rdv, const char **allreduce,
+                     double *timeout_s) {
+    *world = df->world, *rank = df->rank, *rdv = df->rendezvous, *allreduce = df->allreduce;
+    *timeout_s = df->timeout_s;
+}
+
+/* Which of the flags that change a resumed run were given. */
+typedef struct resume_given {
+    int steps, threads, device;
+} resume_given;
+
+/* --resume DIR with the session's flags (o holds the parsed values). */
+static rwkv_status resume_run(const char *dir, const rwkv_train_options *o, resume_given g, display *d,
+                              rwkv_error *err) {
+    rwkv_resume_options ro = rwkv_resume_options_default();
+    if (g.steps) ro.steps = o->steps;
+    if (g.threads) ro.threads = o->threads;
+    if (g.device) ro.device = o->device;
+    ro.precision = o->precision;
+    if (o->skip_nonfinite) ro.skip_nonfinite = 1;
+    ro.measure_peak = o->measure_peak;
+    ro.world_size = o->world_size, ro.rank = o->rank, ro.rendezvous = o->rendezvous;
+    ro.allreduce = o->allreduce, ro.dist_timeout_s = o->dist_timeout_s;
+    ro.debug_save_pause_ms = o->debug_save_pause_ms;
+    ro.debug_nan_step = o->debug_nan_step;
+    return rwkv_train_resume(dir, &ro, on_progress, d, err);
+}
+
 int cmd_train(int argc, char **argv) {
     rwkv_train_options o = rwkv_train_options_default();
     const char *resume = NULL;
     int skip_nonfinite = 0, no_peak = 0, quiet = 0;
     long print_every = 10;
+    dist_flags df = {0, 0, 0, NULL, NULL, 0.0};
     cli_opt opts[] = {
         SECTION("data and output"),
         {"--data", 0, CLI_STR, &o.data_path, 0, 0, "FILE", "text or token file (required)", "", NULL, NULL, NULL},
@@ -225,6 +302,18 @@ int cmd_train(int argc, char **argv) {
          "", NULL, NULL, NULL},
         COUNT("--print-every", &print_every, 0, BIG, "progress line every N steps when stderr is not a terminal"),
         CLI_OPT_QUIET(&quiet, "no progress display"),
+        SECTION("several GPUs (data parallel over NCCL, docs/multigpu.md)"),
+        {"--gpus", 0, CLI_INT, &df.gpus, 1, 4096, "N", "train on N GPUs of this machine (from --device cuda:K on),\n"
+         "one process each; --batch is split among them", "1", NULL, NULL, NULL},
+        {"--allreduce", 0, CLI_CHOICE, &df.allreduce, 0, 0, "W", "the gradients on the wire", "as --precision",
+         "bf16|fp32", NULL, NULL},
+        {"--rank", 0, CLI_INT, &df.rank, 0, 4095, "R", "this process's rank (ranks started by another launcher)",
+         NULL, NULL, NULL, NULL},
+        {"--world", 0, CLI_INT, &df.world, 1, 4096, "N", "the number of ranks (with --rank and --rendezvous)", "",
+         NULL, NULL, NULL},
+        {"--rendezvous", 0, CLI_STR, &df.rendezvous, 0, 0, "ADDR",
+         "HOST:PORT where rank 0 listens, or file:PATH on a shared file system", "", NULL, NULL, NULL},
+        REAL("--dist-timeout", &df.timeout_s, "S", "seconds before a stuck collective ends the run; 0 = 600"),
     };
     int given[CLI_N(opts)];
     memset(given, 0, sizeof given);
@@ -242,32 +331,29 @@ int cmd_train(int argc, char **argv) {
         if (!o.data_path) return cli_usage_error("train", "--data FILE is required (or --resume DIR)");
         if (!o.out_dir) return cli_usage_error("train", "--out DIR is required");
     }
+    if (!df.world && (df.rendezvous || was_given(opts, CLI_N(opts), given, "--rank")))
+        return cli_usage_error("train", "--rank and --rendezvous need --world N");
+    if (df.gpus > 0) return launch(argc, argv, &o, &df, !resume, was_given(opts, CLI_N(opts), given, "--device"));
+    if (df.world > 0) {
+        debug_rank_failure(df.rank);
+        if (df.rank > 0) quiet = 1;
+    }
     display d = {isatty(2), quiet, print_every, 0, 0, "", 0};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_stop_signals();
 
     rwkv_error err;
     rwkv_status s;
+    o.skip_nonfinite = skip_nonfinite;
+    o.measure_peak = !no_peak;
+    set_dist(&df, &o.world_size, &o.rank, &o.rendezvous, &o.allreduce, &o.dist_timeout_s);
+    o.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
+    o.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
     if (resume) {
-        rwkv_resume_options ro = rwkv_resume_options_default();
-        if (was_given(opts, CLI_N(opts), given, "--steps")) ro.steps = o.steps;
-        if (was_given(opts, CLI_N(opts), given, "--threads")) ro.threads = o.threads;
-        if (was_given(opts, CLI_N(opts), given, "--device")) ro.device = o.device;
-        ro.precision = o.precision;
-        if (skip_nonfinite) ro.skip_nonfinite = 1;
-        ro.measure_peak = !no_peak;
-        ro.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
-        ro.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
-        s = rwkv_train_resume(resume, &ro, on_progress, &d, &err);
+        const resume_given g = {was_given(opts, CLI_N(opts), given, "--steps"),
+                                was_given(opts, CLI_N(opts), given, "--threads"),
+                                was_given(opts, CLI_N(opts), given, "--device")};
+        s = resume_run(resume, &o, g, &d, &err);
     } else {
-        o.skip_nonfinite = skip_nonfinite;
-        o.measure_peak = !no_peak;
-        o.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
-        o.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
         s = rwkv_train_run(&o, on_progress, &d, &err);
     }
     end_line(&d);

@@ -85,6 +85,12 @@ typedef struct rwkv_train_bench_options {
     const char *device;    /* "cuda" (NULL) or "cuda:N" */
     const char *precision; /* "bf16" (NULL) or "fp32" */
     int batch, ctx, steps; /* <= 0: 32, 1024, 5 timed steps */
+    /* Data parallel (docs/multigpu.md): world_size > 0 makes this process rank `rank` of that many,
+     * meeting at `rendezvous`; every rank trains `batch` sequences per step (the batch is per GPU),
+     * the gradients all-reduced as by `rwkv train --gpus`, and tokens/s counts every rank's tokens.
+     * The device-time split and device memory are not measured then (zeros). */
+    int world_size, rank;
+    const char *rendezvous;
 } rwkv_train_bench_options;
 
 typedef struct rwkv_train_bench_result {

@@ -119,6 +119,14 @@ typedef struct rwkv_train_options {
     const char *precision;  /* NULL: the device's default, "fp32" on the cpu, "bf16" on cuda (bf16
                                activations and matrix operands, fp32 weights, gradients and Adam state);
                                "fp32" on cuda multiplies in strict fp32. The cpu trains in fp32 only. */
+    /* data parallel over several GPUs (docs/multigpu.md); this session only, not stored in config.json */
+    int world_size;         /* 0: one process; N >= 1: this process is rank `rank` of N, one GPU each,
+                               joined through NCCL; --batch is the global micro-batch (divisible by N) */
+    int rank;               /* 0..N-1; only rank 0 writes the run directory */
+    const char *rendezvous; /* "HOST:PORT" (rank 0 listens there) or "file:PATH" (on a shared file
+                               system): where rank 0 hands the NCCL id to the others */
+    const char *allreduce;  /* the gradients on the wire: "bf16" or "fp32"; NULL: as the precision */
+    double dist_timeout_s;  /* 0: 600; a collective (or the rendezvous) that takes longer ends the run */
     /* bookkeeping */
     long eval_every;        /* 100 steps (and the last step); 0: only the last step */
     long save_every;        /* 500 steps (and the last step); 0: only the last step */
@@ -145,6 +153,10 @@ typedef struct rwkv_resume_options {
     const char *precision;  /* NULL: the stored one, or the default of a new device */
     int skip_nonfinite;     /* -1: keep */
     int measure_peak;       /* 1 */
+    int world_size, rank;   /* data parallel, as in rwkv_train_options: a run may resume on another */
+    const char *rendezvous; /* number of GPUs than it was saved from */
+    const char *allreduce;
+    double dist_timeout_s;
     int debug_save_pause_ms;
     long debug_nan_step;
 } rwkv_resume_options;

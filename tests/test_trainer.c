@@ -377,7 +377,7 @@ static void test_engine_cpu_matches_direct_math(void) {
     if (e) {
         float loss[2], val = 0;
         e->ops->zero_grads(e);
-        for (int a = 0; a < 2; a++) e->ops->accumulate(e, in, tg, &loss[a], &err);
+        for (int a = 0; a < 2; a++) e->ops->accumulate(e, in, tg, a == 1, &loss[a], &err);
         const double norm = e->ops->grad_norm(e);
         CHECK(loss[0] == ref_loss[0] && loss[1] == ref_loss[1] && norm == ref_norm,
               "engine loss %.9g %.9g norm %.9g, direct %.9g %.9g %.9g", loss[0], loss[1], norm, ref_loss[0],

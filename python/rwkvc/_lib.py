@@ -116,7 +116,8 @@ class TrainOptions(Structure):
                 ("warmup_steps", c_long), ("const_steps", c_long), ("beta1", c_double), ("beta2", c_double),
                 ("adam_eps", c_double), ("weight_decay", c_double), ("grad_clip", c_double), ("l2wrap", c_double),
                 ("layerwise_lr", c_int), ("emb_init", c_double), ("device", c_char_p), ("precision", c_char_p),
-                ("eval_every", c_long), ("save_every", c_long),
+                ("world_size", c_int), ("rank", c_int), ("rendezvous", c_char_p), ("allreduce", c_char_p),
+                ("dist_timeout_s", c_double), ("eval_every", c_long), ("save_every", c_long),
                 ("keep_checkpoints", c_int), ("seed", c_uint64), ("threads", c_int), ("skip_nonfinite", c_int),
                 ("measure_peak", c_int), ("debug_save_pause_ms", c_int), ("debug_nan_step", c_long)]
 
@@ -124,7 +125,8 @@ class TrainOptions(Structure):
 class ResumeOptions(Structure):
     _c_name = "rwkv_resume_options"
     _fields_ = [("steps", c_long), ("threads", c_int), ("device", c_char_p), ("precision", c_char_p),
-                ("skip_nonfinite", c_int), ("measure_peak", c_int),
+                ("skip_nonfinite", c_int), ("measure_peak", c_int), ("world_size", c_int), ("rank", c_int),
+                ("rendezvous", c_char_p), ("allreduce", c_char_p), ("dist_timeout_s", c_double),
                 ("debug_save_pause_ms", c_int), ("debug_nan_step", c_long)]
 
 

@@ -43,10 +43,44 @@ rwkv_status rwkv4_cuda_new(const param_layout *layout, int B, int T, rwkv4_cuda_
                            rwkv4_cuda **out, rwkv_error *err);
 void rwkv4_cuda_free(rwkv4_cuda *ctx);
 
+/* Data parallel (train/engine_cuda.c): the parameter buffer holds at least
+ * param_floats floats (room for an in-place all-gather of equal shards),
+ * and Adam's moments exist only for the parameters [moment_lo, moment_hi):
+ * the moment copies below move that many floats, and every Adam span must
+ * lie inside the range. */
+typedef struct rwkv4_cuda_shard {
+    size_t param_floats, moment_lo, moment_hi;
+} rwkv4_cuda_shard;
+rwkv_status rwkv4_cuda_new_shard(const param_layout *layout, int B, int T, rwkv4_cuda_precision precision,
+                                 const rwkv4_cuda_shard *shard, rwkv4_cuda **out, rwkv_error *err);
+
+/* Called while forward_backward enqueues the backward, each time the
+ * gradients from offset `from` to the end of the layout are final (once
+ * the work enqueued so far on the context's stream has run): after the head
+ * and ln_out, after each block, and with from = 0 at the end. An engine
+ * uses it to start reducing those gradients while the rest is computed.
+ * NULL: none. */
+typedef void (*rwkv4_cuda_grad_hook)(void *user, size_t from);
+void rwkv4_cuda_set_grad_hook(rwkv4_cuda *ctx, rwkv4_cuda_grad_hook hook, void *user);
+
+/* The device buffers, for collectives run beside the context: the float32
+ * parameters and gradients (total floats each), the moments of the shard,
+ * and the stream every call of the context enqueues on. */
+typedef struct rwkv4_cuda_device {
+    float *params, *grads, *m, *v;
+    cuda_stream stream;
+    size_t total;
+} rwkv4_cuda_device;
+rwkv4_cuda_device rwkv4_cuda_device_state(rwkv4_cuda *ctx);
+/* Enqueues the bf16 copy's refresh from the float32 parameters (bf16 mode;
+ * nothing in fp32), after they were changed on the device. */
+void rwkv4_cuda_refresh_bf16(rwkv4_cuda *ctx);
+
 /* Device bytes this context allocated. */
 size_t rwkv4_cuda_bytes(const rwkv4_cuda *ctx);
 
-/* Host <-> device copies of layout.total floats (they wait). */
+/* Host <-> device copies of layout.total floats (the moments: of the
+ * shard's range); they wait. */
 rwkv_status rwkv4_cuda_upload_params(rwkv4_cuda *ctx, const float *params, rwkv_error *err);
 rwkv_status rwkv4_cuda_download_params(rwkv4_cuda *ctx, float *params, rwkv_error *err);
 rwkv_status rwkv4_cuda_upload_moments(rwkv4_cuda *ctx, const float *m, const float *v,

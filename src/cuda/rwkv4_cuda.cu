@@ -62,6 +62,11 @@ struct rwkv4_cuda {
     cudaEvent_t upload_done;
     cuda_adam_span *spans_host; /* spans of the last Adam step's groups */
     int n_spans, n_adam_blocks;
+    /* data parallel: the parameter buffer's size and the moments' range */
+    size_t param_cap, m_lo, m_n;
+    rwkv4_cuda_grad_hook hook;
+    void *hook_user;
+    size_t *final_from; /* [L + 2]: per backward stage, where the final gradients start (SIZE_MAX: not a suffix) */
     /* timing */
     int timing;
     cudaEvent_t ev[2 * EVENT_PAIRS], ev_start, ev_end;
@@ -149,10 +154,10 @@ static size_t carve(rwkv4_cuda *c, char *base) {
         ptr = (type)(base ? base + off : NULL);                                                    \
         off += ((size_t)(bytes) + 255) & ~(size_t)255;                                             \
     } while (0)
-    TAKE(c->params, float *, P * 4);
+    TAKE(c->params, float *, (P > c->param_cap ? P : c->param_cap) * 4);
     TAKE(c->grads, float *, P * 4);
-    TAKE(c->m, float *, P * 4);
-    TAKE(c->v, float *, P * 4);
+    TAKE(c->m, float *, c->m_n * 4);
+    TAKE(c->v, float *, c->m_n * 4);
     if (c->act == CUDA_BF16) TAKE(c->params16, bf16 *, P * 2);
     for (int l = 0; l < c->L; l++) {
         block_act *a = &c->acts[l];
@@ -203,9 +208,45 @@ static size_t carve(rwkv4_cuda *c, char *base) {
     return off;
 }
 
+/* The backward stage in which a parameter's gradient becomes final: 0 for
+ * the head and ln_out, L - l for block l (its ln0 and the embedding: L + 1,
+ * after the last block). */
+static int grad_stage(const char *name, int L) {
+    int l;
+    if (strncmp(name, "blocks.", 7) == 0 && sscanf(name + 7, "%d", &l) == 1)
+        return strstr(name, ".ln0.") ? L + 1 : L - l;
+    return strcmp(name, "emb.weight") == 0 ? L + 1 : 0;
+}
+
+/* final_from[k]: after stage k, the offset from which every gradient up to
+ * the end of the layout is final, when the stages so far finished exactly
+ * a suffix of the flat buffer (the official order); SIZE_MAX otherwise. */
+static int plan_grad_suffixes(rwkv4_cuda *c) {
+    c->final_from = (size_t *)malloc(sizeof(size_t) * (size_t)(c->L + 2));
+    if (!c->final_from) return 0;
+    for (int k = 0; k <= c->L + 1; k++) {
+        size_t lo = SIZE_MAX, hi_rest = 0;
+        for (int i = 0; i < c->layout.count; i++) {
+            const param_info *p = &c->layout.params[i];
+            if (grad_stage(p->name, c->L) <= k) lo = p->offset < lo ? p->offset : lo;
+            else if (p->offset + p->numel > hi_rest) hi_rest = p->offset + p->numel;
+        }
+        c->final_from[k] = lo != SIZE_MAX && hi_rest <= lo ? lo : SIZE_MAX;
+    }
+    return 1;
+}
+
 rwkv_status rwkv4_cuda_new(const param_layout *layout, int B, int T, rwkv4_cuda_precision precision,
                            rwkv4_cuda **out, rwkv_error *err) {
+    return rwkv4_cuda_new_shard(layout, B, T, precision, NULL, out, err);
+}
+
+rwkv_status rwkv4_cuda_new_shard(const param_layout *layout, int B, int T, rwkv4_cuda_precision precision,
+                                 const rwkv4_cuda_shard *shard, rwkv4_cuda **out, rwkv_error *err) {
     *out = NULL;
+    if (shard && (shard->moment_lo > shard->moment_hi || shard->moment_hi > layout->total))
+        return rwkv_fail(err, RWKV_ERR_ARG, "moment range [%zu, %zu) outside the %zu parameters", shard->moment_lo,
+                         shard->moment_hi, layout->total);
     rwkv_status st = rwkv4_cuda_available(err);
     if (st) return st;
     const model_dims s = layout->shape;
@@ -225,6 +266,9 @@ rwkv_status rwkv4_cuda_new(const param_layout *layout, int B, int T, rwkv4_cuda_
     c->pad = (size_t)(c->Vh - c->V) * (size_t)c->C;
     c->act = precision == RWKV4_CUDA_BF16 ? CUDA_BF16 : CUDA_F32;
     c->total = layout->total;
+    c->param_cap = shard ? shard->param_floats : 0;
+    c->m_lo = shard ? shard->moment_lo : 0;
+    c->m_n = shard ? shard->moment_hi - shard->moment_lo : layout->total;
     c->layout = *layout;
     c->layout.params = (param_info *)malloc(sizeof(param_info) * (size_t)layout->count);
     c->blk = (block_off *)calloc((size_t)c->L, sizeof *c->blk);
@@ -235,6 +279,10 @@ rwkv_status rwkv4_cuda_new(const param_layout *layout, int B, int T, rwkv4_cuda_
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (CUDA training context)");
     }
     memcpy(c->layout.params, layout->params, sizeof(param_info) * (size_t)layout->count);
+    if (!plan_grad_suffixes(c)) {
+        rwkv4_cuda_free(c);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (CUDA training context)");
+    }
     if (!read_offsets(c)) {
         rwkv4_cuda_free(c);
         return rwkv_fail(err, RWKV_ERR_ARG, "parameter layout is not an RWKV-4 layout");
@@ -284,6 +332,7 @@ void rwkv4_cuda_free(rwkv4_cuda *c) {
     free(c->blk);
     free(c->acts);
     free(c->count);
+    free(c->final_from);
     free(c);
     cudaGetLastError();
 }
@@ -304,14 +353,14 @@ rwkv_status rwkv4_cuda_download_params(rwkv4_cuda *c, float *params, rwkv_error 
 }
 
 rwkv_status rwkv4_cuda_upload_moments(rwkv4_cuda *c, const float *m, const float *v, rwkv_error *err) {
-    CU(cudaMemcpyAsync(c->m, m, c->total * 4, cudaMemcpyHostToDevice, c->stream), "moment upload");
-    CU(cudaMemcpyAsync(c->v, v, c->total * 4, cudaMemcpyHostToDevice, c->stream), "moment upload");
+    CU(cudaMemcpyAsync(c->m, m, c->m_n * 4, cudaMemcpyHostToDevice, c->stream), "moment upload");
+    CU(cudaMemcpyAsync(c->v, v, c->m_n * 4, cudaMemcpyHostToDevice, c->stream), "moment upload");
     return cuda_sync(c->stream, "moment upload", err);
 }
 
 rwkv_status rwkv4_cuda_download_moments(rwkv4_cuda *c, float *m, float *v, rwkv_error *err) {
-    CU(cudaMemcpyAsync(m, c->m, c->total * 4, cudaMemcpyDeviceToHost, c->stream), "moment download");
-    CU(cudaMemcpyAsync(v, c->v, c->total * 4, cudaMemcpyDeviceToHost, c->stream), "moment download");
+    CU(cudaMemcpyAsync(m, c->m, c->m_n * 4, cudaMemcpyDeviceToHost, c->stream), "moment download");
+    CU(cudaMemcpyAsync(v, c->v, c->m_n * 4, cudaMemcpyDeviceToHost, c->stream), "moment download");
     return cuda_sync(c->stream, "moment download", err);
 }
 
@@ -323,6 +372,20 @@ rwkv_status rwkv4_cuda_download_grads(rwkv4_cuda *c, float *grads, rwkv_error *e
 rwkv_status rwkv4_cuda_zero_grads(rwkv4_cuda *c, rwkv_error *err) {
     CU(cudaMemsetAsync(c->grads, 0, (c->total + c->pad) * 4, c->stream), "zeroing the gradients");
     return RWKV_OK;
+}
+
+void rwkv4_cuda_set_grad_hook(rwkv4_cuda *c, rwkv4_cuda_grad_hook hook, void *user) {
+    c->hook = hook;
+    c->hook_user = user;
+}
+
+rwkv4_cuda_device rwkv4_cuda_device_state(rwkv4_cuda *c) {
+    rwkv4_cuda_device d = {c->params, c->grads, c->m, c->v, c->stream, c->total};
+    return d;
+}
+
+void rwkv4_cuda_refresh_bf16(rwkv4_cuda *c) {
+    if (c->params16) cuda_convert(CUDA_BF16, c->params16, CUDA_F32, c->params, c->total, c->stream);
 }
 
 rwkv_status rwkv4_cuda_sync(rwkv4_cuda *c, rwkv_error *err) {
@@ -552,6 +615,11 @@ static rwkv_status backward_block(rwkv4_cuda *c, int l, rwkv_error *err) {
     return RWKV_OK;
 }
 
+/* Tells the hook (if any) that backward stage k was enqueued. */
+static void grads_final(rwkv4_cuda *c, int k) {
+    if (c->hook && c->final_from[k] != SIZE_MAX) c->hook(c->hook_user, c->final_from[k]);
+}
+
 static rwkv_status backward(rwkv4_cuda *c, rwkv_error *err) {
     const int N = c->N, C = c->C;
     const cuda_dtype t = c->act;
@@ -565,11 +633,16 @@ static rwkv_status backward(rwkv4_cuda *c, rwkv_error *err) {
     TIMED(KIND_NORM, cuda_layernorm_backward(t, c->x_out, P + c->ln_out_w, c->mean_out, c->rstd_out, c->gz, N,
                                              C, c->gx, 0, G + c->ln_out_w, G + c->ln_out_b, c->partial,
                                              c->stream));
-    for (int l = c->L - 1; l >= 0; l--) TRY(backward_block(c, l, err));
+    grads_final(c, 0);
+    for (int l = c->L - 1; l >= 0; l--) {
+        TRY(backward_block(c, l, err));
+        grads_final(c, c->L - l);
+    }
     TIMED(KIND_NORM, cuda_layernorm_backward(t, c->emb_out, P + c->ln0_w, c->mean0, c->rstd0, c->gx, N, C,
                                              c->gz, 0, G + c->ln0_w, G + c->ln0_b, c->partial, c->stream));
     TIMED(KIND_ELEM, cuda_embedding_backward(t, c->gz, order, seg, seg_tok, c->n_seg, C, G + c->emb,
                                              c->stream));
+    grads_final(c, c->L + 1);
     return cuda_check("CUDA backward", err);
 }
 
@@ -655,9 +728,10 @@ static rwkv_status adam_plan(rwkv4_cuda *c, const cuda_adam_span *spans, int n, 
     cuda_adam_span *sp = (cuda_adam_span *)calloc((size_t)(n > 0 ? n : 1), sizeof *sp);
     if (!sp) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (Adam spans)");
     for (int i = 0; i < n; i++) {
-        if (spans[i].offset + spans[i].count > c->total) {
+        if (spans[i].count > 0 && (spans[i].offset < c->m_lo || spans[i].offset + spans[i].count > c->m_lo + c->m_n)) {
             free(sp);
-            return rwkv_fail(err, RWKV_ERR_ARG, "Adam span %d runs past the %zu parameters", i, c->total);
+            return rwkv_fail(err, RWKV_ERR_ARG, "Adam span %d runs outside the moments' [%zu, %zu)", i, c->m_lo,
+                             c->m_lo + c->m_n);
         }
         sp[i] = spans[i];
     }
@@ -694,7 +768,8 @@ rwkv_status rwkv4_cuda_adam_update(rwkv4_cuda *c, const cuda_adam_span *spans, i
                                    float grad_scale, float max_norm, long t, const rwkv4_cuda_adam *h,
                                    rwkv_error *err) {
     TRY(adam_plan(c, spans, n_spans, err));
-    cuda_adam_update(c->params, c->grads, c->m, c->v, (uint16_t *)c->params16, c->spans, c->block_span,
+    /* the moments are indexed by parameter offset: their base is shifted by the range's start */
+    cuda_adam_update(c->params, c->grads, c->m - c->m_lo, c->v - c->m_lo, (uint16_t *)c->params16, c->spans, c->block_span,
                      c->n_adam_blocks, lr, grad_scale, max_norm, c->norm, h->beta1, h->beta2, h->eps,
                      h->weight_decay, t, c->stream);
     return cuda_check("Adam step", err);

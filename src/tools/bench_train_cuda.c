@@ -9,6 +9,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "rwkv_bench.h"
+#include "train/dist.h"
 #include "train/engine.h"
 #include "train/options.h"
 #include "train/peak_cuda.h"
@@ -114,6 +115,61 @@ static rwkv_status time_steps(rwkv4_cuda *ctx, const param_layout *lay, const sh
     return s;
 }
 
+/* The data-parallel step of the trainer's engine, on `world` ranks (the
+ * engine takes over params). */
+static rwkv_status time_parallel(const rwkv_train_bench_options *o, const param_layout *lay, const shape_def *sh,
+                                 int B, int T, int steps, int fp32, float *params, rwkv_train_bench_result *r,
+                                 rwkv_error *err) {
+    const int warmup = 2, world = o->world_size, n = B * T * world;
+    const train_dist_settings set = {world, o->rank, o->rendezvous, NULL, 600.0};
+    arch_shape as = {.n_vocab = sh->V, .n_embd = sh->C, .n_layer = sh->L, .n_ffn = 4 * sh->C};
+    adam_group *groups = malloc(sizeof *groups * (size_t)lay->count);
+    int *inputs = malloc(sizeof(int) * (size_t)n), *targets = malloc(sizeof(int) * (size_t)n);
+    train_dist *dist = NULL;
+    train_engine *e = NULL;
+    rwkv_status s = groups && inputs && targets ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of host memory");
+    for (int i = 0; s == RWKV_OK && i < lay->count; i++)
+        groups[i] = (adam_group){lay->params[i].offset, lay->params[i].numel, lay->params[i].lr_scale, 0};
+    if (s == RWKV_OK) s = train_dist_open(&set, train_device_index(o->device ? o->device : "cuda"), &dist, err);
+    if (s == RWKV_OK) {
+        const train_engine_config cfg = {.arch = train_arch_find("rwkv4"), .shape = &as, .lay = lay, .batch = B * world,
+                                         .ctx_len = T, .threads = 1, .groups = groups, .n_groups = lay->count,
+                                         .hp = {0.9f, 0.99f, 1e-8f, 0.0f}, .l2wrap = 1e-4f,
+                                         .device_index = train_device_index(o->device ? o->device : "cuda"),
+                                         .bf16 = !fp32, .dist = dist, .allreduce_bf16 = !fp32};
+        s = train_engine_new_cuda(&cfg, params, NULL, NULL, &e, err);
+    } else {
+        free(params);
+    }
+    uint64_t rng = 88172645463325252ull;
+    double t0 = 0;
+    float loss = 0;
+    for (int i = 0; s == RWKV_OK && i < warmup + steps; i++) {
+        if (i == warmup) t0 = now_s();
+        for (int k = 0; k < n; k++) {
+            inputs[k] = (int)urand(&rng, 0, (float)sh->V);
+            targets[k] = (int)urand(&rng, 0, (float)sh->V);
+        }
+        e->ops->zero_grads(e);
+        s = e->ops->accumulate(e, inputs, targets, 1, &loss, err);
+        if (s == RWKV_OK) e->ops->adam_step(e, 1e-4f, (float)(1.0 / (e->ops->grad_norm(e) + 1.0)), i + 1);
+    }
+    const double dt = (now_s() - t0) / steps; /* the last update waited for its all-gather */
+    /* one more micro-batch returns a failure the last update kept (adam_step returns none) */
+    if (s == RWKV_OK) s = e->ops->accumulate(e, inputs, targets, 1, &loss, err);
+    if (s == RWKV_OK) {
+        r->step_ms = dt * 1e3;
+        r->tokens_per_s = (double)n / dt;
+        r->loss = loss;
+    }
+    if (e) e->ops->free(e);
+    train_dist_free(dist);
+    free(groups);
+    free(inputs);
+    free(targets);
+    return s;
+}
+
 rwkv_status rwkv_train_bench_run(const char *shape, const rwkv_train_bench_options *opts, double peak_gflops,
                                  rwkv_train_bench_result *out, rwkv_error *err) {
     const rwkv_train_bench_options def = {0};
@@ -138,16 +194,19 @@ rwkv_status rwkv_train_bench_run(const char *shape, const rwkv_train_bench_optio
     rwkv4_cuda *ctx = NULL;
     uint64_t rng = 2463534242ull;
     if (!params) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of host memory for %zu parameters", lay.total);
-    if (s == RWKV_OK) {
-        random_params(&lay, params, &rng);
+    if (s == RWKV_OK) random_params(&lay, params, &rng);
+    if (s == RWKV_OK && o->world_size > 0) {
+        s = time_parallel(o, &lay, sh, B, T, steps, fp32, params, out, err);
+        params = NULL; /* the engine took them */
+    } else if (s == RWKV_OK) {
         s = rwkv4_cuda_new(&lay, B, T, fp32 ? RWKV4_CUDA_FP32 : RWKV4_CUDA_BF16, &ctx, err);
     }
-    if (s == RWKV_OK) s = rwkv4_cuda_upload_params(ctx, params, err);
-    if (s == RWKV_OK) s = time_steps(ctx, &lay, sh, B, T, steps, out, err);
+    if (s == RWKV_OK && ctx) s = rwkv4_cuda_upload_params(ctx, params, err);
+    if (s == RWKV_OK && ctx) s = time_steps(ctx, &lay, sh, B, T, steps, out, err);
     if (s == RWKV_OK) {
         const double flops_per_token = 6.0 * ((double)sh->V * sh->C + 13.0 * sh->C * (double)sh->C * sh->L);
         out->mfu = peak_gflops > 0 ? out->tokens_per_s * flops_per_token / (peak_gflops * 1e9) : 0;
-        out->device_gib = (double)rwkv4_cuda_bytes(ctx) / (double)(1 << 30);
+        out->device_gib = ctx ? (double)rwkv4_cuda_bytes(ctx) / (double)(1 << 30) : 0.0;
     }
     if (s != RWKV_OK && err) rwkv_error_prefix(err, sh->name);
     rwkv4_cuda_free(ctx);

@@ -18,6 +18,12 @@
  *   norm). Every result must be deterministic for a given thread count (on
  *   the CPU) or device and precision (on a GPU), so a resumed run repeats
  *   the losses of an uninterrupted one.
+ * - Data parallel (config.dist, the CUDA engine only): every rank's engine
+ *   is given the same calls with the same whole micro-batches and returns
+ *   the same results (losses, norms and exported state are those of the
+ *   whole batch); each call that involves the other ranks (accumulate,
+ *   adam_step, eval_loss, export_state) must be made on every rank in the
+ *   same order. Only the ranks' rows of a batch differ, not the API.
  * - Errors are returned as rwkv_status with err filled; nothing is printed. */
 #ifndef RWKV_TRAIN_ENGINE_H
 #define RWKV_TRAIN_ENGINE_H
@@ -42,6 +48,8 @@ typedef struct train_engine_config {
     float l2wrap;             /* the RWKV-4 logit regulariser (ignored by gpt) */
     int device_index;         /* the CUDA engine: which GPU */
     int bf16;                 /* the CUDA engine: bf16 activations and matrix operands (else fp32) */
+    struct train_dist *dist;  /* the CUDA engine: the ranks of a data-parallel run (borrowed), or NULL */
+    int allreduce_bf16;       /* with dist: the gradients travel as bf16 (else fp32) */
 } train_engine_config;
 
 typedef struct train_engine train_engine;
@@ -53,9 +61,12 @@ typedef struct train_engine_ops {
     void (*zero_grads)(train_engine *e);
     /* Forward + backward of one micro-batch, inputs/targets [batch][ctx_len]
      * on the host; d(loss)/d(params) is ADDED to the gradients and the mean
-     * loss written. RWKV_ERR_NUMERIC when the loss is not finite (the loop's
-     * non-finite guard handles it); any other error ends the run. */
-    rwkv_status (*accumulate)(train_engine *e, const int *inputs, const int *targets, float *loss,
+     * loss written. `last` marks the optimizer step's last micro-batch: after
+     * it the gradients are complete (a data-parallel engine averages them
+     * over its ranks during that backward). RWKV_ERR_NUMERIC when the loss
+     * is not finite (the loop's non-finite guard handles it); any other
+     * error ends the run. */
+    rwkv_status (*accumulate)(train_engine *e, const int *inputs, const int *targets, int last, float *loss,
                               rwkv_error *err);
     /* sqrt(sum g^2) of the accumulated gradients, unscaled; NaN or Inf when
      * any element is not finite. */

@@ -36,9 +36,10 @@ static void cpu_zero_grads(train_engine *e) {
     memset(c->grads, 0, c->n * sizeof(float));
 }
 
-static rwkv_status cpu_accumulate(train_engine *e, const int *inputs, const int *targets, float *loss,
+static rwkv_status cpu_accumulate(train_engine *e, const int *inputs, const int *targets, int last, float *loss,
                                   rwkv_error *err) {
     cpu_engine *c = (cpu_engine *)e;
+    (void)last; /* one process: the gradients are complete as they are */
     return c->cfg.arch->forward_backward(c->ctx, c->params, inputs, targets, c->cfg.l2wrap, c->grads, loss, err);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rendezvous.h"
 #include "train/arch.h"
 #include "train/engine.h"
 
@@ -94,6 +95,31 @@ static rwkv_status check_device(const rwkv_train_options *o, rwkv_error *err) {
     return train_cuda_check(o->arch ? o->arch : "rwkv4", index, err);
 }
 
+/* The data-parallel settings (world_size > 0): flags a launcher gives, so
+ * their names are the CLI's. */
+static rwkv_status check_dist(const rwkv_train_options *o, rwkv_error *err) {
+    if (o->allreduce && strcmp(o->allreduce, "bf16") != 0 && strcmp(o->allreduce, "fp32") != 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "--allreduce must be bf16 or fp32, got '%s'", o->allreduce);
+    if (!(o->dist_timeout_s >= 0 && isfinite(o->dist_timeout_s)))
+        return rwkv_fail(err, RWKV_ERR_ARG, "the collective timeout must be >= 0 seconds, got %g", o->dist_timeout_s);
+    if (o->world_size == 0)
+        return o->allreduce ? rwkv_fail(err, RWKV_ERR_ARG, "--allreduce applies to a run on several GPUs (--gpus N)")
+                            : RWKV_OK;
+    if (o->world_size < 0 || o->world_size > 4096)
+        return rwkv_fail(err, RWKV_ERR_ARG, "--world must be in [1, 4096], got %d", o->world_size);
+    if (train_device_index(o->device) < 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "several GPUs (--gpus, --world) need --device cuda, not '%s'",
+                         o->device ? o->device : "cpu");
+    if (o->rank < 0 || o->rank >= o->world_size)
+        return rwkv_fail(err, RWKV_ERR_ARG, "--rank must be in [0, %d] for --world %d, got %d", o->world_size - 1,
+                         o->world_size, o->rank);
+    if (o->batch % o->world_size != 0)
+        return rwkv_fail(err, RWKV_ERR_ARG,
+                         "--batch %d is not divisible by %d GPUs (each GPU takes an equal share of a micro-batch)",
+                         o->batch, o->world_size);
+    return rendezvous_check_spec(o->rendezvous, err);
+}
+
 rwkv_status train_options_check(const rwkv_train_options *o, int fresh, rwkv_error *err) {
 #define BAD(...) return rwkv_fail(err, RWKV_ERR_ARG, __VA_ARGS__)
     if (fresh) {
@@ -139,5 +165,6 @@ rwkv_status train_options_check(const rwkv_train_options *o, int fresh, rwkv_err
     if ((int64_t)o->batch * o->ctx_len > (int64_t)1 << 26)
         BAD("--batch x --ctx = %lld tokens per micro-batch is too large", (long long)o->batch * o->ctx_len);
 #undef BAD
-    return check_device(o, err);
+    rwkv_status s = check_dist(o, err);
+    return s == RWKV_OK ? check_device(o, err) : s;
 }

@@ -57,8 +57,19 @@ static rwkv_status open_run(run *r, const rwkv_resume_options *ro, rwkv_error *e
     if (s == RWKV_OK && changed) s = train_config_write(path, &r->cfg, err);
     if (ro->threads > 0) o->threads = ro->threads;
     if (s == RWKV_OK && (ro->device || ro->precision)) { /* this session only, like the thread count */
+        /* another GPU keeps the run's precision; another kind of device takes its default */
+        const int same_kind = ro->device && (train_device_index(ro->device) >= 0) == (train_device_index(o->device) >= 0);
         if (ro->device) o->device = ro->device;
-        o->precision = ro->precision ? ro->precision : train_default_precision(o->device);
+        if (ro->precision) o->precision = ro->precision;
+        else if (!same_kind) o->precision = train_default_precision(o->device);
+        s = train_options_check(o, 0, err);
+    }
+    if (s == RWKV_OK && (ro->world_size > 0 || ro->allreduce)) { /* this session only, like the device */
+        o->world_size = ro->world_size;
+        o->rank = ro->rank;
+        o->rendezvous = ro->rendezvous;
+        o->allreduce = ro->allreduce;
+        o->dist_timeout_s = ro->dist_timeout_s;
         s = train_options_check(o, 0, err);
     }
     if (s == RWKV_OK) s = run_open_data(r, err);
@@ -154,6 +165,21 @@ static rwkv_status pick_checkpoint(run *r, char *note, size_t note_size, long *r
     return s;
 }
 
+/* A rank other than 0: the run's state comes from rank 0 (train/join.c). */
+static rwkv_status join_resumed(const char *dir, const rwkv_resume_options *ro, rwkv_train_callback cb, void *user,
+                                rwkv_error *err) {
+    rwkv_train_options session = rwkv_train_options_default();
+    session.device = ro->device ? ro->device : "cuda";
+    session.threads = ro->threads;
+    session.world_size = ro->world_size;
+    session.rank = ro->rank;
+    session.rendezvous = ro->rendezvous;
+    session.allreduce = ro->allreduce;
+    session.dist_timeout_s = ro->dist_timeout_s;
+    session.debug_nan_step = ro->debug_nan_step;
+    return train_join(dir, &session, cb, user, err);
+}
+
 rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *ro, rwkv_train_callback cb, void *user,
                               rwkv_error *err) {
     rwkv_resume_options def = rwkv_resume_options_default();
@@ -162,6 +188,7 @@ rwkv_status rwkv_train_resume(const char *dir, const rwkv_resume_options *ro, rw
     if (ro->steps < 0) return rwkv_fail(err, RWKV_ERR_ARG, "--steps must be at least 1, got %ld", ro->steps);
     if (ro->threads < 0 || ro->threads > 4096)
         return rwkv_fail(err, RWKV_ERR_ARG, "--threads must be in [0, 4096], got %d", ro->threads);
+    if (ro->world_size > 0 && ro->rank > 0) return join_resumed(dir, ro, cb, user, err);
     run r;
     rwkv_status s = run_init(&r, dir, "--resume", err);
     if (s != RWKV_OK) return s;

@@ -24,6 +24,7 @@ rwkv_status run_init(run *r, const char *dir, const char *what, rwkv_error *err)
 void run_free(run *r) {
     if (r->log) fclose(r->log);
     if (r->engine) r->engine->ops->free(r->engine);
+    train_dist_free(r->dist); /* after the engine, which uses it */
     free(r->inputs);
     free(r->targets);
     free(r->params);
@@ -119,8 +120,76 @@ static adam_group *adam_groups_of(const param_layout *lay, int layerwise_lr) {
     return groups;
 }
 
+train_dist_settings run_dist_settings(const rwkv_train_options *o) {
+    train_dist_settings d = {o->world_size, o->rank, o->rendezvous, o->allreduce,
+                             o->dist_timeout_s > 0 ? o->dist_timeout_s : 600.0};
+    return d;
+}
+
+int run_writes(const run *r) { return r->rank == 0; }
+
+rwkv_status run_any_rank(run *r, int *flag, rwkv_error *err) {
+    if (!r->dist) return RWKV_OK;
+    double v = *flag ? 1.0 : 0.0;
+    rwkv_status s = train_dist_sum(r->dist, &v, 1, err);
+    *flag = v > 0;
+    return s;
+}
+
+/* What every rank of a data-parallel run takes from rank 0 before the
+ * engine starts: the counters of the step resumed from, the session's
+ * precision, and the model size as a check. */
+typedef struct shared_state {
+    int64_t step, last_saved, steps, skip_nonfinite;
+    uint64_t rng[4], samples, tokens_seen, skipped, n_params;
+    double elapsed_before, last_val;
+    int32_t bf16, allreduce_bf16;
+} shared_state;
+
+static rwkv_status share_state(run *r, int *bf16, int *allreduce_bf16, rwkv_error *err) {
+    rwkv_train_options *o = &r->cfg.opt;
+    shared_state st;
+    memset(&st, 0, sizeof st);
+    st.step = r->step, st.last_saved = r->last_saved, st.steps = o->steps, st.skip_nonfinite = o->skip_nonfinite;
+    memcpy(st.rng, r->rng.s, sizeof st.rng);
+    st.samples = r->samples, st.tokens_seen = r->tokens_seen, st.skipped = r->skipped, st.n_params = r->lay.total;
+    st.elapsed_before = r->elapsed_before, st.last_val = r->last_val;
+    st.bf16 = *bf16, st.allreduce_bf16 = *allreduce_bf16;
+    rwkv_status s = train_dist_broadcast(r->dist, &st, sizeof st, err);
+    if (s != RWKV_OK) return s;
+    if (st.n_params != r->lay.total)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "rank %d: the model has %zu parameters, rank 0's %llu", r->rank,
+                         r->lay.total, (unsigned long long)st.n_params);
+    r->step = (long)st.step, r->last_saved = (long)st.last_saved;
+    o->steps = (long)st.steps, o->skip_nonfinite = (int)st.skip_nonfinite;
+    memcpy(r->rng.s, st.rng, sizeof st.rng);
+    r->samples = st.samples, r->tokens_seen = st.tokens_seen, r->skipped = st.skipped;
+    r->elapsed_before = st.elapsed_before, r->last_val = st.last_val;
+    *bf16 = st.bf16, *allreduce_bf16 = st.allreduce_bf16;
+    o->precision = st.bf16 ? "bf16" : "fp32";
+    return RWKV_OK;
+}
+
+/* Rank 0 meets the others here (they are waiting at the rendezvous), then
+ * every rank takes rank 0's counters and precision. */
+static rwkv_status start_ranks(run *r, int *bf16, int *allreduce_bf16, rwkv_error *err) {
+    const rwkv_train_options *o = r->o;
+    rwkv_status s = RWKV_OK;
+    if (!r->dist) {
+        train_dist_settings set = run_dist_settings(o);
+        s = train_dist_open(&set, train_device_index(o->device), &r->dist, err);
+    }
+    return s == RWKV_OK ? share_state(r, bf16, allreduce_bf16, err) : s;
+}
+
 rwkv_status run_start_engine(run *r, rwkv_error *err) {
     const rwkv_train_options *o = r->o;
+    int bf16 = o->precision && strcmp(o->precision, "bf16") == 0;
+    int allreduce_bf16 = o->allreduce ? strcmp(o->allreduce, "bf16") == 0 : bf16;
+    if (o->world_size > 0) {
+        rwkv_status s = start_ranks(r, &bf16, &allreduce_bf16, err);
+        if (s != RWKV_OK) return s;
+    }
     size_t bt = (size_t)o->batch * (size_t)o->ctx_len;
     r->inputs = malloc(bt * sizeof(int));
     r->targets = malloc(bt * sizeof(int));
@@ -148,7 +217,9 @@ rwkv_status run_start_engine(run *r, rwkv_error *err) {
         .hp = {(float)o->beta1, (float)o->beta2, (float)o->adam_eps, (float)o->weight_decay},
         .l2wrap = (float)o->l2wrap,
         .device_index = train_device_index(o->device),
-        .bf16 = o->precision && strcmp(o->precision, "bf16") == 0,
+        .bf16 = bf16,
+        .dist = r->dist,
+        .allreduce_bf16 = allreduce_bf16,
     };
     /* the engine owns the model state from here on, even when it fails */
     rwkv_status s = cfg.device_index >= 0 ? train_engine_new_cuda(&cfg, r->params, r->m, r->v, &r->engine, err)
@@ -163,6 +234,10 @@ rwkv_status run_save_checkpoint(run *r, double elapsed, const char *model_path, 
     ckpt_state_path(r->dir, r->step, state_path, sizeof state_path);
     const float *params, *m, *v;
     rwkv_status s = r->engine->ops->export_state(r->engine, &params, &m, &v, err);
+    if (s == RWKV_OK && !run_writes(r)) {
+        r->last_saved = r->step;
+        return RWKV_OK;
+    }
     /* model first, then the state that completes the checkpoint */
     if (s == RWKV_OK) s = r->arch->save(model_path, &r->shape, &r->lay, params, err);
     if (s != RWKV_OK) return s;

@@ -11,6 +11,7 @@
 #include "train/adam.h"
 #include "train/arch.h"
 #include "train/data.h"
+#include "train/dist.h"
 #include "train/engine.h"
 #include "train/run_config.h"
 #include "train/schedule.h"
@@ -50,6 +51,10 @@ typedef struct run {
 
     FILE *log;
     double peak_gflops;
+
+    /* data parallel: the ranks (NULL: a single process) and this one's number */
+    train_dist *dist;
+    int rank;
 } run;
 
 /* An empty run for directory dir (RWKV_ERR_ARG when the path is too long;
@@ -67,10 +72,26 @@ rwkv_status run_fresh_params(run *r, rwkv_error *err);
 rwkv_status run_check_shape(const run *r, const arch_shape *sh, const char *what, rwkv_error *err);
 /* The schedule, batch buffers and the engine, which takes over params, m and v. */
 rwkv_status run_start_engine(run *r, rwkv_error *err);
-/* Writes the model and training state of the current step. */
+/* The data-parallel settings of the run's options (world 0: none). */
+train_dist_settings run_dist_settings(const rwkv_train_options *o);
+/* 1 when flag is set on any rank (every rank calls it at the same point);
+ * flag itself in a single process. */
+rwkv_status run_any_rank(run *r, int *flag, rwkv_error *err);
+/* Rank 0 of a data-parallel run: 1; any other rank: 0 (it writes nothing). */
+int run_writes(const run *r);
+/* Writes the model and training state of the current step (in a
+ * data-parallel run every rank calls it; only rank 0 writes). */
 rwkv_status run_save_checkpoint(run *r, double elapsed, const char *model_path, rwkv_error *err);
 
 /* The loop from r->step to the run's last step (train/trainer.c). */
 rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const char *note, rwkv_error *err);
+
+/* A rank other than 0 of a data-parallel run in directory dir: waits for
+ * rank 0 at the rendezvous (rank 0 has made or opened the run by then),
+ * reads the run's settings and data, takes the model state from rank 0 and
+ * runs the loop beside it, writing nothing (train/join.c). `session` gives
+ * this process's device, data-parallel settings, threads and test hooks. */
+rwkv_status train_join(const char *dir, const rwkv_train_options *session, rwkv_train_callback cb, void *user,
+                       rwkv_error *err);
 
 #endif

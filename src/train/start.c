@@ -92,10 +92,17 @@ static rwkv_status fresh_model(run *r, rwkv_error *err) {
     return s;
 }
 
+static rwkv_status write_config(run *r, rwkv_error *err) {
+    char path[FS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/config.json", r->dir);
+    return train_config_write(path, &r->cfg, err);
+}
+
 rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb, void *user, rwkv_error *err) {
     if (!opt) return rwkv_fail(err, RWKV_ERR_ARG, "no options");
     rwkv_status s = train_options_check(opt, 1, err);
     if (s != RWKV_OK) return s;
+    if (opt->world_size > 0 && opt->rank > 0) return train_join(opt->out_dir, opt, cb, user, err);
     run r;
     s = run_init(&r, opt->out_dir, "--out", err);
     if (s != RWKV_OK) return s;
@@ -108,16 +115,14 @@ rwkv_status rwkv_train_run(const rwkv_train_options *opt, rwkv_train_callback cb
     s = claim_dir(&r, err);
     if (s == RWKV_OK) s = prepare_data(&r, opt, err);
     if (s == RWKV_OK) s = fresh_model(&r, err);
-    if (s == RWKV_OK) {
-        rng_seed(&r.rng, r.o->seed);
-        s = run_start_engine(&r, err);
-    }
-    /* the settings, then the log; from here on --resume works */
-    if (s == RWKV_OK) {
-        char path[FS_PATH_MAX];
-        snprintf(path, sizeof path, "%s/config.json", r.dir);
-        s = train_config_write(path, &r.cfg, err);
-    }
+    if (s == RWKV_OK) rng_seed(&r.rng, r.o->seed);
+    /* the settings, then the log; from here on --resume works. With several
+     * GPUs the other ranks read the settings when rank 0 meets them, in
+     * run_start_engine, so they are written first. */
+    const int dist = r.o->world_size > 0;
+    if (s == RWKV_OK && !dist) s = run_start_engine(&r, err);
+    if (s == RWKV_OK) s = write_config(&r, err);
+    if (s == RWKV_OK && dist) s = run_start_engine(&r, err);
     if (s == RWKV_OK) s = train_log_open(r.dir, "w", &r.log, err);
     if (s == RWKV_OK) s = train_loop(&r, cb, user, NULL, err);
     run_free(&r);

@@ -67,7 +67,7 @@ static rwkv_status train_step(run *r, step_result *out, rwkv_error *err) {
         data_random_batch(&r->data, &r->rng, B, T, r->inputs, r->targets);
         r->samples += (uint64_t)B;
         float loss = 0;
-        rwkv_status s = e->ops->accumulate(e, r->inputs, r->targets, &loss, err);
+        rwkv_status s = e->ops->accumulate(e, r->inputs, r->targets, a == A - 1, &loss, err);
         if (s == RWKV_ERR_NUMERIC) loss = NAN; /* handled by the non-finite guard below */
         else if (s != RWKV_OK) return s;
         loss_sum += (double)loss;
@@ -145,7 +145,7 @@ static rwkv_status save_final(run *r, double elapsed, rwkv_error *err) {
     }
     const float *params;
     rwkv_status s = r->engine->ops->export_state(r->engine, &params, NULL, NULL, err);
-    if (s == RWKV_OK) s = r->arch->save(final, &r->shape, &r->lay, params, err);
+    if (s == RWKV_OK && run_writes(r)) s = r->arch->save(final, &r->shape, &r->lay, params, err);
     return s;
 }
 
@@ -161,11 +161,14 @@ rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const char *n
     rwkv_train_progress p;
     progress_start(r, note, &p);
     int stop = cb && cb(&p, user);
+    /* a stop (Ctrl-C reaches every rank, not always at the same step) takes effect on all ranks at once */
+    rwkv_status s = run_any_rank(r, &stop, err);
+    if (s != RWKV_OK) return s;
 
     while (!stop && r->step < o->steps) {
         double t0 = now_s();
         step_result sr;
-        rwkv_status s = train_step(r, &sr, err);
+        s = train_step(r, &sr, err);
         if (s != RWKV_OK) return s;
         double dt = now_s() - t0;
         train_time += dt;
@@ -182,7 +185,8 @@ rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const char *n
         double tps = dt > 0 ? tokens_per_step / dt : 0;
         double avg_tps = train_time > 0 ? tokens_per_step * (double)session_steps / train_time : 0;
         double mfu = r->peak_gflops > 0 ? flops_per_token * avg_tps / (r->peak_gflops * 1e9) : 0;
-        train_log_write(r->log, &(train_log_line){r->step, sr.loss, sr.lr, tps, sr.grad_norm, mfu, elapsed, val,
+        if (r->log)
+            train_log_write(r->log, &(train_log_line){r->step, sr.loss, sr.lr, tps, sr.grad_norm, mfu, elapsed, val,
                                                   sr.skipped});
 
         p.event = RWKV_TRAIN_STEP;
@@ -200,6 +204,7 @@ rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const char *n
         p.eta_s = (now_s() - session_start) / (double)session_steps * (double)(o->steps - r->step);
         p.skipped = sr.skipped;
         if (cb && cb(&p, user)) stop = 1;
+        if ((s = run_any_rank(r, &stop, err)) != RWKV_OK) return s;
 
         if ((o->save_every > 0 && r->step % o->save_every == 0) || last || stop) {
             ckpt_model_path(r->dir, r->step, model_path, sizeof model_path);
@@ -208,10 +213,11 @@ rwkv_status train_loop(run *r, rwkv_train_callback cb, void *user, const char *n
             p.event = RWKV_TRAIN_SAVED;
             p.path = model_path;
             if (cb && cb(&p, user)) stop = 1;
+            if ((s = run_any_rank(r, &stop, err)) != RWKV_OK) return s;
         }
     }
     if (r->step >= o->steps) {
-        rwkv_status s = save_final(r, r->elapsed_before + (now_s() - session_start), err);
+        s = save_final(r, r->elapsed_before + (now_s() - session_start), err);
         if (s != RWKV_OK) return s;
         p.path = NULL;
     }

@@ -28,12 +28,6 @@ GPU_TESTS="train_cuda_deterministic train_cuda_kill9_resume_identical train_cuda
 train_cuda_resume_on_cpu train_cuda_tinyshakespeare_matches_cpu"
 gpu_probe $rc "$T/probe.err" train_cuda_probe "a 1-step GPU run failed"
 
-field() { # FIELD: its value on each line of train.jsonl on stdin ("" when absent)
-    sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"
-}
-# rel_close A B TOL: |A - B| <= TOL |B|
-rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(a != "" && d <= t * m) }'; }
-
 # ---- deterministic; kill -9 and resume ------------------------------------
 RUN="$SMALL --steps 40 --save-every 10 --eval-every 10"
 "$RWKV" train --data "$T/data.txt" --out "$T/a" $RUN 2>"$T/a.err" || fail train_cuda_reference "$(tail -1 "$T/a.err")"
@@ -82,10 +76,7 @@ if "$RWKV" train --data "$T/data.txt" --out "$T/g" $FP32 2>"$T/g.err"; then
     fi
     # continue from the GPU's checkpoint 10 on the CPU: steps 11-20 as the GPU logged them
     # (only the checkpoint and the log up to it: the CPU must write steps 11-20 itself)
-    mkdir "$T/h"
-    cp "$T/g/config.json" "$T/g/model-00000010.safetensors" "$T/g/train_state-00000010.bin" "$T/h/"
-    [ -f "$T/g/tokens.bin" ] && cp "$T/g/tokens.bin" "$T/h/"
-    head -10 "$T/g/train.jsonl" >"$T/h/train.jsonl"
+    copy_checkpoint "$T/g" "$T/h" 00000010
     if "$RWKV" train --resume "$T/h" --device cpu --print-every 0 2>"$T/h.err" &&
         grep -q "resuming from checkpoint 10" "$T/h.err" && grep -q "threads" "$T/h.err"; then
         field loss <"$T/g/train.jsonl" >"$T/g.loss"

@@ -27,6 +27,20 @@ losses() {
     sed -e 's/"tokens_per_s":[^,]*,//' -e 's/"mfu":[^,]*,//' -e 's/,"elapsed_s":[^,}]*//' "$1/train.jsonl"
 }
 
+field() { # FIELD: its value on each line of train.jsonl on stdin ("" when absent)
+    sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"
+}
+# rel_close A B TOL: |A - B| <= TOL |B|
+rel_close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(a != "" && d <= t * m) }'; }
+
+# A new run directory DST holding only SRC's checkpoint STEP (8 digits) and its log up to it.
+copy_checkpoint() { # src, dst, step
+    mkdir "$2"
+    cp "$1/config.json" "$1/model-$3.safetensors" "$1/train_state-$3.bin" "$2/"
+    [ -f "$1/tokens.bin" ] && cp "$1/tokens.bin" "$2/"
+    head -"$(expr "$3" + 0)" "$1/train.jsonl" >"$2/train.jsonl"
+}
+
 wait_for() { # file, seconds
     n=0
     while [ ! -e "$1" ]; do
