@@ -91,7 +91,7 @@ static int bench_train(const rwkv_train_bench_options *o, const char *only, int 
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = NULL, *shape = NULL, *precision = NULL;
-    int json = 0, train = 0, quick = 0;
+    int json = 0, train = 0, quick = 0, batch = 0;
     rwkv_bench_options o = {0};
     rwkv_train_bench_options to = {0};
     bench_dist bd = {0, 0.0};
@@ -103,8 +103,11 @@ int cmd_bench(int argc, char **argv) {
         {"--prompt", 0, CLI_INT, &o.prompt_tokens, 1, 1000000, "N", "prefill prompt length", "512", NULL, NULL, NULL},
         {"--no-machine", 0, CLI_FLAG, &o.skip_machine, 0, 0, NULL, "skip the bandwidth / FMA measurements", "", NULL,
          NULL, NULL},
-        {"--device", 0, CLI_STR, &device, 0, 0, "D", "cpu, cuda or cuda:N (-m: an RWKV-4 model on the GPU; or --train)",
+        {"--device", 0, CLI_STR, &device, 0, 0, "D", "cpu, cuda or cuda:N (-m: the model on the GPU; or --train)",
          "cpu", NULL, NULL, NULL},
+        {"--batch", 0, CLI_INT, &batch, 1, 65536, "N",
+         "-m: also a batched decode of N sequences (aggregate tokens/s); --train: sequences per step (32)", "1",
+         NULL, NULL, NULL},
         {"--precision", 0, CLI_CHOICE, &precision, 0, 0, "P", "the GPU's matrices: fp32 or bf16 (for --train: bf16)",
          "fp32", "bf16|fp32", NULL, NULL},
         {NULL, 0, CLI_SECTION, NULL, 0, 0, NULL, "training on a GPU (--device cuda --train; no model needed)", NULL,
@@ -112,7 +115,6 @@ int cmd_bench(int argc, char **argv) {
         {"--train", 0, CLI_FLAG, &train, 0, 0, NULL, "RWKV-4 training steps at the 169M, 430M and 1.5B shapes", "",
          NULL, NULL, NULL},
         {"--shape", 0, CLI_CHOICE, &shape, 0, 0, "S", "only this shape", "all", "169M|430M|1.5B", NULL, NULL},
-        {"--batch", 0, CLI_INT, &to.batch, 1, 65536, "N", "sequences per step", "32", NULL, NULL, NULL},
         {"--ctx", 0, CLI_INT, &to.ctx, 1, 1 << 20, "N", "tokens per sequence", "1024", NULL, NULL, NULL},
         {"--steps", 0, CLI_INT, &to.steps, 1, 100000, "N", "timed steps", "5", NULL, NULL, NULL},
         {"--quick", 0, CLI_FLAG, &quick, 0, 0, NULL, "169M only, batch 8, 3 steps (a smoke run)", "", NULL, NULL,
@@ -129,7 +131,7 @@ int cmd_bench(int argc, char **argv) {
     };
     cli_spec spec = {"bench",
                      "rwkv bench -m MODEL [-t THREADS] [--json] [--tokens N] [--prompt N] [--no-machine]\n"
-                     "       rwkv bench -m MODEL --device cuda[:N] [--precision P] [--tokens N] [--prompt N]\n"
+                     "       rwkv bench -m MODEL --device cuda[:N] [--precision P] [--batch N] [--tokens N] [--prompt N]\n"
                      "       rwkv bench --device cuda[:N] --train [--shape S] [--batch N] [--ctx N] [--steps N]\n"
                      "                  [--precision P] [--quick] [--gpus N]",
                      "Measures decode (RNN mode, ms/token: median of N timed tokens after a warm-up), prefill\n"
@@ -139,8 +141,9 @@ int cmd_bench(int argc, char **argv) {
                      "The kernel variant follows RWKV_KERNELS=scalar|avx2|avx512 (default: the best the CPU has);\n"
                      "the block formats (q8_0, q4_0, q4_1, q5_0, q5_1) decode with int8 activations unless\n"
                      "RWKV_ACTIVATIONS=f32. Also reported: the CPU, the spread of the timed runs and the load average.\n"
-                     "-m MODEL --device cuda runs the same on the GPU (RWKV-4), against the GPU's copy bandwidth\n"
-                     "and bf16 matrix-product peak measured in the same run.\n"
+                     "-m MODEL --device cuda runs the same on the GPU (any RWKV version), against the GPU's copy\n"
+                     "bandwidth and bf16 matrix-product peak measured in the same run. --batch N adds a batched\n"
+                     "decode: N sequences advanced one token each per step, as aggregate tokens/s.\n"
                      "--device cuda --train times full RWKV-4 training steps on the GPU (random weights and tokens):\n"
                      "tokens/s, MFU against the bf16 matrix-product peak measured in the same run, the device time\n"
                      "of a step split into GEMM / WKV / the rest, and device memory (docs/cuda.md).\n",
@@ -154,6 +157,7 @@ int cmd_bench(int argc, char **argv) {
     if ((bd.gpus || to.world_size) && !train)
         return cli_usage_error("bench", "--gpus and --world need --train (the GPU training benchmark)");
     if (train) {
+        to.batch = batch;
         to.device = device;
         to.precision = precision;
         if (quick && (bd.gpus || to.world_size)) quick_defaults(&to, &shape);
@@ -164,6 +168,7 @@ int cmd_bench(int argc, char **argv) {
     if (!model) return cli_usage_error("bench", "-m MODEL is required");
     o.device = device;
     o.precision = precision;
+    o.batch = batch;
     rwkv_bench_result r;
     rwkv_error err;
     if (rwkv_bench_run(model, &o, &r, &err) != RWKV_OK) return cli_report(&err);
@@ -190,6 +195,9 @@ int cmd_bench(int argc, char **argv) {
     printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);
     printf("prefill          %.1f tokens/s (%.1f GFLOP/s; runs %.1f-%.1f tokens/s)\n", r.prefill_tokens_per_s,
            r.prefill_gflops, r.prefill_tokens_per_s_min, r.prefill_tokens_per_s_max);
+    if (r.batch > 1)
+        printf("batch decode     %d sequences: %.3f ms/step, %.0f tokens/s in all\n", r.batch, r.batch_ms_per_step,
+               r.batch_tokens_per_s);
     if (r.machine_read_gbps > 0 && on_gpu) {
         printf("device           %s: copy bandwidth %.1f GB/s, bf16 matrix-product peak %.1f TFLOP/s\n", device,
                r.machine_read_gbps, r.machine_fma_gflops * 1e-3);

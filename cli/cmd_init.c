@@ -23,6 +23,9 @@ int cmd_init(int argc, char **argv) {
         CLI_OPT_SEED(&o.seed, "random seed"),
         {"--emb-scale", 0, CLI_DOUBLE, &o.emb_scale, 0, 1e300, "X", "emb.weight ~ U(-X, X), the paper's initial LR",
          NULL, NULL, NULL, NULL},
+        {"--uniform", 0, CLI_FLAG, &o.uniform, 0, 0, NULL,
+         "rwkv7: matrices uniform with the orthogonal init's variance (no QR: fast at any size, for benchmarks)", "",
+         NULL, NULL, NULL},
         CLI_OPT_OUT(&out, "FILE", "output file (required)"),
     };
     cli_spec spec = {"init",

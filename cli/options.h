@@ -101,7 +101,7 @@ void cli_opts_free(cli_spec *spec);
 #define CLI_OPT_OUT(dst, arg, what) {"--out", 0, CLI_STR, (dst), 0, 0, (arg), (what), "", NULL, NULL, NULL}
 /* where a loaded model runs (rwkv_load_options): eval, generate, bench */
 #define CLI_OPT_DEVICE(dst) \
-    {"--device", 0, CLI_STR, (dst), 0, 0, "D", "cpu, cuda or cuda:N (an NVIDIA GPU; RWKV-4 models)", "cpu", NULL, NULL, NULL}
+    {"--device", 0, CLI_STR, (dst), 0, 0, "D", "cpu, cuda or cuda:N (an NVIDIA GPU; RWKV models)", "cpu", NULL, NULL, NULL}
 #define CLI_OPT_RUN_PRECISION(dst)                                                                            \
     {"--precision", 0, CLI_CHOICE, (dst), 0, 0, "P", "cuda: fp32, or bf16 matrices (fp32 accumulation and state)", \
      "fp32", "fp32|bf16", NULL, NULL}

@@ -103,9 +103,9 @@ RWKV_API rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_er
 
 /* Where and how a model is loaded; zero-initialise, then set what you need. */
 typedef struct rwkv_load_options {
-    const char *device; /* NULL or "cpu"; "cuda" or "cuda:N" runs RWKV-4 models on
-                           an NVIDIA GPU (RWKV_ERR_UNSUPPORTED for other models,
-                           and in a build without CUDA) */
+    const char *device; /* NULL or "cpu"; "cuda" or "cuda:N" runs RWKV models (any
+                           version) on an NVIDIA GPU (RWKV_ERR_UNSUPPORTED for the
+                           GPT baseline, and in a build without CUDA) */
     const char *precision; /* the GPU's: NULL or "fp32", or "bf16" (matrices in
                               bfloat16, fp32 accumulation; state and WKV fp32) */
     int no_mmap;           /* 1: read the weights file into memory instead of mapping

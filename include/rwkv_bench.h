@@ -7,6 +7,8 @@
  *     after a warm-up), and the weight bytes one token reads, hence GB/s;
  *   - prefill: tokens per second for a prompt of `prompt_tokens` tokens in
  *     sequence mode (median of `prefill_repeats` runs from a fresh state);
+ *   - optionally a batched decode: `batch` sequences advanced one token each
+ *     per rwkv_eval_batch step, as aggregate tokens per second;
  *   - the machine: its read bandwidth (large buffer sum) and float32 FMA
  *     peak, both measured now with the same thread count, interleaved with
  *     the decode steps / prefill runs so that on a shared machine both
@@ -30,9 +32,11 @@ typedef struct rwkv_bench_options {
     int prompt_tokens;   /* prefill prompt length (<= 0: 512) */
     int prefill_repeats; /* prefill runs (<= 0: 5) */
     int skip_machine;    /* 1: do not measure bandwidth / FMA peak (fractions = 0) */
-    const char *device;    /* NULL or "cpu"; "cuda[:N]": the model on the GPU (RWKV-4), the
+    const char *device;    /* NULL or "cpu"; "cuda[:N]": the model on the GPU, the
                               machine figures become the GPU's copy bandwidth and bf16 peak */
     const char *precision; /* the GPU's: NULL or "fp32", or "bf16" */
+    int batch;             /* > 1: also a batched decode, one token into each of `batch` states per
+                              rwkv_eval_batch step (median of decode_tokens / 4 steps, at least 5) */
 } rwkv_bench_options;
 
 typedef struct rwkv_bench_result {
@@ -67,6 +71,9 @@ typedef struct rwkv_bench_result {
     char int8_kernels[16];
     char activations[8];
     double load_start, load_end;
+    int batch;                      /* the batched decode's sequences (0: not measured) */
+    double batch_ms_per_step;       /* median time of one rwkv_eval_batch step */
+    double batch_tokens_per_s;      /* batch / batch_ms_per_step: tokens/s of all sequences together */
 } rwkv_bench_result;
 
 /* Loads the model at `path` and benchmarks it (opts may be NULL). */

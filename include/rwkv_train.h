@@ -63,6 +63,8 @@ typedef struct rwkv_init_options {
     int n_head;       /* gpt: attention heads; 0: n_embd/64 (at least 1, lowered to a divisor of n_embd) */
     int n_ctx;        /* gpt: positions (the longest context); 0: 1024 */
     int head_size;    /* rwkv7: channels per head; 0: 64 (n_embd when smaller) */
+    int uniform;      /* rwkv7: draw the matrices uniform with the variance of the orthogonal init instead
+                         (no QR: fast at any size, for benchmarks); 0: orthogonal */
 } rwkv_init_options;
 
 RWKV_API rwkv_init_options rwkv_init_options_default(void);

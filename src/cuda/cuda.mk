@@ -30,7 +30,7 @@ $(CUDA_LIB): $(CUDA_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(CUDA_TEST_BIN): $(BUILD)/tests/%: tests/cuda/%.c tests/test.h tests/cuda/cuda_test.h $(CUDA_LIB) $(BUILD)/librwkv.a
+$(CUDA_TEST_BIN): $(BUILD)/tests/%: tests/cuda/%.c tests/test.h tests/cuda/cuda_test.h tests/cuda/infer_check.h $(CUDA_LIB) $(BUILD)/librwkv.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(CUDA_LIB) $(BUILD)/librwkv.a $(LDLIBS) $(CUDA_LDLIBS)
 

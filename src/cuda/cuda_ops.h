@@ -205,6 +205,24 @@ typedef struct cuda_gemm {
 } cuda_gemm;
 rwkv_status cuda_matmul(cuda_blas *h, const cuda_gemm *g, cuda_stream stream, rwkv_error *err);
 
+/* ---- gemv.cu: products of a few rows -------------------------------------------- */
+
+/* For each op: Y[r][out] = act(Σ_i W[o][i] X[r][i]), or Y += the sum when
+ * accumulate (no act), for r < rows <= CUDA_GEMV_ROWS; W [out][in] in wt
+ * (float32 or bf16), X float32 with rows ldx apart, Y float32 [rows][out];
+ * float32 sums. Up to CUDA_GEMV_MAX_OPS ops of the same rows in one launch. */
+enum { CUDA_GEMV_ROWS = 8, CUDA_GEMV_MAX_OPS = 8 };
+enum { CUDA_ACT_NONE, CUDA_ACT_TANH, CUDA_ACT_SIGMOID, CUDA_ACT_RELU2 };
+typedef struct cuda_gemv_op {
+    const void *W;
+    int out, in;
+    const float *X;
+    int ldx;
+    float *Y;
+    int accumulate, act;
+} cuda_gemv_op;
+void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,7 +5,7 @@
  * A backend is the set of operations a loaded model runs on one device
  * (model_backend below). The CPU has a table per architecture: the RWKV family (model/rwkv_backend.c, over the version
  * files model/rwkv4.c ... rwkv7.c) and the GPT baseline
- * (model/gpt_backend.c). The GPU has one, for RWKV-4 (model/rwkv4_cuda.c),
+ * (model/gpt_backend.c). The GPU has one for the RWKV family (model/rwkv_cuda.c),
  * chosen in rwkv_model_load_ex (model/model.c) by the load options; nothing
  * above this layer changes. */
 #ifndef RWKV_MODEL_H
@@ -106,10 +106,10 @@ rwkv_status rwkv5_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv6_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err);
 
-/* Moves an RWKV-4 model built for the CPU onto CUDA device `device_index`
- * (its weights in float32, or bfloat16 when bf16): m->backend becomes the
- * GPU's (model/rwkv4_cuda.c). RWKV_ERR_UNSUPPORTED for another architecture,
- * and in a build without CUDA (model/rwkv4_nocuda.c). */
+/* Moves an RWKV model (any version) built for the CPU onto CUDA device
+ * `device_index` (its matrices in float32, or bfloat16 when bf16):
+ * m->backend becomes the GPU's (model/rwkv_cuda.c). RWKV_ERR_UNSUPPORTED for
+ * the GPT baseline, and in a build without CUDA (model/rwkv_nocuda.c). */
 rwkv_status model_to_cuda(rwkv_model *m, int device_index, int bf16, rwkv_error *err);
 
 /* The bounded-context forward of the backend (model_backend.forward) for

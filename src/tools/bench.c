@@ -107,6 +107,35 @@ static rwkv_status device_fractions(const char *device, rwkv_bench_result *out, 
     return RWKV_OK;
 }
 
+/* `batch` states advanced one token each per rwkv_eval_batch step: a few
+ * untimed steps, then the median of `steps` timed ones. */
+static rwkv_status batch_decode(rwkv_model *m, int batch, int steps, const int *tokens, int n_tokens,
+                                rwkv_bench_result *out, rwkv_error *err) {
+    rwkv_state **st = calloc((size_t)batch, sizeof *st);
+    int *tok = malloc(sizeof(int) * (size_t)batch);
+    float *logits = malloc(sizeof(float) * (size_t)batch * (size_t)out->n_vocab);
+    double *times = malloc(sizeof(double) * (size_t)steps);
+    rwkv_status s = st && tok && logits && times ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch");
+    for (int i = 0; i < batch && s == RWKV_OK; i++) s = rwkv_state_new(m, &st[i], err);
+    for (int k = -3; k < steps && s == RWKV_OK; k++) {
+        for (int i = 0; i < batch; i++) tok[i] = tokens[(size_t)(i + 31 * (k + 3)) % (size_t)n_tokens];
+        double t0 = now_s();
+        s = rwkv_eval_batch(m, st, tok, (size_t)batch, logits, err);
+        if (k >= 0) times[k] = now_s() - t0;
+    }
+    if (s == RWKV_OK) {
+        out->batch = batch;
+        out->batch_ms_per_step = 1e3 * median(times, steps);
+        out->batch_tokens_per_s = batch / (1e-3 * out->batch_ms_per_step);
+    }
+    for (int i = 0; st && i < batch; i++) rwkv_state_free(st[i]);
+    free(st);
+    free(tok);
+    free(logits);
+    free(times);
+    return s;
+}
+
 rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
                            rwkv_error *err) {
     rwkv_bench_options o = {0};
@@ -230,6 +259,8 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     }
     free(bw);
     free(fma);
+    if (s == RWKV_OK && o.batch > 1)
+        s = batch_decode(m, o.batch, o.decode_tokens / 4 > 5 ? o.decode_tokens / 4 : 5, tokens, o.prompt_tokens, out, err);
     if (s == RWKV_OK && gpu && !gpu_skip_machine) s = device_fractions(o.device, out, err);
     if (s != RWKV_OK) goto done;
     out->load_end = machine_load_avg();
@@ -253,11 +284,13 @@ int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size) {
                     "\"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"decode_ms_p25\": %.4f, \"decode_ms_p75\": %.4f, "
                     "\"prefill_tokens_per_s_min\": %.2f, \"prefill_tokens_per_s_max\": %.2f, \"cpu\": \"%s\", "
                     "\"cpu_family\": %d, \"cpu_model\": %d, \"int8_kernels\": \"%s\", \"activations\": \"%s\", "
-                    "\"load_start\": %.2f, \"load_end\": %.2f}",
+                    "\"load_start\": %.2f, \"load_end\": %.2f, \"batch\": %d, \"batch_ms_per_step\": %.4f, "
+                    "\"batch_tokens_per_s\": %.1f}",
                     r->decode_ms_per_token, r->prefill_tokens_per_s, r->weight_bytes_per_token, r->decode_gbps,
                     r->machine_read_gbps, r->machine_fma_gflops, r->decode_fraction_of_bandwidth, r->prefill_gflops,
                     r->prefill_fraction_of_peak, r->threads, r->dtype, r->kernels, r->decode_ms_min, r->decode_ms_max,
                     r->machine_read_gbps_best, r->machine_fma_gflops_best, r->n_vocab, r->n_embd, r->n_layer,
                     r->decode_ms_p25, r->decode_ms_p75, r->prefill_tokens_per_s_min, r->prefill_tokens_per_s_max, r->cpu,
-                    r->cpu_family, r->cpu_model, r->int8_kernels, r->activations, r->load_start, r->load_end);
+                    r->cpu_family, r->cpu_model, r->int8_kernels, r->activations, r->load_start, r->load_end, r->batch,
+                    r->batch_ms_per_step, r->batch_tokens_per_s);
 }

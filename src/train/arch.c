@@ -219,7 +219,7 @@ const train_arch train_arch_gpt = {
 
 static rwkv7_shape to_rwkv7(const arch_shape *sh) {
     rwkv7_shape s = {sh->n_vocab, sh->n_embd,  sh->n_layer, sh->n_ffn,
-                     sh->head_size, sh->d_decay, sh->d_aaa, sh->d_mv, sh->d_gate};
+                     sh->head_size, sh->d_decay, sh->d_aaa, sh->d_mv, sh->d_gate, sh->uniform};
     return s;
 }
 

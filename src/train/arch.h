@@ -26,6 +26,7 @@ typedef struct arch_shape {
     /* rwkv7 (0 on input: the defaults of train/rwkv7_grad.h); others: 0 */
     int head_size;
     int d_decay, d_aaa, d_mv, d_gate; /* LoRA ranks */
+    int uniform; /* rwkv7 init: uniform matrices instead of orthogonal (rwkv_init_options.uniform) */
 } arch_shape;
 
 typedef struct train_arch {

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "train/arch.h"
 
@@ -23,9 +24,12 @@ rwkv_status rwkv_init_checkpoint(const rwkv_init_options *o, const char *out_pat
     if (!arch) return rwkv_fail(err, RWKV_ERR_ARG, "--arch must be one of %s, got '%s'", train_arch_names(), o->arch);
     if (o->n_head < 0 || o->n_ctx < 0)
         return rwkv_fail(err, RWKV_ERR_ARG, "--heads and --ctx must not be negative");
+    if (o->uniform && strcmp(arch->name, "rwkv7") != 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "--uniform is for --arch rwkv7");
     if (o->head_size < 0) return rwkv_fail(err, RWKV_ERR_ARG, "--head-size must not be negative");
     arch_shape shape = {.n_vocab = o->n_vocab, .n_embd = o->n_embd, .n_layer = o->n_layer, .n_ffn = o->n_ffn,
-                        .n_head = o->n_head, .n_ctx = o->n_ctx ? o->n_ctx : 1024, .head_size = o->head_size};
+                        .n_head = o->n_head, .n_ctx = o->n_ctx ? o->n_ctx : 1024, .head_size = o->head_size,
+                        .uniform = o->uniform};
     rwkv_status s = arch->shape_check(&shape, err);
     if (s != RWKV_OK) return s;
     param_layout lay;

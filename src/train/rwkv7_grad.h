@@ -27,6 +27,7 @@ typedef struct rwkv7_shape {
     int n_vocab, n_embd, n_layer, n_ffn;
     int head_size;                        /* N; n_embd / N heads */
     int d_decay, d_aaa, d_mv, d_gate;     /* LoRA ranks of w, a, v, g */
+    int uniform; /* init: matrices uniform with the orthogonal init's variance (no QR) */
 } rwkv7_shape;
 
 /* Fills the zero fields with the official defaults (n_ffn 4 C, head size 64

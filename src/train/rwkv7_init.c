@@ -246,8 +246,11 @@ rwkv_status rwkv7_init_params(const rwkv7_shape *shape, const param_layout *layo
         const double scale = matrix_scale(p->name, p, shape->n_vocab, C);
         if (scale == 0.0) {
             memset(w, 0, p->numel * sizeof(float));
-        } else if (scale < 0.0) {
-            for (size_t i = 0; i < p->numel; i++) w[i] = (float)((2.0 * init_uniform01(&rng) - 1.0) * -scale);
+        } else if (scale < 0.0 || shape->uniform) {
+            /* uniform: an orthogonal matrix's entries have variance 1 / (its longer side) */
+            const double longer = (double)(p->shape[0] > p->shape[1] ? p->shape[0] : p->shape[1]);
+            const double half = scale < 0.0 ? -scale : scale * sqrt(3.0 / longer);
+            for (size_t i = 0; i < p->numel; i++) w[i] = (float)((2.0 * init_uniform01(&rng) - 1.0) * half);
         } else if (orthogonal_init(w, (int)p->shape[0], (int)p->shape[1], scale, &rng)) {
             return RWKV_ERR_NOMEM;
         }

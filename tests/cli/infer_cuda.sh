@@ -6,7 +6,9 @@
 #   - rwkv eval's loss on the GPU is the CPU's within 1e-4 relative (fp32)
 #     and 1e-2 (bf16);
 #   - rwkv bench --device cuda prints decode, prefill and both fractions;
-#   - an RWKV-7 model and an unknown device are refused with one line.
+#   - on a random RWKV-7 model: rwkv eval's loss as above, and rwkv bench
+#     --batch prints the batched decode;
+#   - the GPT baseline and an unknown device are refused with one line.
 # Without a GPU (or in a build without CUDA) the GPU tests print SKIP.
 #   sh tests/cli/infer_cuda.sh ./rwkv
 NAME=infer_cuda
@@ -17,15 +19,17 @@ rel_close() { # a b tol: |a - b| <= tol * max(1, |b|)
         exit !(a != "" && b != "" && d <= t * s) }'
 }
 
-"$RWKV" init --arch rwkv7 --layers 1 --embd 64 --out "$T/v7.safetensors" >/dev/null 2>&1
-bad infer_cuda_rwkv7_refused "RWKV-4 models only\|no CUDA support" generate -m "$T/v7.safetensors" --device cuda -n 1
+"$RWKV" init --arch rwkv7 --uniform --layers 2 --embd 128 --out "$T/v7.safetensors" >/dev/null 2>&1
+"$RWKV" init --arch gpt --layers 1 --embd 64 --out "$T/gpt.safetensors" >/dev/null 2>&1
+bad infer_cuda_gpt_refused "GPT baseline runs on the cpu\|no CUDA support" generate -m "$T/gpt.safetensors" --device cuda -n 1
 bad infer_cuda_device_unknown "expected cpu, cuda or cuda:N" eval -m "$T/v7.safetensors" --data "$T/data.txt" --device gpu
 
 # a model worth comparing: 60 steps on the GPU (fp32), which also says whether there is one
 TRAIN="--layers 2 --embd 64 --ctx 32 --batch 4 --steps 60 --seed 5 --lr 3e-3 --no-peak --quiet --precision fp32"
 "$RWKV" train --data "$T/data.txt" --out "$T/m" $TRAIN --device cuda 2>"$T/train.err"
 rc=$?
-GPU_TESTS="infer_cuda_generate_greedy_equal infer_cuda_eval_fp32 infer_cuda_eval_bf16 infer_cuda_bench"
+GPU_TESTS="infer_cuda_generate_greedy_equal infer_cuda_eval_fp32 infer_cuda_eval_bf16 infer_cuda_bench
+infer_cuda_v7_eval_fp32 infer_cuda_v7_eval_bf16 infer_cuda_v7_bench_batch"
 gpu_probe $rc "$T/train.err" infer_cuda_model "training the test model failed"
 M="$T/m/model.safetensors"
 
@@ -39,17 +43,21 @@ else
 fi
 
 head -c 3000 "$T/data.txt" >"$T/eval.txt"
-loss() { "$RWKV" eval -m "$M" --data "$T/eval.txt" --json -q "$@" 2>>"$T/eval.err" | sed -n 's/.*"loss": *\([^,}]*\).*/\1/p'; }
-cpu=$(loss --device cpu)
-for p in fp32:1e-4 bf16:1e-2; do
-    prec=${p%%:*} tol=${p#*:}
-    gpu=$(loss --device cuda --precision "$prec")
-    if rel_close "$gpu" "$cpu" "$tol"; then
-        pass "infer_cuda_eval_$prec (GPU $gpu, CPU $cpu, tolerance $tol)"
-    else
-        fail "infer_cuda_eval_$prec" "GPU loss '$gpu', CPU '$cpu' (tolerance $tol) $(tail -1 "$T/eval.err")"
-    fi
-done
+loss() { m=$1; shift; "$RWKV" eval -m "$m" --data "$T/eval.txt" --json -q "$@" 2>>"$T/eval.err" | sed -n 's/.*"loss": *\([^,}]*\).*/\1/p'; }
+eval_both() { # model test-name-prefix
+    cpu=$(loss "$1" --device cpu)
+    for p in fp32:1e-4 bf16:1e-2; do
+        prec=${p%%:*} tol=${p#*:}
+        gpu=$(loss "$1" --device cuda --precision "$prec")
+        if rel_close "$gpu" "$cpu" "$tol"; then
+            pass "$2_$prec (GPU $gpu, CPU $cpu, tolerance $tol)"
+        else
+            fail "$2_$prec" "GPU loss '$gpu', CPU '$cpu' (tolerance $tol) $(tail -1 "$T/eval.err")"
+        fi
+    done
+}
+eval_both "$M" infer_cuda_eval
+eval_both "$T/v7.safetensors" infer_cuda_v7_eval
 
 if "$RWKV" bench -m "$M" --device cuda --tokens 32 --prompt 256 >"$T/bench.txt" 2>"$T/bench.err" &&
     grep -q "^decode" "$T/bench.txt" && grep -q "^fractions" "$T/bench.txt"; then
@@ -57,5 +65,13 @@ if "$RWKV" bench -m "$M" --device cuda --tokens 32 --prompt 256 >"$T/bench.txt" 
     cat "$T/bench.txt"
 else
     fail infer_cuda_bench "$(tail -1 "$T/bench.err")"
+fi
+
+if "$RWKV" bench -m "$T/v7.safetensors" --device cuda --precision bf16 --batch 8 --tokens 32 --prompt 256 \
+    >"$T/bench7.txt" 2>"$T/bench7.err" && grep -q "^batch decode *8 sequences" "$T/bench7.txt"; then
+    pass infer_cuda_v7_bench_batch
+    cat "$T/bench7.txt"
+else
+    fail infer_cuda_v7_bench_batch "$(tail -1 "$T/bench7.err")"
 fi
 exit $failed

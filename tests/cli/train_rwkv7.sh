@@ -112,4 +112,17 @@ bad train_rwkv4_refuses_rwkv7 "is an RWKV-7 checkpoint (train it with --arch rwk
 bad train_rwkv7_refuses_rwkv4 "is not an RWKV-7 checkpoint" train --arch rwkv7 --data "$T/data.txt" --out "$T/x3" \
     --init "$T/rwkv4.safetensors" --no-peak
 
+# ---- init --uniform: no QR, the same tensors; RWKV-4 refuses it ---------------
+"$RWKV" init --arch rwkv7 --layers 2 --embd 64 --vocab 300 --out "$T/orth.safetensors" >/dev/null 2>&1
+if "$RWKV" init --arch rwkv7 --uniform --layers 2 --embd 64 --vocab 300 --out "$T/uni.safetensors" >/dev/null 2>&1 \
+    && "$RWKV" info "$T/uni.safetensors" >"$T/uni.info" 2>&1 && "$RWKV" info "$T/orth.safetensors" >"$T/orth.info" 2>&1 \
+    && grep -q 'RWKV-7' "$T/uni.info" && [ "$(grep -c . "$T/uni.info")" -gt 3 ] \
+    && ! cmp -s "$T/uni.safetensors" "$T/orth.safetensors" \
+    && [ "$(wc -c <"$T/uni.safetensors")" -eq "$(wc -c <"$T/orth.safetensors")" ]; then
+    pass train_rwkv7_init_uniform
+else
+    fail train_rwkv7_init_uniform "$(tail -1 "$T/uni.info")"
+fi
+bad train_rwkv7_init_uniform_rwkv4 "--uniform is for --arch rwkv7" init --uniform --layers 1 --embd 32 --out "$T/u4.safetensors"
+
 exit $failed

@@ -1,0 +1,108 @@
+/* The element-wise and per-head steps that the RWKV-5/6/7 inference blocks
+ * share (cuda/rwkv_infer.cuh): the token shift continuing each stream's
+ * state, the per-head GroupNorm ln_x with its gate, tanh and sigmoid.
+ * Float32 throughout, mirroring model/common.c. */
+#include "cuda/rwkv_infer.cuh"
+
+typedef struct mix_set {
+    const float *mu[SHIFT_MAX_MIX];
+} mix_set;
+
+/* One thread per (row, channel): the previous token's z is the row above
+ * within a stream, the state's slot for a stream's first row. */
+template <int FORM>
+__global__ void shift_kernel(const float *z, float *const *states, size_t off, int per, size_t rows, int C,
+                             int n_mix, mix_set mu, float *out) {
+    const size_t n = rows * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const size_t r = i / C;
+        const int ch = (int)(i % C);
+        const float cur = z[i], prev = r % per ? z[i - C] : states[r / per][off + ch];
+        for (int m = 0; m < n_mix; m++) {
+            float o;
+            if (FORM == SHIFT_DELTA) o = prev - cur;
+            else {
+                const float w = mu.mu[m][ch];
+                o = FORM == SHIFT_LERP ? cur + (prev - cur) * w : w * cur + (1.0f - w) * prev;
+            }
+            out[m * n + i] = o;
+        }
+    }
+}
+
+/* Afterwards (a second launch, so that no first row reads a slot already
+ * replaced): each stream's last z into its slot. */
+__global__ void shift_save_kernel(const float *z, float *const *states, size_t off, int per, int n_streams, int C) {
+    const size_t n = (size_t)n_streams * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const size_t stream = i / C;
+        const int ch = (int)(i % C);
+        states[stream][off + ch] = z[((stream + 1) * per - 1) * C + ch];
+    }
+}
+
+static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048; }
+
+void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
+                 int n_mix, const float *const *mu, float *out) {
+    const int C = c->sh.n_embd;
+    mix_set m;
+    for (int i = 0; i < SHIFT_MAX_MIX; i++) m.mu[i] = mu && i < n_mix ? mu[i] : NULL;
+    const size_t n = (size_t)rows->n * C;
+    if (form == SHIFT_LERP)
+        shift_kernel<SHIFT_LERP><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                     n_mix, m, out);
+    else if (form == SHIFT_MIX)
+        shift_kernel<SHIFT_MIX><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                    n_mix, m, out);
+    else
+        shift_kernel<SHIFT_DELTA><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                      1, m, out);
+    const size_t ns = (size_t)rows->n_streams * C;
+    shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C);
+}
+
+/* One warp per (row, head): GN over the head's N channels (two passes, the
+ * CPU's layernorm), the affine of ln_x, then the SiLU gate. */
+__global__ void group_norm_gate_kernel(float *y, const float *g, const float *w, const float *b, size_t units,
+                                       int H, int N, float eps) {
+    const size_t unit = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; /* row * H + head */
+    const int lane = threadIdx.x & 31;
+    if (unit >= units) return;
+    const size_t base = unit * N;
+    const int ch0 = (int)(unit % H) * N;
+    float s = 0.0f;
+    for (int j = lane; j < N; j += 32) s += y[base + j];
+    const float mean = warp_sum(s) / N;
+    float var = 0.0f;
+    for (int j = lane; j < N; j += 32) var += (y[base + j] - mean) * (y[base + j] - mean);
+    const float inv = 1.0f / sqrtf(warp_sum(var) / N + eps);
+    for (int j = lane; j < N; j += 32) {
+        float o = (y[base + j] - mean) * inv * w[ch0 + j] + b[ch0 + j];
+        if (g) {
+            const float gj = g[base + j];
+            o *= gj * (1.0f / (1.0f + expf(-gj)));
+        }
+        y[base + j] = o;
+    }
+}
+
+void infer_group_norm_gate(rwkv_infer *c, float *y, const float *g, const float *w, const float *b, int rows) {
+    const int H = c->sh.n_head, N = c->sh.head_size;
+    const size_t units = (size_t)rows * H;
+    group_norm_gate_kernel<<<(unsigned)((units + 7) / 8), 256, 0, c->stream>>>(y, g, w, b, units, H, N, c->sh.gn_eps);
+}
+
+template <int SIG>
+__global__ void squash_kernel(float *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] = SIG ? 1.0f / (1.0f + expf(-x[i])) : tanhf(x[i]);
+}
+
+void infer_tanh(rwkv_infer *c, float *x, size_t n) {
+    squash_kernel<0><<<grid_for(n), 256, 0, c->stream>>>(x, n);
+}
+
+void infer_sigmoid(rwkv_infer *c, float *x, size_t n) {
+    squash_kernel<1><<<grid_for(n), 256, 0, c->stream>>>(x, n);
+}

@@ -1,0 +1,130 @@
+/* The RWKV-6 block of GPU inference (model/rwkv6.c on the device): layer
+ * norm, the data-dependent token shift (a LoRA correction of each of the five
+ * mixes), the data-dependent decay, r/k/v/g products, the RWKV-5/6 WKV
+ * continuing the state, GroupNorm ⊙ silu(g), the output product into the
+ * residual stream, then the gated relu² channel mix. */
+#include "cuda/rwkv_infer.cuh"
+
+/* The mixes in the order of time_maa_w1's column blocks (model/rwkv6.c). */
+enum { MIX_W, MIX_K, MIX_V, MIX_R, MIX_G, N_MIX };
+enum { LN1_W, LN1_B, LN2_W, LN2_B, MAA_X, MAA_W, MAA_K, MAA_V, MAA_R, MAA_G, MAA_W1, MAA_W2, DECAY, DECAY_W1,
+       DECAY_W2, BONUS, ATT_R, ATT_K, ATT_V, ATT_O, ATT_G, LNX_W, LNX_B, FFN_MAA_K, FFN_MAA_R, FFN_K, FFN_R, FFN_V,
+       N_SLOTS };
+
+static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out) {
+    (void)l;
+    const int C = sh->n_embd, A = sh->dim_att, Dm = sh->lora[0], Dd = sh->lora[1];
+    static const char *const names[N_SLOTS] = {
+        "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.time_maa_x", "att.time_maa_w", "att.time_maa_k",
+        "att.time_maa_v", "att.time_maa_r", "att.time_maa_g", "att.time_maa_w1", "att.time_maa_w2",
+        "att.time_decay", "att.time_decay_w1", "att.time_decay_w2", "att.time_faaaa", "att.receptance.weight",
+        "att.key.weight", "att.value.weight", "att.output.weight", "att.gate.weight", "att.ln_x.weight",
+        "att.ln_x.bias", "ffn.time_maa_k", "ffn.time_maa_r", "ffn.key.weight", "ffn.receptance.weight",
+        "ffn.value.weight"};
+    infer_weight w = {names[slot], W_VEC, slot <= MAA_G || slot >= FFN_MAA_K ? C : A, 1, 1};
+    switch (slot) {
+    case MAA_W1: w = {names[slot], W_LORA, N_MIX * Dm, C, 1}; break;
+    case MAA_W2: w = {names[slot], W_LORA, C, Dm, N_MIX}; break;
+    case DECAY_W1: w = {names[slot], W_LORA, Dd, C, 1}; break;
+    case DECAY_W2: w = {names[slot], W_LORA, A, Dd, 1}; break;
+    default: break;
+    }
+    *out = w;
+    return 1;
+}
+
+static size_t work_floats(const rwkv_infer_shape *sh, int rows) {
+    const size_t h = (size_t)(sh->n_ffn > sh->lora[1] ? sh->n_ffn : sh->lora[1]);
+    return (size_t)rows * ((1 + N_MIX) * (size_t)sh->n_embd + 7 * infer_wide(sh) + N_MIX * (size_t)sh->lora[0] + h);
+}
+
+typedef struct work {
+    float *dz, *xm;                 /* [rows][C], [N_MIX][rows][C] */
+    float *r, *k, *v, *g, *wd, *y, *tmp; /* [rows][max(C, A)] */
+    float *lora, *h;                /* [rows][5 Dm], [rows][max(F, Dd)] */
+} work;
+
+static work carve(const rwkv_infer *c, int rows) {
+    const size_t rc = (size_t)rows * c->sh.n_embd, rw = (size_t)rows * infer_wide(&c->sh);
+    work s;
+    float *p = c->work;
+    s.dz = p, p += rc;
+    s.xm = p, p += N_MIX * rc;
+    float **as[] = {&s.r, &s.k, &s.v, &s.g, &s.wd, &s.y, &s.tmp};
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += rw;
+    s.lora = p, p += (size_t)rows * N_MIX * c->sh.lora[0];
+    s.h = p;
+    return s;
+}
+
+/* out = z + dz ⊙ (mu + m) per row (m NULL: mu alone), rows of C. */
+__global__ void ddlerp_kernel(const float *z, const float *dz, const float *mu, const float *m, float *out, int C,
+                              size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = z[i] + dz[i] * (mu[i % C] + (m ? m[i] : 0.0f));
+}
+
+/* w = exp(-exp(decay + w)) per row, rows of A. */
+__global__ void decay_kernel(const float *decay, float *w, int A, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        w[i] = expf(-expf(decay[i % A] + w[i]));
+}
+
+static unsigned grid_of(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048; }
+
+/* x_c = z + dz (maa_c + tanh((z + dz maa_x) @ maa_w1)[c] @ maa_w2[c]): the
+ * five second-factor products land in xm, which the lerp then updates in place */
+static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error *err) {
+    const int C = c->sh.n_embd, Dm = c->sh.lora[0];
+    const size_t rc = (size_t)R * C;
+    ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_X), NULL, s->tmp, C, rc);
+    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH};
+    rwkv_status st = infer_products(c, &first, 1, R, err);
+    if (st != RWKV_OK) return st;
+    cuda_gemv_op ops[N_MIX];
+    for (int m = 0; m < N_MIX; m++) {
+        const void *w2 = (const char *)infer_w(c, l, MAA_W2) + (size_t)m * C * Dm * cuda_dtype_size(c->wt);
+        ops[m] = {w2, C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE};
+    }
+    if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
+    for (int m = 0; m < N_MIX; m++)
+        ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_W + m), s->xm + m * rc,
+                                                          s->xm + m * rc, C, rc);
+    return RWKV_OK;
+}
+
+static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
+    const rwkv_infer_shape *sh = &c->sh;
+    const int C = sh->n_embd, A = sh->dim_att, Dd = sh->lora[1], R = rows->n;
+    const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
+    infer_layernorm(c, c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), R, c->z);
+    infer_shift(c, SHIFT_DELTA, c->z, rows, off, 1, NULL, s->dz);
+    rwkv_status st = ddlerp(c, l, R, s, err);
+    if (st != RWKV_OK) return st;
+    /* r, k, v, g, and w = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
+    const float *xm = s->xm;
+    const cuda_gemv_op ops[] = {{infer_w(c, l, DECAY_W1), Dd, C, xm + MIX_W * rc, C, s->h, 0, CUDA_ACT_TANH},
+                                {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE},
+                                {infer_w(c, l, ATT_G), A, C, xm + MIX_G * rc, C, s->g, 0, CUDA_ACT_NONE}};
+    if ((st = infer_products(c, ops, 5, R, err)) != RWKV_OK) return st;
+    if ((st = infer_linear(c, infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, R, s->wd, 0, err)) != RWKV_OK) return st;
+    decay_kernel<<<grid_of((size_t)R * A), 256, 0, c->stream>>>(infer_vec(c, l, DECAY), s->wd, A, (size_t)R * A);
+    cuda_wkv5_state(rows, off + C, sh->n_head, sh->head_size, s->r, s->k, s->v, s->wd, (size_t)A,
+                    infer_vec(c, l, BONUS), s->y, c->stream);
+    infer_group_norm_gate(c, s->y, s->g, infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), R);
+    return infer_linear(c, infer_w(c, l, ATT_O), C, A, s->y, A, R, c->x, 1, err);
+}
+
+static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err) {
+    const work s = carve(c, rows->n);
+    rwkv_status st = time_mix(c, l, rows, &s, err);
+    if (st != RWKV_OK) return st;
+    const infer_ffn_weights f = {infer_vec(c, l, LN2_W), infer_vec(c, l, LN2_B),
+                                 {infer_vec(c, l, FFN_MAA_K), infer_vec(c, l, FFN_MAA_R)},
+                                 infer_w(c, l, FFN_K), infer_w(c, l, FFN_V), infer_w(c, l, FFN_R)};
+    return infer_channel_mix(c, l, rows, SHIFT_LERP, &f, s.xm, s.h, s.v, s.r, err);
+}
+
+const infer_version rwkv6_infer_version = {N_SLOTS, weight, work_floats, block};

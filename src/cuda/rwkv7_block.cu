@@ -1,0 +1,183 @@
+/* The RWKV-7 block of GPU inference (model/rwkv7.c on the device): layer
+ * norm, the six token-shift mixes, r/k/v products and the decay, in-context
+ * learning rate, value-residual and gate LoRAs, the per-token preparation of
+ * the WKV inputs, the WKV continuing the state, GroupNorm + bonus + gate, the
+ * output product into the residual stream, then the ungated relu² channel mix. */
+#include "cuda/rwkv_infer.cuh"
+
+#define KK_EPS 1e-12f                       /* the clamp of kappa's per-head L2 norm */
+#define DECAY_SCALE 0.60653065971263342f    /* e^-1/2, as model/rwkv7.c */
+
+/* The mixes in the order of model/rwkv7.c. */
+enum { MIX_R, MIX_W, MIX_K, MIX_V, MIX_A, MIX_G, N_MIX };
+enum { LN1_W, LN1_B, LN2_W, LN2_B, X_R, X_W, X_K, X_V, X_A, X_G, W0, A0, V0, W1, W2, A1, A2, V1, V2, G1, G2, K_K,
+       K_A, R_K, ATT_R, ATT_K, ATT_V, ATT_O, LNX_W, LNX_B, FFN_X_K, FFN_K, FFN_V, N_SLOTS };
+
+static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out) {
+    const int C = sh->n_embd, A = sh->dim_att, Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2],
+              Dg = sh->lora[3];
+    static const char *const names[N_SLOTS] = {
+        "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.x_r", "att.x_w", "att.x_k", "att.x_v", "att.x_a",
+        "att.x_g", "att.w0", "att.a0", "att.v0", "att.w1", "att.w2", "att.a1", "att.a2", "att.v1", "att.v2",
+        "att.g1", "att.g2", "att.k_k", "att.k_a", "att.r_k", "att.receptance.weight", "att.key.weight",
+        "att.value.weight", "att.output.weight", "att.ln_x.weight", "att.ln_x.bias", "ffn.x_k", "ffn.key.weight",
+        "ffn.value.weight"};
+    if (l == 0 && (slot == V0 || slot == V1 || slot == V2)) return 0; /* block 0 has no value residual */
+    infer_weight w = {names[slot], W_VEC, slot <= X_G || slot == FFN_X_K ? C : A, 1, 1};
+    switch (slot) {
+    case W1: w = {names[slot], W_LORA, Dw, C, 1}; break;
+    case W2: w = {names[slot], W_LORA, A, Dw, 1}; break;
+    case A1: w = {names[slot], W_LORA, Da, C, 1}; break;
+    case A2: w = {names[slot], W_LORA, A, Da, 1}; break;
+    case V1: w = {names[slot], W_LORA, Dv, C, 1}; break;
+    case V2: w = {names[slot], W_LORA, A, Dv, 1}; break;
+    case G1: w = {names[slot], W_LORA, Dg, C, 1}; break;
+    case G2: w = {names[slot], W_LORA, A, Dg, 1}; break;
+    default: break;
+    }
+    *out = w;
+    return 1;
+}
+
+/* h holds the channel mix's [rows][F], or the four LoRA hiddens side by side */
+static size_t hidden(const rwkv_infer_shape *sh) {
+    const int ranks = sh->lora[0] + sh->lora[1] + sh->lora[2] + sh->lora[3];
+    return (size_t)(sh->n_ffn > ranks ? sh->n_ffn : ranks);
+}
+
+static size_t work_floats(const rwkv_infer_shape *sh, int rows) {
+    return (size_t)rows * (N_MIX * (size_t)sh->n_embd + 10 * (size_t)sh->dim_att + hidden(sh));
+}
+
+/* The work of a pass; v_first sits at the same place for every block of the
+ * pass, so block 0's values are there when the later blocks read them. */
+typedef struct work {
+    float *xm;                            /* [N_MIX][rows][C] */
+    float *r, *k, *v, *w, *a, *b, *g, *y; /* [rows][A]: a holds alpha then kappa·alpha, b -kappa */
+    float *v_first, *tmp, *h;
+} work;
+
+static work carve(const rwkv_infer *c, int rows) {
+    const size_t rc = (size_t)rows * c->sh.n_embd, ra = (size_t)rows * c->sh.dim_att;
+    work s;
+    float *p = c->work;
+    s.xm = p, p += N_MIX * rc;
+    float **as[] = {&s.r, &s.k, &s.v, &s.w, &s.a, &s.b, &s.g, &s.y, &s.v_first, &s.tmp};
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += ra;
+    s.h = p;
+    return s;
+}
+
+typedef struct prepare_args {
+    const float *w0, *a0, *v0, *k_k, *k_a; /* v0 NULL in block 0 */
+    float *dec, *al, *neg, *k, *v, *v_first;
+    const float *v_mix;
+} prepare_args;
+
+/* One warp per (row, head): decay, alpha, the value residual, kappa
+ * normalised per head, the kernel's k, a = -kappa (neg) and b = kappa·alpha (al). */
+__global__ void prepare_kernel(prepare_args p, size_t units, int H, int N) {
+    const size_t unit = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x & 31;
+    if (unit >= units) return;
+    const size_t base = unit * N;
+    const int ch0 = (int)(unit % H) * N;
+    float ss = 0.0f;
+    for (int j = lane; j < N; j += 32) {
+        const size_t i = base + j;
+        const int ch = ch0 + j;
+        p.dec[i] = expf(-DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
+        p.al[i] = 1.0f / (1.0f + expf(-(p.a0[ch] + p.al[i])));
+        if (!p.v0) p.v_first[i] = p.v[i];
+        else p.v[i] += (p.v_first[i] - p.v[i]) * (1.0f / (1.0f + expf(-(p.v0[ch] + p.v_mix[i]))));
+        const float kk = p.k[i] * p.k_k[ch];
+        p.neg[i] = kk;
+        ss += kk * kk;
+    }
+    const float norm = sqrtf(warp_sum(ss)), inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
+    for (int j = lane; j < N; j += 32) {
+        const size_t i = base + j;
+        const float kappa = p.neg[i] * inv;
+        p.neg[i] = -kappa;
+        p.k[i] = p.k[i] * (1.0f + (p.al[i] - 1.0f) * p.k_a[ch0 + j]);
+        p.al[i] = kappa * p.al[i];
+    }
+}
+
+/* One warp per (row, head): y = (GN(y) + (Σ_j r_j k_j r_k[j]) v) ⊙ g. */
+__global__ void finish_kernel(float *y, const float *r, const float *k, const float *v, const float *g,
+                              const float *r_k, const float *lnx_w, const float *lnx_b, size_t units, int H, int N,
+                              float eps) {
+    const size_t unit = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x & 31;
+    if (unit >= units) return;
+    const size_t base = unit * N;
+    const int ch0 = (int)(unit % H) * N;
+    float s = 0.0f, bonus = 0.0f;
+    for (int j = lane; j < N; j += 32) {
+        s += y[base + j];
+        bonus += r[base + j] * k[base + j] * r_k[ch0 + j];
+    }
+    const float mean = warp_sum(s) / N;
+    bonus = warp_sum(bonus);
+    float var = 0.0f;
+    for (int j = lane; j < N; j += 32) var += (y[base + j] - mean) * (y[base + j] - mean);
+    const float inv = 1.0f / sqrtf(warp_sum(var) / N + eps);
+    for (int j = lane; j < N; j += 32) {
+        const size_t i = base + j;
+        const float gn = (y[i] - mean) * inv * lnx_w[ch0 + j] + lnx_b[ch0 + j];
+        y[i] = (gn + bonus * v[i]) * g[i];
+    }
+}
+
+static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
+    const rwkv_infer_shape *sh = &c->sh;
+    const int C = sh->n_embd, A = sh->dim_att, H = sh->n_head, N = sh->head_size, R = rows->n;
+    const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
+    infer_layernorm(c, c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), R, c->z);
+    const float *mu[N_MIX];
+    for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, X_R + i);
+    infer_shift(c, SHIFT_LERP, c->z, rows, off, N_MIX, mu, s->xm);
+    /* r, k, v and the LoRAs' first factors (tanh for w, sigmoid for g), then
+     * their second factors; block 0 has no value residual */
+    const int Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2], Dg = sh->lora[3];
+    float *hw = s->h, *ha = hw + (size_t)R * Dw, *hg = ha + (size_t)R * Da, *hv = hg + (size_t)R * Dg;
+    const float *xm = s->xm;
+    const cuda_gemv_op first[] = {
+        {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, W1), Dw, C, xm + MIX_W * rc, C, hw, 0, CUDA_ACT_TANH},
+        {infer_w(c, l, A1), Da, C, xm + MIX_A * rc, C, ha, 0, CUDA_ACT_NONE},
+        {infer_w(c, l, G1), Dg, C, xm + MIX_G * rc, C, hg, 0, CUDA_ACT_SIGMOID},
+        {infer_w(c, l, V1), Dv, C, xm + MIX_V * rc, C, hv, 0, CUDA_ACT_NONE}};
+    const cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE},
+                                   {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE},
+                                   {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE},
+                                   {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE}};
+    rwkv_status st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
+    if (st == RWKV_OK) st = infer_products(c, second, l > 0 ? 4 : 3, R, err);
+    if (st != RWKV_OK) return st;
+    const size_t units = (size_t)R * H;
+    const unsigned blocks = (unsigned)((units + 7) / 8);
+    prepare_args p = {infer_vec(c, l, W0), infer_vec(c, l, A0), l > 0 ? infer_vec(c, l, V0) : NULL,
+                      infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first, s->tmp};
+    prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
+    cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);
+    finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, infer_vec(c, l, R_K),
+                                                 infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), units, H, N,
+                                                 sh->gn_eps);
+    return infer_linear(c, infer_w(c, l, ATT_O), C, A, s->y, A, R, c->x, 1, err);
+}
+
+static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err) {
+    const work s = carve(c, rows->n);
+    rwkv_status st = time_mix(c, l, rows, &s, err);
+    if (st != RWKV_OK) return st;
+    /* channel mix: relu²(W_k (z + dz x_k)) through W_v, no receptance */
+    const infer_ffn_weights f = {infer_vec(c, l, LN2_W), infer_vec(c, l, LN2_B), {infer_vec(c, l, FFN_X_K), NULL},
+                                 infer_w(c, l, FFN_K), infer_w(c, l, FFN_V), NULL};
+    return infer_channel_mix(c, l, rows, SHIFT_LERP, &f, s.xm, s.h, NULL, NULL, err);
+}
+
+const infer_version rwkv7_infer_version = {N_SLOTS, weight, work_floats, block};

@@ -1,0 +1,363 @@
+/* The RWKV-5/6/7 inference context (cuda/rwkv_infer.h): weights uploaded
+ * once by the version's slot table, then passes of up to max_rows rows:
+ * embedding, ln0, the version's block per layer, ln_out and the head for the
+ * rows whose logits are asked for. A pass carries its state pointers to the
+ * device, so one sequence and a batch of sequences run the same kernels. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/rwkv_infer.cuh"
+
+enum { MAX_ROWS = 256 }; /* rows per pass: bounds the work buffers and the logits buffer */
+
+static const infer_version *version_of(int v) {
+    return v == 7 ? &rwkv7_infer_version : v == 6 ? &rwkv6_infer_version : v == 5 ? &rwkv5_infer_version : NULL;
+}
+
+extern "C" size_t rwkv_infer_state_floats(const rwkv_infer *c) { return c->layer_state * c->sh.n_layer; }
+
+/* The matrices every version names alike (att.receptance/key/value/gate/output,
+ * ffn.key/receptance/value) as W_MAT of their shape. */
+static void common_matrix(const rwkv_infer_shape *sh, infer_weight *w) {
+    const int C = sh->n_embd, A = sh->dim_att, F = sh->n_ffn;
+    static const struct {
+        const char *name;
+        int rows, cols; /* 0: C, 1: A, 2: F */
+    } mats[] = {{"att.receptance.weight", 1, 0}, {"att.key.weight", 1, 0}, {"att.value.weight", 1, 0},
+                {"att.gate.weight", 1, 0},       {"att.output.weight", 0, 1}, {"ffn.key.weight", 2, 0},
+                {"ffn.receptance.weight", 0, 0}, {"ffn.value.weight", 0, 2}};
+    const int dims[] = {C, A, F};
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+        if (strcmp(w->name, mats[i].name) == 0)
+            w->kind = W_MAT, w->rows = dims[mats[i].rows], w->cols = dims[mats[i].cols], w->count = 1;
+}
+
+/* Slot i of layer l (0: none). */
+static int slot_weight(const rwkv_infer *c, int l, int i, infer_weight *w) {
+    if (!c->ver->weight(&c->sh, l, i, w)) return 0;
+    common_matrix(&c->sh, w);
+    return 1;
+}
+
+/* ---- upload -------------------------------------------------------------- */
+
+typedef struct uploader {
+    rwkv_infer *c;
+    const rwkv_infer_source *src;
+    float *host, *host2, *staging; /* the largest tensor's floats each */
+} uploader;
+
+/* host[0, n) to freshly allocated device memory of type t. */
+static rwkv_status put(uploader *u, const float *host, size_t n, cuda_dtype t, void **d, rwkv_error *err) {
+    rwkv_infer *c = u->c;
+    rwkv_status s = cuda_alloc(d, n * cuda_dtype_size(t), "weights", err);
+    if (s != RWKV_OK) return s;
+    /* a copy from pageable memory may return before its DMA ends: wait for it
+     * (the context's stream does not order itself after the default stream) */
+    if ((s = cuda_upload(t == CUDA_F32 ? *d : (void *)u->staging, host, n * sizeof(float), err)) == RWKV_OK)
+        s = cuda_sync(0, "weight upload", err);
+    if (s != RWKV_OK || t == CUDA_F32) return s;
+    cuda_convert(t, *d, CUDA_F32, u->staging, n, c->stream);
+    return cuda_sync(c->stream, "weight upload", err);
+}
+
+static rwkv_status fetch(uploader *u, const char *name, size_t n, rwkv_error *err) {
+    const size_t have = u->src->numel(u->src->ctx, name);
+    if (have != n)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has %zu elements, expected %zu", name, have, n);
+    return u->src->fetch(u->src->ctx, name, u->host, n, err);
+}
+
+/* RWKV-5's per-channel decay multipliers and bonus from a per-channel or
+ * per-head (5.0/5.1) tensor; the bonus is exp(time_first) in older files. */
+static rwkv_status fetch_v5_head(uploader *u, const char *name, const infer_weight *w, rwkv_error *err) {
+    const rwkv_infer_shape *sh = &u->c->sh;
+    char alt[128];
+    const char *use = name;
+    int first = 0;
+    if (w->kind == W_V5_BONUS && u->src->numel(u->src->ctx, name) == 0) {
+        snprintf(alt, sizeof alt, "%.*stime_first", (int)(strlen(name) - strlen("time_faaaa")), name);
+        use = alt, first = 1;
+    }
+    const size_t n = u->src->numel(u->src->ctx, use), A = (size_t)sh->dim_att;
+    if (n != A && n != (size_t)sh->n_head)
+        return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has %zu elements, expected %zu or %d", use, n, A,
+                         sh->n_head);
+    rwkv_status s = u->src->fetch(u->src->ctx, use, u->host2, n, err);
+    for (size_t i = 0; i < A && s == RWKV_OK; i++) {
+        const double x = u->host2[n == A ? i : i / (size_t)sh->head_size];
+        u->host[i] = (float)(w->kind == W_V5_DECAY ? exp(-exp(x)) : first ? exp(x) : x);
+    }
+    return s;
+}
+
+static rwkv_status upload_weight(uploader *u, int l, const infer_weight *w, void **d, rwkv_error *err) {
+    char name[160];
+    snprintf(name, sizeof name, "blocks.%d.%s", l, w->name);
+    const size_t count = w->count > 0 ? (size_t)w->count : 1;
+    const size_t n = count * w->rows * (w->kind == W_MAT || w->kind == W_LORA ? (size_t)w->cols : 1);
+    rwkv_status s = w->kind == W_V5_DECAY || w->kind == W_V5_BONUS ? fetch_v5_head(u, name, w, err)
+                                                                   : fetch(u, name, n, err);
+    if (s != RWKV_OK) return s;
+    const float *src = u->host;
+    const size_t per = (size_t)w->rows * w->cols;
+    for (size_t m = 0; w->kind == W_LORA && m < count; m++) /* the file's [cols][rows] to [rows][cols] */
+        for (int i = 0; i < w->cols; i++)
+            for (int o = 0; o < w->rows; o++)
+                u->host2[m * per + (size_t)o * w->cols + i] = u->host[m * per + (size_t)i * w->rows + o];
+    if (w->kind == W_LORA) src = u->host2;
+    return put(u, src, n, w->kind == W_MAT || w->kind == W_LORA ? u->c->wt : CUDA_F32, d, err);
+}
+
+static rwkv_status upload_global(uploader *u, const char *name, size_t n, cuda_dtype t, void **d, rwkv_error *err) {
+    rwkv_status s = fetch(u, name, n, err);
+    return s == RWKV_OK ? put(u, u->host, n, t, d, err) : s;
+}
+
+static rwkv_status upload_all(rwkv_infer *c, const rwkv_infer_source *src, rwkv_error *err) {
+    const rwkv_infer_shape *sh = &c->sh;
+    const size_t C = (size_t)sh->n_embd;
+    size_t biggest = (size_t)sh->n_vocab * C;
+    infer_weight w;
+    for (int l = 0; l < sh->n_layer; l++)
+        for (int i = 0; i < c->ver->n_slots; i++)
+            if (slot_weight(c, l, i, &w) && (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols > biggest)
+                biggest = (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols;
+    uploader u = {c, src, (float *)malloc(biggest * 4), (float *)malloc(biggest * 4), NULL};
+    rwkv_status s = u.host && u.host2 ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the upload");
+    if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc((void **)&u.staging, biggest * 4, "upload staging", err);
+    if (s == RWKV_OK) s = upload_global(&u, "emb.weight", (size_t)sh->n_vocab * C, CUDA_F32, (void **)&c->emb, err);
+    if (s == RWKV_OK) s = upload_global(&u, "head.weight", (size_t)sh->n_vocab * C, c->wt, &c->head, err);
+    const char *const glob[] = {"blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias"};
+    float *gl[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4 && s == RWKV_OK; i++) s = upload_global(&u, glob[i], C, CUDA_F32, (void **)&gl[i], err);
+    /* ln0 and ln_out as [2][C] each: weight then bias */
+    if (s == RWKV_OK) s = cuda_alloc((void **)&c->ln0, 2 * C * 4, "weights", err);
+    if (s == RWKV_OK) s = cuda_alloc((void **)&c->ln_out, 2 * C * 4, "weights", err);
+    for (int i = 0; i < 4 && s == RWKV_OK; i++)
+        if (cudaMemcpyAsync((i < 2 ? c->ln0 : c->ln_out) + (i % 2) * C, gl[i], C * 4, cudaMemcpyDeviceToDevice,
+                            c->stream) != cudaSuccess)
+            s = cuda_check("weight copy", err);
+    if (s == RWKV_OK) s = cuda_sync(c->stream, "weight copy", err);
+    for (int i = 0; i < 4; i++) cuda_free(gl[i]);
+    for (int l = 0; l < sh->n_layer && s == RWKV_OK; l++)
+        for (int i = 0; i < c->ver->n_slots && s == RWKV_OK; i++)
+            if (slot_weight(c, l, i, &w)) s = upload_weight(&u, l, &w, &c->w[(size_t)l * c->ver->n_slots + i], err);
+    free(u.host);
+    free(u.host2);
+    cuda_free(u.staging);
+    return s;
+}
+
+/* ---- context --------------------------------------------------------------- */
+
+static size_t widest_input(const rwkv_infer_shape *sh) {
+    int w = sh->n_embd;
+    const int others[] = {sh->dim_att, sh->n_ffn, 5 * sh->lora[0], sh->lora[1], sh->lora[2], sh->lora[3]};
+    for (int i = 0; i < 6; i++) w = others[i] > w ? others[i] : w;
+    return (size_t)w;
+}
+
+static rwkv_status alloc_work(rwkv_infer *c, rwkv_error *err) {
+    const rwkv_infer_shape *sh = &c->sh;
+    const size_t R = (size_t)c->max_rows, C = (size_t)sh->n_embd, V = (size_t)sh->n_vocab;
+    float **const bufs[] = {&c->x, &c->z, &c->mean, &c->rstd, &c->logits, &c->work};
+    const size_t sizes[] = {R * C, R * C, R, R, R * V, c->ver->work_floats(sh, c->max_rows)};
+    rwkv_status s = RWKV_OK;
+    for (int i = 0; i < 6 && s == RWKV_OK; i++) s = cuda_alloc((void **)bufs[i], sizes[i] * 4, "work buffers", err);
+    if (s == RWKV_OK) s = cuda_alloc((void **)&c->tok, R * sizeof(int), "tokens", err);
+    if (s == RWKV_OK) s = cuda_alloc((void **)&c->ptrs, R * sizeof(float *), "state pointers", err);
+    c->in16_floats = R * widest_input(sh);
+    if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc(&c->in16, c->in16_floats * 2, "work buffers", err);
+    return s;
+}
+
+extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, int bf16, int device,
+                                      const rwkv_infer_source *src, rwkv_infer **out, rwkv_error *err) {
+    *out = NULL;
+    if (!version_of(shape->version))
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "no CUDA inference for RWKV-%d", shape->version);
+    if (shape->head_size > CUDA_WKV_MAX_HEAD)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "head size %d: the GPU takes heads of up to %d channels",
+                         shape->head_size, CUDA_WKV_MAX_HEAD);
+    if (device < 0 || device >= cuda_device_count())
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "CUDA device %d does not exist (%d found)", device,
+                         cuda_device_count());
+    if (cudaSetDevice(device) != cudaSuccess) return cuda_check("cudaSetDevice", err);
+    rwkv_infer *c = (rwkv_infer *)calloc(1, sizeof *c);
+    if (!c) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    c->sh = *shape;
+    c->ver = version_of(shape->version);
+    c->wt = bf16 ? CUDA_BF16 : CUDA_F32;
+    c->max_rows = MAX_ROWS;
+    c->layer_state = 2 * (size_t)shape->n_embd + (size_t)shape->n_head * shape->head_size * shape->head_size;
+    c->w = (void **)calloc((size_t)shape->n_layer * c->ver->n_slots, sizeof(void *));
+    rwkv_status s = c->w ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    if (s == RWKV_OK && cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess)
+        s = cuda_check("cudaStreamCreate", err);
+    if (s == RWKV_OK) s = cuda_blas_new(&c->blas, err);
+    if (s == RWKV_OK) s = alloc_work(c, err);
+    if (s == RWKV_OK) s = upload_all(c, src, err);
+    if (s != RWKV_OK) {
+        rwkv_infer_free(c);
+        return s;
+    }
+    *out = c;
+    return RWKV_OK;
+}
+
+extern "C" void rwkv_infer_free(rwkv_infer *c) {
+    if (!c) return;
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    void *const bufs[] = {c->emb, c->head, c->ln0, c->ln_out, c->tok, c->ptrs, c->x, c->z,
+                          c->mean, c->rstd, c->logits, c->work, c->in16};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
+    for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) cuda_free(c->w[i]);
+    for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
+    free(c->w);
+    cuda_blas_free(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+/* ---- the shared steps of the blocks ------------------------------------------ */
+
+/* One product as a GEMM (more rows than the GEMV takes). */
+static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_error *err) {
+    const void *B = op->X;
+    if (c->wt != CUDA_F32) { /* the rows' used columns only; ldx >= in */
+        const size_t n = (size_t)(rows - 1) * op->ldx + op->in;
+        if (n > c->in16_floats) return rwkv_fail(err, RWKV_ERR_ARG, "product input of %zu floats too large", n);
+        cuda_convert(c->wt, c->in16, CUDA_F32, op->X, n, c->stream);
+        B = c->in16;
+    }
+    cuda_gemm g;
+    memset(&g, 0, sizeof g);
+    g.ab = c->wt, g.cd = CUDA_F32, g.trans_a = 1, g.m = op->out, g.n = rows, g.k = op->in;
+    g.A = op->W, g.lda = op->in, g.B = B, g.ldb = op->ldx;
+    g.C = op->accumulate ? op->Y : NULL, g.D = op->Y, g.ldc = op->out;
+    g.batch = 1, g.alpha = 1.0f, g.beta = op->accumulate ? 1.0f : 0.0f;
+    return cuda_matmul(c->blas, &g, c->stream, err);
+}
+
+rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err) {
+    if (rows <= CUDA_GEMV_ROWS) { /* decode: bound by reading W */
+        for (int i = 0; i < n; i += CUDA_GEMV_MAX_OPS)
+            cuda_gemv_group(c->wt, ops + i, n - i < CUDA_GEMV_MAX_OPS ? n - i : CUDA_GEMV_MAX_OPS, rows, c->stream);
+        return RWKV_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        rwkv_status s = gemm(c, &ops[i], rows, err);
+        if (s != RWKV_OK) return s;
+        const size_t count = (size_t)rows * ops[i].out;
+        if (ops[i].act == CUDA_ACT_TANH) infer_tanh(c, ops[i].Y, count);
+        if (ops[i].act == CUDA_ACT_SIGMOID) infer_sigmoid(c, ops[i].Y, count);
+        if (ops[i].act == CUDA_ACT_RELU2) cuda_relu2_forward(CUDA_F32, ops[i].Y, ops[i].Y, count, c->stream);
+    }
+    return RWKV_OK;
+}
+
+rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
+                         int accumulate, rwkv_error *err) {
+    const cuda_gemv_op op = {W, out, in, X, ldx, Y, accumulate, CUDA_ACT_NONE};
+    return infer_products(c, &op, 1, rows, err);
+}
+
+void infer_layernorm(rwkv_infer *c, const float *x, const float *w, const float *b, int rows, float *z) {
+    cuda_layernorm_forward(CUDA_F32, x, w, b, rows, c->sh.n_embd, z, c->mean, c->rstd, c->stream);
+}
+
+rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum shift_form form,
+                              const infer_ffn_weights *w, float *xm, float *h, float *v, float *r, rwkv_error *err) {
+    const int C = c->sh.n_embd, F = c->sh.n_ffn, R = rows->n;
+    const float *xk = xm, *xr = xm + (size_t)R * C;
+    infer_layernorm(c, c->x, w->ln_w, w->ln_b, R, c->z);
+    infer_shift(c, form, c->z, rows, (size_t)(l + 1) * c->layer_state - C, w->Wr ? 2 : 1, w->mu, xm);
+    const cuda_gemv_op first[] = {{w->Wk, F, C, xk, C, h, 0, CUDA_ACT_RELU2},
+                                  {w->Wr, C, C, xr, C, r, 0, CUDA_ACT_NONE}};
+    rwkv_status s = infer_products(c, first, w->Wr ? 2 : 1, R, err);
+    if (s != RWKV_OK) return s;
+    if (!w->Wr) return infer_linear(c, w->Wv, C, F, h, F, R, c->x, 1, err);
+    if ((s = infer_linear(c, w->Wv, C, F, h, F, R, v, 0, err)) != RWKV_OK) return s;
+    cuda_gate_residual_forward(CUDA_F32, c->x, r, v, c->x, (size_t)R * C, c->stream);
+    return RWKV_OK;
+}
+
+/* ---- passes ---------------------------------------------------------------------- */
+
+/* A pass's device work, its tokens and state pointers already uploaded:
+ * embedding, ln0, the blocks, then ln_out and the head into c->logits for
+ * the last out_rows rows. */
+static rwkv_status forward(rwkv_infer *c, const infer_rows *rows, int out_rows, rwkv_error *err) {
+    const int C = c->sh.n_embd, V = c->sh.n_vocab, n = rows->n;
+    cuda_embedding_forward(CUDA_F32, c->emb, c->tok, n, C, c->z, c->stream);
+    infer_layernorm(c, c->z, c->ln0, c->ln0 + C, n, c->x);
+    rwkv_status s = RWKV_OK;
+    for (int l = 0; l < c->sh.n_layer && s == RWKV_OK; l++) s = c->ver->block(c, l, rows, err);
+    if (s != RWKV_OK || !out_rows) return s;
+    infer_layernorm(c, c->x + (size_t)(n - out_rows) * C, c->ln_out, c->ln_out + C, out_rows, c->z);
+    return infer_linear(c, c->head, V, C, c->z, C, out_rows, c->logits, 0, err);
+}
+
+/* forward() of a small pass through its graph, captured at its first use. */
+static rwkv_status forward_graph(rwkv_infer *c, const infer_rows *rows, int out_rows, rwkv_error *err) {
+    for (int i = 0; i < c->n_graphs; i++) {
+        const infer_graph *g = &c->graphs[i];
+        if (g->n == rows->n && g->n_streams == rows->n_streams && g->out_rows == out_rows)
+            return cudaGraphLaunch(g->exec, c->stream) == cudaSuccess ? RWKV_OK : cuda_check("graph launch", err);
+    }
+    if (c->n_graphs == INFER_GRAPHS) return forward(c, rows, out_rows, err);
+    cudaGraph_t graph;
+    if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
+        return cuda_check("graph capture", err);
+    rwkv_status s = forward(c, rows, out_rows, err);
+    const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (s != RWKV_OK || e != cudaSuccess) {
+        if (e == cudaSuccess) cudaGraphDestroy(graph);
+        return s != RWKV_OK ? s : cuda_check("graph capture", err);
+    }
+    infer_graph *g = &c->graphs[c->n_graphs];
+    const cudaError_t ie = cudaGraphInstantiate(&g->exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (ie != cudaSuccess) return cuda_check("graph instantiation", err);
+    g->n = rows->n, g->n_streams = rows->n_streams, g->out_rows = out_rows;
+    c->n_graphs++;
+    return cudaGraphLaunch(g->exec, c->stream) == cudaSuccess ? RWKV_OK : cuda_check("graph launch", err);
+}
+
+/* One pass; logits of its last `out_rows` rows to host `logits` (NULL: none). */
+static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens, const infer_rows *rows,
+                        float *logits, int out_rows, rwkv_error *err) {
+    const int V = c->sh.n_vocab, n = rows->n;
+    if (cudaMemcpyAsync(c->tok, tokens, sizeof(int) * n, cudaMemcpyHostToDevice, c->stream) != cudaSuccess ||
+        cudaMemcpyAsync(c->ptrs, d_states, sizeof(float *) * rows->n_streams, cudaMemcpyHostToDevice, c->stream) !=
+            cudaSuccess)
+        return cuda_check("token upload", err);
+    if (!logits) out_rows = 0;
+    rwkv_status s = n <= CUDA_GEMV_ROWS ? forward_graph(c, rows, out_rows, err) : forward(c, rows, out_rows, err);
+    if (s != RWKV_OK) return s;
+    if (out_rows && cudaMemcpyAsync(logits, c->logits, sizeof(float) * out_rows * V, cudaMemcpyDeviceToHost,
+                                    c->stream) != cudaSuccess)
+        return cuda_check("logits download", err);
+    return cuda_sync(c->stream, "forward", err);
+}
+
+extern "C" rwkv_status rwkv_infer_eval(rwkv_infer *c, float *const *d_states, size_t n_states, const int *tokens,
+                                       size_t n, float *logits, int all_logits, rwkv_error *err) {
+    const size_t V = (size_t)c->sh.n_vocab, R = (size_t)c->max_rows;
+    const int batch = n_states > 1;
+    for (size_t done = 0; done < n; done += R) {
+        const int T = n - done < R ? (int)(n - done) : (int)R;
+        /* the pass's rows: the one sequence's next T tokens, or T streams of one */
+        infer_rows rows = {c->ptrs, batch ? T : 1, batch ? 1 : T, T};
+        float *out = NULL;
+        int out_rows = 0;
+        if (logits && (all_logits || batch)) out = logits + done * V, out_rows = T;
+        else if (logits && done + T == n) out = logits, out_rows = 1;
+        rwkv_status s = pass(c, batch ? d_states + done : d_states, tokens + done, &rows, out, out_rows, err);
+        if (s != RWKV_OK) return s;
+    }
+    return RWKV_OK;
+}

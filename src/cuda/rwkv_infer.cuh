@@ -1,0 +1,174 @@
+/* The inside of an RWKV-5/6/7 inference context (cuda/rwkv_infer.h),
+ * shared by the driver (rwkv_infer.cu) and the version blocks
+ * (rwkv5_block.cu, rwkv6_block.cu, rwkv7_block.cu). A version supplies a
+ * table: its per-layer weights by slot (name, how it is stored), the work
+ * memory a chunk of rows needs and its block; the driver does the rest
+ * (upload, embedding, ln0, ln_out, head, chunks, state pointers). */
+#ifndef RWKV_CUDA_RWKV_INFER_CUH
+#define RWKV_CUDA_RWKV_INFER_CUH
+
+#include <type_traits>
+
+#include "cuda/common.cuh"
+
+extern "C" {
+#include "core/error.h"
+#include "cuda/rwkv_infer.h"
+}
+
+/* How a per-layer weight is stored on the device. */
+enum infer_kind {
+    W_VEC,      /* float32 vector of `rows` floats */
+    W_MAT,      /* [rows][cols] matrix (nn.Linear: y = W x), in the context's weight type */
+    W_LORA,     /* stored [cols][rows] in the file (y = x @ M): transposed at upload to a W_MAT */
+    W_V5_DECAY, /* RWKV-5 time_decay, per channel or per head: exp(-exp(.)) per channel */
+    W_V5_BONUS, /* RWKV-5 bonus: time_faaaa as stored, or exp(time_first); per channel or per head */
+};
+
+typedef struct infer_weight {
+    const char *name; /* after "blocks.<l>." */
+    enum infer_kind kind;
+    int rows, cols;
+    int count; /* W_LORA: matrices stored one after another ([count][cols][rows] in the file); 0 means 1 */
+} infer_weight;
+
+/* The rows of one pass: n_streams independent streams of `per` consecutive
+ * tokens each (one sequence: 1 stream of T; a batch step: B streams of 1);
+ * row r belongs to stream r / per, whose state is states[r / per]. */
+typedef struct infer_rows {
+    float *const *states; /* device array of n_streams device pointers */
+    int n_streams, per, n;
+} infer_rows;
+
+typedef struct infer_version {
+    int n_slots;
+    /* Slot `slot` of layer l; 0 when the layer has none (e.g. RWKV-7's
+     * block 0 value LoRA). The matrices every version names alike
+     * (att.key.weight ...) get their kind and shape from the driver. */
+    int (*weight)(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out);
+    /* Floats of work memory for a pass of `rows` rows (beside x and z). */
+    size_t (*work_floats)(const rwkv_infer_shape *sh, int rows);
+    /* One block over the rows of the residual stream c->x. */
+    rwkv_status (*block)(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err);
+} infer_version;
+
+/* max(C, A), the width of buffers that hold either */
+static inline size_t infer_wide(const rwkv_infer_shape *sh) {
+    return (size_t)(sh->dim_att > sh->n_embd ? sh->dim_att : sh->n_embd);
+}
+
+extern const infer_version rwkv5_infer_version, rwkv6_infer_version, rwkv7_infer_version;
+
+/* A captured pass of a few rows (decode), replayed as one graph launch:
+ * the pass's kernels read their tokens and state pointers from the
+ * context's buffers, so one graph serves every pass of the same shape. */
+enum { INFER_GRAPHS = 16 };
+typedef struct infer_graph {
+    int n, n_streams, out_rows;
+    cudaGraphExec_t exec;
+} infer_graph;
+
+struct rwkv_infer {
+    rwkv_infer_shape sh;
+    const infer_version *ver;
+    cuda_dtype wt; /* storage of the matrices */
+    cuda_blas *blas;
+    cudaStream_t stream;
+    void **w;        /* [L][n_slots] device weights (NULL: absent) */
+    float *emb;      /* [V][C] */
+    float *ln0, *ln_out; /* weight, bias: [2][C] */
+    void *head;      /* [V][C] in wt */
+    size_t layer_state;
+    /* work of one pass of up to max_rows rows */
+    int max_rows;
+    int *tok;
+    float **ptrs;    /* the pass's state pointers */
+    float *x, *z, *mean, *rstd, *logits, *work;
+    void *in16;      /* bf16 copy of a product's input */
+    size_t in16_floats;
+    infer_graph graphs[INFER_GRAPHS];
+    int n_graphs;
+};
+
+static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }
+static inline float *infer_vec(const rwkv_infer *c, int l, int slot) { return (float *)infer_w(c, l, slot); }
+
+/* Several products of the same rows (cuda_gemv_op: Y = act(X Wᵀ), or
+ * Y += X Wᵀ when accumulate, X's rows ldx floats apart, float32 output).
+ * A few rows (decode): grouped GEMV launches reading X as float32. More: a
+ * GEMM each (in bf16 X rounded to bf16 first), then the activation. */
+rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err);
+/* One product without activation: Y[rows][out] (+)= X[rows][in] Wᵀ. */
+rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
+                         int accumulate, rwkv_error *err);
+
+/* z = LN(x; w, b) over the rows (eps 1e-5). */
+void infer_layernorm(rwkv_infer *c, const float *x, const float *w, const float *b, int rows, float *z);
+
+/* The token shift of every version, continuing the streams' states: the
+ * previous token's z is z[r-1] within a stream and the state's slot (`off`
+ * floats into each state) for a stream's first row; afterwards the slot
+ * holds the stream's last z. out[m] (rows x C each, consecutive) is
+ *   SHIFT_LERP  z + (prev - z) mu_m          (RWKV-6/7)
+ *   SHIFT_MIX   mu_m z + (1 - mu_m) prev     (RWKV-4/5)
+ *   SHIFT_DELTA prev - z                     (RWKV-6's dz; n_mix 1, mu unused) */
+enum shift_form { SHIFT_LERP, SHIFT_MIX, SHIFT_DELTA };
+enum { SHIFT_MAX_MIX = 6 };
+void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
+                 int n_mix, const float *const *mu, float *out);
+
+/* The squared-ReLU channel mix of layer l, which every version shares but
+ * for the shift's form and the receptance gate:
+ *   z = LN2(x), xk, xr = shift(z) (the state slot: the layer's last C floats),
+ *   x += σ(W_r xr) ⊙ W_v relu²(W_k xk)      (W_r NULL: no gate, RWKV-7)
+ * mu = {mu_k, mu_r}; xm [2][rows][C], h [rows][F], v and r [rows][C] scratch. */
+typedef struct infer_ffn_weights {
+    const float *ln_w, *ln_b, *mu[2];
+    const void *Wk, *Wv, *Wr;
+} infer_ffn_weights;
+rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum shift_form form,
+                              const infer_ffn_weights *w, float *xm, float *h, float *v, float *r, rwkv_error *err);
+
+/* y = GN_H(y; w, b, eps) (⊙ silu(g) when g is not NULL) per row, in place. */
+void infer_group_norm_gate(rwkv_infer *c, float *y, const float *g, const float *w, const float *b, int rows);
+
+/* x = f(x) in place over n floats. */
+void infer_tanh(rwkv_infer *c, float *x, size_t n);
+void infer_sigmoid(rwkv_infer *c, float *x, size_t n);
+
+/* The matrix-state WKVs continuing the streams' states (S at `off` floats
+ * into each state; every other array [rows][H*N]):
+ *   RWKV-5/6: y_i = Σ_j r_j (S_ij + u_j k_j v_i), S_ij = w_j S_ij + k_j v_i,
+ *             w per row (w_stride = H*N) or one vector (w_stride = 0).
+ *   RWKV-7:   S_ij = S_ij w_j + (Σ_l S_il a_l) b_j + v_i k_j, y_i = Σ_j S_ij r_j. */
+enum { CUDA_WKV_MAX_HEAD = 256 }; /* the largest head size N the two take */
+
+/* What the two WKV kernels share: a warp holds one state row, lane j its
+ * columns j, j + 32, ... (E of them); wkv_by_width calls launch(E) with E as
+ * a compile-time constant (std::integral_constant) for head size N. */
+template <int E>
+__device__ __forceinline__ void wkv_row_load(float *s, const float *st, int lane, int N) {
+#pragma unroll
+    for (int q = 0; q < E; q++) s[q] = lane + 32 * q < N ? st[lane + 32 * q] : 0.0f;
+}
+template <int E>
+__device__ __forceinline__ void wkv_row_store(float *st, const float *s, int lane, int N) {
+#pragma unroll
+    for (int q = 0; q < E; q++)
+        if (lane + 32 * q < N) st[lane + 32 * q] = s[q];
+}
+template <class F>
+static void wkv_by_width(int N, F launch) {
+    if (N <= 32) launch(std::integral_constant<int, 1>());
+    else if (N <= 64) launch(std::integral_constant<int, 2>());
+    else if (N <= 128) launch(std::integral_constant<int, 4>());
+    else launch(std::integral_constant<int, 8>());
+}
+/* blocks of 8 warps covering the H * N rows of one stream */
+static inline unsigned wkv_blocks(int H, int N) { return (unsigned)(((size_t)H * N + 7) / 8); }
+void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
+                     const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
+void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
+                     const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s);
+
+#endif

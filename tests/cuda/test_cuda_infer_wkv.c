@@ -1,0 +1,198 @@
+/* RWKV-5/6/7 inference on the GPU (--device cuda): the reference vectors of
+ * every version in sequence and RNN mode within the cases' own tolerances,
+ * GPU against CPU on those models and on random RWKV-7 models, the batched
+ * decode against separate single-sequence runs, and a state saved on the GPU
+ * continued on the CPU.
+ *
+ * Budgets:
+ *   reference vectors, fp32   the case's tolerances (logits atol 1e-4 rtol 1e-4,
+ *                             state 2e-4 / 3e-4) against the float64 reference
+ *   GPU vs CPU                max |gpu - cpu| / max(1, max |cpu|): fp32 2e-4,
+ *                             bf16 5e-2 (matrix inputs and weights rounded to bf16)
+ *   batch vs separate runs    the same measure: fp32 1e-5, bf16 1e-2 (the products
+ *                             of B rows and of one row sum in other orders, and in
+ *                             bf16 a different last bit can round a product's
+ *                             input the other way) */
+#include "infer_check.h"
+
+#define BF16_BUDGET 5e-2
+
+static const char *vectors_root;
+
+static int read_tolerance(const char *dir, const char *kind, double *atol, double *rtol) {
+    char p[1400], line[256], k[32];
+    snprintf(p, sizeof p, "%s/case.txt", dir);
+    FILE *f = fopen(p, "r");
+    int ok = 0;
+    while (f && !ok && fgets(line, sizeof line, f))
+        ok = sscanf(line, "tolerance %31s %lf %lf", k, atol, rtol) == 3 && strcmp(k, kind) == 0;
+    if (f) fclose(f);
+    return ok;
+}
+
+static float *read_floats(const char *dir, const char *file, size_t n) {
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    FILE *f = fopen(p, "rb");
+    float *x = malloc(n * sizeof(float));
+    if (!f || !x || fread(x, sizeof(float), n, f) != n) free(x), x = NULL;
+    if (f) fclose(f);
+    return x;
+}
+
+/* One case: every row in sequence mode and token by token, logits and the
+ * final state against the reference; then GPU against CPU in fp32 and bf16. */
+static void check_case(const char *set, const char *name) {
+    NEED_GPU();
+    char dir[1300], path[1400];
+    snprintf(dir, sizeof dir, "%s/%s/%s", vectors_root, set, name);
+    int B, T, V = 0, *inputs = NULL;
+    double la, lr, sa, sr;
+    if (!read_case(dir, &B, &T, &V, &inputs)) SKIP("%s/%s: no reference case", set, name);
+    CHECK(read_tolerance(dir, "logits", &la, &lr) && read_tolerance(dir, "state", &sa, &sr), "%s/%s: tolerances", set, name);
+    snprintf(path, sizeof path, "%s/model.f32.safetensors", dir);
+    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "%s/model.bf16.safetensors", dir);
+    rwkv_model *gpu = load_on(path, "cuda", "fp32");
+    CHECK(gpu, "load");
+    rwkv_model_info info;
+    rwkv_model_get_info(gpu, &info);
+    const size_t S = info.state_floats, TV = (size_t)T * V;
+    float *want = read_floats(dir, "logits_parallel.f32", B * TV), *want_state = read_floats(dir, "state_final.f32", B * S);
+    float *got = malloc(TV * 4);
+    CHECK(want && want_state && got, "%s/%s: reference arrays", set, name);
+    double worst_seq = 0, worst_rnn = 0, worst_state = 0;
+    for (int b = 0; b < B; b++) {
+        rwkv_state *st;
+        CHECK(rwkv_state_new(gpu, &st, NULL) == RWKV_OK, "state");
+        CHECK(rwkv_eval_sequence(gpu, st, inputs + b * T, T, got, 1, NULL) == RWKV_OK, "sequence");
+        double r = tol_ratio(got, want + b * TV, TV, la, lr), rs = tol_ratio(rwkv_state_data(st), want_state + b * S, S, sa, sr);
+        worst_seq = r > worst_seq ? r : worst_seq, worst_state = rs > worst_state ? rs : worst_state;
+        rwkv_state_reset(st);
+        for (int t = 0; t < T; t++) CHECK(rwkv_eval(gpu, st, inputs[b * T + t], got + (size_t)t * V, NULL) == RWKV_OK, "rnn");
+        r = tol_ratio(got, want + b * TV, TV, la, lr);
+        worst_rnn = r > worst_rnn ? r : worst_rnn;
+        rwkv_state_free(st);
+    }
+    printf("  %s/%s: worst share of the tolerance: sequence %.3g, rnn %.3g, final state %.3g\n", set, name, worst_seq,
+           worst_rnn, worst_state);
+    CHECK(worst_seq <= 1 && worst_rnn <= 1 && worst_state <= 1, "%s/%s outside the case's tolerance", set, name);
+    rwkv_model_free(gpu);
+    compare_devices(path, "fp32", inputs, T, T, 2e-4);
+    compare_devices(path, "bf16", inputs, T, T, BF16_BUDGET);
+    free(want), free(want_state), free(got), free(inputs);
+}
+
+static void test_vectors_v5(void) { check_case("rwkv5", "tiny"), check_case("rwkv5", "hs64"); }
+static void test_vectors_v6(void) { check_case("rwkv6", "tiny"), check_case("rwkv6", "hs64"); }
+static void test_vectors_v7(void) { check_case("rwkv7", "tiny"), check_case("rwkv7", "hs64"); }
+
+/* Random RWKV-7 models against the CPU: 300 tokens cross the GPU's 256-row
+ * passes and the CPU's 256-token chunks; heads of 32 and 64. */
+static void random_v7(const char *precision, double budget) {
+    NEED_GPU();
+    static const int shapes[][5] = {{97, 128, 3, 256, 32}, {300, 256, 2, 512, 64}};
+    enum { N = 300 };
+    int tok[N];
+    for (int s = 0; s < 2; s++) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/rwkv_infer7_%d_%d.safetensors", (int)getpid(), s);
+        CHECK(write_random_arch(path, "rwkv7", shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
+                                11 + s),
+              "model");
+        for (int i = 0; i < N; i++) tok[i] = (int)urand(0, (float)shapes[s][0] - 0.01f);
+        compare_devices(path, precision, tok, N, 5, budget);
+        unlink(path);
+    }
+}
+
+static void test_random_v7_fp32(void) { random_v7("fp32", 2e-4); }
+static void test_random_v7_bf16(void) { random_v7("bf16", BF16_BUDGET); }
+
+/* B states warmed up on different prefixes, then 3 batched steps on the GPU
+ * against copies of them stepped one by one on the GPU (logits and states),
+ * and in fp32 against the CPU's own batched step. */
+static void batch_equals_separate(const char *path, const char *precision, double budget) {
+    enum { B = 6, STEPS = 3 };
+    rwkv_model *gpu = load_on(path, "cuda", precision), *cpu = load_on(path, "cpu", NULL);
+    CHECK(gpu && cpu, "load");
+    rwkv_model_info info;
+    rwkv_model_get_info(gpu, &info);
+    const int V = info.n_vocab;
+    rwkv_state *bat[B], *sep[B], *ref[B];
+    float *lb = malloc((size_t)B * V * 4), *ls = malloc((size_t)V * 4), *lc = malloc((size_t)B * V * 4);
+    int prefix[B * 8], tok[B];
+    for (int i = 0; i < B * 8; i++) prefix[i] = (int)urand(0, V - 0.01f);
+    for (int i = 0; i < B; i++) {
+        CHECK(rwkv_state_new(gpu, &bat[i], NULL) == RWKV_OK && rwkv_state_new(gpu, &sep[i], NULL) == RWKV_OK &&
+                  rwkv_state_new(cpu, &ref[i], NULL) == RWKV_OK,
+              "states");
+        CHECK(rwkv_eval_sequence(gpu, bat[i], prefix + i * 8, 1 + i, NULL, 0, NULL) == RWKV_OK, "warm-up");
+        CHECK(rwkv_eval_sequence(cpu, ref[i], prefix + i * 8, 1 + i, NULL, 0, NULL) == RWKV_OK, "cpu warm-up");
+        CHECK(rwkv_state_copy(sep[i], bat[i], NULL) == RWKV_OK, "copy");
+    }
+    double worst = 0, worst_cpu = 0;
+    for (int step = 0; step < STEPS; step++) {
+        for (int i = 0; i < B; i++) tok[i] = (int)urand(0, V - 0.01f);
+        CHECK(rwkv_eval_batch(gpu, bat, tok, B, lb, NULL) == RWKV_OK, "gpu batch");
+        CHECK(rwkv_eval_batch(cpu, ref, tok, B, lc, NULL) == RWKV_OK, "cpu batch");
+        const double ec = max_err(lb, lc, (size_t)B * V);
+        worst_cpu = ec > worst_cpu ? ec : worst_cpu;
+        for (int i = 0; i < B; i++) {
+            CHECK(rwkv_eval(gpu, sep[i], tok[i], ls, NULL) == RWKV_OK, "separate");
+            const double e = max_err(lb + (size_t)i * V, ls, V);
+            worst = e > worst ? e : worst;
+        }
+    }
+    for (int i = 0; i < B; i++) {
+        const double e = max_err(rwkv_state_data(bat[i]), rwkv_state_data(sep[i]), rwkv_state_size(bat[i]));
+        worst = e > worst ? e : worst;
+    }
+    printf("  %s %s: batch vs separate %.3g, vs the cpu's batch %.3g\n", path, precision, worst, worst_cpu);
+    CHECK(worst <= budget, "%s %s: the batch differs from separate runs by %g", path, precision, worst);
+    CHECK(worst_cpu <= (strcmp(precision, "bf16") ? 2e-4 : BF16_BUDGET), "the gpu batch differs from the cpu's by %g",
+          worst_cpu);
+    for (int i = 0; i < B; i++) rwkv_state_free(bat[i]), rwkv_state_free(sep[i]), rwkv_state_free(ref[i]);
+    free(lb), free(ls), free(lc);
+    rwkv_model_free(gpu), rwkv_model_free(cpu);
+}
+
+static void test_batch(void) {
+    NEED_GPU();
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/rwkv_infer7_b_%d.safetensors", (int)getpid());
+    CHECK(write_random_arch(path, "rwkv7", 120, 128, 2, 256, 64, 5), "model");
+    batch_equals_separate(path, "fp32", 1e-5);
+    batch_equals_separate(path, "bf16", 1e-2);
+    unlink(path);
+    static const char *const sets[] = {"rwkv5", "rwkv6"};
+    for (int i = 0; i < 2; i++) {
+        char p[1400];
+        snprintf(p, sizeof p, "%s/%s/hs64/model.bf16.safetensors", vectors_root, sets[i]);
+        if (access(p, R_OK) != 0) SKIP("%s/hs64: no reference model", sets[i]);
+        batch_equals_separate(p, "fp32", 1e-5);
+        batch_equals_separate(p, "bf16", 1e-2);
+    }
+}
+
+static void test_state_round_trip_v7(void) {
+    NEED_GPU();
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/rwkv_infer7_rt_%d.safetensors", (int)getpid());
+    CHECK(write_random_arch(path, "rwkv7", 97, 64, 2, 128, 32, 3), "model");
+    check_state_round_trip(path, 97);
+    unlink(path);
+}
+
+int main(void) {
+    static char root[1300];
+    snprintf(root, sizeof root, "%s/testvectors", shared_dir());
+    vectors_root = root;
+    RUN(test_vectors_v5);
+    RUN(test_vectors_v6);
+    RUN(test_vectors_v7);
+    RUN(test_random_v7_fp32);
+    RUN(test_random_v7_bf16);
+    RUN(test_batch);
+    RUN(test_state_round_trip_v7);
+    return test_summary();
+}
