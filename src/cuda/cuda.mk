@@ -38,6 +38,7 @@ test-cuda: $(CUDA_TEST_BIN) rwkv
 	@fail=0; for t in $(CUDA_TEST_BIN); do $$t $(VECTORS) || fail=1; done; \
 	sh tests/cli/train_cuda.sh ./rwkv || fail=1; \
 	sh tests/cli/infer_cuda.sh ./rwkv || fail=1; \
+	sh tests/cli/train_multigpu.sh ./rwkv || fail=1; \
 	./rwkv bench --device cuda --train --quick || fail=1; exit $$fail
 
 bench-cuda: rwkv

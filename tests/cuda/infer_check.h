@@ -30,7 +30,7 @@ __attribute__((unused)) static double max_err(const float *got, const float *wan
 }
 
 __attribute__((unused)) static rwkv_model *load_on(const char *path, const char *device, const char *precision) {
-    rwkv_load_options lo = {device, precision};
+    rwkv_load_options lo = {.device = device, .precision = precision};
     rwkv_model *m = NULL;
     rwkv_error err;
     if (rwkv_model_load_ex(path, &lo, &m, &err) != RWKV_OK) printf("  load %s on %s: %s\n", path, device, err.message);
