@@ -28,7 +28,7 @@ static matrix make_matrix(dtype t, int rows, int cols) {
     void *data = malloc(dtype_bytes_for(t, n));
     quantize_row(t, f, data, n);
     free(f);
-    return (matrix){t, rows, cols, data};
+    return (matrix){.type = t, .rows = rows, .cols = cols, .data = data};
 }
 
 /* x with an all-zero block, an outlier and a block of tiny values when long enough */

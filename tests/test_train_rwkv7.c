@@ -20,7 +20,7 @@ static double urand(void) { /* [0, 1) */
 
 /* A small model crossing the WKV's chunk boundary (T > 16), with ranks that
  * all differ, odd vocabulary, two layers (so the value residual is used). */
-static const rwkv7_shape small = {11, 16, 2, 24, 4, 3, 4, 5, 6};
+static const rwkv7_shape small = {11, 16, 2, 24, 4, 3, 4, 5, 6, 0};
 enum { B = 2, T = 19 };
 
 typedef struct model {
@@ -44,13 +44,13 @@ static void tokens(int *in, int *tg) {
 }
 
 static void test_layout(void) {
-    rwkv7_shape s = {256, 768, 12, 0, 0, 0, 0, 0, 0};
+    rwkv7_shape s = {256, 768, 12, 0, 0, 0, 0, 0, 0, 0};
     rwkv_error err;
     CHECK(rwkv7_shape_complete(&s, &err) == RWKV_OK, "%s", err.message);
     /* the official suggestions reproduce the released 0.1B model's ranks */
     CHECK(s.n_ffn == 3072 && s.head_size == 64 && s.d_decay == 64 && s.d_aaa == 64 && s.d_mv == 32 && s.d_gate == 128,
           "defaults %d %d %d %d %d %d", s.n_ffn, s.head_size, s.d_decay, s.d_aaa, s.d_mv, s.d_gate);
-    rwkv7_shape bad = {16, 24, 1, 0, 5, 0, 0, 0, 0};
+    rwkv7_shape bad = {16, 24, 1, 0, 5, 0, 0, 0, 0, 0};
     CHECK(rwkv7_shape_complete(&bad, &err) == RWKV_ERR_ARG && strstr(err.message, "--head-size"), "head size 5 of 24");
     param_layout lay;
     CHECK(rwkv7_layout_init(&small, &lay, &err) == RWKV_OK, "%s", err.message);
