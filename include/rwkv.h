@@ -196,6 +196,15 @@ RWKV_API rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
 RWKV_API rwkv_status rwkv_eval_batch(rwkv_model *model, rwkv_state *const *states, const int *tokens, size_t n,
                                      float *logits, rwkv_error *err);
 
+/* Host memory for n_rows rows of n_vocab logits which a GPU model copies its
+ * results into directly (page-locked memory: the logits of a large batch
+ * cost one DMA instead of a copy staged through a bounce buffer); plain
+ * memory for a model on the CPU. Every call takes any logits buffer; this
+ * one is the fast kind. Free it with rwkv_logits_free on the same model,
+ * before the model. NULL (and err) when out of memory or n_rows is 0. */
+RWKV_API float *rwkv_logits_alloc(rwkv_model *model, size_t n_rows, rwkv_error *err);
+RWKV_API void rwkv_logits_free(rwkv_model *model, float *logits);
+
 /* ------------------------------------------------------------------------ */
 /* Checkpoint conversion                                                    */
 /* ------------------------------------------------------------------------ */

@@ -66,8 +66,8 @@ static void test_batch_many_rows(void) {
     const int V = info.n_vocab;
     rwkv_state **st = calloc(B, sizeof *st), *one = NULL;
     int *tok = malloc(sizeof(int) * B), bad = -1;
-    float *l = malloc(sizeof(float) * (size_t)V * B), *l1 = malloc(sizeof(float) * (size_t)V);
     rwkv_error err = {0};
+    float *l = rwkv_logits_alloc(m, B, &err), *l1 = malloc(sizeof(float) * (size_t)V);
     int ok = st && tok && l && l1;
     for (int i = 0; ok && i < B; i++) {
         tok[i] = (i * 13) % V;
@@ -86,11 +86,12 @@ static void test_batch_many_rows(void) {
     for (int i = 0; st && i < B; i++) rwkv_state_free(st[i]);
     free(st);
     free(tok);
-    free(l);
+    rwkv_logits_free(m, l);
     free(l1);
-    rwkv_model_free(m);
     CHECK(ok, "%s", err.message[0] ? err.message : "out of memory");
     CHECK(bad < 0, "row %d of %d differs from the stream alone", bad, B);
+    CHECK(!rwkv_logits_alloc(m, 0, &err) && err.code == RWKV_ERR_ARG, "0 rows of logits accepted");
+    rwkv_model_free(m);
 }
 
 static void test_batch_gpt_full_context(void) {

@@ -67,6 +67,22 @@ __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 
+/* Programmatic dependent launch (sm_90): a kernel that calls this lets the
+ * next kernel of its stream, when that one is launched with the
+ * programmatic-serialization attribute (the GEMV), start before this one
+ * ends; the next kernel must call cuda_wait_for_prior_grids() before it reads
+ * anything this one writes. Both are no-ops on older devices. */
+__device__ __forceinline__ void cuda_let_dependents_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+__device__ __forceinline__ void cuda_wait_for_prior_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 /* Sum over a block of blockDim.x threads (a multiple of 32, at most 1024);
  * every thread gets the result. `sh` holds 32 floats. Fixed order, so
  * deterministic. */

@@ -38,6 +38,9 @@ rwkv_status cuda_check(const char *what, rwkv_error *err);
 rwkv_status cuda_sync(cuda_stream stream, const char *what, rwkv_error *err);
 rwkv_status cuda_alloc(void **d_ptr, size_t bytes, const char *what, rwkv_error *err);
 void cuda_free(void *d_ptr);
+/* Page-locked host memory (the device copies into it directly); NULL on failure. */
+void *cuda_host_alloc(size_t bytes);
+void cuda_host_free(void *p);
 rwkv_status cuda_upload(void *d_dst, const void *src, size_t bytes, rwkv_error *err);
 rwkv_status cuda_download(void *dst, const void *d_src, size_t bytes, rwkv_error *err);
 /* d_dst[i] = d_src[i] converted between storage types (float32 <-> bf16). */

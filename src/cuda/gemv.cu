@@ -4,7 +4,13 @@
  * weights this reaches the bandwidth that a general GEMM of one column does
  * not; it reads float32 inputs directly (no bf16 copy of them first), sums in
  * float32 in a fixed order (a row's result does not depend on the other
- * rows), and runs several products of the same rows in one launch. */
+ * rows), and runs several products of the same rows in one launch.
+ *
+ * A launch may begin before the kernel ahead of it in the stream has ended
+ * (programmatic dependent launch): its warps first ask the L2 cache for their
+ * weight rows, which no earlier kernel writes, and only then wait for the
+ * earlier kernels and read X. So the weights of a product stream in while
+ * the small kernels between products (norms, shifts, the WKV) still run. */
 #include "cuda/common.cuh"
 
 enum { UNROLL = 4 }; /* packs a lane loads before using them */
@@ -52,8 +58,15 @@ __device__ __forceinline__ void row_dot(const T *w, const float *X, int ldx, int
     }
 }
 
+/* Asks the L2 cache for the `bytes` bytes at w, one 128-byte line per lane at a time. */
+__device__ __forceinline__ void prefetch_l2(const void *w, size_t bytes, int lane) {
+    const char *c = (const char *)w;
+    for (size_t o = (size_t)lane * 128; o < bytes; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + o));
+}
+
 template <typename T>
 __global__ void gemv_kernel(gemv_group g) {
+    cuda_let_dependents_start();
     int p = 0;
     while (p + 1 < g.n && blockIdx.x >= g.first_block[p + 1]) p++;
     const cuda_gemv_op *op = &g.op[p];
@@ -61,6 +74,8 @@ __global__ void gemv_kernel(gemv_group g) {
     const int lane = threadIdx.x & 31;
     if (o >= op->out) return;
     const T *w = (const T *)op->W + (size_t)o * op->in;
+    prefetch_l2(w, sizeof(T) * (size_t)op->in, lane);
+    cuda_wait_for_prior_grids();
     float acc[CUDA_GEMV_ROWS];
 #pragma unroll
     for (int r = 0; r < CUDA_GEMV_ROWS; r++) acc[r] = 0.0f;
@@ -85,6 +100,15 @@ void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows
         g.op[p] = ops[p];
         g.first_block[p + 1] = g.first_block[p] + (unsigned)(((size_t)ops[p].out * 32 + 255) / 256);
     }
-    if (wt == CUDA_BF16) gemv_kernel<bf16><<<g.first_block[n_ops], 256, 0, stream>>>(g);
-    else gemv_kernel<float><<<g.first_block[n_ops], 256, 0, stream>>>(g);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(g.first_block[n_ops]);
+    cfg.blockDim = dim3(256);
+    cfg.stream = stream;
+    cudaLaunchAttribute early;
+    early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    early.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = &early;
+    cfg.numAttrs = 1;
+    if (wt == CUDA_BF16) cudaLaunchKernelEx(&cfg, gemv_kernel<bf16>, g);
+    else cudaLaunchKernelEx(&cfg, gemv_kernel<float>, g);
 }

@@ -8,6 +8,13 @@ typedef struct mix_set {
     const float *mu[SHIFT_MAX_MIX];
 } mix_set;
 
+template <int FORM>
+__device__ __forceinline__ float shift_value(float cur, float prev, const float *mu, int ch) {
+    if (FORM == SHIFT_DELTA) return prev - cur;
+    const float w = mu[ch];
+    return FORM == SHIFT_LERP ? cur + (prev - cur) * w : w * cur + (1.0f - w) * prev;
+}
+
 /* One thread per (row, channel): the previous token's z is the row above
  * within a stream, the state's slot for a stream's first row. */
 template <int FORM>
@@ -18,15 +25,7 @@ __global__ void shift_kernel(const float *z, float *const *states, size_t off, i
         const size_t r = i / C;
         const int ch = (int)(i % C);
         const float cur = z[i], prev = r % per ? z[i - C] : states[r / per][off + ch];
-        for (int m = 0; m < n_mix; m++) {
-            float o;
-            if (FORM == SHIFT_DELTA) o = prev - cur;
-            else {
-                const float w = mu.mu[m][ch];
-                o = FORM == SHIFT_LERP ? cur + (prev - cur) * w : w * cur + (1.0f - w) * prev;
-            }
-            out[m * n + i] = o;
-        }
+        for (int m = 0; m < n_mix; m++) out[m * n + i] = shift_value<FORM>(cur, prev, mu.mu[m], ch);
     }
 }
 
@@ -43,11 +42,46 @@ __global__ void shift_save_kernel(const float *z, float *const *states, size_t o
 
 static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048; }
 
+/* Decode (every row a stream of its own): the layer norm of the row, the
+ * mixes against the state's slot, and the slot replaced by the row's z, in
+ * one launch where the general path takes three. Block (row, chunk) handles
+ * 256 channels of the row; every block of the row sums the whole row itself
+ * (two-pass, as the layer norm kernel), which costs a read of C floats from
+ * the cache and saves a second launch. */
+template <int FORM>
+__global__ void ln_shift_step_kernel(const float *x, const float *lw, const float *lb, float *const *states,
+                                     size_t off, int C, int n_mix, mix_set mu, float *z, float *out, size_t n) {
+    __shared__ float part[32];
+    cuda_let_dependents_start();
+    const size_t r = blockIdx.x;
+    const float *xr = x + r * C;
+    float acc = 0.0f;
+    for (int ch = threadIdx.x; ch < C; ch += blockDim.x) acc += xr[ch];
+    const float mean = block_sum(acc, part) / C;
+    acc = 0.0f;
+    for (int ch = threadIdx.x; ch < C; ch += blockDim.x) acc += (xr[ch] - mean) * (xr[ch] - mean);
+    const float rstd = rsqrtf(block_sum(acc, part) / C + 1e-5f);
+    const int ch = blockIdx.y * blockDim.x + threadIdx.x;
+    if (ch >= C) return;
+    float *slot = states[r] + off;
+    const float cur = (xr[ch] - mean) * rstd * lw[ch] + lb[ch], prev = slot[ch];
+    z[r * C + ch] = cur;
+    slot[ch] = cur;
+#pragma unroll
+    for (int m = 0; m < SHIFT_MAX_MIX; m++)
+        if (m < n_mix) out[m * n + r * C + ch] = shift_value<FORM>(cur, prev, mu.mu[m], ch);
+}
+
+static mix_set mixes(const float *const *mu, int n_mix) {
+    mix_set m;
+    for (int i = 0; i < SHIFT_MAX_MIX; i++) m.mu[i] = mu && i < n_mix ? mu[i] : NULL;
+    return m;
+}
+
 void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
                  int n_mix, const float *const *mu, float *out) {
     const int C = c->sh.n_embd;
-    mix_set m;
-    for (int i = 0; i < SHIFT_MAX_MIX; i++) m.mu[i] = mu && i < n_mix ? mu[i] : NULL;
+    const mix_set m = mixes(mu, n_mix);
     const size_t n = (size_t)rows->n * C;
     if (form == SHIFT_LERP)
         shift_kernel<SHIFT_LERP><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
@@ -60,6 +94,28 @@ void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infe
                                                                       1, m, out);
     const size_t ns = (size_t)rows->n_streams * C;
     shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C);
+}
+
+void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows, size_t off,
+                    enum shift_form form, int n_mix, const float *const *mu, float *out) {
+    if (rows->per > 1) {
+        infer_layernorm(c, c->x, ln_w, ln_b, rows->n, c->z);
+        infer_shift(c, form, c->z, rows, off, n_mix, mu, out);
+        return;
+    }
+    const int C = c->sh.n_embd;
+    const mix_set m = mixes(mu, n_mix);
+    const size_t n = (size_t)rows->n * C;
+    const dim3 R((unsigned)rows->n, cuda_blocks((size_t)C, 256));
+    if (form == SHIFT_LERP)
+        ln_shift_step_kernel<SHIFT_LERP><<<R, 256, 0, c->stream>>>(c->x, ln_w, ln_b, rows->states, off, C, n_mix, m,
+                                                                   c->z, out, n);
+    else if (form == SHIFT_MIX)
+        ln_shift_step_kernel<SHIFT_MIX><<<R, 256, 0, c->stream>>>(c->x, ln_w, ln_b, rows->states, off, C, n_mix, m,
+                                                                  c->z, out, n);
+    else
+        ln_shift_step_kernel<SHIFT_DELTA><<<R, 256, 0, c->stream>>>(c->x, ln_w, ln_b, rows->states, off, C, 1, m,
+                                                                    c->z, out, n);
 }
 
 /* One warp per (row, head): GN over the head's N channels (two passes, the

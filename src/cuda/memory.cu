@@ -62,6 +62,19 @@ void cuda_free(void *d_ptr) {
     if (d_ptr) cudaFree(d_ptr);
 }
 
+void *cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+void cuda_host_free(void *p) {
+    if (p) cudaFreeHost(p);
+}
+
 rwkv_status cuda_upload(void *d_dst, const void *src, size_t bytes, rwkv_error *err) {
     cudaError_t e = cudaMemcpy(d_dst, src, bytes, cudaMemcpyHostToDevice);
     return e == cudaSuccess ? RWKV_OK : fail_cuda(e, "copy to the device", err);

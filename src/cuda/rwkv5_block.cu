@@ -35,10 +35,9 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     const int C = sh->n_embd, A = sh->dim_att, R = rows->n, n_mix = sh->has_gate ? 4 : 3;
     const size_t rc = (size_t)R * C, rw = (size_t)R * infer_wide(sh), off = (size_t)l * c->layer_state;
     float *xm = c->work, *r = xm + N_MIX * rc, *k = r + rw, *v = k + rw, *g = v + rw, *y = g + rw, *h = y + rw;
-    infer_layernorm(c, c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), R, c->z);
     const float *mu[] = {infer_vec(c, l, MIX_K_W), infer_vec(c, l, MIX_V_W), infer_vec(c, l, MIX_R_W),
                          infer_vec(c, l, MIX_G_W)};
-    infer_shift(c, SHIFT_MIX, c->z, rows, off, n_mix, mu, xm);
+    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_MIX, n_mix, mu, xm);
     const cuda_gemv_op ops[] = {{infer_w(c, l, ATT_K), A, C, xm, C, k, 0, CUDA_ACT_NONE},
                                 {infer_w(c, l, ATT_V), A, C, xm + rc, C, v, 0, CUDA_ACT_NONE},
                                 {infer_w(c, l, ATT_R), A, C, xm + 2 * rc, C, r, 0, CUDA_ACT_NONE},

@@ -97,8 +97,7 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, Dd = sh->lora[1], R = rows->n;
     const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
-    infer_layernorm(c, c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), R, c->z);
-    infer_shift(c, SHIFT_DELTA, c->z, rows, off, 1, NULL, s->dz);
+    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_DELTA, 1, NULL, s->dz);
     rwkv_status st = ddlerp(c, l, R, s, err);
     if (st != RWKV_OK) return st;
     /* r, k, v, g, and w = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */

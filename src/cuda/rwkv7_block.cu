@@ -130,14 +130,119 @@ __global__ void finish_kernel(float *y, const float *r, const float *k, const fl
     }
 }
 
+/* Decode (every stream one row): prepare, the WKV step and finish of one
+ * (stream, head) in one block of 4N threads, the head's vectors in shared
+ * memory: one launch where a sequence takes three. The state rows are read
+ * first, so their loads overlap the preparation. Thread t < N prepares
+ * channel t as prepare_kernel does; 4 threads share each state row (float4
+ * columns 16c + 4q, c < Q = N / 16); then GroupNorm, bonus and gate as
+ * finish_kernel. Heads of 16 to 256 channels. */
+typedef struct step_args {
+    prepare_args p;
+    const float *r, *g, *r_k, *lnx_w, *lnx_b;
+    float *const *states;
+    size_t off;
+    int H;
+    float eps;
+    float *y;
+} step_args;
+
+template <int Q>
+__global__ void decode_step_kernel(step_args q) {
+    constexpr int N = 16 * Q;
+    __shared__ float part[32];
+    __shared__ float4 vec4[7 * N / 4]; /* r, w, k, a (= -kappa), b (= kappa alpha), v, y */
+    cuda_let_dependents_start();
+    float *vec = (float *)vec4;
+    const int h = blockIdx.x, t = threadIdx.x, row = t / 4, q4 = t % 4;
+    float4 *st = (float4 *)(q.states[blockIdx.y] + q.off + ((size_t)h * N + row) * N) + q4;
+    float4 s[Q];
+#pragma unroll
+    for (int c = 0; c < Q; c++) s[c] = st[4 * c];
+    const size_t base = (size_t)blockIdx.y * q.H * N + (size_t)h * N; /* row blockIdx.y, head h */
+    float *sr = vec, *sw = vec + N, *sk = vec + 2 * N, *sa = vec + 3 * N, *sb = vec + 4 * N, *sv = vec + 5 * N,
+          *sy = vec + 6 * N;
+    const prepare_args &p = q.p;
+    float kk = 0.0f, al = 0.0f, kraw = 0.0f;
+    if (t < N) {
+        const size_t i = base + t;
+        const int ch = h * N + t;
+        sr[t] = q.r[i];
+        sw[t] = expf(-DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
+        al = 1.0f / (1.0f + expf(-(p.a0[ch] + p.al[i])));
+        float v = p.v[i];
+        if (!p.v0) p.v_first[i] = v;
+        else v += (p.v_first[i] - v) * (1.0f / (1.0f + expf(-(p.v0[ch] + p.v_mix[i]))));
+        sv[t] = v;
+        kraw = p.k[i];
+        kk = kraw * p.k_k[ch];
+    }
+    const float norm = sqrtf(block_sum(kk * kk, part)), inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
+    if (t < N) {
+        const float kappa = kk * inv;
+        sa[t] = -kappa;
+        sb[t] = kappa * al;
+        sk[t] = kraw * (1.0f + (al - 1.0f) * p.k_a[h * N + t]);
+    }
+    __syncthreads();
+    const float4 *in = vec4; /* r, w, k, a, b as N / 4 float4 each */
+    float sum_a = 0.0f, acc = 0.0f;
+#pragma unroll
+    for (int c = 0; c < Q; c++) {
+        const float4 av = in[3 * N / 4 + 4 * c + q4];
+        sum_a += s[c].x * av.x + s[c].y * av.y + s[c].z * av.z + s[c].w * av.w;
+    }
+    sum_a += __shfl_xor_sync(0xffffffffu, sum_a, 1);
+    sum_a += __shfl_xor_sync(0xffffffffu, sum_a, 2);
+    const float vi = sv[row];
+#pragma unroll
+    for (int c = 0; c < Q; c++) {
+        const int j = 4 * c + q4;
+        const float4 rv = in[j], wv = in[N / 4 + j], kv = in[2 * N / 4 + j], bv = in[4 * N / 4 + j];
+        s[c].x = s[c].x * wv.x + sum_a * bv.x + vi * kv.x;
+        s[c].y = s[c].y * wv.y + sum_a * bv.y + vi * kv.y;
+        s[c].z = s[c].z * wv.z + sum_a * bv.z + vi * kv.z;
+        s[c].w = s[c].w * wv.w + sum_a * bv.w + vi * kv.w;
+        acc += s[c].x * rv.x + s[c].y * rv.y + s[c].z * rv.z + s[c].w * rv.w;
+        st[4 * c] = s[c];
+    }
+    acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+    acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+    if (q4 == 0) sy[row] = acc;
+    __syncthreads();
+    const float yt = t < N ? sy[t] : 0.0f;
+    const float mean = block_sum(yt, part) / N;
+    const float var = block_sum(t < N ? (yt - mean) * (yt - mean) : 0.0f, part) / N;
+    const float bonus = block_sum(t < N ? sr[t] * sk[t] * q.r_k[h * N + t] : 0.0f, part);
+    if (t < N) {
+        const int ch = h * N + t;
+        const float gn = (yt - mean) * (1.0f / sqrtf(var + q.eps)) * q.lnx_w[ch] + q.lnx_b[ch];
+        q.y[base + t] = (gn + bonus * sv[t]) * q.g[base + t];
+    }
+}
+
+/* The fused decode step where it applies (one row per stream, a head of
+ * 16, 32, 64, 128 or 256 channels, 16-byte aligned state rows); false otherwise. */
+static bool decode_step(rwkv_infer *c, const infer_rows *rows, const step_args *q, int N) {
+    if (rows->per != 1 || q->off % 4) return false;
+    const dim3 grid((unsigned)q->H, (unsigned)rows->n);
+    switch (N) {
+    case 16: decode_step_kernel<1><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
+    case 32: decode_step_kernel<2><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
+    case 64: decode_step_kernel<4><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
+    case 128: decode_step_kernel<8><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
+    case 256: decode_step_kernel<16><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
+    default: return false;
+    }
+}
+
 static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, H = sh->n_head, N = sh->head_size, R = rows->n;
     const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
-    infer_layernorm(c, c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), R, c->z);
     const float *mu[N_MIX];
     for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, X_R + i);
-    infer_shift(c, SHIFT_LERP, c->z, rows, off, N_MIX, mu, s->xm);
+    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_LERP, N_MIX, mu, s->xm);
     /* r, k, v and the LoRAs' first factors (tanh for w, sigmoid for g), then
      * their second factors; block 0 has no value residual */
     const int Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2], Dg = sh->lora[3];
@@ -162,6 +267,9 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     const unsigned blocks = (unsigned)((units + 7) / 8);
     prepare_args p = {infer_vec(c, l, W0), infer_vec(c, l, A0), l > 0 ? infer_vec(c, l, V0) : NULL,
                       infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first, s->tmp};
+    const step_args q = {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B),
+                         rows->states, off + C, H, sh->gn_eps, s->y};
+    if (decode_step(c, rows, &q, N)) return infer_linear(c, infer_w(c, l, ATT_O), C, A, s->y, A, R, c->x, 1, err);
     prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
     cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);
     finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, infer_vec(c, l, R_K),

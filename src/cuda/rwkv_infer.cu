@@ -10,7 +10,10 @@
 
 #include "cuda/rwkv_infer.cuh"
 
-enum { MAX_ROWS = 256 }; /* rows per pass: bounds the work buffers and the logits buffer */
+/* Rows per pass (bounds the work buffers): a 2048-token prompt is one pass,
+ * so its products are GEMMs large enough to approach the matrix peak. The
+ * head runs over at most LOGIT_ROWS rows at a time (a V-wide buffer each). */
+enum { MAX_ROWS = 2048, LOGIT_ROWS = 256 };
 
 static const infer_version *version_of(int v) {
     return v == 7 ? &rwkv7_infer_version : v == 6 ? &rwkv6_infer_version : v == 5 ? &rwkv5_infer_version : NULL;
@@ -164,7 +167,7 @@ static rwkv_status alloc_work(rwkv_infer *c, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const size_t R = (size_t)c->max_rows, C = (size_t)sh->n_embd, V = (size_t)sh->n_vocab;
     float **const bufs[] = {&c->x, &c->z, &c->mean, &c->rstd, &c->logits, &c->work};
-    const size_t sizes[] = {R * C, R * C, R, R, R * V, c->ver->work_floats(sh, c->max_rows)};
+    const size_t sizes[] = {R * C, R * C, R, R, LOGIT_ROWS * V, c->ver->work_floats(sh, c->max_rows)};
     rwkv_status s = RWKV_OK;
     for (int i = 0; i < 6 && s == RWKV_OK; i++) s = cuda_alloc((void **)bufs[i], sizes[i] * 4, "work buffers", err);
     if (s == RWKV_OK) s = cuda_alloc((void **)&c->tok, R * sizeof(int), "tokens", err);
@@ -273,8 +276,7 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
                               const infer_ffn_weights *w, float *xm, float *h, float *v, float *r, rwkv_error *err) {
     const int C = c->sh.n_embd, F = c->sh.n_ffn, R = rows->n;
     const float *xk = xm, *xr = xm + (size_t)R * C;
-    infer_layernorm(c, c->x, w->ln_w, w->ln_b, R, c->z);
-    infer_shift(c, form, c->z, rows, (size_t)(l + 1) * c->layer_state - C, w->Wr ? 2 : 1, w->mu, xm);
+    infer_ln_shift(c, w->ln_w, w->ln_b, rows, (size_t)(l + 1) * c->layer_state - C, form, w->Wr ? 2 : 1, w->mu, xm);
     const cuda_gemv_op first[] = {{w->Wk, F, C, xk, C, h, 0, CUDA_ACT_RELU2},
                                   {w->Wr, C, C, xr, C, r, 0, CUDA_ACT_NONE}};
     rwkv_status s = infer_products(c, first, w->Wr ? 2 : 1, R, err);
@@ -288,31 +290,40 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
 /* ---- passes ---------------------------------------------------------------------- */
 
 /* A pass's device work, its tokens and state pointers already uploaded:
- * embedding, ln0, the blocks, then ln_out and the head into c->logits for
- * the last out_rows rows. */
-static rwkv_status forward(rwkv_infer *c, const infer_rows *rows, int out_rows, rwkv_error *err) {
-    const int C = c->sh.n_embd, V = c->sh.n_vocab, n = rows->n;
+ * embedding, ln0 and the blocks over the residual stream c->x. */
+static rwkv_status forward(rwkv_infer *c, const infer_rows *rows, rwkv_error *err) {
+    const int C = c->sh.n_embd, n = rows->n;
     cuda_embedding_forward(CUDA_F32, c->emb, c->tok, n, C, c->z, c->stream);
     infer_layernorm(c, c->z, c->ln0, c->ln0 + C, n, c->x);
     rwkv_status s = RWKV_OK;
     for (int l = 0; l < c->sh.n_layer && s == RWKV_OK; l++) s = c->ver->block(c, l, rows, err);
-    if (s != RWKV_OK || !out_rows) return s;
-    infer_layernorm(c, c->x + (size_t)(n - out_rows) * C, c->ln_out, c->ln_out + C, out_rows, c->z);
-    return infer_linear(c, c->head, V, C, c->z, C, out_rows, c->logits, 0, err);
+    return s;
 }
 
-/* forward() of a small pass through its graph, captured at its first use. */
+/* ln_out and the head of `count` <= LOGIT_ROWS rows from `first` into c->logits. */
+static rwkv_status head(rwkv_infer *c, int first, int count, rwkv_error *err) {
+    const int C = c->sh.n_embd;
+    infer_layernorm(c, c->x + (size_t)first * C, c->ln_out, c->ln_out + C, count, c->z);
+    return infer_linear(c, c->head, c->sh.n_vocab, C, c->z, C, count, c->logits, 0, err);
+}
+
+/* forward() and the head of its last out_rows rows, of a small pass,
+ * through its graph, captured at its first use. */
 static rwkv_status forward_graph(rwkv_infer *c, const infer_rows *rows, int out_rows, rwkv_error *err) {
     for (int i = 0; i < c->n_graphs; i++) {
         const infer_graph *g = &c->graphs[i];
         if (g->n == rows->n && g->n_streams == rows->n_streams && g->out_rows == out_rows)
             return cudaGraphLaunch(g->exec, c->stream) == cudaSuccess ? RWKV_OK : cuda_check("graph launch", err);
     }
-    if (c->n_graphs == INFER_GRAPHS) return forward(c, rows, out_rows, err);
+    if (c->n_graphs == INFER_GRAPHS) {
+        rwkv_status s = forward(c, rows, err);
+        return s == RWKV_OK && out_rows ? head(c, rows->n - out_rows, out_rows, err) : s;
+    }
     cudaGraph_t graph;
     if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess)
         return cuda_check("graph capture", err);
-    rwkv_status s = forward(c, rows, out_rows, err);
+    rwkv_status s = forward(c, rows, err);
+    if (s == RWKV_OK && out_rows) s = head(c, rows->n - out_rows, out_rows, err);
     const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
     if (s != RWKV_OK || e != cudaSuccess) {
         if (e == cudaSuccess) cudaGraphDestroy(graph);
@@ -327,21 +338,37 @@ static rwkv_status forward_graph(rwkv_infer *c, const infer_rows *rows, int out_
     return cudaGraphLaunch(g->exec, c->stream) == cudaSuccess ? RWKV_OK : cuda_check("graph launch", err);
 }
 
-/* One pass; logits of its last `out_rows` rows to host `logits` (NULL: none). */
+static rwkv_status download(rwkv_infer *c, float *logits, int rows, rwkv_error *err) {
+    const size_t bytes = sizeof(float) * rows * (size_t)c->sh.n_vocab;
+    return cudaMemcpyAsync(logits, c->logits, bytes, cudaMemcpyDeviceToHost, c->stream) == cudaSuccess
+               ? RWKV_OK
+               : cuda_check("logits download", err);
+}
+
+/* One pass; logits of its last `out_rows` rows to host `logits` (NULL: none).
+ * A large pass computes and downloads them LOGIT_ROWS rows at a time (the
+ * stream orders each download before the next head overwrites the buffer). */
 static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens, const infer_rows *rows,
                         float *logits, int out_rows, rwkv_error *err) {
-    const int V = c->sh.n_vocab, n = rows->n;
+    const int n = rows->n;
     if (cudaMemcpyAsync(c->tok, tokens, sizeof(int) * n, cudaMemcpyHostToDevice, c->stream) != cudaSuccess ||
         cudaMemcpyAsync(c->ptrs, d_states, sizeof(float *) * rows->n_streams, cudaMemcpyHostToDevice, c->stream) !=
             cudaSuccess)
         return cuda_check("token upload", err);
     if (!logits) out_rows = 0;
-    rwkv_status s = n <= CUDA_GEMV_ROWS ? forward_graph(c, rows, out_rows, err) : forward(c, rows, out_rows, err);
-    if (s != RWKV_OK) return s;
-    if (out_rows && cudaMemcpyAsync(logits, c->logits, sizeof(float) * out_rows * V, cudaMemcpyDeviceToHost,
-                                    c->stream) != cudaSuccess)
-        return cuda_check("logits download", err);
-    return cuda_sync(c->stream, "forward", err);
+    rwkv_status s;
+    if (n <= CUDA_GEMV_ROWS) {
+        s = forward_graph(c, rows, out_rows, err);
+        if (s == RWKV_OK && out_rows) s = download(c, logits, out_rows, err);
+    } else {
+        s = forward(c, rows, err);
+        for (int done = 0; done < out_rows && s == RWKV_OK; done += LOGIT_ROWS) {
+            const int count = out_rows - done < LOGIT_ROWS ? out_rows - done : LOGIT_ROWS;
+            s = head(c, n - out_rows + done, count, err);
+            if (s == RWKV_OK) s = download(c, logits + (size_t)done * c->sh.n_vocab, count, err);
+        }
+    }
+    return s == RWKV_OK ? cuda_sync(c->stream, "forward", err) : s;
 }
 
 extern "C" rwkv_status rwkv_infer_eval(rwkv_infer *c, float *const *d_states, size_t n_states, const int *tokens,

@@ -117,6 +117,11 @@ enum { SHIFT_MAX_MIX = 6 };
 void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
                  int n_mix, const float *const *mu, float *out);
 
+/* z = LN(c->x; ln_w, ln_b), then infer_shift(form, z, ...) into out: one
+ * fused launch when every stream is one row (decode), else the two steps. */
+void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows, size_t off,
+                    enum shift_form form, int n_mix, const float *const *mu, float *out);
+
 /* The squared-ReLU channel mix of layer l, which every version shares but
  * for the shift's form and the receptance gate:
  *   z = LN2(x), xk, xr = shift(z) (the state slot: the layer's last C floats),

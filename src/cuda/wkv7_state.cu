@@ -5,6 +5,8 @@
  * lane + 32, ...), the per-token sums are warp sums, and no warp waits on
  * another. The stream's tokens go through in order, the next token's inputs
  * loaded while the current one is computed. */
+#include <cuda_pipeline.h>
+
 #include "cuda/rwkv_infer.cuh"
 
 /* E = state columns per lane: ceil(N / 32), a power of two up to CUDA_WKV_MAX_HEAD / 32 */
@@ -59,8 +61,123 @@ __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int
     wkv_row_store<E>(st, s, lane, N);
 }
 
+/* ---- long streams (prefill) ----------------------------------------------------
+ * A stream of many tokens is a chain of dependent steps, so what counts is
+ * the latency of one step. A row is split over SEQ_TPR threads (SEQ_TPR / 4
+ * float4 columns each: 4E columns, column j = c * 4 * SEQ_TPR + 4 q + e), so a
+ * step's sums are three shuffles instead of five, and a block of SEQ_ROWS rows
+ * shares the token's r, w, k, a, b, which are staged in shared memory a tile
+ * of tokens at a time, the next tile copied in (cp.async) while the current
+ * one is used. */
+enum { SEQ_TPR = 8, SEQ_ROWS = 16, SEQ_TILE = 1024 /* floats of r, w, k, a, b per tile: TT * N */ };
+
+template <int N>
+struct seq_tile {
+    static constexpr int TT = SEQ_TILE / N;                 /* tokens per tile */
+    static constexpr int TOKEN = 5 * N + SEQ_ROWS;          /* floats per token: r, w, k, a, b, the rows' v */
+    static constexpr int FLOATS = TT * TOKEN;
+};
+
+/* Copies the tile of tokens [t0, t0 + TT) (those < per) into buf. */
+template <int N>
+__device__ __forceinline__ void seq_load_tile(float *buf, int t0, int per, size_t first, int A, int row0,
+                                              const float *const *vecs, const float *v) {
+    constexpr int Q = N / 4, PER_TOKEN = 5 * Q + SEQ_ROWS / 4;
+    for (int idx = threadIdx.x; idx < seq_tile<N>::TT * PER_TOKEN; idx += blockDim.x) {
+        const int tt = idx / PER_TOKEN, part = idx % PER_TOKEN;
+        if (t0 + tt >= per) break;
+        const size_t o = first + (size_t)(t0 + tt) * A;
+        const float *src = part < 5 * Q ? vecs[part / Q] + o + (part % Q) * 4 : v + o + row0 + (part - 5 * Q) * 4;
+        __pipeline_memcpy_async(buf + tt * seq_tile<N>::TOKEN + part * 4, src, 16);
+    }
+    __pipeline_commit();
+}
+
+template <int E>
+__global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H, const float *r, const float *w,
+                                const float *k, const float *v, const float *a, const float *b, float *y) {
+    constexpr int N = 32 * E, TT = seq_tile<N>::TT;
+    extern __shared__ float4 smem4[];
+    float *const tiles = (float *)smem4;
+    const int A = H * N, h = blockIdx.x / (N / SEQ_ROWS), row0 = (blockIdx.x % (N / SEQ_ROWS)) * SEQ_ROWS;
+    const int q = threadIdx.x % SEQ_TPR, i = row0 + threadIdx.x / SEQ_TPR;
+    float *st = states[blockIdx.y] + off + ((size_t)h * N + i) * N;
+    float4 s[E];
+#pragma unroll
+    for (int c = 0; c < E; c++) s[c] = *(const float4 *)(st + c * 4 * SEQ_TPR + 4 * q);
+    const size_t first = (size_t)blockIdx.y * per * A + (size_t)h * N;
+    const float *const vecs[5] = {r, w, k, a, b};
+    const int n_tiles = (per + TT - 1) / TT;
+    seq_load_tile<N>(tiles, 0, per, first, A, row0, vecs, v);
+    for (int tile = 0; tile < n_tiles; tile++) {
+        if (tile + 1 < n_tiles)
+            seq_load_tile<N>(tiles + ((tile + 1) & 1) * seq_tile<N>::FLOATS, (tile + 1) * TT, per, first, A, row0,
+                             vecs, v);
+        else
+            __pipeline_commit(); /* an empty group keeps the count of groups in flight uniform */
+        __pipeline_wait_prior(1);
+        __syncthreads();
+        const float *tb = tiles + (tile & 1) * seq_tile<N>::FLOATS;
+        const int count = per - tile * TT < TT ? per - tile * TT : TT;
+        for (int tt = 0; tt < count; tt++, tb += seq_tile<N>::TOKEN) {
+            const float4 *in = (const float4 *)tb; /* r, w, k, a, b: N / 4 float4 each */
+            float sa = 0.0f;
+#pragma unroll
+            for (int c = 0; c < E; c++) {
+                const float4 av = in[3 * N / 4 + c * SEQ_TPR + q];
+                sa += s[c].x * av.x + s[c].y * av.y + s[c].z * av.z + s[c].w * av.w;
+            }
+            sa += __shfl_xor_sync(0xffffffffu, sa, 1);
+            sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+            sa += __shfl_xor_sync(0xffffffffu, sa, 4);
+            const float vi = tb[5 * N + i - row0];
+            float acc = 0.0f;
+#pragma unroll
+            for (int c = 0; c < E; c++) {
+                const int j = c * SEQ_TPR + q;
+                const float4 rv = in[j], wv = in[N / 4 + j], kv = in[2 * N / 4 + j], bv = in[4 * N / 4 + j];
+                s[c].x = s[c].x * wv.x + sa * bv.x + vi * kv.x;
+                s[c].y = s[c].y * wv.y + sa * bv.y + vi * kv.y;
+                s[c].z = s[c].z * wv.z + sa * bv.z + vi * kv.z;
+                s[c].w = s[c].w * wv.w + sa * bv.w + vi * kv.w;
+                acc += s[c].x * rv.x + s[c].y * rv.y + s[c].z * rv.z + s[c].w * rv.w;
+            }
+            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+            acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+            acc += __shfl_xor_sync(0xffffffffu, acc, 4);
+            if (q == 0) y[first + (size_t)(tile * TT + tt) * A + i] = acc;
+        }
+        __syncthreads(); /* every thread is done with this buffer before the next load refills it */
+    }
+#pragma unroll
+    for (int c = 0; c < E; c++) *(float4 *)(st + c * 4 * SEQ_TPR + 4 * q) = s[c];
+}
+
+/* The long-stream kernel takes heads of 32, 64, 128 or 256 channels with
+ * 16-byte aligned arrays (every offset it reads is a multiple of 4 floats). */
+static bool seq_fits(const infer_rows *rows, size_t off, int H, int N, const float *const *arrays, int n_arrays) {
+    if (rows->per < 8 || (N != 32 && N != 64 && N != 128 && N != 256) || off % 4) return false;
+    for (int i = 0; i < n_arrays; i++)
+        if ((uintptr_t)arrays[i] % 16) return false;
+    return (size_t)H * N % 4 == 0;
+}
+
+template <int E>
+static void wkv7_seq_launch(const infer_rows *rows, size_t off, int H, const float *r, const float *w,
+                            const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s) {
+    constexpr int N = 32 * E;
+    const size_t bytes = 2 * sizeof(float) * seq_tile<N>::FLOATS; /* two tiles: under the 48 KiB default */
+    const dim3 grid((unsigned)(H * (N / SEQ_ROWS)), (unsigned)rows->n_streams);
+    wkv7_seq_kernel<E><<<grid, SEQ_ROWS * SEQ_TPR, bytes, s>>>(rows->states, off, rows->per, H, r, w, k, v, a, b, y);
+}
+
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                      const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s) {
+    const float *const arrays[] = {r, w, k, v, a, b, y};
+    if (seq_fits(rows, off, H, N, arrays, 7)) {
+        wkv_by_width(N, [&](auto width) { wkv7_seq_launch<decltype(width)::value>(rows, off, H, r, w, k, v, a, b, y, s); });
+        return;
+    }
     const dim3 grid(wkv_blocks(H, N), rows->n_streams);
     wkv_by_width(N, [&](auto width) {
         wkv7_state_kernel<decltype(width)::value><<<grid, 256, 0, s>>>(

@@ -1,6 +1,7 @@
 /* The public model/state API (include/rwkv.h): loading (the architecture is
  * detected here, once), info, states and evaluation. Every call that runs
  * the model goes through its backend table (model/model.h). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,29 @@ rwkv_status rwkv_eval_batch(rwkv_model *m, rwkv_state *const *states, const int 
     if ((s = m->backend->eval_batch(m, states, tokens, n, logits, err)) != RWKV_OK) return s;
     for (size_t i = 0; i < n; i++) states[i]->pos++;
     return rwkv_ok(err);
+}
+
+float *rwkv_logits_alloc(rwkv_model *m, size_t n_rows, rwkv_error *err) {
+    if (!m) {
+        rwkv_fail(err, RWKV_ERR_ARG, "rwkv_logits_alloc: null model");
+        return NULL;
+    }
+    const size_t V = (size_t)m->info.n_vocab;
+    if (n_rows == 0 || n_rows > SIZE_MAX / sizeof(float) / V) {
+        rwkv_fail(err, RWKV_ERR_ARG, "rwkv_logits_alloc: %zu rows of %zu logits", n_rows, V);
+        return NULL;
+    }
+    const size_t bytes = n_rows * V * sizeof(float);
+    float *p = m->backend->host_alloc ? m->backend->host_alloc(bytes) : malloc(bytes);
+    if (!p) rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu rows of logits (%.1f MiB)", n_rows,
+                      (double)bytes / (1 << 20));
+    return p;
+}
+
+void rwkv_logits_free(rwkv_model *m, float *logits) {
+    if (!m || !logits) return;
+    if (m->backend->host_free) m->backend->host_free(logits);
+    else free(logits);
 }
 
 rwkv_status model_forward(rwkv_model *m, const int *tokens, size_t n, float *logits, rwkv_error *err) {

@@ -39,6 +39,10 @@ typedef struct model_backend {
      * fed from position 0 without any state, 1 <= n <= n_ctx (the GPT's
      * whole-sequence forward, for scoring windows). */
     rwkv_status (*forward)(rwkv_model *m, const int *tokens, size_t n, float *logits, rwkv_error *err);
+    /* Host memory for logits that the device copies into directly, and its
+     * release (NULL: plain malloc and free). */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
     /* Releases m->impl, and m->device (NULL: nothing there). */
     void (*impl_free)(void *impl);
     void (*device_free)(rwkv_model *m);

@@ -143,6 +143,8 @@ static const model_backend rwkv_cuda_backend = {
     .eval = eval,
     .eval_batch = eval_batch,
     .forward = NULL,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
     .impl_free = common_free,
     .device_free = device_free,
 };

@@ -108,12 +108,13 @@ static rwkv_status device_fractions(const char *device, rwkv_bench_result *out, 
 }
 
 /* `batch` states advanced one token each per rwkv_eval_batch step: a few
- * untimed steps, then the median of `steps` timed ones. */
+ * untimed steps, then the median of `steps` timed ones. The logits go to
+ * rwkv_logits_alloc memory, as a server on a GPU would use. */
 static rwkv_status batch_decode(rwkv_model *m, int batch, int steps, const int *tokens, int n_tokens,
                                 rwkv_bench_result *out, rwkv_error *err) {
     rwkv_state **st = calloc((size_t)batch, sizeof *st);
     int *tok = malloc(sizeof(int) * (size_t)batch);
-    float *logits = malloc(sizeof(float) * (size_t)batch * (size_t)out->n_vocab);
+    float *logits = rwkv_logits_alloc(m, (size_t)batch, err);
     double *times = malloc(sizeof(double) * (size_t)steps);
     rwkv_status s = st && tok && logits && times ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch");
     for (int i = 0; i < batch && s == RWKV_OK; i++) s = rwkv_state_new(m, &st[i], err);
@@ -131,7 +132,7 @@ static rwkv_status batch_decode(rwkv_model *m, int batch, int steps, const int *
     for (int i = 0; st && i < batch; i++) rwkv_state_free(st[i]);
     free(st);
     free(tok);
-    free(logits);
+    rwkv_logits_free(m, logits);
     free(times);
     return s;
 }

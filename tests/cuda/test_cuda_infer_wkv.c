@@ -86,14 +86,17 @@ static void test_vectors_v5(void) { check_case("rwkv5", "tiny"), check_case("rwk
 static void test_vectors_v6(void) { check_case("rwkv6", "tiny"), check_case("rwkv6", "hs64"); }
 static void test_vectors_v7(void) { check_case("rwkv7", "tiny"), check_case("rwkv7", "hs64"); }
 
-/* Random RWKV-7 models against the CPU: 300 tokens cross the GPU's 256-row
- * passes and the CPU's 256-token chunks; heads of 32 and 64. */
+/* Random RWKV-7 models against the CPU: 2100 tokens cross the GPU's
+ * 2048-row passes, its 256-row chunks of logits and the CPU's 256-token
+ * chunks (the long-stream WKV for heads of 32, 64 and 128; the general one
+ * for 48). */
 static void random_v7(const char *precision, double budget) {
     NEED_GPU();
-    static const int shapes[][5] = {{97, 128, 3, 256, 32}, {300, 256, 2, 512, 64}};
-    enum { N = 300 };
-    int tok[N];
-    for (int s = 0; s < 2; s++) {
+    static const int shapes[][5] = {
+        {97, 128, 3, 256, 32}, {300, 256, 2, 512, 64}, {61, 256, 1, 256, 128}, {50, 96, 1, 128, 48}};
+    enum { N = 2100 };
+    static int tok[N];
+    for (int s = 0; s < 4; s++) {
         char path[64];
         snprintf(path, sizeof path, "/tmp/rwkv_infer7_%d_%d.safetensors", (int)getpid(), s);
         CHECK(write_random_arch(path, "rwkv7", shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
@@ -109,8 +112,9 @@ static void test_random_v7_fp32(void) { random_v7("fp32", 2e-4); }
 static void test_random_v7_bf16(void) { random_v7("bf16", BF16_BUDGET); }
 
 /* B states warmed up on different prefixes, then 3 batched steps on the GPU
- * against copies of them stepped one by one on the GPU (logits and states),
- * and in fp32 against the CPU's own batched step. */
+ * (its logits into page-locked rwkv_logits_alloc memory) against copies of
+ * them stepped one by one on the GPU (logits and states), and in fp32
+ * against the CPU's own batched step. */
 static void batch_equals_separate(const char *path, const char *precision, double budget) {
     enum { B = 6, STEPS = 3 };
     rwkv_model *gpu = load_on(path, "cuda", precision), *cpu = load_on(path, "cpu", NULL);
@@ -119,7 +123,8 @@ static void batch_equals_separate(const char *path, const char *precision, doubl
     rwkv_model_get_info(gpu, &info);
     const int V = info.n_vocab;
     rwkv_state *bat[B], *sep[B], *ref[B];
-    float *lb = malloc((size_t)B * V * 4), *ls = malloc((size_t)V * 4), *lc = malloc((size_t)B * V * 4);
+    float *lb = rwkv_logits_alloc(gpu, B, NULL), *ls = malloc((size_t)V * 4), *lc = malloc((size_t)B * V * 4);
+    CHECK(lb && ls && lc, "logits buffers");
     int prefix[B * 8], tok[B];
     for (int i = 0; i < B * 8; i++) prefix[i] = (int)urand(0, V - 0.01f);
     for (int i = 0; i < B; i++) {
@@ -152,7 +157,8 @@ static void batch_equals_separate(const char *path, const char *precision, doubl
     CHECK(worst_cpu <= (strcmp(precision, "bf16") ? 2e-4 : BF16_BUDGET), "the gpu batch differs from the cpu's by %g",
           worst_cpu);
     for (int i = 0; i < B; i++) rwkv_state_free(bat[i]), rwkv_state_free(sep[i]), rwkv_state_free(ref[i]);
-    free(lb), free(ls), free(lc);
+    rwkv_logits_free(gpu, lb);
+    free(ls), free(lc);
     rwkv_model_free(gpu), rwkv_model_free(cpu);
 }
 
