@@ -307,8 +307,9 @@ static rwkv_status head(rwkv_infer *c, int first, int count, rwkv_error *err) {
     return infer_linear(c, c->head, c->sh.n_vocab, C, c->z, C, count, c->logits, 0, err);
 }
 
-/* forward() and the head of its last out_rows rows, of a small pass,
- * through its graph, captured at its first use. */
+/* forward() and the head of its last out_rows rows (<= LOGIT_ROWS) through
+ * the pass shape's graph, captured at its first use (INFER_GRAPHS shapes at
+ * most; later shapes run without one). */
 static rwkv_status forward_graph(rwkv_infer *c, const infer_rows *rows, int out_rows, rwkv_error *err) {
     for (int i = 0; i < c->n_graphs; i++) {
         const infer_graph *g = &c->graphs[i];
@@ -357,7 +358,8 @@ static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens
         return cuda_check("token upload", err);
     if (!logits) out_rows = 0;
     rwkv_status s;
-    if (n <= CUDA_GEMV_ROWS) {
+    /* decode and batch steps are many short kernels: replayed as graphs */
+    if (n <= CUDA_GEMV_ROWS || (rows->n_streams > 1 && out_rows <= LOGIT_ROWS)) {
         s = forward_graph(c, rows, out_rows, err);
         if (s == RWKV_OK && out_rows) s = download(c, logits, out_rows, err);
     } else {

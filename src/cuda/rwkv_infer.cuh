@@ -59,7 +59,7 @@ static inline size_t infer_wide(const rwkv_infer_shape *sh) {
 
 extern const infer_version rwkv5_infer_version, rwkv6_infer_version, rwkv7_infer_version;
 
-/* A captured pass of a few rows (decode), replayed as one graph launch:
+/* A captured pass (decode, or a batch step), replayed as one graph launch:
  * the pass's kernels read their tokens and state pointers from the
  * context's buffers, so one graph serves every pass of the same shape. */
 enum { INFER_GRAPHS = 16 };

@@ -68,7 +68,9 @@ __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int
  * step's sums are three shuffles instead of five, and a block of SEQ_ROWS rows
  * shares the token's r, w, k, a, b, which are staged in shared memory a tile
  * of tokens at a time, the next tile copied in (cp.async) while the current
- * one is used. */
+ * one is used. Only S a lies on the path from one token to the next; the
+ * output S r is reduced one token late, beside the next token's S a, so its
+ * shuffles add no latency. */
 enum { SEQ_TPR = 8, SEQ_ROWS = 16, SEQ_TILE = 1024 /* floats of r, w, k, a, b per tile: TT * N */ };
 
 template <int N>
@@ -108,6 +110,8 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
     const size_t first = (size_t)blockIdx.y * per * A + (size_t)h * N;
     const float *const vecs[5] = {r, w, k, a, b};
     const int n_tiles = (per + TT - 1) / TT;
+    float pending = 0.0f; /* the unreduced output of token t_prev */
+    int t_prev = -1;
     seq_load_tile<N>(tiles, 0, per, first, A, row0, vecs, v);
     for (int tile = 0; tile < n_tiles; tile++) {
         if (tile + 1 < n_tiles)
@@ -119,17 +123,24 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
         __syncthreads();
         const float *tb = tiles + (tile & 1) * seq_tile<N>::FLOATS;
         const int count = per - tile * TT < TT ? per - tile * TT : TT;
+#pragma unroll 2
         for (int tt = 0; tt < count; tt++, tb += seq_tile<N>::TOKEN) {
             const float4 *in = (const float4 *)tb; /* r, w, k, a, b: N / 4 float4 each */
-            float sa = 0.0f;
+            float sa0 = 0.0f, sa1 = 0.0f; /* two chains: the sum is on the path from one token to the next */
 #pragma unroll
             for (int c = 0; c < E; c++) {
                 const float4 av = in[3 * N / 4 + c * SEQ_TPR + q];
-                sa += s[c].x * av.x + s[c].y * av.y + s[c].z * av.z + s[c].w * av.w;
+                sa0 += s[c].x * av.x + s[c].y * av.y;
+                sa1 += s[c].z * av.z + s[c].w * av.w;
             }
-            sa += __shfl_xor_sync(0xffffffffu, sa, 1);
-            sa += __shfl_xor_sync(0xffffffffu, sa, 2);
-            sa += __shfl_xor_sync(0xffffffffu, sa, 4);
+            /* this token's sum and the previous token's output reduced side by side */
+            float sa = sa0 + sa1;
+#pragma unroll
+            for (int m = 1; m < SEQ_TPR; m <<= 1) {
+                sa += __shfl_xor_sync(0xffffffffu, sa, m);
+                pending += __shfl_xor_sync(0xffffffffu, pending, m);
+            }
+            if (q == 0 && t_prev >= 0) y[first + (size_t)t_prev * A + i] = pending;
             const float vi = tb[5 * N + i - row0];
             float acc = 0.0f;
 #pragma unroll
@@ -142,13 +153,13 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
                 s[c].w = s[c].w * wv.w + sa * bv.w + vi * kv.w;
                 acc += s[c].x * rv.x + s[c].y * rv.y + s[c].z * rv.z + s[c].w * rv.w;
             }
-            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
-            acc += __shfl_xor_sync(0xffffffffu, acc, 2);
-            acc += __shfl_xor_sync(0xffffffffu, acc, 4);
-            if (q == 0) y[first + (size_t)(tile * TT + tt) * A + i] = acc;
+            pending = acc, t_prev = tile * TT + tt;
         }
         __syncthreads(); /* every thread is done with this buffer before the next load refills it */
     }
+#pragma unroll
+    for (int m = 1; m < SEQ_TPR; m <<= 1) pending += __shfl_xor_sync(0xffffffffu, pending, m);
+    if (q == 0) y[first + (size_t)t_prev * A + i] = pending;
 #pragma unroll
     for (int c = 0; c < E; c++) *(float4 *)(st + c * 4 * SEQ_TPR + 4 * q) = s[c];
 }
