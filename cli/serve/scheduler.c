@@ -330,7 +330,7 @@ static void free_all(scheduler *s) {
     free(s->b_states);
     free(s->b_tokens);
     free(s->b_slot);
-    free(s->logits);
+    rwkv_logits_free(s->cfg.model, s->logits);
     free(s);
 }
 
@@ -351,7 +351,7 @@ rwkv_status scheduler_start(const scheduler_config *cfg, scheduler **out, rwkv_e
     s->b_states = calloc((size_t)P, sizeof *s->b_states);
     s->b_tokens = calloc((size_t)P, sizeof *s->b_tokens);
     s->b_slot = calloc((size_t)P, sizeof *s->b_slot);
-    s->logits = malloc(sizeof(float) * (size_t)P * (size_t)info.n_vocab);
+    s->logits = rwkv_logits_alloc(cfg->model, (size_t)P, NULL); /* page-locked for a GPU model */
     if (!s->slots || !s->queue || !s->b_states || !s->b_tokens || !s->b_slot || !s->logits) goto oom;
     for (int i = 0; i < P; i++)
         if (rwkv_state_new(cfg->model, &s->slots[i].st, err) != RWKV_OK) goto fail;

@@ -63,18 +63,21 @@ __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int
 
 /* ---- long streams (prefill) ----------------------------------------------------
  * A stream of many tokens is a chain of dependent steps, so what counts is
- * the latency of one step. A row is split over SEQ_TPR threads (SEQ_TPR / 4
- * float4 columns each: 4E columns, column j = c * 4 * SEQ_TPR + 4 q + e), so a
- * step's sums are three shuffles instead of five, and a block of SEQ_ROWS rows
+ * the latency of one step, which is mostly the count of dependent
+ * instructions a thread issues for it. So a row is split over TPR = 16
+ * threads (8 for heads of 32), each holding F float4 columns (column
+ * j = 4 (c TPR + q) + e), and a block of SEQ_ROWS rows
  * shares the token's r, w, k, a, b, which are staged in shared memory a tile
  * of tokens at a time, the next tile copied in (cp.async) while the current
  * one is used. Only S a lies on the path from one token to the next; the
  * output S r is reduced one token late, beside the next token's S a, so its
  * shuffles add no latency. */
-enum { SEQ_TPR = 8, SEQ_ROWS = 16, SEQ_TILE = 1024 /* floats of r, w, k, a, b per tile: TT * N */ };
+enum { SEQ_ROWS = 16, SEQ_TILE = 1024 /* floats of r, w, k, a, b per tile: TT * N */ };
 
 template <int N>
 struct seq_tile {
+    static constexpr int F = N >= 64 ? N / 64 : 1; /* float4 columns per thread */
+    static constexpr int TPR = N / (4 * F);         /* threads per state row */
     static constexpr int TT = SEQ_TILE / N;                 /* tokens per tile */
     static constexpr int TOKEN = 5 * N + SEQ_ROWS;          /* floats per token: r, w, k, a, b, the rows' v */
     static constexpr int FLOATS = TT * TOKEN;
@@ -98,15 +101,15 @@ __device__ __forceinline__ void seq_load_tile(float *buf, int t0, int per, size_
 template <int E>
 __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H, const float *r, const float *w,
                                 const float *k, const float *v, const float *a, const float *b, float *y) {
-    constexpr int N = 32 * E, TT = seq_tile<N>::TT;
+    constexpr int N = 32 * E, TT = seq_tile<N>::TT, F = seq_tile<N>::F, TPR = seq_tile<N>::TPR;
     extern __shared__ float4 smem4[];
     float *const tiles = (float *)smem4;
     const int A = H * N, h = blockIdx.x / (N / SEQ_ROWS), row0 = (blockIdx.x % (N / SEQ_ROWS)) * SEQ_ROWS;
-    const int q = threadIdx.x % SEQ_TPR, i = row0 + threadIdx.x / SEQ_TPR;
+    const int q = threadIdx.x % TPR, i = row0 + threadIdx.x / TPR;
     float *st = states[blockIdx.y] + off + ((size_t)h * N + i) * N;
-    float4 s[E];
+    float4 s[F];
 #pragma unroll
-    for (int c = 0; c < E; c++) s[c] = *(const float4 *)(st + c * 4 * SEQ_TPR + 4 * q);
+    for (int c = 0; c < F; c++) s[c] = *(const float4 *)(st + 4 * (c * TPR + q));
     const size_t first = (size_t)blockIdx.y * per * A + (size_t)h * N;
     const float *const vecs[5] = {r, w, k, a, b};
     const int n_tiles = (per + TT - 1) / TT;
@@ -128,15 +131,15 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
             const float4 *in = (const float4 *)tb; /* r, w, k, a, b: N / 4 float4 each */
             float sa0 = 0.0f, sa1 = 0.0f; /* two chains: the sum is on the path from one token to the next */
 #pragma unroll
-            for (int c = 0; c < E; c++) {
-                const float4 av = in[3 * N / 4 + c * SEQ_TPR + q];
+            for (int c = 0; c < F; c++) {
+                const float4 av = in[3 * N / 4 + c * TPR + q];
                 sa0 += s[c].x * av.x + s[c].y * av.y;
                 sa1 += s[c].z * av.z + s[c].w * av.w;
             }
             /* this token's sum and the previous token's output reduced side by side */
             float sa = sa0 + sa1;
 #pragma unroll
-            for (int m = 1; m < SEQ_TPR; m <<= 1) {
+            for (int m = 1; m < TPR; m <<= 1) {
                 sa += __shfl_xor_sync(0xffffffffu, sa, m);
                 pending += __shfl_xor_sync(0xffffffffu, pending, m);
             }
@@ -144,8 +147,8 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
             const float vi = tb[5 * N + i - row0];
             float acc = 0.0f;
 #pragma unroll
-            for (int c = 0; c < E; c++) {
-                const int j = c * SEQ_TPR + q;
+            for (int c = 0; c < F; c++) {
+                const int j = c * TPR + q;
                 const float4 rv = in[j], wv = in[N / 4 + j], kv = in[2 * N / 4 + j], bv = in[4 * N / 4 + j];
                 s[c].x = s[c].x * wv.x + sa * bv.x + vi * kv.x;
                 s[c].y = s[c].y * wv.y + sa * bv.y + vi * kv.y;
@@ -158,10 +161,10 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
         __syncthreads(); /* every thread is done with this buffer before the next load refills it */
     }
 #pragma unroll
-    for (int m = 1; m < SEQ_TPR; m <<= 1) pending += __shfl_xor_sync(0xffffffffu, pending, m);
+    for (int m = 1; m < TPR; m <<= 1) pending += __shfl_xor_sync(0xffffffffu, pending, m);
     if (q == 0) y[first + (size_t)t_prev * A + i] = pending;
 #pragma unroll
-    for (int c = 0; c < E; c++) *(float4 *)(st + c * 4 * SEQ_TPR + 4 * q) = s[c];
+    for (int c = 0; c < F; c++) *(float4 *)(st + 4 * (c * TPR + q)) = s[c];
 }
 
 /* The long-stream kernel takes heads of 32, 64, 128 or 256 channels with
@@ -179,7 +182,7 @@ static void wkv7_seq_launch(const infer_rows *rows, size_t off, int H, const flo
     constexpr int N = 32 * E;
     const size_t bytes = 2 * sizeof(float) * seq_tile<N>::FLOATS; /* two tiles: under the 48 KiB default */
     const dim3 grid((unsigned)(H * (N / SEQ_ROWS)), (unsigned)rows->n_streams);
-    wkv7_seq_kernel<E><<<grid, SEQ_ROWS * SEQ_TPR, bytes, s>>>(rows->states, off, rows->per, H, r, w, k, v, a, b, y);
+    wkv7_seq_kernel<E><<<grid, SEQ_ROWS * seq_tile<N>::TPR, bytes, s>>>(rows->states, off, rows->per, H, r, w, k, v, a, b, y);
 }
 
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
