@@ -13,7 +13,7 @@
  * the small kernels between products (norms, shifts, the WKV) still run. */
 #include "cuda/common.cuh"
 
-enum { UNROLL = 4 }; /* packs a lane loads before using them */
+enum { UNROLL = 4, THREADS = 128 }; /* packs a lane loads before using them; threads per block */
 
 typedef struct gemv_group {
     cuda_gemv_op op[CUDA_GEMV_MAX_OPS];
@@ -98,11 +98,11 @@ void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows
     g.n = n_ops, g.rows = rows;
     for (int p = 0; p < n_ops; p++) {
         g.op[p] = ops[p];
-        g.first_block[p + 1] = g.first_block[p] + (unsigned)(((size_t)ops[p].out * 32 + 255) / 256);
+        g.first_block[p + 1] = g.first_block[p] + (unsigned)(((size_t)ops[p].out * 32 + THREADS - 1) / THREADS);
     }
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(g.first_block[n_ops]);
-    cfg.blockDim = dim3(256);
+    cfg.blockDim = dim3(THREADS);
     cfg.stream = stream;
     cudaLaunchAttribute early;
     early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
