@@ -83,6 +83,23 @@ __device__ __forceinline__ void cuda_wait_for_prior_grids() {
 #endif
 }
 
+/* Launches kernel<<<grid, block, smem, s>>>(args...) with the
+ * programmatic-serialization attribute: it may start while the kernel ahead
+ * of it still runs, so it must call cuda_wait_for_prior_grids() before it
+ * touches what earlier kernels write (a decode step is a chain of short
+ * kernels; this hides each one's launch behind the one before). */
+template <typename... Params, typename... Args>
+static inline void cuda_launch_early(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                                     cudaStream_t s, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = s;
+    cudaLaunchAttribute early;
+    early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    early.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = &early, cfg.numAttrs = 1;
+    cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
 /* Sum over a block of blockDim.x threads (a multiple of 32, at most 1024);
  * every thread gets the result. `sh` holds 32 floats. Fixed order, so
  * deterministic. */

@@ -100,15 +100,7 @@ void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows
         g.op[p] = ops[p];
         g.first_block[p + 1] = g.first_block[p] + (unsigned)(((size_t)ops[p].out * 32 + THREADS - 1) / THREADS);
     }
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(g.first_block[n_ops]);
-    cfg.blockDim = dim3(THREADS);
-    cfg.stream = stream;
-    cudaLaunchAttribute early;
-    early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    early.val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = &early;
-    cfg.numAttrs = 1;
-    if (wt == CUDA_BF16) cudaLaunchKernelEx(&cfg, gemv_kernel<bf16>, g);
-    else cudaLaunchKernelEx(&cfg, gemv_kernel<float>, g);
+    const dim3 grid(g.first_block[n_ops]);
+    if (wt == CUDA_BF16) cuda_launch_early(gemv_kernel<bf16>, grid, dim3(THREADS), 0, stream, g);
+    else cuda_launch_early(gemv_kernel<float>, grid, dim3(THREADS), 0, stream, g);
 }

@@ -53,6 +53,7 @@ __global__ void ln_shift_step_kernel(const float *x, const float *lw, const floa
                                      size_t off, int C, int n_mix, mix_set mu, float *z, float *out, size_t n) {
     __shared__ float part[32];
     cuda_let_dependents_start();
+    cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
     const size_t r = blockIdx.x;
     const float *xr = x + r * C;
     float acc = 0.0f;
@@ -108,14 +109,14 @@ void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const i
     const size_t n = (size_t)rows->n * C;
     const dim3 R((unsigned)rows->n, cuda_blocks((size_t)C, 256));
     if (form == SHIFT_LERP)
-        ln_shift_step_kernel<SHIFT_LERP><<<R, 256, 0, c->stream>>>(c->x, ln_w, ln_b, rows->states, off, C, n_mix, m,
-                                                                   c->z, out, n);
+        cuda_launch_early(ln_shift_step_kernel<SHIFT_LERP>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
+                          rows->states, off, C, n_mix, m, c->z, out, n);
     else if (form == SHIFT_MIX)
-        ln_shift_step_kernel<SHIFT_MIX><<<R, 256, 0, c->stream>>>(c->x, ln_w, ln_b, rows->states, off, C, n_mix, m,
-                                                                  c->z, out, n);
+        cuda_launch_early(ln_shift_step_kernel<SHIFT_MIX>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
+                          rows->states, off, C, n_mix, m, c->z, out, n);
     else
-        ln_shift_step_kernel<SHIFT_DELTA><<<R, 256, 0, c->stream>>>(c->x, ln_w, ln_b, rows->states, off, C, 1, m,
-                                                                    c->z, out, n);
+        cuda_launch_early(ln_shift_step_kernel<SHIFT_DELTA>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
+                          rows->states, off, C, 1, m, c->z, out, n);
 }
 
 /* One warp per (row, head): GN over the head's N channels (two passes, the

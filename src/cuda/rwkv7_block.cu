@@ -159,6 +159,7 @@ __global__ void decode_step_kernel(step_args q) {
     float4 s[Q];
 #pragma unroll
     for (int c = 0; c < Q; c++) s[c] = st[4 * c];
+    cuda_wait_for_prior_grids(); /* launched early: the state (no earlier kernel of the pass writes it) is read first */
     const size_t base = (size_t)blockIdx.y * q.H * N + (size_t)h * N; /* row blockIdx.y, head h */
     float *sr = vec, *sw = vec + N, *sk = vec + 2 * N, *sa = vec + 3 * N, *sb = vec + 4 * N, *sv = vec + 5 * N,
           *sy = vec + 6 * N;
@@ -227,11 +228,11 @@ static bool decode_step(rwkv_infer *c, const infer_rows *rows, const step_args *
     if (rows->per != 1 || q->off % 4) return false;
     const dim3 grid((unsigned)q->H, (unsigned)rows->n);
     switch (N) {
-    case 16: decode_step_kernel<1><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
-    case 32: decode_step_kernel<2><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
-    case 64: decode_step_kernel<4><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
-    case 128: decode_step_kernel<8><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
-    case 256: decode_step_kernel<16><<<grid, 4 * N, 0, c->stream>>>(*q); return true;
+    case 16: cuda_launch_early(decode_step_kernel<1>, grid, dim3(4 * N), 0, c->stream, *q); return true;
+    case 32: cuda_launch_early(decode_step_kernel<2>, grid, dim3(4 * N), 0, c->stream, *q); return true;
+    case 64: cuda_launch_early(decode_step_kernel<4>, grid, dim3(4 * N), 0, c->stream, *q); return true;
+    case 128: cuda_launch_early(decode_step_kernel<8>, grid, dim3(4 * N), 0, c->stream, *q); return true;
+    case 256: cuda_launch_early(decode_step_kernel<16>, grid, dim3(4 * N), 0, c->stream, *q); return true;
     default: return false;
     }
 }
