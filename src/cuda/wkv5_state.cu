@@ -1,7 +1,7 @@
 /* The RWKV-5.2 / RWKV-6 WKV of inference (kernels/wkv5.c) continuing each
  * stream's float32 state, laid out as the RWKV-7 one (wkv7_state.cu): a warp
- * per (stream, head, row), the row in the lanes' registers, the next token's
- * inputs loaded while the current one is computed. */
+ * per (stream, head, row), the row in the lanes' registers, the next tokens'
+ * inputs loaded while the current ones are computed. */
 #include "cuda/rwkv_infer.cuh"
 
 /* E = state columns per lane: ceil(N / 32), a power of two up to CUDA_WKV_MAX_HEAD / 32 */
@@ -22,6 +22,11 @@ __device__ __forceinline__ void wkv5_load(wkv5_in<E> *in, const float *r, const 
     in->v = v[o + i];
 }
 
+/* Tokens per group: a token's output is a warp sum that no later token needs,
+ * so the sums of a group are taken side by side (their shuffles overlap)
+ * after its state updates, which are all a token waits on. */
+enum { GROUP = 4 };
+
 template <int E>
 __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int H, int N, const float *r,
                                   const float *k, const float *v, const float *w, size_t w_stride, const float *u,
@@ -34,21 +39,38 @@ __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int
     wkv_row_load<E>(s, st, lane, N);
     wkv_row_load<E>(uq, u + h * N, lane, N);
     const size_t row0 = (size_t)stream * per, first = row0 * A + (size_t)h * N;
-    wkv5_in<E> cur, next;
-    wkv5_load(&cur, r, k, w, v, first, row0 * w_stride + (size_t)h * N, i, lane, N);
-    for (int t = 0; t < per; t++) {
-        const size_t o = first + (size_t)t * A;
-        if (t + 1 < per) wkv5_load(&next, r, k, w, v, o + A, (row0 + t + 1) * w_stride + (size_t)h * N, i, lane, N);
-        float acc = 0.0f;
+    wkv5_in<E> cur[GROUP], next[GROUP];
+    const auto load_group = [&](wkv5_in<E> *g, int t0) {
 #pragma unroll
-        for (int q = 0; q < E; q++) {
-            const float kv = cur.k[q] * cur.v;
-            acc += cur.r[q] * (s[q] + uq[q] * kv);
-            s[q] = cur.w[q] * s[q] + kv;
+        for (int m = 0; m < GROUP; m++)
+            if (t0 + m < per)
+                wkv5_load(&g[m], r, k, w, v, first + (size_t)(t0 + m) * A, (row0 + t0 + m) * w_stride + (size_t)h * N,
+                          i, lane, N);
+    };
+    load_group(cur, 0);
+    for (int t0 = 0; t0 < per; t0 += GROUP) {
+        if (t0 + GROUP < per) load_group(next, t0 + GROUP);
+        float acc[GROUP];
+#pragma unroll
+        for (int m = 0; m < GROUP; m++) {
+            acc[m] = 0.0f;
+            if (t0 + m >= per) continue;
+#pragma unroll
+            for (int q = 0; q < E; q++) {
+                const float kv = cur[m].k[q] * cur[m].v;
+                acc[m] += cur[m].r[q] * (s[q] + uq[q] * kv);
+                s[q] = cur[m].w[q] * s[q] + kv;
+            }
         }
-        acc = warp_sum(acc);
-        if (lane == 0) y[o + i] = acc;
-        cur = next;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+            for (int m = 0; m < GROUP; m++) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
+#pragma unroll
+        for (int m = 0; m < GROUP; m++)
+            if (lane == 0 && t0 + m < per) y[first + (size_t)(t0 + m) * A + i] = acc[m];
+#pragma unroll
+        for (int m = 0; m < GROUP; m++) cur[m] = next[m];
     }
     wkv_row_store<E>(st, s, lane, N);
 }
