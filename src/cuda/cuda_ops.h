@@ -223,6 +223,11 @@ typedef struct cuda_gemv_op {
     int ldx;
     float *Y;
     int accumulate, act;
+    /* Products of more rows (a GEMM, bf16 weights) only: X16, when set, is X
+     * already in bf16 (no conversion); Y16, when set, receives the product in
+     * bf16 instead of Y (act NONE or RELU2, no accumulate). */
+    const void *X16;
+    void *Y16;
 } cuda_gemv_op;
 void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream);
 

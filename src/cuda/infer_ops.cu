@@ -17,15 +17,15 @@ __device__ __forceinline__ float shift_value(float cur, float prev, const float 
 
 /* One thread per (row, channel): the previous token's z is the row above
  * within a stream, the state's slot for a stream's first row. */
-template <int FORM>
+template <int FORM, typename T>
 __global__ void shift_kernel(const float *z, float *const *states, size_t off, int per, size_t rows, int C,
-                             int n_mix, mix_set mu, float *out) {
+                             int n_mix, mix_set mu, T *out) {
     const size_t n = rows * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         const size_t r = i / C;
         const int ch = (int)(i % C);
         const float cur = z[i], prev = r % per ? z[i - C] : states[r / per][off + ch];
-        for (int m = 0; m < n_mix; m++) out[m * n + i] = shift_value<FORM>(cur, prev, mu.mu[m], ch);
+        for (int m = 0; m < n_mix; m++) st(out + m * n + i, shift_value<FORM>(cur, prev, mu.mu[m], ch));
     }
 }
 
@@ -48,9 +48,9 @@ static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_bl
  * 256 channels of the row; every block of the row sums the whole row itself
  * (two-pass, as the layer norm kernel), which costs a read of C floats from
  * the cache and saves a second launch. */
-template <int FORM>
+template <int FORM, typename T>
 __global__ void ln_shift_step_kernel(const float *x, const float *lw, const float *lb, float *const *states,
-                                     size_t off, int C, int n_mix, mix_set mu, float *z, float *out, size_t n) {
+                                     size_t off, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
     __shared__ float part[32];
     cuda_let_dependents_start();
     cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
@@ -70,7 +70,7 @@ __global__ void ln_shift_step_kernel(const float *x, const float *lw, const floa
     slot[ch] = cur;
 #pragma unroll
     for (int m = 0; m < SHIFT_MAX_MIX; m++)
-        if (m < n_mix) out[m * n + r * C + ch] = shift_value<FORM>(cur, prev, mu.mu[m], ch);
+        if (m < n_mix) st(out + m * n + r * C + ch, shift_value<FORM>(cur, prev, mu.mu[m], ch));
 }
 
 static mix_set mixes(const float *const *mu, int n_mix) {
@@ -79,44 +79,55 @@ static mix_set mixes(const float *const *mu, int n_mix) {
     return m;
 }
 
-void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
-                 int n_mix, const float *const *mu, float *out) {
+/* The shift's launches for output type T. */
+template <typename T>
+static void shift_launch(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
+                         int n_mix, const mix_set &m, T *out) {
     const int C = c->sh.n_embd;
-    const mix_set m = mixes(mu, n_mix);
     const size_t n = (size_t)rows->n * C;
     if (form == SHIFT_LERP)
-        shift_kernel<SHIFT_LERP><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
-                                                                     n_mix, m, out);
+        shift_kernel<SHIFT_LERP, T><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                        n_mix, m, out);
     else if (form == SHIFT_MIX)
-        shift_kernel<SHIFT_MIX><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
-                                                                    n_mix, m, out);
+        shift_kernel<SHIFT_MIX, T><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
+                                                                       n_mix, m, out);
     else
-        shift_kernel<SHIFT_DELTA><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n, C,
-                                                                      1, m, out);
+        shift_kernel<SHIFT_DELTA, T><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n,
+                                                                         C, 1, m, out);
     const size_t ns = (size_t)rows->n_streams * C;
     shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C);
 }
 
-void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows, size_t off,
-                    enum shift_form form, int n_mix, const float *const *mu, float *out) {
-    if (rows->per > 1) {
-        infer_layernorm(c, c->x, ln_w, ln_b, rows->n, c->z);
-        infer_shift(c, form, c->z, rows, off, n_mix, mu, out);
-        return;
-    }
+template <typename T>
+static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows,
+                                 size_t off, enum shift_form form, int n_mix, const mix_set &m, T *out) {
     const int C = c->sh.n_embd;
-    const mix_set m = mixes(mu, n_mix);
     const size_t n = (size_t)rows->n * C;
     const dim3 R((unsigned)rows->n, cuda_blocks((size_t)C, 256));
     if (form == SHIFT_LERP)
-        cuda_launch_early(ln_shift_step_kernel<SHIFT_LERP>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
+        cuda_launch_early(ln_shift_step_kernel<SHIFT_LERP, T>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
                           rows->states, off, C, n_mix, m, c->z, out, n);
     else if (form == SHIFT_MIX)
-        cuda_launch_early(ln_shift_step_kernel<SHIFT_MIX>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
+        cuda_launch_early(ln_shift_step_kernel<SHIFT_MIX, T>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
                           rows->states, off, C, n_mix, m, c->z, out, n);
     else
-        cuda_launch_early(ln_shift_step_kernel<SHIFT_DELTA>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
+        cuda_launch_early(ln_shift_step_kernel<SHIFT_DELTA, T>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
                           rows->states, off, C, 1, m, c->z, out, n);
+}
+
+void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
+                 int n_mix, const float *const *mu, float *out) {
+    shift_launch(c, form, z, rows, off, n_mix, mixes(mu, n_mix), out);
+}
+
+void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows, size_t off,
+                    enum shift_form form, int n_mix, const float *const *mu, float *out, void *out16) {
+    const mix_set m = mixes(mu, n_mix);
+    if (rows->per > 1) infer_layernorm(c, c->x, ln_w, ln_b, rows->n, c->z);
+    if (rows->per > 1 && out16) shift_launch(c, form, c->z, rows, off, n_mix, m, (bf16 *)out16);
+    else if (rows->per > 1) shift_launch(c, form, c->z, rows, off, n_mix, m, out);
+    else if (out16) ln_shift_step_launch(c, ln_w, ln_b, rows, off, form, n_mix, m, (bf16 *)out16);
+    else ln_shift_step_launch(c, ln_w, ln_b, rows, off, form, n_mix, m, out);
 }
 
 /* One warp per (row, head): GN over the head's N channels (two passes, the

@@ -37,11 +37,13 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     float *xm = c->work, *r = xm + N_MIX * rc, *k = r + rw, *v = k + rw, *g = v + rw, *y = g + rw, *h = y + rw;
     const float *mu[] = {infer_vec(c, l, MIX_K_W), infer_vec(c, l, MIX_V_W), infer_vec(c, l, MIX_R_W),
                          infer_vec(c, l, MIX_G_W)};
-    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_MIX, n_mix, mu, xm);
-    const cuda_gemv_op ops[] = {{infer_w(c, l, ATT_K), A, C, xm, C, k, 0, CUDA_ACT_NONE},
-                                {infer_w(c, l, ATT_V), A, C, xm + rc, C, v, 0, CUDA_ACT_NONE},
-                                {infer_w(c, l, ATT_R), A, C, xm + 2 * rc, C, r, 0, CUDA_ACT_NONE},
-                                {infer_w(c, l, ATT_G), A, C, xm + 3 * rc, C, g, 0, CUDA_ACT_NONE}};
+    bf16 *m16 = (bf16 *)infer_mix16(c, R); /* a large bf16 pass: the mixes in bf16 for the GEMMs */
+    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_MIX, n_mix, mu, xm, m16);
+    cuda_gemv_op ops[] = {{infer_w(c, l, ATT_K), A, C, xm, C, k, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_V), A, C, xm + rc, C, v, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_R), A, C, xm + 2 * rc, C, r, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_G), A, C, xm + 3 * rc, C, g, 0, CUDA_ACT_NONE, NULL, NULL}};
+    for (int m = 0; m < n_mix && m16; m++) ops[m].X16 = m16 + m * rc;
     rwkv_status st = infer_products(c, ops, n_mix, R, err);
     if (st != RWKV_OK) return st;
     cuda_wkv5_state(rows, off + C, sh->n_head, sh->head_size, r, k, v, infer_vec(c, l, DECAY), 0,

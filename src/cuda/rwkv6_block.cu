@@ -78,13 +78,13 @@ static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error
     const int C = c->sh.n_embd, Dm = c->sh.lora[0];
     const size_t rc = (size_t)R * C;
     ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_X), NULL, s->tmp, C, rc);
-    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH};
+    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH, NULL, NULL};
     rwkv_status st = infer_products(c, &first, 1, R, err);
     if (st != RWKV_OK) return st;
     cuda_gemv_op ops[N_MIX];
     for (int m = 0; m < N_MIX; m++) {
         const void *w2 = (const char *)infer_w(c, l, MAA_W2) + (size_t)m * C * Dm * cuda_dtype_size(c->wt);
-        ops[m] = {w2, C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE};
+        ops[m] = {w2, C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE, NULL, NULL};
     }
     if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
     for (int m = 0; m < N_MIX; m++)
@@ -97,16 +97,16 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, Dd = sh->lora[1], R = rows->n;
     const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
-    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_DELTA, 1, NULL, s->dz);
+    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_DELTA, 1, NULL, s->dz, NULL);
     rwkv_status st = ddlerp(c, l, R, s, err);
     if (st != RWKV_OK) return st;
     /* r, k, v, g, and w = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
     const float *xm = s->xm;
-    const cuda_gemv_op ops[] = {{infer_w(c, l, DECAY_W1), Dd, C, xm + MIX_W * rc, C, s->h, 0, CUDA_ACT_TANH},
-                                {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE},
-                                {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE},
-                                {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE},
-                                {infer_w(c, l, ATT_G), A, C, xm + MIX_G * rc, C, s->g, 0, CUDA_ACT_NONE}};
+    const cuda_gemv_op ops[] = {{infer_w(c, l, DECAY_W1), Dd, C, xm + MIX_W * rc, C, s->h, 0, CUDA_ACT_TANH, NULL, NULL},
+                                {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE, NULL, NULL},
+                                {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE, NULL, NULL},
+                                {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE, NULL, NULL},
+                                {infer_w(c, l, ATT_G), A, C, xm + MIX_G * rc, C, s->g, 0, CUDA_ACT_NONE, NULL, NULL}};
     if ((st = infer_products(c, ops, 5, R, err)) != RWKV_OK) return st;
     if ((st = infer_linear(c, infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, R, s->wd, 0, err)) != RWKV_OK) return st;
     decay_kernel<<<grid_of((size_t)R * A), 256, 0, c->stream>>>(infer_vec(c, l, DECAY), s->wd, A, (size_t)R * A);

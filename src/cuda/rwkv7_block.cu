@@ -243,24 +243,27 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
     const float *mu[N_MIX];
     for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, X_R + i);
-    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_LERP, N_MIX, mu, s->xm);
+    bf16 *m16 = (bf16 *)infer_mix16(c, R); /* a large bf16 pass: the mixes in bf16 for the GEMMs */
+    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_LERP, N_MIX, mu, s->xm, m16);
     /* r, k, v and the LoRAs' first factors (tanh for w, sigmoid for g), then
      * their second factors; block 0 has no value residual */
     const int Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2], Dg = sh->lora[3];
     float *hw = s->h, *ha = hw + (size_t)R * Dw, *hg = ha + (size_t)R * Da, *hv = hg + (size_t)R * Dg;
     const float *xm = s->xm;
-    const cuda_gemv_op first[] = {
-        {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE},
-        {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE},
-        {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE},
-        {infer_w(c, l, W1), Dw, C, xm + MIX_W * rc, C, hw, 0, CUDA_ACT_TANH},
-        {infer_w(c, l, A1), Da, C, xm + MIX_A * rc, C, ha, 0, CUDA_ACT_NONE},
-        {infer_w(c, l, G1), Dg, C, xm + MIX_G * rc, C, hg, 0, CUDA_ACT_SIGMOID},
-        {infer_w(c, l, V1), Dv, C, xm + MIX_V * rc, C, hv, 0, CUDA_ACT_NONE}};
-    const cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE},
-                                   {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE},
-                                   {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE},
-                                   {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE}};
+    const int mix_of[] = {MIX_R, MIX_K, MIX_V, MIX_W, MIX_A, MIX_G, MIX_V};
+    cuda_gemv_op first[] = {
+        {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE, NULL, NULL},
+        {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE, NULL, NULL},
+        {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE, NULL, NULL},
+        {infer_w(c, l, W1), Dw, C, xm + MIX_W * rc, C, hw, 0, CUDA_ACT_TANH, NULL, NULL},
+        {infer_w(c, l, A1), Da, C, xm + MIX_A * rc, C, ha, 0, CUDA_ACT_NONE, NULL, NULL},
+        {infer_w(c, l, G1), Dg, C, xm + MIX_G * rc, C, hg, 0, CUDA_ACT_SIGMOID, NULL, NULL},
+        {infer_w(c, l, V1), Dv, C, xm + MIX_V * rc, C, hv, 0, CUDA_ACT_NONE, NULL, NULL}};
+    for (int i = 0; i < 7 && m16; i++) first[i].X16 = m16 + mix_of[i] * rc;
+    const cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE, NULL, NULL},
+                                   {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE, NULL, NULL},
+                                   {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE, NULL, NULL},
+                                   {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE, NULL, NULL}};
     rwkv_status st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
     if (st == RWKV_OK) st = infer_products(c, second, l > 0 ? 4 : 3, R, err);
     if (st != RWKV_OK) return st;

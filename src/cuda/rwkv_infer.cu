@@ -174,6 +174,7 @@ static rwkv_status alloc_work(rwkv_infer *c, rwkv_error *err) {
     if (s == RWKV_OK) s = cuda_alloc((void **)&c->ptrs, R * sizeof(float *), "state pointers", err);
     c->in16_floats = R * widest_input(sh);
     if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc(&c->in16, c->in16_floats * 2, "work buffers", err);
+    if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc(&c->mix16, SHIFT_MAX_MIX * R * C * 2, "work buffers", err);
     return s;
 }
 
@@ -215,7 +216,7 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
     void *const bufs[] = {c->emb, c->head, c->ln0, c->ln_out, c->tok, c->ptrs, c->x, c->z,
-                          c->mean, c->rstd, c->logits, c->work, c->in16};
+                          c->mean, c->rstd, c->logits, c->work, c->in16, c->mix16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) cuda_free(c->w[i]);
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
@@ -229,8 +230,8 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
 
 /* One product as a GEMM (more rows than the GEMV takes). */
 static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_error *err) {
-    const void *B = op->X;
-    if (c->wt != CUDA_F32) { /* the rows' used columns only; ldx >= in */
+    const void *B = op->X16 ? op->X16 : op->X;
+    if (c->wt != CUDA_F32 && !op->X16) { /* the rows' used columns only; ldx >= in */
         const size_t n = (size_t)(rows - 1) * op->ldx + op->in;
         if (n > c->in16_floats) return rwkv_fail(err, RWKV_ERR_ARG, "product input of %zu floats too large", n);
         cuda_convert(c->wt, c->in16, CUDA_F32, op->X, n, c->stream);
@@ -238,9 +239,9 @@ static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_er
     }
     cuda_gemm g;
     memset(&g, 0, sizeof g);
-    g.ab = c->wt, g.cd = CUDA_F32, g.trans_a = 1, g.m = op->out, g.n = rows, g.k = op->in;
+    g.ab = c->wt, g.cd = op->Y16 ? CUDA_BF16 : CUDA_F32, g.trans_a = 1, g.m = op->out, g.n = rows, g.k = op->in;
     g.A = op->W, g.lda = op->in, g.B = B, g.ldb = op->ldx;
-    g.C = op->accumulate ? op->Y : NULL, g.D = op->Y, g.ldc = op->out;
+    g.C = op->accumulate ? op->Y : NULL, g.D = op->Y16 ? op->Y16 : (void *)op->Y, g.ldc = op->out;
     g.batch = 1, g.alpha = 1.0f, g.beta = op->accumulate ? 1.0f : 0.0f;
     return cuda_matmul(c->blas, &g, c->stream, err);
 }
@@ -255,6 +256,10 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
         rwkv_status s = gemm(c, &ops[i], rows, err);
         if (s != RWKV_OK) return s;
         const size_t count = (size_t)rows * ops[i].out;
+        if (ops[i].Y16) { /* bf16 output: relu² (or nothing) in place */
+            if (ops[i].act == CUDA_ACT_RELU2) cuda_relu2_forward(CUDA_BF16, ops[i].Y16, ops[i].Y16, count, c->stream);
+            continue;
+        }
         if (ops[i].act == CUDA_ACT_TANH) infer_tanh(c, ops[i].Y, count);
         if (ops[i].act == CUDA_ACT_SIGMOID) infer_sigmoid(c, ops[i].Y, count);
         if (ops[i].act == CUDA_ACT_RELU2) cuda_relu2_forward(CUDA_F32, ops[i].Y, ops[i].Y, count, c->stream);
@@ -264,7 +269,7 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
 
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
                          int accumulate, rwkv_error *err) {
-    const cuda_gemv_op op = {W, out, in, X, ldx, Y, accumulate, CUDA_ACT_NONE};
+    const cuda_gemv_op op = {W, out, in, X, ldx, Y, accumulate, CUDA_ACT_NONE, NULL, NULL};
     return infer_products(c, &op, 1, rows, err);
 }
 
@@ -276,13 +281,16 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
                               const infer_ffn_weights *w, float *xm, float *h, float *v, float *r, rwkv_error *err) {
     const int C = c->sh.n_embd, F = c->sh.n_ffn, R = rows->n;
     const float *xk = xm, *xr = xm + (size_t)R * C;
-    infer_ln_shift(c, w->ln_w, w->ln_b, rows, (size_t)(l + 1) * c->layer_state - C, form, w->Wr ? 2 : 1, w->mu, xm);
-    const cuda_gemv_op first[] = {{w->Wk, F, C, xk, C, h, 0, CUDA_ACT_RELU2},
-                                  {w->Wr, C, C, xr, C, r, 0, CUDA_ACT_NONE}};
+    /* a large bf16 pass keeps xk, xr and relu²(W_k xk) in bf16 for the GEMMs */
+    bf16 *m16 = (bf16 *)infer_mix16(c, R), *h16 = m16 ? (bf16 *)c->in16 : NULL;
+    infer_ln_shift(c, w->ln_w, w->ln_b, rows, (size_t)(l + 1) * c->layer_state - C, form, w->Wr ? 2 : 1, w->mu, xm,
+                   m16);
+    cuda_gemv_op first[] = {{w->Wk, F, C, xk, C, h, 0, CUDA_ACT_RELU2, m16, h16},
+                            {w->Wr, C, C, xr, C, r, 0, CUDA_ACT_NONE, m16 ? m16 + (size_t)R * C : NULL, NULL}};
     rwkv_status s = infer_products(c, first, w->Wr ? 2 : 1, R, err);
     if (s != RWKV_OK) return s;
-    if (!w->Wr) return infer_linear(c, w->Wv, C, F, h, F, R, c->x, 1, err);
-    if ((s = infer_linear(c, w->Wv, C, F, h, F, R, v, 0, err)) != RWKV_OK) return s;
+    cuda_gemv_op second = {w->Wv, C, F, h, F, w->Wr ? v : c->x, !w->Wr, CUDA_ACT_NONE, h16, NULL};
+    if ((s = infer_products(c, &second, 1, R, err)) != RWKV_OK || !w->Wr) return s;
     cuda_gate_residual_forward(CUDA_F32, c->x, r, v, c->x, (size_t)R * C, c->stream);
     return RWKV_OK;
 }

@@ -85,6 +85,7 @@ struct rwkv_infer {
     float **ptrs;    /* the pass's state pointers */
     float *x, *z, *mean, *rstd, *logits, *work;
     void *in16;      /* bf16 copy of a product's input */
+    void *mix16;     /* bf16 token-shift outputs of a large pass: [SHIFT_MAX_MIX][rows][C] */
     size_t in16_floats;
     infer_graph graphs[INFER_GRAPHS];
     int n_graphs;
@@ -117,10 +118,17 @@ enum { SHIFT_MAX_MIX = 6 };
 void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
                  int n_mix, const float *const *mu, float *out);
 
-/* z = LN(c->x; ln_w, ln_b), then infer_shift(form, z, ...) into out: one
- * fused launch when every stream is one row (decode), else the two steps. */
+/* z = LN(c->x; ln_w, ln_b), then infer_shift(form, z, ...) into out, or in
+ * bf16 into out16 when that is set (the inputs of bf16 GEMMs, which then
+ * need no conversion): one fused launch when every stream is one row
+ * (decode, batch steps), else the two steps. */
 void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows, size_t off,
-                    enum shift_form form, int n_mix, const float *const *mu, float *out);
+                    enum shift_form form, int n_mix, const float *const *mu, float *out, void *out16);
+/* Where a pass of `rows` rows keeps its shift outputs in bf16 for the GEMMs
+ * (c->mix16: bf16 weights and more rows than the GEMV takes); NULL otherwise. */
+static inline void *infer_mix16(const rwkv_infer *c, int rows) {
+    return c->wt == CUDA_BF16 && rows > CUDA_GEMV_ROWS ? c->mix16 : NULL;
+}
 
 /* The squared-ReLU channel mix of layer l, which every version shares but
  * for the shift's form and the receptance gate:

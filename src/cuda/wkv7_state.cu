@@ -182,14 +182,17 @@ static void wkv7_seq_launch(const infer_rows *rows, size_t off, int H, const flo
     constexpr int N = 32 * E;
     const size_t bytes = 2 * sizeof(float) * seq_tile<N>::FLOATS; /* two tiles: under the 48 KiB default */
     const dim3 grid((unsigned)(H * (N / SEQ_ROWS)), (unsigned)rows->n_streams);
-    wkv7_seq_kernel<E><<<grid, SEQ_ROWS * seq_tile<N>::TPR, bytes, s>>>(rows->states, off, rows->per, H, r, w, k, v, a, b, y);
+    wkv7_seq_kernel<E><<<grid, SEQ_ROWS * seq_tile<N>::TPR, bytes, s>>>(rows->states, off, rows->per, H, r, w, k,
+                                                                         v, a, b, y);
 }
 
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                      const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s) {
     const float *const arrays[] = {r, w, k, v, a, b, y};
     if (seq_fits(rows, off, H, N, arrays, 7)) {
-        wkv_by_width(N, [&](auto width) { wkv7_seq_launch<decltype(width)::value>(rows, off, H, r, w, k, v, a, b, y, s); });
+        wkv_by_width(N, [&](auto width) {
+            wkv7_seq_launch<decltype(width)::value>(rows, off, H, r, w, k, v, a, b, y, s);
+        });
         return;
     }
     const dim3 grid(wkv_blocks(H, N), rows->n_streams);
