@@ -53,7 +53,8 @@ RWKV_API rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *
 /* ------------------------------------------------------------------------ */
 
 typedef struct rwkv_init_options {
-    const char *arch; /* "rwkv4" (NULL: rwkv4), "rwkv7" or "gpt" */
+    const char *arch; /* "rwkv4" (NULL: rwkv4), "rwkv7" or "gpt"; "rwkv5" (the 5.2 layout) and "rwkv6" write
+                         random models for benchmarks (with uniform; rwkv.c does not train them) */
     int n_layer;      /* 6 */
     int n_embd;       /* 256 */
     int n_vocab;      /* 256 (byte level) */
@@ -62,9 +63,9 @@ typedef struct rwkv_init_options {
     double emb_scale; /* 6e-4: emb.weight ~ U(-emb_scale, +emb_scale), the run's initial LR (§3.2) */
     int n_head;       /* gpt: attention heads; 0: n_embd/64 (at least 1, lowered to a divisor of n_embd) */
     int n_ctx;        /* gpt: positions (the longest context); 0: 1024 */
-    int head_size;    /* rwkv7: channels per head; 0: 64 (n_embd when smaller) */
+    int head_size;    /* rwkv5/6/7: channels per head; 0: 64 (n_embd when smaller) */
     int uniform;      /* rwkv7: draw the matrices uniform with the variance of the orthogonal init instead
-                         (no QR: fast at any size, for benchmarks); 0: orthogonal */
+                         (no QR: fast at any size, for benchmarks); 0: orthogonal. rwkv5/6: required */
 } rwkv_init_options;
 
 RWKV_API rwkv_init_options rwkv_init_options_default(void);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "formats/formats.h"
+#include "rwkv_train.h"
 #include "kernels/kernels.h"
 #include "model/load.h"
 #include "rwkv.h"
@@ -267,6 +268,31 @@ static void check_modes(kind k, const cfg *c) {
     rwkv_state_free(st);
     rwkv_model_free(m);
     CHECK(ok, "%s", err.message);
+}
+
+/* `rwkv init --arch rwkv5|rwkv6 --uniform`: the benchmark models load as their
+ * version, and sequence and RNN modes agree over 300 tokens (finite logits). */
+static void test_init_bench_models(void) {
+    static const char *const arch[] = {"rwkv5", "rwkv6"}, *const version[] = {"5.2", "6"};
+    for (int v = 0; v < 2; v++) {
+        char path[64], why[768];
+        snprintf(path, sizeof path, "/tmp/rwkv_init_bench_%d_%d.safetensors", (int)getpid(), v);
+        rwkv_init_options o = rwkv_init_options_default();
+        o.arch = arch[v], o.n_layer = 2, o.n_embd = 128, o.n_vocab = 97, o.uniform = 1;
+        rwkv_error err;
+        CHECK(rwkv_init_checkpoint(&o, path, &err) == RWKV_OK, "%s: %s", arch[v], err.message);
+        rwkv_model *m;
+        CHECK(rwkv_model_load(path, &m, &err) == RWKV_OK, "%s: %s", arch[v], err.message);
+        unlink(path);
+        const int same = strcmp(m->info.version, version[v]) == 0;
+        const double r = seq_vs_rnn(m, NULL, 300, 9, why, sizeof why);
+        rwkv_model_free(m);
+        CHECK(same, "%s loads as RWKV-%s", arch[v], version[v]);
+        CHECK(r <= 1.0, "%s: %s", arch[v], why);
+        o.uniform = 0;
+        CHECK(rwkv_init_checkpoint(&o, path, &err) == RWKV_ERR_ARG && strstr(err.message, "--uniform"),
+              "%s without --uniform: %s", arch[v], err.message);
+    }
 }
 
 /* rwkv_eval_batch: the checks of tests/batch_check.h on a random model. */
@@ -661,6 +687,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) return bench(argc, argv);
     RUN(test_group_norm);
     RUN(test_version_detection);
+    RUN(test_init_bench_models);
     RUN(test_group_norm_eps_rule);
     RUN(test_modes_v5_2);
     RUN(test_modes_v5_1);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "train/arch.h"
+#include "train/init_bench_model.h"
 
 rwkv_status rwkv_init_checkpoint(const rwkv_init_options *o, const char *out_path, rwkv_error *err) {
     if (!o || !out_path || !*out_path) return rwkv_fail(err, RWKV_ERR_ARG, "--out is required");
@@ -20,12 +21,16 @@ rwkv_status rwkv_init_checkpoint(const rwkv_init_options *o, const char *out_pat
         return rwkv_fail(err, RWKV_ERR_ARG, "--ffn must be in [0, 1048576] (0: 4 x embd), got %d", o->n_ffn);
     if (!(o->emb_scale >= 0 && isfinite(o->emb_scale)))
         return rwkv_fail(err, RWKV_ERR_ARG, "--emb-scale must be >= 0, got %g", o->emb_scale);
+    if (o->arch && (strcmp(o->arch, "rwkv5") == 0 || strcmp(o->arch, "rwkv6") == 0)) {
+        if (o->head_size < 0) return rwkv_fail(err, RWKV_ERR_ARG, "--head-size must not be negative");
+        return init_bench_model(o, o->arch[4] - '0', out_path, err);
+    }
     const train_arch *arch = train_arch_find(o->arch ? o->arch : "rwkv4");
     if (!arch) return rwkv_fail(err, RWKV_ERR_ARG, "--arch must be one of %s, got '%s'", train_arch_names(), o->arch);
     if (o->n_head < 0 || o->n_ctx < 0)
         return rwkv_fail(err, RWKV_ERR_ARG, "--heads and --ctx must not be negative");
     if (o->uniform && strcmp(arch->name, "rwkv7") != 0)
-        return rwkv_fail(err, RWKV_ERR_ARG, "--uniform is for --arch rwkv7");
+        return rwkv_fail(err, RWKV_ERR_ARG, "--uniform is for --arch rwkv5, rwkv6 and rwkv7");
     if (o->head_size < 0) return rwkv_fail(err, RWKV_ERR_ARG, "--head-size must not be negative");
     arch_shape shape = {.n_vocab = o->n_vocab, .n_embd = o->n_embd, .n_layer = o->n_layer, .n_ffn = o->n_ffn,
                         .n_head = o->n_head, .n_ctx = o->n_ctx ? o->n_ctx : 1024, .head_size = o->head_size,

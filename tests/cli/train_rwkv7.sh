@@ -123,6 +123,6 @@ if "$RWKV" init --arch rwkv7 --uniform --layers 2 --embd 64 --vocab 300 --out "$
 else
     fail train_rwkv7_init_uniform "$(tail -1 "$T/uni.info")"
 fi
-bad train_rwkv7_init_uniform_rwkv4 "--uniform is for --arch rwkv7" init --uniform --layers 1 --embd 32 --out "$T/u4.safetensors"
+bad train_rwkv7_init_uniform_rwkv4 "--uniform is for --arch rwkv5, rwkv6 and rwkv7" init --uniform --layers 1 --embd 32 --out "$T/u4.safetensors"
 
 exit $failed

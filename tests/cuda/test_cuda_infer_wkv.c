@@ -108,6 +108,26 @@ static void random_v7(const char *precision, double budget) {
     }
 }
 
+/* Random RWKV-5.2 and RWKV-6 models (`rwkv init --uniform`) against the CPU
+ * over 2100 tokens: the grouped WKV and the bf16 mixes of large passes. */
+static void test_random_v5_v6(void) {
+    NEED_GPU();
+    static const char *const arch[] = {"rwkv5", "rwkv6"};
+    enum { N = 2100 };
+    static int tok[N];
+    for (int v = 0; v < 2; v++) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/rwkv_infer56_%d_%d.safetensors", (int)getpid(), v);
+        rwkv_init_options o = rwkv_init_options_default();
+        o.arch = arch[v], o.n_layer = 2, o.n_embd = 256, o.n_vocab = 151, o.uniform = 1, o.seed = 21 + v;
+        CHECK(rwkv_init_checkpoint(&o, path, NULL) == RWKV_OK, "%s model", arch[v]);
+        for (int i = 0; i < N; i++) tok[i] = (int)urand(0, 150.99f);
+        compare_devices(path, "fp32", tok, N, 5, 2e-4);
+        compare_devices(path, "bf16", tok, N, 5, BF16_BUDGET);
+        unlink(path);
+    }
+}
+
 static void test_random_v7_fp32(void) { random_v7("fp32", 2e-4); }
 static void test_random_v7_bf16(void) { random_v7("bf16", BF16_BUDGET); }
 
@@ -197,6 +217,7 @@ int main(void) {
     RUN(test_vectors_v6);
     RUN(test_vectors_v7);
     RUN(test_random_v7_fp32);
+    RUN(test_random_v5_v6);
     RUN(test_random_v7_bf16);
     RUN(test_batch);
     RUN(test_state_round_trip_v7);
