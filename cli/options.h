@@ -103,8 +103,9 @@ void cli_opts_free(cli_spec *spec);
 #define CLI_OPT_DEVICE(dst) \
     {"--device", 0, CLI_STR, (dst), 0, 0, "D", "cpu, cuda or cuda:N (an NVIDIA GPU; RWKV models)", "cpu", NULL, NULL, NULL}
 #define CLI_OPT_RUN_PRECISION(dst)                                                                            \
-    {"--precision", 0, CLI_CHOICE, (dst), 0, 0, "P", "cuda: fp32, or bf16 matrices (fp32 accumulation and state)", \
-     "fp32", "fp32|bf16", NULL, NULL}
+    {"--precision", 0, CLI_CHOICE, (dst), 0, 0, "P",                                                       \
+     "cuda: fp32, bf16 matrices, or int8 matrices (q8_0 blocks; RWKV-5/6/7); fp32 accumulation and state",     \
+     "fp32", "fp32|bf16|int8", NULL, NULL}
 /* the model shape of init and train */
 #define CLI_OPT_ARCH(dst) \
     {"--arch", 0, CLI_CHOICE, (dst), 0, 0, "A", "rwkv4, rwkv7 (\"Goose\"), or gpt: the transformer baseline", NULL, \

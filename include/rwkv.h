@@ -106,8 +106,10 @@ typedef struct rwkv_load_options {
     const char *device; /* NULL or "cpu"; "cuda" or "cuda:N" runs RWKV models (any
                            version) on an NVIDIA GPU (RWKV_ERR_UNSUPPORTED for the
                            GPT baseline, and in a build without CUDA) */
-    const char *precision; /* the GPU's: NULL or "fp32", or "bf16" (matrices in
-                              bfloat16, fp32 accumulation; state and WKV fp32) */
+    const char *precision; /* the GPU's: NULL or "fp32", "bf16" (matrices in
+                              bfloat16, fp32 accumulation; state and WKV fp32), or
+                              "int8" (RWKV-5/6/7: matrices as int8 with one fp16 scale
+                              per 32 weights, the q8_0 rule, activations as bf16) */
     int no_mmap;           /* 1: read the weights file into memory instead of mapping
                               it, so that the file may change or be truncated on disk
                               while the model is in use (docs/limits.md) */

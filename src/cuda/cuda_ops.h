@@ -24,7 +24,9 @@ extern "C" {
 struct CUstream_st;
 typedef struct CUstream_st *cuda_stream; /* = cudaStream_t, without the CUDA headers */
 
-typedef enum cuda_dtype { CUDA_F32 = 0, CUDA_BF16 = 1 } cuda_dtype;
+/* CUDA_Q8 is inference's int8 matrix storage (gemv.cu, cuda_dequant_q8):
+ * [rows][cols] int8 codes, then [rows][cols / 32] fp16 scales; nothing else takes it. */
+typedef enum cuda_dtype { CUDA_F32 = 0, CUDA_BF16 = 1, CUDA_Q8 = 2 } cuda_dtype;
 size_t cuda_dtype_size(cuda_dtype t);
 
 /* ---- device, memory, errors (memory.cu) -------------------------------- */
@@ -230,6 +232,8 @@ typedef struct cuda_gemv_op {
     void *Y16;
 } cuda_gemv_op;
 void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream);
+/* A CUDA_Q8 matrix of rows x cols (cols a multiple of 32) to bf16 [rows][cols]. */
+void cuda_dequant_q8(const void *q8, int rows, int cols, void *d_bf16, cuda_stream stream);
 
 #ifdef __cplusplus
 }

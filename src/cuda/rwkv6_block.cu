@@ -83,8 +83,7 @@ static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error
     if (st != RWKV_OK) return st;
     cuda_gemv_op ops[N_MIX];
     for (int m = 0; m < N_MIX; m++) {
-        const void *w2 = (const char *)infer_w(c, l, MAA_W2) + (size_t)m * C * Dm * cuda_dtype_size(c->wt);
-        ops[m] = {w2, C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE, NULL, NULL};
+        ops[m] = {infer_matrix(c, l, MAA_W2, m, C, Dm), C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE, NULL, NULL};
     }
     if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
     for (int m = 0; m < N_MIX; m++)

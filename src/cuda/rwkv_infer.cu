@@ -10,6 +10,10 @@
 
 #include "cuda/rwkv_infer.cuh"
 
+extern "C" {
+#include "kernels/kernels.h" /* quantize_row: the int8 matrices take the CPU's q8_0 rule */
+}
+
 /* Rows per pass (bounds the work buffers): a 2048-token prompt is one pass,
  * so its products are GEMMs large enough to approach the matrix peak. The
  * head runs over at most LOGIT_ROWS rows at a time (a V-wide buffer each). */
@@ -52,8 +56,32 @@ typedef struct uploader {
     float *host, *host2, *staging; /* the largest tensor's floats each */
 } uploader;
 
-/* host[0, n) to freshly allocated device memory of type t. */
-static rwkv_status put(uploader *u, const float *host, size_t n, cuda_dtype t, void **d, rwkv_error *err) {
+/* `count` matrices of n / count floats each (rows of a multiple of 32) as
+ * CUDA_Q8, one after another (infer_matrix): q8_0 blocks from the CPU's
+ * quantizer, each matrix split into its codes and then its scales. */
+static rwkv_status put_q8(const float *host, size_t n, size_t count, void **d, rwkv_error *err) {
+    const size_t per = n / count, bytes = per + per / 16, block = dtype_block_bytes(DT_Q8_0); /* fp16 scale, 32 codes */
+    uint8_t *blocks = (uint8_t *)malloc(per / 32 * block), *packed = (uint8_t *)malloc(count * bytes);
+    rwkv_status s = blocks && packed ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for an int8 matrix");
+    for (size_t m = 0; m < count && s == RWKV_OK; m++) {
+        uint8_t *out = packed + m * bytes;
+        quantize_row(DT_Q8_0, host + m * per, blocks, per);
+        for (size_t b = 0; b < per / 32; b++) {
+            memcpy(out + 32 * b, blocks + block * b + 2, 32);
+            memcpy(out + per + 2 * b, blocks + block * b, 2);
+        }
+    }
+    if (s == RWKV_OK) s = cuda_alloc(d, count * bytes, "weights", err);
+    if (s == RWKV_OK) s = cuda_upload(*d, packed, count * bytes, err);
+    free(blocks);
+    free(packed);
+    return s;
+}
+
+/* host[0, n) (`count` matrices for CUDA_Q8) to freshly allocated device memory of type t. */
+static rwkv_status put(uploader *u, const float *host, size_t n, size_t count, cuda_dtype t, void **d,
+                       rwkv_error *err) {
+    if (t == CUDA_Q8) return put_q8(host, n, count, d, err);
     rwkv_infer *c = u->c;
     rwkv_status s = cuda_alloc(d, n * cuda_dtype_size(t), "weights", err);
     if (s != RWKV_OK) return s;
@@ -96,9 +124,22 @@ static rwkv_status fetch_v5_head(uploader *u, const char *name, const infer_weig
     return s;
 }
 
+/* How the context stores a matrix of `cols` columns (int8 needs whole blocks of 32 per row). */
+static rwkv_status matrix_type(const rwkv_infer *c, const char *name, int cols, cuda_dtype *t, rwkv_error *err) {
+    *t = c->q8 ? CUDA_Q8 : c->wt;
+    if (c->q8 && cols % 32)
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
+                         "tensor '%s': int8 matrices need rows of a multiple of 32 values, this one has %d", name, cols);
+    return RWKV_OK;
+}
+
 static rwkv_status upload_weight(uploader *u, int l, const infer_weight *w, void **d, rwkv_error *err) {
     char name[160];
     snprintf(name, sizeof name, "blocks.%d.%s", l, w->name);
+    const int matrix = w->kind == W_MAT || w->kind == W_LORA;
+    cuda_dtype t = CUDA_F32;
+    rwkv_status ts = matrix ? matrix_type(u->c, name, w->cols, &t, err) : RWKV_OK;
+    if (ts != RWKV_OK) return ts;
     const size_t count = w->count > 0 ? (size_t)w->count : 1;
     const size_t n = count * w->rows * (w->kind == W_MAT || w->kind == W_LORA ? (size_t)w->cols : 1);
     rwkv_status s = w->kind == W_V5_DECAY || w->kind == W_V5_BONUS ? fetch_v5_head(u, name, w, err)
@@ -111,28 +152,36 @@ static rwkv_status upload_weight(uploader *u, int l, const infer_weight *w, void
             for (int o = 0; o < w->rows; o++)
                 u->host2[m * per + (size_t)o * w->cols + i] = u->host[m * per + (size_t)i * w->rows + o];
     if (w->kind == W_LORA) src = u->host2;
-    return put(u, src, n, w->kind == W_MAT || w->kind == W_LORA ? u->c->wt : CUDA_F32, d, err);
+    return put(u, src, n, count, t, d, err);
 }
 
 static rwkv_status upload_global(uploader *u, const char *name, size_t n, cuda_dtype t, void **d, rwkv_error *err) {
     rwkv_status s = fetch(u, name, n, err);
-    return s == RWKV_OK ? put(u, u->host, n, t, d, err) : s;
+    return s == RWKV_OK ? put(u, u->host, n, 1, t, d, err) : s;
+}
+
+/* Elements of the largest tensor the context uploads (the head, or a layer's). */
+static size_t largest_tensor(const rwkv_infer *c) {
+    size_t biggest = (size_t)c->sh.n_vocab * c->sh.n_embd;
+    infer_weight w;
+    for (int l = 0; l < c->sh.n_layer; l++)
+        for (int i = 0; i < c->ver->n_slots; i++)
+            if (slot_weight(c, l, i, &w) && (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols > biggest)
+                biggest = (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols;
+    return biggest;
 }
 
 static rwkv_status upload_all(rwkv_infer *c, const rwkv_infer_source *src, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
-    const size_t C = (size_t)sh->n_embd;
-    size_t biggest = (size_t)sh->n_vocab * C;
+    const size_t C = (size_t)sh->n_embd, biggest = largest_tensor(c);
     infer_weight w;
-    for (int l = 0; l < sh->n_layer; l++)
-        for (int i = 0; i < c->ver->n_slots; i++)
-            if (slot_weight(c, l, i, &w) && (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols > biggest)
-                biggest = (size_t)(w.count > 0 ? w.count : 1) * w.rows * w.cols;
     uploader u = {c, src, (float *)malloc(biggest * 4), (float *)malloc(biggest * 4), NULL};
     rwkv_status s = u.host && u.host2 ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the upload");
     if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc((void **)&u.staging, biggest * 4, "upload staging", err);
     if (s == RWKV_OK) s = upload_global(&u, "emb.weight", (size_t)sh->n_vocab * C, CUDA_F32, (void **)&c->emb, err);
-    if (s == RWKV_OK) s = upload_global(&u, "head.weight", (size_t)sh->n_vocab * C, c->wt, &c->head, err);
+    cuda_dtype head_t = c->wt;
+    if (s == RWKV_OK) s = matrix_type(c, "head.weight", sh->n_embd, &head_t, err);
+    if (s == RWKV_OK) s = upload_global(&u, "head.weight", (size_t)sh->n_vocab * C, head_t, &c->head, err);
     const char *const glob[] = {"blocks.0.ln0.weight", "blocks.0.ln0.bias", "ln_out.weight", "ln_out.bias"};
     float *gl[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4 && s == RWKV_OK; i++) s = upload_global(&u, glob[i], C, CUDA_F32, (void **)&gl[i], err);
@@ -175,10 +224,11 @@ static rwkv_status alloc_work(rwkv_infer *c, rwkv_error *err) {
     c->in16_floats = R * widest_input(sh);
     if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc(&c->in16, c->in16_floats * 2, "work buffers", err);
     if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc(&c->mix16, SHIFT_MAX_MIX * R * C * 2, "work buffers", err);
+    if (s == RWKV_OK && c->q8) s = cuda_alloc(&c->w16, largest_tensor(c) * 2, "int8 dequantization buffer", err);
     return s;
 }
 
-extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, int bf16, int device,
+extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_matrices mats, int device,
                                       const rwkv_infer_source *src, rwkv_infer **out, rwkv_error *err) {
     *out = NULL;
     if (!version_of(shape->version))
@@ -194,7 +244,8 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, int bf16, i
     if (!c) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     c->sh = *shape;
     c->ver = version_of(shape->version);
-    c->wt = bf16 ? CUDA_BF16 : CUDA_F32;
+    c->wt = mats == RWKV_INFER_FP32 ? CUDA_F32 : CUDA_BF16;
+    c->q8 = mats == RWKV_INFER_INT8;
     c->max_rows = MAX_ROWS;
     c->layer_state = 2 * (size_t)shape->n_embd + (size_t)shape->n_head * shape->head_size * shape->head_size;
     c->w = (void **)calloc((size_t)shape->n_layer * c->ver->n_slots, sizeof(void *));
@@ -216,7 +267,7 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
     void *const bufs[] = {c->emb, c->head, c->ln0, c->ln_out, c->tok, c->ptrs, c->x, c->z,
-                          c->mean, c->rstd, c->logits, c->work, c->in16, c->mix16};
+                          c->mean, c->rstd, c->logits, c->work, c->in16, c->mix16, c->w16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) cuda_free(c->w[i]);
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
@@ -237,10 +288,15 @@ static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_er
         cuda_convert(c->wt, c->in16, CUDA_F32, op->X, n, c->stream);
         B = c->in16;
     }
+    const void *W = op->W;
+    if (c->q8) { /* a bf16 copy of the int8 matrix for this product */
+        cuda_dequant_q8(op->W, op->out, op->in, c->w16, c->stream);
+        W = c->w16;
+    }
     cuda_gemm g;
     memset(&g, 0, sizeof g);
     g.ab = c->wt, g.cd = op->Y16 ? CUDA_BF16 : CUDA_F32, g.trans_a = 1, g.m = op->out, g.n = rows, g.k = op->in;
-    g.A = op->W, g.lda = op->in, g.B = B, g.ldb = op->ldx;
+    g.A = W, g.lda = op->in, g.B = B, g.ldb = op->ldx;
     g.C = op->accumulate ? op->Y : NULL, g.D = op->Y16 ? op->Y16 : (void *)op->Y, g.ldc = op->out;
     g.batch = 1, g.alpha = 1.0f, g.beta = op->accumulate ? 1.0f : 0.0f;
     return cuda_matmul(c->blas, &g, c->stream, err);
@@ -249,7 +305,8 @@ static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_er
 rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err) {
     if (rows <= CUDA_GEMV_ROWS) { /* decode: bound by reading W */
         for (int i = 0; i < n; i += CUDA_GEMV_MAX_OPS)
-            cuda_gemv_group(c->wt, ops + i, n - i < CUDA_GEMV_MAX_OPS ? n - i : CUDA_GEMV_MAX_OPS, rows, c->stream);
+            cuda_gemv_group(c->q8 ? CUDA_Q8 : c->wt, ops + i, n - i < CUDA_GEMV_MAX_OPS ? n - i : CUDA_GEMV_MAX_OPS,
+                            rows, c->stream);
         return RWKV_OK;
     }
     for (int i = 0; i < n; i++) {

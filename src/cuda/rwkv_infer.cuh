@@ -71,7 +71,8 @@ typedef struct infer_graph {
 struct rwkv_infer {
     rwkv_infer_shape sh;
     const infer_version *ver;
-    cuda_dtype wt; /* storage of the matrices */
+    cuda_dtype wt; /* storage of the matrices (int8: bf16, the type of the GEMMs) */
+    int q8;        /* the matrices are CUDA_Q8: GEMVs read them so, GEMMs after a dequantization into w16 */
     cuda_blas *blas;
     cudaStream_t stream;
     void **w;        /* [L][n_slots] device weights (NULL: absent) */
@@ -86,12 +87,18 @@ struct rwkv_infer {
     float *x, *z, *mean, *rstd, *logits, *work;
     void *in16;      /* bf16 copy of a product's input */
     void *mix16;     /* bf16 token-shift outputs of a large pass: [SHIFT_MAX_MIX][rows][C] */
+    void *w16;       /* int8 matrices: the bf16 copy of one matrix for a GEMM */
     size_t in16_floats;
     infer_graph graphs[INFER_GRAPHS];
     int n_graphs;
 };
 
 static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }
+/* Matrix m of a slot that holds several [rows][cols] ones (infer_weight.count). */
+static inline const void *infer_matrix(const rwkv_infer *c, int l, int slot, int m, int rows, int cols) {
+    const size_t n = (size_t)rows * cols, bytes = c->q8 ? n + n / 16 : n * cuda_dtype_size(c->wt);
+    return (const char *)infer_w(c, l, slot) + (size_t)m * bytes;
+}
 static inline float *infer_vec(const rwkv_infer *c, int l, int slot) { return (float *)infer_w(c, l, slot); }
 
 /* Several products of the same rows (cuda_gemv_op: Y = act(X Wᵀ), or

@@ -43,10 +43,17 @@ typedef struct rwkv_infer_source {
     rwkv_status (*fetch)(void *ctx, const char *name, float *dst, size_t numel, rwkv_error *err);
 } rwkv_infer_source;
 
+/* How the matrices (LoRA factors and the head included) are stored: float32,
+ * bfloat16, or int8 rows with one fp16 scale per 32 weights (q8_0's rule:
+ * scale = max |w| / 127 rounded to fp16, w = scale x round(w / scale)),
+ * multiplied with bf16 activations in passes of more than 8 rows. */
+typedef enum rwkv_infer_matrices { RWKV_INFER_FP32, RWKV_INFER_BF16, RWKV_INFER_INT8 } rwkv_infer_matrices;
+
 /* Selects device `device`, allocates the weights and the work buffers and
- * uploads every weight (it waits). */
-rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, int bf16, int device, const rwkv_infer_source *src,
-                           rwkv_infer **out, rwkv_error *err);
+ * uploads every weight (it waits). Quantized weights in the file are
+ * dequantized by the source's fetch and stored as `mats` says. */
+rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_matrices mats, int device,
+                           const rwkv_infer_source *src, rwkv_infer **out, rwkv_error *err);
 void rwkv_infer_free(rwkv_infer *ctx);
 
 /* Floats of one sequence's state. */

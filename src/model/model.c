@@ -35,11 +35,11 @@ rwkv_status rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err)
     return rwkv_model_load_ex(path, NULL, out, err);
 }
 
-/* "cpu" (gpu = -1), "cuda" (device 0) or "cuda:N"; precision "fp32" or
- * "bf16" (the GPU's; the CPU keeps the file's dtypes). */
+/* "cpu" (gpu = -1), "cuda" (device 0) or "cuda:N"; precision "fp32", "bf16"
+ * or "int8" (the GPU's; the CPU keeps the file's dtypes). */
 static rwkv_status parse_device(const char *device, const char *precision, int *gpu, rwkv_error *err) {
-    if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0)
-        return rwkv_fail(err, RWKV_ERR_ARG, "precision '%s': expected fp32 or bf16", precision);
+    if (strcmp(precision, "fp32") != 0 && strcmp(precision, "bf16") != 0 && strcmp(precision, "int8") != 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "precision '%s': expected fp32, bf16 or int8", precision);
     if (strcmp(device, "cpu") == 0) {
         *gpu = -1;
         return RWKV_OK;
@@ -74,7 +74,10 @@ rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, r
     int gpt = gpt_is_checkpoint(&m->weights);
     s = gpt ? model_build_gpt(m, err) : model_build_rwkv(m, err);
     m->info.arch = gpt ? RWKV_ARCH_GPT : RWKV_ARCH_RWKV;
-    if (s == RWKV_OK && gpu >= 0) s = model_to_cuda(m, gpu, strcmp(precision, "bf16") == 0, err);
+    const cuda_matrices mats = strcmp(precision, "bf16") == 0   ? CUDA_MATRICES_BF16
+                               : strcmp(precision, "int8") == 0 ? CUDA_MATRICES_INT8
+                                                                 : CUDA_MATRICES_FP32;
+    if (s == RWKV_OK && gpu >= 0) s = model_to_cuda(m, gpu, mats, err);
     if (s != RWKV_OK) {
         if (err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
         rwkv_model_free(m);

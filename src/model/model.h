@@ -110,11 +110,15 @@ rwkv_status rwkv5_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv6_build(rwkv_model *m, rwkv_error *err);
 rwkv_status rwkv7_build(rwkv_model *m, rwkv_error *err);
 
+/* How the GPU stores a model's matrices: float32, bfloat16, or int8 with one
+ * fp16 scale per 32 weights (RWKV-5/6/7 only). */
+typedef enum cuda_matrices { CUDA_MATRICES_FP32, CUDA_MATRICES_BF16, CUDA_MATRICES_INT8 } cuda_matrices;
+
 /* Moves an RWKV model (any version) built for the CPU onto CUDA device
- * `device_index` (its matrices in float32, or bfloat16 when bf16):
- * m->backend becomes the GPU's (model/rwkv_cuda.c). RWKV_ERR_UNSUPPORTED for
- * the GPT baseline, and in a build without CUDA (model/rwkv_nocuda.c). */
-rwkv_status model_to_cuda(rwkv_model *m, int device_index, int bf16, rwkv_error *err);
+ * `device_index`, its matrices stored as `mats` says: m->backend becomes
+ * the GPU's (model/rwkv_cuda.c). RWKV_ERR_UNSUPPORTED for the GPT baseline,
+ * int8 for RWKV-4, and in a build without CUDA (model/rwkv_nocuda.c). */
+rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_error *err);
 
 /* The bounded-context forward of the backend (model_backend.forward) for
  * the scoring code: RWKV_ERR_UNSUPPORTED for a model without one. */

@@ -158,8 +158,8 @@ static size_t numel(void *ctx, const char *name) {
 static rwkv_status fetch(void *ctx, const char *name, float *dst, size_t n, rwkv_error *err) {
     const tensor *t = model_tensor(ctx, name, err);
     if (!t) return RWKV_ERR_SHAPE;
-    if (!dtype_is_float(t->type))
-        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "tensor '%s' is %s; the GPU takes float weights (f32/f16/bf16)",
+    if (!dtype_is_float(t->type) && !dtype_is_block(t->type))
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "tensor '%s' is %s; the GPU takes float or quantized weights",
                          name, dtype_name(t->type));
     if ((size_t)tensor_numel(t) != n)
         return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has %lld elements, expected %zu", name,
@@ -168,7 +168,8 @@ static rwkv_status fetch(void *ctx, const char *name, float *dst, size_t n, rwkv
     return RWKV_OK;
 }
 
-static rwkv_status wkv_context(rwkv_model *m, int device_index, int bf16, rwkv_infer **out, rwkv_error *err) {
+static rwkv_status wkv_context(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_infer **out,
+                               rwkv_error *err) {
     const rwkv_model_info *in = &m->info;
     const int version = in->version[0] - '0';
     rwkv_infer_shape sh = {version, strcmp(in->version, "5.0") != 0, in->n_vocab, in->n_embd, in->n_layer,
@@ -177,21 +178,28 @@ static rwkv_status wkv_context(rwkv_model *m, int device_index, int bf16, rwkv_i
               lora7[] = {in->d_decay_lora, in->d_aaa_lora, in->d_mv_lora, in->d_gate_lora};
     memcpy(sh.lora, version == 6 ? lora6 : version == 7 ? lora7 : sh.lora, sizeof sh.lora);
     rwkv_infer_source src = {&m->weights, numel, fetch};
-    return rwkv_infer_new(&sh, bf16, device_index, &src, out, err);
+    const rwkv_infer_matrices im = mats == CUDA_MATRICES_INT8   ? RWKV_INFER_INT8
+                                   : mats == CUDA_MATRICES_BF16 ? RWKV_INFER_BF16
+                                                                : RWKV_INFER_FP32;
+    return rwkv_infer_new(&sh, im, device_index, &src, out, err);
 }
 
-rwkv_status model_to_cuda(rwkv_model *m, int device_index, int bf16, rwkv_error *err) {
+rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_error *err) {
     if (m->info.arch != RWKV_ARCH_RWKV)
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda runs the RWKV family; the GPT baseline runs on the cpu");
     cuda_model *g = calloc(1, sizeof *g);
     if (!g) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     rwkv_status s;
+    if (strcmp(m->info.version, "4") == 0 && mats == CUDA_MATRICES_INT8) {
+        free(g);
+        return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "int8 matrices on the GPU are for RWKV-5/6/7; use fp32 or bf16");
+    }
     if (strcmp(m->info.version, "4") == 0) {
         const rwkv_common *c = m->impl;
         rwkv4_infer_shape sh = {c->V, c->C, c->L, c->F, c->A};
-        s = rwkv4_infer_new(&sh, bf16, device_index, fetch, &m->weights, &g->v4, err);
+        s = rwkv4_infer_new(&sh, mats == CUDA_MATRICES_BF16, device_index, fetch, &m->weights, &g->v4, err);
     } else {
-        s = wkv_context(m, device_index, bf16, &g->wkv, err);
+        s = wkv_context(m, device_index, mats, &g->wkv, err);
     }
     if (s != RWKV_OK) {
         free(g);

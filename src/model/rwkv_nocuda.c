@@ -2,10 +2,10 @@
  * refused with one line saying so. */
 #include "model/model.h"
 
-rwkv_status model_to_cuda(rwkv_model *m, int device_index, int bf16, rwkv_error *err) {
+rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_error *err) {
     (void)m;
     (void)device_index;
-    (void)bf16;
+    (void)mats;
     return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
                      "--device cuda: this build has no CUDA support (use the cpu, or rebuild where nvcc is on the PATH)");
 }

@@ -65,7 +65,7 @@ static void describe_machine(rwkv_bench_result *out, int gpu, int uses_int8) {
 /* Bytes of weights one decode step reads, and matrix FLOPs per token of the
  * layers (head excluded: prefill computes logits for the last token only). */
 /* elem_bytes: bytes a matrix element takes where the model runs (0: as stored). */
-static void model_costs(const rwkv_model *m, int elem_bytes, double *bytes, double *layer_flops, double *head_flops,
+static void model_costs(const rwkv_model *m, double elem_bytes, double *bytes, double *layer_flops, double *head_flops,
                         char *dtype, size_t dsize, int *uses_int8) {
     *uses_int8 = 0;
     *bytes = *layer_flops = *head_flops = 0;
@@ -73,14 +73,14 @@ static void model_costs(const rwkv_model *m, int elem_bytes, double *bytes, doub
     for (int i = 0; i < m->weights.count; i++) {
         const tensor *t = &m->weights.tensors[i];
         int64_t numel = tensor_numel(t);
-        const double nbytes = elem_bytes ? (double)elem_bytes * (double)numel : (double)t->nbytes;
+        const double nbytes = elem_bytes > 0 ? elem_bytes * (double)numel : (double)t->nbytes;
         if (t->ndim < 2) {
             *bytes += 4.0 * (double)numel; /* vectors are held as f32 */
             continue;
         }
         if (strcmp(t->name, "emb.weight") == 0) {
             /* one row per token (the GPU keeps the embedding in float32) */
-            *bytes += (elem_bytes ? 4.0 * (double)numel : (double)t->nbytes) / (double)t->shape[0];
+            *bytes += (elem_bytes > 0 ? 4.0 * (double)numel : (double)t->nbytes) / (double)t->shape[0];
         } else if (strcmp(t->name, "head.weight") == 0) {
             *bytes += nbytes;
             *head_flops += 2.0 * (double)numel;
@@ -170,12 +170,14 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     out->n_layer = info.n_layer;
     out->load_start = machine_load_avg();
     double layer_flops, head_flops;
-    const int bf16 = o.precision && strcmp(o.precision, "bf16") == 0;
+    /* the GPU's bytes per matrix element: bf16, int8 codes + one fp16 scale per 32, or f32 */
+    const char *prec = o.precision ? o.precision : "fp32";
+    const int bf16 = strcmp(prec, "bf16") == 0, int8 = strcmp(prec, "int8") == 0;
     int uses_int8;
-    model_costs(m, gpu ? (bf16 ? 2 : 4) : 0, &out->weight_bytes_per_token, &layer_flops, &head_flops, out->dtype,
-                sizeof out->dtype, &uses_int8);
+    model_costs(m, !gpu ? 0 : bf16 ? 2 : int8 ? 1 + 2.0 / 32 : 4, &out->weight_bytes_per_token, &layer_flops,
+                &head_flops, out->dtype, sizeof out->dtype, &uses_int8);
     describe_machine(out, gpu, uses_int8);
-    if (gpu) snprintf(out->dtype, sizeof out->dtype, "%s", bf16 ? "bf16" : "f32");
+    if (gpu) snprintf(out->dtype, sizeof out->dtype, "%s", bf16 ? "bf16" : int8 ? "int8" : "f32");
 
     rwkv_state *st = NULL;
     float *logits = malloc(sizeof(float) * (size_t)info.n_vocab);
