@@ -13,31 +13,8 @@
 #include "rwkv.h"
 #include "test.h"
 
-typedef struct ref_file {
-    const char *model, *expected;
-    double max_abs;
-} ref_file;
+#include "rwkvcpp_refs.h"
 
-static const ref_file refs[] = {
-    {"tiny-rwkv-4v0-660K-FP32.bin", "expected-logits-4v0-660K.bin", 5e-5},
-    {"tiny-rwkv-4v0-660K-FP16.bin", "expected-logits-4v0-660K.bin", 1e-2},
-    {"tiny-rwkv-4v0-660K-Q5_0.bin", "expected-logits-4v0-660K.bin", 2 * 0.113},
-    {"tiny-rwkv-4v0-660K-Q5_1.bin", "expected-logits-4v0-660K.bin", 2 * 0.102},
-    {"tiny-rwkv-5v1-730K-FP32.bin", "expected-logits-5v1-730K.bin", 5e-5},
-    {"tiny-rwkv-5v1-730K-FP16.bin", "expected-logits-5v1-730K.bin", 1e-2},
-    {"tiny-rwkv-5v1-730K-Q5_0.bin", "expected-logits-5v1-730K.bin", 2 * 1.786},
-    {"tiny-rwkv-5v1-730K-Q5_1.bin", "expected-logits-5v1-730K.bin", 2 * 0.284},
-    {"tiny-rwkv-5v2-730K-FP32.bin", "expected-logits-5v2-730K.bin", 5e-5},
-    {"tiny-rwkv-5v2-730K-FP16.bin", "expected-logits-5v2-730K.bin", 1e-2},
-    {"tiny-rwkv-5v2-730K-Q5_0.bin", "expected-logits-5v2-730K.bin", 2 * 0.504},
-    {"tiny-rwkv-5v2-730K-Q5_1.bin", "expected-logits-5v2-730K.bin", 2 * 0.394},
-    {"tiny-rwkv-6v0-3m-Q5_0.bin", "expected-logits-6v0-3m.bin", 2 * 0.144},
-    {"tiny-rwkv-6v0-3m-Q5_1.bin", "expected-logits-6v0-3m.bin", 2 * 0.077},
-    {"tiny-rwkv-7v0-834K-FP32.bin", "expected-logits-7v0-834K.bin", 5e-5},
-    {"tiny-rwkv-7v0-834K-FP16.bin", "expected-logits-7v0-834K.bin", 1e-2},
-    {"tiny-rwkv-7v0-834K-Q5_0.bin", "expected-logits-7v0-834K.bin", 2 * 0.0035},
-    {"tiny-rwkv-7v0-834K-Q5_1.bin", "expected-logits-7v0-834K.bin", 2 * 0.0049},
-};
 
 static double max_abs_diff(const float *a, const float *b, int n) {
     double m = 0;

@@ -199,12 +199,7 @@ __global__ void decode_step_kernel(step_args q) {
 #pragma unroll
     for (int c = 0; c < Q; c++) {
         const int j = 4 * c + q4;
-        const float4 rv = in[j], wv = in[N / 4 + j], kv = in[2 * N / 4 + j], bv = in[4 * N / 4 + j];
-        s[c].x = s[c].x * wv.x + sum_a * bv.x + vi * kv.x;
-        s[c].y = s[c].y * wv.y + sum_a * bv.y + vi * kv.y;
-        s[c].z = s[c].z * wv.z + sum_a * bv.z + vi * kv.z;
-        s[c].w = s[c].w * wv.w + sum_a * bv.w + vi * kv.w;
-        acc += s[c].x * rv.x + s[c].y * rv.y + s[c].z * rv.z + s[c].w * rv.w;
+        acc += wkv7_step4(s[c], in[j], in[N / 4 + j], in[2 * N / 4 + j], in[4 * N / 4 + j], sum_a, vi);
         st[4 * c] = s[c];
     }
     acc += __shfl_xor_sync(0xffffffffu, acc, 1);

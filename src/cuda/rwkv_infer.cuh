@@ -186,6 +186,16 @@ static void wkv_by_width(int N, F launch) {
 }
 /* blocks of 8 warps covering the H * N rows of one stream */
 static inline unsigned wkv_blocks(int H, int N) { return (unsigned)(((size_t)H * N + 7) / 8); }
+/* Four columns of an RWKV-7 state row through one token: s = s w + sa b + v k,
+ * returning their share of the output s · r (the decode step and the
+ * long-stream kernel share it). */
+__device__ __forceinline__ float wkv7_step4(float4 &s, float4 r, float4 w, float4 k, float4 b, float sa, float v) {
+    s.x = s.x * w.x + sa * b.x + v * k.x;
+    s.y = s.y * w.y + sa * b.y + v * k.y;
+    s.z = s.z * w.z + sa * b.z + v * k.z;
+    s.w = s.w * w.w + sa * b.w + v * k.w;
+    return s.x * r.x + s.y * r.y + s.z * r.z + s.w * r.w;
+}
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,

@@ -149,12 +149,7 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
 #pragma unroll
             for (int c = 0; c < F; c++) {
                 const int j = c * TPR + q;
-                const float4 rv = in[j], wv = in[N / 4 + j], kv = in[2 * N / 4 + j], bv = in[4 * N / 4 + j];
-                s[c].x = s[c].x * wv.x + sa * bv.x + vi * kv.x;
-                s[c].y = s[c].y * wv.y + sa * bv.y + vi * kv.y;
-                s[c].z = s[c].z * wv.z + sa * bv.z + vi * kv.z;
-                s[c].w = s[c].w * wv.w + sa * bv.w + vi * kv.w;
-                acc += s[c].x * rv.x + s[c].y * rv.y + s[c].z * rv.z + s[c].w * rv.w;
+                acc += wkv7_step4(s[c], in[j], in[N / 4 + j], in[2 * N / 4 + j], in[4 * N / 4 + j], sa, vi);
             }
             pending = acc, t_prev = tile * TT + tt;
         }
