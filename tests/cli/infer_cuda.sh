@@ -23,13 +23,16 @@ rel_close() { # a b tol: |a - b| <= tol * max(1, |b|)
 "$RWKV" init --arch gpt --layers 1 --embd 64 --out "$T/gpt.safetensors" >/dev/null 2>&1
 bad infer_cuda_gpt_refused "GPT baseline runs on the cpu\|no CUDA support" generate -m "$T/gpt.safetensors" --device cuda -n 1
 bad infer_cuda_device_unknown "expected cpu, cuda or cuda:N" eval -m "$T/v7.safetensors" --data "$T/data.txt" --device gpu
+"$RWKV" init --layers 1 --embd 64 --out "$T/v4.safetensors" >/dev/null 2>&1
+bad infer_cuda_int8_rwkv4_refused "int8 matrices on the GPU are for RWKV-5/6/7\|no CUDA support" \
+    eval -m "$T/v4.safetensors" --data "$T/data.txt" --device cuda --precision int8
 
 # a model worth comparing: 60 steps on the GPU (fp32), which also says whether there is one
 TRAIN="--layers 2 --embd 64 --ctx 32 --batch 4 --steps 60 --seed 5 --lr 3e-3 --no-peak --quiet --precision fp32"
 "$RWKV" train --data "$T/data.txt" --out "$T/m" $TRAIN --device cuda 2>"$T/train.err"
 rc=$?
 GPU_TESTS="infer_cuda_generate_greedy_equal infer_cuda_eval_fp32 infer_cuda_eval_bf16 infer_cuda_bench
-infer_cuda_v7_eval_fp32 infer_cuda_v7_eval_bf16 infer_cuda_v7_bench_batch"
+infer_cuda_v7_eval_fp32 infer_cuda_v7_eval_bf16 infer_cuda_v7_eval_int8 infer_cuda_v7_bench_batch"
 gpu_probe $rc "$T/train.err" infer_cuda_model "training the test model failed"
 M="$T/m/model.safetensors"
 
@@ -44,20 +47,22 @@ fi
 
 head -c 3000 "$T/data.txt" >"$T/eval.txt"
 loss() { m=$1; shift; "$RWKV" eval -m "$m" --data "$T/eval.txt" --json -q "$@" 2>>"$T/eval.err" | sed -n 's/.*"loss": *\([^,}]*\).*/\1/p'; }
-eval_both() { # model test-name-prefix
+eval_both() { # model test-name-prefix precision:tolerance...
     cpu=$(loss "$1" --device cpu)
-    for p in fp32:1e-4 bf16:1e-2; do
+    model=$1 name=$2
+    shift 2
+    for p in "$@"; do
         prec=${p%%:*} tol=${p#*:}
-        gpu=$(loss "$1" --device cuda --precision "$prec")
+        gpu=$(loss "$model" --device cuda --precision "$prec")
         if rel_close "$gpu" "$cpu" "$tol"; then
-            pass "$2_$prec (GPU $gpu, CPU $cpu, tolerance $tol)"
+            pass "${name}_$prec (GPU $gpu, CPU $cpu, tolerance $tol)"
         else
-            fail "$2_$prec" "GPU loss '$gpu', CPU '$cpu' (tolerance $tol) $(tail -1 "$T/eval.err")"
+            fail "${name}_$prec" "GPU loss '$gpu', CPU '$cpu' (tolerance $tol) $(tail -1 "$T/eval.err")"
         fi
     done
 }
-eval_both "$M" infer_cuda_eval
-eval_both "$T/v7.safetensors" infer_cuda_v7_eval
+eval_both "$M" infer_cuda_eval fp32:1e-4 bf16:1e-2
+eval_both "$T/v7.safetensors" infer_cuda_v7_eval fp32:1e-4 bf16:1e-2 int8:2e-2
 
 if "$RWKV" bench -m "$M" --device cuda --tokens 32 --prompt 256 >"$T/bench.txt" 2>"$T/bench.err" &&
     grep -q "^decode" "$T/bench.txt" && grep -q "^fractions" "$T/bench.txt"; then
