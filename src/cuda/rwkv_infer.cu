@@ -10,9 +10,6 @@
 
 #include "cuda/rwkv_infer.cuh"
 
-extern "C" {
-#include "kernels/kernels.h" /* quantize_row: the int8 matrices take the CPU's q8_0 rule */
-}
 
 /* Rows per pass (bounds the work buffers): a 2048-token prompt is one pass,
  * so its products are GEMMs large enough to approach the matrix peak. The
@@ -57,15 +54,15 @@ typedef struct uploader {
 } uploader;
 
 /* `count` matrices of n / count floats each (rows of a multiple of 32) as
- * CUDA_Q8, one after another (infer_matrix): q8_0 blocks from the CPU's
+ * CUDA_Q8, one after another (infer_matrix): q8_0 blocks from the source's
  * quantizer, each matrix split into its codes and then its scales. */
-static rwkv_status put_q8(const float *host, size_t n, size_t count, void **d, rwkv_error *err) {
-    const size_t per = n / count, bytes = per + per / 16, block = dtype_block_bytes(DT_Q8_0); /* fp16 scale, 32 codes */
+static rwkv_status put_q8(const uploader *u, const float *host, size_t n, size_t count, void **d, rwkv_error *err) {
+    const size_t per = n / count, bytes = per + per / 16, block = RWKV_INFER_Q8_BLOCK;
     uint8_t *blocks = (uint8_t *)malloc(per / 32 * block), *packed = (uint8_t *)malloc(count * bytes);
     rwkv_status s = blocks && packed ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for an int8 matrix");
     for (size_t m = 0; m < count && s == RWKV_OK; m++) {
         uint8_t *out = packed + m * bytes;
-        quantize_row(DT_Q8_0, host + m * per, blocks, per);
+        u->src->quantize_q8(host + m * per, blocks, per);
         for (size_t b = 0; b < per / 32; b++) {
             memcpy(out + 32 * b, blocks + block * b + 2, 32);
             memcpy(out + per + 2 * b, blocks + block * b, 2);
@@ -81,7 +78,7 @@ static rwkv_status put_q8(const float *host, size_t n, size_t count, void **d, r
 /* host[0, n) (`count` matrices for CUDA_Q8) to freshly allocated device memory of type t. */
 static rwkv_status put(uploader *u, const float *host, size_t n, size_t count, cuda_dtype t, void **d,
                        rwkv_error *err) {
-    if (t == CUDA_Q8) return put_q8(host, n, count, d, err);
+    if (t == CUDA_Q8) return put_q8(u, host, n, count, d, err);
     rwkv_infer *c = u->c;
     rwkv_status s = cuda_alloc(d, n * cuda_dtype_size(t), "weights", err);
     if (s != RWKV_OK) return s;

@@ -41,7 +41,12 @@ typedef struct rwkv_infer_source {
     void *ctx;
     size_t (*numel)(void *ctx, const char *name);
     rwkv_status (*fetch)(void *ctx, const char *name, float *dst, size_t numel, rwkv_error *err);
+    /* int8 matrices: n floats (a multiple of 32) as n / 32 q8_0 blocks of
+     * RWKV_INFER_Q8_BLOCK bytes (an fp16 scale, then 32 int8 codes), by the
+     * CPU's quantizer, so the GPU's codes are those a q8_0 file holds */
+    void (*quantize_q8)(const float *src, void *blocks, size_t n);
 } rwkv_infer_source;
+enum { RWKV_INFER_Q8_BLOCK = 34 };
 
 /* How the matrices (LoRA factors and the head included) are stored: float32,
  * bfloat16, or int8 rows with one fp16 scale per 32 weights (q8_0's rule:

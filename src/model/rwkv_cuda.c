@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "kernels/kernels.h"
 #include "cuda/cuda_ops.h"
 #include "cuda/rwkv4_infer.h"
 #include "cuda/rwkv_infer.h"
@@ -168,6 +169,8 @@ static rwkv_status fetch(void *ctx, const char *name, float *dst, size_t n, rwkv
     return RWKV_OK;
 }
 
+static void quantize_q8(const float *src, void *blocks, size_t n) { quantize_row(DT_Q8_0, src, blocks, n); }
+
 static rwkv_status wkv_context(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_infer **out,
                                rwkv_error *err) {
     const rwkv_model_info *in = &m->info;
@@ -177,7 +180,7 @@ static rwkv_status wkv_context(rwkv_model *m, int device_index, cuda_matrices ma
     const int lora6[] = {in->d_mix_lora, in->d_decay_lora, 0, 0},
               lora7[] = {in->d_decay_lora, in->d_aaa_lora, in->d_mv_lora, in->d_gate_lora};
     memcpy(sh.lora, version == 6 ? lora6 : version == 7 ? lora7 : sh.lora, sizeof sh.lora);
-    rwkv_infer_source src = {&m->weights, numel, fetch};
+    rwkv_infer_source src = {&m->weights, numel, fetch, quantize_q8};
     const rwkv_infer_matrices im = mats == CUDA_MATRICES_INT8   ? RWKV_INFER_INT8
                                    : mats == CUDA_MATRICES_BF16 ? RWKV_INFER_BF16
                                                                 : RWKV_INFER_FP32;
