@@ -25,15 +25,22 @@ verdict7() { # name other-arch other-label
 }
 # how this subsection's runs relate to the rest of the report
 rwkv7_provenance() {
-    if [ "$RWKV7_ONLY" = 1 ]; then
+    if [ "$RWKV7_ONLY" = 1 ] && [ "$QUICK" = 1 ]; then
         cat <<EOF
 These runs are not those of the table above: they come from a separate, smaller run of this
-comparison alone (\`RESULTS_RWKV7_ONLY=1$( [ "$QUICK" = 1 ] && echo " RESULTS_QUICK=1") sh scripts/results.sh\`, revision \`$REV\`,
+comparison alone (\`RESULTS_RWKV7_ONLY=1 RESULTS_QUICK=1 sh scripts/results.sh\`, revision \`$REV\`,
 $(date -u +%Y-%m-%d), $T_QUALITY s), in which RWKV-4 and the GPT were trained again next to RWKV-7 at
-the same setting, so that all three saw the same tokens. $( [ "$QUICK" = 1 ] && echo "It is the smallest setting the report uses
-(RESULTS_QUICK: $STEPS steps instead of 1200, validation on $VALW windows every $EVAL steps), chosen
-because the full protocol did not fit the time the shared machine had; the losses are early-training
-losses, not comparable with the table above.")
+the same setting, so that all three saw the same tokens. It is the smallest setting the report uses
+(RESULTS_QUICK: $STEPS steps instead of 1200, validation on $VALW windows every $EVAL steps); the
+losses are early-training losses, not comparable with the table above.
+EOF
+    elif [ "$RWKV7_ONLY" = 1 ]; then
+        cat <<EOF
+These runs come from a separate run of this comparison alone (\`RESULTS_RWKV7_ONLY=1 sh
+scripts/results.sh\`, revision \`$REV\`, $(date -u +%Y-%m-%d), $T_QUALITY s) at the full setting of the
+table above: RWKV-4 and the GPT were trained again next to RWKV-7 on the same windows in the same
+order, so all three saw the same tokens (the runs are deterministic: where the code has not
+changed since the table's run, RWKV-4's and the GPT's losses equal the table's).
 EOF
     else
         echo "The same runs as the table above: RWKV-7 trained at the same time, on the same tokens."
