@@ -38,6 +38,8 @@ int cli_read_input(const char *path, long max_mb, const char *what, char **data,
  * rest of it is not read). */
 long cli_read_line(char **line, size_t *cap, long max_mb);
 double cli_now(void); /* monotonic seconds */
+/* A --dtype value ("f32", "f16" or "bf16", a CLI_CHOICE) as rwkv_dtype; NULL: RWKV_DTYPE_KEEP. */
+rwkv_dtype cli_dtype(const char *name);
 /* Turns SIGBUS from a file rwkv.c maps (a model truncated on disk by another
  * process while in use) into one line naming the file and exit status 1. */
 void cli_catch_bus_errors(void);

@@ -24,10 +24,7 @@ int cmd_convert(int argc, char **argv) {
     int rc;
     if (!cli_parse(&spec, argc, argv, &rc)) return rc;
     if (spec.n_args != 2) return cli_usage_error("convert", "expected IN and OUT paths");
-    rwkv_dtype dt = !dtype                     ? RWKV_DTYPE_KEEP
-                    : strcmp(dtype, "f32") == 0 ? RWKV_DTYPE_F32
-                    : strcmp(dtype, "f16") == 0 ? RWKV_DTYPE_F16
-                                                : RWKV_DTYPE_BF16;
+    rwkv_dtype dt = cli_dtype(dtype);
     rwkv_error err;
     int hf = layout && strcmp(layout, "hf") == 0;
     rwkv_status s = hf ? rwkv_convert_to_hf(paths[0], paths[1], dt, &err)

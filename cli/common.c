@@ -66,6 +66,13 @@ void cli_catch_bus_errors(void) {
     sigaction(SIGBUS, &sa, NULL);
 }
 
+rwkv_dtype cli_dtype(const char *name) {
+    return !name                     ? RWKV_DTYPE_KEEP
+           : strcmp(name, "f32") == 0 ? RWKV_DTYPE_F32
+           : strcmp(name, "f16") == 0 ? RWKV_DTYPE_F16
+                                      : RWKV_DTYPE_BF16;
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

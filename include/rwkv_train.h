@@ -53,27 +53,31 @@ RWKV_API rwkv_status rwkv_tokenize_file_with(const char *text_path, const char *
 /* ------------------------------------------------------------------------ */
 
 typedef struct rwkv_init_options {
-    const char *arch; /* "rwkv4" (NULL: rwkv4), "rwkv7" or "gpt"; "rwkv5" (the 5.2 layout) and "rwkv6" write
-                         random models for benchmarks (with uniform; rwkv.c does not train them) */
+    const char *arch; /* "rwkv4" (NULL: rwkv4), "rwkv7", "gpt", or "rwkv5" / "rwkv6" (random models for
+                         benchmarks and tests, with uniform only: nothing trains RWKV-5/6) */
     int n_layer;      /* 6 */
     int n_embd;       /* 256 */
     int n_vocab;      /* 256 (byte level) */
-    int n_ffn;        /* 0: 4 * n_embd */
+    int n_ffn;        /* 0: 4 * n_embd (rwkv5/6: 3.5 * n_embd rounded down to a multiple of 32, as officially) */
     uint64_t seed;    /* 42 */
-    double emb_scale; /* 6e-4: emb.weight ~ U(-emb_scale, +emb_scale), the run's initial LR (§3.2) */
+    double emb_scale; /* 6e-4: emb.weight ~ U(-emb_scale, +emb_scale), the run's initial LR (§3.2); rwkv4 */
     int n_head;       /* gpt: attention heads; 0: n_embd/64 (at least 1, lowered to a divisor of n_embd) */
     int n_ctx;        /* gpt: positions (the longest context); 0: 1024 */
     int head_size;    /* rwkv5/6/7: channels per head; 0: 64 (n_embd when smaller) */
     int uniform;      /* rwkv7: draw the matrices uniform with the variance of the orthogonal init instead
                          (no QR: fast at any size, for benchmarks); 0: orthogonal. rwkv5/6: required */
+    rwkv_dtype dtype; /* the tensors' type in the file: RWKV_DTYPE_F32 (KEEP: f32), _BF16 or _F16 */
 } rwkv_init_options;
 
 RWKV_API rwkv_init_options rwkv_init_options_default(void);
 
-/* Writes a freshly initialised model as float32 safetensors, atomically:
+/* Writes a freshly initialised model as safetensors, atomically:
  * RWKV-4 with the paper's init (docs §3.1-§3.2) and the official key names,
- * RWKV-7 with the official x070 init (docs/training-rwkv7.md), or the GPT
- * baseline with GPT-2's init (src/model/gpt.h). All load with rwkv_model_load. */
+ * RWKV-7 with the official x070 init (docs/training-rwkv7.md), the GPT
+ * baseline with GPT-2's init (src/model/gpt.h), or a random RWKV-5.2 / RWKV-6
+ * model of the official x052 / x060 layout. All load with rwkv_model_load.
+ * The tensors are made and written one at a time: memory holds the largest
+ * tensor, never the whole model. */
 RWKV_API rwkv_status rwkv_init_checkpoint(const rwkv_init_options *opt, const char *out_path, rwkv_error *err);
 
 /* ------------------------------------------------------------------------ */

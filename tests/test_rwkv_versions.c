@@ -7,7 +7,10 @@
  *    tests/test_wkv.c);
  *  - the batched decode (tests/batch_check.h) of every version, f32 and f16;
  *  - version detection, the ln_x epsilon rule, info fields, a file round trip;
- *  - with ../shared present: the tiny vector cases' sequence-mode logits.
+ *  - with ../shared present: the tiny vector cases' sequence-mode logits;
+ *  - the random RWKV-5.2 / RWKV-6 models of `rwkv init --uniform`: their
+ *    shapes, finite logits of a sensible size, and bf16 / f16 files within
+ *    rounding of the f32 file of the same seed.
  *
  * `test_rwkv_versions --bench [5.2|6|7] [bf16|f16|f32] [threads]` instead
  * times a model of the 0.1B shape (V=65536, C=768, L=12, head size 64;
@@ -23,6 +26,7 @@
 #include "rwkv.h"
 #include "test.h"
 #include "batch_check.h"
+#include "init_model.h"
 
 /* ------------------------------------------------------------------------ */
 /* Random models                                                            */
@@ -619,6 +623,82 @@ static void test_vectors_v6(void) { check_vector_case("rwkv6", "6", 4, 8, 8, 16,
 static void test_vectors_v7(void) { check_vector_case("rwkv7", "7", 4, 8, 0, 8, 12, 4); }
 
 /* ------------------------------------------------------------------------ */
+/* Random models of rwkv init --arch rwkv5|rwkv6 --uniform                  */
+/* ------------------------------------------------------------------------ */
+
+enum { INIT_V = 300, INIT_TOKENS = 40 };
+
+/* The logits after INIT_TOKENS tokens (fed as one sequence) of the model
+ * rwkv_init_checkpoint writes for arch, seed and dtype; 0 with *why set. */
+static int init_logits(const char *arch, uint64_t seed, rwkv_dtype dt, float *logits, rwkv_model_info *info,
+                       char *why, size_t size) {
+    rwkv_init_options o = rwkv_init_options_default();
+    o.arch = arch, o.uniform = 1, o.n_layer = 3, o.n_embd = 128, o.n_vocab = INIT_V, o.seed = seed, o.dtype = dt;
+    rwkv_model *m = init_model(&o, why, size);
+    if (!m) return 0;
+    rwkv_error err;
+    rwkv_state *st = NULL;
+    int tok[INIT_TOKENS];
+    random_tokens(tok, INIT_TOKENS, INIT_V, 5);
+    int ok = rwkv_state_new(m, &st, &err) == RWKV_OK &&
+             rwkv_eval_sequence(m, st, tok, INIT_TOKENS, logits, 0, &err) == RWKV_OK;
+    if (!ok) snprintf(why, size, "%s", err.message);
+    rwkv_model_get_info(m, info); /* its strings are static: valid after the model is freed */
+    rwkv_state_free(st);
+    rwkv_model_free(m);
+    return ok;
+}
+
+static double max_abs_diff(const float *a, const float *b, int n) {
+    double d = 0;
+    for (int i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* The f32 file's logits are finite, of the head's scale (rms ~1: variance
+ * 1/C over ln_out's unit outputs), and the blocks matter: another seed moves
+ * them by several rms. A bf16 or f16 file of the same seed stays within its
+ * rounding: every weight moves by up to half an epsilon (bf16 2^-7, f16
+ * 2^-10), and the products of the blocks (r·k·v, the gates, relu²) add such
+ * relative errors up; the largest logit difference measures 2-3 epsilons of
+ * the rms for both types, the bound is 16. */
+static void check_init_arch(const char *arch, const char *version) {
+    char why[600];
+    float ref[INIT_V], other[INIT_V], low[INIT_V];
+    rwkv_model_info info;
+    CHECK(init_logits(arch, 1, RWKV_DTYPE_F32, ref, &info, why, sizeof why), "%s: %s", arch, why);
+    CHECK(strcmp(info.version, version) == 0 && info.n_head == 2 && info.head_size == 64 && info.n_ffn == 448 &&
+              info.dim_att == 128 && strcmp(info.dtype, "f32") == 0,
+          "%s: version %s, %d x %d heads, n_ffn %d, dtype %s", arch, info.version, info.n_head, info.head_size,
+          info.n_ffn, info.dtype);
+    double sum2 = 0;
+    for (int i = 0; i < INIT_V; i++) {
+        CHECK(isfinite(ref[i]), "%s: logit %d is %g", arch, i, ref[i]);
+        sum2 += (double)ref[i] * ref[i];
+    }
+    const double rms = sqrt(sum2 / INIT_V);
+    CHECK(rms > 0.1 && rms < 5.0, "%s: logits' rms %g", arch, rms);
+    CHECK(init_logits(arch, 2, RWKV_DTYPE_F32, other, &info, why, sizeof why), "%s: %s", arch, why);
+    const double seed_diff = max_abs_diff(ref, other, INIT_V);
+    CHECK(seed_diff > 0.5, "%s: another seed moves the logits by %g only", arch, seed_diff);
+    static const struct { rwkv_dtype dt; const char *name; double tol; } low_types[] = {
+        {RWKV_DTYPE_BF16, "bf16", 16 * 0x1p-7}, {RWKV_DTYPE_F16, "f16", 16 * 0x1p-10}};
+    double d[2];
+    for (size_t t = 0; t < 2; t++) {
+        CHECK(init_logits(arch, 1, low_types[t].dt, low, &info, why, sizeof why), "%s: %s", arch, why);
+        d[t] = max_abs_diff(ref, low, INIT_V);
+        CHECK(strcmp(info.dtype, low_types[t].name) == 0, "%s: dtype %s", arch, info.dtype);
+        CHECK(d[t] <= low_types[t].tol * rms, "%s %s: logits differ from f32 by %g (rms %g, seed effect %g)", arch,
+              low_types[t].name, d[t], rms, seed_diff);
+    }
+    printf("  %s: logits rms %.3f; another seed moves them by %.3f, bf16 by %.2g, f16 by %.2g\n", arch, rms,
+           seed_diff, d[0], d[1]);
+}
+
+static void test_init_rwkv5(void) { check_init_arch("rwkv5", "5.2"); }
+static void test_init_rwkv6(void) { check_init_arch("rwkv6", "6"); }
+
+/* ------------------------------------------------------------------------ */
 /* Benchmark: the 0.1B shape                                                */
 /* ------------------------------------------------------------------------ */
 
@@ -710,5 +790,7 @@ int main(int argc, char **argv) {
     RUN(test_vectors_v5);
     RUN(test_vectors_v6);
     RUN(test_vectors_v7);
+    RUN(test_init_rwkv5);
+    RUN(test_init_rwkv6);
     return test_summary();
 }

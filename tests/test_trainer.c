@@ -354,7 +354,7 @@ static void test_engine_cpu_matches_direct_math(void) {
     float *ref = malloc(n * sizeof(float)), *grads = calloc(n, sizeof(float));
     float *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float)), *mine = malloc(n * sizeof(float));
     adam_group *groups = calloc((size_t)lay.count, sizeof *groups);
-    CHECK(arch->init(&sh, &lay, ref, 7, 1e-3f, &err) == RWKV_OK, "%s", err.message);
+    CHECK(train_arch_init(arch, &sh, &lay, ref, 7, 1e-3f, &err) == RWKV_OK, "%s", err.message);
     memcpy(mine, ref, n * sizeof(float));
     for (int i = 0; i < lay.count; i++) groups[i] = (adam_group){lay.params[i].offset, lay.params[i].numel, 1.0f, 0};
     const int B = 2, T = 4;

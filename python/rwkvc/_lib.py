@@ -103,7 +103,8 @@ class LambadaResult(Structure):
 class InitOptions(Structure):
     _c_name = "rwkv_init_options"
     _fields_ = [("arch", c_char_p), ("n_layer", c_int), ("n_embd", c_int), ("n_vocab", c_int), ("n_ffn", c_int),
-                ("seed", c_uint64), ("emb_scale", c_double), ("n_head", c_int), ("n_ctx", c_int), ("head_size", c_int)]
+                ("seed", c_uint64), ("emb_scale", c_double), ("n_head", c_int), ("n_ctx", c_int), ("head_size", c_int),
+                ("uniform", c_int), ("dtype", c_int)]
 
 
 class TrainOptions(Structure):

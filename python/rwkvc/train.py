@@ -7,6 +7,7 @@ from ctypes import byref, c_char_p, c_int, c_uint64
 from ._callback import CallbackGuard
 from ._lib import Error, TrainCallback, TrainProgress as _CProgress, lib
 from ._paths import path_bytes
+from .model import _DTYPES
 from .errors import check
 
 _EVENTS = {0: "start", 1: "step", 2: "saved", 3: "done"}
@@ -128,14 +129,21 @@ def resume(run_dir, progress=None, **options):
 
 
 def init_model(out_path, **options):
-    """Writes a freshly initialised model to ``out_path`` (float32 safetensors), as ``rwkv init``; returns the path.
+    """Writes a freshly initialised model to ``out_path`` (safetensors), as ``rwkv init``; returns the path.
 
-    Options (rwkv_init_options, same defaults): arch ("rwkv4", "rwkv7" or
-    "gpt"), n_layer (6), n_embd (256), n_vocab (256), n_ffn (0: 4 x n_embd),
-    seed (42), emb_scale (6e-4), n_head and n_ctx (gpt), head_size (rwkv7).
+    Options (rwkv_init_options, same defaults): arch ("rwkv4", "rwkv7",
+    "gpt", or "rwkv5" / "rwkv6": random models for benchmarks and tests, with
+    uniform=True), n_layer (6), n_embd (256), n_vocab (256), n_ffn (0: the
+    architecture's default), seed (42), emb_scale (6e-4), n_head and n_ctx
+    (gpt), head_size (rwkv5/6/7), uniform (rwkv7: uniform matrices instead of
+    orthogonal), dtype ("f32", "bf16" or "f16": the tensors' type).
     """
+    options = dict(options)
+    dtype = options.pop("dtype", "f32")
+    if dtype not in _DTYPES or dtype in (None, "keep"):
+        raise ValueError(f"dtype must be one of f32, bf16, f16, not {dtype!r}")
     opts = lib.rwkv_init_options_default()
-    _set_options(opts, options, "init")
+    _set_options(opts, dict(options, dtype=_DTYPES[dtype]), "init")
     err = Error()
     check(lib.rwkv_init_checkpoint(byref(opts), path_bytes(out_path, "out_path"), byref(err)), err)
     return out_path

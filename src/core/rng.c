@@ -1,11 +1,16 @@
 #include "core/rng.h"
 
-uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+#define SPLITMIX64_GAMMA 0x9e3779b97f4a7c15ull
+
+static inline uint64_t splitmix64_mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+uint64_t splitmix64(uint64_t *state) { return splitmix64_mix(*state += SPLITMIX64_GAMMA); }
+
+uint64_t splitmix64_at(uint64_t state, uint64_t i) { return splitmix64_mix(state + (i + 1) * SPLITMIX64_GAMMA); }
 
 void rng_seed(rng *r, uint64_t seed) {
     uint64_t x = seed;

@@ -14,6 +14,10 @@ typedef struct rng {
 
 /* Advances *state and returns the next splitmix64 output. */
 uint64_t splitmix64(uint64_t *state);
+/* What the (i+1)-th call of splitmix64 from `state` returns, without the
+ * calls before it: splitmix64 is a counter (state + (i+1)·gamma) through a
+ * mixer, so a long stream can be cut into pieces drawn in parallel. */
+uint64_t splitmix64_at(uint64_t state, uint64_t i);
 
 void rng_seed(rng *r, uint64_t seed);
 uint64_t rng_next(rng *r);

@@ -34,5 +34,15 @@ rwkv_status gguf_read(const char *path, tensor_set *set, rwkv_error *err);    /*
 rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to,
                               rwkv_error *err);
 
+/* Makes the float32 values of tensor `index` (its element count) for
+ * safetensors_write_filled. */
+typedef rwkv_status (*tensor_fill_fn)(void *ctx, int index, float *values, rwkv_error *err);
+/* The same for a model that is never whole in memory: a tensor without data
+ * gets its values from `fill`, called once per tensor in order, and is stored
+ * as its `type` (F32, F16 or BF16); tensors with data are written as they
+ * are. Memory holds one tensor at a time. */
+rwkv_status safetensors_write_filled(const char *path, const tensor *tensors, int count, tensor_fill_fn fill,
+                                     void *ctx, rwkv_error *err);
+
 
 #endif

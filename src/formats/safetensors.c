@@ -125,7 +125,21 @@ typedef struct st_writer {
     const tensor *tensors;
     int count;
     dtype to;
+    tensor_fill_fn fill; /* makes the values of the tensors without data (may be NULL) */
+    void *fill_ctx;
+    void *buf;  /* one tensor as float32, then converted into conv; their sizes in bytes: */
+    void *conv;
+    size_t buf_cap, conv_cap;
 } st_writer;
+
+/* *p holds at least n bytes (its old contents are not kept). */
+static int reserve(void **p, size_t *cap, size_t n) {
+    if (n <= *cap) return 1;
+    free(*p);
+    *p = malloc(n);
+    *cap = *p ? n : 0;
+    return *p != NULL;
+}
 
 static dtype output_type(const tensor *t, dtype to) {
     if (dtype_is_block(t->type)) return to == DT_COUNT ? DT_F32 : to;
@@ -133,8 +147,7 @@ static dtype output_type(const tensor *t, dtype to) {
     return to;
 }
 
-static rwkv_status st_write_body(FILE *f, void *ctx, rwkv_error *err) {
-    st_writer *w = ctx;
+static rwkv_status st_write_header(FILE *f, const st_writer *w, rwkv_error *err) {
     json_t *root = json_object(), *meta = json_object();
     json_object_set_new(meta, "format", json_string("pt"));
     json_object_set_new(root, "__metadata__", meta);
@@ -162,38 +175,78 @@ static rwkv_status st_write_body(FILE *f, void *ctx, rwkv_error *err) {
     int ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == len;
     for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
     free(hdr);
-    float *buf = NULL;
-    void *conv = NULL;
-    for (int i = 0; ok && i < w->count; i++) {
-        const tensor *t = &w->tensors[i];
-        dtype out = output_type(t, w->to);
-        if (out == t->type) {
-            ok = fwrite(t->data, 1, t->nbytes, f) == t->nbytes;
-            continue;
-        }
-        size_t n = (size_t)tensor_numel(t);
-        buf = realloc(buf, n * sizeof(float) + 1);
-        conv = realloc(conv, n * sizeof(float) + 1);
-        if (!buf || !conv) {
-            free(buf);
-            free(conv);
-            return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory converting '%s'", t->name);
-        }
-        dtype_to_f32(t->type, t->data, buf, n);
-        dtype_from_f32(out, buf, conv, n);
-        size_t nb = dtype_bytes_for(out, n);
-        ok = fwrite(conv, 1, nb, f) == nb;
-    }
-    free(buf);
-    free(conv);
     return ok ? RWKV_OK : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
 }
 
-rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to, rwkv_error *err) {
-    if (to != DT_COUNT && to != DT_F32 && to != DT_F16 && to != DT_BF16)
+/* dtype_from_f32 of a large tensor on all cores, in blocks of 1M values
+ * (each block converts alone: the bytes are the same). */
+static void convert_from_f32(dtype out, const float *src, uint8_t *dst, size_t n) {
+    const size_t block = (size_t)1 << 20, per = dtype_bytes_for(out, 1);
+    const long blocks = (long)((n + block - 1) / block);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (long b = 0; b < blocks; b++) {
+        const size_t i = (size_t)b * block;
+        dtype_from_f32(out, src + i, dst + i * per, n - i < block ? n - i : block);
+    }
+}
+
+/* Tensor i's bytes: as stored, converted to the output type, or made by the
+ * fill function (as float32, then converted). Only one tensor is ever held
+ * in memory besides the caller's. */
+static rwkv_status st_write_tensor(FILE *f, st_writer *w, int i, rwkv_error *err) {
+    const tensor *t = &w->tensors[i];
+    const dtype out = output_type(t, w->to);
+    if (t->data && out == t->type)
+        return fwrite(t->data, 1, t->nbytes, f) == t->nbytes ? RWKV_OK
+                                                             : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
+    const size_t n = (size_t)tensor_numel(t), nb = dtype_bytes_for(out, n);
+    if (!reserve(&w->buf, &w->buf_cap, n * sizeof(float)) ||
+        (out != DT_F32 && !reserve(&w->conv, &w->conv_cap, nb)))
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the %zu values of '%s' (%zu bytes)", n, t->name,
+                         n * sizeof(float) + (out != DT_F32 ? nb : 0));
+    if (t->data) {
+        dtype_to_f32(t->type, t->data, w->buf, n);
+    } else {
+        rwkv_status s = w->fill(w->fill_ctx, i, w->buf, err);
+        if (s != RWKV_OK) return s;
+    }
+    const void *bytes = w->buf;
+    if (out != DT_F32) {
+        convert_from_f32(out, w->buf, w->conv, n);
+        bytes = w->conv;
+    }
+    return fwrite(bytes, 1, nb, f) == nb ? RWKV_OK : rwkv_fail_errno(err, RWKV_ERR_IO, "write failed");
+}
+
+static rwkv_status st_write_body(FILE *f, void *ctx, rwkv_error *err) {
+    st_writer *w = ctx;
+    rwkv_status s = st_write_header(f, w, err);
+    for (int i = 0; s == RWKV_OK && i < w->count; i++) s = st_write_tensor(f, w, i, err);
+    free(w->buf);
+    free(w->conv);
+    w->buf = w->conv = NULL;
+    w->buf_cap = w->conv_cap = 0;
+    return s;
+}
+
+static rwkv_status st_write(const char *path, st_writer *w, rwkv_error *err) {
+    if (w->to != DT_COUNT && w->to != DT_F32 && w->to != DT_F16 && w->to != DT_BF16)
         return rwkv_fail(err, RWKV_ERR_ARG, "safetensors output dtype must be f32, f16 or bf16");
-    st_writer w = {tensors, count, to};
-    rwkv_status s = atomic_write_file(path, st_write_body, &w, err);
+    for (int i = 0; i < w->count; i++)
+        if (!w->tensors[i].data && (!w->fill || !dtype_is_float(w->tensors[i].type)))
+            return rwkv_fail(err, RWKV_ERR_ARG, "%s: tensor '%s' has no data", path, w->tensors[i].name);
+    rwkv_status s = atomic_write_file(path, st_write_body, w, err);
     if (s != RWKV_OK && err && !strstr(err->message, path)) rwkv_error_prefix(err, path);
     return s;
+}
+
+rwkv_status safetensors_write(const char *path, const tensor *tensors, int count, dtype to, rwkv_error *err) {
+    st_writer w = {tensors, count, to, NULL, NULL, NULL, NULL, 0, 0};
+    return st_write(path, &w, err);
+}
+
+rwkv_status safetensors_write_filled(const char *path, const tensor *tensors, int count, tensor_fill_fn fill,
+                                     void *ctx, rwkv_error *err) {
+    st_writer w = {tensors, count, DT_COUNT, fill, ctx, NULL, NULL, 0, 0};
+    return st_write(path, &w, err);
 }

@@ -115,6 +115,12 @@ rwkv_status gpt_shape_from_tensors(const tensor_set *set, int n_head, gpt_shape 
     return RWKV_OK;
 }
 
+tensor gpt_head_count_tensor(const int64_t *n_head) {
+    tensor h = {.name = "config.n_head", .type = DT_I64, .ndim = 1, .shape = {1}, .data = n_head,
+                .nbytes = sizeof *n_head};
+    return h;
+}
+
 rwkv_status gpt_save_model(const char *path, const gpt_shape *shape, const float *params, rwkv_error *err) {
     param_layout lay;
     rwkv_status s = gpt_layout_init(shape, &lay, err);
@@ -134,13 +140,7 @@ rwkv_status gpt_save_model(const char *path, const gpt_shape *shape, const float
         t[i].nbytes = p->numel * sizeof(float);
     }
     const int64_t n_head = shape->n_head;
-    tensor *h = &t[lay.count];
-    h->name = "config.n_head";
-    h->type = DT_I64;
-    h->ndim = 1;
-    h->shape[0] = 1;
-    h->data = &n_head;
-    h->nbytes = sizeof n_head;
+    t[lay.count] = gpt_head_count_tensor(&n_head);
     s = safetensors_write(path, t, lay.count + 1, DT_COUNT, err);
     free(t);
     free(lay.params);

@@ -105,8 +105,12 @@ int gpt_is_checkpoint(const tensor_set *set);
 rwkv_status gpt_shape_from_tensors(const tensor_set *set, int n_head, gpt_shape *shape,
                                    rwkv_error *err);
 
+/* The I64 [1] tensor "config.n_head" every GPT checkpoint carries, viewing
+ * *n_head. */
+tensor gpt_head_count_tensor(const int64_t *n_head);
+
 /* Writes the parameters as float32 safetensors with the names above plus
- * "config.n_head" (I64 [1]), atomically. */
+ * "config.n_head", atomically. */
 rwkv_status gpt_save_model(const char *path, const gpt_shape *shape, const float *params,
                            rwkv_error *err);
 

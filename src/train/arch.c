@@ -21,6 +21,16 @@ static const train_arch *const all_archs[] = {&train_arch_rwkv4, &train_arch_rwk
 
 const char *train_arch_names(void) { return "rwkv4, rwkv7, gpt"; }
 
+rwkv_status train_arch_init(const train_arch *arch, const arch_shape *sh, const param_layout *lay, float *params,
+                            uint64_t seed, float emb_scale, rwkv_error *err) {
+    arch_init_state st = {0};
+    for (int i = 0; i < lay->count; i++) {
+        rwkv_status s = arch->init_tensor(sh, lay, i, params + lay->params[i].offset, seed, emb_scale, &st, err);
+        if (s != RWKV_OK) return s;
+    }
+    return RWKV_OK;
+}
+
 const train_arch *train_arch_find(const char *name) {
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof all_archs / sizeof all_archs[0]; i++)
@@ -50,10 +60,11 @@ static rwkv_status r4_layout(const arch_shape *sh, param_layout *lay, rwkv_error
     return rwkv4_layout_init(&s, lay, err);
 }
 
-static rwkv_status r4_init(const arch_shape *sh, const param_layout *lay, float *params, uint64_t seed,
-                           float emb_scale, rwkv_error *err) {
+static rwkv_status r4_init(const arch_shape *sh, const param_layout *lay, int index, float *w, uint64_t seed,
+                           float emb_scale, arch_init_state *st, rwkv_error *err) {
     (void)sh;
-    rwkv_status s = rwkv4_init_params(lay, params, seed, emb_scale);
+    (void)st;
+    rwkv_status s = rwkv4_init_tensor(lay, index, w, seed, emb_scale);
     return s == RWKV_OK ? RWKV_OK : rwkv_fail(err, s, "out of memory initialising the model");
 }
 
@@ -159,13 +170,14 @@ static rwkv_status g_layout(const arch_shape *sh, param_layout *lay, rwkv_error 
     return gpt_layout_init(&g, lay, err);
 }
 
-static rwkv_status g_init(const arch_shape *sh, const param_layout *lay, float *params, uint64_t seed,
-                          float emb_scale, rwkv_error *err) {
-    (void)lay;
+static rwkv_status g_init(const arch_shape *sh, const param_layout *lay, int index, float *w, uint64_t seed,
+                          float emb_scale, arch_init_state *st, rwkv_error *err) {
     (void)emb_scale;
+    (void)err;
     gpt_shape g = to_gpt(sh);
-    rwkv_status s = gpt_init_params(&g, params, seed);
-    return s == RWKV_OK ? RWKV_OK : rwkv_fail(err, s, "gpt: cannot initialise the model");
+    if (index == 0) rng_seed(&st->gen, seed);
+    gpt_init_tensor(&g, &lay->params[index], w, &st->gen);
+    return RWKV_OK;
 }
 
 static rwkv_status g_load(const char *path, arch_shape *sh, param_layout *lay, float **params, rwkv_error *err) {
@@ -242,12 +254,13 @@ static rwkv_status r7_layout(const arch_shape *sh, param_layout *lay, rwkv_error
 }
 
 /* (emb_scale is RWKV-4's: RWKV-7 uses its own fixed 1e-4, docs/training-rwkv7.md) */
-static rwkv_status r7_init(const arch_shape *sh, const param_layout *lay, float *params, uint64_t seed,
-                           float emb_scale, rwkv_error *err) {
+static rwkv_status r7_init(const arch_shape *sh, const param_layout *lay, int index, float *w, uint64_t seed,
+                           float emb_scale, arch_init_state *st, rwkv_error *err) {
     (void)emb_scale;
+    (void)st;
     rwkv7_shape s = to_rwkv7(sh);
-    rwkv_status st = rwkv7_init_params(&s, lay, params, seed);
-    return st == RWKV_OK ? RWKV_OK : rwkv_fail(err, st, "cannot initialise the RWKV-7 model");
+    rwkv_status r = rwkv7_init_tensor(&s, lay, index, w, seed);
+    return r == RWKV_OK ? RWKV_OK : rwkv_fail(err, r, "cannot initialise the RWKV-7 model");
 }
 
 static rwkv_status r7_load(const char *path, arch_shape *sh, param_layout *lay, float **params, rwkv_error *err) {

@@ -5,6 +5,10 @@
  *   "rwkv7"  RWKV-7 "Goose" (train/rwkv7_grad.h): the official x070 init, L2Wrap, w0 at 2x LR
  *   "gpt"    the GPT-2-style transformer baseline (model/gpt.h): GPT-2 init, no L2Wrap
  *
+ * "rwkv5" and "rwkv6" (train/rwkv56_init.c) have only the operations of a
+ * fresh model (shape, layout, init): random RWKV-5.2 / RWKV-6 models for
+ * benchmarks and tests, written by `rwkv init`; they cannot be trained.
+ *
  * All keep their parameters in one flat float32 buffer described by a
  * param_layout, so Adam, the gradient norm, the weight hash and the training
  * state file are shared. */
@@ -15,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "train/rwkv4_grad.h"
 
 /* Sizes of a model of any architecture. */
@@ -23,11 +28,19 @@ typedef struct arch_shape {
     int n_ffn;  /* 0 on input: 4 n_embd */
     int n_head; /* gpt: attention heads (0 on input: arch_default_heads); rwkv4: 0 */
     int n_ctx;  /* gpt: positions of the position table; rwkv4: 0 (no limit) */
-    /* rwkv7 (0 on input: the defaults of train/rwkv7_grad.h); others: 0 */
+    /* rwkv5/6/7 (0 on input: the version's defaults); others: 0 */
     int head_size;
-    int d_decay, d_aaa, d_mv, d_gate; /* LoRA ranks */
-    int uniform; /* rwkv7 init: uniform matrices instead of orthogonal (rwkv_init_options.uniform) */
+    int d_decay, d_aaa, d_mv, d_gate; /* LoRA ranks (rwkv6: d_decay; rwkv7: all four) */
+    int d_mix;   /* rwkv6: the token-shift LoRA rank */
+    int uniform; /* rwkv5/6/7 init: uniform matrices instead of orthogonal (rwkv_init_options.uniform) */
 } arch_shape;
+
+/* What an init carries from one tensor to the next: gpt draws the whole
+ * model from one generator (seeded at tensor 0); the RWKV versions seed a
+ * stream per tensor and need nothing. */
+typedef struct arch_init_state {
+    rng gen;
+} arch_init_state;
 
 typedef struct train_arch {
     const char *name;
@@ -35,10 +48,12 @@ typedef struct train_arch {
     rwkv_status (*shape_check)(arch_shape *sh, rwkv_error *err);
     /* The named layout of the flat buffer (lay->params malloc'ed). */
     rwkv_status (*layout)(const arch_shape *sh, param_layout *lay, rwkv_error *err);
-    /* Fresh weights, deterministic for a seed; emb_scale is the RWKV-4
-     * emb.weight half-width (ignored by gpt). */
-    rwkv_status (*init)(const arch_shape *sh, const param_layout *lay, float *params, uint64_t seed,
-                        float emb_scale, rwkv_error *err);
+    /* Fresh weights of tensor `index` of the layout into w (its numel
+     * floats), deterministic for a seed; called once per tensor, in layout
+     * order from 0. emb_scale is RWKV-4's emb.weight half-width (the
+     * others have their own). */
+    rwkv_status (*init_tensor)(const arch_shape *sh, const param_layout *lay, int index, float *w, uint64_t seed,
+                               float emb_scale, arch_init_state *st, rwkv_error *err);
     /* Reads a checkpoint of this architecture; sh->n_head is the head count
      * to use when the file does not store one. */
     rwkv_status (*load)(const char *path, arch_shape *sh, param_layout *lay, float **params, rwkv_error *err);
@@ -62,6 +77,8 @@ typedef struct train_arch {
 extern const train_arch train_arch_rwkv4;
 extern const train_arch train_arch_gpt;
 extern const train_arch train_arch_rwkv7;
+extern const train_arch train_arch_rwkv5; /* init only */
+extern const train_arch train_arch_rwkv6; /* init only */
 
 /* The architecture called `name` ("rwkv4", "rwkv7" or "gpt"), or NULL. */
 const train_arch *train_arch_find(const char *name);
@@ -70,5 +87,8 @@ const char *train_arch_names(void);
 /* The default head count of a transformer of width C: C/64 (at least 1),
  * lowered to the nearest divisor of C. */
 int arch_default_heads(int n_embd);
+/* Fresh weights of the whole flat buffer (init_tensor over the layout). */
+rwkv_status train_arch_init(const train_arch *arch, const arch_shape *sh, const param_layout *lay, float *params,
+                            uint64_t seed, float emb_scale, rwkv_error *err);
 
 #endif

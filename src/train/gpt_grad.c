@@ -28,26 +28,26 @@ static double rng_normal(rng *r) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+void gpt_init_tensor(const gpt_shape *shape, const param_info *p, float *w, rng *gen) {
+    const double std = 0.02, std_res = 0.02 / sqrt(2.0 * shape->n_layer);
+    const size_t len = strlen(p->name);
+    if (p->ndim == 2) {
+        const int residual = strstr(p->name, "c_proj.weight") != NULL;
+        const double sd = residual ? std_res : std;
+        for (size_t j = 0; j < p->numel; j++) w[j] = (float)(sd * rng_normal(gen));
+    } else {
+        const int is_ln_weight = len > 7 && strcmp(p->name + len - 7, ".weight") == 0;
+        for (size_t j = 0; j < p->numel; j++) w[j] = is_ln_weight ? 1.0f : 0.0f;
+    }
+}
+
 rwkv_status gpt_init_params(const gpt_shape *shape, float *params, uint64_t seed) {
     param_layout lay;
     rwkv_status st = gpt_layout_init(shape, &lay, NULL);
     if (st != RWKV_OK) return st;
     rng gen;
     rng_seed(&gen, seed);
-    const double std = 0.02, std_res = 0.02 / sqrt(2.0 * lay.shape.n_layer);
-    for (int i = 0; i < lay.count; i++) {
-        const param_info *p = &lay.params[i];
-        float *w = params + p->offset;
-        const size_t len = strlen(p->name);
-        if (p->ndim == 2) {
-            const int residual = strstr(p->name, "c_proj.weight") != NULL;
-            const double sd = residual ? std_res : std;
-            for (size_t j = 0; j < p->numel; j++) w[j] = (float)(sd * rng_normal(&gen));
-        } else {
-            const int is_ln_weight = len > 7 && strcmp(p->name + len - 7, ".weight") == 0;
-            for (size_t j = 0; j < p->numel; j++) w[j] = is_ln_weight ? 1.0f : 0.0f;
-        }
-    }
+    for (int i = 0; i < lay.count; i++) gpt_init_tensor(shape, &lay.params[i], params + lay.params[i].offset, &gen);
     free(lay.params);
     return RWKV_OK;
 }

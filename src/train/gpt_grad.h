@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/rng.h"
 #include "model/gpt.h"
 
 /* Training FLOPs per token at context T (forward + backward = 3 x forward,
@@ -17,6 +18,10 @@ double gpt_train_flops_per_token(const gpt_shape *shape, int T);
  * (attn.c_proj, mlp.c_proj) ~ N(0, 0.02 / sqrt(2 L)); biases 0; LayerNorm
  * weights 1, biases 0. RWKV_ERR_ARG on a bad shape, RWKV_ERR_NOMEM. */
 rwkv_status gpt_init_params(const gpt_shape *shape, float *params, uint64_t seed);
+/* The same one tensor at a time: tensor p of the layout into w, drawing from
+ * *gen, which gpt_init_params seeds once with the seed and runs through the
+ * tensors in layout order (the model is one stream). */
+void gpt_init_tensor(const gpt_shape *shape, const param_info *p, float *w, rng *gen);
 
 /* Forward + backward over inputs/targets [B][T] (each row a separate
  * sequence at positions 0..T-1). *loss = mean cross-entropy over B*T tokens;

@@ -20,7 +20,31 @@ int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-double init_uniform01(uint64_t *s) { return rng_unit(splitmix64(s)); }
+static double init_uniform01(uint64_t *s) { return rng_unit(splitmix64(s)); }
+
+/* Blocks of 64K values: big enough to keep a thread busy, small enough to
+ * balance the largest matrices over many cores. */
+#define FILL_BLOCK ((size_t)1 << 16)
+
+/* w[i] := (2u_i - 1)·a when symmetric, else a + b·u_i: each form as the
+ * serial code it replaces wrote it, so the floats are the same bits. */
+static void fill(float *w, size_t n, double a, double b, int symmetric, uint64_t stream) {
+    const long blocks = (long)((n + FILL_BLOCK - 1) / FILL_BLOCK);
+#pragma omp parallel for schedule(static) num_threads(machine_cores()) if (blocks > 1)
+    for (long k = 0; k < blocks; k++) {
+        const size_t end = (size_t)(k + 1) * FILL_BLOCK < n ? (size_t)(k + 1) * FILL_BLOCK : n;
+        for (size_t i = (size_t)k * FILL_BLOCK; i < end; i++) {
+            const double u = rng_unit(splitmix64_at(stream, i));
+            w[i] = (float)(symmetric ? (2.0 * u - 1.0) * a : a + b * u);
+        }
+    }
+}
+
+void init_uniform_fill(float *w, size_t n, double half, uint64_t stream) { fill(w, n, half, 0.0, 1, stream); }
+
+void init_uniform_range_fill(float *w, size_t n, double lo, double width, uint64_t stream) {
+    fill(w, n, lo, width, 0, stream);
+}
 
 static double gaussian(uint64_t *s) { /* Box-Muller */
     const double u1 = 1.0 - init_uniform01(s), u2 = init_uniform01(s);

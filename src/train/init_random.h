@@ -6,14 +6,19 @@
 #ifndef RWKV_TRAIN_INIT_RANDOM_H
 #define RWKV_TRAIN_INIT_RANDOM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
 
 /* The generator state of tensor `index` of a model initialised with `seed`. */
 uint64_t init_stream(uint64_t seed, int index);
-/* Uniform in [0, 1). */
-double init_uniform01(uint64_t *s);
+/* w[i] := U(-half, half) for i < n from the stream's first n draws (uniform
+ * in [0, 1) with 53 bits, scaled), drawn on all cores: each element is a
+ * function of its index alone, so the thread count changes nothing. */
+void init_uniform_fill(float *w, size_t n, double half, uint64_t stream);
+/* The same draws as lo + width·u: U[lo, lo + width). */
+void init_uniform_range_fill(float *w, size_t n, double lo, double width, uint64_t stream);
 /* W [rows][cols] := an orthogonal matrix (orthonormal vectors along the
  * longer side: QR of a Gaussian matrix with diag(R) > 0) times gain.
  * RWKV_ERR_NOMEM when its rows·cols doubles of workspace cannot be had. */

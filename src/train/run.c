@@ -83,8 +83,8 @@ rwkv_status run_fresh_params(run *r, rwkv_error *err) {
     r->have_layout = 1;
     r->params = malloc(r->lay.total * sizeof(float) + 1);
     if (!r->params) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu parameters", r->lay.total);
-    return r->arch->init(&r->shape, &r->lay, r->params, o->seed, (float)(o->emb_init > 0 ? o->emb_init : o->lr_init),
-                         err);
+    return train_arch_init(r->arch, &r->shape, &r->lay, r->params, o->seed,
+                           (float)(o->emb_init > 0 ? o->emb_init : o->lr_init), err);
 }
 
 /* (the run's settings hold the resolved sizes: n_ffn and n_head are stored

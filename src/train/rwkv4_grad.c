@@ -420,48 +420,51 @@ rwkv_status rwkv4_forward_loss(rwkv4_train_ctx *ctx, const float *params, const 
 
 /* ---- initialisation (§3.1-§3.2) ----------------------------------------------- */
 
-rwkv_status rwkv4_init_params(const param_layout *layout, float *params, uint64_t seed,
-                              float emb_scale) {
+rwkv_status rwkv4_init_tensor(const param_layout *layout, int index, float *w, uint64_t seed, float emb_scale) {
     const int C = layout->shape.n_embd, A = layout->shape.dim_att, L = layout->shape.n_layer;
-    for (int pi = 0; pi < layout->count; pi++) {
-        const param_info *p = &layout->params[pi];
-        float *w = params + p->offset;
-        /* one random stream per tensor, from the seed and the tensor's index */
-        uint64_t rng = init_stream(seed, pi);
-        int l = 0;
-        sscanf(p->name, "blocks.%d.", &l);
-        const double r01 = L > 1 ? (double)l / (L - 1) : 0.0; /* 0 -> 1 over layers */
-        const double r10 = 1.0 - (double)l / L;               /* 1 -> almost 0 */
-        const char *nm = p->name;
-        if (strcmp(nm, "emb.weight") == 0) {
-            for (size_t i = 0; i < p->numel; i++)
-                w[i] = (float)((2.0 * init_uniform01(&rng) - 1.0) * emb_scale);
-        } else if (ends_with(nm, "ln0.weight") || ends_with(nm, "ln1.weight") ||
-                   ends_with(nm, "ln2.weight") || strcmp(nm, "ln_out.weight") == 0) {
-            for (size_t i = 0; i < p->numel; i++) w[i] = 1.0f;
-        } else if (ends_with(nm, ".time_mix_k") || ends_with(nm, "ffn.time_mix_r")) {
-            for (int i = 0; i < C; i++) w[i] = (float)pow((double)i / C, r10);
-        } else if (ends_with(nm, "att.time_mix_v")) {
-            for (int i = 0; i < C; i++) w[i] = (float)(pow((double)i / C, r10) + 0.3 * r01);
-        } else if (ends_with(nm, "att.time_mix_r")) {
-            for (int i = 0; i < C; i++) w[i] = (float)pow((double)i / C, 0.5 * r10);
-        } else if (ends_with(nm, "time_decay")) {
-            for (int h = 0; h < A; h++) {
-                const double x = A > 1 ? (double)h / (A - 1) : 0.0;
-                w[h] = (float)(-5.0 + 8.0 * pow(x, 0.7 + 1.3 * r01));
-            }
-        } else if (ends_with(nm, "time_first")) {
-            for (int h = 0; h < A; h++) w[h] = (float)(log(0.3) + 0.5 * (((h + 1) % 3) - 1));
-        } else if (ends_with(nm, "att.value.weight") || ends_with(nm, "ffn.key.weight") ||
-                   strcmp(nm, "head.weight") == 0) {
-            /* gain sqrt(rows/cols) when rows > cols, else 1; head × 0.5 */
-            const int rows = (int)p->shape[0], cols = (int)p->shape[1];
-            double gain = rows > cols ? sqrt((double)rows / cols) : 1.0;
-            if (strcmp(nm, "head.weight") == 0) gain *= 0.5;
-            if (orthogonal_init(w, rows, cols, gain, &rng)) return RWKV_ERR_NOMEM;
-        } else { /* LN biases and the zero-initialised matrices (§3.2) */
-            memset(w, 0, p->numel * sizeof(float));
+    const param_info *p = &layout->params[index];
+    /* one random stream per tensor, from the seed and the tensor's index */
+    uint64_t rng = init_stream(seed, index);
+    int l = 0;
+    sscanf(p->name, "blocks.%d.", &l);
+    const double r01 = L > 1 ? (double)l / (L - 1) : 0.0; /* 0 -> 1 over layers */
+    const double r10 = 1.0 - (double)l / L;               /* 1 -> almost 0 */
+    const char *nm = p->name;
+    if (strcmp(nm, "emb.weight") == 0) {
+        init_uniform_fill(w, p->numel, emb_scale, rng);
+    } else if (ends_with(nm, "ln0.weight") || ends_with(nm, "ln1.weight") || ends_with(nm, "ln2.weight") ||
+               strcmp(nm, "ln_out.weight") == 0) {
+        for (size_t i = 0; i < p->numel; i++) w[i] = 1.0f;
+    } else if (ends_with(nm, ".time_mix_k") || ends_with(nm, "ffn.time_mix_r")) {
+        for (int i = 0; i < C; i++) w[i] = (float)pow((double)i / C, r10);
+    } else if (ends_with(nm, "att.time_mix_v")) {
+        for (int i = 0; i < C; i++) w[i] = (float)(pow((double)i / C, r10) + 0.3 * r01);
+    } else if (ends_with(nm, "att.time_mix_r")) {
+        for (int i = 0; i < C; i++) w[i] = (float)pow((double)i / C, 0.5 * r10);
+    } else if (ends_with(nm, "time_decay")) {
+        for (int h = 0; h < A; h++) {
+            const double x = A > 1 ? (double)h / (A - 1) : 0.0;
+            w[h] = (float)(-5.0 + 8.0 * pow(x, 0.7 + 1.3 * r01));
         }
+    } else if (ends_with(nm, "time_first")) {
+        for (int h = 0; h < A; h++) w[h] = (float)(log(0.3) + 0.5 * (((h + 1) % 3) - 1));
+    } else if (ends_with(nm, "att.value.weight") || ends_with(nm, "ffn.key.weight") ||
+               strcmp(nm, "head.weight") == 0) {
+        /* gain sqrt(rows/cols) when rows > cols, else 1; head × 0.5 */
+        const int rows = (int)p->shape[0], cols = (int)p->shape[1];
+        double gain = rows > cols ? sqrt((double)rows / cols) : 1.0;
+        if (strcmp(nm, "head.weight") == 0) gain *= 0.5;
+        if (orthogonal_init(w, rows, cols, gain, &rng)) return RWKV_ERR_NOMEM;
+    } else { /* LN biases and the zero-initialised matrices (§3.2) */
+        memset(w, 0, p->numel * sizeof(float));
+    }
+    return RWKV_OK;
+}
+
+rwkv_status rwkv4_init_params(const param_layout *layout, float *params, uint64_t seed, float emb_scale) {
+    for (int pi = 0; pi < layout->count; pi++) {
+        rwkv_status s = rwkv4_init_tensor(layout, pi, params + layout->params[pi].offset, seed, emb_scale);
+        if (s != RWKV_OK) return s;
     }
     return RWKV_OK;
 }

@@ -63,5 +63,8 @@ rwkv_status rwkv4_forward_loss(rwkv4_train_ctx *ctx, const float *params, const 
  * allocated; params is then partly written. */
 rwkv_status rwkv4_init_params(const param_layout *layout, float *params, uint64_t seed,
                               float emb_scale);
+/* The same for tensor `index` of the layout alone, into w (its numel floats):
+ * each tensor has its own random stream, so any order gives the same model. */
+rwkv_status rwkv4_init_tensor(const param_layout *layout, int index, float *w, uint64_t seed, float emb_scale);
 
 #endif

@@ -48,6 +48,10 @@ rwkv_status rwkv7_params_from_tensors(const tensor_set *set, rwkv7_shape *shape,
  * for a seed. RWKV_ERR_NOMEM when the orthogonal init's workspace cannot be
  * had (params then partly written). */
 rwkv_status rwkv7_init_params(const rwkv7_shape *shape, const param_layout *layout, float *params, uint64_t seed);
+/* The same for tensor `index` of the layout alone, into w (its numel floats);
+ * each tensor has its own random stream. */
+rwkv_status rwkv7_init_tensor(const rwkv7_shape *shape, const param_layout *layout, int index, float *w,
+                              uint64_t seed);
 
 /* Activation memory for one forward/backward of B sequences of T tokens;
  * n_threads <= 0 uses every core. */

@@ -228,32 +228,37 @@ static double matrix_scale(const char *nm, const param_info *pi, int V, int C) {
     return 0.1 * (pi->shape[0] > pi->shape[1] ? sqrt((double)pi->shape[0] / pi->shape[1]) : 1.0);
 }
 
-rwkv_status rwkv7_init_params(const rwkv7_shape *shape, const param_layout *layout, float *params, uint64_t seed) {
+rwkv_status rwkv7_init_tensor(const rwkv7_shape *shape, const param_layout *layout, int index, float *w,
+                              uint64_t seed) {
     const int C = shape->n_embd, L = shape->n_layer;
+    const param_info *p = &layout->params[index];
+    uint64_t rng = init_stream(seed, index);
+    int l = 0;
+    sscanf(p->name, "blocks.%d.", &l);
+    const init_profile prof = {C, shape->head_size, L, l, L > 1 ? (double)l / (L - 1) : 0.0, 1.0 - (double)l / L};
+    const int is_matrix = p->ndim == 2 && !ends_with(p->name, ".r_k");
+    if (!is_matrix) {
+        if ((size_t)C != p->numel) return RWKV_ERR_SHAPE;
+        init_vector(&prof, p->name, w);
+        return RWKV_OK;
+    }
+    const double scale = matrix_scale(p->name, p, shape->n_vocab, C);
+    if (scale == 0.0) {
+        memset(w, 0, p->numel * sizeof(float));
+    } else if (scale < 0.0 || shape->uniform) {
+        /* uniform: an orthogonal matrix's entries have variance 1 / (its longer side) */
+        const double longer = (double)(p->shape[0] > p->shape[1] ? p->shape[0] : p->shape[1]);
+        init_uniform_fill(w, p->numel, scale < 0.0 ? -scale : scale * sqrt(3.0 / longer), rng);
+    } else if (orthogonal_init(w, (int)p->shape[0], (int)p->shape[1], scale, &rng)) {
+        return RWKV_ERR_NOMEM;
+    }
+    return RWKV_OK;
+}
+
+rwkv_status rwkv7_init_params(const rwkv7_shape *shape, const param_layout *layout, float *params, uint64_t seed) {
     for (int pi = 0; pi < layout->count; pi++) {
-        const param_info *p = &layout->params[pi];
-        float *w = params + p->offset;
-        uint64_t rng = init_stream(seed, pi);
-        int l = 0;
-        sscanf(p->name, "blocks.%d.", &l);
-        const init_profile prof = {C, shape->head_size, L, l, L > 1 ? (double)l / (L - 1) : 0.0, 1.0 - (double)l / L};
-        const int is_matrix = p->ndim == 2 && !ends_with(p->name, ".r_k");
-        if (!is_matrix) {
-            if ((size_t)C != p->numel) return RWKV_ERR_SHAPE;
-            init_vector(&prof, p->name, w);
-            continue;
-        }
-        const double scale = matrix_scale(p->name, p, shape->n_vocab, C);
-        if (scale == 0.0) {
-            memset(w, 0, p->numel * sizeof(float));
-        } else if (scale < 0.0 || shape->uniform) {
-            /* uniform: an orthogonal matrix's entries have variance 1 / (its longer side) */
-            const double longer = (double)(p->shape[0] > p->shape[1] ? p->shape[0] : p->shape[1]);
-            const double half = scale < 0.0 ? -scale : scale * sqrt(3.0 / longer);
-            for (size_t i = 0; i < p->numel; i++) w[i] = (float)((2.0 * init_uniform01(&rng) - 1.0) * half);
-        } else if (orthogonal_init(w, (int)p->shape[0], (int)p->shape[1], scale, &rng)) {
-            return RWKV_ERR_NOMEM;
-        }
+        rwkv_status s = rwkv7_init_tensor(shape, layout, pi, params + layout->params[pi].offset, seed);
+        if (s != RWKV_OK) return s;
     }
     return RWKV_OK;
 }

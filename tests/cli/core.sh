@@ -1,8 +1,8 @@
 #!/bin/sh
-# End-to-end tests of the core commands (info, convert, help), of info and
-# eval on the GPT baseline, of transformers' RWKV-4 folders (read by every
-# command that takes a model, written by convert --layout hf), and of bad
-# input through the CLI.
+# End-to-end tests of the core commands (info, convert, help, init of random
+# RWKV-5/6 models and bench on them), of info and eval on the GPT baseline,
+# of transformers' RWKV-4 folders (read by every command that takes a model,
+# written by convert --layout hf), and of bad input through the CLI.
 # Usage: tests/cli/core.sh ./rwkv
 # Prints PASS/FAIL/SKIP lines; exits non-zero when anything failed.
 RWKV=${1:-./rwkv}
@@ -43,6 +43,38 @@ expect_error "init bad arch" "--arch" "$RWKV" init --arch lstm --out "$tmp/x.saf
 if "$RWKV" init --layers 2 --embd 64 --vocab 97 --out "$tmp/init.safetensors" 2>/dev/null &&
     "$RWKV" info "$tmp/init.safetensors" | grep -q "n_vocab: *97"; then pass "init then info"
 else fail "init then info" "rwkv init output not loadable"; fi
+
+# random RWKV-5.2 / RWKV-6 models (benchmarks and tests): info reads their shape, bench runs them,
+# --dtype bf16 halves the file (the bytes convert makes of the f32 one); only --uniform makes them,
+# a bad combination is one line
+for a in rwkv5 rwkv6; do
+    v=$([ $a = rwkv5 ] && echo "RWKV-5.2" || echo "RWKV-6")
+    if "$RWKV" init --arch $a --uniform --layers 2 --embd 128 --vocab 300 --out "$tmp/$a.safetensors" 2>/dev/null &&
+        "$RWKV" init --arch $a --uniform --layers 2 --embd 128 --vocab 300 --dtype bf16 --out "$tmp/$a-bf16.safetensors" \
+            2>/dev/null && "$RWKV" info "$tmp/$a.safetensors" >"$tmp/info" 2>&1 && grep -q "version: *$v\$" "$tmp/info" &&
+        grep -q "heads: *2 x 64" "$tmp/info" && grep -q "n_ffn: *448" "$tmp/info" &&
+        "$RWKV" info "$tmp/$a-bf16.safetensors" | grep -q "dtype: *bf16" &&
+        [ $(($(wc -c <"$tmp/$a.safetensors") / $(wc -c <"$tmp/$a-bf16.safetensors"))) -eq 1 ] &&
+        [ $(($(wc -c <"$tmp/$a.safetensors") * 10 / $(wc -c <"$tmp/$a-bf16.safetensors"))) -ge 19 ]; then
+        pass "init --arch $a --uniform then info"
+    else fail "init --arch $a --uniform then info" "$(tr '\n' ' ' <"$tmp/info")"; fi
+    if "$RWKV" convert "$tmp/$a.safetensors" "$tmp/$a-conv.safetensors" --dtype bf16 2>/dev/null &&
+        cmp -s "$tmp/$a-conv.safetensors" "$tmp/$a-bf16.safetensors"; then pass "init --arch $a --dtype bf16 = convert"
+    else fail "init --arch $a --dtype bf16 = convert" "not the bytes of convert --dtype bf16 of the f32 file"; fi
+    if "$RWKV" bench -m "$tmp/$a-bf16.safetensors" -t 2 --tokens 4 --prompt 16 --no-machine >"$tmp/bench" 2>&1 &&
+        grep -q "^decode .* ms/token" "$tmp/bench" && grep -q "^prefill .* tokens/s" "$tmp/bench"; then
+        pass "bench on a random $v model"
+    else fail "bench on a random $v model" "$(tail -2 "$tmp/bench" | tr '\n' ' ')"; fi
+done
+expect_error "init rwkv5 needs --uniform" "--arch rwkv5 needs --uniform" \
+    "$RWKV" init --arch rwkv5 --layers 1 --embd 64 --out "$tmp/x.safetensors"
+expect_error "init --uniform rwkv4" "--uniform is for --arch rwkv5, rwkv6 and rwkv7" \
+    "$RWKV" init --uniform --layers 1 --embd 64 --out "$tmp/x.safetensors"
+expect_error "init bad dtype" "--dtype must be one of f32, bf16, f16" \
+    "$RWKV" init --arch rwkv6 --uniform --dtype q8_0 --layers 1 --embd 64 --out "$tmp/x.safetensors"
+expect_error "init rwkv6 head size" "--head-size 48 does not divide n_embd 128" \
+    "$RWKV" init --arch rwkv6 --uniform --head-size 48 --layers 1 --embd 128 --out "$tmp/x.safetensors"
+[ -e "$tmp/x.safetensors" ] && fail "init errors write nothing" "$tmp/x.safetensors exists"
 
 # ---- the GPT baseline: info and eval read it (recognised from the file) -----
 # json_keys FILE: the member names of a one-line JSON object, in order

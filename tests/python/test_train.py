@@ -83,6 +83,10 @@ def test_init_model_and_tokenize_file(corpus, tmp_path):
     assert rwkvc.Model(path).info.n_vocab == 300
     gpt = rwkvc.init_model(tmp_path / "g.safetensors", arch="gpt", n_layer=1, n_embd=8, n_ctx=16)
     assert rwkvc.Model(gpt).info.arch == "gpt"
+    v6 = rwkvc.init_model(tmp_path / "v6.safetensors", arch="rwkv6", uniform=True, n_layer=1, n_embd=64, dtype="bf16")
+    assert rwkvc.Model(v6).info.version == "6"
+    with pytest.raises(ValueError, match="dtype"):
+        rwkvc.init_model(tmp_path / "x", dtype="q8_0")
     assert rwkvc.tokenize_file(corpus, tmp_path / "t.bin") == (os.path.getsize(corpus), 256)
 
 
