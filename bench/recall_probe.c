@@ -17,6 +17,7 @@
  *   recall_probe show [--pairs P] [spec] [--examples N] [--seed S]
  *       prints examples as text
  *   spec: --keys K (256) --values V (10) --queries Q (0: every pair) --echo 0|1 (1)
+ *         --question-first 0|1 (0; 1: the queried keys are announced before the pairs)
  *
  * Uses only the public API (rwkv.h, rwkv_recall.h). */
 #include <errno.h>
@@ -33,6 +34,7 @@ static void usage(FILE *f) {
                "                         [--lead L] [--seed S] [--threads T]\n"
                "       recall_probe show [--pairs P] [spec] [--examples N] [--seed S]\n"
                "spec: --keys K (256) --values V (10) --queries Q (0: every pair) --echo 0|1 (1)\n"
+               "      --question-first 0|1 (0: the queried keys are announced before the pairs)\n"
                "defaults: --tokens 1000000 --pairs-min 1 --pairs-max 8 --examples 100 (show: 3) --lead 0 --seed 1\n");
 }
 
@@ -83,7 +85,7 @@ int main(int argc, char **argv) {
     const char *out = NULL, *arch = NULL, *model = NULL;
     long n_tokens = 1000000, pmin = 1, pmax = 8, seed = 1, examples = is_show ? 3 : 100, threads = 0, lead = 0;
     rwkv_recall_spec spec = rwkv_recall_spec_default();
-    long keys = spec.n_keys, values = spec.n_values, queries = 0, echo = spec.echo;
+    long keys = spec.n_keys, values = spec.n_values, queries = 0, echo = spec.echo, qfirst = 0;
     long pairs[MAX_LIST] = {spec.n_pairs};
     int n_pairs = is_show ? 1 : 0;
     for (int i = 2; i < argc; i++) {
@@ -100,6 +102,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--values")) bad = parse_long(a, v, 2, RWKV_RECALL_MAX_VALUES, &values);
         else if (!strcmp(a, "--queries")) bad = parse_long(a, v, 0, RWKV_RECALL_MAX_KEYS, &queries);
         else if (!strcmp(a, "--echo")) bad = parse_long(a, v, 0, 1, &echo);
+        else if (!strcmp(a, "--question-first")) bad = parse_long(a, v, 0, 1, &qfirst);
         else if (is_gen && !strcmp(a, "--out")) out = v;
         else if (is_gen && !strcmp(a, "--tokens")) bad = parse_long(a, v, 1, 1L << 32, &n_tokens);
         else if (is_gen && !strcmp(a, "--pairs-min")) bad = parse_long(a, v, 1, RWKV_RECALL_MAX_KEYS, &pmin);
@@ -123,6 +126,7 @@ int main(int argc, char **argv) {
     spec.n_values = (int)values;
     spec.n_queries = (int)queries;
     spec.echo = (int)echo;
+    spec.question_first = (int)qfirst;
 
     if (is_gen) {
         if (!out) {

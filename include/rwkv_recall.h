@@ -30,6 +30,17 @@
  * of docs/results.md does not within that probe's budget. With echo off a
  * pair is "key value".
  *
+ * The question-first order (question_first = 1) tells the model what will be
+ * asked before it reads the pairs: the example opens with ASK and the queried
+ * keys in the order of the queries, then continues as above. With N = 3 and
+ * two queries:
+ *
+ *     ASK k40 k5  7 k12 7  3 k40 3  7 k5 7  ASK k40 3  ASK k5 7  END
+ *
+ * A recurrent state then has to keep only the queried pairs; attention can
+ * look them up either way. The examples of both orders draw the same random
+ * numbers, so one seed gives the same pairs and queries in both.
+ *
  * Baselines: 1/V for a model that kept nothing; rwkv_recall_unbound_score()
  * for one that knows which values occurred but not which key holds which.
  *
@@ -58,6 +69,7 @@ typedef struct rwkv_recall_spec {
     int n_values;  /* V: values, 2..64 (10) */
     int n_queries; /* queries per example, 1..n_pairs (0: n_pairs) */
     int echo;      /* 1: pairs written value key value; 0: key value (1) */
+    int question_first; /* 1: the queried keys are announced before the pairs (0) */
 } rwkv_recall_spec;
 
 RWKV_API rwkv_recall_spec rwkv_recall_spec_default(void);
@@ -70,7 +82,8 @@ RWKV_API int rwkv_recall_vocab(const rwkv_recall_spec *spec);
 RWKV_API int rwkv_recall_value_token(const rwkv_recall_spec *spec, int v);
 RWKV_API int rwkv_recall_key_token(const rwkv_recall_spec *spec, int k);
 
-/* Tokens of an example: (2 + echo) N + 3 n_queries + 1. */
+/* Tokens of an example: (2 + echo) N + 3 Q + 1, plus 1 + Q question-first
+ * (Q: the queries, n_queries or N). */
 RWKV_API size_t rwkv_recall_example_len(const rwkv_recall_spec *spec);
 
 /* The random source: any 64-bit value seeds it. */

@@ -17,9 +17,11 @@ static int is_value(const rwkv_recall_spec *s, int t) { return t >= 2 && t < 2 +
 static const char *check_layout(const rwkv_recall_spec *s, const int *t, size_t len, const rwkv_recall_answers *a) {
     const int N = s->n_pairs, Q = s->n_queries ? s->n_queries : s->n_pairs;
     if (len != rwkv_recall_example_len(s)) return "length";
-    if (len != (size_t)(2 + s->echo) * N + 3 * (size_t)Q + 1) return "documented length";
+    const size_t preface = s->question_first ? 1 + (size_t)Q : 0;
+    if (len != preface + (size_t)(2 + s->echo) * N + 3 * (size_t)Q + 1) return "documented length";
     if (t[len - 1] != RWKV_RECALL_END) return "no END at the end";
-    size_t p = 0;
+    if (preface && t[0] != RWKV_RECALL_ASK) return "question-first example without ASK first";
+    size_t p = preface;
     int keys[RWKV_RECALL_MAX_KEYS], values[RWKV_RECALL_MAX_KEYS];
     for (int i = 0; i < N; i++) {
         if (s->echo) {
@@ -43,6 +45,7 @@ static const char *check_layout(const rwkv_recall_spec *s, const int *t, size_t 
         while (i < N && keys[i] != key) i++;
         if (i == N) return "queried key not among the pairs";
         if (asked[i]++) return "key queried twice";
+        if (preface && t[1 + q] != key) return "announced key is not the queried one";
         if (a->answer[q] != p) return "answer offset";
         if (t[p] != values[i]) return "answer is not the key's value";
         /* the source is the (first) value token of the same pair */
@@ -55,8 +58,9 @@ static const char *check_layout(const rwkv_recall_spec *s, const int *t, size_t 
 }
 
 static void test_layout_and_answers(void) {
-    rwkv_recall_spec specs[] = {{1, 1, 2, 0, 1},   {6, 26, 10, 0, 1}, {6, 26, 10, 0, 0}, {4, 8, 3, 2, 1},
-                                {20, 256, 10, 0, 1}, {64, 64, 64, 0, 0}, {7, 1024, 2, 7, 1}};
+    rwkv_recall_spec specs[] = {{1, 1, 2, 0, 1, 0},   {6, 26, 10, 0, 1, 0}, {6, 26, 10, 0, 0, 0}, {4, 8, 3, 2, 1, 0},
+                                {20, 256, 10, 0, 1, 0}, {64, 64, 64, 0, 0, 0}, {7, 1024, 2, 7, 1, 0},
+                                {1, 1, 2, 0, 1, 1},  {6, 26, 10, 0, 1, 1}, {6, 26, 10, 2, 0, 1}, {20, 256, 10, 4, 1, 1}};
     static int buf[4096];
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
         rwkv_recall_spec s = specs[k];
@@ -76,12 +80,13 @@ static void test_layout_and_answers(void) {
         }
     }
     rwkv_recall_spec d = rwkv_recall_spec_default();
-    CHECK(d.n_pairs == 8 && d.n_keys == 256 && d.n_values == 10 && d.n_queries == 0 && d.echo == 1,
-          "defaults %d %d %d %d %d", d.n_pairs, d.n_keys, d.n_values, d.n_queries, d.echo);
+    CHECK(d.n_pairs == 8 && d.n_keys == 256 && d.n_values == 10 && d.n_queries == 0 && d.echo == 1 &&
+              d.question_first == 0,
+          "defaults %d %d %d %d %d %d", d.n_pairs, d.n_keys, d.n_values, d.n_queries, d.echo, d.question_first);
 }
 
 static void test_render(void) {
-    rwkv_recall_spec s = {2, 50, 10, 0, 1};
+    rwkv_recall_spec s = {2, 50, 10, 0, 1, 0};
     const int t[] = {2 + 7, 12 + 12, 2 + 7, 2 + 3, 12 + 40, 2 + 3, RWKV_RECALL_ASK, 12 + 40, 2 + 3, RWKV_RECALL_END, 999};
     char buf[128];
     size_t n = rwkv_recall_render(&s, t, sizeof t / sizeof t[0], buf, sizeof buf);
@@ -118,11 +123,38 @@ static void test_deterministic_and_varied(void) {
           "the first query asked for the first pair %d times in 400 (expected about 50)", first_query_is_first_pair);
 }
 
+/* One seed gives the same pairs and the same queries in both orders: the
+ * question-first example is the announcement followed by the other one. */
+static void test_orders_share_examples(void) {
+    rwkv_recall_spec after = {12, 256, 10, 4, 1, 0}, first = after;
+    first.question_first = 1;
+    rwkv_recall_rng ra, rf;
+    rwkv_recall_seed(&ra, 11);
+    rwkv_recall_seed(&rf, 11);
+    for (int e = 0; e < 50; e++) {
+        int ta[128], tf[128];
+        rwkv_recall_answers aa, af;
+        const size_t na = rwkv_recall_example(&after, &ra, ta, 128, &aa);
+        const size_t nf = rwkv_recall_example(&first, &rf, tf, 128, &af);
+        const size_t pre = 1 + 4;
+        CHECK(na && nf == na + pre, "lengths %zu and %zu", na, nf);
+        CHECK(memcmp(ta, tf + pre, na * sizeof(int)) == 0, "example %d: the orders hold different pairs or queries", e);
+        for (int q = 0; q < 4; q++)
+            CHECK(af.answer[q] == aa.answer[q] + pre && af.source[q] == aa.source[q] + pre &&
+                      tf[1 + q] == ta[aa.answer[q] - 1],
+                  "example %d, query %d: answers or announcement", e, q);
+        /* the unbound baseline does not depend on the order */
+        CHECK(fabs(rwkv_recall_unbound_score(&after, ta, na, &aa) - rwkv_recall_unbound_score(&first, tf, nf, &af)) <
+                  1e-12,
+              "unbound scores differ between the orders");
+    }
+}
+
 static void test_bad_arguments(void) {
     rwkv_error err;
-    const rwkv_recall_spec bad[] = {{0, 26, 10, 0, 1},  {27, 26, 10, 0, 1}, {3, 26, 1, 0, 1},  {3, 26, 65, 0, 1},
-                                    {3, 0, 10, 0, 1},   {3, 1025, 10, 0, 1}, {3, 26, 10, 4, 1}, {3, 26, 10, -1, 1},
-                                    {3, 26, 10, 0, 2}};
+    const rwkv_recall_spec bad[] = {{0, 26, 10, 0, 1, 0},  {27, 26, 10, 0, 1, 0}, {3, 26, 1, 0, 1, 0},  {3, 26, 65, 0, 1, 0},
+                                    {3, 0, 10, 0, 1, 0},   {3, 1025, 10, 0, 1, 0}, {3, 26, 10, 4, 1, 0}, {3, 26, 10, -1, 1, 0},
+                                    {3, 26, 10, 0, 2, 0}, {3, 26, 10, 0, 1, 2}, {3, 26, 10, 0, 1, -1}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(rwkv_recall_spec_check(&bad[i], &err) == RWKV_ERR_ARG, "bad spec %zu accepted", i);
     rwkv_recall_spec s = rwkv_recall_spec_default();
@@ -141,7 +173,7 @@ static void test_corpus_file(void) {
     int fd = mkstemp(path);
     CHECK(fd >= 0, "mkstemp");
     close(fd);
-    rwkv_recall_spec s = {0, 40, 5, 0, 1};
+    rwkv_recall_spec s = {0, 40, 5, 0, 1, 0};
     rwkv_error err;
     CHECK(rwkv_recall_write_corpus(path, &s, 2, 9, 20000, 9, &err) == RWKV_OK, "%s", err.message);
     token_data d;
@@ -193,7 +225,7 @@ static void test_corpus_file(void) {
 }
 
 static void test_score(void) {
-    rwkv_recall_spec s = {5, 30, 10, 0, 1};
+    rwkv_recall_spec s = {5, 30, 10, 0, 1, 0};
     rwkv_recall_rng rng;
     rwkv_recall_seed(&rng, 5);
     /* the scored example follows another one, as with recall_probe eval --lead 1 */
@@ -225,7 +257,7 @@ static void test_score(void) {
 static void test_unbound_baseline(void) {
     /* no echo, N = 3 with values 4, 4, 7; the queries are answered 4, 7, 4:
      * 2/3 (two 4s of three), then 1/2 (a 4 and a 7 left), then 1 */
-    rwkv_recall_spec s = {3, 10, 10, 0, 0};
+    rwkv_recall_spec s = {3, 10, 10, 0, 0, 0};
     const int K = 2 + 10, v4 = 2 + 4, v7 = 2 + 7;
     const int t[] = {K + 1, v4, K + 2, v4, K + 3, v7, RWKV_RECALL_ASK, K + 2, v4, RWKV_RECALL_ASK, K + 3, v7,
                      RWKV_RECALL_ASK, K + 1, v4, RWKV_RECALL_END};
@@ -234,7 +266,7 @@ static void test_unbound_baseline(void) {
     double u = rwkv_recall_unbound_score(&s, t, sizeof t / sizeof t[0], &a);
     CHECK(fabs(u - (2.0 / 3 + 0.5 + 1)) < 1e-12, "unbound score %.6f, want %.6f", u, 2.0 / 3 + 0.5 + 1);
     /* distinct values: 1/N, 1/(N-1), ..., 1; the same with echo */
-    rwkv_recall_spec e = {4, 10, 10, 0, 1};
+    rwkv_recall_spec e = {4, 10, 10, 0, 1, 0};
     const int te[] = {2, K, 2, 3, K + 1, 3, 4, K + 2, 4, 5, K + 3, 5,
                       RWKV_RECALL_ASK, K + 3, 5, RWKV_RECALL_ASK, K, 2, RWKV_RECALL_ASK, K + 2, 4,
                       RWKV_RECALL_ASK, K + 1, 3, RWKV_RECALL_END};
@@ -243,7 +275,7 @@ static void test_unbound_baseline(void) {
     u = rwkv_recall_unbound_score(&e, te, sizeof te / sizeof te[0], &ae);
     CHECK(fabs(u - (0.25 + 1.0 / 3 + 0.5 + 1)) < 1e-12, "unbound score %.6f, want %.6f", u, 0.25 + 1.0 / 3 + 0.5 + 1);
     /* it never beats a perfect model and is 1 per query with a single pair */
-    rwkv_recall_spec one = {1, 10, 10, 0, 1};
+    rwkv_recall_spec one = {1, 10, 10, 0, 1, 0};
     rwkv_recall_rng rng;
     rwkv_recall_seed(&rng, 3);
     int t1[8];
@@ -255,6 +287,7 @@ int main(void) {
     RUN(test_layout_and_answers);
     RUN(test_render);
     RUN(test_deterministic_and_varied);
+    RUN(test_orders_share_examples);
     RUN(test_bad_arguments);
     RUN(test_corpus_file);
     RUN(test_score);

@@ -11,7 +11,7 @@
 #include "train/data.h"
 
 rwkv_recall_spec rwkv_recall_spec_default(void) {
-    rwkv_recall_spec s = {8, 256, 10, 0, 1};
+    rwkv_recall_spec s = {8, 256, 10, 0, 1, 0};
     return s;
 }
 
@@ -30,6 +30,8 @@ rwkv_status rwkv_recall_spec_check(const rwkv_recall_spec *s, rwkv_error *err) {
         return rwkv_fail(err, RWKV_ERR_ARG, "recall: queries must be in [1, pairs = %d] (0: all), got %d",
                          s->n_pairs, s->n_queries);
     if (s->echo != 0 && s->echo != 1) return rwkv_fail(err, RWKV_ERR_ARG, "recall: echo must be 0 or 1, got %d", s->echo);
+    if (s->question_first != 0 && s->question_first != 1)
+        return rwkv_fail(err, RWKV_ERR_ARG, "recall: question_first must be 0 or 1, got %d", s->question_first);
     return RWKV_OK;
 }
 
@@ -42,8 +44,11 @@ int rwkv_recall_key_token(const rwkv_recall_spec *s, int k) { return 2 + s->n_va
 
 static int queries_of(const rwkv_recall_spec *s) { return s->n_queries ? s->n_queries : s->n_pairs; }
 
+/* tokens before the first pair: ASK and the queried keys, question-first */
+static size_t preface_len(const rwkv_recall_spec *s) { return s->question_first ? 1 + (size_t)queries_of(s) : 0; }
+
 size_t rwkv_recall_example_len(const rwkv_recall_spec *s) {
-    return (size_t)(2 + s->echo) * (size_t)s->n_pairs + 3 * (size_t)queries_of(s) + 1;
+    return preface_len(s) + (size_t)(2 + s->echo) * (size_t)s->n_pairs + 3 * (size_t)queries_of(s) + 1;
 }
 
 void rwkv_recall_seed(rwkv_recall_rng *rng, uint64_t seed) { rng->s = seed; }
@@ -75,12 +80,21 @@ size_t rwkv_recall_example(const rwkv_recall_spec *s, rwkv_recall_rng *rng, int 
     if (!s || !rng || !tokens || rwkv_recall_spec_check(s, NULL) != RWKV_OK) return 0;
     const size_t len = rwkv_recall_example_len(s);
     if (cap < len) return 0;
+    /* everything is drawn before anything is written, in one order for both
+     * orders of the example: the keys, the values, then the queries (the
+     * first n_queries of a random order of the pairs) */
     int keys[RWKV_RECALL_MAX_KEYS], order[RWKV_RECALL_MAX_KEYS], values[RWKV_RECALL_MAX_KEYS];
     partial_shuffle(rng, keys, s->n_keys, s->n_pairs);
+    for (int i = 0; i < s->n_pairs; i++) values[i] = (int)below(rng, (uint32_t)s->n_values);
+    const int nq = queries_of(s);
+    partial_shuffle(rng, order, s->n_pairs, nq);
     size_t p = 0;
+    if (s->question_first) { /* ASK and the queried keys */
+        tokens[p++] = RWKV_RECALL_ASK;
+        for (int q = 0; q < nq; q++) tokens[p++] = rwkv_recall_key_token(s, keys[order[q]]);
+    }
     size_t src[RWKV_RECALL_MAX_KEYS];
     for (int i = 0; i < s->n_pairs; i++) {
-        values[i] = (int)below(rng, (uint32_t)s->n_values);
         if (s->echo) { /* value key value */
             src[i] = p;
             tokens[p++] = rwkv_recall_value_token(s, values[i]);
@@ -92,9 +106,7 @@ size_t rwkv_recall_example(const rwkv_recall_spec *s, rwkv_recall_rng *rng, int 
             tokens[p++] = rwkv_recall_value_token(s, values[i]);
         }
     }
-    /* the queries: the first n_queries of a random order of the pairs, each ASK key value */
-    const int nq = queries_of(s);
-    partial_shuffle(rng, order, s->n_pairs, nq);
+    /* the queries, each ASK key value */
     if (answers) answers->n = nq;
     for (int q = 0; q < nq; q++) {
         const int i = order[q];
@@ -187,7 +199,7 @@ int rwkv_recall_score(const int *tokens, size_t len, const rwkv_recall_answers *
 double rwkv_recall_unbound_score(const rwkv_recall_spec *s, const int *tokens, size_t len,
                                  const rwkv_recall_answers *answers) {
     int count[RWKV_RECALL_MAX_VALUES] = {0};
-    const size_t stride = (size_t)(2 + s->echo), first = s->echo ? 0 : 1;
+    const size_t stride = (size_t)(2 + s->echo), first = preface_len(s) + (s->echo ? 0 : 1);
     int left = 0;
     for (int i = 0; i < s->n_pairs; i++) {
         const size_t at = first + stride * (size_t)i;
