@@ -88,15 +88,17 @@ sweep_best() { # size arch
     if plan_sweep | grep -q "^sweep sweep-$1-$2-"; then return 0; fi
     sweep_ranked $1 $2 | head -1 | cut -d' ' -f2
 }
+# seed by seed, so that an interrupted run leaves whole seeds of both architectures
 plan_final() {
-    for s in $FSIZES; do for a in rwkv4 gpt; do
-        best=$(sweep_best $s $a)
-        [ -n "$best" ] || { echo "results_jobs: final $s/$a waits for its sweep" >&2; continue; }
-        for seed in $FSEEDS; do
+    for s in $FSIZES; do
+        best_rwkv4=$(sweep_best $s rwkv4) best_gpt=$(sweep_best $s gpt)
+        for seed in $FSEEDS; do for a in rwkv4 gpt; do
+            eval best=\$best_$a
+            [ -n "$best" ] || { [ $seed != 1 ] || echo "results_jobs: final $s/$a waits for its sweep" >&2; continue; }
             n=final${best#sweep}-seed$seed
             [ -f "$DATA/final/$n.tsv" ] || echo "final $n"
-        done
-    done; done
+        done; done
+    done
 }
 plan_order() {
     for seed in $ROSEEDS; do for q in 0 1; do for a in rwkv4 gpt; do
