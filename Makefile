@@ -199,12 +199,19 @@ $(BUILD)/fuzz/libfuzzer/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/fuzz/clang/lib
 	  $(FUZZ_LDLIBS)
 
 # ---- experiments: RWKV-4 and RWKV-7 vs the GPT baseline (docs/results.md) ----
-# `make results` runs scripts/results.sh (about 20 minutes on 2 cores;
-# RESULTS_QUICK=1 for a few-minute smoke run) and writes docs/results.md and
-# docs/results/*.png. gnuplot-nox is installed when missing.
-.PHONY: results
-results: all $(BUILD)/bench/context_cost $(BUILD)/bench/recall_probe
+# `make results` runs scripts/results.sh and writes docs/results.md and
+# docs/results/*.png: the tuned comparison's and the prompt-order probe's jobs
+# (scripts/results_jobs.sh: about 4 hours on 2 cores from nothing, or none
+# when docs/results/data holds every table; a rerun continues where it
+# stopped) and then about 20 minutes of the rest. `make results-quick` is the
+# smoke run of the same (a few minutes; its tables go to runs/results-quick).
+# gnuplot-nox is installed when missing.
+.PHONY: results results-quick results-deps
+results-deps: all $(BUILD)/bench/context_cost $(BUILD)/bench/recall_probe
 	@dpkg -s gnuplot-nox >/dev/null 2>&1 || apt-get install -y gnuplot-nox >/dev/null 2>&1 || \
 	  (apt-get update >/dev/null && apt-get install -y gnuplot-nox >/dev/null) || \
 	  { echo "error: could not install gnuplot-nox (run as root or install it yourself)"; exit 1; }
+results: results-deps
 	@sh scripts/results.sh
+results-quick: results-deps
+	@RESULTS_QUICK=1 sh scripts/results.sh

@@ -2,7 +2,11 @@
 # make results: RWKV-4 and RWKV-7 against the GPT baseline in the same code
 # base, by one command. Writes docs/results.md and the plots in docs/results/*.png.
 #
-#   1. quality: validation loss curves of an RWKV-4, an RWKV-7 and a GPT of
+#   0. the tuned comparison and the prompt-order probe (§1, §3): the jobs of
+#      scripts/results_jobs.sh still missing from docs/results/data (hours of
+#      CPU from nothing; each job's table is kept, so a rerun continues), then
+#      scripts/results_tuned.sh writes their sections from the tables;
+#   1. quality under one shared recipe (§1b): validation loss curves of an RWKV-4, an RWKV-7 and a GPT of
 #      (almost) equal parameter count, trained by `rwkv train` on the same
 #      tokens, with the same optimiser, schedule and seed, on Tiny Shakespeare
 #      and on the King James Bible (scripts/corpus.sh);
@@ -50,6 +54,10 @@ else
 fi
 mkdir -p "$WORK" "$FIG"
 T0=$(date +%s)
+if [ "$ONLY" != 1 ] && [ "$RWKV7_ONLY" != 1 ]; then
+    sh scripts/results_jobs.sh run
+fi
+T_JOBS=$(($(date +%s) - T0))
 # runs "$@" unless only the report is rewritten
 run() { [ "$ONLY" = 1 ] || "$@"; }
 say() { [ "${RESULTS_REPORT_ONLY:-0}" = 1 ] || echo "results: $*" >&2; }
@@ -59,17 +67,13 @@ say() { [ "${RESULTS_REPORT_ONLY:-0}" = 1 ] || echo "results: $*" >&2; }
 # channel-mix width are chosen so that their parameter counts (the GPT's
 # position table included) match RWKV-4's.
 L=4 C=192 CTX=128 B=8 LR=2e-3 LR_FINAL=1e-4
-# recall models (both architectures, same shape and recipe) and the probe:
-# RKEYS keys, RVALUES values, 1..RPMAX pairs per example
-RL=2 RC=64 RCTX=128 RB=32 RLR=2e-3 RWARM=200 RHEADS=4
-RKEYS=256 RVALUES=10 RPMAX=20
+# the recall probe's models and data, and the tuned comparison's settings
+. scripts/results_config.sh
 if [ "$QUICK" = 1 ]; then
     STEPS=150 EVAL=25 VALW=8
-    RSTEPS=300 RTOKENS=1500000 REX=50
     MAXCTX=4096 EVERY=128
 else
     STEPS=1200 EVAL=100 VALW=32
-    RSTEPS=3000 RTOKENS=14000000 REX=200
     MAXCTX=16384 EVERY=256
 fi
 HEADS=$((C / 64))
@@ -295,7 +299,8 @@ T_ALL=$(($(date +%s) - T0))
 if [ "$ONLY" = 1 ]; then
     . "$WORK/timings"
 else
-    printf 'T_QUALITY=%s\nT_COST=%s\nT_RECALL=%s\nT_ALL=%s\nREV=%s\n' $T_QUALITY $T_COST $T_RECALL $T_ALL "$REV" \
+    printf 'T_JOBS=%s\nT_QUALITY=%s\nT_COST=%s\nT_RECALL=%s\nT_ALL=%s\nREV=%s\n' $T_JOBS $T_QUALITY $T_COST $T_RECALL $T_ALL "$REV" \
         >"$WORK/timings"
 fi
 . scripts/results_report.sh
+sh scripts/results_tuned.sh

@@ -137,6 +137,7 @@ train_table() { # name command stage
     {
         header "$1" "$2"
         echo "# parameters $params, tokens/s $tps ($THREADS thread(s))"
+        echo "# data $(sed -n 's/^data: //p' "$run.log" | head -1)"
         printf 'tokens\tval_loss\telapsed_s\n'
         sed -n 's/.*"step":\([0-9]*\),.*"elapsed_s":\([0-9.]*\),"val_loss":\([0-9.eE+-]*\).*/\1 \2 \3/p' \
             "$run/train.jsonl" | awk -v k=$((FB * FCTX)) '{ printf "%d\t%s\t%s\n", $1 * k, $3, $2 }'

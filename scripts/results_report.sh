@@ -106,7 +106,8 @@ $( [ "$QUICK" = 1 ] && echo "**This is a RESULTS_QUICK=1 smoke run: few steps, c
   absolute times and tokens/s can be off by 2x between runs; the shapes of the curves
   (flat vs growing) and the losses (which do not depend on timing) are what to read.
 * Revision: \`$REV\`, seed $SEED everywhere, $(date -u +%Y-%m-%d). Total time of this run: $T_ALL s
-  (quality $T_QUALITY s, cost $T_COST s, recall $T_RECALL s).
+  (the jobs of §1 and §3's prompt-order probe that were missing ${T_JOBS:-0} s, quality under one recipe
+  $T_QUALITY s, cost $T_COST s, recall $T_RECALL s).
 * Models: RWKV-4 (\`--arch rwkv4\`, the paper's init and recipe) and the GPT-2-style baseline
   (\`--arch gpt\`: learned positions, pre-LayerNorm, GELU MLP, GPT-2 init; src/model/gpt.h), both
   trained by the same \`rwkv train\` with the same data, byte-level tokens, Adam
@@ -114,14 +115,14 @@ $( [ "$QUICK" = 1 ] && echo "**This is a RESULTS_QUICK=1 smoke run: few steps, c
   same schedule, the same batches (same seed: the same windows in the same order) and the same
   log. Differences that belong to the architectures: RWKV-4 keeps L2Wrap and its per-parameter
   LR scales (time_decay ×2, time_first ×3); the GPT has neither. RWKV-7 (\`--arch rwkv7\`,
-  §1 only) has the official x070 init and its recipe (docs/training-rwkv7.md): L2Wrap and
+  §1b only) has the official x070 init and its recipe (docs/training-rwkv7.md): L2Wrap and
   \`att.w0\` ×2.
 * Programs: \`rwkv\` (train, tokenize), \`build/bench/context_cost\` and \`build/bench/recall_probe\`
   (bench/*.c, built by \`make results\`; they use only the public headers, one model handle for
   both architectures). Every command below is the one the script ran; the raw logs and tables
   stay in \`$WORK\`.
 
-## 1. Quality at equal parameters and equal tokens
+## 1b. One shared recipe, a tenth of the tokens (the first test)
 
 $L layers × $C, context $CTX, batch $B, $STEPS steps = $((STEPS * TOKENS_PER_STEP)) training tokens.
 RWKV-4: $P_RWKV parameters. GPT: $HEADS heads, MLP width $GFFN (instead of 4C = $((4 * C)),
@@ -154,9 +155,8 @@ in the setup favour RWKV-4 and should be kept in mind: the recipe (no warm-up, L
 β2 0.99) is the RWKV-4 paper's, not GPT-2's (which warms up and uses a lower peak LR), and
 the runs are short, where a model with a strong locality prior (RWKV's token shift and decay)
 tends to lead; RWKV-4 is within 0.05 of its final loss after $(settle "$WORK/kjv-rwkv4.val")
-tokens on the Bible, the GPT after $(settle "$WORK/kjv-gpt.val"). A gap of a few hundredths is within what another seed or
-learning rate could change; a gap of tenths at the end of such a short run mostly says that the
-GPT is slower to start, not that it would stay behind.
+tokens on the Bible, the GPT after $(settle "$WORK/kjv-gpt.val"). §1 tests both: each architecture with
+the best recipe of a common sweep, three seeds, ten times the tokens, two sizes.
 
 $(rwkv7_block)
 
