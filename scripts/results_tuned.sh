@@ -141,8 +141,10 @@ $T_BEGIN
 
 RWKV-4 and the GPT at equal parameters, each trained with the best recipe a common sweep found
 for it, then with that recipe on ten times the sweep's tokens, $n_seeds seeds each, at $n_sizes sizes
-($sizes_words, RWKV-4's layers × width; the GPT has the same layers and width, heads of 64, and its
-MLP width set so that its parameter count — position table included — matches RWKV-4's). Byte-level
+($sizes_words, RWKV-4's layers × width). The GPT is the standard GPT-2 layout (src/model/gpt.h:
+learned positions, pre-LayerNorm, GELU MLP, biases, an untied output head; its attention and
+training checked by finite differences in \`make test\`) with the same layers and width, heads of
+64, and its MLP width set so that its parameter count — position table included — matches RWKV-4's. Byte-level
 King James Bible (4.1 MB; Tiny Shakespeare, 1.1 MB, is too small for runs this long), validation on
 its last 10%. Context $FCTX, batch $FB, Adam (β1 0.9, ε 1e-8),
 global-norm clip 1, exponential decay to 1/20 of the peak LR; RWKV-4 keeps L2Wrap and its
@@ -170,6 +172,8 @@ $(final_table)
 
 $(for s in $FSIZES; do if [ -f "$FIG/tuned_$s.png" ]; then echo "![tuned, size $s](results/tuned_$s.png)"; echo; fi; done)
 $(tuned_verdict)
+
+$(cost_words)
 
 $(recipe_effects)
 
@@ -221,6 +225,14 @@ warmup_gain() {
 # best loss of the sweep of size/arch with Adam setting o
 best_with() { for f in "$DATA"/sweep/sweep-$1-$2-*-o$3.tsv; do if [ -f "$f" ]; then final_loss "$f"; fi; done |
     sort -g | awk 'NR == 1 { printf "%.4f", $1 }'; }
+# the CPU time the tables' runs took (their last elapsed_s) and the machines they name
+cost_words() {
+    sw=$(for f in "$DATA"/sweep/*.tsv; do awk '!/^#/ && $1 != "tokens" { v = $3 } END { print v }' "$f"; done | awk '{ s += $1 } END { printf "%.1f", s / 3600 }')
+    fi=$(for f in "$DATA"/final/*.tsv; do [ -f "$f" ] && awk '!/^#/ && $1 != "tokens" { v = $3 } END { print v }' "$f"; done | awk '{ s += $1 } END { printf "%.1f", s / 3600 }')
+    echo "Cost: the sweep's runs took $sw hours of one core in all, the final runs so far $fi, on the machines"
+    echo "their tables name: $(cat "$DATA"/sweep/*.tsv "$DATA"/final/*.tsv 2>/dev/null | sed -n 's/^# machine //p' | sort | uniq -c |
+        awk '{ n = $1; $1 = ""; printf "%s%s (%d runs)", (NR > 1 ? "; " : ""), substr($0, 2), n }')."
+}
 # "P1 and P2 parameters": RWKV-4's count at each size, from the sweep's tables
 params_words() {
     for sz in $FSIZES; do
