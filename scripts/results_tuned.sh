@@ -124,7 +124,7 @@ missing() { # stage-glob count-expected
 }
 gap_words() { awk -v d="$1" 'BEGIN { a = d < 0 ? -d : d;
     if (a < 0.02) print "within 0.02 nats/byte of each other";
-    else printf "%.3f nats/byte apart, %s lower\n", a, d > 0 ? "RWKV-4" : "the GPT" }'; }
+    else printf "%.3f nats/byte apart, %s lower\n", a, (d > 0 ? "RWKV-4" : "the GPT") }'; }
 trend_words() { # gap-small gap-large
     awk -v a="$1" -v b="$2" 'BEGIN { d = b - a;
         if (d < -0.02) printf "shrinks (%.3f → %.3f)", a, b;
@@ -171,6 +171,7 @@ deviation (min–max, seeds done):
 $(final_table)
 
 $(for s in $FSIZES; do if [ -f "$FIG/tuned_$s.png" ]; then echo "![tuned, size $s](results/tuned_$s.png)"; echo; fi; done)
+
 $(tuned_verdict)
 
 $(cost_words)
@@ -205,7 +206,7 @@ tuned_verdict() {
             echo "from the smaller size to the larger the gap $(trend_words "$(gap_of $first)" "$(gap_of $last)")."
         fi
         for s in $done_sizes; do
-            echo "At $(fsize_shape $s | tr ' ' '×'), from the sweep's tokens to ten times as many, the gap $(trend_words "$(sweep_gap $s)" "$(gap_of $s)")."
+            echo "At $(fsize_shape $s | sed 's/ / × /'), from the sweep's tokens to ten times as many, the gap $(trend_words "$(sweep_gap $s)" "$(gap_of $s)")."
         done
     if [ -n "$pending" ]; then echo "(Final runs: $pending; the table shows the seeds done.)"; fi
 }
