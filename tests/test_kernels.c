@@ -188,13 +188,13 @@ static double mat_err(const double *mag, size_t count, const float *got, const f
     return mat_err_allow(mag, NULL, count, got, want);
 }
 
-/* The AVX-512 decode of Q4_K / Q6_K rows quantizes x to 8 bits per 256 as
+/* The AVX-512 decode of Q4_K / Q5_K / Q6_K rows quantizes x to 8 bits per 256 as
  * llama.cpp does (kernels/kquant_q8_avx512.c): each element moves by at most
  * max|x| / 254 of its block, so output r may move by up to the sum over c of
  * |W[r][c]| times that (plus the float tolerance). Returns that allowance per
  * row, 0 for the other types and variants. */
 static void act_quant_allowance(const kernel_ops *k, const matrix *W, const float *x, double *allow) {
-    int applies = (W->type == DT_Q4_K || W->type == DT_Q6_K) && strcmp(k->name, "avx512") == 0;
+    int applies = (W->type == DT_Q4_K || W->type == DT_Q5_K || W->type == DT_Q6_K) && strcmp(k->name, "avx512") == 0;
     float *w = malloc(sizeof(float) * (size_t)W->cols);
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     for (int r = 0; r < W->rows; r++) {
@@ -247,19 +247,19 @@ static void test_matvec_variants(void) {
 }
 
 /* With activations that 8 bits hold exactly (integers in [-127, 127], 127
- * in every block of 256, so the scale is 1), the 8-bit Q4_K / Q6_K decode
+ * in every block of 256, so the scale is 1), the 8-bit Q4_K / Q5_K / Q6_K decode
  * must give the reference's products to float rounding: this pins every
  * scale, minimum and code of the integer path, which the allowance of
  * test_matvec_variants could hide. */
 static void test_kquant_q8_exact_activations(void) {
-    const dtype types[] = {DT_Q4_K, DT_Q6_K};
+    const dtype types[] = {DT_Q4_K, DT_Q5_K, DT_Q6_K};
     const kernel_ops *avx512 = NULL;
     for (const kernel_ops *const *k = kernels_all(); *k; k++)
         if (strcmp((*k)->name, "avx512") == 0 && kernels_cpu_supports("avx512")) avx512 = *k;
     if (!avx512) SKIP("no AVX-512 on this CPU");
     enum { ROWS = 37, COLS = 1024 };
     static float x[COLS], want[ROWS], got[ROWS];
-    for (size_t ti = 0; ti < 2; ti++) {
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         matrix W = make_matrix(types[ti], ROWS, COLS);
         for (int c = 0; c < COLS; c++) x[c] = c % 256 == 7 ? (c % 512 ? -127.0f : 127.0f) : (float)(rand() % 255 - 127);
         matvec_scalar(&W, x, want);

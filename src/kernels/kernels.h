@@ -197,7 +197,8 @@ int matmul_packs(const matrix *W);
 size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W);
 void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
 
-/* Activations of the block formats' decode products (kernels/dot_int8.h):
+/* Activations of the block formats' decode products (kernels/dot_int8.h,
+ * and the k-quants' kernels/kquant_q8.h):
  * 1 (the default) quantizes x to int8 blocks and multiplies in integers,
  * 0 keeps x in float32 (closer to the float model, slower). The environment
  * variable RWKV_ACTIVATIONS=f32|int8 sets it at start; the setter changes it

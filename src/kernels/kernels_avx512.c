@@ -413,11 +413,11 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
         return;
     }
     case DT_Q4_K:
+    case DT_Q5_K:
     case DT_Q6_K:
-        if (kquant_q8_rows_avx512(W, x, y, r0, r1) == 0) return;
+        if (kernels_int8_activations() && kquant_q8_rows_avx512(W, x, y, r0, r1) == 0) return;
         kquant_rows(W, x, y, r0, r1, dot_k);
         return;
-    case DT_Q5_K: kquant_rows(W, x, y, r0, r1, dot_k); return;
     default: break;
     }
     matvec_rows_scalar(W, x, y, r0, r1);

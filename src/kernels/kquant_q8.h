@@ -1,4 +1,4 @@
-/* Q4_K / Q6_K decode products with 8-bit activations on AVX-512BW
+/* Q4_K / Q5_K / Q6_K decode products with 8-bit activations on AVX-512BW
  * (kernels/kquant_q8_avx512.c), as llama.cpp computes them. */
 #ifndef RWKV_KERNELS_KQUANT_Q8_H
 #define RWKV_KERNELS_KQUANT_Q8_H
