@@ -193,8 +193,11 @@ static double mat_err(const double *mag, size_t count, const float *got, const f
  * max|x| / 254 of its block, so output r may move by up to the sum over c of
  * |W[r][c]| times that (plus the float tolerance). Returns that allowance per
  * row, 0 for the other types and variants. */
+static int is_kquant(dtype t) { return t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K; }
+
 static void act_quant_allowance(const kernel_ops *k, const matrix *W, const float *x, double *allow) {
-    int applies = (W->type == DT_Q4_K || W->type == DT_Q5_K || W->type == DT_Q6_K) && strcmp(k->name, "avx512") == 0;
+    int applies = is_kquant(W->type) && kernels_int8_activations() &&
+                  (strcmp(k->name, "avx512") == 0 || strcmp(k->name, "avx2") == 0);
     float *w = malloc(sizeof(float) * (size_t)W->cols);
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     for (int r = 0; r < W->rows; r++) {
@@ -210,11 +213,15 @@ static void act_quant_allowance(const kernel_ops *k, const matrix *W, const floa
     free(w);
 }
 
+/* Every variant's decode product against the scalar reference, with float
+ * activations and, for the k-quants, with their 8-bit activation path. */
 static void test_matvec_variants(void) {
     const int rows_list[] = {1, 3, 16, 17, 45, 130};
     const int cols_list[] = {1, 5, 8, 15, 31, 32, 33, 64, 95, 100, 257, 768};
-    for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
-        dtype t = mat_types[ti];
+    for (size_t ti = 0; ti < 2 * (sizeof mat_types / sizeof mat_types[0]); ti++) {
+        dtype t = mat_types[ti / 2];
+        if (ti % 2 && !is_kquant(t)) continue;
+        kernels_set_int8_activations((int)(ti % 2));
         for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
             for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
                 int rows = rows_list[ri], cols = cols_list[ci];
@@ -236,14 +243,16 @@ static void test_matvec_variants(void) {
                         if (!(e <= 1)) {
                             free(x), free(want), free(got), free((void *)W.data), free(mag);
                             free(allow);
-                            CHECK(0, "%s matvec %s %dx%d threads %d: error %.3g of tolerance", (*k)->name,
-                                  dtype_name(t), rows, cols, nt, e);
+                            kernels_set_int8_activations(0);
+                            CHECK(0, "%s matvec %s %dx%d threads %d%s: error %.3g of tolerance", (*k)->name,
+                                  dtype_name(t), rows, cols, nt, ti % 2 ? " (8-bit activations)" : "", e);
                         }
                     }
                 }
                 free(x), free(want), free(got), free((void *)W.data), free(mag), free(allow);
             }
     }
+    kernels_set_int8_activations(0);
 }
 
 /* With activations that 8 bits hold exactly (integers in [-127, 127], 127
@@ -253,22 +262,28 @@ static void test_matvec_variants(void) {
  * test_matvec_variants could hide. */
 static void test_kquant_q8_exact_activations(void) {
     const dtype types[] = {DT_Q4_K, DT_Q5_K, DT_Q6_K};
-    const kernel_ops *avx512 = NULL;
-    for (const kernel_ops *const *k = kernels_all(); *k; k++)
-        if (strcmp((*k)->name, "avx512") == 0 && kernels_cpu_supports("avx512")) avx512 = *k;
-    if (!avx512) SKIP("no AVX-512 on this CPU");
     enum { ROWS = 37, COLS = 1024 };
     static float x[COLS], want[ROWS], got[ROWS];
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        matrix W = make_matrix(types[ti], ROWS, COLS);
-        for (int c = 0; c < COLS; c++) x[c] = c % 256 == 7 ? (c % 512 ? -127.0f : 127.0f) : (float)(rand() % 255 - 127);
-        matvec_scalar(&W, x, want);
-        double *mag = magnitudes(&W, x, 1);
-        matvec_with(avx512, &W, x, got, 1);
-        const double e = mat_err(mag, ROWS, got, want);
-        free((void *)W.data), free(mag);
-        CHECK(e <= 1, "avx512 %s matvec with exact 8-bit activations: error %.3g of tolerance", dtype_name(types[ti]), e);
+    int ran = 0;
+    kernels_set_int8_activations(1);
+    for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+        if ((strcmp((*k)->name, "avx512") && strcmp((*k)->name, "avx2")) || !kernels_cpu_supports((*k)->name)) continue;
+        ran++;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            matrix W = make_matrix(types[ti], ROWS, COLS);
+            for (int c = 0; c < COLS; c++) x[c] = c % 256 == 7 ? (c % 512 ? -127.0f : 127.0f) : (float)(rand() % 255 - 127);
+            matvec_scalar(&W, x, want);
+            double *mag = magnitudes(&W, x, 1);
+            matvec_with(*k, &W, x, got, 1);
+            const double e = mat_err(mag, ROWS, got, want);
+            free((void *)W.data), free(mag);
+            if (!(e <= 1)) kernels_set_int8_activations(0);
+            CHECK(e <= 1, "%s %s matvec with exact 8-bit activations: error %.3g of tolerance", (*k)->name,
+                  dtype_name(types[ti]), e);
+        }
     }
+    kernels_set_int8_activations(0);
+    if (!ran) SKIP("neither AVX-512 nor AVX2 on this CPU");
 }
 
 /* f32 rows that start off a cache-line boundary (file-mapped weights) */

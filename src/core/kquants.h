@@ -21,6 +21,7 @@
 #define RWKV_KQUANTS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #define QK_K 256
 
@@ -35,6 +36,18 @@ static inline void kquant_scale_min(int j, const uint8_t *q, int *sc, int *m) {
         *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
         *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
+}
+
+/* All eight scales and minimums of a Q4_K/Q5_K block at once, as bytes
+ * (kquant_scale_min for j = 0..7, four at a time in 32-bit words). */
+static inline void kquant_unpack_scales(const uint8_t *packed, uint8_t sc[8], uint8_t m[8]) {
+    uint32_t w[3], lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, top2 = 0x03030303;
+    memcpy(w, packed, 12);
+    const uint32_t s_lo = w[0] & lo6, m_lo = w[1] & lo6;
+    const uint32_t s_hi = (w[2] & lo4) | ((w[0] >> 6) & top2) << 4;
+    const uint32_t m_hi = ((w[2] >> 4) & lo4) | ((w[1] >> 6) & top2) << 4;
+    memcpy(sc, &s_lo, 4), memcpy(sc + 4, &s_hi, 4);
+    memcpy(m, &m_lo, 4), memcpy(m + 4, &m_hi, 4);
 }
 
 /* The factors of group g (sub-blocks 2g and 2g + 1) of a Q4_K/Q5_K block

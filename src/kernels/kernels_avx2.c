@@ -18,6 +18,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/avx_common.h"
+#include "kernels/kquant_q8.h"
 #include "kernels/wkv.h"
 
 static inline float hsum8(__m256 v) {
@@ -339,7 +340,10 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
         return;
     case DT_Q4_K:
     case DT_Q5_K:
-    case DT_Q6_K: kquant_rows(W, x, y, r0, r1, dot_k); return;
+    case DT_Q6_K:
+        if (kernels_int8_activations() && kquant_q8_rows_avx2(W, x, y, r0, r1) == 0) return;
+        kquant_rows(W, x, y, r0, r1, dot_k);
+        return;
     default: matvec_rows_scalar(W, x, y, r0, r1); return;
     }
 }

@@ -1,5 +1,6 @@
 /* Q4_K / Q5_K / Q6_K decode products with 8-bit activations on AVX-512BW
- * (kernels/kquant_q8_avx512.c), as llama.cpp computes them. */
+ * (kernels/kquant_q8_avx512.c) and AVX2 (kernels/kquant_q8_avx2.c), as
+ * llama.cpp computes them. */
 #ifndef RWKV_KERNELS_KQUANT_Q8_H
 #define RWKV_KERNELS_KQUANT_Q8_H
 
@@ -13,5 +14,7 @@
  * -1 when it does not apply (another type, rows wider than KQ8_MAX_COLS, a
  * non-finite x, no memory): the caller then takes the float path. */
 int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1);
+/* The same on AVX2 (kernels/kquant_q8_avx2.c). */
+int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1);
 
 #endif

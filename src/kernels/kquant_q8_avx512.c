@@ -77,18 +77,6 @@ static void quantize_acts(const float *x, int n, q8_acts *a) {
     }
 }
 
-/* The eight 6-bit scales and minimums of a Q4_K block (kquant_scale_min),
- * unpacked four at a time as bytes: sc[0..7], m[0..7]. */
-static inline void q4_k_scales(const uint8_t *packed, uint8_t sc[8], uint8_t m[8]) {
-    uint32_t w[3], lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, top2 = 0x03030303;
-    memcpy(w, packed, 12);
-    const uint32_t s_lo = w[0] & lo6, m_lo = w[1] & lo6;
-    const uint32_t s_hi = (w[2] & lo4) | ((w[0] >> 6) & top2) << 4;
-    const uint32_t m_hi = ((w[2] >> 4) & lo4) | ((w[1] >> 6) & top2) << 4;
-    memcpy(sc, &s_lo, 4), memcpy(sc + 4, &s_hi, 4);
-    memcpy(m, &m_lo, 4), memcpy(m + 4, &m_hi, 4);
-}
-
 /* Lane k of an int16 vector from 16 int16 values: value idx[k]. */
 static inline __m512i spread16(__m256i v16, __m512i idx) { return _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(v16)); }
 
@@ -126,7 +114,7 @@ static float dot_q4_k(const uint8_t *w, const q8_acts *a, int n) {
     __m256 acc_min = _mm256_setzero_ps();
     for (int b = 0; b < n / QK_K; b++, w += 144) {
         uint8_t sc[8], mn[8];
-        q4_k_scales(w + 4, sc, mn);
+        kquant_unpack_scales(w + 4, sc, mn);
         const __m256i sc16 = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
         const int8_t *xq = a->q4 + QK_K * b;
         __m512i sum = _mm512_setzero_si512();
@@ -158,7 +146,7 @@ static float dot_q5_k(const uint8_t *w, const q8_acts *a, int n) {
     __m256 acc_min = _mm256_setzero_ps();
     for (int b = 0; b < n / QK_K; b++, w += 176) {
         uint8_t sc[8], mn[8];
-        q4_k_scales(w + 4, sc, mn);
+        kquant_unpack_scales(w + 4, sc, mn);
         const __m256i sc16 = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
         const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 16)));
         const int8_t *xq = a->q4 + QK_K * b;

@@ -1,0 +1,187 @@
+/* Decode products of Q4_K, Q5_K and Q6_K rows on AVX2 with the activations
+ * quantized to 8 bits per 256, the scheme of kernels/kquant_q8_avx512.c in
+ * 32-byte registers: x as int8 codes with one float scale per 256
+ * (dx = max|x| / 127), weight codes times activation codes in vpmaddubsw
+ * (pairs summed to int16), times the sub-block scale in vpmaddwd (pairs
+ * summed to int32), one float multiply per super-block for d·dx.
+ *
+ * Without AVX-512's word permute the sub-block scales are broadcast instead:
+ * a 32-byte register holds the 32 codes of one Q4_K/Q5_K sub-block (one
+ * scale), or of two Q6_K sub-blocks of 16, one per 128-bit half (two
+ * scales). The activations are read in their natural order.
+ *
+ * Exactness and ranges as in the AVX-512 file: the integer sums are exact
+ * (codes <= 63 times |q| <= 127, two summed, fit int16); the only new error
+ * is the rounding of x, at most dx/2 per element. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "kernels/avx_common.h"
+#include "kernels/kquant_q8.h"
+
+typedef struct q8_acts {
+    float dx[KQ8_MAX_COLS / QK_K];
+    int8_t q[KQ8_MAX_COLS] __attribute__((aligned(32)));
+    int16_t sum16[KQ8_MAX_COLS / 16]; /* sums of q over 16 (Q6_K's code bias) */
+    float xs32[KQ8_MAX_COLS / 32];    /* sums of x over 32 (the Q4_K/Q5_K minimums) */
+} q8_acts;
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static void quantize_acts(const float *x, int n, q8_acts *a) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undoes the packs' lane interleave */
+    for (int b = 0; b < n / QK_K; b++) {
+        const float *xb = x + QK_K * b;
+        __m256 mx = _mm256_setzero_ps();
+        for (int i = 0; i < QK_K; i += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4), id = amax > 0 ? 127.0f / amax : 0.0f;
+        a->dx[b] = amax / 127.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        int8_t *q = a->q + QK_K * b;
+        for (int i = 0; i < QK_K; i += 32) {
+            /* round to nearest (even on ties) in the current mode; |x / dx| <= 127 */
+            __m256i v[4];
+            for (int k = 0; k < 4; k++) v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + i + 8 * k), vid));
+            const __m256i w16 = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+            _mm256_store_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(w16, order));
+        }
+        for (int s = 0; s < QK_K / 16; s++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += q[16 * s + l];
+            a->sum16[QK_K / 16 * b + s] = (int16_t)sum;
+        }
+        for (int s = 0; s < QK_K / 32; s++) {
+            const __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xb + 32 * s), _mm256_loadu_ps(xb + 32 * s + 8)),
+                                           _mm256_add_ps(_mm256_loadu_ps(xb + 32 * s + 16), _mm256_loadu_ps(xb + 32 * s + 24)));
+            a->xs32[QK_K / 32 * b + s] = hsum_ps(v);
+        }
+    }
+}
+
+/* Σ over one sub-block of 32: codes (0..31) against 32 activation codes, times the scale */
+static inline __m256i sub_block(__m256i codes, const int8_t *xq, int scale) {
+    const __m256i p = _mm256_maddubs_epi16(codes, _mm256_load_si256((const __m256i *)xq));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16((short)scale));
+}
+
+/* One Q4_K (qh NULL) or Q5_K row: group g of a super-block is 32 bytes of
+ * codes, low nibbles sub-block 2g (x 64g..64g+31), high nibbles 2g + 1
+ * (x 64g+32..64g+63); Q5_K's fifth bit of element l of sub-block s is bit s
+ * of qh[l]. The minimums come from the exact sums of x over 32. */
+static float dot_q45_k(const uint8_t *w, const q8_acts *a, int n, int q5) {
+    const __m256i nib = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(0x01);
+    const size_t bb = q5 ? 176 : 144;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int b = 0; b < n / QK_K; b++, w += bb) {
+        uint8_t sc[8], mn[8];
+        kquant_unpack_scales(w + 4, sc, mn);
+        const uint8_t *qs = w + (q5 ? 48 : 16);
+        const __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
+        const int8_t *xq = a->q + QK_K * b;
+        __m256i sum = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+            __m256i lo = _mm256_and_si256(v, nib), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+            if (q5) { /* bits 2g and 2g + 1 of each byte to bit 4 */
+                const __m256i b_lo = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), one);
+                const __m256i b_hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(b_lo, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(b_hi, 4));
+            }
+            sum = _mm256_add_epi32(sum, sub_block(lo, xq + 64 * g, sc[2 * g]));
+            sum = _mm256_add_epi32(sum, sub_block(hi, xq + 64 * g + 32, sc[2 * g + 1]));
+        }
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(f16_at(w) * a->dx[b]), acc);
+        float m = 0;
+        for (int s = 0; s < 8; s++) m += (float)mn[s] * a->xs32[8 * b + s];
+        mins += f16_at(w + 2) * m;
+    }
+    return hsum_ps(acc) - mins;
+}
+
+/* One Q6_K row: per half h of 128 weights, ql[64h..64h+63] holds the low
+ * nibbles of weights 0..63 (low nibbles) and 64..127 (high nibbles), qh
+ * [32h..32h+31] their top two bits, pair k of each byte for quarter k. A
+ * quarter is 32 weights, two sub-blocks of 16: one scale per 128-bit half.
+ * Codes 0..63 (bias 32); the bias comes back through the sums of q over 16. */
+static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
+    const __m256i nib = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(0x03);
+    __m256 acc = _mm256_setzero_ps();
+    float bias = 0;
+    for (int b = 0; b < n / QK_K; b++, w += 210) {
+        const int8_t *sc = (const int8_t *)(w + 192);
+        const int8_t *xq = a->q + QK_K * b;
+        __m256i sum = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+            for (int k = 0; k < 4; k++) {
+                const __m256i ql = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32 * (k & 1)));
+                const __m256i low = k < 2 ? _mm256_and_si256(ql, nib) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), nib);
+                const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two);
+                const __m256i codes = _mm256_or_si256(low, _mm256_slli_epi16(top, 4));
+                /* quarter k: weights 128h + 32k .. + 31, sub-blocks 8h + 2k and 8h + 2k + 1 */
+                const int s0 = 8 * h + 2 * k;
+                const __m256i p = _mm256_maddubs_epi16(codes, _mm256_load_si256((const __m256i *)(xq + 128 * h + 32 * k)));
+                const __m256i scales = _mm256_setr_m128i(_mm_set1_epi16(sc[s0]), _mm_set1_epi16(sc[s0 + 1]));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, scales));
+            }
+        }
+        int bsum = 0;
+        for (int s = 0; s < 16; s++) bsum += sc[s] * a->sum16[16 * b + s];
+        const float ddx = f16_at(w + 208) * a->dx[b];
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(ddx), acc);
+        bias += 32.0f * ddx * (float)bsum;
+    }
+    return hsum_ps(acc) - bias;
+}
+
+int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1) {
+    const int n = W->cols;
+    if ((W->type != DT_Q4_K && W->type != DT_Q5_K && W->type != DT_Q6_K) || n > KQ8_MAX_COLS || n % QK_K) return -1;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) return -1; /* the float path carries NaN/Inf through as the reference does */
+    q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
+    if (!a) return -1;
+    quantize_acts(x, n, a);
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
+    const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    for (int r = r0; r < r1; r++, row += rb) {
+        prefetch_row_ahead(row, rb);
+        y[r - r0] = W->type == DT_Q6_K ? dot_q6_k(row, a, n) : dot_q45_k(row, a, n, W->type == DT_Q5_K);
+    }
+    free(a);
+    return 0;
+}
+
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
+
+#endif
