@@ -63,8 +63,9 @@ typedef struct rwkv_bench_result {
     double prefill_tokens_per_s_min, prefill_tokens_per_s_max;
     /* what ran where: the CPU (brand string; x86 display family and model,
      * -1 elsewhere), the integer dot-product variant of the block formats
-     * ("" when the weights do not use it), the activations of the block
-     * formats' decode ("int8" or "f32"; "" for other weights), and the
+     * (of the k-quants: the kernel table; "" when the weights do not use
+     * it), the activations of the block formats' and k-quants' decode
+     * ("int8" or "f32"; "" for other weights), and the
      * 1-minute load average before and after the run (-1: unknown) */
     char cpu[64];
     int cpu_family, cpu_model;

@@ -58,7 +58,10 @@ static void describe_machine(rwkv_bench_result *out, int gpu, int uses_int8) {
     if (!gpu && uses_int8) {
         const int on = kernels_int8_activations();
         snprintf(out->activations, sizeof out->activations, "%s", on ? "int8" : "f32");
-        if (on) snprintf(out->int8_kernels, sizeof out->int8_kernels, "%s", int8_dot_for(k)->name);
+        /* the k-quants' 8-bit products exist for the avx512 and avx2 tables (kernels/kquant_q8.h) */
+        const int kq8 = !strcmp(k->name, "avx512") || !strcmp(k->name, "avx2");
+        if (uses_int8 == 2 && !kq8) snprintf(out->activations, sizeof out->activations, "f32");
+        else if (on) snprintf(out->int8_kernels, sizeof out->int8_kernels, "%s", uses_int8 == 2 ? k->name : int8_dot_for(k)->name);
     }
 }
 
@@ -90,7 +93,8 @@ static void model_costs(const rwkv_model *m, double elem_bytes, double *bytes, d
         }
         if (strcmp(t->name, "blocks.0.att.key.weight") == 0) {
             snprintf(dtype, dsize, "%s", dtype_name(t->type));
-            *uses_int8 = int8_dot_handles(t->type);
+            /* 1: the 32-weight block formats' int8 path, 2: the k-quants' 8-bit path */
+            *uses_int8 = int8_dot_handles(t->type) ? 1 : (t->type == DT_Q4_K || t->type == DT_Q5_K || t->type == DT_Q6_K) ? 2 : 0;
         }
     }
 }
