@@ -175,6 +175,15 @@ static void test_matvec_modes(void) {
                 }
             }
         }
+        /* a group of decode products shares x's quantization across its chunks too */
+        kernels_set_int8_activations(1);
+        float got2[130];
+        const matrix *Ws[2] = {&W, &W};
+        const float *Xs[2] = {x, x};
+        float *Ys[2] = {got, got2};
+        matmul_group(2, Ws, Xs, 1, Ys, 2);
+        if (!bad && (!close_enough(got, want8, mag, rows) || !close_enough(got2, want8, mag, rows)))
+            bad = "matmul_group", bad_mode = 1;
         kernels_set_int8_activations(was);
         int within = 1;
         for (int r = 0; r < rows && within; r++)

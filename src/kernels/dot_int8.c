@@ -171,6 +171,20 @@ void kernels_set_int8_activations(int on) {
 /* x of up to this many elements is quantized on the stack (66 KB) */
 #define ACT_STACK_ELEMS 16384
 
+int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, int8_product *p) {
+    if (!int8_dot_handles(W->type) || W->cols % 32 || !kernels_int8_activations()) return 0;
+    if (!(p->mem = aligned_alloc(64, act_q8_bytes(W->cols)))) return 0;
+    p->d = int8_dot_for(k);
+    act_q8_bind(&p->a, p->mem, W->cols);
+    p->d->quantize(x, &p->a);
+    return 1;
+}
+
+void int8_product_release(int8_product *p) {
+    free(p->mem);
+    p->mem = NULL;
+}
+
 void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *W, const float *x, float *y, int r0,
                       int r1) {
     _Alignas(64) uint8_t stack_mem[ACT_STACK_ELEMS * 4 + 512];

@@ -87,4 +87,16 @@ int int8_dot_handles(dtype t);
 void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *W, const float *x, float *y, int r0,
                       int r1);
 
+/* x of one product quantized once for all the chunks the threads share
+ * (matvec_with, matmul_group), rather than once per chunk. prepare returns 1
+ * and fills p when W takes the integer path (it allocates: release p after
+ * the product), 0 when the float path runs (or no memory could be had). */
+typedef struct int8_product {
+    const int8_dot_ops *d;
+    act_q8 a;
+    void *mem;
+} int8_product;
+int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, int8_product *p);
+void int8_product_release(int8_product *p);
+
 #endif

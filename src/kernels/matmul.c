@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
 
 #define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
@@ -194,6 +195,8 @@ typedef struct group_job {
     int n, N;
     int first[MATMUL_GROUP_MAX + 1];
     int chunk_rows[MATMUL_GROUP_MAX]; /* N = 1: rows per chunk */
+    int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
+    int quantized[MATMUL_GROUP_MAX];
 } group_job;
 
 static void group_chunk(void *p, int chunk) {
@@ -204,7 +207,8 @@ static void group_chunk(void *p, int chunk) {
     if (g->N == 1) {
         int r0 = c * g->chunk_rows[i], r1 = r0 + g->chunk_rows[i];
         if (r1 > g->W[i]->rows) r1 = g->W[i]->rows;
-        matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
+        if (g->quantized[i]) g->q[i].d->rows(g->W[i], &g->q[i].a, g->Y[i] + r0, r0, r1);
+        else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Y[i], g->N};
         matmul_panel(&j, c);
@@ -228,10 +232,13 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
         if (N == 1) {
             g.chunk_rows[i] = matvec_chunk_rows(W[i], n_threads);
             chunks = (W[i]->rows + g.chunk_rows[i] - 1) / g.chunk_rows[i];
+            g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {
             chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
         }
         g.first[i + 1] = g.first[i] + chunks;
     }
     parallel_for(n_threads, g.first[n], group_chunk, &g);
+    for (int i = 0; i < n; i++)
+        if (g.quantized[i]) int8_product_release(&g.q[i]);
 }

@@ -3,7 +3,8 @@
  * thread that the threads of the kernel pool claim (kernels/pool.c); each
  * chunk runs the active table's row kernel (kernel_ops.matvec_rows), or for
  * the block formats with int8 activations the integer path of
- * kernels/dot_int8.h (matvec_rows_with). The
+ * kernels/dot_int8.h, x quantized once per product before the chunks are
+ * handed out (matvec_rows_with for a product in one piece). The
  * scalar row kernel here is the reference every variant is tested against. */
 #include <stdint.h>
 
@@ -65,6 +66,7 @@ typedef struct matvec_job {
     const float *x;
     float *y;
     int chunk_rows;
+    const int8_product *q; /* x quantized once for every chunk, or NULL: the float path */
 } matvec_job;
 
 void matvec_rows_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int r0, int r1) {
@@ -78,7 +80,8 @@ static void matvec_chunk(void *p, int chunk) {
     const matvec_job *j = p;
     int r0 = chunk * j->chunk_rows, r1 = r0 + j->chunk_rows;
     if (r1 > j->W->rows) r1 = j->W->rows;
-    matvec_rows_with(j->k, j->W, j->x, j->y + r0, r0, r1);
+    if (j->q) j->q->d->rows(j->W, &j->q->a, j->y + r0, r0, r1);
+    else matvec_rows_with(j->k, j->W, j->x, j->y + r0, r0, r1);
 }
 
 int matvec_chunk_rows(const matrix *W, int n_threads) {
@@ -98,8 +101,11 @@ void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y,
         matvec_rows_with(k, W, x, y, 0, W->rows);
         return;
     }
-    matvec_job j = {k, W, x, y, per};
+    int8_product q;
+    const int quantized = int8_product_prepare(k, W, x, &q);
+    matvec_job j = {k, W, x, y, per, quantized ? &q : NULL};
     parallel_for(n_threads, (W->rows + per - 1) / per, matvec_chunk, &j);
+    if (quantized) int8_product_release(&q);
 }
 
 void matvec(const matrix *W, const float *x, float *y, int n_threads) {
