@@ -1,7 +1,8 @@
 /* Code shared by the AVX2 and AVX-512 tables (included by kernels_avx2.c /
  * kernels_avx512.c, so it is compiled for each file's instruction set):
- * scalar f16 loads, the Q4_0 nibble unpack, the software prefetch of the
- * decode loops, and the weight-panel packing of the blocked matmul. */
+ * scalar f16 loads, the sum of 8 float lanes, the Q4_0 nibble unpack, the
+ * software prefetch of the decode loops, and the weight-panel packing of the
+ * blocked matmul. */
 #ifndef RWKV_AVX_COMMON_H
 #define RWKV_AVX_COMMON_H
 
@@ -14,6 +15,13 @@
 #include "kernels/kernels.h"
 
 static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 
 /* The 32 signed values of one Q4_0 block (nibble - 8) as two 16-byte halves. */
 static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {

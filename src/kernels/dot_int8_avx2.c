@@ -19,12 +19,6 @@
 #include "kernels/avx_common.h"
 #include "kernels/dot_int8.h"
 
-static inline float hsum8(__m256 v) {
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-}
-
 /* The 32 bits at p (little-endian) as 32 bytes: 0xff where the bit is set. */
 static inline __m256i bits_to_bytes(const uint8_t *p) {
     uint32_t bits;

@@ -36,20 +36,6 @@ typedef struct q8_acts {
     float xs32[KQ8_MAX_COLS / 32];    /* sums of x over 32 (the Q4_K/Q5_K minimums) */
 } q8_acts;
 
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline int hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 static void quantize_acts(const float *x, int n, q8_acts *a) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undoes the packs' lane interleave */
@@ -79,7 +65,7 @@ static void quantize_acts(const float *x, int n, q8_acts *a) {
         for (int s = 0; s < QK_K / 32; s++) {
             const __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xb + 32 * s), _mm256_loadu_ps(xb + 32 * s + 8)),
                                            _mm256_add_ps(_mm256_loadu_ps(xb + 32 * s + 16), _mm256_loadu_ps(xb + 32 * s + 24)));
-            a->xs32[QK_K / 32 * b + s] = hsum_ps(v);
+            a->xs32[QK_K / 32 * b + s] = hsum8(v);
         }
     }
 }
@@ -123,7 +109,7 @@ static float dot_q45_k(const uint8_t *w, const q8_acts *a, int n, int q5) {
         for (int s = 0; s < 8; s++) m += (float)mn[s] * a->xs32[8 * b + s];
         mins += f16_at(w + 2) * m;
     }
-    return hsum_ps(acc) - mins;
+    return hsum8(acc) - mins;
 }
 
 /* One Q6_K row: per half h of 128 weights, ql[64h..64h+63] holds the low
@@ -159,7 +145,7 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(ddx), acc);
         bias += 32.0f * ddx * (float)bsum;
     }
-    return hsum_ps(acc) - bias;
+    return hsum8(acc) - bias;
 }
 
 int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1) {

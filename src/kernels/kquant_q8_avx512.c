@@ -37,7 +37,7 @@
 /* x quantized per 256: codes in the order the kernels read them. */
 typedef struct q8_acts {
     float dx[KQ8_MAX_COLS / QK_K];
-    /* Q4_K and Q5_K read 64 codes of one nibble half at a time (see dot_q4_k): per
+    /* Q4_K and Q5_K read 64 codes of one nibble half at a time (see dot_q45_k): per
      * 128 weights, [x 0..31, x 64..95] then [x 32..63, x 96..127] */
     int8_t q4[KQ8_MAX_COLS] __attribute__((aligned(64)));
     int8_t q[KQ8_MAX_COLS] __attribute__((aligned(64))); /* natural order (Q6_K) */
@@ -97,66 +97,35 @@ static inline __m512i idx_quarters(int a) { /* lanes 8k..8k+7 take value a + k, 
         1);
 }
 
-static inline float hsum256(__m256 v) {
-    __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
-    return _mm_cvtss_f32(m4);
-}
-
-/* One Q4_K row: a 64-byte load holds groups 2p and 2p + 1 (sub-blocks 4p..4p+3);
- * its low nibbles are sub-blocks 4p and 4p + 2, its high nibbles 4p + 1 and
- * 4p + 3, each against 64 activation codes laid out to match (q8_acts.q4). */
-static float dot_q4_k(const uint8_t *w, const q8_acts *a, int n) {
-    const __m512i nib = _mm512_set1_epi8(0x0f);
-    const __m512i idx_lo[2] = {idx_halves(0, 2), idx_halves(4, 6)}, idx_hi[2] = {idx_halves(1, 3), idx_halves(5, 7)};
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acc_min = _mm256_setzero_ps();
-    for (int b = 0; b < n / QK_K; b++, w += 144) {
-        uint8_t sc[8], mn[8];
-        kquant_unpack_scales(w + 4, sc, mn);
-        const __m256i sc16 = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
-        const int8_t *xq = a->q4 + QK_K * b;
-        __m512i sum = _mm512_setzero_si512();
-        for (int p = 0; p < 2; p++) {
-            const __m512i v = _mm512_loadu_si512((const void *)(w + 16 + 64 * p));
-            const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
-            const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_load_si512((const void *)(xq + 128 * p)));
-            const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_load_si512((const void *)(xq + 128 * p + 64)));
-            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(plo, spread16(sc16, idx_lo[p])));
-            sum = _mm512_add_epi32(sum, _mm512_madd_epi16(phi, spread16(sc16, idx_hi[p])));
-        }
-        const float d = f16_at(w), dmin = f16_at(w + 2);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d * a->dx[b]), acc);
-        const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mn)));
-        acc_min = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_loadu_ps(a->xs32 + 8 * b)), _mm256_set1_ps(dmin), acc_min);
-    }
-    return _mm512_reduce_add_ps(acc) - hsum256(acc_min);
-}
-
-/* One Q5_K row: Q4_K's layout (the codes at w + 48) plus a fifth bit per code,
- * bit s of qh[l] (w + 16) for element l of sub-block s. qh is repeated in
- * both 256-bit halves, so one per-half word shift (the sub-blocks' numbers:
- * the vectors that spread the scales) brings the bit of each half's
- * sub-block to bit 0 of every byte. */
-static float dot_q5_k(const uint8_t *w, const q8_acts *a, int n) {
+/* One Q4_K (q5 0) or Q5_K (q5 1) row: a 64-byte load of codes holds groups
+ * 2p and 2p + 1 (sub-blocks 4p..4p+3); its low nibbles are sub-blocks 4p and
+ * 4p + 2, its high nibbles 4p + 1 and 4p + 3, each against 64 activation
+ * codes laid out to match (q8_acts.q4). Q5_K has Q4_K's layout with the codes
+ * at w + 48 and a fifth bit per code, bit s of qh[l] (w + 16) for element l
+ * of sub-block s: qh is repeated in both 256-bit halves, so one per-half
+ * word shift by the sub-blocks' numbers (the vectors that spread the scales)
+ * brings the bit of each half's sub-block to bit 0 of every byte. */
+static inline float dot_q45_k(const uint8_t *w, const q8_acts *a, int n, int q5) {
     const __m512i nib = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(0x01);
     const __m512i idx_lo[2] = {idx_halves(0, 2), idx_halves(4, 6)}, idx_hi[2] = {idx_halves(1, 3), idx_halves(5, 7)};
+    const size_t bb = q5 ? 176 : 144;
     __m512 acc = _mm512_setzero_ps();
     __m256 acc_min = _mm256_setzero_ps();
-    for (int b = 0; b < n / QK_K; b++, w += 176) {
+    for (int b = 0; b < n / QK_K; b++, w += bb) {
         uint8_t sc[8], mn[8];
         kquant_unpack_scales(w + 4, sc, mn);
         const __m256i sc16 = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
-        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 16)));
+        const __m512i qh = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w + 16))) : _mm512_setzero_si512();
+        const uint8_t *qs = w + (q5 ? 48 : 16);
         const int8_t *xq = a->q4 + QK_K * b;
         __m512i sum = _mm512_setzero_si512();
         for (int p = 0; p < 2; p++) {
-            const __m512i v = _mm512_loadu_si512((const void *)(w + 48 + 64 * p));
-            const __m512i top_lo = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, idx_lo[p]), one), 4);
-            const __m512i top_hi = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, idx_hi[p]), one), 4);
-            const __m512i lo = _mm512_or_si512(_mm512_and_si512(v, nib), top_lo);
-            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), nib), top_hi);
+            const __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * p));
+            __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+            if (q5) {
+                lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, idx_lo[p]), one), 4));
+                hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, idx_hi[p]), one), 4));
+            }
             const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_load_si512((const void *)(xq + 128 * p)));
             const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_load_si512((const void *)(xq + 128 * p + 64)));
             sum = _mm512_add_epi32(sum, _mm512_madd_epi16(plo, spread16(sc16, idx_lo[p])));
@@ -167,7 +136,7 @@ static float dot_q5_k(const uint8_t *w, const q8_acts *a, int n) {
         const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mn)));
         acc_min = _mm256_fmadd_ps(_mm256_mul_ps(mf, _mm256_loadu_ps(a->xs32 + 8 * b)), _mm256_set1_ps(dmin), acc_min);
     }
-    return _mm512_reduce_add_ps(acc) - hsum256(acc_min);
+    return _mm512_reduce_add_ps(acc) - hsum8(acc_min);
 }
 
 /* One Q6_K row: per half h of 128 weights, ql[64h..64h+63] holds the low
@@ -222,7 +191,7 @@ int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
     for (int r = r0; r < r1; r++, row += rb) {
         prefetch_row_ahead(row, rb);
-        y[r - r0] = W->type == DT_Q4_K ? dot_q4_k(row, a, n) : W->type == DT_Q5_K ? dot_q5_k(row, a, n) : dot_q6_k(row, a, n);
+        y[r - r0] = W->type == DT_Q6_K ? dot_q6_k(row, a, n) : W->type == DT_Q5_K ? dot_q45_k(row, a, n, 1) : dot_q45_k(row, a, n, 0);
     }
     free(a);
     return 0;
