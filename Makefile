@@ -58,9 +58,9 @@ deps:
 	@$(call deb_install,$(DEB_DEPS),echo "error: could not install$$missing (run as root or install them yourself)"; exit 1)
 
 # The Python tests run under pytest, with numpy and without; without them they are skipped.
-TEST_DEB_DEPS = python3-pytest python3-numpy
+TEST_DEB_DEPS = python3-pytest python3-numpy gnuplot-nox
 test-deps:
-	@$(call deb_install,$(TEST_DEB_DEPS),echo "note: could not install$$missing (the Python tests may be skipped)")
+	@$(call deb_install,$(TEST_DEB_DEPS),echo "note: could not install$$missing (the Python tests or the report's test may be skipped)")
 
 lib: $(BUILD)/librwkv.a $(BUILD)/librwkv.so
 
@@ -110,7 +110,7 @@ $(BUILD)/tests/%: tests/%.c tests/test.h tests/pth_build.h $(BUILD)/librwkv.a
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Itests -o $@ $< $(BUILD)/librwkv.a $(LIB_LDLIBS)
 
 # Unit tests, vector checks and CLI tests; tests/run.sh prints the totals.
-test: all test-deps $(TEST_BIN) $(TOOL_BIN)
+test: all test-deps $(TEST_BIN) $(TOOL_BIN) $(BUILD)/bench/recall_probe
 	@$(MAKE) --no-print-directory asan-build
 	@$(MAKE) --no-print-directory fuzz-gcc
 	@sh tests/run.sh $(BUILD) build-asan "$(VECTORS)"
