@@ -201,7 +201,7 @@ $(BUILD)/fuzz/libfuzzer/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/fuzz/clang/lib
 # ---- experiments: RWKV-4 and RWKV-7 vs the GPT baseline (docs/results.md) ----
 # `make results` runs scripts/results.sh and writes docs/results.md and
 # docs/results/*.png: the tuned comparison's and the prompt-order probe's jobs
-# (scripts/results_jobs.sh: about 4 hours on 2 cores from nothing, or none
+# (scripts/results_jobs.sh: about 13 hours of one core, 6-7 on 2 cores, from nothing; none
 # when docs/results/data holds every table; a rerun continues where it
 # stopped) and then about 20 minutes of the rest. `make results-quick` is the
 # smoke run of the same (a few minutes; its tables go to runs/results-quick).
