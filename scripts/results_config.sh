@@ -1,5 +1,5 @@
-# The settings that scripts/results.sh and scripts/results_jobs.sh share
-# (sourced, not run). Reads QUICK (1 for the smoke run); sets the shapes,
+# The settings that scripts/results.sh, results_jobs.sh and results_tuned.sh
+# share, and the two helpers that read job names and tables (sourced, not run). Reads QUICK (1 for the smoke run); sets the shapes,
 # budgets and recipes of every experiment in docs/results.md.
 
 # ---- the tuned comparison (§1): sweep, then three seeds of the best ------------
@@ -29,6 +29,10 @@ else
     FSWEEP_STEPS=1200 FSWEEP_EVAL=200 FSWEEP_VALW=256
     FFINAL_STEPS=12000 FFINAL_EVAL=1000 FFINAL_VALW=512
 fi
+# a job table's final validation loss (its last row)
+final_loss() { awk '!/^#/ && $1 != "tokens" { v = $2 } END { print v }' "$1"; }
+# a job name's field: the value after -KEY (lr, w, o, seed, qfirst)
+field() { echo "$1" | tr '-' '\n' | sed -n "s/^$2\\(.*\\)/\\1/p" | head -1; }
 fopt_args() { case $1 in a) echo "--beta2 0.99 --weight-decay 0" ;; b) echo "--beta2 0.95 --weight-decay 0.1" ;; esac; }
 
 # the GPT's MLP width at which its parameter count (position table of CTX rows

@@ -52,10 +52,6 @@ die() { echo "results_jobs: $*" >&2; exit 1; }
 # ---- job names ------------------------------------------------------------------
 # sweep-SIZE-ARCH-lrLR-wW-oO, final-SIZE-ARCH-lrLR-wW-oO-seedN, order-ARCH-qfirstQ-seedN
 # (LR a decimal: the name's fields are split at '-')
-final_loss() { awk '!/^#/ && NR > 1 { v = $2 } END { print v }' "$1"; }
-field() { # name key -> the value after -key in the name (lr, w, o, seed)
-    echo "$1" | tr '-' '\n' | sed -n "s/^$2\\(.*\\)/\\1/p" | head -1
-}
 # the sweep tables of one architecture and size, best first: "loss name"
 sweep_ranked() { # size arch
     for f in "$DATA"/sweep/sweep-$1-$2-*.tsv; do

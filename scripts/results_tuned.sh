@@ -25,9 +25,7 @@ T_END="<!-- end of the tuned comparison -->"
 O_BEGIN="<!-- prompt-order probe: written by scripts/results_tuned.sh -->"
 O_END="<!-- end of the prompt-order probe -->"
 
-final_loss() { awk '!/^#/ && $1 != "tokens" { v = $2 } END { print v }' "$1"; }
 header_field() { sed -n "s/^# $2 //p" "$1" | head -1; } # file key
-field() { echo "$1" | tr '-' '\n' | sed -n "s/^$2\\(.*\\)/\\1/p" | head -1; }
 recipe() { # job name -> words
     w=$(field "$1" w) o=$(field "$1" o)
     printf 'LR %s → %s, %s, %s' "$(field "$1" lr)" "$(awk -v x="$(field "$1" lr)" 'BEGIN { printf "%g", x / 20 }')" \
