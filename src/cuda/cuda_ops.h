@@ -227,7 +227,7 @@ typedef struct cuda_gemv_op {
     int accumulate, act;
     /* Products of more rows (a GEMM, bf16 weights) only: X16, when set, is X
      * already in bf16 (no conversion); Y16, when set, receives the product in
-     * bf16 instead of Y (act NONE or RELU2, no accumulate). */
+     * bf16 instead of Y (with its act, no accumulate). */
     const void *X16;
     void *Y16;
 } cuda_gemv_op;

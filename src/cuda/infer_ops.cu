@@ -42,15 +42,18 @@ __global__ void shift_save_kernel(const float *z, float *const *states, size_t o
 
 static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048; }
 
-/* Decode (every row a stream of its own): the layer norm of the row, the
- * mixes against the state's slot, and the slot replaced by the row's z, in
- * one launch where the general path takes three. Block (row, chunk) handles
- * 256 channels of the row; every block of the row sums the whole row itself
- * (two-pass, as the layer norm kernel), which costs a read of C floats from
- * the cache and saves a second launch. */
+/* Decode and batch steps (every row a stream of its own): the layer norm of
+ * the row, the mixes against the state's slot, and the slot replaced by the
+ * row's z, in one launch where the general path takes three. Two shapes:
+ *
+ * A few rows (decode): block (row, chunk) handles 256 channels of the row;
+ * every block of the row sums the whole row itself (two-pass, as the layer
+ * norm kernel), which costs a read of C floats from the cache and saves a
+ * second launch, and its small blocks start beside the blocks of the
+ * product still running ahead of it (programmatic dependent launch). */
 template <int FORM, typename T>
-__global__ void ln_shift_step_kernel(const float *x, const float *lw, const float *lb, float *const *states,
-                                     size_t off, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
+__global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const float *lb, float *const *states,
+                                      size_t off, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
     __shared__ float part[32];
     cuda_let_dependents_start();
     cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
@@ -71,6 +74,70 @@ __global__ void ln_shift_step_kernel(const float *x, const float *lw, const floa
 #pragma unroll
     for (int m = 0; m < SHIFT_MAX_MIX; m++)
         if (m < n_mix) st(out + m * n + r * C + ch, shift_value<FORM>(cur, prev, mu.mu[m], ch));
+}
+
+/* Many rows (batch steps): a block per row holds the row in registers
+ * (LN_ROW_VALUES channels a thread, ch = threadIdx.x + e blockDim.x), so x
+ * is read once; the state's slot, which no earlier kernel of the pass
+ * writes, is read before the wait. Rows of up to LN_ROW_MAX_C channels. */
+enum { LN_ROW_THREADS = 512, LN_ROW_VALUES = 16, LN_ROW_MAX_C = LN_ROW_THREADS * LN_ROW_VALUES };
+enum { LN_ROW_MIN_ROWS = 32 }; /* fewer rows take the chunked kernel */
+
+template <int FORM, typename T>
+__global__ void __launch_bounds__(LN_ROW_THREADS)
+    ln_shift_row_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off, int C,
+                        int n_mix, mix_set mu, float *z, T *out, size_t n) {
+    __shared__ float part[32];
+    cuda_let_dependents_start();
+    const size_t r = blockIdx.x;
+    float *slot = states[r] + off;
+    float v[LN_ROW_VALUES], prev[LN_ROW_VALUES];
+#pragma unroll
+    for (int e = 0; e < LN_ROW_VALUES; e++) {
+        const int ch = threadIdx.x + e * blockDim.x;
+        prev[e] = ch < C ? slot[ch] : 0.0f;
+    }
+    cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
+    const float *xr = x + r * C;
+    float acc = 0.0f;
+#pragma unroll
+    for (int e = 0; e < LN_ROW_VALUES; e++) {
+        const int ch = threadIdx.x + e * blockDim.x;
+        v[e] = ch < C ? xr[ch] : 0.0f;
+        acc += v[e];
+    }
+    const float mean = block_sum(acc, part) / C;
+    acc = 0.0f;
+#pragma unroll
+    for (int e = 0; e < LN_ROW_VALUES; e++)
+        if (threadIdx.x + e * blockDim.x < C) acc += (v[e] - mean) * (v[e] - mean);
+    const float rstd = rsqrtf(block_sum(acc, part) / C + 1e-5f);
+#pragma unroll
+    for (int e = 0; e < LN_ROW_VALUES; e++) {
+        const int ch = threadIdx.x + e * blockDim.x;
+        if (ch >= C) break;
+        v[e] = (v[e] - mean) * rstd * lw[ch] + lb[ch];
+        z[r * C + ch] = v[e], slot[ch] = v[e];
+    }
+    /* the weights of a mix for all the thread's channels are loaded before
+     * its stores: a load may not pass a store to out (they may alias), so
+     * loading them channel by channel between the stores would chain
+     * LN_ROW_VALUES x n_mix load latencies */
+#pragma unroll
+    for (int m = 0; m < SHIFT_MAX_MIX; m++) {
+        if (m >= n_mix) break;
+        float mw[LN_ROW_VALUES];
+#pragma unroll
+        for (int e = 0; e < LN_ROW_VALUES; e++) {
+            const int ch = threadIdx.x + e * blockDim.x;
+            mw[e] = FORM != SHIFT_DELTA && ch < C ? mu.mu[m][ch] : 0.0f;
+        }
+#pragma unroll
+        for (int e = 0; e < LN_ROW_VALUES; e++) {
+            const int ch = threadIdx.x + e * blockDim.x;
+            if (ch < C) st(out + m * n + r * C + ch, shift_value<FORM>(v[e], prev[e], mw, e));
+        }
+    }
 }
 
 static mix_set mixes(const float *const *mu, int n_mix) {
@@ -103,16 +170,18 @@ static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *
                                  size_t off, enum shift_form form, int n_mix, const mix_set &m, T *out) {
     const int C = c->sh.n_embd;
     const size_t n = (size_t)rows->n * C;
-    const dim3 R((unsigned)rows->n, cuda_blocks((size_t)C, 256));
-    if (form == SHIFT_LERP)
-        cuda_launch_early(ln_shift_step_kernel<SHIFT_LERP, T>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
-                          rows->states, off, C, n_mix, m, c->z, out, n);
-    else if (form == SHIFT_MIX)
-        cuda_launch_early(ln_shift_step_kernel<SHIFT_MIX, T>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
-                          rows->states, off, C, n_mix, m, c->z, out, n);
-    else
-        cuda_launch_early(ln_shift_step_kernel<SHIFT_DELTA, T>, R, dim3(256), 0, c->stream, c->x, ln_w, ln_b,
-                          rows->states, off, C, 1, m, c->z, out, n);
+    const bool by_row = rows->n >= LN_ROW_MIN_ROWS && C <= LN_ROW_MAX_C;
+    /* whole warps of LN_ROW_VALUES channels a thread, or 256-channel chunks */
+    const dim3 grid((unsigned)rows->n, by_row ? 1 : cuda_blocks((size_t)C, 256)),
+        block(by_row ? (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32) : 256);
+    const int mixes = form == SHIFT_DELTA ? 1 : n_mix;
+    void (*kernel)(const float *, const float *, const float *, float *const *, size_t, int, int, mix_set, float *,
+                   T *, size_t) =
+        form == SHIFT_LERP ? (by_row ? ln_shift_row_kernel<SHIFT_LERP, T> : ln_shift_chunk_kernel<SHIFT_LERP, T>)
+        : form == SHIFT_MIX ? (by_row ? ln_shift_row_kernel<SHIFT_MIX, T> : ln_shift_chunk_kernel<SHIFT_MIX, T>)
+                            : (by_row ? ln_shift_row_kernel<SHIFT_DELTA, T> : ln_shift_chunk_kernel<SHIFT_DELTA, T>);
+    cuda_launch_early(kernel, grid, block, 0, c->stream, c->x, ln_w, ln_b, rows->states, off, C, mixes, m, c->z,
+                      out, n);
 }
 
 void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,
@@ -161,16 +230,17 @@ void infer_group_norm_gate(rwkv_infer *c, float *y, const float *g, const float 
     group_norm_gate_kernel<<<(unsigned)((units + 7) / 8), 256, 0, c->stream>>>(y, g, w, b, units, H, N, c->sh.gn_eps);
 }
 
-template <int SIG>
-__global__ void squash_kernel(float *x, size_t n) {
+template <int SIG, typename T>
+__global__ void squash_kernel(T *x, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        x[i] = SIG ? 1.0f / (1.0f + expf(-x[i])) : tanhf(x[i]);
+        st(x + i, SIG ? 1.0f / (1.0f + expf(-ld(x + i))) : tanhf(ld(x + i)));
 }
 
-void infer_tanh(rwkv_infer *c, float *x, size_t n) {
-    squash_kernel<0><<<grid_for(n), 256, 0, c->stream>>>(x, n);
-}
-
-void infer_sigmoid(rwkv_infer *c, float *x, size_t n) {
-    squash_kernel<1><<<grid_for(n), 256, 0, c->stream>>>(x, n);
+void infer_activation(rwkv_infer *c, int act, cuda_dtype t, void *x, size_t n) {
+    if (act == CUDA_ACT_RELU2) cuda_relu2_forward(t, x, x, n, c->stream);
+    if (act != CUDA_ACT_TANH && act != CUDA_ACT_SIGMOID) return;
+    CUDA_DISPATCH(t, {
+        if (act == CUDA_ACT_TANH) squash_kernel<0><<<grid_for(n), 256, 0, c->stream>>>((act_t *)x, n);
+        else squash_kernel<1><<<grid_for(n), 256, 0, c->stream>>>((act_t *)x, n);
+    });
 }

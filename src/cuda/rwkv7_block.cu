@@ -145,10 +145,14 @@ typedef struct step_args {
     int H;
     float eps;
     float *y;
+    bf16 *y16; /* when set, y goes here in bf16 (the output GEMM's input) instead */
 } step_args;
 
+/* For heads of 64: at most 40 registers, so that six blocks share an SM
+ * (eight spill a little): a batch step is bound by moving the states, and
+ * more resident blocks keep more of their rows in flight. */
 template <int Q>
-__global__ void decode_step_kernel(step_args q) {
+__global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(step_args q) {
     constexpr int N = 16 * Q;
     __shared__ float part[32];
     __shared__ float4 vec4[7 * N / 4]; /* r, w, k, a (= -kappa), b (= kappa alpha), v, y */
@@ -213,7 +217,9 @@ __global__ void decode_step_kernel(step_args q) {
     if (t < N) {
         const int ch = h * N + t;
         const float gn = (yt - mean) * (1.0f / sqrtf(var + q.eps)) * q.lnx_w[ch] + q.lnx_b[ch];
-        q.y[base + t] = (gn + bonus * sv[t]) * q.g[base + t];
+        const float out = (gn + bonus * sv[t]) * q.g[base + t];
+        if (q.y16) q.y16[base + t] = __float2bfloat16(out);
+        else q.y[base + t] = out;
     }
 }
 
@@ -255,10 +261,18 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
         {infer_w(c, l, G1), Dg, C, xm + MIX_G * rc, C, hg, 0, CUDA_ACT_SIGMOID, NULL, NULL},
         {infer_w(c, l, V1), Dv, C, xm + MIX_V * rc, C, hv, 0, CUDA_ACT_NONE, NULL, NULL}};
     for (int i = 0; i < 7 && m16; i++) first[i].X16 = m16 + mix_of[i] * rc;
-    const cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE, NULL, NULL},
-                                   {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE, NULL, NULL},
-                                   {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE, NULL, NULL},
-                                   {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE, NULL, NULL}};
+    cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE, NULL, NULL},
+                             {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE, NULL, NULL},
+                             {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE, NULL, NULL},
+                             {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE, NULL, NULL}};
+    /* a large bf16 pass keeps the LoRA hiddens in bf16 too (c->in16, which
+     * no product of these two groups converts into): the first factors
+     * write them, activation applied, and the second factors read them */
+    bf16 *h16 = m16 && (size_t)R * (Dw + Da + Dg + Dv) <= c->in16_floats ? (bf16 *)c->in16 : NULL;
+    for (int i = 0; i < 4 && h16; i++) {
+        first[3 + i].Y16 = h16 + (first[3 + i].Y - s->h);
+        second[i].X16 = first[3 + i].Y16;
+    }
     rwkv_status st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
     if (st == RWKV_OK) st = infer_products(c, second, l > 0 ? 4 : 3, R, err);
     if (st != RWKV_OK) return st;
@@ -266,9 +280,13 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     const unsigned blocks = (unsigned)((units + 7) / 8);
     prepare_args p = {infer_vec(c, l, W0), infer_vec(c, l, A0), l > 0 ? infer_vec(c, l, V0) : NULL,
                       infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first, s->tmp};
+    /* a large bf16 pass: y in bf16 for the output GEMM (c->in16 is free again) */
     const step_args q = {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B),
-                         rows->states, off + C, H, sh->gn_eps, s->y};
-    if (decode_step(c, rows, &q, N)) return infer_linear(c, infer_w(c, l, ATT_O), C, A, s->y, A, R, c->x, 1, err);
+                         rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL};
+    if (decode_step(c, rows, &q, N)) {
+        const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
+        return infer_products(c, &o, 1, R, err);
+    }
     prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
     cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);
     finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, infer_vec(c, l, R_K),

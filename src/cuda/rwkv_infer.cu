@@ -310,13 +310,9 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
         rwkv_status s = gemm(c, &ops[i], rows, err);
         if (s != RWKV_OK) return s;
         const size_t count = (size_t)rows * ops[i].out;
-        if (ops[i].Y16) { /* bf16 output: relu² (or nothing) in place */
-            if (ops[i].act == CUDA_ACT_RELU2) cuda_relu2_forward(CUDA_BF16, ops[i].Y16, ops[i].Y16, count, c->stream);
-            continue;
-        }
-        if (ops[i].act == CUDA_ACT_TANH) infer_tanh(c, ops[i].Y, count);
-        if (ops[i].act == CUDA_ACT_SIGMOID) infer_sigmoid(c, ops[i].Y, count);
-        if (ops[i].act == CUDA_ACT_RELU2) cuda_relu2_forward(CUDA_F32, ops[i].Y, ops[i].Y, count, c->stream);
+        /* the activation in place, on the bf16 output when there is one */
+        if (ops[i].Y16) infer_activation(c, ops[i].act, CUDA_BF16, ops[i].Y16, count);
+        else infer_activation(c, ops[i].act, CUDA_F32, ops[i].Y, count);
     }
     return RWKV_OK;
 }

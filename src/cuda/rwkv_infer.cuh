@@ -152,9 +152,8 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
 /* y = GN_H(y; w, b, eps) (⊙ silu(g) when g is not NULL) per row, in place. */
 void infer_group_norm_gate(rwkv_infer *c, float *y, const float *g, const float *w, const float *b, int rows);
 
-/* x = f(x) in place over n floats. */
-void infer_tanh(rwkv_infer *c, float *x, size_t n);
-void infer_sigmoid(rwkv_infer *c, float *x, size_t n);
+/* x = act(x) in place over n values of type t (float32 or bf16); CUDA_ACT_NONE does nothing. */
+void infer_activation(rwkv_infer *c, int act, cuda_dtype t, void *x, size_t n);
 
 /* The matrix-state WKVs continuing the streams' states (S at `off` floats
  * into each state; every other array [rows][H*N]):
