@@ -183,8 +183,9 @@ sh scripts/results_tuned.sh                  # this section and its plots from t
 $T_END
 EOF
 }
+finals_pending() { missing "final/final-*" $(($(echo $FSIZES | wc -w) * 2 * $(echo $FSEEDS | wc -w))); }
 tuned_verdict() {
-    pending=$(missing "final/final-*" $(($(echo $FSIZES | wc -w) * 2 * $(echo $FSEEDS | wc -w))))
+    pending=$(finals_pending)
     done_sizes=""
     for s in $FSIZES; do
         if [ -n "$(finals $s rwkv4)" ] && [ -n "$(finals $s gpt)" ]; then done_sizes="$done_sizes $s"; fi
@@ -228,7 +229,9 @@ best_with() { for f in "$DATA"/sweep/sweep-$1-$2-*-o$3.tsv; do if [ -f "$f" ]; t
 cost_words() {
     sw=$(for f in "$DATA"/sweep/*.tsv; do awk '!/^#/ && $1 != "tokens" { v = $3 } END { print v }' "$f"; done | awk '{ s += $1 } END { printf "%.1f", s / 3600 }')
     fi=$(for f in "$DATA"/final/*.tsv; do [ -f "$f" ] && awk '!/^#/ && $1 != "tokens" { v = $3 } END { print v }' "$f"; done | awk '{ s += $1 } END { printf "%.1f", s / 3600 }')
-    echo "Cost: the sweep's runs took $sw hours of one core in all, the final runs so far $fi, on the machines"
+    so_far=""
+    if [ -n "$(finals_pending)" ]; then so_far=" so far"; fi
+    echo "Cost: the sweep's runs took $sw hours of one core in all, the final runs$so_far $fi, on the machines"
     echo "their tables name: $(cat "$DATA"/sweep/*.tsv "$DATA"/final/*.tsv 2>/dev/null | sed -n 's/^# machine //p' | sort | uniq -c |
         awk '{ n = $1; $1 = ""; printf "%s%s (%d runs)", (NR > 1 ? "; " : ""), substr($0, 2), n }')."
 }
