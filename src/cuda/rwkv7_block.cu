@@ -162,7 +162,7 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
     float4 *st = (float4 *)(q.states[blockIdx.y] + q.off + ((size_t)h * N + row) * N) + q4;
     float4 s[Q];
 #pragma unroll
-    for (int c = 0; c < Q; c++) s[c] = st[4 * c];
+    for (int c = 0; c < Q; c++) s[c] = __ldcs(st + 4 * c); /* streamed: read once, written once, not kept in L2 */
     cuda_wait_for_prior_grids(); /* launched early: the state (no earlier kernel of the pass writes it) is read first */
     const size_t base = (size_t)blockIdx.y * q.H * N + (size_t)h * N; /* row blockIdx.y, head h */
     float *sr = vec, *sw = vec + N, *sk = vec + 2 * N, *sa = vec + 3 * N, *sb = vec + 4 * N, *sv = vec + 5 * N,
@@ -204,7 +204,7 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
     for (int c = 0; c < Q; c++) {
         const int j = 4 * c + q4;
         acc += wkv7_step4(s[c], in[j], in[N / 4 + j], in[2 * N / 4 + j], in[4 * N / 4 + j], sum_a, vi);
-        st[4 * c] = s[c];
+        __stcs(st + 4 * c, s[c]);
     }
     acc += __shfl_xor_sync(0xffffffffu, acc, 1);
     acc += __shfl_xor_sync(0xffffffffu, acc, 2);
