@@ -58,7 +58,7 @@ void matvec_scalar(const matrix *W, const float *x, float *y) { matvec_rows_scal
 /* Below this many weights a second thread costs more than it saves. */
 #define MATVEC_PARALLEL_MIN 49152L
 #define MATVEC_MIN_CHUNK_ROWS 64
-#define MATVEC_CHUNKS_PER_THREAD 4
+#define MATVEC_CHUNKS_PER_THREAD 2
 
 typedef struct matvec_job {
     const kernel_ops *k;
@@ -87,9 +87,11 @@ static void matvec_chunk(void *p, int chunk) {
 int matvec_chunk_rows(const matrix *W, int n_threads) {
     const int rows = W->rows;
     if (n_threads <= 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 2 * MATVEC_MIN_CHUNK_ROWS) return rows;
-    /* a few long chunks per thread: each is one unbroken stream for the
-     * prefetchers (64-row chunks interleaved between the threads cost ~10%
-     * at two threads), and there are still enough to balance the load */
+    /* two long chunks per thread: each is one unbroken stream for the
+     * prefetchers (at two threads four chunks each were 3-25% slower than
+     * two in every pair measured, 64-row chunks ~10% slower still), and a
+     * second chunk still lets a running thread take over from one that
+     * has not started (docs/perf.md, change 17) */
     int per = (rows + MATVEC_CHUNKS_PER_THREAD * n_threads - 1) / (MATVEC_CHUNKS_PER_THREAD * n_threads);
     per = (per + 15) / 16 * 16;
     return per < MATVEC_MIN_CHUNK_ROWS ? MATVEC_MIN_CHUNK_ROWS : per;
