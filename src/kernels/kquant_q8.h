@@ -4,10 +4,24 @@
 #ifndef RWKV_KERNELS_KQUANT_Q8_H
 #define RWKV_KERNELS_KQUANT_Q8_H
 
+#include <math.h>
+
+#include "core/kquants.h"
 #include "kernels/kernels.h"
 
 /* The widest row the activation buffer holds (7B-class FFN rows: 14336). */
 #define KQ8_MAX_COLS 16384
+
+/* Whether the 8-bit path takes W and x (both variants' first check): a
+ * k-quant of whole super-blocks, at most KQ8_MAX_COLS wide, and a finite x
+ * (the float path carries NaN/Inf through as the reference does). */
+static inline int kquant_q8_applies(const matrix *W, const float *x) {
+    const int n = W->cols;
+    if ((W->type != DT_Q4_K && W->type != DT_Q5_K && W->type != DT_Q6_K) || n > KQ8_MAX_COLS || n % QK_K) return 0;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
 
 /* y[r - r0] = row r of W . x for r in [r0, r1) with x quantized to 8 bits per
  * 256 (error at most max|x| / 254 per element of each block). Returns 0, or

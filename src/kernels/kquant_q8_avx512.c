@@ -27,7 +27,6 @@
 #endif
 
 #include <immintrin.h>
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -181,9 +180,7 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
 
 int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1) {
     const int n = W->cols;
-    if ((W->type != DT_Q4_K && W->type != DT_Q5_K && W->type != DT_Q6_K) || n > KQ8_MAX_COLS || n % QK_K) return -1;
-    for (int i = 0; i < n; i++)
-        if (!isfinite(x[i])) return -1; /* the float path carries NaN/Inf through as the reference does */
+    if (!kquant_q8_applies(W, x)) return -1;
     q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
     if (!a) return -1;
     quantize_acts(x, n, a);
