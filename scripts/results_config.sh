@@ -1,6 +1,7 @@
 # The settings that scripts/results.sh, results_jobs.sh and results_tuned.sh
-# share, and the two helpers that read job names and tables (sourced, not run). Reads QUICK (1 for the smoke run); sets the shapes,
-# budgets and recipes of every experiment in docs/results.md.
+# share, and the two helpers that read job names and tables (sourced, not
+# run). Reads QUICK (1 for the smoke run); sets the shapes, budgets and
+# recipes of every experiment in docs/results.md.
 
 # ---- the tuned comparison (§1): sweep, then three seeds of the best ------------
 # byte-level King James Bible, windows of FCTX tokens, FB per step

@@ -174,13 +174,13 @@ static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *
     /* whole warps of LN_ROW_VALUES channels a thread, or 256-channel chunks */
     const dim3 grid((unsigned)rows->n, by_row ? 1 : cuda_blocks((size_t)C, 256)),
         block(by_row ? (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32) : 256);
-    const int mixes = form == SHIFT_DELTA ? 1 : n_mix;
+    const int used = form == SHIFT_DELTA ? 1 : n_mix; /* the delta form has one output */
     void (*kernel)(const float *, const float *, const float *, float *const *, size_t, int, int, mix_set, float *,
                    T *, size_t) =
         form == SHIFT_LERP ? (by_row ? ln_shift_row_kernel<SHIFT_LERP, T> : ln_shift_chunk_kernel<SHIFT_LERP, T>)
         : form == SHIFT_MIX ? (by_row ? ln_shift_row_kernel<SHIFT_MIX, T> : ln_shift_chunk_kernel<SHIFT_MIX, T>)
                             : (by_row ? ln_shift_row_kernel<SHIFT_DELTA, T> : ln_shift_chunk_kernel<SHIFT_DELTA, T>);
-    cuda_launch_early(kernel, grid, block, 0, c->stream, c->x, ln_w, ln_b, rows->states, off, C, mixes, m, c->z,
+    cuda_launch_early(kernel, grid, block, 0, c->stream, c->x, ln_w, ln_b, rows->states, off, C, used, m, c->z,
                       out, n);
 }
 
