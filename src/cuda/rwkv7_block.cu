@@ -288,7 +288,8 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
         return infer_products(c, &o, 1, R, err);
     }
     prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
-    cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);
+    /* the mixes are used up: their memory holds the chunked WKV's matrices */
+    cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, s->xm, N_MIX * rc, c->stream);
     finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, infer_vec(c, l, R_K),
                                                  infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), units, H, N,
                                                  sh->gn_eps);

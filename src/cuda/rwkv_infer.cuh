@@ -197,7 +197,16 @@ __device__ __forceinline__ float wkv7_step4(float4 &s, float4 r, float4 w, float
 }
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
+/* RWKV-7 takes scratch memory for the chunked long-stream kernels (wkv7_chunk.cu):
+ * cuda_wkv7_chunk_floats of it, or it walks the tokens one by one. */
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
-                     const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s);
+                     const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
+                     size_t scratch_floats, cudaStream_t s);
+/* The chunked form (heads of 64, streams of 16 tokens or more, decays in
+ * (0, 1]); false, having launched nothing, where it does not apply. */
+size_t cuda_wkv7_chunk_floats(const infer_rows *rows, int H, int N);
+bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
+                       const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
+                       size_t scratch_floats, cudaStream_t s);
 
 #endif
