@@ -172,13 +172,13 @@ __global__ void __launch_bounds__(CT *CT) wkv7_chunk_prep_kernel(int per, int H,
 
 /* ---- the walk: RB rows of one head per block, chunk after chunk ----
  * A row lives in the registers of ROW_LANES lanes of one warp (lane q holds
- * the float4 columns q, q + ROW_LANES, ...), so its sums are shuffles inside
- * the warp and only the chunk's record is shared by the block. A block has
- * two rows per warp, eight warps, so every scheduler has two warps to switch
- * between while one waits on a shared-memory load or a shuffle. Three tiles
- * in flight, one barrier a chunk. */
-constexpr int ROW_LANES = 16, TILES = 3;
-constexpr int WALK_THREADS = RB * ROW_LANES;
+ * its float4 column q), so its sums are shuffles inside the warp and only the
+ * chunk's record is shared by the block. What bounds the walk is the shared
+ * memory's bandwidth (every lane reads its columns of the record each
+ * chunk), so a lane holds LANE_ROWS rows and uses each value it reads for
+ * all of them. Three tiles in flight, one barrier a chunk. */
+constexpr int ROW_LANES = 16, LANE_ROWS = 2, TILES = 3;
+constexpr int WALK_THREADS = RB / LANE_ROWS * ROW_LANES;
 constexpr int KEEP = 2 * CT / ROW_LANES; /* of the row's 2 CT sums, those a lane ends with */
 
 /* One chunk's tile in shared memory: the record as written, then the block
@@ -221,26 +221,25 @@ __device__ __forceinline__ void row_reduce_scatter(float (&p)[2 * CT], int q) {
 
 template <int N>
 __global__ void __launch_bounds__(WALK_THREADS, 1) wkv7_chunk_walk_kernel(float *const *states, size_t off, int per,
-                                                                       int H, const float *v, const float *records,
-                                                                       float *y) {
+                                                                          int H, const float *v, const float *records,
+                                                                          float *y) {
     using R = chunk_record<N>;
     using T = walk_tile<N>;
-    constexpr int F = N / (4 * ROW_LANES); /* float4 columns per lane */
-    static_assert(F >= 1 && KEEP >= 1 && CT % KEEP == 0, "the row's sums split evenly over its lanes");
+    static_assert(N == 4 * ROW_LANES && KEEP * ROW_LANES == 2 * CT, "a lane holds one float4 of each of its rows");
     extern __shared__ float4 smem4[];
     float *const tiles = (float *)smem4;
     const int h = blockIdx.x / (N / RB), row0 = (blockIdx.x % (N / RB)) * RB, stream = blockIdx.y;
-    const int chunks = (per + CT - 1) / CT, lane = threadIdx.x % 32, q = lane % ROW_LANES;
-    const int i = threadIdx.x / ROW_LANES, leader = lane - q;
+    const int chunks = (per + CT - 1) / CT, lane = threadIdx.x % 32, q = lane % ROW_LANES, leader = lane - q;
+    const int i0 = threadIdx.x / ROW_LANES; /* the lane's rows: i0, i0 + RB / LANE_ROWS, ... */
     const bool sa_lane = q < ROW_LANES / 2; /* lanes with sums of s·Ā; the others s·R̄ (outputs) */
     const int tok = KEEP * (q % (ROW_LANES / 2)); /* the lane's first token of the chunk */
     const size_t A = (size_t)H * N, first = (size_t)stream * per * A + (size_t)h * N + row0;
     const float *rec0 = records + ((size_t)stream * chunks * H + h) * R::FLOATS;
     const size_t rec_step = (size_t)H * R::FLOATS;
-    float *st = states[stream] + off + ((size_t)h * N + row0 + i) * N;
-    float4 s[F];
+    float *const st = states[stream] + off + ((size_t)h * N + row0) * N + 4 * q;
+    float4 s[LANE_ROWS];
 #pragma unroll
-    for (int f = 0; f < F; f++) s[f] = *(const float4 *)(st + 4 * (q + ROW_LANES * f));
+    for (int r = 0; r < LANE_ROWS; r++) s[r] = *(const float4 *)(st + (size_t)(i0 + r * (RB / LANE_ROWS)) * N);
     walk_load<N>(tiles, rec0, v, first, A, per < CT ? per : CT);
     if (chunks > 1) walk_load<N>(tiles + T::FLOATS, rec0 + rec_step, v, first + CT * A, A, per - CT < CT ? per - CT : CT);
     else __pipeline_commit(); /* an empty group keeps the count of groups in flight uniform */
@@ -255,48 +254,62 @@ __global__ void __launch_bounds__(WALK_THREADS, 1) wkv7_chunk_walk_kernel(float 
             __pipeline_commit();
         const float *tile = tiles + (c % TILES) * T::FLOATS;
         const float4 *tile4 = (const float4 *)tile;
-        /* the row against Ā_t, R̄_t (2 CT consecutive vectors of the record) */
-        float p[2 * CT];
+        /* each row against Ā_t, R̄_t (2 CT consecutive vectors of the record) */
+        float p[LANE_ROWS][2 * CT];
 #pragma unroll
         for (int m = 0; m < 2 * CT; m++) {
-            p[m] = dot4(s[0], tile4[m * (N / 4) + q]);
+            const float4 x = tile4[m * (N / 4) + q];
 #pragma unroll
-            for (int f = 1; f < F; f++) p[m] += dot4(s[f], tile4[m * (N / 4) + q + ROW_LANES * f]);
+            for (int r = 0; r < LANE_ROWS; r++) p[r][m] = dot4(s[r], x);
         }
-        row_reduce_scatter<CT>(p, q);
+#pragma unroll
+        for (int r = 0; r < LANE_ROWS; r++) row_reduce_scatter<CT>(p[r], q);
         /* plus the values through N̄ (sums) or H̄ (outputs), both stored [j][t] */
-        float vv[CT];
+        float vv[LANE_ROWS][CT];
         const float *vm = tile + (sa_lane ? R::NBAR : R::HBAR) + tok;
 #pragma unroll
         for (int j = 0; j < CT; j++) {
-            vv[j] = tile[T::V + j * RB + i];
+            float m[KEEP];
 #pragma unroll
-            for (int e = 0; e < KEEP; e++) p[e] = fmaf(vv[j], vm[j * CT + e], p[e]);
+            for (int e = 0; e < KEEP; e++) m[e] = vm[j * CT + e];
+#pragma unroll
+            for (int r = 0; r < LANE_ROWS; r++) {
+                vv[r][j] = tile[T::V + j * RB + i0 + r * (RB / LANE_ROWS)];
+#pragma unroll
+                for (int e = 0; e < KEEP; e++) p[r][e] = fmaf(vv[r][j], m[e], p[r][e]);
+            }
         }
-        if (!sa_lane)
+#pragma unroll
+        for (int r = 0; r < LANE_ROWS; r++)
 #pragma unroll
             for (int e = 0; e < KEEP; e++)
-                if (t0 + tok + e < per) y[first + (size_t)(t0 + tok + e) * A + i] = p[e];
-        float sa[CT];
+                if (!sa_lane && t0 + tok + e < per)
+                    y[first + (size_t)(t0 + tok + e) * A + i0 + r * (RB / LANE_ROWS)] = p[r][e];
+        float sa[LANE_ROWS][CT];
 #pragma unroll
-        for (int j = 0; j < CT; j++) sa[j] = __shfl_sync(0xffffffffu, p[j % KEEP], leader + j / KEEP);
-        /* the row to the chunk's end: the decayed row, the sums through b̃, the values through k̃ */
+        for (int r = 0; r < LANE_ROWS; r++)
 #pragma unroll
-        for (int f = 0; f < F; f++) {
-            const int col = q + ROW_LANES * f;
-            const float4 d = tile4[R::DECAY / 4 + col];
-            float4 sv = make_float4(s[f].x * d.x, s[f].y * d.y, s[f].z * d.z, s[f].w * d.w);
-            float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            for (int j = 0; j < CT; j++) sa[r][j] = __shfl_sync(0xffffffffu, p[r][j % KEEP], leader + j / KEEP);
+        /* the rows to the chunk's end: decayed, plus the sums through b̃ and the values through k̃ */
+        const float4 d = tile4[R::DECAY / 4 + q];
+        float4 kv[LANE_ROWS];
 #pragma unroll
-            for (int j = 0; j < CT; j++) {
-                axpy4(sv, sa[j], tile4[(R::BT + j * N) / 4 + col]);
-                axpy4(kv, vv[j], tile4[(R::KT + j * N) / 4 + col]);
-            }
-            s[f] = make_float4(sv.x + kv.x, sv.y + kv.y, sv.z + kv.z, sv.w + kv.w);
+        for (int r = 0; r < LANE_ROWS; r++) {
+            s[r] = make_float4(s[r].x * d.x, s[r].y * d.y, s[r].z * d.z, s[r].w * d.w);
+            kv[r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
+#pragma unroll
+        for (int j = 0; j < CT; j++) {
+            const float4 bt = tile4[(R::BT + j * N) / 4 + q], kt = tile4[(R::KT + j * N) / 4 + q];
+#pragma unroll
+            for (int r = 0; r < LANE_ROWS; r++) axpy4(s[r], sa[r][j], bt), axpy4(kv[r], vv[r][j], kt);
+        }
+#pragma unroll
+        for (int r = 0; r < LANE_ROWS; r++)
+            s[r] = make_float4(s[r].x + kv[r].x, s[r].y + kv[r].y, s[r].z + kv[r].z, s[r].w + kv[r].w);
     }
 #pragma unroll
-    for (int f = 0; f < F; f++) *(float4 *)(st + 4 * (q + ROW_LANES * f)) = s[f];
+    for (int r = 0; r < LANE_ROWS; r++) *(float4 *)(st + (size_t)(i0 + r * (RB / LANE_ROWS)) * N) = s[r];
 }
 
 } // namespace
