@@ -104,10 +104,11 @@ __global__ void prepare_kernel(prepare_args p, size_t units, int H, int N) {
     }
 }
 
-/* One warp per (row, head): y = (GN(y) + (Σ_j r_j k_j r_k[j]) v) ⊙ g. */
+/* One warp per (row, head): y = (GN(y) + (Σ_j r_j k_j r_k[j]) v) ⊙ g, written to y16 in bf16
+ * instead when given (a large bf16 pass: the output GEMM reads it with no conversion). */
 __global__ void finish_kernel(float *y, const float *r, const float *k, const float *v, const float *g,
                               const float *r_k, const float *lnx_w, const float *lnx_b, size_t units, int H, int N,
-                              float eps) {
+                              float eps, bf16 *y16) {
     const size_t unit = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     const int lane = threadIdx.x & 31;
     if (unit >= units) return;
@@ -125,8 +126,9 @@ __global__ void finish_kernel(float *y, const float *r, const float *k, const fl
     const float inv = 1.0f / sqrtf(warp_sum(var) / N + eps);
     for (int j = lane; j < N; j += 32) {
         const size_t i = base + j;
-        const float gn = (y[i] - mean) * inv * lnx_w[ch0 + j] + lnx_b[ch0 + j];
-        y[i] = (gn + bonus * v[i]) * g[i];
+        const float gn = (y[i] - mean) * inv * lnx_w[ch0 + j] + lnx_b[ch0 + j], out = (gn + bonus * v[i]) * g[i];
+        if (y16) y16[i] = __float2bfloat16(out); /* the output GEMM's input, instead of y */
+        else y[i] = out;
     }
 }
 
@@ -283,17 +285,15 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     /* a large bf16 pass: y in bf16 for the output GEMM (c->in16 is free again) */
     const step_args q = {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B),
                          rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL};
-    if (decode_step(c, rows, &q, N)) {
-        const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
-        return infer_products(c, &o, 1, R, err);
-    }
+    const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
+    if (decode_step(c, rows, &q, N)) return infer_products(c, &o, 1, R, err);
     prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
     /* the mixes are used up: their memory holds the chunked WKV's matrices */
     cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, s->xm, N_MIX * rc, c->stream);
     finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, infer_vec(c, l, R_K),
                                                  infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), units, H, N,
-                                                 sh->gn_eps);
-    return infer_linear(c, infer_w(c, l, ATT_O), C, A, s->y, A, R, c->x, 1, err);
+                                                 sh->gn_eps, q.y16);
+    return infer_products(c, &o, 1, R, err);
 }
 
 static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err) {
