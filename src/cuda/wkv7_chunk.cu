@@ -327,11 +327,16 @@ bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const f
     if (rows->per < CT || need == 0 || need > scratch_floats || off % 4 || (size_t)H * N % 4) return false;
     for (const float *p : arrays)
         if ((uintptr_t)p % 16) return false; /* read in float4s */
+    /* three tiles, over the 48 KiB default: a device that cannot give them takes the other kernel */
+    const int bytes = TILES * walk_tile<64>::FLOATS * (int)sizeof(float);
+    if (cudaFuncSetAttribute(wkv7_chunk_walk_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=
+        cudaSuccess) {
+        cudaGetLastError(); /* not left for the pass's error check */
+        return false;
+    }
     const int chunks = (rows->per + CT - 1) / CT;
     wkv7_chunk_prep_kernel<64><<<dim3((unsigned)chunks, (unsigned)H, (unsigned)rows->n_streams), CT * CT, 0, s>>>(
         rows->per, H, r, w, k, a, b, scratch);
-    const int bytes = TILES * walk_tile<64>::FLOATS * (int)sizeof(float); /* over the 48 KiB default */
-    cudaFuncSetAttribute(wkv7_chunk_walk_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     wkv7_chunk_walk_kernel<64><<<dim3((unsigned)(H * (64 / RB)), (unsigned)rows->n_streams), WALK_THREADS, bytes, s>>>(
         rows->states, off, rows->per, H, v, scratch, y);
     return true;
