@@ -152,6 +152,37 @@ static void test_wkv4_vector(void) {
     CHECK(fabs(gu - 0.347258) <= tol, "du = %.7f, want 0.347258", gu);
 }
 
+/* ---- RWKV-4 training backward: every variant against the scalar one ------ */
+
+/* 37 channels (two full blocks of 16 and a block of 5 lanes), k up to past
+ * float exp()'s overflow, 3 rows of 29 steps; the variants differ from the
+ * reference only by their exponentials (about 1 ulp), and the one-ulp
+ * differences only grow through the 29-step recurrences. */
+static void test_wkv4_backward_variants(void) {
+    enum { B = 3, T = 29, C = 37, X = B * T * C };
+    static float d[C], u[C], k[X], v[X], g[X], y[X], state[3 * B * C], gk[2][X], gv[2][X], gth[2][C], gu[2][C];
+    rng_state = 5;
+    for (int c = 0; c < C; c++) d[c] = -expf((float)(-6.0 + 9.0 * urand())), u[c] = (float)(2.0 * nrand());
+    for (int i = 0; i < X; i++) k[i] = (float)(nrand() * (i % 7 == 0 ? 30.0 : 1.5)), v[i] = (float)nrand(), g[i] = (float)nrand();
+    k[5 * C + 20] = 110.0f, k[40 * C + 36] = -95.0f;
+    wkv4_forward_batch(B, T, C, d, u, k, v, state, y, 2);
+    memset(gth, 0, sizeof gth), memset(gu, 0, sizeof gu);
+    wkv4_backward_with(&kernels_scalar, B, T, C, d, u, k, v, y, g, gk[0], gv[0], gth[0], gu[0], 2);
+    for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) {
+        if (!kernels_cpu_supports((*kv)->name)) continue;
+        memset(gth[1], 0, sizeof gth[1]), memset(gu[1], 0, sizeof gu[1]);
+        wkv4_backward_with(*kv, B, T, C, d, u, k, v, y, g, gk[1], gv[1], gth[1], gu[1], 1);
+        const float *const want[4] = {gk[0], gv[0], gth[0], gu[0]}, *const got[4] = {gk[1], gv[1], gth[1], gu[1]};
+        const size_t n[4] = {X, X, C, C};
+        for (int q = 0; q < 4; q++) {
+            float scale = 0;
+            for (size_t i = 0; i < n[q]; i++) scale = fmaxf(scale, fabsf(want[q][i]));
+            const double ratio = tol_ratio(got[q], want[q], n[q], 1e-5 * scale, 1e-4);
+            CHECK(ratio <= 1, "wkv4 backward %s, output %d: ratio %.3g to the scalar reference", (*kv)->name, q, ratio);
+        }
+    }
+}
+
 /* ---- RWKV-4 backward vs central differences in double ------------------- */
 
 /* L = Σ_t g_t y_t for one channel, y from the explicit softmax form
@@ -530,6 +561,7 @@ int main(void) {
     RUN(test_wkv4_channel_ranges);
     RUN(test_wkv4_vector);
     RUN(test_wkv4_finite_differences);
+    RUN(test_wkv4_backward_variants);
     RUN(test_wkv5_wkv7);
     RUN(test_wkv7_training);
     RUN(test_wkv7_backward_variants);

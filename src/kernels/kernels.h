@@ -84,6 +84,7 @@ typedef struct matmul_ukernel {
 } matmul_ukernel;
 
 struct wkv7_chunk_grad; /* kernels/wkv.h */
+struct wkv4_grad;       /* kernels/wkv.h */
 
 /* One table per variant: "scalar" (kernels/kernels_scalar.c, the portable
  * references), "avx2" (kernels/kernels_avx2.c) and "avx512"
@@ -127,6 +128,9 @@ typedef struct kernel_ops {
     /* The backward of one chunk of one (sequence, head) pair of the RWKV-7
      * training WKV (kernels/wkv7_train.c, wkv7_chunk_grad in kernels/wkv.h). */
     void (*wkv7_backward_chunk)(const struct wkv7_chunk_grad *g);
+    /* The RWKV-4 training backward of channels [c0, c0 + WKV4_GRAD_CHANNELS)
+     * over all rows (kernels/wkv4.c, wkv4_grad in kernels/wkv.h). */
+    void (*wkv4_backward_block)(const struct wkv4_grad *g, int c0);
 } kernel_ops;
 
 /* The tables compiled in (x86 only for the SIMD ones). */

@@ -572,6 +572,7 @@ const kernel_ops kernels_avx2 = {
     .wkv5_row = wkv5_row_avx2,
     .wkv7_row = wkv7_row_avx2,
     .wkv7_backward_chunk = wkv7_backward_chunk_avx2,
+    .wkv4_backward_block = wkv4_backward_block_scalar, /* no AVX2 build of it yet */
 };
 
 #ifdef __clang__

@@ -633,6 +633,91 @@ static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n
     add_sigmoid_mul_scalar(x + i, r + i, v + i, n - i);
 }
 
+/* ---- the RWKV-4 training backward (kernels/wkv4.c's two sweeps) ----------
+ * The block's 16 channels are the lanes of one vector; a channel past C is
+ * a lane of zeros, whose sums stay finite and are not stored. Of each pair
+ * of exponentials against their maximum one is e^0 = 1 exactly, as in the
+ * reference, which skips it. Sums over time into dθ and du in double, as
+ * the reference does, eight lanes per vector. */
+typedef struct wkv4_lanes {
+    __mmask16 m;
+    __m512 d, u;
+} wkv4_lanes;
+
+static inline void add_pd16(__m512d acc[2], __m512 x) {
+    acc[0] = _mm512_add_pd(acc[0], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+    acc[1] = _mm512_add_pd(acc[1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+}
+
+/* Sweep 1 over one row (t = 0..T-1): the forward again with the derivative
+ * sums; stores s_t in gk and q_t in gv, adds Gd and Gu into gd, gu. */
+static void wkv4_grad_sweep1(const wkv4_grad *g, const wkv4_lanes *l, size_t o, __m512d gd[2], __m512d gu[2]) {
+    __m512 a = _mm512_setzero_ps(), bs = a, ad = a, bd = a, p = _mm512_set1_ps(WKV4_EMPTY_P);
+    for (int t = 0; t < g->T; t++) {
+        const size_t r = o + (size_t)t * g->C;
+        const __m512 kt = _mm512_maskz_loadu_ps(l->m, g->k + r), vt = _mm512_maskz_loadu_ps(l->m, g->v + r);
+        const __m512 yt = _mm512_maskz_loadu_ps(l->m, g->y + r), gyt = _mm512_maskz_loadu_ps(l->m, g->gy + r);
+        const __m512 uk = _mm512_add_ps(l->u, kt), q = _mm512_max_ps(p, uk);
+        const __m512 e1 = exp16(_mm512_sub_ps(p, q)), e2 = exp16(_mm512_sub_ps(uk, q));
+        const __m512 s = _mm512_div_ps(gyt, _mm512_add_ps(_mm512_mul_ps(e1, bs), e2));
+        add_pd16(gd, _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(ad, _mm512_mul_ps(yt, bd)), e1), s));
+        add_pd16(gu, _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(vt, yt), e2), s));
+        _mm512_mask_storeu_ps(g->gk + r, l->m, s);
+        _mm512_mask_storeu_ps(g->gv + r, l->m, q);
+        const __m512 pd = _mm512_add_ps(p, l->d), q2 = _mm512_max_ps(pd, kt);
+        const __m512 f1 = exp16(_mm512_sub_ps(pd, q2)), f2 = exp16(_mm512_sub_ps(kt, q2));
+        ad = _mm512_mul_ps(f1, _mm512_add_ps(a, ad));
+        bd = _mm512_mul_ps(f1, _mm512_add_ps(bs, bd));
+        a = _mm512_add_ps(_mm512_mul_ps(f1, a), _mm512_mul_ps(f2, vt));
+        bs = _mm512_add_ps(_mm512_mul_ps(f1, bs), f2);
+        p = q2;
+    }
+}
+
+/* Sweep 2 over one row (j = T-1..0): P, Q as (P~, Q~) sharing the exponent p. */
+static void wkv4_grad_sweep2(const wkv4_grad *g, const wkv4_lanes *l, size_t o) {
+    __m512 Pt = _mm512_setzero_ps(), Qt = Pt, p = _mm512_set1_ps(WKV4_EMPTY_P);
+    for (int j = g->T - 1; j >= 0; j--) {
+        const size_t r = o + (size_t)j * g->C;
+        const __m512 kj = _mm512_maskz_loadu_ps(l->m, g->k + r), vj = _mm512_maskz_loadu_ps(l->m, g->v + r);
+        const __m512 yj = _mm512_maskz_loadu_ps(l->m, g->y + r);
+        const __m512 s = _mm512_maskz_loadu_ps(l->m, g->gk + r), q = _mm512_maskz_loadu_ps(l->m, g->gv + r);
+        const __m512 c1 = _mm512_mul_ps(s, exp16(_mm512_sub_ps(_mm512_add_ps(l->u, kj), q)));
+        const __m512 c2 = exp16(_mm512_add_ps(kj, p));
+        const __m512 gkj = _mm512_add_ps(_mm512_mul_ps(c1, _mm512_sub_ps(vj, yj)),
+                                         _mm512_mul_ps(c2, _mm512_sub_ps(_mm512_mul_ps(Pt, vj), Qt)));
+        _mm512_mask_storeu_ps(g->gk + r, l->m, gkj);
+        _mm512_mask_storeu_ps(g->gv + r, l->m, _mm512_add_ps(c1, _mm512_mul_ps(c2, Pt)));
+        const __m512 E = _mm512_sub_ps(_mm512_setzero_ps(), q), pd = _mm512_add_ps(p, l->d);
+        const __m512 M = _mm512_max_ps(pd, E);
+        const __m512 f1 = exp16(_mm512_sub_ps(pd, M)), f2 = _mm512_mul_ps(s, exp16(_mm512_sub_ps(E, M)));
+        Pt = _mm512_add_ps(_mm512_mul_ps(f1, Pt), f2);
+        Qt = _mm512_add_ps(_mm512_mul_ps(f1, Qt), _mm512_mul_ps(f2, yj));
+        p = M;
+    }
+}
+
+void wkv4_backward_block_avx512(const wkv4_grad *g, int c0) {
+    const int nc = g->C - c0 < WKV4_GRAD_CHANNELS ? g->C - c0 : WKV4_GRAD_CHANNELS;
+    wkv4_lanes l;
+    l.m = nc == 16 ? (__mmask16)0xffff : tail_mask(nc);
+    l.d = _mm512_maskz_loadu_ps(l.m, g->d + c0), l.u = _mm512_maskz_loadu_ps(l.m, g->u + c0);
+    __m512d sum_gd[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()}, sum_gu[2] = {sum_gd[0], sum_gd[0]};
+    for (int b = 0; b < g->B; b++) {
+        const size_t o = (size_t)b * g->T * g->C + (size_t)c0;
+        __m512d gd[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()}, gu[2] = {gd[0], gd[0]};
+        wkv4_grad_sweep1(g, &l, o, gd, gu);
+        for (int h = 0; h < 2; h++) sum_gd[h] = _mm512_add_pd(sum_gd[h], gd[h]), sum_gu[h] = _mm512_add_pd(sum_gu[h], gu[h]);
+        wkv4_grad_sweep2(g, &l, o);
+    }
+    double gd_all[16], gu_all[16];
+    for (int h = 0; h < 2; h++) _mm512_storeu_pd(gd_all + 8 * h, sum_gd[h]), _mm512_storeu_pd(gu_all + 8 * h, sum_gu[h]);
+    for (int i = 0; i < nc; i++) {
+        g->gtheta[c0 + i] += (float)((double)g->d[c0 + i] * gd_all[i]); /* ∂θ = d·∂d */
+        g->gu[c0 + i] += (float)gu_all[i];
+    }
+}
+
 const kernel_ops kernels_avx512 = {
     .name = "avx512",
     .matvec_rows = matvec_rows,
@@ -649,6 +734,7 @@ const kernel_ops kernels_avx512 = {
     .wkv5_row = wkv5_row_avx2,
     .wkv7_row = wkv7_row_avx2,
     .wkv7_backward_chunk = wkv7_backward_chunk_avx512,
+    .wkv4_backward_block = wkv4_backward_block_avx512,
 };
 
 #ifdef __clang__

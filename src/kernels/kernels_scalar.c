@@ -30,4 +30,5 @@ const kernel_ops kernels_scalar = {
     .wkv5_row = wkv5_row_scalar,
     .wkv7_row = wkv7_row_scalar,
     .wkv7_backward_chunk = wkv7_backward_chunk_scalar,
+    .wkv4_backward_block = wkv4_backward_block_scalar,
 };

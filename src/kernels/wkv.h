@@ -47,6 +47,26 @@ void wkv4_forward_batch(int B, int T, int C, const float *d, const float *u, con
 void wkv4_backward(int B, int T, int C, const float *d, const float *u, const float *k,
                   const float *v, const float *y, const float *gy, float *gk, float *gv,
                   float *gtheta, float *gu, int n_threads);
+/* wkv4_backward on an explicit variant (tests). */
+void wkv4_backward_with(const kernel_ops *ops, int B, int T, int C, const float *d, const float *u, const float *k,
+                        const float *v, const float *y, const float *gy, float *gk, float *gv, float *gtheta,
+                        float *gu, int n_threads);
+
+/* The backward's unit of work: WKV4_GRAD_CHANNELS adjacent channels (a
+ * cache line of each step; one AVX-512 vector) over all B rows in order, so
+ * the sums over rows are the same whatever the thread count. The variants
+ * (kernel_ops.wkv4_backward_block): the scalar reference, and AVX-512 with
+ * the channels in the lanes of one vector and its own exponential (about 1
+ * ulp, against libm's 0.5). */
+enum { WKV4_GRAD_CHANNELS = 16 };
+#define WKV4_EMPTY_P (-1e38f) /* p of the empty state: "no past terms yet" */
+typedef struct wkv4_grad {
+    int B, T, C;
+    const float *d, *u, *k, *v, *y, *gy;
+    float *gk, *gv, *gtheta, *gu;
+} wkv4_grad;
+void wkv4_backward_block_scalar(const wkv4_grad *g, int c0);
+void wkv4_backward_block_avx512(const wkv4_grad *g, int c0);
 
 /* ---- RWKV-5/6/7: the matrix-valued state --------------------------------
  *

@@ -73,16 +73,13 @@ void wkv4_forward(int T, int C, const float *d, const float *u, const float *k, 
  * channel block are handled by one thread in order, so the sums over rows
  * (dθ, du) are the same whatever the thread count. */
 
-#define EMPTY_P (-1e38f) /* p of the empty state: "no past terms yet" */
+#define EMPTY_P WKV4_EMPTY_P
 
-enum { CB = 16 };
+enum { CB = WKV4_GRAD_CHANNELS };
 
-/* The operands of both loops below, which run on the thread pool
- * (parallel_rows, kernels/pool.c): the forward one row b per unit of work,
- * the backward one channel block. */
 typedef struct wkv_args {
-    const float *d, *u, *k, *v, *y, *gy;
-    float *state, *out, *gk, *gv, *gtheta, *gu;
+    const float *d, *u, *k, *v;
+    float *state, *out;
     int B, T, C;
 } wkv_args;
 
@@ -106,12 +103,11 @@ void wkv4_forward_batch(int B, int T, int C, const float *d, const float *u, con
 }
 
 /* Channels [c0, c0 + CB) over all B rows, in row order. */
-static void wkv_backward_block(void *ctx, int blk) {
-    const wkv_args *args = ctx;
-    const int B = args->B, T = args->T, C = args->C;
-    const float *d = args->d, *u = args->u, *k = args->k, *v = args->v, *y = args->y, *gy = args->gy;
-    float *gk = args->gk, *gv = args->gv, *gtheta = args->gtheta, *gu = args->gu;
-    const int c0 = blk * CB, nc = C - c0 < CB ? C - c0 : CB;
+void wkv4_backward_block_scalar(const wkv4_grad *g, int c0) {
+    const int B = g->B, T = g->T, C = g->C;
+    const float *d = g->d, *u = g->u, *k = g->k, *v = g->v, *y = g->y, *gy = g->gy;
+    float *gk = g->gk, *gv = g->gv, *gtheta = g->gtheta, *gu = g->gu;
+    const int nc = C - c0 < CB ? C - c0 : CB;
     double sum_gd[CB] = {0}, sum_gu[CB] = {0}; /* Σ over rows of Gd, Gu */
     for (int b = 0; b < B; b++) {
         const size_t o = (size_t)b * T * C + (size_t)c0;
@@ -188,11 +184,26 @@ static void wkv_backward_block(void *ctx, int blk) {
     }
 }
 
+typedef struct wkv_grad_job {
+    wkv4_grad g;
+    void (*block)(const wkv4_grad *g, int c0);
+} wkv_grad_job;
+
+static void wkv_backward_block(void *ctx, int blk) {
+    const wkv_grad_job *j = ctx;
+    j->block(&j->g, blk * CB);
+}
+
+void wkv4_backward_with(const kernel_ops *ops, int B, int T, int C, const float *d, const float *u, const float *k,
+                        const float *v, const float *y, const float *gy, float *gk, float *gv, float *gtheta,
+                        float *gu, int n_threads) {
+    wkv_grad_job j = {{B, T, C, d, u, k, v, y, gy, gk, gv, gtheta, gu}, ops->wkv4_backward_block};
+    /* two sweeps over k, v, y, gy, gk, gv, with several exponentials each */
+    parallel_rows(n_threads, (C + CB - 1) / CB, 16 * (size_t)B * T * CB, wkv_backward_block, &j);
+}
+
 void wkv4_backward(int B, int T, int C, const float *d, const float *u, const float *k,
                   const float *v, const float *y, const float *gy, float *gk, float *gv,
                   float *gtheta, float *gu, int n_threads) {
-    wkv_args a = {.d = d, .u = u, .k = k, .v = v, .y = y, .gy = gy, .gk = gk, .gv = gv, .gtheta = gtheta,
-                  .gu = gu, .B = B, .T = T, .C = C};
-    /* two sweeps over k, v, y, gy, gk, gv, with several exponentials each */
-    parallel_rows(n_threads, (C + CB - 1) / CB, 16 * (size_t)B * T * CB, wkv_backward_block, &a);
+    wkv4_backward_with(kernels_active(), B, T, C, d, u, k, v, y, gy, gk, gv, gtheta, gu, n_threads);
 }
