@@ -162,10 +162,16 @@ static void group_norm_backward_stripe(void *p, int c0, int wd) {
     for (int n = 0; n < a->N; n++) {
         const float *xr = a->x + (size_t)n * a->C + c0, *g = a->g + (size_t)n * a->C + c0;
         const float *st = a->stats + 2 * (size_t)n * a->G;
-        for (int j = 0; j < wd; j++) {
-            const int q = (c0 + j) / S;
-            aw[j] += (double)g[j] * ((xr[j] - st[2 * q]) * st[2 * q + 1]);
-            ab[j] += g[j];
+        /* the stripe group by group, so the inner loop has one mean and rstd and vectorizes */
+        for (int j = 0; j < wd;) {
+            const int q = (c0 + j) / S, end = (q + 1) * S - c0 < wd ? (q + 1) * S - c0 : wd;
+            const float mean = st[2 * q], rstd = st[2 * q + 1];
+#pragma omp simd
+            for (int i = j; i < end; i++) {
+                aw[i] += (double)g[i] * ((xr[i] - mean) * rstd);
+                ab[i] += g[i];
+            }
+            j = end;
         }
     }
     for (int j = 0; j < wd; j++) {

@@ -16,21 +16,33 @@ typedef struct adam_args {
     float lr, wd, grad_scale, b1, b2, c1, c2, eps;
 } adam_args;
 
-static void adam_range(void *ctx, size_t i0, size_t i1) {
-    const adam_args *a = ctx;
-    float *p = a->p, *mm = a->m, *vv = a->v;
-    const float *gr = a->g;
-    const float b1 = a->b1, b2 = a->b2;
+/* One element's update, over a range: every operand in a local (a store
+ * into p may not be assumed to spare *a), the four arrays distinct and the
+ * decay decided outside the loop, so the loop vectorizes (sqrtf too, the
+ * build having no math errno) with each element's arithmetic unchanged. */
+static inline __attribute__((always_inline)) void adam_elements(const adam_args *a, size_t i0, size_t i1,
+                                                                 int decay) {
+    float *restrict p = a->p, *restrict mm = a->m, *restrict vv = a->v;
+    const float *restrict gr = a->g;
+    const float b1 = a->b1, b2 = a->b2, scale = a->grad_scale, c1 = a->c1, c2 = a->c2, eps = a->eps;
+    const float wd = a->wd, lr = a->lr;
+#pragma omp simd
     for (size_t i = i0; i < i1; i++) {
-        float gg = gr[i] * a->grad_scale;
+        float gg = gr[i] * scale;
         float mi = b1 * mm[i] + (1.0f - b1) * gg;
         float vi = b2 * vv[i] + (1.0f - b2) * (gg * gg);
         mm[i] = mi;
         vv[i] = vi;
-        float step = (mi * a->c1) / (sqrtf(vi * a->c2) + a->eps);
-        if (a->wd > 0.0f) step += a->wd * p[i];
-        p[i] -= a->lr * step;
+        float step = (mi * c1) / (sqrtf(vi * c2) + eps);
+        if (decay) step += wd * p[i];
+        p[i] -= lr * step;
     }
+}
+
+static void adam_range(void *ctx, size_t i0, size_t i1) {
+    const adam_args *a = ctx;
+    if (a->wd > 0.0f) adam_elements(a, i0, i1, 1);
+    else adam_elements(a, i0, i1, 0);
 }
 
 void adam_update(float *params, const float *grads, float *m, float *v, const adam_group *groups,
