@@ -636,13 +636,24 @@ static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n
 /* ---- the RWKV-4 training backward (kernels/wkv4.c's two sweeps) ----------
  * The block's 16 channels are the lanes of one vector; a channel past C is
  * a lane of zeros, whose sums stay finite and are not stored. Of each pair
- * of exponentials against their maximum one is e^0 = 1 exactly, as in the
- * reference, which skips it. Sums over time into dθ and du in double, as
- * the reference does, eight lanes per vector. */
+ * of exponentials against their maximum one is e^0 = 1 exactly, so, as the
+ * reference does, only the other is computed (exp_pair). Sums over time
+ * into dθ and du in double, as the reference does, eight lanes per vector. */
 typedef struct wkv4_lanes {
     __mmask16 m;
     __m512 d, u;
 } wkv4_lanes;
+
+/* e^{a - m} and e^{b - m} with m = max(a, b) (returned): one of the two is
+ * e^0 = 1 exactly, so one exponential serves both. */
+static inline __m512 exp_pair(__m512 a, __m512 b, __m512 *ea, __m512 *eb) {
+    const __m512 m = _mm512_max_ps(a, b), e = exp16(_mm512_sub_ps(_mm512_min_ps(a, b), m));
+    const __mmask16 a_larger = _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    *ea = _mm512_mask_mov_ps(e, a_larger, one);
+    *eb = _mm512_mask_mov_ps(one, a_larger, e);
+    return m;
+}
 
 static inline void add_pd16(__m512d acc[2], __m512 x) {
     acc[0] = _mm512_add_pd(acc[0], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
@@ -657,15 +668,14 @@ static void wkv4_grad_sweep1(const wkv4_grad *g, const wkv4_lanes *l, size_t o, 
         const size_t r = o + (size_t)t * g->C;
         const __m512 kt = _mm512_maskz_loadu_ps(l->m, g->k + r), vt = _mm512_maskz_loadu_ps(l->m, g->v + r);
         const __m512 yt = _mm512_maskz_loadu_ps(l->m, g->y + r), gyt = _mm512_maskz_loadu_ps(l->m, g->gy + r);
-        const __m512 uk = _mm512_add_ps(l->u, kt), q = _mm512_max_ps(p, uk);
-        const __m512 e1 = exp16(_mm512_sub_ps(p, q)), e2 = exp16(_mm512_sub_ps(uk, q));
+        __m512 e1, e2, f1, f2;
+        const __m512 q = exp_pair(p, _mm512_add_ps(l->u, kt), &e1, &e2);
         const __m512 s = _mm512_div_ps(gyt, _mm512_add_ps(_mm512_mul_ps(e1, bs), e2));
         add_pd16(gd, _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(ad, _mm512_mul_ps(yt, bd)), e1), s));
         add_pd16(gu, _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(vt, yt), e2), s));
         _mm512_mask_storeu_ps(g->gk + r, l->m, s);
         _mm512_mask_storeu_ps(g->gv + r, l->m, q);
-        const __m512 pd = _mm512_add_ps(p, l->d), q2 = _mm512_max_ps(pd, kt);
-        const __m512 f1 = exp16(_mm512_sub_ps(pd, q2)), f2 = exp16(_mm512_sub_ps(kt, q2));
+        const __m512 q2 = exp_pair(_mm512_add_ps(p, l->d), kt, &f1, &f2);
         ad = _mm512_mul_ps(f1, _mm512_add_ps(a, ad));
         bd = _mm512_mul_ps(f1, _mm512_add_ps(bs, bd));
         a = _mm512_add_ps(_mm512_mul_ps(f1, a), _mm512_mul_ps(f2, vt));
@@ -688,9 +698,9 @@ static void wkv4_grad_sweep2(const wkv4_grad *g, const wkv4_lanes *l, size_t o) 
                                          _mm512_mul_ps(c2, _mm512_sub_ps(_mm512_mul_ps(Pt, vj), Qt)));
         _mm512_mask_storeu_ps(g->gk + r, l->m, gkj);
         _mm512_mask_storeu_ps(g->gv + r, l->m, _mm512_add_ps(c1, _mm512_mul_ps(c2, Pt)));
-        const __m512 E = _mm512_sub_ps(_mm512_setzero_ps(), q), pd = _mm512_add_ps(p, l->d);
-        const __m512 M = _mm512_max_ps(pd, E);
-        const __m512 f1 = exp16(_mm512_sub_ps(pd, M)), f2 = _mm512_mul_ps(s, exp16(_mm512_sub_ps(E, M)));
+        __m512 f1, eE;
+        const __m512 M = exp_pair(_mm512_add_ps(p, l->d), _mm512_sub_ps(_mm512_setzero_ps(), q), &f1, &eE); /* E = -q */
+        const __m512 f2 = _mm512_mul_ps(s, eE);
         Pt = _mm512_add_ps(_mm512_mul_ps(f1, Pt), f2);
         Qt = _mm512_add_ps(_mm512_mul_ps(f1, Qt), _mm512_mul_ps(f2, yj));
         p = M;

@@ -77,6 +77,8 @@ void wkv4_forward(int T, int C, const float *d, const float *u, const float *k, 
 
 enum { CB = WKV4_GRAD_CHANNELS };
 
+/* The forward's operands: one row b per unit of work on the thread pool
+ * (parallel_rows, kernels/pool.c). */
 typedef struct wkv_args {
     const float *d, *u, *k, *v;
     float *state, *out;
