@@ -185,6 +185,12 @@ static void wkv_by_width(int N, F launch) {
 }
 /* blocks of 8 warps covering the H * N rows of one stream */
 static inline unsigned wkv_blocks(int H, int N) { return (unsigned)(((size_t)H * N + 7) / 8); }
+/* Whether every array is 16-byte aligned (the long-stream kernels read float4s). */
+static inline bool wkv_aligned16(const float *const *arrays, int n) {
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)arrays[i] % 16) return false;
+    return true;
+}
 /* Four columns of an RWKV-7 state row through one token: s = s w + sa b + v k,
  * returning their share of the output s · r (the decode step and the
  * long-stream kernel share it). */
@@ -197,14 +203,14 @@ __device__ __forceinline__ float wkv7_step4(float4 &s, float4 r, float4 w, float
 }
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
-/* RWKV-7 takes scratch memory for the chunked long-stream kernels (wkv7_chunk.cu):
- * cuda_wkv7_chunk_floats of it, or it walks the tokens one by one. */
+/* RWKV-7 takes scratch memory for the chunked long-stream kernels (wkv7_chunk.cu:
+ * 4.6 floats per row and channel, rounded up to whole chunks of 16 tokens);
+ * with less it walks the tokens one by one. */
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                      const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
                      size_t scratch_floats, cudaStream_t s);
 /* The chunked form (heads of 64, streams of 16 tokens or more, decays in
  * (0, 1]); false, having launched nothing, where it does not apply. */
-size_t cuda_wkv7_chunk_floats(const infer_rows *rows, int H, int N);
 bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                        const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
                        size_t scratch_floats, cudaStream_t s);

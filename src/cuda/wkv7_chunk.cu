@@ -312,21 +312,22 @@ __global__ void __launch_bounds__(WALK_THREADS, 1) wkv7_chunk_walk_kernel(float 
     for (int r = 0; r < LANE_ROWS; r++) *(float4 *)(st + (size_t)(i0 + r * (RB / LANE_ROWS)) * N) = s[r];
 }
 
-} // namespace
-
-size_t cuda_wkv7_chunk_floats(const infer_rows *rows, int H, int N) {
+/* The scratch the chunked form needs: its matrices for every (stream, chunk, head); 0 where it does not apply. */
+size_t chunk_floats(const infer_rows *rows, int H, int N) {
     if (N != 64) return 0;
     return (size_t)rows->n_streams * ((rows->per + CT - 1) / CT) * H * chunk_record<64>::FLOATS;
 }
 
+} // namespace
+
 bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                        const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
                        size_t scratch_floats, cudaStream_t s) {
-    const size_t need = cuda_wkv7_chunk_floats(rows, H, N);
+    const size_t need = chunk_floats(rows, H, N);
     const float *const arrays[] = {r, w, k, v, a, b, scratch};
-    if (rows->per < CT || need == 0 || need > scratch_floats || off % 4 || (size_t)H * N % 4) return false;
-    for (const float *p : arrays)
-        if ((uintptr_t)p % 16) return false; /* read in float4s */
+    if (rows->per < CT || need == 0 || need > scratch_floats || off % 4 || (size_t)H * N % 4 ||
+        !wkv_aligned16(arrays, 7))
+        return false;
     /* three tiles, over the 48 KiB default: a device that cannot give them takes the other kernel */
     const int bytes = TILES * walk_tile<64>::FLOATS * (int)sizeof(float);
     if (cudaFuncSetAttribute(wkv7_chunk_walk_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=

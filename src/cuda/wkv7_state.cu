@@ -168,9 +168,7 @@ __global__ void wkv7_seq_kernel(float *const *states, size_t off, int per, int H
  * 16-byte aligned arrays (every offset it reads is a multiple of 4 floats). */
 static bool seq_fits(const infer_rows *rows, size_t off, int H, int N, const float *const *arrays, int n_arrays) {
     if (rows->per < 8 || (N != 32 && N != 64 && N != 128 && N != 256) || off % 4) return false;
-    for (int i = 0; i < n_arrays; i++)
-        if ((uintptr_t)arrays[i] % 16) return false;
-    return (size_t)H * N % 4 == 0;
+    return wkv_aligned16(arrays, n_arrays) && (size_t)H * N % 4 == 0;
 }
 
 template <int E>
