@@ -23,7 +23,7 @@ static double nrand(void) {
 
 static void test_matmul_backward_kernels(void) {
     const int sizes[][3] = {{1, 1, 1}, {7, 13, 5}, {97, 33, 65}, {130, 257, 99},
-                            {300, 17, 301}, {5, 400, 3}, {600, 96, 128}};
+                            {300, 17, 301}, {5, 400, 3}, {600, 96, 128}, {70, 1100, 37}};
     rng_state = 5;
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         const int N = sizes[s][0], R = sizes[s][1], Cc = sizes[s][2];

@@ -81,6 +81,10 @@ typedef struct matmul_ukernel {
     /* The same from a panel of f16 values (converted exactly as loaded). */
     void (*run_f16)(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy,
                     int mr_valid, int nr_valid, int accumulate);
+    /* As run, with X stored transposed: X[i][c] is X[c * ldx + i] (the
+     * weight gradient's dYᵀ read in place: no transposed copy). */
+    void (*run_xt)(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy,
+                   int mr_valid, int nr_valid, int accumulate);
 } matmul_ukernel;
 
 struct wkv7_chunk_grad; /* kernels/wkv.h */
@@ -192,6 +196,8 @@ void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, 
                            int nr, int accumulate);
 void matmul_ukernel_scalar_f16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                                int nr, int accumulate);
+void matmul_ukernel_scalar_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                              int nr, int accumulate);
 void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp);
 
 /* Packing once (matrix.panels): whether W's dtype has panels of its own

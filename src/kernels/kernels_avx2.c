@@ -348,8 +348,9 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
 
 /* From an f32 panel (Wp) or an f16 one (Wh, converted exactly as loaded). */
 static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh,
-                                                                 const float *X, size_t ldx, float *Y, size_t ldy,
-                                                                 const int mr, int nr, int accumulate) {
+                                                                 const float *X, size_t ldx, int x_transposed,
+                                                                 float *Y, size_t ldy, const int mr, int nr,
+                                                                 int accumulate) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -367,7 +368,7 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
         }
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
-            __m256 xb = _mm256_broadcast_ss(xr[i] + c);
+            __m256 xb = _mm256_broadcast_ss(x_transposed ? X + (size_t)c * ldx + i : xr[i] + c);
             acc[i][0] = _mm256_fmadd_ps(xb, w0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(xb, w1, acc[i][1]);
         }
@@ -393,26 +394,31 @@ static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *W
 
 /* The fixed-mr kernels by mr, from either panel. */
 static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, const float *X,
-                                                              size_t ldx, float *Y, size_t ldy, int mr, int nr,
-                                                              int accumulate) {
+                                                              size_t ldx, int xt, float *Y, size_t ldy, int mr,
+                                                              int nr, int accumulate) {
     switch (mr) {
-    case 6: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 6, nr, accumulate); break;
-    case 5: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 5, nr, accumulate); break;
-    case 4: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 4, nr, accumulate); break;
-    case 3: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 3, nr, accumulate); break;
-    case 2: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 2, nr, accumulate); break;
-    default: ukernel_fixed(kc, Wp, Wh, X, ldx, Y, ldy, 1, nr, accumulate); break;
+    case 6: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 1, nr, accumulate); break;
     }
 }
 
 static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
                     int accumulate) {
-    ukernel_mr(kc, Wp, NULL, X, ldx, Y, ldy, mr, nr, accumulate);
+    ukernel_mr(kc, Wp, NULL, X, ldx, 0, Y, ldy, mr, nr, accumulate);
 }
 
 static void ukernel_f16(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
                         int accumulate) {
-    ukernel_mr(kc, NULL, Wh, X, ldx, Y, ldy, mr, nr, accumulate);
+    ukernel_mr(kc, NULL, Wh, X, ldx, 0, Y, ldy, mr, nr, accumulate);
+}
+
+static void ukernel_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
+                       int accumulate) {
+    ukernel_mr(kc, Wp, NULL, X, ldx, 1, Y, ldy, mr, nr, accumulate);
 }
 
 /* ---- exp, layer norm, WKV, token mix ------------------------------------ */
@@ -560,7 +566,7 @@ const kernel_ops kernels_avx2 = {
     .name = "avx2",
     .matvec_rows = matvec_rows,
     .row_to_f32 = row_to_f32,
-    .mm = {MR, NR, ukernel, ukernel_f16},
+    .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt},
     .pack = pack,
     .layernorm = layernorm_v,
     .token_mix = token_mix_v,

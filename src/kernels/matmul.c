@@ -52,14 +52,14 @@ void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
 }
 
 /* The scalar variant's micro-kernel: 4 tokens x 8 rows, from an f32 panel
- * (Wp) or an f16 one (Wh). */
-static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, const float *X, size_t ldx, float *Y,
-                                  size_t ldy, int mr, int nr, int accumulate) {
+ * (Wp) or an f16 one (Wh); X[i][c] is X[i * xi + c * xc]. */
+static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, const float *X, size_t xi, size_t xc,
+                                  float *Y, size_t ldy, int mr, int nr, int accumulate) {
     float acc[4][8];
     memset(acc, 0, sizeof acc);
     for (int c = 0; c < kc; c++)
         for (int i = 0; i < mr; i++) {
-            float xv = X[(size_t)i * ldx + c];
+            float xv = X[(size_t)i * xi + (size_t)c * xc];
             for (int j = 0; j < 8; j++) acc[i][j] += xv * (Wh ? f16_to_f32(Wh[c * 8 + j]) : Wp[c * 8 + j]);
         }
     for (int i = 0; i < mr; i++)
@@ -68,12 +68,17 @@ static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, c
 
 void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                            int nr, int accumulate) {
-    ukernel_scalar(kc, Wp, NULL, X, ldx, Y, ldy, mr, nr, accumulate);
+    ukernel_scalar(kc, Wp, NULL, X, ldx, 1, Y, ldy, mr, nr, accumulate);
 }
 
 void matmul_ukernel_scalar_f16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                                int nr, int accumulate) {
-    ukernel_scalar(kc, NULL, Wp, X, ldx, Y, ldy, mr, nr, accumulate);
+    ukernel_scalar(kc, NULL, Wp, X, ldx, 1, Y, ldy, mr, nr, accumulate);
+}
+
+void matmul_ukernel_scalar_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                              int nr, int accumulate) {
+    ukernel_scalar(kc, Wp, NULL, X, 1, ldx, Y, ldy, mr, nr, accumulate);
 }
 
 /* The scalar variant's packing: rows converted one at a time (tmp holds

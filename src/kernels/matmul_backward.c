@@ -7,8 +7,9 @@
  * tiles, each owned by one thread, so every element's sum over k runs in the
  * same order whatever the thread count. Per KC slice of k, B is packed into
  * [kc][nr] panels (the micro-kernel's weight panel) and the micro-kernel
- * sweeps the tile's rows of op(A) mr at a time; op(A) = Aᵀ is first
- * transposed into a [mc][kc] block so its rows are contiguous. */
+ * sweeps the tile's rows of op(A) mr at a time; op(A) = Aᵀ is read in
+ * place (kernel_ops.mm.run_xt broadcasts mr adjacent floats of one row of A
+ * per k): a transposed copy cost a quarter of the weight gradient's time. */
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -16,37 +17,22 @@
 
 enum {
     KC = 256,      /* k slice: a B panel of KC×nr floats stays in L1 */
-    MC = 512,      /* tile rows when op(A) = A: an MC×KC slice of A stays in L2 */
-    MC_T = 192,    /* tile rows when op(A) = Aᵀ (the transposed block, in L2) */
+    MC = 512,      /* tile rows: the tile's MC×KC block of op(A) stays in L2 */
     NC = 256,      /* tile columns */
     NR_MAX = 32,   /* widest micro-kernel panel of any variant */
-    LDT = KC + 16, /* row stride of a transposed block: not a power of two, so
-                      its rows do not all fall into the same few L1 sets */
 };
 
 /* Bp[k][j] = B[k0 + k][n0 + j] for j < nv, zero up to nr. */
 static void pack_b(const float *B, int ldb, int n0, int nv, int k0, int kc, int nr, float *Bp) {
+    if (nv == NR_MAX && nr == NR_MAX) { /* the usual case: a constant size, copied inline (no libc call a row) */
+        for (int k = 0; k < kc; k++)
+            memcpy(Bp + (size_t)k * NR_MAX, B + (size_t)(k0 + k) * ldb + n0, sizeof(float) * NR_MAX);
+        return;
+    }
     for (int k = 0; k < kc; k++) {
         float *d = Bp + (size_t)k * nr;
         memcpy(d, B + (size_t)(k0 + k) * ldb + n0, sizeof(float) * (size_t)nv);
         for (int j = nv; j < nr; j++) d[j] = 0.0f;
-    }
-}
-
-/* At[i][k] = A[k0 + k][m0 + i]: an [mc][kc] block of Aᵀ, rows LDT apart.
- * Eight rows of A at a time, so each At row gets 32 contiguous bytes. */
-static void pack_at(const float *A, int lda, int m0, int mc, int k0, int kc, float *At) {
-    int k = 0;
-    for (; k + 8 <= kc; k += 8) {
-        const float *src = A + (size_t)(k0 + k) * lda + m0;
-        for (int i = 0; i < mc; i++) {
-            float *d = At + (size_t)i * LDT + k;
-            for (int j = 0; j < 8; j++) d[j] = src[(size_t)j * lda + i];
-        }
-    }
-    for (; k < kc; k++) {
-        const float *src = A + (size_t)(k0 + k) * lda + m0;
-        for (int i = 0; i < mc; i++) At[(size_t)i * LDT + k] = src[i];
     }
 }
 
@@ -62,7 +48,6 @@ typedef struct gemm_job {
 /* One MC×NC tile of C, all of k: the unit of work threads claim. */
 static void gemm_tile(void *p, int tile) {
     /* per-thread packing buffers, kept across calls (the pool keeps its threads) */
-    static _Thread_local float At[MC_T * LDT] __attribute__((aligned(64)));
     static _Thread_local float Bp[KC * NR_MAX] __attribute__((aligned(64)));
     const gemm_job *j = p;
     const matmul_ukernel *uk = j->uk;
@@ -71,20 +56,18 @@ static void gemm_tile(void *p, int tile) {
     const int mc = j->M - m0 < j->mcs ? j->M - m0 : j->mcs, nc = j->Nn - n0 < j->ncs ? j->Nn - n0 : j->ncs;
     for (int k0 = 0; k0 < j->K; k0 += KC) {
         const int kc = j->K - k0 < KC ? j->K - k0 : KC;
-        const float *X = j->A + (size_t)m0 * j->lda + k0; /* rows of op(A), ldx apart */
-        size_t ldx = (size_t)j->lda;
-        if (j->a_trans) {
-            pack_at(j->A, j->lda, m0, mc, k0, kc, At);
-            X = At;
-            ldx = LDT;
-        }
+        /* op(A)[m0 + i][k0 + c]: A[m0 + i][k0 + c], or A[k0 + c][m0 + i] read in place by run_xt */
+        const float *X = j->a_trans ? j->A + (size_t)k0 * j->lda + m0 : j->A + (size_t)m0 * j->lda + k0;
+        const size_t step = j->a_trans ? 1 : (size_t)j->lda; /* from one row of op(A) to the next */
         for (int j0 = 0; j0 < nc; j0 += nr) {
             const int nv = nc - j0 < nr ? nc - j0 : nr;
             pack_b(j->B, j->ldb, n0 + j0, nv, k0, kc, nr, Bp);
             for (int i0 = 0; i0 < mc; i0 += mr) {
                 const int mv = mc - i0 < mr ? mc - i0 : mr;
-                uk->run(kc, Bp, X + (size_t)i0 * ldx, ldx, j->C + (size_t)(m0 + i0) * j->ldc + n0 + j0,
-                        (size_t)j->ldc, mv, nv, j->accumulate || k0 > 0);
+                float *C = j->C + (size_t)(m0 + i0) * j->ldc + n0 + j0;
+                const int acc = j->accumulate || k0 > 0;
+                if (j->a_trans) uk->run_xt(kc, Bp, X + (size_t)i0 * step, (size_t)j->lda, C, (size_t)j->ldc, mv, nv, acc);
+                else uk->run(kc, Bp, X + (size_t)i0 * step, (size_t)j->lda, C, (size_t)j->ldc, mv, nv, acc);
             }
         }
     }
@@ -102,11 +85,11 @@ static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, i
     }
     const matmul_ukernel *uk = &kops->mm;
     const int mr = uk->mr, nr = uk->nr;
-    /* Tiles of at most MC (MC_T) × NC, split evenly; when there are few,
+    /* Tiles of at most MC × NC, split evenly; when there are few,
      * as many as a multiple of the thread count. Each element's sum runs
      * over the same k slices in the same order whatever the tiling. */
     const int nthr = n_threads > 0 ? n_threads : 1;
-    int mt = (M + (a_trans ? MC_T : MC) - 1) / (a_trans ? MC_T : MC), nt = (Nn + NC - 1) / NC;
+    int mt = (M + MC - 1) / MC, nt = (Nn + NC - 1) / NC;
     while (mt * nt < 4 * nthr && (mt * nt) % nthr != 0) {
         if (M / (mt + 1) >= mr && (M / mt >= Nn / nt || Nn / (nt + 1) < nr)) mt++;
         else if (Nn / (nt + 1) >= nr) nt++;
@@ -133,7 +116,7 @@ void matmul_backward_input_with(const kernel_ops *k, const float *W, int rows, i
 
 void matmul_backward_weight_with(const kernel_ops *k, const float *dY, const float *X, int N,
                                  int rows, int cols, float *dW, int n_threads) {
-    if (k->mm.nr > NR_MAX || MC_T % k->mm.mr) {
+    if (k->mm.nr > NR_MAX) {
         matmul_backward_weight_ref(dY, X, N, rows, cols, dW);
         return;
     }
