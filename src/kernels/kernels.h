@@ -119,6 +119,7 @@ typedef struct kernel_ops {
     void (*token_mix)(const float *cur, const float *prev, const float *mu, int n, float *out);
     void (*relu_square)(float *x, size_t n);
     void (*sigmoid_mul)(float *y, const float *r, size_t n);
+    void (*sigmoid)(float *x, size_t n);
     void (*add_sigmoid_mul)(float *x, const float *r, const float *v, size_t n);
     /* RWKV-4 WKV on all C channels (kernels/wkv4.c, signature of wkv4_forward). */
     void (*wkv4_forward)(int T, int C, const float *d, const float *u, const float *k, const float *v,
@@ -158,6 +159,7 @@ int kernels_cpu_supports(const char *name);
 /* Element-wise parts of the forward pass, vectorised (selected variant):
  *   relu_square:      x = max(x, 0)^2                 (channel-mix key, docs/model.md §1.2)
  *   sigmoid_mul:      y = y * sigmoid(r)              (time-mix output gate)
+ *   sigmoid:          x = sigmoid(x)                  (training keeps the gate itself)
  *   add_sigmoid_mul:  x = x + sigmoid(r) * v          (channel-mix residual) */
 void relu_square(float *x, size_t n);
 void sigmoid_mul(float *y, const float *r, size_t n);
@@ -185,6 +187,7 @@ void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn f
 /* Scalar references (single thread), the oracle every variant is tested against. */
 void relu_square_scalar(float *x, size_t n);
 void sigmoid_mul_scalar(float *y, const float *r, size_t n);
+void sigmoid_scalar(float *x, size_t n);
 void add_sigmoid_mul_scalar(float *x, const float *r, const float *v, size_t n);
 void matvec_scalar(const matrix *W, const float *x, float *y);
 void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);

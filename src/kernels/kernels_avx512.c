@@ -630,6 +630,12 @@ static void sigmoid_mul_v(float *y, const float *r, size_t n) {
     sigmoid_mul_scalar(y + i, r + i, n - i);
 }
 
+static void sigmoid_in_place_v(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, sigmoid_v(_mm512_loadu_ps(x + i)));
+    sigmoid_scalar(x + i, n - i);
+}
+
 static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -744,6 +750,7 @@ const kernel_ops kernels_avx512 = {
     .token_mix = token_mix_v,
     .relu_square = relu_square_v,
     .sigmoid_mul = sigmoid_mul_v,
+    .sigmoid = sigmoid_in_place_v,
     .add_sigmoid_mul = add_sigmoid_mul_v,
     .wkv4_forward = wkv4_v,
     /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */

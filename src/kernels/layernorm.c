@@ -34,6 +34,10 @@ void sigmoid_mul_scalar(float *y, const float *r, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] *= sigmoidf(r[i]);
 }
 
+void sigmoid_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = sigmoidf(x[i]);
+}
+
 void add_sigmoid_mul_scalar(float *x, const float *r, const float *v, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += sigmoidf(r[i]) * v[i];
 }

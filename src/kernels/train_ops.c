@@ -3,8 +3,9 @@
  * shares one set of threads with the kernels: row-wise work is split over
  * rows, element-wise work over blocks of elements, and sums over rows
  * (parameter gradients of vectors) over stripes of LAYER_STRIPE columns,
- * each stripe summing its rows in order in double, so results never depend
- * on the thread count. */
+ * each stripe summing its rows in order in double, or, inside a row loop,
+ * over fixed blocks of rows (add_block_sums), so results never depend on
+ * the thread count. */
 #include "kernels/train_ops.h"
 
 #include <limits.h>
@@ -66,7 +67,7 @@ void parallel_stripes(int nt, int C, size_t col_work, stripe_fn fn, void *ctx) {
 typedef struct rows_args {
     const float *x, *w, *b, *g; /* input, weight (or mix), bias (or zero row), incoming gradient */
     const int *tok;
-    float *y, *dx, *dw, *db, *stats;
+    float *y, *dx, *dw, *db, *scratch;
     int N, T, C, G, accumulate;
     float eps;
 } rows_args;
@@ -115,22 +116,75 @@ void group_norm_forward(const float *x, const float *w, const float *b, int N, i
     parallel_rows(nt, N, 2 * (size_t)C, group_norm_row, &a);
 }
 
+/* ---- sums over rows in fixed blocks ------------------------------------------ */
+
+/* The backward passes that are row loops (norms, token shifts) also sum
+ * over rows for parameter gradients. Rather than a second pass over the
+ * activations by column stripes, each of ROW_BLOCKS fixed blocks of rows
+ * adds its rows in order into its own partial sums (double), and the
+ * partials are then added block by block, in order. The blocks depend on N
+ * only, so the results do not depend on the thread count. */
+enum { ROW_BLOCKS = 32, SUM_VECTORS_MAX = SHIFT_NORM_MAX + 2 };
+
+size_t train_scratch_floats(int C) {
+    return 2 * (size_t)ROW_BLOCKS * (size_t)SUM_VECTORS_MAX * (size_t)C + (size_t)ROW_BLOCKS * (size_t)C;
+}
+
+static int rows_per_block(int N) { return (N + ROW_BLOCKS - 1) / ROW_BLOCKS; }
+
+/* Partial sums of block b: nvec vectors of C doubles; scratch layout [block][vector][C]. */
+static double *block_partials(float *scratch, int b, int nvec, int C) {
+    return (double *)(void *)scratch + (size_t)b * (size_t)nvec * (size_t)C;
+}
+
+/* One row of floats per block after the partials (shift_norm_backward's gz). */
+static float *block_row(float *scratch, int b, int C) {
+    return scratch + 2 * (size_t)ROW_BLOCKS * (size_t)SUM_VECTORS_MAX * (size_t)C + (size_t)b * (size_t)C;
+}
+
+typedef struct block_sum_job {
+    float *scratch;
+    float *out[SUM_VECTORS_MAX];
+    int blocks, nvec, C;
+} block_sum_job;
+
+static void block_sum_stripe(void *p, int c0, int w) {
+    const block_sum_job *j = p;
+    for (int v = 0; v < j->nvec; v++) {
+        double acc[CS] = {0};
+        for (int b = 0; b < j->blocks; b++) {
+            const double *part = block_partials(j->scratch, b, j->nvec, j->C) + (size_t)v * j->C + c0;
+            for (int i = 0; i < w; i++) acc[i] += part[i];
+        }
+        for (int i = 0; i < w; i++) j->out[v][c0 + i] += (float)acc[i];
+    }
+}
+
+/* out[v] += the blocks' partial sums of vector v, block by block. */
+static void add_block_sums(float *scratch, int blocks, int nvec, int C, float *const *out, int nt) {
+    block_sum_job j = {.scratch = scratch, .blocks = blocks, .nvec = nvec, .C = C};
+    for (int v = 0; v < nvec; v++) j.out[v] = out[v];
+    parallel_stripes(nt, C, (size_t)blocks * (size_t)nvec * 2, block_sum_stripe, &j);
+}
+
+/* ---- norm backward -------------------------------------------------------------- */
+
 /* With x̂ = (x - mean)·rstd and g = dy ⊙ w, per group of S channels:
  *   dx = rstd·(g - mean(g) - x̂·mean(g ⊙ x̂)),  dw = Σ_n dy ⊙ x̂,  db = Σ_n dy.
- * dx row by row (saving each group's mean and rstd in stats), then dw, db by stripes. */
-static void norm_backward_group(const rows_args *a, const float *xr, const float *g, const float *w, int S,
-                                float *d, float *stats) {
+ * One group of one row: dx added, dy ⊙ x̂ and dy added into the partials pw, pb. */
+static void norm_backward_group(const float *xr, const float *dy, const float *w, int S, float eps, float *d,
+                                double *pw, double *pb) {
     double sum = 0, sq = 0;
 #pragma omp simd reduction(+ : sum)
     for (int i = 0; i < S; i++) sum += xr[i];
     const double mean = sum / S;
 #pragma omp simd reduction(+ : sq)
     for (int i = 0; i < S; i++) sq += (xr[i] - mean) * (xr[i] - mean);
-    const double rstd = 1.0 / sqrt(sq / S + a->eps);
+    const double rstd = 1.0 / sqrt(sq / S + eps);
     double m1 = 0, m2 = 0;
 #pragma omp simd reduction(+ : m1, m2)
     for (int i = 0; i < S; i++) {
-        const double gi = (double)g[i] * w[i];
+        const double gi = (double)dy[i] * w[i];
         m1 += gi;
         m2 += gi * (xr[i] - mean) * rstd;
     }
@@ -139,53 +193,37 @@ static void norm_backward_group(const rows_args *a, const float *xr, const float
 #pragma omp simd
     for (int i = 0; i < S; i++) {
         const double xh = (xr[i] - mean) * rstd;
-        d[i] += (float)(rstd * ((double)g[i] * w[i] - m1 - xh * m2));
+        d[i] += (float)(rstd * ((double)dy[i] * w[i] - m1 - xh * m2));
+        pw[i] += (double)dy[i] * xh;
+        pb[i] += dy[i];
     }
-    stats[0] = (float)mean;
-    stats[1] = (float)rstd;
 }
 
-static void group_norm_backward_row(void *p, int n) {
-    const rows_args *a = p; /* g = dy */
+/* One row of a group norm's backward (g = dy), its sums into the partials pw, pb. */
+static void norm_backward_row(const rows_args *a, int n, const float *dy, double *pw, double *pb) {
     const int C = a->C, S = C / a->G;
     for (int q = 0; q < a->G; q++) {
         const size_t o = (size_t)n * C + (size_t)q * S;
-        norm_backward_group(a, a->x + o, a->g + o, a->w + (size_t)q * S, S, a->dx + o,
-                            a->stats + 2 * ((size_t)n * a->G + q));
+        norm_backward_group(a->x + o, dy + (size_t)q * S, a->w + (size_t)q * S, S, a->eps, a->dx + o,
+                            pw + (size_t)q * S, pb + (size_t)q * S);
     }
 }
 
-static void group_norm_backward_stripe(void *p, int c0, int wd) {
+static void group_norm_backward_block(void *p, int b) {
     const rows_args *a = p; /* g = dy */
-    const int S = a->C / a->G;
-    double aw[CS] = {0}, ab[CS] = {0};
-    for (int n = 0; n < a->N; n++) {
-        const float *xr = a->x + (size_t)n * a->C + c0, *g = a->g + (size_t)n * a->C + c0;
-        const float *st = a->stats + 2 * (size_t)n * a->G;
-        /* the stripe group by group, so the inner loop has one mean and rstd and vectorizes */
-        for (int j = 0; j < wd;) {
-            const int q = (c0 + j) / S, end = (q + 1) * S - c0 < wd ? (q + 1) * S - c0 : wd;
-            const float mean = st[2 * q], rstd = st[2 * q + 1];
-#pragma omp simd
-            for (int i = j; i < end; i++) {
-                aw[i] += (double)g[i] * ((xr[i] - mean) * rstd);
-                ab[i] += g[i];
-            }
-            j = end;
-        }
-    }
-    for (int j = 0; j < wd; j++) {
-        a->dw[c0 + j] += (float)aw[j];
-        a->db[c0 + j] += (float)ab[j];
-    }
+    const int rb = rows_per_block(a->N), n1 = (b + 1) * rb < a->N ? (b + 1) * rb : a->N;
+    double *pw = block_partials(a->scratch, b, 2, a->C), *pb = pw + a->C;
+    memset(pw, 0, 2 * sizeof(double) * (size_t)a->C);
+    for (int n = b * rb; n < n1; n++) norm_backward_row(a, n, a->g + (size_t)n * a->C, pw, pb);
 }
 
 void group_norm_backward(const float *x, const float *w, const float *dy, int N, int C, int G, float eps, float *dx,
-                         float *dw, float *db, float *stats, int nt) {
-    rows_args a = {.x = x, .w = w, .g = dy, .dx = dx, .dw = dw, .db = db, .stats = stats, .N = N, .C = C, .G = G,
-                   .eps = eps};
-    parallel_rows(nt, N, 6 * (size_t)C, group_norm_backward_row, &a); /* x four times, dy twice */
-    parallel_stripes(nt, C, 2 * (size_t)N, group_norm_backward_stripe, &a);
+                         float *dw, float *db, float *scratch, int nt) {
+    rows_args a = {.x = x, .w = w, .g = dy, .dx = dx, .scratch = scratch, .N = N, .C = C, .G = G, .eps = eps};
+    const int blocks = (N + rows_per_block(N) - 1) / rows_per_block(N);
+    parallel_rows(nt, blocks, 8 * (size_t)C * (size_t)rows_per_block(N), group_norm_backward_block, &a);
+    float *const out[2] = {dw, db};
+    add_block_sums(scratch, blocks, 2, C, out, nt);
 }
 
 void layernorm_forward(const float *x, const float *w, const float *b, int N, int C, float *y, int nt) {
@@ -193,8 +231,8 @@ void layernorm_forward(const float *x, const float *w, const float *b, int N, in
 }
 
 void layernorm_backward(const float *x, const float *w, const float *dy, int N, int C, float *dx, float *dw,
-                        float *db, float *stats, int nt) {
-    group_norm_backward(x, w, dy, N, C, 1, LN_EPS, dx, dw, db, stats, nt);
+                        float *db, float *scratch, int nt) {
+    group_norm_backward(x, w, dy, N, C, 1, LN_EPS, dx, dw, db, scratch, nt);
 }
 
 static void sum_rows_stripe(void *p, int c0, int wd) {
@@ -257,6 +295,68 @@ void token_shift_backward(const float *dout, const float *z, const float *mu, in
     parallel_stripes(nt, C, 5 * (size_t)B * T, token_shift_backward_stripe, &a);
 }
 
+/* ---- token shifts + the norm they read, backward in one pass ------------------- */
+
+/* gz (first) or gz + (another shift): mu ⊙ d[t] + (1 - mu) ⊙ d[t+1], d[t+1] = 0
+ * past the sequence's end; pm += d[t] ⊙ (z[t] - z[t-1]), z[-1] = 0. */
+static void shift_row_backward(const float *d, const float *dn, const float *mu, const float *z, const float *zp,
+                               int C, int first, float *gz, double *pm) {
+    if (dn) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            const float v = mu[c] * d[c] + (1.0f - mu[c]) * dn[c];
+            gz[c] = first ? v : gz[c] + v;
+        }
+    } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) gz[c] = first ? mu[c] * d[c] : gz[c] + mu[c] * d[c];
+    }
+    if (zp) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) pm[c] += (double)d[c] * (z[c] - zp[c]);
+    } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) pm[c] += (double)d[c] * z[c];
+    }
+}
+
+typedef struct shift_norm_job {
+    const shift_norm_grad *g;
+    rows_args norm; /* the layernorm's operands, as layernorm_backward passes them */
+    int T;
+} shift_norm_job;
+
+static void shift_norm_block(void *p, int b) {
+    const shift_norm_job *j = p;
+    const shift_norm_grad *g = j->g;
+    const int C = j->norm.C, N = j->norm.N, T = j->T, nm = g->n_mix, rb = rows_per_block(N);
+    const int n1 = (b + 1) * rb < N ? (b + 1) * rb : N;
+    double *part = block_partials(j->norm.scratch, b, nm + 2, C);
+    float *gz = block_row(j->norm.scratch, b, C);
+    memset(part, 0, sizeof(double) * (size_t)(nm + 2) * (size_t)C);
+    for (int n = b * rb; n < n1; n++) {
+        const int t = n % T;
+        const size_t r = (size_t)n * C;
+        for (int i = 0; i < nm; i++)
+            shift_row_backward(g->dout[i] + r, t + 1 < T ? g->dout[i] + r + C : NULL, g->mu[i], g->z + r,
+                               t > 0 ? g->z + r - C : NULL, C, i == 0, gz, part + (size_t)i * C);
+        norm_backward_row(&j->norm, n, gz, part + (size_t)nm * C, part + (size_t)(nm + 1) * C);
+    }
+}
+
+void shift_norm_backward(const shift_norm_grad *g, int B, int T, int C, float *scratch, int nt) {
+    const int N = B * T, rb = rows_per_block(N), blocks = (N + rb - 1) / rb;
+    shift_norm_job j = {.g = g, .T = T};
+    j.norm = (rows_args){.x = g->x, .w = g->w, .dx = g->dx, .scratch = scratch, .N = N, .C = C, .G = 1,
+                         .eps = LN_EPS};
+    parallel_rows(nt, blocks, (size_t)(4 * g->n_mix + 8) * (size_t)C * (size_t)rb, shift_norm_block, &j);
+    float *out[SUM_VECTORS_MAX];
+    for (int i = 0; i < g->n_mix; i++) out[i] = g->dmu[i];
+    out[g->n_mix] = g->dw;
+    out[g->n_mix + 1] = g->db;
+    add_block_sums(scratch, blocks, g->n_mix + 2, C, out, nt);
+}
+
 /* ---- linear (no bias) ----------------------------------------------------- */
 
 void linear_forward(const float *W, int out, int in, const float *X, int N, float *Y, int nt) {
@@ -279,9 +379,17 @@ typedef struct elem_args {
     float *y, *y2;
 } elem_args;
 
+static void zero_range(void *p, size_t i0, size_t i1) {
+    memset(((const elem_args *)p)->y + i0, 0, sizeof(float) * (i1 - i0));
+}
+
+void zero_floats(float *x, size_t n, int nt) {
+    elem_args e = {.y = x};
+    parallel_range(nt, n, 1, zero_range, &e);
+}
+
 static void sigmoid_range(void *p, size_t i0, size_t i1) {
-    float *x = ((const elem_args *)p)->y;
-    for (size_t i = i0; i < i1; i++) x[i] = sigmoidf(x[i]);
+    kernels_active()->sigmoid(((const elem_args *)p)->y + i0, i1 - i0);
 }
 
 void sigmoid_forward(float *x, size_t n, int nt) {

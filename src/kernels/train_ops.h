@@ -7,7 +7,8 @@
  *
  * Conventions: a backward ADDS into parameter gradients (dW, dw, db, dmu,
  * dE) and into an input gradient only where it says "+="; sums over rows
- * always run in row order (each thread owns whole columns or whole rows), so
+ * always run in row order (each thread owns whole columns, whole rows, or
+ * fixed blocks of rows whose partial sums are added in block order), so
  * results do not depend on the thread count. */
 #ifndef RWKV_KERNELS_TRAIN_OPS_H
 #define RWKV_KERNELS_TRAIN_OPS_H
@@ -38,21 +39,24 @@ void embedding_forward(const float *E, const int *tok, int N, int C, float *out,
 /* dE[tok[n]] += dout[n] */
 void embedding_backward(const float *dout, const int *tok, int N, int C, float *dE, int nt);
 
+/* Scratch (floats) of the backward passes that sum over rows: layernorm,
+ * group norm and shift_norm_backward, for activations of width C. */
+size_t train_scratch_floats(int C);
+
 /* y[n] = LN(x[n]; w, b) with eps 1e-5 (§0). */
 void layernorm_forward(const float *x, const float *w, const float *b, int N, int C, float *y,
                        int nt);
-/* dx += dLN/dx·dy; dw += Σ dy ⊙ x̂; db += Σ dy. `stats` is scratch of 2N floats. */
+/* dx += dLN/dx·dy; dw += Σ dy ⊙ x̂; db += Σ dy. `scratch`: train_scratch_floats(C). */
 void layernorm_backward(const float *x, const float *w, const float *dy, int N, int C, float *dx,
-                        float *dw, float *db, float *stats, int nt);
+                        float *dw, float *db, float *scratch, int nt);
 
 /* Group norm (RWKV-7's ln_x): each row's G groups of C/G adjacent channels
  * normalised on their own with `eps`, then y = x̂ ⊙ w + b per channel; the
- * layernorm above is G = 1, eps 1e-5. The backward as layernorm_backward,
- * `stats` scratch of 2·N·G floats. */
+ * layernorm above is G = 1, eps 1e-5. The backward as layernorm_backward. */
 void group_norm_forward(const float *x, const float *w, const float *b, int N, int C, int G, float eps, float *y,
                         int nt);
 void group_norm_backward(const float *x, const float *w, const float *dy, int N, int C, int G, float eps, float *dx,
-                         float *dw, float *db, float *stats, int nt);
+                         float *dw, float *db, float *scratch, int nt);
 
 /* Token shift + mix (§1.2): out[b,t] = mu ⊙ z[b,t] + (1 - mu) ⊙ z[b,t-1],
  * z[b,-1] = 0; `zeros` is C zero floats. */
@@ -63,11 +67,32 @@ void token_shift_forward(const float *z, const float *mu, int B, int T, int C, c
 void token_shift_backward(const float *dout, const float *z, const float *mu, int B, int T, int C,
                           float *dz, int accumulate, float *dmu, int nt);
 
+/* Several token shifts of one layernorm's output z = LN(x; w, b), and that
+ * norm, backward in one pass over the rows (RWKV-4's mixes: the token
+ * shifts' backward and layernorm_backward, each reading and writing every
+ * row once instead of once per shift and twice for the norm):
+ *   gz = Σ_i mu_i ⊙ dout_i[t] + (1 - mu_i) ⊙ dout_i[t+1],
+ *   dmu_i += Σ dout_i[t] ⊙ (z[t] - z[t-1]),
+ * then dx +=, dw +=, db += as layernorm_backward with dy = gz. */
+enum { SHIFT_NORM_MAX = 3 };
+typedef struct shift_norm_grad {
+    int n_mix; /* shifts, at most SHIFT_NORM_MAX */
+    const float *dout[SHIFT_NORM_MAX], *mu[SHIFT_NORM_MAX];
+    float *dmu[SHIFT_NORM_MAX];
+    const float *z, *x, *w; /* the norm's output and input [N][C], its weight [C] */
+    float *dx, *dw, *db;
+} shift_norm_grad;
+void shift_norm_backward(const shift_norm_grad *g, int B, int T, int C, float *scratch, int nt);
+
 /* Y = X Wᵀ, W [out][in] f32 (the shared matmul kernel). */
 void linear_forward(const float *W, int out, int in, const float *X, int N, float *Y, int nt);
 /* dW += dYᵀ X, then dX = dY W when dX is not NULL; dX may be X itself. */
 void linear_backward(const float *W, int out, int in, const float *X, const float *dY, int N,
                      float *dX, float *dW, int nt);
+
+/* x[i] = 0 for i < n (gradients before a step's backward: the memory
+ * bandwidth of both cores, not one). */
+void zero_floats(float *x, size_t n, int nt);
 
 /* Sigmoid gate out = σ(pre) ⊙ val, in two steps: sigmoid_forward turns pre
  * into r = σ(pre) in place (the saved activation), gate_forward multiplies. */

@@ -65,7 +65,8 @@ rwkv_status gpt_train_ctx_new(const gpt_shape *shape, int B, int T, int n_thread
 #define R16(x) (((x) + 15) & ~(size_t)15)
     size_t per_layer = 0;
     for (int i = 0; i < 8; i++) per_layer += R16(per_layer_sizes[i]);
-    const size_t rest[] = {N * C, N * V, N, N, N * C, N * C, N * C, N * C, 3 * N * C, N * F, 2 * N, (size_t)B * H * T};
+    const size_t rest[] = {N * C, N * V, N, N, N * C, N * C, N * C, N * C, 3 * N * C, N * F, train_scratch_floats((int)C),
+                           (size_t)B * H * T};
     size_t total = (L + 1) * R16(N * C) + L * per_layer;
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) total += R16(rest[i]);
     if (total > ((size_t)1 << 36) / sizeof(float) || !(c->block = malloc(total * sizeof(float)))) {
@@ -82,7 +83,7 @@ rwkv_status gpt_train_ctx_new(const gpt_shape *shape, int B, int T, int n_thread
             p += R16(per_layer_sizes[i]);
         }
     float **dst[] = {&c->lnf, &c->logits, &c->lse, &c->rowloss, &c->tmp, &c->dx, &c->dln, &c->dy,
-                     &c->dqkv, &c->dh, &c->stats, &c->scratch};
+                     &c->dqkv, &c->dh, &c->norm_scratch, &c->scratch};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) {
         *dst[i] = p;
         p += R16(rest[i]);

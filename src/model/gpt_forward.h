@@ -30,7 +30,7 @@ struct gpt_train_ctx {
     float **xin;                                   /* [L+1] residual stream entering layer l (L: final) */
     float **ln1, **qkv, **att, **y, **xmid, **ln2, **hpre, **hact; /* [L] */
     float *lnf, *logits, *lse, *rowloss;
-    float *tmp, *dx, *dln, *dy, *dqkv, *dh, *stats, *scratch;
+    float *tmp, *dx, *dln, *dy, *dqkv, *dh, *norm_scratch, *scratch; /* norm_scratch: train_scratch_floats(C) */
     float *block;
     size_t bytes;
 };

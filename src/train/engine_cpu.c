@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/machine.h"
+#include "kernels/train_ops.h"
 
 typedef struct cpu_engine {
     train_engine base;
@@ -33,7 +34,7 @@ static void cpu_free(train_engine *e) {
 
 static void cpu_zero_grads(train_engine *e) {
     cpu_engine *c = (cpu_engine *)e;
-    memset(c->grads, 0, c->n * sizeof(float));
+    zero_floats(c->grads, c->n, c->cfg.threads);
 }
 
 static rwkv_status cpu_accumulate(train_engine *e, const int *inputs, const int *targets, int last, float *loss,

@@ -71,7 +71,7 @@ rwkv_status gpt_forward_backward(gpt_train_ctx *c, const float *params, const in
     linear_backward(gpt_param(c, params, IDX_HEAD(L)), V, C, c->lnf, c->logits, N, c->dln, G(IDX_HEAD(L)), nt);
     memset(c->dx, 0, sizeof(float) * (size_t)N * C);
     layernorm_backward(c->xin[L], gpt_param(c, params, IDX_LNF_W(L)), c->dln, N, C, c->dx, G(IDX_LNF_W(L)),
-                       G(IDX_LNF_B(L)), c->stats, nt);
+                       G(IDX_LNF_B(L)), c->norm_scratch, nt);
     for (int ly = L - 1; ly >= 0; ly--) {
 #define LP(k) gpt_param(c, params, IDX_LAYER(ly, k))
 #define LG(k) G(IDX_LAYER(ly, k))
@@ -81,14 +81,14 @@ rwkv_status gpt_forward_backward(gpt_train_ctx *c, const float *params, const in
         gelu_backward(c->hpre[ly], c->dh, (size_t)N * F, nt);
         bias_backward(c->dh, N, F, LG(P_FC_B), nt);
         linear_backward(LP(P_FC_W), F, C, c->ln2[ly], c->dh, N, c->dln, LG(P_FC_W), nt);
-        layernorm_backward(c->xmid[ly], LP(P_LN2_W), c->dln, N, C, c->dx, LG(P_LN2_W), LG(P_LN2_B), c->stats, nt);
+        layernorm_backward(c->xmid[ly], LP(P_LN2_W), c->dln, N, C, c->dx, LG(P_LN2_W), LG(P_LN2_B), c->norm_scratch, nt);
         /* attention: xmid = x_in + c_proj(attn(c_attn(LN1(x_in)))) */
         bias_backward(c->dx, N, C, LG(P_PROJ_B), nt);
         linear_backward(LP(P_PROJ_W), C, C, c->y[ly], c->dx, N, c->dy, LG(P_PROJ_W), nt);
         attention_backward(c->qkv[ly], c->att[ly], c->dy, c->B, c->T, C, c->sh.n_head, c->dqkv, c->scratch, nt);
         bias_backward(c->dqkv, N, 3 * C, LG(P_QKV_B), nt);
         linear_backward(LP(P_QKV_W), 3 * C, C, c->ln1[ly], c->dqkv, N, c->dln, LG(P_QKV_W), nt);
-        layernorm_backward(c->xin[ly], LP(P_LN1_W), c->dln, N, C, c->dx, LG(P_LN1_W), LG(P_LN1_B), c->stats, nt);
+        layernorm_backward(c->xin[ly], LP(P_LN1_W), c->dln, N, C, c->dx, LG(P_LN1_W), LG(P_LN1_B), c->norm_scratch, nt);
 #undef LP
 #undef LG
     }

@@ -157,7 +157,7 @@ struct rwkv4_train_ctx {
     float *row_loss, *lse;            /* [N] */
     float *sc[3], *sa[3], *sf;        /* scratch [N][C], [N][A], [N][F] */
     float *gx, *gz;                   /* [N][C] gradient of the residual, of an LN output */
-    float *stats;                     /* [2N] layernorm mean/rstd */
+    float *scratch;                   /* the norms' row-block sums (train_scratch_floats) */
     float *wkv_state;                 /* [3·B·A] */
     float *decay;                     /* [A] d = -exp(time_decay) */
     float *zeros;                     /* [C] token shift's z[-1] */
@@ -238,7 +238,7 @@ rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_
     }
     const size_t total = (size_t)c->L * (6 * R16(N * C) + 4 * R16(N * A) + R16(N * F)) +
                          8 * R16(N * C) + 3 * R16(N * A) + R16(N * F) + R16(N * V) +
-                         2 * R16(N) + R16(2 * N) + R16(3 * (size_t)B * A) + R16(A) + R16(C);
+                         2 * R16(N) + R16(train_scratch_floats(C)) + R16(3 * (size_t)B * A) + R16(A) + R16(C);
     if (posix_memalign((void **)&c->arena, 64, total * sizeof(float)) != 0) {
         c->arena = NULL;
         rwkv4_train_ctx_free(c);
@@ -260,7 +260,7 @@ rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_
     for (int i = 0; i < 3; i++) c->sa[i] = TAKE(N * A);
     c->sf = TAKE(N * F);
     c->logits = TAKE(N * V);
-    c->row_loss = TAKE(N), c->lse = TAKE(N), c->stats = TAKE(2 * N);
+    c->row_loss = TAKE(N), c->lse = TAKE(N), c->scratch = TAKE(train_scratch_floats(C));
     c->wkv_state = TAKE(3 * (size_t)B * A);
     c->decay = TAKE(A);
     c->zeros = TAKE(C);
@@ -353,7 +353,7 @@ static void backward(rwkv4_train_ctx *c, const float *P, const int *inputs, cons
     linear_backward(P + c->head, V, C, c->z_out, c->logits, N, c->gz, G + c->head, nt);
     memset(c->gx, 0, NC * sizeof(float));
     layernorm_backward(c->x_out, P + c->ln_out_w, c->gz, N, C, c->gx, G + c->ln_out_w,
-                       G + c->ln_out_b, c->stats, nt);
+                       G + c->ln_out_b, c->scratch, nt);
     for (int l = c->L - 1; l >= 0; l--) {
         const block_offsets *o = &c->blk[l];
         const block_acts *a = &c->act[l];
@@ -364,14 +364,12 @@ static void backward(rwkv4_train_ctx *c, const float *P, const int *inputs, cons
         relu2_backward(a->kf, c->sf, c->sf, NF, nt);
         token_shift_forward(a->z2, P + o->ffn_mix_k, B, T, C, c->zeros, c->sc[2], nt);
         linear_backward(P + o->ffn_k, F, C, c->sc[2], c->sf, N, c->sc[2], G + o->ffn_k, nt);
-        token_shift_backward(c->sc[2], a->z2, P + o->ffn_mix_k, B, T, C, c->gz, 0,
-                             G + o->ffn_mix_k, nt);
-        token_shift_forward(a->z2, P + o->ffn_mix_r, B, T, C, c->zeros, c->sc[2], nt);
-        linear_backward(P + o->ffn_r, C, C, c->sc[2], c->sc[1], N, c->sc[2], G + o->ffn_r, nt);
-        token_shift_backward(c->sc[2], a->z2, P + o->ffn_mix_r, B, T, C, c->gz, 1,
-                             G + o->ffn_mix_r, nt);
-        layernorm_backward(a->x_mid, P + o->ln2_w, c->gz, N, C, c->gx, G + o->ln2_w, G + o->ln2_b,
-                           c->stats, nt);
+        token_shift_forward(a->z2, P + o->ffn_mix_r, B, T, C, c->zeros, c->sc[0], nt);
+        linear_backward(P + o->ffn_r, C, C, c->sc[0], c->sc[1], N, c->sc[0], G + o->ffn_r, nt);
+        const shift_norm_grad ffn_shifts = {2, {c->sc[2], c->sc[0]}, {P + o->ffn_mix_k, P + o->ffn_mix_r},
+                                            {G + o->ffn_mix_k, G + o->ffn_mix_r}, a->z2, a->x_mid, P + o->ln2_w,
+                                            c->gx, G + o->ln2_w, G + o->ln2_b};
+        shift_norm_backward(&ffn_shifts, B, T, C, c->scratch, nt);
         /* time mixing; gx = dL/d x_mid */
         gate_forward(a->r, a->y, c->sa[0], NA, nt);
         linear_backward(P + o->att_o, C, A, c->sa[0], c->gx, N, c->sa[0], G + o->att_o, nt);
@@ -381,17 +379,18 @@ static void backward(rwkv4_train_ctx *c, const float *P, const int *inputs, cons
                      c->sa[1], G + o->time_decay, G + o->time_first, nt);
         const size_t mix[3] = {o->att_mix_k, o->att_mix_v, o->att_mix_r};
         const size_t W[3] = {o->att_k, o->att_v, o->att_r};
-        for (int i = 0; i < 3; i++) { /* k, v, r: gradients in sa[0], sa[1], sa[2] */
-            token_shift_forward(a->z1, P + mix[i], B, T, C, c->zeros, c->sc[0], nt);
-            linear_backward(P + W[i], A, C, c->sc[0], c->sa[i], N, c->sc[0], G + W[i], nt);
-            token_shift_backward(c->sc[0], a->z1, P + mix[i], B, T, C, c->gz, i > 0, G + mix[i], nt);
+        shift_norm_grad att_shifts = {3, .z = a->z1, .x = a->x_in, .w = P + o->ln1_w, .dx = c->gx,
+                                      .dw = G + o->ln1_w, .db = G + o->ln1_b};
+        for (int i = 0; i < 3; i++) { /* k, v, r: gradients in sa[0], sa[1], sa[2]; their inputs' in sc[i] */
+            token_shift_forward(a->z1, P + mix[i], B, T, C, c->zeros, c->sc[i], nt);
+            linear_backward(P + W[i], A, C, c->sc[i], c->sa[i], N, c->sc[i], G + W[i], nt);
+            att_shifts.dout[i] = c->sc[i], att_shifts.mu[i] = P + mix[i], att_shifts.dmu[i] = G + mix[i];
         }
-        layernorm_backward(a->x_in, P + o->ln1_w, c->gz, N, C, c->gx, G + o->ln1_w, G + o->ln1_b,
-                           c->stats, nt);
+        shift_norm_backward(&att_shifts, B, T, C, c->scratch, nt);
     }
     memset(c->gz, 0, NC * sizeof(float));
     layernorm_backward(c->emb_out, P + c->ln0_w, c->gx, N, C, c->gz, G + c->ln0_w, G + c->ln0_b,
-                       c->stats, nt);
+                       c->scratch, nt);
     embedding_backward(c->gz, inputs, N, C, G + c->emb, nt);
 }
 

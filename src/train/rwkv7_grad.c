@@ -55,7 +55,7 @@ struct rwkv7_train_ctx {
     float *g_r, *g_w, *g_k, *g_v, *g_a, *g_b, *dvfirst; /* [N][C] */
     float *sd;                           /* [N][max(F, ranks)] */
     float *wt, *dwt;                     /* [Dmax][C] a LoRA factor transposed, its gradient */
-    float *stats, *mu, *dmu, *zeros, *wkv_scratch;
+    float *scratch, *mu, *dmu, *zeros, *wkv_scratch; /* scratch: the norms' row-block sums */
     float *arena;
 };
 
@@ -123,7 +123,7 @@ static size_t carve(rwkv7_train_ctx *c, const rwkv7_shape *s, float *arena) {
     for (size_t i = 0; i < sizeof nc / sizeof nc[0]; i++) TAKE(*nc[i], N * C);
     TAKE(c->sd, N * (size_t)(c->Dmax > c->F ? c->Dmax : c->F));
     TAKE(c->wt, (size_t)c->Dmax * C), TAKE(c->dwt, (size_t)c->Dmax * C);
-    TAKE(c->stats, 2 * N * (size_t)c->H), TAKE(c->mu, C), TAKE(c->dmu, C), TAKE(c->zeros, C);
+    TAKE(c->scratch, train_scratch_floats(C)), TAKE(c->mu, C), TAKE(c->dmu, C), TAKE(c->zeros, C);
     TAKE(c->wkv_scratch, wkv7_scratch_floats(c->hs, c->nt));
 #undef TAKE
     return used;
@@ -448,7 +448,7 @@ static void channel_mix_backward(rwkv7_train_ctx *c, const float *P, float *G, i
     mix_forward(c, a->z2, P + o->ffn_x_k, c->tmp);
     linear_backward(P + o->ffn_k, F, C, c->tmp, c->sd, N, c->tmp, G + o->ffn_k, nt);
     mix_backward(c, a->z2, P + o->ffn_x_k, c->tmp, 0, G + o->ffn_x_k);
-    layernorm_backward(a->x_mid, P + o->ln2_w, c->gz, N, C, c->gx, G + o->ln2_w, G + o->ln2_b, c->stats, nt);
+    layernorm_backward(a->x_mid, P + o->ln2_w, c->gz, N, C, c->gx, G + o->ln2_w, G + o->ln2_b, c->scratch, nt);
 }
 
 /* From gx = dL/d x_mid: the output projection, the bonus and gate, group
@@ -470,7 +470,7 @@ static void time_mix_backward_core(rwkv7_train_ctx *c, const float *P, float *G,
     sum_rows(c->t_drk, N, C, G + o->r_k, nt);
     memset(c->t_dy, 0, NC * sizeof(float));
     group_norm_backward(a->y, P + o->lnx_w, c->t_dyn, N, C, c->H, GN_EPS, c->t_dy, G + o->lnx_w, G + o->lnx_b,
-                        c->stats, nt);
+                        c->scratch, nt);
     wkv7_backward(c->B, c->T, c->H, c->hs, a->r, a->decay, a->k, a->v, c->t_ka, c->t_kb, a->ckpt, c->t_dy, c->g_r,
                   c->g_w, c->g_k, c->g_v, c->g_a, c->g_b, c->wkv_scratch, nt);
     run_rows(c, P, l, prepare_backward_row, 16);
@@ -521,7 +521,7 @@ static void time_mix_backward(rwkv7_train_ctx *c, const float *P, float *G, int 
         residual_forward(c->dxc, c->tmp, c->dxc, (size_t)N * C, nt);
     }
     mix_backward(c, a->z1, P + o->mix[MIX_V], c->dxc, 1, G + o->mix[MIX_V]);
-    layernorm_backward(a->x_in, P + o->ln1_w, c->gz, N, C, c->gx, G + o->ln1_w, G + o->ln1_b, c->stats, nt);
+    layernorm_backward(a->x_in, P + o->ln1_w, c->gz, N, C, c->gx, G + o->ln1_w, G + o->ln1_b, c->scratch, nt);
 }
 
 static void backward(rwkv7_train_ctx *c, const float *P, const int *inputs, const int *targets, float l2wrap,
@@ -531,7 +531,7 @@ static void backward(rwkv7_train_ctx *c, const float *P, const int *inputs, cons
     cross_entropy_backward(c->logits, targets, c->lse, N, V, l2wrap, nt);
     linear_backward(P + c->head, V, C, c->z_out, c->logits, N, c->gz, G + c->head, nt);
     memset(c->gx, 0, NC * sizeof(float));
-    layernorm_backward(c->x_out, P + c->ln_out_w, c->gz, N, C, c->gx, G + c->ln_out_w, G + c->ln_out_b, c->stats,
+    layernorm_backward(c->x_out, P + c->ln_out_w, c->gz, N, C, c->gx, G + c->ln_out_w, G + c->ln_out_b, c->scratch,
                        nt);
     memset(c->dvfirst, 0, NC * sizeof(float));
     for (int l = c->L - 1; l >= 0; l--) {
@@ -539,7 +539,7 @@ static void backward(rwkv7_train_ctx *c, const float *P, const int *inputs, cons
         time_mix_backward(c, P, G, l);
     }
     memset(c->gz, 0, NC * sizeof(float));
-    layernorm_backward(c->emb_out, P + c->ln0_w, c->gx, N, C, c->gz, G + c->ln0_w, G + c->ln0_b, c->stats, nt);
+    layernorm_backward(c->emb_out, P + c->ln0_w, c->gx, N, C, c->gz, G + c->ln0_w, G + c->ln0_b, c->scratch, nt);
     embedding_backward(c->gz, inputs, N, C, G + c->emb, nt);
 }
 
