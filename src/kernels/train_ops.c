@@ -188,13 +188,13 @@ static void norm_backward_group(const float *xr, const float *dy, const float *w
         m1 += gi;
         m2 += gi * (xr[i] - mean) * rstd;
     }
-    m1 /= S;
-    m2 /= S;
+    /* the sums above in double; each element's own terms in float (twice the lanes) */
+    const float meanf = (float)mean, rstdf = (float)rstd, m1f = (float)(m1 / S), m2f = (float)(m2 / S);
 #pragma omp simd
     for (int i = 0; i < S; i++) {
-        const double xh = (xr[i] - mean) * rstd;
-        d[i] += (float)(rstd * ((double)dy[i] * w[i] - m1 - xh * m2));
-        pw[i] += (double)dy[i] * xh;
+        const float xh = (xr[i] - meanf) * rstdf;
+        d[i] += rstdf * (dy[i] * w[i] - m1f - xh * m2f);
+        pw[i] += dy[i] * xh;
         pb[i] += dy[i];
     }
 }
