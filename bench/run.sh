@@ -69,31 +69,52 @@ for t in $TYPES; do
         echo "$line"
     done
 done
-# Training throughput: forward + backward + Adam through `rwkv train`, the
-# median tokens/s and model FLOP utilisation of the steps after a warm-up.
+# Training throughput: forward + backward + Adam through `rwkv train`. Each
+# shape runs TRAIN_REPS times; a run's figure is the median over its steps
+# after a warm-up; the table gives the median of the runs, their spread
+# (lowest-highest) and the 1-minute load average seen after each run (it
+# counts the run's own threads), so a figure from a loaded moment shows as one.
 TRAIN_DATA=${TRAIN_DATA:-../shared/data/tinyshakespeare/input.txt}
 if [ -f "$TRAIN_DATA" ]; then
     {
         echo
         echo "## Training throughput (rwkv train, byte level, $TRAIN_DATA)"
         echo
-        echo "| arch | model | ctx x batch | threads | tokens/s | MFU (training FLOPs x tokens/s / measured fp32 FMA peak) |"
-        echo "|---|---|---|---|---|---|"
+        echo "MFU = training FLOPs (6 x parameters per token) x tokens/s / the fp32 FMA peak measured at the start of each run;"
+        echo "median of ${TRAIN_REPS:-3} runs, their lowest-highest, and the load average after each run."
+        echo
+        echo "| arch | model | ctx x batch | threads | tokens/s | MFU | MFU lowest-highest | load average |"
+        echo "|---|---|---|---|---|---|---|---|"
     } >>"$OUT_MD"
-    # training FLOPs per token: 6 x params; RWKV-7 adds its WKV state update (docs/training-rwkv7.md)
-    for shape in "rwkv4 6 256 128 8" "rwkv4 6 512 256 8" "rwkv7 6 256 128 8"; do
+    # RWKV-7's FLOPs add its WKV state update (docs/training-rwkv7.md)
+    for shape in "rwkv4 3 256 256 4" "rwkv4 6 256 128 8" "rwkv4 6 512 256 8" "rwkv7 6 256 128 8"; do
         set -- $shape
         for n in $THREADS; do
-            d=$(mktemp -d)
-            "$RWKV" train --arch "$1" --data "$TRAIN_DATA" --out "$d" --layers "$2" --embd "$3" --ctx "$4" --batch "$5" \
-                --steps ${TRAIN_STEPS:-30} --eval-every 0 --val-windows 1 --save-every 0 --threads "$n" --quiet \
-                >/dev/null 2>&1 || { echo "training bench failed for $shape" >&2; rm -rf "$d"; continue; }
-            med() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$d/train.jsonl" | tail -n +6 | sort -g |
-                    awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-            line="| $1 | $2 x $3 | $4 x $5 | $n | $(med tokens_per_s) | $(awk "BEGIN{printf \"%.0f%%\", 100*$(med mfu)}") |"
+            runs=""
+            loads=""
+            for rep in $(seq ${TRAIN_REPS:-3}); do
+                d=$(mktemp -d)
+                "$RWKV" train --arch "$1" --data "$TRAIN_DATA" --out "$d" --layers "$2" --embd "$3" --ctx "$4" \
+                    --batch "$5" --steps ${TRAIN_STEPS:-30} --eval-every 0 --val-windows 1 --save-every 0 \
+                    --threads "$n" --quiet >/dev/null 2>&1 || { echo "training bench failed for $shape" >&2; rm -rf "$d"; continue; }
+                # the log's mfu averages the whole session, warm-up included: this run's MFU is the median
+                # step's tokens/s times the last line's mfu / session tokens/s (the harmonic mean of every
+                # step's tokens/s, since each step is the same number of tokens)
+                runs="$runs$(sed -n 's/.*"tokens_per_s": *\([0-9.e+-]*\).*"mfu": *\([0-9.e+-]*\).*/\1 \2/p' "$d/train.jsonl" |
+                    awk '{inv += 1 / $1; t[NR] = $1; m = $2} END {
+                        n = 0; for (i = 6; i <= NR; i++) w[++n] = t[i]
+                        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (w[j] < w[i]) { x = w[i]; w[i] = w[j]; w[j] = x }
+                        med = w[int((n + 1) / 2)]; printf "%s %.5f", med, med * m * inv / NR}')
+"
+                loads="$loads $(cut -d' ' -f1 /proc/loadavg)"
+                rm -rf "$d"
+            done
+            [ -n "$runs" ] || continue
+            stats=$(printf '%s' "$runs" | sort -k2 -g | awk '{t[NR]=$1; m[NR]=$2} END {
+                k=int((NR+1)/2); printf "%s | %.1f%% | %.1f-%.1f%%", t[k], 100*m[k], 100*m[1], 100*m[NR]}')
+            line="| $1 | $2 x $3 | $4 x $5 | $n | $stats |$loads |"
             echo "$line" >>"$OUT_MD"
             echo "train $line"
-            rm -rf "$d"
         done
     done
 fi
