@@ -19,7 +19,7 @@ static double nrand(void) {
     return sqrt(-2.0 * log(1.0 - urand())) * cos(6.283185307179586 * urand());
 }
 
-/* ---- (a) backward matmul kernels vs the scalar references ---------------- */
+/* ---- (a) training matmul kernels vs the scalar references ---------------- */
 
 static void test_matmul_backward_kernels(void) {
     const int sizes[][3] = {{1, 1, 1}, {7, 13, 5}, {97, 33, 65}, {130, 257, 99},
@@ -36,6 +36,10 @@ static void test_matmul_backward_kernels(void) {
         for (int i = 0; i < N * R; i++) dY[i] = (float)(2 * urand() - 1);
         for (int i = 0; i < N * Cc; i++) X[i] = (float)(2 * urand() - 1);
         matmul_backward_input_ref(W, R, Cc, dY, N, dX_ref);
+        float *Y_ref = malloc(sizeof(float) * N * R), *Y = malloc(sizeof(float) * N * R);
+        float *Y1 = malloc(sizeof(float) * N * R);
+        const matrix Wm = {.type = DT_F32, .rows = R, .cols = Cc, .data = W};
+        matmul_scalar(&Wm, X, N, Y_ref);
         memcpy(dW_ref, dW0, sizeof(float) * R * Cc);
         matmul_backward_weight_ref(dY, X, N, R, Cc, dW_ref);
         for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) {
@@ -43,6 +47,11 @@ static void test_matmul_backward_kernels(void) {
             const kernel_ops *k = *kv;
             for (int nt = 1; nt <= 3; nt++) {
                 memcpy(dW, dW0, sizeof(float) * R * Cc);
+                matmul_forward_tiled_with(k, W, R, Cc, X, N, Y, nt);
+                const double tf = tol_ratio(Y, Y_ref, (size_t)N * R, 2e-6 * Cc, 0);
+                CHECK(tf <= 1, "%s forward N %d rows %d cols %d threads %d: ratio %g", k->name, N, R, Cc, nt, tf);
+                if (nt == 1) memcpy(Y1, Y, sizeof(float) * N * R);
+                else CHECK(memcmp(Y, Y1, sizeof(float) * N * R) == 0, "%s forward differs with %d threads", k->name, nt);
                 matmul_backward_input_with(k, W, R, Cc, dY, N, dX, nt);
                 matmul_backward_weight_with(k, dY, X, N, R, Cc, dW, nt);
                 const double ti = tol_ratio(dX, dX_ref, (size_t)N * Cc, 2e-6 * R, 0);
@@ -62,7 +71,7 @@ static void test_matmul_backward_kernels(void) {
                 }
             }
         }
-        free(W), free(dY), free(X), free(dX_ref), free(dX), free(dX1);
+        free(W), free(dY), free(X), free(dX_ref), free(dX), free(dX1), free(Y_ref), free(Y), free(Y1);
         free(dW0), free(dW_ref), free(dW), free(dW1);
     }
 }

@@ -12,6 +12,15 @@
 #include "kernels/kernels.h"
 #include "kernels/wkv.h"
 
+/* Y[n][r] = sum_c X[n][c] * W[r][c] (Y = X Wᵀ, the forward of the linear
+ * layer) as the backward products are computed: tiles of tokens × outputs,
+ * so a thread reads the rows of X of its own tokens only (matmul cuts by
+ * weight rows, every thread reading all of X: in a training step X was
+ * just written by both cores, half of it in the other core's cache). */
+void matmul_forward_tiled(const float *W, int rows, int cols, const float *X, int N, float *Y, int n_threads);
+void matmul_forward_tiled_with(const kernel_ops *k, const float *W, int rows, int cols, const float *X, int N,
+                               float *Y, int n_threads);
+
 /* dX[n][c] = sum_r dY[n][r] * W[r][c]  (gradient w.r.t. the input of Y = X Wᵀ);
  * dY is [N][rows], dX is [N][cols] and is overwritten. */
 void matmul_backward_input(const float *W, int rows, int cols, const float *dY, int N, float *dX,

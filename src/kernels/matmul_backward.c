@@ -38,10 +38,10 @@ static void pack_b(const float *B, int ldb, int n0, int nv, int k0, int kc, int 
 
 /* One product's operands and tiling, shared by the threads (gemm below). */
 typedef struct gemm_job {
-    const matmul_ukernel *uk;
+    const kernel_ops *k;
     const float *A, *B;
     float *C;
-    int M, Nn, K, lda, ldb, ldc, a_trans, accumulate;
+    int M, Nn, K, lda, ldb, ldc, a_trans, b_trans, accumulate;
     int mcs, ncs, nt; /* tile size; tiles per row of tiles */
 } gemm_job;
 
@@ -49,8 +49,11 @@ typedef struct gemm_job {
 static void gemm_tile(void *p, int tile) {
     /* per-thread packing buffers, kept across calls (the pool keeps its threads) */
     static _Thread_local float Bp[KC * NR_MAX] __attribute__((aligned(64)));
+    static _Thread_local float tmp[KC * NR_MAX] __attribute__((aligned(64)));
     const gemm_job *j = p;
-    const matmul_ukernel *uk = j->uk;
+    const matmul_ukernel *uk = &j->k->mm;
+    /* B = Wᵀ of a weight matrix W [Nn][K]: its panels packed as matmul packs them */
+    const matrix Bt = {.type = DT_F32, .rows = j->Nn, .cols = j->K, .data = j->B};
     const int mr = uk->mr, nr = uk->nr;
     const int m0 = (tile / j->nt) * j->mcs, n0 = (tile % j->nt) * j->ncs;
     const int mc = j->M - m0 < j->mcs ? j->M - m0 : j->mcs, nc = j->Nn - n0 < j->ncs ? j->Nn - n0 : j->ncs;
@@ -61,7 +64,8 @@ static void gemm_tile(void *p, int tile) {
         const size_t step = j->a_trans ? 1 : (size_t)j->lda; /* from one row of op(A) to the next */
         for (int j0 = 0; j0 < nc; j0 += nr) {
             const int nv = nc - j0 < nr ? nc - j0 : nr;
-            pack_b(j->B, j->ldb, n0 + j0, nv, k0, kc, nr, Bp);
+            if (j->b_trans) j->k->pack(&Bt, n0 + j0, nv, k0, kc, Bp, tmp);
+            else pack_b(j->B, j->ldb, n0 + j0, nv, k0, kc, nr, Bp);
             for (int i0 = 0; i0 < mc; i0 += mr) {
                 const int mv = mc - i0 < mr ? mc - i0 : mr;
                 float *C = j->C + (size_t)(m0 + i0) * j->ldc + n0 + j0;
@@ -73,10 +77,11 @@ static void gemm_tile(void *p, int tile) {
     }
 }
 
-/* C[m][n] (+)= sum_k op(A)[m][k] · B[k][n] for m < M, n < Nn, k < K;
- * op(A)[m][k] = a_trans ? A[k·lda + m] : A[m·lda + k]. */
+/* C[m][n] (+)= sum_k op(A)[m][k] · op(B)[k][n] for m < M, n < Nn, k < K;
+ * op(A)[m][k] = a_trans ? A[k·lda + m] : A[m·lda + k];
+ * op(B)[k][n] = b_trans ? B[n·K + k] : B[k·ldb + n]. */
 static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, int a_trans, int lda,
-                 const float *B, int ldb, float *C, int ldc, int accumulate, int n_threads) {
+                 const float *B, int b_trans, int ldb, float *C, int ldc, int accumulate, int n_threads) {
     if (M <= 0 || Nn <= 0) return;
     if (K <= 0) {
         if (!accumulate)
@@ -98,7 +103,7 @@ static void gemm(const kernel_ops *kops, int M, int Nn, int K, const float *A, i
     const int mcs = ((M + mt - 1) / mt + mr - 1) / mr * mr, ncs = ((Nn + nt - 1) / nt + nr - 1) / nr * nr;
     mt = (M + mcs - 1) / mcs;
     nt = (Nn + ncs - 1) / ncs;
-    gemm_job j = {uk, A, B, C, M, Nn, K, lda, ldb, ldc, a_trans, accumulate, mcs, ncs, nt};
+    gemm_job j = {kops, A, B, C, M, Nn, K, lda, ldb, ldc, a_trans, b_trans, accumulate, mcs, ncs, nt};
     /* Tiles are independent and claimed dynamically: the results are exact
      * whichever thread computes a tile. */
     parallel_for(nthr, mt * nt, gemm_tile, &j);
@@ -111,7 +116,7 @@ void matmul_backward_input_with(const kernel_ops *k, const float *W, int rows, i
         return;
     }
     /* M = N tokens, K = rows, op(A) = dY, B = W */
-    gemm(k, N, cols, rows, dY, 0, rows, W, cols, dX, cols, 0, n_threads);
+    gemm(k, N, cols, rows, dY, 0, rows, W, 0, cols, dX, cols, 0, n_threads);
 }
 
 void matmul_backward_weight_with(const kernel_ops *k, const float *dY, const float *X, int N,
@@ -121,7 +126,22 @@ void matmul_backward_weight_with(const kernel_ops *k, const float *dY, const flo
         return;
     }
     /* M = rows, K = N tokens, op(A) = dYᵀ, B = X */
-    gemm(k, rows, cols, N, dY, 1, rows, X, cols, dW, cols, 1, n_threads);
+    gemm(k, rows, cols, N, dY, 1, rows, X, 0, cols, dW, cols, 1, n_threads);
+}
+
+void matmul_forward_tiled_with(const kernel_ops *k, const float *W, int rows, int cols, const float *X, int N,
+                               float *Y, int n_threads) {
+    if (k->mm.nr > NR_MAX) {
+        const matrix m = {.type = DT_F32, .rows = rows, .cols = cols, .data = W};
+        matmul_with(k, &m, X, N, Y, n_threads);
+        return;
+    }
+    /* M = N tokens, K = cols, op(A) = X, op(B) = Wᵀ */
+    gemm(k, N, rows, cols, X, 0, cols, W, 1, cols, Y, rows, 0, n_threads);
+}
+
+void matmul_forward_tiled(const float *W, int rows, int cols, const float *X, int N, float *Y, int n_threads) {
+    matmul_forward_tiled_with(kernels_active(), W, rows, cols, X, N, Y, n_threads);
 }
 
 void matmul_backward_input(const float *W, int rows, int cols, const float *dY, int N, float *dX,

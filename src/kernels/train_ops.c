@@ -360,19 +360,7 @@ void shift_norm_backward(const shift_norm_grad *g, int B, int T, int C, float *s
 /* ---- linear (no bias) ----------------------------------------------------- */
 
 void linear_forward(const float *W, int out, int in, const float *X, int N, float *Y, int nt) {
-    const matrix m = {.type = DT_F32, .rows = out, .cols = in, .data = W};
-    matmul(&m, X, N, Y, nt);
-}
-
-void linear_forward_group(int n, const float *const *W, const int *out, int in, const float *const *X, int N,
-                          float *const *Y, int nt) {
-    matrix m[MATMUL_GROUP_MAX];
-    const matrix *mp[MATMUL_GROUP_MAX];
-    for (int i = 0; i < n; i++) {
-        m[i] = (matrix){.type = DT_F32, .rows = out[i], .cols = in, .data = W[i]};
-        mp[i] = &m[i];
-    }
-    matmul_group(n, mp, X, N, Y, nt);
+    matmul_forward_tiled(W, out, in, X, N, Y, nt);
 }
 
 void linear_backward(const float *W, int out, int in, const float *X, const float *dY, int N,

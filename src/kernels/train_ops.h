@@ -84,13 +84,8 @@ typedef struct shift_norm_grad {
 } shift_norm_grad;
 void shift_norm_backward(const shift_norm_grad *g, int B, int T, int C, float *scratch, int nt);
 
-/* Y = X Wᵀ, W [out][in] f32 (the shared matmul kernel). */
+/* Y = X Wᵀ, W [out][in] f32 (matmul_forward_tiled: the backward products' tiling). */
 void linear_forward(const float *W, int out, int in, const float *X, int N, float *Y, int nt);
-/* Y[i] = X[i] W[i]ᵀ, W[i] [out[i]][in], for i < n <= MATMUL_GROUP_MAX
- * independent products as one parallel loop (matmul_group): the threads
- * share out all their panels, with one wait at the end instead of n. */
-void linear_forward_group(int n, const float *const *W, const int *out, int in, const float *const *X, int N,
-                          float *const *Y, int nt);
 /* dW += dYᵀ X, then dX = dY W when dX is not NULL; dX may be X itself. */
 void linear_backward(const float *W, int out, int in, const float *X, const float *dY, int N,
                      float *dX, float *dW, int nt);
