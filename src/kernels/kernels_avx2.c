@@ -188,6 +188,52 @@ static inline __m256i bits_at(__m256i v, int shift, int mask) {
     return _mm256_and_si256(_mm256_srl_epi32(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(mask));
 }
 
+/* Q4_1 / Q5_0 / Q5_1 (rwkv.cpp's own files), as the AVX-512 variant: codes
+ * converted as unsigned, value = q d + m (m = min for the _1 types, -16 d for
+ * Q5_0), so a block's sum is d (q . x) + m (sum x), the sums of x taken once
+ * per product (kquant_rows' xs16, two per block). Eight lanes a vector: the
+ * low nibbles of bytes 0..7 and 8..15 are weights 0..15, their high nibbles
+ * 16..31; the fifth bit of weight j is bit j of qh. */
+static inline __m256 q5_codes8(const uint8_t *qs, uint32_t qh, int high, int has_qh) {
+    const __m256i v = u8x8_epi32(qs);
+    __m256i c = high ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, _mm256_set1_epi32(15));
+    if (has_qh) {
+        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i bit = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)qh), iota), _mm256_set1_epi32(1));
+        c = _mm256_or_si256(c, _mm256_slli_epi32(bit, 4));
+    }
+    return _mm256_cvtepi32_ps(c);
+}
+
+static inline __attribute__((always_inline)) float dot_qx_with(const uint8_t *w, const float *x, const float *xs16,
+                                                                int n, const int has_m, const int has_qh) {
+    const size_t bb = 18 + (has_m ? 2 : 0) + (has_qh ? 4 : 0);
+    const int qh_off = 2 + (has_m ? 2 : 0), qs_off = qh_off + (has_qh ? 4 : 0);
+    __m256 acc = _mm256_setzero_ps();
+    float off = 0;
+    for (int i = 0; i < n; i += 32, w += bb) {
+        const uint8_t *qs = w + qs_off;
+        uint32_t qh = 0;
+        if (has_qh) memcpy(&qh, w + qh_off, 4);
+        __m256 tv = _mm256_mul_ps(q5_codes8(qs, qh, 0, has_qh), _mm256_loadu_ps(x + i));
+        tv = _mm256_fmadd_ps(q5_codes8(qs + 8, qh >> 8, 0, has_qh), _mm256_loadu_ps(x + i + 8), tv);
+        tv = _mm256_fmadd_ps(q5_codes8(qs, qh >> 16, 1, has_qh), _mm256_loadu_ps(x + i + 16), tv);
+        tv = _mm256_fmadd_ps(q5_codes8(qs + 8, qh >> 24, 1, has_qh), _mm256_loadu_ps(x + i + 24), tv);
+        const float d = f16_at(w), m = has_m ? f16_at(w + 2) : -16.0f * d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), tv, acc);
+        off += m * (xs16[i / 16] + xs16[i / 16 + 1]);
+    }
+    return hsum8(acc) + off;
+}
+
+static float dot_qx(dtype t, const uint8_t *w, const float *x, const float *xs16, int n) {
+    switch (t) { /* the flags as constants: each type's loop compiled on its own */
+    case DT_Q4_1: return dot_qx_with(w, x, xs16, n, 1, 0);
+    case DT_Q5_0: return dot_qx_with(w, x, xs16, n, 0, 1);
+    default: return dot_qx_with(w, x, xs16, n, 1, 1);
+    }
+}
+
 /* Codes of lanes 8k.. of group g (64 weights) of a Q4_K / Q5_K super-block:
  * sub-block 2g from the low nibbles, 2g+1 from the high ones, Q5_K's fifth
  * bits from qh. */
@@ -331,6 +377,9 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
             y[r - r0] = dot_q4_0(row, x, n);
         }
         return;
+    case DT_Q4_1:
+    case DT_Q5_0:
+    case DT_Q5_1: kquant_rows(W, x, y, r0, r1, dot_qx); return;
     case DT_Q4_K:
     case DT_Q5_K:
     case DT_Q6_K:
