@@ -356,6 +356,59 @@ static void test_matmul_variants(void) {
     }
 }
 
+/* The bf16 prompt products (kernels/matmul_bf16.h) of block-quantized
+ * weights: against the products of the bf16-rounded operands summed in
+ * double (exact products; only the float sums' order differs), and
+ * different from the float path's results (the bf16 path really ran). */
+static void test_matmul_bf16(void) {
+    const kernel_ops *k = kernels_get("avx512");
+    if (!k || !k->mm.run_bf16 || !kernels_cpu_supports("avx512bf16")) SKIP("no AVX-512 BF16 on this CPU");
+    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q5_1, DT_Q4_K, DT_Q6_K};
+    const int shapes[][2] = {{37, 70}, {70, 385}, {33, 800}}, Ns[] = {2, 9, 17, 65};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int rows = shapes[si][0], cols = whole_blocks(types[ti], shapes[si][1]), maxN = 65;
+            matrix W = make_matrix(types[ti], rows, cols);
+            float *X = malloc(sizeof(float) * cols * maxN), *w = malloc(sizeof(float) * cols);
+            float *got = malloc(sizeof(float) * rows * maxN), *flt = malloc(sizeof(float) * rows * maxN);
+            double *want = malloc(sizeof(double) * rows * maxN), *mag = malloc(sizeof(double) * rows * maxN);
+            for (int i = 0; i < cols * maxN; i++) X[i] = gauss();
+            const size_t rb = dtype_bytes_for(W.type, (uint64_t)cols);
+            for (int r = 0; r < rows; r++) {
+                dtype_to_f32(W.type, (const uint8_t *)W.data + (size_t)r * rb, w, (size_t)cols);
+                for (int n = 0; n < maxN; n++) {
+                    double sum = 0, m = 0;
+                    for (int c = 0; c < cols; c++) {
+                        const double p = (double)bf16_to_f32(f32_to_bf16(w[c])) *
+                                         bf16_to_f32(f32_to_bf16(X[(size_t)n * cols + c]));
+                        sum += p, m += fabs(p);
+                    }
+                    want[(size_t)n * rows + r] = sum, mag[(size_t)n * rows + r] = m;
+                }
+            }
+            int differs = 0;
+            char msg[160] = "";
+            for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0] && !msg[0]; ni++)
+                for (int nt = 1; nt <= 2 && !msg[0]; nt++) {
+                    const int N = Ns[ni];
+                    kernels_set_int8_activations(0);
+                    matmul_with(k, &W, X, N, flt, nt);
+                    kernels_set_int8_activations(1);
+                    matmul_with(k, &W, X, N, got, nt);
+                    for (int i = 0; i < rows * N && !msg[0]; i++) {
+                        if (!(fabs(got[i] - want[i]) <= 2e-6 * mag[i] + 1e-6))
+                            snprintf(msg, sizeof msg, "%s %dx%d N=%d threads %d: output %d is %.9g, want %.9g",
+                                     dtype_name(W.type), rows, cols, N, nt, i, got[i], want[i]);
+                        differs |= got[i] != flt[i];
+                    }
+                }
+            kernels_set_int8_activations(0);
+            free(X), free(w), free(got), free(flt), free(want), free(mag), free((void *)W.data);
+            CHECK(!msg[0], "%s", msg);
+            CHECK(differs, "%s %dx%d: the bf16 path gave the float path's results", dtype_name(types[ti]), rows, cols);
+        }
+}
+
 /* Weights packed once (matrix.panels) give exactly what packing on every
  * call gives: f32 and f16, every variant, several column slices and a
  * partial last panel, tile edges of N, one and two threads. */
@@ -738,6 +791,7 @@ int main(void) {
     TIMED(test_matvec_variants);
     TIMED(test_matvec_misaligned);
     TIMED(test_matmul_variants);
+    TIMED(test_matmul_bf16);
     TIMED(test_matmul_packed_panels);
     TIMED(test_matmul_group);
     TIMED(test_layernorm_variants);

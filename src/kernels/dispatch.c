@@ -22,6 +22,8 @@ static int have_avx2, have_avx512;
 /* Features of the integer dot products (kernels/dot_int8.h): AVX-VNNI
  * (vpdpbusd on ymm, VEX), and AVX-512 VNNI with VBMI (byte permutes). */
 static int have_avxvnni, have_avx512vnni;
+/* AVX-512 BF16 (vdpbf16ps): the bf16 prompt products (kernels/matmul_bf16.h). */
+static int have_avx512bf16;
 
 #ifdef KERNELS_X86
 static unsigned long long xgetbv0(void) {
@@ -48,6 +50,7 @@ static void detect(void) {
     if (a >= 1) { /* leaf 7 has a subleaf 1 */
         __cpuid_count(7, 1, a, b, c, d);
         have_avxvnni = have_avx2 && ((a >> 4) & 1);
+        have_avx512bf16 = have_avx512 && ((a >> 5) & 1);
     }
 }
 #else
@@ -60,6 +63,7 @@ static int supported(const char *name) {
     if (strcmp(name, "avx512") == 0) return have_avx512;
     if (strcmp(name, "avxvnni") == 0) return have_avxvnni;
     if (strcmp(name, "avx512vnni") == 0) return have_avx512vnni;
+    if (strcmp(name, "avx512bf16") == 0) return have_avx512bf16;
     return 0;
 }
 

@@ -85,6 +85,14 @@ typedef struct matmul_ukernel {
      * weight gradient's dYᵀ read in place: no transposed copy). */
     void (*run_xt)(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy,
                    int mr_valid, int nr_valid, int accumulate);
+    /* Block-quantized weights in sequence mode with bf16 operands
+     * (kernels/matmul_bf16.h): the same tile and panel sizes, NULL where the
+     * variant has none; run only where kernels_cpu_supports("avx512bf16"). */
+    void (*run_bf16)(int kc, const uint16_t *Wp, const uint16_t *X, size_t ldx, float *Y, size_t ldy,
+                     int mr_valid, int nr_valid, int accumulate);
+    void (*pack_bf16)(const matrix *W, int r0, int nr_valid, int c0, int kc, uint16_t *Wp, float *tmp,
+                      void (*row_to_f32)(dtype, const void *, float *, int));
+    void (*to_bf16)(const float *x, size_t n, uint16_t *out);
 } matmul_ukernel;
 
 struct wkv7_chunk_grad; /* kernels/wkv.h */
@@ -153,7 +161,8 @@ int kernels_select(const char *name);
 /* Every variant compiled in, in order scalar, avx2, avx512 (NULL-terminated). */
 const kernel_ops *const *kernels_all(void);
 /* 1 if this CPU (and OS) supports the variant; also answers for the
- * features "avxvnni" and "avx512vnni" (with VBMI) of kernels/dot_int8.h. */
+ * features "avxvnni" and "avx512vnni" (with VBMI) of kernels/dot_int8.h, and
+ * "avx512bf16" of kernels/matmul_bf16.h. */
 int kernels_cpu_supports(const char *name);
 
 /* Element-wise parts of the forward pass, vectorised (selected variant):
@@ -210,10 +219,11 @@ int matmul_packs(const matrix *W);
 size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W);
 void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
 
-/* Activations of the block formats' decode products (kernels/dot_int8.h,
- * and the k-quants' kernels/kquant_q8.h):
- * 1 (the default) quantizes x to int8 blocks and multiplies in integers,
- * 0 keeps x in float32 (closer to the float model, slower). The environment
+/* Activations of the block-quantized weights' products (kernels/dot_int8.h,
+ * the k-quants' kernels/kquant_q8.h, and in sequence mode kernels/matmul_bf16.h):
+ * 1 (the default) quantizes x to int8 blocks and multiplies in integers in
+ * decode, and rounds x and the weights to bf16 in prompts where the CPU has
+ * AVX-512 BF16; 0 keeps x in float32 (closer to the float model, slower). The environment
  * variable RWKV_ACTIVATIONS=f32|int8 sets it at start; the setter changes it
  * for the whole process (not thread-safe against running kernels). */
 int kernels_int8_activations(void);

@@ -20,6 +20,7 @@
 #include "kernels/kernels.h"
 #include "kernels/avx_common.h"
 #include "kernels/kquant_q8.h"
+#include "kernels/matmul_bf16.h"
 #include "kernels/wkv.h"
 
 static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); } /* n < 16 */
@@ -744,7 +745,7 @@ const kernel_ops kernels_avx512 = {
     .name = "avx512",
     .matvec_rows = matvec_rows,
     .row_to_f32 = row_to_f32,
-    .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt},
+    .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt, matmul_bf16_ukernel, matmul_bf16_pack, matmul_bf16_convert},
     .pack = pack,
     .layernorm = layernorm_v,
     .token_mix = token_mix_v,

@@ -108,9 +108,52 @@ typedef struct matmul_job {
     const kernel_ops *k;
     const matrix *W;
     const float *X;
+    const uint16_t *Xh; /* X rounded to bf16 when the bf16 products run (bf16_operand), else NULL */
     float *Y;
     int N;
 } matmul_job;
+
+/* The bf16 products (kernels/matmul_bf16.h) take block-quantized weights in
+ * sequence mode when the variant has them, the CPU runs them and the
+ * reduced-precision activations are on; X is then rounded to bf16 once per
+ * product. NULL: the float path (also when there is no memory for it). */
+typedef struct bf16_rows_job {
+    const kernel_ops *k;
+    const float *X;
+    uint16_t *Xh;
+    int cols;
+} bf16_rows_job;
+
+static void bf16_row(void *p, int n) {
+    const bf16_rows_job *j = p;
+    const size_t o = (size_t)n * (size_t)j->cols;
+    j->k->mm.to_bf16(j->X + o, (size_t)j->cols, j->Xh + o);
+}
+
+static uint16_t *bf16_operand(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads) {
+    const int quantized = W->type != DT_F32 && W->type != DT_F16 && W->type != DT_BF16;
+    if (!quantized || N < 2 || !k->mm.run_bf16 || !kernels_int8_activations() || W->cols % 2 ||
+        !kernels_cpu_supports("avx512bf16"))
+        return NULL;
+    uint16_t *Xh = malloc((size_t)N * (size_t)W->cols * sizeof *Xh);
+    if (Xh) {
+        bf16_rows_job j = {k, X, Xh, W->cols};
+        parallel_rows(n_threads, N, 3 * (size_t)W->cols, bf16_row, &j);
+    }
+    return Xh;
+}
+
+/* One slice of one panel against all N tokens with bf16 operands. */
+static void matmul_panel_bf16(const matmul_job *j, int r0, int nr, int c0, int kc, uint16_t *Wp, float *tmp) {
+    const kernel_ops *k = j->k;
+    const int rows = j->W->rows, cols = j->W->cols, MR = k->mm.mr;
+    k->mm.pack_bf16(j->W, r0, nr, c0, kc, Wp, tmp, k->row_to_f32);
+    for (int n0 = 0; n0 < j->N; n0 += MR) {
+        const int mr = j->N - n0 < MR ? j->N - n0 : MR;
+        k->mm.run_bf16(kc, Wp, j->Xh + (size_t)n0 * cols + c0, (size_t)cols, j->Y + (size_t)n0 * rows + r0,
+                       (size_t)rows, mr, nr, c0 > 0);
+    }
+}
 
 /* Panels packed once (matrix.panels): panel p (rows p*NR ...) is NR*cols
  * elements, its slices one after the other, each [kc][NR] as k->pack
@@ -158,6 +201,10 @@ static void matmul_panel(void *p, int panel) {
     const int packed = W->panels && W->panel_nr == NR;
     for (int c0 = 0; c0 < cols; c0 += kc_max) {
         int kc = cols - c0 < kc_max ? cols - c0 : kc_max;
+        if (j->Xh) {
+            matmul_panel_bf16(j, r0, nr, c0, kc, (uint16_t *)(void *)Wp, tmp);
+            continue;
+        }
         const float *wp = Wp;
         const uint16_t *wh = NULL;
         if (!packed) k->pack(W, r0, nr, c0, kc, Wp, tmp);
@@ -181,8 +228,9 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
     }
     const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
     if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
-    matmul_job j = {k, W, X, Y, N};
+    matmul_job j = {k, W, X, bf16_operand(k, W, X, N, n_threads), Y, N};
     parallel_for(n_threads, panels, matmul_panel, &j);
+    free((void *)j.Xh);
 }
 
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
@@ -202,6 +250,7 @@ typedef struct group_job {
     int chunk_rows[MATMUL_GROUP_MAX]; /* N = 1: rows per chunk */
     int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
     int quantized[MATMUL_GROUP_MAX];
+    const uint16_t *Xh[MATMUL_GROUP_MAX]; /* N > 1: x in bf16 for the bf16 products, or NULL */
 } group_job;
 
 static void group_chunk(void *p, int chunk) {
@@ -215,7 +264,7 @@ static void group_chunk(void *p, int chunk) {
         if (g->quantized[i]) g->q[i].d->rows(g->W[i], &g->q[i].a, g->Y[i] + r0, r0, r1);
         else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
-        matmul_job j = {g->k, g->W[i], g->X[i], g->Y[i], g->N};
+        matmul_job j = {g->k, g->W[i], g->X[i], g->Xh[i], g->Y[i], g->N};
         matmul_panel(&j, c);
     }
 }
@@ -240,10 +289,13 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
             g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {
             chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
+            g.Xh[i] = bf16_operand(g.k, W[i], X[i], N, n_threads);
         }
         g.first[i + 1] = g.first[i] + chunks;
     }
     parallel_for(n_threads, g.first[n], group_chunk, &g);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (g.quantized[i]) int8_product_release(&g.q[i]);
+        free((void *)g.Xh[i]);
+    }
 }
