@@ -370,6 +370,43 @@ static void test_wkv5_wkv7(void) {
     CHECK(memcmp(y1, y4, sizeof y1) == 0 && memcmp(S1, S4, sizeof S1) == 0, "wkv5: w_stride 0 differs");
 }
 
+/* The RWKV-7 rows in blocks (kernel_ops.wkv7_block: rows in the lanes of a
+ * vector, from WKV7_BLOCK_MIN_T tokens on) give the scalar rows' bits, and
+ * the same bits as the token-at-a-time path (rows), at the heads of the
+ * released models (64) and of 32. */
+static void test_wkv7_blocks(void) {
+    enum { T = 21, H = 2, NMAX = 64 };
+    rng_state = 7;
+    static float r[T * H * NMAX], w[T * H * NMAX], k[T * H * NMAX], v[T * H * NMAX], a[T * H * NMAX],
+        b[T * H * NMAX];
+    static float S0[H * NMAX * NMAX], Ss[H * NMAX * NMAX], Sv[H * NMAX * NMAX], ys[T * H * NMAX],
+        yv[T * H * NMAX];
+    int blocks = 0;
+    for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) blocks |= (*kv)->wkv7_block != NULL;
+    for (int N = 32; N <= NMAX; N += 32) {
+        const int A = H * N;
+        fill(r, T * A, -1, 1), fill(k, T * A, -1, 1), fill(v, T * A, -1, 1), fill(w, T * A, 0.5f, 1);
+        fill(a, T * A, -0.2f, 0.2f), fill(b, T * A, -0.2f, 0.2f), fill(S0, H * N * N, -1, 1);
+        memcpy(Ss, S0, sizeof(float) * H * N * N);
+        wkv7_forward_with(&kernels_scalar, T, H, N, r, w, k, v, a, b, Ss, ys, 1);
+        for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) {
+            if (!kernels_cpu_supports((*kv)->name)) continue;
+            memcpy(Sv, S0, sizeof(float) * H * N * N);
+            wkv7_forward_with(*kv, T, H, N, r, w, k, v, a, b, Sv, yv, 2);
+            CHECK(memcmp(yv, ys, sizeof(float) * T * A) == 0 && memcmp(Sv, Ss, sizeof(float) * H * N * N) == 0,
+                  "N %d: %s differs from the scalar rows", N, (*kv)->name);
+            memcpy(Sv, S0, sizeof(float) * H * N * N);
+            for (int t = 0; t < T; t++) {
+                const size_t o = (size_t)t * A;
+                wkv7_forward_with(*kv, 1, H, N, r + o, w + o, k + o, v + o, a + o, b + o, Sv, yv + o, 1);
+            }
+            CHECK(memcmp(yv, ys, sizeof(float) * T * A) == 0 && memcmp(Sv, Ss, sizeof(float) * H * N * N) == 0,
+                  "N %d: %s token by token differs from the sequence", N, (*kv)->name);
+        }
+    }
+    if (!blocks || !kernels_cpu_supports("avx512")) SKIP("no variant with row blocks runs on this CPU");
+}
+
 /* ---- RWKV-7 training: batch forward and backward ---------------------------- */
 
 enum { W7B = 2, W7T = 37, W7H = 2, W7N = 5, W7A = W7H * W7N, W7X = W7B * W7T * W7A };
@@ -563,6 +600,7 @@ int main(void) {
     RUN(test_wkv4_finite_differences);
     RUN(test_wkv4_backward_variants);
     RUN(test_wkv5_wkv7);
+    RUN(test_wkv7_blocks);
     RUN(test_wkv7_training);
     RUN(test_wkv7_backward_variants);
     return test_summary();

@@ -138,6 +138,12 @@ typedef struct kernel_ops {
                      const float *w, size_t w_stride, const float *u, float *s, float *y);
     void (*wkv7_row)(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
                      const float *v, const float *a, const float *b, float *s, float *y);
+    /* WKV7_BLOCK_ROWS rows i0.. of head h at once, the rows in the lanes of
+     * a vector (kernels/wkv7.c, wkv7_block_fn): the same operations in the
+     * same order per row as wkv7_row, so the same bits; NULL where the
+     * variant has none. */
+    void (*wkv7_block)(int T, int A, int N, int h, int i0, const float *r, const float *w, const float *k,
+                       const float *v, const float *a, const float *b, float *S, float *y);
     /* The backward of one chunk of one (sequence, head) pair of the RWKV-7
      * training WKV (kernels/wkv7_train.c, wkv7_chunk_grad in kernels/wkv.h). */
     void (*wkv7_backward_chunk)(const struct wkv7_chunk_grad *g);

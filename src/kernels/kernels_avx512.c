@@ -608,6 +608,64 @@ static void wkv4_v(int T, int C, const float *d, const float *u, const float *k,
     }
 }
 
+/* ---- RWKV-7 WKV, 16 state rows at a time (kernels/wkv.h, wkv7_block_fn) ----
+ * Lane l is row i0 + l. Every row runs wkv7_row's arithmetic in its order:
+ * the dot products keep 8 partial sums (p[q] over j = q mod 8) combined as
+ * lanes_sum does (N is a multiple of 16: no tail); products and sums are separate
+ * instructions (the row source is ISO C: no fused multiply-add), so the bits
+ * are the reference's. The block's state is held transposed in st[j][lane]. */
+static inline __m512 lanes_sum_v(const __m512 p[8]) {
+    return _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3])),
+                         _mm512_add_ps(_mm512_add_ps(p[4], p[5]), _mm512_add_ps(p[6], p[7])));
+}
+
+/* sum_j st[j] * x[j] per lane, as wkv7_row sums it (N a multiple of 16: no tail) */
+static inline __m512 wkv7_block_dot(const float *st, const float *x, int N) {
+    __m512 p[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++) p[q] = _mm512_setzero_ps();
+    for (int j = 0; j < N; j += 8)
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++)
+            p[q] = _mm512_add_ps(p[q], _mm512_mul_ps(_mm512_load_ps(st + 16 * (j + q)), _mm512_set1_ps(x[j + q])));
+    return lanes_sum_v(p);
+}
+
+/* s_j = s_j w_j + sa b_j + v k_j for every j, and sum_j s_j r_j as wkv7_row sums it */
+static inline __m512 wkv7_block_update(float *st, const float *w, const float *b, const float *k, const float *r,
+                                       __m512 sa, __m512 vi, int N) {
+    __m512 p[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++) p[q] = _mm512_setzero_ps();
+    for (int j = 0; j < N; j += 8)
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) {
+            float *sp = st + 16 * (j + q);
+            const __m512 sj = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_load_ps(sp), _mm512_set1_ps(w[j + q])),
+                                                          _mm512_mul_ps(sa, _mm512_set1_ps(b[j + q]))),
+                                            _mm512_mul_ps(vi, _mm512_set1_ps(k[j + q])));
+            _mm512_store_ps(sp, sj);
+            p[q] = _mm512_add_ps(p[q], _mm512_mul_ps(sj, _mm512_set1_ps(r[j + q])));
+        }
+    return lanes_sum_v(p);
+}
+
+static void wkv7_block_v(int T, int A, int N, int h, int i0, const float *r, const float *w, const float *k,
+                         const float *v, const float *a, const float *b, float *S, float *y) {
+    float st[WKV7_BLOCK_MAX_N * 16] __attribute__((aligned(64)));
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(N));
+    for (int j = 0; j < N; j++) _mm512_store_ps(st + 16 * j, _mm512_i32gather_ps(rows, S + j, 4));
+    const size_t base = (size_t)h * (size_t)N;
+    for (int t = 0; t < T; t++) {
+        const size_t o = (size_t)t * (size_t)A + base;
+        const __m512 sa = wkv7_block_dot(st, a + o, N);
+        const __m512 acc = wkv7_block_update(st, w + o, b + o, k + o, r + o, sa, _mm512_loadu_ps(v + o + i0), N);
+        _mm512_storeu_ps(y + o + i0, acc);
+    }
+    for (int j = 0; j < N; j++) _mm512_i32scatter_ps(S + j, rows, _mm512_load_ps(st + 16 * j), 4);
+}
+
 /* ---- element-wise ------------------------------------------------------- */
 
 /* sigmoid(r) = 1 / (1 + e^-r), with the vector exp (division exact). */
@@ -757,6 +815,7 @@ const kernel_ops kernels_avx512 = {
     /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */
     .wkv5_row = wkv5_row_avx2,
     .wkv7_row = wkv7_row_avx2,
+    .wkv7_block = wkv7_block_v,
     .wkv7_backward_chunk = wkv7_backward_chunk_avx512,
     .wkv4_backward_block = wkv4_backward_block_avx512,
 };

@@ -159,4 +159,15 @@ void wkv7_row_scalar(int T, int A, int N, int h, int i, const float *r, const fl
 void wkv7_row_avx2(int T, int A, int N, int h, int i, const float *r, const float *w, const float *k,
                    const float *v, const float *a, const float *b, float *s, float *y);
 
+/* Rows i0 .. i0 + WKV7_BLOCK_ROWS - 1 of head h (S: their rows, N floats
+ * apart) over T tokens: each row's arithmetic is wkv7_row's, in the same
+ * order, with the rows in the lanes of one vector and the state block held
+ * transposed (column j of the block in one vector) while the tokens run, so
+ * no dot product needs a horizontal sum. For N a multiple of
+ * WKV7_BLOCK_ROWS, N <= WKV7_BLOCK_MAX_N; worth its two transposes from
+ * WKV7_BLOCK_MIN_T tokens on. */
+enum { WKV7_BLOCK_ROWS = 16, WKV7_BLOCK_MAX_N = 256, WKV7_BLOCK_MIN_T = 4 };
+typedef void (*wkv7_block_fn)(int T, int A, int N, int h, int i0, const float *r, const float *w, const float *k,
+                              const float *v, const float *a, const float *b, float *S, float *y);
+
 #endif

@@ -54,6 +54,7 @@ __attribute__((target("avx2"))) void wkv7_row_avx2(int T, int A, int N, int h, i
 
 typedef struct wkv7_job {
     wkv7_row_fn row_fn;
+    wkv7_block_fn block_fn;
     int T, A, N;
     const float *r, *w, *k, *v, *a, *b;
     float *S, *y;
@@ -65,11 +66,21 @@ static void wkv7_job_row(void *p, int row) {
               j->S + (size_t)row * j->N, j->y);
 }
 
+static void wkv7_job_block(void *p, int block) {
+    const wkv7_job *j = p;
+    const int row = block * WKV7_BLOCK_ROWS;
+    j->block_fn(j->T, j->A, j->N, row / j->N, row % j->N, j->r, j->w, j->k, j->v, j->a, j->b,
+                j->S + (size_t)row * j->N, j->y);
+}
+
 void wkv7_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *w, const float *k,
                        const float *v, const float *a, const float *b, float *S, float *y, int n_threads) {
-    wkv7_job j = {ops->wkv7_row, T, H * N, N, r, w, k, v, a, b, S, y};
-    /* per row and token: a few passes of N multiply-adds over the state row */
-    parallel_rows(n_threads, H * N, (size_t)T * N, wkv7_job_row, &j);
+    wkv7_job j = {ops->wkv7_row, ops->wkv7_block, T, H * N, N, r, w, k, v, a, b, S, y};
+    /* per row and token: a few passes of N multiply-adds over the state row; the
+     * blocks give the same bits, so which runs never changes a result */
+    if (j.block_fn && T >= WKV7_BLOCK_MIN_T && N % WKV7_BLOCK_ROWS == 0 && N <= WKV7_BLOCK_MAX_N)
+        parallel_rows(n_threads, H * N / WKV7_BLOCK_ROWS, (size_t)T * N * WKV7_BLOCK_ROWS, wkv7_job_block, &j);
+    else parallel_rows(n_threads, H * N, (size_t)T * N, wkv7_job_row, &j);
 }
 
 void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
