@@ -569,6 +569,10 @@ static void test_elementwise_variants(void) {
             (*k)->sigmoid(a, n);
             sigmoid_scalar(b, n);
             if (!bad && tol_ratio(a, b, n, 1e-30, 4e-7) > 1) bad = 1, snprintf(msg, sizeof msg, "%s sigmoid n=%zu", (*k)->name, n);
+            memcpy(a, r, sizeof(float) * n), memcpy(b, r, sizeof(float) * n);
+            (*k)->exp(a, n);
+            exp_scalar(b, n);
+            if (!bad && tol_ratio(a, b, n, 1e-37, 4e-7) > 1) bad = 1, snprintf(msg, sizeof msg, "%s exp n=%zu", (*k)->name, n);
             memcpy(a, x0, sizeof(float) * n), memcpy(b, x0, sizeof(float) * n);
             (*k)->add_sigmoid_mul(a, r, v, n);
             add_sigmoid_mul_scalar(b, r, v, n);
@@ -765,7 +769,7 @@ static void test_dispatch(void) {
     for (const kernel_ops *const *k = kernels_all(); *k; k++) {
         const kernel_ops *t = *k;
         CHECK(t->matvec_rows && t->row_to_f32 && t->mm.run && t->mm.mr > 0 && t->mm.nr > 0 && t->pack &&
-                  t->layernorm && t->token_mix && t->relu_square && t->sigmoid_mul && t->sigmoid && t->add_sigmoid_mul &&
+                  t->layernorm && t->token_mix && t->relu_square && t->sigmoid_mul && t->sigmoid && t->exp && t->add_sigmoid_mul &&
                   t->wkv4_forward && t->wkv5_row && t->wkv7_row,
               "table %s leaves a slot empty", t->name);
     }

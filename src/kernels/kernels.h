@@ -128,6 +128,7 @@ typedef struct kernel_ops {
     void (*relu_square)(float *x, size_t n);
     void (*sigmoid_mul)(float *y, const float *r, size_t n);
     void (*sigmoid)(float *x, size_t n);
+    void (*exp)(float *x, size_t n);
     void (*add_sigmoid_mul)(float *x, const float *r, const float *v, size_t n);
     /* RWKV-4 WKV on all C channels (kernels/wkv4.c, signature of wkv4_forward). */
     void (*wkv4_forward)(int T, int C, const float *d, const float *u, const float *k, const float *v,
@@ -174,11 +175,14 @@ int kernels_cpu_supports(const char *name);
 /* Element-wise parts of the forward pass, vectorised (selected variant):
  *   relu_square:      x = max(x, 0)^2                 (channel-mix key, docs/model.md §1.2)
  *   sigmoid_mul:      y = y * sigmoid(r)              (time-mix output gate)
- *   sigmoid:          x = sigmoid(x)                  (training keeps the gate itself)
+ *   sigmoid_inplace:  x = sigmoid(x)                  (training keeps the gate itself; RWKV-7's gates)
+ *   exp_inplace:      x = e^x                         (RWKV-7's decay)
  *   add_sigmoid_mul:  x = x + sigmoid(r) * v          (channel-mix residual) */
 void relu_square(float *x, size_t n);
 void sigmoid_mul(float *y, const float *r, size_t n);
 void add_sigmoid_mul(float *x, const float *r, const float *v, size_t n);
+void sigmoid_inplace(float *x, size_t n);
+void exp_inplace(float *x, size_t n);
 
 /* Runs fn(ctx, c) for every chunk c < n_chunks on up to n_threads threads
  * (the caller's included) of a small pool (kernels/pool.c). Chunks are
@@ -203,6 +207,7 @@ void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn f
 void relu_square_scalar(float *x, size_t n);
 void sigmoid_mul_scalar(float *y, const float *r, size_t n);
 void sigmoid_scalar(float *x, size_t n);
+void exp_scalar(float *x, size_t n);
 void add_sigmoid_mul_scalar(float *x, const float *r, const float *v, size_t n);
 void matvec_scalar(const matrix *W, const float *x, float *y);
 void matvec_rows_scalar(const matrix *W, const float *x, float *y, int r0, int r1);

@@ -608,6 +608,12 @@ static void sigmoid_in_place_v(float *x, size_t n) {
     sigmoid_scalar(x + i, n - i);
 }
 
+static void exp_in_place_v(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_loadu_ps(x + i)));
+    exp_scalar(x + i, n - i);
+}
+
 static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -628,6 +634,7 @@ const kernel_ops kernels_avx2 = {
     .relu_square = relu_square_v,
     .sigmoid_mul = sigmoid_mul_v,
     .sigmoid = sigmoid_in_place_v,
+    .exp = exp_in_place_v,
     .add_sigmoid_mul = add_sigmoid_mul_v,
     .wkv4_forward = wkv4_v,
     /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/avx512_tile.h"
 #include "kernels/avx_common.h"
 #include "kernels/kquant_q8.h"
 #include "kernels/matmul_bf16.h"
@@ -456,18 +457,7 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
             acc[i][1] = _mm512_fmadd_ps(xb, w1, acc[i][1]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : tail_mask(nr);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : tail_mask(nr - 16);
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++) {
-        float *y = Y + (size_t)i * ldy;
-        if (accumulate) {
-            acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, y));
-            acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, y + 16));
-        }
-        _mm512_mask_storeu_ps(y, m0, acc[i][0]);
-        _mm512_mask_storeu_ps(y + 16, m1, acc[i][1]);
-    }
+    store_tile_x32(acc, mr, nr, Y, ldy, accumulate);
 }
 
 static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp) {
@@ -695,6 +685,12 @@ static void sigmoid_in_place_v(float *x, size_t n) {
     sigmoid_scalar(x + i, n - i);
 }
 
+static void exp_in_place_v(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp16(_mm512_loadu_ps(x + i)));
+    exp_scalar(x + i, n - i);
+}
+
 static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -810,6 +806,7 @@ const kernel_ops kernels_avx512 = {
     .relu_square = relu_square_v,
     .sigmoid_mul = sigmoid_mul_v,
     .sigmoid = sigmoid_in_place_v,
+    .exp = exp_in_place_v,
     .add_sigmoid_mul = add_sigmoid_mul_v,
     .wkv4_forward = wkv4_v,
     /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */

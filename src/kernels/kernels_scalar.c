@@ -26,6 +26,7 @@ const kernel_ops kernels_scalar = {
     .relu_square = relu_square_scalar,
     .sigmoid_mul = sigmoid_mul_scalar,
     .sigmoid = sigmoid_scalar,
+    .exp = exp_scalar,
     .add_sigmoid_mul = add_sigmoid_mul_scalar,
     .wkv4_forward = wkv4_forward_all_channels,
     .wkv5_row = wkv5_row_scalar,

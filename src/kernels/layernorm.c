@@ -38,6 +38,10 @@ void sigmoid_scalar(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = sigmoidf(x[i]);
 }
 
+void exp_scalar(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = expf(x[i]);
+}
+
 void add_sigmoid_mul_scalar(float *x, const float *r, const float *v, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += sigmoidf(r[i]) * v[i];
 }
@@ -47,6 +51,8 @@ void sigmoid_mul(float *y, const float *r, size_t n) { kernels_active()->sigmoid
 void add_sigmoid_mul(float *x, const float *r, const float *v, size_t n) {
     kernels_active()->add_sigmoid_mul(x, r, v, n);
 }
+void sigmoid_inplace(float *x, size_t n) { kernels_active()->sigmoid(x, n); }
+void exp_inplace(float *x, size_t n) { kernels_active()->exp(x, n); }
 
 void layernorm(const float *x, const float *w, const float *b, int n, float eps, float *y) {
     kernels_active()->layernorm(x, w, b, n, eps, y);

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/avx512_tile.h"
 #include "kernels/avx_common.h"
 #include "kernels/matmul_bf16.h"
 
@@ -90,18 +91,7 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const ui
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], xb, w1);
         }
     }
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++) {
-        float *y = Y + (size_t)i * ldy;
-        if (accumulate) {
-            acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_maskz_loadu_ps(m0, y));
-            acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_maskz_loadu_ps(m1, y + 16));
-        }
-        _mm512_mask_storeu_ps(y, m0, acc[i][0]);
-        _mm512_mask_storeu_ps(y + 16, m1, acc[i][1]);
-    }
+    store_tile_x32(acc, mr, nr, Y, ldy, accumulate);
 }
 
 void matmul_bf16_ukernel(int kc, const uint16_t *Wp, const uint16_t *X, size_t ldx, float *Y, size_t ldy, int mr,

@@ -98,16 +98,25 @@ static void prepare_token(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch 
     const int A = w->c.A, H = w->H, N = w->N;
     const size_t o = t * (size_t)A;
     float *dec = s->w + o, *al = s->a + o, *neg = s->b + o, *k = s->k + o, *v = s->v + o;
-    /* decay = exp(-e^-1/2 sigmoid(w0 + tanh(x_w @ w1) @ w2)) */
-    for (int i = 0; i < A; i++) dec[i] = expf(-DECAY_SCALE * sigmoidf(ly->w0[i] + dec[i]));
+    /* decay = exp(-e^-1/2 sigmoid(w0 + tanh(x_w @ w1) @ w2)); the exponentials
+     * on the kernel variant's vector exp (libm's, one call per element, was
+     * 7% of a prompt) */
+    for (int i = 0; i < A; i++) dec[i] += ly->w0[i];
+    sigmoid_inplace(dec, (size_t)A);
+    for (int i = 0; i < A; i++) dec[i] *= -DECAY_SCALE;
+    exp_inplace(dec, (size_t)A);
     /* alpha = sigmoid(a0 + (x_a @ a1) @ a2) */
-    for (int i = 0; i < A; i++) al[i] = sigmoidf(ly->a0[i] + al[i]);
-    /* value residual: later blocks mix v towards block 0's */
+    for (int i = 0; i < A; i++) al[i] += ly->a0[i];
+    sigmoid_inplace(al, (size_t)A);
+    /* value residual: later blocks mix v towards block 0's (the gate in tmp, in place) */
     if (l == 0) {
         memcpy(s->v_first + o, v, sizeof(float) * (size_t)A);
     } else {
-        const float *vf = s->v_first + o, *m = s->tmp + o;
-        for (int i = 0; i < A; i++) v[i] += (vf[i] - v[i]) * sigmoidf(ly->v0[i] + m[i]);
+        const float *vf = s->v_first + o;
+        float *m = s->tmp + o;
+        for (int i = 0; i < A; i++) m[i] += ly->v0[i];
+        sigmoid_inplace(m, (size_t)A);
+        for (int i = 0; i < A; i++) v[i] += (vf[i] - v[i]) * m[i];
     }
     /* kappa = normalize_per_head(k * k_k); k = k * (1 + (alpha - 1) * k_a);
      * the kernel's a = -kappa (in b's buffer) and b = kappa * alpha (in a's) */
