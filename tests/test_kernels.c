@@ -297,20 +297,29 @@ static void test_matvec_misaligned(void) {
         for (int c = 0; c < cols; c++) x[c] = gauss();
         int bad = 0;
         char msg[160] = "";
-        for (int off = 4; off < 64 && !bad; off += 4) {
+        float *first[8] = {0}; /* each variant's results at offset 0: every offset must give them bit for bit */
+        for (int off = 0; off < 64 && !bad; off += 4) {
             uint8_t *base = raw + (64 - ((uintptr_t)raw & 63)) % 64 + off;
             memcpy(base, src.data, sizeof(float) * (size_t)rows * cols);
             matrix W = {.type = DT_F32, .rows = rows, .cols = cols, .data = base};
             matvec_scalar(&W, x, want);
             double *mag = magnitudes(&W, x, 1);
-            for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
+            int kv = 0;
+            for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++, kv++) {
                 if (!kernels_cpu_supports((*k)->name)) continue;
                 (*k)->matvec_rows(&W, x, got, 0, rows);
                 double e = mat_err(mag, (size_t)rows, got, want);
                 if (!(e <= 1)) bad = 1, snprintf(msg, sizeof msg, "%s cols %d offset %d: %.3g", (*k)->name, cols, off, e);
+                if (!first[kv]) {
+                    first[kv] = malloc(sizeof(float) * rows);
+                    memcpy(first[kv], got, sizeof(float) * rows);
+                } else if (!bad && memcmp(first[kv], got, sizeof(float) * rows) != 0) {
+                    bad = 1, snprintf(msg, sizeof msg, "%s cols %d: offset %d changes the results", (*k)->name, cols, off);
+                }
             }
             free(mag);
         }
+        for (int kv = 0; kv < 8; kv++) free(first[kv]);
         free((void *)src.data), free(raw), free(x), free(want), free(got);
         CHECK(!bad, "%s", msg);
     }

@@ -79,21 +79,15 @@ static void row_to_f32(dtype t, const void *src, float *dst, int n) {
 
 /* ---- matrix-vector rows ------------------------------------------------- */
 
-/* Rows mapped from a file may start anywhere (safetensors offsets are only
- * 8-byte aligned): the first elements up to the next 32-byte boundary of w
- * go through a masked load, so that no load of the main loop straddles two
- * cache lines (see the AVX-512 variant for the measured cost). */
+/* Element i always meets lane i mod 8 of accumulator (i / 8) mod 4, wherever
+ * w lies, so the sums never depend on the address (a head peeled up to the
+ * next 32-byte boundary made them depend on it, and a model's results on the
+ * heap's layout). Rows mapped from a file at an unaligned offset then pay
+ * loads that straddle cache lines; the AVX-512 variant avoids that with a
+ * permute of aligned lines. */
 static float dot_f32(const float *w, const float *x, int n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int i = 0;
-    unsigned mis = (unsigned)((uintptr_t)w & 31);
-    if (mis && (mis & 3) == 0) {
-        int head = (int)(32 - mis) / 4;
-        if (head > n) head = n;
-        __m256i m = lane_mask(head);
-        a3 = _mm256_mul_ps(_mm256_maskload_ps(w, m), _mm256_maskload_ps(x, m));
-        i = head;
-    }
     for (; i + 32 <= n; i += 32) {
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);

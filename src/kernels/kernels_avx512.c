@@ -77,20 +77,34 @@ static void row_to_f32(dtype t, const void *src, float *dst, int n) {
 /* Weights mapped from a file start wherever the file puts them (safetensors
  * offsets are only 8-byte aligned); a 64-byte load that straddles two cache
  * lines costs a second access, which cut f32 decode from ~42 to ~28 GB/s.
- * So the first few elements are taken with a masked load up to the next
- * 64-byte boundary of w, and the main loop reads whole cache lines. */
+ * So w is read in whole aligned cache lines, and each 16 elements are put
+ * back in their own lanes by a two-source permute of two aligned lines:
+ * element i is always in lane i mod 16 of accumulator (i / 16) mod 4 (the
+ * rest after the last group of 64 as written below), so the sums do not
+ * depend on where w lies (they did, through a peeled head, and a model's
+ * results then depended on the heap's layout). */
 static float dot_f32(const float *w, const float *x, int n) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const unsigned mis = (unsigned)((uintptr_t)w & 63);
+    const int m = mis && (mis & 3) == 0 && n >= 32 ? (int)mis / 4 : 0; /* w's floats before its first aligned line */
     int i = 0;
-    unsigned mis = (unsigned)((uintptr_t)w & 63);
-    if (mis && (mis & 3) == 0) {
-        int head = (int)(64 - mis) / 4;
-        if (head > n) head = n;
-        __mmask16 m = tail_mask(head);
-        a3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w), _mm512_maskz_loadu_ps(m, x));
-        i = head;
+    if (m) {
+        /* w[i + 16k ..] from two aligned lines: lanes m..15 of one, 0..m-1 of the next */
+        const __m512i idx = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(m));
+        const float *wa = w - m;
+        __m512 l0 = _mm512_maskz_load_ps((__mmask16)(0xffffu << m), wa); /* lanes before w masked off */
+        for (; i + 80 - m <= n; i += 64) { /* the last line read (wa + i + 64) lies inside w */
+            const __m512 l1 = _mm512_load_ps(wa + i + 16), l2 = _mm512_load_ps(wa + i + 32);
+            const __m512 l3 = _mm512_load_ps(wa + i + 48), l4 = _mm512_load_ps(wa + i + 64);
+            a0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(l0, idx, l1), _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(l1, idx, l2), _mm512_loadu_ps(x + i + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_permutex2var_ps(l2, idx, l3), _mm512_loadu_ps(x + i + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_permutex2var_ps(l3, idx, l4), _mm512_loadu_ps(x + i + 48), a3);
+            l0 = l4;
+        }
     }
-    for (; i + 64 <= n; i += 64) {
+    for (; i + 64 <= n; i += 64) { /* the same vectors by unaligned loads: w aligned, or the last lines */
         a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
         a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
         a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
@@ -98,8 +112,8 @@ static float dot_f32(const float *w, const float *x, int n) {
     }
     for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
     if (i < n) {
-        __mmask16 m = tail_mask(n - i);
-        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a1);
+        __mmask16 t = tail_mask(n - i);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(t, w + i), _mm512_maskz_loadu_ps(t, x + i), a1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
