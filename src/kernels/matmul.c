@@ -113,10 +113,6 @@ typedef struct matmul_job {
     int N;
 } matmul_job;
 
-/* The bf16 products (kernels/matmul_bf16.h) take block-quantized weights in
- * sequence mode when the variant has them, the CPU runs them and the
- * reduced-precision activations are on; X is then rounded to bf16 once per
- * product. NULL: the float path (also when there is no memory for it). */
 typedef struct bf16_rows_job {
     const kernel_ops *k;
     const float *X;
@@ -130,9 +126,13 @@ static void bf16_row(void *p, int n) {
     j->k->mm.to_bf16(j->X + o, (size_t)j->cols, j->Xh + o);
 }
 
+/* The bf16 products (kernels/matmul_bf16.h) take block-quantized weights in
+ * sequence mode when the variant has them, the CPU runs them and the
+ * reduced-precision activations are on; X is then rounded to bf16 once per
+ * product. NULL: the float path (also when there is no memory for it).
+ * Rows of whole blocks (32 or 256) give the bf16 pairs an even width. */
 static uint16_t *bf16_operand(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads) {
-    const int quantized = W->type != DT_F32 && W->type != DT_F16 && W->type != DT_BF16;
-    if (!quantized || N < 2 || !k->mm.run_bf16 || !kernels_int8_activations() || W->cols % 2 ||
+    if (!dtype_is_block(W->type) || N < 2 || !k->mm.run_bf16 || !kernels_int8_activations() ||
         !kernels_cpu_supports("avx512bf16"))
         return NULL;
     uint16_t *Xh = malloc((size_t)N * (size_t)W->cols * sizeof *Xh);

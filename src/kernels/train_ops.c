@@ -132,6 +132,16 @@ size_t train_scratch_floats(int C) {
 
 static int rows_per_block(int N) { return (N + ROW_BLOCKS - 1) / ROW_BLOCKS; }
 
+/* How many blocks N rows make (ROW_BLOCKS at most; fewer when N is small). */
+static int row_blocks(int N) { return (N + rows_per_block(N) - 1) / rows_per_block(N); }
+
+/* The rows [*n0, *n1) of block b. */
+static void block_bounds(int N, int b, int *n0, int *n1) {
+    const int rb = rows_per_block(N);
+    *n0 = b * rb;
+    *n1 = (b + 1) * rb < N ? (b + 1) * rb : N;
+}
+
 /* Partial sums of block b: nvec vectors of C doubles; scratch layout [block][vector][C]. */
 static double *block_partials(float *scratch, int b, int nvec, int C) {
     return (double *)(void *)scratch + (size_t)b * (size_t)nvec * (size_t)C;
@@ -211,16 +221,17 @@ static void norm_backward_row(const rows_args *a, int n, const float *dy, double
 
 static void group_norm_backward_block(void *p, int b) {
     const rows_args *a = p; /* g = dy */
-    const int rb = rows_per_block(a->N), n1 = (b + 1) * rb < a->N ? (b + 1) * rb : a->N;
+    int n0, n1;
+    block_bounds(a->N, b, &n0, &n1);
     double *pw = block_partials(a->scratch, b, 2, a->C), *pb = pw + a->C;
     memset(pw, 0, 2 * sizeof(double) * (size_t)a->C);
-    for (int n = b * rb; n < n1; n++) norm_backward_row(a, n, a->g + (size_t)n * a->C, pw, pb);
+    for (int n = n0; n < n1; n++) norm_backward_row(a, n, a->g + (size_t)n * a->C, pw, pb);
 }
 
 void group_norm_backward(const float *x, const float *w, const float *dy, int N, int C, int G, float eps, float *dx,
                          float *dw, float *db, float *scratch, int nt) {
     rows_args a = {.x = x, .w = w, .g = dy, .dx = dx, .scratch = scratch, .N = N, .C = C, .G = G, .eps = eps};
-    const int blocks = (N + rows_per_block(N) - 1) / rows_per_block(N);
+    const int blocks = row_blocks(N);
     parallel_rows(nt, blocks, 8 * (size_t)C * (size_t)rows_per_block(N), group_norm_backward_block, &a);
     float *const out[2] = {dw, db};
     add_block_sums(scratch, blocks, 2, C, out, nt);
@@ -329,12 +340,13 @@ typedef struct shift_norm_job {
 static void shift_norm_block(void *p, int b) {
     const shift_norm_job *j = p;
     const shift_norm_grad *g = j->g;
-    const int C = j->norm.C, N = j->norm.N, T = j->T, nm = g->n_mix, rb = rows_per_block(N);
-    const int n1 = (b + 1) * rb < N ? (b + 1) * rb : N;
+    const int C = j->norm.C, T = j->T, nm = g->n_mix;
+    int n0, n1;
+    block_bounds(j->norm.N, b, &n0, &n1);
     double *part = block_partials(j->norm.scratch, b, nm + 2, C);
     float *gz = block_row(j->norm.scratch, b, C);
     memset(part, 0, sizeof(double) * (size_t)(nm + 2) * (size_t)C);
-    for (int n = b * rb; n < n1; n++) {
+    for (int n = n0; n < n1; n++) {
         const int t = n % T;
         const size_t r = (size_t)n * C;
         for (int i = 0; i < nm; i++)
@@ -345,11 +357,12 @@ static void shift_norm_block(void *p, int b) {
 }
 
 void shift_norm_backward(const shift_norm_grad *g, int B, int T, int C, float *scratch, int nt) {
-    const int N = B * T, rb = rows_per_block(N), blocks = (N + rb - 1) / rb;
+    const int N = B * T, blocks = row_blocks(N);
     shift_norm_job j = {.g = g, .T = T};
     j.norm = (rows_args){.x = g->x, .w = g->w, .dx = g->dx, .scratch = scratch, .N = N, .C = C, .G = 1,
                          .eps = LN_EPS};
-    parallel_rows(nt, blocks, (size_t)(4 * g->n_mix + 8) * (size_t)C * (size_t)rb, shift_norm_block, &j);
+    parallel_rows(nt, blocks, (size_t)(4 * g->n_mix + 8) * (size_t)C * (size_t)rows_per_block(N), shift_norm_block,
+                  &j);
     float *out[SUM_VECTORS_MAX];
     for (int i = 0; i < g->n_mix; i++) out[i] = g->dmu[i];
     out[g->n_mix] = g->dw;
