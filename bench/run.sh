@@ -11,6 +11,9 @@
 #   BENCH_TYPES      weight types (default "f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0")
 #   BENCH_ARGS       extra arguments for rwkv bench (e.g. "--tokens 128")
 #   RWKV_KERNELS     kernel variant (scalar|avx2|avx512; default: the best)
+#   TRAIN_DATA       text for the training rows (default the shared tinyshakespeare; absent: rows skipped)
+#   TRAIN_STEPS      steps of each training run (default 30)
+#   TRAIN_REPS       training runs per row (default 3)
 # Benchmarks are never unit tests: nothing here fails on a slow result.
 set -e
 RWKV=${RWKV:-./rwkv}
