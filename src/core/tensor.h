@@ -35,6 +35,7 @@ typedef struct tensor_set {
     const char *format; /* "safetensors", "pth", "rwkv.cpp" */
     const char *layout; /* NULL: official names as stored; "transformers": renamed from its layout */
     int pack_panels;    /* set before a model is built from the set: keep its matrices packed too (model/load.c) */
+    int group_rows;     /* likewise: keep its block-format matrices grouped for decode too (model/load.c) */
 } tensor_set;
 
 void tensor_set_init(tensor_set *set);

@@ -39,9 +39,13 @@ static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
  * used for f32, which the hardware prefetcher keeps up with (and which lost
  * ~10% with it). */
 #define PREFETCH_AHEAD 12288
-static inline void prefetch_row_ahead(const uint8_t *row, size_t rb) {
+/* __builtin_prefetch with constant arguments: inlined late into an
+ * always_inline kernel, _mm_prefetch's hint reached the prefetch as a
+ * variable, and GCC 12 dropped the instruction without a word (the 4/5-bit
+ * integer row kernels ran without it; docs/perf.md, change 24). */
+static inline __attribute__((always_inline)) void prefetch_row_ahead(const uint8_t *row, size_t rb) {
     const char *p = (const char *)row + PREFETCH_AHEAD;
-    for (size_t o = 0; o < rb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
 /* ---- k-quant rows (core/kquants.h). Each sub-block's offset (the minimum

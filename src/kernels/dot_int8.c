@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/dot_int8.h"
+#include "kernels/row_groups.h"
 
 size_t act_q8_bytes(int n) {
     const size_t lanes = (size_t)n / 4 + 8;
@@ -96,7 +97,19 @@ static void rows_scalar(const matrix *W, const act_q8 *a, float *y, int r0, int 
     }
 }
 
-const int8_dot_ops int8_dot_scalar = {"scalar", "scalar", quantize_scalar, rows_scalar};
+const int8_dot_ops int8_dot_scalar = {"scalar", "scalar", quantize_scalar, rows_scalar, NULL};
+
+void int8_dot_rows(const int8_dot_ops *d, const matrix *W, const act_q8 *a, float *y, int r0, int r1) {
+    if (W->groups && d->groups && r0 % ROW_GROUP == 0) {
+        const int last = W->rows / ROW_GROUP * ROW_GROUP, end = r1 < last ? r1 / ROW_GROUP * ROW_GROUP : last;
+        if (end > r0) {
+            d->groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
+            y += end - r0;
+            r0 = end;
+        }
+    }
+    if (r0 < r1) d->rows(W, a, y, r0, r1);
+}
 
 /* ---- which variant runs ---------------------------------------------------- */
 
@@ -196,6 +209,6 @@ void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *
     act_q8 a;
     act_q8_bind(&a, mem, W->cols);
     d->quantize(x, &a);
-    d->rows(W, &a, y, r0, r1);
+    int8_dot_rows(d, W, &a, y, r0, r1);
     if (mem != stack_mem) free(mem);
 }

@@ -67,9 +67,17 @@ typedef struct int8_dot_ops {
     void (*quantize)(const float *x, act_q8 *a);
     /* y[r - r0] = row r of W . x for r0 <= r < r1, x as quantized in a */
     void (*rows)(const matrix *W, const act_q8 *a, float *y, int r0, int r1);
+    /* y[16 (g - g0) + i] = row 16 g + i of W . x for g0 <= g < g1, read from
+     * W->groups (kernels/row_groups.h); NULL where the variant has none
+     * (its reference is rows on W->data: the same integer sums) */
+    void (*groups)(const matrix *W, const act_q8 *a, float *y, int g0, int g1);
 } int8_dot_ops;
 
 extern const int8_dot_ops int8_dot_scalar, int8_dot_avx2, int8_dot_avxvnni, int8_dot_avx512vnni;
+
+/* y[r - r0] = row r of W . x for r0 <= r < r1 with d: from W->groups
+ * where d reads them and the rows cover whole groups, else d->rows. */
+void int8_dot_rows(const int8_dot_ops *d, const matrix *W, const act_q8 *a, float *y, int r0, int r1);
 
 /* Every variant compiled in, the reference first (NULL-terminated). */
 const int8_dot_ops *const *int8_dot_all(void);

@@ -26,6 +26,7 @@
 
 #include "kernels/avx_common.h"
 #include "kernels/dot_int8.h"
+#include "kernels/row_groups.h"
 
 static void quantize(const float *x, act_q8 *a) {
     for (int b = 0; b < a->n / 32; b++) {
@@ -171,7 +172,99 @@ static void rows(const matrix *W, const act_q8 *a, float *y, int r0, int r1) {
     }
 }
 
-const int8_dot_ops int8_dot_avx512vnni = {"avx512vnni", "avx512", quantize, rows};
+/* ---- 16 rows at a time (kernels/row_groups.h): lane r of every vector is
+ * row r of the group, x's 4 activations of a code vector are broadcast, and
+ * a block column ends in one conversion and multiply-add for 16 rows. */
+
+/* x's int8 codes 4v..4v+3 of block b, in every lane */
+static inline __m512i x_quad(const act_q8 *a, int b, int v) {
+    int32_t q;
+    memcpy(&q, a->q + 32 * b + 4 * v, sizeof q);
+    return _mm512_set1_epi32(q);
+}
+
+static inline __m512 column_scales(const uint8_t *scales, const act_q8 *a, int b) {
+    return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales)), _mm512_set1_ps(a->d[8 * b]));
+}
+
+/* A 4/5-bit block column (parts at base + c): acc + the 16 rows' products
+ * with block b of x (minimum terms into *macc). Without fifth bits the high
+ * nibbles are multiplied in place (16 x the code: the sum is 16 x exact,
+ * shifted back once); with them both nibbles are shifted down and the fifth
+ * bits added. */
+static inline __attribute__((always_inline)) __m512 nib_column(const nib_format *f, const uint8_t *base,
+                                                               group_column c, const act_q8 *a, int b, __m512 acc,
+                                                               __m512 *macc) {
+    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    __m512i lo = _mm512_set1_epi32(f->offset / 8 * a->qneg8[8 * b]), hi = _mm512_setzero_si512();
+    for (int h = 0; h < 4; h++) {
+        const __m512i z = _mm512_loadu_si512(base + c.codes + 64 * h);
+        if (f->qh < 0) {
+            lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(z, m4), x_quad(a, b, h));
+            hi = _mm512_dpbusd_epi32(hi, _mm512_andnot_si512(m4, z), x_quad(a, b, h + 4));
+        } else {
+            uint64_t ml, mh;
+            memcpy(&ml, base + c.fifth + 8 * h, 8);
+            memcpy(&mh, base + c.fifth + 8 * (h + 4), 8);
+            __m512i l = _mm512_and_si512(z, m4), u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+            l = _mm512_mask_add_epi8(l, _cvtu64_mask64(ml), l, sixteen);
+            u = _mm512_mask_add_epi8(u, _cvtu64_mask64(mh), u, sixteen);
+            lo = _mm512_dpbusd_epi32(lo, l, x_quad(a, b, h));
+            hi = _mm512_dpbusd_epi32(hi, u, x_quad(a, b, h + 4));
+        }
+    }
+    const __m512i dot = _mm512_add_epi32(lo, f->qh < 0 ? _mm512_srai_epi32(hi, 4) : hi);
+    if (f->has_min)
+        *macc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + c.min))),
+                                _mm512_set1_ps(a->xsum[8 * b]), *macc);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), column_scales(base + c.scale, a, b), acc);
+}
+
+/* A Q8_0 block column: codes stored + 128, so the sums start from -128 Σq. */
+static inline __m512 q8_column(const uint8_t *base, group_column c, const act_q8 *a, int b, __m512 acc) {
+    __m512i s0 = _mm512_set1_epi32(16 * a->qneg8[8 * b]), s1 = _mm512_setzero_si512();
+    for (int v = 0; v < 8; v += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(base + c.codes + 64 * v), x_quad(a, b, v));
+        s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(base + c.codes + 64 * (v + 1)), x_quad(a, b, v + 1));
+    }
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), column_scales(base + c.scale, a, b), acc);
+}
+
+/* f: the 4/5-bit format of type t, or NULL for Q8_0 */
+static inline __attribute__((always_inline)) void group_rows(const nib_format *f, dtype t, const matrix *W,
+                                                             const act_q8 *a, float *y, int g0, int g1) {
+    const int nb = W->cols / 32;
+    const size_t cb = ROW_GROUP * dtype_block_bytes(t);
+    const group_column c0 = row_group_column(t, 1, 0), c1 = row_group_column(t, 1, 1), lone = row_group_column(t, 0, 0);
+    for (int g = g0; g < g1; g++) {
+        const uint8_t *pair = (const uint8_t *)W->groups + (size_t)g * nb * cb;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, m0 = acc0, m1 = acc0;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
+            /* the 4/5-bit columns gain from the software prefetch; Q8_0's,
+             * consumed faster, ran 10-20% slower with it than on the
+             * hardware prefetcher alone (docs/perf.md, change 24) */
+            if (f) prefetch_row_ahead(pair, 2 * cb);
+            acc0 = f ? nib_column(f, pair, c0, a, b, acc0, &m0) : q8_column(pair, c0, a, b, acc0);
+            acc1 = f ? nib_column(f, pair, c1, a, b + 1, acc1, &m1) : q8_column(pair, c1, a, b + 1, acc1);
+        }
+        if (b < nb) acc0 = f ? nib_column(f, pair, lone, a, b, acc0, &m0) : q8_column(pair, lone, a, b, acc0);
+        _mm512_storeu_ps(y + ROW_GROUP * (g - g0), _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(m0, m1)));
+    }
+}
+
+static void groups(const matrix *W, const act_q8 *a, float *y, int g0, int g1) {
+    switch (W->type) {
+    case DT_Q8_0: group_rows(NULL, DT_Q8_0, W, a, y, g0, g1); return;
+    case DT_Q4_0: group_rows(&Q4_0_FORMAT, DT_Q4_0, W, a, y, g0, g1); return;
+    case DT_Q4_1: group_rows(&Q4_1_FORMAT, DT_Q4_1, W, a, y, g0, g1); return;
+    case DT_Q5_0: group_rows(&Q5_0_FORMAT, DT_Q5_0, W, a, y, g0, g1); return;
+    case DT_Q5_1: group_rows(&Q5_1_FORMAT, DT_Q5_1, W, a, y, g0, g1); return;
+    default: rows(W, a, y, ROW_GROUP * g0, ROW_GROUP * g1); return;
+    }
+}
+
+const int8_dot_ops int8_dot_avx512vnni = {"avx512vnni", "avx512", quantize, rows, groups};
 
 #ifdef __clang__
 #pragma clang attribute pop

@@ -26,6 +26,10 @@ typedef struct matrix {
      * by matmul instead of packing on every call. */
     const void *panels;
     int panel_nr;
+    /* NULL, or the first rows / 16 · 16 rows interleaved 16 at a time
+     * (kernels/row_groups.h), read by the integer decode products instead
+     * of data (the block formats; model/load.c builds it). */
+    const void *groups;
 } matrix;
 
 /* y[r] = sum_c W[r][c] * x[c]  (decode: one token) */

@@ -261,7 +261,7 @@ static void group_chunk(void *p, int chunk) {
     if (g->N == 1) {
         int r0 = c * g->chunk_rows[i], r1 = r0 + g->chunk_rows[i];
         if (r1 > g->W[i]->rows) r1 = g->W[i]->rows;
-        if (g->quantized[i]) g->q[i].d->rows(g->W[i], &g->q[i].a, g->Y[i] + r0, r0, r1);
+        if (g->quantized[i]) int8_dot_rows(g->q[i].d, g->W[i], &g->q[i].a, g->Y[i] + r0, r0, r1);
         else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Xh[i], g->Y[i], g->N};

@@ -80,7 +80,7 @@ static void matvec_chunk(void *p, int chunk) {
     const matvec_job *j = p;
     int r0 = chunk * j->chunk_rows, r1 = r0 + j->chunk_rows;
     if (r1 > j->W->rows) r1 = j->W->rows;
-    if (j->q) j->q->d->rows(j->W, &j->q->a, j->y + r0, r0, r1);
+    if (j->q) int8_dot_rows(j->q->d, j->W, &j->q->a, j->y + r0, r0, r1);
     else matvec_rows_with(j->k, j->W, j->x, j->y + r0, r0, r1);
 }
 

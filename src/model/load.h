@@ -28,6 +28,11 @@ rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, 
  * so that sequence mode and the batched decode stop repacking them on
  * every call. Otherwise nothing. */
 rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err);
+/* When set->group_rows, m is a block format the integer decode reads 16
+ * rows at a time (kernels/row_groups.h) and the active kernels do: m's
+ * rows also kept in that layout (matrix.groups, owned by the set).
+ * Otherwise nothing. */
+rwkv_status model_group_rows(tensor_set *set, matrix *m, rwkv_error *err);
 /* 1 + the largest N of the blocks.N.* tensors (0 when there are none). */
 int model_layer_count(const tensor_set *set);
 /* `count` low-rank matrices stored [in, out] (count == 1) or [count, in, out]

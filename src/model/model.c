@@ -71,6 +71,7 @@ rwkv_status rwkv_model_load_ex(const char *path, const rwkv_load_options *opt, r
     }
     m->n_threads = machine_cores();
     m->weights.pack_panels = opt && opt->pack_weights && gpu < 0;
+    m->weights.group_rows = gpu < 0;
     int gpt = gpt_is_checkpoint(&m->weights);
     s = gpt ? model_build_gpt(m, err) : model_build_rwkv(m, err);
     m->info.arch = gpt ? RWKV_ARCH_GPT : RWKV_ARCH_RWKV;

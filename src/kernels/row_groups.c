@@ -1,0 +1,96 @@
+/* The grouped copy of a block-format matrix (kernels/row_groups.h): one
+ * map from a block's bytes to their places in its block column, used in
+ * both directions (pack at load, unpack for checks). */
+#include <string.h>
+
+#include "kernels/row_groups.h"
+
+typedef struct group_format {
+    size_t block_bytes;
+    int has_min, five, eight; /* a minimum after the scale; fifth bits; 8-bit codes */
+} group_format;
+
+static int format_of(dtype t, group_format *f) {
+    *f = (group_format){dtype_block_bytes(t), t == DT_Q4_1 || t == DT_Q5_1, t == DT_Q5_0 || t == DT_Q5_1, t == DT_Q8_0};
+    return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1;
+}
+
+int row_groups_apply(const matrix *W) {
+    group_format f;
+    return format_of(W->type, &f) && W->rows >= ROW_GROUP && W->cols > 0 && W->cols % 32 == 0;
+}
+
+size_t row_groups_bytes(const matrix *W) {
+    if (!row_groups_apply(W)) return 0;
+    return (size_t)(W->rows / ROW_GROUP * ROW_GROUP) * dtype_bytes_for(W->type, (uint64_t)W->cols);
+}
+
+static void move_bytes(uint8_t *col, uint8_t *blk, size_t n, int to_col) {
+    if (to_col) memcpy(col, blk, n);
+    else memcpy(blk, col, n);
+}
+
+/* Moves the block of row r (0..15) between the format's layout (blk) and
+ * its places in the block column whose parts lie at base + c: into the
+ * column when to_col, else out. */
+static void move_block(const group_format *f, uint8_t *base, group_column c, uint8_t *blk, int r, int to_col) {
+    size_t in_blk = 2;
+    move_bytes(base + c.scale + 2 * r, blk, 2, to_col);
+    if (f->has_min) {
+        move_bytes(base + c.min + 2 * r, blk + 2, 2, to_col);
+        in_blk += 2;
+    }
+    if (f->five) {
+        uint8_t *qh = blk + in_blk;
+        for (int e = 0; e < 32; e++) {
+            /* mask e / 4, bit 4r + e % 4 */
+            const int bit = 4 * r + e % 4;
+            uint8_t *m = base + c.fifth + 8 * (e / 4) + bit / 8;
+            if (to_col) *m = (uint8_t)((*m & ~(1u << bit % 8)) | ((qh[e / 8] >> e % 8) & 1u) << bit % 8);
+            else qh[e / 8] = (uint8_t)((qh[e / 8] & ~(1u << e % 8)) | ((*m >> bit % 8) & 1u) << e % 8);
+        }
+        in_blk += 4;
+    }
+    const int n = f->eight ? 32 : 16;
+    const uint8_t flip = f->eight ? 0x80 : 0;
+    for (int j = 0; j < n; j++) {
+        uint8_t *code = base + c.codes + 64 * (j / 4) + 4 * r + j % 4;
+        if (to_col) *code = blk[in_blk + j] ^ flip;
+        else blk[in_blk + j] = *code ^ flip;
+    }
+}
+
+/* Block column b of group g: the start of its pair (or of itself when
+ * unpaired) and where its parts lie from there. */
+static uint8_t *column_base(const matrix *W, const void *groups, int g, int b, group_column *c) {
+    const int nb = W->cols / 32;
+    const size_t cb = ROW_GROUP * dtype_block_bytes(W->type);
+    *c = row_group_column(W->type, b / 2 * 2 + 1 < nb, b % 2);
+    return (uint8_t *)groups + ((size_t)g * nb + (size_t)(b / 2 * 2)) * cb;
+}
+
+void row_groups_pack(const matrix *W, void *dst) {
+    group_format f;
+    format_of(W->type, &f);
+    const int nb = W->cols / 32, groups = W->rows / ROW_GROUP;
+    const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
+    for (int g = 0; g < groups; g++)
+        for (int b = 0; b < nb; b++) {
+            group_column c;
+            uint8_t *base = column_base(W, dst, g, b, &c);
+            for (int r = 0; r < ROW_GROUP; r++) {
+                const uint8_t *blk = (const uint8_t *)W->data + (size_t)(g * ROW_GROUP + r) * rb + b * f.block_bytes;
+                move_block(&f, base, c, (uint8_t *)blk, r, 1);
+            }
+        }
+}
+
+void row_groups_unpack_row(const matrix *W, const void *groups, int r, uint8_t *row) {
+    group_format f;
+    format_of(W->type, &f);
+    for (int b = 0; b < W->cols / 32; b++) {
+        group_column c;
+        uint8_t *base = column_base(W, groups, r / ROW_GROUP, b, &c);
+        move_block(&f, base, c, row + b * f.block_bytes, r % ROW_GROUP, 0);
+    }
+}

@@ -1,0 +1,72 @@
+/* Decode's interleaved copy of a 32-weight block-format matrix (Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1): rows in groups of 16, and within a group the block
+ * columns one after another, each holding that block of all 16 rows.
+ *
+ * Why: read row by row, a block's scale must be spread over the lanes that
+ * hold its products and every row ends in a horizontal sum; with 16 rows
+ * side by side each 32-bit lane is one row, so a block column costs one
+ * integer multiply-add per 4 weights of 16 rows (x's 4 activations
+ * broadcast), one conversion and one multiply-add for 16 scales, and no
+ * horizontal sums. The integer row kernel ran at ~30 GB/s of Q4_0 on one
+ * core with its data in cache, below the memory bandwidth; the grouped one
+ * at ~90 GB/s (docs/perf.md, change 24).
+ *
+ * Block columns go in pairs, each pair taking exactly the bytes of the 32
+ * blocks it holds (2 × 16 × the block's bytes):
+ *   f16 scales d of rows 0..15, column 0 then column 1      2 × 32 bytes
+ *   f16 minimums m, likewise (Q4_1, Q5_1)                   2 × 32 bytes
+ *   then per column: its fifth bits (Q5_0, Q5_1: 8 little-endian u64
+ *     masks, mask v bit 4r+k = the fifth bit of element 4v+k of row r,
+ *     64 bytes) and its codes, in 64-byte vectors whose 32-bit lane r
+ *     belongs to row r:
+ *       4-bit formats: 4 vectors, vector h lane r = code bytes 4h..4h+3 of
+ *         row r (low nibbles: elements 4h..4h+3, high: 16+4h..16+4h+3)
+ *       Q8_0: 8 vectors, vector v lane r = codes 4v..4v+3 of row r, each
+ *         stored + 128 (x ^ 0x80) so that they are unsigned bytes
+ * so that every code vector starts on a 64-byte line when a row has an even
+ * number of blocks (a single column would leave half of them straddling two
+ * lines). A last, unpaired column
+ * holds the same parts for itself alone: d, m, fifth bits, codes.
+ * The rows past the last whole group are not in the copy (decode reads
+ * them from the matrix itself). */
+#ifndef RWKV_KERNELS_ROW_GROUPS_H
+#define RWKV_KERNELS_ROW_GROUPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+#define ROW_GROUP 16
+
+/* Where the parts of a block column lie, in bytes from the start of its
+ * pair (or of the last, unpaired column). */
+typedef struct group_column {
+    size_t scale, min, fifth, codes;
+} group_column;
+
+/* Column i (0 or 1) of a pair, or the unpaired column (paired = 0, i = 0),
+ * of a block format t. */
+static inline group_column row_group_column(dtype t, int paired, int i) {
+    const int has_min = t == DT_Q4_1 || t == DT_Q5_1, five = t == DT_Q5_0 || t == DT_Q5_1;
+    const size_t codes = t == DT_Q8_0 ? 512 : 256, n = paired ? 2 : 1;
+    group_column c;
+    c.scale = 32 * (size_t)i;
+    c.min = 32 * n + 32 * (size_t)i;
+    c.fifth = 32 * n * (has_min ? 2 : 1) + (size_t)i * ((five ? 64 : 0) + codes);
+    c.codes = c.fifth + (five ? 64 : 0);
+    return c;
+}
+
+/* Whether W has a grouped form: one of the five formats, at least one
+ * whole group of rows. */
+int row_groups_apply(const matrix *W);
+/* Bytes of W's grouped copy (its first rows / 16 · 16 rows). */
+size_t row_groups_bytes(const matrix *W);
+/* Writes W's grouped copy to dst (row_groups_bytes(W) bytes). */
+void row_groups_pack(const matrix *W, void *dst);
+/* Row r (< rows / 16 · 16) of W's grouped copy `groups`, back in the
+ * format's own block layout (dtype_bytes_for(W->type, W->cols) bytes). */
+void row_groups_unpack_row(const matrix *W, const void *groups, int r, uint8_t *row);
+
+#endif
