@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "kernels/row_groups.h"
 #include "rwkv.h"
 #include "rwkv_quant.h"
 #include "test.h"
@@ -233,23 +234,30 @@ static void test_matvec_variants(void) {
                 matvec_scalar(&W, x, want);
                 double *mag = magnitudes(&W, x, 1);
                 double *allow = malloc(sizeof(double) * (size_t)rows);
+                /* and from the grouped copy, where a variant reads one (kernels/row_groups.h) */
+                void *groups = NULL;
+                if (row_groups_apply(&W) && (groups = aligned_alloc(64, (row_groups_bytes(&W) + 63) / 64 * 64)))
+                    row_groups_pack(&W, groups);
                 for (const kernel_ops *const *k = kernels_all(); *k; k++) {
                     if (!kernels_cpu_supports((*k)->name)) continue;
                     act_quant_allowance(*k, &W, x, allow);
-                    for (int nt = 1; nt <= 2; nt++) {
+                    for (int nt = 1; nt <= 4; nt++) {
+                        W.groups = nt > 2 ? groups : NULL;
+                        if (nt > 2 && !groups) break;
                         for (int r = 0; r < rows; r++) got[r] = NAN;
-                        matvec_with(*k, &W, x, got, nt);
+                        matvec_with(*k, &W, x, got, (nt - 1) % 2 + 1);
                         double e = mat_err_allow(mag, allow, (size_t)rows, got, want);
                         if (!(e <= 1)) {
                             free(x), free(want), free(got), free((void *)W.data), free(mag);
-                            free(allow);
+                            free(allow), free(groups);
                             kernels_set_int8_activations(0);
-                            CHECK(0, "%s matvec %s %dx%d threads %d%s: error %.3g of tolerance", (*k)->name,
-                                  dtype_name(t), rows, cols, nt, ti % 2 ? " (8-bit activations)" : "", e);
+                            CHECK(0, "%s matvec %s %dx%d threads %d%s%s: error %.3g of tolerance", (*k)->name,
+                                  dtype_name(t), rows, cols, (nt - 1) % 2 + 1, ti % 2 ? " (8-bit activations)" : "",
+                                  nt > 2 ? " grouped" : "", e);
                         }
                     }
                 }
-                free(x), free(want), free(got), free((void *)W.data), free(mag), free(allow);
+                free(x), free(want), free(got), free((void *)W.data), free(mag), free(allow), free(groups);
             }
     }
     kernels_set_int8_activations(0);

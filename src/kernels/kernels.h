@@ -121,6 +121,9 @@ typedef struct kernel_ops {
     const char *name; /* "scalar", "avx2", "avx512" */
     /* y[r - r0] = row r of W . x for r0 <= r < r1 (one thread's share). */
     void (*matvec_rows)(const matrix *W, const float *x, float *y, int r0, int r1);
+    /* 1: with int8 activations matvec_rows reads a Q4_K matrix's grouped copy
+     * (matrix.groups) where it has one */
+    int q4_k_groups;
     /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */
     void (*row_to_f32)(dtype t, const void *src, float *dst, int n);
     matmul_ukernel mm;
@@ -156,6 +159,10 @@ typedef struct kernel_ops {
      * over all rows (kernels/wkv4.c, wkv4_grad in kernels/wkv.h). */
     void (*wkv4_backward_block)(const struct wkv4_grad *g, int c0);
 } kernel_ops;
+
+/* Whether decode products of W with table k read W's grouped copy
+ * (matrix.groups, kernels/row_groups.h): worth making one at load. */
+int matvec_reads_groups(const kernel_ops *k, const matrix *W);
 
 /* The tables compiled in (x86 only for the SIMD ones). */
 extern const kernel_ops kernels_scalar, kernels_avx2, kernels_avx512;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "kernels/dot_int8.h"
+#include "kernels/kquant_q8.h"
+#include "kernels/row_groups.h"
 #include "kernels/kernels.h"
 
 /* Dot product of one stored row with x, converting on the fly. */
@@ -112,6 +114,12 @@ void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y,
 
 void matvec(const matrix *W, const float *x, float *y, int n_threads) {
     matvec_with(kernels_active(), W, x, y, n_threads);
+}
+
+int matvec_reads_groups(const kernel_ops *k, const matrix *W) {
+    if (!row_groups_apply(W) || !kernels_int8_activations()) return 0;
+    if (W->type == DT_Q4_K) return k->q4_k_groups && kernels_cpu_supports("avx512vnni") && W->cols <= KQ8_MAX_COLS;
+    return int8_dot_for(k)->groups != NULL;
 }
 
 void matrix_row_f32(const matrix *W, int r, float *out) {

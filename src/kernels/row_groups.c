@@ -7,17 +7,19 @@
 
 typedef struct group_format {
     size_t block_bytes;
+    int block_elems;
     int has_min, five, eight; /* a minimum after the scale; fifth bits; 8-bit codes */
 } group_format;
 
 static int format_of(dtype t, group_format *f) {
-    *f = (group_format){dtype_block_bytes(t), t == DT_Q4_1 || t == DT_Q5_1, t == DT_Q5_0 || t == DT_Q5_1, t == DT_Q8_0};
-    return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1;
+    *f = (group_format){dtype_block_bytes(t), (int)dtype_block_elems(t), t == DT_Q4_1 || t == DT_Q5_1,
+                        t == DT_Q5_0 || t == DT_Q5_1, t == DT_Q8_0};
+    return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_K;
 }
 
 int row_groups_apply(const matrix *W) {
     group_format f;
-    return format_of(W->type, &f) && W->rows >= ROW_GROUP && W->cols > 0 && W->cols % 32 == 0;
+    return format_of(W->type, &f) && W->rows >= ROW_GROUP && W->cols > 0 && W->cols % f.block_elems == 0;
 }
 
 size_t row_groups_bytes(const matrix *W) {
@@ -60,37 +62,44 @@ static void move_block(const group_format *f, uint8_t *base, group_column c, uin
     }
 }
 
+/* The same for a Q4_K super-block (kernels/row_groups.h), column at col. */
+static void move_block_q4_k(uint8_t *col, uint8_t *blk, int r, int to_col) {
+    move_bytes(col + 2 * r, blk, 2, to_col);
+    move_bytes(col + 32 + 2 * r, blk + 2, 2, to_col);
+    for (int k = 0; k < 3; k++) move_bytes(col + 64 + 64 * k + 4 * r, blk + 4 + 4 * k, 4, to_col);
+    for (int q = 0; q < 32; q++) move_bytes(col + 256 + 64 * q + 4 * r, blk + 16 + 4 * q, 4, to_col);
+}
+
 /* Block column b of group g: the start of its pair (or of itself when
- * unpaired) and where its parts lie from there. */
+ * unpaired, and always for Q4_K) and where its parts lie from there. */
 static uint8_t *column_base(const matrix *W, const void *groups, int g, int b, group_column *c) {
-    const int nb = W->cols / 32;
+    const int nb = W->cols / (int)dtype_block_elems(W->type);
     const size_t cb = ROW_GROUP * dtype_block_bytes(W->type);
+    if (W->type == DT_Q4_K) return (uint8_t *)groups + ((size_t)g * nb + (size_t)b) * cb;
     *c = row_group_column(W->type, b / 2 * 2 + 1 < nb, b % 2);
     return (uint8_t *)groups + ((size_t)g * nb + (size_t)(b / 2 * 2)) * cb;
+}
+
+/* Moves block b of row r between its row (blk) and the grouped copy. */
+static void move(const matrix *W, const group_format *f, void *groups, int r, int b, uint8_t *blk, int to_col) {
+    group_column c = {0};
+    uint8_t *base = column_base(W, groups, r / ROW_GROUP, b, &c);
+    if (W->type == DT_Q4_K) move_block_q4_k(base, blk, r % ROW_GROUP, to_col);
+    else move_block(f, base, c, blk, r % ROW_GROUP, to_col);
 }
 
 void row_groups_pack(const matrix *W, void *dst) {
     group_format f;
     format_of(W->type, &f);
-    const int nb = W->cols / 32, groups = W->rows / ROW_GROUP;
+    const int nb = W->cols / f.block_elems, rows = W->rows / ROW_GROUP * ROW_GROUP;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
-    for (int g = 0; g < groups; g++)
-        for (int b = 0; b < nb; b++) {
-            group_column c;
-            uint8_t *base = column_base(W, dst, g, b, &c);
-            for (int r = 0; r < ROW_GROUP; r++) {
-                const uint8_t *blk = (const uint8_t *)W->data + (size_t)(g * ROW_GROUP + r) * rb + b * f.block_bytes;
-                move_block(&f, base, c, (uint8_t *)blk, r, 1);
-            }
-        }
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < nb; b++)
+            move(W, &f, dst, r, b, (uint8_t *)W->data + (size_t)r * rb + b * f.block_bytes, 1);
 }
 
 void row_groups_unpack_row(const matrix *W, const void *groups, int r, uint8_t *row) {
     group_format f;
     format_of(W->type, &f);
-    for (int b = 0; b < W->cols / 32; b++) {
-        group_column c;
-        uint8_t *base = column_base(W, groups, r / ROW_GROUP, b, &c);
-        move_block(&f, base, c, row + b * f.block_bytes, r % ROW_GROUP, 0);
-    }
+    for (int b = 0; b < W->cols / f.block_elems; b++) move(W, &f, (void *)groups, r, b, row + b * f.block_bytes, 0);
 }

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "kernels/dot_int8.h"
 #include "kernels/row_groups.h"
 
 const tensor *model_tensor(const tensor_set *set, const char *name, rwkv_error *err) {
@@ -72,9 +71,7 @@ rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err) {
 }
 
 rwkv_status model_group_rows(tensor_set *set, matrix *m, rwkv_error *err) {
-    const kernel_ops *k = kernels_active();
-    if (!set->group_rows || !row_groups_apply(m) || !kernels_int8_activations() || !int8_dot_for(k)->groups)
-        return RWKV_OK;
+    if (!set->group_rows || !matvec_reads_groups(kernels_active(), m)) return RWKV_OK;
     const size_t bytes = row_groups_bytes(m);
     uint8_t *buf = tensor_set_alloc(set, bytes + 64);
     if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of grouped weights", bytes);

@@ -28,8 +28,8 @@ rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, 
  * so that sequence mode and the batched decode stop repacking them on
  * every call. Otherwise nothing. */
 rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err);
-/* When set->group_rows, m is a block format the integer decode reads 16
- * rows at a time (kernels/row_groups.h) and the active kernels do: m's
+/* When set->group_rows and the active kernels' decode reads m 16 rows at a
+ * time (matvec_reads_groups, kernels/row_groups.h): m's
  * rows also kept in that layout (matrix.groups, owned by the set).
  * Otherwise nothing. */
 rwkv_status model_group_rows(tensor_set *set, matrix *m, rwkv_error *err);
