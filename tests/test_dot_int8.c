@@ -110,7 +110,7 @@ static void test_quantize_variants(void) {
 
 static void *make_groups(const matrix *W) {
     void *g = aligned_alloc(64, (row_groups_bytes(W) + 63) / 64 * 64);
-    row_groups_pack(W, g);
+    row_groups_pack(W, g, 1);
     return g;
 }
 

@@ -237,7 +237,7 @@ static void test_matvec_variants(void) {
                 /* and from the grouped copy, where a variant reads one (kernels/row_groups.h) */
                 void *groups = NULL;
                 if (row_groups_apply(&W) && (groups = aligned_alloc(64, (row_groups_bytes(&W) + 63) / 64 * 64)))
-                    row_groups_pack(&W, groups);
+                    row_groups_pack(&W, groups, 2);
                 for (const kernel_ops *const *k = kernels_all(); *k; k++) {
                     if (!kernels_cpu_supports((*k)->name)) continue;
                     act_quant_allowance(*k, &W, x, allow);

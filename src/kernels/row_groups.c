@@ -27,7 +27,7 @@ size_t row_groups_bytes(const matrix *W) {
     return (size_t)(W->rows / ROW_GROUP * ROW_GROUP) * dtype_bytes_for(W->type, (uint64_t)W->cols);
 }
 
-static void move_bytes(uint8_t *col, uint8_t *blk, size_t n, int to_col) {
+static inline void move_bytes(uint8_t *col, uint8_t *blk, size_t n, int to_col) {
     if (to_col) memcpy(col, blk, n);
     else memcpy(blk, col, n);
 }
@@ -88,14 +88,34 @@ static void move(const matrix *W, const group_format *f, void *groups, int r, in
     else move_block(f, base, c, blk, r % ROW_GROUP, to_col);
 }
 
-void row_groups_pack(const matrix *W, void *dst) {
+typedef struct pack_job {
+    const matrix *W;
+    void *dst;
     group_format f;
-    format_of(W->type, &f);
-    const int nb = W->cols / f.block_elems, rows = W->rows / ROW_GROUP * ROW_GROUP;
+} pack_job;
+
+/* One group's 16 rows, column by column: each column's place is worked out
+ * once for its 16 blocks. */
+static void pack_group(void *p, int g) {
+    const pack_job *j = p;
+    const matrix *W = j->W;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
-    for (int r = 0; r < rows; r++)
-        for (int b = 0; b < nb; b++)
-            move(W, &f, dst, r, b, (uint8_t *)W->data + (size_t)r * rb + b * f.block_bytes, 1);
+    for (int b = 0; b < W->cols / j->f.block_elems; b++) {
+        group_column c = {0};
+        uint8_t *base = column_base(W, j->dst, g, b, &c);
+        const uint8_t *blk = (const uint8_t *)W->data + (size_t)g * ROW_GROUP * rb + b * j->f.block_bytes;
+        for (int r = 0; r < ROW_GROUP; r++, blk += rb) {
+            if (W->type == DT_Q4_K) move_block_q4_k(base, (uint8_t *)blk, r, 1);
+            else move_block(&j->f, base, c, (uint8_t *)blk, r, 1);
+        }
+    }
+}
+
+void row_groups_pack(const matrix *W, void *dst, int n_threads) {
+    pack_job j = {W, dst, {0}};
+    format_of(W->type, &j.f);
+    parallel_rows(n_threads, W->rows / ROW_GROUP, ROW_GROUP * dtype_bytes_for(W->type, (uint64_t)W->cols), pack_group,
+                  &j);
 }
 
 void row_groups_unpack_row(const matrix *W, const void *groups, int r, uint8_t *row) {

@@ -73,8 +73,9 @@ static inline group_column row_group_column(dtype t, int paired, int i) {
 int row_groups_apply(const matrix *W);
 /* Bytes of W's grouped copy (its first rows / 16 · 16 rows). */
 size_t row_groups_bytes(const matrix *W);
-/* Writes W's grouped copy to dst (row_groups_bytes(W) bytes). */
-void row_groups_pack(const matrix *W, void *dst);
+/* Writes W's grouped copy to dst (row_groups_bytes(W) bytes) on up to
+ * n_threads threads. */
+void row_groups_pack(const matrix *W, void *dst, int n_threads);
 /* Row r (< rows / 16 · 16) of W's grouped copy `groups`, back in the
  * format's own block layout (dtype_bytes_for(W->type, W->cols) bytes). */
 void row_groups_unpack_row(const matrix *W, const void *groups, int r, uint8_t *row);

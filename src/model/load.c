@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/machine.h"
 #include "kernels/row_groups.h"
 
 const tensor *model_tensor(const tensor_set *set, const char *name, rwkv_error *err) {
@@ -76,7 +77,7 @@ rwkv_status model_group_rows(tensor_set *set, matrix *m, rwkv_error *err) {
     uint8_t *buf = tensor_set_alloc(set, bytes + 64);
     if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of grouped weights", bytes);
     uint8_t *dst = buf + (64 - (uintptr_t)buf % 64) % 64;
-    row_groups_pack(m, dst);
+    row_groups_pack(m, dst, machine_cores());
     m->groups = dst;
     return RWKV_OK;
 }
