@@ -183,7 +183,9 @@ int cmd_bench(int argc, char **argv) {
                device);
     else {
         char acts[64] = "";
-        if (r.int8_kernels[0]) snprintf(acts, sizeof acts, ", int8 activations (%s dots)", r.int8_kernels);
+        if (r.int8_kernels[0])
+            snprintf(acts, sizeof acts, ", int8 activations (%s dots%s)", r.int8_kernels,
+                     r.grouped_fraction > 0 ? ", 16-row groups" : "");
         else if (r.activations[0]) snprintf(acts, sizeof acts, ", %s activations", r.activations);
         printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s%s, %d thread%s\n", model, r.n_vocab,
                r.n_embd, r.n_layer, r.dtype, r.kernels, acts, r.threads, r.threads == 1 ? "" : "s");

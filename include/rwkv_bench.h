@@ -75,6 +75,10 @@ typedef struct rwkv_bench_result {
     int batch;                      /* the batched decode's sequences (0: not measured) */
     double batch_ms_per_step;       /* median time of one rwkv_eval_batch step */
     double batch_tokens_per_s;      /* batch / batch_ms_per_step: tokens/s of all sequences together */
+    /* the share of weight_bytes_per_token decode reads from the copies of
+     * its matrices grouped 16 rows at a time at load (docs/quantization.md;
+     * 0: none, always on the GPU) */
+    double grouped_fraction;
 } rwkv_bench_result;
 
 /* Loads the model at `path` and benchmarks it (opts may be NULL). */

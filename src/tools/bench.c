@@ -1,6 +1,7 @@
 /* The benchmark behind `rwkv bench` (include/rwkv_bench.h). Timings use
  * CLOCK_MONOTONIC; decode steps are timed one by one and the median is
  * reported, so a step disturbed by another process does not move it. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,19 @@ static void model_costs(const rwkv_model *m, double elem_bytes, double *bytes, d
     }
 }
 
+/* The share of weight_bytes decode reads from grouped copies: the matrices
+ * the load's test (matvec_reads_groups) gave one. */
+static double grouped_share(const rwkv_model *m, double weight_bytes) {
+    double grouped = 0;
+    for (int i = 0; i < m->weights.count; i++) {
+        const tensor *t = &m->weights.tensors[i];
+        if (t->ndim != 2 || strcmp(t->name, "emb.weight") == 0 || t->shape[0] > INT_MAX || t->shape[1] > INT_MAX) continue;
+        const matrix probe = {.type = t->type, .rows = (int)t->shape[0], .cols = (int)t->shape[1]};
+        if (matvec_reads_groups(kernels_active(), &probe)) grouped += (double)t->nbytes;
+    }
+    return weight_bytes > 0 ? grouped / weight_bytes : 0;
+}
+
 /* The GPU's bandwidth and bf16 peak, and the fractions against them. */
 static rwkv_status device_fractions(const char *device, rwkv_bench_result *out, rwkv_error *err) {
     double gbps, gflops;
@@ -181,6 +195,7 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     model_costs(m, !gpu ? 0 : bf16 ? 2 : int8 ? 1 + 2.0 / 32 : 4, &out->weight_bytes_per_token, &layer_flops,
                 &head_flops, out->dtype, sizeof out->dtype, &uses_int8);
     describe_machine(out, gpu, uses_int8);
+    if (!gpu) out->grouped_fraction = grouped_share(m, out->weight_bytes_per_token);
     if (gpu) snprintf(out->dtype, sizeof out->dtype, "%s", bf16 ? "bf16" : int8 ? "int8" : "f32");
 
     rwkv_state *st = NULL;
@@ -292,12 +307,12 @@ int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size) {
                     "\"prefill_tokens_per_s_min\": %.2f, \"prefill_tokens_per_s_max\": %.2f, \"cpu\": \"%s\", "
                     "\"cpu_family\": %d, \"cpu_model\": %d, \"int8_kernels\": \"%s\", \"activations\": \"%s\", "
                     "\"load_start\": %.2f, \"load_end\": %.2f, \"batch\": %d, \"batch_ms_per_step\": %.4f, "
-                    "\"batch_tokens_per_s\": %.1f}",
+                    "\"batch_tokens_per_s\": %.1f, \"grouped_fraction\": %.4f}",
                     r->decode_ms_per_token, r->prefill_tokens_per_s, r->weight_bytes_per_token, r->decode_gbps,
                     r->machine_read_gbps, r->machine_fma_gflops, r->decode_fraction_of_bandwidth, r->prefill_gflops,
                     r->prefill_fraction_of_peak, r->threads, r->dtype, r->kernels, r->decode_ms_min, r->decode_ms_max,
                     r->machine_read_gbps_best, r->machine_fma_gflops_best, r->n_vocab, r->n_embd, r->n_layer,
                     r->decode_ms_p25, r->decode_ms_p75, r->prefill_tokens_per_s_min, r->prefill_tokens_per_s_max, r->cpu,
                     r->cpu_family, r->cpu_model, r->int8_kernels, r->activations, r->load_start, r->load_end, r->batch,
-                    r->batch_ms_per_step, r->batch_tokens_per_s);
+                    r->batch_ms_per_step, r->batch_tokens_per_s, r->grouped_fraction);
 }

@@ -66,6 +66,17 @@ for a in rwkv5 rwkv6; do
         pass "bench on a random $v model"
     else fail "bench on a random $v model" "$(tail -2 "$tmp/bench" | tr '\n' ' ')"; fi
 done
+# bench --json says how much of a block-format model decode reads from 16-row grouped copies:
+# none with float activations; where the CPU's kernels read them, a share of the bytes
+q51="$SHARED/reference/rwkv-cpp/tiny-rwkv-4v0-660K-Q5_1.bin"
+if [ -f "$q51" ]; then
+    share() { sed -n 's/.*"grouped_fraction": \([0-9.]*\).*/\1/p' "$1"; }
+    if RWKV_ACTIVATIONS=f32 "$RWKV" bench -m "$q51" -t 1 --tokens 2 --prompt 4 --no-machine --json >"$tmp/b32" 2>&1 &&
+        "$RWKV" bench -m "$q51" -t 1 --tokens 2 --prompt 4 --no-machine --json >"$tmp/b8" 2>&1 &&
+        [ "$(share "$tmp/b32")" = "0.0000" ] && awk -v f="$(share "$tmp/b8")" 'BEGIN { exit !(f != "" && f >= 0 && f <= 1) }'; then
+        pass "bench --json reports the grouped share of a Q5_1 model ($(share "$tmp/b8") with int8 activations)"
+    else fail "bench --json grouped_fraction" "$(head -c 300 "$tmp/b32") / $(head -c 300 "$tmp/b8")"; fi
+else skip "bench --json grouped_fraction" "no $q51"; fi
 expect_error "init rwkv5 needs --uniform" "--arch rwkv5 needs --uniform" \
     "$RWKV" init --arch rwkv5 --layers 1 --embd 64 --out "$tmp/x.safetensors"
 expect_error "init --uniform rwkv4" "--uniform is for --arch rwkv5, rwkv6 and rwkv7" \
