@@ -151,7 +151,7 @@ static void test_rows_variants(void) {
 /* the grouped copy holds every byte of its rows: each unpacks to the row itself */
 static void test_groups_layout(void) {
     const int rows_list[] = {16, 33}, cols_list[] = {96, 256, 768}; /* 96: an unpaired last column */
-    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q4_K};
+    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t ri = 0; ri < 2; ri++)
             for (size_t ci = 0; ci < 3; ci++) {

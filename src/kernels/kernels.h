@@ -121,9 +121,9 @@ typedef struct kernel_ops {
     const char *name; /* "scalar", "avx2", "avx512" */
     /* y[r - r0] = row r of W . x for r0 <= r < r1 (one thread's share). */
     void (*matvec_rows)(const matrix *W, const float *x, float *y, int r0, int r1);
-    /* 1: with int8 activations matvec_rows reads a Q4_K matrix's grouped copy
-     * (matrix.groups) where it has one */
-    int q4_k_groups;
+    /* 1: with int8 activations matvec_rows reads a Q4_K or Q5_K matrix's
+     * grouped copy (matrix.groups) where it has one */
+    int kquant_groups;
     /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */
     void (*row_to_f32)(dtype t, const void *src, float *dst, int n);
     matmul_ukernel mm;

@@ -812,7 +812,7 @@ void wkv4_backward_block_avx512(const wkv4_grad *g, int c0) {
 const kernel_ops kernels_avx512 = {
     .name = "avx512",
     .matvec_rows = matvec_rows,
-    .q4_k_groups = 1,
+    .kquant_groups = 1,
     .row_to_f32 = row_to_f32,
     .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt, matmul_bf16_ukernel, matmul_bf16_pack, matmul_bf16_convert},
     .pack = pack,

@@ -179,15 +179,16 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
     return _mm512_reduce_add_ps(acc) - bias;
 }
 
-/* ---- Q4_K sixteen rows at a time (kernels/row_groups.h): lane r of every
- * vector is row r of the group; each code vector meets x's 4 activations
- * broadcast in one vpdpbusd (the high nibbles in place: 16 x the code, the
- * sum shifted back once), and a sub-block's sum takes its 6-bit scale with
- * one 32-bit multiply for all 16 rows. */
+/* ---- Q4_K and Q5_K sixteen rows at a time (kernels/row_groups.h): lane r
+ * of every vector is row r of the group; each code vector meets x's 4
+ * activations broadcast in one vpdpbusd, and a sub-block's sum takes its
+ * 6-bit scale with one 32-bit multiply for all 16 rows. Q4_K's high nibbles
+ * are multiplied in place (16 x the code, the sum shifted back once); Q5_K
+ * shifts them down and adds 16 where the sub-block's fifth bit is set. */
 
 /* The grouped kernel multiplies with vpdpbusd: built for AVX-512 VNNI as
  * well, and used only where the CPU has it (matvec_reads_groups). */
-#define Q4_K_GROUPS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define KQUANT_GROUPS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 /* byte k of every 32-bit lane, zero-extended */
 static inline __m512i lane_byte(__m512i v, int k) {
@@ -201,10 +202,36 @@ static inline __m512i x_quad(const int8_t *q) {
     return _mm512_set1_epi32(v);
 }
 
+/* The integer sums of chunk j (sub-blocks 2j, 2j + 1) of a column's codes
+ * against x, the second not yet shifted back for Q4_K (see above). */
+static inline KQUANT_GROUPS_TARGET void chunk_sums(const uint8_t *col, const int8_t *xq, int j, int five, __m512i *lo,
+                                                   __m512i *hi) {
+    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i bit_lo = _mm512_set1_epi8((char)(1 << 2 * j)), bit_hi = _mm512_set1_epi8((char)(1 << (2 * j + 1)));
+    const uint8_t *codes = col + (five ? 768 : 256);
+    *lo = *hi = _mm512_setzero_si512();
+    for (int h = 0; h < 8; h++) {
+        const __m512i z = _mm512_load_si512(codes + 64 * (8 * j + h));
+        __m512i l = _mm512_and_si512(z, m4), u;
+        if (five) {
+            const __m512i qh = _mm512_load_si512(col + 256 + 64 * h);
+            l = _mm512_mask_add_epi8(l, _mm512_test_epi8_mask(qh, bit_lo), l, sixteen);
+            u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+            u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(qh, bit_hi), u, sixteen);
+        } else {
+            u = _mm512_andnot_si512(m4, z);
+        }
+        *lo = _mm512_dpbusd_epi32(*lo, l, x_quad(xq + 64 * j + 4 * h));
+        *hi = _mm512_dpbusd_epi32(*hi, u, x_quad(xq + 64 * j + 32 + 4 * h));
+    }
+    if (!five) *hi = _mm512_srai_epi32(*hi, 4);
+}
+
 /* Super-block column b at col: acc + d dx Σ sc isum, accm + dmin Σ m xsum */
-static inline Q4_K_GROUPS_TARGET void q4_k_column(const uint8_t *col, const q8_acts *a, int b, __m512 *acc, __m512 *accm) {
+static inline KQUANT_GROUPS_TARGET void kquant_column(const uint8_t *col, const q8_acts *a, int b, int five,
+                                                      __m512 *acc, __m512 *accm) {
     const __m512i lo6 = _mm512_set1_epi32(0x3f3f3f3f), lo4 = _mm512_set1_epi32(0x0f0f0f0f);
-    const __m512i top2 = _mm512_set1_epi32(0x03030303), m4 = _mm512_set1_epi8(15);
+    const __m512i top2 = _mm512_set1_epi32(0x03030303);
     /* kquant_unpack_scales on 16 rows: scales and minimums 0-3 and 4-7 */
     const __m512i w0 = _mm512_load_si512(col + 64), w1 = _mm512_load_si512(col + 128), w2 = _mm512_load_si512(col + 192);
     const __m512i sc[2] = {_mm512_and_si512(w0, lo6),
@@ -218,15 +245,11 @@ static inline Q4_K_GROUPS_TARGET void q4_k_column(const uint8_t *col, const q8_a
     __m512i isum = _mm512_setzero_si512();
     __m512 mins = _mm512_setzero_ps();
     for (int j = 0; j < 4; j++) {
-        __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-        for (int h = 0; h < 8; h++) {
-            const __m512i z = _mm512_load_si512(col + 256 + 64 * (8 * j + h));
-            lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(z, m4), x_quad(xq + 64 * j + 4 * h));
-            hi = _mm512_dpbusd_epi32(hi, _mm512_andnot_si512(m4, z), x_quad(xq + 64 * j + 32 + 4 * h));
-        }
+        __m512i lo, hi;
+        chunk_sums(col, xq, j, five, &lo, &hi);
         const int s = 2 * j; /* sub-blocks s and s + 1: bytes s % 4 and s % 4 + 1 of half s / 4 */
         isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo, lane_byte(sc[s / 4], s % 4)));
-        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_srai_epi32(hi, 4), lane_byte(sc[s / 4], s % 4 + 1)));
+        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi, lane_byte(sc[s / 4], s % 4 + 1)));
         mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lane_byte(mn[s / 4], s % 4)), _mm512_set1_ps(xs[s]), mins);
         mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lane_byte(mn[s / 4], s % 4 + 1)), _mm512_set1_ps(xs[s + 1]), mins);
     }
@@ -236,18 +259,24 @@ static inline Q4_K_GROUPS_TARGET void q4_k_column(const uint8_t *col, const q8_a
     *accm = _mm512_fmadd_ps(mins, dmin, *accm);
 }
 
-static Q4_K_GROUPS_TARGET void q4_k_groups(const matrix *W, const q8_acts *a, float *y, int g0, int g1) {
+static inline KQUANT_GROUPS_TARGET void kquant_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1,
+                                                          int five) {
     const int nb = W->cols / QK_K;
-    const size_t cb = ROW_GROUP * 144;
+    const size_t cb = ROW_GROUP * (five ? 176 : 144);
     for (int g = g0; g < g1; g++) {
         const uint8_t *col = (const uint8_t *)W->groups + (size_t)g * nb * cb;
         __m512 acc = _mm512_setzero_ps(), accm = acc;
         for (int b = 0; b < nb; b++, col += cb) {
             prefetch_row_ahead(col, cb);
-            q4_k_column(col, a, b, &acc, &accm);
+            kquant_column(col, a, b, five, &acc, &accm);
         }
         _mm512_storeu_ps(y + ROW_GROUP * (g - g0), _mm512_sub_ps(acc, accm));
     }
+}
+
+static KQUANT_GROUPS_TARGET void kquant_groups(const matrix *W, const q8_acts *a, float *y, int g0, int g1) {
+    if (W->type == DT_Q5_K) kquant_group_rows(W, a, y, g0, g1, 1);
+    else kquant_group_rows(W, a, y, g0, g1, 0);
 }
 
 int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1) {
@@ -256,10 +285,10 @@ int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int
     q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
     if (!a) return -1;
     quantize_acts(x, n, a);
-    if (W->groups && W->type == DT_Q4_K && r0 % ROW_GROUP == 0) { /* whole groups from the grouped copy */
+    if (W->groups && (W->type == DT_Q4_K || W->type == DT_Q5_K) && r0 % ROW_GROUP == 0) { /* from the grouped copy */
         const int last = W->rows / ROW_GROUP * ROW_GROUP, end = r1 < last ? r1 / ROW_GROUP * ROW_GROUP : last;
         if (end > r0) {
-            q4_k_groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
+            kquant_groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
             y += end - r0;
             r0 = end;
         }

@@ -14,7 +14,8 @@ typedef struct group_format {
 static int format_of(dtype t, group_format *f) {
     *f = (group_format){dtype_block_bytes(t), (int)dtype_block_elems(t), t == DT_Q4_1 || t == DT_Q5_1,
                         t == DT_Q5_0 || t == DT_Q5_1, t == DT_Q8_0};
-    return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_K;
+    return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_K ||
+           t == DT_Q5_K;
 }
 
 int row_groups_apply(const matrix *W) {
@@ -62,20 +63,25 @@ static void move_block(const group_format *f, uint8_t *base, group_column c, uin
     }
 }
 
-/* The same for a Q4_K super-block (kernels/row_groups.h), column at col. */
-static void move_block_q4_k(uint8_t *col, uint8_t *blk, int r, int to_col) {
+/* The same for a Q4_K or Q5_K super-block (kernels/row_groups.h), column at col. */
+static void move_block_k(uint8_t *col, uint8_t *blk, int r, int five, int to_col) {
     move_bytes(col + 2 * r, blk, 2, to_col);
     move_bytes(col + 32 + 2 * r, blk + 2, 2, to_col);
     for (int k = 0; k < 3; k++) move_bytes(col + 64 + 64 * k + 4 * r, blk + 4 + 4 * k, 4, to_col);
-    for (int q = 0; q < 32; q++) move_bytes(col + 256 + 64 * q + 4 * r, blk + 16 + 4 * q, 4, to_col);
+    if (five)
+        for (int h = 0; h < 8; h++) move_bytes(col + 256 + 64 * h + 4 * r, blk + 16 + 4 * h, 4, to_col);
+    uint8_t *codes = col + (five ? 768 : 256), *qs = blk + (five ? 48 : 16);
+    for (int q = 0; q < 32; q++) move_bytes(codes + 64 * q + 4 * r, qs + 4 * q, 4, to_col);
 }
 
+static int is_k(dtype t) { return t == DT_Q4_K || t == DT_Q5_K; }
+
 /* Block column b of group g: the start of its pair (or of itself when
- * unpaired, and always for Q4_K) and where its parts lie from there. */
+ * unpaired, and always for the k-quants) and where its parts lie from there. */
 static uint8_t *column_base(const matrix *W, const void *groups, int g, int b, group_column *c) {
     const int nb = W->cols / (int)dtype_block_elems(W->type);
     const size_t cb = ROW_GROUP * dtype_block_bytes(W->type);
-    if (W->type == DT_Q4_K) return (uint8_t *)groups + ((size_t)g * nb + (size_t)b) * cb;
+    if (is_k(W->type)) return (uint8_t *)groups + ((size_t)g * nb + (size_t)b) * cb;
     *c = row_group_column(W->type, b / 2 * 2 + 1 < nb, b % 2);
     return (uint8_t *)groups + ((size_t)g * nb + (size_t)(b / 2 * 2)) * cb;
 }
@@ -84,7 +90,7 @@ static uint8_t *column_base(const matrix *W, const void *groups, int g, int b, g
 static void move(const matrix *W, const group_format *f, void *groups, int r, int b, uint8_t *blk, int to_col) {
     group_column c = {0};
     uint8_t *base = column_base(W, groups, r / ROW_GROUP, b, &c);
-    if (W->type == DT_Q4_K) move_block_q4_k(base, blk, r % ROW_GROUP, to_col);
+    if (is_k(W->type)) move_block_k(base, blk, r % ROW_GROUP, W->type == DT_Q5_K, to_col);
     else move_block(f, base, c, blk, r % ROW_GROUP, to_col);
 }
 
@@ -105,7 +111,7 @@ static void pack_group(void *p, int g) {
         uint8_t *base = column_base(W, j->dst, g, b, &c);
         const uint8_t *blk = (const uint8_t *)W->data + (size_t)g * ROW_GROUP * rb + b * j->f.block_bytes;
         for (int r = 0; r < ROW_GROUP; r++, blk += rb) {
-            if (W->type == DT_Q4_K) move_block_q4_k(base, (uint8_t *)blk, r, 1);
+            if (is_k(W->type)) move_block_k(base, (uint8_t *)blk, r, W->type == DT_Q5_K, 1);
             else move_block(&j->f, base, c, (uint8_t *)blk, r, 1);
         }
     }

@@ -28,11 +28,13 @@
  * lines). A last, unpaired column
  * holds the same parts for itself alone: d, m, fifth bits, codes.
  *
- * Q4_K (256-weight super-blocks) groups one super-block column of 16 rows
- * in 16 × 144 bytes, every part on 64-byte lines:
+ * Q4_K and Q5_K (256-weight super-blocks) group one super-block column of
+ * 16 rows in 16 × the block's bytes, every part on 64-byte lines:
  *   f16 d of rows 0..15 (32 bytes), f16 dmin of rows 0..15 (32 bytes)
  *   the 12 packed scale bytes as 3 vectors: vector k lane r = bytes
  *     4k..4k+3 of row r's scales (so the 6-bit unpacking runs on 16 rows)
+ *   Q5_K: the 32 bytes of fifth bits as 8 vectors, vector h lane r = qh
+ *     bytes 4h..4h+3 of row r (bit s: sub-block s)
  *   codes: 4 chunks of 64 weights × 8 vectors, vector (j, h) lane r = code
  *     bytes 32j + 4h .. 32j + 4h + 3 of row r (low nibbles: sub-block 2j,
  *     high: 2j + 1)
@@ -68,8 +70,8 @@ static inline group_column row_group_column(dtype t, int paired, int i) {
     return c;
 }
 
-/* Whether W has a grouped form: one of the five formats or Q4_K, at least
- * one whole group of rows. */
+/* Whether W has a grouped form: one of the five formats, Q4_K or Q5_K, at
+ * least one whole group of rows. */
 int row_groups_apply(const matrix *W);
 /* Bytes of W's grouped copy (its first rows / 16 · 16 rows). */
 size_t row_groups_bytes(const matrix *W);
