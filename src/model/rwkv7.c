@@ -56,12 +56,11 @@ typedef struct scratch {
     float *h;             /* [T][max(F, Dw, Da, Dv, Dg)] */
 } scratch;
 
-/* h holds the widest of F and the LoRA ranks. */
+/* h holds the FFN's hidden layer, or the four LoRAs' hidden layers side by
+ * side (they are computed together: projections). */
 static size_t hidden_width(const rwkv7 *w) {
-    int hw = w->c.F;
-    const int ranks[] = {w->Dw, w->Da, w->Dv, w->Dg};
-    for (int i = 0; i < 4; i++) hw = ranks[i] > hw ? ranks[i] : hw;
-    return (size_t)hw;
+    const int loras = w->Dw + w->Da + w->Dv + w->Dg;
+    return (size_t)(loras > w->c.F ? loras : w->c.F);
 }
 
 static size_t rwkv7_scratch_floats(const void *impl, int T) {
@@ -84,13 +83,30 @@ static scratch carve(const rwkv7 *w, float *x, float *z, float *p, int T) {
 static float tanh_f(float x) { return tanhf(x); }
 static float sigmoid_f(float x) { return sigmoidf(x); }
 
-/* out[T][A] = M2 @ f(M1 @ x) for a LoRA pair (f applied in place on h). */
-static void lora(const matrix *m1, const matrix *m2, const float *x, int T, float *h, float *out,
-                 float (*f)(float), int nt) {
-    matmul(m1, x, T, h, nt);
-    if (f)
-        for (size_t i = 0; i < (size_t)T * m1->rows; i++) h[i] = f(h[i]);
-    matmul(m2, h, T, out, nt);
+static void apply(float *h, size_t n, float (*f)(float)) {
+    for (size_t i = 0; i < n; i++) h[i] = f(h[i]);
+}
+
+/* Receptance, key and value, and the LoRAs out = M2 @ f(M1 @ x) of the
+ * decay (f = tanh), alpha, the value residual (from block 1 on) and the gate
+ * (f = sigmoid): every first product in one job, every second product in
+ * another, so that the threads meet twice a block instead of nine times
+ * (at decode each meeting costs a join). */
+static void projections(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s, int T, int nt) {
+    const size_t t = (size_t)T;
+    float *hw = s->h, *ha = hw + t * w->Dw, *hg = ha + t * w->Da, *hv = hg + t * w->Dg;
+    const int loras = l > 0 ? 4 : 3; /* the value LoRA last: block 0 has none */
+    const matrix *W1[] = {&ly->att_r, &ly->att_k, &ly->att_v, &ly->w1, &ly->a1, &ly->g1, &ly->v1};
+    const float *X1[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V], s->xm[MIX_W], s->xm[MIX_A], s->xm[MIX_G],
+                         s->xm[MIX_V]};
+    float *const Y1[] = {s->r, s->k, s->v, hw, ha, hg, hv};
+    matmul_group(3 + loras, W1, X1, T, Y1, nt);
+    apply(hw, t * w->Dw, tanh_f);
+    apply(hg, t * w->Dg, sigmoid_f);
+    const matrix *W2[] = {&ly->w2, &ly->a2, &ly->g2, &ly->v2};
+    const float *X2[] = {hw, ha, hg, hv};
+    float *const Y2[] = {s->w, s->a, s->g, s->tmp};
+    matmul_group(loras, W2, X2, T, Y2, nt);
 }
 
 /* One token's decay, alpha, value residual and the kernel's k, a, b. */
@@ -183,15 +199,7 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_s
     /* x_c = z + (z_prev - z) x_c for the six mixes */
     shift_lerp_rows(s->z, prev, T, C, N_MIX, (const float *const *)ly->mix, s->xm, nt);
     shift_save(prev, s->z, T, C);
-    const matrix *W[] = {&ly->att_r, &ly->att_k, &ly->att_v};
-    const float *X[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V]};
-    float *const Y[] = {s->r, s->k, s->v};
-    matmul_group(3, W, X, T, Y, nt);
-    lora(&ly->w1, &ly->w2, s->xm[MIX_W], T, s->h, s->w, tanh_f, nt);
-    lora(&ly->a1, &ly->a2, s->xm[MIX_A], T, s->h, s->a, NULL, nt);
-    if (l > 0) lora(&ly->v1, &ly->v2, s->xm[MIX_V], T, s->h, s->tmp, NULL, nt);
-    /* g = sigmoid(x_g @ g1) @ g2 */
-    lora(&ly->g1, &ly->g2, s->xm[MIX_G], T, s->h, s->g, sigmoid_f, nt);
+    projections(w, ly, l, s, T, nt);
     token_args ta = {w, ly, s, l};
     parallel_rows(nt, T, 8 * (size_t)A, prepare_row, &ta);
     for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
