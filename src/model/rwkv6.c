@@ -48,12 +48,12 @@ typedef struct scratch {
     float *r, *k, *v, *g, *wd; /* wide: projections and per-token decay */
     float *y, *tmp;            /* wide: WKV output; LoRA / projection output */
     float *lora;               /* [T][5 Dm] */
-    float *lora_in;            /* [T][max(Dm, Dd)] */
+    float *lora_in;            /* [N_MIX][T][Dm] the mixes' LoRA inputs, then [T][Dd] */
     float *h;                  /* [T][F] channel-mix hidden */
 } scratch;
 
 static size_t wide(const rwkv6 *w) { return (size_t)(w->c.A > w->c.C ? w->c.A : w->c.C); }
-static size_t lora_width(const rwkv6 *w) { return (size_t)(w->Dm > w->Dd ? w->Dm : w->Dd); }
+static size_t lora_width(const rwkv6 *w) { return (size_t)(N_MIX * w->Dm > w->Dd ? N_MIX * w->Dm : w->Dd); }
 
 static size_t rwkv6_scratch_floats(const void *impl, int T) {
     const rwkv6 *w = impl;
@@ -104,11 +104,20 @@ static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, scratch *s, int T, int
     parallel_rows(nt, T, 3 * (size_t)C, ddlerp_row, &a);
     matmul(&ly->maa_w1, s->tmp, T, s->lora, nt);
     for (size_t i = 0; i < (size_t)T * N_MIX * Dm; i++) s->lora[i] = tanhf(s->lora[i]);
+    /* the five second products in one job (one meeting of the threads, not
+     * five), each mix's LoRA output into x_c, then mixed in place */
+    const matrix *W[N_MIX];
+    const float *X[N_MIX];
+    float *Y[N_MIX];
     for (int c = 0; c < N_MIX; c++) {
+        float *in = s->lora_in + (size_t)c * T * Dm;
         for (int t = 0; t < T; t++)
-            memcpy(s->lora_in + (size_t)t * Dm, s->lora + ((size_t)t * N_MIX + c) * Dm, sizeof(float) * Dm);
-        matmul(&ly->maa_w2[c], s->lora_in, T, s->tmp, nt);
-        lerp_args mix = {s->z, s->dz, ly->maa[c], s->tmp, s->xm[c], C};
+            memcpy(in + (size_t)t * Dm, s->lora + ((size_t)t * N_MIX + c) * Dm, sizeof(float) * Dm);
+        W[c] = &ly->maa_w2[c], X[c] = in, Y[c] = s->xm[c];
+    }
+    matmul_group(N_MIX, W, X, T, Y, nt);
+    for (int c = 0; c < N_MIX; c++) {
+        lerp_args mix = {s->z, s->dz, ly->maa[c], s->xm[c], s->xm[c], C};
         parallel_rows(nt, T, 4 * (size_t)C, ddlerp_row, &mix);
     }
 }
@@ -136,13 +145,13 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, const block_states *
     /* w_t = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
     matmul(&ly->decay_w1, s->xm[MIX_W], T, s->lora_in, nt);
     for (size_t i = 0; i < (size_t)T * Dd; i++) s->lora_in[i] = tanhf(s->lora_in[i]);
-    matmul(&ly->decay_w2, s->lora_in, T, s->wd, nt);
+    /* the decay's second product with receptance, key, value and gate: one job */
+    const matrix *W[] = {&ly->decay_w2, &ly->att_r, &ly->att_k, &ly->att_v, &ly->att_g};
+    const float *X[] = {s->lora_in, s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V], s->xm[MIX_G]};
+    float *const Y[] = {s->wd, s->r, s->k, s->v, s->g};
+    matmul_group(5, W, X, T, Y, nt);
     decay_args dec = {ly->decay, s->wd, A};
     parallel_rows(nt, T, 8 * (size_t)A, decay_row, &dec);
-    const matrix *W[] = {&ly->att_r, &ly->att_k, &ly->att_v, &ly->att_g};
-    const float *X[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V], s->xm[MIX_G]};
-    float *const Y[] = {s->r, s->k, s->v, s->g};
-    matmul_group(4, W, X, T, Y, nt);
     for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
         const size_t o = (size_t)t * A;
         wkv5_forward(rows, w->H, w->N, s->r + o, s->k + o, s->v + o, s->wd + o, (size_t)A, ly->u, row_state(st, t) + C,
