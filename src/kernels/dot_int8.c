@@ -100,15 +100,9 @@ static void rows_scalar(const matrix *W, const act_q8 *a, float *y, int r0, int 
 const int8_dot_ops int8_dot_scalar = {"scalar", "scalar", quantize_scalar, rows_scalar, NULL};
 
 void int8_dot_rows(const int8_dot_ops *d, const matrix *W, const act_q8 *a, float *y, int r0, int r1) {
-    if (W->groups && d->groups && r0 % ROW_GROUP == 0) {
-        const int last = W->rows / ROW_GROUP * ROW_GROUP, end = r1 < last ? r1 / ROW_GROUP * ROW_GROUP : last;
-        if (end > r0) {
-            d->groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
-            y += end - r0;
-            r0 = end;
-        }
-    }
-    if (r0 < r1) d->rows(W, a, y, r0, r1);
+    const int end = d->groups ? row_groups_end(W, r0, r1) : r0;
+    if (end > r0) d->groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
+    if (end < r1) d->rows(W, a, y + (end - r0), end, r1);
 }
 
 /* ---- which variant runs ---------------------------------------------------- */

@@ -285,13 +285,11 @@ int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int
     q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
     if (!a) return -1;
     quantize_acts(x, n, a);
-    if (W->groups && (W->type == DT_Q4_K || W->type == DT_Q5_K) && r0 % ROW_GROUP == 0) { /* from the grouped copy */
-        const int last = W->rows / ROW_GROUP * ROW_GROUP, end = r1 < last ? r1 / ROW_GROUP * ROW_GROUP : last;
-        if (end > r0) {
-            kquant_groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
-            y += end - r0;
-            r0 = end;
-        }
+    const int end = row_groups_end(W, r0, r1); /* whole groups from the grouped copy (Q4_K, Q5_K only) */
+    if (end > r0) {
+        kquant_groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
+        y += end - r0;
+        r0 = end;
     }
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;

@@ -86,12 +86,12 @@ static uint8_t *column_base(const matrix *W, const void *groups, int g, int b, g
     return (uint8_t *)groups + ((size_t)g * nb + (size_t)(b / 2 * 2)) * cb;
 }
 
-/* Moves block b of row r between its row (blk) and the grouped copy. */
-static void move(const matrix *W, const group_format *f, void *groups, int r, int b, uint8_t *blk, int to_col) {
-    group_column c = {0};
-    uint8_t *base = column_base(W, groups, r / ROW_GROUP, b, &c);
-    if (is_k(W->type)) move_block_k(base, blk, r % ROW_GROUP, W->type == DT_Q5_K, to_col);
-    else move_block(f, base, c, blk, r % ROW_GROUP, to_col);
+/* Moves the block of row r (0..15) of a column (base, c: column_base)
+ * between its row (blk) and the column, for any of the types. */
+static void move_any(const matrix *W, const group_format *f, uint8_t *base, group_column c, uint8_t *blk, int r,
+                     int to_col) {
+    if (is_k(W->type)) move_block_k(base, blk, r, W->type == DT_Q5_K, to_col);
+    else move_block(f, base, c, blk, r, to_col);
 }
 
 typedef struct pack_job {
@@ -110,10 +110,7 @@ static void pack_group(void *p, int g) {
         group_column c = {0};
         uint8_t *base = column_base(W, j->dst, g, b, &c);
         const uint8_t *blk = (const uint8_t *)W->data + (size_t)g * ROW_GROUP * rb + b * j->f.block_bytes;
-        for (int r = 0; r < ROW_GROUP; r++, blk += rb) {
-            if (is_k(W->type)) move_block_k(base, (uint8_t *)blk, r, W->type == DT_Q5_K, 1);
-            else move_block(&j->f, base, c, (uint8_t *)blk, r, 1);
-        }
+        for (int r = 0; r < ROW_GROUP; r++, blk += rb) move_any(W, &j->f, base, c, (uint8_t *)blk, r, 1);
     }
 }
 
@@ -127,5 +124,9 @@ void row_groups_pack(const matrix *W, void *dst, int n_threads) {
 void row_groups_unpack_row(const matrix *W, const void *groups, int r, uint8_t *row) {
     group_format f;
     format_of(W->type, &f);
-    for (int b = 0; b < W->cols / f.block_elems; b++) move(W, &f, (void *)groups, r, b, row + b * f.block_bytes, 0);
+    for (int b = 0; b < W->cols / f.block_elems; b++) {
+        group_column c = {0};
+        uint8_t *base = column_base(W, groups, r / ROW_GROUP, b, &c);
+        move_any(W, &f, base, c, row + b * f.block_bytes, r % ROW_GROUP, 0);
+    }
 }

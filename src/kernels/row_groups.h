@@ -73,6 +73,14 @@ static inline group_column row_group_column(dtype t, int paired, int i) {
 /* Whether W has a grouped form: one of the five formats, Q4_K or Q5_K, at
  * least one whole group of rows. */
 int row_groups_apply(const matrix *W);
+/* The end of the rows from r0 (< r1) that the kernels read from W's grouped
+ * copy: the whole groups that start at r0 (r0 itself when none do: W has
+ * no copy, r0 is inside a group, or fewer than 16 rows are left). */
+static inline int row_groups_end(const matrix *W, int r0, int r1) {
+    const int last = W->rows / ROW_GROUP * ROW_GROUP, end = r1 < last ? r1 / ROW_GROUP * ROW_GROUP : last;
+    return W->groups && r0 % ROW_GROUP == 0 && end > r0 ? end : r0;
+}
+
 /* Bytes of W's grouped copy (its first rows / 16 · 16 rows). */
 size_t row_groups_bytes(const matrix *W);
 /* Writes W's grouped copy to dst (row_groups_bytes(W) bytes) on up to

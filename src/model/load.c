@@ -58,13 +58,21 @@ rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, 
     return RWKV_OK;
 }
 
+/* bytes owned by the set, 64-byte aligned; NULL + err (naming `what`) when out of memory */
+static void *owned_lines(tensor_set *set, size_t bytes, const char *what, rwkv_error *err) {
+    uint8_t *buf = tensor_set_alloc(set, bytes + 64);
+    if (!buf) {
+        rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of %s", bytes, what);
+        return NULL;
+    }
+    return buf + (64 - (uintptr_t)buf % 64) % 64;
+}
+
 rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err) {
     if (!set->pack_panels || !matmul_packs(m)) return RWKV_OK;
     const kernel_ops *k = kernels_active();
-    const size_t bytes = matmul_panel_bytes(k, m);
-    uint8_t *buf = tensor_set_alloc(set, bytes + 64);
-    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of packed weights", bytes);
-    uint8_t *dst = buf + (64 - (uintptr_t)buf % 64) % 64;
+    void *dst = owned_lines(set, matmul_panel_bytes(k, m), "packed weights", err);
+    if (!dst) return RWKV_ERR_NOMEM;
     matmul_pack_panels(k, m, dst);
     m->panels = dst;
     m->panel_nr = k->mm.nr;
@@ -73,10 +81,8 @@ rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err) {
 
 rwkv_status model_group_rows(tensor_set *set, matrix *m, rwkv_error *err) {
     if (!set->group_rows || !matvec_reads_groups(kernels_active(), m)) return RWKV_OK;
-    const size_t bytes = row_groups_bytes(m);
-    uint8_t *buf = tensor_set_alloc(set, bytes + 64);
-    if (!buf) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of grouped weights", bytes);
-    uint8_t *dst = buf + (64 - (uintptr_t)buf % 64) % 64;
+    void *dst = owned_lines(set, row_groups_bytes(m), "grouped weights", err);
+    if (!dst) return RWKV_ERR_NOMEM;
     row_groups_pack(m, dst, machine_cores());
     m->groups = dst;
     return RWKV_OK;

@@ -53,7 +53,7 @@ typedef struct scratch {
     float *a, *b, *g, *y; /* [T][A]: alpha then kappa*alpha; -kappa; gate; WKV output */
     float *v_first;       /* [T][A] block 0's v, read by the later blocks */
     float *tmp;           /* [T][A] LoRA / projection output */
-    float *h;             /* [T][max(F, Dw, Da, Dv, Dg)] */
+    float *h;             /* [T][max(F, Dw + Da + Dv + Dg)] */
 } scratch;
 
 /* h holds the FFN's hidden layer, or the four LoRAs' hidden layers side by
