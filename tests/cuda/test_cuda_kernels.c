@@ -103,7 +103,7 @@ static void test_layernorm(void) {
         float *x = inputs(t, NC, -2, 3), *dy = inputs(t, NC, -1, 1), *dx = inputs(t, NC, -1, 1);
         float *w = random_floats(C, 0.5f, 1.5f), *b = random_floats(C, -0.5f, 0.5f);
         float *dw = random_floats(C, -1, 1), *db = random_floats(C, -1, 1);
-        float *y = malloc(NC * 4), *stats = malloc((size_t)N * 8);
+        float *y = malloc(NC * 4), *scratch = malloc(sizeof(float) * train_scratch_floats(C));
         void *d_x = to_device(t, x, NC), *d_dy = to_device(t, dy, NC), *d_dx = to_device(t, dx, NC);
         float *d_w = to_device(CUDA_F32, w, C), *d_b = to_device(CUDA_F32, b, C);
         float *d_dw = to_device(CUDA_F32, dw, C), *d_db = to_device(CUDA_F32, db, C);
@@ -111,7 +111,7 @@ static void test_layernorm(void) {
         float *d_mean = poisoned(CUDA_F32, N), *d_rstd = poisoned(CUDA_F32, N),
               *d_part = poisoned(CUDA_F32, cuda_colsum_scratch(C, 2));
         layernorm_forward(x, w, b, N, C, y, 1);
-        layernorm_backward(x, w, dy, N, C, dx, dw, db, stats, 1);
+        layernorm_backward(x, w, dy, N, C, dx, dw, db, scratch, 1);
         cuda_layernorm_forward(t, d_x, d_w, d_b, N, C, d_y, d_mean, d_rstd, 0);
         cuda_layernorm_backward(t, d_x, d_w, d_mean, d_rstd, d_dy, N, C, d_dx, 1, d_dw, d_db, d_part, 0);
         float *gy = to_host(t, d_y, NC), *gdx = to_host(t, d_dx, NC);
@@ -120,7 +120,7 @@ static void test_layernorm(void) {
         COMPARE(gdx, dx, NC, tol, tol, "layernorm backward dx");
         COMPARE_SCALED(gdw, dw, C, 1e-5, 1e-5, "layernorm backward dw");
         COMPARE_SCALED(gdb, db, C, 1e-5, 1e-5, "layernorm backward db");
-        free(x), free(dy), free(dx), free(w), free(b), free(dw), free(db), free(y), free(stats);
+        free(x), free(dy), free(dx), free(w), free(b), free(dw), free(db), free(y), free(scratch);
         free(gy), free(gdx), free(gdw), free(gdb);
         cuda_free(d_x), cuda_free(d_dy), cuda_free(d_dx), cuda_free(d_w), cuda_free(d_b), cuda_free(d_dw),
             cuda_free(d_db), cuda_free(d_y), cuda_free(d_mean), cuda_free(d_rstd), cuda_free(d_part);
