@@ -2,7 +2,18 @@
  * share (cuda/rwkv_infer.cuh): the token shift continuing each stream's
  * state, the per-head GroupNorm ln_x with its gate, tanh and sigmoid.
  * Float32 throughout, mirroring model/common.c. */
-#include "cuda/decode_program.cuh"
+#include "cuda/rwkv_infer.cuh"
+
+typedef struct mix_set {
+    const float *mu[SHIFT_MAX_MIX];
+} mix_set;
+
+template <int FORM>
+__device__ __forceinline__ float shift_value(float cur, float prev, const float *mu, int ch) {
+    if (FORM == SHIFT_DELTA) return prev - cur;
+    const float w = mu[ch];
+    return FORM == SHIFT_LERP ? cur + (prev - cur) * w : w * cur + (1.0f - w) * prev;
+}
 
 /* One thread per (row, channel): the previous token's z is the row above
  * within a stream, the state's slot for a stream's first row. */
@@ -34,15 +45,35 @@ static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_bl
 /* Decode and batch steps (every row a stream of its own): the layer norm of
  * the row, the mixes against the state's slot, and the slot replaced by the
  * row's z, in one launch where the general path takes three. Two shapes:
- * a few rows (decode) take ln_shift_chunk (ln_shift.cuh), a block per (row,
- * 256 channels), whose small blocks start beside the blocks of the product
- * still running ahead of it (programmatic dependent launch); many rows
- * (batch steps) take the row kernel below. */
+ *
+ * A few rows (decode): block (row, chunk) handles 256 channels of the row;
+ * every block of the row sums the whole row itself (two-pass, as the layer
+ * norm kernel), which costs a read of C floats from the cache and saves a
+ * second launch, and its small blocks start beside the blocks of the
+ * product still running ahead of it (programmatic dependent launch). */
 template <int FORM, typename T>
-__global__ void ln_shift_chunk_kernel(ln_shift_step a, T *out) {
+__global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const float *lb, float *const *states,
+                                      size_t off, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
+    __shared__ float part[32];
     cuda_let_dependents_start();
     cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
-    ln_shift_chunk<FORM, T>(a, out, blockIdx.x, blockIdx.y);
+    const size_t r = blockIdx.x;
+    const float *xr = x + r * C;
+    float acc = 0.0f;
+    for (int ch = threadIdx.x; ch < C; ch += blockDim.x) acc += xr[ch];
+    const float mean = block_sum(acc, part) / C;
+    acc = 0.0f;
+    for (int ch = threadIdx.x; ch < C; ch += blockDim.x) acc += (xr[ch] - mean) * (xr[ch] - mean);
+    const float rstd = rsqrtf(block_sum(acc, part) / C + 1e-5f);
+    const int ch = blockIdx.y * blockDim.x + threadIdx.x;
+    if (ch >= C) return;
+    float *slot = states[r] + off;
+    const float cur = (xr[ch] - mean) * rstd * lw[ch] + lb[ch], prev = slot[ch];
+    z[r * C + ch] = cur;
+    slot[ch] = cur;
+#pragma unroll
+    for (int m = 0; m < SHIFT_MAX_MIX; m++)
+        if (m < n_mix) st(out + m * n + r * C + ch, shift_value<FORM>(cur, prev, mu.mu[m], ch));
 }
 
 /* Many rows (batch steps): a block per row holds the row in registers
@@ -54,13 +85,8 @@ enum { LN_ROW_MIN_ROWS = 32 }; /* fewer rows take the chunked kernel */
 
 template <int FORM, typename T>
 __global__ void __launch_bounds__(LN_ROW_THREADS)
-    ln_shift_row_kernel(ln_shift_step a, T *out) {
-    const float *x = a.x, *lw = a.lw, *lb = a.lb;
-    const int C = a.C, n_mix = a.n_mix;
-    const mix_set &mu = a.mu;
-    const size_t n = a.n, off = a.off;
-    float *const *states = a.states;
-    float *z = a.z;
+    ln_shift_row_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off, int C,
+                        int n_mix, mix_set mu, float *z, T *out, size_t n) {
     __shared__ float part[32];
     cuda_let_dependents_start();
     const size_t r = blockIdx.x;
@@ -146,17 +172,16 @@ static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *
     const size_t n = (size_t)rows->n * C;
     const bool by_row = rows->n >= LN_ROW_MIN_ROWS && C <= LN_ROW_MAX_C;
     /* whole warps of LN_ROW_VALUES channels a thread, or 256-channel chunks */
-    const dim3 grid((unsigned)rows->n, by_row ? 1 : cuda_blocks((size_t)C, LN_SHIFT_CHUNK)),
-        block(by_row ? (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32) : (unsigned)LN_SHIFT_CHUNK);
+    const dim3 grid((unsigned)rows->n, by_row ? 1 : cuda_blocks((size_t)C, 256)),
+        block(by_row ? (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32) : 256);
     const int used = form == SHIFT_DELTA ? 1 : n_mix; /* the delta form has one output */
-    void (*kernel)(ln_shift_step, T *) =
+    void (*kernel)(const float *, const float *, const float *, float *const *, size_t, int, int, mix_set, float *,
+                   T *, size_t) =
         form == SHIFT_LERP ? (by_row ? ln_shift_row_kernel<SHIFT_LERP, T> : ln_shift_chunk_kernel<SHIFT_LERP, T>)
         : form == SHIFT_MIX ? (by_row ? ln_shift_row_kernel<SHIFT_MIX, T> : ln_shift_chunk_kernel<SHIFT_MIX, T>)
                             : (by_row ? ln_shift_row_kernel<SHIFT_DELTA, T> : ln_shift_chunk_kernel<SHIFT_DELTA, T>);
-    const ln_shift_step a = {c->x, ln_w, ln_b, rows->states, off, C, used, m, c->z, n};
-    if constexpr (std::is_same<T, float>::value)
-        if (c->recording && !by_row) return program_ln_shift(c->recording, form, &a, out, rows->n);
-    cuda_launch_early(kernel, grid, block, 0, c->stream, a, out);
+    cuda_launch_early(kernel, grid, block, 0, c->stream, c->x, ln_w, ln_b, rows->states, off, C, used, m, c->z,
+                      out, n);
 }
 
 void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infer_rows *rows, size_t off,

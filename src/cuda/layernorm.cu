@@ -5,17 +5,43 @@
  * them. Parameter gradients are deterministic column sums (colsum.cuh). */
 #include "cuda/colsum.cuh"
 
-#include "cuda/layernorm.cuh"
+#define LN_EPS 1e-5f
 
 size_t cuda_colsum_scratch(int C, int n_out) { return (size_t)COLSUM_CHUNKS * n_out * C; }
 
-/* One warp per row. */
+/* Rows are read in chunks of W elements per lane (a 16-byte pack when the
+ * width and the pointers allow, else W = 1). */
 template <typename T, int W>
 __global__ void layernorm_forward_kernel(const T *x, const float *w, const float *b, int N, int C,
                                          T *y, float *mean_out, float *rstd_out) {
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= N) return;
-    layernorm_row<T, W>(x + (size_t)row * C, w, b, C, y + (size_t)row * C, lane, mean_out + row, rstd_out + row);
+    const T *xr = x + (size_t)row * C;
+    float s = 0.0f, v[W];
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(v, xr + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) s += v[e];
+    }
+    const float mean = warp_sum(s) / C;
+    float var = 0.0f; /* two passes (mean first): large offsets do not cancel */
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(v, xr + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) var += (v[e] - mean) * (v[e] - mean);
+    }
+    const float rstd = rsqrtf(warp_sum(var) / C + LN_EPS);
+    T *yr = y + (size_t)row * C;
+    for (int i = lane * W; i < C; i += 32 * W) {
+        load_w<W>(v, xr + i);
+#pragma unroll
+        for (int e = 0; e < W; e++) v[e] = (v[e] - mean) * rstd * w[i + e] + b[i + e];
+        store_w<W>(yr + i, v);
+    }
+    if (lane == 0) {
+        mean_out[row] = mean;
+        rstd_out[row] = rstd;
+    }
 }
 
 /* The pack width for rows of C elements at these pointers (1 when they do not allow packs). */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/decode_program.cuh"
+#include "cuda/rwkv_infer.cuh"
 
 
 /* Rows per pass (bounds the work buffers): a 2048-token prompt is one pass,
@@ -268,8 +268,6 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) cuda_free(c->w[i]);
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
-    for (int i = 0; i < c->n_programs; i++) program_free(c->programs[i].p);
-    cuda_free(c->barrier);
     free(c->w);
     cuda_blas_free(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -302,10 +300,6 @@ static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_er
 }
 
 rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err) {
-    if (rows <= CUDA_GEMV_ROWS && c->recording) {
-        program_products(c->recording, ops, n, rows);
-        return RWKV_OK;
-    }
     if (rows <= CUDA_GEMV_ROWS) { /* decode: bound by reading W */
         for (int i = 0; i < n; i += CUDA_GEMV_MAX_OPS)
             cuda_gemv_group(c->q8 ? CUDA_Q8 : c->wt, ops + i, n - i < CUDA_GEMV_MAX_OPS ? n - i : CUDA_GEMV_MAX_OPS,
@@ -330,8 +324,7 @@ rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const fl
 }
 
 void infer_layernorm(rwkv_infer *c, const float *x, const float *w, const float *b, int rows, float *z) {
-    if (c->recording) program_layernorm(c->recording, x, NULL, w, b, rows, c->sh.n_embd, z);
-    else cuda_layernorm_forward(CUDA_F32, x, w, b, rows, c->sh.n_embd, z, c->mean, c->rstd, c->stream);
+    cuda_layernorm_forward(CUDA_F32, x, w, b, rows, c->sh.n_embd, z, c->mean, c->rstd, c->stream);
 }
 
 rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum shift_form form,
@@ -358,12 +351,8 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
  * embedding, ln0 and the blocks over the residual stream c->x. */
 static rwkv_status forward(rwkv_infer *c, const infer_rows *rows, rwkv_error *err) {
     const int C = c->sh.n_embd, n = rows->n;
-    if (c->recording) { /* ln0 straight from the embedding rows */
-        program_layernorm(c->recording, c->emb, c->tok, c->ln0, c->ln0 + C, n, C, c->x);
-    } else {
-        cuda_embedding_forward(CUDA_F32, c->emb, c->tok, n, C, c->z, c->stream);
-        infer_layernorm(c, c->z, c->ln0, c->ln0 + C, n, c->x);
-    }
+    cuda_embedding_forward(CUDA_F32, c->emb, c->tok, n, C, c->z, c->stream);
+    infer_layernorm(c, c->z, c->ln0, c->ln0 + C, n, c->x);
     rwkv_status s = RWKV_OK;
     for (int l = 0; l < c->sh.n_layer && s == RWKV_OK; l++) s = c->ver->block(c, l, rows, err);
     return s;
@@ -408,72 +397,6 @@ static rwkv_status forward_graph(rwkv_infer *c, const infer_rows *rows, int out_
     return cudaGraphLaunch(g->exec, c->stream) == cudaSuccess ? RWKV_OK : cuda_check("graph launch", err);
 }
 
-/* Records the pass shape's decode program into slot (p NULL where a step of
- * the pass has no phase, or the program cannot be made: the graph path
- * then runs the shape). The pass runs inside a stream capture that is
- * thrown away: a kernel launched instead of recorded shows as a node. */
-static rwkv_status record_program(rwkv_infer *c, const infer_rows *rows, int out_rows, infer_program *slot,
-                                  rwkv_error *err) {
-    *slot = {rows->n, rows->n_streams, out_rows, NULL};
-    if (!c->barrier) {
-        rwkv_status s = cuda_alloc((void **)&c->barrier, 64 * sizeof(unsigned), "decode program", err);
-        if (s == RWKV_OK && cudaMemset(c->barrier, 0, 64 * sizeof(unsigned)) != cudaSuccess)
-            s = cuda_check("decode program", err);
-        if (s != RWKV_OK) return s;
-    }
-    decode_program *p = program_new(c->q8 ? CUDA_Q8 : c->wt);
-    if (!p) return RWKV_OK;
-    if (cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-        program_free(p);
-        return cuda_check("graph capture", err);
-    }
-    c->recording = p;
-    rwkv_status s = forward(c, rows, err);
-    if (s == RWKV_OK && out_rows) s = head(c, rows->n - out_rows, out_rows, err);
-    c->recording = NULL;
-    cudaGraph_t graph;
-    const cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
-    size_t launched = 0;
-    if (e == cudaSuccess) {
-        cudaGraphGetNodes(graph, NULL, &launched);
-        cudaGraphDestroy(graph);
-    }
-    rwkv_error ignored;
-    if (s == RWKV_OK && e == cudaSuccess && !launched && program_complete(p) && program_upload(p, &ignored) == RWKV_OK)
-        slot->p = p;
-    else program_free(p);
-    cudaGetLastError(); /* a program that could not be made leaves the graph path, not an error */
-    return s != RWKV_OK ? s : e != cudaSuccess ? rwkv_fail(err, RWKV_ERR_IO, "graph capture: %s", cudaGetErrorString(e))
-                                               : RWKV_OK;
-}
-
-/* forward() and the head through the pass shape's decode program, recorded
- * at its first use; *ran 0 where the shape has none (more than
- * CUDA_GEMV_ROWS rows, a stream of several rows, a step without a phase). */
-static rwkv_status forward_program(rwkv_infer *c, const infer_rows *rows, int out_rows, int *ran, rwkv_error *err) {
-    *ran = 0;
-    if (rows->n > CUDA_GEMV_ROWS || rows->per != 1) return RWKV_OK;
-    const infer_program *found = NULL;
-    for (int i = 0; i < c->n_programs && !found; i++) {
-        const infer_program *g = &c->programs[i];
-        if (g->n == rows->n && g->n_streams == rows->n_streams && g->out_rows == out_rows) found = g;
-    }
-    if (!found && c->n_programs < INFER_GRAPHS) {
-        rwkv_status s = record_program(c, rows, out_rows, &c->programs[c->n_programs], err);
-        if (s != RWKV_OK) return s;
-        found = &c->programs[c->n_programs++];
-    }
-    if (!found || !found->p) return RWKV_OK;
-    *ran = 1;
-    return program_launch(found->p, c->barrier, c->stream, err);
-}
-
-extern "C" int rwkv_infer_decodes_persistent(const rwkv_infer *c) {
-    for (int i = 0; i < c->n_programs; i++)
-        if (c->programs[i].n == 1 && c->programs[i].p) return 1;
-    return 0;
-}
-
 static rwkv_status download(rwkv_infer *c, float *logits, int rows, rwkv_error *err) {
     const size_t bytes = sizeof(float) * rows * (size_t)c->sh.n_vocab;
     return cudaMemcpyAsync(logits, c->logits, bytes, cudaMemcpyDeviceToHost, c->stream) == cudaSuccess
@@ -495,9 +418,7 @@ static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens
     rwkv_status s;
     /* decode and batch steps are many short kernels: replayed as graphs */
     if (n <= CUDA_GEMV_ROWS || (rows->n_streams > 1 && out_rows <= LOGIT_ROWS)) {
-        int ran;
-        s = forward_program(c, rows, out_rows, &ran, err);
-        if (s == RWKV_OK && !ran) s = forward_graph(c, rows, out_rows, err);
+        s = forward_graph(c, rows, out_rows, err);
         if (s == RWKV_OK && out_rows) s = download(c, logits, out_rows, err);
     } else {
         s = forward(c, rows, err);

@@ -16,8 +16,6 @@ extern "C" {
 #include "cuda/rwkv_infer.h"
 }
 
-typedef struct decode_program decode_program; /* decode_program.cuh */
-
 /* How a per-layer weight is stored on the device. */
 enum infer_kind {
     W_VEC,      /* float32 vector of `rows` floats */
@@ -70,13 +68,6 @@ typedef struct infer_graph {
     cudaGraphExec_t exec;
 } infer_graph;
 
-/* A pass shape's persistent decode program (decode_program.cuh); p NULL
- * where the shape has none (a step without a phase: it takes the graph). */
-typedef struct infer_program {
-    int n, n_streams, out_rows;
-    decode_program *p;
-} infer_program;
-
 struct rwkv_infer {
     rwkv_infer_shape sh;
     const infer_version *ver;
@@ -100,10 +91,6 @@ struct rwkv_infer {
     size_t in16_floats;
     infer_graph graphs[INFER_GRAPHS];
     int n_graphs;
-    infer_program programs[INFER_GRAPHS];
-    int n_programs;
-    decode_program *recording; /* set while a decode pass is recorded: launch sites append phases to it */
-    unsigned *barrier;         /* the programs' grid-wide barrier words */
 };
 
 static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }

@@ -72,10 +72,6 @@ size_t rwkv_infer_state_floats(const rwkv_infer *ctx);
 rwkv_status rwkv_infer_eval(rwkv_infer *ctx, float *const *d_states, size_t n_states, const int *tokens, size_t n,
                             float *logits, int all_logits, rwkv_error *err);
 
-/* Whether one-row decode passes have run as the persistent decode program
- * (one kernel a token, decode_program.cuh) rather than as graphs of launches. */
-int rwkv_infer_decodes_persistent(const rwkv_infer *ctx);
-
 #ifdef __cplusplus
 }
 #endif

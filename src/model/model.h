@@ -119,9 +119,6 @@ typedef enum cuda_matrices { CUDA_MATRICES_FP32, CUDA_MATRICES_BF16, CUDA_MATRIC
  * the GPU's (model/rwkv_cuda.c). RWKV_ERR_UNSUPPORTED for the GPT baseline,
  * int8 for RWKV-4, and in a build without CUDA (model/rwkv_nocuda.c). */
 rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_error *err);
-/* Whether the model's one-token decode ran on the GPU as one persistent
- * kernel a token (cuda/decode_program.cuh); 0 on the CPU and before any decode. */
-int model_cuda_decodes_persistent(const rwkv_model *m);
 
 /* The bounded-context forward of the backend (model_backend.forward) for
  * the scoring code: RWKV_ERR_UNSUPPORTED for a model without one. */

@@ -127,11 +127,6 @@ static rwkv_status eval_batch(rwkv_model *m, rwkv_state *const *states, const in
     return s;
 }
 
-int model_cuda_decodes_persistent(const rwkv_model *m) {
-    const cuda_model *g = m->device; /* NULL on the CPU */
-    return g && g->wkv && rwkv_infer_decodes_persistent(g->wkv);
-}
-
 static void device_free(rwkv_model *m) {
     cuda_model *g = m->device;
     rwkv4_infer_free(g->v4);

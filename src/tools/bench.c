@@ -241,8 +241,6 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
         times[i] = now_s() - t0;
     }
     machine_read_buffer_free(mb);
-    if (model_cuda_decodes_persistent(m)) /* one kernel a token rather than graphs of launches */
-        snprintf(out->kernels, sizeof out->kernels, "cuda-persistent");
     if (s == RWKV_OK) {
         double med = median(times, o.decode_tokens);
         out->decode_ms_per_token = 1e3 * med;

@@ -15,7 +15,6 @@
 #include "core/tensor.h"
 #include "cuda_test.h"
 #include "formats/formats.h"
-#include "model/model.h"
 #include "rwkv.h"
 #include "rwkv_train.h"
 
@@ -62,10 +61,6 @@ __attribute__((unused)) static void compare_devices(const char *path, const char
     }
     es = max_err(rwkv_state_data(sg), rwkv_state_data(sc), rwkv_state_size(sc));
     CHECK(es <= budget, "%s %s: state after decoding differs by %g", path, precision, es);
-    /* RWKV-7 with heads of 64 decodes as one persistent kernel a token (cuda/decode_program.cuh) */
-    if (decode > 0 && !strcmp(info.version, "7") && info.head_size == 64)
-        CHECK(model_cuda_decodes_persistent(gpu), "%s %s: decode did not run as the persistent program", path,
-              precision ? precision : "fp32");
     printf("  %s %s: max error %.3g (logits), %.3g (state)\n", path, precision ? precision : "fp32", e, es);
     free(lc), free(lg);
     rwkv_state_free(sc), rwkv_state_free(sg);
