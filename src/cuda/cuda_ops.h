@@ -45,6 +45,8 @@ void *cuda_host_alloc(size_t bytes);
 void cuda_host_free(void *p);
 rwkv_status cuda_upload(void *d_dst, const void *src, size_t bytes, rwkv_error *err);
 rwkv_status cuda_download(void *dst, const void *d_src, size_t bytes, rwkv_error *err);
+/* bytes from d_src to d_dst on the device (the driver's copy engine path). */
+void cuda_copy(void *d_dst, const void *d_src, size_t bytes, cuda_stream stream);
 /* d_dst[i] = d_src[i] converted between storage types (float32 <-> bf16). */
 void cuda_convert(cuda_dtype dst_t, void *d_dst, cuda_dtype src_t, const void *d_src, size_t n,
                   cuda_stream stream);

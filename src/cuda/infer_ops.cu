@@ -51,6 +51,8 @@ static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_bl
  * norm kernel), which costs a read of C floats from the cache and saves a
  * second launch, and its small blocks start beside the blocks of the
  * product still running ahead of it (programmatic dependent launch). */
+enum { LN_CHUNK_VALUES = 16 }; /* channels of a row a thread holds: rows of up to 4096 at 256 threads */
+
 template <int FORM, typename T>
 __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const float *lb, float *const *states,
                                       size_t off, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
@@ -59,11 +61,26 @@ __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const flo
     cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
     const size_t r = blockIdx.x;
     const float *xr = x + r * C;
-    float acc = 0.0f;
-    for (int ch = threadIdx.x; ch < C; ch += blockDim.x) acc += xr[ch];
+    /* the thread's first LN_CHUNK_VALUES channels in registers, all their
+     * loads issued before the first use: summed channel by channel from
+     * memory, each load waited for the one before (8.2 us a launch at
+     * C = 2048, measured alone; the sums' order is unchanged) */
+    float v[LN_CHUNK_VALUES], acc = 0.0f;
+#pragma unroll
+    for (int e = 0; e < LN_CHUNK_VALUES; e++) {
+        const int ch = threadIdx.x + e * blockDim.x;
+        v[e] = ch < C ? xr[ch] : 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < LN_CHUNK_VALUES; e++) acc += v[e];
+    for (int ch = threadIdx.x + LN_CHUNK_VALUES * blockDim.x; ch < C; ch += blockDim.x) acc += xr[ch];
     const float mean = block_sum(acc, part) / C;
     acc = 0.0f;
-    for (int ch = threadIdx.x; ch < C; ch += blockDim.x) acc += (xr[ch] - mean) * (xr[ch] - mean);
+#pragma unroll
+    for (int e = 0; e < LN_CHUNK_VALUES; e++)
+        if (threadIdx.x + e * blockDim.x < C) acc += (v[e] - mean) * (v[e] - mean);
+    for (int ch = threadIdx.x + LN_CHUNK_VALUES * blockDim.x; ch < C; ch += blockDim.x)
+        acc += (xr[ch] - mean) * (xr[ch] - mean);
     const float rstd = rsqrtf(block_sum(acc, part) / C + 1e-5f);
     const int ch = blockIdx.y * blockDim.x + threadIdx.x;
     if (ch >= C) return;

@@ -91,6 +91,10 @@ __global__ void convert_kernel(D *dst, const S *src, size_t n) {
         st(dst + i, ld(src + i));
 }
 
+void cuda_copy(void *d_dst, const void *d_src, size_t bytes, cuda_stream stream) {
+    cudaMemcpyAsync(d_dst, d_src, bytes, cudaMemcpyDeviceToDevice, stream);
+}
+
 void cuda_convert(cuda_dtype dst_t, void *d_dst, cuda_dtype src_t, const void *d_src, size_t n,
                   cuda_stream stream) {
     const unsigned blocks = cuda_blocks(n, 256) < 65536 ? cuda_blocks(n, 256) : 65536;
