@@ -183,8 +183,36 @@ static void wkv_by_width(int N, F launch) {
     else if (N <= 128) launch(std::integral_constant<int, 4>());
     else launch(std::integral_constant<int, 8>());
 }
-/* blocks of 8 warps covering the H * N rows of one stream */
-static inline unsigned wkv_blocks(int H, int N) { return (unsigned)(((size_t)H * N + 7) / 8); }
+/* A warp of the one-token kernels holds R rows of a head: one row is 256
+ * bytes of state at N = 64, too few bytes in flight per SM to stream a batch
+ * of states at the memory's speed, while R rows issue R times as many loads
+ * at once and share the head's inputs. R = 4 wherever N allows. */
+template <class F>
+static void wkv_by_shape(int N, F launch) {
+    wkv_by_width(N, [&](auto width) {
+        if (N % 4 == 0) launch(width, std::integral_constant<int, 4>());
+        else launch(width, std::integral_constant<int, 1>());
+    });
+}
+/* blocks of 8 warps covering the H * N rows of one stream, R rows a warp */
+static inline unsigned wkv_blocks(int H, int N, int R) { return (unsigned)(((size_t)H * N / R + 7) / 8); }
+/* R warp sums side by side: their shuffles overlap */
+template <int R>
+__device__ __forceinline__ void warp_sums(float *x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int m = 0; m < R; m++) x[m] += __shfl_xor_sync(0xffffffffu, x[m], o);
+}
+/* x[lane] for lane < R, without indexing a register array at run time */
+template <int R>
+__device__ __forceinline__ float wkv_pick(const float *x, int lane) {
+    float v = x[0];
+#pragma unroll
+    for (int m = 1; m < R; m++)
+        if (lane == m) v = x[m];
+    return v;
+}
 /* Whether every array is 16-byte aligned (the long-stream kernels read float4s). */
 static inline bool wkv_aligned16(const float *const *arrays, int n) {
     for (int i = 0; i < n; i++)

@@ -1,7 +1,7 @@
 /* The RWKV-7 WKV of inference (kernels/wkv7.c, the generalised delta rule)
  * continuing each stream's float32 state. Row i of a head's state only ever
- * reads row i (kernels/wkv.h), so every (stream, head, row) is a warp of its
- * own: the row sits in the lanes' registers (lane holds columns lane,
+ * reads row i (kernels/wkv.h), so every (stream, head, R rows) is a warp of
+ * its own: the rows sit in the lanes' registers (lane holds columns lane,
  * lane + 32, ...), the per-token sums are warp sums, and no warp waits on
  * another. The stream's tokens go through in order, the next token's inputs
  * loaded while the current one is computed. */
@@ -9,15 +9,16 @@
 
 #include "cuda/rwkv_infer.cuh"
 
-/* E = state columns per lane: ceil(N / 32), a power of two up to CUDA_WKV_MAX_HEAD / 32 */
-template <int E>
+/* E = state columns per lane: ceil(N / 32), a power of two up to CUDA_WKV_MAX_HEAD / 32;
+ * R = state rows per warp (wkv_by_shape): the rows of one head share r, w, k, a, b */
+template <int E, int R>
 struct wkv7_in {
-    float r[E], w[E], k[E], a[E], b[E], v;
+    float r[E], w[E], k[E], a[E], b[E], v[R];
 };
 
-template <int E>
-__device__ __forceinline__ void wkv7_load(wkv7_in<E> *in, const float *r, const float *w, const float *k,
-                                          const float *a, const float *b, const float *v, size_t o, int i,
+template <int E, int R>
+__device__ __forceinline__ void wkv7_load(wkv7_in<E, R> *in, const float *r, const float *w, const float *k,
+                                          const float *a, const float *b, const float *v, size_t o, int i0,
                                           int lane, int N) {
 #pragma unroll
     for (int q = 0; q < E; q++) {
@@ -26,39 +27,48 @@ __device__ __forceinline__ void wkv7_load(wkv7_in<E> *in, const float *r, const 
         in->r[q] = on ? r[o + j] : 0.0f, in->w[q] = on ? w[o + j] : 0.0f, in->k[q] = on ? k[o + j] : 0.0f;
         in->a[q] = on ? a[o + j] : 0.0f, in->b[q] = on ? b[o + j] : 0.0f;
     }
-    in->v = v[o + i];
+#pragma unroll
+    for (int m = 0; m < R; m++) in->v[m] = v[o + i0 + m];
 }
 
-template <int E>
+template <int E, int R>
 __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int H, int N, const float *r,
                                   const float *w, const float *k, const float *v, const float *a, const float *b,
                                   float *y) {
-    const int row = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32), lane = threadIdx.x & 31;
-    if (row >= H * N) return;
-    const int stream = blockIdx.y, h = row / N, i = row % N, A = H * N;
-    float *st = states[stream] + off + (size_t)row * N;
-    float s[E];
-    wkv_row_load<E>(s, st, lane, N);
+    const int row0 = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32) * R, lane = threadIdx.x & 31;
+    if (row0 >= H * N) return;
+    const int stream = blockIdx.y, h = row0 / N, i0 = row0 % N, A = H * N;
+    float *st = states[stream] + off + (size_t)row0 * N;
+    float s[R][E];
+#pragma unroll
+    for (int m = 0; m < R; m++) wkv_row_load<E>(s[m], st + (size_t)m * N, lane, N);
     const size_t first = (size_t)stream * per * A + (size_t)h * N;
-    wkv7_in<E> cur, next;
-    wkv7_load(&cur, r, w, k, a, b, v, first, i, lane, N);
+    wkv7_in<E, R> cur, next;
+    wkv7_load(&cur, r, w, k, a, b, v, first, i0, lane, N);
     for (int t = 0; t < per; t++) {
         const size_t o = first + (size_t)t * A;
-        if (t + 1 < per) wkv7_load(&next, r, w, k, a, b, v, o + A, i, lane, N);
-        float sa = 0.0f, acc = 0.0f;
+        if (t + 1 < per) wkv7_load(&next, r, w, k, a, b, v, o + A, i0, lane, N);
+        float sa[R], acc[R];
 #pragma unroll
-        for (int q = 0; q < E; q++) sa += s[q] * cur.a[q];
-        sa = warp_sum(sa);
+        for (int m = 0; m < R; m++) {
+            sa[m] = 0.0f, acc[m] = 0.0f;
 #pragma unroll
-        for (int q = 0; q < E; q++) {
-            s[q] = s[q] * cur.w[q] + sa * cur.b[q] + cur.v * cur.k[q];
-            acc += s[q] * cur.r[q];
+            for (int q = 0; q < E; q++) sa[m] += s[m][q] * cur.a[q];
         }
-        acc = warp_sum(acc);
-        if (lane == 0) y[o + i] = acc;
+        warp_sums<R>(sa);
+#pragma unroll
+        for (int m = 0; m < R; m++)
+#pragma unroll
+            for (int q = 0; q < E; q++) {
+                s[m][q] = s[m][q] * cur.w[q] + sa[m] * cur.b[q] + cur.v[m] * cur.k[q];
+                acc[m] += s[m][q] * cur.r[q];
+            }
+        warp_sums<R>(acc);
+        if (lane < R) y[o + i0 + lane] = wkv_pick<R>(acc, lane);
         cur = next;
     }
-    wkv_row_store<E>(st, s, lane, N);
+#pragma unroll
+    for (int m = 0; m < R; m++) wkv_row_store<E>(st + (size_t)m * N, s[m], lane, N);
 }
 
 /* ---- long streams (prefill) ----------------------------------------------------
@@ -192,9 +202,10 @@ void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const flo
         });
         return;
     }
-    const dim3 grid(wkv_blocks(H, N), rows->n_streams);
-    wkv_by_width(N, [&](auto width) {
-        wkv7_state_kernel<decltype(width)::value><<<grid, 256, 0, s>>>(
-            rows->states, off, rows->per, H, N, r, w, k, v, a, b, y);
+    wkv_by_shape(N, [&](auto width, auto rows_per_warp) {
+        constexpr int R = decltype(rows_per_warp)::value;
+        const dim3 grid(wkv_blocks(H, N, R), rows->n_streams);
+        wkv7_state_kernel<decltype(width)::value, R><<<grid, 256, 0, s>>>(rows->states, off, rows->per, H, N, r,
+                                                                           w, k, v, a, b, y);
     });
 }

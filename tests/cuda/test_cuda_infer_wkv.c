@@ -92,14 +92,15 @@ static void test_vectors_v7(void) { check_case("rwkv7", "tiny"), check_case("rwk
  * 2048-row passes, its 256-row chunks of logits and the CPU's 256-token
  * chunks (the chunked WKV for heads of 64, its last chunk of the 52-token
  * pass partly past the end; the long-stream kernel for heads of 32 and 128;
- * the general one for 48). */
+ * the general one for 48, four rows a warp, and 34, one row a warp). */
 static void random_v7(const char *precision, double budget) {
     NEED_GPU();
     static const int shapes[][5] = {
-        {97, 128, 3, 256, 32}, {300, 256, 2, 512, 64}, {61, 256, 1, 256, 128}, {50, 96, 1, 128, 48}};
+        {97, 128, 3, 256, 32}, {300, 256, 2, 512, 64}, {61, 256, 1, 256, 128}, {50, 96, 1, 128, 48},
+        {40, 68, 1, 128, 34}};
     enum { N = 2100 };
     static int tok[N];
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < 5; s++) {
         char path[64];
         snprintf(path, sizeof path, "/tmp/rwkv_infer7_%d_%d.safetensors", (int)getpid(), s);
         CHECK(write_random_arch(path, "rwkv7", shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
@@ -112,17 +113,20 @@ static void random_v7(const char *precision, double budget) {
 }
 
 /* Random RWKV-5.2 and RWKV-6 models (`rwkv init --uniform`) against the CPU
- * over 2100 tokens: the grouped WKV and the bf16 mixes of large passes. */
+ * over 2100 tokens: the grouped WKV and the bf16 mixes of large passes; heads
+ * of 64 (four state rows a warp) and, for RWKV-6, of 34 (one row a warp). */
 static void test_random_v5_v6(void) {
     NEED_GPU();
-    static const char *const arch[] = {"rwkv5", "rwkv6"};
+    static const char *const arch[] = {"rwkv5", "rwkv6", "rwkv6"};
+    static const int width[] = {256, 256, 68}, head[] = {64, 64, 34};
     enum { N = 2100 };
     static int tok[N];
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < 3; v++) {
         char path[64];
         snprintf(path, sizeof path, "/tmp/rwkv_infer56_%d_%d.safetensors", (int)getpid(), v);
         rwkv_init_options o = rwkv_init_options_default();
-        o.arch = arch[v], o.n_layer = 2, o.n_embd = 256, o.n_vocab = 151, o.uniform = 1, o.seed = 21 + v;
+        o.arch = arch[v], o.n_layer = 2, o.n_embd = width[v], o.n_vocab = 151, o.uniform = 1, o.seed = 21 + v;
+        o.head_size = head[v];
         CHECK(rwkv_init_checkpoint(&o, path, NULL) == RWKV_OK, "%s model", arch[v]);
         for (int i = 0; i < N; i++) tok[i] = (int)urand(0, 150.99f);
         compare_devices(path, "fp32", tok, N, 5, 2e-4);
