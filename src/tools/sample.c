@@ -1,20 +1,18 @@
 /* Token sampling with the ChatRWKV pipeline's semantics (include/rwkv_sample.h,
- * docs/generation.md).
+ * docs/generation.md): the occurrence table and the penalties here, the
+ * distribution and the draw in kernels/draw.c.
  *
  * Numerics follow the reference where it matters for the outcome: the
  * occurrence weights and the penalty sums are doubles (Python floats), the
  * penalty is rounded to float and subtracted from the float logit (a float32
- * torch tensor); the cumulative sum that decides the nucleus cut is a
- * sequential float32 sum (numpy cumsum) compared with top_p rounded to float;
- * the final draw walks the cumulative distribution in double, in id order
- * (numpy random.choice). The softmax is exp in float32 (as torch's) with
- * the normaliser summed in double. */
+ * torch tensor). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/draw.h"
 #include "rwkv_sample.h"
 
 struct rwkv_sampler {
@@ -31,9 +29,8 @@ struct rwkv_sampler {
     rng rng;
     /* scratch, n_vocab entries */
     float *work;
-    int *order, *order2;
-    uint32_t *keys; /* 2 * work_cap */
     size_t work_cap;
+    draw_work draw;
 };
 
 void rwkv_sampler_seed(rwkv_sampler *s, uint64_t seed) {
@@ -102,9 +99,7 @@ void rwkv_sampler_free(rwkv_sampler *s) {
     free(s->present);
     free(s->ids);
     free(s->work);
-    free(s->order);
-    free(s->order2);
-    free(s->keys);
+    draw_work_free(&s->draw);
     free(s);
 }
 
@@ -188,159 +183,18 @@ void rwkv_sampler_penalize(const rwkv_sampler *s, float *logits, int n_vocab) {
     }
 }
 
-/* ---- the distribution -------------------------------------------------- */
+static draw_rule rule_of(const rwkv_sampler *s) {
+    const draw_rule r = {s->p.temperature, s->p.top_p, s->p.top_k};
+    return r;
+}
 
 static int grow_work(rwkv_sampler *s, size_t n) {
+    if (draw_work_reserve(&s->draw, n)) return -1;
     if (n <= s->work_cap) return 0;
     float *w = realloc(s->work, n * sizeof *w);
     if (!w) return -1;
     s->work = w;
-    int *o = realloc(s->order, n * sizeof *o);
-    if (!o) return -1;
-    s->order = o;
-    o = realloc(s->order2, n * sizeof *o);
-    if (!o) return -1;
-    s->order2 = o;
-    uint32_t *k = realloc(s->keys, 2 * n * sizeof *k);
-    if (!k) return -1;
-    s->keys = k;
     s->work_cap = n;
-    return 0;
-}
-
-/* Sorts ids[0..n) by probs descending, ties by id ascending (the ids come
- * in ascending order): a stable LSD radix sort on the float bits, which
- * order like unsigned integers for the non-negative probabilities. */
-static void sort_ids(rwkv_sampler *s, const float *probs, int *ids, size_t n) {
-    enum { BITS = 11, BUCKETS = 1 << BITS }; /* 3 passes over 32 bits */
-    uint32_t *kin = s->keys, *kout = s->keys + s->work_cap;
-    int *iin = ids, *iout = s->order2;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &probs[ids[i]], 4);
-        kin[i] = ~u; /* ascending ~bits = descending probability */
-    }
-    size_t count[BUCKETS];
-    for (int shift = 0; shift < 32; shift += BITS) {
-        memset(count, 0, sizeof count);
-        for (size_t i = 0; i < n; i++) count[(kin[i] >> shift) & (BUCKETS - 1)]++;
-        size_t sum = 0;
-        for (size_t b = 0; b < BUCKETS; b++) {
-            size_t c = count[b];
-            count[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++) {
-            size_t d = count[(kin[i] >> shift) & (BUCKETS - 1)]++;
-            kout[d] = kin[i];
-            iout[d] = iin[i];
-        }
-        uint32_t *tk = kin;
-        kin = kout;
-        kout = tk;
-        int *ti = iin;
-        iin = iout;
-        iout = ti;
-    }
-    if (iin != ids) memcpy(ids, iin, n * sizeof *ids);
-}
-
-/* Writes the sampling distribution of the (already penalised) logits into
- * probs. Returns 0, or -1 when nothing can be sampled. For temperature 0 the
- * index of the winner is returned through *greedy (else -1). */
-static int distribution(rwkv_sampler *s, float *probs, int n, int *greedy) {
-    *greedy = -1;
-    float mx = -INFINITY;
-    int arg = -1;
-    for (int i = 0; i < n; i++) {
-        float v = probs[i];
-        if (isnan(v) || v == INFINITY) return -1;
-        if (v > mx) {
-            mx = v;
-            arg = i;
-        }
-    }
-    if (arg < 0) return -1; /* every logit -inf */
-    if (s->p.temperature == 0) {
-        for (int i = 0; i < n; i++) probs[i] = 0;
-        probs[arg] = 1;
-        *greedy = arg;
-        return 0;
-    }
-    /* softmax */
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        float e = expf(probs[i] - mx);
-        sum += e;
-        probs[i] = e;
-    }
-    for (int i = 0; i < n; i++) probs[i] = (float)((double)probs[i] / sum);
-
-    const float top_p = (float)s->p.top_p;
-    const int top_k = s->p.top_k;
-    const int use_p = s->p.top_p < 1;
-    const int use_k = top_k > 0 && top_k < n;
-    if (use_p || use_k) {
-        int *ord = s->order;
-        size_t m = 0;
-        int sorted_all = 0;
-        if (use_p && !use_k) {
-            /* Only the head of the sorted order matters: sort the ids with
-             * p >= t, where the ids below t hold less than (1 - top_p)/2 of
-             * the mass, so the cumulative sum reaches top_p among them; fall
-             * back to the full sort when rounding says otherwise. */
-            float t = (float)((1.0 - s->p.top_p) / (2.0 * n));
-            for (int i = 0; i < n; i++)
-                if (probs[i] >= t) ord[m++] = i;
-            sort_ids(s, probs, ord, m);
-        } else {
-            for (int i = 0; i < n; i++) ord[i] = i;
-            m = (size_t)n;
-            sort_ids(s, probs, ord, m);
-            sorted_all = 1;
-        }
-        if (use_p) {
-            for (int pass = 0; pass < 2; pass++) {
-                float c = 0;
-                size_t k = m;
-                for (size_t i = 0; i < m; i++) {
-                    c += probs[ord[i]];
-                    if (c >= top_p) {
-                        k = i;
-                        break;
-                    }
-                }
-                if (k < m) {
-                    float cutoff = probs[ord[k]];
-                    for (int i = 0; i < n; i++)
-                        if (probs[i] < cutoff) probs[i] = 0;
-                    break;
-                }
-                if (sorted_all) break; /* never reaches top_p: keep everything */
-                for (int i = 0; i < n; i++) ord[i] = i;
-                m = (size_t)n;
-                sort_ids(s, probs, ord, m);
-                sorted_all = 1;
-            }
-        }
-        if (use_k)
-            for (size_t i = (size_t)top_k; i < m; i++) probs[ord[i]] = 0;
-    }
-    if (s->p.temperature != 1) {
-        float e = (float)(1.0 / s->p.temperature);
-        for (int i = 0; i < n; i++)
-            if (probs[i] > 0) probs[i] = powf(probs[i], e);
-    }
-    double total = 0;
-    for (int i = 0; i < n; i++) total += probs[i];
-    if (!(total > 0) || !isfinite(total)) {
-        /* a very low temperature underflowed every survivor: the top one wins */
-        for (int i = 0; i < n; i++) probs[i] = 0;
-        probs[arg] = 1;
-        *greedy = arg;
-        return 0;
-    }
-    for (int i = 0; i < n; i++) probs[i] = (float)(probs[i] / total);
     return 0;
 }
 
@@ -349,8 +203,9 @@ int rwkv_sampler_distribution(rwkv_sampler *s, const float *logits, int n_vocab,
     memcpy(probs, logits, (size_t)n_vocab * sizeof *probs);
     rwkv_sampler_penalize(s, probs, n_vocab);
     if (grow_work(s, (size_t)n_vocab)) return -1;
+    const draw_rule rule = rule_of(s);
     int greedy;
-    return distribution(s, probs, n_vocab, &greedy);
+    return draw_distribution(&rule, &s->draw, probs, n_vocab, &greedy);
 }
 
 int rwkv_sampler_sample(rwkv_sampler *s, const float *logits, int n_vocab) {
@@ -359,21 +214,9 @@ int rwkv_sampler_sample(rwkv_sampler *s, const float *logits, int n_vocab) {
     float *probs = s->work;
     memcpy(probs, logits, (size_t)n_vocab * sizeof *probs);
     rwkv_sampler_penalize(s, probs, n_vocab);
+    const draw_rule rule = rule_of(s);
     int greedy;
-    if (distribution(s, probs, n_vocab, &greedy)) return -1;
+    if (draw_distribution(&rule, &s->draw, probs, n_vocab, &greedy)) return -1;
     if (greedy >= 0) return greedy;
-    double total = 0;
-    int last = -1;
-    for (int i = 0; i < n_vocab; i++)
-        if (probs[i] > 0) {
-            total += probs[i];
-            last = i;
-        }
-    if (last < 0) return -1;
-    double target = rwkv_sampler_uniform(s) * total, c = 0;
-    for (int i = 0; i < n_vocab; i++) {
-        c += probs[i];
-        if (c > target && probs[i] > 0) return i;
-    }
-    return last; /* rounding: the target fell past the last step */
+    return draw_pick(probs, n_vocab, rwkv_sampler_uniform(s));
 }
