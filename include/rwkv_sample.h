@@ -102,6 +102,43 @@ RWKV_API double rwkv_sampler_occurrence(const rwkv_sampler *s, int token, int *p
 /* One raw draw of the generator, uniform in [0, 1) with 53 random bits. */
 RWKV_API double rwkv_sampler_uniform(rwkv_sampler *s);
 
+/* ---- Batched decode that draws the next tokens -------------------------- */
+
+/* How one row's next token is drawn: step 3 above with its random number
+ * given, after a list of biases that stands for steps 1-2. */
+typedef struct rwkv_draw {
+    double temperature;  /* 0: greedy */
+    double top_p;        /* [0, 1]; 1 keeps everything */
+    int top_k;           /* 0: off */
+    double uniform;      /* the draw's number in [0, 1) (rwkv_sampler_uniform) */
+    const int *bias_ids; /* n_bias ids (distinct; others are added in turn): */
+    const float *bias;   /* bias[i] is added to logit bias_ids[i]; -INFINITY bans it */
+    size_t n_bias;       /* ids outside the vocabulary are skipped */
+} rwkv_draw;
+
+/* Fills d for the sampler's next token: its rule, its bans and penalties as
+ * the bias list (memory the sampler owns, valid until its next call), and
+ * one number from its generator (none at temperature 0, where no number is
+ * used). With the same logits, rwkv_eval_batch_sample's token for d is the
+ * token rwkv_sampler_sample would draw; the generator then differs only
+ * where rwkv_sampler_sample would have drawn nothing (every survivor of the
+ * nucleus underflowing at a tiny temperature: the top token wins). */
+RWKV_API rwkv_status rwkv_sampler_draw(rwkv_sampler *s, int n_vocab, rwkv_draw *d, rwkv_error *err);
+
+/* rwkv_eval_batch, then next[i] = the token drawn from row i's logits by
+ * draws[i], or -1 where none can be (a NaN or +inf logit, everything
+ * banned). The CPU draws exactly as rwkv_sampler_sample (the same token for
+ * the same logits, rule and number); a GPU model (RWKV-5/6/7) draws on the
+ * device, so that the logits of a large batch never cross to the host, with
+ * the same rules in other summation orders: its token can differ only where
+ * the number or top_p falls within float rounding of a boundary between two
+ * tokens. RWKV_ERR_ARG for the errors of rwkv_eval_batch and for a rule out
+ * of range (temperature < 0 or not finite, top_p outside [0, 1], top_k < 0,
+ * uniform outside [0, 1), a NULL bias list of n_bias > 0), checked before
+ * any row is fed. */
+RWKV_API rwkv_status rwkv_eval_batch_sample(rwkv_model *model, rwkv_state *const *states, const int *tokens, size_t n,
+                                            const rwkv_draw *draws, int *next, rwkv_error *err);
+
 #ifdef __cplusplus
 }
 #endif

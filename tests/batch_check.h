@@ -56,7 +56,7 @@ static int batch_same_bits(rwkv_state *a, rwkv_state *b, const float *la, const 
 }
 
 /* Runs every check on model m; returns 1, or 0 with *why set. */
-static int batch_check(rwkv_model *m, char *why, size_t wsz) {
+__attribute__((unused)) static int batch_check(rwkv_model *m, char *why, size_t wsz) {
     rwkv_model_info info;
     rwkv_model_get_info(m, &info);
     const int V = info.n_vocab, B = BATCH_MAX;

@@ -205,12 +205,18 @@ static rwkv_status check_batch_states(const rwkv_model *m, rwkv_state *const *st
     return RWKV_OK;
 }
 
+rwkv_status model_check_batch(const rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
+                              rwkv_error *err) {
+    rwkv_status s = check_tokens(m, tokens, n, err);
+    return s != RWKV_OK ? s : check_batch_states(m, states, n, err);
+}
+
 rwkv_status rwkv_eval_batch(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n, float *logits,
                             rwkv_error *err) {
     if (!m || (n && (!states || !tokens))) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch: null argument");
     if (n == 0) return rwkv_ok(err);
-    rwkv_status s = check_tokens(m, tokens, n, err);
-    if (s != RWKV_OK || (s = check_batch_states(m, states, n, err)) != RWKV_OK) return s;
+    rwkv_status s = model_check_batch(m, states, tokens, n, err);
+    if (s != RWKV_OK) return s;
     if ((s = m->backend->eval_batch(m, states, tokens, n, logits, err)) != RWKV_OK) return s;
     for (size_t i = 0; i < n; i++) states[i]->pos++;
     return rwkv_ok(err);

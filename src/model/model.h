@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 #include "kernels/kernels.h"
 #include "rwkv.h"
+#include "rwkv_sample.h"
 
 typedef struct model_backend {
     const char *device; /* "cpu", "cuda" */
@@ -35,6 +36,11 @@ typedef struct model_backend {
      * and contexts already checked), as rwkv_eval_batch: logits [n][V]. */
     rwkv_status (*eval_batch)(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n, float *logits,
                               rwkv_error *err);
+    /* As eval_batch, then next[i] drawn from row i's logits by draws[i]
+     * (already checked) on the device (NULL: the logits come to the host
+     * and model_eval_batch_draw_host draws there). */
+    rwkv_status (*eval_batch_draw)(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
+                                   const rwkv_draw *draws, int *next, rwkv_error *err);
     /* Bounded-context models only (NULL otherwise): logits [n][V] of tokens
      * fed from position 0 without any state, 1 <= n <= n_ctx (the GPT's
      * whole-sequence forward, for scoring windows). */
@@ -119,6 +125,15 @@ typedef enum cuda_matrices { CUDA_MATRICES_FP32, CUDA_MATRICES_BF16, CUDA_MATRIC
  * the GPU's (model/rwkv_cuda.c). RWKV_ERR_UNSUPPORTED for the GPT baseline,
  * int8 for RWKV-4, and in a build without CUDA (model/rwkv_nocuda.c). */
 rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_error *err);
+
+/* rwkv_eval_batch's checks of the tokens and states (model/model.c). */
+rwkv_status model_check_batch(const rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
+                              rwkv_error *err);
+
+/* The backend's eval_batch, then each row drawn on the host by kernels/draw.c
+ * (model/batch_draw.c): every backend without a draw of its own. */
+rwkv_status model_eval_batch_draw_host(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
+                                       const rwkv_draw *draws, int *next, rwkv_error *err);
 
 /* The bounded-context forward of the backend (model_backend.forward) for
  * the scoring code: RWKV_ERR_UNSUPPORTED for a model without one. */

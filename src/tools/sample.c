@@ -31,6 +31,10 @@ struct rwkv_sampler {
     float *work;
     size_t work_cap;
     draw_work draw;
+    /* rwkv_sampler_draw's bias list */
+    int *bias_ids;
+    float *bias;
+    size_t bias_cap;
 };
 
 void rwkv_sampler_seed(rwkv_sampler *s, uint64_t seed) {
@@ -100,6 +104,8 @@ void rwkv_sampler_free(rwkv_sampler *s) {
     free(s->ids);
     free(s->work);
     draw_work_free(&s->draw);
+    free(s->bias_ids);
+    free(s->bias);
     free(s);
 }
 
@@ -219,4 +225,43 @@ int rwkv_sampler_sample(rwkv_sampler *s, const float *logits, int n_vocab) {
     if (draw_distribution(&rule, &s->draw, probs, n_vocab, &greedy)) return -1;
     if (greedy >= 0) return greedy;
     return draw_pick(probs, n_vocab, rwkv_sampler_uniform(s));
+}
+
+/* ---- the draw of a batched decode --------------------------------------- */
+
+static int grow_bias(rwkv_sampler *s, size_t n) {
+    if (n <= s->bias_cap) return 0;
+    int *ids = realloc(s->bias_ids, n * sizeof *ids);
+    if (!ids) return -1;
+    s->bias_ids = ids;
+    float *b = realloc(s->bias, n * sizeof *b);
+    if (!b) return -1;
+    s->bias = b;
+    s->bias_cap = n;
+    return 0;
+}
+
+/* The bans, then the penalties, as rwkv_sampler_penalize applies them: a
+ * ban sets -inf whatever comes after, and logit + (-pen) is logit - pen. */
+rwkv_status rwkv_sampler_draw(rwkv_sampler *s, int n_vocab, rwkv_draw *d, rwkv_error *err) {
+    if (!s || !d || n_vocab <= 0) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_sampler_draw: bad argument");
+    if (grow_bias(s, s->n_ban + s->n_ids)) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_ban; i++)
+        if (s->ban[i] < n_vocab) s->bias_ids[n] = s->ban[i], s->bias[n++] = -INFINITY;
+    for (size_t i = 0; i < s->n_ids; i++) {
+        const int j = s->ids[i];
+        if (j >= n_vocab) continue;
+        s->bias_ids[n] = j;
+        s->bias[n++] = -(float)(s->p.alpha_presence + s->occ[j] * s->p.alpha_frequency);
+    }
+    memset(d, 0, sizeof *d);
+    d->temperature = s->p.temperature;
+    d->top_p = s->p.top_p;
+    d->top_k = s->p.top_k;
+    d->uniform = s->p.temperature == 0 ? 0.0 : rwkv_sampler_uniform(s);
+    d->bias_ids = s->bias_ids;
+    d->bias = s->bias;
+    d->n_bias = n;
+    return rwkv_ok(err);
 }

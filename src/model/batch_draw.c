@@ -1,0 +1,68 @@
+/* rwkv_eval_batch_sample (include/rwkv_sample.h): a batched decode whose
+ * rows are drawn into next tokens, on the device where the backend can
+ * (model_backend.eval_batch_draw), else on the host by kernels/draw.c, the
+ * sampler's own code. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/draw.h"
+#include "model/model.h"
+
+static rwkv_status check_draw(const rwkv_draw *d, size_t row, rwkv_error *err) {
+    if (!(d->temperature >= 0) || !isfinite(d->temperature))
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: temperature %g is not a finite number >= 0",
+                         row, d->temperature);
+    if (!(d->top_p >= 0 && d->top_p <= 1))
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: top_p %g is outside [0, 1]", row,
+                         d->top_p);
+    if (d->top_k < 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: top_k %d is negative", row, d->top_k);
+    if (!(d->uniform >= 0 && d->uniform < 1))
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: uniform %g is outside [0, 1)", row,
+                         d->uniform);
+    if (d->n_bias && (!d->bias_ids || !d->bias))
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: %zu biases but a NULL list", row,
+                         d->n_bias);
+    return RWKV_OK;
+}
+
+/* Row i's token from its logits (clobbered). */
+static int draw_row(const rwkv_draw *d, draw_work *w, float *logits, int V) {
+    draw_apply_bias(logits, V, d->bias_ids, d->bias, d->n_bias);
+    const draw_rule rule = {d->temperature, d->top_p, d->top_k};
+    int greedy;
+    if (draw_distribution(&rule, w, logits, V, &greedy)) return -1;
+    return greedy >= 0 ? greedy : draw_pick(logits, V, d->uniform);
+}
+
+rwkv_status model_eval_batch_draw_host(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
+                                       const rwkv_draw *draws, int *next, rwkv_error *err) {
+    const int V = m->info.n_vocab;
+    float *logits = rwkv_logits_alloc(m, n, err);
+    if (!logits) return RWKV_ERR_NOMEM;
+    draw_work w = {0};
+    rwkv_status s = m->backend->eval_batch(m, states, tokens, n, logits, err);
+    if (s == RWKV_OK && draw_work_reserve(&w, (size_t)V))
+        s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the draw of %d logits", V);
+    for (size_t i = 0; i < n && s == RWKV_OK; i++) next[i] = draw_row(&draws[i], &w, logits + i * (size_t)V, V);
+    draw_work_free(&w);
+    rwkv_logits_free(m, logits);
+    return s;
+}
+
+rwkv_status rwkv_eval_batch_sample(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
+                                   const rwkv_draw *draws, int *next, rwkv_error *err) {
+    if (!m || (n && (!states || !tokens || !draws || !next)))
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: null argument");
+    if (n == 0) return rwkv_ok(err);
+    rwkv_status s = model_check_batch(m, states, tokens, n, err);
+    for (size_t i = 0; i < n && s == RWKV_OK; i++) s = check_draw(&draws[i], i, err);
+    if (s != RWKV_OK) return s;
+    s = m->backend->eval_batch_draw ? m->backend->eval_batch_draw(m, states, tokens, n, draws, next, err)
+                                    : model_eval_batch_draw_host(m, states, tokens, n, draws, next, err);
+    if (s != RWKV_OK) return s;
+    for (size_t i = 0; i < n; i++) states[i]->pos++;
+    return rwkv_ok(err);
+}
