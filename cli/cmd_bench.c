@@ -197,9 +197,13 @@ int cmd_bench(int argc, char **argv) {
     printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);
     printf("prefill          %.1f tokens/s (%.1f GFLOP/s; runs %.1f-%.1f tokens/s)\n", r.prefill_tokens_per_s,
            r.prefill_gflops, r.prefill_tokens_per_s_min, r.prefill_tokens_per_s_max);
-    if (r.batch > 1)
+    if (r.batch > 1) {
         printf("batch decode     %d sequences: %.3f ms/step, %.0f tokens/s in all\n", r.batch, r.batch_ms_per_step,
                r.batch_tokens_per_s);
+        printf("batch + draw     %d sequences: %.3f ms/step, %.0f tokens/s in all (next tokens drawn %s)\n", r.batch,
+               r.batch_draw_ms_per_step, r.batch_draw_tokens_per_s,
+               on_gpu ? "on the device, no logits copied" : "from the logits");
+    }
     if (r.machine_read_gbps > 0 && on_gpu) {
         printf("device           %s: copy bandwidth %.1f GB/s, bf16 matrix-product peak %.1f TFLOP/s\n", device,
                r.machine_read_gbps, r.machine_fma_gflops * 1e-3);

@@ -8,7 +8,8 @@
  *   - prefill: tokens per second for a prompt of `prompt_tokens` tokens in
  *     sequence mode (median of `prefill_repeats` runs from a fresh state);
  *   - optionally a batched decode: `batch` sequences advanced one token each
- *     per rwkv_eval_batch step, as aggregate tokens per second;
+ *     per rwkv_eval_batch step, as aggregate tokens per second, and the same
+ *     with the next tokens drawn by rwkv_eval_batch_sample;
  *   - the machine: its read bandwidth (large buffer sum) and float32 FMA
  *     peak, both measured now with the same thread count, interleaved with
  *     the decode steps / prefill runs so that on a shared machine both
@@ -75,6 +76,9 @@ typedef struct rwkv_bench_result {
     int batch;                      /* the batched decode's sequences (0: not measured) */
     double batch_ms_per_step;       /* median time of one rwkv_eval_batch step */
     double batch_tokens_per_s;      /* batch / batch_ms_per_step: tokens/s of all sequences together */
+    double batch_draw_ms_per_step;  /* the same with each row's next token drawn (rwkv_eval_batch_sample:
+                                       temperature 1, top_p 0.85; on a GPU without the logits' download) */
+    double batch_draw_tokens_per_s;
     /* the share of weight_bytes_per_token decode reads from the copies of
      * its matrices grouped 16 rows at a time at load (docs/quantization.md;
      * 0: none, always on the GPU) */

@@ -114,6 +114,9 @@ typedef struct rwkv_draw {
     const int *bias_ids; /* n_bias ids (distinct; others are added in turn): */
     const float *bias;   /* bias[i] is added to logit bias_ids[i]; -INFINITY bans it */
     size_t n_bias;       /* ids outside the vocabulary are skipped */
+    int n_ids;           /* > 0: draw among ids [0, n_ids) only, as rwkv_sampler_sample with
+                            n_vocab = n_ids (a tokenizer's vocabulary smaller than the model's);
+                            0: the whole vocabulary */
 } rwkv_draw;
 
 /* Fills d for the sampler's next token: its rule, its bans and penalties as
@@ -134,8 +137,8 @@ RWKV_API rwkv_status rwkv_sampler_draw(rwkv_sampler *s, int n_vocab, rwkv_draw *
  * the number or top_p falls within float rounding of a boundary between two
  * tokens. RWKV_ERR_ARG for the errors of rwkv_eval_batch and for a rule out
  * of range (temperature < 0 or not finite, top_p outside [0, 1], top_k < 0,
- * uniform outside [0, 1), a NULL bias list of n_bias > 0), checked before
- * any row is fed. */
+ * uniform outside [0, 1), a NULL bias list of n_bias > 0, n_ids < 0),
+ * checked before any row is fed. */
 RWKV_API rwkv_status rwkv_eval_batch_sample(rwkv_model *model, rwkv_state *const *states, const int *tokens, size_t n,
                                             const rwkv_draw *draws, int *next, rwkv_error *err);
 

@@ -3,7 +3,8 @@
  *  - every row's token equals rwkv_sampler_sample's on the same logits
  *    (rwkv_eval_batch of copies of the states) with a twin sampler, over
  *    several steps with rules from greedy to hot, nucleus and top-k cuts,
- *    bans and penalties, and the twins' generators stay in step;
+ *    bans and penalties, the draw among the first ids only, and the twins'
+ *    generators stay in step;
  *  - a row with every token banned draws -1, the others still draw;
  *  - a rule out of range is refused before any row is fed.
  * For RWKV-7 and RWKV-4 (the host path every CPU backend takes) and the GPT. */
@@ -47,6 +48,9 @@ static void row_params(int i, rwkv_sampler_params *p) {
     if (i % 3 == 1) p->token_ban = ban, p->n_token_ban = 6;
 }
 
+/* Every fourth row draws among the first 120 ids only (a tokenizer smaller than the model). */
+static int n_ids(int i) { return i % 4 == 3 ? 120 : 0; }
+
 static void check_model(const char *arch) {
     char why[512] = "";
     rwkv_model *m = make_model(arch, why, sizeof why);
@@ -69,11 +73,14 @@ static void check_model(const char *arch) {
         tok[i] = (7 * i + 1) % VOCAB;
     }
     for (int step = 0; step < STEPS; step++) {
-        for (int i = 0; i < B; i++) CHECK(rwkv_sampler_draw(sa[i], VOCAB, &d[i], &err) == RWKV_OK, "%s", err.message);
+        for (int i = 0; i < B; i++) {
+            CHECK(rwkv_sampler_draw(sa[i], VOCAB, &d[i], &err) == RWKV_OK, "%s", err.message);
+            d[i].n_ids = n_ids(i);
+        }
         CHECK(rwkv_eval_batch_sample(m, a, tok, B, d, next, &err) == RWKV_OK, "%s: %s", arch, err.message);
         CHECK(rwkv_eval_batch(m, b, tok, B, logits, &err) == RWKV_OK, "%s: %s", arch, err.message);
         for (int i = 0; i < B; i++) {
-            const int ref = rwkv_sampler_sample(sb[i], logits + (size_t)i * VOCAB, VOCAB);
+            const int ref = rwkv_sampler_sample(sb[i], logits + (size_t)i * VOCAB, n_ids(i) ? n_ids(i) : VOCAB);
             CHECK(next[i] == ref, "%s step %d row %d: drew %d, the sampler %d", arch, step, i, next[i], ref);
             CHECK(rwkv_sampler_accept(sa[i], next[i], "x", 1, &err) == RWKV_OK &&
                       rwkv_sampler_accept(sb[i], ref, "x", 1, &err) == RWKV_OK,
@@ -109,7 +116,7 @@ static void test_all_banned(void) {
     rwkv_state *s[2] = {batch_state(m, 1, &err), batch_state(m, 2, &err)};
     rwkv_state *t = batch_state(m, 2, &err);
     CHECK(s[0] && s[1] && t, "states");
-    const rwkv_draw d[2] = {{1.0, 1.0, 0, 0.5, ids, bias, VOCAB}, {0, 1.0, 0, 0, NULL, NULL, 0}};
+    const rwkv_draw d[2] = {{1.0, 1.0, 0, 0.5, ids, bias, VOCAB, 0}, {0, 1.0, 0, 0, NULL, NULL, 0, 0}};
     const int tok[2] = {4, 9};
     int next[2];
     float logits[VOCAB];
@@ -133,12 +140,13 @@ static void test_bad_rules(void) {
     rwkv_state *s[2] = {batch_state(m, 0, &err), batch_state(m, 3, &err)};
     CHECK(s[0] && s[1], "states");
     const size_t pos0 = rwkv_state_pos(s[0]), pos1 = rwkv_state_pos(s[1]);
-    const rwkv_draw good = {1.0, 0.9, 0, 0.25, NULL, NULL, 0};
-    rwkv_draw bad[5] = {good, good, good, good, good};
+    const rwkv_draw good = {1.0, 0.9, 0, 0.25, NULL, NULL, 0, 0};
+    rwkv_draw bad[6] = {good, good, good, good, good, good};
     bad[0].temperature = NAN, bad[1].top_p = 1.5, bad[2].top_k = -1, bad[3].uniform = 1.0, bad[4].n_bias = 3;
+    bad[5].n_ids = -2;
     const int tok[2] = {1, 2};
     int next[2];
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         const rwkv_draw d[2] = {good, bad[k]};
         CHECK(rwkv_eval_batch_sample(m, s, tok, 2, d, next, &err) == RWKV_ERR_ARG, "bad rule %d accepted", k);
         CHECK(strstr(err.message, "row 1"), "bad rule %d: the message names no row: %s", k, err.message);

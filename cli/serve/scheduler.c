@@ -36,10 +36,12 @@ struct scheduler {
     pthread_cond_t cv;
     job **queue;
     int q_head, q_len, stopping;
-    /* one step's batch */
+    /* one step's batch: the rows' states and tokens, their draws and the
+     * tokens drawn (rwkv_eval_batch_sample: on a GPU the logits stay there) */
     rwkv_state **b_states;
-    int *b_tokens, *b_slot;
-    float *logits;
+    int *b_tokens, *b_slot, *b_next;
+    rwkv_draw *b_draws;
+    unsigned char *b_failed; /* the row's draw could not be prepared (out of memory) */
 };
 
 static double now_s(void) {
@@ -178,12 +180,32 @@ static void prefill_chunk(scheduler *s, slot *sl) {
     sl->fed += len;
 }
 
-/* The next reply token from the slot's logits row and what it ends: NULL
- * (go on), or the finish reason; a failure sets *status and *error. */
-static const char *next_token(scheduler *s, slot *sl, const float *logits, int *status, const char **error) {
+/* Whether this step's row of the slot yields a reply token: the row of a
+ * decoding slot or of the prompt's last token, below the length limit
+ * (next_token's order of checks). */
+static int row_yields(const slot *sl) {
+    const job *j = sl->j;
+    return (sl->decoding || sl->fed + 1 >= j->n_prompt) && sl->generated < j->max_tokens;
+}
+
+/* The row's draw: the slot's sampler's rule, bans, penalties and number
+ * where the row yields a token (the same token rwkv_sampler_sample would
+ * draw from the row's logits), else greedy, which takes no number. -1 when
+ * out of memory. */
+static int row_draw(const scheduler *s, slot *sl, rwkv_draw *d) {
+    memset(d, 0, sizeof *d);
+    d->top_p = 1.0;
+    if (!row_yields(sl)) return 0;
+    if (rwkv_sampler_draw(sl->smp, s->n_vocab, d, NULL) != RWKV_OK) return -1;
+    d->n_ids = s->n_sample;
+    return 0;
+}
+
+/* The drawn reply token t and what it ends: NULL (go on), or the finish
+ * reason; a failure sets *status and *error. */
+static const char *next_token(scheduler *s, slot *sl, int t, int *status, const char **error) {
     job *j = sl->j;
     if (sl->generated >= j->max_tokens) return "length";
-    int t = rwkv_sampler_sample(sl->smp, logits, s->n_sample);
     if (t < 0) {
         *status = 500;
         *error = "no token can be sampled (the logits are not finite)";
@@ -213,13 +235,13 @@ static const char *next_token(scheduler *s, slot *sl, const float *logits, int *
     return NULL;
 }
 
-/* Samples and handles the slot's next reply token: end of text, stop
- * strings, the length limit, the GPT's context. */
-static void take_token(scheduler *s, slot *sl, const float *logits) {
+/* Handles the slot's drawn reply token: end of text, stop strings, the
+ * length limit, the GPT's context. */
+static void take_token(scheduler *s, slot *sl, int t) {
     if (sl->generated == 0) metrics_observe(H_TTFT, now_s() - sl->j->t_arrival);
     int status = 0;
     const char *error = NULL;
-    const char *reason = next_token(s, sl, logits, &status, &error);
+    const char *reason = next_token(s, sl, t, &status, &error);
     if (reason || status) finish(s, sl, reason, status, error);
 }
 
@@ -275,26 +297,28 @@ static void step(scheduler *s) {
         else prefill_chunk(s, sl);
         if (sl->j && row_token(sl, &s->b_tokens[n])) {
             s->b_states[n] = sl->st;
+            s->b_failed[n] = row_draw(s, sl, &s->b_draws[n]) != 0;
             s->b_slot[n++] = i;
         }
     }
     if (n == 0) return;
     rwkv_error err;
-    rwkv_status st = rwkv_eval_batch(s->cfg.model, s->b_states, s->b_tokens, (size_t)n, s->logits, &err);
+    rwkv_status st =
+        rwkv_eval_batch_sample(s->cfg.model, s->b_states, s->b_tokens, (size_t)n, s->b_draws, s->b_next, &err);
     for (int r = 0; r < n; r++) {
         slot *sl = &s->slots[s->b_slot[r]];
         if (st != RWKV_OK) {
             finish(s, sl, NULL, 500, err.message);
             continue;
         }
-        if (seq_push(sl, &s->b_tokens[r], 1) != 0) {
+        if (s->b_failed[r] || seq_push(sl, &s->b_tokens[r], 1) != 0) {
             finish(s, sl, NULL, 500, "out of memory");
             continue;
         }
         if (!sl->decoding && ++sl->fed < sl->j->n_prompt) continue;
         if (!sl->decoding && s->cache) state_cache_put(s->cache, sl->seq, sl->n_seq, sl->st);
         sl->decoding = 1;
-        take_token(s, sl, s->logits + (size_t)r * s->n_vocab);
+        take_token(s, sl, s->b_next[r]);
     }
     metrics_add(M_DECODE_STEPS, 1);
     metrics_observe(H_TOKEN, now_s() - t0);
@@ -330,7 +354,9 @@ static void free_all(scheduler *s) {
     free(s->b_states);
     free(s->b_tokens);
     free(s->b_slot);
-    rwkv_logits_free(s->cfg.model, s->logits);
+    free(s->b_next);
+    free(s->b_draws);
+    free(s->b_failed);
     free(s);
 }
 
@@ -351,8 +377,12 @@ rwkv_status scheduler_start(const scheduler_config *cfg, scheduler **out, rwkv_e
     s->b_states = calloc((size_t)P, sizeof *s->b_states);
     s->b_tokens = calloc((size_t)P, sizeof *s->b_tokens);
     s->b_slot = calloc((size_t)P, sizeof *s->b_slot);
-    s->logits = rwkv_logits_alloc(cfg->model, (size_t)P, NULL); /* page-locked for a GPU model */
-    if (!s->slots || !s->queue || !s->b_states || !s->b_tokens || !s->b_slot || !s->logits) goto oom;
+    s->b_next = calloc((size_t)P, sizeof *s->b_next);
+    s->b_draws = calloc((size_t)P, sizeof *s->b_draws);
+    s->b_failed = calloc((size_t)P, 1);
+    if (!s->slots || !s->queue || !s->b_states || !s->b_tokens || !s->b_slot || !s->b_next || !s->b_draws ||
+        !s->b_failed)
+        goto oom;
     for (int i = 0; i < P; i++)
         if (rwkv_state_new(cfg->model, &s->slots[i].st, err) != RWKV_OK) goto fail;
     /* the GPT's KV cache cannot be copied: no state cache */

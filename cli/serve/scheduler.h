@@ -1,6 +1,7 @@
 /* The scheduler of `rwkv serve`: one thread that owns the model and decodes
- * every active request together, one batched step (rwkv_eval_batch) per
- * token. Requests wait in a queue until one of the `parallel` slots is free,
+ * every active request together, one batched step per token
+ * (rwkv_eval_batch_sample: each row's next token drawn by its request's
+ * sampler rules where the model is, so a GPU sends back tokens, not logits). Requests wait in a queue until one of the `parallel` slots is free,
  * join the batch between two steps and leave it when they finish, so a
  * long reply never holds up a short one.
  *
@@ -8,7 +9,7 @@
  * state cache is restored; the rest but its last token is fed in sequence
  * mode, one chunk of at most 256 tokens per step (so a long prompt delays
  * the others by one chunk at a time); the last prompt token rides in the
- * batched step, whose logits give the first reply token. Every token thus
+ * batched step, whose draw gives the first reply token. Every token thus
  * goes through the same matrix-matrix kernels, whatever the batch and
  * whatever was cached, so a request's tokens do not depend on its
  * neighbours or on the cache, bit for bit.

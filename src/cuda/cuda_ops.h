@@ -212,6 +212,21 @@ typedef struct cuda_gemm {
 } cuda_gemm;
 rwkv_status cuda_matmul(cuda_blas *h, const cuda_gemm *g, cuda_stream stream, rwkv_error *err);
 
+/* ---- draw.cu: the next tokens of a batched decode, drawn on the device ------------ */
+
+/* One row's rule (rwkv_draw), its biases at [bias_start, bias_start + n_bias)
+ * of the batch's lists. */
+typedef struct cuda_draw_rule {
+    double temperature, top_p, uniform;
+    int top_k;
+    int bias_start, n_bias;
+    int n_ids; /* draw among ids [0, n_ids) of the row (1 <= n_ids <= V) */
+} cuda_draw_rule;
+/* next[r] for the n rows of logits [n][V] (clobbered): the token kernels/draw.c
+ * draws by rules[r] after its biases, or -1 where none can be drawn. */
+void cuda_draw(float *d_logits, int V, int n, const cuda_draw_rule *d_rules, const int *d_bias_ids,
+               const float *d_bias, int *d_next, cuda_stream stream);
+
 /* ---- gemv.cu: products of a few rows -------------------------------------------- */
 
 /* For each op: Y[r][out] = act(Σ_i W[o][i] X[r][i]), or Y += the sum when

@@ -263,8 +263,10 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
 extern "C" void rwkv_infer_free(rwkv_infer *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
-    void *const bufs[] = {c->emb, c->head, c->ln0, c->ln_out, c->tok, c->ptrs, c->x, c->z,
-                          c->mean, c->rstd, c->logits, c->work, c->in16, c->mix16, c->w16};
+    void *const bufs[] = {c->emb,   c->head,  c->ln0,  c->ln_out,     c->tok,       c->ptrs,
+                          c->x,     c->z,     c->mean, c->rstd,       c->logits,    c->work,
+                          c->in16,  c->mix16, c->w16,  c->draw_rules, c->draw_next, c->draw_bias_ids,
+                          c->draw_bias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) cuda_free(c->w[i]);
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
@@ -404,28 +406,47 @@ static rwkv_status download(rwkv_infer *c, float *logits, int rows, rwkv_error *
                : cuda_check("logits download", err);
 }
 
-/* One pass; logits of its last `out_rows` rows to host `logits` (NULL: none).
- * A large pass computes and downloads them LOGIT_ROWS rows at a time (the
- * stream orders each download before the next head overwrites the buffer). */
+/* Where a pass's logits go: to host `logits`, or, with `draw`, drawn into
+ * draw->next[first + row] by the rules from draw->rules[first] on (already
+ * in c->draw_rules, which holds the pass's rows from index 0). */
+typedef struct pass_out {
+    float *logits;
+    const rwkv_infer_draw *draw;
+    size_t first;
+} pass_out;
+
+/* The `count` rows of c->logits that are the pass's rows from `row` on. */
+static rwkv_status deliver(rwkv_infer *c, const pass_out *o, int row, int count, rwkv_error *err) {
+    if (!o->draw) return download(c, o->logits + (size_t)row * c->sh.n_vocab, count, err);
+    cuda_draw(c->logits, c->sh.n_vocab, count, c->draw_rules + row, c->draw_bias_ids, c->draw_bias,
+              c->draw_next + row, c->stream);
+    return cudaMemcpyAsync(o->draw->next + o->first + row, c->draw_next + row, sizeof(int) * count,
+                           cudaMemcpyDeviceToHost, c->stream) == cudaSuccess
+               ? RWKV_OK
+               : cuda_check("token download", err);
+}
+
+/* One pass; the logits of its last `out_rows` rows delivered (0: none). A
+ * large pass computes and delivers them LOGIT_ROWS rows at a time (the
+ * stream orders each delivery before the next head overwrites the buffer). */
 static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens, const infer_rows *rows,
-                        float *logits, int out_rows, rwkv_error *err) {
+                        const pass_out *out, int out_rows, rwkv_error *err) {
     const int n = rows->n;
     if (cudaMemcpyAsync(c->tok, tokens, sizeof(int) * n, cudaMemcpyHostToDevice, c->stream) != cudaSuccess ||
         cudaMemcpyAsync(c->ptrs, d_states, sizeof(float *) * rows->n_streams, cudaMemcpyHostToDevice, c->stream) !=
             cudaSuccess)
         return cuda_check("token upload", err);
-    if (!logits) out_rows = 0;
     rwkv_status s;
     /* decode and batch steps are many short kernels: replayed as graphs */
     if (n <= CUDA_GEMV_ROWS || (rows->n_streams > 1 && out_rows <= LOGIT_ROWS)) {
         s = forward_graph(c, rows, out_rows, err);
-        if (s == RWKV_OK && out_rows) s = download(c, logits, out_rows, err);
+        if (s == RWKV_OK && out_rows) s = deliver(c, out, 0, out_rows, err);
     } else {
         s = forward(c, rows, err);
         for (int done = 0; done < out_rows && s == RWKV_OK; done += LOGIT_ROWS) {
             const int count = out_rows - done < LOGIT_ROWS ? out_rows - done : LOGIT_ROWS;
             s = head(c, n - out_rows + done, count, err);
-            if (s == RWKV_OK) s = download(c, logits + (size_t)done * c->sh.n_vocab, count, err);
+            if (s == RWKV_OK) s = deliver(c, out, done, count, err);
         }
     }
     return s == RWKV_OK ? cuda_sync(c->stream, "forward", err) : s;
@@ -439,11 +460,53 @@ extern "C" rwkv_status rwkv_infer_eval(rwkv_infer *c, float *const *d_states, si
         const int T = n - done < R ? (int)(n - done) : (int)R;
         /* the pass's rows: the one sequence's next T tokens, or T streams of one */
         infer_rows rows = {c->ptrs, batch ? T : 1, batch ? 1 : T, T};
-        float *out = NULL;
+        pass_out out = {NULL, NULL, 0};
         int out_rows = 0;
-        if (logits && (all_logits || batch)) out = logits + done * V, out_rows = T;
-        else if (logits && done + T == n) out = logits, out_rows = 1;
-        rwkv_status s = pass(c, batch ? d_states + done : d_states, tokens + done, &rows, out, out_rows, err);
+        if (logits && (all_logits || batch)) out.logits = logits + done * V, out_rows = T;
+        else if (logits && done + T == n) out.logits = logits, out_rows = 1;
+        rwkv_status s = pass(c, batch ? d_states + done : d_states, tokens + done, &rows, &out, out_rows, err);
+        if (s != RWKV_OK) return s;
+    }
+    return RWKV_OK;
+}
+
+/* The draw's device buffers: rules and tokens for max_rows rows once, the
+ * bias lists grown to n_bias entries. */
+static rwkv_status draw_buffers(rwkv_infer *c, size_t n_bias, rwkv_error *err) {
+    const size_t R = (size_t)c->max_rows;
+    rwkv_status s = RWKV_OK;
+    if (!c->draw_rules) s = cuda_alloc((void **)&c->draw_rules, R * sizeof(cuda_draw_rule), "draw rules", err);
+    if (s == RWKV_OK && !c->draw_next) s = cuda_alloc((void **)&c->draw_next, R * sizeof(int), "drawn tokens", err);
+    if (s != RWKV_OK || n_bias <= c->draw_bias_cap) return s;
+    cudaStreamSynchronize(c->stream); /* the old lists may still be read */
+    cuda_free(c->draw_bias_ids), cuda_free(c->draw_bias);
+    c->draw_bias_ids = NULL, c->draw_bias = NULL, c->draw_bias_cap = 0;
+    const size_t cap = n_bias < 4096 ? 4096 : n_bias;
+    s = cuda_alloc((void **)&c->draw_bias_ids, cap * sizeof(int), "draw biases", err);
+    if (s == RWKV_OK) s = cuda_alloc((void **)&c->draw_bias, cap * sizeof(float), "draw biases", err);
+    if (s == RWKV_OK) c->draw_bias_cap = cap;
+    return s;
+}
+
+extern "C" rwkv_status rwkv_infer_eval_draw(rwkv_infer *c, float *const *d_states, size_t n, const int *tokens,
+                                            const rwkv_infer_draw *draw, rwkv_error *err) {
+    rwkv_status s = draw_buffers(c, draw->n_bias, err);
+    if (s != RWKV_OK) return s;
+    if (draw->n_bias &&
+        (cudaMemcpyAsync(c->draw_bias_ids, draw->bias_ids, draw->n_bias * sizeof(int), cudaMemcpyHostToDevice,
+                         c->stream) != cudaSuccess ||
+         cudaMemcpyAsync(c->draw_bias, draw->bias, draw->n_bias * sizeof(float), cudaMemcpyHostToDevice,
+                         c->stream) != cudaSuccess))
+        return cuda_check("bias upload", err);
+    const size_t R = (size_t)c->max_rows;
+    for (size_t done = 0; done < n; done += R) {
+        const int T = n - done < R ? (int)(n - done) : (int)R;
+        if (cudaMemcpyAsync(c->draw_rules, draw->rules + done, T * sizeof(cuda_draw_rule), cudaMemcpyHostToDevice,
+                            c->stream) != cudaSuccess)
+            return cuda_check("rule upload", err);
+        infer_rows rows = {c->ptrs, T, 1, T};
+        const pass_out out = {NULL, draw, done};
+        s = pass(c, d_states + done, tokens + done, &rows, &out, T, err);
         if (s != RWKV_OK) return s;
     }
     return RWKV_OK;

@@ -91,6 +91,12 @@ struct rwkv_infer {
     size_t in16_floats;
     infer_graph graphs[INFER_GRAPHS];
     int n_graphs;
+    /* the draw of rwkv_infer_eval_draw: rules and tokens of max_rows rows,
+     * the flat bias lists (bias_cap entries), allocated at the first draw */
+    cuda_draw_rule *draw_rules;
+    int *draw_next, *draw_bias_ids;
+    float *draw_bias;
+    size_t draw_bias_cap;
 };
 
 static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }

@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "cuda/cuda_ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,6 +72,22 @@ size_t rwkv_infer_state_floats(const rwkv_infer *ctx);
  * pointers; logits (host) may be NULL. Tokens are already checked. Waits. */
 rwkv_status rwkv_infer_eval(rwkv_infer *ctx, float *const *d_states, size_t n_states, const int *tokens, size_t n,
                             float *logits, int all_logits, rwkv_error *err);
+
+/* A batch step that draws each row's next token on the device
+ * (rwkv_eval_batch_sample): rules[i] for stream i, whose biases lie at
+ * rules[i].bias_start in the flat lists; next[i] receives the token. */
+typedef struct rwkv_infer_draw {
+    const cuda_draw_rule *rules;
+    const int *bias_ids;
+    const float *bias;
+    size_t n_bias;
+    int *next;
+} rwkv_infer_draw;
+
+/* As rwkv_infer_eval's batch (n streams, tokens[i] fed to d_states[i]), the
+ * rows' logits kept on the device and drawn from there. Waits. */
+rwkv_status rwkv_infer_eval_draw(rwkv_infer *ctx, float *const *d_states, size_t n, const int *tokens,
+                                 const rwkv_infer_draw *draw, rwkv_error *err);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@ static rwkv_status check_draw(const rwkv_draw *d, size_t row, rwkv_error *err) {
     if (!(d->uniform >= 0 && d->uniform < 1))
         return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: uniform %g is outside [0, 1)", row,
                          d->uniform);
+    if (d->n_ids < 0)
+        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: n_ids %d is negative", row, d->n_ids);
     if (d->n_bias && (!d->bias_ids || !d->bias))
         return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: %zu biases but a NULL list", row,
                          d->n_bias);
@@ -30,6 +32,7 @@ static rwkv_status check_draw(const rwkv_draw *d, size_t row, rwkv_error *err) {
 
 /* Row i's token from its logits (clobbered). */
 static int draw_row(const rwkv_draw *d, draw_work *w, float *logits, int V) {
+    if (d->n_ids > 0 && d->n_ids < V) V = d->n_ids;
     draw_apply_bias(logits, V, d->bias_ids, d->bias, d->n_bias);
     const draw_rule rule = {d->temperature, d->top_p, d->top_k};
     int greedy;

@@ -9,6 +9,7 @@
  * is current is tracked so that each moves only when needed: the host copy
  * is refreshed when it is asked for (the caller may then write it, so the
  * next evaluation uploads it first). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,6 +128,40 @@ static rwkv_status eval_batch(rwkv_model *m, rwkv_state *const *states, const in
     return s;
 }
 
+/* RWKV-5/6/7: the rules and their biases flattened for the device, the
+ * draw there. RWKV-4 decodes its rows one by one on the host's side anyway:
+ * its logits are drawn on the host. */
+static rwkv_status eval_batch_draw(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
+                                   const rwkv_draw *draws, int *next, rwkv_error *err) {
+    const cuda_model *g = m->device;
+    if (g->v4) return model_eval_batch_draw_host(m, states, tokens, n, draws, next, err);
+    size_t n_bias = 0;
+    for (size_t i = 0; i < n; i++) n_bias += draws[i].n_bias;
+    if (n_bias > INT_MAX) return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: %zu biases in all", n_bias);
+    cuda_draw_rule *rules = malloc(n * sizeof *rules);
+    float **ptrs = malloc(n * sizeof *ptrs);
+    int *ids = malloc((n_bias ? n_bias : 1) * sizeof *ids);
+    float *bias = malloc((n_bias ? n_bias : 1) * sizeof *bias);
+    rwkv_status s = rules && ptrs && ids && bias ? RWKV_OK
+                                                 : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch of %zu", n);
+    size_t at = 0;
+    for (size_t i = 0; i < n && s == RWKV_OK; i++) {
+        const rwkv_draw *d = &draws[i];
+        const int V = m->info.n_vocab, n_ids = d->n_ids > 0 && d->n_ids < V ? d->n_ids : V;
+        const cuda_draw_rule r = {d->temperature, d->top_p, d->uniform, d->top_k, (int)at, (int)d->n_bias, n_ids};
+        rules[i] = r;
+        if (d->n_bias) memcpy(ids + at, d->bias_ids, d->n_bias * sizeof *ids);
+        if (d->n_bias) memcpy(bias + at, d->bias, d->n_bias * sizeof *bias);
+        at += d->n_bias;
+        s = state_to_device(states[i], err);
+        ptrs[i] = s == RWKV_OK ? ((cuda_seq *)states[i]->seq)->d_state : NULL;
+    }
+    const rwkv_infer_draw draw = {rules, ids, bias, n_bias, next};
+    if (s == RWKV_OK) s = rwkv_infer_eval_draw(g->wkv, ptrs, n, tokens, &draw, err);
+    free(rules), free(ptrs), free(ids), free(bias);
+    return s;
+}
+
 static void device_free(rwkv_model *m) {
     cuda_model *g = m->device;
     rwkv4_infer_free(g->v4);
@@ -143,6 +178,7 @@ static const model_backend rwkv_cuda_backend = {
     .state_host = state_host,
     .eval = eval,
     .eval_batch = eval_batch,
+    .eval_batch_draw = eval_batch_draw,
     .forward = NULL,
     .host_alloc = cuda_host_alloc,
     .host_free = cuda_host_free,

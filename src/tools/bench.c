@@ -11,6 +11,7 @@
 #include "kernels/kernels.h"
 #include "core/machine.h"
 #include "model/model.h"
+#include "rwkv_sample.h"
 #include "rwkv_bench.h"
 
 static double now_s(void) {
@@ -125,34 +126,68 @@ static rwkv_status device_fractions(const char *device, rwkv_bench_result *out, 
     return RWKV_OK;
 }
 
-/* `batch` states advanced one token each per rwkv_eval_batch step: a few
- * untimed steps, then the median of `steps` timed ones. The logits go to
- * rwkv_logits_alloc memory, as a server on a GPU would use. */
-static rwkv_status batch_decode(rwkv_model *m, int batch, int steps, const int *tokens, int n_tokens,
-                                rwkv_bench_result *out, rwkv_error *err) {
+/* One timed batched step: rwkv_eval_batch into logits, or (draw)
+ * rwkv_eval_batch_sample, whose tokens are fed to the next step. */
+static rwkv_status batch_step(rwkv_model *m, rwkv_state **st, int *tok, int batch, float *logits, rwkv_draw *draw,
+                              uint64_t *lcg, rwkv_error *err) {
+    if (!draw) return rwkv_eval_batch(m, st, tok, (size_t)batch, logits, err);
+    for (int i = 0; i < batch; i++) {
+        *lcg = *lcg * 6364136223846793005ull + 1442695040888963407ull;
+        const rwkv_draw d = {1.0, 0.85, 0, (double)(*lcg >> 11) * 0x1p-53, NULL, NULL, 0, 0};
+        draw[i] = d;
+    }
+    rwkv_status s = rwkv_eval_batch_sample(m, st, tok, (size_t)batch, draw, tok, err);
+    for (int i = 0; i < batch && s == RWKV_OK; i++)
+        if (tok[i] < 0) tok[i] = 0;
+    return s;
+}
+
+/* `batch` states advanced one token each per step: a few untimed steps,
+ * then the median of `steps` timed ones. The logits go to rwkv_logits_alloc
+ * memory, as a server on a GPU would use; with draw, they stay where the
+ * model is and only the drawn tokens come back. */
+static rwkv_status batch_decode(rwkv_model *m, int batch, int steps, const int *tokens, int n_tokens, int draw,
+                                double *ms_per_step, rwkv_error *err) {
     rwkv_state **st = calloc((size_t)batch, sizeof *st);
     int *tok = malloc(sizeof(int) * (size_t)batch);
-    float *logits = rwkv_logits_alloc(m, (size_t)batch, err);
+    float *logits = draw ? NULL : rwkv_logits_alloc(m, (size_t)batch, err);
+    rwkv_draw *draws = draw ? malloc(sizeof *draws * (size_t)batch) : NULL;
     double *times = malloc(sizeof(double) * (size_t)steps);
-    rwkv_status s = st && tok && logits && times ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch");
+    uint64_t lcg = 42;
+    rwkv_status s = st && tok && (logits || draws) && times ? RWKV_OK
+                                                           : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch");
     for (int i = 0; i < batch && s == RWKV_OK; i++) s = rwkv_state_new(m, &st[i], err);
+    for (int i = 0; i < batch; i++) tok[i] = tokens[(size_t)i % (size_t)n_tokens];
     for (int k = -3; k < steps && s == RWKV_OK; k++) {
-        for (int i = 0; i < batch; i++) tok[i] = tokens[(size_t)(i + 31 * (k + 3)) % (size_t)n_tokens];
+        if (!draw)
+            for (int i = 0; i < batch; i++) tok[i] = tokens[(size_t)(i + 31 * (k + 3)) % (size_t)n_tokens];
         double t0 = now_s();
-        s = rwkv_eval_batch(m, st, tok, (size_t)batch, logits, err);
+        s = batch_step(m, st, tok, batch, logits, draws, &lcg, err);
         if (k >= 0) times[k] = now_s() - t0;
     }
-    if (s == RWKV_OK) {
-        out->batch = batch;
-        out->batch_ms_per_step = 1e3 * median(times, steps);
-        out->batch_tokens_per_s = batch / (1e-3 * out->batch_ms_per_step);
-    }
+    if (s == RWKV_OK) *ms_per_step = 1e3 * median(times, steps);
     for (int i = 0; st && i < batch; i++) rwkv_state_free(st[i]);
     free(st);
     free(tok);
     rwkv_logits_free(m, logits);
+    free(draws);
     free(times);
     return s;
+}
+
+/* The batched decode with the logits to the host, then with drawn tokens. */
+static rwkv_status batch_decodes(rwkv_model *m, int batch, int steps, const int *tokens, int n_tokens,
+                                 rwkv_bench_result *out, rwkv_error *err) {
+    double plain, drawn;
+    rwkv_status s = batch_decode(m, batch, steps, tokens, n_tokens, 0, &plain, err);
+    if (s == RWKV_OK) s = batch_decode(m, batch, steps, tokens, n_tokens, 1, &drawn, err);
+    if (s != RWKV_OK) return s;
+    out->batch = batch;
+    out->batch_ms_per_step = plain;
+    out->batch_tokens_per_s = batch / (1e-3 * plain);
+    out->batch_draw_ms_per_step = drawn;
+    out->batch_draw_tokens_per_s = batch / (1e-3 * drawn);
+    return RWKV_OK;
 }
 
 rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
@@ -282,7 +317,8 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     free(bw);
     free(fma);
     if (s == RWKV_OK && o.batch > 1)
-        s = batch_decode(m, o.batch, o.decode_tokens / 4 > 5 ? o.decode_tokens / 4 : 5, tokens, o.prompt_tokens, out, err);
+        s = batch_decodes(m, o.batch, o.decode_tokens / 4 > 5 ? o.decode_tokens / 4 : 5, tokens, o.prompt_tokens, out,
+                          err);
     if (s == RWKV_OK && gpu && !gpu_skip_machine) s = device_fractions(o.device, out, err);
     if (s != RWKV_OK) goto done;
     out->load_end = machine_load_avg();
@@ -307,12 +343,14 @@ int rwkv_bench_json(const rwkv_bench_result *r, char *buf, size_t size) {
                     "\"prefill_tokens_per_s_min\": %.2f, \"prefill_tokens_per_s_max\": %.2f, \"cpu\": \"%s\", "
                     "\"cpu_family\": %d, \"cpu_model\": %d, \"int8_kernels\": \"%s\", \"activations\": \"%s\", "
                     "\"load_start\": %.2f, \"load_end\": %.2f, \"batch\": %d, \"batch_ms_per_step\": %.4f, "
-                    "\"batch_tokens_per_s\": %.1f, \"grouped_fraction\": %.4f}",
+                    "\"batch_tokens_per_s\": %.1f, \"batch_draw_ms_per_step\": %.4f, \"batch_draw_tokens_per_s\": %.1f, "
+                    "\"grouped_fraction\": %.4f}",
                     r->decode_ms_per_token, r->prefill_tokens_per_s, r->weight_bytes_per_token, r->decode_gbps,
                     r->machine_read_gbps, r->machine_fma_gflops, r->decode_fraction_of_bandwidth, r->prefill_gflops,
                     r->prefill_fraction_of_peak, r->threads, r->dtype, r->kernels, r->decode_ms_min, r->decode_ms_max,
                     r->machine_read_gbps_best, r->machine_fma_gflops_best, r->n_vocab, r->n_embd, r->n_layer,
                     r->decode_ms_p25, r->decode_ms_p75, r->prefill_tokens_per_s_min, r->prefill_tokens_per_s_max, r->cpu,
                     r->cpu_family, r->cpu_model, r->int8_kernels, r->activations, r->load_start, r->load_end, r->batch,
-                    r->batch_ms_per_step, r->batch_tokens_per_s, r->grouped_fraction);
+                    r->batch_ms_per_step, r->batch_tokens_per_s, r->batch_draw_ms_per_step, r->batch_draw_tokens_per_s,
+                    r->grouped_fraction);
 }

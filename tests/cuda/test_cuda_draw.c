@@ -1,0 +1,151 @@
+/* rwkv_eval_batch_sample on the GPU: each row's next token drawn on the
+ * device (cuda/draw.cu) against the CPU's sampler drawing from the same
+ * logits (rwkv_eval_batch of twin states on the same GPU, rwkv_sampler_sample
+ * of twin samplers), over rules from greedy to hot, nucleus and top-k cuts,
+ * bans and penalties, the draw among the first ids only, for 12 streams
+ * over several steps and for 300 streams
+ * (more rows than one head pass: the chunked path). Greedy rows must agree
+ * exactly; a sampled row may differ only where the number or top_p lies
+ * within 1e-5 of a boundary of the CPU's distribution (the device sums in
+ * another order). A row with every token banned draws -1. */
+#include "infer_check.h"
+#include "rwkv_sample.h"
+
+enum { V = 3001, STEPS = 4 };
+
+static void row_params(int i, rwkv_sampler_params *p) {
+    static const double temp[] = {0, 0.3, 1.0, 1.7}, top_p[] = {1.0, 0.0, 0.4, 0.85};
+    static const int top_k[] = {0, 3, 40};
+    static const int ban[] = {1, 2, 3, 5, 8, 13};
+    rwkv_sampler_params_default(p);
+    p->temperature = temp[i % 4];
+    p->top_p = top_p[(i / 2) % 4];
+    p->top_k = top_k[i % 3];
+    if (i % 3 == 1) p->token_ban = ban, p->n_token_ban = 6;
+}
+
+/* Whether the device's token `got` can differ from the CPU's by rounding:
+ * the draw's target within 1e-5 of an end of got's step in the CPU's
+ * distribution (probs), or got at the nucleus cut (the mass at or above its
+ * probability within 1e-5 of top_p, in the biased softmax). */
+static int at_boundary(const rwkv_draw *d, const float *logits, const float *probs, int got, int V) {
+    double total = 0, before = 0;
+    for (int j = 0; j < V; j++) total += probs[j] > 0 ? probs[j] : 0;
+    for (int j = 0; j < got; j++) before += probs[j] > 0 ? probs[j] : 0;
+    const double target = d->uniform * total, after = before + (probs[got] > 0 ? probs[got] : 0);
+    if (probs[got] > 0 && (fabs(target - before) < 1e-5 || fabs(target - after) < 1e-5)) return 1;
+    double *p = malloc(sizeof *p * V), mx = -INFINITY, z = 0, ge = 0, gt = 0;
+    for (int j = 0; j < V; j++) p[j] = logits[j];
+    for (size_t b = 0; b < d->n_bias; b++)
+        if (d->bias_ids[b] < V) p[d->bias_ids[b]] = d->bias[b] == -INFINITY ? -INFINITY : p[d->bias_ids[b]] + d->bias[b];
+    for (int j = 0; j < V; j++) mx = p[j] > mx ? p[j] : mx;
+    for (int j = 0; j < V; j++) z += exp(p[j] - mx);
+    const double pg = exp(p[got] - mx) / z;
+    for (int j = 0; j < V; j++) {
+        const double q = exp(p[j] - mx) / z;
+        ge += q >= pg ? q : 0, gt += q > pg ? q : 0;
+    }
+    free(p);
+    return d->top_p < 1 && (fabs(ge - d->top_p) < 1e-5 || fabs(gt - d->top_p) < 1e-5);
+}
+
+/* Every fourth row draws among the first 1000 ids only. */
+static int n_ids(int i) { return i % 4 == 3 ? 1000 : V; }
+
+/* B streams, `steps` steps; *tolerated: the rows that differed at a boundary. */
+static void draws_match(rwkv_model *gpu, int B, int steps, int *tolerated) {
+    rwkv_error err;
+    rwkv_state **a = calloc(B, sizeof *a), **b = calloc(B, sizeof *b);
+    rwkv_sampler **sa = calloc(B, sizeof *sa), **sb = calloc(B, sizeof *sb);
+    rwkv_draw *d = calloc(B, sizeof *d);
+    int *tok = calloc(B, sizeof *tok), *next = calloc(B, sizeof *next), prefix[9];
+    *tolerated = 0;
+    float *logits = rwkv_logits_alloc(gpu, B, &err), *probs = malloc(sizeof *probs * V);
+    CHECK(a && b && sa && sb && d && tok && next && logits && probs, "memory");
+    for (int i = 0; i < B; i++) {
+        for (int t = 0; t < 9; t++) prefix[t] = (int)urand(0, V - 0.01f);
+        CHECK(rwkv_state_new(gpu, &a[i], &err) == RWKV_OK && rwkv_state_new(gpu, &b[i], &err) == RWKV_OK, "states");
+        CHECK(rwkv_eval_sequence(gpu, a[i], prefix, 1 + i % 9, NULL, 0, &err) == RWKV_OK, "warm-up: %s", err.message);
+        CHECK(rwkv_state_copy(b[i], a[i], &err) == RWKV_OK, "copy");
+        rwkv_sampler_params p;
+        row_params(i, &p);
+        CHECK(rwkv_sampler_new(&p, 500 + i, &sa[i], &err) == RWKV_OK && rwkv_sampler_new(&p, 500 + i, &sb[i], &err) == RWKV_OK,
+              "sampler");
+        tok[i] = (int)urand(0, V - 0.01f);
+    }
+    for (int step = 0; step < steps; step++) {
+        for (int i = 0; i < B; i++) {
+            CHECK(rwkv_sampler_draw(sa[i], V, &d[i], &err) == RWKV_OK, "draw rule");
+            d[i].n_ids = n_ids(i);
+        }
+        CHECK(rwkv_eval_batch_sample(gpu, a, tok, B, d, next, &err) == RWKV_OK, "gpu draw: %s", err.message);
+        CHECK(rwkv_eval_batch(gpu, b, tok, B, logits, &err) == RWKV_OK, "gpu batch: %s", err.message);
+        for (int i = 0; i < B; i++) {
+            const float *row = logits + (size_t)i * V;
+            const int ref = rwkv_sampler_sample(sb[i], row, n_ids(i));
+            if (next[i] != ref) {
+                CHECK(rwkv_sampler_distribution(sb[i], row, n_ids(i), probs) == 0 && next[i] >= 0 && next[i] < n_ids(i),
+                      "row %d: no distribution", i);
+                CHECK(d[i].temperature > 0 && at_boundary(&d[i], row, probs, next[i], n_ids(i)),
+                      "B %d step %d row %d (T %g, top_p %g, top_k %d): the device drew %d, the CPU %d", B, step, i,
+                      d[i].temperature, d[i].top_p, d[i].top_k, next[i], ref);
+                (*tolerated)++;
+            }
+            CHECK(rwkv_sampler_accept(sa[i], next[i], "x", 1, &err) == RWKV_OK &&
+                      rwkv_sampler_accept(sb[i], next[i], "x", 1, &err) == RWKV_OK,
+                  "accept");
+            tok[i] = next[i];
+        }
+    }
+    for (int i = 0; i < B; i++) {
+        rwkv_state_free(a[i]), rwkv_state_free(b[i]);
+        rwkv_sampler_free(sa[i]), rwkv_sampler_free(sb[i]);
+    }
+    rwkv_logits_free(gpu, logits);
+    free(a), free(b), free(sa), free(sb), free(d), free(tok), free(next), free(probs);
+}
+
+static void test_draws(void) {
+    NEED_GPU();
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/rwkv_draw_%d.safetensors", (int)getpid());
+    CHECK(write_random_arch(path, "rwkv7", V, 128, 2, 256, 64, 17), "model");
+    rwkv_model *gpu = load_on(path, "cuda", "fp32");
+    CHECK(gpu, "load");
+    int t12 = 0, t300 = 0;
+    draws_match(gpu, 12, STEPS, &t12);
+    draws_match(gpu, 300, 1, &t300);
+    printf("  %d + %d rows drawn, %d + %d at a rounding boundary\n", 12 * STEPS, 300, t12, t300);
+    rwkv_model_free(gpu);
+    unlink(path);
+}
+
+static void test_all_banned(void) {
+    NEED_GPU();
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/rwkv_draw_ban_%d.safetensors", (int)getpid());
+    CHECK(write_random_arch(path, "rwkv7", V, 128, 1, 256, 64, 18), "model");
+    rwkv_model *gpu = load_on(path, "cuda", "fp32");
+    CHECK(gpu, "load");
+    rwkv_error err;
+    static int ids[V];
+    static float bias[V];
+    for (int j = 0; j < V; j++) ids[j] = j, bias[j] = -INFINITY;
+    rwkv_state *s[2];
+    CHECK(rwkv_state_new(gpu, &s[0], &err) == RWKV_OK && rwkv_state_new(gpu, &s[1], &err) == RWKV_OK, "states");
+    const rwkv_draw d[2] = {{1.0, 0.85, 0, 0.5, ids, bias, V, 0}, {1.0, 0.85, 0, 0.5, ids, bias, V - 1, 0}};
+    const int tok[2] = {4, 9};
+    int next[2];
+    CHECK(rwkv_eval_batch_sample(gpu, s, tok, 2, d, next, &err) == RWKV_OK, "%s", err.message);
+    CHECK(next[0] == -1, "everything banned drew %d", next[0]);
+    CHECK(next[1] == V - 1, "everything but %d banned drew %d", V - 1, next[1]);
+    rwkv_state_free(s[0]), rwkv_state_free(s[1]);
+    rwkv_model_free(gpu);
+    unlink(path);
+}
+
+int main(void) {
+    RUN(test_draws);
+    RUN(test_all_banned);
+    return test_summary();
+}
