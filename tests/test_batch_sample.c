@@ -15,6 +15,7 @@
 
 #include "rwkv.h"
 #include "rwkv_sample.h"
+#include "draw_rules.h"
 #include "rwkv_train.h"
 #include "test.h"
 #include "batch_check.h"
@@ -34,18 +35,6 @@ static rwkv_model *make_model(const char *arch, char *why, size_t size) {
     o.seed = 9;
     o.emb_scale = 2.0; /* peaked logits: the cuts keep few tokens, the draws differ by row */
     return init_model(&o, why, size);
-}
-
-/* Row i's rule: greedy, cold, plain, hot; nucleus off / 0 / 0.4 / 0.85; top-k off / 3 / 40. */
-static void row_params(int i, rwkv_sampler_params *p) {
-    static const double temp[] = {0, 0.3, 1.0, 1.7}, top_p[] = {1.0, 0.0, 0.4, 0.85};
-    static const int top_k[] = {0, 3, 40};
-    static const int ban[] = {1, 2, 3, 5, 8, 13};
-    rwkv_sampler_params_default(p);
-    p->temperature = temp[i % 4];
-    p->top_p = top_p[(i / 2) % 4];
-    p->top_k = top_k[i % 3];
-    if (i % 3 == 1) p->token_ban = ban, p->n_token_ban = 6;
 }
 
 /* Every fourth row draws among the first 120 ids only (a tokenizer smaller than the model). */

@@ -10,19 +10,9 @@
  * another order). A row with every token banned draws -1. */
 #include "infer_check.h"
 #include "rwkv_sample.h"
+#include "draw_rules.h"
 
 enum { V = 3001, STEPS = 4 };
-
-static void row_params(int i, rwkv_sampler_params *p) {
-    static const double temp[] = {0, 0.3, 1.0, 1.7}, top_p[] = {1.0, 0.0, 0.4, 0.85};
-    static const int top_k[] = {0, 3, 40};
-    static const int ban[] = {1, 2, 3, 5, 8, 13};
-    rwkv_sampler_params_default(p);
-    p->temperature = temp[i % 4];
-    p->top_p = top_p[(i / 2) % 4];
-    p->top_k = top_k[i % 3];
-    if (i % 3 == 1) p->token_ban = ban, p->n_token_ban = 6;
-}
 
 /* Whether the device's token `got` can differ from the CPU's by rounding:
  * the draw's target within 1e-5 of an end of got's step in the CPU's
@@ -105,28 +95,30 @@ static void draws_match(rwkv_model *gpu, int B, int steps, int *tolerated) {
     free(a), free(b), free(sa), free(sb), free(d), free(tok), free(next), free(probs);
 }
 
+/* A random RWKV-7 of V tokens and `layers` layers on the GPU (fp32), its file removed. */
+static rwkv_model *random_gpu_model(int layers, int seed) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/rwkv_draw_%d_%d.safetensors", (int)getpid(), seed);
+    rwkv_model *gpu = write_random_arch(path, "rwkv7", V, 128, layers, 256, 64, seed) ? load_on(path, "cuda", "fp32") : NULL;
+    unlink(path);
+    return gpu;
+}
+
 static void test_draws(void) {
     NEED_GPU();
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/rwkv_draw_%d.safetensors", (int)getpid());
-    CHECK(write_random_arch(path, "rwkv7", V, 128, 2, 256, 64, 17), "model");
-    rwkv_model *gpu = load_on(path, "cuda", "fp32");
-    CHECK(gpu, "load");
+    rwkv_model *gpu = random_gpu_model(2, 17);
+    CHECK(gpu, "model");
     int t12 = 0, t300 = 0;
     draws_match(gpu, 12, STEPS, &t12);
     draws_match(gpu, 300, 1, &t300);
     printf("  %d + %d rows drawn, %d + %d at a rounding boundary\n", 12 * STEPS, 300, t12, t300);
     rwkv_model_free(gpu);
-    unlink(path);
 }
 
 static void test_all_banned(void) {
     NEED_GPU();
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/rwkv_draw_ban_%d.safetensors", (int)getpid());
-    CHECK(write_random_arch(path, "rwkv7", V, 128, 1, 256, 64, 18), "model");
-    rwkv_model *gpu = load_on(path, "cuda", "fp32");
-    CHECK(gpu, "load");
+    rwkv_model *gpu = random_gpu_model(1, 18);
+    CHECK(gpu, "model");
     rwkv_error err;
     static int ids[V];
     static float bias[V];
@@ -141,7 +133,6 @@ static void test_all_banned(void) {
     CHECK(next[1] == V - 1, "everything but %d banned drew %d", V - 1, next[1]);
     rwkv_state_free(s[0]), rwkv_state_free(s[1]);
     rwkv_model_free(gpu);
-    unlink(path);
 }
 
 int main(void) {
