@@ -58,6 +58,12 @@ class SamplerParams(Structure):
                 ("token_ban", POINTER(c_int)), ("n_token_ban", c_size_t), ("whitespace_exempt", c_int)]
 
 
+class Draw(Structure):
+    _c_name = "rwkv_draw"
+    _fields_ = [("temperature", c_double), ("top_p", c_double), ("top_k", c_int), ("uniform", c_double),
+                ("bias_ids", POINTER(c_int)), ("bias", POINTER(c_float)), ("n_bias", c_size_t), ("n_ids", c_int)]
+
+
 EvalProgress = CFUNCTYPE(c_int, c_int64, c_int64, c_void_p)
 
 
@@ -148,7 +154,7 @@ class TrainProgress(Structure):
 TrainCallback = CFUNCTYPE(c_int, POINTER(TrainProgress), c_void_p)
 
 #: Every mirrored structure, for the layout test.
-STRUCTURES = (Error, ModelInfo, LoadOptions, SamplerParams, PplOptions, PplResult, LambadaExample, LambadaSet,
+STRUCTURES = (Error, ModelInfo, LoadOptions, SamplerParams, Draw, PplOptions, PplResult, LambadaExample, LambadaSet,
               LambadaStep, LambadaResult, InitOptions, TrainOptions, ResumeOptions, TrainProgress)
 
 _ERR = POINTER(Error)
@@ -181,6 +187,7 @@ _SIGNATURES = {
     "rwkv_eval": (_STATUS, [_P, _P, c_int, _FLOATS, _ERR]),
     "rwkv_eval_sequence": (_STATUS, [_P, _P, _INTS, c_size_t, _FLOATS, c_int, _ERR]),
     "rwkv_eval_batch": (_STATUS, [_P, _PP, _INTS, c_size_t, _FLOATS, _ERR]),
+    "rwkv_eval_batch_sample": (_STATUS, [_P, _PP, _INTS, c_size_t, POINTER(Draw), _INTS, _ERR]),
     "rwkv_convert_to_safetensors": (_STATUS, [c_char_p, c_char_p, c_int, _ERR]),
     "rwkv_convert_to_hf": (_STATUS, [c_char_p, c_char_p, c_int, _ERR]),
     # tokenizers (rwkv_tokenizer.h)
@@ -209,6 +216,7 @@ _SIGNATURES = {
     "rwkv_sampler_accept": (_STATUS, [_P, c_int, c_char_p, c_size_t, _ERR]),
     "rwkv_sampler_occurrence": (c_double, [_P, c_int, _INTS]),
     "rwkv_sampler_uniform": (c_double, [_P]),
+    "rwkv_sampler_draw": (_STATUS, [_P, c_int, POINTER(Draw), _ERR]),
     # evaluation (rwkv_eval.h)
     "rwkv_eval_perplexity": (_STATUS, [_P, _INTS, c_size_t, POINTER(PplOptions), POINTER(PplResult), _ERR]),
     "rwkv_lambada_split": (c_int, [c_char_p, c_size_t, POINTER(c_size_t)]),

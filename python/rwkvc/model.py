@@ -1,14 +1,15 @@
 """Models and their states: load a checkpoint, feed tokens, read logits."""
 
 import collections
-from ctypes import byref, c_size_t, c_void_p, cast
+from ctypes import byref, c_int, c_size_t, c_void_p, cast
 
 from . import _buffers
 from ._handle import Handle, Owner
-from ._lib import Error, LoadOptions, lib
+from ._lib import Draw, Error, LoadOptions, lib
 from ._lib import ModelInfo as _CModelInfo
 from ._paths import path_bytes
-from .errors import UnsupportedError, check
+from .errors import NumericError, UnsupportedError, check
+from .sampler import Sampler
 from .tokenizer import Tokenizer
 
 _ARCH_NAMES = {0: "rwkv", 1: "gpt"}
@@ -61,6 +62,24 @@ def convert_to_hf(in_path, out_dir, dtype=None):
     ``dtype`` as for convert_to_safetensors; other architectures raise UnsupportedError.
     """
     _convert(lib.rwkv_convert_to_hf, in_path, out_dir, "out_dir", dtype)
+
+
+def _batch_in(tokens, states):
+    """The checked arguments of a batched step: the tokens' pointer, count and keepalive, the states' live
+    handles (held for the call) and their pointer array."""
+    states = list(states)
+    for state in states:
+        if not isinstance(state, State):
+            raise TypeError(f"states must hold States, not {type(state).__name__}")
+    if _buffers.is_int(tokens):
+        raise TypeError("tokens must be a sequence of ints, one per state")
+    ptr, n, keepalive = _buffers.tokens_in(tokens)
+    if n != len(states):
+        raise ValueError(f"{n} tokens for {len(states)} states: one token per state expected")
+    if n == 0:
+        raise ValueError("no states to feed")
+    handles = [state._live() for state in states]
+    return ptr, n, keepalive, handles, (c_void_p * n)(*(h.ptr for h in handles))
 
 
 def _logits_out(shape, out):
@@ -184,24 +203,43 @@ class Model(Owner):
         [0, n_vocab), a state given twice, a state of a model of another
         shape or device, or a full GPT context.
         """
-        states = list(states)
-        for state in states:
-            if not isinstance(state, State):
-                raise TypeError(f"states must hold States, not {type(state).__name__}")
-        if _buffers.is_int(tokens):
-            raise TypeError("tokens must be a sequence of ints, one per state")
-        ptr, n, keepalive = _buffers.tokens_in(tokens)
-        if n != len(states):
-            raise ValueError(f"{n} tokens for {len(states)} states: one token per state expected")
-        if n == 0:
-            raise ValueError("no states to feed")
+        ptr, n, keepalive, handles, state_ptrs = _batch_in(tokens, states)
         logits, logits_ptr = _logits_out((n, self.n_vocab), out)
         m = self._live()
-        handles = [state._live() for state in states]  # held for the duration of the call
-        state_ptrs = (c_void_p * n)(*(h.ptr for h in handles))
         err = Error()
         check(lib.rwkv_eval_batch(m.ptr, state_ptrs, ptr, n, logits_ptr, byref(err)), err)
         return logits
+
+    def eval_batch_sample(self, tokens, states, samplers):
+        """Feeds ``tokens[i]`` into ``states[i]`` in one batched step and draws each row's next token; returns them.
+
+        ``samplers[i]`` (a Sampler per state) gives row i its rules, bans,
+        penalties and one random number, and the token is the one
+        ``samplers[i].sample`` would draw from that row's logits (on the CPU
+        exactly; a model on a GPU draws on the device, where no logits are
+        copied back, and can differ only within float rounding of a
+        boundary). Accepting the tokens (``Sampler.accept``) is the caller's
+        part, as after ``sample``. Raises as ``eval_batch``, and NumericError,
+        after the states have advanced, where a row has no token to draw.
+        """
+        samplers = list(samplers)
+        for sampler in samplers:
+            if not isinstance(sampler, Sampler):
+                raise TypeError(f"samplers must hold Samplers, not {type(sampler).__name__}")
+        ptr, n, keepalive, handles, state_ptrs = _batch_in(tokens, states)
+        if len(samplers) != n:
+            raise ValueError(f"{len(samplers)} samplers for {n} states: one sampler per state expected")
+        draws = (Draw * n)()
+        err = Error()
+        sampler_handles = [sampler._live() for sampler in samplers]
+        for i, h in enumerate(sampler_handles):
+            check(lib.rwkv_sampler_draw(h.ptr, self.n_vocab, byref(draws[i]), byref(err)), err)
+        next_tokens = (c_int * n)()
+        m = self._live()
+        check(lib.rwkv_eval_batch_sample(m.ptr, state_ptrs, ptr, n, draws, next_tokens, byref(err)), err)
+        if any(t < 0 for t in next_tokens):
+            raise NumericError("no token can be drawn for a row: every logit is banned or not finite")
+        return list(next_tokens)
 
     def feed(self, tokens, state):
         """Feeds ``tokens`` into ``state`` without computing logits (a prompt whose logits are not needed)."""

@@ -1,4 +1,5 @@
-"""Model.eval_batch: each row equals Model.eval of that state alone, states advance, bad batches are refused."""
+"""Model.eval_batch: each row equals Model.eval of that state alone, states advance, bad batches are refused;
+Model.eval_batch_sample draws what Sampler.sample draws from those rows."""
 
 import array
 
@@ -102,3 +103,35 @@ def test_bad_batches_are_refused_and_feed_nothing(models):
     with pytest.raises(rwkvc.ArgumentError):
         m.eval_batch([-1, 2], [a, b])
     assert (a.pos, b.pos, other.pos) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["rwkv4", "gpt"])
+def test_eval_batch_sample_draws_what_sample_draws(models, kind):
+    """Each row's drawn token is the one Sampler.sample draws from that row's logits (twin states and samplers)."""
+    m = rwkvc.Model(models[kind], threads=2)
+    states = streams(m, 4)
+    twins = [s.copy() for s in states] if kind == "rwkv4" else streams(m, 4)
+    rules = [dict(temperature=0), dict(temperature=0.7, top_p=0.5), dict(temperature=1.0, top_k=5, ban=[3, 4]),
+             dict(temperature=1.5, top_p=1.0)]
+    samplers = [rwkvc.Sampler(seed=10 + i, **r) for i, r in enumerate(rules)]
+    twin_samplers = [rwkvc.Sampler(seed=10 + i, **r) for i, r in enumerate(rules)]
+    tokens = [65, 3, 255, 65]
+    for _ in range(3):
+        got = m.eval_batch_sample(tokens, states, samplers)
+        logits = m.eval_batch(tokens, twins)
+        want = [twin_samplers[i].sample(row(logits, i, m.n_vocab)) for i in range(4)]
+        assert got == want
+        for i, t in enumerate(got):
+            samplers[i].accept(t, b"x")
+            twin_samplers[i].accept(t, b"x")
+        tokens = got
+    assert [s.pos for s in states] == [s.pos for s in twins]
+
+
+def test_eval_batch_sample_needs_one_sampler_per_state(models):
+    m = rwkvc.Model(models["rwkv4"], threads=2)
+    states = streams(m, 2)
+    with pytest.raises(ValueError):
+        m.eval_batch_sample([1, 2], states, [rwkvc.Sampler()])
+    with pytest.raises(TypeError):
+        m.eval_batch_sample([1, 2], states, [rwkvc.Sampler(), "greedy"])
