@@ -3,6 +3,7 @@
  * (model_backend.eval_batch_draw), else on the host by kernels/draw.c, the
  * sampler's own code. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,15 +44,16 @@ static int draw_row(const rwkv_draw *d, draw_work *w, float *logits, int V) {
 rwkv_status model_eval_batch_draw_host(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
                                        const rwkv_draw *draws, int *next, rwkv_error *err) {
     const int V = m->info.n_vocab;
-    float *logits = rwkv_logits_alloc(m, n, err);
-    if (!logits) return RWKV_ERR_NOMEM;
+    /* plain memory: page-locked memory costs more to allocate per call than it saves a GPU's copy */
+    float *logits = n <= SIZE_MAX / sizeof(float) / (size_t)V ? malloc(n * (size_t)V * sizeof(float)) : NULL;
+    if (!logits) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu rows of logits", n);
     draw_work w = {0};
     rwkv_status s = m->backend->eval_batch(m, states, tokens, n, logits, err);
     if (s == RWKV_OK && draw_work_reserve(&w, (size_t)V))
         s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the draw of %d logits", V);
     for (size_t i = 0; i < n && s == RWKV_OK; i++) next[i] = draw_row(&draws[i], &w, logits + i * (size_t)V, V);
     draw_work_free(&w);
-    rwkv_logits_free(m, logits);
+    free(logits);
     return s;
 }
 
