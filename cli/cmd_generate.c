@@ -127,6 +127,8 @@ typedef struct gen {
     bytes text;     /* the decoded output */
     size_t emitted; /* bytes of it written (or, with --json, kept) */
     int n_vocab, n_ctx, n_sample, eos;
+    int device_draw; /* a GPU model: each token fed with rwkv_eval_batch_sample, which draws the next one there */
+    int drawn;       /* the token so drawn (-1: none could be) */
     const char *stop_reason;
     rwkv_error err;
 } gen;
@@ -165,8 +167,20 @@ static rwkv_status gen_emit(gen *g, const gen_args *a, const char *piece, size_t
     return RWKV_OK;
 }
 
-/* Samples up to n_gen tokens from g->logits, feeding each back; Ctrl-C
- * stops before the next token (every token printed has then been fed). */
+/* Feeds t and, with the sampler's rules, draws the next token where the
+ * model is into g->drawn: on a GPU only the token crosses to the host, not
+ * the row of logits (the same token rwkv_sampler_sample would draw from
+ * them, up to rounding at a boundary; docs/generation.md). */
+static rwkv_status feed_and_draw(gen *g, int t) {
+    rwkv_draw d;
+    rwkv_status s = rwkv_sampler_draw(g->sampler, g->n_vocab, &d, &g->err);
+    d.n_ids = g->n_sample;
+    return s == RWKV_OK ? rwkv_eval_batch_sample(g->m, &g->st, &t, 1, &d, &g->drawn, &g->err) : s;
+}
+
+/* Samples up to n_gen tokens from g->logits (or takes the token drawn with
+ * the last one fed), feeding each back; Ctrl-C stops before the next token
+ * (every token printed has then been fed). */
 static rwkv_status gen_sample(gen *g, const gen_args *a) {
     g->stop_reason = "length";
     for (long i = 0; i < a->n_gen; i++) {
@@ -174,7 +188,8 @@ static rwkv_status gen_sample(gen *g, const gen_args *a) {
             g->stop_reason = "interrupted";
             break;
         }
-        int t = rwkv_sampler_sample(g->sampler, g->logits, g->n_sample);
+        /* the first token from the prompt's logits; on a GPU the later ones were drawn with the token before */
+        int t = g->device_draw && i > 0 ? g->drawn : rwkv_sampler_sample(g->sampler, g->logits, g->n_sample);
         if (t < 0) {
             snprintf(g->err.message, sizeof g->err.message,
                      "no token can be sampled at step %ld (every logit banned or not finite)", i);
@@ -209,7 +224,9 @@ static rwkv_status gen_sample(gen *g, const gen_args *a) {
             g->stop_reason = "context";
             break;
         }
-        if ((more || a->state_out) && rwkv_eval(g->m, g->st, t, more ? g->logits : NULL, &g->err) != RWKV_OK)
+        if (more && g->device_draw ? feed_and_draw(g, t) != RWKV_OK
+                                   : (more || a->state_out) &&
+                                         rwkv_eval(g->m, g->st, t, more ? g->logits : NULL, &g->err) != RWKV_OK)
             return g->err.code;
         if (!more) break;
     }
@@ -290,6 +307,7 @@ static int gen_open(gen *g, gen_args *a) {
     int tv = rwkv_tokenizer_vocab_size(g->tok);
     g->n_sample = tv > 0 && tv < g->n_vocab ? tv : g->n_vocab;
     g->eos = a->ignore_eos ? -1 : rwkv_tokenizer_eos(g->tok);
+    g->device_draw = a->device && strcmp(a->device, "cpu") != 0;
     return 0;
 }
 

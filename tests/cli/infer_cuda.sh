@@ -32,7 +32,8 @@ TRAIN="--layers 2 --embd 64 --ctx 32 --batch 4 --steps 60 --seed 5 --lr 3e-3 --n
 "$RWKV" train --data "$T/data.txt" --out "$T/m" $TRAIN --device cuda 2>"$T/train.err"
 rc=$?
 GPU_TESTS="infer_cuda_generate_greedy_equal infer_cuda_eval_fp32 infer_cuda_eval_bf16 infer_cuda_bench
-infer_cuda_v7_eval_fp32 infer_cuda_v7_eval_bf16 infer_cuda_v7_eval_int8 infer_cuda_v7_bench_batch"
+infer_cuda_v7_eval_fp32 infer_cuda_v7_eval_bf16 infer_cuda_v7_eval_int8 infer_cuda_v7_bench_batch
+infer_cuda_v7_generate_drawn_repeatable"
 gpu_probe $rc "$T/train.err" infer_cuda_model "training the test model failed"
 M="$T/m/model.safetensors"
 
@@ -73,10 +74,21 @@ else
 fi
 
 if "$RWKV" bench -m "$T/v7.safetensors" --device cuda --precision bf16 --batch 8 --tokens 32 --prompt 256 \
-    >"$T/bench7.txt" 2>"$T/bench7.err" && grep -q "^batch decode *8 sequences" "$T/bench7.txt"; then
+    >"$T/bench7.txt" 2>"$T/bench7.err" && grep -q "^batch decode *8 sequences" "$T/bench7.txt" &&
+    grep -q "^batch + draw *8 sequences.*on the device" "$T/bench7.txt"; then
     pass infer_cuda_v7_bench_batch
     cat "$T/bench7.txt"
 else
     fail infer_cuda_v7_bench_batch "$(tail -1 "$T/bench7.err")"
+fi
+# RWKV-7 on the GPU draws its tokens on the device (rwkv_eval_batch_sample): a sampled reply is the
+# same for the same seed
+gen7() { "$RWKV" generate -m "$T/v7.safetensors" --prompt "First Citizen:" -n 40 -q "$@" 2>>"$T/gen.err"; }
+gen7 --device cuda --temp 1.0 --top-p 0.9 --seed 7 >"$T/d1.txt"
+gen7 --device cuda --temp 1.0 --top-p 0.9 --seed 7 >"$T/d2.txt"
+if [ -s "$T/d1.txt" ] && cmp -s "$T/d1.txt" "$T/d2.txt"; then
+    pass infer_cuda_v7_generate_drawn_repeatable
+else
+    fail infer_cuda_v7_generate_drawn_repeatable "'$(head -c 80 "$T/d1.txt")' then '$(head -c 80 "$T/d2.txt")' $(tail -1 "$T/gen.err")"
 fi
 exit $failed
