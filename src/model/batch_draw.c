@@ -41,18 +41,40 @@ static int draw_row(const rwkv_draw *d, draw_work *w, float *logits, int V) {
     return greedy >= 0 ? greedy : draw_pick(logits, V, d->uniform);
 }
 
+/* The rows' draws, a chunk of consecutive rows per parallel_for chunk, each
+ * chunk with its own sort scratch; a failed allocation marks its rows -2. */
+typedef struct draw_job {
+    const rwkv_draw *draws;
+    float *logits;
+    int *next;
+    int V, rows_per_chunk;
+    size_t n;
+} draw_job;
+
+static void draw_chunk(void *ctx, int chunk) {
+    const draw_job *j = ctx;
+    const size_t r0 = (size_t)chunk * j->rows_per_chunk, r1 = r0 + j->rows_per_chunk < j->n ? r0 + j->rows_per_chunk : j->n;
+    draw_work w = {0};
+    const int ok = draw_work_reserve(&w, (size_t)j->V) == 0;
+    for (size_t i = r0; i < r1; i++) j->next[i] = ok ? draw_row(&j->draws[i], &w, j->logits + i * (size_t)j->V, j->V) : -2;
+    draw_work_free(&w);
+}
+
 rwkv_status model_eval_batch_draw_host(rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,
                                        const rwkv_draw *draws, int *next, rwkv_error *err) {
     const int V = m->info.n_vocab;
     /* plain memory: page-locked memory costs more to allocate per call than it saves a GPU's copy */
     float *logits = n <= SIZE_MAX / sizeof(float) / (size_t)V ? malloc(n * (size_t)V * sizeof(float)) : NULL;
     if (!logits) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu rows of logits", n);
-    draw_work w = {0};
     rwkv_status s = m->backend->eval_batch(m, states, tokens, n, logits, err);
-    if (s == RWKV_OK && draw_work_reserve(&w, (size_t)V))
-        s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the draw of %d logits", V);
-    for (size_t i = 0; i < n && s == RWKV_OK; i++) next[i] = draw_row(&draws[i], &w, logits + i * (size_t)V, V);
-    draw_work_free(&w);
+    if (s == RWKV_OK) {
+        /* a row is about a millisecond at V = 65536 (a softmax, a partial sort): rows in parallel */
+        const int chunks = n < (size_t)m->n_threads ? (int)n : m->n_threads;
+        const draw_job j = {draws, logits, next, V, (int)((n + chunks - 1) / chunks), n};
+        parallel_for(m->n_threads, chunks, draw_chunk, (void *)&j);
+        for (size_t i = 0; i < n && s == RWKV_OK; i++)
+            if (next[i] == -2) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for the draw of %d logits", V);
+    }
     free(logits);
     return s;
 }
