@@ -32,12 +32,14 @@ static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
 }
 
 /* Software prefetch ~12 KB ahead of the row being read. The hardware
- * prefetcher alone kept the slower-consuming streams (f16, q8_0: more work
- * per byte than f32) at ~32 GB/s from DRAM on one core; prefetching this far
- * ahead reached ~42 GB/s, the measured read bandwidth (docs/perf.md). Called
- * once per row, it covers the next rb bytes of the stream 12 KB ahead. Not
- * used for f32, which the hardware prefetcher keeps up with (and which lost
- * ~10% with it). */
+ * prefetcher alone kept the slower-consuming streams (the integer kernels of
+ * the block formats and k-quants: more work per byte than f32) below the
+ * read bandwidth on one core; prefetching this far ahead reached it
+ * (docs/perf.md). Called once per row, it covers the next rb bytes of the
+ * stream 12 KB ahead. Not used for f32, which the hardware prefetcher keeps
+ * up with (and which lost ~10% with it), nor for f16 and bf16, which were
+ * 5-15% faster without it on the machine of docs/perf.md's later
+ * measurements (the integer kernels lost 10-40% without it there). */
 #define PREFETCH_AHEAD 12288
 /* __builtin_prefetch with constant arguments: inlined late into an
  * always_inline kernel, _mm_prefetch's hint reached the prefetch as a

@@ -348,16 +348,10 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
         }
         return;
     case DT_F16:
-        for (int r = r0; r < r1; r++, row += rb) {
-            prefetch_row_ahead(row, rb);
-            y[r - r0] = dot_f16(row, x, n);
-        }
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f16(row, x, n);
         return;
     case DT_BF16:
-        for (int r = r0; r < r1; r++, row += rb) {
-            prefetch_row_ahead(row, rb);
-            y[r - r0] = dot_bf16(row, x, n);
-        }
+        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_bf16(row, x, n);
         return;
     case DT_Q8_0:
         for (int r = r0; r < r1; r++, row += rb) {
