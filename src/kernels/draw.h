@@ -36,14 +36,22 @@ void draw_work_free(draw_work *w);
 
 void draw_apply_bias(float *logits, int n, const int *ids, const float *bias, size_t n_bias);
 
+/* What draw_pick sums first: the probabilities in id order (double, zeros
+ * skipped, which add nothing) and the last id whose probability is > 0. */
+typedef struct draw_mass {
+    double total;
+    int last;
+} draw_mass;
+
 /* Turns the n logits in probs into the distribution the rule draws from.
  * Returns 0, or -1 when nothing can be drawn (a NaN or +inf logit, every
  * logit -inf). *greedy is the winner where the result is one-hot
- * (temperature 0, or every survivor underflowing), else -1. w must hold n. */
-int draw_distribution(const draw_rule *rule, draw_work *w, float *probs, int n, int *greedy);
+ * (temperature 0, or every survivor underflowing), else -1, and then *mass
+ * (may be NULL) is filled for draw_pick. w must hold n. */
+int draw_distribution(const draw_rule *rule, draw_work *w, float *probs, int n, int *greedy, draw_mass *mass);
 
 /* The id drawn from a distribution by u in [0, 1); -1 when every
- * probability is 0. */
-int draw_pick(const float *probs, int n, double u);
+ * probability is 0. mass: draw_distribution's (NULL: summed here). */
+int draw_pick(const float *probs, int n, double u, const draw_mass *mass);
 
 #endif

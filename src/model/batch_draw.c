@@ -37,8 +37,9 @@ static int draw_row(const rwkv_draw *d, draw_work *w, float *logits, int V) {
     draw_apply_bias(logits, V, d->bias_ids, d->bias, d->n_bias);
     const draw_rule rule = {d->temperature, d->top_p, d->top_k};
     int greedy;
-    if (draw_distribution(&rule, w, logits, V, &greedy)) return -1;
-    return greedy >= 0 ? greedy : draw_pick(logits, V, d->uniform);
+    draw_mass mass;
+    if (draw_distribution(&rule, w, logits, V, &greedy, &mass)) return -1;
+    return greedy >= 0 ? greedy : draw_pick(logits, V, d->uniform, &mass);
 }
 
 /* The rows' draws, a chunk of consecutive rows per parallel_for chunk, each

@@ -211,7 +211,7 @@ int rwkv_sampler_distribution(rwkv_sampler *s, const float *logits, int n_vocab,
     if (grow_work(s, (size_t)n_vocab)) return -1;
     const draw_rule rule = rule_of(s);
     int greedy;
-    return draw_distribution(&rule, &s->draw, probs, n_vocab, &greedy);
+    return draw_distribution(&rule, &s->draw, probs, n_vocab, &greedy, NULL);
 }
 
 int rwkv_sampler_sample(rwkv_sampler *s, const float *logits, int n_vocab) {
@@ -222,9 +222,10 @@ int rwkv_sampler_sample(rwkv_sampler *s, const float *logits, int n_vocab) {
     rwkv_sampler_penalize(s, probs, n_vocab);
     const draw_rule rule = rule_of(s);
     int greedy;
-    if (draw_distribution(&rule, &s->draw, probs, n_vocab, &greedy)) return -1;
+    draw_mass mass;
+    if (draw_distribution(&rule, &s->draw, probs, n_vocab, &greedy, &mass)) return -1;
     if (greedy >= 0) return greedy;
-    return draw_pick(probs, n_vocab, rwkv_sampler_uniform(s));
+    return draw_pick(probs, n_vocab, rwkv_sampler_uniform(s), &mass);
 }
 
 /* ---- the draw of a batched decode --------------------------------------- */
