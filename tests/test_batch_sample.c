@@ -146,41 +146,24 @@ static void test_bad_rules(void) {
     rwkv_model_free(m);
 }
 
-/* Rules at the edges of their ranges: every row draws an id in range, or -1
- * where its logits leave nothing (a NaN bias makes a NaN logit). */
+/* Rules at the edges of their ranges (tests/draw_rules.h). */
 static void test_edge_rules(void) {
     char why[512] = "";
     rwkv_model *m = make_model("rwkv7", why, sizeof why);
     CHECK(m, "%s", why);
     rwkv_error err;
-    enum { N = 8 };
-    static const int ids[] = {-5, 0, VOCAB, VOCAB + 7, 3}, three[] = {3};
-    static const float odd[] = {-INFINITY, 1e30f, -INFINITY, 2.0f, -1e30f}, nan_bias[] = {NAN};
-    const rwkv_draw d[N] = {
-        {1e-30, 0.5, 0, 0.3, ids, odd, 5, 0},           /* every survivor underflows: the top id */
-        {1e30, 1.0, 0, 0.999, ids, odd, 5, 0},          /* near uniform */
-        {1.0, 1.0, VOCAB * 4, 0.5, NULL, NULL, 0, 0},   /* top_k past the vocabulary: off */
-        {1.0, 0.0, 1, 0.0, NULL, NULL, 0, VOCAB * 3},   /* n_ids past the vocabulary: all of it */
-        {0.7, 0.9, 0, 0.9999999, NULL, NULL, 0, 1},     /* one candidate */
-        {1.0, 0.85, 0, 0.2, three, nan_bias, 1, 0},     /* a NaN bias: nothing to draw */
-        {0.0, 1.0, 0, 0.0, ids, odd, 5, 2},             /* greedy over two ids, id 0 raised by 1e30 */
-        {1.0, 1e-12, 0, 0.5, NULL, NULL, 0, 0}};        /* a tiny nucleus: the top id and its ties */
-    rwkv_state *s[N];
-    int tok[N], next[N];
-    for (int i = 0; i < N; i++) {
+    rwkv_draw d[EDGE_DRAWS];
+    edge_draws(VOCAB, d);
+    rwkv_state *s[EDGE_DRAWS];
+    int tok[EDGE_DRAWS], next[EDGE_DRAWS];
+    for (int i = 0; i < EDGE_DRAWS; i++) {
         s[i] = batch_state(m, i, &err);
         CHECK(s[i], "state %d", i);
         tok[i] = i + 1;
     }
-    CHECK(rwkv_eval_batch_sample(m, s, tok, N, d, next, &err) == RWKV_OK, "%s", err.message);
-    for (int i = 0; i < N; i++) {
-        const int limit = d[i].n_ids > 0 && d[i].n_ids < VOCAB ? d[i].n_ids : VOCAB;
-        if (i == 5) CHECK(next[i] == -1, "row %d: a NaN logit drew %d", i, next[i]);
-        else CHECK(next[i] >= 0 && next[i] < limit, "row %d drew %d (of %d)", i, next[i], limit);
-    }
-    CHECK(next[0] == 0 && next[4] == 0 && next[6] == 0, "the raised id lost (%d, %d), or one candidate drew %d", next[0],
-          next[6], next[4]);
-    for (int i = 0; i < N; i++) rwkv_state_free(s[i]);
+    CHECK(rwkv_eval_batch_sample(m, s, tok, EDGE_DRAWS, d, next, &err) == RWKV_OK, "%s", err.message);
+    CHECK(edge_draws_ok(d, next, VOCAB, why, sizeof why), "%s", why);
+    for (int i = 0; i < EDGE_DRAWS; i++) rwkv_state_free(s[i]);
     rwkv_model_free(m);
 }
 

@@ -7,7 +7,8 @@
  * (more rows than one head pass: the chunked path). Greedy rows must agree
  * exactly; a sampled row may differ only where the number or top_p lies
  * within 1e-5 of a boundary of the CPU's distribution (the device sums in
- * another order). A row with every token banned draws -1. */
+ * another order). A row with every token banned draws -1; rules at the edges
+ * of their ranges draw what they must. */
 #include "infer_check.h"
 #include "rwkv_sample.h"
 #include "draw_rules.h"
@@ -135,8 +136,30 @@ static void test_all_banned(void) {
     rwkv_model_free(gpu);
 }
 
+/* Rules at the edges of their ranges (tests/draw_rules.h) on the device. */
+static void test_edge_rules(void) {
+    NEED_GPU();
+    rwkv_model *gpu = random_gpu_model(1, 19);
+    CHECK(gpu, "model");
+    rwkv_error err;
+    char why[256];
+    rwkv_draw d[EDGE_DRAWS];
+    edge_draws(V, d);
+    rwkv_state *s[EDGE_DRAWS];
+    int tok[EDGE_DRAWS], next[EDGE_DRAWS];
+    for (int i = 0; i < EDGE_DRAWS; i++) {
+        CHECK(rwkv_state_new(gpu, &s[i], &err) == RWKV_OK, "state");
+        tok[i] = 11 * i + 1;
+    }
+    CHECK(rwkv_eval_batch_sample(gpu, s, tok, EDGE_DRAWS, d, next, &err) == RWKV_OK, "%s", err.message);
+    CHECK(edge_draws_ok(d, next, V, why, sizeof why), "%s", why);
+    for (int i = 0; i < EDGE_DRAWS; i++) rwkv_state_free(s[i]);
+    rwkv_model_free(gpu);
+}
+
 int main(void) {
     RUN(test_draws);
     RUN(test_all_banned);
+    RUN(test_edge_rules);
     return test_summary();
 }
