@@ -102,8 +102,10 @@ class Generation:
         stream = tok.stream()
         n_ctx = model.info.n_ctx
         self.stop_reason = "length"
+        # on a GPU each token fed also draws the next one there: only the token comes back, not the logits
+        device_draw, drawn = model.device != "cpu", None
         for i in range(self.max_tokens):
-            t = sampler.sample(logits[:self._n_sample])
+            t = drawn if drawn is not None else sampler.sample(logits[:self._n_sample])
             if t == self.eos or t in self.stop_tokens:
                 self.stop_reason = "eos" if t == self.eos else "stop_token"
                 break
@@ -122,7 +124,10 @@ class Generation:
             if full:
                 self.stop_reason = "context"
                 break
-            model.eval(t, state, out=logits)
+            if device_draw:
+                drawn = model.eval_batch_sample([t], [state], [sampler], n_ids=self._n_sample)[0]
+            else:
+                model.eval(t, state, out=logits)
         if self.stop_reason != "length" or self.max_tokens == 0:
             tail = stream.flush()
             if self.stop_reason != "stop":  # the held-back text and the tail end the output

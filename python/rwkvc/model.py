@@ -128,6 +128,7 @@ class Model(Owner):
         check(lib.rwkv_model_load_ex(raw_path, byref(opts), byref(out), byref(err)), err)
         self._handle = Handle(out.value, lib.rwkv_model_free)
         self.path = path
+        self.device = device or "cpu"
         self.tokenizer = tokenizer
         c_info = _CModelInfo()
         lib.rwkv_model_get_info(out, byref(c_info))
@@ -210,7 +211,7 @@ class Model(Owner):
         check(lib.rwkv_eval_batch(m.ptr, state_ptrs, ptr, n, logits_ptr, byref(err)), err)
         return logits
 
-    def eval_batch_sample(self, tokens, states, samplers):
+    def eval_batch_sample(self, tokens, states, samplers, n_ids=0):
         """Feeds ``tokens[i]`` into ``states[i]`` in one batched step and draws each row's next token; returns them.
 
         ``samplers[i]`` (a Sampler per state) gives row i its rules, bans,
@@ -219,8 +220,10 @@ class Model(Owner):
         exactly; a model on a GPU draws on the device, where no logits are
         copied back, and can differ only within float rounding of a
         boundary). Accepting the tokens (``Sampler.accept``) is the caller's
-        part, as after ``sample``. Raises as ``eval_batch``, and NumericError,
-        after the states have advanced, where a row has no token to draw.
+        part, as after ``sample``. ``n_ids`` > 0 draws among the first ``n_ids``
+        ids only (as ``sample(logits[:n_ids])``). Raises as ``eval_batch``, and
+        NumericError, after the states have advanced, where a row has no token
+        to draw.
         """
         samplers = list(samplers)
         for sampler in samplers:
@@ -234,6 +237,7 @@ class Model(Owner):
         sampler_handles = [sampler._live() for sampler in samplers]
         for i, h in enumerate(sampler_handles):
             check(lib.rwkv_sampler_draw(h.ptr, self.n_vocab, byref(draws[i]), byref(err)), err)
+            draws[i].n_ids = _buffers.token_in(n_ids, "n_ids")
         next_tokens = (c_int * n)()
         m = self._live()
         check(lib.rwkv_eval_batch_sample(m.ptr, state_ptrs, ptr, n, draws, next_tokens, byref(err)), err)

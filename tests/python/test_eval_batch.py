@@ -116,10 +116,11 @@ def test_eval_batch_sample_draws_what_sample_draws(models, kind):
     samplers = [rwkvc.Sampler(seed=10 + i, **r) for i, r in enumerate(rules)]
     twin_samplers = [rwkvc.Sampler(seed=10 + i, **r) for i, r in enumerate(rules)]
     tokens = [65, 3, 255, 65]
-    for _ in range(3):
-        got = m.eval_batch_sample(tokens, states, samplers)
+    for step in range(4):
+        n_ids = 100 if step == 3 else 0  # the last step draws among the first 100 ids only
+        got = m.eval_batch_sample(tokens, states, samplers, n_ids=n_ids)
         logits = m.eval_batch(tokens, twins)
-        want = [twin_samplers[i].sample(row(logits, i, m.n_vocab)) for i in range(4)]
+        want = [twin_samplers[i].sample(row(logits, i, m.n_vocab)[:n_ids or m.n_vocab]) for i in range(4)]
         assert got == want
         for i, t in enumerate(got):
             samplers[i].accept(t, b"x")
