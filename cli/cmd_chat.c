@@ -341,7 +341,7 @@ static rwkv_status chat_setup(chat *c, cli_sampling *smp, const char *system, co
 
 int cmd_chat(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *system = NULL, *user = NULL, *bot = NULL;
-    const char *state_in = NULL, *state_out = NULL;
+    const char *state_in = NULL, *state_out = NULL, *device = NULL, *precision = NULL;
     long max_tokens = 1000, chunk = 256, max_input = CLI_MAX_INPUT_MB_DEFAULT;
     int threads = 0, no_mmap = 0;
     cli_sampling smp;
@@ -360,6 +360,8 @@ int cmd_chat(int argc, char **argv) {
         CLI_OPT_MAX_INPUT(&max_input, "longest message on stdin, in MiB"),
         CLI_OPT_NO_MMAP(&no_mmap),
         CLI_OPT_THREADS(&threads),
+        CLI_OPT_DEVICE(&device),
+        CLI_OPT_RUN_PRECISION(&precision),
         CLI_SAMPLING_OPTS(&smp),
     };
     cli_spec spec = {"chat", "rwkv chat -m MODEL [--tokenizer FILE] [options]", about, opts, CLI_N(opts), footer,
@@ -380,7 +382,8 @@ int cmd_chat(int argc, char **argv) {
     rc = 1;
     if (state_out && rwkv_check_output(state_out, c.inputs, 2, &c.err) != RWKV_OK) goto fail;
     if (cli_tokenizer_for_model(tok_path, model_path, &c.tok, &c.err) != RWKV_OK) goto fail;
-    if (rwkv_model_load_ex(model_path, &(rwkv_load_options){.no_mmap = no_mmap}, &c.m, &c.err) != RWKV_OK) goto fail;
+    const rwkv_load_options lo = {.device = device, .precision = precision, .no_mmap = no_mmap};
+    if (rwkv_model_load_ex(model_path, &lo, &c.m, &c.err) != RWKV_OK) goto fail;
     rwkv_model_set_threads(c.m, threads);
     rwkv_model_info info;
     rwkv_model_get_info(c.m, &info);

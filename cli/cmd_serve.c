@@ -19,7 +19,7 @@ static const char about[] =
     "Stops on SIGINT or SIGTERM.\n";
 
 typedef struct serve_opts {
-    const char *model, *tok, *host, *api_key, *name;
+    const char *model, *tok, *host, *api_key, *name, *device, *precision;
     int port, parallel, threads, max_queue, no_mmap;
     long cache_mb, max_body_kb, max_prompt, max_tokens;
     double timeout;
@@ -40,8 +40,9 @@ static int serve(const serve_opts *o, server *srv, const sigset_t *stop_signals)
     rwkv_model *m = NULL;
     scheduler *sch = NULL;
     int rc = 1;
-    /* every step is a batched product: the weights are packed once, at load */
-    const rwkv_load_options lo = {.no_mmap = o->no_mmap, .pack_weights = 1};
+    /* every step is a batched product: on the CPU the weights are packed once, at load */
+    const rwkv_load_options lo = {
+        .device = o->device, .precision = o->precision, .no_mmap = o->no_mmap, .pack_weights = 1};
     if (cli_tokenizer_for_model(o->tok, o->model, &tok, &err) != RWKV_OK ||
         rwkv_model_load_ex(o->model, &lo, &m, &err) != RWKV_OK)
         goto out;
@@ -53,8 +54,9 @@ static int serve(const serve_opts *o, server *srv, const sigset_t *stop_signals)
     request_context ctx = {tok, info.n_vocab, {(size_t)o->max_prompt, o->max_tokens, o->timeout}};
     if (info.n_ctx && ctx.limits.max_prompt_tokens > (size_t)info.n_ctx) ctx.limits.max_prompt_tokens = (size_t)info.n_ctx;
     server_ready(srv, sch, &ctx);
-    fprintf(stderr, "rwkv serve: ready (RWKV-%s, %d layers, %s tokenizer, %d parallel, state cache %ld MiB)\n",
-            info.version, info.n_layer, rwkv_tokenizer_kind(tok), o->parallel, info.state_floats ? o->cache_mb : 0L);
+    fprintf(stderr, "rwkv serve: ready (RWKV-%s, %d layers, %s tokenizer, %d parallel, state cache %ld MiB, on %s)\n",
+            info.version, info.n_layer, rwkv_tokenizer_kind(tok), o->parallel, info.state_floats ? o->cache_mb : 0L,
+            o->device ? o->device : "cpu");
     int sig;
     sigwait(stop_signals, &sig);
     fprintf(stderr, "rwkv serve: stopping (signal %d)\n", sig);
@@ -74,6 +76,8 @@ int cmd_serve(int argc, char **argv) {
     cli_opt opts[] = {
         CLI_OPT_MODEL(&o.model, "checkpoint (any model `rwkv generate` runs)"),
         CLI_OPT_MODEL_TOKENIZER(&o.tok),
+        CLI_OPT_DEVICE(&o.device),
+        CLI_OPT_RUN_PRECISION(&o.precision),
         {"--host", 0, CLI_STR, &o.host, 0, 0, "ADDR", "address to listen on (IPv4 or IPv6)", NULL, NULL, NULL, NULL},
         {"--port", 0, CLI_INT, &o.port, 0, 65535, "N", "port; 0 = any free port", NULL, NULL, NULL, NULL},
         {"--parallel", 0, CLI_INT, &o.parallel, 1, 1024, "N", "requests decoded together", NULL, NULL, NULL, NULL},

@@ -6,8 +6,10 @@
 #   - rwkv eval's loss on the GPU is the CPU's within 1e-4 relative (fp32)
 #     and 1e-2 (bf16);
 #   - rwkv bench --device cuda prints decode, prefill and both fractions;
-#   - on a random RWKV-7 model: rwkv eval's loss as above, and rwkv bench
-#     --batch prints the batched decode;
+#   - on a random RWKV-7 model: rwkv eval's loss as above, rwkv bench
+#     --batch prints the batched decode (and the step with drawn tokens), a
+#     sampled generate repeats with its seed, chat replies, and rwkv serve
+#     --device cuda gives the same completion twice for one seed;
 #   - the GPT baseline and an unknown device are refused with one line.
 # Without a GPU (or in a build without CUDA) the GPU tests print SKIP.
 #   sh tests/cli/infer_cuda.sh ./rwkv
@@ -33,7 +35,7 @@ TRAIN="--layers 2 --embd 64 --ctx 32 --batch 4 --steps 60 --seed 5 --lr 3e-3 --n
 rc=$?
 GPU_TESTS="infer_cuda_generate_greedy_equal infer_cuda_eval_fp32 infer_cuda_eval_bf16 infer_cuda_bench
 infer_cuda_v7_eval_fp32 infer_cuda_v7_eval_bf16 infer_cuda_v7_eval_int8 infer_cuda_v7_bench_batch
-infer_cuda_v7_generate_drawn_repeatable"
+infer_cuda_v7_generate_drawn_repeatable infer_cuda_v7_chat infer_cuda_v7_serve_repeatable"
 gpu_probe $rc "$T/train.err" infer_cuda_model "training the test model failed"
 M="$T/m/model.safetensors"
 
@@ -90,5 +92,32 @@ if [ -s "$T/d1.txt" ] && cmp -s "$T/d1.txt" "$T/d2.txt"; then
     pass infer_cuda_v7_generate_drawn_repeatable
 else
     fail infer_cuda_v7_generate_drawn_repeatable "'$(head -c 80 "$T/d1.txt")' then '$(head -c 80 "$T/d2.txt")' $(tail -1 "$T/gen.err")"
+fi
+# rwkv chat and rwkv serve on the GPU: a chat reply, and two equal completions for one seed served
+# from the device (its draws on the device, a batch of one)
+printf 'Hello there\n' | "$RWKV" chat -m "$T/v7.safetensors" --device cuda -n 12 --seed 3 >"$T/chat.txt" 2>"$T/chat.err"
+if grep -q "Assistant:" "$T/chat.txt" && [ "$(wc -c <"$T/chat.txt")" -gt 12 ]; then
+    pass infer_cuda_v7_chat
+else
+    fail infer_cuda_v7_chat "$(head -c 120 "$T/chat.txt") $(tail -1 "$T/chat.err")"
+fi
+"$RWKV" serve -m "$T/v7.safetensors" --device cuda --port 0 --parallel 4 2>"$T/serve.err" &
+SPID=$!
+PORT=""
+for _ in $(seq 300); do
+    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve.err")
+    [ -n "$PORT" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/health")" = 200 ] && break
+    sleep 0.1
+done
+BODY='{"prompt":"First Citizen:","max_tokens":24,"temperature":1.0,"top_p":0.9,"seed":5}'
+served() { curl -s --max-time 60 -H 'Content-Type: application/json' --data-binary "$BODY" "http://127.0.0.1:$PORT/v1/completions" |
+    sed -n 's/.*"text": *"\([^"]*\)".*/\1/p'; }
+a=$(served) b=$(served)
+kill "$SPID" 2>/dev/null
+wait "$SPID" 2>/dev/null
+if [ -n "$a" ] && [ "$a" = "$b" ] && grep -q "on cuda" "$T/serve.err"; then
+    pass infer_cuda_v7_serve_repeatable
+else
+    fail infer_cuda_v7_serve_repeatable "'$a' then '$b' $(tail -2 "$T/serve.err" | tr '\n' ' ')"
 fi
 exit $failed
