@@ -17,7 +17,8 @@
 #
 #   sh bench/serve_load.sh MODEL [TOKENIZER]
 # Environment: LEVELS (default 1,8,32,64), REQUESTS (2), MAX_TOKENS (32),
-# TURNS (10), ROUNDS (2), THREADS (0 = all cores), OUT (docs/serve-load.md).
+# TURNS (10), ROUNDS (2), THREADS (0 = all cores), OUT (docs/serve-load.md), SERVE_FLAGS (more
+# serve flags, e.g. "--device cuda --precision bf16").
 # A benchmark, not a test: nothing here fails on a slow result.
 set -e
 RWKV=${RWKV:-./rwkv}
@@ -29,13 +30,15 @@ MAX_TOKENS=${MAX_TOKENS:-32}
 TURNS=${TURNS:-10}
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-0}
+SERVE_FLAGS=${SERVE_FLAGS:-}
 OUT=${OUT:-docs/serve-load.md}
 T=$(mktemp -d /tmp/rwkv_serve_load.XXXXXX)
 SPID=""
 trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; rm -rf "$T"' EXIT
 
 start() { # extra serve flags...
-    "$RWKV" serve -m "$MODEL" --tokenizer "$TOK" --port 0 --parallel 64 -t "$THREADS" "$@" 2>"$T/log" &
+    # shellcheck disable=SC2086 # SERVE_FLAGS: more serve flags, split on spaces
+    "$RWKV" serve -m "$MODEL" --tokenizer "$TOK" --port 0 --parallel 64 -t "$THREADS" $SERVE_FLAGS "$@" 2>"$T/log" &
     SPID=$!
     PORT=""
     for _ in $(seq 600); do
