@@ -148,7 +148,27 @@ typedef struct step_args {
     float eps;
     float *y;
     bf16 *y16; /* when set, y goes here in bf16 (the output GEMM's input) instead */
+    int ahead; /* > 0: the block this many places later in the grid gets its state rows
+                  prefetched into L2 (decode_step: a wave of resident blocks ahead) */
 } step_args;
+
+/* A batch step streams every state once, but a block has its rows in
+ * flight only while it starts: the preparation, the GroupNorm and their
+ * barriers leave the memory idle. So each block also asks L2 for the rows
+ * of the block one wave later (q.ahead places on in the grid, which is
+ * scheduled in order), whose loads then find them there. A hint: nothing
+ * depends on it for its result. */
+template <int Q>
+__device__ __forceinline__ void prefetch_later_rows(const step_args &q, int row, int q4) {
+    constexpr int N = 16 * Q;
+    if (q.ahead <= 0) return;
+    const unsigned later = blockIdx.y * gridDim.x + blockIdx.x + (unsigned)q.ahead;
+    if (later >= gridDim.x * gridDim.y) return;
+    const unsigned h = later % gridDim.x, stream = later / gridDim.x;
+    const float4 *p = (const float4 *)(q.states[stream] + q.off + ((size_t)h * N + row) * N) + q4;
+#pragma unroll
+    for (int c = 0; c < Q; c++) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 4 * c));
+}
 
 /* For heads of 64: at most 40 registers, so that six blocks share an SM
  * (eight spill a little): a batch step is bound by moving the states, and
@@ -162,6 +182,7 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
     float *vec = (float *)vec4;
     const int h = blockIdx.x, t = threadIdx.x, row = t / 4, q4 = t % 4;
     float4 *st = (float4 *)(q.states[blockIdx.y] + q.off + ((size_t)h * N + row) * N) + q4;
+    prefetch_later_rows<Q>(q, row, q4);
     float4 s[Q];
 #pragma unroll
     for (int c = 0; c < Q; c++) s[c] = __ldcs(st + 4 * c); /* streamed: read once, written once, not kept in L2 */
@@ -225,17 +246,30 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
     }
 }
 
+/* decode_step_kernel<Q> with the prefetch a wave of resident blocks ahead
+ * (none when the grid is a single wave: nothing comes later). */
+template <int Q>
+static void launch_step(const dim3 &grid, const step_args &q, cudaStream_t s) {
+    int dev = 0, sms = 0, per_sm = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step_kernel<Q>, 64 * Q, 0);
+    step_args a = q;
+    a.ahead = sms * per_sm < (int)(grid.x * grid.y) ? sms * per_sm : 0;
+    cuda_launch_early(decode_step_kernel<Q>, grid, dim3(64 * Q), 0, s, a);
+}
+
 /* The fused decode step where it applies (one row per stream, a head of
  * 16, 32, 64, 128 or 256 channels, 16-byte aligned state rows); false otherwise. */
 static bool decode_step(rwkv_infer *c, const infer_rows *rows, const step_args *q, int N) {
     if (rows->per != 1 || q->off % 4) return false;
     const dim3 grid((unsigned)q->H, (unsigned)rows->n);
     switch (N) {
-    case 16: cuda_launch_early(decode_step_kernel<1>, grid, dim3(4 * N), 0, c->stream, *q); return true;
-    case 32: cuda_launch_early(decode_step_kernel<2>, grid, dim3(4 * N), 0, c->stream, *q); return true;
-    case 64: cuda_launch_early(decode_step_kernel<4>, grid, dim3(4 * N), 0, c->stream, *q); return true;
-    case 128: cuda_launch_early(decode_step_kernel<8>, grid, dim3(4 * N), 0, c->stream, *q); return true;
-    case 256: cuda_launch_early(decode_step_kernel<16>, grid, dim3(4 * N), 0, c->stream, *q); return true;
+    case 16: launch_step<1>(grid, *q, c->stream); return true;
+    case 32: launch_step<2>(grid, *q, c->stream); return true;
+    case 64: launch_step<4>(grid, *q, c->stream); return true;
+    case 128: launch_step<8>(grid, *q, c->stream); return true;
+    case 256: launch_step<16>(grid, *q, c->stream); return true;
     default: return false;
     }
 }
@@ -284,7 +318,7 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
                       infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first, s->tmp};
     /* a large bf16 pass: y in bf16 for the output GEMM (c->in16 is free again) */
     const step_args q = {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B),
-                         rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL};
+                         rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL, 0};
     const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
     if (decode_step(c, rows, &q, N)) return infer_products(c, &o, 1, R, err);
     prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
