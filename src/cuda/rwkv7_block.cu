@@ -246,32 +246,45 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
     }
 }
 
-/* decode_step_kernel<Q> with the prefetch a wave of resident blocks ahead
- * (none when the grid is a single wave: nothing comes later). */
-template <int Q>
-static void launch_step(const dim3 &grid, const step_args &q, cudaStream_t s) {
+/* Calls f(std::integral_constant<int, Q>) for the fused step's head sizes
+ * (Q = N / 16); false for any other N. */
+template <class F>
+static bool by_step_width(int N, F f) {
+    switch (N) {
+    case 16: f(std::integral_constant<int, 1>()); return true;
+    case 32: f(std::integral_constant<int, 2>()); return true;
+    case 64: f(std::integral_constant<int, 4>()); return true;
+    case 128: f(std::integral_constant<int, 8>()); return true;
+    case 256: f(std::integral_constant<int, 16>()); return true;
+    default: return false;
+    }
+}
+
+int rwkv7_step_wave(int N) {
     int dev = 0, sms = 0, per_sm = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step_kernel<Q>, 64 * Q, 0);
-    step_args a = q;
-    a.ahead = sms * per_sm < (int)(grid.x * grid.y) ? sms * per_sm : 0;
-    cuda_launch_early(decode_step_kernel<Q>, grid, dim3(64 * Q), 0, s, a);
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return 0;
+    by_step_width(N, [&](auto width) {
+        constexpr int Q = decltype(width)::value;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step_kernel<Q>, 64 * Q, 0) != cudaSuccess)
+            per_sm = 0;
+    });
+    cudaGetLastError(); /* a failed query leaves no error behind: the prefetch is only off */
+    return sms * per_sm;
 }
 
 /* The fused decode step where it applies (one row per stream, a head of
- * 16, 32, 64, 128 or 256 channels, 16-byte aligned state rows); false otherwise. */
+ * 16, 32, 64, 128 or 256 channels, 16-byte aligned state rows); false
+ * otherwise. With more blocks than one wave, each prefetches a wave ahead. */
 static bool decode_step(rwkv_infer *c, const infer_rows *rows, const step_args *q, int N) {
     if (rows->per != 1 || q->off % 4) return false;
     const dim3 grid((unsigned)q->H, (unsigned)rows->n);
-    switch (N) {
-    case 16: launch_step<1>(grid, *q, c->stream); return true;
-    case 32: launch_step<2>(grid, *q, c->stream); return true;
-    case 64: launch_step<4>(grid, *q, c->stream); return true;
-    case 128: launch_step<8>(grid, *q, c->stream); return true;
-    case 256: launch_step<16>(grid, *q, c->stream); return true;
-    default: return false;
-    }
+    step_args a = *q;
+    a.ahead = c->step_wave < (int)(grid.x * grid.y) ? c->step_wave : 0;
+    return by_step_width(N, [&](auto width) {
+        constexpr int Q = decltype(width)::value;
+        cuda_launch_early(decode_step_kernel<Q>, grid, dim3(64 * Q), 0, c->stream, a);
+    });
 }
 
 static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {

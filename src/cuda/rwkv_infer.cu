@@ -251,6 +251,7 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
         s = cuda_check("cudaStreamCreate", err);
     if (s == RWKV_OK) s = cuda_blas_new(&c->blas, err);
     if (s == RWKV_OK) s = alloc_work(c, err);
+    if (s == RWKV_OK && shape->version == 7) c->step_wave = rwkv7_step_wave(shape->head_size);
     if (s == RWKV_OK) s = upload_all(c, src, err);
     if (s != RWKV_OK) {
         rwkv_infer_free(c);
