@@ -262,7 +262,8 @@ static bool by_step_width(int N, F f) {
 
 int rwkv7_step_wave(int N) {
     int dev = 0, sms = 0, per_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         return 0;
     by_step_width(N, [&](auto width) {
         constexpr int Q = decltype(width)::value;

@@ -77,7 +77,8 @@ __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int
         warp_sums<GROUP * R>(acc);
 #pragma unroll
         for (int g_t = 0; g_t < GROUP; g_t++)
-            if (lane < R && t0 + g_t < per) y[first + (size_t)(t0 + g_t) * A + i0 + lane] = wkv_pick<R>(acc + g_t * R, lane);
+            if (lane < R && t0 + g_t < per)
+                y[first + (size_t)(t0 + g_t) * A + i0 + lane] = wkv_pick<R>(acc + g_t * R, lane);
 #pragma unroll
         for (int g_t = 0; g_t < GROUP; g_t++) cur[g_t] = next[g_t];
     }

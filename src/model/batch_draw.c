@@ -13,8 +13,9 @@
 
 static rwkv_status check_draw(const rwkv_draw *d, size_t row, rwkv_error *err) {
     if (!(d->temperature >= 0) || !isfinite(d->temperature))
-        return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: temperature %g is not a finite number >= 0",
-                         row, d->temperature);
+        return rwkv_fail(err, RWKV_ERR_ARG,
+                         "rwkv_eval_batch_sample: row %zu: temperature %g is not a finite number >= 0", row,
+                         d->temperature);
     if (!(d->top_p >= 0 && d->top_p <= 1))
         return rwkv_fail(err, RWKV_ERR_ARG, "rwkv_eval_batch_sample: row %zu: top_p %g is outside [0, 1]", row,
                          d->top_p);
@@ -54,10 +55,12 @@ typedef struct draw_job {
 
 static void draw_chunk(void *ctx, int chunk) {
     const draw_job *j = ctx;
-    const size_t r0 = (size_t)chunk * j->rows_per_chunk, r1 = r0 + j->rows_per_chunk < j->n ? r0 + j->rows_per_chunk : j->n;
+    const size_t r0 = (size_t)chunk * j->rows_per_chunk;
+    const size_t r1 = r0 + j->rows_per_chunk < j->n ? r0 + j->rows_per_chunk : j->n;
     draw_work w = {0};
     const int ok = draw_work_reserve(&w, (size_t)j->V) == 0;
-    for (size_t i = r0; i < r1; i++) j->next[i] = ok ? draw_row(&j->draws[i], &w, j->logits + i * (size_t)j->V, j->V) : -2;
+    for (size_t i = r0; i < r1; i++)
+        j->next[i] = ok ? draw_row(&j->draws[i], &w, j->logits + i * (size_t)j->V, j->V) : -2;
     draw_work_free(&w);
 }
 

@@ -142,8 +142,8 @@ static rwkv_status eval_batch_draw(rwkv_model *m, rwkv_state *const *states, con
     float **ptrs = malloc(n * sizeof *ptrs);
     int *ids = malloc((n_bias ? n_bias : 1) * sizeof *ids);
     float *bias = malloc((n_bias ? n_bias : 1) * sizeof *bias);
-    rwkv_status s = rules && ptrs && ids && bias ? RWKV_OK
-                                                 : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch of %zu", n);
+    rwkv_status s = RWKV_OK;
+    if (!rules || !ptrs || !ids || !bias) s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch of %zu", n);
     size_t at = 0;
     for (size_t i = 0; i < n && s == RWKV_OK; i++) {
         const rwkv_draw *d = &draws[i];
