@@ -5,39 +5,87 @@
  * bans and penalties, the draw among the first ids only, for 12 streams
  * over several steps and for 300 streams
  * (more rows than one head pass: the chunked path). Greedy rows must agree
- * exactly; a sampled row may differ only where the number or top_p lies
- * within 1e-5 of a boundary of the CPU's distribution (the device sums in
- * another order). A row with every token banned draws -1; rules at the edges
- * of their ranges draw what they must. */
+ * exactly; where a sampled row differs, the device's token must be one the
+ * rules give in exact arithmetic with the nucleus ending anywhere its mass
+ * is within 1e-5 of top_p and the number moved by 1e-5 (the CPU sums the
+ * nucleus in float, the device in fixed point; this check accepts every
+ * CPU draw and rejects other tokens). A row with every token banned draws
+ * -1; rules at the edges of their ranges draw what they must. */
 #include "infer_check.h"
 #include "rwkv_sample.h"
 #include "draw_rules.h"
 
 enum { V = 3001, STEPS = 4 };
 
-/* Whether the device's token `got` can differ from the CPU's by rounding:
- * the draw's target within 1e-5 of an end of got's step in the CPU's
- * distribution (probs), or got at the nucleus cut (the mass at or above its
- * probability within 1e-5 of top_p, in the biased softmax). */
-static int at_boundary(const rwkv_draw *d, const float *logits, const float *probs, int got, int V) {
-    double total = 0, before = 0;
-    for (int j = 0; j < V; j++) total += probs[j] > 0 ? probs[j] : 0;
-    for (int j = 0; j < got; j++) before += probs[j] > 0 ? probs[j] : 0;
-    const double target = d->uniform * total, after = before + (probs[got] > 0 ? probs[got] : 0);
-    if (probs[got] > 0 && (fabs(target - before) < 1e-5 || fabs(target - after) < 1e-5)) return 1;
-    double *p = malloc(sizeof *p * V), mx = -INFINITY, z = 0, ge = 0, gt = 0;
-    for (int j = 0; j < V; j++) p[j] = logits[j];
+/* The draw's rules in double precision over ids [0, n): the biased softmax
+ * p, the ids sorted by (p descending, id ascending). */
+typedef struct exact_row {
+    double *p;
+    int *order, n;
+} exact_row;
+
+static const double *sort_p;
+static int by_p_then_id(const void *x, const void *y) {
+    const int i = *(const int *)x, j = *(const int *)y;
+    return sort_p[i] > sort_p[j] ? -1 : sort_p[i] < sort_p[j] ? 1 : (i > j) - (i < j);
+}
+
+static void exact_softmax(const rwkv_draw *d, const float *logits, int n, exact_row *e) {
+    double mx = -INFINITY, z = 0;
+    e->n = n;
+    for (int j = 0; j < n; j++) e->p[j] = logits[j];
     for (size_t b = 0; b < d->n_bias; b++)
-        if (d->bias_ids[b] < V) p[d->bias_ids[b]] = d->bias[b] == -INFINITY ? -INFINITY : p[d->bias_ids[b]] + d->bias[b];
-    for (int j = 0; j < V; j++) mx = p[j] > mx ? p[j] : mx;
-    for (int j = 0; j < V; j++) z += exp(p[j] - mx);
-    const double pg = exp(p[got] - mx) / z;
-    for (int j = 0; j < V; j++) {
-        const double q = exp(p[j] - mx) / z;
-        ge += q >= pg ? q : 0, gt += q > pg ? q : 0;
+        if (d->bias_ids[b] >= 0 && d->bias_ids[b] < n)
+            e->p[d->bias_ids[b]] = d->bias[b] == -INFINITY ? -INFINITY : e->p[d->bias_ids[b]] + d->bias[b];
+    for (int j = 0; j < n; j++) mx = e->p[j] > mx ? e->p[j] : mx;
+    for (int j = 0; j < n; j++) z += exp(e->p[j] - mx);
+    for (int j = 0; j < n; j++) e->p[j] = exp(e->p[j] - mx) / z, e->order[j] = j;
+    sort_p = e->p;
+    qsort(e->order, n, sizeof *e->order, by_p_then_id);
+}
+
+/* 1 when `got` is the token of the walk over the kept ids order[0..last],
+ * or within eps of a step's end there. */
+static int walk_gives(const rwkv_draw *d, const exact_row *e, int last, int got, double eps) {
+    char *kept = calloc(e->n, 1);
+    for (int k = 0; k <= last; k++) kept[e->order[k]] = 1;
+    double total = 0, c = 0;
+    for (int j = 0; j < e->n; j++)
+        if (kept[j] && e->p[j] > 0) total += d->temperature == 1 ? e->p[j] : pow(e->p[j], 1.0 / d->temperature);
+    int ok = 0;
+    for (int j = 0; j < e->n && !ok && total > 0; j++) {
+        if (!kept[j] || !(e->p[j] > 0)) continue;
+        const double q = (d->temperature == 1 ? e->p[j] : pow(e->p[j], 1.0 / d->temperature)) / total, before = c;
+        c += q;
+        if (j == got) ok = (before <= d->uniform + eps && c > d->uniform - eps) || fabs(before - d->uniform) < eps;
     }
-    free(p);
-    return d->top_p < 1 && (fabs(ge - d->top_p) < 1e-5 || fabs(gt - d->top_p) < 1e-5);
+    free(kept);
+    return ok;
+}
+
+/* Whether the device's token is one the rules give in exact arithmetic, where
+ * the nucleus may end at any position whose cumulative mass lies within eps
+ * of top_p (the CPU sums in float, the device in fixed point) and the
+ * number may move by eps: the summation orders differ, the rules do not. */
+static int exact_accepts(const rwkv_draw *d, const float *logits, int n, int got) {
+    const double eps = 1e-5;
+    exact_row e = {malloc(sizeof(double) * n), malloc(sizeof(int) * n), n};
+    exact_softmax(d, logits, n, &e);
+    int ok = 0;
+    double c = 0;
+    for (int k = 0; k < n && !ok; k++) {
+        c += e.p[e.order[k]];
+        const int last_possible = k == n - 1 || d->top_p >= 1; /* no cut: everything */
+        const int cut_here = d->top_p < 1 && c >= d->top_p - eps && c - e.p[e.order[k]] < d->top_p + eps;
+        if (!cut_here && !last_possible) continue;
+        int last = d->top_p >= 1 ? n - 1 : k; /* the nucleus keeps the ties of its last probability; top-k then keeps its first top_k */
+        while (last + 1 < n && e.p[e.order[last + 1]] == e.p[e.order[k]]) last++;
+        if (d->top_k > 0 && d->top_k < n && last >= d->top_k) last = d->top_k - 1;
+        ok = walk_gives(d, &e, last, got, eps);
+        if (d->top_p >= 1) break;
+    }
+    free(e.p), free(e.order);
+    return ok;
 }
 
 /* Every fourth row draws among the first 1000 ids only. */
@@ -51,8 +99,8 @@ static void draws_match(rwkv_model *gpu, int B, int steps, int *tolerated) {
     rwkv_draw *d = calloc(B, sizeof *d);
     int *tok = calloc(B, sizeof *tok), *next = calloc(B, sizeof *next), prefix[9];
     *tolerated = 0;
-    float *logits = rwkv_logits_alloc(gpu, B, &err), *probs = malloc(sizeof *probs * V);
-    CHECK(a && b && sa && sb && d && tok && next && logits && probs, "memory");
+    float *logits = rwkv_logits_alloc(gpu, B, &err);
+    CHECK(a && b && sa && sb && d && tok && next && logits, "memory");
     for (int i = 0; i < B; i++) {
         for (int t = 0; t < 9; t++) prefix[t] = (int)urand(0, V - 0.01f);
         CHECK(rwkv_state_new(gpu, &a[i], &err) == RWKV_OK && rwkv_state_new(gpu, &b[i], &err) == RWKV_OK, "states");
@@ -75,9 +123,8 @@ static void draws_match(rwkv_model *gpu, int B, int steps, int *tolerated) {
             const float *row = logits + (size_t)i * V;
             const int ref = rwkv_sampler_sample(sb[i], row, n_ids(i));
             if (next[i] != ref) {
-                CHECK(rwkv_sampler_distribution(sb[i], row, n_ids(i), probs) == 0 && next[i] >= 0 && next[i] < n_ids(i),
-                      "row %d: no distribution", i);
-                CHECK(d[i].temperature > 0 && at_boundary(&d[i], row, probs, next[i], n_ids(i)),
+                CHECK(next[i] >= 0 && next[i] < n_ids(i), "row %d drew %d", i, next[i]);
+                CHECK(d[i].temperature > 0 && exact_accepts(&d[i], row, n_ids(i), next[i]),
                       "B %d step %d row %d (T %g, top_p %g, top_k %d): the device drew %d, the CPU %d", B, step, i,
                       d[i].temperature, d[i].top_p, d[i].top_k, next[i], ref);
                 (*tolerated)++;
@@ -93,7 +140,7 @@ static void draws_match(rwkv_model *gpu, int B, int steps, int *tolerated) {
         rwkv_sampler_free(sa[i]), rwkv_sampler_free(sb[i]);
     }
     rwkv_logits_free(gpu, logits);
-    free(a), free(b), free(sa), free(sb), free(d), free(tok), free(next), free(probs);
+    free(a), free(b), free(sa), free(sb), free(d), free(tok), free(next);
 }
 
 /* A random RWKV-7 of V tokens and `layers` layers on the GPU (fp32), its file removed. */
