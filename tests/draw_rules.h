@@ -1,13 +1,15 @@
 /* The sampler rules the batched-draw tests give their rows (included by
  * tests/test_batch_sample.c and tests/cuda/test_cuda_draw.c): row i is
  * greedy, cold, plain or hot; its nucleus off, 0, 0.4 or 0.85; top-k off,
- * 3 or 40; every third row bans six ids. And rules at the edges of their
- * ranges, with what they must draw. */
+ * 3 or 40; every third row bans six ids. Rules at the edges of their
+ * ranges, with what they must draw. And exact_accepts, the check of a
+ * device's token against the rules in exact arithmetic. */
 #ifndef RWKV_TEST_DRAW_RULES_H
 #define RWKV_TEST_DRAW_RULES_H
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rwkv_sample.h"
@@ -55,6 +57,77 @@ static int edge_draws_ok(const rwkv_draw *d, const int *next, int V, char *why, 
         }
     }
     return 1;
+}
+
+/* The draw's rules in double precision over ids [0, n): the biased softmax
+ * p, the ids sorted by (p descending, id ascending). */
+typedef struct exact_row {
+    double *p;
+    int *order, n;
+} exact_row;
+
+static const double *sort_p;
+static int by_p_then_id(const void *x, const void *y) {
+    const int i = *(const int *)x, j = *(const int *)y;
+    return sort_p[i] > sort_p[j] ? -1 : sort_p[i] < sort_p[j] ? 1 : (i > j) - (i < j);
+}
+
+static void exact_softmax(const rwkv_draw *d, const float *logits, int n, exact_row *e) {
+    double mx = -INFINITY, z = 0;
+    e->n = n;
+    for (int j = 0; j < n; j++) e->p[j] = logits[j];
+    for (size_t b = 0; b < d->n_bias; b++)
+        if (d->bias_ids[b] >= 0 && d->bias_ids[b] < n)
+            e->p[d->bias_ids[b]] = d->bias[b] == -INFINITY ? -INFINITY : e->p[d->bias_ids[b]] + d->bias[b];
+    for (int j = 0; j < n; j++) mx = e->p[j] > mx ? e->p[j] : mx;
+    for (int j = 0; j < n; j++) z += exp(e->p[j] - mx);
+    for (int j = 0; j < n; j++) e->p[j] = exp(e->p[j] - mx) / z, e->order[j] = j;
+    sort_p = e->p;
+    qsort(e->order, n, sizeof *e->order, by_p_then_id);
+}
+
+/* 1 when `got` is the token of the walk over the kept ids order[0..last],
+ * or within eps of a step's end there. */
+static int walk_gives(const rwkv_draw *d, const exact_row *e, int last, int got, double eps) {
+    char *kept = calloc(e->n, 1);
+    for (int k = 0; k <= last; k++) kept[e->order[k]] = 1;
+    double total = 0, c = 0;
+    for (int j = 0; j < e->n; j++)
+        if (kept[j] && e->p[j] > 0) total += d->temperature == 1 ? e->p[j] : pow(e->p[j], 1.0 / d->temperature);
+    int ok = 0;
+    for (int j = 0; j < e->n && !ok && total > 0; j++) {
+        if (!kept[j] || !(e->p[j] > 0)) continue;
+        const double q = (d->temperature == 1 ? e->p[j] : pow(e->p[j], 1.0 / d->temperature)) / total, before = c;
+        c += q;
+        if (j == got) ok = (before <= d->uniform + eps && c > d->uniform - eps) || fabs(before - d->uniform) < eps;
+    }
+    free(kept);
+    return ok;
+}
+
+/* Whether the device's token is one the rules give in exact arithmetic, where
+ * the nucleus may end at any position whose cumulative mass lies within eps
+ * of top_p (the CPU sums in float, the device in fixed point) and the
+ * number may move by eps: the summation orders differ, the rules do not. */
+static int exact_accepts(const rwkv_draw *d, const float *logits, int n, int got) {
+    const double eps = 1e-5;
+    exact_row e = {malloc(sizeof(double) * n), malloc(sizeof(int) * n), n};
+    exact_softmax(d, logits, n, &e);
+    int ok = 0;
+    double c = 0;
+    for (int k = 0; k < n && !ok; k++) {
+        c += e.p[e.order[k]];
+        const int last_possible = k == n - 1 || d->top_p >= 1; /* no cut: everything */
+        const int cut_here = d->top_p < 1 && c >= d->top_p - eps && c - e.p[e.order[k]] < d->top_p + eps;
+        if (!cut_here && !last_possible) continue;
+        int last = d->top_p >= 1 ? n - 1 : k; /* the nucleus keeps the ties of its last probability; top-k then keeps its first top_k */
+        while (last + 1 < n && e.p[e.order[last + 1]] == e.p[e.order[k]]) last++;
+        if (d->top_k > 0 && d->top_k < n && last >= d->top_k) last = d->top_k - 1;
+        ok = walk_gives(d, &e, last, got, eps);
+        if (d->top_p >= 1) break;
+    }
+    free(e.p), free(e.order);
+    return ok;
 }
 
 #endif

@@ -7,7 +7,8 @@
  *    generators stay in step;
  *  - a row with every token banned draws -1, the others still draw;
  *  - a rule out of range is refused before any row is fed; rules at the
- *    edges of their ranges draw an id in range (or -1 for a NaN logit).
+ *    edges of their ranges draw an id in range (or -1 for a NaN logit);
+ *  - the GPU test's exact check accepts every CPU draw, not other tokens.
  * For RWKV-7 and RWKV-4 (the host path every CPU backend takes) and the GPT. */
 #include <math.h>
 #include <stdint.h>
@@ -167,6 +168,51 @@ static void test_edge_rules(void) {
     rwkv_model_free(m);
 }
 
+/* The GPU test's check (exact_accepts, tests/draw_rules.h) against the
+ * CPU's draws: it must accept every one, and reject other tokens. */
+static void test_exact_check(void) {
+    char why[512] = "";
+    rwkv_model *m = make_model("rwkv7", why, sizeof why);
+    CHECK(m, "%s", why);
+    rwkv_error err;
+    static float logits[B * VOCAB];
+    rwkv_state *s[B];
+    rwkv_sampler *sa[B], *sb[B];
+    rwkv_draw d[B];
+    int tok[B], checked = 0, rejected = 0, other_accepted = 0;
+    for (int i = 0; i < B; i++) {
+        rwkv_sampler_params p;
+        row_params(i, &p);
+        s[i] = batch_state(m, i, &err);
+        CHECK(s[i] && rwkv_sampler_new(&p, 40 + i, &sa[i], &err) == RWKV_OK &&
+                  rwkv_sampler_new(&p, 40 + i, &sb[i], &err) == RWKV_OK,
+              "setup");
+        tok[i] = 3 * i + 1;
+    }
+    for (int step = 0; step < 20; step++) {
+        CHECK(rwkv_eval_batch(m, s, tok, B, logits, &err) == RWKV_OK, "%s", err.message);
+        for (int i = 0; i < B; i++) {
+            CHECK(rwkv_sampler_draw(sa[i], VOCAB, &d[i], &err) == RWKV_OK, "draw rule");
+            const float *row = logits + (size_t)i * VOCAB;
+            const int t = rwkv_sampler_sample(sb[i], row, VOCAB), other = (7 * t + 13) % VOCAB;
+            if (d[i].temperature > 0) {
+                checked++;
+                rejected += !exact_accepts(&d[i], row, VOCAB, t);
+                other_accepted += other != t && exact_accepts(&d[i], row, VOCAB, other);
+            }
+            CHECK(rwkv_sampler_accept(sa[i], t, "x", 1, &err) == RWKV_OK &&
+                      rwkv_sampler_accept(sb[i], t, "x", 1, &err) == RWKV_OK,
+                  "accept");
+            tok[i] = t;
+        }
+    }
+    printf("  %d draws: %d rejected, %d other tokens accepted\n", checked, rejected, other_accepted);
+    CHECK(rejected == 0, "the exact check rejected %d of %d CPU draws", rejected, checked);
+    CHECK(other_accepted * 10 < checked, "the exact check accepted %d of %d other tokens", other_accepted, checked);
+    for (int i = 0; i < B; i++) rwkv_state_free(s[i]), rwkv_sampler_free(sa[i]), rwkv_sampler_free(sb[i]);
+    rwkv_model_free(m);
+}
+
 int main(void) {
     RUN(test_rwkv7);
     RUN(test_rwkv4);
@@ -174,5 +220,6 @@ int main(void) {
     RUN(test_all_banned);
     RUN(test_bad_rules);
     RUN(test_edge_rules);
+    RUN(test_exact_check);
     return test_summary();
 }
