@@ -101,6 +101,10 @@ if grep -q "Assistant:" "$T/chat.txt" && [ "$(wc -c <"$T/chat.txt")" -gt 12 ]; t
 else
     fail infer_cuda_v7_chat "$(head -c 120 "$T/chat.txt") $(tail -1 "$T/chat.err")"
 fi
+if ! command -v curl >/dev/null 2>&1; then
+    echo "SKIP infer_cuda_v7_serve_repeatable: curl is not installed"
+    exit $failed
+fi
 "$RWKV" serve -m "$T/v7.safetensors" --device cuda --port 0 --parallel 4 2>"$T/serve.err" &
 SPID=$!
 PORT=""
