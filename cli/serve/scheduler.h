@@ -1,9 +1,10 @@
 /* The scheduler of `rwkv serve`: one thread that owns the model and decodes
  * every active request together, one batched step per token
  * (rwkv_eval_batch_sample: each row's next token drawn by its request's
- * sampler rules where the model is, so a GPU sends back tokens, not logits). Requests wait in a queue until one of the `parallel` slots is free,
- * join the batch between two steps and leave it when they finish, so a
- * long reply never holds up a short one.
+ * sampler rules where the model is, so a GPU sends back tokens, not
+ * logits). Requests wait in a queue until one of the `parallel` slots is
+ * free, join the batch between two steps and leave it when they finish, so
+ * a long reply never holds up a short one.
  *
  * A request's prompt is fed in three parts: the longest prefix found in the
  * state cache is restored; the rest but its last token is fed in sequence

@@ -232,12 +232,13 @@ class Model(Owner):
         ptr, n, keepalive, handles, state_ptrs = _batch_in(tokens, states)
         if len(samplers) != n:
             raise ValueError(f"{len(samplers)} samplers for {n} states: one sampler per state expected")
+        n_ids = _buffers.token_in(n_ids, "n_ids")
         draws = (Draw * n)()
         err = Error()
         sampler_handles = [sampler._live() for sampler in samplers]
         for i, h in enumerate(sampler_handles):
             check(lib.rwkv_sampler_draw(h.ptr, self.n_vocab, byref(draws[i]), byref(err)), err)
-            draws[i].n_ids = _buffers.token_in(n_ids, "n_ids")
+            draws[i].n_ids = n_ids
         next_tokens = (c_int * n)()
         m = self._live()
         check(lib.rwkv_eval_batch_sample(m.ptr, state_ptrs, ptr, n, draws, next_tokens, byref(err)), err)

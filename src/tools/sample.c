@@ -178,14 +178,18 @@ double rwkv_sampler_occurrence(const rwkv_sampler *s, int token, int *present) {
     return has ? s->occ[token] : 0.0;
 }
 
+/* Token j's penalty (j has an occurrence entry): summed in double, rounded to float. */
+static float penalty(const rwkv_sampler *s, int j) {
+    return (float)(s->p.alpha_presence + s->occ[j] * s->p.alpha_frequency);
+}
+
 void rwkv_sampler_penalize(const rwkv_sampler *s, float *logits, int n_vocab) {
     for (size_t i = 0; i < s->n_ban; i++)
         if (s->ban[i] < n_vocab) logits[s->ban[i]] = -INFINITY;
     for (size_t i = 0; i < s->n_ids; i++) {
         int j = s->ids[i];
         if (j >= n_vocab) continue;
-        float pen = (float)(s->p.alpha_presence + s->occ[j] * s->p.alpha_frequency);
-        logits[j] -= pen;
+        logits[j] -= penalty(s, j);
     }
 }
 
@@ -254,7 +258,7 @@ rwkv_status rwkv_sampler_draw(rwkv_sampler *s, int n_vocab, rwkv_draw *d, rwkv_e
         const int j = s->ids[i];
         if (j >= n_vocab) continue;
         s->bias_ids[n] = j;
-        s->bias[n++] = -(float)(s->p.alpha_presence + s->occ[j] * s->p.alpha_frequency);
+        s->bias[n++] = -penalty(s, j);
     }
     memset(d, 0, sizeof *d);
     d->temperature = s->p.temperature;

@@ -105,14 +105,8 @@ if ! command -v curl >/dev/null 2>&1; then
     echo "SKIP infer_cuda_v7_serve_repeatable: curl is not installed"
     exit $failed
 fi
-"$RWKV" serve -m "$T/v7.safetensors" --device cuda --port 0 --parallel 4 2>"$T/serve.err" &
-SPID=$!
-PORT=""
-for _ in $(seq 300); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve.err")
-    [ -n "$PORT" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/health")" = 200 ] && break
-    sleep 0.1
-done
+. "$(dirname "$0")/lib/serve_ready.sh"
+serve_ready "$T/serve.err" 300 -m "$T/v7.safetensors" --device cuda --parallel 4
 BODY='{"prompt":"First Citizen:","max_tokens":24,"temperature":1.0,"top_p":0.9,"seed":5}'
 served() { curl -s --max-time 60 -H 'Content-Type: application/json' --data-binary "$BODY" "http://127.0.0.1:$PORT/v1/completions" |
     sed -n 's/.*"text": *"\([^"]*\)".*/\1/p'; }

@@ -25,14 +25,10 @@ fi
 
 "$RWKV" init --arch rwkv7 --layers 2 --embd 64 --vocab 256 --emb-scale 0.5 --out "$T/m.safetensors" >/dev/null 2>&1 ||
     { echo "FAIL openai client: rwkv init failed"; exit 1; }
-RWKV_API_KEY=sekret "$RWKV" serve -m "$T/m.safetensors" --port 0 2>"$T/log" &
-SPID=$!
-PORT=""
-for _ in $(seq 200); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/log")
-    [ -n "$PORT" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/health")" = 200 ] && break
-    sleep 0.1
-done
+. "$(dirname "$0")/lib/serve_ready.sh"
+export RWKV_API_KEY=sekret # the key from the environment, as a deployment would give it
+serve_ready "$T/log" 200 -m "$T/m.safetensors"
+unset RWKV_API_KEY
 if [ -z "$PORT" ]; then
     echo "FAIL openai client: the server did not start: $(cat "$T/log")"
     exit 1
