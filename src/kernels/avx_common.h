@@ -37,7 +37,8 @@ static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
  * read bandwidth on one core; prefetching this far ahead reached it
  * (docs/perf.md). Called once per row, it covers the next rb bytes of the
  * stream 12 KB ahead. Not used for f32, which the hardware prefetcher keeps
- * up with (and which lost ~10% with it), nor for f16 and bf16, which were
+ * up with (and which lost ~10% with it) except in matrices of at most 1 MB
+ * (a stream the hardware prefetcher spends getting started), nor for f16 and bf16, which were
  * 5-15% faster without it on the machine of docs/perf.md's later
  * measurements (the integer kernels lost 10-40% without it there). */
 #define PREFETCH_AHEAD 12288

@@ -121,7 +121,7 @@ typedef struct kernel_ops {
     const char *name; /* "scalar", "avx2", "avx512" */
     /* y[r - r0] = row r of W . x for r0 <= r < r1 (one thread's share). */
     void (*matvec_rows)(const matrix *W, const float *x, float *y, int r0, int r1);
-    /* 1: with int8 activations matvec_rows reads a Q4_K or Q5_K matrix's
+    /* 1: with int8 activations matvec_rows reads a Q4_K, Q5_K or Q6_K matrix's
      * grouped copy (matrix.groups) where it has one */
     int kquant_groups;
     /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */

@@ -386,9 +386,15 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
             memcpy(xbuf + mis / 4, x, sizeof(float) * (size_t)n);
             xs = xbuf + mis / 4;
         }
-        for (int r = r0; r < r1; r++, row += rb) {
-            y[r - r0] = dot_f32((const float *)row, xs, n);
-        }
+        /* a small matrix (RWKV-7's LoRAs) is too short a stream for the
+         * hardware prefetcher to get going (docs/gguf.md) */
+        if ((size_t)W->rows * rb <= (1u << 20))
+            for (int r = r0; r < r1; r++, row += rb) {
+                prefetch_row_ahead(row, rb);
+                y[r - r0] = dot_f32((const float *)row, xs, n);
+            }
+        else
+            for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f32((const float *)row, xs, n);
         return;
     }
     case DT_F16:

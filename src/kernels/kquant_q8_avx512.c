@@ -264,7 +264,7 @@ static inline KQUANT_GROUPS_TARGET void kquant_group_rows(const matrix *W, const
     const int nb = W->cols / QK_K;
     const size_t cb = ROW_GROUP * (five ? 176 : 144);
     for (int g = g0; g < g1; g++) {
-        const uint8_t *col = (const uint8_t *)W->groups + (size_t)g * nb * cb;
+        const uint8_t *col = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
         __m512 acc = _mm512_setzero_ps(), accm = acc;
         for (int b = 0; b < nb; b++, col += cb) {
             prefetch_row_ahead(col, cb);
@@ -274,8 +274,77 @@ static inline KQUANT_GROUPS_TARGET void kquant_group_rows(const matrix *W, const
     }
 }
 
+/* ---- Q6_K sixteen rows at a time: the four 6-bit codes of a vector of ql
+ * low nibbles, ql high nibbles and qh bit pairs are rebuilt in place (one
+ * ternary-logic merge each) and meet x's 4 activations in one vpdpbusd. A
+ * sub-block's sum starts at -32 Σ x (the code bias) and takes its signed
+ * 8-bit scale with one 32-bit multiply for all 16 rows. */
+
+/* (low & 0x0f) | high, high holding only bits 4-5 of each byte */
+static inline KQUANT_GROUPS_TARGET __m512i q6_code(__m512i low, __m512i high) {
+    return _mm512_ternarylogic_epi32(low, high, _mm512_set1_epi8(0x0f), 0xec); /* (a & c) | b */
+}
+
+/* signed byte k of every 32-bit lane */
+static inline KQUANT_GROUPS_TARGET __m512i lane_sbyte(__m512i v, int k) {
+    return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * k), 24);
+}
+
+/* The four sub-blocks 8h + 2k + half (k = 0..3) of super-block column col:
+ * their scaled sums, added to isum. */
+static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET __m512i q6k_quarter(const uint8_t *col, const int8_t *xq, const int16_t *xs16, int h,
+                                                       int half, __m512i isum) {
+    const __m512i top = _mm512_set1_epi8(0x30);
+    __m512i s[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) s[k] = _mm512_set1_epi32(-32 * xs16[8 * h + 2 * k + half]);
+#pragma GCC unroll 4
+    for (int v = 4 * half; v < 4 * half + 4; v++) {
+        const __m512i lo_a = _mm512_load_si512(col + 256 + 64 * (16 * h + v));
+        const __m512i lo_b = _mm512_load_si512(col + 256 + 64 * (16 * h + 8 + v));
+        const __m512i qh = _mm512_load_si512(col + 2304 + 64 * (8 * h + v));
+        const int8_t *xv = xq + 128 * h + 4 * v;
+        const __m512i c0 = q6_code(lo_a, _mm512_and_si512(_mm512_slli_epi16(qh, 4), top));
+        const __m512i c1 = q6_code(lo_b, _mm512_and_si512(_mm512_slli_epi16(qh, 2), top));
+        const __m512i c2 = q6_code(_mm512_srli_epi16(lo_a, 4), _mm512_and_si512(qh, top));
+        const __m512i c3 = q6_code(_mm512_srli_epi16(lo_b, 4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), top));
+        s[0] = _mm512_dpbusd_epi32(s[0], c0, x_quad(xv));
+        s[1] = _mm512_dpbusd_epi32(s[1], c1, x_quad(xv + 32));
+        s[2] = _mm512_dpbusd_epi32(s[2], c2, x_quad(xv + 64));
+        s[3] = _mm512_dpbusd_epi32(s[3], c3, x_quad(xv + 96));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const int sub = 8 * h + 2 * k + half;
+        const __m512i scale = lane_sbyte(_mm512_load_si512(col + 64 * (sub / 4)), sub % 4);
+        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(s[k], scale));
+    }
+    return isum;
+}
+
+static KQUANT_GROUPS_TARGET void q6k_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1) {
+    const int nb = W->cols / QK_K;
+    for (int g = g0; g < g1; g++) {
+        const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
+        const uint8_t *d16 = group + (size_t)ROW_GROUP_Q6K_PARTS * nb;
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *col = group + (size_t)ROW_GROUP_Q6K_PARTS * b;
+            prefetch_row_ahead(col, ROW_GROUP_Q6K_PARTS);
+            __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                isum = q6k_quarter(col, a->q + QK_K * b, a->sum16 + QK_K / 16 * b, q / 2, q % 2, isum);
+            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(d16 + 32 * b)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(a->dx[b])), acc);
+        }
+        _mm512_storeu_ps(y + ROW_GROUP * (g - g0), acc);
+    }
+}
+
 static KQUANT_GROUPS_TARGET void kquant_groups(const matrix *W, const q8_acts *a, float *y, int g0, int g1) {
-    if (W->type == DT_Q5_K) kquant_group_rows(W, a, y, g0, g1, 1);
+    if (W->type == DT_Q6_K) q6k_group_rows(W, a, y, g0, g1);
+    else if (W->type == DT_Q5_K) kquant_group_rows(W, a, y, g0, g1, 1);
     else kquant_group_rows(W, a, y, g0, g1, 0);
 }
 
@@ -285,7 +354,7 @@ int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int
     q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
     if (!a) return -1;
     quantize_acts(x, n, a);
-    const int end = row_groups_end(W, r0, r1); /* whole groups from the grouped copy (Q4_K, Q5_K only) */
+    const int end = row_groups_end(W, r0, r1); /* whole groups from the grouped copy */
     if (end > r0) {
         kquant_groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
         y += end - r0;

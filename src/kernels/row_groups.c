@@ -15,7 +15,7 @@ static int format_of(dtype t, group_format *f) {
     *f = (group_format){dtype_block_bytes(t), (int)dtype_block_elems(t), t == DT_Q4_1 || t == DT_Q5_1,
                         t == DT_Q5_0 || t == DT_Q5_1, t == DT_Q8_0};
     return t == DT_Q8_0 || t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_K ||
-           t == DT_Q5_K;
+           t == DT_Q5_K || t == DT_Q6_K;
 }
 
 int row_groups_apply(const matrix *W) {
@@ -25,7 +25,7 @@ int row_groups_apply(const matrix *W) {
 
 size_t row_groups_bytes(const matrix *W) {
     if (!row_groups_apply(W)) return 0;
-    return (size_t)(W->rows / ROW_GROUP * ROW_GROUP) * dtype_bytes_for(W->type, (uint64_t)W->cols);
+    return (size_t)(W->rows / ROW_GROUP) * row_group_stride(W->type, W->cols);
 }
 
 static inline void move_bytes(uint8_t *col, uint8_t *blk, size_t n, int to_col) {
@@ -74,13 +74,27 @@ static void move_block_k(uint8_t *col, uint8_t *blk, int r, int five, int to_col
     for (int q = 0; q < 32; q++) move_bytes(codes + 64 * q + 4 * r, qs + 4 * q, 4, to_col);
 }
 
+/* The same for a Q6_K super-block: its 64-byte parts at col, its d among
+ * the group's scales at d16. */
+static void move_block_q6k(uint8_t *col, uint8_t *d16, uint8_t *blk, int r, int to_col) {
+    for (int k = 0; k < 4; k++) move_bytes(col + 64 * k + 4 * r, blk + 192 + 4 * k, 4, to_col);
+    for (int q = 0; q < 32; q++) move_bytes(col + 256 + 64 * q + 4 * r, blk + 4 * q, 4, to_col);
+    for (int q = 0; q < 16; q++) move_bytes(col + 2304 + 64 * q + 4 * r, blk + 128 + 4 * q, 4, to_col);
+    move_bytes(d16 + 2 * r, blk + 208, 2, to_col);
+}
+
 static int is_k(dtype t) { return t == DT_Q4_K || t == DT_Q5_K; }
 
 /* Block column b of group g: the start of its pair (or of itself when
- * unpaired, and always for the k-quants) and where its parts lie from there. */
+ * unpaired, and always for the k-quants) and where its parts lie from there
+ * (for Q6_K c->scale is the offset of its d from the start). */
 static uint8_t *column_base(const matrix *W, const void *groups, int g, int b, group_column *c) {
     const int nb = W->cols / (int)dtype_block_elems(W->type);
     const size_t cb = ROW_GROUP * dtype_block_bytes(W->type);
+    if (W->type == DT_Q6_K) {
+        c->scale = (size_t)ROW_GROUP_Q6K_PARTS * (size_t)(nb - b) + 32 * (size_t)b;
+        return (uint8_t *)groups + (size_t)g * row_group_stride(W->type, W->cols) + (size_t)ROW_GROUP_Q6K_PARTS * b;
+    }
     if (is_k(W->type)) return (uint8_t *)groups + ((size_t)g * nb + (size_t)b) * cb;
     *c = row_group_column(W->type, b / 2 * 2 + 1 < nb, b % 2);
     return (uint8_t *)groups + ((size_t)g * nb + (size_t)(b / 2 * 2)) * cb;
@@ -90,7 +104,8 @@ static uint8_t *column_base(const matrix *W, const void *groups, int g, int b, g
  * between its row (blk) and the column, for any of the types. */
 static void move_any(const matrix *W, const group_format *f, uint8_t *base, group_column c, uint8_t *blk, int r,
                      int to_col) {
-    if (is_k(W->type)) move_block_k(base, blk, r, W->type == DT_Q5_K, to_col);
+    if (W->type == DT_Q6_K) move_block_q6k(base, base + c.scale, blk, r, to_col);
+    else if (is_k(W->type)) move_block_k(base, blk, r, W->type == DT_Q5_K, to_col);
     else move_block(f, base, c, blk, r, to_col);
 }
 
@@ -117,8 +132,7 @@ static void pack_group(void *p, int g) {
 void row_groups_pack(const matrix *W, void *dst, int n_threads) {
     pack_job j = {W, dst, {0}};
     format_of(W->type, &j.f);
-    parallel_rows(n_threads, W->rows / ROW_GROUP, ROW_GROUP * dtype_bytes_for(W->type, (uint64_t)W->cols), pack_group,
-                  &j);
+    parallel_rows(n_threads, W->rows / ROW_GROUP, row_group_stride(W->type, W->cols), pack_group, &j);
 }
 
 void row_groups_unpack_row(const matrix *W, const void *groups, int r, uint8_t *row) {

@@ -39,6 +39,20 @@
  *     bytes 32j + 4h .. 32j + 4h + 3 of row r (low nibbles: sub-block 2j,
  *     high: 2j + 1)
  *
+ * Q6_K (210 bytes a super-block, not a multiple of 64 for 16 rows) keeps
+ * the 64-byte parts of every column of a group first and the f16 scales d
+ * after them:
+ *   column b at 3328 b from the group's start:
+ *     the 16 int8 sub-block scales as 4 vectors: vector k lane r = scales
+ *       4k..4k+3 of row r
+ *     ql as 32 vectors: vector q lane r = ql bytes 4q..4q+3 of row r (low
+ *       nibbles: elements 128h + 4v..4v+3 for q = 16h + v, v < 16; high
+ *       nibbles: 64 elements further on)
+ *     qh as 16 vectors: vector q lane r = qh bytes 4q..4q+3 of row r (bit
+ *       pair k of byte 32h + l: element 128h + 32k + l)
+ *   then f16 d of rows 0..15 of column b at 3328 nb + 32 b,
+ * and each group padded to a multiple of 64 bytes (row_group_stride).
+ *
  * The rows past the last whole group are not in the copy (decode reads
  * them from the matrix itself). */
 #ifndef RWKV_KERNELS_ROW_GROUPS_H
@@ -70,7 +84,16 @@ static inline group_column row_group_column(dtype t, int paired, int i) {
     return c;
 }
 
-/* Whether W has a grouped form: one of the five formats, Q4_K or Q5_K, at
+/* The bytes of Q6_K's 64-byte parts of one column of 16 rows (all but d). */
+#define ROW_GROUP_Q6K_PARTS 3328
+
+/* Bytes from one group of 16 rows of a grouped copy to the next. */
+static inline size_t row_group_stride(dtype t, int cols) {
+    const size_t bytes = ROW_GROUP * dtype_bytes_for(t, (uint64_t)cols);
+    return t == DT_Q6_K ? (bytes + 63) / 64 * 64 : bytes;
+}
+
+/* Whether W has a grouped form: one of the five formats or a k-quant, at
  * least one whole group of rows. */
 int row_groups_apply(const matrix *W);
 /* The end of the rows from r0 (< r1) that the kernels read from W's grouped
@@ -81,7 +104,8 @@ static inline int row_groups_end(const matrix *W, int r0, int r1) {
     return W->groups && r0 % ROW_GROUP == 0 && end > r0 ? end : r0;
 }
 
-/* Bytes of W's grouped copy (its first rows / 16 · 16 rows). */
+/* Bytes of W's grouped copy (its first rows / 16 · 16 rows, padded as
+ * row_group_stride says). */
 size_t row_groups_bytes(const matrix *W);
 /* Writes W's grouped copy to dst (row_groups_bytes(W) bytes) on up to
  * n_threads threads. */
