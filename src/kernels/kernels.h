@@ -47,9 +47,21 @@ void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads);
 #define MATMUL_GROUP_MAX 8
 void matmul_group(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads);
 
-/* Rows per chunk of a threaded decode product of W (W->rows: not worth
- * sharing between threads). */
-int matvec_chunk_rows(const matrix *W, int n_threads);
+/* How a threaded decode product of W is cut into row chunks for the pool:
+ * n_big long chunks of `big` rows first, then chunks of `small` rows (the
+ * last one shorter) up to `rows`; one chunk when W is not worth sharing
+ * between threads. Every chunk but the last starts and ends on a multiple
+ * of 16 rows (the grouped copies' groups, kernels/row_groups.h). */
+typedef struct matvec_split {
+    int rows, big, n_big, small, n_chunks;
+} matvec_split;
+matvec_split matvec_split_for(const matrix *W, int n_threads);
+/* Rows [*r0, *r1) of chunk c < s->n_chunks. */
+static inline void matvec_split_range(const matvec_split *s, int c, int *r0, int *r1) {
+    *r0 = c < s->n_big ? c * s->big : s->n_big * s->big + (c - s->n_big) * s->small;
+    *r1 = *r0 + (c < s->n_big ? s->big : s->small);
+    if (*r1 > s->rows) *r1 = s->rows;
+}
 
 /* Row r of W converted to float32 (embedding lookup). */
 void matrix_row_f32(const matrix *W, int r, float *out);

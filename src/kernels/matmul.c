@@ -247,7 +247,7 @@ typedef struct group_job {
     float *const *Y;
     int n, N;
     int first[MATMUL_GROUP_MAX + 1];
-    int chunk_rows[MATMUL_GROUP_MAX]; /* N = 1: rows per chunk */
+    matvec_split split[MATMUL_GROUP_MAX]; /* N = 1: the row chunks */
     int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
     int quantized[MATMUL_GROUP_MAX];
     const uint16_t *Xh[MATMUL_GROUP_MAX]; /* N > 1: x in bf16 for the bf16 products, or NULL */
@@ -259,8 +259,8 @@ static void group_chunk(void *p, int chunk) {
     while (chunk >= g->first[i + 1]) i++;
     const int c = chunk - g->first[i];
     if (g->N == 1) {
-        int r0 = c * g->chunk_rows[i], r1 = r0 + g->chunk_rows[i];
-        if (r1 > g->W[i]->rows) r1 = g->W[i]->rows;
+        int r0, r1;
+        matvec_split_range(&g->split[i], c, &r0, &r1);
         if (g->quantized[i]) int8_dot_rows(g->q[i].d, g->W[i], &g->q[i].a, g->Y[i] + r0, r0, r1);
         else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
@@ -284,8 +284,8 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
     for (int i = 0; i < n; i++) {
         int chunks;
         if (N == 1) {
-            g.chunk_rows[i] = matvec_chunk_rows(W[i], n_threads);
-            chunks = (W[i]->rows + g.chunk_rows[i] - 1) / g.chunk_rows[i];
+            g.split[i] = matvec_split_for(W[i], n_threads);
+            chunks = g.split[i].n_chunks;
             g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {
             chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;

@@ -60,14 +60,13 @@ void matvec_scalar(const matrix *W, const float *x, float *y) { matvec_rows_scal
 /* Below this many weights a second thread costs more than it saves. */
 #define MATVEC_PARALLEL_MIN 49152L
 #define MATVEC_MIN_CHUNK_ROWS 64
-#define MATVEC_CHUNKS_PER_THREAD 2
 
 typedef struct matvec_job {
     const kernel_ops *k;
     const matrix *W;
     const float *x;
     float *y;
-    int chunk_rows;
+    matvec_split split;
     const int8_product *q; /* x quantized once for every chunk, or NULL: the float path */
 } matvec_job;
 
@@ -80,35 +79,43 @@ void matvec_rows_with(const kernel_ops *k, const matrix *W, const float *x, floa
 
 static void matvec_chunk(void *p, int chunk) {
     const matvec_job *j = p;
-    int r0 = chunk * j->chunk_rows, r1 = r0 + j->chunk_rows;
-    if (r1 > j->W->rows) r1 = j->W->rows;
+    int r0, r1;
+    matvec_split_range(&j->split, chunk, &r0, &r1);
     if (j->q) int8_dot_rows(j->q->d, j->W, &j->q->a, j->y + r0, r0, r1);
     else matvec_rows_with(j->k, j->W, j->x, j->y + r0, r0, r1);
 }
 
-int matvec_chunk_rows(const matrix *W, int n_threads) {
+static int round16(int rows) { return (rows + 15) / 16 * 16; }
+
+matvec_split matvec_split_for(const matrix *W, int n_threads) {
     const int rows = W->rows;
-    if (n_threads <= 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 2 * MATVEC_MIN_CHUNK_ROWS) return rows;
-    /* two long chunks per thread: each is one unbroken stream for the
-     * prefetchers (at two threads four chunks each were 3-25% slower than
-     * two in every pair measured, 64-row chunks ~10% slower still), and a
-     * second chunk still lets a running thread take over from one that
-     * has not started (docs/perf.md, change 17) */
-    int per = (rows + MATVEC_CHUNKS_PER_THREAD * n_threads - 1) / (MATVEC_CHUNKS_PER_THREAD * n_threads);
-    per = (per + 15) / 16 * 16;
-    return per < MATVEC_MIN_CHUNK_ROWS ? MATVEC_MIN_CHUNK_ROWS : per;
+    matvec_split s = {rows, rows, 1, rows, 1};
+    if (n_threads <= 1 || (long)rows * W->cols < MATVEC_PARALLEL_MIN || rows < 2 * MATVEC_MIN_CHUNK_ROWS) return s;
+    /* one long chunk per thread over three quarters of the rows: each an
+     * unbroken stream for the prefetchers (at two threads four equal chunks
+     * each were 3-25% slower than two, docs/perf.md, change 17); the last
+     * quarter in two short chunks per thread, so that the threads finish
+     * within one short chunk of each other at the join */
+    s.big = round16(rows * 3 / (4 * n_threads));
+    if (s.big < MATVEC_MIN_CHUNK_ROWS) s.big = MATVEC_MIN_CHUNK_ROWS;
+    s.n_big = rows / s.big < n_threads ? rows / s.big : n_threads;
+    const int rest = rows - s.n_big * s.big;
+    s.small = round16((rest + 2 * n_threads - 1) / (2 * n_threads));
+    if (s.small < ROW_GROUP) s.small = ROW_GROUP;
+    s.n_chunks = s.n_big + (rest + s.small - 1) / s.small;
+    return s;
 }
 
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
-    const int per = matvec_chunk_rows(W, n_threads);
-    if (per >= W->rows) {
+    const matvec_split split = matvec_split_for(W, n_threads);
+    if (split.n_chunks == 1) {
         matvec_rows_with(k, W, x, y, 0, W->rows);
         return;
     }
     int8_product q;
     const int quantized = int8_product_prepare(k, W, x, &q);
-    matvec_job j = {k, W, x, y, per, quantized ? &q : NULL};
-    parallel_for(n_threads, (W->rows + per - 1) / per, matvec_chunk, &j);
+    matvec_job j = {k, W, x, y, split, quantized ? &q : NULL};
+    parallel_for(n_threads, split.n_chunks, matvec_chunk, &j);
     if (quantized) int8_product_release(&q);
 }
 
