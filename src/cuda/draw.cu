@@ -217,6 +217,7 @@ __device__ int walk(const float *p, int V, const keep_rule &k, double temperatur
     }
     __syncthreads();
     int id = sh->result;
+    __syncthreads(); /* every thread has its id before thread 0 may reset the slot below */
     if (id == INT_MAX) { /* rounding: the target fell past the last step */
         if (threadIdx.x == 0) sh->result = -1;
         __syncthreads();
