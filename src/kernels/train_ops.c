@@ -14,6 +14,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/kernels_train.h"
+#include "kernels/simd_clones.h"
 
 #define LN_EPS 1e-5f
 
@@ -86,6 +87,7 @@ void embedding_forward(const float *E, const int *tok, int N, int C, float *out,
 
 /* Each stripe adds its rows in order: a token repeated in the batch gets its
  * rows' gradients in the same order for any thread count. */
+SIMD_CLONES
 static void embedding_stripe(void *p, int c0, int w) {
     const rows_args *a = p; /* g = dout, dw = dE */
     for (int n = 0; n < a->N; n++) {
@@ -158,6 +160,7 @@ typedef struct block_sum_job {
     int blocks, nvec, C;
 } block_sum_job;
 
+SIMD_CLONES
 static void block_sum_stripe(void *p, int c0, int w) {
     const block_sum_job *j = p;
     for (int v = 0; v < j->nvec; v++) {
@@ -182,6 +185,7 @@ static void add_block_sums(float *scratch, int blocks, int nvec, int C, float *c
 /* With x̂ = (x - mean)·rstd and g = dy ⊙ w, per group of S channels:
  *   dx = rstd·(g - mean(g) - x̂·mean(g ⊙ x̂)),  dw = Σ_n dy ⊙ x̂,  db = Σ_n dy.
  * One group of one row: dx added, dy ⊙ x̂ and dy added into the partials pw, pb. */
+SIMD_CLONES
 static void norm_backward_group(const float *xr, const float *dy, const float *w, int S, float eps, float *d,
                                 double *pw, double *pb) {
     double sum = 0, sq = 0;
@@ -275,6 +279,7 @@ void token_shift_forward(const float *z, const float *mu, int B, int T, int C, c
     parallel_rows(nt, B * T, 3 * (size_t)C, token_shift_row, &a);
 }
 
+SIMD_CLONES
 static void token_shift_backward_stripe(void *p, int c0, int w) {
     const rows_args *a = p; /* g = dout, x = z, w = mu, dx = dz, dw = dmu */
     const int T = a->T, C = a->C;
@@ -310,6 +315,7 @@ void token_shift_backward(const float *dout, const float *z, const float *mu, in
 
 /* gz (first) or gz + (another shift): mu ⊙ d[t] + (1 - mu) ⊙ d[t+1], d[t+1] = 0
  * past the sequence's end; pm += d[t] ⊙ (z[t] - z[t-1]), z[-1] = 0. */
+SIMD_CLONES
 static void shift_row_backward(const float *d, const float *dn, const float *mu, const float *z, const float *zp,
                                int C, int first, float *gz, double *pm) {
     if (dn) {
@@ -409,6 +415,7 @@ void sigmoid_forward(float *x, size_t n, int nt) {
     parallel_range(nt, n, 8, sigmoid_range, &e); /* 2 floats, and an expf worth several */
 }
 
+SIMD_CLONES
 static void gate_range(void *p, size_t i0, size_t i1) {
     const elem_args *e = p;
     const float *r = e->a, *val = e->b;
@@ -422,6 +429,7 @@ void gate_forward(const float *r, const float *val, float *out, size_t n, int nt
     parallel_range(nt, n, 3, gate_range, &e);
 }
 
+SIMD_CLONES
 static void sigmoid_gate_backward_range(void *p, size_t i0, size_t i1) {
     const elem_args *e = p;
     const float *r = e->a, *val = e->b, *dout = e->c;
@@ -442,6 +450,7 @@ void sigmoid_gate_backward(const float *r, const float *val, const float *dout, 
 
 /* Branch-free (the sign of k is random, a branch mispredicts half the time):
  * k + |k| is exactly 2·max(k, 0). */
+SIMD_CLONES
 static void relu2_range(void *p, size_t i0, size_t i1) {
     const elem_args *e = p;
     const float *k = e->a;
@@ -458,6 +467,7 @@ void relu2_forward(const float *k, float *h, size_t n, int nt) {
     parallel_range(nt, n, 2, relu2_range, &e);
 }
 
+SIMD_CLONES
 static void relu2_backward_range(void *p, size_t i0, size_t i1) {
     const elem_args *e = p;
     const float *k = e->a, *dh = e->b;
@@ -471,6 +481,7 @@ void relu2_backward(const float *k, const float *dh, float *dk, size_t n, int nt
     parallel_range(nt, n, 3, relu2_backward_range, &e);
 }
 
+SIMD_CLONES
 static void residual_range(void *p, size_t i0, size_t i1) {
     const elem_args *e = p;
     const float *x = e->a, *a = e->b;

@@ -8,6 +8,7 @@
 
 #include "core/machine.h"
 #include "kernels/kernels.h"
+#include "kernels/simd_clones.h"
 #include "kernels/transformer_ops.h"
 
 #define LN_EPS 1e-5f
@@ -16,14 +17,10 @@
 /* Decoding: one head's attention of query q over keys/values 0..t (rows at
  * `stride` floats), y [D] written, p [t+1] scratch. The loops over the head
  * dimension are `omp simd` and the function is compiled for AVX-512, AVX2
- * and baseline x86-64 with the variant picked at load time, so the decode
- * path of the baseline is vectorised like the RWKV kernels are. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
-#define GPT_DECODE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define GPT_DECODE_CLONES
-#endif
-GPT_DECODE_CLONES
+ * and baseline x86-64 with the variant picked at load time
+ * (kernels/simd_clones.h), so the decode path of the baseline is vectorised
+ * like the RWKV kernels are. */
+SIMD_CLONES
 static void attn_decode_head(const float *restrict q, const float *restrict K, const float *restrict Vv,
                              size_t stride, int t, int D, float scale, float *restrict p, float *restrict y) {
     float mx = -INFINITY;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "kernels/kernels.h"
+#include "kernels/simd_clones.h"
 #include "kernels/train_ops.h"
 
 #define NORM_BLOCK 16384
@@ -39,6 +40,7 @@ static inline __attribute__((always_inline)) void adam_elements(const adam_args 
     }
 }
 
+SIMD_CLONES
 static void adam_range(void *ctx, size_t i0, size_t i1) {
     const adam_args *a = ctx;
     if (a->wd > 0.0f) adam_elements(a, i0, i1, 1);
@@ -66,9 +68,13 @@ typedef struct norm_args {
     double *part;
 } norm_args;
 
+/* A block's sum of squares, in the lanes of the widest vector this CPU has
+ * (the order of the additions follows the variant, the blocks do not). */
+SIMD_CLONES
 static double block_sumsq(const float *grads, size_t n, size_t b) {
     size_t lo = b * NORM_BLOCK, hi = lo + NORM_BLOCK < n ? lo + NORM_BLOCK : n;
     double s = 0.0;
+#pragma omp simd reduction(+ : s)
     for (size_t i = lo; i < hi; i++) s += (double)grads[i] * (double)grads[i];
     return s;
 }
