@@ -179,7 +179,11 @@ void kernels_set_int8_activations(int on) {
 #define ACT_STACK_ELEMS 16384
 
 int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, int8_product *p) {
-    if (!int8_dot_handles(W->type) || W->cols % 32 || !kernels_int8_activations()) return 0;
+    p->mem = p->kq = NULL;
+    p->k = k;
+    if (!kernels_int8_activations()) return 0;
+    if (k->kquant_prepare && (p->kq = k->kquant_prepare(W, x)) != NULL) return 1; /* a k-quant */
+    if (!int8_dot_handles(W->type) || W->cols % 32) return 0;
     if (!(p->mem = aligned_alloc(64, act_q8_bytes(W->cols)))) return 0;
     p->d = int8_dot_for(k);
     act_q8_bind(&p->a, p->mem, W->cols);
@@ -187,9 +191,15 @@ int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, i
     return 1;
 }
 
+void int8_product_rows(const int8_product *p, const matrix *W, float *y, int r0, int r1) {
+    if (p->kq) p->k->kquant_rows(W, p->kq, y, r0, r1);
+    else int8_dot_rows(p->d, W, &p->a, y, r0, r1);
+}
+
 void int8_product_release(int8_product *p) {
     free(p->mem);
-    p->mem = NULL;
+    free(p->kq);
+    p->mem = p->kq = NULL;
 }
 
 void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *W, const float *x, float *y, int r0,

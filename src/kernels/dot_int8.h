@@ -96,15 +96,21 @@ void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *
                       int r1);
 
 /* x of one product quantized once for all the chunks the threads share
- * (matvec_with, matmul_group), rather than once per chunk. prepare returns 1
- * and fills p when W takes the integer path (it allocates: release p after
- * the product), 0 when the float path runs (or no memory could be had). */
+ * (matvec_with, matmul_group), rather than once per chunk: for the block
+ * formats above, and for the k-quants through kernel table k's two-step
+ * path (kernel_ops.kquant_prepare). prepare returns 1 and fills p when W
+ * takes an 8-bit path (it allocates: release p after the product), 0 when
+ * the float path runs (or no memory could be had). */
 typedef struct int8_product {
     const int8_dot_ops *d;
     act_q8 a;
     void *mem;
+    const kernel_ops *k; /* the k-quants: x as k->kquant_prepare left it in kq */
+    void *kq;
 } int8_product;
 int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, int8_product *p);
+/* y[r - r0] = row r of W . x for r0 <= r < r1, x as p holds it. */
+void int8_product_rows(const int8_product *p, const matrix *W, float *y, int r0, int r1);
 void int8_product_release(int8_product *p);
 
 #endif

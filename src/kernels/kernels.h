@@ -136,6 +136,12 @@ typedef struct kernel_ops {
     /* 1: with int8 activations matvec_rows reads a Q4_K, Q5_K or Q6_K matrix's
      * grouped copy (matrix.groups) where it has one */
     int kquant_groups;
+    /* The k-quants' 8-bit path in two steps, so that the chunks of one
+     * product share one quantization of x (kernels/kquant_q8.h): prepare
+     * returns NULL where it does not apply (matvec_rows then decides);
+     * NULL slots where the variant has no such path. */
+    void *(*kquant_prepare)(const matrix *W, const float *x);
+    void (*kquant_rows)(const matrix *W, const void *acts, float *y, int r0, int r1);
     /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */
     void (*row_to_f32)(dtype t, const void *src, float *dst, int n);
     matmul_ukernel mm;

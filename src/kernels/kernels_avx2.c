@@ -614,6 +614,8 @@ static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n
 const kernel_ops kernels_avx2 = {
     .name = "avx2",
     .matvec_rows = matvec_rows,
+    .kquant_prepare = kquant_prepare_avx2,
+    .kquant_rows = kquant_rows_avx2,
     .row_to_f32 = row_to_f32,
     .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt},
     .pack = pack,

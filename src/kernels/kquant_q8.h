@@ -31,4 +31,14 @@ int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int
 /* The same on AVX2 (kernels/kquant_q8_avx2.c). */
 int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1);
 
+/* The same in two steps, so that the chunks of one product share one
+ * quantization of x (kernel_ops.kquant_prepare / kquant_rows): prepare
+ * returns x quantized for W's products in the variant's own layout (free()
+ * it after the product), or NULL where the 8-bit path does not apply or no
+ * memory could be had. */
+void *kquant_prepare_avx512(const matrix *W, const float *x);
+void kquant_rows_avx512(const matrix *W, const void *acts, float *y, int r0, int r1);
+void *kquant_prepare_avx2(const matrix *W, const float *x);
+void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1);
+
 #endif

@@ -147,18 +147,28 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
     return hsum8(acc) - bias;
 }
 
-int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1) {
-    const int n = W->cols;
-    if (!kquant_q8_applies(W, x)) return -1;
+void *kquant_prepare_avx2(const matrix *W, const float *x) {
+    if (!kquant_q8_applies(W, x)) return NULL;
     q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
-    if (!a) return -1;
-    quantize_acts(x, n, a);
+    if (a) quantize_acts(x, W->cols, a);
+    return a;
+}
+
+void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1) {
+    const q8_acts *a = acts;
+    const int n = W->cols;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
     for (int r = r0; r < r1; r++, row += rb) {
         prefetch_row_ahead(row, rb);
         y[r - r0] = W->type == DT_Q6_K ? dot_q6_k(row, a, n) : dot_q45_k(row, a, n, W->type == DT_Q5_K);
     }
+}
+
+int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1) {
+    void *a = kquant_prepare_avx2(W, x);
+    if (!a) return -1;
+    kquant_rows_avx2(W, a, y, r0, r1);
     free(a);
     return 0;
 }

@@ -348,12 +348,16 @@ static KQUANT_GROUPS_TARGET void kquant_groups(const matrix *W, const q8_acts *a
     else kquant_group_rows(W, a, y, g0, g1, 0);
 }
 
-int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1) {
-    const int n = W->cols;
-    if (!kquant_q8_applies(W, x)) return -1;
+void *kquant_prepare_avx512(const matrix *W, const float *x) {
+    if (!kquant_q8_applies(W, x)) return NULL;
     q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
-    if (!a) return -1;
-    quantize_acts(x, n, a);
+    if (a) quantize_acts(x, W->cols, a);
+    return a;
+}
+
+void kquant_rows_avx512(const matrix *W, const void *acts, float *y, int r0, int r1) {
+    const q8_acts *a = acts;
+    const int n = W->cols;
     const int end = row_groups_end(W, r0, r1); /* whole groups from the grouped copy */
     if (end > r0) {
         kquant_groups(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
@@ -366,6 +370,12 @@ int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int
         prefetch_row_ahead(row, rb);
         y[r - r0] = W->type == DT_Q6_K ? dot_q6_k(row, a, n) : W->type == DT_Q5_K ? dot_q45_k(row, a, n, 1) : dot_q45_k(row, a, n, 0);
     }
+}
+
+int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1) {
+    void *a = kquant_prepare_avx512(W, x);
+    if (!a) return -1;
+    kquant_rows_avx512(W, a, y, r0, r1);
     free(a);
     return 0;
 }

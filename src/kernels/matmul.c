@@ -261,7 +261,7 @@ static void group_chunk(void *p, int chunk) {
     if (g->N == 1) {
         int r0, r1;
         matvec_split_range(&g->split[i], c, &r0, &r1);
-        if (g->quantized[i]) int8_dot_rows(g->q[i].d, g->W[i], &g->q[i].a, g->Y[i] + r0, r0, r1);
+        if (g->quantized[i]) int8_product_rows(&g->q[i], g->W[i], g->Y[i] + r0, r0, r1);
         else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Xh[i], g->Y[i], g->N};

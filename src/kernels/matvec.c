@@ -2,9 +2,9 @@
  * this is bound by memory bandwidth. Rows are cut into a few chunks per
  * thread that the threads of the kernel pool claim (kernels/pool.c); each
  * chunk runs the active table's row kernel (kernel_ops.matvec_rows), or for
- * the block formats with int8 activations the integer path of
- * kernels/dot_int8.h, x quantized once per product before the chunks are
- * handed out (matvec_rows_with for a product in one piece). The
+ * the block formats and k-quants with int8 activations the integer path
+ * (kernels/dot_int8.h, int8_product), x quantized once per product before
+ * the chunks are handed out (matvec_rows_with for a product in one piece). The
  * scalar row kernel here is the reference every variant is tested against. */
 #include <stdint.h>
 
@@ -81,7 +81,7 @@ static void matvec_chunk(void *p, int chunk) {
     const matvec_job *j = p;
     int r0, r1;
     matvec_split_range(&j->split, chunk, &r0, &r1);
-    if (j->q) int8_dot_rows(j->q->d, j->W, &j->q->a, j->y + r0, r0, r1);
+    if (j->q) int8_product_rows(j->q, j->W, j->y + r0, r0, r1);
     else matvec_rows_with(j->k, j->W, j->x, j->y + r0, r0, r1);
 }
 
