@@ -13,7 +13,6 @@
 
 #define LN_EPS 1e-5f
 
-
 /* Decoding: one head's attention of query q over keys/values 0..t (rows at
  * `stride` floats), y [D] written, p [t+1] scratch. The loops over the head
  * dimension are `omp simd` and the function is compiled for AVX-512, AVX2
