@@ -371,7 +371,9 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
     case DT_Q4_K:
     case DT_Q5_K:
     case DT_Q6_K:
-        if (kernels_int8_activations() && kquant_q8_rows_avx2(W, x, y, r0, r1) == 0) return;
+        if (kernels_int8_activations() &&
+            kquant_q8_rows(kquant_prepare_avx2, kquant_rows_avx2, W, x, y, r0, r1) == 0)
+            return;
         kquant_rows(W, x, y, r0, r1, dot_k);
         return;
     default: matvec_rows_scalar(W, x, y, r0, r1); return;

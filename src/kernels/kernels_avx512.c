@@ -388,13 +388,11 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
         }
         /* a small matrix (RWKV-7's LoRAs) is too short a stream for the
          * hardware prefetcher to get going (docs/gguf.md) */
-        if ((size_t)W->rows * rb <= (1u << 20))
-            for (int r = r0; r < r1; r++, row += rb) {
-                prefetch_row_ahead(row, rb);
-                y[r - r0] = dot_f32((const float *)row, xs, n);
-            }
-        else
-            for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f32((const float *)row, xs, n);
+        const int small = (size_t)W->rows * rb <= (1u << 20);
+        for (int r = r0; r < r1; r++, row += rb) {
+            if (small) prefetch_row_ahead(row, rb);
+            y[r - r0] = dot_f32((const float *)row, xs, n);
+        }
         return;
     }
     case DT_F16:
@@ -431,7 +429,9 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
     case DT_Q4_K:
     case DT_Q5_K:
     case DT_Q6_K:
-        if (kernels_int8_activations() && kquant_q8_rows_avx512(W, x, y, r0, r1) == 0) return;
+        if (kernels_int8_activations() &&
+            kquant_q8_rows(kquant_prepare_avx512, kquant_rows_avx512, W, x, y, r0, r1) == 0)
+            return;
         kquant_rows(W, x, y, r0, r1, dot_k);
         return;
     default: break;

@@ -5,6 +5,7 @@
 #define RWKV_KERNELS_KQUANT_Q8_H
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "core/kquants.h"
 #include "kernels/kernels.h"
@@ -23,22 +24,28 @@ static inline int kquant_q8_applies(const matrix *W, const float *x) {
     return 1;
 }
 
-/* y[r - r0] = row r of W . x for r in [r0, r1) with x quantized to 8 bits per
- * 256 (error at most max|x| / 254 per element of each block). Returns 0, or
- * -1 when it does not apply (another type, rows wider than KQ8_MAX_COLS, a
- * non-finite x, no memory): the caller then takes the float path. */
-int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1);
-/* The same on AVX2 (kernels/kquant_q8_avx2.c). */
-int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1);
-
-/* The same in two steps, so that the chunks of one product share one
+/* The 8-bit path in two steps, so that the chunks of one product share one
  * quantization of x (kernel_ops.kquant_prepare / kquant_rows): prepare
- * returns x quantized for W's products in the variant's own layout (free()
- * it after the product), or NULL where the 8-bit path does not apply or no
- * memory could be had. */
+ * returns x quantized to 8 bits per 256 (error at most max|x| / 254 per
+ * element of each block) in the variant's own layout (free() it after the
+ * product), or NULL where the 8-bit path does not apply (another type, rows
+ * wider than KQ8_MAX_COLS, a non-finite x) or no memory could be had; rows
+ * sets y[r - r0] = row r of W . x for r in [r0, r1). */
 void *kquant_prepare_avx512(const matrix *W, const float *x);
 void kquant_rows_avx512(const matrix *W, const void *acts, float *y, int r0, int r1);
 void *kquant_prepare_avx2(const matrix *W, const float *x);
 void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1);
+
+/* Both steps for one range of rows: 0, or -1 when prepare gives nothing
+ * (the caller then takes the float path). */
+static inline int kquant_q8_rows(void *(*prepare)(const matrix *, const float *),
+                                 void (*rows)(const matrix *, const void *, float *, int, int), const matrix *W,
+                                 const float *x, float *y, int r0, int r1) {
+    void *a = prepare(W, x);
+    if (!a) return -1;
+    rows(W, a, y, r0, r1);
+    free(a);
+    return 0;
+}
 
 #endif

@@ -165,14 +165,6 @@ void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r
     }
 }
 
-int kquant_q8_rows_avx2(const matrix *W, const float *x, float *y, int r0, int r1) {
-    void *a = kquant_prepare_avx2(W, x);
-    if (!a) return -1;
-    kquant_rows_avx2(W, a, y, r0, r1);
-    free(a);
-    return 0;
-}
-
 #ifdef __clang__
 #pragma clang attribute pop
 #endif

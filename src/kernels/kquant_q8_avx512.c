@@ -372,14 +372,6 @@ void kquant_rows_avx512(const matrix *W, const void *acts, float *y, int r0, int
     }
 }
 
-int kquant_q8_rows_avx512(const matrix *W, const float *x, float *y, int r0, int r1) {
-    void *a = kquant_prepare_avx512(W, x);
-    if (!a) return -1;
-    kquant_rows_avx512(W, a, y, r0, r1);
-    free(a);
-    return 0;
-}
-
 #ifdef __clang__
 #pragma clang attribute pop
 #endif
