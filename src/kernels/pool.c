@@ -15,7 +15,10 @@
  * until the last claimed chunk is done. One job runs at a time; a caller that finds the pool busy (e.g.
  * another application thread evaluating another model) runs its loop on
  * its own thread. If the caller keeps waiting on descheduled workers (an
- * oversubscribed machine), it runs jobs alone for a while (BACKOFF_NS).
+ * oversubscribed machine), it runs jobs alone for a while: 2 ms after a
+ * lone long wait (a virtual CPU paused by its host for a moment), twice as
+ * long each time the wait recurs soon after, up to 50 ms (another process
+ * holding the core).
  *
  * Every parallel loop of the library runs here: mixing this pool with an
  * OpenMP runtime leaves one set of threads spinning on the core the other
@@ -41,11 +44,17 @@
 #define WORKER_SPIN_NS 100000L /* spin this long after a job before sleeping */
 #define CALLER_SPINS 4000       /* pause loops before the caller sleeps on claimed chunks */
 /* Back-off: when the caller spent most of a job (and > 0.2 ms) waiting for a
- * chunk a descheduled worker had claimed, the machine is oversubscribed;
- * jobs then run on the caller alone for the next 50 ms, and helpers are
- * tried again after that. On an idle machine the wait is microseconds. */
+ * chunk a descheduled worker had claimed, jobs run on the caller alone for a
+ * while, and helpers are tried again after that. On an idle machine the wait
+ * is microseconds. A lone long wait (a host pausing the worker's virtual CPU)
+ * costs only BACKOFF_FIRST_NS of one-thread jobs; waits that recur within
+ * BACKOFF_RESET_NS of the last one (another process on the core) double the
+ * window each time, up to BACKOFF_MAX_NS. A fixed 50 ms window left 4-15% of
+ * a two-thread decode's jobs on one thread on an idle virtual machine. */
 #define BACKOFF_MIN_WAIT_NS 200000L
-#define BACKOFF_NS 50000000L
+#define BACKOFF_FIRST_NS 2000000L
+#define BACKOFF_MAX_NS 50000000L
+#define BACKOFF_RESET_NS 200000000L
 
 static struct {
     pthread_mutex_t submit;   /* held by the thread running a job */
@@ -65,7 +74,9 @@ static struct {
     _Atomic int sleepers;
     int n_workers;
     pthread_t threads[POOL_MAX_WORKERS];
-    long solo_until_ns; /* back-off deadline (guarded by submit) */
+    long solo_until_ns; /* back-off deadline (guarded by submit, as the two below) */
+    long backoff_ns;    /* the last back-off's window */
+    long backoff_at_ns; /* when it was decided */
 } pool = {.submit = PTHREAD_MUTEX_INITIALIZER,
         .mu = PTHREAD_MUTEX_INITIALIZER,
         .cv = PTHREAD_COND_INITIALIZER,
@@ -194,6 +205,16 @@ void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn f
     parallel_for(n_threads, (n_rows + j.per_chunk - 1) / j.per_chunk, rows_chunk, &j);
 }
 
+/* A long wait ended at t: the next jobs run on the caller alone (pool.submit held). */
+static void back_off(long t) {
+    const int recurs = pool.backoff_ns > 0 && t - pool.backoff_at_ns < BACKOFF_RESET_NS;
+    long window = recurs ? 2 * pool.backoff_ns : BACKOFF_FIRST_NS;
+    if (window > BACKOFF_MAX_NS) window = BACKOFF_MAX_NS;
+    pool.backoff_ns = window;
+    pool.backoff_at_ns = t;
+    pool.solo_until_ns = t + window;
+}
+
 static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
     if (n_threads > POOL_MAX_WORKERS + 1) n_threads = POOL_MAX_WORKERS + 1;
     if (n_threads > n_chunks) n_threads = n_chunks;
@@ -249,7 +270,7 @@ static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
     }
     if (t_own) {
         long t_end = now_ns(), wait = t_end - t_own;
-        if (wait > BACKOFF_MIN_WAIT_NS && 2 * wait > t_end - t_start) pool.solo_until_ns = t_end + BACKOFF_NS;
+        if (wait > BACKOFF_MIN_WAIT_NS && 2 * wait > t_end - t_start) back_off(t_end);
     }
     pthread_mutex_unlock(&pool.submit);
 }
