@@ -24,9 +24,6 @@
 #include "cuda/common.cuh"
 
 enum { DRAW_THREADS = 1024, DRAW_BINS = 2048 };
-#ifndef DRAW_BLOCKS_PER_SM
-#define DRAW_BLOCKS_PER_SM 1
-#endif
 static const double MASS_ONE = 72057594037927936.0; /* 2^56: the fixed point of the nucleus sums */
 
 /* ---- block-wide reductions and scans (every thread gets the result) ------------ */
@@ -258,7 +255,7 @@ __device__ keep_rule cuts(const float *p, int V, const cuda_draw_rule &d, int ar
     return k;
 }
 
-__global__ void __launch_bounds__(DRAW_THREADS, DRAW_BLOCKS_PER_SM) draw_kernel(float *logits, int row_len, const cuda_draw_rule *rules,
+__global__ void __launch_bounds__(DRAW_THREADS) draw_kernel(float *logits, int row_len, const cuda_draw_rule *rules,
                                                             const int *bias_ids, const float *bias, int *next) {
     __shared__ draw_shared sh;
     float *l = logits + (size_t)blockIdx.x * row_len;

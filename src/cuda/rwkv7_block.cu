@@ -134,7 +134,8 @@ __global__ void finish_kernel(float *y, const float *r, const float *k, const fl
 
 /* Decode (every stream one row): prepare, the WKV step and finish of one
  * (stream, head) in one block of 4N threads, the head's vectors in shared
- * memory: one launch where a sequence takes three. Thread t < N prepares
+ * memory: one launch where a sequence takes three. The state rows are read
+ * first, so their loads overlap the preparation. Thread t < N prepares
  * channel t as prepare_kernel does; 4 threads share each state row (float4
  * columns 16c + 4q, c < Q = N / 16); then GroupNorm, bonus and gate as
  * finish_kernel. Heads of 16 to 256 channels. */
@@ -144,43 +145,49 @@ typedef struct step_args {
     float *const *states;
     size_t off;
     int H;
-    unsigned units; /* (stream, head) pairs: stream u / H, head u % H */
     float eps;
     float *y;
     bf16 *y16; /* when set, y goes here in bf16 (the output GEMM's input) instead */
+    int ahead; /* > 0: the block this many places later in the grid gets its state rows
+                  prefetched into L2 (decode_step: a wave of resident blocks ahead) */
 } step_args;
 
-/* This thread's first float4 of unit u's state rows (the others 4, 8, ... on). */
+/* A batch step streams every state once, but a block has its rows in
+ * flight only while it starts: the preparation, the GroupNorm and their
+ * barriers leave the memory idle. So each block also asks L2 for the rows
+ * of the block one wave later (q.ahead places on in the grid, which is
+ * scheduled in order), whose loads then find them there. A hint: nothing
+ * depends on it for its result. */
 template <int Q>
-__device__ __forceinline__ float4 *unit_rows(const step_args &q, unsigned u) {
+__device__ __forceinline__ void prefetch_later_rows(const step_args &q, int row, int q4) {
     constexpr int N = 16 * Q;
-    const int row = threadIdx.x / 4, q4 = threadIdx.x % 4;
-    return (float4 *)(q.states[u / q.H] + q.off + ((size_t)(u % q.H) * N + row) * N) + q4;
-}
-
-/* Copies this thread's part of the state rows at src into its own slots of
- * stage (cp.async, bypassing L1): only this thread reads them back, after
- * waiting for its own copies, so no barrier guards them. */
-template <int Q>
-__device__ __forceinline__ void stage_rows(float4 *stage, const float4 *src) {
-    constexpr int N = 16 * Q;
-    float4 *dst = stage + (threadIdx.x / 4) * (N / 4) + threadIdx.x % 4;
+    if (q.ahead <= 0) return;
+    const unsigned later = blockIdx.y * gridDim.x + blockIdx.x + (unsigned)q.ahead;
+    if (later >= gridDim.x * gridDim.y) return;
+    const unsigned h = later % gridDim.x, stream = later / gridDim.x;
+    const float4 *p = (const float4 *)(q.states[stream] + q.off + ((size_t)h * N + row) * N) + q4;
 #pragma unroll
-    for (int c = 0; c < Q; c++) {
-        const unsigned at = (unsigned)__cvta_generic_to_shared(dst + 4 * c);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(at), "l"(src + 4 * c));
-    }
-    asm volatile("cp.async.commit_group;");
+    for (int c = 0; c < Q; c++) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 4 * c));
 }
 
-/* One unit (stream u / H, head h) with its state rows in s; writes them back to st. */
+/* For heads of 64: at most 40 registers, so that six blocks share an SM
+ * (eight spill a little): a batch step is bound by moving the states, and
+ * more resident blocks keep more of their rows in flight. */
 template <int Q>
-__device__ __forceinline__ void step_unit(const step_args &q, unsigned u, float4 (&s)[Q], float4 *st, float *part,
-                                          float4 *vec4) {
+__global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(step_args q) {
     constexpr int N = 16 * Q;
+    __shared__ float part[32];
+    __shared__ float4 vec4[7 * N / 4]; /* r, w, k, a (= -kappa), b (= kappa alpha), v, y */
+    cuda_let_dependents_start();
     float *vec = (float *)vec4;
-    const int h = (int)(u % q.H), t = threadIdx.x, row = t / 4, q4 = t % 4;
-    const size_t base = (size_t)u * N; /* row u / H, head h */
+    const int h = blockIdx.x, t = threadIdx.x, row = t / 4, q4 = t % 4;
+    float4 *st = (float4 *)(q.states[blockIdx.y] + q.off + ((size_t)h * N + row) * N) + q4;
+    prefetch_later_rows<Q>(q, row, q4);
+    float4 s[Q];
+#pragma unroll
+    for (int c = 0; c < Q; c++) s[c] = __ldcs(st + 4 * c); /* streamed: read once, written once, not kept in L2 */
+    cuda_wait_for_prior_grids(); /* launched early: the state (no earlier kernel of the pass writes it) is read first */
+    const size_t base = (size_t)blockIdx.y * q.H * N + (size_t)h * N; /* row blockIdx.y, head h */
     float *sr = vec, *sw = vec + N, *sk = vec + 2 * N, *sa = vec + 3 * N, *sb = vec + 4 * N, *sv = vec + 5 * N,
           *sy = vec + 6 * N;
     const prepare_args &p = q.p;
@@ -220,7 +227,7 @@ __device__ __forceinline__ void step_unit(const step_args &q, unsigned u, float4
     for (int c = 0; c < Q; c++) {
         const int j = 4 * c + q4;
         acc += wkv7_step4(s[c], in[j], in[N / 4 + j], in[2 * N / 4 + j], in[4 * N / 4 + j], sum_a, vi);
-        __stcs(st + 4 * c, s[c]); /* streamed: written once, not kept in L2 */
+        __stcs(st + 4 * c, s[c]);
     }
     acc += __shfl_xor_sync(0xffffffffu, acc, 1);
     acc += __shfl_xor_sync(0xffffffffu, acc, 2);
@@ -236,43 +243,6 @@ __device__ __forceinline__ void step_unit(const step_args &q, unsigned u, float4
         const float out = (gn + bonus * sv[t]) * q.g[base + t];
         if (q.y16) q.y16[base + t] = __float2bfloat16(out);
         else q.y[base + t] = out;
-    }
-}
-
-/* A grid of at most one wave of resident blocks, each walking units
- * blockIdx.x, + gridDim.x, ...: a batch step is bound by moving the
- * states, and a block that loads its rows only as it starts leaves the
- * memory idle while it prepares, sums and normalises. So for heads of up to
- * 64 each block copies the next unit's rows into shared memory (16 KB at
- * 64) while it works on the current one. For heads of 64 it is held to 40
- * registers so that six blocks share an SM. The first unit's rows are
- * asked for before the wait for the kernels ahead (no earlier kernel of the
- * pass writes the state). */
-template <int Q>
-__global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(step_args q) {
-    constexpr int N = 16 * Q;
-    constexpr bool staged = Q <= 4;
-    __shared__ float part[32];
-    __shared__ float4 vec4[7 * N / 4]; /* r, w, k, a (= -kappa), b (= kappa alpha), v, y */
-    __shared__ float4 stage[staged ? N * N / 4 : 1];
-    cuda_let_dependents_start();
-    if (staged && blockIdx.x < q.units) stage_rows<Q>(stage, unit_rows<Q>(q, blockIdx.x));
-    cuda_wait_for_prior_grids();
-    for (unsigned u = blockIdx.x; u < q.units; u += gridDim.x) {
-        float4 *st = unit_rows<Q>(q, u);
-        float4 s[Q];
-        if constexpr (staged) {
-            asm volatile("cp.async.wait_all;" ::: "memory");
-            const float4 *mine = stage + (threadIdx.x / 4) * (N / 4) + threadIdx.x % 4;
-#pragma unroll
-            for (int c = 0; c < Q; c++) s[c] = mine[4 * c];
-            if (u + gridDim.x < q.units) stage_rows<Q>(stage, unit_rows<Q>(q, u + gridDim.x));
-        } else {
-#pragma unroll
-            for (int c = 0; c < Q; c++) s[c] = __ldcs(st + 4 * c); /* streamed: read once */
-        }
-        step_unit<Q>(q, u, s, st, part, vec4);
-        __syncthreads(); /* vec4 and part are the next unit's */
     }
 }
 
@@ -300,21 +270,21 @@ int rwkv7_step_wave(int N) {
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step_kernel<Q>, 64 * Q, 0) != cudaSuccess)
             per_sm = 0;
     });
-    cudaGetLastError(); /* a failed query leaves no error behind: then a block per unit */
+    cudaGetLastError(); /* a failed query leaves no error behind: the prefetch is only off */
     return sms * per_sm;
 }
 
 /* The fused decode step where it applies (one row per stream, a head of
  * 16, 32, 64, 128 or 256 channels, 16-byte aligned state rows); false
- * otherwise. At most one wave of blocks, each walking its share of units. */
+ * otherwise. With more blocks than one wave, each prefetches a wave ahead. */
 static bool decode_step(rwkv_infer *c, const infer_rows *rows, const step_args *q, int N) {
     if (rows->per != 1 || q->off % 4) return false;
+    const dim3 grid((unsigned)q->H, (unsigned)rows->n);
     step_args a = *q;
-    a.units = (unsigned)q->H * (unsigned)rows->n;
-    const unsigned grid = c->step_wave > 0 && (unsigned)c->step_wave < a.units ? (unsigned)c->step_wave : a.units;
+    a.ahead = c->step_wave < (int)(grid.x * grid.y) ? c->step_wave : 0;
     return by_step_width(N, [&](auto width) {
         constexpr int Q = decltype(width)::value;
-        cuda_launch_early(decode_step_kernel<Q>, dim3(grid), dim3(64 * Q), 0, c->stream, a);
+        cuda_launch_early(decode_step_kernel<Q>, grid, dim3(64 * Q), 0, c->stream, a);
     });
 }
 
@@ -362,7 +332,7 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
                       infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first, s->tmp};
     /* a large bf16 pass: y in bf16 for the output GEMM (c->in16 is free again) */
     const step_args q = {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B),
-                         rows->states, off + C, H, 0, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL};
+                         rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL, 0};
     const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
     if (decode_step(c, rows, &q, N)) return infer_products(c, &o, 1, R, err);
     prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
