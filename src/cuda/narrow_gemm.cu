@@ -90,7 +90,6 @@ __device__ __forceinline__ void tile_sums(const cuda_gemv_op &op, int rows, int 
  * tile's K split over ks warps; the partial tiles meet in shared memory. */
 __global__ void __launch_bounds__(WARPS * 32) narrow_kernel(narrow_group g) {
     __shared__ float part[WARPS][TILE][TILE + 1];
-    cuda_let_dependents_start();
     int p = 0;
     while (p + 1 < g.n && blockIdx.x >= g.first_block[p + 1]) p++;
     const cuda_gemv_op &op = g.op[p];
@@ -99,7 +98,6 @@ __global__ void __launch_bounds__(WARPS * 32) narrow_kernel(narrow_group g) {
     const int o0 = (int)(b % out_tiles) * TILE, rb = (int)(b / out_tiles) * TILE * row_tiles;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, s = warp % ks, r0 = rb + (warp / ks) * TILE;
     float acc[2][4][4] = {};
-    cuda_wait_for_prior_grids();
     if (r0 < g.rows) tile_sums(op, g.rows, r0, o0, s, op.in / CHUNK, ks, acc);
     const int gr = lane >> 2, t = lane & 3;
 #pragma unroll
@@ -146,5 +144,5 @@ extern "C" void cuda_narrow_group(const cuda_gemv_op *ops, int n_ops, int rows, 
         const unsigned blocks = (unsigned)((rows + tile_rows - 1) / tile_rows) * ((ops[p].out + TILE - 1) / TILE);
         g.first_block[p + 1] = g.first_block[p] + blocks;
     }
-    cuda_launch_early(narrow_kernel, dim3(g.first_block[n_ops]), dim3(WARPS * 32), 0, stream, g);
+    narrow_kernel<<<g.first_block[n_ops], WARPS * 32, 0, stream>>>(g);
 }
