@@ -62,14 +62,6 @@ static inline int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
-/* The activation a product applies on the way out (CUDA_ACT_*). */
-__device__ __forceinline__ float cuda_activate(float x, int act) {
-    if (act == CUDA_ACT_TANH) return tanhf(x);
-    if (act == CUDA_ACT_SIGMOID) return 1.0f / (1.0f + expf(-x));
-    if (act == CUDA_ACT_RELU2) return x > 0.0f ? x * x : 0.0f;
-    return x;
-}
-
 __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;

@@ -252,18 +252,6 @@ void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows
 /* A CUDA_Q8 matrix of rows x cols (cols a multiple of 32) to bf16 [rows][cols]. */
 void cuda_dequant_q8(const void *q8, int rows, int cols, void *d_bf16, cuda_stream stream);
 
-/* ---- narrow_gemm.cu: products with a narrow side, over many rows ------------------- */
-
-/* The ops of cuda_gemv_group for any number of rows, with bf16 weights,
- * where each W has a side of at most CUDA_NARROW_MAX (LoRA factors): one
- * launch on the tensor cores, X read in bf16 (X16) or float32 rounded to
- * bf16, float32 sums in a fixed order, Y or Y16 written with the op's act.
- * cuda_narrow_fits says whether an op can go this way (a narrow side, in a
- * multiple of 32, 16-byte aligned rows, no accumulate into Y16). */
-enum { CUDA_NARROW_MAX = 128 };
-int cuda_narrow_fits(const cuda_gemv_op *op);
-void cuda_narrow_group(const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream);
-
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,13 @@ typedef struct gemv_group {
     int n, rows;
 } gemv_group;
 
+__device__ __forceinline__ float activate(float x, int act) {
+    if (act == CUDA_ACT_TANH) return tanhf(x);
+    if (act == CUDA_ACT_SIGMOID) return 1.0f / (1.0f + expf(-x));
+    if (act == CUDA_ACT_RELU2) return x > 0.0f ? x * x : 0.0f;
+    return x;
+}
+
 /* Asks the L2 cache for the `bytes` bytes at w, one 128-byte line per lane at a time. */
 __device__ __forceinline__ void prefetch_l2(const void *w, size_t bytes, int lane) {
     const char *c = (const char *)w;
@@ -138,7 +145,7 @@ __global__ void gemv_kernel(gemv_group g) {
         if (r >= g.rows) break;
         const float s = warp_sum(acc[r]);
         float *y = op->Y + (size_t)r * op->out + o;
-        if (lane == 0) *y = op->accumulate ? *y + s : cuda_activate(s, op->act);
+        if (lane == 0) *y = op->accumulate ? *y + s : activate(s, op->act);
     }
 }
 

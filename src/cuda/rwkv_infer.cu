@@ -15,9 +15,6 @@
  * so its products are GEMMs large enough to approach the matrix peak. The
  * head runs over at most LOGIT_ROWS rows at a time (a V-wide buffer each). */
 enum { MAX_ROWS = 2048, LOGIT_ROWS = 256 };
-#ifndef NARROW_ROWS
-#define NARROW_ROWS MAX_ROWS /* passes of up to this many rows take narrow products in one launch */
-#endif
 
 static const infer_version *version_of(int v) {
     return v == 7 ? &rwkv7_infer_version : v == 6 ? &rwkv6_infer_version : v == 5 ? &rwkv5_infer_version : NULL;
@@ -312,16 +309,7 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
                             rows, c->stream);
         return RWKV_OK;
     }
-    /* bf16 products with a narrow side (LoRA factors): all in one launch */
-    cuda_gemv_op narrow[CUDA_GEMV_MAX_OPS];
-    unsigned taken = 0; /* bit i: ops[i] is among them */
-    int n_narrow = 0;
-    const bool narrow_ok = c->wt == CUDA_BF16 && !c->q8 && rows <= NARROW_ROWS;
-    for (int i = 0; i < n && i < 32 && narrow_ok; i++)
-        if (n_narrow < CUDA_GEMV_MAX_OPS && cuda_narrow_fits(&ops[i])) narrow[n_narrow++] = ops[i], taken |= 1u << i;
-    if (n_narrow) cuda_narrow_group(narrow, n_narrow, rows, c->stream);
     for (int i = 0; i < n; i++) {
-        if (i < 32 && (taken >> i & 1)) continue;
         rwkv_status s = gemm(c, &ops[i], rows, err);
         if (s != RWKV_OK) return s;
         const size_t count = (size_t)rows * ops[i].out;

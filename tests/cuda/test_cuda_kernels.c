@@ -11,8 +11,7 @@
  *   WKV forward/backward             fp32 2e-4 of the scale  bf16 2e-2
  *   cross-entropy + L2Wrap           fp32 1e-5               bf16 1e-2
  *   Adam, global norm                fp32 1e-6
- *   GEMM (cuBLASLt)                  fp32 1e-5 of the scale  bf16 1e-2 of the scale
- *   narrow products (bf16 in)        float out 1e-5 of the scale, bf16 out 1e-2 */
+ *   GEMM (cuBLASLt)                  fp32 1e-5 of the scale  bf16 1e-2 of the scale */
 #include <math.h>
 
 #include "cuda_test.h"
@@ -418,69 +417,6 @@ static void test_gemm(void) {
     cuda_blas_free(h);
 }
 
-/* ---- products with a narrow side (narrow_gemm.cu) --------------------------- */
-
-/* One narrow product against linear_forward on the same bf16-rounded
- * values: first factors (long K, narrow out) and second factors (short K),
- * X in bf16 or float32 with rows wider than in, every activation, an
- * accumulating one, a bf16 output, row counts that leave partial tiles. */
-typedef struct narrow_case {
-    int out, in, ldx, x16, y16, act, accumulate;
-} narrow_case;
-
-static float act_ref(float x, int act) {
-    if (act == CUDA_ACT_TANH) return tanhf(x);
-    if (act == CUDA_ACT_SIGMOID) return 1.0f / (1.0f + expf(-x));
-    if (act == CUDA_ACT_RELU2) return x > 0 ? x * x : 0;
-    return x;
-}
-
-static void narrow_rows(int rows) {
-    static const narrow_case cases[] = {{64, 2048, 2048, 1, 0, CUDA_ACT_TANH, 0},   {40, 256, 264, 0, 1, CUDA_ACT_SIGMOID, 0},
-                                        {128, 768, 768, 1, 1, CUDA_ACT_NONE, 0},    {300, 64, 64, 1, 0, CUDA_ACT_NONE, 0},
-                                        {2048, 32, 160, 0, 0, CUDA_ACT_NONE, 1},    {520, 128, 136, 1, 0, CUDA_ACT_RELU2, 0}};
-    enum { N_CASES = sizeof cases / sizeof cases[0] };
-    const cuda_dtype t = CUDA_BF16;
-    float *W[N_CASES], *X[N_CASES], *Y0[N_CASES], *want[N_CASES];
-    void *dW[N_CASES], *dX[N_CASES], *dY[N_CASES];
-    cuda_gemv_op ops[N_CASES];
-    for (int i = 0; i < N_CASES; i++) {
-        const narrow_case *n = &cases[i];
-        const size_t ny = (size_t)rows * n->out;
-        W[i] = inputs(t, (size_t)n->out * n->in, -1, 1), X[i] = inputs(t, (size_t)rows * n->ldx, -1, 1);
-        Y0[i] = random_floats(ny, -1, 1), want[i] = malloc(ny * 4);
-        float *packed = malloc((size_t)rows * n->in * 4);
-        for (int r = 0; r < rows; r++) memcpy(packed + (size_t)r * n->in, X[i] + (size_t)r * n->ldx, n->in * 4);
-        linear_forward(W[i], n->out, n->in, packed, rows, want[i], 1);
-        for (size_t e = 0; e < ny; e++) want[i][e] = n->accumulate ? Y0[i][e] + want[i][e] : act_ref(want[i][e], n->act);
-        free(packed);
-        dW[i] = to_device(t, W[i], (size_t)n->out * n->in);
-        dX[i] = to_device(n->x16 ? t : CUDA_F32, X[i], (size_t)rows * n->ldx);
-        dY[i] = n->accumulate ? to_device(CUDA_F32, Y0[i], ny) : poisoned(n->y16 ? t : CUDA_F32, ny);
-        ops[i] = (cuda_gemv_op){dW[i], n->out, n->in, n->x16 ? NULL : dX[i], n->ldx, n->y16 ? NULL : dY[i],
-                                n->accumulate, n->act, n->x16 ? dX[i] : NULL, n->y16 ? dY[i] : NULL};
-        CHECK(cuda_narrow_fits(&ops[i]), "case %d does not fit", i);
-    }
-    cuda_narrow_group(ops, N_CASES, rows, 0);
-    for (int i = 0; i < N_CASES; i++) {
-        const narrow_case *n = &cases[i];
-        float *got = to_host(n->y16 ? t : CUDA_F32, dY[i], (size_t)rows * n->out);
-        char what[80];
-        snprintf(what, sizeof what, "narrow product %d x %d, %d rows", n->out, n->in, rows);
-        COMPARE_SCALED(got, want[i], (size_t)rows * n->out, n->y16 ? 1e-2 : 1e-5, n->y16 ? 1e-2 : 1e-5, what);
-        free(got), free(W[i]), free(X[i]), free(Y0[i]), free(want[i]);
-        cuda_free(dW[i]), cuda_free(dX[i]), cuda_free(dY[i]);
-    }
-}
-
-static void test_narrow(void) {
-    NEED_GPU();
-    const int rows[] = {9, 45, 256, 300};
-    for (int i = 0; i < 4; i++) narrow_rows(rows[i]);
-    cuda_gemv_op wide = {NULL, 256, 256, NULL, 256, NULL, 0, CUDA_ACT_NONE, NULL, NULL};
-    CHECK(!cuda_narrow_fits(&wide), "a product with no narrow side fits");
-}
-
 int main(void) {
     RUN(test_embedding);
     RUN(test_layernorm);
@@ -490,6 +426,5 @@ int main(void) {
     RUN(test_cross_entropy);
     RUN(test_adam);
     RUN(test_gemm);
-    RUN(test_narrow);
     return test_summary();
 }
