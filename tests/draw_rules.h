@@ -3,7 +3,8 @@
  * greedy, cold, plain or hot; its nucleus off, 0, 0.4 or 0.85; top-k off,
  * 3 or 40; every third row bans six ids. Rules at the edges of their
  * ranges, with what they must draw. And exact_accepts, the check of a
- * device's token against the rules in exact arithmetic. */
+ * device's token against the rules in exact arithmetic, and
+ * spread_draws_ok, which puts it to rows of widely spread probabilities. */
 #ifndef RWKV_TEST_DRAW_RULES_H
 #define RWKV_TEST_DRAW_RULES_H
 
@@ -127,6 +128,51 @@ static int exact_accepts(const rwkv_draw *d, const float *logits, int n, int got
         if (d->top_p >= 1) break;
     }
     free(e.p), free(e.order);
+    return ok;
+}
+
+/* Rows whose biases spread their probabilities over dozens of binades, as
+ * a trained model's rows are spread (a flat random model puts a row's
+ * probabilities under one or two exponents, so the cuts never choose among
+ * many), under rules from greedy to hot: the tokens rwkv_eval_batch_sample
+ * draws against the logits rwkv_eval_batch gives twin states, by the exact
+ * check, and greedy rows exactly (float sums of logit and bias, the lowest
+ * id of a tie). 1 when every row passes; else 0, and why. */
+enum { SPREAD_ROWS = 16 };
+static int spread_draws_ok(rwkv_model *m, int V, char *why, size_t size) {
+    static const double temp[] = {0, 0.3, 1.0, 1.7}, top_p[] = {0.5, 0.85, 0.95, 1.0};
+    static const int top_k[] = {0, 5, 40};
+    rwkv_error err = {0};
+    rwkv_state *a[SPREAD_ROWS] = {0}, *b[SPREAD_ROWS] = {0};
+    rwkv_draw d[SPREAD_ROWS];
+    int tok[SPREAD_ROWS], next[SPREAD_ROWS], ok = 1;
+    int *ids = malloc(sizeof(int) * (size_t)V);
+    float *bias = malloc(sizeof(float) * (size_t)V), *logits = rwkv_logits_alloc(m, SPREAD_ROWS, &err);
+    ok = ids && bias && logits;
+    for (int j = 0; ok && j < V; j++) ids[j] = j, bias[j] = -0.35f * (float)(j % 97);
+    for (int i = 0; i < SPREAD_ROWS && ok; i++) {
+        ok = rwkv_state_new(m, &a[i], &err) == RWKV_OK && rwkv_state_new(m, &b[i], &err) == RWKV_OK;
+        d[i] = (rwkv_draw){temp[i % 4], top_p[(i / 4) % 4], top_k[i % 3], (i * 37 % 100 + 0.5) / 100, ids, bias,
+                           (size_t)V, 0};
+        tok[i] = (11 * i + 5) % V;
+    }
+    if (!ok) snprintf(why, size, "spread rows: setup failed: %.200s", err.message);
+    else if (rwkv_eval_batch_sample(m, a, tok, SPREAD_ROWS, d, next, &err) != RWKV_OK ||
+             rwkv_eval_batch(m, b, tok, SPREAD_ROWS, logits, &err) != RWKV_OK)
+        ok = 0, snprintf(why, size, "spread rows: %.200s", err.message);
+    for (int i = 0; i < SPREAD_ROWS && ok; i++) {
+        const float *row = logits + (size_t)i * V;
+        int best = 0;
+        for (int j = 1; j < V; j++) best = row[j] + bias[j] > row[best] + bias[best] ? j : best;
+        ok = d[i].temperature == 0 ? next[i] == best
+                                   : next[i] >= 0 && next[i] < V && exact_accepts(&d[i], row, V, next[i]);
+        if (!ok)
+            snprintf(why, size, "spread row %d (T %g, top_p %g, top_k %d, u %g) drew %d", i, d[i].temperature,
+                     d[i].top_p, d[i].top_k, d[i].uniform, next[i]);
+    }
+    for (int i = 0; i < SPREAD_ROWS; i++) rwkv_state_free(a[i]), rwkv_state_free(b[i]);
+    if (logits) rwkv_logits_free(m, logits);
+    free(ids), free(bias);
     return ok;
 }
 

@@ -8,7 +8,8 @@
  *  - a row with every token banned draws -1, the others still draw;
  *  - a rule out of range is refused before any row is fed; rules at the
  *    edges of their ranges draw an id in range (or -1 for a NaN logit);
- *  - the GPU test's exact check accepts every CPU draw, not other tokens.
+ *  - the GPU test's exact check accepts every CPU draw, not other tokens,
+ *    and every draw from rows of widely spread probabilities.
  * For RWKV-7 and RWKV-4 (the host path every CPU backend takes) and the GPT. */
 #include <math.h>
 #include <stdint.h>
@@ -213,6 +214,14 @@ static void test_exact_check(void) {
     rwkv_model_free(m);
 }
 
+static void test_spread_rows(void) {
+    char why[512] = "";
+    rwkv_model *m = make_model("rwkv7", why, sizeof why);
+    CHECK(m, "%s", why);
+    CHECK(spread_draws_ok(m, VOCAB, why, sizeof why), "%s", why);
+    rwkv_model_free(m);
+}
+
 int main(void) {
     RUN(test_rwkv7);
     RUN(test_rwkv4);
@@ -221,5 +230,6 @@ int main(void) {
     RUN(test_bad_rules);
     RUN(test_edge_rules);
     RUN(test_exact_check);
+    RUN(test_spread_rows);
     return test_summary();
 }

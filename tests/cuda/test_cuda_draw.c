@@ -10,7 +10,9 @@
  * is within 1e-5 of top_p and the number moved by 1e-5 (the CPU sums the
  * nucleus in float, the device in fixed point; this check accepts every
  * CPU draw and rejects other tokens). A row with every token banned draws
- * -1; rules at the edges of their ranges draw what they must. */
+ * -1; rules at the edges of their ranges draw what they must; rows whose
+ * biases spread their probabilities over dozens of binades pass the exact
+ * check. */
 #include "infer_check.h"
 #include "rwkv_sample.h"
 #include "draw_rules.h"
@@ -133,9 +135,19 @@ static void test_edge_rules(void) {
     rwkv_model_free(gpu);
 }
 
+static void test_spread_rows(void) {
+    NEED_GPU();
+    rwkv_model *gpu = random_gpu_model(1, 20);
+    CHECK(gpu, "model");
+    char why[256] = "";
+    CHECK(spread_draws_ok(gpu, V, why, sizeof why), "%s", why);
+    rwkv_model_free(gpu);
+}
+
 int main(void) {
     RUN(test_draws);
     RUN(test_all_banned);
     RUN(test_edge_rules);
+    RUN(test_spread_rows);
     return test_summary();
 }
