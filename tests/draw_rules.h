@@ -145,10 +145,10 @@ static int spread_draws_ok(rwkv_model *m, int V, char *why, size_t size) {
     rwkv_error err = {0};
     rwkv_state *a[SPREAD_ROWS] = {0}, *b[SPREAD_ROWS] = {0};
     rwkv_draw d[SPREAD_ROWS];
-    int tok[SPREAD_ROWS], next[SPREAD_ROWS], ok = 1;
+    int tok[SPREAD_ROWS], next[SPREAD_ROWS];
     int *ids = malloc(sizeof(int) * (size_t)V);
     float *bias = malloc(sizeof(float) * (size_t)V), *logits = rwkv_logits_alloc(m, SPREAD_ROWS, &err);
-    ok = ids && bias && logits;
+    int ok = ids && bias && logits;
     for (int j = 0; ok && j < V; j++) ids[j] = j, bias[j] = -0.35f * (float)(j % 97);
     for (int i = 0; i < SPREAD_ROWS && ok; i++) {
         ok = rwkv_state_new(m, &a[i], &err) == RWKV_OK && rwkv_state_new(m, &b[i], &err) == RWKV_OK;
@@ -162,10 +162,13 @@ static int spread_draws_ok(rwkv_model *m, int V, char *why, size_t size) {
         ok = 0, snprintf(why, size, "spread rows: %.200s", err.message);
     for (int i = 0; i < SPREAD_ROWS && ok; i++) {
         const float *row = logits + (size_t)i * V;
-        int best = 0;
-        for (int j = 1; j < V; j++) best = row[j] + bias[j] > row[best] + bias[best] ? j : best;
-        ok = d[i].temperature == 0 ? next[i] == best
-                                   : next[i] >= 0 && next[i] < V && exact_accepts(&d[i], row, V, next[i]);
+        if (d[i].temperature == 0) {
+            int best = 0;
+            for (int j = 1; j < V; j++) best = row[j] + bias[j] > row[best] + bias[best] ? j : best;
+            ok = next[i] == best;
+        } else {
+            ok = next[i] >= 0 && next[i] < V && exact_accepts(&d[i], row, V, next[i]);
+        }
         if (!ok)
             snprintf(why, size, "spread row %d (T %g, top_p %g, top_k %d, u %g) drew %d", i, d[i].temperature,
                      d[i].top_p, d[i].top_k, d[i].uniform, next[i]);
