@@ -104,6 +104,19 @@ __device__ void row_max(const float *l, int V, draw_shared *sh, float *best, int
 
 __device__ __forceinline__ unsigned long long mass_of(float p) { return (unsigned long long)((double)p * MASS_ONE); }
 
+/* bins[b] += w, summed first over the lanes of `lanes` that add into the same
+ * bin (one atomic addition per bin and warp). The sums are integers, so
+ * the order of the additions cannot change them. A weight is below 2^57:
+ * three parts of 19 bits, each summed over at most 32 lanes in 32 bits. */
+__device__ __forceinline__ void add_to_bin(unsigned long long *bins, unsigned b, unsigned long long w, unsigned lanes) {
+    const unsigned peers = __match_any_sync(lanes, b);
+    const unsigned part = (1u << 19) - 1;
+    const unsigned long long lo = __reduce_add_sync(peers, (unsigned)w & part),
+                             mid = __reduce_add_sync(peers, (unsigned)(w >> 19) & part),
+                             hi = __reduce_add_sync(peers, (unsigned)(w >> 38));
+    if ((threadIdx.x & 31) == __ffs(peers) - 1) atomicAdd(&bins[b], lo + (mid << 19) + (hi << 38));
+}
+
 /* The largest key v (float bits of a probability) with weight(keys >= v)
  * >= need, where weight is the mass (by_mass) or the count; *above gets the
  * weight of the keys > v. need > 0, and the row's total reaches it. */
@@ -118,10 +131,16 @@ __device__ unsigned select_key(const float *p, int V, bool by_mass, unsigned lon
         __syncthreads();
         const int hi = shift[level] + bits[level];
         const unsigned mask = (1u << bits[level]) - 1;
-        for (int j = threadIdx.x; j < V; j += blockDim.x) {
-            const unsigned k = __float_as_uint(p[j]);
-            if (level > 0 && (k >> hi) != prefix) continue;
-            atomicAdd(&sh->bins[(k >> shift[level]) & mask], by_mass ? mass_of(p[j]) : 1ull);
+        /* every lane runs every round (j may pass V) so that the warp's
+         * lanes of one bin can add up their weights before one atomic
+         * addition: a row's probabilities mostly share a few top digits,
+         * and 32 lanes adding into one shared counter wait on each other */
+        for (int j0 = threadIdx.x - (threadIdx.x & 31); j0 < V; j0 += blockDim.x) {
+            const int j = j0 + (threadIdx.x & 31);
+            const unsigned k = j < V ? __float_as_uint(p[j]) : 0u;
+            const bool counted = j < V && (level == 0 || (k >> hi) == prefix);
+            const unsigned lanes = __ballot_sync(0xffffffffu, counted);
+            if (counted) add_to_bin(sh->bins, (k >> shift[level]) & mask, by_mass ? mass_of(p[j]) : 1ull, lanes);
         }
         __syncthreads();
         /* thread t holds bins 2t, 2t + 1; suffix(b) = weight of the digits >= b */
