@@ -73,15 +73,72 @@ struct draw_shared {
     int result;
 };
 
+/* ---- passes over a row -----------------------------------------------------------
+ * A block walks a row of 64K floats about ten times, from L2, one block per
+ * SM: a loop that issues one load and waits for it keeps a few KB in
+ * flight per SM and is bound by L2's latency. These issue several loads
+ * before using any, and call f in the same order as the plain loop, so
+ * every sum is the same. */
+enum { DRAW_AHEAD = 4 };
+
+/* f(j, p[j]) for this thread's ids j = t, t + blockDim.x, ... in order. */
+template <class F>
+__device__ __forceinline__ void for_strided(const float *p, int V, F f) {
+    const int step = blockDim.x;
+    int j = threadIdx.x;
+    for (; j + (DRAW_AHEAD - 1) * step < V; j += DRAW_AHEAD * step) {
+        float v[DRAW_AHEAD];
+#pragma unroll
+        for (int u = 0; u < DRAW_AHEAD; u++) v[u] = p[j + u * step];
+#pragma unroll
+        for (int u = 0; u < DRAW_AHEAD; u++) f(j + u * step, v[u]);
+    }
+    for (; j < V; j += step) f(j, p[j]);
+}
+
+/* for_strided where every lane of a warp runs every round (j may pass V;
+ * f then gets j >= V and 0), so that f may use the warp's collectives. */
+template <class F>
+__device__ __forceinline__ void for_strided_warp(const float *p, int V, F f) {
+    const int step = blockDim.x, lane = threadIdx.x & 31;
+    int j0 = threadIdx.x - lane; /* the warp's first id: the same in every lane */
+    for (; j0 + (DRAW_AHEAD - 1) * step < V; j0 += DRAW_AHEAD * step) {
+        unsigned k[DRAW_AHEAD];
+#pragma unroll
+        for (int u = 0; u < DRAW_AHEAD; u++) {
+            const int j = j0 + u * step + lane;
+            k[u] = j < V ? __float_as_uint(p[j]) : 0u;
+        }
+#pragma unroll
+        for (int u = 0; u < DRAW_AHEAD; u++) f(j0 + u * step + lane, k[u]);
+    }
+    for (; j0 < V; j0 += step) {
+        const int j = j0 + lane;
+        f(j, j < V ? __float_as_uint(p[j]) : 0u);
+    }
+}
+
+/* f(j, p[j]) for j in [lo, hi) in order, four at a time where aligned. */
+template <class F>
+__device__ __forceinline__ void for_range(const float *p, int lo, int hi, F f) {
+    int j = lo;
+    if ((uintptr_t)(p + lo) % 16 == 0)
+        for (; j + 8 <= hi; j += 8) {
+            const float4 a = *(const float4 *)(p + j), b = *(const float4 *)(p + j + 4);
+            f(j, a.x), f(j + 1, a.y), f(j + 2, a.z), f(j + 3, a.w);
+            f(j + 4, b.x), f(j + 5, b.y), f(j + 6, b.z), f(j + 7, b.w);
+        }
+    for (; j < hi; j++) f(j, p[j]);
+}
+
 /* The largest value in the row and its lowest id; -1 when a NaN or +inf is there. */
 __device__ void row_max(const float *l, int V, draw_shared *sh, float *best, int *arg) {
     float b = -INFINITY;
     int a = INT_MAX, bad = 0;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) {
-        const float v = l[j];
+    for_strided(l, V, [&](int j, float v) {
         if (isnan(v) || v == INFINITY) bad = 1;
         if (v > b) b = v, a = j;
-    }
+    });
     for (int o = 16; o > 0; o >>= 1) {
         const float ob = __shfl_xor_sync(0xffffffffu, b, o);
         const int oa = __shfl_xor_sync(0xffffffffu, a, o);
@@ -131,17 +188,14 @@ __device__ unsigned select_key(const float *p, int V, bool by_mass, unsigned lon
         __syncthreads();
         const int hi = shift[level] + bits[level];
         const unsigned mask = (1u << bits[level]) - 1;
-        /* every lane runs every round (j may pass V) so that the warp's
-         * lanes of one bin can add up their weights before one atomic
-         * addition: a row's probabilities mostly share a few top digits,
-         * and 32 lanes adding into one shared counter wait on each other */
-        for (int j0 = threadIdx.x - (threadIdx.x & 31); j0 < V; j0 += blockDim.x) {
-            const int j = j0 + (threadIdx.x & 31);
-            const unsigned k = j < V ? __float_as_uint(p[j]) : 0u;
+        /* the warp's lanes of one bin add up their weights before one
+         * atomic addition: a row's probabilities mostly share a few top
+         * digits, and 32 lanes adding into one shared counter wait on each other */
+        for_strided_warp(p, V, [&](int j, unsigned k) {
             const bool counted = j < V && (level == 0 || (k >> hi) == prefix);
             const unsigned lanes = __ballot_sync(0xffffffffu, counted);
-            if (counted) add_to_bin(sh->bins, (k >> shift[level]) & mask, by_mass ? mass_of(p[j]) : 1ull, lanes);
-        }
+            if (counted) add_to_bin(sh->bins, (k >> shift[level]) & mask, by_mass ? mass_of(__uint_as_float(k)) : 1ull, lanes);
+        });
         __syncthreads();
         /* thread t holds bins 2t, 2t + 1; suffix(b) = weight of the digits >= b */
         const int b0 = 2 * threadIdx.x;
@@ -200,24 +254,25 @@ __device__ int walk(const float *p, int V, const keep_rule &k, double temperatur
     const bool powered = temperature != 1.0;
     const float e = (float)(1.0 / temperature);
     int ties = 0;
-    if (k.by_k)
-        for (int j = lo; j < hi; j++) ties += __float_as_uint(p[j]) == k.kv;
+    if (k.by_k) for_range(p, lo, hi, [&](int, float v) { ties += __float_as_uint(v) == k.kv; });
     const int first_tie = k.by_k ? block_exclusive_scan(ties, sh->i32) : 0;
     double total = 0;
-    for (int j = lo, r = first_tie; j < hi; j++) {
-        total += weight_of(p[j], r, k, e, powered);
-        r += k.by_k && __float_as_uint(p[j]) == k.kv;
-    }
+    int r = first_tie;
+    for_range(p, lo, hi, [&](int, float v) {
+        total += weight_of(v, r, k, e, powered);
+        r += k.by_k && __float_as_uint(v) == k.kv;
+    });
     total = block_add(total, sh->f64);
     if (!(total > 0) || isinf(total)) return fallback; /* every survivor underflowed: the top one */
     double local = 0;
     int last = -1;
-    for (int j = lo, r = first_tie; j < hi; j++) {
-        const float q = (float)(weight_of(p[j], r, k, e, powered) / total);
-        r += k.by_k && __float_as_uint(p[j]) == k.kv;
+    r = first_tie;
+    for_range(p, lo, hi, [&](int j, float v) {
+        const float q = (float)(weight_of(v, r, k, e, powered) / total);
+        r += k.by_k && __float_as_uint(v) == k.kv;
         local += q;
         if (q > 0) last = j;
-    }
+    });
     const double before = block_exclusive_scan(local, sh->f64), sum = block_add(local, sh->f64);
     if (threadIdx.x == 0) sh->result = INT_MAX;
     __syncthreads();
@@ -254,7 +309,7 @@ __device__ keep_rule cuts(const float *p, int V, const cuda_draw_rule &d, int ar
         const float top_p = (float)d.top_p;
         const unsigned long long need = (unsigned long long)ceil((double)top_p * MASS_ONE);
         unsigned long long above, total = 0;
-        for (int j = threadIdx.x; j < V; j += blockDim.x) total += mass_of(p[j]);
+        for_strided(p, V, [&](int, float v) { total += mass_of(v); });
         total = block_add(total, sh->u64);
         if (need == 0) k.cut = p[arg]; /* top_p 0: the top probability and its ties */
         else if (total >= need) k.cut = __uint_as_float(select_key(p, V, true, need, sh, &above));
@@ -262,7 +317,7 @@ __device__ keep_rule cuts(const float *p, int V, const cuda_draw_rule &d, int ar
     }
     if (d.top_k > 0 && d.top_k < V) {
         int n_kept = 0;
-        for (int j = threadIdx.x; j < V; j += blockDim.x) n_kept += p[j] >= k.cut;
+        for_strided(p, V, [&](int, float v) { n_kept += v >= k.cut; });
         n_kept = block_add(n_kept, sh->i32);
         if (n_kept > d.top_k) {
             unsigned long long above;
@@ -297,9 +352,9 @@ __global__ void __launch_bounds__(DRAW_THREADS) draw_kernel(float *logits, int r
     }
     /* softmax as the CPU's: expf in float, the normaliser in double */
     double z = 0;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) z += expf(l[j] - best);
+    for_strided(l, V, [&](int, float v) { z += expf(v - best); });
     z = block_add(z, sh.f64);
-    for (int j = threadIdx.x; j < V; j += blockDim.x) l[j] = (float)((double)expf(l[j] - best) / z);
+    for_strided(l, V, [&](int j, float v) { l[j] = (float)((double)expf(v - best) / z); });
     __syncthreads();
     const keep_rule k = cuts(l, V, d, arg, &sh);
     const int id = walk(l, V, k, d.temperature, d.uniform, arg, &sh);
