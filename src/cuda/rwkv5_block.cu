@@ -6,16 +6,17 @@
 #include "cuda/rwkv_infer.cuh"
 
 enum { MIX_K, MIX_V, MIX_R, MIX_G, N_MIX };
-enum { LN1_W, LN1_B, LN2_W, LN2_B, MIX_K_W, MIX_V_W, MIX_R_W, MIX_G_W, DECAY, BONUS, ATT_R, ATT_K, ATT_V, ATT_O,
-       ATT_G, LNX_W, LNX_B, FFN_MIX_K, FFN_MIX_R, FFN_K, FFN_R, FFN_V, N_SLOTS };
+/* k, v, r, g side by side: the order of their products (one strided batch in a large pass) */
+enum { LN1_W, LN1_B, LN2_W, LN2_B, MIX_K_W, MIX_V_W, MIX_R_W, MIX_G_W, DECAY, BONUS, ATT_K, ATT_V, ATT_R, ATT_G,
+       ATT_O, LNX_W, LNX_B, FFN_MIX_K, FFN_MIX_R, FFN_K, FFN_R, FFN_V, N_SLOTS };
 
 static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out) {
     (void)l;
     const int C = sh->n_embd, A = sh->dim_att;
     static const char *const names[N_SLOTS] = {
         "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.time_mix_k", "att.time_mix_v", "att.time_mix_r",
-        "att.time_mix_g", "att.time_decay", "att.time_faaaa", "att.receptance.weight", "att.key.weight",
-        "att.value.weight", "att.output.weight", "att.gate.weight", "att.ln_x.weight", "att.ln_x.bias",
+        "att.time_mix_g", "att.time_decay", "att.time_faaaa", "att.key.weight", "att.value.weight",
+        "att.receptance.weight", "att.gate.weight", "att.output.weight", "att.ln_x.weight", "att.ln_x.bias",
         "ffn.time_mix_k", "ffn.time_mix_r", "ffn.key.weight", "ffn.receptance.weight", "ffn.value.weight"};
     if (!sh->has_gate && (slot == MIX_G_W || slot == ATT_G)) return 0;
     infer_weight w = {names[slot], W_VEC, slot <= MIX_G_W || slot >= FFN_MIX_K ? C : A, 1, 1};
@@ -34,7 +35,7 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, R = rows->n, n_mix = sh->has_gate ? 4 : 3;
     const size_t rc = (size_t)R * C, rw = (size_t)R * infer_wide(sh), off = (size_t)l * c->layer_state;
-    float *xm = c->work, *r = xm + N_MIX * rc, *k = r + rw, *v = k + rw, *g = v + rw, *y = g + rw, *h = y + rw;
+    float *xm = c->work, *k = xm + N_MIX * rc, *v = k + rw, *r = v + rw, *g = r + rw, *y = g + rw, *h = y + rw;
     const float *mu[] = {infer_vec(c, l, MIX_K_W), infer_vec(c, l, MIX_V_W), infer_vec(c, l, MIX_R_W),
                          infer_vec(c, l, MIX_G_W)};
     bf16 *m16 = (bf16 *)infer_mix16(c, R); /* a large bf16 pass: the mixes in bf16 for the GEMMs */
@@ -56,4 +57,4 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     return infer_channel_mix(c, l, rows, SHIFT_MIX, &f, xm, h, v, r, err);
 }
 
-const infer_version rwkv5_infer_version = {N_SLOTS, weight, work_floats, block};
+const infer_version rwkv5_infer_version = {N_SLOTS, weight, work_floats, block, ATT_K, 4};

@@ -8,8 +8,9 @@
 #define KK_EPS 1e-12f                       /* the clamp of kappa's per-head L2 norm */
 #define DECAY_SCALE 0.60653065971263342f    /* e^-1/2, as model/rwkv7.c */
 
-/* The mixes in the order of model/rwkv7.c. */
-enum { MIX_R, MIX_W, MIX_K, MIX_V, MIX_A, MIX_G, N_MIX };
+/* The token-shift mixes, r, k and v first: their products read three
+ * consecutive mixes, which a large pass takes as one strided batch. */
+enum { MIX_R, MIX_K, MIX_V, MIX_W, MIX_A, MIX_G, N_MIX };
 enum { LN1_W, LN1_B, LN2_W, LN2_B, X_R, X_W, X_K, X_V, X_A, X_G, W0, A0, V0, W1, W2, A1, A2, V1, V2, G1, G2, K_K,
        K_A, R_K, ATT_R, ATT_K, ATT_V, ATT_O, LNX_W, LNX_B, FFN_X_K, FFN_K, FFN_V, N_SLOTS };
 
@@ -293,7 +294,8 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     const int C = sh->n_embd, A = sh->dim_att, H = sh->n_head, N = sh->head_size, R = rows->n;
     const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
     const float *mu[N_MIX];
-    for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, X_R + i);
+    static const int mix_slot[N_MIX] = {X_R, X_K, X_V, X_W, X_A, X_G}; /* by MIX_* */
+    for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, mix_slot[i]);
     bf16 *m16 = (bf16 *)infer_mix16(c, R); /* a large bf16 pass: the mixes in bf16 for the GEMMs */
     infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_LERP, N_MIX, mu, s->xm, m16);
     /* r, k, v and the LoRAs' first factors (tanh for w, sigmoid for g), then
@@ -354,4 +356,4 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     return infer_channel_mix(c, l, rows, SHIFT_LERP, &f, s.xm, s.h, NULL, NULL, err);
 }
 
-const infer_version rwkv7_infer_version = {N_SLOTS, weight, work_floats, block};
+const infer_version rwkv7_infer_version = {N_SLOTS, weight, work_floats, block, ATT_R, 3};

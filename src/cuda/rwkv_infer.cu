@@ -200,6 +200,45 @@ static rwkv_status upload_all(rwkv_infer *c, const rwkv_infer_source *src, rwkv_
     return s;
 }
 
+/* The version's run of slots moved into one allocation per layer (float
+ * and bf16 matrices: the int8 ones go through one dequantization buffer a
+ * product, never as a batch), when every matrix of the run is there with
+ * one shape. */
+static rwkv_status pack_runs(rwkv_infer *c, rwkv_error *err) {
+    const int first = c->ver->pack_first;
+    int n = c->ver->pack_count; /* cut to the part of the run every layer has (RWKV-5.0/5.1: no gate) */
+    infer_weight w0, w;
+    for (int l = 0; l < c->sh.n_layer && n > 1; l++) {
+        if (!slot_weight(c, l, first, &w0) || w0.kind != W_MAT || !infer_w(c, l, first)) n = 0;
+        for (int i = 1; i < n; i++)
+            if (!slot_weight(c, l, first + i, &w) || w.kind != W_MAT || w.rows != w0.rows || w.cols != w0.cols ||
+                !infer_w(c, l, first + i))
+                n = i;
+    }
+    if (n < 2 || c->q8) return RWKV_OK;
+    const size_t bytes = (size_t)w0.rows * w0.cols * cuda_dtype_size(c->wt);
+    for (int l = 0; l < c->sh.n_layer; l++) {
+        void *run;
+        rwkv_status s = cuda_alloc(&run, n * bytes, "weights", err);
+        for (int i = 0; i < n && s == RWKV_OK; i++)
+            if (cudaMemcpyAsync((char *)run + i * bytes, infer_w(c, l, first + i), bytes, cudaMemcpyDeviceToDevice,
+                                c->stream) != cudaSuccess)
+                s = cuda_check("weight copy", err);
+        if (s == RWKV_OK) s = cuda_sync(c->stream, "weight copy", err);
+        if (s != RWKV_OK) {
+            cuda_free(run);
+            return s;
+        }
+        for (int i = 0; i < n; i++) {
+            void **slot = &c->w[(size_t)l * c->ver->n_slots + first + i];
+            cuda_free(*slot);
+            *slot = (char *)run + i * bytes;
+        }
+    }
+    c->packed = n;
+    return RWKV_OK;
+}
+
 /* ---- context --------------------------------------------------------------- */
 
 static size_t widest_input(const rwkv_infer_shape *sh) {
@@ -253,6 +292,7 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
     if (s == RWKV_OK) s = alloc_work(c, err);
     if (s == RWKV_OK && shape->version == 7) c->step_wave = rwkv7_step_wave(shape->head_size);
     if (s == RWKV_OK) s = upload_all(c, src, err);
+    if (s == RWKV_OK) s = pack_runs(c, err);
     if (s != RWKV_OK) {
         rwkv_infer_free(c);
         return s;
@@ -269,7 +309,10 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
                           c->in16,  c->mix16, c->w16,  c->draw_rules, c->draw_next, c->draw_bias_ids,
                           c->draw_bias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
-    for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) cuda_free(c->w[i]);
+    for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) {
+        const int slot = (int)(i % c->ver->n_slots), in_run = slot - c->ver->pack_first;
+        if (in_run <= 0 || in_run >= c->packed) cuda_free(c->w[i]); /* a packed run: its first slot owns it */
+    }
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
     free(c->w);
     cuda_blas_free(c->blas);
@@ -279,8 +322,42 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
 
 /* ---- the shared steps of the blocks ------------------------------------------ */
 
-/* One product as a GEMM (more rows than the GEMV takes). */
-static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_error *err) {
+/* How far apart consecutive products' matrices, inputs and outputs lie (in
+ * elements) when `n` products can run as one strided batched GEMM: same
+ * shape and form, inputs already in the GEMM's type, constant strides. */
+typedef struct gemm_strides {
+    long long w, x, y;
+} gemm_strides;
+
+static long long apart(const void *a, const void *b, size_t elem) {
+    const ptrdiff_t d = (const char *)b - (const char *)a;
+    return d > 0 && d % (ptrdiff_t)elem == 0 ? (long long)(d / (ptrdiff_t)elem) : 0;
+}
+
+/* The longest run of ops[0..n) that batches (1: none), its strides in *st. */
+static int batch_run(const rwkv_infer *c, const cuda_gemv_op *ops, int n, gemm_strides *st) {
+    const cuda_gemv_op *a = &ops[0];
+    const size_t we = cuda_dtype_size(c->wt), xe = a->X16 ? 2 : 4, ye = a->Y16 ? 2 : 4;
+    if (c->q8 || a->accumulate || (c->wt != CUDA_F32 && !a->X16)) return 1;
+    int run = 1;
+    for (; run < n; run++) {
+        const cuda_gemv_op *p = &ops[run - 1], *q = &ops[run];
+        const void *px = p->X16 ? p->X16 : (const void *)p->X, *qx = q->X16 ? q->X16 : (const void *)q->X;
+        const void *py = p->Y16 ? p->Y16 : (void *)p->Y, *qy = q->Y16 ? q->Y16 : (void *)q->Y;
+        const gemm_strides d = {apart(p->W, q->W, we), apart(px, qx, xe), apart(py, qy, ye)};
+        if (q->out != a->out || q->in != a->in || q->ldx != a->ldx || q->act != a->act || q->accumulate ||
+            !q->X16 != !a->X16 || !q->Y16 != !a->Y16 || !d.w || !d.x || !d.y)
+            break;
+        if (run > 1 && (d.w != st->w || d.x != st->x || d.y != st->y)) break;
+        *st = d;
+    }
+    return run;
+}
+
+/* `batch` products as one GEMM (more rows than the GEMV takes), ops[i + 1]
+ * `st` elements after ops[i] where batch > 1. */
+static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int batch, const gemm_strides *st, int rows,
+                        rwkv_error *err) {
     const void *B = op->X16 ? op->X16 : op->X;
     if (c->wt != CUDA_F32 && !op->X16) { /* the rows' used columns only; ldx >= in */
         const size_t n = (size_t)(rows - 1) * op->ldx + op->in;
@@ -298,7 +375,8 @@ static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int rows, rwkv_er
     g.ab = c->wt, g.cd = op->Y16 ? CUDA_BF16 : CUDA_F32, g.trans_a = 1, g.m = op->out, g.n = rows, g.k = op->in;
     g.A = W, g.lda = op->in, g.B = B, g.ldb = op->ldx;
     g.C = op->accumulate ? op->Y : NULL, g.D = op->Y16 ? op->Y16 : (void *)op->Y, g.ldc = op->out;
-    g.batch = 1, g.alpha = 1.0f, g.beta = op->accumulate ? 1.0f : 0.0f;
+    g.batch = batch, g.alpha = 1.0f, g.beta = op->accumulate ? 1.0f : 0.0f;
+    if (batch > 1) g.stride_a = st->w, g.stride_b = st->x, g.stride_c = st->y;
     return cuda_matmul(c->blas, &g, c->stream, err);
 }
 
@@ -309,13 +387,18 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
                             rows, c->stream);
         return RWKV_OK;
     }
-    for (int i = 0; i < n; i++) {
-        rwkv_status s = gemm(c, &ops[i], rows, err);
+    for (int i = 0; i < n;) {
+        gemm_strides st = {0, 0, 0};
+        const int run = batch_run(c, ops + i, n - i, &st);
+        rwkv_status s = gemm(c, &ops[i], run, &st, rows, err);
+        for (int j = i; j < i + run && s == RWKV_OK; j++) {
+            const size_t count = (size_t)rows * ops[j].out;
+            /* the activation in place, on the bf16 output when there is one */
+            if (ops[j].Y16) infer_activation(c, ops[j].act, CUDA_BF16, ops[j].Y16, count);
+            else infer_activation(c, ops[j].act, CUDA_F32, ops[j].Y, count);
+        }
         if (s != RWKV_OK) return s;
-        const size_t count = (size_t)rows * ops[i].out;
-        /* the activation in place, on the bf16 output when there is one */
-        if (ops[i].Y16) infer_activation(c, ops[i].act, CUDA_BF16, ops[i].Y16, count);
-        else infer_activation(c, ops[i].act, CUDA_F32, ops[i].Y, count);
+        i += run;
     }
     return RWKV_OK;
 }

@@ -50,6 +50,12 @@ typedef struct infer_version {
     size_t (*work_floats)(const rwkv_infer_shape *sh, int rows);
     /* One block over the rows of the residual stream c->x. */
     rwkv_status (*block)(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err);
+    /* Slots [pack_first, pack_first + pack_count): matrices of one shape
+     * whose products the block issues one after another on consecutive
+     * inputs into consecutive outputs (r, k, v); the driver stores each
+     * layer's run in one allocation at a constant stride, and a large pass
+     * takes the run as one strided batched GEMM. pack_count 0: none. */
+    int pack_first, pack_count;
 } infer_version;
 
 /* max(C, A), the width of buffers that hold either */
@@ -76,6 +82,7 @@ struct rwkv_infer {
     cuda_blas *blas;
     cudaStream_t stream;
     void **w;        /* [L][n_slots] device weights (NULL: absent) */
+    int packed;      /* the first `packed` slots of each layer's ver->pack_* run lie in the run's first slot's allocation */
     float *emb;      /* [V][C] */
     float *ln0, *ln_out; /* weight, bias: [2][C] */
     void *head;      /* [V][C] in wt */
