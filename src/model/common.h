@@ -105,6 +105,7 @@ rwkv_status reject_keys(const tensor_set *set, const char *const *keys, size_t n
     do {                                                                                           \
         rwkv_status ms_ = model_matrix(set, (name), (r), (c), &(dst), err);                        \
         if (ms_ == RWKV_OK) ms_ = model_pack_panels(set, &(dst), err);                             \
+        if (ms_ == RWKV_OK) ms_ = model_align_rows(set, &(dst), err);                              \
         if (ms_ == RWKV_OK) ms_ = model_group_rows(set, &(dst), err);                              \
         if (ms_ != RWKV_OK) return ms_;                                                            \
     } while (0)

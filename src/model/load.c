@@ -79,6 +79,16 @@ rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err) {
     return RWKV_OK;
 }
 
+rwkv_status model_align_rows(tensor_set *set, matrix *m, rwkv_error *err) {
+    const size_t row = (size_t)m->cols * sizeof(float);
+    if (!set->group_rows || m->type != DT_F32 || (uintptr_t)m->data % 64 == 0 || row % 64) return RWKV_OK;
+    void *dst = owned_lines(set, row * (size_t)m->rows, "aligned weights", err);
+    if (!dst) return RWKV_ERR_NOMEM;
+    memcpy(dst, m->data, row * (size_t)m->rows);
+    m->data = dst;
+    return RWKV_OK;
+}
+
 rwkv_status model_group_rows(tensor_set *set, matrix *m, rwkv_error *err) {
     if (!set->group_rows || !matvec_reads_groups(kernels_active(), m)) return RWKV_OK;
     void *dst = owned_lines(set, row_groups_bytes(m), "grouped weights", err);

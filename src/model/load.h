@@ -28,6 +28,14 @@ rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, 
  * so that sequence mode and the batched decode stop repacking them on
  * every call. Otherwise nothing. */
 rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err);
+/* When set->group_rows (decode on the CPU), m is f32 with rows of whole
+ * 64-byte lines and its data is not on a line (a mapped safetensors file
+ * does not pad its tensors): m's rows copied to lines owned by the set. The
+ * f32 decode kernels read aligned lines and put every element back in its
+ * place with a permute (the sums must not depend on where a row lies), which
+ * costs a tenth of the time when the rows start mid-line (docs/perf.md,
+ * changes 23 and 32). Otherwise nothing. */
+rwkv_status model_align_rows(tensor_set *set, matrix *m, rwkv_error *err);
 /* When set->group_rows and the active kernels' decode reads m 16 rows at a
  * time (matvec_reads_groups, kernels/row_groups.h): m's
  * rows also kept in that layout (matrix.groups, owned by the set).
