@@ -125,10 +125,12 @@ rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in,
     }
     size_t per = (size_t)in * (size_t)out;
     float *tmp = malloc(per * (size_t)count * sizeof(float));
-    float *dst = tensor_set_alloc(set, per * (size_t)count * sizeof(float));
+    /* on whole lines: the f32 decode kernels read rows that start on one
+     * at full speed (model_align_rows) */
+    float *dst = tmp ? owned_lines(set, per * (size_t)count * sizeof(float), "LoRA weights", err) : NULL;
     if (!tmp || !dst) {
         free(tmp);
-        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        return tmp ? RWKV_ERR_NOMEM : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     }
     dtype_to_f32(t->type, t->data, tmp, per * (size_t)count);
     for (int c = 0; c < count; c++) {
