@@ -216,7 +216,10 @@ static rwkv_status pack_runs(rwkv_infer *c, rwkv_error *err) {
                 n = i;
     }
     if (n < 2 || c->q8) return RWKV_OK;
+    /* one layer at a time (one layer's run of extra device memory at once);
+     * packed_layers says which layers' slots share a run, also after a failure */
     const size_t bytes = (size_t)w0.rows * w0.cols * cuda_dtype_size(c->wt);
+    c->packed = n;
     for (int l = 0; l < c->sh.n_layer; l++) {
         void *run;
         rwkv_status s = cuda_alloc(&run, n * bytes, "weights", err);
@@ -234,8 +237,8 @@ static rwkv_status pack_runs(rwkv_infer *c, rwkv_error *err) {
             cuda_free(*slot);
             *slot = (char *)run + i * bytes;
         }
+        c->packed_layers = l + 1;
     }
-    c->packed = n;
     return RWKV_OK;
 }
 
@@ -310,8 +313,9 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
                           c->draw_bias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) {
-        const int slot = (int)(i % c->ver->n_slots), in_run = slot - c->ver->pack_first;
-        if (in_run <= 0 || in_run >= c->packed) cuda_free(c->w[i]); /* a packed run: its first slot owns it */
+        const int layer = (int)(i / c->ver->n_slots), in_run = (int)(i % c->ver->n_slots) - c->ver->pack_first;
+        const int shared = layer < c->packed_layers && in_run > 0 && in_run < c->packed;
+        if (!shared) cuda_free(c->w[i]); /* a packed run: its first slot owns it */
     }
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
     free(c->w);

@@ -82,7 +82,8 @@ struct rwkv_infer {
     cuda_blas *blas;
     cudaStream_t stream;
     void **w;        /* [L][n_slots] device weights (NULL: absent) */
-    int packed;      /* the first `packed` slots of each layer's ver->pack_* run lie in the run's first slot's allocation */
+    int packed;        /* in layers [0, packed_layers) the first `packed` slots of the ver->pack_* run */
+    int packed_layers; /* lie in one allocation, owned by the run's first slot */
     float *emb;      /* [V][C] */
     float *ln0, *ln_out; /* weight, bias: [2][C] */
     void *head;      /* [V][C] in wt */
