@@ -1,5 +1,6 @@
 /* Matrix products of a few rows (decode): Y[r] (+)= act(W X[r]) with one warp
- * per output, the weight row read once for all rows in 16-byte packs,
+ * per output (or up to four, each a part of a long row: split_of), the weight
+ * row read once for all rows in 16-byte packs,
  * several packs in flight per lane. Where a product is bound by reading the
  * weights this reaches the bandwidth that a general GEMM of one column does
  * not; it reads float32 inputs directly (no bf16 copy of them first), sums in
@@ -13,13 +14,17 @@
  * the small kernels between products (norms, shifts, the WKV) still run. */
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "cuda/common.cuh"
 
-enum { UNROLL = 4, THREADS = 128 }; /* packs a lane loads before using them; threads per block */
+/* packs a lane loads before using them; threads and warps per block */
+enum { UNROLL = 4, THREADS = 128, WARPS = THREADS / 32 };
 
 typedef struct gemv_group {
     cuda_gemv_op op[CUDA_GEMV_MAX_OPS];
     unsigned first_block[CUDA_GEMV_MAX_OPS + 1]; /* blocks of op p: [first_block[p], first_block[p + 1]) */
+    unsigned char split[CUDA_GEMV_MAX_OPS];      /* warps that share one output of op p (split_of) */
     int n, rows;
 } gemv_group;
 
@@ -36,45 +41,71 @@ __device__ __forceinline__ void prefetch_l2(const void *w, size_t bytes, int lan
     for (size_t o = (size_t)lane * 128; o < bytes; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + o));
 }
 
-/* The weight row of output o, read E weights at a time as floats: rows of
- * float or bf16 (E > 1: one 16-byte pack), or of int8 codes with one fp16
- * scale per 32 (CUDA_Q8: the codes of all rows, then the scales; E = 16 is
- * one 16-byte pack of codes, half a block). */
+/* The weight row of output o, fetched E weights at a time as raw bits and
+ * turned into floats only when used, so that a load in flight holds 4
+ * registers (a 16-byte pack) instead of its 8 or 16 floats: rows of float or
+ * bf16 (E > 1: one 16-byte pack), or of int8 codes with one fp16 scale per 32
+ * (CUDA_Q8: the codes of all rows, then the scales; E = 16 is one 16-byte
+ * pack of codes, half a block). */
 template <typename T, int E>
 struct float_row {
+    struct bits {
+        typename std::conditional<E == 1, T, int4>::type v;
+    };
     const T *w;
     __device__ float_row(const void *W, int out, int in, int o) : w((const T *)W + (size_t)o * in) { (void)out; }
-    __device__ __forceinline__ void load(float *x, int i) const { load_w<E>(x, w + i); }
-    __device__ __forceinline__ void prefetch(int in, int lane) const { prefetch_l2(w, sizeof(T) * (size_t)in, lane); }
+    __device__ __forceinline__ bits fetch(int i) const {
+        bits b;
+        if constexpr (E == 1) b.v = w[i];
+        else b.v = *reinterpret_cast<const int4 *>(w + i);
+        return b;
+    }
+    __device__ __forceinline__ void unpack(const bits &b, float *x) const {
+        const T *e = reinterpret_cast<const T *>(&b.v);
+#pragma unroll
+        for (int k = 0; k < E; k++) x[k] = ld(e + k);
+    }
+    __device__ __forceinline__ void prefetch(int begin, int end, int lane) const {
+        prefetch_l2(w + begin, sizeof(T) * (size_t)(end - begin), lane);
+    }
 };
 
 template <int E>
 struct q8_row {
+    struct bits {
+        typename std::conditional<E == 1, int8_t, int4>::type v;
+        __half d;
+    };
     const int8_t *q;
     const __half *d;
     __device__ q8_row(const void *W, int out, int in, int o)
         : q((const int8_t *)W + (size_t)o * in),
           d((const __half *)((const int8_t *)W + (size_t)out * in) + (size_t)o * (in / 32)) {}
-    __device__ __forceinline__ void load(float *x, int i) const {
-        const float s = __half2float(d[i / 32]);
+    __device__ __forceinline__ bits fetch(int i) const {
+        bits b;
+        if constexpr (E == 1) b.v = q[i];
+        else b.v = *reinterpret_cast<const int4 *>(q + i);
+        b.d = d[i / 32];
+        return b;
+    }
+    __device__ __forceinline__ void unpack(const bits &b, float *x) const {
+        const float s = __half2float(b.d);
         if constexpr (E == 16) {
             /* code c + 128 as the low byte of the float 2^23 (bits 0x4B0000uu: one byte
              * permute), minus 2^23 + 128, is c exactly: no int-to-float conversion, which
              * runs at a quarter of the FMA rate; s c is exact too (11 + 8 bits) */
-            const int4 raw = *reinterpret_cast<const int4 *>(q + i);
-            const unsigned words[4] = {(unsigned)raw.x ^ 0x80808080u, (unsigned)raw.y ^ 0x80808080u,
-                                       (unsigned)raw.z ^ 0x80808080u, (unsigned)raw.w ^ 0x80808080u};
+            const unsigned words[4] = {(unsigned)b.v.x ^ 0x80808080u, (unsigned)b.v.y ^ 0x80808080u,
+                                       (unsigned)b.v.z ^ 0x80808080u, (unsigned)b.v.w ^ 0x80808080u};
 #pragma unroll
             for (int e = 0; e < 16; e++)
                 x[e] = s * (__uint_as_float(__byte_perm(words[e / 4], 0x4B00u, 0x5440u + (e % 4))) - 8388736.0f);
         } else {
-#pragma unroll
-            for (int e = 0; e < E; e++) x[e] = s * (float)q[i + e];
+            x[0] = s * (float)b.v;
         }
     }
-    __device__ __forceinline__ void prefetch(int in, int lane) const {
-        prefetch_l2(q, (size_t)in, lane);
-        prefetch_l2(d, sizeof(__half) * (size_t)(in / 32), lane);
+    __device__ __forceinline__ void prefetch(int begin, int end, int lane) const {
+        prefetch_l2(q + begin, (size_t)(end - begin), lane);
+        prefetch_l2(d + begin / 32, sizeof(__half) * (size_t)((end - begin) / 32), lane);
     }
 };
 
@@ -87,22 +118,25 @@ struct row_of<int8_t, E> {
     using type = q8_row<E>;
 };
 
-/* acc[r] += this lane's share of W[o] · X[r], E weights at a time (E > 1:
- * 16-byte packs of W and float4 loads of X, which the caller checked). */
-template <typename Row, int E>
-__device__ __forceinline__ void row_dot(const Row &w, const float *X, int ldx, int in, int rows, int lane,
+/* acc[r] += this lane's share of W[o][begin, end) · X[r][begin, end), E
+ * weights at a time (E > 1: 16-byte packs of W and float4 loads of X, which
+ * the caller checked). */
+template <int ROWS, typename Row, int E>
+__device__ __forceinline__ void row_dot(const Row &w, const float *X, int ldx, int begin, int end, int rows, int lane,
                                         float *acc) {
-    for (int base = lane * E; base < in; base += 32 * E * UNROLL) {
-        float wv[UNROLL][E];
+    for (int base = begin + lane * E; base < end; base += 32 * E * UNROLL) {
+        typename Row::bits raw[UNROLL];
 #pragma unroll
         for (int u = 0; u < UNROLL; u++)
-            if (base + u * 32 * E < in) w.load(wv[u], base + u * 32 * E);
+            if (base + u * 32 * E < end) raw[u] = w.fetch(base + u * 32 * E);
 #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
             const int i = base + u * 32 * E;
-            if (i >= in) break;
+            if (i >= end) break;
+            float wv[E];
+            w.unpack(raw[u], wv);
 #pragma unroll
-            for (int r = 0; r < CUDA_GEMV_ROWS; r++) {
+            for (int r = 0; r < ROWS; r++) {
                 if (r >= rows) break;
                 float xv[E];
                 if constexpr (E > 1) {
@@ -112,55 +146,112 @@ __device__ __forceinline__ void row_dot(const Row &w, const float *X, int ldx, i
                     xv[0] = X[(size_t)r * ldx + i];
                 }
 #pragma unroll
-                for (int e = 0; e < E; e++) acc[r] += wv[u][e] * xv[e];
+                for (int e = 0; e < E; e++) acc[r] += wv[e] * xv[e];
             }
         }
     }
 }
 
-/* T: float, bf16, or int8_t for CUDA_Q8 rows. */
-template <typename T>
-__global__ void gemv_kernel(gemv_group g) {
+/* The sums of one warp's part of the row into Y: with split warps a row, the
+ * parts meet in shared memory and the first warp adds them in part order (a
+ * fixed order, so the result does not depend on timing). */
+template <int ROWS>
+__device__ __forceinline__ void store_sums(const cuda_gemv_op *op, const float *acc, int rows, int o, bool active,
+                                           int split) {
+    __shared__ float part_sum[WARPS][ROWS];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    float sum[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) sum[r] = r < rows ? warp_sum(acc[r]) : 0.0f;
+    if (split > 1) {
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) part_sum[warp][r] = sum[r];
+        __syncthreads();
+        if (warp % split != 0) return;
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            sum[r] = part_sum[warp][r];
+            for (int q = 1; q < split; q++) sum[r] += part_sum[warp + q][r];
+        }
+    }
+    if (!active || lane != 0) return;
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        if (r >= rows) break;
+        float *y = op->Y + (size_t)r * op->out + o;
+        *y = op->accumulate ? *y + sum[r] : activate(sum[r], op->act);
+    }
+}
+
+/* T: float, bf16, or int8_t for CUDA_Q8 rows; ROWS: the most rows a launch
+ * takes (1 for decode: fewer registers, more warps in flight). */
+template <typename T, int ROWS>
+__global__ void __launch_bounds__(THREADS) gemv_kernel(gemv_group g) {
     cuda_let_dependents_start();
     int p = 0;
     while (p + 1 < g.n && blockIdx.x >= g.first_block[p + 1]) p++;
     const cuda_gemv_op *op = &g.op[p];
-    const int o = (int)(((blockIdx.x - g.first_block[p]) * (size_t)blockDim.x + threadIdx.x) / 32);
-    const int lane = threadIdx.x & 31;
-    if (o >= op->out) return;
-    using packed_row = typename row_of<T, PACK(T)>::type;
-    using plain_row = typename row_of<T, 1>::type;
-    const packed_row wp(op->W, op->out, op->in, o);
-    wp.prefetch(op->in, lane);
-    cuda_wait_for_prior_grids();
-    float acc[CUDA_GEMV_ROWS];
+    const int split = g.split[p], warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    const int o = (int)(blockIdx.x - g.first_block[p]) * (WARPS / split) + warp / split;
+    const int part = op->in / split, begin = warp % split * part, end = begin + part;
+    const bool active = o < op->out;
+    float acc[ROWS];
 #pragma unroll
-    for (int r = 0; r < CUDA_GEMV_ROWS; r++) acc[r] = 0.0f;
-    const bool packed = op->in % PACK(T) == 0 && ((uintptr_t)op->W & 15) == 0 && ((uintptr_t)op->X & 15) == 0 &&
-                        op->ldx % 4 == 0;
-    if (packed) row_dot<packed_row, PACK(T)>(wp, op->X, op->ldx, op->in, g.rows, lane, acc);
-    else row_dot<plain_row, 1>(plain_row(op->W, op->out, op->in, o), op->X, op->ldx, op->in, g.rows, lane, acc);
-#pragma unroll
-    for (int r = 0; r < CUDA_GEMV_ROWS; r++) {
-        if (r >= g.rows) break;
-        const float s = warp_sum(acc[r]);
-        float *y = op->Y + (size_t)r * op->out + o;
-        if (lane == 0) *y = op->accumulate ? *y + s : activate(s, op->act);
+    for (int r = 0; r < ROWS; r++) acc[r] = 0.0f;
+    if (active) {
+        using packed_row = typename row_of<T, PACK(T)>::type;
+        using plain_row = typename row_of<T, 1>::type;
+        const packed_row wp(op->W, op->out, op->in, o);
+        wp.prefetch(begin, end, lane);
+        cuda_wait_for_prior_grids();
+        const bool packed = op->in % PACK(T) == 0 && ((uintptr_t)op->W & 15) == 0 && ((uintptr_t)op->X & 15) == 0 &&
+                            op->ldx % 4 == 0;
+        if (packed) row_dot<ROWS, packed_row, PACK(T)>(wp, op->X, op->ldx, begin, end, g.rows, lane, acc);
+        else
+            row_dot<ROWS, plain_row, 1>(plain_row(op->W, op->out, op->in, o), op->X, op->ldx, begin, end, g.rows, lane,
+                                        acc);
     }
+    store_sums<ROWS>(op, acc, g.rows, o, active, split);
+}
+
+/* Warps that share one output, each summing a contiguous part of the row.
+ * A product of few long rows (the channel mix's value: 2048 rows of 8192)
+ * otherwise has too few warps to keep enough loads in flight, and a warp with
+ * a shorter part ends its chain of dependent loads sooner. Split while the op
+ * keeps at most 8192 warps (more than a device holds at once), parts of at
+ * least 1024 weights, and whole rounds of packs per lane (so a part starts on
+ * a pack, and on a q8 block). The order of the sum depends only on the shape,
+ * so a row's result is the same whatever rows share the launch. */
+static int split_of(const cuda_gemv_op *op, int pack) {
+    int s = 1;
+    while (2 * s <= WARPS && (size_t)op->out * 2 * s <= 8192 && op->in / (2 * s) >= 1024 &&
+           op->in % (2 * s * 32 * pack) == 0)
+        s *= 2;
+    return s;
+}
+
+template <typename T>
+static void launch_gemv(const gemv_group &g, cuda_stream stream) {
+    const dim3 grid(g.first_block[g.n]);
+    if (g.rows == 1) cuda_launch_early(gemv_kernel<T, 1>, grid, dim3(THREADS), 0, stream, g);
+    else cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS>, grid, dim3(THREADS), 0, stream, g);
 }
 
 void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream) {
     gemv_group g;
     memset(&g, 0, sizeof g);
     g.n = n_ops, g.rows = rows;
+    const int pack = wt == CUDA_Q8 ? 16 : wt == CUDA_BF16 ? 8 : 4;
     for (int p = 0; p < n_ops; p++) {
         g.op[p] = ops[p];
-        g.first_block[p + 1] = g.first_block[p] + (unsigned)(((size_t)ops[p].out * 32 + THREADS - 1) / THREADS);
+        g.split[p] = (unsigned char)split_of(&ops[p], pack);
+        const size_t warps = (size_t)ops[p].out * g.split[p];
+        g.first_block[p + 1] = g.first_block[p] + (unsigned)((warps + WARPS - 1) / WARPS);
     }
-    const dim3 grid(g.first_block[n_ops]);
-    if (wt == CUDA_Q8) cuda_launch_early(gemv_kernel<int8_t>, grid, dim3(THREADS), 0, stream, g);
-    else if (wt == CUDA_BF16) cuda_launch_early(gemv_kernel<bf16>, grid, dim3(THREADS), 0, stream, g);
-    else cuda_launch_early(gemv_kernel<float>, grid, dim3(THREADS), 0, stream, g);
+    if (wt == CUDA_Q8) launch_gemv<int8_t>(g, stream);
+    else if (wt == CUDA_BF16) launch_gemv<bf16>(g, stream);
+    else launch_gemv<float>(g, stream);
 }
 
 /* One thread per 16 codes (half a block): their scale, 16 bf16 out. */
