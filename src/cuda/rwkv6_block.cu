@@ -7,8 +7,9 @@
 
 /* The mixes in the order of time_maa_w1's column blocks (model/rwkv6.c). */
 enum { MIX_W, MIX_K, MIX_V, MIX_R, MIX_G, N_MIX };
+/* k, v, r, g side by side: the order of their products (one strided batch in a large pass) */
 enum { LN1_W, LN1_B, LN2_W, LN2_B, MAA_X, MAA_W, MAA_K, MAA_V, MAA_R, MAA_G, MAA_W1, MAA_W2, DECAY, DECAY_W1,
-       DECAY_W2, BONUS, ATT_R, ATT_K, ATT_V, ATT_O, ATT_G, LNX_W, LNX_B, FFN_MAA_K, FFN_MAA_R, FFN_K, FFN_R, FFN_V,
+       DECAY_W2, BONUS, ATT_K, ATT_V, ATT_R, ATT_G, ATT_O, LNX_W, LNX_B, FFN_MAA_K, FFN_MAA_R, FFN_K, FFN_R, FFN_V,
        N_SLOTS };
 
 static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out) {
@@ -17,8 +18,8 @@ static int weight(const rwkv_infer_shape *sh, int l, int slot, infer_weight *out
     static const char *const names[N_SLOTS] = {
         "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "att.time_maa_x", "att.time_maa_w", "att.time_maa_k",
         "att.time_maa_v", "att.time_maa_r", "att.time_maa_g", "att.time_maa_w1", "att.time_maa_w2",
-        "att.time_decay", "att.time_decay_w1", "att.time_decay_w2", "att.time_faaaa", "att.receptance.weight",
-        "att.key.weight", "att.value.weight", "att.output.weight", "att.gate.weight", "att.ln_x.weight",
+        "att.time_decay", "att.time_decay_w1", "att.time_decay_w2", "att.time_faaaa", "att.key.weight",
+        "att.value.weight", "att.receptance.weight", "att.gate.weight", "att.output.weight", "att.ln_x.weight",
         "att.ln_x.bias", "ffn.time_maa_k", "ffn.time_maa_r", "ffn.key.weight", "ffn.receptance.weight",
         "ffn.value.weight"};
     infer_weight w = {names[slot], W_VEC, slot <= MAA_G || slot >= FFN_MAA_K ? C : A, 1, 1};
@@ -40,7 +41,7 @@ static size_t work_floats(const rwkv_infer_shape *sh, int rows) {
 
 typedef struct work {
     float *dz, *xm;                 /* [rows][C], [N_MIX][rows][C] */
-    float *r, *k, *v, *g, *wd, *y, *tmp; /* [rows][max(C, A)] */
+    float *k, *v, *r, *g, *wd, *y, *tmp; /* [rows][max(C, A)]; k, v, r, g in their products' order */
     float *lora, *h;                /* [rows][5 Dm], [rows][max(F, Dd)] */
 } work;
 
@@ -50,18 +51,22 @@ static work carve(const rwkv_infer *c, int rows) {
     float *p = c->work;
     s.dz = p, p += rc;
     s.xm = p, p += N_MIX * rc;
-    float **as[] = {&s.r, &s.k, &s.v, &s.g, &s.wd, &s.y, &s.tmp};
+    float **as[] = {&s.k, &s.v, &s.r, &s.g, &s.wd, &s.y, &s.tmp};
     for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += rw;
     s.lora = p, p += (size_t)rows * N_MIX * c->sh.lora[0];
     s.h = p;
     return s;
 }
 
-/* out = z + dz ⊙ (mu + m) per row (m NULL: mu alone), rows of C. */
-__global__ void ddlerp_kernel(const float *z, const float *dz, const float *mu, const float *m, float *out, int C,
-                              size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = z[i] + dz[i] * (mu[i % C] + (m ? m[i] : 0.0f));
+/* out = z + dz ⊙ (mu + m) per row (m NULL: mu alone), rows of C; also in
+ * bf16 into out16 when that is set (the input of a bf16 GEMM). */
+__global__ void ddlerp_kernel(const float *z, const float *dz, const float *mu, const float *m, float *out,
+                              bf16 *out16, int C, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float v = z[i] + dz[i] * (mu[i % C] + (m ? m[i] : 0.0f));
+        out[i] = v;
+        if (out16) out16[i] = __float2bfloat16(v);
+    }
 }
 
 /* w = exp(-exp(decay + w)) per row, rows of A. */
@@ -77,7 +82,8 @@ static unsigned grid_of(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blo
 static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error *err) {
     const int C = c->sh.n_embd, Dm = c->sh.lora[0];
     const size_t rc = (size_t)R * C;
-    ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_X), NULL, s->tmp, C, rc);
+    ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_X), NULL, s->tmp, NULL, C,
+                                                      rc);
     const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH, NULL, NULL};
     rwkv_status st = infer_products(c, &first, 1, R, err);
     if (st != RWKV_OK) return st;
@@ -86,9 +92,11 @@ static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error
         ops[m] = {infer_matrix(c, l, MAA_W2, m, C, Dm), C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE, NULL, NULL};
     }
     if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
+    /* a large bf16 pass: the mixes in bf16 too, for the GEMMs that read them */
+    bf16 *m16 = (bf16 *)infer_mix16(c, R);
     for (int m = 0; m < N_MIX; m++)
         ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_W + m), s->xm + m * rc,
-                                                          s->xm + m * rc, C, rc);
+                                                          s->xm + m * rc, m16 ? m16 + m * rc : NULL, C, rc);
     return RWKV_OK;
 }
 
@@ -101,11 +109,14 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     if (st != RWKV_OK) return st;
     /* r, k, v, g, and w = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
     const float *xm = s->xm;
-    const cuda_gemv_op ops[] = {{infer_w(c, l, DECAY_W1), Dd, C, xm + MIX_W * rc, C, s->h, 0, CUDA_ACT_TANH, NULL, NULL},
-                                {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE, NULL, NULL},
-                                {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE, NULL, NULL},
-                                {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE, NULL, NULL},
-                                {infer_w(c, l, ATT_G), A, C, xm + MIX_G * rc, C, s->g, 0, CUDA_ACT_NONE, NULL, NULL}};
+    const bf16 *m16 = (const bf16 *)infer_mix16(c, R); /* ddlerp's bf16 mixes in a large bf16 pass */
+    cuda_gemv_op ops[] = {{infer_w(c, l, DECAY_W1), Dd, C, xm + MIX_W * rc, C, s->h, 0, CUDA_ACT_TANH, NULL, NULL},
+                          {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_G), A, C, xm + MIX_G * rc, C, s->g, 0, CUDA_ACT_NONE, NULL, NULL}};
+    const int mix_of[] = {MIX_W, MIX_K, MIX_V, MIX_R, MIX_G};
+    for (int i = 0; i < 5 && m16; i++) ops[i].X16 = m16 + mix_of[i] * rc;
     if ((st = infer_products(c, ops, 5, R, err)) != RWKV_OK) return st;
     if ((st = infer_linear(c, infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, R, s->wd, 0, err)) != RWKV_OK) return st;
     decay_kernel<<<grid_of((size_t)R * A), 256, 0, c->stream>>>(infer_vec(c, l, DECAY), s->wd, A, (size_t)R * A);
@@ -125,4 +136,4 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     return infer_channel_mix(c, l, rows, SHIFT_LERP, &f, s.xm, s.h, s.v, s.r, err);
 }
 
-const infer_version rwkv6_infer_version = {N_SLOTS, weight, work_floats, block, 0, 0};
+const infer_version rwkv6_infer_version = {N_SLOTS, weight, work_floats, block, ATT_K, 4};
