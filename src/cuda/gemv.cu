@@ -53,6 +53,7 @@ struct float_row {
         typename std::conditional<E == 1, T, int4>::type v;
     };
     const T *w;
+    float_row() = default;
     __device__ float_row(const void *W, int out, int in, int o) : w((const T *)W + (size_t)o * in) { (void)out; }
     __device__ __forceinline__ bits fetch(int i) const {
         bits b;
@@ -78,6 +79,7 @@ struct q8_row {
     };
     const int8_t *q;
     const __half *d;
+    q8_row() = default;
     __device__ q8_row(const void *W, int out, int in, int o)
         : q((const int8_t *)W + (size_t)o * in),
           d((const __half *)((const int8_t *)W + (size_t)out * in) + (size_t)o * (in / 32)) {}
@@ -118,23 +120,30 @@ struct row_of<int8_t, E> {
     using type = q8_row<E>;
 };
 
-/* acc[r] += this lane's share of W[o][begin, end) · X[r][begin, end), E
- * weights at a time (E > 1: 16-byte packs of W and float4 loads of X, which
- * the caller checked). */
-template <int ROWS, typename Row, int E>
-__device__ __forceinline__ void row_dot(const Row &w, const float *X, int ldx, int begin, int end, int rows, int lane,
-                                        float *acc) {
-    for (int base = begin + lane * E; base < end; base += 32 * E * UNROLL) {
-        typename Row::bits raw[UNROLL];
+/* acc[j][r] += this lane's share of W[o + j][begin, end) · X[r][begin, end)
+ * for the OUTS outputs of a warp, E weights at a time (E > 1: 16-byte packs
+ * of W and float4 loads of X, which the caller checked). Each X load serves
+ * all OUTS outputs: with several rows, loading X for every weight pack would
+ * bound the product by the L1 cache instead of the memory. A lane visits its
+ * packs in the same order whatever OUTS and ROWS are, so every sum is too. */
+template <int ROWS, int OUTS, typename Row, int E>
+__device__ __forceinline__ void row_dot(const Row *w, const float *X, int ldx, int begin, int end, int rows, int lane,
+                                        float (*acc)[ROWS]) {
+    constexpr int U = OUTS >= UNROLL ? 1 : UNROLL / OUTS; /* packs in flight per output */
+    for (int base = begin + lane * E; base < end; base += 32 * E * U) {
+        typename Row::bits raw[U][OUTS];
 #pragma unroll
-        for (int u = 0; u < UNROLL; u++)
-            if (base + u * 32 * E < end) raw[u] = w.fetch(base + u * 32 * E);
+        for (int u = 0; u < U; u++)
+            if (base + u * 32 * E < end)
 #pragma unroll
-        for (int u = 0; u < UNROLL; u++) {
+                for (int j = 0; j < OUTS; j++) raw[u][j] = w[j].fetch(base + u * 32 * E);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
             const int i = base + u * 32 * E;
             if (i >= end) break;
-            float wv[E];
-            w.unpack(raw[u], wv);
+            float wv[OUTS][E];
+#pragma unroll
+            for (int j = 0; j < OUTS; j++) w[j].unpack(raw[u][j], wv[j]);
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (r >= rows) break;
@@ -146,73 +155,93 @@ __device__ __forceinline__ void row_dot(const Row &w, const float *X, int ldx, i
                     xv[0] = X[(size_t)r * ldx + i];
                 }
 #pragma unroll
-                for (int e = 0; e < E; e++) acc[r] += wv[e] * xv[e];
+                for (int j = 0; j < OUTS; j++)
+#pragma unroll
+                    for (int e = 0; e < E; e++) acc[j][r] += wv[j][e] * xv[e];
             }
         }
     }
 }
 
-/* The sums of one warp's part of the row into Y: with split warps a row, the
- * parts meet in shared memory and the first warp adds them in part order (a
- * fixed order, so the result does not depend on timing). */
-template <int ROWS>
-__device__ __forceinline__ void store_sums(const cuda_gemv_op *op, const float *acc, int rows, int o, bool active,
+/* The sums of one warp's part of its rows into Y: with split warps a row,
+ * the parts meet in shared memory and the first warp adds them in part order
+ * (a fixed order, so the result does not depend on timing). */
+template <int ROWS, int OUTS>
+__device__ __forceinline__ void store_sums(const cuda_gemv_op *op, float (*acc)[ROWS], int rows, int o, bool active,
                                            int split) {
-    __shared__ float part_sum[WARPS][ROWS];
+    __shared__ float part_sum[WARPS][OUTS][ROWS];
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    float sum[ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) sum[r] = r < rows ? warp_sum(acc[r]) : 0.0f;
+    for (int j = 0; j < OUTS; j++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) acc[j][r] = r < rows ? warp_sum(acc[j][r]) : 0.0f;
     if (split > 1) {
         if (lane == 0)
 #pragma unroll
-            for (int r = 0; r < ROWS; r++) part_sum[warp][r] = sum[r];
+            for (int j = 0; j < OUTS; j++)
+#pragma unroll
+                for (int r = 0; r < ROWS; r++) part_sum[warp][j][r] = acc[j][r];
         __syncthreads();
         if (warp % split != 0) return;
 #pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-            sum[r] = part_sum[warp][r];
-            for (int q = 1; q < split; q++) sum[r] += part_sum[warp + q][r];
-        }
+        for (int j = 0; j < OUTS; j++)
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                acc[j][r] = part_sum[warp][j][r];
+                for (int q = 1; q < split; q++) acc[j][r] += part_sum[warp + q][j][r];
+            }
     }
     if (!active || lane != 0) return;
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-        if (r >= rows) break;
-        float *y = op->Y + (size_t)r * op->out + o;
-        *y = op->accumulate ? *y + sum[r] : activate(sum[r], op->act);
-    }
+    for (int j = 0; j < OUTS; j++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            if (r >= rows) break;
+            float *y = op->Y + (size_t)r * op->out + o + j;
+            *y = op->accumulate ? *y + acc[j][r] : activate(acc[j][r], op->act);
+        }
 }
 
 /* T: float, bf16, or int8_t for CUDA_Q8 rows; ROWS: the most rows a launch
- * takes (1 for decode: fewer registers, more warps in flight). */
-template <typename T, int ROWS>
+ * takes (1 for decode: fewer registers, more warps in flight); OUTS: outputs
+ * a warp computes (it divides every op's out). */
+template <typename T, int ROWS, int OUTS>
 __global__ void __launch_bounds__(THREADS) gemv_kernel(gemv_group g) {
     cuda_let_dependents_start();
     int p = 0;
     while (p + 1 < g.n && blockIdx.x >= g.first_block[p + 1]) p++;
     const cuda_gemv_op *op = &g.op[p];
     const int split = g.split[p], warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const int o = (int)(blockIdx.x - g.first_block[p]) * (WARPS / split) + warp / split;
+    const int o = ((int)(blockIdx.x - g.first_block[p]) * (WARPS / split) + warp / split) * OUTS;
     const int part = op->in / split, begin = warp % split * part, end = begin + part;
     const bool active = o < op->out;
-    float acc[ROWS];
+    float acc[OUTS][ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) acc[r] = 0.0f;
+    for (int j = 0; j < OUTS; j++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) acc[j][r] = 0.0f;
     if (active) {
         using packed_row = typename row_of<T, PACK(T)>::type;
         using plain_row = typename row_of<T, 1>::type;
-        const packed_row wp(op->W, op->out, op->in, o);
-        wp.prefetch(begin, end, lane);
+        packed_row wp[OUTS];
+#pragma unroll
+        for (int j = 0; j < OUTS; j++) {
+            wp[j] = packed_row(op->W, op->out, op->in, o + j);
+            wp[j].prefetch(begin, end, lane);
+        }
         cuda_wait_for_prior_grids();
         const bool packed = op->in % PACK(T) == 0 && ((uintptr_t)op->W & 15) == 0 && ((uintptr_t)op->X & 15) == 0 &&
                             op->ldx % 4 == 0;
-        if (packed) row_dot<ROWS, packed_row, PACK(T)>(wp, op->X, op->ldx, begin, end, g.rows, lane, acc);
-        else
-            row_dot<ROWS, plain_row, 1>(plain_row(op->W, op->out, op->in, o), op->X, op->ldx, begin, end, g.rows, lane,
-                                        acc);
+        if (packed) {
+            row_dot<ROWS, OUTS, packed_row, PACK(T)>(wp, op->X, op->ldx, begin, end, g.rows, lane, acc);
+        } else {
+            plain_row w1[OUTS];
+#pragma unroll
+            for (int j = 0; j < OUTS; j++) w1[j] = plain_row(op->W, op->out, op->in, o + j);
+            row_dot<ROWS, OUTS, plain_row, 1>(w1, op->X, op->ldx, begin, end, g.rows, lane, acc);
+        }
     }
-    store_sums<ROWS>(op, acc, g.rows, o, active, split);
+    store_sums<ROWS, OUTS>(op, acc, g.rows, o, active, split);
 }
 
 /* Warps that share one output, each summing a contiguous part of the row.
@@ -231,24 +260,48 @@ static int split_of(const cuda_gemv_op *op, int pack) {
     return s;
 }
 
+/* Outputs a warp computes. With four rows or more, a warp that computes
+ * several outputs makes each X load serve that many weight rows; but it also
+ * divides the launch's warps, and fewer than about 2048 (16 a multiprocessor)
+ * keep too few loads in flight: at 0.1B (C = 768) four outputs a warp made a
+ * batch of 8 slower, at 1.5B faster. One for fewer rows, where X costs little.
+ * int8 rows take at most two: their 16-code packs fill twice the registers
+ * once unpacked. */
+static int outs_of(const gemv_group &g, int most) {
+    if (g.rows < 4) return 1;
+    for (int outs = most; outs > 1; outs /= 2) {
+        size_t warps = 0;
+        int divides = 1;
+        for (int p = 0; p < g.n; p++) {
+            divides &= g.op[p].out % outs == 0;
+            warps += (size_t)g.op[p].out / outs * g.split[p];
+        }
+        if (divides && warps >= 2048) return outs;
+    }
+    return 1;
+}
+
 template <typename T>
-static void launch_gemv(const gemv_group &g, cuda_stream stream) {
+static void launch_gemv(gemv_group &g, cuda_stream stream) {
+    constexpr int most = sizeof(T) == 1 ? 2 : 4;
+    for (int p = 0; p < g.n; p++) g.split[p] = (unsigned char)split_of(&g.op[p], PACK(T));
+    const int outs = outs_of(g, most);
+    for (int p = 0; p < g.n; p++) {
+        const size_t warps = (size_t)g.op[p].out / outs * g.split[p];
+        g.first_block[p + 1] = g.first_block[p] + (unsigned)((warps + WARPS - 1) / WARPS);
+    }
     const dim3 grid(g.first_block[g.n]);
-    if (g.rows == 1) cuda_launch_early(gemv_kernel<T, 1>, grid, dim3(THREADS), 0, stream, g);
-    else cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS>, grid, dim3(THREADS), 0, stream, g);
+    if (g.rows == 1) cuda_launch_early(gemv_kernel<T, 1, 1>, grid, dim3(THREADS), 0, stream, g);
+    else if (outs == 1) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 1>, grid, dim3(THREADS), 0, stream, g);
+    else if (outs == 2) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 2>, grid, dim3(THREADS), 0, stream, g);
+    else cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, most>, grid, dim3(THREADS), 0, stream, g);
 }
 
 void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream) {
     gemv_group g;
     memset(&g, 0, sizeof g);
     g.n = n_ops, g.rows = rows;
-    const int pack = wt == CUDA_Q8 ? 16 : wt == CUDA_BF16 ? 8 : 4;
-    for (int p = 0; p < n_ops; p++) {
-        g.op[p] = ops[p];
-        g.split[p] = (unsigned char)split_of(&ops[p], pack);
-        const size_t warps = (size_t)ops[p].out * g.split[p];
-        g.first_block[p + 1] = g.first_block[p] + (unsigned)((warps + WARPS - 1) / WARPS);
-    }
+    for (int p = 0; p < n_ops; p++) g.op[p] = ops[p];
     if (wt == CUDA_Q8) launch_gemv<int8_t>(g, stream);
     else if (wt == CUDA_BF16) launch_gemv<bf16>(g, stream);
     else launch_gemv<float>(g, stream);
