@@ -163,43 +163,57 @@ __device__ __forceinline__ void row_dot(const Row *w, const float *X, int ldx, i
     }
 }
 
+/* The warp's N = 2^LOG_N partial sums (v[i], one set per lane) summed over
+ * the lanes in one tree of 31 shuffles instead of N warp_sums of 5: at each
+ * step a lane keeps half of its values and adds its partner's same half, so
+ * sum i ends in the lanes l with l >> (5 - LOG_N) == i. Every sum pairs the
+ * lanes in warp_sum's order (l ^ 16, then 8, 4, 2, 1), so it is the same
+ * float as warp_sum gives for it. Returns the lane's sum. */
+template <int LOG_N>
+__device__ __forceinline__ float lanes_sum(float *v, int lane) {
+    int n = 1 << LOG_N, o = 16;
+#pragma unroll
+    for (int step = 0; step < LOG_N; step++, o >>= 1) {
+        n /= 2;
+        const bool upper = (lane & o) != 0;
+#pragma unroll
+        for (int i = 0; i < (1 << LOG_N) / 2; i++) {
+            if (i >= n) break;
+            const float send = upper ? v[i] : v[i + n], keep = upper ? v[i + n] : v[i];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+        }
+    }
+#pragma unroll
+    for (int step = LOG_N; step < 5; step++, o >>= 1) v[0] += __shfl_xor_sync(0xffffffffu, v[0], o);
+    return v[0];
+}
+
+__host__ __device__ constexpr int log2_of(int n) { return n <= 1 ? 0 : 1 + log2_of(n / 2); }
+
 /* The sums of one warp's part of its rows into Y: with split warps a row,
  * the parts meet in shared memory and the first warp adds them in part order
  * (a fixed order, so the result does not depend on timing). */
 template <int ROWS, int OUTS>
 __device__ __forceinline__ void store_sums(const cuda_gemv_op *op, float (*acc)[ROWS], int rows, int o, bool active,
                                            int split) {
-    __shared__ float part_sum[WARPS][OUTS][ROWS];
+    constexpr int LOG_N = log2_of(OUTS * ROWS);
+    static_assert((1 << LOG_N) == OUTS * ROWS && LOG_N <= 5, "OUTS x ROWS: a power of two up to 32");
+    __shared__ float part_sum[WARPS][OUTS * ROWS];
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-#pragma unroll
-    for (int j = 0; j < OUTS; j++)
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) acc[j][r] = r < rows ? warp_sum(acc[j][r]) : 0.0f;
+    const int i = lane >> (5 - LOG_N);                  /* the sum this lane ends with */
+    const bool writer = (lane & ((32 >> LOG_N) - 1)) == 0; /* one lane of those that hold it */
+    float sum = lanes_sum<LOG_N>(&acc[0][0], lane);
     if (split > 1) {
-        if (lane == 0)
-#pragma unroll
-            for (int j = 0; j < OUTS; j++)
-#pragma unroll
-                for (int r = 0; r < ROWS; r++) part_sum[warp][j][r] = acc[j][r];
+        if (writer) part_sum[warp][i] = sum;
         __syncthreads();
         if (warp % split != 0) return;
-#pragma unroll
-        for (int j = 0; j < OUTS; j++)
-#pragma unroll
-            for (int r = 0; r < ROWS; r++) {
-                acc[j][r] = part_sum[warp][j][r];
-                for (int q = 1; q < split; q++) acc[j][r] += part_sum[warp + q][j][r];
-            }
+        sum = part_sum[warp][i];
+        for (int q = 1; q < split; q++) sum += part_sum[warp + q][i];
     }
-    if (!active || lane != 0) return;
-#pragma unroll
-    for (int j = 0; j < OUTS; j++)
-#pragma unroll
-        for (int r = 0; r < ROWS; r++) {
-            if (r >= rows) break;
-            float *y = op->Y + (size_t)r * op->out + o + j;
-            *y = op->accumulate ? *y + acc[j][r] : activate(acc[j][r], op->act);
-        }
+    const int j = i / ROWS, r = i % ROWS;
+    if (!active || !writer || r >= rows) return;
+    float *y = op->Y + (size_t)r * op->out + o + j;
+    *y = op->accumulate ? *y + sum : activate(sum, op->act);
 }
 
 /* T: float, bf16, or int8_t for CUDA_Q8 rows; ROWS: the most rows a launch
@@ -248,13 +262,14 @@ __global__ void __launch_bounds__(THREADS) gemv_kernel(gemv_group g) {
  * A product of few long rows (the channel mix's value: 2048 rows of 8192)
  * otherwise has too few warps to keep enough loads in flight, and a warp with
  * a shorter part ends its chain of dependent loads sooner. Split while the op
- * keeps at most 8192 warps (more than a device holds at once), parts of at
- * least 1024 weights, and whole rounds of packs per lane (so a part starts on
- * a pack, and on a q8 block). The order of the sum depends only on the shape,
+ * keeps at most 16384 warps (the channel mix's key product, 8192 rows, in two
+ * parts: 1.5B bf16 decode 1.87 -> 1.82 ms on an H100), parts of at least
+ * 1024 weights, and whole rounds of packs per lane (so a part starts on a
+ * pack, and on a q8 block). The order of the sum depends only on the shape,
  * so a row's result is the same whatever rows share the launch. */
 static int split_of(const cuda_gemv_op *op, int pack) {
     int s = 1;
-    while (2 * s <= WARPS && (size_t)op->out * 2 * s <= 8192 && op->in / (2 * s) >= 1024 &&
+    while (2 * s <= WARPS && (size_t)op->out * 2 * s <= 16384 && op->in / (2 * s) >= 1024 &&
            op->in % (2 * s * 32 * pack) == 0)
         s *= 2;
     return s;
