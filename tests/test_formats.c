@@ -1071,7 +1071,34 @@ static void test_corrupted_synthetic_pth_never_crash(void) {
     CHECK(!msg[0], "%s", msg);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Buffers a tensor set owns                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A large load-time copy: 2 MB-aligned, zeroed, writable to its last byte,
+ * handed on by a merge with the set's other buffers, gone with the set. */
+static void test_large_copies(void) {
+    tensor_set a, b;
+    tensor_set_init(&a), tensor_set_init(&b);
+    const size_t sizes[] = {((size_t)2 << 20) + 1, (size_t)5 << 20, 4096 * 3 + 7};
+    for (int i = 0; i < 3; i++) {
+        uint8_t *p = tensor_set_alloc_large(i % 2 ? &b : &a, sizes[i]);
+        CHECK(p != NULL, "alloc of %zu bytes", sizes[i]);
+        CHECK((uintptr_t)p % ((uintptr_t)2 << 20) == 0, "%zu bytes: not 2 MB-aligned", sizes[i]);
+        size_t nonzero = 0;
+        for (size_t j = 0; j < sizes[i]; j++) nonzero += p[j] != 0;
+        CHECK(nonzero == 0, "%zu bytes: %zu not zero", sizes[i], nonzero);
+        memset(p, 0xA5, sizes[i]);
+    }
+    rwkv_error err;
+    CHECK(tensor_set_merge(&a, &b, &err) == RWKV_OK, "merge: %s", err.message);
+    CHECK(a.region_count == 3 && b.region_count == 0, "the merge moved %d of 3 regions", a.region_count);
+    tensor_set_free(&a);
+    tensor_set_free(&b);
+}
+
 int main(void) {
+    RUN(test_large_copies);
     RUN(test_pth_matches_safetensors);
     RUN(test_rwkvcpp_v4_official_form);
     RUN(test_rwkvcpp_fp16_matches_fp32);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 void tensor_set_init(tensor_set *set) { memset(set, 0, sizeof *set); }
 
@@ -12,6 +14,8 @@ void tensor_set_free(tensor_set *set) {
     strmap_free(&set->index);
     for (int i = 0; i < set->owned_count; i++) free(set->owned[i]);
     free(set->owned);
+    for (int i = 0; i < set->region_count; i++) munmap(set->regions[i].data, set->regions[i].bytes);
+    free(set->regions);
     mapped_file_close(&set->file);
     for (int i = 0; i < set->more_count; i++) mapped_file_close(&set->more_files[i]);
     free(set->more_files);
@@ -115,6 +119,34 @@ void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
     return p;
 }
 
+/* Room for one more region in the set's list; -1 when out of memory. */
+static int region_room(tensor_set *set) {
+    if (set->region_count < set->region_capacity) return 0;
+    int cap = set->region_capacity ? set->region_capacity * 2 : 16;
+    tensor_region *nr = realloc(set->regions, (size_t)cap * sizeof *nr);
+    if (!nr) return -1;
+    set->regions = nr;
+    set->region_capacity = cap;
+    return 0;
+}
+
+void *tensor_set_alloc_large(tensor_set *set, size_t nbytes) {
+    const size_t huge_page = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t bytes = (nbytes + page - 1) / page * page;
+    if (bytes == 0 || region_room(set) != 0) return NULL;
+    /* a huge page more than asked, then the ends around the aligned part given back */
+    uint8_t *m = mmap(NULL, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    uint8_t *p = (uint8_t *)(((uintptr_t)m + huge_page - 1) & ~(uintptr_t)(huge_page - 1));
+    if (p > m) munmap(m, (size_t)(p - m));
+    if (huge_page > (size_t)(p - m)) munmap(p + bytes, huge_page - (size_t)(p - m));
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); /* a hint: where it is refused the pages stay 4 KB */
+#endif
+    set->regions[set->region_count++] = (tensor_region){p, bytes};
+    return p;
+}
+
 /* The index keys point at the names: rebuilt whenever a name changes. */
 static int rebuild_index(tensor_set *set) {
     strmap_free(&set->index);
@@ -156,6 +188,10 @@ rwkv_status tensor_set_merge(tensor_set *dst, tensor_set *src, rwkv_error *err) 
     src->more_count = 0;
     for (; src->owned_count > 0; src->owned_count--) {
         if (own(dst, src->owned[src->owned_count - 1]) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    for (; src->region_count > 0; src->region_count--) {
+        if (region_room(dst) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        dst->regions[dst->region_count++] = src->regions[src->region_count - 1];
     }
     for (int i = 0; i < src->count; i++) {
         const tensor *t = &src->tensors[i];

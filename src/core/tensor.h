@@ -23,12 +23,20 @@ typedef struct tensor {
     size_t nbytes;
 } tensor;
 
+/* An anonymous mapping the set owns (tensor_set_alloc_large). */
+typedef struct tensor_region {
+    void *data;
+    size_t bytes;
+} tensor_region;
+
 typedef struct tensor_set {
     tensor *tensors;
     int count, capacity;
     strmap index; /* name -> position in tensors (loading stays linear in the tensor count) */
     void **owned; /* buffers freed with the set */
     int owned_count, owned_capacity;
+    tensor_region *regions; /* mappings unmapped with the set */
+    int region_count, region_capacity;
     mapped_file file; /* the mapping the views point into (may be empty) */
     mapped_file *more_files; /* further mappings: the other shards of a sharded checkpoint */
     int more_count;
@@ -49,6 +57,11 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
 
 /* A zeroed buffer owned by the set (NULL when out of memory). */
 void *tensor_set_alloc(tensor_set *set, size_t nbytes);
+/* The same for a large copy written at load (packed panels, grouped rows):
+ * its own anonymous mapping, aligned to 2 MB and, where the system has them,
+ * in transparent huge pages. A 4 KB page costs a fault when first written,
+ * slow on a virtual machine: the copies of a 1.5B model took 500,000. */
+void *tensor_set_alloc_large(tensor_set *set, size_t nbytes);
 
 const tensor *tensor_set_find(const tensor_set *set, const char *name);
 
