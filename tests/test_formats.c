@@ -1097,8 +1097,37 @@ static void test_large_copies(void) {
     tensor_set_free(&b);
 }
 
+/* Buffers of every size, the arena's (from 64 KB) across several arenas
+ * included: zeroed, 64-byte aligned from 64 KB on, none overlapping another
+ * (each filled with its own byte, then all checked). */
+static void test_set_buffers(void) {
+    tensor_set set;
+    tensor_set_init(&set);
+    enum { N = 700 };
+    static uint8_t *buf[N];
+    static size_t size[N];
+    for (int i = 0; i < N; i++) {
+        size[i] = i % 7 == 0 ? (size_t)(i % 5 + 1) * 3000 : (size_t)65536 + (size_t)i * 997;
+        if (i == N - 1) size[i] = (size_t)9 << 20; /* past the arena's largest piece */
+        buf[i] = tensor_set_alloc(&set, size[i]);
+        CHECK(buf[i] != NULL, "buffer %d of %zu bytes", i, size[i]);
+        CHECK(size[i] < 65536 || (uintptr_t)buf[i] % 64 == 0, "buffer %d of %zu bytes not 64-byte aligned", i, size[i]);
+        size_t nonzero = 0;
+        for (size_t j = 0; j < size[i]; j++) nonzero += buf[i][j] != 0;
+        CHECK(nonzero == 0, "buffer %d: %zu bytes not zero", i, nonzero);
+        memset(buf[i], i % 251 + 1, size[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        size_t wrong = 0;
+        for (size_t j = 0; j < size[i]; j++) wrong += buf[i][j] != (uint8_t)(i % 251 + 1);
+        CHECK(wrong == 0, "buffer %d: %zu bytes overwritten by another", i, wrong);
+    }
+    tensor_set_free(&set);
+}
+
 int main(void) {
     RUN(test_large_copies);
+    RUN(test_set_buffers);
     RUN(test_pth_matches_safetensors);
     RUN(test_rwkvcpp_v4_official_form);
     RUN(test_rwkvcpp_fp16_matches_fp32);

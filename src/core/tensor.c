@@ -110,7 +110,24 @@ static int own(tensor_set *set, void *p) {
     return 0;
 }
 
+enum { ARENA_FROM = 64 << 10, ARENA_BYTES = 32 << 20 };
+
 void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
+#ifndef __SANITIZE_ADDRESS__
+    if (nbytes >= ARENA_FROM) {
+        const size_t need = (nbytes + 63) / 64 * 64;
+        if (need > ARENA_BYTES / 4) return tensor_set_alloc_large(set, nbytes);
+        if (set->arena_left < need) {
+            set->arena = tensor_set_alloc_large(set, ARENA_BYTES);
+            set->arena_left = set->arena ? ARENA_BYTES : 0;
+            if (!set->arena) return NULL;
+        }
+        void *p = set->arena;
+        set->arena += need;
+        set->arena_left -= need;
+        return p;
+    }
+#endif
     void *p = calloc(1, nbytes ? nbytes : 1);
     if (p && own(set, p) != 0) {
         free(p);

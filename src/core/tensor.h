@@ -37,6 +37,8 @@ typedef struct tensor_set {
     int owned_count, owned_capacity;
     tensor_region *regions; /* mappings unmapped with the set */
     int region_count, region_capacity;
+    uint8_t *arena;    /* the free rest of the last arena (tensor_set_alloc) */
+    size_t arena_left;
     mapped_file file; /* the mapping the views point into (may be empty) */
     mapped_file *more_files; /* further mappings: the other shards of a sharded checkpoint */
     int more_count;
@@ -55,7 +57,13 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
                            const int64_t *shape, const void *data, size_t nbytes,
                            rwkv_error *err);
 
-/* A zeroed buffer owned by the set (NULL when out of memory). */
+/* A zeroed buffer owned by the set, 64-byte aligned from 64 KB on (NULL when
+ * out of memory). Buffers of 64 KB or more are carved from 32 MB arenas of
+ * tensor_set_alloc_large (the larger ones get a mapping of their own): a
+ * model's load-time copies are many such buffers (a 1.5B GGUF's LoRA
+ * factors, converted and transposed, are 3 x 113 MB in pieces under 1 MB),
+ * and each would otherwise fault its 4 KB pages in one by one. Builds with
+ * AddressSanitizer keep every buffer on the heap, where it checks bounds. */
 void *tensor_set_alloc(tensor_set *set, size_t nbytes);
 /* The same for a large copy written at load (packed panels, grouped rows):
  * its own anonymous mapping, aligned to 2 MB and, where the system has them,
