@@ -1092,7 +1092,7 @@ static void test_large_copies(void) {
     }
     rwkv_error err;
     CHECK(tensor_set_merge(&a, &b, &err) == RWKV_OK, "merge: %s", err.message);
-    CHECK(a.region_count == 3 && b.region_count == 0, "the merge moved %d of 3 regions", a.region_count);
+    CHECK(a.owned_count == 3 && b.owned_count == 0, "the merge moved %d of 3 buffers", a.owned_count);
     tensor_set_free(&a);
     tensor_set_free(&b);
 }

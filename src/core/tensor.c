@@ -12,10 +12,12 @@ void tensor_set_free(tensor_set *set) {
     for (int i = 0; i < set->count; i++) free(set->tensors[i].name);
     free(set->tensors);
     strmap_free(&set->index);
-    for (int i = 0; i < set->owned_count; i++) free(set->owned[i]);
+    for (int i = 0; i < set->owned_count; i++) {
+        const tensor_owned *o = &set->owned[i];
+        if (o->bytes) munmap(o->data, o->bytes);
+        else free(o->data);
+    }
     free(set->owned);
-    for (int i = 0; i < set->region_count; i++) munmap(set->regions[i].data, set->regions[i].bytes);
-    free(set->regions);
     mapped_file_close(&set->file);
     for (int i = 0; i < set->more_count; i++) mapped_file_close(&set->more_files[i]);
     free(set->more_files);
@@ -97,16 +99,17 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
     return rwkv_ok(err);
 }
 
-/* Hands buffer p to the set, which frees it with itself; -1 when out of memory. */
-static int own(tensor_set *set, void *p) {
+/* Hands buffer p to the set, which frees it with itself (bytes 0) or
+ * unmaps its `bytes`; -1 when out of memory. */
+static int own(tensor_set *set, void *p, size_t bytes) {
     if (set->owned_count == set->owned_capacity) {
         int cap = set->owned_capacity ? set->owned_capacity * 2 : 16;
-        void **no = realloc(set->owned, (size_t)cap * sizeof *no);
+        tensor_owned *no = realloc(set->owned, (size_t)cap * sizeof *no);
         if (!no) return -1;
         set->owned = no;
         set->owned_capacity = cap;
     }
-    set->owned[set->owned_count++] = p;
+    set->owned[set->owned_count++] = (tensor_owned){p, bytes};
     return 0;
 }
 
@@ -129,38 +132,31 @@ void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
     }
 #endif
     void *p = calloc(1, nbytes ? nbytes : 1);
-    if (p && own(set, p) != 0) {
+    if (p && own(set, p, 0) != 0) {
         free(p);
         return NULL;
     }
     return p;
 }
 
-/* Room for one more region in the set's list; -1 when out of memory. */
-static int region_room(tensor_set *set) {
-    if (set->region_count < set->region_capacity) return 0;
-    int cap = set->region_capacity ? set->region_capacity * 2 : 16;
-    tensor_region *nr = realloc(set->regions, (size_t)cap * sizeof *nr);
-    if (!nr) return -1;
-    set->regions = nr;
-    set->region_capacity = cap;
-    return 0;
-}
-
 void *tensor_set_alloc_large(tensor_set *set, size_t nbytes) {
     const size_t huge_page = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
     const size_t bytes = (nbytes + page - 1) / page * page;
-    if (bytes == 0 || region_room(set) != 0) return NULL;
-    /* a huge page more than asked, then the ends around the aligned part given back */
+    if (bytes == 0) return NULL;
+    /* a huge page more than asked, then the ends around the aligned part
+     * given back (the head may be empty, the tail never is) */
     uint8_t *m = mmap(NULL, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return NULL;
     uint8_t *p = (uint8_t *)(((uintptr_t)m + huge_page - 1) & ~(uintptr_t)(huge_page - 1));
     if (p > m) munmap(m, (size_t)(p - m));
-    if (huge_page > (size_t)(p - m)) munmap(p + bytes, huge_page - (size_t)(p - m));
+    munmap(p + bytes, huge_page - (size_t)(p - m));
 #ifdef MADV_HUGEPAGE
     madvise(p, bytes, MADV_HUGEPAGE); /* a hint: where it is refused the pages stay 4 KB */
 #endif
-    set->regions[set->region_count++] = (tensor_region){p, bytes};
+    if (own(set, p, bytes) != 0) {
+        munmap(p, bytes);
+        return NULL;
+    }
     return p;
 }
 
@@ -204,11 +200,8 @@ rwkv_status tensor_set_merge(tensor_set *dst, tensor_set *src, rwkv_error *err) 
     memset(&src->file, 0, sizeof src->file);
     src->more_count = 0;
     for (; src->owned_count > 0; src->owned_count--) {
-        if (own(dst, src->owned[src->owned_count - 1]) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    }
-    for (; src->region_count > 0; src->region_count--) {
-        if (region_room(dst) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-        dst->regions[dst->region_count++] = src->regions[src->region_count - 1];
+        const tensor_owned *o = &src->owned[src->owned_count - 1];
+        if (own(dst, o->data, o->bytes) != 0) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < src->count; i++) {
         const tensor *t = &src->tensors[i];

@@ -23,20 +23,19 @@ typedef struct tensor {
     size_t nbytes;
 } tensor;
 
-/* An anonymous mapping the set owns (tensor_set_alloc_large). */
-typedef struct tensor_region {
+/* A buffer the set owns: heap memory (bytes 0), freed with the set, or an
+ * anonymous mapping of `bytes` (tensor_set_alloc_large), unmapped with it. */
+typedef struct tensor_owned {
     void *data;
     size_t bytes;
-} tensor_region;
+} tensor_owned;
 
 typedef struct tensor_set {
     tensor *tensors;
     int count, capacity;
     strmap index; /* name -> position in tensors (loading stays linear in the tensor count) */
-    void **owned; /* buffers freed with the set */
+    tensor_owned *owned; /* buffers freed (or unmapped) with the set */
     int owned_count, owned_capacity;
-    tensor_region *regions; /* mappings unmapped with the set */
-    int region_count, region_capacity;
     uint8_t *arena;    /* the free rest of the last arena (tensor_set_alloc) */
     size_t arena_left;
     mapped_file file; /* the mapping the views point into (may be empty) */
@@ -65,10 +64,11 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
  * and each would otherwise fault its 4 KB pages in one by one. Builds with
  * AddressSanitizer keep every buffer on the heap, where it checks bounds. */
 void *tensor_set_alloc(tensor_set *set, size_t nbytes);
-/* The same for a large copy written at load (packed panels, grouped rows):
- * its own anonymous mapping, aligned to 2 MB and, where the system has them,
- * in transparent huge pages. A 4 KB page costs a fault when first written,
- * slow on a virtual machine: the copies of a 1.5B model took 500,000. */
+/* A zeroed buffer owned by the set in an anonymous mapping of its own,
+ * aligned to 2 MB and, where the system has them, in transparent huge pages
+ * (what tensor_set_alloc takes its arenas and largest buffers from). A 4 KB
+ * page costs a fault when first written, slow on a virtual machine: a 1.5B
+ * model's load-time copies took 500,000. */
 void *tensor_set_alloc_large(tensor_set *set, size_t nbytes);
 
 const tensor *tensor_set_find(const tensor_set *set, const char *name);

@@ -58,11 +58,9 @@ rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, 
     return RWKV_OK;
 }
 
-/* bytes owned by the set, 64-byte aligned (in huge pages from 2 MB on);
- * NULL + err (naming `what`) when out of memory */
+/* bytes owned by the set, 64-byte aligned; NULL + err (naming `what`) when out of memory */
 static void *owned_lines(tensor_set *set, size_t bytes, const char *what, rwkv_error *err) {
-    const size_t large = (size_t)2 << 20;
-    uint8_t *buf = bytes >= large ? tensor_set_alloc_large(set, bytes) : tensor_set_alloc(set, bytes + 64);
+    uint8_t *buf = tensor_set_alloc(set, bytes + 64);
     if (!buf) {
         rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for %zu bytes of %s", bytes, what);
         return NULL;
