@@ -58,8 +58,18 @@ __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const flo
                                       size_t off, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
     __shared__ float part[32];
     cuda_let_dependents_start();
-    cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
     const size_t r = blockIdx.x;
+    const int ch = blockIdx.y * blockDim.x + threadIdx.x;
+    float *slot = states[r] + off;
+    /* the channel's norm weights, mixes and slot, which no earlier kernel of
+     * the pass writes, loaded before the wait: after it, each mix's load
+     * would wait on the store before it (out may alias them), a chain of
+     * n_mix + 1 memory latencies at the end of every launch */
+    float lwc = 0.0f, lbc = 0.0f, prev = 0.0f, mw[SHIFT_MAX_MIX];
+#pragma unroll
+    for (int m = 0; m < SHIFT_MAX_MIX; m++) mw[m] = FORM != SHIFT_DELTA && ch < C && m < n_mix ? mu.mu[m][ch] : 0.0f;
+    if (ch < C) lwc = lw[ch], lbc = lb[ch], prev = slot[ch];
+    cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
     const float *xr = x + r * C;
     /* the thread's first LN_CHUNK_VALUES channels in registers, all their
      * loads issued before the first use (a loop summing straight from
@@ -82,15 +92,13 @@ __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const flo
     for (int ch = threadIdx.x + LN_CHUNK_VALUES * blockDim.x; ch < C; ch += blockDim.x)
         acc += (xr[ch] - mean) * (xr[ch] - mean);
     const float rstd = rsqrtf(block_sum(acc, part) / C + 1e-5f);
-    const int ch = blockIdx.y * blockDim.x + threadIdx.x;
     if (ch >= C) return;
-    float *slot = states[r] + off;
-    const float cur = (xr[ch] - mean) * rstd * lw[ch] + lb[ch], prev = slot[ch];
+    const float cur = (xr[ch] - mean) * rstd * lwc + lbc;
     z[r * C + ch] = cur;
     slot[ch] = cur;
 #pragma unroll
     for (int m = 0; m < SHIFT_MAX_MIX; m++)
-        if (m < n_mix) st(out + m * n + r * C + ch, shift_value<FORM>(cur, prev, mu.mu[m], ch));
+        if (m < n_mix) st(out + m * n + r * C + ch, shift_value<FORM>(cur, prev, mw, m));
 }
 
 /* Many rows (batch steps): a block per row holds the row in registers

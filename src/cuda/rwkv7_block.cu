@@ -171,6 +171,18 @@ __device__ __forceinline__ void prefetch_later_rows(const step_args &q, int row,
     for (int c = 0; c < Q; c++) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 4 * c));
 }
 
+/* The head's parameter vectors (no kernel of the pass writes them) asked of
+ * L2 before the wait: read after it, from memory that a token's stream of
+ * weights has long evicted them from, they add three memory latencies in a
+ * row to the end of a decode step. A hint, as above; a thread per 64 bytes. */
+__device__ __forceinline__ void prefetch_head_vectors(const step_args &q, int first, int t, int N) {
+    if (t >= N || t % 16 != 0) return;
+    const float *vecs[] = {q.p.w0, q.p.a0, q.p.v0, q.p.k_k, q.p.k_a, q.r_k, q.lnx_w, q.lnx_b};
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        if (vecs[i]) asm volatile("prefetch.global.L2 [%0];" ::"l"(vecs[i] + first + t));
+}
+
 /* For heads of 64: at most 40 registers, so that six blocks share an SM
  * (eight spill a little): a batch step is bound by moving the states, and
  * more resident blocks keep more of their rows in flight. */
@@ -184,6 +196,7 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
     const int h = blockIdx.x, t = threadIdx.x, row = t / 4, q4 = t % 4;
     float4 *st = (float4 *)(q.states[blockIdx.y] + q.off + ((size_t)h * N + row) * N) + q4;
     prefetch_later_rows<Q>(q, row, q4);
+    prefetch_head_vectors(q, h * N, t, N);
     float4 s[Q];
 #pragma unroll
     for (int c = 0; c < Q; c++) s[c] = __ldcs(st + 4 * c); /* streamed: read once, written once, not kept in L2 */
