@@ -177,9 +177,9 @@ __device__ __forceinline__ void prefetch_later_rows(const step_args &q, int row,
  * row to the end of a decode step. A hint, as above; a thread per 64 bytes. */
 __device__ __forceinline__ void prefetch_head_vectors(const step_args &q, int first, int t, int N) {
     if (t >= N || t % 16 != 0) return;
-    const float *vecs[] = {q.p.w0, q.p.a0, q.p.v0, q.p.k_k, q.p.k_a, q.r_k, q.lnx_w, q.lnx_b};
+    const float *vecs[] = {q.p.w0, q.p.a0, q.p.v0, q.p.k_k, q.p.k_a, q.r_k, q.lnx_w, q.lnx_b, q.p.v0 ? q.p.v_first : NULL};
 #pragma unroll
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 9; i++)
         if (vecs[i]) asm volatile("prefetch.global.L2 [%0];" ::"l"(vecs[i] + first + t));
 }
 
