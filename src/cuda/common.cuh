@@ -83,6 +83,14 @@ __device__ __forceinline__ void cuda_wait_for_prior_grids() {
 #endif
 }
 
+/* Asks L2 for the `bytes` bytes at p, the 32 lanes of a warp one 128-byte
+ * line each at a time: a hint for data that no earlier kernel writes, issued
+ * before cuda_wait_for_prior_grids() so that its latency passes meanwhile. */
+__device__ __forceinline__ void cuda_prefetch_l2(const void *p, size_t bytes, int lane) {
+    const char *c = (const char *)p;
+    for (size_t o = (size_t)lane * 128; o < bytes; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + o));
+}
+
 /* Launches kernel<<<grid, block, smem, s>>>(args...) with the
  * programmatic-serialization attribute: it may start while the kernel ahead
  * of it still runs, so it must call cuda_wait_for_prior_grids() before it

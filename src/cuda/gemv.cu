@@ -35,12 +35,6 @@ __device__ __forceinline__ float activate(float x, int act) {
     return x;
 }
 
-/* Asks the L2 cache for the `bytes` bytes at w, one 128-byte line per lane at a time. */
-__device__ __forceinline__ void prefetch_l2(const void *w, size_t bytes, int lane) {
-    const char *c = (const char *)w;
-    for (size_t o = (size_t)lane * 128; o < bytes; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + o));
-}
-
 /* The weight row of output o, fetched E weights at a time as raw bits and
  * turned into floats only when used, so that a load in flight holds 4
  * registers (a 16-byte pack) instead of its 8 or 16 floats: rows of float or
@@ -67,7 +61,7 @@ struct float_row {
         for (int k = 0; k < E; k++) x[k] = ld(e + k);
     }
     __device__ __forceinline__ void prefetch(int begin, int end, int lane) const {
-        prefetch_l2(w + begin, sizeof(T) * (size_t)(end - begin), lane);
+        cuda_prefetch_l2(w + begin, sizeof(T) * (size_t)(end - begin), lane);
     }
 };
 
@@ -106,8 +100,8 @@ struct q8_row {
         }
     }
     __device__ __forceinline__ void prefetch(int begin, int end, int lane) const {
-        prefetch_l2(q + begin, (size_t)(end - begin), lane);
-        prefetch_l2(d + begin / 32, sizeof(__half) * (size_t)((end - begin) / 32), lane);
+        cuda_prefetch_l2(q + begin, (size_t)(end - begin), lane);
+        cuda_prefetch_l2(d + begin / 32, sizeof(__half) * (size_t)((end - begin) / 32), lane);
     }
 };
 

@@ -228,11 +228,15 @@ void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const i
  * CPU's layernorm), the affine of ln_x, then the SiLU gate. */
 __global__ void group_norm_gate_kernel(float *y, const float *g, const float *w, const float *b, size_t units,
                                        int H, int N, float eps) {
+    cuda_let_dependents_start();
     const size_t unit = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; /* row * H + head */
     const int lane = threadIdx.x & 31;
     if (unit >= units) return;
     const size_t base = unit * N;
     const int ch0 = (int)(unit % H) * N;
+    cuda_prefetch_l2(w + ch0, sizeof(float) * N, lane);
+    cuda_prefetch_l2(b + ch0, sizeof(float) * N, lane);
+    cuda_wait_for_prior_grids(); /* launched early: y and g are the previous kernels' */
     float s = 0.0f;
     for (int j = lane; j < N; j += 32) s += y[base + j];
     const float mean = warp_sum(s) / N;
@@ -252,7 +256,8 @@ __global__ void group_norm_gate_kernel(float *y, const float *g, const float *w,
 void infer_group_norm_gate(rwkv_infer *c, float *y, const float *g, const float *w, const float *b, int rows) {
     const int H = c->sh.n_head, N = c->sh.head_size;
     const size_t units = (size_t)rows * H;
-    group_norm_gate_kernel<<<(unsigned)((units + 7) / 8), 256, 0, c->stream>>>(y, g, w, b, units, H, N, c->sh.gn_eps);
+    cuda_launch_early(group_norm_gate_kernel, dim3((unsigned)((units + 7) / 8)), dim3(256), 0, c->stream, y, g, w, b,
+                      units, H, N, c->sh.gn_eps);
 }
 
 template <int SIG, typename T>

@@ -58,21 +58,46 @@ static work carve(const rwkv_infer *c, int rows) {
     return s;
 }
 
-/* out = z + dz ⊙ (mu + m) per row (m NULL: mu alone), rows of C; also in
- * bf16 into out16 when that is set (the input of a bf16 GEMM). */
-__global__ void ddlerp_kernel(const float *z, const float *dz, const float *mu, const float *m, float *out,
-                              bf16 *out16, int C, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const float v = z[i] + dz[i] * (mu[i % C] + (m ? m[i] : 0.0f));
-        out[i] = v;
-        if (out16) out16[i] = __float2bfloat16(v);
+/* The mixes of one launch: out[m] = z + dz ⊙ (mu[m] + add[m]) per row (add[m]
+ * NULL: mu[m] alone), rows of C; also in bf16 into out16[m] when that is set
+ * (the input of a bf16 GEMM). */
+typedef struct lerp_set {
+    const float *mu[N_MIX], *add[N_MIX];
+    float *out[N_MIX];
+    bf16 *out16[N_MIX];
+    int n;
+} lerp_set;
+
+/* Launched early: the thread's first channel's mixes are loaded before the
+ * wait (a decode row is one channel a thread, and its weights come from
+ * memory, not the cache, by the time a token reaches the layer). */
+__global__ void ddlerp_kernel(const float *z, const float *dz, lerp_set s, int C, size_t n) {
+    cuda_let_dependents_start();
+    const size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    float mu_first[N_MIX];
+#pragma unroll
+    for (int m = 0; m < N_MIX; m++) mu_first[m] = m < s.n && first < n ? s.mu[m][first % C] : 0.0f;
+    cuda_wait_for_prior_grids();
+    for (size_t i = first; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float zi = z[i], dzi = dz[i];
+#pragma unroll
+        for (int m = 0; m < N_MIX; m++) {
+            if (m >= s.n) break;
+            const float v = zi + dzi * ((i == first ? mu_first[m] : s.mu[m][i % C]) + (s.add[m] ? s.add[m][i] : 0.0f));
+            s.out[m][i] = v;
+            if (s.out16[m]) s.out16[m][i] = __float2bfloat16(v);
+        }
     }
 }
 
-/* w = exp(-exp(decay + w)) per row, rows of A. */
+/* w = exp(-exp(decay + w)) per row, rows of A; launched early as above. */
 __global__ void decay_kernel(const float *decay, float *w, int A, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        w[i] = expf(-expf(decay[i % A] + w[i]));
+    cuda_let_dependents_start();
+    const size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    const float decay_first = first < n ? decay[first % A] : 0.0f;
+    cuda_wait_for_prior_grids();
+    for (size_t i = first; i < n; i += (size_t)gridDim.x * blockDim.x)
+        w[i] = expf(-expf((i == first ? decay_first : decay[i % A]) + w[i]));
 }
 
 static unsigned grid_of(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blocks(n, 256) : 2048; }
@@ -82,8 +107,9 @@ static unsigned grid_of(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blo
 static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error *err) {
     const int C = c->sh.n_embd, Dm = c->sh.lora[0];
     const size_t rc = (size_t)R * C;
-    ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_X), NULL, s->tmp, NULL, C,
-                                                      rc);
+    lerp_set x = {{infer_vec(c, l, MAA_X)}, {NULL}, {s->tmp}, {NULL}, 1};
+    cuda_launch_early(ddlerp_kernel, dim3(grid_of(rc)), dim3(256), 0, c->stream, (const float *)c->z,
+                      (const float *)s->dz, x, C, rc);
     const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH, NULL, NULL};
     rwkv_status st = infer_products(c, &first, 1, R, err);
     if (st != RWKV_OK) return st;
@@ -94,9 +120,14 @@ static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error
     if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
     /* a large bf16 pass: the mixes in bf16 too, for the GEMMs that read them */
     bf16 *m16 = (bf16 *)infer_mix16(c, R);
-    for (int m = 0; m < N_MIX; m++)
-        ddlerp_kernel<<<grid_of(rc), 256, 0, c->stream>>>(c->z, s->dz, infer_vec(c, l, MAA_W + m), s->xm + m * rc,
-                                                          s->xm + m * rc, m16 ? m16 + m * rc : NULL, C, rc);
+    lerp_set mixes;
+    for (int m = 0; m < N_MIX; m++) {
+        mixes.mu[m] = infer_vec(c, l, MAA_W + m), mixes.add[m] = mixes.out[m] = s->xm + m * rc;
+        mixes.out16[m] = m16 ? m16 + m * rc : NULL;
+    }
+    mixes.n = N_MIX;
+    cuda_launch_early(ddlerp_kernel, dim3(grid_of(rc)), dim3(256), 0, c->stream, (const float *)c->z,
+                      (const float *)s->dz, mixes, C, rc);
     return RWKV_OK;
 }
 
@@ -119,7 +150,8 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     for (int i = 0; i < 5 && m16; i++) ops[i].X16 = m16 + mix_of[i] * rc;
     if ((st = infer_products(c, ops, 5, R, err)) != RWKV_OK) return st;
     if ((st = infer_linear(c, infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, R, s->wd, 0, err)) != RWKV_OK) return st;
-    decay_kernel<<<grid_of((size_t)R * A), 256, 0, c->stream>>>(infer_vec(c, l, DECAY), s->wd, A, (size_t)R * A);
+    cuda_launch_early(decay_kernel, dim3(grid_of((size_t)R * A)), dim3(256), 0, c->stream,
+                      (const float *)infer_vec(c, l, DECAY), s->wd, A, (size_t)R * A);
     cuda_wkv5_state(rows, off + C, sh->n_head, sh->head_size, s->r, s->k, s->v, s->wd, (size_t)A,
                     infer_vec(c, l, BONUS), s->y, c->stream);
     infer_group_norm_gate(c, s->y, s->g, infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), R);

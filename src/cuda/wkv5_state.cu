@@ -38,6 +38,7 @@ __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int
                                   const float *k, const float *v, const float *w, size_t w_stride, const float *u,
                                   float *y) {
     constexpr int GROUP = wkv5_group<R>::GROUP;
+    cuda_let_dependents_start();
     const int row0 = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32) * R, lane = threadIdx.x & 31;
     if (row0 >= H * N) return;
     const int stream = blockIdx.y, h = row0 / N, i0 = row0 % N, A = H * N;
@@ -46,6 +47,7 @@ __global__ void wkv5_state_kernel(float *const *states, size_t off, int per, int
 #pragma unroll
     for (int m = 0; m < R; m++) wkv_row_load<E>(s[m], st + (size_t)m * N, lane, N);
     wkv_row_load<E>(uq, u + h * N, lane, N);
+    cuda_wait_for_prior_grids(); /* launched early: the state and the bonus (no earlier kernel of the pass writes them) are read first */
     const size_t first_row = (size_t)stream * per, first = first_row * A + (size_t)h * N;
     wkv5_in<E, R> cur[GROUP], next[GROUP];
     const auto load_group = [&](wkv5_in<E, R> *g, int t0) {
@@ -91,7 +93,7 @@ void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const flo
     wkv_by_shape(N, [&](auto width, auto rows_per_warp) {
         constexpr int R = decltype(rows_per_warp)::value;
         const dim3 grid(wkv_blocks(H, N, R), rows->n_streams);
-        wkv5_state_kernel<decltype(width)::value, R><<<grid, 256, 0, s>>>(rows->states, off, rows->per, H, N, r, k,
-                                                                           v, w, w_stride, u, y);
+        cuda_launch_early(wkv5_state_kernel<decltype(width)::value, R>, grid, dim3(256), 0, s, rows->states, off,
+                          rows->per, H, N, r, k, v, w, w_stride, u, y);
     });
 }
