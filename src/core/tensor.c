@@ -73,9 +73,12 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
         set->capacity = cap;
     }
     /* Views into a file can be misaligned for their element type (safetensors
-     * and rwkv.cpp files do not pad); kernels load whole elements, so such
-     * tensors are copied into an aligned buffer. */
-    size_t align = dtype_is_block(type) ? 2 : dtype_block_bytes(type);
+     * and rwkv.cpp files do not pad); kernels load whole float elements, so
+     * such tensors are copied into an aligned buffer. Blocks are read byte by
+     * byte (their fp16 scales assembled from two bytes, their codes by
+     * unaligned loads) and stay in the file: in an rwkv.cpp file about half
+     * the matrices start on an odd byte. */
+    size_t align = dtype_is_block(type) ? 1 : dtype_block_bytes(type);
     if (nbytes > 0 && (uintptr_t)data % align != 0) {
         void *copy = tensor_set_alloc(set, nbytes);
         if (!copy) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (tensor '%s', %zu bytes)", name, nbytes);
