@@ -1125,9 +1125,41 @@ static void test_set_buffers(void) {
     tensor_set_free(&set);
 }
 
+/* A view at an address its element type does not divide (rwkv.cpp and
+ * safetensors files do not pad): floats are copied to an aligned buffer
+ * with the same bytes; blocks, read byte by byte or by unaligned loads,
+ * stay where they are. */
+static void test_misaligned_views(void) {
+    static uint8_t file[4096 + 8];
+    for (size_t i = 0; i < sizeof file; i++) file[i] = (uint8_t)(i * 37 + 11);
+    const struct {
+        dtype type;
+        int64_t n;
+        int kept;
+    } cases[] = {{DT_F32, 64, 0}, {DT_F16, 64, 0}, {DT_BF16, 64, 0}, {DT_Q8_0, 64, 1}, {DT_Q5_1, 64, 1}, {DT_Q4_K, 256, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tensor_set set;
+        tensor_set_init(&set);
+        const uint8_t *at = file + 1 - (uintptr_t)file % 2; /* an odd address */
+        int64_t shape[1] = {cases[c].n};
+        size_t bytes = dtype_bytes_for(cases[c].type, (uint64_t)cases[c].n);
+        rwkv_error err = {0};
+        CHECK(tensor_set_add(&set, "w", cases[c].type, 1, shape, at, bytes, &err) == RWKV_OK, "%s: %s",
+              dtype_name(cases[c].type), err.message);
+        const tensor *t = tensor_set_find(&set, "w");
+        if (cases[c].kept) CHECK(t->data == at, "%s at an odd address was copied", dtype_name(cases[c].type));
+        else
+            CHECK(t->data != at && (uintptr_t)t->data % dtype_block_bytes(cases[c].type) == 0 &&
+                      memcmp(t->data, at, bytes) == 0,
+                  "%s at an odd address: not an aligned copy of the same bytes", dtype_name(cases[c].type));
+        tensor_set_free(&set);
+    }
+}
+
 int main(void) {
     RUN(test_large_copies);
     RUN(test_set_buffers);
+    RUN(test_misaligned_views);
     RUN(test_pth_matches_safetensors);
     RUN(test_rwkvcpp_v4_official_form);
     RUN(test_rwkvcpp_fp16_matches_fp32);

@@ -333,6 +333,38 @@ static void test_matvec_misaligned(void) {
     }
 }
 
+/* Block matrices at an odd address (tensor sets keep them where the file
+ * has them), and 16-bit floats, whose kernels allow it too: every variant's
+ * decode (N = 1) and prompt products give what they give for the same bytes
+ * aligned, bit for bit. */
+static void test_matmul_odd_address(void) {
+    static const dtype types[] = {DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q5_1, DT_Q4_K, DT_Q6_K};
+    const int rows = 37, N_list[] = {1, 9};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const int cols = whole_blocks(types[ti], 300);
+        matrix W = make_matrix(types[ti], rows, cols);
+        const size_t bytes = dtype_bytes_for(types[ti], (uint64_t)rows * cols);
+        uint8_t *raw = malloc(bytes + 2);
+        matrix odd = W;
+        odd.data = raw + 1 - (uintptr_t)raw % 2;
+        memcpy((void *)odd.data, W.data, bytes);
+        float *X = malloc(sizeof(float) * cols * 9), *want = malloc(sizeof(float) * rows * 9),
+              *got = malloc(sizeof(float) * rows * 9);
+        for (int i = 0; i < cols * 9; i++) X[i] = gauss();
+        for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+            if (!kernels_cpu_supports((*k)->name)) continue;
+            for (int ni = 0; ni < 2; ni++) {
+                const int N = N_list[ni];
+                matmul_with(*k, &W, X, N, want, 1);
+                matmul_with(*k, &odd, X, N, got, 1);
+                CHECK(memcmp(want, got, sizeof(float) * rows * N) == 0, "%s %s N=%d: an odd address changes the products",
+                      (*k)->name, dtype_name(types[ti]), N);
+            }
+        }
+        free(X), free(want), free(got), free(raw), free((void *)W.data);
+    }
+}
+
 static void test_matmul_variants(void) {
     const int shapes[][2] = {{37, 70}, {16, 32}, {5, 9}, {70, 385}, {33, 800}};
     for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
@@ -811,6 +843,7 @@ int main(void) {
     TIMED(test_matrix_row);
     TIMED(test_matvec_variants);
     TIMED(test_matvec_misaligned);
+    TIMED(test_matmul_odd_address);
     TIMED(test_matmul_variants);
     TIMED(test_matmul_bf16);
     TIMED(test_matmul_packed_panels);

@@ -73,8 +73,10 @@ rwkv_status tensor_set_add(tensor_set *set, const char *name, dtype type, int nd
         set->capacity = cap;
     }
     /* Views into a file can be misaligned for their element type (safetensors
-     * and rwkv.cpp files do not pad); kernels load whole float elements, so
-     * such tensors are copied into an aligned buffer. Blocks are read byte by
+     * and rwkv.cpp files do not pad). Kernels load whole float elements, so
+     * such float tensors are copied into an aligned buffer (16-bit floats
+     * too: read in place, half their vector loads would straddle two cache
+     * lines, and a 169M fp16 prompt ran 5% slower). Blocks are read byte by
      * byte (their fp16 scales assembled from two bytes, their codes by
      * unaligned loads) and stay in the file: in an rwkv.cpp file about half
      * the matrices start on an odd byte. */
