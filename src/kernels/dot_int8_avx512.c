@@ -197,6 +197,9 @@ static inline __attribute__((always_inline)) __m512 nib_column(const nib_format 
                                                                __m512 *macc) {
     const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
     __m512i lo = _mm512_set1_epi32(f->offset / 8 * a->qneg8[8 * b]), hi = _mm512_setzero_si512();
+    /* unrolled: GCC 12 kept the loop, with two register copies per
+     * accumulator each round (a cache-resident product 15-25% slower) */
+#pragma GCC unroll 4
     for (int h = 0; h < 4; h++) {
         const __m512i z = _mm512_loadu_si512(base + c.codes + 64 * h);
         if (f->qh < 0) {
