@@ -165,6 +165,12 @@ void *tensor_set_alloc_large(tensor_set *set, size_t nbytes) {
     return p;
 }
 
+void transpose_last2_f32(const float *src, float *dst, int64_t batch, int64_t a, int64_t b) {
+    for (int64_t k = 0; k < batch; k++)
+        for (int64_t i = 0; i < a; i++)
+            for (int64_t j = 0; j < b; j++) dst[k * a * b + j * a + i] = src[k * a * b + i * b + j];
+}
+
 /* The index keys point at the names: rebuilt whenever a name changes. */
 static int rebuild_index(tensor_set *set) {
     strmap_free(&set->index);

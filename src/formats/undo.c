@@ -5,17 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Whether t's values convert to float32; an error naming it otherwise. */
-static int converts_to_f32(const char *path, const tensor *t, rwkv_error *err) {
-    if (dtype_is_float(t->type) || dtype_is_block(t->type)) return 1;
-    rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' has type %s; a float type is expected", path, t->name,
-              dtype_name(t->type));
-    return 0;
+/* RWKV_OK when t's values convert to float32; an error naming it otherwise. */
+static rwkv_status converts_to_f32(const char *path, const tensor *t, rwkv_error *err) {
+    if (dtype_is_float(t->type) || dtype_is_block(t->type)) return RWKV_OK;
+    return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' has type %s; a float type is expected", path, t->name,
+                     dtype_name(t->type));
 }
 
 float *undo_values_f32(const char *path, tensor_set *set, const tensor *t, rwkv_error *err) {
     size_t n = (size_t)tensor_numel(t);
-    if (!converts_to_f32(path, t, err)) return NULL;
+    if (converts_to_f32(path, t, err) != RWKV_OK) return NULL;
     float *buf = tensor_set_alloc(set, n * sizeof(float));
     if (!buf) rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
     else dtype_to_f32(t->type, t->data, buf, n);
@@ -31,7 +30,8 @@ void undo_use_f32(tensor *t, float *buf) {
 rwkv_status undo_transpose_last2(const char *path, tensor_set *set, tensor *t, rwkv_error *err) {
     if (t->ndim < 2)
         return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' should be a matrix", path, t->name);
-    if (!converts_to_f32(path, t, err)) return err ? err->code : RWKV_ERR_FORMAT;
+    rwkv_status s = converts_to_f32(path, t, err);
+    if (s != RWKV_OK) return s;
     /* the float32 values in a scratch buffer, freed here: only the transposed
      * copy stays with the set (a second kept copy cost 200 MB at 1.5B) */
     const size_t n = (size_t)tensor_numel(t);
@@ -41,10 +41,8 @@ rwkv_status undo_transpose_last2(const char *path, tensor_set *set, tensor *t, r
         return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
     }
     dtype_to_f32(t->type, t->data, src, n);
-    int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1], batch = tensor_numel(t) / (a * b);
-    for (int64_t k = 0; k < batch; k++)
-        for (int64_t i = 0; i < a; i++)
-            for (int64_t j = 0; j < b; j++) dst[k * a * b + j * a + i] = src[k * a * b + i * b + j];
+    const int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1];
+    transpose_last2_f32(src, dst, tensor_numel(t) / (a * b), a, b);
     free(src);
     t->shape[t->ndim - 2] = b;
     t->shape[t->ndim - 1] = a;

@@ -133,15 +133,12 @@ rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in,
         return tmp ? RWKV_ERR_NOMEM : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
     }
     dtype_to_f32(t->type, t->data, tmp, per * (size_t)count);
+    transpose_last2_f32(tmp, dst, count, in, out);
     for (int c = 0; c < count; c++) {
-        const float *src = tmp + (size_t)c * per;
-        float *d = dst + (size_t)c * per;
-        for (int64_t i = 0; i < in; i++)
-            for (int64_t o = 0; o < out; o++) d[o * in + i] = src[i * out + o];
         outm[c].type = DT_F32;
         outm[c].rows = (int)out;
         outm[c].cols = (int)in;
-        outm[c].data = d;
+        outm[c].data = dst + (size_t)c * per;
     }
     free(tmp);
     return RWKV_OK;

@@ -113,10 +113,8 @@ static rwkv_status add_one(out_set *o, const tensor *t, const gguf_rwkv_name *e,
             free(v), free(tr);
             return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' should be a matrix", t->name);
         }
-        int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1], batch = tensor_numel(t) / (a * b);
-        for (int64_t k = 0; k < batch; k++)
-            for (int64_t i = 0; i < a; i++)
-                for (int64_t j = 0; j < b; j++) tr[k * a * b + j * a + i] = v[k * a * b + i * b + j];
+        const int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1];
+        transpose_last2_f32(v, tr, tensor_numel(t) / (a * b), a, b);
         view.data = tr;
         view.shape[t->ndim - 2] = b;
         view.shape[t->ndim - 1] = a;
