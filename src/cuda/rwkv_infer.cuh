@@ -252,7 +252,7 @@ __device__ __forceinline__ float wkv7_step4(float4 &s, float4 r, float4 w, float
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
 /* RWKV-7 takes scratch memory for the chunked long-stream kernels (wkv7_chunk.cu:
- * 4.6 floats per row and channel, rounded up to whole chunks of 16 tokens);
+ * 5.8 floats per row and channel, rounded up to whole chunks of 16 tokens);
  * with less it walks the tokens one by one. */
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
                      const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,

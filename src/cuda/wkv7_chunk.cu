@@ -21,30 +21,34 @@
  * e^{-e^{-1/2}} ≈ 0.545, so over 16 tokens it stays below 1.7e4 and every
  * product above keeps float32's relative precision (the ratios the terms
  * stand for are at most 1). */
-#include <cuda_pipeline.h>
-
+#include "cuda/bulk_copy.cuh"
+#include "cuda/mma_tf32.cuh"
 #include "cuda/rwkv_infer.cuh"
 
 namespace {
 
-constexpr int CT = 16;  /* tokens per chunk */
-constexpr int RB = 16;  /* state rows per block of the walk */
+constexpr int CT = 16; /* tokens per chunk */
 
-__device__ __forceinline__ float dot4(float4 a, float4 b) {
-    return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, a.x * b.x)));
-}
 __device__ __forceinline__ void axpy4(float4 &s, float x, float4 b) {
     s.x = fmaf(x, b.x, s.x), s.y = fmaf(x, b.y, s.y), s.z = fmaf(x, b.z, s.z), s.w = fmaf(x, b.w, s.w);
 }
 
-/* What the preparation writes for one (stream, chunk, head), in floats. */
+/* What the preparation writes for one (stream, chunk, head), in floats:
+ * Ā, R̄ [token][column], b̃, k̃ [column][token], N̄, H̄ [token][token], e^{L_end}.
+ * The walk copies a record into shared memory as it is, in one bulk copy,
+ * and reads two adjacent floats a lane of each row (mma_tf32.cuh), so the
+ * rows it reads most are padded to a stride of 8 banks modulo 32: the float
+ * pairs of a half-warp's rows fall into distinct banks. N̄ and H̄, two reads
+ * a warp and chunk, are not, so that a record fits in the memory the RWKV-7
+ * block lends (its six mixes: 6 floats a token and channel). */
 template <int N>
 struct chunk_record {
-    static constexpr int TN = CT * N;
-    static constexpr int ABAR = 0, RBAR = TN, BT = 2 * TN, KT = 3 * TN;
-    static constexpr int NBAR = 4 * TN, HBAR = NBAR + CT * CT, DECAY = HBAR + CT * CT;
+    static constexpr int WIDE = N + 8, NARROW = CT + 8; /* row strides: rows of N floats, rows of CT */
+    static constexpr int ABAR = 0, RBAR = CT * WIDE, BT = 2 * CT * WIDE, KT = BT + N * NARROW;
+    static constexpr int NBAR = KT + N * NARROW, HBAR = NBAR + CT * CT, DECAY = HBAR + CT * CT;
     static constexpr int FLOATS = DECAY + N;
 };
+static_assert(chunk_record<64>::FLOATS <= 6 * CT * 64, "a record fits in the six mixes of its tokens");
 
 /* ---- preparation: one block of CT * CT threads per (chunk, head, stream) ---- */
 
@@ -76,16 +80,17 @@ __device__ void prep_load(const float *r, const float *w, const float *k, const 
 }
 
 /* Scales the inputs by their decays in place (â, r̂, b̂, k̂) and writes the
- * end-of-chunk terms b̃, k̃ and e^{L_end}. */
+ * end-of-chunk terms b̃, k̃ (stored [column][token]: the walk's products read
+ * a column's tokens together) and e^{L_end}. */
 template <int N, int P>
 __device__ void prep_scale(float (*rh)[P], const float (*L)[P], float (*kh)[P], float (*ah)[P], float (*bh)[P],
                            float *rec) {
     using R = chunk_record<N>;
     for (int idx = threadIdx.x; idx < CT * N; idx += blockDim.x) {
-        const int t = idx / N, c = idx % N;
+        const int t = idx % CT, c = idx / CT; /* t fastest: the b̃, k̃ stores are rows of tokens */
         const float lt = L[t][c], before = t > 0 ? L[t - 1][c] : 0.0f, end = L[CT - 1][c];
         const float bv = bh[t][c], kv = kh[t][c], to_end = expf(end - lt), from_start = expf(-lt);
-        rec[R::BT + idx] = bv * to_end, rec[R::KT + idx] = kv * to_end;
+        rec[R::BT + c * R::NARROW + t] = bv * to_end, rec[R::KT + c * R::NARROW + t] = kv * to_end;
         bh[t][c] = bv * from_start, kh[t][c] = kv * from_start;
         ah[t][c] *= expf(before), rh[t][c] *= expf(lt);
         if (t == CT - 1) rec[R::DECAY + c] = expf(end);
@@ -148,12 +153,12 @@ __global__ void __launch_bounds__(CT *CT) wkv7_chunk_prep_kernel(int per, int H,
         float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
         for (int v = 0; v < CT; v++) axpy4(s, W[u][v], *(const float4 *)&ah[v][c]);
-        *(float4 *)&abar[u][c] = s, *(float4 *)(rec + R::ABAR + u * N + c) = s;
+        *(float4 *)&abar[u][c] = s, *(float4 *)(rec + R::ABAR + u * R::WIDE + c) = s;
     }
     float nb = 0.0f;
 #pragma unroll
     for (int v = 0; v < CT; v++) nb += W[t][v] * Nm[v][j];
-    Nb[t][j] = nb, rec[R::NBAR + j * CT + t] = nb; /* stored [j][t] */
+    Nb[t][j] = nb, rec[R::NBAR + t * CT + j] = nb;
     __syncthreads();
 
     /* R̄ = R̂ + G Ā and H̄ = H + G N̄ */
@@ -162,154 +167,203 @@ __global__ void __launch_bounds__(CT *CT) wkv7_chunk_prep_kernel(int per, int H,
         float4 s = *(const float4 *)&rh[u][c];
 #pragma unroll
         for (int v = 0; v < CT; v++) axpy4(s, G[u][v], *(const float4 *)&abar[v][c]);
-        *(float4 *)(rec + R::RBAR + u * N + c) = s;
+        *(float4 *)(rec + R::RBAR + u * R::WIDE + c) = s;
     }
     float hb = Hm[t][j];
 #pragma unroll
     for (int v = 0; v < CT; v++) hb += G[t][v] * Nb[v][j];
-    rec[R::HBAR + j * CT + t] = hb;
+    rec[R::HBAR + t * CT + j] = hb;
 }
 
-/* ---- the walk: RB rows of one head per block, chunk after chunk ----
- * A row lives in the registers of ROW_LANES lanes of one warp (lane q holds
- * its float4 column q), so its sums are shuffles inside the warp and only the
- * chunk's record is shared by the block. What bounds the walk is the shared
- * memory's bandwidth (every lane reads its columns of the record each
- * chunk), so a lane holds LANE_ROWS rows and uses each value it reads for
- * all of them. Three tiles in flight, one barrier a chunk. */
-constexpr int ROW_LANES = 16, LANE_ROWS = 2, TILES = 3;
-constexpr int WALK_THREADS = RB / LANE_ROWS * ROW_LANES;
-constexpr int KEEP = 2 * CT / ROW_LANES; /* of the row's 2 CT sums, those a lane ends with */
+/* ---- the walk: 16 rows of one head per block, chunk after chunk, on the tensor cores ----
+ * For the block's rows S (16 x N), values V (16 x CT, row i's v_t in column
+ * t) and a chunk's record, a chunk is two products (mma_tf32.cuh):
+ *     [SA | Y] = S [Āᵀ | R̄ᵀ] + V [N̄ᵀ | H̄ᵀ]          (16 x 2 CT)
+ *     S       <- S diag(e^{L_end}) + SA b̃ + V k̃        (16 x N)
+ * A walk is a chain of dependent chunks whose cost is the latency of one, so
+ * the work is spread thin: each block's four warps own a quarter of the
+ * columns of S (held in registers as C fragments), take the part of the first
+ * product over their columns (and a quarter of its terms in V), and add their
+ * parts through shared memory; each then takes the second product for its own
+ * columns. One barrier a chunk. The records and values come in by bulk copies
+ * issued by one warp, three chunks in flight. */
+constexpr int WARP_ROWS = 16;                        /* the m of an m16n8k8 product */
+constexpr int COL_WARPS = 4, WALK_THREADS = 32 * COL_WARPS, TILES = 3;
 
-/* One chunk's tile in shared memory: the record as written, then the block
- * rows' values v[t][row]. */
+/* One chunk's tile in shared memory: the record as written, then the
+ * block's values v[t][row], rows padded to 20 floats: the four loads of a
+ * values fragment then fall into distinct banks. */
 template <int N>
 struct walk_tile {
-    static constexpr int V = chunk_record<N>::FLOATS, FLOATS = V + CT * RB;
+    static constexpr int VSTRIDE = WARP_ROWS + 4, V = chunk_record<N>::FLOATS, FLOATS = V + CT * VSTRIDE;
+    static constexpr uint32_t BYTES = FLOATS * sizeof(float) - (VSTRIDE - WARP_ROWS) * CT * sizeof(float);
 };
 
+/* Warp 0 starts the copies of a chunk: the record (lane 0) and the values
+ * of each token (lane 1 + token). Tokens past the end (a stream's last
+ * chunk) repeat the last token's values: the record holds zeros for them
+ * wherever a value is used, and the values must stay finite. */
 template <int N>
-__device__ void walk_load(float *tile, const float *rec, const float *v, size_t first, size_t A, int count) {
-    constexpr int RQ = chunk_record<N>::FLOATS / 4, VQ = CT * RB / 4;
-    for (int idx = threadIdx.x; idx < RQ + VQ; idx += blockDim.x) {
-        if (idx < RQ) {
-            __pipeline_memcpy_async(tile + 4 * idx, rec + 4 * idx, 16);
-        } else { /* the values of tokens past the end are zeros */
-            const int e = idx - RQ, t = e / (RB / 4), i = 4 * (e % (RB / 4));
-            const bool on = t < count;
-            __pipeline_memcpy_async(tile + walk_tile<N>::V + t * RB + i, v + (on ? first + (size_t)t * A + i : 0),
-                                    16, on ? 0 : 16);
+__device__ void walk_issue(float *tile, uint64_t *bar, const float *rec, const float *v, size_t first, size_t A,
+                           int count, int lane) {
+    using T = walk_tile<N>;
+    if (lane == 0) {
+        bulk_barrier_expect(bar, T::BYTES);
+        bulk_copy(tile, rec, chunk_record<N>::FLOATS * sizeof(float), bar);
+    } else if (lane <= CT) {
+        const int j = lane - 1, src = j < count ? j : count - 1;
+        bulk_copy(tile + T::V + j * T::VSTRIDE, v + first + (size_t)src * A, WARP_ROWS * sizeof(float), bar);
+    }
+}
+
+/* The B fragment (b0, b1) of rows 2t, 2t + 1 of a k-tile, column g of an
+ * n-tile, from a matrix stored with k contiguous: row_g points at the
+ * n-tile's column g, k0 is the k-tile's first index. */
+__device__ __forceinline__ tf32_b_frag b_frag(const float *row_g, int k0, int t) {
+    return tf32_b(*(const float2 *)(row_g + k0 + 2 * t));
+}
+
+/* The warp's part of [SA | Y] (n-tiles: SA tokens 0-7, 8-15, Y tokens 0-7,
+ * 8-15): its columns of S, and its share of the values' terms. */
+template <int N, int NT>
+__device__ __forceinline__ void walk_first(float (&p)[4][4], const float (&s)[NT][4], const tf32_a_frag (&vf)[2],
+                                           const float *tile, int w, int g, int t) {
+    using R = chunk_record<N>;
+    float ps[4][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < NT; kk++) {
+        const tf32_a_frag af = tf32_a_of_c(s[kk]);
+        const int k0 = 8 * (w * NT + kk);
+#pragma unroll
+        for (int nn = 0; nn < 4; nn++) {
+            const tf32_b_frag bf = b_frag(tile + (nn < 2 ? R::ABAR : R::RBAR) + (8 * (nn & 1) + g) * R::WIDE, k0, t);
+            mma_tf32_small(ps[nn], af, bf);
+            mma_tf32_big(p[nn], af, bf);
         }
     }
-    __pipeline_commit();
+    /* the values' 2 x 4 (k-tile, n-tile) pairs, dealt out in order */
+#pragma unroll
+    for (int q = 0; q < 8 / COL_WARPS; q++) {
+        const int pair = w * (8 / COL_WARPS) + q, target = pair & 3;
+        const tf32_a_frag va = pair >> 2 ? vf[1] : vf[0];
+        const tf32_b_frag bf = b_frag(tile + (target < 2 ? R::NBAR : R::HBAR) + (8 * (target & 1) + g) * CT, 8 * (pair >> 2), t);
+#pragma unroll
+        for (int nn = 0; nn < 4; nn++)
+            if (nn == target) mma_tf32_small(ps[nn], va, bf), mma_tf32_big(p[nn], va, bf);
+    }
+#pragma unroll
+    for (int nn = 0; nn < 4; nn++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) p[nn][e] += ps[nn][e];
 }
 
-/* Sums each of the 2 CT values p over the row's lanes, a lane keeping half
- * of what it holds at every step (the half its partner does not): lane q
- * ends with the sums of values KEEP q .. KEEP q + KEEP - 1 in p[0 .. KEEP). */
-template <int HALF>
-__device__ __forceinline__ void row_reduce_scatter(float (&p)[2 * CT], int q) {
-    constexpr int BIT = HALF * ROW_LANES / (2 * CT);
-    const bool up = q & BIT;
+/* The warp's columns to the chunk's end: decayed, plus SA through b̃ and the values through k̃. */
+template <int N, int NT>
+__device__ __forceinline__ void walk_second(float (&s)[NT][4], const float4 (&sa)[2], const tf32_a_frag (&vf)[2],
+                                            const float *tile, int w, int g, int t) {
+    using R = chunk_record<N>;
+    float es[NT][4] = {};
 #pragma unroll
-    for (int m = 0; m < HALF; m++) {
-        const float send = up ? p[m] : p[m + HALF], keep = up ? p[m + HALF] : p[m];
-        p[m] = keep + __shfl_xor_sync(0xffffffffu, send, BIT);
+    for (int nn = 0; nn < NT; nn++) {
+        const float2 d = *(const float2 *)(tile + R::DECAY + 8 * (w * NT + nn) + 2 * t);
+        s[nn][0] *= d.x, s[nn][1] *= d.y, s[nn][2] *= d.x, s[nn][3] *= d.y;
     }
-    if constexpr (HALF > KEEP) row_reduce_scatter<HALF / 2>(p, q);
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        const bool sums = kk < 2; /* k over SA's tokens (through b̃), then the values' (through k̃) */
+        const tf32_a_frag af = sums ? tf32_a(sa[kk].x, sa[kk].z, sa[kk].y, sa[kk].w) : vf[kk - 2];
+#pragma unroll
+        for (int nn = 0; nn < NT; nn++) {
+            const float *m = tile + (sums ? R::BT : R::KT) + (8 * (w * NT + nn) + g) * R::NARROW;
+            const tf32_b_frag bf = b_frag(m, 8 * (kk & 1), t);
+            mma_tf32_small(es[nn], af, bf);
+            mma_tf32_big(s[nn], af, bf);
+        }
+    }
+#pragma unroll
+    for (int nn = 0; nn < NT; nn++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[nn][e] += es[nn][e];
 }
 
 template <int N>
-__global__ void __launch_bounds__(WALK_THREADS, 1) wkv7_chunk_walk_kernel(float *const *states, size_t off, int per,
-                                                                          int H, const float *v, const float *records,
-                                                                          float *y) {
+__global__ void __launch_bounds__(WALK_THREADS) wkv7_chunk_walk_kernel(float *const *states, size_t off, int per,
+                                                                       int H, const float *v, const float *records,
+                                                                       float *y) {
     using R = chunk_record<N>;
     using T = walk_tile<N>;
-    static_assert(N == 4 * ROW_LANES && KEEP * ROW_LANES == 2 * CT, "a lane holds one float4 of each of its rows");
+    constexpr int NT = N / 8 / COL_WARPS; /* the n-tiles of S a warp owns */
+    static_assert(CT == 16 && NT >= 1 && N % (8 * COL_WARPS) == 0 && N % WARP_ROWS == 0, "tiles of 8");
     extern __shared__ float4 smem4[];
     float *const tiles = (float *)smem4;
-    const int h = blockIdx.x / (N / RB), row0 = (blockIdx.x % (N / RB)) * RB, stream = blockIdx.y;
-    const int chunks = (per + CT - 1) / CT, lane = threadIdx.x % 32, q = lane % ROW_LANES, leader = lane - q;
-    const int i0 = threadIdx.x / ROW_LANES; /* the lane's rows: i0, i0 + RB / LANE_ROWS, ... */
-    const bool sa_lane = q < ROW_LANES / 2; /* lanes with sums of s·Ā; the others s·R̄ (outputs) */
-    const int tok = KEEP * (q % (ROW_LANES / 2)); /* the lane's first token of the chunk */
+    float4 *const parts = smem4 + TILES * T::FLOATS / 4; /* [chunk % 2][warp][n-tile][lane] */
+    __shared__ uint64_t full[TILES];
+    const int h = blockIdx.x / (N / WARP_ROWS), row0 = (blockIdx.x % (N / WARP_ROWS)) * WARP_ROWS;
+    const int stream = blockIdx.y, chunks = (per + CT - 1) / CT;
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const size_t A = (size_t)H * N, first = (size_t)stream * per * A + (size_t)h * N + row0;
     const float *rec0 = records + ((size_t)stream * chunks * H + h) * R::FLOATS;
     const size_t rec_step = (size_t)H * R::FLOATS;
-    float *const st = states[stream] + off + ((size_t)h * N + row0) * N + 4 * q;
-    float4 s[LANE_ROWS];
+    float *const st = states[stream] + off + ((size_t)h * N + row0) * N + 8 * NT * w;
+    float s[NT][4]; /* C fragments: n-tile nn holds rows g, g + 8 of the warp's columns 8 nn + 2t, + 1 */
 #pragma unroll
-    for (int r = 0; r < LANE_ROWS; r++) s[r] = *(const float4 *)(st + (size_t)(i0 + r * (RB / LANE_ROWS)) * N);
-    walk_load<N>(tiles, rec0, v, first, A, per < CT ? per : CT);
-    if (chunks > 1) walk_load<N>(tiles + T::FLOATS, rec0 + rec_step, v, first + CT * A, A, per - CT < CT ? per - CT : CT);
-    else __pipeline_commit(); /* an empty group keeps the count of groups in flight uniform */
+    for (int nn = 0; nn < NT; nn++) {
+        const float2 top = *(const float2 *)(st + (size_t)g * N + 8 * nn + 2 * t);
+        const float2 low = *(const float2 *)(st + (size_t)(g + 8) * N + 8 * nn + 2 * t);
+        s[nn][0] = top.x, s[nn][1] = top.y, s[nn][2] = low.x, s[nn][3] = low.y;
+    }
+    if (threadIdx.x < TILES) bulk_barrier_init(&full[threadIdx.x]);
+    __syncthreads();
+    for (int c = 0; c < 2 && c < chunks && w == 0; c++)
+        walk_issue<N>(tiles + c * T::FLOATS, &full[c], rec0 + c * rec_step, v, first + (size_t)c * CT * A, A,
+                      per - c * CT < CT ? per - c * CT : CT, lane);
     for (int c = 0; c < chunks; c++) {
         const int t0 = c * CT;
-        __pipeline_wait_prior(1);
-        __syncthreads(); /* tile c is in for every thread, and every thread is done with tile c - 1 */
-        if (c + 2 < chunks)
-            walk_load<N>(tiles + ((c + 2) % TILES) * T::FLOATS, rec0 + (c + 2) * rec_step, v,
-                         first + (size_t)(t0 + 2 * CT) * A, A, per - t0 - 2 * CT < CT ? per - t0 - 2 * CT : CT);
-        else
-            __pipeline_commit();
         const float *tile = tiles + (c % TILES) * T::FLOATS;
-        const float4 *tile4 = (const float4 *)tile;
-        /* each row against Ā_t, R̄_t (2 CT consecutive vectors of the record) */
-        float p[LANE_ROWS][2 * CT];
+        bulk_barrier_wait(&full[c % TILES], (uint32_t)(c / TILES) & 1);
+        tf32_a_frag vf[2]; /* the values as A fragments, k over the chunk's tokens */
 #pragma unroll
-        for (int m = 0; m < 2 * CT; m++) {
-            const float4 x = tile4[m * (N / 4) + q];
-#pragma unroll
-            for (int r = 0; r < LANE_ROWS; r++) p[r][m] = dot4(s[r], x);
+        for (int kk = 0; kk < 2; kk++) {
+            const float *vt = tile + T::V + (8 * kk + 2 * t) * T::VSTRIDE + g;
+            vf[kk] = tf32_a(vt[0], vt[8], vt[T::VSTRIDE], vt[T::VSTRIDE + 8]);
         }
+        float p[4][4] = {};
+        walk_first<N, NT>(p, s, vf, tile, w, g, t);
+        float4 *const part = parts + (size_t)(c & 1) * COL_WARPS * 4 * 32;
 #pragma unroll
-        for (int r = 0; r < LANE_ROWS; r++) row_reduce_scatter<CT>(p[r], q);
-        /* plus the values through N̄ (sums) or H̄ (outputs), both stored [j][t] */
-        float vv[LANE_ROWS][CT];
-        const float *vm = tile + (sa_lane ? R::NBAR : R::HBAR) + tok;
+        for (int nn = 0; nn < 4; nn++) part[(w * 4 + nn) * 32 + lane] = make_float4(p[nn][0], p[nn][1], p[nn][2], p[nn][3]);
+        __syncthreads(); /* every part is in, and every warp is done with tile c - 1 */
+        if (w == 0 && c + 2 < chunks)
+            walk_issue<N>(tiles + ((c + 2) % TILES) * T::FLOATS, &full[(c + 2) % TILES], rec0 + (c + 2) * rec_step, v,
+                          first + (size_t)(t0 + 2 * CT) * A, A, per - t0 - 2 * CT < CT ? per - t0 - 2 * CT : CT, lane);
+        /* SA whole, in a fixed order of the parts; each warp adds up and stores its share of Y */
+        float4 sa[2];
 #pragma unroll
-        for (int j = 0; j < CT; j++) {
-            float m[KEEP];
+        for (int nn = 0; nn < 2; nn++) {
+            sa[nn] = part[nn * 32 + lane];
 #pragma unroll
-            for (int e = 0; e < KEEP; e++) m[e] = vm[j * CT + e];
-#pragma unroll
-            for (int r = 0; r < LANE_ROWS; r++) {
-                vv[r][j] = tile[T::V + j * RB + i0 + r * (RB / LANE_ROWS)];
-#pragma unroll
-                for (int e = 0; e < KEEP; e++) p[r][e] = fmaf(vv[r][j], m[e], p[r][e]);
+            for (int u = 1; u < COL_WARPS; u++) {
+                const float4 x = part[(u * 4 + nn) * 32 + lane];
+                sa[nn].x += x.x, sa[nn].y += x.y, sa[nn].z += x.z, sa[nn].w += x.w;
             }
         }
 #pragma unroll
-        for (int r = 0; r < LANE_ROWS; r++)
+        for (int q = 0; q < 8 / COL_WARPS; q++) { /* Y's values (2 n-tiles x 4), dealt out in order */
+            const int value = w * (8 / COL_WARPS) + q, e = value & 3;
+            const float *yp = (const float *)(part + (2 + (value >> 2)) * 32 + lane) + e;
+            float yv = yp[0];
 #pragma unroll
-            for (int e = 0; e < KEEP; e++)
-                if (!sa_lane && t0 + tok + e < per)
-                    y[first + (size_t)(t0 + tok + e) * A + i0 + r * (RB / LANE_ROWS)] = p[r][e];
-        float sa[LANE_ROWS][CT];
-#pragma unroll
-        for (int r = 0; r < LANE_ROWS; r++)
-#pragma unroll
-            for (int j = 0; j < CT; j++) sa[r][j] = __shfl_sync(0xffffffffu, p[r][j % KEEP], leader + j / KEEP);
-        /* the rows to the chunk's end: decayed, plus the sums through b̃ and the values through k̃ */
-        const float4 d = tile4[R::DECAY / 4 + q];
-        float4 kv[LANE_ROWS];
-#pragma unroll
-        for (int r = 0; r < LANE_ROWS; r++) {
-            s[r] = make_float4(s[r].x * d.x, s[r].y * d.y, s[r].z * d.z, s[r].w * d.w);
-            kv[r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            for (int u = 1; u < COL_WARPS; u++) yv += yp[u * 4 * 32 * 4];
+            const int token = t0 + 8 * (value >> 2) + 2 * t + (e & 1), row = g + 8 * (e >> 1);
+            if (token < per) y[first + (size_t)token * A + row] = yv;
         }
-#pragma unroll
-        for (int j = 0; j < CT; j++) {
-            const float4 bt = tile4[(R::BT + j * N) / 4 + q], kt = tile4[(R::KT + j * N) / 4 + q];
-#pragma unroll
-            for (int r = 0; r < LANE_ROWS; r++) axpy4(s[r], sa[r][j], bt), axpy4(kv[r], vv[r][j], kt);
-        }
-#pragma unroll
-        for (int r = 0; r < LANE_ROWS; r++)
-            s[r] = make_float4(s[r].x + kv[r].x, s[r].y + kv[r].y, s[r].z + kv[r].z, s[r].w + kv[r].w);
+        walk_second<N, NT>(s, sa, vf, tile, w, g, t);
     }
 #pragma unroll
-    for (int r = 0; r < LANE_ROWS; r++) *(float4 *)(st + (size_t)(i0 + r * (RB / LANE_ROWS)) * N) = s[r];
+    for (int nn = 0; nn < NT; nn++) {
+        *(float2 *)(st + (size_t)g * N + 8 * nn + 2 * t) = make_float2(s[nn][0], s[nn][1]);
+        *(float2 *)(st + (size_t)(g + 8) * N + 8 * nn + 2 * t) = make_float2(s[nn][2], s[nn][3]);
+    }
 }
 
 /* The scratch the chunked form needs: its matrices for every (stream, chunk, head); 0 where it does not apply. */
@@ -328,8 +382,8 @@ bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const f
     if (rows->per < CT || need == 0 || need > scratch_floats || off % 4 || (size_t)H * N % 4 ||
         !wkv_aligned16(arrays, 7))
         return false;
-    /* three tiles, over the 48 KiB default: a device that cannot give them takes the other kernel */
-    const int bytes = TILES * walk_tile<64>::FLOATS * (int)sizeof(float);
+    /* three tiles and the parts, over the 48 KiB default: a device that cannot give them takes the other kernel */
+    const int bytes = (TILES * walk_tile<64>::FLOATS + 2 * COL_WARPS * 4 * 32 * 4) * (int)sizeof(float);
     if (cudaFuncSetAttribute(wkv7_chunk_walk_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=
         cudaSuccess) {
         cudaGetLastError(); /* not left for the pass's error check */
@@ -338,7 +392,7 @@ bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const f
     const int chunks = (rows->per + CT - 1) / CT;
     wkv7_chunk_prep_kernel<64><<<dim3((unsigned)chunks, (unsigned)H, (unsigned)rows->n_streams), CT * CT, 0, s>>>(
         rows->per, H, r, w, k, a, b, scratch);
-    wkv7_chunk_walk_kernel<64><<<dim3((unsigned)(H * (64 / RB)), (unsigned)rows->n_streams), WALK_THREADS, bytes, s>>>(
+    wkv7_chunk_walk_kernel<64><<<dim3((unsigned)(H * (64 / WARP_ROWS)), (unsigned)rows->n_streams), WALK_THREADS, bytes, s>>>(
         rows->states, off, rows->per, H, v, scratch, y);
     return true;
 }
