@@ -5,8 +5,6 @@
  * output product into the residual stream, then the ungated relu² channel mix. */
 #include "cuda/rwkv_infer.cuh"
 
-#define KK_EPS 1e-12f                       /* the clamp of kappa's per-head L2 norm */
-#define DECAY_SCALE 0.60653065971263342f    /* e^-1/2, as model/rwkv7.c */
 
 /* The token-shift mixes, r, k and v first: their products read three
  * consecutive mixes, which a large pass takes as one strided batch. */
@@ -75,6 +73,28 @@ typedef struct prepare_args {
     const float *v_mix;
 } prepare_args;
 
+/* The value residual of element i (channel ch): v mixed toward the first
+ * layer's values by σ(v0 + v_mix); block 0 (no v0) keeps its values as the
+ * first layer's. Returns the v the WKV reads. */
+__device__ __forceinline__ float value_residual(const prepare_args &p, size_t i, int ch) {
+    const float v = p.v[i];
+    if (!p.v0) {
+        p.v_first[i] = v;
+        return v;
+    }
+    return v + (p.v_first[i] - v) * (1.0f / (1.0f + expf(-(p.v0[ch] + p.v_mix[i]))));
+}
+
+/* The value residual alone, in place, one thread an element: what a pass
+ * whose WKV is chunked needs of the preparation (wkv7_chunk.cu does the rest). */
+__global__ void value_residual_kernel(prepare_args p, size_t n, int A) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        const float v = value_residual(p, i, (int)(i % A));
+        if (p.v0) p.v[i] = v;
+    }
+}
+
 /* One warp per (row, head): decay, alpha, the value residual, kappa
  * normalised per head, the kernel's k, a = -kappa (neg) and b = kappa·alpha (al). */
 __global__ void prepare_kernel(prepare_args p, size_t units, int H, int N) {
@@ -87,15 +107,14 @@ __global__ void prepare_kernel(prepare_args p, size_t units, int H, int N) {
     for (int j = lane; j < N; j += 32) {
         const size_t i = base + j;
         const int ch = ch0 + j;
-        p.dec[i] = expf(-DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
+        p.dec[i] = expf(-RWKV7_DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
         p.al[i] = 1.0f / (1.0f + expf(-(p.a0[ch] + p.al[i])));
-        if (!p.v0) p.v_first[i] = p.v[i];
-        else p.v[i] += (p.v_first[i] - p.v[i]) * (1.0f / (1.0f + expf(-(p.v0[ch] + p.v_mix[i]))));
+        p.v[i] = value_residual(p, i, ch);
         const float kk = p.k[i] * p.k_k[ch];
         p.neg[i] = kk;
         ss += kk * kk;
     }
-    const float norm = sqrtf(warp_sum(ss)), inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
+    const float norm = sqrtf(warp_sum(ss)), inv = 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
     for (int j = lane; j < N; j += 32) {
         const size_t i = base + j;
         const float kappa = p.neg[i] * inv;
@@ -106,10 +125,11 @@ __global__ void prepare_kernel(prepare_args p, size_t units, int H, int N) {
 }
 
 /* One warp per (row, head): y = (GN(y) + (Σ_j r_j k_j r_k[j]) v) ⊙ g, written to y16 in bf16
- * instead when given (a large bf16 pass: the output GEMM reads it with no conversion). */
+ * instead when given (a large bf16 pass: the output GEMM reads it with no conversion). The
+ * bonus sums come from `bonus` when given (the chunked WKV computes them), else from r and k. */
 __global__ void finish_kernel(float *y, const float *r, const float *k, const float *v, const float *g,
                               const float *r_k, const float *lnx_w, const float *lnx_b, size_t units, int H, int N,
-                              float eps, bf16 *y16) {
+                              float eps, bf16 *y16, const float *bonus_of) {
     const size_t unit = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     const int lane = threadIdx.x & 31;
     if (unit >= units) return;
@@ -118,10 +138,10 @@ __global__ void finish_kernel(float *y, const float *r, const float *k, const fl
     float s = 0.0f, bonus = 0.0f;
     for (int j = lane; j < N; j += 32) {
         s += y[base + j];
-        bonus += r[base + j] * k[base + j] * r_k[ch0 + j];
+        if (!bonus_of) bonus += r[base + j] * k[base + j] * r_k[ch0 + j];
     }
     const float mean = warp_sum(s) / N;
-    bonus = warp_sum(bonus);
+    bonus = bonus_of ? bonus_of[unit] : warp_sum(bonus);
     float var = 0.0f;
     for (int j = lane; j < N; j += 32) var += (y[base + j] - mean) * (y[base + j] - mean);
     const float inv = 1.0f / sqrtf(warp_sum(var) / N + eps);
@@ -210,16 +230,13 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
         const size_t i = base + t;
         const int ch = h * N + t;
         sr[t] = q.r[i];
-        sw[t] = expf(-DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
+        sw[t] = expf(-RWKV7_DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
         al = 1.0f / (1.0f + expf(-(p.a0[ch] + p.al[i])));
-        float v = p.v[i];
-        if (!p.v0) p.v_first[i] = v;
-        else v += (p.v_first[i] - v) * (1.0f / (1.0f + expf(-(p.v0[ch] + p.v_mix[i]))));
-        sv[t] = v;
+        sv[t] = value_residual(p, i, ch);
         kraw = p.k[i];
         kk = kraw * p.k_k[ch];
     }
-    const float norm = sqrtf(block_sum(kk * kk, part)), inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
+    const float norm = sqrtf(block_sum(kk * kk, part)), inv = 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
     if (t < N) {
         const float kappa = kk * inv;
         sa[t] = -kappa;
@@ -350,12 +367,20 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
                          rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL, 0};
     const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
     if (decode_step(c, rows, &q, N)) return infer_products(c, &o, 1, R, err);
-    prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
-    /* the mixes are used up: their memory holds the chunked WKV's matrices */
-    cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, s->xm, N_MIX * rc, c->stream);
-    finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, infer_vec(c, l, R_K),
-                                                 infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), units, H, N,
-                                                 sh->gn_eps, q.y16);
+    /* the chunked WKV prepares its own inputs and the bonus sums (into tmp:
+     * v_mix is used up by then); the mixes' memory holds its matrices */
+    const wkv7_raw_inputs raw = {s->r, s->w, s->a, s->k, p.w0, p.a0, p.k_k, p.k_a, q.r_k, s->tmp};
+    const bool chunked = cuda_wkv7_chunked_fits(rows, off + C, H, N, &raw, s->v, s->y, N_MIX * rc);
+    if (chunked) {
+        const size_t n = (size_t)R * A;
+        value_residual_kernel<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(p, n, A);
+        cuda_wkv7_chunked(rows, off + C, H, N, &raw, s->v, s->y, s->xm, c->stream);
+    } else {
+        prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
+        cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);
+    }
+    finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, q.r_k, q.lnx_w, q.lnx_b, units, H, N,
+                                                 sh->gn_eps, q.y16, chunked ? raw.bonus : NULL);
     return infer_products(c, &o, 1, R, err);
 }
 

@@ -251,16 +251,34 @@ __device__ __forceinline__ float wkv7_step4(float4 &s, float4 r, float4 w, float
 }
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
-/* RWKV-7 takes scratch memory for the chunked long-stream kernels (wkv7_chunk.cu:
- * 5.8 floats per row and channel, rounded up to whole chunks of 16 tokens);
- * with less it walks the tokens one by one. */
+/* RWKV-7's WKV token by token (decode, batch steps, and streams the chunked
+ * form below does not take). */
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
-                     const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
-                     size_t scratch_floats, cudaStream_t s);
-/* The chunked form (heads of 64, streams of 16 tokens or more, decays in
- * (0, 1]); false, having launched nothing, where it does not apply. */
-bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
-                       const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
-                       size_t scratch_floats, cudaStream_t s);
+                     const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s);
+/* RWKV-7's constants, as model/rwkv7.c: the decay's scale (w = e^{-DECAY_SCALE σ(·)})
+ * and the clamp of kappa's per-head L2 norm. */
+#define RWKV7_DECAY_SCALE 0.60653065971263342f /* e^-1/2 */
+#define RWKV7_KK_EPS 1e-12f
+
+/* The chunked form's inputs as the block's products leave them: it turns
+ * them into the WKV's r, w, k, a, b itself (the arithmetic of the block's
+ * preparation) while it builds its matrices, and writes the bonus
+ * Σ_j r_j k_j r_k[j] of each (row, head) for GroupNorm + gate, so that
+ * those five arrays never go through memory. */
+typedef struct wkv7_raw_inputs {
+    const float *r, *dec, *al, *k;          /* [rows][H N]: r, the decay's and alpha's LoRA outputs, k */
+    const float *w0, *a0, *k_k, *k_a, *r_k; /* [H N] */
+    float *bonus;                           /* [rows][H] */
+} wkv7_raw_inputs;
+
+/* Whether the chunked form takes the pass: heads of 64, streams of 16 tokens
+ * or more, scratch for its matrices (chunk_floats), 16-byte aligned arrays,
+ * and a device that gives its kernel the shared memory it asks for. */
+bool cuda_wkv7_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
+                            const float *v, const float *y, size_t scratch_floats);
+/* The chunked WKV of a pass it fits: v as the WKV reads it (the value
+ * residual applied), y its output, scratch its matrices. */
+void cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in, const float *v,
+                       float *y, float *scratch, cudaStream_t s);
 
 #endif

@@ -52,29 +52,60 @@ static_assert(chunk_record<64>::FLOATS <= 6 * CT * 64, "a record fits in the six
 
 /* ---- preparation: one block of CT * CT threads per (chunk, head, stream) ---- */
 
-/* Loads the chunk's r, k, a, b and log w (tokens past the stream's end: zeros
- * and log 1, so they leave the state alone) and turns log w into L. */
+/* Loads the chunk's inputs and turns them into the WKV's, as the block's
+ * preparation does for the other kernels: log w = -DECAY_SCALE σ(w0 + dec)
+ * (the chunk needs w's log, not w), α = σ(a0 + al), κ = k k_k / |k k_k| over
+ * the head, a = -κ, b = κ α, k ← k (1 + (α - 1) k_a); and each token's bonus
+ * Σ r k r_k. A token's N channels are N / 4 consecutive threads (a float4
+ * each), so the head's sums are shuffles among them. Tokens past the stream's
+ * end are zeros and log 1: they leave the state alone. Then L, the running
+ * sum of log w. */
 template <int N, int P>
-__device__ void prep_load(const float *r, const float *w, const float *k, const float *a, const float *b,
-                          size_t first, size_t A, int count, float (*rh)[P], float (*L)[P], float (*kh)[P],
-                          float (*ah)[P], float (*bh)[P]) {
-    for (int idx = threadIdx.x; idx < CT * N / 4; idx += blockDim.x) {
-        const int t = idx / (N / 4), c = 4 * (idx % (N / 4));
-        const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        float4 rv = zero, wv = make_float4(1.0f, 1.0f, 1.0f, 1.0f), kv = zero, av = zero, bv = zero;
-        if (t < count) {
-            const size_t o = first + (size_t)t * A + c;
-            rv = *(const float4 *)(r + o), wv = *(const float4 *)(w + o), kv = *(const float4 *)(k + o);
-            av = *(const float4 *)(a + o), bv = *(const float4 *)(b + o);
+__device__ void prep_load(const wkv7_raw_inputs &in, int h, int H, size_t first, size_t A, size_t row0, int count,
+                          float (*rh)[P], float (*L)[P], float (*kh)[P], float (*ah)[P], float (*bh)[P]) {
+    constexpr int LANES = N / 4;
+    static_assert(CT * LANES == CT * CT && 32 % LANES == 0, "a float4 a thread, a token's lanes within a warp");
+    const int t = threadIdx.x / LANES, c = 4 * (threadIdx.x % LANES), ch = h * N + c;
+    float r[4] = {}, lw[4] = {}, k[4] = {}, kk[4] = {}, al[4] = {}, sq = 0.0f, bonus = 0.0f;
+    if (t < count) {
+        const size_t o = first + (size_t)t * A + c;
+        const float4 rv = *(const float4 *)(in.r + o), dv = *(const float4 *)(in.dec + o);
+        const float4 av = *(const float4 *)(in.al + o), kv = *(const float4 *)(in.k + o);
+        const float4 w0 = *(const float4 *)(in.w0 + ch), a0 = *(const float4 *)(in.a0 + ch);
+        const float4 k_k = *(const float4 *)(in.k_k + ch), k_a = *(const float4 *)(in.k_a + ch);
+        const float4 r_k = *(const float4 *)(in.r_k + ch);
+        const float rr[4] = {rv.x, rv.y, rv.z, rv.w}, dd[4] = {dv.x, dv.y, dv.z, dv.w}, aa[4] = {av.x, av.y, av.z, av.w};
+        const float kr[4] = {kv.x, kv.y, kv.z, kv.w}, ww[4] = {w0.x, w0.y, w0.z, w0.w}, a00[4] = {a0.x, a0.y, a0.z, a0.w};
+        const float kkk[4] = {k_k.x, k_k.y, k_k.z, k_k.w}, kaa[4] = {k_a.x, k_a.y, k_a.z, k_a.w};
+        const float rkk[4] = {r_k.x, r_k.y, r_k.z, r_k.w};
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            r[e] = rr[e];
+            lw[e] = -RWKV7_DECAY_SCALE * (1.0f / (1.0f + expf(-(ww[e] + dd[e]))));
+            al[e] = 1.0f / (1.0f + expf(-(a00[e] + aa[e])));
+            kk[e] = kr[e] * kkk[e];
+            sq += kk[e] * kk[e];
+            k[e] = kr[e] * (1.0f + (al[e] - 1.0f) * kaa[e]);
+            bonus += r[e] * k[e] * rkk[e];
         }
-        *(float4 *)&rh[t][c] = rv, *(float4 *)&kh[t][c] = kv, *(float4 *)&ah[t][c] = av, *(float4 *)&bh[t][c] = bv;
-        *(float4 *)&L[t][c] = make_float4(logf(wv.x), logf(wv.y), logf(wv.z), logf(wv.w));
     }
+#pragma unroll
+    for (int m = 1; m < LANES; m <<= 1) {
+        sq += __shfl_xor_sync(0xffffffffu, sq, m);
+        bonus += __shfl_xor_sync(0xffffffffu, bonus, m);
+    }
+    if (t < count && c == 0) in.bonus[(row0 + t) * H + h] = bonus;
+    const float norm = sqrtf(sq), inv = 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
+    *(float4 *)&rh[t][c] = make_float4(r[0], r[1], r[2], r[3]);
+    *(float4 *)&L[t][c] = make_float4(lw[0], lw[1], lw[2], lw[3]);
+    *(float4 *)&kh[t][c] = make_float4(k[0], k[1], k[2], k[3]);
+    *(float4 *)&ah[t][c] = make_float4(-kk[0] * inv, -kk[1] * inv, -kk[2] * inv, -kk[3] * inv);
+    *(float4 *)&bh[t][c] = make_float4(kk[0] * inv * al[0], kk[1] * inv * al[1], kk[2] * inv * al[2], kk[3] * inv * al[3]);
     __syncthreads();
-    for (int c = threadIdx.x; c < N; c += blockDim.x) {
+    for (int col = threadIdx.x; col < N; col += blockDim.x) {
         float sum = 0.0f;
 #pragma unroll
-        for (int t = 0; t < CT; t++) sum += L[t][c], L[t][c] = sum;
+        for (int u = 0; u < CT; u++) sum += L[u][col], L[u][col] = sum;
     }
     __syncthreads();
 }
@@ -99,17 +130,15 @@ __device__ void prep_scale(float (*rh)[P], const float (*L)[P], float (*kh)[P], 
 }
 
 template <int N>
-__global__ void __launch_bounds__(CT *CT) wkv7_chunk_prep_kernel(int per, int H, const float *r, const float *w,
-                                                                  const float *k, const float *a, const float *b,
-                                                                  float *records) {
+__global__ void __launch_bounds__(CT *CT) wkv7_chunk_prep_kernel(int per, int H, wkv7_raw_inputs in, float *records) {
     using R = chunk_record<N>;
     constexpr int P = N + 4; /* padded rows: the (t, j) threads read 16 rows at one column */
     __shared__ __align__(16) float rh[CT][P], L[CT][P], kh[CT][P], ah[CT][P], bh[CT][P];
     __shared__ float M[CT][CT + 1], Nm[CT][CT + 1], G[CT][CT + 1], Hm[CT][CT + 1], W[CT][CT + 1], Nb[CT][CT + 1];
     const int chunk = blockIdx.x, h = blockIdx.y, stream = blockIdx.z, t0 = chunk * CT;
-    const size_t A = (size_t)H * N, first = ((size_t)stream * per + t0) * A + (size_t)h * N;
+    const size_t row0 = (size_t)stream * per + t0, A = (size_t)H * N, first = row0 * A + (size_t)h * N;
     float *rec = records + (((size_t)stream * gridDim.x + chunk) * H + h) * R::FLOATS;
-    prep_load<N, P>(r, w, k, a, b, first, A, per - t0 < CT ? per - t0 : CT, rh, L, kh, ah, bh);
+    prep_load<N, P>(in, h, H, first, A, row0, per - t0 < CT ? per - t0 : CT, rh, L, kh, ah, bh);
     prep_scale<N, P>(rh, L, kh, ah, bh, rec);
 
     /* the four CT x CT products, thread (t, j) */
@@ -372,27 +401,32 @@ size_t chunk_floats(const infer_rows *rows, int H, int N) {
     return (size_t)rows->n_streams * ((rows->per + CT - 1) / CT) * H * chunk_record<64>::FLOATS;
 }
 
+constexpr int walk_bytes = (TILES * walk_tile<64>::FLOATS + 2 * COL_WARPS * 4 * 32 * 4) * (int)sizeof(float);
+
 } // namespace
 
-bool cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
-                       const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
-                       size_t scratch_floats, cudaStream_t s) {
+bool cuda_wkv7_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
+                            const float *v, const float *y, size_t scratch_floats) {
     const size_t need = chunk_floats(rows, H, N);
-    const float *const arrays[] = {r, w, k, v, a, b, scratch};
+    const float *const arrays[] = {in->r, in->dec, in->al, in->k, in->w0, in->a0, in->k_k, in->k_a, in->r_k, v, y};
     if (rows->per < CT || need == 0 || need > scratch_floats || off % 4 || (size_t)H * N % 4 ||
-        !wkv_aligned16(arrays, 7))
+        !wkv_aligned16(arrays, 11))
         return false;
     /* three tiles and the parts, over the 48 KiB default: a device that cannot give them takes the other kernel */
-    const int bytes = (TILES * walk_tile<64>::FLOATS + 2 * COL_WARPS * 4 * 32 * 4) * (int)sizeof(float);
-    if (cudaFuncSetAttribute(wkv7_chunk_walk_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=
+    if (cudaFuncSetAttribute(wkv7_chunk_walk_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, walk_bytes) !=
         cudaSuccess) {
         cudaGetLastError(); /* not left for the pass's error check */
         return false;
     }
+    return true;
+}
+
+void cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in, const float *v,
+                       float *y, float *scratch, cudaStream_t s) {
+    (void)N; /* 64: cuda_wkv7_chunked_fits */
     const int chunks = (rows->per + CT - 1) / CT;
     wkv7_chunk_prep_kernel<64><<<dim3((unsigned)chunks, (unsigned)H, (unsigned)rows->n_streams), CT * CT, 0, s>>>(
-        rows->per, H, r, w, k, a, b, scratch);
-    wkv7_chunk_walk_kernel<64><<<dim3((unsigned)(H * (64 / WARP_ROWS)), (unsigned)rows->n_streams), WALK_THREADS, bytes, s>>>(
-        rows->states, off, rows->per, H, v, scratch, y);
-    return true;
+        rows->per, H, *in, scratch);
+    wkv7_chunk_walk_kernel<64><<<dim3((unsigned)(H * (64 / WARP_ROWS)), (unsigned)rows->n_streams), WALK_THREADS,
+                                 walk_bytes, s>>>(rows->states, off, rows->per, H, v, scratch, y);
 }

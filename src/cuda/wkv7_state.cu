@@ -72,8 +72,8 @@ __global__ void wkv7_state_kernel(float *const *states, size_t off, int per, int
 }
 
 /* ---- long streams (prefill) ----------------------------------------------------
- * Heads of 64 take the chunked form (wkv7_chunk.cu) when the pass's scratch
- * holds its matrices; other heads, and shorter scratch, take this kernel.
+ * Heads of 64 take the chunked form (wkv7_chunk.cu) where it fits; other
+ * heads, and passes it does not take, take this kernel.
  * A stream of many tokens is a chain of dependent steps, so what counts is
  * the latency of one step, which is mostly the count of dependent
  * instructions a thread issues for it. So a row is split over TPR = 16
@@ -192,9 +192,7 @@ static void wkv7_seq_launch(const infer_rows *rows, size_t off, int H, const flo
 }
 
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
-                     const float *k, const float *v, const float *a, const float *b, float *y, float *scratch,
-                     size_t scratch_floats, cudaStream_t s) {
-    if (cuda_wkv7_chunked(rows, off, H, N, r, w, k, v, a, b, y, scratch, scratch_floats, s)) return;
+                     const float *k, const float *v, const float *a, const float *b, float *y, cudaStream_t s) {
     const float *const arrays[] = {r, w, k, v, a, b, y};
     if (seq_fits(rows, off, H, N, arrays, 7)) {
         wkv_by_width(N, [&](auto width) {
