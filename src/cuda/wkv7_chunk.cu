@@ -214,8 +214,8 @@ __global__ void __launch_bounds__(CT *CT) wkv7_chunk_prep_kernel(int per, int H,
  * columns of S (held in registers as C fragments), take the part of the first
  * product over their columns (and a quarter of its terms in V), and add their
  * parts through shared memory; each then takes the second product for its own
- * columns. One barrier a chunk. The records and values come in by bulk copies
- * issued by one warp, three chunks in flight. */
+ * columns. One barrier a chunk. The records and values come in by bulk
+ * copies, three chunks in flight. */
 constexpr int WARP_ROWS = 16;                        /* the m of an m16n8k8 product */
 constexpr int COL_WARPS = 4, WALK_THREADS = 32 * COL_WARPS, TILES = 3;
 
@@ -228,19 +228,20 @@ struct walk_tile {
     static constexpr uint32_t BYTES = FLOATS * sizeof(float) - (VSTRIDE - WARP_ROWS) * CT * sizeof(float);
 };
 
-/* Warp 0 starts the copies of a chunk: the record (lane 0) and the values
- * of each token (lane 1 + token). Tokens past the end (a stream's last
- * chunk) repeat the last token's values: the record holds zeros for them
- * wherever a value is used, and the values must stay finite. */
+/* Starts the copies of a chunk, one a thread: copy 0 the record, copy 1 + j
+ * the values of token j; every warp takes a few (copy lane · COL_WARPS + w),
+ * so that none comes late to the next barrier. Tokens past the end (a
+ * stream's last chunk) repeat the last token's values: the record holds
+ * zeros for them wherever a value is used, and the values must stay finite. */
 template <int N>
 __device__ void walk_issue(float *tile, uint64_t *bar, const float *rec, const float *v, size_t first, size_t A,
-                           int count, int lane) {
+                           int count, int copy) {
     using T = walk_tile<N>;
-    if (lane == 0) {
+    if (copy == 0) {
         bulk_barrier_expect(bar, T::BYTES);
         bulk_copy(tile, rec, chunk_record<N>::FLOATS * sizeof(float), bar);
-    } else if (lane <= CT) {
-        const int j = lane - 1, src = j < count ? j : count - 1;
+    } else if (copy <= CT) {
+        const int j = copy - 1, src = j < count ? j : count - 1;
         bulk_copy(tile + T::V + j * T::VSTRIDE, v + first + (size_t)src * A, WARP_ROWS * sizeof(float), bar);
     }
 }
@@ -343,9 +344,10 @@ __global__ void __launch_bounds__(WALK_THREADS) wkv7_chunk_walk_kernel(float *co
     }
     if (threadIdx.x < TILES) bulk_barrier_init(&full[threadIdx.x]);
     __syncthreads();
-    for (int c = 0; c < 2 && c < chunks && w == 0; c++)
+    const int copy = lane * COL_WARPS + w;
+    for (int c = 0; c < 2 && c < chunks; c++)
         walk_issue<N>(tiles + c * T::FLOATS, &full[c], rec0 + c * rec_step, v, first + (size_t)c * CT * A, A,
-                      per - c * CT < CT ? per - c * CT : CT, lane);
+                      per - c * CT < CT ? per - c * CT : CT, copy);
     for (int c = 0; c < chunks; c++) {
         const int t0 = c * CT;
         const float *tile = tiles + (c % TILES) * T::FLOATS;
@@ -362,9 +364,9 @@ __global__ void __launch_bounds__(WALK_THREADS) wkv7_chunk_walk_kernel(float *co
 #pragma unroll
         for (int nn = 0; nn < 4; nn++) part[(w * 4 + nn) * 32 + lane] = make_float4(p[nn][0], p[nn][1], p[nn][2], p[nn][3]);
         __syncthreads(); /* every part is in, and every warp is done with tile c - 1 */
-        if (w == 0 && c + 2 < chunks)
+        if (c + 2 < chunks)
             walk_issue<N>(tiles + ((c + 2) % TILES) * T::FLOATS, &full[(c + 2) % TILES], rec0 + (c + 2) * rec_step, v,
-                          first + (size_t)(t0 + 2 * CT) * A, A, per - t0 - 2 * CT < CT ? per - t0 - 2 * CT : CT, lane);
+                          first + (size_t)(t0 + 2 * CT) * A, A, per - t0 - 2 * CT < CT ? per - t0 - 2 * CT : CT, copy);
         /* SA whole, in a fixed order of the parts; each warp adds up and stores its share of Y */
         float4 sa[2];
 #pragma unroll
