@@ -37,6 +37,7 @@ static inline __m256 load_bf16x8(const uint8_t *p) {
 static inline __m256 i8x8_to_f32(__m128i q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)); }
 
 static void kquant_row_to_f32(dtype t, const uint8_t *s, float *dst, int n);
+static void q5_row_to_f32(dtype t, const uint8_t *s, float *dst, int n);
 
 static void row_to_f32(dtype t, const void *src, float *dst, int n) {
     const uint8_t *s = src;
@@ -70,6 +71,9 @@ static void row_to_f32(dtype t, const void *src, float *dst, int n) {
             _mm256_storeu_ps(dst + i + 24, _mm256_mul_ps(d, i8x8_to_f32(_mm_unpackhi_epi64(hi, hi))));
         }
         return;
+    case DT_Q4_1:
+    case DT_Q5_0:
+    case DT_Q5_1: q5_row_to_f32(t, s, dst, n); return;
     case DT_Q4_K:
     case DT_Q5_K:
     case DT_Q6_K: kquant_row_to_f32(t, s, dst, n); return;
@@ -197,6 +201,26 @@ static inline __m256 q5_codes8(const uint8_t *qs, uint32_t qh, int high, int has
         c = _mm256_or_si256(c, _mm256_slli_epi32(bit, 4));
     }
     return _mm256_cvtepi32_ps(c);
+}
+
+/* Q4_1 / Q5_0 / Q5_1 rows to floats (the panels of a prompt's products):
+ * value = q d + m, or (q - 16) d for Q5_0, rounded as the scalar reference
+ * rounds them (a product, then a sum: no fused multiply-add). */
+static void q5_row_to_f32(dtype t, const uint8_t *s, float *dst, int n) {
+    const int has_m = t == DT_Q4_1 || t == DT_Q5_1, has_qh = t == DT_Q5_0 || t == DT_Q5_1;
+    const size_t bb = dtype_block_bytes(t);
+    const int qh_off = 2 + (has_m ? 2 : 0), qs_off = qh_off + (has_qh ? 4 : 0);
+    for (int i = 0; i < n; i += 32, s += bb) {
+        const uint8_t *qs = s + qs_off;
+        uint32_t qh = 0;
+        if (has_qh) memcpy(&qh, s + qh_off, 4);
+        const __m256 codes[4] = {q5_codes8(qs, qh, 0, has_qh), q5_codes8(qs + 8, qh >> 8, 0, has_qh),
+                                 q5_codes8(qs, qh >> 16, 1, has_qh), q5_codes8(qs + 8, qh >> 24, 1, has_qh)};
+        const __m256 d = _mm256_set1_ps(f16_at(s)), m = _mm256_set1_ps(has_m ? f16_at(s + 2) : 0.0f);
+        for (int j = 0; j < 4; j++)
+            _mm256_storeu_ps(dst + i + 8 * j, has_m ? _mm256_add_ps(_mm256_mul_ps(codes[j], d), m)
+                                                    : _mm256_mul_ps(_mm256_sub_ps(codes[j], _mm256_set1_ps(16.0f)), d));
+    }
 }
 
 static inline __attribute__((always_inline)) float dot_qx_with(const uint8_t *w, const float *x, const float *xs16,

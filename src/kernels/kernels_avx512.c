@@ -34,6 +34,7 @@ static inline __m512 load_bf16x16(const uint8_t *p) {
 static inline __m512 i8x16_to_f32(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
 
 static void kquant_row_to_f32(dtype t, const uint8_t *s, float *dst, int n);
+static void q5_row_to_f32(dtype t, const uint8_t *s, float *dst, int n);
 
 static void row_to_f32(dtype t, const void *src, float *dst, int n) {
     const uint8_t *s = src;
@@ -65,6 +66,9 @@ static void row_to_f32(dtype t, const void *src, float *dst, int n) {
             _mm512_storeu_ps(dst + i + 16, _mm512_mul_ps(d, i8x16_to_f32(hi)));
         }
         return;
+    case DT_Q4_1:
+    case DT_Q5_0:
+    case DT_Q5_1: q5_row_to_f32(t, s, dst, n); return;
     case DT_Q4_K:
     case DT_Q5_K:
     case DT_Q6_K: kquant_row_to_f32(t, s, dst, n); return;
@@ -222,6 +226,30 @@ static inline void q5_codes(const uint8_t *qs, const uint8_t *qhp, int has_qh, _
     }
     *lo = _mm512_cvtepi32_ps(l);
     *hi = _mm512_cvtepi32_ps(h);
+}
+
+/* Q4_1 / Q5_0 / Q5_1 rows to floats (the panels of a prompt's products):
+ * value = q d + m, or (q - 16) d for Q5_0, rounded as the scalar reference
+ * rounds them (a product, then a sum: no fused multiply-add), so the panels
+ * hold exactly the reference's weights. */
+static void q5_row_to_f32(dtype t, const uint8_t *s, float *dst, int n) {
+    const int has_m = t == DT_Q4_1 || t == DT_Q5_1, has_qh = t == DT_Q5_0 || t == DT_Q5_1;
+    const size_t bb = dtype_block_bytes(t);
+    const int qh_off = 2 + (has_m ? 2 : 0), qs_off = qh_off + (has_qh ? 4 : 0);
+    for (int i = 0; i < n; i += 32, s += bb) {
+        __m512 lo, hi;
+        q5_codes(s + qs_off, s + qh_off, has_qh, &lo, &hi);
+        const __m512 d = scale16(s);
+        if (has_m) {
+            const __m512 m = scale16(s + 2);
+            lo = _mm512_add_ps(_mm512_mul_ps(lo, d), m), hi = _mm512_add_ps(_mm512_mul_ps(hi, d), m);
+        } else {
+            const __m512 sixteen = _mm512_set1_ps(16.0f);
+            lo = _mm512_mul_ps(_mm512_sub_ps(lo, sixteen), d), hi = _mm512_mul_ps(_mm512_sub_ps(hi, sixteen), d);
+        }
+        _mm512_storeu_ps(dst + i, lo);
+        _mm512_storeu_ps(dst + i + 16, hi);
+    }
 }
 
 static float dot_qx(dtype t, const uint8_t *w, const float *x, const float *xs, int n) {
