@@ -221,46 +221,33 @@ static void matmul_panel(void *p, int panel) {
     }
 }
 
-/* ---- a few tokens through the decode's kernels ----
+/* ---- a few tokens through the decode's int8 kernels ----
  * With a handful of tokens (a batched decode step, a short prompt) the
  * panels cost more than the products: every weight is converted once per
- * call, whatever N is, and the micro-kernels' tiles are mostly empty. Such
- * products go token by token through the decode's row kernels instead (for
- * the block formats and k-quants with int8 activations, the integer ones),
- * ROW_GROUP rows at a time, so that the rows' weights come from memory once
- * and from the cache for the other tokens; each token's row of Y is then
- * exactly what a decode step computes for that token. Beyond FEW_TOKENS_MAX
- * tokens (FEW_TOKENS_FLOAT_MAX for float weights, whose panels need no
- * conversion) the products' compute, N times the decode's, costs more than
- * the panels (docs/perf.md, changes 36 and 37). */
+ * call, whatever N is. The block formats and k-quants with int8 activations
+ * then go token by token through the decode's kernels instead, ROW_GROUP rows
+ * at a time, so that the rows' weights come from memory once and from the
+ * cache for the other tokens; each token's row of Y is then exactly what a
+ * decode step computes for that token. Beyond FEW_TOKENS_MAX the products'
+ * compute, N times the decode's, costs more than the panels (docs/perf.md). */
 #define FEW_TOKENS_MAX 16
-#define FEW_TOKENS_FLOAT_MAX 8 /* f32, f16, bf16: the panels' kernels are faster beyond */
 
 typedef struct few_tokens {
-    int N;         /* 0: the panels' path */
-    int quantized; /* each token's x in q (the block formats, k-quants); else the float rows' kernel */
-    const kernel_ops *k;
-    const float *X;
+    int N; /* 0: the panels' path */
     matvec_split split;
     int8_product q[FEW_TOKENS_MAX];
 } few_tokens;
 
 static void few_tokens_release(few_tokens *f) {
-    for (int n = 0; n < f->N && f->quantized; n++) int8_product_release(&f->q[n]);
+    for (int n = 0; n < f->N; n++) int8_product_release(&f->q[n]);
     f->N = 0;
 }
 
 /* Each token's x quantized as decode quantizes it; f->N = 0 where W or N does not take this path. */
 static void few_tokens_prepare(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads,
                                few_tokens *f) {
-    f->N = 0, f->k = k, f->X = X, f->quantized = dtype_is_block(W->type);
-    if (N < 2 || N > (f->quantized ? FEW_TOKENS_MAX : FEW_TOKENS_FLOAT_MAX)) return;
-    if (!f->quantized) {
-        f->N = N;
-        f->split = matvec_split_for(W, n_threads);
-        return;
-    }
-    if (!kernels_int8_activations()) return;
+    f->N = 0;
+    if (N < 2 || N > FEW_TOKENS_MAX || !dtype_is_block(W->type) || !kernels_int8_activations()) return;
     for (; f->N < N; f->N++)
         if (!int8_product_prepare(k, W, X + (size_t)f->N * W->cols, &f->q[f->N])) {
             few_tokens_release(f);
@@ -274,11 +261,7 @@ static void few_tokens_chunk(const few_tokens *f, const matrix *W, float *Y, int
     matvec_split_range(&f->split, chunk, &r0, &r1);
     for (int r = r0; r < r1; r += ROW_GROUP) {
         const int end = r1 - r < ROW_GROUP ? r1 : r + ROW_GROUP;
-        for (int n = 0; n < f->N; n++) {
-            float *y = Y + (size_t)n * W->rows + r;
-            if (f->quantized) int8_product_rows(&f->q[n], W, y, r, end);
-            else f->k->matvec_rows(W, f->X + (size_t)n * W->cols, y, r, end);
-        }
+        for (int n = 0; n < f->N; n++) int8_product_rows(&f->q[n], W, Y + (size_t)n * W->rows + r, r, end);
     }
 }
 
