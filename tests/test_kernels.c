@@ -6,7 +6,6 @@
 #include <float.h>
 #include <stdint.h>
 
-#include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
 #include "kernels/row_groups.h"
 #include "rwkv.h"
@@ -414,7 +413,7 @@ static void test_matmul_bf16(void) {
     const kernel_ops *k = kernels_get("avx512");
     if (!k || !k->mm.run_bf16 || !kernels_cpu_supports("avx512bf16")) SKIP("no AVX-512 BF16 on this CPU");
     const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q5_1, DT_Q4_K, DT_Q6_K};
-    const int shapes[][2] = {{37, 70}, {70, 385}, {33, 800}}, Ns[] = {17, 33, 65}; /* 16 or fewer: few tokens */
+    const int shapes[][2] = {{37, 70}, {70, 385}, {33, 800}}, Ns[] = {2, 9, 17, 65};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int rows = shapes[si][0], cols = whole_blocks(types[ti], shapes[si][1]), maxN = 65;
@@ -515,9 +514,7 @@ static void test_matmul_group(void) {
         for (int j = 0; j < shapes[i][1] * 9; j++) X[i][j] = gauss();
     }
     static const int Ns[] = {1, 9};
-    for (int a = 0; a < 4; a++) { /* float activations, then int8 (N = 9: the few tokens' path) */
-        kernels_set_int8_activations(a / 2);
-        const int ni = a % 2;
+    for (int ni = 0; ni < 2; ni++)
         for (int nt = 1; nt <= 3; nt++) {
             int N = Ns[ni], bad = -1;
             for (int i = 0; i < n; i++) {
@@ -527,56 +524,9 @@ static void test_matmul_group(void) {
             matmul_group(n, Wp, (const float *const *)X, N, got, nt);
             for (int i = 0; i < n; i++)
                 if (memcmp(got[i], want[i], sizeof(float) * (size_t)shapes[i][0] * N) != 0) bad = i;
-            if (bad >= 0) kernels_set_int8_activations(0);
-            CHECK(bad < 0, "matmul_group N=%d threads %d int8 %d: product %d differs from matmul", N, nt, a / 2, bad);
+            CHECK(bad < 0, "matmul_group N=%d threads %d: product %d differs from matmul", N, nt, bad);
         }
-    }
-    kernels_set_int8_activations(0);
     for (int i = 0; i < n; i++) free((void *)W[i].data), free(X[i]), free(want[i]), free(got[i]);
-}
-
-/* A product of 2 to 16 tokens of a block-format or k-quant matrix with int8
- * activations goes token by token through the decode's kernels: each
- * token's row is bit for bit what a decode product of that token gives,
- * every variant whose decode of the format is 8-bit, any thread count; 17
- * tokens take the panels. */
-static void test_matmul_few_tokens(void) {
-    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K};
-    const int shapes[][2] = {{37, 96}, {300, 256}, {33, 800}}, Ns[] = {2, 5, 16, 17};
-    kernels_set_int8_activations(1);
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            const int rows = shapes[si][0], cols = whole_blocks(types[ti], shapes[si][1]), maxN = 17;
-            matrix W = make_matrix(types[ti], rows, cols);
-            float *X = malloc(sizeof(float) * cols * maxN), *want = malloc(sizeof(float) * rows * maxN);
-            float *got = malloc(sizeof(float) * rows * maxN);
-            for (int i = 0; i < cols * maxN; i++) X[i] = gauss();
-            char msg[160] = "";
-            int same17 = 1;
-            for (const kernel_ops *const *k = kernels_all(); *k && !msg[0]; k++) {
-                int8_product probe; /* a variant whose decode of W takes no 8-bit path keeps the panels */
-                if (!kernels_cpu_supports((*k)->name) || !int8_product_prepare(*k, &W, X, &probe)) continue;
-                int8_product_release(&probe);
-                for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0] && !msg[0]; ni++)
-                    for (int nt = 1; nt <= 2 && !msg[0]; nt++) {
-                        const int N = Ns[ni];
-                        for (int n = 0; n < N; n++)
-                            matvec_with(*k, &W, X + (size_t)n * cols, want + (size_t)n * rows, nt);
-                        matmul_with(*k, &W, X, N, got, nt);
-                        const int same = memcmp(got, want, sizeof(float) * (size_t)rows * N) == 0;
-                        if (N <= 16 && !same)
-                            snprintf(msg, sizeof msg, "%s %s %dx%d N=%d threads %d: differs from decode",
-                                     (*k)->name, dtype_name(W.type), rows, cols, N, nt);
-                        if (N == 17) same17 &= same;
-                    }
-            }
-            free(X), free(want), free(got), free((void *)W.data);
-            if (msg[0]) kernels_set_int8_activations(0);
-            CHECK(!msg[0], "%s", msg);
-            if (same17) kernels_set_int8_activations(0);
-            CHECK(!same17, "%s %dx%d: 17 tokens gave the decode's results", dtype_name(types[ti]), rows, cols);
-        }
-    kernels_set_int8_activations(0);
 }
 
 static void test_matrix_row(void) {
@@ -898,7 +848,6 @@ int main(void) {
     TIMED(test_matmul_bf16);
     TIMED(test_matmul_packed_panels);
     TIMED(test_matmul_group);
-    TIMED(test_matmul_few_tokens);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);
     TIMED(test_quantize_error_bounds);

@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "kernels/dot_int8.h"
-#include "kernels/row_groups.h"
 #include "kernels/kernels.h"
 
 #define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
@@ -221,77 +220,14 @@ static void matmul_panel(void *p, int panel) {
     }
 }
 
-/* ---- a few tokens through the decode's int8 kernels ----
- * With a handful of tokens (a batched decode step, a short prompt) the
- * panels cost more than the products: every weight is converted once per
- * call, whatever N is. The block formats and k-quants with int8 activations
- * then go token by token through the decode's kernels instead, ROW_GROUP rows
- * at a time, so that the rows' weights come from memory once and from the
- * cache for the other tokens; each token's row of Y is then exactly what a
- * decode step computes for that token. Beyond FEW_TOKENS_MAX the products'
- * compute, N times the decode's, costs more than the panels (docs/perf.md). */
-#define FEW_TOKENS_MAX 16
-
-typedef struct few_tokens {
-    int N; /* 0: the panels' path */
-    matvec_split split;
-    int8_product q[FEW_TOKENS_MAX];
-} few_tokens;
-
-static void few_tokens_release(few_tokens *f) {
-    for (int n = 0; n < f->N; n++) int8_product_release(&f->q[n]);
-    f->N = 0;
-}
-
-/* Each token's x quantized as decode quantizes it; f->N = 0 where W or N does not take this path. */
-static void few_tokens_prepare(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads,
-                               few_tokens *f) {
-    f->N = 0;
-    if (N < 2 || N > FEW_TOKENS_MAX || !dtype_is_block(W->type) || !kernels_int8_activations()) return;
-    for (; f->N < N; f->N++)
-        if (!int8_product_prepare(k, W, X + (size_t)f->N * W->cols, &f->q[f->N])) {
-            few_tokens_release(f);
-            return;
-        }
-    f->split = matvec_split_for(W, n_threads);
-}
-
-static void few_tokens_chunk(const few_tokens *f, const matrix *W, float *Y, int chunk) {
-    int r0, r1;
-    matvec_split_range(&f->split, chunk, &r0, &r1);
-    for (int r = r0; r < r1; r += ROW_GROUP) {
-        const int end = r1 - r < ROW_GROUP ? r1 : r + ROW_GROUP;
-        for (int n = 0; n < f->N; n++) int8_product_rows(&f->q[n], W, Y + (size_t)n * W->rows + r, r, end);
-    }
-}
-
-typedef struct few_tokens_job {
-    const few_tokens *f;
-    const matrix *W;
-    float *Y;
-} few_tokens_job;
-
-static void few_tokens_run(void *p, int chunk) {
-    const few_tokens_job *j = p;
-    few_tokens_chunk(j->f, j->W, j->Y, chunk);
-}
-
 void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
     if (N <= 0) return;
     if (N == 1) {
         matvec_with(k, W, X, Y, n_threads);
         return;
     }
-    if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
-    few_tokens f;
-    few_tokens_prepare(k, W, X, N, n_threads, &f);
-    if (f.N) {
-        few_tokens_job fj = {&f, W, Y};
-        parallel_for(n_threads, f.split.n_chunks, few_tokens_run, &fj);
-        few_tokens_release(&f);
-        return;
-    }
     const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
+    if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
     matmul_job j = {k, W, X, bf16_operand(k, W, X, N, n_threads), Y, N};
     parallel_for(n_threads, panels, matmul_panel, &j);
     free((void *)j.Xh);
@@ -315,7 +251,6 @@ typedef struct group_job {
     int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
     int quantized[MATMUL_GROUP_MAX];
     const uint16_t *Xh[MATMUL_GROUP_MAX]; /* N > 1: x in bf16 for the bf16 products, or NULL */
-    few_tokens few[MATMUL_GROUP_MAX];     /* N > 1: the few tokens' path, where few[i].N */
 } group_job;
 
 static void group_chunk(void *p, int chunk) {
@@ -328,8 +263,6 @@ static void group_chunk(void *p, int chunk) {
         matvec_split_range(&g->split[i], c, &r0, &r1);
         if (g->quantized[i]) int8_product_rows(&g->q[i], g->W[i], g->Y[i] + r0, r0, r1);
         else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
-    } else if (g->few[i].N) {
-        few_tokens_chunk(&g->few[i], g->W[i], g->Y[i], c);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Xh[i], g->Y[i], g->N};
         matmul_panel(&j, c);
@@ -355,16 +288,14 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
             chunks = g.split[i].n_chunks;
             g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {
-            few_tokens_prepare(g.k, W[i], X[i], N, n_threads, &g.few[i]);
-            chunks = g.few[i].N ? g.few[i].split.n_chunks : (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
-            if (!g.few[i].N) g.Xh[i] = bf16_operand(g.k, W[i], X[i], N, n_threads);
+            chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
+            g.Xh[i] = bf16_operand(g.k, W[i], X[i], N, n_threads);
         }
         g.first[i + 1] = g.first[i] + chunks;
     }
     parallel_for(n_threads, g.first[n], group_chunk, &g);
     for (int i = 0; i < n; i++) {
         if (g.quantized[i]) int8_product_release(&g.q[i]);
-        few_tokens_release(&g.few[i]);
         free((void *)g.Xh[i]);
     }
 }
