@@ -107,19 +107,19 @@ __global__ void prepare_kernel(prepare_args p, size_t units, int H, int N) {
     for (int j = lane; j < N; j += 32) {
         const size_t i = base + j;
         const int ch = ch0 + j;
-        p.dec[i] = expf(-RWKV7_DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
-        p.al[i] = 1.0f / (1.0f + expf(-(p.a0[ch] + p.al[i])));
+        p.dec[i] = expf(rwkv7_log_decay(p.w0[ch], p.dec[i]));
+        p.al[i] = rwkv7_alpha(p.a0[ch], p.al[i]);
         p.v[i] = value_residual(p, i, ch);
         const float kk = p.k[i] * p.k_k[ch];
         p.neg[i] = kk;
         ss += kk * kk;
     }
-    const float norm = sqrtf(warp_sum(ss)), inv = 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
+    const float inv = rwkv7_inv_norm(warp_sum(ss));
     for (int j = lane; j < N; j += 32) {
         const size_t i = base + j;
         const float kappa = p.neg[i] * inv;
         p.neg[i] = -kappa;
-        p.k[i] = p.k[i] * (1.0f + (p.al[i] - 1.0f) * p.k_a[ch0 + j]);
+        p.k[i] = rwkv7_scaled_k(p.k[i], p.al[i], p.k_a[ch0 + j]);
         p.al[i] = kappa * p.al[i];
     }
 }
@@ -230,18 +230,18 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
         const size_t i = base + t;
         const int ch = h * N + t;
         sr[t] = q.r[i];
-        sw[t] = expf(-RWKV7_DECAY_SCALE * (1.0f / (1.0f + expf(-(p.w0[ch] + p.dec[i])))));
-        al = 1.0f / (1.0f + expf(-(p.a0[ch] + p.al[i])));
+        sw[t] = expf(rwkv7_log_decay(p.w0[ch], p.dec[i]));
+        al = rwkv7_alpha(p.a0[ch], p.al[i]);
         sv[t] = value_residual(p, i, ch);
         kraw = p.k[i];
         kk = kraw * p.k_k[ch];
     }
-    const float norm = sqrtf(block_sum(kk * kk, part)), inv = 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
+    const float inv = rwkv7_inv_norm(block_sum(kk * kk, part));
     if (t < N) {
         const float kappa = kk * inv;
         sa[t] = -kappa;
         sb[t] = kappa * al;
-        sk[t] = kraw * (1.0f + (al - 1.0f) * p.k_a[h * N + t]);
+        sk[t] = rwkv7_scaled_k(kraw, al, p.k_a[h * N + t]);
     }
     __syncthreads();
     const float4 *in = vec4; /* r, w, k, a, b as N / 4 float4 each */

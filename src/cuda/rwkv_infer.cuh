@@ -260,6 +260,23 @@ void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const flo
 #define RWKV7_DECAY_SCALE 0.60653065971263342f /* e^-1/2 */
 #define RWKV7_KK_EPS 1e-12f
 
+/* RWKV-7's per-channel preparation of the WKV's inputs, one definition for
+ * the kernels that do it (the block's preparation, the decode step, the
+ * chunked form): the decay's log -DECAY_SCALE σ(w0 + dec) (w is its exp),
+ * alpha σ(a0 + al), k scaled by the in-context rate k (1 + (α - 1) k_a), and
+ * 1 / |κ| from the head's sum of squares, the norm clamped. */
+__device__ __forceinline__ float rwkv7_log_decay(float w0, float dec) {
+    return -RWKV7_DECAY_SCALE * (1.0f / (1.0f + expf(-(w0 + dec))));
+}
+__device__ __forceinline__ float rwkv7_alpha(float a0, float al) { return 1.0f / (1.0f + expf(-(a0 + al))); }
+__device__ __forceinline__ float rwkv7_scaled_k(float k, float alpha, float k_a) {
+    return k * (1.0f + (alpha - 1.0f) * k_a);
+}
+__device__ __forceinline__ float rwkv7_inv_norm(float sum_sq) {
+    const float norm = sqrtf(sum_sq);
+    return 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
+}
+
 /* The chunked form's inputs as the block's products leave them: it turns
  * them into the WKV's r, w, k, a, b itself (the arithmetic of the block's
  * preparation) while it builds its matrices, and writes the bonus

@@ -81,11 +81,11 @@ __device__ void prep_load(const wkv7_raw_inputs &in, int h, int H, size_t first,
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             r[e] = rr[e];
-            lw[e] = -RWKV7_DECAY_SCALE * (1.0f / (1.0f + expf(-(ww[e] + dd[e]))));
-            al[e] = 1.0f / (1.0f + expf(-(a00[e] + aa[e])));
+            lw[e] = rwkv7_log_decay(ww[e], dd[e]);
+            al[e] = rwkv7_alpha(a00[e], aa[e]);
             kk[e] = kr[e] * kkk[e];
             sq += kk[e] * kk[e];
-            k[e] = kr[e] * (1.0f + (al[e] - 1.0f) * kaa[e]);
+            k[e] = rwkv7_scaled_k(kr[e], al[e], kaa[e]);
             bonus += r[e] * k[e] * rkk[e];
         }
     }
@@ -95,7 +95,7 @@ __device__ void prep_load(const wkv7_raw_inputs &in, int h, int H, size_t first,
         bonus += __shfl_xor_sync(0xffffffffu, bonus, m);
     }
     if (t < count && c == 0) in.bonus[(row0 + t) * H + h] = bonus;
-    const float norm = sqrtf(sq), inv = 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
+    const float inv = rwkv7_inv_norm(sq);
     *(float4 *)&rh[t][c] = make_float4(r[0], r[1], r[2], r[3]);
     *(float4 *)&L[t][c] = make_float4(lw[0], lw[1], lw[2], lw[3]);
     *(float4 *)&kh[t][c] = make_float4(k[0], k[1], k[2], k[3]);
