@@ -101,29 +101,15 @@ __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const flo
         if (m < n_mix) st(out + m * n + r * C + ch, shift_value<FORM>(cur, prev, mw, m));
 }
 
-/* Many rows (batch steps): a block per row holds the row in registers
- * (LN_ROW_VALUES channels a thread, ch = threadIdx.x + e blockDim.x), so x
- * is read once; the state's slot, which no earlier kernel of the pass
- * writes, is read before the wait. Rows of up to LN_ROW_MAX_C channels. */
+/* Many rows (batch steps, prompts): a block per row holds the row in
+ * registers (LN_ROW_VALUES channels a thread, ch = threadIdx.x + e
+ * blockDim.x), so x is read once. Rows of LN_ROW_MAX_C channels at most. */
 enum { LN_ROW_THREADS = 512, LN_ROW_VALUES = 16, LN_ROW_MAX_C = LN_ROW_THREADS * LN_ROW_VALUES };
 enum { LN_ROW_MIN_ROWS = 32 }; /* fewer rows take the chunked kernel */
 
-template <int FORM, typename T>
-__global__ void __launch_bounds__(LN_ROW_THREADS)
-    ln_shift_row_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off, int C,
-                        int n_mix, mix_set mu, float *z, T *out, size_t n) {
-    __shared__ float part[32];
-    cuda_let_dependents_start();
-    const size_t r = blockIdx.x;
-    float *slot = states[r] + off;
-    float v[LN_ROW_VALUES], prev[LN_ROW_VALUES];
-#pragma unroll
-    for (int e = 0; e < LN_ROW_VALUES; e++) {
-        const int ch = threadIdx.x + e * blockDim.x;
-        prev[e] = ch < C ? slot[ch] : 0.0f;
-    }
-    cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
-    const float *xr = x + r * C;
+/* The thread's channels of row xr, layer-normed (two passes, as the layer norm kernel). */
+__device__ __forceinline__ void ln_row_values(const float *xr, const float *lw, const float *lb, int C,
+                                              float (&v)[LN_ROW_VALUES], float *part) {
     float acc = 0.0f;
 #pragma unroll
     for (int e = 0; e < LN_ROW_VALUES; e++) {
@@ -140,9 +126,43 @@ __global__ void __launch_bounds__(LN_ROW_THREADS)
 #pragma unroll
     for (int e = 0; e < LN_ROW_VALUES; e++) {
         const int ch = threadIdx.x + e * blockDim.x;
+        if (ch < C) v[e] = (v[e] - mean) * rstd * lw[ch] + lb[ch];
+    }
+}
+
+/* Streams of per rows. A stream's first row takes the previous token's z
+ * from the state's slot, which no earlier kernel of the pass writes (read
+ * before the wait); a later row normalises the row above again (a second
+ * read of x, mostly from L2) instead of z going through memory. per == 1
+ * (batch steps): each row replaces its slot. per > 1 (a prompt): z is
+ * written for each stream's last row only, or for every row where z_all
+ * (RWKV-6's ddlerp reads z), and shift_save_kernel fills the slots after
+ * the launch, so that no first row reads a slot already replaced. */
+template <int FORM, typename T>
+__global__ void __launch_bounds__(LN_ROW_THREADS)
+    ln_shift_row_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off, int per,
+                        int z_all, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
+    __shared__ float part[32];
+    cuda_let_dependents_start();
+    const size_t r = blockIdx.x;
+    const int pos = (int)(r % per);
+    float *slot = states[r / per] + off;
+    float v[LN_ROW_VALUES], prev[LN_ROW_VALUES];
+#pragma unroll
+    for (int e = 0; e < LN_ROW_VALUES; e++) {
+        const int ch = threadIdx.x + e * blockDim.x;
+        prev[e] = pos == 0 && ch < C ? slot[ch] : 0.0f;
+    }
+    cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
+    ln_row_values(x + r * C, lw, lb, C, v, part);
+    if (pos > 0) ln_row_values(x + (r - 1) * C, lw, lb, C, prev, part);
+    const bool keep_z = per == 1 || z_all || pos == per - 1;
+#pragma unroll
+    for (int e = 0; e < LN_ROW_VALUES; e++) {
+        const int ch = threadIdx.x + e * blockDim.x;
         if (ch >= C) break;
-        v[e] = (v[e] - mean) * rstd * lw[ch] + lb[ch];
-        z[r * C + ch] = v[e], slot[ch] = v[e];
+        if (keep_z) z[r * C + ch] = v[e];
+        if (per == 1) slot[ch] = v[e];
     }
     /* the weights of a mix for all the thread's channels are loaded before
      * its stores: a load may not pass a store to out (they may alias), so
@@ -190,22 +210,38 @@ static void shift_launch(rwkv_infer *c, enum shift_form form, const float *z, co
     shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C);
 }
 
+/* The layer norm and the shift in one launch: a block per row where the
+ * rows are many and not too wide, else (decode) blocks of 256 channels. */
 template <typename T>
 static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows,
                                  size_t off, enum shift_form form, int n_mix, const mix_set &m, T *out) {
     const int C = c->sh.n_embd;
     const size_t n = (size_t)rows->n * C;
-    const bool by_row = rows->n >= LN_ROW_MIN_ROWS && C <= LN_ROW_MAX_C;
-    /* whole warps of LN_ROW_VALUES channels a thread, or 256-channel chunks */
-    const dim3 grid((unsigned)rows->n, by_row ? 1 : cuda_blocks((size_t)C, 256)),
-        block(by_row ? (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32) : 256);
     const int used = form == SHIFT_DELTA ? 1 : n_mix; /* the delta form has one output */
+    if (rows->n >= LN_ROW_MIN_ROWS && C <= LN_ROW_MAX_C) {
+        void (*kernel)(const float *, const float *, const float *, float *const *, size_t, int, int, int, int,
+                       mix_set, float *, T *, size_t) =
+            form == SHIFT_LERP ? ln_shift_row_kernel<SHIFT_LERP, T>
+            : form == SHIFT_MIX ? ln_shift_row_kernel<SHIFT_MIX, T>
+                                : ln_shift_row_kernel<SHIFT_DELTA, T>;
+        /* whole warps of LN_ROW_VALUES channels a thread */
+        const unsigned threads = (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32);
+        cuda_launch_early(kernel, dim3((unsigned)rows->n), dim3(threads), 0, c->stream, c->x, ln_w, ln_b,
+                          rows->states, off, rows->per, form == SHIFT_DELTA ? 1 : 0, C, used, m, c->z, out, n);
+        if (rows->per > 1) {
+            const size_t ns = (size_t)rows->n_streams * C;
+            shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(c->z, rows->states, off, rows->per,
+                                                                   rows->n_streams, C);
+        }
+        return;
+    }
     void (*kernel)(const float *, const float *, const float *, float *const *, size_t, int, int, mix_set, float *,
                    T *, size_t) =
-        form == SHIFT_LERP ? (by_row ? ln_shift_row_kernel<SHIFT_LERP, T> : ln_shift_chunk_kernel<SHIFT_LERP, T>)
-        : form == SHIFT_MIX ? (by_row ? ln_shift_row_kernel<SHIFT_MIX, T> : ln_shift_chunk_kernel<SHIFT_MIX, T>)
-                            : (by_row ? ln_shift_row_kernel<SHIFT_DELTA, T> : ln_shift_chunk_kernel<SHIFT_DELTA, T>);
-    cuda_launch_early(kernel, grid, block, 0, c->stream, c->x, ln_w, ln_b, rows->states, off, C, used, m, c->z,
+        form == SHIFT_LERP ? ln_shift_chunk_kernel<SHIFT_LERP, T>
+        : form == SHIFT_MIX ? ln_shift_chunk_kernel<SHIFT_MIX, T>
+                            : ln_shift_chunk_kernel<SHIFT_DELTA, T>;
+    const dim3 grid((unsigned)rows->n, cuda_blocks((size_t)C, 256));
+    cuda_launch_early(kernel, grid, dim3(256), 0, c->stream, c->x, ln_w, ln_b, rows->states, off, C, used, m, c->z,
                       out, n);
 }
 
@@ -217,9 +253,11 @@ void infer_shift(rwkv_infer *c, enum shift_form form, const float *z, const infe
 void infer_ln_shift(rwkv_infer *c, const float *ln_w, const float *ln_b, const infer_rows *rows, size_t off,
                     enum shift_form form, int n_mix, const float *const *mu, float *out, void *out16) {
     const mix_set m = mixes(mu, n_mix);
-    if (rows->per > 1) infer_layernorm(c, c->x, ln_w, ln_b, rows->n, c->z);
-    if (rows->per > 1 && out16) shift_launch(c, form, c->z, rows, off, n_mix, m, (bf16 *)out16);
-    else if (rows->per > 1) shift_launch(c, form, c->z, rows, off, n_mix, m, out);
+    /* a prompt's rows each normalise the row above as well, unless too few or too wide for a block a row */
+    const bool fused = rows->per == 1 || (rows->n >= LN_ROW_MIN_ROWS && c->sh.n_embd <= LN_ROW_MAX_C);
+    if (!fused) infer_layernorm(c, c->x, ln_w, ln_b, rows->n, c->z);
+    if (!fused && out16) shift_launch(c, form, c->z, rows, off, n_mix, m, (bf16 *)out16);
+    else if (!fused) shift_launch(c, form, c->z, rows, off, n_mix, m, out);
     else if (out16) ln_shift_step_launch(c, ln_w, ln_b, rows, off, form, n_mix, m, (bf16 *)out16);
     else ln_shift_step_launch(c, ln_w, ln_b, rows, off, form, n_mix, m, out);
 }

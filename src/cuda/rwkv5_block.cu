@@ -47,8 +47,15 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     for (int m = 0; m < n_mix && m16; m++) ops[m].X16 = m16 + m * rc;
     rwkv_status st = infer_products(c, ops, n_mix, R, err);
     if (st != RWKV_OK) return st;
-    cuda_wkv5_state(rows, off + C, sh->n_head, sh->head_size, r, k, v, infer_vec(c, l, DECAY), 0,
-                    infer_vec(c, l, BONUS), y, c->stream);
+    /* a long stream in chunks, whose matrices the mixes' memory (used up by then) holds */
+    const int H = sh->n_head, N = sh->head_size;
+    const wkv5_chunk_inputs in = {r, k, infer_vec(c, l, DECAY), 0, NULL, infer_vec(c, l, BONUS)};
+    if (cuda_wkv5_chunked_fits(rows, off + C, H, N, &in, v, y, N_MIX * rc)) {
+        if (cuda_wkv5_chunked(rows, off + C, H, N, &in, v, y, xm, c->stream, &c->side) != cudaSuccess)
+            return cuda_check("chunked WKV", err);
+    } else {
+        cuda_wkv5_state(rows, off + C, H, N, r, k, v, in.w, 0, in.u, y, c->stream);
+    }
     infer_group_norm_gate(c, y, sh->has_gate ? g : NULL, infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), R);
     if ((st = infer_linear(c, infer_w(c, l, ATT_O), C, A, y, A, R, c->x, 1, err)) != RWKV_OK) return st;
     const infer_ffn_weights f = {infer_vec(c, l, LN2_W), infer_vec(c, l, LN2_B),

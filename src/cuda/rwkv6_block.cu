@@ -150,10 +150,18 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     for (int i = 0; i < 5 && m16; i++) ops[i].X16 = m16 + mix_of[i] * rc;
     if ((st = infer_products(c, ops, 5, R, err)) != RWKV_OK) return st;
     if ((st = infer_linear(c, infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, R, s->wd, 0, err)) != RWKV_OK) return st;
-    cuda_launch_early(decay_kernel, dim3(grid_of((size_t)R * A)), dim3(256), 0, c->stream,
-                      (const float *)infer_vec(c, l, DECAY), s->wd, A, (size_t)R * A);
-    cuda_wkv5_state(rows, off + C, sh->n_head, sh->head_size, s->r, s->k, s->v, s->wd, (size_t)A,
-                    infer_vec(c, l, BONUS), s->y, c->stream);
+    /* a long stream in chunks, which take the decay's LoRA output as it is
+     * (the mixes' and dz's memory, used up by then, holds their matrices) */
+    const int H = sh->n_head, N = sh->head_size;
+    const wkv5_chunk_inputs in = {s->r, s->k, s->wd, (size_t)A, infer_vec(c, l, DECAY), infer_vec(c, l, BONUS)};
+    if (cuda_wkv5_chunked_fits(rows, off + C, H, N, &in, s->v, s->y, (N_MIX + 1) * rc)) {
+        if (cuda_wkv5_chunked(rows, off + C, H, N, &in, s->v, s->y, s->dz, c->stream, &c->side) != cudaSuccess)
+            return cuda_check("chunked WKV", err);
+    } else {
+        cuda_launch_early(decay_kernel, dim3(grid_of((size_t)R * A)), dim3(256), 0, c->stream, in.decay, s->wd, A,
+                          (size_t)R * A);
+        cuda_wkv5_state(rows, off + C, H, N, s->r, s->k, s->v, s->wd, (size_t)A, in.u, s->y, c->stream);
+    }
     infer_group_norm_gate(c, s->y, s->g, infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), R);
     return infer_linear(c, infer_w(c, l, ATT_O), C, A, s->y, A, R, c->x, 1, err);
 }

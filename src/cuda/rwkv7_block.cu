@@ -56,15 +56,21 @@ typedef struct work {
     float *v_first, *tmp, *h;
 } work;
 
+/* The mixes come right before h: both are dead while the WKV runs, so the
+ * chunked form takes them together as its scratch (scratch_floats). */
 static work carve(const rwkv_infer *c, int rows) {
-    const size_t rc = (size_t)rows * c->sh.n_embd, ra = (size_t)rows * c->sh.dim_att;
+    const size_t ra = (size_t)rows * c->sh.dim_att;
     work s;
     float *p = c->work;
-    s.xm = p, p += N_MIX * rc;
     float **as[] = {&s.r, &s.k, &s.v, &s.w, &s.a, &s.b, &s.g, &s.y, &s.v_first, &s.tmp};
     for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) *as[i] = p, p += ra;
+    s.xm = p, p += N_MIX * (size_t)rows * c->sh.n_embd;
     s.h = p;
     return s;
+}
+
+static size_t scratch_floats(const rwkv_infer *c, int rows) {
+    return (size_t)rows * (N_MIX * (size_t)c->sh.n_embd + hidden(&c->sh));
 }
 
 typedef struct prepare_args {
@@ -370,11 +376,12 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     /* the chunked WKV prepares its own inputs and the bonus sums (into tmp:
      * v_mix is used up by then); the mixes' memory holds its matrices */
     const wkv7_raw_inputs raw = {s->r, s->w, s->a, s->k, p.w0, p.a0, p.k_k, p.k_a, q.r_k, s->tmp};
-    const bool chunked = cuda_wkv7_chunked_fits(rows, off + C, H, N, &raw, s->v, s->y, N_MIX * rc);
+    const bool chunked = cuda_wkv7_chunked_fits(rows, off + C, H, N, &raw, s->v, s->y, scratch_floats(c, R));
     if (chunked) {
         const size_t n = (size_t)R * A;
         value_residual_kernel<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(p, n, A);
-        cuda_wkv7_chunked(rows, off + C, H, N, &raw, s->v, s->y, s->xm, c->stream);
+        if (cuda_wkv7_chunked(rows, off + C, H, N, &raw, s->v, s->y, s->xm, c->stream, &c->side) != cudaSuccess)
+            return cuda_check("chunked WKV", err);
     } else {
         prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
         cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);

@@ -289,8 +289,12 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
     c->layer_state = 2 * (size_t)shape->n_embd + (size_t)shape->n_head * shape->head_size * shape->head_size;
     c->w = (void **)calloc((size_t)shape->n_layer * c->ver->n_slots, sizeof(void *));
     rwkv_status s = c->w ? RWKV_OK : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    if (s == RWKV_OK && cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess)
+    if (s == RWKV_OK && (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess ||
+                         cudaStreamCreateWithFlags(&c->side.stream, cudaStreamNonBlocking) != cudaSuccess))
         s = cuda_check("cudaStreamCreate", err);
+    for (int i = 0; i < INFER_SIDE_EVENTS && s == RWKV_OK; i++)
+        if (cudaEventCreateWithFlags(&c->side.events[i], cudaEventDisableTiming) != cudaSuccess)
+            s = cuda_check("cudaEventCreate", err);
     if (s == RWKV_OK) s = cuda_blas_new(&c->blas, err);
     if (s == RWKV_OK) s = alloc_work(c, err);
     if (s == RWKV_OK && shape->version == 7) c->step_wave = rwkv7_step_wave(shape->head_size);
@@ -307,6 +311,7 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
 extern "C" void rwkv_infer_free(rwkv_infer *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->side.stream) cudaStreamSynchronize(c->side.stream);
     void *const bufs[] = {c->emb,   c->head,  c->ln0,  c->ln_out,     c->tok,       c->ptrs,
                           c->x,     c->z,     c->mean, c->rstd,       c->logits,    c->work,
                           c->in16,  c->mix16, c->w16,  c->draw_rules, c->draw_next, c->draw_bias_ids,
@@ -321,6 +326,9 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
     free(c->w);
     cuda_blas_free(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
+    if (c->side.stream) cudaStreamDestroy(c->side.stream);
+    for (int i = 0; i < INFER_SIDE_EVENTS; i++)
+        if (c->side.events[i]) cudaEventDestroy(c->side.events[i]);
     free(c);
 }
 

@@ -74,6 +74,15 @@ typedef struct infer_graph {
     cudaGraphExec_t exec;
 } infer_graph;
 
+/* A second stream for work that overlaps the main stream's: the chunked
+ * RWKV-7 WKV builds the matrices of a prompt's later parts there while the
+ * main stream walks its first ones (cuda_wkv7_chunked). */
+enum { INFER_SIDE_EVENTS = 8 };
+typedef struct infer_side {
+    cudaStream_t stream;
+    cudaEvent_t events[INFER_SIDE_EVENTS];
+} infer_side;
+
 struct rwkv_infer {
     rwkv_infer_shape sh;
     const infer_version *ver;
@@ -81,6 +90,7 @@ struct rwkv_infer {
     int q8;        /* the matrices are CUDA_Q8: GEMVs read them so, GEMMs after a dequantization into w16 */
     cuda_blas *blas;
     cudaStream_t stream;
+    infer_side side;
     void **w;        /* [L][n_slots] device weights (NULL: absent) */
     int packed;        /* in layers [0, packed_layers) the first `packed` slots of the ver->pack_* run */
     int packed_layers; /* lie in one allocation, owned by the run's first slot */
@@ -251,6 +261,21 @@ __device__ __forceinline__ float wkv7_step4(float4 &s, float4 r, float4 w, float
 }
 void cuda_wkv5_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *k,
                      const float *v, const float *w, size_t w_stride, const float *u, float *y, cudaStream_t s);
+
+/* The RWKV-5.2 / 6 WKV of a long stream in chunks (wkv5_chunk.cu), for heads
+ * of 64: r, k [rows][H N]; w RWKV-6's decay LoRA output per row (w_stride
+ * H N, the decay then exp(-exp(decay + w)), decay [H N]) or RWKV-5's
+ * multipliers (w_stride 0, decay NULL); u the bonus [H N]. */
+typedef struct wkv5_chunk_inputs {
+    const float *r, *k, *w;
+    size_t w_stride;
+    const float *decay, *u;
+} wkv5_chunk_inputs;
+/* As cuda_wkv7_chunked_fits and cuda_wkv7_chunked below, for these inputs. */
+bool cuda_wkv5_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv5_chunk_inputs *in,
+                            const float *v, const float *y, size_t scratch_floats);
+cudaError_t cuda_wkv5_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv5_chunk_inputs *in,
+                              const float *v, float *y, float *scratch, cudaStream_t s, const infer_side *side);
 /* RWKV-7's WKV token by token (decode, batch steps, and streams the chunked
  * form below does not take). */
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
@@ -294,8 +319,12 @@ typedef struct wkv7_raw_inputs {
 bool cuda_wkv7_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
                             const float *v, const float *y, size_t scratch_floats);
 /* The chunked WKV of a pass it fits: v as the WKV reads it (the value
- * residual applied), y its output, scratch its matrices. */
-void cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in, const float *v,
-                       float *y, float *scratch, cudaStream_t s);
+ * residual applied), y its output, scratch its matrices. A long pass goes in
+ * parts: the matrices of part 0 on s, of the later parts on side->stream
+ * while s walks the earlier ones (side NULL: one part, all on s). The
+ * matrices' kernel and the walk leave the SMs idle in different ways (the
+ * walk is a chain of dependent chunks, a few warps an SM), so they overlap. */
+cudaError_t cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
+                              const float *v, float *y, float *scratch, cudaStream_t s, const infer_side *side);
 
 #endif

@@ -86,14 +86,15 @@ __attribute__((unused)) static int read_case(const char *dir, int *B, int *T, in
     return ok;
 }
 
-/* A random checkpoint of `arch` ("rwkv4", "rwkv7") at path: the init's names
- * and shapes, every value redrawn (the init zeroes some matrices, which
- * would hide errors): mixes in [0, 1), layer-norm weights in [0.5, 1.5), the
- * rest around zero, matrices scaled by their width. */
-__attribute__((unused)) static int write_random_arch(const char *path, const char *arch, int V, int C, int L, int F,
-                                                     int head_size, uint64_t seed) {
+/* A random checkpoint of `arch` at path: the init's names and shapes, every
+ * value redrawn (the init zeroes some matrices, which would hide errors):
+ * mixes in [0, 1), layer-norm weights in [0.5, 1.5), time_decay vectors in
+ * [-4, decay_hi), the rest around zero, matrices scaled by their width. */
+__attribute__((unused)) static int write_random_decays(const char *path, const char *arch, int V, int C, int L, int F,
+                                                       int head_size, uint64_t seed, float decay_hi) {
     rwkv_init_options o = rwkv_init_options_default();
     o.arch = arch, o.n_vocab = V, o.n_embd = C, o.n_layer = L, o.n_ffn = F, o.head_size = head_size, o.seed = seed;
+    o.uniform = strcmp(arch, "rwkv5") == 0 || strcmp(arch, "rwkv6") == 0; /* the only init they have */
     tensor_set set;
     if (rwkv_init_checkpoint(&o, path, NULL) != RWKV_OK || checkpoint_read(path, &set, NULL) != RWKV_OK) return 0;
     for (int i = 0; i < set.count; i++) {
@@ -101,11 +102,12 @@ __attribute__((unused)) static int write_random_arch(const char *path, const cha
         const size_t n = (size_t)tensor_numel(t);
         float *x = tensor_set_alloc(&set, n * 4);
         const char *name = t->name;
-        const int mix = strstr(name, "time_mix") || strstr(name, ".x_"), decay = strstr(name, "time_decay") != NULL;
+        const int mix = strstr(name, "time_mix") || strstr(name, ".x_");
+        const int decay = strstr(name, "time_decay") && !strstr(name, "time_decay_w"); /* not RWKV-6's LoRA */
         const int ln_w = strstr(name, "ln") && strstr(name, "weight");
         const float amp = t->ndim == 2 ? 1.0f / sqrtf((float)t->shape[1]) : 0.5f;
         for (size_t j = 0; j < n; j++)
-            x[j] = mix ? urand(0, 1) : decay ? urand(-4, 1) : ln_w ? urand(0.5f, 1.5f) : urand(-amp, amp) * 2;
+            x[j] = mix ? urand(0, 1) : decay ? urand(-4, decay_hi) : ln_w ? urand(0.5f, 1.5f) : urand(-amp, amp) * 2;
         t->data = x;
         t->type = DT_F32;
         t->nbytes = n * 4;
@@ -113,6 +115,12 @@ __attribute__((unused)) static int write_random_arch(const char *path, const cha
     int ok = safetensors_write(path, set.tensors, set.count, DT_F32, NULL) == RWKV_OK;
     tensor_set_free(&set);
     return ok;
+}
+
+/* As write_random_decays, time_decay in [-4, 1). */
+__attribute__((unused)) static int write_random_arch(const char *path, const char *arch, int V, int C, int L, int F,
+                                                     int head_size, uint64_t seed) {
+    return write_random_decays(path, arch, V, C, L, F, head_size, seed, 1.0f);
 }
 
 /* A state saved from the GPU loads on the CPU, and the two continue alike;

@@ -93,8 +93,8 @@ static void test_vectors_v7(void) { check_case("rwkv7", "tiny"), check_case("rwk
 /* Random RWKV-7 models against the CPU: 2348 tokens cross the GPU's
  * 2048-row passes, its 256-row chunks of logits and the CPU's 256-token
  * chunks (the chunked WKV for heads of 64, its last chunk of the 300-token
- * pass partly past the end: a pass that short still has the scratch for
- * its matrices; the long-stream kernel for heads of 32 and 128; the general
+ * pass partly past the end, and a 52-token prompt, 3¼ chunks: the mixes'
+ * and hiddens' memory holds the matrices of passes that short; the long-stream kernel for heads of 32 and 128; the general
  * one for 48, four rows a warp, and 34, one row a warp). */
 static void random_v7(const char *precision, double budget) {
     NEED_GPU();
@@ -111,13 +111,16 @@ static void random_v7(const char *precision, double budget) {
               "model");
         for (int i = 0; i < N; i++) tok[i] = (int)urand(0, (float)shapes[s][0] - 0.01f);
         compare_devices(path, precision, tok, N, 5, budget);
+        if (shapes[s][4] == 64) compare_devices(path, precision, tok, 52, 5, budget);
         unlink(path);
     }
 }
 
 /* Random RWKV-5.2 and RWKV-6 models (`rwkv init --uniform`) against the CPU
- * over 2100 tokens: the grouped WKV and the bf16 mixes of large passes; heads
- * of 64 (four state rows a warp) and, for RWKV-6, of 34 (one row a warp). */
+ * over 2100 tokens, passes of 2048 and 52: the bf16 mixes of large passes;
+ * heads of 64 (the chunked WKV in both passes, the last chunk partly past
+ * the end; four state rows a warp in decode) and, for RWKV-6, of 34 (the
+ * token-by-token WKV, one row a warp). */
 static void test_random_v5_v6(void) {
     NEED_GPU();
     static const char *const arch[] = {"rwkv5", "rwkv6", "rwkv6"};
@@ -134,6 +137,26 @@ static void test_random_v5_v6(void) {
         for (int i = 0; i < N; i++) tok[i] = (int)urand(0, 150.99f);
         compare_devices(path, "fp32", tok, N, 5, 2e-4);
         compare_devices(path, "bf16", tok, N, 5, BF16_BUDGET);
+        unlink(path);
+    }
+}
+
+/* RWKV-5.2 and RWKV-6 decays without a floor: time_decay up to 6, so that
+ * exp(-exp(·)) of many channels is 0 in float32 and of others near 1; a
+ * 300-token prompt through the chunked WKV (heads of 64), whose sums of log
+ * decays then span values far apart, against the CPU's token-by-token
+ * products of the decays themselves. */
+static void test_v5_v6_tiny_decays(void) {
+    NEED_GPU();
+    static const char *const arch[] = {"rwkv5", "rwkv6"};
+    enum { N = 300 };
+    static int tok[N];
+    for (int v = 0; v < 2; v++) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/rwkv_infer_decay_%d_%d.safetensors", (int)getpid(), v);
+        CHECK(write_random_decays(path, arch[v], 97, 256, 2, 512, 64, 41 + v, 6.0f), "%s model", arch[v]);
+        for (int i = 0; i < N; i++) tok[i] = (int)urand(0, 96.99f);
+        compare_devices(path, "fp32", tok, N, 5, 2e-4);
         unlink(path);
     }
 }
@@ -294,6 +317,7 @@ int main(void) {
     RUN(test_quantized);
     RUN(test_int8_refused);
     RUN(test_random_v7_bf16);
+    RUN(test_v5_v6_tiny_decays);
     RUN(test_batch);
     RUN(test_state_round_trip_v7);
     return test_summary();
