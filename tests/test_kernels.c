@@ -6,7 +6,6 @@
 #include <float.h>
 #include <stdint.h>
 
-#include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
 #include "kernels/row_groups.h"
 #include "rwkv.h"
@@ -515,11 +514,9 @@ static void test_matmul_group(void) {
         for (int j = 0; j < shapes[i][1] * 9; j++) X[i][j] = gauss();
     }
     static const int Ns[] = {1, 9};
-    for (int a = 0; a < 4; a++) { /* a prompt's rows, then independent rows (int8 activations: the decode's kernels) */
-        kernels_set_independent_rows(a / 2);
-        kernels_set_int8_activations(a / 2);
+    for (int ni = 0; ni < 2; ni++)
         for (int nt = 1; nt <= 3; nt++) {
-            int N = Ns[a % 2], bad = -1;
+            int N = Ns[ni], bad = -1;
             for (int i = 0; i < n; i++) {
                 matmul(&W[i], X[i], N, want[i], nt);
                 for (int j = 0; j < shapes[i][0] * N; j++) got[i][j] = NAN;
@@ -527,60 +524,9 @@ static void test_matmul_group(void) {
             matmul_group(n, Wp, (const float *const *)X, N, got, nt);
             for (int i = 0; i < n; i++)
                 if (memcmp(got[i], want[i], sizeof(float) * (size_t)shapes[i][0] * N) != 0) bad = i;
-            if (bad >= 0) kernels_set_independent_rows(0), kernels_set_int8_activations(0);
-            CHECK(bad < 0, "matmul_group N=%d threads %d mode %d: product %d differs from matmul", N, nt, a / 2, bad);
+            CHECK(bad < 0, "matmul_group N=%d threads %d: product %d differs from matmul", N, nt, bad);
         }
-    }
-    kernels_set_independent_rows(0), kernels_set_int8_activations(0);
     for (int i = 0; i < n; i++) free((void *)W[i].data), free(X[i]), free(want[i]), free(got[i]);
-}
-
-/* Independent rows (a batched decode step) of a block-format or k-quant
- * matrix with int8 activations go token by token through the decode's
- * kernels: each row is bit for bit what a decode product of that row gives,
- * whatever the number of rows, for every variant whose decode of the format
- * is 8-bit and any thread count; the same rows as a prompt's take the
- * panels, whose sums differ. */
-static void test_matmul_independent_rows(void) {
-    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K};
-    const int shapes[][2] = {{37, 96}, {300, 256}, {33, 800}}, Ns[] = {2, 5, 17, 40};
-    enum { MAX_N = 40 };
-    kernels_set_int8_activations(1);
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            const int rows = shapes[si][0], cols = whole_blocks(types[ti], shapes[si][1]);
-            matrix W = make_matrix(types[ti], rows, cols);
-            float *X = malloc(sizeof(float) * cols * MAX_N), *want = malloc(sizeof(float) * rows * MAX_N);
-            float *got = malloc(sizeof(float) * rows * MAX_N);
-            for (int i = 0; i < cols * MAX_N; i++) X[i] = gauss();
-            char msg[160] = "";
-            int panels_same = 1;
-            for (const kernel_ops *const *k = kernels_all(); *k && !msg[0]; k++) {
-                int8_product probe; /* a variant whose decode of W takes no 8-bit path keeps the panels */
-                if (!kernels_cpu_supports((*k)->name) || !int8_product_prepare(*k, &W, X, &probe)) continue;
-                int8_product_release(&probe);
-                for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0] && !msg[0]; ni++)
-                    for (int nt = 1; nt <= 2 && !msg[0]; nt++) {
-                        const int N = Ns[ni];
-                        for (int n = 0; n < N; n++)
-                            matvec_with(*k, &W, X + (size_t)n * cols, want + (size_t)n * rows, nt);
-                        kernels_set_independent_rows(1);
-                        matmul_with(*k, &W, X, N, got, nt);
-                        kernels_set_independent_rows(0);
-                        if (memcmp(got, want, sizeof(float) * (size_t)rows * N) != 0)
-                            snprintf(msg, sizeof msg, "%s %s %dx%d N=%d threads %d: differs from decode",
-                                     (*k)->name, dtype_name(W.type), rows, cols, N, nt);
-                        matmul_with(*k, &W, X, N, got, nt);
-                        panels_same &= memcmp(got, want, sizeof(float) * (size_t)rows * N) == 0;
-                    }
-            }
-            free(X), free(want), free(got), free((void *)W.data);
-            if (msg[0] || panels_same) kernels_set_int8_activations(0);
-            CHECK(!msg[0], "%s", msg);
-            CHECK(!panels_same, "%s %dx%d: a prompt's rows gave the decode's results", dtype_name(types[ti]), rows,
-                  cols);
-        }
-    kernels_set_int8_activations(0);
 }
 
 static void test_matrix_row(void) {
@@ -902,7 +848,6 @@ int main(void) {
     TIMED(test_matmul_bf16);
     TIMED(test_matmul_packed_panels);
     TIMED(test_matmul_group);
-    TIMED(test_matmul_independent_rows);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);
     TIMED(test_quantize_error_bounds);

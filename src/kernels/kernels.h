@@ -268,12 +268,6 @@ void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
  * for the whole process (not thread-safe against running kernels). */
 int kernels_int8_activations(void);
 void kernels_set_int8_activations(int on);
-/* Whether the products this thread issues (matmul, matmul_group with N > 1)
- * are the rows of independent streams — a batched decode step — rather than
- * a prompt's tokens: the block formats and k-quants with int8 activations
- * then give every row the bits of its decode step (matmul.c). Set by the
- * caller around such products, and cleared after. */
-void kernels_set_independent_rows(int on);
 
 /* One thread's share r0..r1 of a decode product with table k: the integer
  * path for the block formats it covers when int8 activations are on, else

@@ -22,7 +22,6 @@
 
 #include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
-#include "kernels/row_groups.h"
 
 #define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
 #define MATMUL_MAX_NR 32 /* widest panel of any variant */
@@ -221,82 +220,14 @@ static void matmul_panel(void *p, int panel) {
     }
 }
 
-/* ---- independent rows through the decode's int8 kernels ----
- * The rows of a batched decode step are streams of their own, and each
- * must come out as its decode step computes it, however many share the
- * step. The block formats and k-quants with int8 activations take them
- * token by token through the decode's kernels, ROW_GROUP rows of W at a
- * time so that those rows come from memory once and from the cache for the
- * other tokens: bit for bit a decode step's rows, and faster than the
- * panels (which convert every weight once per call) up to a few dozen
- * rows, about level beyond (docs/perf.md). Float matrices keep the panels,
- * which give a row the same bits whatever N. */
-static _Thread_local int independent_rows;
-
-void kernels_set_independent_rows(int on) { independent_rows = on; }
-
-typedef struct row_tokens {
-    int N; /* 0: the panels' path */
-    matvec_split split;
-    int8_product *q; /* [N]: each token's x as the decode quantizes it */
-} row_tokens;
-
-static void row_tokens_release(row_tokens *f) {
-    for (int n = 0; n < f->N; n++) int8_product_release(&f->q[n]);
-    free(f->q);
-    f->N = 0, f->q = NULL;
-}
-
-/* f->N = 0 where the call, W or the activations do not take this path. */
-static void row_tokens_prepare(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads,
-                               row_tokens *f) {
-    f->N = 0, f->q = NULL;
-    if (!independent_rows || N < 2 || !dtype_is_block(W->type) || !kernels_int8_activations()) return;
-    if (!(f->q = malloc(sizeof *f->q * (size_t)N))) return;
-    for (; f->N < N; f->N++)
-        if (!int8_product_prepare(k, W, X + (size_t)f->N * W->cols, &f->q[f->N])) {
-            row_tokens_release(f);
-            return;
-        }
-    f->split = matvec_split_for(W, n_threads);
-}
-
-static void row_tokens_chunk(const row_tokens *f, const matrix *W, float *Y, int chunk) {
-    int r0, r1;
-    matvec_split_range(&f->split, chunk, &r0, &r1);
-    for (int r = r0; r < r1; r += ROW_GROUP) {
-        const int end = r1 - r < ROW_GROUP ? r1 : r + ROW_GROUP;
-        for (int n = 0; n < f->N; n++) int8_product_rows(&f->q[n], W, Y + (size_t)n * W->rows + r, r, end);
-    }
-}
-
-typedef struct row_tokens_job {
-    const row_tokens *f;
-    const matrix *W;
-    float *Y;
-} row_tokens_job;
-
-static void row_tokens_run(void *p, int chunk) {
-    const row_tokens_job *j = p;
-    row_tokens_chunk(j->f, j->W, j->Y, chunk);
-}
-
 void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
     if (N <= 0) return;
     if (N == 1) {
         matvec_with(k, W, X, Y, n_threads);
         return;
     }
-    if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
-    row_tokens f;
-    row_tokens_prepare(k, W, X, N, n_threads, &f);
-    if (f.N) {
-        row_tokens_job fj = {&f, W, Y};
-        parallel_for(n_threads, f.split.n_chunks, row_tokens_run, &fj);
-        row_tokens_release(&f);
-        return;
-    }
     const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
+    if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
     matmul_job j = {k, W, X, bf16_operand(k, W, X, N, n_threads), Y, N};
     parallel_for(n_threads, panels, matmul_panel, &j);
     free((void *)j.Xh);
@@ -320,7 +251,6 @@ typedef struct group_job {
     int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
     int quantized[MATMUL_GROUP_MAX];
     const uint16_t *Xh[MATMUL_GROUP_MAX]; /* N > 1: x in bf16 for the bf16 products, or NULL */
-    row_tokens rows[MATMUL_GROUP_MAX];    /* N > 1: independent rows, where rows[i].N */
 } group_job;
 
 static void group_chunk(void *p, int chunk) {
@@ -333,8 +263,6 @@ static void group_chunk(void *p, int chunk) {
         matvec_split_range(&g->split[i], c, &r0, &r1);
         if (g->quantized[i]) int8_product_rows(&g->q[i], g->W[i], g->Y[i] + r0, r0, r1);
         else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
-    } else if (g->rows[i].N) {
-        row_tokens_chunk(&g->rows[i], g->W[i], g->Y[i], c);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Xh[i], g->Y[i], g->N};
         matmul_panel(&j, c);
@@ -360,16 +288,14 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
             chunks = g.split[i].n_chunks;
             g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {
-            row_tokens_prepare(g.k, W[i], X[i], N, n_threads, &g.rows[i]);
-            chunks = g.rows[i].N ? g.rows[i].split.n_chunks : (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
-            if (!g.rows[i].N) g.Xh[i] = bf16_operand(g.k, W[i], X[i], N, n_threads);
+            chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
+            g.Xh[i] = bf16_operand(g.k, W[i], X[i], N, n_threads);
         }
         g.first[i + 1] = g.first[i] + chunks;
     }
     parallel_for(n_threads, g.first[n], group_chunk, &g);
     for (int i = 0; i < n; i++) {
         if (g.quantized[i]) int8_product_release(&g.q[i]);
-        if (N > 1) row_tokens_release(&g.rows[i]);
         free((void *)g.Xh[i]);
     }
 }

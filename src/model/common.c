@@ -199,17 +199,14 @@ static void eval_chunk(const rwkv_model *m, float *const *states, int batched, c
     for (int t = 0; t < T; t++) matrix_row_f32(&c->emb, tokens[t], x + (size_t)t * c->C);
     layernorm_rows(x, c->ln0_w, c->ln0_b, T, c->C, x, nt);
     block_states st = {layer_ptrs, batched};
-    kernels_set_independent_rows(batched); /* a batch's rows: each as its own decode step computes it */
     for (int l = 0; l < c->L; l++) {
         for (int i = 0; i < n_states; i++) layer_ptrs[i] = states[i] + (size_t)l * c->layer_state;
         m->ops->block(m->impl, l, &st, x, z, scratch, T, nt);
     }
-    if (logits) {
-        int first = all_logits ? 0 : T - 1, rows = T - first;
-        layernorm_rows(x + (size_t)first * c->C, c->ln_out_w, c->ln_out_b, rows, c->C, z, nt);
-        matmul(&c->head, z, rows, logits, nt);
-    }
-    kernels_set_independent_rows(0);
+    if (!logits) return;
+    int first = all_logits ? 0 : T - 1, rows = T - first;
+    layernorm_rows(x + (size_t)first * c->C, c->ln_out_w, c->ln_out_b, rows, c->C, z, nt);
+    matmul(&c->head, z, rows, logits, nt);
 }
 
 /* Rows per chunk: at most CHUNK_TOKENS, and never a last chunk of one row
