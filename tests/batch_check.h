@@ -55,8 +55,9 @@ static int batch_same_bits(rwkv_state *a, rwkv_state *b, const float *la, const 
     return n == rwkv_state_size(b) && (n == 0 || memcmp(rwkv_state_data(a), rwkv_state_data(b), n * sizeof(float)) == 0);
 }
 
-/* Runs every check on model m; returns 1, or 0 with *why set. */
-__attribute__((unused)) static int batch_check(rwkv_model *m, char *why, size_t wsz) {
+/* Runs every check on model m, rows against rwkv_eval within atol + rtol
+ * |x|; returns 1, or 0 with *why set. */
+__attribute__((unused)) static int batch_check_within(rwkv_model *m, double atol, double rtol, char *why, size_t wsz) {
     rwkv_model_info info;
     rwkv_model_get_info(m, &info);
     const int V = info.n_vocab, B = BATCH_MAX;
@@ -76,9 +77,9 @@ __attribute__((unused)) static int batch_check(rwkv_model *m, char *why, size_t 
     for (int i = 0; i < B; i++) {
         /* rwkv_eval alone: equal within the tolerance */
         if (!(one = batch_state(m, i, &err)) || rwkv_eval(m, one, tok[i], l1, &err) != RWKV_OK) goto out;
-        double r = tol_ratio(lb + (size_t)i * V, l1, (size_t)V, BATCH_ATOL, BATCH_RTOL);
+        double r = tol_ratio(lb + (size_t)i * V, l1, (size_t)V, atol, rtol);
         double rs = info.state_floats
-                        ? tol_ratio(rwkv_state_data(st[i]), rwkv_state_data(one), info.state_floats, BATCH_ATOL, BATCH_RTOL)
+                        ? tol_ratio(rwkv_state_data(st[i]), rwkv_state_data(one), info.state_floats, atol, rtol)
                         : 0;
         if (!(r <= 1 && rs <= 1)) {
             snprintf(why, wsz, "row %d vs rwkv_eval: logits ratio %.3g, state ratio %.3g", i, r, rs);
@@ -146,6 +147,11 @@ out:
     free(lr);
     free(l1);
     return ok;
+}
+
+/* batch_check_within the float kernels' tolerance (BATCH_ATOL, BATCH_RTOL). */
+__attribute__((unused)) static int batch_check(rwkv_model *m, char *why, size_t wsz) {
+    return batch_check_within(m, BATCH_ATOL, BATCH_RTOL, why, wsz);
 }
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "rwkv.h"
+#include "rwkv_quant.h"
 #include "rwkv_train.h"
 #include "test.h"
 #include "batch_check.h"
@@ -166,6 +167,39 @@ static void test_batch_packed_weights(void) {
         }
 }
 
+/* Block-quantized files (written by rwkv quantize) pass every batch check
+ * too: in particular two batched steps give the bits of the same tokens fed
+ * as a prompt, which the server's prefix cache relies on (a reply fed by
+ * batched steps, the next turn equal to the conversation fed from the
+ * start). rwkv_eval agrees to the rounding of its 8-bit activations (the
+ * block formats' integer dot products; the matrix-matrix kernels keep them
+ * in float): within QUANT_TOL. */
+#define QUANT_TOL 5e-2
+static void test_batch_quantized(void) {
+    static const rwkv_quant_type types[] = {RWKV_QUANT_Q4_0, RWKV_QUANT_Q5_1, RWKV_QUANT_Q8_0};
+    static const char *const names[] = {"q4_0", "q5_1", "q8_0"};
+    for (int t = 0; t < 3; t++) {
+        char path[] = "/tmp/rwkv-test-quant-XXXXXX", qpath[64], why[512] = "";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0, "mkstemp failed");
+        close(fd);
+        snprintf(qpath, sizeof qpath, "%s.bin", path);
+        rwkv_init_options o = rwkv_init_options_default();
+        o.arch = "rwkv4", o.n_layer = 2, o.n_embd = 64, o.n_vocab = 70, o.seed = 13, o.emb_scale = 0.5;
+        rwkv_error err = {0};
+        rwkv_model *m = NULL;
+        int ok = rwkv_init_checkpoint(&o, path, &err) == RWKV_OK && rwkv_quantize(path, qpath, types[t], &err) == RWKV_OK &&
+                 rwkv_model_load(qpath, &m, &err) == RWKV_OK;
+        unlink(path);
+        unlink(qpath);
+        CHECK(ok, "%s: %s", names[t], err.message);
+        rwkv_model_set_threads(m, 2);
+        ok = batch_check_within(m, QUANT_TOL, QUANT_TOL, why, sizeof why);
+        rwkv_model_free(m);
+        CHECK(ok, "%s: %s", names[t], why);
+    }
+}
+
 int main(void) {
     RUN(test_batch_rwkv4_reference);
     RUN(test_batch_rwkv4_init);
@@ -173,6 +207,7 @@ int main(void) {
     RUN(test_batch_gpt);
     RUN(test_batch_many_rows);
     RUN(test_batch_packed_weights);
+    RUN(test_batch_quantized);
     RUN(test_batch_gpt_full_context);
     return test_summary();
 }
