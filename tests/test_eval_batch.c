@@ -115,6 +115,16 @@ static void test_batch_gpt_full_context(void) {
     CHECK(pos_a == 0, "the other row was fed (position %zu)", pos_a);
 }
 
+/* A fresh temporary file at path (a mkstemp template) and, in other, its
+ * name with suffix appended, for a second file made from it; 0 on failure. */
+static int temp_file_pair(char *path, char *other, size_t size, const char *suffix) {
+    int fd = mkstemp(path);
+    if (fd < 0) return 0;
+    close(fd);
+    snprintf(other, size, "%s%s", path, suffix);
+    return 1;
+}
+
 /* A model loaded with pack_weights (f32 and f16 matrices packed once) gives
  * the bits of the same model loaded without it, batched and in sequence
  * mode, and passes every batch check. The FFN width (800) spans three
@@ -124,10 +134,7 @@ static void test_batch_packed_weights(void) {
     for (int a = 0; a < 2; a++)
         for (int half = 0; half < 2; half++) {
             char path[] = "/tmp/rwkv-test-packed-XXXXXX", path16[64], why[512] = "";
-            int fd = mkstemp(path);
-            CHECK(fd >= 0, "mkstemp failed");
-            close(fd);
-            snprintf(path16, sizeof path16, "%s.f16", path);
+            CHECK(temp_file_pair(path, path16, sizeof path16, ".f16"), "mkstemp failed");
             rwkv_init_options o = rwkv_init_options_default();
             o.arch = archs[a];
             o.n_layer = 2, o.n_embd = 64, o.n_vocab = 70, o.n_ffn = 800, o.head_size = 32, o.seed = 9;
@@ -180,16 +187,13 @@ static void test_batch_quantized(void) {
     static const char *const names[] = {"q4_0", "q5_1", "q8_0"};
     for (int t = 0; t < 3; t++) {
         char path[] = "/tmp/rwkv-test-quant-XXXXXX", qpath[64], why[512] = "";
-        int fd = mkstemp(path);
-        CHECK(fd >= 0, "mkstemp failed");
-        close(fd);
-        snprintf(qpath, sizeof qpath, "%s.bin", path);
+        CHECK(temp_file_pair(path, qpath, sizeof qpath, ".bin"), "mkstemp failed");
         rwkv_init_options o = rwkv_init_options_default();
         o.arch = "rwkv4", o.n_layer = 2, o.n_embd = 64, o.n_vocab = 70, o.seed = 13, o.emb_scale = 0.5;
         rwkv_error err = {0};
         rwkv_model *m = NULL;
-        int ok = rwkv_init_checkpoint(&o, path, &err) == RWKV_OK && rwkv_quantize(path, qpath, types[t], &err) == RWKV_OK &&
-                 rwkv_model_load(qpath, &m, &err) == RWKV_OK;
+        int ok = rwkv_init_checkpoint(&o, path, &err) == RWKV_OK &&
+                 rwkv_quantize(path, qpath, types[t], &err) == RWKV_OK && rwkv_model_load(qpath, &m, &err) == RWKV_OK;
         unlink(path);
         unlink(qpath);
         CHECK(ok, "%s: %s", names[t], err.message);

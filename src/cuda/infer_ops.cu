@@ -185,6 +185,13 @@ __global__ void __launch_bounds__(LN_ROW_THREADS)
     }
 }
 
+/* Each stream's last z into its slot, after the launch that read the slots. */
+static void shift_save_launch(rwkv_infer *c, const float *z, const infer_rows *rows, size_t off) {
+    const int C = c->sh.n_embd;
+    const size_t ns = (size_t)rows->n_streams * C;
+    shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C);
+}
+
 static mix_set mixes(const float *const *mu, int n_mix) {
     mix_set m;
     for (int i = 0; i < SHIFT_MAX_MIX; i++) m.mu[i] = mu && i < n_mix ? mu[i] : NULL;
@@ -206,8 +213,7 @@ static void shift_launch(rwkv_infer *c, enum shift_form form, const float *z, co
     else
         shift_kernel<SHIFT_DELTA, T><<<grid_for(n), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n,
                                                                          C, 1, m, out);
-    const size_t ns = (size_t)rows->n_streams * C;
-    shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(z, rows->states, off, rows->per, rows->n_streams, C);
+    shift_save_launch(c, z, rows, off);
 }
 
 /* The layer norm and the shift in one launch: a block per row where the
@@ -228,11 +234,7 @@ static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *
         const unsigned threads = (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32);
         cuda_launch_early(kernel, dim3((unsigned)rows->n), dim3(threads), 0, c->stream, c->x, ln_w, ln_b,
                           rows->states, off, rows->per, form == SHIFT_DELTA ? 1 : 0, C, used, m, c->z, out, n);
-        if (rows->per > 1) {
-            const size_t ns = (size_t)rows->n_streams * C;
-            shift_save_kernel<<<grid_for(ns), 256, 0, c->stream>>>(c->z, rows->states, off, rows->per,
-                                                                   rows->n_streams, C);
-        }
+        if (rows->per > 1) shift_save_launch(c, c->z, rows, off);
         return;
     }
     void (*kernel)(const float *, const float *, const float *, float *const *, size_t, int, int, mix_set, float *,

@@ -45,6 +45,8 @@ typedef struct work {
     float *lora, *h;                /* [rows][5 Dm], [rows][max(F, Dd)] */
 } work;
 
+/* dz and the mixes lie side by side: both are dead while the WKV runs, so
+ * the chunked form takes them together as its scratch (scratch_floats). */
 static work carve(const rwkv_infer *c, int rows) {
     const size_t rc = (size_t)rows * c->sh.n_embd, rw = (size_t)rows * infer_wide(&c->sh);
     work s;
@@ -56,6 +58,10 @@ static work carve(const rwkv_infer *c, int rows) {
     s.lora = p, p += (size_t)rows * N_MIX * c->sh.lora[0];
     s.h = p;
     return s;
+}
+
+static size_t scratch_floats(const rwkv_infer *c, int rows) {
+    return (size_t)rows * (1 + N_MIX) * (size_t)c->sh.n_embd;
 }
 
 /* The mixes of one launch: out[m] = z + dz ⊙ (mu[m] + add[m]) per row (add[m]
@@ -154,7 +160,7 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
      * (the mixes' and dz's memory, used up by then, holds their matrices) */
     const int H = sh->n_head, N = sh->head_size;
     const wkv5_chunk_inputs in = {s->r, s->k, s->wd, (size_t)A, infer_vec(c, l, DECAY), infer_vec(c, l, BONUS)};
-    if (cuda_wkv5_chunked_fits(rows, off + C, H, N, &in, s->v, s->y, (N_MIX + 1) * rc)) {
+    if (cuda_wkv5_chunked_fits(rows, off + C, H, N, &in, s->v, s->y, scratch_floats(c, R))) {
         if (cuda_wkv5_chunked(rows, off + C, H, N, &in, s->v, s->y, s->dz, c->stream, &c->side) != cudaSuccess)
             return cuda_check("chunked WKV", err);
     } else {

@@ -75,8 +75,8 @@ typedef struct infer_graph {
 } infer_graph;
 
 /* A second stream for work that overlaps the main stream's: the chunked
- * RWKV-7 WKV builds the matrices of a prompt's later parts there while the
- * main stream walks its first ones (cuda_wkv7_chunked). */
+ * WKVs build the matrices of a prompt's later parts there while the main
+ * stream walks its first ones (cuda_wkv7_chunked, cuda_wkv5_chunked). */
 enum { INFER_SIDE_EVENTS = 8 };
 typedef struct infer_side {
     cudaStream_t stream;

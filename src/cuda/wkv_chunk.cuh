@@ -276,12 +276,9 @@ bool wkv_chunk_fits(const infer_rows *rows, size_t off, int H, int N, const floa
     return true;
 }
 
-/* Parts of a long pass: at least PART_CHUNKS chunks each, at most one an event */
-#ifndef WKV_CHUNK_PARTS
-#define WKV_CHUNK_PARTS 4
-#endif
-constexpr int PART_CHUNKS = 8;
-static_assert(WKV_CHUNK_PARTS <= INFER_SIDE_EVENTS, "an event a part");
+/* Parts of a long pass: at least PART_CHUNKS chunks each, at most MAX_PARTS (an event each) */
+constexpr int PART_CHUNKS = 8, MAX_PARTS = 4;
+static_assert(MAX_PARTS <= INFER_SIDE_EVENTS, "an event a part");
 
 /* A pass it fits, in parts (rwkv_infer.cuh, cuda_wkv7_chunked): prep(k0,
  * k1, stream) launches the preparation of chunks [k0, k1) on the stream;
@@ -292,7 +289,7 @@ cudaError_t wkv_chunk_run(const infer_rows *rows, size_t off, int H, const float
                           cudaStream_t s, const infer_side *side, Prep prep) {
     const int chunks = (rows->per + CT - 1) / CT;
     int parts = side ? chunks / PART_CHUNKS : 1;
-    parts = parts < 1 ? 1 : parts > WKV_CHUNK_PARTS ? WKV_CHUNK_PARTS : parts;
+    parts = parts < 1 ? 1 : parts > MAX_PARTS ? MAX_PARTS : parts;
     const auto bound = [&](int k) { return (int)((long)chunks * k / parts); };
     prep(bound(0), bound(1), s);
     cudaError_t e = parts > 1 ? cudaEventRecord(side->events[0], s) : cudaSuccess;

@@ -94,8 +94,9 @@ static void test_vectors_v7(void) { check_case("rwkv7", "tiny"), check_case("rwk
  * 2048-row passes, its 256-row chunks of logits and the CPU's 256-token
  * chunks (the chunked WKV for heads of 64, its last chunk of the 300-token
  * pass partly past the end, and a 52-token prompt, 3¼ chunks: the mixes'
- * and hiddens' memory holds the matrices of passes that short; the long-stream kernel for heads of 32 and 128; the general
- * one for 48, four rows a warp, and 34, one row a warp). */
+ * and hiddens' memory holds the matrices of passes that short; the
+ * long-stream kernel for heads of 32 and 128; the general one for 48, four
+ * rows a warp, and 34, one row a warp). */
 static void random_v7(const char *precision, double budget) {
     NEED_GPU();
     static const int shapes[][5] = {
