@@ -4,6 +4,7 @@
  * threaded entry point in both activation modes, and the reference itself
  * against the float product within the bound the activation rounding allows. */
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
@@ -235,6 +236,95 @@ static void test_matvec_modes(void) {
     }
 }
 
+/* The tiled kernel (several tokens a pass over a group) against the
+ * decode's group kernel token by token: bit for bit, for every format,
+ * odd block counts (an unpaired last column), token counts around the
+ * tile and every variant that has it. */
+static void test_groups_tokens_variants(void) {
+    const int shapes[][2] = {{16, 32}, {48, 96}, {32, 768}, {16, 4160}}, Ns[] = {1, 2, 5, 16, 17, 40};
+    enum { MAX_N = 40, MAX_ROWS = 48 };
+    int ran = 0;
+    for (size_t ti = 0; ti < sizeof int8_types / sizeof int8_types[0]; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int rows = shapes[si][0], cols = shapes[si][1];
+            matrix W = make_matrix(int8_types[ti], rows, cols);
+            W.groups = make_groups(&W);
+            quantized q[MAX_N];
+            act_q8 a[MAX_N];
+            for (int n = 0; n < MAX_N; n++) {
+                float *x = make_x(cols);
+                x[n % cols] += (float)n; /* every token different */
+                q[n] = quantize_with(&int8_dot_scalar, x, cols);
+                a[n] = q[n].a;
+                free(x);
+            }
+            float want[MAX_N * MAX_ROWS], got[MAX_N * MAX_ROWS];
+            const char *bad = NULL;
+            int bad_n = 0;
+            for (const int8_dot_ops *const *d = int8_dot_all(); *d && !bad; d++) {
+                if (!int8_dot_supported(*d) || !(*d)->groups_tokens) continue;
+                ran = 1;
+                for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0] && !bad; ni++) {
+                    const int N = Ns[ni], g1 = rows / ROW_GROUP;
+                    for (int n = 0; n < N; n++) (*d)->groups(&W, &a[n], want + n * rows, 0, g1);
+                    for (int i = 0; i < N * rows; i++) got[i] = NAN;
+                    (*d)->groups_tokens(&W, a, N, got, (size_t)rows, 0, g1);
+                    if (memcmp(got, want, sizeof(float) * (size_t)(N * rows)) != 0) bad = (*d)->name, bad_n = N;
+                    /* a range of groups that does not start at the first */
+                    if (!bad && g1 > 1) {
+                        (*d)->groups_tokens(&W, a, N, got, (size_t)rows, 1, g1);
+                        for (int n = 0; n < N && !bad; n++)
+                            if (memcmp(got + n * rows, want + n * rows + ROW_GROUP,
+                                       sizeof(float) * (size_t)(rows - ROW_GROUP)) != 0)
+                                bad = (*d)->name, bad_n = N;
+                    }
+                }
+            }
+            for (int n = 0; n < MAX_N; n++) free(q[n].mem);
+            free((void *)W.data), free((void *)W.groups);
+            CHECK(!bad, "%s groups_tokens %s %dx%d N=%d differ from the token-by-token groups", bad,
+                  dtype_name(int8_types[ti]), rows, cols, bad_n);
+        }
+    if (!ran) printf("# no variant with a tiled kernel runs on this CPU\n");
+}
+
+/* A product of several tokens (a prompt, a batched step) with int8
+ * activations: every row of every token bit for bit the decode product of
+ * that token alone, whatever N and the thread counts of either — where the
+ * table's integer variant has the tiled kernel (else the panels run). */
+static void test_matmul_rows_are_decode_steps(void) {
+    const int rows = 130, Ns[] = {2, 7, 33}; /* 8 whole groups and 2 rows past them */
+    enum { MAX_N = 33 };
+    const int was = kernels_int8_activations();
+    kernels_set_int8_activations(1);
+    for (size_t ti = 0; ti < sizeof int8_types / sizeof int8_types[0]; ti++)
+        for (int cols = 96; cols <= 768; cols += 672) {
+            matrix W = make_matrix(int8_types[ti], rows, cols);
+            W.groups = make_groups(&W);
+            float *X = malloc(sizeof(float) * (size_t)cols * MAX_N);
+            float *want = malloc(sizeof(float) * (size_t)rows * MAX_N), *got = malloc(sizeof(float) * (size_t)rows * MAX_N);
+            for (int i = 0; i < cols * MAX_N; i++) X[i] = gauss();
+            const char *bad = NULL;
+            int bad_n = 0, bad_nt = 0;
+            for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
+                if (!kernels_cpu_supports((*k)->name) || !int8_dot_for(*k)->groups_tokens) continue;
+                for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0] && !bad; ni++)
+                    for (int nt = 1; nt <= 3 && !bad; nt++) {
+                        const int N = Ns[ni];
+                        for (int n = 0; n < N; n++)
+                            matvec_with(*k, &W, X + (size_t)n * cols, want + (size_t)n * rows, 4 - nt);
+                        matmul_with(*k, &W, X, N, got, nt);
+                        if (memcmp(got, want, sizeof(float) * (size_t)rows * N) != 0)
+                            bad = (*k)->name, bad_n = N, bad_nt = nt;
+                    }
+            }
+            free(X), free(want), free(got), free((void *)W.data), free((void *)W.groups);
+            CHECK(!bad, "%s %s %dx%d: a product of N=%d tokens on %d threads differs from their decode steps", bad,
+                  dtype_name(int8_types[ti]), rows, cols, bad_n, bad_nt);
+        }
+    kernels_set_int8_activations(was);
+}
+
 static void test_choice(void) {
     for (const kernel_ops *const *k = kernels_all(); *k; k++) {
         if (!kernels_cpu_supports((*k)->name)) continue;
@@ -252,5 +342,7 @@ int main(void) {
     RUN(test_rows_variants);
     RUN(test_groups_layout);
     RUN(test_matvec_modes);
+    RUN(test_groups_tokens_variants);
+    RUN(test_matmul_rows_are_decode_steps);
     return test_summary();
 }

@@ -267,7 +267,163 @@ static void groups(const matrix *W, const act_q8 *a, float *y, int g0, int g1) {
     }
 }
 
-const int8_dot_ops int8_dot_avx512vnni = {"avx512vnni", "avx512", quantize, rows, groups};
+/* ---- 16 rows against several tokens (a prompt, a batched step) ----
+ * The same block columns as group_rows, each unpacked once and multiplied
+ * with every token of a tile: the codes stay in registers while the
+ * tokens' activations go by. Per token the float work is group_rows' own —
+ * the same integer sums (exact in any order), converted, scaled and added
+ * into the same accumulators in the same order — so every row of every
+ * token is bit for bit its decode step. */
+#define TILE_TOKENS 16
+
+/* Per token of a tile: acc0, acc1 (even / odd block columns), m0, m1 (their minimum terms). */
+typedef struct tile_acc {
+    __m512 v[TILE_TOKENS][4];
+} tile_acc;
+
+/* Block b of a tile's activations side by side (act_q8 spreads a block's
+ * values over 8 lanes, one token's blocks after another): codes, d, the
+ * offset term and Σx of each token, so that a column reads them from a few
+ * lines. */
+typedef struct tile_block {
+    int32_t q[TILE_TOKENS][8]; /* a token's 32 codes as 8 quads, each broadcast whole */
+    float d[TILE_TOKENS];
+    int32_t qneg8[TILE_TOKENS];
+    float xsum[TILE_TOKENS];
+} tile_block;
+
+/* Returns x: the tile is read through what this returns. GCC 12 (-O1 to
+ * -O3) deleted the call as having no effect when the reader was handed x
+ * itself (every Q8_0 product came out 0 in tests/test_dot_int8.c). */
+static __attribute__((noinline)) const tile_block *tile_gather(const act_q8 *a, int nt, int nb, tile_block *x) {
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < nt; i++) {
+            memcpy(x[b].q[i], a[i].q + 32 * b, 32);
+            x[b].d[i] = a[i].d[8 * b];
+            x[b].qneg8[i] = a[i].qneg8[8 * b];
+            x[b].xsum[i] = a[i].xsum[8 * b];
+        }
+    return x;
+}
+
+static inline __m512i tile_quad(const tile_block *x, int i, int v) { return _mm512_set1_epi32(x->q[i][v]); }
+
+static inline __attribute__((always_inline)) void nib_column_tokens(const nib_format *f, const uint8_t *base,
+                                                                    group_column c, const tile_block *x, int nt,
+                                                                    tile_acc *t, int odd) {
+    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    __m512i lo_codes[4], hi_codes[4];
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; h++) { /* nib_column's operands, once for the tile */
+        const __m512i z = _mm512_loadu_si512(base + c.codes + 64 * h);
+        if (f->qh < 0) {
+            lo_codes[h] = _mm512_and_si512(z, m4);
+            hi_codes[h] = _mm512_andnot_si512(m4, z);
+        } else {
+            uint64_t ml, mh;
+            memcpy(&ml, base + c.fifth + 8 * h, 8);
+            memcpy(&mh, base + c.fifth + 8 * (h + 4), 8);
+            const __m512i l = _mm512_and_si512(z, m4), u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+            lo_codes[h] = _mm512_mask_add_epi8(l, _cvtu64_mask64(ml), l, sixteen);
+            hi_codes[h] = _mm512_mask_add_epi8(u, _cvtu64_mask64(mh), u, sixteen);
+        }
+    }
+    const __m512 scales = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + c.scale)));
+    const __m512 mins = f->has_min ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + c.min))) : scales;
+    for (int i = 0; i < nt; i++) {
+        __m512i lo = _mm512_set1_epi32(f->offset / 8 * x->qneg8[i]), hi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++) {
+            lo = _mm512_dpbusd_epi32(lo, lo_codes[h], tile_quad(x, i, h));
+            hi = _mm512_dpbusd_epi32(hi, hi_codes[h], tile_quad(x, i, h + 4));
+        }
+        const __m512i dot = _mm512_add_epi32(lo, f->qh < 0 ? _mm512_srai_epi32(hi, 4) : hi);
+        if (f->has_min) t->v[i][2 + odd] = _mm512_fmadd_ps(mins, _mm512_set1_ps(x->xsum[i]), t->v[i][2 + odd]);
+        t->v[i][odd] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scales, _mm512_set1_ps(x->d[i])),
+                                       t->v[i][odd]);
+    }
+}
+
+static inline __attribute__((always_inline)) void q8_column_tokens(const uint8_t *base, group_column c,
+                                                                   const tile_block *x, int nt, tile_acc *t, int odd) {
+    __m512i codes[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < 8; v++) codes[v] = _mm512_loadu_si512(base + c.codes + 64 * v);
+    const __m512 scales = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + c.scale)));
+    for (int i = 0; i < nt; i++) {
+        __m512i s0 = _mm512_set1_epi32(16 * x->qneg8[i]), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int v = 0; v < 8; v += 2) {
+            s0 = _mm512_dpbusd_epi32(s0, codes[v], tile_quad(x, i, v));
+            s1 = _mm512_dpbusd_epi32(s1, codes[v + 1], tile_quad(x, i, v + 1));
+        }
+        t->v[i][odd] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+                                       _mm512_mul_ps(scales, _mm512_set1_ps(x->d[i])), t->v[i][odd]);
+    }
+}
+
+/* f: the 4/5-bit format of type t, or NULL for Q8_0. Groups g0..g1 against
+ * the nt tokens of tile x, token i's results at Y + i ldy (16 per group). */
+static inline __attribute__((always_inline)) void group_rows_tile(const nib_format *f, dtype t, const matrix *W,
+                                                                  const tile_block *x, int nt, float *Y, size_t ldy,
+                                                                  int g0, int g1) {
+    const int nb = W->cols / 32;
+    const size_t cb = ROW_GROUP * dtype_block_bytes(t);
+    const group_column c0 = row_group_column(t, 1, 0), c1 = row_group_column(t, 1, 1), lone = row_group_column(t, 0, 0);
+    tile_acc acc;
+    for (int g = g0; g < g1; g++) {
+        const uint8_t *pair = (const uint8_t *)W->groups + (size_t)g * nb * cb;
+        for (int i = 0; i < nt; i++) acc.v[i][0] = acc.v[i][1] = acc.v[i][2] = acc.v[i][3] = _mm512_setzero_ps();
+        int b = 0;
+        for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
+            if (f) {
+                nib_column_tokens(f, pair, c0, &x[b], nt, &acc, 0);
+                nib_column_tokens(f, pair, c1, &x[b + 1], nt, &acc, 1);
+            } else {
+                q8_column_tokens(pair, c0, &x[b], nt, &acc, 0);
+                q8_column_tokens(pair, c1, &x[b + 1], nt, &acc, 1);
+            }
+        }
+        if (b < nb) {
+            if (f) nib_column_tokens(f, pair, lone, &x[b], nt, &acc, 0);
+            else q8_column_tokens(pair, lone, &x[b], nt, &acc, 0);
+        }
+        for (int i = 0; i < nt; i++)
+            _mm512_storeu_ps(Y + (size_t)i * ldy + ROW_GROUP * (g - g0),
+                             _mm512_add_ps(_mm512_add_ps(acc.v[i][0], acc.v[i][1]),
+                                           _mm512_add_ps(acc.v[i][2], acc.v[i][3])));
+    }
+}
+
+/* One tile against groups g0..g1. */
+static __attribute__((noinline)) void tile_rows(const matrix *W, const tile_block *x, int nt, float *Y, size_t ldy,
+                                                int g0, int g1) {
+    switch (W->type) {
+    case DT_Q8_0: group_rows_tile(NULL, DT_Q8_0, W, x, nt, Y, ldy, g0, g1); return;
+    case DT_Q4_0: group_rows_tile(&Q4_0_FORMAT, DT_Q4_0, W, x, nt, Y, ldy, g0, g1); return;
+    case DT_Q4_1: group_rows_tile(&Q4_1_FORMAT, DT_Q4_1, W, x, nt, Y, ldy, g0, g1); return;
+    case DT_Q5_0: group_rows_tile(&Q5_0_FORMAT, DT_Q5_0, W, x, nt, Y, ldy, g0, g1); return;
+    default: group_rows_tile(&Q5_1_FORMAT, DT_Q5_1, W, x, nt, Y, ldy, g0, g1); return;
+    }
+}
+
+static void groups_tokens(const matrix *W, const act_q8 *a, int N, float *Y, size_t ldy, int g0, int g1) {
+    const int nb = W->cols / 32;
+    tile_block *x = NULL;
+    if (!int8_dot_handles(W->type) || !(x = aligned_alloc(64, sizeof *x * (size_t)nb))) {
+        for (int n = 0; n < N; n++) groups(W, &a[n], Y + (size_t)n * ldy, g0, g1); /* the same results */
+        return;
+    }
+    /* a tile of tokens over all the groups: the tile's activations stay in
+     * the cache while the groups go by */
+    for (int n0 = 0; n0 < N; n0 += TILE_TOKENS) {
+        const int nt = N - n0 < TILE_TOKENS ? N - n0 : TILE_TOKENS;
+        tile_rows(W, tile_gather(a + n0, nt, nb, x), nt, Y + (size_t)n0 * ldy, ldy, g0, g1);
+    }
+    free(x);
+}
+
+const int8_dot_ops int8_dot_avx512vnni = {"avx512vnni", "avx512", quantize, rows, groups, groups_tokens};
 
 #ifdef __clang__
 #pragma clang attribute pop

@@ -262,8 +262,11 @@ void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
 /* Activations of the block-quantized weights' products (kernels/dot_int8.h,
  * the k-quants' kernels/kquant_q8.h, and in sequence mode kernels/matmul_bf16.h):
  * 1 (the default) quantizes x to int8 blocks and multiplies in integers in
- * decode, and rounds x and the weights to bf16 in prompts where the CPU has
- * AVX-512 BF16; 0 keeps x in float32 (closer to the float model, slower). The environment
+ * decode, and in products of several tokens (prompts, batched steps) of the
+ * 32-weight formats where the integer variant has the tiled kernel
+ * (kernels/matmul.c); those products of the k-quants, or on other CPUs, round
+ * x and the weights to bf16 where the CPU has AVX-512 BF16; 0 keeps x in
+ * float32 (closer to the float model, slower). The environment
  * variable RWKV_ACTIVATIONS=f32|int8 sets it at start; the setter changes it
  * for the whole process (not thread-safe against running kernels). */
 int kernels_int8_activations(void);

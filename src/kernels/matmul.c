@@ -22,6 +22,7 @@
 
 #include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
+#include "kernels/row_groups.h"
 
 #define KC 384 /* multiple of 32 (block formats); divides 768 and 3072 */
 #define MATMUL_MAX_NR 32 /* widest panel of any variant */
@@ -220,14 +221,100 @@ static void matmul_panel(void *p, int panel) {
     }
 }
 
+/* ---- several tokens through the decode's integer kernels ----
+ * With int8 activations, a product of several tokens (a prompt, a batched
+ * decode step) with a 32-weight block-format matrix that has its grouped
+ * copy goes through the decode's kernels, each group of 16 weight rows
+ * unpacked once for a tile of tokens (int8_dot_ops.groups_tokens). Every
+ * row of every token is then bit for bit its decode step, whatever the
+ * number of tokens, the call they came in or the thread count — a batch's
+ * row equals the same token fed alone or inside a prompt — and a few tokens
+ * cost about what one does (no panels to convert). The k-quants, and
+ * variants without the tiled kernel, keep the panels. */
+typedef struct int8_tokens {
+    int N; /* 0: the panels' path */
+    const int8_dot_ops *d;
+    matvec_split split;
+    act_q8 *a; /* [N]: each token's x as the decode quantizes it */
+    void *mem;
+} int8_tokens;
+
+typedef struct quantize_job {
+    const int8_tokens *f;
+    const float *X;
+} quantize_job;
+
+static void quantize_token(void *p, int n) {
+    const quantize_job *j = p;
+    j->f->d->quantize(j->X + (size_t)n * j->f->a[n].n, &j->f->a[n]);
+}
+
+/* f->N = 0 where W, the variant or the activations do not take this path. */
+static void int8_tokens_prepare(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads,
+                                int8_tokens *f) {
+    f->N = 0, f->a = NULL, f->mem = NULL;
+    if (N < 2 || !kernels_int8_activations() || !int8_dot_handles(W->type) || W->cols % 32 || !W->groups) return;
+    f->d = int8_dot_for(k);
+    if (!f->d->groups_tokens) return;
+    const size_t bytes = act_q8_bytes(W->cols);
+    f->a = malloc(sizeof *f->a * (size_t)N);
+    f->mem = aligned_alloc(64, bytes * (size_t)N);
+    if (!f->a || !f->mem) {
+        free(f->a), free(f->mem);
+        f->a = NULL, f->mem = NULL;
+        return;
+    }
+    for (int n = 0; n < N; n++) act_q8_bind(&f->a[n], (uint8_t *)f->mem + bytes * (size_t)n, W->cols);
+    f->N = N;
+    f->split = matvec_split_for(W, n_threads);
+    quantize_job j = {f, X};
+    parallel_rows(n_threads, N, 4 * (size_t)W->cols, quantize_token, &j);
+}
+
+static void int8_tokens_release(int8_tokens *f) {
+    free(f->a), free(f->mem);
+    f->N = 0, f->a = NULL, f->mem = NULL;
+}
+
+/* Chunk c of the rows (decode's split), for every token: the whole groups
+ * through the tiled kernel, the rows past them one token at a time, as
+ * int8_dot_rows divides a decode product's rows. */
+static void int8_tokens_chunk(const int8_tokens *f, const matrix *W, float *Y, int c) {
+    int r0, r1;
+    matvec_split_range(&f->split, c, &r0, &r1);
+    const int end = row_groups_end(W, r0, r1);
+    if (end > r0) f->d->groups_tokens(W, f->a, f->N, Y + r0, (size_t)W->rows, r0 / ROW_GROUP, end / ROW_GROUP);
+    if (end < r1)
+        for (int n = 0; n < f->N; n++) f->d->rows(W, &f->a[n], Y + (size_t)n * W->rows + end, end, r1);
+}
+
+typedef struct int8_tokens_job {
+    const int8_tokens *f;
+    const matrix *W;
+    float *Y;
+} int8_tokens_job;
+
+static void int8_tokens_run(void *p, int c) {
+    const int8_tokens_job *j = p;
+    int8_tokens_chunk(j->f, j->W, j->Y, c);
+}
+
 void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
     if (N <= 0) return;
     if (N == 1) {
         matvec_with(k, W, X, Y, n_threads);
         return;
     }
-    const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
     if ((double)W->rows * W->cols * N < 65536.0) n_threads = 1; /* waking a thread costs more */
+    int8_tokens f;
+    int8_tokens_prepare(k, W, X, N, n_threads, &f);
+    if (f.N) {
+        int8_tokens_job fj = {&f, W, Y};
+        parallel_for(n_threads, f.split.n_chunks, int8_tokens_run, &fj);
+        int8_tokens_release(&f);
+        return;
+    }
+    const int panels = (W->rows + k->mm.nr - 1) / k->mm.nr;
     matmul_job j = {k, W, X, bf16_operand(k, W, X, N, n_threads), Y, N};
     parallel_for(n_threads, panels, matmul_panel, &j);
     free((void *)j.Xh);
@@ -251,6 +338,7 @@ typedef struct group_job {
     int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
     int quantized[MATMUL_GROUP_MAX];
     const uint16_t *Xh[MATMUL_GROUP_MAX]; /* N > 1: x in bf16 for the bf16 products, or NULL */
+    int8_tokens tokens[MATMUL_GROUP_MAX]; /* N > 1: the decode's integer kernels, where tokens[i].N */
 } group_job;
 
 static void group_chunk(void *p, int chunk) {
@@ -263,6 +351,8 @@ static void group_chunk(void *p, int chunk) {
         matvec_split_range(&g->split[i], c, &r0, &r1);
         if (g->quantized[i]) int8_product_rows(&g->q[i], g->W[i], g->Y[i] + r0, r0, r1);
         else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
+    } else if (g->tokens[i].N) {
+        int8_tokens_chunk(&g->tokens[i], g->W[i], g->Y[i], c);
     } else {
         matmul_job j = {g->k, g->W[i], g->X[i], g->Xh[i], g->Y[i], g->N};
         matmul_panel(&j, c);
@@ -288,14 +378,16 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
             chunks = g.split[i].n_chunks;
             g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {
-            chunks = (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
-            g.Xh[i] = bf16_operand(g.k, W[i], X[i], N, n_threads);
+            int8_tokens_prepare(g.k, W[i], X[i], N, n_threads, &g.tokens[i]);
+            chunks = g.tokens[i].N ? g.tokens[i].split.n_chunks : (W[i]->rows + g.k->mm.nr - 1) / g.k->mm.nr;
+            if (!g.tokens[i].N) g.Xh[i] = bf16_operand(g.k, W[i], X[i], N, n_threads);
         }
         g.first[i + 1] = g.first[i] + chunks;
     }
     parallel_for(n_threads, g.first[n], group_chunk, &g);
     for (int i = 0; i < n; i++) {
         if (g.quantized[i]) int8_product_release(&g.q[i]);
+        if (g.tokens[i].N) int8_tokens_release(&g.tokens[i]);
         free((void *)g.Xh[i]);
     }
 }
