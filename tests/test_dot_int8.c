@@ -239,10 +239,10 @@ static void test_matvec_modes(void) {
 /* The tiled kernel (several tokens a pass over a group) against the
  * decode's group kernel token by token: bit for bit, for every format,
  * odd block counts (an unpaired last column), token counts around the
- * tile and every variant that has it. */
+ * tile (64) and every variant that has it. */
 static void test_groups_tokens_variants(void) {
-    const int shapes[][2] = {{16, 32}, {48, 96}, {32, 768}, {16, 4160}}, Ns[] = {1, 2, 5, 16, 17, 40};
-    enum { MAX_N = 40, MAX_ROWS = 48 };
+    const int shapes[][2] = {{16, 32}, {48, 96}, {32, 768}, {16, 4160}}, Ns[] = {1, 2, 5, 17, 64, 70};
+    enum { MAX_N = 70, MAX_ROWS = 48 };
     int ran = 0;
     for (size_t ti = 0; ti < sizeof int8_types / sizeof int8_types[0]; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -293,8 +293,8 @@ static void test_groups_tokens_variants(void) {
  * that token alone, whatever N and the thread counts of either — where the
  * table's integer variant has the tiled kernel (else the panels run). */
 static void test_matmul_rows_are_decode_steps(void) {
-    const int rows = 130, Ns[] = {2, 7, 33}; /* 8 whole groups and 2 rows past them */
-    enum { MAX_N = 33 };
+    const int rows = 130, Ns[] = {2, 7, 70}; /* 8 whole groups and 2 rows past them; tiles of 64 tokens */
+    enum { MAX_N = 70 };
     const int was = kernels_int8_activations();
     kernels_set_int8_activations(1);
     for (size_t ti = 0; ti < sizeof int8_types / sizeof int8_types[0]; ti++)

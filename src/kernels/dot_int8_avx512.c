@@ -274,7 +274,10 @@ static void groups(const matrix *W, const act_q8 *a, float *y, int g0, int g1) {
  * the same integer sums (exact in any order), converted, scaled and added
  * into the same accumulators in the same order — so every row of every
  * token is bit for bit its decode step. */
-#define TILE_TOKENS 16
+/* Tokens a pass over the weights: every tile reads the weights again, and
+ * on the 1.5B shape (rows of 2,048 and 8,192) tiles of 16 left prompts slower
+ * than the bf16 panels; 64 were faster everywhere (docs/perf.md, change 36). */
+#define TILE_TOKENS 64
 
 /* Per token of a tile: acc0, acc1 (even / odd block columns), m0, m1 (their minimum terms). */
 typedef struct tile_acc {
