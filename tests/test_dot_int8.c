@@ -290,16 +290,19 @@ static void test_groups_tokens_variants(void) {
 
 /* A product of several tokens (a prompt, a batched step) with int8
  * activations: every row of every token bit for bit the decode product of
- * that token alone, whatever N and the thread counts of either — where the
- * table's integer variant has the tiled kernel (else the panels run). */
+ * that token alone, whatever N and the thread counts of either, for the
+ * 32-weight formats, Q4_K and Q5_K — where the table has the tiled kernels
+ * (else the panels run). */
 static void test_matmul_rows_are_decode_steps(void) {
-    const int rows = 130, Ns[] = {2, 7, 70}; /* 8 whole groups and 2 rows past them; tiles of 64 tokens */
+    const int rows = 130, Ns[] = {2, 7, 70}; /* 8 whole groups and 2 rows past them; tiles of 32 and 64 tokens */
     enum { MAX_N = 70 };
+    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K}; /* Q6_K: the panels */
     const int was = kernels_int8_activations();
     kernels_set_int8_activations(1);
-    for (size_t ti = 0; ti < sizeof int8_types / sizeof int8_types[0]; ti++)
-        for (int cols = 96; cols <= 768; cols += 672) {
-            matrix W = make_matrix(int8_types[ti], rows, cols);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (int wide = 0; wide <= 1; wide++) {
+            const int kq = dtype_block_elems(types[ti]) == 256, cols = kq ? 256 + 512 * wide : 96 + 672 * wide;
+            matrix W = make_matrix(types[ti], rows, cols);
             W.groups = make_groups(&W);
             float *X = malloc(sizeof(float) * (size_t)cols * MAX_N);
             float *want = malloc(sizeof(float) * (size_t)rows * MAX_N), *got = malloc(sizeof(float) * (size_t)rows * MAX_N);
@@ -307,7 +310,11 @@ static void test_matmul_rows_are_decode_steps(void) {
             const char *bad = NULL;
             int bad_n = 0, bad_nt = 0;
             for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
-                if (!kernels_cpu_supports((*k)->name) || !int8_dot_for(*k)->groups_tokens) continue;
+                /* where the variant multiplies several tokens through the decode's kernels */
+                if (!kernels_cpu_supports((*k)->name) ||
+                    !(kq ? (*k)->kquant_tokens && (*k)->kquant_groups && kernels_cpu_supports("avx512vnni")
+                         : int8_dot_for(*k)->groups_tokens != NULL))
+                    continue;
                 for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0] && !bad; ni++)
                     for (int nt = 1; nt <= 3 && !bad; nt++) {
                         const int N = Ns[ni];
@@ -320,7 +327,7 @@ static void test_matmul_rows_are_decode_steps(void) {
             }
             free(X), free(want), free(got), free((void *)W.data), free((void *)W.groups);
             CHECK(!bad, "%s %s %dx%d: a product of N=%d tokens on %d threads differs from their decode steps", bad,
-                  dtype_name(int8_types[ti]), rows, cols, bad_n, bad_nt);
+                  dtype_name(types[ti]), rows, cols, bad_n, bad_nt);
         }
     kernels_set_int8_activations(was);
 }

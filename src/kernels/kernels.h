@@ -142,6 +142,10 @@ typedef struct kernel_ops {
      * NULL slots where the variant has no such path. */
     void *(*kquant_prepare)(const matrix *W, const float *x);
     void (*kquant_rows)(const matrix *W, const void *acts, float *y, int r0, int r1);
+    /* kquant_rows for N tokens at once (acts[n] prepared for token n; token
+     * n's rows at Y + n ldy), each row bit for bit its token's kquant_rows
+     * (kernels/matmul.c: prompts and batched steps of Q4_K and Q5_K) */
+    void (*kquant_tokens)(const matrix *W, const void *const *acts, int N, float *Y, size_t ldy, int r0, int r1);
     /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */
     void (*row_to_f32)(dtype t, const void *src, float *dst, int n);
     matmul_ukernel mm;
@@ -263,10 +267,10 @@ void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
  * the k-quants' kernels/kquant_q8.h, and in sequence mode kernels/matmul_bf16.h):
  * 1 (the default) quantizes x to int8 blocks and multiplies in integers in
  * decode, and in products of several tokens (prompts, batched steps) of the
- * 32-weight formats where the integer variant has the tiled kernel
- * (kernels/matmul.c); those products of the k-quants, or on other CPUs, round
- * x and the weights to bf16 where the CPU has AVX-512 BF16; 0 keeps x in
- * float32 (closer to the float model, slower). The environment
+ * 32-weight formats, Q4_K and Q5_K where the variant has the tiled kernels
+ * (kernels/matmul.c); those products of Q6_K, or on other CPUs, round x and
+ * the weights to bf16 where the CPU has AVX-512 BF16; 0 keeps x in float32
+ * (closer to the float model, slower). The environment
  * variable RWKV_ACTIVATIONS=f32|int8 sets it at start; the setter changes it
  * for the whole process (not thread-safe against running kernels). */
 int kernels_int8_activations(void);

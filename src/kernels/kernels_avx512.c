@@ -843,6 +843,7 @@ const kernel_ops kernels_avx512 = {
     .kquant_groups = 1,
     .kquant_prepare = kquant_prepare_avx512,
     .kquant_rows = kquant_rows_avx512,
+    .kquant_tokens = kquant_tokens_avx512,
     .row_to_f32 = row_to_f32,
     .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt, matmul_bf16_ukernel, matmul_bf16_pack, matmul_bf16_convert},
     .pack = pack,

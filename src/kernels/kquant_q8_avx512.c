@@ -34,16 +34,38 @@
 #include "kernels/kquant_q8.h"
 #include "kernels/row_groups.h"
 
-/* x quantized per 256: codes in the order the kernels read them. */
+/* x quantized per 256: codes in the order the kernels read them. The
+ * arrays follow the header in the same allocation, each on its own cache
+ * lines and sized for the row (q8_acts_bytes): a prompt quantizes every
+ * token, and arrays sized for the widest row (37 KB a token) spent more
+ * time in page faults than in the products. */
 typedef struct q8_acts {
-    float dx[KQ8_MAX_COLS / QK_K];
+    float *dx; /* [n / 256] */
     /* Q4_K and Q5_K read 64 codes of one nibble half at a time (see dot_q45_k): per
      * 128 weights, [x 0..31, x 64..95] then [x 32..63, x 96..127] */
-    int8_t q4[KQ8_MAX_COLS] __attribute__((aligned(64)));
-    int8_t q[KQ8_MAX_COLS] __attribute__((aligned(64))); /* natural order (Q6_K) */
-    int16_t sum16[KQ8_MAX_COLS / 16];                     /* sums of q over 16 (Q6_K's code bias) */
-    float xs32[KQ8_MAX_COLS / 32];                        /* sums of x over 32 (Q4_K's minimums) */
+    int8_t *q4;     /* [n] */
+    int8_t *q;      /* [n] natural order (Q6_K) */
+    int16_t *sum16; /* [n / 16] sums of q over 16 (Q6_K's code bias) */
+    float *xs32;    /* [n / 32] sums of x over 32 (Q4_K's minimums) */
 } q8_acts;
+
+static size_t lines(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+static size_t q8_acts_bytes(int n) {
+    return lines(sizeof(q8_acts)) + lines((size_t)n / QK_K * sizeof(float)) + 2 * lines((size_t)n) +
+           lines((size_t)n / 16 * sizeof(int16_t)) + lines((size_t)n / 32 * sizeof(float));
+}
+
+static q8_acts *q8_acts_bind(void *mem, int n) {
+    q8_acts *a = mem;
+    uint8_t *p = (uint8_t *)mem + lines(sizeof(q8_acts));
+    a->dx = (float *)p, p += lines((size_t)n / QK_K * sizeof(float));
+    a->q4 = (int8_t *)p, p += lines((size_t)n);
+    a->q = (int8_t *)p, p += lines((size_t)n);
+    a->sum16 = (int16_t *)p, p += lines((size_t)n / 16 * sizeof(int16_t));
+    a->xs32 = (float *)p;
+    return a;
+}
 
 static void quantize_acts(const float *x, int n, q8_acts *a) {
     for (int b = 0; b < n / QK_K; b++) {
@@ -348,10 +370,110 @@ static KQUANT_GROUPS_TARGET void kquant_groups(const matrix *W, const q8_acts *a
     else kquant_group_rows(W, a, y, g0, g1, 0);
 }
 
+/* ---- 16 rows against several tokens (a prompt, a batched step) ----
+ * The same super-block columns as the group kernels above, each chunk of
+ * codes unpacked once and multiplied with every token of a tile; per token
+ * the sums are the decode's own — the integer ones exact in any order, the
+ * float ones (the minimum terms, the column's scale and the accumulators)
+ * in the same order — so every row of every token is bit for bit its
+ * decode step. */
+#define KQ_TILE 32
+
+/* Q4_K / Q5_K column b at col for the nt tokens a[0..nt): acc[t], accm[t] as kquant_column. */
+static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void
+kquant_column_tokens(const uint8_t *col, const q8_acts *const *a, int nt, int b, int five, __m512 *acc, __m512 *accm) {
+    const __m512i lo6 = _mm512_set1_epi32(0x3f3f3f3f), lo4 = _mm512_set1_epi32(0x0f0f0f0f);
+    const __m512i top2 = _mm512_set1_epi32(0x03030303), m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i w0 = _mm512_load_si512(col + 64), w1 = _mm512_load_si512(col + 128), w2 = _mm512_load_si512(col + 192);
+    const __m512i sc[2] = {_mm512_and_si512(w0, lo6),
+                           _mm512_or_si512(_mm512_and_si512(w2, lo4),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4))};
+    const __m512i mn[2] = {_mm512_and_si512(w1, lo6),
+                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4))};
+    __m512i scale[8], isum[KQ_TILE];
+    __m512 minimum[8], mins[KQ_TILE];
+    for (int s = 0; s < 8; s++) {
+        scale[s] = lane_byte(sc[s / 4], s % 4);
+        minimum[s] = _mm512_cvtepi32_ps(lane_byte(mn[s / 4], s % 4));
+    }
+    const uint8_t *codes = col + (five ? 768 : 256);
+    for (int j = 0; j < 4; j++) { /* chunk_sums' operands, once for the tile */
+        const __m512i bit_lo = _mm512_set1_epi8((char)(1 << 2 * j)), bit_hi = _mm512_set1_epi8((char)(1 << (2 * j + 1)));
+        __m512i l[8], u[8];
+#pragma GCC unroll 8
+        for (int h = 0; h < 8; h++) {
+            const __m512i z = _mm512_load_si512(codes + 64 * (8 * j + h));
+            l[h] = _mm512_and_si512(z, m4);
+            if (five) {
+                const __m512i qh = _mm512_load_si512(col + 256 + 64 * h);
+                l[h] = _mm512_mask_add_epi8(l[h], _mm512_test_epi8_mask(qh, bit_lo), l[h], sixteen);
+                u[h] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+                u[h] = _mm512_mask_add_epi8(u[h], _mm512_test_epi8_mask(qh, bit_hi), u[h], sixteen);
+            } else {
+                u[h] = _mm512_andnot_si512(m4, z);
+            }
+        }
+        const int s = 2 * j;
+        for (int t = 0; t < nt; t++) {
+            const int8_t *xq = a[t]->q + QK_K * b + 64 * j;
+            const float *xs = a[t]->xs32 + QK_K / 32 * b;
+            __m512i lo = _mm512_setzero_si512(), hi = lo;
+#pragma GCC unroll 8
+            for (int h = 0; h < 8; h++) {
+                lo = _mm512_dpbusd_epi32(lo, l[h], x_quad(xq + 4 * h));
+                hi = _mm512_dpbusd_epi32(hi, u[h], x_quad(xq + 32 + 4 * h));
+            }
+            if (!five) hi = _mm512_srai_epi32(hi, 4);
+            /* the first chunk starts from zero, as kquant_column's sums do */
+            const __m512i is = j ? isum[t] : _mm512_setzero_si512();
+            const __m512 ms = j ? mins[t] : _mm512_setzero_ps();
+            isum[t] = _mm512_add_epi32(_mm512_add_epi32(is, _mm512_mullo_epi32(lo, scale[s])),
+                                       _mm512_mullo_epi32(hi, scale[s + 1]));
+            mins[t] = _mm512_fmadd_ps(minimum[s + 1], _mm512_set1_ps(xs[s + 1]),
+                                      _mm512_fmadd_ps(minimum[s], _mm512_set1_ps(xs[s]), ms));
+        }
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)col));
+    const __m512 dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(col + 32)));
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(a[t]->dx[b])), acc[t]);
+        accm[t] = _mm512_fmadd_ps(mins[t], dmin, accm[t]);
+    }
+}
+
+/* Q4_K / Q5_K groups g0..g1 against the nt tokens a[0..nt), token t's results at Y + t ldy. */
+static KQUANT_GROUPS_TARGET void kquant_group_tokens(const matrix *W, const q8_acts *const *a, int nt, float *Y,
+                                                     size_t ldy, int g0, int g1) {
+    const int nb = W->cols / QK_K, five = W->type == DT_Q5_K;
+    const size_t cb = ROW_GROUP * (five ? 176 : 144);
+    __m512 acc[KQ_TILE], accm[KQ_TILE];
+    for (int g = g0; g < g1; g++) {
+        const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
+        for (int t = 0; t < nt; t++) acc[t] = accm[t] = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) kquant_column_tokens(group + cb * (size_t)b, a, nt, b, five, acc, accm);
+        for (int t = 0; t < nt; t++)
+            _mm512_storeu_ps(Y + (size_t)t * ldy + ROW_GROUP * (g - g0), _mm512_sub_ps(acc[t], accm[t]));
+    }
+}
+
+void kquant_tokens_avx512(const matrix *W, const void *const *acts, int N, float *Y, size_t ldy, int r0, int r1) {
+    /* Q6_K: token by token (a tiled Q6_K column ran 512-token prompts slower
+     * than the bf16 panels; the products of several tokens keep those) */
+    const int end = W->type == DT_Q6_K ? r0 : row_groups_end(W, r0, r1);
+    for (int n0 = 0; n0 < N && end > r0; n0 += KQ_TILE)
+        kquant_group_tokens(W, (const q8_acts *const *)acts + n0, N - n0 < KQ_TILE ? N - n0 : KQ_TILE,
+                            Y + (size_t)n0 * ldy, ldy, r0 / ROW_GROUP, end / ROW_GROUP);
+    if (end < r1)
+        for (int n = 0; n < N; n++) kquant_rows_avx512(W, acts[n], Y + (size_t)n * ldy + (end - r0), end, r1);
+}
+
 void *kquant_prepare_avx512(const matrix *W, const float *x) {
     if (!kquant_q8_applies(W, x)) return NULL;
-    q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
-    if (a) quantize_acts(x, W->cols, a);
+    void *mem = aligned_alloc(64, q8_acts_bytes(W->cols));
+    if (!mem) return NULL;
+    q8_acts *a = q8_acts_bind(mem, W->cols);
+    quantize_acts(x, W->cols, a);
     return a;
 }
 

@@ -223,57 +223,83 @@ static void matmul_panel(void *p, int panel) {
 
 /* ---- several tokens through the decode's integer kernels ----
  * With int8 activations, a product of several tokens (a prompt, a batched
- * decode step) with a 32-weight block-format matrix that has its grouped
+ * decode step) with a block-format matrix that has its grouped
  * copy goes through the decode's kernels, each group of 16 weight rows
  * unpacked once for a tile of tokens (int8_dot_ops.groups_tokens). Every
  * row of every token is then bit for bit its decode step, whatever the
  * number of tokens, the call they came in or the thread count — a batch's
  * row equals the same token fed alone or inside a prompt — and a few tokens
- * cost about what one does (no panels to convert). The k-quants, and
- * variants without the tiled kernel, keep the panels. */
+ * cost about what one does (no panels to convert). Q4_K and Q5_K go the
+ * same way through kernel_ops.kquant_tokens; Q6_K, and variants without
+ * the tiled kernels, keep the panels. */
 typedef struct int8_tokens {
     int N; /* 0: the panels' path */
     const int8_dot_ops *d;
+    const kernel_ops *k;
     matvec_split split;
-    act_q8 *a; /* [N]: each token's x as the decode quantizes it */
+    act_q8 *a; /* [N]: each token's x as the decode quantizes it (32-weight formats) */
     void *mem;
+    void **kq; /* [N]: the same for the k-quants (k->kquant_prepare), else NULL */
 } int8_tokens;
 
 typedef struct quantize_job {
     const int8_tokens *f;
+    const matrix *W;
     const float *X;
 } quantize_job;
 
 static void quantize_token(void *p, int n) {
     const quantize_job *j = p;
-    j->f->d->quantize(j->X + (size_t)n * j->f->a[n].n, &j->f->a[n]);
+    const float *x = j->X + (size_t)n * j->W->cols;
+    if (j->f->kq) j->f->kq[n] = j->f->k->kquant_prepare(j->W, x);
+    else j->f->d->quantize(x, &j->f->a[n]);
+}
+
+static void int8_tokens_release(int8_tokens *f) {
+    if (f->kq)
+        for (int n = 0; n < f->N; n++) free(f->kq[n]);
+    free(f->kq), free(f->a), free(f->mem);
+    f->N = 0, f->a = NULL, f->mem = NULL, f->kq = NULL;
+}
+
+/* Room for N tokens' activations: 0 where W or the variant take no tiled kernel. */
+static int int8_tokens_alloc(const kernel_ops *k, const matrix *W, int N, int8_tokens *f) {
+    f->k = k;
+    if (W->type == DT_Q6_K) return 0; /* the panels: faster on long prompts (docs/perf.md, change 37) */
+    if (W->type == DT_Q4_K || W->type == DT_Q5_K) {
+        if (!k->kquant_tokens || !k->kquant_prepare) return 0;
+        return (f->kq = calloc((size_t)N, sizeof *f->kq)) != NULL;
+    }
+    if (!int8_dot_handles(W->type) || W->cols % 32) return 0;
+    f->d = int8_dot_for(k);
+    if (!f->d->groups_tokens) return 0;
+    const size_t bytes = act_q8_bytes(W->cols);
+    f->a = malloc(sizeof *f->a * (size_t)N);
+    f->mem = aligned_alloc(64, bytes * (size_t)N);
+    if (!f->a || !f->mem) return 0;
+    for (int n = 0; n < N; n++) act_q8_bind(&f->a[n], (uint8_t *)f->mem + bytes * (size_t)n, W->cols);
+    return 1;
 }
 
 /* f->N = 0 where W, the variant or the activations do not take this path. */
 static void int8_tokens_prepare(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads,
                                 int8_tokens *f) {
-    f->N = 0, f->a = NULL, f->mem = NULL;
-    if (N < 2 || !kernels_int8_activations() || !int8_dot_handles(W->type) || W->cols % 32 || !W->groups) return;
-    f->d = int8_dot_for(k);
-    if (!f->d->groups_tokens) return;
-    const size_t bytes = act_q8_bytes(W->cols);
-    f->a = malloc(sizeof *f->a * (size_t)N);
-    f->mem = aligned_alloc(64, bytes * (size_t)N);
-    if (!f->a || !f->mem) {
-        free(f->a), free(f->mem);
-        f->a = NULL, f->mem = NULL;
+    *f = (int8_tokens){0};
+    if (N < 2 || !kernels_int8_activations() || !W->groups) return;
+    f->N = N;
+    if (!int8_tokens_alloc(k, W, N, f)) {
+        int8_tokens_release(f);
         return;
     }
-    for (int n = 0; n < N; n++) act_q8_bind(&f->a[n], (uint8_t *)f->mem + bytes * (size_t)n, W->cols);
-    f->N = N;
     f->split = matvec_split_for(W, n_threads);
-    quantize_job j = {f, X};
+    quantize_job j = {f, W, X};
     parallel_rows(n_threads, N, 4 * (size_t)W->cols, quantize_token, &j);
-}
-
-static void int8_tokens_release(int8_tokens *f) {
-    free(f->a), free(f->mem);
-    f->N = 0, f->a = NULL, f->mem = NULL;
+    if (f->kq)
+        for (int n = 0; n < N; n++)
+            if (!f->kq[n]) { /* no 8-bit path for this x (not finite) or no memory: the panels */
+                int8_tokens_release(f);
+                return;
+            }
 }
 
 /* Chunk c of the rows (decode's split), for every token: the whole groups
@@ -282,6 +308,10 @@ static void int8_tokens_release(int8_tokens *f) {
 static void int8_tokens_chunk(const int8_tokens *f, const matrix *W, float *Y, int c) {
     int r0, r1;
     matvec_split_range(&f->split, c, &r0, &r1);
+    if (f->kq) {
+        f->k->kquant_tokens(W, (const void *const *)f->kq, f->N, Y + r0, (size_t)W->rows, r0, r1);
+        return;
+    }
     const int end = row_groups_end(W, r0, r1);
     if (end > r0) f->d->groups_tokens(W, f->a, f->N, Y + r0, (size_t)W->rows, r0 / ROW_GROUP, end / ROW_GROUP);
     if (end < r1)
