@@ -249,19 +249,23 @@ static inline KQUANT_GROUPS_TARGET void chunk_sums(const uint8_t *col, const int
     if (!five) *hi = _mm512_srai_epi32(*hi, 4);
 }
 
+/* kquant_unpack_scales on the 16 rows of column col: scales and minimums 0-3 and 4-7 */
+static inline KQUANT_GROUPS_TARGET void column_scales_mins(const uint8_t *col, __m512i sc[2], __m512i mn[2]) {
+    const __m512i lo6 = _mm512_set1_epi32(0x3f3f3f3f), lo4 = _mm512_set1_epi32(0x0f0f0f0f);
+    const __m512i top2 = _mm512_set1_epi32(0x03030303);
+    const __m512i w0 = _mm512_load_si512(col + 64), w1 = _mm512_load_si512(col + 128), w2 = _mm512_load_si512(col + 192);
+    sc[0] = _mm512_and_si512(w0, lo6);
+    sc[1] = _mm512_or_si512(_mm512_and_si512(w2, lo4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4));
+    mn[0] = _mm512_and_si512(w1, lo6);
+    mn[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
+}
+
 /* Super-block column b at col: acc + d dx Σ sc isum, accm + dmin Σ m xsum */
 static inline KQUANT_GROUPS_TARGET void kquant_column(const uint8_t *col, const q8_acts *a, int b, int five,
                                                       __m512 *acc, __m512 *accm) {
-    const __m512i lo6 = _mm512_set1_epi32(0x3f3f3f3f), lo4 = _mm512_set1_epi32(0x0f0f0f0f);
-    const __m512i top2 = _mm512_set1_epi32(0x03030303);
-    /* kquant_unpack_scales on 16 rows: scales and minimums 0-3 and 4-7 */
-    const __m512i w0 = _mm512_load_si512(col + 64), w1 = _mm512_load_si512(col + 128), w2 = _mm512_load_si512(col + 192);
-    const __m512i sc[2] = {_mm512_and_si512(w0, lo6),
-                           _mm512_or_si512(_mm512_and_si512(w2, lo4),
-                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4))};
-    const __m512i mn[2] = {_mm512_and_si512(w1, lo6),
-                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
-                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4))};
+    __m512i sc[2], mn[2];
+    column_scales_mins(col, sc, mn);
     const int8_t *xq = a->q + QK_K * b;
     const float *xs = a->xs32 + QK_K / 32 * b;
     __m512i isum = _mm512_setzero_si512();
@@ -382,15 +386,9 @@ static KQUANT_GROUPS_TARGET void kquant_groups(const matrix *W, const q8_acts *a
 /* Q4_K / Q5_K column b at col for the nt tokens a[0..nt): acc[t], accm[t] as kquant_column. */
 static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void
 kquant_column_tokens(const uint8_t *col, const q8_acts *const *a, int nt, int b, int five, __m512 *acc, __m512 *accm) {
-    const __m512i lo6 = _mm512_set1_epi32(0x3f3f3f3f), lo4 = _mm512_set1_epi32(0x0f0f0f0f);
-    const __m512i top2 = _mm512_set1_epi32(0x03030303), m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
-    const __m512i w0 = _mm512_load_si512(col + 64), w1 = _mm512_load_si512(col + 128), w2 = _mm512_load_si512(col + 192);
-    const __m512i sc[2] = {_mm512_and_si512(w0, lo6),
-                           _mm512_or_si512(_mm512_and_si512(w2, lo4),
-                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), top2), 4))};
-    const __m512i mn[2] = {_mm512_and_si512(w1, lo6),
-                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo4),
-                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4))};
+    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    __m512i sc[2], mn[2];
+    column_scales_mins(col, sc, mn);
     __m512i scale[8], isum[KQ_TILE];
     __m512 minimum[8], mins[KQ_TILE];
     for (int s = 0; s < 8; s++) {
