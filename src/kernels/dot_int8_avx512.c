@@ -192,29 +192,38 @@ static inline __m512 column_scales(const uint8_t *scales, const act_q8 *a, int b
  * nibbles are multiplied in place (16 x the code: the sum is 16 x exact,
  * shifted back once); with them both nibbles are shifted down and the fifth
  * bits added. */
+/* Code vector h of a 4/5-bit block column (parts at base + c) as the two
+ * operands of its products: the low codes (x's activations 4h..4h+3) and
+ * the high ones (16 + 4h..), the latter 16 x the code without fifth bits. */
+static inline __attribute__((always_inline)) void nib_codes(const nib_format *f, const uint8_t *base, group_column c,
+                                                            int h, __m512i *lo, __m512i *hi) {
+    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i z = _mm512_loadu_si512(base + c.codes + 64 * h);
+    if (f->qh < 0) {
+        *lo = _mm512_and_si512(z, m4);
+        *hi = _mm512_andnot_si512(m4, z);
+    } else {
+        uint64_t ml, mh;
+        memcpy(&ml, base + c.fifth + 8 * h, 8);
+        memcpy(&mh, base + c.fifth + 8 * (h + 4), 8);
+        const __m512i l = _mm512_and_si512(z, m4), u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        *lo = _mm512_mask_add_epi8(l, _cvtu64_mask64(ml), l, sixteen);
+        *hi = _mm512_mask_add_epi8(u, _cvtu64_mask64(mh), u, sixteen);
+    }
+}
+
 static inline __attribute__((always_inline)) __m512 nib_column(const nib_format *f, const uint8_t *base,
                                                                group_column c, const act_q8 *a, int b, __m512 acc,
                                                                __m512 *macc) {
-    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
     __m512i lo = _mm512_set1_epi32(f->offset / 8 * a->qneg8[8 * b]), hi = _mm512_setzero_si512();
     /* unrolled: GCC 12 kept the loop, with two register copies per
      * accumulator each round (a cache-resident product 15-25% slower) */
 #pragma GCC unroll 4
     for (int h = 0; h < 4; h++) {
-        const __m512i z = _mm512_loadu_si512(base + c.codes + 64 * h);
-        if (f->qh < 0) {
-            lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(z, m4), x_quad(a, b, h));
-            hi = _mm512_dpbusd_epi32(hi, _mm512_andnot_si512(m4, z), x_quad(a, b, h + 4));
-        } else {
-            uint64_t ml, mh;
-            memcpy(&ml, base + c.fifth + 8 * h, 8);
-            memcpy(&mh, base + c.fifth + 8 * (h + 4), 8);
-            __m512i l = _mm512_and_si512(z, m4), u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-            l = _mm512_mask_add_epi8(l, _cvtu64_mask64(ml), l, sixteen);
-            u = _mm512_mask_add_epi8(u, _cvtu64_mask64(mh), u, sixteen);
-            lo = _mm512_dpbusd_epi32(lo, l, x_quad(a, b, h));
-            hi = _mm512_dpbusd_epi32(hi, u, x_quad(a, b, h + 4));
-        }
+        __m512i l, u;
+        nib_codes(f, base, c, h, &l, &u);
+        lo = _mm512_dpbusd_epi32(lo, l, x_quad(a, b, h));
+        hi = _mm512_dpbusd_epi32(hi, u, x_quad(a, b, h + 4));
     }
     const __m512i dot = _mm512_add_epi32(lo, f->qh < 0 ? _mm512_srai_epi32(hi, 4) : hi);
     if (f->has_min)
@@ -314,23 +323,9 @@ static inline __m512i tile_quad(const tile_block *x, int i, int v) { return _mm5
 static inline __attribute__((always_inline)) void nib_column_tokens(const nib_format *f, const uint8_t *base,
                                                                     group_column c, const tile_block *x, int nt,
                                                                     tile_acc *t, int odd) {
-    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
     __m512i lo_codes[4], hi_codes[4];
 #pragma GCC unroll 4
-    for (int h = 0; h < 4; h++) { /* nib_column's operands, once for the tile */
-        const __m512i z = _mm512_loadu_si512(base + c.codes + 64 * h);
-        if (f->qh < 0) {
-            lo_codes[h] = _mm512_and_si512(z, m4);
-            hi_codes[h] = _mm512_andnot_si512(m4, z);
-        } else {
-            uint64_t ml, mh;
-            memcpy(&ml, base + c.fifth + 8 * h, 8);
-            memcpy(&mh, base + c.fifth + 8 * (h + 4), 8);
-            const __m512i l = _mm512_and_si512(z, m4), u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-            lo_codes[h] = _mm512_mask_add_epi8(l, _cvtu64_mask64(ml), l, sixteen);
-            hi_codes[h] = _mm512_mask_add_epi8(u, _cvtu64_mask64(mh), u, sixteen);
-        }
-    }
+    for (int h = 0; h < 4; h++) nib_codes(f, base, c, h, &lo_codes[h], &hi_codes[h]); /* once for the tile */
     const __m512 scales = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + c.scale)));
     const __m512 mins = f->has_min ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(base + c.min))) : scales;
     for (int i = 0; i < nt; i++) {

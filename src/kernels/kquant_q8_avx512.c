@@ -226,23 +226,31 @@ static inline __m512i x_quad(const int8_t *q) {
 
 /* The integer sums of chunk j (sub-blocks 2j, 2j + 1) of a column's codes
  * against x, the second not yet shifted back for Q4_K (see above). */
+/* Code vector h of chunk j of a column as the two operands of its
+ * products: sub-block 2j's codes and 2j + 1's (16 x the code for Q4_K,
+ * shifted back after the sum). */
+static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void chunk_codes(const uint8_t *col, int j, int h,
+                                                                                   int five, __m512i *l, __m512i *u) {
+    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i z = _mm512_load_si512(col + (five ? 768 : 256) + 64 * (8 * j + h));
+    *l = _mm512_and_si512(z, m4);
+    if (five) {
+        const __m512i qh = _mm512_load_si512(col + 256 + 64 * h);
+        const __m512i bit_lo = _mm512_set1_epi8((char)(1 << 2 * j)), bit_hi = _mm512_set1_epi8((char)(1 << (2 * j + 1)));
+        *l = _mm512_mask_add_epi8(*l, _mm512_test_epi8_mask(qh, bit_lo), *l, sixteen);
+        *u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        *u = _mm512_mask_add_epi8(*u, _mm512_test_epi8_mask(qh, bit_hi), *u, sixteen);
+    } else {
+        *u = _mm512_andnot_si512(m4, z);
+    }
+}
+
 static inline KQUANT_GROUPS_TARGET void chunk_sums(const uint8_t *col, const int8_t *xq, int j, int five, __m512i *lo,
                                                    __m512i *hi) {
-    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
-    const __m512i bit_lo = _mm512_set1_epi8((char)(1 << 2 * j)), bit_hi = _mm512_set1_epi8((char)(1 << (2 * j + 1)));
-    const uint8_t *codes = col + (five ? 768 : 256);
     *lo = *hi = _mm512_setzero_si512();
     for (int h = 0; h < 8; h++) {
-        const __m512i z = _mm512_load_si512(codes + 64 * (8 * j + h));
-        __m512i l = _mm512_and_si512(z, m4), u;
-        if (five) {
-            const __m512i qh = _mm512_load_si512(col + 256 + 64 * h);
-            l = _mm512_mask_add_epi8(l, _mm512_test_epi8_mask(qh, bit_lo), l, sixteen);
-            u = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-            u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(qh, bit_hi), u, sixteen);
-        } else {
-            u = _mm512_andnot_si512(m4, z);
-        }
+        __m512i l, u;
+        chunk_codes(col, j, h, five, &l, &u);
         *lo = _mm512_dpbusd_epi32(*lo, l, x_quad(xq + 64 * j + 4 * h));
         *hi = _mm512_dpbusd_epi32(*hi, u, x_quad(xq + 64 * j + 32 + 4 * h));
     }
@@ -386,7 +394,6 @@ static KQUANT_GROUPS_TARGET void kquant_groups(const matrix *W, const q8_acts *a
 /* Q4_K / Q5_K column b at col for the nt tokens a[0..nt): acc[t], accm[t] as kquant_column. */
 static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void
 kquant_column_tokens(const uint8_t *col, const q8_acts *const *a, int nt, int b, int five, __m512 *acc, __m512 *accm) {
-    const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
     __m512i sc[2], mn[2];
     column_scales_mins(col, sc, mn);
     __m512i scale[8], isum[KQ_TILE];
@@ -395,23 +402,10 @@ kquant_column_tokens(const uint8_t *col, const q8_acts *const *a, int nt, int b,
         scale[s] = lane_byte(sc[s / 4], s % 4);
         minimum[s] = _mm512_cvtepi32_ps(lane_byte(mn[s / 4], s % 4));
     }
-    const uint8_t *codes = col + (five ? 768 : 256);
-    for (int j = 0; j < 4; j++) { /* chunk_sums' operands, once for the tile */
-        const __m512i bit_lo = _mm512_set1_epi8((char)(1 << 2 * j)), bit_hi = _mm512_set1_epi8((char)(1 << (2 * j + 1)));
+    for (int j = 0; j < 4; j++) {
         __m512i l[8], u[8];
 #pragma GCC unroll 8
-        for (int h = 0; h < 8; h++) {
-            const __m512i z = _mm512_load_si512(codes + 64 * (8 * j + h));
-            l[h] = _mm512_and_si512(z, m4);
-            if (five) {
-                const __m512i qh = _mm512_load_si512(col + 256 + 64 * h);
-                l[h] = _mm512_mask_add_epi8(l[h], _mm512_test_epi8_mask(qh, bit_lo), l[h], sixteen);
-                u[h] = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-                u[h] = _mm512_mask_add_epi8(u[h], _mm512_test_epi8_mask(qh, bit_hi), u[h], sixteen);
-            } else {
-                u[h] = _mm512_andnot_si512(m4, z);
-            }
-        }
+        for (int h = 0; h < 8; h++) chunk_codes(col, j, h, five, &l[h], &u[h]); /* once for the tile */
         const int s = 2 * j;
         for (int t = 0; t < nt; t++) {
             const int8_t *xq = a[t]->q + QK_K * b + 64 * j;
