@@ -191,11 +191,11 @@ RWKV_API rwkv_status rwkv_eval_sequence(rwkv_model *model, rwkv_state *state,
  * than one token). rwkv_eval (one token: matrix-vector kernels) agrees to
  * float rounding (about 1e-6 relative), not bit for bit. Block-quantized
  * matrices: rwkv_eval rounds its activations to 8 bits for the formats'
- * integer dot products; the products of q8_0, q4_0, q4_1, q5_0, q5_1, q4_k
- * and q5_k matrices of several rows go through the same integer kernels
- * where the CPU has AVX-512 VNNI (each row's product bit for bit
- * rwkv_eval's), and elsewhere, like q6_k's, keep the activations in float:
- * the two then agree to that rounding (about 1e-3 relative).
+ * integer dot products; the products of q8_0, q4_0, q4_1, q5_0, q5_1, q4_k,
+ * q5_k and q6_k matrices of several rows go through the same integer
+ * kernels where the CPU has AVX-512 VNNI (each row's product bit for bit
+ * rwkv_eval's), and elsewhere keep the activations in float: the two then
+ * agree to that rounding (about 1e-3 relative).
  * GPT: its rows are decoded one after the other, each through its own KV
  * cache (exactly as rwkv_eval; no batching gain).
  * RWKV_ERR_ARG for a token outside the vocabulary, a NULL or repeated

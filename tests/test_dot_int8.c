@@ -296,7 +296,7 @@ static void test_groups_tokens_variants(void) {
 static void test_matmul_rows_are_decode_steps(void) {
     const int rows = 130, Ns[] = {2, 7, 70}; /* 8 whole groups and 2 rows past them; tiles of 32 and 64 tokens */
     enum { MAX_N = 70 };
-    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K}; /* Q6_K: the panels */
+    const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K};
     const int was = kernels_int8_activations();
     kernels_set_int8_activations(1);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)

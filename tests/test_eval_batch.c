@@ -187,24 +187,32 @@ static void test_batch_packed_weights(void) {
  * agree to the rounding of rwkv_eval's 8-bit activations: within QUANT_TOL. */
 #define QUANT_TOL 5e-2
 static void test_batch_quantized(void) {
-    static const rwkv_quant_type types[] = {RWKV_QUANT_Q4_0, RWKV_QUANT_Q5_1, RWKV_QUANT_Q8_0};
-    static const char *const names[] = {"q4_0", "q5_1", "q8_0"};
+    static const rwkv_quant_type types[] = {RWKV_QUANT_Q4_0, RWKV_QUANT_Q5_1, RWKV_QUANT_Q8_0, RWKV_QUANT_Q4_K,
+                                            RWKV_QUANT_Q6_K};
+    static const char *const names[] = {"q4_0", "q5_1", "q8_0", "q4_k", "q6_k"};
     const int tiled = kernels_int8_activations() && int8_dot_for(kernels_active())->groups_tokens != NULL;
-    printf("# batched products of the block formats: %s\n", tiled ? "the decode's integer kernels" : "float panels");
-    for (int t = 0; t < 3; t++) {
+    const int tiled_k = kernels_int8_activations() && kernels_active()->kquant_tokens != NULL;
+    printf("# batched products of the block formats: %s; of the k-quants: %s\n",
+           tiled ? "the decode's integer kernels" : "float panels", tiled_k ? "the decode's integer kernels" : "float panels");
+    for (int t = 0; t < 5; t++) {
+        const int kquant = types[t] == RWKV_QUANT_Q4_K || types[t] == RWKV_QUANT_Q6_K;
         char path[] = "/tmp/rwkv-test-quant-XXXXXX", qpath[64], why[512] = "";
-        CHECK(temp_file_pair(path, qpath, sizeof qpath, ".bin"), "mkstemp failed");
+        CHECK(temp_file_pair(path, qpath, sizeof qpath, kquant ? ".gguf" : ".bin"), "mkstemp failed");
         rwkv_init_options o = rwkv_init_options_default();
-        o.arch = "rwkv4", o.n_layer = 2, o.n_embd = 64, o.n_vocab = 70, o.seed = 13, o.emb_scale = 0.5;
+        /* the k-quants: a GGUF file (RWKV-6/7, with a vocabulary) with rows of 256, their super-block */
+        o.arch = kquant ? "rwkv7" : "rwkv4", o.n_layer = 2, o.n_embd = kquant ? 256 : 64, o.n_vocab = kquant ? 256 : 70;
+        o.seed = 13, o.emb_scale = 0.5;
+        const rwkv_quant_options q = {.type = types[t], .head_type = RWKV_QUANT_DEFAULT, .tokenizer = "bytes"};
         rwkv_error err = {0};
         rwkv_model *m = NULL;
         int ok = rwkv_init_checkpoint(&o, path, &err) == RWKV_OK &&
-                 rwkv_quantize(path, qpath, types[t], &err) == RWKV_OK && rwkv_model_load(qpath, &m, &err) == RWKV_OK;
+                 rwkv_quantize_opts(path, qpath, &q, &err) == RWKV_OK && rwkv_model_load(qpath, &m, &err) == RWKV_OK;
         unlink(path);
         unlink(qpath);
         CHECK(ok, "%s: %s", names[t], err.message);
         rwkv_model_set_threads(m, 2);
-        ok = tiled ? batch_check(m, why, sizeof why) : batch_check_within(m, QUANT_TOL, QUANT_TOL, why, sizeof why);
+        ok = (kquant ? tiled_k : tiled) ? batch_check(m, why, sizeof why)
+                                        : batch_check_within(m, QUANT_TOL, QUANT_TOL, why, sizeof why);
         rwkv_model_free(m);
         CHECK(ok, "%s: %s", names[t], why);
     }

@@ -144,7 +144,7 @@ typedef struct kernel_ops {
     void (*kquant_rows)(const matrix *W, const void *acts, float *y, int r0, int r1);
     /* kquant_rows for N tokens at once (acts[n] prepared for token n; token
      * n's rows at Y + n ldy), each row bit for bit its token's kquant_rows
-     * (kernels/matmul.c: prompts and batched steps of Q4_K and Q5_K) */
+     * (kernels/matmul.c: prompts and batched steps of Q4_K, Q5_K and Q6_K) */
     void (*kquant_tokens)(const matrix *W, const void *const *acts, int N, float *Y, size_t ldy, int r0, int r1);
     /* n elements of a row of any float/block type to f32 (n multiple of 32 for blocks). */
     void (*row_to_f32)(dtype t, const void *src, float *dst, int n);

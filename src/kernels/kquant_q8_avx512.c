@@ -324,35 +324,42 @@ static inline KQUANT_GROUPS_TARGET __m512i lane_sbyte(__m512i v, int k) {
     return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * k), 24);
 }
 
+/* The codes of vector v of half h of super-block column col: c[k] holds
+ * element 4v..4v+3 of sub-block 8h + 2k + v / 4 for each of the 16 rows. */
+static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void q6k_codes(const uint8_t *col, int h, int v,
+                                                                                 __m512i c[4]) {
+    const __m512i top = _mm512_set1_epi8(0x30);
+    const __m512i lo_a = _mm512_load_si512(col + 256 + 64 * (16 * h + v));
+    const __m512i lo_b = _mm512_load_si512(col + 256 + 64 * (16 * h + 8 + v));
+    const __m512i qh = _mm512_load_si512(col + 2304 + 64 * (8 * h + v));
+    c[0] = q6_code(lo_a, _mm512_and_si512(_mm512_slli_epi16(qh, 4), top));
+    c[1] = q6_code(lo_b, _mm512_and_si512(_mm512_slli_epi16(qh, 2), top));
+    c[2] = q6_code(_mm512_srli_epi16(lo_a, 4), _mm512_and_si512(qh, top));
+    c[3] = q6_code(_mm512_srli_epi16(lo_b, 4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), top));
+}
+
+/* The signed scale of sub-block sub for each of the 16 rows. */
+static inline KQUANT_GROUPS_TARGET __m512i q6k_scale(const uint8_t *col, int sub) {
+    return lane_sbyte(_mm512_load_si512(col + 64 * (sub / 4)), sub % 4);
+}
+
 /* The four sub-blocks 8h + 2k + half (k = 0..3) of super-block column col:
  * their scaled sums, added to isum. */
 static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET __m512i q6k_quarter(const uint8_t *col, const int8_t *xq, const int16_t *xs16, int h,
                                                        int half, __m512i isum) {
-    const __m512i top = _mm512_set1_epi8(0x30);
     __m512i s[4];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) s[k] = _mm512_set1_epi32(-32 * xs16[8 * h + 2 * k + half]);
 #pragma GCC unroll 4
     for (int v = 4 * half; v < 4 * half + 4; v++) {
-        const __m512i lo_a = _mm512_load_si512(col + 256 + 64 * (16 * h + v));
-        const __m512i lo_b = _mm512_load_si512(col + 256 + 64 * (16 * h + 8 + v));
-        const __m512i qh = _mm512_load_si512(col + 2304 + 64 * (8 * h + v));
+        __m512i c[4];
+        q6k_codes(col, h, v, c);
         const int8_t *xv = xq + 128 * h + 4 * v;
-        const __m512i c0 = q6_code(lo_a, _mm512_and_si512(_mm512_slli_epi16(qh, 4), top));
-        const __m512i c1 = q6_code(lo_b, _mm512_and_si512(_mm512_slli_epi16(qh, 2), top));
-        const __m512i c2 = q6_code(_mm512_srli_epi16(lo_a, 4), _mm512_and_si512(qh, top));
-        const __m512i c3 = q6_code(_mm512_srli_epi16(lo_b, 4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), top));
-        s[0] = _mm512_dpbusd_epi32(s[0], c0, x_quad(xv));
-        s[1] = _mm512_dpbusd_epi32(s[1], c1, x_quad(xv + 32));
-        s[2] = _mm512_dpbusd_epi32(s[2], c2, x_quad(xv + 64));
-        s[3] = _mm512_dpbusd_epi32(s[3], c3, x_quad(xv + 96));
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) s[k] = _mm512_dpbusd_epi32(s[k], c[k], x_quad(xv + 32 * k));
     }
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        const int sub = 8 * h + 2 * k + half;
-        const __m512i scale = lane_sbyte(_mm512_load_si512(col + 64 * (sub / 4)), sub % 4);
-        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(s[k], scale));
-    }
+    for (int k = 0; k < 4; k++) isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(s[k], q6k_scale(col, 8 * h + 2 * k + half)));
     return isum;
 }
 
@@ -449,13 +456,64 @@ static KQUANT_GROUPS_TARGET void kquant_group_tokens(const matrix *W, const q8_a
     }
 }
 
+/* Q6_K quarter q of super-block column b (q6k_quarter's four sub-blocks) for
+ * the nt tokens a[0..nt): each token's scaled sums added to isum[t] (set,
+ * for the first quarter). The 16 code vectors are rebuilt once for the tile. */
+static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void
+q6k_quarter_tokens(const uint8_t *col, const q8_acts *const *a, int nt, int b, int q, __m512i *isum) {
+    const int h = q / 2, half = q % 2;
+    __m512i c[4][4], scale[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) q6k_codes(col, h, 4 * half + i, c[i]);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) scale[k] = q6k_scale(col, 8 * h + 2 * k + half);
+    for (int t = 0; t < nt; t++) {
+        const int8_t *xv = a[t]->q + QK_K * b + 128 * h + 16 * half;
+        const int16_t *xs16 = a[t]->sum16 + QK_K / 16 * b + 8 * h + half;
+        __m512i s[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) s[k] = _mm512_set1_epi32(-32 * xs16[2 * k]);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) s[k] = _mm512_dpbusd_epi32(s[k], c[i][k], x_quad(xv + 4 * i + 32 * k));
+        __m512i sum = q ? isum[t] : _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(s[k], scale[k]));
+        isum[t] = sum;
+    }
+}
+
+/* Q6_K groups g0..g1 against the nt tokens a[0..nt), as q6k_group_rows per token. */
+static KQUANT_GROUPS_TARGET void q6k_group_tokens(const matrix *W, const q8_acts *const *a, int nt, float *Y,
+                                                  size_t ldy, int g0, int g1) {
+    const int nb = W->cols / QK_K;
+    __m512 acc[KQ_TILE];
+    __m512i isum[KQ_TILE];
+    for (int g = g0; g < g1; g++) {
+        const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
+        const uint8_t *d16 = group + (size_t)ROW_GROUP_Q6K_PARTS * nb;
+        for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *col = group + (size_t)ROW_GROUP_Q6K_PARTS * b;
+            for (int q = 0; q < 4; q++) q6k_quarter_tokens(col, a, nt, b, q, isum);
+            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(d16 + 32 * b)));
+            for (int t = 0; t < nt; t++)
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(a[t]->dx[b])),
+                                         acc[t]);
+        }
+        for (int t = 0; t < nt; t++) _mm512_storeu_ps(Y + (size_t)t * ldy + ROW_GROUP * (g - g0), acc[t]);
+    }
+}
+
 void kquant_tokens_avx512(const matrix *W, const void *const *acts, int N, float *Y, size_t ldy, int r0, int r1) {
-    /* Q6_K: token by token (a tiled Q6_K column ran 512-token prompts slower
-     * than the bf16 panels; the products of several tokens keep those) */
-    const int end = W->type == DT_Q6_K ? r0 : row_groups_end(W, r0, r1);
-    for (int n0 = 0; n0 < N && end > r0; n0 += KQ_TILE)
-        kquant_group_tokens(W, (const q8_acts *const *)acts + n0, N - n0 < KQ_TILE ? N - n0 : KQ_TILE,
-                            Y + (size_t)n0 * ldy, ldy, r0 / ROW_GROUP, end / ROW_GROUP);
+    const int end = row_groups_end(W, r0, r1);
+    for (int n0 = 0; n0 < N && end > r0; n0 += KQ_TILE) {
+        const q8_acts *const *a = (const q8_acts *const *)acts + n0;
+        const int nt = N - n0 < KQ_TILE ? N - n0 : KQ_TILE;
+        if (W->type == DT_Q6_K) q6k_group_tokens(W, a, nt, Y + (size_t)n0 * ldy, ldy, r0 / ROW_GROUP, end / ROW_GROUP);
+        else kquant_group_tokens(W, a, nt, Y + (size_t)n0 * ldy, ldy, r0 / ROW_GROUP, end / ROW_GROUP);
+    }
     if (end < r1)
         for (int n = 0; n < N; n++) kquant_rows_avx512(W, acts[n], Y + (size_t)n * ldy + (end - r0), end, r1);
 }

@@ -229,9 +229,9 @@ static void matmul_panel(void *p, int panel) {
  * row of every token is then bit for bit its decode step, whatever the
  * number of tokens, the call they came in or the thread count — a batch's
  * row equals the same token fed alone or inside a prompt — and a few tokens
- * cost about what one does (no panels to convert). Q4_K and Q5_K go the
- * same way through kernel_ops.kquant_tokens; Q6_K, and variants without
- * the tiled kernels, keep the panels. */
+ * cost about what one does (no panels to convert). Q4_K, Q5_K and Q6_K go
+ * the same way through kernel_ops.kquant_tokens; variants without the
+ * tiled kernels keep the panels. */
 typedef struct int8_tokens {
     int N; /* 0: the panels' path */
     const int8_dot_ops *d;
@@ -265,8 +265,7 @@ static void int8_tokens_release(int8_tokens *f) {
 /* Room for N tokens' activations: 0 where W or the variant take no tiled kernel. */
 static int int8_tokens_alloc(const kernel_ops *k, const matrix *W, int N, int8_tokens *f) {
     f->k = k;
-    if (W->type == DT_Q6_K) return 0; /* the panels: faster on long prompts (docs/perf.md, change 37) */
-    if (W->type == DT_Q4_K || W->type == DT_Q5_K) {
+    if (W->type == DT_Q4_K || W->type == DT_Q5_K || W->type == DT_Q6_K) {
         if (!k->kquant_tokens || !k->kquant_prepare) return 0;
         return (f->kq = calloc((size_t)N, sizeof *f->kq)) != NULL;
     }
