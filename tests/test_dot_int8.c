@@ -268,16 +268,20 @@ static void test_groups_tokens_variants(void) {
                     const int N = Ns[ni], g1 = rows / ROW_GROUP;
                     for (int n = 0; n < N; n++) (*d)->groups(&W, &a[n], want + n * rows, 0, g1);
                     for (int i = 0; i < N * rows; i++) got[i] = NAN;
-                    (*d)->groups_tokens(&W, a, N, got, (size_t)rows, 0, g1);
+                    void *tokens = aligned_alloc(64, ((*d)->tokens_bytes(cols, N) + 63) / 64 * 64);
+                    CHECK(tokens, "out of memory");
+                    (*d)->tokens_gather(a, N, tokens);
+                    (*d)->groups_tokens(&W, tokens, N, got, (size_t)rows, 0, g1);
                     if (memcmp(got, want, sizeof(float) * (size_t)(N * rows)) != 0) bad = (*d)->name, bad_n = N;
                     /* a range of groups that does not start at the first */
                     if (!bad && g1 > 1) {
-                        (*d)->groups_tokens(&W, a, N, got, (size_t)rows, 1, g1);
+                        (*d)->groups_tokens(&W, tokens, N, got, (size_t)rows, 1, g1);
                         for (int n = 0; n < N && !bad; n++)
                             if (memcmp(got + n * rows, want + n * rows + ROW_GROUP,
                                        sizeof(float) * (size_t)(rows - ROW_GROUP)) != 0)
                                 bad = (*d)->name, bad_n = N;
                     }
+                    free(tokens);
                 }
             }
             for (int n = 0; n < MAX_N; n++) free(q[n].mem);
@@ -291,7 +295,7 @@ static void test_groups_tokens_variants(void) {
 /* A product of several tokens (a prompt, a batched step) with int8
  * activations: every row of every token bit for bit the decode product of
  * that token alone, whatever N and the thread counts of either, for the
- * 32-weight formats, Q4_K and Q5_K — where the table has the tiled kernels
+ * 32-weight formats and the k-quants — where the table has the tiled kernels
  * (else the panels run). */
 static void test_matmul_rows_are_decode_steps(void) {
     const int rows = 130, Ns[] = {2, 7, 70}; /* 8 whole groups and 2 rows past them; tiles of 32 and 64 tokens */

@@ -97,7 +97,7 @@ static void rows_scalar(const matrix *W, const act_q8 *a, float *y, int r0, int 
     }
 }
 
-const int8_dot_ops int8_dot_scalar = {"scalar", "scalar", quantize_scalar, rows_scalar, NULL, NULL};
+const int8_dot_ops int8_dot_scalar = {"scalar", "scalar", quantize_scalar, rows_scalar, NULL, NULL, NULL, NULL};
 
 void int8_dot_rows(const int8_dot_ops *d, const matrix *W, const act_q8 *a, float *y, int r0, int r1) {
     const int end = d->groups ? row_groups_end(W, r0, r1) : r0;

@@ -71,10 +71,14 @@ typedef struct int8_dot_ops {
      * W->groups (kernels/row_groups.h); NULL where the variant has none
      * (its reference is rows on W->data: the same integer sums) */
     void (*groups)(const matrix *W, const act_q8 *a, float *y, int g0, int g1);
-    /* groups against N tokens a[0..N): token n's results at Y + n ldy, each
-     * bit for bit what groups gives for that token alone (the weights
-     * unpacked once for several tokens); NULL where the variant has none */
-    void (*groups_tokens)(const matrix *W, const act_q8 *a, int N, float *Y, size_t ldy, int g0, int g1);
+    /* groups against N tokens: token n's results at Y + n ldy, each bit for
+     * bit what groups gives for that token alone (the weights unpacked once
+     * for several tokens); NULL where the variant has none. The tokens come
+     * gathered by tokens_gather (once per product, for every chunk of rows)
+     * into tokens_bytes(cols, N) bytes, 64-byte aligned, from a[0..N). */
+    size_t (*tokens_bytes)(int cols, int N);
+    void (*tokens_gather)(const act_q8 *a, int N, void *tokens);
+    void (*groups_tokens)(const matrix *W, const void *tokens, int N, float *Y, size_t ldy, int g0, int g1);
 } int8_dot_ops;
 
 extern const int8_dot_ops int8_dot_scalar, int8_dot_avx2, int8_dot_avxvnni, int8_dot_avx512vnni;

@@ -87,7 +87,7 @@ static void quantize(const float *x, act_q8 *a) {
 #pragma GCC pop_options
 #endif
 
-const int8_dot_ops int8_dot_avx2 = {"avx2", "avx2", quantize, rows_avx2, NULL, NULL};
-const int8_dot_ops int8_dot_avxvnni = {"avxvnni", "avx2", quantize, rows_avxvnni, NULL, NULL};
+const int8_dot_ops int8_dot_avx2 = {"avx2", "avx2", quantize, rows_avx2, NULL, NULL, NULL, NULL};
+const int8_dot_ops int8_dot_avxvnni = {"avxvnni", "avx2", quantize, rows_avxvnni, NULL, NULL, NULL, NULL};
 
 #endif

@@ -304,18 +304,26 @@ typedef struct tile_block {
     float xsum[TILE_TOKENS];
 } tile_block;
 
-/* Returns x: the tile is read through what this returns. GCC 12 (-O1 to
- * -O3) deleted the call as having no effect when the reader was handed x
- * itself (every Q8_0 product came out 0 in tests/test_dot_int8.c). */
-static __attribute__((noinline)) const tile_block *tile_gather(const act_q8 *a, int nt, int nb, tile_block *x) {
-    for (int b = 0; b < nb; b++)
-        for (int i = 0; i < nt; i++) {
-            memcpy(x[b].q[i], a[i].q + 32 * b, 32);
-            x[b].d[i] = a[i].d[8 * b];
-            x[b].qneg8[i] = a[i].qneg8[8 * b];
-            x[b].xsum[i] = a[i].xsum[8 * b];
-        }
-    return x;
+/* The tokens of a product as tiles of TILE_TOKENS, each tile's blocks one
+ * after another (nb tile_blocks a tile). */
+static size_t tokens_bytes(int cols, int N) {
+    return sizeof(tile_block) * (size_t)(cols / 32) * (size_t)((N + TILE_TOKENS - 1) / TILE_TOKENS);
+}
+
+static void tokens_gather(const act_q8 *a, int N, void *tokens) {
+    const int nb = a[0].n / 32;
+    tile_block *x = tokens;
+    for (int n0 = 0; n0 < N; n0 += TILE_TOKENS, x += nb) {
+        const int nt = N - n0 < TILE_TOKENS ? N - n0 : TILE_TOKENS;
+        for (int b = 0; b < nb; b++)
+            for (int i = 0; i < nt; i++) {
+                const act_q8 *t = &a[n0 + i];
+                memcpy(x[b].q[i], t->q + 32 * b, 32);
+                x[b].d[i] = t->d[8 * b];
+                x[b].qneg8[i] = t->qneg8[8 * b];
+                x[b].xsum[i] = t->xsum[8 * b];
+            }
+    }
 }
 
 static inline __m512i tile_quad(const tile_block *x, int i, int v) { return _mm512_set1_epi32(x->q[i][v]); }
@@ -405,23 +413,19 @@ static __attribute__((noinline)) void tile_rows(const matrix *W, const tile_bloc
     }
 }
 
-static void groups_tokens(const matrix *W, const act_q8 *a, int N, float *Y, size_t ldy, int g0, int g1) {
+static void groups_tokens(const matrix *W, const void *tokens, int N, float *Y, size_t ldy, int g0, int g1) {
     const int nb = W->cols / 32;
-    tile_block *x = NULL;
-    if (!int8_dot_handles(W->type) || !(x = aligned_alloc(64, sizeof *x * (size_t)nb))) {
-        for (int n = 0; n < N; n++) groups(W, &a[n], Y + (size_t)n * ldy, g0, g1); /* the same results */
-        return;
-    }
+    const tile_block *x = tokens;
     /* a tile of tokens over all the groups: the tile's activations stay in
      * the cache while the groups go by */
-    for (int n0 = 0; n0 < N; n0 += TILE_TOKENS) {
+    for (int n0 = 0; n0 < N; n0 += TILE_TOKENS, x += nb) {
         const int nt = N - n0 < TILE_TOKENS ? N - n0 : TILE_TOKENS;
-        tile_rows(W, tile_gather(a + n0, nt, nb, x), nt, Y + (size_t)n0 * ldy, ldy, g0, g1);
+        tile_rows(W, x, nt, Y + (size_t)n0 * ldy, ldy, g0, g1);
     }
-    free(x);
 }
 
-const int8_dot_ops int8_dot_avx512vnni = {"avx512vnni", "avx512", quantize, rows, groups, groups_tokens};
+const int8_dot_ops int8_dot_avx512vnni = {"avx512vnni", "avx512", quantize, rows, groups,
+                                          tokens_bytes, tokens_gather, groups_tokens};
 
 #ifdef __clang__
 #pragma clang attribute pop

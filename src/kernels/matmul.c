@@ -239,6 +239,7 @@ typedef struct int8_tokens {
     matvec_split split;
     act_q8 *a; /* [N]: each token's x as the decode quantizes it (32-weight formats) */
     void *mem;
+    void *tokens; /* the same gathered for d->groups_tokens, once for every chunk */
     void **kq; /* [N]: the same for the k-quants (k->kquant_prepare), else NULL */
 } int8_tokens;
 
@@ -258,8 +259,8 @@ static void quantize_token(void *p, int n) {
 static void int8_tokens_release(int8_tokens *f) {
     if (f->kq)
         for (int n = 0; n < f->N; n++) free(f->kq[n]);
-    free(f->kq), free(f->a), free(f->mem);
-    f->N = 0, f->a = NULL, f->mem = NULL, f->kq = NULL;
+    free(f->kq), free(f->a), free(f->mem), free(f->tokens);
+    f->N = 0, f->a = NULL, f->mem = NULL, f->kq = NULL, f->tokens = NULL;
 }
 
 /* Room for N tokens' activations: 0 where W or the variant take no tiled kernel. */
@@ -275,7 +276,8 @@ static int int8_tokens_alloc(const kernel_ops *k, const matrix *W, int N, int8_t
     const size_t bytes = act_q8_bytes(W->cols);
     f->a = malloc(sizeof *f->a * (size_t)N);
     f->mem = aligned_alloc(64, bytes * (size_t)N);
-    if (!f->a || !f->mem) return 0;
+    f->tokens = aligned_alloc(64, (f->d->tokens_bytes(W->cols, N) + 63) / 64 * 64);
+    if (!f->a || !f->mem || !f->tokens) return 0;
     for (int n = 0; n < N; n++) act_q8_bind(&f->a[n], (uint8_t *)f->mem + bytes * (size_t)n, W->cols);
     return 1;
 }
@@ -293,6 +295,7 @@ static void int8_tokens_prepare(const kernel_ops *k, const matrix *W, const floa
     f->split = matvec_split_for(W, n_threads);
     quantize_job j = {f, W, X};
     parallel_rows(n_threads, N, 4 * (size_t)W->cols, quantize_token, &j);
+    if (f->tokens) f->d->tokens_gather(f->a, N, f->tokens);
     if (f->kq)
         for (int n = 0; n < N; n++)
             if (!f->kq[n]) { /* no 8-bit path for this x (not finite) or no memory: the panels */
@@ -312,7 +315,7 @@ static void int8_tokens_chunk(const int8_tokens *f, const matrix *W, float *Y, i
         return;
     }
     const int end = row_groups_end(W, r0, r1);
-    if (end > r0) f->d->groups_tokens(W, f->a, f->N, Y + r0, (size_t)W->rows, r0 / ROW_GROUP, end / ROW_GROUP);
+    if (end > r0) f->d->groups_tokens(W, f->tokens, f->N, Y + r0, (size_t)W->rows, r0 / ROW_GROUP, end / ROW_GROUP);
     if (end < r1)
         for (int n = 0; n < f->N; n++) f->d->rows(W, &f->a[n], Y + (size_t)n * W->rows + end, end, r1);
 }
