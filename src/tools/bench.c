@@ -190,6 +190,86 @@ static rwkv_status batch_decodes(rwkv_model *m, int batch, int steps, const int 
     return RWKV_OK;
 }
 
+/* The machine is measured interleaved with the model's work (a read pass
+ * every few decode tokens, an FMA-peak run after each prefill), so both see
+ * the same conditions on a shared machine; medians of both. */
+
+/* Decode: warm-up, then every step timed on its own (times: decode_tokens
+ * entries of scratch). */
+static rwkv_status bench_decode(rwkv_model *m, rwkv_state *st, const int *tokens, const rwkv_bench_options *o,
+                                float *logits, double *times, rwkv_bench_result *out, rwkv_error *err) {
+    machine_read_buffer *mb = o->skip_machine ? NULL : machine_read_buffer_new(o->threads, 0);
+    int n_bw = 0;
+    double *bw = malloc(sizeof(double) * (size_t)(o->decode_tokens / 4 + 2));
+    if (!bw) {
+        machine_read_buffer_free(mb);
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    }
+    rwkv_status s = RWKV_OK;
+    for (int i = 0; i < o->warmup_tokens; i++)
+        if ((s = rwkv_eval(m, st, tokens[i % o->prompt_tokens], logits, err)) != RWKV_OK) break;
+    for (int i = 0; s == RWKV_OK && i < o->decode_tokens; i++) {
+        if (mb && i % 4 == 0) {
+            bw[n_bw++] = machine_read_pass_gbps(mb);
+            settle();
+        }
+        double t0 = now_s();
+        s = rwkv_eval(m, st, tokens[(i + 7) % o->prompt_tokens], logits, err);
+        times[i] = now_s() - t0;
+    }
+    machine_read_buffer_free(mb);
+    if (s == RWKV_OK) {
+        double med = median(times, o->decode_tokens);
+        out->decode_ms_per_token = 1e3 * med;
+        out->decode_ms_min = 1e3 * times[0];
+        out->decode_ms_max = 1e3 * times[o->decode_tokens - 1];
+        out->decode_ms_p25 = 1e3 * quantile(times, o->decode_tokens, 0.25);
+        out->decode_ms_p75 = 1e3 * quantile(times, o->decode_tokens, 0.75);
+        out->decode_gbps = out->weight_bytes_per_token / med * 1e-9;
+        if (n_bw) {
+            out->machine_read_gbps = median(bw, n_bw);
+            out->machine_read_gbps_best = bw[n_bw - 1];
+        }
+    }
+    free(bw);
+    return s;
+}
+
+/* Prefill: the whole prompt in sequence mode from a fresh state, last
+ * logits only (times: prefill_repeats entries of scratch). */
+static rwkv_status bench_prefill(rwkv_model *m, rwkv_state *st, const int *tokens, const rwkv_bench_options *o,
+                                 float *logits, double *times, double layer_flops, double head_flops,
+                                 rwkv_bench_result *out, rwkv_error *err) {
+    double *fma = malloc(sizeof(double) * (size_t)o->prefill_repeats);
+    if (!fma) return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+    rwkv_status s = RWKV_OK;
+    for (int r = 0; s == RWKV_OK && r < o->prefill_repeats; r++) {
+        rwkv_state_reset(st);
+        double t0 = now_s();
+        s = rwkv_eval_sequence(m, st, tokens, (size_t)o->prompt_tokens, logits, 0, err);
+        times[r] = now_s() - t0;
+        if (!o->skip_machine) {
+            fma[r] = machine_fma_peak_gflops(o->threads);
+            settle();
+        }
+    }
+    if (s == RWKV_OK) {
+        double pmed = median(times, o->prefill_repeats);
+        out->prefill_tokens_per_s = o->prompt_tokens / pmed;
+        out->prefill_tokens_per_s_min = o->prompt_tokens / times[o->prefill_repeats - 1];
+        out->prefill_tokens_per_s_max = o->prompt_tokens / times[0];
+        out->prefill_gflops = (layer_flops * o->prompt_tokens + head_flops) / pmed * 1e-9;
+        if (!o->skip_machine) {
+            out->machine_fma_gflops = median(fma, o->prefill_repeats);
+            out->machine_fma_gflops_best = fma[o->prefill_repeats - 1];
+        }
+        if (out->machine_read_gbps > 0) out->decode_fraction_of_bandwidth = out->decode_gbps / out->machine_read_gbps;
+        if (out->machine_fma_gflops > 0) out->prefill_fraction_of_peak = out->prefill_gflops / out->machine_fma_gflops;
+    }
+    free(fma);
+    return s;
+}
+
 rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
                            rwkv_error *err) {
     rwkv_bench_options o = {0};
@@ -248,74 +328,8 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
         tokens[i] = (int)((x >> 8) % (uint32_t)info.n_vocab);
     }
 
-    /* The machine is measured interleaved with the model's work (a read
-     * pass every few decode tokens, an FMA-peak run after each prefill), so
-     * both see the same conditions on a shared machine; medians of both. */
-    machine_read_buffer *mb = o.skip_machine ? NULL : machine_read_buffer_new(o.threads, 0);
-    int n_bw = 0;
-    double *bw = malloc(sizeof(double) * (size_t)(o.decode_tokens / 4 + 2));
-    double *fma = malloc(sizeof(double) * (size_t)o.prefill_repeats);
-    if (!bw || !fma) {
-        machine_read_buffer_free(mb);
-        free(bw);
-        free(fma);
-        s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-
-    /* decode: warm-up, then every step timed on its own */
-    for (int i = 0; i < o.warmup_tokens; i++)
-        if ((s = rwkv_eval(m, st, tokens[i % o.prompt_tokens], logits, err)) != RWKV_OK) break;
-    for (int i = 0; s == RWKV_OK && i < o.decode_tokens; i++) {
-        if (mb && i % 4 == 0) {
-            bw[n_bw++] = machine_read_pass_gbps(mb);
-            settle();
-        }
-        double t0 = now_s();
-        s = rwkv_eval(m, st, tokens[(i + 7) % o.prompt_tokens], logits, err);
-        times[i] = now_s() - t0;
-    }
-    machine_read_buffer_free(mb);
-    if (s == RWKV_OK) {
-        double med = median(times, o.decode_tokens);
-        out->decode_ms_per_token = 1e3 * med;
-        out->decode_ms_min = 1e3 * times[0];
-        out->decode_ms_max = 1e3 * times[o.decode_tokens - 1];
-        out->decode_ms_p25 = 1e3 * quantile(times, o.decode_tokens, 0.25);
-        out->decode_ms_p75 = 1e3 * quantile(times, o.decode_tokens, 0.75);
-        out->decode_gbps = out->weight_bytes_per_token / med * 1e-9;
-        if (n_bw) {
-            out->machine_read_gbps = median(bw, n_bw);
-            out->machine_read_gbps_best = bw[n_bw - 1];
-        }
-    }
-
-    /* prefill: the whole prompt in sequence mode from a fresh state, last logits only */
-    for (int r = 0; s == RWKV_OK && r < o.prefill_repeats; r++) {
-        rwkv_state_reset(st);
-        double t0 = now_s();
-        s = rwkv_eval_sequence(m, st, tokens, (size_t)o.prompt_tokens, logits, 0, err);
-        times[r] = now_s() - t0;
-        if (!o.skip_machine) {
-            fma[r] = machine_fma_peak_gflops(o.threads);
-            settle();
-        }
-    }
-    if (s == RWKV_OK) {
-        double pmed = median(times, o.prefill_repeats);
-        out->prefill_tokens_per_s = o.prompt_tokens / pmed;
-        out->prefill_tokens_per_s_min = o.prompt_tokens / times[o.prefill_repeats - 1];
-        out->prefill_tokens_per_s_max = o.prompt_tokens / times[0];
-        out->prefill_gflops = (layer_flops * o.prompt_tokens + head_flops) / pmed * 1e-9;
-        if (!o.skip_machine) {
-            out->machine_fma_gflops = median(fma, o.prefill_repeats);
-            out->machine_fma_gflops_best = fma[o.prefill_repeats - 1];
-        }
-        if (out->machine_read_gbps > 0) out->decode_fraction_of_bandwidth = out->decode_gbps / out->machine_read_gbps;
-        if (out->machine_fma_gflops > 0) out->prefill_fraction_of_peak = out->prefill_gflops / out->machine_fma_gflops;
-    }
-    free(bw);
-    free(fma);
+    if (s == RWKV_OK) s = bench_decode(m, st, tokens, &o, logits, times, out, err);
+    if (s == RWKV_OK) s = bench_prefill(m, st, tokens, &o, logits, times, layer_flops, head_flops, out, err);
     if (s == RWKV_OK && o.batch > 1)
         s = batch_decodes(m, o.batch, o.decode_tokens / 4 > 5 ? o.decode_tokens / 4 : 5, tokens, o.prompt_tokens, out,
                           err);
