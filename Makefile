@@ -182,7 +182,8 @@ fuzz-gcc:
 	@$(MAKE) --no-print-directory asan-build
 	@$(MAKE) --no-print-directory $(FUZZ_GCC_BIN)
 
-$(BUILD)/fuzz/gcc/%: fuzz/%.c fuzz/standalone.c $(wildcard fuzz/*.h) build-asan/librwkv.a
+$(BUILD)/fuzz/gcc/%: fuzz/%.c fuzz/standalone.c $(wildcard fuzz/*.h) build-asan/librwkv.a $(FUZZ_CLI_SRC) \
+                     $(wildcard cli/serve/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,undefined -o $@ $< fuzz/standalone.c \
 	  $(if $(filter fuzz_http_request,$*),$(FUZZ_CLI_SRC)) build-asan/librwkv.a $(FUZZ_LDLIBS)

@@ -13,12 +13,34 @@
 
 #define MAX_STOPS 4 /* OpenAI's limit */
 
+/* e->message made one line: its control characters written as escapes (\n,
+ * \x1b...), as the library writes its own messages. A message may quote the
+ * body: jansson's own, for a body that is not JSON, quotes the bytes near
+ * the error, raw newlines included. */
+static void one_line(request_error *e) {
+    char out[sizeof e->message];
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)e->message; *p && n + 5 < sizeof out; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[n++] = (char)*p;
+        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            out[n++] = '\\';
+            out[n++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+        } else {
+            n += (size_t)snprintf(out + n, sizeof out - n, "\\x%02x", *p);
+        }
+    }
+    out[n] = '\0';
+    memcpy(e->message, out, n + 1);
+}
+
 static int bad(request_error *e, const char *param, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(request_error *e, const char *param, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    one_line(e);
     snprintf(e->param, sizeof e->param, "%s", param);
     return 400;
 }
