@@ -190,7 +190,7 @@ $(BUILD)/fuzz/gcc/%: fuzz/%.c fuzz/standalone.c $(wildcard fuzz/*.h) build-asan/
 
 $(BUILD)/fuzz/clang/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -Wno-pass-failed -fopenmp -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+	clang $(FUZZ_CFLAGS) -MMD -MP -Wno-pass-failed -fopenmp -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 
 $(BUILD)/fuzz/clang/librwkv-fuzz.a: $(FUZZ_CLANG_OBJ)
 	@rm -f $@
