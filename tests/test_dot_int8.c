@@ -109,6 +109,70 @@ static void test_quantize_variants(void) {
     }
 }
 
+/* Blocks too small for 1 / d (d below the smallest normal float) are zeros
+ * in every variant, the reference included; a block just above that takes
+ * its codes as any other; a NaN in a block gives the same codes everywhere.
+ * (1 / d had overflowed to infinity: the SIMD variants stored -128 for
+ * positive x, the reference 127, and summing the codes overflowed an int.) */
+static void test_quantize_tiny_blocks(void) {
+    enum { N = 160 };
+    const float scales[N / 32] = {1e-38f, 1e-36f, 3e-36f, 1e-30f, 1e-44f};
+    float *x = make_x(N);
+    for (int i = 0; i < N; i++) x[i] *= scales[i / 32];
+    x[N - 1] = NAN; /* with the denormals: a block whose d is NaN */
+    quantized want = quantize_with(&int8_dot_scalar, x, N);
+    for (const int8_dot_ops *const *d = int8_dot_all(); *d; d++) {
+        if (!int8_dot_supported(*d)) continue;
+        quantized got = quantize_with(*d, x, N);
+        const int same = memcmp(got.a.q, want.a.q, (size_t)N + 32) == 0 &&
+                         memcmp(got.a.qneg8, want.a.qneg8, sizeof(int32_t) * (size_t)(N / 4 + 8)) == 0;
+        free(got.mem);
+        if (!same) free(want.mem), free(x);
+        CHECK(same, "%s quantizes tiny blocks differently from the reference", (*d)->name);
+    }
+    int bad = -1;
+    for (int i = 0; i < N - 32 && bad < 0; i++) {
+        const float d = want.a.d[8 * (i / 32)];
+        const int ok = d < FLT_MIN ? want.a.q[i] == 0 : fabsf(d * want.a.q[i] - x[i]) <= 0.5001f * d;
+        if (!ok) bad = i;
+    }
+    const int q = bad >= 0 ? want.a.q[bad] : 0;
+    free(want.mem), free(x);
+    CHECK(bad < 0, "x[%d] of a tiny block quantized to %d", bad, q);
+}
+
+/* Non-finite activations (a model gone wrong) give garbage, but never
+ * wrapped integers: every code in [-127, 127] and each block's offset term
+ * -8 Σq, in every variant, for infinities and NaNs in every lane pairing
+ * (a vector maximum can miss an infinity beside a NaN). */
+static void test_quantize_non_finite(void) {
+    enum { N = 32 * 32 };
+    float *x = make_x(N);
+    for (int b = 0; b < N / 32; b++) { /* an infinity and a NaN 16 apart (one SIMD lane), either first */
+        const int p = 32 * b + b % 16, inf_first = b < 16;
+        x[inf_first ? p : p + 16] = b % 2 ? -INFINITY : INFINITY;
+        x[inf_first ? p + 16 : p] = NAN;
+    }
+    for (const int8_dot_ops *const *d = int8_dot_all(); *d; d++) {
+        if (!int8_dot_supported(*d)) continue;
+        quantized got = quantize_with(*d, x, N);
+        int bad = -1;
+        for (int b = 0; b < N / 32 && bad < 0; b++) {
+            int sum = 0;
+            for (int j = 0; j < 32; j++) {
+                const int q = got.a.q[32 * b + j];
+                if (q < -127 || q > 127) bad = b;
+                sum += q;
+            }
+            if (got.a.qneg8[8 * b] != -8 * sum) bad = b;
+        }
+        free(got.mem);
+        if (bad >= 0) free(x);
+        CHECK(bad < 0, "%s: block %d of non-finite activations has codes out of range", (*d)->name, bad);
+    }
+    free(x);
+}
+
 static void *make_groups(const matrix *W) {
     void *g = aligned_alloc(64, (row_groups_bytes(W) + 63) / 64 * 64);
     row_groups_pack(W, g, 1);
@@ -350,6 +414,8 @@ static void test_choice(void) {
 int main(void) {
     RUN(test_choice);
     RUN(test_quantize_variants);
+    RUN(test_quantize_tiny_blocks);
+    RUN(test_quantize_non_finite);
     RUN(test_rows_variants);
     RUN(test_groups_layout);
     RUN(test_matvec_modes);

@@ -42,7 +42,7 @@ static void quantize_scalar(const float *x, act_q8 *a) {
         const float *xb = x + 32 * b;
         float amax = 0, sum = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
-        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float d = amax / 127.0f, id = activation_scale_ok(d) ? 1.0f / d : 0.0f;
         int qs = 0;
         for (int j = 0; j < 32; j++) {
             float v = fminf(fmaxf(nearbyintf(xb[j] * id), -127.0f), 127.0f);

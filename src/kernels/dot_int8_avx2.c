@@ -29,7 +29,7 @@ static inline __m256i bits_to_bytes(const uint8_t *p) {
 }
 
 static void quantize(const float *x, act_q8 *a) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int b = 0; b < a->n / 32; b++) {
         __m256 v[4], mx = _mm256_setzero_ps(), sum = mx;
@@ -41,11 +41,12 @@ static void quantize(const float *x, act_q8 *a) {
         __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         const float amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float d = amax / 127.0f, id = activation_scale_ok(d) ? 1.0f / d : 0.0f;
         __m256i q[4], qs = _mm256_setzero_si256();
         for (int k = 0; k < 4; k++) {
-            /* clamp in float (as the reference), then round to nearest even */
-            q[k] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)), lo));
+            /* clamp in float (as the reference), then round to nearest even
+             * (the upper bound: for non-finite x, as in the AVX-512 variant) */
+            q[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)), lo), hi));
             qs = _mm256_add_epi32(qs, q[k]);
         }
         const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));

@@ -32,11 +32,13 @@ static void quantize(const float *x, act_q8 *a) {
     for (int b = 0; b < a->n / 32; b++) {
         const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        const __m512 vid = _mm512_set1_ps(id), lo = _mm512_set1_ps(-127.0f);
-        /* clamp in float (as the reference), then round to nearest even */
-        const __m512i q0 = _mm512_cvtps_epi32(_mm512_max_ps(_mm512_mul_ps(x0, vid), lo));
-        const __m512i q1 = _mm512_cvtps_epi32(_mm512_max_ps(_mm512_mul_ps(x1, vid), lo));
+        const float d = amax / 127.0f, id = activation_scale_ok(d) ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+        /* clamp in float (as the reference), then round to nearest even; the
+         * upper bound matters only for non-finite x (an infinity that the
+         * maximum missed beside a NaN), whose code must not wrap */
+        const __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x0, vid), lo), hi));
+        const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x1, vid), lo), hi));
         _mm_storeu_si128((__m128i *)(a->q + 32 * b), _mm512_cvtsepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(a->q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
         const int qs = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include <float.h>
 #include <math.h>
 
 #include "core/dtype.h"
@@ -80,6 +81,13 @@ void token_mix(const float *cur, const float *prev, const float *mu, int n, floa
 void group_norm(const float *x, const float *w, const float *b, int H, int N, float eps, float *y);
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Whether an 8-bit activation block's scale d (x ≈ d q, d = max|x| / 127)
+ * takes the codes x / d: not when d is below the smallest normal float,
+ * where 1 / d overflows to infinity (the codes would saturate, some with the
+ * wrong sign) — such a block (|x| < 1.5e-36) is quantized as zeros —, nor
+ * when d is NaN. */
+static inline int activation_scale_ok(float d) { return d >= FLT_MIN; }
 
 /* ------------------------------------------------------------------------ */
 /* The kernel table and its selection (kernels/dispatch.c)                    */

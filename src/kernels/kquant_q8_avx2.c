@@ -45,7 +45,7 @@ static void quantize_acts(const float *x, int n, q8_acts *a) {
         __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        const float amax = _mm_cvtss_f32(m4), id = amax > 0 ? 127.0f / amax : 0.0f;
+        const float amax = _mm_cvtss_f32(m4), id = activation_scale_ok(amax / 127.0f) ? 127.0f / amax : 0.0f;
         a->dx[b] = amax / 127.0f;
         const __m256 vid = _mm256_set1_ps(id);
         int8_t *q = a->q + QK_K * b;

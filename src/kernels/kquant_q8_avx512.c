@@ -72,7 +72,7 @@ static void quantize_acts(const float *x, int n, q8_acts *a) {
         const float *xb = x + QK_K * b;
         __m512 mx = _mm512_setzero_ps();
         for (int i = 0; i < QK_K; i += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(xb + i)));
-        const float amax = _mm512_reduce_max_ps(mx), dx = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+        const float amax = _mm512_reduce_max_ps(mx), dx = amax / 127.0f, id = activation_scale_ok(dx) ? 127.0f / amax : 0.0f;
         a->dx[b] = dx;
         int8_t *q = a->q + QK_K * b;
         for (int i = 0; i < QK_K; i += 16) {

@@ -15,6 +15,8 @@ for src in fuzz/fuzz_*.c; do
     seeds=$(ls fuzz/corpus/"$t"/* 2>/dev/null)
     # the PyTorch reader's seeds are the shared test vectors (rwkv.c writes no .pth files)
     [ -z "$seeds" ] && [ "$t" = fuzz_pth ] && seeds=$(ls "$SHARED"/testvectors/rwkv4/tiny/model.f32.pth 2>/dev/null)
+    # models read from GGUF start from the GGUF reader's seeds
+    [ -z "$seeds" ] && [ "$t" = fuzz_gguf_model ] && seeds=$(ls fuzz/corpus/fuzz_gguf/* 2>/dev/null)
     if [ -z "$seeds" ]; then echo "SKIP fuzz $t: no seeds"; continue; fi
     n=$(echo "$seeds" | wc -l)
     # shellcheck disable=SC2086
