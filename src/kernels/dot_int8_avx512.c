@@ -189,11 +189,6 @@ static inline __m512 column_scales(const uint8_t *scales, const act_q8 *a, int b
     return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales)), _mm512_set1_ps(a->d[8 * b]));
 }
 
-/* A 4/5-bit block column (parts at base + c): acc + the 16 rows' products
- * with block b of x (minimum terms into *macc). Without fifth bits the high
- * nibbles are multiplied in place (16 x the code: the sum is 16 x exact,
- * shifted back once); with them both nibbles are shifted down and the fifth
- * bits added. */
 /* Code vector h of a 4/5-bit block column (parts at base + c) as the two
  * operands of its products: the low codes (x's activations 4h..4h+3) and
  * the high ones (16 + 4h..), the latter 16 x the code without fifth bits. */
@@ -214,6 +209,11 @@ static inline __attribute__((always_inline)) void nib_codes(const nib_format *f,
     }
 }
 
+/* A 4/5-bit block column (parts at base + c): acc + the 16 rows' products
+ * with block b of x (minimum terms into *macc). Without fifth bits the high
+ * nibbles are multiplied in place (16 x the code: the sum is 16 x exact,
+ * shifted back once); with them both nibbles are shifted down and the fifth
+ * bits added. */
 static inline __attribute__((always_inline)) __m512 nib_column(const nib_format *f, const uint8_t *base,
                                                                group_column c, const act_q8 *a, int b, __m512 acc,
                                                                __m512 *macc) {

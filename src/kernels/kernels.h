@@ -275,9 +275,9 @@ void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
  * the k-quants' kernels/kquant_q8.h, and in sequence mode kernels/matmul_bf16.h):
  * 1 (the default) quantizes x to int8 blocks and multiplies in integers in
  * decode, and in products of several tokens (prompts, batched steps) of the
- * 32-weight formats, Q4_K and Q5_K where the variant has the tiled kernels
- * (kernels/matmul.c); those products of Q6_K, or on other CPUs, round x and
- * the weights to bf16 where the CPU has AVX-512 BF16; 0 keeps x in float32
+ * 32-weight formats and the k-quants where the variant has the tiled
+ * kernels (kernels/matmul.c); those products on other CPUs round x and the
+ * weights to bf16 where the CPU has AVX-512 BF16; 0 keeps x in float32
  * (closer to the float model, slower). The environment
  * variable RWKV_ACTIVATIONS=f32|int8 sets it at start; the setter changes it
  * for the whole process (not thread-safe against running kernels). */

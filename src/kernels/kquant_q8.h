@@ -35,7 +35,7 @@ void *kquant_prepare_avx512(const matrix *W, const float *x);
 void kquant_rows_avx512(const matrix *W, const void *acts, float *y, int r0, int r1);
 /* Rows r0..r1 for N tokens (acts[n] from prepare for token n), token n's
  * at Y + n ldy, each bit for bit what rows gives for that token alone: the
- * Q4_K / Q5_K groups' codes unpacked once for a tile of tokens. */
+ * Q4_K / Q5_K / Q6_K groups' codes unpacked once for a tile of tokens. */
 void kquant_tokens_avx512(const matrix *W, const void *const *acts, int N, float *Y, size_t ldy, int r0, int r1);
 void *kquant_prepare_avx2(const matrix *W, const float *x);
 void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1);

@@ -224,8 +224,6 @@ static inline __m512i x_quad(const int8_t *q) {
     return _mm512_set1_epi32(v);
 }
 
-/* The integer sums of chunk j (sub-blocks 2j, 2j + 1) of a column's codes
- * against x, the second not yet shifted back for Q4_K (see above). */
 /* Code vector h of chunk j of a column as the two operands of its
  * products: sub-block 2j's codes and 2j + 1's (16 x the code for Q4_K,
  * shifted back after the sum). */
@@ -245,6 +243,8 @@ static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void chunk_cod
     }
 }
 
+/* The integer sums of chunk j (sub-blocks 2j, 2j + 1) of a column's codes
+ * against x, the second not yet shifted back for Q4_K (see above). */
 static inline KQUANT_GROUPS_TARGET void chunk_sums(const uint8_t *col, const int8_t *xq, int j, int five, __m512i *lo,
                                                    __m512i *hi) {
     *lo = *hi = _mm512_setzero_si512();
