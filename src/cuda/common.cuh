@@ -121,6 +121,18 @@ __device__ __forceinline__ float block_sum(float x, float *sh) {
     return warp_sum(x);
 }
 
+/* Two block sums for the price of one (the same barriers), each in
+ * block_sum's order. `sh` holds 32 float2s. */
+__device__ __forceinline__ float2 block_sum2(float2 x, float2 *sh) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    x.x = warp_sum(x.x), x.y = warp_sum(x.y);
+    __syncthreads(); /* sh may still be read by a previous call */
+    if (lane == 0) sh[warp] = x;
+    __syncthreads();
+    x = lane < nw ? sh[lane] : make_float2(0.0f, 0.0f);
+    return make_float2(warp_sum(x.x), warp_sum(x.y));
+}
+
 /* Calls fn.template operator()<T>() with T = float or bf16 for t. */
 #define CUDA_DISPATCH(t, ...)                                                                      \
     do {                                                                                           \

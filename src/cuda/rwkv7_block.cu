@@ -88,17 +88,7 @@ __device__ __forceinline__ float value_residual(const prepare_args &p, size_t i,
         p.v_first[i] = v;
         return v;
     }
-    return v + (p.v_first[i] - v) * (1.0f / (1.0f + expf(-(p.v0[ch] + p.v_mix[i]))));
-}
-
-/* The value residual alone, in place, one thread an element: what a pass
- * whose WKV is chunked needs of the preparation (wkv7_chunk.cu does the rest). */
-__global__ void value_residual_kernel(prepare_args p, size_t n, int A) {
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) {
-        const float v = value_residual(p, i, (int)(i % A));
-        if (p.v0) p.v[i] = v;
-    }
+    return rwkv7_value_residual(v, p.v_first[i], p.v0[ch], p.v_mix[i]);
 }
 
 /* One warp per (row, head): decay, alpha, the value residual, kappa
@@ -373,14 +363,14 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
                          rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL, 0};
     const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
     if (decode_step(c, rows, &q, N)) return infer_products(c, &o, 1, R, err);
-    /* the chunked WKV prepares its own inputs and the bonus sums (into tmp:
-     * v_mix is used up by then); the mixes' memory holds its matrices */
-    const wkv7_raw_inputs raw = {s->r, s->w, s->a, s->k, p.w0, p.a0, p.k_k, p.k_a, q.r_k, s->tmp};
-    const bool chunked = cuda_wkv7_chunked_fits(rows, off + C, H, N, &raw, s->v, s->y, scratch_floats(c, R));
+    /* the chunked WKV prepares its own inputs, the value residual and the
+     * bonus sums (into b, which only the other path uses); the mixes' memory
+     * holds its matrices */
+    const wkv7_raw_inputs raw = {s->r, s->w,  s->a, s->k,  p.w0,       p.a0, p.k_k,
+                                 p.k_a, q.r_k, s->b, s->v, s->v_first, p.v0, s->tmp};
+    const bool chunked = cuda_wkv7_chunked_fits(rows, off + C, H, N, &raw, s->y, scratch_floats(c, R));
     if (chunked) {
-        const size_t n = (size_t)R * A;
-        value_residual_kernel<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(p, n, A);
-        if (cuda_wkv7_chunked(rows, off + C, H, N, &raw, s->v, s->y, s->xm, c->stream, &c->side) != cudaSuccess)
+        if (cuda_wkv7_chunked(rows, off + C, H, N, &raw, s->y, s->xm, c->stream, &c->side) != cudaSuccess)
             return cuda_check("chunked WKV", err);
     } else {
         prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);

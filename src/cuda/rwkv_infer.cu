@@ -346,7 +346,8 @@ static long long apart(const void *a, const void *b, size_t elem) {
     return d > 0 && d % (ptrdiff_t)elem == 0 ? (long long)(d / (ptrdiff_t)elem) : 0;
 }
 
-/* The longest run of ops[0..n) that batches (1: none), its strides in *st. */
+/* The longest run of ops[0..n) that batches (1: none), its strides in *st.
+ * Their activations may differ: each is applied to its own output after the GEMM. */
 static int batch_run(const rwkv_infer *c, const cuda_gemv_op *ops, int n, gemm_strides *st) {
     const cuda_gemv_op *a = &ops[0];
     const size_t we = cuda_dtype_size(c->wt), xe = a->X16 ? 2 : 4, ye = a->Y16 ? 2 : 4;
@@ -357,7 +358,7 @@ static int batch_run(const rwkv_infer *c, const cuda_gemv_op *ops, int n, gemm_s
         const void *px = p->X16 ? p->X16 : (const void *)p->X, *qx = q->X16 ? q->X16 : (const void *)q->X;
         const void *py = p->Y16 ? p->Y16 : (void *)p->Y, *qy = q->Y16 ? q->Y16 : (void *)q->Y;
         const gemm_strides d = {apart(p->W, q->W, we), apart(px, qx, xe), apart(py, qy, ye)};
-        if (q->out != a->out || q->in != a->in || q->ldx != a->ldx || q->act != a->act || q->accumulate ||
+        if (q->out != a->out || q->in != a->in || q->ldx != a->ldx || q->accumulate ||
             !q->X16 != !a->X16 || !q->Y16 != !a->Y16 || !d.w || !d.x || !d.y)
             break;
         if (run > 1 && (d.w != st->w || d.x != st->x || d.y != st->y)) break;

@@ -301,30 +301,37 @@ __device__ __forceinline__ float rwkv7_inv_norm(float sum_sq) {
     const float norm = sqrtf(sum_sq);
     return 1.0f / (norm > RWKV7_KK_EPS ? norm : RWKV7_KK_EPS);
 }
+/* The value residual of the blocks after the first: v mixed toward the
+ * first block's values by σ(v0 + v_mix). */
+__device__ __forceinline__ float rwkv7_value_residual(float v, float v_first, float v0, float v_mix) {
+    return v + (v_first - v) * (1.0f / (1.0f + expf(-(v0 + v_mix))));
+}
 
 /* The chunked form's inputs as the block's products leave them: it turns
  * them into the WKV's r, w, k, a, b itself (the arithmetic of the block's
- * preparation) while it builds its matrices, and writes the bonus
- * Σ_j r_j k_j r_k[j] of each (row, head) for GroupNorm + gate, so that
- * those five arrays never go through memory. */
+ * preparation) while it builds its matrices, applies the value residual to
+ * v in place (block 0, v0 NULL, keeps its values in v_first instead), and
+ * writes the bonus Σ_j r_j k_j r_k[j] of each (row, head) for GroupNorm +
+ * gate, so that those arrays never go through memory again. */
 typedef struct wkv7_raw_inputs {
     const float *r, *dec, *al, *k;          /* [rows][H N]: r, the decay's and alpha's LoRA outputs, k */
     const float *w0, *a0, *k_k, *k_a, *r_k; /* [H N] */
     float *bonus;                           /* [rows][H] */
+    float *v, *v_first;                     /* [rows][H N]: the values, the first block's values */
+    const float *v0, *v_mix;                /* [H N], [rows][H N]: the residual's bias and LoRA output */
 } wkv7_raw_inputs;
 
 /* Whether the chunked form takes the pass: heads of 64, streams of 16 tokens
  * or more, scratch for its matrices (chunk_floats), 16-byte aligned arrays,
  * and a device that gives its kernel the shared memory it asks for. */
 bool cuda_wkv7_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
-                            const float *v, const float *y, size_t scratch_floats);
-/* The chunked WKV of a pass it fits: v as the WKV reads it (the value
- * residual applied), y its output, scratch its matrices. A long pass goes in
+                            const float *y, size_t scratch_floats);
+/* The chunked WKV of a pass it fits: y its output, scratch its matrices. A long pass goes in
  * parts: the matrices of part 0 on s, of the later parts on side->stream
  * while s walks the earlier ones (side NULL: one part, all on s). The
  * matrices' kernel and the walk leave the SMs idle in different ways (the
  * walk is a chain of dependent chunks, a few warps an SM), so they overlap. */
-cudaError_t cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
-                              const float *v, float *y, float *scratch, cudaStream_t s, const infer_side *side);
+cudaError_t cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in, float *y,
+                              float *scratch, cudaStream_t s, const infer_side *side);
 
 #endif

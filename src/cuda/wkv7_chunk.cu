@@ -34,6 +34,21 @@ static_assert(record7::FLOATS <= 6 * CT * 64, "a record fits in the six mixes of
 
 /* ---- preparation: one block of CT * CT threads per (chunk, head, stream) ---- */
 
+/* The value residual of four channels in place (block 0: its values kept as
+ * the first block's); the walk reads v once this chunk's records are in. */
+__device__ __forceinline__ void value_residual4(const wkv7_raw_inputs &in, size_t o, int ch) {
+    float4 v = *(const float4 *)(in.v + o);
+    if (!in.v0) {
+        *(float4 *)(in.v_first + o) = v;
+        return;
+    }
+    const float4 f = *(const float4 *)(in.v_first + o), m = *(const float4 *)(in.v_mix + o);
+    const float4 b = *(const float4 *)(in.v0 + ch);
+    v = make_float4(rwkv7_value_residual(v.x, f.x, b.x, m.x), rwkv7_value_residual(v.y, f.y, b.y, m.y),
+                    rwkv7_value_residual(v.z, f.z, b.z, m.z), rwkv7_value_residual(v.w, f.w, b.w, m.w));
+    *(float4 *)(in.v + o) = v;
+}
+
 /* Loads the chunk's inputs and turns them into the WKV's, as the block's
  * preparation does for the other kernels: log w = -DECAY_SCALE σ(w0 + dec)
  * (the chunk needs w's log, not w), α = σ(a0 + al), κ = k k_k / |k k_k| over
@@ -185,20 +200,25 @@ __global__ void __launch_bounds__(CT *CT) wkv7_chunk_prep_kernel(int per, int c0
 #pragma unroll
     for (int v = 0; v < CT; v++) hb += G[t][v] * Nb[v][j];
     rec[R::HBAR + t * CT + j] = hb;
+    /* last, when the registers of the rest are free again: at the start it
+     * took the kernel from four blocks an SM to three */
+    const int vt = threadIdx.x / (N / 4), vc = 4 * (threadIdx.x % (N / 4));
+    if (vt < per - t0) value_residual4(in, first + (size_t)vt * A + vc, h * N + vc);
 }
 
 } // namespace
 
 bool cuda_wkv7_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
-                            const float *v, const float *y, size_t scratch_floats) {
-    const float *const arrays[] = {in->r, in->dec, in->al, in->k, in->w0, in->a0, in->k_k, in->k_a, in->r_k, v, y};
-    return wkv_chunk_fits<true>(rows, off, H, N, arrays, 11, scratch_floats);
+                            const float *y, size_t scratch_floats) {
+    const float *const arrays[] = {in->r,   in->dec, in->al, in->k,       in->w0, in->a0,    in->k_k,
+                                   in->k_a, in->r_k, in->v,  in->v_first, in->v0, in->v_mix, y};
+    return wkv_chunk_fits<true>(rows, off, H, N, arrays, (int)(sizeof arrays / sizeof arrays[0]), scratch_floats);
 }
 
-cudaError_t cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
-                              const float *v, float *y, float *scratch, cudaStream_t s, const infer_side *side) {
+cudaError_t cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in, float *y,
+                              float *scratch, cudaStream_t s, const infer_side *side) {
     (void)N; /* 64: cuda_wkv7_chunked_fits */
-    return wkv_chunk_run<true>(rows, off, H, v, y, scratch, s, side, [&](int k0, int k1, cudaStream_t on) {
+    return wkv_chunk_run<true>(rows, off, H, in->v, y, scratch, s, side, [&](int k0, int k1, cudaStream_t on) {
         const dim3 grid((unsigned)(k1 - k0), (unsigned)H, (unsigned)rows->n_streams);
         wkv7_chunk_prep_kernel<64><<<grid, CT * CT, 0, on>>>(rows->per, k0, H, *in, scratch);
     });
