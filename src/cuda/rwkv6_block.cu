@@ -7,6 +7,7 @@
 
 /* The mixes in the order of time_maa_w1's column blocks (model/rwkv6.c). */
 enum { MIX_W, MIX_K, MIX_V, MIX_R, MIX_G, N_MIX };
+static_assert((int)N_MIX < (int)SHIFT_MAX_MIX, "a bf16 mix slot left for ddlerp's first mix");
 /* k, v, r, g side by side: the order of their products (one strided batch in a large pass) */
 enum { LN1_W, LN1_B, LN2_W, LN2_B, MAA_X, MAA_W, MAA_K, MAA_V, MAA_R, MAA_G, MAA_W1, MAA_W2, DECAY, DECAY_W1,
        DECAY_W2, BONUS, ATT_K, ATT_V, ATT_R, ATT_G, ATT_O, LNX_W, LNX_B, FFN_MAA_K, FFN_MAA_R, FFN_K, FFN_R, FFN_V,
@@ -65,8 +66,9 @@ static size_t scratch_floats(const rwkv_infer *c, int rows) {
 }
 
 /* The mixes of one launch: out[m] = z + dz ⊙ (mu[m] + add[m]) per row (add[m]
- * NULL: mu[m] alone), rows of C; also in bf16 into out16[m] when that is set
- * (the input of a bf16 GEMM). */
+ * NULL: mu[m] alone), rows of C; in bf16 into out16[m] instead when that is
+ * set (the input of a bf16 GEMM, the only reader: the float32 copy cost a
+ * third of the launch's bytes). */
 typedef struct lerp_set {
     const float *mu[N_MIX], *add[N_MIX];
     float *out[N_MIX];
@@ -90,8 +92,8 @@ __global__ void ddlerp_kernel(const float *z, const float *dz, lerp_set s, int C
         for (int m = 0; m < N_MIX; m++) {
             if (m >= s.n) break;
             const float v = zi + dzi * ((i == first ? mu_first[m] : s.mu[m][i % C]) + (s.add[m] ? s.add[m][i] : 0.0f));
-            s.out[m][i] = v;
             if (s.out16[m]) s.out16[m][i] = __float2bfloat16(v);
+            else s.out[m][i] = v;
         }
     }
 }
@@ -113,10 +115,13 @@ static unsigned grid_of(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_blo
 static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error *err) {
     const int C = c->sh.n_embd, Dm = c->sh.lora[0];
     const size_t rc = (size_t)R * C;
-    lerp_set x = {{infer_vec(c, l, MAA_X)}, {NULL}, {s->tmp}, {NULL}, 1};
+    /* a large bf16 pass: every mix in bf16 only, for the GEMMs that read them
+     * (x's in the sixth slot, which the five mixes leave free) */
+    bf16 *m16 = (bf16 *)infer_mix16(c, R), *x16 = m16 ? m16 + N_MIX * rc : NULL;
+    lerp_set x = {{infer_vec(c, l, MAA_X)}, {NULL}, {s->tmp}, {x16}, 1};
     cuda_launch_early(ddlerp_kernel, dim3(grid_of(rc)), dim3(256), 0, c->stream, (const float *)c->z,
                       (const float *)s->dz, x, C, rc);
-    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH, NULL, NULL};
+    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH, x16, NULL};
     rwkv_status st = infer_products(c, &first, 1, R, err);
     if (st != RWKV_OK) return st;
     cuda_gemv_op ops[N_MIX];
@@ -124,8 +129,6 @@ static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error
         ops[m] = {infer_matrix(c, l, MAA_W2, m, C, Dm), C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE, NULL, NULL};
     }
     if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
-    /* a large bf16 pass: the mixes in bf16 too, for the GEMMs that read them */
-    bf16 *m16 = (bf16 *)infer_mix16(c, R);
     lerp_set mixes;
     for (int m = 0; m < N_MIX; m++) {
         mixes.mu[m] = infer_vec(c, l, MAA_W + m), mixes.add[m] = mixes.out[m] = s->xm + m * rc;
