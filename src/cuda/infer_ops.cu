@@ -185,15 +185,15 @@ __global__ void __launch_bounds__(LN_ROW_THREADS)
     }
 }
 
-/* Prompts (streams of more than one row), the rows' width a multiple of 4:
- * the layout of ln_shift_row_kernel with each thread's channels as float4s
+/* Rows of a multiple of 4 channels (prompts and batch steps, as
+ * ln_shift_row_kernel): its layout with each thread's channels as float4s
  * (channels 4q..4q+3, q = threadIdx.x + e blockDim.x), the row above loaded
  * beside the row rather than after its norm, the two rows' sums taken in one
  * reduction, each mix's weights loaded before the previous mix's stores, and
  * two packs a thread (under 64 registers: 32 warps an SM). The row-at-a-time kernel
  * left the memory idle most of the time: at 2048 rows of 2048 channels it
  * moved the 64 MB of six mixes in 43 us (H100). */
-enum { LN_PROMPT_PACKS = 2, LN_PROMPT_THREADS = 1024, LN_PROMPT_MAX_C = 4 * LN_PROMPT_PACKS * LN_PROMPT_THREADS };
+enum { LN_PACK_PACKS = 2, LN_PACK_THREADS = 1024, LN_PACK_MAX_C = 4 * LN_PACK_PACKS * LN_PACK_THREADS };
 
 __device__ __forceinline__ void st4(float *p, float4 v) { *(float4 *)p = v; }
 __device__ __forceinline__ void st4(bf16 *p, float4 v) {
@@ -223,25 +223,25 @@ __device__ __forceinline__ float4 shift4(float4 cur, float4 prev, float4 w) {
 
 /* Mix m's weights for the thread's packs (zeros past the row, or for the delta form). */
 template <int FORM>
-__device__ __forceinline__ void mix_weights4(const mix_set &mu, int m, int C4, float4 (&w)[LN_PROMPT_PACKS]) {
+__device__ __forceinline__ void mix_weights4(const mix_set &mu, int m, int C4, float4 (&w)[LN_PACK_PACKS]) {
 #pragma unroll
-    for (int e = 0; e < LN_PROMPT_PACKS; e++) {
+    for (int e = 0; e < LN_PACK_PACKS; e++) {
         const int q = threadIdx.x + e * blockDim.x;
         w[e] = FORM != SHIFT_DELTA && q < C4 ? ((const float4 *)mu.mu[m])[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 }
 
 template <int FORM, typename T>
-__global__ void __launch_bounds__(LN_PROMPT_THREADS)
-    ln_shift_prompt_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off,
+__global__ void __launch_bounds__(LN_PACK_THREADS)
+    ln_shift_pack_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off,
                            int per, int z_all, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
-    constexpr int P = LN_PROMPT_PACKS;
+    constexpr int P = LN_PACK_PACKS;
     __shared__ float2 part[32];
     cuda_let_dependents_start();
     const size_t r = blockIdx.x;
     const int pos = (int)(r % per), C4 = C / 4;
     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    const float4 *slot = (const float4 *)(states[r / per] + off);
+    float4 *slot = (float4 *)(states[r / per] + off);
     float4 cur[P], prev[P], w4[P], b4[P];
 #pragma unroll
     for (int e = 0; e < P; e++) { /* what no earlier kernel of the pass writes, before the wait */
@@ -269,13 +269,14 @@ __global__ void __launch_bounds__(LN_PROMPT_THREADS)
             acc.x += sq4(cur[e], mean.x), acc.y += pos > 0 ? sq4(prev[e], mean.y) : 0.0f;
     acc = block_sum2(acc, part);
     const float rstd = rsqrtf(acc.x / C + 1e-5f), rstd_prev = rsqrtf(acc.y / C + 1e-5f);
-    const bool keep_z = z_all || pos == per - 1;
+    const bool keep_z = per == 1 || z_all || pos == per - 1;
 #pragma unroll
     for (int e = 0; e < P; e++) {
         const int q = threadIdx.x + e * blockDim.x;
         cur[e] = ln4(cur[e], mean.x, rstd, w4[e], b4[e]);
         if (pos > 0) prev[e] = ln4(prev[e], mean.y, rstd_prev, w4[e], b4[e]);
         if (keep_z && q < C4) ((float4 *)(z + r * C))[q] = cur[e];
+        if (per == 1 && q < C4) slot[q] = cur[e]; /* a batch step: each row replaces its slot */
     }
     float4 mw[P];
     mix_weights4<FORM>(mu, 0, C4, mw);
@@ -325,16 +326,16 @@ static void shift_launch(rwkv_infer *c, enum shift_form form, const float *z, co
     shift_save_launch(c, z, rows, off);
 }
 
-/* Whether a prompt's norm + shift can take float4s: rows of a multiple of 4
+/* Whether the norm + shift can take float4s: rows of a multiple of 4
  * channels, every array (and the state slots: off, as the states are whole
  * allocations) on a 16-byte boundary. */
 template <typename T>
-static bool prompt_packs_fit(const rwkv_infer *c, const float *ln_w, const float *ln_b, size_t off, int n_mix,
+static bool pack_rows_fit(const rwkv_infer *c, const float *ln_w, const float *ln_b, size_t off, int n_mix,
                              const mix_set &m, const T *out) {
     const uintptr_t any = (uintptr_t)c->x | (uintptr_t)c->z | (uintptr_t)ln_w | (uintptr_t)ln_b | (uintptr_t)out;
     uintptr_t mixes = 0;
     for (int i = 0; i < n_mix; i++) mixes |= (uintptr_t)m.mu[i];
-    return c->sh.n_embd % 4 == 0 && c->sh.n_embd <= LN_PROMPT_MAX_C && off % 4 == 0 && (any | mixes) % 16 == 0;
+    return c->sh.n_embd % 4 == 0 && c->sh.n_embd <= LN_PACK_MAX_C && off % 4 == 0 && (any | mixes) % 16 == 0;
 }
 
 /* The layer norm and the shift in one launch: a block per row where the
@@ -353,11 +354,11 @@ static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *
                                 : ln_shift_row_kernel<SHIFT_DELTA, T>;
         /* whole warps of LN_ROW_VALUES channels a thread */
         unsigned threads = (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32);
-        if (rows->per > 1 && prompt_packs_fit(c, ln_w, ln_b, off, used, m, out)) {
-            kernel = form == SHIFT_LERP ? ln_shift_prompt_kernel<SHIFT_LERP, T>
-                     : form == SHIFT_MIX ? ln_shift_prompt_kernel<SHIFT_MIX, T>
-                                         : ln_shift_prompt_kernel<SHIFT_DELTA, T>;
-            threads = (unsigned)((C + 32 * 4 * LN_PROMPT_PACKS - 1) / (32 * 4 * LN_PROMPT_PACKS) * 32);
+        if (pack_rows_fit(c, ln_w, ln_b, off, used, m, out)) {
+            kernel = form == SHIFT_LERP ? ln_shift_pack_kernel<SHIFT_LERP, T>
+                     : form == SHIFT_MIX ? ln_shift_pack_kernel<SHIFT_MIX, T>
+                                         : ln_shift_pack_kernel<SHIFT_DELTA, T>;
+            threads = (unsigned)((C + 32 * 4 * LN_PACK_PACKS - 1) / (32 * 4 * LN_PACK_PACKS) * 32);
         }
         cuda_launch_early(kernel, dim3((unsigned)rows->n), dim3(threads), 0, c->stream, c->x, ln_w, ln_b,
                           rows->states, off, rows->per, form == SHIFT_DELTA ? 1 : 0, C, used, m, c->z, out, n);

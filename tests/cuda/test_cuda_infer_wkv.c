@@ -226,10 +226,11 @@ static void test_random_v7_bf16(void) { random_v7("bf16", BF16_BUDGET); }
  * (its logits into page-locked rwkv_logits_alloc memory) against copies of
  * them stepped one by one on the GPU (logits and states), and in fp32
  * against the CPU's own batched step. B = 12 is more rows than the GEMV
- * takes (the GEMM path, through a graph); B = 5 is the GEMV's several-row
+ * takes (the GEMM path, through a graph); B = 40 also takes the layer norm
+ * + shift of many rows (a block a row); B = 5 is the GEMV's several-row
  * path, where each row's sums run in the order they run alone. */
 static void batch_equals_separate(const char *path, const char *precision, int B, double budget) {
-    enum { MAX_B = 12, STEPS = 3 };
+    enum { MAX_B = 40, STEPS = 3 };
     rwkv_model *gpu = load_on(path, "cuda", precision), *cpu = load_on(path, "cpu", NULL);
     CHECK(gpu && cpu, "load");
     rwkv_model_info info;
@@ -282,6 +283,8 @@ static void test_batch(void) {
     CHECK(write_random_arch(path, "rwkv7", 120, 128, 2, 256, 64, 5), "model");
     batch_equals_separate(path, "fp32", 12, 1e-5);
     batch_equals_separate(path, "bf16", 12, BF16_BUDGET); /* 8+ rows round the products' inputs to bf16 */
+    batch_equals_separate(path, "fp32", 40, 1e-5);
+    batch_equals_separate(path, "bf16", 40, BF16_BUDGET);
     batch_equals_separate(path, "fp32", 5, 0);
     batch_equals_separate(path, "bf16", 5, 0);
     batch_equals_separate(path, "int8", 5, 0);
@@ -293,6 +296,7 @@ static void test_batch(void) {
         if (access(p, R_OK) != 0) SKIP("%s/hs64: no reference model", sets[i]);
         batch_equals_separate(p, "fp32", 12, 1e-5);
         batch_equals_separate(p, "bf16", 12, BF16_BUDGET);
+        batch_equals_separate(p, "fp32", 40, 1e-5);
         batch_equals_separate(p, "bf16", 5, 0);
     }
 }
