@@ -96,15 +96,16 @@ static void test_vectors_v7(void) { check_case("rwkv7", "tiny"), check_case("rwk
  * pass partly past the end, and a 52-token prompt, 3¼ chunks: the mixes'
  * and hiddens' memory holds the matrices of passes that short; the
  * long-stream kernel for heads of 32 and 128; the general one for 48, four
- * rows a warp, and 34, one row a warp). */
+ * rows a warp, and 34, one row a warp; rows of 34 channels, not a multiple
+ * of 4, take the layer norm + shift without float4s). */
 static void random_v7(const char *precision, double budget) {
     NEED_GPU();
     static const int shapes[][5] = {
         {97, 128, 3, 256, 32}, {300, 256, 2, 512, 64}, {61, 256, 1, 256, 128}, {50, 96, 1, 128, 48},
-        {40, 68, 1, 128, 34}};
+        {40, 68, 1, 128, 34}, {40, 34, 1, 128, 34}};
     enum { N = 2348 };
     static int tok[N];
-    for (int s = 0; s < 5; s++) {
+    for (int s = 0; s < 6; s++) {
         char path[64];
         snprintf(path, sizeof path, "/tmp/rwkv_infer7_%d_%d.safetensors", (int)getpid(), s);
         CHECK(write_random_arch(path, "rwkv7", shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
@@ -288,6 +289,10 @@ static void test_batch(void) {
     batch_equals_separate(path, "fp32", 5, 0);
     batch_equals_separate(path, "bf16", 5, 0);
     batch_equals_separate(path, "int8", 5, 0);
+    unlink(path);
+    /* rows of 34 channels: the norm + shift of many rows without float4s */
+    CHECK(write_random_arch(path, "rwkv7", 60, 34, 1, 128, 34, 6), "model");
+    batch_equals_separate(path, "fp32", 40, 1e-5);
     unlink(path);
     static const char *const sets[] = {"rwkv5", "rwkv6"};
     for (int i = 0; i < 2; i++) {
