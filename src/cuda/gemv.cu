@@ -16,6 +16,7 @@
 
 #include <type_traits>
 
+#include "cuda/bulk_copy.cuh"
 #include "cuda/common.cuh"
 
 /* packs a lane loads before using them; threads and warps per block */
@@ -102,6 +103,23 @@ struct q8_row {
     __device__ __forceinline__ void prefetch(int begin, int end, int lane) const {
         cuda_prefetch_l2(q + begin, (size_t)(end - begin), lane);
         cuda_prefetch_l2(d + begin / 32, sizeof(__half) * (size_t)((end - begin) / 32), lane);
+    }
+};
+
+/* A warp's part of a bf16 weight row that a bulk copy has put in shared
+ * memory (staged_gemv_kernel): fetched by the same indices as the row in
+ * global memory, so row_dot visits it in the same order. */
+struct staged_row {
+    struct bits {
+        int4 v;
+    };
+    const bf16 *s; /* element `begin` of the row */
+    int begin;
+    __device__ __forceinline__ bits fetch(int i) const { return {*reinterpret_cast<const int4 *>(s + (i - begin))}; }
+    __device__ __forceinline__ void unpack(const bits &b, float *x) const {
+        const bf16 *e = reinterpret_cast<const bf16 *>(&b.v);
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = ld(e + k);
     }
 };
 
@@ -252,6 +270,80 @@ __global__ void __launch_bounds__(THREADS) gemv_kernel(gemv_group g) {
     store_sums<ROWS, OUTS>(op, acc, g.rows, o, active, split);
 }
 
+/* gemv_kernel<bf16, 1, 1> with each warp's part of its weight row brought
+ * into shared memory by one bulk copy issued before the wait for the kernel
+ * ahead: the copies run while that kernel still runs, and after the wait the
+ * warp reads its row from shared memory instead of the L2 cache. Same warps,
+ * parts and order of sums as gemv_kernel, so the same result bit for bit.
+ * Used for short rows only (staged_part_max). */
+__global__ void __launch_bounds__(THREADS) staged_gemv_kernel(gemv_group g, int part_max) {
+    extern __shared__ int4 stage4[]; /* [WARPS][part_max] bf16 */
+    __shared__ uint64_t landed[WARPS];
+    cuda_let_dependents_start();
+    int p = 0;
+    while (p + 1 < g.n && blockIdx.x >= g.first_block[p + 1]) p++;
+    const cuda_gemv_op *op = &g.op[p];
+    const int split = g.split[p], warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    const int o = (int)(blockIdx.x - g.first_block[p]) * (WARPS / split) + warp / split;
+    const int part = op->in / split, begin = warp % split * part, end = begin + part;
+    const bool active = o < op->out;
+    bf16 *seg = (bf16 *)stage4 + (size_t)warp * part_max;
+    if (active && lane == 0) {
+        bulk_barrier_init(&landed[warp]);
+        bulk_barrier_expect(&landed[warp], (uint32_t)(part * sizeof(bf16)));
+        bulk_copy(seg, (const bf16 *)op->W + (size_t)o * op->in + begin, (uint32_t)(part * sizeof(bf16)),
+                  &landed[warp]);
+    }
+    __syncwarp();
+    float acc[1][1] = {{0.0f}};
+    cuda_wait_for_prior_grids();
+    if (active) {
+        bulk_barrier_wait(&landed[warp], 0);
+        const staged_row w = {seg, begin};
+        row_dot<1, 1, staged_row, 8>(&w, op->X, op->ldx, begin, end, 1, lane, acc);
+    }
+    store_sums<1, 1>(op, acc, 1, o, active, split);
+}
+
+/* Blocks of the staged kernel resident at once, with part_max weights a warp. */
+static unsigned staged_wave(int part_max) {
+    int dev = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, staged_gemv_kernel, THREADS,
+                                                      (size_t)WARPS * part_max * sizeof(bf16)) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return (unsigned)(sms * per_sm);
+}
+
+/* The staged kernel's shared memory for g (0: it does not take g): every
+ * op's rows and X in 16-byte packs, short parts (at most STAGED_MAX_PART
+ * weights, the LoRA factors' rows of 32-256), and one wave of blocks.
+ * A short product is all latency: after its wait, gemv_kernel still reads
+ * each row from L2 (asked for before the wait), where the staged kernel
+ * finds it in shared memory. Long rows are bound by the memory instead, and
+ * a warp that waits for its whole copy before summing loses the overlap of
+ * loads and sums (H100, decode, two or three rounds against gemv_kernel
+ * alone: staging the LoRA second factors, RWKV-7 0.1B 0.355-0.358 ->
+ * 0.333-0.335 ms, 1.5B level; staging every product of one wave as well,
+ * RWKV-6 1.5B 1.906 -> 1.920 ms; staging all, RWKV-7 1.5B 1.62 -> 1.71). */
+enum { STAGED_MAX_PART = 256 };
+static int staged_part_max(const gemv_group &g) {
+    int part_max = 0;
+    for (int p = 0; p < g.n; p++) {
+        const cuda_gemv_op *op = &g.op[p];
+        const int part = op->in / g.split[p];
+        if (op->in % 8 || part % 8 || ((uintptr_t)op->W & 15) || ((uintptr_t)op->X & 15) || op->ldx % 4 ||
+            part > STAGED_MAX_PART)
+            return 0;
+        part_max = part > part_max ? part : part_max;
+    }
+    if ((size_t)WARPS * part_max * sizeof(bf16) > 48 * 1024) return 0;
+    return g.first_block[g.n] <= staged_wave(part_max) ? part_max : 0;
+}
+
 /* Warps that share one output, each summing a contiguous part of the row.
  * A product of few long rows (the channel mix's value: 2048 rows of 8192)
  * otherwise has too few warps to keep enough loads in flight, and a warp with
@@ -300,7 +392,11 @@ static void launch_gemv(gemv_group &g, cuda_stream stream) {
         g.first_block[p + 1] = g.first_block[p] + (unsigned)((warps + WARPS - 1) / WARPS);
     }
     const dim3 grid(g.first_block[g.n]);
-    if (g.rows == 1) cuda_launch_early(gemv_kernel<T, 1, 1>, grid, dim3(THREADS), 0, stream, g);
+    const int part_max = std::is_same<T, bf16>::value && g.rows == 1 ? staged_part_max(g) : 0;
+    if (part_max)
+        cuda_launch_early(staged_gemv_kernel, grid, dim3(THREADS), (size_t)WARPS * part_max * sizeof(bf16), stream, g,
+                          part_max);
+    else if (g.rows == 1) cuda_launch_early(gemv_kernel<T, 1, 1>, grid, dim3(THREADS), 0, stream, g);
     else if (outs == 1) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 1>, grid, dim3(THREADS), 0, stream, g);
     else if (outs == 2) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 2>, grid, dim3(THREADS), 0, stream, g);
     else cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, most>, grid, dim3(THREADS), 0, stream, g);
