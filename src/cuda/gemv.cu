@@ -325,10 +325,11 @@ static unsigned staged_wave(int part_max) {
  * each row from L2 (asked for before the wait), where the staged kernel
  * finds it in shared memory. Long rows are bound by the memory instead, and
  * a warp that waits for its whole copy before summing loses the overlap of
- * loads and sums (H100, decode, two or three rounds against gemv_kernel
- * alone: staging the LoRA second factors, RWKV-7 0.1B 0.355-0.358 ->
- * 0.333-0.335 ms, 1.5B level; staging every product of one wave as well,
- * RWKV-6 1.5B 1.906 -> 1.920 ms; staging all, RWKV-7 1.5B 1.62 -> 1.71). */
+ * loads and sums. H100, decode, against gemv_kernel alone in one run:
+ * staging every product of one wave, RWKV-7 0.1B 0.355-0.358 -> 0.333-0.335
+ * ms a token, RWKV-6 1.5B 1.906 -> 1.920; staging only parts of 512 weights
+ * or more, 0.1B level and RWKV-6 1.920; staging all, RWKV-7 1.5B 1.62 ->
+ * 1.71. So the short rows gave the gain and the long ones the loss. */
 enum { STAGED_MAX_PART = 256 };
 static int staged_part_max(const gemv_group &g) {
     int part_max = 0;
