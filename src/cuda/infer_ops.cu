@@ -101,9 +101,10 @@ __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const flo
         if (m < n_mix) st(out + m * n + r * C + ch, shift_value<FORM>(cur, prev, mw, m));
 }
 
-/* Many rows (batch steps, prompts): a block per row holds the row in
- * registers (LN_ROW_VALUES channels a thread, ch = threadIdx.x + e
- * blockDim.x), so x is read once. Rows of LN_ROW_MAX_C channels at most. */
+/* Many rows (batch steps, prompts) where ln_shift_pack_kernel (below) does
+ * not fit them: a block per row holds the row in registers (LN_ROW_VALUES
+ * channels a thread, ch = threadIdx.x + e blockDim.x), so x is read once.
+ * Rows of LN_ROW_MAX_C channels at most. */
 enum { LN_ROW_THREADS = 512, LN_ROW_VALUES = 16, LN_ROW_MAX_C = LN_ROW_THREADS * LN_ROW_VALUES };
 enum { LN_ROW_MIN_ROWS = 32 }; /* fewer rows take the chunked kernel */
 
@@ -189,10 +190,10 @@ __global__ void __launch_bounds__(LN_ROW_THREADS)
  * ln_shift_row_kernel): its layout with each thread's channels as float4s
  * (channels 4q..4q+3, q = threadIdx.x + e blockDim.x), the row above loaded
  * beside the row rather than after its norm, the two rows' sums taken in one
- * reduction, each mix's weights loaded before the previous mix's stores, and
- * two packs a thread (under 64 registers: 32 warps an SM). The row-at-a-time kernel
- * left the memory idle most of the time: at 2048 rows of 2048 channels it
- * moved the 64 MB of six mixes in 43 us (H100). */
+ * reduction, each mix's weights loaded before the previous mix's stores,
+ * and two packs a thread (under 64 registers: 32 warps an SM). The
+ * row-at-a-time kernel left the memory idle most of the time: at 2048 rows
+ * of 2048 channels it moved the 64 MB of six mixes in 43 us (H100). */
 enum { LN_PACK_PACKS = 2, LN_PACK_THREADS = 1024, LN_PACK_MAX_C = 4 * LN_PACK_PACKS * LN_PACK_THREADS };
 
 __device__ __forceinline__ void st4(float *p, float4 v) { *(float4 *)p = v; }
@@ -233,8 +234,8 @@ __device__ __forceinline__ void mix_weights4(const mix_set &mu, int m, int C4, f
 
 template <int FORM, typename T>
 __global__ void __launch_bounds__(LN_PACK_THREADS)
-    ln_shift_pack_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off,
-                           int per, int z_all, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
+    ln_shift_pack_kernel(const float *x, const float *lw, const float *lb, float *const *states, size_t off, int per,
+                         int z_all, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
     constexpr int P = LN_PACK_PACKS;
     __shared__ float2 part[32];
     cuda_let_dependents_start();
@@ -331,7 +332,7 @@ static void shift_launch(rwkv_infer *c, enum shift_form form, const float *z, co
  * allocations) on a 16-byte boundary. */
 template <typename T>
 static bool pack_rows_fit(const rwkv_infer *c, const float *ln_w, const float *ln_b, size_t off, int n_mix,
-                             const mix_set &m, const T *out) {
+                          const mix_set &m, const T *out) {
     const uintptr_t any = (uintptr_t)c->x | (uintptr_t)c->z | (uintptr_t)ln_w | (uintptr_t)ln_b | (uintptr_t)out;
     uintptr_t mixes = 0;
     for (int i = 0; i < n_mix; i++) mixes |= (uintptr_t)m.mu[i];
@@ -348,17 +349,18 @@ static void ln_shift_step_launch(rwkv_infer *c, const float *ln_w, const float *
     const int used = form == SHIFT_DELTA ? 1 : n_mix; /* the delta form has one output */
     if (rows->n >= LN_ROW_MIN_ROWS && C <= LN_ROW_MAX_C) {
         void (*kernel)(const float *, const float *, const float *, float *const *, size_t, int, int, int, int,
-                       mix_set, float *, T *, size_t) =
-            form == SHIFT_LERP ? ln_shift_row_kernel<SHIFT_LERP, T>
-            : form == SHIFT_MIX ? ln_shift_row_kernel<SHIFT_MIX, T>
-                                : ln_shift_row_kernel<SHIFT_DELTA, T>;
-        /* whole warps of LN_ROW_VALUES channels a thread */
-        unsigned threads = (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32);
+                       mix_set, float *, T *, size_t);
+        unsigned threads; /* whole warps of the kernel's channels a thread */
         if (pack_rows_fit(c, ln_w, ln_b, off, used, m, out)) {
             kernel = form == SHIFT_LERP ? ln_shift_pack_kernel<SHIFT_LERP, T>
                      : form == SHIFT_MIX ? ln_shift_pack_kernel<SHIFT_MIX, T>
                                          : ln_shift_pack_kernel<SHIFT_DELTA, T>;
             threads = (unsigned)((C + 32 * 4 * LN_PACK_PACKS - 1) / (32 * 4 * LN_PACK_PACKS) * 32);
+        } else {
+            kernel = form == SHIFT_LERP ? ln_shift_row_kernel<SHIFT_LERP, T>
+                     : form == SHIFT_MIX ? ln_shift_row_kernel<SHIFT_MIX, T>
+                                         : ln_shift_row_kernel<SHIFT_DELTA, T>;
+            threads = (unsigned)((C + 32 * LN_ROW_VALUES - 1) / (32 * LN_ROW_VALUES) * 32);
         }
         cuda_launch_early(kernel, dim3((unsigned)rows->n), dim3(threads), 0, c->stream, c->x, ln_w, ln_b,
                           rows->states, off, rows->per, form == SHIFT_DELTA ? 1 : 0, C, used, m, c->z, out, n);

@@ -229,6 +229,8 @@ static rwkv_status bench_decode(rwkv_model *m, rwkv_state *st, const int *tokens
         if (n_bw) {
             out->machine_read_gbps = median(bw, n_bw);
             out->machine_read_gbps_best = bw[n_bw - 1];
+            if (out->machine_read_gbps > 0)
+                out->decode_fraction_of_bandwidth = out->decode_gbps / out->machine_read_gbps;
         }
     }
     free(bw);
@@ -263,7 +265,6 @@ static rwkv_status bench_prefill(rwkv_model *m, rwkv_state *st, const int *token
             out->machine_fma_gflops = median(fma, o->prefill_repeats);
             out->machine_fma_gflops_best = fma[o->prefill_repeats - 1];
         }
-        if (out->machine_read_gbps > 0) out->decode_fraction_of_bandwidth = out->decode_gbps / out->machine_read_gbps;
         if (out->machine_fma_gflops > 0) out->prefill_fraction_of_peak = out->prefill_gflops / out->machine_fma_gflops;
     }
     free(fma);
