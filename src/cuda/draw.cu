@@ -24,6 +24,7 @@
 #include "cuda/common.cuh"
 
 enum { DRAW_THREADS = 1024, DRAW_BINS = 2048 };
+static_assert(DRAW_BINS == 2 * DRAW_THREADS, "select_key: thread t holds the digits 2t and 2t + 1");
 static const double MASS_ONE = 72057594037927936.0; /* 2^56: the fixed point of the nucleus sums */
 
 /* ---- block-wide reductions and scans (every thread gets the result) ------------ */
