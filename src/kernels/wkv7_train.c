@@ -17,7 +17,8 @@
  * (B·H·ceil(T/CHUNK)·N² floats); the backward, one (b, h) pair at a time,
  * recomputes the states of one chunk from its checkpoint and walks it
  * backwards. The forward's rows are those of the inference kernel
- * (kernel_ops.wkv7_row), so training and inference compute the same y. */
+ * (kernel_ops.wkv7_row, or sixteen at a time kernel_ops.wkv7_block, which
+ * gives the same bits), so training and inference compute the same y. */
 #include <math.h>
 #include <string.h>
 
@@ -37,6 +38,7 @@ size_t wkv7_scratch_floats(int N, int n_threads) {
 
 typedef struct wkv7_batch {
     wkv7_row_fn row_fn;
+    wkv7_block_fn block_fn; /* the forward's rows 16 at a time (the same bits), or NULL */
     void (*chunk_fn)(const wkv7_chunk_grad *g);
     int B, T, H, N, jobs;
     const float *r, *w, *k, *v, *a, *b, *dy;
@@ -60,9 +62,15 @@ static void forward_pair(const wkv7_batch *j, int p, float *S) {
         const int len = j->T - t0 < WKV7_CHUNK ? j->T - t0 : WKV7_CHUNK;
         memcpy(checkpoint_of(j, b, h, c), S, sizeof(float) * (size_t)N * N);
         const size_t o = ((size_t)b * j->T + (size_t)t0) * (size_t)A;
-        for (int i = 0; i < N; i++)
-            j->row_fn(len, A, N, h, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
-                      S + (size_t)i * N, j->y + o);
+        const int blocks = j->block_fn && len >= WKV7_BLOCK_MIN_T && N % WKV7_BLOCK_ROWS == 0 && N <= WKV7_BLOCK_MAX_N;
+        for (int i = 0; i < N; i += blocks ? WKV7_BLOCK_ROWS : 1) {
+            if (blocks)
+                j->block_fn(len, A, N, h, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
+                            S + (size_t)i * N, j->y + o);
+            else
+                j->row_fn(len, A, N, h, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
+                          S + (size_t)i * N, j->y + o);
+        }
     }
 }
 
@@ -254,8 +262,9 @@ static int jobs_for(int B, int H, int n_threads) {
 
 void wkv7_forward_batch(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                         const float *a, const float *b, float *ckpt, float *y, float *scratch, int n_threads) {
-    wkv7_batch j = {kernels_active()->wkv7_row, NULL, B, T, H, N, jobs_for(B, H, n_threads), r, w, k, v, a, b, NULL,
-                    ckpt, y, NULL, NULL, NULL, NULL, NULL, NULL, scratch};
+    const kernel_ops *ops = kernels_active();
+    wkv7_batch j = {ops->wkv7_row, ops->wkv7_block, NULL, B, T, H, N, jobs_for(B, H, n_threads), r, w, k, v, a, b,
+                    NULL, ckpt, y, NULL, NULL, NULL, NULL, NULL, NULL, scratch};
     parallel_for(j.jobs, j.jobs, forward_job, &j);
 }
 
@@ -264,7 +273,7 @@ void wkv7_backward_with(const kernel_ops *ops, int B, int T, int H, int N, const
                         const float *dy, float *dr, float *dw, float *dk, float *dv, float *da, float *db,
                         float *scratch, int n_threads) {
     /* the states are recomputed with the active rows, those of the forward */
-    wkv7_batch j = {kernels_active()->wkv7_row, ops->wkv7_backward_chunk, B, T, H, N, jobs_for(B, H, n_threads),
+    wkv7_batch j = {kernels_active()->wkv7_row, NULL, ops->wkv7_backward_chunk, B, T, H, N, jobs_for(B, H, n_threads),
                     r, w, k, v, a, b, dy, (float *)ckpt, NULL, dr, dw, dk, dv, da, db, scratch};
     parallel_for(j.jobs, j.jobs, backward_job, &j);
 }
