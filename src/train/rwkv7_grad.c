@@ -10,6 +10,7 @@
 
 #include "core/machine.h"
 #include "kernels/kernels_train.h"
+#include "kernels/simd_clones.h"
 #include "kernels/train_ops.h"
 
 #define KK_EPS 1e-12f                    /* the clamp of kappa's per-head norm */
@@ -240,18 +241,19 @@ static void prepare_row(void *p, int n) {
     const float *w0 = j->P + j->o->w.bias, *a0 = j->P + j->o->a.bias, *k_k = j->P + j->o->k_k,
                 *k_a = j->P + j->o->k_a;
     float *sigw = a->sigw + o, *decay = a->decay + o, *al = a->alpha + o, *k0 = a->k0 + o, *kap = a->kappa + o, *k = a->k + o;
-    for (int i = 0; i < C; i++) {
-        sigw[i] = sigmoidf(w0[i] + sigw[i]);
-        decay[i] = expf(-DECAY_SCALE * sigw[i]);
-        al[i] = sigmoidf(a0[i] + al[i]);
-    }
+    /* the exponentials on the kernel variant's vectors, in the inference's
+     * order (model/rwkv7.c, prepare_token): the same decay, alpha and gate bits */
+    for (int i = 0; i < C; i++) sigw[i] += w0[i], al[i] += a0[i];
+    sigmoid_inplace(sigw, (size_t)C);
+    sigmoid_inplace(al, (size_t)C);
+    for (int i = 0; i < C; i++) decay[i] = sigw[i] * -DECAY_SCALE;
+    exp_inplace(decay, (size_t)C);
     if (j->l > 0) {
         const float *v0 = j->P + j->o->v.bias, *vr = a->vraw + o, *vf = c->act[0].v + o;
         float *vg = a->vgate + o, *v = a->v + o;
-        for (int i = 0; i < C; i++) {
-            vg[i] = sigmoidf(v0[i] + vg[i]);
-            v[i] = vr[i] + (vf[i] - vr[i]) * vg[i];
-        }
+        for (int i = 0; i < C; i++) vg[i] += v0[i];
+        sigmoid_inplace(vg, (size_t)C);
+        for (int i = 0; i < C; i++) v[i] = vr[i] + (vf[i] - vr[i]) * vg[i];
     }
     for (int h = 0; h < c->H; h++) {
         const int b = h * N;
@@ -269,6 +271,7 @@ static void prepare_row(void *p, int n) {
 }
 
 /* out = (GN(y) + (Σ_head r k r_k) v) ⊙ g, GN(y) in t_yn; out in t_out. */
+SIMD_CLONES
 static void finish_row(void *p, int n) {
     const row_job *j = p;
     rwkv7_train_ctx *c = j->c;
@@ -286,6 +289,7 @@ static void finish_row(void *p, int n) {
 
 /* The backward of finish_row from dout = t_out: dg, d GN(y), and the
  * bonus's contributions to dv, dr, dk and (per row) d r_k. */
+SIMD_CLONES
 static void finish_backward_row(void *p, int n) {
     const row_job *j = p;
     rwkv7_train_ctx *c = j->c;
@@ -318,6 +322,7 @@ static void finish_backward_row(void *p, int n) {
  * g_w = d(w0 + LoRA), g_b = d(a0 + LoRA), t_dvb = d(v0 + LoRA) (blocks > 0);
  * t_dkb and g_a hold the per-row terms of d k_a and d k_k; dvfirst gains
  * this block's share. */
+SIMD_CLONES
 static void prepare_backward_row(void *p, int n) {
     const row_job *j = p;
     rwkv7_train_ctx *c = j->c;
