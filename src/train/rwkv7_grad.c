@@ -241,8 +241,8 @@ static void prepare_row(void *p, int n) {
     const float *w0 = j->P + j->o->w.bias, *a0 = j->P + j->o->a.bias, *k_k = j->P + j->o->k_k,
                 *k_a = j->P + j->o->k_a;
     float *sigw = a->sigw + o, *decay = a->decay + o, *al = a->alpha + o, *k0 = a->k0 + o, *kap = a->kappa + o, *k = a->k + o;
-    /* the exponentials on the kernel variant's vectors, in the inference's
-     * order (model/rwkv7.c, prepare_token): the same decay, alpha and gate bits */
+    /* the exponentials on the kernel variant's vectors, as the inference
+     * takes them (model/rwkv7.c, prepare_token): the same operations in the same order */
     for (int i = 0; i < C; i++) sigw[i] += w0[i], al[i] += a0[i];
     sigmoid_inplace(sigw, (size_t)C);
     sigmoid_inplace(al, (size_t)C);
