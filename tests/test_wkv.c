@@ -407,6 +407,40 @@ static void test_wkv7_blocks(void) {
     if (!blocks || !kernels_cpu_supports("avx512")) SKIP("no variant with row blocks runs on this CPU");
 }
 
+/* The training forward with heads of 32 (the row blocks where the active
+ * variant has them, for chunks of 4 tokens or more; rows for a last chunk of
+ * 3): its outputs and its chunk checkpoints are the scalar rows' bits. */
+static void test_wkv7_training_blocks(void) {
+    enum { B = 2, TMAX = 37, H = 2, N = 32, A = H * N, CH = WKV7_CHUNK };
+    rng_state = 11;
+    static float r[B * TMAX * A], w[B * TMAX * A], k[B * TMAX * A], v[B * TMAX * A], a[B * TMAX * A],
+        b[B * TMAX * A], y[B * TMAX * A], ys[B * TMAX * A], S[H * N * N];
+    for (int T = 35; T <= TMAX; T += 2) {
+        const int n = B * T * A, chunks = (T + CH - 1) / CH;
+        fill(r, n, -1, 1), fill(k, n, -1, 1), fill(v, n, -1, 1), fill(w, n, 0.55f, 1);
+        fill(a, n, -0.2f, 0.2f), fill(b, n, -0.2f, 0.2f);
+        float *ckpt = malloc(sizeof(float) * wkv7_checkpoint_floats(B, T, H, N));
+        float *scratch = malloc(sizeof(float) * wkv7_scratch_floats(N, 2));
+        CHECK(ckpt && scratch, "out of memory");
+        wkv7_forward_batch(B, T, H, N, r, w, k, v, a, b, ckpt, y, scratch, 2);
+        for (int bi = 0; bi < B; bi++) {
+            memset(S, 0, sizeof S);
+            for (int c = 0; c < chunks; c++) {
+                const size_t o = ((size_t)bi * T + (size_t)c * CH) * A;
+                for (int h = 0; h < H; h++) {
+                    const float *saved = ckpt + (((size_t)bi * H + h) * chunks + c) * N * N;
+                    CHECK(memcmp(saved, S + (size_t)h * N * N, sizeof(float) * N * N) == 0,
+                          "T %d: sequence %d head %d, the checkpoint of chunk %d differs", T, bi, h, c);
+                }
+                const int len = T - c * CH < CH ? T - c * CH : CH;
+                wkv7_forward_with(&kernels_scalar, len, H, N, r + o, w + o, k + o, v + o, a + o, b + o, S, ys + o, 1);
+            }
+        }
+        CHECK(memcmp(y, ys, sizeof(float) * n) == 0, "T %d: the training forward differs from the scalar rows", T);
+        free(ckpt), free(scratch);
+    }
+}
+
 /* ---- RWKV-7 training: batch forward and backward ---------------------------- */
 
 enum { W7B = 2, W7T = 37, W7H = 2, W7N = 5, W7A = W7H * W7N, W7X = W7B * W7T * W7A };
@@ -601,6 +635,7 @@ int main(void) {
     RUN(test_wkv4_backward_variants);
     RUN(test_wkv5_wkv7);
     RUN(test_wkv7_blocks);
+    RUN(test_wkv7_training_blocks);
     RUN(test_wkv7_training);
     RUN(test_wkv7_backward_variants);
     return test_summary();
