@@ -169,5 +169,10 @@ void wkv7_row_avx2(int T, int A, int N, int h, int i, const float *r, const floa
 enum { WKV7_BLOCK_ROWS = 16, WKV7_BLOCK_MAX_N = 256, WKV7_BLOCK_MIN_T = 4 };
 typedef void (*wkv7_block_fn)(int T, int A, int N, int h, int i0, const float *r, const float *w, const float *k,
                               const float *v, const float *a, const float *b, float *S, float *y);
+/* Whether fn (a variant's wkv7_block, or NULL) takes T tokens of heads of N;
+ * else the rows run. */
+static inline int wkv7_block_fits(wkv7_block_fn fn, int T, int N) {
+    return fn && T >= WKV7_BLOCK_MIN_T && N % WKV7_BLOCK_ROWS == 0 && N <= WKV7_BLOCK_MAX_N;
+}
 
 #endif

@@ -78,7 +78,7 @@ void wkv7_forward_with(const kernel_ops *ops, int T, int H, int N, const float *
     wkv7_job j = {ops->wkv7_row, ops->wkv7_block, T, H * N, N, r, w, k, v, a, b, S, y};
     /* per row and token: a few passes of N multiply-adds over the state row; the
      * blocks give the same bits, so which runs never changes a result */
-    if (j.block_fn && T >= WKV7_BLOCK_MIN_T && N % WKV7_BLOCK_ROWS == 0 && N <= WKV7_BLOCK_MAX_N)
+    if (wkv7_block_fits(j.block_fn, T, N))
         parallel_rows(n_threads, H * N / WKV7_BLOCK_ROWS, (size_t)T * N * WKV7_BLOCK_ROWS, wkv7_job_block, &j);
     else parallel_rows(n_threads, H * N, (size_t)T * N, wkv7_job_row, &j);
 }

@@ -62,15 +62,12 @@ static void forward_pair(const wkv7_batch *j, int p, float *S) {
         const int len = j->T - t0 < WKV7_CHUNK ? j->T - t0 : WKV7_CHUNK;
         memcpy(checkpoint_of(j, b, h, c), S, sizeof(float) * (size_t)N * N);
         const size_t o = ((size_t)b * j->T + (size_t)t0) * (size_t)A;
-        const int blocks = j->block_fn && len >= WKV7_BLOCK_MIN_T && N % WKV7_BLOCK_ROWS == 0 && N <= WKV7_BLOCK_MAX_N;
-        for (int i = 0; i < N; i += blocks ? WKV7_BLOCK_ROWS : 1) {
-            if (blocks)
-                j->block_fn(len, A, N, h, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
-                            S + (size_t)i * N, j->y + o);
-            else
-                j->row_fn(len, A, N, h, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
-                          S + (size_t)i * N, j->y + o);
-        }
+        /* a block and a row take the same arguments: rows i.. of the head */
+        const int blocks = wkv7_block_fits(j->block_fn, len, N);
+        const wkv7_row_fn fn = blocks ? j->block_fn : j->row_fn;
+        for (int i = 0; i < N; i += blocks ? WKV7_BLOCK_ROWS : 1)
+            fn(len, A, N, h, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o, S + (size_t)i * N,
+               j->y + o);
     }
 }
 
