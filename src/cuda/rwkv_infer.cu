@@ -300,6 +300,7 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
     if (s == RWKV_OK && shape->version == 7) c->step_wave = rwkv7_step_wave(shape->head_size);
     if (s == RWKV_OK) s = upload_all(c, src, err);
     if (s == RWKV_OK) s = pack_runs(c, err);
+    if (s == RWKV_OK && c->ver->derive) s = c->ver->derive(c, err);
     if (s != RWKV_OK) {
         rwkv_infer_free(c);
         return s;
@@ -315,7 +316,7 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
     void *const bufs[] = {c->emb,   c->head,  c->ln0,  c->ln_out,     c->tok,       c->ptrs,
                           c->x,     c->z,     c->mean, c->rstd,       c->logits,    c->work,
                           c->in16,  c->mix16, c->w16,  c->draw_rules, c->draw_next, c->draw_bias_ids,
-                          c->draw_bias};
+                          c->draw_bias, c->derived};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     for (size_t i = 0; c->w && i < (size_t)c->sh.n_layer * c->ver->n_slots; i++) {
         const int layer = (int)(i / c->ver->n_slots), in_run = (int)(i % c->ver->n_slots) - c->ver->pack_first;
@@ -414,6 +415,12 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
         i += run;
     }
     return RWKV_OK;
+}
+
+rwkv_status infer_batched(rwkv_infer *c, const cuda_gemv_op *op, int batch, long long w_stride, long long x_stride,
+                          long long y_stride, int rows, rwkv_error *err) {
+    const gemm_strides st = {w_stride, x_stride, y_stride};
+    return gemm(c, op, batch, &st, rows, err);
 }
 
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,

@@ -56,6 +56,9 @@ typedef struct infer_version {
      * layer's run in one allocation at a constant stride, and a large pass
      * takes the run as one strided batched GEMM. pack_count 0: none. */
     int pack_first, pack_count;
+    /* Derived weights the version builds once the slots are uploaded and
+     * packed (NULL: none); what it allocates it hangs on c->derived. */
+    rwkv_status (*derive)(rwkv_infer *c, rwkv_error *err);
 } infer_version;
 
 /* max(C, A), the width of buffers that hold either */
@@ -116,6 +119,7 @@ struct rwkv_infer {
     float *draw_bias;
     size_t draw_bias_cap;
     int step_wave; /* RWKV-7: blocks of the fused decode step resident at once (rwkv7_step_wave) */
+    void *derived;  /* the version's derived weights (infer_version.derive), one allocation */
 };
 
 /* The blocks of RWKV-7's fused decode step (heads of N) that the current
@@ -136,6 +140,12 @@ static inline float *infer_vec(const rwkv_infer *c, int l, int slot) { return (f
  * A few rows (decode): grouped GEMV launches reading X as float32. More: a
  * GEMM each (in bf16 X rounded to bf16 first), then the activation. */
 rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err);
+/* `batch` products of one shape as one strided batched GEMM (more rows than
+ * the GEMV takes; X16 given, or float32 weights): product i reads W + i
+ * w_stride, X + i x_stride and writes Y + i y_stride (elements of each), no
+ * activation. */
+rwkv_status infer_batched(rwkv_infer *c, const cuda_gemv_op *op, int batch, long long w_stride, long long x_stride,
+                          long long y_stride, int rows, rwkv_error *err);
 /* One product without activation: Y[rows][out] (+)= X[rows][in] Wᵀ. */
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
                          int accumulate, rwkv_error *err);
