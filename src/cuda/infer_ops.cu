@@ -436,11 +436,11 @@ __global__ void squash_kernel(T *x, size_t n) {
         st(x + i, SIG ? 1.0f / (1.0f + expf(-ld(x + i))) : tanhf(ld(x + i)));
 }
 
-void infer_activation(rwkv_infer *c, int act, cuda_dtype t, void *x, size_t n) {
-    if (act == CUDA_ACT_RELU2) cuda_relu2_forward(t, x, x, n, c->stream);
+void infer_activation(cudaStream_t s, int act, cuda_dtype t, void *x, size_t n) {
+    if (act == CUDA_ACT_RELU2) cuda_relu2_forward(t, x, x, n, s);
     if (act != CUDA_ACT_TANH && act != CUDA_ACT_SIGMOID) return;
     CUDA_DISPATCH(t, {
-        if (act == CUDA_ACT_TANH) squash_kernel<0><<<grid_for(n), 256, 0, c->stream>>>((act_t *)x, n);
-        else squash_kernel<1><<<grid_for(n), 256, 0, c->stream>>>((act_t *)x, n);
+        if (act == CUDA_ACT_TANH) squash_kernel<0><<<grid_for(n), 256, 0, s>>>((act_t *)x, n);
+        else squash_kernel<1><<<grid_for(n), 256, 0, s>>>((act_t *)x, n);
     });
 }

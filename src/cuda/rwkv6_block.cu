@@ -121,12 +121,15 @@ static rwkv_status ddlerp(rwkv_infer *c, int l, int R, const work *s, rwkv_error
     lerp_set x = {{infer_vec(c, l, MAA_X)}, {NULL}, {s->tmp}, {x16}, 1};
     cuda_launch_early(ddlerp_kernel, dim3(grid_of(rc)), dim3(256), 0, c->stream, (const float *)c->z,
                       (const float *)s->dz, x, C, rc);
-    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH, x16, NULL};
+    /* and the LoRA's hiddens in bf16 (c->in16): the five second factors then
+     * read them as they are, one strided batch, with no conversion of each */
+    bf16 *h16 = m16 && (size_t)R * N_MIX * Dm <= c->in16_floats ? (bf16 *)c->in16 : NULL;
+    const cuda_gemv_op first = {infer_w(c, l, MAA_W1), N_MIX * Dm, C, s->tmp, C, s->lora, 0, CUDA_ACT_TANH, x16, h16};
     rwkv_status st = infer_products(c, &first, 1, R, err);
     if (st != RWKV_OK) return st;
     cuda_gemv_op ops[N_MIX];
     for (int m = 0; m < N_MIX; m++) {
-        ops[m] = {infer_matrix(c, l, MAA_W2, m, C, Dm), C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE, NULL, NULL};
+        ops[m] = {infer_matrix(c, l, MAA_W2, m, C, Dm), C, Dm, s->lora + (size_t)m * Dm, N_MIX * Dm, s->xm + m * rc, 0, CUDA_ACT_NONE, h16 ? h16 + (size_t)m * Dm : NULL, NULL};
     }
     if ((st = infer_products(c, ops, N_MIX, R, err)) != RWKV_OK) return st;
     lerp_set mixes;
@@ -157,8 +160,12 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
                           {infer_w(c, l, ATT_G), A, C, xm + MIX_G * rc, C, s->g, 0, CUDA_ACT_NONE, NULL, NULL}};
     const int mix_of[] = {MIX_W, MIX_K, MIX_V, MIX_R, MIX_G};
     for (int i = 0; i < 5 && m16; i++) ops[i].X16 = m16 + mix_of[i] * rc;
+    /* the decay's hidden in bf16 too, where it fits c->in16 (ddlerp's is used up) */
+    bf16 *h16 = m16 && (size_t)R * Dd <= c->in16_floats ? (bf16 *)c->in16 : NULL;
+    ops[0].Y16 = h16;
     if ((st = infer_products(c, ops, 5, R, err)) != RWKV_OK) return st;
-    if ((st = infer_linear(c, infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, R, s->wd, 0, err)) != RWKV_OK) return st;
+    const cuda_gemv_op decay = {infer_w(c, l, DECAY_W2), A, Dd, s->h, Dd, s->wd, 0, CUDA_ACT_NONE, h16, NULL};
+    if ((st = infer_products(c, &decay, 1, R, err)) != RWKV_OK) return st;
     /* a long stream in chunks, which take the decay's LoRA output as it is
      * (the mixes' and dz's memory, used up by then, holds their matrices) */
     const int H = sh->n_head, N = sh->head_size;

@@ -372,20 +372,40 @@ static rwkv_status derive(rwkv_infer *c, rwkv_error *err) {
 
 /* The four LoRAs of a large bf16 pass (block 0: three, no value residual)
  * from the mixes m16 into tmp, w, a, g: the first factors into the bf16
- * hiddens h16 [4][rows][D], their tanh and σ, then the second factors. */
+ * hiddens h16 [4][rows][D], their tanh and σ, then the second factors; on
+ * the side stream, beside the r, k, v products on the main one. */
 static rwkv_status lora_products(rwkv_infer *c, int l, int R, const bf16 *m16, bf16 *h16, const work *s,
                                  rwkv_error *err) {
+    cudaStream_t side = c->side.stream;
     const int D = lora_rank(&c->sh), C = c->sh.n_embd, p0 = l == 0 ? LORA_W : LORA_V, n = N_LORA - p0;
     const size_t rc = (size_t)R * C, rd = (size_t)R * D;
     const cuda_gemv_op first = {lora_pack(c, l, 0, p0), D,    C,    NULL, C, NULL, 0, CUDA_ACT_NONE,
                                 m16 + (MIX_V + p0) * rc, h16 + p0 * rd};
-    rwkv_status st = infer_batched(c, &first, n, (long long)D * C, (long long)rc, (long long)rd, R, err);
+    rwkv_status st =
+        infer_batched(c, c->side_blas, side, &first, n, (long long)D * C, (long long)rc, (long long)rd, R, err);
     if (st != RWKV_OK) return st;
-    infer_activation(c, CUDA_ACT_TANH, CUDA_BF16, h16 + LORA_W * rd, rd);
-    infer_activation(c, CUDA_ACT_SIGMOID, CUDA_BF16, h16 + LORA_G * rd, rd);
+    infer_activation(side, CUDA_ACT_TANH, CUDA_BF16, h16 + LORA_W * rd, rd);
+    infer_activation(side, CUDA_ACT_SIGMOID, CUDA_BF16, h16 + LORA_G * rd, rd);
     const cuda_gemv_op second = {lora_pack(c, l, 1, p0), C, D, NULL, D, s->tmp + p0 * rc, 0, CUDA_ACT_NONE,
                                  h16 + p0 * rd, NULL};
-    return infer_batched(c, &second, n, (long long)C * D, (long long)rd, (long long)rc, R, err);
+    return infer_batched(c, c->side_blas, side, &second, n, (long long)C * D, (long long)rd, (long long)rc, R, err);
+}
+
+/* r, k, v on the main stream and the LoRAs on the side one, which joins it
+ * again (always, so that a captured pass stays whole): a batch step's r, k,
+ * v GEMM fills about three quarters of the SMs and leaves the rest to the
+ * LoRAs' short GEMMs. Events 0 and 1 of the side stream (the chunked WKV
+ * records them again later, after these waits are queued). */
+static rwkv_status rkv_and_loras(rwkv_infer *c, int l, int R, const cuda_gemv_op *rkv, const bf16 *m16,
+                                 const work *s, rwkv_error *err) {
+    const cudaEvent_t fork = c->side.events[0], join = c->side.events[1];
+    if (cudaEventRecord(fork, c->stream) != cudaSuccess || cudaStreamWaitEvent(c->side.stream, fork, 0) != cudaSuccess)
+        return cuda_check("LoRA fork", err);
+    rwkv_status st = lora_products(c, l, R, m16, (bf16 *)c->in16, s, err);
+    if (st == RWKV_OK) st = infer_products(c, rkv, 3, R, err);
+    const bool joined =
+        cudaEventRecord(join, c->side.stream) == cudaSuccess && cudaStreamWaitEvent(c->stream, join, 0) == cudaSuccess;
+    return st != RWKV_OK || joined ? st : cuda_check("LoRA join", err);
 }
 
 static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
@@ -426,8 +446,7 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
     }
     rwkv_status st;
     if (c->derived && m16 && (size_t)R * N_LORA * lora_rank(sh) <= c->in16_floats) {
-        st = infer_products(c, first, 3, R, err); /* r, k, v */
-        if (st == RWKV_OK) st = lora_products(c, l, R, m16, (bf16 *)c->in16, s, err);
+        st = rkv_and_loras(c, l, R, first, m16, s, err);
     } else {
         st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
         if (st == RWKV_OK) st = infer_products(c, second, l > 0 ? 4 : 3, R, err);

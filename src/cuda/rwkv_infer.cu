@@ -296,6 +296,7 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
         if (cudaEventCreateWithFlags(&c->side.events[i], cudaEventDisableTiming) != cudaSuccess)
             s = cuda_check("cudaEventCreate", err);
     if (s == RWKV_OK) s = cuda_blas_new(&c->blas, err);
+    if (s == RWKV_OK) s = cuda_blas_new(&c->side_blas, err);
     if (s == RWKV_OK) s = alloc_work(c, err);
     if (s == RWKV_OK && shape->version == 7) c->step_wave = rwkv7_step_wave(shape->head_size);
     if (s == RWKV_OK) s = upload_all(c, src, err);
@@ -326,6 +327,7 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
     free(c->w);
     cuda_blas_free(c->blas);
+    cuda_blas_free(c->side_blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     if (c->side.stream) cudaStreamDestroy(c->side.stream);
     for (int i = 0; i < INFER_SIDE_EVENTS; i++)
@@ -370,18 +372,18 @@ static int batch_run(const rwkv_infer *c, const cuda_gemv_op *ops, int n, gemm_s
 
 /* `batch` products as one GEMM (more rows than the GEMV takes), ops[i + 1]
  * `st` elements after ops[i] where batch > 1. */
-static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int batch, const gemm_strides *st, int rows,
-                        rwkv_error *err) {
+static rwkv_status gemm(rwkv_infer *c, cuda_blas *blas, cudaStream_t stream, const cuda_gemv_op *op, int batch,
+                        const gemm_strides *st, int rows, rwkv_error *err) {
     const void *B = op->X16 ? op->X16 : op->X;
     if (c->wt != CUDA_F32 && !op->X16) { /* the rows' used columns only; ldx >= in */
         const size_t n = (size_t)(rows - 1) * op->ldx + op->in;
         if (n > c->in16_floats) return rwkv_fail(err, RWKV_ERR_ARG, "product input of %zu floats too large", n);
-        cuda_convert(c->wt, c->in16, CUDA_F32, op->X, n, c->stream);
+        cuda_convert(c->wt, c->in16, CUDA_F32, op->X, n, stream);
         B = c->in16;
     }
     const void *W = op->W;
     if (c->q8) { /* a bf16 copy of the int8 matrix for this product */
-        cuda_dequant_q8(op->W, op->out, op->in, c->w16, c->stream);
+        cuda_dequant_q8(op->W, op->out, op->in, c->w16, stream);
         W = c->w16;
     }
     cuda_gemm g;
@@ -391,7 +393,7 @@ static rwkv_status gemm(rwkv_infer *c, const cuda_gemv_op *op, int batch, const 
     g.C = op->accumulate ? op->Y : NULL, g.D = op->Y16 ? op->Y16 : (void *)op->Y, g.ldc = op->out;
     g.batch = batch, g.alpha = 1.0f, g.beta = op->accumulate ? 1.0f : 0.0f;
     if (batch > 1) g.stride_a = st->w, g.stride_b = st->x, g.stride_c = st->y;
-    return cuda_matmul(c->blas, &g, c->stream, err);
+    return cuda_matmul(blas, &g, stream, err);
 }
 
 rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int rows, rwkv_error *err) {
@@ -404,12 +406,12 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
     for (int i = 0; i < n;) {
         gemm_strides st = {0, 0, 0};
         const int run = batch_run(c, ops + i, n - i, &st);
-        rwkv_status s = gemm(c, &ops[i], run, &st, rows, err);
+        rwkv_status s = gemm(c, c->blas, c->stream, &ops[i], run, &st, rows, err);
         for (int j = i; j < i + run && s == RWKV_OK; j++) {
             const size_t count = (size_t)rows * ops[j].out;
             /* the activation in place, on the bf16 output when there is one */
-            if (ops[j].Y16) infer_activation(c, ops[j].act, CUDA_BF16, ops[j].Y16, count);
-            else infer_activation(c, ops[j].act, CUDA_F32, ops[j].Y, count);
+            if (ops[j].Y16) infer_activation(c->stream, ops[j].act, CUDA_BF16, ops[j].Y16, count);
+            else infer_activation(c->stream, ops[j].act, CUDA_F32, ops[j].Y, count);
         }
         if (s != RWKV_OK) return s;
         i += run;
@@ -417,10 +419,10 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
     return RWKV_OK;
 }
 
-rwkv_status infer_batched(rwkv_infer *c, const cuda_gemv_op *op, int batch, long long w_stride, long long x_stride,
-                          long long y_stride, int rows, rwkv_error *err) {
+rwkv_status infer_batched(rwkv_infer *c, cuda_blas *blas, cudaStream_t s, const cuda_gemv_op *op, int batch,
+                          long long w_stride, long long x_stride, long long y_stride, int rows, rwkv_error *err) {
     const gemm_strides st = {w_stride, x_stride, y_stride};
-    return gemm(c, op, batch, &st, rows, err);
+    return gemm(c, blas, s, op, batch, &st, rows, err);
 }
 
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,

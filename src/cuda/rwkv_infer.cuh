@@ -94,6 +94,7 @@ struct rwkv_infer {
     cuda_blas *blas;
     cudaStream_t stream;
     infer_side side;
+    cuda_blas *side_blas; /* the side stream's GEMMs (a workspace of their own) */
     void **w;        /* [L][n_slots] device weights (NULL: absent) */
     int packed;        /* in layers [0, packed_layers) the first `packed` slots of the ver->pack_* run */
     int packed_layers; /* lie in one allocation, owned by the run's first slot */
@@ -143,9 +144,10 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
 /* `batch` products of one shape as one strided batched GEMM (more rows than
  * the GEMV takes; X16 given, or float32 weights): product i reads W + i
  * w_stride, X + i x_stride and writes Y + i y_stride (elements of each), no
- * activation. */
-rwkv_status infer_batched(rwkv_infer *c, const cuda_gemv_op *op, int batch, long long w_stride, long long x_stride,
-                          long long y_stride, int rows, rwkv_error *err);
+ * activation; on stream s with the cuBLASLt handle that serves it (c->blas
+ * for c->stream, c->side_blas for c->side.stream). */
+rwkv_status infer_batched(rwkv_infer *c, cuda_blas *blas, cudaStream_t s, const cuda_gemv_op *op, int batch,
+                          long long w_stride, long long x_stride, long long y_stride, int rows, rwkv_error *err);
 /* One product without activation: Y[rows][out] (+)= X[rows][in] Wᵀ. */
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,
                          int accumulate, rwkv_error *err);
@@ -193,7 +195,7 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
 void infer_group_norm_gate(rwkv_infer *c, float *y, const float *g, const float *w, const float *b, int rows);
 
 /* x = act(x) in place over n values of type t (float32 or bf16); CUDA_ACT_NONE does nothing. */
-void infer_activation(rwkv_infer *c, int act, cuda_dtype t, void *x, size_t n);
+void infer_activation(cudaStream_t s, int act, cuda_dtype t, void *x, size_t n);
 
 /* The matrix-state WKVs continuing the streams' states (S at `off` floats
  * into each state; every other array [rows][H*N]):
