@@ -318,9 +318,10 @@ static bool decode_step(rwkv_infer *c, const infer_rows *rows, const step_args *
 
 /* ---- the LoRAs of a large bf16 pass as two strided batches ----
  * The four LoRAs (value residual, decay, in-context rate, gate: the order of
- * their mixes MIX_V..MIX_G) have ranks of 32 to 256, and as separate GEMMs of
- * a few hundred rows each is a short launch that leaves most of the GPU idle
- * (a batch step of 256 rows at 1.5B: seven GEMMs, 40 µs a layer on an H100).
+ * their mixes MIX_V..MIX_G) have ranks of 32 to a few hundred; as GEMMs of
+ * their own, each over a few hundred rows is a short launch that leaves most
+ * of the GPU idle (a batch step of 256 rows at 1.5B: seven GEMMs, 40 µs a
+ * layer on an H100).
  * Padded with zeros to the largest rank D they are one shape: the first
  * factors [4][D][C] (rows past a LoRA's rank zero) and the second [4][A][D]
  * (columns past it zero), so each factor is one strided batch. A padded
