@@ -97,6 +97,33 @@ void wkv5_forward(int T, int H, int N, const float *r, const float *k, const flo
 void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                   const float *a, const float *b, float *S, float *y, int n_threads);
 
+/* RWKV-7's preparation of one token's WKV inputs (A channels, heads of N)
+ * from its products' outputs, for inference (model/rwkv7.c) and training
+ * (train/rwkv7_grad.c) alike, so that both take the same operations in the
+ * same order:
+ *     decay = exp(-e^-1/2 σ(w0 + dw)),   alpha = σ(a0 + da),
+ *     v = v + (v_first - v) σ(v0 + dv)    (blocks after the first: v0 given),
+ *     kappa = k k_k / |k k_k| per head,  k' = k (1 + (alpha - 1) k_a),
+ *     a = -kappa,  b = kappa alpha.
+ * Outputs may alias the inputs named beside them; kappa and knorm (the
+ * heads' norms |k k_k|, A / N of them) are written only when given. */
+#define WKV7_DECAY_SCALE 0.60653065971263342f /* e^-1/2 */
+#define WKV7_KK_EPS 1e-12f                    /* the clamp of kappa's per-head norm */
+typedef struct wkv7_prep {
+    const float *w0, *a0, *v0, *k_k, *k_a; /* the block's vectors [A]; v0 NULL: no value residual */
+    float *sigw;                           /* in: dw; out: σ(w0 + dw) */
+    float *decay;                          /* out (may be sigw) */
+    float *alpha;                          /* in: da; out: σ(a0 + da) (unless b is alpha) */
+    float *vgate;                          /* in: dv; out: σ(v0 + dv) (v0 given) */
+    const float *v_raw, *v_first;          /* the token's values, block 0's */
+    float *v;                              /* out (may be v_raw) */
+    const float *k_raw;                    /* the key product's output */
+    float *k;                              /* out: k' (may be k_raw) */
+    float *kappa, *knorm;                  /* out when given */
+    float *a, *b;                          /* out: -kappa, kappa alpha (b may be alpha) */
+} wkv7_prep;
+void wkv7_prepare(const wkv7_prep *p, int A, int N);
+
 /* ---- RWKV-7 training (kernels/wkv7_train.c) ------------------------------
  *
  * B independent sequences of T tokens, each from the zero state; every

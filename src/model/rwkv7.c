@@ -16,11 +16,6 @@
 #include "kernels/wkv.h"
 #include "model/common.h"
 
-#define KK_EPS 1e-12f /* the clamp of kappa's per-head L2 norm */
-/* decay = exp(-e^-1/2 sigmoid(w)); ChatRWKV and rwkv.cpp write 0.606531,
- * which the vectors show is far inside the tolerance either way. */
-#define DECAY_SCALE 0.60653065971263342f
-
 /* The six token-shift mixes and their key suffixes. */
 enum { MIX_R, MIX_W, MIX_K, MIX_V, MIX_A, MIX_G, N_MIX };
 static const char *const mix_names[N_MIX] = {"r", "w", "k", "v", "a", "g"};
@@ -111,50 +106,17 @@ static void projections(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s
 
 /* One token's decay, alpha, value residual and the kernel's k, a, b. */
 static void prepare_token(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s, size_t t) {
-    const int A = w->c.A, H = w->H, N = w->N;
+    const int A = w->c.A;
     const size_t o = t * (size_t)A;
-    float *dec = s->w + o, *al = s->a + o, *neg = s->b + o, *k = s->k + o, *v = s->v + o;
-    /* decay = exp(-e^-1/2 sigmoid(w0 + tanh(x_w @ w1) @ w2)); the exponentials
-     * on the kernel variant's vector exp (libm's, one call per element, was
-     * 7% of a prompt) */
-    for (int i = 0; i < A; i++) dec[i] += ly->w0[i];
-    sigmoid_inplace(dec, (size_t)A);
-    for (int i = 0; i < A; i++) dec[i] *= -DECAY_SCALE;
-    exp_inplace(dec, (size_t)A);
-    /* alpha = sigmoid(a0 + (x_a @ a1) @ a2) */
-    for (int i = 0; i < A; i++) al[i] += ly->a0[i];
-    sigmoid_inplace(al, (size_t)A);
-    /* value residual: later blocks mix v towards block 0's (the gate in tmp, in place) */
-    if (l == 0) {
-        memcpy(s->v_first + o, v, sizeof(float) * (size_t)A);
-    } else {
-        const float *vf = s->v_first + o;
-        float *m = s->tmp + o;
-        for (int i = 0; i < A; i++) m[i] += ly->v0[i];
-        sigmoid_inplace(m, (size_t)A);
-        for (int i = 0; i < A; i++) v[i] += (vf[i] - v[i]) * m[i];
-    }
-    /* kappa = normalize_per_head(k * k_k); k = k * (1 + (alpha - 1) * k_a);
-     * the kernel's a = -kappa (in b's buffer) and b = kappa * alpha (in a's) */
-    for (int h = 0; h < H; h++) {
-        const size_t c = (size_t)h * N;
-        float ss = 0.0f;
-        for (int j = 0; j < N; j++) {
-            float kk = k[c + j] * ly->k_k[c + j];
-            neg[c + j] = kk;
-            ss += kk * kk;
-        }
-        float norm = sqrtf(ss);
-        float inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
-#pragma omp simd
-        for (int j = 0; j < N; j++) {
-            const size_t i = c + j;
-            float kappa = neg[i] * inv;
-            neg[i] = -kappa;
-            k[i] = k[i] * (1.0f + (al[i] - 1.0f) * ly->k_a[i]);
-            al[i] = kappa * al[i];
-        }
-    }
+    float *v = s->v + o;
+    /* block 0 keeps its values as the first block's; later blocks mix toward
+     * them (the gate in tmp, in place). The kernel's a = -kappa goes into b's
+     * buffer and b = kappa alpha into a's, which held alpha. */
+    if (l == 0) memcpy(s->v_first + o, v, sizeof(float) * (size_t)A);
+    const wkv7_prep p = {ly->w0,    ly->a0,    l > 0 ? ly->v0 : NULL, ly->k_k, ly->k_a, s->w + o, s->w + o, s->a + o,
+                         s->tmp + o, v,        s->v_first + o,        v,       s->k + o, s->k + o, NULL,    NULL,
+                         s->b + o,   s->a + o};
+    wkv7_prepare(&p, A, w->N);
 }
 
 /* One token's (GN(y) + (sum_j r_j k_j r_k[h, j]) v) * g, in place in y. */

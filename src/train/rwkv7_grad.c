@@ -12,9 +12,8 @@
 #include "kernels/kernels_train.h"
 #include "kernels/simd_clones.h"
 #include "kernels/train_ops.h"
+#include "kernels/wkv.h"
 
-#define KK_EPS 1e-12f                    /* the clamp of kappa's per-head norm */
-#define DECAY_SCALE 0.60653065971263342f /* e^-1/2: decay = exp(-e^-1/2 sigmoid(.)) */
 #define GN_EPS 64e-5f                    /* ln_x, as the official training code amounts to */
 
 enum { MIX_R, MIX_W, MIX_K, MIX_V, MIX_A, MIX_G, N_MIX };
@@ -231,43 +230,25 @@ typedef struct row_job {
     int l;
 } row_job;
 
-/* Decay, alpha, value residual, kappa, the modified k and the kernel's w, a = -kappa, b = kappa alpha. */
+/* Decay, alpha, value residual, kappa, the modified k and the kernel's w,
+ * a = -kappa, b = kappa alpha (kernels/wkv7.c, as the inference takes them),
+ * keeping what the backward needs: σ(w), alpha, kappa, the raw k and v and
+ * the heads' norms. */
 static void prepare_row(void *p, int n) {
     const row_job *j = p;
     rwkv7_train_ctx *c = j->c;
     const block_acts *a = j->a;
-    const int C = c->C, N = c->hs;
-    const size_t o = (size_t)n * C;
-    const float *w0 = j->P + j->o->w.bias, *a0 = j->P + j->o->a.bias, *k_k = j->P + j->o->k_k,
-                *k_a = j->P + j->o->k_a;
-    float *sigw = a->sigw + o, *decay = a->decay + o, *al = a->alpha + o, *k0 = a->k0 + o, *kap = a->kappa + o, *k = a->k + o;
-    /* the exponentials on the kernel variant's vectors, as the inference
-     * takes them (model/rwkv7.c, prepare_token): the same operations in the same order */
-    for (int i = 0; i < C; i++) sigw[i] += w0[i], al[i] += a0[i];
-    sigmoid_inplace(sigw, (size_t)C);
-    sigmoid_inplace(al, (size_t)C);
-    for (int i = 0; i < C; i++) decay[i] = sigw[i] * -DECAY_SCALE;
-    exp_inplace(decay, (size_t)C);
-    if (j->l > 0) {
-        const float *v0 = j->P + j->o->v.bias, *vr = a->vraw + o, *vf = c->act[0].v + o;
-        float *vg = a->vgate + o, *v = a->v + o;
-        for (int i = 0; i < C; i++) vg[i] += v0[i];
-        sigmoid_inplace(vg, (size_t)C);
-        for (int i = 0; i < C; i++) v[i] = vr[i] + (vf[i] - vr[i]) * vg[i];
-    }
-    for (int h = 0; h < c->H; h++) {
-        const int b = h * N;
-        float ss = 0.0f;
-        for (int i = b; i < b + N; i++) ss += (k0[i] * k_k[i]) * (k0[i] * k_k[i]);
-        const float norm = sqrtf(ss), inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
-        a->knorm[(size_t)n * c->H + h] = norm;
-        for (int i = b; i < b + N; i++) {
-            kap[i] = k0[i] * k_k[i] * inv;
-            k[i] = k0[i] * (1.0f + (al[i] - 1.0f) * k_a[i]);
-            c->t_ka[o + i] = -kap[i];
-            c->t_kb[o + i] = kap[i] * al[i];
-        }
-    }
+    const size_t o = (size_t)n * c->C;
+    const float *P = j->P;
+    const int residual = j->l > 0; /* block 0 has no value residual (nor its gate's memory) */
+    const wkv7_prep prep = {P + j->o->w.bias, P + j->o->a.bias, residual ? P + j->o->v.bias : NULL,
+                            P + j->o->k_k,    P + j->o->k_a,    a->sigw + o,
+                            a->decay + o,     a->alpha + o,     residual ? a->vgate + o : NULL,
+                            a->vraw + o,      c->act[0].v + o,  a->v + o,
+                            a->k0 + o,        a->k + o,         a->kappa + o,
+                            a->knorm + (size_t)n * c->H,        c->t_ka + o,
+                            c->t_kb + o};
+    wkv7_prepare(&prep, c->C, c->hs);
 }
 
 /* out = (GN(y) + (Σ_head r k r_k) v) ⊙ g, GN(y) in t_yn; out in t_out. */
@@ -341,7 +322,7 @@ static void prepare_backward_row(void *p, int n) {
         dkb[i] = dkm * k0[i] * (al[i] - 1.0f);
         gk[i] = dkm * (1.0f + (al[i] - 1.0f) * k_a[i]);
         gb[i] = dal * al[i] * (1.0f - al[i]);
-        gw[i] = gw[i] * decay[i] * -DECAY_SCALE * sigw[i] * (1.0f - sigw[i]);
+        gw[i] = gw[i] * decay[i] * -WKV7_DECAY_SCALE * sigw[i] * (1.0f - sigw[i]);
         gr[i] += drb[i];
         gv[i] += dvb[i]; /* dv: the WKV's and the bonus's */
     }
@@ -359,9 +340,9 @@ static void prepare_backward_row(void *p, int n) {
     /* kappa = kk / max(|kk|, eps) per head, kk = k0 k_k */
     for (int h = 0; h < c->H; h++) {
         const int b = h * N, e = b + N;
-        const float norm = a->knorm[(size_t)n * c->H + h], inv = 1.0f / (norm > KK_EPS ? norm : KK_EPS);
+        const float norm = a->knorm[(size_t)n * c->H + h], inv = 1.0f / (norm > WKV7_KK_EPS ? norm : WKV7_KK_EPS);
         float dot = 0.0f;
-        if (norm > KK_EPS)
+        if (norm > WKV7_KK_EPS)
             for (int i = b; i < e; i++) dot += kap[i] * ga[i];
         for (int i = b; i < e; i++) {
             const float dkk = (ga[i] - kap[i] * dot) * inv;
