@@ -166,32 +166,13 @@ typedef struct step_args {
     float eps;
     float *y;
     bf16 *y16; /* when set, y goes here in bf16 (the output GEMM's input) instead */
-    int ahead; /* > 0: the block this many places later in the grid gets its state rows
-                  prefetched into L2 (decode_step: a wave of resident blocks ahead) */
 } step_args;
-
-/* A batch step streams every state once, but a block has its rows in
- * flight only while it starts: the preparation, the GroupNorm and their
- * barriers leave the memory idle. So each block also asks L2 for the rows
- * of the block one wave later (q.ahead places on in the grid, which is
- * scheduled in order), whose loads then find them there. A hint: nothing
- * depends on it for its result. */
-template <int Q>
-__device__ __forceinline__ void prefetch_later_rows(const step_args &q, int row, int q4) {
-    constexpr int N = 16 * Q;
-    if (q.ahead <= 0) return;
-    const unsigned later = blockIdx.y * gridDim.x + blockIdx.x + (unsigned)q.ahead;
-    if (later >= gridDim.x * gridDim.y) return;
-    const unsigned h = later % gridDim.x, stream = later / gridDim.x;
-    const float4 *p = (const float4 *)(q.states[stream] + q.off + ((size_t)h * N + row) * N) + q4;
-#pragma unroll
-    for (int c = 0; c < Q; c++) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 4 * c));
-}
 
 /* The head's parameter vectors (no kernel of the pass writes them) asked of
  * L2 before the wait: read after it, from memory that a token's stream of
  * weights has long evicted them from, they add three memory latencies in a
- * row to the end of a decode step. A hint, as above; a thread per 64 bytes. */
+ * row to the end of a decode step. A hint: nothing depends on it for its
+ * result; a thread per 64 bytes. */
 __device__ __forceinline__ void prefetch_head_vectors(const step_args &q, int first, int t, int N) {
     if (t >= N || t % 16 != 0) return;
     const float *vecs[] = {q.p.w0, q.p.a0, q.p.v0, q.p.k_k, q.p.k_a, q.r_k, q.lnx_w, q.lnx_b, q.p.v0 ? q.p.v_first : NULL};
@@ -212,7 +193,6 @@ __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(ste
     float *vec = (float *)vec4;
     const int h = blockIdx.x, t = threadIdx.x, row = t / 4, q4 = t % 4;
     float4 *st = (float4 *)(q.states[blockIdx.y] + q.off + ((size_t)h * N + row) * N) + q4;
-    prefetch_later_rows<Q>(q, row, q4);
     prefetch_head_vectors(q, h * N, t, N);
     float4 s[Q];
 #pragma unroll
@@ -288,31 +268,15 @@ static bool by_step_width(int N, F f) {
     }
 }
 
-int rwkv7_step_wave(int N) {
-    int dev = 0, sms = 0, per_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        return 0;
-    by_step_width(N, [&](auto width) {
-        constexpr int Q = decltype(width)::value;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_step_kernel<Q>, 64 * Q, 0) != cudaSuccess)
-            per_sm = 0;
-    });
-    cudaGetLastError(); /* a failed query leaves no error behind: the prefetch is only off */
-    return sms * per_sm;
-}
-
 /* The fused decode step where it applies (one row per stream, a head of
  * 16, 32, 64, 128 or 256 channels, 16-byte aligned state rows); false
- * otherwise. With more blocks than one wave, each prefetches a wave ahead. */
+ * otherwise. */
 static bool decode_step(rwkv_infer *c, const infer_rows *rows, const step_args *q, int N) {
     if (rows->per != 1 || q->off % 4) return false;
     const dim3 grid((unsigned)q->H, (unsigned)rows->n);
-    step_args a = *q;
-    a.ahead = c->step_wave < (int)(grid.x * grid.y) ? c->step_wave : 0;
     return by_step_width(N, [&](auto width) {
         constexpr int Q = decltype(width)::value;
-        cuda_launch_early(decode_step_kernel<Q>, grid, dim3(64 * Q), 0, c->stream, a);
+        cuda_launch_early(decode_step_kernel<Q>, grid, dim3(64 * Q), 0, c->stream, *q);
     });
 }
 
@@ -409,75 +373,93 @@ static rwkv_status rkv_and_loras(rwkv_infer *c, int l, int R, const cuda_gemv_op
     return st != RWKV_OK || joined ? st : cuda_check("LoRA join", err);
 }
 
-static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
+/* The LoRAs one by one, beside r, k, v in one group of products (float32
+ * and int8 matrices, and passes without the padded copy): the first factors
+ * (tanh for w, σ for g) into the hiddens h, then the second factors; block 0
+ * has no value residual. A large bf16 pass (m16) keeps the hiddens in bf16
+ * too where c->in16 has room (no product of these groups converts into it):
+ * the first factors write them, activation applied, the second read them. */
+static rwkv_status rkv_and_loras_each(rwkv_infer *c, int l, int R, const cuda_gemv_op *rkv, const bf16 *m16,
+                                      const work *s, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
-    const int C = sh->n_embd, A = sh->dim_att, H = sh->n_head, N = sh->head_size, R = rows->n;
-    const size_t rc = (size_t)R * C, off = (size_t)l * c->layer_state;
-    const float *mu[N_MIX];
-    static const int mix_slot[N_MIX] = {X_R, X_K, X_V, X_W, X_A, X_G}; /* by MIX_* */
-    for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, mix_slot[i]);
-    bf16 *m16 = (bf16 *)infer_mix16(c, R); /* a large bf16 pass: the mixes in bf16 for the GEMMs */
-    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, off, SHIFT_LERP, N_MIX, mu, s->xm, m16);
-    /* r, k, v and the LoRAs' first factors (tanh for w, sigmoid for g), then
-     * their second factors; block 0 has no value residual */
-    const int Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2], Dg = sh->lora[3];
+    const int C = sh->n_embd, A = sh->dim_att, Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2],
+              Dg = sh->lora[3];
+    const size_t rc = (size_t)R * C;
     float *hw = s->h, *ha = hw + (size_t)R * Dw, *hg = ha + (size_t)R * Da, *hv = hg + (size_t)R * Dg;
     const float *xm = s->xm;
-    const int mix_of[] = {MIX_R, MIX_K, MIX_V, MIX_W, MIX_A, MIX_G, MIX_V};
     cuda_gemv_op first[] = {
-        {infer_w(c, l, ATT_R), A, C, xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE, NULL, NULL},
-        {infer_w(c, l, ATT_K), A, C, xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE, NULL, NULL},
-        {infer_w(c, l, ATT_V), A, C, xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE, NULL, NULL},
+        rkv[0], rkv[1], rkv[2],
         {infer_w(c, l, W1), Dw, C, xm + MIX_W * rc, C, hw, 0, CUDA_ACT_TANH, NULL, NULL},
         {infer_w(c, l, A1), Da, C, xm + MIX_A * rc, C, ha, 0, CUDA_ACT_NONE, NULL, NULL},
         {infer_w(c, l, G1), Dg, C, xm + MIX_G * rc, C, hg, 0, CUDA_ACT_SIGMOID, NULL, NULL},
         {infer_w(c, l, V1), Dv, C, xm + MIX_V * rc, C, hv, 0, CUDA_ACT_NONE, NULL, NULL}};
-    for (int i = 0; i < 7 && m16; i++) first[i].X16 = m16 + mix_of[i] * rc;
     cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE, NULL, NULL},
                              {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE, NULL, NULL},
                              {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE, NULL, NULL},
                              {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE, NULL, NULL}};
-    /* a large bf16 pass keeps the LoRA hiddens in bf16 too (c->in16, which
-     * no product of these two groups converts into): the first factors
-     * write them, activation applied, and the second factors read them */
+    static const int mix_of[] = {MIX_W, MIX_A, MIX_G, MIX_V};
     bf16 *h16 = m16 && (size_t)R * (Dw + Da + Dg + Dv) <= c->in16_floats ? (bf16 *)c->in16 : NULL;
-    for (int i = 0; i < 4 && h16; i++) {
-        first[3 + i].Y16 = h16 + (first[3 + i].Y - s->h);
-        second[i].X16 = first[3 + i].Y16;
+    for (int i = 0; i < 4 && m16; i++) {
+        first[3 + i].X16 = m16 + mix_of[i] * rc;
+        if (h16) second[i].X16 = first[3 + i].Y16 = h16 + (first[3 + i].Y - s->h);
     }
-    rwkv_status st;
-    if (c->derived && m16 && (size_t)R * N_LORA * lora_rank(sh) <= c->in16_floats) {
-        st = rkv_and_loras(c, l, R, first, m16, s, err);
-    } else {
-        st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
-        if (st == RWKV_OK) st = infer_products(c, second, l > 0 ? 4 : 3, R, err);
-    }
-    if (st != RWKV_OK) return st;
+    rwkv_status st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
+    return st == RWKV_OK ? infer_products(c, second, l > 0 ? 4 : 3, R, err) : st;
+}
+
+/* The WKV of the pass from the products' outputs, GroupNorm + bonus + gate,
+ * and the output product into the residual stream: decode and batch steps
+ * in one fused launch, long streams chunked where they fit, anything else
+ * by preparation, the state kernel and finish. */
+static rwkv_status wkv_and_output(rwkv_infer *c, int l, const infer_rows *rows, const work *s, bool large,
+                                  rwkv_error *err) {
+    const rwkv_infer_shape *sh = &c->sh;
+    const int A = sh->dim_att, H = sh->n_head, N = sh->head_size, R = rows->n;
+    const size_t off = (size_t)l * c->layer_state + sh->n_embd;
     const size_t units = (size_t)R * H;
     const unsigned blocks = (unsigned)((units + 7) / 8);
     prepare_args p = {infer_vec(c, l, W0), infer_vec(c, l, A0), l > 0 ? infer_vec(c, l, V0) : NULL,
                       infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first, s->tmp};
     /* a large bf16 pass: y in bf16 for the output GEMM (c->in16 is free again) */
     const step_args q = {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B),
-                         rows->states, off + C, H, sh->gn_eps, s->y, m16 ? (bf16 *)c->in16 : NULL, 0};
-    const cuda_gemv_op o = {infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
+                         rows->states, off, H, sh->gn_eps, s->y, large ? (bf16 *)c->in16 : NULL};
+    const cuda_gemv_op o = {infer_w(c, l, ATT_O), sh->n_embd, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
     if (decode_step(c, rows, &q, N)) return infer_products(c, &o, 1, R, err);
     /* the chunked WKV prepares its own inputs, the value residual and the
      * bonus sums (into b, which only the other path uses); the mixes' memory
      * holds its matrices */
     const wkv7_raw_inputs raw = {s->r, s->w,  s->a, s->k,  p.w0,       p.a0, p.k_k,
                                  p.k_a, q.r_k, s->b, s->v, s->v_first, p.v0, s->tmp};
-    const bool chunked = cuda_wkv7_chunked_fits(rows, off + C, H, N, &raw, s->y, scratch_floats(c, R));
+    const bool chunked = cuda_wkv7_chunked_fits(rows, off, H, N, &raw, s->y, scratch_floats(c, R));
     if (chunked) {
-        if (cuda_wkv7_chunked(rows, off + C, H, N, &raw, s->y, s->xm, c->stream, &c->side) != cudaSuccess)
+        if (cuda_wkv7_chunked(rows, off, H, N, &raw, s->y, s->xm, c->stream, &c->side) != cudaSuccess)
             return cuda_check("chunked WKV", err);
     } else {
         prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);
-        cuda_wkv7_state(rows, off + C, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);
+        cuda_wkv7_state(rows, off, H, N, s->r, s->w, s->k, s->v, s->b, s->a, s->y, c->stream);
     }
     finish_kernel<<<blocks, 256, 0, c->stream>>>(s->y, s->r, s->k, s->v, s->g, q.r_k, q.lnx_w, q.lnx_b, units, H, N,
                                                  sh->gn_eps, q.y16, chunked ? raw.bonus : NULL);
     return infer_products(c, &o, 1, R, err);
+}
+
+static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
+    const rwkv_infer_shape *sh = &c->sh;
+    const int C = sh->n_embd, A = sh->dim_att, R = rows->n;
+    const size_t rc = (size_t)R * C;
+    const float *mu[N_MIX];
+    static const int mix_slot[N_MIX] = {X_R, X_K, X_V, X_W, X_A, X_G}; /* by MIX_* */
+    for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, mix_slot[i]);
+    bf16 *m16 = (bf16 *)infer_mix16(c, R); /* a large bf16 pass: the mixes in bf16 for the GEMMs */
+    infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, (size_t)l * c->layer_state, SHIFT_LERP,
+                   N_MIX, mu, s->xm, m16);
+    cuda_gemv_op rkv[] = {{infer_w(c, l, ATT_R), A, C, s->xm + MIX_R * rc, C, s->r, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_K), A, C, s->xm + MIX_K * rc, C, s->k, 0, CUDA_ACT_NONE, NULL, NULL},
+                          {infer_w(c, l, ATT_V), A, C, s->xm + MIX_V * rc, C, s->v, 0, CUDA_ACT_NONE, NULL, NULL}};
+    for (int i = 0; i < 3 && m16; i++) rkv[i].X16 = m16 + (MIX_R + i) * rc;
+    const bool padded = c->derived && m16 && (size_t)R * N_LORA * lora_rank(sh) <= c->in16_floats;
+    rwkv_status st = padded ? rkv_and_loras(c, l, R, rkv, m16, s, err) : rkv_and_loras_each(c, l, R, rkv, m16, s, err);
+    return st == RWKV_OK ? wkv_and_output(c, l, rows, s, m16 != NULL, err) : st;
 }
 
 static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_error *err) {

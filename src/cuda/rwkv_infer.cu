@@ -298,7 +298,6 @@ extern "C" rwkv_status rwkv_infer_new(const rwkv_infer_shape *shape, rwkv_infer_
     if (s == RWKV_OK) s = cuda_blas_new(&c->blas, err);
     if (s == RWKV_OK) s = cuda_blas_new(&c->side_blas, err);
     if (s == RWKV_OK) s = alloc_work(c, err);
-    if (s == RWKV_OK && shape->version == 7) c->step_wave = rwkv7_step_wave(shape->head_size);
     if (s == RWKV_OK) s = upload_all(c, src, err);
     if (s == RWKV_OK) s = pack_runs(c, err);
     if (s == RWKV_OK && c->ver->derive) s = c->ver->derive(c, err);

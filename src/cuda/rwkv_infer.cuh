@@ -119,14 +119,8 @@ struct rwkv_infer {
     int *draw_next, *draw_bias_ids;
     float *draw_bias;
     size_t draw_bias_cap;
-    int step_wave; /* RWKV-7: blocks of the fused decode step resident at once (rwkv7_step_wave) */
     void *derived;  /* the version's derived weights (infer_version.derive), one allocation */
 };
-
-/* The blocks of RWKV-7's fused decode step (heads of N) that the current
- * device holds at once, all SMs together; 0 for other heads or a failed
- * query. Asked once per context, outside any stream capture. */
-int rwkv7_step_wave(int N);
 
 static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }
 /* Matrix m of a slot that holds several [rows][cols] ones (infer_weight.count). */

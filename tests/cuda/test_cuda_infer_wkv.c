@@ -9,7 +9,7 @@
  *                             state 2e-4 / 3e-4) against the float64 reference
  *   GPU vs CPU                max |gpu - cpu| / max(1, max |cpu|): fp32 2e-4,
  *                             bf16 5e-2 (matrix inputs and weights rounded to bf16)
- *   batch vs separate runs    the same measure; 12 rows (GEMM products): fp32 1e-5,
+ *   batch vs separate runs    the same measure; 12 to 256 rows (GEMM products): fp32 1e-5,
  *                             bf16 5e-2 (the products of B rows and of one row sum
  *                             in other orders, and in bf16 a different last bit can
  *                             round a product's input the other way); 5 rows (the
@@ -231,7 +231,7 @@ static void test_random_v7_bf16(void) { random_v7("bf16", BF16_BUDGET); }
  * + shift of many rows (a block a row); B = 5 is the GEMV's several-row
  * path, where each row's sums run in the order they run alone. */
 static void batch_equals_separate(const char *path, const char *precision, int B, double budget) {
-    enum { MAX_B = 40, STEPS = 3 };
+    enum { MAX_B = 256, STEPS = 3 };
     rwkv_model *gpu = load_on(path, "cuda", precision), *cpu = load_on(path, "cpu", NULL);
     CHECK(gpu && cpu, "load");
     rwkv_model_info info;
@@ -293,6 +293,12 @@ static void test_batch(void) {
     /* rows of 34 channels: the norm + shift of many rows without float4s */
     CHECK(write_random_arch(path, "rwkv7", 60, 34, 1, 128, 34, 6), "model");
     batch_equals_separate(path, "fp32", 40, 1e-5);
+    unlink(path);
+    /* 8 heads of 64 and 256 rows, a server's batch: several waves of the
+     * fused step's blocks (a block per row and head) */
+    CHECK(write_random_arch(path, "rwkv7", 120, 512, 2, 1024, 64, 7), "model");
+    batch_equals_separate(path, "fp32", 256, 1e-5);
+    batch_equals_separate(path, "bf16", 256, BF16_BUDGET);
     unlink(path);
     static const char *const sets[] = {"rwkv5", "rwkv6"};
     for (int i = 0; i < 2; i++) {
