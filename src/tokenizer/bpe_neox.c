@@ -191,9 +191,16 @@ static int nfc(const char *s, size_t n, char **out, size_t *out_n) {
 
 /* ---- loading ------------------------------------------------------------ */
 
+/* What a load reads and builds, shared by its steps. */
 typedef struct loader {
     const char *name;
     rwkv_error *err;
+    json_t *model, *vocab, *merges, *added; /* the JSON's sections; added may be NULL */
+    size_t n_added;
+    int n_ids;                  /* 1 + the largest id over the vocabulary and the added tokens */
+    const char **id_str;        /* id -> string (borrowed from the JSON) */
+    unsigned char *is_special;  /* id -> an added token marked special */
+    strmap ids;                 /* the vocabulary: string -> id */
 } loader;
 
 static rwkv_status bad(loader *L, rwkv_status code, const char *fmt, ...) RWKV_PRINTF(3, 4);
@@ -204,6 +211,10 @@ static rwkv_status bad(loader *L, rwkv_status code, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return rwkv_fail(L->err, code, "%s: %s", L->name, msg);
+}
+
+static rwkv_status out_of_memory(loader *L) {
+    return rwkv_fail(L->err, RWKV_ERR_NOMEM, "%s: out of memory loading the tokenizer", L->name);
 }
 
 /* Quotes s for an error message: at most 40 characters, C-style escapes. */
@@ -283,191 +294,170 @@ static void decode_token(const char *s, size_t n, const int16_t byte_of_cp[0x144
     }
 }
 
-rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
-                          const char *name, rwkv_error *err) {
-    loader L = {name, err};
-    char q1[128], q2[128];
-    json_error_t jerr;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %d, column %d: invalid JSON: %s", name, jerr.line,
-                         jerr.column, jerr.text);
-    rwkv_status st = RWKV_OK;
-    neox_model *m = calloc(1, sizeof *m);
-    const char **id_str = NULL; /* id -> string (borrowed from the JSON) */
-    unsigned char *is_special = NULL;
-    strmap vocab = {0};
-    tok_buf blob = {0};
-    uint32_t *off = NULL;
-    if (!m) goto nomem;
-    tok->neox = m;
-    m->unk = -1;
-    added_init(&m->raw);
-    added_init(&m->norm);
+/* The sections a load needs, each of the right JSON type, and the
+ * configuration (check_config) before the tables. */
+static rwkv_status find_sections(loader *L, json_t *root, neox_model *m) {
+    if (!json_is_object(root)) return bad(L, RWKV_ERR_FORMAT, "the JSON is not an object");
+    L->model = json_object_get(root, "model");
+    if (!json_is_object(L->model)) return bad(L, RWKV_ERR_FORMAT, "no \"model\" object");
+    rwkv_status st = check_config(L, root, L->model, m);
+    if (st) return st;
+    L->vocab = json_object_get(L->model, "vocab");
+    L->merges = json_object_get(L->model, "merges");
+    L->added = json_object_get(root, "added_tokens");
+    if (!json_is_object(L->vocab)) return bad(L, RWKV_ERR_FORMAT, "model.vocab is missing or not an object");
+    if (!json_is_array(L->merges)) return bad(L, RWKV_ERR_FORMAT, "model.merges is missing or not an array");
+    if (L->added && !json_is_null(L->added) && !json_is_array(L->added))
+        return bad(L, RWKV_ERR_FORMAT, "added_tokens is not an array");
+    if (json_object_size(L->vocab) == 0) return bad(L, RWKV_ERR_FORMAT, "model.vocab is empty");
+    L->n_added = L->added && json_is_array(L->added) ? json_array_size(L->added) : 0;
+    return RWKV_OK;
+}
 
-    if (!json_is_object(root)) {
-        st = bad(&L, RWKV_ERR_FORMAT, "the JSON is not an object");
-        goto fail;
-    }
-    json_t *model = json_object_get(root, "model");
-    if (!json_is_object(model)) {
-        st = bad(&L, RWKV_ERR_FORMAT, "no \"model\" object");
-        goto fail;
-    }
-    if ((st = check_config(&L, root, model, m))) goto fail;
-    json_t *jvocab = json_object_get(model, "vocab");
-    json_t *jmerges = json_object_get(model, "merges");
-    json_t *jadded = json_object_get(root, "added_tokens");
-    if (!json_is_object(jvocab)) {
-        st = bad(&L, RWKV_ERR_FORMAT, "model.vocab is missing or not an object");
-        goto fail;
-    }
-    if (!json_is_array(jmerges)) {
-        st = bad(&L, RWKV_ERR_FORMAT, "model.merges is missing or not an array");
-        goto fail;
-    }
-    if (jadded && !json_is_null(jadded) && !json_is_array(jadded)) {
-        st = bad(&L, RWKV_ERR_FORMAT, "added_tokens is not an array");
-        goto fail;
-    }
-    if (json_object_size(jvocab) == 0) {
-        st = bad(&L, RWKV_ERR_FORMAT, "model.vocab is empty");
-        goto fail;
-    }
-
-    /* Ids: the largest over vocab and added tokens. */
+/* Every id checked, and n_ids: one past the largest over the vocabulary and
+ * the added tokens (whose flags we do not implement are refused). */
+static rwkv_status count_ids(loader *L) {
+    char q[128];
     long max_id = -1;
     const char *key;
     json_t *val;
-    json_object_foreach(jvocab, key, val) {
-        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= NEOX_MAX_ID) {
-            st = bad(&L, RWKV_ERR_FORMAT, "model.vocab[%s]: the id is not an integer in [0, 2^24)",
-                     quote(key, q1, sizeof q1));
-            goto fail;
-        }
+    json_object_foreach(L->vocab, key, val) {
+        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= NEOX_MAX_ID)
+            return bad(L, RWKV_ERR_FORMAT, "model.vocab[%s]: the id is not an integer in [0, 2^24)",
+                       quote(key, q, sizeof q));
         if (json_integer_value(val) > max_id) max_id = (long)json_integer_value(val);
     }
-    size_t n_added = jadded && json_is_array(jadded) ? json_array_size(jadded) : 0;
-    for (size_t i = 0; i < n_added; i++) {
-        json_t *a = json_array_get(jadded, i);
+    for (size_t i = 0; i < L->n_added; i++) {
+        json_t *a = json_array_get(L->added, i);
         json_t *jid = json_object_get(a, "id");
         json_t *jc = json_object_get(a, "content");
         char where[64];
         snprintf(where, sizeof where, "added_tokens[%zu]", i);
         if (!json_is_object(a) || !json_is_integer(jid) || json_integer_value(jid) < 0 ||
-            json_integer_value(jid) >= NEOX_MAX_ID || !json_is_string(jc) || json_string_length(jc) == 0) {
-            st = bad(&L, RWKV_ERR_FORMAT, "%s: needs an integer \"id\" in [0, 2^24) and a non-empty string \"content\"", where);
-            goto fail;
-        }
+            json_integer_value(jid) >= NEOX_MAX_ID || !json_is_string(jc) || json_string_length(jc) == 0)
+            return bad(L, RWKV_ERR_FORMAT, "%s: needs an integer \"id\" in [0, 2^24) and a non-empty string \"content\"",
+                       where);
         const char *flags[3] = {"lstrip", "rstrip", "single_word"};
         for (int k = 0; k < 3; k++)
-            if (json_is_true_field(a, flags[k])) {
-                st = bad(&L, RWKV_ERR_UNSUPPORTED, "%s: \"%s\" is true; not supported", where, flags[k]);
-                goto fail;
-            }
+            if (json_is_true_field(a, flags[k]))
+                return bad(L, RWKV_ERR_UNSUPPORTED, "%s: \"%s\" is true; not supported", where, flags[k]);
         if (json_integer_value(jid) > max_id) max_id = (long)json_integer_value(jid);
     }
-    int n_ids = (int)max_id + 1;
-    id_str = calloc((size_t)n_ids, sizeof *id_str);
-    is_special = calloc((size_t)n_ids, 1);
-    if (!id_str || !is_special || strmap_init(&vocab, json_object_size(jvocab))) goto nomem;
-    json_object_foreach(jvocab, key, val) {
-        int id = (int)json_integer_value(val);
-        if (id_str[id]) {
-            st = bad(&L, RWKV_ERR_FORMAT, "model.vocab: %s and %s have the same id", quote(id_str[id], q1, sizeof q1),
-                     quote(key, q2, sizeof q2));
-            goto fail;
-        }
-        id_str[id] = key;
-        if (strmap_put(&vocab, key, strlen(key), id, NULL)) goto nomem;
-    }
+    L->n_ids = (int)max_id + 1;
+    return RWKV_OK;
+}
 
-    /* Byte-level alphabet. */
-    uint32_t cp_of_byte[256];
-    int16_t byte_of_cp[0x144];
-    byte_level_tables(cp_of_byte, byte_of_cp);
+/* The vocabulary into the id tables and the string map; one id per string. */
+static rwkv_status index_vocab(loader *L) {
+    char q1[128], q2[128];
+    L->id_str = calloc((size_t)L->n_ids, sizeof *L->id_str);
+    L->is_special = calloc((size_t)L->n_ids, 1);
+    if (!L->id_str || !L->is_special || strmap_init(&L->ids, json_object_size(L->vocab))) return out_of_memory(L);
+    const char *key;
+    json_t *val;
+    json_object_foreach(L->vocab, key, val) {
+        int id = (int)json_integer_value(val);
+        if (L->id_str[id])
+            return bad(L, RWKV_ERR_FORMAT, "model.vocab: %s and %s have the same id",
+                       quote(L->id_str[id], q1, sizeof q1), quote(key, q2, sizeof q2));
+        L->id_str[id] = key;
+        if (strmap_put(&L->ids, key, strlen(key), id, NULL)) return out_of_memory(L);
+    }
+    return RWKV_OK;
+}
+
+/* Each byte's token (the byte-level alphabet's character of it) and the
+ * unknown token, if any. */
+static rwkv_status byte_ids_and_unk(loader *L, const uint32_t cp_of_byte[256], neox_model *m) {
     for (int b = 0; b < 256; b++) {
         char u[4];
         int l = tok_utf8_encode(cp_of_byte[b], u);
-        m->byte_id[b] = strmap_get(&vocab, u, (size_t)l);
+        m->byte_id[b] = strmap_get(&L->ids, u, (size_t)l);
     }
-    json_t *unk = json_object_get(model, "unk_token");
-    if (unk && !json_is_null(unk)) {
-        if (!json_is_string(unk) || (m->unk = strmap_get(&vocab, json_string_value(unk), json_string_length(unk))) < 0) {
-            st = bad(&L, RWKV_ERR_FORMAT, "model.unk_token is not a string in model.vocab");
-            goto fail;
-        }
-        if (json_is_true_field(model, "fuse_unk")) {
-            st = bad(&L, RWKV_ERR_UNSUPPORTED, "model.fuse_unk is true; not supported");
-            goto fail;
-        }
-    }
+    json_t *unk = json_object_get(L->model, "unk_token");
+    if (!unk || json_is_null(unk)) return RWKV_OK;
+    if (!json_is_string(unk) || (m->unk = strmap_get(&L->ids, json_string_value(unk), json_string_length(unk))) < 0)
+        return bad(L, RWKV_ERR_FORMAT, "model.unk_token is not a string in model.vocab");
+    if (json_is_true_field(L->model, "fuse_unk"))
+        return bad(L, RWKV_ERR_UNSUPPORTED, "model.fuse_unk is true; not supported");
+    return RWKV_OK;
+}
 
-    /* Merges. */
-    size_t n_merges = json_array_size(jmerges);
-    if (n_merges >= UINT32_MAX / 4) goto nomem;
+/* The two tokens of merge e: a string "A B" or a pair ["A", "B"]. */
+static rwkv_status merge_tokens(loader *L, json_t *e, const char *where, const char **a, size_t *al, const char **b,
+                                size_t *bl) {
+    char q[128];
+    if (json_is_string(e)) {
+        *a = json_string_value(e);
+        const char *sp = strchr(*a, ' ');
+        if (!sp || strchr(sp + 1, ' ') || sp == *a || !sp[1])
+            return bad(L, RWKV_ERR_FORMAT, "%s: %s is not two tokens separated by one space", where,
+                       quote(*a, q, sizeof q));
+        *al = (size_t)(sp - *a), *b = sp + 1, *bl = strlen(*b);
+        return RWKV_OK;
+    }
+    if (json_is_array(e) && json_array_size(e) == 2 && json_is_string(json_array_get(e, 0)) &&
+        json_is_string(json_array_get(e, 1))) {
+        *a = json_string_value(json_array_get(e, 0)), *al = json_string_length(json_array_get(e, 0));
+        *b = json_string_value(json_array_get(e, 1)), *bl = json_string_length(json_array_get(e, 1));
+        return RWKV_OK;
+    }
+    return bad(L, RWKV_ERR_FORMAT, "%s: not a string \"A B\" nor a pair [\"A\", \"B\"]", where);
+}
+
+/* Merge r (a, b) into the table: the two tokens and their concatenation
+ * (built in cat) must all be in the vocabulary. */
+static rwkv_status add_merge(loader *L, neox_model *m, size_t r, const char *where, tok_buf *cat) {
+    char q[128];
+    const char *a = NULL, *b = NULL;
+    size_t al = 0, bl = 0;
+    rwkv_status st = merge_tokens(L, json_array_get(L->merges, r), where, &a, &al, &b, &bl);
+    if (st) return st;
+    int ia = strmap_get(&L->ids, a, al), ib = strmap_get(&L->ids, b, bl);
+    cat->n = 0;
+    if (tok_buf_append(cat, a, al) || tok_buf_append(cat, b, bl) || tok_buf_append(cat, "", 1))
+        return out_of_memory(L);
+    int inew = strmap_get(&L->ids, cat->p, al + bl);
+    if (ia < 0 || ib < 0 || inew < 0) {
+        const char *what = ia < 0 ? "left token" : ib < 0 ? "right token" : "merged token";
+        const char *src = ia < 0 ? a : ib < 0 ? b : cat->p;
+        size_t sl = ia < 0 ? al : ib < 0 ? bl : al + bl;
+        char t[64];
+        snprintf(t, sizeof t, "%.*s", (int)(sl < 40 ? sl : 40), src);
+        return bad(L, RWKV_ERR_FORMAT, "%s: the %s %s is not in model.vocab", where, what, quote(t, q, sizeof q));
+    }
+    merge_put(m, ia, ib, (uint32_t)r, inew);
+    return RWKV_OK;
+}
+
+/* The merges' hash table (open addressing, at most half full), rank = position. */
+static rwkv_status read_merges(loader *L, neox_model *m) {
+    size_t n_merges = json_array_size(L->merges);
+    if (n_merges >= UINT32_MAX / 4) return out_of_memory(L);
     m->mbits = 4;
     while (((size_t)1 << m->mbits) < 2 * n_merges + 2) m->mbits++;
     m->mmask = ((uint64_t)1 << m->mbits) - 1;
     m->mkey = malloc(((size_t)m->mmask + 1) * sizeof *m->mkey);
     m->mrank = malloc(((size_t)m->mmask + 1) * sizeof *m->mrank);
     m->mnew = malloc(((size_t)m->mmask + 1) * sizeof *m->mnew);
-    if (!m->mkey || !m->mrank || !m->mnew) goto nomem;
+    if (!m->mkey || !m->mrank || !m->mnew) return out_of_memory(L);
     memset(m->mkey, 0xFF, ((size_t)m->mmask + 1) * sizeof *m->mkey);
     tok_buf cat = {0};
-    for (size_t r = 0; r < n_merges; r++) {
-        json_t *e = json_array_get(jmerges, r);
-        const char *a, *b;
-        size_t al, bl;
+    rwkv_status st = RWKV_OK;
+    for (size_t r = 0; r < n_merges && st == RWKV_OK; r++) {
         char where[64];
         snprintf(where, sizeof where, "model.merges[%zu]", r);
-        if (json_is_string(e)) {
-            a = json_string_value(e);
-            const char *sp = strchr(a, ' ');
-            if (!sp || strchr(sp + 1, ' ') || sp == a || !sp[1]) {
-                free(cat.p);
-                st = bad(&L, RWKV_ERR_FORMAT, "%s: %s is not two tokens separated by one space", where,
-                         quote(a, q1, sizeof q1));
-                goto fail;
-            }
-            al = (size_t)(sp - a);
-            b = sp + 1;
-            bl = strlen(b);
-        } else if (json_is_array(e) && json_array_size(e) == 2 && json_is_string(json_array_get(e, 0)) &&
-                   json_is_string(json_array_get(e, 1))) {
-            a = json_string_value(json_array_get(e, 0));
-            al = json_string_length(json_array_get(e, 0));
-            b = json_string_value(json_array_get(e, 1));
-            bl = json_string_length(json_array_get(e, 1));
-        } else {
-            free(cat.p);
-            st = bad(&L, RWKV_ERR_FORMAT, "%s: not a string \"A B\" nor a pair [\"A\", \"B\"]", where);
-            goto fail;
-        }
-        int ia = strmap_get(&vocab, a, al), ib = strmap_get(&vocab, b, bl);
-        cat.n = 0;
-        if (tok_buf_append(&cat, a, al) || tok_buf_append(&cat, b, bl) || tok_buf_append(&cat, "", 1)) {
-            free(cat.p);
-            goto nomem;
-        }
-        int inew = strmap_get(&vocab, cat.p, al + bl);
-        if (ia < 0 || ib < 0 || inew < 0) {
-            const char *what = ia < 0 ? "left token" : ib < 0 ? "right token" : "merged token";
-            const char *src = ia < 0 ? a : ib < 0 ? b : cat.p;
-            size_t sl = ia < 0 ? al : ib < 0 ? bl : al + bl;
-            char t[64];
-            snprintf(t, sizeof t, "%.*s", (int)(sl < 40 ? sl : 40), src);
-            free(cat.p);
-            st = bad(&L, RWKV_ERR_FORMAT, "%s: the %s %s is not in model.vocab", where, what, quote(t, q1, sizeof q1));
-            goto fail;
-        }
-        merge_put(m, ia, ib, (uint32_t)r, inew);
+        st = add_merge(L, m, r, where, &cat);
     }
     free(cat.p);
+    return st;
+}
 
-    /* Added tokens: tries and the id table. */
-    for (size_t i = 0; i < n_added; i++) {
-        json_t *a = json_array_get(jadded, i);
+/* The added tokens into their tries (normalized ones in NFC form when the
+ * normalizer is NFC) and the id tables. */
+static rwkv_status add_tokens(loader *L, neox_model *m) {
+    for (size_t i = 0; i < L->n_added; i++) {
+        json_t *a = json_array_get(L->added, i);
         int id = (int)json_integer_value(json_object_get(a, "id"));
         json_t *jc = json_object_get(a, "content");
         json_t *jsp = json_object_get(a, "special");
@@ -478,48 +468,76 @@ rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
         size_t cl = json_string_length(jc);
         char *cn = NULL;
         size_t cnl = cl;
-        if (normalized && m->nfc && nfc(c, cl, &cn, &cnl)) goto nomem;
+        if (normalized && m->nfc && nfc(c, cl, &cn, &cnl)) return out_of_memory(L);
         int bad_insert = added_insert(normalized ? &m->norm : &m->raw, (const unsigned char *)(cn ? cn : c), cnl, id);
         free(cn);
-        if (bad_insert) goto nomem;
-        id_str[id] = c;
-        is_special[id] = (unsigned char)special;
+        if (bad_insert) return out_of_memory(L);
+        L->id_str[id] = c;
+        L->is_special[id] = (unsigned char)special;
     }
+    return RWKV_OK;
+}
 
-    /* Decode table. */
-    off = malloc(((size_t)n_ids + 1) * sizeof *off);
-    if (!off) goto nomem;
-    for (int id = 0; id < n_ids; id++) {
+/* The decode table: each id's bytes in one blob, off[id] .. off[id + 1]
+ * (special added tokens decode to nothing). */
+static rwkv_status decode_table(loader *L, const int16_t byte_of_cp[0x144], rwkv_tokenizer *tok) {
+    tok_buf blob = {0};
+    uint32_t *off = malloc(((size_t)L->n_ids + 1) * sizeof *off);
+    int ok = off != NULL;
+    for (int id = 0; ok && id < L->n_ids; id++) {
         off[id] = (uint32_t)blob.n;
-        if (!id_str[id] || is_special[id]) continue;
-        size_t l = strlen(id_str[id]);
-        if (blob.n + l > UINT32_MAX / 2 || tok_buf_reserve(&blob, l)) goto nomem;
-        decode_token(id_str[id], l, byte_of_cp, &blob);
+        if (!L->id_str[id] || L->is_special[id]) continue;
+        size_t l = strlen(L->id_str[id]);
+        ok = blob.n + l <= UINT32_MAX / 2 && !tok_buf_reserve(&blob, l);
+        if (ok) decode_token(L->id_str[id], l, byte_of_cp, &blob);
     }
-    off[n_ids] = (uint32_t)blob.n;
-    if (tok_buf_reserve(&blob, 1)) goto nomem;
-
-    tok->kind = TOK_NEOX;
-    tok->vocab_size = n_ids;
-    tok->eos = 0;
+    if (ok) off[L->n_ids] = (uint32_t)blob.n;
+    if (!ok || tok_buf_reserve(&blob, 1)) {
+        free(off), free(blob.p);
+        return out_of_memory(L);
+    }
     tok->blob = blob.p;
     tok->off = off;
-    strmap_free(&vocab);
-    free(id_str);
-    free(is_special);
-    json_decref(root);
     return RWKV_OK;
+}
 
-nomem:
-    st = rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory loading the tokenizer", name);
-fail:
-    strmap_free(&vocab);
-    free(id_str);
-    free(is_special);
-    free(blob.p);
-    free(off);
-    tok->neox = NULL;
-    tok_neox_free(m);
+rwkv_status tok_neox_load(rwkv_tokenizer *tok, const char *data, size_t len,
+                          const char *name, rwkv_error *err) {
+    loader L = {.name = name, .err = err};
+    json_error_t jerr;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %d, column %d: invalid JSON: %s", name, jerr.line,
+                         jerr.column, jerr.text);
+    neox_model *m = calloc(1, sizeof *m);
+    rwkv_status st = m ? RWKV_OK : out_of_memory(&L);
+    if (m) {
+        m->unk = -1;
+        added_init(&m->raw);
+        added_init(&m->norm);
+    }
+    uint32_t cp_of_byte[256];
+    int16_t byte_of_cp[0x144];
+    byte_level_tables(cp_of_byte, byte_of_cp);
+    if (st == RWKV_OK) st = find_sections(&L, root, m);
+    if (st == RWKV_OK) st = count_ids(&L);
+    if (st == RWKV_OK) st = index_vocab(&L);
+    if (st == RWKV_OK) st = byte_ids_and_unk(&L, cp_of_byte, m);
+    if (st == RWKV_OK) st = read_merges(&L, m);
+    if (st == RWKV_OK) st = add_tokens(&L, m);
+    if (st == RWKV_OK) st = decode_table(&L, byte_of_cp, tok);
+    if (st == RWKV_OK) {
+        tok->neox = m;
+        tok->kind = TOK_NEOX;
+        tok->vocab_size = L.n_ids;
+        tok->eos = 0;
+    } else {
+        tok->neox = NULL;
+        tok_neox_free(m);
+    }
+    strmap_free(&L.ids);
+    free(L.id_str);
+    free(L.is_special);
     json_decref(root);
     return st;
 }
