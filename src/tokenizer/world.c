@@ -262,29 +262,93 @@ fail:
 }
 
 
-rwkv_status tok_world_load(rwkv_tokenizer *tok, const char *data, size_t len,
-                           const char *name, rwkv_error *err) {
-    rwkv_status st = RWKV_OK;
-    world_model *m = calloc(1, sizeof *m);
-    tok_buf blob = {0};
-    uint32_t *off = NULL;
-    size_t n_off = 0, cap_off = 0;
-    unsigned char *lit = NULL;
-    size_t lit_cap = 0;
-    char why[200];
-    if (!m) return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", name);
-    tok->world = m;
+/* What a load of the vocabulary file builds as it reads the lines. */
+typedef struct world_reader {
+    const char *name;
+    rwkv_error *err;
+    tok_buf blob;       /* every token's bytes in id order */
+    uint32_t *off;      /* id -> start in blob; off[n_off - 1]: the end of the last */
+    size_t n_off, cap_off;
+    unsigned char *lit; /* a line's literal, decoded */
+    size_t lit_cap;
+    long prev_id;       /* the id of the line before */
+    size_t max_len;     /* the longest token's bytes */
+} world_reader;
 
-    /* Pass 1: parse every line into blob/off (id 0 = empty). */
-    cap_off = 1024;
-    off = malloc(cap_off * sizeof *off);
-    if (!off) goto nomem;
-    if (tok_buf_reserve(&blob, 1)) goto nomem; /* blob.p is never NULL */
-    off[n_off++] = 0; /* start of id 0 */
-    off[n_off++] = 0; /* end of id 0 = start of id 1 */
+static rwkv_status reader_nomem(world_reader *r) {
+    return rwkv_fail(r->err, RWKV_ERR_NOMEM, "%s: out of memory loading the vocabulary", r->name);
+}
+
+/* A line's fields: the id (the next one in order), the literal between the
+ * first and the last space (trimmed), the byte count after the last. */
+static rwkv_status split_line(world_reader *r, const char *ls, size_t ll, size_t line_no, long *id, long *nbytes,
+                              const char **lit, size_t *lit_n) {
+    const char *name = r->name;
+    const char *sp1 = memchr(ls, ' ', ll);
+    const char *sp2 = sp1;
+    if (sp1) { /* the last space */
+        sp2 = ls + ll - 1;
+        while (*sp2 != ' ') sp2--;
+    }
+    if (!sp1 || sp2 <= sp1)
+        return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu: expected '<id> <literal> <nbytes>'", name, line_no);
+    if (parse_uint(ls, (size_t)(sp1 - ls), WORLD_MAX_ID, id))
+        return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu: bad id '%.*s'", name, line_no,
+                         (int)((sp1 - ls) > 40 ? 40 : (sp1 - ls)), ls);
+    const char *ns = sp2 + 1;
+    size_t nn = (size_t)(ls + ll - ns);
+    if (parse_uint(ns, nn, WORLD_MAX_TOKEN_BYTES, nbytes))
+        return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu: bad byte count '%.*s'", name, line_no,
+                         (int)(nn > 40 ? 40 : nn), ns);
+    if (*id == r->prev_id)
+        return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu: duplicate id %ld", name, line_no, *id);
+    if (*id != r->prev_id + 1)
+        return rwkv_fail(r->err, RWKV_ERR_FORMAT,
+                         "%s: line %zu: id %ld out of order (expected %ld: ids must run 1, 2, 3, ...)", name, line_no,
+                         *id, r->prev_id + 1);
+    const char *lb = sp1 + 1, *le = sp2;
+    while (lb < le && (*lb == ' ' || *lb == '\t')) lb++;
+    while (le > lb && (le[-1] == ' ' || le[-1] == '\t')) le--;
+    *lit = lb, *lit_n = (size_t)(le - lb);
+    return RWKV_OK;
+}
+
+/* The token of a line: its literal decoded, checked against the byte count
+ * and appended to the blob. */
+static rwkv_status add_token(world_reader *r, const char *lb, size_t ln, long id, long nbytes, size_t line_no) {
+    char why[200];
+    if (r->lit_cap < 4 * ln + 4) {
+        free(r->lit);
+        r->lit_cap = 4 * ln + 4;
+        r->lit = malloc(r->lit_cap);
+        if (!r->lit) return reader_nomem(r);
+    }
+    long got = parse_literal(lb, ln, r->lit, why, sizeof why);
+    if (got < 0) return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu (id %ld): %s", r->name, line_no, id, why);
+    if (got != nbytes)
+        return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu (id %ld): literal is %ld bytes but the line says %ld",
+                         r->name, line_no, id, got, nbytes);
+    if (got == 0) return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu (id %ld): empty token", r->name, line_no, id);
+    if (r->blob.n + (size_t)got > UINT32_MAX || tok_buf_append(&r->blob, r->lit, (size_t)got)) return reader_nomem(r);
+    if (r->n_off == r->cap_off) {
+        uint32_t *o2 = realloc(r->off, 2 * r->cap_off * sizeof *r->off);
+        if (!o2) return reader_nomem(r);
+        r->off = o2, r->cap_off *= 2;
+    }
+    r->off[r->n_off++] = (uint32_t)r->blob.n;
+    if ((size_t)got > r->max_len) r->max_len = (size_t)got;
+    return RWKV_OK;
+}
+
+/* Every line into the reader (id 0 is the empty token). */
+static rwkv_status read_lines(world_reader *r, const char *data, size_t len) {
+    r->cap_off = 1024;
+    r->off = malloc(r->cap_off * sizeof *r->off);
+    if (!r->off || tok_buf_reserve(&r->blob, 1)) return reader_nomem(r); /* blob.p is never NULL */
+    r->off[r->n_off++] = 0; /* start of id 0 */
+    r->off[r->n_off++] = 0; /* end of id 0 = start of id 1 */
     size_t pos = 0, line_no = 0;
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    long prev_id = 0;
     while (pos < len) {
         line_no++;
         const char *ls = data + pos;
@@ -294,93 +358,37 @@ rwkv_status tok_world_load(rwkv_tokenizer *tok, const char *data, size_t len,
         if (ll && ls[ll - 1] == '\r') ll--;
         if (ll == 0) {
             if (pos >= len) break; /* the file's final newline */
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu: empty line", name, line_no);
-            goto fail;
+            return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: line %zu: empty line", r->name, line_no);
         }
-        const char *sp1 = memchr(ls, ' ', ll);
-        const char *sp2 = sp1;
-        if (sp1) { /* the last space */
-            sp2 = ls + ll - 1;
-            while (*sp2 != ' ') sp2--;
-        }
-        if (!sp1 || sp2 <= sp1) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu: expected '<id> <literal> <nbytes>'", name, line_no);
-            goto fail;
-        }
-        long id, nbytes;
-        if (parse_uint(ls, (size_t)(sp1 - ls), WORLD_MAX_ID, &id)) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu: bad id '%.*s'", name, line_no,
-                           (int)((sp1 - ls) > 40 ? 40 : (sp1 - ls)), ls);
-            goto fail;
-        }
-        const char *ns = sp2 + 1;
-        size_t nn = (size_t)(ls + ll - ns);
-        if (parse_uint(ns, nn, WORLD_MAX_TOKEN_BYTES, &nbytes)) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu: bad byte count '%.*s'", name, line_no,
-                           (int)(nn > 40 ? 40 : nn), ns);
-            goto fail;
-        }
-        if (id == prev_id) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu: duplicate id %ld", name, line_no, id);
-            goto fail;
-        }
-        if (id != prev_id + 1) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu: id %ld out of order (expected %ld: ids must run 1, 2, 3, ...)",
-                           name, line_no, id, prev_id + 1);
-            goto fail;
-        }
-        prev_id = id;
-        const char *lb = sp1 + 1, *le = sp2;
-        while (lb < le && (*lb == ' ' || *lb == '\t')) lb++;
-        while (le > lb && (le[-1] == ' ' || le[-1] == '\t')) le--;
-        size_t ln = (size_t)(le - lb);
-        if (lit_cap < 4 * ln + 4) {
-            free(lit);
-            lit_cap = 4 * ln + 4;
-            lit = malloc(lit_cap);
-            if (!lit) goto nomem;
-        }
-        long got = parse_literal(lb, ln, lit, why, sizeof why);
-        if (got < 0) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu (id %ld): %s", name, line_no, id, why);
-            goto fail;
-        }
-        if (got != nbytes) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu (id %ld): literal is %ld bytes but the line says %ld",
-                           name, line_no, id, got, nbytes);
-            goto fail;
-        }
-        if (got == 0) {
-            st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: line %zu (id %ld): empty token", name, line_no, id);
-            goto fail;
-        }
-        if (blob.n + (size_t)got > UINT32_MAX) goto nomem;
-        if (tok_buf_append(&blob, lit, (size_t)got)) goto nomem;
-        if (n_off == cap_off) {
-            cap_off *= 2;
-            uint32_t *o2 = realloc(off, cap_off * sizeof *off);
-            if (!o2) goto nomem;
-            off = o2;
-        }
-        off[n_off++] = (uint32_t)blob.n;
-        if ((size_t)got > m->max_len) m->max_len = (size_t)got;
+        long id = 0, nbytes = 0;
+        const char *lit = NULL;
+        size_t lit_n = 0;
+        rwkv_status st = split_line(r, ls, ll, line_no, &id, &nbytes, &lit, &lit_n);
+        if (st == RWKV_OK) st = add_token(r, lit, lit_n, id, nbytes, line_no);
+        if (st != RWKV_OK) return st;
+        r->prev_id = id;
     }
-    if (prev_id == 0) {
-        st = rwkv_fail(err, RWKV_ERR_FORMAT, "%s: no tokens", name);
-        goto fail;
-    }
-    free(lit);
-    return world_build(tok, m, blob.p, blob.n, off, (int)prev_id + 1, name, err);
+    if (r->prev_id == 0) return rwkv_fail(r->err, RWKV_ERR_FORMAT, "%s: no tokens", r->name);
+    return RWKV_OK;
+}
 
-nomem:
-    st = rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory loading the vocabulary", name);
-fail:
-    free(lit);
-    free(blob.p);
-    free(off);
-    tok->world = NULL;
-    tok_world_free(m);
-    return st;
+rwkv_status tok_world_load(rwkv_tokenizer *tok, const char *data, size_t len,
+                           const char *name, rwkv_error *err) {
+    world_model *m = calloc(1, sizeof *m);
+    if (!m) return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", name);
+    tok->world = m;
+    world_reader r = {.name = name, .err = err};
+    rwkv_status st = read_lines(&r, data, len);
+    free(r.lit);
+    if (st != RWKV_OK) {
+        free(r.blob.p);
+        free(r.off);
+        tok->world = NULL;
+        tok_world_free(m);
+        return st;
+    }
+    m->max_len = r.max_len;
+    return world_build(tok, m, r.blob.p, r.blob.n, r.off, (int)r.prev_id + 1, name, err);
 }
 
 rwkv_status rwkv_tokenizer_new_world(const char *bytes, const uint32_t *offsets, int n_ids, rwkv_tokenizer **out,
