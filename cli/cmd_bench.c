@@ -89,6 +89,48 @@ static int bench_train(const rwkv_train_bench_options *o, const char *only, int 
     return 0;
 }
 
+/* The table of an inference benchmark: the model, the CPU, decode, prefill,
+ * the batched decode, and the machine's figures with the fractions. */
+static void print_result(const rwkv_bench_result *r, const char *model, const char *device, int on_gpu) {
+    if (on_gpu)
+        printf("model            %s (V=%d C=%d L=%d), weights %s on %s\n", model, r->n_vocab, r->n_embd, r->n_layer,
+               r->dtype, device);
+    else {
+        char acts[64] = "";
+        if (r->int8_kernels[0])
+            snprintf(acts, sizeof acts, ", int8 activations (%s dots%s)", r->int8_kernels,
+                     r->grouped_fraction > 0 ? ", 16-row groups" : "");
+        else if (r->activations[0]) snprintf(acts, sizeof acts, ", %s activations", r->activations);
+        printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s%s, %d thread%s\n", model, r->n_vocab,
+               r->n_embd, r->n_layer, r->dtype, r->kernels, acts, r->threads, r->threads == 1 ? "" : "s");
+    }
+    printf("cpu              %s (family %d, model %d), load average %.2f -> %.2f\n", r->cpu, r->cpu_family,
+           r->cpu_model, r->load_start, r->load_end);
+    printf("decode           %.3f ms/token (median; quartiles %.3f-%.3f, min %.3f, max %.3f)\n", r->decode_ms_per_token,
+           r->decode_ms_p25, r->decode_ms_p75, r->decode_ms_min, r->decode_ms_max);
+    printf("weights/token    %.1f MB -> %.2f GB/s\n", r->weight_bytes_per_token * 1e-6, r->decode_gbps);
+    printf("prefill          %.1f tokens/s (%.1f GFLOP/s; runs %.1f-%.1f tokens/s)\n", r->prefill_tokens_per_s,
+           r->prefill_gflops, r->prefill_tokens_per_s_min, r->prefill_tokens_per_s_max);
+    if (r->batch > 1) {
+        printf("batch decode     %d sequences: %.3f ms/step, %.0f tokens/s in all\n", r->batch, r->batch_ms_per_step,
+               r->batch_tokens_per_s);
+        printf("batch + draw     %d sequences: %.3f ms/step, %.0f tokens/s in all (next tokens drawn %s)\n", r->batch,
+               r->batch_draw_ms_per_step, r->batch_draw_tokens_per_s,
+               on_gpu ? "on the device, no logits copied" : "from the logits");
+    }
+    if (r->machine_read_gbps > 0 && on_gpu) {
+        printf("device           %s: copy bandwidth %.1f GB/s, bf16 matrix-product peak %.1f TFLOP/s\n", device,
+               r->machine_read_gbps, r->machine_fma_gflops * 1e-3);
+        printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.2f%% of the bf16 peak\n",
+               100 * r->decode_fraction_of_bandwidth, 100 * r->prefill_fraction_of_peak);
+    } else if (r->machine_read_gbps > 0) {
+        printf("machine          read %.2f GB/s (best %.2f), fp32 FMA peak %.1f GFLOP/s (best %.1f)\n",
+               r->machine_read_gbps, r->machine_read_gbps_best, r->machine_fma_gflops, r->machine_fma_gflops_best);
+        printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.1f%% of the FMA peak\n",
+               100 * r->decode_fraction_of_bandwidth, 100 * r->prefill_fraction_of_peak);
+    }
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = NULL, *shape = NULL, *precision = NULL;
     int json = 0, train = 0, quick = 0, batch = 0;
@@ -178,42 +220,6 @@ int cmd_bench(int argc, char **argv) {
         printf("%s\n", buf);
         return 0;
     }
-    if (on_gpu)
-        printf("model            %s (V=%d C=%d L=%d), weights %s on %s\n", model, r.n_vocab, r.n_embd, r.n_layer, r.dtype,
-               device);
-    else {
-        char acts[64] = "";
-        if (r.int8_kernels[0])
-            snprintf(acts, sizeof acts, ", int8 activations (%s dots%s)", r.int8_kernels,
-                     r.grouped_fraction > 0 ? ", 16-row groups" : "");
-        else if (r.activations[0]) snprintf(acts, sizeof acts, ", %s activations", r.activations);
-        printf("model            %s (V=%d C=%d L=%d), weights %s, kernels %s%s, %d thread%s\n", model, r.n_vocab,
-               r.n_embd, r.n_layer, r.dtype, r.kernels, acts, r.threads, r.threads == 1 ? "" : "s");
-    }
-    printf("cpu              %s (family %d, model %d), load average %.2f -> %.2f\n", r.cpu, r.cpu_family,
-           r.cpu_model, r.load_start, r.load_end);
-    printf("decode           %.3f ms/token (median; quartiles %.3f-%.3f, min %.3f, max %.3f)\n", r.decode_ms_per_token,
-           r.decode_ms_p25, r.decode_ms_p75, r.decode_ms_min, r.decode_ms_max);
-    printf("weights/token    %.1f MB -> %.2f GB/s\n", r.weight_bytes_per_token * 1e-6, r.decode_gbps);
-    printf("prefill          %.1f tokens/s (%.1f GFLOP/s; runs %.1f-%.1f tokens/s)\n", r.prefill_tokens_per_s,
-           r.prefill_gflops, r.prefill_tokens_per_s_min, r.prefill_tokens_per_s_max);
-    if (r.batch > 1) {
-        printf("batch decode     %d sequences: %.3f ms/step, %.0f tokens/s in all\n", r.batch, r.batch_ms_per_step,
-               r.batch_tokens_per_s);
-        printf("batch + draw     %d sequences: %.3f ms/step, %.0f tokens/s in all (next tokens drawn %s)\n", r.batch,
-               r.batch_draw_ms_per_step, r.batch_draw_tokens_per_s,
-               on_gpu ? "on the device, no logits copied" : "from the logits");
-    }
-    if (r.machine_read_gbps > 0 && on_gpu) {
-        printf("device           %s: copy bandwidth %.1f GB/s, bf16 matrix-product peak %.1f TFLOP/s\n", device,
-               r.machine_read_gbps, r.machine_fma_gflops * 1e-3);
-        printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.2f%% of the bf16 peak\n",
-               100 * r.decode_fraction_of_bandwidth, 100 * r.prefill_fraction_of_peak);
-    } else if (r.machine_read_gbps > 0) {
-        printf("machine          read %.2f GB/s (best %.2f), fp32 FMA peak %.1f GFLOP/s (best %.1f)\n",
-               r.machine_read_gbps, r.machine_read_gbps_best, r.machine_fma_gflops, r.machine_fma_gflops_best);
-        printf("fractions        decode %.1f%% of the bandwidth floor, prefill %.1f%% of the FMA peak\n",
-               100 * r.decode_fraction_of_bandwidth, 100 * r.prefill_fraction_of_peak);
-    }
+    print_result(&r, model, device, on_gpu);
     return 0;
 }
