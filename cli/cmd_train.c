@@ -229,6 +229,20 @@ static rwkv_status resume_run(const char *dir, const rwkv_train_options *o, resu
     return rwkv_train_resume(dir, &ro, on_progress, d, err);
 }
 
+/* The run once its options are checked: a new run, or the one in `resume`
+ * continued, with the progress display. */
+static int train(rwkv_train_options *o, const char *resume, const resume_given *g, int quiet, long print_every) {
+    display d = {isatty(2), quiet, print_every, 0, 0, "", 0};
+    cli_catch_interrupt(); /* Ctrl-C saves a checkpoint and stops; a second one kills */
+    rwkv_error err;
+    o->debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
+    o->debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
+    const rwkv_status s = resume ? resume_run(resume, o, *g, &d, &err) : rwkv_train_run(o, on_progress, &d, &err);
+    end_line(&d);
+    if (s != RWKV_OK) return cli_report(&err);
+    return cli_interrupted() ? 130 : 0;
+}
+
 int cmd_train(int argc, char **argv) {
     rwkv_train_options o = rwkv_train_options_default();
     const char *resume = NULL;
@@ -330,25 +344,11 @@ int cmd_train(int argc, char **argv) {
         debug_rank_failure(df.rank);
         if (df.rank > 0) quiet = 1;
     }
-    display d = {isatty(2), quiet, print_every, 0, 0, "", 0};
-    cli_catch_interrupt(); /* Ctrl-C saves a checkpoint and stops; a second one kills */
-
-    rwkv_error err;
-    rwkv_status s;
     o.skip_nonfinite = skip_nonfinite;
     o.measure_peak = !no_peak;
     set_dist(&df, &o.world_size, &o.rank, &o.rendezvous, &o.allreduce, &o.dist_timeout_s);
-    o.debug_save_pause_ms = (int)env_long("RWKV_TRAIN_SAVE_PAUSE_MS");
-    o.debug_nan_step = env_long("RWKV_TRAIN_NAN_STEP");
-    if (resume) {
-        const resume_given g = {was_given(opts, CLI_N(opts), given, "--steps"),
-                                was_given(opts, CLI_N(opts), given, "--threads"),
-                                was_given(opts, CLI_N(opts), given, "--device"), restart};
-        s = resume_run(resume, &o, g, &d, &err);
-    } else {
-        s = rwkv_train_run(&o, on_progress, &d, &err);
-    }
-    end_line(&d);
-    if (s != RWKV_OK) return cli_report(&err);
-    return cli_interrupted() ? 130 : 0;
+    const resume_given g = {was_given(opts, CLI_N(opts), given, "--steps"),
+                            was_given(opts, CLI_N(opts), given, "--threads"),
+                            was_given(opts, CLI_N(opts), given, "--device"), restart};
+    return train(&o, resume, &g, quiet, print_every);
 }
