@@ -42,6 +42,13 @@ static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
  * 5-15% faster without it on the machine of docs/perf.md's later
  * measurements (the integer kernels lost 10-40% without it there). */
 #define PREFETCH_AHEAD 12288
+/* Products of several tokens (batched steps, prompts) through the decode's
+ * grouped kernels prefetch the same way while a tile has at most this many
+ * tokens: a batched step of a few rows is as memory-bound as decode (a
+ * batch of 2 of a 0.1B q4_k model took 11 ms a step without, 6 with, where
+ * one decode step took 3.5), while a prompt's full tiles are bound by the
+ * arithmetic and ran 1.5% slower with it. */
+#define PREFETCH_MAX_TOKENS 16
 /* __builtin_prefetch with constant arguments: inlined late into an
  * always_inline kernel, _mm_prefetch's hint reached the prefetch as a
  * variable, and GCC 12 dropped the instruction without a word (the 4/5-bit

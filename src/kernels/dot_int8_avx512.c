@@ -385,6 +385,7 @@ static inline __attribute__((always_inline)) void group_rows_tile(const nib_form
         int b = 0;
         for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
             if (f) {
+                if (nt <= PREFETCH_MAX_TOKENS) prefetch_row_ahead(pair, 2 * cb); /* as group_rows (the 4/5-bit ones) */
                 nib_column_tokens(f, pair, c0, &x[b], nt, &acc, 0);
                 nib_column_tokens(f, pair, c1, &x[b + 1], nt, &acc, 1);
             } else {

@@ -450,7 +450,10 @@ static KQUANT_GROUPS_TARGET void kquant_group_tokens(const matrix *W, const q8_a
     for (int g = g0; g < g1; g++) {
         const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
         for (int t = 0; t < nt; t++) acc[t] = accm[t] = _mm512_setzero_ps();
-        for (int b = 0; b < nb; b++) kquant_column_tokens(group + cb * (size_t)b, a, nt, b, five, acc, accm);
+        for (int b = 0; b < nb; b++) {
+            if (nt <= PREFETCH_MAX_TOKENS) prefetch_row_ahead(group + cb * (size_t)b, cb);
+            kquant_column_tokens(group + cb * (size_t)b, a, nt, b, five, acc, accm);
+        }
         for (int t = 0; t < nt; t++)
             _mm512_storeu_ps(Y + (size_t)t * ldy + ROW_GROUP * (g - g0), _mm512_sub_ps(acc[t], accm[t]));
     }
@@ -496,6 +499,7 @@ static KQUANT_GROUPS_TARGET void q6k_group_tokens(const matrix *W, const q8_acts
         for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const uint8_t *col = group + (size_t)ROW_GROUP_Q6K_PARTS * b;
+            if (nt <= PREFETCH_MAX_TOKENS) prefetch_row_ahead(col, ROW_GROUP_Q6K_PARTS);
             for (int q = 0; q < 4; q++) q6k_quarter_tokens(col, a, nt, b, q, isum);
             const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(d16 + 32 * b)));
             for (int t = 0; t < nt; t++)

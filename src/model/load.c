@@ -134,14 +134,16 @@ rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in,
     }
     dtype_to_f32(t->type, t->data, tmp, per * (size_t)count);
     transpose_last2_f32(tmp, dst, count, in, out);
-    for (int c = 0; c < count; c++) {
+    free(tmp);
+    rwkv_status st = RWKV_OK;
+    for (int c = 0; c < count && st == RWKV_OK; c++) {
         outm[c].type = DT_F32;
         outm[c].rows = (int)out;
         outm[c].cols = (int)in;
         outm[c].data = dst + (size_t)c * per;
+        st = model_pack_panels(set, &outm[c], err); /* a batched step of a few rows would repack them every call */
     }
-    free(tmp);
-    return RWKV_OK;
+    return st;
 }
 
 /* docs §4.6, on layer 0's keys; the shape of att.time_decay separates 5.2
