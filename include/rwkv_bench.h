@@ -37,7 +37,9 @@ typedef struct rwkv_bench_options {
                               machine figures become the GPU's copy bandwidth and bf16 peak */
     const char *precision; /* the GPU's: NULL or "fp32", or "bf16" */
     int batch;             /* > 1: also a batched decode, one token into each of `batch` states per
-                              rwkv_eval_batch step (median of decode_tokens / 4 steps, at least 5) */
+                              rwkv_eval_batch step (median of decode_tokens / 4 steps, at least 5),
+                              with the model loaded again as `rwkv serve` loads it (on the CPU:
+                              pack_weights) after the decode and prefill measurements */
 } rwkv_bench_options;
 
 typedef struct rwkv_bench_result {

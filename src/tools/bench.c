@@ -271,6 +271,26 @@ static rwkv_status bench_prefill(rwkv_model *m, rwkv_state *st, const int *token
     return s;
 }
 
+/* The batched decode with the model as `rwkv serve` loads it: on the CPU
+ * with its f32 and f16 matrices packed once (rwkv_load_options.pack_weights),
+ * so that a step of a few rows costs what a server's does (as stored, every
+ * step repacks them: a lone f16 stream 3-4 times a decode step). *m is
+ * replaced by that load, the first freed before, so that the two are never
+ * in memory together; *m is NULL when the load fails. */
+static rwkv_status batch_as_served(const char *path, const rwkv_bench_options *o, int gpu, rwkv_model **m,
+                                   const int *tokens, rwkv_bench_result *out, rwkv_error *err) {
+    if (!gpu) {
+        rwkv_model_free(*m);
+        *m = NULL;
+        const rwkv_load_options lo = {.device = o->device, .precision = o->precision, .pack_weights = 1};
+        rwkv_status s = rwkv_model_load_ex(path, &lo, m, err);
+        if (s != RWKV_OK) return s;
+        rwkv_model_set_threads(*m, o->threads);
+    }
+    const int steps = o->decode_tokens / 4 > 5 ? o->decode_tokens / 4 : 5;
+    return batch_decodes(*m, o->batch, steps, tokens, o->prompt_tokens, out, err);
+}
+
 rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwkv_bench_result *out,
                            rwkv_error *err) {
     rwkv_bench_options o = {0};
@@ -331,9 +351,9 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
 
     if (s == RWKV_OK) s = bench_decode(m, st, tokens, &o, logits, times, out, err);
     if (s == RWKV_OK) s = bench_prefill(m, st, tokens, &o, logits, times, layer_flops, head_flops, out, err);
-    if (s == RWKV_OK && o.batch > 1)
-        s = batch_decodes(m, o.batch, o.decode_tokens / 4 > 5 ? o.decode_tokens / 4 : 5, tokens, o.prompt_tokens, out,
-                          err);
+    rwkv_state_free(st); /* the batch has states of its own, maybe of another load of the model */
+    st = NULL;
+    if (s == RWKV_OK && o.batch > 1) s = batch_as_served(path, &o, gpu, &m, tokens, out, err);
     if (s == RWKV_OK && gpu && !gpu_skip_machine) s = device_fractions(o.device, out, err);
     if (s != RWKV_OK) goto done;
     out->load_end = machine_load_avg();

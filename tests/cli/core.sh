@@ -66,6 +66,12 @@ for a in rwkv5 rwkv6; do
         pass "bench on a random $v model"
     else fail "bench on a random $v model" "$(tail -2 "$tmp/bench" | tr '\n' ' ')"; fi
 done
+# bench --batch: the batched decode, with and without the draw, on the model loaded again as
+# rwkv serve loads it (f32 matrices packed once)
+if "$RWKV" bench -m "$tmp/rwkv6.safetensors" -t 2 --tokens 8 --prompt 4 --no-machine --batch 3 >"$tmp/bench" 2>&1 &&
+    grep -q "^batch decode *3 sequences: .* ms/step" "$tmp/bench" && grep -q "^batch + draw *3 sequences" "$tmp/bench"
+then pass "bench --batch"
+else fail "bench --batch" "$(tail -2 "$tmp/bench" | tr '\n' ' ')"; fi
 # bench --json says how much of a block-format model decode reads from 16-row grouped copies:
 # none with float activations; where the CPU's kernels read them, a share of the bytes
 q51="$SHARED/reference/rwkv-cpp/tiny-rwkv-4v0-660K-Q5_1.bin"
