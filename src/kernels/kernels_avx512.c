@@ -485,6 +485,10 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
     for (int i = 0; i < mr; i++) xr[i] = X + (size_t)i * ldx;
     for (int c = 0; c < kc; c++) {
         __m512 w0, w1;
+        /* a packed panel is one stream, but the hardware prefetcher alone kept a step of 1-16
+         * rows from a server's f16 model well below decode's pace (docs/perf.md, change 41) */
+        const void *here = Wh ? (const void *)(Wh + (size_t)c * NR) : (const void *)(Wp + (size_t)c * NR);
+        __builtin_prefetch((const char *)here + PREFETCH_AHEAD, 0, 3);
         if (Wh) {
             w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(Wh + (size_t)c * NR)));
             w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(Wh + (size_t)c * NR + 16)));
