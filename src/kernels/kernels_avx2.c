@@ -422,6 +422,11 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
     for (int i = 0; i < mr; i++) xr[i] = X + (size_t)i * ldx;
     for (int c = 0; c < kc; c++) {
         __m256 w0, w1;
+        /* the panel 12 KB ahead, a line at a time, as the AVX-512 kernel does (docs/perf.md,
+         * change 41): an f16 column is half a line */
+        const size_t at = (size_t)c * NR * (Wh ? sizeof *Wh : sizeof *Wp);
+        const char *panel = Wh ? (const char *)Wh : (const char *)Wp;
+        if (at % 64 == 0) __builtin_prefetch(panel + at + PREFETCH_AHEAD, 0, 3);
         if (Wh) {
             w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(Wh + (size_t)c * NR)));
             w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(Wh + (size_t)c * NR + 8)));
