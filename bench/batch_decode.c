@@ -8,7 +8,7 @@
  *
  *   batch_decode MODEL [--threads T] [--batches 1,8,32,64] [--rounds R] [--steps S] [--no-pack]
  *
- * The model is loaded as `rwkv serve` loads it, with its f32/f16 matrices
+ * The model is loaded as `rwkv serve` loads it, with its f32/f16/bf16 matrices
  * packed once (rwkv_load_options.pack_weights); --no-pack leaves them as
  * stored (every product of more than one row then packs its weights).
  * Uses only the public API (rwkv.h). */

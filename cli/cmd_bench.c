@@ -186,7 +186,7 @@ int cmd_bench(int argc, char **argv) {
                      "-m MODEL --device cuda runs the same on the GPU (any RWKV version), against the GPU's copy\n"
                      "bandwidth and bf16 matrix-product peak measured in the same run. --batch N adds a batched\n"
                      "decode: N sequences advanced one token each per step, as aggregate tokens/s, with the model\n"
-                     "loaded again as `rwkv serve` loads it (on the CPU its f32/f16 matrices packed once).\n"
+                     "loaded again as `rwkv serve` loads it (on the CPU its f32/f16/bf16 matrices packed once).\n"
                      "--device cuda --train times full RWKV-4 training steps on the GPU (random weights and tokens):\n"
                      "tokens/s, MFU against the bf16 matrix-product peak measured in the same run, the device time\n"
                      "of a step split into GEMM / WKV / the rest, and device memory (docs/cuda.md).\n",

@@ -113,7 +113,7 @@ typedef struct rwkv_load_options {
     int no_mmap;           /* 1: read the weights file into memory instead of mapping
                               it, so that the file may change or be truncated on disk
                               while the model is in use (docs/limits.md) */
-    int pack_weights;      /* 1: an RWKV model on the CPU also keeps its f32 and f16
+    int pack_weights;      /* 1: an RWKV model on the CPU also keeps its f32, f16 and bf16
                               matrices packed once in the layout of the matrix-matrix
                               kernels, so that rwkv_eval_batch and sequence mode read
                               them directly instead of repacking every weight on every

@@ -127,14 +127,15 @@ static int temp_file_pair(char *path, char *other, size_t size, const char *suff
     return 1;
 }
 
-/* A model loaded with pack_weights (f32 and f16 matrices packed once) gives
- * the bits of the same model loaded without it, batched and in sequence
- * mode, and passes every batch check. The FFN width (800) spans three
- * column slices and the vocabulary (70) ends in a partial panel. */
+/* A model loaded with pack_weights (f32, f16 and bf16 matrices packed once)
+ * gives the bits of the same model loaded without it, batched and in
+ * sequence mode, and passes every batch check. The FFN width (800) spans
+ * three column slices and the vocabulary (70) ends in a partial panel. */
 static void test_batch_packed_weights(void) {
     static const char *const archs[] = {"rwkv4", "rwkv7"};
+    static const char *const names[] = {"f32", "f16", "bf16"};
     for (int a = 0; a < 2; a++)
-        for (int half = 0; half < 2; half++) {
+        for (int half = 0; half < 3; half++) {
             char path[] = "/tmp/rwkv-test-packed-XXXXXX", path16[64], why[512] = "";
             CHECK(temp_file_pair(path, path16, sizeof path16, ".f16"), "mkstemp failed");
             rwkv_init_options o = rwkv_init_options_default();
@@ -145,7 +146,8 @@ static void test_batch_packed_weights(void) {
             rwkv_model *plain = NULL, *packed = NULL;
             const char *file = half ? path16 : path;
             int ok = rwkv_init_checkpoint(&o, path, &err) == RWKV_OK &&
-                     (!half || rwkv_convert_to_safetensors(path, path16, RWKV_DTYPE_F16, &err) == RWKV_OK) &&
+                     (!half || rwkv_convert_to_safetensors(path, path16, half == 1 ? RWKV_DTYPE_F16 : RWKV_DTYPE_BF16,
+                                                           &err) == RWKV_OK) &&
                      rwkv_model_load(file, &plain, &err) == RWKV_OK &&
                      rwkv_model_load_ex(file, &(rwkv_load_options){.pack_weights = 1}, &packed, &err) == RWKV_OK;
             unlink(path);
@@ -171,8 +173,8 @@ static void test_batch_packed_weights(void) {
             rwkv_model_free(plain);
             rwkv_model_free(packed);
             CHECK(ok, "%s: %s", archs[a], err.message);
-            CHECK(checks, "%s %s packed: %s", archs[a], half ? "f16" : "f32", why);
-            CHECK(same, "%s %s: packed weights change the bits of a batch", archs[a], half ? "f16" : "f32");
+            CHECK(checks, "%s %s packed: %s", archs[a], names[half], why);
+            CHECK(same, "%s %s: packed weights change the bits of a batch", archs[a], names[half]);
         }
 }
 

@@ -117,6 +117,10 @@ typedef struct matmul_ukernel {
     void (*pack_bf16)(const matrix *W, int r0, int nr_valid, int c0, int kc, uint16_t *Wp, float *tmp,
                       void (*row_to_f32)(dtype, const void *, float *, int));
     void (*to_bf16)(const float *x, size_t n, uint16_t *out);
+    /* As run_f16 from a panel of bf16 values (exact as loaded: the 16 bits
+     * above 16 zero bits), for bf16 matrices packed once (matmul_pack_panels). */
+    void (*run_bf16_panel)(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy,
+                           int mr_valid, int nr_valid, int accumulate);
 } matmul_ukernel;
 
 struct wkv7_chunk_grad; /* kernels/wkv.h */
@@ -260,6 +264,8 @@ void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, 
                            int nr, int accumulate);
 void matmul_ukernel_scalar_f16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                                int nr, int accumulate);
+void matmul_ukernel_scalar_bf16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                               int nr, int accumulate);
 void matmul_ukernel_scalar_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                               int nr, int accumulate);
 void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp);
@@ -267,7 +273,7 @@ void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, f
 /* Packing once (matrix.panels): whether W's dtype has panels of its own
  * dtype (f32, f16), the bytes they take for variant k, and the packing into
  * dst (64-byte aligned; layout in kernels/matmul.c). */
-int matmul_packs(const matrix *W);
+int matmul_packs(const kernel_ops *k, const matrix *W);
 size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W);
 void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
 

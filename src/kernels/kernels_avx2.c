@@ -409,8 +409,14 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
 #define MR 6
 #define NR 16
 
-/* From an f32 panel (Wp) or an f16 one (Wh, converted exactly as loaded). */
-static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh,
+/* 8 bf16 values as floats, exactly: each one's bits above 16 zero bits. */
+static inline __m256 bf16x8_to_ps(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+/* From an f32 panel (Wp) or a half-precision one (Wh: f16, or bf16 where brain;
+ * converted exactly as loaded). */
+static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh, int brain,
                                                                  const float *X, size_t ldx, int x_transposed,
                                                                  float *Y, size_t ldy, const int mr, int nr,
                                                                  int accumulate) {
@@ -427,7 +433,10 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
         const size_t at = (size_t)c * NR * (Wh ? sizeof *Wh : sizeof *Wp);
         const char *panel = Wh ? (const char *)Wh : (const char *)Wp;
         if (at % 64 == 0) __builtin_prefetch(panel + at + PREFETCH_AHEAD, 0, 3);
-        if (Wh) {
+        if (Wh && brain) {
+            w0 = bf16x8_to_ps(Wh + (size_t)c * NR);
+            w1 = bf16x8_to_ps(Wh + (size_t)c * NR + 8);
+        } else if (Wh) {
             w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(Wh + (size_t)c * NR)));
             w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(Wh + (size_t)c * NR + 8)));
         } else {
@@ -461,32 +470,37 @@ static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *W
 }
 
 /* The fixed-mr kernels by mr, from either panel. */
-static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, const float *X,
+static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, int brain, const float *X,
                                                               size_t ldx, int xt, float *Y, size_t ldy, int mr,
                                                               int nr, int accumulate) {
     switch (mr) {
-    case 6: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 6, nr, accumulate); break;
-    case 5: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 5, nr, accumulate); break;
-    case 4: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 4, nr, accumulate); break;
-    case 3: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 3, nr, accumulate); break;
-    case 2: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 2, nr, accumulate); break;
-    default: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 1, nr, accumulate); break;
+    case 6: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 1, nr, accumulate); break;
     }
 }
 
 static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
                     int accumulate) {
-    ukernel_mr(kc, Wp, NULL, X, ldx, 0, Y, ldy, mr, nr, accumulate);
+    ukernel_mr(kc, Wp, NULL, 0, X, ldx, 0, Y, ldy, mr, nr, accumulate);
 }
 
 static void ukernel_f16(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
                         int accumulate) {
-    ukernel_mr(kc, NULL, Wh, X, ldx, 0, Y, ldy, mr, nr, accumulate);
+    ukernel_mr(kc, NULL, Wh, 0, X, ldx, 0, Y, ldy, mr, nr, accumulate);
+}
+
+static void ukernel_bf16_panel(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                               int nr, int accumulate) {
+    ukernel_mr(kc, NULL, Wh, 1, X, ldx, 0, Y, ldy, mr, nr, accumulate);
 }
 
 static void ukernel_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
                        int accumulate) {
-    ukernel_mr(kc, Wp, NULL, X, ldx, 1, Y, ldy, mr, nr, accumulate);
+    ukernel_mr(kc, Wp, NULL, 0, X, ldx, 1, Y, ldy, mr, nr, accumulate);
 }
 
 /* ---- exp, layer norm, WKV, token mix ------------------------------------ */
@@ -648,7 +662,7 @@ const kernel_ops kernels_avx2 = {
     .kquant_prepare = kquant_prepare_avx2,
     .kquant_rows = kquant_rows_avx2,
     .row_to_f32 = row_to_f32,
-    .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt},
+    .mm = {MR, NR, ukernel, ukernel_f16, ukernel_xt, NULL, NULL, NULL, ukernel_bf16_panel},
     .pack = pack,
     .layernorm = layernorm_v,
     .token_mix = token_mix_v,

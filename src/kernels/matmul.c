@@ -52,16 +52,20 @@ void matmul_scalar(const matrix *W, const float *X, int N, float *Y) {
     }
 }
 
+/* A half-precision panel element as a float: f16, or bf16 where brain. */
+static inline float half_to_f32(uint16_t h, int brain) { return brain ? bf16_to_f32(h) : f16_to_f32(h); }
+
 /* The scalar variant's micro-kernel: 4 tokens x 8 rows, from an f32 panel
- * (Wp) or an f16 one (Wh); X[i][c] is X[i * xi + c * xc]. */
-static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, const float *X, size_t xi, size_t xc,
-                                  float *Y, size_t ldy, int mr, int nr, int accumulate) {
+ * (Wp) or a half-precision one (Wh: f16, or bf16 where brain); X[i][c] is
+ * X[i * xi + c * xc]. */
+static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, int brain, const float *X, size_t xi,
+                                  size_t xc, float *Y, size_t ldy, int mr, int nr, int accumulate) {
     float acc[4][8];
     memset(acc, 0, sizeof acc);
     for (int c = 0; c < kc; c++)
         for (int i = 0; i < mr; i++) {
             float xv = X[(size_t)i * xi + (size_t)c * xc];
-            for (int j = 0; j < 8; j++) acc[i][j] += xv * (Wh ? f16_to_f32(Wh[c * 8 + j]) : Wp[c * 8 + j]);
+            for (int j = 0; j < 8; j++) acc[i][j] += xv * (Wh ? half_to_f32(Wh[c * 8 + j], brain) : Wp[c * 8 + j]);
         }
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) Y[(size_t)i * ldy + j] = accumulate ? Y[(size_t)i * ldy + j] + acc[i][j] : acc[i][j];
@@ -69,17 +73,22 @@ static inline void ukernel_scalar(int kc, const float *Wp, const uint16_t *Wh, c
 
 void matmul_ukernel_scalar(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                            int nr, int accumulate) {
-    ukernel_scalar(kc, Wp, NULL, X, ldx, 1, Y, ldy, mr, nr, accumulate);
+    ukernel_scalar(kc, Wp, NULL, 0, X, ldx, 1, Y, ldy, mr, nr, accumulate);
 }
 
 void matmul_ukernel_scalar_f16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                                int nr, int accumulate) {
-    ukernel_scalar(kc, NULL, Wp, X, ldx, 1, Y, ldy, mr, nr, accumulate);
+    ukernel_scalar(kc, NULL, Wp, 0, X, ldx, 1, Y, ldy, mr, nr, accumulate);
+}
+
+void matmul_ukernel_scalar_bf16(int kc, const uint16_t *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
+                                int nr, int accumulate) {
+    ukernel_scalar(kc, NULL, Wp, 1, X, ldx, 1, Y, ldy, mr, nr, accumulate);
 }
 
 void matmul_ukernel_scalar_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
                               int nr, int accumulate) {
-    ukernel_scalar(kc, Wp, NULL, X, 1, ldx, Y, ldy, mr, nr, accumulate);
+    ukernel_scalar(kc, Wp, NULL, 0, X, 1, ldx, Y, ldy, mr, nr, accumulate);
 }
 
 /* The scalar variant's packing: rows converted one at a time (tmp holds
@@ -158,8 +167,11 @@ static void matmul_panel_bf16(const matmul_job *j, int r0, int nr, int c0, int k
 
 /* Panels packed once (matrix.panels): panel p (rows p*NR ...) is NR*cols
  * elements, its slices one after the other, each [kc][NR] as k->pack
- * writes it, in the matrix's own dtype (f16 converts exactly on load). */
-int matmul_packs(const matrix *W) { return W->type == DT_F32 || W->type == DT_F16; }
+ * writes it, in the matrix's own dtype (f16 and bf16 convert exactly on
+ * load, so the products are those of panels packed per call). */
+int matmul_packs(const kernel_ops *k, const matrix *W) {
+    return W->type == DT_F32 || W->type == DT_F16 || (W->type == DT_BF16 && k->mm.run_bf16_panel);
+}
 
 static size_t panel_elem_offset(const matrix *W, int NR, int panel, int c0) {
     return ((size_t)panel * NR * (size_t)W->cols) + (size_t)c0 * NR;
@@ -207,15 +219,17 @@ static void matmul_panel(void *p, int panel) {
             continue;
         }
         const float *wp = Wp;
-        const uint16_t *wh = NULL;
+        const uint16_t *wh = NULL; /* a packed f16 or bf16 panel */
         if (!packed) k->pack(W, r0, nr, c0, kc, Wp, tmp);
-        else if (W->type == DT_F16) wh = (const uint16_t *)W->panels + panel_elem_offset(W, NR, panel, c0);
+        else if (W->type == DT_F16 || W->type == DT_BF16)
+            wh = (const uint16_t *)W->panels + panel_elem_offset(W, NR, panel, c0);
         else wp = (const float *)W->panels + panel_elem_offset(W, NR, panel, c0);
         for (int n0 = 0; n0 < N; n0 += MR) {
             int mr = N - n0 < MR ? N - n0 : MR;
             const float *x = j->X + (size_t)n0 * cols + c0;
             float *y = j->Y + (size_t)n0 * rows + r0;
-            if (wh) k->mm.run_f16(kc, wh, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
+            if (wh && W->type == DT_BF16) k->mm.run_bf16_panel(kc, wh, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
+            else if (wh) k->mm.run_f16(kc, wh, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
             else k->mm.run(kc, wp, x, (size_t)cols, y, (size_t)rows, mr, nr, c0 > 0);
         }
     }

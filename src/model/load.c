@@ -69,8 +69,8 @@ static void *owned_lines(tensor_set *set, size_t bytes, const char *what, rwkv_e
 }
 
 rwkv_status model_pack_panels(tensor_set *set, matrix *m, rwkv_error *err) {
-    if (!set->pack_panels || !matmul_packs(m)) return RWKV_OK;
     const kernel_ops *k = kernels_active();
+    if (!set->pack_panels || !matmul_packs(k, m)) return RWKV_OK;
     void *dst = owned_lines(set, matmul_panel_bytes(k, m), "packed weights", err);
     if (!dst) return RWKV_ERR_NOMEM;
     matmul_pack_panels(k, m, dst);

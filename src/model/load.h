@@ -23,7 +23,8 @@ float *model_vector(tensor_set *set, const char *name, int64_t n, rwkv_error *er
 /* A 2-D matrix [rows, cols] kept in its stored dtype. */
 rwkv_status model_matrix(const tensor_set *set, const char *name, int64_t rows, int64_t cols,
                          matrix *out, rwkv_error *err);
-/* When set->pack_panels and m is f32 or f16: m's weights also packed once
+/* When set->pack_panels and m is f32, f16 or bf16 (where the active kernels
+ * read bf16 panels): m's weights also packed once
  * as the matrix-matrix kernels' panels (matrix.panels, owned by the set),
  * so that sequence mode and the batched decode stop repacking them on
  * every call. Otherwise nothing. */

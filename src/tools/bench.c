@@ -272,7 +272,7 @@ static rwkv_status bench_prefill(rwkv_model *m, rwkv_state *st, const int *token
 }
 
 /* The batched decode with the model as `rwkv serve` loads it: on the CPU
- * with its f32 and f16 matrices packed once (rwkv_load_options.pack_weights),
+ * with its f32, f16 and bf16 matrices packed once (rwkv_load_options.pack_weights),
  * so that a step of a few rows costs what a server's does (as stored, every
  * step repacks them: a lone f16 stream 3-4 times a decode step). *m is
  * replaced by that load, the first freed before, so that the two are never
