@@ -87,6 +87,32 @@ static inline void kquant_rows(const matrix *W, const float *x, float *y, int r0
     if (xs16 != xs_small) free(xs16);
 }
 
+/* What a variant's ukernel_fixed reads besides its f32 or f16 panel (its
+ * `reads` argument): X's rows, X stored transposed (a weight gradient's dYᵀ
+ * in place), or a bf16 panel in Wh instead of an f16 one. */
+enum { UKERNEL_X_ROWS, UKERNEL_X_TRANSPOSED, UKERNEL_BF16_PANEL };
+
+/* A variant's micro-kernel entry points (kernel_ops.mm: f32 panels, f16
+ * panels, bf16 panels, X transposed), each its ukernel_mr(kc, Wp, Wh, X, ldx,
+ * reads, Y, ldy, mr, nr, accumulate) with the source fixed. */
+#define UKERNEL_ENTRY_POINTS                                                                                    \
+    static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,     \
+                        int nr, int accumulate) {                                                               \
+        ukernel_mr(kc, Wp, NULL, X, ldx, UKERNEL_X_ROWS, Y, ldy, mr, nr, accumulate);                           \
+    }                                                                                                           \
+    static void ukernel_f16(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy,      \
+                            int mr, int nr, int accumulate) {                                                   \
+        ukernel_mr(kc, NULL, Wh, X, ldx, UKERNEL_X_ROWS, Y, ldy, mr, nr, accumulate);                           \
+    }                                                                                                           \
+    static void ukernel_bf16_panel(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y,           \
+                                   size_t ldy, int mr, int nr, int accumulate) {                                \
+        ukernel_mr(kc, NULL, Wh, X, ldx, UKERNEL_BF16_PANEL, Y, ldy, mr, nr, accumulate);                       \
+    }                                                                                                           \
+    static void ukernel_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr,  \
+                           int nr, int accumulate) {                                                            \
+        ukernel_mr(kc, Wp, NULL, X, ldx, UKERNEL_X_TRANSPOSED, Y, ldy, mr, nr, accumulate);                     \
+    }
+
 /* ---- weight-panel packing: rows are converted to f32 (or read in place
  * for f32), then transposed 8x8 at a time into Wp[c][NR]. */
 

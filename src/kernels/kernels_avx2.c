@@ -414,10 +414,11 @@ static inline __m256 bf16x8_to_ps(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
-/* From an f32 panel (Wp) or a half-precision one (Wh: f16, or bf16 where brain;
- * converted exactly as loaded). */
-static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh, int brain,
-                                                                 const float *X, size_t ldx, int x_transposed,
+/* From an f32 panel (Wp) or a half-precision one (Wh, converted exactly as
+ * loaded: bf16 where reads is UKERNEL_BF16_PANEL, else f16); X's rows, or X
+ * stored transposed where reads is UKERNEL_X_TRANSPOSED. */
+static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh,
+                                                                 const float *X, size_t ldx, int reads,
                                                                  float *Y, size_t ldy, const int mr, int nr,
                                                                  int accumulate) {
     __m256 acc[MR][2];
@@ -433,7 +434,7 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
         const size_t at = (size_t)c * NR * (Wh ? sizeof *Wh : sizeof *Wp);
         const char *panel = Wh ? (const char *)Wh : (const char *)Wp;
         if (at % 64 == 0) __builtin_prefetch(panel + at + PREFETCH_AHEAD, 0, 3);
-        if (Wh && brain) {
+        if (Wh && reads == UKERNEL_BF16_PANEL) {
             w0 = bf16x8_to_ps(Wh + (size_t)c * NR);
             w1 = bf16x8_to_ps(Wh + (size_t)c * NR + 8);
         } else if (Wh) {
@@ -445,7 +446,7 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
         }
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
-            __m256 xb = _mm256_broadcast_ss(x_transposed ? X + (size_t)c * ldx + i : xr[i] + c);
+            __m256 xb = _mm256_broadcast_ss(reads == UKERNEL_X_TRANSPOSED ? X + (size_t)c * ldx + i : xr[i] + c);
             acc[i][0] = _mm256_fmadd_ps(xb, w0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(xb, w1, acc[i][1]);
         }
@@ -470,38 +471,20 @@ static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *W
 }
 
 /* The fixed-mr kernels by mr, from either panel. */
-static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, int brain, const float *X,
+static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, const float *X,
                                                               size_t ldx, int xt, float *Y, size_t ldy, int mr,
                                                               int nr, int accumulate) {
     switch (mr) {
-    case 6: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 6, nr, accumulate); break;
-    case 5: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 5, nr, accumulate); break;
-    case 4: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 4, nr, accumulate); break;
-    case 3: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 3, nr, accumulate); break;
-    case 2: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 2, nr, accumulate); break;
-    default: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 1, nr, accumulate); break;
+    case 6: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 1, nr, accumulate); break;
     }
 }
 
-static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
-                    int accumulate) {
-    ukernel_mr(kc, Wp, NULL, 0, X, ldx, 0, Y, ldy, mr, nr, accumulate);
-}
-
-static void ukernel_f16(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
-                        int accumulate) {
-    ukernel_mr(kc, NULL, Wh, 0, X, ldx, 0, Y, ldy, mr, nr, accumulate);
-}
-
-static void ukernel_bf16_panel(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
-                               int nr, int accumulate) {
-    ukernel_mr(kc, NULL, Wh, 1, X, ldx, 0, Y, ldy, mr, nr, accumulate);
-}
-
-static void ukernel_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
-                       int accumulate) {
-    ukernel_mr(kc, Wp, NULL, 0, X, ldx, 1, Y, ldy, mr, nr, accumulate);
-}
+UKERNEL_ENTRY_POINTS
 
 /* ---- exp, layer norm, WKV, token mix ------------------------------------ */
 

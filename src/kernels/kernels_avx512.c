@@ -477,10 +477,11 @@ static inline __m512 bf16x16_to_ps(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
 
-/* From an f32 panel (Wp) or a half-precision one (Wh: f16, or bf16 where brain;
- * converted exactly as loaded). */
-static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh, int brain,
-                                                                 const float *X, size_t ldx, int x_transposed,
+/* From an f32 panel (Wp) or a half-precision one (Wh, converted exactly as
+ * loaded: bf16 where reads is UKERNEL_BF16_PANEL, else f16); X's rows, or X
+ * stored transposed where reads is UKERNEL_X_TRANSPOSED. */
+static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const float *Wp, const uint16_t *Wh,
+                                                                 const float *X, size_t ldx, int reads,
                                                                  float *Y, size_t ldy, const int mr, int nr,
                                                                  int accumulate) {
     __m512 acc[MR][2];
@@ -495,7 +496,7 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
          * rows from a server's f16 model well below decode's pace (docs/perf.md, change 41) */
         const void *here = Wh ? (const void *)(Wh + (size_t)c * NR) : (const void *)(Wp + (size_t)c * NR);
         __builtin_prefetch((const char *)here + PREFETCH_AHEAD, 0, 3);
-        if (Wh && brain) {
+        if (Wh && reads == UKERNEL_BF16_PANEL) {
             w0 = bf16x16_to_ps(Wh + (size_t)c * NR);
             w1 = bf16x16_to_ps(Wh + (size_t)c * NR + 16);
         } else if (Wh) {
@@ -507,7 +508,7 @@ static inline __attribute__((always_inline)) void ukernel_fixed(int kc, const fl
         }
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
-            __m512 xb = _mm512_set1_ps(x_transposed ? X[(size_t)c * ldx + i] : xr[i][c]);
+            __m512 xb = _mm512_set1_ps(reads == UKERNEL_X_TRANSPOSED ? X[(size_t)c * ldx + i] : xr[i][c]);
             acc[i][0] = _mm512_fmadd_ps(xb, w0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(xb, w1, acc[i][1]);
         }
@@ -520,40 +521,22 @@ static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *W
 }
 
 /* The fixed-mr kernels by mr, from either panel. */
-static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, int brain, const float *X,
+static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, const float *X,
                                                               size_t ldx, int xt, float *Y, size_t ldy, int mr,
                                                               int nr, int accumulate) {
     switch (mr) {
-    case 8: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 8, nr, accumulate); break;
-    case 7: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 7, nr, accumulate); break;
-    case 6: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 6, nr, accumulate); break;
-    case 5: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 5, nr, accumulate); break;
-    case 4: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 4, nr, accumulate); break;
-    case 3: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 3, nr, accumulate); break;
-    case 2: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 2, nr, accumulate); break;
-    default: ukernel_fixed(kc, Wp, Wh, brain, X, ldx, xt, Y, ldy, 1, nr, accumulate); break;
+    case 8: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 8, nr, accumulate); break;
+    case 7: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 7, nr, accumulate); break;
+    case 6: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 6, nr, accumulate); break;
+    case 5: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 5, nr, accumulate); break;
+    case 4: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 4, nr, accumulate); break;
+    case 3: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 3, nr, accumulate); break;
+    case 2: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 2, nr, accumulate); break;
+    default: ukernel_fixed(kc, Wp, Wh, X, ldx, xt, Y, ldy, 1, nr, accumulate); break;
     }
 }
 
-static void ukernel(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
-                    int accumulate) {
-    ukernel_mr(kc, Wp, NULL, 0, X, ldx, 0, Y, ldy, mr, nr, accumulate);
-}
-
-static void ukernel_f16(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
-                        int accumulate) {
-    ukernel_mr(kc, NULL, Wh, 0, X, ldx, 0, Y, ldy, mr, nr, accumulate);
-}
-
-static void ukernel_bf16_panel(int kc, const uint16_t *Wh, const float *X, size_t ldx, float *Y, size_t ldy, int mr,
-                               int nr, int accumulate) {
-    ukernel_mr(kc, NULL, Wh, 1, X, ldx, 0, Y, ldy, mr, nr, accumulate);
-}
-
-static void ukernel_xt(int kc, const float *Wp, const float *X, size_t ldx, float *Y, size_t ldy, int mr, int nr,
-                       int accumulate) {
-    ukernel_mr(kc, Wp, NULL, 0, X, ldx, 1, Y, ldy, mr, nr, accumulate);
-}
+UKERNEL_ENTRY_POINTS
 
 /* ---- exp, layer norm, WKV, token mix ------------------------------------ */
 
