@@ -271,8 +271,9 @@ void matmul_ukernel_scalar_xt(int kc, const float *Wp, const float *X, size_t ld
 void matmul_pack_scalar(const matrix *W, int r0, int nr_valid, int c0, int kc, float *Wp, float *tmp);
 
 /* Packing once (matrix.panels): whether W's dtype has panels of its own
- * dtype (f32, f16), the bytes they take for variant k, and the packing into
- * dst (64-byte aligned; layout in kernels/matmul.c). */
+ * dtype for variant k (f32, f16, and bf16 where k reads bf16 panels), the
+ * bytes they take, and the packing into dst (64-byte aligned; layout in
+ * kernels/matmul.c). */
 int matmul_packs(const kernel_ops *k, const matrix *W);
 size_t matmul_panel_bytes(const kernel_ops *k, const matrix *W);
 void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);

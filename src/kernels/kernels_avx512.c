@@ -520,7 +520,7 @@ static void pack(const matrix *W, int r0, int nr_valid, int c0, int kc, float *W
     pack_panel_avx(W, r0, nr_valid, c0, kc, Wp, tmp, NR, row_to_f32);
 }
 
-/* The fixed-mr kernels by mr, from either panel. */
+/* The fixed-mr kernels by mr; xt says what they read (UKERNEL_*). */
 static inline __attribute__((always_inline)) void ukernel_mr(int kc, const float *Wp, const uint16_t *Wh, const float *X,
                                                               size_t ldx, int xt, float *Y, size_t ldy, int mr,
                                                               int nr, int accumulate) {

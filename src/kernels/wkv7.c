@@ -91,7 +91,7 @@ void wkv7_forward(int T, int H, int N, const float *r, const float *w, const flo
 }
 
 void wkv7_prepare(const wkv7_prep *p, int A, int N) {
-    float *sigw = p->sigw, *alpha = p->alpha, *a = p->a, *b = p->b, *k = p->k;
+    float *sigw = p->sigw, *alpha = p->alpha, *a = p->a, *b = p->b, *k = p->k, *kappa_out = p->kappa;
     const float *k_raw = p->k_raw, *k_k = p->k_k, *k_a = p->k_a;
     /* the exponentials on the kernel variant's vectors (libm's, one call per
      * element, was 7% of a prompt) */
@@ -116,11 +116,10 @@ void wkv7_prepare(const wkv7_prep *p, int A, int N) {
         }
         const float norm = sqrtf(ss), inv = 1.0f / (norm > WKV7_KK_EPS ? norm : WKV7_KK_EPS);
         if (p->knorm) p->knorm[c / N] = norm;
-        if (p->kappa)
-            for (int i = c; i < c + N; i++) p->kappa[i] = a[i] * inv;
 #pragma omp simd
         for (int i = c; i < c + N; i++) {
             const float kappa = a[i] * inv, al = alpha[i];
+            if (kappa_out) kappa_out[i] = kappa;
             a[i] = -kappa;
             k[i] = k_raw[i] * (1.0f + (al - 1.0f) * k_a[i]);
             b[i] = kappa * al;
