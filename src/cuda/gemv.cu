@@ -56,6 +56,7 @@ struct float_row {
         else b.v = *reinterpret_cast<const int4 *>(w + i);
         return b;
     }
+    static constexpr bool SCALED = false;
     __device__ __forceinline__ void unpack(const bits &b, float *x) const {
         const T *e = reinterpret_cast<const T *>(&b.v);
 #pragma unroll
@@ -85,19 +86,23 @@ struct q8_row {
         b.d = d[i / 32];
         return b;
     }
+    /* A pack of 16 codes (half a block, one scale) comes out as the codes
+     * themselves: row_dot sums them against X and scales the pack's sum once
+     * (SCALED), one multiplication a pack instead of one a weight. */
+    static constexpr bool SCALED = E == 16;
+    __device__ __forceinline__ float scale(const bits &b) const { return __half2float(b.d); }
     __device__ __forceinline__ void unpack(const bits &b, float *x) const {
-        const float s = __half2float(b.d);
         if constexpr (E == 16) {
             /* code c + 128 as the low byte of the float 2^23 (bits 0x4B0000uu: one byte
              * permute), minus 2^23 + 128, is c exactly: no int-to-float conversion, which
-             * runs at a quarter of the FMA rate; s c is exact too (11 + 8 bits) */
+             * runs at a quarter of the FMA rate */
             const unsigned words[4] = {(unsigned)b.v.x ^ 0x80808080u, (unsigned)b.v.y ^ 0x80808080u,
                                        (unsigned)b.v.z ^ 0x80808080u, (unsigned)b.v.w ^ 0x80808080u};
 #pragma unroll
             for (int e = 0; e < 16; e++)
-                x[e] = s * (__uint_as_float(__byte_perm(words[e / 4], 0x4B00u, 0x5440u + (e % 4))) - 8388736.0f);
+                x[e] = __uint_as_float(__byte_perm(words[e / 4], 0x4B00u, 0x5440u + (e % 4))) - 8388736.0f;
         } else {
-            x[0] = s * (float)b.v;
+            x[0] = __half2float(b.d) * (float)b.v;
         }
     }
     __device__ __forceinline__ void prefetch(int begin, int end, int lane) const {
@@ -115,6 +120,7 @@ struct staged_row {
     };
     const bf16 *s; /* element `begin` of the row */
     int begin;
+    static constexpr bool SCALED = false;
     __device__ __forceinline__ bits fetch(int i) const { return {*reinterpret_cast<const int4 *>(s + (i - begin))}; }
     __device__ __forceinline__ void unpack(const bits &b, float *x) const {
         const bf16 *e = reinterpret_cast<const bf16 *>(&b.v);
@@ -167,9 +173,17 @@ __device__ __forceinline__ void row_dot(const Row *w, const float *X, int ldx, i
                     xv[0] = X[(size_t)r * ldx + i];
                 }
 #pragma unroll
-                for (int j = 0; j < OUTS; j++)
+                for (int j = 0; j < OUTS; j++) {
+                    if constexpr (Row::SCALED) {
+                        float pack = 0.0f;
 #pragma unroll
-                    for (int e = 0; e < E; e++) acc[j][r] += wv[j][e] * xv[e];
+                        for (int e = 0; e < E; e++) pack += wv[j][e] * xv[e];
+                        acc[j][r] += w[j].scale(raw[u][j]) * pack;
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < E; e++) acc[j][r] += wv[j][e] * xv[e];
+                    }
+                }
             }
         }
     }
