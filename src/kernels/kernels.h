@@ -48,6 +48,14 @@ void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads);
 #define MATMUL_GROUP_MAX 8
 void matmul_group(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads);
 
+/* matmul and matmul_group for the rows of a batched step (one row per
+ * stream): one row too goes through the matrix-matrix kernels, where
+ * matmul hands it to decode's matrix-vector ones, so that a stream's row
+ * has the same bits in a batch of one as in a batch of any size (a row's
+ * sums there do not depend on the other rows). */
+void matmul_batch(const matrix *W, const float *X, int N, float *Y, int n_threads);
+void matmul_group_batch(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads);
+
 /* How a threaded decode product of W is cut into row chunks for the pool:
  * n_big long chunks of `big` rows first, then chunks of `small` rows (the
  * last one shorter) up to `rows`; one chunk when W is not worth sharing

@@ -142,7 +142,7 @@ static void bf16_row(void *p, int n) {
  * product. NULL: the float path (also when there is no memory for it).
  * Rows of whole blocks (32 or 256) give the bf16 pairs an even width. */
 static uint16_t *bf16_operand(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads) {
-    if (!dtype_is_block(W->type) || N < 2 || !k->mm.run_bf16 || !kernels_int8_activations() ||
+    if (!dtype_is_block(W->type) || N < 1 || !k->mm.run_bf16 || !kernels_int8_activations() ||
         !kernels_cpu_supports("avx512bf16"))
         return NULL;
     uint16_t *Xh = malloc((size_t)N * (size_t)W->cols * sizeof *Xh);
@@ -300,7 +300,7 @@ static int int8_tokens_alloc(const kernel_ops *k, const matrix *W, int N, int8_t
 static void int8_tokens_prepare(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads,
                                 int8_tokens *f) {
     *f = (int8_tokens){0};
-    if (N < 2 || !kernels_int8_activations() || !W->groups) return;
+    if (N < 1 || !kernels_int8_activations() || !W->groups) return;
     f->N = N;
     if (!int8_tokens_alloc(k, W, N, f)) {
         int8_tokens_release(f);
@@ -345,9 +345,11 @@ static void int8_tokens_run(void *p, int c) {
     int8_tokens_chunk(j->f, j->W, j->Y, c);
 }
 
-void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
+/* decode: whether a product of one row takes the matrix-vector kernels */
+static void matmul_rows(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads,
+                        int decode) {
     if (N <= 0) return;
-    if (N == 1) {
+    if (N == 1 && decode) {
         matvec_with(k, W, X, Y, n_threads);
         return;
     }
@@ -366,19 +368,28 @@ void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, fl
     free((void *)j.Xh);
 }
 
+void matmul_with(const kernel_ops *k, const matrix *W, const float *X, int N, float *Y, int n_threads) {
+    matmul_rows(k, W, X, N, Y, n_threads, 1);
+}
+
 void matmul(const matrix *W, const float *X, int N, float *Y, int n_threads) {
-    matmul_with(kernels_active(), W, X, N, Y, n_threads);
+    matmul_rows(kernels_active(), W, X, N, Y, n_threads, 1);
+}
+
+void matmul_batch(const matrix *W, const float *X, int N, float *Y, int n_threads) {
+    matmul_rows(kernels_active(), W, X, N, Y, n_threads, 0);
 }
 
 /* matmul_group: the chunks of all n products numbered one after the other;
  * first[i] is the first chunk of product i. A chunk is a row range of a
- * decode product (N = 1) or one panel of a sequence-mode product. */
+ * decode product (decode: N = 1 through the matrix-vector kernels) or one
+ * panel of a product of several rows. */
 typedef struct group_job {
     const kernel_ops *k;
     const matrix *const *W;
     const float *const *X;
     float *const *Y;
-    int n, N;
+    int n, N, decode;
     int first[MATMUL_GROUP_MAX + 1];
     matvec_split split[MATMUL_GROUP_MAX]; /* N = 1: the row chunks */
     int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
@@ -392,7 +403,7 @@ static void group_chunk(void *p, int chunk) {
     int i = 0;
     while (chunk >= g->first[i + 1]) i++;
     const int c = chunk - g->first[i];
-    if (g->N == 1) {
+    if (g->decode) {
         int r0, r1;
         matvec_split_range(&g->split[i], c, &r0, &r1);
         if (g->quantized[i]) int8_product_rows(&g->q[i], g->W[i], g->Y[i] + r0, r0, r1);
@@ -405,21 +416,22 @@ static void group_chunk(void *p, int chunk) {
     }
 }
 
-void matmul_group(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads) {
+static void group_rows(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads,
+                       int decode) {
     if (N <= 0 || n <= 0) return;
     if (n > MATMUL_GROUP_MAX) { /* not reached by the models; kept correct */
-        matmul_group(MATMUL_GROUP_MAX, W, X, N, Y, n_threads);
-        matmul_group(n - MATMUL_GROUP_MAX, W + MATMUL_GROUP_MAX, X + MATMUL_GROUP_MAX, N, Y + MATMUL_GROUP_MAX,
-                     n_threads);
+        group_rows(MATMUL_GROUP_MAX, W, X, N, Y, n_threads, decode);
+        group_rows(n - MATMUL_GROUP_MAX, W + MATMUL_GROUP_MAX, X + MATMUL_GROUP_MAX, N, Y + MATMUL_GROUP_MAX,
+                   n_threads, decode);
         return;
     }
-    group_job g = {.k = kernels_active(), .W = W, .X = X, .Y = Y, .n = n, .N = N};
+    group_job g = {.k = kernels_active(), .W = W, .X = X, .Y = Y, .n = n, .N = N, .decode = N == 1 && decode};
     double work = 0;
     for (int i = 0; i < n; i++) work += (double)W[i]->rows * W[i]->cols * N;
     if (work < 65536.0) n_threads = 1; /* as in matmul_with: too small to share */
     for (int i = 0; i < n; i++) {
         int chunks;
-        if (N == 1) {
+        if (g.decode) {
             g.split[i] = matvec_split_for(W[i], n_threads);
             chunks = g.split[i].n_chunks;
             g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
@@ -436,4 +448,12 @@ void matmul_group(int n, const matrix *const *W, const float *const *X, int N, f
         if (g.tokens[i].N) int8_tokens_release(&g.tokens[i]);
         free((void *)g.Xh[i]);
     }
+}
+
+void matmul_group(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads) {
+    group_rows(n, W, X, N, Y, n_threads, 1);
+}
+
+void matmul_group_batch(int n, const matrix *const *W, const float *const *X, int N, float *const *Y, int n_threads) {
+    group_rows(n, W, X, N, Y, n_threads, 0);
 }

@@ -87,17 +87,17 @@ static void add_sigmoid_mul_row(void *p, int t) {
     add_sigmoid_mul(a->y + (size_t)t * a->n, a->x + (size_t)t * a->n, a->w + (size_t)t * a->n, (size_t)a->n);
 }
 
-void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, const float *xk, const float *xr,
-               int T, float *h, float *v, float *r, float *x, int nt) {
+void ffn_relu2(const block_states *st, const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, const float *xk,
+               const float *xr, int T, float *h, float *v, float *r, float *x, int nt) {
     const int F = ffn_k->rows, C = ffn_v->rows;
     /* h = Wk xk [T][F] and r = Wr xr [T][C] in one job */
     const matrix *W[] = {ffn_k, ffn_r};
     const float *X[] = {xk, xr};
     float *const Y[] = {h, r};
-    matmul_group(ffn_r ? 2 : 1, W, X, T, Y, nt);
+    block_matmul_group(st, ffn_r ? 2 : 1, W, X, T, Y, nt);
     rows_args hk = {.y = h, .n = F};
     parallel_rows(nt, T, (size_t)F, relu_square_row, &hk);
-    matmul(ffn_v, h, T, v, nt); /* [T][C] */
+    block_matmul(st, ffn_v, h, T, v, nt); /* [T][C] */
     if (!ffn_r) {
         add_rows(x, v, T, C, nt);
         return;
@@ -206,7 +206,7 @@ static void eval_chunk(const rwkv_model *m, float *const *states, int batched, c
     if (!logits) return;
     int first = all_logits ? 0 : T - 1, rows = T - first;
     layernorm_rows(x + (size_t)first * c->C, c->ln_out_w, c->ln_out_b, rows, c->C, z, nt);
-    matmul(&c->head, z, rows, logits, nt);
+    block_matmul(&st, &c->head, z, rows, logits, nt);
 }
 
 /* Rows per chunk: at most CHUNK_TOKENS, and never a last chunk of one row
@@ -245,46 +245,29 @@ rwkv_status common_eval(const rwkv_model *m, float *state, const int *tokens, si
     return rwkv_ok(err);
 }
 
-/* Batch rows of one chunk; a single row gets a scratch partner (see common.h). */
-static void eval_batch_chunk(const rwkv_model *m, float *const *states, const int *tokens, int n, float *logits,
-                             float *buf, float **ptrs, float *spare, float *spare_logits) {
-    const rwkv_common *c = m->impl;
-    const size_t tc = (size_t)(n < 2 ? 2 : n) * c->C;
-    if (n > 1) {
-        eval_chunk(m, states, 1, tokens, n, logits, 1, buf, buf + tc, buf + 2 * tc, ptrs);
-        return;
-    }
-    common_state_init(m, spare);
-    float *const pair[2] = {states[0], spare};
-    const int pair_tokens[2] = {tokens[0], tokens[0]};
-    eval_chunk(m, pair, 1, pair_tokens, 2, logits ? spare_logits : NULL, 1, buf, buf + tc, buf + 2 * tc, ptrs);
-    if (logits) memcpy(logits, spare_logits, sizeof(float) * c->V);
-}
-
 rwkv_status common_eval_batch(const rwkv_model *m, float *const *states, const int *tokens, size_t n, float *logits,
                               rwkv_error *err) {
     const rwkv_common *c = m->impl;
-    int T = chunk_rows(n < 2 ? 2 : n);
-    size_t single = n == 1 ? (size_t)c->L * c->layer_state + 2 * (size_t)c->V : 0;
+    const int T = n < CHUNK_TOKENS ? (int)n : CHUNK_TOKENS;
+    const size_t tc = (size_t)T * c->C;
     float *buf = chunk_scratch(m, T, err);
     float **ptrs = malloc(sizeof(float *) * (size_t)T);
-    float *spare = single ? malloc(sizeof(float) * single) : NULL;
     rwkv_status s = RWKV_OK;
-    if (!buf || !ptrs || (single && !spare)) {
+    if (!buf || !ptrs) {
         s = rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory for a batch of %zu", n);
         goto done;
     }
+    /* a batch's rows take the matrix-matrix kernels in chunks of any size (block_matmul) */
     for (size_t done = 0; done < n;) {
-        int len = chunk_rows(n - done);
-        eval_batch_chunk(m, states + done, tokens + done, len, logits ? logits + done * (size_t)c->V : NULL, buf,
-                         ptrs, spare, spare ? spare + (size_t)c->L * c->layer_state : NULL);
+        const int len = n - done < (size_t)T ? (int)(n - done) : T;
+        eval_chunk(m, states + done, 1, tokens + done, len, logits ? logits + done * (size_t)c->V : NULL, 1, buf,
+                   buf + tc, buf + 2 * tc, ptrs);
         done += (size_t)len;
     }
     s = rwkv_ok(err);
 done:
     free(buf);
     free(ptrs);
-    free(spare);
     return s;
 }
 

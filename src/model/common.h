@@ -35,8 +35,8 @@ rwkv_status common_eval(const rwkv_model *m, float *state, const int *tokens, si
 
 /* The batched decode: token[i] fed to state i for i < n, logits [n][V]
  * (may be NULL). Every product runs as a matrix-matrix product, also for
- * n = 1 (as two rows, the second a scratch state), so a row's result does
- * not depend on n or on the other rows, bit for bit. */
+ * n = 1 (block_matmul), so a row's result does not depend on n or on the
+ * other rows, bit for bit. */
 rwkv_status common_eval_batch(const rwkv_model *m, float *const *states, const int *tokens, size_t n, float *logits,
                               rwkv_error *err);
 
@@ -62,6 +62,19 @@ void shift_save(shift_src prev, const float *z, int T, int C);
 /* The layer state of row t's stream. */
 static inline float *row_state(const block_states *st, int t) { return st->layer[st->batched ? t : 0]; }
 
+/* A block's products of its T rows (kernels.h): a batch's rows through the
+ * matrix-matrix kernels whatever T (matmul_batch), a sequence's through
+ * matmul, which takes decode's matrix-vector kernels for one token. */
+static inline void block_matmul(const block_states *st, const matrix *W, const float *X, int T, float *Y, int nt) {
+    if (st->batched) matmul_batch(W, X, T, Y, nt);
+    else matmul(W, X, T, Y, nt);
+}
+static inline void block_matmul_group(const block_states *st, int n, const matrix *const *W, const float *const *X,
+                                      int T, float *const *Y, int nt) {
+    if (st->batched) matmul_group_batch(n, W, X, T, Y, nt);
+    else matmul_group(n, W, X, T, Y, nt);
+}
+
 /* Token shift with n_mix mixes (docs §1.2, RWKV-4/5 form):
  * out[m][t] = token_mix(z[t], z[t-1], mu[m]). */
 void shift_mix_rows(const float *z, shift_src prev, int T, int C, int n_mix, const float *const *mu,
@@ -79,8 +92,8 @@ void add_rows(float *x, const float *y, int T, int C, int n_threads);
 /* The channel mix's FFN from already-mixed inputs (docs §1.2, §4.3-4.5):
  *   x += sigmoid(W'r xr) ⊙ (W'v relu²(W'k xk))     (ffn_r NULL: no gate, RWKV-7)
  * h is [T][F] scratch, v and r are [T][C] scratch. */
-void ffn_relu2(const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, const float *xk, const float *xr,
-               int T, float *h, float *v, float *r, float *x, int n_threads);
+void ffn_relu2(const block_states *st, const matrix *ffn_k, const matrix *ffn_v, const matrix *ffn_r, const float *xk,
+               const float *xr, int T, float *h, float *v, float *r, float *x, int n_threads);
 
 /* dz[t] = z[t-1] - z[t], the v6/v7 token-shift delta (docs §4.4). */
 void shift_delta_rows(const float *z, shift_src prev, int T, int C, float *dz, int n_threads);

@@ -61,14 +61,14 @@ static void rwkv4_block(const void *impl, int l, const block_states *st, float *
     const matrix *W[] = {&ly->att_k, &ly->att_v, &ly->att_r};
     const float *X[] = {xa, xb, xc};
     float *const Y[] = {k, v, r};
-    matmul_group(3, W, X, T, Y, nt);
+    block_matmul_group(st, 3, W, X, T, Y, nt);
     for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
         float *aa = row_state(st, t) + C, *bb = aa + A, *pp = bb + A;
         const size_t o = (size_t)t * A;
         wkv4_forward(rows, A, ly->att_d, ly->att_u, k + o, v + o, aa, bb, pp, y + o);
     }
     sigmoid_mul(y, r, (size_t)T * A);
-    matmul(&ly->att_o, y, T, k, nt); /* k is free again: [T][C] output */
+    block_matmul(st, &ly->att_o, y, T, k, nt); /* k is free again: [T][C] output */
     add_rows(x, k, T, C, nt);
 
     /* channel mixing */
@@ -77,7 +77,7 @@ static void rwkv4_block(const void *impl, int l, const block_states *st, float *
     float *const ffn_in[] = {xa, xb};
     shift_mix_rows(z, ffn_prev, T, C, 2, ffn_mu, ffn_in, nt);
     shift_save(ffn_prev, z, T, C);
-    ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xa, xb, T, k, v, r, x, nt);
+    ffn_relu2(st, &ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xa, xb, T, k, v, r, x, nt);
 }
 
 static const model_ops rwkv4_ops = {rwkv4_state_init, rwkv4_scratch_floats, rwkv4_block};

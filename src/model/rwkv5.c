@@ -69,14 +69,14 @@ static void time_mix(const rwkv5 *w, const rwkv5_layer *ly, const block_states *
     const matrix *W[] = {&ly->att_k, &ly->att_v, &ly->att_r, &ly->att_g};
     const float *X[] = {s->xa, s->xb, s->xc, s->xd};
     float *const Y[] = {s->k, s->v, s->r, s->g};
-    matmul_group(w->has_gate ? 4 : 3, W, X, T, Y, nt);
+    block_matmul_group(st, w->has_gate ? 4 : 3, W, X, T, Y, nt);
     for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
         const size_t o = (size_t)t * w->c.A;
         wkv5_forward(rows, w->H, w->N, s->r + o, s->k + o, s->v + o, ly->w, 0, ly->u, row_state(st, t) + C, s->y + o,
                      nt);
     }
     group_norm_gate_rows(s->y, w->has_gate ? s->g : NULL, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, T, nt);
-    matmul(&ly->att_o, s->y, T, s->k, nt); /* k is free again: [T][C] output */
+    block_matmul(st, &ly->att_o, s->y, T, s->k, nt); /* k is free again: [T][C] output */
     add_rows(s->x, s->k, T, C, nt);
 }
 
@@ -89,7 +89,7 @@ static void channel_mix(const rwkv5 *w, const rwkv5_layer *ly, const block_state
     float *const in[] = {s->xa, s->xb};
     shift_mix_rows(s->z, prev, T, C, 2, mu, in, nt);
     shift_save(prev, s->z, T, C);
-    ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, s->xa, s->xb, T, s->h, s->v, s->r, s->x, nt);
+    ffn_relu2(st, &ly->ffn_k, &ly->ffn_v, &ly->ffn_r, s->xa, s->xb, T, s->h, s->v, s->r, s->x, nt);
 }
 
 static void rwkv5_block(const void *impl, int l, const block_states *st, float *x, float *z, float *scratch_mem, int T, int nt) {

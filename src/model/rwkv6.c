@@ -98,11 +98,11 @@ static void ddlerp_row(void *p, int t) {
 }
 
 /* The data-dependent token shift: x_c = z + dz (maa_c + tanh((z + dz maa_x) @ maa_w1)[c] @ maa_w2[c]). */
-static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, scratch *s, int T, int nt) {
+static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, const block_states *st, scratch *s, int T, int nt) {
     const int C = w->c.C, Dm = w->Dm;
     lerp_args a = {s->z, s->dz, ly->maa_x, NULL, s->tmp, C};
     parallel_rows(nt, T, 3 * (size_t)C, ddlerp_row, &a);
-    matmul(&ly->maa_w1, s->tmp, T, s->lora, nt);
+    block_matmul(st, &ly->maa_w1, s->tmp, T, s->lora, nt);
     for (size_t i = 0; i < (size_t)T * N_MIX * Dm; i++) s->lora[i] = tanhf(s->lora[i]);
     /* the five second products in one job (one meeting of the threads, not
      * five), each mix's LoRA output into x_c, then mixed in place */
@@ -115,7 +115,7 @@ static void ddlerp(const rwkv6 *w, const rwkv6_layer *ly, scratch *s, int T, int
             memcpy(in + (size_t)t * Dm, s->lora + ((size_t)t * N_MIX + c) * Dm, sizeof(float) * Dm);
         W[c] = &ly->maa_w2[c], X[c] = in, Y[c] = s->xm[c];
     }
-    matmul_group(N_MIX, W, X, T, Y, nt);
+    block_matmul_group(st, N_MIX, W, X, T, Y, nt);
     for (int c = 0; c < N_MIX; c++) {
         lerp_args mix = {s->z, s->dz, ly->maa[c], s->xm[c], s->xm[c], C};
         parallel_rows(nt, T, 4 * (size_t)C, ddlerp_row, &mix);
@@ -141,15 +141,15 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, const block_states *
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
     shift_delta_rows(s->z, prev, T, C, s->dz, nt);
     shift_save(prev, s->z, T, C);
-    ddlerp(w, ly, s, T, nt);
+    ddlerp(w, ly, st, s, T, nt);
     /* w_t = exp(-exp(time_decay + tanh(x_w @ decay_w1) @ decay_w2)) */
-    matmul(&ly->decay_w1, s->xm[MIX_W], T, s->lora_in, nt);
+    block_matmul(st, &ly->decay_w1, s->xm[MIX_W], T, s->lora_in, nt);
     for (size_t i = 0; i < (size_t)T * Dd; i++) s->lora_in[i] = tanhf(s->lora_in[i]);
     /* the decay's second product with receptance, key, value and gate: one job */
     const matrix *W[] = {&ly->decay_w2, &ly->att_r, &ly->att_k, &ly->att_v, &ly->att_g};
     const float *X[] = {s->lora_in, s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V], s->xm[MIX_G]};
     float *const Y[] = {s->wd, s->r, s->k, s->v, s->g};
-    matmul_group(5, W, X, T, Y, nt);
+    block_matmul_group(st, 5, W, X, T, Y, nt);
     decay_args dec = {ly->decay, s->wd, A};
     parallel_rows(nt, T, 8 * (size_t)A, decay_row, &dec);
     for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
@@ -158,7 +158,7 @@ static void time_mix(const rwkv6 *w, const rwkv6_layer *ly, const block_states *
                      s->y + o, nt);
     }
     group_norm_gate_rows(s->y, s->g, ly->lnx_w, ly->lnx_b, w->H, w->N, w->gn_eps, T, nt);
-    matmul(&ly->att_o, s->y, T, s->tmp, nt);
+    block_matmul(st, &ly->att_o, s->y, T, s->tmp, nt);
     add_rows(s->x, s->tmp, T, C, nt);
 }
 
@@ -172,7 +172,7 @@ static void channel_mix(const rwkv6 *w, const rwkv6_layer *ly, const block_state
     float *const in[] = {xk, xr};
     shift_lerp_rows(s->z, prev, T, C, 2, mu, in, nt);
     shift_save(prev, s->z, T, C);
-    ffn_relu2(&ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xk, xr, T, s->h, s->v, s->r, s->x, nt);
+    ffn_relu2(st, &ly->ffn_k, &ly->ffn_v, &ly->ffn_r, xk, xr, T, s->h, s->v, s->r, s->x, nt);
 }
 
 static void rwkv6_block(const void *impl, int l, const block_states *st, float *x, float *z, float *scratch_mem, int T, int nt) {

@@ -87,7 +87,8 @@ static void apply(float *h, size_t n, float (*f)(float)) {
  * (f = sigmoid): every first product in one job, every second product in
  * another, so that the threads meet twice a block instead of nine times
  * (at decode each meeting costs a join). */
-static void projections(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s, int T, int nt) {
+static void projections(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_states *st, scratch *s, int T,
+                        int nt) {
     const size_t t = (size_t)T;
     float *hw = s->h, *ha = hw + t * w->Dw, *hg = ha + t * w->Da, *hv = hg + t * w->Dg;
     const int loras = l > 0 ? 4 : 3; /* the value LoRA last: block 0 has none */
@@ -95,13 +96,13 @@ static void projections(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s
     const float *X1[] = {s->xm[MIX_R], s->xm[MIX_K], s->xm[MIX_V], s->xm[MIX_W], s->xm[MIX_A], s->xm[MIX_G],
                          s->xm[MIX_V]};
     float *const Y1[] = {s->r, s->k, s->v, hw, ha, hg, hv};
-    matmul_group(3 + loras, W1, X1, T, Y1, nt);
+    block_matmul_group(st, 3 + loras, W1, X1, T, Y1, nt);
     apply(hw, t * w->Dw, tanh_f);
     apply(hg, t * w->Dg, sigmoid_f);
     const matrix *W2[] = {&ly->w2, &ly->a2, &ly->g2, &ly->v2};
     const float *X2[] = {hw, ha, hg, hv};
     float *const Y2[] = {s->w, s->a, s->g, s->tmp};
-    matmul_group(loras, W2, X2, T, Y2, nt);
+    block_matmul_group(st, loras, W2, X2, T, Y2, nt);
 }
 
 /* One token's decay, alpha, value residual and the kernel's k, a, b. */
@@ -161,7 +162,7 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_s
     /* x_c = z + (z_prev - z) x_c for the six mixes */
     shift_lerp_rows(s->z, prev, T, C, N_MIX, (const float *const *)ly->mix, s->xm, nt);
     shift_save(prev, s->z, T, C);
-    projections(w, ly, l, s, T, nt);
+    projections(w, ly, l, st, s, T, nt);
     token_args ta = {w, ly, s, l};
     parallel_rows(nt, T, 8 * (size_t)A, prepare_row, &ta);
     for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
@@ -170,7 +171,7 @@ static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_s
                      row_state(st, t) + C, s->y + o, nt);
     }
     parallel_rows(nt, T, 6 * (size_t)A, finish_row, &ta);
-    matmul(&ly->att_o, s->y, T, s->tmp, nt);
+    block_matmul(st, &ly->att_o, s->y, T, s->tmp, nt);
     add_rows(s->x, s->tmp, T, C, nt);
 }
 
@@ -184,7 +185,7 @@ static void channel_mix(const rwkv7 *w, const rwkv7_layer *ly, const block_state
     float *const in[] = {xk};
     shift_lerp_rows(s->z, prev, T, C, 1, mu, in, nt);
     shift_save(prev, s->z, T, C);
-    ffn_relu2(&ly->ffn_k, &ly->ffn_v, NULL, xk, NULL, T, s->h, s->tmp, NULL, s->x, nt);
+    ffn_relu2(st, &ly->ffn_k, &ly->ffn_v, NULL, xk, NULL, T, s->h, s->tmp, NULL, s->x, nt);
 }
 
 static void rwkv7_block(const void *impl, int l, const block_states *st, float *x, float *z, float *scratch_mem, int T, int nt) {
