@@ -392,6 +392,12 @@ static void test_matmul_rows_are_decode_steps(void) {
                         if (memcmp(got, want, sizeof(float) * (size_t)rows * N) != 0)
                             bad = (*k)->name, bad_n = N, bad_nt = nt;
                     }
+                /* a batch's single row (matmul_batch: the active table) takes the same kernels */
+                for (int nt = 1; nt <= 2 && !bad && *k == kernels_active(); nt++) {
+                    matvec_with(*k, &W, X, want, nt);
+                    matmul_batch(&W, X, 1, got, 3 - nt);
+                    if (memcmp(got, want, sizeof(float) * (size_t)rows) != 0) bad = (*k)->name, bad_n = 1, bad_nt = 3 - nt;
+                }
             }
             free(X), free(want), free(got), free((void *)W.data), free((void *)W.groups);
             CHECK(!bad, "%s %s %dx%d: a product of N=%d tokens on %d threads differs from their decode steps", bad,

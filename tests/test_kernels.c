@@ -529,6 +529,45 @@ static void test_matmul_group(void) {
     for (int i = 0; i < n; i++) free((void *)W[i].data), free(X[i]), free(want[i]), free(got[i]);
 }
 
+/* The rows of a batched step (matmul_batch, matmul_group_batch): one row
+ * alone gives the bits it has in a product of several rows (the
+ * matrix-matrix kernels, not decode's), with float and with int8
+ * activations, on any thread count; with float activations it agrees with
+ * decode's product (matmul of one row) to rounding. */
+static void test_matmul_batch_one_row(void) {
+    const dtype types[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q5_1, DT_Q4_K};
+    enum { ROWS = 72, COLS = 256, N = 5 };
+    float *X = malloc(sizeof(float) * COLS * N), *many = malloc(sizeof(float) * ROWS * N);
+    float *one = malloc(sizeof(float) * ROWS), *grouped = malloc(sizeof(float) * ROWS), *decode = malloc(sizeof(float) * ROWS);
+    for (int i = 0; i < COLS * N; i++) X[i] = gauss();
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (int int8 = 0; int8 <= 1; int8++) {
+            matrix W = make_matrix(types[ti], ROWS, COLS);
+            const matrix *Wp[] = {&W};
+            const float *Xp[] = {X};
+            float *const Yp[] = {grouped};
+            kernels_set_int8_activations(int8);
+            char msg[160] = "";
+            for (int nt = 1; nt <= 2 && !msg[0]; nt++) {
+                matmul_batch(&W, X, N, many, nt);
+                matmul_batch(&W, X, 1, one, 3 - nt);
+                matmul_group_batch(1, Wp, Xp, 1, Yp, nt);
+                matmul(&W, X, 1, decode, nt);
+                for (int r = 0; r < ROWS && !msg[0]; r++) {
+                    if (memcmp(&one[r], &many[r], sizeof(float)) != 0 || memcmp(&grouped[r], &one[r], sizeof(float)) != 0)
+                        snprintf(msg, sizeof msg, "output %d: alone %.9g, grouped %.9g, in a batch of %d %.9g", r,
+                                 one[r], grouped[r], N, many[r]);
+                    else if (!int8 && !(fabsf(one[r] - decode[r]) <= 1e-4f * (1.0f + fabsf(decode[r]))))
+                        snprintf(msg, sizeof msg, "output %d: %.9g against decode's %.9g", r, one[r], decode[r]);
+                }
+            }
+            kernels_set_int8_activations(0);
+            free((void *)W.data);
+            CHECK(!msg[0], "%s, int8 activations %d: %s", dtype_name(types[ti]), int8, msg);
+        }
+    free(X), free(many), free(one), free(grouped), free(decode);
+}
+
 static void test_matrix_row(void) {
     for (size_t ti = 0; ti < sizeof mat_types / sizeof mat_types[0]; ti++) {
         const int cols = whole_blocks(mat_types[ti], 96);
@@ -848,6 +887,7 @@ int main(void) {
     TIMED(test_matmul_bf16);
     TIMED(test_matmul_packed_panels);
     TIMED(test_matmul_group);
+    TIMED(test_matmul_batch_one_row);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);
     TIMED(test_quantize_error_bounds);
