@@ -315,10 +315,13 @@ static rwkv_status derive(rwkv_infer *c, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const int D = lora_rank(sh), C = sh->n_embd, A = sh->dim_att;
     const int ranks = sh->lora[0] + sh->lora[1] + sh->lora[2] + sh->lora[3];
-    /* the products take the LoRAs one by one: for float32 and int8 matrices,
-     * and where padding would more than double the LoRAs' memory (a gate of
-     * a much higher rank than the others) */
-    if (c->wt != CUDA_BF16 || c->q8 || A != C || N_LORA * D > 2 * ranks) return RWKV_OK;
+    /* the products take the LoRAs one by one: for float32 matrices, and
+     * where padding would more than double the LoRAs' memory (a gate of a
+     * much higher rank than the others). int8 factors are padded as the bf16
+     * values a GEMM of them would dequantize them to (the GEMV still reads
+     * their codes): a large pass then runs two strided batches instead of
+     * a dequantization and a GEMM for each factor. */
+    if (c->wt != CUDA_BF16 || A != C || N_LORA * D > 2 * ranks) return RWKV_OK;
     const size_t bytes = (size_t)sh->n_layer * 2 * N_LORA * D * C * sizeof(bf16);
     rwkv_error ignored; /* no room for the copy: the products take the LoRAs one by one, as without it */
     if (cuda_alloc(&c->derived, bytes, "padded LoRA weights", &ignored) != RWKV_OK) return RWKV_OK;
@@ -326,11 +329,19 @@ static rwkv_status derive(rwkv_infer *c, rwkv_error *err) {
     for (int l = 0; l < sh->n_layer && e == cudaSuccess; l++)
         for (int p = l == 0 ? LORA_W : LORA_V; p < N_LORA && e == cudaSuccess; p++) {
             const int d = rank_of(sh, p);
-            e = cudaMemcpyAsync(lora_pack(c, l, 0, p), infer_w(c, l, lora_first[p]), (size_t)d * C * sizeof(bf16),
-                                cudaMemcpyDeviceToDevice, c->stream);
+            const void *second = infer_w(c, l, lora_second[p]);
+            if (c->q8) { /* the first factor's rows straight into the pack, the second through c->w16 */
+                cuda_dequant_q8(infer_w(c, l, lora_first[p]), d, C, lora_pack(c, l, 0, p), c->stream);
+                cuda_dequant_q8(second, A, d, c->w16, c->stream);
+                second = c->w16;
+                e = cudaGetLastError();
+            } else {
+                e = cudaMemcpyAsync(lora_pack(c, l, 0, p), infer_w(c, l, lora_first[p]), (size_t)d * C * sizeof(bf16),
+                                    cudaMemcpyDeviceToDevice, c->stream);
+            }
             if (e == cudaSuccess)
-                e = cudaMemcpy2DAsync(lora_pack(c, l, 1, p), D * sizeof(bf16), infer_w(c, l, lora_second[p]),
-                                      d * sizeof(bf16), d * sizeof(bf16), A, cudaMemcpyDeviceToDevice, c->stream);
+                e = cudaMemcpy2DAsync(lora_pack(c, l, 1, p), D * sizeof(bf16), second, d * sizeof(bf16),
+                                      d * sizeof(bf16), A, cudaMemcpyDeviceToDevice, c->stream);
         }
     return e == cudaSuccess ? cuda_sync(c->stream, "LoRA packing", err) : cuda_check("LoRA packing", err);
 }

@@ -263,7 +263,8 @@ static rwkv_status alloc_work(rwkv_infer *c, rwkv_error *err) {
     c->in16_floats = R * widest_input(sh);
     if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc(&c->in16, c->in16_floats * 2, "work buffers", err);
     if (s == RWKV_OK && c->wt != CUDA_F32) s = cuda_alloc(&c->mix16, SHIFT_MAX_MIX * R * C * 2, "work buffers", err);
-    if (s == RWKV_OK && c->q8) s = cuda_alloc(&c->w16, largest_tensor(c) * 2, "int8 dequantization buffer", err);
+    c->w16_elems = c->q8 ? largest_tensor(c) : 0;
+    if (s == RWKV_OK && c->q8) s = cuda_alloc(&c->w16, c->w16_elems * 2, "int8 dequantization buffer", err);
     return s;
 }
 
@@ -349,17 +350,21 @@ static long long apart(const void *a, const void *b, size_t elem) {
 }
 
 /* The longest run of ops[0..n) that batches (1: none), its strides in *st.
- * Their activations may differ: each is applied to its own output after the GEMM. */
+ * Their activations may differ: each is applied to its own output after the
+ * GEMM. int8 matrices batch wherever they lie: gemm dequantizes a run's
+ * matrices one after another into c->w16, as far as it has room. */
 static int batch_run(const rwkv_infer *c, const cuda_gemv_op *ops, int n, gemm_strides *st) {
     const cuda_gemv_op *a = &ops[0];
     const size_t we = cuda_dtype_size(c->wt), xe = a->X16 ? 2 : 4, ye = a->Y16 ? 2 : 4;
-    if (c->q8 || a->accumulate || (c->wt != CUDA_F32 && !a->X16)) return 1;
+    const size_t elems = (size_t)a->out * a->in;
+    if (a->accumulate || (c->wt != CUDA_F32 && !a->X16)) return 1;
+    if (c->q8 && (size_t)n * elems > c->w16_elems) n = (int)(c->w16_elems / elems);
     int run = 1;
     for (; run < n; run++) {
         const cuda_gemv_op *p = &ops[run - 1], *q = &ops[run];
         const void *px = p->X16 ? p->X16 : (const void *)p->X, *qx = q->X16 ? q->X16 : (const void *)q->X;
         const void *py = p->Y16 ? p->Y16 : (void *)p->Y, *qy = q->Y16 ? q->Y16 : (void *)q->Y;
-        const gemm_strides d = {apart(p->W, q->W, we), apart(px, qx, xe), apart(py, qy, ye)};
+        const gemm_strides d = {c->q8 ? (long long)elems : apart(p->W, q->W, we), apart(px, qx, xe), apart(py, qy, ye)};
         if (q->out != a->out || q->in != a->in || q->ldx != a->ldx || q->accumulate ||
             !q->X16 != !a->X16 || !q->Y16 != !a->Y16 || !d.w || !d.x || !d.y)
             break;
@@ -370,9 +375,10 @@ static int batch_run(const rwkv_infer *c, const cuda_gemv_op *ops, int n, gemm_s
 }
 
 /* `batch` products as one GEMM (more rows than the GEMV takes), ops[i + 1]
- * `st` elements after ops[i] where batch > 1. */
+ * `st` elements after ops[i] where batch > 1; q8: op->W holds int8 codes,
+ * dequantized into c->w16 first. */
 static rwkv_status gemm(rwkv_infer *c, cuda_blas *blas, cudaStream_t stream, const cuda_gemv_op *op, int batch,
-                        const gemm_strides *st, int rows, rwkv_error *err) {
+                        const gemm_strides *st, int rows, bool q8, rwkv_error *err) {
     const void *B = op->X16 ? op->X16 : op->X;
     if (c->wt != CUDA_F32 && !op->X16) { /* the rows' used columns only; ldx >= in */
         const size_t n = (size_t)(rows - 1) * op->ldx + op->in;
@@ -381,8 +387,9 @@ static rwkv_status gemm(rwkv_infer *c, cuda_blas *blas, cudaStream_t stream, con
         B = c->in16;
     }
     const void *W = op->W;
-    if (c->q8) { /* a bf16 copy of the int8 matrix for this product */
-        cuda_dequant_q8(op->W, op->out, op->in, c->w16, stream);
+    if (q8) { /* bf16 copies of the int8 matrices, st->w apart (batch_run) */
+        for (int i = 0; i < batch; i++)
+            cuda_dequant_q8(op[i].W, op->out, op->in, (bf16 *)c->w16 + (size_t)i * st->w, stream);
         W = c->w16;
     }
     cuda_gemm g;
@@ -405,7 +412,7 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
     for (int i = 0; i < n;) {
         gemm_strides st = {0, 0, 0};
         const int run = batch_run(c, ops + i, n - i, &st);
-        rwkv_status s = gemm(c, c->blas, c->stream, &ops[i], run, &st, rows, err);
+        rwkv_status s = gemm(c, c->blas, c->stream, &ops[i], run, &st, rows, c->q8, err);
         for (int j = i; j < i + run && s == RWKV_OK; j++) {
             const size_t count = (size_t)rows * ops[j].out;
             /* the activation in place, on the bf16 output when there is one */
@@ -421,7 +428,7 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
 rwkv_status infer_batched(rwkv_infer *c, cuda_blas *blas, cudaStream_t s, const cuda_gemv_op *op, int batch,
                           long long w_stride, long long x_stride, long long y_stride, int rows, rwkv_error *err) {
     const gemm_strides st = {w_stride, x_stride, y_stride};
-    return gemm(c, blas, s, op, batch, &st, rows, err);
+    return gemm(c, blas, s, op, batch, &st, rows, false, err);
 }
 
 rwkv_status infer_linear(rwkv_infer *c, const void *W, int out, int in, const float *X, int ldx, int rows, float *Y,

@@ -109,7 +109,8 @@ struct rwkv_infer {
     float *x, *z, *mean, *rstd, *logits, *work;
     void *in16;      /* bf16 copy of a product's input */
     void *mix16;     /* bf16 token-shift outputs of a large pass: [SHIFT_MAX_MIX][rows][C] */
-    void *w16;       /* int8 matrices: the bf16 copy of one matrix for a GEMM */
+    void *w16;       /* int8 matrices: the bf16 copies of a GEMM's matrices (one, or a batch's run) */
+    size_t w16_elems; /* its room, in bf16 values: the largest matrix */
     size_t in16_floats;
     infer_graph graphs[INFER_GRAPHS];
     int n_graphs;
@@ -139,7 +140,8 @@ rwkv_status infer_products(rwkv_infer *c, const cuda_gemv_op *ops, int n, int ro
  * the GEMV takes; X16 given, or float32 weights): product i reads W + i
  * w_stride, X + i x_stride and writes Y + i y_stride (elements of each), no
  * activation; on stream s with the cuBLASLt handle that serves it (c->blas
- * for c->stream, c->side_blas for c->side.stream). */
+ * for c->stream, c->side_blas for c->side.stream). W is in c->wt also in an
+ * int8 context (a version's derived copies). */
 rwkv_status infer_batched(rwkv_infer *c, cuda_blas *blas, cudaStream_t s, const cuda_gemv_op *op, int batch,
                           long long w_stride, long long x_stride, long long y_stride, int rows, rwkv_error *err);
 /* One product without activation: Y[rows][out] (+)= X[rows][in] Wᵀ. */
