@@ -384,8 +384,12 @@ static inline __attribute__((always_inline)) void group_rows_tile(const nib_form
         for (int i = 0; i < nt; i++) acc.v[i][0] = acc.v[i][1] = acc.v[i][2] = acc.v[i][3] = _mm512_setzero_ps();
         int b = 0;
         for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
+            /* a tile of a few tokens reads its columns as decode does, but
+             * spends longer on each: the software prefetch of the 4/5-bit
+             * decode (group_rows), here for Q8_0 too, whose decode is left to
+             * the hardware prefetcher (docs/perf.md, changes 24 and 45) */
+            if (nt <= PREFETCH_MAX_TOKENS) prefetch_row_ahead(pair, 2 * cb);
             if (f) {
-                if (nt <= PREFETCH_MAX_TOKENS) prefetch_row_ahead(pair, 2 * cb); /* as group_rows (the 4/5-bit ones) */
                 nib_column_tokens(f, pair, c0, &x[b], nt, &acc, 0);
                 nib_column_tokens(f, pair, c1, &x[b + 1], nt, &acc, 1);
             } else {
