@@ -143,7 +143,7 @@ static void bf16_row(void *p, int n) {
  * product. NULL: the float path (also when there is no memory for it).
  * Rows of whole blocks (32 or 256) give the bf16 pairs an even width. */
 static uint16_t *bf16_operand(const kernel_ops *k, const matrix *W, const float *X, int N, int n_threads) {
-    if (!dtype_is_block(W->type) || N < 1 || !k->mm.run_bf16 || !kernels_int8_activations() ||
+    if (!dtype_is_block(W->type) || !k->mm.run_bf16 || !kernels_int8_activations() ||
         !kernels_cpu_supports("avx512bf16"))
         return NULL;
     uint16_t *Xh = malloc((size_t)N * (size_t)W->cols * sizeof *Xh);
@@ -280,13 +280,15 @@ static void int8_tokens_release(int8_tokens *f) {
 
 static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
+static int is_kquant(const matrix *W) { return dtype_block_elems(W->type) == 256; }
+
 /* Bytes of scratch the tiled path takes for W and N tokens (the 32-weight
- * formats' activations and tiles; the k-quants keep the variant's own), or
- * 0 where W, the variant or the activations do not take it. */
+ * formats' activations and tiles; a k-quant's activations are the
+ * variant's own, so its 64 bytes only say that the path is taken), or 0
+ * where W, the variant or the activations do not take it. */
 static size_t int8_tokens_bytes(const kernel_ops *k, const matrix *W, int N) {
-    if (N < 1 || !kernels_int8_activations() || !W->groups) return 0;
-    if (W->type == DT_Q4_K || W->type == DT_Q5_K || W->type == DT_Q6_K)
-        return k->kquant_tokens && k->kquant_prepare ? 64 : 0;
+    if (!kernels_int8_activations() || !W->groups) return 0;
+    if (is_kquant(W)) return k->kquant_tokens && k->kquant_prepare ? 64 : 0;
     if (!int8_dot_handles(W->type) || W->cols % 32) return 0;
     const int8_dot_ops *d = int8_dot_for(k);
     if (!d->groups_tokens) return 0;
@@ -339,8 +341,7 @@ static uint8_t *tile_scratch_get(size_t bytes) {
  * a k-quant's list of tokens cannot be had. */
 static int int8_tokens_bind(const kernel_ops *k, const matrix *W, int N, uint8_t *mem, int8_tokens *f) {
     f->k = k;
-    if (W->type == DT_Q4_K || W->type == DT_Q5_K || W->type == DT_Q6_K)
-        return (f->kq = calloc((size_t)N, sizeof *f->kq)) != NULL;
+    if (is_kquant(W)) return (f->kq = calloc((size_t)N, sizeof *f->kq)) != NULL;
     const size_t bytes = act_q8_bytes(W->cols);
     f->d = int8_dot_for(k);
     f->a = (act_q8 *)mem;
