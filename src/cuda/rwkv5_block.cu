@@ -51,7 +51,7 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     const int H = sh->n_head, N = sh->head_size;
     const wkv5_chunk_inputs in = {r, k, infer_vec(c, l, DECAY), 0, NULL, infer_vec(c, l, BONUS)};
     if (cuda_wkv5_chunked_fits(rows, off + C, H, N, &in, v, y, N_MIX * rc)) {
-        if (cuda_wkv5_chunked(rows, off + C, H, N, &in, v, y, xm, c->stream, &c->side) != cudaSuccess)
+        if (cuda_wkv5_chunked(rows, off + C, H, N, &in, v, y, xm, N_MIX * rc, c->stream, &c->side) != cudaSuccess)
             return cuda_check("chunked WKV", err);
     } else {
         cuda_wkv5_state(rows, off + C, H, N, r, k, v, in.w, 0, in.u, y, c->stream);

@@ -283,7 +283,8 @@ typedef struct wkv5_chunk_inputs {
 bool cuda_wkv5_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv5_chunk_inputs *in,
                             const float *v, const float *y, size_t scratch_floats);
 cudaError_t cuda_wkv5_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv5_chunk_inputs *in,
-                              const float *v, float *y, float *scratch, cudaStream_t s, const infer_side *side);
+                              const float *v, float *y, float *scratch, size_t scratch_floats, cudaStream_t s,
+                              const infer_side *side);
 /* RWKV-7's WKV token by token (decode, batch steps, and streams the chunked
  * form below does not take). */
 void cuda_wkv7_state(const infer_rows *rows, size_t off, int H, int N, const float *r, const float *w,
@@ -334,12 +335,15 @@ typedef struct wkv7_raw_inputs {
  * and a device that gives its kernel the shared memory it asks for. */
 bool cuda_wkv7_chunked_fits(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in,
                             const float *y, size_t scratch_floats);
-/* The chunked WKV of a pass it fits: y its output, scratch its matrices. A long pass goes in
- * parts: the matrices of part 0 on s, of the later parts on side->stream
- * while s walks the earlier ones (side NULL: one part, all on s). The
- * matrices' kernel and the walk leave the SMs idle in different ways (the
- * walk is a chain of dependent chunks, a few warps an SM), so they overlap. */
+/* The chunked WKV of a pass it fits: y its output, scratch (scratch_floats
+ * of them, as given to the fits) its matrices. The walk is a chain of
+ * dependent chunks with a few warps an SM. A long pass whose walk blocks
+ * leave SMs over walks its second half on side->stream from zeros and from
+ * the identity while s walks the first, and joins the two (wkv_chunk.cuh);
+ * otherwise it goes in parts: the matrices of part 0 on s, of the later
+ * parts on side->stream while s walks the earlier ones (side NULL: one
+ * part, all on s). */
 cudaError_t cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in, float *y,
-                              float *scratch, cudaStream_t s, const infer_side *side);
+                              float *scratch, size_t scratch_floats, cudaStream_t s, const infer_side *side);
 
 #endif

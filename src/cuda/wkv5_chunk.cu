@@ -93,9 +93,10 @@ bool cuda_wkv5_chunked_fits(const infer_rows *rows, size_t off, int H, int N, co
 }
 
 cudaError_t cuda_wkv5_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv5_chunk_inputs *in,
-                              const float *v, float *y, float *scratch, cudaStream_t s, const infer_side *side) {
+                              const float *v, float *y, float *scratch, size_t scratch_floats, cudaStream_t s,
+                              const infer_side *side) {
     (void)N; /* 64: cuda_wkv5_chunked_fits */
-    return wkv_chunk_run<false>(rows, off, H, v, y, scratch, s, side, [&](int k0, int k1, cudaStream_t on) {
+    return wkv_chunk_run<false>(rows, off, H, v, y, scratch, scratch_floats, s, side, [&](int k0, int k1, cudaStream_t on) {
         const dim3 grid((unsigned)(k1 - k0), (unsigned)H, (unsigned)rows->n_streams);
         wkv5_chunk_prep_kernel<64><<<grid, CT * CT, 0, on>>>(rows->per, k0, H, *in, scratch);
     });

@@ -216,9 +216,9 @@ bool cuda_wkv7_chunked_fits(const infer_rows *rows, size_t off, int H, int N, co
 }
 
 cudaError_t cuda_wkv7_chunked(const infer_rows *rows, size_t off, int H, int N, const wkv7_raw_inputs *in, float *y,
-                              float *scratch, cudaStream_t s, const infer_side *side) {
+                              float *scratch, size_t scratch_floats, cudaStream_t s, const infer_side *side) {
     (void)N; /* 64: cuda_wkv7_chunked_fits */
-    return wkv_chunk_run<true>(rows, off, H, in->v, y, scratch, s, side, [&](int k0, int k1, cudaStream_t on) {
+    return wkv_chunk_run<true>(rows, off, H, in->v, y, scratch, scratch_floats, s, side, [&](int k0, int k1, cudaStream_t on) {
         const dim3 grid((unsigned)(k1 - k0), (unsigned)H, (unsigned)rows->n_streams);
         wkv7_chunk_prep_kernel<64><<<grid, CT * CT, 0, on>>>(rows->per, k0, H, *in, scratch);
     });
