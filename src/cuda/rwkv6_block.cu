@@ -170,9 +170,9 @@ static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const 
      * (the mixes' and dz's memory, used up by then, holds their matrices) */
     const int H = sh->n_head, N = sh->head_size;
     const wkv5_chunk_inputs in = {s->r, s->k, s->wd, (size_t)A, infer_vec(c, l, DECAY), infer_vec(c, l, BONUS)};
-    if (cuda_wkv5_chunked_fits(rows, off + C, H, N, &in, s->v, s->y, scratch_floats(c, R))) {
-        if (cuda_wkv5_chunked(rows, off + C, H, N, &in, s->v, s->y, s->dz, scratch_floats(c, R), c->stream,
-                              &c->side) != cudaSuccess)
+    const size_t scratch = scratch_floats(c, R);
+    if (cuda_wkv5_chunked_fits(rows, off + C, H, N, &in, s->v, s->y, scratch)) {
+        if (cuda_wkv5_chunked(rows, off + C, H, N, &in, s->v, s->y, s->dz, scratch, c->stream, &c->side) != cudaSuccess)
             return cuda_check("chunked WKV", err);
     } else {
         cuda_launch_early(decay_kernel, dim3(grid_of((size_t)R * A)), dim3(256), 0, c->stream, in.decay, s->wd, A,

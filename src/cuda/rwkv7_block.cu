@@ -441,9 +441,10 @@ static rwkv_status wkv_and_output(rwkv_infer *c, int l, const infer_rows *rows, 
      * holds its matrices */
     const wkv7_raw_inputs raw = {s->r, s->w,  s->a, s->k,  p.w0,       p.a0, p.k_k,
                                  p.k_a, q.r_k, s->b, s->v, s->v_first, p.v0, s->tmp};
-    const bool chunked = cuda_wkv7_chunked_fits(rows, off, H, N, &raw, s->y, scratch_floats(c, R));
+    const size_t scratch = scratch_floats(c, R);
+    const bool chunked = cuda_wkv7_chunked_fits(rows, off, H, N, &raw, s->y, scratch);
     if (chunked) {
-        if (cuda_wkv7_chunked(rows, off, H, N, &raw, s->y, s->xm, scratch_floats(c, R), c->stream, &c->side) != cudaSuccess)
+        if (cuda_wkv7_chunked(rows, off, H, N, &raw, s->y, s->xm, scratch, c->stream, &c->side) != cudaSuccess)
             return cuda_check("chunked WKV", err);
     } else {
         prepare_kernel<<<blocks, 256, 0, c->stream>>>(p, units, H, N);

@@ -401,13 +401,17 @@ bool wkv_chunk_segmented(const infer_rows *rows, int H, size_t scratch_floats, c
         return false;
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) !=
-                                                  cudaSuccess ||
-        cudaFuncSetAttribute(wkv_chunk_walk_kernel<64, SA, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             walk_bytes<SA, 2>()) != cudaSuccess) {
+                                                  cudaSuccess) {
         cudaGetLastError(); /* not left for the pass's error check */
         return false;
     }
-    return 2 * H * (64 / WARP_ROWS) <= sms;
+    if (2 * H * (64 / WARP_ROWS) > sms) return false;
+    if (cudaFuncSetAttribute(wkv_chunk_walk_kernel<64, SA, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             walk_bytes<SA, 2>()) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return true;
 }
 
 /* A pass in two segments: every chunk's records on s; the second half
