@@ -97,15 +97,17 @@ static void test_vectors_v7(void) { check_case("rwkv7", "tiny"), check_case("rwk
  * and hiddens' memory holds the matrices of passes that short; the
  * long-stream kernel for heads of 32 and 128; the general one for 48, four
  * rows a warp, and 34, one row a warp; rows of 34 channels, not a multiple
- * of 4, take the layer norm + shift without float4s). */
+ * of 4, take the layer norm + shift without float4s; 32 heads of 64, too
+ * many for two walks side by side, so that a prompt is walked in parts
+ * while the later parts' matrices are built, as a 1.5B model's is). */
 static void random_v7(const char *precision, double budget) {
     NEED_GPU();
     static const int shapes[][5] = {
         {97, 128, 3, 256, 32}, {300, 256, 2, 512, 64}, {61, 256, 1, 256, 128}, {50, 96, 1, 128, 48},
-        {40, 68, 1, 128, 34}, {40, 34, 1, 128, 34}};
-    enum { N = 2348 };
+        {40, 68, 1, 128, 34}, {40, 34, 1, 128, 34}, {61, 2048, 1, 256, 64}};
+    enum { N = 2348, SHAPES = sizeof shapes / sizeof shapes[0] };
     static int tok[N];
-    for (int s = 0; s < 6; s++) {
+    for (int s = 0; s < SHAPES; s++) {
         char path[64];
         snprintf(path, sizeof path, "/tmp/rwkv_infer7_%d_%d.safetensors", (int)getpid(), s);
         CHECK(write_random_arch(path, "rwkv7", shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4],
@@ -122,18 +124,19 @@ static void random_v7(const char *precision, double budget) {
  * over 2100 tokens, passes of 2048 and 52: the bf16 mixes of large passes;
  * heads of 64 (the chunked WKV in both passes, the last chunk partly past
  * the end; four state rows a warp in decode) and, for RWKV-6, of 34 (the
- * token-by-token WKV, one row a warp). */
+ * token-by-token WKV, one row a warp) and 32 heads of 64 (a prompt walked
+ * in parts, not in two segments). */
 static void test_random_v5_v6(void) {
     NEED_GPU();
-    static const char *const arch[] = {"rwkv5", "rwkv6", "rwkv6"};
-    static const int width[] = {256, 256, 68}, head[] = {64, 64, 34};
+    static const char *const arch[] = {"rwkv5", "rwkv6", "rwkv6", "rwkv6"};
+    static const int width[] = {256, 256, 68, 2048}, head[] = {64, 64, 34, 64}, layers[] = {2, 2, 2, 1};
     enum { N = 2100 };
     static int tok[N];
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < 4; v++) {
         char path[64];
         snprintf(path, sizeof path, "/tmp/rwkv_infer56_%d_%d.safetensors", (int)getpid(), v);
         rwkv_init_options o = rwkv_init_options_default();
-        o.arch = arch[v], o.n_layer = 2, o.n_embd = width[v], o.n_vocab = 151, o.uniform = 1, o.seed = 21 + v;
+        o.arch = arch[v], o.n_layer = layers[v], o.n_embd = width[v], o.n_vocab = 151, o.uniform = 1, o.seed = 21 + v;
         o.head_size = head[v];
         CHECK(rwkv_init_checkpoint(&o, path, NULL) == RWKV_OK, "%s model", arch[v]);
         for (int i = 0; i < N; i++) tok[i] = (int)urand(0, 150.99f);
