@@ -165,10 +165,16 @@ void *tensor_set_alloc_large(tensor_set *set, size_t nbytes) {
     return p;
 }
 
-void transpose_last2_f32(const float *src, float *dst, int64_t batch, int64_t a, int64_t b) {
+void transpose_last2(const void *src, void *dst, size_t elem, int64_t batch, int64_t a, int64_t b) {
+    const uint8_t *s = src;
+    uint8_t *d = dst;
     for (int64_t k = 0; k < batch; k++)
         for (int64_t i = 0; i < a; i++)
-            for (int64_t j = 0; j < b; j++) dst[k * a * b + j * a + i] = src[k * a * b + i * b + j];
+            for (int64_t j = 0; j < b; j++) { /* memcpy: a file's 16-bit values need not be aligned */
+                const size_t from = (size_t)(k * a * b + i * b + j), to = (size_t)(k * a * b + j * a + i);
+                if (elem == 2) memcpy(d + 2 * to, s + 2 * from, 2);
+                else memcpy(d + 4 * to, s + 4 * from, 4);
+            }
 }
 
 /* The index keys point at the names: rebuilt whenever a name changes. */

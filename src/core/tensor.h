@@ -73,9 +73,10 @@ void *tensor_set_alloc_large(tensor_set *set, size_t nbytes);
 
 const tensor *tensor_set_find(const tensor_set *set, const char *name);
 
-/* dst[k][j][i] = src[k][i][j] for k < batch, i < a, j < b: float32 values
- * with their last two axes swapped (the layouts converters transpose). */
-void transpose_last2_f32(const float *src, float *dst, int64_t batch, int64_t a, int64_t b);
+/* dst[k][j][i] = src[k][i][j] for k < batch, i < a, j < b: values of `elem`
+ * bytes (2: f16 or bf16, 4: float32) with their last two axes swapped (the
+ * layouts converters transpose). */
+void transpose_last2(const void *src, void *dst, size_t elem, int64_t batch, int64_t a, int64_t b);
 
 /* Removes the named tensor (a reader that splits or renames tensors); the
  * data it viewed stays valid until the set is freed. 0, or -1 when absent or

@@ -114,7 +114,7 @@ static rwkv_status add_one(out_set *o, const tensor *t, const gguf_rwkv_name *e,
             return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' should be a matrix", t->name);
         }
         const int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1];
-        transpose_last2_f32(v, tr, tensor_numel(t) / (a * b), a, b);
+        transpose_last2(v, tr, sizeof(float), tensor_numel(t) / (a * b), a, b);
         view.data = tr;
         view.shape[t->ndim - 2] = b;
         view.shape[t->ndim - 1] = a;
