@@ -224,6 +224,8 @@ rwkv_status tensor_set_merge(tensor_set *dst, tensor_set *src, rwkv_error *err) 
         const tensor *t = &src->tensors[i];
         rwkv_status s = tensor_set_add(dst, t->name, t->type, t->ndim, t->shape, t->data, t->nbytes, err);
         if (s != RWKV_OK) return s;
+        dst->tensors[dst->count - 1].stored_rows = t->stored_rows;
+        dst->tensors[dst->count - 1].stored_type = t->stored_type;
     }
     tensor_set_free(src);
     return rwkv_ok(err);

@@ -21,6 +21,12 @@ typedef struct tensor {
     int64_t shape[TENSOR_MAX_DIMS]; /* PyTorch order: last index fastest */
     const void *data;               /* contiguous, little-endian */
     size_t nbytes;
+    /* A matrix whose file stores its last two axes swapped in a block type
+     * (a GGUF or rwkv.cpp LoRA): the reader puts `data` in order as float32,
+     * and keeps here the file's rows as stored ([..][shape[ndim-1]][shape[ndim-2]]
+     * of stored_type), which a model can read as they are; else NULL. */
+    const void *stored_rows;
+    dtype stored_type;
 } tensor;
 
 /* A buffer the set owns: heap memory (bytes 0), freed with the set, or an

@@ -51,6 +51,7 @@ rwkv_status undo_transpose_last2(const char *path, tensor_set *set, tensor *t, r
         dtype_to_f32(t->type, t->data, src, n);
         transpose_last2(src, dst, sizeof(float), batch, a, b);
         free(src);
+        if (dtype_is_block(t->type)) t->stored_rows = t->data, t->stored_type = t->type; /* model_lora's */
         undo_use_f32(t, dst);
     }
     t->shape[t->ndim - 2] = b;

@@ -108,6 +108,41 @@ int model_layer_count(const tensor_set *set) {
     return L;
 }
 
+int model_lora_reads_stored(const tensor *t) {
+    return t->stored_rows && t->ndim >= 2 && t->shape[t->ndim - 2] % (int64_t)dtype_block_elems(t->stored_type) == 0;
+}
+
+/* The [out, in] rows of `count` LoRA matrices stored [in, out], and their
+ * type: the file's own rows where its reader kept them (a block type: GGUF
+ * and rwkv.cpp files store LoRAs transposed); f16 and bf16 transposed in
+ * their type; anything else as float32. Every token reads the LoRAs: as
+ * floats they were 3.8% more of a bf16 1.5B model's bytes, 7% more of a
+ * llama.cpp q8_0 file's. NULL + err when out of memory. */
+static const uint8_t *lora_rows(tensor_set *set, const tensor *t, int count, int64_t in, int64_t out, dtype *type,
+                                rwkv_error *err) {
+    const size_t n = (size_t)in * (size_t)out * (size_t)count;
+    if (model_lora_reads_stored(t)) {
+        *type = t->stored_type;
+        return t->stored_rows;
+    }
+    const int half = t->type == DT_F16 || t->type == DT_BF16;
+    *type = half ? t->type : DT_F32;
+    const size_t elem = half ? 2 : sizeof(float);
+    float *tmp = half ? NULL : malloc(n * sizeof(float));
+    /* on whole lines: the decode kernels read rows that start on one at
+     * full speed (model_align_rows) */
+    uint8_t *dst = half || tmp ? owned_lines(set, n * elem, "LoRA weights", err) : NULL;
+    if (!dst) {
+        if (!half && !tmp) rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
+        free(tmp);
+        return NULL;
+    }
+    if (!half) dtype_to_f32(t->type, t->data, tmp, n);
+    transpose_last2(half ? t->data : tmp, dst, elem, count, in, out);
+    free(tmp);
+    return dst;
+}
+
 rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in, int64_t out, matrix *outm,
                        rwkv_error *err) {
     const tensor *t = model_tensor(set, name, err);
@@ -123,30 +158,18 @@ rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in,
         return rwkv_fail(err, RWKV_ERR_SHAPE, "tensor '%s' has shape %s, expected [%d, %lld, %lld]", name, sb, count,
                          (long long)in, (long long)out);
     }
-    const size_t per = (size_t)in * (size_t)out;
-    /* f16 and bf16 stay as stored (every token reads the LoRAs: as floats
-     * they were 3% of a 1.5B model's bytes more); other types as float32 */
-    const int half = t->type == DT_F16 || t->type == DT_BF16;
-    const size_t elem = half ? 2 : sizeof(float);
-    float *tmp = half ? NULL : malloc(per * (size_t)count * sizeof(float));
-    /* on whole lines: the decode kernels read rows that start on one at
-     * full speed (model_align_rows) */
-    uint8_t *dst = half || tmp ? owned_lines(set, per * (size_t)count * elem, "LoRA weights", err) : NULL;
-    if (!dst) {
-        free(tmp);
-        return half || tmp ? RWKV_ERR_NOMEM : rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-    }
-    if (!half) dtype_to_f32(t->type, t->data, tmp, per * (size_t)count);
-    transpose_last2(half ? t->data : tmp, dst, elem, count, in, out);
-    free(tmp);
+    dtype type;
+    const uint8_t *rows = lora_rows(set, t, count, in, out, &type, err);
+    if (!rows) return err ? err->code : RWKV_ERR_NOMEM;
+    const size_t bytes = dtype_bytes_for(type, (uint64_t)in * (uint64_t)out); /* one matrix's */
     rwkv_status st = RWKV_OK;
     for (int c = 0; c < count && st == RWKV_OK; c++) {
-        outm[c].type = half ? t->type : DT_F32;
+        outm[c].type = type;
         outm[c].rows = (int)out;
         outm[c].cols = (int)in;
-        outm[c].data = dst + (size_t)c * per * elem;
+        outm[c].data = rows + (size_t)c * bytes;
         st = model_pack_panels(set, &outm[c], err); /* a batched step of a few rows would repack them every call */
-        if (st == RWKV_OK && half) st = model_group_rows(set, &outm[c], err);
+        if (st == RWKV_OK && type != DT_F32) st = model_group_rows(set, &outm[c], err);
     }
     return st;
 }

@@ -45,9 +45,14 @@ rwkv_status model_group_rows(tensor_set *set, matrix *m, rwkv_error *err);
 /* 1 + the largest N of the blocks.N.* tensors (0 when there are none). */
 int model_layer_count(const tensor_set *set);
 /* `count` low-rank matrices stored [in, out] (count == 1) or [count, in, out]
- * and applied as x @ M (docs §0), converted to owned f32 nn.Linear-style
- * matrices out[c] = [out rows, in cols] for matmul/matvec. */
+ * and applied as x @ M (docs §0), as nn.Linear-style matrices out[c] = [out
+ * rows, in cols] for matmul/matvec: the file's own rows where its reader kept
+ * them (model_lora_reads_stored), f16 and bf16 transposed in their type,
+ * anything else as owned float32. */
 rwkv_status model_lora(tensor_set *set, const char *name, int count, int64_t in, int64_t out, matrix *outm,
                        rwkv_error *err);
+/* Whether model_lora takes LoRA t from its file's rows (t->stored_rows, of
+ * whole blocks along the input). */
+int model_lora_reads_stored(const tensor *t);
 
 #endif

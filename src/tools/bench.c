@@ -10,6 +10,7 @@
 #include "kernels/dot_int8.h"
 #include "kernels/kernels.h"
 #include "core/machine.h"
+#include "model/load.h"
 #include "model/model.h"
 #include "rwkv_sample.h"
 #include "rwkv_bench.h"
@@ -70,6 +71,13 @@ static void describe_machine(rwkv_bench_result *out, int gpu, int uses_int8) {
 /* Bytes of weights one decode step reads, and matrix FLOPs per token of the
  * layers (head excluded: prefill computes logits for the last token only). */
 /* elem_bytes: bytes a matrix element takes where the model runs (0: as stored). */
+/* The bytes of tensor t the CPU model holds: a LoRA read from its file's
+ * rows (model_lora) holds those. */
+static double held_bytes(const tensor *t) {
+    return model_lora_reads_stored(t) ? (double)dtype_bytes_for(t->stored_type, (uint64_t)tensor_numel(t))
+                                      : (double)t->nbytes;
+}
+
 static void model_costs(const rwkv_model *m, double elem_bytes, double *bytes, double *layer_flops, double *head_flops,
                         char *dtype, size_t dsize, int *uses_int8) {
     *uses_int8 = 0;
@@ -78,7 +86,7 @@ static void model_costs(const rwkv_model *m, double elem_bytes, double *bytes, d
     for (int i = 0; i < m->weights.count; i++) {
         const tensor *t = &m->weights.tensors[i];
         int64_t numel = tensor_numel(t);
-        const double nbytes = elem_bytes > 0 ? elem_bytes * (double)numel : (double)t->nbytes;
+        const double nbytes = elem_bytes > 0 ? elem_bytes * (double)numel : held_bytes(t);
         if (t->ndim < 2) {
             *bytes += 4.0 * (double)numel; /* vectors are held as f32 */
             continue;
@@ -108,8 +116,11 @@ static double grouped_share(const rwkv_model *m, double weight_bytes) {
     for (int i = 0; i < m->weights.count; i++) {
         const tensor *t = &m->weights.tensors[i];
         if (t->ndim != 2 || strcmp(t->name, "emb.weight") == 0 || t->shape[0] > INT_MAX || t->shape[1] > INT_MAX) continue;
-        const matrix probe = {.type = t->type, .rows = (int)t->shape[0], .cols = (int)t->shape[1]};
-        if (matvec_reads_groups(kernels_active(), &probe)) grouped += (double)t->nbytes;
+        const int stored = model_lora_reads_stored(t); /* [out][in]: the file's rows */
+        const matrix probe = {.type = stored ? t->stored_type : t->type, .rows = (int)t->shape[stored ? 1 : 0],
+                              .cols = (int)t->shape[stored ? 0 : 1]};
+        if (matvec_reads_groups(kernels_active(), &probe))
+            grouped += held_bytes(t);
     }
     return weight_bytes > 0 ? grouped / weight_bytes : 0;
 }
