@@ -469,8 +469,9 @@ static void test_unknown_or_doubled_names(void) {
                {"rwkv.embeddings.weight", "emb.weight", "same parameter"},
                {"rwkv.blocks.00.ln1.weight", "rwkv.ln_out.bias", "blocks.00"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        tensor t[2] = {{(char *)bad[i].a, DT_F32, 1, {4}, data, sizeof data},
-                       {(char *)bad[i].b, DT_F32, 1, {4}, data, sizeof data}};
+        tensor t[2] = {{.name = (char *)bad[i].a, .type = DT_F32, .ndim = 1, .shape = {4}, .data = data},
+                       {.name = (char *)bad[i].b, .type = DT_F32, .ndim = 1, .shape = {4}, .data = data}};
+        t[0].nbytes = t[1].nbytes = sizeof data;
         char path[64];
         strcpy(path, "/tmp/rwkv-test-hf-XXXXXX");
         int fd = mkstemp(path);
