@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "formats/formats.h"
+#include "formats/undo.h"
+#include "model/load.h"
 #include "formats/pickle.h"
 #include "formats/zip.h"
 #include "pth_build.h"
@@ -1156,10 +1158,76 @@ static void test_misaligned_views(void) {
     }
 }
 
+
+/* transpose_last2 on 2- and 4-byte values; a file's transposed LoRA back in
+ * the official [in, out] order: an f16 one stays f16, a Q8_0 one becomes
+ * float32 with its stored rows kept beside it, which model_lora then takes
+ * as the [out, in] matrix itself (row r of it is column r of the official
+ * tensor). */
+static void test_transposed_loras(void) {
+    enum { BATCH = 2, A = 3, B = 5, IN = 64, OUT = 32 };
+    uint16_t h[BATCH * A * B], ht[BATCH * A * B];
+    float f[BATCH * A * B], ft[BATCH * A * B];
+    for (int i = 0; i < BATCH * A * B; i++) h[i] = (uint16_t)(1000 + i), f[i] = (float)i;
+    transpose_last2(h, ht, 2, BATCH, A, B);
+    transpose_last2(f, ft, 4, BATCH, A, B);
+    int wrong = 0;
+    for (int k = 0; k < BATCH; k++)
+        for (int i = 0; i < A; i++)
+            for (int j = 0; j < B; j++) {
+                const int from = (k * A + i) * B + j, to = (k * B + j) * A + i;
+                wrong += ht[to] != h[from] || ft[to] != f[from];
+            }
+    CHECK(wrong == 0, "transpose_last2: %d values out of place", wrong);
+
+    /* the file's [OUT][IN] rows: Q8_0 blocks of scale 1 (f16 0x3c00) and codes, and the same as f16 */
+    static uint8_t q8[OUT * IN / 32 * 34];
+    static uint16_t f16[OUT * IN];
+    for (int b = 0; b < OUT * IN / 32; b++) {
+        q8[34 * b] = 0x00, q8[34 * b + 1] = 0x3c;
+        for (int e = 0; e < 32; e++) q8[34 * b + 2 + e] = (uint8_t)(int8_t)((b * 7 + e * 3) % 41 - 20);
+    }
+    for (int i = 0; i < OUT * IN; i++) f16[i] = (uint16_t)(0x3c00 + i % 512);
+    tensor_set set;
+    tensor_set_init(&set);
+    rwkv_error err = {0};
+    const int64_t stored[2] = {OUT, IN};
+    CHECK(tensor_set_add(&set, "q", DT_Q8_0, 2, stored, q8, sizeof q8, &err) == RWKV_OK, "%s", err.message);
+    CHECK(tensor_set_add(&set, "h", DT_F16, 2, stored, f16, sizeof f16, &err) == RWKV_OK, "%s", err.message);
+    CHECK(undo_transpose_last2("t", &set, &set.tensors[0], &err) == RWKV_OK, "%s", err.message);
+    CHECK(undo_transpose_last2("t", &set, &set.tensors[1], &err) == RWKV_OK, "%s", err.message);
+    const tensor *q = tensor_set_find(&set, "q"), *hh = tensor_set_find(&set, "h");
+    CHECK(q->type == DT_F32 && q->shape[0] == IN && q->shape[1] == OUT && q->stored_rows == (const void *)q8 &&
+              q->stored_type == DT_Q8_0 && model_lora_reads_stored(q),
+          "Q8_0: %s [%lld, %lld], stored rows %p", dtype_name(q->type), (long long)q->shape[0],
+          (long long)q->shape[1], q->stored_rows);
+    CHECK(hh->type == DT_F16 && hh->shape[0] == IN && hh->shape[1] == OUT && !hh->stored_rows, "f16: %s [%lld, %lld]",
+          dtype_name(hh->type), (long long)hh->shape[0], (long long)hh->shape[1]);
+    matrix mq = {0}, mh = {0};
+    CHECK(model_lora(&set, "q", 1, IN, OUT, &mq, &err) == RWKV_OK, "%s", err.message);
+    CHECK(model_lora(&set, "h", 1, IN, OUT, &mh, &err) == RWKV_OK, "%s", err.message);
+    CHECK(mq.type == DT_Q8_0 && mq.data == (const void *)q8 && mq.rows == OUT && mq.cols == IN && mh.type == DT_F16 &&
+              mh.rows == OUT && mh.cols == IN,
+          "model_lora: %s %dx%d, %s %dx%d", dtype_name(mq.type), mq.rows, mq.cols, dtype_name(mh.type), mh.rows,
+          mh.cols);
+    float row[IN], official[IN * OUT], hrow[IN], hofficial[IN * OUT];
+    dtype_to_f32(DT_F32, q->data, official, IN * OUT);
+    dtype_to_f32(DT_F16, hh->data, hofficial, IN * OUT);
+    wrong = 0;
+    for (int r = 0; r < OUT; r++) {
+        matrix_row_f32(&mq, r, row);
+        matrix_row_f32(&mh, r, hrow);
+        for (int c = 0; c < IN; c++) wrong += row[c] != official[c * OUT + r] || hrow[c] != hofficial[c * OUT + r];
+    }
+    tensor_set_free(&set);
+    CHECK(wrong == 0, "model_lora: %d weights differ from the official tensor's", wrong);
+}
+
 int main(void) {
     RUN(test_large_copies);
     RUN(test_set_buffers);
     RUN(test_misaligned_views);
+    RUN(test_transposed_loras);
     RUN(test_pth_matches_safetensors);
     RUN(test_rwkvcpp_v4_official_form);
     RUN(test_rwkvcpp_fp16_matches_fp32);
