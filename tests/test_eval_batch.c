@@ -220,6 +220,22 @@ static void test_batch_quantized(void) {
     }
 }
 
+/* llama.cpp's converter's q8_0 RWKV-7 file of ../shared: its in-context rate,
+ * value and gate LoRAs are Q8_0, read from the file's rows (model_lora), so
+ * batched steps take them through the integer tiles like the other matrices. */
+static void test_batch_converter_q8_0(void) {
+    char path[800], why[512] = "";
+    if (!shared_path(path, sizeof path, "testvectors/gguf-rwkv7/tiny/model.q8_0.gguf")) SKIP("%s not found", path);
+    rwkv_model *m;
+    rwkv_error err;
+    CHECK(rwkv_model_load(path, &m, &err) == RWKV_OK, "%s", err.message);
+    rwkv_model_set_threads(m, 2);
+    const int tiled = kernels_int8_activations() && int8_dot_for(kernels_active())->groups_tokens != NULL;
+    int ok = tiled ? batch_check(m, why, sizeof why) : batch_check_within(m, QUANT_TOL, QUANT_TOL, why, sizeof why);
+    rwkv_model_free(m);
+    CHECK(ok, "%s", why);
+}
+
 int main(void) {
     RUN(test_batch_rwkv4_reference);
     RUN(test_batch_rwkv4_init);
@@ -228,6 +244,7 @@ int main(void) {
     RUN(test_batch_many_rows);
     RUN(test_batch_packed_weights);
     RUN(test_batch_quantized);
+    RUN(test_batch_converter_q8_0);
     RUN(test_batch_gpt_full_context);
     return test_summary();
 }
