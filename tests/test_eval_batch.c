@@ -46,17 +46,21 @@ static void test_batch_rwkv4_init(void) { check_arch("rwkv4"); }
 static void test_batch_rwkv7_init(void) { check_arch("rwkv7"); }
 static void test_batch_gpt(void) { check_arch("gpt"); }
 
-static void test_batch_rwkv4_reference(void) {
+/* The checks on a model file of ../shared (rel below it), at two threads:
+ * every row the same bits as the stream alone, or (tol > 0) within tol. */
+static void check_shared_model(const char *rel, double tol) {
     char path[800], why[512] = "";
-    if (!shared_path(path, sizeof path, "testvectors/rwkv4/tiny/model.f32.safetensors")) SKIP("%s not found", path);
+    if (!shared_path(path, sizeof path, rel)) SKIP("%s not found", path);
     rwkv_model *m;
     rwkv_error err;
     CHECK(rwkv_model_load(path, &m, &err) == RWKV_OK, "%s", err.message);
     rwkv_model_set_threads(m, 2);
-    int ok = batch_check(m, why, sizeof why);
+    int ok = tol > 0 ? batch_check_within(m, tol, tol, why, sizeof why) : batch_check(m, why, sizeof why);
     rwkv_model_free(m);
     CHECK(ok, "%s", why);
 }
+
+static void test_batch_rwkv4_reference(void) { check_shared_model("testvectors/rwkv4/tiny/model.f32.safetensors", 0); }
 
 /* 300 rows: two chunks of the driver; each row as the stream alone. */
 static void test_batch_many_rows(void) {
@@ -224,16 +228,8 @@ static void test_batch_quantized(void) {
  * value and gate LoRAs are Q8_0, read from the file's rows (model_lora), so
  * batched steps take them through the integer tiles like the other matrices. */
 static void test_batch_converter_q8_0(void) {
-    char path[800], why[512] = "";
-    if (!shared_path(path, sizeof path, "testvectors/gguf-rwkv7/tiny/model.q8_0.gguf")) SKIP("%s not found", path);
-    rwkv_model *m;
-    rwkv_error err;
-    CHECK(rwkv_model_load(path, &m, &err) == RWKV_OK, "%s", err.message);
-    rwkv_model_set_threads(m, 2);
     const int tiled = kernels_int8_activations() && int8_dot_for(kernels_active())->groups_tokens != NULL;
-    int ok = tiled ? batch_check(m, why, sizeof why) : batch_check_within(m, QUANT_TOL, QUANT_TOL, why, sizeof why);
-    rwkv_model_free(m);
-    CHECK(ok, "%s", why);
+    check_shared_model("testvectors/gguf-rwkv7/tiny/model.q8_0.gguf", tiled ? 0 : QUANT_TOL);
 }
 
 int main(void) {
