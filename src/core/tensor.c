@@ -177,6 +177,22 @@ void transpose_last2(const void *src, void *dst, size_t elem, int64_t batch, int
             }
 }
 
+dtype transposed_type(dtype type) { return type == DT_F16 || type == DT_BF16 ? type : DT_F32; }
+
+int transpose_last2_to(dtype type, const void *src, void *dst, int64_t batch, int64_t a, int64_t b) {
+    if (transposed_type(type) != DT_F32) {
+        transpose_last2(src, dst, 2, batch, a, b);
+        return 0;
+    }
+    const size_t n = (size_t)(batch * a * b);
+    float *tmp = malloc(n * sizeof(float));
+    if (!tmp) return -1;
+    dtype_to_f32(type, src, tmp, n);
+    transpose_last2(tmp, dst, sizeof(float), batch, a, b);
+    free(tmp);
+    return 0;
+}
+
 /* The index keys point at the names: rebuilt whenever a name changes. */
 static int rebuild_index(tensor_set *set) {
     strmap_free(&set->index);

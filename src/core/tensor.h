@@ -84,6 +84,15 @@ const tensor *tensor_set_find(const tensor_set *set, const char *name);
  * layouts converters transpose). */
 void transpose_last2(const void *src, void *dst, size_t elem, int64_t batch, int64_t a, int64_t b);
 
+/* The type transpose_last2_to writes values of `type` in: f16 and bf16 as
+ * they are (every token reads a model's LoRAs: as floats they would be twice
+ * the bytes), any other type as float32. */
+dtype transposed_type(dtype type);
+/* The batch·a·b values of `type` at src, as transposed_type(type), into dst
+ * with their last two axes swapped. 0, or -1 when out of memory (a float32
+ * scratch copy). */
+int transpose_last2_to(dtype type, const void *src, void *dst, int64_t batch, int64_t a, int64_t b);
+
 /* Removes the named tensor (a reader that splits or renames tensors); the
  * data it viewed stays valid until the set is freed. 0, or -1 when absent or
  * out of memory. */

@@ -32,28 +32,16 @@ rwkv_status undo_transpose_last2(const char *path, tensor_set *set, tensor *t, r
         return rwkv_fail(err, RWKV_ERR_FORMAT, "%s: tensor '%s' should be a matrix", path, t->name);
     rwkv_status s = converts_to_f32(path, t, err);
     if (s != RWKV_OK) return s;
-    const size_t n = (size_t)tensor_numel(t);
     const int64_t a = t->shape[t->ndim - 2], b = t->shape[t->ndim - 1], batch = tensor_numel(t) / (a * b);
-    if (t->type == DT_F16 || t->type == DT_BF16) { /* kept as stored: the model reads half the bytes of floats */
-        void *dst = tensor_set_alloc(set, n * 2);
-        if (!dst) return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
-        transpose_last2(t->data, dst, 2, batch, a, b);
-        t->data = dst;
-    } else {
-        /* the float32 values in a scratch buffer, freed here: only the
-         * transposed copy stays with the set (a second kept copy cost 200 MB
-         * at 1.5B) */
-        float *src = malloc(n * sizeof(float)), *dst = src ? tensor_set_alloc(set, n * sizeof(float)) : NULL;
-        if (!dst) {
-            free(src);
-            return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
-        }
-        dtype_to_f32(t->type, t->data, src, n);
-        transpose_last2(src, dst, sizeof(float), batch, a, b);
-        free(src);
-        if (dtype_is_block(t->type)) t->stored_rows = t->data, t->stored_type = t->type; /* model_lora's */
-        undo_use_f32(t, dst);
-    }
+    /* only the transposed copy stays with the set (a second kept float32
+     * copy cost 200 MB at 1.5B) */
+    const dtype to = transposed_type(t->type);
+    const size_t nbytes = (size_t)tensor_numel(t) * dtype_block_bytes(to);
+    void *dst = tensor_set_alloc(set, nbytes);
+    if (!dst || transpose_last2_to(t->type, t->data, dst, batch, a, b) != 0)
+        return rwkv_fail(err, RWKV_ERR_NOMEM, "%s: out of memory", path);
+    if (dtype_is_block(t->type)) t->stored_rows = t->data, t->stored_type = t->type; /* model_lora's */
+    t->type = to, t->data = dst, t->nbytes = nbytes;
     t->shape[t->ndim - 2] = b;
     t->shape[t->ndim - 1] = a;
     return RWKV_OK;

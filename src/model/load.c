@@ -120,26 +120,19 @@ int model_lora_reads_stored(const tensor *t) {
  * llama.cpp q8_0 file's. NULL + err when out of memory. */
 static const uint8_t *lora_rows(tensor_set *set, const tensor *t, int count, int64_t in, int64_t out, dtype *type,
                                 rwkv_error *err) {
-    const size_t n = (size_t)in * (size_t)out * (size_t)count;
     if (model_lora_reads_stored(t)) {
         *type = t->stored_type;
         return t->stored_rows;
     }
-    const int half = t->type == DT_F16 || t->type == DT_BF16;
-    *type = half ? t->type : DT_F32;
-    const size_t elem = half ? 2 : sizeof(float);
-    float *tmp = half ? NULL : malloc(n * sizeof(float));
+    *type = transposed_type(t->type);
     /* on whole lines: the decode kernels read rows that start on one at
      * full speed (model_align_rows) */
-    uint8_t *dst = half || tmp ? owned_lines(set, n * elem, "LoRA weights", err) : NULL;
-    if (!dst) {
-        if (!half && !tmp) rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
-        free(tmp);
+    const size_t n = (size_t)in * (size_t)out * (size_t)count;
+    uint8_t *dst = owned_lines(set, n * dtype_block_bytes(*type), "LoRA weights", err);
+    if (dst && transpose_last2_to(t->type, t->data, dst, count, in, out) != 0) {
+        rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    if (!half) dtype_to_f32(t->type, t->data, tmp, n);
-    transpose_last2(half ? t->data : tmp, dst, elem, count, in, out);
-    free(tmp);
     return dst;
 }
 

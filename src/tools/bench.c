@@ -68,9 +68,6 @@ static void describe_machine(rwkv_bench_result *out, int gpu, int uses_int8) {
     }
 }
 
-/* Bytes of weights one decode step reads, and matrix FLOPs per token of the
- * layers (head excluded: prefill computes logits for the last token only). */
-/* elem_bytes: bytes a matrix element takes where the model runs (0: as stored). */
 /* The bytes of tensor t the CPU model holds: a LoRA read from its file's
  * rows (model_lora) holds those. */
 static double held_bytes(const tensor *t) {
@@ -78,6 +75,9 @@ static double held_bytes(const tensor *t) {
                                       : (double)t->nbytes;
 }
 
+/* Bytes of weights one decode step reads, and matrix FLOPs per token of the
+ * layers (head excluded: prefill computes logits for the last token only). */
+/* elem_bytes: bytes a matrix element takes where the model runs (0: as stored). */
 static void model_costs(const rwkv_model *m, double elem_bytes, double *bytes, double *layer_flops, double *head_flops,
                         char *dtype, size_t dsize, int *uses_int8) {
     *uses_int8 = 0;
