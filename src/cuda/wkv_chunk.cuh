@@ -355,6 +355,11 @@ __global__ void wkv_chunk_state_kernel(float *const *states, size_t off, const f
         to[e] = from[e];
 }
 
+/* The walk's grid: a block per 16 rows of a head, per stream. */
+static dim3 walk_grid(const infer_rows *rows, int H) {
+    return dim3((unsigned)(H * (64 / WARP_ROWS)), (unsigned)rows->n_streams);
+}
+
 /* Whether a pass takes the chunked form: heads of 64, streams of CT tokens or
  * more, scratch for the records, 16-byte aligned arrays, and a device that
  * gives the walk the shared memory it asks for (three tiles and the parts,
@@ -421,7 +426,7 @@ template <bool SA, typename Prep>
 cudaError_t wkv_chunk_segments(const infer_rows *rows, walk_args a, cudaStream_t s, const infer_side *side,
                                Prep prep) {
     const int chunks = a.c1, mid = chunks / 2, H = a.H;
-    const dim3 grid((unsigned)(H * (64 / WARP_ROWS)), (unsigned)rows->n_streams);
+    const dim3 grid = walk_grid(rows, H);
     a.q = (float *)a.records + chunk_floats<SA>(rows, H, 64);
     a.seg = a.q + (size_t)rows->n_streams * rows->per * H * 64;
     prep(0, chunks, s);
@@ -469,8 +474,7 @@ cudaError_t wkv_chunk_run(const infer_rows *rows, size_t off, int H, const float
     for (int k = 0; k < parts && e == cudaSuccess; k++) {
         if (k > 0) e = cudaStreamWaitEvent(s, side->events[k], 0);
         a.c0 = bound(k), a.c1 = bound(k + 1);
-        wkv_chunk_walk_kernel<64, SA, 1><<<dim3((unsigned)(H * (64 / WARP_ROWS)), (unsigned)rows->n_streams),
-                                           WALK_THREADS, walk_bytes<SA, 1>(), s>>>(a);
+        wkv_chunk_walk_kernel<64, SA, 1><<<walk_grid(rows, H), WALK_THREADS, walk_bytes<SA, 1>(), s>>>(a);
     }
     return e;
 }
