@@ -9,6 +9,9 @@
 #include "cuda/streamed_decode.cuh"
 
 enum { THREADS = 256, WARPS = THREADS / 32, MAX_PIECES = THREADS };
+/* float4s of a vector a thread holds while their loads are all in flight:
+ * inputs of up to 16384 floats, rows (C) of up to 4096 */
+enum { VEC_PACKS = 16, ROW_PACKS = 4, MAX_C = 4 * ROW_PACKS * THREADS };
 enum { PHASE_NORM_PRODUCTS, PHASE_PRODUCTS, PHASE_WKV7 };
 
 /* A product as the kernel reads it: split warps' parts of a row (gemv_split,
@@ -88,14 +91,43 @@ __device__ __forceinline__ void replace_slot(const sd_args &a, int p, const floa
     for (int c = threadIdx.x; c < a.C; c += THREADS) slot[c] = z[c];
 }
 
-/* z = LN(x) and the slot's values into shared memory, as ln_shift_chunk_kernel computes them. */
+/* Asks L2 for phase p's norm vectors (the layer norm's weights, the mixes,
+ * the state's slot), a slice a block: every block reads them right after
+ * its wait, where a read from memory would add its latency to the chain of
+ * phases. Called a phase ahead. */
+__device__ __forceinline__ void prefetch_norm(const sd_args &a, int p) {
+    if (p >= a.n_phases || a.phases[p].kind != PHASE_NORM_PRODUCTS) return;
+    const streamed_norm &n = a.phases[p].norm;
+    const int lines = (int)((a.C * sizeof(float) + 127) / 128), count = 3 + n.n_mix;
+    for (int i = blockIdx.x * THREADS + threadIdx.x; i < count * lines; i += gridDim.x * THREADS) {
+        const int v = i / lines;
+        const float *at = v == 0 ? n.ln_w : v == 1 ? n.ln_b : v == 2 ? n.states[0] + n.slot_off : n.mu[v - 3];
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(at + (i % lines) * 32));
+    }
+}
+
+/* z = LN(x) and the slot's values into shared memory, as ln_shift_chunk_kernel
+ * computes them; every thread's loads issued before the first use. */
 __device__ __forceinline__ void norm_row(const sd_args &a, const streamed_norm &n, float *z, float *prev,
                                          float *part) {
     const float2 stats = ln_row_stats(n.x, a.C, part);
-    const float *slot = n.states[0] + n.slot_off;
-    for (int c = threadIdx.x; c < a.C; c += THREADS) {
-        z[c] = (n.x[c] - stats.x) * stats.y * n.ln_w[c] + n.ln_b[c];
-        prev[c] = slot[c];
+    const float4 *x = (const float4 *)n.x, *w = (const float4 *)n.ln_w, *b = (const float4 *)n.ln_b,
+                 *slot = (const float4 *)(n.states[0] + n.slot_off);
+    float4 xv[ROW_PACKS], wv[ROW_PACKS], bv[ROW_PACKS], sv[ROW_PACKS];
+#pragma unroll
+    for (int e = 0; e < ROW_PACKS; e++) {
+        const int q = threadIdx.x + e * THREADS;
+        if (q < a.C / 4) xv[e] = x[q], wv[e] = w[q], bv[e] = b[q], sv[e] = slot[q];
+    }
+#pragma unroll
+    for (int e = 0; e < ROW_PACKS; e++) {
+        const int q = threadIdx.x + e * THREADS;
+        if (q >= a.C / 4) break;
+        ((float4 *)z)[q] = make_float4((xv[e].x - stats.x) * stats.y * wv[e].x + bv[e].x,
+                                       (xv[e].y - stats.x) * stats.y * wv[e].y + bv[e].y,
+                                       (xv[e].z - stats.x) * stats.y * wv[e].z + bv[e].z,
+                                       (xv[e].w - stats.x) * stats.y * wv[e].w + bv[e].w);
+        ((float4 *)prev)[q] = sv[e];
     }
     __syncthreads();
 }
@@ -110,13 +142,34 @@ __device__ __forceinline__ void issue_tile(const sd_args &a, int first, int k, u
     bulk_copy(ring + (size_t)slot * STREAMED_SLOT_BYTES, op.W + (size_t)t.row0 * op.in, bytes, &full[slot]);
 }
 
-/* A product's input into xbuf: a mix of the phase's norm, or a vector a phase ahead wrote. */
+/* A product's input into xbuf: a mix of the phase's norm (shift_value
+ * of each channel, as the norm + shift launch), or a vector a phase ahead
+ * wrote; every thread's loads issued before the first store. */
 __device__ __forceinline__ void load_input(const sd_op &op, const streamed_norm &n, const float *z, const float *prev,
                                            float *xbuf) {
+    const int n4 = op.in / 4;
     if (op.mix >= 0) {
-        for (int c = threadIdx.x; c < op.in; c += THREADS) xbuf[c] = shift_value<SHIFT_LERP>(z[c], prev[c], n.mu[op.mix], c);
+        const float4 *mu = (const float4 *)n.mu[op.mix];
+        float4 m[ROW_PACKS];
+#pragma unroll
+        for (int e = 0; e < ROW_PACKS; e++)
+            if (threadIdx.x + e * THREADS < n4) m[e] = mu[threadIdx.x + e * THREADS];
+#pragma unroll
+        for (int e = 0; e < ROW_PACKS; e++) {
+            const int q = threadIdx.x + e * THREADS;
+            if (q >= n4) break;
+            const float mw[4] = {m[e].x, m[e].y, m[e].z, m[e].w};
+            float *out = xbuf + 4 * q;
+            for (int i = 0; i < 4; i++) out[i] = shift_value<SHIFT_LERP>(z[4 * q + i], prev[4 * q + i], mw, i);
+        }
     } else {
-        for (int c = threadIdx.x; c < op.in; c += THREADS) xbuf[c] = __ldcg(op.X + c);
+        float4 v[VEC_PACKS];
+#pragma unroll
+        for (int e = 0; e < VEC_PACKS; e++)
+            if (threadIdx.x + e * THREADS < n4) v[e] = __ldcg((const float4 *)op.X + threadIdx.x + e * THREADS);
+#pragma unroll
+        for (int e = 0; e < VEC_PACKS; e++)
+            if (threadIdx.x + e * THREADS < n4) ((float4 *)xbuf)[threadIdx.x + e * THREADS] = v[e];
     }
     __syncthreads();
 }
@@ -131,6 +184,9 @@ __device__ __forceinline__ void run_tile(const sd_args &a, const sd_tile &t, int
     const int part = op.in / op.split, n = t.rows * op.split;
     const bf16 *w = (const bf16 *)(ring + (size_t)slot * STREAMED_SLOT_BYTES);
     float *sums = pieces + (k & 1) * MAX_PIECES; /* two sets: the next tile's pieces never meet this one's adds */
+    float *y = op.Y + t.row0 + threadIdx.x;
+    /* an accumulated row's value, asked for before the sums (this block alone writes the row in this phase) */
+    const float old = op.accumulate && threadIdx.x < t.rows ? __ldcg(y) : 0.0f;
     bulk_barrier_wait(&full[slot], (uint32_t)(k / a.n_slots) & 1);
     for (int i = warp; i < n; i += WARPS) {
         const int row = i / op.split, begin = i % op.split * part;
@@ -145,8 +201,7 @@ __device__ __forceinline__ void run_tile(const sd_args &a, const sd_tile &t, int
     if (threadIdx.x < t.rows) {
         float sum = sums[threadIdx.x * op.split];
         for (int q = 1; q < op.split; q++) sum += sums[threadIdx.x * op.split + q];
-        float *y = op.Y + t.row0 + threadIdx.x;
-        *y = op.accumulate ? __ldcg(y) + sum : activate(sum, op.act);
+        *y = op.accumulate ? old + sum : activate(sum, op.act);
     }
 }
 
@@ -163,9 +218,11 @@ __global__ void __launch_bounds__(THREADS, 1) streamed_kernel(sd_args a) {
         for (int s = 0; s < a.n_slots; s++) bulk_barrier_init(&full[s]);
         for (int k = 0; k < a.n_slots && first + k < last; k++) issue_tile(a, first, k, ring, full);
     }
+    prefetch_norm(a, 0);
     __syncthreads();
     for (int p = 0; p < a.n_phases; p++) {
         const sd_phase &ph = a.phases[p];
+        prefetch_norm(a, p + 1);
         if (ph.kind == PHASE_WKV7) {
             const auto wait = [&] {
                 wait_phase(a, p);
@@ -259,15 +316,22 @@ void streamed_wkv7_step(streamed_program *p, const step_args *q) {
 /* Whether every phase and product fits the kernel: rows that bulk copies
  * can move whole into a slot, inputs that xbuf holds, a norm's mixes. */
 static int shapes_fit(const streamed_program *p) {
-    if (p->broken || !p->n_phases || p->phases[p->n_phases - 1].kind == PHASE_NORM_PRODUCTS) return 0;
+    if (p->broken || !p->n_phases || p->phases[p->n_phases - 1].kind == PHASE_NORM_PRODUCTS || p->C % 8 ||
+        p->C > MAX_C)
+        return 0;
     for (int i = 0; i < p->n_phases; i++) {
         const sd_phase *ph = &p->phases[i];
+        if (ph->kind == PHASE_NORM_PRODUCTS) { /* its vectors are read as float4s */
+            uintptr_t any = (uintptr_t)ph->norm.x | (uintptr_t)ph->norm.ln_w | (uintptr_t)ph->norm.ln_b;
+            for (int m = 0; m < ph->norm.n_mix; m++) any |= (uintptr_t)ph->norm.mu[m];
+            if (any % 16 || ph->norm.slot_off % 4) return 0;
+        }
         for (int k = ph->first_op; k < ph->first_op + ph->n_ops; k++) {
             const sd_op *o = &p->ops[k];
             const int mix_ok = o->mix < 0 ? o->X != NULL
                                           : ph->kind == PHASE_NORM_PRODUCTS && o->mix < ph->norm.n_mix && o->in == p->C;
-            if (!mix_ok || o->in % 8 || (uintptr_t)o->W % 16 || o->in * sizeof(bf16) > STREAMED_SLOT_BYTES ||
-                o->split > MAX_PIECES || o->accumulate < 0)
+            if (!mix_ok || o->in % 8 || (uintptr_t)o->W % 16 || (uintptr_t)o->X % 16 || (uintptr_t)o->Y % 4 ||
+                o->in * sizeof(bf16) > STREAMED_SLOT_BYTES || o->in > 4 * VEC_PACKS * THREADS || o->split > MAX_PIECES)
                 return 0;
         }
     }
