@@ -29,14 +29,19 @@ typedef struct sd_phase {
     step_args step;
 } sd_phase;
 
-/* `rows` consecutive rows of one op from row0: one bulk copy into a slot. */
+/* `rows` consecutive rows of one op: one bulk copy into a slot. It carries
+ * what the block needs of its op, so that a tile is one load (made a tile
+ * ahead) rather than a chain of dependent ones. */
 typedef struct sd_tile {
-    int op, row0, rows;
+    const bf16 *W; /* the tile's first row */
+    const float *X;
+    float *Y; /* the tile's first output */
+    int op, in, rows, split;
+    signed char mix, act, accumulate;
 } sd_tile;
 
 typedef struct sd_args {
     const sd_phase *phases;
-    const sd_op *ops;
     const sd_tile *tiles;
     const int *tile_begin; /* [blocks][n_phases + 1]: block b's tiles of phase p begin at tile_begin[b][p] */
     unsigned *done;        /* [n_phases]: blocks that finished the phase */
@@ -63,23 +68,19 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
     return v;
 }
 
-/* Until every block has finished phase p - 1; the fence after the acquire
- * makes their writes visible to the whole block. */
+/* Until every block has finished phase p - 1. Each block's release of its
+ * count (after the barrier that follows all its writes) and this acquire,
+ * then the barrier, make those writes visible to every thread here. */
 __device__ __forceinline__ void wait_phase(const sd_args &a, int p) {
-    if (p > 0 && threadIdx.x == 0) {
+    if (p > 0 && threadIdx.x == 0)
         while (load_acquire(&a.done[p - 1]) < gridDim.x) {
         }
-        __threadfence();
-    }
     __syncthreads();
 }
 
 __device__ __forceinline__ void finish_phase(const sd_args &a, int p) {
     __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(&a.done[p], 1u);
-    }
+    if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(&a.done[p]) : "memory");
 }
 
 /* The last block writes a norm phase's z into the state's slot at the
@@ -108,11 +109,11 @@ __device__ __forceinline__ void prefetch_norm(const sd_args &a, int p) {
 
 /* z = LN(x) and the slot's values into shared memory, as ln_shift_chunk_kernel
  * computes them; every thread's loads issued before the first use. */
-__device__ __forceinline__ void norm_row(const sd_args &a, const streamed_norm &n, float *z, float *prev,
-                                         float *part) {
+__device__ __forceinline__ void norm_row(const sd_args &a, const streamed_norm &n, const float *slot_at, float *z,
+                                         float *prev, float *part) {
     const float2 stats = ln_row_stats(n.x, a.C, part);
     const float4 *x = (const float4 *)n.x, *w = (const float4 *)n.ln_w, *b = (const float4 *)n.ln_b,
-                 *slot = (const float4 *)(n.states[0] + n.slot_off);
+                 *slot = (const float4 *)slot_at;
     float4 xv[ROW_PACKS], wv[ROW_PACKS], bv[ROW_PACKS], sv[ROW_PACKS];
 #pragma unroll
     for (int e = 0; e < ROW_PACKS; e++) {
@@ -132,20 +133,17 @@ __device__ __forceinline__ void norm_row(const sd_args &a, const streamed_norm &
     __syncthreads();
 }
 
-/* Tile k of the block (k counted from its first) into its slot. */
-__device__ __forceinline__ void issue_tile(const sd_args &a, int first, int k, unsigned char *ring, uint64_t *full) {
-    const sd_tile t = a.tiles[first + k];
-    const sd_op &op = a.ops[t.op];
-    const int slot = k % a.n_slots;
-    const uint32_t bytes = (uint32_t)t.rows * op.in * sizeof(bf16);
+/* Tile t into slot `slot`. */
+__device__ __forceinline__ void issue_tile(const sd_tile &t, int slot, unsigned char *ring, uint64_t *full) {
+    const uint32_t bytes = (uint32_t)t.rows * t.in * sizeof(bf16);
     bulk_barrier_expect(&full[slot], bytes);
-    bulk_copy(ring + (size_t)slot * STREAMED_SLOT_BYTES, op.W + (size_t)t.row0 * op.in, bytes, &full[slot]);
+    bulk_copy(ring + (size_t)slot * STREAMED_SLOT_BYTES, t.W, bytes, &full[slot]);
 }
 
 /* A product's input into xbuf: a mix of the phase's norm (shift_value
  * of each channel, as the norm + shift launch), or a vector a phase ahead
  * wrote; every thread's loads issued before the first store. */
-__device__ __forceinline__ void load_input(const sd_op &op, const streamed_norm &n, const float *z, const float *prev,
+__device__ __forceinline__ void load_input(const sd_tile &op, const streamed_norm &n, const float *z, const float *prev,
                                            float *xbuf) {
     const int n4 = op.in / 4;
     if (op.mix >= 0) {
@@ -176,33 +174,53 @@ __device__ __forceinline__ void load_input(const sd_op &op, const streamed_norm 
 
 /* The rows of tile k (in its slot) against xbuf: each warp sums pieces (a
  * row's part) as the GEMV's warps do, and after the barrier the slot goes
- * back to the copies while the first threads add each row's parts in order. */
-__device__ __forceinline__ void run_tile(const sd_args &a, const sd_tile &t, int first, int last, int k,
-                                         unsigned char *ring, uint64_t *full, const float *xbuf, float *pieces) {
-    const sd_op &op = a.ops[t.op];
+ * back to the copies (tile k + n_slots, `refill`, which thread 0 loaded
+ * before the sums) while the first threads add each row's parts in order. */
+__device__ __forceinline__ void run_tile(const sd_args &a, const sd_tile &t, int k, bool refill_due,
+                                         const sd_tile &refill, unsigned char *ring, uint64_t *full,
+                                         const float *xbuf, float *pieces) {
     const int slot = k % a.n_slots, warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const int part = op.in / op.split, n = t.rows * op.split;
+    const int part = t.in / t.split, n = t.rows * t.split;
     const bf16 *w = (const bf16 *)(ring + (size_t)slot * STREAMED_SLOT_BYTES);
     float *sums = pieces + (k & 1) * MAX_PIECES; /* two sets: the next tile's pieces never meet this one's adds */
-    float *y = op.Y + t.row0 + threadIdx.x;
+    float *y = t.Y + threadIdx.x;
     /* an accumulated row's value, asked for before the sums (this block alone writes the row in this phase) */
-    const float old = op.accumulate && threadIdx.x < t.rows ? __ldcg(y) : 0.0f;
+    const float old = t.accumulate && threadIdx.x < t.rows ? __ldcg(y) : 0.0f;
     bulk_barrier_wait(&full[slot], (uint32_t)(k / a.n_slots) & 1);
     for (int i = warp; i < n; i += WARPS) {
-        const int row = i / op.split, begin = i % op.split * part;
-        const staged_row sr = {w + (size_t)row * op.in + begin, begin};
+        const int row = i / t.split, begin = i % t.split * part;
+        const staged_row sr = {w + (size_t)row * t.in + begin, begin};
         float acc[1][1] = {{0.0f}};
         row_dot<1, 1, staged_row, 8>(&sr, xbuf, 0, begin, begin + part, 1, lane, acc);
         const float sum = lanes_sum<0>(&acc[0][0], lane);
         if (lane == 0) sums[i] = sum;
     }
     __syncthreads();
-    if (threadIdx.x == 0 && first + k + a.n_slots < last) issue_tile(a, first, k + a.n_slots, ring, full);
+    if (threadIdx.x == 0 && refill_due) issue_tile(refill, slot, ring, full);
     if (threadIdx.x < t.rows) {
-        float sum = sums[threadIdx.x * op.split];
-        for (int q = 1; q < op.split; q++) sum += sums[threadIdx.x * op.split + q];
-        *y = op.accumulate ? old + sum : activate(sum, op.act);
+        float sum = sums[threadIdx.x * t.split];
+        for (int q = 1; q < t.split; q++) sum += sums[threadIdx.x * t.split + q];
+        *y = t.accumulate ? old + sum : activate(sum, t.act);
     }
+}
+
+/* A phase's products: the block's tiles [t, end), `cur` holding tile t
+ * (each next one loaded while the current one runs). Returns the block's
+ * next tile. */
+__device__ __forceinline__ sd_tile run_products(const sd_args &a, const streamed_norm &n, int first, int last,
+                                                int t, int end, sd_tile cur, unsigned char *ring, uint64_t *full,
+                                                const float *z, const float *prev, float *xbuf, float *pieces) {
+    int op = -1;
+    for (; t < end; t++) {
+        const sd_tile next = t + 1 < last ? a.tiles[t + 1] : cur;
+        const int k = t - first;
+        const bool refill_due = threadIdx.x == 0 && t + a.n_slots < last;
+        const sd_tile refill = refill_due ? a.tiles[t + a.n_slots] : cur;
+        if (cur.op != op) load_input(cur, n, z, prev, xbuf), op = cur.op;
+        run_tile(a, cur, k, refill_due, refill, ring, full, xbuf, pieces);
+        cur = next;
+    }
+    return cur;
 }
 
 __global__ void __launch_bounds__(THREADS, 1) streamed_kernel(sd_args a) {
@@ -216,14 +234,20 @@ __global__ void __launch_bounds__(THREADS, 1) streamed_kernel(sd_args a) {
     const int first = begin[0], last = begin[a.n_phases];
     if (threadIdx.x == 0) {
         for (int s = 0; s < a.n_slots; s++) bulk_barrier_init(&full[s]);
-        for (int k = 0; k < a.n_slots && first + k < last; k++) issue_tile(a, first, k, ring, full);
+        for (int k = 0; k < a.n_slots && first + k < last; k++) issue_tile(a.tiles[first + k], k, ring, full);
     }
     prefetch_norm(a, 0);
+    prefetch_norm(a, 1);
+    sd_tile cur = a.tiles[first < last ? first : 0];
+    int kind = a.phases[0].kind, end = begin[1];
     __syncthreads();
     for (int p = 0; p < a.n_phases; p++) {
         const sd_phase &ph = a.phases[p];
-        prefetch_norm(a, p + 1);
-        if (ph.kind == PHASE_WKV7) {
+        /* what the phase reads of its descriptor, and the next phase's kind
+         * and end, loaded before the wait: no chain of loads after it */
+        const int next_kind = p + 1 < a.n_phases ? a.phases[p + 1].kind : 0, next_end = begin[p + 1 < a.n_phases ? p + 2 : p + 1];
+        const int t = begin[p];
+        if (kind == PHASE_WKV7) {
             const auto wait = [&] {
                 wait_phase(a, p);
                 replace_slot(a, p, z);
@@ -231,17 +255,16 @@ __global__ void __launch_bounds__(THREADS, 1) streamed_kernel(sd_args a) {
             if ((int)blockIdx.x < ph.step.H) decode_step_unit<4>(ph.step, blockIdx.x, 0, wait);
             else wait();
         } else {
+            const streamed_norm n = ph.norm;
+            const float *slot = kind == PHASE_NORM_PRODUCTS ? n.states[0] + n.slot_off : NULL;
             wait_phase(a, p);
             replace_slot(a, p, z);
-            if (ph.kind == PHASE_NORM_PRODUCTS) norm_row(a, ph.norm, z, prev, part);
-            int op = -1;
-            for (int t = begin[p]; t < begin[p + 1]; t++) {
-                const sd_tile tile = a.tiles[t];
-                if (tile.op != op) load_input(a.ops[tile.op], ph.norm, z, prev, xbuf), op = tile.op;
-                run_tile(a, tile, first, last, t - first, ring, full, xbuf, pieces);
-            }
+            if (kind == PHASE_NORM_PRODUCTS) norm_row(a, n, slot, z, prev, part);
+            cur = run_products(a, n, first, last, t, end, cur, ring, full, z, prev, xbuf, pieces);
         }
         finish_phase(a, p);
+        prefetch_norm(a, p + 2);
+        kind = next_kind, end = next_end;
     }
 }
 
@@ -255,8 +278,7 @@ streamed_program *streamed_new(int C) {
 
 void streamed_free(streamed_program *p) {
     if (!p) return;
-    void *const bufs[] = {(void *)p->dev.phases, (void *)p->dev.ops, (void *)p->dev.tiles, (void *)p->dev.tile_begin,
-                          (void *)p->dev.done};
+    void *const bufs[] = {(void *)p->dev.phases, (void *)p->dev.tiles, (void *)p->dev.tile_begin, (void *)p->dev.done};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cuda_free(bufs[i]);
     free(p->phases);
     free(p->ops);
@@ -347,12 +369,15 @@ typedef struct block_tiles {
  * holds the row before it and has room for one more (at most `most` rows). */
 static int push_row(block_tiles *b, int op, int row, int most) {
     sd_tile *last = b->n ? &b->t[b->n - 1] : NULL;
-    if (last && last->op == op && last->row0 + last->rows == row && last->rows < most) {
+    if (last && last->op == op && (int)(uintptr_t)last->W + last->rows == row && last->rows < most) {
         last->rows++;
         return 1;
     }
     if (!grow((void **)&b->t, b->n, &b->cap, sizeof(sd_tile))) return 0;
-    b->t[b->n++] = {op, row, 1};
+    sd_tile t;
+    memset(&t, 0, sizeof t);
+    t.op = op, t.W = (const bf16 *)(uintptr_t)row, t.rows = 1; /* W holds the first row until fill_tiles */
+    b->t[b->n++] = t;
     return 1;
 }
 
@@ -410,6 +435,17 @@ static rwkv_status upload(void **dst, const void *src, size_t bytes, rwkv_error 
     return s;
 }
 
+/* Each tile's op fields, and its first row's weights and output. */
+static void fill_tiles(const streamed_program *p, sd_tile *t, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const sd_op *o = &p->ops[t[i].op];
+        const int row = (int)(uintptr_t)t[i].W;
+        t[i].W = o->W + (size_t)row * o->in, t[i].X = o->X, t[i].Y = o->Y + row;
+        t[i].in = o->in, t[i].split = o->split;
+        t[i].mix = (signed char)o->mix, t[i].act = (signed char)o->act, t[i].accumulate = (signed char)o->accumulate;
+    }
+}
+
 static rwkv_status upload_plan(streamed_program *p, const block_tiles *blocks, const int *begin, rwkv_error *err) {
     const unsigned G = p->blocks;
     size_t n = 0;
@@ -424,10 +460,10 @@ static rwkv_status upload_plan(streamed_program *p, const block_tiles *blocks, c
             at[j] = (int)off + begin[j];
         }
     }
+    if (s == RWKV_OK) fill_tiles(p, tiles, n);
     if (s == RWKV_OK) s = upload((void **)&p->dev.tiles, tiles, sizeof(sd_tile) * n, err);
     if (s == RWKV_OK) s = upload((void **)&p->dev.tile_begin, at, sizeof(int) * (size_t)G * (p->n_phases + 1), err);
     if (s == RWKV_OK) s = upload((void **)&p->dev.phases, p->phases, sizeof(sd_phase) * p->n_phases, err);
-    if (s == RWKV_OK) s = upload((void **)&p->dev.ops, p->ops, sizeof(sd_op) * p->n_ops, err);
     if (s == RWKV_OK) s = cuda_alloc((void **)&p->dev.done, sizeof(unsigned) * p->n_phases, "streamed decode", err);
     free(tiles), free(at);
     p->dev.n_phases = p->n_phases, p->dev.C = p->C, p->dev.xbuf_floats = p->xbuf_floats, p->dev.n_slots = p->n_slots;
