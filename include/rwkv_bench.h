@@ -45,8 +45,7 @@ typedef struct rwkv_bench_options {
 typedef struct rwkv_bench_result {
     int threads;
     char dtype[16];   /* weight storage type of the matrices, "mixed" when they differ */
-    char kernels[16]; /* kernel variant used: "scalar", "avx2", "avx512"; on the GPU "cuda", or
-                       * "cuda-streamed" when decode ran as one streamed kernel a token */
+    char kernels[16]; /* kernel variant used: "scalar", "avx2", "avx512"; "cuda" on the GPU */
     int n_vocab, n_embd, n_layer;
     double decode_ms_per_token;     /* median */
     double decode_ms_min, decode_ms_max;

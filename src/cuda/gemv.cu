@@ -1,5 +1,5 @@
 /* Matrix products of a few rows (decode): Y[r] (+)= act(W X[r]) with one warp
- * per output (or up to four, each a part of a long row: gemv_split), the weight
+ * per output (or up to four, each a part of a long row: split_of), the weight
  * row read once for all rows in 16-byte packs,
  * several packs in flight per lane. Where a product is bound by reading the
  * weights this reaches the bandwidth that a general GEMM of one column does
@@ -17,14 +17,24 @@
 #include <type_traits>
 
 #include "cuda/bulk_copy.cuh"
-#include "cuda/gemv.cuh"
+#include "cuda/common.cuh"
+
+/* packs a lane loads before using them; threads and warps per block */
+enum { UNROLL = 4, THREADS = 128, WARPS = THREADS / 32 };
 
 typedef struct gemv_group {
     cuda_gemv_op op[CUDA_GEMV_MAX_OPS];
     unsigned first_block[CUDA_GEMV_MAX_OPS + 1]; /* blocks of op p: [first_block[p], first_block[p + 1]) */
-    unsigned char split[CUDA_GEMV_MAX_OPS];      /* warps that share one output of op p (gemv_split) */
+    unsigned char split[CUDA_GEMV_MAX_OPS];      /* warps that share one output of op p (split_of) */
     int n, rows;
 } gemv_group;
+
+__device__ __forceinline__ float activate(float x, int act) {
+    if (act == CUDA_ACT_TANH) return tanhf(x);
+    if (act == CUDA_ACT_SIGMOID) return 1.0f / (1.0f + expf(-x));
+    if (act == CUDA_ACT_RELU2) return x > 0.0f ? x * x : 0.0f;
+    return x;
+}
 
 /* The weight row of output o, fetched E weights at a time as raw bits and
  * turned into floats only when used, so that a load in flight holds 4
@@ -101,6 +111,24 @@ struct q8_row {
     }
 };
 
+/* A warp's part of a bf16 weight row that a bulk copy has put in shared
+ * memory (staged_gemv_kernel): fetched by the same indices as the row in
+ * global memory, so row_dot visits it in the same order. */
+struct staged_row {
+    struct bits {
+        int4 v;
+    };
+    const bf16 *s; /* element `begin` of the row */
+    int begin;
+    static constexpr bool SCALED = false;
+    __device__ __forceinline__ bits fetch(int i) const { return {*reinterpret_cast<const int4 *>(s + (i - begin))}; }
+    __device__ __forceinline__ void unpack(const bits &b, float *x) const {
+        const bf16 *e = reinterpret_cast<const bf16 *>(&b.v);
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = ld(e + k);
+    }
+};
+
 template <typename T, int E>
 struct row_of {
     using type = float_row<T, E>;
@@ -110,6 +138,84 @@ struct row_of<int8_t, E> {
     using type = q8_row<E>;
 };
 
+/* acc[j][r] += this lane's share of W[o + j][begin, end) · X[r][begin, end)
+ * for the OUTS outputs of a warp, E weights at a time (E > 1: 16-byte packs
+ * of W and float4 loads of X, which the caller checked). Each X load serves
+ * all OUTS outputs: with several rows, loading X for every weight pack would
+ * bound the product by the L1 cache instead of the memory. A lane visits its
+ * packs in the same order whatever OUTS and ROWS are, so every sum is too. */
+template <int ROWS, int OUTS, typename Row, int E>
+__device__ __forceinline__ void row_dot(const Row *w, const float *X, int ldx, int begin, int end, int rows, int lane,
+                                        float (*acc)[ROWS]) {
+    constexpr int U = OUTS >= UNROLL ? 1 : UNROLL / OUTS; /* packs in flight per output */
+    for (int base = begin + lane * E; base < end; base += 32 * E * U) {
+        typename Row::bits raw[U][OUTS];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (base + u * 32 * E < end)
+#pragma unroll
+                for (int j = 0; j < OUTS; j++) raw[u][j] = w[j].fetch(base + u * 32 * E);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int i = base + u * 32 * E;
+            if (i >= end) break;
+            float wv[OUTS][E];
+#pragma unroll
+            for (int j = 0; j < OUTS; j++) w[j].unpack(raw[u][j], wv[j]);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                if (r >= rows) break;
+                float xv[E];
+                if constexpr (E > 1) {
+#pragma unroll
+                    for (int e = 0; e < E; e += 4) load_pack(xv + e, X + (size_t)r * ldx + i + e);
+                } else {
+                    xv[0] = X[(size_t)r * ldx + i];
+                }
+#pragma unroll
+                for (int j = 0; j < OUTS; j++) {
+                    if constexpr (Row::SCALED) {
+                        float pack = 0.0f;
+#pragma unroll
+                        for (int e = 0; e < E; e++) pack += wv[j][e] * xv[e];
+                        acc[j][r] += w[j].scale(raw[u][j]) * pack;
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < E; e++) acc[j][r] += wv[j][e] * xv[e];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The warp's N = 2^LOG_N partial sums (v[i], one set per lane) summed over
+ * the lanes in one tree of 31 shuffles instead of N warp_sums of 5: at each
+ * step a lane keeps half of its values and adds its partner's same half, so
+ * sum i ends in the lanes l with l >> (5 - LOG_N) == i. Every sum pairs the
+ * lanes in warp_sum's order (l ^ 16, then 8, 4, 2, 1), so it is the same
+ * float as warp_sum gives for it. Returns the lane's sum. */
+template <int LOG_N>
+__device__ __forceinline__ float lanes_sum(float *v, int lane) {
+    int n = 1 << LOG_N, o = 16;
+#pragma unroll
+    for (int step = 0; step < LOG_N; step++, o >>= 1) {
+        n /= 2;
+        const bool upper = (lane & o) != 0;
+#pragma unroll
+        for (int i = 0; i < (1 << LOG_N) / 2; i++) {
+            if (i >= n) break;
+            const float send = upper ? v[i] : v[i + n], keep = upper ? v[i + n] : v[i];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+        }
+    }
+#pragma unroll
+    for (int step = LOG_N; step < 5; step++, o >>= 1) v[0] += __shfl_xor_sync(0xffffffffu, v[0], o);
+    return v[0];
+}
+
+__host__ __device__ constexpr int log2_of(int n) { return n <= 1 ? 0 : 1 + log2_of(n / 2); }
+
 /* The sums of one warp's part of its rows into Y: with split warps a row,
  * the parts meet in shared memory and the first warp adds them in part order
  * (a fixed order, so the result does not depend on timing). */
@@ -118,7 +224,7 @@ __device__ __forceinline__ void store_sums(const cuda_gemv_op *op, float (*acc)[
                                            int split) {
     constexpr int LOG_N = log2_of(OUTS * ROWS);
     static_assert((1 << LOG_N) == OUTS * ROWS && LOG_N <= 5, "OUTS x ROWS: a power of two up to 32");
-    __shared__ float part_sum[GEMV_WARPS][OUTS * ROWS];
+    __shared__ float part_sum[WARPS][OUTS * ROWS];
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
     const int i = lane >> (5 - LOG_N);                  /* the sum this lane ends with */
     const bool writer = (lane & ((32 >> LOG_N) - 1)) == 0; /* one lane of those that hold it */
@@ -140,13 +246,13 @@ __device__ __forceinline__ void store_sums(const cuda_gemv_op *op, float (*acc)[
  * takes (1 for decode: fewer registers, more warps in flight); OUTS: outputs
  * a warp computes (it divides every op's out). */
 template <typename T, int ROWS, int OUTS>
-__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_group g) {
+__global__ void __launch_bounds__(THREADS) gemv_kernel(gemv_group g) {
     cuda_let_dependents_start();
     int p = 0;
     while (p + 1 < g.n && blockIdx.x >= g.first_block[p + 1]) p++;
     const cuda_gemv_op *op = &g.op[p];
     const int split = g.split[p], warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const int o = ((int)(blockIdx.x - g.first_block[p]) * (GEMV_WARPS / split) + warp / split) * OUTS;
+    const int o = ((int)(blockIdx.x - g.first_block[p]) * (WARPS / split) + warp / split) * OUTS;
     const int part = op->in / split, begin = warp % split * part, end = begin + part;
     const bool active = o < op->out;
     float acc[OUTS][ROWS];
@@ -184,15 +290,15 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(gemv_group g) {
  * warp reads its row from shared memory instead of the L2 cache. Same warps,
  * parts and order of sums as gemv_kernel, so the same result bit for bit.
  * Used for short rows only (staged_part_max). */
-__global__ void __launch_bounds__(GEMV_THREADS) staged_gemv_kernel(gemv_group g, int part_max) {
-    extern __shared__ int4 stage4[]; /* [GEMV_WARPS][part_max] bf16 */
-    __shared__ uint64_t landed[GEMV_WARPS];
+__global__ void __launch_bounds__(THREADS) staged_gemv_kernel(gemv_group g, int part_max) {
+    extern __shared__ int4 stage4[]; /* [WARPS][part_max] bf16 */
+    __shared__ uint64_t landed[WARPS];
     cuda_let_dependents_start();
     int p = 0;
     while (p + 1 < g.n && blockIdx.x >= g.first_block[p + 1]) p++;
     const cuda_gemv_op *op = &g.op[p];
     const int split = g.split[p], warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const int o = (int)(blockIdx.x - g.first_block[p]) * (GEMV_WARPS / split) + warp / split;
+    const int o = (int)(blockIdx.x - g.first_block[p]) * (WARPS / split) + warp / split;
     const int part = op->in / split, begin = warp % split * part, end = begin + part;
     const bool active = o < op->out;
     bf16 *seg = (bf16 *)stage4 + (size_t)warp * part_max;
@@ -218,8 +324,8 @@ static unsigned staged_wave(int part_max) {
     int dev = 0, sms = 0, per_sm = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, staged_gemv_kernel, GEMV_THREADS,
-                                                      (size_t)GEMV_WARPS * part_max * sizeof(bf16)) != cudaSuccess) {
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, staged_gemv_kernel, THREADS,
+                                                      (size_t)WARPS * part_max * sizeof(bf16)) != cudaSuccess) {
         cudaGetLastError();
         return 0;
     }
@@ -249,8 +355,25 @@ static int staged_part_max(const gemv_group &g) {
             return 0;
         part_max = part > part_max ? part : part_max;
     }
-    if ((size_t)GEMV_WARPS * part_max * sizeof(bf16) > 48 * 1024) return 0;
+    if ((size_t)WARPS * part_max * sizeof(bf16) > 48 * 1024) return 0;
     return g.first_block[g.n] <= staged_wave(part_max) ? part_max : 0;
+}
+
+/* Warps that share one output, each summing a contiguous part of the row.
+ * A product of few long rows (the channel mix's value: 2048 rows of 8192)
+ * otherwise has too few warps to keep enough loads in flight, and a warp with
+ * a shorter part ends its chain of dependent loads sooner. Split while the op
+ * keeps at most 16384 warps (the channel mix's key product, 8192 rows, in two
+ * parts: 1.5B bf16 decode 1.87 -> 1.82 ms on an H100), parts of at least
+ * 1024 weights, and whole rounds of packs per lane (so a part starts on a
+ * pack, and on a q8 block). The order of the sum depends only on the shape,
+ * so a row's result is the same whatever rows share the launch. */
+static int split_of(const cuda_gemv_op *op, int pack) {
+    int s = 1;
+    while (2 * s <= WARPS && (size_t)op->out * 2 * s <= 16384 && op->in / (2 * s) >= 1024 &&
+           op->in % (2 * s * 32 * pack) == 0)
+        s *= 2;
+    return s;
 }
 
 /* Outputs a warp computes. With four rows or more, a warp that computes
@@ -277,21 +400,21 @@ static int outs_of(const gemv_group &g, int most) {
 template <typename T>
 static void launch_gemv(gemv_group &g, cuda_stream stream) {
     constexpr int most = sizeof(T) == 1 ? 2 : 4;
-    for (int p = 0; p < g.n; p++) g.split[p] = (unsigned char)gemv_split(g.op[p].out, g.op[p].in, PACK(T));
+    for (int p = 0; p < g.n; p++) g.split[p] = (unsigned char)split_of(&g.op[p], PACK(T));
     const int outs = outs_of(g, most);
     for (int p = 0; p < g.n; p++) {
         const size_t warps = (size_t)g.op[p].out / outs * g.split[p];
-        g.first_block[p + 1] = g.first_block[p] + (unsigned)((warps + GEMV_WARPS - 1) / GEMV_WARPS);
+        g.first_block[p + 1] = g.first_block[p] + (unsigned)((warps + WARPS - 1) / WARPS);
     }
     const dim3 grid(g.first_block[g.n]);
     const int part_max = std::is_same<T, bf16>::value && g.rows == 1 ? staged_part_max(g) : 0;
     if (part_max)
-        cuda_launch_early(staged_gemv_kernel, grid, dim3(GEMV_THREADS), (size_t)GEMV_WARPS * part_max * sizeof(bf16), stream, g,
+        cuda_launch_early(staged_gemv_kernel, grid, dim3(THREADS), (size_t)WARPS * part_max * sizeof(bf16), stream, g,
                           part_max);
-    else if (g.rows == 1) cuda_launch_early(gemv_kernel<T, 1, 1>, grid, dim3(GEMV_THREADS), 0, stream, g);
-    else if (outs == 1) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 1>, grid, dim3(GEMV_THREADS), 0, stream, g);
-    else if (outs == 2) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 2>, grid, dim3(GEMV_THREADS), 0, stream, g);
-    else cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, most>, grid, dim3(GEMV_THREADS), 0, stream, g);
+    else if (g.rows == 1) cuda_launch_early(gemv_kernel<T, 1, 1>, grid, dim3(THREADS), 0, stream, g);
+    else if (outs == 1) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 1>, grid, dim3(THREADS), 0, stream, g);
+    else if (outs == 2) cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, 2>, grid, dim3(THREADS), 0, stream, g);
+    else cuda_launch_early(gemv_kernel<T, CUDA_GEMV_ROWS, most>, grid, dim3(THREADS), 0, stream, g);
 }
 
 void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream) {

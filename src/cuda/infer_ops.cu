@@ -2,11 +2,18 @@
  * share (cuda/rwkv_infer.cuh): the token shift continuing each stream's
  * state, the per-head GroupNorm ln_x with its gate, tanh and sigmoid.
  * Float32 throughout, mirroring model/common.c. */
-#include "cuda/ln_shift.cuh"
+#include "cuda/rwkv_infer.cuh"
 
 typedef struct mix_set {
     const float *mu[SHIFT_MAX_MIX];
 } mix_set;
+
+template <int FORM>
+__device__ __forceinline__ float shift_value(float cur, float prev, const float *mu, int ch) {
+    if (FORM == SHIFT_DELTA) return prev - cur;
+    const float w = mu[ch];
+    return FORM == SHIFT_LERP ? cur + (prev - cur) * w : w * cur + (1.0f - w) * prev;
+}
 
 /* One thread per (row, channel): the previous token's z is the row above
  * within a stream, the state's slot for a stream's first row. */
@@ -44,6 +51,8 @@ static unsigned grid_for(size_t n) { return cuda_blocks(n, 256) < 2048 ? cuda_bl
  * norm kernel), which costs a read of C floats from the cache and saves a
  * second launch, and its small blocks start beside the blocks of the
  * product still running ahead of it (programmatic dependent launch). */
+enum { LN_CHUNK_VALUES = 16 }; /* channels of a row a thread holds: rows of up to 4096 at 256 threads */
+
 template <int FORM, typename T>
 __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const float *lb, float *const *states,
                                       size_t off, int C, int n_mix, mix_set mu, float *z, T *out, size_t n) {
@@ -62,8 +71,27 @@ __global__ void ln_shift_chunk_kernel(const float *x, const float *lw, const flo
     if (ch < C) lwc = lw[ch], lbc = lb[ch], prev = slot[ch];
     cuda_wait_for_prior_grids(); /* launched early: x is the previous kernel's */
     const float *xr = x + r * C;
-    const float2 stats = ln_row_stats(xr, C, part);
-    const float mean = stats.x, rstd = stats.y;
+    /* the thread's first LN_CHUNK_VALUES channels in registers, all their
+     * loads issued before the first use (a loop summing straight from
+     * memory waited for each load before the next: 8.2 us a launch at
+     * C = 2048, measured alone); the sums keep their order */
+    float v[LN_CHUNK_VALUES], acc = 0.0f;
+#pragma unroll
+    for (int e = 0; e < LN_CHUNK_VALUES; e++) {
+        const int ch = threadIdx.x + e * blockDim.x;
+        v[e] = ch < C ? xr[ch] : 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < LN_CHUNK_VALUES; e++) acc += v[e];
+    for (int ch = threadIdx.x + LN_CHUNK_VALUES * blockDim.x; ch < C; ch += blockDim.x) acc += xr[ch];
+    const float mean = block_sum(acc, part) / C;
+    acc = 0.0f;
+#pragma unroll
+    for (int e = 0; e < LN_CHUNK_VALUES; e++)
+        if (threadIdx.x + e * blockDim.x < C) acc += (v[e] - mean) * (v[e] - mean);
+    for (int ch = threadIdx.x + LN_CHUNK_VALUES * blockDim.x; ch < C; ch += blockDim.x)
+        acc += (xr[ch] - mean) * (xr[ch] - mean);
+    const float rstd = rsqrtf(block_sum(acc, part) / C + 1e-5f);
     if (ch >= C) return;
     const float cur = (xr[ch] - mean) * rstd * lwc + lbc;
     z[r * C + ch] = cur;

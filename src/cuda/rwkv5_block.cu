@@ -64,4 +64,4 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     return infer_channel_mix(c, l, rows, SHIFT_MIX, &f, xm, h, v, r, err);
 }
 
-const infer_version rwkv5_infer_version = {N_SLOTS, weight, work_floats, block, ATT_K, 4, NULL, NULL};
+const infer_version rwkv5_infer_version = {N_SLOTS, weight, work_floats, block, ATT_K, 4, NULL};

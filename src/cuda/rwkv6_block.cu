@@ -193,4 +193,4 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     return infer_channel_mix(c, l, rows, SHIFT_LERP, &f, s.xm, s.h, s.v, s.r, err);
 }
 
-const infer_version rwkv6_infer_version = {N_SLOTS, weight, work_floats, block, ATT_K, 4, NULL, NULL};
+const infer_version rwkv6_infer_version = {N_SLOTS, weight, work_floats, block, ATT_K, 4, NULL};

@@ -3,7 +3,7 @@
  * learning rate, value-residual and gate LoRAs, the per-token preparation of
  * the WKV inputs, the WKV continuing the state, GroupNorm + bonus + gate, the
  * output product into the residual stream, then the ungated relu² channel mix. */
-#include "cuda/streamed_decode.cuh"
+#include "cuda/rwkv_infer.cuh"
 
 
 /* The token-shift mixes, r, k and v first: their products read three
@@ -74,6 +74,24 @@ static size_t scratch_floats(const rwkv_infer *c, int rows) {
     return (size_t)rows * (N_MIX * (size_t)c->sh.n_embd + hidden(&c->sh));
 }
 
+typedef struct prepare_args {
+    const float *w0, *a0, *v0, *k_k, *k_a; /* v0 NULL in block 0 */
+    float *dec, *al, *neg, *k, *v, *v_first;
+    const float *v_mix;
+} prepare_args;
+
+/* The value residual of element i (channel ch): v mixed toward the first
+ * layer's values by σ(v0 + v_mix); block 0 (no v0) keeps its values as the
+ * first layer's. Returns the v the WKV reads. */
+__device__ __forceinline__ float value_residual(const prepare_args &p, size_t i, int ch) {
+    const float v = p.v[i];
+    if (!p.v0) {
+        p.v_first[i] = v;
+        return v;
+    }
+    return rwkv7_value_residual(v, p.v_first[i], p.v0[ch], p.v_mix[i]);
+}
+
 /* One warp per (row, head): decay, alpha, the value residual, kappa
  * normalised per head, the kernel's k, a = -kappa (neg) and b = kappa·alpha (al). */
 __global__ void prepare_kernel(prepare_args p, size_t units, int H, int N) {
@@ -132,13 +150,108 @@ __global__ void finish_kernel(float *y, const float *r, const float *k, const fl
     }
 }
 
+/* Decode (every stream one row): prepare, the WKV step and finish of one
+ * (stream, head) in one block of 4N threads, the head's vectors in shared
+ * memory: one launch where a sequence takes three. The state rows are read
+ * first, so their loads overlap the preparation. Thread t < N prepares
+ * channel t as prepare_kernel does; 4 threads share each state row (float4
+ * columns 16c + 4q, c < Q = N / 16); then GroupNorm, bonus and gate as
+ * finish_kernel. Heads of 16 to 256 channels. */
+typedef struct step_args {
+    prepare_args p;
+    const float *r, *g, *r_k, *lnx_w, *lnx_b;
+    float *const *states;
+    size_t off;
+    int H;
+    float eps;
+    float *y;
+    bf16 *y16; /* when set, y goes here in bf16 (the output GEMM's input) instead */
+} step_args;
+
+/* The head's parameter vectors (no kernel of the pass writes them) asked of
+ * L2 before the wait: read after it, from memory that a token's stream of
+ * weights has long evicted them from, they add three memory latencies in a
+ * row to the end of a decode step. A hint: nothing depends on it for its
+ * result; a thread per 64 bytes. */
+__device__ __forceinline__ void prefetch_head_vectors(const step_args &q, int first, int t, int N) {
+    if (t >= N || t % 16 != 0) return;
+    const float *vecs[] = {q.p.w0, q.p.a0, q.p.v0, q.p.k_k, q.p.k_a, q.r_k, q.lnx_w, q.lnx_b, q.p.v0 ? q.p.v_first : NULL};
+#pragma unroll
+    for (int i = 0; i < 9; i++)
+        if (vecs[i]) asm volatile("prefetch.global.L2 [%0];" ::"l"(vecs[i] + first + t));
+}
+
 /* For heads of 64: at most 40 registers, so that six blocks share an SM
  * (eight spill a little): a batch step is bound by moving the states, and
  * more resident blocks keep more of their rows in flight. */
 template <int Q>
 __global__ void __launch_bounds__(64 * Q, Q == 4 ? 6 : 1) decode_step_kernel(step_args q) {
+    constexpr int N = 16 * Q;
+    __shared__ float part[32];
+    __shared__ float4 vec4[7 * N / 4]; /* r, w, k, a (= -kappa), b (= kappa alpha), v, y */
     cuda_let_dependents_start();
-    decode_step_unit<Q>(q, blockIdx.x, blockIdx.y, [] { cuda_wait_for_prior_grids(); });
+    float *vec = (float *)vec4;
+    const int h = blockIdx.x, t = threadIdx.x, row = t / 4, q4 = t % 4;
+    float4 *st = (float4 *)(q.states[blockIdx.y] + q.off + ((size_t)h * N + row) * N) + q4;
+    prefetch_head_vectors(q, h * N, t, N);
+    float4 s[Q];
+#pragma unroll
+    for (int c = 0; c < Q; c++) s[c] = __ldcs(st + 4 * c); /* streamed: read once, written once, not kept in L2 */
+    cuda_wait_for_prior_grids(); /* launched early: the state (no earlier kernel of the pass writes it) is read first */
+    const size_t base = (size_t)blockIdx.y * q.H * N + (size_t)h * N; /* row blockIdx.y, head h */
+    float *sr = vec, *sw = vec + N, *sk = vec + 2 * N, *sa = vec + 3 * N, *sb = vec + 4 * N, *sv = vec + 5 * N,
+          *sy = vec + 6 * N;
+    const prepare_args &p = q.p;
+    float kk = 0.0f, al = 0.0f, kraw = 0.0f;
+    if (t < N) {
+        const size_t i = base + t;
+        const int ch = h * N + t;
+        sr[t] = q.r[i];
+        sw[t] = expf(rwkv7_log_decay(p.w0[ch], p.dec[i]));
+        al = rwkv7_alpha(p.a0[ch], p.al[i]);
+        sv[t] = value_residual(p, i, ch);
+        kraw = p.k[i];
+        kk = kraw * p.k_k[ch];
+    }
+    const float inv = rwkv7_inv_norm(block_sum(kk * kk, part));
+    if (t < N) {
+        const float kappa = kk * inv;
+        sa[t] = -kappa;
+        sb[t] = kappa * al;
+        sk[t] = rwkv7_scaled_k(kraw, al, p.k_a[h * N + t]);
+    }
+    __syncthreads();
+    const float4 *in = vec4; /* r, w, k, a, b as N / 4 float4 each */
+    float sum_a = 0.0f, acc = 0.0f;
+#pragma unroll
+    for (int c = 0; c < Q; c++) {
+        const float4 av = in[3 * N / 4 + 4 * c + q4];
+        sum_a += s[c].x * av.x + s[c].y * av.y + s[c].z * av.z + s[c].w * av.w;
+    }
+    sum_a += __shfl_xor_sync(0xffffffffu, sum_a, 1);
+    sum_a += __shfl_xor_sync(0xffffffffu, sum_a, 2);
+    const float vi = sv[row];
+#pragma unroll
+    for (int c = 0; c < Q; c++) {
+        const int j = 4 * c + q4;
+        acc += wkv7_step4(s[c], in[j], in[N / 4 + j], in[2 * N / 4 + j], in[4 * N / 4 + j], sum_a, vi);
+        __stcs(st + 4 * c, s[c]);
+    }
+    acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+    acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+    if (q4 == 0) sy[row] = acc;
+    __syncthreads();
+    const float yt = t < N ? sy[t] : 0.0f;
+    const float mean = block_sum(yt, part) / N;
+    const float var = block_sum(t < N ? (yt - mean) * (yt - mean) : 0.0f, part) / N;
+    const float bonus = block_sum(t < N ? sr[t] * sk[t] * q.r_k[h * N + t] : 0.0f, part);
+    if (t < N) {
+        const int ch = h * N + t;
+        const float gn = (yt - mean) * (1.0f / sqrtf(var + q.eps)) * q.lnx_w[ch] + q.lnx_b[ch];
+        const float out = (gn + bonus * sv[t]) * q.g[base + t];
+        if (q.y16) q.y16[base + t] = __float2bfloat16(out);
+        else q.y[base + t] = out;
+    }
 }
 
 /* Calls f(std::integral_constant<int, Q>) for the fused step's head sizes
@@ -271,63 +384,38 @@ static rwkv_status rkv_and_loras(rwkv_infer *c, int l, int R, const cuda_gemv_op
     return st != RWKV_OK || joined ? st : cuda_check("LoRA join", err);
 }
 
-/* The products of the LoRAs one by one, beside r, k, v (R rows, block
- * 0 has no value residual: its 7th first and 4th second factor are left
- * out): first (r, k, v, then the first factors, tanh for w, σ for g, into
- * the hiddens in s->h), then second (the second factors). */
-static void lora_ops(const rwkv_infer *c, int l, int R, const cuda_gemv_op *rkv, const work *s,
-                     cuda_gemv_op (&first)[7], cuda_gemv_op (&second)[4]) {
+/* The LoRAs one by one, beside r, k, v in one group of products (float32
+ * and int8 matrices, and passes without the padded copy): the first factors
+ * (tanh for w, σ for g) into the hiddens h, then the second factors; block 0
+ * has no value residual. A large bf16 pass (m16) keeps the hiddens in bf16
+ * too where c->in16 has room (no product of these groups converts into it):
+ * the first factors write them, activation applied, the second read them. */
+static rwkv_status rkv_and_loras_each(rwkv_infer *c, int l, int R, const cuda_gemv_op *rkv, const bf16 *m16,
+                                      const work *s, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, Dw = sh->lora[0], Da = sh->lora[1], Dv = sh->lora[2],
               Dg = sh->lora[3];
     const size_t rc = (size_t)R * C;
     float *hw = s->h, *ha = hw + (size_t)R * Dw, *hg = ha + (size_t)R * Da, *hv = hg + (size_t)R * Dg;
     const float *xm = s->xm;
-    const cuda_gemv_op f[] = {
+    cuda_gemv_op first[] = {
         rkv[0], rkv[1], rkv[2],
         {infer_w(c, l, W1), Dw, C, xm + MIX_W * rc, C, hw, 0, CUDA_ACT_TANH, NULL, NULL},
         {infer_w(c, l, A1), Da, C, xm + MIX_A * rc, C, ha, 0, CUDA_ACT_NONE, NULL, NULL},
         {infer_w(c, l, G1), Dg, C, xm + MIX_G * rc, C, hg, 0, CUDA_ACT_SIGMOID, NULL, NULL},
         {infer_w(c, l, V1), Dv, C, xm + MIX_V * rc, C, hv, 0, CUDA_ACT_NONE, NULL, NULL}};
-    const cuda_gemv_op g[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE, NULL, NULL},
-                              {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE, NULL, NULL},
-                              {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE, NULL, NULL},
-                              {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE, NULL, NULL}};
-    memcpy(first, f, sizeof f), memcpy(second, g, sizeof g);
-}
-/* The token-shift mix each of lora_ops' first products reads */
-static const int first_mix[7] = {MIX_R, MIX_K, MIX_V, MIX_W, MIX_A, MIX_G, MIX_V};
-
-/* The LoRAs one by one, beside r, k, v in one group of products (float32
- * and int8 matrices, and passes without the padded copy), then the second
- * factors. A large bf16 pass (m16) keeps the hiddens in bf16 too where
- * c->in16 has room (no product of these groups converts into it): the
- * first factors write them, activation applied, the second read them. */
-static rwkv_status rkv_and_loras_each(rwkv_infer *c, int l, int R, const cuda_gemv_op *rkv, const bf16 *m16,
-                                      const work *s, rwkv_error *err) {
-    const rwkv_infer_shape *sh = &c->sh;
-    const size_t rc = (size_t)R * sh->n_embd;
-    cuda_gemv_op first[7], second[4];
-    lora_ops(c, l, R, rkv, s, first, second);
-    bf16 *h16 = m16 && (size_t)R * (sh->lora[0] + sh->lora[1] + sh->lora[2] + sh->lora[3]) <= c->in16_floats
-                    ? (bf16 *)c->in16
-                    : NULL;
+    cuda_gemv_op second[] = {{infer_w(c, l, W2), A, Dw, hw, Dw, s->w, 0, CUDA_ACT_NONE, NULL, NULL},
+                             {infer_w(c, l, A2), A, Da, ha, Da, s->a, 0, CUDA_ACT_NONE, NULL, NULL},
+                             {infer_w(c, l, G2), A, Dg, hg, Dg, s->g, 0, CUDA_ACT_NONE, NULL, NULL},
+                             {infer_w(c, l, V2), A, Dv, hv, Dv, s->tmp, 0, CUDA_ACT_NONE, NULL, NULL}};
+    static const int mix_of[] = {MIX_W, MIX_A, MIX_G, MIX_V};
+    bf16 *h16 = m16 && (size_t)R * (Dw + Da + Dg + Dv) <= c->in16_floats ? (bf16 *)c->in16 : NULL;
     for (int i = 0; i < 4 && m16; i++) {
-        first[3 + i].X16 = m16 + first_mix[3 + i] * rc;
+        first[3 + i].X16 = m16 + mix_of[i] * rc;
         if (h16) second[i].X16 = first[3 + i].Y16 = h16 + (first[3 + i].Y - s->h);
     }
     rwkv_status st = infer_products(c, first, l > 0 ? 7 : 6, R, err);
     return st == RWKV_OK ? infer_products(c, second, l > 0 ? 4 : 3, R, err) : st;
-}
-
-/* The WKV's arguments of layer l over the pass's rows: the products'
- * outputs in s, the state at the layer's WKV, y into y16 when set. */
-static step_args step_of(const rwkv_infer *c, int l, const infer_rows *rows, const work *s, bf16 *y16) {
-    const prepare_args p = {infer_vec(c, l, W0), infer_vec(c, l, A0), l > 0 ? infer_vec(c, l, V0) : NULL,
-                            infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first,
-                            s->tmp};
-    return {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B), rows->states,
-            (size_t)l * c->layer_state + c->sh.n_embd, c->sh.n_head, c->sh.gn_eps, s->y, y16};
 }
 
 /* The WKV of the pass from the products' outputs, GroupNorm + bonus + gate,
@@ -338,12 +426,14 @@ static rwkv_status wkv_and_output(rwkv_infer *c, int l, const infer_rows *rows, 
                                   rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const int A = sh->dim_att, H = sh->n_head, N = sh->head_size, R = rows->n;
+    const size_t off = (size_t)l * c->layer_state + sh->n_embd;
     const size_t units = (size_t)R * H;
     const unsigned blocks = (unsigned)((units + 7) / 8);
+    prepare_args p = {infer_vec(c, l, W0), infer_vec(c, l, A0), l > 0 ? infer_vec(c, l, V0) : NULL,
+                      infer_vec(c, l, K_K), infer_vec(c, l, K_A), s->w, s->a, s->b, s->k, s->v, s->v_first, s->tmp};
     /* a large bf16 pass: y in bf16 for the output GEMM (c->in16 is free again) */
-    const step_args q = step_of(c, l, rows, s, large ? (bf16 *)c->in16 : NULL);
-    const prepare_args &p = q.p;
-    const size_t off = q.off;
+    const step_args q = {p, s->r, s->g, infer_vec(c, l, R_K), infer_vec(c, l, LNX_W), infer_vec(c, l, LNX_B),
+                         rows->states, off, H, sh->gn_eps, s->y, large ? (bf16 *)c->in16 : NULL};
     const cuda_gemv_op o = {infer_w(c, l, ATT_O), sh->n_embd, A, s->y, A, c->x, 1, CUDA_ACT_NONE, q.y16, NULL};
     if (decode_step(c, rows, &q, N)) return infer_products(c, &o, 1, R, err);
     /* the chunked WKV prepares its own inputs, the value residual and the
@@ -365,18 +455,13 @@ static rwkv_status wkv_and_output(rwkv_infer *c, int l, const infer_rows *rows, 
     return infer_products(c, &o, 1, R, err);
 }
 
-/* Layer l's token-shift mix weights by MIX_*. */
-static void mixes_of(const rwkv_infer *c, int l, const float *(&mu)[N_MIX]) {
-    static const int mix_slot[N_MIX] = {X_R, X_K, X_V, X_W, X_A, X_G};
-    for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, mix_slot[i]);
-}
-
 static rwkv_status time_mix(rwkv_infer *c, int l, const infer_rows *rows, const work *s, rwkv_error *err) {
     const rwkv_infer_shape *sh = &c->sh;
     const int C = sh->n_embd, A = sh->dim_att, R = rows->n;
     const size_t rc = (size_t)R * C;
     const float *mu[N_MIX];
-    mixes_of(c, l, mu);
+    static const int mix_slot[N_MIX] = {X_R, X_K, X_V, X_W, X_A, X_G}; /* by MIX_* */
+    for (int i = 0; i < N_MIX; i++) mu[i] = infer_vec(c, l, mix_slot[i]);
     bf16 *m16 = (bf16 *)infer_mix16(c, R); /* a large bf16 pass: the mixes in bf16 for the GEMMs */
     infer_ln_shift(c, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows, (size_t)l * c->layer_state, SHIFT_LERP,
                    N_MIX, mu, s->xm, m16);
@@ -399,50 +484,4 @@ static rwkv_status block(rwkv_infer *c, int l, const infer_rows *rows, rwkv_erro
     return infer_channel_mix(c, l, rows, SHIFT_LERP, &f, s.xm, s.h, NULL, NULL, err);
 }
 
-/* ---- the one-token decode as one kernel ----
- * block() over a pass of one row, layer after layer, as the streamed
- * decode's phases (streamed_decode.cuh): the time mix's norm + shift with
- * r, k, v and the LoRAs' first factors, the second factors, the WKV step,
- * the output product, then the channel mix's norm + shift with its key
- * product, and its value product. bf16 matrices and heads of 64. */
-static void streamed_layer(rwkv_infer *c, int l, const infer_rows *rows, const work *s, streamed_program *p) {
-    const rwkv_infer_shape *sh = &c->sh;
-    const int C = sh->n_embd, A = sh->dim_att, F = sh->n_ffn, n_first = l > 0 ? 7 : 6;
-    streamed_norm att = {c->x, infer_vec(c, l, LN1_W), infer_vec(c, l, LN1_B), rows->states,
-                         (size_t)l * c->layer_state, N_MIX, {NULL}};
-    mixes_of(c, l, att.mu);
-    const cuda_gemv_op rkv[] = {{infer_w(c, l, ATT_R), A, C, s->xm, C, s->r, 0, CUDA_ACT_NONE, NULL, NULL},
-                                {infer_w(c, l, ATT_K), A, C, s->xm, C, s->k, 0, CUDA_ACT_NONE, NULL, NULL},
-                                {infer_w(c, l, ATT_V), A, C, s->xm, C, s->v, 0, CUDA_ACT_NONE, NULL, NULL}};
-    cuda_gemv_op first[7], second[4];
-    lora_ops(c, l, 1, rkv, s, first, second);
-    streamed_product f[7], g[4];
-    for (int i = 0; i < n_first; i++) f[i] = {first[i], first_mix[i]};
-    for (int i = 0; i < n_first - 3; i++) g[i] = {second[i], -1};
-    streamed_norm_products(p, &att, f, n_first);
-    streamed_products(p, g, n_first - 3);
-    const step_args q = step_of(c, l, rows, s, NULL);
-    streamed_wkv7_step(p, &q);
-    const streamed_product o = {{infer_w(c, l, ATT_O), C, A, s->y, A, c->x, 1, CUDA_ACT_NONE, NULL, NULL}, -1};
-    streamed_products(p, &o, 1);
-    const streamed_norm ffn = {c->x, infer_vec(c, l, LN2_W), infer_vec(c, l, LN2_B), rows->states,
-                               (size_t)(l + 1) * c->layer_state - C, 1, {infer_vec(c, l, FFN_X_K)}};
-    const streamed_product key = {{infer_w(c, l, FFN_K), F, C, s->xm, C, s->h, 0, CUDA_ACT_RELU2, NULL, NULL}, 0};
-    const streamed_product value = {{infer_w(c, l, FFN_V), C, F, s->h, F, c->x, 1, CUDA_ACT_NONE, NULL, NULL}, -1};
-    streamed_norm_products(p, &ffn, &key, 1);
-    streamed_products(p, &value, 1);
-}
-
-static streamed_program *streamed(rwkv_infer *c, const infer_rows *rows) {
-    const rwkv_infer_shape *sh = &c->sh;
-    if (c->wt != CUDA_BF16 || c->q8 || sh->head_size != 64 || sh->dim_att != sh->n_embd) return NULL;
-    streamed_program *p = streamed_new(sh->n_embd);
-    const work s = carve(c, 1);
-    for (int l = 0; p && l < sh->n_layer; l++) streamed_layer(c, l, rows, &s, p);
-    rwkv_error ignored; /* a pass that does not fit keeps the graph of launches */
-    if (p && streamed_build(p, &ignored) == RWKV_OK) return p;
-    streamed_free(p);
-    return NULL;
-}
-
-const infer_version rwkv7_infer_version = {N_SLOTS, weight, work_floats, block, ATT_R, 3, derive, streamed};
+const infer_version rwkv7_infer_version = {N_SLOTS, weight, work_floats, block, ATT_R, 3, derive};

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/streamed_decode.cuh"
+#include "cuda/rwkv_infer.cuh"
 
 
 /* Rows per pass (bounds the work buffers): a 2048-token prompt is one pass,
@@ -325,7 +325,6 @@ extern "C" void rwkv_infer_free(rwkv_infer *c) {
         if (!shared) cuda_free(c->w[i]); /* a packed run: its first slot owns it */
     }
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
-    streamed_free(c->streamed);
     free(c->w);
     cuda_blas_free(c->blas);
     cuda_blas_free(c->side_blas);
@@ -468,7 +467,6 @@ static rwkv_status forward(rwkv_infer *c, const infer_rows *rows, rwkv_error *er
     const int C = c->sh.n_embd, n = rows->n;
     cuda_embedding_forward(CUDA_F32, c->emb, c->tok, n, C, c->z, c->stream);
     infer_layernorm(c, c->z, c->ln0, c->ln0 + C, n, c->x);
-    if (n == 1 && c->streamed) return streamed_launch(c->streamed, c->stream, err);
     rwkv_status s = RWKV_OK;
     for (int l = 0; l < c->sh.n_layer && s == RWKV_OK; l++) s = c->ver->block(c, l, rows, err);
     return s;
@@ -551,8 +549,6 @@ static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens
             cudaSuccess)
         return cuda_check("token upload", err);
     rwkv_status s;
-    /* a version's one-kernel decode, made at the first one-token pass (outside the graph's capture) */
-    if (n == 1 && c->ver->streamed && !c->streamed_tried) c->streamed = c->ver->streamed(c, rows), c->streamed_tried = 1;
     /* decode and batch steps are many short kernels: replayed as graphs */
     if (n <= CUDA_GEMV_ROWS || (rows->n_streams > 1 && out_rows <= LOGIT_ROWS)) {
         s = forward_graph(c, rows, out_rows, err);
@@ -567,8 +563,6 @@ static rwkv_status pass(rwkv_infer *c, float *const *d_states, const int *tokens
     }
     return s == RWKV_OK ? cuda_sync(c->stream, "forward", err) : s;
 }
-
-extern "C" int rwkv_infer_streams_decode(const rwkv_infer *c) { return c->streamed != NULL; }
 
 extern "C" rwkv_status rwkv_infer_eval(rwkv_infer *c, float *const *d_states, size_t n_states, const int *tokens,
                                        size_t n, float *logits, int all_logits, rwkv_error *err) {

@@ -16,8 +16,6 @@ extern "C" {
 #include "cuda/rwkv_infer.h"
 }
 
-typedef struct streamed_program streamed_program; /* streamed_decode.cuh */
-
 /* How a per-layer weight is stored on the device. */
 enum infer_kind {
     W_VEC,      /* float32 vector of `rows` floats */
@@ -61,11 +59,6 @@ typedef struct infer_version {
     /* Derived weights the version builds once the slots are uploaded and
      * packed (NULL: none); what it allocates it hangs on c->derived. */
     rwkv_status (*derive)(rwkv_infer *c, rwkv_error *err);
-    /* The version's one-token decode of one stream as one streamed kernel
-     * (streamed_decode.cuh) for this context, its rows always `rows`; NULL
-     * where the version has none or it does not fit (the pass then runs as
-     * a graph of launches). Called once, outside any stream capture. */
-    streamed_program *(*streamed)(rwkv_infer *c, const infer_rows *rows);
 } infer_version;
 
 /* max(C, A), the width of buffers that hold either */
@@ -128,8 +121,6 @@ struct rwkv_infer {
     float *draw_bias;
     size_t draw_bias_cap;
     void *derived;  /* the version's derived weights (infer_version.derive), one allocation */
-    streamed_program *streamed; /* the one-token decode as one kernel (infer_version.streamed) */
-    int streamed_tried;
 };
 
 static inline void *infer_w(const rwkv_infer *c, int l, int slot) { return c->w[(size_t)l * c->ver->n_slots + slot]; }

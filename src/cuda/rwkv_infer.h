@@ -65,10 +65,6 @@ void rwkv_infer_free(rwkv_infer *ctx);
 /* Floats of one sequence's state. */
 size_t rwkv_infer_state_floats(const rwkv_infer *ctx);
 
-/* Whether one-token passes run as one streamed kernel (streamed_decode.cuh)
- * rather than as a graph of launches; 0 before the first one. */
-int rwkv_infer_streams_decode(const rwkv_infer *ctx);
-
 /* n_states == 1: feeds n >= 1 tokens from the device state d_states[0] as
  * rwkv_eval_sequence (logits [n][V] when all_logits, else the last row's).
  * n_states == n: feeds tokens[i] to d_states[i] (distinct), as

@@ -125,9 +125,6 @@ typedef enum cuda_matrices { CUDA_MATRICES_FP32, CUDA_MATRICES_BF16, CUDA_MATRIC
  * the GPU's (model/rwkv_cuda.c). RWKV_ERR_UNSUPPORTED for the GPT baseline,
  * int8 for RWKV-4, and in a build without CUDA (model/rwkv_nocuda.c). */
 rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_error *err);
-/* Whether the model's one-token decode has run on the GPU as one streamed
- * kernel a token (cuda/streamed_decode.cuh); 0 on the CPU and before any. */
-int model_cuda_streams_decode(const rwkv_model *m);
 
 /* rwkv_eval_batch's checks of the tokens and states (model/model.c). */
 rwkv_status model_check_batch(const rwkv_model *m, rwkv_state *const *states, const int *tokens, size_t n,

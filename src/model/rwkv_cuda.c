@@ -223,11 +223,6 @@ static rwkv_status wkv_context(rwkv_model *m, int device_index, cuda_matrices ma
     return rwkv_infer_new(&sh, im, device_index, &src, out, err);
 }
 
-int model_cuda_streams_decode(const rwkv_model *m) {
-    const cuda_model *g = m->device; /* NULL on the CPU */
-    return g && g->wkv && rwkv_infer_streams_decode(g->wkv);
-}
-
 rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, rwkv_error *err) {
     if (m->info.arch != RWKV_ARCH_RWKV)
         return rwkv_fail(err, RWKV_ERR_UNSUPPORTED, "--device cuda runs the RWKV family; the GPT baseline runs on the cpu");

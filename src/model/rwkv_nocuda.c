@@ -9,8 +9,3 @@ rwkv_status model_to_cuda(rwkv_model *m, int device_index, cuda_matrices mats, r
     return rwkv_fail(err, RWKV_ERR_UNSUPPORTED,
                      "--device cuda: this build has no CUDA support (use the cpu, or rebuild where nvcc is on the PATH)");
 }
-
-int model_cuda_streams_decode(const rwkv_model *m) {
-    (void)m;
-    return 0;
-}

@@ -361,8 +361,6 @@ rwkv_status rwkv_bench_run(const char *path, const rwkv_bench_options *opts, rwk
     }
 
     if (s == RWKV_OK) s = bench_decode(m, st, tokens, &o, logits, times, out, err);
-    if (model_cuda_streams_decode(m)) /* one kernel a token rather than a graph of launches */
-        snprintf(out->kernels, sizeof out->kernels, "cuda-streamed");
     if (s == RWKV_OK) s = bench_prefill(m, st, tokens, &o, logits, times, layer_flops, head_flops, out, err);
     rwkv_state_free(st); /* the batch has states of its own, maybe of another load of the model */
     st = NULL;

@@ -14,12 +14,9 @@
  *                             in other orders, and in bf16 a different last bit can
  *                             round a product's input the other way); 5 rows (the
  *                             GEMV's several-row path) fp32, bf16 and int8 exactly
- *                             equal: every row's sums run in the order they run alone
- *                             (alone, a bf16 RWKV-7 with heads of 64 runs the streamed
- *                             kernel, which sums in the GEMV's order too) */
+ *                             equal: every row's sums run in the order they run alone */
 #include "infer_check.h"
 #include "kernels/kernels.h"
-#include "model/model.h"
 #include "rwkv_quant.h"
 
 #define BF16_BUDGET 5e-2
@@ -229,13 +226,6 @@ static void test_int8_refused(void) {
 static void test_random_v7_fp32(void) { random_v7("fp32", 2e-4); }
 static void test_random_v7_bf16(void) { random_v7("bf16", BF16_BUDGET); }
 
-/* Whether a model's one-token decode on the GPU takes the streamed kernel
- * (cuda/streamed_decode.cuh): RWKV-7, heads of 64, bf16 matrices, and
- * widths and LoRA ranks of whole 16-byte rows (the random models' are). */
-static int streams_decode(const rwkv_model_info *info, const char *precision) {
-    return !strcmp(info->version, "7") && info->head_size == 64 && precision && !strcmp(precision, "bf16");
-}
-
 /* B states warmed up on different prefixes, then 3 batched steps on the GPU
  * (its logits into page-locked rwkv_logits_alloc memory) against copies of
  * them stepped one by one on the GPU (logits and states), and in fp32
@@ -281,10 +271,6 @@ static void batch_equals_separate(const char *path, const char *precision, int B
         worst = e > worst ? e : worst;
     }
     printf("  %s %s, %d rows: batch vs separate %.3g, vs the cpu's batch %.3g\n", path, precision, B, worst, worst_cpu);
-    /* the separate runs of a bf16 RWKV-7 with heads of 64 decode as one streamed kernel, the batch as launches:
-     * the 5-row case holds the two to the same bits */
-    if (streams_decode(&info, precision))
-        CHECK(model_cuda_streams_decode(gpu), "%s bf16: the separate runs did not take the streamed kernel", path);
     CHECK(worst <= budget, "%s %s: the batch differs from separate runs by %g", path, precision, worst);
     CHECK(worst_cpu <= (strcmp(precision, "fp32") ? BF16_BUDGET : 2e-4), "the gpu batch differs from the cpu's by %g",
           worst_cpu);
