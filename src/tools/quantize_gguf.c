@@ -94,6 +94,21 @@ static int more_bits(const out_set *o, const char *name) {
     return layer < eighth || layer >= 7 * o->n_layer / 8 || (layer - eighth) % 3 == 2;
 }
 
+/* The type of a transposed LoRA factor of shape [rows][cols] as written.
+ * llama.cpp's converter writes RWKV-7's in-context rate, value-residual and
+ * gate factors (a1/a2, v1/v2, g1/g2) in the file's type (f16, bf16, q8_0)
+ * and the decay's (w1/w2) in f32, and llama-quantize leaves all of them as
+ * its source file has them (f16): so f16 beside the k-quants and the
+ * 4/5-bit formats. RWKV-6's factors stay f32. */
+static dtype lora_type(const out_set *o, const char *official, int64_t cols) {
+    const char *att = strstr(official, ".att.");
+    if (strcmp(o->arch, "rwkv7") != 0 || !att || !att[5] || !strchr("avg", att[5]) || !att[6] || !strchr("12", att[6]) ||
+        att[7])
+        return DT_F32;
+    if (o->mat == DT_F32 || o->mat == DT_F16 || o->mat == DT_BF16) return o->mat;
+    return o->mat == DT_Q8_0 ? quantize_fit(DT_Q8_0, cols) : DT_F16;
+}
+
 /* One official tensor under its GGUF name, in the converter's form. */
 static rwkv_status add_one(out_set *o, const tensor *t, const gguf_rwkv_name *e, const char *gname, rwkv_error *err) {
     if (e->op == GR_KEEP || e->op == GR_RESCALED) { /* matrices take the asked type; vectors stay f32 */
@@ -126,7 +141,8 @@ static rwkv_status add_one(out_set *o, const tensor *t, const gguf_rwkv_name *e,
         view.ndim = 1;
         view.shape[0] = tensor_numel(t);
     }
-    rwkv_status s = out_add(o, &view, gname, DT_F32, err);
+    const dtype to = e->op == GR_TRANSPOSE ? lora_type(o, t->name, view.shape[view.ndim - 1]) : DT_F32;
+    rwkv_status s = out_add(o, &view, gname, to, err);
     free(v), free(tr);
     return s;
 }
