@@ -311,11 +311,36 @@ static double yardstick(const char *src, char *msg, size_t msg_size) {
     return fmax(0.05, model_distance(src, sibling, msg, msg_size));
 }
 
+/* The type RWKV-7's LoRA factor `name` has in the GGUF file at path: its
+ * stored rows' type where the reader kept them (block types), else its own;
+ * DT_COUNT when it cannot be read. */
+static dtype lora_type_in(const char *path, const char *name) {
+    tensor_set set;
+    rwkv_error err;
+    if (checkpoint_read(path, &set, &err) != RWKV_OK) return DT_COUNT;
+    const tensor *t = tensor_set_find(&set, name);
+    const dtype type = !t ? DT_COUNT : t->stored_rows ? t->stored_type : t->type;
+    tensor_set_free(&set);
+    return type;
+}
+
+/* RWKV-7's factors as llama.cpp's tools leave them: a1 (and v1, g1, a2 ...)
+ * in the file's type for q8_0, f16 beside the k-quants; w1 always f32. */
+static void check_lora_types(const char *src, const char *out, rwkv_quant_type type, char *msg, size_t msg_size) {
+    if (!strstr(src, "7v0") && !strstr(src, "gguf")) return;
+    const dtype a1 = lora_type_in(out, "blocks.1.att.a1"), w1 = lora_type_in(out, "blocks.1.att.w1");
+    const dtype want = type == RWKV_QUANT_Q8_0 ? DT_Q8_0 : type == RWKV_QUANT_F32 ? DT_F32 : DT_F16;
+    if (a1 != want || w1 != DT_F32)
+        snprintf(msg, msg_size, "%s as %s: the LoRA factors are %s (a1) and %s (w1), not %s and f32", src,
+                 rwkv_quant_type_name(type), a1 == DT_COUNT ? "unreadable" : dtype_name(a1),
+                 w1 == DT_COUNT ? "unreadable" : dtype_name(w1), dtype_name(want));
+}
+
 /* rwkv quantize on every RWKV version: the file it writes (rwkv.cpp for
  * v5, GGUF for v6/v7) loads back as the same model: to float rounding for
  * f32 and f16, and for the block types within a multiple of the yardstick
- * (8 and 6 bits: 1, 5 bits: 1.25, 4 bits: 3). The k-quants are refused for
- * rwkv.cpp files. */
+ * (8 and 6 bits: 1, 5 bits: 1.25, 4 bits: 3), RWKV-7's LoRA factors in the
+ * types llama.cpp's tools write. The k-quants are refused for rwkv.cpp files. */
 static void test_quantize_every_version(void) {
     static const struct {
         const char *src, *tokenizer;
@@ -358,6 +383,7 @@ static void test_quantize_every_version(void) {
             if (!msg[0] && !(e <= bound))
                 snprintf(msg, sizeof msg, "%s as %s: logits differ by %.3g of the logit scale (> %.3g)", src, name, e,
                          bound);
+            if (!msg[0]) check_lora_types(src, out, types[ti].type, msg, sizeof msg);
             remove(out);
         }
         ran++;
