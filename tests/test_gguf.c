@@ -311,29 +311,30 @@ static double yardstick(const char *src, char *msg, size_t msg_size) {
     return fmax(0.05, model_distance(src, sibling, msg, msg_size));
 }
 
-/* The type RWKV-7's LoRA factor `name` has in the GGUF file at path: its
- * stored rows' type where the reader kept them (block types), else its own;
- * DT_COUNT when it cannot be read. */
-static dtype lora_type_in(const char *path, const char *name) {
-    tensor_set set;
-    rwkv_error err;
-    if (checkpoint_read(path, &set, &err) != RWKV_OK) return DT_COUNT;
-    const tensor *t = tensor_set_find(&set, name);
-    const dtype type = !t ? DT_COUNT : t->stored_rows ? t->stored_type : t->type;
-    tensor_set_free(&set);
-    return type;
+/* A tensor's type as its file stores it: its stored rows' type where the
+ * reader kept them (block types), else its own; DT_COUNT when absent. */
+static dtype stored_type_of(const tensor_set *set, const char *name) {
+    const tensor *t = tensor_set_find(set, name);
+    return !t ? DT_COUNT : t->stored_rows ? t->stored_type : t->type;
 }
 
-/* RWKV-7's factors as llama.cpp's tools leave them: a1 (and v1, g1, a2 ...)
- * in the file's type for q8_0, f16 beside the k-quants; w1 always f32. */
+/* An RWKV-7 file's LoRA factors as llama.cpp's tools leave them: a1 (and
+ * v1, g1, a2 ...) in the file's type for q8_0, f16 beside the k-quants, w1
+ * always f32. Files without an a1 (other versions) are left alone. */
 static void check_lora_types(const char *src, const char *out, rwkv_quant_type type, char *msg, size_t msg_size) {
-    if (!strstr(src, "7v0") && !strstr(src, "gguf")) return;
-    const dtype a1 = lora_type_in(out, "blocks.1.att.a1"), w1 = lora_type_in(out, "blocks.1.att.w1");
+    tensor_set set;
+    rwkv_error err;
+    if (checkpoint_read(out, &set, &err) != RWKV_OK) {
+        snprintf(msg, msg_size, "%.300s as %s: %.500s", src, rwkv_quant_type_name(type), err.message);
+        return;
+    }
+    const dtype a1 = stored_type_of(&set, "blocks.1.att.a1"), w1 = stored_type_of(&set, "blocks.1.att.w1");
+    tensor_set_free(&set);
     const dtype want = type == RWKV_QUANT_Q8_0 ? DT_Q8_0 : type == RWKV_QUANT_F32 ? DT_F32 : DT_F16;
-    if (a1 != want || w1 != DT_F32)
+    if (a1 != DT_COUNT && (a1 != want || w1 != DT_F32))
         snprintf(msg, msg_size, "%s as %s: the LoRA factors are %s (a1) and %s (w1), not %s and f32", src,
-                 rwkv_quant_type_name(type), a1 == DT_COUNT ? "unreadable" : dtype_name(a1),
-                 w1 == DT_COUNT ? "unreadable" : dtype_name(w1), dtype_name(want));
+                 rwkv_quant_type_name(type), dtype_name(a1), w1 == DT_COUNT ? "missing" : dtype_name(w1),
+                 dtype_name(want));
 }
 
 /* rwkv quantize on every RWKV version: the file it writes (rwkv.cpp for

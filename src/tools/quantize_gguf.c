@@ -94,17 +94,17 @@ static int more_bits(const out_set *o, const char *name) {
     return layer < eighth || layer >= 7 * o->n_layer / 8 || (layer - eighth) % 3 == 2;
 }
 
-/* The type of a transposed LoRA factor of shape [rows][cols] as written.
- * llama.cpp's converter writes RWKV-7's in-context rate, value-residual and
- * gate factors (a1/a2, v1/v2, g1/g2) in the file's type (f16, bf16, q8_0)
- * and the decay's (w1/w2) in f32, and llama-quantize leaves all of them as
- * its source file has them (f16): so f16 beside the k-quants and the
- * 4/5-bit formats. RWKV-6's factors stay f32. */
+/* The type a transposed LoRA factor (official name, rows of `cols`) is
+ * written in. llama.cpp's converter writes RWKV-7's in-context rate,
+ * value-residual and gate factors in the file's type (f16, bf16, q8_0) and
+ * the decay's (w1/w2) in f32, and llama-quantize leaves all of them as its
+ * source file has them (f16): so f16 beside the k-quants and the 4/5-bit
+ * formats. RWKV-6's factors stay f32. */
 static dtype lora_type(const out_set *o, const char *official, int64_t cols) {
-    const char *att = strstr(official, ".att.");
-    if (strcmp(o->arch, "rwkv7") != 0 || !att || !att[5] || !strchr("avg", att[5]) || !att[6] || !strchr("12", att[6]) ||
-        att[7])
-        return DT_F32;
+    static const char *const file_typed[] = {"att.a1", "att.a2", "att.v1", "att.v2", "att.g1", "att.g2"};
+    int typed = 0;
+    for (size_t i = 0; i < sizeof file_typed / sizeof file_typed[0]; i++) typed |= strcmp(official, file_typed[i]) == 0;
+    if (!typed || strcmp(o->arch, "rwkv7") != 0) return DT_F32;
     if (o->mat == DT_F32 || o->mat == DT_F16 || o->mat == DT_BF16) return o->mat;
     return o->mat == DT_Q8_0 ? quantize_fit(DT_Q8_0, cols) : DT_F16;
 }
@@ -141,7 +141,7 @@ static rwkv_status add_one(out_set *o, const tensor *t, const gguf_rwkv_name *e,
         view.ndim = 1;
         view.shape[0] = tensor_numel(t);
     }
-    const dtype to = e->op == GR_TRANSPOSE ? lora_type(o, t->name, view.shape[view.ndim - 1]) : DT_F32;
+    const dtype to = e->op == GR_TRANSPOSE ? lora_type(o, e->official, view.shape[view.ndim - 1]) : DT_F32;
     rwkv_status s = out_add(o, &view, gname, to, err);
     free(v), free(tr);
     return s;
