@@ -249,6 +249,21 @@ typedef struct cuda_gemv_op {
     void *Y16;
 } cuda_gemv_op;
 void cuda_gemv_group(cuda_dtype wt, const cuda_gemv_op *ops, int n_ops, int rows, cuda_stream stream);
+/* ---- sparse_product.cu: products of a few rows of mostly zero inputs ------------- */
+
+/* Y[r][out] = Σ_j X[r][j] Wt[j][o], or Y += that when accumulate, for r < rows
+ * <= CUDA_GEMV_ROWS, reading only the rows j of Wt [in][out] (the matrix
+ * transposed; float32 or bf16, 16-byte aligned) where some X[r][j] is not
+ * zero; X float32 with rows ldx apart, Y float32 [rows][out]. scratch holds
+ * cuda_sparse_product_scratch() floats, zeros before its first use (each
+ * launch leaves its counters at zero again); one launch at a time uses it.
+ * A row's result does not depend on the other rows of the launch. Shapes:
+ * cuda_sparse_product_fits. */
+int cuda_sparse_product_fits(cuda_dtype wt, int out, int in);
+size_t cuda_sparse_product_scratch(cuda_dtype wt, int out, int in);
+void cuda_sparse_product(cuda_dtype wt, const void *Wt, int out, int in, const float *X, int ldx, int rows, float *Y,
+                         int accumulate, float *scratch, cuda_stream stream);
+
 /* A CUDA_Q8 matrix of rows x cols (cols a multiple of 32) to bf16 [rows][cols]. */
 void cuda_dequant_q8(const void *q8, int rows, int cols, void *d_bf16, cuda_stream stream);
 

@@ -21,6 +21,7 @@ enum infer_kind {
     W_VEC,      /* float32 vector of `rows` floats */
     W_MAT,      /* [rows][cols] matrix (nn.Linear: y = W x), in the context's weight type */
     W_LORA,     /* stored [cols][rows] in the file (y = x @ M): transposed at upload to a W_MAT */
+    W_MAT_T,    /* a W_MAT in the file, stored transposed [cols][rows] (rwkv_infer.value_t) */
     W_V5_DECAY, /* RWKV-5 time_decay, per channel or per head: exp(-exp(.)) per channel */
     W_V5_BONUS, /* RWKV-5 bonus: time_faaaa as stored, or exp(time_first); per channel or per head */
 };
@@ -91,6 +92,8 @@ struct rwkv_infer {
     const infer_version *ver;
     cuda_dtype wt; /* storage of the matrices (int8: bf16, the type of the GEMMs) */
     int q8;        /* the matrices are CUDA_Q8: GEMVs read them so, GEMMs after a dequantization into w16 */
+    int value_t;   /* ffn.value is stored transposed (W_MAT_T) for cuda_sparse_product */
+    float *sparse; /* cuda_sparse_product's scratch */
     cuda_blas *blas;
     cudaStream_t stream;
     infer_side side;
@@ -179,7 +182,9 @@ static inline void *infer_mix16(const rwkv_infer *c, int rows) {
  * for the shift's form and the receptance gate:
  *   z = LN2(x), xk, xr = shift(z) (the state slot: the layer's last C floats),
  *   x += σ(W_r xr) ⊙ W_v relu²(W_k xk)      (W_r NULL: no gate, RWKV-7)
- * mu = {mu_k, mu_r}; xm [2][rows][C], h [rows][F], v and r [rows][C] scratch. */
+ * mu = {mu_k, mu_r}; xm [2][rows][C], h [rows][F], v and r [rows][C] scratch.
+ * Where c->value_t, W_v is stored transposed and a few rows' product skips
+ * its rows for the hiddens relu² made zero (cuda_sparse_product). */
 typedef struct infer_ffn_weights {
     const float *ln_w, *ln_b, *mu[2];
     const void *Wk, *Wv, *Wr;
