@@ -60,6 +60,48 @@ static void check_shared_model(const char *rel, double tol) {
     CHECK(ok, "%s", why);
 }
 
+/* RWKV-7 wide enough that a decode step splits its heads over the threads
+ * (kernels/pool.c's pinned loops): heads of 64, and heads of 40, whose
+ * spans hold two heads so that they start on multiples of 16 channels. Every
+ * batch check at two threads, and three steps at 1, 2 and 3 threads give
+ * the same bits. */
+static void check_rwkv7_split_heads(int n_embd, int head_size) {
+    char why[512] = "";
+    rwkv_init_options o = rwkv_init_options_default();
+    o.arch = "rwkv7";
+    o.n_layer = 2;
+    o.n_embd = n_embd;
+    o.head_size = head_size;
+    o.n_vocab = 64;
+    o.seed = 9;
+    o.emb_scale = 0.5;
+    rwkv_model *m = init_model(&o, why, sizeof why);
+    CHECK(m, "%s", why);
+    rwkv_model_set_threads(m, 2);
+    int ok = batch_check(m, why, sizeof why), same = 1;
+    CHECK(ok, "heads of %d: %s", head_size, why);
+    rwkv_error err = {0};
+    float *l = rwkv_logits_alloc(m, 4, &err);
+    rwkv_state *st = NULL;
+    for (int nt = 1; ok && nt <= 3; nt++) {
+        rwkv_model_set_threads(m, nt);
+        ok = l && rwkv_state_new(m, &st, &err) == RWKV_OK;
+        for (int t = 0; ok && t < 3; t++) ok = rwkv_eval(m, st, 7 * t + 1, l + (size_t)(nt == 1 ? 0 : 1) * 64, &err) == RWKV_OK;
+        if (ok && nt > 1) same = same && memcmp(l, l + 64, sizeof(float) * 64) == 0;
+        rwkv_state_free(st);
+        st = NULL;
+    }
+    rwkv_logits_free(m, l);
+    rwkv_model_free(m);
+    CHECK(ok, "%s", err.message);
+    CHECK(same, "heads of %d: the logits depend on the number of threads", head_size);
+}
+
+static void test_batch_rwkv7_split_heads(void) {
+    check_rwkv7_split_heads(256, 64);
+    check_rwkv7_split_heads(480, 40);
+}
+
 static void test_batch_rwkv4_reference(void) { check_shared_model("testvectors/rwkv4/tiny/model.f32.safetensors", 0); }
 
 /* 300 rows: two chunks of the driver; each row as the stream alone. */
@@ -236,6 +278,7 @@ int main(void) {
     RUN(test_batch_rwkv4_reference);
     RUN(test_batch_rwkv4_init);
     RUN(test_batch_rwkv7_init);
+    RUN(test_batch_rwkv7_split_heads);
     RUN(test_batch_gpt);
     RUN(test_batch_many_rows);
     RUN(test_batch_packed_weights);

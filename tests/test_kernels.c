@@ -4,6 +4,7 @@
  * f16/bf16 conversions, quantize -> dequantize error bounds, and the table
  * itself (tests/test_wkv.c has the WKV operators). */
 #include <float.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "kernels/kernels.h"
@@ -847,6 +848,36 @@ static void test_quantize_file_round_trip(void) {
     }
 }
 
+/* The pool's loops run every chunk exactly once, dynamic and pinned alike,
+ * at any number of threads and chunks (pinned loops of more chunks than
+ * their mask holds included), call after call. */
+typedef struct chunk_counts {
+    _Atomic int runs[PARALLEL_PINNED_MAX + 8];
+} chunk_counts;
+
+static void count_chunk(void *p, int c) {
+    chunk_counts *k = p;
+    atomic_fetch_add(&k->runs[c], 1);
+}
+
+static void test_pool_loops(void) {
+    int bad = 0;
+    for (int pinned = 0; pinned < 2; pinned++)
+        for (int nt = 1; nt <= 4; nt++)
+            for (int n = 1; n <= PARALLEL_PINNED_MAX + 8; n++)
+                for (int rep = 0; rep < 20; rep++) {
+                    chunk_counts k;
+                    for (int c = 0; c < n; c++) atomic_init(&k.runs[c], 0);
+                    if (pinned) parallel_for_pinned(nt, n, count_chunk, &k);
+                    else parallel_for(nt, n, count_chunk, &k);
+                    for (int c = 0; c < n; c++)
+                        if (atomic_load(&k.runs[c]) != 1 && !bad++)
+                            CHECK(0, "%s loop, %d threads, %d chunks: chunk %d ran %d times",
+                                  pinned ? "pinned" : "dynamic", nt, n, c, atomic_load(&k.runs[c]));
+                }
+    CHECK(!bad, "%d chunk counts wrong", bad);
+}
+
 static void test_dispatch(void) {
     CHECK(kernels_get("scalar") != NULL, "scalar always available");
     CHECK(kernels_get("nonsense") == NULL, "unknown variant");
@@ -876,6 +907,7 @@ int main(void) {
      * formats has its own tests: tests/test_dot_int8.c) */
     kernels_set_int8_activations(0);
     TIMED(test_dispatch);
+    TIMED(test_pool_loops);
     TIMED(test_f16_all_patterns_round_trip);
     TIMED(test_f32_to_f16_rounding);
     TIMED(test_f32_to_bf16_rounding);

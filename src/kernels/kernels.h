@@ -245,6 +245,16 @@ void exp_inplace(float *x, size_t n);
 typedef void (*parallel_fn)(void *ctx, int chunk);
 void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
 
+/* parallel_for for loops whose chunks touch data that should stay in one
+ * core's caches from call to call (the WKV states of a decode step): thread
+ * i of n (the caller is 0) runs chunks i n_chunks / n .. (i + 1) n_chunks / n
+ * - 1 on every call while it keeps its core, and takes the others' chunks
+ * only when they are still unclaimed after its own (a late thread holds
+ * nothing up, as above). More than PARALLEL_PINNED_MAX chunks run on the
+ * caller alone. */
+#define PARALLEL_PINNED_MAX 32
+void parallel_for_pinned(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
+
 /* Row loops (layer norm, token shift, gates over [T][C] activations):
  * fn(ctx, r) for every r < n_rows, the rows grouped into a few contiguous
  * ranges per thread on the same pool. Runs on the caller alone when the

@@ -20,6 +20,11 @@
  * long each time the wait recurs soon after, up to 50 ms (another process
  * holding the core).
  *
+ * A pinned loop (parallel_for_pinned) hands each thread the same chunks on
+ * every call, for data that should stay in one core's caches between calls:
+ * its ticket holds a mask of claimed chunks instead of a counter, and each
+ * thread claims its own range first, then the others' from their far ends.
+ *
  * Every parallel loop of the library runs here: mixing this pool with an
  * OpenMP runtime leaves one set of threads spinning on the core the other
  * set needs, which halved two-thread prefill (docs/perf.md). */
@@ -67,8 +72,9 @@ static struct {
      * finds the generation changed and runs nothing) */
     _Atomic(parallel_fn) fn;
     _Atomic(void *) ctx;
-    _Atomic int n_chunks, n_workers_wanted;
-    /* (generation << 32) | next chunk to claim, or TICKET_CLOSED */
+    _Atomic int n_chunks, n_workers_wanted, pinned;
+    /* (generation << 32) | next chunk to claim (a pinned job: the mask of
+     * claimed chunks), or TICKET_CLOSED */
     _Atomic uint64_t ticket;
     _Atomic int done; /* chunks finished in the current job */
     _Atomic int sleepers;
@@ -93,6 +99,17 @@ static long now_ns(void) {
  * chunk can be claimed, and workers wait for the real publication. */
 #define TICKET_CLOSED 0xffffffffu
 
+/* Runs a claimed chunk and counts it done. */
+static void run_chunk(parallel_fn fn, void *ctx, int chunk, int n_chunks) {
+    fn(ctx, chunk);
+    if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) == n_chunks - 1) {
+        /* the last chunk: wake the caller if it went to sleep waiting for it */
+        pthread_mutex_lock(&pool.done_mu);
+        pthread_cond_signal(&pool.done_cv);
+        pthread_mutex_unlock(&pool.done_mu);
+    }
+}
+
 /* Claims and runs chunks of generation `gen` until none are left. */
 static void work(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks) {
     for (;;) {
@@ -101,13 +118,32 @@ static void work(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks) {
             if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= (uint32_t)n_chunks) return;
             if (atomic_compare_exchange_weak(&pool.ticket, &t, t + 1)) break;
         }
-        fn(ctx, (int)(uint32_t)t);
-        if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) == n_chunks - 1) {
-            /* the last chunk: wake the caller if it went to sleep waiting for it */
-            pthread_mutex_lock(&pool.done_mu);
-            pthread_cond_signal(&pool.done_cv);
-            pthread_mutex_unlock(&pool.done_mu);
-        }
+        run_chunk(fn, ctx, (int)(uint32_t)t, n_chunks);
+    }
+}
+
+/* Claims chunk c of pinned generation `gen` (its bit in the ticket's mask;
+ * TICKET_CLOSED has every bit set, so a closed job gives nothing). */
+static int claim_pinned(uint32_t gen, int c) {
+    const uint64_t bit = 1ull << c;
+    uint64_t t = atomic_load(&pool.ticket);
+    for (;;) {
+        if ((uint32_t)(t >> 32) != gen || (t & bit)) return 0;
+        if (atomic_compare_exchange_weak(&pool.ticket, &t, t | bit)) return 1;
+    }
+}
+
+/* Thread `self` of n_threads (the caller is 0) on pinned generation `gen`:
+ * its own range of chunks in order, then the others' from the far end, so
+ * that a thread taking over a late thread's chunks meets it last. */
+static void work_pinned(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks, int self, int n_threads) {
+    const int first = self * n_chunks / n_threads, end = (self + 1) * n_chunks / n_threads;
+    for (int c = first; c < end; c++)
+        if (claim_pinned(gen, c)) run_chunk(fn, ctx, c, n_chunks);
+    for (int c = n_chunks - 1; c >= 0; c--) {
+        if (c >= first && c < end) continue;
+        if ((uint32_t)(atomic_load(&pool.ticket) >> 32) != gen) return;
+        if (claim_pinned(gen, c)) run_chunk(fn, ctx, c, n_chunks);
     }
 }
 
@@ -149,7 +185,9 @@ static void *worker_main(void *arg) {
         void *ctx = atomic_load(&pool.ctx);
         int n_chunks = atomic_load(&pool.n_chunks);
         int wanted = atomic_load(&pool.n_workers_wanted);
-        if (index < wanted) work(gen, fn, ctx, n_chunks);
+        if (index >= wanted) continue;
+        if (atomic_load(&pool.pinned)) work_pinned(gen, fn, ctx, n_chunks, index + 1, wanted + 1);
+        else work(gen, fn, ctx, n_chunks);
     }
     return NULL;
 }
@@ -167,17 +205,30 @@ static int use_openmp(void) {
     return m;
 }
 
-static void omp_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
+static void omp_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx, int pinned) {
+    if (pinned) {
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+        for (int c = 0; c < n_chunks; c++) fn(ctx, c);
+        return;
+    }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
     for (int c = 0; c < n_chunks; c++) fn(ctx, c);
 }
 
-static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx);
+static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx, int pinned);
 
-void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
+static void loop(int n_threads, int n_chunks, parallel_fn fn, void *ctx, int pinned) {
     if (n_chunks <= 0) return;
-    if (use_openmp() && n_threads > 1 && n_chunks > 1) omp_for(n_threads < n_chunks ? n_threads : n_chunks, n_chunks, fn, ctx);
-    else pool_for(n_threads, n_chunks, fn, ctx);
+    if (use_openmp() && n_threads > 1 && n_chunks > 1)
+        omp_for(n_threads < n_chunks ? n_threads : n_chunks, n_chunks, fn, ctx, pinned);
+    else pool_for(n_threads, n_chunks, fn, ctx, pinned);
+}
+
+void parallel_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) { loop(n_threads, n_chunks, fn, ctx, 0); }
+
+void parallel_for_pinned(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
+    if (n_chunks > PARALLEL_PINNED_MAX) n_threads = 1; /* more chunks than the ticket's mask holds */
+    loop(n_threads, n_chunks, fn, ctx, 1);
 }
 
 typedef struct rows_job {
@@ -215,7 +266,7 @@ static void back_off(long t) {
     pool.solo_until_ns = t + window;
 }
 
-static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
+static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx, int pinned) {
     if (n_threads > POOL_MAX_WORKERS + 1) n_threads = POOL_MAX_WORKERS + 1;
     if (n_threads > n_chunks) n_threads = n_chunks;
     if (n_threads <= 1 || pthread_mutex_trylock(&pool.submit) != 0) {
@@ -246,6 +297,7 @@ static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
     atomic_store(&pool.ctx, ctx);
     atomic_store(&pool.n_chunks, n_chunks);
     atomic_store(&pool.n_workers_wanted, n_threads - 1);
+    atomic_store(&pool.pinned, pinned);
     atomic_store(&pool.done, 0);
     atomic_store(&pool.ticket, (uint64_t)gen << 32);
     if (atomic_load(&pool.sleepers) > 0) {
@@ -253,7 +305,8 @@ static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx) {
         pthread_cond_broadcast(&pool.cv);
         pthread_mutex_unlock(&pool.mu);
     }
-    work(gen, fn, ctx, n_chunks);
+    if (pinned) work_pinned(gen, fn, ctx, n_chunks, 0, n_threads);
+    else work(gen, fn, ctx, n_chunks);
     long t_own = atomic_load_explicit(&pool.done, memory_order_acquire) < n_chunks ? now_ns() : 0;
     /* wait only for chunks other threads have claimed and not finished:
      * briefly spinning, then asleep (a worker that was descheduled holding a

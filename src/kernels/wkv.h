@@ -96,6 +96,10 @@ void wkv5_forward(int T, int H, int N, const float *r, const float *k, const flo
  *     y_i  = sum_j S_ij r_j                                 (new S) */
 void wkv7_forward(int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                   const float *a, const float *b, float *S, float *y, int n_threads);
+/* Heads h0 .. h1 - 1 of wkv7_forward on the calling thread (the same bits:
+ * a caller runs its own split of the heads over its threads). */
+void wkv7_forward_heads(int T, int H, int N, int h0, int h1, const float *r, const float *w, const float *k,
+                        const float *v, const float *a, const float *b, float *S, float *y);
 
 /* RWKV-7's preparation of one token's WKV inputs (A channels, heads of N)
  * from its products' outputs, for inference (model/rwkv7.c) and training

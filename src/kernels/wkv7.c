@@ -90,6 +90,16 @@ void wkv7_forward(int T, int H, int N, const float *r, const float *w, const flo
     wkv7_forward_with(kernels_active(), T, H, N, r, w, k, v, a, b, S, y, n_threads);
 }
 
+void wkv7_forward_heads(int T, int H, int N, int h0, int h1, const float *r, const float *w, const float *k,
+                        const float *v, const float *a, const float *b, float *S, float *y) {
+    const kernel_ops *ops = kernels_active();
+    wkv7_job j = {ops->wkv7_row, ops->wkv7_block, T, H * N, N, r, w, k, v, a, b, S, y};
+    if (wkv7_block_fits(j.block_fn, T, N))
+        for (int block = h0 * N / WKV7_BLOCK_ROWS; block < h1 * N / WKV7_BLOCK_ROWS; block++) wkv7_job_block(&j, block);
+    else
+        for (int row = h0 * N; row < h1 * N; row++) wkv7_job_row(&j, row);
+}
+
 void wkv7_prepare(const wkv7_prep *p, int A, int N) {
     float *sigw = p->sigw, *alpha = p->alpha, *a = p->a, *b = p->b, *k = p->k, *kappa_out = p->kappa;
     const float *k_raw = p->k_raw, *k_k = p->k_k, *k_a = p->k_a;

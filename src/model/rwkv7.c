@@ -105,29 +105,31 @@ static void projections(const rwkv7 *w, const rwkv7_layer *ly, int l, const bloc
     block_matmul_group(st, loras, W2, X2, T, Y2, nt);
 }
 
-/* One token's decay, alpha, value residual and the kernel's k, a, b. */
-static void prepare_token(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s, size_t t) {
-    const int A = w->c.A;
-    const size_t o = t * (size_t)A;
+/* Channels c0 .. c1 - 1 (whole heads) of one token's decay, alpha, value
+ * residual and the kernel's k, a, b. */
+static void prepare_span(const rwkv7 *w, const rwkv7_layer *ly, int l, scratch *s, size_t t, int c0, int c1) {
+    const size_t o = t * (size_t)w->c.A + (size_t)c0;
     float *v = s->v + o;
     /* block 0 keeps its values as the first block's; later blocks mix toward
      * them (the gate in tmp, in place). The kernel's a = -kappa goes into b's
      * buffer and b = kappa alpha into a's, which held alpha. */
-    if (l == 0) memcpy(s->v_first + o, v, sizeof(float) * (size_t)A);
-    const wkv7_prep p = {ly->w0,    ly->a0,    l > 0 ? ly->v0 : NULL, ly->k_k, ly->k_a, s->w + o, s->w + o, s->a + o,
-                         s->tmp + o, v,        s->v_first + o,        v,       s->k + o, s->k + o, NULL,    NULL,
-                         s->b + o,   s->a + o};
-    wkv7_prepare(&p, A, w->N);
+    if (l == 0) memcpy(s->v_first + o, v, sizeof(float) * (size_t)(c1 - c0));
+    const wkv7_prep p = {ly->w0 + c0, ly->a0 + c0, l > 0 ? ly->v0 + c0 : NULL, ly->k_k + c0, ly->k_a + c0,
+                         s->w + o,    s->w + o,    s->a + o,                  s->tmp + o,   v,
+                         s->v_first + o, v,        s->k + o,                  s->k + o,     NULL,
+                         NULL,        s->b + o,    s->a + o};
+    wkv7_prepare(&p, c1 - c0, w->N);
 }
 
-/* One token's (GN(y) + (sum_j r_j k_j r_k[h, j]) v) * g, in place in y. */
-static void finish_token(const rwkv7 *w, const rwkv7_layer *ly, scratch *s, size_t t) {
-    const int A = w->c.A, H = w->H, N = w->N;
-    const size_t o = t * (size_t)A;
+/* Heads h0 .. h1 - 1 of one token's (GN(y) + (sum_j r_j k_j r_k[h, j]) v) * g,
+ * in place in y. */
+static void finish_heads(const rwkv7 *w, const rwkv7_layer *ly, scratch *s, size_t t, int h0, int h1) {
+    const int N = w->N;
+    const size_t o = t * (size_t)w->c.A, c0 = (size_t)h0 * N;
     float *y = s->y + o;
     const float *r = s->r + o, *k = s->k + o, *v = s->v + o, *g = s->g + o;
-    group_norm(y, ly->lnx_w, ly->lnx_b, H, N, w->gn_eps, y);
-    for (int h = 0; h < H; h++) {
+    group_norm(y + c0, ly->lnx_w + c0, ly->lnx_b + c0, h1 - h0, N, w->gn_eps, y + c0);
+    for (int h = h0; h < h1; h++) {
         const size_t c = (size_t)h * N;
         float bonus = 0.0f;
         for (int j = 0; j < N; j++) bonus += r[c + j] * k[c + j] * ly->r_k[c + j];
@@ -146,31 +148,78 @@ typedef struct token_args {
 
 static void prepare_row(void *p, int t) {
     const token_args *a = p;
-    prepare_token(a->w, a->ly, a->l, a->s, (size_t)t);
+    prepare_span(a->w, a->ly, a->l, a->s, (size_t)t, 0, a->w->c.A);
 }
 
 static void finish_row(void *p, int t) {
     const token_args *a = p;
-    finish_token(a->w, a->ly, a->s, (size_t)t);
+    finish_heads(a->w, a->ly, a->s, (size_t)t, 0, a->w->H);
+}
+
+/* A prompt's WKV inputs, WKV and outputs, each step over all its tokens. */
+static void prompt_heads(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_states *st, scratch *s, int T,
+                         int nt) {
+    const int C = w->c.C, A = w->c.A;
+    token_args ta = {w, ly, s, l};
+    parallel_rows(nt, T, 8 * (size_t)A, prepare_row, &ta);
+    wkv7_forward(T, w->H, w->N, s->r, s->w, s->k, s->v, s->b, s->a, row_state(st, 0) + C, s->y, nt);
+    parallel_rows(nt, T, 6 * (size_t)A, finish_row, &ta);
+}
+
+/* A decode step (one token, or a batch's rows of one token each): inputs,
+ * WKV and outputs in one pass over spans of heads, split between the
+ * threads the same way on every call, so that each core keeps its share of
+ * the states in its own caches. Split anew each step, the states moved
+ * between the cores and two threads ran the WKV no faster than one
+ * (docs/perf.md). Spans start on multiples of 16 channels, where the
+ * vector functions of wkv7_prepare give each channel the bits of a whole
+ * row's call. */
+typedef struct decode_job {
+    const rwkv7 *w;
+    const rwkv7_layer *ly;
+    const block_states *st;
+    scratch *s;
+    int l, T, span, n_spans, n_chunks;
+} decode_job;
+
+static void decode_chunk(void *p, int c) {
+    const decode_job *j = p;
+    const rwkv7 *w = j->w;
+    const int H = w->H, N = w->N, A = w->c.A, C = w->c.C;
+    const int s0 = c * j->n_spans / j->n_chunks, s1 = (c + 1) * j->n_spans / j->n_chunks;
+    const int h0 = s0 * j->span, h1 = s1 == j->n_spans ? H : s1 * j->span;
+    scratch *s = j->s;
+    for (int t = 0; t < j->T; t++) {
+        const size_t o = (size_t)t * A;
+        prepare_span(w, j->ly, j->l, s, (size_t)t, h0 * N, h1 * N);
+        wkv7_forward_heads(1, H, N, h0, h1, s->r + o, s->w + o, s->k + o, s->v + o, s->b + o, s->a + o,
+                           row_state(j->st, t) + C, s->y + o);
+        finish_heads(w, j->ly, s, (size_t)t, h0, h1);
+    }
+}
+
+static void decode_heads(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_states *st, scratch *s, int T,
+                         int nt) {
+    int span = 1;
+    while (span < w->H && span * w->N % 16) span++;
+    decode_job j = {w, ly, st, s, l, T, span, w->H / span, 0};
+    j.n_chunks = j.n_spans < 4 * nt ? j.n_spans : 4 * nt;
+    if (j.n_chunks > PARALLEL_PINNED_MAX) j.n_chunks = PARALLEL_PINNED_MAX;
+    const double work = (double)T * w->c.A * w->N; /* state floats touched */
+    parallel_for_pinned(work < PARALLEL_MIN_WORK ? 1 : nt, j.n_chunks, decode_chunk, &j);
 }
 
 static void time_mix(const rwkv7 *w, const rwkv7_layer *ly, int l, const block_states *st, scratch *s, int T,
                      int nt) {
-    const int C = w->c.C, A = w->c.A;
+    const int C = w->c.C;
     const shift_src prev = {st, 0}; /* att_xx, then S at C */
     layernorm_rows(s->x, ly->ln1_w, ly->ln1_b, T, C, s->z, nt);
     /* x_c = z + (z_prev - z) x_c for the six mixes */
     shift_lerp_rows(s->z, prev, T, C, N_MIX, (const float *const *)ly->mix, s->xm, nt);
     shift_save(prev, s->z, T, C);
     projections(w, ly, l, st, s, T, nt);
-    token_args ta = {w, ly, s, l};
-    parallel_rows(nt, T, 8 * (size_t)A, prepare_row, &ta);
-    for (int t = 0, rows = st->batched ? 1 : T; t < T; t += rows) {
-        const size_t o = (size_t)t * A;
-        wkv7_forward(rows, w->H, w->N, s->r + o, s->w + o, s->k + o, s->v + o, s->b + o, s->a + o,
-                     row_state(st, t) + C, s->y + o, nt);
-    }
-    parallel_rows(nt, T, 6 * (size_t)A, finish_row, &ta);
+    if (T == 1 || st->batched) decode_heads(w, ly, l, st, s, T, nt);
+    else prompt_heads(w, ly, l, st, s, T, nt);
     block_matmul(st, &ly->att_o, s->y, T, s->tmp, nt);
     add_rows(s->x, s->tmp, T, C, nt);
 }
