@@ -848,9 +848,10 @@ static void test_quantize_file_round_trip(void) {
     }
 }
 
-/* The pool's loops run every chunk exactly once, dynamic and pinned alike,
- * at any number of threads and chunks (pinned loops of more chunks than
- * their mask holds included), call after call. */
+/* The pool's loops run every chunk (and every row of the row loops) exactly
+ * once, dynamic and pinned alike, at any number of threads and chunks
+ * (pinned loops of more chunks than their mask holds included), call after
+ * call. */
 typedef struct chunk_counts {
     _Atomic int runs[PARALLEL_PINNED_MAX + 8];
 } chunk_counts;
@@ -860,8 +861,29 @@ static void count_chunk(void *p, int c) {
     atomic_fetch_add(&k->runs[c], 1);
 }
 
+typedef struct row_counts {
+    _Atomic int runs[300];
+} row_counts;
+
+static void count_row(void *p, int r) {
+    row_counts *k = p;
+    atomic_fetch_add(&k->runs[r], 1);
+}
+
 static void test_pool_loops(void) {
     int bad = 0;
+    for (int pinned = 0; pinned < 2; pinned++) /* rows: large enough to be shared (PARALLEL_MIN_WORK) */
+        for (int nt = 1; nt <= 12; nt++)
+            for (int n = 1; n <= 300; n += 13) {
+                row_counts k;
+                for (int r = 0; r < n; r++) atomic_init(&k.runs[r], 0);
+                if (pinned) parallel_rows_pinned(nt, n, PARALLEL_MIN_WORK, count_row, &k);
+                else parallel_rows(nt, n, PARALLEL_MIN_WORK, count_row, &k);
+                for (int r = 0; r < n; r++)
+                    if (atomic_load(&k.runs[r]) != 1 && !bad++)
+                        CHECK(0, "%s rows, %d threads, %d rows: row %d ran %d times", pinned ? "pinned" : "dynamic", nt, n,
+                              r, atomic_load(&k.runs[r]));
+            }
     for (int pinned = 0; pinned < 2; pinned++)
         for (int nt = 1; nt <= 4; nt++)
             for (int n = 1; n <= PARALLEL_PINNED_MAX + 8; n++)

@@ -265,6 +265,9 @@ void parallel_for_pinned(int n_threads, int n_chunks, parallel_fn fn, void *ctx)
 #define PARALLEL_MIN_WORK 16384
 typedef void (*parallel_row_fn)(void *ctx, int row);
 void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx);
+/* The same as a pinned loop (parallel_for_pinned): each thread the same
+ * ranges of rows on every call while it keeps its core. */
+void parallel_rows_pinned(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx);
 
 /* Scalar references (single thread), the oracle every variant is tested against. */
 void relu_square_scalar(float *x, size_t n);

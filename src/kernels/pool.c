@@ -244,7 +244,7 @@ static void rows_chunk(void *p, int chunk) {
     for (int r = chunk * j->per_chunk; r < r1; r++) j->fn(j->ctx, r);
 }
 
-void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx) {
+static void rows_loop(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx, int pinned) {
     if (n_threads <= 1 || n_rows < 2 || (double)n_rows * (double)row_work < PARALLEL_MIN_WORK) {
         for (int r = 0; r < n_rows; r++) fn(ctx, r);
         return;
@@ -252,8 +252,17 @@ void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn f
     /* a few ranges per thread: a thread that loses its core for a while
      * leaves only small ranges for the others to wait on */
     int chunks = 4 * n_threads < n_rows ? 4 * n_threads : n_rows;
+    if (pinned && chunks > PARALLEL_PINNED_MAX) chunks = PARALLEL_PINNED_MAX;
     rows_job j = {fn, ctx, n_rows, (n_rows + chunks - 1) / chunks};
-    parallel_for(n_threads, (n_rows + j.per_chunk - 1) / j.per_chunk, rows_chunk, &j);
+    loop(n_threads, (n_rows + j.per_chunk - 1) / j.per_chunk, rows_chunk, &j, pinned);
+}
+
+void parallel_rows(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx) {
+    rows_loop(n_threads, n_rows, row_work, fn, ctx, 0);
+}
+
+void parallel_rows_pinned(int n_threads, int n_rows, size_t row_work, parallel_row_fn fn, void *ctx) {
+    rows_loop(n_threads, n_rows, row_work, fn, ctx, 1);
 }
 
 /* A long wait ended at t: the next jobs run on the caller alone (pool.submit held). */

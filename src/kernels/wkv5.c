@@ -66,8 +66,10 @@ static void wkv5_job_row(void *p, int row) {
 void wkv5_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *k, const float *v,
                        const float *w, size_t w_stride, const float *u, float *S, float *y, int n_threads) {
     wkv5_job j = {ops->wkv5_row, T, H * N, N, r, k, v, w, u, w_stride, S, y};
-    /* per row and token: N multiply-adds into the state row */
-    parallel_rows(n_threads, H * N, (size_t)T * N, wkv5_job_row, &j);
+    /* per row and token: N multiply-adds into the state row; each thread
+     * keeps the same rows, so that at decode (one token a call) its share of
+     * the state stays in its core's caches (model/rwkv7.c, decode_heads) */
+    parallel_rows_pinned(n_threads, H * N, (size_t)T * N, wkv5_job_row, &j);
 }
 
 void wkv5_forward(int T, int H, int N, const float *r, const float *k, const float *v, const float *w,
