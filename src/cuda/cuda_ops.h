@@ -33,6 +33,8 @@ size_t cuda_dtype_size(cuda_dtype t);
 
 /* Number of usable CUDA devices; 0 when there is no device or no driver. */
 int cuda_device_count(void);
+/* Multiprocessors of the current device; 0 when it cannot be asked. */
+int cuda_sm_count(void);
 /* RWKV_OK when the last launch and everything before it went well (no
  * synchronisation); otherwise the error as "what: CUDA message". */
 rwkv_status cuda_check(const char *what, rwkv_error *err);

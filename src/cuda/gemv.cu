@@ -321,9 +321,9 @@ __global__ void __launch_bounds__(THREADS) staged_gemv_kernel(gemv_group g, int 
 
 /* Blocks of the staged kernel resident at once, with part_max weights a warp. */
 static unsigned staged_wave(int part_max) {
-    int dev = 0, sms = 0, per_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+    const int sms = cuda_sm_count();
+    int per_sm = 0;
+    if (sms == 0 ||
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, staged_gemv_kernel, THREADS,
                                                       (size_t)WARPS * part_max * sizeof(bf16)) != cudaSuccess) {
         cudaGetLastError();

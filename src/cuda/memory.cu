@@ -18,6 +18,16 @@ int cuda_device_count(void) {
     return n;
 }
 
+int cuda_sm_count(void) {
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+        cudaGetLastError(); /* not left for the next error check */
+        return 0;
+    }
+    return sms;
+}
+
 /* Out of memory -> RWKV_ERR_NOMEM, no device or driver -> RWKV_ERR_UNSUPPORTED,
  * anything else (a failed launch, a fault inside a kernel) -> RWKV_ERR_IO. */
 static rwkv_status status_of(cudaError_t e) {

@@ -293,7 +293,7 @@ static rwkv_status alloc_work(rwkv_infer *c, rwkv_error *err) {
  * crosses zero near 22 MB. */
 enum { SPARSE_VALUE_MIN_BYTES = 24 << 20 };
 static int sparse_value_pays(const rwkv_infer *c, const rwkv_infer_shape *sh) {
-    const size_t bytes = (size_t)sh->n_embd * sh->n_ffn * (c->wt == CUDA_F32 ? 4 : 2);
+    const size_t bytes = (size_t)sh->n_embd * sh->n_ffn * cuda_dtype_size(c->wt);
     return !c->q8 && cuda_sparse_product_fits(c->wt, sh->n_embd, sh->n_ffn) && bytes >= SPARSE_VALUE_MIN_BYTES;
 }
 
@@ -486,7 +486,8 @@ rwkv_status infer_channel_mix(rwkv_infer *c, int l, const infer_rows *rows, enum
     cuda_gemv_op second = {w->Wv, C, F, h, F, w->Wr ? v : c->x, !w->Wr, CUDA_ACT_NONE, h16, NULL};
     if (!c->value_t) s = infer_products(c, &second, 1, R, err);
     else if (R <= CUDA_GEMV_ROWS) /* W_v stored transposed: the rows of zero hiddens are not read */
-        cuda_sparse_product(c->wt, w->Wv, C, F, h, F, R, second.Y, second.accumulate, c->sparse, c->stream);
+        cuda_sparse_product(c->wt, second.W, second.out, second.in, second.X, second.ldx, R, second.Y,
+                            second.accumulate, c->sparse, c->stream);
     else s = gemm(c, c->blas, c->stream, &second, 1, NULL, R, false, true, err);
     if (s != RWKV_OK || !w->Wr) return s;
     cuda_gate_residual_forward(CUDA_F32, c->x, r, v, c->x, (size_t)R * C, c->stream);

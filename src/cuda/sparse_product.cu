@@ -29,23 +29,15 @@ typedef struct sparse_plan {
     int S;     /* blocks along the inputs: slices of the scratch */
 } sparse_plan;
 
-static int device_sms(void) {
-    int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 132;
-    }
-    return sms;
-}
-
 /* About two blocks a multiprocessor: loads enough in flight, and few
  * enough slices for the last block to add. */
 static sparse_plan plan_of(cuda_dtype wt, int out, int in) {
     sparse_plan p;
     const int pack = wt == CUDA_BF16 ? 8 : 4, units = out / pack;
     p.tiles = (units + 31) / 32;
-    const int target = SPARSE_PER_SM * device_sms() / p.tiles > 0 ? SPARSE_PER_SM * device_sms() / p.tiles : 1;
+    int sms = cuda_sm_count();
+    if (sms == 0) sms = 132; /* an H100's, where the device cannot be asked */
+    const int target = SPARSE_PER_SM * sms / p.tiles > 0 ? SPARSE_PER_SM * sms / p.tiles : 1;
     int J = (in + target - 1) / target;
     J = (J + SPARSE_WARPS - 1) / SPARSE_WARPS * SPARSE_WARPS;
     p.J = J < SPARSE_MAX_J ? J : SPARSE_MAX_J;
@@ -87,7 +79,8 @@ __device__ __forceinline__ void add_slices(const float *part, int S, int out, in
         for (int s = 0; s < S; s += SUM_UNROLL) {
             float v[SUM_UNROLL];
 #pragma unroll
-            for (int u = 0; u < SUM_UNROLL; u++) v[u] = s + u < S ? __ldcg(part + ((size_t)(s + u) * rows + r) * out + o) : 0.0f;
+            for (int u = 0; u < SUM_UNROLL; u++)
+                v[u] = s + u < S ? __ldcg(part + ((size_t)(s + u) * rows + r) * out + o) : 0.0f;
 #pragma unroll
             for (int u = 0; u < SUM_UNROLL; u++)
                 if (s + u < S) sum += v[u];

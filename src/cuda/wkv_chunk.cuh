@@ -404,13 +404,8 @@ template <bool SA>
 bool wkv_chunk_segmented(const infer_rows *rows, int H, size_t scratch_floats, const infer_side *side) {
     if (!side || (rows->per + CT - 1) / CT < 2 * PART_CHUNKS || segment_floats<SA>(rows, H) > scratch_floats)
         return false;
-    int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) !=
-                                                  cudaSuccess) {
-        cudaGetLastError(); /* not left for the pass's error check */
-        return false;
-    }
-    if (2 * H * (64 / WARP_ROWS) > sms) return false;
+    const int sms = cuda_sm_count();
+    if (sms == 0 || 2 * H * (64 / WARP_ROWS) > sms) return false;
     if (cudaFuncSetAttribute(wkv_chunk_walk_kernel<64, SA, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              walk_bytes<SA, 2>()) != cudaSuccess) {
         cudaGetLastError();
