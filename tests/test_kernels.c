@@ -295,6 +295,36 @@ static void test_kquant_q8_exact_activations(void) {
     if (!ran) SKIP("neither AVX-512 nor AVX2 on this CPU");
 }
 
+/* x with an infinity or a NaN anywhere (the last element, the first, one
+ * between) takes the float path: the 8-bit quantization is refused, and a
+ * finite x of the same width is quantized. */
+static void test_kquant_q8_refuses_non_finite(void) {
+    enum { COLS = 1024 };
+    static float x[COLS];
+    const float bad[] = {INFINITY, -INFINITY, NAN};
+    const int at[] = {0, 301, COLS - 1};
+    int ran = 0;
+    matrix W = make_matrix(DT_Q4_K, 16, COLS);
+    for (const kernel_ops *const *k = kernels_all(); *k; k++) {
+        if (!(*k)->kquant_prepare || !kernels_cpu_supports((*k)->name)) continue;
+        ran++;
+        for (int c = 0; c < COLS; c++) x[c] = gauss();
+        void *acts = (*k)->kquant_prepare(&W, x);
+        CHECK(acts, "%s: a finite x was not quantized", (*k)->name);
+        free(acts);
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++)
+            for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+                x[at[i]] = bad[b];
+                acts = (*k)->kquant_prepare(&W, x);
+                free(acts);
+                CHECK(!acts, "%s: x with %g at %d was quantized", (*k)->name, bad[b], at[i]);
+                x[at[i]] = 0.5f;
+            }
+    }
+    free((void *)W.data);
+    if (!ran) SKIP("no variant quantizes k-quant activations on this CPU");
+}
+
 /* f32 rows that start off a cache-line boundary (file-mapped weights) */
 static void test_matvec_misaligned(void) {
     const int rows = 40, cols_list[] = {768, 100, 16};
@@ -947,6 +977,7 @@ int main(void) {
     TIMED(test_quantize_error_bounds);
     TIMED(test_kquant_error_bounds);
     TIMED(test_kquant_q8_exact_activations);
+    TIMED(test_kquant_q8_refuses_non_finite);
     TIMED(test_kquant_search_beats_max_scale);
     TIMED(test_quantize_file_round_trip);
     return test_summary();

@@ -5,6 +5,8 @@
 #define RWKV_KERNELS_KQUANT_Q8_H
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "core/kquants.h"
@@ -19,9 +21,17 @@
 static inline int kquant_q8_applies(const matrix *W, const float *x) {
     const int n = W->cols;
     if ((W->type != DT_Q4_K && W->type != DT_Q5_K && W->type != DT_Q6_K) || n > KQ8_MAX_COLS || n % QK_K) return 0;
-    for (int i = 0; i < n; i++)
-        if (!isfinite(x[i])) return 0;
-    return 1;
+    /* on the bits, without an early exit, so that the loop is vectorized:
+     * isfinite with an exit at each element made this check two thirds of
+     * quantizing x (a float is finite unless its exponent bits are all set) */
+    uint32_t inf_or_nan = 0;
+#pragma omp simd reduction(| : inf_or_nan)
+    for (int i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        inf_or_nan |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return !inf_or_nan;
 }
 
 /* The 8-bit path in two steps, so that the chunks of one product share one

@@ -80,10 +80,14 @@ static void quantize_acts(const float *x, int n, q8_acts *a) {
             __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + i), _mm512_set1_ps(id)));
             _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtsepi32_epi8(v));
         }
-        for (int s = 0; s < QK_K / 16; s++) {
-            int sum = 0;
-            for (int l = 0; l < 16; l++) sum += q[16 * s + l];
-            a->sum16[QK_K / 16 * b + s] = (int16_t)sum;
+        /* sums of 16 codes: the codes + 128 as unsigned bytes, summed 8 at a
+         * time by vpsadbw against zero, two such sums less 16 x 128 */
+        for (int c = 0; c < QK_K / 64; c++) {
+            const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(q + 64 * c), _mm512_set1_epi8((char)0x80));
+            uint64_t s8[8];
+            _mm512_storeu_si512(s8, _mm512_sad_epu8(u, _mm512_setzero_si512()));
+            for (int g = 0; g < 4; g++)
+                a->sum16[QK_K / 16 * b + 4 * c + g] = (int16_t)((int)(s8[2 * g] + s8[2 * g + 1]) - 16 * 128);
         }
         for (int s = 0; s < QK_K / 32; s++) {
             __m512 v = _mm512_add_ps(_mm512_loadu_ps(xb + 32 * s), _mm512_loadu_ps(xb + 32 * s + 16));
