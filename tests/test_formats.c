@@ -1165,19 +1165,23 @@ static void test_misaligned_views(void) {
  * as the [out, in] matrix itself (row r of it is column r of the official
  * tensor). */
 static void test_transposed_loras(void) {
-    enum { BATCH = 2, A = 3, B = 5, IN = 64, OUT = 32 };
-    uint16_t h[BATCH * A * B], ht[BATCH * A * B];
-    float f[BATCH * A * B], ft[BATCH * A * B];
-    for (int i = 0; i < BATCH * A * B; i++) h[i] = (uint16_t)(1000 + i), f[i] = (float)i;
-    transpose_last2(h, ht, 2, BATCH, A, B);
-    transpose_last2(f, ft, 4, BATCH, A, B);
+    enum { BATCH = 2, IN = 64, OUT = 32, MAX = BATCH * 70 * 130 };
+    static uint16_t h[MAX], ht[MAX];
+    static float f[MAX], ft[MAX];
+    const int shapes[][2] = {{3, 5}, {70, 130}}; /* within one 64 x 64 tile, and across partial tiles */
     int wrong = 0;
-    for (int k = 0; k < BATCH; k++)
-        for (int i = 0; i < A; i++)
-            for (int j = 0; j < B; j++) {
-                const int from = (k * A + i) * B + j, to = (k * B + j) * A + i;
-                wrong += ht[to] != h[from] || ft[to] != f[from];
-            }
+    for (int sh = 0; sh < 2; sh++) {
+        const int A = shapes[sh][0], B = shapes[sh][1];
+        for (int i = 0; i < BATCH * A * B; i++) h[i] = (uint16_t)(1000 + i), f[i] = (float)i;
+        transpose_last2(h, ht, 2, BATCH, A, B);
+        transpose_last2(f, ft, 4, BATCH, A, B);
+        for (int k = 0; k < BATCH; k++)
+            for (int i = 0; i < A; i++)
+                for (int j = 0; j < B; j++) {
+                    const int from = (k * A + i) * B + j, to = (k * B + j) * A + i;
+                    wrong += ht[to] != h[from] || ft[to] != f[from];
+                }
+    }
     CHECK(wrong == 0, "transpose_last2: %d values out of place", wrong);
 
     /* the file's [OUT][IN] rows: Q8_0 blocks of scale 1 (f16 0x3c00) and codes, and the same as f16 */

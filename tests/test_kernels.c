@@ -882,22 +882,13 @@ static void test_quantize_file_round_trip(void) {
  * once, dynamic and pinned alike, at any number of threads and chunks
  * (pinned loops of more chunks than their mask holds included), call after
  * call. */
-typedef struct chunk_counts {
-    _Atomic int runs[PARALLEL_PINNED_MAX + 8];
-} chunk_counts;
+typedef struct run_counts {
+    _Atomic int runs[300]; /* per chunk or row */
+} run_counts;
 
-static void count_chunk(void *p, int c) {
-    chunk_counts *k = p;
-    atomic_fetch_add(&k->runs[c], 1);
-}
-
-typedef struct row_counts {
-    _Atomic int runs[300];
-} row_counts;
-
-static void count_row(void *p, int r) {
-    row_counts *k = p;
-    atomic_fetch_add(&k->runs[r], 1);
+static void count_run(void *p, int i) {
+    run_counts *k = p;
+    atomic_fetch_add(&k->runs[i], 1);
 }
 
 static void test_pool_loops(void) {
@@ -905,10 +896,10 @@ static void test_pool_loops(void) {
     for (int pinned = 0; pinned < 2; pinned++) /* rows: large enough to be shared (PARALLEL_MIN_WORK) */
         for (int nt = 1; nt <= 12; nt++)
             for (int n = 1; n <= 300; n += 13) {
-                row_counts k;
+                run_counts k;
                 for (int r = 0; r < n; r++) atomic_init(&k.runs[r], 0);
-                if (pinned) parallel_rows_pinned(nt, n, PARALLEL_MIN_WORK, count_row, &k);
-                else parallel_rows(nt, n, PARALLEL_MIN_WORK, count_row, &k);
+                if (pinned) parallel_rows_pinned(nt, n, PARALLEL_MIN_WORK, count_run, &k);
+                else parallel_rows(nt, n, PARALLEL_MIN_WORK, count_run, &k);
                 for (int r = 0; r < n; r++)
                     if (atomic_load(&k.runs[r]) != 1 && !bad++)
                         CHECK(0, "%s rows, %d threads, %d rows: row %d ran %d times", pinned ? "pinned" : "dynamic", nt, n,
@@ -918,10 +909,10 @@ static void test_pool_loops(void) {
         for (int nt = 1; nt <= 4; nt++)
             for (int n = 1; n <= PARALLEL_PINNED_MAX + 8; n++)
                 for (int rep = 0; rep < 20; rep++) {
-                    chunk_counts k;
+                    run_counts k;
                     for (int c = 0; c < n; c++) atomic_init(&k.runs[c], 0);
-                    if (pinned) parallel_for_pinned(nt, n, count_chunk, &k);
-                    else parallel_for(nt, n, count_chunk, &k);
+                    if (pinned) parallel_for_pinned(nt, n, count_run, &k);
+                    else parallel_for(nt, n, count_run, &k);
                     for (int c = 0; c < n; c++)
                         if (atomic_load(&k.runs[c]) != 1 && !bad++)
                             CHECK(0, "%s loop, %d threads, %d chunks: chunk %d ran %d times",

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "cuda/rwkv_infer.cuh"
+extern "C" {
+#include "core/tensor.h" /* transpose_last2 */
+}
 
 
 /* Rows per pass (bounds the work buffers): a 2048-token prompt is one pass,
@@ -133,16 +136,6 @@ static rwkv_status matrix_type(const rwkv_infer *c, const char *name, int cols, 
     return RWKV_OK;
 }
 
-/* dst [b][a] = src [a][b], in tiles (a plain loop strides through the
- * destination: a second of loading for a 1.5B model's value matrices) */
-static void transpose_into(float *dst, const float *src, size_t a, size_t b) {
-    enum { TILE = 64 };
-    for (size_t i0 = 0; i0 < a; i0 += TILE)
-        for (size_t j0 = 0; j0 < b; j0 += TILE)
-            for (size_t i = i0; i < a && i < i0 + TILE; i++)
-                for (size_t j = j0; j < b && j < j0 + TILE; j++) dst[j * a + i] = src[i * b + j];
-}
-
 static rwkv_status upload_weight(uploader *u, int l, const infer_weight *w, void **d, rwkv_error *err) {
     char name[160];
     snprintf(name, sizeof name, "blocks.%d.%s", l, w->name);
@@ -156,10 +149,9 @@ static rwkv_status upload_weight(uploader *u, int l, const infer_weight *w, void
                                                                    : fetch(u, name, n, err);
     if (s != RWKV_OK) return s;
     const float *src = u->host;
-    const size_t per = (size_t)w->rows * w->cols;
-    for (size_t m = 0; w->kind == W_LORA && m < count; m++) /* the file's [cols][rows] to [rows][cols] */
-        transpose_into(u->host2 + m * per, u->host + m * per, (size_t)w->cols, (size_t)w->rows);
-    if (w->kind == W_MAT_T) transpose_into(u->host2, u->host, (size_t)w->rows, (size_t)w->cols);
+    if (w->kind == W_LORA) /* the file's [cols][rows] to [rows][cols] */
+        transpose_last2(u->host, u->host2, sizeof(float), (int64_t)count, w->cols, w->rows);
+    if (w->kind == W_MAT_T) transpose_last2(u->host, u->host2, sizeof(float), 1, w->rows, w->cols);
     if (w->kind == W_LORA || w->kind == W_MAT_T) src = u->host2;
     return put(u, src, n, count, t, d, err);
 }

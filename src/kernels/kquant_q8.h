@@ -4,7 +4,6 @@
 #ifndef RWKV_KERNELS_KQUANT_Q8_H
 #define RWKV_KERNELS_KQUANT_Q8_H
 
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
