@@ -417,6 +417,72 @@ static void test_choice(void) {
     CHECK(int8_dot_handles(DT_Q5_1) && !int8_dot_handles(DT_F16) && !int8_dot_handles(DT_Q4_K), "handled types");
 }
 
+/* W . x as one thread computes it alone through table k's kernels, x
+ * quantized here (the float path for a k-quant the table has no 8-bit path for) */
+static void product_alone(const kernel_ops *k, const matrix *W, const float *x, float *y) {
+    if (dtype_block_elems(W->type) != 256) {
+        quantized q = quantize_with(int8_dot_for(k), x, W->cols);
+        int8_dot_rows(int8_dot_for(k), W, &q.a, y, 0, W->rows);
+        free(q.mem);
+        return;
+    }
+    void *mem = k->kquant_prepare ? aligned_alloc(64, (k->kquant_bytes(W->cols) + 63) / 64 * 64) : NULL;
+    const void *a = mem ? k->kquant_prepare(W, x, mem) : NULL;
+    if (a) k->kquant_rows(W, a, y, 0, W->rows);
+    else k->matvec_rows(W, x, y, 0, W->rows);
+    free(mem);
+}
+
+/* Every thread that runs rows of a product quantizes its x for itself and
+ * keeps copies of the last few products (int8_product): a product never
+ * reads another's copy, though x changes in place between products, the
+ * formats and widths change (a thread's buffers grow), or a group of
+ * MATMUL_GROUP_MAX products runs as one job. At 1-4 threads each product
+ * gives exactly the bits of a one-thread product on its own x. */
+static void test_products_quantize_their_own_x(void) {
+    enum { ROWS = 160, TYPES = 4, MAX_COLS = 3072 };
+    const dtype types[TYPES] = {DT_Q5_1, DT_Q8_0, DT_Q4_K, DT_Q4_0};
+    const int cols[TYPES] = {768, 3072, 1024, 96};
+    const kernel_ops *k = kernels_active();
+    const int was = kernels_int8_activations();
+    kernels_set_int8_activations(1);
+    matrix W[TYPES];
+    for (int i = 0; i < TYPES; i++) {
+        W[i] = make_matrix(types[i], ROWS, cols[i]);
+        W[i].groups = row_groups_apply(&W[i]) ? make_groups(&W[i]) : NULL;
+    }
+    float *x = malloc(sizeof(float) * MAX_COLS * MATMUL_GROUP_MAX);
+    float *want = malloc(sizeof(float) * ROWS * MATMUL_GROUP_MAX);
+    float *got = malloc(sizeof(float) * ROWS * MATMUL_GROUP_MAX);
+    int bad = -1;
+    for (int round = 0; round < 32 && bad < 0; round++) { /* one x buffer, rewritten for each product */
+        const int i = round % TYPES, nt = 1 + round / TYPES % 4;
+        for (int c = 0; c < cols[i]; c++) x[c] = gauss();
+        product_alone(k, &W[i], x, want);
+        matvec_with(k, &W[i], x, got, nt);
+        if (memcmp(got, want, sizeof(float) * ROWS) != 0) bad = round;
+    }
+    CHECK(bad < 0, "%s: product %d of a sequence differs from the product alone", k->name, bad);
+    const matrix *Wg[MATMUL_GROUP_MAX];
+    const float *Xg[MATMUL_GROUP_MAX];
+    float *Yg[MATMUL_GROUP_MAX];
+    for (int nt = 2; nt <= 4; nt++) {
+        for (int p = 0; p < MATMUL_GROUP_MAX; p++) {
+            Wg[p] = &W[(p + nt) % TYPES];
+            Xg[p] = x + (size_t)p * MAX_COLS, Yg[p] = got + (size_t)p * ROWS;
+            for (int c = 0; c < Wg[p]->cols; c++) x[(size_t)p * MAX_COLS + c] = gauss();
+            product_alone(k, Wg[p], Xg[p], want + (size_t)p * ROWS);
+        }
+        matmul_group(MATMUL_GROUP_MAX, Wg, Xg, 1, Yg, nt);
+        CHECK(memcmp(got, want, sizeof(float) * ROWS * MATMUL_GROUP_MAX) == 0,
+              "%s: a group of %d products on %d threads differs from the products alone", k->name,
+              MATMUL_GROUP_MAX, nt);
+    }
+    kernels_set_int8_activations(was);
+    for (int i = 0; i < TYPES; i++) free((void *)W[i].data), free((void *)W[i].groups);
+    free(x), free(want), free(got);
+}
+
 int main(void) {
     RUN(test_choice);
     RUN(test_quantize_variants);
@@ -427,5 +493,6 @@ int main(void) {
     RUN(test_matvec_modes);
     RUN(test_groups_tokens_variants);
     RUN(test_matmul_rows_are_decode_steps);
+    RUN(test_products_quantize_their_own_x);
     return test_summary();
 }

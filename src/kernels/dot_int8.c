@@ -3,10 +3,12 @@
  * and which variant runs. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/dot_int8.h"
+#include "kernels/kquant_q8.h"
 #include "kernels/row_groups.h"
 
 size_t act_q8_bytes(int n) {
@@ -137,7 +139,7 @@ static const int8_dot_ops *best_of(const kernel_ops *k) {
     return best;
 }
 
-/* The choice for every table, made once (matvec_rows_with asks per chunk). */
+/* The choice for every table, made once (every decode product asks). */
 #define MAX_TABLES 8
 static const kernel_ops *tables[MAX_TABLES];
 static const int8_dot_ops *choice[MAX_TABLES];
@@ -173,46 +175,88 @@ void kernels_set_int8_activations(int on) {
     int8_on = on != 0;
 }
 
-/* ---- one thread's rows ----------------------------------------------------- */
-
-/* x of up to this many elements is quantized on the stack (66 KB) */
-#define ACT_STACK_ELEMS 16384
+/* ---- a product's x, quantized by each thread for itself ---------------------- */
 
 int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, int8_product *p) {
-    p->mem = p->kq = NULL;
-    p->k = k;
+    static _Atomic unsigned long next_id = 1;
+    *p = (int8_product){.k = k, .x = x};
     if (!kernels_int8_activations()) return 0;
-    if (k->kquant_prepare && (p->kq = k->kquant_prepare(W, x)) != NULL) return 1; /* a k-quant */
-    if (!int8_dot_handles(W->type) || W->cols % 32) return 0;
-    if (!(p->mem = aligned_alloc(64, act_q8_bytes(W->cols)))) return 0;
-    p->d = int8_dot_for(k);
-    act_q8_bind(&p->a, p->mem, W->cols);
-    p->d->quantize(x, &p->a);
+    if (dtype_block_elems(W->type) == QK_K) { /* a k-quant */
+        if (!k->kquant_prepare || W->cols % QK_K || W->cols > KQ8_MAX_COLS) return 0;
+        p->bytes = (k->kquant_bytes(W->cols) + 63) / 64 * 64;
+    } else if (int8_dot_handles(W->type) && W->cols % 32 == 0) {
+        p->d = int8_dot_for(k);
+        p->bytes = act_q8_bytes(W->cols);
+    } else {
+        return 0;
+    }
+    p->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     return 1;
 }
 
-void int8_product_rows(const int8_product *p, const matrix *W, float *y, int r0, int r1) {
-    if (p->kq) p->k->kquant_rows(W, p->kq, y, r0, r1);
-    else int8_dot_rows(p->d, W, &p->a, y, r0, r1);
-}
-
-void int8_product_release(int8_product *p) {
-    free(p->mem);
-    free(p->kq);
-    p->mem = p->kq = NULL;
-}
-
-void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *W, const float *x, float *y, int r0,
-                      int r1) {
-    _Alignas(64) uint8_t stack_mem[ACT_STACK_ELEMS * 4 + 512];
-    void *mem = stack_mem;
-    if (W->cols > ACT_STACK_ELEMS && !(mem = aligned_alloc(64, act_q8_bytes(W->cols)))) {
-        k->matvec_rows(W, x, y, r0, r1);
-        return;
-    }
+/* One quantized copy of a product's x on one thread. */
+typedef struct act_slot {
+    unsigned long id; /* the product (0: none) */
+    void *mem;
+    size_t bytes;
+    const void *acts; /* what the rows read, in mem; NULL: the float path */
     act_q8 a;
-    act_q8_bind(&a, mem, W->cols);
-    d->quantize(x, &a);
-    int8_dot_rows(d, W, &a, y, r0, r1);
-    if (mem != stack_mem) free(mem);
+} act_slot;
+
+/* A group job's products have consecutive ids, so each keeps its own slot. */
+#define ACT_SLOTS MATMUL_GROUP_MAX
+
+static _Thread_local act_slot *thread_slots;
+static pthread_key_t slots_key; /* frees a thread's slots when it exits */
+static int slots_key_ok;
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+
+static void slots_free(void *p) {
+    act_slot *s = p;
+    for (int i = 0; i < ACT_SLOTS; i++) free(s[i].mem);
+    free(s);
+}
+
+static void slots_init(void) { slots_key_ok = pthread_key_create(&slots_key, slots_free) == 0; }
+
+static act_slot *my_slots(void) {
+    if (thread_slots) return thread_slots;
+    pthread_once(&slots_once, slots_init);
+    act_slot *s = slots_key_ok ? calloc(ACT_SLOTS, sizeof *s) : NULL;
+    if (s && pthread_setspecific(slots_key, s) != 0) {
+        free(s);
+        s = NULL;
+    }
+    return thread_slots = s;
+}
+
+/* This thread's copy of p's x, quantized on its first call for p; NULL
+ * where no memory could be had. */
+static const act_slot *my_copy(const int8_product *p, const matrix *W) {
+    act_slot *slots = my_slots();
+    if (!slots) return NULL;
+    act_slot *s = &slots[p->id % ACT_SLOTS];
+    if (s->id == p->id) return s;
+    s->id = 0;
+    if (s->bytes < p->bytes) {
+        free(s->mem);
+        s->bytes = (s->mem = aligned_alloc(64, p->bytes)) ? p->bytes : 0;
+        if (!s->mem) return NULL;
+    }
+    if (p->d) {
+        act_q8_bind(&s->a, s->mem, W->cols);
+        p->d->quantize(p->x, &s->a);
+        s->acts = &s->a;
+    } else {
+        s->acts = p->k->kquant_prepare(W, p->x, s->mem);
+    }
+    s->id = p->id;
+    return s;
+}
+
+void int8_product_rows(const int8_product *p, const matrix *W, float *y, int r0, int r1) {
+    const act_slot *s = my_copy(p, W);
+    if (!s || !s->acts) p->k->matvec_rows(W, p->x, y, r0, r1);
+    else if (p->d) int8_dot_rows(p->d, W, s->acts, y, r0, r1);
+    else p->k->kquant_rows(W, s->acts, y, r0, r1);
 }

@@ -97,28 +97,31 @@ const int8_dot_ops *int8_dot_for(const kernel_ops *k);
 /* 1 for the block types the integer path handles (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1). */
 int int8_dot_handles(dtype t);
 
-/* Rows r0..r1 of W . x through variant d: quantizes x (on the stack up to
- * 16384 elements), then d->rows. Falls back to the float path of kernel table
- * k if no memory can be had for a longer x. */
-void matvec_rows_int8(const int8_dot_ops *d, const kernel_ops *k, const matrix *W, const float *x, float *y, int r0,
-                      int r1);
-
-/* x of one product quantized once for all the chunks the threads share
- * (matvec_with, matmul_group), rather than once per chunk: for the block
- * formats above, and for the k-quants through kernel table k's two-step
- * path (kernel_ops.kquant_prepare). prepare returns 1 and fills p when W
- * takes an 8-bit path (it allocates: release p after the product), 0 when
- * the float path runs (or no memory could be had). */
+/* One decode product W . x on the 8-bit path: the block formats above, and
+ * the k-quants through kernel table k's two-step path
+ * (kernel_ops.kquant_prepare). The threads that share the product's rows
+ * (matvec_with, matmul_group) each quantize x once, into memory of their
+ * own, when they first run rows of it: no thread waits while another
+ * quantizes, and none writes lines that another core is reading (on the
+ * project machine a line written by one core and read by the other costs a
+ * round trip between the cores). Every thread quantizes with the same
+ * arithmetic, so the results do not depend on which thread ran which rows.
+ * A thread keeps its copies for the last few products (MATMUL_GROUP_MAX,
+ * the products of one job) and frees them when it exits.
+ *
+ * prepare returns 1 and fills p when W takes an 8-bit path, 0 when the
+ * float path runs (matvec_rows); nothing is allocated, nothing released. */
 typedef struct int8_product {
-    const int8_dot_ops *d;
-    act_q8 a;
-    void *mem;
-    const kernel_ops *k; /* the k-quants: x as k->kquant_prepare left it in kq */
-    void *kq;
+    const kernel_ops *k;
+    const int8_dot_ops *d; /* the block formats' variant; NULL: a k-quant (k->kquant_*) */
+    const float *x;
+    size_t bytes;     /* of one quantized copy of x */
+    unsigned long id; /* unique over the process: names the threads' copies */
 } int8_product;
 int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, int8_product *p);
-/* y[r - r0] = row r of W . x for r0 <= r < r1, x as p holds it. */
+/* y[r - r0] = row r of W . x for r0 <= r < r1, x as this thread quantized
+ * it for p. Where the thread can have no memory for its copy, or a k-quant's
+ * x is not finite, its rows take the float path (k->matvec_rows). */
 void int8_product_rows(const int8_product *p, const matrix *W, float *y, int r0, int r1);
-void int8_product_release(int8_product *p);
 
 #endif

@@ -158,9 +158,12 @@ typedef struct kernel_ops {
     int kquant_groups;
     /* The k-quants' 8-bit path in two steps, so that the chunks of one
      * product share one quantization of x (kernels/kquant_q8.h): prepare
-     * returns NULL where it does not apply (matvec_rows then decides);
-     * NULL slots where the variant has no such path. */
-    void *(*kquant_prepare)(const matrix *W, const float *x);
+     * quantizes x into mem (kquant_bytes(W->cols) bytes, 64-byte aligned)
+     * for kquant_rows and returns mem, or NULL where the path does not
+     * apply (matvec_rows then decides); NULL slots where the variant has no
+     * such path. */
+    size_t (*kquant_bytes)(int cols);
+    void *(*kquant_prepare)(const matrix *W, const float *x, void *mem);
     void (*kquant_rows)(const matrix *W, const void *acts, float *y, int r0, int r1);
     /* kquant_rows for N tokens at once (acts[n] prepared for token n; token
      * n's rows at Y + n ldy), each row bit for bit its token's kquant_rows
@@ -311,11 +314,6 @@ void matmul_pack_panels(const kernel_ops *k, const matrix *W, void *dst);
  * for the whole process (not thread-safe against running kernels). */
 int kernels_int8_activations(void);
 void kernels_set_int8_activations(int on);
-
-/* One thread's share r0..r1 of a decode product with table k: the integer
- * path for the block formats it covers when int8 activations are on, else
- * k->matvec_rows. Every decode product goes through here. */
-void matvec_rows_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int r0, int r1);
 
 /* Products with an explicit variant (tests/benchmarks); matvec/matmul use kernels_active(). */
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads);

@@ -396,7 +396,7 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
     case DT_Q5_K:
     case DT_Q6_K:
         if (kernels_int8_activations() &&
-            kquant_q8_rows(kquant_prepare_avx2, kquant_rows_avx2, W, x, y, r0, r1) == 0)
+            kquant_q8_rows(kquant_bytes_avx2, kquant_prepare_avx2, kquant_rows_avx2, W, x, y, r0, r1) == 0)
             return;
         kquant_rows(W, x, y, r0, r1, dot_k);
         return;
@@ -642,6 +642,7 @@ static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n
 const kernel_ops kernels_avx2 = {
     .name = "avx2",
     .matvec_rows = matvec_rows,
+    .kquant_bytes = kquant_bytes_avx2,
     .kquant_prepare = kquant_prepare_avx2,
     .kquant_rows = kquant_rows_avx2,
     .row_to_f32 = row_to_f32,

@@ -458,7 +458,7 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
     case DT_Q5_K:
     case DT_Q6_K:
         if (kernels_int8_activations() &&
-            kquant_q8_rows(kquant_prepare_avx512, kquant_rows_avx512, W, x, y, r0, r1) == 0)
+            kquant_q8_rows(kquant_bytes_avx512, kquant_prepare_avx512, kquant_rows_avx512, W, x, y, r0, r1) == 0)
             return;
         kquant_rows(W, x, y, r0, r1, dot_k);
         return;
@@ -842,6 +842,7 @@ const kernel_ops kernels_avx512 = {
     .name = "avx512",
     .matvec_rows = matvec_rows,
     .kquant_groups = 1,
+    .kquant_bytes = kquant_bytes_avx512,
     .kquant_prepare = kquant_prepare_avx512,
     .kquant_rows = kquant_rows_avx512,
     .kquant_tokens = kquant_tokens_avx512,

@@ -35,30 +35,32 @@ static inline int kquant_q8_applies(const matrix *W, const float *x) {
 
 /* The 8-bit path in two steps, so that the chunks of one product share one
  * quantization of x (kernel_ops.kquant_prepare / kquant_rows): prepare
- * returns x quantized to 8 bits per 256 (error at most max|x| / 254 per
- * element of each block) in the variant's own layout (free() it after the
- * product), or NULL where the 8-bit path does not apply (another type, rows
- * wider than KQ8_MAX_COLS, a non-finite x) or no memory could be had; rows
- * sets y[r - r0] = row r of W . x for r in [r0, r1). */
-void *kquant_prepare_avx512(const matrix *W, const float *x);
+ * quantizes x to 8 bits per 256 (error at most max|x| / 254 per element of
+ * each block) into mem (kquant_bytes(W->cols) bytes, 64-byte aligned) in the
+ * variant's own layout and returns mem, or NULL where the 8-bit path does
+ * not apply (another type, rows wider than KQ8_MAX_COLS, a non-finite x);
+ * rows sets y[r - r0] = row r of W . x for r in [r0, r1). */
+size_t kquant_bytes_avx512(int cols);
+void *kquant_prepare_avx512(const matrix *W, const float *x, void *mem);
 void kquant_rows_avx512(const matrix *W, const void *acts, float *y, int r0, int r1);
 /* Rows r0..r1 for N tokens (acts[n] from prepare for token n), token n's
  * at Y + n ldy, each bit for bit what rows gives for that token alone: the
  * Q4_K / Q5_K / Q6_K groups' codes unpacked once for a tile of tokens. */
 void kquant_tokens_avx512(const matrix *W, const void *const *acts, int N, float *Y, size_t ldy, int r0, int r1);
-void *kquant_prepare_avx2(const matrix *W, const float *x);
+size_t kquant_bytes_avx2(int cols);
+void *kquant_prepare_avx2(const matrix *W, const float *x, void *mem);
 void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1);
 
-/* Both steps for one range of rows: 0, or -1 when prepare gives nothing
- * (the caller then takes the float path). */
-static inline int kquant_q8_rows(void *(*prepare)(const matrix *, const float *),
+/* Both steps for one range of rows: 0, or -1 when prepare gives nothing or
+ * no memory could be had (the caller then takes the float path). */
+static inline int kquant_q8_rows(size_t (*bytes)(int), void *(*prepare)(const matrix *, const float *, void *),
                                  void (*rows)(const matrix *, const void *, float *, int, int), const matrix *W,
                                  const float *x, float *y, int r0, int r1) {
-    void *a = prepare(W, x);
-    if (!a) return -1;
-    rows(W, a, y, r0, r1);
-    free(a);
-    return 0;
+    void *mem = aligned_alloc(64, (bytes(W->cols) + 63) / 64 * 64);
+    const void *a = mem ? prepare(W, x, mem) : NULL;
+    if (a) rows(W, a, y, r0, r1);
+    free(mem);
+    return a ? 0 : -1;
 }
 
 #endif

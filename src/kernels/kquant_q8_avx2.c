@@ -147,11 +147,15 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
     return hsum8(acc) - bias;
 }
 
-void *kquant_prepare_avx2(const matrix *W, const float *x) {
+size_t kquant_bytes_avx2(int cols) {
+    (void)cols; /* one layout for every width up to KQ8_MAX_COLS */
+    return sizeof(q8_acts);
+}
+
+void *kquant_prepare_avx2(const matrix *W, const float *x, void *mem) {
     if (!kquant_q8_applies(W, x)) return NULL;
-    q8_acts *a = aligned_alloc(64, (sizeof(q8_acts) + 63) / 64 * 64);
-    if (a) quantize_acts(x, W->cols, a);
-    return a;
+    quantize_acts(x, W->cols, mem);
+    return mem;
 }
 
 void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1) {

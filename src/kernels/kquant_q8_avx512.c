@@ -526,10 +526,10 @@ void kquant_tokens_avx512(const matrix *W, const void *const *acts, int N, float
         for (int n = 0; n < N; n++) kquant_rows_avx512(W, acts[n], Y + (size_t)n * ldy + (end - r0), end, r1);
 }
 
-void *kquant_prepare_avx512(const matrix *W, const float *x) {
+size_t kquant_bytes_avx512(int cols) { return q8_acts_bytes(cols); }
+
+void *kquant_prepare_avx512(const matrix *W, const float *x, void *mem) {
     if (!kquant_q8_applies(W, x)) return NULL;
-    void *mem = aligned_alloc(64, q8_acts_bytes(W->cols));
-    if (!mem) return NULL;
     q8_acts *a = q8_acts_bind(mem, W->cols);
     quantize_acts(x, W->cols, a);
     return a;

@@ -255,8 +255,10 @@ typedef struct int8_tokens {
     act_q8 *a; /* [N]: each token's x as the decode quantizes it (32-weight formats) */
     void *mem;
     void *tokens; /* the same gathered for d->groups_tokens, once for every chunk */
-    void **kq; /* [N]: the same for the k-quants (k->kquant_prepare), else NULL */
+    void **kq; /* [N]: the same for the k-quants (k->kquant_prepare, each in memory of its own), else NULL */
 } int8_tokens;
+
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
 typedef struct quantize_job {
     const int8_tokens *f;
@@ -267,8 +269,13 @@ typedef struct quantize_job {
 static void quantize_token(void *p, int n) {
     const quantize_job *j = p;
     const float *x = j->X + (size_t)n * j->W->cols;
-    if (j->f->kq) j->f->kq[n] = j->f->k->kquant_prepare(j->W, x);
-    else j->f->d->quantize(x, &j->f->a[n]);
+    if (!j->f->kq) {
+        j->f->d->quantize(x, &j->f->a[n]);
+        return;
+    }
+    const kernel_ops *k = j->f->k;
+    void *mem = aligned_alloc(64, round64(k->kquant_bytes(j->W->cols)));
+    if (!(j->f->kq[n] = mem ? k->kquant_prepare(j->W, x, mem) : NULL)) free(mem);
 }
 
 static void int8_tokens_release(int8_tokens *f) {
@@ -277,8 +284,6 @@ static void int8_tokens_release(int8_tokens *f) {
     free(f->kq);
     f->N = 0, f->a = NULL, f->mem = NULL, f->kq = NULL, f->tokens = NULL;
 }
-
-static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
 static int is_kquant(const matrix *W) { return dtype_block_elems(W->type) == 256; }
 
@@ -448,7 +453,7 @@ typedef struct group_job {
     int n, N, decode;
     int first[MATMUL_GROUP_MAX + 1];
     matvec_split split[MATMUL_GROUP_MAX]; /* N = 1: the row chunks */
-    int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product */
+    int8_product q[MATMUL_GROUP_MAX]; /* N = 1: x quantized once per product and thread */
     int quantized[MATMUL_GROUP_MAX];
     const uint16_t *Xh[MATMUL_GROUP_MAX]; /* N > 1: x in bf16 for the bf16 products, or NULL */
     int8_tokens tokens[MATMUL_GROUP_MAX]; /* N > 1: the decode's integer kernels, where tokens[i].N */
@@ -463,7 +468,7 @@ static void group_chunk(void *p, int chunk) {
         int r0, r1;
         matvec_split_range(&g->split[i], c, &r0, &r1);
         if (g->quantized[i]) int8_product_rows(&g->q[i], g->W[i], g->Y[i] + r0, r0, r1);
-        else matvec_rows_with(g->k, g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
+        else g->k->matvec_rows(g->W[i], g->X[i], g->Y[i] + r0, r0, r1);
     } else if (g->tokens[i].N) {
         int8_tokens_chunk(&g->tokens[i], g->W[i], g->Y[i], c);
     } else {
@@ -495,7 +500,7 @@ static void group_rows(int n, const matrix *const *W, const float *const *X, int
         if (g.decode) {
             g.split[i] = matvec_split_for(W[i], n_threads);
             chunks = g.split[i].n_chunks;
-            g.quantized[i] = chunks > 1 && int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
+            g.quantized[i] = int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {
             int8_tokens_prepare(g.k, W[i], X[i], N, n_threads, scratch && tiles[i] ? scratch : NULL, &g.tokens[i]);
             if (scratch) scratch += tiles[i];
@@ -506,7 +511,6 @@ static void group_rows(int n, const matrix *const *W, const float *const *X, int
     }
     parallel_for(n_threads, g.first[n], group_chunk, &g);
     for (int i = 0; i < n; i++) {
-        if (g.quantized[i]) int8_product_release(&g.q[i]);
         if (g.tokens[i].N) int8_tokens_release(&g.tokens[i]);
         free((void *)g.Xh[i]);
     }

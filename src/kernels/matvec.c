@@ -3,9 +3,9 @@
  * thread that the threads of the kernel pool claim (kernels/pool.c); each
  * chunk runs the active table's row kernel (kernel_ops.matvec_rows), or for
  * the block formats and k-quants with int8 activations the integer path
- * (kernels/dot_int8.h, int8_product), x quantized once per product before
- * the chunks are handed out (matvec_rows_with for a product in one piece). The
- * scalar row kernel here is the reference every variant is tested against. */
+ * (kernels/dot_int8.h, int8_product: x quantized once per product by each
+ * thread that runs rows of it). The scalar row kernel here is the reference
+ * every variant is tested against. */
 #include <stdint.h>
 
 #include "kernels/dot_int8.h"
@@ -62,27 +62,19 @@ void matvec_scalar(const matrix *W, const float *x, float *y) { matvec_rows_scal
 #define MATVEC_MIN_CHUNK_ROWS 64
 
 typedef struct matvec_job {
-    const kernel_ops *k;
     const matrix *W;
-    const float *x;
     float *y;
     matvec_split split;
-    const int8_product *q; /* x quantized once for every chunk, or NULL: the float path */
+    int8_product q;
+    int quantized; /* 0: the float path, q.k->matvec_rows on q.x */
 } matvec_job;
-
-void matvec_rows_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int r0, int r1) {
-    if (int8_dot_handles(W->type) && W->cols % 32 == 0 && kernels_int8_activations())
-        matvec_rows_int8(int8_dot_for(k), k, W, x, y, r0, r1);
-    else
-        k->matvec_rows(W, x, y, r0, r1);
-}
 
 static void matvec_chunk(void *p, int chunk) {
     const matvec_job *j = p;
     int r0, r1;
     matvec_split_range(&j->split, chunk, &r0, &r1);
-    if (j->q) int8_product_rows(j->q, j->W, j->y + r0, r0, r1);
-    else matvec_rows_with(j->k, j->W, j->x, j->y + r0, r0, r1);
+    if (j->quantized) int8_product_rows(&j->q, j->W, j->y + r0, r0, r1);
+    else j->q.k->matvec_rows(j->W, j->q.x, j->y + r0, r0, r1);
 }
 
 static int round16(int rows) { return (rows + 15) / 16 * 16; }
@@ -107,16 +99,9 @@ matvec_split matvec_split_for(const matrix *W, int n_threads) {
 }
 
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
-    const matvec_split split = matvec_split_for(W, n_threads);
-    if (split.n_chunks == 1) {
-        matvec_rows_with(k, W, x, y, 0, W->rows);
-        return;
-    }
-    int8_product q;
-    const int quantized = int8_product_prepare(k, W, x, &q);
-    matvec_job j = {k, W, x, y, split, quantized ? &q : NULL};
-    parallel_for(n_threads, split.n_chunks, matvec_chunk, &j);
-    if (quantized) int8_product_release(&q);
+    matvec_job j = {.W = W, .y = y, .split = matvec_split_for(W, n_threads)};
+    j.quantized = int8_product_prepare(k, W, x, &j.q);
+    parallel_for(n_threads, j.split.n_chunks, matvec_chunk, &j);
 }
 
 void matvec(const matrix *W, const float *x, float *y, int n_threads) {
