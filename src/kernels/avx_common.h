@@ -57,6 +57,16 @@ static inline __attribute__((always_inline)) void prefetch_row_ahead(const uint8
     const char *p = (const char *)row + PREFETCH_AHEAD;
     for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
+/* The first PREFETCH_AHEAD bytes of a range of rows (at most `bytes`), which
+ * prefetch_row_ahead, always 12 KB ahead of the kernel, never covers: asked
+ * for together at the start rather than missed one line after another. A
+ * decode product's chunks are short (a 768 x 768 Q4_K product's are 20-120
+ * KB), so their first 12 KB were a large part of them; two-thread decode
+ * was 2-3% faster (docs/perf.md, change 51). */
+static inline __attribute__((always_inline)) void prefetch_start(const uint8_t *p, size_t bytes) {
+    if (bytes > PREFETCH_AHEAD) bytes = PREFETCH_AHEAD;
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+}
 
 /* ---- k-quant rows (core/kquants.h). Each sub-block's offset (the minimum
  * for Q4_K/Q5_K, the code bias 32 for Q6_K) multiplies the sum of x over the

@@ -27,6 +27,7 @@ static inline __attribute__((always_inline)) void INT8_VARIANT(nib_rows)(const n
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     const int nb = a->n / 32;
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    prefetch_start(row, (size_t)(r1 - r0) * rb);
     for (int r = r0; r < r1; r++, row += rb) {
         prefetch_row_ahead(row, rb);
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, m0 = acc0, m1 = acc0;

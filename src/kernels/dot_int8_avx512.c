@@ -125,6 +125,7 @@ static inline __attribute__((always_inline)) void nib_rows(const nib_format f, c
     const nib_consts c = nib_setup(&f);
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    prefetch_start(row, (size_t)(r1 - r0) * rb);
     for (int r = r0; r < r1; r++, row += rb) {
         prefetch_row_ahead(row, rb);
         y[r - r0] = nib_row(&f, &c, row, a, r == W->rows - 1);
@@ -250,6 +251,7 @@ static inline __attribute__((always_inline)) void group_rows(const nib_format *f
     const int nb = W->cols / 32;
     const size_t cb = ROW_GROUP * dtype_block_bytes(t);
     const group_column c0 = row_group_column(t, 1, 0), c1 = row_group_column(t, 1, 1), lone = row_group_column(t, 0, 0);
+    if (f) prefetch_start((const uint8_t *)W->groups + (size_t)g0 * nb * cb, (size_t)(g1 - g0) * nb * cb);
     for (int g = g0; g < g1; g++) {
         const uint8_t *pair = (const uint8_t *)W->groups + (size_t)g * nb * cb;
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, m0 = acc0, m1 = acc0;

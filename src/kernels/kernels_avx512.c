@@ -417,6 +417,7 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
         /* a small matrix (RWKV-7's LoRAs) is too short a stream for the
          * hardware prefetcher to get going (docs/gguf.md) */
         const int small = (size_t)W->rows * rb <= (1u << 20);
+        if (small) prefetch_start(row, (size_t)(r1 - r0) * rb);
         for (int r = r0; r < r1; r++, row += rb) {
             if (small) prefetch_row_ahead(row, rb);
             y[r - r0] = dot_f32((const float *)row, xs, n);

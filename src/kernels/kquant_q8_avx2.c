@@ -163,6 +163,7 @@ void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r
     const int n = W->cols;
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    prefetch_start(row, (size_t)(r1 - r0) * rb);
     for (int r = r0; r < r1; r++, row += rb) {
         prefetch_row_ahead(row, rb);
         y[r - r0] = W->type == DT_Q6_K ? dot_q6_k(row, a, n) : dot_q45_k(row, a, n, W->type == DT_Q5_K);

@@ -301,6 +301,8 @@ static inline KQUANT_GROUPS_TARGET void kquant_group_rows(const matrix *W, const
                                                           int five) {
     const int nb = W->cols / QK_K;
     const size_t cb = ROW_GROUP * (five ? 176 : 144);
+    prefetch_start((const uint8_t *)W->groups + (size_t)g0 * row_group_stride(W->type, W->cols),
+                   (size_t)(g1 - g0) * row_group_stride(W->type, W->cols));
     for (int g = g0; g < g1; g++) {
         const uint8_t *col = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
         __m512 acc = _mm512_setzero_ps(), accm = acc;
@@ -369,6 +371,8 @@ static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET __m512i q6k_qu
 
 static KQUANT_GROUPS_TARGET void q6k_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1) {
     const int nb = W->cols / QK_K;
+    prefetch_start((const uint8_t *)W->groups + (size_t)g0 * row_group_stride(W->type, W->cols),
+                   (size_t)(g1 - g0) * row_group_stride(W->type, W->cols));
     for (int g = g0; g < g1; g++) {
         const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
         const uint8_t *d16 = group + (size_t)ROW_GROUP_Q6K_PARTS * nb;
@@ -546,6 +550,7 @@ void kquant_rows_avx512(const matrix *W, const void *acts, float *y, int r0, int
     }
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    prefetch_start(row, (size_t)(r1 - r0) * rb);
     for (int r = r0; r < r1; r++, row += rb) {
         prefetch_row_ahead(row, rb);
         y[r - r0] = W->type == DT_Q6_K ? dot_q6_k(row, a, n) : W->type == DT_Q5_K ? dot_q45_k(row, a, n, 1) : dot_q45_k(row, a, n, 0);
