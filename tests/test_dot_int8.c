@@ -426,7 +426,7 @@ static void product_alone(const kernel_ops *k, const matrix *W, const float *x, 
         free(q.mem);
         return;
     }
-    void *mem = k->kquant_prepare ? aligned_alloc(64, (k->kquant_bytes(W->cols) + 63) / 64 * 64) : NULL;
+    void *mem = k->kquant_prepare ? aligned_alloc(64, k->kquant_bytes(W->cols)) : NULL;
     const void *a = mem ? k->kquant_prepare(W, x, mem) : NULL;
     if (a) k->kquant_rows(W, a, y, 0, W->rows);
     else k->matvec_rows(W, x, y, 0, W->rows);

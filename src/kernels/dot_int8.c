@@ -183,7 +183,7 @@ int int8_product_prepare(const kernel_ops *k, const matrix *W, const float *x, i
     if (!kernels_int8_activations()) return 0;
     if (dtype_block_elems(W->type) == QK_K) { /* a k-quant */
         if (!k->kquant_prepare || W->cols % QK_K || W->cols > KQ8_MAX_COLS) return 0;
-        p->bytes = (k->kquant_bytes(W->cols) + 63) / 64 * 64;
+        p->bytes = k->kquant_bytes(W->cols);
     } else if (int8_dot_handles(W->type) && W->cols % 32 == 0) {
         p->d = int8_dot_for(k);
         p->bytes = act_q8_bytes(W->cols);

@@ -158,7 +158,8 @@ typedef struct kernel_ops {
     int kquant_groups;
     /* The k-quants' 8-bit path in two steps, so that the chunks of one
      * product share one quantization of x (kernels/kquant_q8.h): prepare
-     * quantizes x into mem (kquant_bytes(W->cols) bytes, 64-byte aligned)
+     * quantizes x into mem (kquant_bytes(W->cols) bytes, a multiple of 64,
+     * 64-byte aligned)
      * for kquant_rows and returns mem, or NULL where the path does not
      * apply (matvec_rows then decides); NULL slots where the variant has no
      * such path. */

@@ -36,7 +36,8 @@ static inline int kquant_q8_applies(const matrix *W, const float *x) {
 /* The 8-bit path in two steps, so that the chunks of one product share one
  * quantization of x (kernel_ops.kquant_prepare / kquant_rows): prepare
  * quantizes x to 8 bits per 256 (error at most max|x| / 254 per element of
- * each block) into mem (kquant_bytes(W->cols) bytes, 64-byte aligned) in the
+ * each block) into mem (kquant_bytes(W->cols) bytes, a multiple of 64; mem
+ * 64-byte aligned) in the
  * variant's own layout and returns mem, or NULL where the 8-bit path does
  * not apply (another type, rows wider than KQ8_MAX_COLS, a non-finite x);
  * rows sets y[r - r0] = row r of W . x for r in [r0, r1). */
@@ -56,7 +57,7 @@ void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r
 static inline int kquant_q8_rows(size_t (*bytes)(int), void *(*prepare)(const matrix *, const float *, void *),
                                  void (*rows)(const matrix *, const void *, float *, int, int), const matrix *W,
                                  const float *x, float *y, int r0, int r1) {
-    void *mem = aligned_alloc(64, (bytes(W->cols) + 63) / 64 * 64);
+    void *mem = aligned_alloc(64, bytes(W->cols));
     const void *a = mem ? prepare(W, x, mem) : NULL;
     if (a) rows(W, a, y, r0, r1);
     free(mem);

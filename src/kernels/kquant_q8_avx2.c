@@ -149,7 +149,7 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
 
 size_t kquant_bytes_avx2(int cols) {
     (void)cols; /* one layout for every width up to KQ8_MAX_COLS */
-    return sizeof(q8_acts);
+    return (sizeof(q8_acts) + 63) / 64 * 64;
 }
 
 void *kquant_prepare_avx2(const matrix *W, const float *x, void *mem) {

@@ -300,11 +300,10 @@ static inline KQUANT_GROUPS_TARGET void kquant_column(const uint8_t *col, const 
 static inline KQUANT_GROUPS_TARGET void kquant_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1,
                                                           int five) {
     const int nb = W->cols / QK_K;
-    const size_t cb = ROW_GROUP * (five ? 176 : 144);
-    prefetch_start((const uint8_t *)W->groups + (size_t)g0 * row_group_stride(W->type, W->cols),
-                   (size_t)(g1 - g0) * row_group_stride(W->type, W->cols));
+    const size_t cb = ROW_GROUP * (five ? 176 : 144), stride = row_group_stride(W->type, W->cols);
+    prefetch_start((const uint8_t *)W->groups + (size_t)g0 * stride, (size_t)(g1 - g0) * stride);
     for (int g = g0; g < g1; g++) {
-        const uint8_t *col = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
+        const uint8_t *col = (const uint8_t *)W->groups + (size_t)g * stride;
         __m512 acc = _mm512_setzero_ps(), accm = acc;
         for (int b = 0; b < nb; b++, col += cb) {
             prefetch_row_ahead(col, cb);
@@ -371,10 +370,10 @@ static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET __m512i q6k_qu
 
 static KQUANT_GROUPS_TARGET void q6k_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1) {
     const int nb = W->cols / QK_K;
-    prefetch_start((const uint8_t *)W->groups + (size_t)g0 * row_group_stride(W->type, W->cols),
-                   (size_t)(g1 - g0) * row_group_stride(W->type, W->cols));
+    const size_t stride = row_group_stride(W->type, W->cols);
+    prefetch_start((const uint8_t *)W->groups + (size_t)g0 * stride, (size_t)(g1 - g0) * stride);
     for (int g = g0; g < g1; g++) {
-        const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
+        const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * stride;
         const uint8_t *d16 = group + (size_t)ROW_GROUP_Q6K_PARTS * nb;
         __m512 acc = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {

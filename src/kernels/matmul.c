@@ -258,8 +258,6 @@ typedef struct int8_tokens {
     void **kq; /* [N]: the same for the k-quants (k->kquant_prepare, each in memory of its own), else NULL */
 } int8_tokens;
 
-static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
-
 typedef struct quantize_job {
     const int8_tokens *f;
     const matrix *W;
@@ -274,7 +272,7 @@ static void quantize_token(void *p, int n) {
         return;
     }
     const kernel_ops *k = j->f->k;
-    void *mem = aligned_alloc(64, round64(k->kquant_bytes(j->W->cols)));
+    void *mem = aligned_alloc(64, k->kquant_bytes(j->W->cols));
     if (!(j->f->kq[n] = mem ? k->kquant_prepare(j->W, x, mem) : NULL)) free(mem);
 }
 
@@ -284,6 +282,8 @@ static void int8_tokens_release(int8_tokens *f) {
     free(f->kq);
     f->N = 0, f->a = NULL, f->mem = NULL, f->kq = NULL, f->tokens = NULL;
 }
+
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
 static int is_kquant(const matrix *W) { return dtype_block_elems(W->type) == 256; }
 

@@ -68,7 +68,7 @@ void wkv5_forward_with(const kernel_ops *ops, int T, int H, int N, const float *
     wkv5_job j = {ops->wkv5_row, T, H * N, N, r, k, v, w, u, w_stride, S, y};
     /* per row and token: N multiply-adds into the state row; each thread
      * keeps the same rows, so that at decode (one token a call) its share of
-     * the state stays in its core's caches (model/rwkv7.c, decode_heads) */
+     * the state stays in its core's caches (docs/perf.md, change 48) */
     parallel_rows_pinned(n_threads, H * N, (size_t)T * N, wkv5_job_row, &j);
 }
 
