@@ -1,10 +1,10 @@
 #include "core/tensor.h"
 
+#include "core/huge_pages.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 void tensor_set_init(tensor_set *set) { memset(set, 0, sizeof *set); }
 
@@ -14,7 +14,7 @@ void tensor_set_free(tensor_set *set) {
     strmap_free(&set->index);
     for (int i = 0; i < set->owned_count; i++) {
         const tensor_owned *o = &set->owned[i];
-        if (o->bytes) munmap(o->data, o->bytes);
+        if (o->bytes) huge_pages_unmap(o->data, o->bytes);
         else free(o->data);
     }
     free(set->owned);
@@ -145,21 +145,10 @@ void *tensor_set_alloc(tensor_set *set, size_t nbytes) {
 }
 
 void *tensor_set_alloc_large(tensor_set *set, size_t nbytes) {
-    const size_t huge_page = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
-    const size_t bytes = (nbytes + page - 1) / page * page;
-    if (bytes == 0) return NULL;
-    /* a huge page more than asked, then the ends around the aligned part
-     * given back (the head may be empty, the tail never is) */
-    uint8_t *m = mmap(NULL, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return NULL;
-    uint8_t *p = (uint8_t *)(((uintptr_t)m + huge_page - 1) & ~(uintptr_t)(huge_page - 1));
-    if (p > m) munmap(m, (size_t)(p - m));
-    munmap(p + bytes, huge_page - (size_t)(p - m));
-#ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE); /* a hint: where it is refused the pages stay 4 KB */
-#endif
-    if (own(set, p, bytes) != 0) {
-        munmap(p, bytes);
+    size_t bytes = 0;
+    void *p = huge_pages_map(nbytes, &bytes);
+    if (p && own(set, p, bytes) != 0) {
+        huge_pages_unmap(p, bytes);
         return NULL;
     }
     return p;

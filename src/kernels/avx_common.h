@@ -57,6 +57,22 @@ static inline __attribute__((always_inline)) void prefetch_row_ahead(const uint8
     const char *p = (const char *)row + PREFETCH_AHEAD;
     for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
+/* One prefetch in each 4 KB page, PAGE_AHEAD bytes ahead of the end of the
+ * row being read. The hardware prefetchers follow a stream within a 4 KB page
+ * and start again at every page boundary, so a long run of rows read by a
+ * kernel that consumes lines slower than a plain sum (f16, bf16: a convert
+ * and an FMA per 16 values) paid a cold start every 4 KB. One touch a page
+ * starts them early at a cost of a prefetch per 4 KB, where prefetching every
+ * line (prefetch_row_ahead) had cost f16 more than it gained (docs/perf.md,
+ * changes 26 and 52). `next` is the first address not yet asked for; the
+ * caller starts it at the first row and keeps the value returned. */
+#define PAGE_AHEAD 8192
+static inline __attribute__((always_inline)) const uint8_t *prefetch_pages_ahead(const uint8_t *next,
+                                                                                  const uint8_t *row_end) {
+    for (const uint8_t *upto = row_end + PAGE_AHEAD; next < upto; next += 4096) __builtin_prefetch(next, 0, 3);
+    return next;
+}
+
 /* The first PREFETCH_AHEAD bytes of a range of rows (at most `bytes`), which
  * prefetch_row_ahead, always 12 KB ahead of the kernel, never covers: asked
  * for together at the start rather than missed one line after another. A

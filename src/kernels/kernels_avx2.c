@@ -366,17 +366,23 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
     switch (W->type) {
-    case DT_F32:
+    case DT_F32: {
+        const uint8_t *ahead = row;
         for (int r = r0; r < r1; r++, row += rb) {
+            ahead = prefetch_pages_ahead(ahead, row + rb);
             y[r - r0] = dot_f32((const float *)row, x, n);
         }
         return;
+    }
     case DT_F16:
-        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f16(row, x, n);
+    case DT_BF16: {
+        const uint8_t *ahead = row;
+        for (int r = r0; r < r1; r++, row += rb) {
+            ahead = prefetch_pages_ahead(ahead, row + rb);
+            y[r - r0] = W->type == DT_F16 ? dot_f16(row, x, n) : dot_bf16(row, x, n);
+        }
         return;
-    case DT_BF16:
-        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_bf16(row, x, n);
-        return;
+    }
     case DT_Q8_0:
         for (int r = r0; r < r1; r++, row += rb) {
             prefetch_row_ahead(row, rb);

@@ -418,18 +418,23 @@ static void matvec_rows(const matrix *W, const float *x, float *y, int r0, int r
          * hardware prefetcher to get going (docs/gguf.md) */
         const int small = (size_t)W->rows * rb <= (1u << 20);
         if (small) prefetch_start(row, (size_t)(r1 - r0) * rb);
+        const uint8_t *ahead = row;
         for (int r = r0; r < r1; r++, row += rb) {
             if (small) prefetch_row_ahead(row, rb);
+            else ahead = prefetch_pages_ahead(ahead, row + rb);
             y[r - r0] = dot_f32((const float *)row, xs, n);
         }
         return;
     }
     case DT_F16:
-        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_f16(row, x, n);
+    case DT_BF16: {
+        const uint8_t *ahead = row;
+        for (int r = r0; r < r1; r++, row += rb) {
+            ahead = prefetch_pages_ahead(ahead, row + rb);
+            y[r - r0] = W->type == DT_F16 ? dot_f16(row, x, n) : dot_bf16(row, x, n);
+        }
         return;
-    case DT_BF16:
-        for (int r = r0; r < r1; r++, row += rb) y[r - r0] = dot_bf16(row, x, n);
-        return;
+    }
     case DT_Q8_0:
         for (int r = r0; r < r1; r++, row += rb) {
             prefetch_row_ahead(row, rb);
