@@ -18,8 +18,11 @@ const char *machine_fma_isa(void);
 /* Read bandwidth from main memory in GB/s (1e9 bytes/s), measured by
  * summing a buffer of `bytes` float32 values (<= 0: 512 MiB, far larger than
  * any cache) split across `threads` threads (<= 0: all cores), with the
- * widest vector loads the CPU offers and enough independent accumulators to
- * keep the loads in flight. The buffer is touched once before timing; the
+ * widest vector loads the CPU offers, enough independent accumulators to
+ * keep the loads in flight, and each 4 KB page asked for 8 KB before it is
+ * read (the hardware prefetchers restart at page boundaries), from 2 MB pages
+ * where the kernel gives them: the most a stream reads, not a typical loop.
+ * The buffer is touched once before timing; the
  * result is the best of `passes` (<= 0: 5) timed passes. Returns 0 when the
  * buffer cannot be allocated. Takes about 0.1 s per pass at 30 GB/s. */
 double machine_read_gbps(int threads, long long bytes, int passes);

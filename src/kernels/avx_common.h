@@ -53,9 +53,11 @@ static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
  * always_inline kernel, _mm_prefetch's hint reached the prefetch as a
  * variable, and GCC 12 dropped the instruction without a word (the 4/5-bit
  * integer row kernels ran without it; docs/perf.md, change 24). */
+static inline __attribute__((always_inline)) void prefetch_lines(const uint8_t *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+}
 static inline __attribute__((always_inline)) void prefetch_row_ahead(const uint8_t *row, size_t rb) {
-    const char *p = (const char *)row + PREFETCH_AHEAD;
-    for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(p + o, 0, 3);
+    prefetch_lines(row + PREFETCH_AHEAD, rb);
 }
 /* One prefetch in each 4 KB page, PAGE_AHEAD bytes ahead of the end of the
  * row being read. The hardware prefetchers follow a stream within a 4 KB page
@@ -80,8 +82,7 @@ static inline __attribute__((always_inline)) const uint8_t *prefetch_pages_ahead
  * KB), so their first 12 KB were a large part of them; two-thread decode
  * was 2-3% faster (docs/perf.md, change 51). */
 static inline __attribute__((always_inline)) void prefetch_start(const uint8_t *p, size_t bytes) {
-    if (bytes > PREFETCH_AHEAD) bytes = PREFETCH_AHEAD;
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 0, 3);
+    prefetch_lines(p, bytes < PREFETCH_AHEAD ? bytes : PREFETCH_AHEAD);
 }
 
 /* ---- k-quant rows (core/kquants.h). Each sub-block's offset (the minimum

@@ -251,10 +251,12 @@ static inline __attribute__((always_inline)) void group_rows(const nib_format *f
     const int nb = W->cols / 32;
     const size_t cb = ROW_GROUP * dtype_block_bytes(t);
     const group_column c0 = row_group_column(t, 1, 0), c1 = row_group_column(t, 1, 1), lone = row_group_column(t, 0, 0);
-    /* The Q5 columns, the slowest to consume, read fastest with every line
-     * asked for 12 KB ahead; Q8_0's ran 10-20% slower that way (docs/perf.md,
-     * change 24), and Q8_0's and the Q4 formats' 3-24% faster with one touch
-     * a page (change 52) */
+    /* Every column touches its pages 8 KB ahead (Q8_0's and the Q4 formats'
+     * decode 3-24% faster than without; docs/perf.md, change 52). The Q5
+     * columns, the slowest to consume, also ask for every line 6 KB ahead:
+     * without, 8% slower; with the lines alone, 12 KB ahead (change 24), 4-9%
+     * slower (change 53). Q8_0's ran 10-20% slower with every line asked for. */
+    enum { Q5_LINES_AHEAD = 6144 };
     const int every_line = t == DT_Q5_0 || t == DT_Q5_1;
     const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * nb * cb;
     if (every_line) prefetch_start(ahead, (size_t)(g1 - g0) * nb * cb);
@@ -263,8 +265,8 @@ static inline __attribute__((always_inline)) void group_rows(const nib_format *f
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, m0 = acc0, m1 = acc0;
         int b = 0;
         for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
-            if (every_line) prefetch_row_ahead(pair, 2 * cb);
-            else ahead = prefetch_pages_ahead(ahead, pair + 2 * cb);
+            ahead = prefetch_pages_ahead(ahead, pair + 2 * cb);
+            if (every_line) prefetch_lines(pair + Q5_LINES_AHEAD, 2 * cb);
             acc0 = f ? nib_column(f, pair, c0, a, b, acc0, &m0) : q8_column(pair, c0, a, b, acc0);
             acc1 = f ? nib_column(f, pair, c1, a, b + 1, acc1, &m1) : q8_column(pair, c1, a, b + 1, acc1);
         }
