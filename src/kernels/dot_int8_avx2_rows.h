@@ -27,9 +27,10 @@ static inline __attribute__((always_inline)) void INT8_VARIANT(nib_rows)(const n
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     const int nb = a->n / 32;
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
-    prefetch_start(row, (size_t)(r1 - r0) * rb);
+    const uint8_t *ahead = row;
     for (int r = r0; r < r1; r++, row += rb) {
-        prefetch_row_ahead(row, rb);
+        ahead = prefetch_pages_ahead(ahead, row + rb);
+        prefetch_lines(row + LINES_AHEAD_WITH_PAGES, rb);
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, m0 = acc0, m1 = acc0;
         const uint8_t *w = row;
         int b = 0;
@@ -63,8 +64,10 @@ static void INT8_VARIANT(rows)(const matrix *W, const act_q8 *a, float *y, int r
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)W->cols);
     const int nb = a->n / 32;
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
+    const uint8_t *ahead = row;
     for (int r = r0; r < r1; r++, row += rb) {
-        prefetch_row_ahead(row, rb);
+        ahead = prefetch_pages_ahead(ahead, row + rb);
+        prefetch_lines(row + LINES_AHEAD_WITH_PAGES, rb);
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
         const uint8_t *w = row;
         int b = 0;

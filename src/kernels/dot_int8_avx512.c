@@ -256,7 +256,6 @@ static inline __attribute__((always_inline)) void group_rows(const nib_format *f
      * columns, the slowest to consume, also ask for every line 6 KB ahead:
      * without, 8% slower; with the lines alone, 12 KB ahead (change 24), 4-9%
      * slower (change 53). Q8_0's ran 10-20% slower with every line asked for. */
-    enum { Q5_LINES_AHEAD = 6144 };
     const int every_line = t == DT_Q5_0 || t == DT_Q5_1;
     const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * nb * cb;
     if (every_line) prefetch_start(ahead, (size_t)(g1 - g0) * nb * cb);
@@ -266,7 +265,7 @@ static inline __attribute__((always_inline)) void group_rows(const nib_format *f
         int b = 0;
         for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
             ahead = prefetch_pages_ahead(ahead, pair + 2 * cb);
-            if (every_line) prefetch_lines(pair + Q5_LINES_AHEAD, 2 * cb);
+            if (every_line) prefetch_lines(pair + LINES_AHEAD_WITH_PAGES, 2 * cb);
             acc0 = f ? nib_column(f, pair, c0, a, b, acc0, &m0) : q8_column(pair, c0, a, b, acc0);
             acc1 = f ? nib_column(f, pair, c1, a, b + 1, acc1, &m1) : q8_column(pair, c1, a, b + 1, acc1);
         }
