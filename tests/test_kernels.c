@@ -561,6 +561,31 @@ static void test_matmul_group(void) {
     for (int i = 0; i < n; i++) free((void *)W[i].data), free(X[i]), free(want[i]), free(got[i]);
 }
 
+/* Both decode splits cover a product's rows once, in order, each chunk
+ * starting on a 16-row group; the even split has at most one chunk a thread
+ * and no chunk shorter than another but the last. */
+static void test_matvec_splits(void) {
+    const int shapes[][2] = {{768, 768}, {3072, 768}, {300, 256}, {50277, 768}, {100, 64}, {2048, 2048}};
+    for (int si = 0; si < 6; si++)
+        for (int nt = 1; nt <= 5; nt++)
+            for (int even = 0; even < 2; even++) {
+                matrix W = {.rows = shapes[si][0], .cols = shapes[si][1], .type = DT_F32};
+                const matvec_split s = even ? matvec_split_even(&W, nt) : matvec_split_for(&W, nt);
+                int next = 0, ok = s.n_chunks >= 1 && (!even || s.n_chunks <= nt), longest = 0, shorter_at = -1;
+                for (int c = 0; c < s.n_chunks && ok; c++) {
+                    int r0, r1;
+                    matvec_split_range(&s, c, &r0, &r1);
+                    ok = r0 == next && r1 > r0 && r0 % 16 == 0;
+                    if (r1 - r0 > longest) longest = r1 - r0;
+                    if (r1 - r0 < longest && shorter_at < 0) shorter_at = c;
+                    next = r1;
+                }
+                ok = ok && next == W.rows && (!even || shorter_at < 0 || shorter_at == s.n_chunks - 1);
+                CHECK(ok, "matvec split (%s) of %d x %d at %d threads: %d chunks do not cover the rows as promised",
+                      even ? "even" : "with a tail", W.rows, W.cols, nt, s.n_chunks);
+            }
+}
+
 /* The rows of a batched step (matmul_batch, matmul_group_batch): one row
  * alone gives the bits it has in a product of several rows (the
  * matrix-matrix kernels, not decode's), with float and with int8
@@ -963,6 +988,7 @@ int main(void) {
     TIMED(test_matmul_bf16);
     TIMED(test_matmul_packed_panels);
     TIMED(test_matmul_group);
+    TIMED(test_matvec_splits);
     TIMED(test_matmul_batch_one_row);
     TIMED(test_layernorm_variants);
     TIMED(test_elementwise_variants);

@@ -65,6 +65,13 @@ typedef struct matvec_split {
     int rows, big, n_big, small, n_chunks;
 } matvec_split;
 matvec_split matvec_split_for(const matrix *W, int n_threads);
+/* The same rows as one equal chunk per thread, without the short chunks
+ * that let threads finish a job together: for the products of a group job
+ * before its last, whose ends are not the job's end. Each short chunk
+ * restarts a stream; the three 768 x 768 products of a 169M attention job
+ * ran at the pace of a lone small product, about two thirds of a large
+ * one's (docs/perf.md, change 54). */
+matvec_split matvec_split_even(const matrix *W, int n_threads);
 /* Rows [*r0, *r1) of chunk c < s->n_chunks. */
 static inline void matvec_split_range(const matvec_split *s, int c, int *r0, int *r1) {
     *r0 = c < s->n_big ? c * s->big : s->n_big * s->big + (c - s->n_big) * s->small;

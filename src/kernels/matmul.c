@@ -498,7 +498,8 @@ static void group_rows(int n, const matrix *const *W, const float *const *X, int
     for (int i = 0; i < n; i++) {
         int chunks;
         if (g.decode) {
-            g.split[i] = matvec_split_for(W[i], n_threads);
+            /* short chunks only at the job's end, where the threads meet */
+            g.split[i] = i < n - 1 ? matvec_split_even(W[i], n_threads) : matvec_split_for(W[i], n_threads);
             chunks = g.split[i].n_chunks;
             g.quantized[i] = int8_product_prepare(g.k, W[i], X[i], &g.q[i]);
         } else {

@@ -98,6 +98,14 @@ matvec_split matvec_split_for(const matrix *W, int n_threads) {
     return s;
 }
 
+matvec_split matvec_split_even(const matrix *W, int n_threads) {
+    matvec_split s = matvec_split_for(W, n_threads);
+    if (s.n_chunks == 1) return s;
+    s.big = s.small = round16((W->rows + n_threads - 1) / n_threads);
+    s.n_big = s.n_chunks = (W->rows + s.big - 1) / s.big;
+    return s;
+}
+
 void matvec_with(const kernel_ops *k, const matrix *W, const float *x, float *y, int n_threads) {
     matvec_job j = {.W = W, .y = y, .split = matvec_split_for(W, n_threads)};
     j.quantized = int8_product_prepare(k, W, x, &j.q);
