@@ -145,8 +145,9 @@ double machine_fma_peak_gflops(int threads) {
 /* Each kernel sums n floats (n a multiple of 64) with several accumulators,
  * asking for each 4 KB page 8 KB before it reads it: the hardware prefetchers
  * start again at every 4 KB boundary, and without that touch a pass read
- * 15-25% less than the decode kernels that make it (docs/perf.md, change 52).
- * The probe is meant as the most the machine gives, not a typical loop. */
+ * 15-25% less, below what the decode kernels that touch their pages read
+ * (docs/perf.md, change 52). The probe is meant as the most the machine
+ * gives, not a typical loop. */
 #define PROBE_PAGE_AHEAD 8192
 #define PROBE_TOUCH(p, i)                                                                                              \
     do {                                                                                                               \
