@@ -22,9 +22,9 @@ const char *machine_fma_isa(void);
  * keep the loads in flight, and each 4 KB page asked for 8 KB before it is
  * read (the hardware prefetchers restart at page boundaries), from 2 MB pages
  * where the kernel gives them: the most a stream reads, not a typical loop.
- * The buffer is touched once before timing; the
- * result is the best of `passes` (<= 0: 5) timed passes. Returns 0 when the
- * buffer cannot be allocated. Takes about 0.1 s per pass at 30 GB/s. */
+ * The buffer is touched once before timing; the result is the best of
+ * `passes` (<= 0: 5) timed passes. Returns 0 when the buffer cannot be
+ * allocated. Takes about 0.1 s per pass at 30 GB/s. */
 double machine_read_gbps(int threads, long long bytes, int passes);
 
 /* The same measurement one pass at a time, for interleaving with other
