@@ -9,12 +9,12 @@
  * thread claims chunks too and waits only for chunks already claimed, so a
  * worker that never got the CPU simply takes no chunk and holds nothing up.
  *
- * Workers spin (with pause, yielding now and then) for 0.1 ms after each
- * job, since the next one usually follows within microseconds, then sleep
- * on a condition variable; the caller likewise spins briefly, then sleeps
- * until the last claimed chunk is done. One job runs at a time; a caller that finds the pool busy (e.g.
- * another application thread evaluating another model) runs its loop on
- * its own thread. If the caller keeps waiting on descheduled workers (an
+ * Workers spin for 0.1 ms after each job, since the next one usually
+ * follows within microseconds (yielding now and then once 20 us have
+ * passed), then sleep on a condition variable; the caller likewise spins
+ * briefly, then sleeps until the last claimed chunk is done. One job runs
+ * at a time; a caller that finds the pool busy (e.g. another application
+ * thread evaluating another model) runs its loop on its own thread. If the caller keeps waiting on descheduled workers (an
  * oversubscribed machine), it runs jobs alone for a while: 2 ms after a
  * lone long wait (a virtual CPU paused by its host for a moment), twice as
  * long each time the wait recurs soon after, up to 50 ms (another process
@@ -47,6 +47,10 @@
 
 #define POOL_MAX_WORKERS 63
 #define WORKER_SPIN_NS 100000L /* spin this long after a job before sleeping */
+/* Spin without yielding this long first: sched_yield costs 1-3 us on a
+ * virtual machine even with nothing else to run, and a worker inside it when
+ * a job is published starts that much late (docs/perf.md, change 55). */
+#define WORKER_YIELD_AFTER_NS 20000L
 #define CALLER_SPINS 4000       /* pause loops before the caller sleeps on claimed chunks */
 /* Back-off: when the caller spent most of a job (and > 0.2 ms) waiting for a
  * chunk a descheduled worker had claimed, jobs run on the caller alone for a
@@ -61,23 +65,43 @@
 #define BACKOFF_MAX_NS 50000000L
 #define BACKOFF_RESET_NS 200000000L
 
+/* A job as the workers read it. Generation g's job is in pool.jobs[g & 1],
+ * a cache line of its own: the caller writes the next job's slot while a late
+ * worker may still read the current one's (it then claims nothing, as the
+ * ticket's generation has moved on), and without touching the line the
+ * workers spin on (writing the fields into that line cost 0.6 us a job). */
+typedef struct pool_job {
+    _Alignas(64) _Atomic(parallel_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic int n_chunks, n_workers_wanted, pinned;
+    _Atomic unsigned done_target; /* pool.done once the job's last chunk is done */
+} pool_job;
+
+/* A worker's copy of the fields it needs to run chunks. */
+typedef struct job_view {
+    parallel_fn fn;
+    void *ctx;
+    int n_chunks;
+    unsigned done_target;
+} job_view;
+
 static struct {
     pthread_mutex_t submit;   /* held by the thread running a job */
     pthread_mutex_t mu;       /* guards sleeping workers */
     pthread_cond_t cv;
     pthread_mutex_t done_mu;  /* the caller sleeps here for claimed chunks */
     pthread_cond_t done_cv;
-    /* the current job, published by the store of `ticket` (atomics because
-     * a late worker may still read them while the next job is set; it then
-     * finds the generation changed and runs nothing) */
-    _Atomic(parallel_fn) fn;
-    _Atomic(void *) ctx;
-    _Atomic int n_chunks, n_workers_wanted, pinned;
+    pool_job jobs[2]; /* published by the store of `ticket` */
     /* (generation << 32) | next chunk to claim (a pinned job: the mask of
-     * claimed chunks), or TICKET_CLOSED */
-    _Atomic uint64_t ticket;
-    _Atomic int done; /* chunks finished in the current job */
-    _Atomic int sleepers;
+     * claimed chunks) */
+    _Alignas(64) _Atomic uint64_t ticket;
+    /* chunks finished, counted on across jobs (so that no store resets it
+     * at each job), and whether the caller sleeps waiting for it */
+    _Alignas(64) _Atomic unsigned done;
+    _Atomic int caller_asleep;
+    _Alignas(64) _Atomic int sleepers;
+    uint32_t generation;  /* the last job's (guarded by submit, as the rest) */
+    unsigned done_target; /* the last job's */
     int n_workers;
     pthread_t threads[POOL_MAX_WORKERS];
     long solo_until_ns; /* back-off deadline (guarded by submit, as the two below) */
@@ -95,15 +119,13 @@ static long now_ns(void) {
     return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
-/* The ticket's chunk index while a job's fields are being written: no
- * chunk can be claimed, and workers wait for the real publication. */
-#define TICKET_CLOSED 0xffffffffu
-
 /* Runs a claimed chunk and counts it done. */
-static void run_chunk(parallel_fn fn, void *ctx, int chunk, int n_chunks) {
-    fn(ctx, chunk);
-    if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) == n_chunks - 1) {
-        /* the last chunk: wake the caller if it went to sleep waiting for it */
+static void run_chunk(const job_view *j, int chunk) {
+    j->fn(j->ctx, chunk);
+    /* the last chunk wakes the caller if it went to sleep waiting for it
+     * (the caller sets caller_asleep before it reads done: one of the two
+     * sees the other's store) */
+    if (atomic_fetch_add(&pool.done, 1) + 1 == j->done_target && atomic_load(&pool.caller_asleep)) {
         pthread_mutex_lock(&pool.done_mu);
         pthread_cond_signal(&pool.done_cv);
         pthread_mutex_unlock(&pool.done_mu);
@@ -111,19 +133,18 @@ static void run_chunk(parallel_fn fn, void *ctx, int chunk, int n_chunks) {
 }
 
 /* Claims and runs chunks of generation `gen` until none are left. */
-static void work(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks) {
+static void work(uint32_t gen, const job_view *j) {
     for (;;) {
         uint64_t t = atomic_load(&pool.ticket);
         for (;;) {
-            if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= (uint32_t)n_chunks) return;
+            if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= (uint32_t)j->n_chunks) return;
             if (atomic_compare_exchange_weak(&pool.ticket, &t, t + 1)) break;
         }
-        run_chunk(fn, ctx, (int)(uint32_t)t, n_chunks);
+        run_chunk(j, (int)(uint32_t)t);
     }
 }
 
-/* Claims chunk c of pinned generation `gen` (its bit in the ticket's mask;
- * TICKET_CLOSED has every bit set, so a closed job gives nothing). */
+/* Claims chunk c of pinned generation `gen` (its bit in the ticket's mask). */
 static int claim_pinned(uint32_t gen, int c) {
     const uint64_t bit = 1ull << c;
     uint64_t t = atomic_load(&pool.ticket);
@@ -136,58 +157,60 @@ static int claim_pinned(uint32_t gen, int c) {
 /* Thread `self` of n_threads (the caller is 0) on pinned generation `gen`:
  * its own range of chunks in order, then the others' from the far end, so
  * that a thread taking over a late thread's chunks meets it last. */
-static void work_pinned(uint32_t gen, parallel_fn fn, void *ctx, int n_chunks, int self, int n_threads) {
-    const int first = self * n_chunks / n_threads, end = (self + 1) * n_chunks / n_threads;
+static void work_pinned(uint32_t gen, const job_view *j, int self, int n_threads) {
+    const int first = self * j->n_chunks / n_threads, end = (self + 1) * j->n_chunks / n_threads;
     for (int c = first; c < end; c++)
-        if (claim_pinned(gen, c)) run_chunk(fn, ctx, c, n_chunks);
-    for (int c = n_chunks - 1; c >= 0; c--) {
+        if (claim_pinned(gen, c)) run_chunk(j, c);
+    for (int c = j->n_chunks - 1; c >= 0; c--) {
         if (c >= first && c < end) continue;
         if ((uint32_t)(atomic_load(&pool.ticket) >> 32) != gen) return;
-        if (claim_pinned(gen, c)) run_chunk(fn, ctx, c, n_chunks);
+        if (claim_pinned(gen, c)) run_chunk(j, c);
     }
 }
 
-/* The generation of a published job other than `seen`, or `seen`. */
-static uint32_t published(uint32_t seen) {
-    uint64_t t = atomic_load(&pool.ticket);
-    return (uint32_t)t == TICKET_CLOSED ? seen : (uint32_t)(t >> 32);
-}
+/* The generation of the last published job. */
+static uint32_t published(void) { return (uint32_t)(atomic_load(&pool.ticket) >> 32); }
 
 static void *worker_main(void *arg) {
     const int index = (int)(intptr_t)arg;
     uint32_t seen = 0;
     for (;;) {
-        uint32_t gen = published(seen);
+        uint32_t gen = published();
         if (gen == seen) {
             long t0 = now_ns();
             int spins = 0;
-            while ((gen = published(seen)) == seen) {
+            while ((gen = published()) == seen) {
                 cpu_relax();
                 if (++spins % 256 == 0) {
-                    if (now_ns() - t0 > WORKER_SPIN_NS) break;
-                    sched_yield(); /* let a thread that shares this core run */
+                    long waited = now_ns() - t0;
+                    if (waited > WORKER_SPIN_NS) break;
+                    if (waited > WORKER_YIELD_AFTER_NS) sched_yield(); /* let a thread that shares this core run */
                 }
             }
             if (gen == seen) {
                 pthread_mutex_lock(&pool.mu);
                 atomic_fetch_add(&pool.sleepers, 1);
-                while ((gen = published(seen)) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+                while ((gen = published()) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
                 atomic_fetch_sub(&pool.sleepers, 1);
                 pthread_mutex_unlock(&pool.mu);
             }
         }
         seen = gen;
-        /* The fields belong to generation `gen` unless the caller has
-         * already closed it and started writing the next job's; then the
-         * ticket's generation has changed (the close is ordered before those
-         * writes: all sequentially consistent), and work() claims nothing. */
-        parallel_fn fn = atomic_load(&pool.fn);
-        void *ctx = atomic_load(&pool.ctx);
-        int n_chunks = atomic_load(&pool.n_chunks);
-        int wanted = atomic_load(&pool.n_workers_wanted);
+        /* The slot holds generation `gen`'s job unless the caller has since
+         * published the next one and begun writing the one after into this
+         * slot. The caller writes a slot only after publishing the job before
+         * it, so a field read from such a later job (each an acquire load of
+         * a release store) is ordered after a ticket of another generation,
+         * and work() claims nothing. */
+        const pool_job *slot = &pool.jobs[gen & 1];
+        const job_view j = {atomic_load_explicit(&slot->fn, memory_order_acquire),
+                            atomic_load_explicit(&slot->ctx, memory_order_acquire),
+                            atomic_load_explicit(&slot->n_chunks, memory_order_acquire),
+                            atomic_load_explicit(&slot->done_target, memory_order_acquire)};
+        int wanted = atomic_load_explicit(&slot->n_workers_wanted, memory_order_acquire);
         if (index >= wanted) continue;
-        if (atomic_load(&pool.pinned)) work_pinned(gen, fn, ctx, n_chunks, index + 1, wanted + 1);
-        else work(gen, fn, ctx, n_chunks);
+        if (atomic_load_explicit(&slot->pinned, memory_order_acquire)) work_pinned(gen, &j, index + 1, wanted + 1);
+        else work(gen, &j);
     }
     return NULL;
 }
@@ -297,37 +320,39 @@ static void pool_for(int n_threads, int n_chunks, parallel_fn fn, void *ctx, int
         if (rc != 0) break; /* fewer helpers: the caller does the rest */
         pool.n_workers++;
     }
-    /* Close the previous generation before touching the job's fields: a
-     * late worker that read the old generation can no longer claim a chunk
-     * (its compare-exchange fails) with fields of the new job. */
-    uint32_t gen = (uint32_t)(atomic_load(&pool.ticket) >> 32) + 1;
-    atomic_store(&pool.ticket, ((uint64_t)gen << 32) | TICKET_CLOSED);
-    atomic_store(&pool.fn, fn);
-    atomic_store(&pool.ctx, ctx);
-    atomic_store(&pool.n_chunks, n_chunks);
-    atomic_store(&pool.n_workers_wanted, n_threads - 1);
-    atomic_store(&pool.pinned, pinned);
-    atomic_store(&pool.done, 0);
+    /* Every chunk of the previous job is claimed and done, so the slot that
+     * job did not use is free but for late readers (see worker_main). */
+    const uint32_t gen = ++pool.generation;
+    const unsigned target = pool.done_target += (unsigned)n_chunks;
+    pool_job *slot = &pool.jobs[gen & 1];
+    atomic_store_explicit(&slot->fn, fn, memory_order_release);
+    atomic_store_explicit(&slot->ctx, ctx, memory_order_release);
+    atomic_store_explicit(&slot->n_chunks, n_chunks, memory_order_release);
+    atomic_store_explicit(&slot->n_workers_wanted, n_threads - 1, memory_order_release);
+    atomic_store_explicit(&slot->pinned, pinned, memory_order_release);
+    atomic_store_explicit(&slot->done_target, target, memory_order_release);
     atomic_store(&pool.ticket, (uint64_t)gen << 32);
+    const job_view own = {fn, ctx, n_chunks, target};
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.mu);
         pthread_cond_broadcast(&pool.cv);
         pthread_mutex_unlock(&pool.mu);
     }
-    if (pinned) work_pinned(gen, fn, ctx, n_chunks, 0, n_threads);
-    else work(gen, fn, ctx, n_chunks);
-    long t_own = atomic_load_explicit(&pool.done, memory_order_acquire) < n_chunks ? now_ns() : 0;
+    if (pinned) work_pinned(gen, &own, 0, n_threads);
+    else work(gen, &own);
+    long t_own = atomic_load_explicit(&pool.done, memory_order_acquire) != target ? now_ns() : 0;
     /* wait only for chunks other threads have claimed and not finished:
      * briefly spinning, then asleep (a worker that was descheduled holding a
      * chunk needs this core more than a spinning caller does) */
-    for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < n_chunks; spins++) {
+    for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) != target; spins++) {
         if (spins < CALLER_SPINS) {
             cpu_relax();
             continue;
         }
         pthread_mutex_lock(&pool.done_mu);
-        while (atomic_load_explicit(&pool.done, memory_order_acquire) < n_chunks)
-            pthread_cond_wait(&pool.done_cv, &pool.done_mu);
+        atomic_store(&pool.caller_asleep, 1);
+        while (atomic_load(&pool.done) != target) pthread_cond_wait(&pool.done_cv, &pool.done_mu);
+        atomic_store(&pool.caller_asleep, 0);
         pthread_mutex_unlock(&pool.done_mu);
     }
     if (t_own) {
