@@ -947,6 +947,29 @@ static void test_pool_loops(void) {
     CHECK(!bad, "%d chunk counts wrong", bad);
 }
 
+/* A chunk that takes c + 1 ms: the caller, done with its own chunk, waits
+ * longer than it spins and sleeps, and the worker that finishes the last
+ * chunk must wake it (a missed wake-up hangs here). */
+static void slow_chunk(void *p, int c) {
+    run_counts *k = p;
+    const struct timespec ts = {0, (long)(c + 1) * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_fetch_add(&k->runs[c], 1);
+}
+
+static void test_pool_caller_sleeps(void) {
+    int bad = 0;
+    for (int rep = 0; rep < 20; rep++)
+        for (int pinned = 0; pinned < 2; pinned++) {
+            run_counts k;
+            for (int c = 0; c < 2; c++) atomic_init(&k.runs[c], 0);
+            if (pinned) parallel_for_pinned(2, 2, slow_chunk, &k);
+            else parallel_for(2, 2, slow_chunk, &k);
+            bad += atomic_load(&k.runs[0]) != 1 || atomic_load(&k.runs[1]) != 1;
+        }
+    CHECK(!bad, "%d loops with long chunks ran a chunk other than once", bad);
+}
+
 static void test_dispatch(void) {
     CHECK(kernels_get("scalar") != NULL, "scalar always available");
     CHECK(kernels_get("nonsense") == NULL, "unknown variant");
@@ -977,6 +1000,7 @@ int main(void) {
     kernels_set_int8_activations(0);
     TIMED(test_dispatch);
     TIMED(test_pool_loops);
+    TIMED(test_pool_caller_sleeps);
     TIMED(test_f16_all_patterns_round_trip);
     TIMED(test_f32_to_f16_rounding);
     TIMED(test_f32_to_bf16_rounding);
