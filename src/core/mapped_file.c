@@ -69,6 +69,14 @@ rwkv_status mapped_file_open(const char *path, mapped_file *mf, rwkv_error *err)
     void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return rwkv_fail(err, RWKV_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+#ifdef MADV_HUGEPAGE
+    /* A hint (refused where the kernel or file system has no large folios):
+     * what the first use brings into the page cache comes in 2 MB folios,
+     * mapped by 2 MB entries, so a decode reading the weights from the
+     * mapping meets a TLB miss per 2 MB rather than per 4 KB page. Pages
+     * already cached keep the size they came in with (docs/perf.md, change 57). */
+    madvise(p, size, MADV_HUGEPAGE);
+#endif
     mf->data = p;
     mf->size = size;
     mf->is_mapped = 1;
