@@ -14,11 +14,11 @@
  * passed), then sleep on a condition variable; the caller likewise spins
  * briefly, then sleeps until the last claimed chunk is done. One job runs
  * at a time; a caller that finds the pool busy (e.g. another application
- * thread evaluating another model) runs its loop on its own thread. If the caller keeps waiting on descheduled workers (an
- * oversubscribed machine), it runs jobs alone for a while: 2 ms after a
- * lone long wait (a virtual CPU paused by its host for a moment), twice as
- * long each time the wait recurs soon after, up to 50 ms (another process
- * holding the core).
+ * thread evaluating another model) runs its loop on its own thread. If the
+ * caller keeps waiting on descheduled workers (an oversubscribed machine),
+ * it runs jobs alone for a while: 2 ms after a lone long wait (a virtual
+ * CPU paused by its host for a moment), twice as long each time the wait
+ * recurs soon after, up to 50 ms (another process holding the core).
  *
  * A pinned loop (parallel_for_pinned) hands each thread the same chunks on
  * every call, for data that should stay in one core's caches between calls:
