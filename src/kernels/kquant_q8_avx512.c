@@ -46,6 +46,7 @@ typedef struct q8_acts {
     int8_t *q4;     /* [n] */
     int8_t *q;      /* [n] natural order (Q6_K) */
     int16_t *sum16; /* [n / 16] sums of q over 16 (Q6_K's code bias) */
+    int32_t *bias16; /* [n / 16] -32 x sum16: a Q6_K sub-block's sum starts there */
     float *xs32;    /* [n / 32] sums of x over 32 (Q4_K's minimums) */
 } q8_acts;
 
@@ -53,7 +54,8 @@ static size_t lines(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 static size_t q8_acts_bytes(int n) {
     return lines(sizeof(q8_acts)) + lines((size_t)n / QK_K * sizeof(float)) + 2 * lines((size_t)n) +
-           lines((size_t)n / 16 * sizeof(int16_t)) + lines((size_t)n / 32 * sizeof(float));
+           lines((size_t)n / 16 * sizeof(int16_t)) + lines((size_t)n / 16 * sizeof(int32_t)) +
+           lines((size_t)n / 32 * sizeof(float));
 }
 
 static q8_acts *q8_acts_bind(void *mem, int n) {
@@ -63,6 +65,7 @@ static q8_acts *q8_acts_bind(void *mem, int n) {
     a->q4 = (int8_t *)p, p += lines((size_t)n);
     a->q = (int8_t *)p, p += lines((size_t)n);
     a->sum16 = (int16_t *)p, p += lines((size_t)n / 16 * sizeof(int16_t));
+    a->bias16 = (int32_t *)p, p += lines((size_t)n / 16 * sizeof(int32_t));
     a->xs32 = (float *)p;
     return a;
 }
@@ -86,8 +89,11 @@ static void quantize_acts(const float *x, int n, q8_acts *a) {
             const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(q + 64 * c), _mm512_set1_epi8((char)0x80));
             uint64_t s8[8];
             _mm512_storeu_si512(s8, _mm512_sad_epu8(u, _mm512_setzero_si512()));
-            for (int g = 0; g < 4; g++)
-                a->sum16[QK_K / 16 * b + 4 * c + g] = (int16_t)((int)(s8[2 * g] + s8[2 * g + 1]) - 16 * 128);
+            for (int g = 0; g < 4; g++) {
+                const int sum = (int)(s8[2 * g] + s8[2 * g + 1]) - 16 * 128, at = QK_K / 16 * b + 4 * c + g;
+                a->sum16[at] = (int16_t)sum;
+                a->bias16[at] = -32 * sum;
+            }
         }
         for (int s = 0; s < QK_K / 32; s++) {
             __m512 v = _mm512_add_ps(_mm512_loadu_ps(xb + 32 * s), _mm512_loadu_ps(xb + 32 * s + 16));
@@ -388,9 +394,10 @@ static inline KQUANT_GROUPS_TARGET __m512i lane_sbyte(__m512i v, int k) {
 static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void q6k_codes(const uint8_t *col, int h, int v,
                                                                                  __m512i c[4]) {
     const __m512i top = _mm512_set1_epi8(0x30);
-    const __m512i lo_a = _mm512_load_si512(col + 256 + 64 * (16 * h + v));
-    const __m512i lo_b = _mm512_load_si512(col + 256 + 64 * (16 * h + 8 + v));
-    const __m512i qh = _mm512_load_si512(col + 2304 + 64 * (8 * h + v));
+    __m512i lo_a = _mm512_load_si512(col + 256 + 64 * (16 * h + v));
+    __m512i lo_b = _mm512_load_si512(col + 256 + 64 * (16 * h + 8 + v));
+    __m512i qh = _mm512_load_si512(col + 2304 + 64 * (8 * h + v));
+    __asm__("" : "+v"(lo_a), "+v"(lo_b), "+v"(qh)); /* one load each: GCC would fold them into every use */
     c[0] = q6_code(lo_a, _mm512_and_si512(_mm512_slli_epi16(qh, 4), top));
     c[1] = q6_code(lo_b, _mm512_and_si512(_mm512_slli_epi16(qh, 2), top));
     c[2] = q6_code(_mm512_srli_epi16(lo_a, 4), _mm512_and_si512(qh, top));
@@ -402,41 +409,48 @@ static inline KQUANT_GROUPS_TARGET __m512i q6k_scale(const uint8_t *col, int sub
     return lane_sbyte(_mm512_load_si512(col + 64 * (sub / 4)), sub % 4);
 }
 
-/* The four sub-blocks 8h + 2k + half (k = 0..3) of super-block column col:
- * their scaled sums, added to isum. */
-static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET __m512i q6k_quarter(const uint8_t *col, const int8_t *xq, const int16_t *xs16, int h,
-                                                       int half, __m512i isum) {
-    __m512i s[4];
+/* Super-block column col against x's codes xq: the 16 sub-blocks' scaled
+ * sums. Each sub-block's sum is a chain of four multiply-adds started at
+ * its code bias (bias: -32 x the sum of its x codes), the 16 chains side by
+ * side so that none waits on another (change 59). */
+static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET __m512i q6k_column(const uint8_t *col,
+                                                                                     const int8_t *xq,
+                                                                                     const int32_t *bias) {
+    __m512i s[16];
+#pragma GCC unroll 16
+    for (int sub = 0; sub < 16; sub++) s[sub] = _mm512_set1_epi32(bias[sub]);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++)
+#pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) {
+            __m512i c[4];
+            q6k_codes(col, h, v, c);
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) s[k] = _mm512_set1_epi32(-32 * xs16[8 * h + 2 * k + half]);
-#pragma GCC unroll 4
-    for (int v = 4 * half; v < 4 * half + 4; v++) {
-        __m512i c[4];
-        q6k_codes(col, h, v, c);
-        const int8_t *xv = xq + 128 * h + 4 * v;
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) s[k] = _mm512_dpbusd_epi32(s[k], c[k], x_quad(xv + 32 * k));
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(s[k], q6k_scale(col, 8 * h + 2 * k + half)));
+            for (int k = 0; k < 4; k++) { /* c[k]: elements 4v..4v+3 of sub-block 8h + 2k + v / 4 */
+                const int sub = 8 * h + 2 * k + v / 4;
+                s[sub] = _mm512_dpbusd_epi32(s[sub], c[k], x_quad(xq + 128 * h + 32 * k + 4 * v));
+            }
+        }
+    __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int sub = 0; sub < 16; sub++) isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(s[sub], q6k_scale(col, sub)));
     return isum;
 }
 
 static KQUANT_GROUPS_TARGET void q6k_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1) {
     const int nb = W->cols / QK_K;
     const size_t stride = row_group_stride(W->type, W->cols);
-    prefetch_start((const uint8_t *)W->groups + (size_t)g0 * stride, (size_t)(g1 - g0) * stride);
+    const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * stride;
+    prefetch_start(ahead, (size_t)(g1 - g0) * stride);
     for (int g = g0; g < g1; g++) {
         const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * stride;
         const uint8_t *d16 = group + (size_t)ROW_GROUP_Q6K_PARTS * nb;
         __m512 acc = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const uint8_t *col = group + (size_t)ROW_GROUP_Q6K_PARTS * b;
-            prefetch_row_ahead(col, ROW_GROUP_Q6K_PARTS);
-            __m512i isum = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++)
-                isum = q6k_quarter(col, a->q + QK_K * b, a->sum16 + QK_K / 16 * b, q / 2, q % 2, isum);
+            ahead = prefetch_pages_ahead(ahead, col + ROW_GROUP_Q6K_PARTS); /* as the Q4_K columns (change 59) */
+            prefetch_lines(col + LINES_AHEAD_WITH_PAGES, ROW_GROUP_Q6K_PARTS);
+            const __m512i isum = q6k_column(col, a->q + QK_K * b, a->bias16 + QK_K / 16 * b);
             const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(d16 + 32 * b)));
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(a->dx[b])), acc);
         }
@@ -533,10 +547,10 @@ q6k_quarter_tokens(const uint8_t *col, const q8_acts *const *a, int nt, int b, i
     for (int k = 0; k < 4; k++) scale[k] = q6k_scale(col, 8 * h + 2 * k + half);
     for (int t = 0; t < nt; t++) {
         const int8_t *xv = a[t]->q + QK_K * b + 128 * h + 16 * half;
-        const int16_t *xs16 = a[t]->sum16 + QK_K / 16 * b + 8 * h + half;
+        const int32_t *bias = a[t]->bias16 + QK_K / 16 * b + 8 * h + half;
         __m512i s[4];
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) s[k] = _mm512_set1_epi32(-32 * xs16[2 * k]);
+        for (int k = 0; k < 4; k++) s[k] = _mm512_set1_epi32(bias[2 * k]);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
 #pragma GCC unroll 4
