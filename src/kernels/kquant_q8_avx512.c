@@ -236,11 +236,13 @@ static inline __m512i x_quad(const int8_t *q) {
 
 /* Code vector h of chunk j of a column as the two operands of its
  * products: sub-block 2j's codes and 2j + 1's (16 x the code for Q4_K,
- * shifted back after the sum). */
+ * shifted back after the sum). The vector is loaded once: GCC would fold
+ * the load into each of its uses. */
 static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void chunk_codes(const uint8_t *col, int j, int h,
                                                                                    int five, __m512i *l, __m512i *u) {
     const __m512i m4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
-    const __m512i z = _mm512_load_si512(col + (five ? 768 : 256) + 64 * (8 * j + h));
+    __m512i z = _mm512_load_si512(col + (five ? 768 : 256) + 64 * (8 * j + h));
+    __asm__("" : "+v"(z));
     *l = _mm512_and_si512(z, m4);
     if (five) {
         const __m512i qh = _mm512_load_si512(col + 256 + 64 * h);
@@ -251,20 +253,6 @@ static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void chunk_cod
     } else {
         *u = _mm512_andnot_si512(m4, z);
     }
-}
-
-/* The integer sums of chunk j (sub-blocks 2j, 2j + 1) of a column's codes
- * against x, the second not yet shifted back for Q4_K (see above). */
-static inline KQUANT_GROUPS_TARGET void chunk_sums(const uint8_t *col, const int8_t *xq, int j, int five, __m512i *lo,
-                                                   __m512i *hi) {
-    *lo = *hi = _mm512_setzero_si512();
-    for (int h = 0; h < 8; h++) {
-        __m512i l, u;
-        chunk_codes(col, j, h, five, &l, &u);
-        *lo = _mm512_dpbusd_epi32(*lo, l, x_quad(xq + 64 * j + 4 * h));
-        *hi = _mm512_dpbusd_epi32(*hi, u, x_quad(xq + 64 * j + 32 + 4 * h));
-    }
-    if (!five) *hi = _mm512_srai_epi32(*hi, 4);
 }
 
 /* kquant_unpack_scales on the 16 rows of column col: scales and minimums 0-3 and 4-7 */
@@ -279,39 +267,14 @@ static inline KQUANT_GROUPS_TARGET void column_scales_mins(const uint8_t *col, _
                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), top2), 4));
 }
 
-/* Super-block column b at col: acc + d dx Σ sc isum, accm + dmin Σ m xsum */
-static inline KQUANT_GROUPS_TARGET void kquant_column(const uint8_t *col, const q8_acts *a, int b, int five,
-                                                      __m512 *acc, __m512 *accm) {
-    __m512i sc[2], mn[2];
-    column_scales_mins(col, sc, mn);
-    const int8_t *xq = a->q + QK_K * b;
-    const float *xs = a->xs32 + QK_K / 32 * b;
-    __m512i isum = _mm512_setzero_si512();
-    __m512 mins = _mm512_setzero_ps();
-    for (int j = 0; j < 4; j++) {
-        __m512i lo, hi;
-        chunk_sums(col, xq, j, five, &lo, &hi);
-        const int s = 2 * j; /* sub-blocks s and s + 1: bytes s % 4 and s % 4 + 1 of half s / 4 */
-        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo, lane_byte(sc[s / 4], s % 4)));
-        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi, lane_byte(sc[s / 4], s % 4 + 1)));
-        mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lane_byte(mn[s / 4], s % 4)), _mm512_set1_ps(xs[s]), mins);
-        mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lane_byte(mn[s / 4], s % 4 + 1)), _mm512_set1_ps(xs[s + 1]), mins);
-    }
-    const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)col));
-    const __m512 dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(col + 32)));
-    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(a->dx[b])), *acc);
-    *accm = _mm512_fmadd_ps(mins, dmin, *accm);
-}
-
-/* Q4_K column b at col, as kquant_column computes it (the same sums, the
- * float ones in the same order) but with its 64 multiply-adds in 16
- * independent chains (sub-block k, even or odd code vector): kquant_column's
- * chunks wait on each other's chains, and this column runs in about two
- * thirds of the cycles (docs/perf.md, change 58). Each code vector is loaded
- * once; the high nibbles' sums are shifted back once, after their scales. */
-static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void q4k_column(const uint8_t *col, const q8_acts *a,
-                                                                                   int b, __m512 *acc, __m512 *accm) {
-    const __m512i m4 = _mm512_set1_epi8(15);
+/* Super-block column b at col (Q4_K, or Q5_K when five): acc + d dx Σ sc
+ * isum, accm + dmin Σ m xsum. The 64 multiply-adds run as 16 independent
+ * chains (sub-block k, even or odd code vector): as a loop over the four
+ * chunks, each a chain of eight, the column waited on its chains and took
+ * half as many cycles again (docs/perf.md, changes 58 and 60). The high
+ * nibbles' sums of Q4_K are shifted back once, after their scales. */
+static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void
+kquant_column(const uint8_t *col, const q8_acts *a, int b, int five, __m512 *acc, __m512 *accm) {
     const int8_t *xq = a->q + QK_K * b;
     const float *xs = a->xs32 + QK_K / 32 * b;
     __m512i s[2][8];
@@ -321,11 +284,10 @@ static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void q4k_colum
     for (int h = 0; h < 8; h++)
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            __m512i z = _mm512_load_si512(col + 256 + 64 * (8 * j + h));
-            __asm__("" : "+v"(z)); /* one load: GCC would fold it into both masks */
-            s[h & 1][2 * j] = _mm512_dpbusd_epi32(s[h & 1][2 * j], _mm512_and_si512(z, m4), x_quad(xq + 64 * j + 4 * h));
-            s[h & 1][2 * j + 1] =
-                _mm512_dpbusd_epi32(s[h & 1][2 * j + 1], _mm512_andnot_si512(m4, z), x_quad(xq + 64 * j + 32 + 4 * h));
+            __m512i l, u;
+            chunk_codes(col, j, h, five, &l, &u);
+            s[h & 1][2 * j] = _mm512_dpbusd_epi32(s[h & 1][2 * j], l, x_quad(xq + 64 * j + 4 * h));
+            s[h & 1][2 * j + 1] = _mm512_dpbusd_epi32(s[h & 1][2 * j + 1], u, x_quad(xq + 64 * j + 32 + 4 * h));
         }
     __m512i sc[2], mn[2];
     column_scales_mins(col, sc, mn);
@@ -340,16 +302,17 @@ static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void q4k_colum
         mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lane_byte(mn[k / 4], k % 4)), _mm512_set1_ps(xs[k]), mins);
         mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lane_byte(mn[k / 4], k % 4 + 1)), _mm512_set1_ps(xs[k + 1]), mins);
     }
-    const __m512i isum = _mm512_add_epi32(even, _mm512_srai_epi32(odd, 4)); /* odd: 16 x the code, exactly */
+    /* Q4_K's odd sums: 16 x the code's, exactly */
+    const __m512i isum = _mm512_add_epi32(even, five ? odd : _mm512_srai_epi32(odd, 4));
     const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)col));
     const __m512 dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(col + 32)));
     *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(a->dx[b])), *acc);
     *accm = _mm512_fmadd_ps(mins, dmin, *accm);
 }
 
-/* Q4_K columns touch each page ahead and ask for every line 6 KB ahead: read
- * from memory at 88-90% of the probe where every line 12 KB ahead (the Q5_K
- * columns' way) read 83-84% (change 58). */
+/* The columns touch each page ahead and ask for every line 6 KB ahead: Q4_K
+ * read from memory at 88-90% of the probe where every line 12 KB ahead read
+ * 83-84% (changes 58 and 60). */
 static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void
 kquant_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1, int five) {
     const int nb = W->cols / QK_K;
@@ -360,14 +323,9 @@ kquant_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1, i
         const uint8_t *col = (const uint8_t *)W->groups + (size_t)g * stride;
         __m512 acc = _mm512_setzero_ps(), accm = acc;
         for (int b = 0; b < nb; b++, col += cb) {
-            if (five) {
-                prefetch_row_ahead(col, cb);
-                kquant_column(col, a, b, 1, &acc, &accm);
-            } else {
-                ahead = prefetch_pages_ahead(ahead, col + cb);
-                prefetch_lines(col + LINES_AHEAD_WITH_PAGES, cb);
-                q4k_column(col, a, b, &acc, &accm);
-            }
+            ahead = prefetch_pages_ahead(ahead, col + cb);
+            prefetch_lines(col + LINES_AHEAD_WITH_PAGES, cb);
+            kquant_column(col, a, b, five, &acc, &accm);
         }
         _mm512_storeu_ps(y + ROW_GROUP * (g - g0), _mm512_sub_ps(acc, accm));
     }
