@@ -36,12 +36,13 @@ static inline void q4_0_unpack(const uint8_t *qs, __m128i *lo, __m128i *hi) {
  * the block formats and k-quants: more work per byte than f32) below the
  * read bandwidth on one core; prefetching this far ahead reached it
  * (docs/perf.md). Called once per row, it covers the next rb bytes of the
- * stream 12 KB ahead. Used by the k-quant kernels, the AVX-512 rows past the
- * 16-row groups, and f32 matrices of at most 1 MB (a stream the hardware
- * prefetcher spends getting started); the other decode kernels touch each
- * page ahead instead (prefetch_pages_ahead below), which read faster for
- * them (changes 52 and 53; f32, f16 and bf16 had lost 10-15% with every
- * line asked for, the integer kernels 10-40% without any prefetch). */
+ * stream 12 KB ahead. Used by the k-quant row kernels, the AVX-512 rows
+ * past the 16-row groups, the k-quants' prompt tiles, and f32 matrices of at
+ * most 1 MB (a stream the hardware prefetcher spends getting started); the
+ * other decode kernels touch each page ahead instead (prefetch_pages_ahead
+ * below), which read faster for them (changes 52, 53, 58-60; f32, f16 and
+ * bf16 had lost 10-15% with every line asked for, the integer kernels 10-40%
+ * without any prefetch). */
 #define PREFETCH_AHEAD 12288
 /* Products of several tokens (batched steps, prompts) through the decode's
  * grouped kernels prefetch the same way while a tile has at most this many
@@ -76,10 +77,11 @@ static inline __attribute__((always_inline)) const uint8_t *prefetch_pages_ahead
     return next;
 }
 
-/* Kernels that consume their lines slowest (the Q5 columns on AVX-512, every
- * integer row kernel on AVX2) also ask for each line, with the page touch,
- * this far ahead: nearer than PREFETCH_AHEAD, since the touch has the
- * hardware prefetchers bring the page's lines already (docs/perf.md, change 53). */
+/* The Q5 and k-quant columns on AVX-512 and every integer row kernel on
+ * AVX2 also ask for each line, with the page touch, this far ahead: nearer
+ * than PREFETCH_AHEAD, since the touch has the hardware prefetchers bring
+ * the page's lines already (docs/perf.md, changes 53 and 58-60): with the
+ * touch alone the Q4_K columns read about half the probe's bandwidth. */
 #define LINES_AHEAD_WITH_PAGES 6144
 
 /* The first PREFETCH_AHEAD bytes of a range of rows (at most `bytes`), which
