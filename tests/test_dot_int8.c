@@ -380,7 +380,7 @@ static void test_matmul_rows_are_decode_steps(void) {
             for (const kernel_ops *const *k = kernels_all(); *k && !bad; k++) {
                 /* where the variant multiplies several tokens through the decode's kernels */
                 if (!kernels_cpu_supports((*k)->name) ||
-                    !(kq ? (*k)->kquant_tokens && (*k)->kquant_groups && kernels_cpu_supports("avx512vnni")
+                    !(kq ? (*k)->kquant_tokens && matvec_reads_groups(*k, &W)
                          : int8_dot_for(*k)->groups_tokens != NULL))
                     continue;
                 for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0] && !bad; ni++)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "kernels/kquant_q8.h"
 #include "kernels/row_groups.h"
 #include "rwkv.h"
 #include "rwkv_quant.h"
@@ -293,6 +294,55 @@ static void test_kquant_q8_exact_activations(void) {
     }
     kernels_set_int8_activations(0);
     if (!ran) SKIP("neither AVX-512 nor AVX2 on this CPU");
+}
+
+/* The AVX2 grouped k-quant products (kernels/kquant_q8_avx2_groups.h): the
+ * vpmaddubsw build and the AVX-VNNI one give the same bits, and the
+ * reference's products within the 8-bit activations' allowance, on groups of
+ * every type at two widths. */
+static void test_kquant_avx2_groups(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    const kernel_ops *k = kernels_get("avx2");
+    if (!k) {
+        SKIP("no AVX2 on this CPU");
+        return;
+    }
+    const dtype types[] = {DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    const int vnni = kernels_cpu_supports("avxvnni"), cols_list[] = {256, 1280};
+    enum { ROWS = 48 };
+    kernels_set_int8_activations(1);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+            const int cols = cols_list[ci];
+            matrix W = make_matrix(types[ti], ROWS, cols);
+            void *groups = aligned_alloc(64, (row_groups_bytes(&W) + 63) / 64 * 64);
+            void *mem = aligned_alloc(64, kquant_bytes_avx2(cols));
+            float *x = malloc(sizeof(float) * cols), want[ROWS], got[ROWS], got_vnni[ROWS];
+            double allow[ROWS];
+            CHECK(groups && mem && x, "out of memory");
+            if (!groups || !mem || !x) return;
+            row_groups_pack(&W, groups, 1);
+            W.groups = groups;
+            for (int c = 0; c < cols; c++) x[c] = gauss();
+            matvec_scalar(&W, x, want);
+            double *mag = magnitudes(&W, x, 1);
+            act_quant_allowance(k, &W, x, allow);
+            const void *acts = kquant_prepare_avx2(&W, x, mem);
+            kquant_groups_avx2(&W, acts, got, 0, ROWS / ROW_GROUP);
+            const double e = mat_err_allow(mag, allow, ROWS, got, want);
+            CHECK(e <= 1, "avx2 grouped %s %dx%d: error %.3g of tolerance", dtype_name(types[ti]), ROWS, cols, e);
+            if (vnni) {
+                kquant_groups_avxvnni(&W, acts, got_vnni, 0, ROWS / ROW_GROUP);
+                CHECK(memcmp(got, got_vnni, sizeof got) == 0, "avxvnni grouped %s %dx%d: not the vpmaddubsw build's bits",
+                      dtype_name(types[ti]), ROWS, cols);
+            }
+            free((void *)W.data), free(groups), free(mem), free(x), free(mag);
+        }
+    kernels_set_int8_activations(0);
+    if (!vnni) SKIP("no AVX-VNNI: its build not compared");
+#else
+    SKIP("not an x86 build");
+#endif
 }
 
 /* x with an infinity or a NaN anywhere (the last element, the first, one
@@ -1020,6 +1070,7 @@ int main(void) {
     TIMED(test_kquant_error_bounds);
     TIMED(test_kquant_q8_exact_activations);
     TIMED(test_kquant_q8_refuses_non_finite);
+    TIMED(test_kquant_avx2_groups);
     TIMED(test_kquant_search_beats_max_scale);
     TIMED(test_quantize_file_round_trip);
     return test_summary();

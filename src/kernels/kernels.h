@@ -160,9 +160,10 @@ typedef struct kernel_ops {
     const char *name; /* "scalar", "avx2", "avx512" */
     /* y[r - r0] = row r of W . x for r0 <= r < r1 (one thread's share). */
     void (*matvec_rows)(const matrix *W, const float *x, float *y, int r0, int r1);
-    /* 1: with int8 activations matvec_rows reads a Q4_K, Q5_K or Q6_K matrix's
-     * grouped copy (matrix.groups) where it has one */
-    int kquant_groups;
+    /* With int8 activations matvec_rows reads a Q4_K, Q5_K or Q6_K matrix's
+     * grouped copy (matrix.groups) where it has one, on CPUs with this
+     * feature ("" for any that runs the table); NULL: never */
+    const char *kquant_groups;
     /* The k-quants' 8-bit path in two steps, so that the chunks of one
      * product share one quantization of x (kernels/kquant_q8.h): prepare
      * quantizes x into mem (kquant_bytes(W->cols) bytes, a multiple of 64,

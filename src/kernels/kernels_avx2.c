@@ -648,6 +648,7 @@ static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n
 const kernel_ops kernels_avx2 = {
     .name = "avx2",
     .matvec_rows = matvec_rows,
+    .kquant_groups = "", /* AVX-VNNI where the CPU has it (kquant_q8_avx2.c) */
     .kquant_bytes = kquant_bytes_avx2,
     .kquant_prepare = kquant_prepare_avx2,
     .kquant_rows = kquant_rows_avx2,

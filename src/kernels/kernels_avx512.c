@@ -847,7 +847,7 @@ void wkv4_backward_block_avx512(const wkv4_grad *g, int c0) {
 const kernel_ops kernels_avx512 = {
     .name = "avx512",
     .matvec_rows = matvec_rows,
-    .kquant_groups = 1,
+    .kquant_groups = "avx512vnni",
     .kquant_bytes = kquant_bytes_avx512,
     .kquant_prepare = kquant_prepare_avx512,
     .kquant_rows = kquant_rows_avx512,

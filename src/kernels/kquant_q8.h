@@ -51,6 +51,13 @@ void kquant_tokens_avx512(const matrix *W, const void *const *acts, int N, float
 size_t kquant_bytes_avx2(int cols);
 void *kquant_prepare_avx2(const matrix *W, const float *x, void *mem);
 void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1);
+/* kquant_rows_avx2's products from W's grouped copy (kernels/row_groups.h):
+ * y[16 (g - g0) + i] = row 16 g + i . x for groups g0..g1, acts from
+ * kquant_prepare_avx2. Two builds, the same sums to the bit: vpmaddubsw +
+ * vpmaddwd, and AVX-VNNI's vpdpbusd (a CPU with AVX-VNNI only), which
+ * kquant_rows_avx2 takes where the CPU has it. */
+void kquant_groups_avx2(const matrix *W, const void *acts, float *y, int g0, int g1);
+void kquant_groups_avxvnni(const matrix *W, const void *acts, float *y, int g0, int g1);
 
 /* Both steps for one range of rows: 0, or -1 when prepare gives nothing or
  * no memory could be had (the caller then takes the float path). */

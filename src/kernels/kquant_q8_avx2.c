@@ -27,11 +27,13 @@
 
 #include "kernels/avx_common.h"
 #include "kernels/kquant_q8.h"
+#include "kernels/row_groups.h"
 
 typedef struct q8_acts {
     float dx[KQ8_MAX_COLS / QK_K];
     int8_t q[KQ8_MAX_COLS] __attribute__((aligned(32)));
     int16_t sum16[KQ8_MAX_COLS / 16]; /* sums of q over 16 (Q6_K's code bias) */
+    int32_t bias16[KQ8_MAX_COLS / 16]; /* -32 x sum16: a grouped Q6_K sub-block's sum starts there */
     float xs32[KQ8_MAX_COLS / 32];    /* sums of x over 32 (the Q4_K/Q5_K minimums) */
 } q8_acts;
 
@@ -60,6 +62,7 @@ static void quantize_acts(const float *x, int n, q8_acts *a) {
             int sum = 0;
             for (int l = 0; l < 16; l++) sum += q[16 * s + l];
             a->sum16[QK_K / 16 * b + s] = (int16_t)sum;
+            a->bias16[QK_K / 16 * b + s] = -32 * sum;
         }
         for (int s = 0; s < QK_K / 32; s++) {
             const __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xb + 32 * s), _mm256_loadu_ps(xb + 32 * s + 8)),
@@ -147,6 +150,57 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
     return hsum8(acc) - bias;
 }
 
+/* ---- the grouped copy (kernels/kquant_q8_avx2_groups.h) ---- */
+
+/* byte k of every 32-bit lane, zero-extended */
+static inline __m256i lane_byte8(__m256i v, int k) {
+    return _mm256_and_si256(_mm256_srli_epi32(v, 8 * k), _mm256_set1_epi32(0xff));
+}
+
+/* x's int8 codes e..e+3, in every lane */
+static inline __m256i x_quad8(const int8_t *q) {
+    int32_t v;
+    memcpy(&v, q, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* kquant_unpack_scales on rows 8 hf .. 8 hf + 7 of column col: scales and minimums 0-3 and 4-7 */
+static inline void scales_mins8(const uint8_t *col, int hf, __m256i sc[2], __m256i mn[2]) {
+    const __m256i lo6 = _mm256_set1_epi32(0x3f3f3f3f), lo4 = _mm256_set1_epi32(0x0f0f0f0f);
+    const __m256i top2 = _mm256_set1_epi32(0x03030303);
+    const __m256i w0 = _mm256_load_si256((const __m256i *)(col + 64 + 32 * hf));
+    const __m256i w1 = _mm256_load_si256((const __m256i *)(col + 128 + 32 * hf));
+    const __m256i w2 = _mm256_load_si256((const __m256i *)(col + 192 + 32 * hf));
+    sc[0] = _mm256_and_si256(w0, lo6);
+    sc[1] = _mm256_or_si256(_mm256_and_si256(w2, lo4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w0, 6), top2), 4));
+    mn[0] = _mm256_and_si256(w1, lo6);
+    mn[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 4), lo4),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 6), top2), 4));
+}
+
+#define KQ_VARIANT(name) name##_avx2
+#define KQ_DPBUSD(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#include "kernels/kquant_q8_avx2_groups.h"
+#undef KQ_VARIANT
+#undef KQ_DPBUSD
+
+#define KQ_VARIANT(name) name##_avxvnni
+#define KQ_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avxvnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avxvnni")
+#endif
+#include "kernels/kquant_q8_avx2_groups.h"
+#ifdef __clang__
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef KQ_VARIANT
+#undef KQ_DPBUSD
+
 size_t kquant_bytes_avx2(int cols) {
     (void)cols; /* one layout for every width up to KQ8_MAX_COLS */
     return (sizeof(q8_acts) + 63) / 64 * 64;
@@ -161,6 +215,14 @@ void *kquant_prepare_avx2(const matrix *W, const float *x, void *mem) {
 void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r1) {
     const q8_acts *a = acts;
     const int n = W->cols;
+    const int end = row_groups_end(W, r0, r1); /* whole groups from the grouped copy */
+    if (end > r0) {
+        if (kernels_cpu_supports("avxvnni")) kquant_groups_avxvnni(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
+        else kquant_groups_avx2(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
+        y += end - r0;
+        r0 = end;
+        if (r0 == r1) return;
+    }
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;
     prefetch_start(row, (size_t)(r1 - r0) * rb);

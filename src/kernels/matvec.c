@@ -119,7 +119,8 @@ void matvec(const matrix *W, const float *x, float *y, int n_threads) {
 int matvec_reads_groups(const kernel_ops *k, const matrix *W) {
     if (!row_groups_apply(W) || !kernels_int8_activations()) return 0;
     if (W->type == DT_Q4_K || W->type == DT_Q5_K || W->type == DT_Q6_K)
-        return k->kquant_groups && kernels_cpu_supports("avx512vnni") && W->cols <= KQ8_MAX_COLS;
+        return k->kquant_groups && (!*k->kquant_groups || kernels_cpu_supports(k->kquant_groups)) &&
+               W->cols <= KQ8_MAX_COLS;
     return int8_dot_for(k)->groups != NULL;
 }
 
