@@ -18,6 +18,7 @@
 
 #include "kernels/avx_common.h"
 #include "kernels/dot_int8.h"
+#include "kernels/row_groups.h"
 
 /* The 32 bits at p (little-endian) as 32 bytes: 0xff where the bit is set. */
 static inline __m256i bits_to_bytes(const uint8_t *p) {
@@ -63,9 +64,11 @@ static void quantize(const float *x, act_q8 *a) {
 
 #define INT8_VARIANT(name) name##_avx2
 #define DPBUSD(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#define DPBUSD_WIDE 0
 #include "kernels/dot_int8_avx2_rows.h"
 #undef INT8_VARIANT
 #undef DPBUSD
+#undef DPBUSD_WIDE
 
 #ifdef __clang__
 #pragma clang attribute pop
@@ -78,9 +81,11 @@ static void quantize(const float *x, act_q8 *a) {
 
 #define INT8_VARIANT(name) name##_avxvnni
 #define DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+#define DPBUSD_WIDE 1
 #include "kernels/dot_int8_avx2_rows.h"
 #undef INT8_VARIANT
 #undef DPBUSD
+#undef DPBUSD_WIDE
 
 #ifdef __clang__
 #pragma clang attribute pop
@@ -88,7 +93,7 @@ static void quantize(const float *x, act_q8 *a) {
 #pragma GCC pop_options
 #endif
 
-const int8_dot_ops int8_dot_avx2 = {"avx2", "avx2", quantize, rows_avx2, NULL, NULL, NULL, NULL};
-const int8_dot_ops int8_dot_avxvnni = {"avxvnni", "avx2", quantize, rows_avxvnni, NULL, NULL, NULL, NULL};
+const int8_dot_ops int8_dot_avx2 = {"avx2", "avx2", quantize, rows_avx2, groups_avx2, NULL, NULL, NULL};
+const int8_dot_ops int8_dot_avxvnni = {"avxvnni", "avx2", quantize, rows_avxvnni, groups_avxvnni, NULL, NULL, NULL};
 
 #endif
