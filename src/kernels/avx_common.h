@@ -15,6 +15,12 @@
 #include "kernels/kernels.h"
 
 static inline float f16_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+/* the 32 bits at p (any alignment): four int8 codes to broadcast */
+static inline int32_t i32_at(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -92,9 +92,7 @@ static void INT8_VARIANT(rows)(const matrix *W, const act_q8 *a, float *y, int r
 
 /* x's int8 codes 4v..4v+3 of block b, in every lane */
 static inline __m256i INT8_VARIANT(x_quad)(const act_q8 *a, int b, int v) {
-    int32_t q;
-    memcpy(&q, a->q + 32 * b + 4 * v, sizeof q);
-    return _mm256_set1_epi32(q);
+    return _mm256_set1_epi32(i32_at(a->q + 32 * b + 4 * v));
 }
 
 /* Half hf of a 4/5-bit block column (parts at base + c): acc + its 8 rows'
@@ -152,35 +150,32 @@ static inline __attribute__((always_inline)) __m256 INT8_VARIANT(q8_half)(const 
 }
 
 /* f: the 4/5-bit format of type t, or NULL for Q8_0; prefetched as the
- * AVX-512 columns are (the page touch; the Q5 formats every line too) */
+ * AVX-512 columns are (row_group_walk) */
 static inline __attribute__((always_inline)) void INT8_VARIANT(group_rows)(const nib_format *f, dtype t,
                                                                           const matrix *W, const act_q8 *a,
                                                                           float *y, int g0, int g1) {
-    const int nb = W->cols / 32;
-    const size_t cb = ROW_GROUP * dtype_block_bytes(t);
-    const group_column c0 = row_group_column(t, 1, 0), c1 = row_group_column(t, 1, 1), lone = row_group_column(t, 0, 0);
-    const int every_line = t == DT_Q5_0 || t == DT_Q5_1;
-    const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * nb * cb;
-    if (every_line) prefetch_start(ahead, (size_t)(g1 - g0) * nb * cb);
+    const group_walk wk = row_group_walk(t, W->cols);
+    const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * wk.nb * wk.cb;
+    if (wk.every_line) prefetch_start(ahead, (size_t)(g1 - g0) * wk.nb * wk.cb);
     for (int g = g0; g < g1; g++) {
-        const uint8_t *pair = (const uint8_t *)W->groups + (size_t)g * nb * cb;
+        const uint8_t *pair = (const uint8_t *)W->groups + (size_t)g * wk.nb * wk.cb;
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, m[2] = {acc[0], acc[0]};
         int b = 0;
-        for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
-            ahead = prefetch_pages_ahead(ahead, pair + 2 * cb);
-            if (every_line) prefetch_lines(pair + LINES_AHEAD_WITH_PAGES, 2 * cb);
+        for (; b + 2 <= wk.nb; b += 2, pair += 2 * wk.cb) {
+            ahead = prefetch_pages_ahead(ahead, pair + 2 * wk.cb);
+            if (wk.every_line) prefetch_lines(pair + LINES_AHEAD_WITH_PAGES, 2 * wk.cb);
 #pragma GCC unroll 2
             for (int hf = 0; hf < 2; hf++) {
-                acc[hf] = f ? INT8_VARIANT(nib_half)(f, pair, c0, a, b, hf, acc[hf], &m[hf])
-                            : INT8_VARIANT(q8_half)(pair, c0, a, b, hf, acc[hf]);
-                acc[hf] = f ? INT8_VARIANT(nib_half)(f, pair, c1, a, b + 1, hf, acc[hf], &m[hf])
-                            : INT8_VARIANT(q8_half)(pair, c1, a, b + 1, hf, acc[hf]);
+                acc[hf] = f ? INT8_VARIANT(nib_half)(f, pair, wk.c0, a, b, hf, acc[hf], &m[hf])
+                            : INT8_VARIANT(q8_half)(pair, wk.c0, a, b, hf, acc[hf]);
+                acc[hf] = f ? INT8_VARIANT(nib_half)(f, pair, wk.c1, a, b + 1, hf, acc[hf], &m[hf])
+                            : INT8_VARIANT(q8_half)(pair, wk.c1, a, b + 1, hf, acc[hf]);
             }
         }
-        if (b < nb)
+        if (b < wk.nb)
             for (int hf = 0; hf < 2; hf++)
-                acc[hf] = f ? INT8_VARIANT(nib_half)(f, pair, lone, a, b, hf, acc[hf], &m[hf])
-                            : INT8_VARIANT(q8_half)(pair, lone, a, b, hf, acc[hf]);
+                acc[hf] = f ? INT8_VARIANT(nib_half)(f, pair, wk.lone, a, b, hf, acc[hf], &m[hf])
+                            : INT8_VARIANT(q8_half)(pair, wk.lone, a, b, hf, acc[hf]);
         for (int hf = 0; hf < 2; hf++) _mm256_storeu_ps(y + ROW_GROUP * (g - g0) + 8 * hf, _mm256_add_ps(acc[hf], m[hf]));
     }
 }

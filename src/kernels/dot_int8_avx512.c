@@ -248,24 +248,19 @@ static inline __m512 q8_column(const uint8_t *base, group_column c, const act_q8
 /* f: the 4/5-bit format of type t, or NULL for Q8_0 */
 static inline __attribute__((always_inline)) void group_rows(const nib_format *f, dtype t, const matrix *W,
                                                              const act_q8 *a, float *y, int g0, int g1) {
-    const int nb = W->cols / 32;
-    const size_t cb = ROW_GROUP * dtype_block_bytes(t);
-    const group_column c0 = row_group_column(t, 1, 0), c1 = row_group_column(t, 1, 1), lone = row_group_column(t, 0, 0);
-    /* Every column touches its pages 8 KB ahead (Q8_0's and the Q4 formats'
-     * decode 3-24% faster than without; docs/perf.md, change 52). The Q5
-     * columns, the slowest to consume, also ask for every line 6 KB ahead:
-     * without, 8% slower; with the lines alone, 12 KB ahead (change 24), 4-9%
-     * slower (change 53). Q8_0's ran 10-20% slower with every line asked for. */
-    const int every_line = t == DT_Q5_0 || t == DT_Q5_1;
+    const group_walk wk = row_group_walk(t, W->cols);
+    const int nb = wk.nb;
+    const size_t cb = wk.cb;
+    const group_column c0 = wk.c0, c1 = wk.c1, lone = wk.lone;
     const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * nb * cb;
-    if (every_line) prefetch_start(ahead, (size_t)(g1 - g0) * nb * cb);
+    if (wk.every_line) prefetch_start(ahead, (size_t)(g1 - g0) * nb * cb);
     for (int g = g0; g < g1; g++) {
         const uint8_t *pair = (const uint8_t *)W->groups + (size_t)g * nb * cb;
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, m0 = acc0, m1 = acc0;
         int b = 0;
         for (; b + 2 <= nb; b += 2, pair += 2 * cb) {
             ahead = prefetch_pages_ahead(ahead, pair + 2 * cb);
-            if (every_line) prefetch_lines(pair + LINES_AHEAD_WITH_PAGES, 2 * cb);
+            if (wk.every_line) prefetch_lines(pair + LINES_AHEAD_WITH_PAGES, 2 * cb);
             acc0 = f ? nib_column(f, pair, c0, a, b, acc0, &m0) : q8_column(pair, c0, a, b, acc0);
             acc1 = f ? nib_column(f, pair, c1, a, b + 1, acc1, &m1) : q8_column(pair, c1, a, b + 1, acc1);
         }

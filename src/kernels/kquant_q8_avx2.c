@@ -152,17 +152,11 @@ static float dot_q6_k(const uint8_t *w, const q8_acts *a, int n) {
 
 /* ---- the grouped copy (kernels/kquant_q8_avx2_groups.h) ---- */
 
-/* byte k of every 32-bit lane, zero-extended */
+/* byte k of every 32-bit lane, zero-extended; x's int8 codes e..e+3 in every lane */
 static inline __m256i lane_byte8(__m256i v, int k) {
     return _mm256_and_si256(_mm256_srli_epi32(v, 8 * k), _mm256_set1_epi32(0xff));
 }
-
-/* x's int8 codes e..e+3, in every lane */
-static inline __m256i x_quad8(const int8_t *q) {
-    int32_t v;
-    memcpy(&v, q, sizeof v);
-    return _mm256_set1_epi32(v);
-}
+static inline __m256i x_quad8(const int8_t *q) { return _mm256_set1_epi32(i32_at(q)); }
 
 /* kquant_unpack_scales on rows 8 hf .. 8 hf + 7 of column col: scales and minimums 0-3 and 4-7 */
 static inline void scales_mins8(const uint8_t *col, int hf, __m256i sc[2], __m256i mn[2]) {

@@ -7,9 +7,10 @@
  * 8-15 in the others, so a 32-byte register is one half of a group: lane r
  * of every vector is row r of the half, as in kquant_q8_avx512.c, whose
  * columns these follow operation for operation (the integer sums exact, the
- * float ones in the same order; the two builds agree to the bit). Both halves of a column are summed before the next column, while its
- * lines are in L1. Read row by row, the AVX2 products had run at a third of
- * the memory's pace (docs/perf.md, change 61).
+ * float ones in the same order; the two builds agree to the bit). Both
+ * halves of a column are summed before the next column, while its lines are
+ * in L1. Read row by row, the AVX2 products had run at a third of the
+ * memory's pace (docs/perf.md, change 61).
  *
  * The byte products cannot overflow vpmaddubsw's 16-bit pairs: codes <= 63
  * times |q| <= 127, two summed. */

@@ -84,6 +84,29 @@ static inline group_column row_group_column(dtype t, int paired, int i) {
     return c;
 }
 
+/* How the decode kernels walk a 32-weight format's groups (the AVX-512 and
+ * the AVX2 ones alike): nb block columns of cb bytes, in pairs (columns c0
+ * and c1) and a last unpaired one (lone). Every column touches its pages 8
+ * KB ahead (Q8_0's and the Q4 formats' decode 3-24% faster than without;
+ * docs/perf.md, change 52); the Q5 columns, the slowest to consume, also ask
+ * for every line 6 KB ahead (every_line: without, 8% slower; with the lines
+ * alone, 12 KB ahead, 4-9% slower, change 53; Q8_0's ran 10-20% slower with
+ * every line asked for). */
+typedef struct group_walk {
+    int nb, every_line;
+    size_t cb;
+    group_column c0, c1, lone;
+} group_walk;
+
+static inline group_walk row_group_walk(dtype t, int cols) {
+    group_walk w;
+    w.nb = cols / 32;
+    w.every_line = t == DT_Q5_0 || t == DT_Q5_1;
+    w.cb = ROW_GROUP * dtype_block_bytes(t);
+    w.c0 = row_group_column(t, 1, 0), w.c1 = row_group_column(t, 1, 1), w.lone = row_group_column(t, 0, 0);
+    return w;
+}
+
 /* The bytes of Q6_K's 64-byte parts of one column of 16 rows (all but d). */
 #define ROW_GROUP_Q6K_PARTS 3328
 
