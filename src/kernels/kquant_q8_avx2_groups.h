@@ -95,12 +95,13 @@ static inline __attribute__((always_inline)) __m256i KQ_VARIANT(q6k_column)(cons
     return isum;
 }
 
-/* Groups g0..g1 of W: y[16 (g - g0) + i] = row 16 g + i . x. The columns
- * touch each page ahead and ask for every line 6 KB ahead, as the AVX-512
- * ones do. */
-void KQ_VARIANT(kquant_groups)(const matrix *W, const void *acts, float *y, int g0, int g1) {
-    const q8_acts *a = acts;
-    const int nb = W->cols / QK_K, q6 = W->type == DT_Q6_K, five = W->type == DT_Q5_K;
+/* Groups g0..g1 of W, of type t: y[16 (g - g0) + i] = row 16 g + i . x.
+ * The columns touch each page ahead and ask for every line 6 KB ahead, as
+ * the AVX-512 ones do. Inlined once per type: with the type a variable, the
+ * Q4_K column ran at 350 cycles from cache instead of 200. */
+static inline __attribute__((always_inline)) void KQ_VARIANT(groups_of)(const matrix *W, const q8_acts *a, float *y,
+                                                                        int g0, int g1, dtype t) {
+    const int nb = W->cols / QK_K, q6 = t == DT_Q6_K, five = t == DT_Q5_K;
     const size_t stride = row_group_stride(W->type, W->cols);
     const size_t cb = q6 ? ROW_GROUP_Q6K_PARTS : ROW_GROUP * (five ? 176 : 144);
     const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * stride;
@@ -126,5 +127,13 @@ void KQ_VARIANT(kquant_groups)(const matrix *W, const void *acts, float *y, int 
         }
         for (int hf = 0; hf < 2; hf++)
             _mm256_storeu_ps(y + ROW_GROUP * (g - g0) + 8 * hf, q6 ? acc[hf] : _mm256_sub_ps(acc[hf], accm[hf]));
+    }
+}
+
+void KQ_VARIANT(kquant_groups)(const matrix *W, const void *acts, float *y, int g0, int g1) {
+    switch (W->type) {
+    case DT_Q6_K: KQ_VARIANT(groups_of)(W, acts, y, g0, g1, DT_Q6_K); return;
+    case DT_Q5_K: KQ_VARIANT(groups_of)(W, acts, y, g0, g1, DT_Q5_K); return;
+    default: KQ_VARIANT(groups_of)(W, acts, y, g0, g1, DT_Q4_K); return;
     }
 }
