@@ -180,11 +180,7 @@ static void rows(const matrix *W, const act_q8 *a, float *y, int r0, int r1) {
  * a block column ends in one conversion and multiply-add for 16 rows. */
 
 /* x's int8 codes 4v..4v+3 of block b, in every lane */
-static inline __m512i x_quad(const act_q8 *a, int b, int v) {
-    int32_t q;
-    memcpy(&q, a->q + 32 * b + 4 * v, sizeof q);
-    return _mm512_set1_epi32(q);
-}
+static inline __m512i x_quad(const act_q8 *a, int b, int v) { return _mm512_set1_epi32(i32_at(a->q + 32 * b + 4 * v)); }
 
 static inline __m512 column_scales(const uint8_t *scales, const act_q8 *a, int b) {
     return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales)), _mm512_set1_ps(a->d[8 * b]));

@@ -215,7 +215,6 @@ void kquant_rows_avx2(const matrix *W, const void *acts, float *y, int r0, int r
         else kquant_groups_avx2(W, a, y, r0 / ROW_GROUP, end / ROW_GROUP);
         y += end - r0;
         r0 = end;
-        if (r0 == r1) return;
     }
     const size_t rb = dtype_bytes_for(W->type, (uint64_t)n);
     const uint8_t *row = (const uint8_t *)W->data + (size_t)r0 * rb;

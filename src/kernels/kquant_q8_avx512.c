@@ -228,11 +228,7 @@ static inline __m512i lane_byte(__m512i v, int k) {
 }
 
 /* x's int8 codes e..e+3, in every lane */
-static inline __m512i x_quad(const int8_t *q) {
-    int32_t v;
-    memcpy(&v, q, sizeof v);
-    return _mm512_set1_epi32(v);
-}
+static inline __m512i x_quad(const int8_t *q) { return _mm512_set1_epi32(i32_at(q)); }
 
 /* Code vector h of chunk j of a column as the two operands of its
  * products: sub-block 2j's codes and 2j + 1's (16 x the code for Q4_K,
