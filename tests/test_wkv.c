@@ -372,8 +372,9 @@ static void test_wkv5_wkv7(void) {
 
 /* The RWKV-7 rows in blocks (kernel_ops.wkv7_block: rows in the lanes of a
  * vector, from WKV7_BLOCK_MIN_T tokens on) give the scalar rows' bits, and
- * the same bits as the token-at-a-time path (rows), at the heads of the
- * released models (64) and of 32. */
+ * so does the token-at-a-time path (kernel_ops.wkv7_pair: two rows a
+ * vector), at the heads of the released models (64), of 32 and of 40 (pairs
+ * but no blocks). */
 static void test_wkv7_blocks(void) {
     enum { T = 21, H = 2, NMAX = 64 };
     rng_state = 7;
@@ -383,8 +384,9 @@ static void test_wkv7_blocks(void) {
         yv[T * H * NMAX];
     int blocks = 0;
     for (const kernel_ops *const *kv = kernels_all(); *kv; kv++) blocks |= (*kv)->wkv7_block != NULL;
-    for (int N = 32; N <= NMAX; N += 32) {
-        const int A = H * N;
+    static const int heads[] = {32, 40, NMAX};
+    for (size_t n = 0; n < sizeof heads / sizeof heads[0]; n++) {
+        const int N = heads[n], A = H * N;
         fill(r, T * A, -1, 1), fill(k, T * A, -1, 1), fill(v, T * A, -1, 1), fill(w, T * A, 0.5f, 1);
         fill(a, T * A, -0.2f, 0.2f), fill(b, T * A, -0.2f, 0.2f), fill(S0, H * N * N, -1, 1);
         memcpy(Ss, S0, sizeof(float) * H * N * N);

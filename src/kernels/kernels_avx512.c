@@ -705,6 +705,48 @@ static void wkv7_block_v(int T, int A, int N, int h, int i0, const float *r, con
     for (int j = 0; j < N; j++) _mm512_i32scatter_ps(S + j, rows, _mm512_load_ps(st + 16 * j), 4);
 }
 
+/* ---- RWKV-7 WKV of one token, two state rows at a time (wkv7_pair_fn) ----
+ * Lanes 0-7 hold row i's eight partial sums (p[q] over j = q mod 8, as
+ * wkv7_row keeps them), lanes 8-15 row i + 1's; the vectors of the head
+ * (a, w, b, k, r) are read once for both. The horizontal sums pair the
+ * lanes as lanes_sum does, within each half. */
+static inline __m512 pair_load(const float *s, int N) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s)), _mm256_loadu_ps(s + N), 1);
+}
+
+static inline __m512 head_load(const float *x) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(x)); }
+
+/* lanes_sum of each half, in every lane of that half */
+static inline __m512 pair_sums(__m512 p) {
+    const __m512 t = _mm512_add_ps(p, _mm512_permute_ps(p, 0xB1)); /* (0+1), (2+3), ... */
+    const __m512 u = _mm512_add_ps(t, _mm512_permute_ps(t, 0x4E)); /* (0+1)+(2+3), ... */
+    const __m512 v = _mm512_add_ps(u, _mm512_shuffle_f32x4(u, u, 0xB1)); /* + the other 128 bits of the half */
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8), v);
+}
+
+static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
+                        const float *a, const float *b, float *s, float *y) {
+    (void)A;
+    const size_t o = (size_t)h * (size_t)N;
+    r += o, w += o, k += o, a += o, b += o;
+    __m512 p = _mm512_setzero_ps();
+    for (int j = 0; j < N; j += WKV7_PAIR_STEP) p = _mm512_add_ps(p, _mm512_mul_ps(pair_load(s + j, N), head_load(a + j)));
+    const __m512 sa = pair_sums(p);
+    const __m512 vi = _mm512_insertf32x8(_mm512_set1_ps(v[o + i]), _mm256_set1_ps(v[o + i + 1]), 1);
+    p = _mm512_setzero_ps();
+    for (int j = 0; j < N; j += WKV7_PAIR_STEP) {
+        const __m512 sj = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(pair_load(s + j, N), head_load(w + j)),
+                                                      _mm512_mul_ps(sa, head_load(b + j))),
+                                        _mm512_mul_ps(vi, head_load(k + j)));
+        _mm256_storeu_ps(s + j, _mm512_castps512_ps256(sj));
+        _mm256_storeu_ps(s + N + j, _mm512_extractf32x8_ps(sj, 1));
+        p = _mm512_add_ps(p, _mm512_mul_ps(sj, head_load(r + j)));
+    }
+    const __m512 acc = pair_sums(p);
+    y[o + i] = _mm512_cvtss_f32(acc);
+    y[o + i + 1] = _mm512_cvtss_f32(_mm512_castps256_ps512(_mm512_extractf32x8_ps(acc, 1)));
+}
+
 /* ---- element-wise ------------------------------------------------------- */
 
 /* sigmoid(r) = 1 / (1 + e^-r), with the vector exp (division exact). */
@@ -868,6 +910,7 @@ const kernel_ops kernels_avx512 = {
     .wkv5_row = wkv5_row_avx2,
     .wkv7_row = wkv7_row_avx2,
     .wkv7_block = wkv7_block_v,
+    .wkv7_pair = wkv7_pair_v,
     .wkv7_backward_chunk = wkv7_backward_chunk_avx512,
     .wkv4_backward_block = wkv4_backward_block_avx512,
 };

@@ -57,6 +57,7 @@ __attribute__((target("avx2"))) void wkv7_row_avx2(int T, int A, int N, int h, i
 typedef struct wkv7_job {
     wkv7_row_fn row_fn;
     wkv7_block_fn block_fn;
+    wkv7_pair_fn pair_fn;
     int T, A, N;
     const float *r, *w, *k, *v, *a, *b;
     float *S, *y;
@@ -75,13 +76,22 @@ static void wkv7_job_block(void *p, int block) {
                 j->S + (size_t)row * j->N, j->y);
 }
 
+static void wkv7_job_pair(void *p, int pair) {
+    const wkv7_job *j = p;
+    const int row = 2 * pair;
+    j->pair_fn(j->A, j->N, row / j->N, row % j->N, j->r, j->w, j->k, j->v, j->a, j->b, j->S + (size_t)row * j->N,
+               j->y);
+}
+
 void wkv7_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *w, const float *k,
                        const float *v, const float *a, const float *b, float *S, float *y, int n_threads) {
-    wkv7_job j = {ops->wkv7_row, ops->wkv7_block, T, H * N, N, r, w, k, v, a, b, S, y};
+    wkv7_job j = {ops->wkv7_row, ops->wkv7_block, ops->wkv7_pair, T, H * N, N, r, w, k, v, a, b, S, y};
     /* per row and token: a few passes of N multiply-adds over the state row; the
-     * blocks give the same bits, so which runs never changes a result */
+     * blocks and pairs give the same bits, so which runs never changes a result */
     if (wkv7_block_fits(j.block_fn, T, N))
         parallel_rows(n_threads, H * N / WKV7_BLOCK_ROWS, (size_t)T * N * WKV7_BLOCK_ROWS, wkv7_job_block, &j);
+    else if (wkv7_pair_fits(j.pair_fn, T, N))
+        parallel_rows(n_threads, H * N / 2, 2 * (size_t)N, wkv7_job_pair, &j);
     else parallel_rows(n_threads, H * N, (size_t)T * N, wkv7_job_row, &j);
 }
 
@@ -93,9 +103,11 @@ void wkv7_forward(int T, int H, int N, const float *r, const float *w, const flo
 void wkv7_forward_heads(int T, int H, int N, int h0, int h1, const float *r, const float *w, const float *k,
                         const float *v, const float *a, const float *b, float *S, float *y) {
     const kernel_ops *ops = kernels_active();
-    wkv7_job j = {ops->wkv7_row, ops->wkv7_block, T, H * N, N, r, w, k, v, a, b, S, y};
+    wkv7_job j = {ops->wkv7_row, ops->wkv7_block, ops->wkv7_pair, T, H * N, N, r, w, k, v, a, b, S, y};
     if (wkv7_block_fits(j.block_fn, T, N))
         for (int block = h0 * N / WKV7_BLOCK_ROWS; block < h1 * N / WKV7_BLOCK_ROWS; block++) wkv7_job_block(&j, block);
+    else if (wkv7_pair_fits(j.pair_fn, T, N))
+        for (int pair = h0 * N / 2; pair < h1 * N / 2; pair++) wkv7_job_pair(&j, pair);
     else
         for (int row = h0 * N; row < h1 * N; row++) wkv7_job_row(&j, row);
 }
