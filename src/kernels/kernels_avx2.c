@@ -645,6 +645,48 @@ static void add_sigmoid_mul_v(float *x, const float *r, const float *v, size_t n
     add_sigmoid_mul_scalar(x + i, r + i, v + i, n - i);
 }
 
+/* ---- RWKV-7 WKV of one token, two state rows at a time (wkv7_pair_fn) ----
+ * Each row's eight partial sums in a vector of its own, as wkv7_row keeps
+ * them; the two rows' chains of additions run side by side and the head's
+ * vectors (a, w, b, k, r) are loaded once for both. The horizontal sums
+ * pair the lanes as lanes_sum does. */
+static inline float row_sum(__m256 p) {
+    const __m256 t = _mm256_add_ps(p, _mm256_permute_ps(p, 0xB1)); /* (0+1), (2+3), ... */
+    const __m256 u = _mm256_add_ps(t, _mm256_permute_ps(t, 0x4E)); /* (0+1)+(2+3), ... */
+    return _mm256_cvtss_f32(_mm256_add_ps(u, _mm256_permute2f128_ps(u, u, 0x01)));
+}
+
+static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
+                        const float *a, const float *b, float *s, float *y) {
+    (void)A;
+    const size_t o = (size_t)h * (size_t)N;
+    r += o, w += o, k += o, a += o, b += o;
+    float *s1 = s + N;
+    __m256 p0 = _mm256_setzero_ps(), p1 = p0;
+    for (int j = 0; j < N; j += WKV7_PAIR_STEP) {
+        const __m256 aj = _mm256_loadu_ps(a + j);
+        p0 = _mm256_add_ps(p0, _mm256_mul_ps(_mm256_loadu_ps(s + j), aj));
+        p1 = _mm256_add_ps(p1, _mm256_mul_ps(_mm256_loadu_ps(s1 + j), aj));
+    }
+    const __m256 sa0 = _mm256_set1_ps(row_sum(p0)), sa1 = _mm256_set1_ps(row_sum(p1));
+    const __m256 v0 = _mm256_set1_ps(v[o + i]), v1 = _mm256_set1_ps(v[o + i + 1]);
+    p0 = p1 = _mm256_setzero_ps();
+    for (int j = 0; j < N; j += WKV7_PAIR_STEP) {
+        const __m256 wj = _mm256_loadu_ps(w + j), bj = _mm256_loadu_ps(b + j), kj = _mm256_loadu_ps(k + j);
+        const __m256 rj = _mm256_loadu_ps(r + j);
+        const __m256 n0 = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), wj), _mm256_mul_ps(sa0, bj)),
+                                        _mm256_mul_ps(v0, kj));
+        const __m256 n1 = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(s1 + j), wj), _mm256_mul_ps(sa1, bj)),
+                                        _mm256_mul_ps(v1, kj));
+        _mm256_storeu_ps(s + j, n0);
+        _mm256_storeu_ps(s1 + j, n1);
+        p0 = _mm256_add_ps(p0, _mm256_mul_ps(n0, rj));
+        p1 = _mm256_add_ps(p1, _mm256_mul_ps(n1, rj));
+    }
+    y[o + i] = row_sum(p0);
+    y[o + i + 1] = row_sum(p1);
+}
+
 const kernel_ops kernels_avx2 = {
     .name = "avx2",
     .matvec_rows = matvec_rows,
@@ -666,6 +708,7 @@ const kernel_ops kernels_avx2 = {
     /* the AVX2 builds of the RWKV-5/6/7 rows (kernels/wkv5.c, wkv7.c) */
     .wkv5_row = wkv5_row_avx2,
     .wkv7_row = wkv7_row_avx2,
+    .wkv7_pair = wkv7_pair_v,
     .wkv7_backward_chunk = wkv7_backward_chunk_avx2,
     .wkv4_backward_block = wkv4_backward_block_scalar, /* no AVX2 build of it yet */
 };
