@@ -103,7 +103,7 @@ static inline __attribute__((always_inline)) void KQ_VARIANT(groups_of)(const ma
                                                                         int g0, int g1, dtype t) {
     const int nb = W->cols / QK_K, q6 = t == DT_Q6_K, five = t == DT_Q5_K;
     const size_t stride = row_group_stride(W->type, W->cols);
-    const size_t cb = q6 ? ROW_GROUP_Q6K_PARTS : ROW_GROUP * (five ? 176 : 144);
+    const size_t cb = q6 ? ROW_GROUP_Q6K_PARTS : ROW_GROUP * dtype_block_bytes(t);
     const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * stride;
     prefetch_start(ahead, (size_t)(g1 - g0) * stride);
     for (int g = g0; g < g1; g++) {

@@ -312,7 +312,7 @@ kquant_column(const uint8_t *col, const q8_acts *a, int b, int five, __m512 *acc
 static inline __attribute__((always_inline)) KQUANT_GROUPS_TARGET void
 kquant_group_rows(const matrix *W, const q8_acts *a, float *y, int g0, int g1, int five) {
     const int nb = W->cols / QK_K;
-    const size_t cb = ROW_GROUP * (five ? 176 : 144), stride = row_group_stride(W->type, W->cols);
+    const size_t cb = ROW_GROUP * dtype_block_bytes(W->type), stride = row_group_stride(W->type, W->cols);
     const uint8_t *ahead = (const uint8_t *)W->groups + (size_t)g0 * stride;
     prefetch_start(ahead, (size_t)(g1 - g0) * stride);
     for (int g = g0; g < g1; g++) {
@@ -474,7 +474,7 @@ kquant_column_tokens(const uint8_t *col, const q8_acts *const *a, int nt, int b,
 static KQUANT_GROUPS_TARGET void kquant_group_tokens(const matrix *W, const q8_acts *const *a, int nt, float *Y,
                                                      size_t ldy, int g0, int g1) {
     const int nb = W->cols / QK_K, five = W->type == DT_Q5_K;
-    const size_t cb = ROW_GROUP * (five ? 176 : 144);
+    const size_t cb = ROW_GROUP * dtype_block_bytes(W->type);
     __m512 acc[KQ_TILE], accm[KQ_TILE];
     for (int g = g0; g < g1; g++) {
         const uint8_t *group = (const uint8_t *)W->groups + (size_t)g * row_group_stride(W->type, W->cols);
