@@ -153,9 +153,11 @@ void wkv7_backward(int B, int T, int H, int N, const float *r, const float *w, c
  * first channel, token s at offset s*A. states holds the state before each
  * step and after the last ((len + 1) N² floats); dS is dL/dS after the last
  * step on entry and dL/dS before the first on return. Writes dr, dw, dk, dv,
- * da, db of the chunk's tokens. The variants (kernel_ops.wkv7_backward_chunk)
- * are one source: the scalar reference, and AVX2 / AVX-512 builds with fused
- * multiply-adds (the same sums, rounded once instead of twice). */
+ * da, db of the chunk's tokens. The variants (kernel_ops.wkv7_backward_chunk):
+ * the scalar reference and its AVX2 build with fused multiply-adds (the same
+ * sums, rounded once instead of twice) in kernels/wkv7_train.c, and an
+ * AVX-512 kernel of full-width vectors in kernels/wkv7_train_avx512.c (the
+ * same sums in another order). */
 typedef struct wkv7_chunk_grad {
     int len, A, N;
     const float *r, *w, *k, *v, *a, *b, *dy, *states;

@@ -39,6 +39,7 @@ size_t wkv7_scratch_floats(int N, int n_threads) {
 typedef struct wkv7_batch {
     wkv7_row_fn row_fn;
     wkv7_block_fn block_fn; /* the forward's rows 16 at a time (the same bits), or NULL */
+    wkv7_pair_fn pair_fn;   /* the backward's recomputation two rows at a time (the same bits), or NULL */
     void (*chunk_fn)(const wkv7_chunk_grad *g);
     int B, T, H, N, jobs;
     const float *r, *w, *k, *v, *a, *b, *dy;
@@ -202,11 +203,6 @@ void wkv7_backward_chunk_scalar(const wkv7_chunk_grad *g) { backward_chunk_body(
 __attribute__((target("avx2,fma"))) void wkv7_backward_chunk_avx2(const wkv7_chunk_grad *g) {
     backward_chunk_body(g, 1);
 }
-
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))) void
-wkv7_backward_chunk_avx512(const wkv7_chunk_grad *g) {
-    backward_chunk_body(g, 1);
-}
 #endif
 
 /* Pair p = (b, h) backwards, chunk by chunk from the last: the chunk's
@@ -227,9 +223,14 @@ static void backward_pair(const wkv7_batch *j, int p, float *mem) {
             const size_t o = o0 + (size_t)s * A;
             float *next = states + (size_t)(s + 1) * NN;
             memcpy(next, states + (size_t)s * NN, sizeof(float) * NN);
-            for (int i = 0; i < N; i++)
-                j->row_fn(1, A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
-                          next + (size_t)i * N, ytmp);
+            if (wkv7_pair_fits(j->pair_fn, 1, N))
+                for (int i = 0; i < N; i += 2)
+                    j->pair_fn(A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
+                               next + (size_t)i * N, ytmp);
+            else
+                for (int i = 0; i < N; i++)
+                    j->row_fn(1, A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
+                              next + (size_t)i * N, ytmp);
         }
         const wkv7_chunk_grad g = {len,        A,          N,          j->r + o0,  j->w + o0,  j->k + o0,
                                    j->v + o0,  j->a + o0,  j->b + o0,  j->dy + o0, states,     j->dr + o0,
@@ -260,8 +261,8 @@ static int jobs_for(int B, int H, int n_threads) {
 void wkv7_forward_batch(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
                         const float *a, const float *b, float *ckpt, float *y, float *scratch, int n_threads) {
     const kernel_ops *ops = kernels_active();
-    wkv7_batch j = {ops->wkv7_row, ops->wkv7_block, NULL, B, T, H, N, jobs_for(B, H, n_threads), r, w, k, v, a, b,
-                    NULL, ckpt, y, NULL, NULL, NULL, NULL, NULL, NULL, scratch};
+    wkv7_batch j = {ops->wkv7_row, ops->wkv7_block, NULL, NULL, B, T, H, N, jobs_for(B, H, n_threads), r, w, k, v,
+                    a, b, NULL, ckpt, y, NULL, NULL, NULL, NULL, NULL, NULL, scratch};
     parallel_for(j.jobs, j.jobs, forward_job, &j);
 }
 
@@ -270,8 +271,10 @@ void wkv7_backward_with(const kernel_ops *ops, int B, int T, int H, int N, const
                         const float *dy, float *dr, float *dw, float *dk, float *dv, float *da, float *db,
                         float *scratch, int n_threads) {
     /* the states are recomputed with the active rows, those of the forward */
-    wkv7_batch j = {kernels_active()->wkv7_row, NULL, ops->wkv7_backward_chunk, B, T, H, N, jobs_for(B, H, n_threads),
-                    r, w, k, v, a, b, dy, (float *)ckpt, NULL, dr, dw, dk, dv, da, db, scratch};
+    const kernel_ops *active = kernels_active();
+    wkv7_batch j = {active->wkv7_row, NULL, active->wkv7_pair, ops->wkv7_backward_chunk, B, T, H, N,
+                    jobs_for(B, H, n_threads), r, w, k, v, a, b, dy, (float *)ckpt, NULL, dr, dw, dk, dv, da, db,
+                    scratch};
     parallel_for(j.jobs, j.jobs, backward_job, &j);
 }
 
