@@ -116,17 +116,22 @@ void wkv7_prepare(const wkv7_prep *p, int A, int N) {
     float *sigw = p->sigw, *alpha = p->alpha, *a = p->a, *b = p->b, *k = p->k, *kappa_out = p->kappa;
     const float *k_raw = p->k_raw, *k_k = p->k_k, *k_a = p->k_a;
     /* the exponentials on the kernel variant's vectors (libm's, one call per
-     * element, was 7% of a prompt) */
+     * element, was 7% of a prompt); `omp simd` on the element-wise loops, whose
+     * arrays the compiler could not prove apart (each element's bits as before) */
+#pragma omp simd
     for (int i = 0; i < A; i++) sigw[i] += p->w0[i], alpha[i] += p->a0[i];
     sigmoid_inplace(sigw, (size_t)A);
     sigmoid_inplace(alpha, (size_t)A);
+#pragma omp simd
     for (int i = 0; i < A; i++) p->decay[i] = sigw[i] * -WKV7_DECAY_SCALE;
     exp_inplace(p->decay, (size_t)A);
     if (p->v0) {
         float *gate = p->vgate, *v = p->v;
         const float *raw = p->v_raw, *first = p->v_first;
+#pragma omp simd
         for (int i = 0; i < A; i++) gate[i] += p->v0[i];
         sigmoid_inplace(gate, (size_t)A);
+#pragma omp simd
         for (int i = 0; i < A; i++) v[i] = raw[i] + (first[i] - raw[i]) * gate[i];
     }
     for (int c = 0; c < A; c += N) {

@@ -221,7 +221,9 @@ static void lora_backward(rwkv7_train_ctx *c, const float *M, int in, int out, c
         for (int q = 0; q < out; q++) dM[(size_t)r * out + q] += c->dwt[(size_t)q * in + r];
 }
 
-/* The per-token work of one block, one row (token) per call. */
+/* The per-token work of one block, one row (token) per call. Its loops read
+ * and write more arrays than the compiler will check for overlap at run
+ * time, so it left them scalar: `omp simd` says they do not overlap. */
 typedef struct row_job {
     rwkv7_train_ctx *c;
     const float *P;
@@ -263,7 +265,9 @@ static void finish_row(void *p, int n) {
     for (int h = 0; h < c->H; h++) {
         const int b = h * c->hs, e = b + c->hs;
         float bonus = 0.0f;
+#pragma omp simd reduction(+ : bonus)
         for (int i = b; i < e; i++) bonus += r[i] * k[i] * rk[i];
+#pragma omp simd
         for (int i = b; i < e; i++) out[i] = (yn[i] + bonus * v[i]) * g[i];
     }
 }
@@ -282,7 +286,9 @@ static void finish_backward_row(void *p, int n) {
     for (int h = 0; h < c->H; h++) {
         const int b = h * c->hs, e = b + c->hs;
         float bonus = 0.0f, dbonus = 0.0f;
+#pragma omp simd reduction(+ : bonus)
         for (int i = b; i < e; i++) bonus += r[i] * k[i] * rk[i];
+#pragma omp simd reduction(+ : dbonus)
         for (int i = b; i < e; i++) {
             const float dq = dout[i] * g[i];
             dg[i] = dout[i] * (yn[i] + bonus * v[i]);
@@ -290,6 +296,7 @@ static void finish_backward_row(void *p, int n) {
             dv[i] = dq * bonus;
             dbonus += dq * v[i];
         }
+#pragma omp simd
         for (int i = b; i < e; i++) {
             dr[i] = dbonus * k[i] * rk[i];
             dk[i] = dbonus * r[i] * rk[i];
@@ -316,6 +323,7 @@ static void prepare_backward_row(void *p, int n) {
     float *restrict gr = c->g_r + o, *restrict gw = c->g_w + o, *restrict gk = c->g_k + o, *restrict gv = c->g_v + o;
     float *restrict ga = c->g_a + o, *restrict gb = c->g_b + o, *restrict dvb = c->t_dvb + o;
     float *restrict dkb = c->t_dkb + o, *restrict dvf = c->dvfirst + o;
+#pragma omp simd
     for (int i = 0; i < C; i++) {
         const float dkm = gk[i] + dkb[i], dal = gb[i] * kap[i] + dkm * k0[i] * k_a[i];
         ga[i] = -ga[i] + gb[i] * al[i]; /* d kappa */
@@ -328,6 +336,7 @@ static void prepare_backward_row(void *p, int n) {
     }
     if (j->l > 0) { /* v = vraw + (v_first - vraw) vgate */
         const float *restrict vg = a->vgate + o, *restrict vf = c->act[0].v + o, *restrict vr = a->vraw + o;
+#pragma omp simd
         for (int i = 0; i < C; i++) {
             const float dv = gv[i];
             dvb[i] = dv * (vf[i] - vr[i]) * vg[i] * (1.0f - vg[i]);
@@ -335,6 +344,7 @@ static void prepare_backward_row(void *p, int n) {
             gv[i] = dv * (1.0f - vg[i]);
         }
     } else {
+#pragma omp simd
         for (int i = 0; i < C; i++) gv[i] += dvf[i];
     }
     /* kappa = kk / max(|kk|, eps) per head, kk = k0 k_k */
@@ -343,7 +353,9 @@ static void prepare_backward_row(void *p, int n) {
         const float norm = a->knorm[(size_t)n * c->H + h], inv = 1.0f / (norm > WKV7_KK_EPS ? norm : WKV7_KK_EPS);
         float dot = 0.0f;
         if (norm > WKV7_KK_EPS)
+#pragma omp simd reduction(+ : dot)
             for (int i = b; i < e; i++) dot += kap[i] * ga[i];
+#pragma omp simd
         for (int i = b; i < e; i++) {
             const float dkk = (ga[i] - kap[i] * dot) * inv;
             gk[i] += dkk * k_k[i];
