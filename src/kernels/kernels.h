@@ -209,7 +209,7 @@ typedef struct kernel_ops {
     /* Two rows of one token at once (kernels/wkv.h, wkv7_pair_fn), the same
      * bits as wkv7_row; NULL where the variant has none. */
     void (*wkv7_pair)(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
-                      const float *a, const float *b, float *s, float *y);
+                      const float *a, const float *b, const float *s, float *s_out, float *y);
     /* The backward of one chunk of one (sequence, head) pair of the RWKV-7
      * training WKV (kernels/wkv7_train.c, wkv7_chunk_grad in kernels/wkv.h). */
     void (*wkv7_backward_chunk)(const struct wkv7_chunk_grad *g);

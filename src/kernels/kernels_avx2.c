@@ -657,11 +657,11 @@ static inline float row_sum(__m256 p) {
 }
 
 static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
-                        const float *a, const float *b, float *s, float *y) {
+                        const float *a, const float *b, const float *s, float *s_out, float *y) {
     (void)A;
     const size_t o = (size_t)h * (size_t)N;
     r += o, w += o, k += o, a += o, b += o;
-    float *s1 = s + N;
+    const float *s1 = s + N;
     __m256 p0 = _mm256_setzero_ps(), p1 = p0;
     for (int j = 0; j < N; j += WKV7_PAIR_STEP) {
         const __m256 aj = _mm256_loadu_ps(a + j);
@@ -678,8 +678,8 @@ static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float 
                                         _mm256_mul_ps(v0, kj));
         const __m256 n1 = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(s1 + j), wj), _mm256_mul_ps(sa1, bj)),
                                         _mm256_mul_ps(v1, kj));
-        _mm256_storeu_ps(s + j, n0);
-        _mm256_storeu_ps(s1 + j, n1);
+        _mm256_storeu_ps(s_out + j, n0);
+        _mm256_storeu_ps(s_out + N + j, n1);
         p0 = _mm256_add_ps(p0, _mm256_mul_ps(n0, rj));
         p1 = _mm256_add_ps(p1, _mm256_mul_ps(n1, rj));
     }

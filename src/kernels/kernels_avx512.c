@@ -725,7 +725,7 @@ static inline __m512 pair_sums(__m512 p) {
 }
 
 static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
-                        const float *a, const float *b, float *s, float *y) {
+                        const float *a, const float *b, const float *s, float *s_out, float *y) {
     (void)A;
     const size_t o = (size_t)h * (size_t)N;
     r += o, w += o, k += o, a += o, b += o;
@@ -738,8 +738,8 @@ static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float 
         const __m512 sj = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(pair_load(s + j, N), head_load(w + j)),
                                                       _mm512_mul_ps(sa, head_load(b + j))),
                                         _mm512_mul_ps(vi, head_load(k + j)));
-        _mm256_storeu_ps(s + j, _mm512_castps512_ps256(sj));
-        _mm256_storeu_ps(s + N + j, _mm512_extractf32x8_ps(sj, 1));
+        _mm256_storeu_ps(s_out + j, _mm512_castps512_ps256(sj));
+        _mm256_storeu_ps(s_out + N + j, _mm512_extractf32x8_ps(sj, 1));
         p = _mm512_add_ps(p, _mm512_mul_ps(sj, head_load(r + j)));
     }
     const __m512 acc = pair_sums(p);

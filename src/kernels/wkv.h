@@ -205,7 +205,9 @@ enum { WKV7_BLOCK_ROWS = 16, WKV7_BLOCK_MAX_N = 256, WKV7_BLOCK_MIN_T = 4 };
 typedef void (*wkv7_block_fn)(int T, int A, int N, int h, int i0, const float *r, const float *w, const float *k,
                               const float *v, const float *a, const float *b, float *S, float *y);
 /* Rows i and i + 1 of head h (s: row i's state, row i + 1's N floats
- * after it) for one token: wkv7_row's arithmetic in its order for each, the
+ * after it; s_out: where their states after the token go, s itself or two
+ * rows elsewhere, so that the training's recomputation of a chunk's states
+ * needs no copy) for one token: wkv7_row's arithmetic in its order for each, the
  * two rows' partial sums side by side in one vector, so the same bits. A
  * decode step of one token, where the blocks' transposes would cost more
  * than the rows: row by row, each row's dot products are chains of
@@ -213,7 +215,7 @@ typedef void (*wkv7_block_fn)(int T, int A, int N, int h, int i0, const float *r
  * WKV7_PAIR_STEP. */
 enum { WKV7_PAIR_STEP = 8 };
 typedef void (*wkv7_pair_fn)(int A, int N, int h, int i, const float *r, const float *w, const float *k,
-                             const float *v, const float *a, const float *b, float *s, float *y);
+                             const float *v, const float *a, const float *b, const float *s, float *s_out, float *y);
 static inline int wkv7_pair_fits(wkv7_pair_fn fn, int T, int N) { return fn && T == 1 && N % WKV7_PAIR_STEP == 0; }
 
 /* Whether fn (a variant's wkv7_block, or NULL) takes T tokens of heads of N;

@@ -79,8 +79,8 @@ static void wkv7_job_block(void *p, int block) {
 static void wkv7_job_pair(void *p, int pair) {
     const wkv7_job *j = p;
     const int row = 2 * pair;
-    j->pair_fn(j->A, j->N, row / j->N, row % j->N, j->r, j->w, j->k, j->v, j->a, j->b, j->S + (size_t)row * j->N,
-               j->y);
+    float *s = j->S + (size_t)row * j->N;
+    j->pair_fn(j->A, j->N, row / j->N, row % j->N, j->r, j->w, j->k, j->v, j->a, j->b, s, s, j->y);
 }
 
 void wkv7_forward_with(const kernel_ops *ops, int T, int H, int N, const float *r, const float *w, const float *k,

@@ -205,9 +205,32 @@ __attribute__((target("avx2,fma"))) void wkv7_backward_chunk_avx2(const wkv7_chu
 }
 #endif
 
+/* states[s + 1] = the state after step s of a chunk of len steps from
+ * states[0], with the forward's own rows (so the forward's states, bit for
+ * bit): two rows a call where the variant has the pair kernel, which writes
+ * them straight into the next state; else row by row in place on a copy. */
+static void recompute_chunk(const wkv7_batch *j, size_t o0, int len, float *states, float *ytmp) {
+    const int N = j->N, A = j->H * j->N;
+    const size_t NN = (size_t)N * N;
+    for (int s = 0; s < len; s++) {
+        const size_t o = o0 + (size_t)s * A;
+        const float *prev = states + (size_t)s * NN;
+        float *next = states + (size_t)(s + 1) * NN;
+        if (wkv7_pair_fits(j->pair_fn, 1, N)) {
+            for (int i = 0; i < N; i += 2)
+                j->pair_fn(A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
+                           prev + (size_t)i * N, next + (size_t)i * N, ytmp);
+            continue;
+        }
+        memcpy(next, prev, sizeof(float) * NN);
+        for (int i = 0; i < N; i++)
+            j->row_fn(1, A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
+                      next + (size_t)i * N, ytmp);
+    }
+}
+
 /* Pair p = (b, h) backwards, chunk by chunk from the last: the chunk's
- * states are recomputed from its checkpoint with the forward's own rows (so
- * they are the forward's states, bit for bit), then the variant's chunk
+ * states are recomputed from its checkpoint, then the variant's chunk
  * backward walks them. */
 static void backward_pair(const wkv7_batch *j, int p, float *mem) {
     const int b = p / j->H, h = p % j->H, N = j->N, A = j->H * j->N;
@@ -219,19 +242,7 @@ static void backward_pair(const wkv7_batch *j, int p, float *mem) {
         const int t0 = c * WKV7_CHUNK, len = j->T - t0 < WKV7_CHUNK ? j->T - t0 : WKV7_CHUNK;
         const size_t o0 = ((size_t)b * j->T + (size_t)t0) * (size_t)A + (size_t)h * N;
         memcpy(states, checkpoint_of(j, b, h, c), sizeof(float) * NN);
-        for (int s = 0; s < len; s++) { /* states[s + 1] = S after step t0 + s */
-            const size_t o = o0 + (size_t)s * A;
-            float *next = states + (size_t)(s + 1) * NN;
-            memcpy(next, states + (size_t)s * NN, sizeof(float) * NN);
-            if (wkv7_pair_fits(j->pair_fn, 1, N))
-                for (int i = 0; i < N; i += 2)
-                    j->pair_fn(A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
-                               next + (size_t)i * N, ytmp);
-            else
-                for (int i = 0; i < N; i++)
-                    j->row_fn(1, A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
-                              next + (size_t)i * N, ytmp);
-        }
+        recompute_chunk(j, o0, len, states, ytmp);
         const wkv7_chunk_grad g = {len,        A,          N,          j->r + o0,  j->w + o0,  j->k + o0,
                                    j->v + o0,  j->a + o0,  j->b + o0,  j->dy + o0, states,     j->dr + o0,
                                    j->dw + o0, j->dk + o0, j->dv + o0, j->da + o0, j->db + o0, dS};
