@@ -9,9 +9,10 @@
  * forward and the backward's recomputation of the states must equal the
  * inference rows), so here a vector holds 16 elements of a row, and the
  * three dot products of four rows are summed together, four vectors folded
- * into four sums at once. Results agree with the reference within rounding
- * and do not depend on the thread count (each chunk's sums run in a fixed
- * order). Heads whose size is not a multiple of 16 take the AVX2 build. */
+ * into four sums at once; each step's second pass runs inside the next
+ * step's first (first_pass below). Results agree with the reference within
+ * rounding and do not depend on the thread count (each chunk's sums run in a
+ * fixed order). Heads whose size is not a multiple of 16 take the AVX2 build. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 
 #ifdef __clang__
