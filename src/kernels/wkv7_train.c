@@ -253,20 +253,32 @@ static void backward_pair(const wkv7_batch *j, int p, float *mem) {
 static void forward_job(void *ctx, int job) {
     const wkv7_batch *j = ctx;
     float *S = j->scratch + (size_t)job * wkv7_scratch_floats(j->N, 1);
-    for (int p = job; p < j->B * j->H; p += j->jobs) forward_pair(j, p, S);
+    const int P = j->B * j->H;
+    for (int p = job * P / j->jobs; p < (job + 1) * P / j->jobs; p++) forward_pair(j, p, S);
 }
 
 static void backward_job(void *ctx, int job) {
     const wkv7_batch *j = ctx;
     float *mem = j->scratch + (size_t)job * wkv7_scratch_floats(j->N, 1);
-    for (int p = job; p < j->B * j->H; p += j->jobs) backward_pair(j, p, mem);
+    const int P = j->B * j->H;
+    for (int p = job * P / j->jobs; p < (job + 1) * P / j->jobs; p++) backward_pair(j, p, mem);
 }
 
-/* Each job handles the pairs job, job + jobs, ...; a pair's results do not
- * depend on which job ran it, so any thread count gives the same bits. */
+/* Each job handles a contiguous range of pairs, so whole sequences; a pair's
+ * results do not depend on which job ran it, so any thread count gives the
+ * same bits. The jobs run pinned (each thread the same jobs every call, as
+ * the training's per-token rows do, `run_rows` in train/rwkv7_grad.c): a
+ * thread then reads the rows it wrote, and the forward's checkpoints are in
+ * its own cache in the backward. Two threads, RWKV-7 6 x 256, ctx 128, batch
+ * 8: 4-5% more tokens/s than pairs dealt round-robin and claimed as they came. */
 static int jobs_for(int B, int H, int n_threads) {
     const int pairs = B * H, nt = n_threads > 0 ? n_threads : 1;
     return pairs < nt ? pairs : nt;
+}
+
+static void run_jobs(wkv7_batch *j, parallel_fn fn) {
+    if (j->jobs <= PARALLEL_PINNED_MAX) parallel_for_pinned(j->jobs, j->jobs, fn, j);
+    else parallel_for(j->jobs, j->jobs, fn, j);
 }
 
 void wkv7_forward_batch(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,
@@ -274,7 +286,7 @@ void wkv7_forward_batch(int B, int T, int H, int N, const float *r, const float 
     const kernel_ops *ops = kernels_active();
     wkv7_batch j = {ops->wkv7_row, ops->wkv7_block, NULL, NULL, B, T, H, N, jobs_for(B, H, n_threads), r, w, k, v,
                     a, b, NULL, ckpt, y, NULL, NULL, NULL, NULL, NULL, NULL, scratch};
-    parallel_for(j.jobs, j.jobs, forward_job, &j);
+    run_jobs(&j, forward_job);
 }
 
 void wkv7_backward_with(const kernel_ops *ops, int B, int T, int H, int N, const float *r, const float *w,
@@ -286,7 +298,7 @@ void wkv7_backward_with(const kernel_ops *ops, int B, int T, int H, int N, const
     wkv7_batch j = {active->wkv7_row, NULL, active->wkv7_pair, ops->wkv7_backward_chunk, B, T, H, N,
                     jobs_for(B, H, n_threads), r, w, k, v, a, b, dy, (float *)ckpt, NULL, dr, dw, dk, dv, da, db,
                     scratch};
-    parallel_for(j.jobs, j.jobs, backward_job, &j);
+    run_jobs(&j, backward_job);
 }
 
 void wkv7_backward(int B, int T, int H, int N, const float *r, const float *w, const float *k, const float *v,

@@ -364,9 +364,12 @@ static void prepare_backward_row(void *p, int n) {
     }
 }
 
+/* Pinned: each thread takes the same tokens every call, so it reads the rows
+ * it wrote, and the WKV's jobs (also pinned, over whole sequences) meet the
+ * same threads' rows (kernels/wkv7_train.c). */
 static void run_rows(rwkv7_train_ctx *c, const float *P, int l, parallel_row_fn fn, size_t work) {
     row_job j = {c, P, &c->blk[l], &c->act[l], l};
-    parallel_rows(c->nt, c->N, work * (size_t)c->C, fn, &j);
+    parallel_rows_pinned(c->nt, c->N, work * (size_t)c->C, fn, &j);
 }
 
 static void map_inplace(float *x, size_t n, float (*f)(float)) {
