@@ -250,22 +250,22 @@ void layernorm_backward(const float *x, const float *w, const float *dy, int N, 
     group_norm_backward(x, w, dy, N, C, 1, LN_EPS, dx, dw, db, scratch, nt);
 }
 
-/* A full stripe's loop has a constant width, so the compiler vectorizes it
- * across the columns (each column's sum in the same order as the scalar loop). */
+/* acc[j] += the rows' column c0 + j, j < wd. */
+static inline __attribute__((always_inline)) void add_rows(const rows_args *a, int c0, int wd, double *acc) {
+    for (int n = 0; n < a->N; n++) {
+        const float *xr = a->x + (size_t)n * a->C + c0;
+        for (int j = 0; j < wd; j++) acc[j] += xr[j];
+    }
+}
+
+/* A full stripe takes add_rows with a constant width, so the compiler
+ * vectorizes it across the columns (each column's sum in the same order). */
 SIMD_CLONES
 static void sum_rows_stripe(void *p, int c0, int wd) {
     const rows_args *a = p; /* x = rows, dw = out */
     double acc[CS] = {0};
-    if (wd == CS)
-        for (int n = 0; n < a->N; n++) {
-            const float *xr = a->x + (size_t)n * a->C + c0;
-            for (int j = 0; j < CS; j++) acc[j] += xr[j];
-        }
-    else
-        for (int n = 0; n < a->N; n++) {
-            const float *xr = a->x + (size_t)n * a->C + c0;
-            for (int j = 0; j < wd; j++) acc[j] += xr[j];
-        }
+    if (wd == CS) add_rows(a, c0, CS, acc);
+    else add_rows(a, c0, wd, acc);
     for (int j = 0; j < wd; j++) a->dw[c0 + j] += (float)acc[j];
 }
 

@@ -212,11 +212,12 @@ __attribute__((target("avx2,fma"))) void wkv7_backward_chunk_avx2(const wkv7_chu
 static void recompute_chunk(const wkv7_batch *j, size_t o0, int len, float *states, float *ytmp) {
     const int N = j->N, A = j->H * j->N;
     const size_t NN = (size_t)N * N;
+    const int pairs = wkv7_pair_fits(j->pair_fn, 1, N);
     for (int s = 0; s < len; s++) {
         const size_t o = o0 + (size_t)s * A;
         const float *prev = states + (size_t)s * NN;
         float *next = states + (size_t)(s + 1) * NN;
-        if (wkv7_pair_fits(j->pair_fn, 1, N)) {
+        if (pairs) {
             for (int i = 0; i < N; i += 2)
                 j->pair_fn(A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
                            prev + (size_t)i * N, next + (size_t)i * N, ytmp);
