@@ -1,7 +1,8 @@
 /* Anonymous memory on 2 MB boundaries, marked for transparent huge pages:
  * long read-mostly buffers (a model's load-time copies, the read-bandwidth
  * probe) then take one TLB entry per 2 MB instead of 512 (docs/perf.md,
- * change 33). */
+ * change 33), and so do the training step's activations and gradients, which
+ * its products read and write a row apart (change 65). */
 #ifndef RWKV_CORE_HUGE_PAGES_H
 #define RWKV_CORE_HUGE_PAGES_H
 

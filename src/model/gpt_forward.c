@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/huge_pages.h"
 #include "core/machine.h"
 #include "kernels/train_ops.h"
 #include "kernels/transformer_ops.h"
@@ -17,7 +18,7 @@ void gpt_train_ctx_free(gpt_train_ctx *c) {
     free(c->pos);
     free(c->xin);
     free(c->ln1);
-    free(c->block);
+    huge_pages_unmap(c->block, c->block_bytes);
     free(c);
 }
 
@@ -69,7 +70,7 @@ rwkv_status gpt_train_ctx_new(const gpt_shape *shape, int B, int T, int n_thread
                            (size_t)B * H * T};
     size_t total = (L + 1) * R16(N * C) + L * per_layer;
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) total += R16(rest[i]);
-    if (total > ((size_t)1 << 36) / sizeof(float) || !(c->block = malloc(total * sizeof(float)))) {
+    if (total > ((size_t)1 << 36) / sizeof(float) || !(c->block = huge_pages_map(total * sizeof(float), &c->block_bytes))) {
         gpt_train_ctx_free(c);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "gpt: cannot allocate %zu MB of activations",
                          total * sizeof(float) >> 20);

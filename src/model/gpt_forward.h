@@ -32,7 +32,7 @@ struct gpt_train_ctx {
     float *lnf, *logits, *lse, *rowloss;
     float *tmp, *dx, *dln, *dy, *dqkv, *dh, *norm_scratch, *scratch; /* norm_scratch: train_scratch_floats(C) */
     float *block;
-    size_t bytes;
+    size_t bytes, block_bytes; /* the activations' size; as huge_pages_map mapped them */
 };
 
 /* The parameter (or gradient) `idx` inside a flat buffer. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/huge_pages.h"
 #include "core/machine.h"
 #include "kernels/train_ops.h"
 
@@ -16,6 +17,7 @@ typedef struct cpu_engine {
     adam_group *groups;
     size_t n;
     float *params, *grads, *m, *v;
+    size_t grads_bytes; /* as huge_pages_map mapped the gradients */
     void *ctx, *ctx_rem; /* the architecture's training contexts (full batch, last validation batch) */
 } cpu_engine;
 
@@ -26,7 +28,7 @@ static void cpu_free(train_engine *e) {
     if (c->ctx_rem) c->cfg.arch->ctx_free(c->ctx_rem);
     free(c->groups);
     free(c->params);
-    free(c->grads);
+    huge_pages_unmap(c->grads, c->grads_bytes);
     free(c->m);
     free(c->v);
     free(c);
@@ -109,7 +111,8 @@ rwkv_status train_engine_new_cpu(const train_engine_config *cfg, float *params, 
         c->params = params;
         c->m = m ? m : calloc(n + 1, sizeof(float));
         c->v = v ? v : calloc(n + 1, sizeof(float));
-        c->grads = calloc(n + 1, sizeof(float));
+        /* in 2 MB pages: the weight gradients' products write them a row apart */
+        c->grads = huge_pages_map((n + 1) * sizeof(float), &c->grads_bytes);
         c->groups = malloc(((size_t)cfg->n_groups + 1) * sizeof *c->groups);
     }
     if (!c || !c->m || !c->v || !c->grads || !c->groups) {

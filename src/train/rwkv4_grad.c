@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/huge_pages.h"
 #include "kernels/kernels_train.h"
 #include "core/machine.h"
 #include "kernels/train_ops.h"
@@ -162,6 +163,7 @@ struct rwkv4_train_ctx {
     float *decay;                     /* [A] d = -exp(time_decay) */
     float *zeros;                     /* [C] token shift's z[-1] */
     float *arena;
+    size_t arena_bytes; /* as huge_pages_map mapped it */
 };
 
 #define NO_OFFSET ((size_t)-1)
@@ -239,8 +241,8 @@ rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_
     const size_t total = (size_t)c->L * (6 * R16(N * C) + 4 * R16(N * A) + R16(N * F)) +
                          8 * R16(N * C) + 3 * R16(N * A) + R16(N * F) + R16(N * V) +
                          2 * R16(N) + R16(train_scratch_floats(C)) + R16(3 * (size_t)B * A) + R16(A) + R16(C);
-    if (posix_memalign((void **)&c->arena, 64, total * sizeof(float)) != 0) {
-        c->arena = NULL;
+    /* in 2 MB pages: the products read and write these a row apart (core/huge_pages.h) */
+    if (!(c->arena = huge_pages_map(total * sizeof(float), &c->arena_bytes))) {
         rwkv4_train_ctx_free(c);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (%.1f MiB of activations)",
                          (double)total * sizeof(float) / (1 << 20));
@@ -273,7 +275,7 @@ rwkv_status rwkv4_train_ctx_new(const param_layout *layout, int B, int T, int n_
 
 void rwkv4_train_ctx_free(rwkv4_train_ctx *ctx) {
     if (!ctx) return;
-    free(ctx->arena);
+    huge_pages_unmap(ctx->arena, ctx->arena_bytes);
     free(ctx->blk);
     free(ctx->act);
     free(ctx);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/huge_pages.h"
 #include "core/machine.h"
 #include "kernels/kernels_train.h"
 #include "kernels/simd_clones.h"
@@ -57,6 +58,7 @@ struct rwkv7_train_ctx {
     float *wt, *dwt;                     /* [Dmax][C] a LoRA factor transposed, its gradient */
     float *scratch, *mu, *dmu, *zeros, *wkv_scratch; /* scratch: the norms' row-block sums */
     float *arena;
+    size_t arena_bytes; /* as huge_pages_map mapped it */
 };
 
 #define NO_OFFSET ((size_t)-1)
@@ -161,8 +163,8 @@ rwkv_status rwkv7_train_ctx_new(const rwkv7_shape *shape, const param_layout *la
         return rwkv_fail(err, RWKV_ERR_ARG, "parameter layout is not an RWKV-7 layout of this shape");
     }
     const size_t total = carve(c, &s, NULL);
-    if ((double)total > 1e14 || posix_memalign((void **)&c->arena, 64, total * sizeof(float)) != 0) {
-        c->arena = NULL;
+    /* in 2 MB pages: the products read and write these a row apart (core/huge_pages.h) */
+    if ((double)total > 1e14 || !(c->arena = huge_pages_map(total * sizeof(float), &c->arena_bytes))) {
         rwkv7_train_ctx_free(c);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "out of memory (%.1f MiB of activations)",
                          (double)total * sizeof(float) / (1 << 20));
@@ -175,7 +177,7 @@ rwkv_status rwkv7_train_ctx_new(const rwkv7_shape *shape, const param_layout *la
 
 void rwkv7_train_ctx_free(rwkv7_train_ctx *ctx) {
     if (!ctx) return;
-    free(ctx->arena);
+    huge_pages_unmap(ctx->arena, ctx->arena_bytes);
     free(ctx->blk);
     free(ctx->act);
     free(ctx);
