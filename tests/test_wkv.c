@@ -373,8 +373,8 @@ static void test_wkv5_wkv7(void) {
 /* The RWKV-7 rows in blocks (kernel_ops.wkv7_block: rows in the lanes of a
  * vector, from WKV7_BLOCK_MIN_T tokens on) give the scalar rows' bits, and
  * so does the token-at-a-time path (kernel_ops.wkv7_pair: two rows a
- * vector), at the heads of the released models (64), of 32 and of 40 (pairs
- * but no blocks). */
+ * vector, with y or the states alone), at the heads of the released models
+ * (64), of 32 and of 40 (pairs but no blocks). */
 static void test_wkv7_blocks(void) {
     enum { T = 21, H = 2, NMAX = 64 };
     rng_state = 7;
@@ -405,6 +405,17 @@ static void test_wkv7_blocks(void) {
             }
             CHECK(memcmp(yv, ys, sizeof(float) * T * A) == 0 && memcmp(Sv, Ss, sizeof(float) * H * N * N) == 0,
                   "N %d: %s token by token differs from the sequence", N, (*kv)->name);
+            if (!wkv7_pair_fits((*kv)->wkv7_pair, 1, N)) continue;
+            /* the states alone (no y), as the training's recomputation asks */
+            memcpy(Sv, S0, sizeof(float) * H * N * N);
+            for (int t = 0; t < T; t++)
+                for (int h = 0; h < H; h++)
+                    for (int i = 0; i < N; i += 2) {
+                        const size_t o = (size_t)t * A;
+                        float *s = Sv + ((size_t)h * N + i) * N;
+                        (*kv)->wkv7_pair(A, N, h, i, r + o, w + o, k + o, v + o, a + o, b + o, s, s, NULL);
+                    }
+            CHECK(memcmp(Sv, Ss, sizeof(float) * H * N * N) == 0, "N %d: %s pairs without y differ", N, (*kv)->name);
         }
     }
     if (!ran) SKIP("no variant with row blocks or pairs runs on this CPU");

@@ -656,9 +656,11 @@ static inline float row_sum(__m256 p) {
     return _mm256_cvtss_f32(_mm256_add_ps(u, _mm256_permute2f128_ps(u, u, 0x01)));
 }
 
-static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
-                        const float *a, const float *b, const float *s, float *s_out, float *y) {
-    (void)A;
+/* with_y 0: the state alone (y NULL), the r dot products skipped */
+static inline __attribute__((always_inline)) void pair_body(int N, int h, int i, const float *r, const float *w,
+                                                            const float *k, const float *v, const float *a,
+                                                            const float *b, const float *s, float *s_out, float *y,
+                                                            const int with_y) {
     const size_t o = (size_t)h * (size_t)N;
     r += o, w += o, k += o, a += o, b += o;
     const float *s1 = s + N;
@@ -673,18 +675,28 @@ static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float 
     p0 = p1 = _mm256_setzero_ps();
     for (int j = 0; j < N; j += WKV7_PAIR_STEP) {
         const __m256 wj = _mm256_loadu_ps(w + j), bj = _mm256_loadu_ps(b + j), kj = _mm256_loadu_ps(k + j);
-        const __m256 rj = _mm256_loadu_ps(r + j);
         const __m256 n0 = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), wj), _mm256_mul_ps(sa0, bj)),
                                         _mm256_mul_ps(v0, kj));
         const __m256 n1 = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(s1 + j), wj), _mm256_mul_ps(sa1, bj)),
                                         _mm256_mul_ps(v1, kj));
         _mm256_storeu_ps(s_out + j, n0);
         _mm256_storeu_ps(s_out + N + j, n1);
-        p0 = _mm256_add_ps(p0, _mm256_mul_ps(n0, rj));
-        p1 = _mm256_add_ps(p1, _mm256_mul_ps(n1, rj));
+        if (with_y) {
+            const __m256 rj = _mm256_loadu_ps(r + j);
+            p0 = _mm256_add_ps(p0, _mm256_mul_ps(n0, rj));
+            p1 = _mm256_add_ps(p1, _mm256_mul_ps(n1, rj));
+        }
     }
+    if (!with_y) return;
     y[o + i] = row_sum(p0);
     y[o + i + 1] = row_sum(p1);
+}
+
+static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
+                        const float *a, const float *b, const float *s, float *s_out, float *y) {
+    (void)A;
+    if (y) pair_body(N, h, i, r, w, k, v, a, b, s, s_out, y, 1);
+    else pair_body(N, h, i, r, w, k, v, a, b, s, s_out, NULL, 0);
 }
 
 const kernel_ops kernels_avx2 = {

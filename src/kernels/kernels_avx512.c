@@ -724,9 +724,11 @@ static inline __m512 pair_sums(__m512 p) {
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8), v);
 }
 
-static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
-                        const float *a, const float *b, const float *s, float *s_out, float *y) {
-    (void)A;
+/* with_y 0: the state alone (y NULL), the r dot products skipped */
+static inline __attribute__((always_inline)) void pair_body(int N, int h, int i, const float *r, const float *w,
+                                                            const float *k, const float *v, const float *a,
+                                                            const float *b, const float *s, float *s_out, float *y,
+                                                            const int with_y) {
     const size_t o = (size_t)h * (size_t)N;
     r += o, w += o, k += o, a += o, b += o;
     __m512 p = _mm512_setzero_ps();
@@ -740,11 +742,19 @@ static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float 
                                         _mm512_mul_ps(vi, head_load(k + j)));
         _mm256_storeu_ps(s_out + j, _mm512_castps512_ps256(sj));
         _mm256_storeu_ps(s_out + N + j, _mm512_extractf32x8_ps(sj, 1));
-        p = _mm512_add_ps(p, _mm512_mul_ps(sj, head_load(r + j)));
+        if (with_y) p = _mm512_add_ps(p, _mm512_mul_ps(sj, head_load(r + j)));
     }
+    if (!with_y) return;
     const __m512 acc = pair_sums(p);
     y[o + i] = _mm512_cvtss_f32(acc);
     y[o + i + 1] = _mm512_cvtss_f32(_mm512_castps256_ps512(_mm512_extractf32x8_ps(acc, 1)));
+}
+
+static void wkv7_pair_v(int A, int N, int h, int i, const float *r, const float *w, const float *k, const float *v,
+                        const float *a, const float *b, const float *s, float *s_out, float *y) {
+    (void)A;
+    if (y) pair_body(N, h, i, r, w, k, v, a, b, s, s_out, y, 1);
+    else pair_body(N, h, i, r, w, k, v, a, b, s, s_out, NULL, 0);
 }
 
 /* ---- element-wise ------------------------------------------------------- */

@@ -212,7 +212,8 @@ typedef void (*wkv7_block_fn)(int T, int A, int N, int h, int i0, const float *r
  * decode step of one token, where the blocks' transposes would cost more
  * than the rows: row by row, each row's dot products are chains of
  * dependent additions and half a vector wide. For N a multiple of
- * WKV7_PAIR_STEP. */
+ * WKV7_PAIR_STEP. y NULL: the states alone (the training's recomputation,
+ * which needs no outputs), the same bits. */
 enum { WKV7_PAIR_STEP = 8 };
 typedef void (*wkv7_pair_fn)(int A, int N, int h, int i, const float *r, const float *w, const float *k,
                              const float *v, const float *a, const float *b, const float *s, float *s_out, float *y);

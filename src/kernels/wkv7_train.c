@@ -220,7 +220,7 @@ static void recompute_chunk(const wkv7_batch *j, size_t o0, int len, float *stat
         if (pairs) {
             for (int i = 0; i < N; i += 2)
                 j->pair_fn(A, N, 0, i, j->r + o, j->w + o, j->k + o, j->v + o, j->a + o, j->b + o,
-                           prev + (size_t)i * N, next + (size_t)i * N, ytmp);
+                           prev + (size_t)i * N, next + (size_t)i * N, NULL);
             continue;
         }
         memcpy(next, prev, sizeof(float) * NN);
