@@ -55,7 +55,6 @@ struct rwkv7_train_ctx {
     float *t_ka, *t_kb, *t_yn, *t_out, *t_dg, *t_dyn, *t_dvb, *t_drb, *t_dkb, *t_drk, *t_dy; /* [N][C] */
     float *g_r, *g_w, *g_k, *g_v, *g_a, *g_b, *dvfirst; /* [N][C] */
     float *sd;                           /* [N][max(F, ranks)] */
-    float *wt, *dwt;                     /* [Dmax][C] a LoRA factor transposed, its gradient */
     float *scratch, *mu, *dmu, *zeros, *wkv_scratch; /* scratch: the norms' row-block sums */
     float *arena;
     size_t arena_bytes; /* as huge_pages_map mapped it */
@@ -124,7 +123,6 @@ static size_t carve(rwkv7_train_ctx *c, const rwkv7_shape *s, float *arena) {
                     &c->g_r,   &c->g_w,   &c->g_k,   &c->g_v,   &c->g_a,   &c->g_b,   &c->dvfirst};
     for (size_t i = 0; i < sizeof nc / sizeof nc[0]; i++) TAKE(*nc[i], N * C);
     TAKE(c->sd, N * (size_t)(c->Dmax > c->F ? c->Dmax : c->F));
-    TAKE(c->wt, (size_t)c->Dmax * C), TAKE(c->dwt, (size_t)c->Dmax * C);
     TAKE(c->scratch, train_scratch_floats(C)), TAKE(c->mu, C), TAKE(c->dmu, C), TAKE(c->zeros, C);
     TAKE(c->wkv_scratch, wkv7_scratch_floats(c->hs, c->nt));
 #undef TAKE
@@ -200,27 +198,18 @@ static void mix_backward(rwkv7_train_ctx *c, const float *z, const float *x, con
     for (int i = 0; i < c->C; i++) dx[i] -= c->dmu[i];
 }
 
-/* c->wt := Mᵀ [out][in], the linear layer of a LoRA factor M [in][out]. */
-static void transpose_to_wt(rwkv7_train_ctx *c, const float *M, int in, int out) {
-    for (int r = 0; r < in; r++)
-        for (int q = 0; q < out; q++) c->wt[(size_t)q * in + r] = M[(size_t)r * out + q];
-}
-
 /* Y[N][out] = X[N][in] @ M for a LoRA factor M [in][out] (the checkpoint's
- * layout), as the linear layer of Mᵀ. */
+ * layout): the input-gradient product of a linear layer whose weight is M,
+ * so M is read as stored (its panels hold what Mᵀ's would). */
 static void lora_forward(rwkv7_train_ctx *c, const float *M, int in, int out, const float *X, float *Y) {
-    transpose_to_wt(c, M, in, out);
-    linear_forward(c->wt, out, in, X, c->N, Y, c->nt);
+    matmul_backward_input(M, in, out, X, c->N, Y, c->nt);
 }
 
-/* dM += Xᵀ dY; dX = dY Mᵀ (dX may be X). */
+/* dM += Xᵀ dY; dX = dY Mᵀ (dX may be X: it is written last). */
 static void lora_backward(rwkv7_train_ctx *c, const float *M, int in, int out, const float *X, const float *dY,
                           float *dX, float *dM) {
-    transpose_to_wt(c, M, in, out);
-    memset(c->dwt, 0, sizeof(float) * (size_t)in * out);
-    linear_backward(c->wt, out, in, X, dY, c->N, dX, c->dwt, c->nt);
-    for (int r = 0; r < in; r++)
-        for (int q = 0; q < out; q++) dM[(size_t)r * out + q] += c->dwt[(size_t)q * in + r];
+    matmul_backward_weight(X, dY, c->N, in, out, dM, c->nt);
+    if (dX) matmul_forward_tiled(M, in, out, dY, c->N, dX, c->nt);
 }
 
 /* The per-token work of one block, one row (token) per call. Its loops read
