@@ -85,7 +85,10 @@ static inline __attribute__((always_inline)) void first_pass(const step *t, cons
         __m512 dr = _mm512_loadu_ps(t->dr + q), dk = _mm512_loadu_ps(t->dk + q);
         __m512 dw = _mm512_loadu_ps(t->dw + q), db = _mm512_loadu_ps(t->db + q);
         __m512 wl = _mm512_setzero_ps(), al = wl, dal = wl;
-        if (later) wl = _mm512_loadu_ps(later->w + q), al = _mm512_loadu_ps(later->a + q), dal = _mm512_loadu_ps(later->da + q);
+        if (later) {
+            wl = _mm512_loadu_ps(later->w + q), al = _mm512_loadu_ps(later->a + q);
+            dal = _mm512_loadu_ps(later->da + q);
+        }
 #pragma GCC unroll 4
         for (int m = 0; m < ROWS; m++) {
             const size_t e = (size_t)(i + m) * N + (size_t)q;

@@ -70,7 +70,8 @@ rwkv_status gpt_train_ctx_new(const gpt_shape *shape, int B, int T, int n_thread
                            (size_t)B * H * T};
     size_t total = (L + 1) * R16(N * C) + L * per_layer;
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) total += R16(rest[i]);
-    if (total > ((size_t)1 << 36) / sizeof(float) || !(c->block = huge_pages_map(total * sizeof(float), &c->block_bytes))) {
+    if (total > ((size_t)1 << 36) / sizeof(float) ||
+        !(c->block = huge_pages_map(total * sizeof(float), &c->block_bytes))) {
         gpt_train_ctx_free(c);
         return rwkv_fail(err, RWKV_ERR_NOMEM, "gpt: cannot allocate %zu MB of activations",
                          total * sizeof(float) >> 20);
